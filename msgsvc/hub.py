@@ -1,0 +1,304 @@
+"""The hub: who is online, the username log, and message routing.
+
+The hub knows no sockets and no wire format.  Protocols adapt it to the
+network (:mod:`msgsvc.server`); observers (the log, a GUI) subscribe to its
+events.  Persistence goes through a :class:`Store` that answers with
+Deferreds, so disk work never blocks routing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from msgsvc.wire import Code, Kind, ProtocolError, is_valid_username, username_key
+
+
+@dataclass
+class UserRecord:
+    """One entry of the cumulative username log."""
+
+    name: str
+    first_seen: float
+    last_seen: float
+
+
+@dataclass(frozen=True, eq=False)
+class Message:
+    """A routed text message.  Compared and hashed by identity."""
+
+    sender: str
+    kind: Kind
+    recipients: tuple[str, ...]  # empty for a broadcast
+    text: str
+
+
+@dataclass(frozen=True)
+class Report:
+    """What a sender is told: how many got it, which named users are offline."""
+
+    delivered: int
+    offline: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class UserView:
+    """A username log entry with its presence, as observers and clients see it."""
+
+    name: str
+    online: bool
+    first_seen: float
+    last_seen: float
+    peer: str | None  # the address of an online user
+    since: float | None  # when an online user registered
+
+
+class Participant(Protocol):
+    """A client connection as the hub sees it."""
+
+    def user_joined(self, name: str) -> None:
+        """``name`` came online."""
+
+    def user_left(self, name: str) -> None:
+        """``name`` went offline."""
+
+    def receive(self, message: Message) -> None:
+        """Deliver ``message``; the same object goes to every recipient."""
+
+
+class Store(Protocol):
+    """Where the username log persists."""
+
+    def record_seen(self, name: str, when: float) -> Deferred[None]:
+        """Add ``name`` to the log or move its last-seen time; fires once durable."""
+
+
+@dataclass(frozen=True)
+class UserJoined:
+    name: str
+    peer: str
+    first_time: bool
+
+
+@dataclass(frozen=True)
+class UserLeft:
+    name: str
+    peer: str
+
+
+@dataclass(frozen=True)
+class RegistrationRefused:
+    name: str
+    peer: str
+    code: Code
+    reason: str
+
+
+Event = UserJoined | UserLeft | RegistrationRefused
+
+
+@dataclass
+class _Session:
+    participant: Participant
+    record: UserRecord
+    peer: str
+    since: float
+    online: bool = False  # False while the store write is pending
+
+
+class Hub:
+    """Registration, presence and routing for one server."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        store: Store,
+        records: Iterable[UserRecord],
+        max_clients: int,
+    ) -> None:
+        self._clock = clock
+        self._store = store
+        self._max_clients = max_clients
+        self._log: dict[str, UserRecord] = {username_key(r.name): r for r in records}
+        self._sessions: dict[str, _Session] = {}  # by username key, pending ones too
+        self._keys: dict[Participant, str] = {}
+        self._observers: list[Callable[[Event], None]] = []
+
+    # -- observers -------------------------------------------------------
+
+    def subscribe(self, observer: Callable[[Event], None]) -> None:
+        """Call ``observer`` with every :data:`Event` from now on."""
+        self._observers.append(observer)
+
+    def unsubscribe(self, observer: Callable[[Event], None]) -> None:
+        self._observers.remove(observer)
+
+    def _emit(self, event: Event) -> None:
+        for observer in list(self._observers):
+            try:
+                observer(event)
+            except Exception:
+                self.log.failure(
+                    "hub observer {observer!r} failed on {event!r}", observer=observer, event=event
+                )
+
+    # -- registration ----------------------------------------------------
+
+    def register(self, participant: Participant, name: str, peer: str) -> Deferred[str | None]:
+        """Claim ``name`` for ``participant``.
+
+        Raises :class:`ProtocolError` at once if the name is invalid or taken
+        or the server is full.  Otherwise the name is held for the
+        participant and the returned Deferred fires, once the log has it on
+        disk, with the name as the log spells it, or with None if the
+        participant left meanwhile.
+        """
+        key = username_key(name)
+        if participant in self._keys:
+            raise ProtocolError(
+                Code.ALREADY_REGISTERED,
+                f"already registered as {self._sessions[self._keys[participant]].record.name}",
+            )
+        refusal = None
+        if not is_valid_username(name):
+            refusal = ProtocolError(
+                Code.USERNAME_INVALID,
+                "a username is 1-32 letters, digits, '_', '.' or '-', and starts with a letter",
+            )
+        elif key in self._sessions:
+            refusal = ProtocolError(Code.USERNAME_TAKEN, f"{self._sessions[key].record.name} is in use")
+        elif len(self._sessions) >= self._max_clients:
+            refusal = ProtocolError(
+                Code.SERVER_FULL, f"the server holds its limit of {self._max_clients} users"
+            )
+        if refusal is not None:
+            self._emit(RegistrationRefused(name, peer, refusal.code, refusal.text))
+            raise refusal
+
+        now = self._clock.seconds()
+        record = self._log.get(key)
+        first_time = record is None
+        if record is None:
+            record = UserRecord(name, now, now)
+        session = _Session(participant, record, peer, now)
+        self._sessions[key] = session
+        self._keys[participant] = key
+
+        def recorded(_: None) -> str | None:
+            if self._sessions.get(key) is not session:
+                return None
+            self._log[key] = record
+            record.last_seen = now
+            session.online = True
+            for other in self._online_sessions():
+                if other is not session:
+                    other.participant.user_joined(record.name)
+            self._emit(UserJoined(record.name, peer, first_time))
+            return record.name
+
+        def failed(failure):  # type: ignore[no-untyped-def]
+            if self._sessions.get(key) is session:
+                del self._sessions[key]
+                del self._keys[participant]
+            return failure
+
+        return self._store.record_seen(record.name, now).addCallbacks(recorded, failed)
+
+    def unregister(self, participant: Participant) -> None:
+        """Forget ``participant``, whether registered, pending or unknown."""
+        key = self._keys.pop(participant, None)
+        if key is None:
+            return
+        session = self._sessions.pop(key)
+        if not session.online:
+            return
+        now = self._clock.seconds()
+        session.record.last_seen = now
+        self._store.record_seen(session.record.name, now).addErrback(
+            lambda f: self.log.failure("could not record when {name} left", f, name=session.record.name)
+        )
+        for other in self._online_sessions():
+            other.participant.user_left(session.record.name)
+        self._emit(UserLeft(session.record.name, session.peer))
+
+    def name_of(self, participant: Participant) -> str | None:
+        """The registered name of ``participant``, or None."""
+        key = self._keys.get(participant)
+        session = self._sessions.get(key) if key is not None else None
+        return session.record.name if session is not None and session.online else None
+
+    # -- the log ---------------------------------------------------------
+
+    def users(self) -> list[UserView]:
+        """The whole username log with presence, in case-insensitive name order."""
+        views = []
+        for key in sorted(self._log):
+            record = self._log[key]
+            session = self._sessions.get(key)
+            online = session is not None and session.online
+            views.append(
+                UserView(
+                    record.name,
+                    online,
+                    record.first_seen,
+                    record.last_seen,
+                    session.peer if online else None,
+                    session.since if online else None,
+                )
+            )
+        return views
+
+    def online_count(self) -> int:
+        return sum(1 for _ in self._online_sessions())
+
+    def _online_sessions(self) -> Iterable[_Session]:
+        return (s for s in self._sessions.values() if s.online)
+
+    # -- routing ---------------------------------------------------------
+
+    def _sender(self, participant: Participant) -> str:
+        name = self.name_of(participant)
+        if name is None:
+            raise ProtocolError(Code.NOT_REGISTERED, "say HELLO <username> first")
+        return name
+
+    def send(self, participant: Participant, names: Sequence[str], text: str) -> Report:
+        """Unicast (one name) or multicast (several) ``text`` from ``participant``.
+
+        ``names`` must be distinct case-insensitively.  Names not online,
+        known or not, are reported back as offline.
+        """
+        sender = self._sender(participant)
+        targets: list[_Session] = []
+        offline: list[str] = []
+        for name in names:
+            key = username_key(name)
+            session = self._sessions.get(key)
+            if session is not None and session.online:
+                targets.append(session)
+            else:
+                record = self._log.get(key)
+                offline.append(record.name if record is not None else name)
+        kind = Kind.UNICAST if len(names) == 1 else Kind.MULTICAST
+        message = Message(sender, kind, tuple(s.record.name for s in targets), text)
+        for session in targets:
+            session.participant.receive(message)
+        return Report(len(targets), tuple(offline))
+
+    def broadcast(self, participant: Participant, text: str) -> Report:
+        """Send ``text`` to everyone online but the sender."""
+        sender = self._sender(participant)
+        message = Message(sender, Kind.BROADCAST, (), text)
+        delivered = 0
+        for session in list(self._online_sessions()):
+            if session.participant is not participant:
+                session.participant.receive(message)
+                delivered += 1
+        return Report(delivered, ())

@@ -1,0 +1,228 @@
+"""The server's protocol and factory: thin adapters between the wire and the hub.
+
+Twisted serves every connection from one thread: each connection gets its
+own :class:`ServerProtocol` instance, which is what "fork a thread per
+client" becomes on a reactor.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IAddress, IReactorTime
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from msgsvc import wire
+from msgsvc.hub import Event, Hub, Message, RegistrationRefused, UserJoined, UserLeft
+from msgsvc.lines import LineProtocol
+from msgsvc.wire import Code, ProtocolError
+
+WELCOME_TEXT = "welcome to msgsvc"
+
+
+@lru_cache(maxsize=64)
+def encode_message(message: Message) -> bytes:
+    """The ``MSG`` line for ``message``, made once however many receive it."""
+    recipients = ",".join(message.recipients) or "*"
+    return wire.format_line("MSG", message.sender, message.kind.value, recipients, trailing=message.text)
+
+
+def describe_peer(address: IAddress) -> str:
+    """``host:port`` (``[host]:port`` for IPv6), or the address as it prints."""
+    if isinstance(address, IPv6Address):
+        return f"[{address.host}]:{address.port}"
+    if isinstance(address, IPv4Address):
+        return f"{address.host}:{address.port}"
+    return str(address)
+
+
+class ServerProtocol(LineProtocol):
+    """One client connection: reads commands, hands them to the hub, writes replies."""
+
+    log = Logger()
+    factory: ServerFactory
+    peer = "?"
+    _gone = False
+
+    def connectionMade(self) -> None:
+        self.peer = describe_peer(self.transport.getPeer())
+        set_no_delay = getattr(self.transport, "setTcpNoDelay", None)  # TCP, also under TLS
+        if set_no_delay is not None:
+            try:
+                set_no_delay(True)
+            except OSError:  # a UNIX socket
+                pass
+        self.factory.connections.add(self)
+        self.log.info("{peer} connected", peer=self.peer)
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self._gone = True
+        self.factory.hub.unregister(self)
+        self.factory.connection_lost(self)
+        self.log.info("{peer} disconnected: {why}", peer=self.peer, why=reason.getErrorMessage())
+
+    # -- input -----------------------------------------------------------
+
+    def lineReceived(self, line: bytes) -> None:
+        try:
+            parsed = wire.parse_line(line)
+            if parsed is not None:
+                self._dispatch(wire.parse_command(parsed, self.factory.limits))
+        except ProtocolError as e:
+            self.log.debug("{peer}: {code}: {text}", peer=self.peer, code=e.code.value, text=e.text)
+            self.send_error(e.code, e.text)
+
+    def lineTooLong(self) -> None:
+        self.send_error(Code.LINE_TOO_LONG, f"a line may hold at most {self.MAX_LENGTH} bytes")
+
+    def _dispatch(self, command: wire.Command) -> None:
+        hub = self.factory.hub
+        match command:
+            case wire.Hello(username):
+                self._register(username)
+            case wire.Send(recipients, text):
+                report = hub.send(self, recipients, text)
+                self._sent(report.delivered, report.offline)
+            case wire.Broadcast(text):
+                report = hub.broadcast(self, text)
+                self._sent(report.delivered, report.offline)
+            case wire.Users():
+                if hub.name_of(self) is None:
+                    raise ProtocolError(Code.NOT_REGISTERED, "say HELLO <username> first")
+                self._send_users()
+            case wire.Ping(token):
+                self.transport.write(wire.format_line("PONG", trailing=token))
+            case wire.Quit(reason):
+                self.log.info("{peer} quits: {reason}", peer=self.peer, reason=reason or "")
+                self.bye("goodbye")
+
+    def _register(self, username: str) -> None:
+        try:
+            registered = self.factory.hub.register(self, username, self.peer)
+        except ProtocolError as e:
+            self.send_error(e.code, e.text)
+            if e.code is not Code.ALREADY_REGISTERED:
+                self.bye(e.text)
+            return
+        # Hold back this client's next lines until it is registered.
+        self.pauseProducing()
+        registered.addCallbacks(self._welcome, self._not_registered)
+        registered.addBoth(self._resume)
+
+    def _welcome(self, name: str | None) -> None:
+        if name is None or self._gone:
+            return
+        self.transport.write(wire.format_line("WELCOME", name, trailing=WELCOME_TEXT))
+        self._send_users()
+
+    def _not_registered(self, failure: Failure) -> None:
+        self.log.failure("could not register {peer}", failure, peer=self.peer)
+        self.send_error(Code.SERVER_ERROR, "the server could not record the username; try again later")
+        self.bye("server error")
+
+    def _resume(self, _: object) -> None:
+        if not self._gone:
+            self.resumeProducing()
+
+    # -- output ----------------------------------------------------------
+
+    def send_error(self, code: Code, text: str) -> None:
+        self.transport.write(wire.format_line("ERROR", code.value, trailing=text))
+
+    def bye(self, reason: str) -> None:
+        """Say why, then close the connection once what is queued is written."""
+        if self.transport.disconnecting:
+            return
+        self.transport.write(wire.format_line("BYE", trailing=reason))
+        self.transport.loseConnection()
+
+    def _sent(self, delivered: int, offline: tuple[str, ...]) -> None:
+        self.transport.write(wire.format_line("SENT", str(delivered), ",".join(offline) or "-"))
+
+    def _send_users(self) -> None:
+        users = self.factory.hub.users()
+        lines = [wire.format_line("USER", u.name, "online" if u.online else "offline") for u in users]
+        lines.append(wire.format_line("ENDUSERS", str(len(users))))
+        self.transport.write(b"".join(lines))
+
+    # -- hub.Participant -------------------------------------------------
+
+    def user_joined(self, name: str) -> None:
+        self.transport.write(wire.format_line("JOINED", name))
+
+    def user_left(self, name: str) -> None:
+        self.transport.write(wire.format_line("LEFT", name))
+
+    def receive(self, message: Message) -> None:
+        self.transport.write(encode_message(message))
+
+
+class ServerFactory(Factory):
+    """Builds :class:`ServerProtocol` instances over one hub and keeps track of them."""
+
+    protocol = ServerProtocol
+
+    def __init__(self, hub: Hub, clock: IReactorTime, limits: wire.Limits) -> None:
+        self.hub = hub
+        self.limits = limits
+        self._clock = clock
+        self.connections: set[ServerProtocol] = set()
+        self._all_gone: Deferred[None] | None = None
+
+    def buildProtocol(self, addr: IAddress) -> ServerProtocol:
+        protocol = super().buildProtocol(addr)
+        protocol.MAX_LENGTH = self.limits.max_line
+        return protocol
+
+    def connection_lost(self, protocol: ServerProtocol) -> None:
+        self.connections.discard(protocol)
+        if not self.connections and self._all_gone is not None:
+            all_gone, self._all_gone = self._all_gone, None
+            all_gone.callback(None)
+
+    def disconnect_all(self, reason: str, grace: float = 5.0) -> Deferred[None]:
+        """Say ``BYE :reason`` to every client and close; abort any still open after ``grace`` s."""
+        done: Deferred[None] = Deferred()
+        if not self.connections:
+            done.callback(None)
+            return done
+        self._all_gone = done
+        for protocol in list(self.connections):
+            protocol.bye(reason)
+        deadline = self._clock.callLater(grace, self._abort_all)
+        done.addBoth(lambda result: deadline.cancel() if deadline.active() else None)
+        return done
+
+    def _abort_all(self) -> None:
+        for protocol in list(self.connections):
+            protocol.transport.abortConnection()
+
+
+class HubEventLogger:
+    """Logs what happens in a hub: registrations, refusals, departures."""
+
+    log = Logger()
+
+    def __call__(self, event: Event) -> None:
+        match event:
+            case UserJoined(name, peer, first_time):
+                self.log.info(
+                    "{peer} registered as {name}{new}",
+                    peer=peer,
+                    name=name,
+                    new=" (new name)" if first_time else "",
+                )
+            case RegistrationRefused(name, peer, code, reason):
+                self.log.info(
+                    "{peer} refused as {name!r}: {code}: {reason}",
+                    peer=peer,
+                    name=name,
+                    code=code.value,
+                    reason=reason,
+                )
+            case UserLeft(name, peer):
+                self.log.info("{name} ({peer}) left", name=name, peer=peer)

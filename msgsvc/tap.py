@@ -1,0 +1,132 @@
+"""``twistd msgsvc``: command-line options and the service tree."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.application import strports
+from twisted.application.service import IService, MultiService, Service
+from twisted.internet.defer import Deferred, inlineCallbacks, maybeDeferred
+from twisted.logger import Logger
+from twisted.python import usage
+
+from msgsvc.hub import Hub
+from msgsvc.server import HubEventLogger, ServerFactory
+from msgsvc.store import StoreError, UsernameLog
+from msgsvc.wire import Limits
+
+DEFAULT_LISTEN = "tcp:8123"
+DEFAULT_DB = "msgsvc.sqlite3"
+DEFAULT_MAX_CLIENTS = 1000
+_DEFAULTS = Limits()
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError(f"{value} is not a positive whole number")
+    return number
+
+
+_positive.coerceDoc = "A positive whole number."  # type: ignore[attr-defined]
+
+
+class Options(usage.Options):
+    synopsis = "[options]"
+    longdesc = (
+        "Run the msgsvc message server.  Clients register a unique username and "
+        "exchange unicast, multicast and broadcast text messages; every username "
+        "ever used is kept in an SQLite file.  The wire protocol is in docs/protocol.rst."
+    )
+    optParameters = [
+        ["db", None, DEFAULT_DB, "The SQLite file that holds the username log (made if missing)."],
+        ["max-line", None, _DEFAULTS.max_line, "Longest accepted line, in bytes.", _positive],
+        ["max-text", None, _DEFAULTS.max_text, "Longest message text, in UTF-8 bytes.", _positive],
+        ["max-recipients", None, _DEFAULTS.max_recipients, "Most recipients of one SEND.", _positive],
+        ["max-clients", None, DEFAULT_MAX_CLIENTS, "Most users registered at once.", _positive],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["listen"] = []
+
+    def opt_listen(self, description: str) -> None:
+        """An endpoint to listen on (repeatable; default tcp:8123), e.g. ssl:8124:privateKey=key.pem."""
+        self["listen"].append(description)
+
+    def postOptions(self) -> None:
+        if not self["listen"]:
+            self["listen"] = [DEFAULT_LISTEN]
+        if self["max-text"] >= self["max-line"]:
+            raise usage.UsageError("--max-text must be smaller than --max-line")
+
+    def limits(self) -> Limits:
+        return Limits(
+            max_line=self["max-line"],
+            max_text=self["max-text"],
+            max_recipients=self["max-recipients"],
+        )
+
+
+class _InOrder(MultiService):
+    """Starts its children in order and stops them in reverse, one after another."""
+
+    @inlineCallbacks
+    def stopService(self) -> Any:
+        Service.stopService(self)
+        for service in reversed(list(self)):
+            yield maybeDeferred(service.stopService)
+
+
+class _Disconnector(Service):
+    """Says BYE to every client when the server stops."""
+
+    def __init__(self, factory: ServerFactory) -> None:
+        self._factory = factory
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        return self._factory.disconnect_all("server shutting down")
+
+
+class _Startup(Service):
+    """Logs the username log once the server runs."""
+
+    log = Logger()
+
+    def __init__(self, usernames: UsernameLog) -> None:
+        self._usernames = usernames
+
+    def startService(self) -> None:
+        super().startService()
+        names = [r.name for r in self._usernames.records]
+        self.log.info(
+            "username log {path}: {count} names: {names}",
+            path=self._usernames.path,
+            count=len(names),
+            names=", ".join(names) or "(none yet)",
+        )
+
+
+def makeService(options: Options) -> IService:
+    from twisted.internet import reactor
+
+    try:
+        usernames = UsernameLog(reactor, options["db"])
+    except StoreError as e:
+        raise SystemExit(f"msgsvc: {e}") from None
+    hub = Hub(reactor, usernames, usernames.records, options["max-clients"])
+    hub.subscribe(HubEventLogger())
+    factory = ServerFactory(hub, reactor, options.limits())
+
+    top = _InOrder()
+    usernames.setServiceParent(top)
+    _Startup(usernames).setServiceParent(top)
+    _Disconnector(factory).setServiceParent(top)
+    for description in options["listen"]:
+        try:
+            listener = strports.service(description, factory, reactor=reactor)
+        except (ValueError, KeyError, TypeError) as e:
+            raise SystemExit(f"msgsvc: bad --listen endpoint {description!r}: {e}") from None
+        listener.setServiceParent(top)
+    return top

@@ -1,0 +1,283 @@
+"""The msgsvc wire protocol: framing, parsing and formatting of lines.
+
+Pure functions and small value classes; nothing here touches a transport.
+Server and client share it.  ``docs/protocol.rst`` is the normative text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+#: The byte that ends a line; a CR just before it is dropped.
+LF = b"\n"
+#: What the server (and our client) end their own lines with.
+CRLF = b"\r\n"
+
+USERNAME_MAX = 32
+_USERNAME = re.compile(rf"[A-Za-z][A-Za-z0-9_.-]{{0,{USERNAME_MAX - 1}}}")
+# C0 controls and DEL; TAB is allowed in a trailing parameter (message text).
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_CONTROL_OR_TAB = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class Code(str, Enum):
+    """The stable error codes of ``ERROR <CODE> :<text>``."""
+
+    USERNAME_TAKEN = "USERNAME_TAKEN"
+    USERNAME_INVALID = "USERNAME_INVALID"
+    NOT_REGISTERED = "NOT_REGISTERED"
+    ALREADY_REGISTERED = "ALREADY_REGISTERED"
+    UNKNOWN_COMMAND = "UNKNOWN_COMMAND"
+    BAD_SYNTAX = "BAD_SYNTAX"
+    BAD_ENCODING = "BAD_ENCODING"
+    LINE_TOO_LONG = "LINE_TOO_LONG"
+    TEXT_TOO_LONG = "TEXT_TOO_LONG"
+    TOO_MANY_RECIPIENTS = "TOO_MANY_RECIPIENTS"
+    SERVER_FULL = "SERVER_FULL"
+    SERVER_ERROR = "SERVER_ERROR"
+
+
+class ProtocolError(Exception):
+    """A line that breaks the protocol; becomes ``ERROR <code> :<text>``."""
+
+    def __init__(self, code: Code, text: str) -> None:
+        super().__init__(code, text)
+        self.code = code
+        self.text = text
+
+
+class Kind(str, Enum):
+    """How a message was addressed."""
+
+    UNICAST = "unicast"
+    MULTICAST = "multicast"
+    BROADCAST = "broadcast"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Sizes a server enforces; the defaults are the documented ones."""
+
+    max_line: int = 8192
+    max_text: int = 4096
+    max_recipients: int = 32
+
+
+def username_key(name: str) -> str:
+    """The case-insensitive identity of a username."""
+    return name.casefold()
+
+
+def is_valid_username(name: str) -> bool:
+    """Whether ``name`` may be registered: 1-32 of ``A-Z a-z 0-9 _ . -``, a letter first."""
+    return _USERNAME.fullmatch(name) is not None
+
+
+# -- framing -------------------------------------------------------------
+
+
+class _TooLong:
+    def __repr__(self) -> str:
+        return "TOO_LONG"
+
+
+#: Returned by :meth:`LineFramer.next_line` in place of a line over the limit.
+TOO_LONG = _TooLong()
+
+
+class LineFramer:
+    """Split a byte stream into LF-terminated lines, in linear time.
+
+    A line longer than ``max_length`` bytes (CR and LF not counted) is
+    reported once as :data:`TOO_LONG` and the rest of it, up to its LF, is
+    dropped; the stream goes on with the next line.
+    """
+
+    def __init__(self, max_length: int) -> None:
+        self.max_length = max_length
+        self._buffer = bytearray()
+        self._start = 0
+        self._discarding = False
+
+    def feed(self, data: bytes) -> None:
+        """Add received bytes."""
+        self._buffer += data
+
+    def next_line(self) -> bytes | _TooLong | None:
+        """The next whole line without its CR LF, TOO_LONG, or None for none yet."""
+        buffer = self._buffer
+        while True:
+            end = buffer.find(LF, self._start)
+            if end < 0:
+                self._compact()
+                if self._discarding:
+                    del buffer[:]
+                elif len(buffer) > self.max_length + 1:  # room for a CR
+                    del buffer[:]
+                    self._discarding = True
+                    return TOO_LONG
+                return None
+            start, self._start = self._start, end + 1
+            if self._discarding:
+                self._discarding = False
+                continue
+            if end > start and buffer[end - 1] == 0x0D:
+                end -= 1
+            if end - start > self.max_length:
+                return TOO_LONG
+            return bytes(buffer[start:end])
+
+    def _compact(self) -> None:
+        del self._buffer[: self._start]
+        self._start = 0
+
+
+# -- lines ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Line:
+    """A parsed line: an upper-cased verb and its parameters (trailing last)."""
+
+    verb: str
+    params: tuple[str, ...]
+
+
+def parse_line(raw: bytes) -> Line | None:
+    """Decode and split one line; ``None`` for a blank line.
+
+    Grammar: ``VERB *( SP param ) [ SP ":" trailing ]``.  Runs of spaces
+    separate parameters; the trailing parameter is taken verbatim and may be
+    empty or hold spaces.  A TAB may appear only in the trailing parameter.
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ProtocolError(Code.BAD_ENCODING, f"line is not valid UTF-8 (byte {e.start})") from None
+    head, sep, trailing = text.partition(" :")
+    if text.startswith(":"):
+        raise ProtocolError(Code.BAD_SYNTAX, "line starts with ':'; a verb must come first")
+    if _CONTROL_OR_TAB.search(head) or (sep and _CONTROL.search(trailing)):
+        raise ProtocolError(Code.BAD_SYNTAX, "line holds control characters")
+    words = head.split(" ")
+    words = [w for w in words if w]
+    if not words:
+        if sep:
+            raise ProtocolError(Code.BAD_SYNTAX, "line has no verb")
+        return None
+    params = tuple(words[1:]) + ((trailing,) if sep else ())
+    return Line(words[0].upper(), params)
+
+
+def _check_param(param: str) -> None:
+    if not param or " " in param or param.startswith(":") or _CONTROL_OR_TAB.search(param):
+        raise ValueError(f"not a middle parameter: {param!r}")
+
+
+def format_line(verb: str, *params: str, trailing: str | None = None) -> bytes:
+    """Encode one line, CR LF included.
+
+    Middle parameters must be non-empty and free of spaces, a leading ':'
+    and control characters; ``trailing`` may hold anything but CR and LF.
+    """
+    for param in params:
+        _check_param(param)
+    parts = [verb, *params]
+    if trailing is not None:
+        if "\r" in trailing or "\n" in trailing:
+            raise ValueError("trailing parameter holds a line break")
+        parts.append(":" + trailing)
+    return " ".join(parts).encode("utf-8") + CRLF
+
+
+# -- client commands, as the server reads them ---------------------------
+
+
+@dataclass(frozen=True)
+class Hello:
+    username: str
+
+
+@dataclass(frozen=True)
+class Send:
+    recipients: tuple[str, ...]
+    text: str
+
+
+@dataclass(frozen=True)
+class Broadcast:
+    text: str
+
+
+@dataclass(frozen=True)
+class Users:
+    pass
+
+
+@dataclass(frozen=True)
+class Ping:
+    token: str | None
+
+
+@dataclass(frozen=True)
+class Quit:
+    reason: str | None
+
+
+Command = Hello | Send | Broadcast | Users | Ping | Quit
+
+
+def _arity(line: Line, least: int, most: int, usage: str) -> None:
+    if not least <= len(line.params) <= most:
+        raise ProtocolError(Code.BAD_SYNTAX, f"usage: {usage}")
+
+
+def _text(text: str, limits: Limits) -> str:
+    if not text:
+        raise ProtocolError(Code.BAD_SYNTAX, "empty message text")
+    size = len(text.encode("utf-8"))
+    if size > limits.max_text:
+        raise ProtocolError(
+            Code.TEXT_TOO_LONG, f"message text is {size} bytes; the limit is {limits.max_text}"
+        )
+    return text
+
+
+def _recipients(field: str, limits: Limits) -> tuple[str, ...]:
+    names: dict[str, str] = {}
+    for name in field.split(","):
+        if not is_valid_username(name):
+            raise ProtocolError(Code.BAD_SYNTAX, f"not a valid recipient name: {name!r}")
+        names.setdefault(username_key(name), name)
+    if len(names) > limits.max_recipients:
+        raise ProtocolError(
+            Code.TOO_MANY_RECIPIENTS,
+            f"{len(names)} recipients; the limit is {limits.max_recipients}",
+        )
+    return tuple(names.values())
+
+
+def parse_command(line: Line, limits: Limits) -> Command:
+    """Turn a client's line into a command, or raise :class:`ProtocolError`."""
+    verb = line.verb
+    if verb == "HELLO":
+        _arity(line, 1, 1, "HELLO <username>")
+        return Hello(line.params[0])
+    if verb == "SEND":
+        _arity(line, 2, 2, "SEND <name>[,<name>...] :<text>")
+        return Send(_recipients(line.params[0], limits), _text(line.params[1], limits))
+    if verb == "BROADCAST":
+        _arity(line, 1, 1, "BROADCAST :<text>")
+        return Broadcast(_text(line.params[0], limits))
+    if verb == "USERS":
+        _arity(line, 0, 0, "USERS")
+        return Users()
+    if verb == "PING":
+        _arity(line, 0, 1, "PING [:<token>]")
+        return Ping(line.params[0] if line.params else None)
+    if verb == "QUIT":
+        _arity(line, 0, 1, "QUIT [:<reason>]")
+        return Quit(line.params[0] if line.params else None)
+    raise ProtocolError(Code.UNKNOWN_COMMAND, f"unknown command {verb}")

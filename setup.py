@@ -1,0 +1,24 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="msgsvc",
+    version="0.1.0",
+    description="A small, self-hostable message service built on Twisted",
+    long_description=open("README.rst", encoding="utf-8").read(),
+    long_description_content_type="text/x-rst",
+    license="MIT",
+    python_requires=">=3.10",
+    # twisted/plugins has no __init__.py (it must not: it would shadow
+    # Twisted's own), so find_packages() cannot see it: name it.
+    packages=find_packages(include=["msgsvc", "msgsvc.*"]) + ["twisted.plugins"],
+    install_requires=["Twisted>=23.10"],
+    extras_require={
+        "tls": ["Twisted[tls]>=23.10"],
+        "test": ["pytest", "pytest-twisted", "hypothesis"],
+    },
+    classifiers=[
+        "Framework :: Twisted",
+        "Programming Language :: Python :: 3",
+        "Topic :: Communications :: Chat",
+    ],
+)

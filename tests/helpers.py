@@ -1,0 +1,91 @@
+"""Fakes and helpers shared by the tests."""
+
+from __future__ import annotations
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+
+from msgsvc.hub import Hub, Message, UserRecord
+from msgsvc.server import ServerFactory, ServerProtocol
+from msgsvc.wire import Limits
+
+
+class MemoryStore:
+    """A :class:`msgsvc.hub.Store` in memory.
+
+    Writes succeed at once, unless ``hold`` is set: then each write waits in
+    ``pending`` until the test fires it.
+    """
+
+    def __init__(self) -> None:
+        self.written: list[tuple[str, float]] = []
+        self.hold = False
+        self.pending: list[Deferred[None]] = []
+
+    def record_seen(self, name: str, when: float) -> Deferred[None]:
+        self.written.append((name, when))
+        if not self.hold:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self.pending.append(d)
+        return d
+
+
+class RecordingParticipant:
+    """A :class:`msgsvc.hub.Participant` that writes down what it is told."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, object]] = []
+
+    def user_joined(self, name: str) -> None:
+        self.events.append(("joined", name))
+
+    def user_left(self, name: str) -> None:
+        self.events.append(("left", name))
+
+    def receive(self, message: Message) -> None:
+        self.events.append(("message", message))
+
+    def messages(self) -> list[Message]:
+        return [m for kind, m in self.events if kind == "message"]  # type: ignore[misc]
+
+
+class ServerHarness:
+    """A server factory over a hub and memory store, with StringTransport clients."""
+
+    def __init__(
+        self,
+        limits: Limits = Limits(),  # noqa: B008 - frozen, so shared safely
+        max_clients: int = 100,
+        records: tuple[UserRecord, ...] = (),
+    ) -> None:
+        self.clock = Clock()
+        self.clock.advance(1_000_000)
+        self.store = MemoryStore()
+        self.hub = Hub(self.clock, self.store, records, max_clients)
+        self.factory = ServerFactory(self.hub, self.clock, limits)
+        self._port = 40000
+
+    def connect(self) -> tuple[ServerProtocol, StringTransport]:
+        self._port += 1
+        transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", self._port))
+        protocol = self.factory.buildProtocol(transport.getPeer())
+        protocol.makeConnection(transport)
+        return protocol, transport
+
+    def register(self, name: str) -> tuple[ServerProtocol, StringTransport]:
+        protocol, transport = self.connect()
+        protocol.dataReceived(f"HELLO {name}\r\n".encode())
+        assert transport.value().startswith(b"WELCOME "), transport.value()
+        transport.clear()
+        return protocol, transport
+
+
+def lines(transport: StringTransport) -> list[str]:
+    """What the server wrote, as text lines; clears the transport."""
+    data = transport.value()
+    transport.clear()
+    assert data == b"" or data.endswith(b"\r\n"), data
+    return data.decode("utf-8").split("\r\n")[:-1]

@@ -1,0 +1,217 @@
+"""The hub: registration, presence, the username log, routing, events."""
+
+from __future__ import annotations
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from msgsvc.hub import (
+    Event,
+    Hub,
+    RegistrationRefused,
+    Report,
+    UserJoined,
+    UserLeft,
+    UserRecord,
+)
+from msgsvc.wire import Code, Kind, ProtocolError
+
+from .helpers import MemoryStore, RecordingParticipant
+
+
+class HubTestCase(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(100)
+        self.store = MemoryStore()
+        self.hub = Hub(self.clock, self.store, [UserRecord("Old", 1.0, 2.0)], max_clients=4)
+        self.events: list[Event] = []
+        self.hub.subscribe(self.events.append)
+
+    def join(self, name: str) -> RecordingParticipant:
+        participant = RecordingParticipant()
+        self.assertEqual(self.successResultOf(self.hub.register(participant, name, "peer-" + name)), name)
+        return participant
+
+    def refusal(self, participant: RecordingParticipant, name: str) -> Code:
+        with self.assertRaises(ProtocolError) as caught:
+            self.hub.register(participant, name, "peer")
+        return caught.exception.code
+
+
+class RegistrationTests(HubTestCase):
+    def test_register_adds_to_log_and_goes_online(self) -> None:
+        self.join("alice")
+        users = {u.name: u for u in self.hub.users()}
+        self.assertEqual(list(users), ["alice", "Old"])
+        self.assertTrue(users["alice"].online)
+        self.assertEqual(users["alice"].peer, "peer-alice")
+        self.assertEqual(users["alice"].first_seen, 100)
+        self.assertFalse(users["Old"].online)
+        self.assertIsNone(users["Old"].peer)
+        self.assertEqual(self.store.written, [("alice", 100)])
+        self.assertEqual(self.events, [UserJoined("alice", "peer-alice", True)])
+
+    def test_log_is_in_case_insensitive_order(self) -> None:
+        for name in ["bob", "Carol", "alice"]:
+            self.join(name)
+        self.assertEqual([u.name for u in self.hub.users()], ["alice", "bob", "Carol", "Old"])
+
+    def test_name_in_use_is_refused_whatever_its_case(self) -> None:
+        self.join("Alice")
+        self.assertEqual(self.refusal(RecordingParticipant(), "aLiCe"), Code.USERNAME_TAKEN)
+        self.assertEqual(self.events[-1], RegistrationRefused("aLiCe", "peer", Code.USERNAME_TAKEN, "Alice is in use"))
+
+    def test_invalid_name(self) -> None:
+        self.assertEqual(self.refusal(RecordingParticipant(), "no way"), Code.USERNAME_INVALID)
+        self.assertEqual(self.store.written, [])
+
+    def test_second_registration(self) -> None:
+        alice = self.join("alice")
+        self.assertEqual(self.refusal(alice, "bob"), Code.ALREADY_REGISTERED)
+
+    def test_offline_name_is_taken_again_and_keeps_its_first_spelling(self) -> None:
+        self.clock.advance(5)
+        old = RecordingParticipant()
+        self.assertEqual(self.successResultOf(self.hub.register(old, "OLD", "p")), "Old")
+        [view] = [u for u in self.hub.users() if u.name == "Old"]
+        self.assertEqual((view.online, view.first_seen, view.last_seen), (True, 1.0, 105))
+        self.assertEqual(self.events, [UserJoined("Old", "p", False)])
+
+    def test_full(self) -> None:
+        for name in "abcd":
+            self.join(name)
+        self.assertEqual(self.refusal(RecordingParticipant(), "e"), Code.SERVER_FULL)
+
+    def test_others_hear_of_joins_and_leaves(self) -> None:
+        alice = self.join("alice")
+        bob = self.join("bob")
+        self.hub.unregister(bob)
+        self.assertEqual(alice.events, [("joined", "bob"), ("left", "bob")])
+        self.assertEqual(bob.events, [])
+        self.assertEqual(self.events[-1], UserLeft("bob", "peer-bob"))
+
+    def test_leaving_records_last_seen_and_frees_the_name(self) -> None:
+        bob = self.join("bob")
+        self.clock.advance(30)
+        self.hub.unregister(bob)
+        self.assertEqual(self.store.written[-1], ("bob", 130))
+        [view] = [u for u in self.hub.users() if u.name == "bob"]
+        self.assertEqual((view.online, view.last_seen), (False, 130))
+        self.assertIsNone(self.hub.name_of(bob))
+        again = RecordingParticipant()
+        self.assertEqual(self.successResultOf(self.hub.register(again, "BOB", "p")), "bob")
+
+    def test_unregister_unknown_is_harmless(self) -> None:
+        self.hub.unregister(RecordingParticipant())
+        self.assertEqual(self.events, [])
+
+
+class PendingRegistrationTests(HubTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.store.hold = True
+
+    def test_name_is_held_while_being_written(self) -> None:
+        alice = RecordingParticipant()
+        registered = self.hub.register(alice, "alice", "p")
+        self.assertNoResult(registered)
+        self.assertEqual(self.refusal(RecordingParticipant(), "ALICE"), Code.USERNAME_TAKEN)
+        self.assertIsNone(self.hub.name_of(alice))
+        self.assertEqual([u.name for u in self.hub.users()], ["Old"])
+        self.store.pending[0].callback(None)
+        self.assertEqual(self.successResultOf(registered), "alice")
+        self.assertEqual(self.hub.name_of(alice), "alice")
+
+    def test_pending_user_gets_no_presence_or_messages(self) -> None:
+        self.store.hold = False
+        bob = self.join("bob")
+        self.store.hold = True
+        alice = RecordingParticipant()
+        self.hub.register(alice, "alice", "p")
+        self.assertEqual(self.hub.broadcast(bob, "hi"), Report(0, ()))
+        self.assertEqual(self.hub.send(bob, ["alice"], "hi"), Report(0, ("alice",)))
+        self.assertEqual(alice.events, [])
+        self.assertEqual(bob.events, [])
+
+    def test_leaving_before_the_write_completes(self) -> None:
+        alice = RecordingParticipant()
+        registered = self.hub.register(alice, "alice", "p")
+        self.hub.unregister(alice)
+        self.join_later = RecordingParticipant()
+        second = self.hub.register(self.join_later, "alice", "q")
+        self.store.pending[0].callback(None)
+        self.assertIsNone(self.successResultOf(registered))
+        self.assertEqual(self.events, [])
+        self.store.pending[1].callback(None)
+        self.assertEqual(self.successResultOf(second), "alice")
+
+    def test_failed_write_frees_the_name(self) -> None:
+        alice = RecordingParticipant()
+        registered = self.hub.register(alice, "alice", "p")
+        self.store.pending[0].errback(OSError("disk full"))
+        self.failureResultOf(registered, OSError)
+        self.assertIsNone(self.hub.name_of(alice))
+        self.store.hold = False
+        self.join("alice")
+
+
+class RoutingTests(HubTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.alice = self.join("Alice")
+        self.bob = self.join("bob")
+        self.carol = self.join("carol")
+        for p in (self.alice, self.bob, self.carol):
+            p.events.clear()
+
+    def test_unicast(self) -> None:
+        report = self.hub.send(self.alice, ["BOB"], "hi")
+        self.assertEqual(report, Report(1, ()))
+        [message] = self.bob.messages()
+        self.assertEqual(
+            (message.sender, message.kind, message.recipients, message.text), ("Alice", Kind.UNICAST, ("bob",), "hi")
+        )
+        self.assertEqual(self.carol.events, [])
+        self.assertEqual(self.alice.events, [])
+
+    def test_multicast_reports_offline_and_unknown_names(self) -> None:
+        report = self.hub.send(self.alice, ["bob", "old", "carol", "nobody"], "team")
+        self.assertEqual(report, Report(2, ("Old", "nobody")))
+        [to_bob] = self.bob.messages()
+        [to_carol] = self.carol.messages()
+        self.assertIs(to_bob, to_carol)
+        self.assertEqual((to_bob.kind, to_bob.recipients), (Kind.MULTICAST, ("bob", "carol")))
+
+    def test_unicast_to_an_offline_name(self) -> None:
+        self.assertEqual(self.hub.send(self.alice, ["Old"], "x"), Report(0, ("Old",)))
+
+    def test_sending_to_oneself(self) -> None:
+        self.assertEqual(self.hub.send(self.alice, ["alice"], "note"), Report(1, ()))
+        self.assertEqual(self.alice.messages()[0].text, "note")
+
+    def test_broadcast_reaches_everyone_else(self) -> None:
+        report = self.hub.broadcast(self.bob, "all")
+        self.assertEqual(report, Report(2, ()))
+        self.assertEqual(self.bob.events, [])
+        [a] = self.alice.messages()
+        [c] = self.carol.messages()
+        self.assertIs(a, c)
+        self.assertEqual((a.sender, a.kind, a.recipients), ("bob", Kind.BROADCAST, ()))
+
+    def test_unregistered_cannot_send(self) -> None:
+        stranger = RecordingParticipant()
+        for attempt in (lambda: self.hub.send(stranger, ["bob"], "x"), lambda: self.hub.broadcast(stranger, "x")):
+            with self.assertRaises(ProtocolError) as caught:
+                attempt()
+            self.assertEqual(caught.exception.code, Code.NOT_REGISTERED)
+
+    def test_a_failing_observer_does_not_stop_the_hub(self) -> None:
+        def broken(event: Event) -> None:
+            raise RuntimeError("observer bug")
+
+        self.hub.subscribe(broken)
+        self.hub.unregister(self.carol)
+        self.assertEqual(self.alice.events, [("left", "carol")])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.hub.unsubscribe(broken)

@@ -1,0 +1,272 @@
+"""The server protocol over StringTransport: every verb, every error code."""
+
+from __future__ import annotations
+
+from twisted.internet.error import ConnectionDone
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+
+from msgsvc.wire import Limits
+
+from .helpers import ServerHarness, lines
+
+
+class ServerTestCase(SynchronousTestCase):
+    limits = Limits(max_line=300, max_text=100, max_recipients=3)
+
+    def setUp(self) -> None:
+        self.server = ServerHarness(self.limits, max_clients=4)
+
+    def lose(self, protocol) -> None:  # type: ignore[no-untyped-def]
+        protocol.connectionLost(Failure(ConnectionDone()))
+
+
+class RegistrationTests(ServerTestCase):
+    def test_welcome_then_the_username_log(self) -> None:
+        self.server.register("bob")
+        protocol, transport = self.server.connect()
+        protocol.dataReceived(b"HELLO Alice\r\n")
+        self.assertEqual(
+            lines(transport),
+            [
+                "WELCOME Alice :welcome to msgsvc",
+                "USER Alice online",
+                "USER bob online",
+                "ENDUSERS 2",
+            ],
+        )
+        self.assertFalse(transport.disconnecting)
+
+    def test_others_hear_joined_and_left(self) -> None:
+        bob, bob_transport = self.server.register("bob")
+        alice, _ = self.server.register("alice")
+        self.assertEqual(lines(bob_transport), ["JOINED alice"])
+        self.lose(alice)
+        self.assertEqual(lines(bob_transport), ["LEFT alice"])
+
+    def test_log_lists_offline_names(self) -> None:
+        alice, _ = self.server.register("alice")
+        self.lose(alice)
+        _, transport = self.server.register("bob")
+        transport.clear()
+        protocol, transport = self.server.connect()
+        protocol.dataReceived(b"HELLO carol\n")
+        self.assertEqual(
+            lines(transport)[1:],
+            ["USER alice offline", "USER bob online", "USER carol online", "ENDUSERS 3"],
+        )
+
+    def test_taken_name_is_refused_and_disconnected(self) -> None:
+        _, alice_transport = self.server.register("alice")
+        protocol, transport = self.server.connect()
+        protocol.dataReceived(b"HELLO ALICE\r\nSEND alice :sneaky\r\n")
+        self.assertEqual(lines(transport), ["ERROR USERNAME_TAKEN :alice is in use", "BYE :alice is in use"])
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(lines(alice_transport), [])
+
+    def test_invalid_name_is_refused_and_disconnected(self) -> None:
+        protocol, transport = self.server.connect()
+        protocol.dataReceived(b"HELLO 1up\r\n")
+        [error, bye] = lines(transport)
+        self.assertTrue(error.startswith("ERROR USERNAME_INVALID :"), error)
+        self.assertTrue(bye.startswith("BYE :"), bye)
+        self.assertTrue(transport.disconnecting)
+
+    def test_server_full(self) -> None:
+        for name in "abcd":
+            self.server.register(name)
+        protocol, transport = self.server.connect()
+        protocol.dataReceived(b"HELLO e\r\n")
+        self.assertEqual(lines(transport)[0], "ERROR SERVER_FULL :the server holds its limit of 4 users")
+        self.assertTrue(transport.disconnecting)
+
+    def test_second_hello(self) -> None:
+        protocol, transport = self.server.register("alice")
+        protocol.dataReceived(b"HELLO bob\r\n")
+        self.assertEqual(lines(transport), ["ERROR ALREADY_REGISTERED :already registered as alice"])
+        self.assertFalse(transport.disconnecting)
+
+    def test_commands_before_hello(self) -> None:
+        protocol, transport = self.server.connect()
+        protocol.dataReceived(b"SEND bob :x\r\nBROADCAST :x\r\nUSERS\r\nPING :t\r\n")
+        self.assertEqual(
+            lines(transport),
+            ["ERROR NOT_REGISTERED :say HELLO <username> first"] * 3 + ["PONG :t"],
+        )
+        self.assertFalse(transport.disconnecting)
+
+    def test_lines_after_hello_wait_for_the_welcome(self) -> None:
+        bob, bob_transport = self.server.register("bob")
+        bob_transport.clear()
+        self.server.store.hold = True
+        protocol, transport = self.server.connect()
+        protocol.dataReceived(b"HELLO alice\r\nSEND bob :first\r\n")
+        self.assertEqual(transport.value(), b"")
+        self.assertEqual(transport.producerState, "paused")
+        protocol.dataReceived(b"SEND bob :second\r\n")
+        self.server.store.pending[0].callback(None)
+        self.assertEqual(lines(transport)[0], "WELCOME alice :welcome to msgsvc")
+        self.assertEqual(transport.producerState, "producing")
+        self.assertEqual(
+            lines(bob_transport),
+            ["JOINED alice", "MSG alice unicast bob :first", "MSG alice unicast bob :second"],
+        )
+
+    def test_disconnect_while_registering(self) -> None:
+        bob, bob_transport = self.server.register("bob")
+        self.server.store.hold = True
+        protocol, transport = self.server.connect()
+        protocol.dataReceived(b"HELLO alice\r\n")
+        self.lose(protocol)
+        self.server.store.pending[0].callback(None)
+        self.assertEqual(transport.value(), b"")
+        self.assertEqual(lines(bob_transport), [])
+
+    def test_store_failure(self) -> None:
+        self.server.store.hold = True
+        protocol, transport = self.server.connect()
+        protocol.dataReceived(b"HELLO alice\r\n")
+        self.server.store.pending[0].errback(OSError("disk full"))
+        self.assertEqual(
+            lines(transport),
+            [
+                "ERROR SERVER_ERROR :the server could not record the username; try again later",
+                "BYE :server error",
+            ],
+        )
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+
+
+class MessagingTests(ServerTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.alice, self.a = self.server.register("Alice")
+        self.bob, self.b = self.server.register("bob")
+        self.carol, self.c = self.server.register("carol")
+        for transport in (self.a, self.b, self.c):
+            transport.clear()
+
+    def test_unicast(self) -> None:
+        self.alice.dataReceived(b"SEND Bob :hello, bob\r\n")
+        self.assertEqual(lines(self.a), ["SENT 1 -"])
+        self.assertEqual(lines(self.b), ["MSG Alice unicast bob :hello, bob"])
+        self.assertEqual(lines(self.c), [])
+
+    def test_multicast_with_an_absent_recipient(self) -> None:
+        self.lose(self.carol)
+        self.alice.dataReceived(b"SEND bob,carol,zed :meeting at 3\r\n")
+        self.assertEqual(lines(self.a), ["LEFT carol", "SENT 1 carol,zed"])
+        self.assertEqual(lines(self.b), ["LEFT carol", "MSG Alice multicast bob :meeting at 3"])
+
+    def test_multicast(self) -> None:
+        self.alice.dataReceived(b"SEND bob,carol :both of you\r\n")
+        self.assertEqual(lines(self.a), ["SENT 2 -"])
+        self.assertEqual(lines(self.b), ["MSG Alice multicast bob,carol :both of you"])
+        self.assertEqual(lines(self.c), ["MSG Alice multicast bob,carol :both of you"])
+
+    def test_nobody_connected(self) -> None:
+        self.alice.dataReceived(b"SEND ghost :boo\r\n")
+        self.assertEqual(lines(self.a), ["SENT 0 ghost"])
+
+    def test_broadcast(self) -> None:
+        self.carol.dataReceived("BROADCAST :hi all ✓\r\n".encode())
+        self.assertEqual(lines(self.c), ["SENT 2 -"])
+        self.assertEqual(lines(self.a), ["MSG carol broadcast * :hi all ✓"])
+        self.assertEqual(lines(self.b), ["MSG carol broadcast * :hi all ✓"])
+
+    def test_users(self) -> None:
+        self.bob.dataReceived(b"users\r\n")
+        self.assertEqual(
+            lines(self.b), ["USER Alice online", "USER bob online", "USER carol online", "ENDUSERS 3"]
+        )
+
+    def test_ping(self) -> None:
+        self.bob.dataReceived(b"PING\r\nPING :abc 1\r\n")
+        self.assertEqual(lines(self.b), ["PONG", "PONG :abc 1"])
+
+    def test_quit(self) -> None:
+        self.bob.dataReceived(b"QUIT :off to lunch\r\nSEND alice :ignored\r\n")
+        self.assertEqual(lines(self.b), ["BYE :goodbye"])
+        self.assertTrue(self.b.disconnecting)
+        self.assertEqual(lines(self.a), [])
+        self.lose(self.bob)
+        self.assertEqual(lines(self.a), ["LEFT bob"])
+
+    def test_blank_lines_are_ignored(self) -> None:
+        self.bob.dataReceived(b"\r\n\n   \r\n")
+        self.assertEqual(self.b.value(), b"")
+
+
+class BadInputTests(ServerTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.alice, self.a = self.server.register("alice")
+        self.bob, self.b = self.server.register("bob")
+        self.a.clear()
+
+    def assertErrors(self, data: bytes, *codes: str) -> None:
+        self.alice.dataReceived(data)
+        got = lines(self.a)
+        self.assertEqual([line.split(" ")[1] for line in got], list(codes), got)
+        self.assertTrue(all(line.startswith("ERROR ") for line in got), got)
+        self.assertFalse(self.a.disconnecting)
+        # Nothing reached bob, and alice still works.
+        self.assertEqual(lines(self.b), [])
+        self.alice.dataReceived(b"SEND bob :still here\r\n")
+        self.assertEqual(lines(self.a), ["SENT 1 -"])
+        self.assertEqual(lines(self.b), ["MSG alice unicast bob :still here"])
+
+    def test_unknown_command(self) -> None:
+        self.assertErrors(b"FROB x\r\n", "UNKNOWN_COMMAND")
+
+    def test_bad_syntax(self) -> None:
+        self.assertErrors(b"SEND\r\nSEND bob\r\nSEND bob :\r\nBROADCAST\r\n:x\r\n", *["BAD_SYNTAX"] * 5)
+
+    def test_bad_encoding(self) -> None:
+        self.assertErrors(b"SEND bob :\xc3\x28\r\n", "BAD_ENCODING")
+
+    def test_line_too_long(self) -> None:
+        self.assertErrors(b"SEND bob :" + b"x" * 400 + b"\r\n", "LINE_TOO_LONG")
+
+    def test_line_too_long_without_end_in_pieces(self) -> None:
+        for _ in range(10):
+            self.alice.dataReceived(b"y" * 200)
+        self.assertErrors(b"still the long line\r\n", "LINE_TOO_LONG")
+
+    def test_text_too_long(self) -> None:
+        self.assertErrors(b"SEND bob :" + b"x" * 101 + b"\r\n", "TEXT_TOO_LONG")
+
+    def test_too_many_recipients(self) -> None:
+        self.assertErrors(b"SEND a,b,c,d :x\r\n", "TOO_MANY_RECIPIENTS")
+
+    def test_control_characters(self) -> None:
+        self.assertErrors(b"SEND bob :\x1b[31mred\r\n", "BAD_SYNTAX")
+
+    def test_each_bad_line_gets_its_own_error(self) -> None:
+        self.assertErrors(b"X\r\n\xff\r\nSEND bob\r\n", "UNKNOWN_COMMAND", "BAD_ENCODING", "BAD_SYNTAX")
+
+
+class ShutdownTests(ServerTestCase):
+    def test_everyone_gets_bye_and_stragglers_are_aborted(self) -> None:
+        alice, a = self.server.register("alice")
+        unregistered, u = self.server.connect()
+        done = self.server.factory.disconnect_all("server shutting down", grace=5)
+        self.assertEqual(lines(a), ["BYE :server shutting down"])
+        self.assertEqual(lines(u), ["BYE :server shutting down"])
+        self.lose(alice)
+        self.assertNoResult(done)
+        self.server.clock.advance(5)
+        self.assertTrue(u.disconnected)
+        self.lose(unregistered)
+        self.successResultOf(done)
+
+    def test_nothing_to_close(self) -> None:
+        self.successResultOf(self.server.factory.disconnect_all("bye"))
+
+    def test_all_close_in_time(self) -> None:
+        alice, _ = self.server.register("alice")
+        done = self.server.factory.disconnect_all("bye", grace=5)
+        self.lose(alice)
+        self.successResultOf(done)
+        self.assertEqual(self.server.clock.getDelayedCalls(), [])

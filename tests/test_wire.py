@@ -1,0 +1,220 @@
+"""The wire codec: framing, line grammar, commands."""
+
+from __future__ import annotations
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from msgsvc import wire
+from msgsvc.wire import TOO_LONG, Code, Limits, Line, LineFramer, ProtocolError
+
+
+def drain(framer: LineFramer) -> list[object]:
+    out = []
+    while (item := framer.next_line()) is not None:
+        out.append(item)
+    return out
+
+
+class LineFramerTests(SynchronousTestCase):
+    def test_lines_end_with_lf_and_an_optional_cr(self) -> None:
+        framer = LineFramer(100)
+        framer.feed(b"one\r\ntwo\nthree\r\n")
+        self.assertEqual(drain(framer), [b"one", b"two", b"three"])
+
+    def test_partial_line_waits_for_its_end(self) -> None:
+        framer = LineFramer(100)
+        framer.feed(b"hel")
+        self.assertEqual(drain(framer), [])
+        framer.feed(b"lo\r")
+        self.assertEqual(drain(framer), [])
+        framer.feed(b"\nnext")
+        self.assertEqual(drain(framer), [b"hello"])
+
+    def test_byte_at_a_time(self) -> None:
+        framer = LineFramer(100)
+        out: list[object] = []
+        for byte in b"a b\r\n\r\nc\n":
+            framer.feed(bytes([byte]))
+            out += drain(framer)
+        self.assertEqual(out, [b"a b", b"", b"c"])
+
+    def test_cr_alone_is_not_an_end(self) -> None:
+        framer = LineFramer(100)
+        framer.feed(b"a\rb\n")
+        self.assertEqual(drain(framer), [b"a\rb"])
+
+    def test_line_at_the_limit_passes(self) -> None:
+        framer = LineFramer(5)
+        framer.feed(b"12345\r\n12345\n")
+        self.assertEqual(drain(framer), [b"12345", b"12345"])
+
+    def test_complete_over_long_line_is_reported_and_skipped(self) -> None:
+        framer = LineFramer(5)
+        framer.feed(b"123456\nok\n")
+        self.assertEqual(drain(framer), [TOO_LONG, b"ok"])
+
+    def test_unterminated_over_long_line_is_reported_once_and_dropped(self) -> None:
+        framer = LineFramer(5)
+        framer.feed(b"1234567")
+        self.assertEqual(drain(framer), [TOO_LONG])
+        framer.feed(b"89" * 1000)
+        self.assertEqual(drain(framer), [])
+        framer.feed(b"end of it\nafter\n")
+        self.assertEqual(drain(framer), [b"after"])
+
+    def test_memory_stays_bounded_while_discarding(self) -> None:
+        framer = LineFramer(10)
+        for _ in range(1000):
+            framer.feed(b"x" * 1000)
+            drain(framer)
+        self.assertLessEqual(len(framer._buffer), 1000)
+
+    def test_many_lines_in_one_chunk(self) -> None:
+        framer = LineFramer(100)
+        framer.feed(b"PING\r\n" * 100_000)
+        self.assertEqual(len(drain(framer)), 100_000)
+
+
+class ParseLineTests(SynchronousTestCase):
+    def test_verb_is_upper_cased(self) -> None:
+        self.assertEqual(wire.parse_line(b"hello alice"), Line("HELLO", ("alice",)))
+
+    def test_trailing_keeps_spaces_and_colons(self) -> None:
+        self.assertEqual(
+            wire.parse_line(b"SEND bob :hi there : friend "),
+            Line("SEND", ("bob", "hi there : friend ")),
+        )
+
+    def test_trailing_may_be_empty(self) -> None:
+        self.assertEqual(wire.parse_line(b"PING :"), Line("PING", ("",)))
+
+    def test_runs_of_spaces_separate(self) -> None:
+        self.assertEqual(wire.parse_line(b"  SEND   bob   :x"), Line("SEND", ("bob", "x")))
+
+    def test_colon_inside_a_middle_parameter(self) -> None:
+        self.assertEqual(wire.parse_line(b"SEND a:b :x"), Line("SEND", ("a:b", "x")))
+
+    def test_blank_line_is_none(self) -> None:
+        self.assertIsNone(wire.parse_line(b""))
+        self.assertIsNone(wire.parse_line(b"   "))
+
+    def test_utf8_text(self) -> None:
+        line = wire.parse_line("BROADCAST :héllo wörld ✓".encode())
+        self.assertEqual(line, Line("BROADCAST", ("héllo wörld ✓",)))
+
+    def assertError(self, raw: bytes, code: Code) -> ProtocolError:
+        with self.assertRaises(ProtocolError) as caught:
+            wire.parse_line(raw)
+        self.assertEqual(caught.exception.code, code)
+        return caught.exception
+
+    def test_bad_utf8(self) -> None:
+        error = self.assertError(b"SEND bob :caf\xe9", Code.BAD_ENCODING)
+        self.assertIn("byte 13", error.text)
+
+    def test_control_characters_are_refused(self) -> None:
+        self.assertError(b"SEND bob :a\x00b", Code.BAD_SYNTAX)
+        self.assertError(b"SEND bob :a\x1b[2Jb", Code.BAD_SYNTAX)
+        self.assertError(b"SEND b\tob :x", Code.BAD_SYNTAX)
+
+    def test_tab_is_allowed_in_text(self) -> None:
+        self.assertEqual(wire.parse_line(b"SEND bob :a\tb"), Line("SEND", ("bob", "a\tb")))
+
+    def test_leading_colon(self) -> None:
+        self.assertError(b":SEND bob", Code.BAD_SYNTAX)
+
+    def test_trailing_without_verb(self) -> None:
+        self.assertError(b" :text", Code.BAD_SYNTAX)
+
+
+class FormatLineTests(SynchronousTestCase):
+    def test_format(self) -> None:
+        self.assertEqual(
+            wire.format_line("MSG", "bob", "unicast", "alice", trailing="hi there"),
+            b"MSG bob unicast alice :hi there\r\n",
+        )
+
+    def test_no_trailing(self) -> None:
+        self.assertEqual(wire.format_line("ENDUSERS", "3"), b"ENDUSERS 3\r\n")
+
+    def test_empty_trailing(self) -> None:
+        self.assertEqual(wire.format_line("PONG", trailing=""), b"PONG :\r\n")
+
+    def test_round_trip(self) -> None:
+        raw = wire.format_line("SEND", "a,b", trailing="x :y ✓")
+        self.assertEqual(wire.parse_line(raw.rstrip(b"\r\n")), Line("SEND", ("a,b", "x :y ✓")))
+
+    def test_bad_parameters_are_refused(self) -> None:
+        for bad in ["", "a b", ":a", "a\nb", "a\tb"]:
+            self.assertRaises(ValueError, wire.format_line, "X", bad)
+        self.assertRaises(ValueError, wire.format_line, "X", trailing="a\r\nQUIT")
+
+
+class UsernameTests(SynchronousTestCase):
+    def test_valid(self) -> None:
+        for name in ["a", "Alice", "bob_2", "c.d-e", "x" * 32]:
+            self.assertTrue(wire.is_valid_username(name), name)
+
+    def test_invalid(self) -> None:
+        for name in ["", "2bob", "_x", "a b", "a,b", "*", "-", "x" * 33, "é", "a:b", "ａ"]:
+            self.assertFalse(wire.is_valid_username(name), name)
+
+    def test_key_ignores_case(self) -> None:
+        self.assertEqual(wire.username_key("Alice"), wire.username_key("aLICE"))
+
+
+class ParseCommandTests(SynchronousTestCase):
+    limits = Limits(max_line=200, max_text=10, max_recipients=3)
+
+    def command(self, raw: bytes) -> wire.Command:
+        line = wire.parse_line(raw)
+        assert line is not None
+        return wire.parse_command(line, self.limits)
+
+    def assertError(self, raw: bytes, code: Code) -> None:
+        with self.assertRaises(ProtocolError) as caught:
+            self.command(raw)
+        self.assertEqual(caught.exception.code, code)
+
+    def test_hello(self) -> None:
+        self.assertEqual(self.command(b"HELLO alice"), wire.Hello("alice"))
+        self.assertEqual(self.command(b"hello :alice"), wire.Hello("alice"))
+        self.assertError(b"HELLO", Code.BAD_SYNTAX)
+        self.assertError(b"HELLO a b", Code.BAD_SYNTAX)
+
+    def test_send(self) -> None:
+        self.assertEqual(self.command(b"SEND bob :hi you"), wire.Send(("bob",), "hi you"))
+        self.assertEqual(self.command(b"SEND bob hi"), wire.Send(("bob",), "hi"))
+        self.assertEqual(self.command(b"send a,b,c :x"), wire.Send(("a", "b", "c"), "x"))
+
+    def test_send_drops_repeated_names(self) -> None:
+        self.assertEqual(self.command(b"SEND a,B,A,b,c :x"), wire.Send(("a", "B", "c"), "x"))
+
+    def test_send_errors(self) -> None:
+        self.assertError(b"SEND bob", Code.BAD_SYNTAX)
+        self.assertError(b"SEND bob hi there", Code.BAD_SYNTAX)
+        self.assertError(b"SEND bob :", Code.BAD_SYNTAX)
+        self.assertError(b"SEND a,,b :x", Code.BAD_SYNTAX)
+        self.assertError(b"SEND 9lives :x", Code.BAD_SYNTAX)
+        self.assertError(b"SEND a,b,c,d :x", Code.TOO_MANY_RECIPIENTS)
+        self.assertError(b"SEND a :12345678901", Code.TEXT_TOO_LONG)
+
+    def test_text_limit_counts_utf8_bytes(self) -> None:
+        self.assertEqual(self.command("SEND a :ééééé".encode()), wire.Send(("a",), "ééééé"))
+        self.assertError("SEND a :éééééé".encode(), Code.TEXT_TOO_LONG)
+
+    def test_broadcast(self) -> None:
+        self.assertEqual(self.command(b"BROADCAST :all of you"), wire.Broadcast("all of you"))
+        self.assertError(b"BROADCAST", Code.BAD_SYNTAX)
+        self.assertError(b"BROADCAST :", Code.BAD_SYNTAX)
+
+    def test_users_ping_quit(self) -> None:
+        self.assertEqual(self.command(b"USERS"), wire.Users())
+        self.assertError(b"USERS x", Code.BAD_SYNTAX)
+        self.assertEqual(self.command(b"PING"), wire.Ping(None))
+        self.assertEqual(self.command(b"PING :123 abc"), wire.Ping("123 abc"))
+        self.assertEqual(self.command(b"QUIT"), wire.Quit(None))
+        self.assertEqual(self.command(b"QUIT :gone home"), wire.Quit("gone home"))
+
+    def test_unknown(self) -> None:
+        self.assertError(b"JOIN #x", Code.UNKNOWN_COMMAND)
