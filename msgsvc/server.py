@@ -125,7 +125,7 @@ class ServerProtocol(LineProtocol):
         self.bye("server error")
 
     def _resume(self, _: object) -> None:
-        if not self._gone:
+        if not (self._gone or self.transport.disconnecting):
             self.resumeProducing()
 
     # -- output ----------------------------------------------------------

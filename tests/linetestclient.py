@@ -1,0 +1,60 @@
+"""A raw line client for end-to-end tests over real sockets."""
+
+from __future__ import annotations
+
+from twisted.internet.defer import Deferred, DeferredQueue
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.interfaces import IReactorTCP, IReactorTime
+from twisted.python.failure import Failure
+
+from msgsvc.lines import LineProtocol
+
+
+class LineTestClient(LineProtocol):
+    """Queues every line it gets; ``closed`` fires when the connection ends."""
+
+    MAX_LENGTH = 65536
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self._clock = clock
+        self._lines: DeferredQueue[str] = DeferredQueue()
+        self.closed: Deferred[None] = Deferred()
+
+    def lineReceived(self, line: bytes) -> None:
+        self._lines.put(line.decode("utf-8"))
+
+    def lineTooLong(self) -> None:
+        raise AssertionError("the server sent an over-long line")
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self.closed.callback(None)
+
+    def send(self, line: str) -> None:
+        self.transport.write(line.encode("utf-8") + b"\r\n")
+
+    async def line(self, timeout: float = 10) -> str:
+        """The next line; fails after ``timeout`` seconds of silence."""
+        d = self._lines.get()
+        d.addTimeout(timeout, self._clock)
+        return await d
+
+    async def lines(self, count: int) -> list[str]:
+        return [await self.line() for _ in range(count)]
+
+    async def until(self, prefix: str) -> list[str]:
+        """Lines up to and including the first that starts with ``prefix``."""
+        got = [await self.line()]
+        while not got[-1].startswith(prefix):
+            got.append(await self.line())
+        return got
+
+    def pending(self) -> list[str]:
+        """Lines already received and not yet read."""
+        waiting = list(self._lines.pending)
+        self._lines.pending.clear()
+        return waiting
+
+
+async def connect(reactor: IReactorTCP, port: int) -> LineTestClient:
+    endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port)
+    return await connectProtocol(endpoint, LineTestClient(reactor))  # type: ignore[arg-type]

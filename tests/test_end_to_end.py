@@ -1,0 +1,125 @@
+"""The whole server over real TCP on loopback, with the real SQLite log."""
+
+from __future__ import annotations
+
+from twisted.internet import reactor
+from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.trial.unittest import TestCase
+
+from msgsvc.hub import Hub
+from msgsvc.server import ServerFactory
+from msgsvc.store import UsernameDatabase, UsernameLog
+from msgsvc.wire import Limits
+
+from .linetestclient import LineTestClient, connect
+
+
+class EndToEndTests(TestCase):
+    async def setUp(self) -> None:
+        self.db_path = self.mktemp()
+        self.usernames = UsernameLog(reactor, self.db_path)
+        self.usernames.startService()
+        self.hub = Hub(reactor, self.usernames, self.usernames.records, max_clients=100)
+        self.factory = ServerFactory(self.hub, reactor, Limits())
+        self.port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(self.factory)
+        self.addCleanup(self.stop_server)
+
+    async def stop_server(self) -> None:
+        await self.port.stopListening()
+        await self.factory.disconnect_all("server shutting down")
+        self.usernames.stopService()
+
+    async def client(self) -> LineTestClient:
+        return await connect(reactor, self.port.getHost().port)
+
+    async def register(self, name: str) -> tuple[LineTestClient, list[str]]:
+        client = await self.client()
+        client.send(f"HELLO {name}")
+        return client, await client.until("ENDUSERS")
+
+    async def test_five_clients_talk(self) -> None:
+        names = ["alice", "bob", "carol", "dave", "erin"]
+        clients = {}
+        for i, name in enumerate(names):
+            clients[name], welcome = await self.register(name)
+            self.assertEqual(welcome[0], f"WELCOME {name} :welcome to msgsvc")
+            self.assertEqual(welcome[1:], [f"USER {n} online" for n in names[: i + 1]] + [f"ENDUSERS {i + 1}"])
+            for earlier in names[:i]:
+                self.assertEqual(await clients[earlier].line(), f"JOINED {name}")
+        alice, bob, carol, dave, erin = (clients[n] for n in names)
+
+        alice.send("SEND bob :hi bob")
+        self.assertEqual(await bob.line(), "MSG alice unicast bob :hi bob")
+        self.assertEqual(await alice.line(), "SENT 1 -")
+
+        carol.send("SEND alice,dave,ghost :lunch?")
+        self.assertEqual(await carol.line(), "SENT 2 ghost")
+        for receiver in (alice, dave):
+            self.assertEqual(await receiver.line(), "MSG carol multicast alice,dave :lunch?")
+
+        erin.send("BROADCAST :hello everyone ✓")
+        self.assertEqual(await erin.line(), "SENT 4 -")
+        for receiver in (alice, bob, carol, dave):
+            self.assertEqual(await receiver.line(), "MSG erin broadcast * :hello everyone ✓")
+
+        dave.send("QUIT :done")
+        self.assertEqual(await dave.line(), "BYE :goodbye")
+        await dave.closed
+        for other in (alice, bob, carol, erin):
+            self.assertEqual(await other.line(), "LEFT dave")
+
+        bob.send("SEND dave,erin :still there?")
+        self.assertEqual(await bob.line(), "SENT 1 dave")
+        self.assertEqual(await erin.line(), "MSG bob multicast erin :still there?")
+
+        # Nobody got anything else.
+        for client in (alice, bob, carol, erin):
+            client.send("PING :end")
+            self.assertEqual(await client.line(), "PONG :end")
+
+    async def test_taken_name_is_refused_and_may_try_again(self) -> None:
+        alice, _ = await self.register("Alice")
+        intruder = await self.client()
+        intruder.send("HELLO ALICE")
+        self.assertEqual(await intruder.lines(2), ["ERROR USERNAME_TAKEN :Alice is in use", "BYE :Alice is in use"])
+        await intruder.closed
+        retry, welcome = await self.register("alice2")
+        self.assertEqual(welcome[0], "WELCOME alice2 :welcome to msgsvc")
+        self.assertEqual(await alice.line(), "JOINED alice2")
+
+    async def test_an_abrupt_disconnect_is_seen_as_leaving(self) -> None:
+        alice, _ = await self.register("alice")
+        bob, _ = await self.register("bob")
+        await alice.line()  # JOINED bob
+        bob.transport.abortConnection()
+        self.assertEqual(await alice.line(), "LEFT bob")
+        alice.send("SEND bob :are you there")
+        self.assertEqual(await alice.line(), "SENT 0 bob")
+
+    async def test_every_name_is_on_disk_after_welcome(self) -> None:
+        for name in ["Zed", "amy"]:
+            client, _ = await self.register(name)
+            client.send("QUIT")
+            await client.closed
+        database = UsernameDatabase(self.db_path)
+        self.addCleanup(database.close)
+        self.assertEqual([r.name for r in database.load()], ["Zed", "amy"])
+
+    async def test_bad_input_spares_the_others(self) -> None:
+        alice, _ = await self.register("alice")
+        bob, _ = await self.register("bob")
+        await alice.line()  # JOINED bob
+        bob.transport.write(b"\xff\xfe\r\nSEND alice\r\nNOPE\r\n" + b"z" * 20000 + b"\r\nSEND alice :ok\r\n")
+        codes = [line.split()[1] for line in await bob.lines(4)]
+        self.assertEqual(codes, ["BAD_ENCODING", "BAD_SYNTAX", "UNKNOWN_COMMAND", "LINE_TOO_LONG"])
+        self.assertEqual(await bob.line(), "SENT 1 -")
+        self.assertEqual(await alice.line(), "MSG bob unicast alice :ok")
+
+    async def test_server_stop_says_bye(self) -> None:
+        alice, _ = await self.register("alice")
+        lurker = await self.client()
+        await self.factory.disconnect_all("server shutting down")
+        self.assertEqual(await alice.line(), "BYE :server shutting down")
+        self.assertEqual(await lurker.line(), "BYE :server shutting down")
+        await alice.closed
+        await lurker.closed
