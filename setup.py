@@ -14,7 +14,8 @@ setup(
     install_requires=["Twisted>=23.10"],
     extras_require={
         "tls": ["Twisted[tls]>=23.10"],
-        "test": ["pytest", "pytest-twisted", "hypothesis"],
+        # setuptools >= 70.1 builds wheels by itself: tests/test_plugin.py needs that.
+        "test": ["pytest", "pytest-twisted", "setuptools>=70.1"],
     },
     classifiers=[
         "Framework :: Twisted",

@@ -165,6 +165,7 @@ class ServerFactory(Factory):
     """Builds :class:`ServerProtocol` instances over one hub and keeps track of them."""
 
     protocol = ServerProtocol
+    noisy = False
 
     def __init__(self, hub: Hub, clock: IReactorTime, limits: wire.Limits) -> None:
         self.hub = hub

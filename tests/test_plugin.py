@@ -1,0 +1,58 @@
+"""The twistd plugin is found after a plain (non-editable) install."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from twisted.trial.unittest import SynchronousTestCase
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+CHECK = """
+import msgsvc, twisted.plugins.msgsvc_plugin as plugin
+from twisted.application.service import IServiceMaker
+from twisted.plugin import getPlugins
+makers = [m for m in getPlugins(IServiceMaker) if m.tapname == "msgsvc"]
+assert len(makers) == 1, makers
+print(msgsvc.__file__)
+print(plugin.__file__)
+"""
+
+
+class InstalledPluginTests(SynchronousTestCase):
+    def test_found_after_pip_install(self) -> None:
+        target = os.path.abspath(self.mktemp())
+        elsewhere = os.path.abspath(self.mktemp())
+        os.makedirs(elsewhere)
+        # No build isolation: the build uses this environment's setuptools, offline.
+        install = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation"]
+            + ["--target", target, ROOT],
+            capture_output=True,
+            text=True,
+        )
+        self.assertEqual(install.returncode, 0, install.stderr)
+        # Installing must not add package markers that would shadow Twisted's own.
+        self.assertFalse(os.path.exists(os.path.join(target, "twisted", "__init__.py")))
+        self.assertFalse(os.path.exists(os.path.join(target, "twisted", "plugins", "__init__.py")))
+
+        env = dict(os.environ, PYTHONPATH=target)
+        found = subprocess.run(
+            [sys.executable, "-c", CHECK], cwd=elsewhere, env=env, capture_output=True, text=True
+        )
+        self.assertEqual(found.returncode, 0, found.stderr)
+        module, plugin = found.stdout.split()
+        self.assertTrue(module.startswith(target), module)
+        self.assertTrue(plugin.startswith(target), plugin)
+
+        usage = subprocess.run(
+            [sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "msgsvc", "--help"],
+            cwd=elsewhere,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        self.assertEqual(usage.returncode, 0, usage.stderr)
+        self.assertIn("--listen=", usage.stdout)

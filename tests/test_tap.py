@@ -1,0 +1,74 @@
+"""``twistd msgsvc`` options and the service tree they build."""
+
+from __future__ import annotations
+
+from twisted.application.internet import StreamServerEndpointService
+from twisted.python import usage
+from twisted.trial.unittest import SynchronousTestCase
+
+from msgsvc import tap
+from msgsvc.store import UsernameDatabase, UsernameLog
+from msgsvc.wire import Limits
+
+
+def parse(*argv: str) -> tap.Options:
+    options = tap.Options()
+    options.parseOptions(list(argv))
+    return options
+
+
+class OptionsTests(SynchronousTestCase):
+    def test_defaults(self) -> None:
+        options = parse()
+        self.assertEqual(options["listen"], ["tcp:8123"])
+        self.assertEqual(options["db"], "msgsvc.sqlite3")
+        self.assertEqual(options["max-clients"], 1000)
+        self.assertEqual(options.limits(), Limits())
+
+    def test_listen_repeats(self) -> None:
+        options = parse("--listen", "tcp:1234", "--listen=tcp6:1235")
+        self.assertEqual(options["listen"], ["tcp:1234", "tcp6:1235"])
+
+    def test_limits(self) -> None:
+        options = parse("--max-line", "1000", "--max-text", "500", "--max-recipients", "7", "--max-clients", "3")
+        self.assertEqual(options.limits(), Limits(max_line=1000, max_text=500, max_recipients=7))
+        self.assertEqual(options["max-clients"], 3)
+
+    def test_bad_numbers(self) -> None:
+        for argv in (["--max-clients", "0"], ["--max-text", "lots"], ["--max-line", "-5"]):
+            self.assertRaises(usage.UsageError, parse, *argv)
+
+    def test_text_must_fit_in_a_line(self) -> None:
+        self.assertRaises(usage.UsageError, parse, "--max-line", "100", "--max-text", "100")
+
+    def test_help_names_every_option(self) -> None:
+        text = str(tap.Options())
+        for option in ["--listen", "--db", "--max-line", "--max-text", "--max-recipients", "--max-clients"]:
+            self.assertIn(option, text)
+
+
+class MakeServiceTests(SynchronousTestCase):
+    def test_tree(self) -> None:
+        db = self.mktemp()
+        UsernameDatabase(db).close()
+        service = tap.makeService(parse("--db", db, "--listen", "tcp:0", "--listen", "tcp6:0"))
+        children = list(service)
+        self.assertIsInstance(children[0], UsernameLog)
+        listeners = [c for c in children if isinstance(c, StreamServerEndpointService)]
+        self.assertEqual(len(listeners), 2)
+        self.assertIs(listeners[0].factory, listeners[1].factory)
+        self.assertEqual(children[-2:], listeners, "listeners stop first")
+
+    def test_unusable_database(self) -> None:
+        db = self.mktemp()
+        with open(db, "wb") as f:
+            f.write(b"not a database at all" * 100)
+        with self.assertRaises(SystemExit) as caught:
+            tap.makeService(parse("--db", db))
+        self.assertIn(repr(db), str(caught.exception))
+
+    def test_bad_endpoint(self) -> None:
+        db = self.mktemp()
+        with self.assertRaises(SystemExit) as caught:
+            tap.makeService(parse("--db", db, "--listen", "carrier-pigeon:9"))
+        self.assertIn("carrier-pigeon:9", str(caught.exception))

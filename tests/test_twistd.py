@@ -1,0 +1,151 @@
+"""The real thing: ``twistd -n msgsvc`` in its own process, over loopback TCP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from twisted.trial.unittest import SynchronousTestCase
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Peer:
+    """A blocking line client."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.file = self.sock.makefile("rb")
+
+    def send(self, line: str) -> None:
+        self.sock.sendall(line.encode() + b"\r\n")
+
+    def line(self) -> str:
+        raw = self.file.readline()
+        if not raw:
+            raise EOFError("connection closed")
+        return raw.decode().rstrip("\r\n")
+
+    def until(self, prefix: str) -> list[str]:
+        got = [self.line()]
+        while not got[-1].startswith(prefix):
+            got.append(self.line())
+        return got
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()
+
+
+class TwistdTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.dir = os.path.abspath(self.mktemp())
+        os.makedirs(self.dir)
+        self.db = os.path.join(self.dir, "names.sqlite3")
+        self.port = free_port()
+
+    def start(self, *extra: str) -> subprocess.Popen[bytes]:
+        env = dict(os.environ, PYTHONPATH=ROOT)
+        args = ["-n", "--pidfile=", "msgsvc", "--db", self.db, "--listen", f"tcp:{self.port}:interface=127.0.0.1"]
+        process = subprocess.Popen(
+            TWISTD + args + list(extra),
+            cwd=self.dir,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        self.addCleanup(self._reap, process)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                self.fail(f"twistd exited: {process.communicate()[0].decode()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return process
+            except OSError:
+                time.sleep(0.05)
+        self.fail("twistd did not start listening")
+
+    def _reap(self, process: subprocess.Popen[bytes]) -> None:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+
+    def register(self, name: str) -> tuple[Peer, list[str]]:
+        peer = Peer(self.port)
+        self.addCleanup(peer.close)
+        peer.send(f"HELLO {name}")
+        return peer, peer.until("ENDUSERS")
+
+    def test_names_survive_sigkill(self) -> None:
+        server = self.start()
+        for name in ["alice", "Bob"]:
+            _, welcome = self.register(name)
+            self.assertEqual(welcome[0], f"WELCOME {name} :welcome to msgsvc")
+        server.send_signal(signal.SIGKILL)
+        server.wait()
+
+        self.start()
+        _, welcome = self.register("carol")
+        self.assertEqual(
+            welcome[1:], ["USER alice offline", "USER Bob offline", "USER carol online", "ENDUSERS 3"]
+        )
+
+    def test_sigterm_says_bye_and_exits_cleanly(self) -> None:
+        server = self.start()
+        alice, _ = self.register("alice")
+        server.send_signal(signal.SIGTERM)
+        self.assertEqual(alice.line(), "BYE :server shutting down")
+        self.assertRaises(EOFError, alice.line)
+        output = server.communicate(timeout=30)[0].decode()
+        # twistd ends the way the signal asked: -SIGTERM on Twisted >= 24.7, 0 before.
+        self.assertIn(server.returncode, (0, -signal.SIGTERM), output)
+        self.assertIn("Server Shut Down", output)
+        self.assertNotIn("Traceback", output)
+
+    def test_logs(self) -> None:
+        server = self.start()
+        alice, _ = self.register("alice")
+        intruder = Peer(self.port)
+        self.addCleanup(intruder.close)
+        intruder.send("HELLO ALICE")
+        intruder.until("BYE")
+        alice.send("QUIT :lunch")
+        alice.until("BYE")
+        server.send_signal(signal.SIGTERM)
+        output = server.communicate(timeout=30)[0].decode()
+        for expected in [
+            "username log ",
+            " connected",
+            "registered as alice (new name)",
+            "refused as 'ALICE': USERNAME_TAKEN",
+            "quits: lunch",
+            "alice (127.0.0.1:",
+        ]:
+            self.assertIn(expected, output)
+
+    def test_unusable_database_is_a_clear_error(self) -> None:
+        with open(self.db, "wb") as f:
+            f.write(b"definitely not sqlite " * 100)
+        result = subprocess.run(
+            TWISTD + ["-n", "--pidfile=", "msgsvc", "--db", self.db],
+            cwd=self.dir,
+            env=dict(os.environ, PYTHONPATH=ROOT),
+            capture_output=True,
+            timeout=60,
+        )
+        self.assertNotEqual(result.returncode, 0)
+        output = (result.stdout + result.stderr).decode()
+        self.assertIn(f"msgsvc: the username log {self.db!r} is unusable", output)
+        self.assertNotIn("Traceback", output)
