@@ -43,7 +43,9 @@ class EndToEndTests(TestCase):
         for i, name in enumerate(names):
             clients[name], welcome = await self.register(name)
             self.assertEqual(welcome[0], f"WELCOME {name} :welcome to msgsvc")
-            self.assertEqual(welcome[1:], [f"USER {n} online" for n in names[: i + 1]] + [f"ENDUSERS {i + 1}"])
+            self.assertEqual(
+                welcome[1:], [f"USER {n} online" for n in names[: i + 1]] + [f"ENDUSERS {i + 1}"]
+            )
             for earlier in names[:i]:
                 self.assertEqual(await clients[earlier].line(), f"JOINED {name}")
         alice, bob, carol, dave, erin = (clients[n] for n in names)
@@ -81,7 +83,9 @@ class EndToEndTests(TestCase):
         alice, _ = await self.register("Alice")
         intruder = await self.client()
         intruder.send("HELLO ALICE")
-        self.assertEqual(await intruder.lines(2), ["ERROR USERNAME_TAKEN :Alice is in use", "BYE :Alice is in use"])
+        self.assertEqual(
+            await intruder.lines(2), ["ERROR USERNAME_TAKEN :Alice is in use", "BYE :Alice is in use"]
+        )
         await intruder.closed
         retry, welcome = await self.register("alice2")
         self.assertEqual(welcome[0], "WELCOME alice2 :welcome to msgsvc")

@@ -60,7 +60,9 @@ class RegistrationTests(HubTestCase):
     def test_name_in_use_is_refused_whatever_its_case(self) -> None:
         self.join("Alice")
         self.assertEqual(self.refusal(RecordingParticipant(), "aLiCe"), Code.USERNAME_TAKEN)
-        self.assertEqual(self.events[-1], RegistrationRefused("aLiCe", "peer", Code.USERNAME_TAKEN, "Alice is in use"))
+        self.assertEqual(
+            self.events[-1], RegistrationRefused("aLiCe", "peer", Code.USERNAME_TAKEN, "Alice is in use")
+        )
 
     def test_invalid_name(self) -> None:
         self.assertEqual(self.refusal(RecordingParticipant(), "no way"), Code.USERNAME_INVALID)
@@ -170,7 +172,8 @@ class RoutingTests(HubTestCase):
         self.assertEqual(report, Report(1, ()))
         [message] = self.bob.messages()
         self.assertEqual(
-            (message.sender, message.kind, message.recipients, message.text), ("Alice", Kind.UNICAST, ("bob",), "hi")
+            (message.sender, message.kind, message.recipients, message.text),
+            ("Alice", Kind.UNICAST, ("bob",), "hi"),
         )
         self.assertEqual(self.carol.events, [])
         self.assertEqual(self.alice.events, [])
@@ -201,7 +204,10 @@ class RoutingTests(HubTestCase):
 
     def test_unregistered_cannot_send(self) -> None:
         stranger = RecordingParticipant()
-        for attempt in (lambda: self.hub.send(stranger, ["bob"], "x"), lambda: self.hub.broadcast(stranger, "x")):
+        for attempt in (
+            lambda: self.hub.send(stranger, ["bob"], "x"),
+            lambda: self.hub.broadcast(stranger, "x"),
+        ):
             with self.assertRaises(ProtocolError) as caught:
                 attempt()
             self.assertEqual(caught.exception.code, Code.NOT_REGISTERED)

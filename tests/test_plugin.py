@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
 from twisted.trial.unittest import SynchronousTestCase
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SOURCES = ["setup.py", "pyproject.toml", "README.rst", "msgsvc", "twisted"]
 
 CHECK = """
 import msgsvc, twisted.plugins.msgsvc_plugin as plugin
@@ -26,10 +28,21 @@ class InstalledPluginTests(SynchronousTestCase):
         target = os.path.abspath(self.mktemp())
         elsewhere = os.path.abspath(self.mktemp())
         os.makedirs(elsewhere)
+        # Build from a fresh copy of the sources: a stale build/ in the checkout could hide a packaging bug.
+        source = os.path.abspath(self.mktemp())
+        os.makedirs(source)
+        for name in SOURCES:
+            path = os.path.join(ROOT, name)
+            if os.path.isdir(path):
+                shutil.copytree(
+                    path, os.path.join(source, name), ignore=shutil.ignore_patterns("__pycache__")
+                )
+            else:
+                shutil.copy(path, source)
         # No build isolation: the build uses this environment's setuptools, offline.
         install = subprocess.run(
             [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation"]
-            + ["--target", target, ROOT],
+            + ["--target", target, source],
             capture_output=True,
             text=True,
         )

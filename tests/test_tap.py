@@ -30,7 +30,9 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(options["listen"], ["tcp:1234", "tcp6:1235"])
 
     def test_limits(self) -> None:
-        options = parse("--max-line", "1000", "--max-text", "500", "--max-recipients", "7", "--max-clients", "3")
+        options = parse(
+            "--max-line", "1000", "--max-text", "500", "--max-recipients", "7", "--max-clients", "3"
+        )
         self.assertEqual(options.limits(), Limits(max_line=1000, max_text=500, max_recipients=7))
         self.assertEqual(options["max-clients"], 3)
 

@@ -57,7 +57,15 @@ class TwistdTests(SynchronousTestCase):
 
     def start(self, *extra: str) -> subprocess.Popen[bytes]:
         env = dict(os.environ, PYTHONPATH=ROOT)
-        args = ["-n", "--pidfile=", "msgsvc", "--db", self.db, "--listen", f"tcp:{self.port}:interface=127.0.0.1"]
+        args = [
+            "-n",
+            "--pidfile=",
+            "msgsvc",
+            "--db",
+            self.db,
+            "--listen",
+            f"tcp:{self.port}:interface=127.0.0.1",
+        ]
         process = subprocess.Popen(
             TWISTD + args + list(extra),
             cwd=self.dir,

@@ -1,0 +1,53 @@
+"""The documentation stays true to the code."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from msgsvc import tap
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def read(*path: str) -> str:
+    with open(os.path.join(ROOT, *path), encoding="utf-8") as f:
+        return f.read()
+
+
+def literal_after(text: str, heading: str) -> str:
+    """The first indented literal line after ``heading``."""
+    rest = text[text.index(heading) :]
+    return re.search(r"::\n\n    (.+)\n", rest).group(1)  # type: ignore[union-attr]
+
+
+class DocsTests(SynchronousTestCase):
+    def test_ci_runs_exactly_the_readme_test_command(self) -> None:
+        command = literal_after(read("README.rst"), "Run the whole test suite")
+        last = [line for line in read(".ci", "run").splitlines() if line.strip()][-1]
+        self.assertEqual(last, command)
+
+    def test_readme_runs_the_plugin(self) -> None:
+        self.assertTrue(literal_after(read("README.rst"), "Run the server").endswith("twistd -n msgsvc"))
+
+    def test_readme_lists_every_option(self) -> None:
+        readme = read("README.rst")
+        for long, *_ in tap.Options.optParameters:
+            self.assertIn(f"--{long}", readme)
+        self.assertIn("--listen", readme)
+
+    def test_protocol_doc_lists_every_error_code(self) -> None:
+        from msgsvc.wire import Code
+
+        doc = read("docs", "protocol.rst")
+        for code in Code:
+            self.assertIn(f"``{code.value}``", doc)
+
+    def test_plugin_file_is_tiny(self) -> None:
+        self.assertFalse(os.path.exists(os.path.join(ROOT, "twisted", "__init__.py")))
+        self.assertFalse(os.path.exists(os.path.join(ROOT, "twisted", "plugins", "__init__.py")))
+        source = read("twisted", "plugins", "msgsvc_plugin.py")
+        self.assertIn('ServiceMaker(\n    "msgsvc",\n    "msgsvc.tap",', source)
+        self.assertNotIn("reactor", source)
