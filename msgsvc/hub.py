@@ -15,6 +15,7 @@ from typing import Protocol
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from msgsvc.wire import Code, Kind, ProtocolError, is_valid_username, username_key
 
@@ -203,7 +204,7 @@ class Hub:
             self._emit(UserJoined(record.name, peer, first_time))
             return record.name
 
-        def failed(failure):  # type: ignore[no-untyped-def]
+        def failed(failure: Failure) -> Failure:
             if self._sessions.get(key) is session:
                 del self._sessions[key]
                 del self._keys[participant]

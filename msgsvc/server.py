@@ -195,8 +195,12 @@ class ServerFactory(Factory):
         for protocol in list(self.connections):
             protocol.bye(reason)
         deadline = self._clock.callLater(grace, self._abort_all)
-        done.addBoth(lambda result: deadline.cancel() if deadline.active() else None)
-        return done
+
+        def in_time(result: None) -> None:
+            if deadline.active():
+                deadline.cancel()
+
+        return done.addCallback(in_time)
 
     def _abort_all(self) -> None:
         for protocol in list(self.connections):
