@@ -1,0 +1,1 @@
+"""The msgsvc client: ``python -m msgsvc.client``."""

@@ -1,0 +1,323 @@
+"""The client protocol over StringTransport, and the presenter with no display."""
+
+from __future__ import annotations
+
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.error import ConnectionDone, ConnectionRefusedError
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+
+from msgsvc.client.presenter import ChatPresenter, Entry, Phase, UserItem, describe_server
+from msgsvc.client.protocol import ClientListener, ClientProtocol
+from msgsvc.wire import Kind
+
+
+class Recorder:
+    """Records every listener or view call as (method, args)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[object, ...]]] = []
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return lambda *args: self.calls.append((name, args))
+
+    def last(self, method: str) -> tuple[object, ...]:
+        return [args for name, args in self.calls if name == method][-1]
+
+    def entries(self) -> list[tuple[str, str]]:
+        appended = [args[0] for name, args in self.calls if name == "append"]
+        return [(e.style, e.text) for e in appended]  # type: ignore[attr-defined]
+
+
+class ClientProtocolTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.listener = Recorder()
+        self.protocol = ClientProtocol("alice", self.listener)  # type: ignore[arg-type]
+        self.transport = StringTransport()
+        self.protocol.makeConnection(self.transport)
+
+    def feed(self, *lines: str) -> None:
+        self.protocol.dataReceived("".join(line + "\r\n" for line in lines).encode())
+
+    def test_says_hello_on_connect(self) -> None:
+        self.assertEqual(self.transport.value(), b"HELLO alice\r\n")
+
+    def test_events(self) -> None:
+        self.feed(
+            "WELCOME alice :hi",
+            "USER alice online",
+            "USER bob offline",
+            "ENDUSERS 2",
+            "JOINED bob",
+            "MSG bob multicast alice,carol :hello there",
+            "MSG bob broadcast * :all",
+            "SENT 1 dave,erin",
+            "SENT 2 -",
+            "LEFT bob",
+            "ERROR TEXT_TOO_LONG :too long",
+            "BYE :server shutting down",
+        )
+        self.assertEqual(
+            self.listener.calls,
+            [
+                ("welcomed", ("alice",)),
+                ("user_log", ([("alice", True), ("bob", False)],)),
+                ("joined", ("bob",)),
+                ("message", ("bob", Kind.MULTICAST, ("alice", "carol"), "hello there")),
+                ("message", ("bob", Kind.BROADCAST, (), "all")),
+                ("sent", (1, ("dave", "erin"))),
+                ("sent", (2, ())),
+                ("left", ("bob",)),
+                ("error", ("TEXT_TOO_LONG", "too long")),
+                ("bye", ("server shutting down",)),
+            ],
+        )
+
+    def test_answers_ping(self) -> None:
+        self.transport.clear()
+        self.feed("PING :x1")
+        self.assertEqual(self.transport.value(), b"PONG :x1\r\n")
+
+    def test_skips_what_it_cannot_read(self) -> None:
+        self.feed("FUTURE stuff", "MSG bob telepathy alice :x", "SENT many -", "JOINED", "LEFT carol")
+        self.assertEqual(self.listener.calls, [("left", ("carol",))])
+        self.assertEqual(len(self.flushLoggedErrors()), 0)
+
+    def test_commands(self) -> None:
+        self.transport.clear()
+        self.protocol.send(("bob",), "hi :)")
+        self.protocol.send(("bob", "carol"), "both")
+        self.protocol.broadcast("everyone")
+        self.protocol.quit()
+        self.assertEqual(
+            self.transport.value(),
+            b"SEND bob :hi :)\r\nSEND bob,carol :both\r\nBROADCAST :everyone\r\nQUIT\r\n",
+        )
+
+    def test_disconnect(self) -> None:
+        self.protocol.connectionLost(Failure(ConnectionDone("closed")))
+        self.assertEqual(self.listener.calls, [("disconnected", ("Connection was closed cleanly: closed.",))])
+
+
+class FakeConnection:
+    """A Connector whose connections are ClientProtocols on StringTransports."""
+
+    def __init__(self) -> None:
+        self.attempts: list[tuple[str, str]] = []
+        self.refuse = False
+        self.protocol: ClientProtocol | None = None
+        self.transport = StringTransport()
+
+    def __call__(self, server: str, username: str, listener: ClientListener) -> Deferred[ClientProtocol]:
+        self.attempts.append((server, username))
+        if self.refuse:
+            return fail(ConnectionRefusedError("connection refused"))
+        self.protocol = ClientProtocol(username, listener)
+        self.transport = StringTransport()
+        self.protocol.makeConnection(self.transport)
+        d: Deferred[ClientProtocol] = Deferred()
+        d.callback(self.protocol)
+        return d
+
+    def server_says(self, *lines: str) -> None:
+        assert self.protocol is not None
+        self.protocol.dataReceived("".join(line + "\r\n" for line in lines).encode())
+
+    def close(self) -> None:
+        assert self.protocol is not None
+        self.protocol.connectionLost(Failure(ConnectionDone("Connection was closed cleanly.")))
+
+    def sent(self) -> list[str]:
+        data = self.transport.value().decode()
+        self.transport.clear()
+        return data.split("\r\n")[:-1]
+
+
+class PresenterTestCase(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.view = Recorder()
+        self.connection = FakeConnection()
+        self.clock = Clock()
+        self.presenter = ChatPresenter(self.view, self.connection, self.clock, username="alice")  # type: ignore[arg-type]
+
+    def log_in(self) -> None:
+        self.presenter.login("alice", "tcp:example.org:8123")
+        self.connection.server_says(
+            "WELCOME alice :hi",
+            "USER alice online",
+            "USER bob online",
+            "USER carol online",
+            "USER dave offline",
+            "ENDUSERS 4",
+        )
+        self.connection.sent()
+        self.view.calls.clear()
+
+
+class LoginTests(PresenterTestCase):
+    def test_start_shows_the_prefilled_form(self) -> None:
+        self.presenter.start()
+        self.assertEqual(self.view.calls, [("show_login", ("alice", "tcp:localhost:8123", ""))])
+
+    def test_invalid_name_is_caught_before_connecting(self) -> None:
+        self.presenter.login("9 lives", "tcp:h:1")
+        self.assertEqual(self.connection.attempts, [])
+        name, server, problem = self.view.last("show_login")
+        self.assertEqual((name, server), ("9 lives", "tcp:h:1"))
+        self.assertIn("starting with a letter", problem)
+
+    def test_connecting_then_connected(self) -> None:
+        self.presenter.login(" alice ", "tcp:example.org:8123")
+        self.assertEqual(self.view.last("show_status"), ("Connecting to example.org:8123 as alice…", False))
+        self.assertEqual(self.connection.sent(), ["HELLO alice"])
+        self.connection.server_says(
+            "WELCOME alice :hi", "USER alice online", "USER bob offline", "ENDUSERS 2"
+        )
+        self.assertEqual(self.presenter.phase, Phase.CONNECTED)
+        self.assertIn(("show_chat", ()), self.view.calls)
+        self.assertEqual(self.view.last("show_status"), ("Connected to example.org:8123 as alice", True))
+        self.assertEqual(
+            self.view.last("show_users"), ([UserItem("alice", True, True), UserItem("bob", False, False)],)
+        )
+
+    def test_refused_name_brings_the_form_back_with_the_reason(self) -> None:
+        self.presenter.login("alice", "tcp:h:1")
+        self.connection.server_says("ERROR USERNAME_TAKEN :alice is in use", "BYE :alice is in use")
+        self.connection.close()
+        self.assertEqual(self.presenter.phase, Phase.LOGIN)
+        self.assertEqual(
+            self.view.last("show_login"), ("alice", "tcp:h:1", "The server refused alice: alice is in use")
+        )
+        self.presenter.login("alice2", "tcp:h:1")
+        self.assertEqual(self.connection.attempts[-1], ("tcp:h:1", "alice2"))
+
+    def test_unreachable_server(self) -> None:
+        self.connection.refuse = True
+        self.presenter.login("alice", "tcp:h:1")
+        self.assertEqual(self.presenter.phase, Phase.LOGIN)
+        self.assertIn("Could not connect to tcp:h:1", self.view.last("show_login")[2])  # type: ignore[operator]
+
+
+class ChatTests(PresenterTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.log_in()
+
+    def test_unicast(self) -> None:
+        self.presenter.choose_mode(Kind.UNICAST)
+        self.presenter.choose_recipients(("bob",))
+        self.assertTrue(self.presenter.send("hi bob"))
+        self.assertEqual(self.connection.sent(), ["SEND bob :hi bob"])
+        self.connection.server_says("SENT 1 -")
+        self.assertEqual(self.view.entries(), [("sent", "you to bob: hi bob")])
+
+    def test_unicast_keeps_one_recipient(self) -> None:
+        self.presenter.choose_mode(Kind.UNICAST)
+        self.presenter.choose_recipients(("bob", "carol"))
+        self.assertEqual(self.presenter.selected, ("carol",))
+
+    def test_multicast_reports_who_was_not_connected(self) -> None:
+        self.presenter.choose_mode(Kind.MULTICAST)
+        self.presenter.choose_recipients(("bob", "dave"))
+        self.assertEqual(self.view.last("show_mode"), (Kind.MULTICAST, ("bob", "dave")))
+        self.presenter.send("meeting")
+        self.assertEqual(self.connection.sent(), ["SEND bob,dave :meeting"])
+        self.connection.server_says("SENT 1 dave")
+        self.assertEqual(
+            self.view.entries(),
+            [("sent", "you to bob, dave: meeting"), ("warning", "not connected, did not get it: dave")],
+        )
+
+    def test_broadcast(self) -> None:
+        self.presenter.choose_recipients(("bob",))
+        self.presenter.choose_mode(Kind.BROADCAST)
+        self.assertEqual(self.presenter.selected, ())
+        self.presenter.send("hello all")
+        self.assertEqual(self.connection.sent(), ["BROADCAST :hello all"])
+        self.connection.server_says("SENT 2 -")
+        self.assertEqual(self.view.entries(), [("sent", "you to everyone: hello all")])
+
+    def test_what_cannot_be_sent_is_explained_and_not_sent(self) -> None:
+        cases = [
+            (Kind.UNICAST, (), "hi", "Unicast: pick one recipient."),
+            (
+                Kind.MULTICAST,
+                ("bob",),
+                "hi",
+                "Multicast: pick two or more recipients (or use Unicast for one).",
+            ),
+            (Kind.BROADCAST, (), "   ", "Type a message first."),
+            (Kind.BROADCAST, (), "é" * 2049, "The message is 4098 bytes; the limit is 4096."),
+        ]
+        for mode, recipients, text, problem in cases:
+            self.presenter.choose_mode(mode)
+            self.presenter.choose_recipients(recipients)
+            self.assertFalse(self.presenter.send(text))
+            self.assertEqual(self.view.entries()[-1], ("error", problem))
+        self.assertEqual(self.connection.sent(), [])
+
+    def test_received_messages_name_their_sender_and_kind(self) -> None:
+        self.connection.server_says(
+            "MSG bob unicast alice :psst",
+            "MSG carol multicast alice,bob :team",
+            "MSG dave broadcast * :all ✓",
+        )
+        self.assertEqual(
+            self.view.entries(),
+            [
+                ("direct", "bob to you: psst"),
+                ("group", "carol to you and bob: team"),
+                ("broadcast", "dave to everyone: all ✓"),
+            ],
+        )
+
+    def test_entries_carry_the_time(self) -> None:
+        self.clock.advance(90)
+        self.connection.server_says("MSG bob unicast alice :x")
+        [(_, (entry,))] = [c for c in self.view.calls if c[0] == "append"]
+        self.assertEqual(entry, Entry(90, "direct", "bob to you: x"))
+
+    def test_presence_updates_the_list(self) -> None:
+        self.connection.server_says("JOINED erin", "LEFT bob")
+        users = self.view.last("show_users")[0]
+        self.assertEqual(
+            users,
+            [
+                UserItem("alice", True, True),
+                UserItem("bob", False, False),
+                UserItem("carol", True, False),
+                UserItem("dave", False, False),
+                UserItem("erin", True, False),
+            ],
+        )
+        self.assertEqual(self.view.entries(), [("info", "erin is online"), ("info", "bob went offline")])
+
+    def test_server_errors_show_inline(self) -> None:
+        self.presenter.choose_mode(Kind.BROADCAST)
+        self.presenter.send("x")
+        self.connection.server_says("ERROR TEXT_TOO_LONG :too long", "SENT 1 -")
+        self.assertEqual(self.view.entries(), [("error", "TEXT_TOO_LONG: too long")])
+
+    def test_server_going_away_and_reconnecting(self) -> None:
+        self.connection.server_says("BYE :server shutting down")
+        self.connection.close()
+        self.assertEqual(self.presenter.phase, Phase.DISCONNECTED)
+        self.assertEqual(self.view.last("show_status"), ("Disconnected: server shutting down", False))
+        self.assertFalse(self.presenter.send("anyone?"))
+        self.presenter.reconnect()
+        self.assertEqual(self.connection.attempts[-1], ("tcp:example.org:8123", "alice"))
+        self.connection.server_says("WELCOME alice :hi", "ENDUSERS 0")
+        self.assertEqual(self.presenter.phase, Phase.CONNECTED)
+
+    def test_quit_says_goodbye(self) -> None:
+        self.presenter.quit()
+        self.assertEqual(self.connection.sent(), ["QUIT"])
+
+
+class DescribeServerTests(SynchronousTestCase):
+    def test_describe(self) -> None:
+        self.assertEqual(describe_server("tcp:localhost:8123"), "localhost:8123")
+        self.assertEqual(describe_server("tls:chat.example:8124:caCertsDir=/x"), "chat.example:8124")
+        self.assertEqual(describe_server("unix:/tmp/s"), "unix:/tmp/s")
