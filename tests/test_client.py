@@ -311,9 +311,17 @@ class ChatTests(PresenterTestCase):
         self.connection.server_says("WELCOME alice :hi", "ENDUSERS 0")
         self.assertEqual(self.presenter.phase, Phase.CONNECTED)
 
-    def test_quit_says_goodbye(self) -> None:
-        self.presenter.quit()
+    def test_quit_says_goodbye_and_waits_for_the_close(self) -> None:
+        gone = self.presenter.quit()
         self.assertEqual(self.connection.sent(), ["QUIT"])
+        self.assertNoResult(gone)
+        self.connection.server_says("BYE :goodbye")
+        self.connection.close()
+        self.successResultOf(gone)
+
+    def test_quit_when_not_connected(self) -> None:
+        self.connection.close()
+        self.successResultOf(self.presenter.quit())
 
 
 class DescribeServerTests(SynchronousTestCase):

@@ -105,6 +105,7 @@ class ChatPresenter:
         self._refusal = ""
         self._bye = ""
         self._outbox: deque[tuple[Kind, tuple[str, ...], str]] = deque()
+        self._waiting_to_go: list[Deferred[None]] = []
 
     # -- what the user does ----------------------------------------------
 
@@ -173,10 +174,18 @@ class ChatPresenter:
             return "Multicast: pick two or more recipients (or use Unicast for one)."
         return ""
 
-    def quit(self) -> None:
-        """Say goodbye to the server, if connected."""
-        if self._protocol is not None and self.phase is Phase.CONNECTED:
+    def quit(self) -> Deferred[None]:
+        """Say goodbye to the server; fires once disconnected (at once if not connected)."""
+        gone: Deferred[None] = Deferred()
+        if self._protocol is None:
+            gone.callback(None)
+            return gone
+        self._waiting_to_go.append(gone)
+        if self.phase is Phase.CONNECTED:
             self._protocol.quit()
+        else:
+            self._protocol.transport.loseConnection()
+        return gone
 
     # -- the connection ----------------------------------------------------
 
@@ -254,6 +263,10 @@ class ChatPresenter:
             why = self._bye or reason
             self._view.show_status(f"Disconnected: {why}", False)
             self._say("info", f"Disconnected: {why}")
+        # Last: whoever waits may close the view at once.
+        waiting, self._waiting_to_go = self._waiting_to_go, []
+        for gone in waiting:
+            gone.callback(None)
 
     # -- helpers -----------------------------------------------------------
 

@@ -1,0 +1,224 @@
+"""The client's Tk (ttk) window: a thin view over :class:`ChatPresenter`."""
+
+from __future__ import annotations
+
+import time
+import tkinter
+from tkinter import ttk
+
+from msgsvc.client.presenter import ChatPresenter, Entry, UserItem
+from msgsvc.wire import Kind
+
+_STYLES = {
+    "direct": {"foreground": "#000000"},
+    "group": {"foreground": "#1d4e89"},
+    "broadcast": {"foreground": "#2e6b30"},
+    "sent": {"foreground": "#555555"},
+    "warning": {"foreground": "#9a5b00"},
+    "error": {"foreground": "#b00020"},
+    "info": {"foreground": "#777777"},
+}
+_MODES = [
+    (Kind.UNICAST, "Unicast", "u"),
+    (Kind.MULTICAST, "Multicast", "m"),
+    (Kind.BROADCAST, "Broadcast", "b"),
+]
+# Broadcast needs no recipients: a click there is undone by show_mode.
+_SELECT = {Kind.UNICAST: tkinter.BROWSE, Kind.MULTICAST: tkinter.MULTIPLE, Kind.BROADCAST: tkinter.BROWSE}
+
+
+class ChatWindow:
+    """The login form and the chat view in one top-level window."""
+
+    def __init__(self, root: tkinter.Tk) -> None:
+        self.root = root
+        self.presenter: ChatPresenter | None = None
+        root.title("msgsvc")
+        root.geometry("900x600")
+        root.minsize(560, 380)
+        self._build_login()
+        self._build_chat()
+        self._names: list[str] = []
+        self._selected: tuple[str, ...] = ()
+
+    def bind(self, presenter: ChatPresenter) -> None:
+        self.presenter = presenter
+
+    # -- building ----------------------------------------------------------
+
+    def _build_login(self) -> None:
+        frame = self.login_frame = ttk.Frame(self.root, padding=24)
+        ttk.Label(frame, text="msgsvc", font=("TkDefaultFont", 18, "bold")).grid(
+            row=0, column=0, columnspan=2, pady=(0, 16), sticky="w"
+        )
+        ttk.Label(frame, text="Username").grid(row=1, column=0, sticky="w", padx=(0, 8), pady=4)
+        self.username = ttk.Entry(frame, width=32)
+        self.username.grid(row=1, column=1, sticky="ew", pady=4)
+        ttk.Label(frame, text="Server").grid(row=2, column=0, sticky="w", padx=(0, 8), pady=4)
+        self.server = ttk.Entry(frame, width=32)
+        self.server.grid(row=2, column=1, sticky="ew", pady=4)
+        self.connect_button = ttk.Button(frame, text="Connect", command=self._login)
+        self.connect_button.grid(row=3, column=1, sticky="e", pady=(12, 4))
+        self.problem = ttk.Label(frame, text="", foreground=_STYLES["error"]["foreground"], wraplength=420)
+        self.problem.grid(row=4, column=0, columnspan=2, sticky="w", pady=(8, 0))
+        self.login_status = ttk.Label(frame, text="")
+        self.login_status.grid(row=5, column=0, columnspan=2, sticky="w", pady=(8, 0))
+        frame.columnconfigure(1, weight=1)
+        for entry in (self.username, self.server):
+            entry.bind("<Return>", lambda _e: self._login())
+
+    def _build_chat(self) -> None:
+        frame = self.chat_frame = ttk.Frame(self.root, padding=8)
+        top = ttk.Frame(frame)
+        top.pack(fill="x")
+        self.status = ttk.Label(top, text="", font=("TkDefaultFont", 11, "bold"))
+        self.status.pack(side="left")
+        self.reconnect_button = ttk.Button(top, text="Reconnect", command=self._reconnect)
+
+        panes = ttk.PanedWindow(frame, orient="horizontal")
+        panes.pack(fill="both", expand=True, pady=(8, 0))
+
+        left = ttk.Frame(panes, padding=(0, 0, 8, 0))
+        ttk.Label(left, text="Messaging option").pack(anchor="w")
+        self.mode = tkinter.StringVar(self.root, value=Kind.UNICAST.value)
+        self.mode_buttons = {}
+        for kind, label, key in _MODES:
+            button = ttk.Radiobutton(
+                left,
+                text=f"{label}  (Alt+{key.upper()})",
+                value=kind.value,
+                variable=self.mode,
+                command=self._mode,
+            )
+            button.pack(anchor="w")
+            self.mode_buttons[kind] = button
+            self.root.bind_all(f"<Alt-{key}>", lambda _e, k=kind: self._choose(k))
+        ttk.Label(left, text="Recipients  (● online, ○ offline)").pack(anchor="w", pady=(12, 0))
+        self.users = tkinter.Listbox(left, exportselection=False, width=26, activestyle="none")
+        self.users.pack(fill="both", expand=True)
+        self.users.bind("<<ListboxSelect>>", lambda _e: self._recipients())
+        panes.add(left, weight=0)
+
+        right = ttk.Frame(panes)
+        log = ttk.Frame(right)
+        log.pack(fill="both", expand=True)
+        self.conversation = tkinter.Text(log, wrap="word", state="disabled", height=10, width=60, takefocus=0)
+        scroll = ttk.Scrollbar(log, command=self.conversation.yview)
+        self.conversation.configure(yscrollcommand=scroll.set)
+        scroll.pack(side="right", fill="y")
+        self.conversation.pack(side="left", fill="both", expand=True)
+        for style, options in _STYLES.items():
+            self.conversation.tag_configure(style, **options)
+        self.conversation.tag_configure("time", foreground="#999999")
+        self.to = ttk.Label(right, text="")
+        self.to.pack(anchor="w", pady=(6, 2))
+        bottom = ttk.Frame(right)
+        bottom.pack(fill="x")
+        self.message = ttk.Entry(bottom)
+        self.message.pack(side="left", fill="x", expand=True)
+        self.message.bind("<Return>", lambda _e: self._send())
+        self.send_button = ttk.Button(bottom, text="Send", command=self._send)
+        self.send_button.pack(side="left", padx=(6, 0))
+        panes.add(right, weight=1)
+
+    # -- View --------------------------------------------------------------
+
+    def show_login(self, username: str, server: str, problem: str) -> None:
+        self.chat_frame.pack_forget()
+        self.login_frame.pack(fill="both", expand=True)
+        for entry, value in ((self.username, username), (self.server, server)):
+            entry.delete(0, "end")
+            entry.insert(0, value)
+        self.problem.configure(text=f"⚠ {problem}" if problem else "")
+        self.login_status.configure(text="")
+        self.connect_button.state(["!disabled"])
+        self.username.focus_set()
+        self.username.select_range(0, "end")
+        self.username.icursor("end")
+
+    def show_chat(self) -> None:
+        self.login_frame.pack_forget()
+        self.chat_frame.pack(fill="both", expand=True)
+        self.message.focus_set()
+
+    def show_status(self, text: str, connected: bool) -> None:
+        self.status.configure(text=text, foreground="#2e6b30" if connected else "#9a5b00")
+        self.login_status.configure(text=text)
+        chatting = self.chat_frame.winfo_ismapped()
+        if connected or not chatting:
+            self.reconnect_button.pack_forget()
+        else:
+            self.reconnect_button.pack(side="right")
+        self.connect_button.state(["disabled"] if not chatting and not connected else ["!disabled"])
+        state = ["!disabled"] if connected else ["disabled"]
+        self.message.state(state)
+        self.send_button.state(state)
+
+    def show_users(self, users: list[UserItem]) -> None:
+        self._names = [u.name for u in users]
+        self.users.delete(0, "end")
+        for index, user in enumerate(users):
+            mark = "●" if user.online else "○"
+            suffix = " (you)" if user.me else "" if user.online else "  offline"
+            self.users.insert("end", f"{mark} {user.name}{suffix}")
+            self.users.itemconfigure(index, foreground="#000000" if user.online else "#888888")
+        self._show_selection()
+
+    def show_mode(self, mode: Kind, selected: tuple[str, ...]) -> None:
+        self.mode.set(mode.value)
+        self._selected = selected
+        self.users.configure(selectmode=_SELECT[mode])
+        self._show_selection()
+        if mode is Kind.BROADCAST:
+            self.to.configure(text="To: everyone connected")
+        elif selected:
+            self.to.configure(text="To: " + ", ".join(selected))
+        else:
+            self.to.configure(
+                text="To: pick "
+                + ("one recipient" if mode is Kind.UNICAST else "recipients")
+                + " on the left"
+            )
+
+    def append(self, entry: Entry) -> None:
+        text = self.conversation
+        at_end = text.yview()[1] >= 0.999
+        text.configure(state="normal")
+        text.insert("end", time.strftime("%H:%M ", time.localtime(entry.when)), ("time",))
+        text.insert("end", entry.text + "\n", (entry.style,))
+        text.configure(state="disabled")
+        if at_end:
+            text.see("end")
+
+    # -- what the user does -------------------------------------------------
+
+    def _login(self) -> None:
+        assert self.presenter is not None
+        self.problem.configure(text="")
+        self.presenter.login(self.username.get(), self.server.get())
+
+    def _reconnect(self) -> None:
+        assert self.presenter is not None
+        self.presenter.reconnect()
+
+    def _choose(self, mode: Kind) -> None:
+        assert self.presenter is not None
+        self.presenter.choose_mode(mode)
+
+    def _mode(self) -> None:
+        self._choose(Kind(self.mode.get()))
+
+    def _recipients(self) -> None:
+        assert self.presenter is not None
+        self.presenter.choose_recipients(tuple(self._names[i] for i in self.users.curselection()))
+
+    def _send(self) -> None:
+        assert self.presenter is not None
+        if self.presenter.send(self.message.get()):
+            self.message.delete(0, "end")
+
+    def _show_selection(self) -> None:
+        self.users.selection_clear(0, "end")
+        for name in self._selected:
+            if name in self._names:
+                self.users.selection_set(self._names.index(name))

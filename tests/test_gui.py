@@ -1,0 +1,194 @@
+"""The client's real Tk window, driven through its widgets, against a real server on loopback.
+
+Needs a display (CI runs it under Xvfb).  Without one it skips locally with
+the reason, and fails under CI=true, where a skip would hide a broken window.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import subprocess
+import tkinter
+from collections.abc import Callable
+
+from twisted.internet import reactor
+from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.internet.task import deferLater
+from twisted.trial.unittest import SkipTest, TestCase
+
+from msgsvc.client.connect import endpoint_connector
+from msgsvc.client.gui import ChatWindow
+from msgsvc.client.presenter import ChatPresenter
+from msgsvc.hub import Hub
+from msgsvc.server import ServerFactory
+from msgsvc.store import UsernameLog
+from msgsvc.wire import Kind, Limits
+
+
+def need_display() -> None:
+    """Use $DISPLAY, or start one Xvfb for the whole run; skip (fail under CI) if neither can be had."""
+    if os.environ.get("DISPLAY"):
+        return
+    if shutil.which("Xvfb"):
+        read, write = os.pipe()
+        xvfb = subprocess.Popen(
+            ["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+            pass_fds=[write],
+            stderr=subprocess.DEVNULL,
+        )
+        os.close(write)
+        with os.fdopen(read) as displayfd:
+            number = displayfd.readline().strip()
+        if number:
+            atexit.register(xvfb.terminate)
+            os.environ["DISPLAY"] = f":{number}"
+            return
+        xvfb.kill()
+    if os.environ.get("CI"):
+        raise AssertionError("GUI tests need a display or Xvfb; .ci/run installs xvfb")
+    raise SkipTest("no DISPLAY and no Xvfb (apt-get install xvfb) to test the windows on")
+
+
+class ClientWindowTests(TestCase):
+    async def setUp(self) -> None:
+        need_display()
+        self.usernames = UsernameLog(reactor, self.mktemp())
+        self.usernames.startService()
+        self.factory = ServerFactory(Hub(reactor, self.usernames, [], max_clients=50), reactor, Limits())
+        self.port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(self.factory)
+        self.server = f"tcp:127.0.0.1:{self.port.getHost().port}"
+        self.windows: list[ChatWindow] = []
+        self.addCleanup(self.tear_down)
+
+    async def tear_down(self) -> None:
+        for window in self.windows:
+            if window.presenter is not None:
+                await window.presenter.quit()
+            window.root.destroy()
+        await self.port.stopListening()
+        await self.factory.disconnect_all("server shutting down")
+        self.usernames.stopService()
+
+    def window(self) -> ChatWindow:
+        window = ChatWindow(tkinter.Tk())
+        presenter = ChatPresenter(window, endpoint_connector(reactor), reactor, "", self.server)
+        window.bind(presenter)
+        presenter.start()
+        self.windows.append(window)
+        return window
+
+    async def until(self, what: str, condition: Callable[[], bool], timeout: float = 15) -> None:
+        """Run the reactor and every window until ``condition`` holds."""
+        for _ in range(int(timeout / 0.01)):
+            for window in self.windows:
+                window.root.update()
+            if condition():
+                return
+            await deferLater(reactor, 0.01, lambda: None)
+        self.fail(f"timed out waiting for {what}")
+
+    @staticmethod
+    def conversation(window: ChatWindow) -> str:
+        return window.conversation.get("1.0", "end")
+
+    async def log_in(self, name: str) -> ChatWindow:
+        window = self.window()
+        window.username.delete(0, "end")
+        window.username.insert(0, name)
+        window.connect_button.invoke()
+        await self.until(f"{name} connected", lambda: window.status.cget("text").startswith("Connected"))
+        return window
+
+    def pick(self, window: ChatWindow, mode: Kind, *names: str) -> None:
+        window.mode_buttons[mode].invoke()
+        for name in names:
+            labels = window.users.get(0, "end")
+            index = next(i for i, label in enumerate(labels) if label.split()[1] == name)
+            window.users.selection_set(index)
+        window.users.event_generate("<<ListboxSelect>>")
+        window.root.update()
+
+    def type_and_send(self, window: ChatWindow, text: str) -> None:
+        window.message.insert(0, text)
+        window.message.focus_force()
+        window.root.update()
+        window.message.event_generate("<Return>")
+
+    async def test_three_clients_exchange_every_kind_of_message(self) -> None:
+        alice = await self.log_in("alice")
+        port = self.port.getHost().port
+        self.assertEqual(alice.status.cget("text"), f"Connected to 127.0.0.1:{port} as alice")
+        bob = await self.log_in("bob")
+        carol = await self.log_in("carol")
+        await self.until("alice sees carol", lambda: "● carol" in alice.users.get(0, "end"))
+        self.assertEqual(alice.users.get(0, "end"), ("● alice (you)", "● bob", "● carol"))
+
+        self.pick(alice, Kind.UNICAST, "bob")
+        self.assertEqual(alice.to.cget("text"), "To: bob")
+        self.type_and_send(alice, "hi bob")
+        await self.until("bob gets it", lambda: "alice to you: hi bob" in self.conversation(bob))
+        await self.until("alice's report", lambda: "you to bob: hi bob" in self.conversation(alice))
+        self.assertEqual(alice.message.get(), "")
+        self.assertNotIn("hi bob", self.conversation(carol))
+
+        self.pick(bob, Kind.MULTICAST, "alice", "carol")
+        self.assertEqual(bob.to.cget("text"), "To: alice, carol", bob.users.get(0, "end"))
+        self.type_and_send(bob, "team meeting")
+        await self.until(
+            "carol gets it", lambda: "bob to you and alice: team meeting" in self.conversation(carol)
+        )
+        await self.until(
+            "alice gets it", lambda: "bob to you and carol: team meeting" in self.conversation(alice)
+        )
+
+        self.pick(carol, Kind.BROADCAST)
+        self.assertEqual(carol.to.cget("text"), "To: everyone connected")
+        self.type_and_send(carol, "hello everyone ✓")
+        for receiver in (alice, bob):
+            await self.until(
+                "the broadcast",
+                lambda r=receiver: "carol to everyone: hello everyone ✓" in self.conversation(r),
+            )
+
+    async def test_offline_recipients_are_reported(self) -> None:
+        alice = await self.log_in("alice")
+        bob = await self.log_in("bob")
+        await self.until("alice sees bob", lambda: "● bob" in alice.users.get(0, "end"))
+        assert bob.presenter is not None
+        await bob.presenter.quit()
+        await self.until("bob offline", lambda: "○ bob  offline" in alice.users.get(0, "end"))
+        self.pick(alice, Kind.UNICAST, "bob")
+        self.type_and_send(alice, "are you there?")
+        await self.until(
+            "the report", lambda: "not connected, did not get it: bob" in self.conversation(alice)
+        )
+
+    async def test_refused_name_brings_the_form_back(self) -> None:
+        await self.log_in("alice")
+        second = self.window()
+        second.username.delete(0, "end")
+        second.username.insert(0, "ALICE")
+        second.username.focus_force()
+        second.root.update()
+        second.username.event_generate("<Return>")
+        await self.until("the refusal", lambda: "alice is in use" in second.problem.cget("text"))
+        self.assertTrue(second.login_frame.winfo_ismapped())
+        self.assertEqual(second.username.selection_get(), "ALICE")
+
+    async def test_server_stop_shows_disconnected_and_offers_to_reconnect(self) -> None:
+        alice = await self.log_in("alice")
+        self.pick(alice, Kind.BROADCAST)
+        self.type_and_send(alice, "before")
+        await self.until("sent", lambda: "you to everyone: before" in self.conversation(alice))
+        await self.factory.disconnect_all("server shutting down")
+        await self.until(
+            "disconnected", lambda: alice.status.cget("text") == "Disconnected: server shutting down"
+        )
+        self.assertTrue(alice.reconnect_button.winfo_ismapped())
+        self.assertIn("you to everyone: before", self.conversation(alice))
+        self.assertIn("disabled", alice.send_button.state())
+        alice.reconnect_button.invoke()
+        await self.until("reconnected", lambda: alice.status.cget("text").startswith("Connected"))
+        self.assertFalse(alice.reconnect_button.winfo_ismapped())
