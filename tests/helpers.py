@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.error import ConnectionDone, ConnectionRefusedError
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 
+from msgsvc.client.protocol import ClientListener, ClientProtocol
 from msgsvc.hub import Hub, Message, UserRecord
 from msgsvc.server import ServerFactory, ServerProtocol
 from msgsvc.wire import Limits
@@ -89,3 +92,37 @@ def lines(transport: StringTransport) -> list[str]:
     transport.clear()
     assert data == b"" or data.endswith(b"\r\n"), data
     return data.decode("utf-8").split("\r\n")[:-1]
+
+
+class FakeConnection:
+    """A Connector whose connections are ClientProtocols on StringTransports."""
+
+    def __init__(self) -> None:
+        self.attempts: list[tuple[str, str]] = []
+        self.refuse = False
+        self.protocol: ClientProtocol | None = None
+        self.transport = StringTransport()
+
+    def __call__(self, server: str, username: str, listener: ClientListener) -> Deferred[ClientProtocol]:
+        self.attempts.append((server, username))
+        if self.refuse:
+            return fail(ConnectionRefusedError("connection refused"))
+        self.protocol = ClientProtocol(username, listener)
+        self.transport = StringTransport()
+        self.protocol.makeConnection(self.transport)
+        d: Deferred[ClientProtocol] = Deferred()
+        d.callback(self.protocol)
+        return d
+
+    def server_says(self, *lines: str) -> None:
+        assert self.protocol is not None
+        self.protocol.dataReceived("".join(line + "\r\n" for line in lines).encode())
+
+    def close(self) -> None:
+        assert self.protocol is not None
+        self.protocol.connectionLost(Failure(ConnectionDone("Connection was closed cleanly.")))
+
+    def sent(self) -> list[str]:
+        data = self.transport.value().decode()
+        self.transport.clear()
+        return data.split("\r\n")[:-1]

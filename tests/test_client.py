@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from twisted.internet.defer import Deferred, fail
-from twisted.internet.error import ConnectionDone, ConnectionRefusedError
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.client.presenter import ChatPresenter, Entry, Phase, UserItem, describe_server
-from msgsvc.client.protocol import ClientListener, ClientProtocol
+from msgsvc.client.protocol import ClientProtocol
 from msgsvc.wire import Kind
+
+from .helpers import FakeConnection
 
 
 class Recorder:
@@ -99,40 +100,6 @@ class ClientProtocolTests(SynchronousTestCase):
     def test_disconnect(self) -> None:
         self.protocol.connectionLost(Failure(ConnectionDone("closed")))
         self.assertEqual(self.listener.calls, [("disconnected", ("Connection was closed cleanly: closed.",))])
-
-
-class FakeConnection:
-    """A Connector whose connections are ClientProtocols on StringTransports."""
-
-    def __init__(self) -> None:
-        self.attempts: list[tuple[str, str]] = []
-        self.refuse = False
-        self.protocol: ClientProtocol | None = None
-        self.transport = StringTransport()
-
-    def __call__(self, server: str, username: str, listener: ClientListener) -> Deferred[ClientProtocol]:
-        self.attempts.append((server, username))
-        if self.refuse:
-            return fail(ConnectionRefusedError("connection refused"))
-        self.protocol = ClientProtocol(username, listener)
-        self.transport = StringTransport()
-        self.protocol.makeConnection(self.transport)
-        d: Deferred[ClientProtocol] = Deferred()
-        d.callback(self.protocol)
-        return d
-
-    def server_says(self, *lines: str) -> None:
-        assert self.protocol is not None
-        self.protocol.dataReceived("".join(line + "\r\n" for line in lines).encode())
-
-    def close(self) -> None:
-        assert self.protocol is not None
-        self.protocol.connectionLost(Failure(ConnectionDone("Connection was closed cleanly.")))
-
-    def sent(self) -> list[str]:
-        data = self.transport.value().decode()
-        self.transport.clear()
-        return data.split("\r\n")[:-1]
 
 
 class PresenterTestCase(SynchronousTestCase):

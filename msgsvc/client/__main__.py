@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tkinter
 
@@ -18,38 +17,58 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help=f"server endpoint: tcp:HOST:PORT or tls:HOST:PORT (default {DEFAULT_SERVER})",
     )
     parser.add_argument("--username", default="", help="prefill the username")
+    parser.add_argument(
+        "--text", action="store_true", help="run in the terminal (the default when no display can be opened)"
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    if not os.environ.get("DISPLAY") and sys.platform.startswith("linux"):
-        print("msgsvc client: no display (DISPLAY is not set); the window needs one.", file=sys.stderr)
-        return 2
     from twisted.internet import reactor
 
-    from msgsvc.client import tkreactor
     from msgsvc.client.connect import endpoint_connector
-    from msgsvc.client.gui import ChatWindow
     from msgsvc.client.presenter import ChatPresenter
+
+    connect = endpoint_connector(reactor)
+    if args.text or not _have_display():
+        from twisted.internet.stdio import StandardIO
+
+        from msgsvc.client.text import TerminalInput, TextView
+
+        terminal = TerminalInput()
+        view = TextView(lambda text: terminal.transport.write(text.encode("utf-8")))
+        presenter = ChatPresenter(view, connect, reactor, args.username, args.server)
+        view.bind(presenter, lambda: presenter.close(reactor.stop))
+        terminal.view = view
+        StandardIO(terminal, reactor=reactor)
+        presenter.start()
+        reactor.run()
+        return 0
+
+    from msgsvc.client import tkreactor
+    from msgsvc.client.gui import ChatWindow
 
     root = tkinter.Tk()
     window = ChatWindow(root)
-    presenter = ChatPresenter(window, endpoint_connector(reactor), reactor, args.username, args.server)
+    presenter = ChatPresenter(window, connect, reactor, args.username, args.server)
     window.bind(presenter)
-
-    def close() -> None:
-        gone = presenter.quit()
-        gone.addTimeout(2, reactor)
-        gone.addBoth(lambda _: reactor.stop())
-
-    root.protocol("WM_DELETE_WINDOW", close)
+    root.protocol("WM_DELETE_WINDOW", lambda: presenter.close(reactor.stop))
     tkreactor.attach(root, reactor)
     presenter.start()
     reactor.run()
     tkreactor.detach()
     root.destroy()
     return 0
+
+
+def _have_display() -> bool:
+    """Whether Tk can open a window here."""
+    try:
+        tkinter.Tk().destroy()
+    except tkinter.TclError:
+        return False
+    return True
 
 
 if __name__ == "__main__":

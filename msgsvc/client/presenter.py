@@ -106,6 +106,7 @@ class ChatPresenter:
         self._bye = ""
         self._outbox: deque[tuple[Kind, tuple[str, ...], str]] = deque()
         self._waiting_to_go: list[Deferred[None]] = []
+        self._closing = False
 
     # -- what the user does ----------------------------------------------
 
@@ -186,6 +187,15 @@ class ChatPresenter:
         else:
             self._protocol.transport.loseConnection()
         return gone
+
+    def close(self, then: Callable[[], None], grace: float = 2.0) -> None:
+        """Quit, wait at most ``grace`` seconds for the server to close, then call ``then`` once."""
+        if self._closing:
+            return
+        self._closing = True
+        gone = self.quit()
+        gone.addTimeout(grace, self._clock)
+        gone.addBoth(lambda _: then())
 
     # -- the connection ----------------------------------------------------
 

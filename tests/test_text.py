@@ -1,0 +1,123 @@
+"""The terminal client: the specification's sending steps, line by line."""
+
+from __future__ import annotations
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from msgsvc.client.presenter import ChatPresenter
+from msgsvc.client.text import TextView
+
+from .helpers import FakeConnection
+
+
+class TextClientTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.output: list[str] = []
+        self.quits = 0
+        self.view = TextView(self.output.append)
+        self.connection = FakeConnection()
+        self.presenter = ChatPresenter(self.view, self.connection, Clock(), "", "tcp:h:1")
+        self.view.bind(self.presenter, self.on_quit)
+        self.presenter.start()
+
+    def on_quit(self) -> None:
+        self.quits += 1
+
+    def screen(self) -> str:
+        text = "".join(self.output)
+        self.output.clear()
+        return text
+
+    def type(self, *lines: str) -> None:
+        for line in lines:
+            self.view.line(line)
+
+    def connect(self, name: str = "bob") -> None:
+        self.type(name)
+        self.connection.server_says(
+            f"WELCOME {name} :hi",
+            "USER alice online",
+            f"USER {name} online",
+            "USER dave offline",
+            "ENDUSERS 3",
+        )
+        self.connection.sent()
+
+    def test_asks_for_a_username_again_when_refused(self) -> None:
+        self.assertEqual(self.screen(), "Username: ")
+        self.type("9lives")
+        self.assertIn("starting with a letter", self.screen())
+        self.type("alice")
+        self.connection.server_says("ERROR USERNAME_TAKEN :alice is in use", "BYE :alice is in use")
+        self.connection.close()
+        self.assertIn("!! The server refused alice: alice is in use\nUsername [alice]: ", self.screen())
+
+    def test_connected_shows_the_log_and_asks_for_an_option(self) -> None:
+        self.connect()
+        screen = self.screen()
+        self.assertIn("-- Connected to h:1 as bob", screen)
+        self.assertIn("* alice  online\n", screen)
+        self.assertIn("* bob (you)  online\n", screen)
+        self.assertIn("  dave  offline\n", screen)
+        self.assertTrue(screen.endswith("Send [u]nicast, [m]ulticast or [b]roadcast? "), screen)
+
+    def test_unicast_steps(self) -> None:
+        self.connect()
+        self.type("u")
+        self.assertTrue(self.screen().endswith("To (one name; empty to go back): "))
+        self.type("ALICE")
+        self.assertTrue(self.screen().endswith("Message to alice (empty to go back): "))
+        self.type("hello there")
+        self.assertEqual(self.connection.sent(), ["SEND alice :hello there"])
+        self.connection.server_says("SENT 1 -")
+        self.assertIn("-> you to alice: hello there", self.screen())
+
+    def test_multicast_needs_two_names_and_reports_offline(self) -> None:
+        self.connect()
+        self.type("m", "alice")
+        self.assertIn("!! Multicast goes to two or more names.", self.screen())
+        self.type("alice, dave", "lunch?")
+        self.assertEqual(self.connection.sent(), ["SEND alice,dave :lunch?"])
+        self.connection.server_says("SENT 1 dave")
+        self.assertIn("!! not connected, did not get it: dave", self.screen())
+
+    def test_broadcast_skips_recipients(self) -> None:
+        self.connect()
+        self.type("b", "hi all")
+        self.assertEqual(self.connection.sent(), ["BROADCAST :hi all"])
+
+    def test_typed_ahead_lines_wait_for_the_welcome(self) -> None:
+        self.type("bob", "b", "early bird")
+        self.assertEqual(self.connection.sent(), ["HELLO bob"])
+        self.connection.server_says("WELCOME bob :hi", "USER bob online", "ENDUSERS 1")
+        self.assertEqual(self.connection.sent(), ["BROADCAST :early bird"])
+
+    def test_received_messages_and_terminal_safety(self) -> None:
+        self.connect()
+        self.screen()
+        # The wire refuses C0 controls; C1 controls and bidi overrides pass it, and are shown escaped.
+        self.connection.server_says("MSG alice unicast bob :hi\tthere \x9b2J \u202eevil")
+        screen = self.screen()
+        self.assertIn("<- alice to you: hi\tthere \\x9b2J \\u202eevil\n", screen)
+        self.assertNotIn("\x9b", screen)
+
+    def test_commands(self) -> None:
+        self.connect()
+        self.screen()
+        self.type("/help")
+        self.assertIn("Commands:", self.screen())
+        self.type("/users")
+        self.assertIn("dave  offline", self.screen())
+        self.type("/quit")
+        self.assertEqual(self.quits, 1)
+
+    def test_disconnect_and_reconnect(self) -> None:
+        self.connect()
+        self.connection.server_says("BYE :server shutting down")
+        self.connection.close()
+        self.assertIn("-- Disconnected: server shutting down", self.screen())
+        self.type("hello?")
+        self.assertIn("Not connected", self.screen())
+        self.type("/reconnect")
+        self.assertEqual(self.connection.attempts[-1], ("tcp:h:1", "bob"))
