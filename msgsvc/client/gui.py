@@ -47,7 +47,9 @@ class ChatWindow:
     # -- building ----------------------------------------------------------
 
     def _build_login(self) -> None:
-        frame = self.login_frame = ttk.Frame(self.root, padding=24)
+        self.login_frame = ttk.Frame(self.root)
+        frame = ttk.Frame(self.login_frame, padding=24)
+        frame.place(relx=0.5, rely=0.1, anchor="n")
         ttk.Label(frame, text="msgsvc", font=("TkDefaultFont", 18, "bold")).grid(
             row=0, column=0, columnspan=2, pady=(0, 16), sticky="w"
         )
@@ -57,12 +59,15 @@ class ChatWindow:
         ttk.Label(frame, text="Server").grid(row=2, column=0, sticky="w", padx=(0, 8), pady=4)
         self.server = ttk.Entry(frame, width=32)
         self.server.grid(row=2, column=1, sticky="ew", pady=4)
+        ttk.Label(frame, text="tcp:HOST:PORT, or tls:HOST:PORT for TLS", foreground="#777777").grid(
+            row=3, column=1, sticky="w"
+        )
         self.connect_button = ttk.Button(frame, text="Connect", command=self._login)
-        self.connect_button.grid(row=3, column=1, sticky="e", pady=(12, 4))
+        self.connect_button.grid(row=4, column=1, sticky="e", pady=(12, 4))
         self.problem = ttk.Label(frame, text="", foreground=_STYLES["error"]["foreground"], wraplength=420)
-        self.problem.grid(row=4, column=0, columnspan=2, sticky="w", pady=(8, 0))
+        self.problem.grid(row=5, column=0, columnspan=2, sticky="w", pady=(8, 0))
         self.login_status = ttk.Label(frame, text="")
-        self.login_status.grid(row=5, column=0, columnspan=2, sticky="w", pady=(8, 0))
+        self.login_status.grid(row=6, column=0, columnspan=2, sticky="w", pady=(8, 0))
         frame.columnconfigure(1, weight=1)
         for entry in (self.username, self.server):
             entry.bind("<Return>", lambda _e: self._login())

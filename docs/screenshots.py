@@ -1,0 +1,134 @@
+"""Remake the client screenshots in docs/images/: a real server and real windows on loopback.
+
+Run it on a display (``xvfb-run -s '-screen 0 1280x800x24' python docs/screenshots.py``);
+it needs ImageMagick's ``import``.  Bounded: it exits after about 15 seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import tkinter
+
+from twisted.internet import reactor
+from twisted.internet.defer import ensureDeferred
+from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.internet.task import deferLater
+
+from msgsvc.client.connect import endpoint_connector
+from msgsvc.client.gui import ChatWindow
+from msgsvc.client.presenter import ChatPresenter
+from msgsvc.hub import Hub
+from msgsvc.server import ServerFactory
+from msgsvc.store import UsernameLog
+from msgsvc.wire import Kind, Limits
+
+IMAGES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "images")
+
+
+async def settle(windows: list[ChatWindow], seconds: float = 0.4) -> None:
+    for _ in range(int(seconds / 0.02)):
+        for window in windows:
+            window.root.update()
+        await deferLater(reactor, 0.02, lambda: None)
+
+
+async def shoot(windows: list[ChatWindow], window: ChatWindow, name: str) -> None:
+    for other in windows:
+        if other is not window:
+            other.root.withdraw()  # no window manager under Xvfb: keep only this one on screen
+    window.root.deiconify()
+    window.root.lift()
+    await settle(windows)
+    frame = window.root.wm_frame()
+    subprocess.run(["import", "-window", frame, os.path.join(IMAGES, name)], check=True)
+    for other in windows:
+        other.root.deiconify()
+    print("wrote", os.path.join(IMAGES, name))
+
+
+async def main() -> None:
+    usernames = UsernameLog(reactor, os.path.join(tempfile.mkdtemp(), "names.sqlite3"))
+    usernames.startService()
+    factory = ServerFactory(Hub(reactor, usernames, [], max_clients=50), reactor, Limits())
+    port = await TCP4ServerEndpoint(reactor, 8123, interface="127.0.0.1").listen(factory)
+    windows: list[ChatWindow] = []
+
+    def window(name: str) -> ChatWindow:
+        w = ChatWindow(tkinter.Tk())
+        w.root.geometry("900x560+0+0")
+        presenter = ChatPresenter(w, endpoint_connector(reactor), reactor, name, "tcp:localhost:8123")
+        w.bind(presenter)
+        presenter.start()
+        windows.append(w)
+        return w
+
+    async def log_in(name: str) -> ChatWindow:
+        w = window(name)
+        w.connect_button.invoke()
+        await settle(windows)
+        return w
+
+    def send(w: ChatWindow, mode: Kind, names: tuple[str, ...], text: str) -> None:
+        assert w.presenter is not None
+        w.presenter.choose_mode(mode)
+        w.presenter.choose_recipients(names)
+        w.message.insert(0, text)
+        w.send_button.invoke()
+
+    login = window("alice")
+    await settle(windows)
+    await shoot(windows, login, "client-login.png")
+    login.root.destroy()
+    windows.remove(login)
+
+    dave = await log_in("dave")
+    alice = await log_in("alice")
+    bob = await log_in("bob")
+    carol = await log_in("carol")
+    assert dave.presenter is not None
+    await dave.presenter.quit()
+    await settle(windows)
+    send(bob, Kind.UNICAST, ("alice",), "Morning! Did the build go green?")
+    await settle(windows)
+    send(alice, Kind.UNICAST, ("bob",), "Yes, all 164 tests, under Xvfb too.")
+    await settle(windows)
+    send(carol, Kind.MULTICAST, ("alice", "bob"), "Retro at 3pm in the small room — café on me ☕")
+    await settle(windows)
+    send(alice, Kind.MULTICAST, ("bob", "carol", "dave"), "Works for me. Dave is out today, I think.")
+    await settle(windows)
+    send(bob, Kind.BROADCAST, (), "Deploying the new server in 10 minutes; you may see a short disconnect.")
+    await settle(windows)
+    alice.presenter.choose_mode(Kind.MULTICAST)  # type: ignore[union-attr]
+    alice.presenter.choose_recipients(("bob", "carol"))  # type: ignore[union-attr]
+    alice.message.insert(0, "See you both there")
+    await settle(windows)
+    await shoot(windows, alice, "client-chat.png")
+
+    refused = window("bob")
+    refused.connect_button.invoke()
+    await settle(windows, 0.8)
+    await shoot(windows, refused, "client-refused.png")
+
+    for w in windows:
+        if w.presenter is not None:
+            await w.presenter.quit()
+    await port.stopListening()
+    usernames.stopService()
+
+
+def run() -> None:
+    def done(result: object) -> None:
+        reactor.stop()  # type: ignore[attr-defined]
+
+    reactor.callWhenRunning(
+        lambda: ensureDeferred(main()).addErrback(lambda f: f.printTraceback()).addBoth(done)
+    )  # type: ignore[attr-defined]
+    reactor.callLater(60, reactor.stop)  # type: ignore[attr-defined]
+    reactor.run()  # type: ignore[attr-defined]
+
+
+if __name__ == "__main__":
+    sys.exit(run())
