@@ -88,7 +88,10 @@ class TwistdTests(SynchronousTestCase):
     def _reap(self, process: subprocess.Popen[bytes]) -> None:
         if process.poll() is None:
             process.kill()
-        process.communicate()
+        process.wait()
+        for pipe in (process.stdin, process.stdout):
+            if pipe is not None:
+                pipe.close()
 
     def register(self, name: str) -> tuple[Peer, list[str]]:
         peer = Peer(self.port)
@@ -157,3 +160,30 @@ class TwistdTests(SynchronousTestCase):
         output = (result.stdout + result.stderr).decode()
         self.assertIn(f"msgsvc: the username log {self.db!r} is unusable", output)
         self.assertNotIn("Traceback", output)
+
+    def test_terminal_client_end_to_end(self) -> None:
+        self.start()
+        alice, _ = self.register("alice")
+        script = "bob\nu\nalice\nhello from a terminal\nb\nhi all\n"
+        client = subprocess.Popen(
+            [sys.executable, "-m", "msgsvc.client", "--text", "--server", f"tcp:127.0.0.1:{self.port}"],
+            cwd=self.dir,
+            env=dict(os.environ, PYTHONPATH=ROOT),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        self.addCleanup(self._reap, client)
+        assert client.stdin is not None
+        client.stdin.write(script.encode())
+        client.stdin.flush()
+        self.assertEqual(alice.line(), "JOINED bob")
+        self.assertEqual(alice.line(), "MSG bob unicast alice :hello from a terminal")
+        self.assertEqual(alice.line(), "MSG bob broadcast * :hi all")
+        client.stdin.close()  # end of input: the client quits
+        self.assertEqual(alice.line(), "LEFT bob")
+        assert client.stdout is not None
+        output = client.stdout.read().decode()  # to its end: the client has exited
+        self.assertEqual(client.wait(timeout=30), 0, output)
+        self.assertIn("Connected to 127.0.0.1:", output)
+        self.assertIn("you to alice: hello from a terminal", output)

@@ -39,8 +39,10 @@ def main(argv: list[str] | None = None) -> int:
         terminal = TerminalInput()
         view = TextView(lambda text: terminal.transport.write(text.encode("utf-8")))
         presenter = ChatPresenter(view, connect, reactor, args.username, args.server)
-        view.bind(presenter, lambda: presenter.close(reactor.stop))
+        # Quitting flushes what is left to print, then the reactor stops.
+        view.bind(presenter, lambda: presenter.close(terminal.transport.loseConnection))
         terminal.view = view
+        terminal.closed.addCallback(lambda _: reactor.stop())
         StandardIO(terminal, reactor=reactor)
         presenter.start()
         reactor.run()

@@ -10,8 +10,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from msgsvc.client.presenter import ChatPresenter, Entry, Phase, UserItem
 from msgsvc.wire import Kind
@@ -183,14 +186,28 @@ class TextView:
         self._write(text + "\n")
 
 
+@implementer(IHalfCloseableProtocol)
 class TerminalInput(LineReceiver):
-    """Standard input, line by line, into its :class:`TextView`; end of input quits."""
+    """Standard input, line by line, into its :class:`TextView`.
+
+    End of input quits, and output goes on until then: replies to the last
+    lines typed are still printed.  ``closed`` fires once stdio is closed.
+    """
 
     delimiter = b"\n"
     view: TextView
 
+    def __init__(self) -> None:
+        self.closed: Deferred[None] = Deferred()
+
     def lineReceived(self, line: bytes) -> None:
         self.view.line(line.decode("utf-8", errors="replace").rstrip("\r"))
 
-    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+    def readConnectionLost(self) -> None:
         self.view.line("/quit")
+
+    def writeConnectionLost(self) -> None:
+        self.view.line("/quit")
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self.closed.callback(None)
