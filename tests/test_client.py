@@ -286,6 +286,25 @@ class ChatTests(PresenterTestCase):
         self.connection.close()
         self.successResultOf(gone)
 
+    def test_close_quits_then_calls_back_once(self) -> None:
+        closed: list[bool] = []
+        self.presenter.close(lambda: closed.append(True))
+        self.presenter.close(lambda: closed.append(True))
+        self.assertEqual(self.connection.sent(), ["QUIT"])
+        self.assertEqual(closed, [])
+        self.connection.close()
+        self.assertEqual(closed, [True])
+
+    def test_close_gives_up_waiting_after_the_grace_period(self) -> None:
+        closed: list[bool] = []
+        self.presenter.close(lambda: closed.append(True), grace=2)
+        self.clock.advance(1.9)
+        self.assertEqual(closed, [])
+        self.clock.advance(0.2)
+        self.assertEqual(closed, [True])
+        self.connection.close()  # the late close is harmless
+        self.assertEqual(closed, [True])
+
     def test_quit_when_not_connected(self) -> None:
         self.connection.close()
         self.successResultOf(self.presenter.quit())

@@ -125,6 +125,13 @@ class ClientWindowTests(TestCase):
         await self.until("alice sees carol", lambda: "● carol" in alice.users.get(0, "end"))
         self.assertEqual(alice.users.get(0, "end"), ("● alice (you)", "● bob", "● carol"))
 
+        alice.message.focus_force()
+        alice.root.update()
+        alice.message.event_generate("<Alt-m>")
+        self.assertEqual((alice.presenter.mode, alice.mode.get()), (Kind.MULTICAST, "multicast"))  # type: ignore[union-attr]
+        alice.message.event_generate("<Alt-b>")
+        self.assertEqual(alice.presenter.mode, Kind.BROADCAST)  # type: ignore[union-attr]
+
         self.pick(alice, Kind.UNICAST, "bob")
         self.assertEqual(alice.to.cget("text"), "To: bob")
         self.type_and_send(alice, "hi bob")
