@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 from twisted.internet import reactor
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.trial.unittest import TestCase
@@ -118,6 +120,12 @@ class EndToEndTests(TestCase):
         self.assertEqual(codes, ["BAD_ENCODING", "BAD_SYNTAX", "UNKNOWN_COMMAND", "LINE_TOO_LONG"])
         self.assertEqual(await bob.line(), "SENT 1 -")
         self.assertEqual(await alice.line(), "MSG bob unicast alice :ok")
+
+    async def test_accepted_connections_do_not_wait_for_nagle(self) -> None:
+        await self.register("alice")
+        [server_side] = self.factory.connections
+        handle = server_side.transport.getHandle()
+        self.assertTrue(handle.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
 
     async def test_server_stop_says_bye(self) -> None:
         alice, _ = await self.register("alice")
