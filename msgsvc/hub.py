@@ -71,6 +71,12 @@ class Participant(Protocol):
     def receive(self, message: Message) -> None:
         """Deliver ``message``; the same object goes to every recipient."""
 
+    def notice(self, text: str) -> None:
+        """Deliver a notice from the server's operator."""
+
+    def kick(self, reason: str) -> None:
+        """Disconnect, telling the client ``reason``."""
+
 
 class Store(Protocol):
     """Where the username log persists."""
@@ -100,7 +106,50 @@ class RegistrationRefused:
     reason: str
 
 
-Event = UserJoined | UserLeft | RegistrationRefused
+@dataclass(frozen=True)
+class UserKicked:
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class NoticeSent:
+    text: str
+    delivered: int
+
+
+@dataclass(frozen=True)
+class Connected:
+    """A connection opened (announced by the server, not the hub)."""
+
+    peer: str
+
+
+@dataclass(frozen=True)
+class Disconnected:
+    peer: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ClientError:
+    """A client's line was refused with ``ERROR``."""
+
+    peer: str
+    code: Code
+    text: str
+
+
+Event = (
+    UserJoined
+    | UserLeft
+    | RegistrationRefused
+    | UserKicked
+    | NoticeSent
+    | Connected
+    | Disconnected
+    | ClientError
+)
 
 
 @dataclass
@@ -140,6 +189,10 @@ class Hub:
 
     def unsubscribe(self, observer: Callable[[Event], None]) -> None:
         self._observers.remove(observer)
+
+    def announce(self, event: Connected | Disconnected | ClientError) -> None:
+        """Pass a connection-level event from the server to the observers."""
+        self._emit(event)
 
     def _emit(self, event: Event) -> None:
         for observer in list(self._observers):
@@ -261,6 +314,25 @@ class Hub:
 
     def _online_sessions(self) -> Iterable[_Session]:
         return (s for s in self._sessions.values() if s.online)
+
+    # -- operator actions ------------------------------------------------
+
+    def kick(self, name: str, reason: str) -> bool:
+        """Disconnect the online user ``name``; False if nobody by that name is online."""
+        session = self._sessions.get(username_key(name))
+        if session is None or not session.online:
+            return False
+        self._emit(UserKicked(session.record.name, reason))
+        session.participant.kick(reason)
+        return True
+
+    def notice(self, text: str) -> int:
+        """Send a server notice to everyone online; how many got it."""
+        sessions = list(self._online_sessions())
+        for session in sessions:
+            session.participant.notice(text)
+        self._emit(NoticeSent(text, len(sessions)))
+        return len(sessions)
 
     # -- routing ---------------------------------------------------------
 

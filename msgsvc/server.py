@@ -17,7 +17,19 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from msgsvc import wire
-from msgsvc.hub import Event, Hub, Message, RegistrationRefused, UserJoined, UserLeft
+from msgsvc.hub import (
+    ClientError,
+    Connected,
+    Disconnected,
+    Event,
+    Hub,
+    Message,
+    NoticeSent,
+    RegistrationRefused,
+    UserJoined,
+    UserKicked,
+    UserLeft,
+)
 from msgsvc.lines import LineProtocol
 from msgsvc.wire import Code, ProtocolError
 
@@ -57,13 +69,13 @@ class ServerProtocol(LineProtocol):
             except OSError:  # a UNIX socket
                 pass
         self.factory.connections.add(self)
-        self.log.info("{peer} connected", peer=self.peer)
+        self.factory.hub.announce(Connected(self.peer))
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self._gone = True
         self.factory.hub.unregister(self)
         self.factory.connection_lost(self)
-        self.log.info("{peer} disconnected: {why}", peer=self.peer, why=reason.getErrorMessage())
+        self.factory.hub.announce(Disconnected(self.peer, reason.getErrorMessage()))
 
     # -- input -----------------------------------------------------------
 
@@ -73,11 +85,14 @@ class ServerProtocol(LineProtocol):
             if parsed is not None:
                 self._dispatch(wire.parse_command(parsed, self.factory.limits))
         except ProtocolError as e:
-            self.log.debug("{peer}: {code}: {text}", peer=self.peer, code=e.code.value, text=e.text)
-            self.send_error(e.code, e.text)
+            self._refuse(e.code, e.text)
 
     def lineTooLong(self) -> None:
-        self.send_error(Code.LINE_TOO_LONG, f"a line may hold at most {self.MAX_LENGTH} bytes")
+        self._refuse(Code.LINE_TOO_LONG, f"a line may hold at most {self.MAX_LENGTH} bytes")
+
+    def _refuse(self, code: Code, text: str) -> None:
+        self.factory.hub.announce(ClientError(self.peer, code, text))
+        self.send_error(code, text)
 
     def _dispatch(self, command: wire.Command) -> None:
         hub = self.factory.hub
@@ -160,6 +175,12 @@ class ServerProtocol(LineProtocol):
     def receive(self, message: Message) -> None:
         self.transport.write(encode_message(message))
 
+    def notice(self, text: str) -> None:
+        self.transport.write(wire.format_line("NOTICE", trailing=text))
+
+    def kick(self, reason: str) -> None:
+        self.bye(f"disconnected by the operator: {reason}" if reason else "disconnected by the operator")
+
 
 class ServerFactory(Factory):
     """Builds :class:`ServerProtocol` instances over one hub and keeps track of them."""
@@ -208,12 +229,22 @@ class ServerFactory(Factory):
 
 
 class HubEventLogger:
-    """Logs what happens in a hub: registrations, refusals, departures."""
+    """Logs what happens on a server: connections, registrations, refusals, departures."""
 
     log = Logger()
 
     def __call__(self, event: Event) -> None:
         match event:
+            case Connected(peer):
+                self.log.info("{peer} connected", peer=peer)
+            case Disconnected(peer, why):
+                self.log.info("{peer} disconnected: {why}", peer=peer, why=why)
+            case ClientError(peer, code, text):
+                self.log.debug("{peer}: {code}: {text}", peer=peer, code=code.value, text=text)
+            case UserKicked(name, reason):
+                self.log.info("the operator disconnected {name}: {reason}", name=name, reason=reason)
+            case NoticeSent(text, delivered):
+                self.log.info("server notice to {n} users: {text}", n=delivered, text=text)
             case UserJoined(name, peer, first_time):
                 self.log.info(
                     "{peer} registered as {name}{new}",

@@ -51,6 +51,12 @@ class RecordingParticipant:
     def receive(self, message: Message) -> None:
         self.events.append(("message", message))
 
+    def notice(self, text: str) -> None:
+        self.events.append(("notice", text))
+
+    def kick(self, reason: str) -> None:
+        self.events.append(("kicked", reason))
+
     def messages(self) -> list[Message]:
         return [m for kind, m in self.events if kind == "message"]  # type: ignore[misc]
 

@@ -58,6 +58,7 @@ class ClientProtocolTests(SynchronousTestCase):
             "SENT 2 -",
             "LEFT bob",
             "ERROR TEXT_TOO_LONG :too long",
+            "NOTICE :maintenance at noon",
             "BYE :server shutting down",
         )
         self.assertEqual(
@@ -72,6 +73,7 @@ class ClientProtocolTests(SynchronousTestCase):
                 ("sent", (2, ())),
                 ("left", ("bob",)),
                 ("error", ("TEXT_TOO_LONG", "too long")),
+                ("notice", ("maintenance at noon",)),
                 ("bye", ("server shutting down",)),
             ],
         )
@@ -230,6 +232,7 @@ class ChatTests(PresenterTestCase):
             "MSG bob unicast alice :psst",
             "MSG carol multicast alice,bob :team",
             "MSG dave broadcast * :all ✓",
+            "NOTICE :restart at noon",
         )
         self.assertEqual(
             self.view.entries(),
@@ -237,6 +240,7 @@ class ChatTests(PresenterTestCase):
                 ("direct", "bob to you: psst"),
                 ("group", "carol to you and bob: team"),
                 ("broadcast", "dave to everyone: all ✓"),
+                ("notice", "server notice: restart at noon"),
             ],
         )
 

@@ -8,9 +8,11 @@ from twisted.trial.unittest import SynchronousTestCase
 from msgsvc.hub import (
     Event,
     Hub,
+    NoticeSent,
     RegistrationRefused,
     Report,
     UserJoined,
+    UserKicked,
     UserLeft,
     UserRecord,
 )
@@ -211,6 +213,19 @@ class RoutingTests(HubTestCase):
             with self.assertRaises(ProtocolError) as caught:
                 attempt()
             self.assertEqual(caught.exception.code, Code.NOT_REGISTERED)
+
+    def test_operator_kick(self) -> None:
+        self.assertTrue(self.hub.kick("BOB", "spamming"))
+        self.assertEqual(self.bob.events, [("kicked", "spamming")])
+        self.assertEqual(self.events[-1], UserKicked("bob", "spamming"))
+        self.assertFalse(self.hub.kick("Old", "offline"))
+        self.assertFalse(self.hub.kick("nobody", "x"))
+
+    def test_operator_notice_reaches_everyone_online(self) -> None:
+        self.assertEqual(self.hub.notice("restart at noon"), 3)
+        for p in (self.alice, self.bob, self.carol):
+            self.assertEqual(p.events, [("notice", "restart at noon")])
+        self.assertEqual(self.events[-1], NoticeSent("restart at noon", 3))
 
     def test_a_failing_observer_does_not_stop_the_hub(self) -> None:
         def broken(event: Event) -> None:

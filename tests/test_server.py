@@ -6,7 +6,8 @@ from twisted.internet.error import ConnectionDone
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from msgsvc.wire import Limits
+from msgsvc.hub import ClientError, Connected, Disconnected
+from msgsvc.wire import Code, Limits
 
 from .helpers import ServerHarness, lines
 
@@ -245,6 +246,38 @@ class BadInputTests(ServerTestCase):
 
     def test_each_bad_line_gets_its_own_error(self) -> None:
         self.assertErrors(b"X\r\n\xff\r\nSEND bob\r\n", "UNKNOWN_COMMAND", "BAD_ENCODING", "BAD_SYNTAX")
+
+
+class OperatorTests(ServerTestCase):
+    def test_kick(self) -> None:
+        alice, a = self.server.register("alice")
+        bob, b = self.server.register("bob")
+        lines(a)
+        self.assertTrue(self.server.hub.kick("bob", "flooding"))
+        self.assertEqual(lines(b), ["BYE :disconnected by the operator: flooding"])
+        self.assertTrue(b.disconnecting)
+        self.lose(bob)
+        self.assertEqual(lines(a), ["LEFT bob"])
+
+    def test_notice(self) -> None:
+        alice, a = self.server.register("alice")
+        self.server.hub.notice("back in 5 minutes")
+        self.assertEqual(lines(a), ["NOTICE :back in 5 minutes"])
+
+    def test_connections_and_errors_are_announced(self) -> None:
+        events: list[object] = []
+        self.server.hub.subscribe(events.append)
+        protocol, _ = self.server.connect()
+        protocol.dataReceived(b"FROB\r\n")
+        self.lose(protocol)
+        self.assertEqual(
+            events,
+            [
+                Connected("127.0.0.1:40001"),
+                ClientError("127.0.0.1:40001", Code.UNKNOWN_COMMAND, "unknown command FROB"),
+                Disconnected("127.0.0.1:40001", "Connection was closed cleanly."),
+            ],
+        )
 
 
 class ShutdownTests(ServerTestCase):

@@ -13,6 +13,7 @@ _STYLES = {
     "direct": {"foreground": "#000000"},
     "group": {"foreground": "#1d4e89"},
     "broadcast": {"foreground": "#2e6b30"},
+    "notice": {"foreground": "#6a1b9a"},
     "sent": {"foreground": "#555555"},
     "warning": {"foreground": "#9a5b00"},
     "error": {"foreground": "#b00020"},

@@ -43,7 +43,7 @@ class UserItem:
 @dataclass(frozen=True)
 class Entry:
     """One line of the conversation.  ``style`` is one of
-    direct, group, broadcast, sent, warning, error, info."""
+    direct, group, broadcast, notice, sent, warning, error, info."""
 
     when: float
     style: str
@@ -258,6 +258,9 @@ class ChatPresenter:
         if self._outbox:
             self._outbox.popleft()
         self._say("error", f"{code}: {text}")
+
+    def notice(self, text: str) -> None:
+        self._say("notice", f"server notice: {text}")
 
     def bye(self, reason: str) -> None:
         self._bye = reason

@@ -25,7 +25,7 @@ Commands: /users  the username log    /reconnect  after a disconnect
           /help   this text           /quit       leave (Ctrl-D too)"""
 
 _MODES = {"u": Kind.UNICAST, "m": Kind.MULTICAST, "b": Kind.BROADCAST}
-_MARKS = {"sent": "->", "warning": "!!", "error": "!!", "info": "--"}
+_MARKS = {"sent": "->", "warning": "!!", "error": "!!", "info": "--", "notice": "**"}
 
 
 def _clean(text: str) -> str:
