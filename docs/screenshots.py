@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import tkinter
+from collections.abc import Sequence
 
 from twisted.internet import reactor
 from twisted.internet.defer import ensureDeferred
@@ -22,26 +23,29 @@ from msgsvc.client.gui import ChatWindow
 from msgsvc.client.presenter import ChatPresenter
 from msgsvc.hub import Hub
 from msgsvc.server import ServerFactory
+from msgsvc.servergui.presenter import ServerPresenter
+from msgsvc.servergui.window import ServerWindow
 from msgsvc.store import UsernameLog
 from msgsvc.wire import Kind, Limits
 
 IMAGES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "images")
 
 
-async def settle(windows: list[ChatWindow], seconds: float = 0.4) -> None:
+async def settle(windows: Sequence[ChatWindow | ServerWindow], seconds: float = 0.4) -> None:
+    """Let the reactor and these windows run for ``seconds``."""
     for _ in range(int(seconds / 0.02)):
         for window in windows:
             window.root.update()
         await deferLater(reactor, 0.02, lambda: None)
 
 
-async def shoot(windows: list[ChatWindow], window: ChatWindow, name: str) -> None:
+async def shoot(windows: list[ChatWindow], window: ChatWindow | ServerWindow, name: str) -> None:
     for other in windows:
         if other is not window:
             other.root.withdraw()  # no window manager under Xvfb: keep only this one on screen
     window.root.deiconify()
     window.root.lift()
-    await settle(windows)
+    await settle([*windows, window])
     frame = window.root.wm_frame()
     subprocess.run(["import", "-window", frame, os.path.join(IMAGES, name)], check=True)
     for other in windows:
@@ -52,9 +56,16 @@ async def shoot(windows: list[ChatWindow], window: ChatWindow, name: str) -> Non
 async def main() -> None:
     usernames = UsernameLog(reactor, os.path.join(tempfile.mkdtemp(), "names.sqlite3"))
     usernames.startService()
-    factory = ServerFactory(Hub(reactor, usernames, [], max_clients=50), reactor, Limits())
+    hub = Hub(reactor, usernames, [], max_clients=50)
+    factory = ServerFactory(hub, reactor, Limits())
     port = await TCP4ServerEndpoint(reactor, 8123, interface="127.0.0.1").listen(factory)
     windows: list[ChatWindow] = []
+    server_window = ServerWindow(tkinter.Tk())
+    server_window.root.geometry("1000x640+0+0")
+    server_presenter = ServerPresenter(server_window, hub, reactor, ["tcp:8123"])
+    server_window.bind(server_presenter)
+    server_presenter.start()
+    server_window.root.withdraw()
 
     def window(name: str) -> ChatWindow:
         w = ChatWindow(tkinter.Tk())
@@ -106,6 +117,13 @@ async def main() -> None:
     alice.message.insert(0, "See you both there")
     await settle(windows)
     await shoot(windows, alice, "client-chat.png")
+
+    await settle([*windows, server_window], 2.2)
+    server_window.table.selection_set("bob")
+    server_window.reason.insert(0, "please reconnect after the upgrade")
+    await shoot(windows, server_window, "server.png")
+    server_presenter.stop()
+    server_window.root.destroy()
 
     refused = window("bob")
     refused.connect_button.invoke()

@@ -292,22 +292,24 @@ class Hub:
 
     def users(self) -> list[UserView]:
         """The whole username log with presence, in case-insensitive name order."""
-        views = []
-        for key in sorted(self._log):
-            record = self._log[key]
-            session = self._sessions.get(key)
-            online = session is not None and session.online
-            views.append(
-                UserView(
-                    record.name,
-                    online,
-                    record.first_seen,
-                    record.last_seen,
-                    session.peer if online else None,
-                    session.since if online else None,
-                )
-            )
-        return views
+        return [self._view(key, self._log[key]) for key in sorted(self._log)]
+
+    def _view(self, key: str, record: UserRecord) -> UserView:
+        session = self._sessions.get(key)
+        if session is None or not session.online:
+            return UserView(record.name, False, record.first_seen, record.last_seen, None, None)
+        return UserView(record.name, True, record.first_seen, record.last_seen, session.peer, session.since)
+
+    def user(self, name: str) -> UserView | None:
+        """The log entry for ``name`` with its presence, or None if never registered."""
+        key = username_key(name)
+        record = self._log.get(key)
+        if record is None:
+            return None
+        return self._view(key, record)
+
+    def log_size(self) -> int:
+        return len(self._log)
 
     def online_count(self) -> int:
         return sum(1 for _ in self._online_sessions())

@@ -38,6 +38,9 @@ class Options(usage.Options):
         "exchange unicast, multicast and broadcast text messages; every username "
         "ever used is kept in an SQLite file.  The wire protocol is in docs/protocol.rst."
     )
+    optFlags = [
+        ["gui", None, "Show the server's window: the username log, who is online, events (needs twistd -n)."],
+    ]
     optParameters = [
         ["db", None, DEFAULT_DB, "The SQLite file that holds the username log (made if missing)."],
         ["max-line", None, _DEFAULTS.max_line, "Longest accepted line, in bytes.", _positive],
@@ -122,6 +125,15 @@ def makeService(options: Options) -> IService:
     top = _InOrder()
     usernames.setServiceParent(top)
     _Startup(usernames).setServiceParent(top)
+    if options["gui"]:
+        from msgsvc.servergui.service import ServerWindowService, check_display
+
+        if options.parent is not None and not options.parent["nodaemon"]:
+            raise SystemExit("msgsvc: --gui needs twistd -n (a daemon has no screen to show a window on)")
+        problem = check_display()
+        if problem:
+            raise SystemExit(f"msgsvc: --gui cannot open a window: {problem}")
+        ServerWindowService(reactor, hub, options["listen"]).setServiceParent(top)
     _Disconnector(factory).setServiceParent(top)
     for description in options["listen"]:
         try:

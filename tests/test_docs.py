@@ -34,7 +34,7 @@ class DocsTests(SynchronousTestCase):
 
     def test_readme_lists_every_option(self) -> None:
         readme = read("README.rst")
-        for long, *_ in tap.Options.optParameters:
+        for long, *_ in tap.Options.optParameters + tap.Options.optFlags:
             self.assertIn(f"--{long}", readme)
         self.assertIn("--listen", readme)
 

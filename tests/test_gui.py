@@ -6,17 +6,13 @@ the reason, and fails under CI=true, where a skip would hide a broken window.
 
 from __future__ import annotations
 
-import atexit
-import os
-import shutil
-import subprocess
 import tkinter
 from collections.abc import Callable
 
 from twisted.internet import reactor
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.task import deferLater
-from twisted.trial.unittest import SkipTest, TestCase
+from twisted.trial.unittest import TestCase
 
 from msgsvc.client.connect import endpoint_connector
 from msgsvc.client.gui import ChatWindow
@@ -26,29 +22,7 @@ from msgsvc.server import ServerFactory
 from msgsvc.store import UsernameLog
 from msgsvc.wire import Kind, Limits
 
-
-def need_display() -> None:
-    """Use $DISPLAY, or start one Xvfb for the whole run; skip (fail under CI) if neither can be had."""
-    if os.environ.get("DISPLAY"):
-        return
-    if shutil.which("Xvfb"):
-        read, write = os.pipe()
-        xvfb = subprocess.Popen(
-            ["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
-            pass_fds=[write],
-            stderr=subprocess.DEVNULL,
-        )
-        os.close(write)
-        with os.fdopen(read) as displayfd:
-            number = displayfd.readline().strip()
-        if number:
-            atexit.register(xvfb.terminate)
-            os.environ["DISPLAY"] = f":{number}"
-            return
-        xvfb.kill()
-    if os.environ.get("CI"):
-        raise AssertionError("GUI tests need a display or Xvfb; .ci/run installs xvfb")
-    raise SkipTest("no DISPLAY and no Xvfb (apt-get install xvfb) to test the windows on")
+from .display import need_display
 
 
 class ClientWindowTests(TestCase):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from twisted.application.internet import StreamServerEndpointService
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
@@ -45,7 +47,15 @@ class OptionsTests(SynchronousTestCase):
 
     def test_help_names_every_option(self) -> None:
         text = str(tap.Options())
-        for option in ["--listen", "--db", "--max-line", "--max-text", "--max-recipients", "--max-clients"]:
+        for option in [
+            "--gui",
+            "--listen",
+            "--db",
+            "--max-line",
+            "--max-text",
+            "--max-recipients",
+            "--max-clients",
+        ]:
             self.assertIn(option, text)
 
 
@@ -68,6 +78,21 @@ class MakeServiceTests(SynchronousTestCase):
         with self.assertRaises(SystemExit) as caught:
             tap.makeService(parse("--db", db))
         self.assertIn(repr(db), str(caught.exception))
+
+    def test_gui_needs_twistd_n(self) -> None:
+        options = parse("--db", self.mktemp(), "--gui")
+        options.parent = {"nodaemon": False}  # type: ignore[assignment]
+        with self.assertRaises(SystemExit) as caught:
+            tap.makeService(options)
+        self.assertIn("--gui needs twistd -n", str(caught.exception))
+
+    def test_gui_needs_a_display(self) -> None:
+        display = os.environ.pop("DISPLAY", None)
+        if display is not None:
+            self.addCleanup(os.environ.__setitem__, "DISPLAY", display)
+        with self.assertRaises(SystemExit) as caught:
+            tap.makeService(parse("--db", self.mktemp(), "--gui"))
+        self.assertIn("--gui cannot open a window", str(caught.exception))
 
     def test_bad_endpoint(self) -> None:
         db = self.mktemp()

@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         reactor.run()
         return 0
 
-    from msgsvc.client import tkreactor
+    from msgsvc import tkreactor
     from msgsvc.client.gui import ChatWindow
 
     root = tkinter.Tk()

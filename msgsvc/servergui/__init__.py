@@ -1,0 +1,1 @@
+"""The server's window: ``twistd -n msgsvc --gui``."""

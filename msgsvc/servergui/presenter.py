@@ -1,0 +1,211 @@
+"""What the server's window shows, decided with no toolkit in it.
+
+The presenter follows the hub's events (no polling): each event updates one
+row of the username log or adds one line to the event pane.  A one-second
+tick moves only the clocks: uptime and how long online users have been on.
+"""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect_left, insort
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
+
+from msgsvc.hub import (
+    ClientError,
+    Connected,
+    Disconnected,
+    Event,
+    Hub,
+    NoticeSent,
+    RegistrationRefused,
+    UserJoined,
+    UserKicked,
+    UserLeft,
+    UserView,
+)
+from msgsvc.wire import username_key
+
+COLUMNS = ("name", "state", "first_seen", "last_seen", "address", "connected")
+
+_SORT_KEYS: dict[str, Callable[[UserView], Any]] = {
+    "name": lambda u: u.name.casefold(),
+    "state": lambda u: (not u.online, u.name.casefold()),
+    "first_seen": lambda u: (u.first_seen, u.name.casefold()),
+    "last_seen": lambda u: (u.last_seen, u.name.casefold()),
+    "address": lambda u: (u.peer is None, u.peer or "", u.name.casefold()),
+    "connected": lambda u: (u.since is None, u.since or 0.0, u.name.casefold()),
+}
+
+
+class ServerView(Protocol):
+    def show_header(self, text: str) -> None: ...
+
+    def show_rows(self, rows: list[tuple[str, tuple[str, ...]]]) -> None:
+        """Replace the table with these (row id, cells) in order."""
+
+    def put_row(self, row_id: str, cells: tuple[str, ...], index: int) -> None:
+        """Insert the row, or update it in place, and put it at ``index``."""
+
+    def add_event(self, text: str, keep: int) -> None:
+        """Add a line to the event pane, keeping at most ``keep`` lines."""
+
+
+def duration(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def _stamp(when: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(when))
+
+
+class ServerPresenter:
+    """Drives a :class:`ServerView` from a hub; carries out the operator's actions."""
+
+    def __init__(
+        self, view: ServerView, hub: Hub, clock: IReactorTime, endpoints: list[str], keep_events: int = 500
+    ) -> None:
+        self._view = view
+        self._hub = hub
+        self._clock = clock
+        self._endpoints = endpoints
+        self._keep = keep_events
+        self._started = clock.seconds()
+        self.sort_column = "name"
+        self.descending = False
+        self._order: list[tuple[Any, str]] = []  # ascending (sort key, row id)
+        self._keys: dict[str, Any] = {}  # row id -> its sort key
+        self._online: dict[str, UserView] = {}
+        self._tick = LoopingCall(self._tick_clocks)
+        self._tick.clock = clock
+
+    def start(self) -> None:
+        self._hub.subscribe(self._on_event)
+        self._show_all()
+        self._tick.start(1.0)
+
+    def stop(self) -> None:
+        """Stop following the hub (again is harmless)."""
+        if self._tick.running:
+            self._hub.unsubscribe(self._on_event)
+            self._tick.stop()
+
+    # -- the operator's actions -------------------------------------------
+
+    def sort(self, column: str) -> None:
+        """Sort by ``column``; the same column again reverses the order."""
+        self.descending = not self.descending if column == self.sort_column else False
+        self.sort_column = column
+        self._show_all()
+
+    def kick(self, name: str, reason: str) -> None:
+        if not name:
+            self._event("pick an online user to disconnect")
+        elif not self._hub.kick(name, reason.strip()):
+            self._event(f"{name} is not online")
+
+    def notice(self, text: str) -> bool:
+        text = text.strip()
+        if not text:
+            return False
+        self._hub.notice(text)
+        return True
+
+    # -- the table ----------------------------------------------------------
+
+    def cells(self, user: UserView) -> tuple[str, ...]:
+        now = self._clock.seconds()
+        return (
+            user.name,
+            "● online" if user.online else "○ offline",
+            _stamp(user.first_seen),
+            "now" if user.online else _stamp(user.last_seen),
+            user.peer or "",
+            duration(now - user.since) if user.since is not None else "",
+        )
+
+    def _show_all(self) -> None:
+        users = self._hub.users()
+        key = _SORT_KEYS[self.sort_column]
+        self._keys = {username_key(u.name): key(u) for u in users}
+        self._order = sorted((k, row_id) for row_id, k in self._keys.items())
+        self._online = {username_key(u.name): u for u in users if u.online}
+        by_id = {username_key(u.name): u for u in users}
+        ordered = self._order[::-1] if self.descending else self._order
+        self._view.show_rows([(row_id, self.cells(by_id[row_id])) for _, row_id in ordered])
+        self._show_header()
+
+    def _update(self, name: str) -> None:
+        user = self._hub.user(name)
+        if user is None:
+            return
+        row_id = username_key(user.name)
+        old = self._keys.get(row_id)
+        if old is not None:
+            del self._order[bisect_left(self._order, (old, row_id))]
+        key = _SORT_KEYS[self.sort_column](user)
+        self._keys[row_id] = key
+        insort(self._order, (key, row_id))
+        index = bisect_left(self._order, (key, row_id))
+        if self.descending:
+            index = len(self._order) - 1 - index
+        if user.online:
+            self._online[row_id] = user
+        else:
+            self._online.pop(row_id, None)
+        self._view.put_row(row_id, self.cells(user), index)
+        self._show_header()
+
+    def _tick_clocks(self) -> None:
+        self._show_header()
+        for row_id, user in self._online.items():
+            key = self._keys[row_id]
+            index = bisect_left(self._order, (key, row_id))
+            if self.descending:
+                index = len(self._order) - 1 - index
+            self._view.put_row(row_id, self.cells(user), index)
+
+    def _show_header(self) -> None:
+        self._view.show_header(
+            f"Listening on {', '.join(self._endpoints)}   ·   {self._hub.online_count()} online"
+            f"   ·   {self._hub.log_size()} names in the log"
+            f"   ·   up {duration(self._clock.seconds() - self._started)}"
+        )
+
+    # -- the event pane -------------------------------------------------------
+
+    def _on_event(self, event: Event) -> None:
+        match event:
+            case Connected(peer):
+                self._event(f"{peer} connected")
+            case UserJoined(name, peer, first_time):
+                self._event(f"{name} registered from {peer}" + (" (new name)" if first_time else ""))
+                self._update(name)
+            case RegistrationRefused(name, peer, code, reason):
+                self._event(f"refused {name!r} from {peer}: {code.value}: {reason}")
+            case UserLeft(name, peer):
+                self._event(f"{name} left ({peer})")
+                self._update(name)
+            case Disconnected(peer, why):
+                self._event(f"{peer} disconnected: {why}")
+            case ClientError(peer, code, text):
+                self._event(f"error from {peer}: {code.value}: {text}")
+            case UserKicked(name, reason):
+                self._event(f"operator disconnected {name}" + (f": {reason}" if reason else ""))
+            case NoticeSent(text, delivered):
+                self._event(f"notice to {delivered} online: {text}")
+
+    def _event(self, text: str) -> None:
+        stamp = time.strftime("%H:%M:%S", time.localtime(self._clock.seconds()))
+        self._view.add_event(f"{stamp}  {text}", self._keep)

@@ -1,0 +1,51 @@
+"""The server's window as a service of the ``twistd`` application."""
+
+from __future__ import annotations
+
+import tkinter
+
+from twisted.application.service import Service
+from twisted.internet.interfaces import IReactorCore
+
+from msgsvc import tkreactor
+from msgsvc.hub import Hub
+from msgsvc.servergui.presenter import ServerPresenter
+from msgsvc.servergui.window import ServerWindow
+
+
+def check_display() -> str:
+    """Why no window can be opened here, or '' if one can."""
+    try:
+        tkinter.Tk().destroy()
+    except tkinter.TclError as e:
+        return str(e)
+    return ""
+
+
+class ServerWindowService(Service):
+    """Opens the window when the server starts; closing it stops the server."""
+
+    def __init__(self, reactor: IReactorCore, hub: Hub, endpoints: list[str]) -> None:
+        self._reactor = reactor
+        self._hub = hub
+        self._endpoints = endpoints
+        self.window: ServerWindow | None = None
+        self._presenter: ServerPresenter | None = None
+
+    def startService(self) -> None:
+        super().startService()
+        reactor = self._reactor
+        self.window = ServerWindow(tkinter.Tk())
+        self._presenter = ServerPresenter(self.window, self._hub, reactor, self._endpoints)
+        self.window.bind(self._presenter)
+        self.window.root.protocol("WM_DELETE_WINDOW", reactor.stop)
+        tkreactor.attach(self.window.root, reactor)
+        self._presenter.start()
+
+    def stopService(self) -> None:
+        super().stopService()
+        if self._presenter is not None and self.window is not None:
+            self._presenter.stop()
+            tkreactor.detach()
+            self.window.root.destroy()
+        self._presenter = self.window = None

@@ -1,0 +1,122 @@
+"""The server's Tk (ttk) window: a thin view over :class:`ServerPresenter`."""
+
+from __future__ import annotations
+
+import tkinter
+from tkinter import ttk
+
+from msgsvc.servergui.presenter import COLUMNS, ServerPresenter
+
+_HEADINGS = {
+    "name": ("Username", 160),
+    "state": ("State", 100),
+    "first_seen": ("First seen", 140),
+    "last_seen": ("Last seen", 140),
+    "address": ("Address", 170),
+    "connected": ("Connected for", 130),
+}
+
+
+class ServerWindow:
+    """Header, username log table, event pane and operator controls."""
+
+    def __init__(self, root: tkinter.Tk) -> None:
+        self.root = root
+        self.presenter: ServerPresenter | None = None
+        root.title("msgsvc server")
+        root.geometry("1000x640")
+        root.minsize(640, 400)
+        outer = ttk.Frame(root, padding=8)
+        outer.pack(fill="both", expand=True)
+        self.header = ttk.Label(outer, text="", font=("TkDefaultFont", 11, "bold"))
+        self.header.pack(anchor="w")
+
+        panes = ttk.PanedWindow(outer, orient="vertical")
+        panes.pack(fill="both", expand=True, pady=(8, 0))
+        table = ttk.Frame(panes)
+        self.table = ttk.Treeview(table, columns=COLUMNS, show="headings", selectmode="browse", height=12)
+        for column in COLUMNS:
+            label, width = _HEADINGS[column]
+            self.table.heading(column, text=label, command=lambda c=column: self._sort(c))
+            self.table.column(column, width=width, stretch=column in ("name", "address"))
+        self.table.tag_configure("online", foreground="#1b5e20")
+        self.table.tag_configure("offline", foreground="#777777")
+        scroll = ttk.Scrollbar(table, command=self.table.yview)
+        self.table.configure(yscrollcommand=scroll.set)
+        scroll.pack(side="right", fill="y")
+        self.table.pack(fill="both", expand=True)
+        panes.add(table, weight=3)
+
+        events = ttk.Frame(panes)
+        ttk.Label(events, text="Events").pack(anchor="w", pady=(6, 0))
+        self.events = tkinter.Listbox(events, height=8, activestyle="none")
+        self.events.pack(fill="both", expand=True)
+        panes.add(events, weight=1)
+
+        controls = ttk.Frame(outer)
+        controls.pack(fill="x", pady=(8, 0))
+        ttk.Label(controls, text="Reason").grid(row=0, column=0, sticky="w")
+        self.reason = ttk.Entry(controls)
+        self.reason.grid(row=0, column=1, sticky="ew", padx=6)
+        self.kick_button = ttk.Button(controls, text="Disconnect selected user", command=self._kick)
+        self.kick_button.grid(row=0, column=2, sticky="ew")
+        ttk.Label(controls, text="Notice").grid(row=1, column=0, sticky="w", pady=(6, 0))
+        self.notice = ttk.Entry(controls)
+        self.notice.grid(row=1, column=1, sticky="ew", padx=6, pady=(6, 0))
+        self.notice.bind("<Return>", lambda _e: self._notice())
+        self.notice_button = ttk.Button(controls, text="Send notice to everyone", command=self._notice)
+        self.notice_button.grid(row=1, column=2, sticky="ew", pady=(6, 0))
+        controls.columnconfigure(1, weight=1)
+
+    def bind(self, presenter: ServerPresenter) -> None:
+        self.presenter = presenter
+
+    # -- ServerView ----------------------------------------------------------
+
+    def show_header(self, text: str) -> None:
+        self.header.configure(text=text)
+
+    def show_rows(self, rows: list[tuple[str, tuple[str, ...]]]) -> None:
+        selected = self.table.selection()
+        self.table.delete(*self.table.get_children())
+        for row_id, cells in rows:
+            self.table.insert("", "end", iid=row_id, values=cells, tags=(self._tag(cells),))
+        self.table.selection_set([s for s in selected if self.table.exists(s)])
+
+    def put_row(self, row_id: str, cells: tuple[str, ...], index: int) -> None:
+        if self.table.exists(row_id):
+            self.table.item(row_id, values=cells, tags=(self._tag(cells),))
+            if self.table.index(row_id) != index:
+                self.table.move(row_id, "", index)
+        else:
+            self.table.insert("", index, iid=row_id, values=cells, tags=(self._tag(cells),))
+
+    def add_event(self, text: str, keep: int) -> None:
+        at_end = self.events.yview()[1] >= 0.999
+        self.events.insert("end", text)
+        excess = self.events.size() - keep
+        if excess > 0:
+            self.events.delete(0, excess - 1)
+        if at_end:
+            self.events.see("end")
+
+    # -- the operator --------------------------------------------------------
+
+    def _sort(self, column: str) -> None:
+        assert self.presenter is not None
+        self.presenter.sort(column)
+
+    def _kick(self) -> None:
+        assert self.presenter is not None
+        selected = self.table.selection()
+        name = self.table.set(selected[0], "name") if selected else ""
+        self.presenter.kick(name, self.reason.get())
+
+    def _notice(self) -> None:
+        assert self.presenter is not None
+        if self.presenter.notice(self.notice.get()):
+            self.notice.delete(0, "end")
+
+    @staticmethod
+    def _tag(cells: tuple[str, ...]) -> str:
+        return "online" if cells[1].startswith("●") else "offline"

@@ -1,0 +1,238 @@
+"""The server's window: its presenter with no display, and the real window under Xvfb."""
+
+from __future__ import annotations
+
+import tkinter
+from collections.abc import Callable
+
+from twisted.internet import reactor
+from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.internet.task import Clock, deferLater
+from twisted.internet.testing import MemoryReactorClock
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from msgsvc.hub import Hub, UserRecord
+from msgsvc.server import ServerFactory
+from msgsvc.servergui.presenter import ServerPresenter, duration
+from msgsvc.servergui.service import ServerWindowService
+from msgsvc.servergui.window import ServerWindow
+from msgsvc.store import UsernameLog
+from msgsvc.wire import Limits
+
+from .display import need_display
+from .helpers import MemoryStore, RecordingParticipant
+from .linetestclient import connect
+
+
+class RecordingServerView:
+    def __init__(self) -> None:
+        self.header = ""
+        self.rows: list[tuple[str, tuple[str, ...]]] = []
+        self.events: list[str] = []
+        self.full_redraws = 0
+
+    def show_header(self, text: str) -> None:
+        self.header = text
+
+    def show_rows(self, rows: list[tuple[str, tuple[str, ...]]]) -> None:
+        self.full_redraws += 1
+        self.rows = list(rows)
+
+    def put_row(self, row_id: str, cells: tuple[str, ...], index: int) -> None:
+        self.rows = [r for r in self.rows if r[0] != row_id]
+        self.rows.insert(index, (row_id, cells))
+
+    def add_event(self, text: str, keep: int) -> None:
+        self.events = (self.events + [text])[-keep:]
+
+    def names(self) -> list[str]:
+        return [cells[0] for _, cells in self.rows]
+
+    def row(self, name: str) -> tuple[str, ...]:
+        return next(cells for _, cells in self.rows if cells[0] == name)
+
+
+class ServerPresenterTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(1_700_000_000)
+        self.hub = Hub(
+            self.clock, MemoryStore(), [UserRecord("Zoe", 1_600_000_000, 1_650_000_000)], max_clients=10
+        )
+        self.view = RecordingServerView()
+        self.presenter = ServerPresenter(self.view, self.hub, self.clock, ["tcp:8123"], keep_events=5)
+        self.presenter.start()
+        self.addCleanup(self.presenter.stop)
+
+    def join(self, name: str, peer: str = "10.0.0.1:5000") -> RecordingParticipant:
+        participant = RecordingParticipant()
+        self.successResultOf(self.hub.register(participant, name, peer))
+        return participant
+
+    def test_start(self) -> None:
+        self.assertEqual(self.view.names(), ["Zoe"])
+        self.assertEqual(self.view.row("Zoe")[1], "○ offline")
+        self.assertEqual(
+            self.view.header, "Listening on tcp:8123   ·   0 online   ·   1 names in the log   ·   up 0s"
+        )
+
+    def test_join_and_leave_update_one_row_each(self) -> None:
+        bob = self.join("bob", "10.0.0.2:4000")
+        self.join("alice")
+        self.assertEqual(self.view.names(), ["alice", "bob", "Zoe"])
+        self.assertEqual(self.view.row("bob")[1], "● online")
+        self.assertEqual(self.view.row("bob")[3:], ("now", "10.0.0.2:4000", "0s"))
+        self.assertIn("2 online", self.view.header)
+        self.clock.advance(65)
+        self.hub.unregister(bob)
+        self.assertEqual(self.view.row("bob")[1], "○ offline")
+        self.assertEqual(self.view.row("bob")[4:], ("", ""))
+        self.assertEqual(self.view.full_redraws, 1)
+        self.assertTrue(self.view.events[-1].endswith("bob left (10.0.0.2:4000)"), self.view.events)
+
+    def test_clocks_tick(self) -> None:
+        self.join("bob")
+        self.clock.advance(125)
+        self.assertEqual(self.view.row("bob")[5], "2m 05s")
+        self.assertIn("up 2m 05s", self.view.header)
+
+    def test_sort(self) -> None:
+        self.join("bob")
+        self.join("amy")
+        self.presenter.sort("state")
+        self.assertEqual(self.view.names(), ["amy", "bob", "Zoe"])
+        self.presenter.sort("state")
+        self.assertEqual(self.view.names(), ["Zoe", "bob", "amy"])
+        self.join("carl")
+        self.assertEqual(self.view.names(), ["Zoe", "carl", "bob", "amy"])
+        self.presenter.sort("name")
+        self.assertEqual(self.view.names(), ["amy", "bob", "carl", "Zoe"])
+
+    def test_kick_and_notice(self) -> None:
+        bob = self.join("bob")
+        self.presenter.kick("bob", " spam ")
+        self.assertEqual(bob.events, [("kicked", "spam")])
+        self.assertTrue(self.view.events[-1].endswith("operator disconnected bob: spam"))
+        self.presenter.kick("Zoe", "")
+        self.assertTrue(self.view.events[-1].endswith("Zoe is not online"))
+        self.presenter.kick("", "")
+        self.assertTrue(self.view.events[-1].endswith("pick an online user to disconnect"))
+        self.assertFalse(self.presenter.notice("   "))
+        self.assertTrue(self.presenter.notice("restart at noon"))
+        self.assertEqual(bob.events[-1], ("notice", "restart at noon"))
+
+    def test_event_pane_is_bounded(self) -> None:
+        for i in range(10):
+            self.presenter.kick(f"ghost{i}", "")
+        self.assertEqual(len(self.view.events), 5)
+        self.assertTrue(self.view.events[-1].endswith("ghost9 is not online"))
+
+    def test_stop(self) -> None:
+        self.presenter.stop()
+        self.join("late")
+        self.assertNotIn("late", self.view.names())
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_duration(self) -> None:
+        self.assertEqual(
+            [duration(s) for s in (0, 59, 60, 3599, 3600, 7322)],
+            ["0s", "59s", "1m 00s", "59m 59s", "1h 00m", "2h 02m"],
+        )
+
+
+class ServerWindowTests(TestCase):
+    async def setUp(self) -> None:
+        need_display()
+        self.usernames = UsernameLog(reactor, self.mktemp())
+        self.usernames.startService()
+        self.hub = Hub(reactor, self.usernames, [], max_clients=50)
+        self.factory = ServerFactory(self.hub, reactor, Limits())
+        self.port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(self.factory)
+        self.window = ServerWindow(tkinter.Tk())
+        self.presenter = ServerPresenter(self.window, self.hub, reactor, ["tcp:0"])
+        self.window.bind(self.presenter)
+        self.presenter.start()
+        self.addCleanup(self.tear_down)
+
+    async def tear_down(self) -> None:
+        self.presenter.stop()
+        self.window.root.destroy()
+        await self.port.stopListening()
+        await self.factory.disconnect_all("server shutting down")
+        self.usernames.stopService()
+
+    async def until(self, what: str, condition: Callable[[], bool]) -> None:
+        for _ in range(1500):
+            self.window.root.update()
+            if condition():
+                return
+            await deferLater(reactor, 0.01, lambda: None)
+        self.fail(f"timed out waiting for {what}")
+
+    def state(self, name: str) -> str:
+        return (
+            self.window.table.set(name.casefold(), "state")
+            if self.window.table.exists(name.casefold())
+            else ""
+        )
+
+    def events(self) -> str:
+        return "\n".join(self.window.events.get(0, "end"))
+
+    async def test_rows_follow_clients_and_the_operator_can_act(self) -> None:
+        port = self.port.getHost().port
+        alice = await connect(reactor, port)
+        alice.send("HELLO alice")
+        await self.until("alice online", lambda: self.state("alice") == "● online")
+        bob = await connect(reactor, port)
+        bob.send("HELLO bob")
+        await self.until("bob online", lambda: self.state("bob") == "● online")
+        self.assertIn("2 online", self.window.header.cget("text"))
+
+        intruder = await connect(reactor, port)
+        intruder.send("HELLO ALICE")
+        await self.until("the refusal", lambda: "refused 'ALICE'" in self.events())
+
+        bob.send("QUIT")
+        await self.until("bob offline", lambda: self.state("bob") == "○ offline")
+
+        self.window.notice.insert(0, "restart at noon")
+        self.window.notice_button.invoke()
+        await alice.until("NOTICE :restart at noon")
+
+        self.window.table.selection_set("alice")
+        self.window.reason.insert(0, "testing")
+        self.window.kick_button.invoke()
+        self.assertEqual((await alice.until("BYE"))[-1], "BYE :disconnected by the operator: testing")
+        await self.until("alice offline", lambda: self.state("alice") == "○ offline")
+        self.assertIn("operator disconnected alice: testing", self.events())
+
+    async def test_headings_sort(self) -> None:
+        port = self.port.getHost().port
+        for name in ("bob", "amy"):
+            client = await connect(reactor, port)
+            client.send(f"HELLO {name}")
+            await self.until(name, lambda n=name: self.state(n) == "● online")
+        self.assertEqual(list(self.window.table.get_children()), ["amy", "bob"])
+        self.window.root.tk.call(self.window.table.heading("name", "command"))  # click "Username"
+        self.window.root.update()
+        self.assertEqual(list(self.window.table.get_children()), ["bob", "amy"])
+
+
+class ServerWindowServiceTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        need_display()
+
+    def test_closing_the_window_stops_the_server(self) -> None:
+        fake_reactor = MemoryReactorClock()
+        hub = Hub(fake_reactor, MemoryStore(), [], max_clients=5)
+        service = ServerWindowService(fake_reactor, hub, ["tcp:8123"])
+        service.startService()
+        window = service.window
+        assert window is not None
+        window.root.update()
+        self.assertIn("Listening on tcp:8123", window.header.cget("text"))
+        window.root.tk.call(window.root.protocol("WM_DELETE_WINDOW"))
+        self.assertTrue(fake_reactor.hasStopped)
+        service.stopService()
+        self.assertRaises(tkinter.TclError, window.root.winfo_exists)
