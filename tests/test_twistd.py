@@ -11,6 +11,8 @@ import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from .display import need_display
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 
@@ -187,3 +189,14 @@ class TwistdTests(SynchronousTestCase):
         self.assertEqual(client.wait(timeout=30), 0, output)
         self.assertIn("Connected to 127.0.0.1:", output)
         self.assertIn("you to alice: hello from a terminal", output)
+
+    def test_gui_server_runs_and_stops_cleanly(self) -> None:
+        need_display()
+        server = self.start("--gui")
+        alice, welcome = self.register("alice")
+        self.assertEqual(welcome[0], "WELCOME alice :welcome to msgsvc")
+        server.send_signal(signal.SIGTERM)
+        self.assertEqual(alice.line(), "BYE :server shutting down")
+        output = server.communicate(timeout=30)[0].decode()
+        self.assertIn(server.returncode, (0, -signal.SIGTERM), output)
+        self.assertNotIn("Traceback", output)
