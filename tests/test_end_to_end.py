@@ -4,35 +4,20 @@ from __future__ import annotations
 
 import socket
 
-from twisted.internet import reactor
-from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.trial.unittest import TestCase
 
-from msgsvc.hub import Hub
-from msgsvc.server import ServerFactory
-from msgsvc.store import UsernameDatabase, UsernameLog
-from msgsvc.wire import Limits
+from msgsvc.store import UsernameDatabase
 
-from .linetestclient import LineTestClient, connect
+from .loopback import LineTestClient, LoopbackServer
 
 
 class EndToEndTests(TestCase):
     async def setUp(self) -> None:
-        self.db_path = self.mktemp()
-        self.usernames = UsernameLog(reactor, self.db_path)
-        self.usernames.startService()
-        self.hub = Hub(reactor, self.usernames, self.usernames.records, max_clients=100)
-        self.factory = ServerFactory(self.hub, reactor, Limits())
-        self.port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(self.factory)
-        self.addCleanup(self.stop_server)
-
-    async def stop_server(self) -> None:
-        await self.port.stopListening()
-        await self.factory.disconnect_all("server shutting down")
-        self.usernames.stopService()
+        self.server = await LoopbackServer(self.mktemp()).start(self)
+        self.factory = self.server.factory
 
     async def client(self) -> LineTestClient:
-        return await connect(reactor, self.port.getHost().port)
+        return await self.server.client()
 
     async def register(self, name: str) -> tuple[LineTestClient, list[str]]:
         client = await self.client()
@@ -107,7 +92,7 @@ class EndToEndTests(TestCase):
             client, _ = await self.register(name)
             client.send("QUIT")
             await client.closed
-        database = UsernameDatabase(self.db_path)
+        database = UsernameDatabase(self.server.db_path)
         self.addCleanup(database.close)
         self.assertEqual([r.name for r in database.load()], ["Zed", "amy"])
 

@@ -10,29 +10,24 @@ import tkinter
 from collections.abc import Callable
 
 from twisted.internet import reactor
-from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from msgsvc.client.connect import endpoint_connector
 from msgsvc.client.gui import ChatWindow
 from msgsvc.client.presenter import ChatPresenter
-from msgsvc.hub import Hub
-from msgsvc.server import ServerFactory
-from msgsvc.store import UsernameLog
-from msgsvc.wire import Kind, Limits
+from msgsvc.wire import Kind
 
 from .display import need_display
+from .loopback import LoopbackServer
 
 
 class ClientWindowTests(TestCase):
     async def setUp(self) -> None:
         need_display()
-        self.usernames = UsernameLog(reactor, self.mktemp())
-        self.usernames.startService()
-        self.factory = ServerFactory(Hub(reactor, self.usernames, [], max_clients=50), reactor, Limits())
-        self.port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(self.factory)
-        self.server = f"tcp:127.0.0.1:{self.port.getHost().port}"
+        self.loopback = await LoopbackServer(self.mktemp()).start(self)
+        self.factory = self.loopback.factory
+        self.server = f"tcp:127.0.0.1:{self.loopback.port_number}"
         self.windows: list[ChatWindow] = []
         self.addCleanup(self.tear_down)
 
@@ -41,9 +36,6 @@ class ClientWindowTests(TestCase):
             if window.presenter is not None:
                 await window.presenter.quit()
             window.root.destroy()
-        await self.port.stopListening()
-        await self.factory.disconnect_all("server shutting down")
-        self.usernames.stopService()
 
     def window(self) -> ChatWindow:
         window = ChatWindow(tkinter.Tk())
@@ -92,7 +84,7 @@ class ClientWindowTests(TestCase):
 
     async def test_three_clients_exchange_every_kind_of_message(self) -> None:
         alice = await self.log_in("alice")
-        port = self.port.getHost().port
+        port = self.loopback.port_number
         self.assertEqual(alice.status.cget("text"), f"Connected to 127.0.0.1:{port} as alice")
         bob = await self.log_in("bob")
         carol = await self.log_in("carol")

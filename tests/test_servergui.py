@@ -6,22 +6,18 @@ import tkinter
 from collections.abc import Callable
 
 from twisted.internet import reactor
-from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from msgsvc.hub import Hub, UserRecord
-from msgsvc.server import ServerFactory
 from msgsvc.servergui.presenter import ServerPresenter, duration
 from msgsvc.servergui.service import ServerWindowService
 from msgsvc.servergui.window import ServerWindow
-from msgsvc.store import UsernameLog
-from msgsvc.wire import Limits
 
 from .display import need_display
 from .helpers import MemoryStore, RecordingParticipant
-from .linetestclient import connect
+from .loopback import LoopbackServer
 
 
 class RecordingServerView:
@@ -143,23 +139,17 @@ class ServerPresenterTests(SynchronousTestCase):
 class ServerWindowTests(TestCase):
     async def setUp(self) -> None:
         need_display()
-        self.usernames = UsernameLog(reactor, self.mktemp())
-        self.usernames.startService()
-        self.hub = Hub(reactor, self.usernames, [], max_clients=50)
-        self.factory = ServerFactory(self.hub, reactor, Limits())
-        self.port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(self.factory)
+        self.server = await LoopbackServer(self.mktemp()).start(self)
+        self.hub = self.server.hub
         self.window = ServerWindow(tkinter.Tk())
         self.presenter = ServerPresenter(self.window, self.hub, reactor, ["tcp:0"])
         self.window.bind(self.presenter)
         self.presenter.start()
         self.addCleanup(self.tear_down)
 
-    async def tear_down(self) -> None:
+    def tear_down(self) -> None:
         self.presenter.stop()
         self.window.root.destroy()
-        await self.port.stopListening()
-        await self.factory.disconnect_all("server shutting down")
-        self.usernames.stopService()
 
     async def until(self, what: str, condition: Callable[[], bool]) -> None:
         for _ in range(1500):
@@ -180,16 +170,15 @@ class ServerWindowTests(TestCase):
         return "\n".join(self.window.events.get(0, "end"))
 
     async def test_rows_follow_clients_and_the_operator_can_act(self) -> None:
-        port = self.port.getHost().port
-        alice = await connect(reactor, port)
+        alice = await self.server.client()
         alice.send("HELLO alice")
         await self.until("alice online", lambda: self.state("alice") == "● online")
-        bob = await connect(reactor, port)
+        bob = await self.server.client()
         bob.send("HELLO bob")
         await self.until("bob online", lambda: self.state("bob") == "● online")
         self.assertIn("2 online", self.window.header.cget("text"))
 
-        intruder = await connect(reactor, port)
+        intruder = await self.server.client()
         intruder.send("HELLO ALICE")
         await self.until("the refusal", lambda: "refused 'ALICE'" in self.events())
 
@@ -208,9 +197,8 @@ class ServerWindowTests(TestCase):
         self.assertIn("operator disconnected alice: testing", self.events())
 
     async def test_headings_sort(self) -> None:
-        port = self.port.getHost().port
         for name in ("bob", "amy"):
-            client = await connect(reactor, port)
+            client = await self.server.client()
             client.send(f"HELLO {name}")
             await self.until(name, lambda n=name: self.state(n) == "● online")
         self.assertEqual(list(self.window.table.get_children()), ["amy", "bob"])

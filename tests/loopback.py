@@ -1,13 +1,19 @@
-"""A raw line client for end-to-end tests over real sockets."""
+"""A raw line client, and a whole server, for end-to-end tests over real sockets."""
 
 from __future__ import annotations
 
+from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredQueue
-from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint, connectProtocol
 from twisted.internet.interfaces import IReactorTCP, IReactorTime
 from twisted.python.failure import Failure
+from twisted.trial.unittest import TestCase
 
+from msgsvc.hub import Hub
 from msgsvc.lines import LineProtocol
+from msgsvc.server import ServerFactory
+from msgsvc.store import UsernameLog
+from msgsvc.wire import Limits
 
 
 class LineTestClient(LineProtocol):
@@ -58,3 +64,31 @@ class LineTestClient(LineProtocol):
 async def connect(reactor: IReactorTCP, port: int) -> LineTestClient:
     endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port)
     return await connectProtocol(endpoint, LineTestClient(reactor))  # type: ignore[arg-type]
+
+
+class LoopbackServer:
+    """A whole server (SQLite log, hub, factory) listening on 127.0.0.1, for one test."""
+
+    def __init__(self, db_path: str) -> None:
+        self.db_path = db_path
+        self._usernames = UsernameLog(reactor, db_path)
+        self.hub = Hub(reactor, self._usernames, self._usernames.records, max_clients=100)
+        self.factory = ServerFactory(self.hub, reactor, Limits())
+        self.port_number = 0
+
+    async def start(self, test: TestCase) -> LoopbackServer:
+        """Listen; stop when ``test`` ends (after the cleanups it adds later)."""
+        self._usernames.startService()
+        port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(self.factory)
+        self.port_number = port.getHost().port
+
+        async def stop() -> None:
+            await port.stopListening()
+            await self.factory.disconnect_all("server shutting down")
+            self._usernames.stopService()
+
+        test.addCleanup(stop)
+        return self
+
+    async def client(self) -> LineTestClient:
+        return await connect(reactor, self.port_number)
