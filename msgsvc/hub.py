@@ -338,7 +338,8 @@ class Hub:
 
     # -- routing ---------------------------------------------------------
 
-    def _sender(self, participant: Participant) -> str:
+    def registered_name(self, participant: Participant) -> str:
+        """The name of ``participant``, who must be registered (else NOT_REGISTERED)."""
         name = self.name_of(participant)
         if name is None:
             raise ProtocolError(Code.NOT_REGISTERED, "say HELLO <username> first")
@@ -350,7 +351,7 @@ class Hub:
         ``names`` must be distinct case-insensitively.  Names not online,
         known or not, are reported back as offline.
         """
-        sender = self._sender(participant)
+        sender = self.registered_name(participant)
         targets: list[_Session] = []
         offline: list[str] = []
         for name in names:
@@ -369,7 +370,7 @@ class Hub:
 
     def broadcast(self, participant: Participant, text: str) -> Report:
         """Send ``text`` to everyone online but the sender."""
-        sender = self._sender(participant)
+        sender = self.registered_name(participant)
         message = Message(sender, Kind.BROADCAST, (), text)
         delivered = 0
         for session in list(self._online_sessions()):

@@ -106,8 +106,7 @@ class ServerProtocol(LineProtocol):
                 report = hub.broadcast(self, text)
                 self._sent(report.delivered, report.offline)
             case wire.Users():
-                if hub.name_of(self) is None:
-                    raise ProtocolError(Code.NOT_REGISTERED, "say HELLO <username> first")
+                hub.registered_name(self)
                 self._send_users()
             case wire.Ping(token):
                 self.transport.write(wire.format_line("PONG", trailing=token))
