@@ -140,6 +140,14 @@ class ClientError:
     text: str
 
 
+@dataclass(frozen=True)
+class ClientDropped:
+    """The server cut a client off to protect the others."""
+
+    peer: str
+    reason: str
+
+
 Event = (
     UserJoined
     | UserLeft
@@ -149,6 +157,7 @@ Event = (
     | Connected
     | Disconnected
     | ClientError
+    | ClientDropped
 )
 
 
@@ -190,7 +199,7 @@ class Hub:
     def unsubscribe(self, observer: Callable[[Event], None]) -> None:
         self._observers.remove(observer)
 
-    def announce(self, event: Connected | Disconnected | ClientError) -> None:
+    def announce(self, event: Connected | Disconnected | ClientError | ClientDropped) -> None:
         """Pass a connection-level event from the server to the observers."""
         self._emit(event)
 

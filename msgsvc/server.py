@@ -11,13 +11,15 @@ from functools import lru_cache
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IAddress, IReactorTime
+from twisted.internet.interfaces import IAddress, IPushProducer, IReactorTime
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from msgsvc import wire
 from msgsvc.hub import (
+    ClientDropped,
     ClientError,
     Connected,
     Disconnected,
@@ -52,6 +54,36 @@ def describe_peer(address: IAddress) -> str:
     return str(address)
 
 
+@implementer(IPushProducer)
+class SendQueue:
+    """Counts what is written to a transport while its buffer is full.
+
+    Registered as the transport's producer: the transport pauses it when
+    its own buffer is past its high-water mark and resumes it once the
+    buffer has drained, so ``add`` tells how far a client lags behind.
+    """
+
+    def __init__(self) -> None:
+        self._full = False
+        self._behind = 0
+
+    def add(self, size: int) -> int:
+        """Note ``size`` bytes written; how many were written since the buffer filled."""
+        if self._full:
+            self._behind += size
+        return self._behind
+
+    def pauseProducing(self) -> None:
+        self._full = True
+
+    def resumeProducing(self) -> None:
+        self._full = False
+        self._behind = 0
+
+    def stopProducing(self) -> None:
+        self._full = False
+
+
 class ServerProtocol(LineProtocol):
     """One client connection: reads commands, hands them to the hub, writes replies."""
 
@@ -59,9 +91,12 @@ class ServerProtocol(LineProtocol):
     factory: ServerFactory
     peer = "?"
     _gone = False
+    _dropped = False
 
     def connectionMade(self) -> None:
         self.peer = describe_peer(self.transport.getPeer())
+        self._send_queue = SendQueue()
+        self.transport.registerProducer(self._send_queue, True)
         set_no_delay = getattr(self.transport, "setTcpNoDelay", None)  # TCP, also under TLS
         if set_no_delay is not None:
             try:
@@ -109,7 +144,7 @@ class ServerProtocol(LineProtocol):
                 hub.registered_name(self)
                 self._send_users()
             case wire.Ping(token):
-                self.transport.write(wire.format_line("PONG", trailing=token))
+                self._write(wire.format_line("PONG", trailing=token))
             case wire.Quit(reason):
                 self.log.info("{peer} quits: {reason}", peer=self.peer, reason=reason or "")
                 self.bye("goodbye")
@@ -130,7 +165,7 @@ class ServerProtocol(LineProtocol):
     def _welcome(self, name: str | None) -> None:
         if name is None or self._gone:
             return
-        self.transport.write(wire.format_line("WELCOME", name, trailing=WELCOME_TEXT))
+        self._write(wire.format_line("WELCOME", name, trailing=WELCOME_TEXT))
         self._send_users()
 
     def _not_registered(self, failure: Failure) -> None:
@@ -145,37 +180,52 @@ class ServerProtocol(LineProtocol):
     # -- output ----------------------------------------------------------
 
     def send_error(self, code: Code, text: str) -> None:
-        self.transport.write(wire.format_line("ERROR", code.value, trailing=text))
+        self._write(wire.format_line("ERROR", code.value, trailing=text))
 
     def bye(self, reason: str) -> None:
         """Say why, then close the connection once what is queued is written."""
         if self.transport.disconnecting:
             return
-        self.transport.write(wire.format_line("BYE", trailing=reason))
+        self._write(wire.format_line("BYE", trailing=reason))
         self.transport.loseConnection()
 
+    def _write(self, data: bytes) -> None:
+        """Write, unless this client has stopped reading: past the limit it is dropped."""
+        if self._dropped:
+            return
+        self.transport.write(data)
+        limit = self.factory.limits.max_send_queue
+        if self._send_queue.add(len(data)) > limit:
+            self._dropped = True
+            self.factory.hub.unregister(self)  # the others hear LEFT now, not after the abort
+            self.factory.hub.announce(
+                ClientDropped(self.peer, f"send queue exceeded: over {limit} bytes unread")
+            )
+            self.transport.write(wire.format_line("BYE", trailing="send queue exceeded"))
+            self.transport.abortConnection()  # what is queued would never be read
+
     def _sent(self, delivered: int, offline: tuple[str, ...]) -> None:
-        self.transport.write(wire.format_line("SENT", str(delivered), ",".join(offline) or "-"))
+        self._write(wire.format_line("SENT", str(delivered), ",".join(offline) or "-"))
 
     def _send_users(self) -> None:
         users = self.factory.hub.users()
         lines = [wire.format_line("USER", u.name, "online" if u.online else "offline") for u in users]
         lines.append(wire.format_line("ENDUSERS", str(len(users))))
-        self.transport.write(b"".join(lines))
+        self._write(b"".join(lines))
 
     # -- hub.Participant -------------------------------------------------
 
     def user_joined(self, name: str) -> None:
-        self.transport.write(wire.format_line("JOINED", name))
+        self._write(wire.format_line("JOINED", name))
 
     def user_left(self, name: str) -> None:
-        self.transport.write(wire.format_line("LEFT", name))
+        self._write(wire.format_line("LEFT", name))
 
     def receive(self, message: Message) -> None:
-        self.transport.write(encode_message(message))
+        self._write(encode_message(message))
 
     def notice(self, text: str) -> None:
-        self.transport.write(wire.format_line("NOTICE", trailing=text))
+        self._write(wire.format_line("NOTICE", trailing=text))
 
     def kick(self, reason: str) -> None:
         self.bye(f"disconnected by the operator: {reason}" if reason else "disconnected by the operator")
@@ -238,6 +288,8 @@ class HubEventLogger:
                 self.log.info("{peer} connected", peer=peer)
             case Disconnected(peer, why):
                 self.log.info("{peer} disconnected: {why}", peer=peer, why=why)
+            case ClientDropped(peer, why):
+                self.log.warn("{peer} dropped: {why}", peer=peer, why=why)
             case ClientError(peer, code, text):
                 self.log.debug("{peer}: {code}: {text}", peer=peer, code=code.value, text=text)
             case UserKicked(name, reason):

@@ -46,6 +46,13 @@ class Options(usage.Options):
         ["max-line", None, _DEFAULTS.max_line, "Longest accepted line, in bytes.", _positive],
         ["max-text", None, _DEFAULTS.max_text, "Longest message text, in UTF-8 bytes.", _positive],
         ["max-recipients", None, _DEFAULTS.max_recipients, "Most recipients of one SEND.", _positive],
+        [
+            "max-send-queue",
+            None,
+            _DEFAULTS.max_send_queue,
+            "Bytes a client may leave unread before it is disconnected (a slow reader).",
+            _positive,
+        ],
         ["max-clients", None, DEFAULT_MAX_CLIENTS, "Most users registered at once.", _positive],
     ]
 
@@ -68,6 +75,7 @@ class Options(usage.Options):
             max_line=self["max-line"],
             max_text=self["max-text"],
             max_recipients=self["max-recipients"],
+            max_send_queue=self["max-send-queue"],
         )
 
 

@@ -63,6 +63,8 @@ class Limits:
     max_line: int = 8192
     max_text: int = 4096
     max_recipients: int = 32
+    #: Bytes a client may leave unread (beyond the transport's own buffer) before it is dropped.
+    max_send_queue: int = 1024 * 1024
 
 
 def username_key(name: str) -> str:

@@ -69,11 +69,11 @@ async def connect(reactor: IReactorTCP, port: int) -> LineTestClient:
 class LoopbackServer:
     """A whole server (SQLite log, hub, factory) listening on 127.0.0.1, for one test."""
 
-    def __init__(self, db_path: str) -> None:
+    def __init__(self, db_path: str, limits: Limits = Limits()) -> None:  # noqa: B008 - frozen
         self.db_path = db_path
         self._usernames = UsernameLog(reactor, db_path)
         self.hub = Hub(reactor, self._usernames, self._usernames.records, max_clients=100)
-        self.factory = ServerFactory(self.hub, reactor, Limits())
+        self.factory = ServerFactory(self.hub, reactor, limits)
         self.port_number = 0
 
     async def start(self, test: TestCase) -> LoopbackServer:

@@ -106,6 +106,28 @@ class EndToEndTests(TestCase):
         self.assertEqual(await bob.line(), "SENT 1 -")
         self.assertEqual(await alice.line(), "MSG bob unicast alice :ok")
 
+    async def test_a_client_that_stops_reading_is_dropped_and_the_others_get_everything(self) -> None:
+        sender, _ = await self.register("sender")
+        fast, _ = await self.register("fast")
+        slow, _ = await self.register("slow")
+        await sender.until("JOINED slow")
+        await fast.until("JOINED slow")
+        slow.transport.pauseProducing()  # reads nothing more
+        text = "x" * 4000
+        count = 3000  # 12 MB: more than the loopback socket buffers and the server's 1 MiB allowance
+        for _ in range(count):
+            sender.send(f"BROADCAST :{text}")
+        received = 0
+        while received < count:
+            line = await fast.line()
+            if line.startswith("MSG sender broadcast"):
+                self.assertEqual(line, f"MSG sender broadcast * :{text}")
+                received += 1
+        sent = [line for line in await sender.lines(count + 1) if line.startswith("SENT")]
+        self.assertEqual(len(sent), count)
+        self.assertIn("SENT 1 -", sent)  # after the slow one was dropped
+        self.assertIsNone(self.server.hub.user("slow").peer)  # type: ignore[union-attr]
+
     async def test_accepted_connections_do_not_wait_for_nagle(self) -> None:
         await self.register("alice")
         [server_side] = self.factory.connections

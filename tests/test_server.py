@@ -248,6 +248,43 @@ class BadInputTests(ServerTestCase):
         self.assertErrors(b"X\r\n\xff\r\nSEND bob\r\n", "UNKNOWN_COMMAND", "BAD_ENCODING", "BAD_SYNTAX")
 
 
+class SlowReaderTests(ServerTestCase):
+    limits = Limits(max_line=300, max_text=100, max_recipients=3, max_send_queue=1000)
+
+    def test_a_client_that_stops_reading_is_dropped_and_nobody_else_notices(self) -> None:
+        alice, a = self.server.register("alice")
+        slow, s = self.server.register("slow")
+        bob, b = self.server.register("bob")
+        for t in (a, s, b):
+            t.clear()
+        s.producer.pauseProducing()  # its transport's buffer is full: it stopped reading
+        for i in range(20):
+            alice.dataReceived(b"BROADCAST :" + b"x" * 90 + b"\r\n")
+        self.assertTrue(s.disconnecting)
+        self.assertLessEqual(len(s.value()), 1000 + 2 * 110)  # the allowance, the line over it, and BYE
+        to_bob = lines(b)
+        self.assertEqual(len([line for line in to_bob if line.startswith("MSG alice broadcast")]), 20)
+        self.assertIn("LEFT slow", to_bob)
+        to_alice = lines(a)
+        self.assertIn("LEFT slow", to_alice)
+        reports = [line for line in to_alice if line.startswith("SENT")]
+        self.assertEqual(len(reports), 20)
+        self.assertEqual(reports[-1], "SENT 1 -")
+        self.assertEqual(sorted(reports, reverse=True), reports)
+        self.lose(slow)
+        self.assertEqual(lines(b), [])
+
+    def test_a_client_that_catches_up_is_kept(self) -> None:
+        alice, a = self.server.register("alice")
+        slow, s = self.server.register("slow")
+        for _ in range(5):
+            s.producer.pauseProducing()
+            for _ in range(8):  # 8 MSG lines of 116 bytes: under the 1000-byte allowance
+                alice.dataReceived(b"SEND slow :" + b"x" * 90 + b"\r\n")
+            s.producer.resumeProducing()
+        self.assertFalse(s.disconnecting)
+
+
 class OperatorTests(ServerTestCase):
     def test_kick(self) -> None:
         alice, a = self.server.register("alice")

@@ -16,6 +16,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 
 from msgsvc.hub import (
+    ClientDropped,
     ClientError,
     Connected,
     Disconnected,
@@ -199,6 +200,8 @@ class ServerPresenter:
                 self._update(name)
             case Disconnected(peer, why):
                 self._event(f"{peer} disconnected: {why}")
+            case ClientDropped(peer, why):
+                self._event(f"dropped {peer}: {why}")
             case ClientError(peer, code, text):
                 self._event(f"error from {peer}: {code.value}: {text}")
             case UserKicked(name, reason):
