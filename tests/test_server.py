@@ -258,7 +258,7 @@ class SlowReaderTests(ServerTestCase):
         for t in (a, s, b):
             t.clear()
         s.producer.pauseProducing()  # its transport's buffer is full: it stopped reading
-        for i in range(20):
+        for _ in range(20):
             alice.dataReceived(b"BROADCAST :" + b"x" * 90 + b"\r\n")
         self.assertTrue(s.disconnecting)
         self.assertLessEqual(len(s.value()), 1000 + 2 * 110)  # the allowance, the line over it, and BYE
