@@ -14,6 +14,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IAddress, IPushProducer, IReactorTime
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
+from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -84,14 +85,20 @@ class SendQueue:
         self._full = False
 
 
-class ServerProtocol(LineProtocol):
-    """One client connection: reads commands, hands them to the hub, writes replies."""
+class ServerProtocol(LineProtocol, TimeoutMixin):
+    """One client connection: reads commands, hands them to the hub, writes replies.
+
+    One timer watches it: a client must say HELLO within ``hello_timeout``;
+    once registered, after ``ping_interval`` of silence it is sent a PING,
+    and if nothing at all comes back within ``ping_timeout`` it is dropped.
+    """
 
     log = Logger()
     factory: ServerFactory
     peer = "?"
     _gone = False
     _dropped = False
+    _pinged = 0  # the token of an unanswered PING, or 0
 
     def connectionMade(self) -> None:
         self.peer = describe_peer(self.transport.getPeer())
@@ -105,9 +112,11 @@ class ServerProtocol(LineProtocol):
                 pass
         self.factory.connections.add(self)
         self.factory.hub.announce(Connected(self.peer))
+        self.setTimeout(self.factory.limits.hello_timeout)
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self._gone = True
+        self.setTimeout(None)
         self.factory.hub.unregister(self)
         self.factory.connection_lost(self)
         self.factory.hub.announce(Disconnected(self.peer, reason.getErrorMessage()))
@@ -115,12 +124,42 @@ class ServerProtocol(LineProtocol):
     # -- input -----------------------------------------------------------
 
     def lineReceived(self, line: bytes) -> None:
+        if self._pinged:  # any line shows the client is alive
+            self._pinged = 0
+            self.setTimeout(self.factory.limits.ping_interval)
+        elif self.factory.hub.name_of(self) is not None:  # HELLO's deadline stands until WELCOME
+            self.resetTimeout()
         try:
             parsed = wire.parse_line(line)
             if parsed is not None:
                 self._dispatch(wire.parse_command(parsed, self.factory.limits))
         except ProtocolError as e:
             self._refuse(e.code, e.text)
+
+    def timeoutConnection(self) -> None:
+        limits = self.factory.limits
+        if self.factory.hub.name_of(self) is None:
+            self._drop(f"no HELLO within {limits.hello_timeout:g} s", "registration timed out")
+        elif not self._pinged:
+            self._pinged = self._next_ping_token()
+            self._write(wire.format_line("PING", trailing=str(self._pinged)))
+            self.setTimeout(limits.ping_timeout)
+        else:
+            self._drop(f"no answer to PING within {limits.ping_timeout:g} s", "ping timeout")
+
+    def _next_ping_token(self) -> int:
+        self.factory.pings += 1
+        return self.factory.pings
+
+    def _drop(self, why: str, bye: str) -> None:
+        """Cut off a client that is not doing its part, telling it ``bye`` in case it still reads."""
+        if self._dropped:
+            return
+        self._dropped = True
+        self.factory.hub.announce(ClientDropped(self.peer, why))
+        self.transport.write(wire.format_line("BYE", trailing=bye))
+        self.factory.hub.unregister(self)  # the others hear LEFT now, not after the abort
+        self.transport.abortConnection()
 
     def lineTooLong(self) -> None:
         self._refuse(Code.LINE_TOO_LONG, f"a line may hold at most {self.MAX_LENGTH} bytes")
@@ -145,6 +184,8 @@ class ServerProtocol(LineProtocol):
                 self._send_users()
             case wire.Ping(token):
                 self._write(wire.format_line("PONG", trailing=token))
+            case wire.Pong():
+                pass  # the answer to our PING; any line already counted as a sign of life
             case wire.Quit(reason):
                 self.log.info("{peer} quits: {reason}", peer=self.peer, reason=reason or "")
                 self.bye("goodbye")
@@ -165,6 +206,7 @@ class ServerProtocol(LineProtocol):
     def _welcome(self, name: str | None) -> None:
         if name is None or self._gone:
             return
+        self.setTimeout(self.factory.limits.ping_interval)
         self._write(wire.format_line("WELCOME", name, trailing=WELCOME_TEXT))
         self._send_users()
 
@@ -196,13 +238,8 @@ class ServerProtocol(LineProtocol):
         self.transport.write(data)
         limit = self.factory.limits.max_send_queue
         if self._send_queue.add(len(data)) > limit:
-            self._dropped = True
-            self.factory.hub.unregister(self)  # the others hear LEFT now, not after the abort
-            self.factory.hub.announce(
-                ClientDropped(self.peer, f"send queue exceeded: over {limit} bytes unread")
-            )
-            self.transport.write(wire.format_line("BYE", trailing="send queue exceeded"))
-            self.transport.abortConnection()  # what is queued would never be read
+            # What is queued would never be read: abort, and the others hear LEFT now.
+            self._drop(f"send queue exceeded: over {limit} bytes unread", "send queue exceeded")
 
     def _sent(self, delivered: int, offline: tuple[str, ...]) -> None:
         self._write(wire.format_line("SENT", str(delivered), ",".join(offline) or "-"))
@@ -242,11 +279,13 @@ class ServerFactory(Factory):
         self.limits = limits
         self._clock = clock
         self.connections: set[ServerProtocol] = set()
+        self.pings = 0  # the last PING token handed out
         self._all_gone: Deferred[None] | None = None
 
     def buildProtocol(self, addr: IAddress) -> ServerProtocol:
         protocol = super().buildProtocol(addr)
         protocol.MAX_LENGTH = self.limits.max_line
+        protocol.callLater = self._clock.callLater  # type: ignore[method-assign]  # TimeoutMixin's timer
         return protocol
 
     def connection_lost(self, protocol: ServerProtocol) -> None:

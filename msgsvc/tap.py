@@ -21,6 +21,16 @@ DEFAULT_MAX_CLIENTS = 1000
 _DEFAULTS = Limits()
 
 
+def _seconds(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise ValueError(f"{value} is not a positive number of seconds")
+    return number
+
+
+_seconds.coerceDoc = "Seconds."  # type: ignore[attr-defined]
+
+
 def _positive(value: str) -> int:
     number = int(value)
     if number < 1:
@@ -53,6 +63,27 @@ class Options(usage.Options):
             "Bytes a client may leave unread before it is disconnected (a slow reader).",
             _positive,
         ],
+        [
+            "hello-timeout",
+            None,
+            _DEFAULTS.hello_timeout,
+            "Seconds a new connection has to say HELLO.",
+            _seconds,
+        ],
+        [
+            "ping-interval",
+            None,
+            _DEFAULTS.ping_interval,
+            "Seconds of silence from a client before the server sends it a PING.",
+            _seconds,
+        ],
+        [
+            "ping-timeout",
+            None,
+            _DEFAULTS.ping_timeout,
+            "Seconds a client has to answer a PING before it is disconnected.",
+            _seconds,
+        ],
         ["max-clients", None, DEFAULT_MAX_CLIENTS, "Most users registered at once.", _positive],
     ]
 
@@ -76,6 +107,9 @@ class Options(usage.Options):
             max_text=self["max-text"],
             max_recipients=self["max-recipients"],
             max_send_queue=self["max-send-queue"],
+            hello_timeout=self["hello-timeout"],
+            ping_interval=self["ping-interval"],
+            ping_timeout=self["ping-timeout"],
         )
 
 

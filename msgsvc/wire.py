@@ -65,6 +65,12 @@ class Limits:
     max_recipients: int = 32
     #: Bytes a client may leave unread (beyond the transport's own buffer) before it is dropped.
     max_send_queue: int = 1024 * 1024
+    #: Seconds a new connection has to say HELLO.
+    hello_timeout: float = 30.0
+    #: Seconds of silence from a registered client before the server PINGs it.
+    ping_interval: float = 60.0
+    #: Seconds a PINGed client has to send anything back.
+    ping_timeout: float = 30.0
 
 
 def username_key(name: str) -> str:
@@ -224,11 +230,16 @@ class Ping:
 
 
 @dataclass(frozen=True)
+class Pong:
+    token: str | None
+
+
+@dataclass(frozen=True)
 class Quit:
     reason: str | None
 
 
-Command = Hello | Send | Broadcast | Users | Ping | Quit
+Command = Hello | Send | Broadcast | Users | Ping | Pong | Quit
 
 
 def _arity(line: Line, least: int, most: int, usage: str) -> None:
@@ -279,6 +290,9 @@ def parse_command(line: Line, limits: Limits) -> Command:
     if verb == "PING":
         _arity(line, 0, 1, "PING [:<token>]")
         return Ping(line.params[0] if line.params else None)
+    if verb == "PONG":
+        _arity(line, 0, 1, "PONG [:<token>]")
+        return Pong(line.params[0] if line.params else None)
     if verb == "QUIT":
         _arity(line, 0, 1, "QUIT [:<reason>]")
         return Quit(line.params[0] if line.params else None)

@@ -285,6 +285,59 @@ class SlowReaderTests(ServerTestCase):
         self.assertFalse(s.disconnecting)
 
 
+class TimeoutTests(ServerTestCase):
+    limits = Limits(hello_timeout=30, ping_interval=60, ping_timeout=20)
+
+    def test_no_hello_in_time(self) -> None:
+        protocol, transport = self.server.connect()
+        self.server.clock.advance(29)
+        protocol.dataReceived(b"PING\r\n")  # not a registration: the deadline stands
+        self.server.clock.advance(0.9)
+        self.assertFalse(transport.disconnecting)
+        self.server.clock.advance(0.2)
+        self.assertEqual(lines(transport), ["PONG", "BYE :registration timed out"])
+        self.assertTrue(transport.disconnecting)
+
+    def test_a_registered_client_that_answers_stays(self) -> None:
+        alice, a = self.server.register("alice")
+        self.server.clock.advance(59)
+        self.assertEqual(lines(a), [])
+        self.server.clock.advance(1)
+        [ping] = lines(a)
+        self.assertRegex(ping, r"^PING :\d+$")
+        alice.dataReceived(f"PONG :{ping.split(':')[1]}\r\n".encode())
+        self.assertEqual(lines(a), [])
+        self.server.clock.advance(59)
+        self.assertEqual(lines(a), [])
+        self.assertFalse(a.disconnecting)
+
+    def test_any_line_counts_as_alive(self) -> None:
+        alice, a = self.server.register("alice")
+        for _ in range(10):
+            self.server.clock.advance(50)
+            alice.dataReceived(b"USERS\r\n")
+        self.assertNotIn("PING", a.value().decode())
+
+    def test_silent_client_is_dropped_and_the_others_told(self) -> None:
+        alice, a = self.server.register("alice")
+        bob, b = self.server.register("bob")
+        self.server.clock.advance(55)
+        bob.dataReceived(b"PING\r\n")
+        self.server.clock.advance(5)
+        lines(a)
+        self.server.clock.advance(20)
+        self.assertEqual(lines(a), ["BYE :ping timeout"])
+        self.assertTrue(a.disconnecting)
+        self.assertIn("LEFT alice", lines(b))
+
+    def test_timers_end_with_the_connection(self) -> None:
+        protocol, _ = self.server.connect()
+        alice, _ = self.server.register("alice")
+        self.lose(protocol)
+        self.lose(alice)
+        self.assertEqual(self.server.clock.getDelayedCalls(), [])
+
+
 class OperatorTests(ServerTestCase):
     def test_kick(self) -> None:
         alice, a = self.server.register("alice")

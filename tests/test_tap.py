@@ -41,8 +41,17 @@ class OptionsTests(SynchronousTestCase):
         )
         self.assertEqual(options["max-clients"], 3)
 
+    def test_timeouts(self) -> None:
+        options = parse("--hello-timeout", "5", "--ping-interval", "90.5", "--ping-timeout", "10")
+        self.assertEqual(options.limits(), Limits(hello_timeout=5, ping_interval=90.5, ping_timeout=10))
+
     def test_bad_numbers(self) -> None:
-        for argv in (["--max-clients", "0"], ["--max-text", "lots"], ["--max-line", "-5"]):
+        for argv in (
+            ["--max-clients", "0"],
+            ["--max-text", "lots"],
+            ["--max-line", "-5"],
+            ["--ping-timeout", "0"],
+        ):
             self.assertRaises(usage.UsageError, parse, *argv)
 
     def test_text_must_fit_in_a_line(self) -> None:

@@ -213,6 +213,7 @@ class ParseCommandTests(SynchronousTestCase):
         self.assertError(b"USERS x", Code.BAD_SYNTAX)
         self.assertEqual(self.command(b"PING"), wire.Ping(None))
         self.assertEqual(self.command(b"PING :123 abc"), wire.Ping("123 abc"))
+        self.assertEqual(self.command(b"PONG :7"), wire.Pong("7"))
         self.assertEqual(self.command(b"QUIT"), wire.Quit(None))
         self.assertEqual(self.command(b"QUIT :gone home"), wire.Quit("gone home"))
 
