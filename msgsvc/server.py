@@ -7,6 +7,7 @@ client" becomes on a reactor.
 
 from __future__ import annotations
 
+from collections import Counter
 from functools import lru_cache
 
 from twisted.internet.address import IPv4Address, IPv6Address
@@ -44,6 +45,11 @@ def encode_message(message: Message) -> bytes:
     """The ``MSG`` line for ``message``, made once however many receive it."""
     recipients = ",".join(message.recipients) or "*"
     return wire.format_line("MSG", message.sender, message.kind.value, recipients, trailing=message.text)
+
+
+def _host(address: IAddress) -> str:
+    """The host part of a peer address, for counting connections per address."""
+    return address.host if isinstance(address, IPv4Address | IPv6Address) else str(address)
 
 
 def describe_peer(address: IAddress) -> str:
@@ -110,8 +116,12 @@ class ServerProtocol(LineProtocol, TimeoutMixin):
                 set_no_delay(True)
             except OSError:  # a UNIX socket
                 pass
-        self.factory.connections.add(self)
         self.factory.hub.announce(Connected(self.peer))
+        if not self.factory.connection_made(self):
+            limit = self.factory.limits.max_per_ip
+            self._refuse(Code.SERVER_FULL, f"at most {limit} connections from one address")
+            self.bye("too many connections from your address")
+            return
         self.setTimeout(self.factory.limits.hello_timeout)
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
@@ -279,6 +289,7 @@ class ServerFactory(Factory):
         self.limits = limits
         self._clock = clock
         self.connections: set[ServerProtocol] = set()
+        self._per_host: Counter[str] = Counter()
         self.pings = 0  # the last PING token handed out
         self._all_gone: Deferred[None] | None = None
 
@@ -288,7 +299,19 @@ class ServerFactory(Factory):
         protocol.callLater = self._clock.callLater  # type: ignore[method-assign]  # TimeoutMixin's timer
         return protocol
 
+    def connection_made(self, protocol: ServerProtocol) -> bool:
+        """Count ``protocol``'s connection; False if its address already has its share."""
+        self.connections.add(protocol)
+        host = _host(protocol.transport.getPeer())
+        self._per_host[host] += 1
+        return self._per_host[host] <= self.limits.max_per_ip
+
     def connection_lost(self, protocol: ServerProtocol) -> None:
+        if protocol in self.connections:
+            host = _host(protocol.transport.getPeer())
+            self._per_host[host] -= 1
+            if not self._per_host[host]:
+                del self._per_host[host]
         self.connections.discard(protocol)
         if not self.connections and self._all_gone is not None:
             all_gone, self._all_gone = self._all_gone, None

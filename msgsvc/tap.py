@@ -63,6 +63,7 @@ class Options(usage.Options):
             "Bytes a client may leave unread before it is disconnected (a slow reader).",
             _positive,
         ],
+        ["max-per-ip", None, _DEFAULTS.max_per_ip, "Most connections from one IP address.", _positive],
         [
             "hello-timeout",
             None,
@@ -107,6 +108,7 @@ class Options(usage.Options):
             max_text=self["max-text"],
             max_recipients=self["max-recipients"],
             max_send_queue=self["max-send-queue"],
+            max_per_ip=self["max-per-ip"],
             hello_timeout=self["hello-timeout"],
             ping_interval=self["ping-interval"],
             ping_timeout=self["ping-timeout"],

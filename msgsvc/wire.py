@@ -65,6 +65,8 @@ class Limits:
     max_recipients: int = 32
     #: Bytes a client may leave unread (beyond the transport's own buffer) before it is dropped.
     max_send_queue: int = 1024 * 1024
+    #: Connections (registered or not) from one IP address.
+    max_per_ip: int = 20
     #: Seconds a new connection has to say HELLO.
     hello_timeout: float = 30.0
     #: Seconds of silence from a registered client before the server PINGs it.

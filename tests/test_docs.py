@@ -45,6 +45,15 @@ class DocsTests(SynchronousTestCase):
         for code in Code:
             self.assertIn(f"``{code.value}``", doc)
 
+    def test_rst_is_well_formed(self) -> None:
+        """A warning (a malformed table, say) raises docutils' SystemMessage."""
+        import docutils.core
+
+        for path in ("README.rst", os.path.join("docs", "protocol.rst")):
+            docutils.core.publish_doctree(
+                read(path), source_path=path, settings_overrides={"halt_level": 2, "report_level": 5}
+            )
+
     def test_plugin_file_is_tiny(self) -> None:
         self.assertFalse(os.path.exists(os.path.join(ROOT, "twisted", "__init__.py")))
         self.assertFalse(os.path.exists(os.path.join(ROOT, "twisted", "plugins", "__init__.py")))

@@ -285,6 +285,28 @@ class SlowReaderTests(ServerTestCase):
         self.assertFalse(s.disconnecting)
 
 
+class PerAddressTests(ServerTestCase):
+    limits = Limits(max_per_ip=2)
+
+    def test_one_address_gets_its_share(self) -> None:
+        first, _ = self.server.connect()
+        second, _ = self.server.connect()
+        third, t = self.server.connect()
+        self.assertEqual(
+            lines(t),
+            [
+                "ERROR SERVER_FULL :at most 2 connections from one address",
+                "BYE :too many connections from your address",
+            ],
+        )
+        self.assertTrue(t.disconnecting)
+        self.lose(third)
+        self.lose(first)
+        fourth, f = self.server.connect()
+        self.assertFalse(f.disconnecting)
+        self.assertEqual(len(self.server.clock.getDelayedCalls()), 2)  # the HELLO deadlines of those kept
+
+
 class TimeoutTests(ServerTestCase):
     limits = Limits(hello_timeout=30, ping_interval=60, ping_timeout=20)
 

@@ -34,10 +34,11 @@ class OptionsTests(SynchronousTestCase):
     def test_limits(self) -> None:
         options = parse(
             *["--max-line", "1000", "--max-text", "500", "--max-recipients", "7"],
-            *["--max-clients", "3", "--max-send-queue", "9999"],
+            *["--max-clients", "3", "--max-send-queue", "9999", "--max-per-ip", "4"],
         )
         self.assertEqual(
-            options.limits(), Limits(max_line=1000, max_text=500, max_recipients=7, max_send_queue=9999)
+            options.limits(),
+            Limits(max_line=1000, max_text=500, max_recipients=7, max_send_queue=9999, max_per_ip=4),
         )
         self.assertEqual(options["max-clients"], 3)
 
