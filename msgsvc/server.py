@@ -239,6 +239,8 @@ class ServerProtocol(LineProtocol, TimeoutMixin):
         if self.transport.disconnecting:
             return
         self._write(wire.format_line("BYE", trailing=reason))
+        # TLS holds back its close while a producer is registered: unregister the send queue first.
+        self.transport.unregisterProducer()
         self.transport.loseConnection()
 
     def _write(self, data: bytes) -> None:

@@ -1,0 +1,121 @@
+"""TLS: an ssl: listener beside tcp:, and the client's tls: endpoint trusting a given CA."""
+
+from __future__ import annotations
+
+import datetime
+import os
+
+from twisted.internet import reactor
+from twisted.internet.endpoints import serverFromString
+from twisted.trial.unittest import TestCase
+
+from msgsvc.client.connect import endpoint_connector
+from msgsvc.client.presenter import ChatPresenter, Phase
+from msgsvc.hub import Hub
+from msgsvc.server import ServerFactory
+from msgsvc.wire import Limits
+
+from .helpers import MemoryStore
+from .test_client import Recorder
+
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+except ImportError:  # pragma: no cover - the test extra installs it
+    x509 = None
+
+
+def make_certificate(folder: str, name: str = "localhost") -> tuple[str, str]:
+    """A self-signed certificate for ``name`` in ``folder`` (a trust-roots folder holds only
+    certificates) and its key beside that folder, as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path = os.path.join(folder, "cert.pem")
+    key_path = os.path.join(os.path.dirname(folder), os.path.basename(folder) + "-key.pem")
+    with open(cert_path, "wb") as f:
+        f.write(certificate.public_bytes(serialization.Encoding.PEM))
+    with open(key_path, "wb") as f:
+        f.write(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+    return cert_path, key_path
+
+
+class TLSTests(TestCase):
+    async def setUp(self) -> None:
+        if x509 is None:
+            self.fail("TLS tests need the tls extra (pip install '.[tls]')")
+        self.folder = os.path.abspath(self.mktemp())
+        os.makedirs(os.path.join(self.folder, "trusted"))
+        self.cert, self.key = make_certificate(os.path.join(self.folder, "trusted"))
+        self.hub = Hub(reactor, MemoryStore(), [], max_clients=10)
+        self.factory = ServerFactory(self.hub, reactor, Limits())
+        endpoint = serverFromString(
+            reactor, f"ssl:0:interface=127.0.0.1:privateKey={self.key}:certKey={self.cert}"
+        )
+        self.port = await endpoint.listen(self.factory)
+        self.addCleanup(self.stop)
+
+    async def stop(self) -> None:
+        await self.port.stopListening()
+        await self.factory.disconnect_all("server shutting down")
+
+    def client(self, server: str) -> tuple[ChatPresenter, Recorder]:
+        view = Recorder()
+        presenter = ChatPresenter(view, endpoint_connector(reactor), reactor, "", server)  # type: ignore[arg-type]
+        return presenter, view
+
+    async def wait_for(self, condition) -> None:  # type: ignore[no-untyped-def]
+        from twisted.internet.task import deferLater
+
+        for _ in range(1000):
+            if condition():
+                return
+            await deferLater(reactor, 0.01, lambda: None)
+        self.fail("timed out")
+
+    async def test_two_clients_talk_over_tls(self) -> None:
+        server = f"tls:localhost:{self.port.getHost().port}:trustRoots={os.path.dirname(self.cert)}"
+        alice, alice_view = self.client(server)
+        bob, bob_view = self.client(server)
+        alice.login("alice", server)
+        bob.login("bob", server)
+        await self.wait_for(lambda: alice.phase is Phase.CONNECTED and bob.phase is Phase.CONNECTED)
+        self.assertEqual(
+            alice_view.last("show_status"),
+            (f"Connected to localhost:{self.port.getHost().port} as alice", True),
+        )
+        alice.choose_mode(alice.mode)
+        alice.choose_recipients(("bob",))
+        self.assertTrue(alice.send("secret hello"))
+        await self.wait_for(lambda: ("direct", "alice to you: secret hello") in bob_view.entries())
+        for presenter in (alice, bob):
+            await presenter.quit()
+
+    async def test_an_untrusted_certificate_is_refused(self) -> None:
+        other = os.path.join(self.folder, "other")
+        os.makedirs(other)
+        make_certificate(other)  # a different CA: the server's certificate is not trusted
+        server = f"tls:localhost:{self.port.getHost().port}:trustRoots={other}"
+        alice, view = self.client(server)
+        alice.login("alice", server)
+        await self.wait_for(lambda: view.calls and view.calls[-1][0] == "show_login")
+        self.assertNotEqual(alice.phase, Phase.CONNECTED)
+        self.assertEqual(self.hub.users(), [])
