@@ -12,7 +12,7 @@ from functools import lru_cache
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IAddress, IPushProducer, IReactorTime
+from twisted.internet.interfaces import IAddress, IDelayedCall, IPushProducer, IReactorTime
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
@@ -35,6 +35,7 @@ from msgsvc.hub import (
     UserLeft,
 )
 from msgsvc.lines import LineProtocol
+from msgsvc.ratelimit import TokenBucket
 from msgsvc.wire import Code, ProtocolError
 
 WELCOME_TEXT = "welcome to msgsvc"
@@ -105,9 +106,14 @@ class ServerProtocol(LineProtocol, TimeoutMixin):
     _gone = False
     _dropped = False
     _pinged = 0  # the token of an unanswered PING, or 0
+    _flooding_since: float | None = None
+    _unthrottle: IDelayedCall | None = None
 
     def connectionMade(self) -> None:
         self.peer = describe_peer(self.transport.getPeer())
+        self._holds: set[str] = set()
+        limits = self.factory.limits
+        self._bucket = TokenBucket(limits.line_rate, limits.line_burst, self.factory.clock.seconds())
         self._send_queue = SendQueue()
         self.transport.registerProducer(self._send_queue, True)
         set_no_delay = getattr(self.transport, "setTcpNoDelay", None)  # TCP, also under TLS
@@ -127,6 +133,8 @@ class ServerProtocol(LineProtocol, TimeoutMixin):
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self._gone = True
         self.setTimeout(None)
+        if self._unthrottle is not None and self._unthrottle.active():
+            self._unthrottle.cancel()
         self.factory.hub.unregister(self)
         self.factory.connection_lost(self)
         self.factory.hub.announce(Disconnected(self.peer, reason.getErrorMessage()))
@@ -134,6 +142,7 @@ class ServerProtocol(LineProtocol, TimeoutMixin):
     # -- input -----------------------------------------------------------
 
     def lineReceived(self, line: bytes) -> None:
+        self._throttle()
         if self._pinged:  # any line shows the client is alive
             self._pinged = 0
             self.setTimeout(self.factory.limits.ping_interval)
@@ -208,10 +217,9 @@ class ServerProtocol(LineProtocol, TimeoutMixin):
             if e.code is not Code.ALREADY_REGISTERED:
                 self.bye(e.text)
             return
-        # Hold back this client's next lines until it is registered.
-        self.pauseProducing()
+        self._hold("registering")  # its next lines wait for the WELCOME
         registered.addCallbacks(self._welcome, self._not_registered)
-        registered.addBoth(self._resume)
+        registered.addBoth(lambda _: self._release("registering"))
 
     def _welcome(self, name: str | None) -> None:
         if name is None or self._gone:
@@ -225,9 +233,32 @@ class ServerProtocol(LineProtocol, TimeoutMixin):
         self.send_error(Code.SERVER_ERROR, "the server could not record the username; try again later")
         self.bye("server error")
 
-    def _resume(self, _: object) -> None:
-        if not (self._gone or self.transport.disconnecting):
+    def _hold(self, reason: str) -> None:
+        """Stop reading this client's lines (they wait in its socket) until released."""
+        if not self._holds:
+            self.pauseProducing()
+        self._holds.add(reason)
+
+    def _release(self, reason: str) -> None:
+        self._holds.discard(reason)
+        if not self._holds and not (self._gone or self.transport.disconnecting):
             self.resumeProducing()
+
+    def _throttle(self) -> None:
+        """Make a client that sends faster than its rate wait ("fake lag"), and drop one that keeps on."""
+        limits = self.factory.limits
+        now = self.factory.clock.seconds()
+        wait = self._bucket.take(now)
+        if not wait:
+            self._flooding_since = None
+            return
+        if self._flooding_since is None:
+            self._flooding_since = now
+        elif now - self._flooding_since > limits.flood_timeout:
+            self._drop(f"flooding for over {limits.flood_timeout:g} s", "flooding")
+            return
+        self._hold("throttled")
+        self._unthrottle = self.factory.clock.callLater(wait, self._release, "throttled")
 
     # -- output ----------------------------------------------------------
 
@@ -289,7 +320,7 @@ class ServerFactory(Factory):
     def __init__(self, hub: Hub, clock: IReactorTime, limits: wire.Limits) -> None:
         self.hub = hub
         self.limits = limits
-        self._clock = clock
+        self.clock = clock
         self.connections: set[ServerProtocol] = set()
         self._per_host: Counter[str] = Counter()
         self.pings = 0  # the last PING token handed out
@@ -298,7 +329,7 @@ class ServerFactory(Factory):
     def buildProtocol(self, addr: IAddress) -> ServerProtocol:
         protocol = super().buildProtocol(addr)
         protocol.MAX_LENGTH = self.limits.max_line
-        protocol.callLater = self._clock.callLater  # type: ignore[method-assign]  # TimeoutMixin's timer
+        protocol.callLater = self.clock.callLater  # type: ignore[method-assign]  # TimeoutMixin's timer
         return protocol
 
     def connection_made(self, protocol: ServerProtocol) -> bool:
@@ -328,7 +359,7 @@ class ServerFactory(Factory):
         self._all_gone = done
         for protocol in list(self.connections):
             protocol.bye(reason)
-        deadline = self._clock.callLater(grace, self._abort_all)
+        deadline = self.clock.callLater(grace, self._abort_all)
 
         def in_time(result: None) -> None:
             if deadline.active():

@@ -22,13 +22,14 @@ _DEFAULTS = Limits()
 
 
 def _seconds(value: str) -> float:
+    """A positive number (of seconds, or lines per second)."""
     number = float(value)
     if not number > 0:
-        raise ValueError(f"{value} is not a positive number of seconds")
+        raise ValueError(f"{value} is not a positive number")
     return number
 
 
-_seconds.coerceDoc = "Seconds."  # type: ignore[attr-defined]
+_seconds.coerceDoc = "A positive number."  # type: ignore[attr-defined]
 
 
 def _positive(value: str) -> int:
@@ -62,6 +63,21 @@ class Options(usage.Options):
             _DEFAULTS.max_send_queue,
             "Bytes a client may leave unread before it is disconnected (a slow reader).",
             _positive,
+        ],
+        ["line-rate", None, _DEFAULTS.line_rate, "Lines per second a client may send, sustained.", _seconds],
+        [
+            "line-burst",
+            None,
+            _DEFAULTS.line_burst,
+            "Lines a client may send at once before it must wait.",
+            _positive,
+        ],
+        [
+            "flood-timeout",
+            None,
+            _DEFAULTS.flood_timeout,
+            "Seconds a client may keep sending faster than --line-rate before it is disconnected.",
+            _seconds,
         ],
         ["max-per-ip", None, _DEFAULTS.max_per_ip, "Most connections from one IP address.", _positive],
         [
@@ -109,6 +125,9 @@ class Options(usage.Options):
             max_recipients=self["max-recipients"],
             max_send_queue=self["max-send-queue"],
             max_per_ip=self["max-per-ip"],
+            line_rate=self["line-rate"],
+            line_burst=self["line-burst"],
+            flood_timeout=self["flood-timeout"],
             hello_timeout=self["hello-timeout"],
             ping_interval=self["ping-interval"],
             ping_timeout=self["ping-timeout"],

@@ -65,6 +65,11 @@ class Limits:
     max_recipients: int = 32
     #: Bytes a client may leave unread (beyond the transport's own buffer) before it is dropped.
     max_send_queue: int = 1024 * 1024
+    #: Lines per second a client may send, sustained, and in a burst; past them it waits.
+    line_rate: float = 20.0
+    line_burst: int = 100
+    #: Seconds a client may keep sending faster than ``line_rate`` before it is disconnected.
+    flood_timeout: float = 60.0
     #: Connections (registered or not) from one IP address.
     max_per_ip: int = 20
     #: Seconds a new connection has to say HELLO.

@@ -7,6 +7,7 @@ import socket
 from twisted.trial.unittest import TestCase
 
 from msgsvc.store import UsernameDatabase
+from msgsvc.wire import Limits
 
 from .loopback import LineTestClient, LoopbackServer
 
@@ -107,6 +108,8 @@ class EndToEndTests(TestCase):
         self.assertEqual(await alice.line(), "MSG bob unicast alice :ok")
 
     async def test_a_client_that_stops_reading_is_dropped_and_the_others_get_everything(self) -> None:
+        # A server with no rate limit: the sender is meant to outrun the slow reader.
+        self.server = await LoopbackServer(self.mktemp(), Limits(line_rate=1e6, line_burst=10**6)).start(self)
         sender, _ = await self.register("sender")
         fast, _ = await self.register("fast")
         slow, _ = await self.register("slow")
@@ -127,6 +130,17 @@ class EndToEndTests(TestCase):
         self.assertEqual(len(sent), count)
         self.assertIn("SENT 1 -", sent)  # after the slow one was dropped
         self.assertIsNone(self.server.hub.user("slow").peer)  # type: ignore[union-attr]
+
+    async def test_a_flooding_client_waits_and_loses_nothing(self) -> None:
+        flooder, _ = await self.register("flooder")
+        bob, _ = await self.register("bob")
+        await flooder.until("JOINED bob")
+        count = 130  # past the burst of 100: the last 30 come at 20 lines/s
+        for i in range(count):
+            flooder.send(f"SEND bob :{i}")
+        got = [await bob.line() for _ in range(count)]
+        self.assertEqual(got, [f"MSG flooder unicast bob :{i}" for i in range(count)])
+        self.assertEqual(await flooder.lines(count), ["SENT 1 -"] * count)
 
     async def test_accepted_connections_do_not_wait_for_nagle(self) -> None:
         await self.register("alice")

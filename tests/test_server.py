@@ -285,6 +285,42 @@ class SlowReaderTests(ServerTestCase):
         self.assertFalse(s.disconnecting)
 
 
+class FloodTests(ServerTestCase):
+    limits = Limits(line_rate=2, line_burst=5, flood_timeout=10)
+
+    def test_past_the_burst_a_client_waits_and_nothing_is_dropped(self) -> None:
+        alice, a = self.server.register("alice")  # HELLO took a token
+        alice.dataReceived(b"PING :%d\r\n" * 10 % tuple(range(10)))
+        self.assertEqual(lines(a), [f"PING :{i}".replace("PING", "PONG") for i in range(5)])
+        self.assertEqual(a.producerState, "paused")
+        self.server.clock.advance(0.5)
+        self.assertEqual(lines(a), ["PONG :5"])
+        self.server.clock.advance(2)
+        self.assertEqual(lines(a), ["PONG :6", "PONG :7", "PONG :8", "PONG :9"])
+        self.server.clock.advance(10)
+        self.assertEqual(a.producerState, "producing")
+        self.assertFalse(a.disconnecting)
+
+    def test_a_client_that_keeps_flooding_is_dropped(self) -> None:
+        alice, a = self.server.register("alice")
+        bob, b = self.server.register("bob")
+        alice.dataReceived(b"PING\r\n" * 100)
+        for _ in range(30):
+            self.server.clock.advance(0.5)
+            if a.disconnecting:
+                break
+        self.assertTrue(a.disconnecting)
+        self.assertEqual(lines(a)[-1], "BYE :flooding")
+        self.assertIn("LEFT alice", lines(b))
+
+    def test_others_are_not_slowed(self) -> None:
+        alice, a = self.server.register("alice")
+        bob, b = self.server.register("bob")
+        alice.dataReceived(b"PING\r\n" * 50)
+        bob.dataReceived(b"PING :bob\r\n")
+        self.assertEqual(lines(b)[-1], "PONG :bob")
+
+
 class PerAddressTests(ServerTestCase):
     limits = Limits(max_per_ip=2)
 

@@ -42,6 +42,10 @@ class OptionsTests(SynchronousTestCase):
         )
         self.assertEqual(options["max-clients"], 3)
 
+    def test_flood_limits(self) -> None:
+        options = parse("--line-rate", "5.5", "--line-burst", "10", "--flood-timeout", "3")
+        self.assertEqual(options.limits(), Limits(line_rate=5.5, line_burst=10, flood_timeout=3))
+
     def test_timeouts(self) -> None:
         options = parse("--hello-timeout", "5", "--ping-interval", "90.5", "--ping-timeout", "10")
         self.assertEqual(options.limits(), Limits(hello_timeout=5, ping_interval=90.5, ping_timeout=10))
