@@ -170,15 +170,23 @@ class ServerProtocol(LineProtocol, TimeoutMixin):
         self.factory.pings += 1
         return self.factory.pings
 
-    def _drop(self, why: str, bye: str) -> None:
-        """Cut off a client that is not doing its part, telling it ``bye`` in case it still reads."""
+    def _drop(self, why: str, bye: str, abort: bool = False) -> None:
+        """Cut off a client that is not doing its part, saying ``bye``.
+
+        ``abort`` for one that reads nothing: what is queued for it is thrown
+        away rather than left to wait.
+        """
         if self._dropped:
             return
         self._dropped = True
         self.factory.hub.announce(ClientDropped(self.peer, why))
         self.transport.write(wire.format_line("BYE", trailing=bye))
-        self.factory.hub.unregister(self)  # the others hear LEFT now, not after the abort
-        self.transport.abortConnection()
+        self.factory.hub.unregister(self)  # the others hear LEFT now, not at the close
+        if abort:
+            self.transport.abortConnection()
+        else:
+            self.transport.unregisterProducer()  # TLS closes only once no producer is registered
+            self.transport.loseConnection()
 
     def lineTooLong(self) -> None:
         self._refuse(Code.LINE_TOO_LONG, f"a line may hold at most {self.MAX_LENGTH} bytes")
@@ -282,7 +290,7 @@ class ServerProtocol(LineProtocol, TimeoutMixin):
         limit = self.factory.limits.max_send_queue
         if self._send_queue.add(len(data)) > limit:
             # What is queued would never be read: abort, and the others hear LEFT now.
-            self._drop(f"send queue exceeded: over {limit} bytes unread", "send queue exceeded")
+            self._drop(f"send queue exceeded: over {limit} bytes unread", "send queue exceeded", abort=True)
 
     def _sent(self, delivered: int, offline: tuple[str, ...]) -> None:
         self._write(wire.format_line("SENT", str(delivered), ",".join(offline) or "-"))
