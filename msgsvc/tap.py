@@ -189,11 +189,12 @@ def makeService(options: Options) -> IService:
     usernames.setServiceParent(top)
     _Startup(usernames).setServiceParent(top)
     if options["gui"]:
-        from msgsvc.servergui.service import ServerWindowService, check_display
+        from msgsvc.servergui.service import ServerWindowService
+        from msgsvc.tkreactor import display_problem
 
         if options.parent is not None and not options.parent["nodaemon"]:
             raise SystemExit("msgsvc: --gui needs twistd -n (a daemon has no screen to show a window on)")
-        problem = check_display()
+        problem = display_problem()
         if problem:
             raise SystemExit(f"msgsvc: --gui cannot open a window: {problem}")
         ServerWindowService(reactor, hub, options["listen"]).setServiceParent(top)

@@ -20,3 +20,12 @@ def attach(root: tkinter.Tk, reactor: IReactorTime) -> None:
 
 def detach() -> None:
     tksupport.uninstall()
+
+
+def display_problem() -> str:
+    """Why Tk cannot open a window here, or '' if it can."""
+    try:
+        tkinter.Tk().destroy()
+    except tkinter.TclError as e:
+        return str(e)
+    return ""

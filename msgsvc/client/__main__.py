@@ -27,11 +27,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     from twisted.internet import reactor
 
+    from msgsvc import tkreactor
     from msgsvc.client.connect import endpoint_connector
     from msgsvc.client.presenter import ChatPresenter
 
     connect = endpoint_connector(reactor)
-    if args.text or not _have_display():
+    if args.text or tkreactor.display_problem():
         from twisted.internet.stdio import StandardIO
 
         from msgsvc.client.text import TerminalInput, TextView
@@ -48,7 +49,6 @@ def main(argv: list[str] | None = None) -> int:
         reactor.run()
         return 0
 
-    from msgsvc import tkreactor
     from msgsvc.client.gui import ChatWindow
 
     root = tkinter.Tk()
@@ -62,15 +62,6 @@ def main(argv: list[str] | None = None) -> int:
     tkreactor.detach()
     root.destroy()
     return 0
-
-
-def _have_display() -> bool:
-    """Whether Tk can open a window here."""
-    try:
-        tkinter.Tk().destroy()
-    except tkinter.TclError:
-        return False
-    return True
 
 
 if __name__ == "__main__":

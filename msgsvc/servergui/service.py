@@ -13,15 +13,6 @@ from msgsvc.servergui.presenter import ServerPresenter
 from msgsvc.servergui.window import ServerWindow
 
 
-def check_display() -> str:
-    """Why no window can be opened here, or '' if one can."""
-    try:
-        tkinter.Tk().destroy()
-    except tkinter.TclError as e:
-        return str(e)
-    return ""
-
-
 class ServerWindowService(Service):
     """Opens the window when the server starts; closing it stops the server."""
 
