@@ -11,7 +11,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from msgsvc.hub import Hub, UserRecord
-from msgsvc.servergui.presenter import ServerPresenter, duration
+from msgsvc.servergui.presenter import COLUMNS, ServerPresenter, duration
 from msgsvc.servergui.service import ServerWindowService
 from msgsvc.servergui.window import ServerWindow
 
@@ -37,6 +37,12 @@ class RecordingServerView:
     def put_row(self, row_id: str, cells: tuple[str, ...], index: int) -> None:
         self.rows = [r for r in self.rows if r[0] != row_id]
         self.rows.insert(index, (row_id, cells))
+
+    def set_cell(self, row_id: str, column: str, text: str) -> None:
+        index = next(i for i, (rid, _) in enumerate(self.rows) if rid == row_id)
+        cells = list(self.rows[index][1])
+        cells[COLUMNS.index(column)] = text
+        self.rows[index] = (row_id, tuple(cells))
 
     def add_event(self, text: str, keep: int) -> None:
         self.events = (self.events + [text])[-keep:]

@@ -52,6 +52,9 @@ class ServerView(Protocol):
     def put_row(self, row_id: str, cells: tuple[str, ...], index: int) -> None:
         """Insert the row, or update it in place, and put it at ``index``."""
 
+    def set_cell(self, row_id: str, column: str, text: str) -> None:
+        """Change one cell of an existing row; the row keeps its place."""
+
     def add_event(self, text: str, keep: int) -> None:
         """Add a line to the event pane, keeping at most ``keep`` lines."""
 
@@ -169,13 +172,12 @@ class ServerPresenter:
         self._show_header()
 
     def _tick_clocks(self) -> None:
+        """Move the clocks only: uptime, and how long each online user has been on."""
         self._show_header()
+        now = self._clock.seconds()
         for row_id, user in self._online.items():
-            key = self._keys[row_id]
-            index = bisect_left(self._order, (key, row_id))
-            if self.descending:
-                index = len(self._order) - 1 - index
-            self._view.put_row(row_id, self.cells(user), index)
+            if user.since is not None:
+                self._view.set_cell(row_id, "connected", duration(now - user.since))
 
     def _show_header(self) -> None:
         self._view.show_header(

@@ -91,6 +91,9 @@ class ServerWindow:
         else:
             self.table.insert("", index, iid=row_id, values=cells, tags=(self._tag(cells),))
 
+    def set_cell(self, row_id: str, column: str, text: str) -> None:
+        self.table.set(row_id, column, text)
+
     def add_event(self, text: str, keep: int) -> None:
         at_end = self.events.yview()[1] >= 0.999
         self.events.insert("end", text)
