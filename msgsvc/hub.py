@@ -294,8 +294,8 @@ class Hub:
     def name_of(self, participant: Participant) -> str | None:
         """The registered name of ``participant``, or None."""
         key = self._keys.get(participant)
-        session = self._sessions.get(key) if key is not None else None
-        return session.record.name if session is not None and session.online else None
+        session = self._online_session(key) if key is not None else None
+        return session.record.name if session is not None else None
 
     # -- the log ---------------------------------------------------------
 
@@ -304,8 +304,8 @@ class Hub:
         return [self._view(key, self._log[key]) for key in sorted(self._log)]
 
     def _view(self, key: str, record: UserRecord) -> UserView:
-        session = self._sessions.get(key)
-        if session is None or not session.online:
+        session = self._online_session(key)
+        if session is None:
             return UserView(record.name, False, record.first_seen, record.last_seen, None, None)
         return UserView(record.name, True, record.first_seen, record.last_seen, session.peer, session.since)
 
@@ -326,12 +326,17 @@ class Hub:
     def _online_sessions(self) -> Iterable[_Session]:
         return (s for s in self._sessions.values() if s.online)
 
+    def _online_session(self, key: str) -> _Session | None:
+        """The session of the user with this key if it is online (not just registering)."""
+        session = self._sessions.get(key)
+        return session if session is not None and session.online else None
+
     # -- operator actions ------------------------------------------------
 
     def kick(self, name: str, reason: str) -> bool:
         """Disconnect the online user ``name``; False if nobody by that name is online."""
-        session = self._sessions.get(username_key(name))
-        if session is None or not session.online:
+        session = self._online_session(username_key(name))
+        if session is None:
             return False
         self._emit(UserKicked(session.record.name, reason))
         session.participant.kick(reason)
@@ -365,8 +370,8 @@ class Hub:
         offline: list[str] = []
         for name in names:
             key = username_key(name)
-            session = self._sessions.get(key)
-            if session is not None and session.online:
+            session = self._online_session(key)
+            if session is not None:
                 targets.append(session)
             else:
                 record = self._log.get(key)
