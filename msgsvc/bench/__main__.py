@@ -1,0 +1,81 @@
+"""``python -m msgsvc.bench``: measure msgsvc, and its peers on the same workloads.
+
+    python -m msgsvc.bench run --server msgsvc --workload unicast --clients 1000
+    python -m msgsvc.bench suite --json bench.json
+    python -m msgsvc.bench plot bench.json performance.png
+
+See docs/performance.rst.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from msgsvc.bench import report
+from msgsvc.bench.run import Measurement, Scenario, measure
+from msgsvc.bench.servers import SERVERS
+from msgsvc.bench.worker import WORKLOADS
+
+
+def _rate(value: str) -> float | None:
+    return None if value == "max" else float(value)
+
+
+def _run(args: argparse.Namespace) -> list[Measurement]:
+    results = []
+    for server in args.server or ["msgsvc"]:
+        scenario = Scenario(
+            server=server,
+            workload=args.workload,
+            clients=args.clients,
+            duration=args.duration,
+            rate=args.rate,
+            window=args.window,
+            recipients=args.recipients,
+            size=args.size,
+            count=args.count,
+            workers=args.workers,
+        )
+        print(f"running {scenario}", file=sys.stderr, flush=True)
+        results.append(measure(scenario))
+    return results
+
+
+def _print(results: Sequence[Measurement]) -> None:
+    print(report.table(results))
+    for line in report.ratios(results):
+        print(line)
+    for m in results:
+        if m.refusals or m.lost_connections:
+            print(f"{m.scenario.server}: {m.lost_connections} connections lost; {m.refusals[:3]}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m msgsvc.bench", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="one workload, on one or more servers")
+    run.add_argument("--server", action="append", choices=SERVERS, help="repeatable; default msgsvc")
+    run.add_argument("--workload", choices=WORKLOADS, default="unicast")
+    run.add_argument("--clients", type=int, default=100)
+    run.add_argument("--duration", type=float, default=5.0, help="seconds of load (default 5)")
+    run.add_argument("--rate", type=_rate, default=None, help="messages/s offered, or max (default)")
+    run.add_argument("--window", type=int, default=2000, help="messages in flight at most, at max rate")
+    run.add_argument("--recipients", type=int, default=3, help="of a multicast")
+    run.add_argument("--size", type=int, default=32, help="bytes of text")
+    run.add_argument("--count", type=int, default=None, help="messages to send at most")
+    run.add_argument("--workers", type=int, default=2, help="load processes")
+    run.add_argument("--json", help="write the figures here too")
+    args = parser.parse_args(argv)
+    results = _run(args)
+    _print(results)
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump([m.to_json() for m in results], out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""The lines a load client writes and reads: msgsvc's protocol, and IRC for the peers.
+
+A message's text starts with :data:`STAMP`, then the sending time in
+nanoseconds of ``time.monotonic_ns`` (one clock for every process on the
+machine), a dot, and padding: both protocols deliver it as the line's
+trailing parameter, so a load client finds it without parsing the line.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+
+STAMP = b" :@"
+
+
+class Signal(enum.Enum):
+    """What a line that is not a message means to a load client."""
+
+    NOTHING = "nothing"
+    REGISTERED = "registered"  # ready to send and receive
+    IN_GROUP = "in group"  # joined the broadcast group
+    REFUSED = "refused"  # the server said no or is closing the connection
+
+
+def stamp(now_ns: int, size: int) -> bytes:
+    """A message text of ``size`` bytes (or longer, if the stamp needs it) sent at ``now_ns``."""
+    text = b"@%d." % now_ns
+    return text + b"x" * (size - len(text))
+
+
+def sent_at(line: bytes) -> int | None:
+    """The sending time stamped in a delivered message line, or None if it holds none."""
+    start = line.find(STAMP)
+    if start < 0:
+        return None
+    start += len(STAMP)
+    end = line.find(b".", start)
+    try:
+        return int(line[start:end])
+    except ValueError:
+        return None
+
+
+class Dialect:
+    """What to write to a server for each step, and what its lines mean."""
+
+    name: str
+    #: whether a multicast is one line with every recipient, not one line each
+    multi_target = True
+
+    def register(self, name: str) -> bytes:
+        raise NotImplementedError
+
+    def join_group(self) -> bytes:
+        """The lines that make this client a broadcast recipient (none if it already is)."""
+        raise NotImplementedError
+
+    def send(self, recipients: Sequence[str], text: bytes) -> bytes:
+        raise NotImplementedError
+
+    def broadcast(self, text: bytes) -> bytes:
+        raise NotImplementedError
+
+    def quit(self) -> bytes:
+        raise NotImplementedError
+
+    def control(self, line: bytes) -> tuple[Signal, bytes]:
+        """What a line that is not a message means, and what to answer (``b""``: nothing)."""
+        raise NotImplementedError
+
+
+class Msgsvc(Dialect):
+    """docs/protocol.rst: HELLO, then SEND / BROADCAST; registered once the user log has come."""
+
+    name = "msgsvc"
+
+    def register(self, name: str) -> bytes:
+        return b"HELLO %s\r\n" % name.encode()
+
+    def join_group(self) -> bytes:
+        return b""
+
+    def send(self, recipients: Sequence[str], text: bytes) -> bytes:
+        return b"SEND %s :%s\r\n" % (",".join(recipients).encode(), text)
+
+    def broadcast(self, text: bytes) -> bytes:
+        return b"BROADCAST :%s\r\n" % text
+
+    def quit(self) -> bytes:
+        return b"QUIT\r\n"
+
+    def control(self, line: bytes) -> tuple[Signal, bytes]:
+        if line.startswith(b"ENDUSERS"):
+            return Signal.REGISTERED, b""
+        if line.startswith(b"PING"):
+            return Signal.NOTHING, b"PONG" + line[4:].rstrip(b"\r") + b"\r\n"
+        if line.startswith((b"BYE", b"ERROR")):
+            return Signal.REFUSED, b""
+        return Signal.NOTHING, b""
+
+
+class Irc(Dialect):
+    """RFC 2812 as a plain client speaks it: PASS, NICK and USER, PRIVMSG, a channel for broadcast."""
+
+    channel = b"#bench"
+
+    def __init__(self, name: str, password: str, multi_target: bool) -> None:
+        self.name = name
+        self._password = password.encode()
+        self.multi_target = multi_target
+
+    def register(self, name: str) -> bytes:
+        nick = name.encode()
+        return b"PASS %s\r\nNICK %s\r\nUSER %s 0 * :%s\r\n" % (self._password, nick, nick, nick)
+
+    def join_group(self) -> bytes:
+        return b"JOIN %s\r\n" % self.channel
+
+    def send(self, recipients: Sequence[str], text: bytes) -> bytes:
+        if self.multi_target:
+            return b"PRIVMSG %s :%s\r\n" % (",".join(recipients).encode(), text)
+        return b"".join(b"PRIVMSG %s :%s\r\n" % (r.encode(), text) for r in recipients)
+
+    def broadcast(self, text: bytes) -> bytes:
+        return b"PRIVMSG %s :%s\r\n" % (self.channel, text)
+
+    def quit(self) -> bytes:
+        return b"QUIT :done\r\n"
+
+    def control(self, line: bytes) -> tuple[Signal, bytes]:
+        if line.startswith(b"PING"):
+            return Signal.NOTHING, b"PONG" + line[4:].rstrip(b"\r") + b"\r\n"
+        if line.startswith(b"ERROR"):
+            return Signal.REFUSED, b""
+        words = line.split(None, 3)
+        numeric = words[1] if len(words) > 1 and line.startswith(b":") else b""
+        if numeric == b"001":
+            return Signal.REGISTERED, b""
+        if numeric == b"366":
+            return Signal.IN_GROUP, b""
+        if (
+            numeric in (b"432", b"433", b"464", b"465")
+            or b"Login failed" in line
+            or b"Already logged" in line
+        ):
+            return Signal.REFUSED, b""
+        return Signal.NOTHING, b""
+
+
+def make(server: str, password: str = "bench") -> Dialect:
+    """The dialect that speaks to ``server``: ``msgsvc``, ``words`` or ``ngircd``."""
+    if server == "msgsvc":
+        return Msgsvc()
+    if server == "words":  # twisted.words looks a PRIVMSG target up as one name
+        return Irc("words", password, multi_target=False)
+    if server == "ngircd":
+        return Irc("ngircd", password, multi_target=True)
+    raise ValueError(f"unknown server {server!r}")

@@ -1,0 +1,221 @@
+"""One measured run: a fresh server, load processes, and the figures they report."""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from msgsvc.bench import servers
+from msgsvc.bench.stats import LatencyHistogram
+from msgsvc.bench.worker import WORKLOADS, Plan
+
+
+@dataclass(frozen=True)
+class Scenario:
+    server: str
+    workload: str
+    clients: int  # connect: clients registering at once
+    duration: float = 5.0
+    rate: float | None = None  # messages/s offered in all; None: as fast as the window allows
+    window: int = 2000  # messages (broadcasts) in flight at most, when rate is None
+    recipients: int = 3
+    size: int = 32
+    count: int | None = None
+    workers: int = 2
+
+    def __post_init__(self) -> None:
+        if self.workload not in WORKLOADS:
+            raise ValueError(f"workload must be one of {', '.join(WORKLOADS)}")
+        if self.server not in servers.SERVERS:
+            raise ValueError(f"server must be one of {', '.join(servers.SERVERS)}")
+        if self.workload in ("unicast", "multicast", "broadcast") and self.clients < self.workers * (
+            self.recipients + 1
+        ):
+            raise ValueError("too few clients for the workers and recipients")
+
+
+@dataclass
+class Measurement:
+    scenario: Scenario
+    connected: int = 0
+    sent: int = 0
+    expected: int = 0
+    delivered: int = 0
+    seconds: float = 0.0  # from go to the last delivery
+    server_cpu: float = 0.0  # seconds
+    load_cpu: float = 0.0  # seconds, all load processes
+    baseline_rss_kib: int = 0  # the server's, before any client
+    ready_rss_kib: int = 0  # with every client registered
+    peak_rss_kib: int = 0
+    lost_connections: int = 0
+    refusals: list[str] = field(default_factory=list)
+    latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+
+    @property
+    def lost(self) -> int:
+        return self.expected - self.delivered
+
+    @property
+    def offered_rate(self) -> float:
+        return self.sent / self.scenario.duration
+
+    @property
+    def delivered_rate(self) -> float:
+        return self.delivered / self.seconds if self.seconds else 0.0
+
+    @property
+    def server_cores(self) -> float:
+        """The server's CPU time over the run's time: 1.0 is one core busy throughout."""
+        return self.server_cpu / self.seconds if self.seconds else 0.0
+
+    @property
+    def rss_per_client_kib(self) -> float:
+        return (self.ready_rss_kib - self.baseline_rss_kib) / self.connected if self.connected else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["latency"] = self.latency.to_json()
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Measurement:
+        data = dict(data)
+        data["scenario"] = Scenario(**data["scenario"])
+        data["latency"] = LatencyHistogram.from_json(data["latency"])
+        return cls(**data)
+
+
+class WorkerProcess:
+    """A load process and the JSON lines it answers with."""
+
+    def __init__(self, plan: Plan, cpus: set[int] | None) -> None:
+        affinity = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "msgsvc.bench.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            preexec_fn=affinity,
+            env=servers.child_environment(),
+        )
+        self._buffer = b""
+        self.tell(json.dumps(plan.__dict__))
+
+    def tell(self, line: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(line.encode() + b"\n")
+        self.process.stdin.flush()
+
+    def answer(self, key: str, timeout: float) -> Any:
+        """The value of the next message, which must hold ``key``."""
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + timeout
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.process.stdout, selectors.EVENT_READ)
+            while b"\n" not in self._buffer:
+                left = deadline - time.monotonic()
+                if left <= 0 or not selector.select(left):
+                    raise TimeoutError(f"a load process said nothing for {timeout:g} s (waiting for {key})")
+                chunk = os.read(self.process.stdout.fileno(), 1 << 20)
+                if not chunk:
+                    raise RuntimeError(f"a load process exited with {self.process.wait()}")
+                self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        message = json.loads(line)
+        if key not in message:
+            raise RuntimeError(f"a load process failed: {message.get('error', message)}")
+        return message[key]
+
+    def quit(self) -> None:
+        try:
+            self.tell("quit")
+            self.process.wait(30)
+        except (OSError, subprocess.TimeoutExpired):
+            self.process.kill()
+            self.process.wait()
+
+
+def _cpus() -> tuple[int | None, set[int] | None]:
+    """The core for the server and the cores for the load, if there is more than one."""
+    available = sorted(os.sched_getaffinity(0))
+    if len(available) < 2:
+        return None, None
+    return available[0], set(available[1:])
+
+
+def plans(scenario: Scenario, port: int) -> list[Plan]:
+    s = scenario
+    per = [s.clients // s.workers + (1 if w < s.clients % s.workers else 0) for w in range(s.workers)]
+    plans = []
+    for w, share in enumerate(per):
+        pool = share * 2 if s.workload == "connect" else share  # churn: a name rests before reuse
+        broadcast = s.workload == "broadcast"
+        rate = s.rate
+        if rate is not None and not broadcast:
+            rate = rate / s.workers
+        plans.append(
+            Plan(
+                server=s.server,
+                port=port,
+                names=[f"b{w}u{i}" for i in range(pool)],
+                workload=s.workload,
+                duration=s.duration,
+                rate=rate,
+                window=s.window if broadcast else max(1, s.window // s.workers),
+                count=None if s.count is None else (s.count if broadcast else -(-s.count // s.workers)),
+                recipients=s.recipients,
+                size=s.size,
+                broadcast_sender=broadcast and w == 0,
+                receivers=s.clients - 1,
+            )
+        )
+    return plans
+
+
+def measure(scenario: Scenario, ready_timeout: float = 900) -> Measurement:
+    """Start a fresh server, load it as ``scenario`` says, and stop it."""
+    server_cpu, load_cpus = _cpus()
+    result = Measurement(scenario)
+    with tempfile.TemporaryDirectory(prefix="msgsvc-bench-") as tmp:
+        names = [n for p in plans(scenario, 0) for n in p.names]
+        server = servers.start(scenario.server, Path(tmp), names, server_cpu)
+        workers: list[WorkerProcess] = []
+        try:
+            result.baseline_rss_kib = server.rss_kib()
+            port_plans = plans(scenario, server.port)
+            workers = [WorkerProcess(plan, load_cpus) for plan in port_plans]
+            for worker in workers:
+                result.connected += worker.answer("ready", ready_timeout)
+            time.sleep(0.5)  # let the server settle after the registrations
+            result.ready_rss_kib = server.rss_kib()
+            cpu_before = server.cpu_seconds()
+            go = time.monotonic_ns()
+            for worker in workers:
+                worker.tell("go")
+            reports = [w.answer("result", scenario.duration + 120) for w in workers]
+            result.server_cpu = server.cpu_seconds() - cpu_before
+            result.peak_rss_kib = server.peak_rss_kib()
+        finally:
+            for worker in workers:
+                worker.quit()
+            server.stop()
+    for report in reports:
+        result.sent += report["sent"]
+        result.expected += report["expected"]
+        result.delivered += report["delivered"]
+        result.load_cpu += report["cpu"]
+        result.lost_connections += report["lost_connections"]
+        result.refusals += report["refusals"]
+        result.latency.merge(LatencyHistogram.from_json(report["latency"]))
+    if scenario.workload == "connect":
+        result.connected = scenario.clients
+    last = max((r["last_delivery_ns"] for r in reports), default=0)
+    result.seconds = (last - go) / 1e9 if last > go else scenario.duration
+    return result

@@ -1,0 +1,163 @@
+"""The servers under test, each started as its own process pinned to one core."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+SERVERS = ("msgsvc", "words", "ngircd")
+PASSWORD = "bench"
+
+#: msgsvc's limits, raised so that the bench measures it rather than its flood protection
+MSGSVC_OPTIONS = [
+    "--max-clients=1000000",
+    "--max-per-ip=1000000",
+    "--line-rate=1000000000",
+    "--line-burst=1000000",
+    "--max-send-queue=268435456",
+    "--hello-timeout=600",
+    "--ping-interval=3600",
+]
+
+#: ngIRCd's configuration: penalties ("fake lag") off, no per-address or join limits, no lookups
+NGIRCD_CONF = """\
+[Global]
+    Name = bench.localhost
+    Info = msgsvc bench peer
+    Listen = 127.0.0.1
+    Ports = {port}
+    MotdPhrase = bench
+[Limits]
+    MaxConnections = 0
+    MaxConnectionsIP = 0
+    MaxJoins = 0
+    MaxNickLength = 32
+    MaxPenaltyTime = 0
+    PingTimeout = 3600
+    PongTimeout = 3600
+[Options]
+    DNS = no
+    Ident = no
+    PAM = no
+"""
+
+
+def child_environment() -> dict[str, str]:
+    """The environment for a server or load process: it imports the msgsvc this one does."""
+    root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerProcess:
+    """A running server: its CPU time and memory, read from /proc."""
+
+    def __init__(
+        self, name: str, argv: list[str], port: int, workdir: Path, cpu: int | None, env: dict[str, str]
+    ):
+        self.name = name
+        self.port = port
+        self.workdir = workdir
+        self._log = open(workdir / "server.out", "wb")
+        affinity = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
+        self.process = subprocess.Popen(
+            argv, cwd=workdir, stdout=self._log, stderr=subprocess.STDOUT, preexec_fn=affinity, env=env
+        )
+        self._wait_listening()
+
+    def _wait_listening(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.output()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"{self.name} is not listening on port {self.port} after {timeout} s")
+
+    def output(self) -> str:
+        """The end of what the server printed and logged."""
+        text = ""
+        for name in ("server.out", "server.log"):
+            path = self.workdir / name
+            if path.exists():
+                text += path.read_text(errors="replace")[-3000:]
+        return text
+
+    def _proc(self, name: str) -> str:
+        return (Path("/proc") / str(self.process.pid) / name).read_text()
+
+    def cpu_seconds(self) -> float:
+        """User and system CPU time of every thread so far."""
+        fields = self._proc("stat").rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def _status_kib(self, key: str) -> int:
+        for line in self._proc("status").splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+        raise KeyError(key)
+
+    def rss_kib(self) -> int:
+        return self._status_kib("VmRSS")
+
+    def peak_rss_kib(self) -> int:
+        return self._status_kib("VmHWM")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
+
+
+def start(name: str, workdir: Path, names: Iterable[str], cpu: int | None) -> ServerProcess:
+    """Start server ``name`` listening on a free loopback port, knowing the bench's ``names``."""
+    port = free_port()
+    env = child_environment()
+    twistd = [
+        sys.executable,
+        "-c",
+        "from twisted.scripts.twistd import run; run()",
+        "--nodaemon",
+        "--pidfile=",
+        "--logfile=server.log",
+    ]
+    if name == "msgsvc":
+        argv = twistd + [
+            "msgsvc",
+            f"--listen=tcp:{port}:interface=127.0.0.1",
+            "--db=bench.sqlite3",
+            *MSGSVC_OPTIONS,
+        ]
+    elif name == "words":
+        (workdir / "names").write_text("".join(n + "\n" for n in names))
+        env.update(BENCH_PORT=str(port), BENCH_NAMES=str(workdir / "names"), BENCH_PASSWORD=PASSWORD)
+        argv = twistd + ["--python", str(Path(__file__).with_name("wordspeer.py"))]
+    elif name == "ngircd":
+        binary = shutil.which("ngircd") or "/usr/sbin/ngircd"
+        if not os.path.exists(binary):
+            raise RuntimeError("ngircd is not installed (Debian: apt-get install ngircd)")
+        (workdir / "ngircd.conf").write_text(NGIRCD_CONF.format(port=port))
+        argv = [binary, "--nodaemon", "--config", str(workdir / "ngircd.conf")]
+    else:
+        raise ValueError(f"unknown server {name!r}")
+    return ServerProcess(name, argv, port, workdir, cpu, env)
