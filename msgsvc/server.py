@@ -35,6 +35,7 @@ from msgsvc.hub import (
     UserLeft,
 )
 from msgsvc.lines import LineProtocol
+from msgsvc.outbox import Outbox
 from msgsvc.ratelimit import TokenBucket
 from msgsvc.wire import Code, ProtocolError
 
@@ -132,6 +133,7 @@ class ServerProtocol(LineProtocol, TimeoutMixin):
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self._gone = True
+        self.factory.outbox.discard(self.transport)
         self.setTimeout(None)
         if self._unthrottle is not None and self._unthrottle.active():
             self._unthrottle.cancel()
@@ -180,6 +182,10 @@ class ServerProtocol(LineProtocol, TimeoutMixin):
             return
         self._dropped = True
         self.factory.hub.announce(ClientDropped(self.peer, why))
+        if abort:
+            self.factory.outbox.discard(self.transport)
+        else:
+            self.factory.outbox.flush(self.transport)
         self.transport.write(wire.format_line("BYE", trailing=bye))
         self.factory.hub.unregister(self)  # the others hear LEFT now, not at the close
         if abort:
@@ -278,6 +284,7 @@ class ServerProtocol(LineProtocol, TimeoutMixin):
         if self.transport.disconnecting:
             return
         self._write(wire.format_line("BYE", trailing=reason))
+        self.factory.outbox.flush(self.transport)
         # TLS holds back its close while a producer is registered: unregister the send queue first.
         self.transport.unregisterProducer()
         self.transport.loseConnection()
@@ -286,7 +293,7 @@ class ServerProtocol(LineProtocol, TimeoutMixin):
         """Write, unless this client has stopped reading: past the limit it is dropped."""
         if self._dropped:
             return
-        self.transport.write(data)
+        self.factory.outbox.write(self.transport, data)
         limit = self.factory.limits.max_send_queue
         if self._send_queue.add(len(data)) > limit:
             # What is queued would never be read: abort, and the others hear LEFT now.
@@ -329,6 +336,7 @@ class ServerFactory(Factory):
         self.hub = hub
         self.limits = limits
         self.clock = clock
+        self.outbox = Outbox(clock)
         self.connections: set[ServerProtocol] = set()
         self._per_host: Counter[str] = Counter()
         self.pings = 0  # the last PING token handed out

@@ -62,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--clients", type=int, default=100)
     run.add_argument("--duration", type=float, default=5.0, help="seconds of load (default 5)")
     run.add_argument("--rate", type=_rate, default=None, help="messages/s offered, or max (default)")
-    run.add_argument("--window", type=int, default=2000, help="messages in flight at most, at max rate")
+    run.add_argument("--window", type=int, default=10000, help="deliveries in flight at most, at max rate")
     run.add_argument("--recipients", type=int, default=3, help="of a multicast")
     run.add_argument("--size", type=int, default=32, help="bytes of text")
     run.add_argument("--count", type=int, default=None, help="messages to send at most")

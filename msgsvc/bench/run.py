@@ -25,7 +25,7 @@ class Scenario:
     clients: int  # connect: clients registering at once
     duration: float = 5.0
     rate: float | None = None  # messages/s offered in all; None: as fast as the window allows
-    window: int = 2000  # messages (broadcasts) in flight at most, when rate is None
+    window: int = 10000  # deliveries in flight at most, when rate is None
     recipients: int = 3
     size: int = 32
     count: int | None = None

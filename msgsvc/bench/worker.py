@@ -47,7 +47,7 @@ class Plan:
     duration: float  # seconds of sending
     host: str = "127.0.0.1"
     rate: float | None = None  # messages/s from this worker; None: as fast as the window allows
-    window: int = 1000  # messages (broadcasts) in flight at most, when rate is None
+    window: int = 10000  # deliveries in flight at most, when rate is None
     count: int | None = None  # messages to send, at most
     recipients: int = 3  # of a multicast
     size: int = 32  # bytes of message text
@@ -148,6 +148,8 @@ class Worker:
             return
         if plan.rate is None:
             due = plan.window - self._in_flight()
+            if plan.workload != "unicast":  # in messages, not deliveries
+                due //= plan.receivers if plan.workload == "broadcast" else plan.recipients
         else:
             due = int(plan.rate * elapsed) - result.sent
         due = min(due, MAX_PER_TICK, left)
@@ -157,7 +159,8 @@ class Worker:
     def _in_flight(self) -> int:
         if self.plan.workload == "broadcast":
             local = len(self.clients) - 1  # the sender gets no copy
-            return self.result.sent - (self.tally.delivered // local if local else self.result.sent)
+            behind = self.result.sent - (self.tally.delivered // local if local else self.result.sent)
+            return behind * self.plan.receivers
         return self.result.expected - self.tally.delivered
 
     def _send(self, count: int, text: bytes) -> None:
