@@ -15,7 +15,14 @@ setup(
     extras_require={
         "tls": ["Twisted[tls]>=23.10"],
         # setuptools >= 70.1 builds wheels by itself: tests/test_plugin.py needs that.
-        "test": ["Twisted[tls]>=23.10", "pytest", "pytest-twisted", "hypothesis", "docutils", "setuptools>=70.1"],
+        "test": [
+            "Twisted[tls]>=23.10",
+            "pytest",
+            "pytest-twisted",
+            "hypothesis",
+            "docutils",
+            "setuptools>=70.1",
+        ],
     },
     classifiers=[
         "Framework :: Twisted",

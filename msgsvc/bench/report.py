@@ -47,7 +47,8 @@ def table(measurements: Sequence[Measurement]) -> str:
 
     def line(r: list[str]) -> str:
         return "  ".join(
-            cell.rjust(w) if i > 1 else cell.ljust(w) for i, (cell, w) in enumerate(zip(r, widths, strict=True))
+            cell.rjust(w) if i > 1 else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(r, widths, strict=True))
         )
 
     return "\n".join([rule, line(rows[0]), rule, *(line(r) for r in rows[1:]), rule])
