@@ -29,9 +29,9 @@ class UserRecord:
     last_seen: float
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(slots=True, eq=False)
 class Message:
-    """A routed text message.  Compared and hashed by identity."""
+    """A routed text message.  Compared and hashed by identity; slotted for speed, not to be changed."""
 
     sender: str
     kind: Kind
@@ -39,7 +39,7 @@ class Message:
     text: str
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Report:
     """What a sender is told: how many got it, which named users are offline."""
 
@@ -377,7 +377,7 @@ class Hub:
                 record = self._log.get(key)
                 offline.append(record.name if record is not None else name)
         kind = Kind.UNICAST if len(names) == 1 else Kind.MULTICAST
-        message = Message(sender, kind, tuple(s.record.name for s in targets), text)
+        message = Message(sender, kind, tuple([s.record.name for s in targets]), text)
         for session in targets:
             session.participant.receive(message)
         return Report(len(targets), tuple(offline))

@@ -44,9 +44,25 @@ WELCOME_TEXT = "welcome to msgsvc"
 
 @lru_cache(maxsize=64)
 def encode_message(message: Message) -> bytes:
-    """The ``MSG`` line for ``message``, made once however many receive it."""
+    """The ``MSG`` line for ``message``, made once however many receive it.
+
+    Its parts need no checking: the names are registered usernames and the
+    text came in as (part of) one line.
+    """
     recipients = ",".join(message.recipients) or "*"
-    return wire.format_line("MSG", message.sender, message.kind.value, recipients, trailing=message.text)
+    return f"MSG {message.sender} {message.kind.value} {recipients} :{message.text}\r\n".encode()
+
+
+@lru_cache(maxsize=256)
+def sent_line(delivered: int, offline: tuple[str, ...]) -> bytes:
+    """``SENT``: the same few lines over and over ("SENT 1 -" for every unicast)."""
+    return wire.format_line("SENT", str(delivered), ",".join(offline) or "-")
+
+
+@lru_cache(maxsize=65536)
+def user_line(verb: str, name: str, *params: str) -> bytes:
+    """``JOINED``, ``LEFT`` and ``USER`` lines: one join is told to everyone online."""
+    return wire.format_line(verb, name, *params)
 
 
 def _host(address: IAddress) -> str:
@@ -143,13 +159,17 @@ class ServerProtocol(LineProtocol, TimeoutMixin):
 
     # -- input -----------------------------------------------------------
 
+    def dataReceived(self, data: bytes) -> None:
+        if data:  # anything read shows the client is alive (checked once a read, not once a line)
+            if self._pinged:
+                self._pinged = 0
+                self.setTimeout(self.factory.limits.ping_interval)
+            elif self.factory.hub.name_of(self) is not None:  # HELLO's deadline stands until WELCOME
+                self.resetTimeout()
+        super().dataReceived(data)
+
     def lineReceived(self, line: bytes) -> None:
         self._throttle()
-        if self._pinged:  # any line shows the client is alive
-            self._pinged = 0
-            self.setTimeout(self.factory.limits.ping_interval)
-        elif self.factory.hub.name_of(self) is not None:  # HELLO's deadline stands until WELCOME
-            self.resetTimeout()
         try:
             parsed = wire.parse_line(line)
             if parsed is not None:
@@ -300,21 +320,21 @@ class ServerProtocol(LineProtocol, TimeoutMixin):
             self._drop(f"send queue exceeded: over {limit} bytes unread", "send queue exceeded", abort=True)
 
     def _sent(self, delivered: int, offline: tuple[str, ...]) -> None:
-        self._write(wire.format_line("SENT", str(delivered), ",".join(offline) or "-"))
+        self._write(sent_line(delivered, offline))
 
     def _send_users(self) -> None:
         users = self.factory.hub.users()
-        lines = [wire.format_line("USER", u.name, "online" if u.online else "offline") for u in users]
+        lines = [user_line("USER", u.name, "online" if u.online else "offline") for u in users]
         lines.append(wire.format_line("ENDUSERS", str(len(users))))
         self._write(b"".join(lines))
 
     # -- hub.Participant -------------------------------------------------
 
     def user_joined(self, name: str) -> None:
-        self._write(wire.format_line("JOINED", name))
+        self._write(user_line("JOINED", name))
 
     def user_left(self, name: str) -> None:
-        self._write(wire.format_line("LEFT", name))
+        self._write(user_line("LEFT", name))
 
     def receive(self, message: Message) -> None:
         self._write(encode_message(message))

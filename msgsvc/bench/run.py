@@ -191,8 +191,14 @@ def measure(scenario: Scenario, ready_timeout: float = 900) -> Measurement:
             result.baseline_rss_kib = server.rss_kib()
             port_plans = plans(scenario, server.port)
             workers = [WorkerProcess(plan, load_cpus) for plan in port_plans]
-            for worker in workers:
-                result.connected += worker.answer("ready", ready_timeout)
+            for worker, plan in zip(workers, port_plans, strict=True):
+                connected, refusals = worker.answer("ready", ready_timeout)
+                if scenario.workload != "connect" and connected < len(plan.names):
+                    raise RuntimeError(
+                        f"only {connected} of {len(plan.names)} clients of a load process registered "
+                        f"on {scenario.server}: {'; '.join(refusals)}\n{server.output()}"
+                    )
+                result.connected += connected
             time.sleep(0.5)  # let the server settle after the registrations
             result.ready_rss_kib = server.rss_kib()
             cpu_before = server.cpu_seconds()

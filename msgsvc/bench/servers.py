@@ -32,6 +32,7 @@ NGIRCD_CONF = """\
     Info = msgsvc bench peer
     Listen = 127.0.0.1
     Ports = {port}
+    Password = {password}
     MotdPhrase = bench
 [Limits]
     MaxConnections = 0
@@ -156,7 +157,7 @@ def start(name: str, workdir: Path, names: Iterable[str], cpu: int | None) -> Se
         binary = shutil.which("ngircd") or "/usr/sbin/ngircd"
         if not os.path.exists(binary):
             raise RuntimeError("ngircd is not installed (Debian: apt-get install ngircd)")
-        (workdir / "ngircd.conf").write_text(NGIRCD_CONF.format(port=port))
+        (workdir / "ngircd.conf").write_text(NGIRCD_CONF.format(port=port, password=PASSWORD))
         argv = [binary, "--nodaemon", "--config", str(workdir / "ngircd.conf")]
     else:
         raise ValueError(f"unknown server {name!r}")

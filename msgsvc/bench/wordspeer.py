@@ -1,23 +1,42 @@
 """``twistd -n -y wordspeer.py``: Twisted's own chat server, set up for the bench.
 
-It is ``twistd words`` with an IRC port, but made here because two of its
-options do not serve: ``--group`` fails on Python 3 (it calls ``decode`` on
-a ``str``), so the broadcast channel is created here, and the bench's
-users get passwords from an in-memory checker rather than a passwd file
-that ``--passwd`` would read again at every login.  Environment:
-``BENCH_PORT`` (the IRC port, on 127.0.0.1), ``BENCH_NAMES`` (a file of
-user names, one a line), ``BENCH_PASSWORD``.
+It is ``twistd words`` with an IRC port, made here because its options do
+not serve on Python 3: ``--group`` calls ``decode`` on a ``str`` and fails,
+so the broadcast channel is created here; and Twisted's stock password
+checkers key users by ``bytes`` while the IRC side asks with the ``str``
+nickname, so no login succeeds; the checker here accepts the bench's
+names with its password.  Environment: ``BENCH_PORT`` (the IRC port, on
+127.0.0.1), ``BENCH_NAMES`` (a file of user names, one a line),
+``BENCH_PASSWORD``.
 """
 
 import os
 
 from twisted.application.service import Application
-from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
+from twisted.cred.checkers import ICredentialsChecker
+from twisted.cred.credentials import IUsernamePassword
+from twisted.cred.error import UnauthorizedLogin
+from twisted.internet.defer import fail, succeed
 from twisted.words import tap
+from zope.interface import implementer
+
+
+@implementer(ICredentialsChecker)
+class BenchUsers:
+    credentialInterfaces = (IUsernamePassword,)
+
+    def __init__(self, names, password):
+        self._names = set(names)
+        self._password = password
+
+    def requestAvatarId(self, credentials):
+        if credentials.username in self._names and credentials.checkPassword(self._password):
+            return succeed(credentials.username)
+        return fail(UnauthorizedLogin())
+
 
 with open(os.environ["BENCH_NAMES"], encoding="utf-8") as names:
-    _password = os.environ["BENCH_PASSWORD"].encode()
-    _checker = InMemoryUsernamePasswordDatabaseDontUse(**{n.strip(): _password for n in names if n.strip()})
+    _checker = BenchUsers((n.strip() for n in names), os.environ["BENCH_PASSWORD"])
 
 _options = tap.Options()
 _options.parseOptions(["--irc-port", f"tcp:{os.environ['BENCH_PORT']}:interface=127.0.0.1"])

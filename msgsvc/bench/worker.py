@@ -103,10 +103,10 @@ class Worker:
         attempts = [
             limit.run(lambda n=name: Deferred.fromCoroutine(self._client(n))) for name in self.plan.names
         ]
-        outcomes = await gatherResults([d.addErrback(lambda f: f) for d in attempts])
+        outcomes = await gatherResults([d.addErrback(lambda f: f.value) for d in attempts])
         self.clients = [c for c in outcomes if isinstance(c, LoadClient)]
         failures = [o for o in outcomes if not isinstance(o, LoadClient)]
-        self.tally.refusals.extend(f.getErrorMessage() for f in failures[:5])
+        self.tally.refusals.extend(str(e) for e in failures[:5])
         self.result.connected = len(self.clients)
         return len(self.clients)
 
@@ -124,7 +124,7 @@ class Worker:
         else:
             self._sending = LoopingCall(self._tick)
             self._sending.clock = self._reactor
-            self._sending.start(TICK)
+            self._sending.start(TICK).addErrback(self._stopped.errback)
             await self._stopped
             await self._drain()
         result = self.result
@@ -267,7 +267,7 @@ class Control(LineReceiver):
         if self.worker is None:
             self.worker = Worker(self._reactor, Plan(**json.loads(line)))
             Deferred.fromCoroutine(self.worker.connect_all()).addCallbacks(
-                lambda n: self.say(ready=n, refusals=self.worker.tally.refusals[:5]), self._failed
+                lambda n: self.say(ready=[n, self.worker.tally.refusals[:5]]), self._failed
             )
         elif line == b"go":
             Deferred.fromCoroutine(self.worker.run()).addCallbacks(
