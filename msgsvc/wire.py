@@ -10,6 +10,7 @@ to build, and every routed message builds several.
 from __future__ import annotations
 
 import re
+from collections import deque
 from dataclasses import dataclass
 from enum import Enum
 
@@ -108,48 +109,57 @@ TOO_LONG = _TooLong()
 class LineFramer:
     """Split a byte stream into LF-terminated lines, in linear time.
 
-    A line longer than ``max_length`` bytes (CR and LF not counted) is
-    reported once as :data:`TOO_LONG` and the rest of it, up to its LF, is
-    dropped; the stream goes on with the next line.
+    Each chunk fed is split at its LFs at once (in C); the lines wait in a
+    queue until taken.  A line longer than ``max_length`` bytes (CR and LF
+    not counted) is reported once as :data:`TOO_LONG` and the rest of it,
+    up to its LF, is dropped; the stream goes on with the next line.
     """
 
     def __init__(self, max_length: int) -> None:
         self.max_length = max_length
-        self._buffer = bytearray()
-        self._start = 0
+        self._lines: deque[bytes | _TooLong] = deque()
+        self._partial: list[bytes] = []  # the start of a line whose LF has not come
+        self._partial_size = 0
         self._discarding = False
 
     def feed(self, data: bytes) -> None:
         """Add received bytes."""
-        self._buffer += data
+        if LF not in data:
+            self._keep(data)
+            return
+        if self._partial:
+            self._partial.append(data)
+            data = b"".join(self._partial)
+            self._partial.clear()
+            self._partial_size = 0
+        pieces = data.split(LF)
+        rest = pieces.pop()
+        limit = self.max_length
+        lines = self._lines
+        for piece in pieces:
+            if self._discarding:  # the end of an over-long line
+                self._discarding = False
+                continue
+            if piece.endswith(b"\r"):
+                piece = piece[:-1]
+            lines.append(piece if len(piece) <= limit else TOO_LONG)
+        self._keep(rest)
+
+    def _keep(self, start: bytes) -> None:
+        """Hold ``start`` of a line until its LF comes, unless the line is already too long."""
+        if self._discarding or not start:
+            return
+        self._partial.append(start)
+        self._partial_size += len(start)
+        if self._partial_size > self.max_length + 1:  # room for a CR
+            self._partial.clear()
+            self._partial_size = 0
+            self._discarding = True
+            self._lines.append(TOO_LONG)
 
     def next_line(self) -> bytes | _TooLong | None:
         """The next whole line without its CR LF, TOO_LONG, or None for none yet."""
-        buffer = self._buffer
-        while True:
-            end = buffer.find(LF, self._start)
-            if end < 0:
-                self._compact()
-                if self._discarding:
-                    del buffer[:]
-                elif len(buffer) > self.max_length + 1:  # room for a CR
-                    del buffer[:]
-                    self._discarding = True
-                    return TOO_LONG
-                return None
-            start, self._start = self._start, end + 1
-            if self._discarding:
-                self._discarding = False
-                continue
-            if end > start and buffer[end - 1] == 0x0D:
-                end -= 1
-            if end - start > self.max_length:
-                return TOO_LONG
-            return bytes(buffer[start:end])
-
-    def _compact(self) -> None:
-        del self._buffer[: self._start]
-        self._start = 0
+        return self._lines.popleft() if self._lines else None
 
 
 # -- lines ---------------------------------------------------------------
@@ -179,14 +189,12 @@ def parse_line(raw: bytes) -> Line | None:
         raise ProtocolError(Code.BAD_SYNTAX, "line starts with ':'; a verb must come first")
     if _CONTROL_OR_TAB.search(head) or (sep and _CONTROL.search(trailing)):
         raise ProtocolError(Code.BAD_SYNTAX, "line holds control characters")
-    words = head.split(" ")
-    words = [w for w in words if w]
+    words = [w for w in head.split(" ") if w]
     if not words:
         if sep:
             raise ProtocolError(Code.BAD_SYNTAX, "line has no verb")
         return None
-    params = tuple(words[1:]) + ((trailing,) if sep else ())
-    return Line(words[0].upper(), params)
+    return Line(words[0].upper(), (*words[1:], trailing) if sep else tuple(words[1:]))
 
 
 def _check_param(param: str) -> None:
@@ -269,6 +277,8 @@ def _text(text: str, limits: Limits) -> str:
 
 
 def _recipients(field: str, limits: Limits) -> tuple[str, ...]:
+    if "," not in field and is_valid_username(field):  # a unicast
+        return (field,)
     names: dict[str, str] = {}
     for name in field.split(","):
         if not is_valid_username(name):
