@@ -40,7 +40,7 @@ def _run(args: argparse.Namespace) -> list[Measurement]:
             workers=args.workers,
         )
         print(f"running {scenario}", file=sys.stderr, flush=True)
-        results.append(measure(scenario))
+        results.append(measure(scenario, args.load_python))
     return results
 
 
@@ -68,6 +68,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--count", type=int, default=None, help="messages to send at most")
     run.add_argument("--workers", type=int, default=2, help="load processes")
     run.add_argument("--json", help="write the figures here too")
+    run.add_argument(
+        "--load-python",
+        default=sys.executable,
+        help="the Python that runs the load processes (PyPy with Twisted: a harder load)",
+    )
     args = parser.parse_args(argv)
     results = _run(args)
     _print(results)
