@@ -323,8 +323,8 @@ class ServerProtocol(LineProtocol, TimeoutMixin):
         self._write(sent_line(delivered, offline))
 
     def _send_users(self) -> None:
-        users = self.factory.hub.users()
-        lines = [user_line("USER", u.name, "online" if u.online else "offline") for u in users]
+        users = self.factory.hub.presence()
+        lines = [user_line("USER", name, "online" if online else "offline") for name, online in users]
         lines.append(wire.format_line("ENDUSERS", str(len(users))))
         self._write(b"".join(lines))
 

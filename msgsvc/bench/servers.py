@@ -145,7 +145,7 @@ def start(name: str, workdir: Path, names: Iterable[str], cpu: int | None) -> Se
     if name == "msgsvc":
         argv = twistd + [
             "msgsvc",
-            f"--listen=tcp:{port}:interface=127.0.0.1",
+            f"--listen=tcp:{port}:interface=127.0.0.1:backlog=1024",
             "--db=bench.sqlite3",
             *MSGSVC_OPTIONS,
         ]

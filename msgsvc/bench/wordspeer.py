@@ -39,7 +39,7 @@ with open(os.environ["BENCH_NAMES"], encoding="utf-8") as names:
     _checker = BenchUsers((n.strip() for n in names), os.environ["BENCH_PASSWORD"])
 
 _options = tap.Options()
-_options.parseOptions(["--irc-port", f"tcp:{os.environ['BENCH_PORT']}:interface=127.0.0.1"])
+_options.parseOptions(["--irc-port", f"tcp:{os.environ['BENCH_PORT']}:interface=127.0.0.1:backlog=1024"])
 _options.addChecker(_checker)
 _options["groups"].append("bench")
 
