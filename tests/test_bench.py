@@ -1,0 +1,242 @@
+"""The bench's own logic: latency figures, the protocol adapters, the load plan, the table.
+
+The benchmark itself runs servers and is not run here (docs/performance.rst).
+"""
+
+from __future__ import annotations
+
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+
+from msgsvc.bench import dialects, report
+from msgsvc.bench.loadclient import LoadClient, Tally
+from msgsvc.bench.run import Measurement, Scenario, plans
+from msgsvc.bench.stats import LatencyHistogram, bucket
+from msgsvc.bench.worker import Plan, Worker
+
+
+class HistogramTests(SynchronousTestCase):
+    def test_small_latencies_are_exact_and_large_ones_within_a_tenth_of_a_percent(self) -> None:
+        self.assertEqual(bucket(999), 999)
+        for micros in (1024, 5_000, 123_456, 9_876_543):
+            self.assertLessEqual(bucket(micros), micros)
+            self.assertLess(micros - bucket(micros), micros / 500)
+
+    def test_percentiles(self) -> None:
+        histogram = LatencyHistogram()
+        for micros in range(1, 101):
+            histogram.record(micros)
+        self.assertEqual(histogram.count, 100)
+        self.assertEqual(histogram.percentile(50), 50)
+        self.assertEqual(histogram.percentile(99), 99)
+        self.assertEqual(histogram.percentile(100), 100)
+        self.assertEqual(histogram.maximum, 100)
+
+    def test_a_rare_slow_sample_shows_in_p99_only_when_over_one_percent(self) -> None:
+        histogram = LatencyHistogram()
+        for _ in range(990):
+            histogram.record(100)
+        for _ in range(10):
+            histogram.record(50_000)
+        self.assertEqual(histogram.percentile(99), 100)
+        histogram.record(50_000)
+        self.assertEqual(histogram.percentile(99), bucket(50_000))
+
+    def test_merge_and_json_round_trip(self) -> None:
+        a, b = LatencyHistogram(), LatencyHistogram()
+        a.record(10)
+        b.record(20_000)
+        b.record(30)
+        merged = LatencyHistogram.merged([LatencyHistogram.from_json(a.to_json()), b])
+        self.assertEqual(merged.count, 3)
+        self.assertEqual(merged.maximum, 20_000)
+        self.assertEqual(merged.percentile(50), 30)
+
+    def test_empty(self) -> None:
+        self.assertEqual(LatencyHistogram().percentile(99), 0)
+
+
+class StampTests(SynchronousTestCase):
+    def test_a_stamped_text_has_the_size_asked_and_gives_its_time_back(self) -> None:
+        text = dialects.stamp(1_234_567_890, 32)
+        self.assertEqual(len(text), 32)
+        self.assertEqual(dialects.sent_at(b"MSG a unicast b :" + text + b"\r"), 1_234_567_890)
+
+    def test_lines_without_a_stamp(self) -> None:
+        self.assertIsNone(dialects.sent_at(b"SENT 1 -"))
+        self.assertIsNone(dialects.sent_at(b"NOTICE :@soon."))
+
+
+def client(dialect: dialects.Dialect, now: list[int]) -> tuple[LoadClient, StringTransport, Tally]:
+    tally = Tally()
+    load = LoadClient("b0u1", dialect, tally, clock=lambda: now[0])
+    transport = StringTransport()
+    load.makeConnection(transport)
+    return load, transport, tally
+
+
+class MsgsvcAdapterTests(SynchronousTestCase):
+    def test_registers_counts_deliveries_and_answers_ping(self) -> None:
+        now = [5_000_000]
+        load, transport, tally = client(dialects.Msgsvc(), now)
+        self.assertEqual(transport.value(), b"HELLO b0u1\r\n")
+        registered = []
+        load.registered.addCallback(registered.append)
+        load.dataReceived(b"WELCOME b0u1 :hi\r\nUSER b0u1 online\r\nEND")
+        self.assertEqual(registered, [])
+        load.dataReceived(b"USERS 1\r\n")
+        self.assertEqual(registered, [load])
+        transport.clear()
+        load.dataReceived(b"SENT 1 -\r\nMSG b0u2 unicast b0u1 :@3000000.xx\r\nPING :7\r\n")
+        self.assertEqual(transport.value(), b"PONG :7\r\n")
+        self.assertEqual(tally.delivered, 1)
+        self.assertEqual(tally.latency.percentile(100), 2000)  # µs
+        self.assertEqual(load.join_group().result, load)  # every client gets broadcasts
+
+    def test_a_refusal_is_noted(self) -> None:
+        load, _, tally = client(dialects.Msgsvc(), [0])
+        load.dataReceived(b"ERROR USERNAME_TAKEN :b0u1 is in use\r\nBYE :b0u1 is in use\r\n")
+        self.assertEqual(len(tally.refusals), 2)
+        self.assertIn("USERNAME_TAKEN", tally.refusals[0])
+
+    def test_lines(self) -> None:
+        d = dialects.Msgsvc()
+        self.assertEqual(d.send(["a", "b"], b"@1.x"), b"SEND a,b :@1.x\r\n")
+        self.assertEqual(d.broadcast(b"@1.x"), b"BROADCAST :@1.x\r\n")
+
+
+class IrcAdapterTests(SynchronousTestCase):
+    def test_registers_joins_the_channel_and_counts_privmsg(self) -> None:
+        now = [10_000_000]
+        load, transport, tally = client(dialects.make("ngircd"), now)
+        self.assertEqual(transport.value(), b"PASS bench\r\nNICK b0u1\r\nUSER b0u1 0 * :b0u1\r\n")
+        registered, joined = [], []
+        load.registered.addCallback(registered.append)
+        load.dataReceived(
+            b":bench.localhost 001 b0u1 :Welcome\r\n:bench.localhost 005 b0u1 X :are supported\r\n"
+        )
+        self.assertEqual(registered, [load])
+        transport.clear()
+        load.join_group().addCallback(joined.append)
+        self.assertEqual(transport.value(), b"JOIN #bench\r\n")
+        load.dataReceived(b":b0u1!~b0u1@localhost JOIN :#bench\r\n:bench.localhost 366 b0u1 #bench :End\r\n")
+        self.assertEqual(joined, [load])
+        transport.clear()
+        load.dataReceived(b":b0u2!~b0u2@localhost PRIVMSG #bench :@4000000.xxxx\r\nPING :bench.localhost\r\n")
+        self.assertEqual(tally.delivered, 1)
+        self.assertEqual(tally.latency.percentile(50), 6000)
+        self.assertEqual(transport.value(), b"PONG :bench.localhost\r\n")
+
+    def test_a_nick_in_use_is_a_refusal(self) -> None:
+        load, _, tally = client(dialects.make("words"), [0])
+        load.dataReceived(b":server 433 * b0u1 :Nickname is already in use\r\n")
+        self.assertEqual(len(tally.refusals), 1)
+
+    def test_a_lost_connection_fails_a_pending_registration(self) -> None:
+        load, _, tally = client(dialects.make("words"), [0])
+        failures = []
+        load.registered.addErrback(failures.append)
+        load.connectionLost(Failure(ConnectionResetError()))
+        self.assertEqual(len(failures), 1)
+        self.assertEqual(tally.lost_connections, 1)
+
+    def test_multicast_is_one_line_or_one_line_a_recipient(self) -> None:
+        text = b"@1.x"
+        self.assertEqual(dialects.make("ngircd").send(["a", "b"], text), b"PRIVMSG a,b :@1.x\r\n")
+        self.assertEqual(
+            dialects.make("words").send(["a", "b"], text), b"PRIVMSG a :@1.x\r\nPRIVMSG b :@1.x\r\n"
+        )
+        self.assertEqual(dialects.make("words").broadcast(text), b"PRIVMSG #bench :@1.x\r\n")
+
+
+class WorkerTests(SynchronousTestCase):
+    def worker(self, workload: str, recipients: int = 3) -> tuple[Worker, list[StringTransport]]:
+        plan = Plan(
+            server="msgsvc",
+            port=1,
+            names=[f"u{i}" for i in range(6)],
+            workload=workload,
+            duration=1,
+            recipients=recipients,
+            receivers=11,
+            broadcast_sender=True,
+        )
+        worker = Worker(Clock(), plan, clock=lambda: 0)
+        transports = []
+        for name in plan.names:
+            load, transport, _ = client(dialects.Msgsvc(), [0])
+            load.name = name
+            transport.clear()
+            worker.clients.append(load)
+            transports.append(transport)
+        return worker, transports
+
+    def test_unicast_goes_between_two_different_clients(self) -> None:
+        worker, transports = self.worker("unicast")
+        worker._send(300, b"@0.x")
+        lines = [(i, line) for i, t in enumerate(transports) for line in t.value().splitlines()]
+        self.assertEqual(len(lines), 300)
+        for sender, line in lines:
+            self.assertNotEqual(line.split()[1], f"u{sender}".encode())
+        self.assertEqual((worker.result.sent, worker.result.expected), (300, 300))
+
+    def test_multicast_names_distinct_recipients(self) -> None:
+        worker, transports = self.worker("multicast", recipients=4)
+        worker._send(50, b"@0.x")
+        for transport in transports:
+            for line in transport.value().splitlines():
+                names = line.split()[1].split(b",")
+                self.assertEqual(len(set(names)), 4)
+        self.assertEqual(worker.result.expected, 200)
+
+    def test_broadcast_comes_from_the_first_client_and_reaches_all_receivers(self) -> None:
+        worker, transports = self.worker("broadcast")
+        worker._send(5, b"@0.x")
+        self.assertEqual(transports[0].value(), b"BROADCAST :@0.x\r\n" * 5)
+        self.assertEqual(b"".join(t.value() for t in transports[1:]), b"")
+        self.assertEqual(worker.result.expected, 55)
+
+
+class PlanTests(SynchronousTestCase):
+    def test_clients_and_rate_are_shared_and_the_broadcast_sender_is_in_the_first_worker(self) -> None:
+        shares = plans(Scenario("msgsvc", "broadcast", clients=11, rate=100.0, workers=2), port=9)
+        self.assertEqual([len(p.names) for p in shares], [6, 5])
+        self.assertEqual(len({n for p in shares for n in p.names}), 11)
+        self.assertEqual([p.broadcast_sender for p in shares], [True, False])
+        self.assertEqual({p.receivers for p in shares}, {10})
+        unicast = plans(Scenario("msgsvc", "unicast", clients=10, rate=100.0, window=1000, workers=2), port=9)
+        self.assertEqual([(p.rate, p.window) for p in unicast], [(50.0, 500), (50.0, 500)])
+
+    def test_churn_gets_twice_the_names_it_runs_at_once(self) -> None:
+        shares = plans(Scenario("msgsvc", "connect", clients=10, workers=2), port=9)
+        self.assertEqual([len(p.names) for p in shares], [10, 10])
+
+
+class ReportTests(SynchronousTestCase):
+    def measurement(self, server: str, delivered: int) -> Measurement:
+        m = Measurement(
+            Scenario(server, "unicast", clients=100),
+            connected=100,
+            sent=delivered,
+            expected=delivered,
+            delivered=delivered,
+            seconds=2.0,
+            server_cpu=1.0,
+        )
+        m.latency.record(1500)
+        return m
+
+    def test_table_and_ratios(self) -> None:
+        ours, theirs = self.measurement("msgsvc", 200_000), self.measurement("words", 100_000)
+        text = report.table([ours, theirs])
+        self.assertIn("100,000", text)  # msgsvc: 200,000 in 2 s
+        self.assertIn("1.50", text)  # p50 in ms
+        self.assertEqual(report.ratios([ours, theirs]), ["unicast (100 clients): msgsvc/words = 2.00"])
+
+    def test_a_measurement_survives_json(self) -> None:
+        m = self.measurement("msgsvc", 10)
+        again = Measurement.from_json(m.to_json())
+        self.assertEqual((again.scenario, again.delivered, again.latency.count), (m.scenario, 10, 1))
+        self.assertEqual(again.lost, 0)
