@@ -62,12 +62,6 @@ class UserView:
 class Participant(Protocol):
     """A client connection as the hub sees it."""
 
-    def user_joined(self, name: str) -> None:
-        """``name`` came online."""
-
-    def user_left(self, name: str) -> None:
-        """``name`` went offline."""
-
     def receive(self, message: Message) -> None:
         """Deliver ``message``; the same object goes to every recipient."""
 
@@ -263,9 +257,6 @@ class Hub:
                 self._sorted_keys = None
             record.last_seen = now
             session.online = True
-            for other in self._online_sessions():
-                if other is not session:
-                    other.participant.user_joined(record.name)
             self._emit(UserJoined(record.name, peer, first_time))
             return record.name
 
@@ -290,8 +281,6 @@ class Hub:
         self._store.record_seen(session.record.name, now).addErrback(
             lambda f: self.log.failure("could not record when {name} left", f, name=session.record.name)
         )
-        for other in self._online_sessions():
-            other.participant.user_left(session.record.name)
         self._emit(UserLeft(session.record.name, session.peer))
 
     def name_of(self, participant: Participant) -> str | None:

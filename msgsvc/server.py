@@ -36,6 +36,7 @@ from msgsvc.hub import (
 )
 from msgsvc.lines import LineProtocol
 from msgsvc.outbox import Outbox
+from msgsvc.presence import Presence
 from msgsvc.ratelimit import TokenBucket
 from msgsvc.wire import Code, ProtocolError
 
@@ -57,12 +58,6 @@ def encode_message(message: Message) -> bytes:
 def sent_line(delivered: int, offline: tuple[str, ...]) -> bytes:
     """``SENT``: the same few lines over and over ("SENT 1 -" for every unicast)."""
     return wire.format_line("SENT", str(delivered), ",".join(offline) or "-")
-
-
-@lru_cache(maxsize=65536)
-def user_line(verb: str, name: str, *params: str) -> bytes:
-    """``JOINED``, ``LEFT`` and ``USER`` lines: one join is told to everyone online."""
-    return wire.format_line(verb, name, *params)
 
 
 def _host(address: IAddress) -> str:
@@ -150,6 +145,7 @@ class ServerProtocol(LineProtocol, TimeoutMixin):
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self._gone = True
         self.factory.outbox.discard(self.transport)
+        self.factory.presence.leave(self)
         self.setTimeout(None)
         if self._unthrottle is not None and self._unthrottle.active():
             self._unthrottle.cancel()
@@ -234,7 +230,7 @@ class ServerProtocol(LineProtocol, TimeoutMixin):
                 self._sent(report.delivered, report.offline)
             case wire.Users():
                 hub.registered_name(self)
-                self._send_users()
+                self._write(self.factory.presence.user_log())
             case wire.Ping(token):
                 self._write(wire.format_line("PONG", trailing=token))
             case wire.Pong():
@@ -260,7 +256,7 @@ class ServerProtocol(LineProtocol, TimeoutMixin):
             return
         self.setTimeout(self.factory.limits.ping_interval)
         self._write(wire.format_line("WELCOME", name, trailing=WELCOME_TEXT))
-        self._send_users()
+        self._write(self.factory.presence.join(self))
 
     def _not_registered(self, failure: Failure) -> None:
         self.log.failure("could not register {peer}", failure, peer=self.peer)
@@ -320,26 +316,22 @@ class ServerProtocol(LineProtocol, TimeoutMixin):
             self._drop(f"send queue exceeded: over {limit} bytes unread", "send queue exceeded", abort=True)
 
     def _sent(self, delivered: int, offline: tuple[str, ...]) -> None:
+        self.factory.presence.catch_up(self)
         self._write(sent_line(delivered, offline))
-
-    def _send_users(self) -> None:
-        users = self.factory.hub.presence()
-        lines = [user_line("USER", name, "online" if online else "offline") for name, online in users]
-        lines.append(wire.format_line("ENDUSERS", str(len(users))))
-        self._write(b"".join(lines))
 
     # -- hub.Participant -------------------------------------------------
 
-    def user_joined(self, name: str) -> None:
-        self._write(user_line("JOINED", name))
-
-    def user_left(self, name: str) -> None:
-        self._write(user_line("LEFT", name))
+    def tell(self, data: bytes) -> None:
+        """Presence news (``JOINED``, ``LEFT``), unless this client is on its way out."""
+        if not self.transport.disconnecting:
+            self._write(data)
 
     def receive(self, message: Message) -> None:
+        self.factory.presence.catch_up(self)
         self._write(encode_message(message))
 
     def notice(self, text: str) -> None:
+        self.factory.presence.catch_up(self)
         self._write(wire.format_line("NOTICE", trailing=text))
 
     def kick(self, reason: str) -> None:
@@ -357,6 +349,7 @@ class ServerFactory(Factory):
         self.limits = limits
         self.clock = clock
         self.outbox = Outbox(clock)
+        self.presence = Presence(hub, clock)
         self.connections: set[ServerProtocol] = set()
         self._per_host: Counter[str] = Counter()
         self.pings = 0  # the last PING token handed out

@@ -42,12 +42,6 @@ class RecordingParticipant:
     def __init__(self) -> None:
         self.events: list[tuple[str, object]] = []
 
-    def user_joined(self, name: str) -> None:
-        self.events.append(("joined", name))
-
-    def user_left(self, name: str) -> None:
-        self.events.append(("left", name))
-
     def receive(self, message: Message) -> None:
         self.events.append(("message", message))
 
@@ -85,11 +79,17 @@ class ServerHarness:
         return protocol, transport
 
     def register(self, name: str) -> tuple[ServerProtocol, StringTransport]:
+        """A client registered as ``name``, once the others have been told (the reactor pass is over)."""
         protocol, transport = self.connect()
         protocol.dataReceived(f"HELLO {name}\r\n".encode())
         assert transport.value().startswith(b"WELCOME "), transport.value()
         transport.clear()
+        self.end_of_pass()
         return protocol, transport
+
+    def end_of_pass(self) -> None:
+        """Run what waits for the end of the reactor pass: presence news goes out."""
+        self.clock.advance(0)
 
 
 def lines(transport: StringTransport) -> list[str]:

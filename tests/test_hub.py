@@ -94,13 +94,12 @@ class RegistrationTests(HubTestCase):
             self.join(name)
         self.assertEqual(self.refusal(RecordingParticipant(), "e"), Code.SERVER_FULL)
 
-    def test_others_hear_of_joins_and_leaves(self) -> None:
-        alice = self.join("alice")
+    def test_joins_and_leaves_are_events(self) -> None:
+        self.join("alice")
         bob = self.join("bob")
         self.hub.unregister(bob)
-        self.assertEqual(alice.events, [("joined", "bob"), ("left", "bob")])
+        self.assertEqual(self.events[-2:], [UserJoined("bob", "peer-bob", True), UserLeft("bob", "peer-bob")])
         self.assertEqual(bob.events, [])
-        self.assertEqual(self.events[-1], UserLeft("bob", "peer-bob"))
 
     def test_leaving_records_last_seen_and_frees_the_name(self) -> None:
         bob = self.join("bob")
@@ -240,6 +239,6 @@ class RoutingTests(HubTestCase):
 
         self.hub.subscribe(broken)
         self.hub.unregister(self.carol)
-        self.assertEqual(self.alice.events, [("left", "carol")])
+        self.assertEqual(self.events[-1], UserLeft("carol", "peer-carol"))
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
         self.hub.unsubscribe(broken)

@@ -19,7 +19,9 @@ class ServerTestCase(SynchronousTestCase):
         self.server = ServerHarness(self.limits, max_clients=4)
 
     def lose(self, protocol) -> None:  # type: ignore[no-untyped-def]
+        """The connection closes, and the reactor pass that saw it ends."""
         protocol.connectionLost(Failure(ConnectionDone()))
+        self.server.end_of_pass()
 
 
 class RegistrationTests(ServerTestCase):
@@ -44,6 +46,40 @@ class RegistrationTests(ServerTestCase):
         self.assertEqual(lines(bob_transport), ["JOINED alice"])
         self.lose(alice)
         self.assertEqual(lines(bob_transport), ["LEFT alice"])
+
+    def test_joins_of_one_pass_are_told_together_after_it(self) -> None:
+        bob, b = self.server.register("bob")
+        alice, a = self.connect_and_hello("alice")
+        lines(a)
+        carol, c = self.connect_and_hello("Carol")
+        self.assertEqual(lines(b), [])  # the pass is not over
+        self.assertIn("USER alice online", lines(c))  # carol's log already shows alice
+        self.server.end_of_pass()
+        self.assertEqual(lines(b), ["JOINED alice", "JOINED Carol"])
+        self.assertEqual(lines(a), ["JOINED Carol"])  # news from after alice's own log
+        self.assertEqual(lines(c), [])
+
+    def test_leaving_and_coming_back_in_one_pass_keeps_the_order(self) -> None:
+        bob, b = self.server.register("bob")
+        alice, _ = self.server.register("alice")
+        lines(b)
+        alice.connectionLost(Failure(ConnectionDone()))
+        self.connect_and_hello("alice")
+        self.server.end_of_pass()
+        self.assertEqual(lines(b), ["LEFT alice", "JOINED alice"])
+
+    def test_the_log_keeps_its_order_as_names_are_added(self) -> None:
+        for name in ["mia", "Bob", "zoe"]:
+            self.server.register(name)
+        _, t = self.connect_and_hello("al")
+        self.assertEqual(
+            [line.split()[1] for line in lines(t) if line.startswith("USER")], ["al", "Bob", "mia", "zoe"]
+        )
+
+    def connect_and_hello(self, name: str):  # type: ignore[no-untyped-def]
+        protocol, transport = self.server.connect()
+        protocol.dataReceived(f"HELLO {name}\r\n".encode())
+        return protocol, transport
 
     def test_log_lists_offline_names(self) -> None:
         alice, _ = self.server.register("alice")

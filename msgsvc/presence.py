@@ -1,0 +1,111 @@
+"""Who is online, told to every client once a reactor pass, and the username log they are sent.
+
+When ten thousand clients log in at once, telling every online client of
+every login one line at a time is ten thousand Python calls a login:
+fifty million for the lot.  :class:`Presence` instead gathers the
+``JOINED`` and ``LEFT`` lines of a pass and, after it, hands each client
+the whole batch in one write, built once.  A client that registered
+during the pass gets only the lines that came after its registration:
+the rest are already in the username log it was sent.
+
+It also keeps the ``USER`` line of every name in the log in order, changed
+one at a time as users come and go, so a registering client is sent the
+log as one join of ready-made lines rather than one formatted line a name.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from functools import lru_cache
+from typing import Protocol
+
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+
+from msgsvc import wire
+from msgsvc.hub import Event, Hub, UserJoined, UserLeft
+
+
+class Listener(Protocol):
+    def tell(self, data: bytes) -> None:
+        """Write ``data`` (whole lines) to the client."""
+
+
+@lru_cache(maxsize=65536)
+def user_line(verb: str, name: str, *params: str) -> bytes:
+    """``JOINED``, ``LEFT`` and ``USER`` lines, each made once."""
+    return wire.format_line(verb, name, *params)
+
+
+class Presence:
+    """Publishes the hub's joins and departures to registered clients, a batch a pass."""
+
+    def __init__(self, hub: Hub, clock: IReactorTime) -> None:
+        self._clock = clock
+        self._keys: list[str] = []
+        self._lines: list[bytes] = []
+        for name, online in hub.presence():
+            self._keys.append(wire.username_key(name))
+            self._lines.append(user_line("USER", name, "online" if online else "offline"))
+        self._listeners: dict[Listener, int] = {}  # each with the batch index its news start at
+        self._batch: list[bytes] = []
+        self._publishing: IDelayedCall | None = None
+        hub.subscribe(self._hub_event)
+
+    def join(self, listener: Listener) -> bytes:
+        """Add a client that just registered; the username log to send it (``USER`` lines, ``ENDUSERS``)."""
+        self._listeners[listener] = len(self._batch)
+        return self.user_log()
+
+    def leave(self, listener: Listener) -> None:
+        self._listeners.pop(listener, None)
+
+    def catch_up(self, listener: Listener) -> None:
+        """Tell ``listener`` the news of this pass now, before a message that may depend on it.
+
+        A client that sends ``HELLO`` and a message together must not have
+        its message arrive before the others hear that it joined.
+        """
+        start = self._listeners.get(listener)
+        if start is not None and start < len(self._batch):
+            self._listeners[listener] = len(self._batch)
+            listener.tell(b"".join(self._batch[start:]))
+
+    def user_log(self) -> bytes:
+        """Every name in the log with its presence, in order, then ``ENDUSERS``."""
+        return b"".join(self._lines) + user_line("ENDUSERS", str(len(self._lines)))
+
+    def _hub_event(self, event: Event) -> None:
+        match event:
+            case UserJoined(name):
+                self._set(name, "online")
+                self._publish(user_line("JOINED", name))
+            case UserLeft(name):
+                self._set(name, "offline")
+                self._publish(user_line("LEFT", name))
+
+    def _set(self, name: str, state: str) -> None:
+        key = wire.username_key(name)
+        at = bisect_left(self._keys, key)
+        line = user_line("USER", name, state)
+        if at < len(self._keys) and self._keys[at] == key:
+            self._lines[at] = line
+        else:
+            self._keys.insert(at, key)
+            self._lines.insert(at, line)
+
+    def _publish(self, line: bytes) -> None:
+        self._batch.append(line)
+        if self._publishing is None:
+            self._publishing = self._clock.callLater(0, self._send_batch)
+
+    def _send_batch(self) -> None:
+        self._publishing = None
+        batch, self._batch = self._batch, []
+        whole = b"".join(batch)
+        listeners = list(self._listeners.items())  # telling may drop a client, and so change the dict
+        self._listeners = dict.fromkeys(self._listeners, 0)
+        for listener, start in listeners:
+            if start == 0:
+                listener.tell(whole)
+            elif start < len(batch):
+                listener.tell(b"".join(batch[start:]))
