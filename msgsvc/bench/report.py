@@ -10,6 +10,7 @@ COLUMNS = (
     ("server", "{m.scenario.server}"),
     ("workload", "{m.scenario.workload}"),
     ("clients", "{m.scenario.clients}"),
+    ("ramp s", "{m.ramp_seconds:.1f}"),
     ("offered/s", "{offered}"),
     ("delivered/s", "{m.delivered_rate:,.0f}"),
     ("p50 ms", "{p50:.2f}"),

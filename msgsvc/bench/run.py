@@ -50,6 +50,7 @@ class Measurement:
     expected: int = 0
     delivered: int = 0
     seconds: float = 0.0  # from go to the last delivery
+    ramp_seconds: float = 0.0  # for every client to connect and register
     server_cpu: float = 0.0  # seconds
     load_cpu: float = 0.0  # seconds, all load processes
     baseline_rss_kib: int = 0  # the server's, before any client
@@ -194,6 +195,7 @@ def measure(scenario: Scenario, load_python: str = sys.executable, ready_timeout
         try:
             result.baseline_rss_kib = server.rss_kib()
             port_plans = plans(scenario, server.port)
+            ramp_start = time.monotonic()
             workers = [WorkerProcess(plan, load_cpus, load_python) for plan in port_plans]
             for worker, plan in zip(workers, port_plans, strict=True):
                 connected, refusals = worker.answer("ready", ready_timeout)
@@ -203,6 +205,7 @@ def measure(scenario: Scenario, load_python: str = sys.executable, ready_timeout
                         f"on {scenario.server}: {'; '.join(refusals)}\n{server.output()}"
                     )
                 result.connected += connected
+            result.ramp_seconds = time.monotonic() - ramp_start
             time.sleep(0.5)  # let the server settle after the registrations
             result.ready_rss_kib = server.rss_kib()
             cpu_before = server.cpu_seconds()
