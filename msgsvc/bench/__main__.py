@@ -1,8 +1,8 @@
 """``python -m msgsvc.bench``: measure msgsvc, and its peers on the same workloads.
 
     python -m msgsvc.bench run --server msgsvc --workload unicast --clients 1000
-    python -m msgsvc.bench suite --json bench.json
-    python -m msgsvc.bench plot bench.json performance.png
+    python -m msgsvc.bench suite --json bench.json --plot performance.png
+    python -m msgsvc.bench show bench.json [--plot performance.png]
 
 See docs/performance.rst.
 """
@@ -14,7 +14,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from msgsvc.bench import report
+from msgsvc.bench import report, suite
 from msgsvc.bench.run import Measurement, Scenario, measure
 from msgsvc.bench.servers import SERVERS
 from msgsvc.bench.worker import WORKLOADS
@@ -53,32 +53,55 @@ def _print(results: Sequence[Measurement]) -> None:
             print(f"{m.scenario.server}: {m.lost_connections} connections lost; {m.refusals[:3]}")
 
 
+def _progress(m: Measurement) -> None:
+    print("  ".join(report.row(m)), file=sys.stderr, flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m msgsvc.bench", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="one workload, on one or more servers")
+    load = argparse.ArgumentParser(add_help=False)
+    load.add_argument("--duration", type=float, default=5.0, help="seconds of load a run (default 5)")
+    load.add_argument(
+        "--load-python",
+        default=sys.executable,
+        help="the Python that runs the load processes (PyPy with Twisted: a harder load)",
+    )
+    load.add_argument("--json", help="write the figures here too")
+    load.add_argument("--plot", help="draw the unicast sweep here (PNG; needs matplotlib)")
+    run = commands.add_parser("run", parents=[load], help="one workload, on one or more servers")
     run.add_argument("--server", action="append", choices=SERVERS, help="repeatable; default msgsvc")
     run.add_argument("--workload", choices=WORKLOADS, default="unicast")
     run.add_argument("--clients", type=int, default=100)
-    run.add_argument("--duration", type=float, default=5.0, help="seconds of load (default 5)")
     run.add_argument("--rate", type=_rate, default=None, help="messages/s offered, or max (default)")
     run.add_argument("--window", type=int, default=10000, help="deliveries in flight at most, at max rate")
     run.add_argument("--recipients", type=int, default=3, help="of a multicast")
     run.add_argument("--size", type=int, default=32, help="bytes of text")
     run.add_argument("--count", type=int, default=None, help="messages to send at most")
     run.add_argument("--workers", type=int, default=2, help="load processes")
-    run.add_argument("--json", help="write the figures here too")
-    run.add_argument(
-        "--load-python",
-        default=sys.executable,
-        help="the Python that runs the load processes (PyPy with Twisted: a harder load)",
+    standard = commands.add_parser("suite", parents=[load], help="every workload on every server")
+    standard.add_argument(
+        "--servers", default=",".join(SERVERS), help=f"comma-separated (default {','.join(SERVERS)})"
     )
+    show = commands.add_parser("show", help="print (and plot) the figures of an earlier run")
+    show.add_argument("json")
+    show.add_argument("--plot")
     args = parser.parse_args(argv)
-    results = _run(args)
+    if args.command == "run":
+        results = _run(args)
+    elif args.command == "suite":
+        results = suite.standard(args.servers.split(","), args.duration, args.load_python, _progress)
+    else:
+        with open(args.json) as saved:
+            results = [Measurement.from_json(m) for m in json.load(saved)]
     _print(results)
-    if args.json:
+    for line in suite.targets(results):
+        print(line)
+    if getattr(args, "json", None) and args.command != "show":
         with open(args.json, "w") as out:
             json.dump([m.to_json() for m in results], out)
+    if args.plot:
+        suite.plot(results, args.plot)
     return 0
 
 
