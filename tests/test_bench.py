@@ -10,7 +10,7 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from msgsvc.bench import dialects, report
+from msgsvc.bench import dialects, report, suite
 from msgsvc.bench.loadclient import LoadClient, Tally
 from msgsvc.bench.run import Measurement, Scenario, plans
 from msgsvc.bench.stats import LatencyHistogram, bucket
@@ -240,3 +240,27 @@ class ReportTests(SynchronousTestCase):
         again = Measurement.from_json(m.to_json())
         self.assertEqual((again.scenario, again.delivered, again.latency.count), (m.scenario, 10, 1))
         self.assertEqual(again.lost, 0)
+
+
+class TargetTests(SynchronousTestCase):
+    def test_each_target_is_met_or_missed_with_its_figure(self) -> None:
+        idle = Measurement(
+            Scenario("msgsvc", "idle", clients=10_000),
+            connected=10_000,
+            baseline_rss_kib=50_000,
+            ready_rss_kib=120_000,
+        )
+        peak = Measurement(
+            Scenario("msgsvc", "unicast", clients=1000), delivered=120_000, expected=120_000, seconds=2.0
+        )
+        half = Measurement(Scenario("msgsvc", "unicast", clients=1000, rate=30_000.0))
+        half.latency.record(8_192)
+        lines = suite.targets([idle, peak, half])
+        self.assertIn("met     10,000 clients held: 10,000 registered, 0 lost", lines)
+        self.assertIn("met     < 10 KiB per idle client: 7.0 KiB", lines)
+        self.assertIn("met     unicast >= 50,000 msg/s (1,000 clients): 60,000", lines)
+        self.assertIn("MISSED  unicast p99 < 5 ms at half the peak rate: 8.19 ms at 30,000/s", lines)
+
+    def test_a_lost_message_is_a_missed_target(self) -> None:
+        lossy = Measurement(Scenario("words", "unicast", clients=10), expected=5, delivered=4)
+        self.assertTrue(suite.targets([lossy])[0].startswith("MISSED  no message lost: 1 lost"))

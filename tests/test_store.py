@@ -25,16 +25,16 @@ class UsernameDatabaseTests(SynchronousTestCase):
         self.assertTrue(os.path.exists(self.path))
 
     def test_names_survive_reopening(self) -> None:
-        self.db.record_seen("alice", 10.0)
-        self.db.record_seen("Bob", 20.0)
+        self.db.record_seen([("alice", 10.0)])
+        self.db.record_seen([("Bob", 20.0)])
         self.db.close()
         again = UsernameDatabase(self.path)
         self.addCleanup(again.close)
         self.assertEqual(again.load(), [UserRecord("alice", 10.0, 10.0), UserRecord("Bob", 20.0, 20.0)])
 
     def test_seeing_again_moves_last_seen_and_keeps_first_spelling(self) -> None:
-        self.db.record_seen("Alice", 10.0)
-        self.db.record_seen("ALICE", 50.0)
+        self.db.record_seen([("Alice", 10.0)])
+        self.db.record_seen([("ALICE", 50.0)])
         self.assertEqual(self.db.load(), [UserRecord("Alice", 10.0, 50.0)])
 
     def test_wal_and_full_sync(self) -> None:
@@ -44,7 +44,7 @@ class UsernameDatabaseTests(SynchronousTestCase):
         self.assertEqual(self.db._db.execute("PRAGMA synchronous").fetchone()[0], 2)  # FULL
 
     def test_committed_at_once(self) -> None:
-        self.db.record_seen("carol", 1.0)
+        self.db.record_seen([("carol", 1.0)])
         other = sqlite3.connect(self.path)
         self.addCleanup(other.close)
         self.assertEqual(other.execute("SELECT name FROM users").fetchall(), [("carol",)])
@@ -89,7 +89,7 @@ class UsernameLogTests(TestCase):
     def setUp(self) -> None:
         self.path = self.mktemp()
         seed = UsernameDatabase(self.path)
-        seed.record_seen("zoe", 1.0)
+        seed.record_seen([("zoe", 1.0)])
         seed.close()
         self.log = UsernameLog(reactor, self.path)
 
@@ -106,16 +106,19 @@ class UsernameLogTests(TestCase):
         assert database is not None
         original = database.record_seen
 
-        def spy(name: str, when: float) -> None:
+        batches: list[int] = []
+
+        def spy(seen: list[tuple[str, float]]) -> None:
             threads.append(threading.current_thread())
-            original(name, when)
+            batches.append(len(seen))
+            original(seen)
 
         database.record_seen = spy  # type: ignore[method-assign]
         await self.log.record_seen("amy", 5.0)
         queued = [self.log.record_seen(f"user{i}", 6.0 + i) for i in range(20)]
         self.log.stopService()  # returns once the queue is written
         await gatherResults(queued)
-        self.assertEqual(len(threads), 21)
+        self.assertEqual(batches, [1, 1, 19])  # what waited for a write went in one transaction
         self.assertNotIn(threading.current_thread(), threads)
         reopened = UsernameDatabase(self.path)
         self.addCleanup(reopened.close)

@@ -78,7 +78,7 @@ def targets(results: Sequence[Measurement]) -> list[str]:
             f"{idle.connected:,} registered, {idle.lost_connections} lost",
             idle.connected == IDLE_CLIENTS and not idle.lost_connections,
         )
-        check("< 10 KiB a idle client", f"{idle.rss_per_client_kib:.1f} KiB", idle.rss_per_client_kib < 10)
+        check("< 10 KiB per idle client", f"{idle.rss_per_client_kib:.1f} KiB", idle.rss_per_client_kib < 10)
     unicast = _find(results, "msgsvc", "unicast", 1000, True)
     if unicast is not None:
         check(
