@@ -118,6 +118,7 @@ class ServerProtocol(LineProtocol, TimeoutMixin):
     _gone = False
     _dropped = False
     _pinged = 0  # the token of an unanswered PING, or 0
+    _quit = ""  # why the client said it quits
     _flooding_since: float | None = None
     _unthrottle: IDelayedCall | None = None
 
@@ -151,7 +152,7 @@ class ServerProtocol(LineProtocol, TimeoutMixin):
             self._unthrottle.cancel()
         self.factory.hub.unregister(self)
         self.factory.connection_lost(self)
-        self.factory.hub.announce(Disconnected(self.peer, reason.getErrorMessage()))
+        self.factory.hub.announce(Disconnected(self.peer, self._quit or reason.getErrorMessage()))
 
     # -- input -----------------------------------------------------------
 
@@ -236,7 +237,7 @@ class ServerProtocol(LineProtocol, TimeoutMixin):
             case wire.Pong():
                 pass  # the answer to our PING; any line already counted as a sign of life
             case wire.Quit(reason):
-                self.log.info("{peer} quits: {reason}", peer=self.peer, reason=reason or "")
+                self._quit = f"quit: {reason}" if reason else "quit"
                 self.bye("goodbye")
 
     def _register(self, username: str) -> None:
@@ -402,16 +403,27 @@ class ServerFactory(Factory):
 
 
 class HubEventLogger:
-    """Logs what happens on a server: connections, registrations, refusals, departures."""
+    """Logs what happens on a server: registrations, refusals, departures, disconnections.
+
+    A connection costs two lines at most: one when it registers, one when
+    it ends (which names the user, if it registered, and says why).
+    """
 
     log = Logger()
 
+    def __init__(self) -> None:
+        self._names: dict[str, str] = {}  # the registered name of each connection, by peer
+
     def __call__(self, event: Event) -> None:
         match event:
-            case Connected(peer):
-                self.log.info("{peer} connected", peer=peer)
+            case Connected():
+                pass  # logged when it ends
             case Disconnected(peer, why):
-                self.log.info("{peer} disconnected: {why}", peer=peer, why=why)
+                name = self._names.pop(peer, None)
+                if name is None:
+                    self.log.info("{peer} disconnected: {why}", peer=peer, why=why)
+                else:
+                    self.log.info("{name} ({peer}) left: {why}", name=name, peer=peer, why=why)
             case ClientDropped(peer, why):
                 self.log.warn("{peer} dropped: {why}", peer=peer, why=why)
             case ClientError(peer, code, text):
@@ -421,6 +433,7 @@ class HubEventLogger:
             case NoticeSent(text, delivered):
                 self.log.info("server notice to {n} users: {text}", n=delivered, text=text)
             case UserJoined(name, peer, first_time):
+                self._names[peer] = name
                 self.log.info(
                     "{peer} registered as {name}{new}",
                     peer=peer,
@@ -435,5 +448,5 @@ class HubEventLogger:
                     code=code.value,
                     reason=reason,
                 )
-            case UserLeft(name, peer):
-                self.log.info("{name} ({peer}) left", name=name, peer=peer)
+            case UserLeft():
+                pass  # logged when the connection ends

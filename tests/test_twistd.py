@@ -140,11 +140,11 @@ class TwistdTests(SynchronousTestCase):
         output = server.communicate(timeout=30)[0].decode()
         for expected in [
             "username log ",
-            " connected",
             "registered as alice (new name)",
             "refused as 'ALICE': USERNAME_TAKEN",
-            "quits: lunch",
+            "disconnected: Connection was closed cleanly",  # the intruder, never registered
             "alice (127.0.0.1:",
+            "left: quit: lunch",
         ]:
             self.assertIn(expected, output)
 
