@@ -14,6 +14,7 @@ setup(
     install_requires=["Twisted>=23.10"],
     extras_require={
         "tls": ["Twisted[tls]>=23.10"],
+        "bench": ["matplotlib"],  # python -m msgsvc.bench ... --plot
         # setuptools >= 70.1 builds wheels by itself: tests/test_plugin.py needs that.
         "test": [
             "Twisted[tls]>=23.10",

@@ -119,6 +119,7 @@ class ServerProtocol(LineProtocol, TimeoutMixin):
     _dropped = False
     _pinged = 0  # the token of an unanswered PING, or 0
     _quit = ""  # why the client said it quits
+    _welcomed = False
     _flooding_since: float | None = None
     _unthrottle: IDelayedCall | None = None
 
@@ -161,7 +162,7 @@ class ServerProtocol(LineProtocol, TimeoutMixin):
             if self._pinged:
                 self._pinged = 0
                 self.setTimeout(self.factory.limits.ping_interval)
-            elif self.factory.hub.name_of(self) is not None:  # HELLO's deadline stands until WELCOME
+            elif self._welcomed:  # HELLO's deadline stands until WELCOME
                 self.resetTimeout()
         super().dataReceived(data)
 
@@ -255,6 +256,7 @@ class ServerProtocol(LineProtocol, TimeoutMixin):
     def _welcome(self, name: str | None) -> None:
         if name is None or self._gone:
             return
+        self._welcomed = True
         self.setTimeout(self.factory.limits.ping_interval)
         self._write(wire.format_line("WELCOME", name, trailing=WELCOME_TEXT))
         self._write(self.factory.presence.join(self))

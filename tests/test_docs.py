@@ -49,7 +49,10 @@ class DocsTests(SynchronousTestCase):
         """A warning (a malformed table, say) raises docutils' SystemMessage."""
         import docutils.core
 
-        for path in ("README.rst", os.path.join("docs", "protocol.rst"), os.path.join("docs", "soak.rst")):
+        for path in (
+            "README.rst",
+            *(os.path.join("docs", n) for n in ("protocol.rst", "soak.rst", "performance.rst")),
+        ):
             docutils.core.publish_doctree(
                 read(path), source_path=path, settings_overrides={"halt_level": 2, "report_level": 5}
             )
