@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -215,8 +215,8 @@ class Hub:
         Raises :class:`ProtocolError` at once if the name is invalid or taken
         or the server is full.  Otherwise the name is held for the
         participant and the returned Deferred fires, once the log has it on
-        disk, with the name as the log spells it, or with None if the
-        participant left meanwhile.
+        disk (at once for a name already in the log), with the name as the
+        log spells it, or with None if the participant left meanwhile.
         """
         key = username_key(name)
         if participant in self._keys:
@@ -266,7 +266,13 @@ class Hub:
                 del self._keys[participant]
             return failure
 
-        return self._store.record_seen(record.name, now).addCallbacks(recorded, failed)
+        written = self._store.record_seen(record.name, now)
+        if first_time:
+            return written.addCallbacks(recorded, failed)
+        # A name already in the log is on disk: only its last-seen time is written now,
+        # and a returning user need not wait for that.
+        written.addErrback(lambda f: self.log.failure("could not record when {name} came back", f, name=name))
+        return succeed(None).addCallback(recorded)
 
     def unregister(self, participant: Participant) -> None:
         """Forget ``participant``, whether registered, pending or unknown."""

@@ -94,6 +94,15 @@ class RegistrationTests(HubTestCase):
             self.join(name)
         self.assertEqual(self.refusal(RecordingParticipant(), "e"), Code.SERVER_FULL)
 
+    def test_a_new_name_waits_for_the_disk_and_a_known_one_does_not(self) -> None:
+        self.store.hold = True
+        new = self.hub.register(RecordingParticipant(), "fresh", "p1")
+        self.assertNoResult(new)
+        self.assertEqual(self.successResultOf(self.hub.register(RecordingParticipant(), "OLD", "p2")), "Old")
+        self.assertEqual(len(self.store.pending), 2)  # Old's last-seen time is still written
+        self.store.pending[0].callback(None)
+        self.assertEqual(self.successResultOf(new), "fresh")
+
     def test_joins_and_leaves_are_events(self) -> None:
         self.join("alice")
         bob = self.join("bob")
