@@ -132,8 +132,9 @@ def plot(results: Sequence[Measurement], path: str) -> None:
         yscale="log",
         xlabel="clients",
         ylabel="p99 latency (ms)",
-        title="unicast at half its peak rate",
+        title="unicast, each server at half its own peak rate",
     )
+    rate_axes.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda y, _: f"{y / 1000:,.0f}k"))
     p99_axes.axhline(5, color="grey", linestyle=":", linewidth=1)
     for axes in (rate_axes, p99_axes):
         axes.grid(True, which="both", alpha=0.3)
