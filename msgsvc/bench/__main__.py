@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from msgsvc.bench import report, suite
 from msgsvc.bench.run import Measurement, Scenario, measure
-from msgsvc.bench.servers import SERVERS
+from msgsvc.bench.servers import SERVERS, missing
 from msgsvc.bench.worker import WORKLOADS
 
 
@@ -90,7 +90,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         results = _run(args)
     elif args.command == "suite":
-        results = suite.standard(args.servers.split(","), args.duration, args.load_python, _progress)
+        chosen = []
+        for server in args.servers.split(","):
+            problem = missing(server)
+            if problem:
+                print(f"{server}: not measured: {problem}", file=sys.stderr)
+            else:
+                chosen.append(server)
+        results = suite.standard(chosen, args.duration, args.load_python, _progress)
     else:
         with open(args.json) as saved:
             results = [Measurement.from_json(m) for m in json.load(saved)]

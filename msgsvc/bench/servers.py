@@ -130,6 +130,17 @@ class ServerProcess:
         self._log.close()
 
 
+def _ngircd() -> str:
+    return shutil.which("ngircd") or "/usr/sbin/ngircd"
+
+
+def missing(name: str) -> str | None:
+    """Why server ``name`` cannot be run here, or None if it can."""
+    if name == "ngircd" and not os.path.exists(_ngircd()):
+        return "ngircd is not installed (Debian: apt-get install ngircd)"
+    return None
+
+
 def start(name: str, workdir: Path, names: Iterable[str], cpu: int | None) -> ServerProcess:
     """Start server ``name`` listening on a free loopback port, knowing the bench's ``names``."""
     port = free_port()
@@ -154,11 +165,11 @@ def start(name: str, workdir: Path, names: Iterable[str], cpu: int | None) -> Se
         env.update(BENCH_PORT=str(port), BENCH_NAMES=str(workdir / "names"), BENCH_PASSWORD=PASSWORD)
         argv = twistd + ["--python", str(Path(__file__).with_name("wordspeer.py"))]
     elif name == "ngircd":
-        binary = shutil.which("ngircd") or "/usr/sbin/ngircd"
-        if not os.path.exists(binary):
-            raise RuntimeError("ngircd is not installed (Debian: apt-get install ngircd)")
+        problem = missing(name)
+        if problem:
+            raise RuntimeError(problem)
         (workdir / "ngircd.conf").write_text(NGIRCD_CONF.format(port=port, password=PASSWORD))
-        argv = [binary, "--nodaemon", "--config", str(workdir / "ngircd.conf")]
+        argv = [_ngircd(), "--nodaemon", "--config", str(workdir / "ngircd.conf")]
     else:
         raise ValueError(f"unknown server {name!r}")
     return ServerProcess(name, argv, port, workdir, cpu, env)
