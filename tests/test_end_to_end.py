@@ -79,6 +79,31 @@ class EndToEndTests(TestCase):
         self.assertEqual(welcome[0], "WELCOME alice2 :welcome to msgsvc")
         self.assertEqual(await alice.line(), "JOINED alice2")
 
+    async def test_a_crowd_logging_in_and_out_at_once_ends_with_one_view_everywhere(self) -> None:
+        """Presence goes out in batches; every client must still end up knowing who is online."""
+        self.server = await LoopbackServer(self.mktemp(), Limits(max_per_ip=100)).start(self)
+        names = [f"user{i}" for i in range(30)]
+        clients = [await self.client() for _ in names]
+        for client, name in zip(clients, names, strict=True):
+            client.send(f"HELLO {name}")  # all at once: registrations share reactor passes
+        views = [apply({}, await client.until("ENDUSERS")) for client in clients]
+
+        async def settle(clients: list[LineTestClient], views: list[dict[str, bool]]) -> None:
+            for client, view in zip(clients, views, strict=True):
+                client.send("PING :settled")  # answered after the news of earlier passes
+                apply(view, await client.until("PONG"))
+
+        await settle(clients, views)
+        for view in views:
+            self.assertEqual(view, dict.fromkeys(names, True))
+        for client in clients[:10]:
+            client.send("QUIT")
+        for client in clients[:10]:
+            await client.closed
+        await settle(clients[10:], views[10:])
+        for view in views[10:]:
+            self.assertEqual(view, {name: i >= 10 for i, name in enumerate(names)})
+
     async def test_an_abrupt_disconnect_is_seen_as_leaving(self) -> None:
         alice, _ = await self.register("alice")
         bob, _ = await self.register("bob")
@@ -156,3 +181,14 @@ class EndToEndTests(TestCase):
         self.assertEqual(await lurker.line(), "BYE :server shutting down")
         await alice.closed
         await lurker.closed
+
+
+def apply(view: dict[str, bool], lines: list[str]) -> dict[str, bool]:
+    """A client's idea of who is online, after the server's ``USER``, ``JOINED`` and ``LEFT`` lines."""
+    for line in lines:
+        words = line.split()
+        if words[0] == "USER":
+            view[words[1]] = words[2] == "online"
+        elif words[0] in ("JOINED", "LEFT"):
+            view[words[1]] = words[0] == "JOINED"
+    return view
