@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from twisted.internet.error import ConnectionDone
+from twisted.logger import capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.hub import ClientError, Connected, Disconnected
+from msgsvc.server import HubEventLogger
 from msgsvc.wire import Code, Limits
 
 from .helpers import ServerHarness, lines
@@ -487,3 +489,19 @@ class ShutdownTests(ServerTestCase):
         self.lose(alice)
         self.successResultOf(done)
         self.assertEqual(self.server.clock.getDelayedCalls(), [])
+
+
+class LogTests(ServerTestCase):
+    def test_a_connection_logs_when_it_registers_and_when_it_ends(self) -> None:
+        self.server.hub.subscribe(HubEventLogger())
+        with capturedLogs() as events:
+            alice, _ = self.server.register("alice")
+            alice.dataReceived(b"QUIT :lunch\r\n")
+            self.lose(alice)
+            stranger, _ = self.server.connect()
+            self.lose(stranger)
+        logged = [formatEvent(e) for e in events if e.get("log_namespace") == "msgsvc.server.HubEventLogger"]
+        self.assertEqual(len(logged), 3)
+        self.assertRegex(logged[0], r"^127\.0\.0\.1:\d+ registered as alice \(new name\)$")
+        self.assertRegex(logged[1], r"^alice \(127\.0\.0\.1:\d+\) left: quit: lunch$")
+        self.assertRegex(logged[2], r"^127\.0\.0\.1:\d+ disconnected: Connection was closed cleanly\.$")
