@@ -38,6 +38,7 @@ def _run(args: argparse.Namespace) -> list[Measurement]:
             size=args.size,
             count=args.count,
             workers=args.workers,
+            warmup=args.warmup,
         )
         print(f"running {scenario}", file=sys.stderr, flush=True)
         results.append(measure(scenario, args.load_python))
@@ -79,6 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--size", type=int, default=32, help="bytes of text")
     run.add_argument("--count", type=int, default=None, help="messages to send at most")
     run.add_argument("--workers", type=int, default=2, help="load processes")
+    run.add_argument("--warmup", type=float, default=2.0, help="seconds of unmeasured load first (default 2)")
     standard = commands.add_parser("suite", parents=[load], help="every workload on every server")
     standard.add_argument(
         "--servers", default=",".join(SERVERS), help=f"comma-separated (default {','.join(SERVERS)})"

@@ -30,6 +30,7 @@ class Scenario:
     size: int = 32
     count: int | None = None
     workers: int = 2
+    warmup: float = 2.0  # seconds of the same load before the measured run (not for connect, idle)
 
     def __post_init__(self) -> None:
         if self.workload not in WORKLOADS:
@@ -175,6 +176,7 @@ def plans(scenario: Scenario, port: int) -> list[Plan]:
                 size=s.size,
                 broadcast_sender=broadcast and w == 0,
                 receivers=s.clients - 1,
+                warmup=s.warmup,
             )
         )
     return plans
@@ -208,6 +210,10 @@ def measure(scenario: Scenario, load_python: str = sys.executable, ready_timeout
             result.ramp_seconds = time.monotonic() - ramp_start
             time.sleep(0.5)  # let the server settle after the registrations
             result.ready_rss_kib = server.rss_kib()
+            for worker in workers:
+                worker.tell("warm")
+            for worker in workers:
+                worker.answer("warm", scenario.warmup + 120)
             cpu_before = server.cpu_seconds()
             go = time.monotonic_ns()
             for worker in workers:

@@ -28,6 +28,7 @@ from twisted.protocols.basic import LineReceiver
 
 from msgsvc.bench import dialects
 from msgsvc.bench.loadclient import LoadClient, Tally
+from msgsvc.bench.stats import LatencyHistogram
 
 WORKLOADS = ("unicast", "multicast", "broadcast", "connect", "idle")
 TICK = 0.001  # seconds between sending rounds
@@ -54,6 +55,7 @@ class Plan:
     broadcast_sender: bool = False  # this worker holds the broadcast's sender (its first name)
     receivers: int = 0  # all clients that get a broadcast, in every worker
     drain: float = 15.0  # seconds to wait for what is still in flight
+    warmup: float = 0.0  # seconds of load before the measured run, not counted
 
 
 @dataclass
@@ -82,6 +84,7 @@ class Worker:
         self._random = random.Random(os.getpid())
         self._sending: LoopingCall | None = None
         self._stopped: Deferred[None] = Deferred()
+        self._duration = plan.duration
         self._cpu_at_go = 0.0
 
     # -- setting up --------------------------------------------------------
@@ -122,11 +125,7 @@ class Worker:
         elif self.plan.workload == "idle":
             await _sleep(self._reactor, self.plan.duration)
         else:
-            self._sending = LoopingCall(self._tick)
-            self._sending.clock = self._reactor
-            self._sending.start(TICK).addErrback(self._stopped.errback)
-            await self._stopped
-            await self._drain()
+            await self._drive(self.plan.duration)
         result = self.result
         result.delivered = self.tally.delivered
         result.last_delivery_ns = self.tally.last_delivery_ns
@@ -136,12 +135,32 @@ class Worker:
         result.latency = self.tally.latency.to_json()
         return result
 
+    async def warm_up(self) -> None:
+        """Drive the workload for the plan's warm-up time, then forget it: caches and JITs are warm."""
+        if self.plan.workload in ("connect", "idle") or not self.plan.warmup:
+            return
+        await self._drive(self.plan.warmup)
+        self.result = Result(connected=self.result.connected)
+        self.tally.delivered = self.tally.last_delivery_ns = 0
+        self.tally.latency = LatencyHistogram()
+
+    async def _drive(self, duration: float) -> None:
+        """Send for ``duration`` seconds, then wait for what is in flight."""
+        self.result.start_ns = self._clock()
+        self._duration = duration
+        self._stopped = Deferred()
+        self._sending = LoopingCall(self._tick)
+        self._sending.clock = self._reactor
+        self._sending.start(TICK).addErrback(self._stopped.errback)
+        await self._stopped
+        await self._drain()
+
     def _tick(self) -> None:
         plan, result = self.plan, self.result
         now = self._clock()
         elapsed = (now - result.start_ns) / 1e9
         left = plan.count - result.sent if plan.count is not None else MAX_PER_TICK
-        if elapsed >= plan.duration or left <= 0:
+        if elapsed >= self._duration or left <= 0:
             assert self._sending is not None
             self._sending.stop()
             self._stopped.callback(None)
@@ -268,6 +287,10 @@ class Control(LineReceiver):
             self.worker = Worker(self._reactor, Plan(**json.loads(line)))
             Deferred.fromCoroutine(self.worker.connect_all()).addCallbacks(
                 lambda n: self.say(ready=[n, self.worker.tally.refusals[:5]]), self._failed
+            )
+        elif line == b"warm":
+            Deferred.fromCoroutine(self.worker.warm_up()).addCallbacks(
+                lambda _: self.say(warm=True), self._failed
             )
         elif line == b"go":
             Deferred.fromCoroutine(self.worker.run()).addCallbacks(
