@@ -22,10 +22,10 @@ def standard(
 ) -> list[Measurement]:
     """Every workload on every server; the latency runs at half that server's own peak.
 
-    The runs at a set rate use ``latency_python`` for their load: PyPy's
-    collector stalls a load process for tens of milliseconds now and then,
-    which shows in every server's p99 (seen: about 40 ms where CPython
-    measured 2 ms), so the peaks may use PyPy and the latencies do not.
+    The runs at a set rate use ``latency_python`` for their load: a PyPy
+    load stalls now and then, which shows in every server's p99 (seen:
+    5 ms, after a warm-up, where CPython measured 1 ms), so the peaks may
+    use PyPy and the latencies do not.
     """
     results: list[Measurement] = []
 

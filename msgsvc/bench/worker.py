@@ -2,8 +2,10 @@
 
 The parent (:mod:`msgsvc.bench.run`) writes the :class:`Plan` as one JSON
 line; the worker connects and registers its clients and answers
-``{"ready": ...}``; on ``go`` it drives the workload, then drains and
-answers ``{"result": ...}``; on ``quit`` it closes its connections and exits.
+``{"ready": ...}``; on ``warm`` it drives the workload unmeasured for the
+plan's warm-up time and answers ``{"warm": true}``; on ``go`` it drives
+the workload, then drains and answers ``{"result": ...}``; on ``quit`` it
+closes its connections and exits.
 Messages go between this worker's own clients (the server cannot tell),
 so each worker knows how many deliveries to expect; a broadcast's sender
 is in worker 0 and reaches every worker's clients.
