@@ -66,10 +66,6 @@ class Measurement:
         return self.expected - self.delivered
 
     @property
-    def offered_rate(self) -> float:
-        return self.sent / self.scenario.duration
-
-    @property
     def delivered_rate(self) -> float:
         return self.delivered / self.seconds if self.seconds else 0.0
 
@@ -153,6 +149,7 @@ def _cpus() -> tuple[int | None, set[int] | None]:
 
 
 def plans(scenario: Scenario, port: int) -> list[Plan]:
+    """What each load process does: its share of the clients (by name), of the rate and of the window."""
     s = scenario
     per = [s.clients // s.workers + (1 if w < s.clients % s.workers else 0) for w in range(s.workers)]
     plans = []

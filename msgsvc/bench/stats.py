@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 _EXACT_BELOW = 1024  # microseconds kept exactly; above, 10 significant bits (< 0.1 % error)
 
@@ -59,10 +59,3 @@ class LatencyHistogram:
         histogram = cls({int(k): int(v) for k, v in counts.items()})
         histogram.maximum = int(data["max"])  # type: ignore[call-overload]
         return histogram
-
-    @classmethod
-    def merged(cls, histograms: Iterable[LatencyHistogram]) -> LatencyHistogram:
-        total = cls()
-        for histogram in histograms:
-            total.merge(histogram)
-        return total
