@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.application import strports
+from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred, inlineCallbacks, maybeDeferred
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.logger import Logger
 from twisted.python import usage
 
@@ -134,6 +137,22 @@ class Options(usage.Options):
         )
 
 
+class _Listener(StreamServerEndpointService):
+    """Listens on one ``--listen`` endpoint; if it cannot, start-up stops with one clear line."""
+
+    _raiseSynchronously = True
+
+    def __init__(self, description: str, endpoint: IStreamServerEndpoint, factory: ServerFactory) -> None:
+        super().__init__(endpoint, factory)
+        self._description = description
+
+    def privilegedStartService(self) -> None:
+        try:
+            super().privilegedStartService()
+        except CannotListenError as e:
+            raise SystemExit(f"msgsvc: cannot listen on {self._description}: {e.socketError}") from None
+
+
 class _InOrder(MultiService):
     """Starts its children in order and stops them in reverse, one after another."""
 
@@ -201,8 +220,8 @@ def makeService(options: Options) -> IService:
     _Disconnector(factory).setServiceParent(top)
     for description in options["listen"]:
         try:
-            listener = strports.service(description, factory, reactor=reactor)
+            endpoint = serverFromString(reactor, description)
         except (ValueError, KeyError, TypeError) as e:
             raise SystemExit(f"msgsvc: bad --listen endpoint {description!r}: {e}") from None
-        listener.setServiceParent(top)
+        _Listener(description, endpoint, factory).setServiceParent(top)
     return top

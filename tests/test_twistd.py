@@ -163,6 +163,28 @@ class TwistdTests(SynchronousTestCase):
         self.assertIn(f"msgsvc: the username log {self.db!r} is unusable", output)
         self.assertNotIn("Traceback", output)
 
+    def test_a_port_in_use_is_a_clear_error(self) -> None:
+        taken = socket.socket()
+        self.addCleanup(taken.close)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            TWISTD
+            + ["-n", "--pidfile=", "msgsvc", "--db", self.db, "--listen", f"tcp:{port}:interface=127.0.0.1"],
+            cwd=self.dir,
+            env=dict(os.environ, PYTHONPATH=ROOT),
+            capture_output=True,
+            timeout=60,
+        )
+        self.assertEqual(result.returncode, 1)
+        output = (result.stdout + result.stderr).decode()
+        self.assertIn(
+            f"msgsvc: cannot listen on tcp:{port}:interface=127.0.0.1: [Errno 98] Address already in use",
+            output,
+        )
+        self.assertNotIn("Traceback", output)
+
     def test_terminal_client_end_to_end(self) -> None:
         self.start()
         alice, _ = self.register("alice")
