@@ -151,16 +151,20 @@ class TwistdTests(SynchronousTestCase):
     def test_unusable_database_is_a_clear_error(self) -> None:
         with open(self.db, "wb") as f:
             f.write(b"definitely not sqlite " * 100)
+        self.assertFailsToStart(f"msgsvc: the username log {self.db!r} is unusable")
+
+    def assertFailsToStart(self, message: str, *options: str) -> None:
+        """``twistd msgsvc`` with ``options`` exits with 1 and ``message``, without a traceback."""
         result = subprocess.run(
-            TWISTD + ["-n", "--pidfile=", "msgsvc", "--db", self.db],
+            TWISTD + ["-n", "--pidfile=", "msgsvc", "--db", self.db, *options],
             cwd=self.dir,
             env=dict(os.environ, PYTHONPATH=ROOT),
             capture_output=True,
             timeout=60,
         )
-        self.assertNotEqual(result.returncode, 0)
         output = (result.stdout + result.stderr).decode()
-        self.assertIn(f"msgsvc: the username log {self.db!r} is unusable", output)
+        self.assertEqual(result.returncode, 1, output)
+        self.assertIn(message, output)
         self.assertNotIn("Traceback", output)
 
     def test_a_port_in_use_is_a_clear_error(self) -> None:
@@ -169,21 +173,11 @@ class TwistdTests(SynchronousTestCase):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = subprocess.run(
-            TWISTD
-            + ["-n", "--pidfile=", "msgsvc", "--db", self.db, "--listen", f"tcp:{port}:interface=127.0.0.1"],
-            cwd=self.dir,
-            env=dict(os.environ, PYTHONPATH=ROOT),
-            capture_output=True,
-            timeout=60,
-        )
-        self.assertEqual(result.returncode, 1)
-        output = (result.stdout + result.stderr).decode()
-        self.assertIn(
+        self.assertFailsToStart(
             f"msgsvc: cannot listen on tcp:{port}:interface=127.0.0.1: [Errno 98] Address already in use",
-            output,
+            "--listen",
+            f"tcp:{port}:interface=127.0.0.1",
         )
-        self.assertNotIn("Traceback", output)
 
     def test_terminal_client_end_to_end(self) -> None:
         self.start()
