@@ -59,7 +59,10 @@ def _progress(m: Measurement) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m msgsvc.bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m msgsvc.bench",
+        description="Measure msgsvc, and its peers on the same workloads, over loopback (docs/performance.rst).",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     load = argparse.ArgumentParser(add_help=False)
     load.add_argument("--duration", type=float, default=5.0, help="seconds of load a run (default 5)")
