@@ -43,12 +43,12 @@ class Outbox:
         self._flushing: IDelayedCall | None = None
 
     def write(self, transport: ITransport, data: bytes) -> None:
-        if not _direct(transport):
-            transport.write(data)
-            return
         chunks = self._pending.get(transport)
         if chunks is not None:
             chunks.append(data)
+            return
+        if not _direct(transport):
+            transport.write(data)
             return
         self._pending[transport] = [data]
         if self._flushing is None:
