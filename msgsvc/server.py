@@ -38,20 +38,23 @@ from msgsvc.lines import LineProtocol
 from msgsvc.outbox import Outbox
 from msgsvc.presence import Presence
 from msgsvc.ratelimit import TokenBucket
-from msgsvc.wire import Code, ProtocolError
+from msgsvc.wire import Code, Kind, ProtocolError
 
 WELCOME_TEXT = "welcome to msgsvc"
 
 
-@lru_cache(maxsize=64)
 def encode_message(message: Message) -> bytes:
-    """The ``MSG`` line for ``message``, made once however many receive it.
+    """The ``MSG`` line for ``message``.
 
     Its parts need no checking: the names are registered usernames and the
     text came in as (part of) one line.
     """
     recipients = ",".join(message.recipients) or "*"
     return f"MSG {message.sender} {message.kind.value} {recipients} :{message.text}\r\n".encode()
+
+
+#: A message to several is encoded once, however many receive it.
+encode_shared_message = lru_cache(maxsize=64)(encode_message)
 
 
 @lru_cache(maxsize=256)
@@ -221,15 +224,15 @@ class ServerProtocol(LineProtocol, TimeoutMixin):
 
     def _dispatch(self, command: wire.Command) -> None:
         hub = self.factory.hub
-        match command:
-            case wire.Hello(username):
-                self._register(username)
+        match command:  # the commonest first: each case that fails to match costs a check
             case wire.Send(recipients, text):
                 report = hub.send(self, recipients, text)
                 self._sent(report.delivered, report.offline)
             case wire.Broadcast(text):
                 report = hub.broadcast(self, text)
                 self._sent(report.delivered, report.offline)
+            case wire.Hello(username):
+                self._register(username)
             case wire.Users():
                 hub.registered_name(self)
                 self._write(self.factory.presence.user_log())
@@ -331,7 +334,8 @@ class ServerProtocol(LineProtocol, TimeoutMixin):
 
     def receive(self, message: Message) -> None:
         self.factory.presence.catch_up(self)
-        self._write(encode_message(message))
+        one = message.kind is Kind.UNICAST  # no other receiver to share the line with
+        self._write(encode_message(message) if one else encode_shared_message(message))
 
     def notice(self, text: str) -> None:
         self.factory.presence.catch_up(self)
