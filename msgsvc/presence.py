@@ -65,6 +65,8 @@ class Presence:
         A client that sends ``HELLO`` and a message together must not have
         its message arrive before the others hear that it joined.
         """
+        if not self._batch:  # usually: no news this pass
+            return
         start = self._listeners.get(listener)
         if start is not None and start < len(self._batch):
             self._listeners[listener] = len(self._batch)
