@@ -380,17 +380,19 @@ class Hub:
         """
         sender = self.registered_name(participant)
         targets: list[_Session] = []
+        reached: list[str] = []  # their names as the log spells them
         offline: list[str] = []
         for name in names:
             key = username_key(name)
             session = self._online_session(key)
             if session is not None:
                 targets.append(session)
+                reached.append(session.record.name)
             else:
                 record = self._log.get(key)
                 offline.append(record.name if record is not None else name)
         kind = Kind.UNICAST if len(names) == 1 else Kind.MULTICAST
-        message = Message(sender, kind, tuple([s.record.name for s in targets]), text)
+        message = Message(sender, kind, tuple(reached), text)
         for session in targets:
             session.participant.receive(message)
         return Report(len(targets), tuple(offline))
