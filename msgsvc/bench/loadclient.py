@@ -34,7 +34,7 @@ class LoadClient(Protocol):
 
     def __init__(
         self, name: str, dialect: Dialect, tally: Tally, clock: Callable[[], int] = time.monotonic_ns
-    ):
+    ) -> None:
         self.name = name
         self._dialect = dialect
         self._tally = tally
