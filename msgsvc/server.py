@@ -203,17 +203,8 @@ class ServerProtocol(LineProtocol, TimeoutMixin):
             return
         self._dropped = True
         self.factory.hub.announce(ClientDropped(self.peer, why))
-        if abort:
-            self.factory.outbox.discard(self.transport)
-        else:
-            self.factory.outbox.flush(self.transport)
-        self.transport.write(wire.format_line("BYE", trailing=bye))
+        self._close(bye, abort)
         self.factory.hub.unregister(self)  # the others hear LEFT now, not at the close
-        if abort:
-            self.transport.abortConnection()
-        else:
-            self.transport.unregisterProducer()  # TLS closes only once no producer is registered
-            self.transport.loseConnection()
 
     def lineTooLong(self) -> None:
         self._refuse(Code.LINE_TOO_LONG, f"a line may hold at most {self.MAX_LENGTH} bytes")
@@ -303,13 +294,23 @@ class ServerProtocol(LineProtocol, TimeoutMixin):
 
     def bye(self, reason: str) -> None:
         """Say why, then close the connection once what is queued is written."""
-        if self.transport.disconnecting:
+        if self._dropped or self.transport.disconnecting:
             return
-        self._write(wire.format_line("BYE", trailing=reason))
-        self.factory.outbox.flush(self.transport)
-        # TLS holds back its close while a producer is registered: unregister the send queue first.
-        self.transport.unregisterProducer()
-        self.transport.loseConnection()
+        self._close(reason)
+
+    def _close(self, reason: str, abort: bool = False) -> None:
+        """Write ``BYE :reason`` after what is pending (or instead of it, if ``abort``), and close."""
+        if abort:
+            self.factory.outbox.discard(self.transport)
+        else:
+            self.factory.outbox.flush(self.transport)
+        self.transport.write(wire.format_line("BYE", trailing=reason))
+        if abort:
+            self.transport.abortConnection()
+        else:
+            # TLS holds back its close while a producer is registered: unregister the send queue first.
+            self.transport.unregisterProducer()
+            self.transport.loseConnection()
 
     def _write(self, data: bytes) -> None:
         """Write, unless this client has stopped reading: past the limit it is dropped."""
