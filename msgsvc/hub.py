@@ -183,7 +183,6 @@ class Hub:
         self._log: dict[str, UserRecord] = {username_key(r.name): r for r in records}
         self._sessions: dict[str, _Session] = {}  # by username key, pending ones too
         self._keys: dict[Participant, str] = {}
-        self._sorted_keys: list[str] | None = None  # the log's keys in order, until a name is added
         self._observers: list[Callable[[Event], None]] = []
 
     # -- observers -------------------------------------------------------
@@ -253,9 +252,7 @@ class Hub:
         def recorded(_: None) -> str | None:
             if self._sessions.get(key) is not session:
                 return None
-            if first_time:
-                self._log[key] = record
-                self._sorted_keys = None
+            self._log[key] = record
             record.last_seen = now
             session.online = True
             self._emit(UserJoined(record.name, peer, first_time))
@@ -300,21 +297,7 @@ class Hub:
 
     def users(self) -> list[UserView]:
         """The whole username log with presence, in case-insensitive name order."""
-        return [self._view(key, self._log[key]) for key in self._ordered_keys()]
-
-    def presence(self) -> list[tuple[str, bool]]:
-        """``(name, online)`` for the whole log, in :meth:`users` order: all a client is sent.
-
-        Made for every registration, so kept lean: with 10,000 names it is
-        built 10,000 times while they all come online.
-        """
-        log, sessions = self._log, self._sessions
-        return [(log[k].name, k in sessions and sessions[k].online) for k in self._ordered_keys()]
-
-    def _ordered_keys(self) -> list[str]:
-        if self._sorted_keys is None:
-            self._sorted_keys = sorted(self._log)
-        return self._sorted_keys
+        return [self._view(key, self._log[key]) for key in sorted(self._log)]
 
     def _view(self, key: str, record: UserRecord) -> UserView:
         session = self._online_session(key)

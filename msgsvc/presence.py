@@ -43,9 +43,9 @@ class Presence:
         self._clock = clock
         self._keys: list[str] = []
         self._lines: list[bytes] = []
-        for name, online in hub.presence():
-            self._keys.append(wire.username_key(name))
-            self._lines.append(user_line("USER", name, "online" if online else "offline"))
+        for user in hub.users():
+            self._keys.append(wire.username_key(user.name))
+            self._lines.append(user_line("USER", user.name, "online" if user.online else "offline"))
         self._listeners: dict[Listener, int] = {}  # each with the batch index its news start at
         self._batch: list[bytes] = []
         self._publishing: IDelayedCall | None = None

@@ -54,12 +54,14 @@ class RegistrationTests(HubTestCase):
         self.assertEqual(self.store.written, [("alice", 100)])
         self.assertEqual(self.events, [UserJoined("alice", "peer-alice", True)])
 
-    def test_presence_is_the_log_with_who_is_online_and_sees_new_names(self) -> None:
+    def test_users_are_the_log_with_who_is_online_and_see_new_names(self) -> None:
         bob = self.join("bob")
-        self.assertEqual(self.hub.presence(), [("bob", True), ("Old", False)])
+        self.assertEqual([(u.name, u.online) for u in self.hub.users()], [("bob", True), ("Old", False)])
         self.join("alice")
         self.hub.unregister(bob)
-        self.assertEqual(self.hub.presence(), [("alice", True), ("bob", False), ("Old", False)])
+        self.assertEqual(
+            [(u.name, u.online) for u in self.hub.users()], [("alice", True), ("bob", False), ("Old", False)]
+        )
 
     def test_log_is_in_case_insensitive_order(self) -> None:
         for name in ["bob", "Carol", "alice"]:
