@@ -42,6 +42,11 @@ def sent_at(line: bytes) -> int | None:
         return None
 
 
+def pong(ping: bytes) -> bytes:
+    """The answer to a ``PING`` line, in both protocols: ``PONG`` and the same parameters."""
+    return b"PONG" + ping[4:].rstrip(b"\r") + b"\r\n"
+
+
 class Dialect:
     """What to write to a server for each step, and what its lines mean."""
 
@@ -94,7 +99,7 @@ class Msgsvc(Dialect):
         if line.startswith(b"ENDUSERS"):
             return Signal.REGISTERED, b""
         if line.startswith(b"PING"):
-            return Signal.NOTHING, b"PONG" + line[4:].rstrip(b"\r") + b"\r\n"
+            return Signal.NOTHING, pong(line)
         if line.startswith((b"BYE", b"ERROR")):
             return Signal.REFUSED, b""
         return Signal.NOTHING, b""
@@ -130,7 +135,7 @@ class Irc(Dialect):
 
     def control(self, line: bytes) -> tuple[Signal, bytes]:
         if line.startswith(b"PING"):
-            return Signal.NOTHING, b"PONG" + line[4:].rstrip(b"\r") + b"\r\n"
+            return Signal.NOTHING, pong(line)
         if line.startswith(b"ERROR"):
             return Signal.REFUSED, b""
         words = line.split(None, 3)

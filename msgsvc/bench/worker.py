@@ -24,8 +24,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
-from twisted.internet.interfaces import IReactorTime
-from twisted.internet.task import LoopingCall
+from twisted.internet.task import LoopingCall, deferLater
 from twisted.protocols.basic import LineReceiver
 
 from msgsvc.bench import dialects
@@ -125,7 +124,7 @@ class Worker:
         if self.plan.workload == "connect":
             await self._churn()
         elif self.plan.workload == "idle":
-            await _sleep(self._reactor, self.plan.duration)
+            await deferLater(self._reactor, self.plan.duration)
         else:
             await self._drive(self.plan.duration)
         result = self.result
@@ -220,7 +219,7 @@ class Worker:
                 seen, quiet_since = self.tally.delivered, self._clock()
             elif not self._local_expected() and self._clock() - quiet_since > QUIET * 1e9:
                 return
-            await _sleep(self._reactor, 0.01)
+            await deferLater(self._reactor, 0.01)
 
     def _local_expected(self) -> int:
         """Deliveries this worker's own clients should receive."""
@@ -263,12 +262,6 @@ class Worker:
 def _cpu() -> float:
     times = os.times()
     return times.user + times.system
-
-
-def _sleep(clock: IReactorTime, seconds: float) -> Deferred[None]:
-    d: Deferred[None] = Deferred()
-    clock.callLater(seconds, d.callback, None)
-    return d
 
 
 class Control(LineReceiver):
