@@ -15,21 +15,19 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
+from pathlib import Path
 
 from twisted.internet import reactor, task
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 
+from msgsvc.bench import servers
 from msgsvc.lines import LineProtocol
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEALTHY = 12
 TEXT = "soak " + "x" * 900
 
@@ -82,11 +80,6 @@ async def connect(port: int, name: str, stats: Stats) -> Client:
     client = Client(name, stats)
     await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), client)
     return client
-
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
 
 
 async def soak(port: int, seconds: float, stats: Stats) -> None:
@@ -169,30 +162,20 @@ def main() -> int:
     args = parser.parse_args()
     seconds = min(max(args.minutes, 0.1), 60) * 60
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     folder = tempfile.mkdtemp(prefix="msgsvc-soak-")
-    server = subprocess.Popen(
-        [sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "-n", "--pidfile=", "msgsvc"]
-        + ["--db", os.path.join(folder, "soak.sqlite3"), "--listen", f"tcp:{port}:interface=127.0.0.1"]
-        + ["--max-send-queue", "262144", "--flood-timeout", "20", "--hello-timeout", "5"],
-        cwd=folder,
-        env=dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])),
-        stdout=open(os.path.join(folder, "server.log"), "wb"),
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    if server.poll() is not None:
-        print(f"the server did not start: see {folder}/server.log", file=sys.stderr)
+    try:
+        server = servers.start(
+            "msgsvc",
+            Path(folder),
+            [],
+            cpu=None,
+            msgsvc_options=["--max-send-queue=262144", "--flood-timeout=20", "--hello-timeout=5"],
+        )
+    except RuntimeError as e:
+        print(f"the server did not start: {e}", file=sys.stderr)
         return 2
-    rss_start = rss_kib(server.pid)
+    port = server.port
+    rss_start = server.rss_kib()
     stats = Stats()
     started = time.monotonic()
 
@@ -201,9 +184,8 @@ def main() -> int:
 
     ensureDeferred(soak(port, seconds, stats)).addErrback(lambda f: f.printTraceback()).addBoth(done)
     reactor.run()
-    rss_end = rss_kib(server.pid)
-    server.send_signal(signal.SIGTERM)
-    server.wait(30)
+    rss_end = server.rss_kib()
+    server.stop()
 
     delivered = sum(min(stats.received[tag], n) for tag, n in stats.expected.items())
     expected = sum(stats.expected.values())

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 SERVERS = ("msgsvc", "words", "ngircd")
@@ -141,8 +141,17 @@ def missing(name: str) -> str | None:
     return None
 
 
-def start(name: str, workdir: Path, names: Iterable[str], cpu: int | None) -> ServerProcess:
-    """Start server ``name`` listening on a free loopback port, knowing the bench's ``names``."""
+def start(
+    name: str,
+    workdir: Path,
+    names: Iterable[str],
+    cpu: int | None,
+    msgsvc_options: Sequence[str] = MSGSVC_OPTIONS,
+) -> ServerProcess:
+    """Start server ``name`` listening on a free loopback port, knowing the bench's ``names``.
+
+    ``msgsvc_options`` are msgsvc's limits (the soak test keeps them low).
+    """
     port = free_port()
     env = child_environment()
     twistd = [
@@ -158,7 +167,7 @@ def start(name: str, workdir: Path, names: Iterable[str], cpu: int | None) -> Se
             "msgsvc",
             f"--listen=tcp:{port}:interface=127.0.0.1:backlog=1024",
             "--db=bench.sqlite3",
-            *MSGSVC_OPTIONS,
+            *msgsvc_options,
         ]
     elif name == "words":
         (workdir / "names").write_text("".join(n + "\n" for n in names))
