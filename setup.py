@@ -21,6 +21,8 @@ setup(
             "pytest",
             "pytest-twisted",
             "hypothesis",
+            "mypy>=1.9",  # untyped_calls_exclude
+            "mypy-zope",
             "docutils",
             "setuptools>=70.1",
         ],

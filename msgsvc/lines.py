@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from twisted.internet.interfaces import IConsumer, IPushProducer, ITCPTransport, ITransport
 from twisted.protocols.basic import LineReceiver
+from zope.interface import Attribute
 
-from msgsvc.wire import CRLF, TOO_LONG, LineFramer
+from msgsvc.wire import CRLF, LineFramer
+
+
+class IConnection(ITCPTransport, IConsumer, IPushProducer):
+    """What the protocols here use of their transport (TCP, TLS, or a test's ``StringTransport``)."""
+
+    disconnecting = Attribute("True once the connection is closing.")
 
 
 class LineProtocol(LineReceiver):
@@ -19,12 +27,13 @@ class LineProtocol(LineReceiver):
     """
 
     delimiter = CRLF
+    transport: IConnection  # set on connecting; never None while in use
     _framer: LineFramer
     _draining = False
 
-    def makeConnection(self, transport) -> None:  # type: ignore[no-untyped-def]
+    def makeConnection(self, transport: ITransport) -> None:
         self._framer = LineFramer(self.MAX_LENGTH)
-        super().makeConnection(transport)
+        LineReceiver.makeConnection(self, transport)
 
     def dataReceived(self, data: bytes) -> None:
         self._framer.feed(data)
@@ -36,12 +45,27 @@ class LineProtocol(LineReceiver):
                 line = self._framer.next_line()
                 if line is None:
                     return
-                if line is TOO_LONG:
-                    self.lineTooLong()
-                else:
+                if isinstance(line, bytes):
                     self.lineReceived(line)
+                else:
+                    self.lineTooLong()
         finally:
             self._draining = False
+
+    def pauseProducing(self) -> None:
+        """Hold lines back, and stop reading the socket, until :meth:`resumeProducing`."""
+        self.paused = True
+        self.transport.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        """Read again, starting with the lines held back."""
+        self.paused = False
+        self.transport.resumeProducing()
+        self.dataReceived(b"")
+
+    def lineReceived(self, line: bytes) -> None:
+        """One line, without its CR LF."""
+        raise NotImplementedError
 
     def lineTooLong(self) -> None:
         """A line over ``MAX_LENGTH`` bytes arrived and was dropped."""

@@ -15,7 +15,6 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IAddress, IDelayedCall, IPushProducer, IReactorTime
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
-from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -107,7 +106,7 @@ class SendQueue:
         self._full = False
 
 
-class ServerProtocol(LineProtocol, TimeoutMixin):
+class ServerProtocol(LineProtocol):
     """One client connection: reads commands, hands them to the hub, writes replies.
 
     One timer watches it: a client must say HELLO within ``hello_timeout``;
@@ -125,6 +124,8 @@ class ServerProtocol(LineProtocol, TimeoutMixin):
     _welcomed = False
     _flooding_since: float | None = None
     _unthrottle: IDelayedCall | None = None
+    _timer: IDelayedCall | None = None  # the one timer: HELLO's deadline, or the PING's
+    _timer_seconds = 0.0
 
     def connectionMade(self) -> None:
         self.peer = describe_peer(self.transport.getPeer())
@@ -145,13 +146,13 @@ class ServerProtocol(LineProtocol, TimeoutMixin):
             self._refuse(Code.SERVER_FULL, f"at most {limit} connections from one address")
             self.bye("too many connections from your address")
             return
-        self.setTimeout(self.factory.limits.hello_timeout)
+        self._watch(self.factory.limits.hello_timeout)
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self._gone = True
         self.factory.outbox.discard(self.transport)
         self.factory.presence.leave(self)
-        self.setTimeout(None)
+        self._watch(None)
         if self._unthrottle is not None and self._unthrottle.active():
             self._unthrottle.cancel()
         self.factory.hub.unregister(self)
@@ -164,9 +165,9 @@ class ServerProtocol(LineProtocol, TimeoutMixin):
         if data:  # anything read shows the client is alive (checked once a read, not once a line)
             if self._pinged:
                 self._pinged = 0
-                self.setTimeout(self.factory.limits.ping_interval)
-            elif self._welcomed:  # HELLO's deadline stands until WELCOME
-                self.resetTimeout()
+                self._watch(self.factory.limits.ping_interval)
+            elif self._welcomed and self._timer is not None:  # HELLO's deadline stands until WELCOME
+                self._timer.reset(self._timer_seconds)
         super().dataReceived(data)
 
     def lineReceived(self, line: bytes) -> None:
@@ -178,14 +179,24 @@ class ServerProtocol(LineProtocol, TimeoutMixin):
         except ProtocolError as e:
             self._refuse(e.code, e.text)
 
-    def timeoutConnection(self) -> None:
+    def _watch(self, seconds: float | None) -> None:
+        """Call :meth:`_timed_out` after ``seconds`` (each read restarts it, once welcomed); None stops it."""
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        if seconds is not None:
+            self._timer_seconds = seconds
+            self._timer = self.factory.clock.callLater(seconds, self._timed_out)
+
+    def _timed_out(self) -> None:
+        self._timer = None
         limits = self.factory.limits
         if self.factory.hub.name_of(self) is None:
             self._drop(f"no HELLO within {limits.hello_timeout:g} s", "registration timed out")
         elif not self._pinged:
             self._pinged = self._next_ping_token()
             self._write(wire.format_line("PING", trailing=str(self._pinged)))
-            self.setTimeout(limits.ping_timeout)
+            self._watch(limits.ping_timeout)
         else:
             self._drop(f"no answer to PING within {limits.ping_timeout:g} s", "ping timeout")
 
@@ -251,7 +262,7 @@ class ServerProtocol(LineProtocol, TimeoutMixin):
         if name is None or self._gone:
             return
         self._welcomed = True
-        self.setTimeout(self.factory.limits.ping_interval)
+        self._watch(self.factory.limits.ping_interval)
         self._write(wire.format_line("WELCOME", name, trailing=WELCOME_TEXT))
         self._write(self.factory.presence.join(self))
 
@@ -346,7 +357,7 @@ class ServerProtocol(LineProtocol, TimeoutMixin):
         self.bye(f"disconnected by the operator: {reason}" if reason else "disconnected by the operator")
 
 
-class ServerFactory(Factory):
+class ServerFactory(Factory[ServerProtocol]):
     """Builds :class:`ServerProtocol` instances over one hub and keeps track of them."""
 
     protocol = ServerProtocol
@@ -363,10 +374,10 @@ class ServerFactory(Factory):
         self.pings = 0  # the last PING token handed out
         self._all_gone: Deferred[None] | None = None
 
-    def buildProtocol(self, addr: IAddress) -> ServerProtocol:
-        protocol = super().buildProtocol(addr)
+    def buildProtocol(self, addr: IAddress | None) -> ServerProtocol:
+        protocol = ServerProtocol()
+        protocol.factory = self
         protocol.MAX_LENGTH = self.limits.max_line
-        protocol.callLater = self.clock.callLater  # type: ignore[method-assign]  # TimeoutMixin's timer
         return protocol
 
     def connection_made(self, protocol: ServerProtocol) -> bool:

@@ -118,14 +118,14 @@ class UsernameLog(Service):
 
     def startService(self) -> None:
         """Open the database (after twistd forks: a connection must not cross a fork)."""
-        super().startService()
+        Service.startService(self)
         self._database = UsernameDatabase(self.path)
         self._pool = ThreadPool(minthreads=1, maxthreads=1, name="msgsvc-store")
         self._pool.start()
 
     def stopService(self) -> None:
         """Finish every queued write, then close the database."""
-        super().stopService()
+        Service.stopService(self)
         if self._pool is not None and self._database is not None:
             if self._waiting:
                 self._write()

@@ -9,7 +9,7 @@ from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred, inlineCallbacks, maybeDeferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IStreamServerEndpoint
+from twisted.internet.interfaces import IReactorFromThreads, IStreamServerEndpoint
 from twisted.logger import Logger
 from twisted.python import usage
 
@@ -108,7 +108,7 @@ class Options(usage.Options):
     ]
 
     def __init__(self) -> None:
-        super().__init__()
+        usage.Options.__init__(self)
         self["listen"] = []
 
     def opt_listen(self, description: str) -> None:
@@ -143,12 +143,12 @@ class _Listener(StreamServerEndpointService):
     _raiseSynchronously = True
 
     def __init__(self, description: str, endpoint: IStreamServerEndpoint, factory: ServerFactory) -> None:
-        super().__init__(endpoint, factory)
+        StreamServerEndpointService.__init__(self, endpoint, factory)
         self._description = description
 
     def privilegedStartService(self) -> None:
         try:
-            super().privilegedStartService()
+            StreamServerEndpointService.privilegedStartService(self)
         except CannotListenError as e:
             raise SystemExit(f"msgsvc: cannot listen on {self._description}: {e.socketError}") from None
 
@@ -170,7 +170,7 @@ class _Disconnector(Service):
         self._factory = factory
 
     def stopService(self) -> Deferred[None]:
-        super().stopService()
+        Service.stopService(self)
         return self._factory.disconnect_all("server shutting down")
 
 
@@ -183,7 +183,7 @@ class _Startup(Service):
         self._usernames = usernames
 
     def startService(self) -> None:
-        super().startService()
+        Service.startService(self)
         names = [r.name for r in self._usernames.records]
         self.log.info(
             "username log {path}: {count} names: {names}",
@@ -197,16 +197,14 @@ def makeService(options: Options) -> IService:
     from twisted.internet import reactor
 
     try:
-        usernames = UsernameLog(reactor, options["db"])
+        usernames = UsernameLog(IReactorFromThreads(reactor), options["db"])
     except StoreError as e:
         raise SystemExit(f"msgsvc: {e}") from None
     hub = Hub(reactor, usernames, usernames.records, options["max-clients"])
     hub.subscribe(HubEventLogger())
     factory = ServerFactory(hub, reactor, options.limits())
 
-    top = _InOrder()
-    usernames.setServiceParent(top)
-    _Startup(usernames).setServiceParent(top)
+    services: list[IService] = [usernames, _Startup(usernames)]
     if options["gui"]:
         from msgsvc.servergui.service import ServerWindowService
         from msgsvc.tkreactor import display_problem
@@ -216,12 +214,15 @@ def makeService(options: Options) -> IService:
         problem = display_problem()
         if problem:
             raise SystemExit(f"msgsvc: --gui cannot open a window: {problem}")
-        ServerWindowService(reactor, hub, options["listen"]).setServiceParent(top)
-    _Disconnector(factory).setServiceParent(top)
+        services.append(ServerWindowService(reactor, hub, options["listen"]))
+    services.append(_Disconnector(factory))
     for description in options["listen"]:
         try:
             endpoint = serverFromString(reactor, description)
         except (ValueError, KeyError, TypeError) as e:
             raise SystemExit(f"msgsvc: bad --listen endpoint {description!r}: {e}") from None
-        _Listener(description, endpoint, factory).setServiceParent(top)
+        services.append(_Listener(description, endpoint, factory))
+    top = _InOrder()
+    for service in services:
+        service.setServiceParent(top)
     return top

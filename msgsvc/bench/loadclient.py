@@ -11,6 +11,7 @@ from twisted.python.failure import Failure
 
 from msgsvc.bench.dialects import Dialect, Signal, sent_at
 from msgsvc.bench.stats import LatencyHistogram
+from msgsvc.lines import IConnection
 
 
 class Tally:
@@ -31,6 +32,8 @@ class LoadClient(Protocol):
     and its latency recorded, timed once per read: the load side's own
     parsing does not count against the server.
     """
+
+    transport: IConnection
 
     def __init__(
         self, name: str, dialect: Dialect, tally: Tally, clock: Callable[[], int] = time.monotonic_ns

@@ -11,12 +11,14 @@ names with its password.  Environment: ``BENCH_PORT`` (the IRC port, on
 """
 
 import os
+from collections.abc import Iterable
+from typing import Any
 
 from twisted.application.service import Application
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import IUsernamePassword
 from twisted.cred.error import UnauthorizedLogin
-from twisted.internet.defer import fail, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.words import tap
 from zope.interface import implementer
 
@@ -25,11 +27,12 @@ from zope.interface import implementer
 class BenchUsers:
     credentialInterfaces = (IUsernamePassword,)
 
-    def __init__(self, names, password):
+    def __init__(self, names: Iterable[str], password: str) -> None:
         self._names = set(names)
         self._password = password
 
-    def requestAvatarId(self, credentials):
+    def requestAvatarId(self, credentials: Any) -> "Deferred[Any]":
+        # Any: twisted.words passes the str nickname where IUsernamePassword declares bytes.
         if credentials.username in self._names and credentials.checkPassword(self._password):
             return succeed(credentials.username)
         return fail(UnauthorizedLogin())

@@ -24,6 +24,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.interfaces import ITransport
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.protocols.basic import LineReceiver
 
@@ -104,9 +105,7 @@ class Worker:
         if self.plan.workload == "connect":
             return 0
         limit = DeferredSemaphore(CONNECTING_AT_ONCE)
-        attempts = [
-            limit.run(lambda n=name: Deferred.fromCoroutine(self._client(n))) for name in self.plan.names
-        ]
+        attempts = [limit.run(self._client, name) for name in self.plan.names]
         outcomes = await gatherResults([d.addErrback(lambda f: f.value) for d in attempts])
         self.clients = [c for c in outcomes if isinstance(c, LoadClient)]
         failures = [o for o in outcomes if not isinstance(o, LoadClient)]
@@ -269,6 +268,7 @@ class Control(LineReceiver):
 
     delimiter = b"\n"
     MAX_LENGTH = 64 * 1024 * 1024
+    transport: ITransport
 
     def __init__(self, reactor: Any) -> None:
         self._reactor = reactor

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import tkinter
+from functools import partial
 from tkinter import ttk
 
 from msgsvc.client.presenter import ChatPresenter, Entry, UserItem
@@ -98,7 +99,7 @@ class ChatWindow:
             )
             button.pack(anchor="w")
             self.mode_buttons[kind] = button
-            self.root.bind_all(f"<Alt-{key}>", lambda _e, k=kind: self._choose(k))
+            self.root.bind_all(f"<Alt-{key}>", partial(self._alt_key, kind))
         ttk.Label(left, text="Recipients  (● online, ○ offline)").pack(anchor="w", pady=(12, 0))
         self.users = tkinter.Listbox(left, exportselection=False, width=26, activestyle="none")
         self.users.pack(fill="both", expand=True)
@@ -207,6 +208,9 @@ class ChatWindow:
         assert self.presenter is not None
         self.presenter.reconnect()
 
+    def _alt_key(self, mode: Kind, _event: object) -> None:
+        self._choose(mode)
+
     def _choose(self, mode: Kind) -> None:
         assert self.presenter is not None
         self.presenter.choose_mode(mode)
@@ -216,7 +220,8 @@ class ChatWindow:
 
     def _recipients(self) -> None:
         assert self.presenter is not None
-        self.presenter.choose_recipients(tuple(self._names[i] for i in self.users.curselection()))
+        chosen: tuple[int, ...] = self.users.curselection()  # type: ignore[no-untyped-call]  # typeshed leaves it untyped
+        self.presenter.choose_recipients(tuple(self._names[i] for i in chosen))
 
     def _send(self) -> None:
         assert self.presenter is not None

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.interfaces import IHalfCloseableProtocol, ITransport
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -196,6 +196,7 @@ class TerminalInput(LineReceiver):
 
     delimiter = b"\n"
     view: TextView
+    transport: ITransport
 
     def __init__(self) -> None:
         self.closed: Deferred[None] = Deferred()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tkinter
 
 from twisted.application.service import Service
-from twisted.internet.interfaces import IReactorCore
+from twisted.internet.interfaces import IReactorCore, IReactorTime
 
 from msgsvc import tkreactor
 from msgsvc.hub import Hub
@@ -24,17 +24,17 @@ class ServerWindowService(Service):
         self._presenter: ServerPresenter | None = None
 
     def startService(self) -> None:
-        super().startService()
-        reactor = self._reactor
+        Service.startService(self)
+        clock = IReactorTime(self._reactor)
         self.window = ServerWindow(tkinter.Tk())
-        self._presenter = ServerPresenter(self.window, self._hub, reactor, self._endpoints)
+        self._presenter = ServerPresenter(self.window, self._hub, clock, self._endpoints)
         self.window.bind(self._presenter)
-        self.window.root.protocol("WM_DELETE_WINDOW", reactor.stop)
-        tkreactor.attach(self.window.root, reactor)
+        self.window.root.protocol("WM_DELETE_WINDOW", self._reactor.stop)
+        tkreactor.attach(self.window.root, clock)
         self._presenter.start()
 
     def stopService(self) -> None:
-        super().stopService()
+        Service.stopService(self)
         if self._presenter is not None and self.window is not None:
             self._presenter.stop()
             tkreactor.detach()

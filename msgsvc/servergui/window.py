@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tkinter
+from functools import partial
 from tkinter import ttk
 
 from msgsvc.servergui.presenter import COLUMNS, ServerPresenter
@@ -37,7 +38,7 @@ class ServerWindow:
         self.table = ttk.Treeview(table, columns=COLUMNS, show="headings", selectmode="browse", height=12)
         for column in COLUMNS:
             label, width = _HEADINGS[column]
-            self.table.heading(column, text=label, command=lambda c=column: self._sort(c))
+            self.table.heading(column, text=label, command=partial(self._sort, column))
             self.table.column(column, width=width, stretch=column in ("name", "address"))
         self.table.tag_configure("online", foreground="#1b5e20")
         self.table.tag_configure("offline", foreground="#777777")
