@@ -36,7 +36,9 @@ class Message:
 
     sender: str
     kind: Kind
-    recipients: tuple[str, ...]  # empty for a broadcast
+    #: Who it was addressed to: every named user in the log (online or not), in the log's
+    #: spelling; names never registered are left out.  Empty for a broadcast.
+    recipients: tuple[str, ...]
     text: str
 
 
@@ -359,23 +361,26 @@ class Hub:
         """Unicast (one name) or multicast (several) ``text`` from ``participant``.
 
         ``names`` must be distinct case-insensitively.  Names not online,
-        known or not, are reported back as offline.
+        known or not, are reported back as offline.  Each recipient is told
+        the whole group (see :attr:`Message.recipients`), so it can reply to all.
         """
         sender = self.registered_name(participant)
         targets: list[_Session] = []
-        reached: list[str] = []  # their names as the log spells them
+        group: list[str] = []  # the names in the log, as it spells them
         offline: list[str] = []
         for name in names:
             key = username_key(name)
             session = self._online_session(key)
             if session is not None:
                 targets.append(session)
-                reached.append(session.record.name)
-            else:
-                record = self._log.get(key)
-                offline.append(record.name if record is not None else name)
+                group.append(session.record.name)
+                continue
+            record = self._log.get(key)
+            if record is not None:
+                group.append(record.name)
+            offline.append(record.name if record is not None else name)
         kind = Kind.UNICAST if len(names) == 1 else Kind.MULTICAST
-        message = Message(sender, kind, tuple(reached), text)
+        message = Message(sender, kind, tuple(group), text)
         for session in targets:
             session.participant.receive(message)
         return Report(len(targets), tuple(offline))

@@ -244,6 +244,39 @@ class ChatTests(PresenterTestCase):
             ],
         )
 
+    def test_a_multicast_names_the_whole_group(self) -> None:
+        # bob sent to alice, carol and dave; carol and dave were offline: the group is still named.
+        self.connection.server_says("MSG bob multicast alice,carol,dave :hi")
+        self.assertEqual(self.view.entries(), [("group", "bob to you, carol and dave: hi")])
+        self.assertEqual(self.view.last("show_reply"), ("bob, carol and dave",))
+
+    def test_a_multicast_leaves_out_the_sender_if_it_named_itself(self) -> None:
+        self.connection.server_says("MSG bob multicast bob,alice :note to us")
+        self.assertEqual(self.view.entries(), [("group", "bob to you: note to us")])
+        self.assertTrue(self.presenter.reply_all())
+        self.assertEqual(self.view.last("show_mode"), (Kind.UNICAST, ("bob",)))
+
+    def test_reply_all_to_a_multicast(self) -> None:
+        self.connection.server_says("MSG bob multicast alice,carol,dave :lunch?")
+        self.assertTrue(self.presenter.reply_all())
+        self.assertEqual(self.view.last("show_mode"), (Kind.MULTICAST, ("bob", "carol", "dave")))
+        self.presenter.send("yes")
+        self.assertEqual(self.connection.sent(), ["SEND bob,carol,dave :yes"])
+
+    def test_reply_all_to_a_unicast_and_a_broadcast(self) -> None:
+        self.connection.server_says("MSG bob unicast alice :psst")
+        self.presenter.reply_all()
+        self.assertEqual((self.presenter.mode, self.presenter.selected), (Kind.UNICAST, ("bob",)))
+        self.connection.server_says("MSG carol broadcast * :all")
+        self.assertEqual(self.view.last("show_reply"), ("everyone",))
+        self.presenter.reply_all()
+        self.presenter.send("hi all")
+        self.assertEqual(self.connection.sent(), ["BROADCAST :hi all"])
+
+    def test_reply_all_with_nothing_received(self) -> None:
+        self.assertFalse(self.presenter.reply_all())
+        self.assertEqual(self.view.entries(), [("error", "Nothing to reply to yet.")])
+
     def test_entries_carry_the_time(self) -> None:
         self.clock.advance(90)
         self.connection.server_says("MSG bob unicast alice :x")

@@ -60,7 +60,7 @@ class EndToEndTests(TestCase):
 
         bob.send("SEND dave,erin :still there?")
         self.assertEqual(await bob.line(), "SENT 1 dave")
-        self.assertEqual(await erin.line(), "MSG bob multicast erin :still there?")
+        self.assertEqual(await erin.line(), "MSG bob multicast dave,erin :still there?")
 
         # Nobody got anything else.
         for client in (alice, bob, carol, erin):

@@ -138,6 +138,30 @@ class ClientWindowTests(TestCase):
             "the report", lambda: "not connected, did not get it: bob" in self.conversation(alice)
         )
 
+    async def test_a_multicast_names_its_offline_recipients_and_reply_all_answers_the_group(self) -> None:
+        for name in ("carol", "dave"):  # in the log, then offline
+            window = await self.log_in(name)
+            assert window.presenter is not None
+            await window.presenter.quit()
+        bob = await self.log_in("bob")
+        erin = await self.log_in("erin")
+        self.assertIn("disabled", erin.reply_button.state())
+        await self.until("bob sees erin", lambda: "● erin" in bob.users.get(0, "end"))
+        self.pick(bob, Kind.MULTICAST, "erin", "carol", "dave")
+        self.type_and_send(bob, "hi")
+        await self.until("erin gets it", lambda: "bob to you, carol and dave: hi" in self.conversation(erin))
+
+        self.assertNotIn("disabled", erin.reply_button.state())
+        erin.reply_button.invoke()
+        self.assertEqual(erin.to.cget("text"), "To: bob, carol, dave")
+        self.type_and_send(erin, "see you")
+        await self.until(
+            "bob gets the reply", lambda: "erin to you, carol and dave: see you" in self.conversation(bob)
+        )
+        await self.until(
+            "erin's report", lambda: "not connected, did not get it: carol, dave" in self.conversation(erin)
+        )
+
     async def test_refused_name_brings_the_form_back(self) -> None:
         await self.log_in("alice")
         second = self.window()

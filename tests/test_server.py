@@ -196,7 +196,7 @@ class MessagingTests(ServerTestCase):
         self.lose(self.carol)
         self.alice.dataReceived(b"SEND bob,carol,zed :meeting at 3\r\n")
         self.assertEqual(lines(self.a), ["LEFT carol", "SENT 1 carol,zed"])
-        self.assertEqual(lines(self.b), ["LEFT carol", "MSG Alice multicast bob :meeting at 3"])
+        self.assertEqual(lines(self.b), ["LEFT carol", "MSG Alice multicast bob,carol :meeting at 3"])
 
     def test_multicast(self) -> None:
         self.alice.dataReceived(b"SEND bob,carol :both of you\r\n")

@@ -126,6 +126,9 @@ class ChatWindow:
         self.message.bind("<Return>", lambda _e: self._send())
         self.send_button = ttk.Button(bottom, text="Send", command=self._send)
         self.send_button.pack(side="left", padx=(6, 0))
+        self.reply_button = ttk.Button(bottom, text="Reply all", command=self._reply_all, state="disabled")
+        self.reply_button.pack(side="left", padx=(6, 0))
+        self.root.bind_all("<Alt-r>", lambda _e: self._reply_all())
         panes.add(right, weight=1)
 
     # -- View --------------------------------------------------------------
@@ -187,6 +190,9 @@ class ChatWindow:
                 + " on the left"
             )
 
+    def show_reply(self, target: str) -> None:
+        self.reply_button.state(["!disabled"] if target else ["disabled"])
+
     def append(self, entry: Entry) -> None:
         text = self.conversation
         at_end = text.yview()[1] >= 0.999
@@ -222,6 +228,11 @@ class ChatWindow:
         assert self.presenter is not None
         chosen: tuple[int, ...] = self.users.curselection()  # type: ignore[no-untyped-call]  # typeshed leaves it untyped
         self.presenter.choose_recipients(tuple(self._names[i] for i in chosen))
+
+    def _reply_all(self) -> None:
+        assert self.presenter is not None
+        if self.presenter.reply_all():
+            self.message.focus_set()
 
     def _send(self) -> None:
         assert self.presenter is not None

@@ -65,7 +65,15 @@ class View(Protocol):
     def show_mode(self, mode: Kind, selected: tuple[str, ...]) -> None:
         """Show the messaging option and the recipients chosen for it."""
 
+    def show_reply(self, target: str) -> None:
+        """Say whom "reply all" would answer ('' while there is nothing to reply to)."""
+
     def append(self, entry: Entry) -> None: ...
+
+
+def and_list(names: list[str] | tuple[str, ...]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
 
 
 def describe_server(server: str) -> str:
@@ -105,6 +113,7 @@ class ChatPresenter:
         self._refusal = ""
         self._bye = ""
         self._outbox: deque[tuple[Kind, tuple[str, ...], str]] = deque()
+        self._reply: tuple[Kind, tuple[str, ...]] | None = None  # what "reply all" answers
         self._waiting_to_go: list[Deferred[None]] = []
         self._closing = False
 
@@ -144,6 +153,16 @@ class ChatPresenter:
             names = names[-1:]
         self.selected = names
         self._view.show_mode(self.mode, self.selected)
+
+    def reply_all(self) -> bool:
+        """Address the sender and the rest of the group of the last message received; False if none."""
+        if self._reply is None:
+            self._say("error", "Nothing to reply to yet.")
+            return False
+        mode, names = self._reply
+        self.mode, self.selected = mode, names
+        self._view.show_mode(mode, names)
+        return True
 
     def send(self, text: str) -> bool:
         """Send ``text`` as the chosen option; False (and a reason shown) if it cannot go."""
@@ -233,12 +252,22 @@ class ChatPresenter:
 
     def message(self, sender: str, kind: Kind, recipients: tuple[str, ...], text: str) -> None:
         if kind is Kind.BROADCAST:
+            self._set_reply(Kind.BROADCAST, ())
             self._say("broadcast", f"{sender} to everyone: {text}")
-        elif kind is Kind.MULTICAST:
-            others = [r for r in recipients if r != self.me]
-            self._say("group", f"{sender} to you and {', '.join(others)}: {text}")
+            return
+        me, by = self.me.casefold(), sender.casefold()
+        others = [r for r in recipients if r.casefold() not in (me, by)]
+        if kind is Kind.MULTICAST and others:
+            self._say("group", f"{sender} to {and_list(['you', *others])}: {text}")
         else:
-            self._say("direct", f"{sender} to you: {text}")
+            self._say("group" if kind is Kind.MULTICAST else "direct", f"{sender} to you: {text}")
+        everyone = ([sender] if by != me else []) + others
+        if everyone:
+            self._set_reply(Kind.UNICAST if len(everyone) == 1 else Kind.MULTICAST, tuple(everyone))
+
+    def _set_reply(self, mode: Kind, names: tuple[str, ...]) -> None:
+        self._reply = (mode, names)
+        self._view.show_reply("everyone" if mode is Kind.BROADCAST else and_list(names))
 
     def sent(self, delivered: int, offline: tuple[str, ...]) -> None:
         if not self._outbox:

@@ -81,6 +81,9 @@ class TextView:
     def show_mode(self, mode: Kind, selected: tuple[str, ...]) -> None:
         """Nothing to show: the prompts say it."""
 
+    def show_reply(self, target: str) -> None:
+        """Nothing to show."""
+
     def append(self, entry: Entry) -> None:
         stamp = time.strftime("%H:%M", time.localtime(entry.when))
         mark = _MARKS.get(entry.style, "<-")
