@@ -11,7 +11,8 @@ setup(
     # twisted/plugins has no __init__.py (it must not: it would shadow
     # Twisted's own), so find_packages() cannot see it: name it.
     packages=find_packages(include=["msgsvc", "msgsvc.*"]) + ["twisted.plugins"],
-    install_requires=["Twisted>=23.10"],
+    # prompt_toolkit: the terminal client (python -m msgsvc.client --text).
+    install_requires=["Twisted>=23.10", "prompt_toolkit>=3.0.30"],
     extras_require={
         "tls": ["Twisted[tls]>=23.10"],
         "bench": ["matplotlib"],  # python -m msgsvc.bench ... --plot
@@ -23,6 +24,7 @@ setup(
             "hypothesis",
             "mypy>=1.9",  # untyped_calls_exclude
             "mypy-zope",
+            "pyte",  # a terminal emulator: tests/test_terminal.py reads the text client's screen
             "docutils",
             "setuptools>=70.1",
         ],

@@ -1,4 +1,4 @@
-"""The terminal client: the specification's sending steps, line by line."""
+"""The terminal client's view: the specification's sending steps, commands and completion, line by line."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.client.presenter import ChatPresenter
-from msgsvc.client.text import TextView
+from msgsvc.client.text import Fragments, TextView, sender_style
 
 from .helpers import FakeConnection
 
@@ -15,17 +15,23 @@ class TextClientTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.output: list[str] = []
         self.quits = 0
-        self.view = TextView(self.output.append)
+        self.lines: list[Fragments] = []  # as printed, with their styles
+        self.view = TextView(self.print)
         self.connection = FakeConnection()
         self.presenter = ChatPresenter(self.view, self.connection, Clock(), "", "tcp:h:1")
         self.view.bind(self.presenter, self.on_quit)
         self.presenter.start()
 
+    def print(self, fragments: Fragments) -> None:
+        self.lines.append(fragments)
+        self.output.append("".join(text for _, text in fragments) + "\n")
+
     def on_quit(self) -> None:
         self.quits += 1
 
     def screen(self) -> str:
-        text = "".join(self.output)
+        """What was printed since the last look, and the prompt."""
+        text = "".join(self.output) + self.view.prompt()
         self.output.clear()
         return text
 
@@ -99,14 +105,14 @@ class TextClientTests(SynchronousTestCase):
         # The wire refuses C0 controls; C1 controls and bidi overrides pass it, and are shown escaped.
         self.connection.server_says("MSG alice unicast bob :hi\tthere \x9b2J \u202eevil")
         screen = self.screen()
-        self.assertIn("<- alice to you: hi\tthere \\x9b2J \\u202eevil\n", screen)
+        self.assertIn("alice to you: hi\tthere \\x9b2J \\u202eevil\n", screen)
         self.assertNotIn("\x9b", screen)
 
     def test_commands(self) -> None:
         self.connect()
         self.screen()
         self.type("/help")
-        self.assertIn("Commands:", self.screen())
+        self.assertIn("/msg NAME[,NAME...] TEXT", self.screen())
         self.type("/users")
         self.assertIn("dave  offline", self.screen())
         self.type("/quit")
@@ -121,3 +127,63 @@ class TextClientTests(SynchronousTestCase):
         self.assertIn("Not connected", self.screen())
         self.type("/reconnect")
         self.assertEqual(self.connection.attempts[-1], ("tcp:h:1", "bob"))
+
+    def test_msg_and_all_send_in_one_line(self) -> None:
+        self.connect()
+        self.type("/msg ALICE hi there", "/msg alice,dave lunch?", "/all hello, all")
+        self.assertEqual(
+            self.connection.sent(),
+            ["SEND alice :hi there", "SEND alice,dave :lunch?", "BROADCAST :hello, all"],
+        )
+        self.type("/msg alice")
+        self.assertIn("!! Usage: /msg NAME[,NAME...] TEXT", self.screen())
+        self.type("/frob")
+        self.assertIn("!! Unknown command /frob", self.screen())
+        self.assertEqual(self.connection.sent(), [])
+
+    def test_reply_to_the_whole_group(self) -> None:
+        self.connect()
+        self.connection.server_says("MSG alice multicast bob,carol,dave :lunch?")
+        self.assertIn("alice to you, carol and dave: lunch?", self.screen())
+        self.type("/reply")
+        self.assertTrue(self.screen().endswith("Message to alice, carol, dave (empty to go back): "))
+        self.type("yes")
+        self.type("/reply same here")
+        self.assertEqual(
+            self.connection.sent(), ["SEND alice,carol,dave :yes", "SEND alice,carol,dave :same here"]
+        )
+
+    def test_who_lists_only_those_online(self) -> None:
+        self.connect()
+        self.screen()
+        self.type("/who")
+        screen = self.screen()
+        self.assertIn("online (2)", screen)
+        self.assertIn("alice  online", screen)
+        self.assertNotIn("dave", screen)
+
+    def test_tab_completes_commands_and_names(self) -> None:
+        self.assertEqual(self.view.completions("/re"), ["/reply", "/reconnect"])
+        self.connect()
+        self.assertEqual(self.view.completions("/msg "), ["alice", "dave"])  # online first, not oneself
+        self.assertEqual(self.view.completions("/msg alice,D"), ["dave"])
+        self.assertEqual(self.view.completions("m"), [])  # the option prompt has no names
+        self.type("m")
+        self.assertEqual(self.view.completions("alice, d"), ["dave"])
+        self.assertEqual(self.view.completions("x"), [])
+
+    def test_ctrl_c_goes_back_to_the_option(self) -> None:
+        self.connect()
+        self.type("u", "alice")
+        self.view.interrupt()
+        self.assertTrue(self.screen().endswith("Send [u]nicast, [m]ulticast or [b]roadcast? "))
+
+    def test_a_sender_has_one_colour_everywhere(self) -> None:
+        self.assertEqual(sender_style("Alice"), sender_style("alice"))
+        self.assertGreater(len({sender_style(n) for n in ("alice", "bob", "carol", "dave", "erin")}), 1)
+        self.connect()
+        self.lines.clear()
+        self.connection.server_says("MSG alice unicast bob :hi")
+        [[_, sender, rest]] = self.lines
+        self.assertEqual(sender, (sender_style("alice"), "alice"))
+        self.assertEqual(rest, ("class:direct", " to you: hi"))

@@ -1,10 +1,10 @@
-"""``python -m msgsvc.client``: the msgsvc client in a Tk window."""
+"""``python -m msgsvc.client``: the msgsvc client, in a Tk window or a terminal."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
-import tkinter
 
 from msgsvc.client.presenter import DEFAULT_SERVER
 
@@ -23,37 +23,58 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+def run_in_terminal(args: argparse.Namespace) -> int:
+    """The terminal client: prompt_toolkit on Twisted's asyncio reactor."""
+    from twisted.internet import asyncioreactor
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    asyncioreactor.install(loop)
+    from twisted.internet import reactor
+    from twisted.internet.defer import Deferred
+    from twisted.python.failure import Failure
+
+    from msgsvc.client.connect import endpoint_connector
+    from msgsvc.client.presenter import ChatPresenter
+    from msgsvc.client.terminal import Terminal, refresh, show
+    from msgsvc.client.text import TextView
+
+    view = TextView(show, refresh)
+    presenter = ChatPresenter(view, endpoint_connector(reactor), reactor, args.username, args.server)
+    terminal = Terminal(view)
+
+    def quit() -> None:
+        terminal.stop()
+        presenter.close(reactor.stop)
+
+    view.bind(presenter, quit)
+    presenter.start()
+    failed: list[Failure] = []
+
+    def broken(failure: Failure) -> None:  # the terminal failed: say why, and leave
+        failed.append(failure)
+        reactor.stop()
+
+    Deferred.fromFuture(loop.create_task(terminal.run())).addErrback(broken)
+    reactor.run()
+    for failure in failed:
+        print(f"msgsvc client: the terminal failed: {failure.getErrorMessage()}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def run_in_window(args: argparse.Namespace) -> int:
+    import tkinter
+
     from twisted.internet import reactor
 
     from msgsvc import tkreactor
     from msgsvc.client.connect import endpoint_connector
-    from msgsvc.client.presenter import ChatPresenter
-
-    connect = endpoint_connector(reactor)
-    if args.text or tkreactor.display_problem():
-        from twisted.internet.stdio import StandardIO
-
-        from msgsvc.client.text import TerminalInput, TextView
-
-        terminal = TerminalInput()
-        view = TextView(lambda text: terminal.transport.write(text.encode("utf-8")))
-        presenter = ChatPresenter(view, connect, reactor, args.username, args.server)
-        # Quitting flushes what is left to print, then the reactor stops.
-        view.bind(presenter, lambda: presenter.close(terminal.transport.loseConnection))
-        terminal.view = view
-        terminal.closed.addCallback(lambda _: reactor.stop())
-        StandardIO(terminal, reactor=reactor)
-        presenter.start()
-        reactor.run()
-        return 0
-
     from msgsvc.client.gui import ChatWindow
+    from msgsvc.client.presenter import ChatPresenter
 
     root = tkinter.Tk()
     window = ChatWindow(root)
-    presenter = ChatPresenter(window, connect, reactor, args.username, args.server)
+    presenter = ChatPresenter(window, endpoint_connector(reactor), reactor, args.username, args.server)
     window.bind(presenter)
     root.protocol("WM_DELETE_WINDOW", lambda: presenter.close(reactor.stop))
     tkreactor.attach(root, reactor)
@@ -62,6 +83,15 @@ def main(argv: list[str] | None = None) -> int:
     tkreactor.detach()
     root.destroy()
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    from msgsvc import tkreactor
+
+    if args.text or tkreactor.display_problem():
+        return run_in_terminal(args)
+    return run_in_window(args)
 
 
 if __name__ == "__main__":

@@ -1,43 +1,67 @@
-"""The client in a terminal: the same presenter, a line-by-line view.
+"""The terminal client's logic: what it prints, what it prompts, what Tab completes.
 
-Sending walks the specification's steps: pick a messaging option, pick the
-recipient(s), type the message.  Commands work at every prompt: ``/users``,
-``/reconnect``, ``/help``, ``/quit`` (or Ctrl-D).
+No terminal library here: :mod:`msgsvc.client.terminal` runs this view on
+prompt_toolkit, and the tests drive it line by line.  Sending walks the
+specification's steps (a messaging option, the recipient(s), the message);
+commands work at every prompt and send in one line.
 """
 
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import Callable
-
-from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IHalfCloseableProtocol, ITransport
-from twisted.protocols.basic import LineReceiver
-from twisted.python.failure import Failure
-from zope.interface import implementer
 
 from msgsvc.client.presenter import ChatPresenter, Entry, Phase, UserItem
 from msgsvc.wire import Kind
 
-HELP = """\
-To send: pick u (unicast), m (multicast) or b (broadcast), then the recipient(s), then type the message.
-Commands: /users  the username log    /reconnect  after a disconnect
-          /help   this text           /quit       leave (Ctrl-D too)"""
+#: A printed line as (style, text) pieces, the shape of prompt_toolkit's FormattedText.
+Fragments = list[tuple[str, str]]
+
+COMMANDS = {
+    "/msg": "/msg NAME[,NAME...] TEXT  send to one name or several",
+    "/all": "/all TEXT                 send to everyone connected",
+    "/reply": "/reply [TEXT]             reply to the sender and the group of the last message",
+    "/who": "/who                      who is online",
+    "/users": "/users                    the whole username log",
+    "/reconnect": "/reconnect                after a disconnect",
+    "/help": "/help                     this text",
+    "/quit": "/quit                     leave (Ctrl-D too)",
+}
+HELP = (
+    "To send, answer the prompts: u (unicast), m (multicast) or b (broadcast), the recipient(s),\n"
+    "then the message; an empty answer goes back. Tab completes names and commands; Up and Down\n"
+    "recall earlier lines; Ctrl-C clears the line and goes back.\n" + "\n".join(COMMANDS.values())
+)
 
 _MODES = {"u": Kind.UNICAST, "m": Kind.MULTICAST, "b": Kind.BROADCAST}
 _MARKS = {"sent": "->", "warning": "!!", "error": "!!", "info": "--", "notice": "**"}
+#: How many colours senders are spread over (styles ``sender.0`` ...).
+SENDER_COLOURS = 6
 
 
-def _clean(text: str) -> str:
+def clean(text: str) -> str:
     """Text safe for a terminal: control characters shown, never obeyed."""
     return "".join(ch if ch.isprintable() or ch == "\t" else ascii(ch)[1:-1] for ch in text)
 
 
-class TextView:
-    """A :class:`~msgsvc.client.presenter.View` that prints lines and reads answers."""
+def sender_style(name: str) -> str:
+    """The same colour for a name every time, on every client."""
+    return f"class:sender.{zlib.crc32(name.casefold().encode()) % SENDER_COLOURS}"
 
-    def __init__(self, write: Callable[[str], None]) -> None:
-        self._write = write
+
+class TextView:
+    """A :class:`~msgsvc.client.presenter.View` for a terminal.
+
+    ``output`` prints one line above the input line; ``refresh`` is called
+    when :meth:`prompt` has changed.
+    """
+
+    def __init__(
+        self, output: Callable[[Fragments], None], refresh: Callable[[], None] = lambda: None
+    ) -> None:
+        self._output = output
+        self._refresh = refresh
         self.presenter: ChatPresenter | None = None
         self._on_quit: Callable[[], None] = lambda: None
         self._step = "username"
@@ -54,164 +78,202 @@ class TextView:
     def show_login(self, username: str, server: str, problem: str) -> None:
         self._typed_ahead.clear()
         if problem:
-            self._print(f"!! {problem}")
+            self._say("error", f"!! {problem}")
         self._step = "username"
-        self._prompt()
+        self._refresh()
 
     def show_chat(self) -> None:
-        self._print("Type /help for help.")
+        self._say("info", "-- Type /help for help.")
         self._step = "mode"
 
     def show_users(self, users: list[UserItem]) -> None:
         first = not self._users
         self._users = users
         if first:
-            self._print_users()
-            self._prompt()
+            self._print_users(users)
+        self._refresh()
         typed, self._typed_ahead = self._typed_ahead, []
         for line in typed:
             self.line(line)
 
     def show_status(self, text: str, connected: bool) -> None:
         if self.presenter is not None and self.presenter.phase is Phase.CONNECTING:
-            self._print(f"-- {text}")
+            self._say("info", f"-- {text}")
         if self.presenter is not None and self.presenter.phase is Phase.DISCONNECTED:
             self._step = "disconnected"
+        self._refresh()
 
     def show_mode(self, mode: Kind, selected: tuple[str, ...]) -> None:
-        """Nothing to show: the prompts say it."""
+        self._refresh()
 
     def show_reply(self, target: str) -> None:
-        """Nothing to show."""
+        """Nothing to show: /reply says whom it answers."""
 
     def append(self, entry: Entry) -> None:
-        stamp = time.strftime("%H:%M", time.localtime(entry.when))
-        mark = _MARKS.get(entry.style, "<-")
-        self._print(f"{stamp} {mark} {_clean(entry.text)}")
-        self._prompt()
+        stamp = time.strftime("%H:%M ", time.localtime(entry.when))
+        text = clean(entry.text)
+        line: Fragments = [("class:time", stamp)]
+        if entry.style in _MARKS:
+            line.append((f"class:{entry.style}", f"{_MARKS[entry.style]} {text}"))
+        else:
+            sender, _, rest = text.partition(" ")
+            line += [(sender_style(sender), sender), (f"class:{entry.style}", f" {rest}")]
+        self._output(line)
+
+    # -- what the terminal asks --------------------------------------------
+
+    def prompt(self) -> str:
+        """The text before the input line."""
+        presenter = self.presenter
+        if presenter is None or self._step == "username":
+            suggestion = f" [{presenter.username}]" if presenter is not None and presenter.username else ""
+            return f"Username{suggestion}: "
+        if presenter.phase is Phase.CONNECTING or (presenter.phase is Phase.CONNECTED and not self._users):
+            return "(connecting) "
+        if self._step == "disconnected":
+            return "(disconnected: /reconnect or /quit) "
+        if self._step == "mode":
+            return "Send [u]nicast, [m]ulticast or [b]roadcast? "
+        if self._step == "recipients":
+            count = "one name" if presenter.mode is Kind.UNICAST else "names, comma-separated"
+            return f"To ({count}; empty to go back): "
+        to = "everyone" if presenter.mode is Kind.BROADCAST else ", ".join(presenter.selected)
+        return f"Message to {to} (empty to go back): "
+
+    def completions(self, before_cursor: str) -> list[str]:
+        """What the word before the cursor may be completed to (commands, usernames)."""
+        word = before_cursor.replace(",", " ").split(" ")[-1]
+        if word.startswith("/") and word == before_cursor:
+            return [c for c in COMMANDS if c.startswith(word.lower())]
+        if self._step in ("username", "mode") and not before_cursor.startswith("/"):
+            return []
+        key = word.casefold()
+        users = sorted(self._users, key=lambda u: (not u.online, u.name.casefold()))
+        return [u.name for u in users if u.name.casefold().startswith(key) and not u.me]
+
+    def interrupt(self) -> None:
+        """Ctrl-C: the line is dropped and sending starts over."""
+        if self._step in ("recipients", "message"):
+            self._step = "mode"
+            self._refresh()
 
     # -- input -------------------------------------------------------------
 
     def line(self, text: str) -> None:
         """One line the user typed."""
         assert self.presenter is not None
-        if self.presenter.phase is Phase.CONNECTING:
+        text = text.strip()
+        if self.presenter.phase is Phase.CONNECTING and text.lower() not in ("/quit", "/exit"):
             self._typed_ahead.append(text)  # answered once connected
             return
-        text = text.strip()
-        command = text.lower()
-        if command in ("/quit", "/exit"):
-            self._on_quit()
-        elif command == "/help":
-            self._print(HELP)
-            self._prompt()
-        elif command == "/users":
-            self._print_users()
-            self._prompt()
-        elif command == "/reconnect":
-            self.presenter.reconnect()
+        if text.startswith("/"):
+            self._command(*text.split(" ", 1))
         elif self._step == "username":
             self.presenter.login(text or self.presenter.username, self.presenter.server)
         elif self._step == "mode":
-            self._choose_mode(command)
+            self._choose_mode(text.lower())
         elif self._step == "recipients":
             self._choose_recipients(text)
         elif self._step == "message":
             self._send(text)
         else:
-            self._print("-- Not connected: /reconnect or /quit.")
+            self._say("info", "-- Not connected: /reconnect or /quit.")
+        self._refresh()
+
+    def _command(self, command: str, argument: str = "") -> None:
+        assert self.presenter is not None
+        command, argument = command.lower(), argument.strip()
+        if command in ("/quit", "/exit"):
+            self._on_quit()
+        elif command == "/help":
+            self._say("info", HELP)
+        elif command == "/users":
+            self._print_users(self._users)
+        elif command == "/who":
+            online = [u for u in self._users if u.online]
+            self._say("info", f"-- online ({len(online)}):")
+            self._print_users(online)
+        elif command == "/reconnect":
+            self.presenter.reconnect()
+        elif self.presenter.phase is not Phase.CONNECTED:
+            self._say("error", "!! Not connected: /reconnect or /quit.")
+        elif command == "/reply":
+            if self.presenter.reply_all():
+                self._step = "message"
+                if argument:
+                    self._send(argument)
+        elif command == "/all":
+            self._send_now(Kind.BROADCAST, (), argument, "/all TEXT")
+        elif command == "/msg":
+            names, _, message = argument.partition(" ")
+            recipients = self._names(names)
+            mode = Kind.UNICAST if len(recipients) == 1 else Kind.MULTICAST
+            self._send_now(mode, recipients, message.strip(), "/msg NAME[,NAME...] TEXT")
+        else:
+            self._say("error", f"!! Unknown command {command}: /help lists them.")
+
+    def _send_now(self, mode: Kind, names: tuple[str, ...], text: str, usage: str) -> None:
+        assert self.presenter is not None
+        if not text or (mode is not Kind.BROADCAST and not names):
+            self._say("error", f"!! Usage: {usage}")
+            return
+        self.presenter.choose_mode(mode)
+        self.presenter.choose_recipients(names)
+        if self.presenter.send(text):
+            self._step = "mode"
 
     def _choose_mode(self, answer: str) -> None:
         assert self.presenter is not None
         mode = _MODES.get(answer[:1])
         if mode is None:
             if answer:
-                self._print("!! Answer u, m or b.")
-            self._prompt()
+                self._say("error", "!! Answer u, m or b (or /help).")
             return
         self.presenter.choose_mode(mode)
         self._step = "message" if mode is Kind.BROADCAST else "recipients"
-        self._prompt()
+
+    def _names(self, answer: str) -> tuple[str, ...]:
+        """Names typed with commas or spaces between, in the log's spelling where known."""
+        known = {u.name.casefold(): u.name for u in self._users}
+        typed = (n.strip() for n in answer.replace(" ", ",").split(","))
+        return tuple(known.get(n.casefold(), n) for n in typed if n)
 
     def _choose_recipients(self, answer: str) -> None:
         assert self.presenter is not None
         if not answer:
             self._step = "mode"
-            self._prompt()
             return
-        names = tuple(n.strip() for n in answer.replace(" ", ",").split(",") if n.strip())
-        known = {u.name.casefold(): u.name for u in self._users}
-        names = tuple(known.get(n.casefold(), n) for n in names)
+        names = self._names(answer)
         mode = self.presenter.mode
         if mode is Kind.UNICAST and len(names) != 1:
-            self._print("!! Unicast goes to one name.")
+            self._say("error", "!! Unicast goes to one name.")
         elif mode is Kind.MULTICAST and len(names) < 2:
-            self._print("!! Multicast goes to two or more names.")
+            self._say("error", "!! Multicast goes to two or more names.")
         else:
             self.presenter.choose_recipients(names)
             self._step = "message"
-        self._prompt()
 
     def _send(self, text: str) -> None:
         assert self.presenter is not None
-        if not text:
+        if not text or self.presenter.send(text):
             self._step = "mode"
-        elif self.presenter.send(text):
-            self._step = "mode"
-        self._prompt()
 
     # -- helpers -----------------------------------------------------------
 
-    def _print_users(self) -> None:
-        for user in self._users:
+    def _print_users(self, users: list[UserItem]) -> None:
+        for user in users:
             state = "online" if user.online else "offline"
-            self._print(f"   {'*' if user.online else ' '} {user.name}{' (you)' if user.me else ''}  {state}")
+            you = " (you)" if user.me else ""
+            self._output(
+                [
+                    (
+                        "class:online" if user.online else "class:offline",
+                        f"   {'*' if user.online else ' '} ",
+                    ),
+                    (sender_style(user.name), user.name),
+                    ("", f"{you}  {state}"),
+                ]
+            )
 
-    def _prompt(self) -> None:
-        presenter = self.presenter
-        if presenter is None:
-            return
-        if self._step == "username":
-            suggestion = f" [{presenter.username}]" if presenter.username else ""
-            self._write(f"Username{suggestion}: ")
-        elif presenter.phase is not Phase.CONNECTED or not self._users:
-            return  # the prompt follows the username log
-        elif self._step == "mode":
-            self._write("Send [u]nicast, [m]ulticast or [b]roadcast? ")
-        elif self._step == "recipients":
-            count = "one name" if presenter.mode is Kind.UNICAST else "names, comma-separated"
-            self._write(f"To ({count}; empty to go back): ")
-        elif self._step == "message":
-            to = "everyone" if presenter.mode is Kind.BROADCAST else ", ".join(presenter.selected)
-            self._write(f"Message to {to} (empty to go back): ")
-
-    def _print(self, text: str) -> None:
-        self._write(text + "\n")
-
-
-@implementer(IHalfCloseableProtocol)
-class TerminalInput(LineReceiver):
-    """Standard input, line by line, into its :class:`TextView`.
-
-    End of input quits, and output goes on until then: replies to the last
-    lines typed are still printed.  ``closed`` fires once stdio is closed.
-    """
-
-    delimiter = b"\n"
-    view: TextView
-    transport: ITransport
-
-    def __init__(self) -> None:
-        self.closed: Deferred[None] = Deferred()
-
-    def lineReceived(self, line: bytes) -> None:
-        self.view.line(line.decode("utf-8", errors="replace").rstrip("\r"))
-
-    def readConnectionLost(self) -> None:
-        self.view.line("/quit")
-
-    def writeConnectionLost(self) -> None:
-        self.view.line("/quit")
-
-    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
-        self.closed.callback(None)
+    def _say(self, style: str, text: str) -> None:
+        self._output([(f"class:{style}", text)])

@@ -1,0 +1,97 @@
+"""The terminal client on prompt_toolkit, over Twisted's asyncio reactor.
+
+Messages are printed above the input line, which keeps what the user was
+typing; Tab completes commands and usernames, Up and Down recall earlier
+lines.  Everything it shows and decides is in :class:`~msgsvc.client.text.TextView`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prompt_toolkit import PromptSession, print_formatted_text
+from prompt_toolkit.application import get_app_or_none
+from prompt_toolkit.completion import CompleteEvent, Completer, Completion
+from prompt_toolkit.document import Document
+from prompt_toolkit.formatted_text import FormattedText
+from prompt_toolkit.history import InMemoryHistory
+from prompt_toolkit.styles import Style
+
+from msgsvc.client.text import Fragments, TextView
+
+STYLE = Style.from_dict(
+    {
+        "time": "#8a8a8a",
+        "sent": "#8a8a8a",
+        "info": "#5f87af",
+        "warning": "#d7875f",
+        "error": "#ff5f5f bold",
+        "notice": "#d75fd7 bold",
+        "group": "#87afd7",
+        "broadcast": "#87d787",
+        "online": "#5fd75f",
+        "offline": "#8a8a8a",
+        "sender.0": "#ffaf00 bold",
+        "sender.1": "#5fd7ff bold",
+        "sender.2": "#d787ff bold",
+        "sender.3": "#87d700 bold",
+        "sender.4": "#ff8787 bold",
+        "sender.5": "#00d7af bold",
+    }
+)
+
+
+def show(fragments: Fragments) -> None:
+    """Print one line above the prompt (or plainly, once it is gone)."""
+    print_formatted_text(FormattedText(fragments), style=STYLE)
+
+
+def refresh() -> None:
+    """Draw the prompt again: the view's state has changed."""
+    app = get_app_or_none()
+    if app is not None:
+        app.invalidate()
+
+
+class ViewCompleter(Completer):
+    """Tab completion from :meth:`TextView.completions`."""
+
+    def __init__(self, view: TextView) -> None:
+        self._view = view
+
+    def get_completions(self, document: Document, complete_event: CompleteEvent) -> Iterator[Completion]:
+        before = document.text_before_cursor
+        word = before.replace(",", " ").split(" ")[-1]
+        for candidate in self._view.completions(before):
+            yield Completion(candidate, start_position=-len(word))
+
+
+class Terminal:
+    """Reads lines for a :class:`TextView` until it calls :meth:`stop`."""
+
+    def __init__(self, view: TextView) -> None:
+        self._view = view
+        self._stopped = False
+        self.session: PromptSession[str] = PromptSession(
+            history=InMemoryHistory(),
+            completer=ViewCompleter(view),
+            complete_while_typing=False,
+            style=STYLE,
+            reserve_space_for_menu=4,
+        )
+
+    async def run(self) -> None:
+        """Prompt, hand each line to the view, until stopped or the input ends (Ctrl-D)."""
+        while not self._stopped:
+            try:
+                text = await self.session.prompt_async(self._view.prompt)
+            except KeyboardInterrupt:
+                self._view.interrupt()
+                continue
+            except EOFError:
+                text = "/quit"
+            self._view.line(text)
+
+    def stop(self) -> None:
+        """Prompt no more (called from the view, between two prompts)."""
+        self._stopped = True

@@ -1,0 +1,108 @@
+"""The terminal client as its user meets it: ``python -m msgsvc.client --text`` on an 80x24
+pseudo-terminal, against a real server on loopback, its screen read through a terminal emulator."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import struct
+import sys
+import termios
+from collections.abc import Callable
+
+import pyte
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IProcessTransport
+from twisted.internet.protocol import ProcessProtocol
+from twisted.internet.task import deferLater
+from twisted.python.failure import Failure
+from twisted.trial.unittest import TestCase
+
+from .loopback import LoopbackServer
+
+ROWS, COLUMNS = 24, 80
+
+
+class Screen(ProcessProtocol):
+    """What the client shows on its terminal, as an 80x24 screen."""
+
+    def __init__(self) -> None:
+        self.screen = pyte.Screen(COLUMNS, ROWS)
+        self._stream = pyte.ByteStream(self.screen)
+        self.ended: Deferred[int] = Deferred()
+        self.transport: IProcessTransport
+
+    def childDataReceived(self, childFD: int, data: bytes) -> None:
+        self._stream.feed(data)
+
+    def processEnded(self, reason: Failure) -> None:
+        self.ended.callback(reason.value.exitCode)  # type: ignore[union-attr]
+
+    def text(self) -> str:
+        return "\n".join(line.rstrip() for line in self.screen.display)
+
+    def cursor_row(self) -> str:
+        return self.screen.display[self.screen.cursor.y].rstrip()
+
+    def type(self, keys: str) -> None:
+        self.transport.write(keys.encode("utf-8"))
+
+
+class TerminalClientTests(TestCase):
+    async def setUp(self) -> None:
+        self.loopback = await LoopbackServer(self.mktemp()).start(self)
+
+    def start(self, *args: str) -> Screen:
+        screen = Screen()
+        env = {**os.environ, "TERM": "xterm-256color", "PYTHONPATH": os.pathsep.join(sys.path)}
+        server = f"tcp:127.0.0.1:{self.loopback.port_number}"
+        command = [sys.executable, "-m", "msgsvc.client", "--text", "--server", server, *args]
+        process = reactor.spawnProcess(screen, sys.executable, command, env=env, usePTY=True)
+        fcntl.ioctl(process.fd, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))  # type: ignore[attr-defined]
+
+        def stop() -> Deferred[int] | None:
+            if screen.ended.called:
+                return None
+            process.signalProcess("KILL")
+            return screen.ended.addErrback(lambda _: 0)
+
+        self.addCleanup(stop)
+        return screen
+
+    async def until(self, what: str, condition: Callable[[], bool], screen: Screen) -> None:
+        for _ in range(1500):
+            if condition():
+                return
+            await deferLater(reactor, 0.01, lambda: None)
+        self.fail(f"timed out waiting for {what}; the screen:\n{screen.text()}")
+
+    async def test_typing_survives_arriving_messages_and_tab_completes(self) -> None:
+        bob = await self.loopback.client()
+        bob.send("HELLO bob")
+        await bob.until("ENDUSERS")
+        term = self.start("--username", "alice")
+        await self.until("the username prompt", lambda: "Username [alice]:" in term.text(), term)
+        term.type("\r")
+        await self.until("the log", lambda: "* bob  online" in term.text(), term)
+        await self.until("the option prompt", lambda: "[b]roadcast?" in term.cursor_row(), term)
+
+        term.type("u\r")
+        await self.until("the recipient prompt", lambda: term.cursor_row().startswith("To (one name"), term)
+        term.type("b\t")
+        await self.until("bob completed", lambda: term.cursor_row().endswith("): bob"), term)
+        term.type("\r")
+        term.type("half a sent")
+        await self.until("the half-typed line", lambda: term.cursor_row().endswith("half a sent"), term)
+
+        bob.send("SEND alice :are you there?")
+        await self.until("bob's message", lambda: "bob to you: are you there?" in term.text(), term)
+        self.assertEqual(term.cursor_row(), "Message to bob (empty to go back): half a sent")
+
+        term.type("ence\r")
+        self.assertEqual((await bob.until("MSG"))[-1], "MSG alice unicast bob :half a sentence")
+        await self.until("alice's report", lambda: "you to bob: half a sentence" in term.text(), term)
+
+        term.type("/quit\r")
+        self.assertEqual(await term.ended, 0)
+        self.assertEqual(await bob.line(), "LEFT alice")
