@@ -13,6 +13,7 @@ from twisted.internet.interfaces import IReactorFromThreads, IStreamServerEndpoi
 from twisted.logger import Logger
 from twisted.python import usage
 
+from msgsvc import descriptors
 from msgsvc.hub import Hub
 from msgsvc.server import HubEventLogger, ServerFactory
 from msgsvc.store import StoreError, UsernameLog
@@ -175,15 +176,17 @@ class _Disconnector(Service):
 
 
 class _Startup(Service):
-    """Logs the username log once the server runs."""
+    """Raises the file descriptor limit, and logs it and the username log, as the server starts."""
 
     log = Logger()
 
-    def __init__(self, usernames: UsernameLog) -> None:
+    def __init__(self, usernames: UsernameLog, max_clients: int) -> None:
         self._usernames = usernames
+        self._max_clients = max_clients
 
     def startService(self) -> None:
         Service.startService(self)
+        descriptors.check_limit(descriptors.raise_limit(), self._max_clients)
         names = [r.name for r in self._usernames.records]
         self.log.info(
             "username log {path}: {count} names: {names}",
@@ -204,7 +207,7 @@ def makeService(options: Options) -> IService:
     hub.subscribe(HubEventLogger())
     factory = ServerFactory(hub, reactor, options.limits())
 
-    services: list[IService] = [usernames, _Startup(usernames)]
+    services: list[IService] = [usernames, _Startup(usernames, options["max-clients"])]
     if options["gui"]:
         from msgsvc.servergui.service import ServerWindowService
         from msgsvc.tkreactor import display_problem
@@ -218,7 +221,7 @@ def makeService(options: Options) -> IService:
     services.append(_Disconnector(factory))
     for description in options["listen"]:
         try:
-            endpoint = serverFromString(reactor, description)
+            endpoint = descriptors.PausingEndpoint(serverFromString(reactor, description), reactor)
         except (ValueError, KeyError, TypeError) as e:
             raise SystemExit(f"msgsvc: bad --listen endpoint {description!r}: {e}") from None
         services.append(_Listener(description, endpoint, factory))

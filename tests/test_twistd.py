@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -50,6 +51,13 @@ class Peer:
         self.sock.close()
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class TwistdTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.dir = os.path.abspath(self.mktemp())
@@ -57,7 +65,8 @@ class TwistdTests(SynchronousTestCase):
         self.db = os.path.join(self.dir, "names.sqlite3")
         self.port = free_port()
 
-    def start(self, *extra: str) -> subprocess.Popen[bytes]:
+    def start(self, *extra: str, nofile: int = 0, backlog: int = 50) -> subprocess.Popen[bytes]:
+        """Run the server; ``nofile``: its file descriptor limit, soft and hard."""
         env = dict(os.environ, PYTHONPATH=ROOT)
         args = [
             "-n",
@@ -66,12 +75,18 @@ class TwistdTests(SynchronousTestCase):
             "--db",
             self.db,
             "--listen",
-            f"tcp:{self.port}:interface=127.0.0.1",
+            f"tcp:{self.port}:interface=127.0.0.1:backlog={backlog}",
         ]
+
+        def limit() -> None:
+            if nofile:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
         process = subprocess.Popen(
             TWISTD + args + list(extra),
             cwd=self.dir,
             env=env,
+            preexec_fn=limit,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
@@ -114,6 +129,44 @@ class TwistdTests(SynchronousTestCase):
         self.assertEqual(
             welcome[1:], ["USER alice offline", "USER Bob offline", "USER carol online", "ENDUSERS 3"]
         )
+
+    def test_out_of_file_descriptors_pauses_accepting_and_serves_the_registered(self) -> None:
+        server = self.start("--max-per-ip", "1000", nofile=64, backlog=200)
+        alice, _ = self.register("alice")
+        bob, _ = self.register("bob")
+        # More connections than descriptors: the server accepts until EMFILE, the rest wait queued.
+        extras = [socket.create_connection(("127.0.0.1", self.port), timeout=10) for _ in range(100)]
+        time.sleep(0.5)
+        cpu_before, wall_before = _cpu_seconds(server.pid), time.monotonic()
+        for i in range(10):
+            alice.send(f"SEND bob :during the episode {i}")
+            self.assertEqual(alice.until("SENT")[-1], "SENT 1 -")
+            time.sleep(0.1)
+        for i in range(10):
+            self.assertEqual(bob.until("MSG")[-1], f"MSG alice unicast bob :during the episode {i}")
+        cpu = _cpu_seconds(server.pid) - cpu_before
+        wall = time.monotonic() - wall_before
+        self.assertLess(cpu, wall / 3, f"the server spun: {cpu:.2f} s of CPU in {wall:.2f} s")
+
+        # A connection that waited in the queue is accepted once descriptors are free, not dropped.
+        waited = extras.pop()
+        for extra in extras:
+            extra.close()
+        waited.sendall(b"HELLO dave\r\n")
+        self.assertEqual(waited.makefile("rb").readline(), b"WELCOME dave :welcome to msgsvc\r\n")
+        waited.close()
+        carol = Peer(self.port)
+        self.addCleanup(carol.close)
+        carol.send("HELLO carol")
+        self.assertEqual(carol.line(), "WELCOME carol :welcome to msgsvc")
+
+        server.send_signal(signal.SIGTERM)
+        output = server.communicate(timeout=30)[0].decode()
+        self.assertIn("file descriptors: soft limit 64 (started at 64), hard limit 64", output)
+        self.assertIn("--max-clients 1000 needs about 1064 file descriptors, but the limit is 64", output)
+        self.assertEqual(output.count("cannot accept connections on"), 1, output)
+        self.assertIn("EMFILE (too many open files); pausing accepts", output)
+        self.assertNotIn("Traceback", output)
 
     def test_sigterm_says_bye_and_exits_cleanly(self) -> None:
         server = self.start()
