@@ -106,9 +106,11 @@ async def main() -> None:
     await settle(windows)
     send(alice, Kind.UNICAST, ("bob",), "Yes, all 164 tests, under Xvfb too.")
     await settle(windows)
-    send(carol, Kind.MULTICAST, ("alice", "bob"), "Retro at 3pm in the small room — café on me ☕")
+    send(carol, Kind.MULTICAST, ("alice", "bob", "dave"), "Retro at 3pm in the small room — café on me ☕")
     await settle(windows)
-    send(alice, Kind.MULTICAST, ("bob", "carol", "dave"), "Works for me. Dave is out today, I think.")
+    alice.reply_button.invoke()  # to carol, bob and dave
+    alice.message.insert(0, "Works for me. Dave is out today, I think.")
+    alice.send_button.invoke()
     await settle(windows)
     send(bob, Kind.BROADCAST, (), "Deploying the new server in 10 minutes; you may see a short disconnect.")
     await settle(windows)
