@@ -360,7 +360,6 @@ class ServerProtocol(LineProtocol):
 class ServerFactory(Factory[ServerProtocol]):
     """Builds :class:`ServerProtocol` instances over one hub and keeps track of them."""
 
-    protocol = ServerProtocol
     noisy = False
 
     def __init__(self, hub: Hub, clock: IReactorTime, limits: wire.Limits) -> None:
