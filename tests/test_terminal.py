@@ -97,7 +97,12 @@ class TerminalClientTests(TestCase):
 
         bob.send("SEND alice :are you there?")
         await self.until("bob's message", lambda: "bob to you: are you there?" in term.text(), term)
-        self.assertEqual(term.cursor_row(), "Message to bob (empty to go back): half a sent")
+        # Printed above the input line, which is drawn again as it was (once the redraw is done).
+        typed = "Message to bob (empty to go back): half a sent"
+        await self.until("the input line as it was", lambda: term.cursor_row() == typed, term)
+        [(row, text)] = [(i, r.rstrip()) for i, r in enumerate(term.screen.display) if "are you there?" in r]
+        self.assertRegex(text, r"^\d\d:\d\d bob to you: are you there\?$")  # a line of its own
+        self.assertLess(row, term.screen.cursor.y)
 
         term.type("ence\r")
         self.assertEqual((await bob.until("MSG"))[-1], "MSG alice unicast bob :half a sentence")
