@@ -108,6 +108,9 @@ class TerminalClientTests(TestCase):
         self.assertEqual((await bob.until("MSG"))[-1], "MSG alice unicast bob :half a sentence")
         await self.until("alice's report", lambda: "you to bob: half a sentence" in term.text(), term)
 
+        term.type("/wh\t\r")  # Enter right behind Tab: the completed command is what is sent
+        await self.until("who is online", lambda: "-- online (2):" in term.text(), term)
+
         term.type("/quit\r")
         self.assertEqual(await term.ended, 0)
         self.assertEqual(await bob.line(), "LEFT alice")

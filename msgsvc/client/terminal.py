@@ -15,6 +15,7 @@ from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.history import InMemoryHistory
+from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.styles import Style
 
 from msgsvc.client.text import Fragments, TextView
@@ -72,13 +73,32 @@ class Terminal:
     def __init__(self, view: TextView) -> None:
         self._view = view
         self._stopped = False
+        self._completer = ViewCompleter(view)
+        keys = KeyBindings()
+        keys.add("tab")(self._tab)
         self.session: PromptSession[str] = PromptSession(
             history=InMemoryHistory(),
-            completer=ViewCompleter(view),
+            completer=self._completer,
+            key_bindings=keys,
             complete_while_typing=False,
             style=STYLE,
             reserve_space_for_menu=4,
         )
+
+    def _tab(self, event: KeyPressEvent) -> None:
+        """Complete a single candidate at once, so an Enter right behind the Tab sends it whole
+        (prompt_toolkit's own completion runs later, as a task); several open the menu."""
+        buffer = event.current_buffer
+        if buffer.complete_state is not None:
+            buffer.complete_next()
+            return
+        found = list(
+            self._completer.get_completions(buffer.document, CompleteEvent(completion_requested=True))
+        )
+        if len(found) == 1:
+            buffer.apply_completion(found[0])
+        elif found:
+            buffer.start_completion(insert_common_part=True)
 
     async def run(self) -> None:
         """Prompt, hand each line to the view, until stopped or the input ends (Ctrl-D)."""
