@@ -12,6 +12,8 @@ import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from msgsvc.bench.servers import cpu_seconds
+
 from .display import need_display
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -49,13 +51,6 @@ class Peer:
     def close(self) -> None:
         self.file.close()
         self.sock.close()
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User and system CPU time of a process so far."""
-    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class TwistdTests(SynchronousTestCase):
@@ -137,14 +132,14 @@ class TwistdTests(SynchronousTestCase):
         # More connections than descriptors: the server accepts until EMFILE, the rest wait queued.
         extras = [socket.create_connection(("127.0.0.1", self.port), timeout=10) for _ in range(100)]
         time.sleep(0.5)
-        cpu_before, wall_before = _cpu_seconds(server.pid), time.monotonic()
+        cpu_before, wall_before = cpu_seconds(server.pid), time.monotonic()
         for i in range(10):
             alice.send(f"SEND bob :during the episode {i}")
             self.assertEqual(alice.until("SENT")[-1], "SENT 1 -")
             time.sleep(0.1)
         for i in range(10):
             self.assertEqual(bob.until("MSG")[-1], f"MSG alice unicast bob :during the episode {i}")
-        cpu = _cpu_seconds(server.pid) - cpu_before
+        cpu = cpu_seconds(server.pid) - cpu_before
         wall = time.monotonic() - wall_before
         self.assertLess(cpu, wall / 3, f"the server spun: {cpu:.2f} s of CPU in {wall:.2f} s")
 

@@ -49,6 +49,12 @@ NGIRCD_CONF = """\
 """
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of every thread of process ``pid`` so far."""
+    fields = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def child_environment() -> dict[str, str]:
     """The environment for a server or load process: it imports the msgsvc this one does."""
     root = str(Path(__file__).resolve().parents[2])
@@ -105,8 +111,7 @@ class ServerProcess:
 
     def cpu_seconds(self) -> float:
         """User and system CPU time of every thread so far."""
-        fields = self._proc("stat").rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.process.pid)
 
     def _status_kib(self, key: str) -> int:
         for line in self._proc("status").splitlines():
