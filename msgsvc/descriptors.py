@@ -32,6 +32,8 @@ from twisted.internet.interfaces import (
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from msgsvc.server import describe_peer
+
 #: Descriptors the server needs besides its clients: listeners, the database, logs, threads.
 RESERVE = 64
 #: Seconds between attempts to accept while descriptors are short.
@@ -130,7 +132,7 @@ class AcceptGuard:
 
     @property
     def paused(self) -> bool:
-        return self._retry is not None and self._retry.active()
+        return self._retry is not None  # cleared when it fires
 
     def short(self, error: int) -> None:
         """accept() failed for want of descriptors: stop reading the listener for a while."""
@@ -138,11 +140,10 @@ class AcceptGuard:
         self._last = self._clock.seconds()
         if self._since is None:
             self._since = self._last
-            host = self._port.getHost()
             log.warn(
                 "cannot accept connections on {port}: {error}; pausing accepts, retrying every {pause:g} s"
                 " (registered clients are served as before)",
-                port=f"{host.host}:{host.port}",
+                port=describe_peer(self._port.getHost()),
                 error=f"{errno.errorcode[error]} ({'too many open files' if error == errno.EMFILE else 'out of resources'})",
                 pause=self._pause,
             )
