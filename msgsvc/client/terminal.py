@@ -18,7 +18,7 @@ from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.styles import Style
 
-from msgsvc.client.text import Fragments, TextView
+from msgsvc.client.text import Fragments, TextView, word_before
 
 STYLE = Style.from_dict(
     {
@@ -62,9 +62,9 @@ class ViewCompleter(Completer):
 
     def get_completions(self, document: Document, complete_event: CompleteEvent) -> Iterator[Completion]:
         before = document.text_before_cursor
-        word = before.replace(",", " ").split(" ")[-1]
+        start = -len(word_before(before))
         for candidate in self._view.completions(before):
-            yield Completion(candidate, start_position=-len(word))
+            yield Completion(candidate, start_position=start)
 
 
 class Terminal:

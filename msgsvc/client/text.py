@@ -45,6 +45,11 @@ def clean(text: str) -> str:
     return "".join(ch if ch.isprintable() or ch == "\t" else ascii(ch)[1:-1] for ch in text)
 
 
+def word_before(before_cursor: str) -> str:
+    """The word Tab completes: what follows the last space or comma."""
+    return before_cursor.replace(",", " ").split(" ")[-1]
+
+
 def sender_style(name: str) -> str:
     """The same colour for a name every time, on every client."""
     return f"class:sender.{zlib.crc32(name.casefold().encode()) % SENDER_COLOURS}"
@@ -142,7 +147,7 @@ class TextView:
 
     def completions(self, before_cursor: str) -> list[str]:
         """What the word before the cursor may be completed to (commands, usernames)."""
-        word = before_cursor.replace(",", " ").split(" ")[-1]
+        word = word_before(before_cursor)
         if word.startswith("/") and word == before_cursor:
             return [c for c in COMMANDS if c.startswith(word.lower())]
         if self._step in ("username", "mode") and not before_cursor.startswith("/"):
