@@ -10,14 +10,14 @@ from __future__ import annotations
 import argparse
 import sqlite3
 import sys
+from contextlib import closing
 
 
 def backup(source: str, destination: str) -> None:
     """Copy the database at ``source`` to ``destination`` (replaced if it exists)."""
-    with sqlite3.connect(f"file:{source}?mode=ro", uri=True) as src, sqlite3.connect(destination) as dst:
-        src.backup(dst)
-    dst.close()
-    src.close()
+    with closing(sqlite3.connect(f"file:{source}?mode=ro", uri=True)) as src:
+        with closing(sqlite3.connect(destination)) as dst:
+            src.backup(dst)
 
 
 def main(argv: list[str] | None = None) -> int:
