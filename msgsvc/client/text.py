@@ -40,7 +40,7 @@ _MARKS = {"sent": "->", "warning": "!!", "error": "!!", "info": "--", "notice": 
 SENDER_COLOURS = 6
 
 
-def clean(text: str) -> str:
+def _clean(text: str) -> str:
     """Text safe for a terminal: control characters shown, never obeyed."""
     return "".join(ch if ch.isprintable() or ch == "\t" else ascii(ch)[1:-1] for ch in text)
 
@@ -116,7 +116,7 @@ class TextView:
 
     def append(self, entry: Entry) -> None:
         stamp = time.strftime("%H:%M ", time.localtime(entry.when))
-        text = clean(entry.text)
+        text = _clean(entry.text)
         line: Fragments = [("class:time", stamp)]
         if entry.style in _MARKS:
             line.append((f"class:{entry.style}", f"{_MARKS[entry.style]} {text}"))
