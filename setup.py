@@ -12,7 +12,7 @@ setup(
     # Twisted's own), so find_packages() cannot see it: name it.
     packages=find_packages(include=["msgsvc", "msgsvc.*"]) + ["twisted.plugins"],
     # prompt_toolkit: the terminal client (python -m msgsvc.client --text).
-    install_requires=["Twisted>=23.10", "prompt_toolkit>=3.0.30"],
+    install_requires=["Twisted>=23.10", "prompt_toolkit>=3.0.30", "argon2-cffi>=23.1"],
     extras_require={
         "tls": ["Twisted[tls]>=23.10"],
         "bench": ["matplotlib"],  # python -m msgsvc.bench ... --plot

@@ -18,6 +18,7 @@ from twisted.internet.defer import ensureDeferred
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.task import deferLater
 
+from msgsvc.auth import Accounts, Hasher
 from msgsvc.client.connect import endpoint_connector
 from msgsvc.client.gui import ChatWindow
 from msgsvc.client.presenter import ChatPresenter
@@ -25,7 +26,7 @@ from msgsvc.hub import Hub
 from msgsvc.server import ServerFactory
 from msgsvc.servergui.presenter import ServerPresenter
 from msgsvc.servergui.window import ServerWindow
-from msgsvc.store import UsernameLog
+from msgsvc.store import SqliteStore
 from msgsvc.wire import Kind, Limits
 
 IMAGES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "images")
@@ -54,10 +55,13 @@ async def shoot(windows: list[ChatWindow], window: ChatWindow | ServerWindow, na
 
 
 async def main() -> None:
-    usernames = UsernameLog(reactor, os.path.join(tempfile.mkdtemp(), "names.sqlite3"))
+    usernames = SqliteStore(reactor, os.path.join(tempfile.mkdtemp(), "names.sqlite3"))
     usernames.startService()
     hub = Hub(reactor, usernames, [], max_clients=50)
-    factory = ServerFactory(hub, reactor, Limits())
+    hasher = Hasher(reactor, threads=1)
+    hasher.startService()
+    accounts = Accounts(hub, usernames, hasher, reactor, require_password=False)
+    factory = ServerFactory(hub, accounts, reactor, Limits())
     port = await TCP4ServerEndpoint(reactor, 8123, interface="127.0.0.1").listen(factory)
     windows: list[ChatWindow] = []
     server_window = ServerWindow(tkinter.Tk())

@@ -28,6 +28,7 @@ class UserRecord:
     name: str
     first_seen: float
     last_seen: float
+    protected: bool = False  # its owner set a password
 
 
 @dataclass(slots=True, eq=False)
@@ -60,6 +61,7 @@ class UserView:
     last_seen: float
     peer: str | None  # the address of an online user
     since: float | None  # when an online user registered
+    protected: bool
 
 
 class Participant(Protocol):
@@ -110,6 +112,15 @@ class UserKicked:
 
 
 @dataclass(frozen=True)
+class ProtectionChanged:
+    """A name was protected, got a new password, or lost its protection (``reason`` says why)."""
+
+    name: str
+    protected: bool
+    reason: str
+
+
+@dataclass(frozen=True)
 class NoticeSent:
     text: str
     delivered: int
@@ -150,6 +161,7 @@ Event = (
     | UserLeft
     | RegistrationRefused
     | UserKicked
+    | ProtectionChanged
     | NoticeSent
     | Connected
     | Disconnected
@@ -196,8 +208,10 @@ class Hub:
     def unsubscribe(self, observer: Callable[[Event], None]) -> None:
         self._observers.remove(observer)
 
-    def announce(self, event: Connected | Disconnected | ClientError | ClientDropped) -> None:
-        """Pass a connection-level event from the server to the observers."""
+    def announce(
+        self, event: Connected | Disconnected | ClientError | ClientDropped | RegistrationRefused
+    ) -> None:
+        """Pass a connection-level event from a front (or a login refused by the accounts) to the observers."""
         self._emit(event)
 
     def _emit(self, event: Event) -> None:
@@ -211,14 +225,13 @@ class Hub:
 
     # -- registration ----------------------------------------------------
 
-    def register(self, participant: Participant, name: str, peer: str) -> Deferred[str | None]:
-        """Claim ``name`` for ``participant``.
+    def register(self, participant: Participant, name: str, peer: str) -> UserRecord:
+        """Hold ``name`` for ``participant`` until :meth:`admit` or :meth:`unregister`.
 
-        Raises :class:`ProtocolError` at once if the name is invalid or taken
-        or the server is full.  Otherwise the name is held for the
-        participant and the returned Deferred fires, once the log has it on
-        disk (at once for a name already in the log), with the name as the
-        log spells it, or with None if the participant left meanwhile.
+        Raises :class:`ProtocolError` if the name is invalid or taken (held,
+        or online) or the server is full.  Returns the name's log entry (a
+        new one, not yet in the log, for a name never seen), so the caller
+        can check the owner's password before admitting it.
         """
         key = username_key(name)
         if participant in self._keys:
@@ -241,15 +254,27 @@ class Hub:
         if refusal is not None:
             self._emit(RegistrationRefused(name, peer, refusal.code, refusal.text))
             raise refusal
-
         now = self._clock.seconds()
-        record = self._log.get(key)
-        first_time = record is None
-        if record is None:
-            record = UserRecord(name, now, now)
-        session = _Session(participant, record, peer, now)
-        self._sessions[key] = session
+        record = self._log.get(key) or UserRecord(name, now, now)
+        self._sessions[key] = _Session(participant, record, peer, now)
         self._keys[participant] = key
+        return record
+
+    def admit(self, participant: Participant, name: str) -> Deferred[str | None]:
+        """Bring ``participant``, holding ``name``, online once the log has the name on disk.
+
+        Fires with the name as the log spells it (at once for a name already
+        in the log), or with None if the participant has left.
+        """
+        key = self._keys.get(participant)
+        if key is None:
+            return succeed(None)
+        if key != username_key(name):
+            raise ValueError(f"{name} is not the name this participant holds")
+        session = self._sessions[key]
+        record = session.record
+        first_time = key not in self._log
+        now = self._clock.seconds()
 
         def recorded(_: None) -> str | None:
             if self._sessions.get(key) is not session:
@@ -257,7 +282,7 @@ class Hub:
             self._log[key] = record
             record.last_seen = now
             session.online = True
-            self._emit(UserJoined(record.name, peer, first_time))
+            self._emit(UserJoined(record.name, session.peer, first_time))
             return record.name
 
         def failed(failure: Failure) -> Failure:
@@ -271,7 +296,9 @@ class Hub:
             return written.addCallbacks(recorded, failed)
         # A name already in the log is on disk: only its last-seen time is written now,
         # and a returning user need not wait for that.
-        written.addErrback(lambda f: self.log.failure("could not record when {name} came back", f, name=name))
+        written.addErrback(
+            lambda f: self.log.failure("could not record when {name} came back", f, name=record.name)
+        )
         return succeed(None).addCallback(recorded)
 
     def unregister(self, participant: Participant) -> None:
@@ -304,8 +331,18 @@ class Hub:
     def _view(self, key: str, record: UserRecord) -> UserView:
         session = self._online_session(key)
         if session is None:
-            return UserView(record.name, False, record.first_seen, record.last_seen, None, None)
-        return UserView(record.name, True, record.first_seen, record.last_seen, session.peer, session.since)
+            return UserView(
+                record.name, False, record.first_seen, record.last_seen, None, None, record.protected
+            )
+        return UserView(
+            record.name,
+            True,
+            record.first_seen,
+            record.last_seen,
+            session.peer,
+            session.since,
+            record.protected,
+        )
 
     def user(self, name: str) -> UserView | None:
         """The log entry for ``name`` with its presence, or None if never registered."""
@@ -339,6 +376,26 @@ class Hub:
         self._emit(UserKicked(session.record.name, reason))
         session.participant.kick(reason)
         return True
+
+    def set_protected(self, name: str, protected: bool, reason: str = "") -> None:
+        """Mark ``name`` (in the log, or held by a registering client) as protected or not.
+
+        Called again with ``protected`` True, it tells the observers of a new password.
+        """
+        key = username_key(name)
+        session = self._sessions.get(key)
+        record = self._log.get(key) or (session.record if session is not None else None)
+        if record is None:
+            return
+        record.protected = protected
+        self._emit(ProtectionChanged(record.name, protected, reason))
+
+    def notify(self, name: str, text: str) -> bool:
+        """Send a server notice to the online user ``name``; False if it is not online."""
+        session = self._online_session(username_key(name))
+        if session is not None:
+            session.participant.notice(text)
+        return session is not None
 
     def notice(self, text: str) -> int:
         """Send a server notice to everyone online; how many got it."""

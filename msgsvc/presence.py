@@ -22,7 +22,7 @@ from typing import Protocol
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 from msgsvc import wire
-from msgsvc.hub import Event, Hub, UserJoined, UserLeft
+from msgsvc.hub import Event, Hub, ProtectionChanged, UserJoined, UserLeft
 
 
 class Listener(Protocol):
@@ -41,11 +41,16 @@ class Presence:
 
     def __init__(self, hub: Hub, clock: IReactorTime) -> None:
         self._clock = clock
+        self._hub = hub
         self._keys: list[str] = []
         self._lines: list[bytes] = []
+        self._protected: set[str] = set()  # the keys of protected names
         for user in hub.users():
-            self._keys.append(wire.username_key(user.name))
-            self._lines.append(user_line("USER", user.name, "online" if user.online else "offline"))
+            key = wire.username_key(user.name)
+            self._keys.append(key)
+            if user.protected:
+                self._protected.add(key)
+            self._lines.append(self._user_line(user.name, key, "online" if user.online else "offline"))
         self._listeners: dict[Listener, int] = {}  # each with the batch index its news start at
         self._batch: list[bytes] = []
         self._publishing: IDelayedCall | None = None
@@ -84,11 +89,23 @@ class Presence:
             case UserLeft(name):
                 self._set(name, "offline")
                 self._publish(user_line("LEFT", name))
+            case ProtectionChanged(name, protected):
+                user = self._hub.user(name)
+                if user is not None:
+                    (self._protected.add if protected else self._protected.discard)(wire.username_key(name))
+                    self._set(user.name, "online" if user.online else "offline")
+
+    def _user_line(self, name: str, key: str, state: str) -> bytes:
+        return (
+            user_line("USER", name, state, "protected")
+            if key in self._protected
+            else user_line("USER", name, state)
+        )
 
     def _set(self, name: str, state: str) -> None:
         key = wire.username_key(name)
         at = bisect_left(self._keys, key)
-        line = user_line("USER", name, state)
+        line = self._user_line(name, key, state)
         if at < len(self._keys) and self._keys[at] == key:
             self._lines[at] = line
         else:

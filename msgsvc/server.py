@@ -11,7 +11,7 @@ from collections import Counter
 from functools import lru_cache
 
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IAddress, IDelayedCall, IPushProducer, IReactorTime
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
@@ -19,6 +19,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from msgsvc import wire
+from msgsvc.auth import Accounts
 from msgsvc.hub import (
     ClientDropped,
     ClientError,
@@ -28,6 +29,7 @@ from msgsvc.hub import (
     Hub,
     Message,
     NoticeSent,
+    ProtectionChanged,
     RegistrationRefused,
     UserJoined,
     UserKicked,
@@ -126,6 +128,7 @@ class ServerProtocol(LineProtocol):
     _unthrottle: IDelayedCall | None = None
     _timer: IDelayedCall | None = None  # the one timer: HELLO's deadline, or the PING's
     _timer_seconds = 0.0
+    _login: Deferred[str | None] | None = None  # a HELLO being checked
 
     def connectionMade(self) -> None:
         self.peer = describe_peer(self.transport.getPeer())
@@ -150,6 +153,8 @@ class ServerProtocol(LineProtocol):
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self._gone = True
+        if self._login is not None:
+            self._login.cancel()  # a throttled login is not checked for a client that left
         self.factory.outbox.discard(self.transport)
         self.factory.presence.leave(self)
         self._watch(None)
@@ -233,8 +238,10 @@ class ServerProtocol(LineProtocol):
             case wire.Broadcast(text):
                 report = hub.broadcast(self, text)
                 self._sent(report.delivered, report.offline)
-            case wire.Hello(username):
-                self._register(username)
+            case wire.Hello(username, password):
+                self._register(username, password)
+            case wire.Password(password):
+                self._set_password(hub.registered_name(self), password)
             case wire.Users():
                 hub.registered_name(self)
                 self._write(self.factory.presence.user_log())
@@ -246,17 +253,21 @@ class ServerProtocol(LineProtocol):
                 self._quit = f"quit: {reason}" if reason else "quit"
                 self.bye("goodbye")
 
-    def _register(self, username: str) -> None:
-        try:
-            registered = self.factory.hub.register(self, username, self.peer)
-        except ProtocolError as e:
-            self.send_error(e.code, e.text)
-            if e.code is not Code.ALREADY_REGISTERED:
-                self.bye(e.text)
+    def _register(self, username: str, password: str | None) -> None:
+        if self._welcomed:
+            self.send_error(
+                Code.ALREADY_REGISTERED, f"already registered as {self.factory.hub.name_of(self)}"
+            )
             return
-        self._hold("registering")  # its next lines wait for the WELCOME
-        registered.addCallbacks(self._welcome, self._not_registered)
-        registered.addBoth(lambda _: self._release("registering"))
+        self._hold("registering")  # its next lines wait for the answer
+        host = _host(self.transport.getPeer())
+        self._login = self.factory.accounts.login(self, username, password, self.peer, host)
+        self._login.addCallbacks(self._welcome, self._not_registered)
+        self._login.addBoth(self._registered)
+
+    def _registered(self, _: None) -> None:
+        self._login = None
+        self._release("registering")
 
     def _welcome(self, name: str | None) -> None:
         if name is None or self._gone:
@@ -267,9 +278,32 @@ class ServerProtocol(LineProtocol):
         self._write(self.factory.presence.join(self))
 
     def _not_registered(self, failure: Failure) -> None:
+        if failure.check(CancelledError):  # the client left
+            return
+        if isinstance(failure.value, ProtocolError):
+            self.send_error(failure.value.code, failure.value.text)
+            self.bye(failure.value.text)
+            return
         self.log.failure("could not register {peer}", failure, peer=self.peer)
         self.send_error(Code.SERVER_ERROR, "the server could not record the username; try again later")
         self.bye("server error")
+
+    def _set_password(self, name: str, password: str) -> None:
+        self._hold("password")  # its next lines wait for the answer
+
+        def protected(_: None) -> None:
+            self._write(wire.format_line("PROTECTED", name, trailing=f"{name} is protected by your password"))
+
+        def failed(failure: Failure) -> None:
+            if isinstance(failure.value, ProtocolError):
+                self._refuse(failure.value.code, failure.value.text)
+                return
+            self.log.failure("could not set the password of {name}", failure, name=name)
+            self.send_error(Code.SERVER_ERROR, "the server could not store the password; it is unchanged")
+
+        done = self.factory.accounts.set_password(name, password)
+        done.addCallbacks(protected, failed)
+        done.addBoth(lambda _: self._release("password"))
 
     def _hold(self, reason: str) -> None:
         """Stop reading this client's lines (they wait in its socket) until released."""
@@ -362,8 +396,9 @@ class ServerFactory(Factory[ServerProtocol]):
 
     noisy = False
 
-    def __init__(self, hub: Hub, clock: IReactorTime, limits: wire.Limits) -> None:
+    def __init__(self, hub: Hub, accounts: Accounts, clock: IReactorTime, limits: wire.Limits) -> None:
         self.hub = hub
+        self.accounts = accounts
         self.limits = limits
         self.clock = clock
         self.outbox = Outbox(clock)
@@ -467,3 +502,10 @@ class HubEventLogger:
                 )
             case UserLeft():
                 pass  # logged when the connection ends
+            case ProtectionChanged(name, protected, reason):
+                self.log.info(
+                    "{name}: {what} ({reason})",
+                    name=name,
+                    what="protected" if protected else "no longer protected",
+                    reason=reason,
+                )

@@ -1,14 +1,16 @@
-"""The persistent username log: SQLite, written from one worker thread.
+"""The server's persistent state in SQLite: the username log and the accounts.
 
-:class:`UsernameDatabase` is plain synchronous SQLite.  :class:`UsernameLog`
-is the service the server runs: it loads the log at start-up and then does
-every write on its own thread, so an fsync never stalls the reactor.
+:class:`Database` is plain synchronous SQLite.  :class:`SqliteStore` is the
+service the server runs: it loads the log at start-up and then does every
+read and write on its own thread, so an fsync never stalls the reactor.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail
@@ -20,18 +22,53 @@ from twisted.python.threadpool import ThreadPool
 from msgsvc.hub import UserRecord
 from msgsvc.wire import username_key
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+_T = TypeVar("_T")
+
+# Each schema version's tables, made on top of the previous version's in one transaction.
+_SCHEMA: dict[int, tuple[str, ...]] = {
+    1: (
+        "CREATE TABLE IF NOT EXISTS users ("
+        " key TEXT PRIMARY KEY,"
+        " name TEXT NOT NULL,"
+        " first_seen REAL NOT NULL,"
+        " last_seen REAL NOT NULL)",
+    ),
+    2: (
+        # A protected name's password hash (argon2id, in its PHC string form).
+        "CREATE TABLE accounts (key TEXT PRIMARY KEY, hash TEXT NOT NULL, changed REAL NOT NULL)",
+        # Every removal of a name's protection by the operator, and why.
+        "CREATE TABLE resets ("
+        " id INTEGER PRIMARY KEY,"
+        " key TEXT NOT NULL,"
+        " name TEXT NOT NULL,"
+        " at REAL NOT NULL,"
+        " reason TEXT NOT NULL)",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Reset:
+    """The operator removed the protection of ``name`` at ``at``, saying ``reason``."""
+
+    id: int
+    name: str
+    at: float
+    reason: str
 
 
 class StoreError(Exception):
     """The username log cannot be opened or used; the message names the file."""
 
 
-class UsernameDatabase:
-    """The username log in an SQLite file (WAL, ``synchronous=FULL``).
+class Database:
+    """The username log and accounts in an SQLite file (WAL, ``synchronous=FULL``).
 
-    Names are durable once :meth:`record_seen` returns: not even a power cut
-    loses them.
+    Every write is one transaction, durable once the method returns: not
+    even a power cut loses it, and a process killed in the middle leaves
+    the state from before it, never half of it.
     """
 
     def __init__(self, path: str) -> None:
@@ -40,6 +77,7 @@ class UsernameDatabase:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         except sqlite3.Error as e:
             raise StoreError(f"cannot open the username log {path!r}: {e}") from None
+        self._data_version = -1  # what PRAGMA data_version said when resets_after() last looked
         try:
             self._setup()
         except sqlite3.Error as e:
@@ -53,27 +91,30 @@ class UsernameDatabase:
             raise sqlite3.DatabaseError(f"could not switch to WAL journaling (got {mode})")
         db.execute("PRAGMA synchronous=FULL")
         version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version == 0:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS users ("
-                " key TEXT PRIMARY KEY,"
-                " name TEXT NOT NULL,"
-                " first_seen REAL NOT NULL,"
-                " last_seen REAL NOT NULL)"
-            )
-            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        elif version != SCHEMA_VERSION:
+        if version > SCHEMA_VERSION:
             raise sqlite3.DatabaseError(f"schema version {version}; this msgsvc reads {SCHEMA_VERSION}")
+        if version < SCHEMA_VERSION:
+            self._migrate(version)
         check = db.execute("PRAGMA quick_check").fetchone()[0]
         if check != "ok":
             raise sqlite3.DatabaseError(f"integrity check failed: {check}")
 
+    def _migrate(self, version: int) -> None:
+        """Bring a file at schema ``version`` (0: new) to :data:`SCHEMA_VERSION`, all or nothing."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _SCHEMA[step]:
+                    self._db.execute(statement)
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
     def load(self) -> list[UserRecord]:
-        """Every name ever registered, oldest first."""
+        """Every name ever registered, oldest first, marked if protected."""
         rows = self._db.execute(
-            "SELECT name, first_seen, last_seen FROM users ORDER BY first_seen, key"
+            "SELECT name, first_seen, last_seen, accounts.key IS NOT NULL FROM users"
+            " LEFT JOIN accounts USING (key) ORDER BY first_seen, key"
         ).fetchall()
-        return [UserRecord(name, first, last) for name, first, last in rows]
+        return [UserRecord(name, first, last, bool(protected)) for name, first, last, protected in rows]
 
     def record_seen(self, seen: Sequence[tuple[str, float]]) -> None:
         """Add each name (first seen then) or move its last-seen time, in one transaction.
@@ -91,14 +132,76 @@ class UsernameDatabase:
         except sqlite3.Error as e:
             raise StoreError(f"cannot write to the username log {self.path!r}: {e}") from None
 
+    def password_hash(self, name: str) -> str | None:
+        """The password hash of ``name``, or None if it is not protected."""
+        row = self._db.execute("SELECT hash FROM accounts WHERE key = ?", (username_key(name),)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_password_hash(self, name: str, password_hash: str, when: float) -> None:
+        """Protect ``name`` with ``password_hash``, or replace its hash: one row, one transaction."""
+        try:
+            with self._db:
+                self._db.execute("BEGIN")
+                self._db.execute(
+                    "INSERT INTO accounts (key, hash, changed) VALUES (?, ?, ?)"
+                    " ON CONFLICT (key) DO UPDATE SET hash = excluded.hash, changed = excluded.changed",
+                    (username_key(name), password_hash, when),
+                )
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot write to the accounts in {self.path!r}: {e}") from None
+
+    def reset(self, name: str, reason: str, when: float) -> Reset | None:
+        """Remove the protection of ``name``, noting why; None if it had none."""
+        key = username_key(name)
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                if self._db.execute("DELETE FROM accounts WHERE key = ?", (key,)).rowcount == 0:
+                    return None
+                row = self._db.execute("SELECT name FROM users WHERE key = ?", (key,)).fetchone()
+                spelled = name if row is None else str(row[0])
+                cursor = self._db.execute(
+                    "INSERT INTO resets (key, name, at, reason) VALUES (?, ?, ?, ?)",
+                    (key, spelled, when, reason),
+                )
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot write to the accounts in {self.path!r}: {e}") from None
+        assert cursor.lastrowid is not None
+        return Reset(cursor.lastrowid, spelled, when, reason)
+
+    def protected(self) -> list[tuple[str, float]]:
+        """Every protected name in the log (as it spells them) with when its password was set."""
+        rows = self._db.execute(
+            "SELECT name, changed FROM accounts JOIN users USING (key) ORDER BY key"
+        ).fetchall()
+        return [(str(name), float(changed)) for name, changed in rows]
+
+    def last_reset(self) -> int:
+        """The id of the latest reset (0 for none)."""
+        return int(self._db.execute("SELECT coalesce(max(id), 0) FROM resets").fetchone()[0])
+
+    def resets_after(self, reset_id: int) -> list[Reset] | None:
+        """The resets after ``reset_id``, oldest first; None if no other connection wrote since the last call.
+
+        How ``python -m msgsvc.admin``'s resets reach a running server.
+        """
+        version = self._db.execute("PRAGMA data_version").fetchone()[0]
+        if version == self._data_version:
+            return None
+        self._data_version = version
+        rows = self._db.execute(
+            "SELECT id, name, at, reason FROM resets WHERE id > ? ORDER BY id", (reset_id,)
+        ).fetchall()
+        return [Reset(*row) for row in rows]
+
     def close(self) -> None:
         self._db.close()
 
 
-class UsernameLog(Service):
-    """The username log as a service: loaded at once, written on a worker thread.
+class SqliteStore(Service):
+    """The state as a service: the username log loaded at once, then all work on one worker thread.
 
-    Writes are group-committed: what is asked while a transaction is being
+    Writes of the username log are group-committed: what is asked while a transaction is being
     written waits and goes into the next one, so a thousand registrations
     cost a few fsyncs rather than a thousand.
     """
@@ -106,12 +209,12 @@ class UsernameLog(Service):
     def __init__(self, reactor: IReactorFromThreads, path: str) -> None:
         self._reactor = reactor
         self.path = path
-        database = UsernameDatabase(path)  # a bad file fails here, before start-up
+        database = Database(path)  # a bad file fails here, before start-up
         try:
             self.records = database.load()
         finally:
             database.close()
-        self._database: UsernameDatabase | None = None
+        self._database: Database | None = None
         self._pool: ThreadPool | None = None
         self._waiting: list[tuple[str, float, Deferred[None]]] = []
         self._writing = False
@@ -119,7 +222,7 @@ class UsernameLog(Service):
     def startService(self) -> None:
         """Open the database (after twistd forks: a connection must not cross a fork)."""
         Service.startService(self)
-        self._database = UsernameDatabase(self.path)
+        self._database = Database(self.path)
         self._pool = ThreadPool(minthreads=1, maxthreads=1, name="msgsvc-store")
         self._pool.start()
 
@@ -161,3 +264,26 @@ class UsernameLog(Service):
                 self._write()
 
         deferToThreadPool(self._reactor, self._pool, self._database.record_seen, seen).addBoth(done)
+
+    def _run(self, work: Callable[[Database], _T]) -> Deferred[_T]:
+        """Call ``work`` with the database on the worker thread, after what is queued there."""
+        if self._pool is None or self._database is None:
+            return fail(StoreError("the store is not running"))
+        return deferToThreadPool(self._reactor, self._pool, work, self._database)
+
+    # -- accounts (msgsvc.auth.AccountStore) --------------------------------
+
+    def password_hash(self, name: str) -> Deferred[str | None]:
+        return self._run(lambda db: db.password_hash(name))
+
+    def set_password_hash(self, name: str, password_hash: str, when: float) -> Deferred[None]:
+        return self._run(lambda db: db.set_password_hash(name, password_hash, when))
+
+    def reset(self, name: str, reason: str, when: float) -> Deferred[Reset | None]:
+        return self._run(lambda db: db.reset(name, reason, when))
+
+    def last_reset(self) -> Deferred[int]:
+        return self._run(Database.last_reset)
+
+    def resets_after(self, reset_id: int) -> Deferred[list[Reset] | None]:
+        return self._run(lambda db: db.resets_after(reset_id))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from twisted.application.internet import StreamServerEndpointService
@@ -14,9 +15,10 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from msgsvc import descriptors
+from msgsvc.auth import Accounts, Hasher
 from msgsvc.hub import Hub
 from msgsvc.server import HubEventLogger, ServerFactory
-from msgsvc.store import StoreError, UsernameLog
+from msgsvc.store import SqliteStore, StoreError
 from msgsvc.wire import Limits
 
 DEFAULT_LISTEN = "tcp:8123"
@@ -55,6 +57,11 @@ class Options(usage.Options):
     )
     optFlags = [
         ["gui", None, "Show the server's window: the username log, who is online, events (needs twistd -n)."],
+        [
+            "require-password",
+            None,
+            "Every name must be protected: a name nobody protected is claimed by the first HELLO with a password.",
+        ],
     ]
     optParameters = [
         ["db", None, DEFAULT_DB, "The SQLite file that holds the username log (made if missing)."],
@@ -106,6 +113,13 @@ class Options(usage.Options):
             _seconds,
         ],
         ["max-clients", None, DEFAULT_MAX_CLIENTS, "Most users registered at once.", _positive],
+        [
+            "hash-threads",
+            None,
+            max(1, (os.cpu_count() or 1) - 1),
+            "Threads that check passwords (argon2id); the default leaves one core to the reactor.",
+            _positive,
+        ],
     ]
 
     def __init__(self) -> None:
@@ -180,7 +194,7 @@ class _Startup(Service):
 
     log = Logger()
 
-    def __init__(self, usernames: UsernameLog, max_clients: int) -> None:
+    def __init__(self, usernames: SqliteStore, max_clients: int) -> None:
         self._usernames = usernames
         self._max_clients = max_clients
 
@@ -200,14 +214,16 @@ def makeService(options: Options) -> IService:
     from twisted.internet import reactor
 
     try:
-        usernames = UsernameLog(IReactorFromThreads(reactor), options["db"])
+        usernames = SqliteStore(IReactorFromThreads(reactor), options["db"])
     except StoreError as e:
         raise SystemExit(f"msgsvc: {e}") from None
     hub = Hub(reactor, usernames, usernames.records, options["max-clients"])
     hub.subscribe(HubEventLogger())
-    factory = ServerFactory(hub, reactor, options.limits())
+    hasher = Hasher(IReactorFromThreads(reactor), options["hash-threads"])
+    accounts = Accounts(hub, usernames, hasher, reactor, options["require-password"])
+    factory = ServerFactory(hub, accounts, reactor, options.limits())
 
-    services: list[IService] = [usernames, _Startup(usernames, options["max-clients"])]
+    services: list[IService] = [usernames, hasher, accounts, _Startup(usernames, options["max-clients"])]
     if options["gui"]:
         from msgsvc.servergui.service import ServerWindowService
         from msgsvc.tkreactor import display_problem

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 #: The byte that ends a line; a CR just before it is dropped.
@@ -41,6 +41,9 @@ class Code(str, Enum):
     TOO_MANY_RECIPIENTS = "TOO_MANY_RECIPIENTS"
     SERVER_FULL = "SERVER_FULL"
     SERVER_ERROR = "SERVER_ERROR"
+    AUTH_REQUIRED = "AUTH_REQUIRED"
+    AUTH_FAILED = "AUTH_FAILED"
+    PASSWORD_INVALID = "PASSWORD_INVALID"
 
 
 class ProtocolError(Exception):
@@ -224,6 +227,12 @@ def format_line(verb: str, *params: str, trailing: str | None = None) -> bytes:
 @dataclass(slots=True)
 class Hello:
     username: str
+    password: str | None = field(default=None, repr=False)  # None when not given (or empty)
+
+
+@dataclass(slots=True)
+class Password:
+    password: str = field(repr=False)
 
 
 @dataclass(slots=True)
@@ -257,7 +266,7 @@ class Quit:
     reason: str | None
 
 
-Command = Hello | Send | Broadcast | Users | Ping | Pong | Quit
+Command = Hello | Password | Send | Broadcast | Users | Ping | Pong | Quit
 
 
 def _arity(line: Line, least: int, most: int, usage: str) -> None:
@@ -296,8 +305,11 @@ def parse_command(line: Line, limits: Limits) -> Command:
     """Turn a client's line into a command, or raise :class:`ProtocolError`."""
     verb = line.verb
     if verb == "HELLO":
-        _arity(line, 1, 1, "HELLO <username>")
-        return Hello(line.params[0])
+        _arity(line, 1, 2, "HELLO <username> [:<password>]")
+        return Hello(line.params[0], line.params[1] if len(line.params) > 1 and line.params[1] else None)
+    if verb == "PASSWORD":
+        _arity(line, 1, 1, "PASSWORD :<password>")
+        return Password(line.params[0])
     if verb == "SEND":
         _arity(line, 2, 2, "SEND <name>[,<name>...] :<text>")
         return Send(_recipients(line.params[0], limits), _text(line.params[1], limits))

@@ -9,23 +9,50 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
+from msgsvc.auth import Accounts
 from msgsvc.client.protocol import ClientListener, ClientProtocol
-from msgsvc.hub import Hub, Message, UserRecord
+from msgsvc.hub import Hub, Message, Participant, UserRecord
 from msgsvc.server import ServerFactory, ServerProtocol
-from msgsvc.wire import Limits
+from msgsvc.store import Reset
+from msgsvc.wire import Limits, username_key
 
 
 class MemoryStore:
-    """A :class:`msgsvc.hub.Store` in memory.
+    """A :class:`msgsvc.hub.Store` and :class:`msgsvc.auth.AccountStore` in memory.
 
-    Writes succeed at once, unless ``hold`` is set: then each write waits in
-    ``pending`` until the test fires it.
+    Writes of the username log succeed at once, unless ``hold`` is set: then
+    each waits in ``pending`` until the test fires it.  ``hashes`` holds the
+    password hashes by name key; ``resets`` what the operator reset.
     """
 
     def __init__(self) -> None:
         self.written: list[tuple[str, float]] = []
         self.hold = False
         self.pending: list[Deferred[None]] = []
+        self.hashes: dict[str, str] = {}
+        self.resets: list[Reset] = []
+        self.external: list[Reset] = []  # resets another process made, for resets_after()
+
+    def password_hash(self, name: str) -> Deferred[str | None]:
+        return succeed(self.hashes.get(username_key(name)))
+
+    def set_password_hash(self, name: str, password_hash: str, when: float) -> Deferred[None]:
+        self.hashes[username_key(name)] = password_hash
+        return succeed(None)
+
+    def reset(self, name: str, reason: str, when: float) -> Deferred[Reset | None]:
+        if self.hashes.pop(username_key(name), None) is None:
+            return succeed(None)
+        reset = Reset(len(self.resets) + len(self.external) + 1, name, when, reason)
+        self.resets.append(reset)
+        return succeed(reset)
+
+    def last_reset(self) -> Deferred[int]:
+        return succeed(len(self.resets) + len(self.external))
+
+    def resets_after(self, reset_id: int) -> Deferred[list[Reset] | None]:
+        fresh, self.external = self.external, []
+        return succeed(fresh or None)
 
     def record_seen(self, name: str, when: float) -> Deferred[None]:
         self.written.append((name, when))
@@ -34,6 +61,42 @@ class MemoryStore:
         d: Deferred[None] = Deferred()
         self.pending.append(d)
         return d
+
+
+class FakeHashing:
+    """A :class:`msgsvc.auth.Hashing` that answers at once (or, with ``hold``, when the test says).
+
+    A "hash" is the password with a prefix; ``rehash`` says every hash is out of date.
+    """
+
+    def __init__(self) -> None:
+        self.hold = False
+        self.rehash = False
+        self.pending: list[Deferred[None]] = []
+        self.checked: list[str] = []  # the passwords verified
+
+    def _answer(self, value: object) -> Deferred[object]:
+        if not self.hold:
+            return succeed(value)
+        waiting: Deferred[None] = Deferred()
+        self.pending.append(waiting)
+        return waiting.addCallback(lambda _: value)
+
+    def hash(self, password: str) -> Deferred[str]:
+        return self._answer(f"fake${password}")  # type: ignore[return-value]
+
+    def verify(self, password_hash: str, password: str) -> Deferred[bool]:
+        self.checked.append(password)
+        return self._answer(password_hash == f"fake${password}")  # type: ignore[return-value]
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        return self.rehash
+
+
+def admitted(hub: Hub, participant: Participant, name: str, peer: str) -> Deferred[str | None]:
+    """Register ``participant`` as ``name`` with no password check: hold the name, then admit it."""
+    hub.register(participant, name, peer)
+    return hub.admit(participant, name)
 
 
 class RecordingParticipant:
@@ -55,6 +118,10 @@ class RecordingParticipant:
         return [m for kind, m in self.events if kind == "message"]  # type: ignore[misc]
 
 
+#: The password of every protected record a ServerHarness starts with.
+PASSWORD = "correct horse"
+
+
 class ServerHarness:
     """A server factory over a hub and memory store, with StringTransport clients."""
 
@@ -63,12 +130,18 @@ class ServerHarness:
         limits: Limits = Limits(),  # noqa: B008 - frozen, so shared safely
         max_clients: int = 100,
         records: tuple[UserRecord, ...] = (),
+        require_password: bool = False,
     ) -> None:
         self.clock = Clock()
         self.clock.advance(1_000_000)
         self.store = MemoryStore()
+        for record in records:
+            if record.protected:
+                self.store.hashes[username_key(record.name)] = "fake$" + PASSWORD
+        self.hashing = FakeHashing()
         self.hub = Hub(self.clock, self.store, records, max_clients)
-        self.factory = ServerFactory(self.hub, self.clock, limits)
+        self.accounts = Accounts(self.hub, self.store, self.hashing, self.clock, require_password)
+        self.factory = ServerFactory(self.hub, self.accounts, self.clock, limits)
         self._port = 40000
 
     def connect(self) -> tuple[ServerProtocol, StringTransport]:
@@ -78,10 +151,11 @@ class ServerHarness:
         protocol.makeConnection(transport)
         return protocol, transport
 
-    def register(self, name: str) -> tuple[ServerProtocol, StringTransport]:
+    def register(self, name: str, password: str | None = None) -> tuple[ServerProtocol, StringTransport]:
         """A client registered as ``name``, once the others have been told (the reactor pass is over)."""
         protocol, transport = self.connect()
-        protocol.dataReceived(f"HELLO {name}\r\n".encode())
+        hello = f"HELLO {name}" if password is None else f"HELLO {name} :{password}"
+        protocol.dataReceived(f"{hello}\r\n".encode())
         assert transport.value().startswith(b"WELCOME "), transport.value()
         transport.clear()
         self.end_of_pass()

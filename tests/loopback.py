@@ -9,10 +9,11 @@ from twisted.internet.interfaces import IReactorTCP, IReactorTime
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
+from msgsvc.auth import Accounts, Hasher
 from msgsvc.hub import Hub
 from msgsvc.lines import LineProtocol
 from msgsvc.server import ServerFactory
-from msgsvc.store import UsernameLog
+from msgsvc.store import SqliteStore
 from msgsvc.wire import Limits
 
 
@@ -69,22 +70,33 @@ async def connect(reactor: IReactorTCP, port: int) -> LineTestClient:
 class LoopbackServer:
     """A whole server (SQLite log, hub, factory) listening on 127.0.0.1, for one test."""
 
-    def __init__(self, db_path: str, limits: Limits = Limits()) -> None:  # noqa: B008 - frozen
+    def __init__(
+        self,
+        db_path: str,
+        limits: Limits = Limits(),  # noqa: B008 - frozen
+        require_password: bool = False,
+    ) -> None:
         self.db_path = db_path
-        self._usernames = UsernameLog(reactor, db_path)
+        self._usernames = SqliteStore(reactor, db_path)
         self.hub = Hub(reactor, self._usernames, self._usernames.records, max_clients=100)
-        self.factory = ServerFactory(self.hub, reactor, limits)
+        self._hasher = Hasher(reactor, threads=1)
+        self.accounts = Accounts(self.hub, self._usernames, self._hasher, reactor, require_password)
+        self.factory = ServerFactory(self.hub, self.accounts, reactor, limits)
         self.port_number = 0
 
     async def start(self, test: TestCase) -> LoopbackServer:
         """Listen; stop when ``test`` ends (after the cleanups it adds later)."""
         self._usernames.startService()
+        self._hasher.startService()
+        self.accounts.startService()
         port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(self.factory)
         self.port_number = port.getHost().port
 
         async def stop() -> None:
             await port.stopListening()
             await self.factory.disconnect_all("server shutting down")
+            self.accounts.stopService()
+            self._hasher.stopService()
             self._usernames.stopService()
 
         test.addCleanup(stop)

@@ -13,7 +13,7 @@ from twisted.scripts._twistd_unix import ServerOptions
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc import backup
-from msgsvc.store import UsernameDatabase
+from msgsvc.store import Database
 from msgsvc.tap import Options
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -74,11 +74,11 @@ class BackupTests(SynchronousTestCase):
         folder = os.path.abspath(self.mktemp())
         os.makedirs(folder)
         live, copy = os.path.join(folder, "live.sqlite3"), os.path.join(folder, "copy.sqlite3")
-        database = UsernameDatabase(live)  # open, in WAL mode, as the server holds it
+        database = Database(live)  # open, in WAL mode, as the server holds it
         self.addCleanup(database.close)
         database.record_seen([("alice", 1.0), ("Bob", 2.0)])
         self.assertEqual(backup.main([live, copy]), 0)
-        self.assertEqual([r.name for r in UsernameDatabase(copy).load()], ["alice", "Bob"])
+        self.assertEqual([r.name for r in Database(copy).load()], ["alice", "Bob"])
 
     def test_a_missing_database_is_an_error(self) -> None:
         self.assertEqual(backup.main(["/nonexistent/db.sqlite3", os.devnull]), 1)

@@ -6,7 +6,7 @@ import socket
 
 from twisted.trial.unittest import TestCase
 
-from msgsvc.store import UsernameDatabase
+from msgsvc.store import Database
 from msgsvc.wire import Limits
 
 from .loopback import LineTestClient, LoopbackServer
@@ -118,7 +118,7 @@ class EndToEndTests(TestCase):
             client, _ = await self.register(name)
             client.send("QUIT")
             await client.closed
-        database = UsernameDatabase(self.server.db_path)
+        database = Database(self.server.db_path)
         self.addCleanup(database.close)
         self.assertEqual([r.name for r in database.load()], ["Zed", "amy"])
 

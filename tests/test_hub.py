@@ -18,7 +18,7 @@ from msgsvc.hub import (
 )
 from msgsvc.wire import Code, Kind, ProtocolError
 
-from .helpers import MemoryStore, RecordingParticipant
+from .helpers import MemoryStore, RecordingParticipant, admitted
 
 
 class HubTestCase(SynchronousTestCase):
@@ -32,7 +32,7 @@ class HubTestCase(SynchronousTestCase):
 
     def join(self, name: str) -> RecordingParticipant:
         participant = RecordingParticipant()
-        self.assertEqual(self.successResultOf(self.hub.register(participant, name, "peer-" + name)), name)
+        self.assertEqual(self.successResultOf(admitted(self.hub, participant, name, "peer-" + name)), name)
         return participant
 
     def refusal(self, participant: RecordingParticipant, name: str) -> Code:
@@ -86,7 +86,7 @@ class RegistrationTests(HubTestCase):
     def test_offline_name_is_taken_again_and_keeps_its_first_spelling(self) -> None:
         self.clock.advance(5)
         old = RecordingParticipant()
-        self.assertEqual(self.successResultOf(self.hub.register(old, "OLD", "p")), "Old")
+        self.assertEqual(self.successResultOf(admitted(self.hub, old, "OLD", "p")), "Old")
         [view] = [u for u in self.hub.users() if u.name == "Old"]
         self.assertEqual((view.online, view.first_seen, view.last_seen), (True, 1.0, 105))
         self.assertEqual(self.events, [UserJoined("Old", "p", False)])
@@ -98,9 +98,9 @@ class RegistrationTests(HubTestCase):
 
     def test_a_new_name_waits_for_the_disk_and_a_known_one_does_not(self) -> None:
         self.store.hold = True
-        new = self.hub.register(RecordingParticipant(), "fresh", "p1")
+        new = admitted(self.hub, RecordingParticipant(), "fresh", "p1")
         self.assertNoResult(new)
-        self.assertEqual(self.successResultOf(self.hub.register(RecordingParticipant(), "OLD", "p2")), "Old")
+        self.assertEqual(self.successResultOf(admitted(self.hub, RecordingParticipant(), "OLD", "p2")), "Old")
         self.assertEqual(len(self.store.pending), 2)  # Old's last-seen time is still written
         self.store.pending[0].callback(None)
         self.assertEqual(self.successResultOf(new), "fresh")
@@ -121,7 +121,7 @@ class RegistrationTests(HubTestCase):
         self.assertEqual((view.online, view.last_seen), (False, 130))
         self.assertIsNone(self.hub.name_of(bob))
         again = RecordingParticipant()
-        self.assertEqual(self.successResultOf(self.hub.register(again, "BOB", "p")), "bob")
+        self.assertEqual(self.successResultOf(admitted(self.hub, again, "BOB", "p")), "bob")
 
     def test_unregister_unknown_is_harmless(self) -> None:
         self.hub.unregister(RecordingParticipant())
@@ -135,7 +135,7 @@ class PendingRegistrationTests(HubTestCase):
 
     def test_name_is_held_while_being_written(self) -> None:
         alice = RecordingParticipant()
-        registered = self.hub.register(alice, "alice", "p")
+        registered = admitted(self.hub, alice, "alice", "p")
         self.assertNoResult(registered)
         self.assertEqual(self.refusal(RecordingParticipant(), "ALICE"), Code.USERNAME_TAKEN)
         self.assertIsNone(self.hub.name_of(alice))
@@ -149,7 +149,7 @@ class PendingRegistrationTests(HubTestCase):
         bob = self.join("bob")
         self.store.hold = True
         alice = RecordingParticipant()
-        self.hub.register(alice, "alice", "p")
+        admitted(self.hub, alice, "alice", "p")
         self.assertEqual(self.hub.broadcast(bob, "hi"), Report(0, ()))
         self.assertEqual(self.hub.send(bob, ["alice"], "hi"), Report(0, ("alice",)))
         self.assertEqual(alice.events, [])
@@ -157,10 +157,10 @@ class PendingRegistrationTests(HubTestCase):
 
     def test_leaving_before_the_write_completes(self) -> None:
         alice = RecordingParticipant()
-        registered = self.hub.register(alice, "alice", "p")
+        registered = admitted(self.hub, alice, "alice", "p")
         self.hub.unregister(alice)
         self.join_later = RecordingParticipant()
-        second = self.hub.register(self.join_later, "alice", "q")
+        second = admitted(self.hub, self.join_later, "alice", "q")
         self.store.pending[0].callback(None)
         self.assertIsNone(self.successResultOf(registered))
         self.assertEqual(self.events, [])
@@ -169,7 +169,7 @@ class PendingRegistrationTests(HubTestCase):
 
     def test_failed_write_frees_the_name(self) -> None:
         alice = RecordingParticipant()
-        registered = self.hub.register(alice, "alice", "p")
+        registered = admitted(self.hub, alice, "alice", "p")
         self.store.pending[0].errback(OSError("disk full"))
         self.failureResultOf(registered, OSError)
         self.assertIsNone(self.hub.name_of(alice))

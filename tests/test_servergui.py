@@ -16,7 +16,7 @@ from msgsvc.servergui.service import ServerWindowService
 from msgsvc.servergui.window import ServerWindow
 
 from .display import need_display
-from .helpers import MemoryStore, RecordingParticipant
+from .helpers import MemoryStore, RecordingParticipant, admitted
 from .loopback import LoopbackServer
 
 
@@ -68,7 +68,7 @@ class ServerPresenterTests(SynchronousTestCase):
 
     def join(self, name: str, peer: str = "10.0.0.1:5000") -> RecordingParticipant:
         participant = RecordingParticipant()
-        self.successResultOf(self.hub.register(participant, name, peer))
+        self.successResultOf(admitted(self.hub, participant, name, peer))
         return participant
 
     def test_start(self) -> None:

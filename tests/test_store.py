@@ -11,13 +11,13 @@ from twisted.internet.defer import gatherResults
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from msgsvc.hub import UserRecord
-from msgsvc.store import StoreError, UsernameDatabase, UsernameLog
+from msgsvc.store import Database, SqliteStore, StoreError
 
 
-class UsernameDatabaseTests(SynchronousTestCase):
+class DatabaseTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.path = self.mktemp()
-        self.db = UsernameDatabase(self.path)
+        self.db = Database(self.path)
         self.addCleanup(self.db.close)
 
     def test_new_file_is_empty(self) -> None:
@@ -28,7 +28,7 @@ class UsernameDatabaseTests(SynchronousTestCase):
         self.db.record_seen([("alice", 10.0)])
         self.db.record_seen([("Bob", 20.0)])
         self.db.close()
-        again = UsernameDatabase(self.path)
+        again = Database(self.path)
         self.addCleanup(again.close)
         self.assertEqual(again.load(), [UserRecord("alice", 10.0, 10.0), UserRecord("Bob", 20.0, 20.0)])
 
@@ -53,7 +53,7 @@ class UsernameDatabaseTests(SynchronousTestCase):
 class BadFileTests(SynchronousTestCase):
     def assertRefused(self, path: str, *words: str) -> None:
         with self.assertRaises(StoreError) as caught:
-            UsernameDatabase(path)
+            Database(path)
         message = str(caught.exception)
         self.assertIn(repr(path), message)
         for word in words:
@@ -80,18 +80,18 @@ class BadFileTests(SynchronousTestCase):
         data = b"garbage" * 1000
         with open(path, "wb") as f:
             f.write(data)
-        self.assertRaises(StoreError, UsernameDatabase, path)
+        self.assertRaises(StoreError, Database, path)
         with open(path, "rb") as f:
             self.assertEqual(f.read(), data)
 
 
-class UsernameLogTests(TestCase):
+class SqliteStoreTests(TestCase):
     def setUp(self) -> None:
         self.path = self.mktemp()
-        seed = UsernameDatabase(self.path)
+        seed = Database(self.path)
         seed.record_seen([("zoe", 1.0)])
         seed.close()
-        self.log = UsernameLog(reactor, self.path)
+        self.log = SqliteStore(reactor, self.path)
 
     def test_loads_at_construction(self) -> None:
         self.assertEqual(self.log.records, [UserRecord("zoe", 1.0, 1.0)])
@@ -120,6 +120,6 @@ class UsernameLogTests(TestCase):
         await gatherResults(queued)
         self.assertEqual(batches, [1, 1, 19])  # what waited for a write went in one transaction
         self.assertNotIn(threading.current_thread(), threads)
-        reopened = UsernameDatabase(self.path)
+        reopened = Database(self.path)
         self.addCleanup(reopened.close)
         self.assertEqual(len(reopened.load()), 22)

@@ -9,7 +9,7 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc import tap
-from msgsvc.store import UsernameDatabase, UsernameLog
+from msgsvc.store import Database, SqliteStore
 from msgsvc.wire import Limits
 
 
@@ -79,10 +79,10 @@ class OptionsTests(SynchronousTestCase):
 class MakeServiceTests(SynchronousTestCase):
     def test_tree(self) -> None:
         db = self.mktemp()
-        UsernameDatabase(db).close()
+        Database(db).close()
         service = tap.makeService(parse("--db", db, "--listen", "tcp:0", "--listen", "tcp6:0"))
         children = list(service)
-        self.assertIsInstance(children[0], UsernameLog)
+        self.assertIsInstance(children[0], SqliteStore)
         listeners = [c for c in children if isinstance(c, StreamServerEndpointService)]
         self.assertEqual(len(listeners), 2)
         self.assertIs(listeners[0].factory, listeners[1].factory)

@@ -9,13 +9,14 @@ from twisted.internet import reactor
 from twisted.internet.endpoints import serverFromString
 from twisted.trial.unittest import TestCase
 
+from msgsvc.auth import Accounts
 from msgsvc.client.connect import endpoint_connector
 from msgsvc.client.presenter import ChatPresenter, Phase
 from msgsvc.hub import Hub
 from msgsvc.server import ServerFactory
 from msgsvc.wire import Limits
 
-from .helpers import MemoryStore
+from .helpers import FakeHashing, MemoryStore
 from .test_client import Recorder
 
 try:
@@ -65,8 +66,10 @@ class TLSTests(TestCase):
         self.folder = os.path.abspath(self.mktemp())
         os.makedirs(os.path.join(self.folder, "trusted"))
         self.cert, self.key = make_certificate(os.path.join(self.folder, "trusted"))
-        self.hub = Hub(reactor, MemoryStore(), [], max_clients=10)
-        self.factory = ServerFactory(self.hub, reactor, Limits())
+        store = MemoryStore()
+        self.hub = Hub(reactor, store, [], max_clients=10)
+        accounts = Accounts(self.hub, store, FakeHashing(), reactor, require_password=False)
+        self.factory = ServerFactory(self.hub, accounts, reactor, Limits())
         endpoint = serverFromString(
             reactor, f"ssl:0:interface=127.0.0.1:privateKey={self.key}:certKey={self.cert}"
         )

@@ -180,7 +180,21 @@ class ParseCommandTests(SynchronousTestCase):
         self.assertEqual(self.command(b"HELLO alice"), wire.Hello("alice"))
         self.assertEqual(self.command(b"hello :alice"), wire.Hello("alice"))
         self.assertError(b"HELLO", Code.BAD_SYNTAX)
-        self.assertError(b"HELLO a b", Code.BAD_SYNTAX)
+        self.assertError(b"HELLO a b c", Code.BAD_SYNTAX)
+
+    def test_hello_with_a_password(self) -> None:
+        self.assertEqual(self.command(b"HELLO alice :my secret"), wire.Hello("alice", "my secret"))
+        self.assertEqual(self.command(b"HELLO alice s3cret!!"), wire.Hello("alice", "s3cret!!"))
+        self.assertEqual(self.command(b"HELLO alice :"), wire.Hello("alice"))  # empty: none given
+
+    def test_password_is_never_in_a_repr(self) -> None:
+        self.assertNotIn("hunter22", repr(self.command(b"HELLO alice :hunter22")))
+        self.assertNotIn("hunter22", repr(self.command(b"PASSWORD :hunter22")))
+
+    def test_password(self) -> None:
+        self.assertEqual(self.command(b"PASSWORD : spaces count "), wire.Password(" spaces count "))
+        self.assertError(b"PASSWORD", Code.BAD_SYNTAX)
+        self.assertError(b"PASSWORD a b", Code.BAD_SYNTAX)
 
     def test_send(self) -> None:
         self.assertEqual(self.command(b"SEND bob :hi you"), wire.Send(("bob",), "hi you"))

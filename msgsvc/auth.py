@@ -1,0 +1,452 @@
+"""Accounts: who may use a protected name, checked in one place with twisted.cred.
+
+Every front logs a client in the same way, with :meth:`Accounts.login`.  It
+asks a :class:`~twisted.cred.portal.Portal`: the :class:`AccountChecker`
+looks the name's password hash up in the store and checks the password with
+argon2id on a thread pool (a name nobody protected needs none, and is
+claimed by the first password given with it); the :class:`HubRealm` then
+brings the client online in the hub.  :class:`LoginThrottle` slows guessing.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol, TypeVar, cast
+
+import argon2
+from twisted.application.service import Service
+from twisted.cred.checkers import ICredentialsChecker
+from twisted.cred.credentials import ICredentials, IUsernamePassword, UsernamePassword
+from twisted.cred.error import LoginFailed, UnauthorizedLogin
+from twisted.cred.portal import IRealm, Portal
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
+from twisted.internet.task import LoopingCall, deferLater
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
+from zope.interface import Attribute, Interface, implementer
+
+from msgsvc.hub import Hub, Participant, RegistrationRefused
+from msgsvc.store import Reset
+from msgsvc.wire import Code, ProtocolError, username_key
+
+PASSWORD_MIN_CHARS = 8
+PASSWORD_MAX_BYTES = 256
+
+#: OWASP's first argon2id profile (19 MiB, 2 passes, 1 lane): about 50 ms a check here.
+HASHER = argon2.PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1, type=argon2.Type.ID)
+
+_T = TypeVar("_T")
+
+
+def check_password_rules(password: str) -> str:
+    """``password`` in Unicode normal form C, or ProtocolError(PASSWORD_INVALID) saying what is wrong."""
+    password = unicodedata.normalize("NFC", password)
+    if len(password) < PASSWORD_MIN_CHARS:
+        raise ProtocolError(
+            Code.PASSWORD_INVALID, f"a password needs at least {PASSWORD_MIN_CHARS} characters"
+        )
+    if len(password.encode("utf-8")) > PASSWORD_MAX_BYTES:
+        raise ProtocolError(
+            Code.PASSWORD_INVALID, f"a password may hold at most {PASSWORD_MAX_BYTES} bytes of UTF-8"
+        )
+    return password
+
+
+# -- what the checker needs --------------------------------------------------
+
+
+class AccountStore(Protocol):
+    """Where password hashes persist (:class:`msgsvc.store.SqliteStore`)."""
+
+    def password_hash(self, name: str) -> Deferred[str | None]: ...
+    def set_password_hash(self, name: str, password_hash: str, when: float) -> Deferred[None]: ...
+    def reset(self, name: str, reason: str, when: float) -> Deferred[Reset | None]: ...
+    def last_reset(self) -> Deferred[int]: ...
+    def resets_after(self, reset_id: int) -> Deferred[list[Reset] | None]: ...
+
+
+class Hashing(Protocol):
+    """Makes and checks password hashes without blocking the caller."""
+
+    def hash(self, password: str) -> Deferred[str]: ...
+    def verify(self, password_hash: str, password: str) -> Deferred[bool]: ...
+    def needs_rehash(self, password_hash: str) -> bool: ...
+
+
+class Hasher(Service):
+    """argon2id on a pool of its own threads: a burst of logins never runs on the reactor's."""
+
+    def __init__(self, reactor: IReactorFromThreads, threads: int, hasher: argon2.PasswordHasher = HASHER):
+        self._reactor = reactor
+        self._hasher = hasher
+        self._pool = ThreadPool(minthreads=threads, maxthreads=threads, name="msgsvc-argon2")
+
+    def startService(self) -> None:
+        Service.startService(self)
+        self._pool.start()
+
+    def stopService(self) -> None:
+        Service.stopService(self)
+        self._pool.stop()
+
+    def hash(self, password: str) -> Deferred[str]:
+        return deferToThreadPool(self._reactor, self._pool, self._hasher.hash, password)
+
+    def verify(self, password_hash: str, password: str) -> Deferred[bool]:
+        return deferToThreadPool(self._reactor, self._pool, self._verify, password_hash, password)
+
+    def _verify(self, password_hash: str, password: str) -> bool:
+        try:
+            return self._hasher.verify(password_hash, password)
+        except argon2.exceptions.VerifyMismatchError:
+            return False
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        return self._hasher.check_needs_rehash(password_hash)
+
+
+# -- twisted.cred: credentials, checker, realm ------------------------------
+
+
+class INameOnly(ICredentials):
+    """A username given without a password."""
+
+    username = Attribute("The username, UTF-8 bytes.")
+
+
+@implementer(INameOnly)
+@dataclass(frozen=True)
+class NameOnly:
+    username: bytes
+
+
+class AuthRequired(UnauthorizedLogin):
+    """The name needs a password and none was given."""
+
+
+class Abandoned(LoginFailed):
+    """The client left before it could be brought online."""
+
+
+@implementer(ICredentialsChecker)
+class AccountChecker:
+    """Checks a name's password against its argon2id hash in the store.
+
+    A name without a hash needs no password, unless ``require_password``;
+    given one, it is claimed: the hash is stored before the login succeeds.
+    The avatar id is the name as given, in UTF-8.
+    """
+
+    credentialInterfaces = (IUsernamePassword, INameOnly)
+
+    def __init__(self, store: AccountStore, hashing: Hashing, clock: IReactorTime, require_password: bool):
+        self._store = store
+        self._hashing = hashing
+        self._clock = clock
+        self._require_password = require_password
+
+    def requestAvatarId(self, credentials: ICredentials) -> Deferred[bytes | tuple[()]]:
+        return Deferred.fromCoroutine(self._check(credentials))
+
+    async def _check(self, credentials: ICredentials) -> bytes | tuple[()]:
+        username: bytes = credentials.username  # type: ignore[attr-defined]
+        name = username.decode("utf-8")
+        stored = await self._store.password_hash(name)
+        if not IUsernamePassword.providedBy(credentials):
+            if stored is not None:
+                raise AuthRequired(f"{name} is protected: give its password")
+            if self._require_password:
+                raise AuthRequired("this server needs a password with every name")
+            return username
+        password = check_password_rules(credentials.password.decode("utf-8"))
+        if stored is None:
+            await self._store.set_password_hash(
+                name, await self._hashing.hash(password), self._clock.seconds()
+            )
+        elif not await self._hashing.verify(stored, password):
+            raise UnauthorizedLogin(f"wrong password for {name}")
+        elif self._hashing.needs_rehash(stored):  # made with older parameters
+            await self._store.set_password_hash(
+                name, await self._hashing.hash(password), self._clock.seconds()
+            )
+        return username
+
+
+class IMember(Interface):
+    """A client online in the hub under a name."""
+
+    name = Attribute("The name as the username log spells it.")
+
+
+@implementer(IMember)
+@dataclass(frozen=True)
+class Member:
+    name: str
+
+
+@implementer(IRealm)
+class HubRealm:
+    """Brings the mind (a :class:`~msgsvc.hub.Participant` holding the name) online in the hub."""
+
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
+
+    def requestAvatar(
+        self, avatarId: bytes | tuple[()], mind: object, *interfaces: type[Interface]
+    ) -> Deferred[tuple[type[Interface], object, Callable[[], None]]]:
+        if IMember not in interfaces or not isinstance(avatarId, bytes):
+            raise NotImplementedError("msgsvc's realm only has IMember avatars, for named users")
+        return Deferred.fromCoroutine(self._admit(avatarId.decode("utf-8"), cast(Participant, mind)))
+
+    async def _admit(
+        self, name: str, participant: Participant
+    ) -> tuple[type[Interface], object, Callable[[], None]]:
+        spelled = await self._hub.admit(participant, name)
+        if spelled is None:
+            raise Abandoned(f"the client holding {name} left")
+        return IMember, Member(spelled), lambda: self._hub.unregister(participant)
+
+
+# -- throttling ---------------------------------------------------------------
+
+
+@dataclass
+class _Tally:
+    failures: int
+    last: float
+    free_at: float  # when this name's or address's next attempt may be checked
+
+
+class LoginThrottle:
+    """Slows password guessing, per name and per address, and never locks anyone out for good.
+
+    After :attr:`FREE` failed logins within :attr:`WINDOW` seconds, each
+    further attempt waits 1, 2, 4 ... up to :attr:`LONGEST` seconds before
+    it is checked.  An address's attempts wait in turn; a name's wait from
+    now, so its owner never waits longer than :attr:`LONGEST`.  A right
+    password clears the name's count; :attr:`WINDOW` quiet seconds clear
+    either.  An attempt counts as failed until :meth:`succeeded` says not.
+    """
+
+    FREE = 3
+    LONGEST = 30.0
+    WINDOW = 900.0
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self._clock = clock
+        self._names: dict[str, _Tally] = {}
+        self._hosts: dict[str, _Tally] = {}
+
+    def begin(self, key: str, host: str) -> float:
+        """Count an attempt on name ``key`` from ``host``; the seconds it must wait first."""
+        now = self._clock.seconds()
+        name = self._tally(self._names, key, now)
+        address = self._tally(self._hosts, host, now)
+        wait = max(self._step(name), min(max(address.free_at - now, 0.0) + self._step(address), self.LONGEST))
+        for tally in (name, address):
+            tally.failures += 1
+            tally.last = now
+        address.free_at = now + wait
+        return wait
+
+    def succeeded(self, key: str, host: str) -> None:
+        """The attempt :meth:`begin` counted had the right password."""
+        self._names.pop(key, None)
+        address = self._hosts.get(host)
+        if address is not None:
+            address.failures -= 1
+
+    def failures(self, key: str, host: str) -> tuple[int, int]:
+        """Failures counted within the window for the name and for the address."""
+        return self._names[key].failures, self._hosts[host].failures
+
+    def _tally(self, tallies: dict[str, _Tally], key: str, now: float) -> _Tally:
+        tally = tallies.get(key)
+        if tally is None or now - tally.last > self.WINDOW:
+            tally = tallies[key] = _Tally(0, now, now)
+        return tally
+
+    def _step(self, tally: _Tally) -> float:
+        over = tally.failures - self.FREE
+        return 0.0 if over < 0 else min(2.0**over, self.LONGEST)
+
+
+# -- what the fronts call -------------------------------------------------------
+
+
+def _shielded(work: Deferred[_T]) -> Deferred[_T]:
+    """A Deferred for ``work``'s result whose cancelling leaves ``work`` to finish."""
+    result: Deferred[_T] = Deferred()
+    work.chainDeferred(result)
+    return result
+
+
+class Accounts(Service):
+    """Logins, passwords and resets for every front, over one :class:`Portal`.
+
+    As a service it also picks up resets made by another process
+    (``python -m msgsvc.admin``) within :attr:`WATCH_INTERVAL` seconds.
+    """
+
+    log = Logger()
+    WATCH_INTERVAL = 2.0
+
+    def __init__(
+        self, hub: Hub, store: AccountStore, hashing: Hashing, clock: IReactorTime, require_password: bool
+    ) -> None:
+        self._hub = hub
+        self._store = store
+        self._hashing = hashing
+        self._clock = clock
+        self.require_password = require_password
+        self.portal = Portal(HubRealm(hub), [AccountChecker(store, hashing, clock, require_password)])
+        self.throttle = LoginThrottle(clock)
+        self._last_reset = 0
+        self._watch = LoopingCall(self._pick_up_resets)
+        self._watch.clock = clock
+
+    def startService(self) -> None:
+        Service.startService(self)
+
+        def watch(last: int) -> None:
+            self._last_reset = last
+            self._watch.start(self.WATCH_INTERVAL, now=False)
+
+        self._store.last_reset().addCallback(watch).addErrback(
+            lambda f: self.log.failure("cannot watch the accounts for resets", f)
+        )
+
+    def stopService(self) -> None:
+        Service.stopService(self)
+        if self._watch.running:
+            self._watch.stop()
+
+    # -- login ---------------------------------------------------------------
+
+    def login(
+        self, participant: Participant, name: str, password: str | None, peer: str, host: str
+    ) -> Deferred[str | None]:
+        """Register ``participant`` as ``name``, checking ``password`` if the name is protected.
+
+        Fires with the name as the log spells it, or None if the client left;
+        fails with :class:`ProtocolError` (the name is invalid or taken, the
+        password missing, wrong or against the rules) or a store error.
+        Cancelling it (the client left) stops a throttled attempt from being checked.
+        """
+        return Deferred.fromCoroutine(self._login(participant, name, password, peer, host))
+
+    async def _login(
+        self, participant: Participant, name: str, password: str | None, peer: str, host: str
+    ) -> str | None:
+        key = username_key(name)
+        known = self._hub.user(name)
+        guessable = password is not None and known is not None and known.protected and not known.online
+        if guessable:
+            wait = self.throttle.begin(key, host)
+            if wait:
+                self.log.info(
+                    "login for {name} from {peer} waits {wait:g} s", name=name, peer=peer, wait=wait
+                )
+                await deferLater(self._clock, wait)
+        self._hub.register(participant, name, peer)
+        return await _shielded(
+            Deferred.fromCoroutine(self._check(participant, name, password, peer, host, guessable))
+        )
+
+    async def _check(
+        self, participant: Participant, name: str, password: str | None, peer: str, host: str, counted: bool
+    ) -> str | None:
+        credentials: ICredentials = (
+            NameOnly(name.encode("utf-8"))
+            if password is None
+            else UsernamePassword(name.encode("utf-8"), password.encode("utf-8"))
+        )
+        try:
+            _, member, _ = await self.portal.login(credentials, participant, IMember)
+        except Abandoned:
+            return None
+        except ProtocolError as e:
+            self._refused(name, peer, e)
+            raise
+        except AuthRequired as e:
+            raise self._refused(name, peer, ProtocolError(Code.AUTH_REQUIRED, str(e))) from None
+        except UnauthorizedLogin as e:
+            if counted:
+                by_name, by_address = self.throttle.failures(username_key(name), host)
+                self.log.warn(
+                    "failed login for {name} from {peer}: {by_name} failures for the name and "
+                    "{by_address} from the address in the last {window:g} min",
+                    name=name,
+                    peer=peer,
+                    by_name=by_name,
+                    by_address=by_address,
+                    window=LoginThrottle.WINDOW / 60,
+                )
+            raise self._refused(name, peer, ProtocolError(Code.AUTH_FAILED, str(e))) from None
+        assert isinstance(member, Member)
+        if counted:
+            self.throttle.succeeded(username_key(name), host)
+        if password is not None:
+            record = self._hub.user(member.name)
+            if record is not None and not record.protected:
+                self._hub.set_protected(member.name, True, "claimed with a password at login")
+        return member.name
+
+    def _refused(self, name: str, peer: str, error: ProtocolError) -> ProtocolError:
+        self._hub.announce(RegistrationRefused(name, peer, error.code, error.text))
+        return error
+
+    # -- passwords and resets -------------------------------------------------------
+
+    def set_password(self, name: str, password: str) -> Deferred[None]:
+        """Protect the online user ``name`` with ``password``, or change its password.
+
+        Fails with ProtocolError(PASSWORD_INVALID) for a password against the rules.
+        """
+        return Deferred.fromCoroutine(self._set_password(name, password))
+
+    async def _set_password(self, name: str, password: str) -> None:
+        password = check_password_rules(password)
+        await self._store.set_password_hash(name, await self._hashing.hash(password), self._clock.seconds())
+        known = self._hub.user(name)
+        self._hub.set_protected(
+            name,
+            True,
+            "password changed by its owner" if known and known.protected else "protected by its owner",
+        )
+
+    def reset(self, name: str, reason: str) -> Deferred[bool]:
+        """Remove the protection of ``name`` (the operator's doing); False if it had none."""
+        return Deferred.fromCoroutine(self._reset(name, reason))
+
+    async def _reset(self, name: str, reason: str) -> bool:
+        reset = await self._store.reset(name, reason, self._clock.seconds())
+        if reset is None:
+            return False
+        self._last_reset = max(self._last_reset, reset.id)
+        self._apply(reset)
+        return True
+
+    def _apply(self, reset: Reset) -> None:
+        self.log.info(
+            "the operator removed the protection of {name}: {reason}", name=reset.name, reason=reset.reason
+        )
+        self._hub.set_protected(reset.name, False, reset.reason)
+        self._hub.notify(reset.name, f"the operator removed your name's password: {reset.reason}")
+
+    def _pick_up_resets(self) -> Deferred[None]:
+        def apply(resets: list[Reset] | None) -> None:
+            for reset in resets or ():
+                if reset.id > self._last_reset:
+                    self._last_reset = reset.id
+                    self._apply(reset)
+
+        def failed(failure: Failure) -> None:
+            self.log.failure("cannot read the accounts' resets", failure)
+
+        return self._store.resets_after(self._last_reset).addCallbacks(apply, failed)
