@@ -260,6 +260,7 @@ class ServerProtocol(LineProtocol):
             )
             return
         self._hold("registering")  # its next lines wait for the answer
+        self._watch(None)  # HELLO came in time: the check (and a throttled wait) may take longer
         host = _host(self.transport.getPeer())
         self._login = self.factory.accounts.login(self, username, password, self.peer, host)
         self._login.addCallbacks(self._welcome, self._not_registered)

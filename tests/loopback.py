@@ -92,15 +92,19 @@ class LoopbackServer:
         port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(self.factory)
         self.port_number = port.getHost().port
 
-        async def stop() -> None:
-            await port.stopListening()
-            await self.factory.disconnect_all("server shutting down")
-            self.accounts.stopService()
-            self._hasher.stopService()
-            self._usernames.stopService()
-
-        test.addCleanup(stop)
+        self._port = port
+        test.addCleanup(self.stop)
         return self
+
+    async def stop(self) -> None:
+        """Stop listening, say BYE to everyone, and close the store (again is harmless)."""
+        if not self._usernames.running:
+            return
+        await self._port.stopListening()
+        await self.factory.disconnect_all("server shutting down")
+        self.accounts.stopService()
+        self._hasher.stopService()
+        self._usernames.stopService()
 
     async def client(self) -> LineTestClient:
         return await connect(reactor, self.port_number)

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
+import subprocess
+import sys
 import threading
+import time
 
 from twisted.internet import reactor
 from twisted.internet.defer import gatherResults
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from msgsvc.auth import HASHER
 from msgsvc.hub import UserRecord
-from msgsvc.store import Database, SqliteStore, StoreError
+from msgsvc.store import SCHEMA_VERSION, Database, Reset, SqliteStore, StoreError
 
 
 class DatabaseTests(SynchronousTestCase):
@@ -123,3 +128,119 @@ class SqliteStoreTests(TestCase):
         reopened = Database(self.path)
         self.addCleanup(reopened.close)
         self.assertEqual(len(reopened.load()), 22)
+
+
+#: A username log written by msgsvc before accounts (schema version 1, commit af8db63).
+VERSION_1 = os.path.join(os.path.dirname(__file__), "data", "usernames-v1.sqlite3")
+
+
+class MigrationTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.path = self.mktemp()
+        shutil.copy(VERSION_1, self.path)
+
+    def test_a_version_1_log_keeps_its_names_spellings_and_times(self) -> None:
+        db = Database(self.path)
+        self.addCleanup(db.close)
+        self.assertEqual(
+            db.load(),
+            [
+                UserRecord("alice", 1700000000.5, 1700003600.0),
+                UserRecord("Bob", 1700000100.25, 1700010000.0),
+                UserRecord("carol.x", 1700007200.0, 1700007200.0),
+            ],
+        )
+        self.assertEqual(db._db.execute("PRAGMA user_version").fetchone()[0], SCHEMA_VERSION)
+        db.set_password_hash("BOB", "hash", 1.0)
+        self.assertEqual([r.protected for r in db.load()], [False, True, False])
+
+    def test_migrating_is_all_or_nothing(self) -> None:
+        raw = sqlite3.connect(self.path)
+        raw.execute("CREATE TABLE resets (x)")  # in the way of version 2's table
+        raw.commit()
+        raw.close()
+        self.assertRaises(StoreError, Database, self.path)
+        raw = sqlite3.connect(self.path)
+        self.addCleanup(raw.close)
+        self.assertEqual(raw.execute("PRAGMA user_version").fetchone()[0], 1)
+        tables = {name for (name,) in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        self.assertEqual(tables, {"users", "resets"})  # no accounts table was left behind
+
+    def test_opening_again_changes_nothing(self) -> None:
+        Database(self.path).close()
+        db = Database(self.path)
+        self.addCleanup(db.close)
+        self.assertEqual(len(db.load()), 3)
+
+
+class AccountTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.path = self.mktemp()
+        self.db = Database(self.path)
+        self.addCleanup(self.db.close)
+        self.db.record_seen([("Alice", 1.0), ("bob", 2.0)])
+
+    def test_set_and_replace_a_hash(self) -> None:
+        self.assertIsNone(self.db.password_hash("alice"))
+        self.db.set_password_hash("ALICE", "first", 3.0)
+        self.db.set_password_hash("alice", "second", 4.0)
+        self.assertEqual(self.db.password_hash("Alice"), "second")
+        self.assertEqual(self.db.protected(), [("Alice", 4.0)])
+
+    def test_reset_removes_the_hash_and_notes_why(self) -> None:
+        self.db.set_password_hash("alice", "h", 3.0)
+        self.assertEqual(self.db.reset("ALICE", "forgot it", 5.0), Reset(1, "Alice", 5.0, "forgot it"))
+        self.assertIsNone(self.db.password_hash("alice"))
+        self.assertIsNone(self.db.reset("alice", "again", 6.0))
+        self.assertEqual(self.db.last_reset(), 1)
+
+    def test_resets_by_another_connection_are_seen_once(self) -> None:
+        self.db.set_password_hash("alice", "h", 3.0)
+        self.assertEqual(self.db.resets_after(0), [])  # the first look reads whatever is there
+        self.assertIsNone(self.db.resets_after(0))  # nothing written since by anyone else
+        admin = Database(self.path)
+        self.addCleanup(admin.close)
+        admin.reset("alice", "from the command line", 7.0)
+        self.assertEqual(self.db.resets_after(0), [Reset(1, "Alice", 7.0, "from the command line")])
+        self.assertIsNone(self.db.resets_after(1))
+
+
+_CHANGER = """
+import sys
+from msgsvc.store import Database
+db = Database(sys.argv[1])
+print("ready", flush=True)
+n = 0
+while True:
+    n += 1
+    db.set_password_hash("alice", sys.argv[2 + n % 2], float(n))
+"""
+
+
+class KilledDuringAPasswordChangeTests(SynchronousTestCase):
+    def test_leaves_the_old_or_the_new_hash(self) -> None:
+        """A process changing alice's password in a loop is killed with SIGKILL, again and again."""
+        path = self.mktemp()
+        Database(path).close()
+        hashes = [HASHER.hash("old password"), HASHER.hash("new password")]  # written at even, odd n
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        for round_ in range(5):
+            changer = subprocess.Popen(
+                [sys.executable, "-c", _CHANGER, path, *hashes],
+                stdout=subprocess.PIPE,
+                env={**os.environ, "PYTHONPATH": root},
+            )
+            assert changer.stdout is not None
+            self.assertEqual(changer.stdout.readline(), b"ready\n")
+            time.sleep(0.05 + 0.03 * round_)  # mid-write, some time into the loop
+            changer.kill()
+            changer.wait()
+            changer.stdout.close()
+            db = Database(path)  # opens: the file is not broken
+            stored = db.password_hash("alice")
+            [(writes,)] = db._db.execute("SELECT changed FROM accounts").fetchall()
+            db.close()
+            self.assertGreater(writes, 1)  # killed in the loop, not before it
+            self.assertIn(stored, hashes)
+            assert stored is not None
+            self.assertTrue(HASHER.verify(stored, "new password" if writes % 2 else "old password"))

@@ -1,0 +1,295 @@
+"""Accounts over StringTransport: protecting a name, logging in to it, throttling, resets."""
+
+from __future__ import annotations
+
+from twisted.internet.error import ConnectionDone
+from twisted.internet.task import Clock
+from twisted.logger import capturedLogs, formatEvent
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+
+from msgsvc.auth import PASSWORD_MAX_BYTES, LoginThrottle, check_password_rules
+from msgsvc.hub import ProtectionChanged, RegistrationRefused, UserRecord
+from msgsvc.server import HubEventLogger
+from msgsvc.store import Reset
+from msgsvc.wire import Code, ProtocolError
+
+from .helpers import PASSWORD, ServerHarness, lines
+
+
+class AccountsTestCase(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.server = ServerHarness(
+            records=(UserRecord("alice", 1.0, 2.0, protected=True), UserRecord("dave", 1.0, 2.0))
+        )
+        self.events: list[object] = []
+        self.server.hub.subscribe(self.events.append)
+
+    def hello(self, line: str):  # type: ignore[no-untyped-def]
+        protocol, transport = self.server.connect()
+        protocol.dataReceived(f"{line}\r\n".encode())
+        return protocol, transport
+
+    def refused(self, line: str, code: Code) -> list[str]:
+        """``line`` gets ERROR ``code`` and BYE (after any wait), and the connection closes."""
+        protocol, transport = self.hello(line)
+        self.server.clock.advance(LoginThrottle.LONGEST)
+        answer = lines(transport)
+        self.assertEqual(len(answer), 2, answer)
+        self.assertTrue(answer[0].startswith(f"ERROR {code.value} :"), answer)
+        self.assertTrue(answer[1].startswith("BYE :"), answer)
+        self.assertTrue(transport.disconnecting)
+        protocol.connectionLost(Failure(ConnectionDone()))
+        return answer
+
+    def user_line(self, transport, name: str) -> str:  # type: ignore[no-untyped-def]
+        [line] = [x for x in lines(transport) if x.startswith(f"USER {name} ")]
+        return line
+
+
+class LoginTests(AccountsTestCase):
+    def test_a_protected_name_without_its_password(self) -> None:
+        answer = self.refused("HELLO alice", Code.AUTH_REQUIRED)
+        self.assertEqual(answer[0], "ERROR AUTH_REQUIRED :alice is protected: give its password")
+        self.assertFalse(self.server.hub.user("alice").online)  # type: ignore[union-attr]
+
+    def test_a_wrong_password(self) -> None:
+        answer = self.refused("HELLO alice :wrong horse", Code.AUTH_FAILED)
+        self.assertEqual(answer[0], "ERROR AUTH_FAILED :wrong password for alice")
+        refusal = RegistrationRefused(
+            "alice", "127.0.0.1:40001", Code.AUTH_FAILED, "wrong password for alice"
+        )
+        self.assertIn(refusal, self.events)
+
+    def test_the_right_password(self) -> None:
+        _, transport = self.hello(f"HELLO ALICE :{PASSWORD}")
+        self.assertEqual(
+            lines(transport)[:2], ["WELCOME alice :welcome to msgsvc", "USER alice online protected"]
+        )
+        self.assertEqual(self.server.hashing.checked, [PASSWORD])
+
+    def test_an_online_protected_name_is_taken_whatever_the_password(self) -> None:
+        self.server.register("alice", PASSWORD)
+        self.server.hashing.checked.clear()
+        for password in (PASSWORD, "wrong horse"):
+            self.refused(f"HELLO alice :{password}", Code.USERNAME_TAKEN)
+        self.assertEqual(self.server.hashing.checked, [])  # no oracle: nothing was checked
+
+    def test_an_unprotected_name_needs_no_password(self) -> None:
+        _, transport = self.hello("HELLO dave")
+        self.assertEqual(self.user_line(transport, "dave"), "USER dave online")
+
+    def test_a_password_claims_an_unprotected_name(self) -> None:
+        _, transport = self.hello("HELLO dave :dave's secret")
+        self.assertEqual(self.user_line(transport, "dave"), "USER dave online protected")
+        self.assertEqual(self.server.store.hashes["dave"], "fake$dave's secret")
+        self.assertIn(ProtectionChanged("dave", True, "claimed with a password at login"), self.events)
+
+    def test_a_new_name_is_claimed_too(self) -> None:
+        _, transport = self.hello("HELLO Erin :erin's secret")
+        self.assertEqual(
+            lines(transport)[:2], ["WELCOME Erin :welcome to msgsvc", "USER alice offline protected"]
+        )
+        self.assertTrue(self.server.hub.user("erin").protected)  # type: ignore[union-attr]
+
+    def test_a_claim_with_a_short_password_is_refused_and_claims_nothing(self) -> None:
+        answer = self.refused("HELLO dave :short", Code.PASSWORD_INVALID)
+        self.assertEqual(answer[0], "ERROR PASSWORD_INVALID :a password needs at least 8 characters")
+        self.assertNotIn("dave", self.server.store.hashes)
+        self.hello("HELLO dave")  # the name is free again
+
+    def test_lines_after_hello_wait_for_the_check(self) -> None:
+        self.server.register("bob")
+        self.server.hashing.hold = True
+        _, transport = self.hello(f"HELLO alice :{PASSWORD}\r\nSEND bob :hi")
+        self.assertEqual(lines(transport), [])
+        self.server.hashing.pending.pop().callback(None)
+        self.assertEqual(lines(transport)[-1], "SENT 1 -")
+
+    def test_a_slow_check_is_not_a_missing_hello(self) -> None:
+        self.server.hashing.hold = True
+        _, transport = self.hello(f"HELLO alice :{PASSWORD}")
+        self.server.clock.advance(self.server.factory.limits.hello_timeout * 2)
+        self.server.hashing.pending.pop().callback(None)
+        self.assertEqual(lines(transport)[0], "WELCOME alice :welcome to msgsvc")
+
+    def test_passwords_are_never_logged(self) -> None:
+        self.server.hub.subscribe(HubEventLogger())
+        with capturedLogs() as events:
+            self.hello("HELLO alice :not the password")
+            self.hello(f"HELLO alice :{PASSWORD}")
+            protocol, _ = self.server.register("bob")
+            protocol.dataReceived(b"PASSWORD :bobs new password\r\nPASSWORD :tiny77\r\n")
+        text = "\n".join(formatEvent(e) for e in events)
+        for password in ("not the password", PASSWORD, "bobs new password", "tiny77"):
+            self.assertNotIn(password, text)
+        self.assertIn("wrong password for alice", text)
+
+
+class RequirePasswordTests(AccountsTestCase):
+    def setUp(self) -> None:
+        self.server = ServerHarness(records=(UserRecord("dave", 1.0, 2.0),), require_password=True)
+
+    def test_every_name_needs_a_password(self) -> None:
+        answer = self.refused("HELLO dave", Code.AUTH_REQUIRED)
+        self.assertEqual(answer[0], "ERROR AUTH_REQUIRED :this server needs a password with every name")
+        self.refused("HELLO newcomer", Code.AUTH_REQUIRED)
+
+    def test_the_first_password_claims_the_name(self) -> None:
+        protocol, transport = self.hello("HELLO dave :dave's secret")
+        self.assertEqual(self.user_line(transport, "dave"), "USER dave online protected")
+        protocol.connectionLost(Failure(ConnectionDone()))
+        self.refused("HELLO dave :someone else", Code.AUTH_FAILED)
+
+
+class PasswordCommandTests(AccountsTestCase):
+    def test_protect_then_log_in_with_it(self) -> None:
+        bob, transport = self.server.register("bob")
+        bob.dataReceived(b"PASSWORD :bob's secret\r\nUSERS\r\n")
+        answer = lines(transport)
+        self.assertEqual(answer[0], "PROTECTED bob :bob is protected by your password")
+        self.assertIn("USER bob online protected", answer)
+        self.assertIn(ProtectionChanged("bob", True, "protected by its owner"), self.events)
+        bob.connectionLost(Failure(ConnectionDone()))
+        self.refused("HELLO bob", Code.AUTH_REQUIRED)
+        _, transport = self.hello("HELLO bob :bob's secret")
+        self.assertEqual(lines(transport)[0], "WELCOME bob :welcome to msgsvc")
+
+    def test_change_a_password(self) -> None:
+        alice, transport = self.server.register("alice", PASSWORD)
+        alice.dataReceived(b"PASSWORD :a brand new one\r\n")
+        self.assertEqual(lines(transport), ["PROTECTED alice :alice is protected by your password"])
+        self.assertIn(ProtectionChanged("alice", True, "password changed by its owner"), self.events)
+        alice.connectionLost(Failure(ConnectionDone()))
+        self.refused(f"HELLO alice :{PASSWORD}", Code.AUTH_FAILED)
+        self.hello("HELLO alice :a brand new one")
+
+    def test_a_password_against_the_rules_keeps_the_connection(self) -> None:
+        bob, transport = self.server.register("bob")
+        bob.dataReceived(b"PASSWORD :seven!!\r\nPING :1\r\n")
+        self.assertEqual(
+            lines(transport), ["ERROR PASSWORD_INVALID :a password needs at least 8 characters", "PONG :1"]
+        )
+        self.assertFalse(transport.disconnecting)
+        self.assertNotIn("bob", self.server.store.hashes)
+
+    def test_before_hello(self) -> None:
+        protocol, transport = self.server.connect()
+        protocol.dataReceived(b"PASSWORD :whatever it is\r\n")
+        self.assertEqual(lines(transport), ["ERROR NOT_REGISTERED :say HELLO <username> first"])
+
+    def test_lines_after_it_wait_for_the_answer(self) -> None:
+        bob, transport = self.server.register("bob")
+        self.server.hashing.hold = True
+        bob.dataReceived(b"PASSWORD :bob's secret\r\nPING :2\r\n")
+        self.assertEqual(lines(transport), [])
+        self.server.hashing.pending.pop().callback(None)
+        self.assertEqual(lines(transport), ["PROTECTED bob :bob is protected by your password", "PONG :2"])
+
+
+class ThrottleTests(AccountsTestCase):
+    def fail_login(self, times: int) -> None:
+        for _ in range(times):
+            self.refused("HELLO alice :wrong horse", Code.AUTH_FAILED)
+
+    def test_failures_slow_the_next_attempts(self) -> None:
+        self.fail_login(3)
+        _, transport = self.hello(f"HELLO alice :{PASSWORD}")
+        self.server.clock.advance(0.99)
+        self.assertEqual(lines(transport), [])  # the 4th attempt waits 1 s, right password or not
+        self.server.clock.advance(0.01)
+        self.assertEqual(lines(transport)[0], "WELCOME alice :welcome to msgsvc")
+
+    def test_the_delay_doubles_up_to_its_cap(self) -> None:
+        throttle = self.server.accounts.throttle
+        waits = [throttle.begin("alice", f"10.0.0.{n}") for n in range(12)]
+        self.assertEqual(waits[:3], [0.0, 0.0, 0.0])
+        self.assertEqual(waits[3:9], [1.0, 2.0, 4.0, 8.0, 16.0, 30.0])
+        self.assertEqual(set(waits[9:]), {30.0})
+
+    def test_the_owner_never_waits_longer_than_the_cap(self) -> None:
+        throttle = self.server.accounts.throttle
+        for n in range(20):
+            throttle.begin("alice", f"10.0.0.{n}")  # guesses from twenty addresses
+        self.assertEqual(throttle.begin("alice", "192.168.1.5"), LoginThrottle.LONGEST)
+
+    def test_a_right_password_clears_the_names_count(self) -> None:
+        self.fail_login(3)
+        protocol, _ = self.hello(f"HELLO alice :{PASSWORD}")  # the 4th waits 1 s
+        self.server.clock.advance(1)
+        protocol.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.server.accounts.throttle.begin("alice", "10.9.9.9"), 0.0)
+
+    def test_quiet_time_clears_the_counts(self) -> None:
+        self.fail_login(5)
+        self.server.clock.advance(LoginThrottle.WINDOW + 1)
+        self.assertEqual(self.server.accounts.throttle.begin("alice", "127.0.0.1"), 0.0)
+
+    def test_one_address_waits_in_turn(self) -> None:
+        throttle = LoginThrottle(Clock())
+        waits = [throttle.begin(f"user{n}", "10.0.0.1") for n in range(6)]  # a different name each time
+        self.assertEqual(waits, [0.0, 0.0, 0.0, 1.0, 3.0, 7.0])  # each waits for the one before, then its own
+
+    def test_a_client_that_leaves_while_waiting_is_not_checked(self) -> None:
+        self.fail_login(3)
+        self.server.hashing.checked.clear()
+        protocol, _ = self.hello(f"HELLO alice :{PASSWORD}")
+        protocol.connectionLost(Failure(ConnectionDone()))
+        self.server.clock.advance(5)
+        self.assertEqual(self.server.hashing.checked, [])
+        self.hello(f"HELLO alice :{PASSWORD}")  # and the name is not held by it
+
+    def test_failures_are_logged_with_their_counts(self) -> None:
+        with capturedLogs() as events:
+            self.fail_login(4)
+        text = [formatEvent(e) for e in events]
+        self.assertIn(
+            "failed login for alice from 127.0.0.1:40004: 4 failures for the name and "
+            "4 from the address in the last 15 min",
+            text,
+        )
+        self.assertIn("login for alice from 127.0.0.1:40004 waits 1 s", text)
+
+
+class ResetTests(AccountsTestCase):
+    def test_the_operator_removes_a_names_protection(self) -> None:
+        alice, transport = self.server.register("alice", PASSWORD)
+        self.assertTrue(self.successResultOf(self.server.accounts.reset("alice", "she forgot it")))
+        self.assertEqual(
+            lines(transport), ["NOTICE :the operator removed your name's password: she forgot it"]
+        )
+        self.assertIn(ProtectionChanged("alice", False, "she forgot it"), self.events)
+        self.assertFalse(self.server.hub.user("alice").protected)  # type: ignore[union-attr]
+        alice.connectionLost(Failure(ConnectionDone()))
+        self.hello("HELLO alice")
+
+    def test_resetting_an_unprotected_name(self) -> None:
+        self.assertFalse(self.successResultOf(self.server.accounts.reset("dave", "why not")))
+
+    def test_a_reset_by_another_process_is_picked_up(self) -> None:
+        self.server.accounts.startService()
+        self.addCleanup(self.server.accounts.stopService)
+        del self.server.store.hashes["alice"]
+        self.server.store.external.append(Reset(1, "alice", 5.0, "done with msgsvc.admin"))
+        self.server.clock.advance(self.server.accounts.WATCH_INTERVAL)
+        self.assertIn(ProtectionChanged("alice", False, "done with msgsvc.admin"), self.events)
+        self.server.clock.advance(self.server.accounts.WATCH_INTERVAL)
+        self.assertEqual(len([e for e in self.events if isinstance(e, ProtectionChanged)]), 1)
+
+
+class PasswordRulesTests(SynchronousTestCase):
+    def test_length_in_characters(self) -> None:
+        self.assertEqual(check_password_rules("8 chars!"), "8 chars!")
+        self.assertEqual(check_password_rules("🔑🔑🔑🔑🔑🔑🔑🔑"), "🔑" * 8)  # 8 characters, 32 bytes
+        with self.assertRaises(ProtocolError) as caught:
+            check_password_rules("7 chars")
+        self.assertEqual(caught.exception.code, Code.PASSWORD_INVALID)
+
+    def test_at_most_256_bytes(self) -> None:
+        check_password_rules("é" * (PASSWORD_MAX_BYTES // 2))
+        with self.assertRaises(ProtocolError) as caught:
+            check_password_rules("é" * (PASSWORD_MAX_BYTES // 2) + "x")
+        self.assertEqual(caught.exception.text, "a password may hold at most 256 bytes of UTF-8")
+
+    def test_normalized_to_nfc(self) -> None:
+        self.assertEqual(check_password_rules("cafe\u0301 au lait"), "caf\u00e9 au lait")
