@@ -125,6 +125,53 @@ class TwistdTests(SynchronousTestCase):
             welcome[1:], ["USER alice offline", "USER Bob offline", "USER carol online", "ENDUSERS 3"]
         )
 
+    def admin(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "msgsvc.admin", "--db", self.db, *args],
+            env=dict(os.environ, PYTHONPATH=ROOT),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+
+    def test_accounts_with_require_password_survive_sigkill_and_reset_by_the_admin_command(self) -> None:
+        server = self.start("--require-password")
+        refused = Peer(self.port)
+        self.addCleanup(refused.close)
+        refused.send("HELLO alice")
+        self.assertEqual(
+            refused.until("BYE")[0], "ERROR AUTH_REQUIRED :this server needs a password with every name"
+        )
+        alice, welcome = self.register("alice :alice's password")
+        self.assertIn("USER alice online protected", welcome)
+        alice.close()
+        server.send_signal(signal.SIGKILL)
+        server.wait()
+
+        server = self.start("--require-password")
+        self.assertEqual(self.admin("list").stdout.split("\t")[0], "alice")
+        wrong = Peer(self.port)
+        self.addCleanup(wrong.close)
+        wrong.send("HELLO alice :not alice's password")
+        self.assertEqual(wrong.until("BYE")[0], "ERROR AUTH_FAILED :wrong password for alice")
+        alice, _ = self.register("alice :alice's password")
+        done = self.admin("reset", "alice", "--reason", "forgot it")
+        self.assertEqual((done.returncode, done.stdout), (0, "alice is no longer protected (forgot it)\n"))
+        self.assertEqual(alice.line(), "NOTICE :the operator removed your name's password: forgot it")
+        self.assertEqual(self.admin("reset", "alice", "--reason", "again").returncode, 1)
+        alice.send("USERS")
+        self.assertEqual(alice.until("ENDUSERS"), ["USER alice online", "ENDUSERS 1"])
+        server.send_signal(signal.SIGTERM)
+        output = server.communicate(timeout=30)[0].decode()
+        self.assertIn("failed login for alice from 127.0.0.1:", output)
+        self.assertIn("the operator removed the protection of alice: forgot it", output)
+        self.assertNotIn("alice's password", output)
+
+    def test_admin_command_refuses_a_missing_file(self) -> None:
+        done = self.admin("list")
+        self.assertEqual((done.returncode, done.stderr), (2, f"msgsvc.admin: no such file: {self.db}\n"))
+        self.assertFalse(os.path.exists(self.db))
+
     def test_out_of_file_descriptors_pauses_accepting_and_serves_the_registered(self) -> None:
         server = self.start("--max-per-ip", "1000", nofile=64, backlog=200)
         alice, _ = self.register("alice")
