@@ -66,7 +66,7 @@ async def main() -> None:
     windows: list[ChatWindow] = []
     server_window = ServerWindow(tkinter.Tk())
     server_window.root.geometry("1000x640+0+0")
-    server_presenter = ServerPresenter(server_window, hub, reactor, ["tcp:8123"])
+    server_presenter = ServerPresenter(server_window, hub, accounts, reactor, ["tcp:8123"])
     server_window.bind(server_presenter)
     server_presenter.start()
     server_window.root.withdraw()

@@ -233,7 +233,7 @@ def makeService(options: Options) -> IService:
         problem = display_problem()
         if problem:
             raise SystemExit(f"msgsvc: --gui cannot open a window: {problem}")
-        services.append(ServerWindowService(reactor, hub, options["listen"]))
+        services.append(ServerWindowService(reactor, hub, accounts, options["listen"]))
     services.append(_Disconnector(factory))
     for description in options["listen"]:
         try:

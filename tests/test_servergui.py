@@ -10,13 +10,14 @@ from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from msgsvc.auth import Accounts
 from msgsvc.hub import Hub, UserRecord
 from msgsvc.servergui.presenter import COLUMNS, ServerPresenter, duration
 from msgsvc.servergui.service import ServerWindowService
 from msgsvc.servergui.window import ServerWindow
 
 from .display import need_display
-from .helpers import MemoryStore, RecordingParticipant, admitted
+from .helpers import PASSWORD, FakeHashing, MemoryStore, RecordingParticipant, admitted
 from .loopback import LoopbackServer
 
 
@@ -58,11 +59,15 @@ class ServerPresenterTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
         self.clock.advance(1_700_000_000)
-        self.hub = Hub(
-            self.clock, MemoryStore(), [UserRecord("Zoe", 1_600_000_000, 1_650_000_000)], max_clients=10
-        )
+        self.store = MemoryStore()
+        self.store.hashes["zoe"] = "fake$" + PASSWORD
+        records = [UserRecord("Zoe", 1_600_000_000, 1_650_000_000, protected=True)]
+        self.hub = Hub(self.clock, self.store, records, max_clients=10)
+        accounts = Accounts(self.hub, self.store, FakeHashing(), self.clock, require_password=False)
         self.view = RecordingServerView()
-        self.presenter = ServerPresenter(self.view, self.hub, self.clock, ["tcp:8123"], keep_events=5)
+        self.presenter = ServerPresenter(
+            self.view, self.hub, accounts, self.clock, ["tcp:8123"], keep_events=5
+        )
         self.presenter.start()
         self.addCleanup(self.presenter.stop)
 
@@ -83,19 +88,19 @@ class ServerPresenterTests(SynchronousTestCase):
         self.join("alice")
         self.assertEqual(self.view.names(), ["alice", "bob", "Zoe"])
         self.assertEqual(self.view.row("bob")[1], "● online")
-        self.assertEqual(self.view.row("bob")[3:], ("now", "10.0.0.2:4000", "0s"))
+        self.assertEqual(self.view.row("bob")[4:], ("now", "10.0.0.2:4000", "0s"))
         self.assertIn("2 online", self.view.header)
         self.clock.advance(65)
         self.hub.unregister(bob)
         self.assertEqual(self.view.row("bob")[1], "○ offline")
-        self.assertEqual(self.view.row("bob")[4:], ("", ""))
+        self.assertEqual(self.view.row("bob")[5:], ("", ""))
         self.assertEqual(self.view.full_redraws, 1)
         self.assertTrue(self.view.events[-1].endswith("bob left (10.0.0.2:4000)"), self.view.events)
 
     def test_clocks_tick(self) -> None:
         self.join("bob")
         self.clock.advance(125)
-        self.assertEqual(self.view.row("bob")[5], "2m 05s")
+        self.assertEqual(self.view.row("bob")[6], "2m 05s")
         self.assertIn("up 2m 05s", self.view.header)
 
     def test_sort(self) -> None:
@@ -123,6 +128,21 @@ class ServerPresenterTests(SynchronousTestCase):
         self.assertTrue(self.presenter.notice("restart at noon"))
         self.assertEqual(bob.events[-1], ("notice", "restart at noon"))
 
+    def test_protected_names_and_removing_a_password(self) -> None:
+        self.assertEqual(self.view.row("Zoe")[2], "protected")
+        zoe = self.join("Zoe")
+        self.presenter.reset("Zoe", "  ")
+        self.assertTrue(self.view.events[-1].endswith("give a reason to remove the password of Zoe"))
+        self.presenter.reset("", "why")
+        self.assertTrue(self.view.events[-1].endswith("pick a protected user to remove its password"))
+        self.presenter.reset("Zoe", " forgot it ")
+        self.assertEqual(self.view.row("Zoe")[2], "")
+        self.assertTrue(self.view.events[-1].endswith("Zoe no longer protected: forgot it"))
+        self.assertEqual(zoe.events, [("notice", "the operator removed your name's password: forgot it")])
+        self.assertNotIn("zoe", self.store.hashes)
+        self.presenter.reset("Zoe", "again")
+        self.assertTrue(self.view.events[-1].endswith("Zoe is not protected"))
+
     def test_event_pane_is_bounded(self) -> None:
         for i in range(10):
             self.presenter.kick(f"ghost{i}", "")
@@ -148,7 +168,7 @@ class ServerWindowTests(TestCase):
         self.server = await LoopbackServer(self.mktemp()).start(self)
         self.hub = self.server.hub
         self.window = ServerWindow(tkinter.Tk())
-        self.presenter = ServerPresenter(self.window, self.hub, reactor, ["tcp:0"])
+        self.presenter = ServerPresenter(self.window, self.hub, self.server.accounts, reactor, ["tcp:0"])
         self.window.bind(self.presenter)
         self.presenter.start()
         self.addCleanup(self.tear_down)
@@ -195,8 +215,14 @@ class ServerWindowTests(TestCase):
         self.window.notice_button.invoke()
         await alice.until("NOTICE :restart at noon")
 
+        alice.send("PASSWORD :alice's password")
+        await alice.until("PROTECTED")
+        await self.until("alice protected", lambda: self.window.table.set("alice", "password") == "protected")
         self.window.table.selection_set("alice")
         self.window.reason.insert(0, "testing")
+        self.window.reset_button.invoke()
+        await alice.until("NOTICE :the operator removed your name's password: testing")
+        await self.until("alice unprotected", lambda: self.window.table.set("alice", "password") == "")
         self.window.kick_button.invoke()
         self.assertEqual((await alice.until("BYE"))[-1], "BYE :disconnected by the operator: testing")
         await self.until("alice offline", lambda: self.state("alice") == "○ offline")
@@ -219,8 +245,10 @@ class ServerWindowServiceTests(SynchronousTestCase):
 
     def test_closing_the_window_stops_the_server(self) -> None:
         fake_reactor = MemoryReactorClock()
-        hub = Hub(fake_reactor, MemoryStore(), [], max_clients=5)
-        service = ServerWindowService(fake_reactor, hub, ["tcp:8123"])
+        store = MemoryStore()
+        hub = Hub(fake_reactor, store, [], max_clients=5)
+        accounts = Accounts(hub, store, FakeHashing(), fake_reactor, require_password=False)
+        service = ServerWindowService(fake_reactor, hub, accounts, ["tcp:8123"])
         service.startService()
         window = service.window
         assert window is not None

@@ -14,7 +14,9 @@ from typing import Any, Protocol
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
+from twisted.python.failure import Failure
 
+from msgsvc.auth import Accounts
 from msgsvc.hub import (
     ClientDropped,
     ClientError,
@@ -23,6 +25,7 @@ from msgsvc.hub import (
     Event,
     Hub,
     NoticeSent,
+    ProtectionChanged,
     RegistrationRefused,
     UserJoined,
     UserKicked,
@@ -31,11 +34,12 @@ from msgsvc.hub import (
 )
 from msgsvc.wire import username_key
 
-COLUMNS = ("name", "state", "first_seen", "last_seen", "address", "connected")
+COLUMNS = ("name", "state", "password", "first_seen", "last_seen", "address", "connected")
 
 _SORT_KEYS: dict[str, Callable[[UserView], Any]] = {
     "name": lambda u: u.name.casefold(),
     "state": lambda u: (not u.online, u.name.casefold()),
+    "password": lambda u: (not u.protected, u.name.casefold()),
     "first_seen": lambda u: (u.first_seen, u.name.casefold()),
     "last_seen": lambda u: (u.last_seen, u.name.casefold()),
     "address": lambda u: (u.peer is None, u.peer or "", u.name.casefold()),
@@ -78,10 +82,17 @@ class ServerPresenter:
     """Drives a :class:`ServerView` from a hub; carries out the operator's actions."""
 
     def __init__(
-        self, view: ServerView, hub: Hub, clock: IReactorTime, endpoints: list[str], keep_events: int = 500
+        self,
+        view: ServerView,
+        hub: Hub,
+        accounts: Accounts,
+        clock: IReactorTime,
+        endpoints: list[str],
+        keep_events: int = 500,
     ) -> None:
         self._view = view
         self._hub = hub
+        self._accounts = accounts
         self._clock = clock
         self._endpoints = endpoints
         self._keep = keep_events
@@ -119,6 +130,24 @@ class ServerPresenter:
         elif not self._hub.kick(name, reason.strip()):
             self._event(f"{name} is not online")
 
+    def reset(self, name: str, reason: str) -> None:
+        """Remove the protection of ``name`` (a forgotten password); the owner, if online, is told ``reason``."""
+        reason = reason.strip()
+        if not name:
+            self._event("pick a protected user to remove its password")
+        elif not reason:
+            self._event(f"give a reason to remove the password of {name}")
+        else:
+
+            def done(removed: bool) -> None:
+                if not removed:
+                    self._event(f"{name} is not protected")
+
+            def failed(failure: Failure) -> None:
+                self._event(f"could not remove the password of {name}: {failure.getErrorMessage()}")
+
+            self._accounts.reset(name, reason).addCallbacks(done, failed)
+
     def notice(self, text: str) -> bool:
         text = text.strip()
         if not text:
@@ -133,6 +162,7 @@ class ServerPresenter:
         return (
             user.name,
             "● online" if user.online else "○ offline",
+            "protected" if user.protected else "",
             _stamp(user.first_seen),
             "now" if user.online else _stamp(user.last_seen),
             user.peer or "",
@@ -210,6 +240,9 @@ class ServerPresenter:
                 self._event(f"operator disconnected {name}" + (f": {reason}" if reason else ""))
             case NoticeSent(text, delivered):
                 self._event(f"notice to {delivered} online: {text}")
+            case ProtectionChanged(name, protected, reason):
+                self._event(f"{name} {'protected' if protected else 'no longer protected'}: {reason}")
+                self._update(name)
 
     def _event(self, text: str) -> None:
         stamp = time.strftime("%H:%M:%S", time.localtime(self._clock.seconds()))

@@ -8,6 +8,7 @@ from twisted.application.service import Service
 from twisted.internet.interfaces import IReactorCore, IReactorTime
 
 from msgsvc import tkreactor
+from msgsvc.auth import Accounts
 from msgsvc.hub import Hub
 from msgsvc.servergui.presenter import ServerPresenter
 from msgsvc.servergui.window import ServerWindow
@@ -16,9 +17,10 @@ from msgsvc.servergui.window import ServerWindow
 class ServerWindowService(Service):
     """Opens the window when the server starts; closing it stops the server."""
 
-    def __init__(self, reactor: IReactorCore, hub: Hub, endpoints: list[str]) -> None:
+    def __init__(self, reactor: IReactorCore, hub: Hub, accounts: Accounts, endpoints: list[str]) -> None:
         self._reactor = reactor
         self._hub = hub
+        self._accounts = accounts
         self._endpoints = endpoints
         self.window: ServerWindow | None = None
         self._presenter: ServerPresenter | None = None
@@ -27,7 +29,7 @@ class ServerWindowService(Service):
         Service.startService(self)
         clock = IReactorTime(self._reactor)
         self.window = ServerWindow(tkinter.Tk())
-        self._presenter = ServerPresenter(self.window, self._hub, clock, self._endpoints)
+        self._presenter = ServerPresenter(self.window, self._hub, self._accounts, clock, self._endpoints)
         self.window.bind(self._presenter)
         self.window.root.protocol("WM_DELETE_WINDOW", self._reactor.stop)
         tkreactor.attach(self.window.root, clock)

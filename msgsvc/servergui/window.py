@@ -11,6 +11,7 @@ from msgsvc.servergui.presenter import COLUMNS, ServerPresenter
 _HEADINGS = {
     "name": ("Username", 160),
     "state": ("State", 100),
+    "password": ("Password", 90),
     "first_seen": ("First seen", 140),
     "last_seen": ("Last seen", 140),
     "address": ("Address", 170),
@@ -61,6 +62,8 @@ class ServerWindow:
         self.reason.grid(row=0, column=1, sticky="ew", padx=6)
         self.kick_button = ttk.Button(controls, text="Disconnect selected user", command=self._kick)
         self.kick_button.grid(row=0, column=2, sticky="ew")
+        self.reset_button = ttk.Button(controls, text="Remove password of selected user", command=self._reset)
+        self.reset_button.grid(row=0, column=3, sticky="ew", padx=(6, 0))
         ttk.Label(controls, text="Notice").grid(row=1, column=0, sticky="w", pady=(6, 0))
         self.notice = ttk.Entry(controls)
         self.notice.grid(row=1, column=1, sticky="ew", padx=6, pady=(6, 0))
@@ -110,11 +113,17 @@ class ServerWindow:
         assert self.presenter is not None
         self.presenter.sort(column)
 
+    def _selected_name(self) -> str:
+        selected = self.table.selection()
+        return str(self.table.set(selected[0], "name")) if selected else ""
+
     def _kick(self) -> None:
         assert self.presenter is not None
-        selected = self.table.selection()
-        name = self.table.set(selected[0], "name") if selected else ""
-        self.presenter.kick(name, self.reason.get())
+        self.presenter.kick(self._selected_name(), self.reason.get())
+
+    def _reset(self) -> None:
+        assert self.presenter is not None
+        self.presenter.reset(self._selected_name(), self.reason.get())
 
     def _notice(self) -> None:
         assert self.presenter is not None
