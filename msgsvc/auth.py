@@ -10,7 +10,6 @@ brings the client online in the hub.  :class:`LoginThrottle` slows guessing.
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar, cast
@@ -32,29 +31,12 @@ from zope.interface import Attribute, Interface, implementer
 
 from msgsvc.hub import Hub, Participant, RegistrationRefused
 from msgsvc.store import Reset
-from msgsvc.wire import Code, ProtocolError, username_key
-
-PASSWORD_MIN_CHARS = 8
-PASSWORD_MAX_BYTES = 256
+from msgsvc.wire import Code, ProtocolError, check_password_rules, username_key
 
 #: OWASP's first argon2id profile (19 MiB, 2 passes, 1 lane): about 50 ms a check here.
 HASHER = argon2.PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1, type=argon2.Type.ID)
 
 _T = TypeVar("_T")
-
-
-def check_password_rules(password: str) -> str:
-    """``password`` in Unicode normal form C, or ProtocolError(PASSWORD_INVALID) saying what is wrong."""
-    password = unicodedata.normalize("NFC", password)
-    if len(password) < PASSWORD_MIN_CHARS:
-        raise ProtocolError(
-            Code.PASSWORD_INVALID, f"a password needs at least {PASSWORD_MIN_CHARS} characters"
-        )
-    if len(password.encode("utf-8")) > PASSWORD_MAX_BYTES:
-        raise ProtocolError(
-            Code.PASSWORD_INVALID, f"a password may hold at most {PASSWORD_MAX_BYTES} bytes of UTF-8"
-        )
-    return password
 
 
 # -- what the checker needs --------------------------------------------------

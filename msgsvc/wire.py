@@ -10,6 +10,7 @@ to build, and every routed message builds several.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
@@ -20,6 +21,8 @@ LF = b"\n"
 CRLF = b"\r\n"
 
 USERNAME_MAX = 32
+PASSWORD_MIN_CHARS = 8
+PASSWORD_MAX_BYTES = 256
 _USERNAME = re.compile(rf"[A-Za-z][A-Za-z0-9_.-]{{0,{USERNAME_MAX - 1}}}")
 # C0 controls and DEL; TAB is allowed in a trailing parameter (message text).
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
@@ -95,6 +98,20 @@ def username_key(name: str) -> str:
 def is_valid_username(name: str) -> bool:
     """Whether ``name`` may be registered: 1-32 of ``A-Z a-z 0-9 _ . -``, a letter first."""
     return _USERNAME.fullmatch(name) is not None
+
+
+def check_password_rules(password: str) -> str:
+    """``password`` in Unicode normal form C, or ProtocolError(PASSWORD_INVALID) saying what is wrong."""
+    password = unicodedata.normalize("NFC", password)
+    if len(password) < PASSWORD_MIN_CHARS:
+        raise ProtocolError(
+            Code.PASSWORD_INVALID, f"a password needs at least {PASSWORD_MIN_CHARS} characters"
+        )
+    if len(password.encode("utf-8")) > PASSWORD_MAX_BYTES:
+        raise ProtocolError(
+            Code.PASSWORD_INVALID, f"a password may hold at most {PASSWORD_MAX_BYTES} bytes of UTF-8"
+        )
+    return password
 
 
 # -- framing -------------------------------------------------------------

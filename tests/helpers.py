@@ -179,15 +179,19 @@ class FakeConnection:
 
     def __init__(self) -> None:
         self.attempts: list[tuple[str, str]] = []
+        self.passwords: list[str | None] = []
         self.refuse = False
         self.protocol: ClientProtocol | None = None
         self.transport = StringTransport()
 
-    def __call__(self, server: str, username: str, listener: ClientListener) -> Deferred[ClientProtocol]:
+    def __call__(
+        self, server: str, username: str, password: str | None, listener: ClientListener
+    ) -> Deferred[ClientProtocol]:
         self.attempts.append((server, username))
+        self.passwords.append(password)
         if self.refuse:
             return fail(ConnectionRefusedError("connection refused"))
-        self.protocol = ClientProtocol(username, listener)
+        self.protocol = ClientProtocol(username, listener, password)
         self.transport = StringTransport()
         self.protocol.makeConnection(self.transport)
         d: Deferred[ClientProtocol] = Deferred()

@@ -8,11 +8,11 @@ from twisted.logger import capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from msgsvc.auth import PASSWORD_MAX_BYTES, LoginThrottle, check_password_rules
+from msgsvc.auth import LoginThrottle
 from msgsvc.hub import ProtectionChanged, RegistrationRefused, UserRecord
 from msgsvc.server import HubEventLogger
 from msgsvc.store import Reset
-from msgsvc.wire import Code, ProtocolError
+from msgsvc.wire import PASSWORD_MAX_BYTES, Code, ProtocolError, check_password_rules
 
 from .helpers import PASSWORD, ServerHarness, lines
 

@@ -8,7 +8,7 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from msgsvc.client.presenter import ChatPresenter, Entry, Phase, UserItem, describe_server
+from msgsvc.client.presenter import ChatPresenter, Entry, Phase, UserItem, describe_server, plain_remote_host
 from msgsvc.client.protocol import ClientProtocol
 from msgsvc.wire import Kind
 
@@ -65,7 +65,7 @@ class ClientProtocolTests(SynchronousTestCase):
             self.listener.calls,
             [
                 ("welcomed", ("alice",)),
-                ("user_log", ([("alice", True), ("bob", False)],)),
+                ("user_log", ([("alice", True, False), ("bob", False, False)],)),
                 ("joined", ("bob",)),
                 ("message", ("bob", Kind.MULTICAST, ("alice", "carol"), "hello there")),
                 ("message", ("bob", Kind.BROADCAST, (), "all")),
@@ -157,7 +157,8 @@ class LoginTests(PresenterTestCase):
         self.connection.close()
         self.assertEqual(self.presenter.phase, Phase.LOGIN)
         self.assertEqual(
-            self.view.last("show_login"), ("alice", "tcp:h:1", "The server refused alice: alice is in use")
+            self.view.last("show_login"),
+            ("alice", "tcp:h:1", "The server refused alice: alice is in use", False),
         )
         self.presenter.login("alice2", "tcp:h:1")
         self.assertEqual(self.connection.attempts[-1], ("tcp:h:1", "alice2"))
@@ -352,3 +353,127 @@ class DescribeServerTests(SynchronousTestCase):
         self.assertEqual(describe_server("tcp:localhost:8123"), "localhost:8123")
         self.assertEqual(describe_server("tls:chat.example:8124:caCertsDir=/x"), "chat.example:8124")
         self.assertEqual(describe_server("unix:/tmp/s"), "unix:/tmp/s")
+
+
+class ClientProtocolAccountTests(SynchronousTestCase):
+    def test_hello_with_a_password_and_password_changes(self) -> None:
+        listener = Recorder()
+        protocol = ClientProtocol("alice", listener, " two words ")  # type: ignore[arg-type]
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        self.assertEqual(transport.value(), b"HELLO alice : two words \r\n")
+        transport.clear()
+        protocol.set_password("a new password")
+        self.assertEqual(transport.value(), b"PASSWORD :a new password\r\n")
+        protocol.dataReceived(
+            b"USER alice online protected\r\nUSER bob offline\r\nENDUSERS 2\r\nPROTECTED alice :done\r\n"
+        )
+        self.assertEqual(
+            listener.calls,
+            [("user_log", ([("alice", True, True), ("bob", False, False)],)), ("protected", ("alice",))],
+        )
+
+
+class AccountTests(PresenterTestCase):
+    def test_a_password_goes_with_hello(self) -> None:
+        self.presenter.login("alice", "tcp:127.0.0.1:8123", "alice's secret")
+        self.assertEqual(self.connection.sent(), ["HELLO alice :alice's secret"])
+
+    def test_plain_tcp_to_another_host_warns_once_before_a_password_is_sent(self) -> None:
+        self.presenter.login("alice", "tcp:example.org:8123", "alice's secret")
+        self.assertEqual(self.connection.attempts, [])
+        name, server, problem, ask_password = self.view.last("show_login")
+        self.assertTrue(ask_password)
+        self.assertIn("example.org is not this machine and tcp: is not encrypted", problem)  # type: ignore[operator]
+        self.assertIn("Use tls:example.org:8123", problem)  # type: ignore[operator]
+        self.presenter.login("alice", "tcp:example.org:8123", "alice's secret")
+        self.assertEqual(self.connection.passwords, ["alice's secret"])
+
+    def test_no_warning_without_a_password_or_over_tls(self) -> None:
+        self.presenter.login("alice", "tcp:example.org:8123")
+        self.presenter.login("alice", "tls:example.org:8124", "alice's secret")
+        self.assertEqual(self.connection.passwords, [None, "alice's secret"])
+
+    def test_which_hosts_are_plain_and_remote(self) -> None:
+        for server, host in [
+            ("tcp:example.org:8123", "example.org"),
+            ("tcp:10.1.2.3:8123", "10.1.2.3"),
+            ("tcp:host=example.org:port=8123", "example.org"),
+            ("tcp:localhost:8123", ""),
+            ("tcp:127.0.0.5:8123", ""),
+            ("tcp:\\:\\:1:8123", ""),
+            ("tls:example.org:8123", ""),
+            ("unix:/run/msgsvc.sock", ""),
+        ]:
+            self.assertEqual(plain_remote_host(server), host, server)
+
+    def test_a_protected_name_asks_for_its_password(self) -> None:
+        for code, text in [
+            ("AUTH_REQUIRED", "alice is protected: give its password"),
+            ("AUTH_FAILED", "wrong password for alice"),
+        ]:
+            self.presenter.login("alice", "tcp:localhost:8123")
+            self.connection.server_says(f"ERROR {code} :{text}", f"BYE :{text}")
+            self.connection.close()
+            self.assertEqual(
+                self.view.last("show_login"),
+                (
+                    "alice",
+                    "tcp:localhost:8123",
+                    f"The server refused alice: {text}. Enter the password and connect again.",
+                    True,
+                ),
+            )
+
+    def test_protect_then_reconnect_with_the_new_password(self) -> None:
+        self.log_in()
+        self.assertEqual(self.view.calls, [])
+        self.presenter._warned = "tcp:example.org:8123"  # the user chose to send it anyway
+        self.assertTrue(self.presenter.set_password("alice's secret", "alice's secret"))
+        self.assertEqual(self.connection.sent(), ["PASSWORD :alice's secret"])
+        self.connection.server_says("PROTECTED alice :alice is protected by your password")
+        self.assertEqual(
+            self.view.entries(), [("info", "alice is protected: log in with your password from now on.")]
+        )
+        self.assertEqual(self.view.last("show_account"), (True,))
+        self.assertTrue(self.presenter.name_protected)
+        self.connection.close()
+        self.presenter.reconnect()
+        self.assertEqual(self.connection.passwords[-1], "alice's secret")
+
+    def test_a_password_that_cannot_be_sent(self) -> None:
+        self.assertFalse(self.presenter.set_password("long enough", "long enough"))  # not connected
+        self.log_in()
+        self.assertFalse(self.presenter.set_password("long enough", "long enougH"))
+        self.assertFalse(self.presenter.set_password("short", "short"))
+        self.assertFalse(self.presenter.set_password("long enough", "long enough"))  # the plain-TCP warning
+        self.assertEqual(
+            [text for _, text in self.view.entries()][:3],
+            ["The two passwords differ.", "A password needs at least 8 characters."]
+            + [self.view.entries()[2][1]],
+        )
+        self.assertIn("not encrypted", self.view.entries()[2][1])
+        self.assertEqual(self.connection.sent(), [])
+
+    def test_a_refused_password_change_is_told_as_such(self) -> None:
+        self.log_in()
+        self.presenter._warned = "tcp:example.org:8123"
+        self.presenter.set_password("long enough", "long enough")
+        self.presenter.choose_mode(Kind.BROADCAST)
+        self.presenter.send("hi all")
+        self.connection.server_says("ERROR SERVER_ERROR :could not store it", "SENT 2 -")
+        self.assertEqual(
+            self.view.entries(),
+            [("error", "Password not changed: could not store it"), ("sent", "you to everyone: hi all")],
+        )
+
+    def test_the_log_marks_protected_names(self) -> None:
+        self.presenter.login("alice", "tcp:localhost:8123")
+        self.connection.server_says(
+            "WELCOME alice :hi", "USER alice online protected", "USER bob offline protected", "ENDUSERS 2"
+        )
+        self.assertEqual(
+            self.view.last("show_users"),
+            ([UserItem("alice", True, True, True), UserItem("bob", False, False, True)],),
+        )
+        self.assertEqual(self.view.last("show_account"), (True,))

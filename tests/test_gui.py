@@ -174,6 +174,34 @@ class ClientWindowTests(TestCase):
         self.assertTrue(second.login_frame.winfo_ismapped())
         self.assertEqual(second.username.selection_get(), "ALICE")
 
+    async def test_protect_from_the_menu_then_a_wrong_and_the_right_password(self) -> None:
+        alice = await self.log_in("alice")
+        self.assertEqual(alice.account_menu.entrycget(0, "state"), "normal")  # Protect my name…
+        self.assertEqual(alice.account_menu.entrycget(1, "state"), "disabled")  # Change password…
+        alice.account_menu.invoke(0)
+        alice.root.update()
+        self.assertTrue(alice.password_panel.winfo_ismapped())
+        alice.new_password.insert(0, "alice's secret")
+        alice.new_password_again.insert(0, "alice's secret")
+        alice.set_password_button.invoke()
+        await self.until("protected", lambda: "alice is protected" in self.conversation(alice))
+        self.assertFalse(alice.password_panel.winfo_ismapped())
+        self.assertEqual(alice.account_menu.entrycget(0, "state"), "disabled")
+        self.assertEqual(alice.account_menu.entrycget(1, "state"), "normal")
+        await alice.presenter.quit()  # type: ignore[union-attr]
+
+        again = self.window()
+        again.username.insert(0, "alice")
+        again.password.insert(0, "not alice's")
+        again.connect_button.invoke()
+        await self.until("the refusal", lambda: "wrong password for alice" in again.problem.cget("text"))
+        self.assertEqual(again.root.focus_get(), again.password)
+        self.assertTrue(again.password.selection_present())  # typing replaces it (a copy gives only bullets)
+        again.password.delete(0, "end")
+        again.password.insert(0, "alice's secret")
+        again.connect_button.invoke()
+        await self.until("connected", lambda: again.status.cget("text").startswith("Connected"))
+
     async def test_server_stop_shows_disconnected_and_offers_to_reconnect(self) -> None:
         alice = await self.log_in("alice")
         self.pick(alice, Kind.BROADCAST)

@@ -114,3 +114,32 @@ class TerminalClientTests(TestCase):
         term.type("/quit\r")
         self.assertEqual(await term.ended, 0)
         self.assertEqual(await bob.line(), "LEFT alice")
+
+    async def test_passwords_are_not_echoed_nor_recalled(self) -> None:
+        term = self.start("--username", "carol", "--password-prompt")
+        await self.until("the username prompt", lambda: "Username [carol]:" in term.text(), term)
+        term.type("\r")
+        await self.until(
+            "the password prompt", lambda: "Password for carol (empty for none):" in term.cursor_row(), term
+        )
+        term.type("carol's secret")
+        await self.until("the hidden password", lambda: term.cursor_row().endswith("*" * 14), term)
+        term.type("\r")
+        await self.until("the log", lambda: "* carol (you)  online" in term.text(), term)
+        self.assertTrue(self.loopback.hub.user("carol").protected)  # type: ignore[union-attr]
+        term.type("/password\r")
+        await self.until(
+            "the new password prompt", lambda: term.cursor_row().startswith("New password"), term
+        )
+        term.type("\x1b[A")  # Up: no earlier password comes back
+        term.type("a second secret\r")
+        await self.until(
+            "the second prompt", lambda: term.cursor_row().startswith("The new password again"), term
+        )
+        term.type("a second secret\r")
+        await self.until("the answer", lambda: "Password changed." in term.text(), term)
+        term.type("\x1b[A")  # Up at the option prompt recalls /password, never a password
+        await self.until("the recalled line", lambda: term.cursor_row().endswith("? /password"), term)
+        self.assertNotIn("secret", term.text())
+        term.type("\x15/quit\r")
+        self.assertEqual(await term.ended, 0)

@@ -187,3 +187,65 @@ class TextClientTests(SynchronousTestCase):
         [[_, sender, rest]] = self.lines
         self.assertEqual(sender, (sender_style("alice"), "alice"))
         self.assertEqual(rest, ("class:direct", " to you: hi"))
+
+
+class TextAccountTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.output: list[str] = []
+        self.view = TextView(self.print, password_prompt=True)
+        self.connection = FakeConnection()
+        self.presenter = ChatPresenter(self.view, self.connection, Clock(), "", "tcp:localhost:1")
+        self.view.bind(self.presenter, lambda: None)
+        self.presenter.start()
+
+    def print(self, fragments: Fragments) -> None:
+        self.output.append("".join(text for _, text in fragments) + "\n")
+
+    def screen(self) -> str:
+        text = "".join(self.output) + self.view.prompt()
+        self.output.clear()
+        return text
+
+    def test_password_prompt_asks_after_the_username_and_hides_it(self) -> None:
+        self.view.line("alice")
+        self.assertEqual(self.screen(), "Password for alice (empty for none): ")
+        self.assertTrue(self.view.hides_input())
+        self.assertEqual(self.view.completions("/he"), [])  # nothing to complete in a password
+        self.view.line(" /all spaces count ")  # as typed: not a command, not stripped
+        self.assertEqual(self.connection.sent(), ["HELLO alice : /all spaces count "])
+        self.assertFalse(self.view.hides_input())
+
+    def test_a_refused_password_is_asked_again(self) -> None:
+        self.view.line("alice")
+        self.view.line("wrong horse")
+        self.connection.server_says(
+            "ERROR AUTH_FAILED :wrong password for alice", "BYE :wrong password for alice"
+        )
+        self.connection.close()
+        self.assertIn(
+            "!! The server refused alice: wrong password for alice. Enter the password and connect again.\n"
+            "Password for alice (empty for none): ",
+            self.screen(),
+        )
+        self.view.interrupt()  # Ctrl-C: back to the username
+        self.assertEqual(self.screen(), "Username [alice]: ")
+
+    def test_the_password_command_asks_twice(self) -> None:
+        self.view.line("alice")
+        self.view.line("")
+        self.connection.server_says("WELCOME alice :hi", "USER alice online", "ENDUSERS 1")
+        self.connection.sent()
+        self.screen()
+        self.view.line("/password")
+        self.assertEqual(self.screen(), "New password (empty to go back): ")
+        self.view.line("alice's secret")
+        self.assertEqual(self.screen(), "The new password again: ")
+        self.view.line("alice's secret")
+        self.assertEqual(self.connection.sent(), ["PASSWORD :alice's secret"])
+        self.connection.server_says("PROTECTED alice :alice is protected by your password")
+        self.assertIn("-- alice is protected: log in with your password from now on.", self.screen())
+        self.view.line("/password")
+        self.view.line("one thing")
+        self.view.line("another thing")
+        self.assertIn("!! The two passwords differ.", self.screen())
+        self.assertEqual(self.connection.sent(), [])

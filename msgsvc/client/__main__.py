@@ -18,6 +18,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--username", default="", help="prefill the username")
     parser.add_argument(
+        "--password-prompt",
+        action="store_true",
+        help="terminal client: ask for a password with the username (it is asked anyway when the name needs one)",
+    )
+    parser.add_argument(
         "--text", action="store_true", help="run in the terminal (the default when no display can be opened)"
     )
     return parser.parse_args(argv)
@@ -39,7 +44,7 @@ def run_in_terminal(args: argparse.Namespace) -> int:
     from msgsvc.client.terminal import Terminal, refresh, show
     from msgsvc.client.text import TextView
 
-    view = TextView(show, refresh)
+    view = TextView(show, refresh, password_prompt=args.password_prompt)
     presenter = ChatPresenter(view, endpoint_connector(reactor), reactor, args.username, args.server)
     terminal = Terminal(view)
 

@@ -12,9 +12,11 @@ from msgsvc.client.protocol import ClientFactory, ClientListener, ClientProtocol
 def endpoint_connector(reactor: object) -> Connector:
     """A connector for ``tcp:HOST:PORT``, ``tls:HOST:PORT`` and any other client endpoint string."""
 
-    def connect(server: str, username: str, listener: ClientListener) -> Deferred[ClientProtocol]:
+    def connect(
+        server: str, username: str, password: str | None, listener: ClientListener
+    ) -> Deferred[ClientProtocol]:
         return maybeDeferred(
-            lambda: clientFromString(reactor, server).connect(ClientFactory(username, listener))
+            lambda: clientFromString(reactor, server).connect(ClientFactory(username, password, listener))
         )
 
     return connect

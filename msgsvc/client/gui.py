@@ -38,6 +38,7 @@ class ChatWindow:
         root.title("msgsvc")
         root.geometry("900x600")
         root.minsize(560, 380)
+        self._build_menu()
         self._build_login()
         self._build_chat()
         self._names: list[str] = []
@@ -47,6 +48,14 @@ class ChatWindow:
         self.presenter = presenter
 
     # -- building ----------------------------------------------------------
+
+    def _build_menu(self) -> None:
+        self.menu = tkinter.Menu(self.root)
+        self.account_menu = tkinter.Menu(self.menu, tearoff=False)
+        self.account_menu.add_command(label="Protect my name…", command=self._open_password, state="disabled")
+        self.account_menu.add_command(label="Change password…", command=self._open_password, state="disabled")
+        self.menu.add_cascade(label="Account", menu=self.account_menu, underline=0)
+        self.root.configure(menu=self.menu)
 
     def _build_login(self) -> None:
         self.login_frame = ttk.Frame(self.root)
@@ -58,20 +67,26 @@ class ChatWindow:
         ttk.Label(frame, text="Username").grid(row=1, column=0, sticky="w", padx=(0, 8), pady=4)
         self.username = ttk.Entry(frame, width=32)
         self.username.grid(row=1, column=1, sticky="ew", pady=4)
-        ttk.Label(frame, text="Server").grid(row=2, column=0, sticky="w", padx=(0, 8), pady=4)
+        ttk.Label(frame, text="Password").grid(row=2, column=0, sticky="w", padx=(0, 8), pady=4)
+        self.password = ttk.Entry(frame, width=32, show="•")
+        self.password.grid(row=2, column=1, sticky="ew", pady=4)
+        ttk.Label(
+            frame, text="optional: protects a new name; needed for a protected one", foreground="#777777"
+        ).grid(row=3, column=1, sticky="w")
+        ttk.Label(frame, text="Server").grid(row=4, column=0, sticky="w", padx=(0, 8), pady=4)
         self.server = ttk.Entry(frame, width=32)
-        self.server.grid(row=2, column=1, sticky="ew", pady=4)
+        self.server.grid(row=4, column=1, sticky="ew", pady=4)
         ttk.Label(frame, text="tcp:HOST:PORT, or tls:HOST:PORT for TLS", foreground="#777777").grid(
-            row=3, column=1, sticky="w"
+            row=5, column=1, sticky="w"
         )
         self.connect_button = ttk.Button(frame, text="Connect", command=self._login)
-        self.connect_button.grid(row=4, column=1, sticky="e", pady=(12, 4))
+        self.connect_button.grid(row=6, column=1, sticky="e", pady=(12, 4))
         self.problem = ttk.Label(frame, text="", foreground=_STYLES["error"]["foreground"], wraplength=420)
-        self.problem.grid(row=5, column=0, columnspan=2, sticky="w", pady=(8, 0))
+        self.problem.grid(row=7, column=0, columnspan=2, sticky="w", pady=(8, 0))
         self.login_status = ttk.Label(frame, text="")
-        self.login_status.grid(row=6, column=0, columnspan=2, sticky="w", pady=(8, 0))
+        self.login_status.grid(row=8, column=0, columnspan=2, sticky="w", pady=(8, 0))
         frame.columnconfigure(1, weight=1)
-        for entry in (self.username, self.server):
+        for entry in (self.username, self.password, self.server):
             entry.bind("<Return>", lambda _e: self._login())
 
     def _build_chat(self) -> None:
@@ -81,6 +96,26 @@ class ChatWindow:
         self.status = ttk.Label(top, text="", font=("TkDefaultFont", 11, "bold"))
         self.status.pack(side="left")
         self.reconnect_button = ttk.Button(top, text="Reconnect", command=self._reconnect)
+
+        # "Protect my name" / "Change password": shown by the Account menu, hidden once done.
+        self.password_panel = ttk.Frame(frame, padding=(0, 8, 0, 0))
+        ttk.Label(self.password_panel, text="New password").pack(side="left")
+        self.new_password = ttk.Entry(self.password_panel, width=20, show="•")
+        self.new_password.pack(side="left", padx=(6, 12))
+        ttk.Label(self.password_panel, text="Again").pack(side="left")
+        self.new_password_again = ttk.Entry(self.password_panel, width=20, show="•")
+        self.new_password_again.pack(side="left", padx=(6, 12))
+        self.set_password_button = ttk.Button(
+            self.password_panel, text="Set password", command=self._set_password
+        )
+        self.set_password_button.pack(side="left")
+        ttk.Button(self.password_panel, text="Cancel", command=self._close_password).pack(
+            side="left", padx=(6, 0)
+        )
+        for entry in (self.new_password, self.new_password_again):
+            entry.bind("<Return>", lambda _e: self._set_password())
+            entry.bind("<Escape>", lambda _e: self._close_password())
+        self._top = top
 
         panes = ttk.PanedWindow(frame, orient="horizontal")
         panes.pack(fill="both", expand=True, pady=(8, 0))
@@ -133,8 +168,9 @@ class ChatWindow:
 
     # -- View --------------------------------------------------------------
 
-    def show_login(self, username: str, server: str, problem: str) -> None:
+    def show_login(self, username: str, server: str, problem: str, ask_password: bool = False) -> None:
         self.chat_frame.pack_forget()
+        self._close_password()
         self.login_frame.pack(fill="both", expand=True)
         for entry, value in ((self.username, username), (self.server, server)):
             entry.delete(0, "end")
@@ -142,9 +178,16 @@ class ChatWindow:
         self.problem.configure(text=f"⚠ {problem}" if problem else "")
         self.login_status.configure(text="")
         self.connect_button.state(["!disabled"])
-        self.username.focus_set()
-        self.username.select_range(0, "end")
-        self.username.icursor("end")
+        for index in (0, 1):
+            self.account_menu.entryconfigure(index, state="disabled")
+        field = self.password if ask_password else self.username
+        field.focus_set()
+        field.select_range(0, "end")
+        field.icursor("end")
+
+    def show_account(self, protected: bool) -> None:
+        self.account_menu.entryconfigure(0, state="disabled" if protected else "normal")
+        self.account_menu.entryconfigure(1, state="normal" if protected else "disabled")
 
     def show_chat(self) -> None:
         self.login_frame.pack_forget()
@@ -208,7 +251,23 @@ class ChatWindow:
     def _login(self) -> None:
         assert self.presenter is not None
         self.problem.configure(text="")
-        self.presenter.login(self.username.get(), self.server.get())
+        self.presenter.login(self.username.get(), self.server.get(), self.password.get())
+
+    def _open_password(self) -> None:
+        self.password_panel.pack(fill="x", after=self._top)
+        self.new_password.focus_set()
+
+    def _close_password(self) -> None:
+        for entry in (self.new_password, self.new_password_again):
+            entry.delete(0, "end")
+        self.password_panel.pack_forget()
+        if self.chat_frame.winfo_ismapped():
+            self.message.focus_set()
+
+    def _set_password(self) -> None:
+        assert self.presenter is not None
+        if self.presenter.set_password(self.new_password.get(), self.new_password_again.get()):
+            self._close_password()
 
     def _reconnect(self) -> None:
         assert self.presenter is not None

@@ -7,6 +7,8 @@ is the :class:`~msgsvc.client.protocol.ClientListener` of the connection.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,12 +20,12 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
 from msgsvc.client.protocol import ClientListener, ClientProtocol
-from msgsvc.wire import Kind, Limits, is_valid_username
+from msgsvc.wire import Kind, Limits, ProtocolError, check_password_rules, is_valid_username
 
 DEFAULT_SERVER = "tcp:localhost:8123"
 
-#: Opens a connection to ``server`` as ``username``, reporting to the listener.
-Connector = Callable[[str, str, ClientListener], "Deferred[ClientProtocol]"]
+#: Opens a connection to ``server`` as ``username`` (with a password, or None), reporting to the listener.
+Connector = Callable[[str, str, "str | None", ClientListener], "Deferred[ClientProtocol]"]
 
 
 class Phase(Enum):
@@ -38,6 +40,18 @@ class UserItem:
     name: str
     online: bool
     me: bool
+    protected: bool = False
+
+
+@dataclass(frozen=True)
+class _PasswordChange:
+    """A ``PASSWORD`` waiting for its answer."""
+
+    password: str
+
+
+#: A command waiting for its one answer: a message (option, recipients, text) or a password change.
+_Pending = tuple[Kind, tuple[str, ...], str] | _PasswordChange
 
 
 @dataclass(frozen=True)
@@ -51,8 +65,12 @@ class Entry:
 
 
 class View(Protocol):
-    def show_login(self, username: str, server: str, problem: str) -> None:
-        """Show the login form, prefilled, with ``problem`` (if any) and the name selected."""
+    def show_login(self, username: str, server: str, problem: str, ask_password: bool = False) -> None:
+        """Show the login form, prefilled, with ``problem`` (if any) and the name selected
+        (or the password, if ``ask_password``: the name needs one)."""
+
+    def show_account(self, protected: bool) -> None:
+        """Say whether this user's name is protected (offer to protect it, or to change its password)."""
 
     def show_chat(self) -> None:
         """Show the conversation, the user list and the message box."""
@@ -74,6 +92,21 @@ class View(Protocol):
 def and_list(names: list[str] | tuple[str, ...]) -> str:
     """``a``, ``a and b``, ``a, b and c``."""
     return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+
+
+def plain_remote_host(server: str) -> str:
+    """The host a ``tcp:`` endpoint reaches without encryption, unless it is loopback; else ''."""
+    if not server.startswith("tcp:"):
+        return ""
+    parts = [p.replace("\\:", ":") for p in re.split(r"(?<!\\):", server[len("tcp:") :])]
+    named = [p[len("host=") :] for p in parts if p.startswith("host=")]
+    host = named[0] if named else ("" if "=" in parts[0] else parts[0])
+    if host.casefold() == "localhost":
+        return ""
+    try:
+        return "" if ipaddress.ip_address(host).is_loopback else host
+    except ValueError:
+        return host
 
 
 def describe_server(server: str) -> str:
@@ -106,13 +139,18 @@ class ChatPresenter:
         self.server = server
         self.phase = Phase.LOGIN
         self.me = ""
+        self.name_protected = False  # whether this user's name has a password
         self.users: dict[str, bool] = {}
+        self._protected_names: set[str] = set()
         self.mode = Kind.UNICAST
         self.selected: tuple[str, ...] = ()
         self._protocol: ClientProtocol | None = None
         self._refusal = ""
+        self._ask_password = False  # the refusal was for the password
         self._bye = ""
-        self._outbox: deque[tuple[Kind, tuple[str, ...], str]] = deque()
+        self._password = ""  # kept to reconnect with
+        self._warned = ""  # the server the user chose to send a password to over plain TCP
+        self._outbox: deque[_Pending] = deque()
         self._reply: tuple[Kind, tuple[str, ...]] | None = None  # what "reply all" answers
         self._waiting_to_go: list[Deferred[None]] = []
         self._closing = False
@@ -122,21 +160,69 @@ class ChatPresenter:
     def start(self) -> None:
         self._view.show_login(self.username, self.server, "")
 
-    def login(self, username: str, server: str) -> None:
+    def login(self, username: str, server: str, password: str = "") -> None:
+        """Connect as ``username``, with ``password`` if not empty.
+
+        A password for a plain ``tcp:`` server that is not on this machine is
+        not sent at the first try: the user is warned, and a second try sends it.
+        """
         username, server = username.strip(), server.strip() or DEFAULT_SERVER
         self.username, self.server = username, server
         if not is_valid_username(username):
             problem = "A username is 1-32 letters, digits, _ . or -, starting with a letter."
             self._view.show_login(username, server, problem)
             return
+        warning = self._plain_text_warning(password, "connect again")
+        if warning:
+            self._view.show_login(username, server, warning, True)
+            return
         self.phase = Phase.CONNECTING
+        self._password = password
         self._refusal = self._bye = ""
+        self._ask_password = False
         self._view.show_status(f"Connecting to {describe_server(server)} as {username}…", False)
-        self._connect(server, username, self).addCallbacks(self._connected, self._connect_failed)
+        self._connect(server, username, password or None, self).addCallbacks(
+            self._connected, self._connect_failed
+        )
+
+    def _plain_text_warning(self, password: str, again: str) -> str:
+        """A warning, the first time only, before ``password`` crosses the network unencrypted."""
+        host = plain_remote_host(self.server)
+        if not password or not host or self._warned == self.server:
+            return ""
+        self._warned = self.server
+        return (
+            f"{host} is not this machine and tcp: is not encrypted: your password would cross the "
+            f"network as you typed it. Use tls:{describe_server(self.server)} if the server offers "
+            f"TLS, or {again} to send it anyway."
+        )
 
     def reconnect(self) -> None:
         if self.phase is Phase.DISCONNECTED:
-            self.login(self.me or self.username, self.server)
+            self.login(self.me or self.username, self.server, self._password)
+
+    def set_password(self, password: str, again: str) -> bool:
+        """Protect this user's name with ``password`` (typed twice), or change its password.
+
+        False (and a reason shown) if it cannot be sent yet.
+        """
+        if self.phase is not Phase.CONNECTED or self._protocol is None:
+            problem = "Not connected."
+        elif password != again:
+            problem = "The two passwords differ."
+        else:
+            try:
+                check_password_rules(password)
+                problem = self._plain_text_warning(password, "set it again")
+            except ProtocolError as e:
+                problem = e.text[0].upper() + e.text[1:] + "."
+        if problem:
+            self._say("error", problem)
+            return False
+        assert self._protocol is not None
+        self._protocol.set_password(password)
+        self._outbox.append(_PasswordChange(password))
+        return True
 
     def choose_mode(self, mode: Kind) -> None:
         self.mode = mode
@@ -236,9 +322,29 @@ class ChatPresenter:
         self._view.show_status(status, True)
         self._say("info", status)
 
-    def user_log(self, users: list[tuple[str, bool]]) -> None:
-        self.users = dict(users)
+    def user_log(self, users: list[tuple[str, bool, bool]]) -> None:
+        self.users = {name: online for name, online, _ in users}
+        self._protected_names = {name for name, _, protected in users if protected}
+        self._set_protected(self.me in self._protected_names)
         self._show_users()
+
+    def protected(self, name: str) -> None:
+        pending = self._outbox[0] if self._outbox else None
+        if isinstance(pending, _PasswordChange):
+            self._outbox.popleft()
+            self._password = pending.password
+        was = self.name_protected
+        self._set_protected(True)
+        self._protected_names.add(self.me)
+        self._show_users()
+        self._say(
+            "info",
+            "Password changed." if was else f"{name} is protected: log in with your password from now on.",
+        )
+
+    def _set_protected(self, protected: bool) -> None:
+        self.name_protected = protected
+        self._view.show_account(protected)
 
     def joined(self, name: str) -> None:
         self.users[name] = True
@@ -270,9 +376,11 @@ class ChatPresenter:
         self._view.show_reply("everyone" if mode is Kind.BROADCAST else and_list(names))
 
     def sent(self, delivered: int, offline: tuple[str, ...]) -> None:
-        if not self._outbox:
+        pending = self._outbox[0] if self._outbox else None
+        if not isinstance(pending, tuple):
             return
-        mode, recipients, text = self._outbox.popleft()
+        self._outbox.popleft()
+        mode, recipients, text = pending
         to = "everyone" if mode is Kind.BROADCAST else ", ".join(recipients)
         self._say("sent", f"you to {to}: {text}")
         if offline:
@@ -282,10 +390,15 @@ class ChatPresenter:
 
     def error(self, code: str, text: str) -> None:
         if self.phase is Phase.CONNECTING:
+            self._ask_password = code in ("AUTH_REQUIRED", "AUTH_FAILED")
             self._refusal = f"The server refused {self.username}: {text}"
+            if self._ask_password:
+                self._password = ""
+                self._refusal += ". Enter the password and connect again."
             return
-        if self._outbox:
-            self._outbox.popleft()
+        if self._outbox and isinstance(self._outbox.popleft(), _PasswordChange):
+            self._say("error", f"Password not changed: {text}")
+            return
         self._say("error", f"{code}: {text}")
 
     def notice(self, text: str) -> None:
@@ -299,7 +412,7 @@ class ChatPresenter:
         if self.phase is Phase.CONNECTING:
             self.phase = Phase.LOGIN
             problem = self._refusal or f"The connection closed before registration: {self._bye or reason}"
-            self._view.show_login(self.username, self.server, problem)
+            self._view.show_login(self.username, self.server, problem, self._ask_password)
         elif self.phase is Phase.CONNECTED:
             self.phase = Phase.DISCONNECTED
             why = self._bye or reason
@@ -314,7 +427,12 @@ class ChatPresenter:
 
     def _show_users(self) -> None:
         names = sorted(self.users, key=str.casefold)
-        self._view.show_users([UserItem(name, self.users[name], name == self.me) for name in names])
+        self._view.show_users(
+            [
+                UserItem(name, self.users[name], name == self.me, name in self._protected_names)
+                for name in names
+            ]
+        )
 
     def _say(self, style: str, text: str) -> None:
         self._view.append(Entry(self._clock.seconds(), style, text))

@@ -17,7 +17,12 @@ class ClientListener(Protocol):
     """What a :class:`ClientProtocol` reports, one method per event."""
 
     def welcomed(self, name: str) -> None: ...
-    def user_log(self, users: list[tuple[str, bool]]) -> None: ...
+    def user_log(self, users: list[tuple[str, bool, bool]]) -> None:
+        """The username log: (name, online, protected) for each name."""
+
+    def protected(self, name: str) -> None:
+        """The server stored the password given with ``PASSWORD``."""
+
     def joined(self, name: str) -> None: ...
     def left(self, name: str) -> None: ...
     def message(self, sender: str, kind: Kind, recipients: tuple[str, ...], text: str) -> None: ...
@@ -33,7 +38,7 @@ def _names(field: str) -> tuple[str, ...]:
 
 
 class ClientProtocol(LineProtocol):
-    """Registers as ``username`` on connect, then reports server lines to ``listener``.
+    """Registers as ``username`` (with ``password``, if any) on connect, then reports server lines to ``listener``.
 
     Lines it cannot read are logged and skipped: a newer server may send
     verbs or parameters this client does not know.
@@ -42,13 +47,15 @@ class ClientProtocol(LineProtocol):
     log = Logger()
     MAX_LENGTH = 65536  # the server's lines can be longer than the ones it accepts
 
-    def __init__(self, username: str, listener: ClientListener) -> None:
+    def __init__(self, username: str, listener: ClientListener, password: str | None = None) -> None:
         self.username = username
         self.listener = listener
-        self._users: list[tuple[str, bool]] = []
+        self._password = password
+        self._users: list[tuple[str, bool, bool]] = []
 
     def connectionMade(self) -> None:
-        self._write("HELLO", self.username)
+        self._write("HELLO", self.username, trailing=self._password or None)
+        self._password = None  # not kept longer than needed
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self.listener.disconnected(reason.getErrorMessage())
@@ -71,7 +78,7 @@ class ClientProtocol(LineProtocol):
                 self._users = []
                 listener.welcomed(params[0])
             case "USER":
-                self._users.append((params[0], params[1] == "online"))
+                self._users.append((params[0], params[1] == "online", "protected" in params[2:]))
             case "ENDUSERS":
                 users, self._users = self._users, []
                 listener.user_log(users)
@@ -82,6 +89,8 @@ class ClientProtocol(LineProtocol):
             case "MSG":
                 sender, kind, recipients, text = params[:4]
                 listener.message(sender, Kind(kind), _names(recipients), text)
+            case "PROTECTED":
+                listener.protected(params[0])
             case "SENT":
                 listener.sent(int(params[0]), _names(params[1]))
             case "ERROR":
@@ -105,6 +114,10 @@ class ClientProtocol(LineProtocol):
     def broadcast(self, text: str) -> None:
         self._write("BROADCAST", trailing=text)
 
+    def set_password(self, password: str) -> None:
+        """Protect this connection's name with ``password``, or change its password."""
+        self._write("PASSWORD", trailing=password)
+
     def quit(self, reason: str = "") -> None:
         self._write("QUIT", trailing=reason or None)
 
@@ -114,11 +127,12 @@ class ClientFactory(Factory):
 
     noisy = False
 
-    def __init__(self, username: str, listener: ClientListener) -> None:
+    def __init__(self, username: str, password: str | None, listener: ClientListener) -> None:
         self.username = username
+        self.password = password
         self.listener = listener
 
     def buildProtocol(self, addr: object) -> ClientProtocol:
-        protocol = ClientProtocol(self.username, self.listener)
+        protocol = ClientProtocol(self.username, self.listener, self.password)
         protocol.factory = self
         return protocol

@@ -14,7 +14,7 @@ from prompt_toolkit.application import get_app_or_none
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 from prompt_toolkit.formatted_text import FormattedText
-from prompt_toolkit.history import InMemoryHistory
+from prompt_toolkit.history import DummyHistory, InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.styles import Style
 
@@ -84,6 +84,10 @@ class Terminal:
             style=STYLE,
             reserve_space_for_menu=4,
         )
+        # Passwords: not echoed, and kept in no history (Up never brings one back).
+        self._secret: PromptSession[str] = PromptSession(
+            history=DummyHistory(), is_password=True, style=STYLE
+        )
 
     def _tab(self, event: KeyPressEvent) -> None:
         """Complete a single candidate at once, so an Enter right behind the Tab sends it whole
@@ -104,7 +108,8 @@ class Terminal:
         """Prompt, hand each line to the view, until stopped or the input ends (Ctrl-D)."""
         while not self._stopped:
             try:
-                text = await self.session.prompt_async(self._view.prompt)
+                session = self._secret if self._view.hides_input() else self.session
+                text = await session.prompt_async(self._view.prompt)
             except KeyboardInterrupt:
                 self._view.interrupt()
                 continue

@@ -22,6 +22,7 @@ COMMANDS = {
     "/msg": "/msg NAME[,NAME...] TEXT  send to one name or several",
     "/all": "/all TEXT                 send to everyone connected",
     "/reply": "/reply [TEXT]             reply to the sender and the group of the last message",
+    "/password": "/password                 protect your name, or change its password",
     "/who": "/who                      who is online",
     "/users": "/users                    the whole username log",
     "/reconnect": "/reconnect                after a disconnect",
@@ -35,6 +36,8 @@ HELP = (
 )
 
 _MODES = {"u": Kind.UNICAST, "m": Kind.MULTICAST, "b": Kind.BROADCAST}
+#: The steps whose input is a password: not echoed, not kept in the history, never a command.
+_SECRET_STEPS = ("password", "new-password", "new-password-again")
 _MARKS = {"sent": "->", "warning": "!!", "error": "!!", "info": "--", "notice": "**"}
 #: How many colours senders are spread over (styles ``sender.0`` ...).
 SENDER_COLOURS = 6
@@ -63,10 +66,16 @@ class TextView:
     """
 
     def __init__(
-        self, output: Callable[[Fragments], None], refresh: Callable[[], None] = lambda: None
+        self,
+        output: Callable[[Fragments], None],
+        refresh: Callable[[], None] = lambda: None,
+        password_prompt: bool = False,
     ) -> None:
         self._output = output
         self._refresh = refresh
+        self._password_prompt = password_prompt  # ask for a password with every login
+        self._name = ""  # the username typed, while its password is asked for
+        self._new_password = ""  # the first of the two /password answers
         self.presenter: ChatPresenter | None = None
         self._on_quit: Callable[[], None] = lambda: None
         self._step = "username"
@@ -80,12 +89,20 @@ class TextView:
 
     # -- View --------------------------------------------------------------
 
-    def show_login(self, username: str, server: str, problem: str) -> None:
+    def show_login(self, username: str, server: str, problem: str, ask_password: bool = False) -> None:
         self._typed_ahead.clear()
         if problem:
             self._say("error", f"!! {problem}")
-        self._step = "username"
+        self._name = username
+        self._step = "password" if ask_password else "username"
         self._refresh()
+
+    def show_account(self, protected: bool) -> None:
+        """Nothing to show: /password protects a name or changes its password."""
+
+    def hides_input(self) -> bool:
+        """Whether the line being typed is a password."""
+        return self._step in _SECRET_STEPS
 
     def show_chat(self) -> None:
         self._say("info", "-- Type /help for help.")
@@ -130,6 +147,12 @@ class TextView:
     def prompt(self) -> str:
         """The text before the input line."""
         presenter = self.presenter
+        if self._step == "password":
+            return f"Password for {self._name} (empty for none): "
+        if self._step == "new-password":
+            return "New password (empty to go back): "
+        if self._step == "new-password-again":
+            return "The new password again: "
         if presenter is None or self._step == "username":
             suggestion = f" [{presenter.username}]" if presenter is not None and presenter.username else ""
             return f"Username{suggestion}: "
@@ -148,6 +171,8 @@ class TextView:
     def completions(self, before_cursor: str) -> list[str]:
         """What the word before the cursor may be completed to (commands, usernames)."""
         word = word_before(before_cursor)
+        if self.hides_input():
+            return []
         if word.startswith("/") and word == before_cursor:
             return [c for c in COMMANDS if c.startswith(word.lower())]
         if self._step in ("username", "mode") and not before_cursor.startswith("/"):
@@ -157,16 +182,22 @@ class TextView:
         return [u.name for u in users if u.name.casefold().startswith(key) and not u.me]
 
     def interrupt(self) -> None:
-        """Ctrl-C: the line is dropped and sending starts over."""
-        if self._step in ("recipients", "message"):
+        """Ctrl-C: the line is dropped and sending (or the password) starts over."""
+        if self._step in ("recipients", "message", "new-password", "new-password-again"):
             self._step = "mode"
-            self._refresh()
+        elif self._step == "password":
+            self._step = "username"
+        self._refresh()
 
     # -- input -------------------------------------------------------------
 
     def line(self, text: str) -> None:
         """One line the user typed."""
         assert self.presenter is not None
+        if self.hides_input():
+            self._secret(text)  # as typed: spaces count in a password
+            self._refresh()
+            return
         text = text.strip()
         if self.presenter.phase is Phase.CONNECTING and text.lower() not in ("/quit", "/exit"):
             self._typed_ahead.append(text)  # answered once connected
@@ -174,7 +205,11 @@ class TextView:
         if text.startswith("/"):
             self._command(*text.split(" ", 1))
         elif self._step == "username":
-            self.presenter.login(text or self.presenter.username, self.presenter.server)
+            self._name = text or self.presenter.username
+            if self._password_prompt:
+                self._step = "password"
+            else:
+                self.presenter.login(self._name, self.presenter.server)
         elif self._step == "mode":
             self._choose_mode(text.lower())
         elif self._step == "recipients":
@@ -202,6 +237,8 @@ class TextView:
             self.presenter.reconnect()
         elif self.presenter.phase is not Phase.CONNECTED:
             self._say("error", "!! Not connected: /reconnect or /quit.")
+        elif command == "/password":
+            self._step = "new-password"
         elif command == "/reply":
             if self.presenter.reply_all():
                 self._step = "message"
@@ -216,6 +253,20 @@ class TextView:
             self._send_now(mode, recipients, message.strip(), "/msg NAME[,NAME...] TEXT")
         else:
             self._say("error", f"!! Unknown command {command}: /help lists them.")
+
+    def _secret(self, text: str) -> None:
+        """A password typed at one of the :data:`_SECRET_STEPS`."""
+        assert self.presenter is not None
+        if self._step == "password":
+            self._step = "username"  # until the server answers
+            self.presenter.login(self._name, self.presenter.server, text)
+        elif self._step == "new-password":
+            self._new_password = text
+            self._step = "new-password-again" if text else "mode"
+        else:
+            first, self._new_password = self._new_password, ""
+            self._step = "mode"
+            self.presenter.set_password(first, text)
 
     def _send_now(self, mode: Kind, names: tuple[str, ...], text: str, usage: str) -> None:
         assert self.presenter is not None
