@@ -185,6 +185,7 @@ class ClientWindowTests(TestCase):
         alice.new_password_again.insert(0, "alice's secret")
         alice.set_password_button.invoke()
         await self.until("protected", lambda: "alice is protected" in self.conversation(alice))
+        self.assertEqual(alice.users.get(0, "end"), ("● alice (you)  · protected",))
         self.assertFalse(alice.password_panel.winfo_ismapped())
         self.assertEqual(alice.account_menu.entrycget(0, "state"), "disabled")
         self.assertEqual(alice.account_menu.entrycget(1, "state"), "normal")

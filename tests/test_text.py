@@ -244,6 +244,8 @@ class TextAccountTests(SynchronousTestCase):
         self.assertEqual(self.connection.sent(), ["PASSWORD :alice's secret"])
         self.connection.server_says("PROTECTED alice :alice is protected by your password")
         self.assertIn("-- alice is protected: log in with your password from now on.", self.screen())
+        self.view.line("/users")
+        self.assertEqual(self.screen().splitlines()[0], "   * alice (you)  online  protected")
         self.view.line("/password")
         self.view.line("one thing")
         self.view.line("another thing")

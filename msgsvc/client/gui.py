@@ -213,7 +213,8 @@ class ChatWindow:
         for index, user in enumerate(users):
             mark = "●" if user.online else "○"
             suffix = " (you)" if user.me else "" if user.online else "  offline"
-            self.users.insert("end", f"{mark} {user.name}{suffix}")
+            protected = "  · protected" if user.protected else ""
+            self.users.insert("end", f"{mark} {user.name}{suffix}{protected}")
             self.users.itemconfigure(index, foreground="#000000" if user.online else "#888888")
         self._show_selection()
 

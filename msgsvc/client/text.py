@@ -327,7 +327,7 @@ class TextView:
                         f"   {'*' if user.online else ' '} ",
                     ),
                     (sender_style(user.name), user.name),
-                    ("", f"{you}  {state}"),
+                    ("", f"{you}  {state}{'  protected' if user.protected else ''}"),
                 ]
             )
 
