@@ -80,8 +80,9 @@ async def main() -> None:
         windows.append(w)
         return w
 
-    async def log_in(name: str) -> ChatWindow:
+    async def log_in(name: str, password: str = "") -> ChatWindow:
         w = window(name)
+        w.password.insert(0, password)
         w.connect_button.invoke()
         await settle(windows)
         return w
@@ -100,7 +101,7 @@ async def main() -> None:
     windows.remove(login)
 
     dave = await log_in("dave")
-    alice = await log_in("alice")
+    alice = await log_in("alice", "correct horse battery")  # claims the name
     bob = await log_in("bob")
     carol = await log_in("carol")
     assert dave.presenter is not None
@@ -136,10 +137,17 @@ async def main() -> None:
     await settle(windows, 0.8)
     await shoot(windows, refused, "client-refused.png")
 
+    guess = window("alice")
+    guess.password.insert(0, "wrong horse")
+    guess.connect_button.invoke()
+    await settle(windows, 0.8)
+    await shoot(windows, guess, "client-wrong-password.png")
+
     for w in windows:
         if w.presenter is not None:
             await w.presenter.quit()
     await port.stopListening()
+    hasher.stopService()
     usernames.stopService()
 
 

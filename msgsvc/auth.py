@@ -200,19 +200,18 @@ class HubRealm:
 @dataclass
 class _Tally:
     failures: int
-    last: float
-    free_at: float  # when this name's or address's next attempt may be checked
+    last: float  # when the last of them was
 
 
 class LoginThrottle:
     """Slows password guessing, per name and per address, and never locks anyone out for good.
 
-    After :attr:`FREE` failed logins within :attr:`WINDOW` seconds, each
-    further attempt waits 1, 2, 4 ... up to :attr:`LONGEST` seconds before
-    it is checked.  An address's attempts wait in turn; a name's wait from
-    now, so its owner never waits longer than :attr:`LONGEST`.  A right
-    password clears the name's count; :attr:`WINDOW` quiet seconds clear
-    either.  An attempt counts as failed until :meth:`succeeded` says not.
+    After :attr:`FREE` failed logins within :attr:`WINDOW` seconds for a
+    name, or from an address, each further attempt waits 1, 2, 4 ... up to
+    :attr:`LONGEST` seconds before it is checked.  Only failures count, so
+    a hundred people behind one address logging in at once are not slowed.
+    A right password clears the name's count; :attr:`WINDOW` quiet seconds
+    clear either.
     """
 
     FREE = 3
@@ -224,37 +223,37 @@ class LoginThrottle:
         self._names: dict[str, _Tally] = {}
         self._hosts: dict[str, _Tally] = {}
 
-    def begin(self, key: str, host: str) -> float:
-        """Count an attempt on name ``key`` from ``host``; the seconds it must wait first."""
+    def wait(self, key: str, host: str) -> float:
+        """The seconds an attempt on name ``key`` from ``host`` waits before it is checked."""
+        return max(self._step(self._names, key), self._step(self._hosts, host))
+
+    def failed(self, key: str, host: str) -> tuple[int, int]:
+        """Count a wrong password; the failures now counted for the name and for the address."""
         now = self._clock.seconds()
-        name = self._tally(self._names, key, now)
-        address = self._tally(self._hosts, host, now)
-        wait = max(self._step(name), min(max(address.free_at - now, 0.0) + self._step(address), self.LONGEST))
-        for tally in (name, address):
+        counts = []
+        for tallies, what in ((self._names, key), (self._hosts, host)):
+            tally = self._current(tallies, what)
+            if tally is None:
+                tally = tallies[what] = _Tally(0, now)
             tally.failures += 1
             tally.last = now
-        address.free_at = now + wait
-        return wait
+            counts.append(tally.failures)
+        return counts[0], counts[1]
 
-    def succeeded(self, key: str, host: str) -> None:
-        """The attempt :meth:`begin` counted had the right password."""
+    def succeeded(self, key: str) -> None:
+        """The owner of ``key`` gave the right password."""
         self._names.pop(key, None)
-        address = self._hosts.get(host)
-        if address is not None:
-            address.failures -= 1
 
-    def failures(self, key: str, host: str) -> tuple[int, int]:
-        """Failures counted within the window for the name and for the address."""
-        return self._names[key].failures, self._hosts[host].failures
-
-    def _tally(self, tallies: dict[str, _Tally], key: str, now: float) -> _Tally:
-        tally = tallies.get(key)
-        if tally is None or now - tally.last > self.WINDOW:
-            tally = tallies[key] = _Tally(0, now, now)
+    def _current(self, tallies: dict[str, _Tally], what: str) -> _Tally | None:
+        tally = tallies.get(what)
+        if tally is not None and self._clock.seconds() - tally.last > self.WINDOW:
+            del tallies[what]
+            return None
         return tally
 
-    def _step(self, tally: _Tally) -> float:
-        over = tally.failures - self.FREE
+    def _step(self, tallies: dict[str, _Tally], what: str) -> float:
+        tally = self._current(tallies, what)
+        over = -1 if tally is None else tally.failures - self.FREE
         return 0.0 if over < 0 else min(2.0**over, self.LONGEST)
 
 
@@ -285,7 +284,6 @@ class Accounts(Service):
         self._store = store
         self._hashing = hashing
         self._clock = clock
-        self.require_password = require_password
         self.portal = Portal(HubRealm(hub), [AccountChecker(store, hashing, clock, require_password)])
         self.throttle = LoginThrottle(clock)
         self._last_reset = 0
@@ -329,7 +327,7 @@ class Accounts(Service):
         known = self._hub.user(name)
         guessable = password is not None and known is not None and known.protected and not known.online
         if guessable:
-            wait = self.throttle.begin(key, host)
+            wait = self.throttle.wait(key, host)
             if wait:
                 self.log.info(
                     "login for {name} from {peer} waits {wait:g} s", name=name, peer=peer, wait=wait
@@ -341,7 +339,7 @@ class Accounts(Service):
         )
 
     async def _check(
-        self, participant: Participant, name: str, password: str | None, peer: str, host: str, counted: bool
+        self, participant: Participant, name: str, password: str | None, peer: str, host: str, guessable: bool
     ) -> str | None:
         credentials: ICredentials = (
             NameOnly(name.encode("utf-8"))
@@ -358,8 +356,8 @@ class Accounts(Service):
         except AuthRequired as e:
             raise self._refused(name, peer, ProtocolError(Code.AUTH_REQUIRED, str(e))) from None
         except UnauthorizedLogin as e:
-            if counted:
-                by_name, by_address = self.throttle.failures(username_key(name), host)
+            if guessable:
+                by_name, by_address = self.throttle.failed(username_key(name), host)
                 self.log.warn(
                     "failed login for {name} from {peer}: {by_name} failures for the name and "
                     "{by_address} from the address in the last {window:g} min",
@@ -371,8 +369,8 @@ class Accounts(Service):
                 )
             raise self._refused(name, peer, ProtocolError(Code.AUTH_FAILED, str(e))) from None
         assert isinstance(member, Member)
-        if counted:
-            self.throttle.succeeded(username_key(name), host)
+        if guessable:
+            self.throttle.succeeded(username_key(name))
         if password is not None:
             record = self._hub.user(member.name)
             if record is not None and not record.protected:
@@ -415,9 +413,6 @@ class Accounts(Service):
         return True
 
     def _apply(self, reset: Reset) -> None:
-        self.log.info(
-            "the operator removed the protection of {name}: {reason}", name=reset.name, reason=reset.reason
-        )
         self._hub.set_protected(reset.name, False, reset.reason)
         self._hub.notify(reset.name, f"the operator removed your name's password: {reset.reason}")
 

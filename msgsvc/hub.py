@@ -225,13 +225,12 @@ class Hub:
 
     # -- registration ----------------------------------------------------
 
-    def register(self, participant: Participant, name: str, peer: str) -> UserRecord:
+    def register(self, participant: Participant, name: str, peer: str) -> None:
         """Hold ``name`` for ``participant`` until :meth:`admit` or :meth:`unregister`.
 
         Raises :class:`ProtocolError` if the name is invalid or taken (held,
-        or online) or the server is full.  Returns the name's log entry (a
-        new one, not yet in the log, for a name never seen), so the caller
-        can check the owner's password before admitting it.
+        or online) or the server is full.  While it is held, the accounts
+        check the owner's password; nobody else can take the name meanwhile.
         """
         key = username_key(name)
         if participant in self._keys:
@@ -258,7 +257,6 @@ class Hub:
         record = self._log.get(key) or UserRecord(name, now, now)
         self._sessions[key] = _Session(participant, record, peer, now)
         self._keys[participant] = key
-        return record
 
     def admit(self, participant: Participant, name: str) -> Deferred[str | None]:
         """Bring ``participant``, holding ``name``, online once the log has the name on disk.

@@ -503,10 +503,9 @@ class HubEventLogger:
                 )
             case UserLeft():
                 pass  # logged when the connection ends
-            case ProtectionChanged(name, protected, reason):
+            case ProtectionChanged(name, True, reason):
+                self.log.info("{name} is protected: {reason}", name=name, reason=reason)
+            case ProtectionChanged(name, False, reason):
                 self.log.info(
-                    "{name}: {what} ({reason})",
-                    name=name,
-                    what="protected" if protected else "no longer protected",
-                    reason=reason,
+                    "the operator removed the protection of {name}: {reason}", name=name, reason=reason
                 )

@@ -1,9 +1,14 @@
 """The bench's own logic: latency figures, the protocol adapters, the load plan, the table.
 
-The benchmark itself runs servers and is not run here (docs/performance.rst).
+The benchmark itself runs servers and is not run here (docs/performance.rst), but for one
+small login burst, to show the command works end to end.
 """
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
 
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -265,3 +270,24 @@ class TargetTests(SynchronousTestCase):
     def test_a_lost_message_is_a_missed_target(self) -> None:
         lossy = Measurement(Scenario("words", "unicast", clients=10), expected=5, delivered=4)
         self.assertTrue(suite.targets([lossy])[0].startswith("MISSED  no message lost: 1 lost"))
+
+
+class LoginBurstTests(SynchronousTestCase):
+    def test_the_login_burst_runs_end_to_end_and_reports(self) -> None:
+        """A small burst against a real server: every login answered WELCOME (the figures are not judged)."""
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        done = subprocess.run(
+            [sys.executable, "-m", "msgsvc.bench", "logins", "--accounts", "5", "--rate", "20"],
+            env=dict(os.environ, PYTHONPATH=root),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        self.assertEqual(done.returncode, 0, done.stderr)
+        first, login, calm, during, verdict = done.stdout.splitlines()
+        self.assertRegex(
+            first,
+            r"^5 logins to protected names at once: [\d.]+ logins/s \([\d.]+ s for the burst, 0 failed;",
+        )
+        self.assertTrue(login.startswith("  time to WELCOME: p50 "), login)
+        self.assertIn("bystander p99 < 50 ms during the burst", verdict)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 
 from twisted.application.internet import StreamServerEndpointService
@@ -9,6 +10,7 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc import tap
+from msgsvc.auth import Accounts, Hasher
 from msgsvc.store import Database, SqliteStore
 from msgsvc.wire import Limits
 
@@ -86,7 +88,17 @@ class MakeServiceTests(SynchronousTestCase):
         listeners = [c for c in children if isinstance(c, StreamServerEndpointService)]
         self.assertEqual(len(listeners), 2)
         self.assertIs(listeners[0].factory, listeners[1].factory)
-        self.assertEqual(children[-2:], listeners, "listeners stop first")
+        self.assertEqual(children[-3:-1], listeners, "listeners stop first")
+        self.assertIsInstance(children[1], Hasher)
+        self.assertIsInstance(children[2], Accounts)
+
+    def test_started_last_it_freezes_what_start_up_made(self) -> None:
+        db = self.mktemp()
+        Database(db).close()
+        settle = list(tap.makeService(parse("--db", db)))[-1]
+        self.addCleanup(gc.unfreeze)
+        settle.startService()
+        self.assertGreater(gc.get_freeze_count(), 0)
 
     def test_unusable_database(self) -> None:
         db = self.mktemp()

@@ -3,6 +3,7 @@
     python -m msgsvc.bench run --server msgsvc --workload unicast --clients 1000
     python -m msgsvc.bench suite --json bench.json --plot performance.png
     python -m msgsvc.bench show bench.json [--plot performance.png]
+    python -m msgsvc.bench logins [--accounts 200]
 
 See docs/performance.rst.
 """
@@ -14,7 +15,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from msgsvc.bench import report, suite
+from msgsvc.bench import logins, report, suite
 from msgsvc.bench.run import Measurement, Scenario, measure
 from msgsvc.bench.servers import SERVERS, missing
 from msgsvc.bench.worker import WORKLOADS
@@ -91,7 +92,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     show = commands.add_parser("show", help="print (and plot) the figures of an earlier run")
     show.add_argument("json")
     show.add_argument("--plot")
+    burst = commands.add_parser(
+        "logins", help="a burst of logins to protected names, and a bystander's latency"
+    )
+    burst.add_argument(
+        "--accounts", type=int, default=200, help="protected names logging in at once (default 200)"
+    )
+    burst.add_argument(
+        "--rate", type=float, default=50.0, help="the bystander's unicasts a second (default 50)"
+    )
+    burst.add_argument("--hash-threads", type=int, help="the server's --hash-threads (default: its own)")
     args = parser.parse_args(argv)
+    if args.command == "logins":
+        for line in logins.run(args.accounts, args.rate, hash_threads=args.hash_threads).lines():
+            print(line)
+        return 0
     if args.command == "run":
         results = _run(args)
     elif args.command == "suite":
