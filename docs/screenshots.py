@@ -47,8 +47,11 @@ async def shoot(windows: list[ChatWindow], window: ChatWindow | ServerWindow, na
     window.root.deiconify()
     window.root.lift()
     await settle([*windows, window])
-    frame = window.root.wm_frame()
-    subprocess.run(["import", "-window", frame, os.path.join(IMAGES, name)], check=True)
+    # The window's area of the screen: its frame (at +0+0, there being no window manager)
+    # holds the menu bar above the root window, and ``import -window`` of either leaves it out.
+    root = window.root
+    area = f"{root.winfo_width()}x{root.winfo_rooty() + root.winfo_height()}+0+0"
+    subprocess.run(["import", "-window", "root", "-crop", area, os.path.join(IMAGES, name)], check=True)
     for other in windows:
         other.root.deiconify()
     print("wrote", os.path.join(IMAGES, name))
@@ -124,6 +127,10 @@ async def main() -> None:
     alice.message.insert(0, "See you both there")
     await settle(windows)
     await shoot(windows, alice, "client-chat.png")
+    alice.account_menu.invoke(1)  # Change password…
+    alice.new_password.insert(0, "a new passphrase")
+    await shoot(windows, alice, "client-password.png")
+    alice.password_panel.pack_forget()
 
     await settle([*windows, server_window], 2.2)
     server_window.table.selection_set("bob")
@@ -137,6 +144,8 @@ async def main() -> None:
     await settle(windows, 0.8)
     await shoot(windows, refused, "client-refused.png")
 
+    assert alice.presenter is not None
+    await alice.presenter.quit()  # alice is away: her name needs its password
     guess = window("alice")
     guess.password.insert(0, "wrong horse")
     guess.connect_button.invoke()
