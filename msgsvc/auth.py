@@ -10,7 +10,7 @@ brings the client online in the hub.  :class:`LoginThrottle` slows guessing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol, TypeVar, cast
 
@@ -203,6 +203,42 @@ class _Tally:
     last: float  # when the last of them was
 
 
+class _Tallies:
+    """Failures by name or by address, each forgotten ``window`` seconds after its last."""
+
+    #: Expired tallies are swept out whenever the table grows past twice its size at the last
+    #: sweep (and past this): guesses from a million addresses cannot grow it for good.
+    SWEEP_AT = 1024
+
+    def __init__(self, window: float) -> None:
+        self._window = window
+        self._tallies: dict[str, _Tally] = {}
+        self._sweep_at = self.SWEEP_AT
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tallies)
+
+    def failures(self, what: str, now: float) -> int:
+        tally = self._tallies.get(what)
+        if tally is not None and now - tally.last > self._window:
+            del self._tallies[what]
+            return 0
+        return 0 if tally is None else tally.failures
+
+    def add(self, what: str, now: float) -> int:
+        """Count one more failure; how many there are now."""
+        failures = self.failures(what, now) + 1
+        self._tallies[what] = _Tally(failures, now)
+        if len(self._tallies) > self._sweep_at:
+            for old in [w for w, t in self._tallies.items() if now - t.last > self._window]:
+                del self._tallies[old]
+            self._sweep_at = max(self.SWEEP_AT, 2 * len(self._tallies))
+        return failures
+
+    def forget(self, what: str) -> None:
+        self._tallies.pop(what, None)
+
+
 class LoginThrottle:
     """Slows password guessing, per name and per address, and never locks anyone out for good.
 
@@ -220,40 +256,25 @@ class LoginThrottle:
 
     def __init__(self, clock: IReactorTime) -> None:
         self._clock = clock
-        self._names: dict[str, _Tally] = {}
-        self._hosts: dict[str, _Tally] = {}
+        self.names = _Tallies(self.WINDOW)
+        self.hosts = _Tallies(self.WINDOW)
 
     def wait(self, key: str, host: str) -> float:
         """The seconds an attempt on name ``key`` from ``host`` waits before it is checked."""
-        return max(self._step(self._names, key), self._step(self._hosts, host))
+        now = self._clock.seconds()
+        return max(self._step(self.names.failures(key, now)), self._step(self.hosts.failures(host, now)))
 
     def failed(self, key: str, host: str) -> tuple[int, int]:
         """Count a wrong password; the failures now counted for the name and for the address."""
         now = self._clock.seconds()
-        counts = []
-        for tallies, what in ((self._names, key), (self._hosts, host)):
-            tally = self._current(tallies, what)
-            if tally is None:
-                tally = tallies[what] = _Tally(0, now)
-            tally.failures += 1
-            tally.last = now
-            counts.append(tally.failures)
-        return counts[0], counts[1]
+        return self.names.add(key, now), self.hosts.add(host, now)
 
     def succeeded(self, key: str) -> None:
         """The owner of ``key`` gave the right password."""
-        self._names.pop(key, None)
+        self.names.forget(key)
 
-    def _current(self, tallies: dict[str, _Tally], what: str) -> _Tally | None:
-        tally = tallies.get(what)
-        if tally is not None and self._clock.seconds() - tally.last > self.WINDOW:
-            del tallies[what]
-            return None
-        return tally
-
-    def _step(self, tallies: dict[str, _Tally], what: str) -> float:
-        tally = self._current(tallies, what)
-        over = -1 if tally is None else tally.failures - self.FREE
+    def _step(self, failures: int) -> float:
+        over = failures - self.FREE
         return 0.0 if over < 0 else min(2.0**over, self.LONGEST)
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from twisted.internet.error import ConnectionDone
+from twisted.internet.task import Clock
 from twisted.logger import capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from msgsvc.auth import LoginThrottle
+from msgsvc.auth import LoginThrottle, _Tallies
 from msgsvc.hub import ProtectionChanged, RegistrationRefused, UserRecord
 from msgsvc.server import HubEventLogger
 from msgsvc.store import Reset
@@ -235,6 +236,15 @@ class ThrottleTests(AccountsTestCase):
         self.server.clock.advance(1)
         protocol.connectionLost(Failure(ConnectionDone()))
         self.assertEqual(self.server.accounts.throttle.wait("alice", "10.9.9.9"), 0.0)
+
+    def test_expired_counts_are_swept_out(self) -> None:
+        clock = Clock()
+        throttle = LoginThrottle(clock)
+        for n in range(_Tallies.SWEEP_AT):
+            throttle.failed("alice", f"10.0.{n // 256}.{n % 256}")
+        clock.advance(LoginThrottle.WINDOW + 1)
+        throttle.failed("alice", "192.168.0.1")  # one past the size: the old ones go
+        self.assertEqual(list(throttle.hosts), ["192.168.0.1"])
 
     def test_quiet_time_clears_the_counts(self) -> None:
         self.fail_login(5)
