@@ -45,10 +45,11 @@ class Message:
 
 @dataclass(slots=True)
 class Report:
-    """What a sender is told: how many got it, which named users are offline."""
+    """What a sender is told: how many got it, which named users are offline, which of those get it later."""
 
     delivered: int
     offline: tuple[str, ...]
+    queued: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,33 @@ class UserView:
     peer: str | None  # the address of an online user
     since: float | None  # when an online user registered
     protected: bool
+    queued: int  # messages waiting for it
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A message waiting for its recipient: ``id`` grows with every message queued."""
+
+    id: int
+    sender: str
+    kind: str
+    recipients: tuple[str, ...]
+    text: str
+    sent_at: float
+
+
+@dataclass(frozen=True)
+class Enqueue:
+    """Queue one message for each of ``recipients`` (name keys) that has room."""
+
+    recipients: tuple[str, ...]
+    sender: str
+    kind: str
+    group: tuple[str, ...]  # whom it was addressed to, as MSG names them
+    text: str
+    sent_at: float
+    limit: int  # messages a recipient may have waiting
+    oldest: float  # messages sent before this have expired
 
 
 class Participant(Protocol):
@@ -76,12 +104,36 @@ class Participant(Protocol):
     def kick(self, reason: str) -> None:
         """Disconnect, telling the client ``reason``."""
 
+    def deliver(self, backlog: list[Queued], waiting: int) -> None:
+        """Deliver messages that waited for this user; ``waiting`` more are queued after them."""
+
 
 class Store(Protocol):
-    """Where the username log persists."""
+    """Where the username log and the offline queue persist; each fires once durable."""
 
     def record_seen(self, name: str, when: float) -> Deferred[None]:
-        """Add ``name`` to the log or move its last-seen time; fires once durable."""
+        """Add ``name`` to the log or move its last-seen time."""
+
+    def enqueue(self, message: Enqueue) -> Deferred[tuple[str, ...]]:
+        """Queue a message; the recipient keys it was queued for."""
+
+    def backlog(self, name: str, after: int, oldest: float, limit: int) -> Deferred[tuple[list[Queued], int]]:
+        """A page of what waits for ``name`` after id ``after``, and how many wait after that page."""
+
+    def acknowledge(self, name: str, up_to: int) -> Deferred[int]:
+        """Drop what waited for ``name`` up to id ``up_to``; how many are left."""
+
+    def expire(self, oldest: float) -> Deferred[dict[str, int]]:
+        """Drop what was sent before ``oldest``; how many wait for each recipient key."""
+
+
+@dataclass(frozen=True)
+class QueuePolicy:
+    """How much may wait for an offline protected user (the documented defaults)."""
+
+    limit: int = 1000  # messages per recipient
+    age: float = 30 * 86400.0  # seconds before a waiting message expires
+    page: int = 100  # messages delivered before the client must acknowledge
 
 
 @dataclass(frozen=True)
@@ -118,6 +170,14 @@ class ProtectionChanged:
     name: str
     protected: bool
     reason: str
+
+
+@dataclass(frozen=True)
+class QueueChanged:
+    """How many messages wait for ``name`` now."""
+
+    name: str
+    waiting: int
 
 
 @dataclass(frozen=True)
@@ -162,6 +222,7 @@ Event = (
     | RegistrationRefused
     | UserKicked
     | ProtectionChanged
+    | QueueChanged
     | NoticeSent
     | Connected
     | Disconnected
@@ -177,6 +238,8 @@ class _Session:
     peer: str
     since: float
     online: bool = False  # False while the store write is pending
+    delivered_through: int = 0  # the id of the last queued message sent to it
+    paging: bool = False  # a page of its backlog is being read or awaits acknowledgement
 
 
 class Hub:
@@ -190,10 +253,13 @@ class Hub:
         store: Store,
         records: Iterable[UserRecord],
         max_clients: int,
+        queue: QueuePolicy = QueuePolicy(),  # noqa: B008 - frozen
     ) -> None:
         self._clock = clock
         self._store = store
         self._max_clients = max_clients
+        self._queue = queue
+        self._waiting: dict[str, int] = {}  # queued messages by recipient key
         self._log: dict[str, UserRecord] = {username_key(r.name): r for r in records}
         self._sessions: dict[str, _Session] = {}  # by username key, pending ones too
         self._keys: dict[Participant, str] = {}
@@ -330,7 +396,14 @@ class Hub:
         session = self._online_session(key)
         if session is None:
             return UserView(
-                record.name, False, record.first_seen, record.last_seen, None, None, record.protected
+                record.name,
+                False,
+                record.first_seen,
+                record.last_seen,
+                None,
+                None,
+                record.protected,
+                self._waiting.get(key, 0),
             )
         return UserView(
             record.name,
@@ -340,6 +413,7 @@ class Hub:
             session.peer,
             session.since,
             record.protected,
+            self._waiting.get(key, 0),
         )
 
     def user(self, name: str) -> UserView | None:
@@ -387,6 +461,8 @@ class Hub:
             return
         record.protected = protected
         self._emit(ProtectionChanged(record.name, protected, reason))
+        if not protected and self._waiting.pop(key, 0):  # the store dropped them with the password
+            self._emit(QueueChanged(record.name, 0))
 
     def notify(self, name: str, text: str) -> bool:
         """Send a server notice to the online user ``name``; False if it is not online."""
@@ -412,17 +488,21 @@ class Hub:
             raise ProtocolError(Code.NOT_REGISTERED, "say HELLO <username> first")
         return name
 
-    def send(self, participant: Participant, names: Sequence[str], text: str) -> Report:
+    def send(self, participant: Participant, names: Sequence[str], text: str) -> Report | Deferred[Report]:
         """Unicast (one name) or multicast (several) ``text`` from ``participant``.
 
         ``names`` must be distinct case-insensitively.  Names not online,
         known or not, are reported back as offline.  Each recipient is told
         the whole group (see :attr:`Message.recipients`), so it can reply to all.
+        For offline protected recipients the message is queued: then the
+        report comes as a Deferred, once the queue is on disk, and names
+        those it was queued for (none, if the store failed).
         """
         sender = self.registered_name(participant)
         targets: list[_Session] = []
         group: list[str] = []  # the names in the log, as it spells them
         offline: list[str] = []
+        absent: list[UserRecord] = []  # offline protected recipients: their messages wait
         for name in names:
             key = username_key(name)
             session = self._online_session(key)
@@ -433,12 +513,112 @@ class Hub:
             record = self._log.get(key)
             if record is not None:
                 group.append(record.name)
+                if record.protected:
+                    absent.append(record)
             offline.append(record.name if record is not None else name)
         kind = Kind.UNICAST if len(names) == 1 else Kind.MULTICAST
         message = Message(sender, kind, tuple(group), text)
         for session in targets:
             session.participant.receive(message)
-        return Report(len(targets), tuple(offline))
+        report = Report(len(targets), tuple(offline))
+        if not absent:
+            return report
+        return self._enqueue(message, absent, report)
+
+    def _enqueue(self, message: Message, absent: list[UserRecord], report: Report) -> Deferred[Report]:
+        now = self._clock.seconds()
+        keys = tuple(username_key(r.name) for r in absent)
+        queue = self._queue
+        request = Enqueue(
+            keys,
+            message.sender,
+            message.kind.value,
+            message.recipients,
+            message.text,
+            now,
+            queue.limit,
+            now - queue.age,
+        )
+
+        def queued(done: tuple[str, ...]) -> Report:
+            for record in absent:
+                key = username_key(record.name)
+                if key in done:
+                    self._waiting[key] = self._waiting.get(key, 0) + 1
+                    self._emit(QueueChanged(record.name, self._waiting[key]))
+            report.queued = tuple(r.name for r in absent if username_key(r.name) in done)
+            return report
+
+        def failed(failure: Failure) -> Report:
+            self.log.failure("could not queue a message from {sender}", failure, sender=message.sender)
+            return report
+
+        return self._store.enqueue(request).addCallbacks(queued, failed)
+
+    # -- the offline queue ---------------------------------------------------
+
+    def deliver_backlog(self, participant: Participant) -> None:
+        """Send the online ``participant`` the next page of what waited for it (none: nothing)."""
+        key = self._keys.get(participant)
+        session = self._online_session(key) if key is not None else None
+        if session is None or session.paging or not session.record.protected:
+            return
+        session.paging = True
+        now = self._clock.seconds()
+        name = session.record.name
+
+        def got(page: tuple[list[Queued], int]) -> None:
+            backlog, waiting = page
+            if self._sessions.get(username_key(name)) is not session:
+                return
+            if not backlog:
+                session.paging = False
+                return
+            session.delivered_through = backlog[-1].id
+            session.participant.deliver(backlog, waiting)
+
+        def failed(failure: Failure) -> None:
+            session.paging = False
+            self.log.failure("could not read the messages waiting for {name}", failure, name=name)
+
+        self._store.backlog(
+            name, session.delivered_through, now - self._queue.age, self._queue.page
+        ).addCallbacks(got, failed)
+
+    def acknowledge(self, participant: Participant, up_to: int) -> None:
+        """``participant`` has the queued messages up to id ``up_to``: drop them; send the next page."""
+        session = self._online_session(self._keys[participant]) if participant in self._keys else None
+        if session is None:
+            raise ProtocolError(Code.NOT_REGISTERED, "say HELLO <username> first")
+        name = session.record.name
+        whole_page = up_to >= session.delivered_through
+
+        def dropped(left: int) -> None:
+            key = username_key(name)
+            if self._waiting.get(key, 0) != left:
+                self._waiting[key] = left
+                self._emit(QueueChanged(name, left))
+            if whole_page and self._sessions.get(key) is session:
+                session.paging = False
+                self.deliver_backlog(participant)
+
+        self._store.acknowledge(name, min(up_to, session.delivered_through)).addCallbacks(
+            dropped, lambda f: self.log.failure("could not drop what {name} received", f, name=name)
+        )
+
+    def expire_queued(self) -> Deferred[None]:
+        """Drop messages older than the policy allows; count what waits for each user."""
+
+        def counted(waiting: dict[str, int]) -> None:
+            for key in set(self._waiting) | set(waiting):
+                count = waiting.get(key, 0)
+                if self._waiting.get(key, 0) != count:
+                    record = self._log.get(key)
+                    self._waiting[key] = count
+                    if record is not None:
+                        self._emit(QueueChanged(record.name, count))
+
+        return self._store.expire(self._clock.seconds() - self._queue.age).addCallback(counted)
 
     def broadcast(self, participant: Participant, text: str) -> Report:
         """Send ``text`` to everyone online but the sender."""

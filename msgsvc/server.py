@@ -30,7 +30,9 @@ from msgsvc.hub import (
     Message,
     NoticeSent,
     ProtectionChanged,
+    Queued,
     RegistrationRefused,
+    Report,
     UserJoined,
     UserKicked,
     UserLeft,
@@ -59,9 +61,18 @@ encode_shared_message = lru_cache(maxsize=64)(encode_message)
 
 
 @lru_cache(maxsize=256)
-def sent_line(delivered: int, offline: tuple[str, ...]) -> bytes:
-    """``SENT``: the same few lines over and over ("SENT 1 -" for every unicast)."""
-    return wire.format_line("SENT", str(delivered), ",".join(offline) or "-")
+def sent_line(delivered: int, offline: tuple[str, ...], queued: tuple[str, ...] = ()) -> bytes:
+    """``SENT``: the same few lines over and over ("SENT 1 - -" for every unicast)."""
+    return wire.format_line("SENT", str(delivered), ",".join(offline) or "-", ",".join(queued) or "-")
+
+
+def encode_delayed(message: Queued) -> bytes:
+    """The ``DELAYED`` line for a message that waited: its id and when it was sent, then as ``MSG``."""
+    recipients = ",".join(message.recipients)
+    return (
+        f"DELAYED {message.id} {wire.format_time(message.sent_at)} {message.sender} {message.kind}"
+        f" {recipients} :{message.text}\r\n"
+    ).encode()
 
 
 def _host(address: IAddress) -> str:
@@ -234,10 +245,13 @@ class ServerProtocol(LineProtocol):
         match command:  # the commonest first: each case that fails to match costs a check
             case wire.Send(recipients, text):
                 report = hub.send(self, recipients, text)
-                self._sent(report.delivered, report.offline)
+                if isinstance(report, Report):
+                    self._sent(report)
+                else:  # queued for someone away: its next lines wait for the queue to be on disk
+                    self._hold("queueing")
+                    report.addCallback(self._sent).addBoth(lambda _: self._release("queueing"))
             case wire.Broadcast(text):
-                report = hub.broadcast(self, text)
-                self._sent(report.delivered, report.offline)
+                self._sent(hub.broadcast(self, text))
             case wire.Hello(username, password):
                 self._register(username, password)
             case wire.Password(password):
@@ -245,6 +259,8 @@ class ServerProtocol(LineProtocol):
             case wire.Users():
                 hub.registered_name(self)
                 self._write(self.factory.presence.user_log())
+            case wire.Ack(up_to):
+                hub.acknowledge(self, up_to)
             case wire.Ping(token):
                 self._write(wire.format_line("PONG", trailing=token))
             case wire.Pong():
@@ -277,6 +293,7 @@ class ServerProtocol(LineProtocol):
         self._watch(self.factory.limits.ping_interval)
         self._write(wire.format_line("WELCOME", name, trailing=WELCOME_TEXT))
         self._write(self.factory.presence.join(self))
+        self.factory.hub.deliver_backlog(self)
 
     def _not_registered(self, failure: Failure) -> None:
         if failure.check(CancelledError):  # the client left
@@ -368,9 +385,9 @@ class ServerProtocol(LineProtocol):
             # What is queued would never be read: abort, and the others hear LEFT now.
             self._drop(f"send queue exceeded: over {limit} bytes unread", "send queue exceeded", abort=True)
 
-    def _sent(self, delivered: int, offline: tuple[str, ...]) -> None:
+    def _sent(self, report: Report) -> None:
         self.factory.presence.catch_up(self)
-        self._write(sent_line(delivered, offline))
+        self._write(sent_line(report.delivered, report.offline, report.queued))
 
     # -- hub.Participant -------------------------------------------------
 
@@ -387,6 +404,12 @@ class ServerProtocol(LineProtocol):
     def notice(self, text: str) -> None:
         self.factory.presence.catch_up(self)
         self._write(wire.format_line("NOTICE", trailing=text))
+
+    def deliver(self, backlog: list[Queued], waiting: int) -> None:
+        self.factory.presence.catch_up(self)
+        self._write(
+            b"".join(encode_delayed(m) for m in backlog) + wire.format_line("ENDDELAYED", str(waiting))
+        )
 
     def kick(self, reason: str) -> None:
         self.bye(f"disconnected by the operator: {reason}" if reason else "disconnected by the operator")

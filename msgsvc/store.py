@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail
@@ -19,10 +19,10 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
-from msgsvc.hub import UserRecord
+from msgsvc.hub import Enqueue, Queued, UserRecord
 from msgsvc.wire import username_key
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _T = TypeVar("_T")
 
@@ -45,6 +45,18 @@ _SCHEMA: dict[int, tuple[str, ...]] = {
         " name TEXT NOT NULL,"
         " at REAL NOT NULL,"
         " reason TEXT NOT NULL)",
+    ),
+    3: (
+        # Messages to protected names that were away, until their owner acknowledges them.
+        "CREATE TABLE queue ("
+        " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " recipient TEXT NOT NULL,"
+        " sender TEXT NOT NULL,"
+        " kind TEXT NOT NULL,"
+        " recipients TEXT NOT NULL,"
+        " text TEXT NOT NULL,"
+        " sent_at REAL NOT NULL)",
+        "CREATE INDEX queue_by_recipient ON queue (recipient, id)",
     ),
 }
 
@@ -121,16 +133,81 @@ class Database:
 
         Durable on return: one fsync for the lot, however many there are.
         """
+        self.batch([lambda db: db.record_seen_in_batch(seen)])
+
+    def record_seen_in_batch(self, seen: Sequence[tuple[str, float]]) -> None:
+        """:meth:`record_seen`, within :meth:`batch`."""
+        self._db.executemany(
+            "INSERT INTO users (key, name, first_seen, last_seen) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET last_seen = excluded.last_seen",
+            [(username_key(name), name, when, when) for name, when in seen],
+        )
+
+    def batch(self, work: Sequence[Callable[[Database], object]]) -> list[object]:
+        """Run each of ``work`` in one transaction, in order; their results.  One fsync for the lot."""
         try:
-            with self._db:  # BEGIN ... COMMIT, or ROLLBACK on an error
-                self._db.execute("BEGIN")
-                self._db.executemany(
-                    "INSERT INTO users (key, name, first_seen, last_seen) VALUES (?, ?, ?, ?)"
-                    " ON CONFLICT (key) DO UPDATE SET last_seen = excluded.last_seen",
-                    [(username_key(name), name, when, when) for name, when in seen],
-                )
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                return [job(self) for job in work]
         except sqlite3.Error as e:
-            raise StoreError(f"cannot write to the username log {self.path!r}: {e}") from None
+            raise StoreError(f"cannot write to {self.path!r}: {e}") from None
+
+    # -- the offline queue (call these within batch()) ------------------------
+
+    def enqueue(self, message: Enqueue) -> tuple[str, ...]:
+        """Queue ``message`` for each recipient with room (expired ones do not count); those it was queued for."""
+        queued = []
+        for key in message.recipients:
+            self._db.execute("DELETE FROM queue WHERE recipient = ? AND sent_at < ?", (key, message.oldest))
+            (waiting,) = self._db.execute("SELECT count(*) FROM queue WHERE recipient = ?", (key,)).fetchone()
+            if waiting < message.limit:
+                self._db.execute(
+                    "INSERT INTO queue (recipient, sender, kind, recipients, text, sent_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        key,
+                        message.sender,
+                        message.kind,
+                        ",".join(message.group),
+                        message.text,
+                        message.sent_at,
+                    ),
+                )
+                queued.append(key)
+        return tuple(queued)
+
+    def backlog(self, name: str, after: int, oldest: float, limit: int) -> tuple[list[Queued], int]:
+        """Up to ``limit`` unexpired messages waiting for ``name`` after id ``after``, oldest first;
+        and how many wait after those."""
+        key = username_key(name)
+        rows = self._db.execute(
+            "SELECT id, sender, kind, recipients, text, sent_at FROM queue"
+            " WHERE recipient = ? AND id > ? AND sent_at >= ? ORDER BY id LIMIT ?",
+            (key, after, oldest, limit),
+        ).fetchall()
+        last = rows[-1][0] if rows else after
+        (more,) = self._db.execute(
+            "SELECT count(*) FROM queue WHERE recipient = ? AND id > ? AND sent_at >= ?", (key, last, oldest)
+        ).fetchone()
+        backlog = [
+            Queued(i, sender, kind, tuple(group.split(",")), text, at)
+            for i, sender, kind, group, text, at in rows
+        ]
+        return backlog, int(more)
+
+    def acknowledge(self, name: str, up_to: int) -> int:
+        """Remove the messages for ``name`` up to id ``up_to``; how many are left."""
+        key = username_key(name)
+        self._db.execute("DELETE FROM queue WHERE recipient = ? AND id <= ?", (key, up_to))
+        return int(self._db.execute("SELECT count(*) FROM queue WHERE recipient = ?", (key,)).fetchone()[0])
+
+    def expire(self, oldest: float) -> dict[str, int]:
+        """Remove the messages sent before ``oldest``; how many wait for each recipient now."""
+        self._db.execute("DELETE FROM queue WHERE sent_at < ?", (oldest,))
+        rows = self._db.execute("SELECT recipient, count(*) FROM queue GROUP BY recipient").fetchall()
+        return {str(key): int(count) for key, count in rows}
+
+    # -- accounts ------------------------------------------------------------------
 
     def password_hash(self, name: str) -> str | None:
         """The password hash of ``name``, or None if it is not protected."""
@@ -158,6 +235,8 @@ class Database:
                 self._db.execute("BEGIN IMMEDIATE")
                 if self._db.execute("DELETE FROM accounts WHERE key = ?", (key,)).rowcount == 0:
                     return None
+                # Anyone may take the name now: what waited for its owner must not reach them.
+                self._db.execute("DELETE FROM queue WHERE recipient = ?", (key,))
                 row = self._db.execute("SELECT name FROM users WHERE key = ?", (key,)).fetchone()
                 spelled = name if row is None else str(row[0])
                 cursor = self._db.execute(
@@ -216,7 +295,7 @@ class SqliteStore(Service):
             database.close()
         self._database: Database | None = None
         self._pool: ThreadPool | None = None
-        self._waiting: list[tuple[str, float, Deferred[None]]] = []
+        self._waiting: list[tuple[Callable[[Database], Any], Deferred[Any]]] = []
         self._writing = False
 
     def startService(self) -> None:
@@ -238,32 +317,57 @@ class SqliteStore(Service):
 
     def record_seen(self, name: str, when: float) -> Deferred[None]:
         """Write ``name`` as seen at ``when``; fires once it is on disk."""
+        return self._batched(lambda db: db.record_seen_in_batch([(name, when)]))
+
+    # -- the offline queue ---------------------------------------------------------
+
+    def enqueue(self, message: Enqueue) -> Deferred[tuple[str, ...]]:
+        """Queue ``message``; fires, once on disk, with the recipients it was queued for."""
+        return self._batched(lambda db: db.enqueue(message))
+
+    def backlog(self, name: str, after: int, oldest: float, limit: int) -> Deferred[tuple[list[Queued], int]]:
+        """What waits for ``name``, read after every write asked for before it."""
+        return self._batched(lambda db: db.backlog(name, after, oldest, limit))
+
+    def acknowledge(self, name: str, up_to: int) -> Deferred[int]:
+        return self._batched(lambda db: db.acknowledge(name, up_to))
+
+    def expire(self, oldest: float) -> Deferred[dict[str, int]]:
+        return self._batched(lambda db: db.expire(oldest))
+
+    def _batched(self, job: Callable[[Database], _T]) -> Deferred[_T]:
+        """Run ``job`` in the next transaction; fires with its result once that is on disk.
+
+        What is asked while a transaction is being written waits and goes
+        into the next one, in the order asked: a read sees every write asked
+        for before it.
+        """
         if self._pool is None or self._database is None:
-            return fail(StoreError("the username log is not running"))
-        written: Deferred[None] = Deferred()
-        self._waiting.append((name, when, written))
+            return fail(StoreError("the store is not running"))
+        done: Deferred[_T] = Deferred()
+        self._waiting.append((job, done))
         if not self._writing:
             self._write()
-        return written
+        return done
 
     def _write(self) -> None:
-        """Write everything waiting in one transaction on the worker thread."""
+        """Run everything waiting in one transaction on the worker thread."""
         assert self._pool is not None and self._database is not None
         batch, self._waiting = self._waiting, []
         self._writing = True
-        seen = [(name, when) for name, when, _ in batch]
 
-        def done(result: None | Failure) -> None:
+        def done(result: list[Any] | Failure) -> None:
             self._writing = False
-            for _, _, written in batch:
+            for index, (_, waiting) in enumerate(batch):
                 if isinstance(result, Failure):
-                    written.errback(result)
+                    waiting.errback(result)
                 else:
-                    written.callback(None)
+                    waiting.callback(result[index])
             if self._waiting and self._pool is not None:
                 self._write()
 
-        deferToThreadPool(self._reactor, self._pool, self._database.record_seen, seen).addBoth(done)
+        jobs = [job for job, _ in batch]
+        deferToThreadPool(self._reactor, self._pool, self._database.batch, jobs).addBoth(done)
 
     def _run(self, work: Callable[[Database], _T]) -> Deferred[_T]:
         """Call ``work`` with the database on the worker thread, after what is queued there."""

@@ -11,13 +11,14 @@ from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred, inlineCallbacks, maybeDeferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IReactorFromThreads, IStreamServerEndpoint
+from twisted.internet.interfaces import IReactorFromThreads, IReactorTime, IStreamServerEndpoint
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python import usage
 
 from msgsvc import descriptors
 from msgsvc.auth import Accounts, Hasher
-from msgsvc.hub import Hub
+from msgsvc.hub import Hub, QueuePolicy
 from msgsvc.server import HubEventLogger, ServerFactory
 from msgsvc.store import SqliteStore, StoreError
 from msgsvc.wire import Limits
@@ -115,6 +116,20 @@ class Options(usage.Options):
         ],
         ["max-clients", None, DEFAULT_MAX_CLIENTS, "Most users registered at once.", _positive],
         [
+            "queue-max",
+            None,
+            QueuePolicy.limit,
+            "Messages that may wait for one offline protected user.",
+            _positive,
+        ],
+        [
+            "queue-days",
+            None,
+            QueuePolicy.age / 86400,
+            "Days a message waits for an offline protected user before it is dropped.",
+            _seconds,
+        ],
+        [
             "hash-threads",
             None,
             max(1, (os.cpu_count() or 1) - 1),
@@ -211,6 +226,31 @@ class _Startup(Service):
         )
 
 
+class _QueueSweeper(Service):
+    """Drops expired offline messages, and counts what waits for whom: at start, then hourly."""
+
+    log = Logger()
+    INTERVAL = 3600.0
+
+    def __init__(self, hub: Hub, clock: IReactorTime) -> None:
+        self._sweep = LoopingCall(self._expire, hub)
+        self._sweep.clock = clock
+
+    def _expire(self, hub: Hub) -> Deferred[None]:
+        return hub.expire_queued().addErrback(
+            lambda f: self.log.failure("could not expire offline messages", f)
+        )
+
+    def startService(self) -> None:
+        Service.startService(self)
+        self._sweep.start(self.INTERVAL)
+
+    def stopService(self) -> None:
+        Service.stopService(self)
+        if self._sweep.running:
+            self._sweep.stop()
+
+
 class _Settle(Service):
     """Started last: moves what start-up made out of the garbage collector's way.
 
@@ -233,13 +273,20 @@ def makeService(options: Options) -> IService:
         usernames = SqliteStore(IReactorFromThreads(reactor), options["db"])
     except StoreError as e:
         raise SystemExit(f"msgsvc: {e}") from None
-    hub = Hub(reactor, usernames, usernames.records, options["max-clients"])
+    queue = QueuePolicy(limit=options["queue-max"], age=options["queue-days"] * 86400)
+    hub = Hub(reactor, usernames, usernames.records, options["max-clients"], queue)
     hub.subscribe(HubEventLogger())
     hasher = Hasher(IReactorFromThreads(reactor), options["hash-threads"])
     accounts = Accounts(hub, usernames, hasher, reactor, options["require-password"])
     factory = ServerFactory(hub, accounts, reactor, options.limits())
 
-    services: list[IService] = [usernames, hasher, accounts, _Startup(usernames, options["max-clients"])]
+    services: list[IService] = [
+        usernames,
+        hasher,
+        accounts,
+        _Startup(usernames, options["max-clients"]),
+        _QueueSweeper(hub, reactor),
+    ]
     if options["gui"]:
         from msgsvc.servergui.service import ServerWindowService
         from msgsvc.tkreactor import display_problem

@@ -9,7 +9,9 @@ to build, and every routed message builds several.
 
 from __future__ import annotations
 
+import calendar
 import re
+import time
 import unicodedata
 from collections import deque
 from dataclasses import dataclass, field
@@ -98,6 +100,16 @@ def username_key(name: str) -> str:
 def is_valid_username(name: str) -> bool:
     """Whether ``name`` may be registered: 1-32 of ``A-Z a-z 0-9 _ . -``, a letter first."""
     return _USERNAME.fullmatch(name) is not None
+
+
+def format_time(when: float) -> str:
+    """A moment as DELAYED lines give it: ISO 8601 in UTC, to the second (``2026-12-02T17:02:05Z``)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
+
+
+def parse_time(text: str) -> float:
+    """The moment :func:`format_time` wrote, as seconds since the epoch; ValueError if it is not one."""
+    return float(calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ")))
 
 
 def check_password_rules(password: str) -> str:
@@ -269,6 +281,11 @@ class Users:
 
 
 @dataclass(slots=True)
+class Ack:
+    up_to: int  # the id of the last delayed message the client has
+
+
+@dataclass(slots=True)
 class Ping:
     token: str | None
 
@@ -283,7 +300,7 @@ class Quit:
     reason: str | None
 
 
-Command = Hello | Password | Send | Broadcast | Users | Ping | Pong | Quit
+Command = Hello | Password | Send | Broadcast | Users | Ack | Ping | Pong | Quit
 
 
 def _arity(line: Line, least: int, most: int, usage: str) -> None:
@@ -336,6 +353,11 @@ def parse_command(line: Line, limits: Limits) -> Command:
     if verb == "USERS":
         _arity(line, 0, 0, "USERS")
         return Users()
+    if verb == "ACK":
+        _arity(line, 1, 1, "ACK <id>")
+        if not line.params[0].isdigit() or len(line.params[0]) > 18:
+            raise ProtocolError(Code.BAD_SYNTAX, "usage: ACK <id> (the id of a DELAYED line)")
+        return Ack(int(line.params[0]))
     if verb == "PING":
         _arity(line, 0, 1, "PING [:<token>]")
         return Ping(line.params[0] if line.params else None)

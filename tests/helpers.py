@@ -11,7 +11,7 @@ from twisted.python.failure import Failure
 
 from msgsvc.auth import Accounts
 from msgsvc.client.protocol import ClientListener, ClientProtocol
-from msgsvc.hub import Hub, Message, Participant, UserRecord
+from msgsvc.hub import Enqueue, Hub, Message, Participant, Queued, QueuePolicy, UserRecord
 from msgsvc.server import ServerFactory, ServerProtocol
 from msgsvc.store import Reset
 from msgsvc.wire import Limits, username_key
@@ -30,8 +30,47 @@ class MemoryStore:
         self.hold = False
         self.pending: list[Deferred[None]] = []
         self.hashes: dict[str, str] = {}
+        self.queue: list[tuple[str, Queued]] = []  # (recipient key, message), oldest first
+        self.hold_queue = False  # enqueue() waits in pending_queue until the test fires it
+        self.pending_queue: list[Deferred[None]] = []
         self.resets: list[Reset] = []
         self.external: list[Reset] = []  # resets another process made, for resets_after()
+
+    def enqueue(self, message: Enqueue) -> Deferred[tuple[str, ...]]:
+        def write(_: object) -> tuple[str, ...]:
+            done = []
+            for key in message.recipients:
+                self.queue = [(k, q) for k, q in self.queue if k != key or q.sent_at >= message.oldest]
+                if sum(1 for k, _ in self.queue if k == key) < message.limit:
+                    next_id = max((q.id for _, q in self.queue), default=len(self.queue)) + 1
+                    queued = Queued(
+                        next_id, message.sender, message.kind, message.group, message.text, message.sent_at
+                    )
+                    self.queue.append((key, queued))
+                    done.append(key)
+            return tuple(done)
+
+        if not self.hold_queue:
+            return succeed(write(None))
+        waiting: Deferred[None] = Deferred()
+        self.pending_queue.append(waiting)
+        return waiting.addCallback(write)
+
+    def backlog(self, name: str, after: int, oldest: float, limit: int) -> Deferred[tuple[list[Queued], int]]:
+        mine = [q for k, q in self.queue if k == username_key(name) and q.id > after and q.sent_at >= oldest]
+        return succeed((mine[:limit], len(mine[limit:])))
+
+    def acknowledge(self, name: str, up_to: int) -> Deferred[int]:
+        key = username_key(name)
+        self.queue = [(k, q) for k, q in self.queue if k != key or q.id > up_to]
+        return succeed(sum(1 for k, _ in self.queue if k == key))
+
+    def expire(self, oldest: float) -> Deferred[dict[str, int]]:
+        self.queue = [(k, q) for k, q in self.queue if q.sent_at >= oldest]
+        counts: dict[str, int] = {}
+        for key, _ in self.queue:
+            counts[key] = counts.get(key, 0) + 1
+        return succeed(counts)
 
     def password_hash(self, name: str) -> Deferred[str | None]:
         return succeed(self.hashes.get(username_key(name)))
@@ -43,6 +82,7 @@ class MemoryStore:
     def reset(self, name: str, reason: str, when: float) -> Deferred[Reset | None]:
         if self.hashes.pop(username_key(name), None) is None:
             return succeed(None)
+        self.queue = [(k, q) for k, q in self.queue if k != username_key(name)]
         reset = Reset(len(self.resets) + len(self.external) + 1, name, when, reason)
         self.resets.append(reset)
         return succeed(reset)
@@ -114,6 +154,9 @@ class RecordingParticipant:
     def kick(self, reason: str) -> None:
         self.events.append(("kicked", reason))
 
+    def deliver(self, backlog: list[Queued], waiting: int) -> None:
+        self.events.append(("delivered", (backlog, waiting)))
+
     def messages(self) -> list[Message]:
         return [m for kind, m in self.events if kind == "message"]  # type: ignore[misc]
 
@@ -131,6 +174,7 @@ class ServerHarness:
         max_clients: int = 100,
         records: tuple[UserRecord, ...] = (),
         require_password: bool = False,
+        queue: QueuePolicy = QueuePolicy(),  # noqa: B008 - frozen
     ) -> None:
         self.clock = Clock()
         self.clock.advance(1_000_000)
@@ -139,7 +183,7 @@ class ServerHarness:
             if record.protected:
                 self.store.hashes[username_key(record.name)] = "fake$" + PASSWORD
         self.hashing = FakeHashing()
-        self.hub = Hub(self.clock, self.store, records, max_clients)
+        self.hub = Hub(self.clock, self.store, records, max_clients, queue)
         self.accounts = Accounts(self.hub, self.store, self.hashing, self.clock, require_password)
         self.factory = ServerFactory(self.hub, self.accounts, self.clock, limits)
         self._port = 40000

@@ -104,7 +104,7 @@ class LoginTests(AccountsTestCase):
         _, transport = self.hello(f"HELLO alice :{PASSWORD}\r\nSEND bob :hi")
         self.assertEqual(lines(transport), [])
         self.server.hashing.pending.pop().callback(None)
-        self.assertEqual(lines(transport)[-1], "SENT 1 -")
+        self.assertEqual(lines(transport)[-1], "SENT 1 - -")
 
     def test_a_slow_check_is_not_a_missing_hello(self) -> None:
         self.server.hashing.hold = True

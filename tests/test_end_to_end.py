@@ -40,15 +40,15 @@ class EndToEndTests(TestCase):
 
         alice.send("SEND bob :hi bob")
         self.assertEqual(await bob.line(), "MSG alice unicast bob :hi bob")
-        self.assertEqual(await alice.line(), "SENT 1 -")
+        self.assertEqual(await alice.line(), "SENT 1 - -")
 
         carol.send("SEND alice,dave,ghost :lunch?")
-        self.assertEqual(await carol.line(), "SENT 2 ghost")
+        self.assertEqual(await carol.line(), "SENT 2 ghost -")
         for receiver in (alice, dave):
             self.assertEqual(await receiver.line(), "MSG carol multicast alice,dave :lunch?")
 
         erin.send("BROADCAST :hello everyone ✓")
-        self.assertEqual(await erin.line(), "SENT 4 -")
+        self.assertEqual(await erin.line(), "SENT 4 - -")
         for receiver in (alice, bob, carol, dave):
             self.assertEqual(await receiver.line(), "MSG erin broadcast * :hello everyone ✓")
 
@@ -59,7 +59,7 @@ class EndToEndTests(TestCase):
             self.assertEqual(await other.line(), "LEFT dave")
 
         bob.send("SEND dave,erin :still there?")
-        self.assertEqual(await bob.line(), "SENT 1 dave")
+        self.assertEqual(await bob.line(), "SENT 1 dave -")
         self.assertEqual(await erin.line(), "MSG bob multicast dave,erin :still there?")
 
         # Nobody got anything else.
@@ -111,7 +111,7 @@ class EndToEndTests(TestCase):
         bob.transport.abortConnection()
         self.assertEqual(await alice.line(), "LEFT bob")
         alice.send("SEND bob :are you there")
-        self.assertEqual(await alice.line(), "SENT 0 bob")
+        self.assertEqual(await alice.line(), "SENT 0 bob -")
 
     async def test_every_name_is_on_disk_after_welcome(self) -> None:
         for name in ["Zed", "amy"]:
@@ -129,7 +129,7 @@ class EndToEndTests(TestCase):
         bob.transport.write(b"\xff\xfe\r\nSEND alice\r\nNOPE\r\n" + b"z" * 20000 + b"\r\nSEND alice :ok\r\n")
         codes = [line.split()[1] for line in await bob.lines(4)]
         self.assertEqual(codes, ["BAD_ENCODING", "BAD_SYNTAX", "UNKNOWN_COMMAND", "LINE_TOO_LONG"])
-        self.assertEqual(await bob.line(), "SENT 1 -")
+        self.assertEqual(await bob.line(), "SENT 1 - -")
         self.assertEqual(await alice.line(), "MSG bob unicast alice :ok")
 
     async def test_a_client_that_stops_reading_is_dropped_and_the_others_get_everything(self) -> None:
@@ -153,7 +153,7 @@ class EndToEndTests(TestCase):
                 received += 1
         sent = [line for line in await sender.lines(count + 1) if line.startswith("SENT")]
         self.assertEqual(len(sent), count)
-        self.assertIn("SENT 1 -", sent)  # after the slow one was dropped
+        self.assertIn("SENT 1 - -", sent)  # after the slow one was dropped
         self.assertIsNone(self.server.hub.user("slow").peer)  # type: ignore[union-attr]
 
     async def test_a_flooding_client_waits_and_loses_nothing(self) -> None:
@@ -165,7 +165,7 @@ class EndToEndTests(TestCase):
             flooder.send(f"SEND bob :{i}")
         got = [await bob.line() for _ in range(count)]
         self.assertEqual(got, [f"MSG flooder unicast bob :{i}" for i in range(count)])
-        self.assertEqual(await flooder.lines(count), ["SENT 1 -"] * count)
+        self.assertEqual(await flooder.lines(count), ["SENT 1 - -"] * count)
 
     async def test_accepted_connections_do_not_wait_for_nagle(self) -> None:
         await self.register("alice")

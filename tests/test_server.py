@@ -188,29 +188,29 @@ class MessagingTests(ServerTestCase):
 
     def test_unicast(self) -> None:
         self.alice.dataReceived(b"SEND Bob :hello, bob\r\n")
-        self.assertEqual(lines(self.a), ["SENT 1 -"])
+        self.assertEqual(lines(self.a), ["SENT 1 - -"])
         self.assertEqual(lines(self.b), ["MSG Alice unicast bob :hello, bob"])
         self.assertEqual(lines(self.c), [])
 
     def test_multicast_with_an_absent_recipient(self) -> None:
         self.lose(self.carol)
         self.alice.dataReceived(b"SEND bob,carol,zed :meeting at 3\r\n")
-        self.assertEqual(lines(self.a), ["LEFT carol", "SENT 1 carol,zed"])
+        self.assertEqual(lines(self.a), ["LEFT carol", "SENT 1 carol,zed -"])
         self.assertEqual(lines(self.b), ["LEFT carol", "MSG Alice multicast bob,carol :meeting at 3"])
 
     def test_multicast(self) -> None:
         self.alice.dataReceived(b"SEND bob,carol :both of you\r\n")
-        self.assertEqual(lines(self.a), ["SENT 2 -"])
+        self.assertEqual(lines(self.a), ["SENT 2 - -"])
         self.assertEqual(lines(self.b), ["MSG Alice multicast bob,carol :both of you"])
         self.assertEqual(lines(self.c), ["MSG Alice multicast bob,carol :both of you"])
 
     def test_nobody_connected(self) -> None:
         self.alice.dataReceived(b"SEND ghost :boo\r\n")
-        self.assertEqual(lines(self.a), ["SENT 0 ghost"])
+        self.assertEqual(lines(self.a), ["SENT 0 ghost -"])
 
     def test_broadcast(self) -> None:
         self.carol.dataReceived("BROADCAST :hi all ✓\r\n".encode())
-        self.assertEqual(lines(self.c), ["SENT 2 -"])
+        self.assertEqual(lines(self.c), ["SENT 2 - -"])
         self.assertEqual(lines(self.a), ["MSG carol broadcast * :hi all ✓"])
         self.assertEqual(lines(self.b), ["MSG carol broadcast * :hi all ✓"])
 
@@ -253,7 +253,7 @@ class BadInputTests(ServerTestCase):
         # Nothing reached bob, and alice still works.
         self.assertEqual(lines(self.b), [])
         self.alice.dataReceived(b"SEND bob :still here\r\n")
-        self.assertEqual(lines(self.a), ["SENT 1 -"])
+        self.assertEqual(lines(self.a), ["SENT 1 - -"])
         self.assertEqual(lines(self.b), ["MSG alice unicast bob :still here"])
 
     def test_unknown_command(self) -> None:
@@ -307,7 +307,7 @@ class SlowReaderTests(ServerTestCase):
         self.assertIn("LEFT slow", to_alice)
         reports = [line for line in to_alice if line.startswith("SENT")]
         self.assertEqual(len(reports), 20)
-        self.assertEqual(reports[-1], "SENT 1 -")
+        self.assertEqual(reports[-1], "SENT 1 - -")
         self.assertEqual(sorted(reports, reverse=True), reports)
         self.lose(slow)
         self.assertEqual(lines(b), [])

@@ -9,13 +9,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 from twisted.internet import reactor
 from twisted.internet.defer import gatherResults
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from msgsvc.auth import HASHER
-from msgsvc.hub import UserRecord
+from msgsvc.hub import Enqueue, Queued, UserRecord
 from msgsvc.store import SCHEMA_VERSION, Database, Reset, SqliteStore, StoreError
 
 
@@ -109,16 +110,16 @@ class SqliteStoreTests(TestCase):
         threads: list[threading.Thread] = []
         database = self.log._database
         assert database is not None
-        original = database.record_seen
+        original = database.batch
 
         batches: list[int] = []
 
-        def spy(seen: list[tuple[str, float]]) -> None:
+        def spy(work: list[Callable[[Database], object]]) -> list[object]:
             threads.append(threading.current_thread())
-            batches.append(len(seen))
-            original(seen)
+            batches.append(len(work))
+            return original(work)
 
-        database.record_seen = spy  # type: ignore[method-assign]
+        database.batch = spy  # type: ignore[method-assign]
         await self.log.record_seen("amy", 5.0)
         queued = [self.log.record_seen(f"user{i}", 6.0 + i) for i in range(20)]
         self.log.stopService()  # returns once the queue is written
@@ -244,3 +245,39 @@ class KilledDuringAPasswordChangeTests(SynchronousTestCase):
             self.assertIn(stored, hashes)
             assert stored is not None
             self.assertTrue(HASHER.verify(stored, "new password" if writes % 2 else "old password"))
+
+
+class QueueTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.db = Database(self.mktemp())
+        self.addCleanup(self.db.close)
+
+    def enqueue(self, *keys: str, at: float = 100.0, limit: int = 10, oldest: float = 0.0) -> object:
+        message = Enqueue(keys, "alice", "multicast", ("Bob", "carol"), "hi", at, limit, oldest)
+        [queued] = self.db.batch([lambda db: db.enqueue(message)])
+        return queued
+
+    def test_queue_page_acknowledge(self) -> None:
+        self.assertEqual(self.enqueue("bob", "carol"), ("bob", "carol"))
+        self.enqueue("bob", at=200.0)
+        [(page, more)] = self.db.batch([lambda db: db.backlog("BOB", 0, 0.0, 1)])  # type: ignore[misc]
+        self.assertEqual(page, [Queued(1, "alice", "multicast", ("Bob", "carol"), "hi", 100.0)])
+        self.assertEqual(more, 1)
+        self.assertEqual(self.db.batch([lambda db: db.acknowledge("bob", 1)]), [1])
+        [(page, more)] = self.db.batch([lambda db: db.backlog("bob", 0, 0.0, 10)])  # type: ignore[misc]
+        self.assertEqual([q.id for q in page], [3])
+
+    def test_limit_and_expiry(self) -> None:
+        self.assertEqual(self.enqueue("bob", limit=1), ("bob",))
+        self.assertEqual(self.enqueue("bob", limit=1), ())
+        self.assertEqual(
+            self.enqueue("bob", limit=1, at=500.0, oldest=150.0), ("bob",)
+        )  # the old one expired
+        self.assertEqual(self.db.batch([lambda db: db.expire(600.0)]), [{}])
+
+    def test_a_reset_drops_the_names_queue(self) -> None:
+        self.db.record_seen([("bob", 1.0)])
+        self.db.set_password_hash("bob", "h", 1.0)
+        self.enqueue("bob")
+        self.db.reset("bob", "forgot", 2.0)
+        self.assertEqual(self.db.batch([lambda db: db.expire(0.0)]), [{}])

@@ -182,7 +182,7 @@ class TwistdTests(SynchronousTestCase):
         cpu_before, wall_before = cpu_seconds(server.pid), time.monotonic()
         for i in range(10):
             alice.send(f"SEND bob :during the episode {i}")
-            self.assertEqual(alice.until("SENT")[-1], "SENT 1 -")
+            self.assertEqual(alice.until("SENT")[-1], "SENT 1 - -")
             time.sleep(0.1)
         for i in range(10):
             self.assertEqual(bob.until("MSG")[-1], f"MSG alice unicast bob :during the episode {i}")
