@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import time
+
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from msgsvc.client.presenter import ChatPresenter, Entry, Phase, UserItem, describe_server, plain_remote_host
+from msgsvc import wire
+from msgsvc.client.presenter import (
+    ChatPresenter,
+    Entry,
+    Phase,
+    UserItem,
+    describe_server,
+    describe_time,
+    plain_remote_host,
+)
 from msgsvc.client.protocol import ClientProtocol
 from msgsvc.wire import Kind
 
@@ -69,8 +80,8 @@ class ClientProtocolTests(SynchronousTestCase):
                 ("joined", ("bob",)),
                 ("message", ("bob", Kind.MULTICAST, ("alice", "carol"), "hello there")),
                 ("message", ("bob", Kind.BROADCAST, (), "all")),
-                ("sent", (1, ("dave", "erin"))),
-                ("sent", (2, ())),
+                ("sent", (1, ("dave", "erin"), ())),
+                ("sent", (2, (), ())),
                 ("left", ("bob",)),
                 ("error", ("TEXT_TOO_LONG", "too long")),
                 ("notice", ("maintenance at noon",)),
@@ -477,3 +488,58 @@ class AccountTests(PresenterTestCase):
             ([UserItem("alice", True, True, True), UserItem("bob", False, False, True)],),
         )
         self.assertEqual(self.view.last("show_account"), (True,))
+
+
+class OfflineDeliveryTests(PresenterTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.clock.advance(time.mktime((2026, 12, 2, 9, 30, 0, 0, 0, -1)))  # 09:30 local time
+        self.log_in()
+
+    def test_sent_tells_who_gets_it_later(self) -> None:
+        self.presenter.choose_mode(Kind.MULTICAST)
+        self.presenter.choose_recipients(("bob", "dave"))
+        self.presenter.send("standup at 10")
+        self.connection.server_says("SENT 0 bob,dave dave")
+        self.assertEqual(
+            self.view.entries()[1:],
+            [
+                ("info", "not connected, will get it when back: dave"),
+                ("warning", "not connected, did not get it: bob"),
+            ],
+        )
+
+    def test_delayed_messages_are_shown_apart_with_their_time_and_acknowledged(self) -> None:
+        yesterday = time.mktime((2026, 12, 1, 17, 2, 0, 0, 0, -1))
+        stamp = wire.format_time(yesterday)
+        self.connection.server_says(
+            f"DELAYED 7 {stamp} bob unicast alice :are you in tomorrow?",
+            f"DELAYED 8 {stamp} carol multicast alice,bob :lunch?",
+            "ENDDELAYED 0",
+        )
+        entries = [args[0] for name, args in self.view.calls if name == "append"]
+        self.assertEqual(
+            [(e.style, e.text, e.label) for e in entries],  # type: ignore[attr-defined]
+            [
+                ("info", "While you were away:", ""),
+                ("direct", "bob to you: are you in tomorrow?", "yesterday 17:02"),
+                ("group", "carol to you and bob: lunch?", "yesterday 17:02"),
+            ],
+        )
+        self.assertEqual(self.connection.sent(), ["ACK 8"])
+        self.view.calls.clear()
+        self.connection.server_says(f"DELAYED 8 {stamp} carol multicast alice,bob :lunch?", "ENDDELAYED 0")
+        self.assertEqual(self.view.entries(), [])  # never shown twice
+        self.assertEqual(self.connection.sent(), ["ACK 8"])  # still acknowledged
+        self.assertTrue(self.presenter.reply_all())
+        self.assertEqual(self.presenter.selected, ("carol", "bob"))
+
+    def test_times_as_a_reader_says_them(self) -> None:
+        now = time.mktime((2026, 12, 2, 9, 30, 0, 0, 0, -1))
+        for then, said in [
+            ((2026, 12, 2, 8, 5), "today 08:05"),
+            ((2026, 12, 1, 23, 59), "yesterday 23:59"),
+            ((2026, 11, 23, 17, 2), "Mon 23 Nov 17:02"),
+            ((2025, 11, 30, 17, 2), "30 Nov 2025 17:02"),
+        ]:
+            self.assertEqual(describe_time(time.mktime((*then, 0, 0, 0, -1)), now), said)

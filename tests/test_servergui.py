@@ -88,19 +88,19 @@ class ServerPresenterTests(SynchronousTestCase):
         self.join("alice")
         self.assertEqual(self.view.names(), ["alice", "bob", "Zoe"])
         self.assertEqual(self.view.row("bob")[1], "● online")
-        self.assertEqual(self.view.row("bob")[4:], ("now", "10.0.0.2:4000", "0s"))
+        self.assertEqual(self.view.row("bob")[5:], ("now", "10.0.0.2:4000", "0s"))
         self.assertIn("2 online", self.view.header)
         self.clock.advance(65)
         self.hub.unregister(bob)
         self.assertEqual(self.view.row("bob")[1], "○ offline")
-        self.assertEqual(self.view.row("bob")[5:], ("", ""))
+        self.assertEqual(self.view.row("bob")[6:], ("", ""))
         self.assertEqual(self.view.full_redraws, 1)
         self.assertTrue(self.view.events[-1].endswith("bob left (10.0.0.2:4000)"), self.view.events)
 
     def test_clocks_tick(self) -> None:
         self.join("bob")
         self.clock.advance(125)
-        self.assertEqual(self.view.row("bob")[6], "2m 05s")
+        self.assertEqual(self.view.row("bob")[7], "2m 05s")
         self.assertIn("up 2m 05s", self.view.header)
 
     def test_sort(self) -> None:
@@ -142,6 +142,13 @@ class ServerPresenterTests(SynchronousTestCase):
         self.assertNotIn("zoe", self.store.hashes)
         self.presenter.reset("Zoe", "again")
         self.assertTrue(self.view.events[-1].endswith("Zoe is not protected"))
+
+    def test_the_waiting_column_follows_the_queue(self) -> None:
+        self.assertEqual(self.view.row("Zoe")[3], "")  # nothing waits: an empty cell
+        bob = self.join("bob")
+        for text in ("one", "two"):
+            self.successResultOf(self.hub.send(bob, ["Zoe"], text))  # type: ignore[arg-type]
+        self.assertEqual(self.view.row("Zoe")[3], "2")
 
     def test_event_pane_is_bounded(self) -> None:
         for i in range(10):

@@ -167,6 +167,56 @@ class TwistdTests(SynchronousTestCase):
         self.assertIn("the operator removed the protection of alice: forgot it", output)
         self.assertNotIn("alice's password", output)
 
+    def test_offline_delivery_survives_sigkill_and_a_dropped_backlog(self) -> None:
+        server = self.start()
+        bob, _ = self.register("bob :bob's password")  # protects bob
+        bob.send("QUIT")
+        bob.until("BYE")
+        carol, _ = self.register("carol")
+        alice, _ = self.register("alice")
+        alice.send("SEND bob :are you in tomorrow?")
+        self.assertEqual(alice.until("SENT"), ["SENT 0 bob bob"])
+        alice.send("SEND bob,carol :standup moved to 10")
+        self.assertEqual(alice.until("SENT")[-1], "SENT 1 bob bob")
+        self.assertEqual(carol.until("MSG")[-1], "MSG alice multicast bob,carol :standup moved to 10")
+        server.send_signal(signal.SIGKILL)
+        server.wait()
+
+        server = self.start()
+        bob, _ = self.register("bob :bob's password")
+        first, second, end = bob.line(), bob.line(), bob.line()
+        self.assertRegex(
+            first, r"^DELAYED (\d+) \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ alice unicast bob :are you in tomorrow\?$"
+        )
+        self.assertRegex(second, r"^DELAYED \d+ \S+ alice multicast bob,carol :standup moved to 10$")
+        self.assertEqual(end, "ENDDELAYED 0")
+        bob.send(f"ACK {second.split()[1]}")
+        bob.send("QUIT")
+        bob.until("BYE")
+        bob, _ = self.register("bob :bob's password")
+        bob.send("PING :nothing else")
+        self.assertEqual(bob.line(), "PONG :nothing else")  # nothing twice
+        bob.send("QUIT")
+        bob.until("BYE")
+
+        alice, _ = self.register("alice")
+        for n in range(150):
+            alice.send(f"SEND bob :message {n}")
+        self.assertEqual(alice.until("SENT 0 bob bob"), ["SENT 0 bob bob"])
+        for _ in range(149):
+            self.assertEqual(alice.line(), "SENT 0 bob bob")
+        bob, _ = self.register("bob :bob's password")
+        page = [bob.line() for _ in range(101)]
+        self.assertEqual(page[-1], "ENDDELAYED 50")
+        bob.send(f"ACK {page[-2].split()[1]}")
+        for n in range(100, 120):  # part of the second page, then the connection drops
+            self.assertTrue(bob.line().endswith(f":message {n}"))
+        bob.close()
+        bob, _ = self.register("bob :bob's password")
+        rest = bob.until("ENDDELAYED")
+        self.assertEqual([line.rsplit(" ", 1)[-1] for line in rest[:-1]], [str(n) for n in range(100, 150)])
+        self.assertEqual(rest[-1], "ENDDELAYED 0")
+
     def test_admin_command_refuses_a_missing_file(self) -> None:
         done = self.admin("list")
         self.assertEqual((done.returncode, done.stderr), (2, f"msgsvc.admin: no such file: {self.db}\n"))

@@ -241,7 +241,9 @@ class ChatWindow:
         text = self.conversation
         at_end = text.yview()[1] >= 0.999
         text.configure(state="normal")
-        text.insert("end", time.strftime("%H:%M ", time.localtime(entry.when)), ("time",))
+        text.insert(
+            "end", (entry.label or time.strftime("%H:%M", time.localtime(entry.when))) + " ", ("time",)
+        )
         text.insert("end", entry.text + "\n", (entry.style,))
         text.configure(state="disabled")
         if at_end:

@@ -7,8 +7,10 @@ is the :class:`~msgsvc.client.protocol.ClientListener` of the connection.
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import re
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -62,6 +64,7 @@ class Entry:
     when: float
     style: str
     text: str
+    label: str = ""  # shown in place of the time of day: when a delayed message was sent
 
 
 class View(Protocol):
@@ -109,6 +112,21 @@ def plain_remote_host(server: str) -> str:
         return host
 
 
+def describe_time(when: float, now: float) -> str:
+    """When a delayed message was sent, as a reader says it: ``today 09:12``, ``yesterday 17:02``,
+    ``Mon 30 Nov 17:02``, ``30 Nov 2025 17:02``."""
+    then, today = time.localtime(when), time.localtime(now)
+    days = (datetime.date(*today[:3]) - datetime.date(*then[:3])).days
+    clock = time.strftime("%H:%M", then)
+    if days == 0:
+        return f"today {clock}"
+    if days == 1:
+        return f"yesterday {clock}"
+    if then.tm_year == today.tm_year:
+        return time.strftime("%a %d %b ", then).lstrip("0") + clock
+    return time.strftime("%d %b %Y ", then).lstrip("0") + clock
+
+
 def describe_server(server: str) -> str:
     """``host:port`` for ``tcp:host:port`` and ``tls:host:port``, else the endpoint itself."""
     for prefix in ("tcp:", "tls:"):
@@ -152,6 +170,8 @@ class ChatPresenter:
         self._warned = ""  # the server the user chose to send a password to over plain TCP
         self._outbox: deque[_Pending] = deque()
         self._reply: tuple[Kind, tuple[str, ...]] | None = None  # what "reply all" answers
+        self._shown_through = 0  # the id of the last delayed message shown (ids only grow)
+        self._away_said = False  # "while you were away" was said for this connection
         self._waiting_to_go: list[Deferred[None]] = []
         self._closing = False
 
@@ -314,6 +334,9 @@ class ChatPresenter:
         )
 
     def welcomed(self, name: str) -> None:
+        if name != self.me:
+            self._shown_through = 0  # another user's queue
+        self._away_said = False
         self.phase = Phase.CONNECTED
         self.me = name
         self._outbox.clear()
@@ -361,12 +384,26 @@ class ChatPresenter:
             self._set_reply(Kind.BROADCAST, ())
             self._say("broadcast", f"{sender} to everyone: {text}")
             return
+        self._incoming(sender, kind, recipients, text, "")
+
+    def delayed(
+        self, message_id: int, sent_at: float, sender: str, kind: Kind, recipients: tuple[str, ...], text: str
+    ) -> None:
+        if message_id <= self._shown_through:
+            return  # shown before the connection dropped, and not yet acknowledged then
+        self._shown_through = message_id
+        if not self._away_said:
+            self._away_said = True
+            self._say("info", "While you were away:")
+        self._incoming(sender, kind, recipients, text, describe_time(sent_at, self._clock.seconds()))
+
+    def _incoming(self, sender: str, kind: Kind, recipients: tuple[str, ...], text: str, label: str) -> None:
         me, by = self.me.casefold(), sender.casefold()
         others = [r for r in recipients if r.casefold() not in (me, by)]
         if kind is Kind.MULTICAST and others:
-            self._say("group", f"{sender} to {and_list(['you', *others])}: {text}")
+            self._say("group", f"{sender} to {and_list(['you', *others])}: {text}", label)
         else:
-            self._say("group" if kind is Kind.MULTICAST else "direct", f"{sender} to you: {text}")
+            self._say("group" if kind is Kind.MULTICAST else "direct", f"{sender} to you: {text}", label)
         everyone = ([sender] if by != me else []) + others
         if everyone:
             self._set_reply(Kind.UNICAST if len(everyone) == 1 else Kind.MULTICAST, tuple(everyone))
@@ -375,7 +412,7 @@ class ChatPresenter:
         self._reply = (mode, names)
         self._view.show_reply("everyone" if mode is Kind.BROADCAST else and_list(names))
 
-    def sent(self, delivered: int, offline: tuple[str, ...]) -> None:
+    def sent(self, delivered: int, offline: tuple[str, ...], queued: tuple[str, ...]) -> None:
         pending = self._outbox[0] if self._outbox else None
         if not isinstance(pending, tuple):
             return
@@ -383,8 +420,11 @@ class ChatPresenter:
         mode, recipients, text = pending
         to = "everyone" if mode is Kind.BROADCAST else ", ".join(recipients)
         self._say("sent", f"you to {to}: {text}")
-        if offline:
-            self._say("warning", f"not connected, did not get it: {', '.join(offline)}")
+        lost = [name for name in offline if name not in queued]
+        if queued:
+            self._say("info", f"not connected, will get it when back: {', '.join(queued)}")
+        if lost:
+            self._say("warning", f"not connected, did not get it: {', '.join(lost)}")
         elif mode is Kind.BROADCAST and delivered == 0:
             self._say("warning", "nobody else is connected")
 
@@ -434,5 +474,5 @@ class ChatPresenter:
             ]
         )
 
-    def _say(self, style: str, text: str) -> None:
-        self._view.append(Entry(self._clock.seconds(), style, text))
+    def _say(self, style: str, text: str, label: str = "") -> None:
+        self._view.append(Entry(self._clock.seconds(), style, text, label))

@@ -26,7 +26,14 @@ class ClientListener(Protocol):
     def joined(self, name: str) -> None: ...
     def left(self, name: str) -> None: ...
     def message(self, sender: str, kind: Kind, recipients: tuple[str, ...], text: str) -> None: ...
-    def sent(self, delivered: int, offline: tuple[str, ...]) -> None: ...
+    def delayed(
+        self, message_id: int, sent_at: float, sender: str, kind: Kind, recipients: tuple[str, ...], text: str
+    ) -> None:
+        """A message that waited for this user while it was away (the same id may come again)."""
+
+    def sent(self, delivered: int, offline: tuple[str, ...], queued: tuple[str, ...]) -> None:
+        """The answer to a send: how many got it, who is offline, which of those get it later."""
+
     def error(self, code: str, text: str) -> None: ...
     def notice(self, text: str) -> None: ...
     def bye(self, reason: str) -> None: ...
@@ -52,6 +59,7 @@ class ClientProtocol(LineProtocol):
         self.listener = listener
         self._password = password
         self._users: list[tuple[str, bool, bool]] = []
+        self._last_delayed = 0  # the id of the last DELAYED line of the page
 
     def connectionMade(self) -> None:
         self._write("HELLO", self.username, trailing=self._password or None)
@@ -92,7 +100,17 @@ class ClientProtocol(LineProtocol):
             case "PROTECTED":
                 listener.protected(params[0])
             case "SENT":
-                listener.sent(int(params[0]), _names(params[1]))
+                listener.sent(int(params[0]), _names(params[1]), _names(params[2]) if len(params) > 2 else ())
+            case "DELAYED":
+                message_id, when, sender, kind, recipients, text = params[:6]
+                self._last_delayed = int(message_id)
+                listener.delayed(
+                    int(message_id), wire.parse_time(when), sender, Kind(kind), _names(recipients), text
+                )
+            case "ENDDELAYED":
+                # Shown (listeners show at once): the server may drop them, and send the next page.
+                if self._last_delayed:
+                    self._write("ACK", str(self._last_delayed))
             case "ERROR":
                 listener.error(params[0], params[-1] if len(params) > 1 else "")
             case "NOTICE":

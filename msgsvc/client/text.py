@@ -132,7 +132,7 @@ class TextView:
         """Nothing to show: /reply says whom it answers."""
 
     def append(self, entry: Entry) -> None:
-        stamp = time.strftime("%H:%M ", time.localtime(entry.when))
+        stamp = (entry.label or time.strftime("%H:%M", time.localtime(entry.when))) + " "
         text = _clean(entry.text)
         line: Fragments = [("class:time", stamp)]
         if entry.style in _MARKS:

@@ -26,6 +26,7 @@ from msgsvc.hub import (
     Hub,
     NoticeSent,
     ProtectionChanged,
+    QueueChanged,
     RegistrationRefused,
     UserJoined,
     UserKicked,
@@ -34,12 +35,13 @@ from msgsvc.hub import (
 )
 from msgsvc.wire import username_key
 
-COLUMNS = ("name", "state", "password", "first_seen", "last_seen", "address", "connected")
+COLUMNS = ("name", "state", "password", "queued", "first_seen", "last_seen", "address", "connected")
 
 _SORT_KEYS: dict[str, Callable[[UserView], Any]] = {
     "name": lambda u: u.name.casefold(),
     "state": lambda u: (not u.online, u.name.casefold()),
     "password": lambda u: (not u.protected, u.name.casefold()),
+    "queued": lambda u: (-u.queued, u.name.casefold()),
     "first_seen": lambda u: (u.first_seen, u.name.casefold()),
     "last_seen": lambda u: (u.last_seen, u.name.casefold()),
     "address": lambda u: (u.peer is None, u.peer or "", u.name.casefold()),
@@ -163,6 +165,7 @@ class ServerPresenter:
             user.name,
             "● online" if user.online else "○ offline",
             "protected" if user.protected else "",
+            str(user.queued) if user.queued else "",
             _stamp(user.first_seen),
             "now" if user.online else _stamp(user.last_seen),
             user.peer or "",
@@ -240,6 +243,8 @@ class ServerPresenter:
                 self._event(f"operator disconnected {name}" + (f": {reason}" if reason else ""))
             case NoticeSent(text, delivered):
                 self._event(f"notice to {delivered} online: {text}")
+            case QueueChanged(name):
+                self._update(name)
             case ProtectionChanged(name, protected, reason):
                 self._event(f"{name} {'protected' if protected else 'no longer protected'}: {reason}")
                 self._update(name)

@@ -12,6 +12,7 @@ _HEADINGS = {
     "name": ("Username", 160),
     "state": ("State", 100),
     "password": ("Password", 90),
+    "queued": ("Waiting", 70),
     "first_seen": ("First seen", 140),
     "last_seen": ("Last seen", 140),
     "address": ("Address", 170),
