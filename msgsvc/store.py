@@ -158,8 +158,12 @@ class Database:
         """Queue ``message`` for each recipient with room (expired ones do not count); those it was queued for."""
         queued = []
         for key in message.recipients:
-            self._db.execute("DELETE FROM queue WHERE recipient = ? AND sent_at < ?", (key, message.oldest))
-            (waiting,) = self._db.execute("SELECT count(*) FROM queue WHERE recipient = ?", (key,)).fetchone()
+            # Counted no further than the limit (expired ones left for expire() to drop):
+            # the cost of a message does not grow with the queue.
+            (waiting,) = self._db.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM queue WHERE recipient = ? AND sent_at >= ? LIMIT ?)",
+                (key, message.oldest, message.limit),
+            ).fetchone()
             if waiting < message.limit:
                 self._db.execute(
                     "INSERT INTO queue (recipient, sender, kind, recipients, text, sent_at)"

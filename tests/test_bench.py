@@ -1,7 +1,7 @@
 """The bench's own logic: latency figures, the protocol adapters, the load plan, the table.
 
-The benchmark itself runs servers and is not run here (docs/performance.rst), but for one
-small login burst, to show the command works end to end.
+The benchmark itself runs servers and is not run here (docs/performance.rst), but for a small
+login burst and offline run, to show those commands work end to end.
 """
 
 from __future__ import annotations
@@ -272,7 +272,7 @@ class TargetTests(SynchronousTestCase):
         self.assertTrue(suite.targets([lossy])[0].startswith("MISSED  no message lost: 1 lost"))
 
 
-class LoginBurstTests(SynchronousTestCase):
+class ServerBenchTests(SynchronousTestCase):
     def test_the_login_burst_runs_end_to_end_and_reports(self) -> None:
         """A small burst against a real server: every login answered WELCOME (the figures are not judged)."""
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -291,3 +291,30 @@ class LoginBurstTests(SynchronousTestCase):
         )
         self.assertTrue(login.startswith("  time to WELCOME: p50 "), login)
         self.assertIn("bystander p99 < 50 ms during the burst", verdict)
+
+    def test_the_offline_bench_runs_end_to_end_and_reports(self) -> None:
+        """A small run: every message queued and the whole backlog delivered (the figures are not judged)."""
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "msgsvc.bench",
+                "offline",
+                "--sent",
+                "300",
+                "--window",
+                "50",
+                "--away",
+                "2",
+            ],
+            env=dict(os.environ, PYTHONPATH=root),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        self.assertEqual(done.returncode, 0, done.stderr)
+        queued, backlog, cpu = done.stdout.splitlines()
+        self.assertRegex(queued, r"^300 unicasts to 2 away protected users, 50 in flight: [\d,]+ messages/s")
+        self.assertTrue(backlog.endswith("(150 messages)"), backlog)
+        self.assertTrue(cpu.startswith("server CPU for both: "), cpu)

@@ -203,6 +203,27 @@ class ClientWindowTests(TestCase):
         again.connect_button.invoke()
         await self.until("connected", lambda: again.status.cget("text").startswith("Connected"))
 
+    async def test_messages_wait_for_a_protected_name_and_show_as_delayed(self) -> None:
+        bob = self.window()
+        bob.username.insert(0, "bob")
+        bob.password.insert(0, "bob's secret")
+        bob.connect_button.invoke()
+        await self.until("bob connected", lambda: bob.status.cget("text").startswith("Connected"))
+        await bob.presenter.quit()  # type: ignore[union-attr]
+        alice = await self.log_in("alice")
+        self.pick(alice, Kind.UNICAST, "bob")
+        self.type_and_send(alice, "see you at 10")
+        await self.until("queued", lambda: "will get it when back: bob" in self.conversation(alice))
+
+        bob.reconnect_button.invoke()  # with the password it kept
+        await self.until(
+            "the delayed message", lambda: "alice to you: see you at 10" in self.conversation(bob)
+        )
+        shown = self.conversation(bob)
+        self.assertIn("While you were away:", shown)
+        self.assertRegex(shown, r"today \d\d:\d\d alice to you: see you at 10")
+        await self.until("acknowledged", lambda: self.loopback.hub.user("bob").queued == 0)  # type: ignore[union-attr]
+
     async def test_server_stop_shows_disconnected_and_offers_to_reconnect(self) -> None:
         alice = await self.log_in("alice")
         self.pick(alice, Kind.BROADCAST)

@@ -4,6 +4,7 @@
     python -m msgsvc.bench suite --json bench.json --plot performance.png
     python -m msgsvc.bench show bench.json [--plot performance.png]
     python -m msgsvc.bench logins [--accounts 200]
+    python -m msgsvc.bench offline [--sent 20000] [--away 20]
 
 See docs/performance.rst.
 """
@@ -15,7 +16,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from msgsvc.bench import logins, report, suite
+from msgsvc.bench import logins, offline, report, suite
 from msgsvc.bench.run import Measurement, Scenario, measure
 from msgsvc.bench.servers import SERVERS, missing
 from msgsvc.bench.worker import WORKLOADS
@@ -102,7 +103,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--rate", type=float, default=50.0, help="the bystander's unicasts a second (default 50)"
     )
     burst.add_argument("--hash-threads", type=int, help="the server's --hash-threads (default: its own)")
+    away = commands.add_parser("offline", help="durable messages to an away user, and a backlog at login")
+    away.add_argument(
+        "--sent", type=int, default=20000, help="messages queued for the throughput (default 20000)"
+    )
+    away.add_argument("--window", type=int, default=1000, help="messages in flight (default 1000)")
+    away.add_argument(
+        "--away", type=int, default=20, help="protected users away, queued for in turn (default 20)"
+    )
     args = parser.parse_args(argv)
+    if args.command == "offline":
+        for line in offline.run(args.sent, args.window, args.away).lines():
+            print(line)
+        return 0
     if args.command == "logins":
         for line in logins.run(args.accounts, args.rate, hash_threads=args.hash_threads).lines():
             print(line)
