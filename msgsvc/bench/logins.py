@@ -27,12 +27,9 @@ from twisted.internet.protocol import Protocol
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.internet.utils import getProcessOutput
 
-from msgsvc.auth import HASHER
 from msgsvc.bench import servers
 from msgsvc.bench.stats import LatencyHistogram
-from msgsvc.store import Database
 
-PASSWORD = "bench password"
 #: The bystanders' p99 unicast latency during the burst must stay under this.
 TARGET_P99_MS = 50.0
 
@@ -89,20 +86,6 @@ class LoginBurst:
         ]
 
 
-def _seed(path: Path, accounts: int) -> list[str]:
-    """A username log with ``accounts`` protected names (one hash for all: each check costs the same)."""
-    names = [f"user{i}" for i in range(accounts)]
-    database = Database(str(path))
-    try:
-        database.record_seen([(name, 0.0) for name in [*names, "bench_tx", "bench_rx"]])
-        password_hash = HASHER.hash(PASSWORD)
-        for name in names:
-            database.set_password_hash(name, password_hash, 0.0)
-    finally:
-        database.close()
-    return names
-
-
 async def _burst(
     reactor: Any, port: int, names: list[str], rate: float, calm: float, result: LoginBurst
 ) -> None:
@@ -136,7 +119,7 @@ async def _burst(
     phase["during"] = True
     output = await getProcessOutput(
         sys.executable,
-        ["-m", "msgsvc.bench.logins", str(port), PASSWORD, *names],
+        ["-m", "msgsvc.bench.logins", str(port), servers.ACCOUNT_PASSWORD, *names],
         env=servers.child_environment(),
         reactor=reactor,
     )
@@ -163,7 +146,8 @@ def run(
     result = LoginBurst(accounts, rate)
     with tempfile.TemporaryDirectory(prefix="msgsvc-logins-") as folder:
         workdir = Path(folder)
-        names = _seed(workdir / "bench.sqlite3", accounts)
+        names = [f"user{i}" for i in range(accounts)]
+        servers.seed_msgsvc(workdir / "bench.sqlite3", names, ["bench_tx", "bench_rx"])
         options = [*servers.MSGSVC_OPTIONS, *([f"--hash-threads={hash_threads}"] if hash_threads else [])]
         server = servers.start("msgsvc", workdir, names, cpu=None, msgsvc_options=options)
         try:

@@ -18,11 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from msgsvc.auth import HASHER
 from msgsvc.bench import servers
-from msgsvc.store import Database
-
-PASSWORD = "bench password"
 
 
 @dataclass
@@ -82,7 +78,7 @@ def _queue(tx: _Client, count: int, window: int, away: int) -> int:
 
 def _take_backlog(port: int, name: str) -> int:
     """Log in as ``name`` and read its backlog to the end, acknowledging each page; how many came."""
-    rx = _Client(port, f"HELLO {name} :{PASSWORD}")
+    rx = _Client(port, f"HELLO {name} :{servers.ACCOUNT_PASSWORD}")
     delivered = 0
     last = ""
     while True:
@@ -103,13 +99,7 @@ def run(sent: int = 20000, window: int = 1000, away: int = 20) -> OfflineRun:
     result = OfflineRun(sent, window, away)
     with tempfile.TemporaryDirectory(prefix="msgsvc-offline-") as folder:
         workdir = Path(folder)
-        database = Database(str(workdir / "bench.sqlite3"))
-        names = [f"away{n}" for n in range(away)]
-        database.record_seen([(name, 0.0) for name in [*names, "bench_tx"]])
-        password_hash = HASHER.hash(PASSWORD)  # one for all: each check costs the same
-        for name in names:
-            database.set_password_hash(name, password_hash, 0.0)
-        database.close()
+        servers.seed_msgsvc(workdir / "bench.sqlite3", [f"away{n}" for n in range(away)], ["bench_tx"])
         server = servers.start("msgsvc", workdir, [], cpu=0)
         try:
             before = server.cpu_seconds()

@@ -146,6 +146,28 @@ def missing(name: str) -> str | None:
     return None
 
 
+#: The password of every protected name a bench seeds.
+ACCOUNT_PASSWORD = "bench password"
+
+
+def seed_msgsvc(path: Path, protected: Sequence[str], others: Sequence[str]) -> None:
+    """A msgsvc database whose log holds ``protected`` (with :data:`ACCOUNT_PASSWORD`) and ``others``.
+
+    One hash serves every protected name: each check costs the same.
+    """
+    from msgsvc.auth import HASHER
+    from msgsvc.store import Database
+
+    database = Database(str(path))
+    try:
+        database.record_seen([(name, 0.0) for name in [*protected, *others]])
+        password_hash = HASHER.hash(ACCOUNT_PASSWORD)
+        for name in protected:
+            database.set_password_hash(name, password_hash, 0.0)
+    finally:
+        database.close()
+
+
 def start(
     name: str,
     workdir: Path,
