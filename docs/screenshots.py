@@ -103,7 +103,7 @@ async def main() -> None:
     login.root.destroy()
     windows.remove(login)
 
-    dave = await log_in("dave")
+    dave = await log_in("dave", "dave's passphrase")  # protected: what is sent to him waits
     alice = await log_in("alice", "correct horse battery")  # claims the name
     bob = await log_in("bob")
     carol = await log_in("carol")
@@ -138,6 +138,10 @@ async def main() -> None:
     await shoot(windows, server_window, "server.png")
     server_presenter.stop()
     server_window.root.destroy()
+
+    dave.reconnect_button.invoke()  # the next morning, say
+    await settle(windows, 0.8)
+    await shoot(windows, dave, "client-delayed.png")
 
     refused = window("bob")
     refused.connect_button.invoke()

@@ -251,3 +251,18 @@ class TextAccountTests(SynchronousTestCase):
         self.view.line("another thing")
         self.assertIn("!! The two passwords differ.", self.screen())
         self.assertEqual(self.connection.sent(), [])
+
+    def test_delayed_messages_carry_when_they_were_sent(self) -> None:
+        self.view.line("alice")
+        self.view.line("alice's secret")
+        self.connection.server_says(
+            "WELCOME alice :hi",
+            "USER alice online protected",
+            "ENDUSERS 1",
+            "DELAYED 3 2001-02-03T04:05:06Z bob unicast alice :from long ago",
+            "ENDDELAYED 0",
+        )
+        shown = self.screen()
+        self.assertIn("-- While you were away:\n", shown)
+        self.assertRegex(shown, r"\n3 Feb 2001 \d\d:\d\d bob to you: from long ago\n")
+        self.assertEqual(self.connection.sent()[-1], "ACK 3")
