@@ -239,7 +239,8 @@ class _Session:
     since: float
     online: bool = False  # False while the store write is pending
     delivered_through: int = 0  # the id of the last queued message sent to it
-    paging: bool = False  # a page of its backlog is being read or awaits acknowledgement
+    reading: bool = False  # a page of its backlog is being read
+    unacknowledged: bool = False  # a page was sent and not yet acknowledged
 
 
 class Hub:
@@ -561,24 +562,23 @@ class Hub:
         """Send the online ``participant`` the next page of what waited for it (none: nothing)."""
         key = self._keys.get(participant)
         session = self._online_session(key) if key is not None else None
-        if session is None or session.paging or not session.record.protected:
+        if session is None or session.reading or session.unacknowledged or not session.record.protected:
             return
-        session.paging = True
+        session.reading = True
         now = self._clock.seconds()
         name = session.record.name
 
         def got(page: tuple[list[Queued], int]) -> None:
             backlog, waiting = page
-            if self._sessions.get(username_key(name)) is not session:
-                return
-            if not backlog:
-                session.paging = False
+            session.reading = False
+            if not backlog or self._sessions.get(username_key(name)) is not session:
                 return
             session.delivered_through = backlog[-1].id
+            session.unacknowledged = True
             session.participant.deliver(backlog, waiting)
 
         def failed(failure: Failure) -> None:
-            session.paging = False
+            session.reading = False
             self.log.failure("could not read the messages waiting for {name}", failure, name=name)
 
         self._store.backlog(
@@ -591,7 +591,9 @@ class Hub:
         if session is None:
             raise ProtocolError(Code.NOT_REGISTERED, "say HELLO <username> first")
         name = session.record.name
-        whole_page = up_to >= session.delivered_through
+        whole_page = session.unacknowledged and up_to >= session.delivered_through
+        if whole_page:
+            session.unacknowledged = False  # a second ACK of it brings nothing more
 
         def dropped(left: int) -> None:
             key = username_key(name)
@@ -599,7 +601,6 @@ class Hub:
                 self._waiting[key] = left
                 self._emit(QueueChanged(name, left))
             if whole_page and self._sessions.get(key) is session:
-                session.paging = False
                 self.deliver_backlog(participant)
 
         self._store.acknowledge(name, min(up_to, session.delivered_through)).addCallbacks(

@@ -147,6 +147,16 @@ class PagingTests(OfflineTestCase):
         self.assertEqual(page[0].split()[1], "4")
         self.assertEqual(page[-1], "ENDDELAYED 1")
 
+    def test_early_or_repeated_acks_bring_no_page_twice(self) -> None:
+        for n in range(5):
+            self.send(f"SEND bob :message {n}")
+        bob, b, page = self.bob_logs_in()
+        self.assertEqual(page[-1], "ENDDELAYED 2")
+        bob.dataReceived(b"ACK 3\r\nACK 3\r\nACK 3\r\n")
+        self.assertEqual(
+            [line.split()[1] for line in lines(b)], ["4", "5", "0"]
+        )  # one next page, then its end
+
 
 class LimitTests(OfflineTestCase):
     queue = QueuePolicy(limit=2, age=3600)
