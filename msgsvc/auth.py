@@ -370,6 +370,10 @@ class Accounts(Service):
         try:
             _, member, _ = await self.portal.login(credentials, participant, IMember)
         except Abandoned:
+            # The checker passed before the client left: with a password, the name is protected
+            # on disk now (it may have just claimed it), and the log must say so.
+            if password is not None:
+                self._mark_protected(name)
             return None
         except ProtocolError as e:
             self._refused(name, peer, e)
@@ -393,10 +397,13 @@ class Accounts(Service):
         if guessable:
             self.throttle.succeeded(username_key(name))
         if password is not None:
-            record = self._hub.user(member.name)
-            if record is not None and not record.protected:
-                self._hub.set_protected(member.name, True, "claimed with a password at login")
+            self._mark_protected(member.name)
         return member.name
+
+    def _mark_protected(self, name: str) -> None:
+        known = self._hub.user(name)
+        if known is not None and not known.protected:
+            self._hub.set_protected(name, True, "claimed with a password at login")
 
     def _refused(self, name: str, peer: str, error: ProtocolError) -> ProtocolError:
         self._hub.announce(RegistrationRefused(name, peer, error.code, error.text))

@@ -98,6 +98,15 @@ class LoginTests(AccountsTestCase):
         self.assertNotIn("dave", self.server.store.hashes)
         self.hello("HELLO dave")  # the name is free again
 
+    def test_a_claim_abandoned_half_way_still_shows_in_the_log(self) -> None:
+        self.server.hashing.hold = True
+        protocol, _ = self.hello("HELLO dave :dave's secret")
+        protocol.connectionLost(Failure(ConnectionDone()))  # gone while the hash is being made
+        self.server.hashing.pending.pop().callback(None)
+        self.assertEqual(self.server.store.hashes["dave"], "fake$dave's secret")
+        self.assertTrue(self.server.hub.user("dave").protected)  # type: ignore[union-attr]
+        self.refused("HELLO dave", Code.AUTH_REQUIRED)
+
     def test_lines_after_hello_wait_for_the_check(self) -> None:
         self.server.register("bob")
         self.server.hashing.hold = True
