@@ -9,13 +9,13 @@ from tkinter import ttk
 from msgsvc.servergui.presenter import COLUMNS, ServerPresenter
 
 _HEADINGS = {
-    "name": ("Username", 160),
-    "state": ("State", 100),
-    "password": ("Password", 90),
+    "name": ("Username", 130),
+    "state": ("State", 90),
+    "password": ("Password", 80),
     "queued": ("Waiting", 70),
     "first_seen": ("First seen", 140),
     "last_seen": ("Last seen", 140),
-    "address": ("Address", 170),
+    "address": ("Address", 150),
     "connected": ("Connected for", 130),
 }
 
