@@ -462,8 +462,8 @@ class Hub:
             return
         record.protected = protected
         self._emit(ProtectionChanged(record.name, protected, reason))
-        if not protected and self._waiting.pop(key, 0):  # the store dropped them with the password
-            self._emit(QueueChanged(record.name, 0))
+        if not protected:
+            self._set_waiting(record.name, 0)  # the store dropped them with the password
 
     def notify(self, name: str, text: str) -> bool:
         """Send a server notice to the online user ``name``; False if it is not online."""
@@ -545,8 +545,7 @@ class Hub:
             for record in absent:
                 key = username_key(record.name)
                 if key in done:
-                    self._waiting[key] = self._waiting.get(key, 0) + 1
-                    self._emit(QueueChanged(record.name, self._waiting[key]))
+                    self._set_waiting(record.name, self._waiting.get(key, 0) + 1)
             report.queued = tuple(r.name for r in absent if username_key(r.name) in done)
             return report
 
@@ -587,37 +586,40 @@ class Hub:
 
     def acknowledge(self, participant: Participant, up_to: int) -> None:
         """``participant`` has the queued messages up to id ``up_to``: drop them; send the next page."""
-        session = self._online_session(self._keys[participant]) if participant in self._keys else None
-        if session is None:
-            raise ProtocolError(Code.NOT_REGISTERED, "say HELLO <username> first")
-        name = session.record.name
+        name = self.registered_name(participant)
+        session = self._sessions[username_key(name)]
         whole_page = session.unacknowledged and up_to >= session.delivered_through
         if whole_page:
             session.unacknowledged = False  # a second ACK of it brings nothing more
 
         def dropped(left: int) -> None:
-            key = username_key(name)
-            if self._waiting.get(key, 0) != left:
-                self._waiting[key] = left
-                self._emit(QueueChanged(name, left))
-            if whole_page and self._sessions.get(key) is session:
+            self._set_waiting(name, left)
+            if whole_page and self._sessions.get(username_key(name)) is session:
                 self.deliver_backlog(participant)
 
         self._store.acknowledge(name, min(up_to, session.delivered_through)).addCallbacks(
             dropped, lambda f: self.log.failure("could not drop what {name} received", f, name=name)
         )
 
+    def _set_waiting(self, name: str, count: int) -> None:
+        """Note that ``count`` messages wait for ``name``, telling the observers if that changed."""
+        key = username_key(name)
+        if self._waiting.get(key, 0) == count:
+            return
+        if count:
+            self._waiting[key] = count
+        else:
+            del self._waiting[key]
+        self._emit(QueueChanged(name, count))
+
     def expire_queued(self) -> Deferred[None]:
         """Drop messages older than the policy allows; count what waits for each user."""
 
         def counted(waiting: dict[str, int]) -> None:
             for key in set(self._waiting) | set(waiting):
-                count = waiting.get(key, 0)
-                if self._waiting.get(key, 0) != count:
-                    record = self._log.get(key)
-                    self._waiting[key] = count
-                    if record is not None:
-                        self._emit(QueueChanged(record.name, count))
+                record = self._log.get(key)
+                if record is not None:  # messages are queued only for names in the log
+                    self._set_waiting(record.name, waiting.get(key, 0))
 
         return self._store.expire(self._clock.seconds() - self._queue.age).addCallback(counted)
 

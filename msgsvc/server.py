@@ -61,7 +61,7 @@ encode_shared_message = lru_cache(maxsize=64)(encode_message)
 
 
 @lru_cache(maxsize=256)
-def sent_line(delivered: int, offline: tuple[str, ...], queued: tuple[str, ...] = ()) -> bytes:
+def sent_line(delivered: int, offline: tuple[str, ...], queued: tuple[str, ...]) -> bytes:
     """``SENT``: the same few lines over and over ("SENT 1 - -" for every unicast)."""
     return wire.format_line("SENT", str(delivered), ",".join(offline) or "-", ",".join(queued) or "-")
 

@@ -157,7 +157,6 @@ class ChatPresenter:
         self.server = server
         self.phase = Phase.LOGIN
         self.me = ""
-        self.name_protected = False  # whether this user's name has a password
         self.users: dict[str, bool] = {}
         self._protected_names: set[str] = set()
         self.mode = Kind.UNICAST
@@ -174,6 +173,11 @@ class ChatPresenter:
         self._away_said = False  # "while you were away" was said for this connection
         self._waiting_to_go: list[Deferred[None]] = []
         self._closing = False
+
+    @property
+    def name_protected(self) -> bool:
+        """Whether this user's name has a password."""
+        return self.me in self._protected_names
 
     # -- what the user does ----------------------------------------------
 
@@ -348,7 +352,7 @@ class ChatPresenter:
     def user_log(self, users: list[tuple[str, bool, bool]]) -> None:
         self.users = {name: online for name, online, _ in users}
         self._protected_names = {name for name, _, protected in users if protected}
-        self._set_protected(self.me in self._protected_names)
+        self._view.show_account(self.name_protected)
         self._show_users()
 
     def protected(self, name: str) -> None:
@@ -357,17 +361,13 @@ class ChatPresenter:
             self._outbox.popleft()
             self._password = pending.password
         was = self.name_protected
-        self._set_protected(True)
         self._protected_names.add(self.me)
+        self._view.show_account(True)
         self._show_users()
         self._say(
             "info",
             "Password changed." if was else f"{name} is protected: log in with your password from now on.",
         )
-
-    def _set_protected(self, protected: bool) -> None:
-        self.name_protected = protected
-        self._view.show_account(protected)
 
     def joined(self, name: str) -> None:
         self.users[name] = True
