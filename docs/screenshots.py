@@ -23,7 +23,7 @@ from msgsvc.client.connect import endpoint_connector
 from msgsvc.client.gui import ChatWindow
 from msgsvc.client.presenter import ChatPresenter
 from msgsvc.hub import Hub
-from msgsvc.server import ServerFactory
+from msgsvc.fronts.lines import ServerFactory
 from msgsvc.servergui.presenter import ServerPresenter
 from msgsvc.servergui.window import ServerWindow
 from msgsvc.store import SqliteStore

@@ -1,7 +1,7 @@
 """The hub: who is online, the username log, and message routing.
 
 The hub knows no sockets and no wire format.  Protocols adapt it to the
-network (:mod:`msgsvc.server`); observers (the log, a GUI, and
+network (:mod:`msgsvc.fronts`); observers (the log, a GUI, and
 :mod:`msgsvc.presence`, which tells clients who came and went) subscribe to
 its events.  Persistence goes through a :class:`Store` that answers with
 Deferreds, so disk work never blocks routing.

@@ -19,7 +19,8 @@ from twisted.python import usage
 from msgsvc import descriptors
 from msgsvc.auth import Accounts, Hasher
 from msgsvc.hub import Hub, QueuePolicy
-from msgsvc.server import HubEventLogger, ServerFactory
+from msgsvc.eventlog import HubEventLogger
+from msgsvc.fronts.lines import ServerFactory
 from msgsvc.store import SqliteStore, StoreError
 from msgsvc.wire import Limits
 

@@ -12,7 +12,7 @@ from twisted.trial.unittest import TestCase
 from msgsvc.auth import Accounts, Hasher
 from msgsvc.hub import Hub
 from msgsvc.lines import LineProtocol
-from msgsvc.server import ServerFactory
+from msgsvc.fronts.lines import ServerFactory
 from msgsvc.store import SqliteStore
 from msgsvc.wire import Limits
 

@@ -10,7 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.auth import LoginThrottle, _Tallies
 from msgsvc.hub import ProtectionChanged, RegistrationRefused, UserRecord
-from msgsvc.server import HubEventLogger
+from msgsvc.eventlog import HubEventLogger
 from msgsvc.store import Reset
 from msgsvc.wire import PASSWORD_MAX_BYTES, Code, ProtocolError, check_password_rules
 

@@ -13,7 +13,7 @@ from msgsvc.auth import Accounts
 from msgsvc.client.connect import endpoint_connector
 from msgsvc.client.presenter import ChatPresenter, Phase
 from msgsvc.hub import Hub
-from msgsvc.server import ServerFactory
+from msgsvc.fronts.lines import ServerFactory
 from msgsvc.wire import Limits
 
 from .helpers import FakeHashing, MemoryStore
