@@ -11,14 +11,17 @@ setup(
     # twisted/plugins has no __init__.py (it must not: it would shadow
     # Twisted's own), so find_packages() cannot see it: name it.
     packages=find_packages(include=["msgsvc", "msgsvc.*"]) + ["twisted.plugins"],
+    package_data={"msgsvc.fronts": ["static/*"]},  # the browser page (--web)
+    # Twisted[websocket] (wsproto): the web front's WebSocket, twisted.web.websocket (25.5 on).
     # prompt_toolkit: the terminal client (python -m msgsvc.client --text).
-    install_requires=["Twisted>=23.10", "prompt_toolkit>=3.0.30", "argon2-cffi>=23.1"],
+    install_requires=["Twisted[websocket]>=25.5", "prompt_toolkit>=3.0.30", "argon2-cffi>=23.1"],
     extras_require={
         "tls": ["Twisted[tls]>=23.10"],
         "bench": ["matplotlib"],  # python -m msgsvc.bench ... --plot
         # setuptools >= 70.1 builds wheels by itself: tests/test_plugin.py needs that.
         "test": [
             "Twisted[tls]>=23.10",
+            "selenium",  # tests/test_web_browser.py drives the page in headless Chromium
             "pytest",
             "pytest-twisted",
             "hypothesis",

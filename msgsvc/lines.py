@@ -6,7 +6,7 @@ from twisted.internet.interfaces import IConsumer, IPushProducer, ITCPTransport,
 from twisted.protocols.basic import LineReceiver
 from zope.interface import Attribute
 
-from msgsvc.wire import CRLF, LineFramer
+from msgsvc.wire import CRLF, FrameFramer, LineFramer
 
 
 class IConnection(ITCPTransport, IConsumer, IPushProducer):
@@ -28,11 +28,14 @@ class LineProtocol(LineReceiver):
 
     delimiter = CRLF
     transport: IConnection  # set on connecting; never None while in use
-    _framer: LineFramer
+    #: How received data becomes lines: split at LF (a byte stream), or one line a
+    #: :meth:`dataReceived` (WebSocket messages, :mod:`msgsvc.fronts.web`).
+    framing: type[LineFramer] | type[FrameFramer] = LineFramer
+    _framer: LineFramer | FrameFramer
     _draining = False
 
     def makeConnection(self, transport: ITransport) -> None:
-        self._framer = LineFramer(self.MAX_LENGTH)
+        self._framer = self.framing(self.MAX_LENGTH)
         LineReceiver.makeConnection(self, transport)
 
     def dataReceived(self, data: bytes) -> None:
@@ -51,6 +54,11 @@ class LineProtocol(LineReceiver):
                     self.lineTooLong()
         finally:
             self._draining = False
+
+    def lineDropped(self) -> None:
+        """A line over ``MAX_LENGTH`` was dropped before it was read (a WebSocket message): answer it in turn."""
+        self._framer.too_long()
+        self.dataReceived(b"")
 
     def pauseProducing(self) -> None:
         """Hold lines back, and stop reading the socket, until :meth:`resumeProducing`."""

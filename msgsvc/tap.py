@@ -11,7 +11,12 @@ from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred, inlineCallbacks, maybeDeferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IReactorFromThreads, IReactorTime, IStreamServerEndpoint
+from twisted.internet.interfaces import (
+    IProtocolFactory,
+    IReactorFromThreads,
+    IReactorTime,
+    IStreamServerEndpoint,
+)
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python import usage
@@ -21,6 +26,7 @@ from msgsvc.auth import Accounts, Hasher
 from msgsvc.hub import Hub, QueuePolicy
 from msgsvc.eventlog import HubEventLogger
 from msgsvc.fronts.lines import ServerFactory
+from msgsvc.fronts.web import normalize_origin, web_site
 from msgsvc.store import SqliteStore, StoreError
 from msgsvc.wire import Limits
 
@@ -142,14 +148,29 @@ class Options(usage.Options):
     def __init__(self) -> None:
         usage.Options.__init__(self)
         self["listen"] = []
+        self["web"] = []
+        self["web-origin"] = []
 
     def opt_listen(self, description: str) -> None:
         """An endpoint to listen on (repeatable; default tcp:8123), e.g. ssl:8124:privateKey=key.pem."""
         self["listen"].append(description)
 
+    def opt_web(self, description: str) -> None:
+        """An endpoint to serve the browser page and its WebSocket on (repeatable; none by default), e.g. tcp:8080."""
+        self["web"].append(description)
+
+    def opt_web_origin(self, origin: str) -> None:
+        """Another origin whose pages may use the WebSocket (repeatable), e.g. https://chat.example.org."""
+        try:
+            self["web-origin"].append(normalize_origin(origin))
+        except ValueError as e:
+            raise usage.UsageError(f"--web-origin: {e}") from None
+
     def postOptions(self) -> None:
         if not self["listen"]:
             self["listen"] = [DEFAULT_LISTEN]
+        if self["web-origin"] and not self["web"]:
+            raise usage.UsageError("--web-origin needs --web")
         if self["max-text"] >= self["max-line"]:
             raise usage.UsageError("--max-text must be smaller than --max-line")
 
@@ -170,11 +191,11 @@ class Options(usage.Options):
 
 
 class _Listener(StreamServerEndpointService):
-    """Listens on one ``--listen`` endpoint; if it cannot, start-up stops with one clear line."""
+    """Listens on one ``--listen`` or ``--web`` endpoint; if it cannot, start-up stops with one clear line."""
 
     _raiseSynchronously = True
 
-    def __init__(self, description: str, endpoint: IStreamServerEndpoint, factory: ServerFactory) -> None:
+    def __init__(self, description: str, endpoint: IStreamServerEndpoint, factory: IProtocolFactory) -> None:
         StreamServerEndpointService.__init__(self, endpoint, factory)
         self._description = description
 
@@ -297,14 +318,19 @@ def makeService(options: Options) -> IService:
         problem = display_problem()
         if problem:
             raise SystemExit(f"msgsvc: --gui cannot open a window: {problem}")
-        services.append(ServerWindowService(reactor, hub, accounts, options["listen"]))
+        shown = options["listen"] + [f"{web} (web)" for web in options["web"]]
+        services.append(ServerWindowService(reactor, hub, accounts, shown))
     services.append(_Disconnector(factory))
-    for description in options["listen"]:
+    fronts: list[tuple[str, str, IProtocolFactory]] = [("--listen", d, factory) for d in options["listen"]]
+    if options["web"]:
+        site = web_site(factory, options["web-origin"])
+        fronts += [("--web", d, site) for d in options["web"]]
+    for option, description, front in fronts:
         try:
             endpoint = descriptors.PausingEndpoint(serverFromString(reactor, description), reactor)
         except (ValueError, KeyError, TypeError) as e:
-            raise SystemExit(f"msgsvc: bad --listen endpoint {description!r}: {e}") from None
-        services.append(_Listener(description, endpoint, factory))
+            raise SystemExit(f"msgsvc: bad {option} endpoint {description!r}: {e}") from None
+        services.append(_Listener(description, endpoint, front))
     services.append(_Settle())
     top = _InOrder()
     for service in services:

@@ -177,6 +177,10 @@ class LineFramer:
             lines.append(piece if len(piece) <= limit else TOO_LONG)
         self._keep(rest)
 
+    def too_long(self) -> None:
+        """Report a line over the limit, in turn."""
+        self._lines.append(TOO_LONG)
+
     def _keep(self, start: bytes) -> None:
         """Hold ``start`` of a line until its LF comes, unless the line is already too long."""
         if self._discarding or not start:
@@ -187,10 +191,38 @@ class LineFramer:
             self._partial.clear()
             self._partial_size = 0
             self._discarding = True
-            self._lines.append(TOO_LONG)
+            self.too_long()
 
     def next_line(self) -> bytes | _TooLong | None:
         """The next whole line without its CR LF, TOO_LONG, or None for none yet."""
+        return self._lines.popleft() if self._lines else None
+
+
+class FrameFramer:
+    """Lines that arrive whole, one a message (a WebSocket text frame): never split, never joined.
+
+    A line holding CR or LF is kept whole, so :func:`parse_line` refuses it
+    (control characters) rather than running it as two commands.  Messages
+    over ``max_length`` bytes are dropped before they are read
+    (:class:`msgsvc.fronts.web.FrameGuard`), which reports each as
+    :meth:`too_long`.
+    """
+
+    def __init__(self, max_length: int) -> None:
+        self.max_length = max_length
+        self._lines: deque[bytes | _TooLong] = deque()
+
+    def feed(self, data: bytes) -> None:
+        """Add one whole line (empty data adds nothing: it only asks for the queue to be read)."""
+        if data:
+            self._lines.append(data if len(data) <= self.max_length else TOO_LONG)
+
+    def too_long(self) -> None:
+        """Report a line over the limit, in turn: one that was dropped unread."""
+        self._lines.append(TOO_LONG)
+
+    def next_line(self) -> bytes | _TooLong | None:
+        """The next line, TOO_LONG, or None for none yet."""
         return self._lines.popleft() if self._lines else None
 
 

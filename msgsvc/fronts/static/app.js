@@ -1,0 +1,524 @@
+// The msgsvc page: the line protocol (docs/protocol.rst) over a WebSocket, one line a text message.
+// Message text is only ever set as textContent, never parsed as HTML.
+"use strict";
+
+const REFUSALS = new Set([
+  "USERNAME_TAKEN", "USERNAME_INVALID", "SERVER_FULL", "AUTH_REQUIRED", "AUTH_FAILED",
+  "PASSWORD_INVALID", "SERVER_ERROR",
+]);
+const PASSWORD_CODES = new Set(["AUTH_REQUIRED", "AUTH_FAILED", "PASSWORD_INVALID"]);
+const BACKOFF_MAX = 30; // seconds between reconnect attempts, at most
+
+const $ = (id) => document.getElementById(id);
+
+// -- the wire ------------------------------------------------------------
+
+/** A line as {verb, params}: the trailing parameter (after " :") is the last param. */
+function parseLine(line) {
+  let trailing = null;
+  const at = line.indexOf(" :");
+  if (at >= 0) {
+    trailing = line.slice(at + 2);
+    line = line.slice(0, at);
+  }
+  const params = line.split(" ").filter((p) => p !== "");
+  const verb = (params.shift() || "").toUpperCase();
+  if (trailing !== null) params.push(trailing);
+  return { verb, params };
+}
+
+function loopback(host) {
+  return host === "localhost" || host === "[::1]" || /^127\./.test(host);
+}
+
+// -- showing things --------------------------------------------------------
+
+function clock(date) {
+  return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+}
+
+/** When a delayed message was sent: "17:02" today, "yesterday 17:02", or the date. */
+function describeTime(date, now) {
+  const day = (d) => new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime();
+  const days = Math.round((day(now) - day(date)) / 86400000);
+  if (days === 0) return clock(date);
+  if (days === 1) return `yesterday ${clock(date)}`;
+  return `${date.toLocaleDateString([], { year: "numeric", month: "short", day: "numeric" })} ${clock(date)}`;
+}
+
+function joinNames(names) {
+  if (names.length <= 1) return names.join("");
+  return `${names.slice(0, -1).join(", ")} and ${names[names.length - 1]}`;
+}
+
+// -- the session ------------------------------------------------------------
+
+class Session {
+  constructor() {
+    this.socket = null;
+    this.name = "";        // as typed, then as the server spells it
+    this.password = "";    // kept in memory for reconnecting, never stored
+    this.welcomed = false; // this connection got WELCOME
+    this.everWelcomed = false;
+    this.refused = false;  // this connection's HELLO was refused
+    this.leaving = false;  // the user logged out
+    this.bye = "";
+    this.users = new Map(); // key (lower case) -> {name, online, protected}
+    this.readingLog = null; // the username log being received
+    this.pending = [];      // what each awaited answer (SENT, PROTECTED, ERROR) is for, in order
+    this.shownDelayed = new Set();
+    this.pageLastId = 0;
+    this.awayHeading = false;
+    this.lastReceived = null;
+    this.attempt = 0;
+    this.timer = null;
+    this.warnedClear = false;
+  }
+
+  url() {
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    return `${scheme}//${location.host}/ws`;
+  }
+
+  connect() {
+    clearTimeout(this.timer);
+    this.timer = null;
+    this.welcomed = false;
+    this.refused = false;
+    this.leaving = false;
+    this.bye = "";
+    this.pending = [];
+    this.awayHeading = false;
+    ui.status(`Connecting to ${location.host} as ${this.name}…`);
+    const socket = new WebSocket(this.url());
+    this.socket = socket;
+    socket.onopen = () => {
+      this.send(this.password ? `HELLO ${this.name} :${this.password}` : `HELLO ${this.name}`);
+    };
+    socket.onmessage = (event) => {
+      if (socket === this.socket && typeof event.data === "string") this.line(event.data);
+    };
+    socket.onclose = () => {
+      if (socket === this.socket) this.closed();
+    };
+  }
+
+  send(line) {
+    if (this.socket && this.socket.readyState === WebSocket.OPEN) {
+      this.socket.send(line);
+      return true;
+    }
+    return false;
+  }
+
+  logout() {
+    this.leaving = true;
+    clearTimeout(this.timer);
+    this.timer = null;
+    if (!this.send("QUIT :logged out") && this.socket) this.socket.close();
+    this.socket = null;
+    this.password = "";
+    ui.showLogin("", "username");
+    ui.status("Not connected");
+  }
+
+  closed() {
+    this.socket = null;
+    ui.setOnline(false);
+    if (this.leaving || this.refused) return;
+    if (!this.everWelcomed) {
+      ui.showLogin(this.bye || `Could not connect to ${location.host}.`, "username");
+      ui.status("Not connected");
+      return;
+    }
+    for (const user of this.users.values()) user.online = false;
+    ui.renderUsers();
+    const wait = Math.min(BACKOFF_MAX, 2 ** this.attempt) * (0.75 + Math.random() / 2);
+    this.attempt += 1;
+    const why = this.bye ? `: ${this.bye}` : "";
+    ui.status(`Disconnected${why}. Reconnecting in ${Math.round(wait)} s…`, true);
+    ui.system(`Disconnected${why}`);
+    this.timer = setTimeout(() => this.connect(), wait * 1000);
+  }
+
+  line(text) {
+    const { verb, params } = parseLine(text);
+    const handler = HANDLERS[verb];
+    if (handler) handler(this, params); // verbs a later version adds are ignored
+  }
+
+  // What the user does.
+
+  sendMessage(kind, recipients, text) {
+    const line = kind === "broadcast" ? `BROADCAST :${text}` : `SEND ${recipients.join(",")} :${text}`;
+    if (!this.send(line)) return false;
+    this.pending.push({ what: "send", kind, recipients, text });
+    return true;
+  }
+
+  setPassword(password) {
+    if (!this.send(`PASSWORD :${password}`)) return false;
+    this.pending.push({ what: "password", password });
+    return true;
+  }
+}
+
+const HANDLERS = {
+  WELCOME(s, [name]) {
+    s.name = name;
+    s.welcomed = true;
+    s.everWelcomed = true;
+    s.attempt = 0;
+    ui.showChat();
+    ui.status(`Connected to ${location.host} as ${name}`);
+    ui.system(`Connected to ${location.host} as ${name}`);
+    ui.setOnline(true);
+  },
+  USER(s, [name, state, ...flags]) {
+    if (s.readingLog === null) s.readingLog = new Map();
+    s.readingLog.set(name.toLowerCase(), { name, online: state === "online", protected: flags.includes("protected") });
+  },
+  ENDUSERS(s) {
+    s.users = s.readingLog || new Map();
+    s.readingLog = null;
+    ui.renderUsers();
+  },
+  JOINED(s, [name]) {
+    const user = s.users.get(name.toLowerCase());
+    if (user) user.online = true;
+    else s.users.set(name.toLowerCase(), { name, online: true, protected: false });
+    ui.renderUsers();
+    ui.system(`${name} is online`);
+  },
+  LEFT(s, [name]) {
+    const user = s.users.get(name.toLowerCase());
+    if (user) user.online = false;
+    ui.renderUsers();
+    ui.system(`${name} went offline`);
+  },
+  MSG(s, [sender, kind, recipients, text]) {
+    const group = recipients === "*" ? [] : recipients.split(",");
+    s.lastReceived = { sender, kind, group };
+    ui.message(new Date(), sender, kind, group, text, false);
+  },
+  DELAYED(s, [id, time, sender, kind, recipients, text]) {
+    s.pageLastId = Number(id);
+    if (s.shownDelayed.has(id)) return; // shown before the connection dropped
+    s.shownDelayed.add(id);
+    if (!s.awayHeading) {
+      s.awayHeading = true;
+      ui.system("While you were away:");
+    }
+    const group = recipients.split(",");
+    s.lastReceived = { sender, kind, group };
+    ui.message(new Date(time), sender, kind, group, text, true);
+  },
+  ENDDELAYED(s) {
+    if (s.pageLastId) s.send(`ACK ${s.pageLastId}`);
+    s.pageLastId = 0;
+  },
+  SENT(s, [delivered, offline, queued]) {
+    const sent = s.pending.shift();
+    if (!sent || sent.what !== "send") return;
+    const later = queued && queued !== "-" ? queued.split(",") : [];
+    const missed = offline && offline !== "-" ? offline.split(",").filter((n) => !later.includes(n)) : [];
+    if (missed.length) ui.warning(`not connected, did not get it: ${missed.join(", ")}`);
+    if (later.length) ui.system(`not connected, will get it when back: ${later.join(", ")}`);
+    if (sent.kind === "broadcast") ui.system(`delivered to ${delivered}`);
+  },
+  PROTECTED(s) {
+    const asked = s.pending.shift();
+    if (asked && asked.what === "password") s.password = asked.password;
+    const me = s.users.get(s.name.toLowerCase());
+    if (me) me.protected = true;
+    ui.renderUsers();
+    ui.passwordDone();
+    ui.system(`${s.name} is protected by your password`);
+  },
+  NOTICE(s, [text]) {
+    ui.notice(text);
+  },
+  PING(s, [token]) {
+    s.send(token === undefined ? "PONG" : `PONG :${token}`);
+  },
+  BYE(s, [reason]) {
+    s.bye = reason || "";
+  },
+  ERROR(s, [code, text]) {
+    if (!s.welcomed && REFUSALS.has(code)) {
+      s.refused = true;
+      if (PASSWORD_CODES.has(code)) s.password = "";
+      ui.showLogin(text, PASSWORD_CODES.has(code) ? "password" : "username");
+      ui.status("Not connected");
+      return;
+    }
+    const asked = s.pending.shift();
+    if (asked && asked.what === "password") {
+      ui.passwordError(text);
+    } else if (asked && asked.what === "send") {
+      ui.warning(`not sent: ${text}`);
+      ui.composeError(text);
+    } else {
+      ui.warning(text);
+    }
+  },
+};
+
+// -- the page --------------------------------------------------------------
+
+const session = new Session();
+
+const ui = {
+  kind() {
+    return document.querySelector('input[name="kind"]:checked').value;
+  },
+
+  status(text, reconnecting = false) {
+    $("status").textContent = text;
+    $("chat-reconnect").hidden = !reconnecting;
+  },
+
+  showLogin(error, focus) {
+    $("chat").hidden = true;
+    $("account").hidden = true;
+    $("password-panel").hidden = true;
+    $("login").hidden = false;
+    $("login-error").textContent = error;
+    $("username").value = session.name;
+    const field = $(focus);
+    field.focus();
+    field.select();
+  },
+
+  showChat() {
+    $("login").hidden = true;
+    $("chat").hidden = false;
+    $("account").hidden = false;
+    $("login-error").textContent = "";
+    $("message").focus();
+  },
+
+  setOnline(online) {
+    for (const id of ["send", "message", "protect"]) $(id).disabled = !online;
+    $("reply-all").disabled = !online || !session.lastReceived;
+  },
+
+  renderUsers() {
+    const kind = ui.kind();
+    const list = $("users");
+    const chosen = new Set(ui.recipients());
+    list.replaceChildren();
+    const users = [...session.users.values()].sort((a, b) => a.name.toLowerCase().localeCompare(b.name.toLowerCase()));
+    users.forEach((user, index) => {
+      const item = document.createElement("li");
+      item.className = user.online ? "online" : "offline";
+      const input = document.createElement("input");
+      input.type = kind === "multicast" ? "checkbox" : "radio";
+      input.name = "recipient";
+      input.id = `recipient-${index}`;
+      input.value = user.name;
+      input.checked = chosen.has(user.name);
+      const label = document.createElement("label");
+      label.htmlFor = input.id;
+      label.textContent = user.name;
+      const state = document.createElement("span");
+      state.className = "state";
+      state.id = `recipient-state-${index}`;
+      const notes = [user.online ? "online" : "offline"];
+      if (user.protected) notes.push("protected");
+      if (user.name.toLowerCase() === session.name.toLowerCase()) notes.push("you");
+      state.textContent = notes.join(", ");
+      input.setAttribute("aria-describedby", state.id);
+      item.append(input, label, state);
+      list.append(item);
+    });
+    $("recipients").disabled = kind === "broadcast";
+    $("recipients-legend").textContent =
+      kind === "broadcast" ? "Recipients: everyone online" : kind === "multicast" ? "Recipients" : "Recipient";
+    const me = session.users.get(session.name.toLowerCase());
+    $("protect").textContent = me && me.protected ? "Change password…" : "Protect my name…";
+    $("password-title").textContent = me && me.protected ? "Change password" : "Protect my name";
+  },
+
+  recipients() {
+    return [...document.querySelectorAll('#users input[name="recipient"]:checked')].map((i) => i.value);
+  },
+
+  entry(className, time, text, label) {
+    const item = document.createElement("li");
+    item.className = className;
+    const when = document.createElement("time");
+    when.dateTime = time.toISOString();
+    when.textContent = label || clock(time);
+    const body = document.createElement("span");
+    body.className = "text";
+    body.textContent = text;
+    item.append(when, " ", body);
+    const log = $("conversation");
+    const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+    log.append(item);
+    if (atBottom) log.scrollTop = log.scrollHeight;
+    return item;
+  },
+
+  message(time, sender, kind, group, text, delayed) {
+    const me = session.name.toLowerCase();
+    let to;
+    if (kind === "broadcast") to = "everyone";
+    else if (kind === "unicast") to = "you";
+    else to = joinNames(["you", ...group.filter((n) => n.toLowerCase() !== me)]);
+    const label = delayed ? describeTime(time, new Date()) : null;
+    ui.entry(`message ${kind}${delayed ? " delayed" : ""}`, time, `${sender} to ${to}: ${text}`, label);
+    $("reply-all").disabled = !session.welcomed;
+  },
+
+  mine(kind, recipients, text) {
+    const to = kind === "broadcast" ? "everyone" : recipients.join(", ");
+    ui.entry("mine", new Date(), `you to ${to}: ${text}`);
+  },
+
+  system(text) {
+    ui.entry("system", new Date(), text);
+  },
+
+  warning(text) {
+    ui.entry("warning", new Date(), text);
+  },
+
+  notice(text) {
+    ui.entry("notice", new Date(), `Server notice: ${text}`);
+  },
+
+  composeError(text) {
+    $("compose-error").textContent = text;
+  },
+
+  passwordDone() {
+    $("password-panel").hidden = true;
+    $("new-password").value = "";
+    $("new-password-again").value = "";
+    $("message").focus();
+  },
+
+  passwordError(text) {
+    $("password-error").textContent = text;
+    $("password-panel").hidden = false;
+    $("new-password").focus();
+  },
+};
+
+function onLogin(event) {
+  event.preventDefault();
+  const name = $("username").value.trim();
+  const password = $("password").value;
+  if (!name) {
+    ui.showLogin("Type a username.", "username");
+    return;
+  }
+  if (password && location.protocol === "http:" && !loopback(location.hostname) && !session.warnedClear) {
+    session.warnedClear = true;
+    $("login-error").textContent =
+      "This page is not encrypted (http): your password would cross the network in the clear. " +
+      "Ask for an https address, or press Log in again to send it anyway.";
+    return;
+  }
+  session.name = name;
+  session.password = password;
+  $("password").value = "";
+  session.everWelcomed = false;
+  session.attempt = 0;
+  session.connect();
+}
+
+function onSend(event) {
+  event.preventDefault();
+  const kind = ui.kind();
+  const text = $("message").value;
+  const recipients = ui.recipients();
+  ui.composeError("");
+  if (!text.trim()) {
+    ui.composeError("Type a message first.");
+    return;
+  }
+  if (kind === "unicast" && recipients.length !== 1) {
+    ui.composeError("Pick the recipient in the username log.");
+    return;
+  }
+  if (kind === "multicast" && recipients.length < 1) {
+    ui.composeError("Pick the recipients in the username log.");
+    return;
+  }
+  if (session.sendMessage(kind, recipients, text)) {
+    ui.mine(kind, recipients, text);
+    $("message").value = "";
+  } else {
+    ui.composeError("Not connected: the message was not sent.");
+  }
+  $("message").focus();
+}
+
+function onReplyAll() {
+  const last = session.lastReceived;
+  if (!last) return;
+  const me = session.name.toLowerCase();
+  if (last.kind === "broadcast") {
+    $("kind-broadcast").checked = true;
+  } else {
+    const names = [last.sender, ...last.group.filter((n) => n.toLowerCase() !== me && n !== last.sender)];
+    $(names.length > 1 ? "kind-multicast" : "kind-unicast").checked = true;
+    ui.renderUsers();
+    for (const input of document.querySelectorAll('#users input[name="recipient"]')) {
+      input.checked = names.includes(input.value);
+    }
+  }
+  ui.renderUsers();
+  $("message").focus();
+}
+
+function onPassword(event) {
+  event.preventDefault();
+  const first = $("new-password").value;
+  if (first !== $("new-password-again").value) {
+    ui.passwordError("The two passwords differ.");
+    return;
+  }
+  if ([...first].length < 8) {
+    ui.passwordError("A password needs at least 8 characters.");
+    return;
+  }
+  $("password-error").textContent = "";
+  if (!session.setPassword(first)) ui.passwordError("Not connected: the password was not changed.");
+}
+
+function start() {
+  // The chat's "Reconnect now" sits in the status line, beside the reason.
+  const again = document.createElement("button");
+  again.type = "button";
+  again.id = "chat-reconnect";
+  again.textContent = "Reconnect now";
+  again.hidden = true;
+  again.addEventListener("click", () => session.connect());
+  $("status").after(again);
+
+  $("login").addEventListener("submit", onLogin);
+  $("compose").addEventListener("submit", onSend);
+  $("reply-all").addEventListener("click", onReplyAll);
+  $("password-panel").addEventListener("submit", onPassword);
+  $("password-cancel").addEventListener("click", () => {
+    $("password-panel").hidden = true;
+    $("message").focus();
+  });
+  $("protect").addEventListener("click", () => {
+    $("password-error").textContent = "";
+    $("password-panel").hidden = false;
+    $("new-password").focus();
+  });
+  $("logout").addEventListener("click", () => session.logout());
+  for (const radio of document.querySelectorAll('input[name="kind"]')) {
+    radio.addEventListener("change", () => ui.renderUsers());
+  }
+  window.addEventListener("beforeunload", () => session.send("QUIT :closed the page"));
+  $("username").focus();
+}
+
+start();
