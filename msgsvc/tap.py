@@ -23,10 +23,10 @@ from twisted.python import usage
 
 from msgsvc import descriptors
 from msgsvc.auth import Accounts, Hasher
-from msgsvc.hub import Hub, QueuePolicy
 from msgsvc.eventlog import HubEventLogger
 from msgsvc.fronts.lines import ServerFactory
 from msgsvc.fronts.web import normalize_origin, web_site
+from msgsvc.hub import Hub, QueuePolicy
 from msgsvc.store import SqliteStore, StoreError
 from msgsvc.wire import Limits
 

@@ -11,8 +11,8 @@ from twisted.python.failure import Failure
 
 from msgsvc.auth import Accounts
 from msgsvc.client.protocol import ClientListener, ClientProtocol
-from msgsvc.hub import Enqueue, Hub, Message, Participant, Queued, QueuePolicy, UserRecord
 from msgsvc.fronts.lines import ServerFactory, ServerProtocol
+from msgsvc.hub import Enqueue, Hub, Message, Participant, Queued, QueuePolicy, UserRecord
 from msgsvc.store import Reset
 from msgsvc.wire import Limits, username_key
 

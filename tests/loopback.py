@@ -10,9 +10,9 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 from msgsvc.auth import Accounts, Hasher
+from msgsvc.fronts.lines import ServerFactory
 from msgsvc.hub import Hub
 from msgsvc.lines import LineProtocol
-from msgsvc.fronts.lines import ServerFactory
 from msgsvc.store import SqliteStore
 from msgsvc.wire import Limits
 

@@ -7,8 +7,8 @@ from twisted.logger import capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from msgsvc.hub import ClientError, Connected, Disconnected
 from msgsvc.eventlog import HubEventLogger
+from msgsvc.hub import ClientError, Connected, Disconnected
 from msgsvc.wire import Code, Limits
 
 from .helpers import ServerHarness, lines
@@ -500,7 +500,9 @@ class LogTests(ServerTestCase):
             self.lose(alice)
             stranger, _ = self.server.connect()
             self.lose(stranger)
-        logged = [formatEvent(e) for e in events if e.get("log_namespace") == "msgsvc.eventlog.HubEventLogger"]
+        logged = [
+            formatEvent(e) for e in events if e.get("log_namespace") == "msgsvc.eventlog.HubEventLogger"
+        ]
         self.assertEqual(len(logged), 3)
         self.assertRegex(logged[0], r"^127\.0\.0\.1:\d+ registered as alice \(new name\)$")
         self.assertRegex(logged[1], r"^alice \(127\.0\.0\.1:\d+\) left: quit: lunch$")

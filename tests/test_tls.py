@@ -12,8 +12,8 @@ from twisted.trial.unittest import TestCase
 from msgsvc.auth import Accounts
 from msgsvc.client.connect import endpoint_connector
 from msgsvc.client.presenter import ChatPresenter, Phase
-from msgsvc.hub import Hub
 from msgsvc.fronts.lines import ServerFactory
+from msgsvc.hub import Hub
 from msgsvc.wire import Limits
 
 from .helpers import FakeHashing, MemoryStore

@@ -18,9 +18,9 @@ from urllib.parse import urlsplit
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IProducer
-from twisted.web import http
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web import http
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 from twisted.web.static import File
@@ -272,7 +272,9 @@ class LineSocket:
 
     def _overflow(self) -> None:
         limit = self._protocol.MAX_LENGTH
-        self._refuse(Code.LINE_TOO_LONG, f"a line may hold at most {limit} bytes; a fragmented one went past it")
+        self._refuse(
+            Code.LINE_TOO_LONG, f"a line may hold at most {limit} bytes; a fragmented one went past it"
+        )
 
     def _refuse(self, code: Code, text: str) -> None:
         """Input that leaves the WebSocket unreadable from here on: say why, then close."""
@@ -373,7 +375,9 @@ class StaticFiles(File):
 def web_site(factory: ServerFactory, origins: Sequence[str] = ()) -> WebSite:
     """The web front over the line front's ``factory``; ``origins``: other pages' origins allowed to connect."""
     root = StaticFiles(STATIC, defaultType="application/octet-stream")
-    root.putChild(b"ws", LineSocketResource(LineSocketFactory(factory), [normalize_origin(o) for o in origins]))
+    root.putChild(
+        b"ws", LineSocketResource(LineSocketFactory(factory), [normalize_origin(o) for o in origins])
+    )
     site = WebSite(root)
     site.timeOut = 60  # an idle page connection; a WebSocket has the line protocol's own PING
     return site
