@@ -20,7 +20,7 @@ from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IProducer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web import http
+from twisted.web import http, pages
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 from twisted.web.static import File
@@ -370,6 +370,8 @@ class StaticFiles(File):
         ".svg": "image/svg+xml",
     }
     indexNames = ["index.html"]
+    childNotFound = pages.notFound()
+    forbidden = pages.forbidden()
 
 
 def web_site(factory: ServerFactory, origins: Sequence[str] = ()) -> WebSite:
@@ -378,6 +380,5 @@ def web_site(factory: ServerFactory, origins: Sequence[str] = ()) -> WebSite:
     root.putChild(
         b"ws", LineSocketResource(LineSocketFactory(factory), [normalize_origin(o) for o in origins])
     )
-    site = WebSite(root)
-    site.timeOut = 60  # an idle page connection; a WebSocket has the line protocol's own PING
-    return site
+    # timeout: for an idle page connection; a WebSocket has the line protocol's own PING.
+    return WebSite(root, timeout=60, reactor=factory.clock)

@@ -1,0 +1,444 @@
+"""The web front without a browser: HTTP and WebSocket bytes on a StringTransport, a wsproto client."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.client import Agent, readBody
+from twisted.web.iweb import IResponse
+from wsproto import ConnectionType, WSConnection
+from wsproto.connection import Connection
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Ping,
+    RejectConnection,
+    Request,
+    TextMessage,
+)
+from wsproto.frame_protocol import FrameProtocol, Opcode
+
+from msgsvc.fronts.web import FrameGuard, normalize_origin, web_site
+from msgsvc.wire import Limits
+
+from .helpers import ServerHarness, lines
+
+HOST = "127.0.0.1:8080"
+ORIGIN = "http://127.0.0.1:8080"
+
+
+class TCPStringTransport(StringTransport):
+    """A StringTransport with the TCP options a web front's connection has."""
+
+    noDelay = False
+
+    def setTcpNoDelay(self, enabled: bool) -> None:
+        self.noDelay = enabled
+
+    def getTcpNoDelay(self) -> bool:
+        return self.noDelay
+
+
+class Browser:
+    """One WebSocket client (wsproto) on a StringTransport, talking to the web front's site."""
+
+    def __init__(
+        self, harness: ServerHarness, site_origins: tuple[str, ...] = (), host: str = "127.0.0.1"
+    ) -> None:
+        self.harness = harness
+        site = web_site(harness.factory, site_origins)
+        harness._port += 1
+        self.transport = TCPStringTransport(peerAddress=IPv4Address("TCP", host, harness._port))
+        self.channel = site.buildProtocol(self.transport.getPeer())
+        assert self.channel is not None
+        self.channel.makeConnection(self.transport)
+        self.ws = WSConnection(ConnectionType.CLIENT)
+        self.closed: CloseConnection | None = None
+        self.status = 0
+        self.texts: list[str] = []  # text messages received and not yet read by lines()
+
+    def handshake(self, origin: str | None = ORIGIN) -> list[object]:
+        headers = [] if origin is None else [(b"origin", origin.encode())]
+        self.channel.dataReceived(self.ws.send(Request(host=HOST, target="/ws", extra_headers=headers)))
+        return self.events()
+
+    def events(self) -> list[object]:
+        data = self.transport.value()
+        self.transport.clear()
+        self.ws.receive_data(data)
+        events = list(self.ws.events())
+        for event in events:
+            if isinstance(event, TextMessage):
+                self.texts.append(event.data)
+            if isinstance(event, CloseConnection):
+                self.closed = event
+            if isinstance(event, RejectConnection):
+                self.status = event.status_code
+        return events
+
+    def send(self, text: str) -> None:
+        self.channel.dataReceived(self.ws.send(TextMessage(text)))
+
+    def raw(self, data: bytes) -> None:
+        self.channel.dataReceived(data)
+
+    def lines(self) -> list[str]:
+        """The text messages received: each must be one whole line."""
+        self.harness.end_of_pass()
+        self.events()
+        texts, self.texts = self.texts, []
+        for text in texts:
+            assert "\r" not in text and "\n" not in text, text
+        return texts
+
+    def register(self, name: str) -> None:
+        assert any(isinstance(e, AcceptConnection) for e in self.handshake())
+        self.send(f"HELLO {name}")
+        got = self.lines()
+        assert got[0].startswith(f"WELCOME {name} "), got
+
+
+def client_frames(*messages: str | bytes, fragment: int = 0) -> bytes:
+    """What a client sends for ``messages``: masked frames, each message in pieces of ``fragment`` bytes if given."""
+    frames = FrameProtocol(client=True, extensions=[])
+    out = bytearray()
+    for message in messages:
+        data = message.encode() if isinstance(message, str) else message
+        opcode = Opcode.TEXT if isinstance(message, str) else Opcode.BINARY
+        if not fragment:
+            out += frames.send_data(data if isinstance(message, bytes) else message, True)
+            continue
+        pieces = [data[i : i + fragment] for i in range(0, len(data), fragment)] or [b""]
+        for i, piece in enumerate(pieces):
+            out += frames._serialize_frame(
+                opcode if i == 0 else Opcode.CONTINUATION, piece, fin=i == len(pieces) - 1
+            )
+    return bytes(out)
+
+
+def server_side(data: bytes) -> list[str]:
+    """The messages a server-side wsproto connection reads from ``data`` (after a handshake)."""
+    connection = Connection(ConnectionType.SERVER)
+    connection.receive_data(data)
+    got, buffer = [], ""
+    for event in connection.events():
+        if isinstance(event, TextMessage):
+            buffer += event.data
+            if event.message_finished:
+                got.append(buffer)
+                buffer = ""
+        elif isinstance(event, CloseConnection):
+            raise AssertionError(f"the stream broke: {event}")
+    return got
+
+
+class FrameGuardTests(SynchronousTestCase):
+    def guard(self, limit: int = 10) -> tuple[FrameGuard, bytearray, list[str]]:
+        passed = bytearray()
+        said: list[str] = []
+        guard = FrameGuard(
+            limit, passed.extend, lambda: said.append("too long"), lambda: said.append("overflow")
+        )
+        return guard, passed, said
+
+    def test_small_messages_pass_unchanged(self) -> None:
+        guard, passed, said = self.guard()
+        data = client_frames("SEND a :hi", "PING", "")
+        guard.feed(data)
+        self.assertEqual(bytes(passed), data)
+        self.assertEqual(said, [])
+
+    def test_a_message_over_the_limit_is_dropped_and_reported_and_the_next_one_passes(self) -> None:
+        guard, passed, said = self.guard()
+        guard.feed(client_frames("x" * 11, "PING :1"))
+        self.assertEqual(said, ["too long"])
+        self.assertEqual(server_side(bytes(passed)), ["PING :1"])
+
+    def test_a_huge_header_is_refused_before_its_payload_comes(self) -> None:
+        guard, passed, said = self.guard(limit=8192)
+        frame = client_frames("y" * 70000)
+        guard.feed(frame[:14])  # the header of a 70 000-byte frame (8-byte length, mask) alone
+        self.assertEqual(said, ["too long"])
+        guard.feed(frame[14:] + client_frames("PING"))
+        self.assertEqual(server_side(bytes(passed)), ["PING"])
+
+    def test_a_fragmented_message_within_the_limit_passes(self) -> None:
+        guard, passed, said = self.guard()
+        guard.feed(client_frames("0123456789", fragment=3))
+        self.assertEqual(server_side(bytes(passed)), ["0123456789"])
+        self.assertEqual(said, [])
+
+    def test_a_fragmented_message_whose_first_frame_is_over_is_dropped_whole(self) -> None:
+        guard, passed, said = self.guard()
+        guard.feed(client_frames("a" * 30, fragment=12) + client_frames("ok"))
+        self.assertEqual(said, ["too long"])
+        self.assertEqual(server_side(bytes(passed)), ["ok"])
+
+    def test_a_fragmented_message_that_grows_past_the_limit_stops_the_stream(self) -> None:
+        guard, passed, said = self.guard()
+        guard.feed(client_frames("a" * 30, fragment=6) + client_frames("never read"))
+        self.assertEqual(said, ["overflow"])
+        guard.feed(client_frames("nor this"))
+        self.assertNotIn(b"never", passed)
+        self.assertEqual(said, ["overflow"])
+
+    def test_control_frames_between_fragments_pass(self) -> None:
+        guard, passed, said = self.guard()
+        frames = FrameProtocol(client=True, extensions=[])
+        data = (
+            frames._serialize_frame(Opcode.TEXT, b"abc", fin=False)
+            + frames.ping(b"p")
+            + frames._serialize_frame(Opcode.CONTINUATION, b"def", fin=True)
+        )
+        guard.feed(data)
+        self.assertEqual(bytes(passed), data)
+        self.assertEqual(said, [])
+
+    @settings(max_examples=150, deadline=None)
+    @given(
+        st.lists(st.text(max_size=30), max_size=8),
+        st.lists(st.integers(min_value=1, max_value=40), min_size=1, max_size=20),
+        st.integers(min_value=0, max_value=7),
+    )
+    def test_any_split_of_the_stream_reads_the_same(
+        self, messages: list[str], cuts: list[int], fragment: int
+    ) -> None:
+        data = client_frames(*messages, fragment=fragment)
+        whole, whole_passed, whole_said = self.guard(limit=20)
+        whole.feed(data)
+        pieces, passed, said = self.guard(limit=20)
+        at = 0
+        for cut in cuts * (len(data) // max(1, sum(cuts)) + 1):
+            pieces.feed(data[at : at + cut])
+            at += cut
+            if at >= len(data):
+                break
+        self.assertEqual(bytes(passed), bytes(whole_passed))
+        self.assertEqual(said, whole_said)
+        if "overflow" not in said:
+            fits = [m for m in messages if len(m.encode()) <= 20]
+            self.assertEqual(server_side(bytes(passed)), fits)
+            self.assertEqual(said, ["too long"] * (len(messages) - len(fits)))
+
+
+class OriginTests(SynchronousTestCase):
+    def test_normal_form(self) -> None:
+        self.assertEqual(normalize_origin("HTTPS://Chat.Example.org:443"), "https://chat.example.org")
+        self.assertEqual(normalize_origin("http://chat.example.org:80/"), "http://chat.example.org")
+        self.assertEqual(normalize_origin("http://[::1]:8080"), "http://[::1]:8080")
+
+    def test_what_is_not_an_origin(self) -> None:
+        for bad in ["chat.example.org", "ftp://x", "https://x/path", "https://", "https://u@x", "null"]:
+            self.assertRaises(ValueError, normalize_origin, bad)
+
+    def test_the_pages_own_origin_is_accepted(self) -> None:
+        browser = Browser(ServerHarness())
+        self.assertTrue(any(isinstance(e, AcceptConnection) for e in browser.handshake(ORIGIN)))
+
+    def test_another_origin_is_refused_with_403(self) -> None:
+        browser = Browser(ServerHarness())
+        browser.handshake("http://evil.example")
+        self.assertEqual(browser.status, 403)
+        self.assertEqual(browser.harness.factory.connections, set())
+
+    def test_a_handshake_without_origin_is_refused(self) -> None:
+        browser = Browser(ServerHarness())
+        browser.handshake(None)
+        self.assertEqual(browser.status, 403)
+
+    def test_the_same_host_on_another_port_is_another_origin(self) -> None:
+        browser = Browser(ServerHarness())
+        browser.handshake("http://127.0.0.1:9999")
+        self.assertEqual(browser.status, 403)
+
+    def test_a_configured_origin_is_accepted(self) -> None:
+        browser = Browser(ServerHarness(), site_origins=("https://chat.example.org",))
+        events = browser.handshake("https://chat.example.org:443")
+        self.assertTrue(any(isinstance(e, AcceptConnection) for e in events))
+
+
+class PageTests(TestCase):
+    """The page's files over a real socket (a file is sent by a producer the reactor drives)."""
+
+    def setUp(self) -> None:
+        from twisted.internet import reactor
+
+        self.reactor = reactor
+        self.port = reactor.listenTCP(0, web_site(ServerHarness().factory), interface="127.0.0.1")
+        self.addCleanup(self.port.stopListening)
+
+    async def get(self, path: str) -> tuple[IResponse, bytes]:
+        url = f"http://127.0.0.1:{self.port.getHost().port}{path}"
+        response = await Agent(self.reactor).request(b"GET", url.encode())
+        return response, await readBody(response)
+
+    async def test_the_page_with_its_security_headers(self) -> None:
+        response, body = await self.get("/")
+        self.assertEqual(response.code, 200)
+        self.assertIn(b'<script src="app.js" defer></script>', body)
+        self.assertNotIn(b"<script>", body)  # no inline script
+        headers = response.headers
+        policy = headers.getRawHeaders("content-security-policy")[0]
+        host = f"127.0.0.1:{self.port.getHost().port}"
+        self.assertIn("script-src 'self'", policy)
+        self.assertIn(f"connect-src 'self' ws://{host} wss://{host}", policy)
+        self.assertIn("frame-ancestors 'none'", policy)
+        self.assertEqual(headers.getRawHeaders("x-content-type-options"), ["nosniff"])
+        self.assertEqual(headers.getRawHeaders("content-type"), ["text/html; charset=utf-8"])
+
+    async def test_scripts_are_served_as_text_javascript(self) -> None:
+        response, body = await self.get("/app.js")
+        self.assertEqual(response.headers.getRawHeaders("content-type"), ["text/javascript; charset=utf-8"])
+        self.assertNotIn(b"innerHTML", body)  # text is only ever set as text
+
+    async def test_a_missing_file_is_404(self) -> None:
+        response, _ = await self.get("/nothing.js")
+        self.assertEqual(response.code, 404)
+
+
+class LineSocketTests(SynchronousTestCase):
+    def test_one_line_a_message_each_way(self) -> None:
+        harness = ServerHarness()
+        browser = Browser(harness)
+        browser.handshake()
+        browser.send("HELLO alice")
+        self.assertEqual(
+            browser.lines(), ["WELCOME alice :welcome to msgsvc", "USER alice online", "ENDUSERS 1"]
+        )
+
+    def test_web_and_tcp_users_talk(self) -> None:
+        harness = ServerHarness()
+        bob, bob_transport = harness.register("bob")
+        browser = Browser(harness)
+        browser.register("alice")
+        self.assertEqual(lines(bob_transport), ["JOINED alice"])
+        browser.send("SEND bob :hi bob")
+        self.assertEqual(browser.lines(), ["SENT 1 - -"])
+        self.assertEqual(lines(bob_transport), ["MSG alice unicast bob :hi bob"])
+        bob.dataReceived(b"SEND alice,carol :lunch?\r\nBROADCAST :all here\r\n")
+        self.assertEqual(
+            browser.lines(), ["MSG bob multicast alice :lunch?", "MSG bob broadcast * :all here"]
+        )
+
+    def test_a_message_holding_a_line_break_is_refused_whole(self) -> None:
+        harness = ServerHarness()
+        bob, bob_transport = harness.register("bob")
+        browser = Browser(harness)
+        browser.register("alice")
+        lines(bob_transport)
+        browser.send("SEND bob :hi\nBROADCAST :sneaky")
+        browser.send("SEND bob :one\r\nSEND bob :two")
+        self.assertEqual(
+            browser.lines(),
+            [
+                "ERROR BAD_SYNTAX :line holds control characters",
+                "ERROR BAD_SYNTAX :line holds control characters",
+            ],
+        )
+        self.assertEqual(lines(bob_transport), [])
+
+    def test_an_over_long_message_is_refused_and_the_socket_reads_on(self) -> None:
+        harness = ServerHarness(limits=Limits(max_line=100, max_text=50))
+        browser = Browser(harness)
+        browser.register("alice")
+        browser.raw(client_frames("SEND alice :" + "x" * 5000))
+        browser.send("PING :still here")
+        self.assertEqual(
+            browser.lines(), ["ERROR LINE_TOO_LONG :a line may hold at most 100 bytes", "PONG :still here"]
+        )
+
+    def test_a_fragmented_message_past_the_limit_closes_with_the_reason(self) -> None:
+        harness = ServerHarness(limits=Limits(max_line=100, max_text=50))
+        browser = Browser(harness)
+        browser.register("alice")
+        browser.raw(client_frames("SEND alice :" + "x" * 500, fragment=60))
+        got = browser.lines()
+        self.assertEqual(got[0].split(" :")[0], "ERROR LINE_TOO_LONG")
+        self.assertTrue(got[1].startswith("BYE :a line may hold at most 100 bytes"), got)
+        self.assertTrue(browser.transport.disconnecting)
+
+    def test_a_binary_message_is_refused_and_closes(self) -> None:
+        harness = ServerHarness()
+        browser = Browser(harness)
+        browser.register("alice")
+        browser.channel.dataReceived(browser.ws.send(BytesMessage(b"HELLO")))
+        got = browser.lines()
+        self.assertEqual(
+            got,
+            [
+                "ERROR BAD_ENCODING :binary WebSocket messages are not accepted: send each line as text",
+                "BYE :binary WebSocket messages are not accepted: send each line as text",
+            ],
+        )
+        self.assertEqual(browser.closed.code if browser.closed else None, 1000)
+        self.assertTrue(browser.transport.disconnecting)
+
+    def test_websocket_pings_are_answered(self) -> None:
+        browser = Browser(ServerHarness())
+        browser.register("alice")
+        browser.channel.dataReceived(browser.ws.send(Ping(b"x")))
+        self.assertEqual([type(e).__name__ for e in browser.events()], ["Pong"])
+
+    def test_lines_wait_while_a_hello_is_checked(self) -> None:
+        harness = ServerHarness()
+        harness.hashing.hold = True
+        browser = Browser(harness)
+        browser.handshake()
+        browser.send("HELLO alice :a password to claim it")
+        browser.send("USERS")
+        self.assertEqual(browser.transport.producerState, "paused")  # the socket is not read
+        self.assertEqual(browser.lines(), [])
+        harness.hashing.hold = False
+        while harness.hashing.pending:
+            harness.hashing.pending.pop(0).callback(None)
+        got = browser.lines()
+        self.assertEqual(got[0], "WELCOME alice :welcome to msgsvc")
+        self.assertEqual(got[-2:], ["USER alice online protected", "ENDUSERS 1"])
+        self.assertEqual(browser.transport.producerState, "producing")
+
+    def test_a_web_user_that_stops_reading_is_dropped(self) -> None:
+        harness = ServerHarness(limits=Limits(max_send_queue=1000))
+        bob, bob_transport = harness.register("bob")
+        browser = Browser(harness)
+        browser.register("alice")
+        lines(bob_transport)
+        browser.transport.producer.pauseProducing()  # what TCP does to its producer when its buffer is full
+        for _ in range(40):
+            bob.dataReceived(b"SEND alice :" + b"z" * 40 + b"\r\n")
+        harness.end_of_pass()
+        self.assertTrue(browser.transport.disconnecting)
+        self.assertIn("LEFT alice", lines(bob_transport))
+
+    def test_the_per_address_limit_counts_tcp_and_web_together(self) -> None:
+        harness = ServerHarness(limits=Limits(max_per_ip=1))
+        harness.connect()  # a TCP connection from 127.0.0.1
+        browser = Browser(harness)
+        browser.handshake()
+        self.assertEqual(
+            browser.lines(),
+            [
+                "ERROR SERVER_FULL :at most 1 connections from one address",
+                "BYE :too many connections from your address",
+            ],
+        )
+
+    def test_the_connection_ends_as_a_tcp_one_does(self) -> None:
+        harness = ServerHarness()
+        bob, bob_transport = harness.register("bob")
+        browser = Browser(harness)
+        browser.register("alice")
+        lines(bob_transport)
+        browser.send("QUIT :done")
+        self.assertEqual(browser.lines(), ["BYE :goodbye"])
+        self.assertTrue(browser.transport.disconnecting)
+        self.assertIsNotNone(browser.closed)
+        browser.channel.connectionLost(Failure(ConnectionDone("Connection was closed cleanly.")))
+        harness.end_of_pass()
+        self.assertEqual(lines(bob_transport), ["LEFT alice"])
+        self.assertEqual(harness.factory.connections, {bob})
