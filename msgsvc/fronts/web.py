@@ -370,8 +370,9 @@ class StaticFiles(File):
         ".svg": "image/svg+xml",
     }
     indexNames = ["index.html"]
-    childNotFound = pages.notFound()
-    forbidden = pages.forbidden()
+    # twisted.web.pages' error pages, which File's annotations predate.
+    childNotFound = pages.notFound()  # type: ignore[assignment]
+    forbidden = pages.forbidden()  # type: ignore[assignment]
 
 
 def web_site(factory: ServerFactory, origins: Sequence[str] = ()) -> WebSite:
