@@ -1,0 +1,331 @@
+"""The page in headless Chromium against ``twistd -n msgsvc --web``, with TCP users beside it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+from selenium.common.exceptions import NoAlertPresentException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
+from twisted.trial.unittest import SynchronousTestCase
+
+from .browser import chromium, wait
+from .test_twistd import ROOT, TWISTD, Peer, free_port
+
+
+class QuietFiles(SimpleHTTPRequestHandler):
+    """Another site's page, for the origin test; its requests are not logged."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class PageTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.dir = os.path.abspath(self.mktemp())
+        os.makedirs(self.dir)
+        self.db = os.path.join(self.dir, "names.sqlite3")
+        self.log = os.path.join(self.dir, "server.log")
+        self.port = free_port()
+        self.web = free_port()
+        self.url = f"http://127.0.0.1:{self.web}/"
+        self.driver = chromium()
+        self.driver.set_window_size(1100, 760)
+        self.addCleanup(self.driver.get, "about:blank")  # the page's WebSocket closes with it
+
+    # -- the server and its TCP users ---------------------------------------
+
+    def start(self) -> subprocess.Popen[bytes]:
+        args = ["-n", "--pidfile=", "msgsvc", "--db", self.db]
+        args += ["--listen", f"tcp:{self.port}:interface=127.0.0.1"]
+        args += ["--web", f"tcp:{self.web}:interface=127.0.0.1"]
+        with open(self.log, "ab") as log:
+            process = subprocess.Popen(
+                TWISTD + args, cwd=self.dir, env=dict(os.environ, PYTHONPATH=ROOT), stdout=log, stderr=log
+            )
+        self.addCleanup(self._reap, process)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                self.fail(f"twistd exited: {self.server_log()}")
+            try:
+                for port in (self.port, self.web):
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return process
+            except OSError:
+                time.sleep(0.05)
+        self.fail("twistd did not start listening")
+
+    def _reap(self, process: subprocess.Popen[bytes]) -> None:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+
+    def server_log(self) -> str:
+        with open(self.log, encoding="utf-8") as log:
+            return log.read()
+
+    def tcp_user(self, name: str, password: str | None = None) -> Peer:
+        peer = Peer(self.port)
+        self.addCleanup(peer.close)
+        peer.send(f"HELLO {name}" if password is None else f"HELLO {name} :{password}")
+        self.assertTrue(peer.until("ENDUSERS")[0].startswith(f"WELCOME {name} "))
+        return peer
+
+    # -- the page ------------------------------------------------------------
+
+    def element(self, id_: str) -> WebElement:
+        return self.driver.find_element(By.ID, id_)
+
+    def open_page(self) -> WebDriver:
+        self.driver.get(self.url)
+        wait(self.driver, lambda d: d.find_element(By.ID, "username").is_displayed(), "the login form")
+        return self.driver
+
+    def log_in(self, name: str, password: str = "") -> None:
+        """Type the name (and password) and press Enter, as a keyboard user does."""
+        field = self.element("username")
+        field.clear()
+        field.send_keys(name)
+        if password:
+            self.element("password").send_keys(password)
+        self.element("username").send_keys(Keys.ENTER)
+
+    def wait_connected(self, name: str) -> None:
+        status = f"Connected to 127.0.0.1:{self.web} as {name}"
+        wait(self.driver, lambda d: d.find_element(By.ID, "status").text == status, status)
+
+    def conversation(self) -> list[str]:
+        """The conversation's entries without their times."""
+        entries = self.driver.find_elements(By.CSS_SELECTOR, "#conversation li .text")
+        return [entry.text for entry in entries]
+
+    def wait_said(self, text: str) -> None:
+        wait(self.driver, lambda d: text in self.conversation(), repr(text))
+
+    def user_state(self, name: str) -> str:
+        """What the username log says of ``name`` in text: "online", "offline, protected"..."""
+        control = self.recipient(name)
+        return self.element(control.get_attribute("aria-describedby") or "").text
+
+    def recipient(self, name: str) -> WebElement:
+        return self.driver.find_element(By.CSS_SELECTOR, f'#users input[value="{name}"]')
+
+    def choose(self, kind: str, *names: str) -> None:
+        self.driver.find_element(By.CSS_SELECTOR, f'label[for="kind-{kind}"]').click()
+        for name in names:
+            control = self.recipient(name)
+            self.driver.find_element(By.CSS_SELECTOR, f'label[for="{control.get_attribute("id")}"]').click()
+
+    def say(self, text: str) -> None:
+        message = self.element("message")
+        message.send_keys(text)
+        message.send_keys(Keys.ENTER)
+
+    # -- the tests ------------------------------------------------------------
+
+    def test_log_in_and_exchange_every_kind_of_message_with_tcp_users(self) -> None:
+        self.start()
+        dave = self.tcp_user("dave")
+        dave.send("QUIT")  # dave is in the log, offline
+        dave.until("BYE")
+        bob = self.tcp_user("bob")
+        self.open_page()
+        self.log_in("alice")
+        self.wait_connected("alice")
+        self.assertEqual(bob.line(), "JOINED alice")
+        self.assertEqual(self.user_state("alice"), "online, you")
+        self.assertEqual(self.user_state("bob"), "online")
+        self.assertEqual(self.user_state("dave"), "offline")
+        carol = self.tcp_user("carol")
+        wait(self.driver, lambda d: self.user_state("carol") == "online", "carol online, live")
+
+        self.choose("unicast", "bob")
+        self.say("hi bob")
+        self.assertEqual(bob.until("MSG"), ["JOINED carol", "MSG alice unicast bob :hi bob"])
+        self.wait_said("you to bob: hi bob")
+
+        self.choose("multicast", "carol", "dave")  # bob stays chosen from the unicast
+        self.say("lunch?")
+        self.assertEqual(bob.line(), "MSG alice multicast bob,carol,dave :lunch?")
+        self.assertEqual(carol.line(), "MSG alice multicast bob,carol,dave :lunch?")
+        self.wait_said("not connected, did not get it: dave")
+
+        self.choose("broadcast")
+        self.say("hello all")
+        self.assertEqual(bob.line(), "MSG alice broadcast * :hello all")
+        self.assertEqual(carol.line(), "MSG alice broadcast * :hello all")
+
+        bob.send("SEND alice :hi alice")
+        bob.send("SEND alice,carol :both of you")
+        bob.send("BROADCAST :everyone")
+        self.wait_said("bob to you: hi alice")
+        self.wait_said("bob to you and carol: both of you")
+        self.wait_said("bob to everyone: everyone")
+
+        carol.send("QUIT")
+        wait(self.driver, lambda d: self.user_state("carol") == "offline", "carol offline, live")
+
+    def test_message_text_is_shown_as_text_never_as_html(self) -> None:
+        self.start()
+        bob = self.tcp_user("bob")
+        self.open_page()
+        self.log_in("alice")
+        self.wait_connected("alice")
+        bob.send("SEND alice :<img src=x onerror=alert(1)>")
+        bob.send("SEND alice :<b>bold</b> &amp; <script>alert(2)</script>")
+        self.wait_said("bob to you: <img src=x onerror=alert(1)>")
+        self.wait_said("bob to you: <b>bold</b> &amp; <script>alert(2)</script>")
+        self.assertEqual(self.driver.find_elements(By.CSS_SELECTOR, "#conversation img, #conversation b"), [])
+        with self.assertRaises(NoAlertPresentException):
+            self.driver.switch_to.alert.text  # noqa: B018 - reading it is the check
+
+    def test_a_name_in_use_is_asked_again_with_the_servers_reason(self) -> None:
+        self.start()
+        self.tcp_user("bob")
+        self.open_page()
+        self.log_in("Bob")
+        wait(self.driver, lambda d: "in use" in self.element("login-error").text, "the refusal")
+        self.assertEqual(self.element("login-error").text, "bob is in use")
+        self.assertTrue(self.element("login").is_displayed())
+        self.assertEqual(self.driver.switch_to.active_element.get_attribute("id"), "username")
+        self.assertEqual(self.driver.execute_script("return window.getSelection().toString()"), "Bob")
+        self.log_in("alice")
+        self.wait_connected("alice")
+
+    def test_a_websocket_from_another_origin_is_refused(self) -> None:
+        self.start()
+        other = ThreadingHTTPServer(("127.0.0.1", 0), partial(QuietFiles, directory=self.dir))
+        threading.Thread(target=other.serve_forever, daemon=True).start()
+        self.addCleanup(other.server_close)
+        self.addCleanup(other.shutdown)
+        probe = (
+            "const done = arguments[arguments.length - 1];"
+            f"const ws = new WebSocket('ws://127.0.0.1:{self.web}/ws');"
+            "ws.onopen = () => { ws.close(); done('open'); };"
+            "ws.onclose = () => done('refused');"
+        )
+        self.driver.get(f"http://127.0.0.1:{other.server_address[1]}/")
+        self.assertEqual(self.driver.execute_async_script(probe), "refused")
+        self.assertIn(f"origin 'http://127.0.0.1:{other.server_address[1]}'", self.server_log())
+        self.open_page()
+        self.assertEqual(self.driver.execute_async_script(probe), "open")
+
+    def test_the_page_reconnects_after_a_server_restart(self) -> None:
+        server = self.start()
+        self.open_page()
+        self.log_in("alice")
+        self.wait_connected("alice")
+        server.send_signal(signal.SIGTERM)
+        server.wait()
+        wait(
+            self.driver,
+            lambda d: self.element("status").text.startswith(
+                "Disconnected: server shutting down. Reconnecting in"
+            ),
+            "the disconnected status",
+        )
+        self.assertTrue(self.element("chat-reconnect").is_displayed())
+        self.assertIn("Disconnected: server shutting down", self.conversation())
+        self.start()
+        self.wait_connected("alice")  # by itself, after its backoff
+        bob = self.tcp_user("bob")
+        bob.send("SEND alice :welcome back")
+        self.wait_said("bob to you: welcome back")
+
+    def test_protect_a_name_then_get_what_waited_and_an_operators_notice(self) -> None:
+        self.start()
+        bob = self.tcp_user("bob")
+        self.open_page()
+        self.log_in("alice")
+        self.wait_connected("alice")
+        self.element("protect").click()
+        self.element("new-password").send_keys("correct horse")
+        self.element("new-password-again").send_keys("correct horse" + Keys.ENTER)
+        self.wait_said("alice is protected by your password")
+        self.assertEqual(self.user_state("alice"), "online, protected, you")
+        self.assertEqual(self.element("protect").text, "Change password…")
+        self.element("logout").click()
+        bob.until("LEFT alice")
+        bob.send("SEND alice :while you were out")
+        self.assertEqual(bob.until("SENT"), ["SENT 0 alice alice"])
+
+        self.log_in("alice")  # no password
+        wait(self.driver, lambda d: self.element("login-error").text, "the refusal")
+        self.assertIn("alice", self.element("login-error").text)
+        self.assertEqual(self.driver.switch_to.active_element.get_attribute("id"), "password")
+        self.element("password").send_keys("correct horse" + Keys.ENTER)
+        self.wait_connected("alice")
+        self.wait_said("While you were away:")
+        self.wait_said("bob to you: while you were out")
+
+        # Acknowledged: the next login brings nothing again.
+        self.element("logout").click()
+        self.log_in("alice", "correct horse")
+        self.wait_connected("alice")
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "msgsvc.admin",
+                "--db",
+                self.db,
+                "reset",
+                "alice",
+                "--reason",
+                "asked for it",
+            ],
+            env=dict(os.environ, PYTHONPATH=ROOT),
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+        wait(
+            self.driver,
+            lambda d: any(
+                t.startswith("Server notice: ") and "asked for it" in t for t in self.conversation()
+            ),
+            "the operator's notice",
+        )
+        self.assertEqual(self.conversation().count("While you were away:"), 1)
+
+    def test_controls_have_the_names_a_screen_reader_reads_and_it_fits_a_phone(self) -> None:
+        self.start()
+        self.tcp_user("bob")
+        self.open_page()
+        names = {i: self.element(i).accessible_name for i in ["username", "password", "login-button"]}
+        self.assertEqual(names, {"username": "Username", "password": "Password", "login-button": "Log in"})
+        self.log_in("alice")
+        self.wait_connected("alice")
+        names = {
+            i: self.element(i).accessible_name
+            for i in ["message", "send", "kind-unicast", "kind-multicast", "kind-broadcast"]
+        }
+        self.assertEqual(
+            names,
+            {
+                "message": "Message",
+                "send": "Send",
+                "kind-unicast": "Unicast",
+                "kind-multicast": "Multicast",
+                "kind-broadcast": "Broadcast",
+            },
+        )
+        self.assertEqual(self.recipient("bob").accessible_name, "bob")
+        self.assertEqual(self.element("conversation").aria_role, "log")
+        self.driver.set_window_size(390, 844)
+        wide = self.driver.execute_script(
+            "return document.documentElement.scrollWidth > document.documentElement.clientWidth"
+        )
+        self.assertFalse(wide, "the page scrolls sideways at a phone's width")
+        self.assertTrue(self.element("send").is_displayed())
