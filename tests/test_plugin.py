@@ -63,6 +63,9 @@ class InstalledPluginTests(SynchronousTestCase):
         # Found in an installed copy (this one, or the environment's own when the
         # suite runs after `pip install .`), never in the checkout.
         self.assertTrue(os.path.exists(os.path.join(target, "twisted", "plugins", "msgsvc_plugin.py")))
+        # The browser page (--web) is installed with the code.
+        static = os.path.join(target, "msgsvc", "fronts", "static")
+        self.assertEqual(sorted(os.listdir(static)), ["app.js", "icon.svg", "index.html", "style.css"])
         sources = tuple(os.path.join(ROOT, name) + os.sep for name in ("msgsvc", "twisted"))
         for path in found.stdout.split():
             self.assertFalse(path.startswith(sources), path)
@@ -76,3 +79,4 @@ class InstalledPluginTests(SynchronousTestCase):
         )
         self.assertEqual(usage.returncode, 0, usage.stderr)
         self.assertIn("--listen=", usage.stdout)
+        self.assertIn("--web=", usage.stdout)

@@ -11,6 +11,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc import tap
 from msgsvc.auth import Accounts, Hasher
+from msgsvc.fronts.lines import ServerFactory
+from msgsvc.fronts.web import WebSite
 from msgsvc.store import Database, SqliteStore
 from msgsvc.wire import Limits
 
@@ -61,6 +63,24 @@ class OptionsTests(SynchronousTestCase):
         ):
             self.assertRaises(usage.UsageError, parse, *argv)
 
+    def test_web_and_its_origins(self) -> None:
+        options = parse(
+            "--web",
+            "tcp:8080",
+            "--web=ssl:8443:privateKey=k.pem",
+            "--web-origin",
+            "HTTPS://Chat.Example.org:443",
+        )
+        self.assertEqual(options["web"], ["tcp:8080", "ssl:8443:privateKey=k.pem"])
+        self.assertEqual(options["web-origin"], ["https://chat.example.org"])
+        self.assertEqual(parse()["web"], [])
+
+    def test_web_origin_must_be_an_origin_and_needs_web(self) -> None:
+        with self.assertRaises(usage.UsageError) as caught:
+            parse("--web", "tcp:8080", "--web-origin", "chat.example.org")
+        self.assertIn("is not an origin", str(caught.exception))
+        self.assertRaises(usage.UsageError, parse, "--web-origin", "https://chat.example.org")
+
     def test_text_must_fit_in_a_line(self) -> None:
         self.assertRaises(usage.UsageError, parse, "--max-line", "100", "--max-text", "100")
 
@@ -74,6 +94,8 @@ class OptionsTests(SynchronousTestCase):
             "--max-text",
             "--max-recipients",
             "--max-clients",
+            "--web",
+            "--web-origin",
         ]:
             self.assertIn(option, text)
 
@@ -122,6 +144,22 @@ class MakeServiceTests(SynchronousTestCase):
         with self.assertRaises(SystemExit) as caught:
             tap.makeService(parse("--db", self.mktemp(), "--gui"))
         self.assertIn("--gui cannot open a window", str(caught.exception))
+
+    def test_web_listeners_serve_one_site(self) -> None:
+        db = self.mktemp()
+        Database(db).close()
+        service = tap.makeService(parse("--db", db, "--listen", "tcp:0", "--web", "tcp:0", "--web", "tcp6:0"))
+        listeners = [c for c in service if isinstance(c, StreamServerEndpointService)]
+        self.assertEqual(len(listeners), 3)
+        tcp, web, web6 = (listener.factory for listener in listeners)
+        self.assertIsInstance(tcp, ServerFactory)
+        self.assertIsInstance(web, WebSite)
+        self.assertIs(web, web6)
+
+    def test_bad_web_endpoint(self) -> None:
+        with self.assertRaises(SystemExit) as caught:
+            tap.makeService(parse("--db", self.mktemp(), "--web", "carrier-pigeon:9"))
+        self.assertIn("bad --web endpoint 'carrier-pigeon:9'", str(caught.exception))
 
     def test_bad_endpoint(self) -> None:
         db = self.mktemp()
