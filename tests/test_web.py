@@ -379,6 +379,22 @@ class LineSocketTests(SynchronousTestCase):
         self.assertEqual(browser.closed.code if browser.closed else None, 1000)
         self.assertTrue(browser.transport.disconnecting)
 
+    def test_a_text_message_that_is_not_utf8_closes_with_1007(self) -> None:
+        browser = Browser(ServerHarness())
+        browser.register("alice")
+        frames = FrameProtocol(client=True, extensions=[])
+        browser.raw(frames._serialize_frame(Opcode.TEXT, b"SEND alice :\xff\xfe", fin=True))
+        browser.events()
+        self.assertEqual(browser.closed.code if browser.closed else None, 1007)
+        self.assertTrue(browser.transport.disconnecting)
+
+    def test_an_empty_message_is_ignored_as_a_blank_line_is(self) -> None:
+        browser = Browser(ServerHarness())
+        browser.register("alice")
+        browser.send("")
+        browser.send("PING :1")
+        self.assertEqual(browser.lines(), ["PONG :1"])
+
     def test_websocket_pings_are_answered(self) -> None:
         browser = Browser(ServerHarness())
         browser.register("alice")

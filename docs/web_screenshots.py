@@ -1,0 +1,113 @@
+"""Remake the browser page's screenshots in docs/images/: ``twistd msgsvc --web`` and headless Chromium.
+
+Run it from the checkout with the test extra installed (selenium) and
+Debian's chromium and chromium-driver: ``.venv/bin/python docs/web_screenshots.py``.
+Bounded: it exits after about 20 seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+IMAGES = os.path.join(ROOT, "docs", "images")
+FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"]
+FLAGS += ["--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Peer:
+    """A TCP user, to talk with the page."""
+
+    def __init__(self, port: int, name: str) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.file = self.sock.makefile("rb")
+        self.send(f"HELLO {name}")
+        while not self.file.readline().startswith(b"ENDUSERS"):
+            pass
+
+    def send(self, line: str) -> None:
+        self.sock.sendall(line.encode() + b"\r\n")
+        time.sleep(0.15)  # one after the other on the page, as people type
+
+
+def shoot(driver: WebDriver, name: str) -> None:
+    time.sleep(0.3)
+    driver.save_screenshot(os.path.join(IMAGES, name))
+    print("wrote", os.path.join(IMAGES, name))
+
+
+def click_label(driver: WebDriver, selector: str) -> None:
+    control = driver.find_element(By.CSS_SELECTOR, selector)
+    driver.find_element(By.CSS_SELECTOR, f'label[for="{control.get_attribute("id")}"]').click()
+
+
+def main() -> None:
+    folder = tempfile.mkdtemp(prefix="msgsvc-shots-")
+    tcp, web = free_port(), free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "-n", "--pidfile=", "msgsvc"]
+        + ["--db", os.path.join(folder, "names.sqlite3"), "--listen", f"tcp:{tcp}:interface=127.0.0.1"]
+        + ["--web", f"tcp:{web}:interface=127.0.0.1"],
+        cwd=folder,
+        env=dict(os.environ, PYTHONPATH=ROOT),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in FLAGS + [f"--user-data-dir={folder}/chromium"]:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    try:
+        time.sleep(1.5)
+        dave = Peer(tcp, "dave")
+        dave.send("QUIT")
+        bob, carol = Peer(tcp, "bob"), Peer(tcp, "carol")
+        driver.set_window_size(1000, 700)
+        driver.get(f"http://127.0.0.1:{web}/")
+        driver.find_element(By.ID, "username").send_keys("bob")
+        shoot(driver, "page-login.png")
+        driver.find_element(By.ID, "username").send_keys(Keys.ENTER)
+        WebDriverWait(driver, 10).until(lambda d: "in use" in d.find_element(By.ID, "login-error").text)
+        shoot(driver, "page-refused.png")
+        driver.find_element(By.ID, "username").send_keys("alice" + Keys.ENTER)
+        WebDriverWait(driver, 10).until(lambda d: d.find_element(By.ID, "message").is_displayed())
+        bob.send("SEND alice,carol,dave :lunch at 12?")
+        carol.send("BROADCAST :the build is green again")
+        click_label(driver, 'input[value="bob"]')
+        driver.find_element(By.ID, "message").send_keys("yes, the usual place" + Keys.ENTER)
+        click_label(driver, "#kind-multicast")
+        click_label(driver, 'input[value="dave"]')
+        driver.find_element(By.ID, "message").send_keys("dave, are you in?" + Keys.ENTER)
+        bob.send("SEND alice :<img src=x onerror=alert(1)> shows as text")
+        driver.find_element(By.ID, "message").send_keys("shall I book a table")
+        shoot(driver, "page-chat.png")
+        driver.set_window_size(390, 844)
+        driver.execute_script("window.scrollTo(0, 0)")
+        shoot(driver, "page-phone.png")
+    finally:
+        driver.quit()
+        server.terminate()
+        server.wait()
+
+
+if __name__ == "__main__":
+    main()
