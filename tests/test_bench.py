@@ -1,7 +1,7 @@
 """The bench's own logic: latency figures, the protocol adapters, the load plan, the table.
 
 The benchmark itself runs servers and is not run here (docs/performance.rst), but for a small
-login burst and offline run, to show those commands work end to end.
+login burst, offline run and run over WebSocket, to show those commands work end to end.
 """
 
 from __future__ import annotations
@@ -14,11 +14,14 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import AcceptConnection, TextMessage
 
 from msgsvc.bench import dialects, report, suite
 from msgsvc.bench.loadclient import LoadClient, Tally
 from msgsvc.bench.run import Measurement, Scenario, plans
 from msgsvc.bench.stats import LatencyHistogram, bucket
+from msgsvc.bench.websocket import WebSocketLines
 from msgsvc.bench.worker import Plan, Worker
 
 
@@ -272,7 +275,61 @@ class TargetTests(SynchronousTestCase):
         self.assertTrue(suite.targets([lossy])[0].startswith("MISSED  no message lost: 1 lost"))
 
 
+class WebSocketLoadTests(SynchronousTestCase):
+    def test_lines_go_as_text_messages_after_the_handshake_with_the_pages_origin(self) -> None:
+        tally = Tally()
+        load = LoadClient("b0u1", dialects.Msgsvc(), tally, clock=lambda: 5_000_000)
+        socket = WebSocketLines(load, "127.0.0.1:8080")
+        transport = StringTransport()
+        socket.makeConnection(transport)
+        server = WSConnection(ConnectionType.SERVER)
+        server.receive_data(transport.value())
+        transport.clear()
+        (request,) = server.events()
+        self.assertEqual(dict(request.extra_headers)[b"origin"], b"http://127.0.0.1:8080")
+        self.assertEqual(request.target, "/ws")
+        socket.dataReceived(server.send(AcceptConnection()))
+        server.receive_data(transport.value())
+        transport.clear()
+        self.assertEqual([e.data for e in server.events()], ["HELLO b0u1"])
+        registered = []
+        load.registered.addCallback(registered.append)
+        socket.dataReceived(
+            b"".join(
+                server.send(TextMessage(line))
+                for line in [
+                    "WELCOME b0u1 :hi",
+                    "ENDUSERS 1",
+                    "MSG b0u2 unicast b0u1 :@3000000.xx",
+                    "PING :7",
+                ]
+            )
+        )
+        self.assertEqual(registered, [load])
+        self.assertEqual(tally.delivered, 1)
+        server.receive_data(transport.value())
+        self.assertEqual([e.data for e in server.events()], ["PONG :7"])
+
+
 class ServerBenchTests(SynchronousTestCase):
+    def test_a_small_run_over_websocket_loses_nothing(self) -> None:
+        """Load clients on the web front: every message delivered (the figures are not judged)."""
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        done = subprocess.run(
+            [sys.executable, "-m", "msgsvc.bench", "run", "--server", "msgsvc-web", "--clients", "8"]
+            + ["--duration", "1", "--warmup", "0", "--rate", "200"],
+            env=dict(os.environ, PYTHONPATH=root),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        self.assertEqual(done.returncode, 0, done.stderr)
+        (row,) = [line for line in done.stdout.splitlines() if line.startswith("msgsvc-web ")]
+        cells = row.split()
+        self.assertEqual(cells[:3], ["msgsvc-web", "unicast", "8"])
+        self.assertGreater(int(cells[5].replace(",", "")), 0)  # delivered/s
+        self.assertEqual(cells[-1], "0")  # lost
+
     def test_the_login_burst_runs_end_to_end_and_reports(self) -> None:
         """A small burst against a real server: every login answered WELCOME (the figures are not judged)."""
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from msgsvc.bench import logins, offline, report, suite
 from msgsvc.bench.run import Measurement, Scenario, measure
-from msgsvc.bench.servers import SERVERS, missing
+from msgsvc.bench.servers import SERVERS, SUITE, missing
 from msgsvc.bench.worker import WORKLOADS
 
 
@@ -88,7 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--warmup", type=float, default=2.0, help="seconds of unmeasured load first (default 2)")
     standard = commands.add_parser("suite", parents=[load], help="every workload on every server")
     standard.add_argument(
-        "--servers", default=",".join(SERVERS), help=f"comma-separated (default {','.join(SERVERS)})"
+        "--servers",
+        default=",".join(SUITE),
+        help=f"comma-separated, of {', '.join(SERVERS)} (default {','.join(SUITE)})",
     )
     show = commands.add_parser("show", help="print (and plot) the figures of an earlier run")
     show.add_argument("json")

@@ -154,8 +154,8 @@ class Irc(Dialect):
 
 
 def make(server: str, password: str = "bench") -> Dialect:
-    """The dialect that speaks to ``server``: ``msgsvc``, ``words`` or ``ngircd``."""
-    if server == "msgsvc":
+    """The dialect that speaks to ``server``: ``msgsvc``, ``msgsvc-web``, ``words`` or ``ngircd``."""
+    if server in ("msgsvc", "msgsvc-web"):  # the same lines, over TCP or over WebSocket
         return Msgsvc()
     if server == "words":  # twisted.words looks a PRIVMSG target up as one name
         return Irc("words", password, multi_target=False)

@@ -11,7 +11,11 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-SERVERS = ("msgsvc", "words", "ngircd")
+#: msgsvc with its clients on its web front's WebSocket rather than on TCP
+MSGSVC_WEB = "msgsvc-web"
+SERVERS = ("msgsvc", "words", "ngircd", MSGSVC_WEB)
+#: what ``bench suite`` compares unless told: msgsvc and its peers, all over TCP
+SUITE = ("msgsvc", "words", "ngircd")
 PASSWORD = "bench"
 
 #: msgsvc's limits, raised so that the bench measures it rather than its flood protection
@@ -193,6 +197,14 @@ def start(
         argv = twistd + [
             "msgsvc",
             f"--listen=tcp:{port}:interface=127.0.0.1:backlog=1024",
+            "--db=bench.sqlite3",
+            *msgsvc_options,
+        ]
+    elif name == MSGSVC_WEB:
+        argv = twistd + [
+            "msgsvc",
+            f"--listen=tcp:{free_port()}:interface=127.0.0.1",
+            f"--web=tcp:{port}:interface=127.0.0.1:backlog=1024",
             "--db=bench.sqlite3",
             *msgsvc_options,
         ]

@@ -28,9 +28,10 @@ from twisted.internet.interfaces import ITransport
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.protocols.basic import LineReceiver
 
-from msgsvc.bench import dialects
+from msgsvc.bench import dialects, servers
 from msgsvc.bench.loadclient import LoadClient, Tally
 from msgsvc.bench.stats import LatencyHistogram
+from msgsvc.bench.websocket import WebSocketLines
 
 WORKLOADS = ("unicast", "multicast", "broadcast", "connect", "idle")
 TICK = 0.001  # seconds between sending rounds
@@ -43,7 +44,7 @@ QUIET = 1.0  # seconds without a delivery after which a drain with nothing left 
 class Plan:
     """What one worker does."""
 
-    server: str  # msgsvc, words or ngircd: the dialect
+    server: str  # msgsvc, msgsvc-web (over WebSocket), words or ngircd: the dialect
     port: int
     names: list[str]
     workload: str
@@ -94,7 +95,10 @@ class Worker:
     async def _client(self, name: str) -> LoadClient:
         client = LoadClient(name, self._dialect, self.tally, self._clock)
         endpoint = TCP4ClientEndpoint(self._reactor, self.plan.host, self.plan.port, timeout=60)
-        await connectProtocol(endpoint, client)
+        if self.plan.server == servers.MSGSVC_WEB:
+            await connectProtocol(endpoint, WebSocketLines(client, f"{self.plan.host}:{self.plan.port}"))
+        else:
+            await connectProtocol(endpoint, client)
         await client.registered
         if self.plan.workload == "broadcast":
             await client.join_group()
