@@ -27,6 +27,7 @@ FLAGS = [
     "--disable-sync",
     "--disable-dev-shm-usage",
     "--window-size=1100,760",
+    "--ignore-certificate-errors",  # the TLS test's server has a self-signed certificate
 ]
 
 _driver: WebDriver | None = None

@@ -20,6 +20,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from twisted.trial.unittest import SynchronousTestCase
 
 from .browser import chromium, wait
+from .test_tls import make_certificate
 from .test_twistd import ROOT, TWISTD, Peer, free_port
 
 
@@ -45,10 +46,11 @@ class PageTests(SynchronousTestCase):
 
     # -- the server and its TCP users ---------------------------------------
 
-    def start(self) -> subprocess.Popen[bytes]:
+    def start(self, web: str = "tcp", options: str = "") -> subprocess.Popen[bytes]:
+        """Run the server; its --web endpoint is ``web`` (tcp or ssl) on ``self.web``, with ``options``."""
         args = ["-n", "--pidfile=", "msgsvc", "--db", self.db]
         args += ["--listen", f"tcp:{self.port}:interface=127.0.0.1"]
-        args += ["--web", f"tcp:{self.web}:interface=127.0.0.1"]
+        args += ["--web", f"{web}:{self.web}:interface=127.0.0.1{options}"]
         with open(self.log, "ab") as log:
             process = subprocess.Popen(
                 TWISTD + args, cwd=self.dir, env=dict(os.environ, PYTHONPATH=ROOT), stdout=log, stderr=log
@@ -101,8 +103,8 @@ class PageTests(SynchronousTestCase):
             self.element("password").send_keys(password)
         self.element("username").send_keys(Keys.ENTER)
 
-    def wait_connected(self, name: str) -> None:
-        status = f"Connected to 127.0.0.1:{self.web} as {name}"
+    def wait_connected(self, name: str, host: str = "127.0.0.1") -> None:
+        status = f"Connected to {host}:{self.web} as {name}"
         wait(self.driver, lambda d: d.find_element(By.ID, "status").text == status, status)
 
     def conversation(self) -> list[str]:
@@ -239,6 +241,7 @@ class PageTests(SynchronousTestCase):
         self.assertIn("Disconnected: server shutting down", self.conversation())
         self.start()
         self.wait_connected("alice")  # by itself, after its backoff
+        self.assertEqual(self.conversation().count("Disconnected: server shutting down"), 1)
         bob = self.tcp_user("bob")
         bob.send("SEND alice :welcome back")
         self.wait_said("bob to you: welcome back")
@@ -298,6 +301,28 @@ class PageTests(SynchronousTestCase):
             "the operator's notice",
         )
         self.assertEqual(self.conversation().count("While you were away:"), 1)
+
+    def test_over_tls_the_page_uses_wss_and_closes_cleanly(self) -> None:
+        folder = os.path.join(self.dir, "trusted")
+        os.makedirs(folder)
+        cert, key = make_certificate(folder, "localhost")
+        self.start("ssl", f":privateKey={key}:certKey={cert}")
+        bob = self.tcp_user("bob")
+        self.url = f"https://localhost:{self.web}/"
+        self.open_page()
+        self.log_in("alice")
+        self.wait_connected("alice", host="localhost")  # an https page may open wss: only
+        self.assertEqual(bob.line(), "JOINED alice")
+        bob.send("SEND alice :over TLS")
+        self.wait_said("bob to you: over TLS")
+        self.assertEqual(bob.line(), "SENT 1 - -")
+        self.element("logout").click()
+        self.assertEqual(bob.line(), "LEFT alice")
+        wait(
+            self.driver,
+            lambda d: "left: quit: logged out" in self.server_log(),
+            "the server's log of the quit",
+        )
 
     def test_controls_have_the_names_a_screen_reader_reads_and_it_fits_a_phone(self) -> None:
         self.start()

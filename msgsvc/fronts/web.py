@@ -38,9 +38,8 @@ _DEFAULT_PORTS = {"http": "80", "https": "443"}
 def normalize_origin(origin: str) -> str:
     """``scheme://host[:port]`` in lower case, without a default port; ValueError if it is not an origin."""
     parts = urlsplit(origin.strip().lower())
-    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname or parts.path not in ("", "/"):
-        raise ValueError(f"{origin!r} is not an origin like https://chat.example.org:8443")
-    if parts.query or parts.fragment or parts.username or parts.password:
+    extra = parts.path not in ("", "/") or parts.query or parts.fragment or parts.username or parts.password
+    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname or extra:
         raise ValueError(f"{origin!r} is not an origin like https://chat.example.org:8443")
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     port = parts.port

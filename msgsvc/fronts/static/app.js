@@ -131,13 +131,15 @@ class Session {
       ui.status("Not connected");
       return;
     }
-    for (const user of this.users.values()) user.online = false;
-    ui.renderUsers();
+    const why = this.bye ? `: ${this.bye}` : "";
+    if (this.welcomed) { // once per lost connection, not once per failed attempt
+      for (const user of this.users.values()) user.online = false;
+      ui.renderUsers();
+      ui.system(`Disconnected${why}`);
+    }
     const wait = Math.min(BACKOFF_MAX, 2 ** this.attempt) * (0.75 + Math.random() / 2);
     this.attempt += 1;
-    const why = this.bye ? `: ${this.bye}` : "";
     ui.status(`Disconnected${why}. Reconnecting in ${Math.round(wait)} s…`, true);
-    ui.system(`Disconnected${why}`);
     this.timer = setTimeout(() => this.connect(), wait * 1000);
   }
 
