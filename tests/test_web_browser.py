@@ -13,6 +13,7 @@ from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 from selenium.common.exceptions import NoAlertPresentException
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -323,6 +324,35 @@ class PageTests(SynchronousTestCase):
             lambda d: "left: quit: logged out" in self.server_log(),
             "the server's log of the quit",
         )
+
+    def test_keyboard_only(self) -> None:
+        self.start()
+        bob = self.tcp_user("bob")
+        self.tcp_user("carol")
+        self.open_page()
+        keys = ActionChains(self.driver)
+
+        def press(*sequence: str) -> str:
+            for key in sequence:
+                keys.send_keys(key).perform()
+            return self.driver.switch_to.active_element.get_attribute("id") or ""
+
+        self.assertEqual(press("alice", Keys.TAB), "password")
+        self.assertEqual(press(Keys.TAB), "login-button")
+        press(Keys.ENTER)
+        self.wait_connected("alice")
+        self.assertEqual(self.driver.switch_to.active_element.get_attribute("id"), "message")
+        # Back past the kinds to the username log: one stop for its radio group (the last name,
+        # coming backwards), and the arrows move through the names.
+        for _ in range(2):
+            keys.key_down(Keys.SHIFT).send_keys(Keys.TAB).key_up(Keys.SHIFT).perform()
+        focused = self.driver.switch_to.active_element.get_attribute("id")
+        self.assertEqual(focused, self.recipient("carol").get_attribute("id"))
+        press(Keys.ARROW_UP)  # alice, bob, carol: the arrow picks bob
+        self.assertTrue(self.recipient("bob").is_selected())
+        self.assertEqual(press(Keys.TAB, Keys.TAB), "message")
+        press("by keyboard", Keys.ENTER)
+        self.assertEqual(bob.until("MSG")[-1], "MSG alice unicast bob :by keyboard")
 
     def test_controls_have_the_names_a_screen_reader_reads_and_it_fits_a_phone(self) -> None:
         self.start()
