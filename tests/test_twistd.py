@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -24,6 +25,33 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_listening(
+    case: SynchronousTestCase, process: subprocess.Popen[bytes], ports: list[int], output: Callable[[], str]
+) -> None:
+    """Return once ``process`` accepts connections on every port; fail ``case`` with ``output()`` if it exits."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            case.fail(f"twistd exited: {output()}")
+        try:
+            for port in ports:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    case.fail("twistd did not start listening")
+
+
+def reap(process: subprocess.Popen[bytes]) -> None:
+    """Kill ``process`` if it still runs, wait for it, close its pipes."""
+    if process.poll() is None:
+        process.kill()
+    process.wait()
+    for pipe in (process.stdin, process.stdout):
+        if pipe is not None:
+            pipe.close()
 
 
 class Peer:
@@ -85,25 +113,9 @@ class TwistdTests(SynchronousTestCase):
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
-        self.addCleanup(self._reap, process)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                self.fail(f"twistd exited: {process.communicate()[0].decode()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return process
-            except OSError:
-                time.sleep(0.05)
-        self.fail("twistd did not start listening")
-
-    def _reap(self, process: subprocess.Popen[bytes]) -> None:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-        for pipe in (process.stdin, process.stdout):
-            if pipe is not None:
-                pipe.close()
+        self.addCleanup(reap, process)
+        wait_listening(self, process, [self.port], lambda: process.communicate()[0].decode())
+        return process
 
     def register(self, name: str) -> tuple[Peer, list[str]]:
         peer = Peer(self.port)
@@ -336,7 +348,7 @@ class TwistdTests(SynchronousTestCase):
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
-        self.addCleanup(self._reap, client)
+        self.addCleanup(reap, client)
         assert client.stdin is not None
         client.stdin.write(script.encode())
         client.stdin.flush()

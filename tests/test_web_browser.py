@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
@@ -22,7 +20,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from .browser import chromium, wait
 from .test_tls import make_certificate
-from .test_twistd import ROOT, TWISTD, Peer, free_port
+from .test_twistd import ROOT, TWISTD, Peer, free_port, reap, wait_listening
 
 
 class QuietFiles(SimpleHTTPRequestHandler):
@@ -56,23 +54,9 @@ class PageTests(SynchronousTestCase):
             process = subprocess.Popen(
                 TWISTD + args, cwd=self.dir, env=dict(os.environ, PYTHONPATH=ROOT), stdout=log, stderr=log
             )
-        self.addCleanup(self._reap, process)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                self.fail(f"twistd exited: {self.server_log()}")
-            try:
-                for port in (self.port, self.web):
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return process
-            except OSError:
-                time.sleep(0.05)
-        self.fail("twistd did not start listening")
-
-    def _reap(self, process: subprocess.Popen[bytes]) -> None:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
+        self.addCleanup(reap, process)
+        wait_listening(self, process, [self.port, self.web], self.server_log)
+        return process
 
     def server_log(self) -> str:
         with open(self.log, encoding="utf-8") as log:
