@@ -15,6 +15,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
+ELSEWHERE = "msgsvc.test"
 # Headless, and nothing that reaches for the network beyond the page (this machine has none).
 FLAGS = [
     "--headless=new",
@@ -28,6 +29,8 @@ FLAGS = [
     "--disable-dev-shm-usage",
     "--window-size=1100,760",
     "--ignore-certificate-errors",  # the TLS test's server has a self-signed certificate
+    # A name that is not loopback's, for a page that must think it is on another machine; it is.
+    f"--host-resolver-rules=MAP {ELSEWHERE} 127.0.0.1",
 ]
 
 _driver: WebDriver | None = None

@@ -18,7 +18,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from twisted.trial.unittest import SynchronousTestCase
 
-from .browser import chromium, wait
+from .browser import ELSEWHERE, chromium, wait
 from .test_tls import make_certificate
 from .test_twistd import ROOT, TWISTD, Peer, free_port, reap, wait_listening
 
@@ -308,6 +308,18 @@ class PageTests(SynchronousTestCase):
             lambda d: "left: quit: logged out" in self.server_log(),
             "the server's log of the quit",
         )
+
+    def test_a_password_over_plain_http_to_another_machine_waits_for_a_second_click(self) -> None:
+        self.start()
+        self.url = f"http://{ELSEWHERE}:{self.web}/"
+        self.open_page()
+        self.log_in("alice", "correct horse")
+        wait(self.driver, lambda d: "not encrypted" in self.element("login-error").text, "the warning")
+        self.assertNotIn("registered as alice", self.server_log())
+        self.assertEqual(self.element("password").get_attribute("value"), "correct horse")
+        self.element("login-button").click()
+        self.wait_connected("alice", host=ELSEWHERE)
+        self.assertEqual(self.user_state("alice"), "online, protected, you")  # the password claimed it
 
     def test_keyboard_only(self) -> None:
         self.start()
