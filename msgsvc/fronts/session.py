@@ -1,0 +1,387 @@
+"""What every front's connection shares, whatever its client protocol.
+
+A :class:`Session` is one client's connection to the hub: it counts the
+connection against its address, gives it a deadline to register and
+then a PING when it falls silent, slows a flooder and drops one that keeps
+on, drops a client that stops reading, holds a client's lines while its
+login is checked, and logs in through the accounts' portal.  A front
+subclasses it with its own parsing and its own way of saying each thing:
+:mod:`msgsvc.fronts.lines` (the line protocol, also under WebSocket) and
+:mod:`msgsvc.fronts.irc`.  :class:`Clients` is what the fronts of one
+server share: the hub, the accounts, the limits, and the count of
+connections by address, so ``--max-per-ip`` counts them all together.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import ClassVar
+
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.interfaces import IAddress, IDelayedCall, IPushProducer, IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from msgsvc import wire
+from msgsvc.auth import Accounts
+from msgsvc.hub import ClientDropped, ClientError, Connected, Disconnected, Hub, Message, Queued
+from msgsvc.lines import LineProtocol
+from msgsvc.outbox import Outbox
+from msgsvc.ratelimit import TokenBucket
+from msgsvc.wire import Code, ProtocolError
+
+
+def host_of(address: IAddress) -> str:
+    """The host part of a peer address, for counting connections per address."""
+    return address.host if isinstance(address, IPv4Address | IPv6Address) else str(address)
+
+
+def describe_peer(address: IAddress) -> str:
+    """``host:port`` (``[host]:port`` for IPv6), or the address as it prints."""
+    if isinstance(address, IPv6Address):
+        return f"[{address.host}]:{address.port}"
+    if isinstance(address, IPv4Address):
+        return f"{address.host}:{address.port}"
+    return str(address)
+
+
+@implementer(IPushProducer)
+class SendQueue:
+    """Counts what is written to a transport while its buffer is full.
+
+    Registered as the transport's producer: the transport pauses it when
+    its own buffer is past its high-water mark and resumes it once the
+    buffer has drained, so ``add`` tells how far a client lags behind.
+    """
+
+    def __init__(self) -> None:
+        self._full = False
+        self._behind = 0
+
+    def add(self, size: int) -> int:
+        """Note ``size`` bytes written; how many were written since the buffer filled."""
+        if self._full:
+            self._behind += size
+        return self._behind
+
+    def pauseProducing(self) -> None:
+        self._full = True
+
+    def resumeProducing(self) -> None:
+        self._full = False
+        self._behind = 0
+
+    def stopProducing(self) -> None:
+        self._full = False
+
+
+class Clients:
+    """What the fronts of one server share, and every connection of all of them, counted by address."""
+
+    def __init__(self, hub: Hub, accounts: Accounts, clock: IReactorTime, limits: wire.Limits) -> None:
+        self.hub = hub
+        self.accounts = accounts
+        self.limits = limits
+        self.clock = clock
+        self.outbox = Outbox(clock)
+        self.connections: set[Session] = set()
+        self._per_host: Counter[str] = Counter()
+        self.pings = 0  # the last PING token handed out
+        self._all_gone: Deferred[None] | None = None
+
+    def connection_made(self, session: Session) -> bool:
+        """Count ``session``'s connection; False if its address already has its share."""
+        self.connections.add(session)
+        host = host_of(session.transport.getPeer())
+        self._per_host[host] += 1
+        return self._per_host[host] <= self.limits.max_per_ip
+
+    def connection_lost(self, session: Session) -> None:
+        if session in self.connections:
+            host = host_of(session.transport.getPeer())
+            self._per_host[host] -= 1
+            if not self._per_host[host]:
+                del self._per_host[host]
+        self.connections.discard(session)
+        if not self.connections and self._all_gone is not None:
+            all_gone, self._all_gone = self._all_gone, None
+            all_gone.callback(None)
+
+    def disconnect_all(self, reason: str, grace: float = 5.0) -> Deferred[None]:
+        """Say goodbye with ``reason`` to every client and close; abort any still open after ``grace`` s."""
+        done: Deferred[None] = Deferred()
+        if not self.connections:
+            done.callback(None)
+            return done
+        self._all_gone = done
+        for session in list(self.connections):
+            session.bye(reason)
+        deadline = self.clock.callLater(grace, self._abort_all)
+
+        def in_time(result: None) -> None:
+            if deadline.active():
+                deadline.cancel()
+
+        return done.addCallback(in_time)
+
+    def _abort_all(self) -> None:
+        for session in list(self.connections):
+            session.transport.abortConnection()
+
+
+class Session(LineProtocol):
+    """One client connection, whatever its front; the front says how each thing is said.
+
+    One timer watches it: a client must register within ``hello_timeout``;
+    once registered, after ``ping_interval`` of silence it is sent a PING,
+    and if nothing at all comes back within ``ping_timeout`` it is dropped.
+    """
+
+    log = Logger()
+    clients: Clients
+    #: what a client sends to register, as the log names it ("no HELLO within 30 s")
+    registration: ClassVar[str] = "HELLO"
+    peer = "?"
+    _gone = False
+    _dropped = False
+    _pinged = 0  # the token of an unanswered PING, or 0
+    _quit = ""  # why the client said it quits
+    _welcomed = False
+    _flooding_since: float | None = None
+    _unthrottle: IDelayedCall | None = None
+    _timer: IDelayedCall | None = None  # the one timer: the registration's deadline, or the PING's
+    _timer_seconds = 0.0
+    _login: Deferred[str | None] | None = None  # a login being checked
+
+    # -- what each front says its own way --------------------------------
+
+    def command(self, line: bytes) -> None:
+        """Parse and run one line; a :class:`ProtocolError` is refused with :meth:`send_error`."""
+        raise NotImplementedError
+
+    def send_error(self, code: Code, text: str) -> None:
+        """Tell the client that what it sent was refused."""
+        raise NotImplementedError
+
+    def farewell(self, reason: str) -> bytes:
+        """The last line before the server closes the connection."""
+        raise NotImplementedError
+
+    def ping(self, token: str) -> bytes:
+        """The PING that asks a silent client whether it is there."""
+        raise NotImplementedError
+
+    def welcome(self, name: str) -> None:
+        """The login succeeded as ``name``: greet the client and tell it who is there."""
+        raise NotImplementedError
+
+    def receive(self, message: Message) -> None:
+        """hub.Participant: a message for this client."""
+        raise NotImplementedError
+
+    def notice(self, text: str) -> None:
+        """hub.Participant: a notice from the operator."""
+        raise NotImplementedError
+
+    def deliver(self, backlog: list[Queued], waiting: int) -> None:
+        """hub.Participant: messages that waited for this client; ``waiting`` more after them."""
+        raise NotImplementedError
+
+    def login_refused(self, error: ProtocolError) -> None:
+        """The name or password was refused: by default, say why and close."""
+        self.send_error(error.code, error.text)
+        self.bye(error.text)
+
+    # -- the connection ---------------------------------------------------
+
+    def connectionMade(self) -> None:
+        self.peer = describe_peer(self.transport.getPeer())
+        self._holds: set[str] = set()
+        limits = self.clients.limits
+        self._bucket = TokenBucket(limits.line_rate, limits.line_burst, self.clients.clock.seconds())
+        self._send_queue = SendQueue()
+        self.transport.registerProducer(self._send_queue, True)
+        set_no_delay = getattr(self.transport, "setTcpNoDelay", None)  # TCP, also under TLS
+        if set_no_delay is not None:
+            try:
+                set_no_delay(True)
+            except OSError:  # a UNIX socket
+                pass
+        self.clients.hub.announce(Connected(self.peer))
+        if not self.clients.connection_made(self):
+            limit = self.clients.limits.max_per_ip
+            self._refuse(Code.SERVER_FULL, f"at most {limit} connections from one address")
+            self.bye("too many connections from your address")
+            return
+        self._watch(self.clients.limits.hello_timeout)
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self._gone = True
+        if self._login is not None:
+            self._login.cancel()  # a throttled login is not checked for a client that left
+        self.clients.outbox.discard(self.transport)
+        self._watch(None)
+        if self._unthrottle is not None and self._unthrottle.active():
+            self._unthrottle.cancel()
+        self.clients.hub.unregister(self)
+        self.clients.connection_lost(self)
+        self.clients.hub.announce(Disconnected(self.peer, self._quit or reason.getErrorMessage()))
+
+    # -- input -----------------------------------------------------------
+
+    def dataReceived(self, data: bytes) -> None:
+        if data:  # anything read shows the client is alive (checked once a read, not once a line)
+            if self._pinged:
+                self._pinged = 0
+                self._watch(self.clients.limits.ping_interval)
+            elif self._welcomed and self._timer is not None:  # registration's deadline stands until welcomed
+                self._timer.reset(self._timer_seconds)
+        super().dataReceived(data)
+
+    def lineReceived(self, line: bytes) -> None:
+        self._throttle()
+        try:
+            self.command(line)
+        except ProtocolError as e:
+            self._refuse(e.code, e.text)
+
+    def lineTooLong(self) -> None:
+        self._refuse(Code.LINE_TOO_LONG, f"a line may hold at most {self.MAX_LENGTH} bytes")
+
+    def _refuse(self, code: Code, text: str) -> None:
+        self.clients.hub.announce(ClientError(self.peer, code, text))
+        self.send_error(code, text)
+
+    def _watch(self, seconds: float | None) -> None:
+        """Call :meth:`_timed_out` after ``seconds`` (each read restarts it, once welcomed); None stops it."""
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        if seconds is not None:
+            self._timer_seconds = seconds
+            self._timer = self.clients.clock.callLater(seconds, self._timed_out)
+
+    def _timed_out(self) -> None:
+        self._timer = None
+        limits = self.clients.limits
+        if self.clients.hub.name_of(self) is None:
+            self._drop(f"no {self.registration} within {limits.hello_timeout:g} s", "registration timed out")
+        elif not self._pinged:
+            self.clients.pings += 1
+            self._pinged = self.clients.pings
+            self._write(self.ping(str(self._pinged)))
+            self._watch(limits.ping_timeout)
+        else:
+            self._drop(f"no answer to PING within {limits.ping_timeout:g} s", "ping timeout")
+
+    def _drop(self, why: str, bye: str, abort: bool = False) -> None:
+        """Cut off a client that is not doing its part, saying ``bye``.
+
+        ``abort`` for one that reads nothing: what is queued for it is thrown
+        away rather than left to wait.
+        """
+        if self._dropped:
+            return
+        self._dropped = True
+        self.clients.hub.announce(ClientDropped(self.peer, why))
+        self._close(bye, abort)
+        self.clients.hub.unregister(self)  # the others hear it left now, not at the close
+
+    # -- logging in --------------------------------------------------------
+
+    def log_in(self, username: str, password: str | None) -> None:
+        """Check ``username`` and ``password`` through the accounts; the client's lines wait for the answer."""
+        self._hold("registering")
+        self._watch(None)  # it came in time: the check (and a throttled wait) may take longer
+        host = host_of(self.transport.getPeer())
+        self._login = self.clients.accounts.login(self, username, password, self.peer, host)
+        self._login.addCallbacks(self._logged_in, self._not_logged_in)
+        self._login.addBoth(self._login_done)
+
+    def _login_done(self, _: None) -> None:
+        self._login = None
+        self._release("registering")
+
+    def _logged_in(self, name: str | None) -> None:
+        if name is None or self._gone:
+            return
+        self._welcomed = True
+        self._watch(self.clients.limits.ping_interval)
+        self.welcome(name)
+
+    def _not_logged_in(self, failure: Failure) -> None:
+        if failure.check(CancelledError):  # the client left
+            return
+        if isinstance(failure.value, ProtocolError):
+            self.login_refused(failure.value)
+            return
+        self.log.failure("could not register {peer}", failure, peer=self.peer)
+        self.send_error(Code.SERVER_ERROR, "the server could not record the username; try again later")
+        self.bye("server error")
+
+    # -- flow ----------------------------------------------------------------
+
+    def _hold(self, reason: str) -> None:
+        """Stop reading this client's lines (they wait in its socket) until released."""
+        if not self._holds:
+            self.pauseProducing()
+        self._holds.add(reason)
+
+    def _release(self, reason: str) -> None:
+        self._holds.discard(reason)
+        if not self._holds and not (self._gone or self.transport.disconnecting):
+            self.resumeProducing()
+
+    def _throttle(self) -> None:
+        """Make a client that sends faster than its rate wait ("fake lag"), and drop one that keeps on."""
+        limits = self.clients.limits
+        now = self.clients.clock.seconds()
+        wait = self._bucket.take(now)
+        if not wait:
+            self._flooding_since = None
+            return
+        if self._flooding_since is None:
+            self._flooding_since = now
+        elif now - self._flooding_since > limits.flood_timeout:
+            self._drop(f"flooding for over {limits.flood_timeout:g} s", "flooding")
+            return
+        self._hold("throttled")
+        self._unthrottle = self.clients.clock.callLater(wait, self._release, "throttled")
+
+    # -- output ----------------------------------------------------------
+
+    def bye(self, reason: str) -> None:
+        """Say why, then close the connection once what is queued is written."""
+        if self._dropped or self.transport.disconnecting:
+            return
+        self._close(reason)
+
+    def _close(self, reason: str, abort: bool = False) -> None:
+        """Write the farewell after what is pending (or instead of it, if ``abort``), and close."""
+        if abort:
+            self.clients.outbox.discard(self.transport)
+        else:
+            self.clients.outbox.flush(self.transport)
+        self.transport.write(self.farewell(reason))
+        if abort:
+            self.transport.abortConnection()
+        else:
+            # TLS holds back its close while a producer is registered: unregister the send queue first.
+            self.transport.unregisterProducer()
+            self.transport.loseConnection()
+
+    def _write(self, data: bytes) -> None:
+        """Write, unless this client has stopped reading: past the limit it is dropped."""
+        if self._dropped:
+            return
+        self.clients.outbox.write(self.transport, data)
+        limit = self.clients.limits.max_send_queue
+        if self._send_queue.add(len(data)) > limit:
+            # What is queued would never be read: abort, and the others hear it left now.
+            self._drop(f"send queue exceeded: over {limit} bytes unread", "send queue exceeded", abort=True)
+
+    def kick(self, reason: str) -> None:
+        """hub.Participant: the operator disconnects this client."""
+        self.bye(f"disconnected by the operator: {reason}" if reason else "disconnected by the operator")
