@@ -24,6 +24,7 @@ from twisted.python import usage
 from msgsvc import descriptors
 from msgsvc.auth import Accounts, Hasher
 from msgsvc.eventlog import HubEventLogger
+from msgsvc.fronts.irc import IrcFactory
 from msgsvc.fronts.lines import ServerFactory
 from msgsvc.fronts.web import normalize_origin, web_site
 from msgsvc.hub import Hub, QueuePolicy
@@ -73,6 +74,12 @@ class Options(usage.Options):
         ],
     ]
     optParameters = [
+        [
+            "irc-server-name",
+            None,
+            None,
+            "The server's name to IRC clients (001-004, PONG, WHOIS); default: this machine's host name.",
+        ],
         ["db", None, DEFAULT_DB, "The SQLite file that holds the username log (made if missing)."],
         ["max-line", None, _DEFAULTS.max_line, "Longest accepted line, in bytes.", _positive],
         ["max-text", None, _DEFAULTS.max_text, "Longest message text, in UTF-8 bytes.", _positive],
@@ -150,6 +157,7 @@ class Options(usage.Options):
         self["listen"] = []
         self["web"] = []
         self["web-origin"] = []
+        self["irc"] = []
 
     def opt_listen(self, description: str) -> None:
         """An endpoint to listen on (repeatable; default tcp:8123), e.g. ssl:8124:privateKey=key.pem."""
@@ -158,6 +166,10 @@ class Options(usage.Options):
     def opt_web(self, description: str) -> None:
         """An endpoint to serve the browser page and its WebSocket on (repeatable; none by default), e.g. tcp:8080."""
         self["web"].append(description)
+
+    def opt_irc(self, description: str) -> None:
+        """An endpoint to serve IRC clients on (repeatable; none by default), e.g. tcp:6667 or ssl:6697:..."""
+        self["irc"].append(description)
 
     def opt_web_origin(self, origin: str) -> None:
         """Another origin whose pages may use the WebSocket (repeatable), e.g. https://chat.example.org."""
@@ -319,12 +331,16 @@ def makeService(options: Options) -> IService:
         if problem:
             raise SystemExit(f"msgsvc: --gui cannot open a window: {problem}")
         shown = options["listen"] + [f"{web} (web)" for web in options["web"]]
+        shown += [f"{irc} (IRC)" for irc in options["irc"]]
         services.append(ServerWindowService(reactor, hub, accounts, shown))
     services.append(_Disconnector(factory))
     fronts: list[tuple[str, str, IProtocolFactory]] = [("--listen", d, factory) for d in options["listen"]]
     if options["web"]:
         site = web_site(factory, options["web-origin"])
         fronts += [("--web", d, site) for d in options["web"]]
+    if options["irc"]:
+        irc = IrcFactory(factory, options["irc-server-name"])
+        fronts += [("--irc", d, irc) for d in options["irc"]]
     for option, description, front in fronts:
         try:
             endpoint = descriptors.PausingEndpoint(serverFromString(reactor, description), reactor)

@@ -36,7 +36,7 @@ class DocsTests(SynchronousTestCase):
         readme = read("README.rst")
         for long, *_ in tap.Options.optParameters + tap.Options.optFlags:
             self.assertIn(f"--{long}", readme)
-        for long in ["--listen", "--web", "--web-origin"]:  # opt_ methods, not in the tables
+        for long in ["--listen", "--web", "--web-origin", "--irc"]:  # opt_ methods, not in the tables
             self.assertIn(long, readme)
 
     def test_protocol_doc_lists_every_error_code(self) -> None:

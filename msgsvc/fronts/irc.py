@@ -1,0 +1,802 @@
+"""The IRC front: irssi, WeeChat and HexChat users as ordinary msgsvc users.
+
+IRC is adapted to the hub here the way :mod:`msgsvc.fronts.lines` adapts
+the line protocol: an :class:`IrcSession` is a
+:class:`~msgsvc.fronts.session.Session` (the same per-address count,
+deadlines, PING, flood and slow-reader limits, and login through the same
+portal) that speaks RFC 1459/2812 as modern clients use it
+(modern.ircdocs.horse).
+
+* A nick is a msgsvc username without ``.`` (IRC nicks cannot hold one):
+  1 to 32 of ``A-Z a-z 0-9 _ -``, a letter first.  Names with a ``.`` that
+  other fronts registered appear in IRC prefixes as they are.
+* ``PRIVMSG``/``NOTICE`` to a nick is a unicast, to ``a,b`` a multicast;
+  ``#all``, the one channel, holds everyone online: ``PRIVMSG #all`` is a
+  broadcast, and msgsvc's broadcasts appear there.
+* Protected names log in with SASL PLAIN or ``PASS``.  Messages that
+  waited come after the MOTD (with ``server-time``, stamped when they were
+  sent), and are acknowledged when the client answers the ``PING`` sent
+  after them: its ``PONG`` shows it read them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import socket
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from twisted.internet.interfaces import IAddress
+from twisted.internet.protocol import Factory
+from twisted.python.failure import Failure
+from twisted.words.protocols import irc as rfc
+
+import msgsvc
+from msgsvc import wire
+from msgsvc.fronts.session import Clients, Session
+from msgsvc.hub import Event, Message, Queued, Report, UserJoined, UserLeft
+from msgsvc.wire import Code, Kind, ProtocolError, username_key
+
+CHANNEL = "#all"
+TOPIC = "Everyone online. A message here is a msgsvc broadcast: it goes to all of them."
+VERSION = f"msgsvc-{msgsvc.__version__}"
+NICK = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
+CAPABILITIES = {"message-tags": "message-tags", "sasl": "sasl=PLAIN", "server-time": "server-time"}
+MONITOR_LIMIT = 100
+SASL_CHUNK = 400
+# IRC's formatting codes (bold, colour and its digits, reset, reverse, italic, strike, underline,
+# monospace): dropped from text, which msgsvc keeps plain.
+FORMATTING = re.compile(r"\x03(\d{1,2}(,\d{1,2})?)?|[\x02\x0f\x11\x16\x1d\x1e\x1f]")
+# Numerics Twisted's table lacks: IRCv3 SASL and MONITOR, and 417.
+ERR_INPUTTOOLONG = "417"
+ERR_ALREADYREGISTERED = "462"
+RPL_LOGGEDIN = "900"
+RPL_SASLSUCCESS = "903"
+ERR_SASLFAIL = "904"
+ERR_SASLTOOLONG = "905"
+ERR_SASLABORTED = "906"
+ERR_SASLALREADY = "907"
+RPL_SASLMECHS = "908"
+RPL_MONONLINE = "730"
+RPL_MONOFFLINE = "731"
+RPL_MONLIST = "732"
+RPL_ENDOFMONLIST = "733"
+ERR_MONLISTFULL = "734"
+
+
+@dataclass
+class Command:
+    """One IRC line: its tags, its command (upper case), its parameters (the trailing one last)."""
+
+    command: str
+    params: list[str]
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def parse(line: bytes) -> Command | None:
+    """An IRC line (without CR LF); None for a blank one; ProtocolError(BAD_ENCODING) if it is not UTF-8."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProtocolError(Code.BAD_ENCODING, "lines must be UTF-8") from None
+    text = text.lstrip(" ")
+    tags: dict[str, str] = {}
+    if text.startswith("@"):
+        raw, _, text = text.partition(" ")
+        for item in raw[1:].split(";"):
+            key, _, value = item.partition("=")
+            if key:
+                tags[key] = value
+        text = text.lstrip(" ")
+    if text.startswith(":"):  # a client's own prefix: ignored, as servers do
+        text = text.partition(" ")[2].lstrip(" ")
+    trailing = None
+    if " :" in text:
+        text, trailing = text.split(" :", 1)
+    params = text.split()
+    if not params:
+        return None
+    command = params.pop(0).upper()
+    if trailing is not None:
+        params.append(trailing)
+    return Command(command, params, tags)
+
+
+def line(*params: str, prefix: str = "", tags: str = "") -> bytes:
+    """An IRC line; the last parameter goes after `` :`` (always, as clients expect of text)."""
+    *middle, last = params
+    head = f"@{tags} " if tags else ""
+    head += f":{prefix} " if prefix else ""
+    return f"{head}{' '.join(middle)} :{last}\r\n".encode()
+
+
+def clean_text(text: str) -> str:
+    """``text`` without IRC formatting; ProtocolError if other control characters remain."""
+    text = FORMATTING.sub("", text)
+    if any(ord(c) < 32 and c != "\t" or ord(c) == 127 for c in text):
+        raise ProtocolError(Code.BAD_SYNTAX, "control characters are not allowed in text")
+    return text
+
+
+def server_time(when: float) -> str:
+    """The ``time`` tag's value: ISO 8601 in UTC, to the millisecond."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(when)) + f".{int(when * 1000) % 1000:03d}Z"
+
+
+class IrcFactory(Factory["IrcSession"]):
+    """Builds :class:`IrcSession` instances over the server's shared :class:`Clients`; keeps #all and MONITOR."""
+
+    noisy = False
+
+    def __init__(self, clients: Clients, server_name: str | None = None, network: str = "msgsvc") -> None:
+        self.clients = clients
+        self.server_name = server_name or socket.gethostname()
+        self.network = network
+        self.created = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(clients.clock.seconds()))
+        self.members: set[IrcSession] = set()  # sessions that joined #all
+        self.monitors: dict[str, set[IrcSession]] = {}  # by name key: who watches it
+        clients.hub.subscribe(self._event)
+
+    def buildProtocol(self, addr: IAddress | None) -> IrcSession:
+        session = IrcSession()
+        session.factory = self
+        session.clients = self.clients
+        session.MAX_LENGTH = self.clients.limits.max_line
+        return session
+
+    def _event(self, event: Event) -> None:
+        """Tell #all of who came and went, and each watcher of a name it MONITORs."""
+        match event:
+            case UserJoined(name):
+                data = line("JOIN", CHANNEL, prefix=mask(name))
+                for member in list(self.members):
+                    if member.nick_key != username_key(name):
+                        member.tell(data)
+                for watcher in list(self.monitors.get(username_key(name), ())):
+                    watcher.numeric(RPL_MONONLINE, mask(name))
+            case UserLeft(name):
+                data = line("QUIT", "left", prefix=mask(name))
+                for member in list(self.members):
+                    if member.nick_key != username_key(name):
+                        member.tell(data)
+                for watcher in list(self.monitors.get(username_key(name), ())):
+                    watcher.numeric(RPL_MONOFFLINE, name)
+
+    def forget(self, session: IrcSession) -> None:
+        self.members.discard(session)
+        for key in session.monitoring:
+            watchers = self.monitors.get(key)
+            if watchers is not None:
+                watchers.discard(session)
+                if not watchers:
+                    del self.monitors[key]
+
+
+def mask(name: str) -> str:
+    """The ``nick!user@host`` of a msgsvc user, as IRC prefixes name it."""
+    return f"{name}!{name}@msgsvc"
+
+
+class IrcSession(Session):
+    """One IRC client."""
+
+    factory: IrcFactory
+    registration = "NICK and USER"
+    nick = "*"
+    nick_key = ""
+    _username = ""
+    _realname = ""
+    _pass: str | None = None
+    _negotiating = False  # CAP LS or REQ came, CAP END not yet
+    _sasl: str | None = None  # "" while an AUTHENTICATE payload is being read, after PLAIN
+    _sasl_payload = ""
+    _account: str | None = None  # the name SASL logged in as
+    _registered = False  # 001 was sent
+    _early: list[bytes]  # what came for a SASL-logged-in user before 001
+
+    def connectionMade(self) -> None:
+        self.caps: set[str] = set()
+        self.monitoring: set[str] = set()
+        self._early = []
+        super().connectionMade()
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self.factory.forget(self)
+        super().connectionLost(reason)
+
+    # -- Session: IRC's way of saying things ------------------------------
+
+    def command(self, raw: bytes) -> None:
+        parsed = parse(raw)
+        if parsed is None:
+            return
+        handler = getattr(self, f"irc_{parsed.command}", None)
+        if handler is None:
+            if self._registered:
+                self.numeric(rfc.ERR_UNKNOWNCOMMAND, parsed.command, "Unknown command")
+            elif parsed.command not in ("PONG",):
+                self.numeric(rfc.ERR_NOTREGISTERED, "You have not registered")
+            return
+        if not self._registered and parsed.command not in _BEFORE_REGISTRATION:
+            self.numeric(rfc.ERR_NOTREGISTERED, "You have not registered")
+            return
+        handler(parsed.params)
+
+    def send_error(self, code: Code, text: str) -> None:
+        if code is Code.LINE_TOO_LONG:
+            self.numeric(ERR_INPUTTOOLONG, "Input line was too long")
+        elif code is Code.BAD_ENCODING:
+            self._write(line("FAIL", "*", "INVALID_UTF8", text, prefix=self.factory.server_name))
+        else:
+            self.server_notice(text)
+
+    def farewell(self, reason: str) -> bytes:
+        return line("ERROR", f"Closing Link: {self.peer} ({reason})")
+
+    def ping(self, token: str) -> bytes:
+        return line("PING", token)
+
+    def welcome(self, name: str) -> None:
+        if self._sasl is not None:  # logged in by SASL, before registration completes
+            self._sasl = None
+            self._account = name
+            self.numeric(
+                RPL_LOGGEDIN,
+                f"{self.nick}!{self._username or self.nick}@msgsvc",
+                name,
+                f"You are now logged in as {name}",
+            )
+            self.numeric(RPL_SASLSUCCESS, "SASL authentication successful")
+            return
+        self._greet(name)
+
+    def login_refused(self, error: ProtocolError) -> None:
+        self.clients.hub.unregister(self)  # the client stays, and may try another name
+        if self._sasl is not None:
+            self._sasl = None
+            self.numeric(ERR_SASLFAIL, f"SASL authentication failed: {error.text}")
+            return
+        self._watch(self.clients.limits.hello_timeout)  # a new nick may come
+        if error.code in (Code.USERNAME_TAKEN, Code.AUTH_REQUIRED):
+            self.numeric(rfc.ERR_NICKNAMEINUSE, self.nick, error.text)
+        elif error.code is Code.USERNAME_INVALID:
+            self.numeric(rfc.ERR_ERRONEUSNICKNAME, self.nick, error.text)
+        elif error.code is Code.AUTH_FAILED:
+            self.numeric(rfc.ERR_PASSWDMISMATCH, "Password incorrect")
+            self.bye(error.text)
+        else:
+            self.bye(error.text)
+
+    # -- hub.Participant -----------------------------------------------------
+
+    def tell(self, data: bytes) -> None:
+        """Presence news, unless this client is on its way out."""
+        if not self.transport.disconnecting:
+            self._send(data)
+
+    def receive(self, message: Message) -> None:
+        tags = f"time={server_time(self.clients.clock.seconds())}" if "server-time" in self.caps else ""
+        if message.kind is not Kind.BROADCAST:
+            self._send(line("PRIVMSG", self.nick, message.text, prefix=mask(message.sender), tags=tags))
+        elif self in self.factory.members:
+            self._send(line("PRIVMSG", CHANNEL, message.text, prefix=mask(message.sender), tags=tags))
+        else:  # not in #all: a broadcast still reaches it, as it reaches every msgsvc user
+            text = f"(to everyone) {message.text}"
+            self._send(line("NOTICE", self.nick, text, prefix=mask(message.sender), tags=tags))
+
+    def notice(self, text: str) -> None:
+        self._send(line("NOTICE", self.nick, f"Server notice: {text}", prefix=self.factory.server_name))
+
+    def deliver(self, backlog: list[Queued], waiting: int) -> None:
+        stamped = "server-time" in self.caps
+        out = []
+        for message in backlog:
+            text = message.text
+            tags = ""
+            if stamped:
+                tags = f"time={server_time(message.sent_at)}"
+            else:
+                text = f"[sent {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(message.sent_at))}] {text}"
+            out.append(line("PRIVMSG", self.nick, text, prefix=mask(message.sender), tags=tags))
+        out.append(line("PING", f"ack-{backlog[-1].id}"))  # its PONG acknowledges the page
+        self._send(b"".join(out))
+
+    # -- output ----------------------------------------------------------
+
+    def _send(self, data: bytes) -> None:
+        """Write, or keep until 001 what comes for a SASL-logged-in client before it."""
+        if self._registered:
+            self._write(data)
+        else:
+            self._early.append(data)
+
+    def numeric(self, code: str, *params: str) -> None:
+        self._write(line(code, self.nick, *params, prefix=self.factory.server_name))
+
+    def server_notice(self, text: str) -> None:
+        self._write(line("NOTICE", self.nick, text, prefix=self.factory.server_name))
+
+    # -- registration ------------------------------------------------------
+
+    def irc_CAP(self, params: list[str]) -> None:
+        if not params:
+            self.numeric(rfc.ERR_NEEDMOREPARAMS, "CAP", "Not enough parameters")
+            return
+        sub = params[0].upper()
+        if sub == "LS":
+            if not self._registered:
+                self._negotiating = True
+            modern = len(params) > 1 and params[1].isdigit() and int(params[1]) >= 302
+            caps = " ".join(CAPABILITIES[c] if modern else c for c in sorted(CAPABILITIES))
+            self._write(line("CAP", self.nick, "LS", caps, prefix=self.factory.server_name))
+        elif sub == "LIST":
+            self._write(
+                line("CAP", self.nick, "LIST", " ".join(sorted(self.caps)), prefix=self.factory.server_name)
+            )
+        elif sub == "REQ":
+            if not self._registered:
+                self._negotiating = True
+            wanted = params[1].split() if len(params) > 1 else []
+            names = [w.lstrip("-") for w in wanted]
+            verdict = "ACK" if wanted and all(n in CAPABILITIES for n in names) else "NAK"
+            if verdict == "ACK":
+                for want, name in zip(wanted, names, strict=True):
+                    (self.caps.discard if want.startswith("-") else self.caps.add)(name)
+            self._write(line("CAP", self.nick, verdict, " ".join(wanted), prefix=self.factory.server_name))
+        elif sub == "END":
+            if self._sasl is not None:
+                self._abort_sasl()
+            if not self._registered:
+                self._negotiating = False
+                self._try_register()
+        else:
+            self.numeric("410", sub, "Invalid CAP command")
+
+    def irc_AUTHENTICATE(self, params: list[str]) -> None:
+        if "sasl" not in self.caps:
+            self.numeric(ERR_SASLFAIL, "SASL authentication failed: request the sasl capability first")
+            return
+        if self._account is not None or self._registered:
+            self.numeric(ERR_SASLALREADY, "You have already authenticated using SASL")
+            return
+        if not params:
+            self.numeric(rfc.ERR_NEEDMOREPARAMS, "AUTHENTICATE", "Not enough parameters")
+            return
+        data = params[0]
+        if data == "*":
+            self._abort_sasl()
+            return
+        if self._sasl is None:
+            if data.upper() != "PLAIN":
+                self.numeric(RPL_SASLMECHS, "PLAIN", "are available SASL mechanisms")
+                self.numeric(ERR_SASLFAIL, "SASL authentication failed")
+                return
+            self._sasl = ""
+            self._sasl_payload = ""
+            self._write(b"AUTHENTICATE +\r\n")
+            return
+        if len(data) > SASL_CHUNK:
+            self._sasl = None
+            self.numeric(ERR_SASLTOOLONG, "SASL message too long")
+            return
+        if data != "+":
+            self._sasl_payload += data
+        if len(data) == SASL_CHUNK:
+            return  # more follows
+        self._check_plain(self._sasl_payload)
+
+    def _check_plain(self, payload: str) -> None:
+        try:
+            _, account, password = base64.b64decode(payload, validate=True).decode("utf-8").split("\0")
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            self._sasl = None
+            self.numeric(ERR_SASLFAIL, "SASL authentication failed: not a PLAIN message")
+            return
+        if NICK.fullmatch(account) is None:
+            self._sasl = None
+            self.numeric(ERR_SASLFAIL, f"SASL authentication failed: {account!r} is not a name here")
+            return
+        self.log_in(account, password or None)
+
+    def _abort_sasl(self) -> None:
+        if self._sasl is not None:
+            self._sasl = None
+            self.numeric(ERR_SASLABORTED, "SASL authentication aborted")
+
+    def irc_PASS(self, params: list[str]) -> None:
+        if self._registered:
+            self.numeric(ERR_ALREADYREGISTERED, "You may not reregister")
+        elif not params:
+            self.numeric(rfc.ERR_NEEDMOREPARAMS, "PASS", "Not enough parameters")
+        else:
+            self._pass = params[0]
+
+    def irc_NICK(self, params: list[str]) -> None:
+        if self._sasl is not None:
+            self._abort_sasl()
+        if not params or not params[0]:
+            self.numeric(rfc.ERR_NONICKNAMEGIVEN, "No nickname given")
+            return
+        wanted = params[0]
+        if NICK.fullmatch(wanted) is None:
+            self.numeric(
+                rfc.ERR_ERRONEUSNICKNAME,
+                wanted,
+                "Erroneous nickname: 1 to 32 of A-Z a-z 0-9 _ -, a letter first",
+            )
+            return
+        if self._registered:
+            if username_key(wanted) != self.nick_key:
+                self.numeric(
+                    rfc.ERR_ERRONEUSNICKNAME, wanted, "A msgsvc name cannot change: reconnect as the new one"
+                )
+            return
+        self.nick = wanted
+        self._try_register()
+
+    def irc_USER(self, params: list[str]) -> None:
+        if self._sasl is not None:
+            self._abort_sasl()
+        if self._registered:
+            self.numeric(ERR_ALREADYREGISTERED, "You may not reregister")
+            return
+        if len(params) < 4 or not params[0] or not params[3]:
+            self.numeric(rfc.ERR_NEEDMOREPARAMS, "USER", "Not enough parameters")
+            return
+        self._username, self._realname = params[0], params[3]
+        self._try_register()
+
+    def _try_register(self) -> None:
+        if self._negotiating or self.nick == "*" or not self._username or self._login is not None:
+            return
+        if self._account is not None:
+            self._greet(self._account)  # SASL already logged the name in
+        else:
+            self.log_in(self.nick, self._pass)
+
+    def _greet(self, name: str) -> None:
+        """Registration is complete as ``name``: 001 to 005, the MOTD, and what waited."""
+        self.nick = name
+        self.nick_key = username_key(name)
+        self._registered = True
+        server = self.factory.server_name
+        self.numeric(rfc.RPL_WELCOME, f"Welcome to the {self.factory.network} network, {name}")
+        self.numeric(rfc.RPL_YOURHOST, f"Your host is {server}, running version {VERSION}")
+        self.numeric(rfc.RPL_CREATED, f"This server was created {self.factory.created}")
+        self.numeric(rfc.RPL_MYINFO, server, VERSION, "r", "nt")
+        self._isupport()
+        self._motd()
+        if self._early:
+            self._write(b"".join(self._early))
+            self._early = []
+        self.clients.hub.deliver_backlog(self)
+
+    def _isupport(self) -> None:
+        limits = self.clients.limits
+        tokens = [
+            "CASEMAPPING=ascii",
+            "CHANLIMIT=#:1",
+            "CHANMODES=,,,nt",
+            "CHANNELLEN=4",
+            "CHANTYPES=#",
+            f"MONITOR={MONITOR_LIMIT}",
+            f"NETWORK={self.factory.network}",
+            "NICKLEN=32",
+            "PREFIX=",
+            f"TARGMAX=PRIVMSG:{limits.max_recipients},NOTICE:{limits.max_recipients},JOIN:1,PART:1,WHOIS:1,MONITOR:{MONITOR_LIMIT}",
+            "UTF8ONLY",
+        ]
+        for start in range(0, len(tokens), 13):
+            self.numeric(rfc.RPL_ISUPPORT, *tokens[start : start + 13], "are supported by this server")
+
+    def _motd(self) -> None:
+        server = self.factory.server_name
+        self.numeric(rfc.RPL_MOTDSTART, f"- {server} Message of the day -")
+        body = [
+            f"- Welcome to msgsvc. Everyone online is in {CHANNEL}: JOIN {CHANNEL} to see them come and go;",
+            f"- a message to {CHANNEL} goes to all of them. MOTD shows this again.",
+        ]
+        users = self.clients.hub.users()
+        entries = [
+            f"{u.name} ({'online' if u.online else 'offline'}{', protected' if u.protected else ''})"
+            for u in users
+        ]
+        body.append(f"- The username log ({len(entries)} {'name' if len(entries) == 1 else 'names'}):")
+        row = "-  "
+        for entry in entries:
+            if len(row) + len(entry) > 300:
+                body.append(row.rstrip(","))
+                row = "-  "
+            row += f" {entry},"
+        body.append(row.rstrip(","))
+        for text in body:
+            self.numeric(rfc.RPL_MOTD, text)
+        self.numeric(rfc.RPL_ENDOFMOTD, "End of /MOTD command.")
+
+    # -- after registration -------------------------------------------------
+
+    def irc_MOTD(self, params: list[str]) -> None:
+        self._motd()
+
+    def irc_PING(self, params: list[str]) -> None:
+        if not params:
+            self.numeric(rfc.ERR_NEEDMOREPARAMS, "PING", "Not enough parameters")
+            return
+        server = self.factory.server_name
+        self._write(line("PONG", server, params[-1], prefix=server))
+
+    def irc_PONG(self, params: list[str]) -> None:
+        token = params[-1] if params else ""
+        if token.startswith("ack-") and token[4:].isdigit() and self._registered:
+            self.clients.hub.acknowledge(self, int(token[4:]))
+
+    def irc_QUIT(self, params: list[str]) -> None:
+        reason = params[0] if params else ""
+        self._quit = f"quit: {reason}" if reason else "quit"
+        self.bye(f"Quit: {reason}" if reason else "Quit")
+
+    def irc_PRIVMSG(self, params: list[str]) -> None:
+        self._message("PRIVMSG", params)
+
+    def irc_NOTICE(self, params: list[str]) -> None:
+        self._message("NOTICE", params)
+
+    def _message(self, verb: str, params: list[str]) -> None:
+        """PRIVMSG or NOTICE: to nicks (a unicast or a multicast), or to #all (a broadcast).
+
+        A NOTICE is never answered with an error, as RFC 2812 asks.
+        """
+        quiet = verb == "NOTICE"
+        if not params or not params[0]:
+            if not quiet:
+                self.numeric(rfc.ERR_NORECIPIENT, f"No recipient given ({verb})")
+            return
+        if len(params) < 2 or not params[1]:
+            if not quiet:
+                self.numeric(rfc.ERR_NOTEXTTOSEND, "No text to send")
+            return
+        try:
+            text = clean_text(params[1])
+            if not text:
+                raise ProtocolError(Code.BAD_SYNTAX, "No text to send")
+            if len(text.encode("utf-8")) > self.clients.limits.max_text:
+                raise ProtocolError(
+                    Code.TEXT_TOO_LONG, f"a message may hold at most {self.clients.limits.max_text} bytes"
+                )
+        except ProtocolError as e:
+            if not quiet:
+                self.server_notice(f"not sent: {e.text}")
+            return
+        names: list[str] = []
+        seen: set[str] = set()
+        for target in params[0].split(","):
+            if target.lower() == CHANNEL:
+                if self not in self.factory.members:
+                    if not quiet:
+                        self.numeric(
+                            rfc.ERR_CANNOTSENDTOCHAN, CHANNEL, f"Cannot send to channel: JOIN {CHANNEL} first"
+                        )
+                    continue
+                self.clients.hub.broadcast(self, text)
+            elif target.startswith("#"):
+                if not quiet:
+                    self.numeric(rfc.ERR_NOSUCHCHANNEL, target, f"No such channel: {CHANNEL} is the only one")
+            elif not wire.is_valid_username(target):
+                if not quiet:
+                    self.numeric(rfc.ERR_NOSUCHNICK, target, "No such nick/channel")
+            elif username_key(target) not in seen:
+                seen.add(username_key(target))
+                names.append(target)
+        if len(names) > self.clients.limits.max_recipients:
+            if not quiet:
+                self.numeric(
+                    rfc.ERR_TOOMANYTARGETS,
+                    params[0],
+                    f"Too many recipients: at most {self.clients.limits.max_recipients}",
+                )
+            return
+        if not names:
+            return
+        report = self.clients.hub.send(self, names, text)
+        if isinstance(report, Report):
+            self._sent(report, quiet)
+        else:  # queued for someone away: the next lines wait for the queue to be on disk
+            self._hold("queueing")
+            report.addCallback(self._sent, quiet).addBoth(lambda _: self._release("queueing"))
+
+    def _sent(self, report: Report, quiet: bool) -> None:
+        if quiet:
+            return
+        for name in report.offline:
+            if name in report.queued:
+                self.server_notice(f"{name} is away: the message waits for them")
+            else:
+                self.numeric(rfc.ERR_NOSUCHNICK, name, "No such nick/channel (not online)")
+
+    def irc_JOIN(self, params: list[str]) -> None:
+        if not params:
+            self.numeric(rfc.ERR_NEEDMOREPARAMS, "JOIN", "Not enough parameters")
+            return
+        for target in params[0].split(","):
+            if target == "0":
+                self.irc_PART([CHANNEL])
+            elif target.lower() != CHANNEL:
+                self.numeric(rfc.ERR_NOSUCHCHANNEL, target, f"No such channel: {CHANNEL} is the only one")
+            elif self not in self.factory.members:
+                self.factory.members.add(self)
+                self._write(line("JOIN", CHANNEL, prefix=mask(self.nick)))
+                self.numeric(rfc.RPL_TOPIC, CHANNEL, TOPIC)
+                self._names()
+
+    def irc_PART(self, params: list[str]) -> None:
+        if not params:
+            self.numeric(rfc.ERR_NEEDMOREPARAMS, "PART", "Not enough parameters")
+            return
+        for target in params[0].split(","):
+            if target.lower() != CHANNEL:
+                self.numeric(rfc.ERR_NOSUCHCHANNEL, target, "No such channel")
+            elif self not in self.factory.members:
+                self.numeric(rfc.ERR_NOTONCHANNEL, CHANNEL, "You're not on that channel")
+            else:
+                self.factory.members.discard(self)
+                self._write(
+                    line("PART", CHANNEL, params[1] if len(params) > 1 else "", prefix=mask(self.nick))
+                )
+
+    def irc_NAMES(self, params: list[str]) -> None:
+        targets = params[0].split(",") if params else [CHANNEL]
+        for target in targets:
+            if target.lower() == CHANNEL:
+                self._names()
+            else:
+                self.numeric(rfc.RPL_ENDOFNAMES, target, "End of /NAMES list")
+
+    def _names(self) -> None:
+        online = [u.name for u in self.clients.hub.users() if u.online]
+        row: list[str] = []
+        for name in online:
+            row.append(name)
+            if sum(len(n) + 1 for n in row) > 400:
+                self.numeric(rfc.RPL_NAMREPLY, "=", CHANNEL, " ".join(row))
+                row = []
+        if row:
+            self.numeric(rfc.RPL_NAMREPLY, "=", CHANNEL, " ".join(row))
+        self.numeric(rfc.RPL_ENDOFNAMES, CHANNEL, "End of /NAMES list")
+
+    def irc_TOPIC(self, params: list[str]) -> None:
+        if not params:
+            self.numeric(rfc.ERR_NEEDMOREPARAMS, "TOPIC", "Not enough parameters")
+        elif params[0].lower() != CHANNEL:
+            self.numeric(rfc.ERR_NOSUCHCHANNEL, params[0], "No such channel")
+        elif len(params) > 1:
+            self.numeric(rfc.ERR_CHANOPRIVSNEEDED, CHANNEL, "You're not channel operator: the topic is fixed")
+        else:
+            self.numeric(rfc.RPL_TOPIC, CHANNEL, TOPIC)
+
+    def irc_MODE(self, params: list[str]) -> None:
+        if not params:
+            self.numeric(rfc.ERR_NEEDMOREPARAMS, "MODE", "Not enough parameters")
+        elif params[0].lower() == CHANNEL:
+            if len(params) > 1 and params[1] not in ("+", "b", "+b"):
+                self.numeric(rfc.ERR_CHANOPRIVSNEEDED, CHANNEL, "You're not channel operator")
+            elif len(params) > 1:
+                self.numeric("368", CHANNEL, "End of channel ban list")
+            else:
+                self.numeric(rfc.RPL_CHANNELMODEIS, CHANNEL, "+nt")
+        elif params[0].startswith("#"):
+            self.numeric(rfc.ERR_NOSUCHCHANNEL, params[0], "No such channel")
+        elif username_key(params[0]) != self.nick_key:
+            self.numeric(rfc.ERR_USERSDONTMATCH, "Cant change mode for other users")
+        elif len(params) > 1:
+            self.numeric(
+                rfc.ERR_UMODEUNKNOWNFLAG, "Unknown MODE flag: r is set by the server for protected names"
+            )
+        else:
+            me = self.clients.hub.user(self.nick)
+            self.numeric(rfc.RPL_UMODEIS, "+r" if me is not None and me.protected else "+")
+
+    def irc_WHO(self, params: list[str]) -> None:
+        mask_ = params[0] if params else "*"
+        if mask_.lower() == CHANNEL:
+            users = [u for u in self.clients.hub.users() if u.online]
+            channel = CHANNEL
+        else:
+            user = self.clients.hub.user(mask_)
+            users = [user] if user is not None and user.online else []
+            channel = "*"
+        for user in users:
+            self.numeric(
+                rfc.RPL_WHOREPLY,
+                channel,
+                user.name,
+                "msgsvc",
+                self.factory.server_name,
+                user.name,
+                "H",
+                f"0 {user.name}",
+            )
+        self.numeric(rfc.RPL_ENDOFWHO, mask_, "End of WHO list")
+
+    def irc_WHOIS(self, params: list[str]) -> None:
+        if not params:
+            self.numeric(rfc.ERR_NONICKNAMEGIVEN, "No nickname given")
+            return
+        if len(params) > 1:
+            server, nick = params[0], params[1]
+            if server.lower() != self.factory.server_name.lower() and username_key(server) != username_key(
+                nick
+            ):
+                self.numeric(rfc.ERR_NOSUCHSERVER, server, "No such server")
+                return
+        else:
+            nick = params[0]
+        user = self.clients.hub.user(nick)
+        if user is None or not user.online:
+            where = "offline (in the username log)" if user is not None else "No such nick/channel"
+            self.numeric(rfc.ERR_NOSUCHNICK, nick, where)
+        else:
+            self.numeric(rfc.RPL_WHOISUSER, user.name, user.name, "msgsvc", "*", user.name)
+            self.numeric(rfc.RPL_WHOISSERVER, user.name, self.factory.server_name, "msgsvc")
+        self.numeric(rfc.RPL_ENDOFWHOIS, nick, "End of /WHOIS list")
+
+    def irc_ISON(self, params: list[str]) -> None:
+        names = " ".join(params).split()
+        online = [u.name for u in (self.clients.hub.user(n) for n in names) if u is not None and u.online]
+        self.numeric(rfc.RPL_ISON, " ".join(online))
+
+    def irc_MONITOR(self, params: list[str]) -> None:
+        if not params:
+            self.numeric(rfc.ERR_NEEDMOREPARAMS, "MONITOR", "Not enough parameters")
+            return
+        sub = params[0]
+        targets = [t for t in (params[1] if len(params) > 1 else "").split(",") if t]
+        watchers = self.factory.monitors
+        if sub == "+":
+            for target in targets:
+                if len(self.monitoring) >= MONITOR_LIMIT:
+                    self.numeric(
+                        ERR_MONLISTFULL, str(MONITOR_LIMIT), ",".join(targets), "Monitor list is full"
+                    )
+                    break
+                key = username_key(target)
+                self.monitoring.add(key)
+                watchers.setdefault(key, set()).add(self)
+            self._monitor_status(targets)
+        elif sub == "-":
+            for target in targets:
+                key = username_key(target)
+                self.monitoring.discard(key)
+                watchers.get(key, set()).discard(self)
+        elif sub.upper() == "C":
+            for key in self.monitoring:
+                watchers.get(key, set()).discard(self)
+            self.monitoring.clear()
+        elif sub.upper() == "L":
+            known = {username_key(u.name): u.name for u in self.clients.hub.users()}
+            names = [known.get(k, k) for k in sorted(self.monitoring)]
+            if names:
+                self.numeric(RPL_MONLIST, ",".join(names))
+            self.numeric(RPL_ENDOFMONLIST, "End of MONITOR list")
+        elif sub.upper() == "S":
+            known = {username_key(u.name): u.name for u in self.clients.hub.users()}
+            self._monitor_status([known.get(k, k) for k in sorted(self.monitoring)])
+
+    def _monitor_status(self, targets: Iterable[str]) -> None:
+        online, offline = [], []
+        for target in targets:
+            user = self.clients.hub.user(target)
+            if user is not None and user.online:
+                online.append(mask(user.name))
+            else:
+                offline.append(user.name if user is not None else target)
+        if online:
+            self.numeric(RPL_MONONLINE, ",".join(online))
+        if offline:
+            self.numeric(RPL_MONOFFLINE, ",".join(offline))
+
+
+#: What a client may send before it is registered.
+_BEFORE_REGISTRATION = {"CAP", "AUTHENTICATE", "PASS", "NICK", "USER", "PING", "PONG", "QUIT"}

@@ -1,0 +1,329 @@
+"""The IRC front, line by line on StringTransports, beside line-protocol clients on the same hub."""
+
+from __future__ import annotations
+
+import base64
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+
+from msgsvc.fronts.irc import IrcFactory, IrcSession, clean_text, parse
+from msgsvc.hub import UserRecord
+from msgsvc.wire import Limits, ProtocolError
+
+from .helpers import PASSWORD, ServerHarness, lines
+
+SERVER = "irc.test"
+
+
+class Irc:
+    """An IRC client of a :class:`ServerHarness`'s hub."""
+
+    def __init__(self, harness: ServerHarness, factory: IrcFactory) -> None:
+        self.harness = harness
+        harness._port += 1
+        self.transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", harness._port))
+        self.session: IrcSession = factory.buildProtocol(self.transport.getPeer())
+        self.session.makeConnection(self.transport)
+
+    def send(self, *lines_: str) -> list[str]:
+        """Send lines; what came back, once the reactor pass is over."""
+        for text in lines_:
+            self.session.dataReceived(text.encode() + b"\r\n")
+        return self.read()
+
+    def read(self) -> list[str]:
+        self.harness.end_of_pass()
+        return lines(self.transport)
+
+    def register(self, nick: str, *before: str) -> list[str]:
+        got = self.send(*before, f"NICK {nick}", f"USER {nick} 0 * :{nick} real")
+        assert any(f" 001 {nick} " in g for g in got), got
+        return got
+
+
+def numerics(got: list[str]) -> list[str]:
+    """The numeric (or command) of each server line."""
+    return [g.split(" ")[1] for g in got]
+
+
+class IrcTestCase(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.harness = ServerHarness(records=(UserRecord("dave", 1.0, 1.0, protected=True),))
+        self.factory = IrcFactory(self.harness.factory, SERVER)
+
+    def irc(self) -> Irc:
+        return Irc(self.harness, self.factory)
+
+
+class ParseTests(SynchronousTestCase):
+    def test_tags_prefix_params_and_trailing(self) -> None:
+        parsed = parse(b"@time=x;+a :nick!u@h privmsg  bob,carol :hi :there")
+        assert parsed is not None
+        self.assertEqual(parsed.command, "PRIVMSG")
+        self.assertEqual(parsed.params, ["bob,carol", "hi :there"])
+        self.assertEqual(parsed.tags, {"time": "x", "+a": ""})
+
+    def test_blank_and_bad_utf8(self) -> None:
+        self.assertIsNone(parse(b"   "))
+        self.assertRaises(ProtocolError, parse, b"PRIVMSG bob :\xff")
+
+    def test_formatting_is_dropped_and_other_controls_refused(self) -> None:
+        self.assertEqual(clean_text("\x02bold\x02 \x0304,12red\x03 \x1ditalic"), "bold red italic")
+        self.assertRaises(ProtocolError, clean_text, "a\x07bell")
+
+
+class RegistrationTests(IrcTestCase):
+    def test_welcome_isupport_and_motd_with_the_username_log(self) -> None:
+        got = self.irc().register("alice")
+        self.assertEqual(numerics(got)[:4], ["001", "002", "003", "004"])
+        self.assertEqual(got[0], f":{SERVER} 001 alice :Welcome to the msgsvc network, alice")
+        self.assertEqual(got[3], f":{SERVER} 004 alice {SERVER} msgsvc-0.1.0 r :nt")
+        isupport = [g for g in got if " 005 " in g]
+        for row in isupport:
+            tokens = row.split(" :")[0].split(" ")[3:]
+            self.assertLessEqual(len(tokens), 13)
+            self.assertTrue(row.isascii())
+        text = " ".join(isupport)
+        for token in [
+            "CASEMAPPING=ascii",
+            "CHANTYPES=#",
+            "MONITOR=100",
+            "NETWORK=msgsvc",
+            "NICKLEN=32",
+            "UTF8ONLY",
+        ]:
+            self.assertIn(token, text)
+        self.assertIn("TARGMAX=PRIVMSG:32,NOTICE:32", text)
+        motd = [g.split(" :", 1)[1] for g in got if " 372 " in g]
+        self.assertIn("-   alice (online), dave (offline, protected)", motd)
+        self.assertEqual(numerics(got)[-1], "376")
+
+    def test_a_nick_in_use_gets_433_and_the_client_tries_another(self) -> None:
+        self.harness.register("bob")
+        client = self.irc()
+        got = client.send("NICK Bob", "USER b 0 * :B")
+        self.assertEqual(got, [f":{SERVER} 433 Bob Bob :bob is in use"])
+        self.assertFalse(client.transport.disconnecting)
+        self.assertIn(f":{SERVER} 001 bob2 :Welcome to the msgsvc network, bob2", client.send("NICK bob2"))
+
+    def test_nick_rules(self) -> None:
+        client = self.irc()
+        self.assertEqual(numerics(client.send("NICK *")), ["432"])
+        self.assertEqual(numerics(client.send("NICK a.b")), ["432"])
+        self.assertEqual(numerics(client.send("NICK [x]")), ["432"])
+        self.assertEqual(numerics(client.send("NICK")), ["431"])
+        self.assertEqual(numerics(client.send("NICK :")), ["431"])
+        self.assertEqual(numerics(client.send("USER a 0 * :")), ["461"])
+
+    def test_commands_before_registration_get_451(self) -> None:
+        self.assertEqual(numerics(self.irc().send("PRIVMSG bob :hi", "JOIN #all")), ["451", "451"])
+
+    def test_cap_negotiation_holds_registration_until_cap_end(self) -> None:
+        client = self.irc()
+        got = client.send("CAP LS 302", "NICK alice", "USER alice 0 * :A")
+        self.assertEqual(got, [f":{SERVER} CAP * LS :message-tags sasl=PLAIN server-time"])
+        self.assertEqual(
+            client.send("CAP REQ :server-time bogus"), [f":{SERVER} CAP alice NAK :server-time bogus"]
+        )
+        self.assertEqual(client.send("CAP REQ :server-time"), [f":{SERVER} CAP alice ACK :server-time"])
+        self.assertEqual(numerics(client.send("CAP END"))[0], "001")
+        self.assertEqual(client.send("CAP LIST"), [f":{SERVER} CAP alice LIST :server-time"])
+
+    def test_a_protected_nick_without_credentials_is_433_and_a_wrong_pass_is_464(self) -> None:
+        client = self.irc()
+        got = client.send("NICK dave", "USER dave 0 * :D")
+        self.assertEqual(numerics(got), ["433"])
+        self.assertIn("dave", got[0])
+        other = self.irc()
+        got = other.send("PASS :wrong horse", "NICK dave", "USER dave 0 * :D")
+        self.assertEqual(numerics(got)[0], "464")
+        self.assertTrue(got[-1].startswith("ERROR :Closing Link: "))
+        self.assertTrue(other.transport.disconnecting)
+
+    def test_pass_logs_in_to_a_protected_name(self) -> None:
+        got = self.irc().register("dave", f"PASS :{PASSWORD}")
+        self.assertEqual(numerics(got)[0], "001")
+
+    def test_sasl_plain(self) -> None:
+        client = self.irc()
+        client.send("CAP LS 302", "CAP REQ :sasl")
+        self.assertEqual(client.send("AUTHENTICATE PLAIN"), ["AUTHENTICATE +"])
+        token = base64.b64encode(f"\0dave\0{PASSWORD}".encode()).decode()
+        got = client.send(f"AUTHENTICATE {token}")
+        self.assertEqual(numerics(got), ["900", "903"])
+        self.assertIn(" dave :You are now logged in as dave", got[0])
+        got = client.send("CAP END", "NICK dave", "USER dave 0 * :D")
+        self.assertEqual(numerics(got)[0], "001")
+
+    def test_sasl_wrong_password_long_chunk_and_abort(self) -> None:
+        client = self.irc()
+        client.send("CAP REQ :sasl", "AUTHENTICATE PLAIN")
+        wrong = base64.b64encode(b"\0dave\0not the password").decode()
+        self.assertEqual(numerics(client.send(f"AUTHENTICATE {wrong}")), ["904"])
+        client.send("AUTHENTICATE PLAIN")
+        self.assertEqual(numerics(client.send("AUTHENTICATE " + "A" * 401)), ["905"])
+        client.send("AUTHENTICATE PLAIN")
+        self.assertEqual(numerics(client.send("AUTHENTICATE *")), ["906"])
+        client.send("AUTHENTICATE PLAIN")
+        self.assertEqual(numerics(client.send("CAP END")), ["906"])
+        client.send("AUTHENTICATE PLAIN")
+        self.assertEqual(numerics(client.send("NICK zed")), ["906"])
+
+
+class MessageTests(IrcTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.bob, self.bob_transport = self.harness.register("bob")
+        self.client = self.irc()
+        self.client.register("alice")
+        lines(self.bob_transport)
+
+    def test_unicast_and_multicast_both_ways(self) -> None:
+        self.assertEqual(self.client.send("PRIVMSG bob :hi bob"), [])
+        self.assertEqual(lines(self.bob_transport), ["MSG alice unicast bob :hi bob"])
+        self.client.send("PRIVMSG bob,alice :both")
+        self.assertEqual(lines(self.bob_transport), ["MSG alice multicast bob,alice :both"])
+        self.bob.dataReceived(b"SEND alice :hi alice\r\nSEND alice,carol :group\r\n")
+        self.assertEqual(
+            self.client.read(),
+            [":bob!bob@msgsvc PRIVMSG alice :hi alice", ":bob!bob@msgsvc PRIVMSG alice :group"],
+        )
+
+    def test_offline_names_get_401_and_protected_ones_are_queued(self) -> None:
+        got = self.client.send("PRIVMSG zed,dave :hello")
+        self.assertEqual(
+            got,
+            [
+                f":{SERVER} 401 alice zed :No such nick/channel (not online)",
+                f":{SERVER} NOTICE alice :dave is away: the message waits for them",
+            ],
+        )
+
+    def test_notice_never_gets_an_error_reply(self) -> None:
+        self.assertEqual(self.client.send("NOTICE zed :hello", "NOTICE #nope :x", "NOTICE", "NOTICE bob"), [])
+
+    def test_all_is_the_broadcast_channel(self) -> None:
+        self.assertEqual(numerics(self.client.send("PRIVMSG #all :hi")), ["404"])  # join it first
+        got = self.client.send("JOIN #all")
+        self.assertEqual(got[0], ":alice!alice@msgsvc JOIN :#all")
+        self.assertEqual(numerics(got), ["JOIN", "332", "353", "366"])
+        self.assertEqual(got[2], f":{SERVER} 353 alice = #all :alice bob")
+        self.client.send("PRIVMSG #all :hello everyone")
+        self.assertEqual(lines(self.bob_transport), ["MSG alice broadcast * :hello everyone"])
+        self.bob.dataReceived(b"BROADCAST :from bob\r\n")
+        self.assertEqual(self.client.read(), [":bob!bob@msgsvc PRIVMSG #all :from bob"])
+        self.assertEqual(numerics(self.client.send("JOIN #other")), ["403"])
+
+    def test_a_broadcast_reaches_a_client_outside_all_as_a_notice(self) -> None:
+        self.bob.dataReceived(b"BROADCAST :from bob\r\n")
+        self.assertEqual(self.client.read(), [":bob!bob@msgsvc NOTICE alice :(to everyone) from bob"])
+
+    def test_members_of_all_see_users_come_and_go_and_others_do_not(self) -> None:
+        self.client.send("JOIN #all")
+        outsider = self.irc()
+        outsider.register("olga")
+        self.assertEqual(self.client.read(), [":olga!olga@msgsvc JOIN :#all"])
+        carol, _ = self.harness.register("carol")
+        self.assertEqual(self.client.read(), [":carol!carol@msgsvc JOIN :#all"])
+        self.assertEqual(outsider.read(), [])
+        carol.dataReceived(b"QUIT\r\n")
+        self.harness.end_of_pass()
+        carol.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.client.read(), [":carol!carol@msgsvc QUIT :left"])
+
+    def test_monitor(self) -> None:
+        got = self.client.send("MONITOR + bob,carol,dave")
+        self.assertEqual(got, [f":{SERVER} 730 alice :bob!bob@msgsvc", f":{SERVER} 731 alice :carol,dave"])
+        carol, _ = self.harness.register("carol")
+        self.assertEqual(self.client.read(), [f":{SERVER} 730 alice :carol!carol@msgsvc"])
+        self.assertEqual(
+            self.client.send("MONITOR L"),
+            [f":{SERVER} 732 alice :bob,carol,dave", f":{SERVER} 733 alice :End of MONITOR list"],
+        )
+        self.client.send("MONITOR - carol")
+        carol.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.client.read(), [])
+
+    def test_whois_who_ison_names(self) -> None:
+        got = self.client.send("WHOIS bob")
+        self.assertEqual(numerics(got), ["311", "312", "318"])
+        self.assertEqual(got[1], f":{SERVER} 312 alice bob {SERVER} :msgsvc")
+        self.assertEqual(numerics(self.client.send(f"WHOIS {SERVER} bob")), ["311", "312", "318"])
+        self.assertEqual(numerics(self.client.send("WHOIS nobody")), ["401", "318"])
+        self.assertEqual(numerics(self.client.send("WHOIS dave")), ["401", "318"])
+        got = self.client.send("WHO BOB")
+        self.assertEqual(
+            got,
+            [
+                f":{SERVER} 352 alice * bob msgsvc {SERVER} bob H :0 bob",
+                f":{SERVER} 315 alice BOB :End of WHO list",
+            ],
+        )
+        self.assertEqual(self.client.send("WHO nobody"), [f":{SERVER} 315 alice nobody :End of WHO list"])
+        self.assertEqual(self.client.send("ISON bob dave zed"), [f":{SERVER} 303 alice :bob"])
+
+    def test_ping_pong_and_quit(self) -> None:
+        self.assertEqual(self.client.send("PING :abc"), [f":{SERVER} PONG {SERVER} :abc"])
+        got = self.client.send("QUIT :off to lunch")
+        self.assertEqual(got, ["ERROR :Closing Link: 127.0.0.1:40002 (Quit: off to lunch)"])
+        self.assertTrue(self.client.transport.disconnecting)
+
+    def test_unknown_command_and_too_long_text(self) -> None:
+        self.assertEqual(numerics(self.client.send("FROB")), ["421"])
+        got = self.client.send("PRIVMSG bob :" + "x" * 5000)
+        self.assertEqual(got, [f":{SERVER} NOTICE alice :not sent: a message may hold at most 4096 bytes"])
+
+    def test_operator_notice(self) -> None:
+        self.harness.hub.notice("restarting at noon")
+        self.assertEqual(self.client.read(), [f":{SERVER} NOTICE alice :Server notice: restarting at noon"])
+
+
+class DelayedTests(IrcTestCase):
+    def test_what_waited_comes_stamped_and_is_acknowledged_by_the_pong(self) -> None:
+        bob, _ = self.harness.register("bob")
+        bob.dataReceived(b"SEND dave :while you were out\r\n")
+        self.harness.end_of_pass()
+        client = self.irc()
+        got = client.register("dave", "CAP REQ :server-time", "CAP END", f"PASS :{PASSWORD}")
+        delayed = [g for g in got if " PRIVMSG dave " in g]
+        self.assertEqual(len(delayed), 1)
+        self.assertTrue(delayed[0].startswith("@time="), delayed)
+        self.assertTrue(delayed[0].endswith(":bob!bob@msgsvc PRIVMSG dave :while you were out"))
+        ping = got[-1]
+        self.assertTrue(ping.startswith("PING :ack-"), got)
+        self.assertEqual(len(self.harness.store.queue), 1)  # not yet: the client may not have read it
+        client.send("PONG :something else")
+        self.assertEqual(len(self.harness.store.queue), 1)
+        client.send(f"PONG :{ping.split(':')[1]}")
+        self.assertEqual(self.harness.store.queue, [])
+
+    def test_without_server_time_the_text_says_when(self) -> None:
+        bob, _ = self.harness.register("bob")
+        bob.dataReceived(b"SEND dave :old news\r\n")
+        self.harness.end_of_pass()
+        got = self.irc().register("dave", f"PASS :{PASSWORD}")
+        (delayed,) = [g for g in got if " PRIVMSG dave " in g]
+        self.assertRegex(
+            delayed, r"^:bob!bob@msgsvc PRIVMSG dave :\[sent \d{4}-\d\d-\d\d \d\d:\d\d UTC\] old news$"
+        )
+
+
+class LimitsTests(SynchronousTestCase):
+    def test_the_per_address_limit_counts_irc_and_tcp_together(self) -> None:
+        harness = ServerHarness(limits=Limits(max_per_ip=1))
+        harness.connect()
+        client = Irc(harness, IrcFactory(harness.factory, SERVER))
+        got = client.read()
+        self.assertTrue(got[-1].startswith("ERROR :Closing Link:"), got)
+        self.assertTrue(client.transport.disconnecting)
+
+    def test_a_client_that_never_registers_is_dropped(self) -> None:
+        harness = ServerHarness()
+        client = Irc(harness, IrcFactory(harness.factory, SERVER))
+        client.send("NICK alice")
+        harness.clock.advance(Limits().hello_timeout + 1)
+        self.assertEqual(client.read(), ["ERROR :Closing Link: 127.0.0.1:40001 (registration timed out)"])
