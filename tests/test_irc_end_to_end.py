@@ -1,0 +1,110 @@
+"""``twistd -n msgsvc --irc``: IRC clients (the raw protocol) and TCP clients together, over loopback."""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import subprocess
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from .test_twistd import ROOT, TWISTD, Peer, free_port, reap, wait_listening
+
+SERVER = "irc.msgsvc.test"
+
+
+class IrcEndToEndTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.dir = os.path.abspath(self.mktemp())
+        os.makedirs(self.dir)
+        self.db = os.path.join(self.dir, "names.sqlite3")
+        self.log = os.path.join(self.dir, "server.log")
+        self.port, self.irc_port = free_port(), free_port()
+
+    def start(self) -> subprocess.Popen[bytes]:
+        args = ["-n", "--pidfile=", "msgsvc", "--db", self.db, "--irc-server-name", SERVER]
+        args += ["--listen", f"tcp:{self.port}:interface=127.0.0.1"]
+        args += ["--irc", f"tcp:{self.irc_port}:interface=127.0.0.1"]
+        with open(self.log, "ab") as log:
+            process = subprocess.Popen(
+                TWISTD + args, cwd=self.dir, env=dict(os.environ, PYTHONPATH=ROOT), stdout=log, stderr=log
+            )
+        self.addCleanup(reap, process)
+        wait_listening(self, process, [self.port, self.irc_port], lambda: open(self.log).read())
+        return process
+
+    def tcp(self, name: str, password: str | None = None) -> Peer:
+        peer = Peer(self.port)
+        self.addCleanup(peer.close)
+        peer.send(f"HELLO {name}" if password is None else f"HELLO {name} :{password}")
+        peer.until("ENDUSERS")
+        return peer
+
+    def irc(self, nick: str, *after: str, negotiate: bool = False) -> Peer:
+        """An IRC client: ``CAP LS 302`` first if it ``negotiate``s, NICK and USER, then ``after``."""
+        peer = Peer(self.irc_port)
+        self.addCleanup(peer.close)
+        if negotiate:
+            peer.send("CAP LS 302")
+        peer.send(f"NICK {nick}")
+        peer.send(f"USER {nick} 0 * :{nick}")
+        for line in after:
+            peer.send(line)
+        return peer
+
+    def test_irc_and_tcp_users_talk(self) -> None:
+        self.start()
+        bob = self.tcp("bob")
+        alice = self.irc("alice")
+        welcome = alice.until(f":{SERVER} 376 ")
+        self.assertEqual(welcome[0], f":{SERVER} 001 alice :Welcome to the msgsvc network, alice")
+        self.assertEqual(bob.line(), "JOINED alice")
+        alice.send("JOIN #all")
+        self.assertEqual(alice.until(f":{SERVER} 366 ")[2], f":{SERVER} 353 alice = #all :alice bob")
+        alice.send("PRIVMSG bob :hi from irc")
+        self.assertEqual(bob.line(), "MSG alice unicast bob :hi from irc")
+        bob.send("SEND alice :hi from tcp")
+        bob.send("BROADCAST :to everyone")
+        self.assertEqual(alice.line(), ":bob!bob@msgsvc PRIVMSG alice :hi from tcp")
+        self.assertEqual(alice.line(), ":bob!bob@msgsvc PRIVMSG #all :to everyone")
+        alice.send("PRIVMSG #all :hello all")
+        self.assertEqual(bob.until("MSG alice broadcast")[-1], "MSG alice broadcast * :hello all")
+        bob.send("QUIT")
+        self.assertEqual(alice.line(), ":bob!bob@msgsvc QUIT :left")
+        alice.send("QUIT :done")
+        self.assertTrue(alice.line().startswith("ERROR :Closing Link: "))
+
+    def test_a_protected_name_over_sasl_gets_what_waited_through_a_kill(self) -> None:
+        server = self.start()
+        dave = self.tcp("dave")
+        dave.send("PASSWORD :correct horse")
+        dave.until("PROTECTED")
+        dave.send("QUIT")
+        dave.until("BYE")
+        bob = self.tcp("bob")
+        bob.send("SEND dave :kept for you")
+        self.assertEqual(bob.until("SENT"), ["SENT 0 dave dave"])
+        server.send_signal(signal.SIGKILL)
+        server.wait()
+        self.start()
+
+        token = base64.b64encode(b"\0dave\0correct horse").decode()
+        irc = self.irc("dave", "CAP REQ :sasl server-time", "AUTHENTICATE PLAIN", negotiate=True)
+        self.assertEqual(irc.until("AUTHENTICATE +")[-1], "AUTHENTICATE +")
+        irc.send(f"AUTHENTICATE {token}")
+        self.assertTrue(irc.until(f":{SERVER} 903 ")[-1].endswith(":SASL authentication successful"))
+        irc.send("CAP END")
+        got = irc.until("PING :ack-")
+        (delayed,) = [g for g in got if " PRIVMSG dave " in g]
+        self.assertRegex(
+            delayed,
+            r"^@time=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z :bob!bob@msgsvc PRIVMSG dave :kept for you$",
+        )
+        irc.send(f"PONG :{got[-1].split(':')[1]}")
+        irc.send("QUIT")
+        irc.until("ERROR")
+
+        again = self.tcp("dave", "correct horse")  # acknowledged: nothing comes again
+        again.send("PING :x")
+        self.assertEqual(again.line(), "PONG :x")
