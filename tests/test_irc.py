@@ -81,7 +81,7 @@ class RegistrationTests(IrcTestCase):
         got = self.irc().register("alice")
         self.assertEqual(numerics(got)[:4], ["001", "002", "003", "004"])
         self.assertEqual(got[0], f":{SERVER} 001 alice :Welcome to the msgsvc network, alice")
-        self.assertEqual(got[3], f":{SERVER} 004 alice {SERVER} msgsvc-0.1.0 r :nt")
+        self.assertEqual(got[3], f":{SERVER} 004 alice {SERVER} msgsvc-0.1.0 ir :nt")
         isupport = [g for g in got if " 005 " in g]
         for row in isupport:
             tokens = row.split(" :")[0].split(" ")[3:]
@@ -265,6 +265,19 @@ class MessageTests(IrcTestCase):
         )
         self.assertEqual(self.client.send("WHO nobody"), [f":{SERVER} 315 alice nobody :End of WHO list"])
         self.assertEqual(self.client.send("ISON bob dave zed"), [f":{SERVER} 303 alice :bob"])
+
+    def test_modes(self) -> None:
+        self.assertEqual(self.client.send("MODE alice +i"), [":alice!alice@msgsvc MODE alice :+i"])
+        self.assertEqual(self.client.send("MODE alice +i"), [])
+        self.assertEqual(self.client.send("MODE alice"), [f":{SERVER} 221 alice :+i"])
+        self.assertEqual(numerics(self.client.send("MODE alice +o")), ["501"])
+        self.assertEqual(numerics(self.client.send("MODE bob")), ["502"])
+        self.assertEqual(self.client.send("MODE #all"), [f":{SERVER} 324 alice #all :+nt"])
+        self.assertEqual(numerics(self.client.send("MODE #all +m")), ["482"])
+        self.assertEqual(numerics(self.client.send("MODE #all b")), ["368"])
+        self.client.send("JOIN #all")
+        self.assertEqual(self.client.send("PART #all"), [":alice!alice@msgsvc PART :#all"])
+        self.assertEqual(numerics(self.client.send("PART #all")), ["442"])
 
     def test_ping_pong_and_quit(self) -> None:
         self.assertEqual(self.client.send("PING :abc"), [f":{SERVER} PONG {SERVER} :abc"])

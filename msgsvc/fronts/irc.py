@@ -195,6 +195,7 @@ class IrcSession(Session):
     _sasl_payload = ""
     _account: str | None = None  # the name SASL logged in as
     _registered = False  # 001 was sent
+    _invisible = False  # user mode +i
     _early: list[bytes]  # what came for a SASL-logged-in user before 001
 
     def connectionMade(self) -> None:
@@ -466,7 +467,7 @@ class IrcSession(Session):
         self.numeric(rfc.RPL_WELCOME, f"Welcome to the {self.factory.network} network, {name}")
         self.numeric(rfc.RPL_YOURHOST, f"Your host is {server}, running version {VERSION}")
         self.numeric(rfc.RPL_CREATED, f"This server was created {self.factory.created}")
-        self.numeric(rfc.RPL_MYINFO, server, VERSION, "r", "nt")
+        self.numeric(rfc.RPL_MYINFO, server, VERSION, "ir", "nt")
         self._isupport()
         self._motd()
         if self._early:
@@ -642,9 +643,8 @@ class IrcSession(Session):
                 self.numeric(rfc.ERR_NOTONCHANNEL, CHANNEL, "You're not on that channel")
             else:
                 self.factory.members.discard(self)
-                self._write(
-                    line("PART", CHANNEL, params[1] if len(params) > 1 else "", prefix=mask(self.nick))
-                )
+                reason = params[1:2] if len(params) > 1 and params[1] else []
+                self._write(line("PART", CHANNEL, *reason, prefix=mask(self.nick)))
 
     def irc_NAMES(self, params: list[str]) -> None:
         targets = params[0].split(",") if params else [CHANNEL]
@@ -691,12 +691,29 @@ class IrcSession(Session):
         elif username_key(params[0]) != self.nick_key:
             self.numeric(rfc.ERR_USERSDONTMATCH, "Cant change mode for other users")
         elif len(params) > 1:
-            self.numeric(
-                rfc.ERR_UMODEUNKNOWNFLAG, "Unknown MODE flag: r is set by the server for protected names"
-            )
+            self._user_mode(params[1])
         else:
-            me = self.clients.hub.user(self.nick)
-            self.numeric(rfc.RPL_UMODEIS, "+r" if me is not None and me.protected else "+")
+            self.numeric(rfc.RPL_UMODEIS, self._modes())
+
+    def _modes(self) -> str:
+        me = self.clients.hub.user(self.nick)
+        return "+" + ("i" if self._invisible else "") + ("r" if me is not None and me.protected else "")
+
+    def _user_mode(self, change: str) -> None:
+        """+i and -i (clients set it by habit; everyone online is in #all all the same); r is the server's."""
+        adding, changed = True, ""
+        for flag in change:
+            if flag in "+-":
+                adding = flag == "+"
+            elif flag == "i":
+                if self._invisible != adding:
+                    self._invisible = adding
+                    changed += ("+" if adding else "-") + "i"
+            else:
+                self.numeric(rfc.ERR_UMODEUNKNOWNFLAG, "Unknown MODE flag: i is yours to set, r the server's")
+                return
+        if changed:
+            self._write(line("MODE", self.nick, changed, prefix=mask(self.nick)))
 
     def irc_WHO(self, params: list[str]) -> None:
         mask_ = params[0] if params else "*"
