@@ -190,8 +190,27 @@ class MessageTests(IrcTestCase):
         self.bob.dataReceived(b"SEND alice :hi alice\r\nSEND alice,carol :group\r\n")
         self.assertEqual(
             self.client.read(),
-            [":bob!bob@msgsvc PRIVMSG alice :hi alice", ":bob!bob@msgsvc PRIVMSG alice :group"],
+            [":bob!bob@msgsvc PRIVMSG alice :hi alice", ":bob!bob@msgsvc PRIVMSG alice :(to you) group"],
         )
+
+    def test_a_multicast_says_whom_it_went_to(self) -> None:
+        carol, _ = self.harness.register("carol")
+        self.client.read()
+        carol.dataReceived(b"SEND alice,bob,dave :lunch?\r\n")
+        self.assertEqual(
+            self.client.read(), [":carol!carol@msgsvc PRIVMSG alice :(to you, bob and dave) lunch?"]
+        )
+
+    def test_a_long_text_comes_in_lines_within_512_bytes(self) -> None:
+        text = ("word " * 300 + "é" * 300).strip()
+        self.bob.dataReceived(f"SEND alice :{text}\r\n".encode())
+        got = self.client.read()
+        self.assertGreater(len(got), 1)
+        for row in got:
+            self.assertLessEqual(len(row.encode()) + 2, 512)
+            self.assertTrue(row.startswith(":bob!bob@msgsvc PRIVMSG alice :"))
+        pieces = [row.split(" :", 1)[1] for row in got]
+        self.assertEqual("".join(pieces).replace(" ", ""), text.replace(" ", ""))
 
     def test_offline_names_get_401_and_protected_ones_are_queued(self) -> None:
         got = self.client.send("PRIVMSG zed,dave :hello")

@@ -113,6 +113,34 @@ def line(*params: str, prefix: str = "", tags: str = "") -> bytes:
     return f"{head}{' '.join(middle)} :{last}\r\n".encode()
 
 
+def text_lines(verb: str, target: str, text: str, prefix: str, tags: str = "") -> bytes:
+    """``verb`` lines carrying ``text`` to ``target``, split (at a space where there is one) so that
+    each stays within IRC's 512 bytes, tags aside: msgsvc's texts may be longer than IRC's lines."""
+    head = (f"@{tags} " if tags else "").encode() + f":{prefix} {verb} {target} :".encode()
+    room = 510 - (len(head) - (len(tags) + 2 if tags else 0))
+    data = text.encode("utf-8")
+    out = []
+    while len(data) > room:
+        cut = data.rfind(b" ", 1, room + 1)
+        if cut <= 0:
+            cut = room
+            while data[cut] & 0xC0 == 0x80:  # not inside a character
+                cut -= 1
+        out.append(head + data[:cut] + b"\r\n")
+        data = data[cut:].lstrip(b" ") if data[cut : cut + 1] == b" " else data[cut:]
+    out.append(head + data + b"\r\n")
+    return b"".join(out)
+
+
+def addressed(message: Message | Queued, me: str) -> str:
+    """A message's text, for a multicast preceded by whom it went to (IRC has no word for a group)."""
+    if message.kind not in (Kind.MULTICAST, Kind.MULTICAST.value):
+        return message.text
+    others = [n for n in message.recipients if username_key(n) != username_key(me)]
+    group = ", ".join(["you", *others[:-1]]) + f" and {others[-1]}" if others else "you"
+    return f"(to {group}) {message.text}"
+
+
 def clean_text(text: str) -> str:
     """``text`` without IRC formatting; ProtocolError if other control characters remain."""
     text = FORMATTING.sub("", text)
@@ -280,13 +308,13 @@ class IrcSession(Session):
 
     def receive(self, message: Message) -> None:
         tags = f"time={server_time(self.clients.clock.seconds())}" if "server-time" in self.caps else ""
+        sender = mask(message.sender)
         if message.kind is not Kind.BROADCAST:
-            self._send(line("PRIVMSG", self.nick, message.text, prefix=mask(message.sender), tags=tags))
+            self._send(text_lines("PRIVMSG", self.nick, addressed(message, self.nick), sender, tags))
         elif self in self.factory.members:
-            self._send(line("PRIVMSG", CHANNEL, message.text, prefix=mask(message.sender), tags=tags))
+            self._send(text_lines("PRIVMSG", CHANNEL, message.text, sender, tags))
         else:  # not in #all: a broadcast still reaches it, as it reaches every msgsvc user
-            text = f"(to everyone) {message.text}"
-            self._send(line("NOTICE", self.nick, text, prefix=mask(message.sender), tags=tags))
+            self._send(text_lines("NOTICE", self.nick, f"(to everyone) {message.text}", sender, tags))
 
     def notice(self, text: str) -> None:
         self._send(line("NOTICE", self.nick, f"Server notice: {text}", prefix=self.factory.server_name))
@@ -295,13 +323,13 @@ class IrcSession(Session):
         stamped = "server-time" in self.caps
         out = []
         for message in backlog:
-            text = message.text
+            text = addressed(message, self.nick)
             tags = ""
             if stamped:
                 tags = f"time={server_time(message.sent_at)}"
             else:
                 text = f"[sent {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(message.sent_at))}] {text}"
-            out.append(line("PRIVMSG", self.nick, text, prefix=mask(message.sender), tags=tags))
+            out.append(text_lines("PRIVMSG", self.nick, text, mask(message.sender), tags))
         out.append(line("PING", f"ack-{backlog[-1].id}"))  # its PONG acknowledges the page
         self._send(b"".join(out))
 
