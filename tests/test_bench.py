@@ -73,6 +73,10 @@ class StampTests(SynchronousTestCase):
         self.assertEqual(len(text), 32)
         self.assertEqual(dialects.sent_at(b"MSG a unicast b :" + text + b"\r"), 1_234_567_890)
 
+    def test_a_multicast_from_msgsvcs_irc_front_names_its_group_before_the_stamp(self) -> None:
+        line = b":b0u2!b0u2@msgsvc PRIVMSG b0u1 :(to you and b0u3) @123456.xxxx"
+        self.assertEqual(dialects.sent_at(line), 123456)
+
     def test_lines_without_a_stamp(self) -> None:
         self.assertIsNone(dialects.sent_at(b"SENT 1 -"))
         self.assertIsNone(dialects.sent_at(b"NOTICE :@soon."))
@@ -117,6 +121,13 @@ class MsgsvcAdapterTests(SynchronousTestCase):
 
 
 class IrcAdapterTests(SynchronousTestCase):
+    def test_msgsvc_irc_registers_without_a_password_and_broadcasts_in_all(self) -> None:
+        load, transport, _ = client(dialects.make("msgsvc-irc"), [0])
+        self.assertEqual(transport.value(), b"NICK b0u1\r\nUSER b0u1 0 * :b0u1\r\n")
+        transport.clear()
+        load.join_group()
+        self.assertEqual(transport.value(), b"JOIN #all\r\n")
+
     def test_registers_joins_the_channel_and_counts_privmsg(self) -> None:
         now = [10_000_000]
         load, transport, tally = client(dialects.make("ngircd"), now)

@@ -12,6 +12,8 @@ import enum
 from collections.abc import Sequence
 
 STAMP = b" :@"
+#: where the stamp stands in a multicast from msgsvc's IRC front, after whom it went to: "(to you and b) @..."
+GROUP_STAMP = b") @"
 
 
 class Signal(enum.Enum):
@@ -33,8 +35,10 @@ def sent_at(line: bytes) -> int | None:
     """The sending time stamped in a delivered message line, or None if it holds none."""
     start = line.find(STAMP)
     if start < 0:
-        return None
-    start += len(STAMP)
+        start = line.find(GROUP_STAMP)
+        if start < 0:
+            return None
+    start += len(STAMP)  # as long as GROUP_STAMP
     end = line.find(b".", start)
     try:
         return int(line[start:end])
@@ -108,16 +112,16 @@ class Msgsvc(Dialect):
 class Irc(Dialect):
     """RFC 2812 as a plain client speaks it: PASS, NICK and USER, PRIVMSG, a channel for broadcast."""
 
-    channel = b"#bench"
-
-    def __init__(self, name: str, password: str, multi_target: bool) -> None:
+    def __init__(self, name: str, password: str, multi_target: bool, channel: bytes = b"#bench") -> None:
         self.name = name
         self._password = password.encode()
         self.multi_target = multi_target
+        self.channel = channel
 
     def register(self, name: str) -> bytes:
         nick = name.encode()
-        return b"PASS %s\r\nNICK %s\r\nUSER %s 0 * :%s\r\n" % (self._password, nick, nick, nick)
+        password = b"PASS %s\r\n" % self._password if self._password else b""
+        return password + b"NICK %s\r\nUSER %s 0 * :%s\r\n" % (nick, nick, nick)
 
     def join_group(self) -> bytes:
         return b"JOIN %s\r\n" % self.channel
@@ -154,11 +158,13 @@ class Irc(Dialect):
 
 
 def make(server: str, password: str = "bench") -> Dialect:
-    """The dialect that speaks to ``server``: ``msgsvc``, ``msgsvc-web``, ``words`` or ``ngircd``."""
+    """The dialect that speaks to ``server``: ``msgsvc``, ``msgsvc-web``, ``msgsvc-irc``, ``words`` or ``ngircd``."""
     if server in ("msgsvc", "msgsvc-web"):  # the same lines, over TCP or over WebSocket
         return Msgsvc()
     if server == "words":  # twisted.words looks a PRIVMSG target up as one name
         return Irc("words", password, multi_target=False)
     if server == "ngircd":
         return Irc("ngircd", password, multi_target=True)
+    if server == "msgsvc-irc":  # no PASS: on msgsvc a password claims the name
+        return Irc("msgsvc-irc", "", multi_target=True, channel=b"#all")
     raise ValueError(f"unknown server {server!r}")

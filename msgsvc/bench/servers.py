@@ -13,7 +13,9 @@ from pathlib import Path
 
 #: msgsvc with its clients on its web front's WebSocket rather than on TCP
 MSGSVC_WEB = "msgsvc-web"
-SERVERS = ("msgsvc", "words", "ngircd", MSGSVC_WEB)
+#: msgsvc with its clients on its IRC front, speaking the IRC load of words and ngIRCd
+MSGSVC_IRC = "msgsvc-irc"
+SERVERS = ("msgsvc", "words", "ngircd", MSGSVC_WEB, MSGSVC_IRC)
 #: what ``bench suite`` compares unless told: msgsvc and its peers, all over TCP
 SUITE = ("msgsvc", "words", "ngircd")
 PASSWORD = "bench"
@@ -205,6 +207,15 @@ def start(
             "msgsvc",
             f"--listen=tcp:{free_port()}:interface=127.0.0.1",
             f"--web=tcp:{port}:interface=127.0.0.1:backlog=1024",
+            "--db=bench.sqlite3",
+            *msgsvc_options,
+        ]
+    elif name == MSGSVC_IRC:
+        argv = twistd + [
+            "msgsvc",
+            f"--listen=tcp:{free_port()}:interface=127.0.0.1",
+            f"--irc=tcp:{port}:interface=127.0.0.1:backlog=1024",
+            "--irc-server-name=bench.msgsvc",
             "--db=bench.sqlite3",
             *msgsvc_options,
         ]
