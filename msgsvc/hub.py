@@ -61,6 +61,7 @@ class UserView:
     first_seen: float
     last_seen: float
     peer: str | None  # the address of an online user
+    front: str | None  # the client protocol of an online user: tcp, web or irc
     since: float | None  # when an online user registered
     protected: bool
     queued: int  # messages waiting for it
@@ -94,6 +95,9 @@ class Enqueue:
 
 class Participant(Protocol):
     """A client connection as the hub sees it."""
+
+    #: the client protocol it came by: "tcp" (the line protocol), "web" or "irc"
+    front: str
 
     def receive(self, message: Message) -> None:
         """Deliver ``message``; the same object goes to every recipient."""
@@ -403,6 +407,7 @@ class Hub:
                 record.last_seen,
                 None,
                 None,
+                None,
                 record.protected,
                 self._waiting.get(key, 0),
             )
@@ -412,6 +417,7 @@ class Hub:
             record.first_seen,
             record.last_seen,
             session.peer,
+            session.participant.front,
             session.since,
             record.protected,
             self._waiting.get(key, 0),

@@ -142,6 +142,8 @@ def admitted(hub: Hub, participant: Participant, name: str, peer: str) -> Deferr
 class RecordingParticipant:
     """A :class:`msgsvc.hub.Participant` that writes down what it is told."""
 
+    front = "tcp"
+
     def __init__(self) -> None:
         self.events: list[tuple[str, object]] = []
 

@@ -182,6 +182,9 @@ class MessageTests(IrcTestCase):
         self.client.register("alice")
         lines(self.bob_transport)
 
+    def test_the_server_window_sees_the_front(self) -> None:
+        self.assertEqual(self.harness.hub.user("alice").front, "irc")  # type: ignore[union-attr]
+
     def test_unicast_and_multicast_both_ways(self) -> None:
         self.assertEqual(self.client.send("PRIVMSG bob :hi bob"), [])
         self.assertEqual(lines(self.bob_transport), ["MSG alice unicast bob :hi bob"])

@@ -336,6 +336,7 @@ class LineSocketTests(SynchronousTestCase):
         browser = Browser(harness)
         browser.register("alice")
         self.assertEqual(lines(bob_transport), ["JOINED alice"])
+        self.assertEqual([harness.hub.user(n).front for n in ("alice", "bob")], ["web", "tcp"])  # type: ignore[union-attr]
         browser.send("SEND bob :hi bob")
         self.assertEqual(browser.lines(), ["SENT 1 - -"])
         self.assertEqual(lines(bob_transport), ["MSG alice unicast bob :hi bob"])

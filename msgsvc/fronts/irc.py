@@ -212,6 +212,7 @@ class IrcSession(Session):
     """One IRC client."""
 
     factory: IrcFactory
+    front = "irc"
     registration = "NICK and USER"
     nick = "*"
     nick_key = ""

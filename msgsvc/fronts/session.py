@@ -141,6 +141,7 @@ class Session(LineProtocol):
 
     log = Logger()
     clients: Clients
+    front = "tcp"  # hub.Participant: the client protocol, as the server window shows it
     #: what a client sends to register, as the log names it ("no HELLO within 30 s")
     registration: ClassVar[str] = "HELLO"
     peer = "?"

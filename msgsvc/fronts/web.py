@@ -261,6 +261,7 @@ class LineSocket:
         guard = FrameGuard(protocol.MAX_LENGTH, channel.dataReceived, protocol.lineDropped, self._overflow)
         channel.dataReceived = guard.feed  # type: ignore[method-assign]
         protocol.framing = FrameFramer
+        protocol.front = "web"
         protocol.makeConnection(FrameTransport(self._socket, self._request))
 
     def textMessageReceived(self, message: str) -> None:

@@ -35,11 +35,12 @@ from msgsvc.hub import (
 )
 from msgsvc.wire import username_key
 
-COLUMNS = ("name", "state", "password", "queued", "first_seen", "last_seen", "address", "connected")
+COLUMNS = ("name", "state", "front", "password", "queued", "first_seen", "last_seen", "address", "connected")
 
 _SORT_KEYS: dict[str, Callable[[UserView], Any]] = {
     "name": lambda u: u.name.casefold(),
     "state": lambda u: (not u.online, u.name.casefold()),
+    "front": lambda u: (u.front is None, u.front or "", u.name.casefold()),
     "password": lambda u: (not u.protected, u.name.casefold()),
     "queued": lambda u: (-u.queued, u.name.casefold()),
     "first_seen": lambda u: (u.first_seen, u.name.casefold()),
@@ -164,6 +165,7 @@ class ServerPresenter:
         return (
             user.name,
             "● online" if user.online else "○ offline",
+            user.front or "",
             "protected" if user.protected else "",
             str(user.queued) if user.queued else "",
             _stamp(user.first_seen),

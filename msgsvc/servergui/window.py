@@ -11,6 +11,7 @@ from msgsvc.servergui.presenter import COLUMNS, ServerPresenter
 _HEADINGS = {
     "name": ("Username", 130),
     "state": ("State", 90),
+    "front": ("Via", 45),
     "password": ("Password", 80),
     "queued": ("Waiting", 70),
     "first_seen": ("First seen", 140),
