@@ -24,7 +24,7 @@ from twisted.python import usage
 from msgsvc import descriptors
 from msgsvc.auth import Accounts, Hasher
 from msgsvc.eventlog import HubEventLogger
-from msgsvc.fronts.irc import IrcFactory
+from msgsvc.fronts.irc import CHANNEL_NAME, IrcFactory
 from msgsvc.fronts.lines import ServerFactory
 from msgsvc.fronts.web import normalize_origin, web_site
 from msgsvc.hub import Hub, QueuePolicy
@@ -74,6 +74,12 @@ class Options(usage.Options):
         ],
     ]
     optParameters = [
+        [
+            "irc-channel",
+            None,
+            "#all",
+            "The one IRC channel: everyone online, and what is said there is a broadcast.",
+        ],
         [
             "irc-server-name",
             None,
@@ -181,6 +187,8 @@ class Options(usage.Options):
     def postOptions(self) -> None:
         if not self["listen"]:
             self["listen"] = [DEFAULT_LISTEN]
+        if CHANNEL_NAME.fullmatch(self["irc-channel"]) is None:
+            raise usage.UsageError("--irc-channel: '#' and 1 to 31 characters, no spaces, commas or colons")
         if self["web-origin"] and not self["web"]:
             raise usage.UsageError("--web-origin needs --web")
         if self["max-text"] >= self["max-line"]:
@@ -339,7 +347,7 @@ def makeService(options: Options) -> IService:
         site = web_site(factory, options["web-origin"])
         fronts += [("--web", d, site) for d in options["web"]]
     if options["irc"]:
-        irc = IrcFactory(factory, options["irc-server-name"])
+        irc = IrcFactory(factory, options["irc-server-name"], channel=options["irc-channel"])
         fronts += [("--irc", d, irc) for d in options["irc"]]
     for option, description, front in fronts:
         try:

@@ -317,6 +317,16 @@ class MessageTests(IrcTestCase):
         self.assertEqual(self.client.read(), [f":{SERVER} NOTICE alice :Server notice: restarting at noon"])
 
 
+class ChannelNameTests(SynchronousTestCase):
+    def test_the_operator_may_name_the_channel(self) -> None:
+        harness = ServerHarness()
+        client = Irc(harness, IrcFactory(harness.factory, SERVER, channel="#team"))
+        got = client.register("alice")
+        self.assertIn("CHANNELLEN=5", " ".join(got))
+        self.assertEqual(client.send("JOIN #Team")[0], ":alice!alice@msgsvc JOIN :#team")
+        self.assertEqual(numerics(client.send("JOIN #all")), ["403"])
+
+
 class DelayedTests(IrcTestCase):
     def test_what_waited_comes_stamped_and_is_acknowledged_by_the_pong(self) -> None:
         bob, _ = self.harness.register("bob")

@@ -11,6 +11,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc import tap
 from msgsvc.auth import Accounts, Hasher
+from msgsvc.fronts.irc import IrcFactory
 from msgsvc.fronts.lines import ServerFactory
 from msgsvc.fronts.web import WebSite
 from msgsvc.store import Database, SqliteStore
@@ -81,6 +82,14 @@ class OptionsTests(SynchronousTestCase):
         self.assertIn("is not an origin", str(caught.exception))
         self.assertRaises(usage.UsageError, parse, "--web-origin", "https://chat.example.org")
 
+    def test_irc_options(self) -> None:
+        options = parse("--irc", "tcp:6667", "--irc", "ssl:6697:privateKey=k.pem", "--irc-channel", "#team")
+        self.assertEqual(options["irc"], ["tcp:6667", "ssl:6697:privateKey=k.pem"])
+        self.assertEqual(options["irc-channel"], "#team")
+        self.assertEqual(parse()["irc-channel"], "#all")
+        for bad in ["team", "#a b", "#a,b", "#" + "x" * 40]:
+            self.assertRaises(usage.UsageError, parse, "--irc-channel", bad)
+
     def test_text_must_fit_in_a_line(self) -> None:
         self.assertRaises(usage.UsageError, parse, "--max-line", "100", "--max-text", "100")
 
@@ -96,6 +105,9 @@ class OptionsTests(SynchronousTestCase):
             "--max-clients",
             "--web",
             "--web-origin",
+            "--irc",
+            "--irc-channel",
+            "--irc-server-name",
         ]:
             self.assertIn(option, text)
 
@@ -155,6 +167,15 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertIsInstance(tcp, ServerFactory)
         self.assertIsInstance(web, WebSite)
         self.assertIs(web, web6)
+
+    def test_irc_listeners_share_the_line_fronts_clients(self) -> None:
+        db = self.mktemp()
+        Database(db).close()
+        service = tap.makeService(parse("--db", db, "--irc", "tcp:0", "--irc-server-name", "chat.test"))
+        tcp, irc = (c.factory for c in service if isinstance(c, StreamServerEndpointService))
+        self.assertIsInstance(irc, IrcFactory)
+        self.assertIs(irc.clients, tcp)
+        self.assertEqual(irc.server_name, "chat.test")
 
     def test_bad_web_endpoint(self) -> None:
         with self.assertRaises(SystemExit) as caught:

@@ -40,7 +40,8 @@ from msgsvc.fronts.session import Clients, Session
 from msgsvc.hub import Event, Message, Queued, Report, UserJoined, UserLeft
 from msgsvc.wire import Code, Kind, ProtocolError, username_key
 
-CHANNEL = "#all"
+CHANNEL = "#all"  # the default name of the one channel
+CHANNEL_NAME = re.compile(r"#[^\x00-\x20,:\x7f]{1,31}")  # what --irc-channel may be
 TOPIC = "Everyone online. A message here is a msgsvc broadcast: it goes to all of them."
 VERSION = f"msgsvc-{msgsvc.__version__}"
 NICK = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
@@ -159,8 +160,15 @@ class IrcFactory(Factory["IrcSession"]):
 
     noisy = False
 
-    def __init__(self, clients: Clients, server_name: str | None = None, network: str = "msgsvc") -> None:
+    def __init__(
+        self,
+        clients: Clients,
+        server_name: str | None = None,
+        network: str = "msgsvc",
+        channel: str = CHANNEL,
+    ) -> None:
         self.clients = clients
+        self.channel = channel
         self.server_name = server_name or socket.gethostname()
         self.network = network
         self.created = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(clients.clock.seconds()))
@@ -179,7 +187,7 @@ class IrcFactory(Factory["IrcSession"]):
         """Tell #all of who came and went, and each watcher of a name it MONITORs."""
         match event:
             case UserJoined(name):
-                data = line("JOIN", CHANNEL, prefix=mask(name))
+                data = line("JOIN", self.channel, prefix=mask(name))
                 for member in list(self.members):
                     if member.nick_key != username_key(name):
                         member.tell(data)
@@ -226,6 +234,14 @@ class IrcSession(Session):
     _registered = False  # 001 was sent
     _invisible = False  # user mode +i
     _early: list[bytes]  # what came for a SASL-logged-in user before 001
+
+    @property
+    def channel(self) -> str:
+        """The one channel, everyone online: #all unless the operator named it otherwise."""
+        return self.factory.channel
+
+    def _is_channel(self, target: str) -> bool:
+        return target.lower() == self.factory.channel.lower()
 
     def connectionMade(self) -> None:
         self.caps: set[str] = set()
@@ -313,7 +329,7 @@ class IrcSession(Session):
         if message.kind is not Kind.BROADCAST:
             self._send(text_lines("PRIVMSG", self.nick, addressed(message, self.nick), sender, tags))
         elif self in self.factory.members:
-            self._send(text_lines("PRIVMSG", CHANNEL, message.text, sender, tags))
+            self._send(text_lines("PRIVMSG", self.channel, message.text, sender, tags))
         else:  # not in #all: a broadcast still reaches it, as it reaches every msgsvc user
             self._send(text_lines("NOTICE", self.nick, f"(to everyone) {message.text}", sender, tags))
 
@@ -510,7 +526,7 @@ class IrcSession(Session):
             "CASEMAPPING=ascii",
             "CHANLIMIT=#:1",
             "CHANMODES=,,,nt",
-            "CHANNELLEN=4",
+            f"CHANNELLEN={len(self.channel)}",
             "CHANTYPES=#",
             f"MONITOR={MONITOR_LIMIT}",
             f"NETWORK={self.factory.network}",
@@ -526,8 +542,8 @@ class IrcSession(Session):
         server = self.factory.server_name
         self.numeric(rfc.RPL_MOTDSTART, f"- {server} Message of the day -")
         body = [
-            f"- Welcome to msgsvc. Everyone online is in {CHANNEL}: JOIN {CHANNEL} to see them come and go;",
-            f"- a message to {CHANNEL} goes to all of them. MOTD shows this again.",
+            f"- Welcome to msgsvc. Everyone online is in {self.channel}: JOIN {self.channel} to see them come and go;",
+            f"- a message to {self.channel} goes to all of them. MOTD shows this again.",
         ]
         users = self.clients.hub.users()
         entries = [
@@ -603,17 +619,21 @@ class IrcSession(Session):
         names: list[str] = []
         seen: set[str] = set()
         for target in params[0].split(","):
-            if target.lower() == CHANNEL:
+            if self._is_channel(target):
                 if self not in self.factory.members:
                     if not quiet:
                         self.numeric(
-                            rfc.ERR_CANNOTSENDTOCHAN, CHANNEL, f"Cannot send to channel: JOIN {CHANNEL} first"
+                            rfc.ERR_CANNOTSENDTOCHAN,
+                            self.channel,
+                            f"Cannot send to channel: JOIN {self.channel} first",
                         )
                     continue
                 self.clients.hub.broadcast(self, text)
             elif target.startswith("#"):
                 if not quiet:
-                    self.numeric(rfc.ERR_NOSUCHCHANNEL, target, f"No such channel: {CHANNEL} is the only one")
+                    self.numeric(
+                        rfc.ERR_NOSUCHCHANNEL, target, f"No such channel: {self.channel} is the only one"
+                    )
             elif not wire.is_valid_username(target):
                 if not quiet:
                     self.numeric(rfc.ERR_NOSUCHNICK, target, "No such nick/channel")
@@ -652,13 +672,15 @@ class IrcSession(Session):
             return
         for target in params[0].split(","):
             if target == "0":
-                self.irc_PART([CHANNEL])
-            elif target.lower() != CHANNEL:
-                self.numeric(rfc.ERR_NOSUCHCHANNEL, target, f"No such channel: {CHANNEL} is the only one")
+                self.irc_PART([self.channel])
+            elif not self._is_channel(target):
+                self.numeric(
+                    rfc.ERR_NOSUCHCHANNEL, target, f"No such channel: {self.channel} is the only one"
+                )
             elif self not in self.factory.members:
                 self.factory.members.add(self)
-                self._write(line("JOIN", CHANNEL, prefix=mask(self.nick)))
-                self.numeric(rfc.RPL_TOPIC, CHANNEL, TOPIC)
+                self._write(line("JOIN", self.channel, prefix=mask(self.nick)))
+                self.numeric(rfc.RPL_TOPIC, self.channel, TOPIC)
                 self._names()
 
     def irc_PART(self, params: list[str]) -> None:
@@ -666,19 +688,19 @@ class IrcSession(Session):
             self.numeric(rfc.ERR_NEEDMOREPARAMS, "PART", "Not enough parameters")
             return
         for target in params[0].split(","):
-            if target.lower() != CHANNEL:
+            if not self._is_channel(target):
                 self.numeric(rfc.ERR_NOSUCHCHANNEL, target, "No such channel")
             elif self not in self.factory.members:
-                self.numeric(rfc.ERR_NOTONCHANNEL, CHANNEL, "You're not on that channel")
+                self.numeric(rfc.ERR_NOTONCHANNEL, self.channel, "You're not on that channel")
             else:
                 self.factory.members.discard(self)
                 reason = params[1:2] if len(params) > 1 and params[1] else []
-                self._write(line("PART", CHANNEL, *reason, prefix=mask(self.nick)))
+                self._write(line("PART", self.channel, *reason, prefix=mask(self.nick)))
 
     def irc_NAMES(self, params: list[str]) -> None:
-        targets = params[0].split(",") if params else [CHANNEL]
+        targets = params[0].split(",") if params else [self.channel]
         for target in targets:
-            if target.lower() == CHANNEL:
+            if self._is_channel(target):
                 self._names()
             else:
                 self.numeric(rfc.RPL_ENDOFNAMES, target, "End of /NAMES list")
@@ -689,32 +711,34 @@ class IrcSession(Session):
         for name in online:
             row.append(name)
             if sum(len(n) + 1 for n in row) > 400:
-                self.numeric(rfc.RPL_NAMREPLY, "=", CHANNEL, " ".join(row))
+                self.numeric(rfc.RPL_NAMREPLY, "=", self.channel, " ".join(row))
                 row = []
         if row:
-            self.numeric(rfc.RPL_NAMREPLY, "=", CHANNEL, " ".join(row))
-        self.numeric(rfc.RPL_ENDOFNAMES, CHANNEL, "End of /NAMES list")
+            self.numeric(rfc.RPL_NAMREPLY, "=", self.channel, " ".join(row))
+        self.numeric(rfc.RPL_ENDOFNAMES, self.channel, "End of /NAMES list")
 
     def irc_TOPIC(self, params: list[str]) -> None:
         if not params:
             self.numeric(rfc.ERR_NEEDMOREPARAMS, "TOPIC", "Not enough parameters")
-        elif params[0].lower() != CHANNEL:
+        elif not self._is_channel(params[0]):
             self.numeric(rfc.ERR_NOSUCHCHANNEL, params[0], "No such channel")
         elif len(params) > 1:
-            self.numeric(rfc.ERR_CHANOPRIVSNEEDED, CHANNEL, "You're not channel operator: the topic is fixed")
+            self.numeric(
+                rfc.ERR_CHANOPRIVSNEEDED, self.channel, "You're not channel operator: the topic is fixed"
+            )
         else:
-            self.numeric(rfc.RPL_TOPIC, CHANNEL, TOPIC)
+            self.numeric(rfc.RPL_TOPIC, self.channel, TOPIC)
 
     def irc_MODE(self, params: list[str]) -> None:
         if not params:
             self.numeric(rfc.ERR_NEEDMOREPARAMS, "MODE", "Not enough parameters")
-        elif params[0].lower() == CHANNEL:
+        elif self._is_channel(params[0]):
             if len(params) > 1 and params[1] not in ("+", "b", "+b"):
-                self.numeric(rfc.ERR_CHANOPRIVSNEEDED, CHANNEL, "You're not channel operator")
+                self.numeric(rfc.ERR_CHANOPRIVSNEEDED, self.channel, "You're not channel operator")
             elif len(params) > 1:
-                self.numeric("368", CHANNEL, "End of channel ban list")
+                self.numeric("368", self.channel, "End of channel ban list")
             else:
-                self.numeric(rfc.RPL_CHANNELMODEIS, CHANNEL, "+nt")
+                self.numeric(rfc.RPL_CHANNELMODEIS, self.channel, "+nt")
         elif params[0].startswith("#"):
             self.numeric(rfc.ERR_NOSUCHCHANNEL, params[0], "No such channel")
         elif username_key(params[0]) != self.nick_key:
@@ -746,9 +770,9 @@ class IrcSession(Session):
 
     def irc_WHO(self, params: list[str]) -> None:
         mask_ = params[0] if params else "*"
-        if mask_.lower() == CHANNEL:
+        if self._is_channel(mask_):
             users = [u for u in self.clients.hub.users() if u.online]
-            channel = CHANNEL
+            channel = self.channel
         else:
             user = self.clients.hub.user(mask_)
             users = [user] if user is not None and user.online else []
