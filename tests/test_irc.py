@@ -366,6 +366,39 @@ class LimitsTests(SynchronousTestCase):
         self.assertTrue(got[-1].startswith("ERROR :Closing Link:"), got)
         self.assertTrue(client.transport.disconnecting)
 
+    def test_a_client_that_stops_reading_is_dropped(self) -> None:
+        harness = ServerHarness(limits=Limits(max_send_queue=1000))
+        bob, _ = harness.register("bob")
+        client = Irc(harness, IrcFactory(harness.factory, SERVER))
+        client.register("alice")
+        client.transport.producer.pauseProducing()  # what TCP does when its buffer is full
+        for _ in range(40):
+            bob.dataReceived(b"SEND alice :" + b"z" * 40 + b"\r\n")
+        harness.end_of_pass()
+        self.assertTrue(client.read()[-1].endswith("(send queue exceeded)"))
+        self.assertTrue(client.transport.disconnecting)
+        self.assertIsNone(harness.hub.user("alice").peer)  # type: ignore[union-attr]
+
+    def test_a_flooder_waits_then_is_dropped(self) -> None:
+        harness = ServerHarness(limits=Limits(line_rate=1, line_burst=2, flood_timeout=5))
+        client = Irc(harness, IrcFactory(harness.factory, SERVER))
+        client.register("alice")
+        client.send(*["PING :x"] * 10)
+        self.assertEqual(client.transport.producerState, "paused")  # its lines wait in the socket
+        for _ in range(8):
+            harness.clock.advance(1)
+        self.assertTrue(client.read()[-1].endswith("(flooding)"))
+
+    def test_a_silent_client_is_pinged_then_dropped(self) -> None:
+        harness = ServerHarness()
+        client = Irc(harness, IrcFactory(harness.factory, SERVER))
+        client.register("alice")
+        harness.clock.advance(Limits().ping_interval)
+        (ping,) = client.read()
+        self.assertRegex(ping, r"^PING :\d+$")
+        harness.clock.advance(Limits().ping_timeout)
+        self.assertTrue(client.read()[-1].endswith("(ping timeout)"))
+
     def test_a_client_that_never_registers_is_dropped(self) -> None:
         harness = ServerHarness()
         client = Irc(harness, IrcFactory(harness.factory, SERVER))
