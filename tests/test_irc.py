@@ -159,6 +159,29 @@ class RegistrationTests(IrcTestCase):
         got = client.send("CAP END", "NICK dave", "USER dave 0 * :D")
         self.assertEqual(numerics(got)[0], "001")
 
+    def test_messages_wait_for_001_after_sasl_within_the_send_queue_limit(self) -> None:
+        harness = ServerHarness(
+            limits=Limits(max_send_queue=500), records=(UserRecord("dave", 1.0, 1.0, protected=True),)
+        )
+        bob, _ = harness.register("bob")
+        client = Irc(harness, IrcFactory(harness.factory, SERVER))
+        client.send("CAP REQ :sasl", "AUTHENTICATE PLAIN")
+        client.send("AUTHENTICATE " + base64.b64encode(f"\0dave\0{PASSWORD}".encode()).decode())
+        bob.dataReceived(b"SEND dave :early\r\n")
+        got = client.send("CAP END", "NICK dave", "USER dave 0 * :D")
+        self.assertEqual(got[-1], ":bob!bob@msgsvc PRIVMSG dave :early")  # after 001 and the MOTD
+        late = Irc(harness, IrcFactory(harness.factory, SERVER))
+        late.send("CAP REQ :sasl", "AUTHENTICATE PLAIN")
+        client.send("QUIT")
+        client.session.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(
+            numerics(late.send("AUTHENTICATE " + base64.b64encode(f"\0dave\0{PASSWORD}".encode()).decode())),
+            ["900", "903"],
+        )
+        for _ in range(20):
+            bob.dataReceived(b"SEND dave :" + b"y" * 40 + b"\r\n")
+        self.assertTrue(late.read()[-1].endswith("(registration not finished)"))
+
     def test_sasl_wrong_password_long_chunk_and_abort(self) -> None:
         client = self.irc()
         client.send("CAP REQ :sasl", "AUTHENTICATE PLAIN")

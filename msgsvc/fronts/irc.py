@@ -228,7 +228,7 @@ class IrcSession(Session):
     _realname = ""
     _pass: str | None = None
     _negotiating = False  # CAP LS or REQ came, CAP END not yet
-    _sasl: str | None = None  # "" while an AUTHENTICATE payload is being read, after PLAIN
+    _sasl = False  # AUTHENTICATE PLAIN came: its payload is being read, or checked
     _sasl_payload = ""
     _account: str | None = None  # the name SASL logged in as
     _registered = False  # 001 was sent
@@ -286,8 +286,8 @@ class IrcSession(Session):
         return line("PING", token)
 
     def welcome(self, name: str) -> None:
-        if self._sasl is not None:  # logged in by SASL, before registration completes
-            self._sasl = None
+        if self._sasl:  # logged in by SASL, before registration completes
+            self._sasl = False
             self._account = name
             self.numeric(
                 RPL_LOGGEDIN,
@@ -301,8 +301,8 @@ class IrcSession(Session):
 
     def login_refused(self, error: ProtocolError) -> None:
         self.clients.hub.unregister(self)  # the client stays, and may try another name
-        if self._sasl is not None:
-            self._sasl = None
+        if self._sasl:
+            self._sasl = False
             self.numeric(ERR_SASLFAIL, f"SASL authentication failed: {error.text}")
             return
         self._watch(self.clients.limits.hello_timeout)  # a new nick may come
@@ -325,16 +325,20 @@ class IrcSession(Session):
 
     def receive(self, message: Message) -> None:
         tags = f"time={server_time(self.clients.clock.seconds())}" if "server-time" in self.caps else ""
-        sender = mask(message.sender)
+        sender, me = mask(message.sender), self._me()
         if message.kind is not Kind.BROADCAST:
-            self._send(text_lines("PRIVMSG", self.nick, addressed(message, self.nick), sender, tags))
+            self._send(text_lines("PRIVMSG", me, addressed(message, me), sender, tags))
         elif self in self.factory.members:
             self._send(text_lines("PRIVMSG", self.channel, message.text, sender, tags))
         else:  # not in #all: a broadcast still reaches it, as it reaches every msgsvc user
-            self._send(text_lines("NOTICE", self.nick, f"(to everyone) {message.text}", sender, tags))
+            self._send(text_lines("NOTICE", me, f"(to everyone) {message.text}", sender, tags))
 
     def notice(self, text: str) -> None:
-        self._send(line("NOTICE", self.nick, f"Server notice: {text}", prefix=self.factory.server_name))
+        self._send(line("NOTICE", self._me(), f"Server notice: {text}", prefix=self.factory.server_name))
+
+    def _me(self) -> str:
+        """Whom a message to this client is to: its name, once logged in (by SASL, before 001 too)."""
+        return self._account or self.nick
 
     def deliver(self, backlog: list[Queued], waiting: int) -> None:
         stamped = "server-time" in self.caps
@@ -353,11 +357,16 @@ class IrcSession(Session):
     # -- output ----------------------------------------------------------
 
     def _send(self, data: bytes) -> None:
-        """Write, or keep until 001 what comes for a SASL-logged-in client before it."""
+        """Write, or keep until 001 what comes for a SASL-logged-in client before it (within the send queue's limit)."""
         if self._registered:
             self._write(data)
-        else:
-            self._early.append(data)
+            return
+        self._early.append(data)
+        limit = self.clients.limits.max_send_queue
+        if sum(map(len, self._early)) > limit:
+            self._drop(
+                f"over {limit} bytes waiting for it to finish registering", "registration not finished"
+            )
 
     def numeric(self, code: str, *params: str) -> None:
         self._write(line(code, self.nick, *params, prefix=self.factory.server_name))
@@ -393,7 +402,7 @@ class IrcSession(Session):
                     (self.caps.discard if want.startswith("-") else self.caps.add)(name)
             self._write(line("CAP", self.nick, verdict, " ".join(wanted), prefix=self.factory.server_name))
         elif sub == "END":
-            if self._sasl is not None:
+            if self._sasl:
                 self._abort_sasl()
             if not self._registered:
                 self._negotiating = False
@@ -415,17 +424,17 @@ class IrcSession(Session):
         if data == "*":
             self._abort_sasl()
             return
-        if self._sasl is None:
+        if not self._sasl:
             if data.upper() != "PLAIN":
                 self.numeric(RPL_SASLMECHS, "PLAIN", "are available SASL mechanisms")
                 self.numeric(ERR_SASLFAIL, "SASL authentication failed")
                 return
-            self._sasl = ""
+            self._sasl = True
             self._sasl_payload = ""
             self._write(b"AUTHENTICATE +\r\n")
             return
         if len(data) > SASL_CHUNK:
-            self._sasl = None
+            self._sasl = False
             self.numeric(ERR_SASLTOOLONG, "SASL message too long")
             return
         if data != "+":
@@ -438,18 +447,18 @@ class IrcSession(Session):
         try:
             _, account, password = base64.b64decode(payload, validate=True).decode("utf-8").split("\0")
         except (binascii.Error, UnicodeDecodeError, ValueError):
-            self._sasl = None
+            self._sasl = False
             self.numeric(ERR_SASLFAIL, "SASL authentication failed: not a PLAIN message")
             return
         if NICK.fullmatch(account) is None:
-            self._sasl = None
+            self._sasl = False
             self.numeric(ERR_SASLFAIL, f"SASL authentication failed: {account!r} is not a name here")
             return
         self.log_in(account, password or None)
 
     def _abort_sasl(self) -> None:
-        if self._sasl is not None:
-            self._sasl = None
+        if self._sasl:
+            self._sasl = False
             self.numeric(ERR_SASLABORTED, "SASL authentication aborted")
 
     def irc_PASS(self, params: list[str]) -> None:
@@ -461,7 +470,7 @@ class IrcSession(Session):
             self._pass = params[0]
 
     def irc_NICK(self, params: list[str]) -> None:
-        if self._sasl is not None:
+        if self._sasl:
             self._abort_sasl()
         if not params or not params[0]:
             self.numeric(rfc.ERR_NONICKNAMEGIVEN, "No nickname given")
@@ -484,7 +493,7 @@ class IrcSession(Session):
         self._try_register()
 
     def irc_USER(self, params: list[str]) -> None:
-        if self._sasl is not None:
+        if self._sasl:
             self._abort_sasl()
         if self._registered:
             self.numeric(ERR_ALREADYREGISTERED, "You may not reregister")
