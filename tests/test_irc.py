@@ -324,6 +324,22 @@ class MessageTests(IrcTestCase):
         self.assertEqual(self.client.send("PART #all"), [":alice!alice@msgsvc PART :#all"])
         self.assertEqual(numerics(self.client.send("PART #all")), ["442"])
 
+    def test_irc_users_are_known_by_their_user_name_and_real_name(self) -> None:
+        other = self.irc()
+        other.send("NICK olga", "USER ogr 0 * :Olga Real")
+        self.client.send("JOIN #all")
+        other.send("JOIN #all", "PRIVMSG alice :hi")
+        self.assertEqual(self.client.read()[-1], ":olga!ogr@msgsvc PRIVMSG alice :hi")
+        got = self.client.send("WHO o*")
+        self.assertEqual(got[0], f":{SERVER} 352 alice * ogr msgsvc {SERVER} olga H :0 Olga Real")
+        self.assertEqual(got[1], f":{SERVER} 315 alice o* :End of WHO list")
+        self.assertEqual(len(self.client.send("WHO *")), 4)  # alice, bob, olga, the end
+        whois = self.client.send("WHOIS OLGA")
+        self.assertEqual(whois[0], f":{SERVER} 311 alice olga ogr msgsvc * :Olga Real")
+        other.session.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.client.read(), [":olga!ogr@msgsvc QUIT :left"])
+        self.assertEqual(self.factory.idents.get("olga"), None)
+
     def test_ping_pong_and_quit(self) -> None:
         self.assertEqual(self.client.send("PING :abc"), [f":{SERVER} PONG {SERVER} :abc"])
         got = self.client.send("QUIT :off to lunch")

@@ -28,6 +28,7 @@ import socket
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 
 from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import Factory
@@ -172,6 +173,7 @@ class IrcFactory(Factory["IrcSession"]):
         self.server_name = server_name or socket.gethostname()
         self.network = network
         self.created = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(clients.clock.seconds()))
+        self.idents: dict[str, tuple[str, str]] = {}  # by name key: an IRC user's USER name and real name
         self.members: set[IrcSession] = set()  # sessions that joined #all
         self.monitors: dict[str, set[IrcSession]] = {}  # by name key: who watches it
         clients.hub.subscribe(self._event)
@@ -187,21 +189,33 @@ class IrcFactory(Factory["IrcSession"]):
         """Tell #all of who came and went, and each watcher of a name it MONITORs."""
         match event:
             case UserJoined(name):
-                data = line("JOIN", self.channel, prefix=mask(name))
+                data = line("JOIN", self.channel, prefix=self.mask(name))
                 for member in list(self.members):
                     if member.nick_key != username_key(name):
                         member.tell(data)
                 for watcher in list(self.monitors.get(username_key(name), ())):
-                    watcher.numeric(RPL_MONONLINE, mask(name))
+                    watcher.numeric(RPL_MONONLINE, self.mask(name))
             case UserLeft(name):
-                data = line("QUIT", "left", prefix=mask(name))
+                data = line("QUIT", "left", prefix=self.mask(name))
                 for member in list(self.members):
                     if member.nick_key != username_key(name):
                         member.tell(data)
                 for watcher in list(self.monitors.get(username_key(name), ())):
                     watcher.numeric(RPL_MONOFFLINE, name)
 
+    def mask(self, name: str) -> str:
+        """The ``nick!user@host`` of a msgsvc user: an IRC user's own USER name, else the name again."""
+        ident = self.idents.get(username_key(name))
+        return f"{name}!{ident[0] if ident else name}@msgsvc"
+
+    def realname(self, name: str) -> str:
+        """An IRC user's real name (from USER); for users of other fronts, their name."""
+        ident = self.idents.get(username_key(name))
+        return ident[1] if ident else name
+
     def forget(self, session: IrcSession) -> None:
+        if session.nick_key:
+            self.idents.pop(session.nick_key, None)
         self.members.discard(session)
         for key in session.monitoring:
             watchers = self.monitors.get(key)
@@ -209,11 +223,6 @@ class IrcFactory(Factory["IrcSession"]):
                 watchers.discard(session)
                 if not watchers:
                     del self.monitors[key]
-
-
-def mask(name: str) -> str:
-    """The ``nick!user@host`` of a msgsvc user, as IRC prefixes name it."""
-    return f"{name}!{name}@msgsvc"
 
 
 class IrcSession(Session):
@@ -224,8 +233,8 @@ class IrcSession(Session):
     registration = "NICK and USER"
     nick = "*"
     nick_key = ""
-    _username = ""
-    _realname = ""
+    username = ""  # from USER
+    realname = ""
     _pass: str | None = None
     _negotiating = False  # CAP LS or REQ came, CAP END not yet
     _sasl = False  # AUTHENTICATE PLAIN came: its payload is being read, or checked
@@ -250,8 +259,8 @@ class IrcSession(Session):
         super().connectionMade()
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        super().connectionLost(reason)  # #all hears it quit, under the mask it joined with
         self.factory.forget(self)
-        super().connectionLost(reason)
 
     # -- Session: IRC's way of saying things ------------------------------
 
@@ -291,7 +300,7 @@ class IrcSession(Session):
             self._account = name
             self.numeric(
                 RPL_LOGGEDIN,
-                f"{self.nick}!{self._username or self.nick}@msgsvc",
+                f"{self.nick}!{self.username or self.nick}@msgsvc",
                 name,
                 f"You are now logged in as {name}",
             )
@@ -325,7 +334,7 @@ class IrcSession(Session):
 
     def receive(self, message: Message) -> None:
         tags = f"time={server_time(self.clients.clock.seconds())}" if "server-time" in self.caps else ""
-        sender, me = mask(message.sender), self._me()
+        sender, me = self.factory.mask(message.sender), self._me()
         if message.kind is not Kind.BROADCAST:
             self._send(text_lines("PRIVMSG", me, addressed(message, me), sender, tags))
         elif self in self.factory.members:
@@ -350,7 +359,7 @@ class IrcSession(Session):
                 tags = f"time={server_time(message.sent_at)}"
             else:
                 text = f"[sent {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(message.sent_at))}] {text}"
-            out.append(text_lines("PRIVMSG", self.nick, text, mask(message.sender), tags))
+            out.append(text_lines("PRIVMSG", self.nick, text, self.factory.mask(message.sender), tags))
         out.append(line("PING", f"ack-{backlog[-1].id}"))  # its PONG acknowledges the page
         self._send(b"".join(out))
 
@@ -501,11 +510,11 @@ class IrcSession(Session):
         if len(params) < 4 or not params[0] or not params[3]:
             self.numeric(rfc.ERR_NEEDMOREPARAMS, "USER", "Not enough parameters")
             return
-        self._username, self._realname = params[0], params[3]
+        self.username, self.realname = params[0], params[3]
         self._try_register()
 
     def _try_register(self) -> None:
-        if self._negotiating or self.nick == "*" or not self._username or self._login is not None:
+        if self._negotiating or self.nick == "*" or not self.username or self._login is not None:
             return
         if self._account is not None:
             self._greet(self._account)  # SASL already logged the name in
@@ -517,6 +526,7 @@ class IrcSession(Session):
         self.nick = name
         self.nick_key = username_key(name)
         self._registered = True
+        self.factory.idents[self.nick_key] = (self.username, self.realname)
         server = self.factory.server_name
         self.numeric(rfc.RPL_WELCOME, f"Welcome to the {self.factory.network} network, {name}")
         self.numeric(rfc.RPL_YOURHOST, f"Your host is {server}, running version {VERSION}")
@@ -688,7 +698,7 @@ class IrcSession(Session):
                 )
             elif self not in self.factory.members:
                 self.factory.members.add(self)
-                self._write(line("JOIN", self.channel, prefix=mask(self.nick)))
+                self._write(line("JOIN", self.channel, prefix=self.factory.mask(self.nick)))
                 self.numeric(rfc.RPL_TOPIC, self.channel, TOPIC)
                 self._names()
 
@@ -704,7 +714,7 @@ class IrcSession(Session):
             else:
                 self.factory.members.discard(self)
                 reason = params[1:2] if len(params) > 1 and params[1] else []
-                self._write(line("PART", self.channel, *reason, prefix=mask(self.nick)))
+                self._write(line("PART", self.channel, *reason, prefix=self.factory.mask(self.nick)))
 
     def irc_NAMES(self, params: list[str]) -> None:
         targets = params[0].split(",") if params else [self.channel]
@@ -775,29 +785,23 @@ class IrcSession(Session):
                 self.numeric(rfc.ERR_UMODEUNKNOWNFLAG, "Unknown MODE flag: i is yours to set, r the server's")
                 return
         if changed:
-            self._write(line("MODE", self.nick, changed, prefix=mask(self.nick)))
+            self._write(line("MODE", self.nick, changed, prefix=self.factory.mask(self.nick)))
 
     def irc_WHO(self, params: list[str]) -> None:
-        mask_ = params[0] if params else "*"
-        if self._is_channel(mask_):
-            users = [u for u in self.clients.hub.users() if u.online]
-            channel = self.channel
+        """``WHO #all``, ``WHO nick``, or a mask (``*``, ``bo*``) over the online users; 315 echoes the mask."""
+        mask = params[0] if params else "*"
+        online = [u for u in self.clients.hub.users() if u.online]
+        if self._is_channel(mask):
+            users, channel = online, self.channel
         else:
-            user = self.clients.hub.user(mask_)
-            users = [user] if user is not None and user.online else []
-            channel = "*"
+            pattern = "*" if mask == "0" else mask.lower()
+            users, channel = [u for u in online if fnmatchcase(u.name.lower(), pattern)], "*"
+        server = self.factory.server_name
         for user in users:
-            self.numeric(
-                rfc.RPL_WHOREPLY,
-                channel,
-                user.name,
-                "msgsvc",
-                self.factory.server_name,
-                user.name,
-                "H",
-                f"0 {user.name}",
-            )
-        self.numeric(rfc.RPL_ENDOFWHO, mask_, "End of WHO list")
+            ident = self.factory.mask(user.name).split("!", 1)[1].split("@", 1)[0]
+            realname = f"0 {self.factory.realname(user.name)}"
+            self.numeric(rfc.RPL_WHOREPLY, channel, ident, "msgsvc", server, user.name, "H", realname)
+        self.numeric(rfc.RPL_ENDOFWHO, mask, "End of WHO list")
 
     def irc_WHOIS(self, params: list[str]) -> None:
         if not params:
@@ -817,7 +821,8 @@ class IrcSession(Session):
             where = "offline (in the username log)" if user is not None else "No such nick/channel"
             self.numeric(rfc.ERR_NOSUCHNICK, nick, where)
         else:
-            self.numeric(rfc.RPL_WHOISUSER, user.name, user.name, "msgsvc", "*", user.name)
+            ident = self.factory.mask(user.name).split("!", 1)[1].split("@", 1)[0]
+            self.numeric(rfc.RPL_WHOISUSER, user.name, ident, "msgsvc", "*", self.factory.realname(user.name))
             self.numeric(rfc.RPL_WHOISSERVER, user.name, self.factory.server_name, "msgsvc")
         self.numeric(rfc.RPL_ENDOFWHOIS, nick, "End of /WHOIS list")
 
@@ -868,7 +873,7 @@ class IrcSession(Session):
         for target in targets:
             user = self.clients.hub.user(target)
             if user is not None and user.online:
-                online.append(mask(user.name))
+                online.append(self.factory.mask(user.name))
             else:
                 offline.append(user.name if user is not None else target)
         if online:
