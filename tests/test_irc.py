@@ -292,6 +292,13 @@ class MessageTests(IrcTestCase):
         self.client.send("MONITOR - carol")
         carol.connectionLost(Failure(ConnectionDone()))
         self.assertEqual(self.client.read(), [])
+        self.assertEqual(
+            self.client.send("MONITOR S"),
+            [f":{SERVER} 730 alice :bob!bob@msgsvc", f":{SERVER} 731 alice :dave"],
+        )
+        self.assertEqual(self.client.send("MONITOR + *!user@host"), [])  # names only, never masks
+        self.client.send("MONITOR C")
+        self.assertEqual(self.client.send("MONITOR L"), [f":{SERVER} 733 alice :End of MONITOR list"])
 
     def test_whois_who_ison_names(self) -> None:
         got = self.client.send("WHOIS bob")

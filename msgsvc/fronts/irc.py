@@ -254,7 +254,7 @@ class IrcSession(Session):
 
     def connectionMade(self) -> None:
         self.caps: set[str] = set()
-        self.monitoring: set[str] = set()
+        self.monitoring: dict[str, str] = {}  # MONITORed names, by key, as the client spelled them
         self._early = []
         super().connectionMade()
 
@@ -832,13 +832,15 @@ class IrcSession(Session):
         self.numeric(rfc.RPL_ISON, " ".join(online))
 
     def irc_MONITOR(self, params: list[str]) -> None:
+        """IRCv3 MONITOR: 730/731 now and whenever a watched name comes or goes, for any name."""
         if not params:
             self.numeric(rfc.ERR_NEEDMOREPARAMS, "MONITOR", "Not enough parameters")
             return
-        sub = params[0]
-        targets = [t for t in (params[1] if len(params) > 1 else "").split(",") if t]
+        sub = params[0].upper()
+        targets = [t for t in (params[1] if len(params) > 1 else "").split(",") if wire.is_valid_username(t)]
         watchers = self.factory.monitors
         if sub == "+":
+            added = []
             for target in targets:
                 if len(self.monitoring) >= MONITOR_LIMIT:
                     self.numeric(
@@ -846,27 +848,25 @@ class IrcSession(Session):
                     )
                     break
                 key = username_key(target)
-                self.monitoring.add(key)
+                self.monitoring[key] = target
                 watchers.setdefault(key, set()).add(self)
-            self._monitor_status(targets)
+                added.append(target)
+            self._monitor_status(added)
         elif sub == "-":
             for target in targets:
                 key = username_key(target)
-                self.monitoring.discard(key)
+                self.monitoring.pop(key, None)
                 watchers.get(key, set()).discard(self)
-        elif sub.upper() == "C":
+        elif sub == "C":
             for key in self.monitoring:
                 watchers.get(key, set()).discard(self)
             self.monitoring.clear()
-        elif sub.upper() == "L":
-            known = {username_key(u.name): u.name for u in self.clients.hub.users()}
-            names = [known.get(k, k) for k in sorted(self.monitoring)]
-            if names:
-                self.numeric(RPL_MONLIST, ",".join(names))
+        elif sub == "L":
+            if self.monitoring:
+                self.numeric(RPL_MONLIST, ",".join(self.monitoring.values()))
             self.numeric(RPL_ENDOFMONLIST, "End of MONITOR list")
-        elif sub.upper() == "S":
-            known = {username_key(u.name): u.name for u in self.clients.hub.users()}
-            self._monitor_status([known.get(k, k) for k in sorted(self.monitoring)])
+        elif sub == "S":
+            self._monitor_status(list(self.monitoring.values()))
 
     def _monitor_status(self, targets: Iterable[str]) -> None:
         online, offline = [], []
