@@ -238,6 +238,14 @@ class MessageTests(IrcTestCase):
         pieces = [row.split(" :", 1)[1] for row in got]
         self.assertEqual("".join(pieces).replace(" ", ""), text.replace(" ", ""))
 
+    def test_an_action_is_carried_as_text_and_other_ctcp_is_refused(self) -> None:
+        self.assertEqual(self.client.send("PRIVMSG bob :\x01ACTION waves\x01"), [])
+        self.assertEqual(lines(self.bob_transport), ["MSG alice unicast bob :* alice waves"])
+        got = self.client.send("PRIVMSG bob :\x01VERSION\x01")
+        self.assertEqual(got, [f":{SERVER} NOTICE alice :not sent: msgsvc does not carry CTCP VERSION"])
+        self.assertEqual(self.client.send("NOTICE bob :\x01VERSION irssi\x01"), [])
+        self.assertEqual(lines(self.bob_transport), [])
+
     def test_offline_names_get_401_and_protected_ones_are_queued(self) -> None:
         got = self.client.send("PRIVMSG zed,dave :hello")
         self.assertEqual(

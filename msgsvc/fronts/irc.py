@@ -624,7 +624,7 @@ class IrcSession(Session):
                 self.numeric(rfc.ERR_NOTEXTTOSEND, "No text to send")
             return
         try:
-            text = clean_text(params[1])
+            text = clean_text(self._ctcp(params[1]))
             if not text:
                 raise ProtocolError(Code.BAD_SYNTAX, "No text to send")
             if len(text.encode("utf-8")) > self.clients.limits.max_text:
@@ -675,6 +675,15 @@ class IrcSession(Session):
         else:  # queued for someone away: the next lines wait for the queue to be on disk
             self._hold("queueing")
             report.addCallback(self._sent, quiet).addBoth(lambda _: self._release("queueing"))
+
+    def _ctcp(self, text: str) -> str:
+        """A CTCP ACTION (``/me waves``) as the text "* nick waves"; other CTCP is not carried."""
+        if not text.startswith("\x01"):
+            return text
+        command, _, argument = text.strip("\x01").partition(" ")
+        if command.upper() != "ACTION":
+            raise ProtocolError(Code.BAD_SYNTAX, f"msgsvc does not carry CTCP {command.upper()}")
+        return f"* {self.nick} {argument}"
 
     def _sent(self, report: Report, quiet: bool) -> None:
         if quiet:
