@@ -5,10 +5,13 @@ from __future__ import annotations
 import base64
 import os
 import signal
+import socket
+import ssl
 import subprocess
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from .test_tls import make_certificate
 from .test_twistd import ROOT, TWISTD, Peer, free_port, reap, wait_listening
 
 SERVER = "irc.msgsvc.test"
@@ -22,10 +25,11 @@ class IrcEndToEndTests(SynchronousTestCase):
         self.log = os.path.join(self.dir, "server.log")
         self.port, self.irc_port = free_port(), free_port()
 
-    def start(self) -> subprocess.Popen[bytes]:
+    def start(self, irc: str = "tcp", options: str = "") -> subprocess.Popen[bytes]:
+        """Run the server; its --irc endpoint is ``irc`` (tcp or ssl) with ``options``."""
         args = ["-n", "--pidfile=", "msgsvc", "--db", self.db, "--irc-server-name", SERVER]
         args += ["--listen", f"tcp:{self.port}:interface=127.0.0.1"]
-        args += ["--irc", f"tcp:{self.irc_port}:interface=127.0.0.1"]
+        args += ["--irc", f"{irc}:{self.irc_port}:interface=127.0.0.1{options}"]
         with open(self.log, "ab") as log:
             process = subprocess.Popen(
                 TWISTD + args, cwd=self.dir, env=dict(os.environ, PYTHONPATH=ROOT), stdout=log, stderr=log
@@ -108,3 +112,19 @@ class IrcEndToEndTests(SynchronousTestCase):
         again = self.tcp("dave", "correct horse")  # acknowledged: nothing comes again
         again.send("PING :x")
         self.assertEqual(again.line(), "PONG :x")
+
+    def test_over_tls(self) -> None:
+        folder = os.path.join(self.dir, "trusted")
+        os.makedirs(folder)
+        cert, key = make_certificate(folder, "localhost")
+        self.start("ssl", f":privateKey={key}:certKey={cert}")
+        bob = self.tcp("bob")
+        context = ssl.create_default_context(cafile=cert)
+        raw = socket.create_connection(("127.0.0.1", self.irc_port), timeout=10)
+        with context.wrap_socket(raw, server_hostname="localhost") as tls, tls.makefile("rwb") as irc:
+            irc.write(b"NICK alice\r\nUSER alice 0 * :Alice\r\nPRIVMSG bob :over TLS\r\nQUIT :done\r\n")
+            irc.flush()
+            got = irc.read().decode().splitlines()  # to the close: the server ends the TLS session
+        self.assertTrue(got[0].startswith(f":{SERVER} 001 alice "), got)
+        self.assertTrue(got[-1].startswith("ERROR :Closing Link: "), got)
+        self.assertEqual(bob.until("MSG"), ["JOINED alice", "MSG alice unicast bob :over TLS"])
