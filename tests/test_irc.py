@@ -355,6 +355,11 @@ class MessageTests(IrcTestCase):
         self.assertEqual(self.client.read(), [":olga!ogr@msgsvc QUIT :left"])
         self.assertEqual(self.factory.idents.get("olga"), None)
 
+    def test_list(self) -> None:
+        got = self.client.send("LIST")
+        self.assertEqual(numerics(got), ["322", "323"])
+        self.assertTrue(got[0].startswith(f":{SERVER} 322 alice #all 2 :"), got)
+
     def test_ping_pong_and_quit(self) -> None:
         self.assertEqual(self.client.send("PING :abc"), [f":{SERVER} PONG {SERVER} :abc"])
         got = self.client.send("QUIT :off to lunch")

@@ -745,6 +745,12 @@ class IrcSession(Session):
             self.numeric(rfc.RPL_NAMREPLY, "=", self.channel, " ".join(row))
         self.numeric(rfc.RPL_ENDOFNAMES, self.channel, "End of /NAMES list")
 
+    def irc_LIST(self, params: list[str]) -> None:
+        """The one channel, with how many are online, and its topic."""
+        online = sum(1 for u in self.clients.hub.users() if u.online)
+        self.numeric(rfc.RPL_LIST, self.channel, str(online), TOPIC)
+        self.numeric(rfc.RPL_LISTEND, "End of /LIST")
+
     def irc_TOPIC(self, params: list[str]) -> None:
         if not params:
             self.numeric(rfc.ERR_NEEDMOREPARAMS, "TOPIC", "Not enough parameters")
