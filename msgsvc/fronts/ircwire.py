@@ -1,0 +1,117 @@
+"""IRC as msgsvc's IRC front reads and writes it: lines, text, the numerics Twisted lacks.
+
+Pure functions, like :mod:`msgsvc.wire` for the line protocol; the
+session that uses them is :mod:`msgsvc.fronts.irc`.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+
+from msgsvc.hub import Message, Queued
+from msgsvc.wire import Code, Kind, ProtocolError, username_key
+
+NICK = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")  # a msgsvc name that is also an IRC nick
+# IRC's formatting codes (bold, colour and its digits, reset, reverse, italic, strike, underline,
+# monospace): dropped from text, which msgsvc keeps plain.
+FORMATTING = re.compile(r"\x03(\d{1,2}(,\d{1,2})?)?|[\x02\x0f\x11\x16\x1d\x1e\x1f]")
+CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # what msgsvc text may not hold (TAB it may)
+# Numerics Twisted's table (twisted.words.protocols.irc) lacks: IRCv3 SASL and MONITOR, and 417.
+ERR_INPUTTOOLONG = "417"
+ERR_ALREADYREGISTERED = "462"
+RPL_LOGGEDIN = "900"
+RPL_SASLSUCCESS = "903"
+ERR_SASLFAIL = "904"
+ERR_SASLTOOLONG = "905"
+ERR_SASLABORTED = "906"
+ERR_SASLALREADY = "907"
+RPL_SASLMECHS = "908"
+RPL_MONONLINE = "730"
+RPL_MONOFFLINE = "731"
+RPL_MONLIST = "732"
+RPL_ENDOFMONLIST = "733"
+ERR_MONLISTFULL = "734"
+
+
+@dataclass
+class Command:
+    """One IRC line: its command (upper case) and its parameters (the trailing one last)."""
+
+    command: str
+    params: list[str]
+
+
+def parse(line: bytes) -> Command | None:
+    """An IRC line (without CR LF); None for a blank one; ProtocolError(BAD_ENCODING) if it is not UTF-8."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProtocolError(Code.BAD_ENCODING, "lines must be UTF-8") from None
+    text = text.lstrip(" ")
+    if text.startswith("@"):  # message tags: none that a client sends means anything here
+        text = text.partition(" ")[2].lstrip(" ")
+    if text.startswith(":"):  # a client's own prefix: ignored, as servers do
+        text = text.partition(" ")[2].lstrip(" ")
+    trailing = None
+    if " :" in text:
+        text, trailing = text.split(" :", 1)
+    params = text.split()
+    if not params:
+        return None
+    command = params.pop(0).upper()
+    if trailing is not None:
+        params.append(trailing)
+    return Command(command, params)
+
+
+def line(*params: str, prefix: str = "", tags: str = "") -> bytes:
+    """An IRC line; the last parameter goes after `` :`` (always, as clients expect of text)."""
+    *middle, last = params
+    head = f"@{tags} " if tags else ""
+    head += f":{prefix} " if prefix else ""
+    return f"{head}{' '.join(middle)} :{last}\r\n".encode()
+
+
+def text_lines(verb: str, target: str, text: str, prefix: str, tags: str = "") -> bytes:
+    """``verb`` lines carrying ``text`` to ``target``, split (at a space where there is one) so that
+    each stays within IRC's 512 bytes, tags aside: msgsvc's texts may be longer than IRC's lines."""
+    head = (f"@{tags} " if tags else "").encode() + f":{prefix} {verb} {target} :".encode()
+    room = 510 - (len(head) - (len(tags) + 2 if tags else 0))
+    data = text.encode("utf-8")
+    out = []
+    while len(data) > room:
+        cut = data.rfind(b" ", 1, room + 1)
+        if cut <= 0:
+            cut = room
+            while data[cut] & 0xC0 == 0x80:  # not inside a character
+                cut -= 1
+        out.append(head + data[:cut] + b"\r\n")
+        data = data[cut:].lstrip(b" ") if data[cut : cut + 1] == b" " else data[cut:]
+    out.append(head + data + b"\r\n")
+    return b"".join(out)
+
+
+def addressed(message: Message | Queued, me: str) -> str:
+    """A message's text, for a multicast preceded by whom it went to (IRC has no word for a group)."""
+    if message.kind not in (Kind.MULTICAST, Kind.MULTICAST.value):
+        return message.text
+    others = [n for n in message.recipients if username_key(n) != username_key(me)]
+    group = ", ".join(["you", *others[:-1]]) + f" and {others[-1]}" if others else "you"
+    return f"(to {group}) {message.text}"
+
+
+def clean_text(text: str) -> str:
+    """``text`` without IRC formatting; ProtocolError if other control characters remain."""
+    if text.isprintable():  # the common case, checked in C
+        return text
+    text = FORMATTING.sub("", text)
+    if CONTROL.search(text):
+        raise ProtocolError(Code.BAD_SYNTAX, "control characters are not allowed in text")
+    return text
+
+
+def server_time(when: float) -> str:
+    """The ``time`` tag's value: ISO 8601 in UTC, to the millisecond."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(when)) + f".{int(when * 1000) % 1000:03d}Z"
