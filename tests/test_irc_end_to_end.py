@@ -12,7 +12,7 @@ import subprocess
 from twisted.trial.unittest import SynchronousTestCase
 
 from .test_tls import make_certificate
-from .test_twistd import ROOT, TWISTD, Peer, free_port, reap, wait_listening
+from .test_twistd import Peer, free_port, run_msgsvc
 
 SERVER = "irc.msgsvc.test"
 
@@ -22,21 +22,14 @@ class IrcEndToEndTests(SynchronousTestCase):
         self.dir = os.path.abspath(self.mktemp())
         os.makedirs(self.dir)
         self.db = os.path.join(self.dir, "names.sqlite3")
-        self.log = os.path.join(self.dir, "server.log")
         self.port, self.irc_port = free_port(), free_port()
 
     def start(self, irc: str = "tcp", options: str = "") -> subprocess.Popen[bytes]:
         """Run the server; its --irc endpoint is ``irc`` (tcp or ssl) with ``options``."""
-        args = ["-n", "--pidfile=", "msgsvc", "--db", self.db, "--irc-server-name", SERVER]
+        args = ["--db", self.db, "--irc-server-name", SERVER]
         args += ["--listen", f"tcp:{self.port}:interface=127.0.0.1"]
         args += ["--irc", f"{irc}:{self.irc_port}:interface=127.0.0.1{options}"]
-        with open(self.log, "ab") as log:
-            process = subprocess.Popen(
-                TWISTD + args, cwd=self.dir, env=dict(os.environ, PYTHONPATH=ROOT), stdout=log, stderr=log
-            )
-        self.addCleanup(reap, process)
-        wait_listening(self, process, [self.port, self.irc_port], lambda: open(self.log).read())
-        return process
+        return run_msgsvc(self, self.dir, args, [self.port, self.irc_port])
 
     def tcp(self, name: str, password: str | None = None) -> Peer:
         peer = Peer(self.port)

@@ -44,6 +44,29 @@ def wait_listening(
     case.fail("twistd did not start listening")
 
 
+def run_msgsvc(
+    case: SynchronousTestCase, folder: str, args: list[str], ports: list[int]
+) -> subprocess.Popen[bytes]:
+    """``twistd -n msgsvc`` with ``args`` in ``folder``, logging to its ``server.log``, once it listens on ``ports``."""
+    log_path = os.path.join(folder, "server.log")
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            TWISTD + ["-n", "--pidfile=", "msgsvc", *args],
+            cwd=folder,
+            env=dict(os.environ, PYTHONPATH=ROOT),
+            stdout=log,
+            stderr=log,
+        )
+    case.addCleanup(reap, process)
+
+    def output() -> str:
+        with open(log_path, encoding="utf-8") as log:
+            return log.read()
+
+    wait_listening(case, process, ports, output)
+    return process
+
+
 def reap(process: subprocess.Popen[bytes]) -> None:
     """Kill ``process`` if it still runs, wait for it, close its pipes."""
     if process.poll() is None:

@@ -20,7 +20,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from .browser import ELSEWHERE, chromium, wait
 from .test_tls import make_certificate
-from .test_twistd import ROOT, TWISTD, Peer, free_port, reap, wait_listening
+from .test_twistd import ROOT, Peer, free_port, run_msgsvc
 
 
 class QuietFiles(SimpleHTTPRequestHandler):
@@ -35,7 +35,7 @@ class PageTests(SynchronousTestCase):
         self.dir = os.path.abspath(self.mktemp())
         os.makedirs(self.dir)
         self.db = os.path.join(self.dir, "names.sqlite3")
-        self.log = os.path.join(self.dir, "server.log")
+        self.log = os.path.join(self.dir, "server.log")  # run_msgsvc's
         self.port = free_port()
         self.web = free_port()
         self.url = f"http://127.0.0.1:{self.web}/"
@@ -47,16 +47,9 @@ class PageTests(SynchronousTestCase):
 
     def start(self, web: str = "tcp", options: str = "") -> subprocess.Popen[bytes]:
         """Run the server; its --web endpoint is ``web`` (tcp or ssl) on ``self.web``, with ``options``."""
-        args = ["-n", "--pidfile=", "msgsvc", "--db", self.db]
-        args += ["--listen", f"tcp:{self.port}:interface=127.0.0.1"]
+        args = ["--db", self.db, "--listen", f"tcp:{self.port}:interface=127.0.0.1"]
         args += ["--web", f"{web}:{self.web}:interface=127.0.0.1{options}"]
-        with open(self.log, "ab") as log:
-            process = subprocess.Popen(
-                TWISTD + args, cwd=self.dir, env=dict(os.environ, PYTHONPATH=ROOT), stdout=log, stderr=log
-            )
-        self.addCleanup(reap, process)
-        wait_listening(self, process, [self.port, self.web], self.server_log)
-        return process
+        return run_msgsvc(self, self.dir, args, [self.port, self.web])
 
     def server_log(self) -> str:
         with open(self.log, encoding="utf-8") as log:
