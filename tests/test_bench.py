@@ -255,11 +255,58 @@ class ReportTests(SynchronousTestCase):
         self.assertIn("1.50", text)  # p50 in ms
         self.assertEqual(report.ratios([ours, theirs]), ["unicast (100 clients): msgsvc/words = 2.00"])
 
+    def test_several_runs_show_their_median_and_range(self) -> None:
+        runs = [self.measurement("msgsvc", n) for n in (200_000, 240_000, 220_000)]
+        text = report.table(runs)
+        self.assertIn("110,000 (100,000-120,000)", text)  # delivered/s: the median, then the range
+        (row,) = report.rows(runs)
+        self.assertEqual(row.spread(lambda m: m.delivered_rate), (110_000, 100_000, 120_000))
+
+    def test_a_load_bound_row_is_marked_and_its_ratio_is_a_bound(self) -> None:
+        ours = [self.measurement("msgsvc", n) for n in (200_000, 220_000)]
+        theirs = [self.measurement("words", n) for n in (100_000, 100_000)]
+        for m in theirs:
+            m.load_cpu = 1.9  # of 2.0 s on one core: 95 %
+        self.assertIn("LOAD-BOUND", report.table(theirs))
+        self.assertNotIn("LOAD-BOUND", report.table(ours))
+        self.assertEqual(
+            report.ratios(ours + theirs),
+            ["unicast (100 clients): msgsvc/words = <= 2.10 (2.00-2.20) (words load-bound)"],
+        )
+        for m in ours:
+            m.load_cpu = 1.95
+        self.assertEqual(
+            report.ratios(ours + theirs),
+            ["unicast (100 clients): msgsvc/words = ? (both load-bound; measured 2.10 (2.00-2.20))"],
+        )
+
     def test_a_measurement_survives_json(self) -> None:
         m = self.measurement("msgsvc", 10)
         again = Measurement.from_json(m.to_json())
         self.assertEqual((again.scenario, again.delivered, again.latency.count), (m.scenario, 10, 1))
         self.assertEqual(again.lost, 0)
+
+
+class SuiteTests(SynchronousTestCase):
+    def test_every_row_runs_repeatedly_with_the_servers_in_turn(self) -> None:
+        ran: list[Scenario] = []
+        peaks = {"msgsvc": iter([100, 300, 200] * 20), "words": iter([50, 70, 60] * 20)}
+
+        def fake(scenario: Scenario, python: str) -> Measurement:
+            ran.append(scenario)
+            rate = next(peaks[scenario.server]) if scenario.rate is None else 1
+            return Measurement(scenario, delivered=rate, expected=rate, seconds=1.0)
+
+        suite.standard(["msgsvc", "words"], 1.0, "python", repeat=3, run=fake)
+        first = [(s.server, s.workload, s.clients, s.rate) for s in ran[:12]]
+        self.assertEqual(
+            first,
+            [("msgsvc", "unicast", 10, None), ("words", "unicast", 10, None)] * 3
+            + [("msgsvc", "unicast", 10, 100), ("words", "unicast", 10, 30)] * 3,  # half the median peak
+        )
+        rows = report.rows([Measurement(s) for s in ran])
+        self.assertTrue(all(len(row.runs) == 3 for row in rows))
+        self.assertEqual(len(rows), 2 * (2 * len(suite.SWEEP) + 5))
 
 
 class TargetTests(SynchronousTestCase):
@@ -337,8 +384,8 @@ class ServerBenchTests(SynchronousTestCase):
         self.assertEqual(done.returncode, 0, done.stderr)
         (row,) = [line for line in done.stdout.splitlines() if line.startswith("msgsvc-web ")]
         cells = row.split()
-        self.assertEqual(cells[:3], ["msgsvc-web", "unicast", "8"])
-        self.assertGreater(int(cells[5].replace(",", "")), 0)  # delivered/s
+        self.assertEqual(cells[:5], ["msgsvc-web", "unicast", "8", "1", "200"])  # ..., runs, offered/s
+        self.assertGreater(int(cells[6].replace(",", "")), 0)  # delivered/s
         self.assertEqual(cells[-1], "0")  # lost
 
     def test_the_login_burst_runs_end_to_end_and_reports(self) -> None:

@@ -28,7 +28,7 @@ def _rate(value: str) -> float | None:
 
 def _run(args: argparse.Namespace) -> list[Measurement]:
     results = []
-    for server in args.server or ["msgsvc"]:
+    for server in [s for _ in range(args.repeat) for s in args.server or ["msgsvc"]]:  # in turn
         scenario = Scenario(
             server=server,
             workload=args.workload,
@@ -57,7 +57,7 @@ def _print(results: Sequence[Measurement]) -> None:
 
 
 def _progress(m: Measurement) -> None:
-    print("  ".join(report.row(m)), file=sys.stderr, flush=True)
+    print("  ".join(report.row_cells(report.Row([m]))), file=sys.stderr, flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -86,11 +86,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--count", type=int, default=None, help="messages to send at most")
     run.add_argument("--workers", type=int, default=2, help="load processes")
     run.add_argument("--warmup", type=float, default=2.0, help="seconds of unmeasured load first (default 2)")
+    run.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="runs of each server, taking turns; figures are medians (default 1)",
+    )
     standard = commands.add_parser("suite", parents=[load], help="every workload on every server")
     standard.add_argument(
         "--servers",
         default=",".join(SUITE),
         help=f"comma-separated, of {', '.join(SERVERS)} (default {','.join(SUITE)})",
+    )
+    standard.add_argument(
+        "--repeat",
+        type=int,
+        default=suite.REPEAT,
+        help=f"runs of each row, the servers taking turns; figures are medians (default {suite.REPEAT})",
     )
     show = commands.add_parser("show", help="print (and plot) the figures of an earlier run")
     show.add_argument("json")
@@ -132,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{server}: not measured: {problem}", file=sys.stderr)
             else:
                 chosen.append(server)
-        results = suite.standard(chosen, args.duration, args.load_python, _progress)
+        results = suite.standard(chosen, args.duration, args.load_python, _progress, repeat=args.repeat)
     else:
         with open(args.json) as saved:
             results = [Measurement.from_json(m) for m in json.load(saved)]

@@ -1,58 +1,53 @@
-"""The bench's table, its msgsvc/peer ratios, and its plot."""
+"""The bench's table and its msgsvc/peer ratios: each scenario's runs as a median and its range.
+
+A *row* is every run of one scenario on one server (``bench suite`` runs
+each several times, the servers in turn).  A row whose load processes
+kept their cores more than :data:`LOAD_BOUND` busy measured the load
+generator as much as the server: the table marks it, and a ratio that
+involves it is shown as the bound it is, not as a result.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-from msgsvc.bench.run import Measurement
+from msgsvc.bench.run import Measurement, Scenario
 
-COLUMNS = (
-    ("server", "{m.scenario.server}"),
-    ("workload", "{m.scenario.workload}"),
-    ("clients", "{m.scenario.clients}"),
-    ("ramp s", "{m.ramp_seconds:.1f}"),
-    ("offered/s", "{offered}"),
-    ("delivered/s", "{m.delivered_rate:,.0f}"),
-    ("p50 ms", "{p50:.2f}"),
-    ("p99 ms", "{p99:.2f}"),
-    ("max ms", "{mx:.1f}"),
-    ("srv CPU s", "{m.server_cpu:.1f}"),
-    ("srv cores", "{m.server_cores:.2f}"),
-    ("load CPU s", "{m.load_cpu:.1f}"),
-    ("peak RSS MiB", "{peak:.1f}"),
-    ("KiB/client", "{m.rss_per_client_kib:.1f}"),
-    ("lost", "{m.lost}"),
-)
+#: a load process busier than this (its share of the load cores) makes a row load-bound
+LOAD_BOUND = 0.9
 
 
-def row(m: Measurement) -> list[str]:
-    offered = "max" if m.scenario.rate is None else f"{m.scenario.rate:,.0f}"
-    if m.scenario.workload in ("idle", "connect"):
-        offered = "-"
-    values = {
-        "m": m,
-        "offered": offered,
-        "p50": m.latency.percentile(50) / 1000,
-        "p99": m.latency.percentile(99) / 1000,
-        "mx": m.latency.maximum / 1000,
-        "peak": m.peak_rss_kib / 1024,
-    }
-    return [template.format(**values) for _, template in COLUMNS]
+@dataclass
+class Row:
+    """The runs of one scenario on one server."""
 
+    runs: list[Measurement]
 
-def table(measurements: Sequence[Measurement]) -> str:
-    """An RST simple table, one row a run."""
-    rows = [[title for title, _ in COLUMNS]] + [row(m) for m in measurements]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
-    rule = "  ".join("=" * w for w in widths)
+    @property
+    def scenario(self) -> Scenario:
+        return self.runs[0].scenario
 
-    def line(r: list[str]) -> str:
-        return "  ".join(
-            cell.rjust(w) if i > 1 else cell.ljust(w)
-            for i, (cell, w) in enumerate(zip(r, widths, strict=True))
-        )
+    @property
+    def server(self) -> str:
+        return self.runs[0].scenario.server
 
-    return "\n".join([rule, line(rows[0]), rule, *(line(r) for r in rows[1:]), rule])
+    def spread(self, figure: Callable[[Measurement], float]) -> tuple[float, float, float]:
+        """The median of ``figure`` over the runs, and its least and greatest."""
+        values = [figure(m) for m in self.runs]
+        return statistics.median(values), min(values), max(values)
+
+    def median(self, figure: Callable[[Measurement], float]) -> float:
+        return self.spread(figure)[0]
+
+    @property
+    def load_share(self) -> float:
+        return self.median(lambda m: m.load_share)
+
+    @property
+    def load_bound(self) -> bool:
+        return self.load_share > LOAD_BOUND
 
 
 def key(m: Measurement) -> tuple[object, ...]:
@@ -61,16 +56,96 @@ def key(m: Measurement) -> tuple[object, ...]:
     return (s.workload, s.clients, s.rate, s.recipients, s.size)
 
 
+def rows(measurements: Sequence[Measurement]) -> list[Row]:
+    """The runs grouped by server and scenario, in the order each first ran."""
+    grouped: dict[tuple[object, ...], Row] = {}
+    for m in measurements:
+        grouped.setdefault((m.scenario.server, *key(m)), Row([])).runs.append(m)
+    return list(grouped.values())
+
+
+def _p(percent: float) -> Callable[[Measurement], float]:
+    return lambda m: m.latency.percentile(percent) / 1000
+
+
+#: the table's figures: (title, figure, format)
+FIGURES: tuple[tuple[str, Callable[[Measurement], float], str], ...] = (
+    ("ramp s", lambda m: m.ramp_seconds, "{:.1f}"),
+    ("delivered/s", lambda m: m.delivered_rate, "{:,.0f}"),
+    ("p50 ms", _p(50), "{:.2f}"),
+    ("p99 ms", _p(99), "{:.2f}"),
+    ("max ms", lambda m: m.latency.maximum / 1000, "{:.1f}"),
+    ("srv CPU s", lambda m: m.server_cpu, "{:.1f}"),
+    ("srv cores", lambda m: m.server_cores, "{:.2f}"),
+    ("load CPU s", lambda m: m.load_cpu, "{:.1f}"),
+    ("load share", lambda m: m.load_share, "{:.0%}"),
+    ("peak RSS MiB", lambda m: m.peak_rss_kib / 1024, "{:.1f}"),
+    ("KiB/client", lambda m: m.rss_per_client_kib, "{:.1f}"),
+    ("lost", lambda m: m.lost, "{:.0f}"),
+)
+
+
+def cell(row: Row, figure: Callable[[Measurement], float], form: str) -> str:
+    """One run's figure; for several, the median and the range: ``170,322 (168,100-172,000)``."""
+    median, low, high = row.spread(figure)
+    if len(row.runs) == 1 or low == high:
+        return form.format(median)
+    return f"{form.format(median)} ({form.format(low)}-{form.format(high)})"
+
+
+def row_cells(row: Row) -> list[str]:
+    s = row.scenario
+    offered = "max" if s.rate is None else f"{s.rate:,.0f}"
+    if s.workload in ("idle", "connect"):
+        offered = "-"
+    figures = [cell(row, figure, form) for _, figure, form in FIGURES]
+    mark = "LOAD-BOUND" if row.load_bound else ""
+    return [s.server, s.workload, str(s.clients), str(len(row.runs)), offered, *figures, mark]
+
+
+def table(measurements: Sequence[Measurement]) -> str:
+    """An RST simple table, one row a scenario and server."""
+    titles = ["server", "workload", "clients", "runs", "offered/s", *(t for t, _, _ in FIGURES), "note"]
+    body = [row_cells(r) for r in rows(measurements)]
+    widths = [max(len(r[i]) for r in [titles, *body]) for i in range(len(titles))]
+    rule = "  ".join("=" * w for w in widths)
+
+    def line(r: list[str]) -> str:
+        return "  ".join(
+            cell.rjust(w) if 1 < i < len(r) - 1 else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(r, widths, strict=True))
+        )
+
+    return "\n".join([rule, line(titles), rule, *(line(r) for r in body), rule])
+
+
+def ratio(mine: Row, theirs: Row) -> str:
+    """msgsvc's delivered rate over a peer's: the median of the runs paired in turn, its range, and
+    whether a load-bound row makes it a bound rather than a result."""
+    pairs = [
+        a.delivered_rate / b.delivered_rate if b.delivered_rate else float("inf")
+        for a, b in zip(mine.runs, theirs.runs, strict=False)
+    ]
+    median, low, high = statistics.median(pairs), min(pairs), max(pairs)
+    figure = f"{median:.2f}" if len(pairs) == 1 else f"{median:.2f} ({low:.2f}-{high:.2f})"
+    if mine.load_bound and theirs.load_bound:
+        return f"? (both load-bound; measured {figure})"
+    if theirs.load_bound:  # the peer could have done more: msgsvc's lead is at most this
+        return f"<= {figure} ({theirs.server} load-bound)"
+    if mine.load_bound:
+        return f">= {figure} (msgsvc load-bound)"
+    return figure
+
+
 def ratios(measurements: Sequence[Measurement]) -> list[str]:
     """msgsvc's delivered rate (registrations for ``connect``) over each peer's, workload by workload."""
-    ours = {key(m): m for m in measurements if m.scenario.server == "msgsvc"}
+    all_rows = rows(measurements)
+    ours = {key(r.runs[0]): r for r in all_rows if r.server == "msgsvc"}
     lines = []
-    for m in measurements:
-        mine = ours.get(key(m))
-        if m.scenario.server == "msgsvc" or mine is None or m.scenario.workload == "idle":
+    for row in all_rows:
+        mine = ours.get(key(row.runs[0]))
+        s = row.scenario
+        if row.server == "msgsvc" or mine is None or s.workload == "idle":
             continue
-        ratio = mine.delivered_rate / m.delivered_rate if m.delivered_rate else float("inf")
-        lines.append(
-            f"{m.scenario.workload} ({m.scenario.clients} clients): msgsvc/{m.scenario.server} = {ratio:.2f}"
-        )
+        lines.append(f"{s.workload} ({s.clients} clients): msgsvc/{s.server} = {ratio(mine, row)}")
     return lines

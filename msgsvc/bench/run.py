@@ -54,6 +54,7 @@ class Measurement:
     ramp_seconds: float = 0.0  # for every client to connect and register
     server_cpu: float = 0.0  # seconds
     load_cpu: float = 0.0  # seconds, all load processes
+    load_cores: int = 1  # the cores the load processes had between them
     baseline_rss_kib: int = 0  # the server's, before any client
     ready_rss_kib: int = 0  # with every client registered
     peak_rss_kib: int = 0
@@ -73,6 +74,11 @@ class Measurement:
     def server_cores(self) -> float:
         """The server's CPU time over the run's time: 1.0 is one core busy throughout."""
         return self.server_cpu / self.seconds if self.seconds else 0.0
+
+    @property
+    def load_share(self) -> float:
+        """How busy the load processes kept their cores over the run: near 1.0, they were the limit."""
+        return self.load_cpu / (self.seconds * self.load_cores) if self.seconds else 0.0
 
     @property
     def rss_per_client_kib(self) -> float:
@@ -186,7 +192,7 @@ def measure(scenario: Scenario, load_python: str = sys.executable, ready_timeout
     loads a server about three times as hard as CPython from one core.
     """
     server_cpu, load_cpus = _cpus()
-    result = Measurement(scenario)
+    result = Measurement(scenario, load_cores=len(load_cpus) if load_cpus else os.cpu_count() or 1)
     with tempfile.TemporaryDirectory(prefix="msgsvc-bench-") as tmp:
         names = [n for p in plans(scenario, 0) for n in p.names]
         server = servers.start(scenario.server, Path(tmp), names, server_cpu)
