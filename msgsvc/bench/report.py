@@ -87,10 +87,8 @@ FIGURES: tuple[tuple[str, Callable[[Measurement], float], str], ...] = (
 
 def cell(row: Row, figure: Callable[[Measurement], float], form: str) -> str:
     """One run's figure; for several, the median and the range: ``170,322 (168,100-172,000)``."""
-    median, low, high = row.spread(figure)
-    if len(row.runs) == 1 or low == high:
-        return form.format(median)
-    return f"{form.format(median)} ({form.format(low)}-{form.format(high)})"
+    median, low, high = (form.format(value) for value in row.spread(figure))
+    return median if low == high else f"{median} ({low}-{high})"
 
 
 def row_cells(row: Row) -> list[str]:
@@ -114,7 +112,7 @@ def table(measurements: Sequence[Measurement]) -> str:
         return "  ".join(
             cell.rjust(w) if 1 < i < len(r) - 1 else cell.ljust(w)
             for i, (cell, w) in enumerate(zip(r, widths, strict=True))
-        )
+        ).rstrip()
 
     return "\n".join([rule, line(titles), rule, *(line(r) for r in body), rule])
 
