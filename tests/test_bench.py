@@ -17,7 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, TextMessage
 
-from msgsvc.bench import dialects, report, suite
+from msgsvc.bench import cload, dialects, report, suite
 from msgsvc.bench.loadclient import LoadClient, Tally
 from msgsvc.bench.run import Measurement, Scenario, plans
 from msgsvc.bench.stats import LatencyHistogram, bucket
@@ -287,6 +287,31 @@ class ReportTests(SynchronousTestCase):
         self.assertEqual(again.lost, 0)
 
 
+class CLoadTests(SynchronousTestCase):
+    def test_the_plan_as_arguments(self) -> None:
+        (plan, _) = plans(Scenario("words", "multicast", clients=8, rate=100.0, recipients=2), 4567)
+        self.assertEqual(
+            cload.arguments(plan),
+            ["words", "127.0.0.1", "4567", "b0u", "4", "multicast", "50.0", "5000", "0", "2", "32"]
+            + ["5.0", "2.0", "0", "7", "15.0"],
+        )
+        self.assertTrue(cload.handles(plan))
+
+    def test_what_stays_with_the_python_load(self) -> None:
+        for scenario in [
+            Scenario("msgsvc", "connect", clients=8),
+            Scenario("msgsvc", "idle", clients=8),
+            Scenario("msgsvc-web", "unicast", clients=8),
+        ]:
+            self.assertFalse(cload.handles(plans(scenario, 1)[0]), scenario)
+
+    def test_it_builds_with_the_machines_compiler(self) -> None:
+        binary = cload.build()
+        assert binary is not None  # gcc is on every machine here, and in CI
+        self.assertTrue(os.access(binary, os.X_OK))
+        self.assertEqual(cload.build(), binary)  # built once per source
+
+
 class SuiteTests(SynchronousTestCase):
     def test_every_row_runs_repeatedly_with_the_servers_in_turn(self) -> None:
         ran: list[Scenario] = []
@@ -384,9 +409,40 @@ class ServerBenchTests(SynchronousTestCase):
         self.assertEqual(done.returncode, 0, done.stderr)
         (row,) = [line for line in done.stdout.splitlines() if line.startswith("msgsvc-web ")]
         cells = row.split()
-        self.assertEqual(cells[:5], ["msgsvc-web", "unicast", "8", "1", "200"])  # ..., runs, offered/s
-        self.assertGreater(int(cells[6].replace(",", "")), 0)  # delivered/s
+        # ..., runs, load (the C load speaks no WebSocket), offered/s
+        self.assertEqual(cells[:6], ["msgsvc-web", "unicast", "8", "1", "python", "200"])
+        self.assertGreater(int(cells[7].replace(",", "")), 0)  # delivered/s
         self.assertEqual(cells[-1], "0")  # lost
+
+    def test_the_c_load_runs_against_msgsvc_on_both_dialects_and_loses_nothing(self) -> None:
+        """The C load process, built here, drives a real server (the figures are not judged)."""
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        for server, workload in [("msgsvc", "multicast"), ("msgsvc-irc", "broadcast")]:
+            done = subprocess.run(
+                [sys.executable, "-m", "msgsvc.bench", "run", "--server", server, "--workload", workload]
+                + [
+                    "--clients",
+                    "9",
+                    "--duration",
+                    "1",
+                    "--warmup",
+                    "0.5",
+                    "--rate",
+                    "50",
+                    "--recipients",
+                    "2",
+                ],
+                env=dict(os.environ, PYTHONPATH=root),
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            self.assertEqual(done.returncode, 0, done.stderr)
+            (row,) = [line for line in done.stdout.splitlines() if line.startswith(f"{server} ")]
+            cells = row.split()
+            self.assertEqual(cells[:6], [server, workload, "9", "1", "c", "50"])
+            self.assertGreater(int(cells[7].replace(",", "")), 0)  # delivered/s
+            self.assertEqual(cells[-1], "0")  # lost
 
     def test_the_login_burst_runs_end_to_end_and_reports(self) -> None:
         """A small burst against a real server: every login answered WELCOME (the figures are not judged)."""

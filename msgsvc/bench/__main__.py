@@ -41,6 +41,7 @@ def _run(args: argparse.Namespace) -> list[Measurement]:
             count=args.count,
             workers=args.workers,
             warmup=args.warmup,
+            load=args.load,
         )
         print(f"running {scenario}", file=sys.stderr, flush=True)
         results.append(measure(scenario, args.load_python))
@@ -72,6 +73,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--load-python",
         default=sys.executable,
         help="the Python that runs the load processes (PyPy with Twisted: a harder load)",
+    )
+    load.add_argument(
+        "--load",
+        choices=("c", "python"),
+        default="c",
+        help="the load processes: c (built with the machine's compiler; unicast, multicast and broadcast "
+        "over TCP) or python (every workload); default c, python where c cannot do the job",
     )
     load.add_argument("--json", help="write the figures here too")
     load.add_argument("--plot", help="draw the unicast sweep here (PNG; needs matplotlib)")
@@ -144,7 +152,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{server}: not measured: {problem}", file=sys.stderr)
             else:
                 chosen.append(server)
-        results = suite.standard(chosen, args.duration, args.load_python, _progress, repeat=args.repeat)
+        results = suite.standard(
+            chosen, args.duration, args.load_python, _progress, repeat=args.repeat, load=args.load
+        )
     else:
         with open(args.json) as saved:
             results = [Measurement.from_json(m) for m in json.load(saved)]

@@ -98,19 +98,37 @@ def row_cells(row: Row) -> list[str]:
         offered = "-"
     figures = [cell(row, figure, form) for _, figure, form in FIGURES]
     mark = "LOAD-BOUND" if row.load_bound else ""
-    return [s.server, s.workload, str(s.clients), str(len(row.runs)), offered, *figures, mark]
+    return [
+        s.server,
+        s.workload,
+        str(s.clients),
+        str(len(row.runs)),
+        row.runs[0].load,
+        offered,
+        *figures,
+        mark,
+    ]
 
 
 def table(measurements: Sequence[Measurement]) -> str:
     """An RST simple table, one row a scenario and server."""
-    titles = ["server", "workload", "clients", "runs", "offered/s", *(t for t, _, _ in FIGURES), "note"]
+    titles = [
+        "server",
+        "workload",
+        "clients",
+        "runs",
+        "load",
+        "offered/s",
+        *(t for t, _, _ in FIGURES),
+        "note",
+    ]
     body = [row_cells(r) for r in rows(measurements)]
     widths = [max(len(r[i]) for r in [titles, *body]) for i in range(len(titles))]
     rule = "  ".join("=" * w for w in widths)
 
     def line(r: list[str]) -> str:
         return "  ".join(
-            cell.rjust(w) if 1 < i < len(r) - 1 else cell.ljust(w)
+            cell.rjust(w) if 1 < i < len(r) - 1 and i != 4 else cell.ljust(w)
             for i, (cell, w) in enumerate(zip(r, widths, strict=True))
         ).rstrip()
 

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from msgsvc.bench import servers
+from msgsvc.bench import cload, servers
 from msgsvc.bench.stats import LatencyHistogram
 from msgsvc.bench.worker import WORKLOADS, Plan
 
@@ -31,10 +31,13 @@ class Scenario:
     count: int | None = None
     workers: int = 2
     warmup: float = 2.0  # seconds of the same load before the measured run (not for connect, idle)
+    load: str = "c"  # "c": the C load process where it does the job (msgsvc.bench.cload), else Python
 
     def __post_init__(self) -> None:
         if self.workload not in WORKLOADS:
             raise ValueError(f"workload must be one of {', '.join(WORKLOADS)}")
+        if self.load not in ("c", "python"):
+            raise ValueError("load must be c or python")
         if self.server not in servers.SERVERS:
             raise ValueError(f"server must be one of {', '.join(servers.SERVERS)}")
         if self.workload in ("unicast", "multicast", "broadcast") and self.clients < self.workers * (
@@ -55,6 +58,7 @@ class Measurement:
     server_cpu: float = 0.0  # seconds
     load_cpu: float = 0.0  # seconds, all load processes
     load_cores: int = 1  # the cores the load processes had between them
+    load: str = "python"  # what the load processes were: c or python
     baseline_rss_kib: int = 0  # the server's, before any client
     ready_rss_kib: int = 0  # with every client registered
     peak_rss_kib: int = 0
@@ -100,17 +104,20 @@ class Measurement:
 class WorkerProcess:
     """A load process and the JSON lines it answers with."""
 
-    def __init__(self, plan: Plan, cpus: set[int] | None, python: str) -> None:
+    def __init__(self, plan: Plan, cpus: set[int] | None, python: str, c_load: str | None = None) -> None:
+        """Run ``plan`` in the Python worker, or in the C load program ``c_load`` (which takes it as arguments)."""
         affinity = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+        command = [c_load, *cload.arguments(plan)] if c_load else [python, "-m", "msgsvc.bench.worker"]
         self.process = subprocess.Popen(
-            [python, "-m", "msgsvc.bench.worker"],
+            command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             preexec_fn=affinity,
             env=servers.child_environment(),
         )
         self._buffer = b""
-        self.tell(json.dumps(plan.__dict__))
+        if not c_load:
+            self.tell(json.dumps(plan.__dict__))
 
     def tell(self, line: str) -> None:
         assert self.process.stdin is not None
@@ -200,8 +207,10 @@ def measure(scenario: Scenario, load_python: str = sys.executable, ready_timeout
         try:
             result.baseline_rss_kib = server.rss_kib()
             port_plans = plans(scenario, server.port)
+            c_load = cload.build() if scenario.load == "c" and all(map(cload.handles, port_plans)) else None
+            result.load = "c" if c_load else "python"
             ramp_start = time.monotonic()
-            workers = [WorkerProcess(plan, load_cpus, load_python) for plan in port_plans]
+            workers = [WorkerProcess(plan, load_cpus, load_python, c_load) for plan in port_plans]
             for worker, plan in zip(workers, port_plans, strict=True):
                 connected, refusals = worker.answer("ready", ready_timeout)
                 if scenario.workload != "connect" and connected < len(plan.names):

@@ -24,6 +24,7 @@ def standard(
     latency_python: str = sys.executable,
     repeat: int = REPEAT,
     run: Callable[[Scenario, str], Measurement] = measure,
+    load: str = "c",
 ) -> list[Measurement]:
     """Every workload on every server, ``repeat`` times, the servers in turn for each run.
 
@@ -44,7 +45,8 @@ def standard(
             for server in servers:
                 fields = {k: v(server) if callable(v) else v for k, v in scenario.items()}
                 python = load_python if fields.get("rate") is None else latency_python
-                measurement = run(Scenario(server=server, duration=duration, **fields), python)  # type: ignore[arg-type]
+                scenario_ = Scenario(server=server, duration=duration, load=load, **fields)  # type: ignore[arg-type]
+                measurement = run(scenario_, python)
                 results.append(measurement)
                 runs[server].runs.append(measurement)
                 progress(measurement)

@@ -1,0 +1,436 @@
+/*
+ * A load process in C: msgsvc.bench.worker's job for unicast, multicast and broadcast, at a fraction
+ * of its CPU, so that the server, not the load, is what a row measures.  Built by msgsvc.bench.cload.
+ *
+ *   loadc DIALECT HOST PORT PREFIX COUNT WORKLOAD RATE WINDOW COUNT_LIMIT RECIPIENTS SIZE DURATION
+ *         WARMUP BROADCAST_SENDER RECEIVERS DRAIN
+ *
+ * DIALECT: the server, as msgsvc.bench.dialects.make takes it: msgsvc, words, ngircd or msgsvc-irc; the names
+ * are PREFIX0 .. PREFIX<COUNT-1>; RATE is messages/s from this process, or 0 for as fast as WINDOW
+ * deliveries in flight allow; COUNT_LIMIT 0 for none.  It speaks to its parent as the Python worker
+ * does: {"ready": [n, []]} once every client is registered, then "warm", "go" and "quit" on stdin,
+ * answered with {"warm": true} and {"result": {...}} (msgsvc.bench.worker.Result) on stdout.
+ * Message texts carry the sending time as the Python load's do (msgsvc.bench.dialects.stamp), on
+ * CLOCK_MONOTONIC, the clock of Python's time.monotonic_ns.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+enum dialect { MSGSVC, WORDS, NGIRCD, MSGSVC_IRC }; /* the server spoken to, as msgsvc.bench.dialects.make */
+enum workload { UNICAST, MULTICAST, BROADCAST };
+enum state { CONNECTING, REGISTERING, JOINING, READY };
+
+typedef struct {
+    int fd;
+    enum state state;
+    char name[64];
+    char *in;  /* what was read and not yet split into lines */
+    size_t in_len, in_cap;
+    char *out; /* what is waiting for the socket */
+    size_t out_len, out_cap;
+    int want_write;
+} client_t;
+
+static enum dialect dialect;
+static enum workload workload;
+static client_t *clients;
+static int nclients, epfd;
+static double rate, duration, warmup, drain;
+static long window_, count_limit;
+static int recipients, size, broadcast_sender, receivers;
+static uint64_t rng = 88172645463325252ULL;
+/* the measured phase's tally */
+static long sent, expected, delivered, lost_connections;
+static int64_t start_ns, last_delivery_ns;
+/* latency histogram, as msgsvc.bench.stats: exact below 1024 us, then 10 significant bits */
+#define SHIFTS 54
+static uint64_t hist[SHIFTS + 1][1024];
+static int64_t hist_max;
+
+static int64_t now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static uint64_t next_random(void) { /* xorshift64 */
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+static void die(const char *what) {
+    printf("{\"error\": \"loadc: %s: %s\"}\n", what, strerror(errno));
+    fflush(stdout);
+    exit(1);
+}
+
+static void record(int64_t micros) {
+    if (micros < 0) micros = 0;
+    if (micros > hist_max) hist_max = micros;
+    if (micros < 1024) {
+        hist[0][micros]++;
+        return;
+    }
+    int bits = 64 - __builtin_clzll((uint64_t)micros);
+    int shift = bits - 10;
+    hist[shift][micros >> shift]++;
+}
+
+static void append(char **buf, size_t *len, size_t *cap, const char *data, size_t n) {
+    if (*len + n > *cap) {
+        size_t want = (*len + n) * 2 + 4096;
+        *buf = realloc(*buf, want);
+        if (!*buf) die("realloc");
+        *cap = want;
+    }
+    memcpy(*buf + *len, data, n);
+    *len += n;
+}
+
+static void watch(client_t *c, int writable) {
+    struct epoll_event ev = {.events = EPOLLIN | (writable ? EPOLLOUT : 0), .data.ptr = c};
+    if (c->want_write != writable) {
+        c->want_write = writable;
+        epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev);
+    }
+}
+
+static void flush_out(client_t *c) {
+    while (c->out_len) {
+        ssize_t n = send(c->fd, c->out, c->out_len, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+            return; /* the read side sees the close */
+        }
+        memmove(c->out, c->out + n, c->out_len - (size_t)n);
+        c->out_len -= (size_t)n;
+    }
+    watch(c, c->out_len > 0);
+}
+
+static void write_client(client_t *c, const char *data, size_t n) {
+    append(&c->out, &c->out_len, &c->out_cap, data, n);
+}
+
+static int line_starts(const char *line, size_t len, const char *prefix) {
+    size_t n = strlen(prefix);
+    return len >= n && memcmp(line, prefix, n) == 0;
+}
+
+static const char *find(const char *hay, size_t len, const char *needle) {
+    return memmem(hay, len, needle, strlen(needle));
+}
+
+/* One line from the server (without LF): a delivery, or what registration and PING need. */
+static void on_line(client_t *c, const char *line, size_t len, int64_t now) {
+    const char *stamp = find(line, len, " :@");
+    if (!stamp) stamp = find(line, len, ") @"); /* a multicast from msgsvc's IRC front names its group */
+    if (stamp) {
+        int64_t sent_at = strtoll(stamp + 3, NULL, 10);
+        delivered++;
+        record((now - sent_at) / 1000);
+        last_delivery_ns = now;
+        return;
+    }
+    if (line_starts(line, len, "PING")) {
+        char pong[600];
+        size_t n = len - 4 < 500 ? len - 4 : 500;
+        int m = snprintf(pong, sizeof pong, "PONG%.*s\r\n", (int)n, line + 4);
+        write_client(c, pong, (size_t)m);
+        return;
+    }
+    if (c->state == REGISTERING) {
+        if ((dialect == MSGSVC && line_starts(line, len, "ENDUSERS")) ||
+            (dialect != MSGSVC && find(line, len, " 001 "))) {
+            if (workload == BROADCAST && dialect != MSGSVC) {
+                write_client(c, dialect == MSGSVC_IRC ? "JOIN #all\r\n" : "JOIN #bench\r\n",
+                             dialect == MSGSVC_IRC ? 11 : 13);
+                c->state = JOINING;
+            } else {
+                c->state = READY;
+            }
+        }
+    } else if (c->state == JOINING && find(line, len, " 366 ")) {
+        c->state = READY;
+    }
+    if (line_starts(line, len, "ERROR") || line_starts(line, len, "BYE") || find(line, len, " 433 ")) {
+        fprintf(stderr, "loadc: %s refused: %.*s\n", c->name, (int)len, line);
+    }
+}
+
+static void on_readable(client_t *c) {
+    char buf[65536];
+    for (;;) {
+        ssize_t n = recv(c->fd, buf, sizeof buf, 0);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+            lost_connections++;
+            epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
+            close(c->fd);
+            c->fd = -1;
+            return;
+        }
+        if (n < 0) break;
+        append(&c->in, &c->in_len, &c->in_cap, buf, (size_t)n);
+    }
+    int64_t now = now_ns(); /* timed once a read, as the Python load does */
+    size_t start = 0;
+    for (;;) {
+        char *lf = memchr(c->in + start, '\n', c->in_len - start);
+        if (!lf) break;
+        size_t end = (size_t)(lf - c->in);
+        size_t len = end - start;
+        if (len && c->in[end - 1] == '\r') len--;
+        on_line(c, c->in + start, len, now);
+        start = end + 1;
+    }
+    memmove(c->in, c->in + start, c->in_len - start);
+    c->in_len -= start;
+}
+
+static void register_client(client_t *c) {
+    char buf[256];
+    int n;
+    if (dialect == MSGSVC)
+        n = snprintf(buf, sizeof buf, "HELLO %s\r\n", c->name);
+    else /* msgsvc's IRC front gets no PASS: there a password claims the name */
+        n = snprintf(buf, sizeof buf, "%sNICK %s\r\nUSER %s 0 * :%s\r\n",
+                     dialect == MSGSVC_IRC ? "" : "PASS bench\r\n", c->name, c->name, c->name);
+    write_client(c, buf, (size_t)n);
+    c->state = REGISTERING;
+}
+
+static void poll_once(int timeout_ms) {
+    struct epoll_event events[1024];
+    int n = epoll_wait(epfd, events, 1024, timeout_ms);
+    for (int i = 0; i < n; i++) {
+        client_t *c = events[i].data.ptr;
+        if (c->fd < 0) continue;
+        if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) on_readable(c);
+        if (c->fd >= 0 && (events[i].events & EPOLLOUT)) flush_out(c);
+    }
+    for (int i = 0; i < nclients; i++)
+        if (clients[i].fd >= 0 && clients[i].out_len) flush_out(&clients[i]);
+}
+
+static void connect_all(const char *host, int port) {
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    if (inet_pton(AF_INET, host, &addr.sin_addr) != 1) die("address");
+    for (int i = 0; i < nclients; i++) {
+        client_t *c = &clients[i];
+        c->fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (c->fd < 0) die("socket");
+        if (connect(c->fd, (struct sockaddr *)&addr, sizeof addr) < 0) die("connect");
+        int one = 1;
+        setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        fcntl(c->fd, F_SETFL, O_NONBLOCK);
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+        epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev);
+        register_client(c);
+        flush_out(c);
+        if (i % 25 == 24) poll_once(0); /* a few at a time: no accept queue overflows */
+    }
+    for (;;) {
+        int ready = 0;
+        for (int i = 0; i < nclients; i++) ready += clients[i].state == READY;
+        if (ready == nclients) return;
+        poll_once(100);
+    }
+}
+
+static long in_flight(void) {
+    if (workload == BROADCAST) {
+        long local = nclients - 1;
+        long behind = sent - (local ? delivered / local : sent);
+        return behind * receivers;
+    }
+    return expected - delivered;
+}
+
+static void send_some(long count, int64_t now) {
+    char text[4096];
+    int tl = snprintf(text, sizeof text, "@%lld.", (long long)now);
+    while (tl < size && tl < (int)sizeof text - 1) text[tl++] = 'x';
+    text[tl] = 0;
+    char line[8192];
+    if (workload == BROADCAST) {
+        if (!broadcast_sender) return;
+        for (long k = 0; k < count; k++) {
+            int n = dialect == MSGSVC       ? snprintf(line, sizeof line, "BROADCAST :%s\r\n", text)
+                    : dialect == MSGSVC_IRC ? snprintf(line, sizeof line, "PRIVMSG #all :%s\r\n", text)
+                                            : snprintf(line, sizeof line, "PRIVMSG #bench :%s\r\n", text);
+            write_client(&clients[0], line, (size_t)n);
+        }
+        sent += count;
+        expected += count * receivers;
+        return;
+    }
+    int k = workload == UNICAST ? 1 : recipients;
+    int others = nclients - 1;
+    for (long m = 0; m < count; m++) {
+        int sender = (int)(next_random() % (uint64_t)nclients);
+        int picks[64];
+        for (int j = 0; j < k; j++) { /* distinct, anyone but the sender */
+            int p;
+            int again;
+            do {
+                p = (int)(next_random() % (uint64_t)others);
+                again = 0;
+                for (int q = 0; q < j; q++) again |= picks[q] == p;
+            } while (again);
+            picks[j] = p;
+        }
+        client_t *c = &clients[sender];
+        if (dialect == WORDS) {
+            for (int j = 0; j < k; j++) {
+                int r = picks[j] + (picks[j] >= sender);
+                int n = snprintf(line, sizeof line, "PRIVMSG %s :%s\r\n", clients[r].name, text);
+                write_client(c, line, (size_t)n);
+            }
+            continue;
+        }
+        int n = snprintf(line, sizeof line, dialect == MSGSVC ? "SEND " : "PRIVMSG ");
+        for (int j = 0; j < k; j++) {
+            int r = picks[j] + (picks[j] >= sender);
+            n += snprintf(line + n, sizeof line - (size_t)n, "%s%s", j ? "," : "", clients[r].name);
+        }
+        n += snprintf(line + n, sizeof line - (size_t)n, " :%s\r\n", text);
+        write_client(c, line, (size_t)n);
+    }
+    sent += count;
+    expected += count * k;
+}
+
+static long local_expected(void) {
+    if (workload == BROADCAST) return broadcast_sender ? sent * (nclients - 1) : 0;
+    return expected;
+}
+
+/* Send for `seconds`, then wait for what is in flight (msgsvc.bench.worker.Worker._drive). */
+static void drive(double seconds) {
+    sent = expected = delivered = 0;
+    start_ns = now_ns();
+    int64_t end = start_ns + (int64_t)(seconds * 1e9);
+    for (;;) {
+        int64_t now = now_ns();
+        long left = count_limit ? count_limit - sent : 5000;
+        if (now >= end || left <= 0) break;
+        long due;
+        if (rate <= 0) {
+            due = window_ - in_flight();
+            if (workload != UNICAST) due /= workload == BROADCAST ? receivers : recipients;
+        } else {
+            due = (long)(rate * (double)(now - start_ns) / 1e9) - sent;
+        }
+        if (due > 5000) due = 5000;
+        if (due > left) due = left;
+        if (due > 0) send_some(due, now);
+        poll_once(1);
+    }
+    int64_t deadline = now_ns() + (int64_t)(drain * 1e9);
+    long seen = -1;
+    int64_t quiet_since = now_ns();
+    while (now_ns() < deadline) {
+        if (expected && delivered >= local_expected()) break;
+        if (delivered != seen) {
+            seen = delivered;
+            quiet_since = now_ns();
+        } else if (!local_expected() && now_ns() - quiet_since > 1000000000LL) {
+            break;
+        }
+        poll_once(10);
+    }
+}
+
+static double cpu_seconds(void) {
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return (double)u.ru_utime.tv_sec + u.ru_utime.tv_usec / 1e6 + (double)u.ru_stime.tv_sec +
+           u.ru_stime.tv_usec / 1e6;
+}
+
+static void print_result(double cpu) {
+    printf("{\"result\": {\"connected\": %d, \"sent\": %ld, \"expected\": %ld, \"delivered\": %ld, "
+           "\"start_ns\": %lld, \"last_delivery_ns\": %lld, \"cpu\": %.3f, \"lost_connections\": %ld, "
+           "\"refusals\": [], \"latency\": {\"counts\": {",
+           nclients, sent, expected, delivered, (long long)start_ns, (long long)last_delivery_ns, cpu,
+           lost_connections);
+    int first = 1;
+    for (int shift = 0; shift <= SHIFTS; shift++)
+        for (int top = 0; top < 1024; top++)
+            if (hist[shift][top]) {
+                long long low = shift ? (long long)top << shift : top;
+                printf("%s\"%lld\": %llu", first ? "" : ", ", low, (unsigned long long)hist[shift][top]);
+                first = 0;
+            }
+    printf("}, \"max\": %lld}}}\n", (long long)hist_max);
+    fflush(stdout);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 17) {
+        fprintf(stderr, "usage: see msgsvc/bench/loadc.c\n");
+        return 2;
+    }
+    dialect = !strcmp(argv[1], "msgsvc")       ? MSGSVC
+              : !strcmp(argv[1], "words")      ? WORDS
+              : !strcmp(argv[1], "msgsvc-irc") ? MSGSVC_IRC
+                                               : NGIRCD;
+    const char *host = argv[2];
+    int port = atoi(argv[3]);
+    const char *prefix = argv[4];
+    nclients = atoi(argv[5]);
+    workload = !strcmp(argv[6], "unicast") ? UNICAST : !strcmp(argv[6], "multicast") ? MULTICAST : BROADCAST;
+    rate = atof(argv[7]);
+    window_ = atol(argv[8]);
+    count_limit = atol(argv[9]);
+    recipients = atoi(argv[10]);
+    size = atoi(argv[11]);
+    duration = atof(argv[12]);
+    warmup = atof(argv[13]);
+    broadcast_sender = atoi(argv[14]);
+    receivers = atoi(argv[15]);
+    drain = atof(argv[16]);
+    if (recipients > 64) recipients = 64;
+    rng ^= (uint64_t)getpid() << 17;
+    epfd = epoll_create1(0);
+    if (epfd < 0) die("epoll");
+    clients = calloc((size_t)nclients, sizeof *clients);
+    for (int i = 0; i < nclients; i++) snprintf(clients[i].name, sizeof clients[i].name, "%s%d", prefix, i);
+    connect_all(host, port);
+    printf("{\"ready\": [%d, []]}\n", nclients);
+    fflush(stdout);
+    char command[64];
+    while (fgets(command, sizeof command, stdin)) {
+        if (!strncmp(command, "warm", 4)) {
+            if (warmup > 0) drive(warmup);
+            memset(hist, 0, sizeof hist);
+            hist_max = 0;
+            last_delivery_ns = 0;
+            printf("{\"warm\": true}\n");
+            fflush(stdout);
+        } else if (!strncmp(command, "go", 2)) {
+            double before = cpu_seconds();
+            drive(duration);
+            print_result(cpu_seconds() - before);
+        } else if (!strncmp(command, "quit", 4)) {
+            break;
+        }
+    }
+    return 0;
+}
