@@ -394,20 +394,37 @@ class WebSocketLoadTests(SynchronousTestCase):
         self.assertEqual([e.data for e in server.events()], ["PONG :7"])
 
 
+def bench(*args: str) -> str:
+    """What ``python -m msgsvc.bench ARGS`` printed; it must succeed."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run(
+        [sys.executable, "-m", "msgsvc.bench", *args],
+        env=dict(os.environ, PYTHONPATH=root),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 class ServerBenchTests(SynchronousTestCase):
     def test_a_small_run_over_websocket_loses_nothing(self) -> None:
         """Load clients on the web front: every message delivered (the figures are not judged)."""
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        done = subprocess.run(
-            [sys.executable, "-m", "msgsvc.bench", "run", "--server", "msgsvc-web", "--clients", "8"]
-            + ["--duration", "1", "--warmup", "0", "--rate", "200"],
-            env=dict(os.environ, PYTHONPATH=root),
-            capture_output=True,
-            text=True,
-            timeout=120,
+        out = bench(
+            "run",
+            "--server",
+            "msgsvc-web",
+            "--clients",
+            "8",
+            "--duration",
+            "1",
+            "--warmup",
+            "0",
+            "--rate",
+            "200",
         )
-        self.assertEqual(done.returncode, 0, done.stderr)
-        (row,) = [line for line in done.stdout.splitlines() if line.startswith("msgsvc-web ")]
+        (row,) = [line for line in out.splitlines() if line.startswith("msgsvc-web ")]
         cells = row.split()
         # ..., runs, load (the C load speaks no WebSocket), offered/s
         self.assertEqual(cells[:6], ["msgsvc-web", "unicast", "8", "1", "python", "200"])
@@ -416,29 +433,12 @@ class ServerBenchTests(SynchronousTestCase):
 
     def test_the_c_load_runs_against_msgsvc_on_both_dialects_and_loses_nothing(self) -> None:
         """The C load process, built here, drives a real server (the figures are not judged)."""
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         for server, workload in [("msgsvc", "multicast"), ("msgsvc-irc", "broadcast")]:
-            done = subprocess.run(
-                [sys.executable, "-m", "msgsvc.bench", "run", "--server", server, "--workload", workload]
-                + [
-                    "--clients",
-                    "9",
-                    "--duration",
-                    "1",
-                    "--warmup",
-                    "0.5",
-                    "--rate",
-                    "50",
-                    "--recipients",
-                    "2",
-                ],
-                env=dict(os.environ, PYTHONPATH=root),
-                capture_output=True,
-                text=True,
-                timeout=120,
+            out = bench(
+                *["run", "--server", server, "--workload", workload, "--clients", "9", "--duration", "1"],
+                *["--warmup", "0.5", "--rate", "50", "--recipients", "2"],
             )
-            self.assertEqual(done.returncode, 0, done.stderr)
-            (row,) = [line for line in done.stdout.splitlines() if line.startswith(f"{server} ")]
+            (row,) = [line for line in out.splitlines() if line.startswith(f"{server} ")]
             cells = row.split()
             self.assertEqual(cells[:6], [server, workload, "9", "1", "c", "50"])
             self.assertGreater(int(cells[7].replace(",", "")), 0)  # delivered/s
@@ -446,16 +446,7 @@ class ServerBenchTests(SynchronousTestCase):
 
     def test_the_login_burst_runs_end_to_end_and_reports(self) -> None:
         """A small burst against a real server: every login answered WELCOME (the figures are not judged)."""
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        done = subprocess.run(
-            [sys.executable, "-m", "msgsvc.bench", "logins", "--accounts", "5", "--rate", "20"],
-            env=dict(os.environ, PYTHONPATH=root),
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        self.assertEqual(done.returncode, 0, done.stderr)
-        first, login, calm, during, verdict = done.stdout.splitlines()
+        first, login, calm, during, verdict = bench("logins", "--accounts", "5", "--rate", "20").splitlines()
         self.assertRegex(
             first,
             r"^5 logins to protected names at once: [\d.]+ logins/s \([\d.]+ s for the burst, 0 failed;",
@@ -465,27 +456,8 @@ class ServerBenchTests(SynchronousTestCase):
 
     def test_the_offline_bench_runs_end_to_end_and_reports(self) -> None:
         """A small run: every message queued and the whole backlog delivered (the figures are not judged)."""
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "msgsvc.bench",
-                "offline",
-                "--sent",
-                "300",
-                "--window",
-                "50",
-                "--away",
-                "2",
-            ],
-            env=dict(os.environ, PYTHONPATH=root),
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        self.assertEqual(done.returncode, 0, done.stderr)
-        queued, backlog, cpu = done.stdout.splitlines()
+        out = bench("offline", "--sent", "300", "--window", "50", "--away", "2")
+        queued, backlog, cpu = out.splitlines()
         self.assertRegex(queued, r"^300 unicasts to 2 away protected users, 50 in flight: [\d,]+ messages/s")
         self.assertTrue(backlog.endswith("(150 messages)"), backlog)
         self.assertTrue(cpu.startswith("server CPU for both: "), cpu)
