@@ -242,8 +242,6 @@ class FrameTransport:
 class LineSocket:
     """One WebSocket: text messages in are lines for a :class:`ServerProtocol`, and its lines go out as messages."""
 
-    log = Logger()
-
     def __init__(self, protocol: ServerProtocol, request: Request) -> None:
         self._protocol = protocol
         self._request = request
