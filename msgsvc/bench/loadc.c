@@ -169,7 +169,10 @@ static void on_line(client_t *c, const char *line, size_t len, int64_t now) {
     } else if (c->state == JOINING && find(line, len, " 366 ")) {
         c->state = READY;
     }
-    if (line_starts(line, len, "ERROR") || line_starts(line, len, "BYE") || find(line, len, " 433 ")) {
+    const char *space = memchr(line, ' ', len); /* an IRC numeric is the word after the prefix */
+    int nick_in_use = line_starts(line, len, ":") && space && (size_t)(space - line) + 5 <= len &&
+                      memcmp(space, " 433 ", 5) == 0;
+    if (line_starts(line, len, "ERROR") || line_starts(line, len, "BYE") || nick_in_use) {
         fprintf(stderr, "loadc: %s refused: %.*s\n", c->name, (int)len, line);
     }
 }

@@ -83,6 +83,11 @@ class Session {
   connect() {
     clearTimeout(this.timer);
     this.timer = null;
+    if (this.socket) { // a connection still being made: this one replaces it
+      const old = this.socket;
+      this.socket = null;
+      old.close();
+    }
     this.welcomed = false;
     this.refused = false;
     this.leaving = false;
