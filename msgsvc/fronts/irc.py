@@ -109,24 +109,29 @@ class IrcFactory(Factory["IrcSession"]):
         """Tell #all of who came and went, and each watcher of a name it MONITORs."""
         match event:
             case UserJoined(name):
-                data = line("JOIN", self.channel, prefix=self.mask(name))
-                for member in list(self.members):
-                    if member.nick_key != username_key(name):
-                        member.tell(data)
-                for watcher in list(self.monitors.get(username_key(name), ())):
-                    watcher.numeric(RPL_MONONLINE, self.mask(name))
+                self._announce(
+                    name, line("JOIN", self.channel, prefix=self.mask(name)), RPL_MONONLINE, self.mask(name)
+                )
             case UserLeft(name):
-                data = line("QUIT", "left", prefix=self.mask(name))
-                for member in list(self.members):
-                    if member.nick_key != username_key(name):
-                        member.tell(data)
-                for watcher in list(self.monitors.get(username_key(name), ())):
-                    watcher.numeric(RPL_MONOFFLINE, name)
+                self._announce(name, line("QUIT", "left", prefix=self.mask(name)), RPL_MONOFFLINE, name)
+
+    def _announce(self, name: str, data: bytes, numeric: str, watched: str) -> None:
+        """``data`` to every member of #all but ``name`` itself; ``numeric`` to whoever MONITORs it."""
+        key = username_key(name)
+        for member in list(self.members):
+            if member.nick_key != key:
+                member.tell(data)
+        for watcher in list(self.monitors.get(key, ())):
+            watcher.numeric(numeric, watched)
 
     def mask(self, name: str) -> str:
-        """The ``nick!user@host`` of a msgsvc user: an IRC user's own USER name, else the name again."""
+        """The ``nick!user@host`` of a msgsvc user."""
+        return f"{name}!{self.user(name)}@msgsvc"
+
+    def user(self, name: str) -> str:
+        """The user part of a mask: an IRC user's own USER name, else the name again."""
         ident = self.idents.get(username_key(name))
-        return f"{name}!{ident[0] if ident else name}@msgsvc"
+        return ident[0] if ident else name
 
     def realname(self, name: str) -> str:
         """An IRC user's real name (from USER); for users of other fronts, their name."""
@@ -163,6 +168,7 @@ class IrcSession(Session):
     _registered = False  # 001 was sent
     _invisible = False  # user mode +i
     _early: list[bytes]  # what came for a SASL-logged-in user before 001
+    _early_size = 0  # its bytes
 
     @property
     def channel(self) -> str:
@@ -189,13 +195,10 @@ class IrcSession(Session):
         if parsed is None:
             return
         handler = getattr(self, f"irc_{parsed.command}", None)
-        if handler is None:
-            if self._registered:
-                self.numeric(rfc.ERR_UNKNOWNCOMMAND, parsed.command, "Unknown command")
-            elif parsed.command not in ("PONG",):
-                self.numeric(rfc.ERR_NOTREGISTERED, "You have not registered")
+        if handler is None and self._registered:
+            self.numeric(rfc.ERR_UNKNOWNCOMMAND, parsed.command, "Unknown command")
             return
-        if not self._registered and parsed.command not in _BEFORE_REGISTRATION:
+        if handler is None or not self._registered and parsed.command not in _BEFORE_REGISTRATION:
             self.numeric(rfc.ERR_NOTREGISTERED, "You have not registered")
             return
         handler(parsed.params)
@@ -291,8 +294,9 @@ class IrcSession(Session):
             self._write(data)
             return
         self._early.append(data)
+        self._early_size += len(data)
         limit = self.clients.limits.max_send_queue
-        if sum(map(len, self._early)) > limit:
+        if self._early_size > limit:
             self._drop(
                 f"over {limit} bytes waiting for it to finish registering", "registration not finished"
             )
@@ -733,9 +737,17 @@ class IrcSession(Session):
             users, channel = [u for u in online if fnmatchcase(u.name.lower(), pattern)], "*"
         server = self.factory.server_name
         for user in users:
-            ident = self.factory.mask(user.name).split("!", 1)[1].split("@", 1)[0]
             realname = f"0 {self.factory.realname(user.name)}"
-            self.numeric(rfc.RPL_WHOREPLY, channel, ident, "msgsvc", server, user.name, "H", realname)
+            self.numeric(
+                rfc.RPL_WHOREPLY,
+                channel,
+                self.factory.user(user.name),
+                "msgsvc",
+                server,
+                user.name,
+                "H",
+                realname,
+            )
         self.numeric(rfc.RPL_ENDOFWHO, mask, "End of WHO list")
 
     def irc_WHOIS(self, params: list[str]) -> None:
@@ -756,8 +768,8 @@ class IrcSession(Session):
             where = "offline (in the username log)" if user is not None else "No such nick/channel"
             self.numeric(rfc.ERR_NOSUCHNICK, nick, where)
         else:
-            ident = self.factory.mask(user.name).split("!", 1)[1].split("@", 1)[0]
-            self.numeric(rfc.RPL_WHOISUSER, user.name, ident, "msgsvc", "*", self.factory.realname(user.name))
+            ident, realname = self.factory.user(user.name), self.factory.realname(user.name)
+            self.numeric(rfc.RPL_WHOISUSER, user.name, ident, "msgsvc", "*", realname)
             self.numeric(rfc.RPL_WHOISSERVER, user.name, self.factory.server_name, "msgsvc")
         self.numeric(rfc.RPL_ENDOFWHOIS, nick, "End of /WHOIS list")
 

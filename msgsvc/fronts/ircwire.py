@@ -77,8 +77,9 @@ def line(*params: str, prefix: str = "", tags: str = "") -> bytes:
 def text_lines(verb: str, target: str, text: str, prefix: str, tags: str = "") -> bytes:
     """``verb`` lines carrying ``text`` to ``target``, split (at a space where there is one) so that
     each stays within IRC's 512 bytes, tags aside: msgsvc's texts may be longer than IRC's lines."""
-    head = (f"@{tags} " if tags else "").encode() + f":{prefix} {verb} {target} :".encode()
-    room = 510 - (len(head) - (len(tags) + 2 if tags else 0))
+    command = f":{prefix} {verb} {target} :".encode()
+    head = (f"@{tags} " if tags else "").encode() + command
+    room = 510 - len(command)
     data = text.encode("utf-8")
     out = []
     while len(data) > room:
@@ -88,7 +89,7 @@ def text_lines(verb: str, target: str, text: str, prefix: str, tags: str = "") -
             while data[cut] & 0xC0 == 0x80:  # not inside a character
                 cut -= 1
         out.append(head + data[:cut] + b"\r\n")
-        data = data[cut:].lstrip(b" ") if data[cut : cut + 1] == b" " else data[cut:]
+        data = data[cut:].lstrip(b" ")  # a cut inside a word leaves no space to strip
     out.append(head + data + b"\r\n")
     return b"".join(out)
 
