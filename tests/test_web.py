@@ -26,6 +26,7 @@ from wsproto.events import (
 )
 from wsproto.frame_protocol import FrameProtocol, Opcode
 
+from msgsvc.fronts.lines import ServerProtocol
 from msgsvc.fronts.web import FrameGuard, normalize_origin, web_site
 from msgsvc.wire import Limits
 
@@ -104,6 +105,16 @@ class Browser:
         self.send(f"HELLO {name}")
         got = self.lines()
         assert got[0].startswith(f"WELCOME {name} "), got
+
+
+def bob_and_alice() -> tuple[ServerHarness, ServerProtocol, StringTransport, Browser]:
+    """A server with bob on TCP and alice on the web, both registered and bob's news read."""
+    harness = ServerHarness()
+    bob, bob_transport = harness.register("bob")
+    browser = Browser(harness)
+    browser.register("alice")
+    lines(bob_transport)
+    return harness, bob, bob_transport, browser
 
 
 def client_frames(*messages: str | bytes, fragment: int = 0) -> bytes:
@@ -346,11 +357,7 @@ class LineSocketTests(SynchronousTestCase):
         )
 
     def test_a_message_holding_a_line_break_is_refused_whole(self) -> None:
-        harness = ServerHarness()
-        bob, bob_transport = harness.register("bob")
-        browser = Browser(harness)
-        browser.register("alice")
-        lines(bob_transport)
+        _, _, bob_transport, browser = bob_and_alice()
         browser.send("SEND bob :hi\nBROADCAST :sneaky")
         browser.send("SEND bob :one\r\nSEND bob :two")
         self.assertEqual(
@@ -464,11 +471,7 @@ class LineSocketTests(SynchronousTestCase):
         )
 
     def test_the_connection_ends_as_a_tcp_one_does(self) -> None:
-        harness = ServerHarness()
-        bob, bob_transport = harness.register("bob")
-        browser = Browser(harness)
-        browser.register("alice")
-        lines(bob_transport)
+        harness, bob, bob_transport, browser = bob_and_alice()
         browser.send("QUIT :done")
         self.assertEqual(browser.lines(), ["BYE :goodbye"])
         self.assertTrue(browser.transport.disconnecting)

@@ -81,6 +81,12 @@ class PageTests(SynchronousTestCase):
             self.element("password").send_keys(password)
         self.element("username").send_keys(Keys.ENTER)
 
+    def enter_as(self, name: str) -> None:
+        """Open the page and log in as ``name``, without a password."""
+        self.open_page()
+        self.log_in(name)
+        self.wait_connected(name)
+
     def wait_connected(self, name: str, host: str = "127.0.0.1") -> None:
         status = f"Connected to {host}:{self.web} as {name}"
         wait(self.driver, lambda d: d.find_element(By.ID, "status").text == status, status)
@@ -120,9 +126,7 @@ class PageTests(SynchronousTestCase):
         dave.send("QUIT")  # dave is in the log, offline
         dave.until("BYE")
         bob = self.tcp_user("bob")
-        self.open_page()
-        self.log_in("alice")
-        self.wait_connected("alice")
+        self.enter_as("alice")
         self.assertEqual(bob.line(), "JOINED alice")
         self.assertEqual(self.user_state("alice"), "online, you")
         self.assertEqual(self.user_state("bob"), "online")
@@ -159,9 +163,7 @@ class PageTests(SynchronousTestCase):
     def test_message_text_is_shown_as_text_never_as_html(self) -> None:
         self.start()
         bob = self.tcp_user("bob")
-        self.open_page()
-        self.log_in("alice")
-        self.wait_connected("alice")
+        self.enter_as("alice")
         bob.send("SEND alice :<img src=x onerror=alert(1)>")
         bob.send("SEND alice :<b>bold</b> &amp; <script>alert(2)</script>")
         self.wait_said("bob to you: <img src=x onerror=alert(1)>")
@@ -203,9 +205,7 @@ class PageTests(SynchronousTestCase):
 
     def test_the_page_reconnects_after_a_server_restart(self) -> None:
         server = self.start()
-        self.open_page()
-        self.log_in("alice")
-        self.wait_connected("alice")
+        self.enter_as("alice")
         server.send_signal(signal.SIGTERM)
         server.wait()
         wait(
@@ -227,9 +227,7 @@ class PageTests(SynchronousTestCase):
     def test_protect_a_name_then_get_what_waited_and_an_operators_notice(self) -> None:
         self.start()
         bob = self.tcp_user("bob")
-        self.open_page()
-        self.log_in("alice")
-        self.wait_connected("alice")
+        self.enter_as("alice")
         self.element("protect").click()
         self.element("new-password").send_keys("correct horse")
         self.element("new-password-again").send_keys("correct horse" + Keys.ENTER)
