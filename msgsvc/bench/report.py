@@ -126,9 +126,11 @@ def table(measurements: Sequence[Measurement]) -> str:
     widths = [max(len(r[i]) for r in [titles, *body]) for i in range(len(titles))]
     rule = "  ".join("=" * w for w in widths)
 
+    words = {0, 1, titles.index("load"), len(titles) - 1}  # left-aligned; the figures right-aligned
+
     def line(r: list[str]) -> str:
         return "  ".join(
-            cell.rjust(w) if 1 < i < len(r) - 1 and i != 4 else cell.ljust(w)
+            cell.ljust(w) if i in words else cell.rjust(w)
             for i, (cell, w) in enumerate(zip(r, widths, strict=True))
         ).rstrip()
 
