@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorFromThreads
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
@@ -213,6 +213,10 @@ class Database:
 
     # -- accounts ------------------------------------------------------------------
 
+    def protected_keys(self) -> set[str]:
+        """The key of every name with a password."""
+        return {str(key) for (key,) in self._db.execute("SELECT key FROM accounts")}
+
     def password_hash(self, name: str) -> str | None:
         """The password hash of ``name``, or None if it is not protected."""
         row = self._db.execute("SELECT hash FROM accounts WHERE key = ?", (username_key(name),)).fetchone()
@@ -295,6 +299,10 @@ class SqliteStore(Service):
         database = Database(path)  # a bad file fails here, before start-up
         try:
             self.records = database.load()
+            # Every name that has had a password since start-up: only these need the database read
+            # to be checked.  It only grows, since the operator's resets (even from another
+            # process) only ever remove passwords; a name reset since is read, and found unprotected.
+            self._ever_protected = database.protected_keys()
         finally:
             database.close()
         self._database: Database | None = None
@@ -382,9 +390,13 @@ class SqliteStore(Service):
     # -- accounts (msgsvc.auth.AccountStore) --------------------------------
 
     def password_hash(self, name: str) -> Deferred[str | None]:
-        return self._run(lambda db: db.password_hash(name))
+        if username_key(name) in self._ever_protected or self._pool is None:
+            return self._run(lambda db: db.password_hash(name))
+        return succeed(None)  # the commonest login, a name without a password: no thread hop
 
     def set_password_hash(self, name: str, password_hash: str, when: float) -> Deferred[None]:
+        # Noted before the write is queued: a read queued after it, on the same thread, sees it.
+        self._ever_protected.add(username_key(name))
         return self._run(lambda db: db.set_password_hash(name, password_hash, when))
 
     def reset(self, name: str, reason: str, when: float) -> Deferred[Reset | None]:

@@ -130,6 +130,22 @@ class SqliteStoreTests(TestCase):
         self.addCleanup(reopened.close)
         self.assertEqual(len(reopened.load()), 22)
 
+    async def test_only_names_that_have_had_a_password_are_read_for_one(self) -> None:
+        seed = Database(self.path)
+        seed.set_password_hash("Zoe", "z", 2.0)
+        seed.close()
+        store = SqliteStore(reactor, self.path)
+        store.startService()
+        self.addCleanup(store.stopService)
+        self.assertIsNone(self.successResultOf(store.password_hash("amy")))  # answered at once, no read
+        self.assertEqual(await store.password_hash("zoe"), "z")  # protected in the file at start-up
+        await store.set_password_hash("amy", "a", 3.0)
+        self.assertEqual(await store.password_hash("AMY"), "a")
+        operator = Database(self.path)  # msgsvc.admin reset, from another process
+        operator.reset("amy", "forgot", 4.0)
+        operator.close()
+        self.assertIsNone(await store.password_hash("amy"))
+
 
 #: A username log written by msgsvc before accounts (schema version 1, commit af8db63).
 VERSION_1 = os.path.join(os.path.dirname(__file__), "data", "usernames-v1.sqlite3")
