@@ -297,13 +297,13 @@ class CLoadTests(SynchronousTestCase):
         )
         self.assertTrue(cload.handles(plan))
 
-    def test_what_stays_with_the_python_load(self) -> None:
-        for scenario in [
-            Scenario("msgsvc", "connect", clients=8),
-            Scenario("msgsvc", "idle", clients=8),
-            Scenario("msgsvc-web", "unicast", clients=8),
-        ]:
-            self.assertFalse(cload.handles(plans(scenario, 1)[0]), scenario)
+    def test_every_workload_over_tcp_goes_to_the_c_load_and_websocket_stays_python(self) -> None:
+        for workload in ["unicast", "multicast", "broadcast", "connect", "idle"]:
+            for server in ["msgsvc", "words", "ngircd", "msgsvc-irc"]:
+                scenario = Scenario(server, workload, clients=8)
+                self.assertTrue(cload.handles(plans(scenario, 1)[0]), scenario)
+            web = Scenario("msgsvc-web", workload, clients=8)
+            self.assertFalse(cload.handles(plans(web, 1)[0]), web)
 
     def test_it_builds_with_the_machines_compiler(self) -> None:
         binary = cload.build()

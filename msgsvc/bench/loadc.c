@@ -1,6 +1,7 @@
 /*
- * A load process in C: msgsvc.bench.worker's job for unicast, multicast and broadcast, at a fraction
- * of its CPU, so that the server, not the load, is what a row measures.  Built by msgsvc.bench.cload.
+ * A load process in C: msgsvc.bench.worker's job for unicast, multicast, broadcast, registration churn
+ * (connect) and idle clients, at a fraction of its CPU, so that the server, not the load, is what a row
+ * measures.  Built by msgsvc.bench.cload.
  *
  *   loadc DIALECT HOST PORT PREFIX COUNT WORKLOAD RATE WINDOW COUNT_LIMIT RECIPIENTS SIZE DURATION
  *         WARMUP BROADCAST_SENDER RECEIVERS DRAIN
@@ -11,7 +12,9 @@
  * does: {"ready": [n, []]} once every client is registered, then "warm", "go" and "quit" on stdin,
  * answered with {"warm": true} and {"result": {...}} (msgsvc.bench.worker.Result) on stdout.
  * Message texts carry the sending time as the Python load's do (msgsvc.bench.dialects.stamp), on
- * CLOCK_MONOTONIC, the clock of Python's time.monotonic_ns.
+ * CLOCK_MONOTONIC, the clock of Python's time.monotonic_ns.  Churn: COUNT/2 clients at a time connect,
+ * register, quit and wait for the server to close, each then again with the name that rested longest;
+ * a registration is a delivery, timed from before the connect.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -31,8 +34,8 @@
 #include <unistd.h>
 
 enum dialect { MSGSVC, WORDS, NGIRCD, MSGSVC_IRC }; /* the server spoken to, as msgsvc.bench.dialects.make */
-enum workload { UNICAST, MULTICAST, BROADCAST };
-enum state { CONNECTING, REGISTERING, JOINING, READY };
+enum workload { UNICAST, MULTICAST, BROADCAST, CONNECT, IDLE };
+enum state { CLOSED, REGISTERING, JOINING, READY, QUITTING };
 
 typedef struct {
     int fd;
@@ -43,6 +46,8 @@ typedef struct {
     char *out; /* what is waiting for the socket */
     size_t out_len, out_cap;
     int want_write;
+    int64_t began; /* churn: when this connection was opened */
+    int name_index; /* churn: the name it holds, returned to the pool when it closes */
 } client_t;
 
 static enum dialect dialect;
@@ -60,6 +65,11 @@ static int64_t start_ns, last_delivery_ns;
 #define SHIFTS 54
 static uint64_t hist[SHIFTS + 1][1024];
 static int64_t hist_max;
+/* churn: the names at rest, oldest first (a ring), and whether new cycles may begin */
+static int *pool, pool_head, pool_len, npool;
+static char (*pool_names)[64];
+static int churning;
+static struct sockaddr_in server_addr;
 
 static int64_t now_ns(void) {
     struct timespec t;
@@ -158,7 +168,13 @@ static void on_line(client_t *c, const char *line, size_t len, int64_t now) {
     if (c->state == REGISTERING) {
         if ((dialect == MSGSVC && line_starts(line, len, "ENDUSERS")) ||
             (dialect != MSGSVC && find(line, len, " 001 "))) {
-            if (workload == BROADCAST && dialect != MSGSVC) {
+            if (workload == CONNECT) { /* registered: timed, then straight back out */
+                delivered++;
+                record((now - c->began) / 1000);
+                last_delivery_ns = now;
+                write_client(c, dialect == MSGSVC ? "QUIT\r\n" : "QUIT :done\r\n", dialect == MSGSVC ? 6 : 12);
+                c->state = QUITTING;
+            } else if (workload == BROADCAST && dialect != MSGSVC) {
                 write_client(c, dialect == MSGSVC_IRC ? "JOIN #all\r\n" : "JOIN #bench\r\n",
                              dialect == MSGSVC_IRC ? 11 : 13);
                 c->state = JOINING;
@@ -172,8 +188,24 @@ static void on_line(client_t *c, const char *line, size_t len, int64_t now) {
     const char *space = memchr(line, ' ', len); /* an IRC numeric is the word after the prefix */
     int nick_in_use = line_starts(line, len, ":") && space && (size_t)(space - line) + 5 <= len &&
                       memcmp(space, " 433 ", 5) == 0;
-    if (line_starts(line, len, "ERROR") || line_starts(line, len, "BYE") || nick_in_use) {
+    if (c->state != QUITTING && (line_starts(line, len, "ERROR") || line_starts(line, len, "BYE") || nick_in_use)) {
         fprintf(stderr, "loadc: %s refused: %.*s\n", c->name, (int)len, line);
+    }
+}
+
+static void start_cycle(client_t *c);
+
+/* The server closed the connection: a loss, unless the client had quit (churn: its slot goes again). */
+static void on_closed(client_t *c) {
+    if (c->state != QUITTING) lost_connections++;
+    epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    c->fd = -1;
+    c->in_len = c->out_len = 0;
+    c->state = CLOSED;
+    if (workload == CONNECT) {
+        pool[(pool_head + pool_len++) % npool] = c->name_index;
+        if (churning) start_cycle(c);
     }
 }
 
@@ -182,10 +214,7 @@ static void on_readable(client_t *c) {
     for (;;) {
         ssize_t n = recv(c->fd, buf, sizeof buf, 0);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
-            lost_connections++;
-            epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
-            close(c->fd);
-            c->fd = -1;
+            on_closed(c);
             return;
         }
         if (n < 0) break;
@@ -218,6 +247,32 @@ static void register_client(client_t *c) {
     c->state = REGISTERING;
 }
 
+static void open_client(client_t *c) {
+    c->fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (c->fd < 0) die("socket");
+    if (connect(c->fd, (struct sockaddr *)&server_addr, sizeof server_addr) < 0) die("connect");
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    fcntl(c->fd, F_SETFL, O_NONBLOCK);
+    c->want_write = 0;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+    epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev);
+    register_client(c);
+    flush_out(c);
+}
+
+/* Churn: connect and register as the name that rested longest. */
+static void start_cycle(client_t *c) {
+    c->name_index = pool[pool_head];
+    pool_head = (pool_head + 1) % npool;
+    pool_len--;
+    memcpy(c->name, pool_names[c->name_index], sizeof c->name);
+    sent++;
+    expected++;
+    c->began = now_ns();
+    open_client(c);
+}
+
 static void poll_once(int timeout_ms) {
     struct epoll_event events[1024];
     int n = epoll_wait(epfd, events, 1024, timeout_ms);
@@ -231,21 +286,9 @@ static void poll_once(int timeout_ms) {
         if (clients[i].fd >= 0 && clients[i].out_len) flush_out(&clients[i]);
 }
 
-static void connect_all(const char *host, int port) {
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    if (inet_pton(AF_INET, host, &addr.sin_addr) != 1) die("address");
+static void connect_all(void) {
     for (int i = 0; i < nclients; i++) {
-        client_t *c = &clients[i];
-        c->fd = socket(AF_INET, SOCK_STREAM, 0);
-        if (c->fd < 0) die("socket");
-        if (connect(c->fd, (struct sockaddr *)&addr, sizeof addr) < 0) die("connect");
-        int one = 1;
-        setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        fcntl(c->fd, F_SETFL, O_NONBLOCK);
-        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
-        epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev);
-        register_client(c);
-        flush_out(c);
+        open_client(&clients[i]);
         if (i % 25 == 24) poll_once(0); /* a few at a time: no accept queue overflows */
     }
     for (;;) {
@@ -324,6 +367,31 @@ static long local_expected(void) {
     return expected;
 }
 
+/* Churn for `seconds`, then let the cycles under way finish (msgsvc.bench.worker.Worker._churn). */
+static void churn(double seconds) {
+    sent = expected = delivered = 0;
+    start_ns = now_ns();
+    int64_t end = start_ns + (int64_t)(seconds * 1e9);
+    churning = 1;
+    for (int i = 0; i < nclients; i++) start_cycle(&clients[i]);
+    for (;;) {
+        poll_once(1);
+        if (churning && now_ns() >= end) churning = 0;
+        if (churning) continue;
+        int open = 0;
+        for (int i = 0; i < nclients; i++) open += clients[i].fd >= 0;
+        if (!open) return;
+    }
+}
+
+/* Idle: hold every connection for `seconds`, answering PINGs. */
+static void idle(double seconds) {
+    sent = expected = delivered = 0;
+    start_ns = now_ns();
+    int64_t end = start_ns + (int64_t)(seconds * 1e9);
+    while (now_ns() < end) poll_once(100);
+}
+
 /* Send for `seconds`, then wait for what is in flight (msgsvc.bench.worker.Worker._drive). */
 static void drive(double seconds) {
     sent = expected = delivered = 0;
@@ -398,7 +466,11 @@ int main(int argc, char **argv) {
     int port = atoi(argv[3]);
     const char *prefix = argv[4];
     nclients = atoi(argv[5]);
-    workload = !strcmp(argv[6], "unicast") ? UNICAST : !strcmp(argv[6], "multicast") ? MULTICAST : BROADCAST;
+    workload = !strcmp(argv[6], "unicast")     ? UNICAST
+               : !strcmp(argv[6], "multicast") ? MULTICAST
+               : !strcmp(argv[6], "broadcast") ? BROADCAST
+               : !strcmp(argv[6], "connect")   ? CONNECT
+                                               : IDLE;
     rate = atof(argv[7]);
     window_ = atol(argv[8]);
     count_limit = atol(argv[9]);
@@ -413,15 +485,30 @@ int main(int argc, char **argv) {
     rng ^= (uint64_t)getpid() << 17;
     epfd = epoll_create1(0);
     if (epfd < 0) die("epoll");
+    server_addr = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    if (inet_pton(AF_INET, host, &server_addr.sin_addr) != 1) die("address");
+    if (workload == CONNECT) { /* half the names churn at a time while the other half rest */
+        npool = pool_len = nclients;
+        nclients = npool / 2 > 0 ? npool / 2 : 1;
+        pool = calloc((size_t)npool, sizeof *pool);
+        pool_names = calloc((size_t)npool, sizeof *pool_names);
+        for (int i = 0; i < npool; i++) {
+            pool[i] = i;
+            snprintf(pool_names[i], sizeof pool_names[i], "%s%d", prefix, i);
+        }
+    }
     clients = calloc((size_t)nclients, sizeof *clients);
-    for (int i = 0; i < nclients; i++) snprintf(clients[i].name, sizeof clients[i].name, "%s%d", prefix, i);
-    connect_all(host, port);
-    printf("{\"ready\": [%d, []]}\n", nclients);
+    for (int i = 0; i < nclients; i++) {
+        clients[i].fd = -1;
+        snprintf(clients[i].name, sizeof clients[i].name, "%s%d", prefix, i);
+    }
+    if (workload != CONNECT) connect_all();
+    printf("{\"ready\": [%d, []]}\n", workload == CONNECT ? 0 : nclients);
     fflush(stdout);
     char command[64];
     while (fgets(command, sizeof command, stdin)) {
         if (!strncmp(command, "warm", 4)) {
-            if (warmup > 0) drive(warmup);
+            if (warmup > 0 && workload != CONNECT && workload != IDLE) drive(warmup);
             memset(hist, 0, sizeof hist);
             hist_max = 0;
             last_delivery_ns = 0;
@@ -429,7 +516,12 @@ int main(int argc, char **argv) {
             fflush(stdout);
         } else if (!strncmp(command, "go", 2)) {
             double before = cpu_seconds();
-            drive(duration);
+            if (workload == CONNECT)
+                churn(duration);
+            else if (workload == IDLE)
+                idle(duration);
+            else
+                drive(duration);
             print_result(cpu_seconds() - before);
         } else if (!strncmp(command, "quit", 4)) {
             break;
