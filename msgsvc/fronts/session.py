@@ -150,6 +150,8 @@ class Session(LineProtocol):
     _pinged = 0  # the token of an unanswered PING, or 0
     _quit = ""  # why the client said it quits
     _welcomed = False
+    # Why reading is paused (empty: it is not): a tuple, which costs an idle client nothing.
+    _holds: tuple[str, ...] = ()
     _flooding_since: float | None = None
     _unthrottle: IDelayedCall | None = None
     _timer: IDelayedCall | None = None  # the one timer: the registration's deadline, or the PING's
@@ -199,7 +201,6 @@ class Session(LineProtocol):
 
     def connectionMade(self) -> None:
         self.peer = describe_peer(self.transport.getPeer())
-        self._holds: set[str] = set()
         limits = self.clients.limits
         self._bucket = TokenBucket(limits.line_rate, limits.line_burst, self.clients.clock.seconds())
         self._send_queue = SendQueue()
@@ -328,10 +329,11 @@ class Session(LineProtocol):
         """Stop reading this client's lines (they wait in its socket) until released."""
         if not self._holds:
             self.pauseProducing()
-        self._holds.add(reason)
+        if reason not in self._holds:
+            self._holds += (reason,)
 
     def _release(self, reason: str) -> None:
-        self._holds.discard(reason)
+        self._holds = tuple(held for held in self._holds if held != reason)
         if not self._holds and not (self._gone or self.transport.disconnecting):
             self.resumeProducing()
 
@@ -341,7 +343,8 @@ class Session(LineProtocol):
         now = self.clients.clock.seconds()
         wait = self._bucket.take(now)
         if not wait:
-            self._flooding_since = None
+            if self._flooding_since is not None:  # written only on a change, as most lines change nothing
+                self._flooding_since = None
             return
         if self._flooding_since is None:
             self._flooding_since = now
