@@ -299,9 +299,10 @@ class SqliteStore(Service):
         database = Database(path)  # a bad file fails here, before start-up
         try:
             self.records = database.load()
-            # Every name that has had a password since start-up: only these need the database read
-            # to be checked.  It only grows, since the operator's resets (even from another
-            # process) only ever remove passwords; a name reset since is read, and found unprotected.
+            # Every name protected at start-up or by this process since: only these need the database
+            # read to be checked.  It never shrinks: the operator's resets (msgsvc.admin, from another
+            # process) only remove passwords, so a name reset since is read and found unprotected;
+            # only this process gives names passwords.
             self._ever_protected = database.protected_keys()
         finally:
             database.close()
