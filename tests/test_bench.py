@@ -347,11 +347,42 @@ class TargetTests(SynchronousTestCase):
         )
         half = Measurement(Scenario("msgsvc", "unicast", clients=1000, rate=30_000.0))
         half.latency.record(8_192)
-        lines = suite.targets([idle, peak, half])
+        words = Measurement(
+            Scenario("words", "unicast", clients=1000), delivered=60_000, expected=60_000, seconds=2.0
+        )
+        lines = suite.targets([idle, peak, half, words])
         self.assertIn("met     10,000 clients held: 10,000 registered, 0 lost", lines)
-        self.assertIn("met     < 10 KiB per idle client: 7.0 KiB", lines)
+        self.assertIn("MISSED  <= 4 KiB per idle client: 7.0 KiB", lines)
         self.assertIn("met     unicast >= 50,000 msg/s (1,000 clients): 60,000", lines)
-        self.assertIn("MISSED  unicast p99 < 5 ms at half the peak rate: 8.19 ms at 30,000/s", lines)
+        self.assertIn("met     unicast >= 1.5x words (1,000 clients): msgsvc/words = 2.00", lines)
+        self.assertIn(
+            "MISSED  unicast p99 < 5 ms at half the peak rate (1,000 clients): 8.19 ms at 30,000/s", lines
+        )
+
+    def test_a_ratio_with_a_load_bound_row_is_decided_only_where_the_bound_settles_it(self) -> None:
+        def churn(server: str, rate: int, load_cpu: float) -> Measurement:
+            return Measurement(
+                Scenario(server, "connect", clients=suite.CHURN_CLIENTS),
+                delivered=rate,
+                expected=rate,
+                seconds=1.0,
+                load_cpu=load_cpu,
+            )
+
+        def verdict(msgsvc: Measurement, words: Measurement) -> str:
+            (line,) = suite.targets([msgsvc, words])
+            return line
+
+        busy, idle = 0.95, 0.5
+        # msgsvc's load was the limit: the ratio is a floor, so a floor above the target meets it
+        self.assertTrue(verdict(churn("msgsvc", 120, busy), churn("words", 100, idle)).startswith("met "))
+        self.assertTrue(verdict(churn("msgsvc", 80, busy), churn("words", 100, idle)).startswith("? "))
+        # the peer's load was the limit: the ratio is a ceiling, so a ceiling below the target misses it
+        self.assertEqual(
+            verdict(churn("msgsvc", 80, idle), churn("words", 100, busy)),
+            "MISSED  registration churn >= 1.0x words: msgsvc/words = <= 0.80 (words load-bound)",
+        )
+        self.assertTrue(verdict(churn("msgsvc", 120, idle), churn("words", 100, busy)).startswith("? "))
 
     def test_a_lost_message_is_a_missed_target(self) -> None:
         lossy = Measurement(Scenario("words", "unicast", clients=10), expected=5, delivered=4)

@@ -137,15 +137,20 @@ def table(measurements: Sequence[Measurement]) -> str:
     return "\n".join([rule, line(titles), rule, *(line(r) for r in body), rule])
 
 
-def ratio(mine: Row, theirs: Row) -> str:
-    """msgsvc's delivered rate over a peer's: the median of the runs paired in turn, its range, and
-    whether a load-bound row makes it a bound rather than a result."""
+def paired(mine: Row, theirs: Row) -> tuple[float, float, float]:
+    """msgsvc's delivered rate over a peer's, run by run as they took turns: the median, least and greatest."""
     pairs = [
         a.delivered_rate / b.delivered_rate if b.delivered_rate else float("inf")
         for a, b in zip(mine.runs, theirs.runs, strict=False)
     ]
-    median, low, high = statistics.median(pairs), min(pairs), max(pairs)
-    figure = f"{median:.2f}" if len(pairs) == 1 else f"{median:.2f} ({low:.2f}-{high:.2f})"
+    return statistics.median(pairs), min(pairs), max(pairs)
+
+
+def ratio(mine: Row, theirs: Row) -> str:
+    """msgsvc's delivered rate over a peer's: the median of the runs paired in turn, its range, and
+    whether a load-bound row makes it a bound rather than a result."""
+    median, low, high = paired(mine, theirs)
+    figure = f"{median:.2f}" if low == high else f"{median:.2f} ({low:.2f}-{high:.2f})"
     if mine.load_bound and theirs.load_bound:
         return f"? (both load-bound; measured {figure})"
     if theirs.load_bound:  # the peer could have done more: msgsvc's lead is at most this
