@@ -22,11 +22,11 @@ from msgsvc.auth import Accounts, Hasher
 from msgsvc.client.connect import endpoint_connector
 from msgsvc.client.gui import ChatWindow
 from msgsvc.client.presenter import ChatPresenter
-from msgsvc.hub import Hub
 from msgsvc.fronts.lines import ServerFactory
+from msgsvc.hub import Hub
 from msgsvc.servergui.presenter import ServerPresenter
 from msgsvc.servergui.window import ServerWindow
-from msgsvc.store import SqliteStore
+from msgsvc.state.sqlite import SqliteStore
 from msgsvc.wire import Kind, Limits
 
 IMAGES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "images")

@@ -13,7 +13,8 @@ import sys
 import time
 from collections.abc import Sequence
 
-from msgsvc.store import Database, StoreError
+from msgsvc.state import StoreError
+from msgsvc.state.sqlite import Database
 from msgsvc.tap import DEFAULT_DB
 
 

@@ -30,7 +30,6 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import Attribute, Interface, implementer
 
 from msgsvc.hub import Hub, Participant, RegistrationRefused
-from msgsvc.store import Reset
 from msgsvc.wire import Code, ProtocolError, check_password_rules, username_key
 
 #: OWASP's first argon2id profile (19 MiB, 2 passes, 1 lane): about 50 ms a check here.
@@ -42,8 +41,18 @@ _T = TypeVar("_T")
 # -- what the checker needs --------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Reset:
+    """The operator removed the protection of ``name`` at ``at``, saying ``reason``."""
+
+    id: int
+    name: str
+    at: float
+    reason: str
+
+
 class AccountStore(Protocol):
-    """Where password hashes persist (:class:`msgsvc.store.SqliteStore`)."""
+    """Where password hashes persist (a :class:`msgsvc.state.State`)."""
 
     def password_hash(self, name: str) -> Deferred[str | None]: ...
     def set_password_hash(self, name: str, password_hash: str, when: float) -> Deferred[None]: ...

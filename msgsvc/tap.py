@@ -28,7 +28,8 @@ from msgsvc.fronts.irc import CHANNEL_NAME, IrcFactory
 from msgsvc.fronts.lines import ServerFactory
 from msgsvc.fronts.web import normalize_origin, web_site
 from msgsvc.hub import Hub, QueuePolicy
-from msgsvc.store import SqliteStore, StoreError
+from msgsvc.state import State, StoreError
+from msgsvc.state.sqlite import SqliteStore
 from msgsvc.wire import Limits
 
 DEFAULT_LISTEN = "tcp:8123"
@@ -252,17 +253,17 @@ class _Startup(Service):
 
     log = Logger()
 
-    def __init__(self, usernames: SqliteStore, max_clients: int) -> None:
-        self._usernames = usernames
+    def __init__(self, state: State, max_clients: int) -> None:
+        self._state = state
         self._max_clients = max_clients
 
     def startService(self) -> None:
         Service.startService(self)
         descriptors.check_limit(descriptors.raise_limit(), self._max_clients)
-        names = [r.name for r in self._usernames.records]
+        names = [r.name for r in self._state.records]
         self.log.info(
             "username log {path}: {count} names: {names}",
-            path=self._usernames.path,
+            path=self._state.where,
             count=len(names),
             names=", ".join(names) or "(none yet)",
         )
@@ -312,21 +313,21 @@ def makeService(options: Options) -> IService:
     from twisted.internet import reactor
 
     try:
-        usernames = SqliteStore(IReactorFromThreads(reactor), options["db"])
+        state = SqliteStore(IReactorFromThreads(reactor), options["db"])
     except StoreError as e:
         raise SystemExit(f"msgsvc: {e}") from None
     queue = QueuePolicy(limit=options["queue-max"], age=options["queue-days"] * 86400)
-    hub = Hub(reactor, usernames, usernames.records, options["max-clients"], queue)
+    hub = Hub(reactor, state, state.records, options["max-clients"], queue)
     hub.subscribe(HubEventLogger())
     hasher = Hasher(IReactorFromThreads(reactor), options["hash-threads"])
-    accounts = Accounts(hub, usernames, hasher, reactor, options["require-password"])
+    accounts = Accounts(hub, state, hasher, reactor, options["require-password"])
     factory = ServerFactory(hub, accounts, reactor, options.limits())
 
     services: list[IService] = [
-        usernames,
+        state,
         hasher,
         accounts,
-        _Startup(usernames, options["max-clients"]),
+        _Startup(state, options["max-clients"]),
         _QueueSweeper(hub, reactor),
     ]
     if options["gui"]:

@@ -9,11 +9,10 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
-from msgsvc.auth import Accounts
+from msgsvc.auth import Accounts, Reset
 from msgsvc.client.protocol import ClientListener, ClientProtocol
 from msgsvc.fronts.lines import ServerFactory, ServerProtocol
 from msgsvc.hub import Enqueue, Hub, Message, Participant, Queued, QueuePolicy, UserRecord
-from msgsvc.store import Reset
 from msgsvc.wire import Limits, username_key
 
 

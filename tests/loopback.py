@@ -13,7 +13,7 @@ from msgsvc.auth import Accounts, Hasher
 from msgsvc.fronts.lines import ServerFactory
 from msgsvc.hub import Hub
 from msgsvc.lines import LineProtocol
-from msgsvc.store import SqliteStore
+from msgsvc.state.sqlite import SqliteStore
 from msgsvc.wire import Limits
 
 

@@ -8,10 +8,9 @@ from twisted.logger import capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from msgsvc.auth import LoginThrottle, _Tallies
+from msgsvc.auth import LoginThrottle, Reset, _Tallies
 from msgsvc.eventlog import HubEventLogger
 from msgsvc.hub import ProtectionChanged, RegistrationRefused, UserRecord
-from msgsvc.store import Reset
 from msgsvc.wire import PASSWORD_MAX_BYTES, Code, ProtocolError, check_password_rules
 
 from .helpers import PASSWORD, ServerHarness, lines

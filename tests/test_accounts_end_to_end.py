@@ -8,7 +8,7 @@ from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import TestCase
 
 from .loopback import LineTestClient, LoopbackServer
-from .test_store import VERSION_1
+from .test_state_sqlite import VERSION_1
 
 
 class AccountsEndToEndTests(TestCase):

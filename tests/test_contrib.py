@@ -13,7 +13,7 @@ from twisted.scripts._twistd_unix import ServerOptions
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc import backup
-from msgsvc.store import Database
+from msgsvc.state.sqlite import Database
 from msgsvc.tap import Options
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

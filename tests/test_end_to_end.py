@@ -6,7 +6,7 @@ import socket
 
 from twisted.trial.unittest import TestCase
 
-from msgsvc.store import Database
+from msgsvc.state.sqlite import Database
 from msgsvc.wire import Limits
 
 from .loopback import LineTestClient, LoopbackServer

@@ -14,7 +14,7 @@ from msgsvc.auth import Accounts, Hasher
 from msgsvc.fronts.irc import IrcFactory
 from msgsvc.fronts.lines import ServerFactory
 from msgsvc.fronts.web import WebSite
-from msgsvc.store import Database, SqliteStore
+from msgsvc.state.sqlite import Database, SqliteStore
 from msgsvc.wire import Limits
 
 

@@ -162,7 +162,7 @@ def seed_msgsvc(path: Path, protected: Sequence[str], others: Sequence[str]) -> 
     One hash serves every protected name: each check costs the same.
     """
     from msgsvc.auth import HASHER
-    from msgsvc.store import Database
+    from msgsvc.state.sqlite import Database
 
     database = Database(str(path))
     try:

@@ -1,4 +1,4 @@
-"""The server's persistent state in SQLite: the username log and the accounts.
+"""The state in SQLite, in process: the username log, the accounts and the offline queue.
 
 :class:`Database` is plain synchronous SQLite.  :class:`SqliteStore` is the
 service the server runs: it loads the log at start-up and then does every
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from twisted.application.service import Service
@@ -19,7 +18,9 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
+from msgsvc.auth import Reset
 from msgsvc.hub import Enqueue, Queued, UserRecord
+from msgsvc.state import StoreError
 from msgsvc.wire import username_key
 
 SCHEMA_VERSION = 3
@@ -59,20 +60,6 @@ _SCHEMA: dict[int, tuple[str, ...]] = {
         "CREATE INDEX queue_by_recipient ON queue (recipient, id)",
     ),
 }
-
-
-@dataclass(frozen=True)
-class Reset:
-    """The operator removed the protection of ``name`` at ``at``, saying ``reason``."""
-
-    id: int
-    name: str
-    at: float
-    reason: str
-
-
-class StoreError(Exception):
-    """The username log cannot be opened or used; the message names the file."""
 
 
 class Database:
@@ -310,6 +297,10 @@ class SqliteStore(Service):
         self._pool: ThreadPool | None = None
         self._waiting: list[tuple[Callable[[Database], Any], Deferred[Any]]] = []
         self._writing = False
+
+    @property
+    def where(self) -> str:
+        return self.path
 
     def startService(self) -> None:
         """Open the database (after twistd forks: a connection must not cross a fork)."""

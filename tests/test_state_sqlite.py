@@ -15,9 +15,10 @@ from twisted.internet import reactor
 from twisted.internet.defer import gatherResults
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from msgsvc.auth import HASHER
+from msgsvc.auth import HASHER, Reset
 from msgsvc.hub import Enqueue, Queued, UserRecord
-from msgsvc.store import SCHEMA_VERSION, Database, Reset, SqliteStore, StoreError
+from msgsvc.state import StoreError
+from msgsvc.state.sqlite import SCHEMA_VERSION, Database, SqliteStore
 
 
 class DatabaseTests(SynchronousTestCase):
@@ -224,7 +225,7 @@ class AccountTests(SynchronousTestCase):
 
 _CHANGER = """
 import sys
-from msgsvc.store import Database
+from msgsvc.state.sqlite import Database
 db = Database(sys.argv[1])
 n = 1
 db.set_password_hash("alice", sys.argv[2 + n % 2], float(n))

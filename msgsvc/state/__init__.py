@@ -1,0 +1,36 @@
+"""The server's state behind one interface, :class:`State`, with two implementations.
+
+* :mod:`msgsvc.state.sqlite`: an SQLite file in process, the default;
+  nothing else to start.
+* :mod:`msgsvc.state.redis`: a Redis server, which several msgsvc nodes
+  share to act as one service.
+
+The hub (:class:`msgsvc.hub.Store`) and the accounts
+(:class:`msgsvc.auth.AccountStore`) each say what they need of it; a
+state is both, a service, and holds the username log as read at start-up.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from msgsvc.auth import AccountStore
+from msgsvc.hub import Store, UserRecord
+
+
+class StoreError(Exception):
+    """The state cannot be opened or used; the message names where it is."""
+
+
+class State(Store, AccountStore, Protocol):
+    """What the server keeps: a service, started before any client is served and stopped after the last."""
+
+    #: every name ever registered, oldest first, as read at start-up
+    records: list[UserRecord]
+
+    @property
+    def where(self) -> str:
+        """Where it is, for the log: a file, or a Redis URL without its password."""
+
+    def startService(self) -> None: ...
+    def stopService(self) -> object: ...
