@@ -14,7 +14,12 @@ setup(
     package_data={"msgsvc.fronts": ["static/*"]},  # the browser page (--web)
     # Twisted[websocket] (wsproto): the web front's WebSocket, twisted.web.websocket (25.5 on).
     # prompt_toolkit: the terminal client (python -m msgsvc.client --text).
-    install_requires=["Twisted[websocket]>=25.5", "prompt_toolkit>=3.0.30", "argon2-cffi>=23.1"],
+    install_requires=[
+        "Twisted[websocket]>=25.5",
+        "prompt_toolkit>=3.0.30",
+        "argon2-cffi>=23.1",
+        "txredisapi>=1.6",  # --redis: msgsvc.state.redis
+    ],
     extras_require={
         "tls": ["Twisted[tls]>=23.10"],
         "bench": ["matplotlib"],  # python -m msgsvc.bench ... --plot

@@ -316,20 +316,14 @@ class Accounts(Service):
         self._clock = clock
         self.portal = Portal(HubRealm(hub), [AccountChecker(store, hashing, clock, require_password)])
         self.throttle = LoginThrottle(clock)
-        self._last_reset = 0
+        self._last_reset: int | None = None  # the latest reset seen, once read
+        self._watching_failed = False  # logged once until the store answers again
         self._watch = LoopingCall(self._pick_up_resets)
         self._watch.clock = clock
 
     def startService(self) -> None:
         Service.startService(self)
-
-        def watch(last: int) -> None:
-            self._last_reset = last
-            self._watch.start(self.WATCH_INTERVAL, now=False)
-
-        self._store.last_reset().addCallback(watch).addErrback(
-            lambda f: self.log.failure("cannot watch the accounts for resets", f)
-        )
+        self._watch.start(self.WATCH_INTERVAL)  # first: the latest reset, whatever came before is done
 
     def stopService(self) -> None:
         Service.stopService(self)
@@ -364,9 +358,13 @@ class Accounts(Service):
                 )
                 await deferLater(self._clock, wait)
         self._hub.register(participant, name, peer)
-        return await _shielded(
-            Deferred.fromCoroutine(self._check(participant, name, password, peer, host, guessable))
-        )
+        try:
+            return await _shielded(
+                Deferred.fromCoroutine(self._check(participant, name, password, peer, host, guessable))
+            )
+        except BaseException:
+            self._hub.unregister(participant)  # refused or failed: the name is not held for it
+            raise
 
     async def _check(
         self, participant: Participant, name: str, password: str | None, peer: str, host: str, guessable: bool
@@ -445,7 +443,7 @@ class Accounts(Service):
         reset = await self._store.reset(name, reason, self._clock.seconds())
         if reset is None:
             return False
-        self._last_reset = max(self._last_reset, reset.id)
+        self._last_reset = max(self._last_reset or 0, reset.id)
         self._apply(reset)
         return True
 
@@ -454,13 +452,25 @@ class Accounts(Service):
         self._hub.notify(reset.name, f"the operator removed your name's password: {reset.reason}")
 
     def _pick_up_resets(self) -> Deferred[None]:
+        def start(last: int) -> None:
+            self._last_reset = last if self._last_reset is None else max(last, self._last_reset)
+
         def apply(resets: list[Reset] | None) -> None:
             for reset in resets or ():
-                if reset.id > self._last_reset:
+                if self._last_reset is None or reset.id > self._last_reset:
                     self._last_reset = reset.id
                     self._apply(reset)
 
-        def failed(failure: Failure) -> None:
-            self.log.failure("cannot read the accounts' resets", failure)
+        def answered(_: None) -> None:
+            self._watching_failed = False
 
-        return self._store.resets_after(self._last_reset).addCallbacks(apply, failed)
+        def failed(failure: Failure) -> None:
+            if not self._watching_failed:  # a store away (Redis) fails every few seconds: say it once
+                self._watching_failed = True
+                self.log.warn("cannot read the accounts' resets: {why}; trying again", why=failure.value)
+
+        if self._last_reset is None:
+            read = self._store.last_reset().addCallback(start)
+        else:
+            read = self._store.resets_after(self._last_reset).addCallback(apply)
+        return read.addCallbacks(answered, failed)

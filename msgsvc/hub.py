@@ -185,6 +185,13 @@ class QueueChanged:
 
 
 @dataclass(frozen=True)
+class LogLoaded:
+    """The username log was read from the state (later than start-up, from Redis): it may have changed."""
+
+    names: int
+
+
+@dataclass(frozen=True)
 class NoticeSent:
     text: str
     delivered: int
@@ -227,6 +234,7 @@ Event = (
     | UserKicked
     | ProtectionChanged
     | QueueChanged
+    | LogLoaded
     | NoticeSent
     | Connected
     | Disconnected
@@ -256,7 +264,7 @@ class Hub:
         self,
         clock: IReactorTime,
         store: Store,
-        records: Iterable[UserRecord],
+        records: Iterable[UserRecord] | None,
         max_clients: int,
         queue: QueuePolicy = QueuePolicy(),  # noqa: B008 - frozen
     ) -> None:
@@ -265,7 +273,8 @@ class Hub:
         self._max_clients = max_clients
         self._queue = queue
         self._waiting: dict[str, int] = {}  # queued messages by recipient key
-        self._log: dict[str, UserRecord] = {username_key(r.name): r for r in records}
+        self._log: dict[str, UserRecord] = {username_key(r.name): r for r in records or ()}
+        self._loaded = records is not None  # else nobody may register until load()
         self._sessions: dict[str, _Session] = {}  # by username key, pending ones too
         self._keys: dict[Participant, str] = {}
         self._observers: list[Callable[[Event], None]] = []
@@ -294,6 +303,12 @@ class Hub:
                     "hub observer {observer!r} failed on {event!r}", observer=observer, event=event
                 )
 
+    def load(self, records: Iterable[UserRecord]) -> None:
+        """Take the username log read from the state, and let clients register."""
+        self._log = {username_key(r.name): r for r in records}
+        self._loaded = True
+        self._emit(LogLoaded(len(self._log)))
+
     # -- registration ----------------------------------------------------
 
     def register(self, participant: Participant, name: str, peer: str) -> None:
@@ -310,7 +325,11 @@ class Hub:
                 f"already registered as {self._sessions[self._keys[participant]].record.name}",
             )
         refusal = None
-        if not is_valid_username(name):
+        if not self._loaded:
+            refusal = ProtocolError(
+                Code.SERVER_ERROR, "the server has not read its username log yet; try again later"
+            )
+        elif not is_valid_username(name):
             refusal = ProtocolError(
                 Code.USERNAME_INVALID,
                 "a username is 1-32 letters, digits, '_', '.' or '-', and starts with a letter",

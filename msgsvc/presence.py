@@ -22,7 +22,7 @@ from typing import Protocol
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 from msgsvc import wire
-from msgsvc.hub import Event, Hub, ProtectionChanged, UserJoined, UserLeft
+from msgsvc.hub import Event, Hub, LogLoaded, ProtectionChanged, UserJoined, UserLeft
 
 
 class Listener(Protocol):
@@ -42,19 +42,22 @@ class Presence:
     def __init__(self, hub: Hub, clock: IReactorTime) -> None:
         self._clock = clock
         self._hub = hub
+        self._read_log()
+        self._listeners: dict[Listener, int] = {}  # each with the batch index its news start at
+        self._batch: list[bytes] = []
+        self._publishing: IDelayedCall | None = None
+        hub.subscribe(self._hub_event)
+
+    def _read_log(self) -> None:
         self._keys: list[str] = []
         self._lines: list[bytes] = []
         self._protected: set[str] = set()  # the keys of protected names
-        for user in hub.users():
+        for user in self._hub.users():
             key = wire.username_key(user.name)
             self._keys.append(key)
             if user.protected:
                 self._protected.add(key)
             self._lines.append(self._user_line(user.name, key, "online" if user.online else "offline"))
-        self._listeners: dict[Listener, int] = {}  # each with the batch index its news start at
-        self._batch: list[bytes] = []
-        self._publishing: IDelayedCall | None = None
-        hub.subscribe(self._hub_event)
 
     def join(self, listener: Listener) -> bytes:
         """Add a client that just registered; the username log to send it (``USER`` lines, ``ENDUSERS``)."""
@@ -94,6 +97,8 @@ class Presence:
                 if user is not None:
                     (self._protected.add if protected else self._protected.discard)(wire.username_key(name))
                     self._set(user.name, "online" if user.online else "offline")
+            case LogLoaded():
+                self._read_log()
 
     def _user_line(self, name: str, key: str, state: str) -> bytes:
         return (

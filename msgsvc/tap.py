@@ -27,7 +27,7 @@ from msgsvc.eventlog import HubEventLogger
 from msgsvc.fronts.irc import CHANNEL_NAME, IrcFactory
 from msgsvc.fronts.lines import ServerFactory
 from msgsvc.fronts.web import normalize_origin, web_site
-from msgsvc.hub import Hub, QueuePolicy
+from msgsvc.hub import Hub, QueuePolicy, UserRecord
 from msgsvc.state import State, StoreError
 from msgsvc.state.sqlite import SqliteStore
 from msgsvc.wire import Limits
@@ -59,6 +59,16 @@ def _positive(value: str) -> int:
 _positive.coerceDoc = "A positive whole number."  # type: ignore[attr-defined]
 
 
+def _redis_url(value: str) -> str:
+    from msgsvc.state.redislink import RedisURL
+
+    RedisURL.parse(value)  # ValueError says what is wrong
+    return value
+
+
+_redis_url.coerceDoc = "A redis:// or rediss:// URL."  # type: ignore[attr-defined]
+
+
 class Options(usage.Options):
     synopsis = "[options]"
     longdesc = (
@@ -88,6 +98,14 @@ class Options(usage.Options):
             "The server's name to IRC clients (001-004, PONG, WHOIS); default: this machine's host name.",
         ],
         ["db", None, DEFAULT_DB, "The SQLite file that holds the username log (made if missing)."],
+        [
+            "redis",
+            None,
+            None,
+            "Keep the username log, accounts and offline queues in Redis instead of --db: "
+            "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB], rediss:// for TLS.",
+            _redis_url,
+        ],
         ["max-line", None, _DEFAULTS.max_line, "Longest accepted line, in bytes.", _positive],
         ["max-text", None, _DEFAULTS.max_text, "Longest message text, in UTF-8 bytes.", _positive],
         ["max-recipients", None, _DEFAULTS.max_recipients, "Most recipients of one SEND.", _positive],
@@ -249,44 +267,50 @@ class _Disconnector(Service):
 
 
 class _Startup(Service):
-    """Raises the file descriptor limit, and logs it and the username log, as the server starts."""
+    """Raises the file descriptor limit, and logs it, as the server starts."""
 
-    log = Logger()
-
-    def __init__(self, state: State, max_clients: int) -> None:
-        self._state = state
+    def __init__(self, max_clients: int) -> None:
         self._max_clients = max_clients
 
     def startService(self) -> None:
         Service.startService(self)
         descriptors.check_limit(descriptors.raise_limit(), self._max_clients)
-        names = [r.name for r in self._state.records]
+
+
+class _Loader(Service):
+    """Reads the username log into the hub once the state answers (at once for SQLite), then drops
+    expired offline messages and counts what waits for whom: then, and hourly."""
+
+    log = Logger()
+    INTERVAL = 3600.0
+
+    def __init__(self, state: State, hub: Hub, clock: IReactorTime) -> None:
+        self._state = state
+        self._hub = hub
+        self._sweep = LoopingCall(self._expire)
+        self._sweep.clock = clock
+
+    def startService(self) -> None:
+        Service.startService(self)
+        self._state.read_log().addCallback(self._loaded)
+
+    def _loaded(self, records: list[UserRecord]) -> None:
+        if not self.running:
+            return
+        self._hub.load(records)
+        names = [r.name for r in records]
         self.log.info(
             "username log {path}: {count} names: {names}",
             path=self._state.where,
             count=len(names),
             names=", ".join(names) or "(none yet)",
         )
+        self._sweep.start(self.INTERVAL)
 
-
-class _QueueSweeper(Service):
-    """Drops expired offline messages, and counts what waits for whom: at start, then hourly."""
-
-    log = Logger()
-    INTERVAL = 3600.0
-
-    def __init__(self, hub: Hub, clock: IReactorTime) -> None:
-        self._sweep = LoopingCall(self._expire, hub)
-        self._sweep.clock = clock
-
-    def _expire(self, hub: Hub) -> Deferred[None]:
-        return hub.expire_queued().addErrback(
+    def _expire(self) -> Deferred[None]:
+        return self._hub.expire_queued().addErrback(
             lambda f: self.log.failure("could not expire offline messages", f)
         )
-
-    def startService(self) -> None:
-        Service.startService(self)
-        self._sweep.start(self.INTERVAL)
 
     def stopService(self) -> None:
         Service.stopService(self)
@@ -312,23 +336,30 @@ class _Settle(Service):
 def makeService(options: Options) -> IService:
     from twisted.internet import reactor
 
-    try:
-        state = SqliteStore(IReactorFromThreads(reactor), options["db"])
-    except StoreError as e:
-        raise SystemExit(f"msgsvc: {e}") from None
+    state: State
+    if options["redis"]:
+        from msgsvc.state.redis import RedisState
+        from msgsvc.state.redislink import RedisURL
+
+        state = RedisState(reactor, RedisURL.parse(options["redis"]))
+    else:
+        try:
+            state = SqliteStore(IReactorFromThreads(reactor), options["db"])
+        except StoreError as e:
+            raise SystemExit(f"msgsvc: {e}") from None
     queue = QueuePolicy(limit=options["queue-max"], age=options["queue-days"] * 86400)
-    hub = Hub(reactor, state, state.records, options["max-clients"], queue)
+    hub = Hub(reactor, state, None, options["max-clients"], queue)
     hub.subscribe(HubEventLogger())
     hasher = Hasher(IReactorFromThreads(reactor), options["hash-threads"])
     accounts = Accounts(hub, state, hasher, reactor, options["require-password"])
     factory = ServerFactory(hub, accounts, reactor, options.limits())
 
     services: list[IService] = [
-        state,
+        IService(state),
+        _Loader(state, hub, reactor),
         hasher,
         accounts,
-        _Startup(state, options["max-clients"]),
-        _QueueSweeper(hub, reactor),
+        _Startup(options["max-clients"]),
     ]
     if options["gui"]:
         from msgsvc.servergui.service import ServerWindowService

@@ -173,14 +173,14 @@ class ServerHarness:
         self,
         limits: Limits = Limits(),  # noqa: B008 - frozen, so shared safely
         max_clients: int = 100,
-        records: tuple[UserRecord, ...] = (),
+        records: tuple[UserRecord, ...] | None = (),  # None: the hub waits for load()
         require_password: bool = False,
         queue: QueuePolicy = QueuePolicy(),  # noqa: B008 - frozen
     ) -> None:
         self.clock = Clock()
         self.clock.advance(1_000_000)
         self.store = MemoryStore()
-        for record in records:
+        for record in records or ():
             if record.protected:
                 self.store.hashes[username_key(record.name)] = "fake$" + PASSWORD
         self.hashing = FakeHashing()

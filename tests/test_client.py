@@ -174,6 +174,23 @@ class LoginTests(PresenterTestCase):
         self.presenter.login("alice2", "tcp:h:1")
         self.assertEqual(self.connection.attempts[-1], ("tcp:h:1", "alice2"))
 
+    def test_a_server_error_closes_the_connection_and_brings_the_form_back(self) -> None:
+        self.presenter.login("alice", "tcp:h:1")
+        self.connection.server_says(
+            "ERROR SERVER_ERROR :the server could not record the username; try again later"
+        )
+        self.assertTrue(self.connection.transport.disconnecting)  # the server keeps it: the client closes it
+        self.connection.close()
+        self.assertEqual(
+            self.view.last("show_login"),
+            (
+                "alice",
+                "tcp:h:1",
+                "The server refused alice: the server could not record the username; try again later",
+                False,
+            ),
+        )
+
     def test_unreachable_server(self) -> None:
         self.connection.refuse = True
         self.presenter.login("alice", "tcp:h:1")

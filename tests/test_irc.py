@@ -110,6 +110,17 @@ class RegistrationTests(IrcTestCase):
         self.assertFalse(client.transport.disconnecting)
         self.assertIn(f":{SERVER} 001 bob2 :Welcome to the msgsvc network, bob2", client.send("NICK bob2"))
 
+    def test_a_server_error_is_437_and_the_same_nick_may_work_later(self) -> None:
+        harness = ServerHarness(records=None)  # the username log not read yet (Redis away)
+        client = Irc(harness, IrcFactory(harness.factory, SERVER))
+        got = client.send("NICK bob", "USER b 0 * :B")
+        self.assertEqual(
+            got, [f":{SERVER} 437 bob bob :the server has not read its username log yet; try again later"]
+        )
+        self.assertFalse(client.transport.disconnecting)
+        harness.hub.load([])
+        self.assertIn(f":{SERVER} 001 bob :Welcome to the msgsvc network, bob", client.send("NICK bob"))
+
     def test_nick_rules(self) -> None:
         client = self.irc()
         self.assertEqual(numerics(client.send("NICK *")), ["432"])

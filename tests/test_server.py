@@ -8,7 +8,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.eventlog import HubEventLogger
-from msgsvc.hub import ClientError, Connected, Disconnected
+from msgsvc.hub import ClientError, Connected, Disconnected, UserRecord
 from msgsvc.wire import Code, Limits
 
 from .helpers import ServerHarness, lines
@@ -161,20 +161,37 @@ class RegistrationTests(ServerTestCase):
         self.assertEqual(transport.value(), b"")
         self.assertEqual(lines(bob_transport), [])
 
-    def test_store_failure(self) -> None:
+    def test_a_name_the_store_could_not_record_is_a_server_error_and_the_client_may_try_again(self) -> None:
         self.server.store.hold = True
         protocol, transport = self.server.connect()
         protocol.dataReceived(b"HELLO alice\r\n")
         self.server.store.pending[0].errback(OSError("disk full"))
         self.assertEqual(
             lines(transport),
-            [
-                "ERROR SERVER_ERROR :the server could not record the username; try again later",
-                "BYE :server error",
-            ],
+            ["ERROR SERVER_ERROR :the server could not record the username; try again later"],
         )
-        self.assertTrue(transport.disconnecting)
+        self.assertFalse(transport.disconnecting)
         self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+        transport.clear()
+        protocol.dataReceived(b"HELLO alice\r\n")
+        self.server.store.pending[1].callback(None)
+        self.assertEqual(lines(transport)[0], "WELCOME alice :welcome to msgsvc")
+
+    def test_until_the_username_log_is_read_hello_is_a_server_error(self) -> None:
+        server = ServerHarness(records=None)
+        protocol, transport = server.connect()
+        protocol.dataReceived(b"HELLO alice\r\n")
+        self.assertEqual(
+            lines(transport),
+            ["ERROR SERVER_ERROR :the server has not read its username log yet; try again later"],
+        )
+        self.assertFalse(transport.disconnecting)
+        server.hub.load([UserRecord("Alice", 1.0, 2.0)])
+        transport.clear()
+        protocol.dataReceived(b"HELLO alice\r\n")
+        self.assertEqual(
+            lines(transport)[:3], ["WELCOME Alice :welcome to msgsvc", "USER Alice online", "ENDUSERS 1"]
+        )
 
 
 class MessagingTests(ServerTestCase):
@@ -383,6 +400,18 @@ class PerAddressTests(ServerTestCase):
 
 class TimeoutTests(ServerTestCase):
     limits = Limits(hello_timeout=30, ping_interval=60, ping_timeout=20)
+
+    def test_after_a_server_error_on_hello_the_deadline_starts_again(self) -> None:
+        self.server.store.hold = True
+        protocol, transport = self.server.connect()
+        self.server.clock.advance(20)
+        protocol.dataReceived(b"HELLO alice\r\n")
+        self.server.store.pending[0].errback(OSError("disk full"))
+        self.flushLoggedErrors(OSError)
+        self.server.clock.advance(29.9)
+        self.assertFalse(transport.disconnecting)
+        self.server.clock.advance(0.2)
+        self.assertEqual(lines(transport)[-1], "BYE :registration timed out")
 
     def test_no_hello_in_time(self) -> None:
         protocol, transport = self.server.connect()

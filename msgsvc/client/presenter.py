@@ -435,6 +435,9 @@ class ChatPresenter:
             if self._ask_password:
                 self._password = ""
                 self._refusal += ". Enter the password and connect again."
+            if code == "SERVER_ERROR" and self._protocol is not None:
+                # The server keeps the connection for another HELLO; the user retries from the form.
+                self._protocol.transport.loseConnection()
             return
         if self._outbox and isinstance(self._outbox.popleft(), _PasswordChange):
             self._say("error", f"Password not changed: {text}")

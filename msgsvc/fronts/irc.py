@@ -245,6 +245,8 @@ class IrcSession(Session):
         elif error.code is Code.AUTH_FAILED:
             self.numeric(rfc.ERR_PASSWDMISMATCH, "Password incorrect")
             self.bye(error.text)
+        elif error.code is Code.SERVER_ERROR:  # the state is unreachable: the same nick may work later
+            self.numeric(rfc.ERR_UNAVAILRESOURCE, self.nick, error.text)
         else:
             self.bye(error.text)
 

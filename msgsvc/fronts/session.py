@@ -193,9 +193,12 @@ class Session(LineProtocol):
         raise NotImplementedError
 
     def login_refused(self, error: ProtocolError) -> None:
-        """The name or password was refused: by default, say why and close."""
+        """The name or password was refused: by default, say why and close (for a server error, only say)."""
         self.send_error(error.code, error.text)
-        self.bye(error.text)
+        if error.code is Code.SERVER_ERROR:
+            self._watch(self.clients.limits.hello_timeout)  # it may say HELLO again, in time
+        else:
+            self.bye(error.text)
 
     # -- the connection ---------------------------------------------------
 
@@ -320,8 +323,9 @@ class Session(LineProtocol):
             self.login_refused(failure.value)
             return
         self.log.failure("could not register {peer}", failure, peer=self.peer)
-        self.send_error(Code.SERVER_ERROR, "the server could not record the username; try again later")
-        self.bye("server error")
+        self.login_refused(
+            ProtocolError(Code.SERVER_ERROR, "the server could not record the username; try again later")
+        )
 
     # -- flow ----------------------------------------------------------------
 

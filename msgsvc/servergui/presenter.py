@@ -24,6 +24,7 @@ from msgsvc.hub import (
     Disconnected,
     Event,
     Hub,
+    LogLoaded,
     NoticeSent,
     ProtectionChanged,
     QueueChanged,
@@ -250,6 +251,9 @@ class ServerPresenter:
             case ProtectionChanged(name, protected, reason):
                 self._event(f"{name} {'protected' if protected else 'no longer protected'}: {reason}")
                 self._update(name)
+            case LogLoaded(names):
+                self._event(f"username log read: {names} names")
+                self._show_all()
 
     def _event(self, text: str) -> None:
         stamp = time.strftime("%H:%M:%S", time.localtime(self._clock.seconds()))

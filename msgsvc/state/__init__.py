@@ -7,12 +7,14 @@
 
 The hub (:class:`msgsvc.hub.Store`) and the accounts
 (:class:`msgsvc.auth.AccountStore`) each say what they need of it; a
-state is both, a service, and holds the username log as read at start-up.
+state is both, a service, and reads the username log for the hub.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
+
+from twisted.internet.defer import Deferred
 
 from msgsvc.auth import AccountStore
 from msgsvc.hub import Store, UserRecord
@@ -25,8 +27,8 @@ class StoreError(Exception):
 class State(Store, AccountStore, Protocol):
     """What the server keeps: a service, started before any client is served and stopped after the last."""
 
-    #: every name ever registered, oldest first, as read at start-up
-    records: list[UserRecord]
+    def read_log(self) -> Deferred[list[UserRecord]]:
+        """Every name ever registered, oldest first, marked if protected; once the state is reachable."""
 
     @property
     def where(self) -> str:

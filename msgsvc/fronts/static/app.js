@@ -255,6 +255,8 @@ const HANDLERS = {
     if (!s.welcomed && REFUSALS.has(code)) {
       s.refused = true;
       if (PASSWORD_CODES.has(code)) s.password = "";
+      // The server keeps the connection after SERVER_ERROR, for another HELLO: the user retries from the form.
+      if (code === "SERVER_ERROR" && s.socket) s.socket.close();
       ui.showLogin(text, PASSWORD_CODES.has(code) ? "password" : "username");
       ui.status("Not connected");
       return;

@@ -1,0 +1,306 @@
+"""The state in Redis: the username log, the accounts and the offline queue, shared by every node.
+
+Each change is one command or one Lua script, so it is atomic however many
+nodes write at once; a Deferred fires once Redis has answered, which is as
+durable as the server's persistence makes it (docs/scaling.rst: AOF with
+``appendfsync always`` loses nothing acknowledged, ``everysec`` up to a
+second).  The keys, all under ``msgsvc:``:
+
+=========================  ======  =================================================
+``msgsvc:log:name``        hash    name key -> the name as first registered
+``msgsvc:log:first``       hash    name key -> first seen (seconds since the epoch)
+``msgsvc:log:last``        hash    name key -> last seen
+``msgsvc:accounts``        hash    name key -> password hash (argon2id, PHC string)
+``msgsvc:accounts:changed``  hash  name key -> when the password was set
+``msgsvc:resets``          zset    reset id -> JSON ``[id, name, at, reason]``
+``msgsvc:resets:id``       string  the last reset id
+``msgsvc:queue:KEY``       zset    message id -> ``ID|SENT_AT|JSON [sender, kind, group, text]``
+``msgsvc:queue:id``        string  the last message id
+``msgsvc:queues``          set     the name keys that have messages waiting
+=========================  ======  =================================================
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from msgsvc.auth import Reset
+from msgsvc.hub import Enqueue, Queued, UserRecord
+from msgsvc.state.redislink import Commands, RedisURL, Script
+from msgsvc.wire import username_key
+
+PREFIX = "msgsvc:"
+LOG_NAME, LOG_FIRST, LOG_LAST = (f"{PREFIX}log:{field}" for field in ("name", "first", "last"))
+ACCOUNTS, ACCOUNTS_CHANGED = f"{PREFIX}accounts", f"{PREFIX}accounts:changed"
+RESETS, RESET_ID = f"{PREFIX}resets", f"{PREFIX}resets:id"
+QUEUE_ID, QUEUES = f"{PREFIX}queue:id", f"{PREFIX}queues"
+
+
+def queue_key(key: str) -> str:
+    return f"{PREFIX}queue:{key}"
+
+
+# Drops the messages at the head of queue q (the oldest ids) sent before `oldest`.  Ids grow with
+# time, so the expired ones are at the head: with the nodes' clocks apart, as exactly as they agree.
+_DROP_EXPIRED = """
+local function drop_expired(q, oldest)
+  while true do
+    local head = redis.call('ZRANGE', q, 0, 0)
+    if #head == 0 then return end
+    local at = tonumber(string.match(head[1], '^%d+|([^|]+)|'))
+    if at >= oldest then return end
+    redis.call('ZREMRANGEBYRANK', q, 0, 0)
+  end
+end
+"""
+
+RECORD_SEEN = Script(
+    """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+end
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
+return 1
+"""
+)
+
+ENQUEUE = Script(
+    _DROP_EXPIRED
+    + """
+-- KEYS: the id counter, the set of queues; ARGV: oldest, limit, sent_at|payload, recipient keys...
+local oldest, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
+local queued = {}
+for i = 4, #ARGV do
+  local q = 'msgsvc:queue:' .. ARGV[i]
+  drop_expired(q, oldest)
+  if redis.call('ZCARD', q) < limit then
+    local id = redis.call('INCR', KEYS[1])
+    redis.call('ZADD', q, id, id .. '|' .. ARGV[3])
+    redis.call('SADD', KEYS[2], ARGV[i])
+    table.insert(queued, ARGV[i])
+  end
+end
+return queued
+"""
+)
+
+BACKLOG = Script(
+    _DROP_EXPIRED
+    + """
+-- KEYS: the queue; ARGV: after, oldest, limit
+drop_expired(KEYS[1], tonumber(ARGV[2]))
+local page = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'LIMIT', 0, tonumber(ARGV[3]))
+local last = ARGV[1]
+if #page > 0 then last = string.match(page[#page], '^(%d+)|') end
+return {page, redis.call('ZCOUNT', KEYS[1], '(' .. last, '+inf')}
+"""
+)
+
+ACKNOWLEDGE = Script(
+    """
+-- KEYS: the queue, the set of queues; ARGV: up to, the name key
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local left = redis.call('ZCARD', KEYS[1])
+if left == 0 then redis.call('SREM', KEYS[2], ARGV[2]) end
+return left
+"""
+)
+
+EXPIRE = Script(
+    _DROP_EXPIRED
+    + """
+-- KEYS: the set of queues; ARGV: oldest.  Returns key, count, key, count...
+local counts = {}
+for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local q = 'msgsvc:queue:' .. key
+  drop_expired(q, tonumber(ARGV[1]))
+  local left = redis.call('ZCARD', q)
+  if left == 0 then
+    redis.call('SREM', KEYS[1], key)
+  else
+    table.insert(counts, key)
+    table.insert(counts, left)
+  end
+end
+return counts
+"""
+)
+
+SET_PASSWORD = Script(
+    """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+return 1
+"""
+)
+
+RESET = Script(
+    """
+-- KEYS: accounts, changed, the queue, the set of queues, log names, resets, reset id
+-- ARGV: name key, name as asked, at, reason
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return false end
+redis.call('HDEL', KEYS[2], ARGV[1])
+-- Anyone may take the name now: what waited for its owner must not reach them.
+redis.call('DEL', KEYS[3])
+redis.call('SREM', KEYS[4], ARGV[1])
+local name = redis.call('HGET', KEYS[5], ARGV[1]) or ARGV[2]
+local id = redis.call('INCR', KEYS[7])
+redis.call('ZADD', KEYS[6], id, cjson.encode({id, name, tonumber(ARGV[3]), ARGV[4]}))
+return {id, name}
+"""
+)
+
+
+def _pairs(flat: list[str]) -> dict[str, str]:
+    """A hash as HGETALL answers it (field, value, field, value...) as a dict."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def _queued(member: str) -> Queued:
+    number, sent_at, payload = member.split("|", 2)
+    sender, kind, group, text = json.loads(payload)
+    return Queued(int(number), sender, kind, tuple(group), text, float(sent_at))
+
+
+class RedisState(Service):
+    """The state on a Redis server: :class:`msgsvc.state.State`, every answer from Redis itself."""
+
+    log = Logger()
+
+    #: seconds between attempts to read the log while Redis cannot be reached
+    RETRY = 1.0
+
+    def __init__(self, reactor: Any, url: RedisURL) -> None:
+        self.url = url
+        self._clock: IReactorTime = reactor
+        self.redis = Commands(reactor, url, "state")
+
+    @property
+    def where(self) -> str:
+        return str(self.url)
+
+    def startService(self) -> None:
+        Service.startService(self)
+        self.redis.start()
+
+    def stopService(self) -> Deferred[None]:
+        Service.stopService(self)
+        return self.redis.stop()
+
+    def read_log(self) -> Deferred[list[UserRecord]]:
+        """The log, read as soon as Redis answers: until then, and if reading fails, try again."""
+        done: Deferred[list[UserRecord]] = Deferred()
+
+        def attempt() -> None:
+            if self.running:
+                self.redis.ready().addCallback(lambda _: self.load()).addCallbacks(done.callback, failed)
+
+        def failed(failure: Failure) -> None:
+            self.log.warn(
+                "could not read the username log from {where}: {why}; trying again",
+                where=self.where,
+                why=failure.getErrorMessage(),
+            )
+            self._clock.callLater(self.RETRY, attempt)
+
+        attempt()
+        return done
+
+    def load(self) -> Deferred[list[UserRecord]]:
+        """Every name ever registered, oldest first, marked if protected: read now (fails if Redis is away)."""
+
+        def read(replies: list[Any]) -> list[UserRecord]:
+            names, first, last = (_pairs(reply) for reply in replies[:3])
+            protected = set(replies[3])
+            records = [
+                UserRecord(name, float(first[key]), float(last[key]), key in protected)
+                for key, name in names.items()
+            ]
+            records.sort(key=lambda r: (r.first_seen, username_key(r.name)))
+            return records
+
+        return gatherResults(
+            [
+                self.redis.execute("HGETALL", LOG_NAME),
+                self.redis.execute("HGETALL", LOG_FIRST),
+                self.redis.execute("HGETALL", LOG_LAST),
+                self.redis.execute("HKEYS", ACCOUNTS),
+            ],
+            consumeErrors=True,
+        ).addCallback(read)
+
+    # -- the username log and the offline queue (msgsvc.hub.Store) ---------------
+
+    def record_seen(self, name: str, when: float) -> Deferred[None]:
+        return self.redis.script(
+            RECORD_SEEN, [LOG_NAME, LOG_FIRST, LOG_LAST], [username_key(name), name, when]
+        ).addCallback(lambda _: None)
+
+    def enqueue(self, message: Enqueue) -> Deferred[tuple[str, ...]]:
+        payload = json.dumps([message.sender, message.kind, list(message.group), message.text])
+        return self.redis.script(
+            ENQUEUE,
+            [QUEUE_ID, QUEUES],
+            [message.oldest, message.limit, f"{message.sent_at!r}|{payload}", *message.recipients],
+        ).addCallback(tuple)
+
+    def backlog(self, name: str, after: int, oldest: float, limit: int) -> Deferred[tuple[list[Queued], int]]:
+        def read(reply: list[Any]) -> tuple[list[Queued], int]:
+            page, more = reply
+            # A message behind a newer one yet expired (the nodes' clocks disagreeing) is left out.
+            return [q for q in map(_queued, page) if q.sent_at >= oldest], int(more)
+
+        return self.redis.script(
+            BACKLOG, [queue_key(username_key(name))], [after, oldest, limit]
+        ).addCallback(read)
+
+    def acknowledge(self, name: str, up_to: int) -> Deferred[int]:
+        key = username_key(name)
+        return self.redis.script(ACKNOWLEDGE, [queue_key(key), QUEUES], [up_to, key]).addCallback(int)
+
+    def expire(self, oldest: float) -> Deferred[dict[str, int]]:
+        def counted(flat: list[Any]) -> dict[str, int]:
+            return {str(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+        return self.redis.script(EXPIRE, [QUEUES], [oldest]).addCallback(counted)
+
+    # -- accounts (msgsvc.auth.AccountStore) ---------------------------------------
+
+    def password_hash(self, name: str) -> Deferred[str | None]:
+        return self.redis.execute("HGET", ACCOUNTS, username_key(name))
+
+    def set_password_hash(self, name: str, password_hash: str, when: float) -> Deferred[None]:
+        return self.redis.script(
+            SET_PASSWORD, [ACCOUNTS, ACCOUNTS_CHANGED], [username_key(name), password_hash, when]
+        ).addCallback(lambda _: None)
+
+    def reset(self, name: str, reason: str, when: float) -> Deferred[Reset | None]:
+        key = username_key(name)
+
+        def made(reply: list[Any] | None) -> Reset | None:
+            if not reply:
+                return None
+            number, spelled = reply
+            return Reset(int(number), str(spelled), when, reason)
+
+        return self.redis.script(
+            RESET,
+            [ACCOUNTS, ACCOUNTS_CHANGED, queue_key(key), QUEUES, LOG_NAME, RESETS, RESET_ID],
+            [key, name, when, reason],
+        ).addCallback(made)
+
+    def last_reset(self) -> Deferred[int]:
+        return self.redis.execute("GET", RESET_ID).addCallback(lambda n: int(n or 0))
+
+    def resets_after(self, reset_id: int) -> Deferred[list[Reset] | None]:
+        def read(members: list[str]) -> list[Reset] | None:
+            return [Reset(*json.loads(m)) for m in members] or None
+
+        return self.redis.execute("ZRANGEBYSCORE", RESETS, f"({reset_id}", "+inf").addCallback(read)

@@ -1,0 +1,287 @@
+"""Connections to Redis: where (a ``redis://`` URL), commands, and a subscription.
+
+txredisapi speaks the protocol (its ``RedisProtocol``: pipelined commands,
+``AUTH`` and ``SELECT`` on connect, ``EVALSHA`` with a fallback to
+``EVAL``); Twisted's ``ClientService`` keeps the connection up, backing off
+between attempts, over an endpoint (TLS for ``rediss://``).  While there is
+no connection a command fails at once with :class:`RedisUnavailable`
+rather than waiting: the server answers its client ``SERVER_ERROR`` and
+the client may try again.  A command unanswered for :data:`REPLY_TIMEOUT`
+seconds fails the same way and drops the connection, which is then made
+again.
+
+txredisapi imports Twisted's global reactor when it is imported; only the
+plugin's ``makeService`` and the tests import this module.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import txredisapi
+from twisted.application.internet import ClientService, backoffPolicy
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.internet.error import ConnectionLost
+from twisted.internet.interfaces import (
+    IProtocol,
+    IProtocolFactory,
+    IReactorTCP,
+    IReactorTime,
+    IStreamClientEndpoint,
+)
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from msgsvc.state import StoreError
+
+#: seconds a command may wait for its answer before the connection is given up
+REPLY_TIMEOUT = 5.0
+#: seconds between attempts to connect, at most
+MAX_RETRY_DELAY = 5.0
+
+
+class RedisUnavailable(StoreError):
+    """Redis cannot be reached now; the message says where and why."""
+
+
+@dataclass(frozen=True)
+class RedisURL:
+    """Where a Redis server is: ``redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]``, ``rediss://`` for TLS."""
+
+    host: str
+    port: int = 6379
+    db: int = 0
+    tls: bool = False
+    username: str | None = None
+    password: str | None = None
+
+    @classmethod
+    def parse(cls, url: str) -> RedisURL:
+        """Read ``url``; ValueError says what is wrong with it."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("redis", "rediss"):
+            raise ValueError(f"{url!r} is not a redis:// or rediss:// URL")
+        if not parts.hostname:
+            raise ValueError(f"{url!r} names no host")
+        path = parts.path.strip("/")
+        if path and not path.isdigit():
+            raise ValueError(f"{url!r}: the database is a number, not {path!r}")
+        try:
+            port = parts.port or 6379
+        except ValueError as e:
+            raise ValueError(f"{url!r}: {e}") from None
+        return cls(
+            parts.hostname,
+            port,
+            int(path or 0),
+            parts.scheme == "rediss",
+            unquote(parts.username) if parts.username else None,
+            unquote(parts.password) if parts.password is not None else None,
+        )
+
+    def __str__(self) -> str:
+        """The URL without its password: fit for a log."""
+        user = f"{self.username or ''}:***@" if self.password is not None else ""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'rediss' if self.tls else 'redis'}://{user}{host}:{self.port}/{self.db}"
+
+    def endpoint(self, reactor: IReactorTCP) -> IStreamClientEndpoint:
+        plain = HostnameEndpoint(reactor, self.host, self.port, timeout=REPLY_TIMEOUT)
+        if not self.tls:
+            return plain
+        from twisted.internet.ssl import optionsForClientTLS
+
+        return wrapClientTLS(optionsForClientTLS(self.host), plain)
+
+
+@implementer(IStreamClientEndpoint)
+class _Reporting:
+    """An endpoint that tells ``failed`` why each attempt to connect failed."""
+
+    def __init__(self, endpoint: IStreamClientEndpoint, failed: Callable[[Failure], None]) -> None:
+        self._endpoint = endpoint
+        self._failed = failed
+
+    def connect(self, factory: IProtocolFactory) -> Deferred[IProtocol]:
+        def failed(failure: Failure) -> Failure:
+            self._failed(failure)
+            return failure
+
+        return self._endpoint.connect(factory).addErrback(failed)
+
+
+class _Protocol(txredisapi.RedisProtocol):  # type: ignore[misc]
+    """txredisapi's protocol, told who owns it and on which clock its replies time out."""
+
+    owner: _Connection
+
+    def connectionLost(self, why: Failure) -> None:
+        super().connectionLost(why)
+        self.owner.lost(self)
+
+
+class _Factory(Factory):
+    """Builds the protocol; txredisapi's protocol calls back into its factory if AUTH or SELECT fails."""
+
+    isLazy = True
+    noisy = False  # no "Starting factory" at every attempt
+
+    def __init__(self, owner: _Connection) -> None:
+        self._owner = owner
+
+    def buildProtocol(self, addr: object) -> Any:
+        owner = self._owner
+        url = owner.url
+        protocol = owner.protocol_class(
+            charset="utf-8",
+            replyTimeout=REPLY_TIMEOUT,
+            password=url.password,
+            dbid=url.db or None,
+            convertNumbers=False,  # a text of digits stays text
+            username=url.username,
+        )
+        protocol.callLater = owner.clock.callLater
+        protocol.owner = owner
+        protocol.factory = self
+        return protocol
+
+    def stopTrying(self) -> None:
+        """AUTH or SELECT failed: say so; the service keeps trying (the password may be set meanwhile)."""
+
+    def connectionError(self, why: str) -> None:
+        self._owner.refused(why)
+
+
+class _Connection:
+    """One connection to Redis kept up by a ClientService; ``ready`` fires each time it is usable."""
+
+    log = Logger()
+    protocol_class: type[Any] = _Protocol
+
+    def __init__(self, reactor: Any, url: RedisURL, what: str) -> None:
+        self.url = url
+        self.clock: IReactorTime = reactor
+        self._what = what
+        self._protocol: Any = None
+        self._problem = "not connected yet"
+        self._waiting: list[Deferred[None]] = []
+        self._service = ClientService(
+            _Reporting(url.endpoint(reactor), self._attempt_failed),
+            _Factory(self),
+            retryPolicy=backoffPolicy(initialDelay=0.2, maxDelay=MAX_RETRY_DELAY),
+            clock=reactor,
+            prepareConnection=self._prepare,
+        )
+
+    def start(self) -> None:
+        self._service.startService()
+
+    def stop(self) -> Deferred[None]:
+        return self._service.stopService()
+
+    def ready(self) -> Deferred[None]:
+        """Fires once connected (at once if connected now)."""
+        if self._protocol is not None:
+            return succeed(None)
+        waiting: Deferred[None] = Deferred()
+        self._waiting.append(waiting)
+        return waiting
+
+    def _prepare(self, proxy: Any) -> Deferred[Any]:
+        """Fires with the protocol (ClientService hands over its proxy) once usable, after AUTH and
+        SELECT; fails if the connection is lost first."""
+        prepared: Deferred[Any] = Deferred()
+
+        def usable(protocol: Any) -> None:
+            if prepared.called:
+                return
+            self._protocol = protocol
+            self.log.info("{what}: connected to Redis at {url}", what=self._what, url=str(self.url))
+            prepared.callback(protocol)
+            waiting, self._waiting = self._waiting, []
+            for d in waiting:
+                d.callback(None)
+
+        def lost(_: object) -> None:
+            if not prepared.called:
+                prepared.errback(ConnectionLost("lost before it was ready"))
+
+        proxy.whenConnected().addCallback(usable)
+        proxy.whenDisconnected().addCallback(lost)
+        return prepared
+
+    def lost(self, protocol: Any) -> None:
+        if protocol is self._protocol:
+            self._protocol = None
+            self._problem = "the connection was lost"
+            self.log.warn("{what}: lost Redis at {url}; reconnecting", what=self._what, url=str(self.url))
+
+    def _attempt_failed(self, failure: Failure) -> None:
+        """Log why Redis cannot be reached: the first time, and when the reason changes."""
+        problem = failure.getErrorMessage()
+        if problem != self._problem:
+            self._problem = problem
+            self.log.warn(
+                "{what}: cannot reach Redis at {url}: {why}; trying again",
+                what=self._what,
+                url=str(self.url),
+                why=problem,
+            )
+
+    def refused(self, why: str) -> None:
+        self._problem = why
+        self.log.error(
+            "{what}: Redis at {url} refused us: {why}", what=self._what, url=str(self.url), why=why
+        )
+
+    def unavailable(self) -> RedisUnavailable:
+        return RedisUnavailable(f"Redis at {self.url} is unreachable ({self._problem})")
+
+
+class Commands(_Connection):
+    """Commands and scripts on one pipelined connection."""
+
+    def execute(self, *args: object) -> Deferred[Any]:
+        """Run one command; fails with :class:`RedisUnavailable` at once while there is no connection."""
+        if self._protocol is None:
+            return fail(self.unavailable())
+        return self._checked(self._protocol.execute_command(*args))
+
+    def script(self, script: Script, keys: Sequence[str], args: Sequence[object]) -> Deferred[Any]:
+        """Run a Lua script (by its hash once Redis knows it)."""
+        if self._protocol is None:
+            return fail(self.unavailable())
+        return self._checked(self._protocol.eval(script.source, list(keys), [_arg(a) for a in args]))
+
+    def _checked(self, reply: Deferred[Any]) -> Deferred[Any]:
+        def failed(failure: Failure) -> Failure:
+            if failure.check(txredisapi.ConnectionError):  # includes the reply timeout
+                return Failure(self.unavailable())
+            return failure
+
+        return reply.addErrback(failed)
+
+
+@dataclass(frozen=True)
+class Script:
+    """A Lua script run atomically in Redis."""
+
+    source: str
+
+
+def _arg(value: object) -> str:
+    """A script argument as Redis takes it: floats exactly (txredisapi rounds them to 6 places)."""
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value)
+    return str(value)

@@ -1,0 +1,125 @@
+"""``twistd -n msgsvc --redis URL`` against a real redis-server: the state lives in Redis."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from .redisserver import RedisServer
+from .test_twistd import ROOT, TWISTD, Peer, free_port, reap, wait_listening
+
+
+class RedisServerTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.redis = RedisServer()
+        self.addCleanup(self.redis.cleanup)
+        self.redis.start()
+        self.dir = os.path.abspath(self.mktemp())
+        os.makedirs(self.dir)
+        self.port = free_port()
+
+    def start(self, *extra: str, loaded: bool = True) -> subprocess.Popen[bytes]:
+        """Run the server; wait until it has read the username log, if ``loaded``."""
+        self.log_path = os.path.join(self.dir, f"server-{self.port}-{time.monotonic_ns()}.log")
+        log = open(self.log_path, "ab")
+        self.addCleanup(log.close)
+        process = subprocess.Popen(
+            TWISTD
+            + ["-n", "--pidfile=", "msgsvc", "--redis", self.redis.url, "--listen", f"tcp:{self.port}"]
+            + list(extra),
+            cwd=self.dir,
+            env=dict(os.environ, PYTHONPATH=ROOT),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.addCleanup(reap, process)
+        wait_listening(self, process, [self.port], self.output)
+        if loaded:
+            self.wait_logged(f"username log {self.redis.url}: ")
+        return process
+
+    def output(self) -> str:
+        """What the server started last has logged."""
+        with open(self.log_path, encoding="utf-8") as log:
+            return log.read()
+
+    def peer(self) -> Peer:
+        peer = Peer(self.port)
+        self.addCleanup(peer.close)
+        return peer
+
+    def register(self, name: str) -> tuple[Peer, list[str]]:
+        peer = self.peer()
+        peer.send(f"HELLO {name}")
+        return peer, peer.until("ENDUSERS")
+
+    def hello_until_welcome(self, peer: Peer, name: str) -> list[str]:
+        """HELLO every 0.1 s until the server welcomes; the answers before."""
+        refused = []
+        for _ in range(100):
+            peer.send(f"HELLO {name}")
+            answer = peer.line()
+            if answer.startswith("WELCOME"):
+                return refused
+            refused.append(answer)
+            time.sleep(0.1)
+        self.fail(f"never welcomed: {refused[-3:]}")
+
+    def wait_logged(self, text: str) -> None:
+        deadline = time.monotonic() + 10
+        while text not in self.output():
+            if time.monotonic() > deadline:
+                self.fail(f"{text!r} not logged:\n{self.output()}")
+            time.sleep(0.05)
+
+    def test_the_log_accounts_and_queue_are_in_redis_and_outlive_the_server(self) -> None:
+        server = self.start()
+        alice, welcome = self.register("alice :alice's password")
+        self.assertEqual(welcome[0], "WELCOME alice :welcome to msgsvc")
+        alice.close()
+        bob, _ = self.register("Bob")
+        bob.send("SEND alice :while you were away")
+        self.assertEqual(bob.until("SENT")[-1], "SENT 0 alice alice")  # offline, and queued
+        server.send_signal(signal.SIGKILL)
+        server.wait()
+
+        self.start()  # a new process, nothing on disk: all it knows is in Redis
+        wrong = self.peer()
+        wrong.send("HELLO alice :not alice's password")
+        self.assertEqual(wrong.until("BYE")[0], "ERROR AUTH_FAILED :wrong password for alice")
+        alice, welcome = self.register("alice :alice's password")
+        self.assertEqual(welcome[1:], ["USER alice online protected", "USER Bob offline", "ENDUSERS 2"])
+        (delayed, end) = alice.until("ENDDELAYED")
+        number, stamp, rest = delayed.split(" ", 3)[1:]
+        self.assertEqual((number, rest, end), ("1", "Bob unicast alice :while you were away", "ENDDELAYED 0"))
+
+    def test_with_redis_away_at_start_hello_is_a_server_error_until_it_comes(self) -> None:
+        self.redis.stop()
+        self.start(loaded=False)
+        peer = self.peer()
+        peer.send("HELLO alice")
+        self.assertEqual(
+            peer.line(), "ERROR SERVER_ERROR :the server has not read its username log yet; try again later"
+        )
+        self.wait_logged(f"cannot reach Redis at {self.redis.url}: Connection was refused")
+        self.redis.start()
+        self.hello_until_welcome(peer, "alice")
+        self.assertEqual(peer.until("ENDUSERS"), ["USER alice online", "ENDUSERS 1"])
+
+    def test_with_redis_gone_a_new_name_is_a_server_error_and_the_connection_stays(self) -> None:
+        self.start()
+        self.register("alice")
+        self.redis.stop()
+        peer = self.peer()
+        peer.send("HELLO bob")
+        self.assertEqual(
+            peer.line(), "ERROR SERVER_ERROR :the server could not record the username; try again later"
+        )
+        self.redis.start()
+        refused = self.hello_until_welcome(peer, "bob")
+        self.assertTrue(all(line.startswith("ERROR SERVER_ERROR ") for line in refused), refused)
+        self.wait_logged("state: connected to Redis at")
