@@ -49,6 +49,8 @@ class HubEventLogger:
                 self.log.info("the operator disconnected {name}: {reason}", name=name, reason=reason)
             case NoticeSent(text, delivered):
                 self.log.info("server notice to {n} users: {text}", n=delivered, text=text)
+            case UserJoined(name, peer, first_time, node) if node is not None:
+                self.log.info("{name} came online on node {node} ({peer})", name=name, node=node, peer=peer)
             case UserJoined(name, peer, first_time):
                 self._names[peer] = name
                 self.log.info(
@@ -65,6 +67,8 @@ class HubEventLogger:
                     code=code.value,
                     reason=reason,
                 )
+            case UserLeft(name, peer, node) if node is not None:
+                self.log.info("{name} left node {node} ({peer})", name=name, node=node, peer=peer)
             case UserLeft():
                 pass  # logged when the connection ends
             case ProtectionChanged(name, True, reason):

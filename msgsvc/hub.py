@@ -65,6 +65,18 @@ class UserView:
     since: float | None  # when an online user registered
     protected: bool
     queued: int  # messages waiting for it
+    node: str | None = None  # the node an online user is on, with --redis
+
+
+@dataclass(frozen=True)
+class RemoteUser:
+    """A user online on another node of the service (``--redis``)."""
+
+    name: str
+    node: str
+    peer: str
+    front: str
+    since: float
 
 
 @dataclass(frozen=True)
@@ -106,7 +118,10 @@ class Participant(Protocol):
         """Deliver a notice from the server's operator."""
 
     def kick(self, reason: str) -> None:
-        """Disconnect, telling the client ``reason``."""
+        """The operator disconnects it, telling the client ``reason``."""
+
+    def drop(self, reason: str) -> None:
+        """The server disconnects it (its name could not be kept), telling the client ``reason``."""
 
     def deliver(self, backlog: list[Queued], waiting: int) -> None:
         """Deliver messages that waited for this user; ``waiting`` more are queued after them."""
@@ -131,6 +146,38 @@ class Store(Protocol):
         """Drop what was sent before ``oldest``; how many wait for each recipient key."""
 
 
+class Network(Protocol):
+    """The other nodes of one service (:mod:`msgsvc.state.cluster`); a server alone has none.
+
+    It calls the hub back with what happens elsewhere: :meth:`Hub.remote_joined`,
+    :meth:`Hub.remote_left`, :meth:`Hub.remote_message`, :meth:`Hub.resync` and
+    :meth:`Hub.drop_local`.
+    """
+
+    #: this node's name, as the server window shows it
+    node: str
+
+    def claim(self, name: str, peer: str, front: str, since: float) -> Deferred[tuple[str, bool]]:
+        """Hold ``name`` for a user of this node in the whole service, and put it in the log.
+
+        Fires with the name as the log spells it and whether it is new to the
+        log; fails with ProtocolError(USERNAME_TAKEN) if another node holds it,
+        or with a StoreError if that cannot be known now.
+        """
+
+    def release(self, name: str, when: float) -> None:
+        """The user of this node holding ``name`` left at ``when``."""
+
+    def route(self, message: Message, keys_by_node: dict[str, list[str]]) -> Deferred[set[str]]:
+        """Send ``message`` to these users of other nodes; fires with the nodes alive to get it.
+
+        A broadcast (``keys_by_node`` empty) goes to every other node.
+        """
+
+    def reachable(self) -> bool:
+        """Whether the service's state is reachable now: without it, only this node's users are."""
+
+
 @dataclass(frozen=True)
 class QueuePolicy:
     """How much may wait for an offline protected user (the documented defaults)."""
@@ -145,12 +192,14 @@ class UserJoined:
     name: str
     peer: str
     first_time: bool
+    node: str | None = None  # another node's user
 
 
 @dataclass(frozen=True)
 class UserLeft:
     name: str
     peer: str
+    node: str | None = None
 
 
 @dataclass(frozen=True)
@@ -243,6 +292,12 @@ Event = (
 )
 
 
+def _unreachable() -> ProtocolError:
+    return ProtocolError(
+        Code.SERVER_ERROR, "the service's state is unreachable: only users of this server can be reached now"
+    )
+
+
 @dataclass
 class _Session:
     participant: Participant
@@ -267,9 +322,12 @@ class Hub:
         records: Iterable[UserRecord] | None,
         max_clients: int,
         queue: QueuePolicy = QueuePolicy(),  # noqa: B008 - frozen
+        network: Network | None = None,
     ) -> None:
         self._clock = clock
         self._store = store
+        self._network = network
+        self._remote: dict[str, RemoteUser] = {}  # users online on other nodes, by name key
         self._max_clients = max_clients
         self._queue = queue
         self._waiting: dict[str, int] = {}  # queued messages by recipient key
@@ -336,6 +394,8 @@ class Hub:
             )
         elif key in self._sessions:
             refusal = ProtocolError(Code.USERNAME_TAKEN, f"{self._sessions[key].record.name} is in use")
+        elif key in self._remote:
+            refusal = ProtocolError(Code.USERNAME_TAKEN, f"{self._remote[key].name} is in use")
         elif len(self._sessions) >= self._max_clients:
             refusal = ProtocolError(
                 Code.SERVER_FULL, f"the server holds its limit of {self._max_clients} users"
@@ -379,6 +439,22 @@ class Hub:
                 del self._keys[participant]
             return failure
 
+        if self._network is not None:
+            network = self._network
+
+            def held(claim: tuple[str, bool]) -> str | None:
+                nonlocal first_time
+                spelled, first_time = claim
+                if self._sessions.get(key) is not session:  # it left meanwhile
+                    network.release(spelled, self._clock.seconds())
+                    return None
+                record.name = spelled  # another node may have put it in the log first
+                return recorded(None)
+
+            since = session.since
+            return network.claim(record.name, session.peer, participant.front, since).addCallbacks(
+                held, failed
+            )
         written = self._store.record_seen(record.name, now)
         if first_time:
             return written.addCallbacks(recorded, failed)
@@ -399,9 +475,12 @@ class Hub:
             return
         now = self._clock.seconds()
         session.record.last_seen = now
-        self._store.record_seen(session.record.name, now).addErrback(
-            lambda f: self.log.failure("could not record when {name} left", f, name=session.record.name)
-        )
+        if self._network is not None:
+            self._network.release(session.record.name, now)
+        else:
+            self._store.record_seen(session.record.name, now).addErrback(
+                lambda f: self.log.failure("could not record when {name} left", f, name=session.record.name)
+            )
         self._emit(UserLeft(session.record.name, session.peer))
 
     def name_of(self, participant: Participant) -> str | None:
@@ -418,6 +497,20 @@ class Hub:
 
     def _view(self, key: str, record: UserRecord) -> UserView:
         session = self._online_session(key)
+        remote = self._remote.get(key) if session is None else None
+        if remote is not None:
+            return UserView(
+                record.name,
+                True,
+                record.first_seen,
+                record.last_seen,
+                remote.peer,
+                remote.front,
+                remote.since,
+                record.protected,
+                self._waiting.get(key, 0),
+                remote.node,
+            )
         if session is None:
             return UserView(
                 record.name,
@@ -440,6 +533,7 @@ class Hub:
             session.since,
             record.protected,
             self._waiting.get(key, 0),
+            self._network.node if self._network is not None else None,
         )
 
     def user(self, name: str) -> UserView | None:
@@ -454,7 +548,8 @@ class Hub:
         return len(self._log)
 
     def online_count(self) -> int:
-        return sum(1 for _ in self._online_sessions())
+        """Users online, on every node."""
+        return sum(1 for _ in self._online_sessions()) + len(self._remote)
 
     def _online_sessions(self) -> Iterable[_Session]:
         return (s for s in self._sessions.values() if s.online)
@@ -523,9 +618,17 @@ class Hub:
         For offline protected recipients the message is queued: then the
         report comes as a Deferred, once the queue is on disk, and names
         those it was queued for (none, if the store failed).
+
+        Recipients on other nodes get it through the network, and the
+        report comes as a Deferred once it has answered: those on a node
+        not alive within its lease count as offline.  Nobody gets it before
+        that answer, and if the network cannot answer, nobody gets it: the
+        Deferred fails with ProtocolError(SERVER_ERROR), as the call does at
+        once when the network is known to be unreachable.
         """
         sender = self.registered_name(participant)
         targets: list[_Session] = []
+        elsewhere: dict[str, list[str]] = {}  # keys of recipients on other nodes, by node
         group: list[str] = []  # the names in the log, as it spells them
         offline: list[str] = []
         absent: list[UserRecord] = []  # offline protected recipients: their messages wait
@@ -536,6 +639,11 @@ class Hub:
                 targets.append(session)
                 group.append(session.record.name)
                 continue
+            remote = self._remote.get(key)
+            if remote is not None:
+                elsewhere.setdefault(remote.node, []).append(key)
+                group.append(remote.name)
+                continue
             record = self._log.get(key)
             if record is not None:
                 group.append(record.name)
@@ -544,12 +652,51 @@ class Hub:
             offline.append(record.name if record is not None else name)
         kind = Kind.UNICAST if len(names) == 1 else Kind.MULTICAST
         message = Message(sender, kind, tuple(group), text)
+        if elsewhere:
+            return self._route(message, targets, elsewhere, offline, absent)
         for session in targets:
             session.participant.receive(message)
         report = Report(len(targets), tuple(offline))
         if not absent:
             return report
         return self._enqueue(message, absent, report)
+
+    def _route(
+        self,
+        message: Message,
+        targets: list[_Session],
+        elsewhere: dict[str, list[str]],
+        offline: list[str],
+        absent: list[UserRecord],
+    ) -> Deferred[Report]:
+        """:meth:`send` to users on other nodes too: the local ones get it once the network has."""
+        network = self._network
+        if network is None or not network.reachable():
+            raise _unreachable()
+
+        def routed(reached: set[str]) -> Report | Deferred[Report]:
+            delivered = 0
+            for session in targets:
+                if session.online:  # not gone meanwhile
+                    session.participant.receive(message)
+                    delivered += 1
+            for node, keys in elsewhere.items():
+                if node in reached:
+                    delivered += len(keys)
+                    continue
+                for key in keys:  # its node is gone: offline, and waiting if protected
+                    record = self._log[key]
+                    offline.append(record.name)
+                    if record.protected:
+                        absent.append(record)
+            report = Report(delivered, tuple(offline))
+            return self._enqueue(message, absent, report) if absent else report
+
+        def failed(failure: Failure) -> Failure:
+            self.log.failure("could not route a message from {sender}", failure, sender=message.sender)
+            return Failure(_unreachable())
+
+        return network.route(message, elsewhere).addCallbacks(routed, failed)
 
     def _enqueue(self, message: Message, absent: list[UserRecord], report: Report) -> Deferred[Report]:
         now = self._clock.seconds()
@@ -648,8 +795,14 @@ class Hub:
 
         return self._store.expire(self._clock.seconds() - self._queue.age).addCallback(counted)
 
-    def broadcast(self, participant: Participant, text: str) -> Report:
-        """Send ``text`` to everyone online but the sender."""
+    def broadcast(self, participant: Participant, text: str) -> Report | Deferred[Report]:
+        """Send ``text`` to everyone online but the sender.
+
+        With other nodes, the report comes as a Deferred once the network has
+        passed it on, and counts the users of the nodes alive to get it.  While
+        the network is unreachable it reaches this node's users only, and its
+        count says so.
+        """
         sender = self.registered_name(participant)
         message = Message(sender, Kind.BROADCAST, (), text)
         delivered = 0
@@ -657,4 +810,88 @@ class Hub:
             if session.participant is not participant:
                 session.participant.receive(message)
                 delivered += 1
-        return Report(delivered, ())
+        network = self._network
+        if network is None or not network.reachable():
+            return Report(delivered, ())
+
+        def routed(reached: set[str]) -> Report:
+            return Report(delivered + sum(1 for u in self._remote.values() if u.node in reached), ())
+
+        def failed(failure: Failure) -> Report:
+            self.log.failure("could not pass a broadcast from {sender} on", failure, sender=sender)
+            return Report(delivered, ())
+
+        return network.route(message, {}).addCallbacks(routed, failed)
+
+    # -- other nodes (msgsvc.state.cluster) ----------------------------------
+
+    def remote_message(self, message: Message, keys: Sequence[str]) -> None:
+        """Deliver a message from another node's user to these users here (a broadcast: to all)."""
+        if message.kind is Kind.BROADCAST:
+            for session in list(self._online_sessions()):
+                session.participant.receive(message)
+            return
+        for key in keys:
+            recipient = self._online_session(key)
+            if recipient is not None:
+                recipient.participant.receive(message)
+
+    def remote_joined(self, user: RemoteUser, first_seen: float, protected: bool, first_time: bool) -> None:
+        """``user`` came online on another node."""
+        key = username_key(user.name)
+        if self._online_session(key) is not None:
+            return  # ours until the network says otherwise (drop_local, or a kick)
+        before = self._remote.get(key)
+        if before == user:
+            return  # heard again, after a resync
+        if before is not None:  # its old node died without a word: it left there first
+            self._emit(UserLeft(before.name, before.peer, before.node))
+        record = self._log.get(key)
+        if record is None:
+            record = self._log[key] = UserRecord(user.name, first_seen, user.since, protected)
+        record.last_seen = user.since
+        if record.protected != protected:
+            record.protected = protected
+        self._remote[key] = user
+        self._emit(UserJoined(user.name, user.peer, first_time, user.node))
+
+    def remote_left(self, key: str, node: str, when: float) -> None:
+        """The user holding name ``key`` on ``node`` left it (or the node died) at ``when``."""
+        user = self._remote.get(key)
+        if user is None or user.node != node:
+            return
+        del self._remote[key]
+        record = self._log.get(key)
+        if record is not None:
+            record.last_seen = when
+        self._emit(UserLeft(user.name, user.peer, node))
+
+    def resync(self, records: Iterable[UserRecord], online: Iterable[RemoteUser]) -> None:
+        """Take the log and who is online elsewhere as the network has them now (after it reconnected)."""
+        for record in records:
+            key = username_key(record.name)
+            mine = self._log.get(key)
+            if mine is None:
+                self._log[key] = record
+            else:
+                mine.protected = record.protected
+        now = {username_key(u.name): u for u in online}
+        for key, user in list(self._remote.items()):
+            if now.get(key) != user:
+                self.remote_left(key, user.node, self._clock.seconds())
+        for user in now.values():
+            known = self._log.get(username_key(user.name))
+            if known is not None:
+                self.remote_joined(user, known.first_seen, known.protected, False)
+        self._emit(LogLoaded(len(self._log)))
+
+    def local_users(self) -> list[tuple[str, str, str, float]]:
+        """This node's online users: name, peer, front, since (to claim again after a reconnection)."""
+        return [(s.record.name, s.peer, s.participant.front, s.since) for s in self._online_sessions()]
+
+    def drop_local(self, name: str | None, reason: str) -> None:
+        """Disconnect this node's user ``name`` (None: every one), whose claim the network lost."""
+        sessions = list(self._sessions.values())
+        for session in sessions:
+            if name is None or username_key(name) == username_key(session.record.name):
+                session.participant.drop(reason)

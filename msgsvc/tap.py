@@ -69,6 +69,16 @@ def _redis_url(value: str) -> str:
 _redis_url.coerceDoc = "A redis:// or rediss:// URL."  # type: ignore[attr-defined]
 
 
+def _lease(value: str) -> float:
+    seconds = float(value)
+    if not seconds >= 1:
+        raise ValueError(f"{value} is less than 1 second")
+    return seconds
+
+
+_lease.coerceDoc = "Seconds, at least 1."  # type: ignore[attr-defined]
+
+
 class Options(usage.Options):
     synopsis = "[options]"
     longdesc = (
@@ -102,9 +112,17 @@ class Options(usage.Options):
             "redis",
             None,
             None,
-            "Keep the username log, accounts and offline queues in Redis instead of --db: "
+            "Keep the username log, accounts and offline queues in Redis instead of --db, and be one "
+            "node of the service every server with the same URL makes: "
             "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB], rediss:// for TLS.",
             _redis_url,
+        ],
+        [
+            "redis-lease",
+            None,
+            30.0,
+            "Seconds within which a node that stops (killed, cut off) loses its users' names.",
+            _lease,
         ],
         ["max-line", None, _DEFAULTS.max_line, "Longest accepted line, in bytes.", _positive],
         ["max-text", None, _DEFAULTS.max_text, "Longest message text, in UTF-8 bytes.", _positive],
@@ -337,18 +355,24 @@ def makeService(options: Options) -> IService:
     from twisted.internet import reactor
 
     state: State
+    nodes: list[IService] = []  # with --redis: this node of the service
+    queue = QueuePolicy(limit=options["queue-max"], age=options["queue-days"] * 86400)
     if options["redis"]:
+        from msgsvc.state.cluster import RedisCluster
         from msgsvc.state.redis import RedisState
         from msgsvc.state.redislink import RedisURL
 
-        state = RedisState(reactor, RedisURL.parse(options["redis"]))
+        state = redis = RedisState(reactor, RedisURL.parse(options["redis"]))
+        cluster = RedisCluster(reactor, redis, options["redis-lease"])
+        hub = Hub(reactor, state, None, options["max-clients"], queue, cluster)
+        cluster.attach(hub)
+        nodes.append(cluster)
     else:
         try:
             state = SqliteStore(IReactorFromThreads(reactor), options["db"])
         except StoreError as e:
             raise SystemExit(f"msgsvc: {e}") from None
-    queue = QueuePolicy(limit=options["queue-max"], age=options["queue-days"] * 86400)
-    hub = Hub(reactor, state, None, options["max-clients"], queue)
+        hub = Hub(reactor, state, None, options["max-clients"], queue)
     hub.subscribe(HubEventLogger())
     hasher = Hasher(IReactorFromThreads(reactor), options["hash-threads"])
     accounts = Accounts(hub, state, hasher, reactor, options["require-password"])
@@ -356,6 +380,7 @@ def makeService(options: Options) -> IService:
 
     services: list[IService] = [
         IService(state),
+        *nodes,
         _Loader(state, hub, reactor),
         hasher,
         accounts,

@@ -155,6 +155,9 @@ class RecordingParticipant:
     def kick(self, reason: str) -> None:
         self.events.append(("kicked", reason))
 
+    def drop(self, reason: str) -> None:
+        self.events.append(("dropped", reason))
+
     def deliver(self, backlog: list[Queued], waiting: int) -> None:
         self.events.append(("delivered", (backlog, waiting)))
 

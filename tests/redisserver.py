@@ -9,6 +9,8 @@ import subprocess
 import tempfile
 import time
 
+from twisted.trial.unittest import SynchronousTestCase
+
 PACKAGE_HINT = (
     "redis-server is not installed: install Debian's redis-server package (apt-get install redis-server)"
 )
@@ -68,3 +70,14 @@ class RedisServer:
     def cleanup(self) -> None:
         self.stop(kill=True)
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class RedisCase(SynchronousTestCase):
+    """A test with a redis-server of its own (``self.redis``) and a folder for its servers (``self.dir``)."""
+
+    def setUp(self) -> None:
+        self.redis = RedisServer()
+        self.addCleanup(self.redis.cleanup)
+        self.redis.start()
+        self.dir = os.path.abspath(self.mktemp())
+        os.makedirs(self.dir)

@@ -7,19 +7,13 @@ import signal
 import subprocess
 import time
 
-from twisted.trial.unittest import SynchronousTestCase
-
-from .redisserver import RedisServer
+from .redisserver import RedisCase
 from .test_twistd import ROOT, TWISTD, Peer, free_port, reap, wait_listening
 
 
-class RedisServerTests(SynchronousTestCase):
+class RedisServerTests(RedisCase):
     def setUp(self) -> None:
-        self.redis = RedisServer()
-        self.addCleanup(self.redis.cleanup)
-        self.redis.start()
-        self.dir = os.path.abspath(self.mktemp())
-        os.makedirs(self.dir)
+        super().setUp()
         self.port = free_port()
 
     def start(self, *extra: str, loaded: bool = True) -> subprocess.Popen[bytes]:
@@ -77,7 +71,7 @@ class RedisServerTests(SynchronousTestCase):
             time.sleep(0.05)
 
     def test_the_log_accounts_and_queue_are_in_redis_and_outlive_the_server(self) -> None:
-        server = self.start()
+        server = self.start("--redis-lease", "1")
         alice, welcome = self.register("alice :alice's password")
         self.assertEqual(welcome[0], "WELCOME alice :welcome to msgsvc")
         alice.close()
@@ -86,6 +80,7 @@ class RedisServerTests(SynchronousTestCase):
         self.assertEqual(bob.until("SENT")[-1], "SENT 0 alice alice")  # offline, and queued
         server.send_signal(signal.SIGKILL)
         server.wait()
+        time.sleep(1)  # its lease ends: Bob is no longer online there
 
         self.start()  # a new process, nothing on disk: all it knows is in Redis
         wrong = self.peer()

@@ -89,12 +89,13 @@ class ServerPresenterTests(SynchronousTestCase):
         self.assertEqual(self.view.names(), ["alice", "bob", "Zoe"])
         self.assertEqual(self.view.row("bob")[1], "● online")
         self.assertEqual(self.view.row("bob")[2], "tcp")
-        self.assertEqual(self.view.row("bob")[6:], ("now", "10.0.0.2:4000", "0s"))
+        self.assertEqual(self.view.row("bob")[3], "")  # no node: a server alone
+        self.assertEqual(self.view.row("bob")[7:], ("now", "10.0.0.2:4000", "0s"))
         self.assertIn("2 online", self.view.header)
         self.clock.advance(65)
         self.hub.unregister(bob)
         self.assertEqual(self.view.row("bob")[1], "○ offline")
-        self.assertEqual(self.view.row("bob")[7:], ("", ""))
+        self.assertEqual(self.view.row("bob")[8:], ("", ""))
         self.assertEqual(self.view.row("bob")[2], "")  # no front while offline
         self.assertEqual(self.view.full_redraws, 1)
         self.assertTrue(self.view.events[-1].endswith("bob left (10.0.0.2:4000)"), self.view.events)
@@ -102,7 +103,7 @@ class ServerPresenterTests(SynchronousTestCase):
     def test_clocks_tick(self) -> None:
         self.join("bob")
         self.clock.advance(125)
-        self.assertEqual(self.view.row("bob")[8], "2m 05s")
+        self.assertEqual(self.view.row("bob")[9], "2m 05s")
         self.assertIn("up 2m 05s", self.view.header)
 
     def test_sort(self) -> None:
@@ -131,14 +132,14 @@ class ServerPresenterTests(SynchronousTestCase):
         self.assertEqual(bob.events[-1], ("notice", "restart at noon"))
 
     def test_protected_names_and_removing_a_password(self) -> None:
-        self.assertEqual(self.view.row("Zoe")[3], "protected")
+        self.assertEqual(self.view.row("Zoe")[4], "protected")
         zoe = self.join("Zoe")
         self.presenter.reset("Zoe", "  ")
         self.assertTrue(self.view.events[-1].endswith("give a reason to remove the password of Zoe"))
         self.presenter.reset("", "why")
         self.assertTrue(self.view.events[-1].endswith("pick a protected user to remove its password"))
         self.presenter.reset("Zoe", " forgot it ")
-        self.assertEqual(self.view.row("Zoe")[3], "")
+        self.assertEqual(self.view.row("Zoe")[4], "")
         self.assertTrue(self.view.events[-1].endswith("Zoe no longer protected: forgot it"))
         self.assertEqual(zoe.events, [("notice", "the operator removed your name's password: forgot it")])
         self.assertNotIn("zoe", self.store.hashes)
@@ -146,11 +147,11 @@ class ServerPresenterTests(SynchronousTestCase):
         self.assertTrue(self.view.events[-1].endswith("Zoe is not protected"))
 
     def test_the_waiting_column_follows_the_queue(self) -> None:
-        self.assertEqual(self.view.row("Zoe")[4], "")  # nothing waits: an empty cell
+        self.assertEqual(self.view.row("Zoe")[5], "")  # nothing waits: an empty cell
         bob = self.join("bob")
         for text in ("one", "two"):
             self.successResultOf(self.hub.send(bob, ["Zoe"], text))  # type: ignore[arg-type]
-        self.assertEqual(self.view.row("Zoe")[4], "2")
+        self.assertEqual(self.view.row("Zoe")[5], "2")
 
     def test_event_pane_is_bounded(self) -> None:
         for i in range(10):

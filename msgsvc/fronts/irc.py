@@ -598,9 +598,8 @@ class IrcSession(Session):
         report = self.clients.hub.send(self, names, text)
         if isinstance(report, Report):
             self._sent(report, quiet)
-        else:  # queued for someone away: the next lines wait for the queue to be on disk
-            self._hold("queueing")
-            report.addCallback(self._sent, quiet).addBoth(lambda _: self._release("queueing"))
+        else:  # queued for someone away, or sent to another node: the next lines wait for that
+            self._report_later(report, lambda done: self._sent(done, quiet))
 
     def _ctcp(self, text: str) -> str:
         """A CTCP ACTION (``/me waves``) as the text "* nick waves"; other CTCP is not carried."""

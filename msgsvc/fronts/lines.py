@@ -92,11 +92,14 @@ class ServerProtocol(Session):
                 report = hub.send(self, recipients, text)
                 if isinstance(report, Report):
                     self._sent(report)
-                else:  # queued for someone away: its next lines wait for the queue to be on disk
-                    self._hold("queueing")
-                    report.addCallback(self._sent).addBoth(lambda _: self._release("queueing"))
+                else:  # queued for someone away, or sent to another node: its next lines wait for that
+                    self._report_later(report, self._sent)
             case wire.Broadcast(text):
-                self._sent(hub.broadcast(self, text))
+                told = hub.broadcast(self, text)
+                if isinstance(told, Report):
+                    self._sent(told)
+                else:
+                    self._report_later(told, self._sent)
             case wire.Hello(username, password):
                 if self._welcomed:
                     self.send_error(Code.ALREADY_REGISTERED, f"already registered as {hub.name_of(self)}")

@@ -15,6 +15,7 @@ connections by address, so ``--max-per-ip`` counts them all together.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from typing import ClassVar
 
 from twisted.internet.address import IPv4Address, IPv6Address
@@ -26,10 +27,11 @@ from zope.interface import implementer
 
 from msgsvc import wire
 from msgsvc.auth import Accounts
-from msgsvc.hub import ClientDropped, ClientError, Connected, Disconnected, Hub, Message, Queued
+from msgsvc.hub import ClientDropped, ClientError, Connected, Disconnected, Hub, Message, Queued, Report
 from msgsvc.lines import LineProtocol
 from msgsvc.outbox import Outbox
 from msgsvc.ratelimit import TokenBucket
+from msgsvc.state import StoreError
 from msgsvc.wire import Code, ProtocolError
 
 
@@ -255,6 +257,23 @@ class Session(LineProtocol):
     def lineTooLong(self) -> None:
         self._refuse(Code.LINE_TOO_LONG, f"a line may hold at most {self.MAX_LENGTH} bytes")
 
+    def _report_later(self, report: Deferred[Report], sent: Callable[[Report], None]) -> None:
+        """Call ``sent`` with ``report`` once it comes; the client's next lines wait for it.
+
+        It fails with ProtocolError (SERVER_ERROR: the other nodes unreachable) when nobody got the
+        message: the client is told so.
+        """
+        self._hold("sending")
+
+        def failed(failure: Failure) -> None:
+            if isinstance(failure.value, ProtocolError):
+                self._refuse(failure.value.code, failure.value.text)
+            else:
+                self.log.failure("could not send for {peer}", failure, peer=self.peer)
+                self._refuse(Code.SERVER_ERROR, "the server could not send it")
+
+        report.addCallbacks(sent, failed).addBoth(lambda _: self._release("sending"))
+
     def _refuse(self, code: Code, text: str) -> None:
         self.clients.hub.announce(ClientError(self.peer, code, text))
         self.send_error(code, text)
@@ -322,7 +341,10 @@ class Session(LineProtocol):
         if isinstance(failure.value, ProtocolError):
             self.login_refused(failure.value)
             return
-        self.log.failure("could not register {peer}", failure, peer=self.peer)
+        if isinstance(failure.value, StoreError):  # its disk or its Redis failing or away: it is logged there
+            self.log.warn("could not register {peer}: {why}", peer=self.peer, why=failure.value)
+        else:
+            self.log.failure("could not register {peer}", failure, peer=self.peer)
         self.login_refused(
             ProtocolError(Code.SERVER_ERROR, "the server could not record the username; try again later")
         )
@@ -393,3 +415,7 @@ class Session(LineProtocol):
     def kick(self, reason: str) -> None:
         """hub.Participant: the operator disconnects this client."""
         self.bye(f"disconnected by the operator: {reason}" if reason else "disconnected by the operator")
+
+    def drop(self, reason: str) -> None:
+        """hub.Participant: the server disconnects this client, its name lost (the service's state away)."""
+        self.bye(reason)

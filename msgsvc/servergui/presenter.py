@@ -36,12 +36,24 @@ from msgsvc.hub import (
 )
 from msgsvc.wire import username_key
 
-COLUMNS = ("name", "state", "front", "password", "queued", "first_seen", "last_seen", "address", "connected")
+COLUMNS = (
+    "name",
+    "state",
+    "front",
+    "node",
+    "password",
+    "queued",
+    "first_seen",
+    "last_seen",
+    "address",
+    "connected",
+)
 
 _SORT_KEYS: dict[str, Callable[[UserView], Any]] = {
     "name": lambda u: u.name.casefold(),
     "state": lambda u: (not u.online, u.name.casefold()),
     "front": lambda u: (u.front is None, u.front or "", u.name.casefold()),
+    "node": lambda u: (u.node is None, u.node or "", u.name.casefold()),
     "password": lambda u: (not u.protected, u.name.casefold()),
     "queued": lambda u: (-u.queued, u.name.casefold()),
     "first_seen": lambda u: (u.first_seen, u.name.casefold()),
@@ -167,6 +179,7 @@ class ServerPresenter:
             user.name,
             "● online" if user.online else "○ offline",
             user.front or "",
+            user.node or "",  # with --redis: the server it is connected to
             "protected" if user.protected else "",
             str(user.queued) if user.queued else "",
             _stamp(user.first_seen),
@@ -228,13 +241,14 @@ class ServerPresenter:
         match event:
             case Connected(peer):
                 self._event(f"{peer} connected")
-            case UserJoined(name, peer, first_time):
-                self._event(f"{name} registered from {peer}" + (" (new name)" if first_time else ""))
+            case UserJoined(name, peer, first_time, node):
+                where = f"on node {node} from {peer}" if node is not None else f"from {peer}"
+                self._event(f"{name} registered {where}" + (" (new name)" if first_time else ""))
                 self._update(name)
             case RegistrationRefused(name, peer, code, reason):
                 self._event(f"refused {name!r} from {peer}: {code.value}: {reason}")
-            case UserLeft(name, peer):
-                self._event(f"{name} left ({peer})")
+            case UserLeft(name, peer, node):
+                self._event(f"{name} left ({peer}" + (f" on node {node})" if node is not None else ")"))
                 self._update(name)
             case Disconnected(peer, why):
                 self._event(f"{peer} disconnected: {why}")

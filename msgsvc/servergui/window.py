@@ -12,6 +12,7 @@ _HEADINGS = {
     "name": ("Username", 130),
     "state": ("State", 90),
     "front": ("Via", 45),
+    "node": ("Node", 110),
     "password": ("Password", 80),
     "queued": ("Waiting", 70),
     "first_seen": ("First seen", 140),

@@ -127,6 +127,18 @@ class _Protocol(txredisapi.RedisProtocol):  # type: ignore[misc]
         self.owner.lost(self)
 
 
+class _Subscriber(txredisapi.SubscriberProtocol):  # type: ignore[misc]
+    owner: _Connection
+
+    def messageReceived(self, pattern: str | None, channel: str, message: str) -> None:
+        assert isinstance(self.owner, Subscription)
+        self.owner.message(channel, message)
+
+    def connectionLost(self, why: Failure) -> None:
+        super().connectionLost(why)
+        self.owner.lost(self)
+
+
 class _Factory(Factory):
     """Builds the protocol; txredisapi's protocol calls back into its factory if AUTH or SELECT fails."""
 
@@ -186,6 +198,10 @@ class _Connection:
     def stop(self) -> Deferred[None]:
         return self._service.stopService()
 
+    @property
+    def connected(self) -> bool:
+        return self._protocol is not None
+
     def ready(self) -> Deferred[None]:
         """Fires once connected (at once if connected now)."""
         if self._protocol is not None:
@@ -222,6 +238,10 @@ class _Connection:
             self._protocol = None
             self._problem = "the connection was lost"
             self.log.warn("{what}: lost Redis at {url}; reconnecting", what=self._what, url=str(self.url))
+            self.down()
+
+    def down(self) -> None:
+        """The connection went away; the service is making another."""
 
     def _attempt_failed(self, failure: Failure) -> None:
         """Log why Redis cannot be reached: the first time, and when the reason changes."""
@@ -267,6 +287,41 @@ class Commands(_Connection):
             return failure
 
         return reply.addErrback(failed)
+
+
+class Subscription(_Connection):
+    """The channels subscribed to, again on every reconnection; ``on_message`` gets what they carry."""
+
+    protocol_class = _Subscriber
+
+    def __init__(
+        self,
+        reactor: Any,
+        url: RedisURL,
+        channels: Sequence[str],
+        on_message: Callable[[str, str], None],
+        on_up: Callable[[], None],
+        on_down: Callable[[], None],
+    ) -> None:
+        super().__init__(reactor, url, "subscription")
+        self._channels = list(channels)
+        self._on_message = on_message
+        self._on_up = on_up
+        self._on_down = on_down
+
+    def _prepare(self, proxy: Any) -> Deferred[Any]:
+        def subscribed(_: object) -> None:
+            self._on_up()
+
+        prepared = super()._prepare(proxy)
+        prepared.addCallback(lambda protocol: protocol.subscribe(self._channels))
+        return prepared.addCallback(subscribed)
+
+    def message(self, channel: str, data: str) -> None:
+        self._on_message(channel, data)
+
+    def down(self) -> None:
+        self._on_down()
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,185 @@
+"""Several ``twistd -n msgsvc --redis`` nodes as one service, against a real redis-server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from .redisserver import RedisCase
+from .test_twistd import ROOT, TWISTD, Peer, free_port, reap, wait_listening
+
+LEASE = 2.0  # seconds: short, so that the tests of a dead node are quick
+
+
+class Node:
+    """One msgsvc server of the service, logging to a file of its own."""
+
+    def __init__(self, case: SynchronousTestCase, folder: str, redis_url: str, lease: float) -> None:
+        self.case = case
+        self.port = free_port()
+        self.log_path = os.path.join(folder, f"node-{self.port}.log")
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                TWISTD
+                + ["-n", "--pidfile=", "msgsvc", "--redis", redis_url, "--redis-lease", str(lease)]
+                + ["--listen", f"tcp:{self.port}:interface=127.0.0.1"],
+                cwd=folder,
+                env=dict(os.environ, PYTHONPATH=ROOT),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        case.addCleanup(reap, self.process)
+        wait_listening(case, self.process, [self.port], self.output)
+        self.wait_logged("lease held")
+        self.wait_logged("username log ")
+
+    def output(self) -> str:
+        with open(self.log_path, encoding="utf-8") as log:
+            return log.read()
+
+    def wait_logged(self, text: str, timeout: float = 15) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.output():
+            if time.monotonic() > deadline:
+                self.case.fail(f"{text!r} not logged:\n{self.output()}")
+            time.sleep(0.02)
+
+    def connect(self) -> Peer:
+        peer = Peer(self.port)
+        self.case.addCleanup(peer.close)
+        return peer
+
+    def register(self, name: str) -> tuple[Peer, list[str]]:
+        peer = self.connect()
+        peer.send(f"HELLO {name}")
+        return peer, peer.until("ENDUSERS")
+
+
+def hello_until(peer: Peer, name: str, seconds: float = 15) -> list[str]:
+    """HELLO every 0.05 s until welcomed (lines up to ENDUSERS); fails past ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        peer.send(f"HELLO {name}")
+        answer = peer.line()
+        if answer.startswith("WELCOME"):
+            return [answer, *peer.until("ENDUSERS")]
+        assert answer.startswith("ERROR SERVER_ERROR "), answer
+        time.sleep(0.05)
+    raise AssertionError(f"{name} was never welcomed")
+
+
+class ClusterTests(RedisCase):
+    def node(self, lease: float = LEASE) -> Node:
+        return Node(self, self.dir, self.redis.url, lease)
+
+    def test_every_kind_of_message_and_presence_cross_nodes(self) -> None:
+        one, two = self.node(), self.node()
+        alice, _ = one.register("alice")
+        bob, log = two.register("Bob")
+        self.assertEqual(
+            log, ["WELCOME Bob :welcome to msgsvc", "USER alice online", "USER Bob online", "ENDUSERS 2"]
+        )
+        self.assertEqual(alice.line(), "JOINED Bob")
+        carol, _ = one.register("carol")
+        self.assertEqual(bob.line(), "JOINED carol")
+        self.assertEqual(alice.line(), "JOINED carol")
+
+        bob.send("SEND alice :one")
+        self.assertEqual(bob.line(), "SENT 1 - -")
+        self.assertEqual(alice.line(), "MSG Bob unicast alice :one")
+        alice.send("SEND bob,carol,dave :two")  # bob on the other node, carol here, dave never seen
+        self.assertEqual(alice.line(), "SENT 2 dave -")
+        self.assertEqual(bob.line(), "MSG alice multicast Bob,carol :two")
+        self.assertEqual(carol.line(), "MSG alice multicast Bob,carol :two")
+        carol.send("BROADCAST :three")
+        self.assertEqual(carol.line(), "SENT 2 - -")
+        self.assertEqual(alice.line(), "MSG carol broadcast * :three")
+        self.assertEqual(bob.line(), "MSG carol broadcast * :three")
+
+        per_sender = [f"SEND bob :{i}" for i in range(200)]  # order is kept across nodes
+        alice.sock.sendall("".join(line + "\r\n" for line in per_sender).encode())
+        self.assertEqual(
+            [bob.line() for _ in range(200)], [f"MSG alice unicast Bob :{i}" for i in range(200)]
+        )
+        self.assertEqual({alice.line() for _ in range(200)}, {"SENT 1 - -"})
+
+        bob.send("QUIT")
+        self.assertEqual(alice.line(), "LEFT Bob")
+        self.assertIn("Bob came online on node ", one.output())
+
+    def test_two_nodes_racing_for_one_name_admit_one(self) -> None:
+        nodes = [self.node(), self.node()]
+        answers: list[str] = []
+        peers = [node.connect() for node in nodes for _ in range(5)]
+
+        def race(peer: Peer) -> None:
+            peer.send("HELLO Racer")
+            answers.append(peer.line())
+
+        threads = [threading.Thread(target=race, args=(peer,)) for peer in peers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        self.assertEqual(sum(a.startswith("WELCOME ") for a in answers), 1, answers)
+        self.assertEqual(sum(a == "ERROR USERNAME_TAKEN :Racer is in use" for a in answers), 9, answers)
+
+    def test_a_killed_nodes_users_go_offline_and_their_names_are_free_within_a_lease(self) -> None:
+        one, two = self.node(), self.node()
+        alice, _ = one.register("alice")
+        bob, _ = two.register("bob")
+        self.assertEqual(alice.line(), "JOINED bob")
+        killed = time.monotonic()
+        two.process.send_signal(signal.SIGKILL)
+        self.assertEqual(alice.line(), "LEFT bob")
+        self.assertLess(time.monotonic() - killed, LEASE)
+        alice.send("SEND bob :are you there")
+        self.assertEqual(alice.line(), "SENT 0 bob -")
+        bob_again, log = one.register("bob")
+        self.assertEqual(log[0], "WELCOME bob :welcome to msgsvc")
+
+    def test_while_redis_is_away_each_node_keeps_its_own_users_talking(self) -> None:
+        one, two = self.node(lease=30), self.node(lease=30)  # an outage shorter than the lease
+        alice, _ = one.register("alice")
+        carol, _ = one.register("carol")
+        bob, _ = two.register("bob")
+        for peer, heard in ((alice, ["JOINED carol", "JOINED bob"]), (carol, ["JOINED bob"])):
+            self.assertEqual([peer.line() for _ in heard], heard)
+        self.redis.stop()
+        one.wait_logged("lost Redis")
+        alice.send("SEND carol :same node")  # needs no Redis
+        self.assertEqual(alice.line(), "SENT 1 - -")
+        self.assertEqual(carol.line(), "MSG alice unicast carol :same node")
+        alice.send("SEND bob,carol :other node")  # nobody gets it: nothing is claimed
+        self.assertEqual(
+            alice.line(),
+            "ERROR SERVER_ERROR :the service's state is unreachable: only users of this server can be reached now",
+        )
+        alice.send("BROADCAST :whoever can hear")
+        self.assertEqual(alice.line(), "SENT 1 - -")  # carol only, and the count says so
+        self.assertEqual(carol.line(), "MSG alice broadcast * :whoever can hear")
+        dave = one.connect()
+        dave.send("HELLO dave")
+        self.assertTrue(dave.line().startswith("ERROR SERVER_ERROR "))
+        self.redis.start()  # its append-only file: every claim is still there
+        hello_until(dave, "dave")
+        self.assertEqual(bob.line(), "JOINED dave")  # no LEFT nor JOINED for those who stayed
+        self.assertEqual(alice.line(), "JOINED dave")
+        alice.send("SEND bob :back")
+        self.assertEqual(alice.line(), "SENT 1 - -")
+        self.assertEqual(bob.line(), "MSG alice unicast bob :back")
+
+    def test_a_node_cut_off_longer_than_its_lease_drops_its_users(self) -> None:
+        one = self.node()
+        alice, _ = one.register("alice")
+        self.redis.stop()
+        self.assertEqual(alice.line(), "BYE :this server lost the service's state (Redis); connect again")
+        self.redis.start()
+        one.wait_logged("lease held", timeout=15)
+        again = one.connect()
+        hello_until(again, "alice")

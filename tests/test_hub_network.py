@@ -1,0 +1,166 @@
+"""The hub as one node of several: claims, routing to other nodes, their users coming and going."""
+
+from __future__ import annotations
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from msgsvc.hub import Event, Hub, LogLoaded, Message, RemoteUser, Report, UserJoined, UserLeft, UserRecord
+from msgsvc.state.redislink import RedisUnavailable
+from msgsvc.wire import Code, Kind, ProtocolError
+
+from .helpers import MemoryStore, RecordingParticipant, admitted
+
+
+class FakeNetwork:
+    """A :class:`msgsvc.hub.Network` whose answers the test gives."""
+
+    node = "here"
+
+    def __init__(self) -> None:
+        self.up = True
+        self.claims: list[str] = []
+        self.taken: set[str] = set()
+        self.released: list[str] = []
+        self.routed: list[tuple[Message, dict[str, list[str]]]] = []
+        self.answers: list[Deferred[set[str]]] = []
+
+    def claim(self, name: str, peer: str, front: str, since: float) -> Deferred[tuple[str, bool]]:
+        self.claims.append(name)
+        if not self.up:
+            return fail(RedisUnavailable("Redis away"))
+        if name.lower() in self.taken:
+            return fail(ProtocolError(Code.USERNAME_TAKEN, f"{name} is in use"))
+        return succeed((name, True))
+
+    def release(self, name: str, when: float) -> None:
+        self.released.append(name)
+
+    def route(self, message: Message, keys_by_node: dict[str, list[str]]) -> Deferred[set[str]]:
+        self.routed.append((message, keys_by_node))
+        answer: Deferred[set[str]] = Deferred()
+        self.answers.append(answer)
+        return answer
+
+    def reachable(self) -> bool:
+        return self.up
+
+
+class NodeTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(100)
+        self.network = FakeNetwork()
+        self.hub = Hub(
+            self.clock,
+            MemoryStore(),
+            [UserRecord("carol", 1.0, 2.0, protected=True)],
+            10,
+            network=self.network,
+        )
+        self.events: list[Event] = []
+        self.hub.subscribe(self.events.append)
+        self.alice = self.join("alice")
+        self.bob = RemoteUser("bob", "there", "10.0.0.2:5000", "web", 50.0)
+        self.hub.remote_joined(self.bob, 40.0, False, False)
+
+    def join(self, name: str) -> RecordingParticipant:
+        participant = RecordingParticipant()
+        self.assertEqual(self.successResultOf(admitted(self.hub, participant, name, "peer-" + name)), name)
+        return participant
+
+    def test_a_name_is_claimed_in_the_network_and_one_held_elsewhere_is_taken(self) -> None:
+        self.assertEqual(self.network.claims, ["alice"])
+        with self.assertRaises(ProtocolError) as caught:
+            self.hub.register(RecordingParticipant(), "BOB", "p")
+        self.assertEqual(caught.exception.code, Code.USERNAME_TAKEN)
+        self.network.taken.add("dave")  # taken elsewhere, not yet heard of here
+        late = RecordingParticipant()
+        self.failureResultOf(admitted(self.hub, late, "dave", "p"), ProtocolError)
+        self.assertIsNone(self.hub.user("dave"))
+
+    def test_other_nodes_users_are_online_with_their_node(self) -> None:
+        view = self.hub.user("bob")
+        assert view is not None
+        self.assertEqual(
+            (view.online, view.node, view.front, view.peer), (True, "there", "web", "10.0.0.2:5000")
+        )
+        self.assertEqual(self.hub.user("alice").node, "here")  # type: ignore[union-attr]
+        self.assertEqual(self.hub.online_count(), 2)
+        self.assertIn(UserJoined("bob", "10.0.0.2:5000", False, "there"), self.events)
+        self.hub.remote_left("bob", "elsewhere", 60.0)  # not the node that holds it: nothing
+        self.assertTrue(self.hub.user("bob").online)  # type: ignore[union-attr]
+        self.hub.remote_left("bob", "there", 60.0)
+        self.assertEqual(self.events[-1], UserLeft("bob", "10.0.0.2:5000", "there"))
+        self.assertEqual(self.hub.user("bob").last_seen, 60.0)  # type: ignore[union-attr]
+
+    def test_a_message_to_another_nodes_user_reaches_the_local_ones_once_routed(self) -> None:
+        erin = self.join("erin")
+        report = self.hub.send(self.alice, ["bob", "erin", "zed"], "hi")
+        assert isinstance(report, Deferred)
+        ((message, keys),) = self.network.routed
+        self.assertEqual((message.recipients, keys), (("bob", "erin"), {"there": ["bob"]}))
+        self.assertEqual(erin.messages(), [])  # not before the network has it
+        self.network.answers[0].callback({"there"})
+        self.assertEqual(self.successResultOf(report), Report(2, ("zed",)))
+        self.assertEqual(erin.messages(), [message])
+
+    def test_users_of_a_node_not_alive_are_offline_and_queued_if_protected(self) -> None:
+        self.hub.remote_joined(RemoteUser("carol", "gone", "p", "tcp", 60.0), 1.0, True, False)
+        report = self.hub.send(self.alice, ["bob", "carol"], "hi")
+        assert isinstance(report, Deferred)
+        self.network.answers[0].callback({"there"})
+        self.assertEqual(self.successResultOf(report), Report(1, ("carol",), ("carol",)))
+
+    def test_with_the_network_away_a_send_to_another_node_is_refused_and_nobody_gets_it(self) -> None:
+        erin = self.join("erin")
+        self.network.up = False
+        with self.assertRaises(ProtocolError) as caught:
+            self.hub.send(self.alice, ["bob", "erin"], "hi")
+        self.assertEqual(caught.exception.code, Code.SERVER_ERROR)
+        self.assertEqual(self.hub.send(self.alice, ["erin"], "same node"), Report(1, ()))
+        self.network.up = True
+        failed = self.hub.send(self.alice, ["bob", "erin"], "lost on the way")
+        assert isinstance(failed, Deferred)
+        self.network.answers[0].errback(RedisUnavailable("gone"))
+        self.assertEqual(self.failureResultOf(failed, ProtocolError).value.code, Code.SERVER_ERROR)
+        self.assertEqual([m.text for m in erin.messages()], ["same node"])
+        self.flushLoggedErrors(RedisUnavailable)
+
+    def test_a_broadcast_counts_the_users_of_the_nodes_it_reached_or_only_the_local_ones(self) -> None:
+        erin = self.join("erin")
+        report = self.hub.broadcast(self.alice, "all")
+        assert isinstance(report, Deferred)
+        self.assertEqual(self.network.routed[0][1], {})
+        self.network.answers[0].callback({"there"})
+        self.assertEqual(self.successResultOf(report), Report(2, ()))
+        self.network.up = False
+        self.assertEqual(self.hub.broadcast(self.alice, "only here"), Report(1, ()))
+        self.assertEqual([m.text for m in erin.messages()], ["all", "only here"])
+
+    def test_messages_from_other_nodes_reach_the_users_named_here(self) -> None:
+        erin = self.join("erin")
+        unicast = Message("bob", Kind.UNICAST, ("erin",), "hi")
+        self.hub.remote_message(unicast, ["erin", "nobody"])
+        everyone = Message("bob", Kind.BROADCAST, (), "all")
+        self.hub.remote_message(everyone, [])
+        self.assertEqual(erin.messages(), [unicast, everyone])
+        self.assertEqual(self.alice.messages(), [everyone])
+
+    def test_a_resync_tells_only_what_changed(self) -> None:
+        del self.events[:]
+        frank = RemoteUser("frank", "there", "p", "irc", 70.0)
+        self.hub.resync([UserRecord("frank", 70.0, 70.0)], [self.bob, frank])
+        self.assertEqual(self.events, [UserJoined("frank", "p", False, "there"), LogLoaded(4)])
+        del self.events[:]
+        self.hub.resync([], [frank])
+        self.assertEqual(self.events, [UserLeft("bob", "10.0.0.2:5000", "there"), LogLoaded(4)])
+
+    def test_dropping_local_users_tells_them_why(self) -> None:
+        erin = self.join("erin")
+        self.hub.drop_local("ERIN", "taken elsewhere")
+        self.assertEqual(erin.events[-1], ("dropped", "taken elsewhere"))
+        self.assertNotIn(("dropped", "taken elsewhere"), self.alice.events)
+        self.hub.drop_local(None, "lease lost")
+        self.assertEqual(self.alice.events[-1], ("dropped", "lease lost"))
