@@ -333,6 +333,21 @@ class SuiteTests(SynchronousTestCase):
         self.assertTrue(all(len(row.runs) == 3 for row in rows))
         self.assertEqual(len(rows), 2 * (2 * len(suite.SWEEP) + 5))
 
+    def test_a_failed_run_is_left_out_and_the_others_go_on(self) -> None:
+        ran: list[Scenario] = []
+
+        def fake(scenario: Scenario, python: str) -> Measurement:
+            if scenario.server == "ngircd" and scenario.clients == 10:
+                raise RuntimeError("only 9 of 10 clients registered")
+            ran.append(scenario)
+            return Measurement(scenario, delivered=100, expected=100, seconds=1.0)
+
+        results = suite.standard(["msgsvc", "ngircd"], 1.0, "python", repeat=2, run=fake)
+        self.assertEqual(len(results), len(ran))
+        at_ten = [(s.server, s.rate) for s in ran if s.clients == 10]
+        self.assertEqual(at_ten, [("msgsvc", None)] * 2 + [("msgsvc", 50)] * 2)  # no peak: no half rate
+        self.assertIn(("ngircd", 100), [(s.server, s.clients) for s in ran])
+
 
 class TargetTests(SynchronousTestCase):
     def test_each_target_is_met_or_missed_with_its_figure(self) -> None:

@@ -192,7 +192,7 @@ def plans(scenario: Scenario, port: int) -> list[Plan]:
     return plans
 
 
-def measure(scenario: Scenario, load_python: str = sys.executable, ready_timeout: float = 900) -> Measurement:
+def measure(scenario: Scenario, load_python: str = sys.executable, ready_timeout: float = 240) -> Measurement:
     """Start a fresh server, load it as ``scenario`` says, and stop it.
 
     ``load_python`` runs the load processes: PyPy, with Twisted installed,

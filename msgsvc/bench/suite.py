@@ -41,21 +41,32 @@ def standard(
     results: list[Measurement] = []
 
     def in_turn(**scenario: object) -> dict[str, Row]:
-        """Each server's runs of ``scenario``; a callable value is that server's own (its rate)."""
+        """Each server's runs of ``scenario``; a callable value is that server's own (its rate, or None
+        to leave that server out).  A run that fails (a peer stalled) is told and left out."""
         runs: dict[str, Row] = {server: Row([]) for server in servers}
         for _ in range(repeat):
             for server in servers:
                 fields = {k: v(server) if callable(v) else v for k, v in scenario.items()}
+                if any(v is None for v in fields.values()):
+                    continue
                 python = load_python if fields.get("rate") is None else latency_python
                 scenario_ = Scenario(server=server, duration=duration, load=load, **fields)  # type: ignore[arg-type]
-                measurement = run(scenario_, python)
+                try:
+                    measurement = run(scenario_, python)
+                except Exception as e:
+                    print(f"{scenario_}: the run failed, left out: {e}", file=sys.stderr)
+                    continue
                 results.append(measurement)
                 runs[server].runs.append(measurement)
                 progress(measurement)
         return runs
 
-    def half(peaks: dict[str, Row], per: int = 1) -> Callable[[str], int]:
-        return lambda server: round(peaks[server].median(lambda m: m.delivered_rate) / per / 2)
+    def half(peaks: dict[str, Row], per: int = 1) -> Callable[[str], int | None]:
+        def rate(server: str) -> int | None:
+            row = peaks[server]
+            return round(row.median(lambda m: m.delivered_rate) / per / 2) if row.runs else None
+
+        return rate
 
     for clients in SWEEP:
         peaks = in_turn(workload="unicast", clients=clients)
