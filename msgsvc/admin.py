@@ -1,8 +1,9 @@
 """``python -m msgsvc.admin``: the operator's accounts tools, without a window.
 
-Works on the server's SQLite file directly, also while the server runs: a
-running server picks a reset up within :attr:`msgsvc.auth.Accounts.WATCH_INTERVAL`
-seconds and tells the owner, if online, why.
+Works on the server's SQLite file directly, or on its Redis (``--redis``),
+also while the server runs: a running server (every node, with Redis) picks
+a reset up within :attr:`msgsvc.auth.Accounts.WATCH_INTERVAL` seconds and
+tells the owner, if online, why.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
+
+from twisted.internet.defer import ensureDeferred
 
 from msgsvc.state import StoreError
 from msgsvc.state.sqlite import Database
@@ -21,6 +25,7 @@ from msgsvc.tap import DEFAULT_DB
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m msgsvc.admin", description=__doc__.splitlines()[0])
     parser.add_argument("--db", default=DEFAULT_DB, help=f"the server's SQLite file (default {DEFAULT_DB})")
+    parser.add_argument("--redis", help="the servers' Redis URL instead of --db (as their --redis)")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="the protected names, and when each password was set")
     reset = commands.add_parser("reset", help="remove a name's protection (a forgotten password)")
@@ -29,8 +34,63 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show(protected: list[tuple[str, float]]) -> None:
+    for name, changed in protected:
+        print(f"{name}\tprotected since {time.strftime('%Y-%m-%d %H:%M', time.localtime(changed))}")
+
+
+def _on_redis(args: argparse.Namespace, reason: str) -> int:
+    """The command, on the Redis at ``args.redis``."""
+    from twisted.internet.task import react
+
+    from msgsvc.state.redis import RedisState
+    from msgsvc.state.redislink import REPLY_TIMEOUT, RedisURL
+
+    try:
+        url = RedisURL.parse(args.redis)
+    except ValueError as e:
+        print(f"msgsvc.admin: {e}", file=sys.stderr)
+        return 2
+    status = 0
+
+    async def run(reactor: Any) -> None:
+        nonlocal status
+        state = RedisState(reactor, url)
+        state.startService()
+        try:
+            ready = state.redis.ready()
+            ready.addTimeout(REPLY_TIMEOUT, reactor)
+            await ready
+            if args.command == "list":
+                _show(await state.protected())
+                return
+            reset = await state.reset(args.name, reason, time.time())
+            if reset is None:
+                print(f"msgsvc.admin: {args.name} is not protected", file=sys.stderr)
+                status = 1
+            else:
+                print(f"{reset.name} is no longer protected ({reason})")
+        except Exception as e:
+            print(f"msgsvc.admin: {url}: {e or type(e).__name__}", file=sys.stderr)
+            status = 2
+        finally:
+            await state.stopService()
+
+    try:
+        react(lambda reactor: ensureDeferred(run(reactor)))
+    except SystemExit:
+        pass
+    return status
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    reason = args.reason.strip() if args.command == "reset" else ""
+    if args.command == "reset" and not reason:
+        print("msgsvc.admin: give a reason", file=sys.stderr)
+        return 2
+    if args.redis:
+        return _on_redis(args, reason)
     if not os.path.exists(args.db):
         print(f"msgsvc.admin: no such file: {args.db}", file=sys.stderr)
         return 2
@@ -41,13 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         if args.command == "list":
-            for name, changed in database.protected():
-                print(f"{name}\tprotected since {time.strftime('%Y-%m-%d %H:%M', time.localtime(changed))}")
+            _show(database.protected())
             return 0
-        reason = args.reason.strip()
-        if not reason:
-            print("msgsvc.admin: give a reason", file=sys.stderr)
-            return 2
         reset = database.reset(args.name, reason, time.time())
         if reset is None:
             print(f"msgsvc.admin: {args.name} is not protected", file=sys.stderr)

@@ -57,7 +57,6 @@ class AccountStore(Protocol):
     def password_hash(self, name: str) -> Deferred[str | None]: ...
     def set_password_hash(self, name: str, password_hash: str, when: float) -> Deferred[None]: ...
     def reset(self, name: str, reason: str, when: float) -> Deferred[Reset | None]: ...
-    def last_reset(self) -> Deferred[int]: ...
     def resets_after(self, reset_id: int) -> Deferred[list[Reset] | None]: ...
 
 
@@ -316,14 +315,16 @@ class Accounts(Service):
         self._clock = clock
         self.portal = Portal(HubRealm(hub), [AccountChecker(store, hashing, clock, require_password)])
         self.throttle = LoginThrottle(clock)
-        self._last_reset: int | None = None  # the latest reset seen, once read
+        self._last_reset = 0  # the latest reset seen
         self._watching_failed = False  # logged once until the store answers again
         self._watch = LoopingCall(self._pick_up_resets)
         self._watch.clock = clock
 
-    def startService(self) -> None:
-        Service.startService(self)
-        self._watch.start(self.WATCH_INTERVAL)  # first: the latest reset, whatever came before is done
+    def watch_resets(self, last_reset: int) -> None:
+        """Pick up the resets after ``last_reset`` (as the state was read), from now on."""
+        self._last_reset = max(last_reset, self._last_reset)
+        if self.running and not self._watch.running:
+            self._watch.start(self.WATCH_INTERVAL, now=False)
 
     def stopService(self) -> None:
         Service.stopService(self)
@@ -443,7 +444,7 @@ class Accounts(Service):
         reset = await self._store.reset(name, reason, self._clock.seconds())
         if reset is None:
             return False
-        self._last_reset = max(self._last_reset or 0, reset.id)
+        self._last_reset = max(self._last_reset, reset.id)
         self._apply(reset)
         return True
 
@@ -452,12 +453,9 @@ class Accounts(Service):
         self._hub.notify(reset.name, f"the operator removed your name's password: {reset.reason}")
 
     def _pick_up_resets(self) -> Deferred[None]:
-        def start(last: int) -> None:
-            self._last_reset = last if self._last_reset is None else max(last, self._last_reset)
-
         def apply(resets: list[Reset] | None) -> None:
             for reset in resets or ():
-                if self._last_reset is None or reset.id > self._last_reset:
+                if reset.id > self._last_reset:
                     self._last_reset = reset.id
                     self._apply(reset)
 
@@ -469,8 +467,4 @@ class Accounts(Service):
                 self._watching_failed = True
                 self.log.warn("cannot read the accounts' resets: {why}; trying again", why=failure.value)
 
-        if self._last_reset is None:
-            read = self._store.last_reset().addCallback(start)
-        else:
-            read = self._store.resets_after(self._last_reset).addCallback(apply)
-        return read.addCallbacks(answered, failed)
+        return self._store.resets_after(self._last_reset).addCallback(apply).addCallbacks(answered, failed)

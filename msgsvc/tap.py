@@ -27,8 +27,8 @@ from msgsvc.eventlog import HubEventLogger
 from msgsvc.fronts.irc import CHANNEL_NAME, IrcFactory
 from msgsvc.fronts.lines import ServerFactory
 from msgsvc.fronts.web import normalize_origin, web_site
-from msgsvc.hub import Hub, QueuePolicy, UserRecord
-from msgsvc.state import State, StoreError
+from msgsvc.hub import Hub, QueuePolicy
+from msgsvc.state import Snapshot, State, StoreError
 from msgsvc.state.sqlite import SqliteStore
 from msgsvc.wire import Limits
 
@@ -302,9 +302,10 @@ class _Loader(Service):
     log = Logger()
     INTERVAL = 3600.0
 
-    def __init__(self, state: State, hub: Hub, clock: IReactorTime) -> None:
+    def __init__(self, state: State, hub: Hub, accounts: Accounts, clock: IReactorTime) -> None:
         self._state = state
         self._hub = hub
+        self._accounts = accounts
         self._sweep = LoopingCall(self._expire)
         self._sweep.clock = clock
 
@@ -312,10 +313,12 @@ class _Loader(Service):
         Service.startService(self)
         self._state.read_log().addCallback(self._loaded)
 
-    def _loaded(self, records: list[UserRecord]) -> None:
+    def _loaded(self, snapshot: Snapshot) -> None:
         if not self.running:
             return
+        records = snapshot.records
         self._hub.load(records)
+        self._accounts.watch_resets(snapshot.last_reset)
         names = [r.name for r in records]
         self.log.info(
             "username log {path}: {count} names: {names}",
@@ -381,9 +384,9 @@ def makeService(options: Options) -> IService:
     services: list[IService] = [
         IService(state),
         *nodes,
-        _Loader(state, hub, reactor),
         hasher,
         accounts,
+        _Loader(state, hub, accounts, reactor),
         _Startup(options["max-clients"]),
     ]
     if options["gui"]:

@@ -86,9 +86,6 @@ class MemoryStore:
         self.resets.append(reset)
         return succeed(reset)
 
-    def last_reset(self) -> Deferred[int]:
-        return succeed(len(self.resets) + len(self.external))
-
     def resets_after(self, reset_id: int) -> Deferred[list[Reset] | None]:
         fresh, self.external = self.external, []
         return succeed(fresh or None)

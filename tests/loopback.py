@@ -89,6 +89,9 @@ class LoopbackServer:
         self._usernames.startService()
         self._hasher.startService()
         self.accounts.startService()
+        self._usernames.read_log().addCallback(
+            lambda snapshot: self.accounts.watch_resets(snapshot.last_reset)
+        )
         port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(self.factory)
         self.port_number = port.getHost().port
 

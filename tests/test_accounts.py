@@ -297,6 +297,7 @@ class ResetTests(AccountsTestCase):
 
     def test_a_reset_by_another_process_is_picked_up(self) -> None:
         self.server.accounts.startService()
+        self.server.accounts.watch_resets(0)
         self.addCleanup(self.server.accounts.stopService)
         del self.server.store.hashes["alice"]
         self.server.store.external.append(Reset(1, "alice", 5.0, "done with msgsvc.admin"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 
@@ -183,3 +184,24 @@ class ClusterTests(RedisCase):
         one.wait_logged("lease held", timeout=15)
         again = one.connect()
         hello_until(again, "alice")
+
+    def test_the_operators_command_resets_a_password_for_every_node(self) -> None:
+        one, two = self.node(), self.node()
+        alice, _ = one.register("alice :alice's password")
+
+        def admin(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "msgsvc.admin", "--redis", self.redis.url, *args],
+                env=dict(os.environ, PYTHONPATH=ROOT),
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+
+        self.assertEqual(admin("list").stdout.split("\t")[0], "alice")
+        done = admin("reset", "ALICE", "--reason", "forgot it")
+        self.assertEqual((done.returncode, done.stdout), (0, "alice is no longer protected (forgot it)\n"))
+        self.assertEqual(alice.line(), "NOTICE :the operator removed your name's password: forgot it")
+        self.assertEqual(admin("reset", "alice", "--reason", "again").returncode, 1)
+        bob, log = two.register("bob")
+        self.assertIn("USER alice online", log)  # no longer "protected", on the other node too

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.task import deferLater
@@ -11,8 +15,10 @@ from msgsvc.auth import Reset
 from msgsvc.hub import Enqueue, Queued, UserRecord
 from msgsvc.state.redis import RedisState
 from msgsvc.state.redislink import RedisUnavailable, RedisURL
+from msgsvc.state.sqlite import Database
 
 from .redisserver import RedisServer
+from .test_twistd import ROOT
 
 
 class RedisURLTests(SynchronousTestCase):
@@ -127,3 +133,50 @@ class RedisStateTests(TestCase):
         yield self.state.record_seen("carol", 3.0)
         records = yield self.state.load()
         self.assertEqual([r.name for r in records], ["alice", "carol"])
+
+    @inlineCallbacks
+    def test_the_migration_copies_an_sqlite_state_and_refuses_to_copy_twice(self) -> object:
+        path = self.mktemp()
+        db = Database(path)
+        db.record_seen([("Alice", 10.25), ("bob", 11.5)])
+        db.record_seen([("ALICE", 12.75)])
+        db.set_password_hash("alice", "$argon2id$alice", 13.0)
+        db.set_password_hash("bob", "$argon2id$bob", 14.0)
+        db.reset("bob", "forgot it", 15.0)
+        message = Enqueue(
+            ("alice",), "bob", "multicast", ("Alice", "carol"), "while you were away", 16.5, 10, 0.0
+        )
+        db.batch([lambda d: d.enqueue(message)])
+        db.close()
+
+        def migrate() -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "msgsvc.state.migrate", "--db", path, "--redis", self.server.url],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                env=dict(os.environ, PYTHONPATH=ROOT),
+            )
+
+        done = migrate()
+        self.assertEqual(
+            (done.returncode, done.stdout),
+            (0, f"copied 2 names, 1 passwords and 1 waiting messages to {self.server.url}\n"),
+        )
+        records = yield self.state.load()
+        self.assertEqual(records, [UserRecord("Alice", 10.25, 12.75, True), UserRecord("bob", 11.5, 11.5)])
+        self.assertEqual((yield self.state.password_hash("alice")), "$argon2id$alice")
+        self.assertEqual((yield self.state.resets_after(0)), [Reset(1, "bob", 15.0, "forgot it")])
+        self.assertEqual(
+            (yield self.state.backlog("alice", 0, 0.0, 10)),
+            ([Queued(1, "bob", "multicast", ("Alice", "carol"), "while you were away", 16.5)], 0),
+        )
+        queued = yield self.state.enqueue(
+            Enqueue(("alice",), "bob", "unicast", ("Alice",), "next", 17.0, 10, 0.0)
+        )
+        self.assertEqual(queued, ("alice",))
+        page, _ = yield self.state.backlog("alice", 1, 0.0, 10)
+        self.assertEqual([q.id for q in page], [2])  # ids go on after the copied ones
+        again = migrate()
+        self.assertEqual(again.returncode, 1)
+        self.assertIn("this Redis database already holds a msgsvc username log", again.stderr)

@@ -123,9 +123,9 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertEqual(len(listeners), 2)
         self.assertIs(listeners[0].factory, listeners[1].factory)
         self.assertEqual(children[-3:-1], listeners, "listeners stop first")
-        self.assertIsInstance(children[1], tap._Loader)
-        self.assertIsInstance(children[2], Hasher)
-        self.assertIsInstance(children[3], Accounts)
+        self.assertIsInstance(children[1], Hasher)
+        self.assertIsInstance(children[2], Accounts)
+        self.assertIsInstance(children[3], tap._Loader)
 
     def test_started_last_it_freezes_what_start_up_made(self) -> None:
         db = self.mktemp()

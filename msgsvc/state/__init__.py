@@ -12,12 +12,25 @@ state is both, a service, and reads the username log for the hub.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from twisted.internet.defer import Deferred
 
 from msgsvc.auth import AccountStore
 from msgsvc.hub import Store, UserRecord
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the server starts from: the username log, and the latest of the operator's resets.
+
+    The reset id is read before the log, so a reset between the two is seen
+    in both (applied again, harmlessly), never in neither.
+    """
+
+    records: list[UserRecord]
+    last_reset: int
 
 
 class StoreError(Exception):
@@ -27,8 +40,9 @@ class StoreError(Exception):
 class State(Store, AccountStore, Protocol):
     """What the server keeps: a service, started before any client is served and stopped after the last."""
 
-    def read_log(self) -> Deferred[list[UserRecord]]:
-        """Every name ever registered, oldest first, marked if protected; once the state is reachable."""
+    def read_log(self) -> Deferred[Snapshot]:
+        """Every name ever registered (oldest first, marked if protected) and the latest reset; once the
+        state is reachable."""
 
     @property
     def where(self) -> str:

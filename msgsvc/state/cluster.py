@@ -287,7 +287,8 @@ class RedisCluster(Service):
     # -- hub.Network ------------------------------------------------------------------
 
     def reachable(self) -> bool:
-        return self._redis.connected and self._subscribed and self._holds_lease()
+        # Sending needs the commands connection and our lease; the subscription is for receiving.
+        return self._redis.connected and self._holds_lease()
 
     def claim(self, name: str, peer: str, front: str, since: float) -> Deferred[tuple[str, bool]]:
         key = username_key(name)

@@ -33,6 +33,7 @@ from twisted.python.failure import Failure
 
 from msgsvc.auth import Reset
 from msgsvc.hub import Enqueue, Queued, UserRecord
+from msgsvc.state import Snapshot
 from msgsvc.state.redislink import Commands, RedisURL, Script
 from msgsvc.wire import username_key
 
@@ -158,6 +159,15 @@ return {id, name}
 )
 
 
+def queue_entry(sender: str, kind: str, group: tuple[str, ...], text: str, sent_at: float) -> str:
+    """A queued message as a queue's member holds it, without its id (``ID|`` goes before)."""
+    return f"{sent_at!r}|{json.dumps([sender, kind, list(group), text])}"
+
+
+def reset_member(reset: Reset) -> str:
+    return json.dumps([reset.id, reset.name, reset.at, reset.reason])
+
+
 def _pairs(flat: list[str]) -> dict[str, str]:
     """A hash as HGETALL answers it (field, value, field, value...) as a dict."""
     return dict(zip(flat[::2], flat[1::2], strict=True))
@@ -194,13 +204,18 @@ class RedisState(Service):
         Service.stopService(self)
         return self.redis.stop()
 
-    def read_log(self) -> Deferred[list[UserRecord]]:
+    def read_log(self) -> Deferred[Snapshot]:
         """The log, read as soon as Redis answers: until then, and if reading fails, try again."""
-        done: Deferred[list[UserRecord]] = Deferred()
+        done: Deferred[Snapshot] = Deferred()
+
+        def read(_: None) -> Deferred[Snapshot]:
+            # Pipelined on one connection, Redis answers them in order: the reset id is read first.
+            last = self.last_reset()
+            return self.load().addCallback(lambda records: last.addCallback(lambda n: Snapshot(records, n)))
 
         def attempt() -> None:
             if self.running:
-                self.redis.ready().addCallback(lambda _: self.load()).addCallbacks(done.callback, failed)
+                self.redis.ready().addCallback(read).addCallbacks(done.callback, failed)
 
         def failed(failure: Failure) -> None:
             self.log.warn(
@@ -244,11 +259,9 @@ class RedisState(Service):
         ).addCallback(lambda _: None)
 
     def enqueue(self, message: Enqueue) -> Deferred[tuple[str, ...]]:
-        payload = json.dumps([message.sender, message.kind, list(message.group), message.text])
+        entry = queue_entry(message.sender, message.kind, message.group, message.text, message.sent_at)
         return self.redis.script(
-            ENQUEUE,
-            [QUEUE_ID, QUEUES],
-            [message.oldest, message.limit, f"{message.sent_at!r}|{payload}", *message.recipients],
+            ENQUEUE, [QUEUE_ID, QUEUES], [message.oldest, message.limit, entry, *message.recipients]
         ).addCallback(tuple)
 
     def backlog(self, name: str, after: int, oldest: float, limit: int) -> Deferred[tuple[list[Queued], int]]:
@@ -295,6 +308,18 @@ class RedisState(Service):
             [ACCOUNTS, ACCOUNTS_CHANGED, queue_key(key), QUEUES, LOG_NAME, RESETS, RESET_ID],
             [key, name, when, reason],
         ).addCallback(made)
+
+    def protected(self) -> Deferred[list[tuple[str, float]]]:
+        """Every protected name in the log (as it spells them) with when its password was set."""
+
+        def read(replies: list[Any]) -> list[tuple[str, float]]:
+            changed, names = (_pairs(reply) for reply in replies)
+            return [(names.get(key, key), float(changed[key])) for key in sorted(changed)]
+
+        return gatherResults(
+            [self.redis.execute("HGETALL", ACCOUNTS_CHANGED), self.redis.execute("HGETALL", LOG_NAME)],
+            consumeErrors=True,
+        ).addCallback(read)
 
     def last_reset(self) -> Deferred[int]:
         return self.redis.execute("GET", RESET_ID).addCallback(lambda n: int(n or 0))

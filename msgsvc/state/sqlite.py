@@ -20,7 +20,7 @@ from twisted.python.threadpool import ThreadPool
 
 from msgsvc.auth import Reset
 from msgsvc.hub import Enqueue, Queued, UserRecord
-from msgsvc.state import StoreError
+from msgsvc.state import Snapshot, StoreError
 from msgsvc.wire import username_key
 
 SCHEMA_VERSION = 3
@@ -243,6 +243,21 @@ class Database:
         assert cursor.lastrowid is not None
         return Reset(cursor.lastrowid, spelled, when, reason)
 
+    def accounts(self) -> list[tuple[str, str, float]]:
+        """Every password hash: the name key, the hash, when it was set."""
+        rows = self._db.execute("SELECT key, hash, changed FROM accounts ORDER BY key").fetchall()
+        return [(str(key), str(hashed), float(changed)) for key, hashed, changed in rows]
+
+    def queued(self) -> list[tuple[str, Queued]]:
+        """Every message waiting, with the name key it waits for, oldest first."""
+        rows = self._db.execute(
+            "SELECT recipient, id, sender, kind, recipients, text, sent_at FROM queue ORDER BY id"
+        ).fetchall()
+        return [
+            (str(key), Queued(i, sender, kind, tuple(group.split(",")), text, at))
+            for key, i, sender, kind, group, text, at in rows
+        ]
+
     def protected(self) -> list[tuple[str, float]]:
         """Every protected name in the log (as it spells them) with when its password was set."""
         rows = self._db.execute(
@@ -285,7 +300,9 @@ class SqliteStore(Service):
         self.path = path
         database = Database(path)  # a bad file fails here, before start-up
         try:
+            last_reset = database.last_reset()  # first: see Snapshot
             self.records = database.load()
+            self._snapshot = Snapshot(self.records, last_reset)
             # Every name protected at start-up or by this process since: only these need the database
             # read to be checked.  It never shrinks: the operator's resets (msgsvc.admin, from another
             # process) only remove passwords, so a name reset since is read and found unprotected;
@@ -302,9 +319,9 @@ class SqliteStore(Service):
     def where(self) -> str:
         return self.path
 
-    def read_log(self) -> Deferred[list[UserRecord]]:
+    def read_log(self) -> Deferred[Snapshot]:
         """The log as read when this was made (a bad file fails there, before start-up)."""
-        return succeed(self.records)
+        return succeed(self._snapshot)
 
     def startService(self) -> None:
         """Open the database (after twistd forks: a connection must not cross a fork)."""
@@ -397,9 +414,6 @@ class SqliteStore(Service):
 
     def reset(self, name: str, reason: str, when: float) -> Deferred[Reset | None]:
         return self._run(lambda db: db.reset(name, reason, when))
-
-    def last_reset(self) -> Deferred[int]:
-        return self._run(Database.last_reset)
 
     def resets_after(self, reset_id: int) -> Deferred[list[Reset] | None]:
         return self._run(lambda db: db.resets_after(reset_id))

@@ -1,0 +1,157 @@
+"""``python -m msgsvc.state.migrate --db FILE --redis URL``: copy an SQLite state into Redis.
+
+Copies the username log, the accounts, the operator's resets and the
+offline queues, keeping ids, spellings and times, in one Lua script (all or
+nothing). Redis must hold no msgsvc state yet. Stop the server first: what
+it writes meanwhile would not be copied.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.task import react
+
+from msgsvc.state import StoreError
+from msgsvc.state.redis import (
+    ACCOUNTS,
+    ACCOUNTS_CHANGED,
+    LOG_FIRST,
+    LOG_LAST,
+    LOG_NAME,
+    QUEUE_ID,
+    QUEUES,
+    RESET_ID,
+    RESETS,
+    queue_entry,
+    reset_member,
+)
+from msgsvc.state.redislink import REPLY_TIMEOUT, Commands, RedisURL, Script
+from msgsvc.state.sqlite import Database
+from msgsvc.wire import username_key
+
+# KEYS: log name, first, last, accounts, changed, resets, reset id, queue id, queues
+# ARGV: JSON {users: [[key, name, first, last]], accounts: [[key, hash, changed]],
+#             resets: [[id, member]], queue: [[key, id, member]]}, every number as a string
+IMPORT = Script(
+    """
+if redis.call('HLEN', KEYS[1]) > 0 then
+  return redis.error_reply('this Redis database already holds a msgsvc username log')
+end
+local data = cjson.decode(ARGV[1])
+for _, u in ipairs(data.users) do
+  redis.call('HSET', KEYS[1], u[1], u[2])
+  redis.call('HSET', KEYS[2], u[1], u[3])
+  redis.call('HSET', KEYS[3], u[1], u[4])
+end
+for _, a in ipairs(data.accounts) do
+  redis.call('HSET', KEYS[4], a[1], a[2])
+  redis.call('HSET', KEYS[5], a[1], a[3])
+end
+local last = 0
+for _, r in ipairs(data.resets) do
+  redis.call('ZADD', KEYS[6], r[1], r[2])
+  last = math.max(last, tonumber(r[1]))
+end
+redis.call('SET', KEYS[7], last)
+last = 0
+for _, q in ipairs(data.queue) do
+  redis.call('ZADD', 'msgsvc:queue:' .. q[1], q[2], q[3])
+  redis.call('SADD', KEYS[9], q[1])
+  last = math.max(last, tonumber(q[2]))
+end
+redis.call('SET', KEYS[8], last)
+return {#data.users, #data.accounts, #data.queue}
+"""
+)
+
+
+def export(database: Database) -> dict[str, list[list[str]]]:
+    """What the SQLite file holds, as :data:`IMPORT` takes it."""
+    return {
+        "users": [
+            [username_key(r.name), r.name, repr(r.first_seen), repr(r.last_seen)] for r in database.load()
+        ],
+        "accounts": [[key, hashed, repr(changed)] for key, hashed, changed in database.accounts()],
+        "resets": [[str(r.id), reset_member(r)] for r in database.resets_after(0) or ()],
+        "queue": [
+            [key, str(q.id), f"{q.id}|{queue_entry(q.sender, q.kind, q.recipients, q.text, q.sent_at)}"]
+            for key, q in database.queued()
+        ],
+    }
+
+
+async def _copy(reactor: Any, data: dict[str, list[list[str]]], url: RedisURL) -> list[int]:
+    redis = Commands(reactor, url, "migration")
+    redis.start()
+    try:
+        ready = redis.ready()
+        ready.addTimeout(REPLY_TIMEOUT, reactor)
+        await ready
+        keys = [LOG_NAME, LOG_FIRST, LOG_LAST, ACCOUNTS, ACCOUNTS_CHANGED, RESETS, RESET_ID, QUEUE_ID, QUEUES]
+        counts: list[int] = await redis.script(IMPORT, keys, [json.dumps(data)])
+        return counts
+    finally:
+        await redis.stop()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m msgsvc.state.migrate", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--db", required=True, help="the server's SQLite file")
+    parser.add_argument(
+        "--redis", required=True, help="redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] (rediss:// for TLS)"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        url = RedisURL.parse(args.redis)
+    except ValueError as e:
+        print(f"msgsvc.state.migrate: {e}", file=sys.stderr)
+        return 2
+    if not os.path.exists(args.db):
+        print(f"msgsvc.state.migrate: no such file: {args.db}", file=sys.stderr)
+        return 2
+    try:
+        database = Database(args.db)
+        try:
+            data = export(database)
+        finally:
+            database.close()
+    except StoreError as e:
+        print(f"msgsvc.state.migrate: {e}", file=sys.stderr)
+        return 2
+    status = 0
+
+    def run(reactor: Any) -> Deferred[None]:
+        def done(counts: list[int]) -> None:
+            names, accounts, messages = counts
+            print(f"copied {names} names, {accounts} passwords and {messages} waiting messages to {url}")
+
+        def failed(failure: Any) -> None:
+            nonlocal status
+            status = 1
+            print(f"msgsvc.state.migrate: {url}: {failure.getErrorMessage()}", file=sys.stderr)
+
+        return ensureDeferred(_copy(reactor, data, url)).addCallbacks(done, failed)
+
+    try:
+        react(run)
+    except SystemExit as e:
+        if e.code:
+            return int(e.code)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
