@@ -235,7 +235,7 @@ class QueueChanged:
 
 @dataclass(frozen=True)
 class LogLoaded:
-    """The username log was read from the state (later than start-up, from Redis): it may have changed."""
+    """The username log was read from the state: at start-up, or again once Redis came back."""
 
     names: int
 
