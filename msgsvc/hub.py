@@ -544,6 +544,11 @@ class Hub:
             return None
         return self._view(key, record)
 
+    @property
+    def node(self) -> str | None:
+        """This node's name in a service of several (``--redis``); None for a server alone."""
+        return self._network.node if self._network is not None else None
+
     def log_size(self) -> int:
         return len(self._log)
 

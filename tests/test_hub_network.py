@@ -87,6 +87,7 @@ class NodeTests(SynchronousTestCase):
             (view.online, view.node, view.front, view.peer), (True, "there", "web", "10.0.0.2:5000")
         )
         self.assertEqual(self.hub.user("alice").node, "here")  # type: ignore[union-attr]
+        self.assertEqual(self.hub.node, "here")
         self.assertEqual(self.hub.online_count(), 2)
         self.assertIn(UserJoined("bob", "10.0.0.2:5000", False, "there"), self.events)
         self.hub.remote_left("bob", "elsewhere", 60.0)  # not the node that holds it: nothing

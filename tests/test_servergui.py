@@ -90,6 +90,7 @@ class ServerPresenterTests(SynchronousTestCase):
         self.assertEqual(self.view.row("bob")[1], "● online")
         self.assertEqual(self.view.row("bob")[2], "tcp")
         self.assertEqual(self.view.row("bob")[3], "")  # no node: a server alone
+        self.assertNotIn("node", self.presenter.columns)  # and no Node column shown
         self.assertEqual(self.view.row("bob")[7:], ("now", "10.0.0.2:4000", "0s"))
         self.assertIn("2 online", self.view.header)
         self.clock.advance(65)

@@ -108,6 +108,8 @@ class ServerPresenter:
     ) -> None:
         self._view = view
         self._hub = hub
+        #: the columns to show: the Node column only for a node of a service of several (--redis)
+        self.columns = tuple(c for c in COLUMNS if c != "node" or hub.node is not None)
         self._accounts = accounts
         self._clock = clock
         self._endpoints = endpoints

@@ -77,6 +77,7 @@ class ServerWindow:
 
     def bind(self, presenter: ServerPresenter) -> None:
         self.presenter = presenter
+        self.table.configure(displaycolumns=presenter.columns)
 
     # -- ServerView ----------------------------------------------------------
 
