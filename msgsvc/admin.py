@@ -44,7 +44,8 @@ def _on_redis(args: argparse.Namespace, reason: str) -> int:
     from twisted.internet.task import react
 
     from msgsvc.state.redis import RedisState
-    from msgsvc.state.redislink import REPLY_TIMEOUT, RedisURL
+    from msgsvc.state.redislink import REPLY_TIMEOUT
+    from msgsvc.state.redisurl import RedisURL
 
     try:
         url = RedisURL.parse(args.redis)
@@ -58,9 +59,7 @@ def _on_redis(args: argparse.Namespace, reason: str) -> int:
         state = RedisState(reactor, url)
         state.startService()
         try:
-            ready = state.redis.ready()
-            ready.addTimeout(REPLY_TIMEOUT, reactor)
-            await ready
+            await state.redis.ready(REPLY_TIMEOUT)
             if args.command == "list":
                 _show(await state.protected())
                 return

@@ -29,6 +29,7 @@ from msgsvc.fronts.lines import ServerFactory
 from msgsvc.fronts.web import normalize_origin, web_site
 from msgsvc.hub import Hub, QueuePolicy
 from msgsvc.state import Snapshot, State, StoreError
+from msgsvc.state.redisurl import RedisURL
 from msgsvc.state.sqlite import SqliteStore
 from msgsvc.wire import Limits
 
@@ -60,8 +61,6 @@ _positive.coerceDoc = "A positive whole number."  # type: ignore[attr-defined]
 
 
 def _redis_url(value: str) -> str:
-    from msgsvc.state.redislink import RedisURL
-
     RedisURL.parse(value)  # ValueError says what is wrong
     return value
 
@@ -363,7 +362,6 @@ def makeService(options: Options) -> IService:
     if options["redis"]:
         from msgsvc.state.cluster import RedisCluster
         from msgsvc.state.redis import RedisState
-        from msgsvc.state.redislink import RedisURL
 
         state = redis = RedisState(reactor, RedisURL.parse(options["redis"]))
         cluster = RedisCluster(reactor, redis, options["redis-lease"])

@@ -46,8 +46,6 @@ from msgsvc.wire import Code, Kind, ProtocolError, username_key
 
 ONLINE, NODES = f"{PREFIX}online", f"{PREFIX}nodes"
 PRESENCE, EVERYONE = f"{PREFIX}presence", f"{PREFIX}all"
-#: the default --redis-lease, seconds
-DEFAULT_LEASE = 30.0
 
 
 def node_key(node: str) -> str:
@@ -301,10 +299,11 @@ class RedisCluster(Service):
                 case ["taken", spelled]:
                     raise ProtocolError(Code.USERNAME_TAKEN, f"{spelled} is in use")
                 case _:
-                    raise RedisUnavailable("this node holds no lease in Redis now")
+                    raise no_lease
 
+        no_lease = RedisUnavailable("this node holds no lease in Redis now")
         if not self._holds_lease():
-            return fail(RedisUnavailable("this node holds no lease in Redis now"))
+            return fail(no_lease)
         return self._redis.script(
             CLAIM,
             [ONLINE, node_key(self.node), users_key(self.node), LOG_NAME, LOG_FIRST, LOG_LAST, ACCOUNTS],

@@ -32,7 +32,8 @@ from msgsvc.state.redis import (
     queue_entry,
     reset_member,
 )
-from msgsvc.state.redislink import REPLY_TIMEOUT, Commands, RedisURL, Script
+from msgsvc.state.redislink import REPLY_TIMEOUT, Commands, Script
+from msgsvc.state.redisurl import RedisURL
 from msgsvc.state.sqlite import Database
 from msgsvc.wire import username_key
 
@@ -91,9 +92,7 @@ async def _copy(reactor: Any, data: dict[str, list[list[str]]], url: RedisURL) -
     redis = Commands(reactor, url, "migration")
     redis.start()
     try:
-        ready = redis.ready()
-        ready.addTimeout(REPLY_TIMEOUT, reactor)
-        await ready
+        await redis.ready(REPLY_TIMEOUT)
         keys = [LOG_NAME, LOG_FIRST, LOG_LAST, ACCOUNTS, ACCOUNTS_CHANGED, RESETS, RESET_ID, QUEUE_ID, QUEUES]
         counts: list[int] = await redis.script(IMPORT, keys, [json.dumps(data)])
         return counts

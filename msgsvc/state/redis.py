@@ -34,7 +34,8 @@ from twisted.python.failure import Failure
 from msgsvc.auth import Reset
 from msgsvc.hub import Enqueue, Queued, UserRecord
 from msgsvc.state import Snapshot
-from msgsvc.state.redislink import Commands, RedisURL, Script
+from msgsvc.state.redislink import Commands, Script
+from msgsvc.state.redisurl import RedisURL
 from msgsvc.wire import username_key
 
 PREFIX = "msgsvc:"

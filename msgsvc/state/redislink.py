@@ -1,4 +1,4 @@
-"""Connections to Redis: where (a ``redis://`` URL), commands, and a subscription.
+"""Connections to Redis: commands, and a subscription.
 
 txredisapi speaks the protocol (its ``RedisProtocol``: pipelined commands,
 ``AUTH`` and ``SELECT`` on connect, ``EVALSHA`` with a fallback to
@@ -11,7 +11,8 @@ seconds fails the same way and drops the connection, which is then made
 again.
 
 txredisapi imports Twisted's global reactor when it is imported; only the
-plugin's ``makeService`` and the tests import this module.
+plugin's ``makeService``, the Redis commands and the tests import this
+module (URLs are read with :mod:`msgsvc.state.redisurl`).
 """
 
 from __future__ import annotations
@@ -20,17 +21,14 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import txredisapi
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.error import ConnectionLost
 from twisted.internet.interfaces import (
     IProtocol,
     IProtocolFactory,
-    IReactorTCP,
     IReactorTime,
     IStreamClientEndpoint,
 )
@@ -40,6 +38,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from msgsvc.state import StoreError
+from msgsvc.state.redisurl import RedisURL
 
 #: seconds a command may wait for its answer before the connection is given up
 REPLY_TIMEOUT = 5.0
@@ -49,56 +48,6 @@ MAX_RETRY_DELAY = 5.0
 
 class RedisUnavailable(StoreError):
     """Redis cannot be reached now; the message says where and why."""
-
-
-@dataclass(frozen=True)
-class RedisURL:
-    """Where a Redis server is: ``redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]``, ``rediss://`` for TLS."""
-
-    host: str
-    port: int = 6379
-    db: int = 0
-    tls: bool = False
-    username: str | None = None
-    password: str | None = None
-
-    @classmethod
-    def parse(cls, url: str) -> RedisURL:
-        """Read ``url``; ValueError says what is wrong with it."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("redis", "rediss"):
-            raise ValueError(f"{url!r} is not a redis:// or rediss:// URL")
-        if not parts.hostname:
-            raise ValueError(f"{url!r} names no host")
-        path = parts.path.strip("/")
-        if path and not path.isdigit():
-            raise ValueError(f"{url!r}: the database is a number, not {path!r}")
-        try:
-            port = parts.port or 6379
-        except ValueError as e:
-            raise ValueError(f"{url!r}: {e}") from None
-        return cls(
-            parts.hostname,
-            port,
-            int(path or 0),
-            parts.scheme == "rediss",
-            unquote(parts.username) if parts.username else None,
-            unquote(parts.password) if parts.password is not None else None,
-        )
-
-    def __str__(self) -> str:
-        """The URL without its password: fit for a log."""
-        user = f"{self.username or ''}:***@" if self.password is not None else ""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{'rediss' if self.tls else 'redis'}://{user}{host}:{self.port}/{self.db}"
-
-    def endpoint(self, reactor: IReactorTCP) -> IStreamClientEndpoint:
-        plain = HostnameEndpoint(reactor, self.host, self.port, timeout=REPLY_TIMEOUT)
-        if not self.tls:
-            return plain
-        from twisted.internet.ssl import optionsForClientTLS
-
-        return wrapClientTLS(optionsForClientTLS(self.host), plain)
 
 
 @implementer(IStreamClientEndpoint)
@@ -127,16 +76,12 @@ class _Protocol(txredisapi.RedisProtocol):  # type: ignore[misc]
         self.owner.lost(self)
 
 
-class _Subscriber(txredisapi.SubscriberProtocol):  # type: ignore[misc]
-    owner: _Connection
+class _Subscriber(_Protocol, txredisapi.SubscriberProtocol):  # type: ignore[misc]
+    """txredisapi's subscriber protocol, told who owns it as :class:`_Protocol` is."""
 
     def messageReceived(self, pattern: str | None, channel: str, message: str) -> None:
         assert isinstance(self.owner, Subscription)
         self.owner.message(channel, message)
-
-    def connectionLost(self, why: Failure) -> None:
-        super().connectionLost(why)
-        self.owner.lost(self)
 
 
 class _Factory(Factory):
@@ -185,7 +130,7 @@ class _Connection:
         self._problem = "not connected yet"
         self._waiting: list[Deferred[None]] = []
         self._service = ClientService(
-            _Reporting(url.endpoint(reactor), self._attempt_failed),
+            _Reporting(url.endpoint(reactor, REPLY_TIMEOUT), self._attempt_failed),
             _Factory(self),
             retryPolicy=backoffPolicy(initialDelay=0.2, maxDelay=MAX_RETRY_DELAY),
             clock=reactor,
@@ -202,12 +147,14 @@ class _Connection:
     def connected(self) -> bool:
         return self._protocol is not None
 
-    def ready(self) -> Deferred[None]:
-        """Fires once connected (at once if connected now)."""
+    def ready(self, timeout: float | None = None) -> Deferred[None]:
+        """Fires once connected (at once if connected now); fails with TimeoutError after ``timeout``."""
         if self._protocol is not None:
             return succeed(None)
         waiting: Deferred[None] = Deferred()
         self._waiting.append(waiting)
+        if timeout is not None:
+            waiting.addTimeout(timeout, self.clock)
         return waiting
 
     def _prepare(self, proxy: Any) -> Deferred[Any]:
@@ -223,7 +170,8 @@ class _Connection:
             prepared.callback(protocol)
             waiting, self._waiting = self._waiting, []
             for d in waiting:
-                d.callback(None)
+                if not d.called:  # not timed out
+                    d.callback(None)
 
         def lost(_: object) -> None:
             if not prepared.called:
