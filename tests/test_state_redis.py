@@ -14,7 +14,8 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from msgsvc.auth import Reset
 from msgsvc.hub import Enqueue, Queued, UserRecord
 from msgsvc.state.redis import RedisState
-from msgsvc.state.redislink import RedisUnavailable, RedisURL
+from msgsvc.state.redislink import RedisUnavailable
+from msgsvc.state.redisurl import RedisURL
 from msgsvc.state.sqlite import Database
 
 from .redisserver import RedisServer
