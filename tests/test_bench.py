@@ -19,7 +19,7 @@ from wsproto.events import AcceptConnection, TextMessage
 
 from msgsvc.bench import cload, dialects, report, suite
 from msgsvc.bench.loadclient import LoadClient, Tally
-from msgsvc.bench.run import Measurement, Scenario, plans
+from msgsvc.bench.run import Measurement, Scenario, _cpus, plans
 from msgsvc.bench.stats import LatencyHistogram, bucket
 from msgsvc.bench.websocket import WebSocketLines
 from msgsvc.bench.worker import Plan, Worker
@@ -175,7 +175,7 @@ class WorkerTests(SynchronousTestCase):
     def worker(self, workload: str, recipients: int = 3) -> tuple[Worker, list[StringTransport]]:
         plan = Plan(
             server="msgsvc",
-            port=1,
+            ports=[1],
             names=[f"u{i}" for i in range(6)],
             workload=workload,
             duration=1,
@@ -221,16 +221,40 @@ class WorkerTests(SynchronousTestCase):
 
 class PlanTests(SynchronousTestCase):
     def test_clients_and_rate_are_shared_and_the_broadcast_sender_is_in_the_first_worker(self) -> None:
-        shares = plans(Scenario("msgsvc", "broadcast", clients=11, rate=100.0, workers=2), port=9)
+        shares = plans(Scenario("msgsvc", "broadcast", clients=11, rate=100.0, workers=2), ports=[9])
         self.assertEqual([len(p.names) for p in shares], [6, 5])
         self.assertEqual(len({n for p in shares for n in p.names}), 11)
         self.assertEqual([p.broadcast_sender for p in shares], [True, False])
         self.assertEqual({p.receivers for p in shares}, {10})
-        unicast = plans(Scenario("msgsvc", "unicast", clients=10, rate=100.0, window=1000, workers=2), port=9)
+        unicast = plans(
+            Scenario("msgsvc", "unicast", clients=10, rate=100.0, window=1000, workers=2), ports=[9]
+        )
         self.assertEqual([(p.rate, p.window) for p in unicast], [(50.0, 500), (50.0, 500)])
 
+    def test_a_services_nodes_each_get_every_other_client(self) -> None:
+        (plan,) = plans(Scenario("msgsvc-redis", "unicast", clients=8, workers=1, nodes=2), ports=[5, 6])
+        worker = Worker(Clock(), plan)
+        self.assertEqual([worker._ports[name] for name in plan.names], [5, 6] * 4)
+
+    def test_nodes_are_for_a_service_on_redis(self) -> None:
+        self.assertEqual(Scenario("msgsvc-redis", "unicast", clients=8, nodes=2).label, "msgsvc-redis x2")
+        self.assertEqual(Scenario("msgsvc-redis", "unicast", clients=8).label, "msgsvc-redis")
+        with self.assertRaises(ValueError):
+            Scenario("msgsvc", "unicast", clients=8, nodes=2)
+
+    def test_each_node_gets_a_core_and_the_load_keeps_one(self) -> None:
+        for cores, nodes, expected in [
+            ([0, 1], 1, ([0], {1})),  # Redis shares the load's core
+            ([0, 1], 2, ([0, 1], None)),  # too few: the load and Redis on any
+            ([0, 1, 2, 3], 2, ([0, 1, 2], {3})),  # Redis on a core of its own
+            ([0, 1, 2], 2, ([0, 1], {2})),
+            ([0], 2, ([None, None], None)),
+        ]:
+            self.patch(os, "sched_getaffinity", lambda _, cores=cores: set(cores))
+            self.assertEqual(_cpus(nodes), expected, (cores, nodes))
+
     def test_churn_gets_twice_the_names_it_runs_at_once(self) -> None:
-        shares = plans(Scenario("msgsvc", "connect", clients=10, workers=2), port=9)
+        shares = plans(Scenario("msgsvc", "connect", clients=10, workers=2), ports=[9])
         self.assertEqual([len(p.names) for p in shares], [10, 10])
 
 
@@ -289,7 +313,7 @@ class ReportTests(SynchronousTestCase):
 
 class CLoadTests(SynchronousTestCase):
     def test_the_plan_as_arguments(self) -> None:
-        (plan, _) = plans(Scenario("words", "multicast", clients=8, rate=100.0, recipients=2), 4567)
+        (plan, _) = plans(Scenario("words", "multicast", clients=8, rate=100.0, recipients=2), [4567])
         self.assertEqual(
             cload.arguments(plan),
             ["words", "127.0.0.1", "4567", "b0u", "4", "multicast", "50.0", "5000", "0", "2", "32"]
@@ -301,9 +325,14 @@ class CLoadTests(SynchronousTestCase):
         for workload in ["unicast", "multicast", "broadcast", "connect", "idle"]:
             for server in ["msgsvc", "words", "ngircd", "msgsvc-irc"]:
                 scenario = Scenario(server, workload, clients=8)
-                self.assertTrue(cload.handles(plans(scenario, 1)[0]), scenario)
+                self.assertTrue(cload.handles(plans(scenario, [1])[0]), scenario)
             web = Scenario("msgsvc-web", workload, clients=8)
-            self.assertFalse(cload.handles(plans(web, 1)[0]), web)
+            self.assertFalse(cload.handles(plans(web, [1])[0]), web)
+
+    def test_a_service_of_nodes_speaks_msgsvc_to_every_port(self) -> None:
+        (plan, _) = plans(Scenario("msgsvc-redis", "unicast", clients=8, nodes=2), [4567, 4568])
+        arguments = cload.arguments(plan)
+        self.assertEqual(arguments[:3], ["msgsvc", "127.0.0.1", "4567,4568"])
 
     def test_it_builds_with_the_machines_compiler(self) -> None:
         binary = cload.build()
@@ -489,6 +518,16 @@ class ServerBenchTests(SynchronousTestCase):
             self.assertEqual(cells[:6], [server, workload, "9", "1", "c", "50"])
             self.assertGreater(int(cells[7].replace(",", "")), 0)  # delivered/s
             self.assertEqual(cells[-1], "0")  # lost
+
+    def test_two_nodes_on_redis_take_the_c_load_and_lose_nothing(self) -> None:
+        """Two real nodes on a real redis-server, the clients spread over them (figures not judged)."""
+        out = bench("scaling", "--repeat", "1", "--duration", "1", "--clients", "12", "--rate", "50")
+        rows = {tuple(line.split()[:2]): line.split() for line in out.splitlines() if " unicast " in line}
+        for deployment in [("msgsvc", "unicast"), ("msgsvc-redis", "unicast"), ("msgsvc-redis", "x2")]:
+            self.assertIn(deployment, rows, out)
+            self.assertEqual(rows[deployment][-1], "0", out)  # lost
+        two = rows[("msgsvc-redis", "x2")]
+        self.assertGreater(float(two[10]), 0, out)  # Redis us/dlv: half the unicasts crossed nodes
 
     def test_the_login_burst_runs_end_to_end_and_reports(self) -> None:
         """A small burst against a real server: every login answered WELCOME (the figures are not judged)."""

@@ -5,6 +5,7 @@
     python -m msgsvc.bench show bench.json [--plot performance.png]
     python -m msgsvc.bench logins [--accounts 200]
     python -m msgsvc.bench offline [--sent 20000] [--away 20]
+    python -m msgsvc.bench scaling [--repeat 3] [--clients 1000]
 
 See docs/performance.rst.
 """
@@ -16,7 +17,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from msgsvc.bench import logins, offline, report, suite
+from msgsvc.bench import logins, offline, report, scaling, suite
 from msgsvc.bench.run import Measurement, Scenario, measure
 from msgsvc.bench.servers import SERVERS, SUITE, missing
 from msgsvc.bench.worker import WORKLOADS
@@ -133,7 +134,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     away.add_argument(
         "--away", type=int, default=20, help="protected users away, queued for in turn (default 20)"
     )
+    nodes = commands.add_parser(
+        "scaling", help="msgsvc alone, one node on Redis and two nodes, on unicast and broadcast"
+    )
+    nodes.add_argument("--duration", type=float, default=5.0, help="seconds of load a run (default 5)")
+    nodes.add_argument("--repeat", type=int, default=3, help="runs of each deployment, in turn (default 3)")
+    nodes.add_argument("--clients", type=int, default=1000, help="unicast's, and broadcast's receivers")
+    nodes.add_argument("--rate", type=_rate, default=None, help="messages/s offered, or max (default)")
+    nodes.add_argument("--json", help="write the figures here too")
     args = parser.parse_args(argv)
+    if args.command == "scaling":
+        measured = scaling.run(args.duration, args.repeat, args.clients, args.rate, _progress)
+        print(scaling.table(measured))
+        for line in scaling.comparisons(measured):
+            print(line)
+        if args.json:
+            with open(args.json, "w") as out:
+                json.dump([m.to_json() for m in measured], out)
+        return 0
     if args.command == "offline":
         for line in offline.run(args.sent, args.window, args.away).lines():
             print(line)

@@ -18,7 +18,7 @@ from pathlib import Path
 from msgsvc.bench.worker import Plan
 
 SOURCE = Path(__file__).with_name("loadc.c")
-SERVERS = ("msgsvc", "words", "ngircd", "msgsvc-irc")
+SERVERS = ("msgsvc", "words", "ngircd", "msgsvc-irc", "msgsvc-redis")
 
 
 def handles(plan: Plan) -> bool:
@@ -45,9 +45,9 @@ def arguments(plan: Plan) -> list[str]:
     prefix = plan.names[0].rstrip("0123456789")
     assert plan.names == [f"{prefix}{i}" for i in range(len(plan.names))], "names the C load can make"
     return [
-        plan.server,
+        "msgsvc" if plan.server == "msgsvc-redis" else plan.server,  # the same lines
         plan.host,
-        str(plan.port),
+        ",".join(map(str, plan.ports)),
         prefix,
         str(len(plan.names)),
         plan.workload,

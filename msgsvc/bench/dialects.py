@@ -158,8 +158,8 @@ class Irc(Dialect):
 
 
 def make(server: str, password: str = "bench") -> Dialect:
-    """The dialect that speaks to ``server``: ``msgsvc``, ``msgsvc-web``, ``msgsvc-irc``, ``words`` or ``ngircd``."""
-    if server in ("msgsvc", "msgsvc-web"):  # the same lines, over TCP or over WebSocket
+    """The dialect that speaks to ``server``: ``msgsvc`` (``-web``, ``-redis``, ``-irc``), ``words`` or ``ngircd``."""
+    if server in ("msgsvc", "msgsvc-web", "msgsvc-redis"):  # the same lines, over TCP or WebSocket
         return Msgsvc()
     if server == "words":  # twisted.words looks a PRIVMSG target up as one name
         return Irc("words", password, multi_target=False)

@@ -3,11 +3,12 @@
  * (connect) and idle clients, at a fraction of its CPU, so that the server, not the load, is what a row
  * measures.  Built by msgsvc.bench.cload.
  *
- *   loadc DIALECT HOST PORT PREFIX COUNT WORKLOAD RATE WINDOW COUNT_LIMIT RECIPIENTS SIZE DURATION
+ *   loadc DIALECT HOST PORTS PREFIX COUNT WORKLOAD RATE WINDOW COUNT_LIMIT RECIPIENTS SIZE DURATION
  *         WARMUP BROADCAST_SENDER RECEIVERS DRAIN
  *
- * DIALECT: the server, as msgsvc.bench.dialects.make takes it: msgsvc, words, ngircd or msgsvc-irc; the names
- * are PREFIX0 .. PREFIX<COUNT-1>; RATE is messages/s from this process, or 0 for as fast as WINDOW
+ * DIALECT: the server, as msgsvc.bench.dialects.make takes it: msgsvc, words, ngircd or msgsvc-irc; PORTS:
+ * one port, or several separated by commas (a service's nodes: name i connects to the i-th modulo their
+ * number); the names are PREFIX0 .. PREFIX<COUNT-1>; RATE is messages/s from this process, or 0 for as fast as WINDOW
  * deliveries in flight allow; COUNT_LIMIT 0 for none.  It speaks to its parent as the Python worker
  * does: {"ready": [n, []]} once every client is registered, then "warm", "go" and "quit" on stdin,
  * answered with {"warm": true} and {"result": {...}} (msgsvc.bench.worker.Result) on stdout.
@@ -47,7 +48,7 @@ typedef struct {
     size_t out_len, out_cap;
     int want_write;
     int64_t began; /* churn: when this connection was opened */
-    int name_index; /* churn: the name it holds, returned to the pool when it closes */
+    int name_index; /* the name it holds (which port it uses); churn: returned to the pool when it closes */
 } client_t;
 
 static enum dialect dialect;
@@ -69,7 +70,9 @@ static int64_t hist_max;
 static int *pool, pool_head, pool_len, npool;
 static char (*pool_names)[64];
 static int churning;
-static struct sockaddr_in server_addr;
+#define MAX_PORTS 64
+static struct sockaddr_in server_addrs[MAX_PORTS];
+static int nports;
 
 static int64_t now_ns(void) {
     struct timespec t;
@@ -250,7 +253,8 @@ static void register_client(client_t *c) {
 static void open_client(client_t *c) {
     c->fd = socket(AF_INET, SOCK_STREAM, 0);
     if (c->fd < 0) die("socket");
-    if (connect(c->fd, (struct sockaddr *)&server_addr, sizeof server_addr) < 0) die("connect");
+    const struct sockaddr_in *to = &server_addrs[c->name_index % nports];
+    if (connect(c->fd, (const struct sockaddr *)to, sizeof *to) < 0) die("connect");
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     fcntl(c->fd, F_SETFL, O_NONBLOCK);
@@ -463,7 +467,7 @@ int main(int argc, char **argv) {
               : !strcmp(argv[1], "msgsvc-irc") ? MSGSVC_IRC
                                                : NGIRCD;
     const char *host = argv[2];
-    int port = atoi(argv[3]);
+    const char *ports = argv[3];
     const char *prefix = argv[4];
     nclients = atoi(argv[5]);
     workload = !strcmp(argv[6], "unicast")     ? UNICAST
@@ -485,8 +489,12 @@ int main(int argc, char **argv) {
     rng ^= (uint64_t)getpid() << 17;
     epfd = epoll_create1(0);
     if (epfd < 0) die("epoll");
-    server_addr = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    if (inet_pton(AF_INET, host, &server_addr.sin_addr) != 1) die("address");
+    for (const char *p = ports; *p && nports < MAX_PORTS; p = strchr(p, ',') ? strchr(p, ',') + 1 : "") {
+        struct sockaddr_in *a = &server_addrs[nports++];
+        *a = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(p))};
+        if (inet_pton(AF_INET, host, &a->sin_addr) != 1) die("address");
+    }
+    if (!nports) die("ports");
     if (workload == CONNECT) { /* half the names churn at a time while the other half rest */
         npool = pool_len = nclients;
         nclients = npool / 2 > 0 ? npool / 2 : 1;
@@ -500,6 +508,7 @@ int main(int argc, char **argv) {
     clients = calloc((size_t)nclients, sizeof *clients);
     for (int i = 0; i < nclients; i++) {
         clients[i].fd = -1;
+        clients[i].name_index = i;
         snprintf(clients[i].name, sizeof clients[i].name, "%s%d", prefix, i);
     }
     if (workload != CONNECT) connect_all();

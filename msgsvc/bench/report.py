@@ -31,7 +31,8 @@ class Row:
 
     @property
     def server(self) -> str:
-        return self.runs[0].scenario.server
+        """The server, and its nodes if several (:attr:`Scenario.label`)."""
+        return self.runs[0].scenario.label
 
     def spread(self, figure: Callable[[Measurement], float]) -> tuple[float, float, float]:
         """The median of ``figure`` over the runs, and its least and greatest."""
@@ -60,7 +61,7 @@ def rows(measurements: Sequence[Measurement]) -> list[Row]:
     """The runs grouped by server and scenario, in the order each first ran."""
     grouped: dict[tuple[object, ...], Row] = {}
     for m in measurements:
-        grouped.setdefault((m.scenario.server, *key(m)), Row([])).runs.append(m)
+        grouped.setdefault((m.scenario.label, *key(m)), Row([])).runs.append(m)
     return list(grouped.values())
 
 
@@ -99,7 +100,7 @@ def row_cells(row: Row) -> list[str]:
     figures = [cell(row, figure, form) for _, figure, form in FIGURES]
     mark = "LOAD-BOUND" if row.load_bound else ""
     return [
-        s.server,
+        s.label,
         s.workload,
         str(s.clients),
         str(len(row.runs)),
@@ -123,10 +124,13 @@ def table(measurements: Sequence[Measurement]) -> str:
         "note",
     ]
     body = [row_cells(r) for r in rows(measurements)]
+    return rst_table(titles, body, {0, 1, titles.index("load"), len(titles) - 1})
+
+
+def rst_table(titles: list[str], body: list[list[str]], words: set[int]) -> str:
+    """An RST simple table; the columns in ``words`` left-aligned, the figures right-aligned."""
     widths = [max(len(r[i]) for r in [titles, *body]) for i in range(len(titles))]
     rule = "  ".join("=" * w for w in widths)
-
-    words = {0, 1, titles.index("load"), len(titles) - 1}  # left-aligned; the figures right-aligned
 
     def line(r: list[str]) -> str:
         return "  ".join(

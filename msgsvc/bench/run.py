@@ -32,6 +32,12 @@ class Scenario:
     workers: int = 2
     warmup: float = 2.0  # seconds of the same load before the measured run (not for connect, idle)
     load: str = "c"  # "c": the C load process where it does the job (msgsvc.bench.cload), else Python
+    nodes: int = 1  # msgsvc-redis: the nodes, each client on one of them in turn
+
+    @property
+    def label(self) -> str:
+        """The server, and its nodes if several: ``msgsvc-redis x2``."""
+        return self.server if self.nodes == 1 else f"{self.server} x{self.nodes}"
 
     def __post_init__(self) -> None:
         if self.workload not in WORKLOADS:
@@ -40,6 +46,8 @@ class Scenario:
             raise ValueError("load must be c or python")
         if self.server not in servers.SERVERS:
             raise ValueError(f"server must be one of {', '.join(servers.SERVERS)}")
+        if self.nodes < 1 or (self.nodes > 1 and self.server != servers.MSGSVC_REDIS):
+            raise ValueError(f"nodes: 1, or several for {servers.MSGSVC_REDIS}")
         if self.workload in ("unicast", "multicast", "broadcast") and self.clients < self.workers * (
             self.recipients + 1
         ):
@@ -55,7 +63,8 @@ class Measurement:
     delivered: int = 0
     seconds: float = 0.0  # from go to the last delivery
     ramp_seconds: float = 0.0  # for every client to connect and register
-    server_cpu: float = 0.0  # seconds
+    server_cpu: float = 0.0  # seconds, every node
+    store_cpu: float = 0.0  # seconds: the Redis server's, for msgsvc-redis
     load_cpu: float = 0.0  # seconds, all load processes
     load_cores: int = 1  # the cores the load processes had between them
     load: str = "python"  # what the load processes were: c or python
@@ -78,6 +87,10 @@ class Measurement:
     def server_cores(self) -> float:
         """The server's CPU time over the run's time: 1.0 is one core busy throughout."""
         return self.server_cpu / self.seconds if self.seconds else 0.0
+
+    @property
+    def store_cores(self) -> float:
+        return self.store_cpu / self.seconds if self.seconds else 0.0
 
     @property
     def load_share(self) -> float:
@@ -153,15 +166,26 @@ class WorkerProcess:
             self.process.wait()
 
 
-def _cpus() -> tuple[int | None, set[int] | None]:
-    """The core for the server and the cores for the load, if there is more than one."""
+def _cpus(nodes: int = 1) -> tuple[list[int | None], set[int] | None]:
+    """A core for each node (and then for Redis, if there is one to spare), and the load's cores.
+
+    The load keeps at least one core of its own; where that leaves too few, nodes share.  Redis
+    gets a core of its own only if one is left after the load's; else it runs on the load's.
+    """
     available = sorted(os.sched_getaffinity(0))
     if len(available) < 2:
-        return None, None
-    return available[0], set(available[1:])
+        return [None] * nodes, None
+    if len(available) <= nodes:  # a node a core, the load and Redis on any
+        return [available[i] for i in range(nodes)], None
+    mine = available[: min(nodes, len(available) - 1)]
+    cores: list[int | None] = [mine[i % len(mine)] for i in range(nodes)]
+    rest = available[len(mine) :]
+    if len(rest) >= 2:
+        cores.append(rest.pop(0))
+    return cores, set(rest)
 
 
-def plans(scenario: Scenario, port: int) -> list[Plan]:
+def plans(scenario: Scenario, ports: list[int]) -> list[Plan]:
     """What each load process does: its share of the clients (by name), of the rate and of the window."""
     s = scenario
     per = [s.clients // s.workers + (1 if w < s.clients % s.workers else 0) for w in range(s.workers)]
@@ -175,7 +199,7 @@ def plans(scenario: Scenario, port: int) -> list[Plan]:
         plans.append(
             Plan(
                 server=s.server,
-                port=port,
+                ports=ports,
                 names=[f"b{w}u{i}" for i in range(pool)],
                 workload=s.workload,
                 duration=s.duration,
@@ -198,15 +222,15 @@ def measure(scenario: Scenario, load_python: str = sys.executable, ready_timeout
     ``load_python`` runs the load processes: PyPy, with Twisted installed,
     loads a server about three times as hard as CPython from one core.
     """
-    server_cpu, load_cpus = _cpus()
+    server_cpus, load_cpus = _cpus(scenario.nodes)
     result = Measurement(scenario, load_cores=len(load_cpus) if load_cpus else os.cpu_count() or 1)
     with tempfile.TemporaryDirectory(prefix="msgsvc-bench-") as tmp:
-        names = [n for p in plans(scenario, 0) for n in p.names]
-        server = servers.start(scenario.server, Path(tmp), names, server_cpu)
+        names = [n for p in plans(scenario, [0]) for n in p.names]
+        server = servers.deploy(scenario.server, Path(tmp), names, server_cpus, scenario.nodes)
         workers: list[WorkerProcess] = []
         try:
             result.baseline_rss_kib = server.rss_kib()
-            port_plans = plans(scenario, server.port)
+            port_plans = plans(scenario, server.ports)
             c_load = cload.build() if scenario.load == "c" and all(map(cload.handles, port_plans)) else None
             result.load = "c" if c_load else "python"
             ramp_start = time.monotonic()
@@ -226,12 +250,13 @@ def measure(scenario: Scenario, load_python: str = sys.executable, ready_timeout
                 worker.tell("warm")
             for worker in workers:
                 worker.answer("warm", scenario.warmup + 120)
-            cpu_before = server.cpu_seconds()
+            cpu_before, store_before = server.cpu_seconds(), server.store_cpu_seconds()
             go = time.monotonic_ns()
             for worker in workers:
                 worker.tell("go")
             reports = [w.answer("result", scenario.duration + 120) for w in workers]
             result.server_cpu = server.cpu_seconds() - cpu_before
+            result.store_cpu = server.store_cpu_seconds() - store_before
             result.peak_rss_kib = server.peak_rss_kib()
         finally:
             for worker in workers:

@@ -15,7 +15,9 @@ from pathlib import Path
 MSGSVC_WEB = "msgsvc-web"
 #: msgsvc with its clients on its IRC front, speaking the IRC load of words and ngIRCd
 MSGSVC_IRC = "msgsvc-irc"
-SERVERS = ("msgsvc", "words", "ngircd", MSGSVC_WEB, MSGSVC_IRC)
+#: msgsvc's nodes (one or more) on a Redis server of their own, the clients spread over the nodes
+MSGSVC_REDIS = "msgsvc-redis"
+SERVERS = ("msgsvc", "words", "ngircd", MSGSVC_WEB, MSGSVC_IRC, MSGSVC_REDIS)
 #: what ``bench suite`` compares unless told: msgsvc and its peers, all over TCP
 SUITE = ("msgsvc", "words", "ngircd")
 PASSWORD = "bench"
@@ -103,6 +105,19 @@ class ServerProcess:
                 time.sleep(0.05)
         raise RuntimeError(f"{self.name} is not listening on port {self.port} after {timeout} s")
 
+    def wait_logged(self, texts: Sequence[str], timeout: float = 30) -> None:
+        """Wait until the server's log holds each of ``texts``."""
+        deadline = time.monotonic() + timeout
+        log = self.workdir / "server.log"
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.output()}")
+            logged = log.read_text(errors="replace") if log.exists() else ""
+            if all(text in logged for text in texts):
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.name} did not log {' and '.join(texts)} in {timeout} s:\n{self.output()}")
+
     def output(self) -> str:
         """The end of what the server printed and logged."""
         text = ""
@@ -141,6 +156,43 @@ class ServerProcess:
         self._log.close()
 
 
+class Deployment:
+    """The server under test: one process, or msgsvc's nodes and the Redis server they share."""
+
+    def __init__(self, nodes: Sequence[ServerProcess], store: ServerProcess | None = None) -> None:
+        self.nodes = list(nodes)
+        self.store = store
+
+    @property
+    def ports(self) -> list[int]:
+        """Where the clients connect: each node's port."""
+        return [node.port for node in self.nodes]
+
+    def cpu_seconds(self) -> float:
+        """The nodes' CPU time, all of them (Redis's is :meth:`store_cpu_seconds`)."""
+        return sum(node.cpu_seconds() for node in self.nodes)
+
+    def store_cpu_seconds(self) -> float:
+        return self.store.cpu_seconds() if self.store else 0.0
+
+    def rss_kib(self) -> int:
+        return sum(node.rss_kib() for node in self.nodes)
+
+    def peak_rss_kib(self) -> int:
+        return sum(node.peak_rss_kib() for node in self.nodes)
+
+    def output(self) -> str:
+        return "\n".join(process.output() for process in [*self.nodes, *filter(None, [self.store])])
+
+    def stop(self) -> None:
+        for process in [*self.nodes, *filter(None, [self.store])]:
+            process.stop()
+
+
+def _redis_server() -> str:
+    return shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
 def _ngircd() -> str:
     return shutil.which("ngircd") or "/usr/sbin/ngircd"
 
@@ -149,6 +201,8 @@ def missing(name: str) -> str | None:
     """Why server ``name`` cannot be run here, or None if it can."""
     if name == "ngircd" and not os.path.exists(_ngircd()):
         return "ngircd is not installed (Debian: apt-get install ngircd)"
+    if name == MSGSVC_REDIS and not os.path.exists(_redis_server()):
+        return "redis-server is not installed (Debian: apt-get install redis-server)"
     return None
 
 
@@ -172,6 +226,45 @@ def seed_msgsvc(path: Path, protected: Sequence[str], others: Sequence[str]) -> 
             database.set_password_hash(name, password_hash, 0.0)
     finally:
         database.close()
+
+
+#: Redis as docs/scaling.rst advises a deployment: AOF, written to disk every second
+REDIS_OPTIONS = ["--save", "", "--appendonly", "yes", "--appendfsync", "everysec"]
+
+
+def deploy(
+    name: str, workdir: Path, names: Iterable[str], cpus: Sequence[int | None], nodes: int = 1
+) -> Deployment:
+    """Start server ``name``, or for :data:`MSGSVC_REDIS` a Redis server and ``nodes`` nodes on it.
+
+    Node ``i`` runs on ``cpus[i]`` (None: any core); Redis, on ``cpus[nodes]`` if there is one.
+    """
+    if name != MSGSVC_REDIS:
+        if nodes != 1:
+            raise ValueError(f"{name} is one process; nodes are for {MSGSVC_REDIS}")
+        return Deployment([start(name, workdir, names, cpus[0])])
+    problem = missing(name)
+    if problem:
+        raise RuntimeError(problem)
+    folder = workdir / "redis"
+    folder.mkdir()
+    port = free_port()
+    argv = [_redis_server(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder), *REDIS_OPTIONS]
+    store = ServerProcess(
+        "redis-server", argv, port, folder, cpus[nodes] if len(cpus) > nodes else None, dict(os.environ)
+    )
+    started: list[ServerProcess] = []
+    try:
+        for i in range(nodes):
+            (workdir / f"node{i}").mkdir()
+            options = [*MSGSVC_OPTIONS, f"--redis=redis://127.0.0.1:{port}/0"]
+            started.append(start("msgsvc", workdir / f"node{i}", names, cpus[i], options))
+        for node in started:  # ready for HELLO: a lease, the subscription, the log read
+            node.wait_logged(["lease held", "subscription: connected", "username log"])
+    except BaseException:
+        Deployment(started, store).stop()
+        raise
+    return Deployment(started, store)
 
 
 def start(

@@ -45,7 +45,7 @@ class Plan:
     """What one worker does."""
 
     server: str  # msgsvc, msgsvc-web (over WebSocket), words or ngircd: the dialect
-    port: int
+    ports: list[int]  # the server's, or its nodes': name i connects to ports[i % len(ports)]
     names: list[str]
     workload: str
     duration: float  # seconds of sending
@@ -89,14 +89,16 @@ class Worker:
         self._stopped: Deferred[None] = Deferred()
         self._duration = plan.duration
         self._cpu_at_go = 0.0
+        self._ports = {name: plan.ports[i % len(plan.ports)] for i, name in enumerate(plan.names)}
 
     # -- setting up --------------------------------------------------------
 
     async def _client(self, name: str) -> LoadClient:
         client = LoadClient(name, self._dialect, self.tally, self._clock)
-        endpoint = TCP4ClientEndpoint(self._reactor, self.plan.host, self.plan.port, timeout=60)
+        port = self._ports[name]
+        endpoint = TCP4ClientEndpoint(self._reactor, self.plan.host, port, timeout=60)
         if self.plan.server == servers.MSGSVC_WEB:
-            await connectProtocol(endpoint, WebSocketLines(client, f"{self.plan.host}:{self.plan.port}"))
+            await connectProtocol(endpoint, WebSocketLines(client, f"{self.plan.host}:{port}"))
         else:
             await connectProtocol(endpoint, client)
         await client.registered
