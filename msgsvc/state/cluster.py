@@ -195,6 +195,7 @@ class RedisCluster(Service):
         self._heartbeat.clock = reactor
         self._subscribed = False
         self._waiting_for_redis = False
+        self._resync_waiting = False
         self._about = json.dumps({"node": self.node, "started": reactor.seconds()})
         self._subscription = Subscription(
             reactor,
@@ -375,7 +376,16 @@ class RedisCluster(Service):
         self._subscribed = False
 
     def _resync(self) -> None:
-        """After a (re)connection: claim this node's users again, then read the log and who is online."""
+        """After a (re)connection: claim this node's users again, then read the log and who is online.
+
+        The subscription may come back before the commands' connection: then (and if that connection
+        drops meanwhile) it is done once the commands' connection is back.
+        """
+        if not self._redis.connected:
+            if not self._resync_waiting:
+                self._resync_waiting = True
+                self._redis.ready().addCallback(self._resync_when_ready)
+            return
         hub = self.hub
         claims = [
             self.claim(name, peer, front, since).addErrback(self._lost_claim, name)
@@ -406,8 +416,15 @@ class RedisCluster(Service):
                 node=self.node,
                 why=failure.getErrorMessage(),
             )
+            if not self._redis.connected:
+                self._resync()  # once Redis answers again
 
         gatherResults(claims).addCallback(read).addErrback(failed)
+
+    def _resync_when_ready(self, _: None) -> None:
+        self._resync_waiting = False
+        if self.running and self._subscribed and self._holds_lease():
+            self._resync()
 
     def _lost_claim(self, failure: Failure, name: str) -> None:
         if failure.check(ProtocolError):
