@@ -9,6 +9,7 @@ Deferreds, so disk work never blocks routing.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -308,6 +309,17 @@ class _Session:
     delivered_through: int = 0  # the id of the last queued message sent to it
     reading: bool = False  # a page of its backlog is being read
     unacknowledged: bool = False  # a page was sent and not yet acknowledged
+    outgoing: deque[_Outgoing] | None = None  # its messages waiting for the network, oldest first
+
+
+class _Outgoing:
+    """A message waiting for the network's answer, and then for its sender's earlier messages."""
+
+    __slots__ = ("done", "outcome")
+
+    def __init__(self, done: Deferred[set[str]]) -> None:
+        self.done = done  # fired with the answer, to deliver the message here
+        self.outcome: set[str] | Failure | None = None  # the answer: the nodes the network reached
 
 
 class Hub:
@@ -609,10 +621,7 @@ class Hub:
 
     def registered_name(self, participant: Participant) -> str:
         """The name of ``participant``, who must be registered (else NOT_REGISTERED)."""
-        name = self.name_of(participant)
-        if name is None:
-            raise ProtocolError(Code.NOT_REGISTERED, "say HELLO <username> first")
-        return name
+        return self._sender(participant).record.name
 
     def send(self, participant: Participant, names: Sequence[str], text: str) -> Report | Deferred[Report]:
         """Unicast (one name) or multicast (several) ``text`` from ``participant``.
@@ -631,7 +640,7 @@ class Hub:
         Deferred fails with ProtocolError(SERVER_ERROR), as the call does at
         once when the network is known to be unreachable.
         """
-        sender = self.registered_name(participant)
+        sender = self._sender(participant)
         targets: list[_Session] = []
         elsewhere: dict[str, list[str]] = {}  # keys of recipients on other nodes, by node
         group: list[str] = []  # the names in the log, as it spells them
@@ -656,9 +665,9 @@ class Hub:
                     absent.append(record)
             offline.append(record.name if record is not None else name)
         kind = Kind.UNICAST if len(names) == 1 else Kind.MULTICAST
-        message = Message(sender, kind, tuple(group), text)
-        if elsewhere:
-            return self._route(message, targets, elsewhere, offline, absent)
+        message = Message(sender.record.name, kind, tuple(group), text)
+        if elsewhere or sender.outgoing:
+            return self._route(sender, message, targets, elsewhere, offline, absent)
         for session in targets:
             session.participant.receive(message)
         report = Report(len(targets), tuple(offline))
@@ -666,18 +675,31 @@ class Hub:
             return report
         return self._enqueue(message, absent, report)
 
+    def _sender(self, participant: Participant) -> _Session:
+        """The session of ``participant``, who must be registered (else NOT_REGISTERED)."""
+        key = self._keys.get(participant)
+        session = self._online_session(key) if key is not None else None
+        if session is None:
+            raise ProtocolError(Code.NOT_REGISTERED, "say HELLO <username> first")
+        return session
+
     def _route(
         self,
+        sender: _Session,
         message: Message,
         targets: list[_Session],
         elsewhere: dict[str, list[str]],
         offline: list[str],
         absent: list[UserRecord],
     ) -> Deferred[Report]:
-        """:meth:`send` to users on other nodes too: the local ones get it once the network has."""
-        network = self._network
-        if network is None or not network.reachable():
-            raise _unreachable()
+        """:meth:`send` to users on other nodes, or after ``sender``'s messages that wait for the
+        network: the local users get it once the network has answered, and after those."""
+        routing: Deferred[set[str]] | None = None
+        if elsewhere:
+            network = self._network
+            if network is None or not network.reachable():
+                raise _unreachable()
+            routing = network.route(message, elsewhere)
 
         def routed(reached: set[str]) -> Report | Deferred[Report]:
             delivered = 0
@@ -701,7 +723,41 @@ class Hub:
             self.log.failure("could not route a message from {sender}", failure, sender=message.sender)
             return Failure(_unreachable())
 
-        return network.route(message, elsewhere).addCallbacks(routed, failed)
+        return self._in_order(sender, routing, routed, failed)
+
+    def _in_order(
+        self,
+        sender: _Session,
+        routing: Deferred[set[str]] | None,
+        routed: Callable[[set[str]], Report | Deferred[Report]],
+        failed: Callable[[Failure], Failure | Report],
+    ) -> Deferred[Report]:
+        """Call ``routed`` with what ``routing`` answers (None: no nodes, at once), or ``failed``, but only
+        after the calls for ``sender``'s earlier messages: its users here get its messages in order."""
+        done: Deferred[set[str]] = Deferred()
+        item = _Outgoing(done)
+        if sender.outgoing is None:
+            sender.outgoing = deque()
+        sender.outgoing.append(item)
+        if routing is None:
+            self._answered(set(), sender, item)
+        else:
+            routing.addBoth(self._answered, sender, item)
+        return done.addCallbacks(routed, failed)
+
+    @staticmethod
+    def _answered(outcome: set[str] | Failure, sender: _Session, item: _Outgoing) -> None:
+        item.outcome = outcome
+        waiting = sender.outgoing
+        assert waiting is not None
+        while waiting and waiting[0].outcome is not None:
+            head = waiting.popleft()
+            if isinstance(head.outcome, Failure):
+                head.done.errback(head.outcome)
+            elif head.outcome is not None:
+                head.done.callback(head.outcome)
+        if not waiting:
+            sender.outgoing = None
 
     def _enqueue(self, message: Message, absent: list[UserRecord], report: Report) -> Deferred[Report]:
         now = self._clock.seconds()
@@ -808,25 +864,34 @@ class Hub:
         the network is unreachable it reaches this node's users only, and its
         count says so.
         """
-        sender = self.registered_name(participant)
-        message = Message(sender, Kind.BROADCAST, (), text)
-        delivered = 0
-        for session in list(self._online_sessions()):
-            if session.participant is not participant:
-                session.participant.receive(message)
-                delivered += 1
+        sender = self._sender(participant)
+        message = Message(sender.record.name, Kind.BROADCAST, (), text)
         network = self._network
-        if network is None or not network.reachable():
-            return Report(delivered, ())
+        routing = network.route(message, {}) if network is not None and network.reachable() else None
 
-        def routed(reached: set[str]) -> Report:
+        def deliver() -> int:
+            delivered = 0
+            for session in list(self._online_sessions()):
+                if session is not sender:
+                    session.participant.receive(message)
+                    delivered += 1
+            return delivered
+
+        def counted(reached: set[str], delivered: int) -> Report:
             return Report(delivered + sum(1 for u in self._remote.values() if u.node in reached), ())
 
-        def failed(failure: Failure) -> Report:
-            self.log.failure("could not pass a broadcast from {sender} on", failure, sender=sender)
+        def failed(failure: Failure, delivered: int) -> Report:
+            self.log.failure("could not pass a broadcast from {sender} on", failure, sender=message.sender)
             return Report(delivered, ())
 
-        return network.route(message, {}).addCallbacks(routed, failed)
+        if sender.outgoing:  # after its earlier messages, which wait for the network
+            return self._in_order(
+                sender, routing, lambda reached: counted(reached, deliver()), lambda f: failed(f, deliver())
+            )
+        delivered = deliver()
+        if routing is None:
+            return Report(delivered, ())
+        return routing.addCallbacks(counted, failed, callbackArgs=(delivered,), errbackArgs=(delivered,))
 
     # -- other nodes (msgsvc.state.cluster) ----------------------------------
 

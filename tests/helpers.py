@@ -13,7 +13,8 @@ from msgsvc.auth import Accounts, Reset
 from msgsvc.client.protocol import ClientListener, ClientProtocol
 from msgsvc.fronts.lines import ServerFactory, ServerProtocol
 from msgsvc.hub import Enqueue, Hub, Message, Participant, Queued, QueuePolicy, UserRecord
-from msgsvc.wire import Limits, username_key
+from msgsvc.state.redislink import RedisUnavailable
+from msgsvc.wire import Code, Limits, ProtocolError, username_key
 
 
 class MemoryStore:
@@ -166,6 +167,40 @@ class RecordingParticipant:
 PASSWORD = "correct horse"
 
 
+class FakeNetwork:
+    """A :class:`msgsvc.hub.Network` whose answers the test gives."""
+
+    node = "here"
+
+    def __init__(self) -> None:
+        self.up = True
+        self.claims: list[str] = []
+        self.taken: set[str] = set()
+        self.released: list[str] = []
+        self.routed: list[tuple[Message, dict[str, list[str]]]] = []
+        self.answers: list[Deferred[set[str]]] = []
+
+    def claim(self, name: str, peer: str, front: str, since: float) -> Deferred[tuple[str, bool]]:
+        self.claims.append(name)
+        if not self.up:
+            return fail(RedisUnavailable("Redis away"))
+        if name.lower() in self.taken:
+            return fail(ProtocolError(Code.USERNAME_TAKEN, f"{name} is in use"))
+        return succeed((name, True))
+
+    def release(self, name: str, when: float) -> None:
+        self.released.append(name)
+
+    def route(self, message: Message, keys_by_node: dict[str, list[str]]) -> Deferred[set[str]]:
+        self.routed.append((message, keys_by_node))
+        answer: Deferred[set[str]] = Deferred()
+        self.answers.append(answer)
+        return answer
+
+    def reachable(self) -> bool:
+        return self.up
+
+
 class ServerHarness:
     """A server factory over a hub and memory store, with StringTransport clients."""
 
@@ -176,6 +211,7 @@ class ServerHarness:
         records: tuple[UserRecord, ...] | None = (),  # None: the hub waits for load()
         require_password: bool = False,
         queue: QueuePolicy = QueuePolicy(),  # noqa: B008 - frozen
+        network: FakeNetwork | None = None,
     ) -> None:
         self.clock = Clock()
         self.clock.advance(1_000_000)
@@ -184,7 +220,7 @@ class ServerHarness:
             if record.protected:
                 self.store.hashes[username_key(record.name)] = "fake$" + PASSWORD
         self.hashing = FakeHashing()
-        self.hub = Hub(self.clock, self.store, records, max_clients, queue)
+        self.hub = Hub(self.clock, self.store, records, max_clients, queue, network)
         self.accounts = Accounts(self.hub, self.store, self.hashing, self.clock, require_password)
         self.factory = ServerFactory(self.hub, self.accounts, self.clock, limits)
         self._port = 40000

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -10,41 +10,7 @@ from msgsvc.hub import Event, Hub, LogLoaded, Message, RemoteUser, Report, UserJ
 from msgsvc.state.redislink import RedisUnavailable
 from msgsvc.wire import Code, Kind, ProtocolError
 
-from .helpers import MemoryStore, RecordingParticipant, admitted
-
-
-class FakeNetwork:
-    """A :class:`msgsvc.hub.Network` whose answers the test gives."""
-
-    node = "here"
-
-    def __init__(self) -> None:
-        self.up = True
-        self.claims: list[str] = []
-        self.taken: set[str] = set()
-        self.released: list[str] = []
-        self.routed: list[tuple[Message, dict[str, list[str]]]] = []
-        self.answers: list[Deferred[set[str]]] = []
-
-    def claim(self, name: str, peer: str, front: str, since: float) -> Deferred[tuple[str, bool]]:
-        self.claims.append(name)
-        if not self.up:
-            return fail(RedisUnavailable("Redis away"))
-        if name.lower() in self.taken:
-            return fail(ProtocolError(Code.USERNAME_TAKEN, f"{name} is in use"))
-        return succeed((name, True))
-
-    def release(self, name: str, when: float) -> None:
-        self.released.append(name)
-
-    def route(self, message: Message, keys_by_node: dict[str, list[str]]) -> Deferred[set[str]]:
-        self.routed.append((message, keys_by_node))
-        answer: Deferred[set[str]] = Deferred()
-        self.answers.append(answer)
-        return answer
-
-    def reachable(self) -> bool:
-        return self.up
+from .helpers import FakeNetwork, MemoryStore, RecordingParticipant, admitted
 
 
 class NodeTests(SynchronousTestCase):
@@ -106,6 +72,38 @@ class NodeTests(SynchronousTestCase):
         self.network.answers[0].callback({"there"})
         self.assertEqual(self.successResultOf(report), Report(2, ("zed",)))
         self.assertEqual(erin.messages(), [message])
+
+    def test_a_senders_messages_reach_each_local_user_in_order_while_earlier_ones_are_routed(self) -> None:
+        erin = self.join("erin")
+        first = self.hub.send(self.alice, ["bob", "erin"], "1")
+        second = self.hub.send(self.alice, ["erin"], "2")  # erin only: it waits for the first
+        third = self.hub.broadcast(self.alice, "3")
+        fourth = self.hub.send(self.alice, ["bob"], "4")
+        assert isinstance(second, Deferred) and isinstance(third, Deferred) and isinstance(fourth, Deferred)
+        self.assertEqual([m.text for m, _ in self.network.routed], ["1", "3", "4"])  # at once, in order
+        self.assertEqual(erin.messages(), [])
+        self.network.answers[1].callback({"there"})  # the broadcast's answer first: it waits still
+        self.assertEqual(erin.messages(), [])
+        self.network.answers[0].callback({"there"})
+        self.assertEqual([m.text for m in erin.messages()], ["1", "2", "3"])
+        self.assertEqual(self.successResultOf(first), Report(2, ()))
+        self.assertEqual(self.successResultOf(second), Report(1, ()))
+        self.assertEqual(self.successResultOf(third), Report(2, ()))
+        self.assertNoResult(fourth)
+        self.network.answers[2].callback({"there"})
+        self.assertEqual(self.successResultOf(fourth), Report(1, ()))
+        self.assertEqual(self.hub.send(self.alice, ["erin"], "5"), Report(1, ()))  # nothing waits: at once
+
+    def test_a_message_refused_on_the_way_does_not_hold_up_the_next(self) -> None:
+        erin = self.join("erin")
+        lost = self.hub.send(self.alice, ["bob", "erin"], "lost")
+        after = self.hub.send(self.alice, ["erin"], "after")
+        assert isinstance(lost, Deferred) and isinstance(after, Deferred)
+        self.network.answers[0].errback(RedisUnavailable("gone"))
+        self.assertEqual(self.failureResultOf(lost, ProtocolError).value.code, Code.SERVER_ERROR)
+        self.assertEqual(self.successResultOf(after), Report(1, ()))
+        self.assertEqual([m.text for m in erin.messages()], ["after"])
+        self.flushLoggedErrors(RedisUnavailable)
 
     def test_users_of_a_node_not_alive_are_offline_and_queued_if_protected(self) -> None:
         self.hub.remote_joined(RemoteUser("carol", "gone", "p", "tcp", 60.0), 1.0, True, False)

@@ -8,10 +8,11 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.eventlog import HubEventLogger
-from msgsvc.hub import ClientError, Connected, Disconnected, UserRecord
+from msgsvc.hub import ClientError, Connected, Disconnected, RemoteUser, UserRecord
+from msgsvc.state.redislink import RedisUnavailable
 from msgsvc.wire import Code, Limits
 
-from .helpers import ServerHarness, lines
+from .helpers import FakeNetwork, ServerHarness, lines
 
 
 class ServerTestCase(SynchronousTestCase):
@@ -536,3 +537,60 @@ class LogTests(ServerTestCase):
         self.assertRegex(logged[0], r"^127\.0\.0\.1:\d+ registered as alice \(new name\)$")
         self.assertRegex(logged[1], r"^alice \(127\.0\.0\.1:\d+\) left: quit: lunch$")
         self.assertRegex(logged[2], r"^127\.0\.0\.1:\d+ disconnected: Connection was closed cleanly\.$")
+
+
+class PipelineTests(SynchronousTestCase):
+    """Sends waiting for the network: later sends are read meanwhile, and every answer comes in turn."""
+
+    def setUp(self) -> None:
+        self.network = FakeNetwork()
+        self.server = ServerHarness(network=self.network)
+        self.alice, self.a = self.server.register("alice")
+        self.carol, self.c = self.server.register("carol")
+        self.server.hub.remote_joined(
+            RemoteUser("bob", "there", "10.0.0.2:5000", "tcp", 1.0), 1.0, False, False
+        )
+        self.server.end_of_pass()
+        self.a.clear()
+        self.c.clear()
+
+    def test_later_sends_run_at_once_and_their_answers_wait_for_the_earlier_ones(self) -> None:
+        self.alice.dataReceived(
+            b"SEND bob :1\r\nSEND carol :2\r\nSEND :no recipient\r\nUSERS\r\nSEND bob :3\r\n"
+        )
+        self.assertEqual([m.text for m, _ in self.network.routed], ["1"])  # USERS waits, and SEND 3 after it
+        self.assertEqual((lines(self.a), lines(self.c)), ([], []))  # carol gets 2 after 1 has gone
+        self.network.answers[0].callback({"there"})
+        self.server.end_of_pass()
+        answers = lines(self.a)
+        self.assertEqual(answers[:3], ["SENT 1 - -", "SENT 1 - -", answers[2]])
+        self.assertTrue(answers[2].startswith("ERROR BAD_SYNTAX "), answers)
+        self.assertNotIn("SENT", " ".join(answers[3:]))  # then the log, USERS' answer
+        self.assertEqual(lines(self.c), ["MSG alice unicast carol :2"])
+        self.assertEqual([m.text for m, _ in self.network.routed], ["1", "3"])  # read after USERS
+        self.network.answers[1].callback({"there"})
+        self.server.end_of_pass()
+        self.assertEqual(lines(self.a), ["SENT 1 - -"])
+
+    def test_a_client_with_too_many_sends_in_flight_is_read_no_further(self) -> None:
+        flight = self.alice.IN_FLIGHT
+        self.alice.dataReceived(b"SEND bob :x\r\n" * (flight + 1))
+        self.assertEqual(len(self.network.routed), flight)
+        self.assertEqual(self.a.producerState, "paused")
+        for answer in self.network.answers[:]:
+            answer.callback({"there"})
+        self.server.end_of_pass()
+        self.assertEqual(len(self.network.routed), flight + 1)
+        self.assertEqual(self.a.producerState, "producing")
+        self.network.answers[-1].callback({"there"})
+        self.server.end_of_pass()
+        self.assertEqual(lines(self.a), ["SENT 1 - -"] * (flight + 1))
+
+    def test_a_send_nobody_got_is_refused_in_its_turn(self) -> None:
+        self.alice.dataReceived(b"SEND bob :lost\r\nSEND carol :after\r\n")
+        self.network.answers[0].errback(RedisUnavailable("gone"))
+        self.server.end_of_pass()
+        answers = lines(self.a)
+        self.assertEqual([a.split(" ")[:2] for a in answers], [["ERROR", "SERVER_ERROR"], ["SENT", "1"]])
+        self.assertEqual(lines(self.c), ["MSG alice unicast carol :after"])
+        self.flushLoggedErrors(RedisUnavailable)

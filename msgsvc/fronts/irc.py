@@ -595,11 +595,7 @@ class IrcSession(Session):
             return
         if not names:
             return
-        report = self.clients.hub.send(self, names, text)
-        if isinstance(report, Report):
-            self._sent(report, quiet)
-        else:  # queued for someone away, or sent to another node: the next lines wait for that
-            self._report_later(report, lambda done: self._sent(done, quiet))
+        self._report_later(self.clients.hub.send(self, names, text), lambda done: self._sent(done, quiet))
 
     def _ctcp(self, text: str) -> str:
         """A CTCP ACTION (``/me waves``) as the text "* nick waves"; other CTCP is not carried."""

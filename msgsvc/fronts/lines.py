@@ -65,6 +65,9 @@ class ServerProtocol(Session):
         if parsed is not None:
             self._dispatch(wire.parse_command(parsed, self.clients.limits))
 
+    def pipelined(self, line: bytes) -> bool:
+        return line.startswith((b"SEND ", b"BROADCAST "))  # answered by SENT or ERROR, in turn
+
     def send_error(self, code: Code, text: str) -> None:
         self._write(wire.format_line("ERROR", code.value, trailing=text))
 
@@ -89,17 +92,9 @@ class ServerProtocol(Session):
         hub = self.clients.hub
         match command:  # the commonest first: each case that fails to match costs a check
             case wire.Send(recipients, text):
-                report = hub.send(self, recipients, text)
-                if isinstance(report, Report):
-                    self._sent(report)
-                else:  # queued for someone away, or sent to another node: its next lines wait for that
-                    self._report_later(report, self._sent)
+                self._report_later(hub.send(self, recipients, text), self._sent)
             case wire.Broadcast(text):
-                told = hub.broadcast(self, text)
-                if isinstance(told, Report):
-                    self._sent(told)
-                else:
-                    self._report_later(told, self._sent)
+                self._report_later(hub.broadcast(self, text), self._sent)
             case wire.Hello(username, password):
                 if self._welcomed:
                     self.send_error(Code.ALREADY_REGISTERED, f"already registered as {hub.name_of(self)}")

@@ -14,12 +14,12 @@ connections by address, so ``--max-per-ip`` counts them all together.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from typing import ClassVar
 
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.interfaces import IAddress, IDelayedCall, IPushProducer, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -159,12 +159,22 @@ class Session(LineProtocol):
     _timer: IDelayedCall | None = None  # the one timer: the registration's deadline, or the PING's
     _timer_seconds = 0.0
     _login: Deferred[str | None] | None = None  # a login being checked
+    #: answers in the order of the lines they answer: each a list, empty until its answer has come
+    _answers: deque[list[Callable[[], None]]] | None = None
+    _held_line: bytes | None = None  # a line that waits until every earlier one is answered
+    #: sends read ahead while the answers of earlier ones are awaited (the network's, the offline queue's)
+    IN_FLIGHT = 64
 
     # -- what each front says its own way --------------------------------
 
     def command(self, line: bytes) -> None:
         """Parse and run one line; a :class:`ProtocolError` is refused with :meth:`send_error`."""
         raise NotImplementedError
+
+    def pipelined(self, line: bytes) -> bool:
+        """Whether ``line`` may run while earlier lines await their answers: a send, answered through
+        :meth:`_report_later` (or refused), and so in turn.  Any other line waits for them."""
+        return False
 
     def send_error(self, code: Code, text: str) -> None:
         """Tell the client that what it sent was refused."""
@@ -248,31 +258,78 @@ class Session(LineProtocol):
         super().dataReceived(data)
 
     def lineReceived(self, line: bytes) -> None:
+        if self._answers and not self.pipelined(line):
+            self._held_line = line
+            self._hold("answering")
+            return
         self._throttle()
         try:
             self.command(line)
         except ProtocolError as e:
-            self._refuse(e.code, e.text)
+            code, text = e.code, e.text
+            self._answer(lambda: self._refuse(code, text))
 
     def lineTooLong(self) -> None:
-        self._refuse(Code.LINE_TOO_LONG, f"a line may hold at most {self.MAX_LENGTH} bytes")
+        self._answer(
+            lambda: self._refuse(Code.LINE_TOO_LONG, f"a line may hold at most {self.MAX_LENGTH} bytes")
+        )
 
-    def _report_later(self, report: Deferred[Report], sent: Callable[[Report], None]) -> None:
-        """Call ``sent`` with ``report`` once it comes; the client's next lines wait for it.
+    def _report_later(self, report: Report | Deferred[Report], sent: Callable[[Report], None]) -> None:
+        """Call ``sent`` with ``report`` once it comes, after the answers to the client's earlier lines.
 
-        It fails with ProtocolError (SERVER_ERROR: the other nodes unreachable) when nobody got the
-        message: the client is told so.
+        Meanwhile the client's next sends run (up to :attr:`IN_FLIGHT`); its other lines wait.
+        ``report`` fails with ProtocolError (SERVER_ERROR: the other nodes unreachable) when nobody got
+        the message: the client is told so.
         """
-        self._hold("sending")
+        if isinstance(report, Report):
+            if not self._answers:
+                sent(report)
+                return
+            report = succeed(report)
+        slot: list[Callable[[], None]] = []
+        if self._answers is None:
+            self._answers = deque()
+        self._answers.append(slot)
+        if len(self._answers) >= self.IN_FLIGHT:
+            self._hold("sending")
+
+        def done(report: Report) -> None:
+            slot.append(lambda: sent(report))
+            self._answered()
 
         def failed(failure: Failure) -> None:
             if isinstance(failure.value, ProtocolError):
-                self._refuse(failure.value.code, failure.value.text)
+                code, text = failure.value.code, failure.value.text
             else:
                 self.log.failure("could not send for {peer}", failure, peer=self.peer)
-                self._refuse(Code.SERVER_ERROR, "the server could not send it")
+                code, text = Code.SERVER_ERROR, "the server could not send it"
+            slot.append(lambda: self._refuse(code, text))
+            self._answered()
 
-        report.addCallbacks(sent, failed).addBoth(lambda _: self._release("sending"))
+        report.addCallbacks(done, failed)
+
+    def _answer(self, answer: Callable[[], None]) -> None:
+        """Give ``answer`` now, or after the answers still awaited for earlier lines."""
+        if self._answers:
+            self._answers.append([answer])
+        else:
+            answer()
+
+    def _answered(self) -> None:
+        """Give the answers that have come, in order; once all have, run the line that waited."""
+        answers = self._answers
+        assert answers is not None
+        while answers and answers[0]:
+            answers.popleft()[0]()
+        if len(answers) < self.IN_FLIGHT:
+            self._release("sending")
+        if answers:
+            return
+        self._answers = None
+        line, self._held_line = self._held_line, None
+        if line is not None:
+            self.lineReceived(line)
+            self._release("answering")
 
     def _refuse(self, code: Code, text: str) -> None:
         self.clients.hub.announce(ClientError(self.peer, code, text))
