@@ -19,6 +19,9 @@ setup(
         "prompt_toolkit>=3.0.30",
         "argon2-cffi>=23.1",
         "txredisapi>=1.6",  # --redis: msgsvc.state.redis
+        # hiredis: txredisapi's C reply parser, which it takes when installed.  Without it txredisapi
+        # parses each reply after a bulk string in a reactor pass of its own, pausing the socket between.
+        "hiredis>=2.0",
     ],
     extras_require={
         "tls": ["Twisted[tls]>=23.10"],

@@ -51,6 +51,16 @@ def wait(seconds: float) -> Deferred[None]:
     return deferLater(reactor, seconds, lambda: None)
 
 
+class ParserTests(SynchronousTestCase):
+    def test_replies_are_parsed_by_hiredis(self) -> None:
+        """txredisapi's own parser takes a reactor pass for each reply after a bulk string (setup.py)."""
+        import txredisapi
+
+        from msgsvc.state.redislink import _Protocol
+
+        self.assertTrue(issubclass(_Protocol, txredisapi.HiredisProtocol))
+
+
 class RedisStateTests(TestCase):
     timeout = 30
 

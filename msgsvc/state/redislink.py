@@ -2,7 +2,7 @@
 
 txredisapi speaks the protocol (its ``RedisProtocol``: pipelined commands,
 ``AUTH`` and ``SELECT`` on connect, ``EVALSHA`` with a fallback to
-``EVAL``); Twisted's ``ClientService`` keeps the connection up, backing off
+``EVAL``; replies parsed by hiredis, every reply of a read in one pass); Twisted's ``ClientService`` keeps the connection up, backing off
 between attempts, over an endpoint (TLS for ``rediss://``).  While there is
 no connection a command fails at once with :class:`RedisUnavailable`
 rather than waiting: the server answers its client ``SERVER_ERROR`` and
