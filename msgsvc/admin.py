@@ -49,6 +49,7 @@ def _on_redis(args: argparse.Namespace, reason: str) -> int:
 
     try:
         url = RedisURL.parse(args.redis)
+        url.tls_options()  # its TLS files, if any, can be read
     except ValueError as e:
         print(f"msgsvc.admin: {e}", file=sys.stderr)
         return 2

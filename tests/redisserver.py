@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -23,9 +24,13 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """One redis-server process; :meth:`stop` and :meth:`start` again keep its directory (its AOF)."""
+    """One redis-server process; :meth:`stop` and :meth:`start` again keep its directory (its AOF).
 
-    def __init__(self, *options: str) -> None:
+    With ``tls`` (a certificate that is its own authority, and its key), it speaks TLS only, and
+    asks every client for a certificate from that authority.
+    """
+
+    def __init__(self, *options: str, tls: tuple[str, str] | None = None) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise AssertionError(PACKAGE_HINT)
@@ -33,14 +38,35 @@ class RedisServer:
         self.directory = tempfile.mkdtemp(prefix="msgsvc-redis-")
         self.port = free_port()
         self.options = options
+        self.tls = tls
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        if self.tls is None:
+            return f"redis://127.0.0.1:{self.port}/0"
+        certificate, key = self.tls
+        files = f"ssl_ca_certs={certificate}&ssl_certfile={certificate}&ssl_keyfile={key}"
+        return f"rediss://localhost:{self.port}/0?{files}"
+
+    def _ping(self) -> bytes:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=1) as plain:
+            if self.tls is None:
+                plain.sendall(b"PING\r\n")
+                return plain.recv(64)
+            context = ssl.create_default_context(cafile=self.tls[0])
+            context.load_cert_chain(*self.tls)
+            with context.wrap_socket(plain, server_hostname="localhost") as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(64)
 
     def start(self) -> None:
-        argv = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.directory]
+        port = ["--port", str(self.port)]
+        if self.tls is not None:
+            certificate, key = self.tls
+            port = ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", certificate]
+            port += ["--tls-key-file", key, "--tls-ca-cert-file", certificate, "--tls-auth-clients", "yes"]
+        argv = [self.binary, *port, "--bind", "127.0.0.1", "--dir", self.directory]
         argv += ["--save", "", "--appendonly", "yes", "--appendfsync", "always", *self.options]
         log = open(os.path.join(self.directory, "redis.log"), "ab")
         self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
@@ -48,10 +74,8 @@ class RedisServer:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(64).startswith((b"+PONG", b"-NOAUTH")):
-                        return
+                if self._ping().startswith((b"+PONG", b"-NOAUTH")):
+                    return
             except OSError:
                 pass
             if self.process.poll() is not None:
@@ -75,8 +99,20 @@ class RedisServer:
 class RedisCase(SynchronousTestCase):
     """A test with a redis-server of its own (``self.redis``) and a folder for its servers (``self.dir``)."""
 
+    #: the server speaks TLS only, with a certificate of its own authority (``self.certificate``)
+    tls = False
+
     def setUp(self) -> None:
-        self.redis = RedisServer()
+        files = None
+        if self.tls:
+            from .test_tls import make_certificate
+
+            folder = tempfile.mkdtemp(prefix="msgsvc-redis-tls-")
+            self.addCleanup(shutil.rmtree, folder, True)
+            os.mkdir(os.path.join(folder, "ca"))
+            files = make_certificate(os.path.join(folder, "ca"))
+            self.certificate = files[0]
+        self.redis = RedisServer(tls=files)
         self.addCleanup(self.redis.cleanup)
         self.redis.start()
         self.dir = os.path.abspath(self.mktemp())

@@ -11,19 +11,22 @@ from .redisserver import RedisCase
 from .test_twistd import ROOT, TWISTD, Peer, free_port, reap, wait_listening
 
 
-class RedisServerTests(RedisCase):
+class RedisServerCase(RedisCase):
+    """A msgsvc server on the test's redis-server: ways to start it, and to register on it."""
+
     def setUp(self) -> None:
         super().setUp()
         self.port = free_port()
 
-    def start(self, *extra: str, loaded: bool = True) -> subprocess.Popen[bytes]:
-        """Run the server; wait until it has read the username log, if ``loaded``."""
+    def start(self, *extra: str, loaded: bool = True, url: str | None = None) -> subprocess.Popen[bytes]:
+        """Run the server (on ``url``, else the test's Redis); wait until it has read the username log,
+        if ``loaded``."""
         self.log_path = os.path.join(self.dir, f"server-{self.port}-{time.monotonic_ns()}.log")
         log = open(self.log_path, "ab")
         self.addCleanup(log.close)
         process = subprocess.Popen(
             TWISTD
-            + ["-n", "--pidfile=", "msgsvc", "--redis", self.redis.url, "--listen", f"tcp:{self.port}"]
+            + ["-n", "--pidfile=", "msgsvc", "--redis", url or self.redis.url, "--listen", f"tcp:{self.port}"]
             + list(extra),
             cwd=self.dir,
             env=dict(os.environ, PYTHONPATH=ROOT),
@@ -70,6 +73,8 @@ class RedisServerTests(RedisCase):
                 self.fail(f"{text!r} not logged:\n{self.output()}")
             time.sleep(0.05)
 
+
+class RedisServerTests(RedisServerCase):
     def test_the_log_accounts_and_queue_are_in_redis_and_outlive_the_server(self) -> None:
         server = self.start("--redis-lease", "1")
         alice, welcome = self.register("alice :alice's password")
@@ -118,3 +123,32 @@ class RedisServerTests(RedisCase):
         refused = self.hello_until_welcome(peer, "bob")
         self.assertTrue(all(line.startswith("ERROR SERVER_ERROR ") for line in refused), refused)
         self.wait_logged("state: connected to Redis at")
+
+
+class RedisOverTlsTests(RedisServerCase):
+    """rediss:// to a redis-server that speaks TLS only and asks for the client's certificate."""
+
+    tls = True
+
+    def test_a_private_authority_and_a_client_certificate_from_the_url(self) -> None:
+        self.start()
+        self.wait_logged("state: connected to Redis at rediss://localhost:")
+        alice, _ = self.register("alice")
+        bob, _ = self.register("bob")
+        self.assertEqual(alice.line(), "JOINED bob")
+        bob.send("SEND alice :over TLS")
+        self.assertEqual(bob.line(), "SENT 1 - -")
+        self.assertEqual(alice.line(), "MSG bob unicast alice :over TLS")
+
+    def test_a_redis_whose_certificate_the_url_does_not_trust_is_not_used(self) -> None:
+        from .test_tls import make_certificate
+
+        other = os.path.join(self.dir, "other")
+        os.mkdir(other)
+        stranger, _ = make_certificate(other)
+        self.start(loaded=False, url=f"rediss://localhost:{self.redis.port}/0?ssl_ca_certs={stranger}")
+        self.wait_logged("cannot reach Redis at rediss://localhost:")
+        self.assertRegex(self.output(), "certificate verify failed")
+        alice = self.peer()
+        alice.send("HELLO alice")
+        self.assertTrue(alice.line().startswith("ERROR SERVER_ERROR "))

@@ -41,10 +41,34 @@ class RedisURLTests(SynchronousTestCase):
             ("redis://", "names no host"),
             ("redis://db/zero", "the database is a number"),
             ("redis://db:port", "Port could not be cast"),
+            ("redis://db?ssl_ca_certs=/ca.pem", "ssl_ca_certs is for rediss:// (TLS) only"),
+            ("rediss://db?ca=/ca.pem", "unknown parameter 'ca'"),
+            ("rediss://db?ssl_ca_certs=", "ssl_ca_certs takes one path"),
+            ("rediss://db?ssl_keyfile=/k.pem", "ssl_keyfile without ssl_certfile"),
         ]:
             with self.assertRaises(ValueError) as caught:
                 RedisURL.parse(url)
             self.assertIn(problem, str(caught.exception))
+
+    def test_tls_files_come_from_the_url_and_go_back_into_it(self) -> None:
+        url = RedisURL.parse("rediss://db/1?ssl_ca_certs=/etc/ca.pem&ssl_certfile=/c.pem&ssl_keyfile=/k.pem")
+        self.assertEqual((url.ca, url.certificate, url.key), ("/etc/ca.pem", "/c.pem", "/k.pem"))
+        self.assertEqual(RedisURL.parse(str(url)), url)
+        self.assertIsNone(RedisURL.parse("redis://db").tls_options())
+
+    def test_a_tls_file_that_cannot_be_read_or_used_is_named(self) -> None:
+        missing = RedisURL.parse("rediss://db?ssl_ca_certs=/no/such/ca.pem")
+        with self.assertRaises(ValueError) as caught:
+            missing.tls_options()
+        self.assertIn(
+            "cannot read ssl_ca_certs /no/such/ca.pem: No such file or directory", str(caught.exception)
+        )
+        garbage = self.mktemp()
+        with open(garbage, "w") as f:
+            f.write("not a certificate")
+        with self.assertRaises(ValueError) as caught:
+            RedisURL.parse(f"rediss://db?ssl_ca_certs={garbage}").tls_options()
+        self.assertIn("is not a PEM certificate or key", str(caught.exception))
 
 
 def wait(seconds: float) -> Deferred[None]:

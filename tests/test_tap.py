@@ -64,6 +64,11 @@ class OptionsTests(SynchronousTestCase):
         ):
             self.assertRaises(usage.UsageError, parse, *argv)
 
+    def test_a_redis_url_is_checked_with_its_tls_files(self) -> None:
+        self.assertEqual(parse("--redis", "redis://db:6380/1")["redis"], "redis://db:6380/1")
+        for url in ("http://db", "rediss://db?ssl_ca_certs=/no/such/ca.pem"):
+            self.assertRaises(usage.UsageError, parse, "--redis", url)
+
     def test_web_and_its_origins(self) -> None:
         options = parse(
             "--web",

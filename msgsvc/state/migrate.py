@@ -115,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         url = RedisURL.parse(args.redis)
+        url.tls_options()  # its TLS files, if any, can be read
     except ValueError as e:
         print(f"msgsvc.state.migrate: {e}", file=sys.stderr)
         return 2

@@ -25,7 +25,7 @@ from typing import Any
 import txredisapi
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.error import ConnectionLost
+from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import (
     IProtocol,
     IProtocolFactory,
@@ -67,13 +67,25 @@ class _Reporting:
 
 
 class _Protocol(txredisapi.RedisProtocol):  # type: ignore[misc]
-    """txredisapi's protocol, told who owns it and on which clock its replies time out."""
+    """txredisapi's protocol, told who owns it and on which clock its replies time out.
+
+    It tells its owner once usable: after ``AUTH`` and ``SELECT``, and a ``PING`` answered (over
+    TLS, only the answer shows that the handshake succeeded).
+    """
 
     owner: _Connection
 
+    def connectionMade(self) -> Deferred[None]:
+        made: Deferred[None] = super().connectionMade()
+        self.whenConnected().addCallback(lambda _: self.ping()).addCallbacks(
+            lambda _: self.owner.usable(self),
+            lambda _: None,  # lost first: connectionLost tells
+        )
+        return made
+
     def connectionLost(self, why: Failure) -> None:
         super().connectionLost(why)
-        self.owner.lost(self)
+        self.owner.lost(self, why)
 
 
 class _Subscriber(_Protocol, txredisapi.SubscriberProtocol):  # type: ignore[misc]
@@ -129,12 +141,14 @@ class _Connection:
         self._protocol: Any = None
         self._problem = "not connected yet"
         self._waiting: list[Deferred[None]] = []
+        self._failed_attempts = 0  # since the last usable connection
+        backoff = backoffPolicy(initialDelay=0.2, maxDelay=MAX_RETRY_DELAY)
+        # Not the service's count, which a connection that fails its TLS handshake or AUTH resets.
         self._service = ClientService(
             _Reporting(url.endpoint(reactor, REPLY_TIMEOUT), self._attempt_failed),
             _Factory(self),
-            retryPolicy=backoffPolicy(initialDelay=0.2, maxDelay=MAX_RETRY_DELAY),
+            retryPolicy=lambda _: backoff(self._failed_attempts),
             clock=reactor,
-            prepareConnection=self._prepare,
         )
 
     def start(self) -> None:
@@ -157,42 +171,40 @@ class _Connection:
             waiting.addTimeout(timeout, self.clock)
         return waiting
 
-    def _prepare(self, proxy: Any) -> Deferred[Any]:
-        """Fires with the protocol (ClientService hands over its proxy) once usable, after AUTH and
-        SELECT; fails if the connection is lost first."""
-        prepared: Deferred[Any] = Deferred()
+    def usable(self, protocol: Any) -> None:
+        """``protocol`` answers commands now."""
+        if not protocol.connected:
+            return
+        self._protocol = protocol
+        self._failed_attempts = 0
+        self._problem = ""
+        self.log.info("{what}: connected to Redis at {url}", what=self._what, url=str(self.url))
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            if not d.called:  # not timed out
+                d.callback(None)
+        self.up()
 
-        def usable(protocol: Any) -> None:
-            if prepared.called:
-                return
-            self._protocol = protocol
-            self.log.info("{what}: connected to Redis at {url}", what=self._what, url=str(self.url))
-            prepared.callback(protocol)
-            waiting, self._waiting = self._waiting, []
-            for d in waiting:
-                if not d.called:  # not timed out
-                    d.callback(None)
+    def up(self) -> None:
+        """The connection is usable (again)."""
 
-        def lost(_: object) -> None:
-            if not prepared.called:
-                prepared.errback(ConnectionLost("lost before it was ready"))
-
-        proxy.whenConnected().addCallback(usable)
-        proxy.whenDisconnected().addCallback(lost)
-        return prepared
-
-    def lost(self, protocol: Any) -> None:
+    def lost(self, protocol: Any, why: Failure) -> None:
         if protocol is self._protocol:
             self._protocol = None
             self._problem = "the connection was lost"
             self.log.warn("{what}: lost Redis at {url}; reconnecting", what=self._what, url=str(self.url))
             self.down()
+        elif why.check(ConnectionDone):  # closed here, AUTH or SELECT refused: refused() said so
+            self._failed_attempts += 1
+        else:  # connected, never usable: a failed TLS handshake, say
+            self._attempt_failed(why)
 
     def down(self) -> None:
         """The connection went away; the service is making another."""
 
     def _attempt_failed(self, failure: Failure) -> None:
         """Log why Redis cannot be reached: the first time, and when the reason changes."""
+        self._failed_attempts += 1
         problem = failure.getErrorMessage()
         if problem != self._problem:
             self._problem = problem
@@ -257,13 +269,17 @@ class Subscription(_Connection):
         self._on_up = on_up
         self._on_down = on_down
 
-    def _prepare(self, proxy: Any) -> Deferred[Any]:
-        def subscribed(_: object) -> None:
-            self._on_up()
+    def usable(self, protocol: Any) -> None:
+        """Subscribe first: the connection is up once the subscriptions are."""
 
-        prepared = super()._prepare(proxy)
-        prepared.addCallback(lambda protocol: protocol.subscribe(self._channels))
-        return prepared.addCallback(subscribed)
+        def subscribed(_: object) -> None:
+            if protocol.connected:
+                super(Subscription, self).usable(protocol)
+
+        protocol.subscribe(self._channels).addCallbacks(subscribed, lambda _: None)
+
+    def up(self) -> None:
+        self._on_up()
 
     def message(self, channel: str, data: str) -> None:
         self._on_message(channel, data)
