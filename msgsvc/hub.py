@@ -236,9 +236,11 @@ class QueueChanged:
 
 @dataclass(frozen=True)
 class LogLoaded:
-    """The username log was read from the state: at start-up, or again once Redis came back."""
+    """The username log was read from the state: at start-up, or (``resync``) from Redis with who is
+    online on the other nodes, once this node's subscription is up (again)."""
 
     names: int
+    resync: bool = False
 
 
 @dataclass(frozen=True)
@@ -953,7 +955,7 @@ class Hub:
             known = self._log.get(username_key(user.name))
             if known is not None:
                 self.remote_joined(user, known.first_seen, known.protected, False)
-        self._emit(LogLoaded(len(self._log)))
+        self._emit(LogLoaded(len(self._log), resync=True))
 
     def local_users(self) -> list[tuple[str, str, str, float]]:
         """This node's online users: name, peer, front, since (to claim again after a reconnection)."""

@@ -11,13 +11,13 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from msgsvc.auth import Accounts
-from msgsvc.hub import Hub, UserRecord
+from msgsvc.hub import Hub, RemoteUser, UserRecord
 from msgsvc.servergui.presenter import COLUMNS, ServerPresenter, duration
 from msgsvc.servergui.service import ServerWindowService
 from msgsvc.servergui.window import ServerWindow
 
 from .display import need_display
-from .helpers import PASSWORD, FakeHashing, MemoryStore, RecordingParticipant, admitted
+from .helpers import PASSWORD, FakeHashing, FakeNetwork, MemoryStore, RecordingParticipant, admitted
 from .loopback import LoopbackServer
 
 
@@ -170,6 +170,32 @@ class ServerPresenterTests(SynchronousTestCase):
         self.assertEqual(
             [duration(s) for s in (0, 59, 60, 3599, 3600, 7322)],
             ["0s", "59s", "1m 00s", "59m 59s", "1h 00m", "2h 02m"],
+        )
+
+
+class NodePresenterTests(SynchronousTestCase):
+    """The window of one node of a service of several: its name, each user's node, resyncs."""
+
+    def test_the_node_its_users_nodes_and_a_resync(self) -> None:
+        clock = Clock()
+        clock.advance(1_700_000_000)
+        store = MemoryStore()
+        hub = Hub(clock, store, [], max_clients=10, network=FakeNetwork())
+        view = RecordingServerView()
+        accounts = Accounts(hub, store, FakeHashing(), clock, require_password=False)
+        presenter = ServerPresenter(view, hub, accounts, clock, ["tcp:8123"])
+        presenter.start()
+        self.addCleanup(presenter.stop)
+        self.assertTrue(view.header.startswith("Node here   ·   Listening on tcp:8123   ·   "), view.header)
+        self.assertIn("node", presenter.columns)
+        self.successResultOf(admitted(hub, RecordingParticipant(), "alice", "10.0.0.1:5000"))
+        bob = RemoteUser("bob", "there", "10.0.0.2:5000", "web", clock.seconds())
+        hub.resync([UserRecord("bob", 1.0, 2.0)], [bob])
+        self.assertEqual((view.row("alice")[3], view.row("bob")[3]), ("here", "there"))
+        self.assertEqual(view.row("bob")[2], "web")
+        self.assertTrue(
+            view.events[-1].endswith("who is online on the other nodes read from Redis; 2 names in the log"),
+            view.events,
         )
 
 

@@ -231,8 +231,9 @@ class ServerPresenter:
                 self._view.set_cell(row_id, "connected", duration(now - user.since))
 
     def _show_header(self) -> None:
+        node = f"Node {self._hub.node}   ·   " if self._hub.node else ""
         self._view.show_header(
-            f"Listening on {', '.join(self._endpoints)}   ·   {self._hub.online_count()} online"
+            f"{node}Listening on {', '.join(self._endpoints)}   ·   {self._hub.online_count()} online"
             f"   ·   {self._hub.log_size()} names in the log"
             f"   ·   up {duration(self._clock.seconds() - self._started)}"
         )
@@ -267,8 +268,11 @@ class ServerPresenter:
             case ProtectionChanged(name, protected, reason):
                 self._event(f"{name} {'protected' if protected else 'no longer protected'}: {reason}")
                 self._update(name)
-            case LogLoaded(names):
-                self._event(f"username log read: {names} names")
+            case LogLoaded(names, resync):
+                if resync:
+                    self._event(f"who is online on the other nodes read from Redis; {names} names in the log")
+                else:
+                    self._event(f"username log read: {names} names")
                 self._show_all()
 
     def _event(self, text: str) -> None:

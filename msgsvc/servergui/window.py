@@ -12,7 +12,7 @@ _HEADINGS = {
     "name": ("Username", 130),
     "state": ("State", 90),
     "front": ("Via", 45),
-    "node": ("Node", 110),
+    "node": ("Node", 150),
     "password": ("Password", 80),
     "queued": ("Waiting", 70),
     "first_seen": ("First seen", 140),
@@ -29,7 +29,7 @@ class ServerWindow:
         self.root = root
         self.presenter: ServerPresenter | None = None
         root.title("msgsvc server")
-        root.geometry("1000x640")
+        root.geometry("1170x640")  # every column, the Node column of a service of several too
         root.minsize(640, 400)
         outer = ttk.Frame(root, padding=8)
         outer.pack(fill="both", expand=True)
