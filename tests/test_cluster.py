@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -174,6 +175,43 @@ class ClusterTests(RedisCase):
         alice.send("SEND bob :back")
         self.assertEqual(alice.line(), "SENT 1 - -")
         self.assertEqual(bob.line(), "MSG alice unicast bob :back")
+
+    def test_a_name_taken_elsewhere_while_its_node_was_cut_off_stays_with_its_new_holder(self) -> None:
+        """Redis lost its data while node one was stopped (within its lease), and alice registered
+        anew on node two: node one, back, claims its alice again, is refused and disconnects her."""
+        one, two = self.node(lease=30), self.node(lease=30)
+        alice, _ = one.register("alice")
+        bob, _ = two.register("bob")
+        self.assertEqual(alice.line(), "JOINED bob")
+        one.process.send_signal(signal.SIGSTOP)
+        self.addCleanup(one.process.send_signal, signal.SIGCONT)
+        self.redis.stop()
+        shutil.rmtree(self.redis.directory)  # its append-only file too: every claim is lost
+        os.makedirs(self.redis.directory)
+        self.redis.start()
+        for _ in range(300):  # until node two is back and no longer counts the old alice as online
+            usurper = two.connect()  # USERNAME_TAKEN closes the connection
+            usurper.send("HELLO alice")
+            answer = usurper.line()
+            if answer.startswith("WELCOME"):
+                break
+            self.assertRegex(answer, "^ERROR (SERVER_ERROR|USERNAME_TAKEN) ")
+            usurper.close()
+            time.sleep(0.05)
+        else:
+            self.fail("alice was never welcomed on node two")
+        usurper.until("ENDUSERS")
+        self.assertEqual(bob.line(), "LEFT alice")  # the old one, gone with Redis's data
+        self.assertEqual(bob.line(), "JOINED alice")
+        one.process.send_signal(signal.SIGCONT)
+        self.assertEqual(alice.line(), "BYE :alice was taken on another server while this one was cut off")
+        one.wait_logged("lease held")
+        usurper.send("SEND bob :still mine")
+        self.assertEqual(usurper.line(), "SENT 1 - -")
+        self.assertEqual(bob.line(), "MSG alice unicast bob :still mine")
+        carol, log = one.register("carol")  # node one serves again, and knows who holds alice
+        self.assertIn("USER alice online", log)
+        self.assertIn("USER bob online", log)  # node two claimed bob again, its lease first
 
     def test_a_node_cut_off_longer_than_its_lease_drops_its_users(self) -> None:
         one = self.node()

@@ -251,7 +251,7 @@ class RedisCluster(Service):
             if not had:
                 self.log.info("node {node}: lease held ({lease:g} s)", node=self.node, lease=self.lease)
                 if self._subscribed:
-                    self._resync()
+                    self._reclaim()
 
         def failed(failure: Failure) -> None:
             if self._holds_lease():
@@ -386,6 +386,11 @@ class RedisCluster(Service):
                 self._resync_waiting = True
                 self._redis.ready().addCallback(self._resync_when_ready)
             return
+        # The lease first: if Redis lost it (restarted without its data), no claim can be made without.
+        self._renew().addCallback(lambda _: self._reclaim())
+
+    def _reclaim(self) -> None:
+        """Claim this node's users again, then read the log and who is online."""
         hub = self.hub
         claims = [
             self.claim(name, peer, front, since).addErrback(self._lost_claim, name)
