@@ -604,6 +604,12 @@ class Hub:
         if not protected:
             self._set_waiting(record.name, 0)  # the store dropped them with the password
 
+    def remote_protected(self, key: str) -> None:
+        """A password was set for the name ``key`` (on any node): shown as protected here too."""
+        record = self._log.get(key)
+        if record is not None and not record.protected:
+            self.set_protected(record.name, True, "a password was set on another server")
+
     def notify(self, name: str, text: str) -> bool:
         """Send a server notice to the online user ``name``; False if it is not online."""
         session = self._online_session(username_key(name))

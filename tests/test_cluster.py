@@ -223,6 +223,15 @@ class ClusterTests(RedisCase):
         again = one.connect()
         hello_until(again, "alice")
 
+    def test_a_password_set_on_one_node_shows_on_the_others(self) -> None:
+        one, two = self.node(), self.node()
+        alice, _ = one.register("alice")
+        alice.send("PASSWORD :alice's password")
+        self.assertTrue(alice.line().startswith("PROTECTED "))
+        two.wait_logged("alice is protected: a password was set on another server")
+        bob, log = two.register("bob")
+        self.assertIn("USER alice online protected", log)
+
     def test_the_operators_command_resets_a_password_for_every_node(self) -> None:
         one, two = self.node(), self.node()
         alice, _ = one.register("alice :alice's password")

@@ -6,7 +6,18 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from msgsvc.hub import Event, Hub, LogLoaded, Message, RemoteUser, Report, UserJoined, UserLeft, UserRecord
+from msgsvc.hub import (
+    Event,
+    Hub,
+    LogLoaded,
+    Message,
+    ProtectionChanged,
+    RemoteUser,
+    Report,
+    UserJoined,
+    UserLeft,
+    UserRecord,
+)
 from msgsvc.state.redislink import RedisUnavailable
 from msgsvc.wire import Code, Kind, ProtocolError
 
@@ -151,10 +162,20 @@ class NodeTests(SynchronousTestCase):
         del self.events[:]
         frank = RemoteUser("frank", "there", "p", "irc", 70.0)
         self.hub.resync([UserRecord("frank", 70.0, 70.0)], [self.bob, frank])
-        self.assertEqual(self.events, [UserJoined("frank", "p", False, "there"), LogLoaded(4)])
+        self.assertEqual(self.events, [UserJoined("frank", "p", False, "there"), LogLoaded(4, resync=True)])
         del self.events[:]
         self.hub.resync([], [frank])
-        self.assertEqual(self.events, [UserLeft("bob", "10.0.0.2:5000", "there"), LogLoaded(4)])
+        self.assertEqual(self.events, [UserLeft("bob", "10.0.0.2:5000", "there"), LogLoaded(4, resync=True)])
+
+    def test_a_password_set_on_another_node_marks_the_name_protected_once(self) -> None:
+        self.events.clear()
+        self.hub.remote_protected("bob")
+        self.hub.remote_protected("bob")  # a new password: nothing changes here
+        self.hub.remote_protected("nobody")
+        self.assertEqual(
+            self.events, [ProtectionChanged("bob", True, "a password was set on another server")]
+        )
+        self.assertTrue(self.hub.user("bob").protected)  # type: ignore[union-attr]
 
     def test_dropping_local_users_tells_them_why(self) -> None:
         erin = self.join("erin")

@@ -186,6 +186,7 @@ class RedisCluster(Service):
         self.node = node or default_node_name()
         self._clock: IReactorTime = reactor
         self._state = state
+        state.node = self.node
         self._redis = state.redis
         self.lease = lease
         self._hub: Hub | None = None
@@ -366,6 +367,8 @@ class RedisCluster(Service):
             )
         elif event["e"] == "left" and event["node"] != self.node:
             self.hub.remote_left(event["key"], event["node"], float(event["at"]))
+        elif event["e"] == "protected" and event["node"] != self.node:
+            self.hub.remote_protected(event["key"])
 
     def _subscription_up(self) -> None:
         self._subscribed = True

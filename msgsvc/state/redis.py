@@ -135,10 +135,12 @@ return counts
 """
 )
 
+# Tells every node (msgsvc.state.cluster) that the name is protected now.
 SET_PASSWORD = Script(
     """
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+redis.call('PUBLISH', 'msgsvc:presence', cjson.encode({e = 'protected', key = ARGV[1], node = ARGV[4]}))
 return 1
 """
 )
@@ -192,6 +194,7 @@ class RedisState(Service):
         self.url = url
         self._clock: IReactorTime = reactor
         self.redis = Commands(reactor, url, "state")
+        self.node = ""  # this node's name (msgsvc.state.cluster sets it): what it publishes says so
 
     @property
     def where(self) -> str:
@@ -292,7 +295,7 @@ class RedisState(Service):
 
     def set_password_hash(self, name: str, password_hash: str, when: float) -> Deferred[None]:
         return self.redis.script(
-            SET_PASSWORD, [ACCOUNTS, ACCOUNTS_CHANGED], [username_key(name), password_hash, when]
+            SET_PASSWORD, [ACCOUNTS, ACCOUNTS_CHANGED], [username_key(name), password_hash, when, self.node]
         ).addCallback(lambda _: None)
 
     def reset(self, name: str, reason: str, when: float) -> Deferred[Reset | None]:
