@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -9,8 +10,18 @@ import subprocess
 import sys
 import threading
 import time
+from types import SimpleNamespace
+from typing import Any
 
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
+
+from msgsvc.hub import Message
+from msgsvc.state.cluster import ROUTE, RedisCluster
+from msgsvc.state.redislink import RedisUnavailable
+from msgsvc.state.redisurl import RedisURL
+from msgsvc.wire import Kind
 
 from .redisserver import RedisCase
 from .test_twistd import ROOT, TWISTD, Peer, free_port, reap, wait_listening
@@ -109,6 +120,17 @@ class ClusterTests(RedisCase):
             [bob.line() for _ in range(200)], [f"MSG alice unicast Bob :{i}" for i in range(200)]
         )
         self.assertEqual({alice.line() for _ in range(200)}, {"SENT 1 - -"})
+        # In one pass, unicasts and a broadcast between them: published so that bob gets them in order.
+        alice.sock.sendall(b"SEND bob :u1\r\nBROADCAST :b2\r\nSEND bob :u3\r\nBROADCAST :b4\r\n")
+        self.assertEqual(
+            [bob.line() for _ in range(4)],
+            ["MSG alice unicast Bob :u1", "MSG alice broadcast * :b2", "MSG alice unicast Bob :u3"]
+            + ["MSG alice broadcast * :b4"],
+        )
+        self.assertEqual([alice.line() for _ in range(4)], ["SENT 1 - -", "SENT 2 - -"] * 2)
+        self.assertEqual(
+            [carol.line() for _ in range(2)], ["MSG alice broadcast * :b2", "MSG alice broadcast * :b4"]
+        )
 
         bob.send("QUIT")
         self.assertEqual(alice.line(), "LEFT Bob")
@@ -252,3 +274,58 @@ class ClusterTests(RedisCase):
         self.assertEqual(admin("reset", "alice", "--reason", "again").returncode, 1)
         bob, log = two.register("bob")
         self.assertIn("USER alice online", log)  # no longer "protected", on the other node too
+
+
+class _Scripts:
+    """Redis's commands for :class:`RedisCluster`, answered by the test."""
+
+    connected = True
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[object, list[object], Deferred[Any]]] = []
+
+    def script(self, script: object, keys: list[str], args: list[object]) -> Deferred[Any]:
+        answer: Deferred[Any] = Deferred()
+        self.calls.append((script, args, answer))
+        return answer
+
+
+class RouteTests(SynchronousTestCase):
+    """What a node publishes for the messages of one reactor pass, and what each is told it reached."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.redis = _Scripts()
+        state = SimpleNamespace(redis=self.redis, url=RedisURL("localhost"), node="")
+        self.cluster = RedisCluster(self.clock, state, 30.0, node="A")  # type: ignore[arg-type]
+
+    def message(self, kind: Kind, text: str) -> Message:
+        return Message("alice", kind, ("bob",) if kind is Kind.UNICAST else (), text)
+
+    def test_one_script_a_pass_each_destination_once_a_run_and_each_sender_in_order(self) -> None:
+        routed = [
+            self.cluster.route(self.message(Kind.UNICAST, "u1"), {"B": ["bob"]}),
+            self.cluster.route(self.message(Kind.UNICAST, "u2"), {"B": ["bob"]}),
+            self.cluster.route(self.message(Kind.BROADCAST, "b3"), {}),
+            self.cluster.route(self.message(Kind.UNICAST, "u4"), {"C": ["carol"]}),
+            self.cluster.route(self.message(Kind.BROADCAST, "b5"), {}),
+        ]
+        self.assertEqual(self.redis.calls, [])  # at the end of the pass
+        self.clock.advance(0)
+        ((script, args, answer),) = self.redis.calls
+        self.assertIs(script, ROUTE)
+        destinations = args[::2]
+        texts = [[m["text"] for m in json.loads(str(payload))["messages"]] for payload in args[1::2]]
+        # u4 goes after b3, and so in a new run: b5 after it
+        self.assertEqual(destinations, ["B", "all", "C", "all"])
+        self.assertEqual(texts, [["u1", "u2"], ["b3"], ["u4"], ["b5"]])
+        answer.callback([1, ["A", "B", "C"], 0, ["A", "B"]])
+        reached = [self.successResultOf(d) for d in routed]
+        self.assertEqual(reached, [{"B"}, {"B"}, {"B", "C"}, set(), {"B"}])
+
+    def test_when_redis_fails_every_message_of_the_pass_fails(self) -> None:
+        routed = [self.cluster.route(self.message(Kind.UNICAST, str(i)), {"B": ["bob"]}) for i in range(3)]
+        self.clock.advance(0)
+        self.redis.calls[0][2].errback(RedisUnavailable("gone"))
+        for d in routed:
+            self.failureResultOf(d, RedisUnavailable)

@@ -13,7 +13,9 @@ so every node hears of a user before its first message.
 A message for users of another node is published on that node's channel
 ``msgsvc:to:ID`` by a script that first checks the node's lease: the
 sender's ``SENT`` counts them only if it was alive.  A broadcast is one
-publish on ``msgsvc:all``, whichever number of nodes and users.  Each node
+publish on ``msgsvc:all``, whichever number of nodes and users.  The
+messages of one reactor pass go in one script, each node's together in
+one publish, the broadcasts together in one: per pass, not per message.  Each node
 subscribes to ``msgsvc:presence``, ``msgsvc:all`` and its own channel, on a
 connection of its own.
 
@@ -105,25 +107,29 @@ return 1
 """
 )
 
-# ARGV: node, payload, node, payload...: publish each payload on its node's channel if the node is alive.
-# A broadcast: ARGV is 'all', payload: one publish; every node alive counts.  Returns the nodes reached.
+# ARGV: destination, payload, ...: a node's id (publish on its channel if it is alive: 1 if a subscriber
+# got it, else 0), or 'all' (one publish on msgsvc:all: the nodes alive).  A reply for each, in order.
 ROUTE = Script(
     """
-local reached = {}
-if ARGV[1] == 'all' then
-  redis.call('PUBLISH', 'msgsvc:all', ARGV[2])
-  for _, id in ipairs(redis.call('SMEMBERS', 'msgsvc:nodes')) do
-    if redis.call('EXISTS', 'msgsvc:node:' .. id) == 1 then table.insert(reached, id) end
-  end
-  return reached
-end
+local replies, alive = {}, nil
 for i = 1, #ARGV, 2 do
-  if redis.call('EXISTS', 'msgsvc:node:' .. ARGV[i]) == 1
+  if ARGV[i] == 'all' then
+    redis.call('PUBLISH', 'msgsvc:all', ARGV[i + 1])
+    if alive == nil then
+      alive = {}
+      for _, id in ipairs(redis.call('SMEMBERS', 'msgsvc:nodes')) do
+        if redis.call('EXISTS', 'msgsvc:node:' .. id) == 1 then table.insert(alive, id) end
+      end
+    end
+    table.insert(replies, alive)
+  elseif redis.call('EXISTS', 'msgsvc:node:' .. ARGV[i]) == 1
       and redis.call('PUBLISH', 'msgsvc:to:' .. ARGV[i], ARGV[i + 1]) > 0 then
-    table.insert(reached, ARGV[i])
+    table.insert(replies, 1)
+  else
+    table.insert(replies, 0)
   end
 end
-return reached
+return replies
 """
 )
 
@@ -197,6 +203,8 @@ class RedisCluster(Service):
         self._subscribed = False
         self._waiting_for_redis = False
         self._resync_waiting = False
+        self._routing: list[tuple[Message, dict[str, list[str]], Deferred[set[str]]]] = []
+        self._route_call: IDelayedCall | None = None
         self._about = json.dumps({"node": self.node, "started": reactor.seconds()})
         self._subscription = Subscription(
             reactor,
@@ -228,6 +236,9 @@ class RedisCluster(Service):
             self._heartbeat.stop()
         if self._expiry is not None and self._expiry.active():
             self._expiry.cancel()
+        if self._route_call is not None:
+            self._route_call.cancel()
+            self._route_all()  # fails at once if Redis is away
         # The lease ends at once: the next sweep of any node releases what this one still held.
         ended = self._redis.execute("DEL", node_key(self.node)).addErrback(lambda _: None)
         return gatherResults([ended, self._subscription.stop()]).addCallback(lambda _: None)
@@ -324,21 +335,63 @@ class RedisCluster(Service):
         )
 
     def route(self, message: Message, keys_by_node: dict[str, list[str]]) -> Deferred[set[str]]:
-        if message.kind is Kind.BROADCAST:
-            payload = json.dumps({"from": message.sender, "text": message.text, "node": self.node})
-            args: list[object] = ["all", payload]
-        else:
-            args = []
-            for node, keys in keys_by_node.items():
-                body = {
-                    "from": message.sender,
-                    "kind": message.kind.value,
-                    "group": message.recipients,
-                    "text": message.text,
-                    "to": keys,
+        """Pass ``message`` on with the others of this reactor pass: one script for them all."""
+        reached: Deferred[set[str]] = Deferred()
+        self._routing.append((message, keys_by_node, reached))
+        if self._route_call is None:
+            self._route_call = self._clock.callLater(0, self._route_all)
+        return reached
+
+    def _route_all(self) -> None:
+        """Publish what :meth:`route` was given since the last pass: each destination's messages in one
+        publish, in an order that keeps each sender's (a broadcast after a node's messages starts a
+        new run of publishes), and tell each message which nodes it reached."""
+        self._route_call = None
+        batch, self._routing = self._routing, []
+        published: list[tuple[str, list[dict[str, Any]]]] = []  # destination, its messages
+        run: dict[str, int] = {}  # in this run: where each destination's messages are in published
+        used: list[list[int]] = []  # for each message of the batch: where it went
+        for message, keys_by_node, _ in batch:
+            bodies: dict[str, dict[str, Any]]
+            if message.kind is Kind.BROADCAST:
+                bodies = {"all": {"from": message.sender, "text": message.text}}
+            else:
+                if "all" in run:  # after a broadcast: a new run, so that these go after it
+                    run = {}
+                bodies = {
+                    node: {
+                        "from": message.sender,
+                        "kind": message.kind.value,
+                        "group": message.recipients,
+                        "text": message.text,
+                        "to": keys,
+                    }
+                    for node, keys in keys_by_node.items()
                 }
-                args += [node, json.dumps(body)]
-        return self._redis.script(ROUTE, [], args).addCallback(lambda nodes: set(nodes) - {self.node})
+            where = []
+            for destination, body in bodies.items():
+                if destination not in run:
+                    run[destination] = len(published)
+                    published.append((destination, []))
+                where.append(run[destination])
+                published[run[destination]][1].append(body)
+            used.append(where)
+        args: list[object] = []
+        for destination, messages in published:
+            args += [destination, json.dumps({"node": self.node, "messages": messages})]
+
+        def answered(replies: list[Any]) -> None:
+            for (message, _, reached), where in zip(batch, used, strict=True):
+                if message.kind is Kind.BROADCAST:
+                    reached.callback(set(replies[where[0]]) - {self.node})
+                else:
+                    reached.callback({published[i][0] for i in where if replies[i] == 1})
+
+        def failed(failure: Failure) -> None:
+            for _, _, reached in batch:
+                reached.errback(failure)
+
+        self._redis.script(ROUTE, [], args).addCallbacks(answered, failed)
 
     # -- what the other nodes say --------------------------------------------------------
 
@@ -349,10 +402,12 @@ class RedisCluster(Service):
                 self._presence(event)
             elif on == EVERYONE:
                 if event["node"] != self.node:
-                    self.hub.remote_message(Message(event["from"], Kind.BROADCAST, (), event["text"]), ())
+                    for m in event["messages"]:
+                        self.hub.remote_message(Message(m["from"], Kind.BROADCAST, (), m["text"]), ())
             else:
-                message = Message(event["from"], Kind(event["kind"]), tuple(event["group"]), event["text"])
-                self.hub.remote_message(message, event["to"])
+                for m in event["messages"]:
+                    message = Message(m["from"], Kind(m["kind"]), tuple(m["group"]), m["text"])
+                    self.hub.remote_message(message, m["to"])
         except Exception:
             self.log.failure("could not take {data!r} from {channel}", data=data, channel=on)
 
