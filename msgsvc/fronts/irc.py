@@ -595,7 +595,11 @@ class IrcSession(Session):
             return
         if not names:
             return
-        self._report_later(self.clients.hub.send(self, names, text), lambda done: self._sent(done, quiet))
+        report = self.clients.hub.send(self, names, text)
+        if self._answers is None and type(report) is Report:  # the common case, inline
+            self._sent(report, quiet)
+        else:
+            self._report_later(report, lambda done: self._sent(done, quiet))
 
     def _ctcp(self, text: str) -> str:
         """A CTCP ACTION (``/me waves``) as the text "* nick waves"; other CTCP is not carried."""

@@ -92,9 +92,17 @@ class ServerProtocol(Session):
         hub = self.clients.hub
         match command:  # the commonest first: each case that fails to match costs a check
             case wire.Send(recipients, text):
-                self._report_later(hub.send(self, recipients, text), self._sent)
+                report = hub.send(self, recipients, text)
+                if self._answers is None and type(report) is Report:  # the common case, inline
+                    self._sent(report)
+                else:
+                    self._report_later(report, self._sent)
             case wire.Broadcast(text):
-                self._report_later(hub.broadcast(self, text), self._sent)
+                told = hub.broadcast(self, text)
+                if self._answers is None and type(told) is Report:
+                    self._sent(told)
+                else:
+                    self._report_later(told, self._sent)
             case wire.Hello(username, password):
                 if self._welcomed:
                     self.send_error(Code.ALREADY_REGISTERED, f"already registered as {hub.name_of(self)}")
