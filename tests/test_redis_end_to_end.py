@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 
@@ -123,6 +124,22 @@ class RedisServerTests(RedisServerCase):
         refused = self.hello_until_welcome(peer, "bob")
         self.assertTrue(all(line.startswith("ERROR SERVER_ERROR ") for line in refused), refused)
         self.wait_logged("state: connected to Redis at")
+
+    def test_a_user_redis_does_not_let_subscribe_is_said_once_and_tried_again(self) -> None:
+        with socket.create_connection(("127.0.0.1", self.redis.port)) as admin:
+            admin.sendall(b"ACL SETUSER limited on >pw ~* &* +@all -subscribe\r\n")
+            self.assertEqual(admin.recv(64), b"+OK\r\n")
+        url = f"redis://limited:pw@127.0.0.1:{self.redis.port}/0"
+        self.start(url=url, loaded=False)
+        self.wait_logged(
+            f"subscription: cannot reach Redis at redis://limited:***@127.0.0.1:{self.redis.port}/0: NOPERM"
+        )
+        deadline = time.monotonic() + 10
+        while self.output().count("Scheduling retry") < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertGreaterEqual(self.output().count("Scheduling retry"), 3)  # the subscription's
+        self.assertEqual(self.output().count("NOPERM"), 1)
+        self.assertNotIn("subscription: connected", self.output())
 
 
 class RedisOverTlsTests(RedisServerCase):

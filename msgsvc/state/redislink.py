@@ -276,7 +276,12 @@ class Subscription(_Connection):
             if protocol.connected:
                 super(Subscription, self).usable(protocol)
 
-        protocol.subscribe(self._channels).addCallbacks(subscribed, lambda _: None)
+        def failed(failure: Failure) -> None:
+            if protocol.connected:  # refused (an ACL, say): said once, and tried again later
+                self._attempt_failed(failure)
+                protocol.transport.loseConnection()
+
+        protocol.subscribe(self._channels).addCallbacks(subscribed, failed)
 
     def up(self) -> None:
         self._on_up()
