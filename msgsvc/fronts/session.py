@@ -316,17 +316,20 @@ class Session(LineProtocol):
             answer()
 
     def _answered(self) -> None:
-        """Give the answers that have come, in order; once all have, run the line that waited."""
+        """Give the answers that have come, in order; then read on (once all have, the line that waited
+        first).  Reading on may run lines, and so this, again: nothing is done here after it."""
         answers = self._answers
         assert answers is not None
         while answers and answers[0]:
             answers.popleft()[0]()
-        if len(answers) < self.IN_FLIGHT:
-            self._release("sending")
         if answers:
+            if len(answers) < self.IN_FLIGHT and "sending" in self._holds:
+                self._release("sending")
             return
         self._answers = None
         line, self._held_line = self._held_line, None
+        if "sending" in self._holds:  # with a line waiting, "answering" holds the rest still
+            self._release("sending")
         if line is not None:
             self.lineReceived(line)
             self._release("answering")
