@@ -2,8 +2,9 @@
 
 txredisapi speaks the protocol (its ``RedisProtocol``: pipelined commands,
 ``AUTH`` and ``SELECT`` on connect, ``EVALSHA`` with a fallback to
-``EVAL``; replies parsed by hiredis, every reply of a read in one pass); Twisted's ``ClientService`` keeps the connection up, backing off
-between attempts, over an endpoint (TLS for ``rediss://``).  While there is
+``EVAL``; hiredis parses the replies, every reply of a read in one pass);
+Twisted's ``ClientService`` keeps the connection up, backing off between
+attempts, over an endpoint (TLS for ``rediss://``).  While there is
 no connection a command fails at once with :class:`RedisUnavailable`
 rather than waiting: the server answers its client ``SERVER_ERROR`` and
 the client may try again.  A command unanswered for :data:`REPLY_TIMEOUT`

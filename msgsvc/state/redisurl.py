@@ -85,7 +85,10 @@ class RedisURL:
         )
 
     def endpoint(self, reactor: IReactorTCP, timeout: float) -> IStreamClientEndpoint:
-        """Where to connect, giving up an attempt after ``timeout`` seconds (ValueError: see :meth:`tls_options`)."""
+        """Where to connect, giving up an attempt after ``timeout`` seconds.
+
+        ValueError: see :meth:`tls_options`.
+        """
         plain = HostnameEndpoint(reactor, self.host, self.port, timeout=timeout)
         tls = self.tls_options()
         return plain if tls is None else wrapClientTLS(tls, plain)
@@ -110,7 +113,7 @@ class RedisURL:
             mine = None
             if self.certificate:
                 pem = read("ssl_certfile", self.certificate)
-                pem += read("ssl_keyfile", self.key) if self.key else b""
+                pem += b"\n" + read("ssl_keyfile", self.key) if self.key else b""
                 mine = PrivateCertificate.loadPEM(pem)
         except OpenSSLError as e:
             raise ValueError(f"{self}: a TLS file is not a PEM certificate or key: {e}") from None
