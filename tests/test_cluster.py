@@ -329,3 +329,12 @@ class RouteTests(SynchronousTestCase):
         self.redis.calls[0][2].errback(RedisUnavailable("gone"))
         for d in routed:
             self.failureResultOf(d, RedisUnavailable)
+
+    def test_a_reply_that_does_not_fit_fails_every_message_rather_than_leave_some_waiting(self) -> None:
+        routed = [
+            self.cluster.route(self.message(Kind.UNICAST, str(i)), {n: ["x"]}) for i, n in enumerate("BC")
+        ]
+        self.clock.advance(0)
+        self.redis.calls[0][2].callback([1])  # one reply for two destinations
+        for d in routed:
+            self.failureResultOf(d, IndexError)

@@ -15,9 +15,9 @@ A message for users of another node is published on that node's channel
 sender's ``SENT`` counts them only if it was alive.  A broadcast is one
 publish on ``msgsvc:all``, whichever number of nodes and users.  The
 messages of one reactor pass go in one script, each node's together in
-one publish, the broadcasts together in one: per pass, not per message.  Each node
-subscribes to ``msgsvc:presence``, ``msgsvc:all`` and its own channel, on a
-connection of its own.
+one publish, the broadcasts together in one: per pass, not per message.
+Each node subscribes to ``msgsvc:presence``, ``msgsvc:all`` and its own
+channel, on a connection of its own.
 
 Every renewal also sweeps: a node whose lease is gone has its users'
 claims removed, each published as ``left``.  A node that cannot renew its
@@ -380,18 +380,24 @@ class RedisCluster(Service):
         for destination, messages in published:
             args += [destination, json.dumps({"node": self.node, "messages": messages})]
 
-        def answered(replies: list[Any]) -> None:
-            for (message, _, reached), where in zip(batch, used, strict=True):
-                if message.kind is Kind.BROADCAST:
-                    reached.callback(set(replies[where[0]]) - {self.node})
-                else:
-                    reached.callback({published[i][0] for i in where if replies[i] == 1})
+        def answered(replies: list[Any]) -> list[set[str]]:
+            """What each message reached (all read before any is told: a bad reply fails them all)."""
+            return [
+                set(replies[where[0]]) - {self.node}
+                if message.kind is Kind.BROADCAST
+                else {published[i][0] for i in where if replies[i] == 1}
+                for (message, _, _), where in zip(batch, used, strict=True)
+            ]
+
+        def tell(reached: list[set[str]]) -> None:
+            for (_, _, told), nodes in zip(batch, reached, strict=True):
+                told.callback(nodes)
 
         def failed(failure: Failure) -> None:
-            for _, _, reached in batch:
-                reached.errback(failure)
+            for _, _, told in batch:
+                told.errback(failure)
 
-        self._redis.script(ROUTE, [], args).addCallbacks(answered, failed)
+        self._redis.script(ROUTE, [], args).addCallback(answered).addCallbacks(tell, failed)
 
     # -- what the other nodes say --------------------------------------------------------
 
