@@ -32,22 +32,27 @@ LEASE = 2.0  # seconds: short, so that the tests of a dead node are quick
 class Node:
     """One msgsvc server of the service, logging to a file of its own."""
 
-    def __init__(self, case: SynchronousTestCase, folder: str, redis_url: str, lease: float) -> None:
+    def __init__(
+        self, case: SynchronousTestCase, folder: str, redis_url: str, lease: float, irc: bool = False
+    ) -> None:
         self.case = case
         self.port = free_port()
+        self.irc_port = free_port() if irc else 0
+        fronts = ["--irc", f"tcp:{self.irc_port}:interface=127.0.0.1", "--irc-server-name", "irc.test"]
         self.log_path = os.path.join(folder, f"node-{self.port}.log")
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 TWISTD
                 + ["-n", "--pidfile=", "msgsvc", "--redis", redis_url, "--redis-lease", str(lease)]
-                + ["--listen", f"tcp:{self.port}:interface=127.0.0.1"],
+                + ["--listen", f"tcp:{self.port}:interface=127.0.0.1"]
+                + (fronts if irc else []),
                 cwd=folder,
                 env=dict(os.environ, PYTHONPATH=ROOT),
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
         case.addCleanup(reap, self.process)
-        wait_listening(case, self.process, [self.port], self.output)
+        wait_listening(case, self.process, [self.port, *([self.irc_port] if irc else [])], self.output)
         self.wait_logged("lease held")
         self.wait_logged("username log ")
 
@@ -87,8 +92,32 @@ def hello_until(peer: Peer, name: str, seconds: float = 15) -> list[str]:
 
 
 class ClusterTests(RedisCase):
-    def node(self, lease: float = LEASE) -> Node:
-        return Node(self, self.dir, self.redis.url, lease)
+    def node(self, lease: float = LEASE, irc: bool = False) -> Node:
+        return Node(self, self.dir, self.redis.url, lease, irc)
+
+    def test_an_irc_user_on_one_node_and_a_tcp_user_on_another_talk(self) -> None:
+        one, two = self.node(irc=True), self.node()
+        bob, _ = two.register("bob")
+        alice = Peer(one.irc_port)
+        self.addCleanup(alice.close)
+        alice.send("NICK alice")
+        alice.send("USER alice 0 * :alice")
+        alice.until(":irc.test 376 ")
+        self.assertEqual(bob.line(), "JOINED alice")
+        alice.send("JOIN #all")
+        self.assertEqual(alice.until(":irc.test 366 ")[2], ":irc.test 353 alice = #all :alice bob")
+        alice.send("PRIVMSG bob,carol :across")  # carol: never seen
+        self.assertEqual(alice.line(), ":irc.test 401 alice carol :No such nick/channel (not online)")
+        self.assertEqual(bob.line(), "MSG alice multicast bob :across")
+        bob.send("SEND alice :back")
+        bob.send("BROADCAST :everyone")
+        self.assertEqual(alice.line(), ":bob!bob@msgsvc PRIVMSG alice :back")
+        self.assertEqual(alice.line(), ":bob!bob@msgsvc PRIVMSG #all :everyone")
+        self.assertEqual([bob.line() for _ in range(2)], ["SENT 1 - -", "SENT 1 - -"])
+        alice.send("PRIVMSG #all :hello all")
+        self.assertEqual(bob.line(), "MSG alice broadcast * :hello all")
+        alice.send("QUIT :done")
+        self.assertEqual(bob.line(), "LEFT alice")
 
     def test_every_kind_of_message_and_presence_cross_nodes(self) -> None:
         one, two = self.node(), self.node()
