@@ -586,6 +586,15 @@ class PipelineTests(SynchronousTestCase):
         self.server.end_of_pass()
         self.assertEqual(lines(self.a), ["SENT 1 - -"] * (flight + 1))
 
+    def test_a_line_that_waited_is_not_run_once_its_client_has_left(self) -> None:
+        events: list[object] = []
+        self.server.hub.subscribe(events.append)
+        self.alice.dataReceived(b"SEND bob :1\r\nPASSWORD :secret words\r\n")
+        self.alice.connectionLost(Failure(ConnectionDone()))
+        self.network.answers[0].callback({"there"})
+        self.server.end_of_pass()
+        self.assertEqual([e for e in events if isinstance(e, ClientError)], [])  # not refused: not run
+
     def test_a_send_nobody_got_is_refused_in_its_turn(self) -> None:
         self.alice.dataReceived(b"SEND bob :lost\r\nSEND carol :after\r\n")
         self.network.answers[0].errback(RedisUnavailable("gone"))

@@ -330,7 +330,7 @@ class Session(LineProtocol):
         line, self._held_line = self._held_line, None
         if "sending" in self._holds:  # with a line waiting, "answering" holds the rest still
             self._release("sending")
-        if line is not None:
+        if line is not None and not self._gone:  # the client may have left while it waited
             self.lineReceived(line)
             self._release("answering")
 
