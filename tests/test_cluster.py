@@ -14,7 +14,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from twisted.internet.defer import Deferred
-from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.hub import Message
@@ -323,7 +323,7 @@ class RouteTests(SynchronousTestCase):
     """What a node publishes for the messages of one reactor pass, and what each is told it reached."""
 
     def setUp(self) -> None:
-        self.clock = Clock()
+        self.clock = MemoryReactorClock()  # a name resolver too: the subscription's endpoint (not started)
         self.redis = _Scripts()
         state = SimpleNamespace(redis=self.redis, url=RedisURL("localhost"), node="")
         self.cluster = RedisCluster(self.clock, state, 30.0, node="A")  # type: ignore[arg-type]
