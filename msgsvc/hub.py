@@ -499,9 +499,13 @@ class Hub:
 
     def name_of(self, participant: Participant) -> str | None:
         """The registered name of ``participant``, or None."""
-        key = self._keys.get(participant)
-        session = self._online_session(key) if key is not None else None
+        session = self._session_of(participant)
         return session.record.name if session is not None else None
+
+    def _session_of(self, participant: Participant) -> _Session | None:
+        """The session of ``participant`` if it is registered and online."""
+        key = self._keys.get(participant)
+        return self._online_session(key) if key is not None else None
 
     # -- the log ---------------------------------------------------------
 
@@ -547,7 +551,7 @@ class Hub:
             session.since,
             record.protected,
             self._waiting.get(key, 0),
-            self._network.node if self._network is not None else None,
+            self.node,
         )
 
     def user(self, name: str) -> UserView | None:
@@ -685,8 +689,7 @@ class Hub:
 
     def _sender(self, participant: Participant) -> _Session:
         """The session of ``participant``, who must be registered (else NOT_REGISTERED)."""
-        key = self._keys.get(participant)
-        session = self._online_session(key) if key is not None else None
+        session = self._session_of(participant)
         if session is None:
             raise ProtocolError(Code.NOT_REGISTERED, "say HELLO <username> first")
         return session
@@ -800,8 +803,7 @@ class Hub:
 
     def deliver_backlog(self, participant: Participant) -> None:
         """Send the online ``participant`` the next page of what waited for it (none: nothing)."""
-        key = self._keys.get(participant)
-        session = self._online_session(key) if key is not None else None
+        session = self._session_of(participant)
         if session is None or session.reading or session.unacknowledged or not session.record.protected:
             return
         session.reading = True
@@ -928,8 +930,7 @@ class Hub:
         if record is None:
             record = self._log[key] = UserRecord(user.name, first_seen, user.since, protected)
         record.last_seen = user.since
-        if record.protected != protected:
-            record.protected = protected
+        record.protected = protected
         self._remote[key] = user
         self._emit(UserJoined(user.name, user.peer, first_time, user.node))
 
