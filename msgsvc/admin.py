@@ -48,8 +48,7 @@ def _on_redis(args: argparse.Namespace, reason: str) -> int:
     from msgsvc.state.redisurl import RedisURL
 
     try:
-        url = RedisURL.parse(args.redis)
-        url.tls_options()  # its TLS files, if any, can be read
+        url = RedisURL.usable(args.redis)
     except ValueError as e:
         print(f"msgsvc.admin: {e}", file=sys.stderr)
         return 2

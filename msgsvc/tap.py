@@ -61,7 +61,7 @@ _positive.coerceDoc = "A positive whole number."  # type: ignore[attr-defined]
 
 
 def _redis_url(value: str) -> str:
-    RedisURL.parse(value).tls_options()  # ValueError says what is wrong, with the URL or its TLS files
+    RedisURL.usable(value)
     return value
 
 

@@ -114,8 +114,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        url = RedisURL.parse(args.redis)
-        url.tls_options()  # its TLS files, if any, can be read
+        url = RedisURL.usable(args.redis)
     except ValueError as e:
         print(f"msgsvc.state.migrate: {e}", file=sys.stderr)
         return 2

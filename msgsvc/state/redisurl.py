@@ -74,6 +74,14 @@ class RedisURL:
             key,
         )
 
+    @classmethod
+    def usable(cls, url: str) -> RedisURL:
+        """Read ``url`` and its TLS files, if any (as the options are read, before anything starts);
+        ValueError says what is wrong with either."""
+        parsed = cls.parse(url)
+        parsed.tls_options()
+        return parsed
+
     def __str__(self) -> str:
         """The URL without its password: fit for a log."""
         user = f"{self.username or ''}:***@" if self.password is not None else ""
