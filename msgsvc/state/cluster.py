@@ -42,7 +42,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from msgsvc.hub import Hub, Message, RemoteUser
-from msgsvc.state.redis import ACCOUNTS, LOG_FIRST, LOG_LAST, LOG_NAME, PREFIX, RedisState
+from msgsvc.state.redis import ACCOUNTS, LOG_FIRST, LOG_LAST, LOG_NAME, PREFIX, RedisState, pairs
 from msgsvc.state.redislink import RedisUnavailable, Script, Subscription
 from msgsvc.wire import Code, Kind, ProtocolError, username_key
 
@@ -470,7 +470,7 @@ class RedisCluster(Service):
             records, flat = replies
             names = {username_key(r.name): r.name for r in records}
             online = []
-            for key, data in zip(flat[::2], flat[1::2], strict=True):
+            for key, data in pairs(flat).items():
                 holder = json.loads(data)
                 if holder["node"] != self.node:
                     user = RemoteUser(

@@ -171,7 +171,7 @@ def reset_member(reset: Reset) -> str:
     return json.dumps([reset.id, reset.name, reset.at, reset.reason])
 
 
-def _pairs(flat: list[str]) -> dict[str, str]:
+def pairs(flat: list[str]) -> dict[str, str]:
     """A hash as HGETALL answers it (field, value, field, value...) as a dict."""
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
@@ -236,7 +236,7 @@ class RedisState(Service):
         """Every name ever registered, oldest first, marked if protected: read now (fails if Redis is away)."""
 
         def read(replies: list[Any]) -> list[UserRecord]:
-            names, first, last = (_pairs(reply) for reply in replies[:3])
+            names, first, last = (pairs(reply) for reply in replies[:3])
             protected = set(replies[3])
             records = [
                 UserRecord(name, float(first[key]), float(last[key]), key in protected)
@@ -284,7 +284,7 @@ class RedisState(Service):
 
     def expire(self, oldest: float) -> Deferred[dict[str, int]]:
         def counted(flat: list[Any]) -> dict[str, int]:
-            return {str(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}
+            return {key: int(count) for key, count in pairs(flat).items()}
 
         return self.redis.script(EXPIRE, [QUEUES], [oldest]).addCallback(counted)
 
@@ -317,7 +317,7 @@ class RedisState(Service):
         """Every protected name in the log (as it spells them) with when its password was set."""
 
         def read(replies: list[Any]) -> list[tuple[str, float]]:
-            changed, names = (_pairs(reply) for reply in replies)
+            changed, names = (pairs(reply) for reply in replies)
             return [(names.get(key, key), float(changed[key])) for key in sorted(changed)]
 
         return gatherResults(
