@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 #: msgsvc with its clients on its web front's WebSocket rather than on TCP
@@ -93,30 +93,37 @@ class ServerProcess:
         )
         self._wait_listening()
 
-    def _wait_listening(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.output()}")
+    def _wait_listening(self) -> None:
+        def listening() -> bool:
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
             except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"{self.name} is not listening on port {self.port} after {timeout} s")
+                return False
+            return True
+
+        self._wait(listening, f"is not listening on port {self.port}")
 
     def wait_logged(self, texts: Sequence[str], timeout: float = 30) -> None:
         """Wait until the server's log holds each of ``texts``."""
-        deadline = time.monotonic() + timeout
         log = self.workdir / "server.log"
+
+        def logged() -> bool:
+            text = log.read_text(errors="replace") if log.exists() else ""
+            return all(t in text for t in texts)
+
+        self._wait(logged, f"did not log {' and '.join(texts)}", timeout)
+
+    def _wait(self, ready: Callable[[], bool], failure: str, timeout: float = 30) -> None:
+        """Poll ``ready`` until it holds; RuntimeError (saying ``failure``) if the server exits first
+        or ``timeout`` seconds pass."""
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.output()}")
-            logged = log.read_text(errors="replace") if log.exists() else ""
-            if all(text in logged for text in texts):
+            if ready():
                 return
             time.sleep(0.05)
-        raise RuntimeError(f"{self.name} did not log {' and '.join(texts)} in {timeout} s:\n{self.output()}")
+        raise RuntimeError(f"{self.name} {failure} after {timeout:g} s:\n{self.output()}")
 
     def output(self) -> str:
         """The end of what the server printed and logged."""
