@@ -101,6 +101,16 @@ def is_valid_username(name: str) -> bool:
     return _USERNAME.fullmatch(name) is not None
 
 
+def ascii_int(text: str, max_digits: int = 18) -> int | None:
+    """``text`` as a number if it is 1 to ``max_digits`` ASCII digits, else None.
+
+    ``str.isdigit`` also takes ``²``, ``①`` and ``١٢``, which ``int`` refuses or reads as another number.
+    """
+    if 0 < len(text) <= max_digits and text.isascii() and text.isdigit():
+        return int(text)
+    return None
+
+
 def format_time(when: float) -> str:
     """A moment as DELAYED lines give it: ISO 8601 in UTC, to the second (``2026-12-02T17:02:05Z``)."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
@@ -395,9 +405,10 @@ def parse_command(line: Line, limits: Limits) -> Command:
         return Users()
     if verb == "ACK":
         _arity(line, 1, 1, "ACK <id>")
-        if not line.params[0].isdigit() or len(line.params[0]) > 18:
+        up_to = ascii_int(line.params[0])
+        if up_to is None:
             raise ProtocolError(Code.BAD_SYNTAX, "usage: ACK <id> (the id of a DELAYED line)")
-        return Ack(int(line.params[0]))
+        return Ack(up_to)
     if verb == "PING":
         _arity(line, 0, 1, "PING [:<token>]")
         return Ping(line.params[0] if line.params else None)

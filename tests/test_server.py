@@ -300,6 +300,10 @@ class BadInputTests(ServerTestCase):
     def test_control_characters(self) -> None:
         self.assertErrors(b"SEND bob :\x1b[31mred\r\n", "BAD_SYNTAX")
 
+    def test_ack_takes_ascii_digits_only(self) -> None:
+        # str.isdigit takes them all: int() refused the first two (a traceback), read the last as 12.
+        self.assertErrors("ACK ²\r\nACK ①\r\nACK ١٢\r\nACK -1\r\n".encode(), *["BAD_SYNTAX"] * 4)
+
     def test_each_bad_line_gets_its_own_error(self) -> None:
         self.assertErrors(b"X\r\n\xff\r\nSEND bob\r\n", "UNKNOWN_COMMAND", "BAD_ENCODING", "BAD_SYNTAX")
 
