@@ -3,7 +3,7 @@
 When ten thousand clients log in at once, telling every online client of
 every login one line at a time is ten thousand Python calls a login:
 fifty million for the lot.  :class:`Presence` instead gathers the
-``JOINED`` and ``LEFT`` lines of a pass and, after it, hands each client
+``JOINED``, ``LEFT`` and ``ACCOUNT`` lines of a pass and, after it, hands each client
 the whole batch in one write, built once.  A client that registered
 during the pass gets only the lines that came after its registration:
 the rest are already in the username log it was sent.
@@ -37,7 +37,7 @@ def user_line(verb: str, name: str, *params: str) -> bytes:
 
 
 class Presence:
-    """Publishes the hub's joins and departures to registered clients, a batch a pass."""
+    """Publishes joins, departures and changes of protection to registered clients, a batch a pass."""
 
     def __init__(self, hub: Hub, clock: IReactorTime) -> None:
         self._clock = clock
@@ -89,16 +89,27 @@ class Presence:
             case UserJoined(name):
                 self._set(name, "online")
                 self._publish(user_line("JOINED", name))
+                user = self._hub.user(name)  # a name claimed with a password at login joins protected
+                if user is not None:
+                    self._protection(user.name, user.protected, "online")
             case UserLeft(name):
                 self._set(name, "offline")
                 self._publish(user_line("LEFT", name))
             case ProtectionChanged(name, protected):
                 user = self._hub.user(name)
                 if user is not None:
-                    (self._protected.add if protected else self._protected.discard)(wire.username_key(name))
-                    self._set(user.name, "online" if user.online else "offline")
+                    self._protection(user.name, protected, "online" if user.online else "offline")
             case LogLoaded():
                 self._read_log()
+
+    def _protection(self, name: str, protected: bool, state: str) -> None:
+        """Tell everyone ``ACCOUNT`` when ``name`` gained or lost its password (not for a new password)."""
+        key = wire.username_key(name)
+        if protected == (key in self._protected):
+            return
+        (self._protected.add if protected else self._protected.discard)(key)
+        self._set(name, state)
+        self._publish(user_line("ACCOUNT", name, "protected" if protected else "unprotected"))
 
     def _user_line(self, name: str, key: str, state: str) -> bytes:
         return (

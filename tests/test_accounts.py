@@ -285,7 +285,8 @@ class ResetTests(AccountsTestCase):
         alice, transport = self.server.register("alice", PASSWORD)
         self.assertTrue(self.successResultOf(self.server.accounts.reset("alice", "she forgot it")))
         self.assertEqual(
-            lines(transport), ["NOTICE :the operator removed your name's password: she forgot it"]
+            lines(transport),
+            ["ACCOUNT alice unprotected", "NOTICE :the operator removed your name's password: she forgot it"],
         )
         self.assertIn(ProtectionChanged("alice", False, "she forgot it"), self.events)
         self.assertFalse(self.server.hub.user("alice").protected)  # type: ignore[union-attr]
