@@ -401,6 +401,10 @@ class Hub:
             refusal = ProtocolError(
                 Code.SERVER_ERROR, "the server has not read its username log yet; try again later"
             )
+        elif " " in name:  # "HELLO al ice"
+            refusal = ProtocolError(
+                Code.USERNAME_INVALID, "a username cannot hold spaces (a password goes after ' :')"
+            )
         elif not is_valid_username(name):
             refusal = ProtocolError(
                 Code.USERNAME_INVALID,

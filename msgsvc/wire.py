@@ -253,6 +253,7 @@ class Line:
 
     verb: str
     params: tuple[str, ...]
+    trailing: bool = field(default=False, compare=False)  # the last parameter came after " :"
 
 
 def parse_line(raw: bytes) -> Line | None:
@@ -276,7 +277,9 @@ def parse_line(raw: bytes) -> Line | None:
         if sep:
             raise ProtocolError(Code.BAD_SYNTAX, "line has no verb")
         return None
-    return Line(words[0].upper(), (*words[1:], trailing) if sep else tuple(words[1:]))
+    if sep:
+        return Line(words[0].upper(), (*words[1:], trailing), True)
+    return Line(words[0].upper(), tuple(words[1:]))
 
 
 def _check_param(param: str) -> None:
@@ -359,7 +362,7 @@ def _arity(line: Line, least: int, most: int, usage: str) -> None:
 
 
 def _text(text: str, limits: Limits) -> str:
-    if not text:
+    if not text or text.isspace():
         raise ProtocolError(Code.BAD_SYNTAX, "empty message text")
     size = len(text.encode("utf-8"))
     if size > limits.max_text:
@@ -390,7 +393,15 @@ def parse_command(line: Line, limits: Limits) -> Command:
     verb = line.verb
     if verb == "HELLO":
         _arity(line, 1, 2, "HELLO <username> [:<password>]")
-        return Hello(line.params[0], line.params[1] if len(line.params) > 1 and line.params[1] else None)
+        if len(line.params) == 1:
+            return Hello(line.params[0])
+        name, password = line.params
+        if not line.trailing:  # "HELLO al ice": a name with a space in it, unless "ice" can be a password
+            try:
+                check_password_rules(password)
+            except ProtocolError:
+                return Hello(f"{name} {password}")
+        return Hello(name, password or None)
     if verb == "PASSWORD":
         _arity(line, 1, 1, "PASSWORD :<password>")
         return Password(line.params[0])

@@ -112,6 +112,19 @@ class RegistrationTests(ServerTestCase):
         self.assertTrue(bye.startswith("BYE :"), bye)
         self.assertTrue(transport.disconnecting)
 
+    def test_a_name_with_a_space_is_refused_as_a_name_not_as_a_password(self) -> None:
+        protocol, transport = self.server.connect()
+        protocol.dataReceived(b"HELLO al ice\r\n")  # not "HELLO al :ice"
+        self.assertEqual(
+            lines(transport),
+            [
+                "ERROR USERNAME_INVALID :a username cannot hold spaces (a password goes after ' :')",
+                "BYE :a username cannot hold spaces (a password goes after ' :')",
+            ],
+        )
+        self.assertTrue(transport.disconnecting)
+        self.assertIsNone(self.server.hub.user("al"))
+
     def test_server_full(self) -> None:
         for name in "abcd":
             self.server.register(name)
@@ -279,6 +292,9 @@ class BadInputTests(ServerTestCase):
 
     def test_bad_syntax(self) -> None:
         self.assertErrors(b"SEND\r\nSEND bob\r\nSEND bob :\r\nBROADCAST\r\n:x\r\n", *["BAD_SYNTAX"] * 5)
+
+    def test_blank_text_is_empty(self) -> None:
+        self.assertErrors(b"BROADCAST :   \r\nSEND bob :\t \r\n", "BAD_SYNTAX", "BAD_SYNTAX")
 
     def test_bad_encoding(self) -> None:
         self.assertErrors(b"SEND bob :\xc3\x28\r\n", "BAD_ENCODING")

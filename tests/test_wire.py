@@ -186,6 +186,10 @@ class ParseCommandTests(SynchronousTestCase):
         self.assertEqual(self.command(b"HELLO alice :my secret"), wire.Hello("alice", "my secret"))
         self.assertEqual(self.command(b"HELLO alice s3cret!!"), wire.Hello("alice", "s3cret!!"))
         self.assertEqual(self.command(b"HELLO alice :"), wire.Hello("alice"))  # empty: none given
+        self.assertEqual(self.command(b"HELLO alice :ice"), wire.Hello("alice", "ice"))  # refused later
+
+    def test_a_second_word_that_cannot_be_a_password_is_part_of_the_name(self) -> None:
+        self.assertEqual(self.command(b"HELLO al ice"), wire.Hello("al ice"))
 
     def test_password_is_never_in_a_repr(self) -> None:
         self.assertNotIn("hunter22", repr(self.command(b"HELLO alice :hunter22")))
@@ -221,6 +225,9 @@ class ParseCommandTests(SynchronousTestCase):
         self.assertEqual(self.command(b"BROADCAST :all of you"), wire.Broadcast("all of you"))
         self.assertError(b"BROADCAST", Code.BAD_SYNTAX)
         self.assertError(b"BROADCAST :", Code.BAD_SYNTAX)
+        self.assertError(b"BROADCAST :   ", Code.BAD_SYNTAX)
+        self.assertError("BROADCAST :\t\u3000".encode(), Code.BAD_SYNTAX)
+        self.assertEqual(self.command(b"BROADCAST : x "), wire.Broadcast(" x "))
 
     def test_users_ping_quit(self) -> None:
         self.assertEqual(self.command(b"USERS"), wire.Users())
