@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import gc
 import os
+from ipaddress import ip_address
 from typing import Any
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IService, MultiService, Service
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, inlineCallbacks, maybeDeferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import (
+    IListeningPort,
     IProtocolFactory,
     IReactorFromThreads,
     IReactorTime,
@@ -113,7 +116,8 @@ class Options(usage.Options):
             None,
             "Keep the username log, accounts and offline queues in Redis instead of --db, and be one "
             "node of the service every server with the same URL makes: "
-            "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB], rediss:// for TLS.",
+            # No full stop: usage adds ". " and the coerceDoc.
+            "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB], rediss:// for TLS",
             _redis_url,
         ],
         [
@@ -247,12 +251,17 @@ class Options(usage.Options):
 
 
 class _Listener(StreamServerEndpointService):
-    """Listens on one ``--listen`` or ``--web`` endpoint; if it cannot, start-up stops with one clear line."""
+    """Listens on one ``--listen``, ``--web`` or ``--irc`` endpoint, and logs where; if it cannot,
+    start-up stops with one clear line."""
 
+    log = Logger()
     _raiseSynchronously = True
 
-    def __init__(self, description: str, endpoint: IStreamServerEndpoint, factory: IProtocolFactory) -> None:
+    def __init__(
+        self, option: str, description: str, endpoint: IStreamServerEndpoint, factory: IProtocolFactory
+    ) -> None:
         StreamServerEndpointService.__init__(self, endpoint, factory)
+        self._option = option
         self._description = description
 
     def privilegedStartService(self) -> None:
@@ -260,6 +269,40 @@ class _Listener(StreamServerEndpointService):
             StreamServerEndpointService.privilegedStartService(self)
         except CannotListenError as e:
             raise SystemExit(f"msgsvc: cannot listen on {self._description}: {e.socketError}") from None
+        listening = self._waitingForPort
+        assert listening is not None  # set by privilegedStartService, already fired
+        listening.addCallback(self._listening)
+
+    def _listening(self, port: IListeningPort) -> IListeningPort:
+        """Log where it listens; warn when a password sent to it can cross the network in the clear."""
+        address = port.getHost()
+        if not isinstance(address, (IPv4Address, IPv6Address)):  # a UNIX socket: this machine only
+            self.log.info(
+                "{option} {description}: listening", option=self._option, description=self._description
+            )
+            return port
+        try:
+            ip = ip_address(address.host)
+        except ValueError:  # not an address: taken for one beyond this machine
+            ip = None
+        everywhere = ip is not None and ip.is_unspecified
+        self.log.info(
+            "{option} {description}: listening on {where} port {port}",
+            option=self._option,
+            description=self._description,
+            where="every interface," if everywhere else address.host,
+            port=address.port,
+        )
+        if self._description.split(":", 1)[0].lower() != "ssl" and not (ip is not None and ip.is_loopback):
+            self.log.warn(
+                "{option} {description} is not encrypted and can be reached from other machines: passwords "
+                "and messages sent to it cross the network in the clear. Use an ssl: endpoint, or listen on "
+                "loopback only (tcp:{port}:interface=127.0.0.1)",
+                option=self._option,
+                description=self._description,
+                port=address.port,
+            )
+        return port
 
 
 class _InOrder(MultiService):
@@ -412,7 +455,7 @@ def makeService(options: Options) -> IService:
             endpoint = descriptors.PausingEndpoint(serverFromString(reactor, description), reactor)
         except (ValueError, KeyError, TypeError) as e:
             raise SystemExit(f"msgsvc: bad {option} endpoint {description!r}: {e}") from None
-        services.append(_Listener(description, endpoint, front))
+        services.append(_Listener(option, description, endpoint, front))
     services.append(_Settle())
     top = _InOrder()
     for service in services:

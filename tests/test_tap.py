@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 
 from twisted.application.internet import StreamServerEndpointService
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IAddress
+from twisted.internet.protocol import Factory
+from twisted.logger import capturedLogs, formatEvent
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -116,6 +122,10 @@ class OptionsTests(SynchronousTestCase):
         ]:
             self.assertIn(option, text)
 
+    def test_help_has_no_doubled_full_stops(self) -> None:
+        text = " ".join(str(tap.Options()).split())
+        self.assertIsNone(re.search(r"[^.]\.\.[^.]", text), text)  # was "rediss:// for TLS.. A redis://"
+
 
 class MakeServiceTests(SynchronousTestCase):
     def test_tree(self) -> None:
@@ -193,3 +203,56 @@ class MakeServiceTests(SynchronousTestCase):
         with self.assertRaises(SystemExit) as caught:
             tap.makeService(parse("--db", db, "--listen", "carrier-pigeon:9"))
         self.assertIn("carrier-pigeon:9", str(caught.exception))
+
+
+class Bound:
+    """An endpoint that listens at once, and its port, at ``address``."""
+
+    def __init__(self, address: IAddress) -> None:
+        self.address = address
+
+    def listen(self, factory: object) -> Deferred[Bound]:
+        return succeed(self)
+
+    def getHost(self) -> IAddress:
+        return self.address
+
+
+class ListenerLogTests(SynchronousTestCase):
+    def started(self, option: str, description: str, address: IAddress) -> list[str]:
+        """What starting a listener on ``description``, bound to ``address``, logs."""
+        listener = tap._Listener(option, description, Bound(address), Factory())  # type: ignore[arg-type]
+        with capturedLogs() as events:
+            listener.privilegedStartService()
+        return [formatEvent(e) for e in events if e.get("log_namespace") == "msgsvc.tap._Listener"]
+
+    def test_every_interface_in_the_clear_is_warned_of(self) -> None:
+        said, warning = self.started("--web", "tcp:8080", IPv4Address("TCP", "0.0.0.0", 8080))
+        self.assertEqual(said, "--web tcp:8080: listening on every interface, port 8080")
+        self.assertIn("--web tcp:8080 is not encrypted and can be reached from other machines", warning)
+        self.assertIn("loopback only (tcp:8080:interface=127.0.0.1)", warning)
+
+    def test_a_chosen_interface_in_the_clear_is_warned_of(self) -> None:
+        description = "tcp6:8123:interface=2001\\:db8\\:\\:7"
+        said, warning = self.started("--listen", description, IPv6Address("TCP", "2001:db8::7", 8123))
+        self.assertEqual(said, f"--listen {description}: listening on 2001:db8::7 port 8123")
+        self.assertIn("not encrypted", warning)
+
+    def test_loopback_is_not(self) -> None:
+        description = "tcp:8123:interface=127.0.0.1"
+        self.assertEqual(
+            self.started("--listen", description, IPv4Address("TCP", "127.0.0.1", 8123)),
+            [f"--listen {description}: listening on 127.0.0.1 port 8123"],
+        )
+        self.assertEqual(len(self.started("--irc", "tcp6:6667:interface=\\:\\:1", IPv6Address("TCP", "::1", 6667))), 1)
+        self.assertEqual(
+            self.started("--listen", "unix:/run/msgsvc.sock", UNIXAddress("/run/msgsvc.sock")),
+            ["--listen unix:/run/msgsvc.sock: listening"],
+        )
+
+    def test_tls_is_not(self) -> None:
+        description = "ssl:8443:privateKey=key.pem"
+        self.assertEqual(
+            self.started("--web", description, IPv4Address("TCP", "0.0.0.0", 8443)),
+            [f"--web {description}: listening on every interface, port 8443"],
+        )
