@@ -142,29 +142,38 @@ class ServerPresenter:
         self.sort_column = column
         self._show_all()
 
-    def kick(self, name: str, reason: str) -> None:
+    def kick(self, name: str, reason: str) -> bool:
+        """Disconnect ``name``, telling it ``reason``; whether it was done."""
         if not name:
             self._event("pick an online user to disconnect")
-        elif not self._hub.kick(name, reason.strip()):
+            return False
+        if not self._hub.kick(name, reason.strip()):
             self._event(f"{name} is not online")
+            return False
+        return True
 
-    def reset(self, name: str, reason: str) -> None:
-        """Remove the protection of ``name`` (a forgotten password); the owner, if online, is told ``reason``."""
+    def reset(self, name: str, reason: str) -> bool:
+        """Remove the protection of ``name`` (a forgotten password); the owner, if online, is told ``reason``.
+
+        Whether it was asked of the accounts (the events say how that ends).
+        """
         reason = reason.strip()
         if not name:
             self._event("pick a protected user to remove its password")
-        elif not reason:
+            return False
+        if not reason:
             self._event(f"give a reason to remove the password of {name}")
-        else:
+            return False
 
-            def done(removed: bool) -> None:
-                if not removed:
-                    self._event(f"{name} is not protected")
+        def done(removed: bool) -> None:
+            if not removed:
+                self._event(f"{name} is not protected")
 
-            def failed(failure: Failure) -> None:
-                self._event(f"could not remove the password of {name}: {failure.getErrorMessage()}")
+        def failed(failure: Failure) -> None:
+            self._event(f"could not remove the password of {name}: {failure.getErrorMessage()}")
 
-            self._accounts.reset(name, reason).addCallbacks(done, failed)
+        self._accounts.reset(name, reason).addCallbacks(done, failed)
+        return True
 
     def notice(self, text: str) -> bool:
         text = text.strip()

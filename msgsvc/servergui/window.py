@@ -123,11 +123,13 @@ class ServerWindow:
 
     def _kick(self) -> None:
         assert self.presenter is not None
-        self.presenter.kick(self._selected_name(), self.reason.get())
+        if self.presenter.kick(self._selected_name(), self.reason.get()):
+            self.reason.delete(0, "end")
 
     def _reset(self) -> None:
         assert self.presenter is not None
-        self.presenter.reset(self._selected_name(), self.reason.get())
+        if self.presenter.reset(self._selected_name(), self.reason.get()):
+            self.reason.delete(0, "end")
 
     def _notice(self) -> None:
         assert self.presenter is not None
