@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import base64
+import sys
+from collections.abc import Iterator
+from fnmatch import fnmatchcase
+from types import FrameType
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from msgsvc.fronts.irc import IrcFactory, IrcSession
-from msgsvc.fronts.ircwire import clean_text, parse
-from msgsvc.hub import UserRecord
+from msgsvc.fronts.irc import LISTING_STEP, IrcFactory, IrcSession
+from msgsvc.fronts.ircwire import MIN_ROOM, USERLEN, clean_text, glob_match, parse, text_lines
+from msgsvc.hub import Disconnected, Event, UserRecord, UserView
 from msgsvc.wire import Limits, ProtocolError
 
 from .helpers import PASSWORD, ServerHarness, lines
@@ -475,3 +482,301 @@ class LimitsTests(SynchronousTestCase):
         client.send("NICK alice")
         harness.clock.advance(Limits().hello_timeout + 1)
         self.assertEqual(client.read(), ["ERROR :Closing Link: 127.0.0.1:40001 (registration timed out)"])
+
+
+def one_pass(clock: Clock) -> None:
+    """Run what is due now, but not what that schedules in turn: one reactor pass."""
+    due = [call for call in clock.getDelayedCalls() if call.getTime() <= clock.seconds()]
+    for call in due:
+        if call.active():
+            clock.calls.remove(call)
+            call.called = 1
+            call.func(*call.args, **call.kw)
+
+
+class Work:
+    """Counts what one line costs: log entries walked through, and calls to ``Hub.users`` (which sorts
+    the whole log)."""
+
+    def __init__(self, factory: IrcFactory) -> None:
+        self.walked = 0
+        self.sorted_logs = 0
+        walk, hub = factory.directory.walk, factory.clients.hub
+        users = hub.users
+
+        def counted_walk(keys: list[str]) -> Iterator[str]:
+            for key in walk(keys):
+                self.walked += 1
+                yield key
+
+        def counted_users() -> list[UserView]:
+            self.sorted_logs += 1
+            return users()
+
+        factory.directory.walk = counted_walk  # type: ignore[method-assign]
+        hub.users = counted_users  # type: ignore[method-assign]
+
+    def take(self) -> int:
+        walked, self.walked = self.walked, 0
+        return walked
+
+
+class TextLinesTests(SynchronousTestCase):
+    """Issue 27, F1: a USER of ~480 bytes left text_lines no room, and its loop never advanced."""
+
+    @settings(max_examples=300, deadline=None)
+    @given(prefix=st.integers(0, 2000), text=st.text(min_size=1, max_size=4096))
+    def test_every_piece_holds_something_and_the_lines_are_bounded(self, prefix: int, text: str) -> None:
+        head = f":{'p' * prefix} PRIVMSG bob :"
+        data = text_lines("PRIVMSG", "bob", text, "p" * prefix)
+        rows = data.split(b"\r\n")[:-1]
+        room = max(510 - len(head), MIN_ROOM)
+        size = len(text.encode())
+        self.assertLessEqual(len(rows), -(-size // (room * 3 // 4)) + 1)
+        pieces = []
+        for row in rows:
+            self.assertTrue(row.startswith(head.encode()))
+            piece = row[len(head) :]
+            pieces.append(piece.decode("utf-8"))  # whole characters in each
+            self.assertTrue(piece or size == 0 or len(rows) == 1)
+            if len(head) <= 510 - MIN_ROOM:
+                self.assertLessEqual(len(row) + 2, 512)
+        self.assertEqual("".join(pieces).replace(" ", ""), text.replace(" ", ""))
+
+    def test_the_longest_head_the_front_makes_leaves_room(self) -> None:
+        nick, ident = "n" * 32, "u" * USERLEN
+        text = "é" * 2048  # 4,096 bytes
+        rows = text_lines("PRIVMSG", "t" * 32, text, f"{nick}!{ident}@msgsvc").split(b"\r\n")[:-1]
+        self.assertLessEqual(len(rows), 15)
+        self.assertTrue(all(len(row) + 2 <= 512 for row in rows))
+
+
+class HostileInputTests(IrcTestCase):
+    """Issue 27's IRC findings, each as the attack that found it."""
+
+    def test_a_long_ident_is_cut_and_a_message_to_oneself_still_comes(self) -> None:  # F1
+        client = self.irc()
+        got = client.send("NICK alice", "USER " + "a" * 480 + " 0 * :Alice")
+        self.assertEqual(numerics(got)[0], "001")
+        self.assertIn("USERLEN=32", " ".join(got))
+        for text in ("hi", "é" + "x" * 10, "é" * 2048):
+            got = client.send(f"PRIVMSG alice :{text}")
+            self.assertLessEqual(len(got), 15)
+            self.assertTrue(all(row.startswith(f":alice!{'a' * 32}@msgsvc PRIVMSG alice :") for row in got))
+            self.assertTrue(all(len(row.encode()) + 2 <= 512 for row in got))
+
+    def test_an_ident_that_would_change_the_mask_is_refused(self) -> None:  # F14
+        client = self.irc()
+        refused = f":{SERVER} 468 alice :Invalid user name: A-Z a-z 0-9 and _ . ~ - [ ] \\ ^ ` {{ | }} only"
+        for ident in ("a@b", "a!b", "a\0b", "a\x1bb", "é"):
+            self.assertEqual(client.send("NICK alice", f"USER {ident} 0 * :Alice"), [refused])
+        self.assertEqual(numerics(client.send("USER a 0 * :\x02\x03")), ["461"])  # nothing printable
+        self.assertEqual(numerics(client.send("USER ~a 0 * :Al\rice\x1b[31m " + "é" * 100))[0], "001")
+        other = self.irc()
+        other.register("olga")
+        (whois, *_) = other.send("WHOIS alice")
+        self.assertEqual(whois, f":{SERVER} 311 olga alice ~a msgsvc * :Alice[31m " + "é" * 59)  # 128 bytes
+        self.assertIn(f" 352 olga * ~a msgsvc {SERVER} alice H :0 Alice[31m ", other.send("WHO alice")[0])
+
+    def test_a_quit_reason_reaches_the_log_cleaned(self) -> None:  # F15
+        events: list[Event] = []
+        self.harness.hub.subscribe(events.append)
+        client = self.irc()
+        client.register("alice")
+        got = client.send("QUIT :bye\r\x1b[2J\x07" + "x" * 300)
+        reason = "bye[2J" + "x" * 122  # 128 bytes
+        self.assertEqual(got, [f"ERROR :Closing Link: 127.0.0.1:40001 (Quit: {reason})"])
+        client.session.connectionLost(Failure(ConnectionDone()))
+        (gone,) = [e for e in events if isinstance(e, Disconnected)]
+        self.assertEqual(gone.reason, f"quit: {reason}")
+
+    def test_non_ascii_digits_are_not_numbers(self) -> None:  # F13
+        client = self.irc()
+        self.assertEqual(client.send("CAP LS ²"), [f":{SERVER} CAP * LS :message-tags sasl server-time"])
+        self.assertEqual(client.send("CAP LS ١٢"), [f":{SERVER} CAP * LS :message-tags sasl server-time"])
+        client.send("CAP END")
+        client.register("alice")
+        acknowledged: list[int] = []
+        hub = self.harness.hub
+        hub.acknowledge = lambda who, up_to: acknowledged.append(up_to)  # type: ignore[method-assign,misc]
+        self.assertEqual(client.send("PONG :ack-²", "PONG :ack-①", "PONG :ack-١٢", "PONG :ack-12"), [])
+        self.assertEqual(acknowledged, [12])
+
+    def test_one_deadline_from_connect_to_registration_after_a_failed_sasl(self) -> None:  # F7
+        client = self.irc()
+        client.send("CAP REQ :sasl", "AUTHENTICATE PLAIN")
+        wrong = base64.b64encode(b"\0dave\0not the password").decode()
+        self.assertEqual(numerics(client.send(f"AUTHENTICATE {wrong}")), ["904"])
+        self.harness.clock.advance(Limits().hello_timeout)
+        self.assertTrue(client.read()[-1].endswith("(registration timed out)"))
+        self.assertTrue(client.transport.disconnecting)
+
+    def test_one_deadline_from_connect_to_registration_whatever_the_nicks(self) -> None:  # F7
+        self.harness.register("bob")
+        client = self.irc()
+        client.send("USER b 0 * :B")
+        for _ in range(9):
+            self.assertEqual(numerics(client.send("NICK bob")), ["433"])
+            self.harness.clock.advance(3)
+        self.assertFalse(client.transport.disconnecting)
+        client.send("NICK bob")
+        self.harness.clock.advance(3)
+        self.assertTrue(client.read()[-1].endswith("(registration timed out)"))
+
+    def test_a_login_checked_past_the_deadline_is_let_finish(self) -> None:  # F7
+        client = self.irc()
+        self.harness.hashing.hold = True  # the password check takes its time
+        client.send(f"PASS :{PASSWORD}", "NICK dave", "USER dave 0 * :D")
+        self.harness.clock.advance(Limits().hello_timeout + 5)
+        self.assertFalse(client.transport.disconnecting)
+        self.harness.hashing.hold = False
+        self.harness.hashing.pending.pop().callback(None)
+        self.assertEqual(numerics(client.read())[0], "001")
+
+    def test_sasl_chunks_are_bounded(self) -> None:  # F8
+        client = self.irc()
+        client.send("CAP REQ :sasl", "AUTHENTICATE PLAIN")
+        self.assertEqual(client.send("AUTHENTICATE " + "A" * 400, "AUTHENTICATE " + "A" * 400), [])
+        got = client.send("AUTHENTICATE " + "A" * 400)
+        self.assertEqual(got, [f":{SERVER} 905 * :SASL message too long: at most 800 characters"])
+        self.assertEqual(numerics(client.send("AUTHENTICATE AAAA")), ["908", "904"])  # over: not a mechanism
+
+    def test_a_channel_named_many_times_is_one_broadcast(self) -> None:  # F3
+        bob, bob_transport = self.harness.register("bob")
+        client = self.irc()
+        client.register("alice")
+        client.send("JOIN #all")
+        lines(bob_transport)
+        self.assertEqual(client.send("PRIVMSG #all," + ",".join(["#ALL"] * 1500) + " :x"), [])
+        self.assertEqual(lines(bob_transport), ["MSG alice broadcast * :x"])
+        targets = ",".join(["#all"] + [f"n{i}" for i in range(32)])
+        self.assertEqual(
+            client.send(f"PRIVMSG {targets} :x"), [f":{SERVER} 407 alice n31 :Too many targets: at most 32"]
+        )
+        self.assertEqual(lines(bob_transport), [])
+        self.assertEqual(client.send(f"NOTICE {targets} :x"), [])
+        many = ",".join(f"n{i}" for i in range(1200))
+        got = client.send(f"PRIVMSG {many} :x", f"JOIN {many}", f"WHOIS {many}")
+        self.assertEqual(numerics(got), ["407"] * 3)
+
+
+class ListingTests(SynchronousTestCase):
+    """Issue 27, F2 and F4: a reply that goes through the log or the users online is sent a few
+    entries a reactor pass, whatever their number; a command costs one such reply at most."""
+
+    LOG = 5000
+    ONLINE = 250
+
+    def setUp(self) -> None:
+        records = tuple(UserRecord(f"user{i:04}", 1.0, 1.0) for i in range(self.LOG))
+        self.harness = ServerHarness(Limits(max_per_ip=1000), max_clients=1000, records=records)
+        self.factory = IrcFactory(self.harness.factory, SERVER)
+        for i in range(self.ONLINE):
+            self.harness.register(f"user{i:04}")
+        self.client = Irc(self.harness, self.factory)
+        self.client.register("alice")
+        self.work = Work(self.factory)
+
+    def run_line(self, text: str) -> list[tuple[int, int]]:
+        """Send one line; the entries walked and the bytes written in each reactor pass until answered."""
+        clock = self.harness.clock
+        self.client.session.dataReceived(text.encode() + b"\r\n")
+        passes = [(self.work.take(), len(self.client.transport.value()))]
+        self.client.transport.clear()
+        while any(call.getTime() <= clock.seconds() for call in clock.getDelayedCalls()):
+            one_pass(clock)
+            passes.append((self.work.take(), len(self.client.transport.value())))
+            self.client.transport.clear()
+        self.assertEqual(self.work.sorted_logs, 0)
+        return passes
+
+    def assert_paced(self, passes: list[tuple[int, int]], walked: int) -> None:
+        self.assertEqual(sum(w for w, _ in passes), walked)
+        for w, size in passes:
+            self.assertLessEqual(w, LISTING_STEP)
+            self.assertLessEqual(size, LISTING_STEP * 512)
+
+    def test_names_with_one_target_many_times(self) -> None:
+        passes = self.run_line("NAMES " + ",".join(["#all"] * 4))
+        self.assert_paced(passes, self.ONLINE + 1)
+        self.assertEqual(numerics(self.run_line_text("NAMES " + ",".join(["#all"] * 1600)))[-1], "366")
+
+    def run_line_text(self, text: str) -> list[str]:
+        self.client.session.dataReceived(text.encode() + b"\r\n")
+        return self.client.read()
+
+    def test_names_lists_who_is_online(self) -> None:
+        got = self.run_line_text("NAMES #all")
+        names = " ".join(g.split(" :", 1)[1] for g in got if " 353 " in g).split()
+        self.assertEqual(names, ["alice"] + [f"user{i:04}" for i in range(self.ONLINE)])
+        self.assertTrue(all(len(g.encode()) + 2 <= 512 for g in got))
+
+    def test_the_motd_lists_the_log_paced(self) -> None:
+        passes = self.run_line("MOTD")
+        self.assert_paced(passes, self.LOG + 1)
+        self.assertGreater(len(passes), self.LOG // LISTING_STEP)
+
+    def test_who_walks_the_users_online_paced_and_a_hopeless_mask_none(self) -> None:
+        self.assert_paced(self.run_line("WHO *"), self.ONLINE + 1)
+        self.assert_paced(self.run_line("WHO " + "*a" * 20 + "*b"), self.ONLINE + 1)
+        self.assert_paced(self.run_line("WHO " + "*a" * 40 + "*b"), 0)  # 41 characters a name cannot hold
+        self.assert_paced(self.run_line("WHO user0007"), 0)  # looked up
+        got = self.run_line_text("WHO user000?")
+        self.assertEqual(numerics(got), ["352"] * 10 + ["315"])
+        self.assertEqual(numerics(self.run_line_text("WHO ***user**7")), ["352"] * 25 + ["315"])
+
+    def test_list_and_ison_cost_no_walk(self) -> None:
+        self.assertEqual(self.run_line("LIST")[0][0], 0)
+        got = self.run_line_text("ISON " + " ".join(f"user{i:04}" for i in range(240, 280)))
+        self.assertEqual(got, [f":{SERVER} 303 alice :" + " ".join(f"user{i:04}" for i in range(240, 250))])
+        got = self.run_line_text("ISON " + " ".join(f"user{i:04}" for i in range(800)))
+        self.assertEqual(got, [f":{SERVER} 407 alice ISON :Too many names: at most 400 bytes of them"])
+
+    def test_the_next_line_waits_for_the_listing(self) -> None:
+        self.client.session.dataReceived(b"MOTD\r\nPING :after\r\n")
+        got = self.client.read()
+        self.assertEqual(numerics(got)[-2:], ["376", "PONG"])
+
+    def test_a_listing_counts_against_the_send_queue(self) -> None:
+        self.client.transport.producer.pauseProducing()  # the client reads nothing
+        for _ in range(10):
+            self.client.session.dataReceived(b"MOTD\r\n")
+            self.harness.end_of_pass()
+        self.assertTrue(self.client.read()[-1].endswith("(send queue exceeded)"))
+        self.assertIsNone(self.client.session._listing_call)  # the listing stopped with it
+
+    def test_the_directory_follows_the_hub(self) -> None:
+        got = self.run_line_text("LIST")
+        self.assertIn(f" 322 alice #all {self.ONLINE + 1} ", got[0])
+        newcomer, _ = self.harness.register("zed")
+        self.assertIn(f" 322 alice #all {self.ONLINE + 2} ", self.run_line_text("LIST")[0])
+        newcomer.connectionLost(Failure(ConnectionDone()))
+        self.assertIn(f" 322 alice #all {self.ONLINE + 1} ", self.run_line_text("LIST")[0])
+        self.assertIn("The username log (5002 names):", " ".join(self.run_line_text("MOTD")))
+
+
+class GlobTests(SynchronousTestCase):
+    """Issue 27, F4: WHO masks matched without a regular expression compiled (and cached) for each."""
+
+    @settings(max_examples=500, deadline=None)
+    @given(mask=st.text("ab*?", max_size=10), name=st.text("ab", max_size=10))
+    def test_as_fnmatch_on_masks_of_stars_and_question_marks(self, mask: str, name: str) -> None:
+        self.assertEqual(glob_match(mask, name), fnmatchcase(name, mask))
+
+    def test_a_pathological_mask_takes_bounded_steps(self) -> None:
+        mask, name = "*a" * 32 + "*b", "a" * 32
+        steps = 0
+
+        def count(frame: FrameType, event: str, arg: object) -> object:
+            nonlocal steps
+            steps += event == "line"
+            return count
+
+        tracing = sys.gettrace()  # a coverage tool's, say
+        sys.settrace(lambda frame, event, arg: count if frame.f_code is glob_match.__code__ else None)
+        try:
+            self.assertFalse(glob_match(mask, name))
+        finally:
+            sys.settrace(tracing)
+        self.assertGreater(steps, len(name))
+        self.assertLess(steps, 10 * len(mask) * len(name))  # lines run: O(len(mask) * len(name))

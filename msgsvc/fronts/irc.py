@@ -26,10 +26,10 @@ import binascii
 import re
 import socket
 import time
-from collections.abc import Iterable
-from fnmatch import fnmatchcase
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 
-from twisted.internet.interfaces import IAddress
+from twisted.internet.interfaces import IAddress, IDelayedCall
 from twisted.internet.protocol import Factory
 from twisted.python.failure import Failure
 from twisted.words.protocols import irc as rfc
@@ -39,6 +39,7 @@ from msgsvc import wire
 from msgsvc.fronts.ircwire import (
     ERR_ALREADYREGISTERED,
     ERR_INPUTTOOLONG,
+    ERR_INVALIDUSERNAME,
     ERR_MONLISTFULL,
     ERR_SASLABORTED,
     ERR_SASLALREADY,
@@ -52,21 +53,22 @@ from msgsvc.fronts.ircwire import (
     RPL_MONONLINE,
     RPL_SASLMECHS,
     RPL_SASLSUCCESS,
+    USERLEN,
     addressed,
     clean_text,
+    glob_match,
+    is_ident,
     line,
     parse,
+    printable,
     server_time,
     text_lines,
 )
+from msgsvc.fronts.ircnames import Directory
 from msgsvc.fronts.session import Clients, Session
 from msgsvc.hub import Event, Message, Queued, Report, UserJoined, UserLeft
-from msgsvc.wire import Code, Kind, ProtocolError, username_key
+from msgsvc.wire import USERNAME_MAX, Code, Kind, ProtocolError, ascii_int, username_key
 
-CHANNEL = "#all"  # the default name of the one channel
-CHANNEL_NAME = re.compile(r"#[^\x00-\x20,:\x7f]{1,31}")  # what --irc-channel may be
-TOPIC = "Everyone online. A message here is a msgsvc broadcast: it goes to all of them."
-VERSION = f"msgsvc-{msgsvc.__version__}"
 CHANNEL = "#all"  # the default name of the one channel
 CHANNEL_NAME = re.compile(r"#[^\x00-\x20,:\x7f]{1,31}")  # what --irc-channel may be
 TOPIC = "Everyone online. A message here is a msgsvc broadcast: it goes to all of them."
@@ -74,6 +76,15 @@ VERSION = f"msgsvc-{msgsvc.__version__}"
 CAPABILITIES = {"message-tags": "message-tags", "sasl": "sasl=PLAIN", "server-time": "server-time"}
 MONITOR_LIMIT = 100
 SASL_CHUNK = 400
+#: The longest SASL payload read: a PLAIN one (two names and a password of at most 256 bytes) is
+#: at most 432 characters of base64.  Past it the attempt is refused (905), as Ergo does.
+SASL_MAX = 2 * SASL_CHUNK
+#: Channels one JOIN, PART or NAMES may name (there is one channel: the rest only get errors).
+CHANNEL_TARGETS = 4
+#: Bytes of names one ISON may ask about: its answer fits in one line.
+ISON_MAX = 400
+#: Entries of the username log (or of who is online) a listing goes through in one reactor pass.
+LISTING_STEP = 100
 
 
 class IrcFactory(Factory["IrcSession"]):
@@ -96,6 +107,7 @@ class IrcFactory(Factory["IrcSession"]):
         self.idents: dict[str, tuple[str, str]] = {}  # by name key: an IRC user's USER name and real name
         self.members: set[IrcSession] = set()  # sessions that joined #all
         self.monitors: dict[str, set[IrcSession]] = {}  # by name key: who watches it
+        self.directory = Directory(clients.hub)
         clients.hub.subscribe(self._event)
 
     def buildProtocol(self, addr: IAddress | None) -> IrcSession:
@@ -167,8 +179,14 @@ class IrcSession(Session):
     _account: str | None = None  # the name SASL logged in as
     _registered = False  # 001 was sent
     _invisible = False  # user mode +i
-    _early: list[bytes]  # what came for a SASL-logged-in user before 001
+    _early: list[bytes]  # what came for a logged-in user before registration completed
     _early_size = 0  # its bytes
+    #: The one deadline from connect to 001 (None once passed, or met).  The session's own timer
+    #: is handed on by each step (a login checked, a nick refused); this one is not.
+    _deadline: IDelayedCall | None = None
+    #: Long replies being sent, a few entries a reactor pass, each with what to do after it.
+    _listings: deque[tuple[Iterator[bytes], Callable[[], None] | None]]
+    _listing_call: IDelayedCall | None = None
 
     @property
     def channel(self) -> str:
@@ -176,17 +194,33 @@ class IrcSession(Session):
         return self.factory.channel
 
     def _is_channel(self, target: str) -> bool:
-        return target.lower() == self.factory.channel.lower()
+        return target.casefold() == self.factory.channel.casefold()
 
     def connectionMade(self) -> None:
         self.caps: set[str] = set()
         self.monitoring: dict[str, str] = {}  # MONITORed names, by key, as the client spelled them
         self._early = []
+        self._listings = deque()
         super().connectionMade()
+        if not self.transport.disconnecting:
+            limit = self.clients.limits.hello_timeout
+            self._deadline = self.clients.clock.callLater(limit, self._registration_expired)
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        for call in (self._deadline, self._listing_call):
+            if call is not None and call.active():
+                call.cancel()
         super().connectionLost(reason)  # #all hears it quit, under the mask it joined with
         self.factory.forget(self)
+
+    def _registration_expired(self) -> None:
+        self._deadline = None
+        if self._login is None:  # else the login being checked decides: refused, the client goes
+            self._too_late()
+
+    def _too_late(self) -> None:
+        limit = self.clients.limits.hello_timeout
+        self._drop(f"no {self.registration} within {limit:g} s", "registration timed out")
 
     # -- Session: IRC's way of saying things ------------------------------
 
@@ -221,6 +255,9 @@ class IrcSession(Session):
         if self._sasl:  # logged in by SASL, before registration completes
             self._sasl = False
             self._account = name
+            if self._deadline is None:  # it took past the deadline: NICK and USER cannot come in time
+                self._too_late()
+                return
             self.numeric(
                 RPL_LOGGEDIN,
                 f"{self.nick}!{self.username or self.nick}@msgsvc",
@@ -232,12 +269,17 @@ class IrcSession(Session):
         self._greet(name)
 
     def login_refused(self, error: ProtocolError) -> None:
+        """Say why; the client may try again (a new nick, SASL again) until the registration's deadline."""
         self.clients.hub.unregister(self)  # the client stays, and may try another name
+        self._refused(error)
+        if self._deadline is None and not self.transport.disconnecting:  # the deadline passed meanwhile
+            self._too_late()
+
+    def _refused(self, error: ProtocolError) -> None:
         if self._sasl:
             self._sasl = False
             self.numeric(ERR_SASLFAIL, f"SASL authentication failed: {error.text}")
             return
-        self._watch(self.clients.limits.hello_timeout)  # a new nick may come
         if error.code in (Code.USERNAME_TAKEN, Code.AUTH_REQUIRED):
             self.numeric(rfc.ERR_NICKNAMEINUSE, self.nick, error.text)
         elif error.code is Code.USERNAME_INVALID:
@@ -304,7 +346,43 @@ class IrcSession(Session):
             )
 
     def numeric(self, code: str, *params: str) -> None:
-        self._write(line(code, self.nick, *params, prefix=self.factory.server_name))
+        self._write(self._numeric(code, *params))
+
+    def _numeric(self, code: str, *params: str) -> bytes:
+        return line(code, self.nick, *params, prefix=self.factory.server_name)
+
+    def _list(self, entries: Iterator[bytes], then: Callable[[], None] | None = None) -> None:
+        """Send a reply that goes through the username log or the users online (``entries`` gives
+        one step of it at a time: a line, or nothing), :data:`LISTING_STEP` steps a reactor pass,
+        whatever the log's size; then call ``then``.  The client's next lines wait until it is sent."""
+        self._listings.append((entries, then))
+        if len(self._listings) == 1:
+            self._list_some()
+
+    def _list_some(self) -> None:
+        self._listing_call = None
+        out: list[bytes] = []
+        steps = LISTING_STEP
+        while self._listings and steps:
+            entries, then = self._listings[0]
+            data = next(entries, None)
+            if data is not None:
+                out.append(data)
+                steps -= 1
+                continue
+            self._listings.popleft()
+            if then is not None:
+                self._write(b"".join(out))
+                out = []
+                then()
+        if out:
+            self._write(b"".join(out))
+        if not self._listings:
+            if "listing" in self._holds:
+                self._release("listing")
+        elif not (self._gone or self._dropped or self.transport.disconnecting):
+            self._hold("listing")
+            self._listing_call = self.clients.clock.callLater(0, self._list_some)
 
     def server_notice(self, text: str) -> None:
         self._write(line("NOTICE", self.nick, text, prefix=self.factory.server_name))
@@ -319,7 +397,8 @@ class IrcSession(Session):
         if sub == "LS":
             if not self._registered:
                 self._negotiating = True
-            modern = len(params) > 1 and params[1].isdigit() and int(params[1]) >= 302
+            version = ascii_int(params[1]) if len(params) > 1 else None
+            modern = version is not None and version >= 302
             caps = " ".join(CAPABILITIES[c] if modern else c for c in sorted(CAPABILITIES))
             self._write(line("CAP", self.nick, "LS", caps, prefix=self.factory.server_name))
         elif sub == "LIST":
@@ -368,9 +447,9 @@ class IrcSession(Session):
             self._sasl_payload = ""
             self._write(b"AUTHENTICATE +\r\n")
             return
-        if len(data) > SASL_CHUNK:
+        if len(data) > SASL_CHUNK or len(self._sasl_payload) + len(data) > SASL_MAX:
             self._sasl = False
-            self.numeric(ERR_SASLTOOLONG, "SASL message too long")
+            self.numeric(ERR_SASLTOOLONG, f"SASL message too long: at most {SASL_MAX} characters")
             return
         if data != "+":
             self._sasl_payload += data
@@ -433,10 +512,17 @@ class IrcSession(Session):
         if self._registered:
             self.numeric(ERR_ALREADYREGISTERED, "You may not reregister")
             return
-        if len(params) < 4 or not params[0] or not params[3]:
+        realname = printable(params[3]) if len(params) >= 4 else ""
+        if len(params) < 4 or not params[0] or not realname:
             self.numeric(rfc.ERR_NEEDMOREPARAMS, "USER", "Not enough parameters")
             return
-        self.username, self.realname = params[0], params[3]
+        if not is_ident(params[0]):
+            self.numeric(
+                ERR_INVALIDUSERNAME,
+                "Invalid user name: A-Z a-z 0-9 and _ . ~ - [ ] \\ ^ ` { | } only",
+            )
+            return
+        self.username, self.realname = params[0][:USERLEN], realname
         self._try_register()
 
     def _try_register(self) -> None:
@@ -449,9 +535,11 @@ class IrcSession(Session):
 
     def _greet(self, name: str) -> None:
         """Registration is complete as ``name``: 001 to 005, the MOTD, and what waited."""
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
         self.nick = name
         self.nick_key = username_key(name)
-        self._registered = True
         self.factory.idents[self.nick_key] = (self.username, self.realname)
         server = self.factory.server_name
         self.numeric(rfc.RPL_WELCOME, f"Welcome to the {self.factory.network} network, {name}")
@@ -459,7 +547,11 @@ class IrcSession(Session):
         self.numeric(rfc.RPL_CREATED, f"This server was created {self.factory.created}")
         self.numeric(rfc.RPL_MYINFO, server, VERSION, "ir", "nt")
         self._isupport()
-        self._motd()
+        self._list(self._motd(), then=self._registered_now)
+
+    def _registered_now(self) -> None:
+        """After the MOTD: what came for the client meanwhile, then what waited for it."""
+        self._registered = True
         if self._early:
             self._write(b"".join(self._early))
             self._early = []
@@ -477,40 +569,46 @@ class IrcSession(Session):
             f"NETWORK={self.factory.network}",
             "NICKLEN=32",
             "PREFIX=",
-            f"TARGMAX=PRIVMSG:{limits.max_recipients},NOTICE:{limits.max_recipients},JOIN:1,PART:1,WHOIS:1,MONITOR:{MONITOR_LIMIT}",
+            f"TARGMAX=PRIVMSG:{limits.max_recipients},NOTICE:{limits.max_recipients},JOIN:{CHANNEL_TARGETS},"
+            f"PART:{CHANNEL_TARGETS},NAMES:{CHANNEL_TARGETS},WHOIS:1,MONITOR:{MONITOR_LIMIT}",
+            f"USERLEN={USERLEN}",
             "UTF8ONLY",
         ]
         for start in range(0, len(tokens), 13):
             self.numeric(rfc.RPL_ISUPPORT, *tokens[start : start + 13], "are supported by this server")
 
-    def _motd(self) -> None:
-        server = self.factory.server_name
-        self.numeric(rfc.RPL_MOTDSTART, f"- {server} Message of the day -")
-        body = [
-            f"- Welcome to msgsvc. Everyone online is in {self.channel}: JOIN {self.channel} to see them come and go;",
-            f"- a message to {self.channel} goes to all of them. MOTD shows this again.",
-        ]
-        users = self.clients.hub.users()
-        entries = [
-            f"{u.name} ({'online' if u.online else 'offline'}{', protected' if u.protected else ''})"
-            for u in users
-        ]
-        body.append(f"- The username log ({len(entries)} {'name' if len(entries) == 1 else 'names'}):")
+    def _motd(self) -> Iterator[bytes]:
+        """The MOTD, with the username log: a line, or nothing, a step (one a name of the log)."""
+        server, channel, directory = self.factory.server_name, self.channel, self.factory.directory
+        size = len(directory.log)
+        yield self._numeric(rfc.RPL_MOTDSTART, f"- {server} Message of the day -")
+        for text in (
+            f"- Welcome to msgsvc. Everyone online is in {channel}: JOIN {channel} to see them come and go;",
+            f"- a message to {channel} goes to all of them. MOTD shows this again.",
+            f"- The username log ({size} {'name' if size == 1 else 'names'}):",
+        ):
+            yield self._numeric(rfc.RPL_MOTD, text)
         row = "-  "
-        for entry in entries:
+        for key in directory.walk(directory.log):
+            user = self.clients.hub.user(key)
+            if user is None:  # no longer in the log
+                yield b""
+                continue
+            protected = ", protected" if user.protected else ""
+            entry = f"{user.name} ({'online' if user.online else 'offline'}{protected})"
             if len(row) + len(entry) > 300:
-                body.append(row.rstrip(","))
+                yield self._numeric(rfc.RPL_MOTD, row.rstrip(","))
                 row = "-  "
+            else:
+                yield b""
             row += f" {entry},"
-        body.append(row.rstrip(","))
-        for text in body:
-            self.numeric(rfc.RPL_MOTD, text)
-        self.numeric(rfc.RPL_ENDOFMOTD, "End of /MOTD command.")
+        yield self._numeric(rfc.RPL_MOTD, row.rstrip(","))
+        yield self._numeric(rfc.RPL_ENDOFMOTD, "End of /MOTD command.")
 
     # -- after registration -------------------------------------------------
 
     def irc_MOTD(self, params: list[str]) -> None:
-        self._motd()
+        self._list(self._motd())
 
     def irc_PING(self, params: list[str]) -> None:
         if not params:
@@ -521,11 +619,12 @@ class IrcSession(Session):
 
     def irc_PONG(self, params: list[str]) -> None:
         token = params[-1] if params else ""
-        if token.startswith("ack-") and token[4:].isdigit() and self._registered:
-            self.clients.hub.acknowledge(self, int(token[4:]))
+        up_to = ascii_int(token[4:]) if token.startswith("ack-") else None
+        if up_to is not None and self._registered:
+            self.clients.hub.acknowledge(self, up_to)
 
     def irc_QUIT(self, params: list[str]) -> None:
-        reason = params[0] if params else ""
+        reason = printable(params[0]) if params else ""
         self._quit = f"quit: {reason}" if reason else "quit"
         self.bye(f"Quit: {reason}" if reason else "Quit")
 
@@ -561,9 +660,11 @@ class IrcSession(Session):
             if not quiet:
                 self.server_notice(f"not sent: {e.text}")
             return
+        targets = self._targets(params[0], self.clients.limits.max_recipients, quiet)
+        if targets is None:
+            return
         names: list[str] = []
-        seen: set[str] = set()
-        for target in params[0].split(","):
+        for target in targets:
             if self._is_channel(target):
                 if self not in self.factory.members:
                     if not quiet:
@@ -582,17 +683,8 @@ class IrcSession(Session):
             elif not wire.is_valid_username(target):
                 if not quiet:
                     self.numeric(rfc.ERR_NOSUCHNICK, target, "No such nick/channel")
-            elif username_key(target) not in seen:
-                seen.add(username_key(target))
+            else:
                 names.append(target)
-        if len(names) > self.clients.limits.max_recipients:
-            if not quiet:
-                self.numeric(
-                    rfc.ERR_TOOMANYTARGETS,
-                    params[0],
-                    f"Too many recipients: at most {self.clients.limits.max_recipients}",
-                )
-            return
         if not names:
             return
         report = self.clients.hub.send(self, names, text)
@@ -600,6 +692,19 @@ class IrcSession(Session):
             self._sent(report, quiet)
         else:
             self._report_later(report, lambda done: self._sent(done, quiet))
+
+    def _targets(self, field: str, limit: int, quiet: bool = False) -> list[str] | None:
+        """The targets of ``field`` (``a,b,#all``), each once however it is spelled; None (answered
+        407 unless ``quiet``) if there are more than ``limit``: nothing is done for any of them."""
+        targets: dict[str, str] = {}
+        for target in field.split(","):
+            if target:
+                targets.setdefault(target.casefold(), target)
+                if len(targets) > limit:
+                    if not quiet:
+                        self.numeric(rfc.ERR_TOOMANYTARGETS, target, f"Too many targets: at most {limit}")
+                    return None
+        return list(targets.values())
 
     def _ctcp(self, text: str) -> str:
         """A CTCP ACTION (``/me waves``) as the text "* nick waves"; other CTCP is not carried."""
@@ -623,7 +728,7 @@ class IrcSession(Session):
         if not params:
             self.numeric(rfc.ERR_NEEDMOREPARAMS, "JOIN", "Not enough parameters")
             return
-        for target in params[0].split(","):
+        for target in self._targets(params[0], CHANNEL_TARGETS) or ():
             if target == "0":
                 self.irc_PART([self.channel])
             elif not self._is_channel(target):
@@ -634,46 +739,51 @@ class IrcSession(Session):
                 self.factory.members.add(self)
                 self._write(line("JOIN", self.channel, prefix=self.factory.mask(self.nick)))
                 self.numeric(rfc.RPL_TOPIC, self.channel, TOPIC)
-                self._names()
+                self._list(self._names())
 
     def irc_PART(self, params: list[str]) -> None:
         if not params:
             self.numeric(rfc.ERR_NEEDMOREPARAMS, "PART", "Not enough parameters")
             return
-        for target in params[0].split(","):
+        for target in self._targets(params[0], CHANNEL_TARGETS) or ():
             if not self._is_channel(target):
                 self.numeric(rfc.ERR_NOSUCHCHANNEL, target, "No such channel")
             elif self not in self.factory.members:
                 self.numeric(rfc.ERR_NOTONCHANNEL, self.channel, "You're not on that channel")
             else:
                 self.factory.members.discard(self)
-                reason = params[1:2] if len(params) > 1 and params[1] else []
+                reason = [printable(params[1])] if len(params) > 1 and params[1] else []
                 self._write(line("PART", self.channel, *reason, prefix=self.factory.mask(self.nick)))
 
     def irc_NAMES(self, params: list[str]) -> None:
-        targets = params[0].split(",") if params else [self.channel]
-        for target in targets:
+        targets = self._targets(params[0], CHANNEL_TARGETS) if params else [self.channel]
+        for target in targets or ():
             if self._is_channel(target):
-                self._names()
+                self._list(self._names())
             else:
                 self.numeric(rfc.RPL_ENDOFNAMES, target, "End of /NAMES list")
 
-    def _names(self) -> None:
-        online = [u.name for u in self.clients.hub.users() if u.online]
+    def _names(self) -> Iterator[bytes]:
+        """353 rows of who is online, then 366: a row, or nothing, a step (one a user online)."""
+        directory = self.factory.directory
         row: list[str] = []
-        for name in online:
+        size = 0
+        for key in directory.walk(directory.online):
+            name = directory.names[key]
             row.append(name)
-            if sum(len(n) + 1 for n in row) > 400:
-                self.numeric(rfc.RPL_NAMREPLY, "=", self.channel, " ".join(row))
-                row = []
+            size += len(name) + 1
+            if size > 400:
+                yield self._numeric(rfc.RPL_NAMREPLY, "=", self.channel, " ".join(row))
+                row, size = [], 0
+            else:
+                yield b""
         if row:
-            self.numeric(rfc.RPL_NAMREPLY, "=", self.channel, " ".join(row))
-        self.numeric(rfc.RPL_ENDOFNAMES, self.channel, "End of /NAMES list")
+            yield self._numeric(rfc.RPL_NAMREPLY, "=", self.channel, " ".join(row))
+        yield self._numeric(rfc.RPL_ENDOFNAMES, self.channel, "End of /NAMES list")
 
     def irc_LIST(self, params: list[str]) -> None:
         """The one channel, with how many are online, and its topic."""
-        online = sum(1 for u in self.clients.hub.users() if u.online)
-        self.numeric(rfc.RPL_LIST, self.channel, str(online), TOPIC)
+        self.numeric(rfc.RPL_LIST, self.channel, str(len(self.factory.directory.online)), TOPIC)
         self.numeric(rfc.RPL_LISTEND, "End of /LIST")
 
     def irc_TOPIC(self, params: list[str]) -> None:
@@ -729,27 +839,41 @@ class IrcSession(Session):
 
     def irc_WHO(self, params: list[str]) -> None:
         """``WHO #all``, ``WHO nick``, or a mask (``*``, ``bo*``) over the online users; 315 echoes the mask."""
-        mask = params[0] if params else "*"
-        online = [u for u in self.clients.hub.users() if u.online]
+        self._list(self._who(params[0] if params else "*"))
+
+    def _who(self, mask: str) -> Iterator[bytes]:
+        """352 for each user online that ``mask`` names, then 315: a line, or nothing, a step.
+
+        A mask without wildcards is looked up; one that cannot match any name (longer than
+        a name can be, its runs of ``*`` counted as one) goes through nobody.
+        """
+        directory = self.factory.directory
         if self._is_channel(mask):
-            users, channel = online, self.channel
+            channel, pattern = self.channel, "*"
         else:
-            pattern = "*" if mask == "0" else mask.lower()
-            users, channel = [u for u in online if fnmatchcase(u.name.lower(), pattern)], "*"
+            channel, pattern = "*", "*" if mask == "0" else re.sub(r"\*+", "*", mask.casefold())
+        keys: Iterable[str] = directory.walk(directory.online)
+        if "*" not in pattern and "?" not in pattern:
+            keys = [pattern] if directory.is_online(pattern) else []
+        elif len(pattern) > 2 * USERNAME_MAX + 1:
+            keys = []
         server = self.factory.server_name
-        for user in users:
-            realname = f"0 {self.factory.realname(user.name)}"
-            self.numeric(
+        for key in keys:
+            if pattern != "*" and not glob_match(pattern, key):
+                yield b""
+                continue
+            name = directory.names[key]
+            yield self._numeric(
                 rfc.RPL_WHOREPLY,
                 channel,
-                self.factory.user(user.name),
+                self.factory.user(name),
                 "msgsvc",
                 server,
-                user.name,
+                name,
                 "H",
-                realname,
+                f"0 {self.factory.realname(name)}",
             )
-        self.numeric(rfc.RPL_ENDOFWHO, mask, "End of WHO list")
+        yield self._numeric(rfc.RPL_ENDOFWHO, mask, "End of WHO list")
 
     def irc_WHOIS(self, params: list[str]) -> None:
         if not params:
@@ -764,6 +888,13 @@ class IrcSession(Session):
                 return
         else:
             nick = params[0]
+        targets = self._targets(nick, 1)
+        if targets is None:
+            return
+        if not targets:
+            self.numeric(rfc.ERR_NONICKNAMEGIVEN, "No nickname given")
+            return
+        nick = targets[0]
         user = self.clients.hub.user(nick)
         if user is None or not user.online:
             where = "offline (in the username log)" if user is not None else "No such nick/channel"
@@ -775,9 +906,17 @@ class IrcSession(Session):
         self.numeric(rfc.RPL_ENDOFWHOIS, nick, "End of /WHOIS list")
 
     def irc_ISON(self, params: list[str]) -> None:
-        names = " ".join(params).split()
-        online = [u.name for u in (self.clients.hub.user(n) for n in names) if u is not None and u.online]
-        self.numeric(rfc.RPL_ISON, " ".join(online))
+        """Which of the names are online; at most :data:`ISON_MAX` bytes of them, so that the answer fits
+        in one line, as RFC 2812 has it (with 512-byte lines)."""
+        names = " ".join(n for n in " ".join(params).split(" ") if n)
+        if len(names.encode()) > ISON_MAX:
+            self.numeric(
+                rfc.ERR_TOOMANYTARGETS, "ISON", f"Too many names: at most {ISON_MAX} bytes of them"
+            )
+            return
+        directory = self.factory.directory
+        keys = dict.fromkeys(username_key(n) for n in names.split(" ") if n)
+        self.numeric(rfc.RPL_ISON, " ".join(directory.names[k] for k in keys if directory.is_online(k)))
 
     def irc_MONITOR(self, params: list[str]) -> None:
         """IRCv3 MONITOR: 730/731 now and whenever a watched name comes or goes, for any name."""
@@ -785,7 +924,10 @@ class IrcSession(Session):
             self.numeric(rfc.ERR_NEEDMOREPARAMS, "MONITOR", "Not enough parameters")
             return
         sub = params[0].upper()
-        targets = [t for t in (params[1] if len(params) > 1 else "").split(",") if wire.is_valid_username(t)]
+        targets = self._targets(params[1], MONITOR_LIMIT) if len(params) > 1 else []
+        if targets is None:
+            return
+        targets = [t for t in targets if wire.is_valid_username(t)]
         watchers = self.factory.monitors
         if sub == "+":
             added = []

@@ -18,9 +18,17 @@ NICK = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")  # a msgsvc name that is also 
 # monospace): dropped from text, which msgsvc keeps plain.
 FORMATTING = re.compile(r"\x03(\d{1,2}(,\d{1,2})?)?|[\x02\x0f\x11\x16\x1d\x1e\x1f]")
 CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # what msgsvc text may not hold (TAB it may)
+BREAKS = re.compile(r"[\x00\r\n]")  # what would end or cut short a line the server writes
+#: An ident (USER's first parameter): what RFC 2812 servers take, bounded by USERLEN.
+USERLEN = 32
+IDENT = re.compile(r"[A-Za-z0-9_.~\-\[\]\\^`{|}]+")
+REALLEN = 128  # bytes of a real name (USER's last parameter), and of a QUIT reason
+#: The room a text line always has (the longest UTF-8 character fits, with some text).
+MIN_ROOM = 64
 # Numerics Twisted's table (twisted.words.protocols.irc) lacks: IRCv3 SASL and MONITOR, and 417.
 ERR_INPUTTOOLONG = "417"
 ERR_ALREADYREGISTERED = "462"
+ERR_INVALIDUSERNAME = "468"  # as Ergo says it
 RPL_LOGGEDIN = "900"
 RPL_SASLSUCCESS = "903"
 ERR_SASLFAIL = "904"
@@ -57,7 +65,7 @@ def parse(line: bytes) -> Command | None:
     trailing = None
     if " :" in text:
         text, trailing = text.split(" :", 1)
-    params = text.split()
+    params = [p for p in text.split(" ") if p]  # IRC separates with spaces, and only them
     if not params:
         return None
     command = params.pop(0).upper()
@@ -67,24 +75,43 @@ def parse(line: bytes) -> Command | None:
 
 
 def line(*params: str, prefix: str = "", tags: str = "") -> bytes:
-    """An IRC line; the last parameter goes after `` :`` (always, as clients expect of text)."""
+    """An IRC line; the last parameter goes after `` :`` (always, as clients expect of text).
+
+    What a client sent may come back in it (a target that is not one): a middle parameter that
+    would not read as one becomes ``*``, CR, LF and NUL are left out, and a line over IRC's 512
+    bytes is cut short (between two characters), as servers do.
+    """
     *middle, last = params
     head = f"@{tags} " if tags else ""
     head += f":{prefix} " if prefix else ""
-    return f"{head}{' '.join(middle)} :{last}\r\n".encode()
+    middle = [p if p and p[0] != ":" and " " not in p else "*" for p in middle]
+    text = f"{head}{' '.join(middle)} :{last}"
+    if BREAKS.search(text):
+        text = BREAKS.sub("", text)
+    data = text.encode()
+    if len(data) > 510:
+        data = data[:510].decode("utf-8", "ignore").encode()
+    return data + b"\r\n"
 
 
 def text_lines(verb: str, target: str, text: str, prefix: str, tags: str = "") -> bytes:
-    """``verb`` lines carrying ``text`` to ``target``, split (at a space where there is one) so that
-    each stays within IRC's 512 bytes, tags aside: msgsvc's texts may be longer than IRC's lines."""
+    """``verb`` lines carrying ``text`` to ``target``, split so that each stays within IRC's 512 bytes,
+    tags aside: msgsvc's texts may be longer than IRC's lines.
+
+    A line is cut at its last space when that keeps at least three quarters of the room, else
+    between two characters; each line holds at least one whole character, so this always ends,
+    with at most ``ceil(len / (3 * room // 4)) + 1`` lines.  The room is never under
+    :data:`MIN_ROOM`: a head longer than that leaves (which the front's bounded nicks, idents and
+    channel never make) gives lines over 512 bytes rather than empty ones.
+    """
     command = f":{prefix} {verb} {target} :".encode()
     head = (f"@{tags} " if tags else "").encode() + command
-    room = 510 - len(command)
+    room = max(510 - len(command), MIN_ROOM)
     data = text.encode("utf-8")
     out = []
     while len(data) > room:
-        cut = data.rfind(b" ", 1, room + 1)
-        if cut <= 0:
+        cut = data.rfind(b" ", room * 3 // 4, room + 1)
+        if cut < 0:
             cut = room
             while data[cut] & 0xC0 == 0x80:  # not inside a character
                 cut -= 1
@@ -111,6 +138,45 @@ def clean_text(text: str) -> str:
     if CONTROL.search(text):
         raise ProtocolError(Code.BAD_SYNTAX, "control characters are not allowed in text")
     return text
+
+
+def is_ident(ident: str) -> bool:
+    """Whether ``ident`` may be a USER name (it is cut to :data:`USERLEN`): no ``@``, ``!``, space or
+    control character, which would change the ``nick!user@host`` others see."""
+    return IDENT.fullmatch(ident) is not None
+
+
+def printable(text: str, limit: int = REALLEN) -> str:
+    """``text`` (a real name, a QUIT reason) as others may see it: without IRC formatting or any
+    other character that does not print (control characters, line and format marks), cut to
+    ``limit`` bytes of UTF-8 between two characters."""
+    if not text.isprintable():
+        text = "".join(c for c in FORMATTING.sub("", text) if c.isprintable())
+    data = text.encode("utf-8")
+    if len(data) <= limit:
+        return text
+    return data[:limit].decode("utf-8", "ignore")
+
+
+def glob_match(mask: str, name: str) -> bool:
+    """Whether ``name`` matches the IRC ``mask`` (``*`` any run, ``?`` any one character), in
+    O(len(mask) * len(name)) steps at worst, without building a regular expression."""
+    m = n = 0
+    star = -1  # where in the mask the last ``*`` was, and where in the name it started matching
+    from_n = 0
+    while n < len(name):
+        if m < len(mask) and mask[m] == "*":
+            star, from_n = m, n
+            m += 1
+        elif m < len(mask) and (mask[m] == "?" or mask[m] == name[n]):
+            m += 1
+            n += 1
+        elif star >= 0:  # let the last ``*`` take one more character, and match on after it
+            from_n += 1
+            m, n = star + 1, from_n
+        else:
+            return False
+    return all(c == "*" for c in mask[m:])
 
 
 def server_time(when: float) -> str:
