@@ -122,6 +122,10 @@ class AuthRequired(UnauthorizedLogin):
 class Abandoned(LoginFailed):
     """The client left before it could be brought online."""
 
+    @classmethod
+    def protected(cls, name: str) -> AuthRequired:
+        return cls(f"{name} is protected: give its password")
+
 
 @implementer(ICredentialsChecker)
 class AccountChecker:
@@ -149,7 +153,7 @@ class AccountChecker:
         stored = await self._store.password_hash(name)
         if not IUsernamePassword.providedBy(credentials):
             if stored is not None:
-                raise AuthRequired(f"{name} is protected: give its password")
+                raise AuthRequired.protected(name)
             if self._require_password:
                 raise AuthRequired("this server needs a password with every name")
             return username
@@ -350,6 +354,12 @@ class Accounts(Service):
     ) -> str | None:
         key = username_key(name)
         known = self._hub.user(name)
+        if password is None and known is not None and known.protected and not known.online:
+            # Decided before the name is held: a login without a password must not hold a protected
+            # name while its password is looked up, or it could turn the owner away (USERNAME_TAKEN).
+            if await self._store.password_hash(name) is not None:
+                refusal = ProtocolError(Code.AUTH_REQUIRED, str(AuthRequired.protected(name)))
+                raise self._refused(name, peer, refusal)
         guessable = password is not None and known is not None and known.protected and not known.online
         if guessable:
             wait = self.throttle.wait(key, host)

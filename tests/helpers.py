@@ -35,6 +35,8 @@ class MemoryStore:
         self.pending_queue: list[Deferred[None]] = []
         self.resets: list[Reset] = []
         self.external: list[Reset] = []  # resets another process made, for resets_after()
+        self.hold_lookups = False  # password_hash() waits in pending_lookups until the test fires it
+        self.pending_lookups: list[Deferred[None]] = []
 
     def enqueue(self, message: Enqueue) -> Deferred[tuple[str, ...]]:
         def write(_: object) -> tuple[str, ...]:
@@ -73,7 +75,11 @@ class MemoryStore:
         return succeed(counts)
 
     def password_hash(self, name: str) -> Deferred[str | None]:
-        return succeed(self.hashes.get(username_key(name)))
+        if not self.hold_lookups:
+            return succeed(self.hashes.get(username_key(name)))
+        waiting: Deferred[None] = Deferred()
+        self.pending_lookups.append(waiting)
+        return waiting.addCallback(lambda _: self.hashes.get(username_key(name)))
 
     def set_password_hash(self, name: str, password_hash: str, when: float) -> Deferred[None]:
         self.hashes[username_key(name)] = password_hash

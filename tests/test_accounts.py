@@ -74,6 +74,17 @@ class LoginTests(AccountsTestCase):
             self.refused(f"HELLO alice :{password}", Code.USERNAME_TAKEN)
         self.assertEqual(self.server.hashing.checked, [])  # no oracle: nothing was checked
 
+    def test_logins_without_a_password_cannot_hold_a_protected_name_from_its_owner(self) -> None:
+        self.server.store.hold_lookups = True  # each password lookup waits until the test says
+        squatters = [self.hello("HELLO alice")[1] for _ in range(3)]
+        _, owner = self.hello(f"HELLO alice :{PASSWORD}")
+        self.assertEqual(lines(owner), [])  # not refused USERNAME_TAKEN: the squatters hold nothing
+        while self.server.store.pending_lookups:
+            self.server.store.pending_lookups.pop(0).callback(None)
+        self.assertEqual(lines(owner)[0], "WELCOME alice :welcome to msgsvc")
+        for squatter in squatters:
+            self.assertEqual(lines(squatter)[0], "ERROR AUTH_REQUIRED :alice is protected: give its password")
+
     def test_an_unprotected_name_needs_no_password(self) -> None:
         _, transport = self.hello("HELLO dave")
         self.assertEqual(self.user_line(transport, "dave"), "USER dave online")

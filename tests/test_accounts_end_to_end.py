@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 
+from twisted.internet.defer import ensureDeferred, gatherResults
 from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import TestCase
 
@@ -84,6 +85,37 @@ class AccountsEndToEndTests(TestCase):
         )
         self.assertEqual(len([t for t in text if t.startswith("failed login for carol")]), 3)
         await self.quit(owner)
+
+
+    async def test_the_owner_gets_in_while_others_say_hello_without_its_password(self) -> None:
+        owner, _ = await self.hello("HELLO dave :dave's password")
+        await self.quit(owner)
+        done = False
+        refusals: list[str] = []
+
+        async def squat() -> None:
+            while not done:
+                _, answer = await self.hello("HELLO dave")
+                refusals.append(answer[0])
+
+        squatters = [ensureDeferred(squat()) for _ in range(10)]
+        answers = []
+        for _ in range(20):
+            owner, answer = await self.hello("HELLO dave :dave's password")
+            answers.append(answer[0])
+            if answer[0].startswith("WELCOME"):
+                await self.quit(owner)
+        done = True
+        await gatherResults(squatters)
+        self.assertEqual(answers, ["WELCOME dave :welcome to msgsvc"] * 20)
+        self.assertGreater(len(refusals), 20)
+        self.assertLessEqual(  # taken while the owner is online
+            set(refusals),
+            {
+                "ERROR AUTH_REQUIRED :dave is protected: give its password",
+                "ERROR USERNAME_TAKEN :dave is in use",
+            },
+        )
 
 
 class MigrationEndToEndTests(TestCase):

@@ -8,8 +8,11 @@ import signal
 import socket
 import ssl
 import subprocess
+import time
 
 from twisted.trial.unittest import SynchronousTestCase
+
+from msgsvc.state.sqlite import Database
 
 from .test_tls import make_certificate
 from .test_twistd import Peer, free_port, run_msgsvc
@@ -121,3 +124,42 @@ class IrcEndToEndTests(SynchronousTestCase):
         self.assertTrue(got[0].startswith(f":{SERVER} 001 alice "), got)
         self.assertTrue(got[-1].startswith("ERROR :Closing Link: "), got)
         self.assertEqual(bob.until("MSG"), ["JOINED alice", "MSG alice unicast bob :over TLS"])
+
+    def test_a_bystander_is_answered_while_attackers_run_the_worst_commands(self) -> None:
+        """Issue 27: with a log of 3,000 names, attackers send the commands that froze or slowed the
+        server (a long USER then PRIVMSG, NAMES and PRIVMSG naming #all 1,600 times, WHO masks, MOTD,
+        LIST); a bystander's PING is answered within seconds all along (a freeze is what this catches)."""
+        database = Database(self.db)
+        database.record_seen([(f"user{i:04}", 1.0) for i in range(3000)])
+        database.close()
+        self.start()
+        bob = self.tcp("bob")
+        worst = [
+            "PRIVMSG mallory :" + "é" * 2048,
+            "PRIVMSG mallory :hi",
+            "NAMES " + ",".join(["#all"] * 1600),
+            "JOIN #all",
+            "PRIVMSG #all," + ",".join(["#all"] * 1600) + " :x",
+            "WHO " + "*a" * 30 + "*b",
+            "WHO *",
+            "MOTD",
+            "LIST",
+        ]
+        attackers = []
+        for i in range(4):
+            attacker = socket.create_connection(("127.0.0.1", self.irc_port), timeout=10)
+            self.addCleanup(attacker.close)
+            nick = f"mallory{i}" if i else "mallory"
+            burst = [f"NICK {nick}", f"USER {'a' * 480} 0 * :{'r' * 400}", *worst * 10]
+            attacker.sendall("".join(f"{line}\r\n" for line in burst).encode())
+            attackers.append(attacker)
+        started = time.monotonic()
+        for n in range(15):
+            sent = time.monotonic()
+            bob.send(f"PING :{n}")
+            self.assertEqual(bob.until("PONG")[-1], f"PONG :{n}")
+            self.assertLess(time.monotonic() - sent, 5.0)
+            time.sleep(0.1)
+        self.assertLess(time.monotonic() - started, 30.0)
+        bob.send("BROADCAST :still here")
+        bob.until("SENT")

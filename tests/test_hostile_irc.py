@@ -1,0 +1,198 @@
+"""Hostile input on the IRC front: whatever a client sends, in whatever order, it is answered or
+closed with a reason, never with a traceback, and the work of one line is bounded.
+
+Hypothesis makes the lines: the front's commands and others, random parameters, long ones, lists
+of many commas, non-ASCII digits, control characters, bad UTF-8, before and after registration,
+with time passing between them.  Bystanders (line-protocol clients) share the hub.  After each
+line the reactor passes it caused are run one at a time, and each is measured: the log entries
+walked, the bytes written to the client, the messages each bystander got.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
+from twisted.internet.testing import StringTransport
+from twisted.logger import LogEvent, globalLogPublisher
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+
+from msgsvc.fronts import irc
+from msgsvc.fronts.irc import IrcFactory, IrcSession
+from msgsvc.hub import UserRecord, UserView
+from msgsvc.wire import Limits
+
+from .helpers import ServerHarness
+from .test_irc import one_pass
+
+SERVER = "irc.test"
+STEP = 7  # LISTING_STEP here, so that a listing of the log below takes many passes
+LOG = 300  # names in the log
+BYSTANDERS = 20  # of them online, on the line front
+LIMITS = Limits(max_per_ip=1000)
+#: What one reactor pass may write to the attacker: a step of a listing, or the answers to one
+#: line (at most one numeric a target, and targets are capped), each line within 512 bytes.
+MOST_LINES_A_PASS = STEP + LIMITS.max_recipients + 16
+
+VERBS = sorted(name[4:] for name in dir(IrcSession) if name.startswith("irc_"))
+ODD = [
+    "²", "①", "١٢", "\x00", "\r", "\x1b[2J", "\x01ACTION x\x01", "\x01VERSION\x01", "\x02", "\x0304,12",
+    "é", "\u202e", "\u2028", "\ufeff", ",", ":", "*", "?", "!", "@", "#all", "#ALL", "#other", "0", "+",
+    "-", "ack-1", "ack-²", "ack-99999999999999999999", "PLAIN", "*", "user0001", "user0002", "alice",
+    "bob", "mallory", "302", "sasl", "server-time", "-sasl", "A" * 400, "+i", "-i", "+o", "b", "C", "L", "S",
+]  # fmt: skip
+#: The costliest commands, as the attack on the server ran them.
+WORST = [
+    "NAMES", "NAMES #all", "NAMES " + ",".join(["#all"] * 1600), "WHO *", "WHO #all", "WHO 0", "WHO user00?1",
+    "WHO " + "*a" * 30 + "*b", "MOTD", "LIST", "JOIN #all", "JOIN " + ",".join(["#all"] * 1600), "PART #all",
+    "PRIVMSG #all," + ",".join(["#ALL"] * 1600) + " :x", "PRIVMSG #all :" + "é" * 2048,
+    "PRIVMSG user0001," + ",".join(f"user{i:04}" for i in range(300)) + " :x", "NOTICE #all :x",
+    "ISON " + " ".join(f"user{i:04}" for i in range(40)), "MONITOR + " + ",".join(f"user{i:04}" for i in range(300)),
+    "MONITOR S", "MONITOR L", "WHOIS user0001", "CAP LS 302", "CAP REQ :sasl", "AUTHENTICATE PLAIN",
+    "AUTHENTICATE " + "A" * 400, "PONG :ack-1", "QUIT :bye\r\x1b[2J",
+]  # fmt: skip
+NAMES = ["#all", "#ALL", "alice", "mallory", "user0001", "USER0001", "user0299", "nobody", "é", "", "0"]
+
+param = st.one_of(
+    st.sampled_from(ODD),
+    st.text(max_size=12),
+    st.lists(st.sampled_from(ODD), min_size=1, max_size=30).map("".join),
+    st.lists(st.sampled_from(NAMES), min_size=1, max_size=2000).map(",".join),
+    st.integers(1, 2000).map(lambda n: "a" * n),
+    st.integers(1, 40).map(lambda n: "*a" * n + "*b"),
+)
+
+
+@st.composite
+def irc_line(draw: st.DrawFn) -> bytes:
+    """One line, without its LF (a CR may be in it): a command and parameters, or any bytes."""
+    if draw(st.integers(0, 19)) == 0:
+        return draw(st.binary(max_size=60)).replace(b"\n", b"")
+    verb = draw(st.one_of(st.sampled_from(VERBS), st.sampled_from(VERBS).map(str.lower), st.text(max_size=8)))
+    words = [verb, *draw(st.lists(param, max_size=5))]
+    if draw(st.booleans()):
+        words.append(":" + draw(param))
+    head = draw(st.sampled_from(["", "@a=b;c ", ":me!u@h ", "@x :y "]))
+    return (head + " ".join(words)).replace("\n", "").encode("utf-8")[:9000]
+
+
+def register(nick: str) -> list[bytes]:
+    return [f"NICK {nick}".encode(), f"USER {nick} 0 * :{nick}".encode()]
+
+
+action = st.one_of(
+    irc_line().map(lambda line: ("lines", [line])),
+    st.sampled_from(WORST).map(lambda line: ("lines", [line.encode()])),
+    st.lists(irc_line(), min_size=2, max_size=4).map(lambda lines: ("lines", lines)),  # in one read
+    st.sampled_from(["mallory", "user0001", "bob"]).map(lambda nick: ("lines", register(nick))),
+    st.sampled_from([0.5, 3.0, 31.0, 61.0]).map(lambda seconds: ("wait", seconds)),
+)
+
+
+class HostileIrcTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.patch(irc, "LISTING_STEP", STEP)
+        records = tuple(UserRecord(f"user{i:04}", 1.0, 1.0, protected=i > BYSTANDERS and i % 7 == 0) for i in range(LOG))
+        self.harness = ServerHarness(LIMITS, max_clients=1000, records=records)
+        self.factory = IrcFactory(self.harness.factory, SERVER)
+        self.bystanders = [self.harness.register(f"user{i:04}") for i in range(1, BYSTANDERS + 1)]
+        self.walked = 0
+        self.sorted_logs = 0
+        walk, hub = self.factory.directory.walk, self.harness.hub
+        users = hub.users
+
+        def counted_walk(keys: list[str]) -> Iterator[str]:
+            for key in walk(keys):
+                self.walked += 1
+                yield key
+
+        def counted_users() -> list[UserView]:
+            self.sorted_logs += 1
+            return users()
+
+        self.factory.directory.walk = counted_walk  # type: ignore[method-assign]
+        hub.users = counted_users  # type: ignore[method-assign]
+        self.failures: list[LogEvent] = []
+
+        def observe(event: LogEvent) -> None:
+            if "log_failure" in event:
+                self.failures.append(event)
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+
+    def check_written(self, data: bytes) -> list[bytes]:
+        """Each line the server wrote is whole, UTF-8, within 512 bytes (tags aside), with no CR, LF or NUL
+        inside; the lines."""
+        self.assertTrue(data == b"" or data.endswith(b"\r\n"), data[-80:])
+        rows = data.split(b"\r\n")[:-1]
+        for row in rows:
+            row.decode("utf-8")
+            self.assertNotIn(b"\r", row)
+            self.assertNotIn(b"\n", row)
+            self.assertNotIn(b"\0", row)
+            bare = row.partition(b" ")[2] if row.startswith(b"@") else row
+            self.assertLessEqual(len(bare) + 2, 512, row[:100])
+        return rows
+
+    def run_passes(self, transport: StringTransport) -> list[bytes]:
+        """Run the reactor passes due now one at a time, each measured; what the client got."""
+        clock = self.harness.clock
+        got = []
+        while True:
+            self.assertLessEqual(self.walked, STEP)
+            rows = self.check_written(transport.value())
+            transport.clear()
+            self.assertLessEqual(len(rows), MOST_LINES_A_PASS)
+            got += rows
+            self.walked = 0
+            if not any(call.getTime() <= clock.seconds() for call in clock.getDelayedCalls()):
+                return got
+            one_pass(clock)
+
+    @settings(
+        max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+    )
+    @given(first=st.sampled_from([None, "mallory", "alice"]), actions=st.lists(action, max_size=12))
+    def test_any_input_is_answered_or_closed_with_a_reason(
+        self, first: str | None, actions: list[tuple[str, object]]
+    ) -> None:
+        """Before registration, or (two times in three) after it."""
+        if first is not None:
+            actions = [("lines", register(first)), *actions]
+        self.harness._port += 1
+        transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", self.harness._port))
+        session = self.factory.buildProtocol(transport.getPeer())
+        session.makeConnection(transport)
+        got: list[bytes] = self.run_passes(transport)
+        try:
+            for kind, what in actions:
+                for _, bystander_transport in self.bystanders:
+                    bystander_transport.clear()
+                if kind == "wait":
+                    assert isinstance(what, float)
+                    self.harness.clock.advance(what)
+                    for bystander, _ in self.bystanders:  # they are there: they answer a PING
+                        bystander.dataReceived(b"PONG :x\r\n")
+                else:
+                    assert isinstance(what, list)
+                    session.dataReceived(b"".join(line + b"\r\n" for line in what))
+                got += self.run_passes(transport)
+                for _, bystander_transport in self.bystanders:  # one line: one broadcast, one message at most
+                    messages = [r for r in bystander_transport.value().split(b"\r\n") if r.startswith(b"MSG ")]
+                    self.assertLessEqual(len(messages), 2 * (len(what) if isinstance(what, list) else 1))
+                if transport.disconnecting:
+                    self.assertTrue(got[-1].startswith(b"ERROR :Closing Link: "), got[-3:])
+                    break
+        finally:
+            session.connectionLost(Failure(ConnectionDone()))
+            self.harness.end_of_pass()
+        self.assertEqual(self.sorted_logs, 0)
+        self.assertEqual(self.failures, [])
+        self.assertEqual(self.flushLoggedErrors(), [])
+        for protocol, _ in self.bystanders:  # nobody else was hurt
+            self.assertFalse(protocol.transport.disconnecting)
