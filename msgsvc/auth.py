@@ -118,13 +118,13 @@ class NameOnly:
 class AuthRequired(UnauthorizedLogin):
     """The name needs a password and none was given."""
 
-
-class Abandoned(LoginFailed):
-    """The client left before it could be brought online."""
-
     @classmethod
     def protected(cls, name: str) -> AuthRequired:
         return cls(f"{name} is protected: give its password")
+
+
+class Abandoned(LoginFailed):
+    """The client left before it could be brought online."""
 
 
 @implementer(ICredentialsChecker)
