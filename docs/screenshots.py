@@ -78,7 +78,7 @@ async def main() -> None:
         w = ChatWindow(tkinter.Tk())
         w.root.geometry("900x560+0+0")
         presenter = ChatPresenter(w, endpoint_connector(reactor), reactor, name, "tcp:localhost:8123")
-        w.bind(presenter, lambda: None)
+        w.bind(presenter)
         presenter.start()
         windows.append(w)
         return w

@@ -2,8 +2,10 @@
 
 Works on the server's SQLite file directly, or on its Redis (``--redis``),
 also while the server runs: a running server (every node, with Redis) picks
-a reset up within :attr:`msgsvc.auth.Accounts.WATCH_INTERVAL` seconds and
-tells the owner, if online, why.
+a reset or a removal up within :attr:`msgsvc.auth.Accounts.WATCH_INTERVAL`
+seconds, and tells the owner of a reset name, if online, why.  With Redis, a
+name online on a node is not removed; an SQLite file does not know who is
+online on a server using it: a name online there stays in its log.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from twisted.internet.defer import ensureDeferred
 
+from msgsvc.auth import Reset, StillOnline
 from msgsvc.state import StoreError
 from msgsvc.state.sqlite import Database
 from msgsvc.tap import DEFAULT_DB
@@ -31,12 +34,26 @@ def _parser() -> argparse.ArgumentParser:
     reset = commands.add_parser("reset", help="remove a name's protection (a forgotten password)")
     reset.add_argument("name")
     reset.add_argument("--reason", required=True, help="why; the owner is told if online, and it is logged")
+    remove = commands.add_parser(
+        "remove", help="remove offline names from the username log, with their passwords and waiting messages"
+    )
+    remove.add_argument("names", nargs="+", metavar="name")
+    remove.add_argument("--reason", required=True, help="why; it is logged")
     return parser
 
 
 def _show(protected: list[tuple[str, float]]) -> None:
     for name, changed in protected:
         print(f"{name}\tprotected since {time.strftime('%Y-%m-%d %H:%M', time.localtime(changed))}")
+
+
+def _removed(name: str, removal: Reset | None) -> int:
+    """Say what became of the removal of ``name``; the exit status."""
+    if removal is None:
+        print(f"msgsvc.admin: {name} is not in the username log", file=sys.stderr)
+        return 1
+    print(f"{removal.name} removed from the username log ({removal.reason})")
+    return 0
 
 
 def _on_redis(args: argparse.Namespace, reason: str) -> int:
@@ -63,6 +80,14 @@ def _on_redis(args: argparse.Namespace, reason: str) -> int:
             if args.command == "list":
                 _show(await state.protected())
                 return
+            if args.command == "remove":
+                for name in args.names:
+                    try:
+                        status = max(status, _removed(name, await state.remove(name, reason, time.time())))
+                    except StillOnline as e:
+                        print(f"msgsvc.admin: {e}", file=sys.stderr)
+                        status = max(status, 1)
+                return
             reset = await state.reset(args.name, reason, time.time())
             if reset is None:
                 print(f"msgsvc.admin: {args.name} is not protected", file=sys.stderr)
@@ -84,8 +109,8 @@ def _on_redis(args: argparse.Namespace, reason: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    reason = args.reason.strip() if args.command == "reset" else ""
-    if args.command == "reset" and not reason:
+    reason = args.reason.strip() if args.command != "list" else ""
+    if args.command != "list" and not reason:
         print("msgsvc.admin: give a reason", file=sys.stderr)
         return 2
     if args.redis:
@@ -102,6 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "list":
             _show(database.protected())
             return 0
+        if args.command == "remove":
+            return max(_removed(name, database.remove(name, reason, time.time())) for name in args.names)
         reset = database.reset(args.name, reason, time.time())
         if reset is None:
             print(f"msgsvc.admin: {args.name} is not protected", file=sys.stderr)

@@ -5,11 +5,13 @@ asks a :class:`~twisted.cred.portal.Portal`: the :class:`AccountChecker`
 looks the name's password hash up in the store and checks the password with
 argon2id on a thread pool (a name nobody protected needs none, and is
 claimed by the first password given with it); the :class:`HubRealm` then
-brings the client online in the hub.  :class:`LoginThrottle` slows guessing.
+brings the client online in the hub.  :class:`LoginThrottle` slows guessing;
+:class:`AddressRate` bounds the new names and new accounts one address makes.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol, TypeVar, cast
@@ -30,6 +32,7 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import Attribute, Interface, implementer
 
 from msgsvc.hub import Hub, Participant, RegistrationRefused
+from msgsvc.ratelimit import TokenBucket
 from msgsvc.wire import Code, ProtocolError, check_password_rules, username_key
 
 #: OWASP's first argon2id profile (19 MiB, 2 passes, 1 lane): about 50 ms a check here.
@@ -43,12 +46,18 @@ _T = TypeVar("_T")
 
 @dataclass(frozen=True)
 class Reset:
-    """The operator removed the protection of ``name`` at ``at``, saying ``reason``."""
+    """The operator removed the protection of ``name`` at ``at``, saying ``reason``; or (``removed``) the
+    name itself from the log, with its password and what waited for it."""
 
     id: int
     name: str
     at: float
     reason: str
+    removed: bool = False
+
+
+class StillOnline(Exception):
+    """The name is online: it cannot be removed from the log."""
 
 
 class AccountStore(Protocol):
@@ -57,6 +66,7 @@ class AccountStore(Protocol):
     def password_hash(self, name: str) -> Deferred[str | None]: ...
     def set_password_hash(self, name: str, password_hash: str, when: float) -> Deferred[None]: ...
     def reset(self, name: str, reason: str, when: float) -> Deferred[Reset | None]: ...
+    def remove(self, name: str, reason: str, when: float) -> Deferred[Reset | None]: ...
     def resets_after(self, reset_id: int) -> Deferred[list[Reset] | None]: ...
 
 
@@ -290,6 +300,53 @@ class LoginThrottle:
         return 0.0 if over < 0 else min(2.0**over, self.LONGEST)
 
 
+@dataclass(frozen=True)
+class Rate:
+    """How many one address may make: ``burst`` at once, then ``per_minute``."""
+
+    per_minute: float
+    burst: int
+
+
+#: The defaults for new names and new accounts: an office behind one address registering on its
+#: first day does not meet them; a script making names does (28,800 a day, not 3.5 million).
+NEW_NAMES = NEW_ACCOUNTS = Rate(per_minute=6.0, burst=20)
+
+
+class AddressRate:
+    """A :class:`Rate` for each address (a token bucket), in this process's memory.
+
+    Each node of a service of several counts on its own.  An address whose
+    bucket is full again is as if never seen: those are swept out whenever
+    the table grows past twice its size at the last sweep (and past
+    :attr:`SWEEP_AT`), so the table holds only the addresses that made
+    something within the last ``burst / per_minute`` minutes.
+    """
+
+    SWEEP_AT = 1024
+
+    def __init__(self, rate: Rate, clock: IReactorTime) -> None:
+        self._rate = rate
+        self._clock = clock
+        self._buckets: dict[str, TokenBucket] = {}
+        self._sweep_at = self.SWEEP_AT
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def take(self, host: str) -> float:
+        """Count one more from ``host``: 0, or (past its rate, and not counted) the seconds it must wait."""
+        now = self._clock.seconds()
+        bucket = self._buckets.get(host)
+        if bucket is None:
+            bucket = self._buckets[host] = TokenBucket(self._rate.per_minute / 60, self._rate.burst, now)
+            if len(self._buckets) > self._sweep_at:
+                for idle in [h for h, b in self._buckets.items() if b is not bucket and b.full(now)]:
+                    del self._buckets[idle]
+                self._sweep_at = max(self.SWEEP_AT, 2 * len(self._buckets))
+        return bucket.take_one(now)
+
+
 # -- what the fronts call -------------------------------------------------------
 
 
@@ -311,7 +368,14 @@ class Accounts(Service):
     WATCH_INTERVAL = 2.0
 
     def __init__(
-        self, hub: Hub, store: AccountStore, hashing: Hashing, clock: IReactorTime, require_password: bool
+        self,
+        hub: Hub,
+        store: AccountStore,
+        hashing: Hashing,
+        clock: IReactorTime,
+        require_password: bool,
+        new_names: Rate = NEW_NAMES,
+        new_accounts: Rate = NEW_ACCOUNTS,
     ) -> None:
         self._hub = hub
         self._store = store
@@ -319,6 +383,8 @@ class Accounts(Service):
         self._clock = clock
         self.portal = Portal(HubRealm(hub), [AccountChecker(store, hashing, clock, require_password)])
         self.throttle = LoginThrottle(clock)
+        self.new_names = AddressRate(new_names, clock)  # names added to the log, by address
+        self.new_accounts = AddressRate(new_accounts, clock)  # names given their first password
         self._last_reset = 0  # the latest reset seen
         self._watching_failed = False  # logged once until the store answers again
         self._watch = LoopingCall(self._pick_up_resets)
@@ -370,6 +436,7 @@ class Accounts(Service):
                 await deferLater(self._clock, wait)
         self._hub.register(participant, name, peer)
         try:
+            self._count_new(name, password, peer, host)
             return await _shielded(
                 Deferred.fromCoroutine(self._check(participant, name, password, peer, host, guessable))
             )
@@ -418,6 +485,26 @@ class Accounts(Service):
             self._mark_protected(member.name)
         return member.name
 
+    def _count_new(self, name: str, password: str | None, peer: str, host: str) -> None:
+        """Count a name new to the log, and a first password, against ``host``'s rates; past either,
+        refuse (RATE_LIMITED) the login that holds ``name``."""
+        known = self._hub.user(name)  # None: the name is held, and not in the log
+        try:
+            if known is None:
+                self._allow(self.new_names, host, "new names")
+            if password is not None and (known is None or not known.protected):
+                self._allow(self.new_accounts, host, "new passwords")
+        except ProtocolError as e:
+            raise self._refused(name, peer, e) from None
+
+    @staticmethod
+    def _allow(rate: AddressRate, host: str, what: str) -> None:
+        wait = rate.take(host)
+        if wait:
+            raise ProtocolError(
+                Code.RATE_LIMITED, f"too many {what} from your address; try again in {math.ceil(wait)} s"
+            )
+
     def _mark_protected(self, name: str) -> None:
         known = self._hub.user(name)
         if known is not None and not known.protected:
@@ -429,15 +516,19 @@ class Accounts(Service):
 
     # -- passwords and resets -------------------------------------------------------
 
-    def set_password(self, name: str, password: str) -> Deferred[None]:
-        """Protect the online user ``name`` with ``password``, or change its password.
+    def set_password(self, name: str, password: str, host: str) -> Deferred[None]:
+        """Protect the online user ``name`` (connected from ``host``) with ``password``, or change it.
 
-        Fails with ProtocolError(PASSWORD_INVALID) for a password against the rules.
+        Fails with ProtocolError: PASSWORD_INVALID for a password against the
+        rules, RATE_LIMITED past the address's rate of new accounts.
         """
-        return Deferred.fromCoroutine(self._set_password(name, password))
+        return Deferred.fromCoroutine(self._set_password(name, password, host))
 
-    async def _set_password(self, name: str, password: str) -> None:
+    async def _set_password(self, name: str, password: str, host: str) -> None:
         password = check_password_rules(password)
+        before = self._hub.user(name)
+        if before is None or not before.protected:
+            self._allow(self.new_accounts, host, "new passwords")
         await self._store.set_password_hash(name, await self._hashing.hash(password), self._clock.seconds())
         known = self._hub.user(name)
         self._hub.set_protected(
@@ -458,7 +549,30 @@ class Accounts(Service):
         self._apply(reset)
         return True
 
+    def remove(self, name: str, reason: str) -> Deferred[Reset | None]:
+        """Remove the offline ``name`` from the log, with its password and what waited for it (the
+        operator's doing); None if it is not in the log.  Fails with :class:`StillOnline` if it is
+        online (here, or on another node)."""
+        return Deferred.fromCoroutine(self._remove(name, reason))
+
+    async def _remove(self, name: str, reason: str) -> Reset | None:
+        known = self._hub.user(name)
+        if known is not None and known.online:
+            raise StillOnline(f"{known.name} is online: disconnect it first")
+        removal = await self._store.remove(name, reason, self._clock.seconds())
+        if removal is not None:
+            self._last_reset = max(self._last_reset, removal.id)
+            self._apply(removal)
+        return removal
+
     def _apply(self, reset: Reset) -> None:
+        if reset.removed:
+            if not self._hub.remove(reset.name, reset.reason):
+                self.log.warn(
+                    "{name} was removed from the log but is online here: it stays, and is written back",
+                    name=reset.name,
+                )
+            return
         self._hub.set_protected(reset.name, False, reset.reason)
         self._hub.notify(reset.name, f"the operator removed your name's password: {reset.reason}")
 

@@ -16,6 +16,7 @@ from msgsvc.hub import (
     UserJoined,
     UserKicked,
     UserLeft,
+    UserRemoved,
 )
 
 
@@ -76,4 +77,8 @@ class HubEventLogger:
             case ProtectionChanged(name, False, reason):
                 self.log.info(
                     "the operator removed the protection of {name}: {reason}", name=name, reason=reason
+                )
+            case UserRemoved(name, reason):
+                self.log.info(
+                    "the operator removed {name} from the username log: {reason}", name=name, reason=reason
                 )

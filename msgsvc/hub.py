@@ -94,7 +94,8 @@ class Queued:
 
 @dataclass(frozen=True)
 class Enqueue:
-    """Queue one message for each of ``recipients`` (name keys) that has room."""
+    """Queue one message for each of ``recipients`` (name keys) that has room, in order, while the
+    sender's quota and the total have room too."""
 
     recipients: tuple[str, ...]
     sender: str
@@ -104,6 +105,8 @@ class Enqueue:
     sent_at: float
     limit: int  # messages a recipient may have waiting
     oldest: float  # messages sent before this have expired
+    sender_limit: int  # messages that may wait from one sender, for all its recipients together
+    total_limit: int  # messages that may wait in all the queues together
 
 
 class Participant(Protocol):
@@ -135,7 +138,11 @@ class Store(Protocol):
         """Add ``name`` to the log or move its last-seen time."""
 
     def enqueue(self, message: Enqueue) -> Deferred[tuple[str, ...]]:
-        """Queue a message; the recipient keys it was queued for."""
+        """Queue a message; the recipient keys it was queued for.
+
+        The counts it checks (each recipient's, the sender's, the total) and
+        the messages it adds change together, atomically.
+        """
 
     def backlog(self, name: str, after: int, oldest: float, limit: int) -> Deferred[tuple[list[Queued], int]]:
         """A page of what waits for ``name`` after id ``after``, and how many wait after that page."""
@@ -170,9 +177,7 @@ class Network(Protocol):
         """The user of this node holding ``name`` left at ``when``."""
 
     def route(self, message: Message, keys_by_node: dict[str, list[str]]) -> Deferred[set[str]]:
-        """Send ``message`` to these users of other nodes; fires with the nodes that took it, to deliver
-        to those of its users still connected when it reads it.  A node not alive within its lease,
-        or too far behind to take more, is left out.
+        """Send ``message`` to these users of other nodes; fires with the nodes alive to get it.
 
         A broadcast (``keys_by_node`` empty) goes to every other node.
         """
@@ -188,6 +193,8 @@ class QueuePolicy:
     limit: int = 1000  # messages per recipient
     age: float = 30 * 86400.0  # seconds before a waiting message expires
     page: int = 100  # messages delivered before the client must acknowledge
+    per_sender: int = 2000  # messages waiting from one sender, for all its recipients together
+    total: int = 100_000  # messages waiting in all the queues together
 
 
 @dataclass(frozen=True)
@@ -225,6 +232,14 @@ class ProtectionChanged:
 
     name: str
     protected: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class UserRemoved:
+    """The operator removed ``name`` from the username log (with its password and what waited for it)."""
+
+    name: str
     reason: str
 
 
@@ -287,6 +302,7 @@ Event = (
     | RegistrationRefused
     | UserKicked
     | ProtectionChanged
+    | UserRemoved
     | QueueChanged
     | LogLoaded
     | NoticeSent
@@ -614,6 +630,19 @@ class Hub:
         if not protected:
             self._set_waiting(record.name, 0)  # the store dropped them with the password
 
+    def remove(self, name: str, reason: str) -> bool:
+        """Forget ``name``, which the operator removed from the state's log; False (and it is kept) if
+        it is held: online (here or on another node) or logging in, in which case the removal came too
+        late, and the name is back in the state once seen again."""
+        key = username_key(name)
+        if key in self._sessions or key in self._remote:
+            return False
+        record = self._log.pop(key, None)
+        self._waiting.pop(key, None)
+        if record is not None:
+            self._emit(UserRemoved(record.name, reason))
+        return True
+
     def remote_protected(self, key: str) -> None:
         """A password was set for the name ``key`` (on any node): shown as protected here too."""
         record = self._log.get(key)
@@ -728,7 +757,7 @@ class Hub:
                 if node in reached:
                     delivered += len(keys)
                     continue
-                for key in keys:  # its node is gone or behind: offline, and waiting if protected
+                for key in keys:  # its node is gone: offline, and waiting if protected
                     record = self._log[key]
                     offline.append(record.name)
                     if record.protected:
@@ -789,6 +818,8 @@ class Hub:
             now,
             queue.limit,
             now - queue.age,
+            queue.per_sender,
+            queue.total,
         )
 
         def queued(done: tuple[str, ...]) -> Report:
@@ -876,7 +907,7 @@ class Hub:
         """Send ``text`` to everyone online but the sender.
 
         With other nodes, the report comes as a Deferred once the network has
-        passed it on, and counts the users of the nodes that took it.  While
+        passed it on, and counts the users of the nodes alive to get it.  While
         the network is unreachable it reaches this node's users only, and its
         count says so.
         """

@@ -3,7 +3,7 @@
 When ten thousand clients log in at once, telling every online client of
 every login one line at a time is ten thousand Python calls a login:
 fifty million for the lot.  :class:`Presence` instead gathers the
-``JOINED``, ``LEFT`` and ``ACCOUNT`` lines of a pass and, after it, hands each client
+``JOINED``, ``LEFT``, ``ACCOUNT`` and ``REMOVED`` lines of a pass and, after it, hands each client
 the whole batch in one write, built once.  A client that registered
 during the pass gets only the lines that came after its registration:
 the rest are already in the username log it was sent.
@@ -22,7 +22,7 @@ from typing import Protocol
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 from msgsvc import wire
-from msgsvc.hub import Event, Hub, LogLoaded, ProtectionChanged, UserJoined, UserLeft
+from msgsvc.hub import Event, Hub, LogLoaded, ProtectionChanged, UserJoined, UserLeft, UserRemoved
 
 
 class Listener(Protocol):
@@ -95,6 +95,13 @@ class Presence:
             case UserLeft(name):
                 self._set(name, "offline")
                 self._publish(user_line("LEFT", name))
+            case UserRemoved(name):
+                key = wire.username_key(name)
+                at = bisect_left(self._keys, key)
+                if at < len(self._keys) and self._keys[at] == key:
+                    del self._keys[at], self._lines[at]
+                self._protected.discard(key)
+                self._publish(user_line("REMOVED", name))
             case ProtectionChanged(name, protected):
                 user = self._hub.user(name)
                 if user is not None:

@@ -12,9 +12,25 @@ class TokenBucket:
         self._tokens = float(burst)
         self._stamp = now
 
-    def take(self, now: float) -> float:
-        """Take a token (the bucket may go into debt); seconds until it is out of debt, or 0."""
+    def _refill(self, now: float) -> None:
         self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
         self._stamp = now
+
+    def take_one(self, now: float) -> float:
+        """Take a token if there is one (then 0); else take nothing: seconds until there is one."""
+        self._refill(now)
+        if self._tokens < 1:
+            return (1 - self._tokens) / self.rate
+        self._tokens -= 1
+        return 0.0
+
+    def full(self, now: float) -> bool:
+        """Whether it holds ``burst`` tokens: as if it had never been used."""
+        self._refill(now)
+        return self._tokens >= self.burst
+
+    def take(self, now: float) -> float:
+        """Take a token (the bucket may go into debt); seconds until it is out of debt, or 0."""
+        self._refill(now)
         self._tokens -= 1
         return 0.0 if self._tokens >= 0 else -self._tokens / self.rate

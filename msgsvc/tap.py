@@ -25,7 +25,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from msgsvc import descriptors
-from msgsvc.auth import Accounts, Hasher
+from msgsvc.auth import NEW_ACCOUNTS, NEW_NAMES, Accounts, Hasher, Rate
 from msgsvc.eventlog import HubEventLogger
 from msgsvc.fronts.irc import CHANNEL_NAME, IrcFactory
 from msgsvc.fronts.lines import ServerFactory
@@ -127,14 +127,6 @@ class Options(usage.Options):
             "Seconds within which a node that stops (killed, cut off) loses its users' names.",
             _lease,
         ],
-        [
-            "redis-inbox",
-            None,
-            64 * 1024 * 1024,
-            "Bytes of messages from other nodes that may wait in Redis for this node to deliver; "
-            "past it, their senders are told its users did not get them.",
-            _positive,
-        ],
         ["max-line", None, _DEFAULTS.max_line, "Longest accepted line, in bytes.", _positive],
         ["max-text", None, _DEFAULTS.max_text, "Longest message text, in UTF-8 bytes.", _positive],
         ["max-recipients", None, _DEFAULTS.max_recipients, "Most recipients of one SEND.", _positive],
@@ -196,6 +188,48 @@ class Options(usage.Options):
             QueuePolicy.age / 86400,
             "Days a message waits for an offline protected user before it is dropped.",
             _seconds,
+        ],
+        [
+            "queue-per-sender",
+            None,
+            QueuePolicy.per_sender,
+            "Messages that may wait from one sender, for all its offline recipients together.",
+            _positive,
+        ],
+        [
+            "queue-total",
+            None,
+            QueuePolicy.total,
+            "Messages that may wait for offline users in all, from everyone.",
+            _positive,
+        ],
+        [
+            "new-names-per-minute",
+            None,
+            NEW_NAMES.per_minute,
+            "Names one address may add to the username log a minute, after --new-names-burst.",
+            _seconds,
+        ],
+        [
+            "new-names-burst",
+            None,
+            NEW_NAMES.burst,
+            "Names one address may add to the username log at once.",
+            _positive,
+        ],
+        [
+            "new-accounts-per-minute",
+            None,
+            NEW_ACCOUNTS.per_minute,
+            "Names one address may give a first password a minute, after --new-accounts-burst.",
+            _seconds,
+        ],
+        [
+            "new-accounts-burst",
+            None,
+            NEW_ACCOUNTS.burst,
+            "Names one address may give a first password at once.",
+            _positive,
         ],
         [
             "hash-threads",
@@ -409,13 +443,18 @@ def makeService(options: Options) -> IService:
 
     state: State
     nodes: list[IService] = []  # with --redis: this node of the service
-    queue = QueuePolicy(limit=options["queue-max"], age=options["queue-days"] * 86400)
+    queue = QueuePolicy(
+        limit=options["queue-max"],
+        age=options["queue-days"] * 86400,
+        per_sender=options["queue-per-sender"],
+        total=options["queue-total"],
+    )
     if options["redis"]:
         from msgsvc.state.cluster import RedisCluster
         from msgsvc.state.redis import RedisState
 
         state = redis = RedisState(reactor, RedisURL.parse(options["redis"]))
-        cluster = RedisCluster(reactor, redis, options["redis-lease"], options["redis-inbox"])
+        cluster = RedisCluster(reactor, redis, options["redis-lease"])
         hub = Hub(reactor, state, None, options["max-clients"], queue, cluster)
         cluster.attach(hub)
         nodes.append(cluster)
@@ -427,7 +466,15 @@ def makeService(options: Options) -> IService:
         hub = Hub(reactor, state, None, options["max-clients"], queue)
     hub.subscribe(HubEventLogger())
     hasher = Hasher(IReactorFromThreads(reactor), options["hash-threads"])
-    accounts = Accounts(hub, state, hasher, reactor, options["require-password"])
+    accounts = Accounts(
+        hub,
+        state,
+        hasher,
+        reactor,
+        options["require-password"],
+        Rate(options["new-names-per-minute"], options["new-names-burst"]),
+        Rate(options["new-accounts-per-minute"], options["new-accounts-burst"]),
+    )
     factory = ServerFactory(hub, accounts, reactor, options.limits())
 
     services: list[IService] = [

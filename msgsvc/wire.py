@@ -48,6 +48,7 @@ class Code(str, Enum):
     AUTH_REQUIRED = "AUTH_REQUIRED"
     AUTH_FAILED = "AUTH_FAILED"
     PASSWORD_INVALID = "PASSWORD_INVALID"
+    RATE_LIMITED = "RATE_LIMITED"
 
 
 class ProtocolError(Exception):

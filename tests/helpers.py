@@ -35,14 +35,19 @@ class MemoryStore:
         self.pending_queue: list[Deferred[None]] = []
         self.resets: list[Reset] = []
         self.external: list[Reset] = []  # resets another process made, for resets_after()
+        self.names: set[str] = set()  # the keys of the names in the log, for remove()
         self.hold_lookups = False  # password_hash() waits in pending_lookups until the test fires it
         self.pending_lookups: list[Deferred[None]] = []
 
     def enqueue(self, message: Enqueue) -> Deferred[tuple[str, ...]]:
         def write(_: object) -> tuple[str, ...]:
             done = []
+            sender = username_key(message.sender)
             for key in message.recipients:
                 self.queue = [(k, q) for k, q in self.queue if k != key or q.sent_at >= message.oldest]
+                from_sender = sum(1 for _, q in self.queue if username_key(q.sender) == sender)
+                if from_sender >= message.sender_limit or len(self.queue) >= message.total_limit:
+                    break
                 if sum(1 for k, _ in self.queue if k == key) < message.limit:
                     next_id = max((q.id for _, q in self.queue), default=len(self.queue)) + 1
                     queued = Queued(
@@ -93,12 +98,24 @@ class MemoryStore:
         self.resets.append(reset)
         return succeed(reset)
 
+    def remove(self, name: str, reason: str, when: float) -> Deferred[Reset | None]:
+        key = username_key(name)
+        if key not in self.names:
+            return succeed(None)
+        self.names.discard(key)
+        self.hashes.pop(key, None)
+        self.queue = [(k, q) for k, q in self.queue if k != key]
+        removal = Reset(len(self.resets) + len(self.external) + 1, name, when, reason, removed=True)
+        self.resets.append(removal)
+        return succeed(removal)
+
     def resets_after(self, reset_id: int) -> Deferred[list[Reset] | None]:
         fresh, self.external = self.external, []
         return succeed(fresh or None)
 
     def record_seen(self, name: str, when: float) -> Deferred[None]:
         self.written.append((name, when))
+        self.names.add(username_key(name))
         if not self.hold:
             return succeed(None)
         d: Deferred[None] = Deferred()
@@ -223,6 +240,7 @@ class ServerHarness:
         self.clock.advance(1_000_000)
         self.store = MemoryStore()
         for record in records or ():
+            self.store.names.add(username_key(record.name))
             if record.protected:
                 self.store.hashes[username_key(record.name)] = "fake$" + PASSWORD
         self.hashing = FakeHashing()

@@ -8,10 +8,19 @@ from twisted.logger import capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from msgsvc.auth import LoginThrottle, Reset, _Tallies
+from msgsvc.auth import (
+    NEW_ACCOUNTS,
+    NEW_NAMES,
+    AddressRate,
+    LoginThrottle,
+    Rate,
+    Reset,
+    StillOnline,
+    _Tallies,
+)
 from msgsvc.eventlog import HubEventLogger
-from msgsvc.hub import ProtectionChanged, RegistrationRefused, UserRecord
-from msgsvc.wire import PASSWORD_MAX_BYTES, Code, ProtocolError, check_password_rules
+from msgsvc.hub import ProtectionChanged, RegistrationRefused, UserRecord, UserRemoved
+from msgsvc.wire import PASSWORD_MAX_BYTES, Code, Limits, ProtocolError, check_password_rules
 
 from .helpers import PASSWORD, ServerHarness, lines
 
@@ -317,6 +326,129 @@ class ResetTests(AccountsTestCase):
         self.assertIn(ProtectionChanged("alice", False, "done with msgsvc.admin"), self.events)
         self.server.clock.advance(self.server.accounts.WATCH_INTERVAL)
         self.assertEqual(len([e for e in self.events if isinstance(e, ProtectionChanged)]), 1)
+
+
+class NewNamesAndAccountsTests(AccountsTestCase):
+    """One address adds at most NEW_NAMES.burst names to the log at once, then a few a minute; the same
+    for first passwords (every client of the harness comes from 127.0.0.1)."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        records = (UserRecord("alice", 1.0, 2.0, protected=True), UserRecord("dave", 1.0, 2.0))
+        self.server = ServerHarness(limits=Limits(max_per_ip=100), records=records)
+        self.events = []
+        self.server.hub.subscribe(self.events.append)
+
+    def welcomed(self, line: str) -> str:
+        _, transport = self.hello(line)
+        return lines(transport)[0]
+
+    def test_a_burst_of_new_names_then_a_few_a_minute(self) -> None:
+        burst = NEW_NAMES.burst
+        answers = [self.welcomed(f"HELLO user{n}") for n in range(burst)]
+        self.assertEqual(answers, [f"WELCOME user{n} :welcome to msgsvc" for n in range(burst)])
+        self.assertEqual(
+            self.welcomed("HELLO spam"),
+            "ERROR RATE_LIMITED :too many new names from your address; try again in 10 s",
+        )
+        self.assertIsNone(self.server.hub.user("spam"))  # not in the log, and not held
+        refused = [e for e in self.events if isinstance(e, RegistrationRefused)]
+        self.assertEqual([(e.name, e.code) for e in refused], [("spam", Code.RATE_LIMITED)])
+        self.assertEqual(self.welcomed("HELLO dave"), "WELCOME dave :welcome to msgsvc")  # in the log already
+        self.server.clock.advance(60 / NEW_NAMES.per_minute)
+        self.assertEqual(self.welcomed("HELLO spam"), "WELCOME spam :welcome to msgsvc")
+
+    def test_a_burst_of_first_passwords_then_a_few_a_minute(self) -> None:
+        for n in range(NEW_ACCOUNTS.burst + 1):
+            self.server.store.names.add(f"user{n}")
+        users = [UserRecord(f"user{n}", 1.0, 1.0) for n in range(NEW_ACCOUNTS.burst + 1)]
+        self.server.hub.load(
+            [UserRecord("alice", 1.0, 2.0, protected=True), UserRecord("dave", 1.0, 2.0), *users]
+        )
+        clients = [self.server.register(f"user{n}") for n in range(NEW_ACCOUNTS.burst + 1)]
+        for protocol, _ in clients:
+            protocol.dataReceived(b"PASSWORD :a new password\r\n")
+        answers = [[x for x in lines(t) if x.startswith(("PROTECTED", "ERROR"))] for _, t in clients]
+        self.assertEqual(answers[-2], ["PROTECTED user19 :user19 is protected by your password"])
+        self.assertEqual(
+            answers[-1], ["ERROR RATE_LIMITED :too many new passwords from your address; try again in 10 s"]
+        )
+        self.assertFalse(clients[-1][1].disconnecting)
+        clients[0][0].dataReceived(b"PASSWORD :another one\r\n")  # a new password for a protected name
+        self.assertEqual(lines(clients[0][1])[-1], "PROTECTED user0 :user0 is protected by your password")
+        self.assertEqual(  # claimed at login: a first password too
+            self.welcomed("HELLO dave :dave's password"),
+            "ERROR RATE_LIMITED :too many new passwords from your address; try again in 10 s",
+        )
+        self.assertFalse(self.server.hub.user("dave").protected)  # type: ignore[union-attr]
+        self.assertEqual(self.welcomed(f"HELLO alice :{PASSWORD}"), "WELCOME alice :welcome to msgsvc")
+
+    def test_each_address_has_its_own_and_idle_ones_are_forgotten(self) -> None:
+        clock = Clock()
+        rate = AddressRate(Rate(per_minute=6.0, burst=2), clock)
+        self.assertEqual([rate.take("10.0.0.1") for _ in range(3)], [0.0, 0.0, 10.0])
+        self.assertEqual(rate.take("10.0.0.2"), 0.0)
+        for n in range(AddressRate.SWEEP_AT - 2):
+            rate.take(f"10.1.{n // 256}.{n % 256}")
+        self.assertEqual(len(rate), AddressRate.SWEEP_AT)
+        clock.advance(20)  # every bucket is full again
+        rate.take("192.168.0.1")  # one past the size: the idle ones go
+        self.assertEqual(len(rate), 1)
+
+
+class RemoveTests(AccountsTestCase):
+    def test_the_operator_removes_an_offline_name_and_everyone_hears(self) -> None:
+        bob, transport = self.server.register("bob")
+        removal = self.successResultOf(self.server.accounts.remove("ALICE", "made by a script"))
+        assert removal is not None
+        self.assertEqual(removal, Reset(1, "ALICE", removal.at, "made by a script", removed=True))
+        self.assertIsNone(self.server.hub.user("alice"))
+        self.assertNotIn("alice", self.server.store.hashes)
+        self.assertIn(UserRemoved("alice", "made by a script"), self.events)
+        self.server.end_of_pass()
+        self.assertEqual(lines(transport), ["REMOVED alice"])
+        bob.dataReceived(b"USERS\r\n")
+        self.assertEqual(lines(transport), ["USER bob online", "USER dave offline", "ENDUSERS 2"])
+        self.assertEqual(self.welcomed_as("alice"), "WELCOME alice :welcome to msgsvc")  # anyone's now
+        self.server.end_of_pass()
+        self.assertEqual(lines(transport), ["JOINED alice"])  # unprotected: no ACCOUNT line
+        bob.dataReceived(b"USERS\r\n")
+        self.assertIn("USER alice online", lines(transport))
+
+    def welcomed_as(self, name: str) -> str:
+        _, transport = self.hello(f"HELLO {name}")
+        return lines(transport)[0]
+
+    def test_an_online_name_is_not_removed(self) -> None:
+        self.server.register("dave")
+        self.failureResultOf(self.server.accounts.remove("dave", "why not"), StillOnline)
+        self.assertIsNotNone(self.server.hub.user("dave"))
+
+    def test_a_name_not_in_the_log(self) -> None:
+        self.assertIsNone(self.successResultOf(self.server.accounts.remove("nobody", "why not")))
+
+    def test_a_removal_by_another_process_or_node_is_picked_up(self) -> None:
+        self.server.accounts.startService()
+        self.server.accounts.watch_resets(0)
+        self.addCleanup(self.server.accounts.stopService)
+        self.server.store.external.append(Reset(1, "alice", 5.0, "done with msgsvc.admin", removed=True))
+        self.server.clock.advance(self.server.accounts.WATCH_INTERVAL)
+        self.assertIn(UserRemoved("alice", "done with msgsvc.admin"), self.events)
+        self.assertIsNone(self.server.hub.user("alice"))
+
+    def test_a_removal_picked_up_while_the_name_is_online_again_leaves_it(self) -> None:
+        self.server.accounts.startService()
+        self.server.accounts.watch_resets(0)
+        self.addCleanup(self.server.accounts.stopService)
+        self.server.register("dave")  # taken again, here, after it was removed elsewhere
+        self.server.store.external.append(Reset(1, "dave", 5.0, "a script's", removed=True))
+        with capturedLogs() as events:
+            self.server.clock.advance(self.server.accounts.WATCH_INTERVAL)
+        self.assertTrue(self.server.hub.user("dave").online)  # type: ignore[union-attr]
+        self.assertIn(
+            "dave was removed from the log but is online here: it stays, and is written back",
+            [formatEvent(e) for e in events],
+        )
 
 
 class PasswordRulesTests(SynchronousTestCase):

@@ -178,3 +178,18 @@ class LimitTests(OfflineTestCase):
         lines(self.a)
         self.send("SEND bob :1")
         self.assertEqual(self.send("SEND bob :2"), ["SENT 0 bob bob"])  # the expired one left room
+
+
+class QuotaTests(OfflineTestCase):
+    queue = QueuePolicy(per_sender=2, total=3)
+
+    def test_past_its_quota_a_senders_messages_do_not_wait_and_sent_says_so(self) -> None:
+        self.assertEqual(self.send("SEND bob :1"), ["SENT 0 bob bob"])
+        self.assertEqual(self.send("SEND bob :2"), ["SENT 0 bob bob"])
+        self.assertEqual(self.send("SEND bob :3"), ["SENT 0 bob -"])  # as for a full queue
+        carol, c = self.server.register("carol")
+        carol.dataReceived(b"SEND bob :from carol\r\n")
+        self.assertEqual(lines(c), ["SENT 0 bob bob"])  # her own quota
+        carol.dataReceived(b"SEND bob :again\r\n")
+        self.assertEqual(lines(c), ["SENT 0 bob -"])  # but all the queues hold their total
+        self.assertEqual(self.server.hub.user("bob").queued, 3)  # type: ignore[union-attr]

@@ -45,6 +45,9 @@ class RecordingServerView:
         cells[COLUMNS.index(column)] = text
         self.rows[index] = (row_id, tuple(cells))
 
+    def delete_row(self, row_id: str) -> None:
+        self.rows = [r for r in self.rows if r[0] != row_id]
+
     def add_event(self, text: str, keep: int) -> None:
         self.events = (self.events + [text])[-keep:]
 
@@ -61,6 +64,7 @@ class ServerPresenterTests(SynchronousTestCase):
         self.clock.advance(1_700_000_000)
         self.store = MemoryStore()
         self.store.hashes["zoe"] = "fake$" + PASSWORD
+        self.store.names.add("zoe")
         records = [UserRecord("Zoe", 1_600_000_000, 1_650_000_000, protected=True)]
         self.hub = Hub(self.clock, self.store, records, max_clients=10)
         accounts = Accounts(self.hub, self.store, FakeHashing(), self.clock, require_password=False)
@@ -146,6 +150,29 @@ class ServerPresenterTests(SynchronousTestCase):
         self.assertNotIn("zoe", self.store.hashes)
         self.presenter.reset("Zoe", "again")
         self.assertTrue(self.view.events[-1].endswith("Zoe is not protected"))
+
+    def test_removing_offline_names_from_the_log(self) -> None:
+        bob = self.join("bob")
+        self.join("amy")
+        self.hub.unregister(bob)
+        self.assertFalse(self.presenter.remove([], "spam"))
+        self.assertTrue(self.view.events[-1].endswith("pick the offline names to remove from the log"))
+        self.assertFalse(self.presenter.remove(["bob"], " "))
+        self.assertTrue(self.view.events[-1].endswith("give a reason to remove bob from the log"))
+        self.assertTrue(self.presenter.remove(["bob", "Zoe", "amy", "ghost"], "made by a script"))
+        self.assertEqual(self.view.names(), ["amy"])
+        self.assertIn("1 names in the log", self.view.header)
+        ends = [e.split("  ", 1)[1] for e in self.view.events[-4:]]
+        self.assertEqual(
+            ends,
+            [
+                "bob removed from the log: made by a script",
+                "Zoe removed from the log: made by a script",
+                "could not remove amy: amy is online: disconnect it first",
+                "ghost is not in the log",
+            ],
+        )
+        self.assertNotIn("zoe", self.store.hashes)
 
     def test_the_waiting_column_follows_the_queue(self) -> None:
         self.assertEqual(self.view.row("Zoe")[5], "")  # nothing waits: an empty cell
@@ -267,6 +294,40 @@ class ServerWindowTests(TestCase):
         self.assertEqual((await alice.until("BYE"))[-1], "BYE :disconnected by the operator: testing")
         await self.until("alice offline", lambda: self.state("alice") == "○ offline")
         self.assertIn("operator disconnected alice: testing", self.events())
+
+    async def test_the_operator_removes_offline_names_after_confirming(self) -> None:
+        for name in ("spam1", "spam2", "alice"):
+            client = await self.server.client()
+            client.send(f"HELLO {name}")
+            await self.until(name, lambda n=name: self.state(n) == "● online")
+            if name != "alice":
+                client.send("QUIT")
+                await self.until(f"{name} offline", lambda n=name: self.state(n) == "○ offline")
+        asked: list[str] = []
+        answer = False
+
+        def confirm(title: str, question: str) -> bool:
+            asked.append(question)
+            return answer
+
+        self.window.confirm = confirm
+        self.window.table.selection_set(["spam1", "spam2"])
+        self.window.reason.insert(0, "made by a script")
+        self.window.remove_button.invoke()
+        self.assertEqual(len(asked), 1)
+        self.assertIn("Remove spam1, spam2 from the username log", asked[0])
+        self.assertEqual(self.state("spam1"), "○ offline")  # not confirmed: nothing done
+        answer = True
+        self.window.remove_button.invoke()
+        await self.until("the rows gone", lambda: not self.window.table.exists("spam1"))
+        self.assertFalse(self.window.table.exists("spam2"))
+        self.assertEqual(self.window.reason.get(), "")
+        self.assertIn("spam2 removed from the log: made by a script", self.events())
+        self.window.table.selection_set(["alice"])
+        self.window.reason.insert(0, "why not")
+        self.window.remove_button.invoke()
+        await self.until("the refusal", lambda: "could not remove alice: alice is online" in self.events())
+        self.assertEqual(self.state("alice"), "● online")
 
     async def test_headings_sort(self) -> None:
         for name in ("bob", "amy"):

@@ -19,6 +19,7 @@ from msgsvc.state.redisurl import RedisURL
 from msgsvc.state.sqlite import Database
 
 from .redisserver import RedisServer
+from .statecontract import ROOM, StateContract
 from .test_twistd import ROOT
 
 
@@ -85,7 +86,7 @@ class ParserTests(SynchronousTestCase):
         self.assertTrue(issubclass(_Protocol, txredisapi.HiredisProtocol))
 
 
-class RedisStateTests(TestCase):
+class RedisTestCase(TestCase):
     timeout = 30
 
     def setUp(self) -> Deferred[None]:
@@ -101,6 +102,14 @@ class RedisStateTests(TestCase):
         self.addCleanup(state.stopService)
         return state
 
+
+class RedisContractTests(StateContract, RedisTestCase):
+    async def names_in_log(self) -> list[str]:
+        return [r.name for r in await self.state.load()]
+
+
+class RedisStateTests(RedisTestCase):
+
     @inlineCallbacks
     def test_the_log_keeps_each_name_as_first_spelled_with_first_and_last_seen(self) -> object:
         yield self.state.record_seen("Alice", 10.5)
@@ -115,7 +124,8 @@ class RedisStateTests(TestCase):
     @inlineCallbacks
     def test_a_message_waits_for_each_recipient_with_room_until_acknowledged(self) -> object:
         def message(text: str, at: float, limit: int = 2) -> Enqueue:
-            return Enqueue(("alice", "bob"), "carol", "multicast", ("Alice", "bob"), text, at, limit, 0.0)
+            group = ("Alice", "bob")
+            return Enqueue(("alice", "bob"), "carol", "multicast", group, text, at, limit, 0.0, *ROOM)
 
         self.assertEqual((yield self.state.enqueue(message("one|1", 100.0))), ("alice", "bob"))
         self.assertEqual((yield self.state.enqueue(message("two", 101.0))), ("alice", "bob"))
@@ -131,13 +141,13 @@ class RedisStateTests(TestCase):
     @inlineCallbacks
     def test_expired_messages_are_dropped_and_do_not_count(self) -> object:
         def message(text: str, at: float, oldest: float) -> Enqueue:
-            return Enqueue(("alice",), "carol", "unicast", ("alice",), text, at, 1, oldest)
+            return Enqueue(("alice",), "carol", "unicast", ("alice",), text, at, 1, oldest, *ROOM)
 
         yield self.state.enqueue(message("old", 100.0, 0.0))
         self.assertEqual((yield self.state.enqueue(message("new", 200.0, 150.0))), ("alice",))
         page, _ = yield self.state.backlog("alice", 0, 150.0, 10)
         self.assertEqual([q.text for q in page], ["new"])
-        yield self.state.enqueue(Enqueue(("bob",), "carol", "unicast", ("bob",), "x", 300.0, 5, 0.0))
+        yield self.state.enqueue(Enqueue(("bob",), "carol", "unicast", ("bob",), "x", 300.0, 5, 0.0, *ROOM))
         self.assertEqual((yield self.state.expire(250.0)), {"bob": 1})
         self.assertEqual((yield self.state.expire(400.0)), {})
 
@@ -146,7 +156,7 @@ class RedisStateTests(TestCase):
         yield self.state.record_seen("Alice", 1.0)
         yield self.state.set_password_hash("alice", "$argon2id$hash", 2.0)
         self.assertEqual((yield self.state.password_hash("ALICE")), "$argon2id$hash")
-        yield self.state.enqueue(Enqueue(("alice",), "bob", "unicast", ("Alice",), "hi", 3.0, 10, 0.0))
+        yield self.state.enqueue(Enqueue(("alice",), "bob", "unicast", ("Alice",), "hi", 3.0, 10, 0.0, *ROOM))
         reset = yield self.state.reset("ALICE", "forgot it", 5.0)
         self.assertEqual(reset, Reset(1, "Alice", 5.0, "forgot it"))
         self.assertIsNone((yield self.state.reset("alice", "again", 6.0)))
@@ -179,7 +189,7 @@ class RedisStateTests(TestCase):
         db.set_password_hash("bob", "$argon2id$bob", 14.0)
         db.reset("bob", "forgot it", 15.0)
         message = Enqueue(
-            ("alice",), "bob", "multicast", ("Alice", "carol"), "while you were away", 16.5, 10, 0.0
+            ("alice",), "bob", "multicast", ("Alice", "carol"), "while you were away", 16.5, 10, 0.0, *ROOM
         )
         db.batch([lambda d: d.enqueue(message)])
         db.close()
@@ -207,9 +217,11 @@ class RedisStateTests(TestCase):
             ([Queued(1, "bob", "multicast", ("Alice", "carol"), "while you were away", 16.5)], 0),
         )
         queued = yield self.state.enqueue(
-            Enqueue(("alice",), "bob", "unicast", ("Alice",), "next", 17.0, 10, 0.0)
+            Enqueue(("alice",), "bob", "unicast", ("Alice",), "next", 17.0, 10, 0.0, *ROOM)
         )
         self.assertEqual(queued, ("alice",))
+        over = Enqueue(("alice",), "bob", "unicast", ("Alice",), "over", 18.0, 10, 0.0, 2, 100)
+        self.assertEqual((yield self.state.enqueue(over)), ())  # the copied message counts for bob
         page, _ = yield self.state.backlog("alice", 1, 0.0, 10)
         self.assertEqual([q.id for q in page], [2])  # ids go on after the copied ones
         again = migrate()

@@ -20,6 +20,8 @@ from msgsvc.hub import Enqueue, Queued, UserRecord
 from msgsvc.state import StoreError
 from msgsvc.state.sqlite import SCHEMA_VERSION, Database, SqliteStore
 
+from .statecontract import ROOM, StateContract
+
 
 class DatabaseTests(SynchronousTestCase):
     def setUp(self) -> None:
@@ -148,6 +150,22 @@ class SqliteStoreTests(TestCase):
         self.assertIsNone(await store.password_hash("amy"))
 
 
+class SqliteContractTests(StateContract, TestCase):
+    def setUp(self) -> None:
+        self.path = self.mktemp()
+        Database(self.path).close()
+        self.state = store = SqliteStore(reactor, self.path)
+        store.startService()
+        self.addCleanup(store.stopService)
+
+    async def names_in_log(self) -> list[str]:
+        database = Database(self.path)
+        try:
+            return [r.name for r in database.load()]
+        finally:
+            database.close()
+
+
 #: A username log written by msgsvc before accounts (schema version 1, commit af8db63).
 VERSION_1 = os.path.join(os.path.dirname(__file__), "data", "usernames-v1.sqlite3")
 
@@ -271,7 +289,7 @@ class QueueTests(SynchronousTestCase):
         self.addCleanup(self.db.close)
 
     def enqueue(self, *keys: str, at: float = 100.0, limit: int = 10, oldest: float = 0.0) -> object:
-        message = Enqueue(keys, "alice", "multicast", ("Bob", "carol"), "hi", at, limit, oldest)
+        message = Enqueue(keys, "alice", "multicast", ("Bob", "carol"), "hi", at, limit, oldest, *ROOM)
         [queued] = self.db.batch([lambda db: db.enqueue(message)])
         return queued
 
@@ -292,6 +310,24 @@ class QueueTests(SynchronousTestCase):
             self.enqueue("bob", limit=1, at=500.0, oldest=150.0), ("bob",)
         )  # the old one expired
         self.assertEqual(self.db.batch([lambda db: db.expire(600.0)]), [{}])
+
+    def test_a_version_3_file_is_given_the_counts_of_what_waits(self) -> None:
+        path = self.mktemp()
+        db = Database(path)
+        for sender in ("alice", "Alice", "bob"):
+            message = Enqueue(("carol",), sender, "unicast", ("carol",), "hi", 1.0, 10, 0.0, *ROOM)
+            db.batch([lambda d: d.enqueue(message)])  # noqa: B023 - run at once
+        db._db.executescript(
+            "DROP TRIGGER queue_added; DROP TRIGGER queue_removed; DROP TABLE queue_senders;"
+            " DROP TABLE queue_total; ALTER TABLE resets DROP COLUMN removed; PRAGMA user_version = 3"
+        )
+        db.close()
+        db = Database(path)
+        self.addCleanup(db.close)
+        to_two = Enqueue(("x", "y"), "ALICE", "multicast", ("x", "y"), "hi", 2.0, 10, 0.0, 3, 100)
+        self.assertEqual(db.batch([lambda d: d.enqueue(to_two)]), [("x",)])  # alice had 2 waiting
+        to_two = Enqueue(("x", "y"), "erin", "multicast", ("x", "y"), "hi", 2.0, 10, 0.0, 3, 5)
+        self.assertEqual(db.batch([lambda d: d.enqueue(to_two)]), [("x",)])  # 4 waited in all
 
     def test_a_reset_drops_the_names_queue(self) -> None:
         self.db.record_seen([("bob", 1.0)])

@@ -16,7 +16,7 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc import tap
-from msgsvc.auth import Accounts, Hasher
+from msgsvc.auth import Accounts, Hasher, Rate
 from msgsvc.fronts.irc import IrcFactory
 from msgsvc.fronts.lines import ServerFactory
 from msgsvc.fronts.web import WebSite
@@ -141,6 +141,26 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertIsInstance(children[1], Hasher)
         self.assertIsInstance(children[2], Accounts)
         self.assertIsInstance(children[3], tap._Loader)
+
+    def test_the_offline_queues_quotas_and_the_rates_of_new_names_and_accounts(self) -> None:
+        db = self.mktemp()
+        Database(db).close()
+        defaults = parse("--db", db)
+        self.assertEqual((defaults["queue-per-sender"], defaults["queue-total"]), (2000, 100_000))
+        rates = [f"new-{what}-{how}" for what in ("names", "accounts") for how in ("per-minute", "burst")]
+        self.assertEqual([defaults[rate] for rate in rates], [6.0, 20, 6.0, 20])
+        service = tap.makeService(
+            parse(
+                *["--db", db, "--queue-per-sender", "5", "--queue-total", "50"],
+                *["--new-names-per-minute", "1.5", "--new-names-burst", "2"],
+                *["--new-accounts-per-minute", "3", "--new-accounts-burst", "4"],
+            )
+        )
+        accounts = next(c for c in service if isinstance(c, Accounts))
+        self.assertEqual((accounts.new_names._rate, accounts.new_accounts._rate), (Rate(1.5, 2), Rate(3, 4)))
+        queue = accounts._hub._queue
+        self.assertEqual((queue.per_sender, queue.total), (5, 50))
+        self.assertRaises(usage.UsageError, parse, "--new-names-per-minute", "0")
 
     def test_started_last_it_freezes_what_start_up_made(self) -> None:
         db = self.mktemp()

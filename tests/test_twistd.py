@@ -202,6 +202,33 @@ class TwistdTests(SynchronousTestCase):
         self.assertIn("the operator removed the protection of alice: forgot it", output)
         self.assertNotIn("alice's password", output)
 
+    def test_the_admin_command_removes_names_from_the_log_of_a_running_server(self) -> None:
+        server = self.start()
+        for name in ("spam1", "Spam2 :a password 123"):
+            spammer, _ = self.register(name)
+            spammer.send("QUIT")
+            spammer.until("BYE")
+        alice, _ = self.register("alice")
+        done = self.admin("remove", "SPAM1", "spam2", "nobody", "--reason", "made by a script")
+        self.assertEqual(
+            (done.returncode, done.stdout, done.stderr),
+            (
+                1,
+                "spam1 removed from the username log (made by a script)\n"
+                "Spam2 removed from the username log (made by a script)\n",
+                "msgsvc.admin: nobody is not in the username log\n",
+            ),
+        )
+        self.assertEqual([alice.line(), alice.line()], ["REMOVED spam1", "REMOVED Spam2"])  # within 2 s
+        alice.send("USERS")
+        self.assertEqual(alice.until("ENDUSERS"), ["USER alice online", "ENDUSERS 1"])
+        self.assertEqual(self.admin("list").stdout, "")  # Spam2's password went with it
+        taken, welcome = self.register("spam2")  # anyone may take the name again, without a password
+        self.assertEqual(welcome[0], "WELCOME spam2 :welcome to msgsvc")
+        server.send_signal(signal.SIGTERM)
+        output = server.communicate(timeout=30)[0].decode()
+        self.assertIn("the operator removed spam1 from the username log: made by a script", output)
+
     def test_offline_delivery_survives_sigkill_and_a_dropped_backlog(self) -> None:
         server = self.start()
         bob, _ = self.register("bob :bob's password")  # protects bob

@@ -16,7 +16,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
-from msgsvc.auth import Accounts
+from msgsvc.auth import Accounts, Reset
 from msgsvc.hub import (
     ClientDropped,
     ClientError,
@@ -32,6 +32,7 @@ from msgsvc.hub import (
     UserJoined,
     UserKicked,
     UserLeft,
+    UserRemoved,
     UserView,
 )
 from msgsvc.wire import username_key
@@ -74,6 +75,9 @@ class ServerView(Protocol):
 
     def set_cell(self, row_id: str, column: str, text: str) -> None:
         """Change one cell of an existing row; the row keeps its place."""
+
+    def delete_row(self, row_id: str) -> None:
+        """Take a row out of the table."""
 
     def add_event(self, text: str, keep: int) -> None:
         """Add a line to the event pane, keeping at most ``keep`` lines."""
@@ -175,6 +179,28 @@ class ServerPresenter:
         self._accounts.reset(name, reason).addCallbacks(done, failed)
         return True
 
+    def remove(self, names: list[str], reason: str) -> bool:
+        """Remove the offline ``names`` from the username log, with their passwords and what waited for
+        them; an online one is refused, saying so.  Whether it was asked of the accounts."""
+        reason = reason.strip()
+        if not names:
+            self._event("pick the offline names to remove from the log")
+            return False
+        if not reason:
+            self._event(f"give a reason to remove {', '.join(names)} from the log")
+            return False
+        for name in names:
+
+            def done(removal: Reset | None, name: str = name) -> None:
+                if removal is None:
+                    self._event(f"{name} is not in the log")
+
+            def failed(failure: Failure, name: str = name) -> None:
+                self._event(f"could not remove {name}: {failure.getErrorMessage()}")
+
+            self._accounts.remove(name, reason).addCallbacks(done, failed)
+        return True
+
     def notice(self, text: str) -> bool:
         text = text.strip()
         if not text:
@@ -231,6 +257,15 @@ class ServerPresenter:
         self._view.put_row(row_id, self.cells(user), index)
         self._show_header()
 
+    def _forget(self, name: str) -> None:
+        row_id = username_key(name)
+        old = self._keys.pop(row_id, None)
+        if old is not None:
+            del self._order[bisect_left(self._order, (old, row_id))]
+            self._online.pop(row_id, None)
+            self._view.delete_row(row_id)
+        self._show_header()
+
     def _tick_clocks(self) -> None:
         """Move the clocks only: uptime, and how long each online user has been on."""
         self._show_header()
@@ -274,6 +309,9 @@ class ServerPresenter:
                 self._event(f"notice to {delivered} online: {text}")
             case QueueChanged(name):
                 self._update(name)
+            case UserRemoved(name, reason):
+                self._event(f"{name} removed from the log: {reason}")
+                self._forget(name)
             case ProtectionChanged(name, protected, reason):
                 self._event(f"{name} {'protected' if protected else 'no longer protected'}: {reason}")
                 self._update(name)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import tkinter
+from collections.abc import Callable
 from functools import partial
-from tkinter import ttk
+from tkinter import messagebox, ttk
 
 from msgsvc.servergui.presenter import COLUMNS, ServerPresenter
 
@@ -39,7 +40,7 @@ class ServerWindow:
         panes = ttk.PanedWindow(outer, orient="vertical")
         panes.pack(fill="both", expand=True, pady=(8, 0))
         table = ttk.Frame(panes)
-        self.table = ttk.Treeview(table, columns=COLUMNS, show="headings", selectmode="browse", height=12)
+        self.table = ttk.Treeview(table, columns=COLUMNS, show="headings", selectmode="extended", height=12)
         for column in COLUMNS:
             label, width = _HEADINGS[column]
             self.table.heading(column, text=label, command=partial(self._sort, column))
@@ -73,7 +74,15 @@ class ServerWindow:
         self.notice.bind("<Return>", lambda _e: self._notice())
         self.notice_button = ttk.Button(controls, text="Send notice to everyone", command=self._notice)
         self.notice_button.grid(row=1, column=2, sticky="ew", pady=(6, 0))
+        self.remove_button = ttk.Button(
+            controls, text="Remove selected names from the log…", command=self._remove
+        )
+        self.remove_button.grid(row=1, column=3, sticky="ew", padx=(6, 0), pady=(6, 0))
         controls.columnconfigure(1, weight=1)
+        #: asks the operator (title, question) to confirm; a dialog, replaced by the tests
+        self.confirm: Callable[[str, str], bool] = lambda title, question: messagebox.askyesno(
+            title, question, parent=root
+        )
 
     def bind(self, presenter: ServerPresenter) -> None:
         self.presenter = presenter
@@ -102,6 +111,9 @@ class ServerWindow:
     def set_cell(self, row_id: str, column: str, text: str) -> None:
         self.table.set(row_id, column, text)
 
+    def delete_row(self, row_id: str) -> None:
+        self.table.delete(row_id)
+
     def add_event(self, text: str, keep: int) -> None:
         at_end = self.events.yview()[1] >= 0.999
         self.events.insert("end", text)
@@ -117,9 +129,13 @@ class ServerWindow:
         assert self.presenter is not None
         self.presenter.sort(column)
 
+    def _selected_names(self) -> list[str]:
+        return [str(self.table.set(row, "name")) for row in self.table.selection()]
+
     def _selected_name(self) -> str:
-        selected = self.table.selection()
-        return str(self.table.set(selected[0], "name")) if selected else ""
+        """The one selected name ("" for none, or several: disconnecting and resets are one at a time)."""
+        names = self._selected_names()
+        return names[0] if len(names) == 1 else ""
 
     def _kick(self) -> None:
         assert self.presenter is not None
@@ -129,6 +145,19 @@ class ServerWindow:
     def _reset(self) -> None:
         assert self.presenter is not None
         if self.presenter.reset(self._selected_name(), self.reason.get()):
+            self.reason.delete(0, "end")
+
+    def _remove(self) -> None:
+        assert self.presenter is not None
+        names = self._selected_names()
+        if names and self.reason.get().strip():
+            question = (
+                f"Remove {', '.join(names)} from the username log, with their passwords and the messages"
+                f" waiting for them? Anyone may then take these names. This cannot be undone."
+            )
+            if not self.confirm("Remove from the log", question):
+                return
+        if self.presenter.remove(names, self.reason.get()):
             self.reason.delete(0, "end")
 
     def _notice(self) -> None:

@@ -25,10 +25,13 @@ from msgsvc.state.redis import (
     LOG_FIRST,
     LOG_LAST,
     LOG_NAME,
+    QUEUE_COUNT,
     QUEUE_ID,
+    QUEUE_SENDERS,
     QUEUES,
     RESET_ID,
     RESETS,
+    SENDER_OF,
     queue_entry,
     reset_member,
 )
@@ -37,11 +40,12 @@ from msgsvc.state.redisurl import RedisURL
 from msgsvc.state.sqlite import Database
 from msgsvc.wire import username_key
 
-# KEYS: log name, first, last, accounts, changed, resets, reset id, queue id, queues
+# KEYS: log name, first, last, accounts, changed, resets, reset id, queue id, queues, senders' counts, total
 # ARGV: JSON {users: [[key, name, first, last]], accounts: [[key, hash, changed]],
 #             resets: [[id, member]], queue: [[key, id, member]]}, every number as a string
 IMPORT = Script(
-    """
+    SENDER_OF
+    + """
 if redis.call('HLEN', KEYS[1]) > 0 then
   return redis.error_reply('this Redis database already holds a msgsvc username log')
 end
@@ -65,9 +69,11 @@ last = 0
 for _, q in ipairs(data.queue) do
   redis.call('ZADD', 'msgsvc:queue:' .. q[1], q[2], q[3])
   redis.call('SADD', KEYS[9], q[1])
+  redis.call('HINCRBY', KEYS[10], sender_of(q[3]), 1)
   last = math.max(last, tonumber(q[2]))
 end
 redis.call('SET', KEYS[8], last)
+redis.call('SET', KEYS[11], #data.queue)
 return {#data.users, #data.accounts, #data.queue}
 """
 )
@@ -94,6 +100,7 @@ async def _copy(reactor: Any, data: dict[str, list[list[str]]], url: RedisURL) -
     try:
         await redis.ready(REPLY_TIMEOUT)
         keys = [LOG_NAME, LOG_FIRST, LOG_LAST, ACCOUNTS, ACCOUNTS_CHANGED, RESETS, RESET_ID, QUEUE_ID, QUEUES]
+        keys += [QUEUE_SENDERS, QUEUE_COUNT]
         counts: list[int] = await redis.script(IMPORT, keys, [json.dumps(data)])
         return counts
     finally:

@@ -12,12 +12,16 @@ second).  The keys, all under ``msgsvc:``:
 ``msgsvc:log:last``        hash    name key -> last seen
 ``msgsvc:accounts``        hash    name key -> password hash (argon2id, PHC string)
 ``msgsvc:accounts:changed``  hash  name key -> when the password was set
-``msgsvc:resets``          zset    reset id -> JSON ``[id, name, at, reason]``
+``msgsvc:resets``          zset    reset id -> JSON ``[id, name, at, reason]`` (``, true]``: a removal)
 ``msgsvc:resets:id``       string  the last reset id
 ``msgsvc:queue:KEY``       zset    message id -> ``ID|SENT_AT|JSON [sender, kind, group, text]``
 ``msgsvc:queue:id``        string  the last message id
 ``msgsvc:queues``          set     the name keys that have messages waiting
+``msgsvc:queue:senders``   hash    sender's name key -> messages waiting from it
+``msgsvc:queue:count``     string  messages waiting in all the queues
 =========================  ======  =================================================
+
+The last two are kept by every script that adds or removes a queued message, in the same script.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from msgsvc.auth import Reset
+from msgsvc.auth import Reset, StillOnline
 from msgsvc.hub import Enqueue, Queued, UserRecord
 from msgsvc.state import Snapshot
 from msgsvc.state.redislink import Commands, Script
@@ -43,25 +47,54 @@ LOG_NAME, LOG_FIRST, LOG_LAST = (f"{PREFIX}log:{field}" for field in ("name", "f
 ACCOUNTS, ACCOUNTS_CHANGED = f"{PREFIX}accounts", f"{PREFIX}accounts:changed"
 RESETS, RESET_ID = f"{PREFIX}resets", f"{PREFIX}resets:id"
 QUEUE_ID, QUEUES = f"{PREFIX}queue:id", f"{PREFIX}queues"
+QUEUE_SENDERS, QUEUE_COUNT = f"{PREFIX}queue:senders", f"{PREFIX}queue:count"
+ONLINE = f"{PREFIX}online"  # who holds each name online (msgsvc.state.cluster)
 
 
 def queue_key(key: str) -> str:
     return f"{PREFIX}queue:{key}"
 
 
+# sender_of(member): the name key of a queued message's sender (names are ASCII: lower case is the key).
+SENDER_OF = """
+local function sender_of(member)
+  return string.lower(cjson.decode(string.match(member, '^%d+|[^|]+|(.*)$'))[1])
+end
+"""
+
+# forget(members): uncounts queued messages being removed, from their senders' counts and the total.
+_FORGET = (
+    SENDER_OF
+    + """
+local function forget(members)
+  for _, member in ipairs(members) do
+    local sender = sender_of(member)
+    if redis.call('HINCRBY', 'msgsvc:queue:senders', sender, -1) <= 0 then
+      redis.call('HDEL', 'msgsvc:queue:senders', sender)
+    end
+  end
+  if #members > 0 then redis.call('DECRBY', 'msgsvc:queue:count', #members) end
+end
+"""
+)
+
 # Drops the messages at the head of queue q (the oldest ids) sent before `oldest`.  Ids grow with
 # time, so the expired ones are at the head: with the nodes' clocks apart, as exactly as they agree.
-_DROP_EXPIRED = """
+_DROP_EXPIRED = (
+    _FORGET
+    + """
 local function drop_expired(q, oldest)
   while true do
     local head = redis.call('ZRANGE', q, 0, 0)
     if #head == 0 then return end
     local at = tonumber(string.match(head[1], '^%d+|([^|]+)|'))
     if at >= oldest then return end
+    forget(head)
     redis.call('ZREMRANGEBYRANK', q, 0, 0)
   end
 end
 """
+)
 
 RECORD_SEEN = Script(
     """
@@ -76,16 +109,24 @@ return 1
 ENQUEUE = Script(
     _DROP_EXPIRED
     + """
--- KEYS: the id counter, the set of queues; ARGV: oldest, limit, sent_at|payload, recipient keys...
+-- KEYS: the id counter, the set of queues, the senders' counts, the total
+-- ARGV: oldest, limit, sent_at|payload, the sender's key, its quota, the total's limit, recipient keys...
 local oldest, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
+local sender_limit, total_limit = tonumber(ARGV[5]), tonumber(ARGV[6])
 local queued = {}
-for i = 4, #ARGV do
+for i = 7, #ARGV do
   local q = 'msgsvc:queue:' .. ARGV[i]
   drop_expired(q, oldest)
+  if tonumber(redis.call('HGET', KEYS[3], ARGV[4]) or 0) >= sender_limit
+      or tonumber(redis.call('GET', KEYS[4]) or 0) >= total_limit then
+    break
+  end
   if redis.call('ZCARD', q) < limit then
     local id = redis.call('INCR', KEYS[1])
     redis.call('ZADD', q, id, id .. '|' .. ARGV[3])
     redis.call('SADD', KEYS[2], ARGV[i])
+    redis.call('HINCRBY', KEYS[3], ARGV[4], 1)
+    redis.call('INCR', KEYS[4])
     table.insert(queued, ARGV[i])
   end
 end
@@ -106,8 +147,10 @@ return {page, redis.call('ZCOUNT', KEYS[1], '(' .. last, '+inf')}
 )
 
 ACKNOWLEDGE = Script(
-    """
+    _FORGET
+    + """
 -- KEYS: the queue, the set of queues; ARGV: up to, the name key
+forget(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1]))
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 local left = redis.call('ZCARD', KEYS[1])
 if left == 0 then redis.call('SREM', KEYS[2], ARGV[2]) end
@@ -146,18 +189,43 @@ return 1
 )
 
 RESET = Script(
-    """
+    _FORGET
+    + """
 -- KEYS: accounts, changed, the queue, the set of queues, log names, resets, reset id
 -- ARGV: name key, name as asked, at, reason
 if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return false end
 redis.call('HDEL', KEYS[2], ARGV[1])
 -- Anyone may take the name now: what waited for its owner must not reach them.
+forget(redis.call('ZRANGE', KEYS[3], 0, -1))
 redis.call('DEL', KEYS[3])
 redis.call('SREM', KEYS[4], ARGV[1])
 local name = redis.call('HGET', KEYS[5], ARGV[1]) or ARGV[2]
 local id = redis.call('INCR', KEYS[7])
 redis.call('ZADD', KEYS[6], id, cjson.encode({id, name, tonumber(ARGV[3]), ARGV[4]}))
 return {id, name}
+"""
+)
+
+# Removes a name from the log, with its password and what waited for it, unless it is online on a node
+# alive; noted as a reset that says removed, which every node picks up (msgsvc.auth.Accounts).
+REMOVE = Script(
+    _FORGET
+    + """
+-- KEYS: log name, first, last, accounts, changed, the queue, the set of queues, resets, reset id, online
+-- ARGV: name key, at, reason
+local name = redis.call('HGET', KEYS[1], ARGV[1])
+if not name then return false end
+local held = redis.call('HGET', KEYS[10], ARGV[1])
+if held and redis.call('EXISTS', 'msgsvc:node:' .. cjson.decode(held).node) == 1 then
+  return {'online', name}
+end
+for i = 1, 5 do redis.call('HDEL', KEYS[i], ARGV[1]) end
+forget(redis.call('ZRANGE', KEYS[6], 0, -1))
+redis.call('DEL', KEYS[6])
+redis.call('SREM', KEYS[7], ARGV[1])
+local id = redis.call('INCR', KEYS[9])
+redis.call('ZADD', KEYS[8], id, cjson.encode({id, name, tonumber(ARGV[2]), ARGV[3], true}))
+return {'removed', name, id}
 """
 )
 
@@ -168,7 +236,7 @@ def queue_entry(sender: str, kind: str, group: tuple[str, ...], text: str, sent_
 
 
 def reset_member(reset: Reset) -> str:
-    return json.dumps([reset.id, reset.name, reset.at, reset.reason])
+    return json.dumps([reset.id, reset.name, reset.at, reset.reason, reset.removed])
 
 
 def pairs(flat: list[str]) -> dict[str, str]:
@@ -265,7 +333,17 @@ class RedisState(Service):
     def enqueue(self, message: Enqueue) -> Deferred[tuple[str, ...]]:
         entry = queue_entry(message.sender, message.kind, message.group, message.text, message.sent_at)
         return self.redis.script(
-            ENQUEUE, [QUEUE_ID, QUEUES], [message.oldest, message.limit, entry, *message.recipients]
+            ENQUEUE,
+            [QUEUE_ID, QUEUES, QUEUE_SENDERS, QUEUE_COUNT],
+            [
+                message.oldest,
+                message.limit,
+                entry,
+                username_key(message.sender),
+                message.sender_limit,
+                message.total_limit,
+                *message.recipients,
+            ],
         ).addCallback(tuple)
 
     def backlog(self, name: str, after: int, oldest: float, limit: int) -> Deferred[tuple[list[Queued], int]]:
@@ -311,6 +389,26 @@ class RedisState(Service):
             RESET,
             [ACCOUNTS, ACCOUNTS_CHANGED, queue_key(key), QUEUES, LOG_NAME, RESETS, RESET_ID],
             [key, name, when, reason],
+        ).addCallback(made)
+
+    def remove(self, name: str, reason: str, when: float) -> Deferred[Reset | None]:
+        """Remove ``name`` from the log (:data:`REMOVE`); None if it is not in it; fails with
+        :class:`msgsvc.auth.StillOnline` if a node alive holds it."""
+        key = username_key(name)
+
+        def made(reply: list[Any] | None) -> Reset | None:
+            match reply:
+                case ["removed", spelled, number]:
+                    return Reset(int(number), str(spelled), when, reason, removed=True)
+                case ["online", spelled]:
+                    raise StillOnline(f"{spelled} is online: disconnect it first")
+            return None
+
+        return self.redis.script(
+            REMOVE,
+            [LOG_NAME, LOG_FIRST, LOG_LAST, ACCOUNTS, ACCOUNTS_CHANGED, queue_key(key), QUEUES, RESETS, RESET_ID]
+            + [ONLINE],
+            [key, when, reason],
         ).addCallback(made)
 
     def protected(self) -> Deferred[list[tuple[str, float]]]:

@@ -23,7 +23,7 @@ from msgsvc.hub import Enqueue, Queued, UserRecord
 from msgsvc.state import Snapshot, StoreError
 from msgsvc.wire import username_key
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _T = TypeVar("_T")
 
@@ -58,6 +58,27 @@ _SCHEMA: dict[int, tuple[str, ...]] = {
         " text TEXT NOT NULL,"
         " sent_at REAL NOT NULL)",
         "CREATE INDEX queue_by_recipient ON queue (recipient, id)",
+    ),
+    4: (
+        # How many messages wait from each sender (by name key; names are ASCII, so lower() is the
+        # key), and in all: kept by the triggers whatever removes a message (acknowledged, expired,
+        # reset, its recipient removed), read by enqueue() for the sender's quota and the total.
+        "CREATE TABLE queue_senders (sender TEXT PRIMARY KEY, waiting INTEGER NOT NULL)",
+        "INSERT INTO queue_senders SELECT lower(sender), count(*) FROM queue GROUP BY lower(sender)",
+        "CREATE TABLE queue_total (waiting INTEGER NOT NULL)",
+        "INSERT INTO queue_total SELECT count(*) FROM queue",
+        "CREATE TRIGGER queue_added AFTER INSERT ON queue BEGIN"
+        " INSERT INTO queue_senders VALUES (lower(new.sender), 1)"
+        " ON CONFLICT (sender) DO UPDATE SET waiting = waiting + 1;"
+        " UPDATE queue_total SET waiting = waiting + 1;"
+        " END",
+        "CREATE TRIGGER queue_removed AFTER DELETE ON queue BEGIN"
+        " UPDATE queue_senders SET waiting = waiting - 1 WHERE sender = lower(old.sender);"
+        " DELETE FROM queue_senders WHERE sender = lower(old.sender) AND waiting <= 0;"
+        " UPDATE queue_total SET waiting = waiting - 1;"
+        " END",
+        # A reset that removed the name itself from the log (the operator's doing), not only its password.
+        "ALTER TABLE resets ADD COLUMN removed INTEGER NOT NULL DEFAULT 0",
     ),
 }
 
@@ -142,9 +163,17 @@ class Database:
     # -- the offline queue (call these within batch()) ------------------------
 
     def enqueue(self, message: Enqueue) -> tuple[str, ...]:
-        """Queue ``message`` for each recipient with room (expired ones do not count); those it was queued for."""
-        queued = []
+        """Queue ``message`` for each recipient with room (expired ones do not count), while the sender's
+        quota and the total have room (expired ones count until :meth:`expire`); those it was queued for."""
+        queued: list[str] = []
+        (from_sender,) = self._db.execute(
+            "SELECT coalesce(sum(waiting), 0) FROM queue_senders WHERE sender = ?",
+            (username_key(message.sender),),
+        ).fetchone()
+        (total,) = self._db.execute("SELECT waiting FROM queue_total").fetchone()
         for key in message.recipients:
+            if min(message.sender_limit - from_sender, message.total_limit - total) <= len(queued):
+                break
             # Counted no further than the limit (expired ones left for expire() to drop):
             # the cost of a message does not grow with the queue.
             (waiting,) = self._db.execute(
@@ -243,6 +272,27 @@ class Database:
         assert cursor.lastrowid is not None
         return Reset(cursor.lastrowid, spelled, when, reason)
 
+    def remove(self, name: str, reason: str, when: float) -> Reset | None:
+        """Remove ``name`` from the log with its password and what waited for it, noting why (a reset
+        that says ``removed``); None if it is not in the log."""
+        key = username_key(name)
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                row = self._db.execute("SELECT name FROM users WHERE key = ?", (key,)).fetchone()
+                if row is None:
+                    return None
+                for table, column in (("users", "key"), ("accounts", "key"), ("queue", "recipient")):
+                    self._db.execute(f"DELETE FROM {table} WHERE {column} = ?", (key,))
+                cursor = self._db.execute(
+                    "INSERT INTO resets (key, name, at, reason, removed) VALUES (?, ?, ?, ?, 1)",
+                    (key, row[0], when, reason),
+                )
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot write to the username log in {self.path!r}: {e}") from None
+        assert cursor.lastrowid is not None
+        return Reset(cursor.lastrowid, str(row[0]), when, reason, removed=True)
+
     def accounts(self) -> list[tuple[str, str, float]]:
         """Every password hash: the name key, the hash, when it was set."""
         rows = self._db.execute("SELECT key, hash, changed FROM accounts ORDER BY key").fetchall()
@@ -279,9 +329,9 @@ class Database:
             return None
         self._data_version = version
         rows = self._db.execute(
-            "SELECT id, name, at, reason FROM resets WHERE id > ? ORDER BY id", (reset_id,)
+            "SELECT id, name, at, reason, removed FROM resets WHERE id > ? ORDER BY id", (reset_id,)
         ).fetchall()
-        return [Reset(*row) for row in rows]
+        return [Reset(i, name, at, reason, bool(removed)) for i, name, at, reason, removed in rows]
 
     def close(self) -> None:
         self._db.close()
@@ -414,6 +464,9 @@ class SqliteStore(Service):
 
     def reset(self, name: str, reason: str, when: float) -> Deferred[Reset | None]:
         return self._run(lambda db: db.reset(name, reason, when))
+
+    def remove(self, name: str, reason: str, when: float) -> Deferred[Reset | None]:
+        return self._run(lambda db: db.remove(name, reason, when))
 
     def resets_after(self, reset_id: int) -> Deferred[list[Reset] | None]:
         return self._run(lambda db: db.resets_after(reset_id))
