@@ -177,7 +177,9 @@ class Network(Protocol):
         """The user of this node holding ``name`` left at ``when``."""
 
     def route(self, message: Message, keys_by_node: dict[str, list[str]]) -> Deferred[set[str]]:
-        """Send ``message`` to these users of other nodes; fires with the nodes alive to get it.
+        """Send ``message`` to these users of other nodes; fires with the nodes that took it, to deliver
+        to those of its users still connected when it reads it.  A node not alive within its lease,
+        or too far behind to take more, is left out.
 
         A broadcast (``keys_by_node`` empty) goes to every other node.
         """
@@ -757,7 +759,7 @@ class Hub:
                 if node in reached:
                     delivered += len(keys)
                     continue
-                for key in keys:  # its node is gone: offline, and waiting if protected
+                for key in keys:  # its node is gone or behind: offline, and waiting if protected
                     record = self._log[key]
                     offline.append(record.name)
                     if record.protected:
@@ -907,7 +909,7 @@ class Hub:
         """Send ``text`` to everyone online but the sender.
 
         With other nodes, the report comes as a Deferred once the network has
-        passed it on, and counts the users of the nodes alive to get it.  While
+        passed it on, and counts the users of the nodes that took it.  While
         the network is unreachable it reaches this node's users only, and its
         count says so.
         """

@@ -127,6 +127,14 @@ class Options(usage.Options):
             "Seconds within which a node that stops (killed, cut off) loses its users' names.",
             _lease,
         ],
+        [
+            "redis-inbox",
+            None,
+            64 * 1024 * 1024,
+            "Bytes of messages from other nodes that may wait in Redis for this node to deliver; "
+            "past it, their senders are told its users did not get them.",
+            _positive,
+        ],
         ["max-line", None, _DEFAULTS.max_line, "Longest accepted line, in bytes.", _positive],
         ["max-text", None, _DEFAULTS.max_text, "Longest message text, in UTF-8 bytes.", _positive],
         ["max-recipients", None, _DEFAULTS.max_recipients, "Most recipients of one SEND.", _positive],
@@ -454,7 +462,7 @@ def makeService(options: Options) -> IService:
         from msgsvc.state.redis import RedisState
 
         state = redis = RedisState(reactor, RedisURL.parse(options["redis"]))
-        cluster = RedisCluster(reactor, redis, options["redis-lease"])
+        cluster = RedisCluster(reactor, redis, options["redis-lease"], options["redis-inbox"])
         hub = Hub(reactor, state, None, options["max-clients"], queue, cluster)
         cluster.attach(hub)
         nodes.append(cluster)

@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import Logger
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.hub import Message
-from msgsvc.state.cluster import ROUTE, RedisCluster
+from msgsvc.state.cluster import NODES, RedisCluster
+from msgsvc.state.inbox import BLOCK_MS, READ_COUNT, RETRY, ROUTE, TAKEN, Inbox, inbox_key, waiting_key
 from msgsvc.state.redislink import RedisUnavailable
 from msgsvc.state.redisurl import RedisURL
 from msgsvc.wire import Kind
@@ -33,7 +38,13 @@ class Node:
     """One msgsvc server of the service, logging to a file of its own."""
 
     def __init__(
-        self, case: SynchronousTestCase, folder: str, redis_url: str, lease: float, irc: bool = False
+        self,
+        case: SynchronousTestCase,
+        folder: str,
+        redis_url: str,
+        lease: float,
+        irc: bool = False,
+        extra: Sequence[str] = (),
     ) -> None:
         self.case = case
         self.port = free_port()
@@ -45,7 +56,8 @@ class Node:
                 TWISTD
                 + ["-n", "--pidfile=", "msgsvc", "--redis", redis_url, "--redis-lease", str(lease)]
                 + ["--listen", f"tcp:{self.port}:interface=127.0.0.1"]
-                + (fronts if irc else []),
+                + (fronts if irc else [])
+                + list(extra),
                 cwd=folder,
                 env=dict(os.environ, PYTHONPATH=ROOT),
                 stdout=log,
@@ -55,6 +67,7 @@ class Node:
         wait_listening(case, self.process, [self.port, *([self.irc_port] if irc else [])], self.output)
         self.wait_logged("lease held")
         self.wait_logged("username log ")
+        self.id = re.findall(r"node (\S+): lease held", self.output())[0]
 
     def output(self) -> str:
         with open(self.log_path, encoding="utf-8") as log:
@@ -91,9 +104,121 @@ def hello_until(peer: Peer, name: str, seconds: float = 15) -> list[str]:
     raise AssertionError(f"{name} was never welcomed")
 
 
+def redis_call(port: int, *args: object) -> Any:
+    """One command to the redis-server on ``port``, and its reply (bulk strings as text)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        words = [str(a).encode() for a in args]
+        s.sendall(b"*%d\r\n" % len(words) + b"".join(b"$%d\r\n%s\r\n" % (len(w), w) for w in words))
+        replies = s.makefile("rb")
+
+        def reply() -> Any:
+            line = replies.readline().rstrip(b"\r\n")
+            kind, rest = line[:1], line[1:].decode()
+            if kind == b"-":
+                raise AssertionError(rest)
+            if kind == b":":
+                return int(rest)
+            if kind == b"$":
+                return None if rest == "-1" else replies.read(int(rest) + 2)[:-2].decode()
+            if kind == b"*":
+                return None if rest == "-1" else [reply() for _ in range(int(rest))]
+            return rest
+
+        return reply()
+
+
 class ClusterTests(RedisCase):
-    def node(self, lease: float = LEASE, irc: bool = False) -> Node:
-        return Node(self, self.dir, self.redis.url, lease, irc)
+    def node(self, lease: float = LEASE, irc: bool = False, extra: Sequence[str] = ()) -> Node:
+        return Node(self, self.dir, self.redis.url, lease, irc, extra)
+
+    def flood(self, sender: Peer, count: int, size: int) -> list[int]:
+        """``sender`` sends ``count`` messages of ``size`` bytes to alice, numbered; the numbers of those
+        it was told she got."""
+        texts = [f"{i:05} " + "x" * (size - 6) for i in range(count)]
+        sender.sock.sendall(b"".join(f"SEND alice :{text}\r\n".encode() for text in texts))
+        answers = [sender.line() for _ in texts]
+        self.assertLessEqual(set(answers), {"SENT 1 - -", "SENT 0 alice -"})
+        return [i for i, answer in enumerate(answers) if answer == "SENT 1 - -"]
+
+    def received(self, peer: Peer, count: int, size: int) -> list[int]:
+        """The numbers of the messages of :meth:`flood` ``peer`` gets: ``count``, or fewer if nothing
+        more comes for 5 s (``peer`` cannot be read after that)."""
+        got: list[int] = []
+        peer.sock.settimeout(5)
+        try:
+            while len(got) < count:
+                line = peer.line()
+                self.assertRegex(line, f"^MSG bob unicast alice :\\d{{5}} x{{{size - 6}}}$")
+                got.append(int(line.split(":", 1)[1][:5]))
+        except TimeoutError:
+            pass
+        peer.sock.settimeout(10)
+        return got
+
+    def test_every_message_told_delivered_to_a_paused_node_arrives_once_it_resumes(self) -> None:
+        """Issue 27, F11: node one paused (within its lease) while bob on node two writes to alice on
+        it, more than Redis lets wait for a subscriber (64 kB here): each message bob was told alice
+        got, she gets, in order."""
+        redis_call(self.redis.port, "CONFIG", "SET", "client-output-buffer-limit", "pubsub 64kb 64kb 0")
+        one, two, alice, bob = self.paused_with_alice(lease=30)
+        # 600 kB: far more than Redis lets wait (and the sockets' buffers hold), less than alice's node
+        # may leave unread for her (--max-send-queue) when it sends them all at once
+        told = self.flood(bob, 600, 1000)
+        one.process.send_signal(signal.SIGCONT)
+        self.assertEqual(self.received(alice, len(told), 1000), told)
+        self.assertEqual(len(told), 600)  # the inbox had room for them all
+
+    def paused_with_alice(self, **node: Any) -> tuple[Node, Node, Peer, Peer]:
+        """alice on node one, bob on node two (sending as fast as he likes), node one paused."""
+        one = self.node(**node)
+        fast = ["--line-rate", "100000", "--line-burst", "100000"]
+        two = self.node(lease=node.get("lease", LEASE), extra=fast)
+        alice, _ = one.register("alice")
+        bob, _ = two.register("bob")
+        self.assertEqual(alice.line(), "JOINED bob")
+        one.process.send_signal(signal.SIGSTOP)
+        self.addCleanup(one.process.send_signal, signal.SIGCONT)
+        return one, two, alice, bob
+
+    def test_a_node_whose_inbox_is_full_is_not_written_to_and_its_users_are_not_counted(self) -> None:
+        """The inbox holds 20,000 bytes: of 20 messages of 3,000 bytes, the first 6 fit and are
+        delivered; for the rest bob is told alice did not get them, and she does not."""
+        one, two, alice, bob = self.paused_with_alice(lease=30, extra=["--redis-inbox", "20000"])
+        told = self.flood(bob, 20, 3000)
+        self.assertEqual(told, list(range(6)))
+        two.wait_logged(f"node {one.id}: its inbox in Redis is full")
+        one.process.send_signal(signal.SIGCONT)
+        self.assertEqual(self.received(alice, len(told), 3000), told)
+        bob.send("SEND alice :room again")  # after the 6: so none of the others came before it
+        self.assertEqual(bob.line(), "SENT 1 - -")
+        self.assertEqual(alice.line(), "MSG bob unicast alice :room again")
+        waiting = f"msgsvc:node:{one.id}:waiting"
+        deadline = time.monotonic() + 10  # node one deletes what it delivered with its next read
+        while redis_call(self.redis.port, "HGET", waiting, "bytes") != "0" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.assertEqual(redis_call(self.redis.port, "HMGET", waiting, "bytes", "limit"), ["0", "20000"])
+        self.assertEqual(redis_call(self.redis.port, "XLEN", f"msgsvc:node:{one.id}:inbox"), 0)
+
+    def test_what_waits_for_a_paused_node_outlives_a_restart_of_redis(self) -> None:
+        one, two, alice, bob = self.paused_with_alice(lease=30)
+        told = self.flood(bob, 50, 1000)
+        self.assertEqual(told, list(range(50)))
+        self.redis.stop()  # appendfsync always: what Redis acknowledged is in its file
+        self.redis.start()
+        one.process.send_signal(signal.SIGCONT)
+        self.assertEqual(self.received(alice, 50, 1000), told)
+
+    def test_a_killed_nodes_inbox_is_deleted_with_its_users_and_nothing_more_is_counted(self) -> None:
+        one, two, alice, bob = self.paused_with_alice()
+        self.assertEqual(self.flood(bob, 20, 1000), list(range(20)))  # within its lease: counted
+        inbox = f"msgsvc:node:{one.id}:inbox"
+        self.assertGreater(redis_call(self.redis.port, "XLEN", inbox), 0)
+        one.process.send_signal(signal.SIGKILL)
+        self.assertEqual(bob.line(), "LEFT alice")
+        for key in (inbox, f"msgsvc:node:{one.id}:waiting", f"msgsvc:node:{one.id}"):
+            self.assertEqual(redis_call(self.redis.port, "EXISTS", key), 0, key)
+        bob.send("SEND alice :gone")
+        self.assertEqual(bob.line(), "SENT 0 alice -")
 
     def test_an_irc_user_on_one_node_and_a_tcp_user_on_another_talk(self) -> None:
         one, two = self.node(irc=True), self.node()
@@ -345,37 +470,52 @@ class _Scripts:
 
 
 class RouteTests(SynchronousTestCase):
-    """What a node publishes for the messages of one reactor pass, and what each is told it reached."""
+    """What a node writes for the messages of one reactor pass, and what each is told it reached."""
 
     def setUp(self) -> None:
-        self.clock = MemoryReactorClock()  # a name resolver too: the subscription's endpoint (not started)
+        self.clock = MemoryReactorClock()  # a name resolver too: the connections' endpoints (not started)
         self.redis = _Scripts()
         state = SimpleNamespace(redis=self.redis, url=RedisURL("localhost"), node="")
-        self.cluster = RedisCluster(self.clock, state, 30.0, node="A")  # type: ignore[arg-type]
+        self.cluster = RedisCluster(self.clock, state, 30.0, 1000, node="A")  # type: ignore[arg-type]
 
     def message(self, kind: Kind, text: str) -> Message:
         return Message("alice", kind, ("bob",) if kind is Kind.UNICAST else (), text)
 
-    def test_one_script_a_pass_each_destination_once_a_run_and_each_sender_in_order(self) -> None:
+    def test_one_script_a_pass_with_each_message_and_the_nodes_it_is_for_in_order(self) -> None:
         routed = [
             self.cluster.route(self.message(Kind.UNICAST, "u1"), {"B": ["bob"]}),
-            self.cluster.route(self.message(Kind.UNICAST, "u2"), {"B": ["bob"]}),
-            self.cluster.route(self.message(Kind.BROADCAST, "b3"), {}),
-            self.cluster.route(self.message(Kind.UNICAST, "u4"), {"C": ["carol"]}),
-            self.cluster.route(self.message(Kind.BROADCAST, "b5"), {}),
+            self.cluster.route(self.message(Kind.BROADCAST, "b2"), {}),
+            self.cluster.route(self.message(Kind.MULTICAST, "m3"), {"B": ["bob"], "C": ["carol", "dave"]}),
         ]
         self.assertEqual(self.redis.calls, [])  # at the end of the pass
         self.clock.advance(0)
         ((script, args, answer),) = self.redis.calls
         self.assertIs(script, ROUTE)
-        destinations = args[::2]
-        texts = [[m["text"] for m in json.loads(str(payload))["messages"]] for payload in args[1::2]]
-        # u4 goes after b3, and so in a new run: b5 after it
-        self.assertEqual(destinations, ["B", "all", "C", "all"])
-        self.assertEqual(texts, [["u1", "u2"], ["b3"], ["u4"], ["b5"]])
-        answer.callback([1, ["A", "B", "C"], 0, ["A", "B"]])
-        reached = [self.successResultOf(d) for d in routed]
-        self.assertEqual(reached, [{"B"}, {"B"}, {"B", "C"}, set(), {"B"}])
+        self.assertEqual(args[0], "A")
+        self.assertEqual(args[1::2], ["B", "", "B,C"])
+        bodies = [json.loads(str(body)) for body in args[2::2]]
+        self.assertEqual([b["text"] for b in bodies], ["u1", "b2", "m3"])
+        self.assertEqual(bodies[2]["to"], {"B": ["bob"], "C": ["carol", "dave"]})
+        self.assertEqual(bodies[1], {"from": "alice", "kind": "broadcast", "text": "b2"})
+        answer.callback([["B"], ["B", "C"], ["B"], ["C"]])  # C's inbox was full for m3
+        self.assertEqual([self.successResultOf(d) for d in routed], [{"B"}, {"B", "C"}, {"B"}])
+
+    def test_a_node_whose_inbox_is_full_is_logged_once_until_it_takes_messages_again(self) -> None:
+        logged: list[str] = []
+        self.cluster.log = Logger(observer=lambda event: logged.append(event["log_format"]))
+
+        def pass_(reply: list[list[str]]) -> None:
+            self.cluster.route(self.message(Kind.UNICAST, "u"), {"C": ["carol"]})
+            self.clock.advance(0)
+            self.redis.calls[-1][2].callback(reply)
+
+        pass_([[], ["C"]])
+        pass_([[], ["C"]])
+        self.assertEqual(len(logged), 1)
+        self.assertIn("its inbox in Redis is full", logged[0])
+        pass_([["C"], []])
+        pass_([[], ["C"]])
+        self.assertEqual(len(logged), 2)
 
     def test_when_redis_fails_every_message_of_the_pass_fails(self) -> None:
         routed = [self.cluster.route(self.message(Kind.UNICAST, str(i)), {"B": ["bob"]}) for i in range(3)]
@@ -389,6 +529,107 @@ class RouteTests(SynchronousTestCase):
             self.cluster.route(self.message(Kind.UNICAST, str(i)), {n: ["x"]}) for i, n in enumerate("BC")
         ]
         self.clock.advance(0)
-        self.redis.calls[0][2].callback([1])  # one reply for two destinations
+        self.redis.calls[0][2].callback([["B"], []])  # one reply for two messages, and the full nodes
         for d in routed:
-            self.failureResultOf(d, IndexError)
+            self.failureResultOf(d, ValueError)
+
+
+class InboxScriptTests(RedisCase):
+    """The scripts that write a pass's messages to the nodes' inboxes and delete what a node delivered,
+    in a real redis-server."""
+
+    def call(self, *args: object) -> Any:
+        return redis_call(self.redis.port, *args)
+
+    def test_each_node_takes_what_fits_in_order_and_only_a_node_alive(self) -> None:
+        self.call("SADD", NODES, "A", "B", "C", "D")  # D: its lease is gone
+        for node, limit in (("A", 1000), ("B", 1000), ("C", 100)):
+            self.call("SET", f"msgsvc:node:{node}", "{}")
+            self.call("HSET", waiting_key(node), "limit", limit)
+        messages = ["B", "m1" * 25, "", "b" * 50, "B,C", "m3" * 30, "D", "m4"]
+        replies = self.call("EVAL", ROUTE.source, 1, NODES, "A", *messages)
+        replies[1].sort()  # the nodes of a set
+        # m1 and the broadcast fit in C (51 bytes each, with their separator); m3 (61) no longer does
+        self.assertEqual(replies, [["B"], ["B", "C"], ["B"], [], ["C"]])
+        ((entry, fields),) = self.call("XRANGE", inbox_key("B"), "-", "+")
+        self.assertEqual(fields, ["s", "163", "m", "\n".join(messages[1:6:2])])
+        self.assertEqual(self.call("XRANGE", inbox_key("C"), "-", "+")[0][1], ["s", "51", "m", "b" * 50])
+        self.assertEqual(self.call("EXISTS", inbox_key("A"), inbox_key("D")), 0)
+        self.assertEqual(self.call("HGET", waiting_key("B"), "bytes"), "163")
+        taken = [TAKEN.source, 2, inbox_key("B"), waiting_key("B"), entry, 163]
+        self.assertEqual(self.call("EVAL", *taken), 163)
+        self.assertEqual(self.call("EVAL", *taken), 0)  # again (a reply lost): counted once
+        self.assertEqual(self.call("HGET", waiting_key("B"), "bytes"), "0")
+        self.assertEqual(self.call("XLEN", inbox_key("B")), 0)
+
+    def test_a_node_with_no_limit_yet_takes_nothing(self) -> None:
+        self.call("SET", "msgsvc:node:B", "{}")
+        self.assertEqual(self.call("EVAL", ROUTE.source, 1, NODES, "A", "B", "m"), [[], ["B"]])
+
+
+class _Reads:
+    """The inbox's connection, answered by the test."""
+
+    connected = True
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[tuple[object, ...], Deferred[Any]]] = []
+
+    def execute(self, *args: object) -> Deferred[Any]:
+        answer: Deferred[Any] = Deferred()
+        self.sent.append((args, answer))
+        return answer
+
+    def script(self, script: object, keys: list[str], args: list[object]) -> Deferred[Any]:
+        return self.execute(script, *keys, *args)
+
+
+class InboxTests(SynchronousTestCase):
+    """How a node reads its inbox: in order, from the last entry delivered, deleting what it delivered."""
+
+    def setUp(self) -> None:
+        self.clock = MemoryReactorClock()
+        self.delivered: list[str] = []
+        self.inbox = Inbox(self.clock, RedisURL("localhost"), "A", self.delivered.append)
+        self.reads = _Reads()
+        self.inbox._connection = self.reads  # type: ignore[assignment]
+        self.inbox._running = True
+
+    def xread(self, after: str) -> tuple[object, ...]:
+        return ("XREAD", "COUNT", READ_COUNT, "BLOCK", BLOCK_MS, "STREAMS", inbox_key("A"), after)
+
+    def test_entries_are_delivered_in_order_then_deleted_while_it_reads_on(self) -> None:
+        self.inbox._read()
+        ((args, answer),) = self.reads.sent
+        self.assertEqual(args, self.xread("0-0"))
+        entries = [["1-0", ["s", "8", "m", "one\ntwo"]], ["2-0", ["s", "4", "m", "3"]]]
+        answer.callback([[inbox_key("A"), entries]])
+        self.assertEqual(self.delivered, ["one", "two", "3"])
+        taken, read = self.reads.sent[1:]
+        self.assertEqual(taken[0], (TAKEN, inbox_key("A"), waiting_key("A"), "1-0", "8", "2-0", "4"))
+        self.assertEqual(read[0], self.xread("2-0"))
+        read[1].callback(None)  # nothing came within the block: read again
+        self.assertEqual(self.reads.sent[-1][0], self.xread("2-0"))
+
+    def test_after_a_lost_connection_it_reads_on_from_the_last_delivered_and_deletes_it_then(self) -> None:
+        self.inbox._read()
+        self.reads.sent[0][1].callback([[inbox_key("A"), [["1-0", ["s", "2", "m", "a"]]]]])
+        taken, read = self.reads.sent[1:]
+        taken[1].errback(RedisUnavailable("gone"))
+        read[1].errback(RedisUnavailable("gone"))
+        self.assertEqual(len(self.reads.sent), 3)  # nothing more until the connection is back
+        self.inbox._read()  # it is back
+        taken, read = self.reads.sent[3:]
+        self.assertEqual(taken[0], (TAKEN, inbox_key("A"), waiting_key("A"), "1-0", "2"))
+        self.assertEqual(read[0], self.xread("1-0"))
+        self.assertEqual(self.delivered, ["a"])
+
+    def test_a_read_redis_refuses_is_logged_and_tried_again_later(self) -> None:
+        logged: list[str] = []
+        self.inbox.log = Logger(observer=lambda event: logged.append(event["log_format"]))
+        self.inbox._read()
+        self.reads.sent[0][1].errback(Exception("NOPERM"))
+        self.assertEqual(len(logged), 1)
+        self.assertEqual(len(self.reads.sent), 1)
+        self.clock.advance(RETRY)
+        self.assertEqual(self.reads.sent[1][0], self.xread("0-0"))

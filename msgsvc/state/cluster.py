@@ -10,21 +10,21 @@ one name admit one.  The same script puts the name in the username log and
 publishes ``joined`` on ``msgsvc:presence`` before the client is welcomed,
 so every node hears of a user before its first message.
 
-A message for users of another node is published on that node's channel
-``msgsvc:to:ID`` by a script that first checks the node's lease: the
-sender's ``SENT`` counts them only if it was alive.  A broadcast is one
-publish on ``msgsvc:all``, whichever number of nodes and users.  The
-messages of one reactor pass go in one script, each node's together in
-one publish, the broadcasts together in one: per pass, not per message.
-Each node subscribes to ``msgsvc:presence``, ``msgsvc:all`` and its own
-channel, on a connection of its own.
+A message for users of another node is written to that node's inbox, a
+Redis Stream it reads and deletes as it delivers (:mod:`msgsvc.state.inbox`),
+by a script that first checks the node's lease and the room in its inbox:
+the sender's ``SENT`` counts them only if it took the message.  A broadcast
+is written to every other node's inbox.  The messages of one reactor pass
+go in one script, each node's together in one entry: per pass, not per
+message.  Each node subscribes to ``msgsvc:presence`` on a connection of its
+own, and reads its inbox on another.
 
 Every renewal also sweeps: a node whose lease is gone has its users'
-claims removed, each published as ``left``.  A node that cannot renew its
-lease in time (Redis away) disconnects its own users before the lease can
-end, so that no name is ever held twice; when Redis is back it claims its
-remaining users again (one taken meanwhile elsewhere is disconnected here)
-and reads who is online anew.
+claims removed, each published as ``left``, and its inbox deleted.  A
+node that cannot renew its lease in time (Redis away) disconnects its own
+users before the lease can end, so that no name is ever held twice; when
+Redis is back it claims its remaining users again (one taken meanwhile
+elsewhere is disconnected here) and reads who is online anew.
 """
 
 from __future__ import annotations
@@ -42,12 +42,13 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from msgsvc.hub import Hub, Message, RemoteUser
+from msgsvc.state.inbox import ROUTE, Inbox, inbox_key, waiting_key
 from msgsvc.state.redis import ACCOUNTS, LOG_FIRST, LOG_LAST, LOG_NAME, PREFIX, RedisState, pairs
 from msgsvc.state.redislink import RedisUnavailable, Script, Subscription
 from msgsvc.wire import Code, Kind, ProtocolError, username_key
 
 ONLINE, NODES = f"{PREFIX}online", f"{PREFIX}nodes"
-PRESENCE, EVERYONE = f"{PREFIX}presence", f"{PREFIX}all"
+PRESENCE = f"{PREFIX}presence"
 
 
 def node_key(node: str) -> str:
@@ -56,10 +57,6 @@ def node_key(node: str) -> str:
 
 def users_key(node: str) -> str:
     return f"{PREFIX}node:{node}:users"
-
-
-def channel(node: str) -> str:
-    return f"{PREFIX}to:{node}"
 
 
 def default_node_name() -> str:
@@ -107,37 +104,13 @@ return 1
 """
 )
 
-# ARGV: destination, payload, ...: a node's id (publish on its channel if it is alive: 1 if a subscriber
-# got it, else 0), or 'all' (one publish on msgsvc:all: the nodes alive).  A reply for each, in order.
-ROUTE = Script(
-    """
-local replies, alive = {}, nil
-for i = 1, #ARGV, 2 do
-  if ARGV[i] == 'all' then
-    redis.call('PUBLISH', 'msgsvc:all', ARGV[i + 1])
-    if alive == nil then
-      alive = {}
-      for _, id in ipairs(redis.call('SMEMBERS', 'msgsvc:nodes')) do
-        if redis.call('EXISTS', 'msgsvc:node:' .. id) == 1 then table.insert(alive, id) end
-      end
-    end
-    table.insert(replies, alive)
-  elseif redis.call('EXISTS', 'msgsvc:node:' .. ARGV[i]) == 1
-      and redis.call('PUBLISH', 'msgsvc:to:' .. ARGV[i], ARGV[i + 1]) > 0 then
-    table.insert(replies, 1)
-  else
-    table.insert(replies, 0)
-  end
-end
-return replies
-"""
-)
-
-# Renews this node's lease and sweeps the nodes whose lease is gone.
-# KEYS: nodes, online, log last; ARGV: node, lease in ms, about (JSON), now.  Returns the nodes alive.
+# Renews this node's lease (and says how much may wait in its inbox), and sweeps the nodes whose
+# lease is gone.  KEYS: nodes, online, log last; ARGV: node, lease in ms, about (JSON), now, inbox
+# limit in bytes.  Returns the nodes alive.
 HEARTBEAT = Script(
     """
 redis.call('SET', 'msgsvc:node:' .. ARGV[1], ARGV[3], 'PX', ARGV[2])
+redis.call('HSET', 'msgsvc:node:' .. ARGV[1] .. ':waiting', 'limit', ARGV[5])
 redis.call('SADD', KEYS[1], ARGV[1])
 local alive = {}
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
@@ -153,7 +126,8 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
           cjson.encode({e = 'left', key = key, node = id, at = tonumber(ARGV[4])}))
       end
     end
-    redis.call('DEL', 'msgsvc:node:' .. id .. ':users')
+    redis.call('DEL', 'msgsvc:node:' .. id .. ':users', 'msgsvc:node:' .. id .. ':inbox',
+      'msgsvc:node:' .. id .. ':waiting')
     redis.call('SREM', KEYS[1], id)
   end
 end
@@ -183,18 +157,22 @@ class RedisCluster(Service):
     """This node of the service: its lease, its claims, and messages to and from the other nodes.
 
     :class:`msgsvc.hub.Network` for the hub, which must be given with :meth:`attach` before the
-    service starts.
+    service starts.  ``inbox`` is how many bytes of messages for its users other nodes may leave
+    waiting in Redis for it to read.
     """
 
     log = Logger()
 
-    def __init__(self, reactor: Any, state: RedisState, lease: float, node: str | None = None) -> None:
+    def __init__(
+        self, reactor: Any, state: RedisState, lease: float, inbox: int, node: str | None = None
+    ) -> None:
         self.node = node or default_node_name()
         self._clock: IReactorTime = reactor
         self._state = state
         state.node = self.node
         self._redis = state.redis
         self.lease = lease
+        self._inbox_limit = inbox
         self._hub: Hub | None = None
         self._held_until = 0.0  # by our clock: the lease surely holds until then
         self._expiry: IDelayedCall | None = None
@@ -205,15 +183,17 @@ class RedisCluster(Service):
         self._resync_waiting = False
         self._routing: list[tuple[Message, dict[str, list[str]], Deferred[set[str]]]] = []
         self._route_call: IDelayedCall | None = None
+        self._full: set[str] = set()  # nodes whose inbox refused messages, until one takes a message again
         self._about = json.dumps({"node": self.node, "started": reactor.seconds()})
         self._subscription = Subscription(
             reactor,
             state.url,
-            [PRESENCE, EVERYONE, channel(self.node)],
-            self._message,
+            [PRESENCE],
+            self._presence,
             self._subscription_up,
             self._subscription_down,
         )
+        self._inbox = Inbox(reactor, state.url, self.node, self._message)
 
     def attach(self, hub: Hub) -> None:
         self._hub = hub
@@ -228,6 +208,7 @@ class RedisCluster(Service):
     def startService(self) -> None:
         Service.startService(self)
         self._subscription.start()
+        self._inbox.start()
         self._heartbeat.start(self.lease / 4)
 
     def stopService(self) -> Deferred[None]:
@@ -239,9 +220,13 @@ class RedisCluster(Service):
         if self._route_call is not None:
             self._route_call.cancel()
             self._route_all()  # fails at once if Redis is away
-        # The lease ends at once: the next sweep of any node releases what this one still held.
-        ended = self._redis.execute("DEL", node_key(self.node)).addErrback(lambda _: None)
-        return gatherResults([ended, self._subscription.stop()]).addCallback(lambda _: None)
+        # The lease ends at once: the next sweep of any node releases what this one still held.  What
+        # waits in its inbox is for users who have been told goodbye.
+        ended = self._redis.execute(
+            "DEL", node_key(self.node), inbox_key(self.node), waiting_key(self.node)
+        ).addErrback(lambda _: None)
+        stopped = [ended, self._subscription.stop(), self._inbox.stop()]
+        return gatherResults(stopped).addCallback(lambda _: None)
 
     # -- the lease -----------------------------------------------------------------
 
@@ -278,7 +263,9 @@ class RedisCluster(Service):
                 self._redis.ready().addCallback(self._redis_back)
 
         return self._redis.script(
-            HEARTBEAT, [NODES, ONLINE, LOG_LAST], [self.node, int(ttl * 1000), self._about, sent]
+            HEARTBEAT,
+            [NODES, ONLINE, LOG_LAST],
+            [self.node, int(ttl * 1000), self._about, sent, self._inbox_limit],
         ).addCallbacks(renewed, failed)
 
     def _redis_back(self, _: None) -> None:
@@ -343,51 +330,31 @@ class RedisCluster(Service):
         return reached
 
     def _route_all(self) -> None:
-        """Publish what :meth:`route` was given since the last pass: each destination's messages in one
-        publish, in an order that keeps each sender's (a broadcast after a node's messages starts a
-        new run of publishes), and tell each message which nodes it reached."""
+        """Write what :meth:`route` was given since the last pass to the inboxes of the nodes it is for
+        (in one script, each node's messages in one entry, in the order given), and tell each message
+        which nodes took it."""
         self._route_call = None
         batch, self._routing = self._routing, []
-        published: list[tuple[str, list[dict[str, Any]]]] = []  # destination, its messages
-        run: dict[str, int] = {}  # in this run: where each destination's messages are in published
-        used: list[list[int]] = []  # for each message of the batch: where it went
+        args: list[object] = [self.node]
         for message, keys_by_node, _ in batch:
-            bodies: dict[str, dict[str, Any]]
             if message.kind is Kind.BROADCAST:
-                bodies = {"all": {"from": message.sender, "text": message.text}}
+                args += ["", json.dumps({"from": message.sender, "kind": "broadcast", "text": message.text})]
             else:
-                if "all" in run:  # after a broadcast: a new run, so that these go after it
-                    run = {}
-                bodies = {
-                    node: {
-                        "from": message.sender,
-                        "kind": message.kind.value,
-                        "group": message.recipients,
-                        "text": message.text,
-                        "to": keys,
-                    }
-                    for node, keys in keys_by_node.items()
+                body = {
+                    "from": message.sender,
+                    "kind": message.kind.value,
+                    "group": message.recipients,
+                    "text": message.text,
+                    "to": keys_by_node,
                 }
-            where = []
-            for destination, body in bodies.items():
-                if destination not in run:
-                    run[destination] = len(published)
-                    published.append((destination, []))
-                where.append(run[destination])
-                published[run[destination]][1].append(body)
-            used.append(where)
-        args: list[object] = []
-        for destination, messages in published:
-            args += [destination, json.dumps({"node": self.node, "messages": messages})]
+                args += [",".join(keys_by_node), json.dumps(body)]
 
         def answered(replies: list[Any]) -> list[set[str]]:
             """What each message reached (all read before any is told: a bad reply fails them all)."""
-            return [
-                set(replies[where[0]]) - {self.node}
-                if message.kind is Kind.BROADCAST
-                else {published[i][0] for i in where if replies[i] == 1}
-                for (message, _, _), where in zip(batch, used, strict=True)
-            ]
+            *took, full = replies
+            reached = [set(nodes) for _, nodes in zip(batch, took, strict=True)]
+            self._note_full(set(full), took)
+            return reached
 
         def tell(reached: list[set[str]]) -> None:
             for (_, _, told), nodes in zip(batch, reached, strict=True):
@@ -397,39 +364,48 @@ class RedisCluster(Service):
             for _, _, told in batch:
                 told.errback(failure)
 
-        self._redis.script(ROUTE, [], args).addCallback(answered).addCallbacks(tell, failed)
+        self._redis.script(ROUTE, [NODES], args).addCallback(answered).addCallbacks(tell, failed)
+
+    def _note_full(self, full: set[str], took: list[list[str]]) -> None:
+        """Log a node whose inbox is full, once, until it takes messages again."""
+        for node in full - self._full:
+            self.log.warn(
+                "node {node}: its inbox in Redis is full (the node is stopped, or too slow): its users' "
+                "senders are told they did not get their messages until it catches up",
+                node=node,
+            )
+        self._full = (self._full - {node for nodes in took for node in nodes}) | full
 
     # -- what the other nodes say --------------------------------------------------------
 
-    def _message(self, on: str, data: str) -> None:
+    def _message(self, data: str) -> None:
+        """A message from another node's user, read from this node's inbox."""
+        m = json.loads(data)
+        if m["kind"] == Kind.BROADCAST.value:
+            self.hub.remote_message(Message(m["from"], Kind.BROADCAST, (), m["text"]), ())
+        else:
+            message = Message(m["from"], Kind(m["kind"]), tuple(m["group"]), m["text"])
+            self.hub.remote_message(message, m["to"].get(self.node, ()))
+
+    def _presence(self, on: str, data: str) -> None:
         try:
             event = json.loads(data)
-            if on == PRESENCE:
-                self._presence(event)
-            elif on == EVERYONE:
-                if event["node"] != self.node:
-                    for m in event["messages"]:
-                        self.hub.remote_message(Message(m["from"], Kind.BROADCAST, (), m["text"]), ())
-            else:
-                for m in event["messages"]:
-                    message = Message(m["from"], Kind(m["kind"]), tuple(m["group"]), m["text"])
-                    self.hub.remote_message(message, m["to"])
+            if event["e"] == "joined":
+                holder = json.loads(event["holder"])  # as the claim stored it: cjson would round its time
+                if holder["node"] == self.node:
+                    return
+                user = RemoteUser(
+                    event["name"], holder["node"], holder["peer"], holder["front"], holder["since"]
+                )
+                self.hub.remote_joined(
+                    user, float(event["first_seen"]), bool(event["protected"]), bool(event["new"])
+                )
+            elif event["e"] == "left" and event["node"] != self.node:
+                self.hub.remote_left(event["key"], event["node"], float(event["at"]))
+            elif event["e"] == "protected" and event["node"] != self.node:
+                self.hub.remote_protected(event["key"])
         except Exception:
             self.log.failure("could not take {data!r} from {channel}", data=data, channel=on)
-
-    def _presence(self, event: dict[str, Any]) -> None:
-        if event["e"] == "joined":
-            holder = json.loads(event["holder"])  # as the claim stored it: cjson would round its time
-            if holder["node"] == self.node:
-                return
-            user = RemoteUser(event["name"], holder["node"], holder["peer"], holder["front"], holder["since"])
-            self.hub.remote_joined(
-                user, float(event["first_seen"]), bool(event["protected"]), bool(event["new"])
-            )
-        elif event["e"] == "left" and event["node"] != self.node:
-            self.hub.remote_left(event["key"], event["node"], float(event["at"]))
-        elif event["e"] == "protected" and event["node"] != self.node:
-            self.hub.remote_protected(event["key"])
 
     def _subscription_up(self) -> None:
         self._subscribed = True
