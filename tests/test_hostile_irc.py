@@ -51,7 +51,8 @@ WORST = [
     "WHO " + "*a" * 30 + "*b", "MOTD", "LIST", "JOIN #all", "JOIN " + ",".join(["#all"] * 1600), "PART #all",
     "PRIVMSG #all," + ",".join(["#ALL"] * 1600) + " :x", "PRIVMSG #all :" + "é" * 2048,
     "PRIVMSG user0001," + ",".join(f"user{i:04}" for i in range(300)) + " :x", "NOTICE #all :x",
-    "ISON " + " ".join(f"user{i:04}" for i in range(40)), "MONITOR + " + ",".join(f"user{i:04}" for i in range(300)),
+    "ISON " + " ".join(f"user{i:04}" for i in range(40)),
+    "MONITOR + " + ",".join(f"user{i:04}" for i in range(300)),
     "MONITOR S", "MONITOR L", "WHOIS user0001", "CAP LS 302", "CAP REQ :sasl", "AUTHENTICATE PLAIN",
     "AUTHENTICATE " + "A" * 400, "PONG :ack-1", "QUIT :bye\r\x1b[2J",
 ]  # fmt: skip
@@ -96,7 +97,9 @@ action = st.one_of(
 class HostileIrcTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.patch(irc, "LISTING_STEP", STEP)
-        records = tuple(UserRecord(f"user{i:04}", 1.0, 1.0, protected=i > BYSTANDERS and i % 7 == 0) for i in range(LOG))
+        records = tuple(
+            UserRecord(f"user{i:04}", 1.0, 1.0, protected=i > BYSTANDERS and i % 7 == 0) for i in range(LOG)
+        )
         self.harness = ServerHarness(LIMITS, max_clients=1000, records=records)
         self.factory = IrcFactory(self.harness.factory, SERVER)
         self.bystanders = [self.harness.register(f"user{i:04}") for i in range(1, BYSTANDERS + 1)]
@@ -155,7 +158,9 @@ class HostileIrcTests(SynchronousTestCase):
             one_pass(clock)
 
     @settings(
-        max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+        max_examples=150,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
     @given(first=st.sampled_from([None, "mallory", "alice"]), actions=st.lists(action, max_size=12))
     def test_any_input_is_answered_or_closed_with_a_reason(
@@ -183,7 +188,8 @@ class HostileIrcTests(SynchronousTestCase):
                     session.dataReceived(b"".join(line + b"\r\n" for line in what))
                 got += self.run_passes(transport)
                 for _, bystander_transport in self.bystanders:  # one line: one broadcast, one message at most
-                    messages = [r for r in bystander_transport.value().split(b"\r\n") if r.startswith(b"MSG ")]
+                    rows = bystander_transport.value().split(b"\r\n")
+                    messages = [row for row in rows if row.startswith(b"MSG ")]
                     self.assertLessEqual(len(messages), 2 * (len(what) if isinstance(what, list) else 1))
                 if transport.disconnecting:
                     self.assertTrue(got[-1].startswith(b"ERROR :Closing Link: "), got[-3:])
