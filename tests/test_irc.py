@@ -753,6 +753,9 @@ class ListingTests(SynchronousTestCase):
         newcomer.connectionLost(Failure(ConnectionDone()))
         self.assertIn(f" 322 alice #all {self.ONLINE + 1} ", self.run_line_text("LIST")[0])
         self.assertIn("The username log (5002 names):", " ".join(self.run_line_text("MOTD")))
+        self.assertTrue(self.harness.hub.remove("user4999", "asked to"))
+        motd = " ".join(self.run_line_text("MOTD"))
+        self.assertTrue("The username log (5001 names):" in motd and "user4999" not in motd)
 
 
 class GlobTests(SynchronousTestCase):

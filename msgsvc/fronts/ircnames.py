@@ -13,7 +13,7 @@ from __future__ import annotations
 from bisect import bisect_right, insort
 from collections.abc import Iterator
 
-from msgsvc.hub import Event, Hub, LogLoaded, UserJoined, UserLeft
+from msgsvc.hub import Event, Hub, LogLoaded, UserJoined, UserLeft, UserRemoved
 from msgsvc.wire import username_key
 
 
@@ -47,6 +47,10 @@ class Directory:
                 if key in self._online:
                     self._online.discard(key)
                     del self.online[bisect_right(self.online, key) - 1]
+            case UserRemoved(name):  # the operator removed it: an offline name (the hub keeps one held)
+                key = username_key(name)
+                if self.names.pop(key, None) is not None:
+                    del self.log[bisect_right(self.log, key) - 1]
             case LogLoaded():
                 self._read_log()
 
