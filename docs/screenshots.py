@@ -78,7 +78,7 @@ async def main() -> None:
         w = ChatWindow(tkinter.Tk())
         w.root.geometry("900x560+0+0")
         presenter = ChatPresenter(w, endpoint_connector(reactor), reactor, name, "tcp:localhost:8123")
-        w.bind(presenter)
+        w.bind(presenter, lambda: None)
         presenter.start()
         windows.append(w)
         return w
@@ -123,14 +123,17 @@ async def main() -> None:
     send(bob, Kind.BROADCAST, (), "Deploying the new server in 10 minutes; you may see a short disconnect.")
     await settle(windows)
     alice.presenter.choose_mode(Kind.MULTICAST)  # type: ignore[union-attr]
-    alice.presenter.choose_recipients(("bob", "carol"))  # type: ignore[union-attr]
-    alice.message.insert(0, "See you both there")
+    alice.presenter.choose_recipients(("bob", "carol", "dave"))  # type: ignore[union-attr]
+    alice.message.insert(0, "See you all there")
     await settle(windows)
     await shoot(windows, alice, "client-chat.png")
     alice.account_menu.invoke(1)  # Change password…
     alice.new_password.insert(0, "a new passphrase")
+    alice.new_password_again.insert(0, "a new passphrase!")
+    alice.set_password_button.invoke()  # they differ: said by the panel
     await shoot(windows, alice, "client-password.png")
     alice.password_panel.pack_forget()
+    alice.password_problem.pack_forget()
 
     await settle([*windows, server_window], 2.2)
     server_window.table.selection_set("bob")
@@ -156,10 +159,17 @@ async def main() -> None:
     await settle(windows, 0.8)
     await shoot(windows, guess, "client-wrong-password.png")
 
+    await port.stopListening()
+    await factory.disconnect_all("server shutting down")
+    await settle(windows, 0.8)
+    await shoot(windows, carol, "client-disconnected.png")
+    carol.reconnect_button.invoke()
+    await settle(windows, 0.8)
+    await shoot(windows, carol, "client-unreachable.png")
+
     for w in windows:
         if w.presenter is not None:
             await w.presenter.quit()
-    await port.stopListening()
     hasher.stopService()
     usernames.stopService()
 

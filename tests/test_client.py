@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from twisted.internet.error import ConnectionDone
+from twisted.internet.error import ConnectionDone, ConnectionRefusedError, DNSLookupError, TimeoutError
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
@@ -16,6 +16,7 @@ from msgsvc.client.presenter import (
     Entry,
     Phase,
     UserItem,
+    describe_failure,
     describe_server,
     describe_time,
     plain_remote_host,
@@ -139,7 +140,10 @@ class PresenterTestCase(SynchronousTestCase):
 class LoginTests(PresenterTestCase):
     def test_start_shows_the_prefilled_form(self) -> None:
         self.presenter.start()
-        self.assertEqual(self.view.calls, [("show_login", ("alice", "tcp:localhost:8123", ""))])
+        self.assertEqual(
+            self.view.calls,
+            [("show_title", ("msgsvc",)), ("show_login", ("alice", "tcp:localhost:8123", ""))],
+        )
 
     def test_invalid_name_is_caught_before_connecting(self) -> None:
         self.presenter.login("9 lives", "tcp:h:1")
@@ -169,7 +173,7 @@ class LoginTests(PresenterTestCase):
         self.assertEqual(self.presenter.phase, Phase.LOGIN)
         self.assertEqual(
             self.view.last("show_login"),
-            ("alice", "tcp:h:1", "The server refused alice: alice is in use", False),
+            ("alice", "tcp:h:1", "The server refused alice: alice is in use", "username"),
         )
         self.presenter.login("alice2", "tcp:h:1")
         self.assertEqual(self.connection.attempts[-1], ("tcp:h:1", "alice2"))
@@ -187,7 +191,7 @@ class LoginTests(PresenterTestCase):
                 "alice",
                 "tcp:h:1",
                 "The server refused alice: the server could not record the username; try again later",
-                False,
+                "username",
             ),
         )
 
@@ -195,7 +199,18 @@ class LoginTests(PresenterTestCase):
         self.connection.refuse = True
         self.presenter.login("alice", "tcp:h:1")
         self.assertEqual(self.presenter.phase, Phase.LOGIN)
-        self.assertIn("Could not connect to tcp:h:1", self.view.last("show_login")[2])  # type: ignore[operator]
+        self.assertEqual(
+            self.view.last("show_login"),
+            ("alice", "tcp:h:1", "Cannot reach h:1: connection refused — is the server running?", "server"),
+        )
+
+    def test_why_a_server_cannot_be_reached_in_words(self) -> None:
+        for error, said in [
+            (ConnectionRefusedError(), "connection refused — is the server running?"),
+            (DNSLookupError("nowhere.example"), "no such host"),
+            (TimeoutError(), "no answer (timed out)"),
+        ]:
+            self.assertEqual(describe_failure("tls:h:1", Failure(error)), f"Cannot reach h:1: {said}")
 
 
 class ChatTests(PresenterTestCase):
@@ -312,7 +327,7 @@ class ChatTests(PresenterTestCase):
         [(_, (entry,))] = [c for c in self.view.calls if c[0] == "append"]
         self.assertEqual(entry, Entry(90, "direct", "bob to you: x"))
 
-    def test_presence_updates_the_list(self) -> None:
+    def test_presence_updates_the_list_and_talks_only_of_those_talked_with(self) -> None:
         self.connection.server_says("JOINED erin", "LEFT bob")
         users = self.view.last("show_users")[0]
         self.assertEqual(
@@ -325,7 +340,94 @@ class ChatTests(PresenterTestCase):
                 UserItem("erin", True, False),
             ],
         )
-        self.assertEqual(self.view.entries(), [("info", "erin is online"), ("info", "bob went offline")])
+        self.assertEqual(self.view.entries(), [])  # strangers' comings and goings: the list only
+        self.connection.server_says("MSG carol unicast alice :hi")  # talking with carol
+        self.presenter.choose_recipients(("dave",))  # about to write to dave
+        self.presenter.choose_mode(Kind.MULTICAST)
+        self.presenter.choose_recipients(("dave", "erin"))
+        self.presenter.send("lunch?")  # and now with erin
+        self.presenter.choose_recipients(())
+        self.connection.server_says("SENT 1 dave", "LEFT carol", "JOINED dave", "LEFT erin", "JOINED bob")
+        self.assertEqual(
+            [text for _, text in self.view.entries() if "line" in text],
+            ["carol went offline", "dave is online", "erin went offline"],
+        )
+
+    def test_disconnected_nobody_is_online_nor_can_be_replied_to(self) -> None:
+        self.connection.server_says("MSG bob unicast alice :hi")
+        self.assertEqual(self.view.last("show_reply"), ("bob",))
+        self.connection.close()
+        self.assertEqual(
+            self.view.last("show_users"),
+            (
+                [
+                    UserItem("alice", False, True),
+                    UserItem("bob", False, False),
+                    UserItem("carol", False, False),
+                    UserItem("dave", False, False),
+                ],
+            ),
+        )
+        self.assertEqual(self.view.last("show_reply"), ("",))
+        self.assertEqual(
+            self.view.last("show_title"), ("alice on example.org:8123 (disconnected) — msgsvc",)
+        )
+        self.presenter.choose_recipients(("bob",))
+        self.assertEqual(self.presenter.addressees(), "bob")  # not "offline": nobody's state is known
+        self.presenter.reconnect()
+        self.connection.server_says("WELCOME alice :hi", "USER alice online", "ENDUSERS 1")
+        self.assertEqual(self.view.last("show_reply"), ("bob",))  # the same conversation goes on
+        self.assertEqual(self.view.last("show_title"), ("alice on example.org:8123 — msgsvc",))
+
+    def test_a_failed_reconnect_says_why_in_words(self) -> None:
+        self.connection.close()
+        self.connection.refuse = True
+        self.presenter.reconnect()
+        self.assertEqual(
+            self.view.last("show_login"),
+            (
+                "alice",
+                "tcp:example.org:8123",
+                "Cannot reach example.org:8123: connection refused — is the server running?",
+                "server",
+            ),
+        )
+
+    def test_reconnect_while_connected_says_so(self) -> None:
+        self.presenter.reconnect()
+        self.assertEqual(self.connection.attempts, [("tcp:example.org:8123", "alice")])
+        self.assertEqual(self.view.entries(), [("info", "Already connected to example.org:8123 as alice.")])
+
+    def test_log_out_goes_back_to_the_form(self) -> None:
+        self.presenter.log_out()
+        self.assertEqual(self.connection.sent(), ["QUIT"])
+        self.connection.server_says("BYE :goodbye")
+        self.connection.close()
+        self.assertEqual(self.presenter.phase, Phase.LOGIN)
+        self.assertEqual(self.view.last("show_login"), ("alice", "tcp:example.org:8123", ""))
+        self.assertEqual(self.view.last("show_title"), ("msgsvc",))
+        self.assertEqual(self.view.entries(), [])  # no "Disconnected": the user left
+
+    def test_log_out_after_a_disconnect(self) -> None:
+        self.connection.close()
+        self.presenter.log_out()
+        self.assertEqual(self.presenter.phase, Phase.LOGIN)
+        self.assertEqual(self.view.last("show_login"), ("alice", "tcp:example.org:8123", ""))
+
+    def test_a_name_never_registered_is_no_such_user(self) -> None:
+        self.presenter.choose_mode(Kind.MULTICAST)
+        self.presenter.choose_recipients(("bob", "Dave", "nobodyhome"))
+        self.presenter.send("hi")
+        self.connection.server_says("SENT 1 dave,nobodyhome -")
+        self.assertEqual(
+            self.view.entries()[1:],
+            [("warning", "not connected, did not get it: dave"), ("warning", "no such user: nobodyhome")],
+        )
+        self.presenter.choose_mode(Kind.UNICAST)
+        self.presenter.choose_recipients(("nobodyhome",))
+        self.presenter.send("hi")
+        self.connection.server_says("SENT 0 nobodyhome -")
+        self.assertEqual(self.view.entries()[-1], ("warning", "no such user: nobodyhome"))
 
     def test_server_errors_show_inline(self) -> None:
         self.presenter.choose_mode(Kind.BROADCAST)
@@ -410,8 +512,8 @@ class AccountTests(PresenterTestCase):
     def test_plain_tcp_to_another_host_warns_once_before_a_password_is_sent(self) -> None:
         self.presenter.login("alice", "tcp:example.org:8123", "alice's secret")
         self.assertEqual(self.connection.attempts, [])
-        name, server, problem, ask_password = self.view.last("show_login")
-        self.assertTrue(ask_password)
+        name, server, problem, field = self.view.last("show_login")
+        self.assertEqual(field, "password")
         self.assertIn("example.org is not this machine and tcp: is not encrypted", problem)  # type: ignore[operator]
         self.assertIn("Use tls:example.org:8123", problem)  # type: ignore[operator]
         self.presenter.login("alice", "tcp:example.org:8123", "alice's secret")
@@ -449,7 +551,7 @@ class AccountTests(PresenterTestCase):
                     "alice",
                     "tcp:localhost:8123",
                     f"The server refused alice: {text}. Enter the password and connect again.",
-                    True,
+                    "password",
                 ),
             )
 
@@ -475,12 +577,12 @@ class AccountTests(PresenterTestCase):
         self.assertFalse(self.presenter.set_password("long enough", "long enougH"))
         self.assertFalse(self.presenter.set_password("short", "short"))
         self.assertFalse(self.presenter.set_password("long enough", "long enough"))  # the plain-TCP warning
+        problems = [str(args[0]) for name, args in self.view.calls if name == "show_password_problem"]
         self.assertEqual(
-            [text for _, text in self.view.entries()][:3],
-            ["The two passwords differ.", "A password needs at least 8 characters."]
-            + [self.view.entries()[2][1]],
+            problems[:2], ["The two passwords differ.", "A password needs at least 8 characters."]
         )
-        self.assertIn("not encrypted", self.view.entries()[2][1])
+        self.assertIn("not encrypted", problems[2])
+        self.assertEqual(self.view.entries(), [])  # by the password's fields, not in the conversation
         self.assertEqual(self.connection.sent(), [])
 
     def test_a_refused_password_change_is_told_as_such(self) -> None:
@@ -491,9 +593,9 @@ class AccountTests(PresenterTestCase):
         self.presenter.send("hi all")
         self.connection.server_says("ERROR SERVER_ERROR :could not store it", "SENT 2 -")
         self.assertEqual(
-            self.view.entries(),
-            [("error", "Password not changed: could not store it"), ("sent", "you to everyone: hi all")],
+            self.view.last("show_password_problem"), ("Password not changed: could not store it",)
         )
+        self.assertEqual(self.view.entries(), [("sent", "you to everyone: hi all")])
 
     def test_the_log_marks_protected_names(self) -> None:
         self.presenter.login("alice", "tcp:localhost:8123")
@@ -503,6 +605,56 @@ class AccountTests(PresenterTestCase):
         self.assertEqual(
             self.view.last("show_users"),
             ([UserItem("alice", True, True, True), UserItem("bob", False, False, True)],),
+        )
+        self.assertEqual(self.view.last("show_account"), (True,))
+
+    def test_the_marks_follow_account_lines(self) -> None:
+        self.log_in()
+        self.connection.server_says("ACCOUNT Bob protected")
+        users = self.view.last("show_users")[0]
+        self.assertIn(UserItem("bob", True, False, True), users)  # type: ignore[operator]
+        self.connection.server_says("ACCOUNT bob unprotected")
+        users = self.view.last("show_users")[0]
+        self.assertIn(UserItem("bob", True, False, False), users)  # type: ignore[operator]
+        self.assertEqual(self.view.entries(), [])  # the list shows it
+
+    def test_the_operator_removes_this_users_password(self) -> None:
+        self.presenter.login("alice", "tcp:localhost:8123", "alice's secret")
+        self.connection.server_says("WELCOME alice :hi", "USER alice online protected", "ENDUSERS 1")
+        self.assertEqual(self.view.last("show_account"), (True,))
+        self.connection.server_says(
+            "NOTICE :the operator removed the password of alice: forgotten", "ACCOUNT alice unprotected"
+        )
+        self.assertEqual(self.view.last("show_account"), (False,))  # "Protect my name…" again
+        self.assertEqual(self.view.last("show_users"), ([UserItem("alice", True, True, False)],))
+        self.assertEqual(
+            self.view.entries()[-1],
+            ("warning", "alice is no longer protected: set a password again to keep it yours."),
+        )
+        self.connection.close()
+        self.presenter.reconnect()
+        self.assertEqual(self.connection.passwords[-1], None)  # the old password is not sent again
+
+    def test_the_sender_sees_whether_a_message_will_wait(self) -> None:
+        self.log_in()
+        self.presenter.choose_mode(Kind.MULTICAST)
+        self.presenter.choose_recipients(("bob", "dave"))
+        self.assertEqual(self.presenter.addressees(), "bob, dave (offline, will not get it: dave)")
+        self.connection.server_says("ACCOUNT dave protected")
+        self.assertEqual(self.presenter.addressees(), "bob, dave (offline, gets it when back: dave)")
+        self.assertEqual(self.view.last("show_mode"), (Kind.MULTICAST, ("bob", "dave")))  # told again
+        self.connection.server_says("JOINED dave")
+        self.assertEqual(self.presenter.addressees(), "bob, dave")
+        self.presenter.choose_mode(Kind.BROADCAST)
+        self.assertEqual(self.presenter.addressees(), "everyone connected")
+
+    def test_this_users_own_change_is_told_once(self) -> None:
+        self.presenter.login("alice", "tcp:localhost:8123")
+        self.connection.server_says("WELCOME alice :hi", "USER alice online", "ENDUSERS 1")
+        self.presenter.set_password("alice's secret", "alice's secret")
+        self.connection.server_says("ACCOUNT alice protected", "PROTECTED alice :alice is protected")
+        self.assertEqual(
+            self.view.entries()[1:], [("info", "alice is protected: log in with your password from now on.")]
         )
         self.assertEqual(self.view.last("show_account"), (True,))
 

@@ -29,6 +29,7 @@ class ClientWindowTests(TestCase):
         self.factory = self.loopback.factory
         self.server = f"tcp:127.0.0.1:{self.loopback.port_number}"
         self.windows: list[ChatWindow] = []
+        self.quits = 0
         self.addCleanup(self.tear_down)
 
     async def tear_down(self) -> None:
@@ -40,10 +41,13 @@ class ClientWindowTests(TestCase):
     def window(self) -> ChatWindow:
         window = ChatWindow(tkinter.Tk())
         presenter = ChatPresenter(window, endpoint_connector(reactor), reactor, "", self.server)
-        window.bind(presenter)
+        window.bind(presenter, self.quit)
         presenter.start()
         self.windows.append(window)
         return window
+
+    def quit(self) -> None:
+        self.quits += 1
 
     async def until(self, what: str, condition: Callable[[], bool], timeout: float = 15) -> None:
         """Run the reactor and every window until ``condition`` holds."""
@@ -153,7 +157,7 @@ class ClientWindowTests(TestCase):
 
         self.assertNotIn("disabled", erin.reply_button.state())
         erin.reply_button.invoke()
-        self.assertEqual(erin.to.cget("text"), "To: bob, carol, dave")
+        self.assertEqual(erin.to.cget("text"), "To: bob, carol, dave (offline, will not get it: carol and dave)")
         self.type_and_send(erin, "see you")
         await self.until(
             "bob gets the reply", lambda: "erin to you, carol and dave: see you" in self.conversation(bob)
@@ -239,3 +243,68 @@ class ClientWindowTests(TestCase):
         alice.reconnect_button.invoke()
         await self.until("reconnected", lambda: alice.status.cget("text").startswith("Connected"))
         self.assertFalse(alice.reconnect_button.winfo_ismapped())
+
+    async def test_after_a_disconnect_nobody_is_online_and_reply_all_is_off_with_send(self) -> None:
+        alice = await self.log_in("alice")
+        bob = await self.log_in("bob")
+        self.pick(bob, Kind.UNICAST, "alice")
+        self.type_and_send(bob, "hi")
+        await self.until("the message", lambda: "bob to you: hi" in self.conversation(alice))
+        self.assertEqual(alice.root.title(), f"alice on 127.0.0.1:{self.loopback.port_number} — msgsvc")
+        self.assertNotIn("disabled", alice.reply_button.state())
+        await self.loopback.stop()
+        await self.until("disconnected", lambda: alice.status.cget("text").startswith("Disconnected"))
+        self.assertEqual(alice.users.get(0, "end"), ("○ alice (you)", "○ bob  offline"))
+        self.assertIn("disabled", alice.send_button.state())
+        self.assertIn("disabled", alice.reply_button.state())
+        self.assertIn("(disconnected)", alice.root.title())
+        alice.reconnect_button.invoke()
+        await self.until("the form", lambda: alice.login_frame.winfo_ismapped())
+        self.assertEqual(
+            alice.problem.cget("text"),
+            f"⚠ Cannot reach 127.0.0.1:{self.loopback.port_number}: "
+            "connection refused — is the server running?",
+        )
+        self.assertEqual(alice.root.focus_lastfor(), alice.server)  # the field to change
+
+    async def test_log_out_and_quit_from_the_menu(self) -> None:
+        alice = await self.log_in("alice")
+        self.assertEqual(alice.account_menu.entrycget(4, "label"), "Quit")
+        self.assertEqual(alice.account_menu.entrycget(4, "accelerator"), "Ctrl+Q")
+        alice.account_menu.invoke(3)  # Log out
+        await self.until("the form", lambda: alice.login_frame.winfo_ismapped())
+        self.assertEqual(alice.problem.cget("text"), "")
+        self.assertEqual(alice.root.title(), "msgsvc")
+        self.assertEqual(alice.account_menu.entrycget(3, "state"), "disabled")
+        hub = self.loopback.hub
+        await self.until("alice gone", lambda: not hub.user("alice").online)  # type: ignore[union-attr]
+        alice.root.focus_force()
+        alice.root.update()
+        alice.username.event_generate("<Control-q>")
+        alice.root.update()
+        self.assertEqual(self.quits, 1)
+
+    async def test_password_problems_show_by_the_panel_and_the_operators_reset_shows(self) -> None:
+        erin = await self.log_in("erin")
+        erin.account_menu.invoke(0)
+        erin.new_password.insert(0, "short")
+        erin.new_password_again.insert(0, "short")
+        erin.set_password_button.invoke()
+        erin.root.update()
+        self.assertEqual(erin.password_problem.cget("text"), "⚠ A password needs at least 8 characters.")
+        self.assertTrue(erin.password_problem.winfo_ismapped())
+        self.assertTrue(erin.password_panel.winfo_ismapped())  # still open, to try again
+        self.assertNotIn("8 characters", self.conversation(erin))
+        for entry in (erin.new_password, erin.new_password_again):
+            entry.delete(0, "end")
+            entry.insert(0, "erin's secret")
+        erin.set_password_button.invoke()
+        await self.until("protected", lambda: "· protected" in erin.users.get(0))
+        self.assertFalse(erin.password_problem.winfo_ismapped())
+        self.assertEqual(erin.account_menu.entrycget(1, "state"), "normal")  # Change password…
+
+        self.assertTrue(await self.loopback.accounts.reset("erin", "she forgot it"))
+        await self.until("unprotected", lambda: "protected" not in erin.users.get(0))
+        self.assertEqual(erin.users.get(0), "● erin (you)")
+        self.assertEqual(erin.account_menu.entrycget(0, "state"), "normal")  # Protect my name…
+        self.assertEqual(erin.account_menu.entrycget(1, "state"), "disabled")

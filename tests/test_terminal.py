@@ -19,7 +19,7 @@ from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
-from .loopback import LoopbackServer
+from .loopback import LineTestClient, LoopbackServer
 
 ROWS, COLUMNS = 24, 80
 
@@ -77,7 +77,8 @@ class TerminalClientTests(TestCase):
             await deferLater(reactor, 0.01, lambda: None)
         self.fail(f"timed out waiting for {what}; the screen:\n{screen.text()}")
 
-    async def test_typing_survives_arriving_messages_and_tab_completes(self) -> None:
+    async def alice_and_bob(self) -> tuple[LineTestClient, Screen]:
+        """bob on a line client, and alice in the terminal client at the option prompt."""
         bob = await self.loopback.client()
         bob.send("HELLO bob")
         await bob.until("ENDUSERS")
@@ -86,6 +87,10 @@ class TerminalClientTests(TestCase):
         term.type("\r")
         await self.until("the log", lambda: "* bob  online" in term.text(), term)
         await self.until("the option prompt", lambda: "[b]roadcast?" in term.cursor_row(), term)
+        return bob, term
+
+    async def test_typing_survives_arriving_messages_and_tab_completes(self) -> None:
+        bob, term = await self.alice_and_bob()
 
         term.type("u\r")
         await self.until("the recipient prompt", lambda: term.cursor_row().startswith("To (one name"), term)
@@ -114,6 +119,53 @@ class TerminalClientTests(TestCase):
         term.type("/quit\r")
         self.assertEqual(await term.ended, 0)
         self.assertEqual(await bob.line(), "LEFT alice")
+
+    async def test_a_protected_name_asks_for_its_password_masked_and_never_recalls_it(self) -> None:
+        owner = await self.loopback.client()
+        owner.send("HELLO frank :frank's secret")  # frank claims his name, and leaves
+        await owner.until("ENDUSERS")
+        owner.send("QUIT")
+        await owner.until("BYE")
+        term = self.start("--username", "frank")  # no --password-prompt: the server's refusal asks
+        await self.until("the username prompt", lambda: "Username [frank]:" in term.text(), term)
+        term.type("\r")
+        asked = lambda: term.cursor_row().startswith("Password for frank")  # noqa: E731
+        await self.until("the password prompt", asked, term)
+        term.type("wrong secret")
+        await self.until("the masked password", lambda: term.cursor_row().endswith("*" * 12), term)
+        term.type("\r")
+        await self.until("the refusal", lambda: "wrong password for frank" in term.text(), term)
+        await self.until("the prompt again", asked, term)
+        term.type("frank's secret")
+        await self.until("the masked password", lambda: term.cursor_row().endswith("*" * 14), term)
+        term.type("\r")
+        await self.until("the log", lambda: "* frank (you)  online  protected" in term.text(), term)
+        await self.until("the option prompt", lambda: "[b]roadcast?" in term.cursor_row(), term)
+        term.type("/who\r")
+        await self.until("who is online", lambda: "-- online (1):" in term.text(), term)
+        for _ in range(4):  # Up, as far back as the history goes: /who, never a password
+            term.type("\x1b[A")
+        await self.until("the recalled line", lambda: term.cursor_row().endswith("? /who"), term)
+        self.assertNotIn("secret", term.text())
+        term.type("\x15/quit\r")
+        self.assertEqual(await term.ended, 0)
+
+    async def test_tab_adds_a_space_and_long_lines_wrap_at_words(self) -> None:
+        bob, term = await self.alice_and_bob()
+        term.type("/msg b\t")
+        await self.until("bob completed", lambda: term.cursor_row().endswith("/msg bob"), term)
+        term.type("hi\r")
+        self.assertEqual((await bob.until("MSG"))[-1], "MSG alice unicast bob :hi")
+        words = " ".join(["recipient(s)"] * 12)
+        bob.send(f"SEND alice :{words}")
+        rows = lambda: [r.rstrip() for r in term.screen.display if "recipient" in r]  # noqa: E731
+        await self.until("bob's message, on three rows", lambda: len(rows()) == 3, term)
+        await self.until("the prompt drawn again", lambda: "[b]roadcast?" in term.cursor_row(), term)
+        self.assertEqual(sum(row.count("recipient(s)") for row in rows()), 12)
+        self.assertTrue(all(row.endswith("recipient(s)") for row in rows()), rows())  # no word broken
+        self.assertTrue(rows()[1].startswith("      recipient(s)"), rows())  # under the text, not the time
+        term.type("/quit\r")
+        self.assertEqual(await term.ended, 0)
 
     async def test_passwords_are_not_echoed_nor_recalled(self) -> None:
         term = self.start("--username", "carol", "--password-prompt")

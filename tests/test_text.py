@@ -6,7 +6,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.client.presenter import ChatPresenter
-from msgsvc.client.text import Fragments, TextView, sender_style
+from msgsvc.client.text import Fragments, TextView, sender_style, wrap
 
 from .helpers import FakeConnection
 
@@ -16,7 +16,7 @@ class TextClientTests(SynchronousTestCase):
         self.output: list[str] = []
         self.quits = 0
         self.lines: list[Fragments] = []  # as printed, with their styles
-        self.view = TextView(self.print)
+        self.view = TextView(self.print, width=lambda: 80)
         self.connection = FakeConnection()
         self.presenter = ChatPresenter(self.view, self.connection, Clock(), "", "tcp:h:1")
         self.view.bind(self.presenter, self.on_quit)
@@ -162,15 +162,74 @@ class TextClientTests(SynchronousTestCase):
         self.assertIn("alice  online", screen)
         self.assertNotIn("dave", screen)
 
-    def test_tab_completes_commands_and_names(self) -> None:
-        self.assertEqual(self.view.completions("/re"), ["/reply", "/reconnect"])
+    def test_tab_completes_commands_and_names_with_the_space_after_them(self) -> None:
+        self.assertEqual(self.view.completions("/re"), ["/reply ", "/reconnect "])
         self.connect()
-        self.assertEqual(self.view.completions("/msg "), ["alice", "dave"])  # online first, not oneself
-        self.assertEqual(self.view.completions("/msg alice,D"), ["dave"])
+        self.assertEqual(self.view.completions("/msg "), ["alice ", "dave "])  # online first, not oneself
+        self.assertEqual(self.view.completions("/msg alice,D"), ["dave "])
         self.assertEqual(self.view.completions("m"), [])  # the option prompt has no names
         self.type("m")
-        self.assertEqual(self.view.completions("alice, d"), ["dave"])
+        self.assertEqual(self.view.completions("alice, d"), ["dave "])
         self.assertEqual(self.view.completions("x"), [])
+        self.type("alice, dave ", "hi")  # what a completion leaves, answered
+        self.assertEqual(self.connection.sent(), ["SEND alice,dave :hi"])
+
+    def test_lines_wrap_at_word_boundaries_to_the_terminal_width(self) -> None:
+        self.view = TextView(self.print, width=lambda: 40)
+        self.presenter = ChatPresenter(self.view, self.connection, Clock(), "", "tcp:h:1")
+        self.view.bind(self.presenter, self.on_quit)
+        self.connect()
+        self.output.clear()
+        self.connection.server_says("MSG alice unicast bob :the recipient(s) of this message are many")
+        self.assertEqual(
+            self.output,
+            ["00:00 alice to you: the recipient(s) of\n", "      this message are many\n"],
+        )
+        self.output.clear()
+        self.type("/help")
+        self.assertTrue(all(len(line) <= 40 for line in self.output), self.output)
+        printed = "".join(self.output).split()
+        self.assertIn("(unicast),", printed)  # words whole, not "(unic" / "ast),"
+        self.assertIn("NAME[,NAME...]", printed)
+        self.assertIn(" " * 19 + "name or several\n", self.output)  # indented (half the width at most)
+
+    def test_wrap(self) -> None:
+        self.assertEqual(wrap([("a", "one two "), ("b", "three")], 9), [[("a", "one two")], [("b", "three")]])
+        self.assertEqual(wrap([("", "abcdefghij")], 4), [[("", "abcd")], [("", "efgh")], [("", "ij")]])
+        self.assertEqual(wrap([("", "   x y")], 4, 2), [[("", "   x")], [("", "  y")]])
+
+    def test_users_has_a_header(self) -> None:
+        self.connect()
+        self.screen()
+        self.type("/users")
+        self.assertTrue(self.screen().startswith("-- all users (3):\n   * alice  online\n"))
+
+    def test_reconnect_while_connected_says_so(self) -> None:
+        self.connect()
+        self.screen()
+        self.type("/reconnect")
+        self.assertIn("-- Already connected to h:1 as bob.", self.screen())
+        self.assertEqual(len(self.connection.attempts), 1)
+
+    def test_a_failed_connect_says_how_to_pick_another_server_and_retries_on_enter(self) -> None:
+        self.connection.refuse = True
+        self.type("bob")
+        screen = self.screen()
+        self.assertIn("!! Cannot reach h:1: connection refused — is the server running?\n", screen)
+        self.assertIn("Press Enter to try again", screen)
+        self.assertIn("--server tcp:HOST:PORT", screen)
+        self.connection.refuse = False
+        self.type("")
+        self.assertEqual(self.connection.attempts, [("tcp:h:1", "bob"), ("tcp:h:1", "bob")])
+
+    def test_presence_of_strangers_stays_out_of_the_conversation(self) -> None:
+        self.connect()
+        self.screen()
+        self.connection.server_says("JOINED dave", "LEFT dave")
+        self.assertFalse(self.screen().startswith("--"))
+        self.type("/msg dave hi")
+        self.connection.server_says("SENT 1 -", "LEFT dave")
+        self.assertIn("-- dave went offline", self.screen())
 
     def test_ctrl_c_goes_back_to_the_option(self) -> None:
         self.connect()
@@ -206,6 +265,27 @@ class TextAccountTests(SynchronousTestCase):
         self.output.clear()
         return text
 
+    def test_lines_typed_while_connecting_are_masked_and_never_recalled(self) -> None:
+        view = TextView(self.print)
+        presenter = ChatPresenter(view, self.connection, Clock(), "", "tcp:localhost:1")
+        view.bind(presenter, lambda: None)
+        presenter.start()
+        self.assertFalse(view.hides_input())
+        self.assertFalse(view.keeps_input())  # the username
+        view.line("alice")
+        self.assertEqual(view.prompt(), "(connecting) ")
+        self.assertTrue(view.hides_input())  # the answer may be: the name needs a password
+        self.assertFalse(view.keeps_input())
+        self.connection.server_says("ERROR AUTH_REQUIRED :alice is protected", "BYE :alice is protected")
+        self.connection.close()
+        self.assertEqual(view.prompt(), "Password for alice (empty for none): ")
+        self.assertTrue(view.hides_input())
+        self.assertFalse(view.keeps_input())
+        view.line("alice's secret")
+        self.connection.server_says("WELCOME alice :hi", "USER alice online protected", "ENDUSERS 1")
+        self.assertFalse(view.hides_input())
+        self.assertTrue(view.keeps_input())
+
     def test_password_prompt_asks_after_the_username_and_hides_it(self) -> None:
         self.view.line("alice")
         self.assertEqual(self.screen(), "Password for alice (empty for none): ")
@@ -213,7 +293,7 @@ class TextAccountTests(SynchronousTestCase):
         self.assertEqual(self.view.completions("/he"), [])  # nothing to complete in a password
         self.view.line(" /all spaces count ")  # as typed: not a command, not stripped
         self.assertEqual(self.connection.sent(), ["HELLO alice : /all spaces count "])
-        self.assertFalse(self.view.hides_input())
+        self.assertEqual(self.view.prompt(), "(connecting) ")
 
     def test_a_refused_password_is_asked_again(self) -> None:
         self.view.line("alice")
@@ -223,8 +303,8 @@ class TextAccountTests(SynchronousTestCase):
         )
         self.connection.close()
         self.assertIn(
-            "!! The server refused alice: wrong password for alice. Enter the password and connect again.\n"
-            "Password for alice (empty for none): ",
+            "!! The server refused alice: wrong password for alice. Enter the password and\n"
+            "connect again.\nPassword for alice (empty for none): ",
             self.screen(),
         )
         self.view.interrupt()  # Ctrl-C: back to the username
@@ -245,11 +325,13 @@ class TextAccountTests(SynchronousTestCase):
         self.connection.server_says("PROTECTED alice :alice is protected by your password")
         self.assertIn("-- alice is protected: log in with your password from now on.", self.screen())
         self.view.line("/users")
-        self.assertEqual(self.screen().splitlines()[0], "   * alice (you)  online  protected")
+        self.assertEqual(self.screen().splitlines()[1], "   * alice (you)  online  protected")
         self.view.line("/password")
         self.view.line("one thing")
         self.view.line("another thing")
-        self.assertIn("!! The two passwords differ.", self.screen())
+        self.assertIn("!! The two passwords differ.\nNew password (empty to go back): ", self.screen())
+        self.view.line("")  # back
+        self.assertTrue(self.screen().endswith("[b]roadcast? "))
         self.assertEqual(self.connection.sent(), [])
 
     def test_delayed_messages_carry_when_they_were_sent(self) -> None:

@@ -41,10 +41,10 @@ def run_in_terminal(args: argparse.Namespace) -> int:
 
     from msgsvc.client.connect import endpoint_connector
     from msgsvc.client.presenter import ChatPresenter
-    from msgsvc.client.terminal import Terminal, refresh, show
+    from msgsvc.client.terminal import Terminal, columns, refresh, show
     from msgsvc.client.text import TextView
 
-    view = TextView(show, refresh, password_prompt=args.password_prompt)
+    view = TextView(show, refresh, password_prompt=args.password_prompt, width=columns)
     presenter = ChatPresenter(view, endpoint_connector(reactor), reactor, args.username, args.server)
     terminal = Terminal(view)
 
@@ -80,8 +80,7 @@ def run_in_window(args: argparse.Namespace) -> int:
     root = tkinter.Tk()
     window = ChatWindow(root)
     presenter = ChatPresenter(window, endpoint_connector(reactor), reactor, args.username, args.server)
-    window.bind(presenter)
-    root.protocol("WM_DELETE_WINDOW", lambda: presenter.close(reactor.stop))
+    window.bind(presenter, lambda: presenter.close(reactor.stop))
     tkreactor.attach(root, reactor)
     presenter.start()
     reactor.run()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 import tkinter
+from collections.abc import Callable
 from functools import partial
 from tkinter import ttk
 
-from msgsvc.client.presenter import ChatPresenter, Entry, UserItem
+from msgsvc.client.presenter import ChatPresenter, Entry, Field, UserItem
 from msgsvc.wire import Kind
 
 _STYLES = {
@@ -35,6 +36,7 @@ class ChatWindow:
     def __init__(self, root: tkinter.Tk) -> None:
         self.root = root
         self.presenter: ChatPresenter | None = None
+        self._on_quit: Callable[[], None] = lambda: None
         root.title("msgsvc")
         root.geometry("900x600")
         root.minsize(560, 380)
@@ -44,8 +46,11 @@ class ChatWindow:
         self._names: list[str] = []
         self._selected: tuple[str, ...] = ()
 
-    def bind(self, presenter: ChatPresenter) -> None:
+    def bind(self, presenter: ChatPresenter, on_quit: Callable[[], None]) -> None:
+        """Act for ``presenter``; ``on_quit`` runs on Quit (the menu, Ctrl+Q, closing the window)."""
         self.presenter = presenter
+        self._on_quit = on_quit
+        self.root.protocol("WM_DELETE_WINDOW", on_quit)
 
     # -- building ----------------------------------------------------------
 
@@ -54,7 +59,11 @@ class ChatWindow:
         self.account_menu = tkinter.Menu(self.menu, tearoff=False)
         self.account_menu.add_command(label="Protect my name…", command=self._open_password, state="disabled")
         self.account_menu.add_command(label="Change password…", command=self._open_password, state="disabled")
+        self.account_menu.add_separator()
+        self.account_menu.add_command(label="Log out", command=self._log_out, state="disabled")
+        self.account_menu.add_command(label="Quit", accelerator="Ctrl+Q", command=self._quit)
         self.menu.add_cascade(label="Account", menu=self.account_menu, underline=0)
+        self.root.bind_all("<Control-q>", lambda _e: self._quit())
         self.root.configure(menu=self.menu)
 
     def _build_login(self) -> None:
@@ -112,6 +121,9 @@ class ChatWindow:
         ttk.Button(self.password_panel, text="Cancel", command=self._close_password).pack(
             side="left", padx=(6, 0)
         )
+        self.password_problem = ttk.Label(
+            frame, text="", foreground=_STYLES["error"]["foreground"], wraplength=760
+        )
         for entry in (self.new_password, self.new_password_again):
             entry.bind("<Return>", lambda _e: self._set_password())
             entry.bind("<Escape>", lambda _e: self._close_password())
@@ -168,7 +180,7 @@ class ChatWindow:
 
     # -- View --------------------------------------------------------------
 
-    def show_login(self, username: str, server: str, problem: str, ask_password: bool = False) -> None:
+    def show_login(self, username: str, server: str, problem: str, field: Field = "username") -> None:
         self.chat_frame.pack_forget()
         self._close_password()
         self.login_frame.pack(fill="both", expand=True)
@@ -178,12 +190,20 @@ class ChatWindow:
         self.problem.configure(text=f"⚠ {problem}" if problem else "")
         self.login_status.configure(text="")
         self.connect_button.state(["!disabled"])
-        for index in (0, 1):
+        for index in (0, 1, 3):
             self.account_menu.entryconfigure(index, state="disabled")
-        field = self.password if ask_password else self.username
-        field.focus_set()
-        field.select_range(0, "end")
-        field.icursor("end")
+        entry = {"username": self.username, "password": self.password, "server": self.server}[field]
+        entry.focus_set()
+        entry.select_range(0, "end")
+        entry.icursor("end")
+
+    def show_title(self, text: str) -> None:
+        self.root.title(text)
+
+    def show_password_problem(self, text: str) -> None:
+        self._open_password()
+        self.password_problem.configure(text=f"⚠ {text}")
+        self.password_problem.pack(fill="x", after=self.password_panel)
 
     def show_account(self, protected: bool) -> None:
         self.account_menu.entryconfigure(0, state="disabled" if protected else "normal")
@@ -192,6 +212,7 @@ class ChatWindow:
     def show_chat(self) -> None:
         self.login_frame.pack_forget()
         self.chat_frame.pack(fill="both", expand=True)
+        self.account_menu.entryconfigure(3, state="normal")
         self.message.focus_set()
 
     def show_status(self, text: str, connected: bool) -> None:
@@ -223,10 +244,9 @@ class ChatWindow:
         self._selected = selected
         self.users.configure(selectmode=_SELECT[mode])
         self._show_selection()
-        if mode is Kind.BROADCAST:
-            self.to.configure(text="To: everyone connected")
-        elif selected:
-            self.to.configure(text="To: " + ", ".join(selected))
+        if mode is Kind.BROADCAST or selected:
+            assert self.presenter is not None
+            self.to.configure(text="To: " + self.presenter.addressees())
         else:
             self.to.configure(
                 text="To: pick "
@@ -264,6 +284,7 @@ class ChatWindow:
         for entry in (self.new_password, self.new_password_again):
             entry.delete(0, "end")
         self.password_panel.pack_forget()
+        self.password_problem.pack_forget()
         if self.chat_frame.winfo_ismapped():
             self.message.focus_set()
 
@@ -275,6 +296,13 @@ class ChatWindow:
     def _reconnect(self) -> None:
         assert self.presenter is not None
         self.presenter.reconnect()
+
+    def _log_out(self) -> None:
+        assert self.presenter is not None
+        self.presenter.log_out()
+
+    def _quit(self) -> None:
+        self._on_quit()
 
     def _alt_key(self, mode: Kind, _event: object) -> None:
         self._choose(mode)

@@ -15,9 +15,10 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Protocol
+from typing import Literal, Protocol
 
 from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionRefusedError, DNSLookupError, TimeoutError
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
@@ -67,13 +68,23 @@ class Entry:
     label: str = ""  # shown in place of the time of day: when a delayed message was sent
 
 
+#: The login form's field a problem is about: the one to select for editing.
+Field = Literal["username", "password", "server"]
+
+
 class View(Protocol):
-    def show_login(self, username: str, server: str, problem: str, ask_password: bool = False) -> None:
-        """Show the login form, prefilled, with ``problem`` (if any) and the name selected
-        (or the password, if ``ask_password``: the name needs one)."""
+    def show_login(self, username: str, server: str, problem: str, field: Field = "username") -> None:
+        """Show the login form, prefilled, with ``problem`` (if any) and ``field`` selected: the
+        password when the name needs one, the server when it could not be reached."""
+
+    def show_title(self, text: str) -> None:
+        """Name the window: who is connected where."""
 
     def show_account(self, protected: bool) -> None:
         """Say whether this user's name is protected (offer to protect it, or to change its password)."""
+
+    def show_password_problem(self, text: str) -> None:
+        """Say, by the new password's fields, why it was not set."""
 
     def show_chat(self) -> None:
         """Show the conversation, the user list and the message box."""
@@ -127,6 +138,18 @@ def describe_time(when: float, now: float) -> str:
     return time.strftime("%d %b %Y ", then).lstrip("0") + clock
 
 
+def describe_failure(server: str, failure: Failure) -> str:
+    """Why ``server`` could not be reached, in words."""
+    where = describe_server(server)
+    if failure.check(ConnectionRefusedError):
+        return f"Cannot reach {where}: connection refused — is the server running?"
+    if failure.check(DNSLookupError):
+        return f"Cannot reach {where}: no such host"
+    if failure.check(TimeoutError):
+        return f"Cannot reach {where}: no answer (timed out)"
+    return f"Cannot reach {where}: {failure.getErrorMessage()}"
+
+
 def describe_server(server: str) -> str:
     """``host:port`` for ``tcp:host:port`` and ``tls:host:port``, else the endpoint itself."""
     for prefix in ("tcp:", "tls:"):
@@ -169,6 +192,8 @@ class ChatPresenter:
         self._warned = ""  # the server the user chose to send a password to over plain TCP
         self._outbox: deque[_Pending] = deque()
         self._reply: tuple[Kind, tuple[str, ...]] | None = None  # what "reply all" answers
+        self._talking: set[str] = set()  # the names (casefolded) messages went to or came from
+        self._logging_out = False
         self._shown_through = 0  # the id of the last delayed message shown (ids only grow)
         self._away_said = False  # "while you were away" was said for this connection
         self._waiting_to_go: list[Deferred[None]] = []
@@ -182,6 +207,7 @@ class ChatPresenter:
     # -- what the user does ----------------------------------------------
 
     def start(self) -> None:
+        self._view.show_title("msgsvc")
         self._view.show_login(self.username, self.server, "")
 
     def login(self, username: str, server: str, password: str = "") -> None:
@@ -198,7 +224,7 @@ class ChatPresenter:
             return
         warning = self._plain_text_warning(password, "connect again")
         if warning:
-            self._view.show_login(username, server, warning, True)
+            self._view.show_login(username, server, warning, "password")
             return
         self.phase = Phase.CONNECTING
         self._password = password
@@ -224,6 +250,24 @@ class ChatPresenter:
     def reconnect(self) -> None:
         if self.phase is Phase.DISCONNECTED:
             self.login(self.me or self.username, self.server, self._password)
+        elif self.phase is Phase.CONNECTED:
+            self._say("info", f"Already connected to {describe_server(self.server)} as {self.me}.")
+        elif self.phase is Phase.CONNECTING:
+            self._say("info", f"Connecting to {describe_server(self.server)} already.")
+
+    def log_out(self) -> None:
+        """Leave the server and go back to the login form (the password is forgotten)."""
+        self._password = ""
+        if self.phase is Phase.CONNECTED:
+            self._logging_out = True
+            self.quit()
+        elif self.phase is Phase.DISCONNECTED:
+            self._to_login()
+
+    def _to_login(self) -> None:
+        self.phase = Phase.LOGIN
+        self._view.show_title("msgsvc")
+        self._view.show_login(self.me or self.username, self.server, "")
 
     def set_password(self, password: str, again: str) -> bool:
         """Protect this user's name with ``password`` (typed twice), or change its password.
@@ -241,7 +285,7 @@ class ChatPresenter:
             except ProtocolError as e:
                 problem = e.text[0].upper() + e.text[1:] + "."
         if problem:
-            self._say("error", problem)
+            self._view.show_password_problem(problem)
             return False
         assert self._protocol is not None
         self._protocol.set_password(password)
@@ -274,6 +318,19 @@ class ChatPresenter:
         self._view.show_mode(mode, names)
         return True
 
+    def addressees(self) -> str:
+        """Whom a message would go to, saying of each name offline whether it would wait for it
+        (while connected: who is online is not known otherwise)."""
+        if self.mode is Kind.BROADCAST:
+            return "everyone connected"
+        connected = self.phase is Phase.CONNECTED
+        offline = [name for name in self.selected if connected and not self.users.get(name, True)]
+        waits = [name for name in offline if name in self._protected_names]
+        lost = [name for name in offline if name not in waits]
+        notes = [f"offline, gets it when back: {and_list(waits)}"] if waits else []
+        notes += [f"offline, will not get it: {and_list(lost)}"] if lost else []
+        return ", ".join(self.selected) + (f" ({'; '.join(notes)})" if notes else "")
+
     def send(self, text: str) -> bool:
         """Send ``text`` as the chosen option; False (and a reason shown) if it cannot go."""
         problem = self._send_problem(text)
@@ -285,6 +342,7 @@ class ChatPresenter:
             self._protocol.broadcast(text)
         else:
             self._protocol.send(self.selected, text)
+            self._talking.update(name.casefold() for name in self.selected)
         self._outbox.append((self.mode, self.selected, text))
         return True
 
@@ -333,21 +391,26 @@ class ChatPresenter:
 
     def _connect_failed(self, failure: Failure) -> None:
         self.phase = Phase.LOGIN
-        self._view.show_login(
-            self.username, self.server, f"Could not connect to {self.server}: {failure.getErrorMessage()}"
-        )
+        self._view.show_title("msgsvc")
+        self._view.show_login(self.username, self.server, describe_failure(self.server, failure), "server")
 
     def welcomed(self, name: str) -> None:
         if name != self.me:
             self._shown_through = 0  # another user's queue
+            self._reply = None
+            self._talking.clear()
         self._away_said = False
         self.phase = Phase.CONNECTED
         self.me = name
         self._outbox.clear()
         self._view.show_chat()
-        status = f"Connected to {describe_server(self.server)} as {name}"
+        where = describe_server(self.server)
+        self._view.show_title(f"{name} on {where} — msgsvc")
+        status = f"Connected to {where} as {name}"
         self._view.show_status(status, True)
         self._say("info", status)
+        if self._reply is not None:
+            self._set_reply(*self._reply)
 
     def user_log(self, users: list[tuple[str, bool, bool]]) -> None:
         self.users = {name: online for name, online, _ in users}
@@ -361,23 +424,46 @@ class ChatPresenter:
             self._outbox.popleft()
             self._password = pending.password
         was = self.name_protected
-        self._protected_names.add(self.me)
-        self._view.show_account(True)
-        self._show_users()
+        self._set_protected(self.me, True)
         self._say(
             "info",
             "Password changed." if was else f"{name} is protected: log in with your password from now on.",
         )
 
+    def account(self, name: str, protected: bool) -> None:
+        name = next((known for known in self.users if known.casefold() == name.casefold()), name)
+        answer_due = name == self.me and any(isinstance(p, _PasswordChange) for p in self._outbox)
+        if answer_due or protected == (name in self._protected_names):
+            return  # nothing new, or this client's own password change, told by its answer
+        self._set_protected(name, protected)
+        if name == self.me and not protected:
+            self._password = ""
+            self._say("warning", f"{name} is no longer protected: set a password again to keep it yours.")
+
+    def _set_protected(self, name: str, protected: bool) -> None:
+        if protected:
+            self._protected_names.add(name)
+        else:
+            self._protected_names.discard(name)
+        if name == self.me:
+            self._view.show_account(protected)
+        self._show_users()
+
     def joined(self, name: str) -> None:
         self.users[name] = True
         self._show_users()
-        self._say("info", f"{name} is online")
+        self._say_presence(name, f"{name} is online")
 
     def left(self, name: str) -> None:
         self.users[name] = False
         self._show_users()
-        self._say("info", f"{name} went offline")
+        self._say_presence(name, f"{name} went offline")
+
+    def _say_presence(self, name: str, text: str) -> None:
+        """Comings and goings show in the list; in the conversation only for those talked with."""
+        key = name.casefold()
+        if key in self._talking or key in (n.casefold() for n in self.selected):
+            self._say("info", text)
 
     def message(self, sender: str, kind: Kind, recipients: tuple[str, ...], text: str) -> None:
         if kind is Kind.BROADCAST:
@@ -405,6 +491,7 @@ class ChatPresenter:
         else:
             self._say("group" if kind is Kind.MULTICAST else "direct", f"{sender} to you: {text}", label)
         everyone = ([sender] if by != me else []) + others
+        self._talking.update(name.casefold() for name in everyone)
         if everyone:
             self._set_reply(Kind.UNICAST if len(everyone) == 1 else Kind.MULTICAST, tuple(everyone))
 
@@ -420,12 +507,16 @@ class ChatPresenter:
         mode, recipients, text = pending
         to = "everyone" if mode is Kind.BROADCAST else ", ".join(recipients)
         self._say("sent", f"you to {to}: {text}")
-        lost = [name for name in offline if name not in queued]
+        known = {name.casefold() for name in self.users}
+        unknown = [name for name in offline if name.casefold() not in known]
+        lost = [name for name in offline if name not in queued and name not in unknown]
         if queued:
             self._say("info", f"not connected, will get it when back: {', '.join(queued)}")
         if lost:
             self._say("warning", f"not connected, did not get it: {', '.join(lost)}")
-        elif mode is Kind.BROADCAST and delivered == 0:
+        if unknown:
+            self._say("warning", f"no such user: {', '.join(unknown)}")
+        if not (lost or unknown) and mode is Kind.BROADCAST and delivered == 0:
             self._say("warning", "nobody else is connected")
 
     def error(self, code: str, text: str) -> None:
@@ -440,7 +531,7 @@ class ChatPresenter:
                 self._protocol.transport.loseConnection()
             return
         if self._outbox and isinstance(self._outbox.popleft(), _PasswordChange):
-            self._say("error", f"Password not changed: {text}")
+            self._view.show_password_problem(f"Password not changed: {text}")
             return
         self._say("error", f"{code}: {text}")
 
@@ -455,10 +546,19 @@ class ChatPresenter:
         if self.phase is Phase.CONNECTING:
             self.phase = Phase.LOGIN
             problem = self._refusal or f"The connection closed before registration: {self._bye or reason}"
-            self._view.show_login(self.username, self.server, problem, self._ask_password)
+            self._view.show_login(
+                self.username, self.server, problem, "password" if self._ask_password else "username"
+            )
+        elif self._logging_out:
+            self._logging_out = False
+            self._to_login()
         elif self.phase is Phase.CONNECTED:
             self.phase = Phase.DISCONNECTED
             why = self._bye or reason
+            self.users = dict.fromkeys(self.users, False)  # nobody is known to be online any more
+            self._show_users()
+            self._view.show_reply("")
+            self._view.show_title(f"{self.me} on {describe_server(self.server)} (disconnected) — msgsvc")
             self._view.show_status(f"Disconnected: {why}", False)
             self._say("info", f"Disconnected: {why}")
         # Last: whoever waits may close the view at once.
@@ -476,6 +576,8 @@ class ChatPresenter:
                 for name in names
             ]
         )
+        if self.selected:
+            self._view.show_mode(self.mode, self.selected)  # whether a message would wait may have changed
 
     def _say(self, style: str, text: str, label: str = "") -> None:
         self._view.append(Entry(self._clock.seconds(), style, text, label))

@@ -23,6 +23,9 @@ class ClientListener(Protocol):
     def protected(self, name: str) -> None:
         """The server stored the password given with ``PASSWORD``."""
 
+    def account(self, name: str, protected: bool) -> None:
+        """``name`` gained a password, or lost it (the operator removed it)."""
+
     def joined(self, name: str) -> None: ...
     def left(self, name: str) -> None: ...
     def message(self, sender: str, kind: Kind, recipients: tuple[str, ...], text: str) -> None: ...
@@ -99,6 +102,8 @@ class ClientProtocol(LineProtocol):
                 listener.message(sender, Kind(kind), _names(recipients), text)
             case "PROTECTED":
                 listener.protected(params[0])
+            case "ACCOUNT":
+                listener.account(params[0], params[1] == "protected")
             case "SENT":
                 listener.sent(int(params[0]), _names(params[1]), _names(params[2]) if len(params) > 2 else ())
             case "DELAYED":

@@ -7,14 +7,16 @@ lines.  Everything it shows and decides is in :class:`~msgsvc.client.text.TextVi
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 
 from prompt_toolkit import PromptSession, print_formatted_text
 from prompt_toolkit.application import get_app_or_none
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
+from prompt_toolkit.filters import Condition
 from prompt_toolkit.formatted_text import FormattedText
-from prompt_toolkit.history import DummyHistory, InMemoryHistory
+from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.styles import Style
 
@@ -47,6 +49,11 @@ def show(fragments: Fragments) -> None:
     print_formatted_text(FormattedText(fragments), style=STYLE)
 
 
+def columns() -> int:
+    """The terminal's width."""
+    return shutil.get_terminal_size().columns
+
+
 def refresh() -> None:
     """Draw the prompt again: the view's state has changed."""
     app = get_app_or_none()
@@ -64,7 +71,19 @@ class ViewCompleter(Completer):
         before = document.text_before_cursor
         start = -len(word_before(before))
         for candidate in self._view.completions(before):
-            yield Completion(candidate, start_position=start)
+            yield Completion(candidate, start_position=start, display=candidate.rstrip())
+
+
+class ChatHistory(InMemoryHistory):
+    """The lines Up and Down recall: only those the view says may be kept (never a password)."""
+
+    def __init__(self, view: TextView) -> None:
+        super().__init__()
+        self._view = view
+
+    def append_string(self, string: str) -> None:
+        if self._view.keeps_input():
+            super().append_string(string)
 
 
 class Terminal:
@@ -76,17 +95,19 @@ class Terminal:
         self._completer = ViewCompleter(view)
         keys = KeyBindings()
         keys.add("tab")(self._tab)
+        for key in ("up", "down", "c-p", "c-n"):  # no history in a password (nor into one)
+            keys.add(key, filter=Condition(view.hides_input))(lambda _event: None)
+        # One session for every prompt: whether the line is masked and kept is asked of the view
+        # as it stands when drawn and when Enter is pressed, for a server's answer may turn the
+        # line being typed into a password.
         self.session: PromptSession[str] = PromptSession(
-            history=InMemoryHistory(),
+            history=ChatHistory(view),
             completer=self._completer,
             key_bindings=keys,
             complete_while_typing=False,
+            is_password=Condition(view.hides_input),
             style=STYLE,
             reserve_space_for_menu=4,
-        )
-        # Passwords: not echoed, and kept in no history (Up never brings one back).
-        self._secret: PromptSession[str] = PromptSession(
-            history=DummyHistory(), is_password=True, style=STYLE
         )
 
     def _tab(self, event: KeyPressEvent) -> None:
@@ -108,8 +129,7 @@ class Terminal:
         """Prompt, hand each line to the view, until stopped or the input ends (Ctrl-D)."""
         while not self._stopped:
             try:
-                session = self._secret if self._view.hides_input() else self.session
-                text = await session.prompt_async(self._view.prompt)
+                text = await self.session.prompt_async(self._view.prompt)
             except KeyboardInterrupt:
                 self._view.interrupt()
                 continue

@@ -8,11 +8,12 @@ commands work at every prompt and send in one line.
 
 from __future__ import annotations
 
+import re
 import time
 import zlib
 from collections.abc import Callable
 
-from msgsvc.client.presenter import ChatPresenter, Entry, Phase, UserItem
+from msgsvc.client.presenter import ChatPresenter, Entry, Field, Phase, UserItem
 from msgsvc.wire import Kind
 
 #: A printed line as (style, text) pieces, the shape of prompt_toolkit's FormattedText.
@@ -30,14 +31,18 @@ COMMANDS = {
     "/quit": "/quit                     leave (Ctrl-D too)",
 }
 HELP = (
-    "To send, answer the prompts: u (unicast), m (multicast) or b (broadcast), the recipient(s),\n"
-    "then the message; an empty answer goes back. Tab completes names and commands; Up and Down\n"
-    "recall earlier lines; Ctrl-C clears the line and goes back.\n" + "\n".join(COMMANDS.values())
+    "To send, answer the prompts: u (unicast), m (multicast) or b (broadcast), the recipient(s), "
+    "then the message; an empty answer goes back. Tab completes names and commands; Up and Down "
+    "recall earlier lines; Ctrl-C clears the line and goes back."
 )
+#: Where a command's description starts in :data:`COMMANDS`: wrapped lines start there too.
+_COMMAND_INDENT = 26
 
 _MODES = {"u": Kind.UNICAST, "m": Kind.MULTICAST, "b": Kind.BROADCAST}
 #: The steps whose input is a password: not echoed, not kept in the history, never a command.
 _SECRET_STEPS = ("password", "new-password", "new-password-again")
+#: The steps whose lines Up and Down may recall.
+_KEPT_STEPS = ("mode", "recipients", "message", "disconnected")
 _MARKS = {"sent": "->", "warning": "!!", "error": "!!", "info": "--", "notice": "**"}
 #: How many colours senders are spread over (styles ``sender.0`` ...).
 SENDER_COLOURS = 6
@@ -46,6 +51,49 @@ SENDER_COLOURS = 6
 def _clean(text: str) -> str:
     """Text safe for a terminal: control characters shown, never obeyed."""
     return "".join(ch if ch.isprintable() or ch == "\t" else ascii(ch)[1:-1] for ch in text)
+
+
+def wrap(fragments: Fragments, width: int, indent: int = 0) -> list[Fragments]:
+    """``fragments`` as lines of at most ``width`` characters, broken at spaces (a longer word
+    where it must be); lines after the first start with ``indent`` spaces."""
+    indent = min(indent, width // 2)
+    lines: list[Fragments] = [[]]
+    column = 0
+    for style, text in fragments:
+        for token in re.findall(r"\S+|\s+", text):
+            if token.isspace():
+                if column > indent or len(lines) == 1:  # not at the start of a wrapped line
+                    _add(lines[-1], style, token)
+                    column += len(token)
+                continue
+            while token:
+                room = width - column
+                if len(token) > room and column > indent:
+                    _strip_end(lines[-1])
+                    lines.append([("", " " * indent)] if indent else [])
+                    column = indent
+                    continue
+                piece, token = token[: max(room, 1)], token[max(room, 1) :]
+                _add(lines[-1], style, piece)
+                column += len(piece)
+    _strip_end(lines[-1])
+    return lines
+
+
+def _add(line: Fragments, style: str, text: str) -> None:
+    """Add ``text`` to the line's last fragment if it has the same style, else as a new one."""
+    if line and line[-1][0] == style:
+        line[-1] = (style, line[-1][1] + text)
+    else:
+        line.append((style, text))
+
+
+def _strip_end(line: Fragments) -> None:
+    """Drop the spaces a line ends with."""
+    while line and line[-1][1].isspace():
+        line.pop()
+    if line:
+        line[-1] = (line[-1][0], line[-1][1].rstrip(" "))
 
 
 def word_before(before_cursor: str) -> str:
@@ -70,9 +118,11 @@ class TextView:
         output: Callable[[Fragments], None],
         refresh: Callable[[], None] = lambda: None,
         password_prompt: bool = False,
+        width: Callable[[], int] = lambda: 80,
     ) -> None:
-        self._output = output
+        self._output_line = output
         self._refresh = refresh
+        self._width = width  # the terminal's, in columns
         self._password_prompt = password_prompt  # ask for a password with every login
         self._name = ""  # the username typed, while its password is asked for
         self._new_password = ""  # the first of the two /password answers
@@ -89,20 +139,39 @@ class TextView:
 
     # -- View --------------------------------------------------------------
 
-    def show_login(self, username: str, server: str, problem: str, ask_password: bool = False) -> None:
+    def show_login(self, username: str, server: str, problem: str, field: Field = "username") -> None:
         self._typed_ahead.clear()
         if problem:
             self._say("error", f"!! {problem}")
+        if field == "server":
+            self._say(
+                "info",
+                "-- Press Enter to try again. For another server, /quit and start the client with "
+                "--server tcp:HOST:PORT (or tls:HOST:PORT).",
+            )
         self._name = username
-        self._step = "password" if ask_password else "username"
+        self._step = "password" if field == "password" else "username"
         self._refresh()
+
+    def show_title(self, text: str) -> None:
+        """Nothing to show: the terminal's title is the user's."""
 
     def show_account(self, protected: bool) -> None:
         """Nothing to show: /password protects a name or changes its password."""
 
+    def show_password_problem(self, text: str) -> None:
+        self._say("error", f"!! {text}")
+
     def hides_input(self) -> bool:
-        """Whether the line being typed is a password."""
-        return self._step in _SECRET_STEPS
+        """Whether the line being typed is masked: a password, or typed while connecting, when the
+        server may yet answer that the name needs one."""
+        connecting = self.presenter is not None and self.presenter.phase is Phase.CONNECTING
+        return self._step in _SECRET_STEPS or connecting
+
+    def keeps_input(self) -> bool:
+        """Whether the line being typed may be recalled with Up: never a password, nor what was
+        typed before the chat began."""
+        return self._step in _KEPT_STEPS and not self.hides_input()
 
     def show_chat(self) -> None:
         self._say("info", "-- Type /help for help.")
@@ -140,13 +209,15 @@ class TextView:
         else:
             sender, _, rest = text.partition(" ")
             line += [(sender_style(sender), sender), (f"class:{entry.style}", f" {rest}")]
-        self._output(line)
+        self._output(line, len(stamp))
 
     # -- what the terminal asks --------------------------------------------
 
     def prompt(self) -> str:
         """The text before the input line."""
         presenter = self.presenter
+        if presenter is not None and presenter.phase is Phase.CONNECTING:
+            return "(connecting) "
         if self._step == "password":
             return f"Password for {self._name} (empty for none): "
         if self._step == "new-password":
@@ -156,7 +227,7 @@ class TextView:
         if presenter is None or self._step == "username":
             suggestion = f" [{presenter.username}]" if presenter is not None and presenter.username else ""
             return f"Username{suggestion}: "
-        if presenter.phase is Phase.CONNECTING or (presenter.phase is Phase.CONNECTED and not self._users):
+        if presenter.phase is Phase.CONNECTED and not self._users:
             return "(connecting) "
         if self._step == "disconnected":
             return "(disconnected: /reconnect or /quit) "
@@ -169,17 +240,18 @@ class TextView:
         return f"Message to {to} (empty to go back): "
 
     def completions(self, before_cursor: str) -> list[str]:
-        """What the word before the cursor may be completed to (commands, usernames)."""
+        """What the word before the cursor may be completed to (commands, usernames), each
+        with the space that ends it."""
         word = word_before(before_cursor)
         if self.hides_input():
             return []
         if word.startswith("/") and word == before_cursor:
-            return [c for c in COMMANDS if c.startswith(word.lower())]
+            return [f"{c} " for c in COMMANDS if c.startswith(word.lower())]
         if self._step in ("username", "mode") and not before_cursor.startswith("/"):
             return []
         key = word.casefold()
         users = sorted(self._users, key=lambda u: (not u.online, u.name.casefold()))
-        return [u.name for u in users if u.name.casefold().startswith(key) and not u.me]
+        return [f"{u.name} " for u in users if u.name.casefold().startswith(key) and not u.me]
 
     def interrupt(self) -> None:
         """Ctrl-C: the line is dropped and sending (or the password) starts over."""
@@ -194,7 +266,7 @@ class TextView:
     def line(self, text: str) -> None:
         """One line the user typed."""
         assert self.presenter is not None
-        if self.hides_input():
+        if self._step in _SECRET_STEPS:
             self._secret(text)  # as typed: spaces count in a password
             self._refresh()
             return
@@ -227,7 +299,10 @@ class TextView:
             self._on_quit()
         elif command == "/help":
             self._say("info", HELP)
+            for usage in COMMANDS.values():
+                self._output([("class:info", usage)], _COMMAND_INDENT)
         elif command == "/users":
+            self._say("info", f"-- all users ({len(self._users)}):")
             self._print_users(self._users)
         elif command == "/who":
             online = [u for u in self._users if u.online]
@@ -266,7 +341,8 @@ class TextView:
         else:
             first, self._new_password = self._new_password, ""
             self._step = "mode"
-            self.presenter.set_password(first, text)
+            if not self.presenter.set_password(first, text) and self.presenter.phase is Phase.CONNECTED:
+                self._step = "new-password"  # asked again (an empty answer goes back)
 
     def _send_now(self, mode: Kind, names: tuple[str, ...], text: str, usage: str) -> None:
         assert self.presenter is not None
@@ -328,8 +404,14 @@ class TextView:
                     ),
                     (sender_style(user.name), user.name),
                     ("", f"{you}  {state}{'  protected' if user.protected else ''}"),
-                ]
+                ],
+                5,
             )
 
     def _say(self, style: str, text: str) -> None:
         self._output([(f"class:{style}", text)])
+
+    def _output(self, fragments: Fragments, indent: int = 0) -> None:
+        """Print ``fragments`` wrapped at word boundaries to the terminal's width."""
+        for line in wrap(fragments, max(self._width() - 1, 20), indent):
+            self._output_line(line)
