@@ -80,6 +80,9 @@ def main() -> None:
         time.sleep(1.5)
         dave = Peer(tcp, "dave")
         dave.send("QUIT")
+        erin = Peer(tcp, "erin")
+        erin.send("PASSWORD :erin's password")
+        erin.send("QUIT")
         bob, carol = Peer(tcp, "bob"), Peer(tcp, "carol")
         driver.set_window_size(1000, 700)
         driver.get(f"http://127.0.0.1:{web}/")
@@ -98,11 +101,14 @@ def main() -> None:
         click_label(driver, 'input[value="dave"]')
         driver.find_element(By.ID, "message").send_keys("dave, are you in?" + Keys.ENTER)
         bob.send("SEND alice :<img src=x onerror=alert(1)> shows as text")
+        carol.send("QUIT")  # told in the conversation: alice talks with carol
+        _frank = Peer(tcp, "frank")  # online, in the list only: alice has not talked with frank
         driver.find_element(By.ID, "message").send_keys("shall I book a table")
         shoot(driver, "page-chat.png")
         driver.set_window_size(390, 844)
-        driver.execute_script("window.scrollTo(0, 0)")
         shoot(driver, "page-phone.png")
+        driver.find_element(By.ID, "people-toggle").click()
+        shoot(driver, "page-phone-log.png")
     finally:
         driver.quit()
         server.terminate()

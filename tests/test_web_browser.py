@@ -99,6 +99,46 @@ class PageTests(SynchronousTestCase):
     def wait_said(self, text: str) -> None:
         wait(self.driver, lambda d: text in self.conversation(), repr(text))
 
+    def receipts(self) -> list[str]:
+        """How each message this user sent went, in order: "delivered to 2", "not sent"."""
+        entries = self.driver.find_elements(By.CSS_SELECTOR, "#conversation li .receipt")
+        return [entry.get_attribute("textContent") or "" for entry in entries]
+
+    def shows(self, id_: str) -> bool:
+        """Whether the element is displayed whole within the window (not below the fold, say)."""
+        return bool(
+            self.driver.execute_script(
+                "const r = document.getElementById(arguments[0]).getBoundingClientRect();"
+                "return r.height > 0 && r.top >= 0 && r.bottom <= window.innerHeight"
+                " && r.left >= 0 && r.right <= window.innerWidth;",
+                id_,
+            )
+        )
+
+    def in_sight(self, text: str) -> bool:
+        """Whether the conversation's entry ``text`` is within the part of the conversation in sight."""
+        return bool(
+            self.driver.execute_script(
+                "const log = document.getElementById('conversation'), box = log.getBoundingClientRect();"
+                "const item = [...log.querySelectorAll('li')].find((li) => li.querySelector('.text')"
+                "  .textContent === arguments[0]);"
+                "if (!item) return false;"
+                "const r = item.getBoundingClientRect();"
+                "return r.top >= box.top - 1 && r.bottom <= box.bottom + 1 && r.bottom <= window.innerHeight;",
+                text,
+            )
+        )
+
+    def reset_password(self, name: str) -> None:
+        """The operator removes ``name``'s password (msgsvc.admin; the server picks it up within 2 s)."""
+        subprocess.run(
+            [sys.executable, "-m", "msgsvc.admin", "--db", self.db, "reset", name, "--reason", "asked for it"],
+            env=dict(os.environ, PYTHONPATH=ROOT),
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+
     def user_state(self, name: str) -> str:
         """What the username log says of ``name`` in text: "online", "offline, protected"..."""
         control = self.recipient(name)
@@ -371,3 +411,151 @@ class PageTests(SynchronousTestCase):
         )
         self.assertFalse(wide, "the page scrolls sideways at a phone's width")
         self.assertTrue(self.element("send").is_displayed())
+
+    def test_who_gains_or_loses_a_password_shows_in_the_log(self) -> None:
+        self.start()
+        bob = self.tcp_user("bob")
+        self.enter_as("alice")
+        bob.send("PASSWORD :bob's password")
+        self.assertEqual(bob.until("PROTECTED")[-1], "PROTECTED bob :bob is protected by your password")
+        wait(self.driver, lambda d: self.user_state("bob") == "online, protected", "bob protected, live")
+        self.element("protect").click()
+        self.element("new-password").send_keys("correct horse")
+        self.element("new-password-again").send_keys("correct horse" + Keys.ENTER)
+        self.assertEqual(bob.until("ACCOUNT alice")[-1], "ACCOUNT alice protected")
+        self.reset_password("alice")
+        wait(self.driver, lambda d: self.user_state("alice") == "online, you", "alice no longer protected")
+        self.assertEqual(self.element("protect").text, "Protect my name…")
+        self.wait_said("alice is no longer protected: set a password again to keep it yours.")
+        self.reset_password("bob")
+        wait(self.driver, lambda d: self.user_state("bob") == "online", "bob no longer protected")
+
+    def test_a_name_never_registered_is_no_such_user(self) -> None:
+        self.start()
+        self.tcp_user("dave").send("QUIT")
+        self.enter_as("alice")
+        # The page offers the log's names only: as a list gone stale would, it names one the server never saw.
+        self.driver.execute_script("session.sendMessage('multicast', ['dave', 'nobodyhome'], 'anyone?')")
+        self.wait_said("no such user: nobodyhome")
+        self.assertIn("not connected, did not get it: dave", self.conversation())
+        self.assertNotIn("not connected, did not get it: dave, nobodyhome", self.conversation())
+
+    def test_delivered_to_after_every_kind_of_send(self) -> None:
+        self.start()
+        bob = self.tcp_user("bob")
+        self.tcp_user("carol")
+        self.enter_as("alice")
+        self.choose("unicast", "bob")
+        self.say("hi bob")
+        self.choose("multicast", "carol")
+        self.say("hi both")
+        self.choose("broadcast")
+        self.say("hi all")
+        bob.until("MSG alice broadcast")
+        wait(self.driver, lambda d: len(self.receipts()) == 3, "three receipts")
+        self.assertEqual(self.receipts(), ["delivered to 1", "delivered to 2", "delivered to 2"])
+        self.assertEqual(self.conversation()[-3:], ["you to bob: hi bob", "you to bob, carol: hi both", "you to everyone: hi all"])
+
+    def test_comings_and_goings_show_for_the_people_one_talks_with(self) -> None:
+        self.start()
+        bob = self.tcp_user("bob")
+        self.enter_as("alice")
+        carol = self.tcp_user("carol")
+        wait(self.driver, lambda d: self.user_state("carol") == "online", "carol online, in the list")
+        self.choose("unicast", "bob")
+        self.say("hi bob")
+        bob.send("QUIT")
+        self.wait_said("bob went offline")
+        carol.send("QUIT")
+        wait(self.driver, lambda d: self.user_state("carol") == "offline", "carol offline, in the list")
+        self.tcp_user("carol").send("SEND alice :back")
+        self.wait_said("carol to you: back")
+        self.assertNotIn("carol is online", self.conversation())
+        self.assertNotIn("carol went offline", self.conversation())
+        self.tcp_user("bob")
+        self.wait_said("bob is online")
+
+    def test_a_name_with_a_space_is_refused_before_connecting(self) -> None:
+        self.start()
+        self.open_page()
+        self.log_in("al ice")
+        wait(self.driver, lambda d: self.element("login-error").text, "the refusal")
+        self.assertEqual(self.element("login-error").text, "A username cannot hold spaces.")
+        self.assertEqual(self.element("username").get_attribute("value"), "al ice")
+        self.assertNotIn("registered", self.server_log())
+
+    def test_the_conversation_follows_through_a_resize_unless_scrolled_up(self) -> None:
+        self.start()
+        bob = self.tcp_user("bob")
+        self.driver.set_window_size(390, 844)
+        self.enter_as("alice")
+        for n in range(40):
+            bob.send(f"SEND alice :line {n}")
+        self.wait_said("bob to you: line 39")
+        self.assertTrue(self.in_sight("bob to you: line 39"))
+        self.driver.set_window_size(844, 390)  # the phone turned
+        bob.send("SEND alice :after the turn")
+        self.wait_said("bob to you: after the turn")
+        wait(self.driver, lambda d: self.in_sight("bob to you: after the turn"), "the new message in sight")
+        self.assertTrue(self.shows("message"), "the message box is out of sight")
+        self.driver.set_window_size(390, 844)
+        wait(self.driver, lambda d: self.in_sight("bob to you: after the turn"), "still in sight, turned back")
+
+        self.driver.execute_script("document.getElementById('conversation').scrollTop = 0")  # reading back
+        wait(self.driver, lambda d: not self.in_sight("bob to you: after the turn"), "scrolled up")
+        self.assertFalse(self.element("new-messages").is_displayed())
+        bob.send("SEND alice :while you read")
+        self.wait_said("bob to you: while you read")
+        wait(self.driver, lambda d: self.element("new-messages").is_displayed(), "the new messages marker")
+        self.assertTrue(self.in_sight("bob to you: line 0"), "the conversation moved under the reader")
+        self.element("new-messages").click()
+        wait(self.driver, lambda d: self.in_sight("bob to you: while you read"), "the newest in sight")
+        self.assertFalse(self.element("new-messages").is_displayed())
+
+    def test_at_a_phones_width_the_message_box_stays_in_sight_and_the_log_opens_on_demand(self) -> None:
+        self.start()
+        peers = [self.tcp_user(f"user{n:02}") for n in range(12)]  # and the page: under --max-per-ip
+        self.driver.set_window_size(390, 844)
+        self.enter_as("alice")
+        for n in range(30):
+            peers[0].send(f"SEND alice :line {n}")
+        self.wait_said("user00 to you: line 29")
+        self.assertTrue(self.shows("message"), "the message box is out of sight")
+        self.assertTrue(self.shows("send"))
+        self.assertTrue(self.in_sight("user00 to you: line 29"))
+        toggle = self.element("people-toggle")
+        self.assertEqual(toggle.text, "To nobody yet · 13 online")
+        self.assertEqual(toggle.get_attribute("aria-expanded"), "false")
+        self.assertFalse(self.recipient("user05").is_displayed())
+        toggle.click()
+        self.assertEqual(toggle.get_attribute("aria-expanded"), "true")
+        self.choose("unicast", "user05")
+        self.assertEqual(toggle.text, "To user05 · 13 online")
+        toggle.click()
+        self.assertTrue(self.shows("message"))
+        self.say("found you")
+        self.assertEqual(peers[5].until("MSG")[-1], "MSG alice unicast user05 :found you")
+        self.driver.set_window_size(1100, 760)
+        self.assertFalse(toggle.is_displayed())
+        self.assertTrue(self.recipient("user05").is_displayed())
+
+    def test_while_you_were_away_is_in_sight_after_logging_in_again(self) -> None:
+        self.start()
+        bob = self.tcp_user("bob")
+        self.driver.set_window_size(390, 844)
+        self.open_page()
+        self.log_in("alice", "correct horse")
+        self.wait_connected("alice")
+        for n in range(30):
+            bob.send(f"SEND alice :before {n}")
+        self.wait_said("bob to you: before 29")
+        self.element("logout").click()
+        bob.until("LEFT alice")
+        for n in range(30):
+            bob.send(f"SEND alice :while away {n}")
+        self.log_in("alice", "correct horse")
+        self.wait_connected("alice")
+        self.wait_said("bob to you: while away 29")
+        wait(self.driver, lambda d: self.in_sight("While you were away:"), "the heading in sight")
+        self.assertTrue(self.in_sight("bob to you: while away 0"))
+        self.assertTrue(self.element("new-messages").is_displayed(), "nothing says there is more below")

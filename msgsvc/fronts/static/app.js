@@ -4,7 +4,7 @@
 
 const REFUSALS = new Set([
   "USERNAME_TAKEN", "USERNAME_INVALID", "SERVER_FULL", "AUTH_REQUIRED", "AUTH_FAILED",
-  "PASSWORD_INVALID", "SERVER_ERROR",
+  "PASSWORD_INVALID", "SERVER_ERROR", "RATE_LIMITED",
 ]);
 const PASSWORD_CODES = new Set(["AUTH_REQUIRED", "AUTH_FAILED", "PASSWORD_INVALID"]);
 const BACKOFF_MAX = 30; // seconds between reconnect attempts, at most
@@ -68,8 +68,10 @@ class Session {
     this.pending = [];      // what each awaited answer (SENT, PROTECTED, ERROR) is for, in order
     this.shownDelayed = new Set();
     this.pageLastId = 0;
-    this.awayHeading = false;
+    this.awayHeading = null;
+    this.awayShown = false;
     this.lastReceived = null;
+    this.talking = new Set(); // names (lower case) messages went to or came from: their comings and goings show
     this.attempt = 0;
     this.timer = null;
     this.warnedClear = false;
@@ -93,7 +95,8 @@ class Session {
     this.leaving = false;
     this.bye = "";
     this.pending = [];
-    this.awayHeading = false;
+    this.awayHeading = null; // the "While you were away:" entry of this connection
+    this.awayShown = false;
     ui.status(`Connecting to ${location.host} as ${this.name}…`);
     const socket = new WebSocket(this.url());
     this.socket = socket;
@@ -156,11 +159,19 @@ class Session {
 
   // What the user does.
 
+  /** Send a message; the entry that shows it (its receipt comes with SENT), or null if not connected. */
   sendMessage(kind, recipients, text) {
     const line = kind === "broadcast" ? `BROADCAST :${text}` : `SEND ${recipients.join(",")} :${text}`;
-    if (!this.send(line)) return false;
-    this.pending.push({ what: "send", kind, recipients, text });
-    return true;
+    if (!this.send(line)) return null;
+    for (const name of recipients) this.talking.add(name.toLowerCase());
+    const item = ui.mine(kind, recipients, text);
+    this.pending.push({ what: "send", item });
+    return item;
+  }
+
+  /** Names a message came from or went to, this user's aside. */
+  talkedWith(names) {
+    for (const name of names) if (name.toLowerCase() !== this.name.toLowerCase()) this.talking.add(name.toLowerCase());
   }
 
   setPassword(password) {
@@ -172,6 +183,7 @@ class Session {
 
 const HANDLERS = {
   WELCOME(s, [name]) {
+    if (name.toLowerCase() !== s.name.toLowerCase()) s.talking.clear();
     s.name = name;
     s.welcomed = true;
     s.everWelcomed = true;
@@ -195,43 +207,65 @@ const HANDLERS = {
     if (user) user.online = true;
     else s.users.set(name.toLowerCase(), { name, online: true, protected: false });
     ui.renderUsers();
-    ui.system(`${name} is online`);
+    ui.presence(name, `${name} is online`);
   },
   LEFT(s, [name]) {
     const user = s.users.get(name.toLowerCase());
     if (user) user.online = false;
     ui.renderUsers();
-    ui.system(`${name} went offline`);
+    ui.presence(name, `${name} went offline`);
+  },
+  ACCOUNT(s, [name, state]) {
+    const user = s.users.get(name.toLowerCase());
+    const protectedNow = state === "protected";
+    if (!user || user.protected === protectedNow) return; // this user's own PASSWORD: PROTECTED told it
+    user.protected = protectedNow;
+    ui.renderUsers();
+    if (user.name.toLowerCase() === s.name.toLowerCase() && !protectedNow) {
+      s.password = ""; // a reconnect must not claim the name again with the password the operator removed
+      ui.warning(`${user.name} is no longer protected: set a password again to keep it yours.`);
+    }
+  },
+  REMOVED(s, [name]) {
+    if (s.users.delete(name.toLowerCase())) ui.renderUsers();
+    ui.system(`${name} was removed from the username log`);
   },
   MSG(s, [sender, kind, recipients, text]) {
     const group = recipients === "*" ? [] : recipients.split(",");
     s.lastReceived = { sender, kind, group };
+    s.talkedWith([sender, ...group]);
     ui.message(new Date(), sender, kind, group, text, false);
   },
   DELAYED(s, [id, time, sender, kind, recipients, text]) {
     s.pageLastId = Number(id);
     if (s.shownDelayed.has(id)) return; // shown before the connection dropped
     s.shownDelayed.add(id);
-    if (!s.awayHeading) {
-      s.awayHeading = true;
-      ui.system("While you were away:");
-    }
+    if (!s.awayHeading) s.awayHeading = ui.system("While you were away:");
     const group = recipients.split(",");
     s.lastReceived = { sender, kind, group };
+    s.talkedWith([sender, ...group]);
     ui.message(new Date(time), sender, kind, group, text, true);
   },
   ENDDELAYED(s) {
     if (s.pageLastId) s.send(`ACK ${s.pageLastId}`);
     s.pageLastId = 0;
+    if (s.awayHeading && !s.awayShown) {
+      s.awayShown = true;
+      ui.keepInView(s.awayHeading);
+    }
   },
   SENT(s, [delivered, offline, queued]) {
     const sent = s.pending.shift();
     if (!sent || sent.what !== "send") return;
-    const later = queued && queued !== "-" ? queued.split(",") : [];
-    const missed = offline && offline !== "-" ? offline.split(",").filter((n) => !later.includes(n)) : [];
-    if (missed.length) ui.warning(`not connected, did not get it: ${missed.join(", ")}`);
+    const names = (field) => (field && field !== "-" ? field.split(",") : []);
+    const later = names(queued);
+    const absent = names(offline).filter((n) => !later.includes(n));
+    const unknown = absent.filter((n) => !s.users.has(n.toLowerCase()));
+    const missed = absent.filter((n) => s.users.has(n.toLowerCase()));
+    ui.receipt(sent.item, `delivered to ${Number(delivered) || "nobody"}`);
     if (later.length) ui.system(`not connected, will get it when back: ${later.join(", ")}`);
-    if (sent.kind === "broadcast") ui.system(`delivered to ${delivered}`);
+    if (missed.length) ui.warning(`not connected, did not get it: ${missed.join(", ")}`);
+    if (unknown.length) ui.warning(`no such user: ${unknown.join(", ")}`);
   },
   PROTECTED(s) {
     const asked = s.pending.shift();
@@ -265,6 +299,7 @@ const HANDLERS = {
     if (asked && asked.what === "password") {
       ui.passwordError(text);
     } else if (asked && asked.what === "send") {
+      ui.receipt(asked.item, "not sent");
       ui.warning(`not sent: ${text}`);
       ui.composeError(text);
     } else {
@@ -344,9 +379,17 @@ const ui = {
     $("recipients").disabled = kind === "broadcast";
     $("recipients-legend").textContent =
       kind === "broadcast" ? "Recipients: everyone online" : kind === "multicast" ? "Recipients" : "Recipient";
+    ui.summarize();
     const me = session.users.get(session.name.toLowerCase());
     $("protect").textContent = me && me.protected ? "Change password…" : "Protect my name…";
     $("password-title").textContent = me && me.protected ? "Change password" : "Protect my name";
+  },
+
+  /** The username log's toggle (at a phone's width) says whom a message goes to, and how many are online. */
+  summarize() {
+    const picked = ui.kind() === "broadcast" ? "everyone" : ui.recipients().join(", ") || "nobody yet";
+    const online = [...session.users.values()].filter((u) => u.online).length;
+    $("people-summary").textContent = `To ${picked} · ${online} online`;
   },
 
   recipients() {
@@ -363,11 +406,56 @@ const ui = {
     body.className = "text";
     body.textContent = text;
     item.append(when, " ", body);
-    const log = $("conversation");
-    const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
-    log.append(item);
-    if (atBottom) log.scrollTop = log.scrollHeight;
+    $("conversation").append(item);
+    if (ui.pinned) ui.toBottom();
+    else $("new-messages").hidden = false;
     return item;
+  },
+
+  // The conversation follows what comes (through resizes too) unless the user scrolled up to read:
+  // then "New messages" says there is more below.
+  pinned: true,
+
+  atBottom() {
+    const log = $("conversation");
+    return log.scrollHeight - log.scrollTop - log.clientHeight < 24;
+  },
+
+  toBottom() {
+    const log = $("conversation");
+    log.scrollTop = log.scrollHeight;
+    ui.pinned = true;
+    $("new-messages").hidden = true;
+  },
+
+  scrolled() {
+    ui.pinned = ui.atBottom();
+    if (ui.pinned) $("new-messages").hidden = true;
+  },
+
+  /** Show ``item`` at the top of the conversation if it would be out of sight above (what came after it below). */
+  keepInView(item) {
+    const log = $("conversation");
+    if (item.offsetTop >= log.scrollTop) return;
+    log.scrollTop = item.offsetTop;
+    ui.pinned = ui.atBottom();
+    $("new-messages").hidden = ui.pinned;
+  },
+
+  /** How a message this user sent went: "delivered to 2", "not sent". */
+  receipt(item, text) {
+    if (!item) return;
+    const note = document.createElement("span");
+    note.className = "receipt";
+    note.textContent = text;
+    item.append(note);
+    if (ui.pinned) ui.toBottom();
+  },
+
+  /** Someone came or went: said in the conversation only for the people this user talks with (the list shows everyone). */
+  presence(name, text) {
+    const key = name.toLowerCase();
+    if (session.talking.has(key) || ui.recipients().some((n) => n.toLowerCase() === key)) ui.system(text);
   },
 
   message(time, sender, kind, group, text, delayed) {
@@ -383,11 +471,11 @@ const ui = {
 
   mine(kind, recipients, text) {
     const to = kind === "broadcast" ? "everyone" : recipients.join(", ");
-    ui.entry("mine", new Date(), `you to ${to}: ${text}`);
+    return ui.entry("mine", new Date(), `you to ${to}: ${text}`);
   },
 
   system(text) {
-    ui.entry("system", new Date(), text);
+    return ui.entry("system", new Date(), text);
   },
 
   warning(text) {
@@ -424,6 +512,11 @@ function onLogin(event) {
     ui.showLogin("Type a username.", "username");
     return;
   }
+  if (/\s/.test(name)) {
+    session.name = name;
+    ui.showLogin("A username cannot hold spaces.", "username");
+    return;
+  }
   if (password && location.protocol === "http:" && !loopback(location.hostname) && !session.warnedClear) {
     session.warnedClear = true;
     $("login-error").textContent =
@@ -458,7 +551,6 @@ function onSend(event) {
     return;
   }
   if (session.sendMessage(kind, recipients, text)) {
-    ui.mine(kind, recipients, text);
     $("message").value = "";
   } else {
     ui.composeError("Not connected: the message was not sent.");
@@ -523,6 +615,18 @@ function start() {
     $("new-password").focus();
   });
   $("logout").addEventListener("click", () => session.logout());
+  $("people-toggle").addEventListener("click", () => {
+    const open = $("people-toggle").getAttribute("aria-expanded") !== "true";
+    $("people-toggle").setAttribute("aria-expanded", String(open));
+    $("people").classList.toggle("open", open);
+  });
+  $("users").addEventListener("change", () => ui.summarize());
+  const log = $("conversation");
+  log.addEventListener("scroll", () => ui.scrolled());
+  new ResizeObserver(() => {
+    if (ui.pinned) ui.toBottom();
+  }).observe(log);
+  $("new-messages").addEventListener("click", () => ui.toBottom());
   for (const radio of document.querySelectorAll('input[name="kind"]')) {
     radio.addEventListener("change", () => ui.renderUsers());
   }
