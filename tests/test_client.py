@@ -69,6 +69,7 @@ class ClientProtocolTests(SynchronousTestCase):
             "SENT 1 dave,erin",
             "SENT 2 -",
             "LEFT bob",
+            "REMOVED bob",
             "ERROR TEXT_TOO_LONG :too long",
             "NOTICE :maintenance at noon",
             "BYE :server shutting down",
@@ -84,6 +85,7 @@ class ClientProtocolTests(SynchronousTestCase):
                 ("sent", (1, ("dave", "erin"), ())),
                 ("sent", (2, (), ())),
                 ("left", ("bob",)),
+                ("removed", ("bob",)),
                 ("error", ("TEXT_TOO_LONG", "too long")),
                 ("notice", ("maintenance at noon",)),
                 ("bye", ("server shutting down",)),
@@ -326,6 +328,14 @@ class ChatTests(PresenterTestCase):
         self.connection.server_says("MSG bob unicast alice :x")
         [(_, (entry,))] = [c for c in self.view.calls if c[0] == "append"]
         self.assertEqual(entry, Entry(90, "direct", "bob to you: x"))
+
+    def test_a_name_removed_from_the_log_leaves_the_list_and_the_recipients(self) -> None:
+        self.presenter.choose_mode(Kind.MULTICAST)
+        self.presenter.choose_recipients(("bob", "dave"))
+        self.connection.server_says("REMOVED Dave", "REMOVED nobody")
+        self.assertEqual([u.name for u in self.view.last("show_users")[0]], ["alice", "bob", "carol"])
+        self.assertEqual(self.presenter.selected, ("bob",))
+        self.assertEqual(self.view.entries(), [("info", "dave was removed from the username log")])
 
     def test_presence_updates_the_list_and_talks_only_of_those_talked_with(self) -> None:
         self.connection.server_says("JOINED erin", "LEFT bob")

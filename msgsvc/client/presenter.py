@@ -459,6 +459,16 @@ class ChatPresenter:
         self._show_users()
         self._say_presence(name, f"{name} went offline")
 
+    def removed(self, name: str) -> None:
+        name = next((known for known in self.users if known.casefold() == name.casefold()), name)
+        if self.users.pop(name, None) is None:
+            return
+        self._protected_names.discard(name)
+        self._say_presence(name, f"{name} was removed from the username log")
+        if name in self.selected:
+            self.choose_recipients(tuple(n for n in self.selected if n != name))
+        self._show_users()
+
     def _say_presence(self, name: str, text: str) -> None:
         """Comings and goings show in the list; in the conversation only for those talked with."""
         key = name.casefold()

@@ -28,6 +28,10 @@ class ClientListener(Protocol):
 
     def joined(self, name: str) -> None: ...
     def left(self, name: str) -> None: ...
+
+    def removed(self, name: str) -> None:
+        """The operator removed ``name`` from the username log."""
+
     def message(self, sender: str, kind: Kind, recipients: tuple[str, ...], text: str) -> None: ...
     def delayed(
         self, message_id: int, sent_at: float, sender: str, kind: Kind, recipients: tuple[str, ...], text: str
@@ -97,6 +101,8 @@ class ClientProtocol(LineProtocol):
                 listener.joined(params[0])
             case "LEFT":
                 listener.left(params[0])
+            case "REMOVED":
+                listener.removed(params[0])
             case "MSG":
                 sender, kind, recipients, text = params[:4]
                 listener.message(sender, Kind(kind), _names(recipients), text)
