@@ -29,7 +29,7 @@ from msgsvc.auth import NEW_ACCOUNTS, NEW_NAMES, Accounts, Hasher, Rate
 from msgsvc.eventlog import HubEventLogger
 from msgsvc.fronts.irc import CHANNEL_NAME, IrcFactory
 from msgsvc.fronts.lines import ServerFactory
-from msgsvc.fronts.web import normalize_origin, web_site
+from msgsvc.fronts.web import normalize_host, normalize_origin, web_site
 from msgsvc.hub import Hub, QueuePolicy
 from msgsvc.state import Snapshot, State, StoreError
 from msgsvc.state.redisurl import RedisURL
@@ -160,7 +160,20 @@ class Options(usage.Options):
             "Seconds a client may keep sending faster than --line-rate before it is disconnected.",
             _seconds,
         ],
-        ["max-per-ip", None, _DEFAULTS.max_per_ip, "Most connections from one IP address.", _positive],
+        [
+            "max-per-ip",
+            None,
+            _DEFAULTS.max_per_ip,
+            "Most connections from one IP address, of every front together (a web one from its accept).",
+            _positive,
+        ],
+        [
+            "web-request-timeout",
+            None,
+            10.0,
+            "Seconds a connection to --web has to send a whole request, from its start or the last answer.",
+            _seconds,
+        ],
         [
             "hello-timeout",
             None,
@@ -253,6 +266,7 @@ class Options(usage.Options):
         self["listen"] = []
         self["web"] = []
         self["web-origin"] = []
+        self["web-host"] = []
         self["irc"] = []
 
     def opt_listen(self, description: str) -> None:
@@ -274,6 +288,13 @@ class Options(usage.Options):
         except ValueError as e:
             raise usage.UsageError(f"--web-origin: {e}") from None
 
+    def opt_web_host(self, name: str) -> None:
+        """Another host name the page is served under (repeatable; besides localhost, this machine's name, the --web-origin hosts and any IP address), e.g. chat.example.org; a request for any other is refused."""
+        try:
+            self["web-host"].append(normalize_host(name))
+        except ValueError as e:
+            raise usage.UsageError(f"--web-host: {e}") from None
+
     def postOptions(self) -> None:
         if not self["listen"]:
             self["listen"] = [DEFAULT_LISTEN]
@@ -281,6 +302,8 @@ class Options(usage.Options):
             raise usage.UsageError("--irc-channel: '#' and 1 to 31 characters, no spaces, commas or colons")
         if self["web-origin"] and not self["web"]:
             raise usage.UsageError("--web-origin needs --web")
+        if self["web-host"] and not self["web"]:
+            raise usage.UsageError("--web-host needs --web")
         if self["max-text"] >= self["max-line"]:
             raise usage.UsageError("--max-text must be smaller than --max-line")
 
@@ -508,7 +531,7 @@ def makeService(options: Options) -> IService:
     services.append(_Disconnector(factory))
     fronts: list[tuple[str, str, IProtocolFactory]] = [("--listen", d, factory) for d in options["listen"]]
     if options["web"]:
-        site = web_site(factory, options["web-origin"])
+        site = web_site(factory, options["web-origin"], options["web-host"], options["web-request-timeout"])
         fronts += [("--web", d, site) for d in options["web"]]
     if options["irc"]:
         irc = IrcFactory(factory, options["irc-server-name"], channel=options["irc-channel"])

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import socket
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import Protocol
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.logger import capturedLogs
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import Agent
@@ -20,6 +24,7 @@ from wsproto.events import (
     BytesMessage,
     CloseConnection,
     Ping,
+    Pong,
     RejectConnection,
     Request,
     TextMessage,
@@ -27,7 +32,7 @@ from wsproto.events import (
 from wsproto.frame_protocol import FrameProtocol, Opcode
 
 from msgsvc.fronts.lines import ServerProtocol
-from msgsvc.fronts.web import FrameGuard, normalize_origin, web_site
+from msgsvc.fronts.web import FrameGuard, WebChannel, normalize_origin, web_site
 from msgsvc.wire import Limits
 
 from .helpers import ServerHarness, lines
@@ -151,14 +156,37 @@ def server_side(data: bytes) -> list[str]:
     return got
 
 
+class Reader:
+    """A :class:`msgsvc.fronts.web.FrameReader` that writes down what it is told, and reads while ``open``."""
+
+    def __init__(self) -> None:
+        self.said: list[str] = []
+        self.open = True
+        self.not_lines = 0
+        self.pongs: list[int] = []
+
+    def reading(self) -> bool:
+        return self.open
+
+    def not_a_line(self) -> None:
+        self.not_lines += 1
+
+    def pinged(self, size: int) -> None:
+        self.pongs.append(size)
+
+    def too_long(self) -> None:
+        self.said.append("too long")
+
+    def overflow(self) -> None:
+        self.said.append("overflow")
+
+
 class FrameGuardTests(SynchronousTestCase):
     def guard(self, limit: int = 10) -> tuple[FrameGuard, bytearray, list[str]]:
         passed = bytearray()
-        said: list[str] = []
-        guard = FrameGuard(
-            limit, passed.extend, lambda: said.append("too long"), lambda: said.append("overflow")
-        )
-        return guard, passed, said
+        self.reader = Reader()
+        guard = FrameGuard(limit, passed.extend, self.reader)
+        return guard, passed, self.reader.said
 
     def test_small_messages_pass_unchanged(self) -> None:
         guard, passed, said = self.guard()
@@ -460,15 +488,24 @@ class LineSocketTests(SynchronousTestCase):
     def test_the_per_address_limit_counts_tcp_and_web_together(self) -> None:
         harness = ServerHarness(limits=Limits(max_per_ip=1))
         harness.connect()  # a TCP connection from 127.0.0.1
-        browser = Browser(harness)
-        browser.handshake()
+        browser = Browser(harness)  # refused at its accept, before any request
         self.assertEqual(
-            browser.lines(),
-            [
-                "ERROR SERVER_FULL :at most 1 connections from one address",
-                "BYE :too many connections from your address",
-            ],
+            browser.transport.value().split(b"\r\n")[0], b"HTTP/1.1 503 Service Unavailable"
         )
+        self.assertTrue(browser.transport.value().endswith(b"at most 1 connections from one address\n"))
+        self.assertTrue(browser.transport.disconnecting)
+
+    def test_a_websocket_keeps_the_count_of_its_http_connection(self) -> None:
+        harness = ServerHarness(limits=Limits(max_per_ip=1))
+        browser = Browser(harness)
+        browser.register("alice")  # counted once, from its accept
+        refused, tcp = harness.connect()
+        self.assertEqual(lines(tcp)[0], "ERROR SERVER_FULL :at most 1 connections from one address")
+        browser.channel.connectionLost(Failure(ConnectionDone()))
+        refused.connectionLost(Failure(ConnectionDone()))
+        _, tcp = harness.connect()  # both given back
+        self.assertEqual(lines(tcp), [])
+        self.assertFalse(tcp.disconnecting)
 
     def test_the_connection_ends_as_a_tcp_one_does(self) -> None:
         harness, bob, bob_transport, browser = bob_and_alice()
@@ -480,3 +517,214 @@ class LineSocketTests(SynchronousTestCase):
         harness.end_of_pass()
         self.assertEqual(lines(bob_transport), ["LEFT alice"])
         self.assertEqual(harness.factory.connections, {bob})
+
+
+def one_pass(clock: Clock) -> None:
+    """Run the calls due now, as one reactor pass does: not those they schedule (``advance(0)`` runs them too)."""
+    for call in [c for c in clock.getDelayedCalls() if c.getTime() <= clock.seconds()]:
+        clock.calls.remove(call)
+        call.called = 1
+        call.func(*call.args, **call.kw)
+
+
+def web_session(harness: ServerHarness) -> ServerProtocol:
+    """The one web user's session."""
+    (session,) = [p for p in harness.factory.connections if p.front == "web"]
+    return session
+
+
+class FrameFloodTests(SynchronousTestCase):
+    """Frames cost what lines do: read as far as the line rate allows, and their answers count as writes."""
+
+    def setUp(self) -> None:
+        self.harness = ServerHarness(limits=Limits(line_rate=1, line_burst=5, max_send_queue=1000))
+        self.browser = Browser(self.harness)
+        self.browser.register("alice")
+        self.frames = FrameProtocol(client=True, extensions=[])
+
+    def pongs(self) -> int:
+        return sum(isinstance(e, Pong) for e in self.browser.events())
+
+    def test_pongs_count_against_the_send_queue(self) -> None:
+        # F5: a client that pings and never reads was never dropped (the pongs went beside the session).
+        self.browser.transport.producer.pauseProducing()  # TCP's buffer is full: the client reads nothing
+        self.browser.raw(self.frames.ping(b"p" * 125) * 5)
+        self.assertFalse(self.browser.transport.disconnecting)
+        self.harness.clock.advance(10)  # within the rate
+        self.browser.raw(self.frames.ping(b"p" * 125) * 5)
+        self.harness.clock.advance(10)
+        self.assertTrue(self.browser.transport.disconnecting)  # 10 pongs of 127 bytes: over 1000 unread
+        self.assertEqual([u.name for u in self.harness.hub.users() if u.online], [])
+
+    def test_pings_are_answered_only_as_fast_as_the_line_rate(self) -> None:
+        self.browser.raw(self.frames.ping(b"x") * 30)  # one read
+        self.assertEqual(self.pongs(), 5)  # the burst less the HELLO, and one that goes into debt
+        self.assertEqual(self.browser.transport.producerState, "paused")
+        self.harness.clock.advance(1)
+        self.assertEqual(self.pongs(), 1)
+        for _ in range(30):
+            self.harness.clock.advance(1)
+        self.assertEqual(self.pongs(), 24)
+
+    def test_empty_messages_and_fragments_count_as_lines(self) -> None:
+        fragments = b"".join(
+            self.frames._serialize_frame(Opcode.TEXT if i == 0 else Opcode.CONTINUATION, b"", fin=i == 20)
+            for i in range(21)
+        )  # one empty message in 21 frames
+        self.browser.raw(client_frames(*[""] * 20) + fragments + client_frames("PING :after"))
+        self.assertEqual(self.browser.lines(), [])  # 41 frames that end no line: the PING waits
+        self.assertEqual(self.browser.transport.producerState, "paused")
+        for _ in range(36):
+            self.harness.clock.advance(1)
+        self.assertEqual(self.browser.lines(), [])
+        self.harness.clock.advance(1)
+        self.assertEqual(self.browser.lines(), ["PONG :after"])
+
+    def test_one_read_of_many_lines_is_parsed_only_as_far_as_the_rate_allows(self) -> None:
+        session = web_session(self.harness)
+        parsed: list[bytes] = []
+        receive = session.dataReceived
+        session.dataReceived = lambda data: (parsed.append(data), receive(data))[1]  # type: ignore[method-assign]
+        self.browser.raw(client_frames(*[f"PING :{n}" for n in range(50)]))
+        self.assertEqual(len(parsed), 5)  # not 50 lines parsed and queued
+        for _ in range(50):
+            self.harness.clock.advance(1)
+        self.assertEqual(self.browser.lines(), [f"PONG :{n}" for n in range(50)])
+
+
+class HTTPConnectionTests(SynchronousTestCase):
+    """The web port before any WebSocket: counted from the accept, a deadline per request, odd requests."""
+
+    def setUp(self) -> None:
+        self.harness = ServerHarness(limits=Limits(max_per_ip=3))
+        self.site = web_site(
+            self.harness.factory, ("https://proxy.example.org",), ("chat.example.org",), request_timeout=10
+        )
+
+    def open(self, host: str = "127.0.0.1") -> tuple[WebChannel, TCPStringTransport]:
+        self.harness._port += 1
+        transport = TCPStringTransport(peerAddress=IPv4Address("TCP", host, self.harness._port))
+        channel = self.site.buildProtocol(transport.getPeer())
+        assert isinstance(channel, WebChannel)
+        channel.makeConnection(transport)
+        return channel, transport
+
+    def get(self, path: bytes, host: bytes = b"127.0.0.1:8080") -> bytes:
+        """The status line of the answer to ``GET path`` on a new connection."""
+        connection = self.open()
+        status = self.ask(connection, b"GET " + path + b" HTTP/1.1\r\nHost: " + host + b"\r\n\r\n")
+        connection[0].connectionLost(Failure(ConnectionDone()))
+        return status
+
+    def ask(self, connection: tuple[WebChannel, TCPStringTransport], request: bytes) -> bytes:
+        """The status line of the answer to ``request``."""
+        channel, transport = connection
+        transport.clear()
+        channel.dataReceived(request)
+        return transport.value().split(b"\r\n")[0]
+
+    def test_half_open_connections_count_from_their_accept(self) -> None:
+        # F6: 200 half-open connections from one address stayed open, uncounted until upgraded.
+        for _ in range(3):
+            channel, transport = self.open()
+            channel.dataReceived(b"GET / HTTP/1.1\r\nHost: 127.0.0.1")
+            self.assertEqual(transport.value(), b"")
+        _, fourth = self.open()
+        self.assertEqual(fourth.value().split(b"\r\n")[0], b"HTTP/1.1 503 Service Unavailable")
+        self.assertTrue(fourth.disconnecting)
+        _, tcp = self.harness.connect()  # every front's connections together
+        self.assertEqual(lines(tcp)[0], "ERROR SERVER_FULL :at most 3 connections from one address")
+        _, other = self.open(host="10.0.0.2")  # another address has its own share
+        self.assertFalse(other.disconnecting)
+
+    def test_a_request_must_be_whole_within_the_timeout_however_it_trickles(self) -> None:
+        channel, transport = self.open()
+        for byte in b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "[:9]:
+            channel.dataReceived(bytes([byte]))  # a byte a second: Twisted's idle timeout stood still
+            self.harness.clock.advance(1)
+        self.assertFalse(transport.disconnecting)
+        self.harness.clock.advance(1)
+        self.assertTrue(transport.disconnecting)
+        channel.connectionLost(Failure(ConnectionDone()))
+        for _ in range(3):  # its count given back
+            self.assertFalse(self.open()[1].disconnecting)
+
+    def test_the_deadline_starts_again_after_each_response(self) -> None:
+        connection = self.open()
+        transport = connection[1]
+        request = b"GET /nothing HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        self.harness.clock.advance(9)
+        self.assertEqual(self.ask(connection, request), b"HTTP/1.1 404 Not Found")
+        self.harness.clock.advance(9)
+        self.assertEqual(self.ask(connection, request), b"HTTP/1.1 404 Not Found")
+        self.harness.clock.advance(9.5)
+        self.assertFalse(transport.disconnecting)
+        self.harness.clock.advance(0.5)  # idle for 10 s after the last response
+        self.assertTrue(transport.disconnecting)
+
+    def test_pipelined_requests_are_answered_one_a_reactor_pass(self) -> None:
+        channel, transport = self.open()
+        channel.dataReceived(b"GET /nothing HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * 1000)
+        self.assertEqual(transport.value().count(b"HTTP/1.1 404"), 1)
+        one_pass(self.harness.clock)
+        self.assertEqual(transport.value().count(b"HTTP/1.1 404"), 2)
+        for _ in range(998):
+            one_pass(self.harness.clock)
+        self.assertEqual(transport.value().count(b"HTTP/1.1 404"), 1000)
+
+    def test_a_request_with_a_body_is_refused(self) -> None:
+        for headers in [b"Content-Length: 5", b"Transfer-Encoding: chunked"]:
+            channel, transport = self.open()
+            request = b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\n" + headers + b"\r\n\r\nhello"
+            self.assertEqual(self.ask((channel, transport), request), b"HTTP/1.1 413 Content Too Large")
+            self.assertTrue(transport.disconnecting)
+            channel.connectionLost(Failure(ConnectionDone()))
+
+    def test_odd_paths_are_404_and_log_nothing(self) -> None:
+        # GET /app.js%00.html answered 500 with a traceback; %ff logged one with its 404.
+        paths = [
+            b"/app.js%00.html",
+            b"/index.html%00",
+            b"/%ff",
+            b"/%c3%28",
+            b"/%2e%2e/%2e%2e/etc/passwd",
+            b"/..%2f..%2fetc%2fpasswd",
+            b"/a%2fb",
+            b"/app.js/",
+            b"/app.js/x",
+            b"/ws%00",
+            b"/" + b"a" * 8000,
+            b"/a" * 2000,
+        ]
+        with capturedLogs() as events:
+            for path in paths:
+                self.assertEqual(self.get(path), b"HTTP/1.1 404 Not Found", path[:40])
+        self.assertEqual([e for e in events if "log_failure" in e], [])
+
+    def test_a_request_for_a_host_it_does_not_serve_is_refused_421(self) -> None:
+        served = [
+            b"127.0.0.1:8080",
+            b"localhost",
+            b"LocalHost:8080",
+            b"localhost.",
+            b"[::1]:8080",
+            b"10.1.2.3",
+            b"chat.example.org",  # --web-host
+            b"proxy.example.org:443",  # the host of a --web-origin
+            socket.gethostname().encode(),
+        ]
+        for host in served:
+            self.assertEqual(self.get(b"/nothing", host), b"HTTP/1.1 404 Not Found", host)
+        refused = [b"evil.example", b"localhost.evil.example", b"localhost;x", b"::1", b"[localhost]", b"a b", b""]
+        for host in refused:
+            self.assertEqual(self.get(b"/", host), b"HTTP/1.1 421 Misdirected Request", host)
+
+    def test_dns_rebinding_cannot_open_the_websocket(self) -> None:
+        # A page of attacker.example, its name pointed at this server: its origin matched its Host.
+        connection = self.open()
+        ws = WSConnection(ConnectionType.CLIENT)
+        handshake = ws.send(
+            Request(host="attacker.example:8080", target="/ws", extra_headers=[(b"origin", b"http://attacker.example:8080")])
+        )
+        self.assertEqual(self.ask(connection, handshake), b"HTTP/1.1 421 Misdirected Request")
+        self.assertEqual(self.harness.factory.connections, set())

@@ -45,10 +45,11 @@ class PageTests(SynchronousTestCase):
 
     # -- the server and its TCP users ---------------------------------------
 
-    def start(self, web: str = "tcp", options: str = "") -> subprocess.Popen[bytes]:
-        """Run the server; its --web endpoint is ``web`` (tcp or ssl) on ``self.web``, with ``options``."""
+    def start(self, web: str = "tcp", options: str = "", *more: str) -> subprocess.Popen[bytes]:
+        """Run the server; its --web endpoint is ``web`` (tcp or ssl) on ``self.web``, with ``options``;
+        ``more``: more of msgsvc's options."""
         args = ["--db", self.db, "--listen", f"tcp:{self.port}:interface=127.0.0.1"]
-        args += ["--web", f"{web}:{self.web}:interface=127.0.0.1{options}"]
+        args += ["--web", f"{web}:{self.web}:interface=127.0.0.1{options}", *more]
         return run_msgsvc(self, self.dir, args, [self.port, self.web])
 
     def server_log(self) -> str:
@@ -341,7 +342,7 @@ class PageTests(SynchronousTestCase):
         )
 
     def test_a_password_over_plain_http_to_another_machine_waits_for_a_second_click(self) -> None:
-        self.start()
+        self.start("tcp", "", "--web-host", ELSEWHERE)  # a name of this machine's the server cannot know
         self.url = f"http://{ELSEWHERE}:{self.web}/"
         self.open_page()
         self.log_in("alice", "correct horse")

@@ -94,18 +94,30 @@ class Clients:
         self._all_gone: Deferred[None] | None = None
 
     def connection_made(self, session: Session) -> bool:
-        """Count ``session``'s connection; False if its address already has its share."""
+        """Count ``session``'s connection (unless it is :attr:`~Session.counted`); False if its address
+        already has its share."""
         self.connections.add(session)
-        host = host_of(session.transport.getPeer())
+        return session.counted or self.admit(session.transport.getPeer())
+
+    def admit(self, address: IAddress) -> bool:
+        """Count a connection from ``address``; False if the address already has its share.
+
+        It is counted either way, until :meth:`release` (a session's, at :meth:`connection_lost`).
+        """
+        host = host_of(address)
         self._per_host[host] += 1
         return self._per_host[host] <= self.limits.max_per_ip
 
+    def release(self, address: IAddress) -> None:
+        """A connection from ``address`` that :meth:`admit` counted has closed."""
+        host = host_of(address)
+        self._per_host[host] -= 1
+        if not self._per_host[host]:
+            del self._per_host[host]
+
     def connection_lost(self, session: Session) -> None:
         if session in self.connections:
-            host = host_of(session.transport.getPeer())
-            self._per_host[host] -= 1
-            if not self._per_host[host]:
-                del self._per_host[host]
+            self.release(session.transport.getPeer())
         self.connections.discard(session)
         if not self.connections and self._all_gone is not None:
             all_gone, self._all_gone = self._all_gone, None
@@ -146,6 +158,8 @@ class Session(LineProtocol):
     front = "tcp"  # hub.Participant: the client protocol, as the server window shows it
     #: what a client sends to register, as the log names it ("no HELLO within 30 s")
     registration: ClassVar[str] = "HELLO"
+    #: Its connection was counted against its address before it began (a WebSocket's, since its HTTP request).
+    counted = False
     peer = "?"
     _gone = False
     _dropped = False
@@ -268,6 +282,11 @@ class Session(LineProtocol):
         except ProtocolError as e:
             code, text = e.code, e.text
             self._answer(lambda: self._refuse(code, text))
+
+    def not_a_line(self) -> None:
+        """Input that costs what a line does but is none (a WebSocket ping, fragment or empty message):
+        it counts against the line rate as a line does."""
+        self._throttle()
 
     def lineTooLong(self) -> None:
         self._answer(
@@ -467,8 +486,12 @@ class Session(LineProtocol):
         if self._dropped:
             return
         self.clients.outbox.write(self.transport, data)
+        self.written(len(data))
+
+    def written(self, size: int) -> None:
+        """Count ``size`` bytes written to this client (by :meth:`_write`, or beside it: a WebSocket's pongs)."""
         limit = self.clients.limits.max_send_queue
-        if self._send_queue.add(len(data)) > limit:
+        if self._send_queue.add(size) > limit:
             # What is queued would never be read: abort, and the others hear it left now.
             self._drop(f"send queue exceeded: over {limit} bytes unread", "send queue exceeded", abort=True)
 

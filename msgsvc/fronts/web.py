@@ -12,15 +12,20 @@ TCP users, and nothing of the protocol is written twice.
 from __future__ import annotations
 
 import os
+import re
+import socket
 from collections.abc import Callable, Iterable, Sequence
-from typing import cast
+from ipaddress import ip_address
+from typing import Protocol, cast
 from urllib.parse import urlsplit
 
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.interfaces import IProducer
+from twisted.internet.interfaces import IDelayedCall, IProducer
 from twisted.logger import Logger
+from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 from twisted.web import http, pages
+from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 from twisted.web.static import File
@@ -33,6 +38,9 @@ from msgsvc.wire import Code, FrameFramer
 
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
+_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9.])?")
+#: A ``Host`` header: a name or an IP address (IPv6 in brackets), and maybe a port.
+_HOST = re.compile(r"(?P<name>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::[0-9]{1,5})?")
 
 
 def normalize_origin(origin: str) -> str:
@@ -48,6 +56,13 @@ def normalize_origin(origin: str) -> str:
     return f"{parts.scheme}://{host}:{port}"
 
 
+def normalize_host(name: str) -> str:
+    """A host name in lower case, without a final dot; ValueError if it is not one."""
+    if _NAME.fullmatch(name) is None:
+        raise ValueError(f"{name!r} is not a host name like chat.example.org")
+    return name.lower().removesuffix(".")
+
+
 def own_origin(request: Request) -> str | None:
     """The origin the page was served from: the request's scheme and ``Host``; None if it has no usable Host."""
     host = request.getHeader("host")
@@ -59,30 +74,49 @@ def own_origin(request: Request) -> str | None:
         return None
 
 
-class FrameGuard:
-    """Drops WebSocket messages over ``limit`` bytes before they are read, and reports each.
+class FrameReader(Protocol):
+    """What a :class:`FrameGuard` tells about the frames it reads, and asks before each."""
 
-    It sits before the WebSocket parser (which would buffer a message
-    whole, however large) and reads only frame headers.  A message whose
-    first frame is over the limit is dropped with all its frames, and the
-    connection reads on: ``too_long`` is called in its turn.  A fragmented
-    message that grows past the limit after some of it was passed on cannot
-    be taken back: ``overflow`` is called and no more is passed on.
-    Control frames always pass (the parser allows them 125 bytes).  No
-    extension is negotiated, so a frame's length is its message's length.
+    def reading(self) -> bool:
+        """Whether the next frame may be read now; if not, it waits with the rest until :meth:`FrameGuard.resume`."""
+
+    def not_a_line(self) -> None:
+        """A frame that ends no line: a control frame, a fragment, an empty message, one dropped."""
+
+    def pinged(self, size: int) -> None:
+        """A ping is passed on, which the parser answers with a pong of ``size`` bytes."""
+
+    def too_long(self) -> None:
+        """A message over the limit was dropped before it was read."""
+
+    def overflow(self) -> None:
+        """A fragmented message grew past the limit after some of it was passed on: nothing more is."""
+
+
+class FrameGuard:
+    """Reads a WebSocket's frame headers before its parser, a frame at a time while its reader reads.
+
+    The parser (wsproto) keeps a message whole however large, answers
+    every ping it reads, and reads all it is given at once: a 64 kB read of
+    tiny frames is some 10,000 frames of Python.  So a frame is passed on
+    only once the one before it has been (and the reader may have stopped
+    reading: its line rate, say), and the rest waits; every frame that ends
+    no line is counted against the line rate; every ping is told, with the
+    size of its pong.  A message whose first frame is over ``limit`` is
+    dropped with all its frames, and the connection reads on: ``too_long``
+    is called in its turn.  A fragmented message that grows past the limit
+    after some of it was passed on cannot be taken back: ``overflow`` is
+    called and no more is passed on.  Control frames always pass (the
+    parser allows them 125 bytes).  No extension is negotiated, so a
+    frame's length is its message's length.
     """
 
-    def __init__(
-        self,
-        limit: int,
-        deliver: Callable[[bytes], None],
-        too_long: Callable[[], None],
-        overflow: Callable[[], None],
-    ) -> None:
+    def __init__(self, limit: int, deliver: Callable[[bytes], None], reader: FrameReader) -> None:
         self._limit = limit
         self._deliver = deliver
-        self._too_long = too_long
-        self._overflow = overflow
+        self._reader = reader
+        self._held = b""  # what was received and not yet read
+        self._busy = False
         self._header = bytearray()  # a frame header not yet whole
         self._left = 0  # payload bytes of the current frame still to come
         self._dropping_frame = False
@@ -91,8 +125,28 @@ class FrameGuard:
         self._broken = False
 
     def feed(self, data: bytes) -> None:
-        if self._broken:
+        """Received ``data``: read what may be read now."""
+        if not self._broken:
+            self._held += data
+            self.resume()
+
+    def resume(self) -> None:
+        """The reader may be reading again: read on (what is passed on may call this again: it waits)."""
+        if self._busy:
             return
+        self._busy = True
+        try:
+            while self._held and not self._broken:
+                data, self._held = self._held, b""
+                read = self._read(data)
+                self._held = data[read:] + self._held  # what came meanwhile goes after it
+                if read < len(data):
+                    return
+        finally:
+            self._busy = False
+
+    def _read(self, data: bytes) -> int:
+        """Pass on the frames of ``data`` while the reader reads; how many bytes were read."""
         out = bytearray()
         i, n = 0, len(data)
         while i < n:
@@ -103,6 +157,10 @@ class FrameGuard:
                 self._left -= take
                 i += take
                 continue
+            if not self._header:  # between two frames: the one before goes first, then this one waits
+                self._flush(out)
+                if self._broken or not self._reader.reading():
+                    return i
             need = self._header_size() - len(self._header)
             while need and i < n:  # the first two bytes tell how long the header is
                 self._header += data[i : i + need]
@@ -115,14 +173,15 @@ class FrameGuard:
                 out += self._header
             elif verdict == "report":
                 self._flush(out)
-                self._too_long()
+                self._reader.too_long()
             elif verdict == "overflow":
                 self._flush(out)
                 self._broken = True
-                self._overflow()
-                return
+                self._reader.overflow()
+                return n
             self._header.clear()
         self._flush(out)
+        return i
 
     def _flush(self, out: bytearray) -> None:
         if out:
@@ -138,7 +197,8 @@ class FrameGuard:
         return 2 + extended + mask
 
     def _judge(self) -> str:
-        """Decide on the frame whose header is whole: "pass", "drop", "report" (drop and say so) or "overflow"."""
+        """Decide on the frame whose header is whole: "pass", "drop", "report" (drop and say so) or "overflow";
+        tell the reader of a frame that ends no line, and of a ping."""
         header = self._header
         fin, opcode = header[0] & 0x80, header[0] & 0x0F
         length = header[1] & 0x7F
@@ -149,20 +209,29 @@ class FrameGuard:
         self._left = length
         self._dropping_frame = False
         if opcode & 0x08:  # a control frame, maybe between two fragments
+            self._reader.not_a_line()
+            if opcode == 0x9 and length <= 125:  # the parser refuses a longer one, unanswered
+                self._reader.pinged(2 + length)
             return "pass"
         if opcode:  # the first frame of a message
             self._size = length
-            if length <= self._limit:
-                return "pass"
+        elif self._dropping_message:  # a continuation of a message already reported
             self._dropping_frame = True
             self._dropping_message = not fin
-            return "report"
-        if self._dropping_message:  # a continuation of a message already reported
-            self._dropping_frame = True
-            self._dropping_message = not fin
+            self._reader.not_a_line()
             return "drop"
-        self._size += length
-        return "overflow" if self._size > self._limit else "pass"
+        else:
+            self._size += length
+        if self._size > self._limit:
+            if opcode:
+                self._dropping_frame = True
+                self._dropping_message = not fin
+                self._reader.not_a_line()
+                return "report"
+            return "overflow"
+        if not fin or not self._size:  # a fragment, or an empty message: no line
+            self._reader.not_a_line()
+        return "pass"
 
 
 @implementer(IConnection)
@@ -175,8 +244,9 @@ class FrameTransport:
     Reading is paused on the TCP connection itself.
     """
 
-    def __init__(self, socket: WebSocketTransport, request: Request) -> None:
+    def __init__(self, socket: WebSocketTransport, request: Request, guard: FrameGuard) -> None:
         self._socket = socket
+        self._guard = guard
         self._request = request
         self._tcp = cast(IConnection, request.channel.transport)  # TCP, or TLS over TCP
         self._partial = b""
@@ -234,6 +304,7 @@ class FrameTransport:
 
     def resumeProducing(self) -> None:
         self._tcp.resumeProducing()
+        self._guard.resume()  # the frames that came before it paused
 
     def stopProducing(self) -> None:
         self._tcp.stopProducing()
@@ -254,25 +325,47 @@ class LineSocket:
         assert self._socket is not None
         protocol = self._protocol
         channel = self._request.channel
-        # The upgrade pointed the channel's dataReceived at the WebSocket parser, which keeps a
-        # message whole however large: read the frame headers first, and drop what is too long.
-        guard = FrameGuard(protocol.MAX_LENGTH, channel.dataReceived, protocol.lineDropped, self._overflow)
+        # The upgrade pointed the channel's dataReceived at the WebSocket parser: put the guard before it.
+        self._parse: Callable[[bytes], None] = channel.dataReceived
+        guard = FrameGuard(protocol.MAX_LENGTH, self._parse_open, self)
         channel.dataReceived = guard.feed  # type: ignore[method-assign]
         protocol.framing = FrameFramer
         protocol.front = "web"
-        protocol.makeConnection(FrameTransport(self._socket, self._request))
+        protocol.counted = True  # its HTTP connection was, from its accept on (WebChannel)
+        protocol.makeConnection(FrameTransport(self._socket, self._request, guard))
+
+    def _parse_open(self, data: bytes) -> None:
+        """Parse ``data`` unless the connection is closing (the parser raises once it has closed)."""
+        if not self._protocol.transport.disconnecting:
+            self._parse(data)
+
+    # -- FrameReader -------------------------------------------------------
+
+    def reading(self) -> bool:
+        return not (self._protocol.paused or self._protocol.transport.disconnecting)
+
+    def not_a_line(self) -> None:
+        self._protocol.not_a_line()
+
+    def pinged(self, size: int) -> None:
+        self._protocol.written(size)  # the pong is written by the parser, beside the session's writes
+
+    def too_long(self) -> None:
+        self._protocol.lineDropped()
+
+    def overflow(self) -> None:
+        limit = self._protocol.MAX_LENGTH
+        self._refuse(
+            Code.LINE_TOO_LONG, f"a line may hold at most {limit} bytes; a fragmented one went past it"
+        )
+
+    # -- WebSocketProtocol ---------------------------------------------------
 
     def textMessageReceived(self, message: str) -> None:
         self._protocol.dataReceived(message.encode("utf-8"))
 
     def bytesMessageReceived(self, data: bytes | bytearray) -> None:
         self._refuse(Code.BAD_ENCODING, "binary WebSocket messages are not accepted: send each line as text")
-
-    def _overflow(self) -> None:
-        limit = self._protocol.MAX_LENGTH
-        self._refuse(
-            Code.LINE_TOO_LONG, f"a line may hold at most {limit} bytes; a fragmented one went past it"
-        )
 
     def _refuse(self, code: Code, text: str) -> None:
         """Input that leaves the WebSocket unreadable from here on: say why, then close."""
@@ -329,19 +422,111 @@ class LineSocketResource(WebSocketResource):
         return super().render_GET(request)
 
 
-class WebSite(Site):
-    """The page and the WebSocket, with security headers on every response.
+class WebChannel(HTTPChannel):
+    """One connection to the web port, as HTTP (until it is a WebSocket's, if it becomes one).
 
-    The page's scripts and styles come from this server only (no inline
-    script, no other host), it may connect only to this host's WebSocket,
-    and no other site may frame it.  Requests are not logged: a connection
-    is logged by the line front, as a TCP one is.
+    It counts against its address's share (``--max-per-ip``, with every
+    front's connections) from its accept on: past it, it is answered 503
+    and closed; a WebSocket it becomes keeps the count.  Each request must
+    be read whole within ``timeOut`` (``--web-request-timeout``) of the
+    connection or of the previous response: unlike Twisted's idle timeout,
+    data that trickles in does not put it off, so a slowloris holds no
+    connection long.  A request may have no body (413).  And the request
+    read after a response waits for the next reactor pass, so that one
+    read of pipelined requests is one answer, not a thousand.
+    """
+
+    site: WebSite
+    transport: IConnection
+    _next: IDelayedCall | None = None
+
+    # HTTPChannel is not annotated: its methods are called through "untyped" ignores.
+
+    def connectionMade(self) -> None:
+        super().connectionMade()  # type: ignore[no-untyped-call]
+        clients = self.site.clients
+        if not clients.admit(self.transport.getPeer()):
+            limit = clients.limits.max_per_ip
+            self._refuse(b"503 Service Unavailable", f"at most {limit} connections from one address")
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        # Not called once it is a WebSocket's: then the session releases its count.
+        self.site.clients.release(self.transport.getPeer())
+        if self._next is not None and self._next.active():
+            self._next.cancel()
+        super().connectionLost(reason)  # type: ignore[no-untyped-call]
+
+    def dataReceived(self, data: bytes) -> None:
+        LineReceiver.dataReceived(self, data)  # without HTTPChannel's resetTimeout
+
+    def allHeadersReceived(self) -> None:
+        if self.length != 0:  # None: chunked
+            self._refuse(b"413 Content Too Large", "this server takes no request body")
+            return
+        super().allHeadersReceived()  # type: ignore[no-untyped-call]
+
+    def requestDone(self, request: http.Request) -> None:
+        self.paused = True  # LineReceiver: the next request, if it came, waits
+        super().requestDone(request)  # type: ignore[no-untyped-call]
+        if not self.transport.disconnecting:
+            self._next = self.callLater(0, self._read_on)  # type: ignore[no-untyped-call]
+
+    def _read_on(self) -> None:
+        self._next = None
+        self.paused = False
+        LineReceiver.dataReceived(self, b"")
+
+    def _refuse(self, status: bytes, text: str) -> None:
+        """Answer ``status`` with ``text`` before any request is read whole, and close."""
+        body = status + b": " + text.encode() + b"\n"
+        self.transport.write(
+            b"HTTP/1.1 " + status + b"\r\ncontent-type: text/plain; charset=utf-8\r\n"
+            b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body
+        )
+        self.loseConnection()  # type: ignore[no-untyped-call]
+
+
+class Misdirected(Resource):
+    """421 Misdirected Request, to any request for a host the site does not serve."""
+
+    isLeaf = True
+
+    def render(self, request: Request) -> bytes:
+        request.setResponseCode(421, b"Misdirected Request")
+        request.setHeader("content-type", "text/plain; charset=utf-8")
+        request.setHeader("x-content-type-options", "nosniff")
+        return b"421 Misdirected Request: this server does not serve its page under that name\n"
+
+
+class WebSite(Site):
+    """The page and the WebSocket, under the host names it serves, with security headers on every response.
+
+    A request whose ``Host`` is not one of them (nor an IP address) is
+    refused 421: a page of another site whose name an attacker points at
+    this server (DNS rebinding) is the same origin as that site's page, so
+    the WebSocket's origin check alone would let it through.  The page's
+    scripts and styles come from this server only (no inline script, no
+    other host), it may connect only to this host's WebSocket, and no
+    other site may frame it.  Requests are not logged: a connection is
+    logged by the line front, as a TCP one is.
     """
 
     noisy = False
+    protocol = WebChannel  # type: ignore[assignment]
+    log_refusal = Logger()
+
+    def __init__(self, resource: Resource, clients: ServerFactory, hosts: Iterable[str], timeout: float) -> None:
+        super().__init__(resource, timeout=timeout, reactor=clients.clock)  # type: ignore[no-untyped-call]
+        self.clients = clients
+        self.hosts = frozenset(hosts)
 
     def getResourceFor(self, request: Request) -> Resource:
         host = request.getHeader("host") or ""
+        if not self.serves(host):
+            self.log_refusal.info(
+                "refused a request from {peer} for host {host!r}", peer=request.getClientAddress(), host=host
+            )
+            return Misdirected()  # type: ignore[no-untyped-call]
         request.setHeader(
             "content-security-policy",
             "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -354,12 +539,29 @@ class WebSite(Site):
         request.setHeader("cache-control", "no-cache")  # a new msgsvc's page is used at once
         return cast(Resource, Site.getResourceFor(self, request))
 
+    def serves(self, host: str) -> bool:
+        """Whether a request with this ``Host`` header is for this site: one of its names, or an IP address."""
+        match = _HOST.fullmatch(host)
+        if match is None:
+            return False
+        name = match["name"].lower().removesuffix(".")
+        try:
+            ip_address(name.strip("[]"))
+        except ValueError:
+            return name in self.hosts
+        return name.startswith("[") == (":" in name)  # IPv6 in brackets, IPv4 without
+
     def log(self, request: http.Request) -> None:
         pass
 
 
 class StaticFiles(File):
-    """The page's files, with their types named here rather than guessed from the machine's MIME table."""
+    """The page's files, with their types named here rather than guessed from the machine's MIME table.
+
+    Only the files named in :attr:`files` are looked up: any other name
+    from a request (with a NUL, not UTF-8, ``..``, under a file) is 404
+    without reaching the file system or the log.
+    """
 
     contentTypes = {
         ".html": "text/html; charset=utf-8",
@@ -371,13 +573,29 @@ class StaticFiles(File):
     # twisted.web.pages' error pages, which File's annotations predate.
     childNotFound = pages.notFound()  # type: ignore[assignment]
     forbidden = pages.forbidden()  # type: ignore[assignment]
+    files: frozenset[bytes] = frozenset()  # a file's own (made by createSimilarFile): none
+
+    def getChild(self, path: bytes, request: Request) -> Resource:
+        if path and path not in self.files:
+            return cast(Resource, self.childNotFound)
+        return cast(Resource, super().getChild(path, request))  # type: ignore[no-untyped-call]
 
 
-def web_site(factory: ServerFactory, origins: Sequence[str] = ()) -> WebSite:
-    """The web front over the line front's ``factory``; ``origins``: other pages' origins allowed to connect."""
+def web_site(
+    factory: ServerFactory,
+    origins: Sequence[str] = (),
+    hosts: Sequence[str] = (),
+    request_timeout: float = 10.0,
+) -> WebSite:
+    """The web front over the line front's ``factory``.
+
+    ``origins``: other pages' origins allowed to connect; ``hosts``: more names the page is served under, beside
+    ``localhost``, this machine's name, the origins' and any IP address; ``request_timeout``: seconds a
+    connection has to send a whole request (the WebSocket's has the line protocol's own deadline and PING).
+    """
     root = StaticFiles(STATIC, defaultType="application/octet-stream")
-    root.putChild(
-        b"ws", LineSocketResource(LineSocketFactory(factory), [normalize_origin(o) for o in origins])
-    )
-    # timeout: for an idle page connection; a WebSocket has the line protocol's own PING.
-    return WebSite(root, timeout=60, reactor=factory.clock)
+    root.files = frozenset(os.fsencode(name) for name in os.listdir(STATIC))
+    origins = [normalize_origin(o) for o in origins]
+    root.putChild(b"ws", LineSocketResource(LineSocketFactory(factory), origins))
+    names = {"localhost", socket.gethostname(), *hosts, *(urlsplit(o).hostname or "" for o in origins)}
+    return WebSite(root, factory, {name.lower().removesuffix(".") for name in names}, request_timeout)
