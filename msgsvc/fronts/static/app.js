@@ -71,7 +71,7 @@ class Session {
     this.awayHeading = null;
     this.awayShown = false;
     this.lastReceived = null;
-    this.talking = new Set(); // names (lower case) messages went to or came from: their comings and goings show
+    this.talking = new Set(); // names (lower case) messages went to or came from
     this.attempt = 0;
     this.timer = null;
     this.warnedClear = false;
@@ -171,7 +171,8 @@ class Session {
 
   /** Names a message came from or went to, this user's aside. */
   talkedWith(names) {
-    for (const name of names) if (name.toLowerCase() !== this.name.toLowerCase()) this.talking.add(name.toLowerCase());
+    const me = this.name.toLowerCase();
+    for (const name of names) if (name.toLowerCase() !== me) this.talking.add(name.toLowerCase());
   }
 
   setPassword(password) {
@@ -433,7 +434,7 @@ const ui = {
     if (ui.pinned) $("new-messages").hidden = true;
   },
 
-  /** Show ``item`` at the top of the conversation if it would be out of sight above (what came after it below). */
+  /** Bring ``item`` to the top of the conversation if it is out of sight above. */
   keepInView(item) {
     const log = $("conversation");
     if (item.offsetTop >= log.scrollTop) return;
@@ -452,7 +453,8 @@ const ui = {
     if (ui.pinned) ui.toBottom();
   },
 
-  /** Someone came or went: said in the conversation only for the people this user talks with (the list shows everyone). */
+  /** Someone came or went: said in the conversation only for the people this user talks with (messages to or
+   *  from them, or picked as recipients); the list shows everyone's. */
   presence(name, text) {
     const key = name.toLowerCase();
     if (session.talking.has(key) || ui.recipients().some((n) => n.toLowerCase() === key)) ui.system(text);
