@@ -192,7 +192,10 @@ class TwistdTests(SynchronousTestCase):
         alice, _ = self.register("alice :alice's password")
         done = self.admin("reset", "alice", "--reason", "forgot it")
         self.assertEqual((done.returncode, done.stdout), (0, "alice is no longer protected (forgot it)\n"))
-        self.assertEqual(alice.line(), "NOTICE :the operator removed your name's password: forgot it")
+        self.assertEqual(
+            alice.until("NOTICE"),
+            ["ACCOUNT alice unprotected", "NOTICE :the operator removed your name's password: forgot it"],
+        )
         self.assertEqual(self.admin("reset", "alice", "--reason", "again").returncode, 1)
         alice.send("USERS")
         self.assertEqual(alice.until("ENDUSERS"), ["USER alice online", "ENDUSERS 1"])
