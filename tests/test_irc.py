@@ -525,7 +525,10 @@ class TextLinesTests(SynchronousTestCase):
     """Issue 27, F1: a USER of ~480 bytes left text_lines no room, and its loop never advanced."""
 
     @settings(max_examples=300, deadline=None)
-    @given(prefix=st.integers(0, 2000), text=st.text(min_size=1, max_size=4096))
+    @given(
+        prefix=st.integers(0, 2000),
+        text=st.text(st.characters(blacklist_characters="\r\n"), min_size=1, max_size=4096),  # as msgsvc's
+    )
     def test_every_piece_holds_something_and_the_lines_are_bounded(self, prefix: int, text: str) -> None:
         head = f":{'p' * prefix} PRIVMSG bob :"
         data = text_lines("PRIVMSG", "bob", text, "p" * prefix)
@@ -542,6 +545,10 @@ class TextLinesTests(SynchronousTestCase):
             if len(head) <= 510 - MIN_ROOM:
                 self.assertLessEqual(len(row) + 2, 512)
         self.assertEqual("".join(pieces).replace(" ", ""), text.replace(" ", ""))
+
+    def test_spaces_after_a_cut_are_not_a_line(self) -> None:
+        rows = text_lines("PRIVMSG", "bob", "x" * 470 + " " * 30, "alice!alice@msgsvc").split(b"\r\n")[:-1]
+        self.assertEqual([len(row.partition(b" :")[2]) for row in rows], [477])
 
     def test_the_longest_head_the_front_makes_leaves_room(self) -> None:
         nick, ident = "n" * 32, "u" * USERLEN
@@ -655,6 +662,8 @@ class HostileInputTests(IrcTestCase):
         )
         self.assertEqual(lines(bob_transport), [])
         self.assertEqual(client.send(f"NOTICE {targets} :x"), [])
+        got = client.send("PRIVMSG ,, :x", "JOIN :", "PART ,", "NAMES :")
+        self.assertEqual(numerics(got), ["411", "461", "461", "353", "366"])
         many = ",".join(f"n{i}" for i in range(1200))
         got = client.send(f"PRIVMSG {many} :x", f"JOIN {many}", f"WHOIS {many}")
         self.assertEqual(numerics(got), ["407"] * 3)

@@ -663,6 +663,10 @@ class IrcSession(Session):
         targets = self._targets(params[0], self.clients.limits.max_recipients, quiet)
         if targets is None:
             return
+        if not targets:  # commas only
+            if not quiet:
+                self.numeric(rfc.ERR_NORECIPIENT, f"No recipient given ({verb})")
+            return
         names: list[str] = []
         for target in targets:
             if self._is_channel(target):
@@ -725,7 +729,7 @@ class IrcSession(Session):
                 self.numeric(rfc.ERR_NOSUCHNICK, name, "No such nick/channel (not online)")
 
     def irc_JOIN(self, params: list[str]) -> None:
-        if not params:
+        if not params or not params[0].strip(","):
             self.numeric(rfc.ERR_NEEDMOREPARAMS, "JOIN", "Not enough parameters")
             return
         for target in self._targets(params[0], CHANNEL_TARGETS) or ():
@@ -742,7 +746,7 @@ class IrcSession(Session):
                 self._list(self._names())
 
     def irc_PART(self, params: list[str]) -> None:
-        if not params:
+        if not params or not params[0].strip(","):
             self.numeric(rfc.ERR_NEEDMOREPARAMS, "PART", "Not enough parameters")
             return
         for target in self._targets(params[0], CHANNEL_TARGETS) or ():
@@ -756,7 +760,7 @@ class IrcSession(Session):
                 self._write(line("PART", self.channel, *reason, prefix=self.factory.mask(self.nick)))
 
     def irc_NAMES(self, params: list[str]) -> None:
-        targets = self._targets(params[0], CHANNEL_TARGETS) if params else [self.channel]
+        targets = self._targets(params[0], CHANNEL_TARGETS) if params and params[0].strip(",") else [self.channel]
         for target in targets or ():
             if self._is_channel(target):
                 self._list(self._names())

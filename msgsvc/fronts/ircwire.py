@@ -117,7 +117,8 @@ def text_lines(verb: str, target: str, text: str, prefix: str, tags: str = "") -
                 cut -= 1
         out.append(head + data[:cut] + b"\r\n")
         data = data[cut:].lstrip(b" ")  # a cut inside a word leaves no space to strip
-    out.append(head + data + b"\r\n")
+    if data or not out:  # spaces alone after a cut are not a line of their own
+        out.append(head + data + b"\r\n")
     return b"".join(out)
 
 
