@@ -51,6 +51,12 @@ class AccountLineTests(SynchronousTestCase):
         self.assertEqual(lines(self.bobs), ["JOINED carol", "ACCOUNT carol protected"])
         self.server.register("erin", PASSWORD)  # known to be protected: no news
         self.assertEqual(lines(self.bobs), ["JOINED erin"])
+        dave, _ = self.server.register("dave")
+        dave.connectionLost(Failure(ConnectionDone()))
+        self.server.end_of_pass()
+        lines(self.bobs)
+        self.server.register("dave", PASSWORD)  # in the log, unprotected: the password claims it
+        self.assertEqual(lines(self.bobs), ["JOINED dave", "ACCOUNT dave protected"])
 
     def test_in_order_with_joins_and_departures(self) -> None:
         dave, _ = self.server.connect()
