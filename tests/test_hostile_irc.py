@@ -10,8 +10,6 @@ walked, the bytes written to the client, the messages each bystander got.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet.address import IPv4Address
@@ -23,11 +21,11 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.fronts import irc
 from msgsvc.fronts.irc import IrcFactory, IrcSession
-from msgsvc.hub import UserRecord, UserView
+from msgsvc.hub import UserRecord
 from msgsvc.wire import Limits
 
 from .helpers import ServerHarness
-from .test_irc import one_pass
+from .test_irc import Work, one_pass
 
 SERVER = "irc.test"
 STEP = 7  # LISTING_STEP here, so that a listing of the log below takes many passes
@@ -103,22 +101,7 @@ class HostileIrcTests(SynchronousTestCase):
         self.harness = ServerHarness(LIMITS, max_clients=1000, records=records)
         self.factory = IrcFactory(self.harness.factory, SERVER)
         self.bystanders = [self.harness.register(f"user{i:04}") for i in range(1, BYSTANDERS + 1)]
-        self.walked = 0
-        self.sorted_logs = 0
-        walk, hub = self.factory.directory.walk, self.harness.hub
-        users = hub.users
-
-        def counted_walk(keys: list[str]) -> Iterator[str]:
-            for key in walk(keys):
-                self.walked += 1
-                yield key
-
-        def counted_users() -> list[UserView]:
-            self.sorted_logs += 1
-            return users()
-
-        self.factory.directory.walk = counted_walk  # type: ignore[method-assign]
-        hub.users = counted_users  # type: ignore[method-assign]
+        self.work = Work(self.factory)
         self.failures: list[LogEvent] = []
 
         def observe(event: LogEvent) -> None:
@@ -147,12 +130,11 @@ class HostileIrcTests(SynchronousTestCase):
         clock = self.harness.clock
         got = []
         while True:
-            self.assertLessEqual(self.walked, STEP)
+            self.assertLessEqual(self.work.take(), STEP)
             rows = self.check_written(transport.value())
             transport.clear()
             self.assertLessEqual(len(rows), MOST_LINES_A_PASS)
             got += rows
-            self.walked = 0
             if not any(call.getTime() <= clock.seconds() for call in clock.getDelayedCalls()):
                 return got
             one_pass(clock)
@@ -197,7 +179,7 @@ class HostileIrcTests(SynchronousTestCase):
         finally:
             session.connectionLost(Failure(ConnectionDone()))
             self.harness.end_of_pass()
-        self.assertEqual(self.sorted_logs, 0)
+        self.assertEqual(self.work.sorted_logs, 0)
         self.assertEqual(self.failures, [])
         self.assertEqual(self.flushLoggedErrors(), [])
         for protocol, _ in self.bystanders:  # nobody else was hurt
