@@ -128,13 +128,32 @@ class NameOnly:
 class AuthRequired(UnauthorizedLogin):
     """The name needs a password and none was given."""
 
-    @classmethod
-    def protected(cls, name: str) -> AuthRequired:
-        return cls(f"{name} is protected: give its password")
-
 
 class Abandoned(LoginFailed):
     """The client left before it could be brought online."""
+
+
+class NotHeld(LoginFailed):
+    """The hub would not hold the name (taken, or the server full): ``error`` says why, and the hub
+    has told its observers."""
+
+    def __init__(self, error: ProtocolError) -> None:
+        super().__init__(error.text)
+        self.error = error
+
+
+@dataclass
+class Mind:
+    """Whom the realm brings online: ``participant``, connected from ``peer``.
+
+    ``held``: the name is held for it already; else the realm holds it once
+    the checker has passed, unless the login has ended (``gone``) meanwhile.
+    """
+
+    participant: Participant
+    peer: str
+    held: bool
+    gone: bool = False
 
 
 @implementer(ICredentialsChecker)
@@ -163,7 +182,7 @@ class AccountChecker:
         stored = await self._store.password_hash(name)
         if not IUsernamePassword.providedBy(credentials):
             if stored is not None:
-                raise AuthRequired.protected(name)
+                raise AuthRequired(f"{name} is protected: give its password")
             if self._require_password:
                 raise AuthRequired("this server needs a password with every name")
             return username
@@ -195,7 +214,7 @@ class Member:
 
 @implementer(IRealm)
 class HubRealm:
-    """Brings the mind (a :class:`~msgsvc.hub.Participant` holding the name) online in the hub."""
+    """Brings the mind (a :class:`Mind`) online in the hub, holding its name first if need be."""
 
     def __init__(self, hub: Hub) -> None:
         self._hub = hub
@@ -205,11 +224,18 @@ class HubRealm:
     ) -> Deferred[tuple[type[Interface], object, Callable[[], None]]]:
         if IMember not in interfaces or not isinstance(avatarId, bytes):
             raise NotImplementedError("msgsvc's realm only has IMember avatars, for named users")
-        return Deferred.fromCoroutine(self._admit(avatarId.decode("utf-8"), cast(Participant, mind)))
+        return Deferred.fromCoroutine(self._admit(avatarId.decode("utf-8"), cast(Mind, mind)))
 
-    async def _admit(
-        self, name: str, participant: Participant
-    ) -> tuple[type[Interface], object, Callable[[], None]]:
+    async def _admit(self, name: str, mind: Mind) -> tuple[type[Interface], object, Callable[[], None]]:
+        participant = mind.participant
+        if not mind.held:
+            if mind.gone:
+                raise Abandoned(f"the client logging in as {name} left")
+            try:
+                self._hub.register(participant, name, mind.peer)
+            except ProtocolError as e:
+                raise NotHeld(e) from None
+            mind.held = True
         spelled = await self._hub.admit(participant, name)
         if spelled is None:
             raise Abandoned(f"the client holding {name} left")
@@ -420,13 +446,12 @@ class Accounts(Service):
     ) -> str | None:
         key = username_key(name)
         known = self._hub.user(name)
-        if password is None and known is not None and known.protected and not known.online:
-            # Decided before the name is held: a login without a password must not hold a protected
-            # name while its password is looked up, or it could turn the owner away (USERNAME_TAKEN).
-            if await self._store.password_hash(name) is not None:
-                refusal = ProtocolError(Code.AUTH_REQUIRED, str(AuthRequired.protected(name)))
-                raise self._refused(name, peer, refusal)
-        guessable = password is not None and known is not None and known.protected and not known.online
+        # A name known to be protected, and offline, is held only once its password has been checked
+        # (by the realm): a login without its password, or with a wrong one, never holds it, and so
+        # can never turn its owner away (USERNAME_TAKEN) while it is checked.  Any other name is held
+        # first: a password given with it claims it, and nobody else may meanwhile.
+        owned = known is not None and known.protected and not known.online
+        guessable = owned and password is not None
         if guessable:
             wait = self.throttle.wait(key, host)
             if wait:
@@ -434,32 +459,37 @@ class Accounts(Service):
                     "login for {name} from {peer} waits {wait:g} s", name=name, peer=peer, wait=wait
                 )
                 await deferLater(self._clock, wait)
-        self._hub.register(participant, name, peer)
+        mind = Mind(participant, peer, held=not owned)
+        if mind.held:
+            self._hub.register(participant, name, peer)
         try:
-            self._count_new(name, password, peer, host)
-            return await _shielded(
-                Deferred.fromCoroutine(self._check(participant, name, password, peer, host, guessable))
-            )
+            if mind.held:
+                self._count_new(name, password, peer, host)
+            return await _shielded(Deferred.fromCoroutine(self._check(mind, name, password, host, guessable)))
         except BaseException:
+            mind.gone = True
             self._hub.unregister(participant)  # refused or failed: the name is not held for it
             raise
 
     async def _check(
-        self, participant: Participant, name: str, password: str | None, peer: str, host: str, guessable: bool
+        self, mind: Mind, name: str, password: str | None, host: str, guessable: bool
     ) -> str | None:
+        peer = mind.peer
         credentials: ICredentials = (
             NameOnly(name.encode("utf-8"))
             if password is None
             else UsernamePassword(name.encode("utf-8"), password.encode("utf-8"))
         )
         try:
-            _, member, _ = await self.portal.login(credentials, participant, IMember)
+            _, member, _ = await self.portal.login(credentials, mind, IMember)
         except Abandoned:
             # The checker passed before the client left: with a password, the name is protected
             # on disk now (it may have just claimed it), and the log must say so.
             if password is not None:
                 self._mark_protected(name)
             return None
+        except NotHeld as e:
+            raise e.error from None  # the hub has said so
         except ProtocolError as e:
             self._refused(name, peer, e)
             raise

@@ -94,6 +94,41 @@ class LoginTests(AccountsTestCase):
         for squatter in squatters:
             self.assertEqual(lines(squatter)[0], "ERROR AUTH_REQUIRED :alice is protected: give its password")
 
+    def release_hashing(self) -> None:
+        while self.server.hashing.pending:
+            self.server.hashing.pending.pop(0).callback(None)
+
+    def test_wrong_passwords_being_checked_cannot_hold_a_protected_name_from_its_owner(self) -> None:
+        self.server.hashing.hold = True  # each check waits until the test says
+        squatters = [self.hello("HELLO alice :wrong horse")[1] for _ in range(3)]
+        _, owner = self.hello(f"HELLO alice :{PASSWORD}")
+        self.assertEqual(lines(owner), [])  # not refused USERNAME_TAKEN: being checked, they hold nothing
+        self.release_hashing()
+        self.assertEqual(lines(owner)[0], "WELCOME alice :welcome to msgsvc")
+        for squatter in squatters:
+            self.assertEqual(lines(squatter)[0], "ERROR AUTH_FAILED :wrong password for alice")
+
+    def test_the_owner_twice_at_once_is_let_in_once(self) -> None:
+        self.server.hashing.hold = True
+        _, first = self.hello(f"HELLO alice :{PASSWORD}")
+        _, second = self.hello(f"HELLO ALICE :{PASSWORD}")
+        self.release_hashing()
+        self.assertEqual(lines(first)[0], "WELCOME alice :welcome to msgsvc")
+        self.assertEqual(lines(second), ["ERROR USERNAME_TAKEN :alice is in use", "BYE :alice is in use"])
+        refused = [e for e in self.events if isinstance(e, RegistrationRefused)]
+        taken = RegistrationRefused("ALICE", "127.0.0.1:40002", Code.USERNAME_TAKEN, "alice is in use")
+        self.assertEqual(refused, [taken])  # said once
+
+    def test_a_client_that_leaves_while_its_password_is_checked_holds_nothing(self) -> None:
+        self.server.hashing.hold = True
+        protocol, _ = self.hello(f"HELLO alice :{PASSWORD}")
+        protocol.connectionLost(Failure(ConnectionDone()))
+        self.release_hashing()
+        self.assertFalse(self.server.hub.user("alice").online)  # type: ignore[union-attr]
+        self.server.hashing.hold = False
+        _, transport = self.hello(f"HELLO alice :{PASSWORD}")
+        self.assertEqual(lines(transport)[0], "WELCOME alice :welcome to msgsvc")
+
     def test_an_unprotected_name_needs_no_password(self) -> None:
         _, transport = self.hello("HELLO dave")
         self.assertEqual(self.user_line(transport, "dave"), "USER dave online")

@@ -6,6 +6,7 @@ import socket
 
 from twisted.trial.unittest import TestCase
 
+from msgsvc.auth import NEW_NAMES
 from msgsvc.state.sqlite import Database
 from msgsvc.wire import Limits
 
@@ -82,7 +83,7 @@ class EndToEndTests(TestCase):
     async def test_a_crowd_logging_in_and_out_at_once_ends_with_one_view_everywhere(self) -> None:
         """Presence goes out in batches; every client must still end up knowing who is online."""
         self.server = await LoopbackServer(self.mktemp(), Limits(max_per_ip=100)).start(self)
-        names = [f"user{i}" for i in range(30)]
+        names = [f"user{i}" for i in range(NEW_NAMES.burst)]  # new names one address may add at once
         clients = [await self.client() for _ in names]
         for client, name in zip(clients, names, strict=True):
             client.send(f"HELLO {name}")  # all at once: registrations share reactor passes
