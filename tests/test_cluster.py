@@ -628,7 +628,7 @@ class InboxTests(SynchronousTestCase):
         self.assertEqual(read[0], self.xread("1-0"))
         self.assertEqual(self.delivered, ["a"])
 
-    def test_a_read_redis_refuses_is_logged_and_tried_again_later(self) -> None:
+    def test_a_read_redis_refuses_is_logged_once_and_tried_again_later(self) -> None:
         logged: list[str] = []
         self.inbox.log = Logger(observer=lambda event: logged.append(event["log_format"]))
         self.inbox._read()
@@ -637,3 +637,14 @@ class InboxTests(SynchronousTestCase):
         self.assertEqual(len(self.reads.sent), 1)
         self.clock.advance(RETRY)
         self.assertEqual(self.reads.sent[1][0], self.xread("0-0"))
+        self.reads.sent[1][1].errback(Exception("NOPERM"))  # the same reason: not said again
+        self.clock.advance(RETRY)
+        self.assertEqual(len(logged), 1)
+        self.assertEqual(len(self.reads.sent), 3)
+
+    def test_an_entry_without_its_fields_is_logged_and_reading_goes_on(self) -> None:
+        self.inbox.log = Logger(observer=lambda event: None)
+        self.inbox._read()
+        self.reads.sent[0][1].callback([[inbox_key("A"), [["1-0", ["x", "y"]], ["2-0", ["s", "2", "m", "a"]]]]])
+        self.assertEqual(self.delivered, ["", "a"])  # the first: nothing a node could deliver
+        self.assertEqual(self.reads.sent[-1][0], self.xread("2-0"))

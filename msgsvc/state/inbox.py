@@ -147,6 +147,7 @@ class Inbox:
         self._reading = False
         self._running = False
         self._retry: IDelayedCall | None = None
+        self._problem = ""  # why the last read failed, if it did
 
     def start(self) -> None:
         self._running = True
@@ -174,12 +175,13 @@ class Inbox:
 
     def _got(self, reply: list[Any] | None) -> None:
         self._reading = False
+        self._problem = ""
         for _, entries in reply or ():
             for entry, fields in entries:
-                got = dict(zip(fields[::2], fields[1::2], strict=True))
+                got = dict(zip(fields[::2], fields[1::2]))
                 self._last = entry
-                self._taken += [entry, got["s"]]
-                for message in got["m"].split("\n"):
+                self._taken += [entry, got.get("s", "0")]
+                for message in got.get("m", "").split("\n"):
                     try:
                         self._deliver(message)
                     except Exception:
@@ -190,7 +192,10 @@ class Inbox:
         self._reading = False
         if not self._running or failure.check(RedisUnavailable):
             return  # read again once the connection is back
-        self.log.warn("could not read this node's inbox: {why}; trying again", why=failure.getErrorMessage())
+        problem = failure.getErrorMessage()
+        if problem != self._problem:  # said once, not at every try
+            self._problem = problem
+            self.log.warn("could not read this node's inbox: {why}; trying again", why=problem)
         self._retry = self._clock.callLater(RETRY, self._read)
 
     def _not_taken(self, failure: Failure, taken: list[str]) -> None:
