@@ -945,15 +945,24 @@ class Hub:
     # -- other nodes (msgsvc.state.cluster) ----------------------------------
 
     def remote_message(self, message: Message, keys: Sequence[str]) -> None:
-        """Deliver a message from another node's user to these users here (a broadcast: to all)."""
+        """Deliver a message from another node's user to these users here (a broadcast: to all).
+
+        Its sender was told they got it: one who left meanwhile gets it later if its name is
+        protected (queued, as for a recipient offline when it was sent), else not at all.
+        """
         if message.kind is Kind.BROADCAST:
             for session in list(self._online_sessions()):
                 session.participant.receive(message)
             return
+        absent = []
         for key in keys:
             recipient = self._online_session(key)
             if recipient is not None:
                 recipient.participant.receive(message)
+            elif (record := self._log.get(key)) is not None and record.protected:
+                absent.append(record)
+        if absent:
+            self._enqueue(message, absent, Report(0, ()))
 
     def remote_joined(self, user: RemoteUser, first_seen: float, protected: bool, first_time: bool) -> None:
         """``user`` came online on another node."""

@@ -12,6 +12,7 @@ from msgsvc.hub import (
     LogLoaded,
     Message,
     ProtectionChanged,
+    QueueChanged,
     RemoteUser,
     Report,
     UserJoined,
@@ -29,9 +30,10 @@ class NodeTests(SynchronousTestCase):
         self.clock = Clock()
         self.clock.advance(100)
         self.network = FakeNetwork()
+        self.store = MemoryStore()
         self.hub = Hub(
             self.clock,
-            MemoryStore(),
+            self.store,
             [UserRecord("carol", 1.0, 2.0, protected=True)],
             10,
             network=self.network,
@@ -157,6 +159,12 @@ class NodeTests(SynchronousTestCase):
         self.hub.remote_message(everyone, [])
         self.assertEqual(erin.messages(), [unicast, everyone])
         self.assertEqual(self.alice.messages(), [everyone])
+
+    def test_a_message_from_another_node_for_a_user_who_left_meanwhile_waits_if_protected(self) -> None:
+        """Its sender was told they got it: carol (protected, gone) gets it later; dave (not) never."""
+        self.hub.remote_message(Message("bob", Kind.MULTICAST, ("carol", "dave"), "late"), ["carol", "dave"])
+        self.assertEqual([(key, q.text, q.sender) for key, q in self.store.queue], [("carol", "late", "bob")])
+        self.assertIn(QueueChanged("carol", 1), self.events)
 
     def test_a_resync_tells_only_what_changed(self) -> None:
         del self.events[:]
