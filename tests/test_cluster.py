@@ -203,10 +203,13 @@ class ClusterTests(RedisCase):
         one, two, alice, bob = self.paused_with_alice(lease=30)
         told = self.flood(bob, 50, 1000)
         self.assertEqual(told, list(range(50)))
+        bob.send("BROADCAST :and to all")
+        self.assertEqual(bob.line(), "SENT 1 - -")
         self.redis.stop()  # appendfsync always: what Redis acknowledged is in its file
         self.redis.start()
         one.process.send_signal(signal.SIGCONT)
         self.assertEqual(self.received(alice, 50, 1000), told)
+        self.assertEqual(alice.line(), "MSG bob broadcast * :and to all")  # after them
 
     def test_a_killed_nodes_inbox_is_deleted_with_its_users_and_nothing_more_is_counted(self) -> None:
         one, two, alice, bob = self.paused_with_alice()
