@@ -236,8 +236,7 @@ class TextView:
         if self._step == "recipients":
             count = "one name" if presenter.mode is Kind.UNICAST else "names, comma-separated"
             return f"To ({count}; empty to go back): "
-        to = "everyone" if presenter.mode is Kind.BROADCAST else ", ".join(presenter.selected)
-        return f"Message to {to} (empty to go back): "
+        return f"Message to {presenter.addressees()} (empty to go back): "
 
     def completions(self, before_cursor: str) -> list[str]:
         """What the word before the cursor may be completed to (commands, usernames), each
