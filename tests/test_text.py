@@ -6,7 +6,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.client.presenter import ChatPresenter
-from msgsvc.client.text import Fragments, TextView, sender_style, wrap
+from msgsvc.client.text import Fragments, TextView, cells, sender_style, wrap
 
 from .helpers import FakeConnection
 
@@ -203,6 +203,9 @@ class TextClientTests(SynchronousTestCase):
         self.assertEqual(wrap([("a", "one two "), ("b", "three")], 9), [[("a", "one two")], [("b", "three")]])
         self.assertEqual(wrap([("", "abcdefghij")], 4), [[("", "abcd")], [("", "efgh")], [("", "ij")]])
         self.assertEqual(wrap([("", "   x y")], 4, 2), [[("", "   x")], [("", "  y")]])
+        self.assertEqual(wrap([("", "日本語 x")], 7), [[("", "日本語")], [("", "x")]])  # by columns, not characters
+        self.assertEqual(wrap([("", "日本語")], 4), [[("", "日本")], [("", "語")]])
+        self.assertEqual(cells("e\u0301☕"), 3)
 
     def test_users_has_a_header(self) -> None:
         self.connect()

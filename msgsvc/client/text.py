@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+import unicodedata
 import zlib
 from collections.abc import Callable
 
@@ -53,8 +54,17 @@ def _clean(text: str) -> str:
     return "".join(ch if ch.isprintable() or ch == "\t" else ascii(ch)[1:-1] for ch in text)
 
 
+def cells(text: str) -> int:
+    """The columns ``text`` takes on a terminal: two for a wide character (CJK, most emoji),
+    none for a combining mark."""
+    return sum(
+        0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+        for ch in text
+    )
+
+
 def wrap(fragments: Fragments, width: int, indent: int = 0) -> list[Fragments]:
-    """``fragments`` as lines of at most ``width`` characters, broken at spaces (a longer word
+    """``fragments`` as lines of at most ``width`` columns, broken at spaces (a longer word
     where it must be); lines after the first start with ``indent`` spaces."""
     indent = min(indent, width // 2)
     lines: list[Fragments] = [[]]
@@ -64,18 +74,19 @@ def wrap(fragments: Fragments, width: int, indent: int = 0) -> list[Fragments]:
             if token.isspace():
                 if column > indent or len(lines) == 1:  # not at the start of a wrapped line
                     _add(lines[-1], style, token)
-                    column += len(token)
+                    column += cells(token)
                 continue
             while token:
                 room = width - column
-                if len(token) > room and column > indent:
+                if cells(token) > room and column > indent:
                     _strip_end(lines[-1])
                     lines.append([("", " " * indent)] if indent else [])
                     column = indent
                     continue
-                piece, token = token[: max(room, 1)], token[max(room, 1) :]
+                fits = next((n for n in range(len(token), 1, -1) if cells(token[:n]) <= room), 1)
+                piece, token = token[:fits], token[fits:]
                 _add(lines[-1], style, piece)
-                column += len(piece)
+                column += cells(piece)
     _strip_end(lines[-1])
     return lines
 
