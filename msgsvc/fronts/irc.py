@@ -79,8 +79,8 @@ SASL_CHUNK = 400
 #: The longest SASL payload read: a PLAIN one (two names and a password of at most 256 bytes) is
 #: at most 432 characters of base64.  Past it the attempt is refused (905), as Ergo does.
 SASL_MAX = 2 * SASL_CHUNK
-#: Channels one JOIN, PART or NAMES may name (there is one channel: the rest only get errors).
-CHANNEL_TARGETS = 4
+#: Channels one JOIN, PART or NAMES may name: there is one (CHANLIMIT=#:1).
+CHANNEL_TARGETS = 1
 #: Bytes of names one ISON may ask about: its answer fits in one line.
 ISON_MAX = 400
 #: Entries of the username log (or of who is online) a listing goes through in one reactor pass.
@@ -760,7 +760,8 @@ class IrcSession(Session):
                 self._write(line("PART", self.channel, *reason, prefix=self.factory.mask(self.nick)))
 
     def irc_NAMES(self, params: list[str]) -> None:
-        targets = self._targets(params[0], CHANNEL_TARGETS) if params and params[0].strip(",") else [self.channel]
+        given = params and params[0].strip(",")
+        targets = self._targets(params[0], CHANNEL_TARGETS) if given else [self.channel]
         for target in targets or ():
             if self._is_channel(target):
                 self._list(self._names())
