@@ -372,6 +372,12 @@ class AddressRate:
                 self._sweep_at = max(self.SWEEP_AT, 2 * len(self._buckets))
         return bucket.take_one(now)
 
+    def give_back(self, host: str) -> None:
+        """Return what :meth:`take` counted for ``host``: what it counted did not happen."""
+        bucket = self._buckets.get(host)
+        if bucket is not None:
+            bucket.give_back()
+
 
 # -- what the fronts call -------------------------------------------------------
 
@@ -462,13 +468,16 @@ class Accounts(Service):
         mind = Mind(participant, peer, held=not owned)
         if mind.held:
             self._hub.register(participant, name, peer)
+        counted: list[AddressRate] = []
         try:
             if mind.held:
-                self._count_new(name, password, peer, host)
+                counted = self._count_new(name, password, peer, host)
             return await _shielded(Deferred.fromCoroutine(self._check(mind, name, password, host, guessable)))
         except BaseException:
             mind.gone = True
             self._hub.unregister(participant)  # refused or failed: the name is not held for it
+            for rate in counted:  # nothing was made: a retry after SERVER_ERROR must not run out
+                rate.give_back(host)
             raise
 
     async def _check(
@@ -515,17 +524,23 @@ class Accounts(Service):
             self._mark_protected(member.name)
         return member.name
 
-    def _count_new(self, name: str, password: str | None, peer: str, host: str) -> None:
-        """Count a name new to the log, and a first password, against ``host``'s rates; past either,
-        refuse (RATE_LIMITED) the login that holds ``name``."""
+    def _count_new(self, name: str, password: str | None, peer: str, host: str) -> list[AddressRate]:
+        """Count a name new to the log, and a first password, against ``host``'s rates (those counted,
+        returned); past either, refuse (RATE_LIMITED) the login that holds ``name``, counting nothing."""
         known = self._hub.user(name)  # None: the name is held, and not in the log
+        counted = []
         try:
             if known is None:
                 self._allow(self.new_names, host, "new names")
+                counted.append(self.new_names)
             if password is not None and (known is None or not known.protected):
                 self._allow(self.new_accounts, host, "new passwords")
+                counted.append(self.new_accounts)
         except ProtocolError as e:
+            for rate in counted:
+                rate.give_back(host)
             raise self._refused(name, peer, e) from None
+        return counted
 
     @staticmethod
     def _allow(rate: AddressRate, host: str, what: str) -> None:

@@ -24,6 +24,10 @@ class TokenBucket:
         self._tokens -= 1
         return 0.0
 
+    def give_back(self) -> None:
+        """Return the token :meth:`take_one` took, for what it was taken for did not happen."""
+        self._tokens = min(self.burst, self._tokens + 1)
+
     def full(self, now: float) -> bool:
         """Whether it holds ``burst`` tokens: as if it had never been used."""
         self._refill(now)

@@ -20,6 +20,7 @@ from msgsvc.auth import (
 )
 from msgsvc.eventlog import HubEventLogger
 from msgsvc.hub import ProtectionChanged, RegistrationRefused, UserRecord, UserRemoved
+from msgsvc.state import StoreError
 from msgsvc.wire import PASSWORD_MAX_BYTES, Code, Limits, ProtocolError, check_password_rules
 
 from .helpers import PASSWORD, ServerHarness, lines
@@ -417,6 +418,18 @@ class NewNamesAndAccountsTests(AccountsTestCase):
         )
         self.assertFalse(self.server.hub.user("dave").protected)  # type: ignore[union-attr]
         self.assertEqual(self.welcomed(f"HELLO alice :{PASSWORD}"), "WELCOME alice :welcome to msgsvc")
+
+    def test_a_name_that_could_not_be_recorded_is_not_counted(self) -> None:
+        """SERVER_ERROR (the state failing or away) made nothing: the client's retries must not run out
+        of new names (a client retrying every 50 ms while Redis was away got RATE_LIMITED)."""
+        self.server.store.hold = True
+        protocol, transport = self.hello("HELLO newcomer")
+        for _ in range(NEW_NAMES.burst + 1):
+            self.server.store.pending.pop().errback(StoreError("the disk is full"))
+            self.assertTrue(lines(transport)[-1].startswith("ERROR SERVER_ERROR :"), lines(transport))
+            protocol.dataReceived(b"HELLO newcomer\r\n")
+        self.server.store.pending.pop().callback(None)
+        self.assertEqual(lines(transport)[-1].split(" ")[:2], ["ENDUSERS", "3"])
 
     def test_each_address_has_its_own_and_idle_ones_are_forgotten(self) -> None:
         clock = Clock()
