@@ -22,7 +22,7 @@ from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import ICredentials, IUsernamePassword, UsernamePassword
 from twisted.cred.error import LoginFailed, UnauthorizedLogin
 from twisted.cred.portal import IRealm, Portal
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.internet.threads import deferToThreadPool
@@ -473,11 +473,12 @@ class Accounts(Service):
             if mind.held:
                 counted = self._count_new(name, password, peer, host)
             return await _shielded(Deferred.fromCoroutine(self._check(mind, name, password, host, guessable)))
-        except BaseException:
+        except BaseException as e:
             mind.gone = True
             self._hub.unregister(participant)  # refused or failed: the name is not held for it
-            for rate in counted:  # nothing was made: a retry after SERVER_ERROR must not run out
-                rate.give_back(host)
+            if not isinstance(e, CancelledError):  # a client gone may leave its name being written
+                for rate in counted:  # nothing was made: a retry after SERVER_ERROR must not run out
+                    rate.give_back(host)
             raise
 
     async def _check(

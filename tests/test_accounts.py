@@ -431,6 +431,18 @@ class NewNamesAndAccountsTests(AccountsTestCase):
         self.server.store.pending.pop().callback(None)
         self.assertEqual(lines(transport)[-1].split(" ")[:2], ["ENDUSERS", "3"])
 
+    def test_a_client_that_leaves_while_its_name_is_written_is_counted(self) -> None:
+        """HELLO then a close at once leaves the name being written: it counts, or closing would be a way
+        round the rate."""
+        self.server.store.hold = True
+        for n in range(NEW_NAMES.burst):
+            protocol, _ = self.hello(f"HELLO gone{n}")
+            protocol.connectionLost(Failure(ConnectionDone()))
+        for written in self.server.store.pending:
+            written.callback(None)
+        self.server.store.hold = False
+        self.assertTrue(self.welcomed("HELLO spam").startswith("ERROR RATE_LIMITED :"))
+
     def test_each_address_has_its_own_and_idle_ones_are_forgotten(self) -> None:
         clock = Clock()
         rate = AddressRate(Rate(per_minute=6.0, burst=2), clock)
