@@ -32,6 +32,7 @@ from wsproto.events import (
 from wsproto.frame_protocol import FrameProtocol, Opcode
 
 from msgsvc.fronts.lines import ServerProtocol
+from msgsvc.hub import UserRecord
 from msgsvc.fronts.web import FrameGuard, WebChannel, normalize_origin, web_site
 from msgsvc.wire import Limits
 
@@ -484,6 +485,27 @@ class LineSocketTests(SynchronousTestCase):
         harness.end_of_pass()
         self.assertTrue(browser.transport.disconnecting)
         self.assertIn("LEFT alice", lines(bob_transport))
+
+    def test_a_username_log_longer_than_the_send_queue_is_sent_whole(self) -> None:
+        # The log is one write, split in a message a line: TCP's buffer filled during it, and the
+        # whole log was counted as written past it: a web user could not log in to a big log.
+        records = tuple(UserRecord(f"user{i:04d}", 1.0, 1.0) for i in range(200))
+        harness = ServerHarness(limits=Limits(max_send_queue=1000), records=records)
+        browser = Browser(harness)
+        browser.handshake()
+        write = browser.transport.write
+        full: list[bool] = []
+
+        def write_as_tcp(data: bytes) -> None:  # TCP pauses its producer once 64 kB wait; here 1 kB
+            write(data)
+            if len(browser.transport.value()) > 1000 and not full:
+                full.append(True)
+                browser.transport.producer.pauseProducing()
+
+        browser.transport.write = write_as_tcp  # type: ignore[method-assign]
+        browser.send("HELLO alice")
+        self.assertFalse(browser.transport.disconnecting)
+        self.assertEqual(browser.lines()[-1], "ENDUSERS 201")
 
     def test_the_per_address_limit_counts_tcp_and_web_together(self) -> None:
         harness = ServerHarness(limits=Limits(max_per_ip=1))

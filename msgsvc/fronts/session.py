@@ -485,11 +485,13 @@ class Session(LineProtocol):
         """Write, unless this client has stopped reading: past the limit it is dropped."""
         if self._dropped:
             return
-        self.clients.outbox.write(self.transport, data)
-        self.written(len(data))
+        self.written(len(data))  # before: a write that fills the buffer is not itself past it
+        if not self._dropped:
+            self.clients.outbox.write(self.transport, data)
 
     def written(self, size: int) -> None:
-        """Count ``size`` bytes written to this client (by :meth:`_write`, or beside it: a WebSocket's pongs)."""
+        """Count ``size`` bytes about to be written to this client (by :meth:`_write`, or beside it: a
+        WebSocket's pongs); past ``--max-send-queue`` written since its buffer filled, it is dropped."""
         limit = self.clients.limits.max_send_queue
         if self._send_queue.add(size) > limit:
             # What is queued would never be read: abort, and the others hear it left now.
