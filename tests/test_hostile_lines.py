@@ -1,0 +1,185 @@
+"""The line front against hostile input (issue 27): anything a client can send, and an attacker over loopback.
+
+For any input the client gets an ``ERROR`` or is closed with a ``BYE``
+saying why, never a traceback; the work one read can cause is bounded by
+design (the lines run, the bytes written, counted here); and a bystander
+is served throughout.
+"""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.internet.error import ConnectionDone
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from msgsvc import wire
+from msgsvc.fronts.lines import ServerProtocol
+from msgsvc.hub import UserRecord
+from msgsvc.wire import Limits
+
+from .helpers import ServerHarness, lines
+from .hostile import Attacker, answered_throughout, attack, big_log, failures_logged
+from .loopback import LineTestClient, LoopbackServer
+
+LIMITS = Limits(max_line=200, max_text=100, max_recipients=4, line_burst=10, max_send_queue=4096)
+VERBS = ["HELLO", "PASSWORD", "SEND", "BROADCAST", "USERS", "ACK", "PING", "PONG", "QUIT"]
+
+# Parameters a hostile client might try: names good and bad, numbers in any script, controls, long ones.
+_DIGITS = st.text(st.characters(categories=("Nd", "No")), min_size=1, max_size=20)
+_PARAM = st.one_of(
+    st.sampled_from(["bob", "BOB", "alice", "zed", "a" * 40, "1x", "bob,bob,BOB", "bob,zed,x,y,z", ":", "-1"]),
+    _DIGITS,
+    st.text(st.characters(blacklist_categories=["Cs"]), max_size=12),
+    st.integers(0, 10**30).map(str),
+)
+_TRAILING = st.one_of(
+    st.text(st.characters(blacklist_categories=["Cs"]), max_size=40),
+    st.integers(90, 300).map(lambda n: "t" * n),  # around --max-text
+    st.sampled_from(["", " ", "\t", "\x1b[31mred", "\x00", "é" * 60]),
+)
+
+
+@st.composite
+def _line(draw: st.DrawFn) -> bytes:
+    verb = draw(st.one_of(st.sampled_from(VERBS), st.sampled_from(VERBS).map(str.lower), st.text(max_size=6)))
+    params = draw(st.lists(_PARAM, max_size=4))
+    trailing = draw(st.one_of(st.none(), _TRAILING))
+    text = " ".join([verb, *params]) + ("" if trailing is None else " :" + trailing)
+    return text.encode("utf-8", "surrogatepass")
+
+
+_RAW = st.one_of(
+    _line(),
+    st.binary(max_size=60),  # bad UTF-8, NUL, lone CR
+    st.integers(150, 3000).map(lambda n: b"SEND bob :" + b"x" * n),  # over --max-line
+)
+_END = st.sampled_from([b"\n", b"\r\n", b"\r", b""])
+#: What one read brings: some lines, each with its end (or none: it goes on in the next read).
+_READ = st.lists(st.tuples(_RAW, _END), min_size=1, max_size=15).map(lambda ls: b"".join(a + b for a, b in ls))
+
+
+def per_line_bound(harness: ServerHarness) -> int:
+    """The most one line may make the server write, to everyone: a reply as long as a line, the message
+    to each recipient, the username log."""
+    log = len(harness.factory.presence.user_log())
+    return (LIMITS.max_recipients + 2) * (LIMITS.max_line + 100) + log
+
+
+class HostileLineTests(SynchronousTestCase):
+    @settings(max_examples=150, deadline=None)
+    @given(st.booleans(), st.lists(_READ, min_size=1, max_size=6))
+    def test_any_input_is_answered_or_closed_with_a_reason_and_its_work_is_bounded(
+        self, hello_first: bool, reads: list[bytes]
+    ) -> None:
+        harness = ServerHarness(LIMITS, max_clients=10)
+        bob, bob_transport = harness.register("bob")
+        attacker, transport = harness.connect()
+        run: list[bytes] = []
+        command = attacker.command
+        attacker.command = lambda line: (run.append(line), command(line))[1]  # type: ignore[method-assign]
+        if hello_first:
+            attacker.dataReceived(b"HELLO mallory\r\n")
+        bound = per_line_bound(harness)
+        written = 0
+        with failures_logged() as failures:
+            for data in reads + [b"\n"] * 3:
+                if transport.disconnecting:
+                    break
+                run.clear()
+                before = len(transport.value()) + len(bob_transport.value())
+                attacker.dataReceived(data)
+                harness.end_of_pass()
+                # The lines one read runs: at most the burst (and the one that goes into debt).
+                self.assertLessEqual(len(run), LIMITS.line_burst + 1)
+                step = len(transport.value()) + len(bob_transport.value()) - before
+                self.assertLessEqual(step, max(1, len(run)) * bound + 200)
+                written += step
+            for _ in range(20):  # the lines held back run, a rate's worth a second
+                harness.clock.advance(1)
+            out = lines(transport)
+            for line in out:  # only well-formed lines
+                self.assertIsNotNone(wire.parse_line(line.encode()))
+            if transport.disconnecting:
+                self.assertTrue(out and out[-1].startswith("BYE "), out[-3:])
+            attacker.connectionLost(Failure(ConnectionDone()))
+            harness.end_of_pass()
+        self.assertEqual(failures, [])
+        # Bob is untouched and still served.
+        self.assertFalse(bob_transport.disconnecting)
+        lines(bob_transport)
+        bob.dataReceived(b"PING :still\r\n")
+        self.assertEqual(lines(bob_transport), ["PONG :still"])
+
+    @given(_DIGITS)
+    def test_ack_reads_ascii_digits_only(self, digits: str) -> None:
+        harness = ServerHarness(LIMITS)
+        alice, transport = harness.register("alice")
+        with failures_logged() as failures:
+            alice.dataReceived(f"ACK {digits}\r\n".encode())
+        got = lines(transport)
+        if digits.isascii() and len(digits) <= 18:
+            self.assertEqual(got, [])
+        else:
+            self.assertEqual(got, ["ERROR BAD_SYNTAX :usage: ACK <id> (the id of a DELAYED line)"])
+        self.assertEqual(failures, [])
+        self.assertFalse(transport.disconnecting)
+
+
+class BigLogTests(SynchronousTestCase):
+    """USERS over a log of 50,000 names: one ready-made write, counted as any other (F2's concern here)."""
+
+    def setUp(self) -> None:
+        records = tuple(UserRecord(f"user{i:05d}", 1.0, 1.0) for i in range(50_000))
+        self.harness = ServerHarness(Limits(max_send_queue=1024 * 1024), records=records)
+        self.alice, self.transport = self.harness.register("alice")
+        self.transport.clear()
+
+    def test_users_is_the_log_once_and_a_client_that_does_not_read_it_is_dropped(self) -> None:
+        made: list[bytes] = []
+        presence = self.harness.factory.presence
+        user_log = presence.user_log
+        presence.user_log = lambda: made.append(user_log()) or made[-1]  # type: ignore[method-assign]
+        self.alice.dataReceived(b"USERS\r\n")
+        self.assertEqual(len(made), 1)
+        self.assertEqual(self.transport.value(), made[0])  # one write of the ready-made lines
+        self.assertGreater(len(made[0]), 1024 * 1024)
+        self.transport.producer.pauseProducing()  # its buffer is full: it reads nothing
+        self.alice.dataReceived(b"USERS\r\nUSERS\r\nUSERS\r\n")
+        self.assertTrue(self.transport.disconnecting)  # the second log went past --max-send-queue
+        self.assertEqual(len(made), 2)
+
+
+class LineAttackEndToEndTests(TestCase):
+    """A real server over loopback: an attacker runs the worst inputs while a bystander's PING is answered."""
+
+    async def test_a_bystander_is_answered_while_the_attack_goes_on(self) -> None:
+        db = self.mktemp()
+        big_log(db, 20_000)
+        server = await LoopbackServer(db, Limits(max_send_queue=256 * 1024)).start(self)
+        bystander = await server.client()
+        bystander.send("HELLO bystander")
+        await bystander.until("ENDUSERS")
+        port = server.port_number
+
+        def endless(data: bytes) -> Attacker:
+            return Attacker(lambda: data)
+
+        attackers = [
+            # Floods of cheap lines, of USERS over the big log (never read), of over-long lines,
+            # of garbage before registering; and connections that never say HELLO.
+            *[Attacker(lambda: b"PING :x\n" * 8192, b"HELLO flood%d\n" % i) for i in range(4)],
+            *[Attacker(lambda: b"USERS\n" * 1000, b"HELLO users%d\n" % i) for i in range(4)],
+            *[endless(b"x" * 65536) for _ in range(3)],
+            *[endless(b"\xff\xfe\x00ACK \xc2\xb2\r\nSEND a,b,c,d,e :" + b"y" * 500 + b"\n") for _ in range(3)],
+            *[Attacker(lambda: b"") for _ in range(10)],  # half-open; past --max-per-ip, refused
+        ]
+        with failures_logged() as failures:
+            await attack(port, attackers)
+            longest = await answered_throughout(bystander, seconds=3)
+            for attacker in attackers:
+                attacker.stop()
+        self.assertLess(longest, 2.0)  # a freeze, not a speed: a bystander waits no more than this
+        self.assertEqual(failures, [])
+        self.assertGreater(sum(a.sent for a in attackers), 10 * 1024 * 1024)  # the attack was real
