@@ -93,6 +93,15 @@ class OptionsTests(SynchronousTestCase):
         self.assertIn("is not an origin", str(caught.exception))
         self.assertRaises(usage.UsageError, parse, "--web-origin", "https://chat.example.org")
 
+    def test_web_hosts_and_the_request_timeout(self) -> None:
+        options = parse("--web", "tcp:8080", "--web-host", "Chat.Example.org.", "--web-host", "intranet")
+        self.assertEqual(options["web-host"], ["chat.example.org", "intranet"])
+        self.assertEqual(options["web-request-timeout"], 10.0)
+        self.assertEqual(parse("--web", "tcp:8080", "--web-request-timeout", "2.5")["web-request-timeout"], 2.5)
+        for bad in ("chat.example.org:8080", "http://chat.example.org", "a b", "-x"):
+            self.assertRaises(usage.UsageError, parse, "--web", "tcp:8080", "--web-host", bad)
+        self.assertRaises(usage.UsageError, parse, "--web-host", "chat.example.org")  # needs --web
+
     def test_irc_options(self) -> None:
         options = parse("--irc", "tcp:6667", "--irc", "ssl:6697:privateKey=k.pem", "--irc-channel", "#team")
         self.assertEqual(options["irc"], ["tcp:6667", "ssl:6697:privateKey=k.pem"])
