@@ -14,9 +14,13 @@ from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Protocol as Connection
 from twisted.internet.task import deferLater
 from twisted.logger import LogEvent, capturedLogs
+from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase as TestCase
 from zope.interface import implementer
 
+from msgsvc import wire
+from msgsvc.fronts.lines import ServerProtocol
 from msgsvc.state.sqlite import Database
 
 #: The attackers' addresses; the bystanders connect from 127.0.0.1, so --max-per-ip keeps them apart.
@@ -30,6 +34,20 @@ def failures_logged() -> Iterator[list[LogEvent]]:
     with capturedLogs() as events:
         yield failures
     failures.extend(e for e in events if "log_failure" in e)
+
+
+def assert_well_formed(case: TestCase, out: list[str]) -> None:
+    """Every line the server wrote parses."""
+    for line in out:
+        case.assertIsNotNone(wire.parse_line(line.encode()), line)
+
+
+def assert_still_served(case: TestCase, bystander: ServerProtocol, transport: StringTransport) -> None:
+    """A bystander on a StringTransport was not disconnected, and its PING is still answered."""
+    case.assertFalse(transport.disconnecting)
+    transport.clear()
+    bystander.dataReceived(b"PING :still\r\n")
+    case.assertEqual(transport.value(), b"PONG :still\r\n")
 
 
 @implementer(IPushProducer)

@@ -14,14 +14,20 @@ from twisted.internet.error import ConnectionDone
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from msgsvc import wire
-from msgsvc.fronts.lines import ServerProtocol
 from msgsvc.hub import UserRecord
 from msgsvc.wire import Limits
 
 from .helpers import ServerHarness, lines
-from .hostile import Attacker, answered_throughout, attack, big_log, failures_logged
-from .loopback import LineTestClient, LoopbackServer
+from .hostile import (
+    Attacker,
+    answered_throughout,
+    assert_still_served,
+    assert_well_formed,
+    attack,
+    big_log,
+    failures_logged,
+)
+from .loopback import LoopbackServer
 
 LIMITS = Limits(max_line=200, max_text=100, max_recipients=4, line_burst=10, max_send_queue=4096)
 VERBS = ["HELLO", "PASSWORD", "SEND", "BROADCAST", "USERS", "ACK", "PING", "PONG", "QUIT"]
@@ -82,7 +88,6 @@ class HostileLineTests(SynchronousTestCase):
         if hello_first:
             attacker.dataReceived(b"HELLO mallory\r\n")
         bound = per_line_bound(harness)
-        written = 0
         with failures_logged() as failures:
             for data in reads + [b"\n"] * 3:
                 if transport.disconnecting:
@@ -95,22 +100,16 @@ class HostileLineTests(SynchronousTestCase):
                 self.assertLessEqual(len(run), LIMITS.line_burst + 1)
                 step = len(transport.value()) + len(bob_transport.value()) - before
                 self.assertLessEqual(step, max(1, len(run)) * bound + 200)
-                written += step
             for _ in range(20):  # the lines held back run, a rate's worth a second
                 harness.clock.advance(1)
             out = lines(transport)
-            for line in out:  # only well-formed lines
-                self.assertIsNotNone(wire.parse_line(line.encode()))
+            assert_well_formed(self, out)
             if transport.disconnecting:
                 self.assertTrue(out and out[-1].startswith("BYE "), out[-3:])
             attacker.connectionLost(Failure(ConnectionDone()))
             harness.end_of_pass()
         self.assertEqual(failures, [])
-        # Bob is untouched and still served.
-        self.assertFalse(bob_transport.disconnecting)
-        lines(bob_transport)
-        bob.dataReceived(b"PING :still\r\n")
-        self.assertEqual(lines(bob_transport), ["PONG :still"])
+        assert_still_served(self, bob, bob_transport)
 
     @given(_DIGITS)
     def test_ack_reads_ascii_digits_only(self, digits: str) -> None:

@@ -24,12 +24,19 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, Ping, Pong, Request, TextMessage
 
-from msgsvc import wire
 from msgsvc.fronts.web import web_site
 from msgsvc.wire import Limits
 
-from .helpers import ServerHarness, lines
-from .hostile import Attacker, answered_throughout, attack, big_log, failures_logged
+from .helpers import ServerHarness
+from .hostile import (
+    Attacker,
+    answered_throughout,
+    assert_still_served,
+    assert_well_formed,
+    attack,
+    big_log,
+    failures_logged,
+)
 from .loopback import LoopbackServer
 from .test_hostile_lines import LIMITS, _line, per_line_bound
 from .test_web import Browser, web_session
@@ -121,8 +128,7 @@ class HostileWebSocketTests(SynchronousTestCase):
             for _ in range(20):
                 harness.clock.advance(1)
             out = browser.lines()
-            for line in out:
-                self.assertIsNotNone(wire.parse_line(line.encode()))
+            assert_well_formed(self, out)
             if browser.transport.disconnecting:
                 said_why = bool(out) and out[-1].startswith("BYE ")
                 closed_why = browser.closed is not None and (browser.closed.reason or browser.closed.code == 1000)
@@ -130,10 +136,7 @@ class HostileWebSocketTests(SynchronousTestCase):
             browser.channel.connectionLost(Failure(ConnectionDone()))
             harness.end_of_pass()
         self.assertEqual(failures, [])
-        self.assertFalse(bob_transport.disconnecting)
-        lines(bob_transport)
-        bob.dataReceived(b"PING :still\r\n")
-        self.assertEqual(lines(bob_transport), ["PONG :still"])
+        assert_still_served(self, bob, bob_transport)
         self.assertEqual({p.front for p in harness.factory.connections}, {"tcp"})
 
     def test_a_read_full_of_pings_is_answered_as_far_as_the_rate_allows(self) -> None:
