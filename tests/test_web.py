@@ -688,11 +688,14 @@ class HTTPConnectionTests(SynchronousTestCase):
         channel, transport = self.open()
         channel.dataReceived(b"GET /nothing HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * 1000)
         self.assertEqual(transport.value().count(b"HTTP/1.1 404"), 1)
+        self.assertEqual(transport.producerState, "paused")  # nothing more is read meanwhile
         one_pass(self.harness.clock)
         self.assertEqual(transport.value().count(b"HTTP/1.1 404"), 2)
         for _ in range(998):
             one_pass(self.harness.clock)
         self.assertEqual(transport.value().count(b"HTTP/1.1 404"), 1000)
+        one_pass(self.harness.clock)
+        self.assertEqual(transport.producerState, "producing")
 
     def test_a_request_with_a_body_is_refused(self) -> None:
         for headers in [b"Content-Length: 5", b"Transfer-Encoding: chunked"]:

@@ -469,11 +469,14 @@ class WebChannel(HTTPChannel):
         self.paused = True  # LineReceiver: the next request, if it came, waits
         super().requestDone(request)  # type: ignore[no-untyped-call]
         if not self.transport.disconnecting:
+            self.transport.pauseProducing()  # and no more is read meanwhile
             self._next = self.callLater(0, self._read_on)  # type: ignore[no-untyped-call]
 
     def _read_on(self) -> None:
         self._next = None
         self.paused = False
+        if not self._waitingForTransport:  # else HTTPChannel resumes reading once the answers are sent
+            self.transport.resumeProducing()
         LineReceiver.dataReceived(self, b"")
 
     def _refuse(self, status: bytes, text: str) -> None:
