@@ -573,9 +573,15 @@ class Accounts(Service):
     async def _set_password(self, name: str, password: str, host: str) -> None:
         password = check_password_rules(password)
         before = self._hub.user(name)
-        if before is None or not before.protected:
+        first = before is None or not before.protected
+        if first:
             self._allow(self.new_accounts, host, "new passwords")
-        await self._store.set_password_hash(name, await self._hashing.hash(password), self._clock.seconds())
+        try:
+            await self._store.set_password_hash(name, await self._hashing.hash(password), self._clock.seconds())
+        except BaseException:
+            if first:  # nothing was made: a retry after SERVER_ERROR must not run out, as at login
+                self.new_accounts.give_back(host)
+            raise
         known = self._hub.user(name)
         self._hub.set_protected(
             name,

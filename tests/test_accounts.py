@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from twisted.internet.defer import fail
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.logger import capturedLogs, formatEvent
@@ -430,6 +431,21 @@ class NewNamesAndAccountsTests(AccountsTestCase):
             protocol.dataReceived(b"HELLO newcomer\r\n")
         self.server.store.pending.pop().callback(None)
         self.assertEqual(lines(transport)[-1].split(" ")[:2], ["ENDUSERS", "3"])
+
+    def test_a_password_that_could_not_be_stored_is_not_counted(self) -> None:
+        """PASSWORD answered SERVER_ERROR made no account: retrying it must not run out of first passwords."""
+        protocol, transport = self.server.register("dave")
+        store = self.server.store
+        stored = store.set_password_hash
+        store.set_password_hash = lambda *_: fail(StoreError("the disk is full"))  # type: ignore[method-assign]
+        for _ in range(NEW_ACCOUNTS.burst + 1):
+            with capturedLogs():
+                protocol.dataReceived(b"PASSWORD :a new password\r\n")
+            self.assertTrue(lines(transport)[-1].startswith("ERROR SERVER_ERROR :"), lines(transport))
+        self.flushLoggedErrors(StoreError)
+        store.set_password_hash = stored  # type: ignore[method-assign]
+        protocol.dataReceived(b"PASSWORD :a new password\r\n")
+        self.assertEqual(lines(transport)[-1], "PROTECTED dave :dave is protected by your password")
 
     def test_a_client_that_leaves_while_its_name_is_written_is_counted(self) -> None:
         """HELLO then a close at once leaves the name being written: it counts, or closing would be a way
