@@ -43,11 +43,11 @@ from twisted.python.failure import Failure
 
 from msgsvc.hub import Hub, Message, RemoteUser
 from msgsvc.state.inbox import ROUTE, Inbox, inbox_key, waiting_key
-from msgsvc.state.redis import ACCOUNTS, LOG_FIRST, LOG_LAST, LOG_NAME, PREFIX, RedisState, pairs
+from msgsvc.state.redis import ACCOUNTS, LOG_FIRST, LOG_LAST, LOG_NAME, ONLINE, PREFIX, RedisState, pairs
 from msgsvc.state.redislink import RedisUnavailable, Script, Subscription
 from msgsvc.wire import Code, Kind, ProtocolError, username_key
 
-ONLINE, NODES = f"{PREFIX}online", f"{PREFIX}nodes"
+NODES = f"{PREFIX}nodes"
 PRESENCE = f"{PREFIX}presence"
 
 
