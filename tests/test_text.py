@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -206,6 +208,16 @@ class TextClientTests(SynchronousTestCase):
         self.assertEqual(wrap([("", "日本語 x")], 7), [[("", "日本語")], [("", "x")]])  # by columns, not characters
         self.assertEqual(wrap([("", "日本語")], 4), [[("", "日本")], [("", "語")]])
         self.assertEqual(cells("e\u0301☕"), 3)
+
+    def test_wrap_a_long_word_at_once(self) -> None:
+        """A message of one 4,096-byte word (--max-text) took 10 s to wrap, the client frozen meanwhile:
+        each piece looked for what fits by measuring every shorter prefix of what was left."""
+        started = time.perf_counter()
+        lines = wrap([("", "x" * 4096 + " y日本")], 80)
+        self.assertLess(time.perf_counter() - started, 1.0)
+        self.assertEqual([len(line[0][1]) for line in lines], [80] * 51 + [20])
+        self.assertEqual(wrap([("", "a日本語")], 4), [[("", "a日")], [("", "本語")]])
+        self.assertEqual(wrap([("", "日本")], 1), [[("", "日")], [("", "本")]])  # one at least, wider or not
 
     def test_users_has_a_header(self) -> None:
         self.connect()

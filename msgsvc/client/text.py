@@ -57,10 +57,21 @@ def _clean(text: str) -> str:
 def cells(text: str) -> int:
     """The columns ``text`` takes on a terminal: two for a wide character (CJK, most emoji),
     none for a combining mark."""
-    return sum(
-        0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
-        for ch in text
-    )
+    return sum(map(_cell, text))
+
+
+def _cell(ch: str) -> int:
+    return 0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+
+
+def _fitting(token: str, room: int) -> int:
+    """How many of ``token``'s first characters fit in ``room`` columns: at least one."""
+    used = 0
+    for n, ch in enumerate(token):
+        used += _cell(ch)
+        if used > room:
+            return max(n, 1)
+    return len(token)
 
 
 def wrap(fragments: Fragments, width: int, indent: int = 0) -> list[Fragments]:
@@ -83,7 +94,7 @@ def wrap(fragments: Fragments, width: int, indent: int = 0) -> list[Fragments]:
                     lines.append([("", " " * indent)] if indent else [])
                     column = indent
                     continue
-                fits = next((n for n in range(len(token), 1, -1) if cells(token[:n]) <= room), 1)
+                fits = _fitting(token, room)
                 piece, token = token[:fits], token[fits:]
                 _add(lines[-1], style, piece)
                 column += cells(piece)
