@@ -624,9 +624,22 @@ class Accounts(Service):
                     "{name} was removed from the log but is online here: it stays, and is written back",
                     name=reset.name,
                 )
+                # Its password went with the removal, unless one was set since: protected as stored,
+                # or a name shown protected would be anyone's to claim.
+                self._store.password_hash(reset.name).addCallback(self._protected_as_stored, reset).addErrback(
+                    lambda failure: self.log.failure("cannot read {name}'s password", failure, name=reset.name)
+                )
             return
         self._hub.set_protected(reset.name, False, reset.reason)
         self._hub.notify(reset.name, f"the operator removed your name's password: {reset.reason}")
+
+    def _protected_as_stored(self, password_hash: str | None, reset: Reset) -> None:
+        user = self._hub.user(reset.name)
+        if password_hash is None and user is not None and user.protected:
+            self._hub.set_protected(reset.name, False, reset.reason)
+            self._hub.notify(
+                reset.name, f"the operator removed your name from the log, and its password: {reset.reason}"
+            )
 
     def _pick_up_resets(self) -> Deferred[None]:
         def apply(resets: list[Reset] | None) -> None:

@@ -526,6 +526,30 @@ class RemoveTests(AccountsTestCase):
             [formatEvent(e) for e in events],
         )
 
+    def test_a_protected_name_removed_while_online_is_no_longer_shown_protected(self) -> None:
+        """The removal took its password: shown protected, it would be anyone's to claim with any password
+        once its owner left, while every client said it was protected."""
+        self.server.accounts.startService()
+        self.server.accounts.watch_resets(0)
+        self.addCleanup(self.server.accounts.stopService)
+        _, transport = self.server.register("alice", PASSWORD)
+        self.server.store.hashes.pop("alice")  # what the operator's removal did in the store
+        self.server.store.external.append(Reset(1, "alice", 5.0, "spam", removed=True))
+        self.server.clock.advance(self.server.accounts.WATCH_INTERVAL)
+        self.assertFalse(self.server.hub.user("alice").protected)  # type: ignore[union-attr]
+        self.assertIn(
+            "NOTICE :the operator removed your name from the log, and its password: spam", lines(transport)
+        )
+
+    def test_a_name_removed_then_protected_again_while_online_stays_protected(self) -> None:
+        self.server.accounts.startService()
+        self.server.accounts.watch_resets(0)
+        self.addCleanup(self.server.accounts.stopService)
+        self.server.register("alice", PASSWORD)  # its hash in the store: a password set since
+        self.server.store.external.append(Reset(1, "alice", 5.0, "spam", removed=True))
+        self.server.clock.advance(self.server.accounts.WATCH_INTERVAL)
+        self.assertTrue(self.server.hub.user("alice").protected)  # type: ignore[union-attr]
+
 
 class PasswordRulesTests(SynchronousTestCase):
     def test_length_in_characters(self) -> None:
