@@ -18,7 +18,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.fronts.irc import LISTING_STEP, IrcFactory, IrcSession
-from msgsvc.fronts.ircwire import MIN_ROOM, USERLEN, clean_text, glob_match, parse, text_lines
+from msgsvc.fronts.ircwire import MIN_ROOM, ONE_LINE, USERLEN, clean_text, glob_match, parse, text_lines
 from msgsvc.hub import Disconnected, Event, UserRecord, UserView
 from msgsvc.wire import Limits, ProtocolError
 
@@ -548,11 +548,29 @@ class TextLinesTests(SynchronousTestCase):
             self.assertTrue(piece or size == 0 or len(rows) == 1)
             if len(head) <= 510 - MIN_ROOM:
                 self.assertLessEqual(len(row) + 2, 512)
-        self.assertEqual("".join(pieces).replace(" ", ""), text.replace(" ", ""))
+        if size <= ONE_LINE:  # what an IRC client could send in one line: one line, cut if it must be
+            self.assertEqual(len(rows), 1)
+            self.assertTrue(text.startswith(pieces[0]))
+            self.assertTrue(pieces[0] == text or len(rows[0]) + 2 > 512 - 4)  # cut only what did not fit
+        else:
+            self.assertEqual("".join(pieces).replace(" ", ""), text.replace(" ", ""))
 
     def test_spaces_after_a_cut_are_not_a_line(self) -> None:
-        rows = text_lines("PRIVMSG", "bob", "x" * 470 + " " * 30, "alice!alice@msgsvc").split(b"\r\n")[:-1]
+        rows = text_lines("PRIVMSG", "bob", "x" * 470 + " " * 40, "alice!alice@msgsvc").split(b"\r\n")[:-1]
         self.assertEqual([len(row.partition(b" :")[2]) for row in rows], [477])
+
+    def test_a_text_an_irc_client_could_send_in_one_line_is_one_line(self) -> None:
+        """irctest's buffering.py: a PRIVMSG that filled its sender's 512 bytes came in two lines."""
+        mask = "nick1!username@msgsvc"
+        for text in ("a" * 496, "a" * 492 + "\U0001f603", "a" * 471 + "\U0001f603", "a" * ONE_LINE):
+            (row,) = text_lines("PRIVMSG", "nick2", text, mask).split(b"\r\n")[:-1]
+            whole = f":{mask} PRIVMSG nick2 :{text}".encode()
+            if len(whole) <= 510:
+                self.assertEqual(row, whole)
+            else:  # cut between two characters, as close to 512 bytes as they allow
+                self.assertIn(len(row), range(510 - 3, 511))
+                self.assertTrue(text.startswith(row.partition(b" :")[2].decode("utf-8")))
+        self.assertEqual(len(text_lines("PRIVMSG", "nick2", "a" * (ONE_LINE + 1), mask).split(b"\r\n")), 3)
 
     def test_the_longest_head_the_front_makes_leaves_room(self) -> None:
         nick, ident = "n" * 32, "u" * USERLEN

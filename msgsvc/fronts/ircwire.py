@@ -25,6 +25,9 @@ IDENT = re.compile(r"[A-Za-z0-9_.~\-\[\]\\^`{|}]+")
 REALLEN = 128  # bytes of a real name (USER's last parameter), and of a QUIT reason
 #: The room a text line always has (the longest UTF-8 character fits, with some text).
 MIN_ROOM = 64
+#: The longest text an IRC client can send in one line (``NOTICE x word``): a text up to this
+#: is relayed in one line, cut to IRC's 512 bytes if it must be, as IRC servers do.
+ONE_LINE = 510 - len("NOTICE x ")
 # Numerics Twisted's table (twisted.words.protocols.irc) lacks: IRCv3 SASL and MONITOR, and 417.
 ERR_INPUTTOOLONG = "417"
 ERR_ALREADYREGISTERED = "462"
@@ -95,31 +98,42 @@ def line(*params: str, prefix: str = "", tags: str = "") -> bytes:
 
 
 def text_lines(verb: str, target: str, text: str, prefix: str, tags: str = "") -> bytes:
-    """``verb`` lines carrying ``text`` to ``target``, split so that each stays within IRC's 512 bytes,
-    tags aside: msgsvc's texts may be longer than IRC's lines.
+    """``verb`` lines carrying ``text`` to ``target``, each within IRC's 512 bytes, tags aside.
 
-    A line is cut at its last space when that keeps at least three quarters of the room, else
-    between two characters; each line holds at least one whole character, so this always ends,
-    with at most ``ceil(len / (3 * room // 4)) + 1`` lines.  The room is never under
-    :data:`MIN_ROOM`: a head longer than that leaves (which the front's bounded nicks, idents and
-    channel never make) gives lines over 512 bytes rather than empty ones.
+    A text an IRC client could have sent in one line (up to :data:`ONE_LINE` bytes) is one
+    line, cut between two characters if the sender's mask makes it longer, as IRC servers do.
+    A longer one (msgsvc's texts may be longer than IRC's lines) is split: a line is cut at its
+    last space when that keeps at least three quarters of the room, else between two characters;
+    each line holds at least one whole character, so this always ends, with at most
+    ``ceil(len / (3 * room // 4)) + 1`` lines.  The room is never under :data:`MIN_ROOM`: a head
+    longer than that leaves (which the front's bounded nicks, idents and channel never make)
+    gives lines over 512 bytes rather than empty ones.
     """
     command = f":{prefix} {verb} {target} :".encode()
     head = (f"@{tags} " if tags else "").encode() + command
     room = max(510 - len(command), MIN_ROOM)
     data = text.encode("utf-8")
+    if len(data) <= ONE_LINE:
+        return head + data[: _char_cut(data, room)] + b"\r\n"
     out = []
     while len(data) > room:
         cut = data.rfind(b" ", room * 3 // 4, room + 1)
         if cut < 0:
-            cut = room
-            while data[cut] & 0xC0 == 0x80:  # not inside a character
-                cut -= 1
+            cut = _char_cut(data, room)
         out.append(head + data[:cut] + b"\r\n")
         data = data[cut:].lstrip(b" ")  # a cut inside a word leaves no space to strip
-    if data or not out:  # spaces alone after a cut are not a line of their own
+    if data:  # spaces alone after a cut are not a line of their own
         out.append(head + data + b"\r\n")
     return b"".join(out)
+
+
+def _char_cut(data: bytes, at: int) -> int:
+    """Where to cut UTF-8 ``data`` at ``at`` bytes or before, not inside a character."""
+    if at >= len(data):
+        return len(data)
+    while data[at] & 0xC0 == 0x80:
+        at -= 1
+    return at
 
 
 def addressed(message: Message | Queued, me: str) -> str:
