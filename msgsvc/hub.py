@@ -962,7 +962,19 @@ class Hub:
             elif (record := self._log.get(key)) is not None and record.protected:
                 absent.append(record)
         if absent:
-            self._enqueue(message, absent, Report(0, ()))
+            self._enqueue(message, absent, Report(0, ())).addCallback(self._lost, message, absent)
+
+    def _lost(self, report: Report, message: Message, absent: list[UserRecord]) -> None:
+        """Say which of ``absent`` a message counted delivered to did not get, nor will: their queues
+        (or the sender's quota, or the total) refused it."""
+        lost = [r.name for r in absent if r.name not in report.queued]
+        if lost:
+            self.log.warn(
+                "a message from {sender}, told delivered, is lost for {names}: they left before it came "
+                "from its node, and it could not wait for them",
+                sender=message.sender,
+                names=", ".join(lost),
+            )
 
     def remote_joined(self, user: RemoteUser, first_seen: float, protected: bool, first_time: bool) -> None:
         """``user`` came online on another node."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
+from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.hub import (
@@ -13,6 +14,7 @@ from msgsvc.hub import (
     Message,
     ProtectionChanged,
     QueueChanged,
+    QueuePolicy,
     RemoteUser,
     Report,
     UserJoined,
@@ -165,6 +167,18 @@ class NodeTests(SynchronousTestCase):
         self.hub.remote_message(Message("bob", Kind.MULTICAST, ("carol", "dave"), "late"), ["carol", "dave"])
         self.assertEqual([(key, q.text, q.sender) for key, q in self.store.queue], [("carol", "late", "bob")])
         self.assertIn(QueueChanged("carol", 1), self.events)
+
+    def test_a_message_from_another_node_that_cannot_wait_is_said_lost(self) -> None:
+        """Counted delivered on its node, refused by carol's full queue: not silently gone."""
+        hub = Hub(self.clock, self.store, [UserRecord("carol", 1.0, 2.0, True)], 10, QueuePolicy(limit=0))
+        with capturedLogs() as events:
+            hub.remote_message(Message("bob", Kind.UNICAST, ("carol",), "late"), ["carol"])
+        self.assertEqual(self.store.queue, [])
+        self.assertIn(
+            "a message from bob, told delivered, is lost for carol: they left before it came from its node, "
+            "and it could not wait for them",
+            [formatEvent(e) for e in events],
+        )
 
     def test_a_resync_tells_only_what_changed(self) -> None:
         del self.events[:]
