@@ -102,6 +102,11 @@ def is_valid_username(name: str) -> bool:
     return _USERNAME.fullmatch(name) is not None
 
 
+def is_blank(text: str) -> bool:
+    """Whether message text is empty or white space only: refused as empty, on every front."""
+    return not text or text.isspace()
+
+
 def ascii_int(text: str, max_digits: int = 18) -> int | None:
     """``text`` as a number if it is 1 to ``max_digits`` ASCII digits, else None.
 
@@ -363,7 +368,7 @@ def _arity(line: Line, least: int, most: int, usage: str) -> None:
 
 
 def _text(text: str, limits: Limits) -> str:
-    if not text or text.isspace():
+    if is_blank(text):
         raise ProtocolError(Code.BAD_SYNTAX, "empty message text")
     size = len(text.encode("utf-8"))
     if size > limits.max_text:

@@ -277,6 +277,19 @@ class MessageTests(IrcTestCase):
     def test_notice_never_gets_an_error_reply(self) -> None:
         self.assertEqual(self.client.send("NOTICE zed :hello", "NOTICE #nope :x", "NOTICE", "NOTICE bob"), [])
 
+    def test_blank_text_is_no_text(self) -> None:
+        """Issue 28: spaces alone were delivered as an empty-looking message; refused as the line front does."""
+        self.client.send("JOIN #all")
+        for text in ("   ", "\t", "\x02 \x02", ""):
+            for target in ("bob", "#all"):
+                got = self.client.send(f"PRIVMSG {target} :{text}")
+                self.assertEqual(got, [f":{SERVER} 412 alice :No text to send"])
+                self.assertEqual(self.client.send(f"NOTICE {target} :{text}"), [])
+        self.assertEqual(self.client.send("PRIVMSG bob"), [f":{SERVER} 412 alice :No text to send"])
+        self.assertEqual(lines(self.bob_transport), [])
+        self.assertEqual(self.client.send("PRIVMSG bob : hi "), [])
+        self.assertEqual(lines(self.bob_transport), ["MSG alice unicast bob : hi "])
+
     def test_all_is_the_broadcast_channel(self) -> None:
         self.assertEqual(numerics(self.client.send("PRIVMSG #all :hi")), ["404"])  # join it first
         got = self.client.send("JOIN #all")

@@ -644,14 +644,8 @@ class IrcSession(Session):
             if not quiet:
                 self.numeric(rfc.ERR_NORECIPIENT, f"No recipient given ({verb})")
             return
-        if len(params) < 2 or not params[1]:
-            if not quiet:
-                self.numeric(rfc.ERR_NOTEXTTOSEND, "No text to send")
-            return
         try:
-            text = clean_text(self._ctcp(params[1]))
-            if not text:
-                raise ProtocolError(Code.BAD_SYNTAX, "No text to send")
+            text = clean_text(self._ctcp(params[1])) if len(params) > 1 else ""
             if len(text.encode("utf-8")) > self.clients.limits.max_text:
                 raise ProtocolError(
                     Code.TEXT_TOO_LONG, f"a message may hold at most {self.clients.limits.max_text} bytes"
@@ -659,6 +653,10 @@ class IrcSession(Session):
         except ProtocolError as e:
             if not quiet:
                 self.server_notice(f"not sent: {e.text}")
+            return
+        if wire.is_blank(text):  # spaces alone (or formatting alone) are no text, as on the other fronts
+            if not quiet:
+                self.numeric(rfc.ERR_NOTEXTTOSEND, "No text to send")
             return
         targets = self._targets(params[0], self.clients.limits.max_recipients, quiet)
         if targets is None:
