@@ -12,7 +12,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from msgsvc.auth import Accounts
 from msgsvc.hub import Hub, RemoteUser, UserRecord
-from msgsvc.servergui.presenter import COLUMNS, ServerPresenter, duration
+from msgsvc.servergui.presenter import COLUMNS, ServerPresenter, duration, removal_question
 from msgsvc.servergui.service import ServerWindowService
 from msgsvc.servergui.window import ServerWindow
 
@@ -192,6 +192,13 @@ class ServerPresenterTests(SynchronousTestCase):
         self.join("late")
         self.assertNotIn("late", self.view.names())
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_removal_question_names_at_most_ten(self) -> None:
+        """Thousands of spam names selected make a question of one line, not a dialog taller than the screen."""
+        question = removal_question([f"spam{n}" for n in range(5000)])
+        self.assertTrue(question.startswith("Remove spam0, spam1, spam2, spam3, spam4, spam5, spam6, spam7, "))
+        self.assertIn("spam9 and 4990 more from the username log", question)
+        self.assertLess(len(question), 300)
 
     def test_duration(self) -> None:
         self.assertEqual(

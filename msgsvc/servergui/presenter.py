@@ -94,6 +94,15 @@ def duration(seconds: float) -> str:
     return f"{secs}s"
 
 
+def removal_question(names: list[str], shown: int = 10) -> str:
+    """What the window asks before removing ``names`` from the log (the first ``shown`` of them named)."""
+    named = ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+    return (
+        f"Remove {named} from the username log, with their passwords and the messages waiting for them?"
+        " Anyone may then take these names. This cannot be undone."
+    )
+
+
 def _stamp(when: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(when))
 

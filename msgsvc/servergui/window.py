@@ -7,7 +7,7 @@ from collections.abc import Callable
 from functools import partial
 from tkinter import messagebox, ttk
 
-from msgsvc.servergui.presenter import COLUMNS, ServerPresenter
+from msgsvc.servergui.presenter import COLUMNS, ServerPresenter, removal_question
 
 _HEADINGS = {
     "name": ("Username", 130),
@@ -151,11 +151,7 @@ class ServerWindow:
         assert self.presenter is not None
         names = self._selected_names()
         if names and self.reason.get().strip():
-            question = (
-                f"Remove {', '.join(names)} from the username log, with their passwords and the messages"
-                f" waiting for them? Anyone may then take these names. This cannot be undone."
-            )
-            if not self.confirm("Remove from the log", question):
+            if not self.confirm("Remove from the log", removal_question(names)):
                 return
         if self.presenter.remove(names, self.reason.get()):
             self.reason.delete(0, "end")
