@@ -17,6 +17,7 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
+from msgsvc.auth import NEW_NAMES
 from msgsvc.fronts.irc import LISTING_STEP, IrcFactory, IrcSession
 from msgsvc.fronts.ircwire import MIN_ROOM, ONE_LINE, USERLEN, clean_text, glob_match, parse, text_lines
 from msgsvc.hub import Disconnected, Event, UserRecord, UserView
@@ -127,6 +128,19 @@ class RegistrationTests(IrcTestCase):
         self.assertFalse(client.transport.disconnecting)
         harness.hub.load([])
         self.assertIn(f":{SERVER} 001 bob :Welcome to the msgsvc network, bob", client.send("NICK bob"))
+
+    def test_too_many_new_names_is_437_saying_why_and_a_name_in_the_log_still_works(self) -> None:
+        """Issue 28: RATE_LIMITED fell through to a bare ERROR and close, as if the client were at fault."""
+        harness = ServerHarness(limits=Limits(max_per_ip=100), records=(UserRecord("dave", 1.0, 1.0),))
+        for n in range(NEW_NAMES.burst):  # every client of the harness comes from 127.0.0.1
+            harness.register(f"user{n}")
+        client = Irc(harness, IrcFactory(harness.factory, SERVER))
+        got = client.send("NICK spam", "USER s 0 * :S")
+        why = "too many new names from your address; try again in 10 s"
+        self.assertEqual(got, [f":{SERVER} 437 spam spam :{why}"])
+        self.assertFalse(client.transport.disconnecting)
+        self.assertIsNone(harness.hub.user("spam"))
+        self.assertIn(f":{SERVER} 001 dave :Welcome to the msgsvc network, dave", client.send("NICK dave"))
 
     def test_nick_rules(self) -> None:
         client = self.irc()

@@ -287,7 +287,9 @@ class IrcSession(Session):
         elif error.code is Code.AUTH_FAILED:
             self.numeric(rfc.ERR_PASSWDMISMATCH, "Password incorrect")
             self.bye(error.text)
-        elif error.code is Code.SERVER_ERROR:  # the state is unreachable: the same nick may work later
+        elif error.code in (Code.SERVER_ERROR, Code.RATE_LIMITED):
+            # The state is unreachable, or too many new names or passwords came from this address:
+            # the same nick may work later, and (rate limited) a name already in the log now.
             self.numeric(rfc.ERR_UNAVAILRESOURCE, self.nick, error.text)
         else:
             self.bye(error.text)
