@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import sys
+import time
 from collections.abc import Iterator
 from fnmatch import fnmatchcase
 from types import FrameType
@@ -18,6 +19,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.auth import NEW_NAMES
+from msgsvc.client.presenter import describe_time
 from msgsvc.fronts.irc import LISTING_STEP, IrcFactory, IrcSession
 from msgsvc.fronts.ircwire import MIN_ROOM, ONE_LINE, USERLEN, clean_text, glob_match, parse, text_lines
 from msgsvc.hub import Disconnected, Event, UserRecord, UserView
@@ -454,11 +456,13 @@ class DelayedTests(IrcTestCase):
         bob, _ = self.harness.register("bob")
         bob.dataReceived(b"SEND dave :old news\r\n")
         self.harness.end_of_pass()
+        sent = self.harness.clock.seconds()
+        self.harness.clock.advance(24 * 3600)
         got = self.irc().register("dave", f"PASS :{PASSWORD}")
         (delayed,) = [g for g in got if " PRIVMSG dave " in g]
-        self.assertRegex(
-            delayed, r"^:bob!bob@msgsvc PRIVMSG dave :\[sent \d{4}-\d\d-\d\d \d\d:\d\d UTC\] old news$"
-        )
+        said = f"{describe_time(sent, sent + 24 * 3600)} {time.strftime('%Z', time.localtime(sent))}"
+        self.assertEqual(delayed, f":bob!bob@msgsvc PRIVMSG dave :[sent {said}] old news")
+        self.assertRegex(delayed, r"\[sent yesterday \d\d:\d\d \w+\] old news$")  # as irssi shows it (issue 28)
 
 
 class LimitsTests(SynchronousTestCase):

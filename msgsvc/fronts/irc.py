@@ -61,6 +61,7 @@ from msgsvc.fronts.ircwire import (
     line,
     parse,
     printable,
+    sent_when,
     server_time,
     text_lines,
 )
@@ -319,7 +320,7 @@ class IrcSession(Session):
         return self._account or self.nick
 
     def deliver(self, backlog: list[Queued], waiting: int) -> None:
-        stamped = "server-time" in self.caps
+        stamped, now = "server-time" in self.caps, self.clients.clock.seconds()
         out = []
         for message in backlog:
             text = addressed(message, self.nick)
@@ -327,7 +328,7 @@ class IrcSession(Session):
             if stamped:
                 tags = f"time={server_time(message.sent_at)}"
             else:
-                text = f"[sent {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(message.sent_at))}] {text}"
+                text = f"{sent_when(message.sent_at, now)} {text}"
             out.append(text_lines("PRIVMSG", self.nick, text, self.factory.mask(message.sender), tags))
         out.append(line("PING", f"ack-{backlog[-1].id}"))  # its PONG acknowledges the page
         self._send(b"".join(out))

@@ -10,6 +10,7 @@ import re
 import time
 from dataclasses import dataclass
 
+from msgsvc.client.presenter import describe_time
 from msgsvc.hub import Message, Queued
 from msgsvc.wire import Code, Kind, ProtocolError, username_key
 
@@ -192,6 +193,13 @@ def glob_match(mask: str, name: str) -> bool:
         else:
             return False
     return all(c == "*" for c in mask[m:])
+
+
+def sent_when(when: float, now: float) -> str:
+    """A delayed message's "[sent ...]" for a client without ``server-time`` (which would show the
+    time it arrived): as msgsvc's clients say it, ``today 09:12``, ``yesterday 17:02`` or a date,
+    in the server's time zone, named."""
+    return f"[sent {describe_time(when, now)} {time.strftime('%Z', time.localtime(when))}]"
 
 
 def server_time(when: float) -> str:
