@@ -365,12 +365,25 @@ class AddressRate:
         now = self._clock.seconds()
         bucket = self._buckets.get(host)
         if bucket is None:
-            bucket = self._buckets[host] = TokenBucket(self._rate.per_minute / 60, self._rate.burst, now)
-            if len(self._buckets) > self._sweep_at:
-                for idle in [h for h, b in self._buckets.items() if b is not bucket and b.full(now)]:
-                    del self._buckets[idle]
-                self._sweep_at = max(self.SWEEP_AT, 2 * len(self._buckets))
+            bucket = self._bucket(host, now)
         return bucket.take_one(now)
+
+    def spend(self, host: str, cost: float) -> float:
+        """Count ``cost`` more from ``host``, into debt if need be: 0, or the seconds until it is out of debt."""
+        now = self._clock.seconds()
+        bucket = self._buckets.get(host)
+        if bucket is None:
+            bucket = self._bucket(host, now)
+        return bucket.take(now, cost)
+
+    def _bucket(self, host: str, now: float) -> TokenBucket:
+        """A full bucket for an address not seen lately (sweeping out the idle ones, now and then)."""
+        bucket = self._buckets[host] = TokenBucket(self._rate.per_minute / 60, self._rate.burst, now)
+        if len(self._buckets) > self._sweep_at:
+            for idle in [h for h, b in self._buckets.items() if b is not bucket and b.full(now)]:
+                del self._buckets[idle]
+            self._sweep_at = max(self.SWEEP_AT, 2 * len(self._buckets))
+        return bucket
 
     def give_back(self, host: str) -> None:
         """Return what :meth:`take` counted for ``host``: what it counted did not happen."""

@@ -33,8 +33,8 @@ class TokenBucket:
         self._refill(now)
         return self._tokens >= self.burst
 
-    def take(self, now: float) -> float:
-        """Take a token (the bucket may go into debt); seconds until it is out of debt, or 0."""
+    def take(self, now: float, cost: float = 1) -> float:
+        """Take ``cost`` tokens (the bucket may go into debt); seconds until it is out of debt, or 0."""
         self._refill(now)
-        self._tokens -= 1
+        self._tokens -= cost
         return 0.0 if self._tokens >= 0 else -self._tokens / self.rate

@@ -82,6 +82,10 @@ class Limits:
     line_burst: int = 100
     #: Seconds a client may keep sending faster than ``line_rate`` before it is disconnected.
     flood_timeout: float = 60.0
+    #: Bytes of lines per second all the connections from one IP address may send together, sustained,
+    #: and at once: what one address can aim at one reader stays well within ``max_send_queue``.
+    address_byte_rate: float = 64 * 1024
+    address_byte_burst: int = 256 * 1024
     #: Connections (registered or not) from one IP address.
     max_per_ip: int = 20
     #: Seconds a new connection has to say HELLO.

@@ -249,16 +249,18 @@ class ServerHarness:
         self.factory = ServerFactory(self.hub, self.accounts, self.clock, limits)
         self._port = 40000
 
-    def connect(self) -> tuple[ServerProtocol, StringTransport]:
+    def connect(self, host: str = "127.0.0.1") -> tuple[ServerProtocol, StringTransport]:
         self._port += 1
-        transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", self._port))
+        transport = StringTransport(peerAddress=IPv4Address("TCP", host, self._port))
         protocol = self.factory.buildProtocol(transport.getPeer())
         protocol.makeConnection(transport)
         return protocol, transport
 
-    def register(self, name: str, password: str | None = None) -> tuple[ServerProtocol, StringTransport]:
+    def register(
+        self, name: str, password: str | None = None, host: str = "127.0.0.1"
+    ) -> tuple[ServerProtocol, StringTransport]:
         """A client registered as ``name``, once the others have been told (the reactor pass is over)."""
-        protocol, transport = self.connect()
+        protocol, transport = self.connect(host)
         hello = f"HELLO {name}" if password is None else f"HELLO {name} :{password}"
         protocol.dataReceived(f"{hello}\r\n".encode())
         assert transport.value().startswith(b"WELCOME "), transport.value()

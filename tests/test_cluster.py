@@ -171,7 +171,7 @@ class ClusterTests(RedisCase):
     def paused_with_alice(self, **node: Any) -> tuple[Node, Node, Peer, Peer]:
         """alice on node one, bob on node two (sending as fast as he likes), node one paused."""
         one = self.node(**node)
-        fast = ["--line-rate", "100000", "--line-burst", "100000"]
+        fast = ["--line-rate", "100000", "--line-burst", "100000", "--address-byte-burst", "100000000"]
         two = self.node(lease=node.get("lease", LEASE), extra=fast)
         alice, _ = one.register("alice")
         bob, _ = two.register("bob")

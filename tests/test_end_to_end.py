@@ -135,7 +135,7 @@ class EndToEndTests(TestCase):
 
     async def test_a_client_that_stops_reading_is_dropped_and_the_others_get_everything(self) -> None:
         # A server with no rate limit: the sender is meant to outrun the slow reader.
-        self.server = await LoopbackServer(self.mktemp(), Limits(line_rate=1e6, line_burst=10**6)).start(self)
+        self.server = await LoopbackServer(self.mktemp(), Limits(line_rate=1e6, line_burst=10**6, address_byte_burst=10**9)).start(self)
         sender, _ = await self.register("sender")
         fast, _ = await self.register("fast")
         slow, _ = await self.register("slow")

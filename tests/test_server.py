@@ -397,6 +397,42 @@ class FloodTests(ServerTestCase):
         self.assertEqual(lines(b)[-1], "PONG :bob")
 
 
+class AddressBytesTests(ServerTestCase):
+    """All the connections of one address draw on one budget of bytes: ten of them sending 100 lines of
+    4 kB at once to one user made 4 MB for it in an instant, and it was dropped as a slow reader."""
+
+    limits = Limits(line_rate=1000, line_burst=1000, address_byte_rate=16_000, address_byte_burst=64_000)
+
+    def setUp(self) -> None:
+        self.server = ServerHarness(self.limits, max_clients=20)
+
+    def test_what_one_address_can_aim_at_a_reader_is_bounded(self) -> None:
+        victim, v = self.server.register("victim", host="10.0.0.1")
+        attackers = [self.server.register(f"a{n}", host="10.0.0.2") for n in range(10)]
+        self.server.end_of_pass()
+        lines(v)
+        send = b"SEND victim :" + b"q" * 4000 + b"\r\n"
+        for attacker, _ in attackers:
+            attacker.dataReceived(send * 10)
+        got = [x for x in lines(v) if x.startswith("MSG ")]
+        self.assertLessEqual(len(got), 64_000 // 4000 + 10)  # the burst, and the line each read runs first
+        self.server.clock.advance(1)
+        more = [x for x in lines(v) if x.startswith("MSG ")]
+        self.assertLessEqual(len(more), 16_000 // 4000 + 10)
+        for _ in range(30):  # nothing is lost: all 100 arrive, at the address's rate
+            self.server.clock.advance(1)
+            more += [x for x in lines(v) if x.startswith("MSG ")]
+        self.assertEqual(len(got) + len(more), 100)
+        self.assertFalse(any(t.disconnecting for _, t in attackers))
+
+    def test_another_address_is_not_slowed(self) -> None:
+        alice, a = self.server.register("alice", host="10.0.0.2")
+        bob, b = self.server.register("bob", host="10.0.0.3")
+        alice.dataReceived((b"PING :" + b"x" * 4000 + b"\r\n") * 50)
+        bob.dataReceived(b"PING :bob\r\n")
+        self.assertEqual(lines(b)[-1], "PONG :bob")
+
+
 class PerAddressTests(ServerTestCase):
     limits = Limits(max_per_ip=2)
 

@@ -16,7 +16,7 @@ from twisted.python.failure import Failure
 
 from msgsvc import wire
 from msgsvc.auth import Accounts
-from msgsvc.fronts.session import Clients, Session, host_of
+from msgsvc.fronts.session import Clients, Session
 from msgsvc.hub import Hub, Message, Queued, Report
 from msgsvc.presence import Presence
 from msgsvc.wire import Code, Kind, ProtocolError
@@ -136,7 +136,7 @@ class ServerProtocol(Session):
             self.log.failure("could not set the password of {name}", failure, name=name)
             self.send_error(Code.SERVER_ERROR, "the server could not store the password; it is unchanged")
 
-        done = self.clients.accounts.set_password(name, password, host_of(self.transport.getPeer()))
+        done = self.clients.accounts.set_password(name, password, self.host)
         done.addCallbacks(protected, failed)
         done.addBoth(lambda _: self._release("password"))
 

@@ -26,7 +26,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from msgsvc import wire
-from msgsvc.auth import Accounts
+from msgsvc.auth import Accounts, AddressRate, Rate
 from msgsvc.hub import ClientDropped, ClientError, Connected, Disconnected, Hub, Message, Queued, Report
 from msgsvc.lines import LineProtocol
 from msgsvc.outbox import Outbox
@@ -90,6 +90,8 @@ class Clients:
         self.outbox = Outbox(clock)
         self.connections: set[Session] = set()
         self._per_host: Counter[str] = Counter()
+        #: bytes of lines read, by address: every connection from one address draws on one budget
+        self.bytes_in = AddressRate(Rate(limits.address_byte_rate * 60, limits.address_byte_burst), clock)
         self.pings = 0  # the last PING token handed out
         self._all_gone: Deferred[None] | None = None
 
@@ -161,6 +163,7 @@ class Session(LineProtocol):
     #: Its connection was counted against its address before it began (a WebSocket's, since its HTTP request).
     counted = False
     peer = "?"
+    host = ""  # the peer's address, which the per-address limits count by
     _gone = False
     _dropped = False
     _pinged = 0  # the token of an unanswered PING, or 0
@@ -230,6 +233,7 @@ class Session(LineProtocol):
 
     def connectionMade(self) -> None:
         self.peer = describe_peer(self.transport.getPeer())
+        self.host = host_of(self.transport.getPeer())
         limits = self.clients.limits
         self._bucket = TokenBucket(limits.line_rate, limits.line_burst, self.clients.clock.seconds())
         self._send_queue = SendQueue()
@@ -276,7 +280,7 @@ class Session(LineProtocol):
             self._held_line = line
             self._hold("answering")
             return
-        self._throttle()
+        self._throttle(len(line))
         try:
             self.command(line)
         except ProtocolError as e:
@@ -398,8 +402,7 @@ class Session(LineProtocol):
         """Check ``username`` and ``password`` through the accounts; the client's lines wait for the answer."""
         self._hold("registering")
         self._watch(None)  # it came in time: the check (and a throttled wait) may take longer
-        host = host_of(self.transport.getPeer())
-        self._login = self.clients.accounts.login(self, username, password, self.peer, host)
+        self._login = self.clients.accounts.login(self, username, password, self.peer, self.host)
         self._login.addCallbacks(self._logged_in, self._not_logged_in)
         self._login.addBoth(self._login_done)
 
@@ -442,11 +445,12 @@ class Session(LineProtocol):
         if not self._holds and not (self._gone or self.transport.disconnecting):
             self.resumeProducing()
 
-    def _throttle(self) -> None:
-        """Make a client that sends faster than its rate wait ("fake lag"), and drop one that keeps on."""
+    def _throttle(self, size: int = 0) -> None:
+        """Make a client that sends faster than its rate, in lines or in its address's bytes (``size``
+        this line), wait ("fake lag"); drop one that keeps on."""
         limits = self.clients.limits
         now = self.clients.clock.seconds()
-        wait = self._bucket.take(now)
+        wait = max(self._bucket.take(now), self.clients.bytes_in.spend(self.host, size))
         if not wait:
             if self._flooding_since is not None:  # written only on a change, as most lines change nothing
                 self._flooding_since = None
