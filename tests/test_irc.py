@@ -355,6 +355,16 @@ class MessageTests(IrcTestCase):
         self.client.send("MONITOR C")
         self.assertEqual(self.client.send("MONITOR L"), [f":{SERVER} 733 alice :End of MONITOR list"])
 
+    def test_names_nobody_monitors_are_forgotten(self) -> None:
+        """MONITOR + then C or - of new names, again and again, grew the server by ~340 bytes a name for good."""
+        for round in range(5):
+            names = ",".join(f"n{round}x{n}" for n in range(100))
+            self.client.send(f"MONITOR + {names}")
+            self.client.send("MONITOR C" if round % 2 else f"MONITOR - {names}")
+        self.assertEqual(self.factory.monitors, {})
+        self.client.send("MONITOR + bob")
+        self.assertEqual(set(self.factory.monitors), {"bob"})
+
     def test_whois_who_ison_names(self) -> None:
         got = self.client.send("WHOIS bob")
         self.assertEqual(numerics(got), ["311", "312", "318"])

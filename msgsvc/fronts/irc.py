@@ -155,7 +155,11 @@ class IrcFactory(Factory["IrcSession"]):
         if session.nick_key:
             self.idents.pop(session.nick_key, None)
         self.members.discard(session)
-        for key in session.monitoring:
+        self.unwatch(session, session.monitoring)
+
+    def unwatch(self, session: IrcSession, keys: Iterable[str]) -> None:
+        """``session`` no longer MONITORs the names ``keys``; a name nobody watches is forgotten."""
+        for key in keys:
             watchers = self.monitors.get(key)
             if watchers is not None:
                 watchers.discard(session)
@@ -949,13 +953,12 @@ class IrcSession(Session):
                 added.append(target)
             self._monitor_status(added)
         elif sub == "-":
-            for target in targets:
-                key = username_key(target)
+            keys = [username_key(target) for target in targets]
+            for key in keys:
                 self.monitoring.pop(key, None)
-                watchers.get(key, set()).discard(self)
+            self.factory.unwatch(self, keys)
         elif sub == "C":
-            for key in self.monitoring:
-                watchers.get(key, set()).discard(self)
+            self.factory.unwatch(self, self.monitoring)
             self.monitoring.clear()
         elif sub == "L":
             if self.monitoring:
