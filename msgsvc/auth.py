@@ -337,6 +337,9 @@ class Rate:
 #: The defaults for new names and new accounts: an office behind one address registering on its
 #: first day does not meet them; a script making names does (28,800 a day, not 3.5 million).
 NEW_NAMES = NEW_ACCOUNTS = Rate(per_minute=6.0, burst=20)
+#: Password hashes (a login to a protected name, PASSWORD) one address may cost: each holds a hashing
+#: thread ~20 ms, and an argon2 hash made on every line would keep every login waiting.
+PASSWORD_HASHES = Rate(per_minute=60.0, burst=100)
 
 
 class AddressRate:
@@ -421,6 +424,7 @@ class Accounts(Service):
         require_password: bool,
         new_names: Rate = NEW_NAMES,
         new_accounts: Rate = NEW_ACCOUNTS,
+        password_hashes: Rate = PASSWORD_HASHES,
     ) -> None:
         self._hub = hub
         self._store = store
@@ -430,6 +434,7 @@ class Accounts(Service):
         self.throttle = LoginThrottle(clock)
         self.new_names = AddressRate(new_names, clock)  # names added to the log, by address
         self.new_accounts = AddressRate(new_accounts, clock)  # names given their first password
+        self.password_hashes = AddressRate(password_hashes, clock)  # passwords hashed or checked
         self._last_reset = 0  # the latest reset seen
         self._watching_failed = False  # logged once until the store answers again
         self._watch = LoopingCall(self._pick_up_resets)
@@ -472,6 +477,10 @@ class Accounts(Service):
         owned = known is not None and known.protected and not known.online
         guessable = owned and password is not None
         if guessable:
+            try:
+                self._allow(self.password_hashes, host, "password checks")
+            except ProtocolError as e:
+                raise self._refused(name, peer, e) from None
             wait = self.throttle.wait(key, host)
             if wait:
                 self.log.info(
@@ -587,8 +596,13 @@ class Accounts(Service):
         password = check_password_rules(password)
         before = self._hub.user(name)
         first = before is None or not before.protected
+        self._allow(self.password_hashes, host, "password changes")
         if first:
-            self._allow(self.new_accounts, host, "new passwords")
+            try:
+                self._allow(self.new_accounts, host, "new passwords")
+            except ProtocolError:
+                self.password_hashes.give_back(host)
+                raise
         try:
             await self._store.set_password_hash(name, await self._hashing.hash(password), self._clock.seconds())
         except BaseException:

@@ -25,7 +25,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from msgsvc import descriptors
-from msgsvc.auth import NEW_ACCOUNTS, NEW_NAMES, Accounts, Hasher, Rate
+from msgsvc.auth import NEW_ACCOUNTS, NEW_NAMES, PASSWORD_HASHES, Accounts, Hasher, Rate
 from msgsvc.eventlog import HubEventLogger
 from msgsvc.fronts.irc import CHANNEL_NAME, IrcFactory
 from msgsvc.fronts.lines import ServerFactory
@@ -264,6 +264,20 @@ class Options(usage.Options):
             None,
             NEW_ACCOUNTS.burst,
             "Names one address may give a first password at once.",
+            _positive,
+        ],
+        [
+            "password-hashes-per-minute",
+            None,
+            PASSWORD_HASHES.per_minute,
+            "Passwords one address may have checked or set a minute (argon2id), after --password-hashes-burst.",
+            _seconds,
+        ],
+        [
+            "password-hashes-burst",
+            None,
+            PASSWORD_HASHES.burst,
+            "Passwords one address may have checked or set at once.",
             _positive,
         ],
         [
@@ -521,6 +535,7 @@ def makeService(options: Options) -> IService:
         options["require-password"],
         Rate(options["new-names-per-minute"], options["new-names-burst"]),
         Rate(options["new-accounts-per-minute"], options["new-accounts-burst"]),
+        Rate(options["password-hashes-per-minute"], options["password-hashes-burst"]),
     )
     factory = ServerFactory(hub, accounts, reactor, options.limits())
 

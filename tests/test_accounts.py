@@ -472,6 +472,45 @@ class NewNamesAndAccountsTests(AccountsTestCase):
         self.assertEqual(len(rate), 1)
 
 
+class PasswordHashesTests(AccountsTestCase):
+    """Each password checked or set costs a hashing thread ~20 ms: one address gets PASSWORD_HASHES of them
+    (here 2 at once, then 1 every 2 minutes). 20 connections repeating PASSWORD kept the one hashing thread busy,
+    and everyone's login waited behind them."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.server.accounts.password_hashes = AddressRate(Rate(per_minute=0.5, burst=2), self.server.clock)
+
+    def test_password_changes(self) -> None:
+        protocol, transport = self.server.register("alice", PASSWORD)  # one check
+        protocol.dataReceived(b"PASSWORD :another password\r\n")  # one change
+        protocol.dataReceived(b"PASSWORD :a third password\r\n")
+        self.assertEqual(
+            lines(transport)[-1],
+            "ERROR RATE_LIMITED :too many password changes from your address; try again in 120 s",
+        )
+        self.assertFalse(transport.disconnecting)
+        self.server.clock.advance(120)
+        protocol.dataReceived(b"PASSWORD :a third password\r\n")
+        self.assertTrue(lines(transport)[-1].startswith("PROTECTED alice"))
+
+    def test_logins_to_protected_names(self) -> None:
+        self.refused("HELLO alice :a wrong one", Code.AUTH_FAILED)
+        self.refused("HELLO alice :a wrong one", Code.AUTH_FAILED)
+        answer = self.refused("HELLO alice :another wrong one", Code.RATE_LIMITED)
+        self.assertEqual(
+            answer[0], "ERROR RATE_LIMITED :too many password checks from your address; try again in 60 s"
+        )
+
+    def test_another_address_is_not_counted(self) -> None:
+        self.refused("HELLO alice :a wrong one", Code.AUTH_FAILED)
+        self.refused("HELLO alice :a wrong one", Code.AUTH_FAILED)
+        protocol, transport = self.server.connect("10.0.0.9")
+        protocol.dataReceived(f"HELLO alice :{PASSWORD}\r\n".encode())
+        self.server.clock.advance(LoginThrottle.LONGEST)
+        self.assertEqual(lines(transport)[0], "WELCOME alice :welcome to msgsvc")
+
+
 class RemoveTests(AccountsTestCase):
     def test_the_operator_removes_an_offline_name_and_everyone_hears(self) -> None:
         bob, transport = self.server.register("bob")
