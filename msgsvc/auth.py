@@ -388,6 +388,11 @@ class AddressRate:
             self._sweep_at = max(self.SWEEP_AT, 2 * len(self._buckets))
         return bucket
 
+    def allows(self, host: str) -> bool:
+        """Whether ``host`` may make one more now (it is not past its rate); nothing is counted."""
+        bucket = self._buckets.get(host)
+        return bucket is None or bucket.holds_one(self._clock.seconds())
+
     def give_back(self, host: str) -> None:
         """Return what :meth:`take` counted for ``host``: what it counted did not happen."""
         bucket = self._buckets.get(host)

@@ -672,13 +672,16 @@ class Hub:
         """The name of ``participant``, who must be registered (else NOT_REGISTERED)."""
         return self._sender(participant).record.name
 
-    def send(self, participant: Participant, names: Sequence[str], text: str) -> Report | Deferred[Report]:
+    def send(
+        self, participant: Participant, names: Sequence[str], text: str, queue: bool = True
+    ) -> Report | Deferred[Report]:
         """Unicast (one name) or multicast (several) ``text`` from ``participant``.
 
         ``names`` must be distinct case-insensitively.  Names not online,
         known or not, are reported back as offline.  Each recipient is told
         the whole group (see :attr:`Message.recipients`), so it can reply to all.
-        For offline protected recipients the message is queued: then the
+        For offline protected recipients the message is queued (unless not
+        ``queue``: the front's bound for the sender is reached): then the
         report comes as a Deferred, once the queue is on disk, and names
         those it was queued for (none, if the store failed).
 
@@ -710,7 +713,7 @@ class Hub:
             record = self._log.get(key)
             if record is not None:
                 group.append(record.name)
-                if record.protected:
+                if record.protected and queue:
                     absent.append(record)
             offline.append(record.name if record is not None else name)
         kind = Kind.UNICAST if len(names) == 1 else Kind.MULTICAST

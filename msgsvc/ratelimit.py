@@ -24,6 +24,11 @@ class TokenBucket:
         self._tokens -= 1
         return 0.0
 
+    def holds_one(self, now: float) -> bool:
+        """Whether a token is there to take."""
+        self._refill(now)
+        return self._tokens >= 1
+
     def give_back(self) -> None:
         """Return the token :meth:`take_one` took, for what it was taken for did not happen."""
         self._tokens = min(self.burst, self._tokens + 1)

@@ -86,6 +86,10 @@ class Limits:
     #: and at once: what one address can aim at one reader stays well within ``max_send_queue``.
     address_byte_rate: float = 64 * 1024
     address_byte_burst: int = 256 * 1024
+    #: Messages the users of one IP address may leave waiting for offline users (one a recipient), at
+    #: once and then a minute: past it ``SENT`` says they will not wait.
+    queue_burst: int = 500
+    queue_per_minute: float = 30.0
     #: Connections (registered or not) from one IP address.
     max_per_ip: int = 20
     #: Seconds a new connection has to say HELLO.

@@ -8,7 +8,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.hub import QueueChanged, QueuePolicy, UserRecord
-from msgsvc.wire import format_time
+from msgsvc.wire import Limits, format_time
 
 from .helpers import PASSWORD, ServerHarness, lines
 
@@ -193,3 +193,32 @@ class QuotaTests(OfflineTestCase):
         carol.dataReceived(b"SEND bob :again\r\n")
         self.assertEqual(lines(c), ["SENT 0 bob -"])  # but all the queues hold their total
         self.assertEqual(self.server.hub.user("bob").queued, 3)  # type: ignore[union-attr]
+
+
+class AddressRateTests(SynchronousTestCase):
+    """What the users of one address leave waiting is rated (here 3 at once, then 1 a minute): one address
+    with many names filled --queue-total in 115 s, and then nobody's message could wait."""
+
+    def setUp(self) -> None:
+        records = tuple(UserRecord(n, 1.0, 2.0, protected=True) for n in ("bob", "carol", "erin"))
+        limits = Limits(queue_burst=3, queue_per_minute=1.0)
+        self.server = ServerHarness(limits, records=records)
+
+    def sends(self, protocol, transport, *texts: str) -> list[str]:  # type: ignore[no-untyped-def]
+        for text in texts:
+            protocol.dataReceived(f"{text}\r\n".encode())
+        return [x for x in lines(transport) if x.startswith("SENT")]
+
+    def test_past_its_rate_an_address_leaves_nothing_waiting_and_is_told(self) -> None:
+        alice, a = self.server.register("alice", host="10.0.0.1")
+        mallory, m = self.server.register("mallory", host="10.0.0.1")
+        self.assertEqual(
+            self.sends(alice, a, "SEND bob,carol :1", "SEND erin :2"),
+            ["SENT 0 bob,carol bob,carol", "SENT 0 erin erin"],
+        )
+        self.assertEqual(self.sends(mallory, m, "SEND bob :3"), ["SENT 0 bob -"])  # the same address
+        self.assertEqual(len(self.server.store.queue), 3)
+        dave, d = self.server.register("dave", host="10.0.0.2")
+        self.assertEqual(self.sends(dave, d, "SEND bob :4"), ["SENT 0 bob bob"])  # another address
+        self.server.clock.advance(60)
+        self.assertEqual(self.sends(mallory, m, "SEND bob :5"), ["SENT 0 bob bob"])

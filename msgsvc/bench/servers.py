@@ -36,6 +36,7 @@ MSGSVC_OPTIONS = [
     "--new-accounts-burst=1000000",
     "--password-hashes-per-minute=1000000000",
     "--password-hashes-burst=1000000",
+    "--queue-address-burst=1000000000",
     "--max-send-queue=268435456",
     "--hello-timeout=600",
     "--ping-interval=3600",

@@ -696,7 +696,7 @@ class IrcSession(Session):
                 names.append(target)
         if not names:
             return
-        report = self.clients.hub.send(self, names, text)
+        report = self.send_to(names, text)
         if self._answers is None and type(report) is Report:  # the common case, inline
             self._sent(report, quiet)
         else:

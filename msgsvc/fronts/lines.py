@@ -92,7 +92,7 @@ class ServerProtocol(Session):
         hub = self.clients.hub
         match command:  # the commonest first: each case that fails to match costs a check
             case wire.Send(recipients, text):
-                report = hub.send(self, recipients, text)
+                report = self.send_to(recipients, text)
                 if self._answers is None and type(report) is Report:  # the common case, inline
                     self._sent(report)
                 else:

@@ -15,7 +15,7 @@ connections by address, so ``--max-per-ip`` counts them all together.
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 from twisted.internet.address import IPv4Address, IPv6Address
@@ -92,6 +92,8 @@ class Clients:
         self._per_host: Counter[str] = Counter()
         #: bytes of lines read, by address: every connection from one address draws on one budget
         self.bytes_in = AddressRate(Rate(limits.address_byte_rate * 60, limits.address_byte_burst), clock)
+        #: messages left waiting for offline users, by the sender's address
+        self.queued_from = AddressRate(Rate(limits.queue_per_minute, limits.queue_burst), clock)
         self.pings = 0  # the last PING token handed out
         self._all_gone: Deferred[None] | None = None
 
@@ -296,6 +298,20 @@ class Session(LineProtocol):
         self._answer(
             lambda: self._refuse(Code.LINE_TOO_LONG, f"a line may hold at most {self.MAX_LENGTH} bytes")
         )
+
+    def send_to(self, names: Sequence[str], text: str) -> Report | Deferred[Report]:
+        """Send ``text`` to ``names`` through the hub; what waits for offline users counts against this
+        client's address, and once past its rate, nothing more waits (``SENT`` says so)."""
+        queued_from = self.clients.queued_from
+        report = self.clients.hub.send(self, names, text, queued_from.allows(self.host))
+        if isinstance(report, Report):
+            return report  # nothing was queued
+        return report.addCallback(self._count_queued)
+
+    def _count_queued(self, report: Report) -> Report:
+        if report.queued:
+            self.clients.queued_from.spend(self.host, len(report.queued))
+        return report
 
     def _report_later(self, report: Report | Deferred[Report], sent: Callable[[Report], None]) -> None:
         """Call ``sent`` with ``report`` once it comes, after the answers to the client's earlier lines.
