@@ -12,6 +12,7 @@ brings the client online in the hub.  :class:`LoginThrottle` slows guessing;
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol, TypeVar, cast
@@ -306,11 +307,28 @@ class LoginThrottle:
         self._clock = clock
         self.names = _Tallies(self.WINDOW)
         self.hosts = _Tallies(self.WINDOW)
+        self._checking_names: Counter[str] = Counter()  # attempts being checked, by name key
+        self._checking_hosts: Counter[str] = Counter()  # and by address
 
     def wait(self, key: str, host: str) -> float:
         """The seconds an attempt on name ``key`` from ``host`` waits before it is checked."""
         now = self._clock.seconds()
-        return max(self._step(self.names.failures(key, now)), self._step(self.hosts.failures(host, now)))
+        return max(
+            self._step(self.names.failures(key, now) + self._checking_names[key]),
+            self._step(self.hosts.failures(host, now) + self._checking_hosts[host]),
+        )
+
+    def begin(self, key: str, host: str) -> None:
+        """An attempt on ``key`` from ``host`` is being checked: until :meth:`end` it counts as a failure
+        in :meth:`wait`, so attempts made at once wait as if made one after the other."""
+        self._checking_names[key] += 1
+        self._checking_hosts[host] += 1
+
+    def end(self, key: str, host: str) -> None:
+        for checking, tally in ((self._checking_names, key), (self._checking_hosts, host)):
+            checking[tally] -= 1
+            if not checking[tally]:
+                del checking[tally]
 
     def failed(self, key: str, host: str) -> tuple[int, int]:
         """Count a wrong password; the failures now counted for the name and for the address."""
@@ -481,17 +499,32 @@ class Accounts(Service):
         # first: a password given with it claims it, and nobody else may meanwhile.
         owned = known is not None and known.protected and not known.online
         guessable = owned and password is not None
-        if guessable:
-            try:
-                self._allow(self.password_hashes, host, "password checks")
-            except ProtocolError as e:
-                raise self._refused(name, peer, e) from None
-            wait = self.throttle.wait(key, host)
+        if not guessable:
+            return await self._hold_and_check(participant, name, password, peer, host, owned, guessable)
+        try:
+            self._allow(self.password_hashes, host, "password checks")
+        except ProtocolError as e:
+            raise self._refused(name, peer, e) from None
+        wait = self.throttle.wait(key, host)
+        self.throttle.begin(key, host)  # until it is answered it counts as a failure for the next
+        try:
             if wait:
-                self.log.info(
-                    "login for {name} from {peer} waits {wait:g} s", name=name, peer=peer, wait=wait
-                )
+                self.log.info("login for {name} from {peer} waits {wait:g} s", name=name, peer=peer, wait=wait)
                 await deferLater(self._clock, wait)
+            return await self._hold_and_check(participant, name, password, peer, host, owned, guessable)
+        finally:
+            self.throttle.end(key, host)
+
+    async def _hold_and_check(
+        self,
+        participant: Participant,
+        name: str,
+        password: str | None,
+        peer: str,
+        host: str,
+        owned: bool,
+        guessable: bool,
+    ) -> str | None:
         mind = Mind(participant, peer, held=not owned)
         if mind.held:
             self._hub.register(participant, name, peer)

@@ -106,6 +106,8 @@ class LoginTests(AccountsTestCase):
         _, owner = self.hello(f"HELLO alice :{PASSWORD}")
         self.assertEqual(lines(owner), [])  # not refused USERNAME_TAKEN: being checked, they hold nothing
         self.release_hashing()
+        self.server.clock.advance(1)  # three guesses being checked: the owner's fourth attempt waits 1 s
+        self.release_hashing()
         self.assertEqual(lines(owner)[0], "WELCOME alice :welcome to msgsvc")
         for squatter in squatters:
             self.assertEqual(lines(squatter)[0], "ERROR AUTH_FAILED :wrong password for alice")
@@ -288,6 +290,21 @@ class ThrottleTests(AccountsTestCase):
             _, transport = self.hello(f"HELLO user{n} :pw of user{n}")
             answers.append(lines(transport)[0])
         self.assertEqual(answers, [f"WELCOME user{n} :welcome to msgsvc" for n in range(20)])
+
+    def test_guesses_made_at_once_wait_as_if_made_one_after_another(self) -> None:
+        """Each read the same wait before any had failed: ten connections guessed ten times a window."""
+        self.server.hashing.hold = True
+        guesses = [self.hello(f"HELLO alice :wrong guess {n}")[1] for n in range(6)]
+        self.assertEqual(len(self.server.hashing.pending), 3)  # the first three are checked at once
+        self.server.clock.advance(1)
+        self.assertEqual(len(self.server.hashing.pending), 4)  # the 4th after 1 s, the 5th after 2
+        self.server.clock.advance(1)
+        self.assertEqual(len(self.server.hashing.pending), 5)
+        while self.server.hashing.pending or self.server.clock.getDelayedCalls():
+            while self.server.hashing.pending:
+                self.server.hashing.pending.pop(0).callback(None)
+            self.server.clock.advance(1)
+        self.assertTrue(all(lines(t)[0].startswith("ERROR AUTH_FAILED") for t in guesses))
 
     def test_the_owner_never_waits_longer_than_the_cap(self) -> None:
         throttle = self.server.accounts.throttle
