@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.error import ConnectionDone
 from twisted.logger import capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.eventlog import HubEventLogger
+from msgsvc.fronts.session import host_of
 from msgsvc.hub import ClientError, Connected, Disconnected, RemoteUser, UserRecord
 from msgsvc.state.redislink import RedisUnavailable
 from msgsvc.wire import Code, Limits
@@ -431,6 +433,21 @@ class AddressBytesTests(ServerTestCase):
         alice.dataReceived((b"PING :" + b"x" * 4000 + b"\r\n") * 50)
         bob.dataReceived(b"PING :bob\r\n")
         self.assertEqual(lines(b)[-1], "PONG :bob")
+
+
+class HostOfTests(SynchronousTestCase):
+    def test_an_ipv6_host_counts_by_its_64(self) -> None:
+        """One host is given a /64: counted by address, it had every per-address limit 2**64 times."""
+
+        def host(address: str) -> str:
+            return host_of(IPv6Address("TCP", address, 1))
+
+        self.assertEqual(host("2001:db8::1"), "2001:db8::/64")
+        self.assertEqual(host("2001:db8::ffff:1234"), host("2001:db8::1"))
+        self.assertNotEqual(host("2001:db8:0:1::1"), host("2001:db8::1"))
+        self.assertEqual(host("fe80::1%eth0"), "fe80::/64")
+        self.assertEqual(host("::ffff:10.0.0.1"), "10.0.0.1")  # IPv4, as a dual-stack socket sees it
+        self.assertEqual(host_of(IPv4Address("TCP", "10.0.0.1", 1)), "10.0.0.1")
 
 
 class PerAddressTests(ServerTestCase):

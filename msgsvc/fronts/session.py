@@ -14,6 +14,7 @@ connections by address, so ``--max-per-ip`` counts them all together.
 
 from __future__ import annotations
 
+import ipaddress
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from typing import ClassVar
@@ -36,8 +37,16 @@ from msgsvc.wire import Code, ProtocolError
 
 
 def host_of(address: IAddress) -> str:
-    """The host part of a peer address, for counting connections per address."""
-    return address.host if isinstance(address, IPv4Address | IPv6Address) else str(address)
+    """What the per-address limits count a peer by: its IPv4 address, or its IPv6 /64 (one host is
+    given a whole /64, and would otherwise get each limit once per address in it)."""
+    if isinstance(address, IPv4Address):
+        return address.host
+    if isinstance(address, IPv6Address):
+        ip = ipaddress.IPv6Address(address.host.partition("%")[0])
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(address)
 
 
 def describe_peer(address: IAddress) -> str:
