@@ -212,7 +212,9 @@ class ClusterTests(RedisCase):
         self.assertEqual(alice.line(), "MSG bob broadcast * :and to all")  # after them
 
     def test_a_killed_nodes_inbox_is_deleted_with_its_users_and_nothing_more_is_counted(self) -> None:
-        one, two, alice, bob = self.paused_with_alice()
+        # A lease of 5 s: the flood must be answered while node one's holds (2 s was too short on a
+        # busy machine: its lease lapsed and nothing was counted).
+        one, two, alice, bob = self.paused_with_alice(lease=5.0)
         self.assertEqual(self.flood(bob, 20, 1000), list(range(20)))  # within its lease: counted
         inbox = f"msgsvc:node:{one.id}:inbox"
         self.assertGreater(redis_call(self.redis.port, "XLEN", inbox), 0)
