@@ -70,6 +70,24 @@ class IrcTestCase(SynchronousTestCase):
         return Irc(self.harness, self.factory)
 
 
+class OneLineTests(IrcTestCase):
+    def test_an_irc_users_line_is_one_line_and_another_fronts_text_is_never_cut(self) -> None:
+        """irctest's buffering.py wants an IRC user's full line relayed as one line (cut if the mask makes
+        it longer); a TCP user's text of the same length must lose nothing."""
+        alice, nick2 = self.irc(), self.irc()
+        alice.register("n" * 32)
+        nick2.register("nick2")
+        alice.send("PRIVMSG nick2 :" + "a" * 490)
+        (row,) = nick2.read()
+        self.assertTrue(row.startswith(f":{'n' * 32}!"), row)
+        self.assertLessEqual(len(row.encode()) + 2, 512)  # cut, as IRC servers cut
+        bob, _ = self.harness.register("bob")
+        bob.dataReceived(b"SEND nick2 :" + b"b" * 490 + b"\r\n")
+        rows = nick2.read()
+        self.assertEqual(len(rows), 2)
+        self.assertEqual("".join(r.partition(" :")[2] for r in rows), "b" * 490)
+
+
 class ParseTests(SynchronousTestCase):
     def test_tags_prefix_params_and_trailing(self) -> None:
         parsed = parse(b"@time=x;+a :nick!u@h privmsg  bob,carol :hi :there")
@@ -573,10 +591,13 @@ class TextLinesTests(SynchronousTestCase):
     @given(
         prefix=st.integers(0, 2000),
         text=st.text(MSGSVC_TEXT, min_size=1, max_size=4096),
+        whole=st.booleans(),
     )
-    def test_every_piece_holds_something_and_the_lines_are_bounded(self, prefix: int, text: str) -> None:
+    def test_every_piece_holds_something_and_the_lines_are_bounded(
+        self, prefix: int, text: str, whole: bool
+    ) -> None:
         head = f":{'p' * prefix} PRIVMSG bob :"
-        data = text_lines("PRIVMSG", "bob", text, "p" * prefix)
+        data = text_lines("PRIVMSG", "bob", text, "p" * prefix, whole=whole)
         rows = data.split(b"\r\n")[:-1]
         room = max(510 - len(head), MIN_ROOM)
         size = len(text.encode())
@@ -589,7 +610,7 @@ class TextLinesTests(SynchronousTestCase):
             self.assertTrue(piece or size == 0 or len(rows) == 1)
             if len(head) <= 510 - MIN_ROOM:
                 self.assertLessEqual(len(row) + 2, 512)
-        if size <= ONE_LINE:  # what an IRC client could send in one line: one line, cut if it must be
+        if whole and size <= ONE_LINE:  # what an IRC client sent in one line: one line, cut if it must be
             self.assertEqual(len(rows), 1)
             self.assertTrue(text.startswith(pieces[0]))
             self.assertTrue(pieces[0] == text or len(rows[0]) + 2 > 512 - 4)  # cut only what did not fit
@@ -604,14 +625,19 @@ class TextLinesTests(SynchronousTestCase):
         """irctest's buffering.py: a PRIVMSG that filled its sender's 512 bytes came in two lines."""
         mask = "nick1!username@msgsvc"
         for text in ("a" * 496, "a" * 492 + "\U0001f603", "a" * 471 + "\U0001f603", "a" * ONE_LINE):
-            (row,) = text_lines("PRIVMSG", "nick2", text, mask).split(b"\r\n")[:-1]
+            (row,) = text_lines("PRIVMSG", "nick2", text, mask, whole=True).split(b"\r\n")[:-1]
             whole = f":{mask} PRIVMSG nick2 :{text}".encode()
             if len(whole) <= 510:
                 self.assertEqual(row, whole)
             else:  # cut between two characters, as close to 512 bytes as they allow
                 self.assertIn(len(row), range(510 - 3, 511))
                 self.assertTrue(text.startswith(row.partition(b" :")[2].decode("utf-8")))
-        self.assertEqual(len(text_lines("PRIVMSG", "nick2", "a" * (ONE_LINE + 1), mask).split(b"\r\n")), 3)
+        self.assertEqual(
+            len(text_lines("PRIVMSG", "nick2", "a" * (ONE_LINE + 1), mask, whole=True).split(b"\r\n")), 3
+        )
+        # Another front's text of the same length loses nothing: split, as every longer text is.
+        rows = text_lines("PRIVMSG", "nick2", "a" * ONE_LINE, mask).split(b"\r\n")[:-1]
+        self.assertEqual(b"".join(r.partition(b" :")[2] for r in rows), b"a" * ONE_LINE)
 
     def test_the_longest_head_the_front_makes_leaves_room(self) -> None:
         nick, ident = "n" * 32, "u" * USERLEN

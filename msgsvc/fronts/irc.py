@@ -309,10 +309,14 @@ class IrcSession(Session):
     def receive(self, message: Message) -> None:
         tags = f"time={server_time(self.clients.clock.seconds())}" if "server-time" in self.caps else ""
         sender, me = self.factory.mask(message.sender), self._me()
-        if message.kind is not Kind.BROADCAST:
+        # An IRC user's line (of this server: others' fronts are not known here) comes as one line.
+        whole = username_key(message.sender) in self.factory.idents
+        if message.kind is Kind.UNICAST:
+            self._send(text_lines("PRIVMSG", me, message.text, sender, tags, whole))
+        elif message.kind is not Kind.BROADCAST:  # the group before the text: split, never cut
             self._send(text_lines("PRIVMSG", me, addressed(message, me), sender, tags))
         elif self in self.factory.members:
-            self._send(text_lines("PRIVMSG", self.channel, message.text, sender, tags))
+            self._send(text_lines("PRIVMSG", self.channel, message.text, sender, tags, whole))
         else:  # not in #all: a broadcast still reaches it, as it reaches every msgsvc user
             self._send(text_lines("NOTICE", me, f"(to everyone) {message.text}", sender, tags))
 

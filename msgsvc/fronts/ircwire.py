@@ -98,12 +98,13 @@ def line(*params: str, prefix: str = "", tags: str = "") -> bytes:
     return data + b"\r\n"
 
 
-def text_lines(verb: str, target: str, text: str, prefix: str, tags: str = "") -> bytes:
+def text_lines(verb: str, target: str, text: str, prefix: str, tags: str = "", whole: bool = False) -> bytes:
     """``verb`` lines carrying ``text`` to ``target``, each within IRC's 512 bytes, tags aside.
 
-    A text an IRC client could have sent in one line (up to :data:`ONE_LINE` bytes) is one
-    line, cut between two characters if the sender's mask makes it longer, as IRC servers do.
-    A longer one (msgsvc's texts may be longer than IRC's lines) is split: a line is cut at its
+    ``whole``: ``text`` is what an IRC client sent in one line (up to :data:`ONE_LINE` bytes), and
+    stays one line, cut between two characters if the sender's mask makes it longer, as IRC
+    servers do.  Any other text (msgsvc's may be longer than IRC's lines, and a user of another
+    front never agreed to IRC's cut) is split, and nothing of it is lost: a line is cut at its
     last space when that keeps at least three quarters of the room, else between two characters;
     each line holds at least one whole character, so this always ends, with at most
     ``ceil(len / (3 * room // 4)) + 1`` lines.  The room is never under :data:`MIN_ROOM`: a head
@@ -114,7 +115,7 @@ def text_lines(verb: str, target: str, text: str, prefix: str, tags: str = "") -
     head = (f"@{tags} " if tags else "").encode() + command
     room = max(510 - len(command), MIN_ROOM)
     data = text.encode("utf-8")
-    if len(data) <= ONE_LINE:
+    if whole and len(data) <= ONE_LINE:
         return head + data[: _char_cut(data, room)] + b"\r\n"
     out = []
     while len(data) > room:
