@@ -18,10 +18,10 @@ from msgsvc.client.presenter import (
     UserItem,
     describe_failure,
     describe_server,
-    describe_time,
     plain_remote_host,
 )
 from msgsvc.client.protocol import ClientProtocol
+from msgsvc.times import describe_time
 from msgsvc.wire import Kind
 
 from .helpers import FakeConnection

@@ -19,10 +19,10 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.auth import NEW_NAMES
-from msgsvc.client.presenter import describe_time
 from msgsvc.fronts.irc import LISTING_STEP, IrcFactory, IrcSession
 from msgsvc.fronts.ircwire import MIN_ROOM, ONE_LINE, USERLEN, clean_text, glob_match, parse, text_lines
 from msgsvc.hub import Disconnected, Event, UserRecord, UserView
+from msgsvc.times import describe_time
 from msgsvc.wire import Limits, ProtocolError
 
 from .helpers import PASSWORD, ServerHarness, lines

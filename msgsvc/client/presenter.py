@@ -7,10 +7,8 @@ is the :class:`~msgsvc.client.protocol.ClientListener` of the connection.
 
 from __future__ import annotations
 
-import datetime
 import ipaddress
 import re
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +21,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
 from msgsvc.client.protocol import ClientListener, ClientProtocol
+from msgsvc.times import describe_time
 from msgsvc.wire import Kind, Limits, ProtocolError, check_password_rules, is_valid_username
 
 DEFAULT_SERVER = "tcp:localhost:8123"
@@ -121,21 +120,6 @@ def plain_remote_host(server: str) -> str:
         return "" if ipaddress.ip_address(host).is_loopback else host
     except ValueError:
         return host
-
-
-def describe_time(when: float, now: float) -> str:
-    """When a delayed message was sent, as a reader says it: ``today 09:12``, ``yesterday 17:02``,
-    ``Mon 30 Nov 17:02``, ``30 Nov 2025 17:02``."""
-    then, today = time.localtime(when), time.localtime(now)
-    days = (datetime.date(*today[:3]) - datetime.date(*then[:3])).days
-    clock = time.strftime("%H:%M", then)
-    if days == 0:
-        return f"today {clock}"
-    if days == 1:
-        return f"yesterday {clock}"
-    if then.tm_year == today.tm_year:
-        return time.strftime("%a %d %b ", then).lstrip("0") + clock
-    return time.strftime("%d %b %Y ", then).lstrip("0") + clock
 
 
 def describe_failure(server: str, failure: Failure) -> str:

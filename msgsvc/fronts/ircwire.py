@@ -10,8 +10,8 @@ import re
 import time
 from dataclasses import dataclass
 
-from msgsvc.client.presenter import describe_time
 from msgsvc.hub import Message, Queued
+from msgsvc.times import describe_time
 from msgsvc.wire import Code, Kind, ProtocolError, username_key
 
 NICK = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")  # a msgsvc name that is also an IRC nick
