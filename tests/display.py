@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 import shutil
 import subprocess
@@ -32,3 +33,14 @@ def need_display() -> None:
     if os.environ.get("CI"):
         raise AssertionError("GUI tests need a display or Xvfb; .ci/run installs xvfb")
     raise SkipTest("no DISPLAY and no Xvfb (apt-get install xvfb) to test the windows on")
+
+
+def collect_windows(windows: list[object]) -> None:
+    """Forget ``windows`` (destroyed) and collect what Tk leaves in cycles now, on the main thread.
+
+    Left to a later collection, a Tcl interpreter may be freed on whatever thread runs it (the SQLite
+    store's, say), and Tcl aborts the whole run: "Tcl_AsyncDelete: async handler deleted by the wrong
+    thread".
+    """
+    windows.clear()
+    gc.collect()

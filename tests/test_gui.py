@@ -18,7 +18,7 @@ from msgsvc.client.gui import ChatWindow
 from msgsvc.client.presenter import ChatPresenter
 from msgsvc.wire import Kind
 
-from .display import need_display
+from .display import collect_windows, need_display
 from .loopback import LoopbackServer
 
 
@@ -37,6 +37,7 @@ class ClientWindowTests(TestCase):
             if window.presenter is not None:
                 await window.presenter.quit()
             window.root.destroy()
+        collect_windows(self.windows)
 
     def window(self) -> ChatWindow:
         window = ChatWindow(tkinter.Tk())

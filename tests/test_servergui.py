@@ -16,7 +16,7 @@ from msgsvc.servergui.presenter import COLUMNS, ServerPresenter, duration, remov
 from msgsvc.servergui.service import ServerWindowService
 from msgsvc.servergui.window import ServerWindow
 
-from .display import need_display
+from .display import collect_windows, need_display
 from .helpers import PASSWORD, FakeHashing, FakeNetwork, MemoryStore, RecordingParticipant, admitted
 from .loopback import LoopbackServer
 
@@ -247,6 +247,8 @@ class ServerWindowTests(TestCase):
     def tear_down(self) -> None:
         self.presenter.stop()
         self.window.root.destroy()
+        del self.window, self.presenter
+        collect_windows([])
 
     async def until(self, what: str, condition: Callable[[], bool]) -> None:
         for _ in range(1500):
@@ -350,6 +352,7 @@ class ServerWindowTests(TestCase):
 class ServerWindowServiceTests(SynchronousTestCase):
     def setUp(self) -> None:
         need_display()
+        self.addCleanup(collect_windows, [])
 
     def test_closing_the_window_stops_the_server(self) -> None:
         fake_reactor = MemoryReactorClock()
