@@ -458,9 +458,15 @@ class IrcSession(Session):
             self._sasl_payload = ""
             self._write(b"AUTHENTICATE +\r\n")
             return
-        if len(data) > SASL_CHUNK or len(self._sasl_payload) + len(data) > SASL_MAX:
+        if len(data) > SASL_CHUNK:  # one line over the chunk: 905, as the IRCv3 SASL spec says
             self._sasl = False
-            self.numeric(ERR_SASLTOOLONG, f"SASL message too long: at most {SASL_MAX} characters")
+            self.numeric(ERR_SASLTOOLONG, f"SASL message too long: at most {SASL_CHUNK} characters a line")
+            return
+        if len(self._sasl_payload) + len(data) > SASL_MAX:  # chunks without end: 904, as Ergo (irctest)
+            self._sasl = False
+            self.numeric(
+                ERR_SASLFAIL, f"SASL authentication failed: a payload holds at most {SASL_MAX} characters"
+            )
             return
         if data != "+":
             self._sasl_payload += data
