@@ -6,7 +6,8 @@ looks the name's password hash up in the store and checks the password with
 argon2id on a thread pool (a name nobody protected needs none, and is
 claimed by the first password given with it); the :class:`HubRealm` then
 brings the client online in the hub.  :class:`LoginThrottle` slows guessing;
-:class:`AddressRate` bounds the new names and new accounts one address makes.
+rates per address (:class:`~msgsvc.ratelimit.AddressRate`) bound the new names, the new accounts
+and the password hashes one address makes.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import Attribute, Interface, implementer
 
 from msgsvc.hub import Hub, Participant, RegistrationRefused
-from msgsvc.ratelimit import TokenBucket
+from msgsvc.ratelimit import AddressRate, Rate
 from msgsvc.wire import Code, ProtocolError, check_password_rules, username_key
 
 #: OWASP's first argon2id profile (19 MiB, 2 passes, 1 lane): about 50 ms a check here.
@@ -344,78 +345,12 @@ class LoginThrottle:
         return 0.0 if over < 0 else min(2.0**over, self.LONGEST)
 
 
-@dataclass(frozen=True)
-class Rate:
-    """How many one address may make: ``burst`` at once, then ``per_minute``."""
-
-    per_minute: float
-    burst: int
-
-
 #: The defaults for new names and new accounts: an office behind one address registering on its
 #: first day does not meet them; a script making names does (28,800 a day, not 3.5 million).
 NEW_NAMES = NEW_ACCOUNTS = Rate(per_minute=6.0, burst=20)
 #: Password hashes (a login to a protected name, PASSWORD) one address may cost: each holds a hashing
 #: thread ~20 ms, and an argon2 hash made on every line would keep every login waiting.
 PASSWORD_HASHES = Rate(per_minute=60.0, burst=100)
-
-
-class AddressRate:
-    """A :class:`Rate` for each address (a token bucket), in this process's memory.
-
-    Each node of a service of several counts on its own.  An address whose
-    bucket is full again is as if never seen: those are swept out whenever
-    the table grows past twice its size at the last sweep (and past
-    :attr:`SWEEP_AT`), so the table holds only the addresses that made
-    something within the last ``burst / per_minute`` minutes.
-    """
-
-    SWEEP_AT = 1024
-
-    def __init__(self, rate: Rate, clock: IReactorTime) -> None:
-        self._rate = rate
-        self._clock = clock
-        self._buckets: dict[str, TokenBucket] = {}
-        self._sweep_at = self.SWEEP_AT
-
-    def __len__(self) -> int:
-        return len(self._buckets)
-
-    def take(self, host: str) -> float:
-        """Count one more from ``host``: 0, or (past its rate, and not counted) the seconds it must wait."""
-        now = self._clock.seconds()
-        bucket = self._buckets.get(host)
-        if bucket is None:
-            bucket = self._bucket(host, now)
-        return bucket.take_one(now)
-
-    def spend(self, host: str, cost: float) -> float:
-        """Count ``cost`` more from ``host``, into debt if need be: 0, or the seconds until it is out of debt."""
-        now = self._clock.seconds()
-        bucket = self._buckets.get(host)
-        if bucket is None:
-            bucket = self._bucket(host, now)
-        return bucket.take(now, cost)
-
-    def _bucket(self, host: str, now: float) -> TokenBucket:
-        """A full bucket for an address not seen lately (sweeping out the idle ones, now and then)."""
-        bucket = self._buckets[host] = TokenBucket(self._rate.per_minute / 60, self._rate.burst, now)
-        if len(self._buckets) > self._sweep_at:
-            for idle in [h for h, b in self._buckets.items() if b is not bucket and b.full(now)]:
-                del self._buckets[idle]
-            self._sweep_at = max(self.SWEEP_AT, 2 * len(self._buckets))
-        return bucket
-
-    def allows(self, host: str) -> bool:
-        """Whether ``host`` may make one more now (it is not past its rate); nothing is counted."""
-        bucket = self._buckets.get(host)
-        return bucket is None or bucket.holds_one(self._clock.seconds())
-
-    def give_back(self, host: str) -> None:
-        """Return what :meth:`take` counted for ``host``: what it counted did not happen."""
-        bucket = self._buckets.get(host)
-        if bucket is not None:
-            bucket.give_back()
 
 
 # -- what the fronts call -------------------------------------------------------
@@ -509,7 +444,9 @@ class Accounts(Service):
         self.throttle.begin(key, host)  # until it is answered it counts as a failure for the next
         try:
             if wait:
-                self.log.info("login for {name} from {peer} waits {wait:g} s", name=name, peer=peer, wait=wait)
+                self.log.info(
+                    "login for {name} from {peer} waits {wait:g} s", name=name, peer=peer, wait=wait
+                )
                 await deferLater(self._clock, wait)
             return await self._hold_and_check(participant, name, password, peer, host, owned, guessable)
         finally:

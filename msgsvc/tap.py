@@ -25,12 +25,13 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from msgsvc import descriptors
-from msgsvc.auth import NEW_ACCOUNTS, NEW_NAMES, PASSWORD_HASHES, Accounts, Hasher, Rate
+from msgsvc.auth import NEW_ACCOUNTS, NEW_NAMES, PASSWORD_HASHES, Accounts, Hasher
 from msgsvc.eventlog import HubEventLogger
 from msgsvc.fronts.irc import CHANNEL_NAME, IrcFactory
 from msgsvc.fronts.lines import ServerFactory
 from msgsvc.fronts.web import normalize_host, normalize_origin, web_site
 from msgsvc.hub import Hub, QueuePolicy
+from msgsvc.ratelimit import Rate
 from msgsvc.state import Snapshot, State, StoreError
 from msgsvc.state.redisurl import RedisURL
 from msgsvc.state.sqlite import SqliteStore

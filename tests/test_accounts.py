@@ -12,15 +12,14 @@ from twisted.trial.unittest import SynchronousTestCase
 from msgsvc.auth import (
     NEW_ACCOUNTS,
     NEW_NAMES,
-    AddressRate,
     LoginThrottle,
-    Rate,
     Reset,
     StillOnline,
     _Tallies,
 )
 from msgsvc.eventlog import HubEventLogger
 from msgsvc.hub import ProtectionChanged, RegistrationRefused, UserRecord, UserRemoved
+from msgsvc.ratelimit import AddressRate, Rate
 from msgsvc.state import StoreError
 from msgsvc.wire import PASSWORD_MAX_BYTES, Code, Limits, ProtocolError, check_password_rules
 

@@ -16,10 +16,11 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc import tap
-from msgsvc.auth import Accounts, Hasher, Rate
+from msgsvc.auth import Accounts, Hasher
 from msgsvc.fronts.irc import IrcFactory
 from msgsvc.fronts.lines import ServerFactory
 from msgsvc.fronts.web import WebSite
+from msgsvc.ratelimit import Rate
 from msgsvc.state.sqlite import Database, SqliteStore
 from msgsvc.wire import Limits
 

@@ -27,11 +27,11 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from msgsvc import wire
-from msgsvc.auth import Accounts, AddressRate, Rate
+from msgsvc.auth import Accounts
 from msgsvc.hub import ClientDropped, ClientError, Connected, Disconnected, Hub, Message, Queued, Report
 from msgsvc.lines import LineProtocol
 from msgsvc.outbox import Outbox
-from msgsvc.ratelimit import TokenBucket
+from msgsvc.ratelimit import AddressRate, Rate, TokenBucket
 from msgsvc.state import StoreError
 from msgsvc.wire import Code, ProtocolError
 
