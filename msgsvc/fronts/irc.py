@@ -78,7 +78,7 @@ CAPABILITIES = {"message-tags": "message-tags", "sasl": "sasl=PLAIN", "server-ti
 MONITOR_LIMIT = 100
 SASL_CHUNK = 400
 #: The longest SASL payload read: a PLAIN one (two names and a password of at most 256 bytes) is
-#: at most 432 characters of base64.  Past it the attempt is refused (905), as Ergo does.
+#: at most 432 characters of base64.  Past it the attempt fails (904), as Ergo's does.
 SASL_MAX = 2 * SASL_CHUNK
 #: Channels one JOIN, PART or NAMES may name: there is one (CHANLIMIT=#:1).
 CHANNEL_TARGETS = 1
