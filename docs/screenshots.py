@@ -22,8 +22,10 @@ from msgsvc.auth import Accounts, Hasher
 from msgsvc.client.connect import endpoint_connector
 from msgsvc.client.gui import ChatWindow
 from msgsvc.client.presenter import ChatPresenter
+from msgsvc.fronts.clients import Clients
 from msgsvc.fronts.lines import ServerFactory
 from msgsvc.hub import Hub
+from msgsvc.presence import Presence
 from msgsvc.servergui.presenter import ServerPresenter
 from msgsvc.servergui.window import ServerWindow
 from msgsvc.state.sqlite import SqliteStore
@@ -64,7 +66,8 @@ async def main() -> None:
     hasher = Hasher(reactor, threads=1)
     hasher.startService()
     accounts = Accounts(hub, usernames, hasher, reactor, require_password=False)
-    factory = ServerFactory(hub, accounts, reactor, Limits())
+    clients = Clients(hub, accounts, reactor, Limits())
+    factory = ServerFactory(clients, Presence(hub, reactor))
     port = await TCP4ServerEndpoint(reactor, 8123, interface="127.0.0.1").listen(factory)
     windows: list[ChatWindow] = []
     server_window = ServerWindow(tkinter.Tk())
@@ -160,7 +163,7 @@ async def main() -> None:
     await shoot(windows, guess, "client-wrong-password.png")
 
     await port.stopListening()
-    await factory.disconnect_all("server shutting down")
+    await clients.disconnect_all("server shutting down")
     await settle(windows, 0.8)
     await shoot(windows, carol, "client-disconnected.png")
     carol.reconnect_button.invoke()

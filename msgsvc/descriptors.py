@@ -32,7 +32,7 @@ from twisted.internet.interfaces import (
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from msgsvc.fronts.session import describe_peer
+from msgsvc.fronts.clients import describe_peer
 
 #: Descriptors the server needs besides its clients: listeners, the database, logs, threads.
 RESERVE = 64

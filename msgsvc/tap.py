@@ -27,10 +27,12 @@ from twisted.python import usage
 from msgsvc import descriptors
 from msgsvc.auth import NEW_ACCOUNTS, NEW_NAMES, PASSWORD_HASHES, Accounts, Hasher
 from msgsvc.eventlog import HubEventLogger
+from msgsvc.fronts.clients import Clients
 from msgsvc.fronts.irc import CHANNEL_NAME, IrcFactory
 from msgsvc.fronts.lines import ServerFactory
 from msgsvc.fronts.web import normalize_host, normalize_origin, web_site
 from msgsvc.hub import Hub, QueuePolicy
+from msgsvc.presence import Presence
 from msgsvc.ratelimit import Rate
 from msgsvc.state import Snapshot, State, StoreError
 from msgsvc.state.redisurl import RedisURL
@@ -438,12 +440,12 @@ class _InOrder(MultiService):
 class _Disconnector(Service):
     """Says BYE to every client when the server stops."""
 
-    def __init__(self, factory: ServerFactory) -> None:
-        self._factory = factory
+    def __init__(self, clients: Clients) -> None:
+        self._clients = clients
 
     def stopService(self) -> Deferred[None]:
         Service.stopService(self)
-        return self._factory.disconnect_all("server shutting down")
+        return self._clients.disconnect_all("server shutting down")
 
 
 class _Startup(Service):
@@ -554,7 +556,8 @@ def makeService(options: Options) -> IService:
         Rate(options["new-accounts-per-minute"], options["new-accounts-burst"]),
         Rate(options["password-hashes-per-minute"], options["password-hashes-burst"]),
     )
-    factory = ServerFactory(hub, accounts, reactor, options.limits())
+    clients = Clients(hub, accounts, reactor, options.limits())
+    presence = Presence(hub, reactor)  # the line protocol's, over TCP and WebSocket alike
 
     services: list[IService] = [
         IService(state),
@@ -576,13 +579,14 @@ def makeService(options: Options) -> IService:
         shown = options["listen"] + [f"{web} (web)" for web in options["web"]]
         shown += [f"{irc} (IRC)" for irc in options["irc"]]
         services.append(ServerWindowService(reactor, hub, accounts, shown))
-    services.append(_Disconnector(factory))
-    fronts: list[tuple[str, str, IProtocolFactory]] = [("--listen", d, factory) for d in options["listen"]]
+    services.append(_Disconnector(clients))
+    lines = ServerFactory(clients, presence)
+    fronts: list[tuple[str, str, IProtocolFactory]] = [("--listen", d, lines) for d in options["listen"]]
     if options["web"]:
-        site = web_site(factory, options["web-origin"], options["web-host"], options["web-request-timeout"])
+        site = web_site(clients, presence, options["web-origin"], options["web-host"], options["web-request-timeout"])
         fronts += [("--web", d, site) for d in options["web"]]
     if options["irc"]:
-        irc = IrcFactory(factory, options["irc-server-name"], channel=options["irc-channel"])
+        irc = IrcFactory(clients, options["irc-server-name"], channel=options["irc-channel"])
         fronts += [("--irc", d, irc) for d in options["irc"]]
     for option, description, front in fronts:
         try:

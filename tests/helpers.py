@@ -11,8 +11,10 @@ from twisted.python.failure import Failure
 
 from msgsvc.auth import Accounts, Reset
 from msgsvc.client.protocol import ClientListener, ClientProtocol
+from msgsvc.fronts.clients import Clients
 from msgsvc.fronts.lines import ServerFactory, ServerProtocol
 from msgsvc.hub import Enqueue, Hub, Message, Participant, Queued, QueuePolicy, UserRecord
+from msgsvc.presence import Presence
 from msgsvc.state.redislink import RedisUnavailable
 from msgsvc.wire import Code, Limits, ProtocolError, username_key
 
@@ -225,7 +227,7 @@ class FakeNetwork:
 
 
 class ServerHarness:
-    """A server factory over a hub and memory store, with StringTransport clients."""
+    """The line front over a hub and memory store, with StringTransport clients."""
 
     def __init__(
         self,
@@ -246,7 +248,9 @@ class ServerHarness:
         self.hashing = FakeHashing()
         self.hub = Hub(self.clock, self.store, records, max_clients, queue, network)
         self.accounts = Accounts(self.hub, self.store, self.hashing, self.clock, require_password)
-        self.factory = ServerFactory(self.hub, self.accounts, self.clock, limits)
+        self.clients = Clients(self.hub, self.accounts, self.clock, limits)
+        self.presence = Presence(self.hub, self.clock)
+        self.factory = ServerFactory(self.clients, self.presence)
         self._port = 40000
 
     def connect(self, host: str = "127.0.0.1") -> tuple[ServerProtocol, StringTransport]:

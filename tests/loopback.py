@@ -10,9 +10,11 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 from msgsvc.auth import Accounts, Hasher
+from msgsvc.fronts.clients import Clients
 from msgsvc.fronts.lines import ServerFactory
 from msgsvc.hub import Hub
 from msgsvc.lines import LineProtocol
+from msgsvc.presence import Presence
 from msgsvc.state.sqlite import SqliteStore
 from msgsvc.wire import Limits
 
@@ -81,7 +83,8 @@ class LoopbackServer:
         self.hub = Hub(reactor, self._usernames, self._usernames.records, max_clients=100)
         self._hasher = Hasher(reactor, threads=1)
         self.accounts = Accounts(self.hub, self._usernames, self._hasher, reactor, require_password)
-        self.factory = ServerFactory(self.hub, self.accounts, reactor, limits)
+        self.clients = Clients(self.hub, self.accounts, reactor, limits)
+        self.factory = ServerFactory(self.clients, Presence(self.hub, reactor))
         self.port_number = 0
 
     async def start(self, test: TestCase) -> LoopbackServer:
@@ -104,7 +107,7 @@ class LoopbackServer:
         if not self._usernames.running:
             return
         await self._port.stopListening()
-        await self.factory.disconnect_all("server shutting down")
+        await self.clients.disconnect_all("server shutting down")
         self.accounts.stopService()
         self._hasher.stopService()
         self._usernames.stopService()

@@ -175,7 +175,7 @@ class LoginTests(AccountsTestCase):
     def test_a_slow_check_is_not_a_missing_hello(self) -> None:
         self.server.hashing.hold = True
         _, transport = self.hello(f"HELLO alice :{PASSWORD}")
-        self.server.clock.advance(self.server.factory.limits.hello_timeout * 2)
+        self.server.clock.advance(self.server.clients.limits.hello_timeout * 2)
         self.server.hashing.pending.pop().callback(None)
         self.assertEqual(lines(transport)[0], "WELCOME alice :welcome to msgsvc")
 

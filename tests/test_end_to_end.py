@@ -16,7 +16,7 @@ from .loopback import LineTestClient, LoopbackServer
 class EndToEndTests(TestCase):
     async def setUp(self) -> None:
         self.server = await LoopbackServer(self.mktemp()).start(self)
-        self.factory = self.server.factory
+        self.clients = self.server.clients
 
     async def client(self) -> LineTestClient:
         return await self.server.client()
@@ -170,14 +170,14 @@ class EndToEndTests(TestCase):
 
     async def test_accepted_connections_do_not_wait_for_nagle(self) -> None:
         await self.register("alice")
-        [server_side] = self.factory.connections
+        [server_side] = self.clients.connections
         handle = server_side.transport.getHandle()
         self.assertTrue(handle.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
 
     async def test_server_stop_says_bye(self) -> None:
         alice, _ = await self.register("alice")
         lurker = await self.client()
-        await self.factory.disconnect_all("server shutting down")
+        await self.clients.disconnect_all("server shutting down")
         self.assertEqual(await alice.line(), "BYE :server shutting down")
         self.assertEqual(await lurker.line(), "BYE :server shutting down")
         await alice.closed

@@ -26,7 +26,7 @@ class ClientWindowTests(TestCase):
     async def setUp(self) -> None:
         need_display()
         self.loopback = await LoopbackServer(self.mktemp()).start(self)
-        self.factory = self.loopback.factory
+        self.clients = self.loopback.clients
         self.server = f"tcp:127.0.0.1:{self.loopback.port_number}"
         self.windows: list[ChatWindow] = []
         self.quits = 0
@@ -234,7 +234,7 @@ class ClientWindowTests(TestCase):
         self.pick(alice, Kind.BROADCAST)
         self.type_and_send(alice, "before")
         await self.until("sent", lambda: "you to everyone: before" in self.conversation(alice))
-        await self.factory.disconnect_all("server shutting down")
+        await self.clients.disconnect_all("server shutting down")
         await self.until(
             "disconnected", lambda: alice.status.cget("text") == "Disconnected: server shutting down"
         )

@@ -99,7 +99,7 @@ class HostileIrcTests(SynchronousTestCase):
             UserRecord(f"user{i:04}", 1.0, 1.0, protected=i > BYSTANDERS and i % 7 == 0) for i in range(LOG)
         )
         self.harness = ServerHarness(LIMITS, max_clients=1000, records=records)
-        self.factory = IrcFactory(self.harness.factory, SERVER)
+        self.factory = IrcFactory(self.harness.clients, SERVER)
         self.bystanders = [self.harness.register(f"user{i:04}") for i in range(1, BYSTANDERS + 1)]
         self.work = Work(self.factory)
         self.failures: list[LogEvent] = []

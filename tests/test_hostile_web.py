@@ -140,7 +140,7 @@ class HostileWebSocketTests(SynchronousTestCase):
             harness.end_of_pass()
         self.assertEqual(failures, [])
         assert_still_served(self, bob, bob_transport)
-        self.assertEqual({p.front for p in harness.factory.connections}, {"tcp"})
+        self.assertEqual({p.front for p in harness.clients.connections}, {"tcp"})
 
     def test_a_read_full_of_pings_is_answered_as_far_as_the_rate_allows(self) -> None:
         harness = ServerHarness(LIMITS)
@@ -201,7 +201,7 @@ class WebAttackEndToEndTests(TestCase):
         db = self.mktemp()
         big_log(db, 20_000)
         server = await LoopbackServer(db, Limits(max_send_queue=256 * 1024)).start(self)
-        listening = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(web_site(server.factory))
+        listening = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(web_site(server.clients, server.factory.presence))
         self.addCleanup(listening.stopListening)
         port = listening.getHost().port
         bystander = await connectProtocol(
@@ -233,4 +233,4 @@ class WebAttackEndToEndTests(TestCase):
                 attacker.stop()
         self.assertLess(longest, 2.0)  # a freeze, not a speed: a bystander waits no more than this
         self.assertEqual(failures, [])
-        self.assertLessEqual(len(server.factory.connections), 1 + 20 * 3)  # --max-per-ip for each address
+        self.assertLessEqual(len(server.clients.connections), 1 + 20 * 3)  # --max-per-ip for each address

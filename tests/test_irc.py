@@ -64,7 +64,7 @@ def numerics(got: list[str]) -> list[str]:
 class IrcTestCase(SynchronousTestCase):
     def setUp(self) -> None:
         self.harness = ServerHarness(records=(UserRecord("dave", 1.0, 1.0, protected=True),))
-        self.factory = IrcFactory(self.harness.factory, SERVER)
+        self.factory = IrcFactory(self.harness.clients, SERVER)
 
     def irc(self) -> Irc:
         return Irc(self.harness, self.factory)
@@ -140,7 +140,7 @@ class RegistrationTests(IrcTestCase):
 
     def test_a_server_error_is_437_and_the_same_nick_may_work_later(self) -> None:
         harness = ServerHarness(records=None)  # the username log not read yet (Redis away)
-        client = Irc(harness, IrcFactory(harness.factory, SERVER))
+        client = Irc(harness, IrcFactory(harness.clients, SERVER))
         got = client.send("NICK bob", "USER b 0 * :B")
         self.assertEqual(
             got, [f":{SERVER} 437 bob bob :the server has not read its username log yet; try again later"]
@@ -154,7 +154,7 @@ class RegistrationTests(IrcTestCase):
         harness = ServerHarness(limits=Limits(max_per_ip=100), records=(UserRecord("dave", 1.0, 1.0),))
         for n in range(NEW_NAMES.burst):  # every client of the harness comes from 127.0.0.1
             harness.register(f"user{n}")
-        client = Irc(harness, IrcFactory(harness.factory, SERVER))
+        client = Irc(harness, IrcFactory(harness.clients, SERVER))
         got = client.send("NICK spam", "USER s 0 * :S")
         why = "too many new names from your address; try again in 10 s"
         self.assertEqual(got, [f":{SERVER} 437 spam spam :{why}"])
@@ -216,13 +216,13 @@ class RegistrationTests(IrcTestCase):
             limits=Limits(max_send_queue=500), records=(UserRecord("dave", 1.0, 1.0, protected=True),)
         )
         bob, _ = harness.register("bob")
-        client = Irc(harness, IrcFactory(harness.factory, SERVER))
+        client = Irc(harness, IrcFactory(harness.clients, SERVER))
         client.send("CAP REQ :sasl", "AUTHENTICATE PLAIN")
         client.send("AUTHENTICATE " + base64.b64encode(f"\0dave\0{PASSWORD}".encode()).decode())
         bob.dataReceived(b"SEND dave :early\r\n")
         got = client.send("CAP END", "NICK dave", "USER dave 0 * :D")
         self.assertEqual(got[-1], ":bob!bob@msgsvc PRIVMSG dave :early")  # after 001 and the MOTD
-        late = Irc(harness, IrcFactory(harness.factory, SERVER))
+        late = Irc(harness, IrcFactory(harness.clients, SERVER))
         late.send("CAP REQ :sasl", "AUTHENTICATE PLAIN")
         client.send("QUIT")
         client.session.connectionLost(Failure(ConnectionDone()))
@@ -454,7 +454,7 @@ class MessageTests(IrcTestCase):
 class ChannelNameTests(SynchronousTestCase):
     def test_the_operator_may_name_the_channel(self) -> None:
         harness = ServerHarness()
-        client = Irc(harness, IrcFactory(harness.factory, SERVER, channel="#team"))
+        client = Irc(harness, IrcFactory(harness.clients, SERVER, channel="#team"))
         got = client.register("alice")
         self.assertIn("CHANNELLEN=5", " ".join(got))
         self.assertEqual(client.send("JOIN #Team")[0], ":alice!alice@msgsvc JOIN :#team")
@@ -497,7 +497,7 @@ class LimitsTests(SynchronousTestCase):
     def test_the_per_address_limit_counts_irc_and_tcp_together(self) -> None:
         harness = ServerHarness(limits=Limits(max_per_ip=1))
         harness.connect()
-        client = Irc(harness, IrcFactory(harness.factory, SERVER))
+        client = Irc(harness, IrcFactory(harness.clients, SERVER))
         got = client.read()
         self.assertTrue(got[-1].startswith("ERROR :Closing Link:"), got)
         self.assertTrue(client.transport.disconnecting)
@@ -505,7 +505,7 @@ class LimitsTests(SynchronousTestCase):
     def test_a_client_that_stops_reading_is_dropped(self) -> None:
         harness = ServerHarness(limits=Limits(max_send_queue=1000))
         bob, _ = harness.register("bob")
-        client = Irc(harness, IrcFactory(harness.factory, SERVER))
+        client = Irc(harness, IrcFactory(harness.clients, SERVER))
         client.register("alice")
         client.transport.producer.pauseProducing()  # what TCP does when its buffer is full
         for _ in range(40):
@@ -517,7 +517,7 @@ class LimitsTests(SynchronousTestCase):
 
     def test_a_flooder_waits_then_is_dropped(self) -> None:
         harness = ServerHarness(limits=Limits(line_rate=1, line_burst=2, flood_timeout=5))
-        client = Irc(harness, IrcFactory(harness.factory, SERVER))
+        client = Irc(harness, IrcFactory(harness.clients, SERVER))
         client.register("alice")
         client.send(*["PING :x"] * 10)
         self.assertEqual(client.transport.producerState, "paused")  # its lines wait in the socket
@@ -527,7 +527,7 @@ class LimitsTests(SynchronousTestCase):
 
     def test_a_silent_client_is_pinged_then_dropped(self) -> None:
         harness = ServerHarness()
-        client = Irc(harness, IrcFactory(harness.factory, SERVER))
+        client = Irc(harness, IrcFactory(harness.clients, SERVER))
         client.register("alice")
         harness.clock.advance(Limits().ping_interval)
         (ping,) = client.read()
@@ -537,7 +537,7 @@ class LimitsTests(SynchronousTestCase):
 
     def test_a_client_that_never_registers_is_dropped(self) -> None:
         harness = ServerHarness()
-        client = Irc(harness, IrcFactory(harness.factory, SERVER))
+        client = Irc(harness, IrcFactory(harness.clients, SERVER))
         client.send("NICK alice")
         harness.clock.advance(Limits().hello_timeout + 1)
         self.assertEqual(client.read(), ["ERROR :Closing Link: 127.0.0.1:40001 (registration timed out)"])
@@ -771,7 +771,7 @@ class ListingTests(SynchronousTestCase):
     def setUp(self) -> None:
         records = tuple(UserRecord(f"user{i:04}", 1.0, 1.0) for i in range(self.LOG))
         self.harness = ServerHarness(Limits(max_per_ip=1000), max_clients=1000, records=records)
-        self.factory = IrcFactory(self.harness.factory, SERVER)
+        self.factory = IrcFactory(self.harness.clients, SERVER)
         for i in range(self.ONLINE):
             self.harness.register(f"user{i:04}")
         self.client = Irc(self.harness, self.factory)

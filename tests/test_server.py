@@ -9,7 +9,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.eventlog import HubEventLogger
-from msgsvc.fronts.session import host_of
+from msgsvc.fronts.clients import host_of
 from msgsvc.hub import ClientError, Connected, Disconnected, RemoteUser, UserRecord
 from msgsvc.state.redislink import RedisUnavailable
 from msgsvc.wire import Code, Limits
@@ -573,7 +573,7 @@ class ShutdownTests(ServerTestCase):
     def test_everyone_gets_bye_and_stragglers_are_aborted(self) -> None:
         alice, a = self.server.register("alice")
         unregistered, u = self.server.connect()
-        done = self.server.factory.disconnect_all("server shutting down", grace=5)
+        done = self.server.clients.disconnect_all("server shutting down", grace=5)
         self.assertEqual(lines(a), ["BYE :server shutting down"])
         self.assertEqual(lines(u), ["BYE :server shutting down"])
         self.lose(alice)
@@ -584,11 +584,11 @@ class ShutdownTests(ServerTestCase):
         self.successResultOf(done)
 
     def test_nothing_to_close(self) -> None:
-        self.successResultOf(self.server.factory.disconnect_all("bye"))
+        self.successResultOf(self.server.clients.disconnect_all("bye"))
 
     def test_all_close_in_time(self) -> None:
         alice, _ = self.server.register("alice")
-        done = self.server.factory.disconnect_all("bye", grace=5)
+        done = self.server.clients.disconnect_all("bye", grace=5)
         self.lose(alice)
         self.successResultOf(done)
         self.assertEqual(self.server.clock.getDelayedCalls(), [])

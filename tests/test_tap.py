@@ -220,7 +220,7 @@ class MakeServiceTests(SynchronousTestCase):
         service = tap.makeService(parse("--db", db, "--irc", "tcp:0", "--irc-server-name", "chat.test"))
         tcp, irc = (c.factory for c in service if isinstance(c, StreamServerEndpointService))
         self.assertIsInstance(irc, IrcFactory)
-        self.assertIs(irc.clients, tcp)
+        self.assertIs(irc.clients, tcp.clients)
         self.assertEqual(irc.server_name, "chat.test")
 
     def test_bad_web_endpoint(self) -> None:

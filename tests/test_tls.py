@@ -12,8 +12,10 @@ from twisted.trial.unittest import TestCase
 from msgsvc.auth import Accounts
 from msgsvc.client.connect import endpoint_connector
 from msgsvc.client.presenter import ChatPresenter, Phase
+from msgsvc.fronts.clients import Clients
 from msgsvc.fronts.lines import ServerFactory
 from msgsvc.hub import Hub
+from msgsvc.presence import Presence
 from msgsvc.wire import Limits
 
 from .helpers import FakeHashing, MemoryStore
@@ -69,7 +71,8 @@ class TLSTests(TestCase):
         store = MemoryStore()
         self.hub = Hub(reactor, store, [], max_clients=10)
         accounts = Accounts(self.hub, store, FakeHashing(), reactor, require_password=False)
-        self.factory = ServerFactory(self.hub, accounts, reactor, Limits())
+        self.clients = Clients(self.hub, accounts, reactor, Limits())
+        self.factory = ServerFactory(self.clients, Presence(self.hub, reactor))
         endpoint = serverFromString(
             reactor, f"ssl:0:interface=127.0.0.1:privateKey={self.key}:certKey={self.cert}"
         )
@@ -78,7 +81,7 @@ class TLSTests(TestCase):
 
     async def stop(self) -> None:
         await self.port.stopListening()
-        await self.factory.disconnect_all("server shutting down")
+        await self.clients.disconnect_all("server shutting down")
 
     def client(self, server: str) -> tuple[ChatPresenter, Recorder]:
         view = Recorder()

@@ -61,7 +61,7 @@ class Browser:
         self, harness: ServerHarness, site_origins: tuple[str, ...] = (), host: str = "127.0.0.1"
     ) -> None:
         self.harness = harness
-        site = web_site(harness.factory, site_origins)
+        site = web_site(harness.clients, harness.presence, site_origins)
         harness._port += 1
         self.transport = TCPStringTransport(peerAddress=IPv4Address("TCP", host, harness._port))
         self.channel = site.buildProtocol(self.transport.getPeer())
@@ -287,7 +287,7 @@ class OriginTests(SynchronousTestCase):
         browser = Browser(ServerHarness())
         browser.handshake("http://evil.example")
         self.assertEqual(browser.status, 403)
-        self.assertEqual(browser.harness.factory.connections, set())
+        self.assertEqual(browser.harness.clients.connections, set())
 
     def test_a_handshake_without_origin_is_refused(self) -> None:
         browser = Browser(ServerHarness())
@@ -326,7 +326,8 @@ class PageTests(TestCase):
         from twisted.internet import reactor
 
         self.reactor = reactor
-        self.port = reactor.listenTCP(0, web_site(ServerHarness().factory), interface="127.0.0.1")
+        harness = ServerHarness()
+        self.port = reactor.listenTCP(0, web_site(harness.clients, harness.presence), interface="127.0.0.1")
         self.addCleanup(self.port.stopListening)
 
     async def get(self, path: str) -> tuple[IResponse, bytes]:
@@ -538,7 +539,7 @@ class LineSocketTests(SynchronousTestCase):
         browser.channel.connectionLost(Failure(ConnectionDone("Connection was closed cleanly.")))
         harness.end_of_pass()
         self.assertEqual(lines(bob_transport), ["LEFT alice"])
-        self.assertEqual(harness.factory.connections, {bob})
+        self.assertEqual(harness.clients.connections, {bob})
 
 
 def one_pass(clock: Clock) -> None:
@@ -551,7 +552,7 @@ def one_pass(clock: Clock) -> None:
 
 def web_session(harness: ServerHarness) -> ServerProtocol:
     """The one web user's session."""
-    (session,) = [p for p in harness.factory.connections if p.front == "web"]
+    (session,) = [p for p in harness.clients.connections if p.front == "web"]
     return session
 
 
@@ -620,7 +621,7 @@ class HTTPConnectionTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.harness = ServerHarness(limits=Limits(max_per_ip=3))
         self.site = web_site(
-            self.harness.factory, ("https://proxy.example.org",), ("chat.example.org",), request_timeout=10
+            self.harness.clients, self.harness.presence, ("https://proxy.example.org",), ("chat.example.org",), request_timeout=10
         )
 
     def open(self, host: str = "127.0.0.1") -> tuple[WebChannel, TCPStringTransport]:
@@ -752,4 +753,4 @@ class HTTPConnectionTests(SynchronousTestCase):
             Request(host="attacker.example:8080", target="/ws", extra_headers=[(b"origin", b"http://attacker.example:8080")])
         )
         self.assertEqual(self.ask(connection, handshake), b"HTTP/1.1 421 Misdirected Request")
-        self.assertEqual(self.harness.factory.connections, set())
+        self.assertEqual(self.harness.clients.connections, set())

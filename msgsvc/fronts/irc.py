@@ -36,6 +36,7 @@ from twisted.words.protocols import irc as rfc
 
 import msgsvc
 from msgsvc import wire
+from msgsvc.fronts.clients import Clients
 from msgsvc.fronts.ircwire import (
     ERR_ALREADYREGISTERED,
     ERR_INPUTTOOLONG,
@@ -66,7 +67,7 @@ from msgsvc.fronts.ircwire import (
     text_lines,
 )
 from msgsvc.fronts.ircnames import Directory
-from msgsvc.fronts.session import Clients, Session
+from msgsvc.fronts.session import Session
 from msgsvc.hub import Event, Message, Queued, Report, UserJoined, UserLeft
 from msgsvc.wire import USERNAME_MAX, Code, Kind, ProtocolError, ascii_int, username_key
 

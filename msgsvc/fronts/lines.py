@@ -4,20 +4,24 @@ Twisted serves every connection from one thread: each connection gets its
 own :class:`ServerProtocol` instance, which is what "fork a thread per
 client" becomes on a reactor.  What every front's connection does alike
 (limits, timers, logging in) is :class:`msgsvc.fronts.session.Session`.
+The web front (:mod:`msgsvc.fronts.web`) speaks the same protocol over
+WebSocket with the same :class:`ServerProtocol`, and shares its
+:class:`~msgsvc.presence.Presence`: TCP and web clients hear of each
+other in the same batches.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
 
-from twisted.internet.interfaces import IAddress, IReactorTime
+from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import Factory
 from twisted.python.failure import Failure
 
 from msgsvc import wire
-from msgsvc.auth import Accounts
-from msgsvc.fronts.session import Clients, Session
-from msgsvc.hub import Hub, Message, Queued, Report
+from msgsvc.fronts.clients import Clients
+from msgsvc.fronts.session import Session
+from msgsvc.hub import Message, Queued, Report
 from msgsvc.presence import Presence
 from msgsvc.wire import Code, Kind, ProtocolError
 
@@ -56,7 +60,10 @@ def encode_delayed(message: Queued) -> bytes:
 class ServerProtocol(Session):
     """One client of the line protocol: reads commands, hands them to the hub, writes replies."""
 
-    factory: ServerFactory
+    def __init__(self, clients: Clients, presence: Presence) -> None:
+        self.clients = clients
+        self.presence = presence
+        self.MAX_LENGTH = clients.limits.max_line
 
     # -- Session: the line protocol's way of saying things ----------------
 
@@ -79,11 +86,11 @@ class ServerProtocol(Session):
 
     def welcome(self, name: str) -> None:
         self._write(wire.format_line("WELCOME", name, trailing=WELCOME_TEXT))
-        self._write(self.factory.presence.join(self))
+        self._write(self.presence.join(self))
         self.clients.hub.deliver_backlog(self)
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
-        self.factory.presence.leave(self)
+        self.presence.leave(self)
         super().connectionLost(reason)
 
     # -- commands --------------------------------------------------------
@@ -112,7 +119,7 @@ class ServerProtocol(Session):
                 self._set_password(hub.registered_name(self), password)
             case wire.Users():
                 hub.registered_name(self)
-                self._write(self.factory.presence.user_log())
+                self._write(self.presence.user_log())
             case wire.Ack(up_to):
                 hub.acknowledge(self, up_to)
             case wire.Ping(token):
@@ -143,7 +150,7 @@ class ServerProtocol(Session):
     # -- output ----------------------------------------------------------
 
     def _sent(self, report: Report) -> None:
-        self.factory.presence.catch_up(self)
+        self.presence.catch_up(self)
         self._write(sent_line(report.delivered, report.offline, report.queued))
 
     # -- hub.Participant -------------------------------------------------
@@ -154,32 +161,29 @@ class ServerProtocol(Session):
             self._write(data)
 
     def receive(self, message: Message) -> None:
-        self.factory.presence.catch_up(self)
+        self.presence.catch_up(self)
         one = message.kind is Kind.UNICAST  # no other receiver to share the line with
         self._write(encode_message(message) if one else encode_shared_message(message))
 
     def notice(self, text: str) -> None:
-        self.factory.presence.catch_up(self)
+        self.presence.catch_up(self)
         self._write(wire.format_line("NOTICE", trailing=text))
 
     def deliver(self, backlog: list[Queued], waiting: int) -> None:
-        self.factory.presence.catch_up(self)
+        self.presence.catch_up(self)
         self._write(
             b"".join(encode_delayed(m) for m in backlog) + wire.format_line("ENDDELAYED", str(waiting))
         )
 
 
-class ServerFactory(Clients, Factory[ServerProtocol]):
-    """Builds :class:`ServerProtocol` instances over one hub; the registry of every front's clients."""
+class ServerFactory(Factory[ServerProtocol]):
+    """Builds a :class:`ServerProtocol` for each connection to a ``--listen`` endpoint."""
 
     noisy = False
 
-    def __init__(self, hub: Hub, accounts: Accounts, clock: IReactorTime, limits: wire.Limits) -> None:
-        Clients.__init__(self, hub, accounts, clock, limits)
-        self.presence = Presence(hub, clock)
+    def __init__(self, clients: Clients, presence: Presence) -> None:
+        self.clients = clients
+        self.presence = presence
 
     def buildProtocol(self, addr: IAddress | None) -> ServerProtocol:
-        protocol = ServerProtocol()
-        protocol.factory = protocol.clients = self
-        protocol.MAX_LENGTH = self.limits.max_line
-        return protocol
+        return ServerProtocol(self.clients, self.presence)

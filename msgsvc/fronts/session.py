@@ -7,55 +7,29 @@ on, drops a client that stops reading, holds a client's lines while its
 login is checked, and logs in through the accounts' portal.  A front
 subclasses it with its own parsing and its own way of saying each thing:
 :mod:`msgsvc.fronts.lines` (the line protocol, also under WebSocket) and
-:mod:`msgsvc.fronts.irc`.  :class:`Clients` is what the fronts of one
-server share: the hub, the accounts, the limits, and the count of
-connections by address, so ``--max-per-ip`` counts them all together.
+:mod:`msgsvc.fronts.irc`.  What the sessions of every front share
+(the hub, the limits, the count by address) is their
+:class:`~msgsvc.fronts.clients.Clients`.
 """
 
 from __future__ import annotations
 
-import ipaddress
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import ClassVar
 
-from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import CancelledError, Deferred, succeed
-from twisted.internet.interfaces import IAddress, IDelayedCall, IPushProducer, IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IPushProducer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from msgsvc import wire
-from msgsvc.auth import Accounts
-from msgsvc.hub import ClientDropped, ClientError, Connected, Disconnected, Hub, Message, Queued, Report
+from msgsvc.fronts.clients import Clients, describe_peer, host_of
+from msgsvc.hub import ClientDropped, ClientError, Connected, Disconnected, Message, Queued, Report
 from msgsvc.lines import LineProtocol
-from msgsvc.outbox import Outbox
-from msgsvc.ratelimit import AddressRate, Rate, TokenBucket
+from msgsvc.ratelimit import TokenBucket
 from msgsvc.state import StoreError
 from msgsvc.wire import Code, ProtocolError
-
-
-def host_of(address: IAddress) -> str:
-    """What the per-address limits count a peer by: its IPv4 address, or its IPv6 /64 (one host is
-    given a whole /64, and would otherwise get each limit once per address in it)."""
-    if isinstance(address, IPv4Address):
-        return address.host
-    if isinstance(address, IPv6Address):
-        ip = ipaddress.IPv6Address(address.host.partition("%")[0])
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((ip, 64), strict=False))
-    return str(address)
-
-
-def describe_peer(address: IAddress) -> str:
-    """``host:port`` (``[host]:port`` for IPv6), or the address as it prints."""
-    if isinstance(address, IPv6Address):
-        return f"[{address.host}]:{address.port}"
-    if isinstance(address, IPv4Address):
-        return f"{address.host}:{address.port}"
-    return str(address)
 
 
 @implementer(IPushProducer)
@@ -86,76 +60,6 @@ class SendQueue:
 
     def stopProducing(self) -> None:
         self._full = False
-
-
-class Clients:
-    """What the fronts of one server share, and every connection of all of them, counted by address."""
-
-    def __init__(self, hub: Hub, accounts: Accounts, clock: IReactorTime, limits: wire.Limits) -> None:
-        self.hub = hub
-        self.accounts = accounts
-        self.limits = limits
-        self.clock = clock
-        self.outbox = Outbox(clock)
-        self.connections: set[Session] = set()
-        self._per_host: Counter[str] = Counter()
-        #: bytes of lines read, by address: every connection from one address draws on one budget
-        self.bytes_in = AddressRate(Rate(limits.address_byte_rate * 60, limits.address_byte_burst), clock)
-        #: messages left waiting for offline users, by the sender's address
-        self.queued_from = AddressRate(Rate(limits.queue_per_minute, limits.queue_burst), clock)
-        self.pings = 0  # the last PING token handed out
-        self._all_gone: Deferred[None] | None = None
-
-    def connection_made(self, session: Session) -> bool:
-        """Count ``session``'s connection (unless it is :attr:`~Session.counted`); False if its address
-        already has its share."""
-        self.connections.add(session)
-        return session.counted or self.admit(session.transport.getPeer())
-
-    def admit(self, address: IAddress) -> bool:
-        """Count a connection from ``address``; False if the address already has its share.
-
-        It is counted either way, until :meth:`release` (a session's, at :meth:`connection_lost`).
-        """
-        host = host_of(address)
-        self._per_host[host] += 1
-        return self._per_host[host] <= self.limits.max_per_ip
-
-    def release(self, address: IAddress) -> None:
-        """A connection from ``address`` that :meth:`admit` counted has closed."""
-        host = host_of(address)
-        self._per_host[host] -= 1
-        if not self._per_host[host]:
-            del self._per_host[host]
-
-    def connection_lost(self, session: Session) -> None:
-        if session in self.connections:
-            self.release(session.transport.getPeer())
-        self.connections.discard(session)
-        if not self.connections and self._all_gone is not None:
-            all_gone, self._all_gone = self._all_gone, None
-            all_gone.callback(None)
-
-    def disconnect_all(self, reason: str, grace: float = 5.0) -> Deferred[None]:
-        """Say goodbye with ``reason`` to every client and close; abort any still open after ``grace`` s."""
-        done: Deferred[None] = Deferred()
-        if not self.connections:
-            done.callback(None)
-            return done
-        self._all_gone = done
-        for session in list(self.connections):
-            session.bye(reason)
-        deadline = self.clock.callLater(grace, self._abort_all)
-
-        def in_time(result: None) -> None:
-            if deadline.active():
-                deadline.cancel()
-
-        return done.addCallback(in_time)
-
-    def _abort_all(self) -> None:
-        for session in list(self.connections):
-            session.transport.abortConnection()
 
 
 class Session(LineProtocol):

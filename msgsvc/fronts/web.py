@@ -4,9 +4,11 @@
 CDN).  ``/ws`` is a WebSocket (Twisted's :mod:`twisted.web.websocket`)
 that carries exactly the line protocol, one line a text message each way.
 Each WebSocket drives an ordinary :class:`~msgsvc.fronts.lines.ServerProtocol`
-of the line front's factory, through :class:`FrameTransport`: web users
-share the hub, the limits, the accounts and the per-address count with
-TCP users, and nothing of the protocol is written twice.
+through :class:`FrameTransport`, over the server's one
+:class:`~msgsvc.fronts.clients.Clients` and the line protocol's one
+:class:`~msgsvc.presence.Presence`: web users share the hub, the limits,
+the accounts, the per-address count and the presence news with TCP
+users, and nothing of the protocol is written twice.
 """
 
 from __future__ import annotations
@@ -32,8 +34,10 @@ from twisted.web.static import File
 from twisted.web.websocket import WebSocketResource, WebSocketTransport
 from zope.interface import implementer
 
-from msgsvc.fronts.lines import ServerFactory, ServerProtocol
+from msgsvc.fronts.clients import Clients
+from msgsvc.fronts.lines import ServerProtocol
 from msgsvc.lines import IConnection
+from msgsvc.presence import Presence
 from msgsvc.wire import Code, FrameFramer
 
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
@@ -380,13 +384,14 @@ class LineSocket:
 
 
 class LineSocketFactory:
-    """Builds a :class:`LineSocket` over a new protocol of the line front's factory for each WebSocket."""
+    """Builds a :class:`LineSocket` over a new :class:`ServerProtocol` for each WebSocket."""
 
-    def __init__(self, factory: ServerFactory) -> None:
-        self._factory = factory
+    def __init__(self, clients: Clients, presence: Presence) -> None:
+        self._clients = clients
+        self._presence = presence
 
     def buildProtocol(self, request: Request) -> LineSocket:
-        return LineSocket(self._factory.buildProtocol(request.getClientAddress()), request)
+        return LineSocket(ServerProtocol(self._clients, self._presence), request)
 
 
 class LineSocketResource(WebSocketResource):
@@ -518,7 +523,7 @@ class WebSite(Site):
     protocol = WebChannel  # type: ignore[assignment]
     log_refusal = Logger()
 
-    def __init__(self, resource: Resource, clients: ServerFactory, hosts: Iterable[str], timeout: float) -> None:
+    def __init__(self, resource: Resource, clients: Clients, hosts: Iterable[str], timeout: float) -> None:
         super().__init__(resource, timeout=timeout, reactor=clients.clock)  # type: ignore[no-untyped-call]
         self.clients = clients
         self.hosts = frozenset(hosts)
@@ -585,12 +590,13 @@ class StaticFiles(File):
 
 
 def web_site(
-    factory: ServerFactory,
+    clients: Clients,
+    presence: Presence,
     origins: Sequence[str] = (),
     hosts: Sequence[str] = (),
     request_timeout: float = 10.0,
 ) -> WebSite:
-    """The web front over the line front's ``factory``.
+    """The web front over the server's ``clients``, its users hearing the line protocol's ``presence``.
 
     ``origins``: other pages' origins allowed to connect; ``hosts``: more names the page is served under, beside
     ``localhost``, this machine's name, the origins' and any IP address; ``request_timeout``: seconds a
@@ -599,6 +605,6 @@ def web_site(
     root = StaticFiles(STATIC, defaultType="application/octet-stream")
     root.files = frozenset(os.fsencode(name) for name in os.listdir(STATIC))
     origins = [normalize_origin(o) for o in origins]
-    root.putChild(b"ws", LineSocketResource(LineSocketFactory(factory), origins))
+    root.putChild(b"ws", LineSocketResource(LineSocketFactory(clients, presence), origins))
     names = {"localhost", socket.gethostname(), *hosts, *(urlsplit(o).hostname or "" for o in origins)}
-    return WebSite(root, factory, {name.lower().removesuffix(".") for name in names}, request_timeout)
+    return WebSite(root, clients, {name.lower().removesuffix(".") for name in names}, request_timeout)
