@@ -28,7 +28,8 @@ from msgsvc import descriptors
 from msgsvc.auth import NEW_ACCOUNTS, NEW_NAMES, PASSWORD_HASHES, Accounts, Hasher
 from msgsvc.eventlog import HubEventLogger
 from msgsvc.fronts.clients import Clients
-from msgsvc.fronts.irc import CHANNEL_NAME, IrcFactory
+from msgsvc.fronts.irc.channel import CHANNEL_NAME
+from msgsvc.fronts.irc.factory import IrcFactory
 from msgsvc.fronts.lines import ServerFactory
 from msgsvc.fronts.web import normalize_host, normalize_origin, web_site
 from msgsvc.hub import Hub, QueuePolicy

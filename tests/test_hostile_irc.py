@@ -19,8 +19,9 @@ from twisted.logger import LogEvent, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from msgsvc.fronts import irc
-from msgsvc.fronts.irc import IrcFactory, IrcSession
+from msgsvc.fronts.irc import base
+from msgsvc.fronts.irc.factory import IrcFactory
+from msgsvc.fronts.irc.session import IrcSession
 from msgsvc.hub import UserRecord
 from msgsvc.wire import Limits
 
@@ -94,7 +95,7 @@ action = st.one_of(
 
 class HostileIrcTests(SynchronousTestCase):
     def setUp(self) -> None:
-        self.patch(irc, "LISTING_STEP", STEP)
+        self.patch(base, "LISTING_STEP", STEP)
         records = tuple(
             UserRecord(f"user{i:04}", 1.0, 1.0, protected=i > BYSTANDERS and i % 7 == 0) for i in range(LOG)
         )

@@ -19,8 +19,10 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.auth import NEW_NAMES
-from msgsvc.fronts.irc import LISTING_STEP, IrcFactory, IrcSession
-from msgsvc.fronts.ircwire import MIN_ROOM, ONE_LINE, USERLEN, clean_text, glob_match, parse, text_lines
+from msgsvc.fronts.irc.base import LISTING_STEP
+from msgsvc.fronts.irc.factory import IrcFactory
+from msgsvc.fronts.irc.session import IrcSession
+from msgsvc.fronts.irc.wire import MIN_ROOM, ONE_LINE, USERLEN, clean_text, glob_match, parse, text_lines
 from msgsvc.hub import Disconnected, Event, UserRecord, UserView
 from msgsvc.times import describe_time
 from msgsvc.wire import Limits, ProtocolError

@@ -17,7 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc import tap
 from msgsvc.auth import Accounts, Hasher
-from msgsvc.fronts.irc import IrcFactory
+from msgsvc.fronts.irc.factory import IrcFactory
 from msgsvc.fronts.lines import ServerFactory
 from msgsvc.fronts.web import WebSite
 from msgsvc.ratelimit import Rate

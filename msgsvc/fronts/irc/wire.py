@@ -1,7 +1,7 @@
 """IRC as msgsvc's IRC front reads and writes it: lines, text, the numerics Twisted lacks.
 
-Pure functions, like :mod:`msgsvc.wire` for the line protocol; the
-session that uses them is :mod:`msgsvc.fronts.irc`.
+Pure functions, like :mod:`msgsvc.wire` for the line protocol, for the
+session of :mod:`msgsvc.fronts.irc`.
 """
 
 from __future__ import annotations

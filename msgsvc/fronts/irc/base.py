@@ -1,0 +1,121 @@
+"""What every concern of an IRC session builds on: its state, its output (numerics, long
+listings a few entries a reactor pass), the one channel's name, and a command's targets."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+from twisted.internet.interfaces import IDelayedCall
+from twisted.words.protocols import irc as rfc
+
+from msgsvc.fronts.irc.wire import line
+from msgsvc.fronts.session import Session
+
+if TYPE_CHECKING:
+    from msgsvc.fronts.irc.factory import IrcFactory
+
+#: Entries of the username log (or of who is online) a listing goes through in one reactor pass.
+LISTING_STEP = 100
+
+
+class IrcBase(Session):
+    """An IRC client's session, short of what it answers: the state and output its concerns share."""
+
+    factory: IrcFactory
+    nick = "*"
+    nick_key = ""
+    caps: set[str]  # the capabilities the client asked for
+    _account: str | None = None  # the name SASL logged in as
+    _registered = False  # 001 was sent
+    _early: list[bytes]  # what came for a logged-in user before registration completed
+    _early_size = 0  # its bytes
+    #: Long replies being sent, a few entries a reactor pass, each with what to do after it.
+    _listings: deque[tuple[Iterator[bytes], Callable[[], None] | None]]
+    _listing_call: IDelayedCall | None = None
+
+    @property
+    def channel(self) -> str:
+        """The one channel, everyone online: #all unless the operator named it otherwise."""
+        return self.factory.channel
+
+    def _is_channel(self, target: str) -> bool:
+        return target.casefold() == self.factory.channel.casefold()
+
+    def _me(self) -> str:
+        """Whom a message to this client is to: its name, once logged in (by SASL, before 001 too)."""
+        return self._account or self.nick
+
+    def tell(self, data: bytes) -> None:
+        """Presence news, unless this client is on its way out."""
+        if not self.transport.disconnecting:
+            self._send(data)
+
+    def _send(self, data: bytes) -> None:
+        """Write, or keep until 001 what comes for a SASL-logged-in client before it (within the send queue's limit)."""
+        if self._registered:
+            self._write(data)
+            return
+        self._early.append(data)
+        self._early_size += len(data)
+        limit = self.clients.limits.max_send_queue
+        if self._early_size > limit:
+            self._drop(
+                f"over {limit} bytes waiting for it to finish registering", "registration not finished"
+            )
+
+    def numeric(self, code: str, *params: str) -> None:
+        self._write(self._numeric(code, *params))
+
+    def _numeric(self, code: str, *params: str) -> bytes:
+        return line(code, self.nick, *params, prefix=self.factory.server_name)
+
+    def _list(self, entries: Iterator[bytes], then: Callable[[], None] | None = None) -> None:
+        """Send a reply that goes through the username log or the users online (``entries`` gives
+        one step of it at a time: a line, or nothing), :data:`LISTING_STEP` steps a reactor pass,
+        whatever the log's size; then call ``then``.  The client's next lines wait until it is sent."""
+        self._listings.append((entries, then))
+        if len(self._listings) == 1:
+            self._list_some()
+
+    def _list_some(self) -> None:
+        self._listing_call = None
+        out: list[bytes] = []
+        steps = LISTING_STEP
+        while self._listings and steps:
+            entries, then = self._listings[0]
+            data = next(entries, None)
+            if data is not None:
+                out.append(data)
+                steps -= 1
+                continue
+            self._listings.popleft()
+            if then is not None:
+                self._write(b"".join(out))
+                out = []
+                then()
+        if out:
+            self._write(b"".join(out))
+        if not self._listings:
+            if "listing" in self._holds:
+                self._release("listing")
+        elif not (self._gone or self._dropped or self.transport.disconnecting):
+            self._hold("listing")
+            self._listing_call = self.clients.clock.callLater(0, self._list_some)
+
+    def server_notice(self, text: str) -> None:
+        self._write(line("NOTICE", self.nick, text, prefix=self.factory.server_name))
+
+    def _targets(self, field: str, limit: int, quiet: bool = False) -> list[str] | None:
+        """The targets of ``field`` (``a,b,#all``), each once however it is spelled; None (answered
+        407 unless ``quiet``) if there are more than ``limit``: nothing is done for any of them."""
+        targets: dict[str, str] = {}
+        for target in field.split(","):
+            if target:
+                targets.setdefault(target.casefold(), target)
+                if len(targets) > limit:
+                    if not quiet:
+                        self.numeric(rfc.ERR_TOOMANYTARGETS, target, f"Too many targets: at most {limit}")
+                    return None
+        return list(targets.values())

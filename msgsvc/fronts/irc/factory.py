@@ -1,0 +1,98 @@
+"""The IRC front's factory: what its sessions share (#all's members, MONITOR's watchers, USER idents)."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterable
+
+from twisted.internet.interfaces import IAddress
+from twisted.internet.protocol import Factory
+
+from msgsvc.fronts.irc.base import IrcBase
+from msgsvc.fronts.irc.channel import CHANNEL
+from msgsvc.fronts.irc.names import Directory
+from msgsvc.fronts.irc.session import IrcSession
+from msgsvc.fronts.irc.wire import RPL_MONOFFLINE, RPL_MONONLINE, line
+from msgsvc.fronts.clients import Clients
+from msgsvc.hub import Event, UserJoined, UserLeft
+from msgsvc.wire import username_key
+
+
+class IrcFactory(Factory["IrcSession"]):
+    """Builds :class:`IrcSession` instances over the server's shared :class:`Clients`; keeps #all and MONITOR."""
+
+    noisy = False
+
+    def __init__(
+        self,
+        clients: Clients,
+        server_name: str | None = None,
+        network: str = "msgsvc",
+        channel: str = CHANNEL,
+    ) -> None:
+        self.clients = clients
+        self.channel = channel
+        self.server_name = server_name or socket.gethostname()
+        self.network = network
+        self.created = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(clients.clock.seconds()))
+        self.idents: dict[str, tuple[str, str]] = {}  # by name key: an IRC user's USER name and real name
+        self.members: set[IrcBase] = set()  # sessions that joined #all
+        self.monitors: dict[str, set[IrcBase]] = {}  # by name key: who watches it
+        self.directory = Directory(clients.hub)
+        clients.hub.subscribe(self._event)
+
+    def buildProtocol(self, addr: IAddress | None) -> IrcSession:
+        session = IrcSession()
+        session.factory = self
+        session.clients = self.clients
+        session.MAX_LENGTH = self.clients.limits.max_line
+        return session
+
+    def _event(self, event: Event) -> None:
+        """Tell #all of who came and went, and each watcher of a name it MONITORs."""
+        match event:
+            case UserJoined(name):
+                self._announce(
+                    name, line("JOIN", self.channel, prefix=self.mask(name)), RPL_MONONLINE, self.mask(name)
+                )
+            case UserLeft(name):
+                self._announce(name, line("QUIT", "left", prefix=self.mask(name)), RPL_MONOFFLINE, name)
+
+    def _announce(self, name: str, data: bytes, numeric: str, watched: str) -> None:
+        """``data`` to every member of #all but ``name`` itself; ``numeric`` to whoever MONITORs it."""
+        key = username_key(name)
+        for member in list(self.members):
+            if member.nick_key != key:
+                member.tell(data)
+        for watcher in list(self.monitors.get(key, ())):
+            watcher.numeric(numeric, watched)
+
+    def mask(self, name: str) -> str:
+        """The ``nick!user@host`` of a msgsvc user."""
+        return f"{name}!{self.user(name)}@msgsvc"
+
+    def user(self, name: str) -> str:
+        """The user part of a mask: an IRC user's own USER name, else the name again."""
+        ident = self.idents.get(username_key(name))
+        return ident[0] if ident else name
+
+    def realname(self, name: str) -> str:
+        """An IRC user's real name (from USER); for users of other fronts, their name."""
+        ident = self.idents.get(username_key(name))
+        return ident[1] if ident else name
+
+    def forget(self, session: IrcSession) -> None:
+        if session.nick_key:
+            self.idents.pop(session.nick_key, None)
+        self.members.discard(session)
+        self.unwatch(session, session.monitoring)
+
+    def unwatch(self, session: IrcBase, keys: Iterable[str]) -> None:
+        """``session`` no longer MONITORs the names ``keys``; a name nobody watches is forgotten."""
+        for key in keys:
+            watchers = self.monitors.get(key)
+            if watchers is not None:
+                watchers.discard(session)
+                if not watchers:
+                    del self.monitors[key]

@@ -1,0 +1,131 @@
+"""Messages on IRC: PRIVMSG and NOTICE sent, and messages and the backlog delivered."""
+
+from __future__ import annotations
+
+from twisted.words.protocols import irc as rfc
+
+from msgsvc import wire
+from msgsvc.fronts.irc.base import IrcBase
+from msgsvc.fronts.irc.wire import addressed, clean_text, line, sent_when, server_time, text_lines
+from msgsvc.hub import Message, Queued, Report
+from msgsvc.wire import Code, Kind, ProtocolError, username_key
+
+
+class Messaging(IrcBase):
+    """PRIVMSG and NOTICE to nicks (a unicast or a multicast) or #all (a broadcast), and their delivery."""
+
+    def receive(self, message: Message) -> None:
+        tags = f"time={server_time(self.clients.clock.seconds())}" if "server-time" in self.caps else ""
+        sender, me = self.factory.mask(message.sender), self._me()
+        # An IRC user's line (of this server: others' fronts are not known here) comes as one line.
+        whole = username_key(message.sender) in self.factory.idents
+        if message.kind is Kind.UNICAST:
+            self._send(text_lines("PRIVMSG", me, message.text, sender, tags, whole))
+        elif message.kind is not Kind.BROADCAST:  # the group before the text: split, never cut
+            self._send(text_lines("PRIVMSG", me, addressed(message, me), sender, tags))
+        elif self in self.factory.members:
+            self._send(text_lines("PRIVMSG", self.channel, message.text, sender, tags, whole))
+        else:  # not in #all: a broadcast still reaches it, as it reaches every msgsvc user
+            self._send(text_lines("NOTICE", me, f"(to everyone) {message.text}", sender, tags))
+
+    def notice(self, text: str) -> None:
+        self._send(line("NOTICE", self._me(), f"Server notice: {text}", prefix=self.factory.server_name))
+
+    def deliver(self, backlog: list[Queued], waiting: int) -> None:
+        stamped, now = "server-time" in self.caps, self.clients.clock.seconds()
+        out = []
+        for message in backlog:
+            text = addressed(message, self.nick)
+            tags = ""
+            if stamped:
+                tags = f"time={server_time(message.sent_at)}"
+            else:
+                text = f"{sent_when(message.sent_at, now)} {text}"
+            out.append(text_lines("PRIVMSG", self.nick, text, self.factory.mask(message.sender), tags))
+        out.append(line("PING", f"ack-{backlog[-1].id}"))  # its PONG acknowledges the page
+        self._send(b"".join(out))
+
+    def irc_PRIVMSG(self, params: list[str]) -> None:
+        self._message("PRIVMSG", params)
+
+    def irc_NOTICE(self, params: list[str]) -> None:
+        self._message("NOTICE", params)
+
+    def _message(self, verb: str, params: list[str]) -> None:
+        """PRIVMSG or NOTICE: to nicks (a unicast or a multicast), or to #all (a broadcast).
+
+        A NOTICE is never answered with an error, as RFC 2812 asks.
+        """
+        quiet = verb == "NOTICE"
+        if not params or not params[0]:
+            if not quiet:
+                self.numeric(rfc.ERR_NORECIPIENT, f"No recipient given ({verb})")
+            return
+        try:
+            text = clean_text(self._ctcp(params[1])) if len(params) > 1 else ""
+            if len(text.encode("utf-8")) > self.clients.limits.max_text:
+                raise ProtocolError(
+                    Code.TEXT_TOO_LONG, f"a message may hold at most {self.clients.limits.max_text} bytes"
+                )
+        except ProtocolError as e:
+            if not quiet:
+                self.server_notice(f"not sent: {e.text}")
+            return
+        if wire.is_blank(text):  # spaces alone (or formatting alone) are no text, as on the other fronts
+            if not quiet:
+                self.numeric(rfc.ERR_NOTEXTTOSEND, "No text to send")
+            return
+        targets = self._targets(params[0], self.clients.limits.max_recipients, quiet)
+        if targets is None:
+            return
+        if not targets:  # commas only
+            if not quiet:
+                self.numeric(rfc.ERR_NORECIPIENT, f"No recipient given ({verb})")
+            return
+        names: list[str] = []
+        for target in targets:
+            if self._is_channel(target):
+                if self not in self.factory.members:
+                    if not quiet:
+                        self.numeric(
+                            rfc.ERR_CANNOTSENDTOCHAN,
+                            self.channel,
+                            f"Cannot send to channel: JOIN {self.channel} first",
+                        )
+                    continue
+                self.clients.hub.broadcast(self, text)
+            elif target.startswith("#"):
+                if not quiet:
+                    self.numeric(
+                        rfc.ERR_NOSUCHCHANNEL, target, f"No such channel: {self.channel} is the only one"
+                    )
+            elif not wire.is_valid_username(target):
+                if not quiet:
+                    self.numeric(rfc.ERR_NOSUCHNICK, target, "No such nick/channel")
+            else:
+                names.append(target)
+        if not names:
+            return
+        report = self.send_to(names, text)
+        if self._answers is None and type(report) is Report:  # the common case, inline
+            self._sent(report, quiet)
+        else:
+            self._report_later(report, lambda done: self._sent(done, quiet))
+
+    def _ctcp(self, text: str) -> str:
+        """A CTCP ACTION (``/me waves``) as the text "* nick waves"; other CTCP is not carried."""
+        if not text.startswith("\x01"):
+            return text
+        command, _, argument = text.strip("\x01").partition(" ")
+        if command.upper() != "ACTION":
+            raise ProtocolError(Code.BAD_SYNTAX, f"msgsvc does not carry CTCP {command.upper()}")
+        return f"* {self.nick} {argument}"
+
+    def _sent(self, report: Report, quiet: bool) -> None:
+        if quiet:
+            return
+        for name in report.offline:
+            if name in report.queued:
+                self.server_notice(f"{name} is away: the message waits for them")
+            else:
+                self.numeric(rfc.ERR_NOSUCHNICK, name, "No such nick/channel (not online)")
