@@ -26,7 +26,7 @@ from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 
 from msgsvc.bench import servers
-from msgsvc.lines import LineProtocol
+from msgsvc.fronts.receiver import LineProtocol
 
 HEALTHY = 12
 TEXT = "soak " + "x" * 900

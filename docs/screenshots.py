@@ -24,8 +24,8 @@ from msgsvc.client.gui import ChatWindow
 from msgsvc.client.presenter import ChatPresenter
 from msgsvc.fronts.clients import Clients
 from msgsvc.fronts.lines import ServerFactory
+from msgsvc.fronts.presence import Presence
 from msgsvc.hub import Hub
-from msgsvc.presence import Presence
 from msgsvc.servergui.presenter import ServerPresenter
 from msgsvc.servergui.window import ServerWindow
 from msgsvc.state.sqlite import SqliteStore

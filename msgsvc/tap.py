@@ -31,9 +31,9 @@ from msgsvc.fronts.clients import Clients
 from msgsvc.fronts.irc.channel import CHANNEL_NAME
 from msgsvc.fronts.irc.factory import IrcFactory
 from msgsvc.fronts.lines import ServerFactory
+from msgsvc.fronts.presence import Presence
 from msgsvc.fronts.web import normalize_host, normalize_origin, web_site
 from msgsvc.hub import Hub, QueuePolicy
-from msgsvc.presence import Presence
 from msgsvc.ratelimit import Rate
 from msgsvc.state import Snapshot, State, StoreError
 from msgsvc.state.redisurl import RedisURL

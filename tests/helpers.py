@@ -13,8 +13,8 @@ from msgsvc.auth import Accounts, Reset
 from msgsvc.client.protocol import ClientListener, ClientProtocol
 from msgsvc.fronts.clients import Clients
 from msgsvc.fronts.lines import ServerFactory, ServerProtocol
+from msgsvc.fronts.presence import Presence
 from msgsvc.hub import Enqueue, Hub, Message, Participant, Queued, QueuePolicy, UserRecord
-from msgsvc.presence import Presence
 from msgsvc.state.redislink import RedisUnavailable
 from msgsvc.wire import Code, Limits, ProtocolError, username_key
 

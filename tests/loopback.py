@@ -12,9 +12,9 @@ from twisted.trial.unittest import TestCase
 from msgsvc.auth import Accounts, Hasher
 from msgsvc.fronts.clients import Clients
 from msgsvc.fronts.lines import ServerFactory
+from msgsvc.fronts.presence import Presence
+from msgsvc.fronts.receiver import LineProtocol
 from msgsvc.hub import Hub
-from msgsvc.lines import LineProtocol
-from msgsvc.presence import Presence
 from msgsvc.state.sqlite import SqliteStore
 from msgsvc.wire import Limits
 

@@ -11,7 +11,7 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from msgsvc.outbox import Outbox
+from msgsvc.fronts.outbox import Outbox
 
 
 class Collector(Protocol):

@@ -14,8 +14,8 @@ from msgsvc.client.connect import endpoint_connector
 from msgsvc.client.presenter import ChatPresenter, Phase
 from msgsvc.fronts.clients import Clients
 from msgsvc.fronts.lines import ServerFactory
+from msgsvc.fronts.presence import Presence
 from msgsvc.hub import Hub
-from msgsvc.presence import Presence
 from msgsvc.wire import Limits
 
 from .helpers import FakeHashing, MemoryStore

@@ -11,7 +11,7 @@ from twisted.python.failure import Failure
 
 from msgsvc.bench.dialects import Dialect, Signal, sent_at
 from msgsvc.bench.stats import LatencyHistogram
-from msgsvc.lines import IConnection
+from msgsvc.fronts.receiver import IConnection
 
 
 class Tally:

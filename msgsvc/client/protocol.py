@@ -9,7 +9,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from msgsvc import wire
-from msgsvc.lines import LineProtocol
+from msgsvc.fronts.receiver import LineProtocol
 from msgsvc.wire import Kind, ProtocolError
 
 

@@ -20,9 +20,9 @@ from twisted.internet.interfaces import IAddress, IReactorTime
 
 from msgsvc import wire
 from msgsvc.auth import Accounts
+from msgsvc.fronts.outbox import Outbox
+from msgsvc.fronts.receiver import IConnection
 from msgsvc.hub import Hub
-from msgsvc.lines import IConnection
-from msgsvc.outbox import Outbox
 from msgsvc.ratelimit import AddressRate, Rate
 
 

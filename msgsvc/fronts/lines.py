@@ -6,7 +6,7 @@ client" becomes on a reactor.  What every front's connection does alike
 (limits, timers, logging in) is :class:`msgsvc.fronts.session.Session`.
 The web front (:mod:`msgsvc.fronts.web`) speaks the same protocol over
 WebSocket with the same :class:`ServerProtocol`, and shares its
-:class:`~msgsvc.presence.Presence`: TCP and web clients hear of each
+:class:`~msgsvc.fronts.presence.Presence`: TCP and web clients hear of each
 other in the same batches.
 """
 
@@ -20,9 +20,9 @@ from twisted.python.failure import Failure
 
 from msgsvc import wire
 from msgsvc.fronts.clients import Clients
+from msgsvc.fronts.presence import Presence
 from msgsvc.fronts.session import Session
 from msgsvc.hub import Message, Queued, Report
-from msgsvc.presence import Presence
 from msgsvc.wire import Code, Kind, ProtocolError
 
 WELCOME_TEXT = "welcome to msgsvc"

@@ -6,7 +6,7 @@ that carries exactly the line protocol, one line a text message each way.
 Each WebSocket drives an ordinary :class:`~msgsvc.fronts.lines.ServerProtocol`
 through :class:`FrameTransport`, over the server's one
 :class:`~msgsvc.fronts.clients.Clients` and the line protocol's one
-:class:`~msgsvc.presence.Presence`: web users share the hub, the limits,
+:class:`~msgsvc.fronts.presence.Presence`: web users share the hub, the limits,
 the accounts, the per-address count and the presence news with TCP
 users, and nothing of the protocol is written twice.
 """
@@ -36,8 +36,8 @@ from zope.interface import implementer
 
 from msgsvc.fronts.clients import Clients
 from msgsvc.fronts.lines import ServerProtocol
-from msgsvc.lines import IConnection
-from msgsvc.presence import Presence
+from msgsvc.fronts.presence import Presence
+from msgsvc.fronts.receiver import IConnection
 from msgsvc.wire import Code, FrameFramer
 
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
