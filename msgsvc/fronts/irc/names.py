@@ -3,7 +3,7 @@
 ``NAMES``, ``WHO``, ``LIST``, ``ISON`` and the MOTD go through the log or
 through the users online; :meth:`msgsvc.hub.Hub.users` sorts the whole log
 on each call.  A :class:`Directory` instead keeps both in order, changed one
-name at a time from the hub's events (as :mod:`msgsvc.presence` keeps the
+name at a time from the hub's events (as :mod:`msgsvc.fronts.presence` keeps the
 line front's ``USER`` lines), and is walked one step at a time, so that a
 session can send a long listing a few entries a reactor pass.
 """
