@@ -23,7 +23,7 @@ from msgsvc.ratelimit import AddressRate, Rate
 from msgsvc.state import StoreError
 from msgsvc.wire import PASSWORD_MAX_BYTES, Code, Limits, ProtocolError, check_password_rules
 
-from .helpers import PASSWORD, ServerHarness, lines
+from .support.harness import PASSWORD, ServerHarness, lines
 
 
 class AccountsTestCase(SynchronousTestCase):

@@ -8,8 +8,8 @@ from twisted.internet.defer import ensureDeferred, gatherResults
 from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import TestCase
 
-from .loopback import LineTestClient, LoopbackServer
-from .test_state_sqlite import VERSION_1
+from .support.logs import VERSION_1
+from .support.loopback import LineTestClient, LoopbackServer
 
 
 class AccountsEndToEndTests(TestCase):

@@ -24,24 +24,7 @@ from msgsvc.client.protocol import ClientProtocol
 from msgsvc.times import describe_time
 from msgsvc.wire import Kind
 
-from .helpers import FakeConnection
-
-
-class Recorder:
-    """Records every listener or view call as (method, args)."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, tuple[object, ...]]] = []
-
-    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
-        return lambda *args: self.calls.append((name, args))
-
-    def last(self, method: str) -> tuple[object, ...]:
-        return [args for name, args in self.calls if name == method][-1]
-
-    def entries(self) -> list[tuple[str, str]]:
-        appended = [args[0] for name, args in self.calls if name == "append"]
-        return [(e.style, e.text) for e in appended]  # type: ignore[attr-defined]
+from .support.fakes import FakeConnection, Recorder
 
 
 class ClientProtocolTests(SynchronousTestCase):

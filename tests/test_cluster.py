@@ -28,8 +28,8 @@ from msgsvc.state.redislink import RedisUnavailable
 from msgsvc.state.redisurl import RedisURL
 from msgsvc.wire import Kind
 
-from .redisserver import RedisCase
-from .test_twistd import ROOT, TWISTD, Peer, free_port, reap, wait_listening
+from .support.processes import ROOT, TWISTD, Peer, free_port, reap, wait_listening
+from .support.redisserver import RedisCase
 
 LEASE = 2.0  # seconds: short, so that the tests of a dead node are quick
 

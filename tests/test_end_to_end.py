@@ -10,7 +10,7 @@ from msgsvc.auth import NEW_NAMES
 from msgsvc.state.sqlite import Database
 from msgsvc.wire import Limits
 
-from .loopback import LineTestClient, LoopbackServer
+from .support.loopback import LineTestClient, LoopbackServer
 
 
 class EndToEndTests(TestCase):

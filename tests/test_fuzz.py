@@ -11,7 +11,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from msgsvc import wire
 from msgsvc.wire import TOO_LONG, Line, LineFramer, ProtocolError
 
-from .helpers import ServerHarness, lines
+from .support.harness import ServerHarness, lines
 
 _PRINTABLE = st.characters(blacklist_categories=["Cc", "Cs"])
 _VERB = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=1, max_size=10)

@@ -18,8 +18,8 @@ from msgsvc.client.gui import ChatWindow
 from msgsvc.client.presenter import ChatPresenter
 from msgsvc.wire import Kind
 
-from .display import collect_windows, need_display
-from .loopback import LoopbackServer
+from .support.display import collect_windows, need_display
+from .support.loopback import LoopbackServer
 
 
 class ClientWindowTests(TestCase):

@@ -25,8 +25,8 @@ from msgsvc.fronts.irc.session import IrcSession
 from msgsvc.hub import UserRecord
 from msgsvc.wire import Limits
 
-from .helpers import ServerHarness
-from .test_irc import Work, one_pass
+from .support.harness import ServerHarness, one_pass
+from .support.irc import Work
 
 SERVER = "irc.test"
 STEP = 7  # LISTING_STEP here, so that a listing of the log below takes many passes

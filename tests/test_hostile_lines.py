@@ -17,60 +17,30 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from msgsvc.hub import UserRecord
 from msgsvc.wire import Limits
 
-from .helpers import ServerHarness, lines
-from .hostile import (
+from .support.harness import ServerHarness, lines
+from .support.hostile import (
+    DIGITS,
+    LIMITS,
     Attacker,
     answered_throughout,
+    any_line,
     assert_still_served,
     assert_well_formed,
     attack,
-    big_log,
     failures_logged,
+    per_line_bound,
 )
-from .loopback import LoopbackServer
-
-LIMITS = Limits(max_line=200, max_text=100, max_recipients=4, line_burst=10, max_send_queue=4096)
-VERBS = ["HELLO", "PASSWORD", "SEND", "BROADCAST", "USERS", "ACK", "PING", "PONG", "QUIT"]
-
-# Parameters a hostile client might try: names good and bad, numbers in any script, controls, long ones.
-_DIGITS = st.text(st.characters(categories=("Nd", "No")), min_size=1, max_size=20)
-_PARAM = st.one_of(
-    st.sampled_from(["bob", "BOB", "alice", "zed", "a" * 40, "1x", "bob,bob,BOB", "bob,zed,x,y,z", ":", "-1"]),
-    _DIGITS,
-    st.text(st.characters(blacklist_categories=["Cs"]), max_size=12),
-    st.integers(0, 10**30).map(str),
-)
-_TRAILING = st.one_of(
-    st.text(st.characters(blacklist_categories=["Cs"]), max_size=40),
-    st.integers(90, 300).map(lambda n: "t" * n),  # around --max-text
-    st.sampled_from(["", " ", "\t", "\x1b[31mred", "\x00", "é" * 60]),
-)
-
-
-@st.composite
-def _line(draw: st.DrawFn) -> bytes:
-    verb = draw(st.one_of(st.sampled_from(VERBS), st.sampled_from(VERBS).map(str.lower), st.text(max_size=6)))
-    params = draw(st.lists(_PARAM, max_size=4))
-    trailing = draw(st.one_of(st.none(), _TRAILING))
-    text = " ".join([verb, *params]) + ("" if trailing is None else " :" + trailing)
-    return text.encode("utf-8", "surrogatepass")
-
+from .support.logs import big_log
+from .support.loopback import LoopbackServer
 
 _RAW = st.one_of(
-    _line(),
+    any_line(),
     st.binary(max_size=60),  # bad UTF-8, NUL, lone CR
     st.integers(150, 3000).map(lambda n: b"SEND bob :" + b"x" * n),  # over --max-line
 )
 _END = st.sampled_from([b"\n", b"\r\n", b"\r", b""])
 #: What one read brings: some lines, each with its end (or none: it goes on in the next read).
 _READ = st.lists(st.tuples(_RAW, _END), min_size=1, max_size=15).map(lambda ls: b"".join(a + b for a, b in ls))
-
-
-def per_line_bound(harness: ServerHarness) -> int:
-    """The most one line may make the server write, to everyone: a reply as long as a line, the message
-    to each recipient, the username log."""
-    log = len(harness.factory.presence.user_log())
-    return (LIMITS.max_recipients + 2) * (LIMITS.max_line + 100) + log
 
 
 class HostileLineTests(SynchronousTestCase):
@@ -111,7 +81,7 @@ class HostileLineTests(SynchronousTestCase):
         self.assertEqual(failures, [])
         assert_still_served(self, bob, bob_transport)
 
-    @given(_DIGITS)
+    @given(DIGITS)
     def test_ack_reads_ascii_digits_only(self, digits: str) -> None:
         harness = ServerHarness(LIMITS)
         alice, transport = harness.register("alice")

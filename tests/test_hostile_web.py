@@ -27,19 +27,21 @@ from wsproto.events import AcceptConnection, Ping, Pong, Request, TextMessage
 from msgsvc.fronts.web import web_site
 from msgsvc.wire import Limits
 
-from .helpers import ServerHarness
-from .hostile import (
+from .support.harness import ServerHarness
+from .support.hostile import (
+    LIMITS,
     Attacker,
     answered_throughout,
+    any_line,
     assert_still_served,
     assert_well_formed,
     attack,
-    big_log,
     failures_logged,
+    per_line_bound,
 )
-from .loopback import LoopbackServer
-from .test_hostile_lines import LIMITS, _line, per_line_bound
-from .test_web import Browser, web_session
+from .support.logs import big_log
+from .support.loopback import LoopbackServer
+from .support.wsclient import Browser, web_session
 
 
 def frame(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0, masked: bool = True) -> bytes:
@@ -71,7 +73,7 @@ def fragmented(payload: bytes, cuts: int) -> bytes:
 
 
 _FRAME = st.one_of(
-    _line().map(lambda line: frame(TEXT, line)),
+    any_line().map(lambda line: frame(TEXT, line)),
     st.binary(max_size=40).map(lambda data: frame(TEXT, data)),  # not UTF-8, most often
     st.binary(max_size=20).map(lambda data: frame(BINARY, data)),
     st.integers(0, 130).map(lambda n: frame(PING, b"p" * n)),  # over 125 is a protocol error
@@ -79,13 +81,13 @@ _FRAME = st.one_of(
     st.tuples(st.integers(0, 5000), st.text(max_size=20)).map(
         lambda c: frame(CLOSE, struct.pack(">H", c[0]) + c[1].encode())
     ),
-    st.tuples(_line(), st.integers(0, 6)).map(lambda t: fragmented(t[0], t[1])),
+    st.tuples(any_line(), st.integers(0, 6)).map(lambda t: fragmented(t[0], t[1])),
     st.just(frame(TEXT, b"", fin=False) + frame(CONTINUATION, b"", fin=False) * 30),  # never ends
     st.binary(max_size=10).map(lambda data: frame(CONTINUATION, data)),  # no message to continue
     st.integers(201, 3000).map(lambda n: frame(TEXT, b"SEND bob :" + b"x" * n)),  # over --max-line
     st.integers(40, 90).map(lambda n: fragmented(b"SEND bob :" + b"z" * 250, n)),  # grows past it
-    st.tuples(st.integers(1, 7), _line()).map(lambda t: frame(TEXT, t[1], rsv=t[0])),
-    _line().map(lambda line: frame(TEXT, line, masked=False)),
+    st.tuples(st.integers(1, 7), any_line()).map(lambda t: frame(TEXT, t[1], rsv=t[0])),
+    any_line().map(lambda line: frame(TEXT, line, masked=False)),
     st.sampled_from([3, 4, 7, 0xB, 0xF]).map(lambda op: frame(op, b"?")),
     st.binary(min_size=1, max_size=30),  # not frames at all
 )

@@ -18,7 +18,8 @@ from msgsvc.hub import (
 )
 from msgsvc.wire import Code, Kind, ProtocolError
 
-from .helpers import MemoryStore, RecordingParticipant, admitted
+from .support.fakes import MemoryStore, RecordingParticipant
+from .support.harness import admitted
 
 
 class HubTestCase(SynchronousTestCase):

@@ -24,7 +24,8 @@ from msgsvc.hub import (
 from msgsvc.state.redislink import RedisUnavailable
 from msgsvc.wire import Code, Kind, ProtocolError
 
-from .helpers import FakeNetwork, MemoryStore, RecordingParticipant, admitted
+from .support.fakes import FakeNetwork, MemoryStore, RecordingParticipant
+from .support.harness import admitted
 
 
 class NodeTests(SynchronousTestCase):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import sys
 import time
-from collections.abc import Iterator
 from fnmatch import fnmatchcase
 from types import FrameType
 
@@ -13,7 +12,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
-from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
@@ -23,11 +21,12 @@ from msgsvc.fronts.irc.base import LISTING_STEP
 from msgsvc.fronts.irc.factory import IrcFactory
 from msgsvc.fronts.irc.session import IrcSession
 from msgsvc.fronts.irc.wire import MIN_ROOM, ONE_LINE, USERLEN, clean_text, glob_match, parse, text_lines
-from msgsvc.hub import Disconnected, Event, UserRecord, UserView
+from msgsvc.hub import Disconnected, Event, UserRecord
 from msgsvc.times import describe_time
 from msgsvc.wire import Limits, ProtocolError
 
-from .helpers import PASSWORD, ServerHarness, lines
+from .support.harness import PASSWORD, ServerHarness, lines, one_pass
+from .support.irc import Work
 
 SERVER = "irc.test"
 
@@ -543,43 +542,6 @@ class LimitsTests(SynchronousTestCase):
         client.send("NICK alice")
         harness.clock.advance(Limits().hello_timeout + 1)
         self.assertEqual(client.read(), ["ERROR :Closing Link: 127.0.0.1:40001 (registration timed out)"])
-
-
-def one_pass(clock: Clock) -> None:
-    """Run what is due now, but not what that schedules in turn: one reactor pass."""
-    due = [call for call in clock.getDelayedCalls() if call.getTime() <= clock.seconds()]
-    for call in due:
-        if call.active():
-            clock.calls.remove(call)
-            call.called = 1
-            call.func(*call.args, **call.kw)
-
-
-class Work:
-    """Counts what one line costs: log entries walked through, and calls to ``Hub.users`` (which sorts
-    the whole log)."""
-
-    def __init__(self, factory: IrcFactory) -> None:
-        self.walked = 0
-        self.sorted_logs = 0
-        walk, hub = factory.directory.walk, factory.clients.hub
-        users = hub.users
-
-        def counted_walk(keys: list[str]) -> Iterator[str]:
-            for key in walk(keys):
-                self.walked += 1
-                yield key
-
-        def counted_users() -> list[UserView]:
-            self.sorted_logs += 1
-            return users()
-
-        factory.directory.walk = counted_walk  # type: ignore[method-assign]
-        hub.users = counted_users  # type: ignore[method-assign]
-
-    def take(self) -> int:
-        walked, self.walked = self.walked, 0
-        return walked
 
 
 #: What msgsvc's texts can hold: decoded UTF-8 (no surrogates), without CR or LF.

@@ -14,8 +14,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.state.sqlite import Database
 
-from .test_tls import make_certificate
-from .test_twistd import Peer, free_port, run_msgsvc
+from .support.processes import Peer, free_port, run_msgsvc
+from .support.tls import make_certificate
 
 SERVER = "irc.msgsvc.test"
 

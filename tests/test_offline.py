@@ -10,7 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from msgsvc.hub import QueueChanged, QueuePolicy, UserRecord
 from msgsvc.wire import Limits, format_time
 
-from .helpers import PASSWORD, ServerHarness, lines
+from .support.harness import PASSWORD, ServerHarness, lines
 
 
 class OfflineTestCase(SynchronousTestCase):

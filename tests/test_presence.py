@@ -8,7 +8,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.hub import UserRecord
 
-from .helpers import PASSWORD, ServerHarness, lines
+from .support.harness import PASSWORD, ServerHarness, lines
 
 
 class AccountLineTests(SynchronousTestCase):

@@ -8,8 +8,9 @@ import socket
 import subprocess
 import time
 
-from .redisserver import RedisCase
-from .test_twistd import ROOT, TWISTD, Peer, free_port, reap, wait_listening
+from .support.processes import ROOT, TWISTD, Peer, free_port, reap, wait_listening
+from .support.redisserver import RedisCase
+from .support.tls import make_certificate
 
 
 class RedisServerCase(RedisCase):
@@ -172,8 +173,6 @@ class RedisOverTlsTests(RedisServerCase):
         self.assertEqual(alice.line(), "MSG bob unicast alice :over TLS")
 
     def test_a_redis_whose_certificate_the_url_does_not_trust_is_not_used(self) -> None:
-        from .test_tls import make_certificate
-
         other = os.path.join(self.dir, "other")
         os.mkdir(other)
         stranger, _ = make_certificate(other)

@@ -14,7 +14,8 @@ from msgsvc.hub import ClientError, Connected, Disconnected, RemoteUser, UserRec
 from msgsvc.state.redislink import RedisUnavailable
 from msgsvc.wire import Code, Limits
 
-from .helpers import FakeNetwork, ServerHarness, lines
+from .support.fakes import FakeNetwork
+from .support.harness import ServerHarness, lines
 
 
 class ServerTestCase(SynchronousTestCase):

@@ -16,9 +16,10 @@ from msgsvc.servergui.presenter import COLUMNS, ServerPresenter, duration, remov
 from msgsvc.servergui.service import ServerWindowService
 from msgsvc.servergui.window import ServerWindow
 
-from .display import collect_windows, need_display
-from .helpers import PASSWORD, FakeHashing, FakeNetwork, MemoryStore, RecordingParticipant, admitted
-from .loopback import LoopbackServer
+from .support.display import collect_windows, need_display
+from .support.fakes import FakeHashing, FakeNetwork, MemoryStore, RecordingParticipant
+from .support.harness import PASSWORD, admitted
+from .support.loopback import LoopbackServer
 
 
 class RecordingServerView:

@@ -18,9 +18,9 @@ from msgsvc.state.redislink import RedisUnavailable
 from msgsvc.state.redisurl import RedisURL
 from msgsvc.state.sqlite import Database
 
-from .redisserver import RedisServer
 from .statecontract import ROOM, StateContract
-from .test_twistd import ROOT
+from .support.processes import ROOT
+from .support.redisserver import RedisServer
 
 
 class RedisURLTests(SynchronousTestCase):

@@ -21,6 +21,7 @@ from msgsvc.state import StoreError
 from msgsvc.state.sqlite import SCHEMA_VERSION, Database, SqliteStore
 
 from .statecontract import ROOM, StateContract
+from .support.logs import VERSION_1
 
 
 class DatabaseTests(SynchronousTestCase):
@@ -164,10 +165,6 @@ class SqliteContractTests(StateContract, TestCase):
             return [r.name for r in database.load()]
         finally:
             database.close()
-
-
-#: A username log written by msgsvc before accounts (schema version 1, commit af8db63).
-VERSION_1 = os.path.join(os.path.dirname(__file__), "data", "usernames-v1.sqlite3")
 
 
 class MigrationTests(SynchronousTestCase):

@@ -19,7 +19,7 @@ from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
-from .loopback import LineTestClient, LoopbackServer
+from .support.loopback import LineTestClient, LoopbackServer
 
 ROWS, COLUMNS = 24, 80
 

@@ -10,7 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from msgsvc.client.presenter import ChatPresenter
 from msgsvc.client.text import Fragments, TextView, cells, sender_style, wrap
 
-from .helpers import FakeConnection
+from .support.fakes import FakeConnection
 
 
 class TextClientTests(SynchronousTestCase):

@@ -9,99 +9,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.bench.servers import cpu_seconds
 
-from .display import need_display
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_listening(
-    case: SynchronousTestCase, process: subprocess.Popen[bytes], ports: list[int], output: Callable[[], str]
-) -> None:
-    """Return once ``process`` accepts connections on every port; fail ``case`` with ``output()`` if it exits."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            case.fail(f"twistd exited: {output()}")
-        try:
-            for port in ports:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    case.fail("twistd did not start listening")
-
-
-def run_msgsvc(
-    case: SynchronousTestCase, folder: str, args: list[str], ports: list[int]
-) -> subprocess.Popen[bytes]:
-    """``twistd -n msgsvc`` with ``args`` in ``folder``, logging to its ``server.log``, once it listens on ``ports``."""
-    log_path = os.path.join(folder, "server.log")
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(
-            TWISTD + ["-n", "--pidfile=", "msgsvc", *args],
-            cwd=folder,
-            env=dict(os.environ, PYTHONPATH=ROOT),
-            stdout=log,
-            stderr=log,
-        )
-    case.addCleanup(reap, process)
-
-    def output() -> str:
-        with open(log_path, encoding="utf-8") as log:
-            return log.read()
-
-    wait_listening(case, process, ports, output)
-    return process
-
-
-def reap(process: subprocess.Popen[bytes]) -> None:
-    """Kill ``process`` if it still runs, wait for it, close its pipes."""
-    if process.poll() is None:
-        process.kill()
-    process.wait()
-    for pipe in (process.stdin, process.stdout):
-        if pipe is not None:
-            pipe.close()
-
-
-class Peer:
-    """A blocking line client."""
-
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.file = self.sock.makefile("rb")
-
-    def send(self, line: str) -> None:
-        self.sock.sendall(line.encode() + b"\r\n")
-
-    def line(self) -> str:
-        raw = self.file.readline()
-        if not raw:
-            raise EOFError("connection closed")
-        return raw.decode().rstrip("\r\n")
-
-    def until(self, prefix: str) -> list[str]:
-        got = [self.line()]
-        while not got[-1].startswith(prefix):
-            got.append(self.line())
-        return got
-
-    def close(self) -> None:
-        self.file.close()
-        self.sock.close()
+from .support.display import need_display
+from .support.processes import ROOT, TWISTD, Peer, free_port, reap, wait_listening
 
 
 class TwistdTests(SynchronousTestCase):

@@ -18,9 +18,9 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from twisted.trial.unittest import SynchronousTestCase
 
-from .browser import ELSEWHERE, chromium, wait
-from .test_tls import make_certificate
-from .test_twistd import ROOT, Peer, free_port, run_msgsvc
+from .support.browser import ELSEWHERE, chromium, wait
+from .support.processes import ROOT, Peer, free_port, run_msgsvc
+from .support.tls import make_certificate
 
 
 class QuietFiles(SimpleHTTPRequestHandler):

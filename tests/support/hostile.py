@@ -1,12 +1,12 @@
-"""What the hostile-input suites share: attackers over loopback, a bystander's clock, and the log's failures."""
+"""What the hostile-input suites share: limits and lines to meet them, attackers over loopback, a bystander's clock, and the log's failures."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Protocol
 
+from hypothesis import strategies as st
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
@@ -21,10 +21,47 @@ from zope.interface import implementer
 
 from msgsvc import wire
 from msgsvc.fronts.lines import ServerProtocol
-from msgsvc.state.sqlite import Database
+from msgsvc.wire import Limits
+
+from .harness import ServerHarness
 
 #: The attackers' addresses; the bystanders connect from 127.0.0.1, so --max-per-ip keeps them apart.
 ATTACKERS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
+
+#: The line front's limits in the hostile suites: small, so that input meets them.
+LIMITS = Limits(max_line=200, max_text=100, max_recipients=4, line_burst=10, max_send_queue=4096)
+VERBS = ["HELLO", "PASSWORD", "SEND", "BROADCAST", "USERS", "ACK", "PING", "PONG", "QUIT"]
+
+# Parameters a hostile client might try: names good and bad, numbers in any script, controls, long ones.
+DIGITS = st.text(st.characters(categories=("Nd", "No")), min_size=1, max_size=20)
+_PARAM = st.one_of(
+    st.sampled_from(["bob", "BOB", "alice", "zed", "a" * 40, "1x", "bob,bob,BOB", "bob,zed,x,y,z", ":", "-1"]),
+    DIGITS,
+    st.text(st.characters(blacklist_categories=["Cs"]), max_size=12),
+    st.integers(0, 10**30).map(str),
+)
+_TRAILING = st.one_of(
+    st.text(st.characters(blacklist_categories=["Cs"]), max_size=40),
+    st.integers(90, 300).map(lambda n: "t" * n),  # around --max-text
+    st.sampled_from(["", " ", "\t", "\x1b[31mred", "\x00", "é" * 60]),
+)
+
+
+@st.composite
+def any_line(draw: st.DrawFn) -> bytes:
+    """A line a hostile client might send: verbs known and not, odd parameters, a trailing one or none."""
+    verb = draw(st.one_of(st.sampled_from(VERBS), st.sampled_from(VERBS).map(str.lower), st.text(max_size=6)))
+    params = draw(st.lists(_PARAM, max_size=4))
+    trailing = draw(st.one_of(st.none(), _TRAILING))
+    text = " ".join([verb, *params]) + ("" if trailing is None else " :" + trailing)
+    return text.encode("utf-8", "surrogatepass")
+
+
+def per_line_bound(harness: ServerHarness) -> int:
+    """The most one line may make the server write, to everyone: a reply as long as a line, the message
+    to each recipient, the username log."""
+    log = len(harness.factory.presence.user_log())
+    return (LIMITS.max_recipients + 2) * (LIMITS.max_line + 100) + log
 
 
 @contextmanager
@@ -148,14 +185,3 @@ async def answered_throughout(bystander: Bystander, seconds: float, every: float
         assert answer[-1] == f"PONG :{n}", answer
         await deferLater(reactor, every)
     return longest
-
-
-def big_log(path: str, names: int) -> None:
-    """Make the SQLite username log at ``path`` with ``names`` offline names in it."""
-    Database(path).close()
-    db = sqlite3.connect(path)
-    with db:
-        db.executemany(
-            "INSERT INTO users VALUES (?, ?, 1.0, 1.0)", ((f"user{i:06d}", f"user{i:06d}") for i in range(names))
-        )
-    db.close()

@@ -12,6 +12,8 @@ import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from .tls import make_certificate
+
 PACKAGE_HINT = (
     "redis-server is not installed: install Debian's redis-server package (apt-get install redis-server)"
 )
@@ -105,8 +107,6 @@ class RedisCase(SynchronousTestCase):
     def setUp(self) -> None:
         files = None
         if self.tls:
-            from .test_tls import make_certificate
-
             folder = tempfile.mkdtemp(prefix="msgsvc-redis-tls-")
             self.addCleanup(shutil.rmtree, folder, True)
             os.mkdir(os.path.join(folder, "ca"))

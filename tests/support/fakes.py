@@ -1,22 +1,17 @@
-"""Fakes and helpers shared by the tests."""
+"""Fakes of what the code under test talks to: the state, hashing, the network, participants, connections, listeners."""
 
 from __future__ import annotations
 
-from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import ConnectionDone, ConnectionRefusedError
-from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
-from msgsvc.auth import Accounts, Reset
+from msgsvc.auth import Reset
 from msgsvc.client.protocol import ClientListener, ClientProtocol
-from msgsvc.fronts.clients import Clients
-from msgsvc.fronts.lines import ServerFactory, ServerProtocol
-from msgsvc.fronts.presence import Presence
-from msgsvc.hub import Enqueue, Hub, Message, Participant, Queued, QueuePolicy, UserRecord
+from msgsvc.hub import Enqueue, Message, Queued
 from msgsvc.state.redislink import RedisUnavailable
-from msgsvc.wire import Code, Limits, ProtocolError, username_key
+from msgsvc.wire import Code, ProtocolError, username_key
 
 
 class MemoryStore:
@@ -155,12 +150,6 @@ class FakeHashing:
         return self.rehash
 
 
-def admitted(hub: Hub, participant: Participant, name: str, peer: str) -> Deferred[str | None]:
-    """Register ``participant`` as ``name`` with no password check: hold the name, then admit it."""
-    hub.register(participant, name, peer)
-    return hub.admit(participant, name)
-
-
 class RecordingParticipant:
     """A :class:`msgsvc.hub.Participant` that writes down what it is told."""
 
@@ -186,10 +175,6 @@ class RecordingParticipant:
 
     def messages(self) -> list[Message]:
         return [m for kind, m in self.events if kind == "message"]  # type: ignore[misc]
-
-
-#: The password of every protected record a ServerHarness starts with.
-PASSWORD = "correct horse"
 
 
 class FakeNetwork:
@@ -224,65 +209,6 @@ class FakeNetwork:
 
     def reachable(self) -> bool:
         return self.up
-
-
-class ServerHarness:
-    """The line front over a hub and memory store, with StringTransport clients."""
-
-    def __init__(
-        self,
-        limits: Limits = Limits(),  # noqa: B008 - frozen, so shared safely
-        max_clients: int = 100,
-        records: tuple[UserRecord, ...] | None = (),  # None: the hub waits for load()
-        require_password: bool = False,
-        queue: QueuePolicy = QueuePolicy(),  # noqa: B008 - frozen
-        network: FakeNetwork | None = None,
-    ) -> None:
-        self.clock = Clock()
-        self.clock.advance(1_000_000)
-        self.store = MemoryStore()
-        for record in records or ():
-            self.store.names.add(username_key(record.name))
-            if record.protected:
-                self.store.hashes[username_key(record.name)] = "fake$" + PASSWORD
-        self.hashing = FakeHashing()
-        self.hub = Hub(self.clock, self.store, records, max_clients, queue, network)
-        self.accounts = Accounts(self.hub, self.store, self.hashing, self.clock, require_password)
-        self.clients = Clients(self.hub, self.accounts, self.clock, limits)
-        self.presence = Presence(self.hub, self.clock)
-        self.factory = ServerFactory(self.clients, self.presence)
-        self._port = 40000
-
-    def connect(self, host: str = "127.0.0.1") -> tuple[ServerProtocol, StringTransport]:
-        self._port += 1
-        transport = StringTransport(peerAddress=IPv4Address("TCP", host, self._port))
-        protocol = self.factory.buildProtocol(transport.getPeer())
-        protocol.makeConnection(transport)
-        return protocol, transport
-
-    def register(
-        self, name: str, password: str | None = None, host: str = "127.0.0.1"
-    ) -> tuple[ServerProtocol, StringTransport]:
-        """A client registered as ``name``, once the others have been told (the reactor pass is over)."""
-        protocol, transport = self.connect(host)
-        hello = f"HELLO {name}" if password is None else f"HELLO {name} :{password}"
-        protocol.dataReceived(f"{hello}\r\n".encode())
-        assert transport.value().startswith(b"WELCOME "), transport.value()
-        transport.clear()
-        self.end_of_pass()
-        return protocol, transport
-
-    def end_of_pass(self) -> None:
-        """Run what waits for the end of the reactor pass: presence news goes out."""
-        self.clock.advance(0)
-
-
-def lines(transport: StringTransport) -> list[str]:
-    """What the server wrote, as text lines; clears the transport."""
-    data = transport.value()
-    transport.clear()
-    assert data == b"" or data.endswith(b"\r\n"), data
-    return data.decode("utf-8").split("\r\n")[:-1]
 
 
 class FakeConnection:
@@ -321,3 +247,20 @@ class FakeConnection:
         data = self.transport.value().decode()
         self.transport.clear()
         return data.split("\r\n")[:-1]
+
+
+class Recorder:
+    """Records every listener or view call as (method, args)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[object, ...]]] = []
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return lambda *args: self.calls.append((name, args))
+
+    def last(self, method: str) -> tuple[object, ...]:
+        return [args for name, args in self.calls if name == method][-1]
+
+    def entries(self) -> list[tuple[str, str]]:
+        appended = [args[0] for name, args in self.calls if name == "append"]
+        return [(e.style, e.text) for e in appended]  # type: ignore[attr-defined]

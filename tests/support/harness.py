@@ -1,0 +1,95 @@
+"""The server under test, driven by hand: a hub, accounts and the line front over fakes, on a Clock."""
+
+from __future__ import annotations
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+
+from msgsvc.auth import Accounts
+from msgsvc.fronts.clients import Clients
+from msgsvc.fronts.lines import ServerFactory, ServerProtocol
+from msgsvc.fronts.presence import Presence
+from msgsvc.hub import Hub, Participant, QueuePolicy, UserRecord
+from msgsvc.wire import Limits, username_key
+
+from .fakes import FakeHashing, FakeNetwork, MemoryStore
+
+#: The password of every protected record a ServerHarness starts with.
+PASSWORD = "correct horse"
+
+
+def admitted(hub: Hub, participant: Participant, name: str, peer: str) -> Deferred[str | None]:
+    """Register ``participant`` as ``name`` with no password check: hold the name, then admit it."""
+    hub.register(participant, name, peer)
+    return hub.admit(participant, name)
+
+
+class ServerHarness:
+    """The line front over a hub and memory store, with StringTransport clients."""
+
+    def __init__(
+        self,
+        limits: Limits = Limits(),  # noqa: B008 - frozen, so shared safely
+        max_clients: int = 100,
+        records: tuple[UserRecord, ...] | None = (),  # None: the hub waits for load()
+        require_password: bool = False,
+        queue: QueuePolicy = QueuePolicy(),  # noqa: B008 - frozen
+        network: FakeNetwork | None = None,
+    ) -> None:
+        self.clock = Clock()
+        self.clock.advance(1_000_000)
+        self.store = MemoryStore()
+        for record in records or ():
+            self.store.names.add(username_key(record.name))
+            if record.protected:
+                self.store.hashes[username_key(record.name)] = "fake$" + PASSWORD
+        self.hashing = FakeHashing()
+        self.hub = Hub(self.clock, self.store, records, max_clients, queue, network)
+        self.accounts = Accounts(self.hub, self.store, self.hashing, self.clock, require_password)
+        self.clients = Clients(self.hub, self.accounts, self.clock, limits)
+        self.presence = Presence(self.hub, self.clock)
+        self.factory = ServerFactory(self.clients, self.presence)
+        self._port = 40000
+
+    def connect(self, host: str = "127.0.0.1") -> tuple[ServerProtocol, StringTransport]:
+        self._port += 1
+        transport = StringTransport(peerAddress=IPv4Address("TCP", host, self._port))
+        protocol = self.factory.buildProtocol(transport.getPeer())
+        protocol.makeConnection(transport)
+        return protocol, transport
+
+    def register(
+        self, name: str, password: str | None = None, host: str = "127.0.0.1"
+    ) -> tuple[ServerProtocol, StringTransport]:
+        """A client registered as ``name``, once the others have been told (the reactor pass is over)."""
+        protocol, transport = self.connect(host)
+        hello = f"HELLO {name}" if password is None else f"HELLO {name} :{password}"
+        protocol.dataReceived(f"{hello}\r\n".encode())
+        assert transport.value().startswith(b"WELCOME "), transport.value()
+        transport.clear()
+        self.end_of_pass()
+        return protocol, transport
+
+    def end_of_pass(self) -> None:
+        """Run what waits for the end of the reactor pass: presence news goes out."""
+        self.clock.advance(0)
+
+
+def lines(transport: StringTransport) -> list[str]:
+    """What the server wrote, as text lines; clears the transport."""
+    data = transport.value()
+    transport.clear()
+    assert data == b"" or data.endswith(b"\r\n"), data
+    return data.decode("utf-8").split("\r\n")[:-1]
+
+
+def one_pass(clock: Clock) -> None:
+    """Run what is due now, but not what that schedules in turn: one reactor pass."""
+    due = [call for call in clock.getDelayedCalls() if call.getTime() <= clock.seconds()]
+    for call in due:
+        if call.active():
+            clock.calls.remove(call)
+            call.called = 1
+            call.func(*call.args, **call.kw)
