@@ -25,11 +25,12 @@ from msgsvc.client.presenter import ChatPresenter
 from msgsvc.fronts.clients import Clients
 from msgsvc.fronts.lines import ServerFactory
 from msgsvc.fronts.presence import Presence
-from msgsvc.hub import Hub
+from msgsvc.hub.contracts import Kind
+from msgsvc.hub.core import Hub
 from msgsvc.servergui.presenter import ServerPresenter
 from msgsvc.servergui.window import ServerWindow
 from msgsvc.state.sqlite import SqliteStore
-from msgsvc.wire import Kind, Limits
+from msgsvc.wire import Limits
 
 IMAGES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "images")
 

@@ -33,9 +33,10 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import Attribute, Interface, implementer
 
-from msgsvc.hub import Hub, Participant, RegistrationRefused
+from msgsvc.hub.contracts import Participant, RegistrationRefused, username_key
+from msgsvc.hub.core import Hub
 from msgsvc.ratelimit import AddressRate, Rate
-from msgsvc.wire import Code, ProtocolError, check_password_rules, username_key
+from msgsvc.wire import Code, ProtocolError, check_password_rules
 
 #: OWASP's first argon2id profile (19 MiB, 2 passes, 1 lane): about 50 ms a check here.
 HASHER = argon2.PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1, type=argon2.Type.ID)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from twisted.logger import Logger
 
-from msgsvc.hub import (
+from msgsvc.hub.contracts import (
     ClientDropped,
     ClientError,
     Connected,

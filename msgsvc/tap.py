@@ -33,7 +33,8 @@ from msgsvc.fronts.irc.factory import IrcFactory
 from msgsvc.fronts.lines import ServerFactory
 from msgsvc.fronts.presence import Presence
 from msgsvc.fronts.web import normalize_host, normalize_origin, web_site
-from msgsvc.hub import Hub, QueuePolicy
+from msgsvc.hub.contracts import QueuePolicy
+from msgsvc.hub.core import Hub
 from msgsvc.ratelimit import Rate
 from msgsvc.state import Snapshot, State, StoreError
 from msgsvc.state.redisurl import RedisURL
@@ -537,7 +538,7 @@ def makeService(options: Options) -> IService:
         state = redis = RedisState(reactor, RedisURL.parse(options["redis"]))
         cluster = RedisCluster(reactor, redis, options["redis-lease"], options["redis-inbox"])
         hub = Hub(reactor, state, None, options["max-clients"], queue, cluster)
-        cluster.attach(hub)
+        cluster.attach(hub.nodes)
         nodes.append(cluster)
     else:
         try:

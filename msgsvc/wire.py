@@ -16,15 +16,15 @@ import unicodedata
 from dataclasses import dataclass, field
 from enum import Enum
 
+from msgsvc.hub.contracts import is_valid_username, username_key
+
 #: The byte that ends a line; a CR just before it is dropped.
 LF = b"\n"
 #: What the server (and our client) end their own lines with.
 CRLF = b"\r\n"
 
-USERNAME_MAX = 32
 PASSWORD_MIN_CHARS = 8
 PASSWORD_MAX_BYTES = 256
-_USERNAME = re.compile(rf"[A-Za-z][A-Za-z0-9_.-]{{0,{USERNAME_MAX - 1}}}")
 # C0 controls and DEL; TAB is allowed in a trailing parameter (message text).
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _CONTROL_OR_TAB = re.compile(r"[\x00-\x1f\x7f]")
@@ -60,14 +60,6 @@ class ProtocolError(Exception):
         self.text = text
 
 
-class Kind(str, Enum):
-    """How a message was addressed."""
-
-    UNICAST = "unicast"
-    MULTICAST = "multicast"
-    BROADCAST = "broadcast"
-
-
 @dataclass(frozen=True)
 class Limits:
     """Sizes a server enforces; the defaults are the documented ones."""
@@ -98,16 +90,6 @@ class Limits:
     ping_interval: float = 60.0
     #: Seconds a PINGed client has to send anything back.
     ping_timeout: float = 30.0
-
-
-def username_key(name: str) -> str:
-    """The case-insensitive identity of a username."""
-    return name.casefold()
-
-
-def is_valid_username(name: str) -> bool:
-    """Whether ``name`` may be registered: 1-32 of ``A-Z a-z 0-9 _ . -``, a letter first."""
-    return _USERNAME.fullmatch(name) is not None
 
 
 def is_blank(text: str) -> bool:

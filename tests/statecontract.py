@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from msgsvc.auth import Reset
-from msgsvc.hub import Enqueue
+from msgsvc.hub.contracts import Enqueue
 from msgsvc.state import State
 
 if TYPE_CHECKING:

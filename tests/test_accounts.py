@@ -18,7 +18,7 @@ from msgsvc.auth import (
     _Tallies,
 )
 from msgsvc.eventlog import HubEventLogger
-from msgsvc.hub import ProtectionChanged, RegistrationRefused, UserRecord, UserRemoved
+from msgsvc.hub.contracts import ProtectionChanged, RegistrationRefused, UserRecord, UserRemoved
 from msgsvc.ratelimit import AddressRate, Rate
 from msgsvc.state import StoreError
 from msgsvc.wire import PASSWORD_MAX_BYTES, Code, Limits, ProtocolError, check_password_rules

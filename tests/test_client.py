@@ -21,8 +21,8 @@ from msgsvc.client.presenter import (
     plain_remote_host,
 )
 from msgsvc.client.protocol import ClientProtocol
+from msgsvc.hub.contracts import Kind
 from msgsvc.times import describe_time
-from msgsvc.wire import Kind
 
 from .support.fakes import FakeConnection, Recorder
 

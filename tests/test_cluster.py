@@ -21,12 +21,11 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import Logger
 from twisted.trial.unittest import SynchronousTestCase
 
-from msgsvc.hub import Message
+from msgsvc.hub.contracts import Kind, Message
 from msgsvc.state.cluster import NODES, RedisCluster
 from msgsvc.state.inbox import BLOCK_MS, READ_COUNT, RETRY, ROUTE, TAKEN, Inbox, inbox_key, waiting_key
 from msgsvc.state.redislink import RedisUnavailable
 from msgsvc.state.redisurl import RedisURL
-from msgsvc.wire import Kind
 
 from .support.processes import ROOT, TWISTD, Peer, free_port, reap, wait_listening
 from .support.redisserver import RedisCase

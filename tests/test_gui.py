@@ -16,7 +16,7 @@ from twisted.trial.unittest import TestCase
 from msgsvc.client.connect import endpoint_connector
 from msgsvc.client.gui import ChatWindow
 from msgsvc.client.presenter import ChatPresenter
-from msgsvc.wire import Kind
+from msgsvc.hub.contracts import Kind
 
 from .support.display import collect_windows, need_display
 from .support.loopback import LoopbackServer

@@ -22,7 +22,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from msgsvc.fronts.irc import base
 from msgsvc.fronts.irc.factory import IrcFactory
 from msgsvc.fronts.irc.session import IrcSession
-from msgsvc.hub import UserRecord
+from msgsvc.hub.contracts import UserRecord
 from msgsvc.wire import Limits
 
 from .support.harness import ServerHarness, one_pass

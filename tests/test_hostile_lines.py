@@ -14,7 +14,7 @@ from twisted.internet.error import ConnectionDone
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from msgsvc.hub import UserRecord
+from msgsvc.hub.contracts import UserRecord
 from msgsvc.wire import Limits
 
 from .support.harness import ServerHarness, lines

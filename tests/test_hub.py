@@ -5,9 +5,9 @@ from __future__ import annotations
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from msgsvc.hub import (
+from msgsvc.hub.contracts import (
     Event,
-    Hub,
+    Kind,
     NoticeSent,
     RegistrationRefused,
     Report,
@@ -16,7 +16,8 @@ from msgsvc.hub import (
     UserLeft,
     UserRecord,
 )
-from msgsvc.wire import Code, Kind, ProtocolError
+from msgsvc.hub.core import Hub
+from msgsvc.wire import Code, ProtocolError
 
 from .support.fakes import MemoryStore, RecordingParticipant
 from .support.harness import admitted

@@ -7,9 +7,9 @@ from twisted.internet.task import Clock
 from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
-from msgsvc.hub import (
+from msgsvc.hub.contracts import (
     Event,
-    Hub,
+    Kind,
     LogLoaded,
     Message,
     ProtectionChanged,
@@ -21,8 +21,9 @@ from msgsvc.hub import (
     UserLeft,
     UserRecord,
 )
+from msgsvc.hub.core import Hub
 from msgsvc.state.redislink import RedisUnavailable
-from msgsvc.wire import Code, Kind, ProtocolError
+from msgsvc.wire import Code, ProtocolError
 
 from .support.fakes import FakeNetwork, MemoryStore, RecordingParticipant
 from .support.harness import admitted
@@ -45,7 +46,7 @@ class NodeTests(SynchronousTestCase):
         self.hub.subscribe(self.events.append)
         self.alice = self.join("alice")
         self.bob = RemoteUser("bob", "there", "10.0.0.2:5000", "web", 50.0)
-        self.hub.remote_joined(self.bob, 40.0, False, False)
+        self.hub.nodes.remote_joined(self.bob, 40.0, False, False)
 
     def join(self, name: str) -> RecordingParticipant:
         participant = RecordingParticipant()
@@ -72,9 +73,9 @@ class NodeTests(SynchronousTestCase):
         self.assertEqual(self.hub.node, "here")
         self.assertEqual(self.hub.online_count(), 2)
         self.assertIn(UserJoined("bob", "10.0.0.2:5000", False, "there"), self.events)
-        self.hub.remote_left("bob", "elsewhere", 60.0)  # not the node that holds it: nothing
+        self.hub.nodes.remote_left("bob", "elsewhere", 60.0)  # not the node that holds it: nothing
         self.assertTrue(self.hub.user("bob").online)  # type: ignore[union-attr]
-        self.hub.remote_left("bob", "there", 60.0)
+        self.hub.nodes.remote_left("bob", "there", 60.0)
         self.assertEqual(self.events[-1], UserLeft("bob", "10.0.0.2:5000", "there"))
         self.assertEqual(self.hub.user("bob").last_seen, 60.0)  # type: ignore[union-attr]
 
@@ -122,7 +123,7 @@ class NodeTests(SynchronousTestCase):
         self.flushLoggedErrors(RedisUnavailable)
 
     def test_users_of_a_node_not_alive_are_offline_and_queued_if_protected(self) -> None:
-        self.hub.remote_joined(RemoteUser("carol", "gone", "p", "tcp", 60.0), 1.0, True, False)
+        self.hub.nodes.remote_joined(RemoteUser("carol", "gone", "p", "tcp", 60.0), 1.0, True, False)
         report = self.hub.send(self.alice, ["bob", "carol"], "hi")
         assert isinstance(report, Deferred)
         self.network.answers[0].callback({"there"})
@@ -157,15 +158,15 @@ class NodeTests(SynchronousTestCase):
     def test_messages_from_other_nodes_reach_the_users_named_here(self) -> None:
         erin = self.join("erin")
         unicast = Message("bob", Kind.UNICAST, ("erin",), "hi")
-        self.hub.remote_message(unicast, ["erin", "nobody"])
+        self.hub.nodes.remote_message(unicast, ["erin", "nobody"])
         everyone = Message("bob", Kind.BROADCAST, (), "all")
-        self.hub.remote_message(everyone, [])
+        self.hub.nodes.remote_message(everyone, [])
         self.assertEqual(erin.messages(), [unicast, everyone])
         self.assertEqual(self.alice.messages(), [everyone])
 
     def test_a_message_from_another_node_for_a_user_who_left_meanwhile_waits_if_protected(self) -> None:
         """Its sender was told they got it: carol (protected, gone) gets it later; dave (not) never."""
-        self.hub.remote_message(Message("bob", Kind.MULTICAST, ("carol", "dave"), "late"), ["carol", "dave"])
+        self.hub.nodes.remote_message(Message("bob", Kind.MULTICAST, ("carol", "dave"), "late"), ["carol", "dave"])
         self.assertEqual([(key, q.text, q.sender) for key, q in self.store.queue], [("carol", "late", "bob")])
         self.assertIn(QueueChanged("carol", 1), self.events)
 
@@ -173,7 +174,7 @@ class NodeTests(SynchronousTestCase):
         """Counted delivered on its node, refused by carol's full queue: not silently gone."""
         hub = Hub(self.clock, self.store, [UserRecord("carol", 1.0, 2.0, True)], 10, QueuePolicy(limit=0))
         with capturedLogs() as events:
-            hub.remote_message(Message("bob", Kind.UNICAST, ("carol",), "late"), ["carol"])
+            hub.nodes.remote_message(Message("bob", Kind.UNICAST, ("carol",), "late"), ["carol"])
         self.assertEqual(self.store.queue, [])
         self.assertIn(
             "a message from bob, told delivered, is lost for carol: they left before it came from its node, "
@@ -184,17 +185,17 @@ class NodeTests(SynchronousTestCase):
     def test_a_resync_tells_only_what_changed(self) -> None:
         del self.events[:]
         frank = RemoteUser("frank", "there", "p", "irc", 70.0)
-        self.hub.resync([UserRecord("frank", 70.0, 70.0)], [self.bob, frank])
+        self.hub.nodes.resync([UserRecord("frank", 70.0, 70.0)], [self.bob, frank])
         self.assertEqual(self.events, [UserJoined("frank", "p", False, "there"), LogLoaded(4, resync=True)])
         del self.events[:]
-        self.hub.resync([], [frank])
+        self.hub.nodes.resync([], [frank])
         self.assertEqual(self.events, [UserLeft("bob", "10.0.0.2:5000", "there"), LogLoaded(4, resync=True)])
 
     def test_a_password_set_on_another_node_marks_the_name_protected_once(self) -> None:
         self.events.clear()
-        self.hub.remote_protected("bob")
-        self.hub.remote_protected("bob")  # a new password: nothing changes here
-        self.hub.remote_protected("nobody")
+        self.hub.nodes.remote_protected("bob")
+        self.hub.nodes.remote_protected("bob")  # a new password: nothing changes here
+        self.hub.nodes.remote_protected("nobody")
         self.assertEqual(
             self.events, [ProtectionChanged("bob", True, "a password was set on another server")]
         )
@@ -202,8 +203,8 @@ class NodeTests(SynchronousTestCase):
 
     def test_dropping_local_users_tells_them_why(self) -> None:
         erin = self.join("erin")
-        self.hub.drop_local("ERIN", "taken elsewhere")
+        self.hub.nodes.drop_local("ERIN", "taken elsewhere")
         self.assertEqual(erin.events[-1], ("dropped", "taken elsewhere"))
         self.assertNotIn(("dropped", "taken elsewhere"), self.alice.events)
-        self.hub.drop_local(None, "lease lost")
+        self.hub.nodes.drop_local(None, "lease lost")
         self.assertEqual(self.alice.events[-1], ("dropped", "lease lost"))

@@ -21,7 +21,7 @@ from msgsvc.fronts.irc.base import LISTING_STEP
 from msgsvc.fronts.irc.factory import IrcFactory
 from msgsvc.fronts.irc.session import IrcSession
 from msgsvc.fronts.irc.wire import MIN_ROOM, ONE_LINE, USERLEN, clean_text, glob_match, parse, text_lines
-from msgsvc.hub import Disconnected, Event, UserRecord
+from msgsvc.hub.contracts import Disconnected, Event, UserRecord
 from msgsvc.times import describe_time
 from msgsvc.wire import Limits, ProtocolError
 

@@ -6,7 +6,7 @@ from twisted.internet.error import ConnectionDone
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from msgsvc.hub import UserRecord
+from msgsvc.hub.contracts import UserRecord
 
 from .support.harness import PASSWORD, ServerHarness, lines
 

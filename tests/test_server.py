@@ -10,7 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.eventlog import HubEventLogger
 from msgsvc.fronts.clients import host_of
-from msgsvc.hub import ClientError, Connected, Disconnected, RemoteUser, UserRecord
+from msgsvc.hub.contracts import ClientError, Connected, Disconnected, RemoteUser, UserRecord
 from msgsvc.state.redislink import RedisUnavailable
 from msgsvc.wire import Code, Limits
 
@@ -621,7 +621,7 @@ class PipelineTests(SynchronousTestCase):
         self.server = ServerHarness(network=self.network)
         self.alice, self.a = self.server.register("alice")
         self.carol, self.c = self.server.register("carol")
-        self.server.hub.remote_joined(
+        self.server.hub.nodes.remote_joined(
             RemoteUser("bob", "there", "10.0.0.2:5000", "tcp", 1.0), 1.0, False, False
         )
         self.server.end_of_pass()

@@ -11,7 +11,8 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from msgsvc.auth import Accounts
-from msgsvc.hub import Hub, RemoteUser, UserRecord
+from msgsvc.hub.contracts import RemoteUser, UserRecord
+from msgsvc.hub.core import Hub
 from msgsvc.servergui.presenter import COLUMNS, ServerPresenter, duration, removal_question
 from msgsvc.servergui.service import ServerWindowService
 from msgsvc.servergui.window import ServerWindow
@@ -225,7 +226,7 @@ class NodePresenterTests(SynchronousTestCase):
         self.assertIn("node", presenter.columns)
         self.successResultOf(admitted(hub, RecordingParticipant(), "alice", "10.0.0.1:5000"))
         bob = RemoteUser("bob", "there", "10.0.0.2:5000", "web", clock.seconds())
-        hub.resync([UserRecord("bob", 1.0, 2.0)], [bob])
+        hub.nodes.resync([UserRecord("bob", 1.0, 2.0)], [bob])
         self.assertEqual((view.row("alice")[3], view.row("bob")[3]), ("here", "there"))
         self.assertEqual(view.row("bob")[2], "web")
         self.assertTrue(

@@ -12,7 +12,7 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from msgsvc.auth import Reset
-from msgsvc.hub import Enqueue, Queued, UserRecord
+from msgsvc.hub.contracts import Enqueue, Queued, UserRecord
 from msgsvc.state.redis import RedisState
 from msgsvc.state.redislink import RedisUnavailable
 from msgsvc.state.redisurl import RedisURL

@@ -16,7 +16,7 @@ from twisted.internet.defer import gatherResults
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from msgsvc.auth import HASHER, Reset
-from msgsvc.hub import Enqueue, Queued, UserRecord
+from msgsvc.hub.contracts import Enqueue, Queued, UserRecord
 from msgsvc.state import StoreError
 from msgsvc.state.sqlite import SCHEMA_VERSION, Database, SqliteStore
 

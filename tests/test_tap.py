@@ -168,7 +168,7 @@ class MakeServiceTests(SynchronousTestCase):
         )
         accounts = next(c for c in service if isinstance(c, Accounts))
         self.assertEqual((accounts.new_names._rate, accounts.new_accounts._rate), (Rate(1.5, 2), Rate(3, 4)))
-        queue = accounts._hub._queue
+        queue = accounts._hub._queue.policy
         self.assertEqual((queue.per_sender, queue.total), (5, 50))
         self.assertRaises(usage.UsageError, parse, "--new-names-per-minute", "0")
 

@@ -14,7 +14,7 @@ from msgsvc.client.presenter import ChatPresenter, Phase
 from msgsvc.fronts.clients import Clients
 from msgsvc.fronts.lines import ServerFactory
 from msgsvc.fronts.presence import Presence
-from msgsvc.hub import Hub
+from msgsvc.hub.core import Hub
 from msgsvc.wire import Limits
 
 from .support.fakes import FakeHashing, MemoryStore, Recorder

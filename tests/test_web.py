@@ -29,8 +29,8 @@ from wsproto.events import (
 from wsproto.frame_protocol import FrameProtocol, Opcode
 
 from msgsvc.fronts.lines import ServerProtocol
-from msgsvc.hub import UserRecord
 from msgsvc.fronts.web import FrameGuard, WebChannel, normalize_origin, web_site
+from msgsvc.hub.contracts import UserRecord
 from msgsvc.wire import Limits
 
 from .support.harness import ServerHarness, lines, one_pass

@@ -5,6 +5,7 @@ from __future__ import annotations
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc import wire
+from msgsvc.hub.contracts import is_valid_username, username_key
 from msgsvc.wire import TOO_LONG, Code, Limits, Line, LineFramer, ProtocolError
 
 
@@ -153,14 +154,14 @@ class FormatLineTests(SynchronousTestCase):
 class UsernameTests(SynchronousTestCase):
     def test_valid(self) -> None:
         for name in ["a", "Alice", "bob_2", "c.d-e", "x" * 32]:
-            self.assertTrue(wire.is_valid_username(name), name)
+            self.assertTrue(is_valid_username(name), name)
 
     def test_invalid(self) -> None:
         for name in ["", "2bob", "_x", "a b", "a,b", "*", "-", "x" * 33, "é", "a:b", "ａ"]:
-            self.assertFalse(wire.is_valid_username(name), name)
+            self.assertFalse(is_valid_username(name), name)
 
     def test_key_ignores_case(self) -> None:
-        self.assertEqual(wire.username_key("Alice"), wire.username_key("aLICE"))
+        self.assertEqual(username_key("Alice"), username_key("aLICE"))
 
 
 class ParseCommandTests(SynchronousTestCase):

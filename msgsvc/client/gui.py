@@ -9,7 +9,7 @@ from functools import partial
 from tkinter import ttk
 
 from msgsvc.client.presenter import ChatPresenter, Entry, Field, UserItem
-from msgsvc.wire import Kind
+from msgsvc.hub.contracts import Kind
 
 _STYLES = {
     "direct": {"foreground": "#000000"},

@@ -21,8 +21,9 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
 from msgsvc.client.protocol import ClientListener, ClientProtocol
+from msgsvc.hub.contracts import Kind, is_valid_username
 from msgsvc.times import describe_time
-from msgsvc.wire import Kind, Limits, ProtocolError, check_password_rules, is_valid_username
+from msgsvc.wire import Limits, ProtocolError, check_password_rules
 
 DEFAULT_SERVER = "tcp:localhost:8123"
 

@@ -10,7 +10,8 @@ from twisted.python.failure import Failure
 
 from msgsvc import wire
 from msgsvc.fronts.receiver import LineProtocol
-from msgsvc.wire import Kind, ProtocolError
+from msgsvc.hub.contracts import Kind
+from msgsvc.wire import ProtocolError
 
 
 class ClientListener(Protocol):

@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Callable
 
 from msgsvc.client.presenter import ChatPresenter, Entry, Field, Phase, UserItem
-from msgsvc.wire import Kind
+from msgsvc.hub.contracts import Kind
 
 #: A printed line as (style, text) pieces, the shape of prompt_toolkit's FormattedText.
 Fragments = list[tuple[str, str]]

@@ -22,7 +22,7 @@ from msgsvc import wire
 from msgsvc.auth import Accounts
 from msgsvc.fronts.outbox import Outbox
 from msgsvc.fronts.receiver import IConnection
-from msgsvc.hub import Hub
+from msgsvc.hub.core import Hub
 from msgsvc.ratelimit import AddressRate, Rate
 
 

@@ -22,8 +22,8 @@ from msgsvc import wire
 from msgsvc.fronts.clients import Clients
 from msgsvc.fronts.presence import Presence
 from msgsvc.fronts.session import Session
-from msgsvc.hub import Message, Queued, Report
-from msgsvc.wire import Code, Kind, ProtocolError
+from msgsvc.hub.contracts import Kind, Message, Queued, Report
+from msgsvc.wire import Code, ProtocolError
 
 WELCOME_TEXT = "welcome to msgsvc"
 

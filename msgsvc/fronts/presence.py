@@ -22,7 +22,16 @@ from typing import Protocol
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 from msgsvc import wire
-from msgsvc.hub import Event, Hub, LogLoaded, ProtectionChanged, UserJoined, UserLeft, UserRemoved
+from msgsvc.hub.contracts import (
+    Event,
+    LogLoaded,
+    ProtectionChanged,
+    UserJoined,
+    UserLeft,
+    UserRemoved,
+    username_key,
+)
+from msgsvc.hub.core import Hub
 
 
 class Listener(Protocol):
@@ -53,7 +62,7 @@ class Presence:
         self._lines: list[bytes] = []
         self._protected: set[str] = set()  # the keys of protected names
         for user in self._hub.users():
-            key = wire.username_key(user.name)
+            key = username_key(user.name)
             self._keys.append(key)
             if user.protected:
                 self._protected.add(key)
@@ -96,7 +105,7 @@ class Presence:
                 self._set(name, "offline")
                 self._publish(user_line("LEFT", name))
             case UserRemoved(name):
-                key = wire.username_key(name)
+                key = username_key(name)
                 at = bisect_left(self._keys, key)
                 if at < len(self._keys) and self._keys[at] == key:
                     del self._keys[at], self._lines[at]
@@ -111,7 +120,7 @@ class Presence:
 
     def _protection(self, name: str, protected: bool, state: str) -> None:
         """Tell everyone ``ACCOUNT`` when ``name`` gained or lost its password (not for a new password)."""
-        key = wire.username_key(name)
+        key = username_key(name)
         if protected == (key in self._protected):
             return
         (self._protected.add if protected else self._protected.discard)(key)
@@ -126,7 +135,7 @@ class Presence:
         )
 
     def _set(self, name: str, state: str) -> None:
-        key = wire.username_key(name)
+        key = username_key(name)
         at = bisect_left(self._keys, key)
         line = self._user_line(name, key, state)
         if at < len(self._keys) and self._keys[at] == key:

@@ -26,7 +26,7 @@ from zope.interface import implementer
 
 from msgsvc.fronts.clients import Clients, describe_peer, host_of
 from msgsvc.fronts.receiver import LineProtocol
-from msgsvc.hub import ClientDropped, ClientError, Connected, Disconnected, Message, Queued, Report
+from msgsvc.hub.contracts import ClientDropped, ClientError, Connected, Disconnected, Message, Queued, Report
 from msgsvc.ratelimit import TokenBucket
 from msgsvc.state import StoreError
 from msgsvc.wire import Code, ProtocolError

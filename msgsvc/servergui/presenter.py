@@ -17,13 +17,12 @@ from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
 from msgsvc.auth import Accounts, Reset
-from msgsvc.hub import (
+from msgsvc.hub.contracts import (
     ClientDropped,
     ClientError,
     Connected,
     Disconnected,
     Event,
-    Hub,
     LogLoaded,
     NoticeSent,
     ProtectionChanged,
@@ -34,8 +33,9 @@ from msgsvc.hub import (
     UserLeft,
     UserRemoved,
     UserView,
+    username_key,
 )
-from msgsvc.wire import username_key
+from msgsvc.hub.core import Hub
 
 COLUMNS = (
     "name",

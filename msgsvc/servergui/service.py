@@ -9,7 +9,7 @@ from twisted.internet.interfaces import IReactorCore, IReactorTime
 
 from msgsvc import tkreactor
 from msgsvc.auth import Accounts
-from msgsvc.hub import Hub
+from msgsvc.hub.core import Hub
 from msgsvc.servergui.presenter import ServerPresenter
 from msgsvc.servergui.window import ServerWindow
 

@@ -5,7 +5,7 @@
 * :mod:`msgsvc.state.redis`: a Redis server, which several msgsvc nodes
   share to act as one service.
 
-The hub (:class:`msgsvc.hub.Store`) and the accounts
+The hub (:class:`msgsvc.hub.contracts.Store`) and the accounts
 (:class:`msgsvc.auth.AccountStore`) each say what they need of it; a
 state is both, a service, and reads the username log for the hub.
 """
@@ -18,7 +18,7 @@ from typing import Protocol
 from twisted.internet.defer import Deferred
 
 from msgsvc.auth import AccountStore
-from msgsvc.hub import Store, UserRecord
+from msgsvc.hub.contracts import Store, UserRecord
 
 
 @dataclass(frozen=True)

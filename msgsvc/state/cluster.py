@@ -41,11 +41,12 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from msgsvc.hub import Hub, Message, RemoteUser
+from msgsvc.hub.contracts import Kind, Message, RemoteUser, username_key
+from msgsvc.hub.nodes import Nodes
 from msgsvc.state.inbox import ROUTE, Inbox, inbox_key, waiting_key
 from msgsvc.state.redis import ACCOUNTS, LOG_FIRST, LOG_LAST, LOG_NAME, ONLINE, PREFIX, RedisState, pairs
 from msgsvc.state.redislink import RedisUnavailable, Script, Subscription
-from msgsvc.wire import Code, Kind, ProtocolError, username_key
+from msgsvc.wire import Code, ProtocolError
 
 NODES = f"{PREFIX}nodes"
 PRESENCE = f"{PREFIX}presence"
@@ -156,9 +157,9 @@ return out
 class RedisCluster(Service):
     """This node of the service: its lease, its claims, and messages to and from the other nodes.
 
-    :class:`msgsvc.hub.Network` for the hub, which must be given with :meth:`attach` before the
-    service starts.  ``inbox`` is how many bytes of messages for its users other nodes may leave
-    waiting in Redis for it to read.
+    :class:`msgsvc.hub.contracts.Network` for the hub, whose routing between nodes must be given
+    with :meth:`attach` before the service starts.  ``inbox`` is how many bytes of messages for
+    its users other nodes may leave waiting in Redis for it to read.
     """
 
     log = Logger()
@@ -173,7 +174,7 @@ class RedisCluster(Service):
         self._redis = state.redis
         self.lease = lease
         self._inbox_limit = inbox
-        self._hub: Hub | None = None
+        self._nodes: Nodes | None = None
         self._held_until = 0.0  # by our clock: the lease surely holds until then
         self._expiry: IDelayedCall | None = None
         self._heartbeat = LoopingCall(self._renew)
@@ -195,13 +196,13 @@ class RedisCluster(Service):
         )
         self._inbox = Inbox(reactor, state.url, self.node, self._message)
 
-    def attach(self, hub: Hub) -> None:
-        self._hub = hub
+    def attach(self, nodes: Nodes) -> None:
+        self._nodes = nodes
 
     @property
-    def hub(self) -> Hub:
-        assert self._hub is not None, "attach() the hub first"
-        return self._hub
+    def nodes(self) -> Nodes:
+        assert self._nodes is not None, "attach() the hub's nodes first"
+        return self._nodes
 
     # -- the service --------------------------------------------------------------
 
@@ -280,15 +281,17 @@ class RedisCluster(Service):
             "node {node}: the lease could not be renewed in time: disconnecting this node's users",
             node=self.node,
         )
-        self.hub.drop_local(None, "this server lost the service's state (Redis); connect again")
+        self.nodes.drop_local(None, "this server lost the service's state (Redis); connect again")
 
-    # -- hub.Network ------------------------------------------------------------------
+    # -- the hub's Network ----------------------------------------------------------------
 
     def reachable(self) -> bool:
         # Sending needs the commands connection and our lease; the subscription is for receiving.
         return self._redis.connected and self._holds_lease()
 
-    def claim(self, name: str, peer: str, front: str, since: float) -> Deferred[tuple[str, bool]]:
+    def claim(
+        self, name: str, peer: str, front: str, since: float, known: bool
+    ) -> Deferred[tuple[str, bool]]:
         key = username_key(name)
         holder = json.dumps({"node": self.node, "peer": peer, "front": front, "since": since})
 
@@ -328,6 +331,9 @@ class RedisCluster(Service):
         if self._route_call is None:
             self._route_call = self._clock.callLater(0, self._route_all)
         return reached
+
+    def broadcast(self, message: Message) -> Deferred[set[str]] | None:
+        return self.route(message, {}) if self.reachable() else None
 
     def _route_all(self) -> None:
         """Write what :meth:`route` was given since the last pass to the inboxes of the nodes it is for
@@ -382,10 +388,10 @@ class RedisCluster(Service):
         """A message from another node's user, read from this node's inbox."""
         m = json.loads(data)
         if m["kind"] == Kind.BROADCAST.value:
-            self.hub.remote_message(Message(m["from"], Kind.BROADCAST, (), m["text"]), ())
+            self.nodes.remote_message(Message(m["from"], Kind.BROADCAST, (), m["text"]), ())
         else:
             message = Message(m["from"], Kind(m["kind"]), tuple(m["group"]), m["text"])
-            self.hub.remote_message(message, m["to"].get(self.node, ()))
+            self.nodes.remote_message(message, m["to"].get(self.node, ()))
 
     def _presence(self, on: str, data: str) -> None:
         try:
@@ -397,13 +403,13 @@ class RedisCluster(Service):
                 user = RemoteUser(
                     event["name"], holder["node"], holder["peer"], holder["front"], holder["since"]
                 )
-                self.hub.remote_joined(
+                self.nodes.remote_joined(
                     user, float(event["first_seen"]), bool(event["protected"]), bool(event["new"])
                 )
             elif event["e"] == "left" and event["node"] != self.node:
-                self.hub.remote_left(event["key"], event["node"], float(event["at"]))
+                self.nodes.remote_left(event["key"], event["node"], float(event["at"]))
             elif event["e"] == "protected" and event["node"] != self.node:
-                self.hub.remote_protected(event["key"])
+                self.nodes.remote_protected(event["key"])
         except Exception:
             self.log.failure("could not take {data!r} from {channel}", data=data, channel=on)
 
@@ -431,10 +437,10 @@ class RedisCluster(Service):
 
     def _reclaim(self) -> None:
         """Claim this node's users again, then read the log and who is online."""
-        hub = self.hub
+        nodes = self.nodes
         claims = [
-            self.claim(name, peer, front, since).addErrback(self._lost_claim, name)
-            for name, peer, front, since in hub.local_users()
+            self.claim(name, peer, front, since, True).addErrback(self._lost_claim, name)
+            for name, peer, front, since in nodes.local_users()
         ]
 
         def read(_: object) -> Deferred[None]:
@@ -453,7 +459,7 @@ class RedisCluster(Service):
                         names.get(key, key), holder["node"], holder["peer"], holder["front"], holder["since"]
                     )
                     online.append(user)
-            hub.resync(records, online)
+            nodes.resync(records, online)
 
         def failed(failure: Failure) -> None:
             self.log.warn(
@@ -473,6 +479,6 @@ class RedisCluster(Service):
 
     def _lost_claim(self, failure: Failure, name: str) -> None:
         if failure.check(ProtocolError):
-            self.hub.drop_local(name, f"{name} was taken on another server while this one was cut off")
+            self.nodes.drop_local(name, f"{name} was taken on another server while this one was cut off")
         else:
             self.log.warn("could not claim {name} again: {why}", name=name, why=failure.getErrorMessage())

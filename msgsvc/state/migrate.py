@@ -18,6 +18,7 @@ from typing import Any
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.task import react
 
+from msgsvc.hub.contracts import username_key
 from msgsvc.state import StoreError
 from msgsvc.state.redis import (
     ACCOUNTS,
@@ -38,7 +39,6 @@ from msgsvc.state.redis import (
 from msgsvc.state.redislink import REPLY_TIMEOUT, Commands, Script
 from msgsvc.state.redisurl import RedisURL
 from msgsvc.state.sqlite import Database
-from msgsvc.wire import username_key
 
 # KEYS: log name, first, last, accounts, changed, resets, reset id, queue id, queues, senders' counts, total
 # ARGV: JSON {users: [[key, name, first, last]], accounts: [[key, hash, changed]],

@@ -36,11 +36,10 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from msgsvc.auth import Reset, StillOnline
-from msgsvc.hub import Enqueue, Queued, UserRecord
+from msgsvc.hub.contracts import Enqueue, Queued, UserRecord, username_key
 from msgsvc.state import Snapshot
 from msgsvc.state.redislink import Commands, Script
 from msgsvc.state.redisurl import RedisURL
-from msgsvc.wire import username_key
 
 PREFIX = "msgsvc:"
 LOG_NAME, LOG_FIRST, LOG_LAST = (f"{PREFIX}log:{field}" for field in ("name", "first", "last"))
@@ -323,7 +322,7 @@ class RedisState(Service):
             consumeErrors=True,
         ).addCallback(read)
 
-    # -- the username log and the offline queue (msgsvc.hub.Store) ---------------
+    # -- the username log and the offline queue (msgsvc.hub.contracts.Store) ---------------
 
     def record_seen(self, name: str, when: float) -> Deferred[None]:
         return self.redis.script(

@@ -19,9 +19,8 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from msgsvc.auth import Reset
-from msgsvc.hub import Enqueue, Queued, UserRecord
+from msgsvc.hub.contracts import Enqueue, Queued, UserRecord, username_key
 from msgsvc.state import Snapshot, StoreError
-from msgsvc.wire import username_key
 
 SCHEMA_VERSION = 4
 

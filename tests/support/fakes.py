@@ -9,13 +9,13 @@ from twisted.python.failure import Failure
 
 from msgsvc.auth import Reset
 from msgsvc.client.protocol import ClientListener, ClientProtocol
-from msgsvc.hub import Enqueue, Message, Queued
+from msgsvc.hub.contracts import Enqueue, Message, Queued, username_key
 from msgsvc.state.redislink import RedisUnavailable
-from msgsvc.wire import Code, ProtocolError, username_key
+from msgsvc.wire import Code, ProtocolError
 
 
 class MemoryStore:
-    """A :class:`msgsvc.hub.Store` and :class:`msgsvc.auth.AccountStore` in memory.
+    """A :class:`msgsvc.hub.contracts.Store` and :class:`msgsvc.auth.AccountStore` in memory.
 
     Writes of the username log succeed at once, unless ``hold`` is set: then
     each waits in ``pending`` until the test fires it.  ``hashes`` holds the
@@ -151,7 +151,7 @@ class FakeHashing:
 
 
 class RecordingParticipant:
-    """A :class:`msgsvc.hub.Participant` that writes down what it is told."""
+    """A :class:`msgsvc.hub.contracts.Participant` that writes down what it is told."""
 
     front = "tcp"
 
@@ -178,7 +178,7 @@ class RecordingParticipant:
 
 
 class FakeNetwork:
-    """A :class:`msgsvc.hub.Network` whose answers the test gives."""
+    """A :class:`msgsvc.hub.contracts.Network` whose answers the test gives."""
 
     node = "here"
 
@@ -190,7 +190,9 @@ class FakeNetwork:
         self.routed: list[tuple[Message, dict[str, list[str]]]] = []
         self.answers: list[Deferred[set[str]]] = []
 
-    def claim(self, name: str, peer: str, front: str, since: float) -> Deferred[tuple[str, bool]]:
+    def claim(
+        self, name: str, peer: str, front: str, since: float, known: bool
+    ) -> Deferred[tuple[str, bool]]:
         self.claims.append(name)
         if not self.up:
             return fail(RedisUnavailable("Redis away"))
@@ -206,6 +208,9 @@ class FakeNetwork:
         answer: Deferred[set[str]] = Deferred()
         self.answers.append(answer)
         return answer
+
+    def broadcast(self, message: Message) -> Deferred[set[str]] | None:
+        return self.route(message, {}) if self.up else None
 
     def reachable(self) -> bool:
         return self.up

@@ -11,8 +11,9 @@ from msgsvc.auth import Accounts
 from msgsvc.fronts.clients import Clients
 from msgsvc.fronts.lines import ServerFactory, ServerProtocol
 from msgsvc.fronts.presence import Presence
-from msgsvc.hub import Hub, Participant, QueuePolicy, UserRecord
-from msgsvc.wire import Limits, username_key
+from msgsvc.hub.contracts import Participant, QueuePolicy, UserRecord, username_key
+from msgsvc.hub.core import Hub
+from msgsvc.wire import Limits
 
 from .fakes import FakeHashing, FakeNetwork, MemoryStore
 

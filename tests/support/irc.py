@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from msgsvc.fronts.irc.factory import IrcFactory
-from msgsvc.hub import UserView
+from msgsvc.hub.contracts import UserView
 
 
 class Work:

@@ -14,7 +14,7 @@ from msgsvc.fronts.clients import Clients
 from msgsvc.fronts.lines import ServerFactory
 from msgsvc.fronts.presence import Presence
 from msgsvc.fronts.receiver import LineProtocol
-from msgsvc.hub import Hub
+from msgsvc.hub.core import Hub
 from msgsvc.state.sqlite import SqliteStore
 from msgsvc.wire import Limits
 

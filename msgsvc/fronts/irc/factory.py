@@ -15,8 +15,7 @@ from msgsvc.fronts.irc.names import Directory
 from msgsvc.fronts.irc.session import IrcSession
 from msgsvc.fronts.irc.wire import RPL_MONOFFLINE, RPL_MONONLINE, line
 from msgsvc.fronts.clients import Clients
-from msgsvc.hub import Event, UserJoined, UserLeft
-from msgsvc.wire import username_key
+from msgsvc.hub.contracts import Event, UserJoined, UserLeft, username_key
 
 
 class IrcFactory(Factory["IrcSession"]):

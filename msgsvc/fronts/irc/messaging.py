@@ -7,8 +7,8 @@ from twisted.words.protocols import irc as rfc
 from msgsvc import wire
 from msgsvc.fronts.irc.base import IrcBase
 from msgsvc.fronts.irc.wire import addressed, clean_text, line, sent_when, server_time, text_lines
-from msgsvc.hub import Message, Queued, Report
-from msgsvc.wire import Code, Kind, ProtocolError, username_key
+from msgsvc.hub.contracts import Kind, Message, Queued, Report, is_valid_username, username_key
+from msgsvc.wire import Code, ProtocolError
 
 
 class Messaging(IrcBase):
@@ -99,7 +99,7 @@ class Messaging(IrcBase):
                     self.numeric(
                         rfc.ERR_NOSUCHCHANNEL, target, f"No such channel: {self.channel} is the only one"
                     )
-            elif not wire.is_valid_username(target):
+            elif not is_valid_username(target):
                 if not quiet:
                     self.numeric(rfc.ERR_NOSUCHNICK, target, "No such nick/channel")
             else:

@@ -1,7 +1,7 @@
 """The username log and who is online, in name order, as the IRC front lists them.
 
 ``NAMES``, ``WHO``, ``LIST``, ``ISON`` and the MOTD go through the log or
-through the users online; :meth:`msgsvc.hub.Hub.users` sorts the whole log
+through the users online; :meth:`msgsvc.hub.core.Hub.users` sorts the whole log
 on each call.  A :class:`Directory` instead keeps both in order, changed one
 name at a time from the hub's events (as :mod:`msgsvc.fronts.presence` keeps the
 line front's ``USER`` lines), and is walked one step at a time, so that a
@@ -13,8 +13,8 @@ from __future__ import annotations
 from bisect import bisect_right, insort
 from collections.abc import Iterator
 
-from msgsvc.hub import Event, Hub, LogLoaded, UserJoined, UserLeft, UserRemoved
-from msgsvc.wire import username_key
+from msgsvc.hub.contracts import Event, LogLoaded, UserJoined, UserLeft, UserRemoved, username_key
+from msgsvc.hub.core import Hub
 
 
 class Directory:

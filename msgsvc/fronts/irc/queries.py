@@ -7,7 +7,6 @@ from collections.abc import Iterable, Iterator
 
 from twisted.words.protocols import irc as rfc
 
-from msgsvc import wire
 from msgsvc.fronts.irc.base import IrcBase
 from msgsvc.fronts.irc.wire import (
     ERR_MONLISTFULL,
@@ -17,7 +16,7 @@ from msgsvc.fronts.irc.wire import (
     RPL_MONONLINE,
     glob_match,
 )
-from msgsvc.wire import USERNAME_MAX, username_key
+from msgsvc.hub.contracts import USERNAME_MAX, is_valid_username, username_key
 
 MONITOR_LIMIT = 100
 #: Bytes of names one ISON may ask about: its answer fits in one line.
@@ -119,7 +118,7 @@ class Queries(IrcBase):
         targets = self._targets(params[1], MONITOR_LIMIT) if len(params) > 1 else []
         if targets is None:
             return
-        targets = [t for t in targets if wire.is_valid_username(t)]
+        targets = [t for t in targets if is_valid_username(t)]
         watchers = self.factory.monitors
         if sub == "+":
             added = []

@@ -30,7 +30,8 @@ from msgsvc.fronts.irc.wire import (
     line,
     printable,
 )
-from msgsvc.wire import Code, ProtocolError, ascii_int, username_key
+from msgsvc.hub.contracts import username_key
+from msgsvc.wire import Code, ProtocolError, ascii_int
 
 VERSION = f"msgsvc-{msgsvc.__version__}"
 CAPABILITIES = {"message-tags": "message-tags", "sasl": "sasl=PLAIN", "server-time": "server-time"}

@@ -10,9 +10,9 @@ import re
 import time
 from dataclasses import dataclass
 
-from msgsvc.hub import Message, Queued
+from msgsvc.hub.contracts import Kind, Message, Queued, username_key
 from msgsvc.times import describe_time
-from msgsvc.wire import Code, Kind, ProtocolError, username_key
+from msgsvc.wire import Code, ProtocolError
 
 NICK = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")  # a msgsvc name that is also an IRC nick
 # IRC's formatting codes (bold, colour and its digits, reset, reverse, italic, strike, underline,

@@ -1,0 +1,340 @@
+"""What the hub and its users agree on: records, events, the ports, and the username rules.
+
+The hub knows no sockets and no wire format.  Fronts (:mod:`msgsvc.fronts`) adapt it to the
+network as :class:`Participant`; persistence goes through a :class:`Store` that answers with
+Deferreds, so disk work never blocks routing; the other nodes of a service are a
+:class:`Network`.  Observers (the log, a GUI, :mod:`msgsvc.presence`) subscribe to its
+:data:`Event`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING, Protocol
+
+from twisted.internet.defer import Deferred
+
+if TYPE_CHECKING:
+    from msgsvc.wire import Code
+
+USERNAME_MAX = 32
+_USERNAME = re.compile(rf"[A-Za-z][A-Za-z0-9_.-]{{0,{USERNAME_MAX - 1}}}")
+
+
+def username_key(name: str) -> str:
+    """The case-insensitive identity of a username."""
+    return name.casefold()
+
+
+def is_valid_username(name: str) -> bool:
+    """Whether ``name`` may be registered: 1-32 of ``A-Z a-z 0-9 _ . -``, a letter first."""
+    return _USERNAME.fullmatch(name) is not None
+
+
+class Kind(str, Enum):
+    """How a message was addressed."""
+
+    UNICAST = "unicast"
+    MULTICAST = "multicast"
+    BROADCAST = "broadcast"
+
+
+@dataclass
+class UserRecord:
+    """One entry of the cumulative username log."""
+
+    name: str
+    first_seen: float
+    last_seen: float
+    protected: bool = False  # its owner set a password
+
+
+@dataclass(slots=True, eq=False)
+class Message:
+    """A routed text message.  Compared and hashed by identity; slotted for speed, not to be changed."""
+
+    sender: str
+    kind: Kind
+    #: Who it was addressed to: every named user in the log (online or not), in the log's
+    #: spelling; names never registered are left out.  Empty for a broadcast.
+    recipients: tuple[str, ...]
+    text: str
+
+
+@dataclass(slots=True)
+class Report:
+    """What a sender is told: how many got it, which named users are offline, which of those get it later."""
+
+    delivered: int
+    offline: tuple[str, ...]
+    queued: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class UserView:
+    """A username log entry with its presence, as observers and clients see it."""
+
+    name: str
+    online: bool
+    first_seen: float
+    last_seen: float
+    peer: str | None  # the address of an online user
+    front: str | None  # the client protocol of an online user: tcp, web or irc
+    since: float | None  # when an online user registered
+    protected: bool
+    queued: int  # messages waiting for it
+    node: str | None = None  # the node an online user is on, with --redis
+
+
+@dataclass(frozen=True)
+class RemoteUser:
+    """A user online on another node of the service (``--redis``)."""
+
+    name: str
+    node: str
+    peer: str
+    front: str
+    since: float
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A message waiting for its recipient: ``id`` grows with every message queued."""
+
+    id: int
+    sender: str
+    kind: str
+    recipients: tuple[str, ...]
+    text: str
+    sent_at: float
+
+
+@dataclass(frozen=True)
+class Enqueue:
+    """Queue one message for each of ``recipients`` (name keys) that has room, in order, while the
+    sender's quota and the total have room too."""
+
+    recipients: tuple[str, ...]
+    sender: str
+    kind: str
+    group: tuple[str, ...]  # whom it was addressed to, as MSG names them
+    text: str
+    sent_at: float
+    limit: int  # messages a recipient may have waiting
+    oldest: float  # messages sent before this have expired
+    sender_limit: int  # messages that may wait from one sender, for all its recipients together
+    total_limit: int  # messages that may wait in all the queues together
+
+
+class Participant(Protocol):
+    """A client connection as the hub sees it."""
+
+    #: the client protocol it came by: "tcp" (the line protocol), "web" or "irc"
+    front: str
+
+    def receive(self, message: Message) -> None:
+        """Deliver ``message``; the same object goes to every recipient."""
+
+    def notice(self, text: str) -> None:
+        """Deliver a notice from the server's operator."""
+
+    def kick(self, reason: str) -> None:
+        """The operator disconnects it, telling the client ``reason``."""
+
+    def drop(self, reason: str) -> None:
+        """The server disconnects it (its name could not be kept), telling the client ``reason``."""
+
+    def deliver(self, backlog: list[Queued], waiting: int) -> None:
+        """Deliver messages that waited for this user; ``waiting`` more are queued after them."""
+
+
+class Store(Protocol):
+    """Where the username log and the offline queue persist; each fires once durable."""
+
+    def record_seen(self, name: str, when: float) -> Deferred[None]:
+        """Add ``name`` to the log or move its last-seen time."""
+
+    def enqueue(self, message: Enqueue) -> Deferred[tuple[str, ...]]:
+        """Queue a message; the recipient keys it was queued for.
+
+        The counts it checks (each recipient's, the sender's, the total) and
+        the messages it adds change together, atomically.
+        """
+
+    def backlog(self, name: str, after: int, oldest: float, limit: int) -> Deferred[tuple[list[Queued], int]]:
+        """A page of what waits for ``name`` after id ``after``, and how many wait after that page."""
+
+    def acknowledge(self, name: str, up_to: int) -> Deferred[int]:
+        """Drop what waited for ``name`` up to id ``up_to``; how many are left."""
+
+    def expire(self, oldest: float) -> Deferred[dict[str, int]]:
+        """Drop what was sent before ``oldest``; how many wait for each recipient key."""
+
+
+class Network(Protocol):
+    """Where this node's users' names are held, and the other nodes of its service.
+
+    A server alone is a network of one node (:class:`msgsvc.hub.nodes.Alone`);
+    :mod:`msgsvc.state.cluster` joins several.  The cluster calls the hub back with what
+    happens elsewhere through :class:`msgsvc.hub.nodes.Nodes`.
+    """
+
+    @property
+    def node(self) -> str | None:
+        """This node's name, as the server window shows it; None for a server alone."""
+
+    def claim(
+        self, name: str, peer: str, front: str, since: float, known: bool
+    ) -> Deferred[tuple[str, bool]]:
+        """Hold ``name`` for a user of this node in the whole service, and put it in the log.
+
+        Fires with the name as the log spells it and whether it is new to the
+        log (``known``: this node's log has it); fails with
+        ProtocolError(USERNAME_TAKEN) if another node holds it, or with a
+        StoreError if that cannot be known now.
+        """
+
+    def release(self, name: str, when: float) -> None:
+        """The user of this node holding ``name`` left at ``when``."""
+
+    def route(self, message: Message, keys_by_node: dict[str, list[str]]) -> Deferred[set[str]]:
+        """Send ``message`` to these users of other nodes; fires with the nodes that took it, to deliver
+        to those of its users still connected when it reads it.  A node not alive within its lease,
+        or too far behind to take more, is left out.
+        """
+
+    def broadcast(self, message: Message) -> Deferred[set[str]] | None:
+        """Send a broadcast to every other node, as :meth:`route` does; None if none can take it now."""
+
+    def reachable(self) -> bool:
+        """Whether the service's state is reachable now: without it, only this node's users are."""
+
+
+@dataclass(frozen=True)
+class QueuePolicy:
+    """How much may wait for an offline protected user (the documented defaults)."""
+
+    limit: int = 1000  # messages per recipient
+    age: float = 30 * 86400.0  # seconds before a waiting message expires
+    page: int = 100  # messages delivered before the client must acknowledge
+    per_sender: int = 2000  # messages waiting from one sender, for all its recipients together
+    total: int = 100_000  # messages waiting in all the queues together
+
+
+@dataclass(frozen=True)
+class UserJoined:
+    name: str
+    peer: str
+    first_time: bool
+    node: str | None = None  # another node's user
+
+
+@dataclass(frozen=True)
+class UserLeft:
+    name: str
+    peer: str
+    node: str | None = None
+
+
+@dataclass(frozen=True)
+class RegistrationRefused:
+    name: str
+    peer: str
+    code: Code
+    reason: str
+
+
+@dataclass(frozen=True)
+class UserKicked:
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ProtectionChanged:
+    """A name was protected, got a new password, or lost its protection (``reason`` says why)."""
+
+    name: str
+    protected: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class UserRemoved:
+    """The operator removed ``name`` from the username log (with its password and what waited for it)."""
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class QueueChanged:
+    """How many messages wait for ``name`` now."""
+
+    name: str
+    waiting: int
+
+
+@dataclass(frozen=True)
+class LogLoaded:
+    """The username log was read from the state: at start-up, or (``resync``) from Redis with who is
+    online on the other nodes, once this node's subscription is up (again)."""
+
+    names: int
+    resync: bool = False
+
+
+@dataclass(frozen=True)
+class NoticeSent:
+    text: str
+    delivered: int
+
+
+@dataclass(frozen=True)
+class Connected:
+    """A connection opened (announced by the server, not the hub)."""
+
+    peer: str
+
+
+@dataclass(frozen=True)
+class Disconnected:
+    peer: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ClientError:
+    """A client's line was refused with ``ERROR``."""
+
+    peer: str
+    code: Code
+    text: str
+
+
+@dataclass(frozen=True)
+class ClientDropped:
+    """The server cut a client off to protect the others."""
+
+    peer: str
+    reason: str
+
+
+Event = (
+    UserJoined
+    | UserLeft
+    | RegistrationRefused
+    | UserKicked
+    | ProtectionChanged
+    | UserRemoved
+    | QueueChanged
+    | LogLoaded
+    | NoticeSent
+    | Connected
+    | Disconnected
+    | ClientError
+    | ClientDropped
+)
+

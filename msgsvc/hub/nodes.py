@@ -1,0 +1,309 @@
+"""Routing between the nodes of a service: users online elsewhere, messages to and from them.
+
+A server alone is a network of one node (:class:`Alone`): nobody is online elsewhere, so its
+messages never wait for a network, and the same code serves it and a node of several.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from msgsvc.hub.contracts import (
+    Event,
+    Kind,
+    Message,
+    Network,
+    RemoteUser,
+    Report,
+    Store,
+    UserJoined,
+    UserLeft,
+    UserRecord,
+    LogLoaded,
+    username_key,
+)
+from msgsvc.hub.queue import OfflineQueue
+from msgsvc.hub.session import Outgoing, Session
+from msgsvc.wire import Code, ProtocolError
+
+
+def _unreachable() -> ProtocolError:
+    return ProtocolError(
+        Code.SERVER_ERROR, "the service's state is unreachable: only users of this server can be reached now"
+    )
+
+
+class Alone:
+    """The :class:`Network` of a server alone: the username log is its store's, and there is no
+    other node to route to."""
+
+    log = Logger()
+    node = None
+
+    def __init__(self, clock: IReactorTime, store: Store) -> None:
+        self._clock = clock
+        self._store = store
+
+    def claim(
+        self, name: str, peer: str, front: str, since: float, known: bool
+    ) -> Deferred[tuple[str, bool]]:
+        written = self._store.record_seen(name, self._clock.seconds())
+        if not known:
+            return written.addCallback(lambda _: (name, True))
+        # A name already in the log is on disk: only its last-seen time is written now,
+        # and a returning user need not wait for that.
+        written.addErrback(lambda f: self.log.failure("could not record when {name} came back", f, name=name))
+        return succeed((name, False))
+
+    def release(self, name: str, when: float) -> None:
+        self._store.record_seen(name, when).addErrback(
+            lambda f: self.log.failure("could not record when {name} left", f, name=name)
+        )
+
+    def route(self, message: Message, keys_by_node: dict[str, list[str]]) -> Deferred[set[str]]:
+        return succeed(set())  # no user is online on another node: never asked
+
+    def broadcast(self, message: Message) -> None:
+        return None
+
+    def reachable(self) -> bool:
+        return True
+
+
+class Nodes:
+    """This node's users' messages to other nodes' users, in order, and what the other nodes tell it
+    (:mod:`msgsvc.state.cluster` calls :meth:`remote_joined`, :meth:`remote_left`,
+    :meth:`remote_message`, :meth:`remote_protected`, :meth:`resync`, :meth:`local_users` and
+    :meth:`drop_local`).  The hub's log and sessions are by name key."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        network: Network,
+        users: dict[str, UserRecord],
+        sessions: dict[str, Session],
+        queue: OfflineQueue,
+        emit: Callable[[Event], None],
+        protect: Callable[[str, bool, str], None],
+    ) -> None:
+        self._clock = clock
+        self.network = network
+        self._users = users
+        self._sessions = sessions
+        self._queue = queue
+        self._emit = emit
+        self._protect = protect
+        self.remote: dict[str, RemoteUser] = {}  # users online on other nodes, by name key
+
+    def _online(self) -> list[Session]:
+        return [s for s in self._sessions.values() if s.online]
+
+    def route(
+        self,
+        sender: Session,
+        message: Message,
+        targets: list[Session],
+        elsewhere: dict[str, list[str]],
+        offline: list[str],
+        absent: list[UserRecord],
+    ) -> Deferred[Report]:
+        """Send to users on other nodes, or after ``sender``'s messages that wait for the network:
+        the local ``targets`` get it once the network has answered, and after those."""
+        routing: Deferred[set[str]] | None = None
+        if elsewhere:
+            if not self.network.reachable():
+                raise _unreachable()
+            routing = self.network.route(message, elsewhere)
+
+        def routed(reached: set[str]) -> Report | Deferred[Report]:
+            delivered = 0
+            for session in targets:
+                if session.online:  # not gone meanwhile
+                    session.participant.receive(message)
+                    delivered += 1
+            for node, keys in elsewhere.items():
+                if node in reached:
+                    delivered += len(keys)
+                    continue
+                for key in keys:  # its node is gone or behind: offline, and waiting if protected
+                    record = self._users[key]
+                    offline.append(record.name)
+                    if record.protected:
+                        absent.append(record)
+            report = Report(delivered, tuple(offline))
+            return self._queue.enqueue(message, absent, report) if absent else report
+
+        def failed(failure: Failure) -> Failure:
+            self.log.failure("could not route a message from {sender}", failure, sender=message.sender)
+            return Failure(_unreachable())
+
+        return self._in_order(sender, routing, routed, failed)
+
+    def broadcast(self, sender: Session, message: Message) -> Report | Deferred[Report]:
+        """Send a broadcast to everyone online but ``sender``, here and on the nodes that take it."""
+        routing = self.network.broadcast(message) if self.network.reachable() else None
+
+        def deliver() -> int:
+            delivered = 0
+            for session in self._online():
+                if session is not sender:
+                    session.participant.receive(message)
+                    delivered += 1
+            return delivered
+
+        def counted(reached: set[str], delivered: int) -> Report:
+            return Report(delivered + sum(1 for u in self.remote.values() if u.node in reached), ())
+
+        def failed(failure: Failure, delivered: int) -> Report:
+            self.log.failure("could not pass a broadcast from {sender} on", failure, sender=message.sender)
+            return Report(delivered, ())
+
+        if sender.outgoing:  # after its earlier messages, which wait for the network
+            return self._in_order(
+                sender, routing, lambda reached: counted(reached, deliver()), lambda f: failed(f, deliver())
+            )
+        delivered = deliver()
+        if routing is None:
+            return Report(delivered, ())
+        return routing.addCallbacks(counted, failed, callbackArgs=(delivered,), errbackArgs=(delivered,))
+
+    def _in_order(
+        self,
+        sender: Session,
+        routing: Deferred[set[str]] | None,
+        routed: Callable[[set[str]], Report | Deferred[Report]],
+        failed: Callable[[Failure], Failure | Report],
+    ) -> Deferred[Report]:
+        """Call ``routed`` with what ``routing`` answers (None: no nodes, at once), or ``failed``, but only
+        after the calls for ``sender``'s earlier messages: its users here get its messages in order."""
+        done: Deferred[set[str]] = Deferred()
+        item = Outgoing(done)
+        if sender.outgoing is None:
+            sender.outgoing = deque()
+        sender.outgoing.append(item)
+        if routing is None:
+            self._answered(set(), sender, item)
+        else:
+            routing.addBoth(self._answered, sender, item)
+        return done.addCallbacks(routed, failed)
+
+    @staticmethod
+    def _answered(outcome: set[str] | Failure, sender: Session, item: Outgoing) -> None:
+        item.outcome = outcome
+        waiting = sender.outgoing
+        assert waiting is not None
+        while waiting and waiting[0].outcome is not None:
+            head = waiting.popleft()
+            if isinstance(head.outcome, Failure):
+                head.done.errback(head.outcome)
+            elif head.outcome is not None:
+                head.done.callback(head.outcome)
+        if not waiting:
+            sender.outgoing = None
+
+    # -- what the other nodes say ------------------------------------------------------
+
+    def remote_message(self, message: Message, keys: Sequence[str]) -> None:
+        """Deliver a message from another node's user to these users here (a broadcast: to all).
+
+        Its sender was told they got it: one who left meanwhile gets it later if its name is
+        protected (queued, as for a recipient offline when it was sent), else not at all.
+        """
+        if message.kind is Kind.BROADCAST:
+            for session in self._online():
+                session.participant.receive(message)
+            return
+        absent = []
+        for key in keys:
+            recipient = self._sessions.get(key)
+            if recipient is not None and recipient.online:
+                recipient.participant.receive(message)
+            elif (record := self._users.get(key)) is not None and record.protected:
+                absent.append(record)
+        if absent:
+            self._queue.enqueue(message, absent, Report(0, ())).addCallback(self._lost, message, absent)
+
+    def _lost(self, report: Report, message: Message, absent: list[UserRecord]) -> None:
+        """Say which of ``absent`` a message counted delivered to did not get, nor will: their queues
+        (or the sender's quota, or the total) refused it."""
+        lost = [r.name for r in absent if r.name not in report.queued]
+        if lost:
+            self.log.warn(
+                "a message from {sender}, told delivered, is lost for {names}: they left before it came "
+                "from its node, and it could not wait for them",
+                sender=message.sender,
+                names=", ".join(lost),
+            )
+
+    def remote_joined(self, user: RemoteUser, first_seen: float, protected: bool, first_time: bool) -> None:
+        """``user`` came online on another node."""
+        key = username_key(user.name)
+        session = self._sessions.get(key)
+        if session is not None and session.online:
+            return  # ours until the network says otherwise (drop_local, or a kick)
+        before = self.remote.get(key)
+        if before == user:
+            return  # heard again, after a resync
+        if before is not None:  # its old node died without a word: it left there first
+            self._emit(UserLeft(before.name, before.peer, before.node))
+        record = self._users.get(key)
+        if record is None:
+            record = self._users[key] = UserRecord(user.name, first_seen, user.since, protected)
+        record.last_seen = user.since
+        record.protected = protected
+        self.remote[key] = user
+        self._emit(UserJoined(user.name, user.peer, first_time, user.node))
+
+    def remote_left(self, key: str, node: str, when: float) -> None:
+        """The user holding name ``key`` on ``node`` left it (or the node died) at ``when``."""
+        user = self.remote.get(key)
+        if user is None or user.node != node:
+            return
+        del self.remote[key]
+        record = self._users.get(key)
+        if record is not None:
+            record.last_seen = when
+        self._emit(UserLeft(user.name, user.peer, node))
+
+    def remote_protected(self, key: str) -> None:
+        """A password was set for the name ``key`` (on any node): shown as protected here too."""
+        record = self._users.get(key)
+        if record is not None and not record.protected:
+            self._protect(record.name, True, "a password was set on another server")
+
+    def resync(self, records: Iterable[UserRecord], online: Iterable[RemoteUser]) -> None:
+        """Take the log and who is online elsewhere as the network has them now (after it reconnected)."""
+        for record in records:
+            key = username_key(record.name)
+            mine = self._users.get(key)
+            if mine is None:
+                self._users[key] = record
+            else:
+                mine.protected = record.protected
+        now = {username_key(u.name): u for u in online}
+        for key, user in list(self.remote.items()):
+            if now.get(key) != user:
+                self.remote_left(key, user.node, self._clock.seconds())
+        for user in now.values():
+            known = self._users.get(username_key(user.name))
+            if known is not None:
+                self.remote_joined(user, known.first_seen, known.protected, False)
+        self._emit(LogLoaded(len(self._users), resync=True))
+
+    def local_users(self) -> list[tuple[str, str, str, float]]:
+        """This node's online users: name, peer, front, since (to claim again after a reconnection)."""
+        return [(s.record.name, s.peer, s.participant.front, s.since) for s in self._online()]
+
+    def drop_local(self, name: str | None, reason: str) -> None:
+        """Disconnect this node's user ``name`` (None: every one), whose claim the network lost."""
+        for session in list(self._sessions.values()):
+            if name is None or username_key(name) == username_key(session.record.name):
+                session.participant.drop(reason)

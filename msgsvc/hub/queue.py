@@ -1,0 +1,143 @@
+"""The offline queue: messages waiting for protected users who are away, and their delivery."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from msgsvc.hub.contracts import (
+    Enqueue,
+    Event,
+    Message,
+    QueueChanged,
+    QueuePolicy,
+    Queued,
+    Report,
+    Store,
+    UserRecord,
+    username_key,
+)
+from msgsvc.hub.session import Session
+
+
+class OfflineQueue:
+    """What waits for whom, within ``policy``, in ``store``; the hub's log and sessions (by name key)
+    say who is known and who is still connected."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        store: Store,
+        policy: QueuePolicy,
+        users: dict[str, UserRecord],
+        sessions: dict[str, Session],
+        emit: Callable[[Event], None],
+    ) -> None:
+        self._clock = clock
+        self._store = store
+        self.policy = policy
+        self._users = users
+        self._sessions = sessions
+        self._emit = emit
+        self.waiting: dict[str, int] = {}  # queued messages by recipient key
+
+    def enqueue(self, message: Message, absent: list[UserRecord], report: Report) -> Deferred[Report]:
+        """Queue ``message`` for ``absent``; ``report`` comes back naming those it was queued for."""
+        now = self._clock.seconds()
+        keys = tuple(username_key(r.name) for r in absent)
+        policy = self.policy
+        request = Enqueue(
+            keys,
+            message.sender,
+            message.kind.value,
+            message.recipients,
+            message.text,
+            now,
+            policy.limit,
+            now - policy.age,
+            policy.per_sender,
+            policy.total,
+        )
+
+        def queued(done: tuple[str, ...]) -> Report:
+            for record in absent:
+                key = username_key(record.name)
+                if key in done:
+                    self.set_waiting(record.name, self.waiting.get(key, 0) + 1)
+            report.queued = tuple(r.name for r in absent if username_key(r.name) in done)
+            return report
+
+        def failed(failure: Failure) -> Report:
+            self.log.failure("could not queue a message from {sender}", failure, sender=message.sender)
+            return report
+
+        return self._store.enqueue(request).addCallbacks(queued, failed)
+
+    def deliver_backlog(self, session: Session) -> None:
+        """Send the online ``session`` the next page of what waited for it (none: nothing)."""
+        if session.reading or session.unacknowledged or not session.record.protected:
+            return
+        session.reading = True
+        now = self._clock.seconds()
+        name = session.record.name
+
+        def got(page: tuple[list[Queued], int]) -> None:
+            backlog, waiting = page
+            session.reading = False
+            if not backlog or self._sessions.get(username_key(name)) is not session:
+                return
+            session.delivered_through = backlog[-1].id
+            session.unacknowledged = True
+            session.participant.deliver(backlog, waiting)
+
+        def failed(failure: Failure) -> None:
+            session.reading = False
+            self.log.failure("could not read the messages waiting for {name}", failure, name=name)
+
+        self._store.backlog(
+            name, session.delivered_through, now - self.policy.age, self.policy.page
+        ).addCallbacks(got, failed)
+
+    def acknowledge(self, session: Session, up_to: int) -> None:
+        """``session`` has the queued messages up to id ``up_to``: drop them; send the next page."""
+        name = session.record.name
+        whole_page = session.unacknowledged and up_to >= session.delivered_through
+        if whole_page:
+            session.unacknowledged = False  # a second ACK of it brings nothing more
+
+        def dropped(left: int) -> None:
+            self.set_waiting(name, left)
+            if whole_page and self._sessions.get(username_key(name)) is session:
+                self.deliver_backlog(session)
+
+        self._store.acknowledge(name, min(up_to, session.delivered_through)).addCallbacks(
+            dropped, lambda f: self.log.failure("could not drop what {name} received", f, name=name)
+        )
+
+    def set_waiting(self, name: str, count: int) -> None:
+        """Note that ``count`` messages wait for ``name``, telling the observers if that changed."""
+        key = username_key(name)
+        if self.waiting.get(key, 0) == count:
+            return
+        if count:
+            self.waiting[key] = count
+        else:
+            del self.waiting[key]
+        self._emit(QueueChanged(name, count))
+
+    def expire(self) -> Deferred[None]:
+        """Drop messages older than the policy allows; count what waits for each user."""
+
+        def counted(waiting: dict[str, int]) -> None:
+            for key in set(self.waiting) | set(waiting):
+                record = self._users.get(key)
+                if record is not None:  # messages are queued only for names in the log
+                    self.set_waiting(record.name, waiting.get(key, 0))
+
+        return self._store.expire(self._clock.seconds() - self.policy.age).addCallback(counted)
