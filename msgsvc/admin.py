@@ -22,7 +22,7 @@ from twisted.internet.defer import ensureDeferred
 from msgsvc.auth import Reset, StillOnline
 from msgsvc.state import StoreError
 from msgsvc.state.sqlite import Database
-from msgsvc.tap import DEFAULT_DB
+from msgsvc.options import DEFAULT_DB
 
 
 def _parser() -> argparse.ArgumentParser:

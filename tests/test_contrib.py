@@ -14,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc import backup
 from msgsvc.state.sqlite import Database
-from msgsvc.tap import Options
+from msgsvc.options import Options
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UNIT = os.path.join(ROOT, "contrib", "msgsvc.service")

@@ -7,7 +7,7 @@ import re
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from msgsvc import tap
+from msgsvc.options import Options
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -35,7 +35,7 @@ class DocsTests(SynchronousTestCase):
 
     def test_readme_lists_every_option(self) -> None:
         readme = read("README.rst")
-        for long, *_ in tap.Options.optParameters + tap.Options.optFlags:
+        for long, *_ in Options.optParameters + Options.optFlags:
             self.assertIn(f"--{long}", readme)
         for long in ["--listen", "--web", "--web-origin", "--irc"]:  # opt_ methods, not in the tables
             self.assertIn(long, readme)

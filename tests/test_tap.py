@@ -20,13 +20,14 @@ from msgsvc.auth import Accounts, Hasher
 from msgsvc.fronts.irc.factory import IrcFactory
 from msgsvc.fronts.lines import ServerFactory
 from msgsvc.fronts.web import WebSite
+from msgsvc.options import Options
 from msgsvc.ratelimit import Rate
 from msgsvc.state.sqlite import Database, SqliteStore
 from msgsvc.wire import Limits
 
 
-def parse(*argv: str) -> tap.Options:
-    options = tap.Options()
+def parse(*argv: str) -> Options:
+    options = Options()
     options.parseOptions(list(argv))
     return options
 
@@ -115,7 +116,7 @@ class OptionsTests(SynchronousTestCase):
         self.assertRaises(usage.UsageError, parse, "--max-line", "100", "--max-text", "100")
 
     def test_help_names_every_option(self) -> None:
-        text = str(tap.Options())
+        text = str(Options())
         for option in [
             "--gui",
             "--listen",
@@ -133,7 +134,7 @@ class OptionsTests(SynchronousTestCase):
             self.assertIn(option, text)
 
     def test_help_has_no_doubled_full_stops(self) -> None:
-        text = " ".join(str(tap.Options()).split())
+        text = " ".join(str(Options()).split())
         self.assertIsNone(re.search(r"[^.]\.\.[^.]", text), text)  # was "rediss:// for TLS.. A redis://"
 
 
