@@ -99,17 +99,9 @@ class ServerProtocol(Session):
         hub = self.clients.hub
         match command:  # the commonest first: each case that fails to match costs a check
             case wire.Send(recipients, text):
-                report = self.send_to(recipients, text)
-                if self._answers is None and type(report) is Report:  # the common case, inline
-                    self._sent(report)
-                else:
-                    self._report_later(report, self._sent)
+                self.send_to(recipients, text, self._sent)
             case wire.Broadcast(text):
-                told = hub.broadcast(self, text)
-                if self._answers is None and type(told) is Report:
-                    self._sent(told)
-                else:
-                    self._report_later(told, self._sent)
+                self.send_to(None, text, self._sent)
             case wire.Hello(username, password):
                 if self._welcomed:
                     self.send_error(Code.ALREADY_REGISTERED, f"already registered as {hub.name_of(self)}")
@@ -127,8 +119,7 @@ class ServerProtocol(Session):
             case wire.Pong():
                 pass  # the answer to our PING; any line already counted as a sign of life
             case wire.Quit(reason):
-                self._quit = f"quit: {reason}" if reason else "quit"
-                self.bye("goodbye")
+                self.quit(reason, "goodbye")
 
     def _set_password(self, name: str, password: str) -> None:
         self._hold("password")  # its next lines wait for the answer
@@ -154,11 +145,6 @@ class ServerProtocol(Session):
         self._write(sent_line(report.delivered, report.offline, report.queued))
 
     # -- hub.Participant -------------------------------------------------
-
-    def tell(self, data: bytes) -> None:
-        """Presence news (``JOINED``, ``LEFT``), unless this client is on its way out."""
-        if not self.transport.disconnecting:
-            self._write(data)
 
     def receive(self, message: Message) -> None:
         self.presence.catch_up(self)

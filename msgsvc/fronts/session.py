@@ -105,7 +105,7 @@ class Session(LineProtocol):
 
     def pipelined(self, line: bytes) -> bool:
         """Whether ``line`` may run while earlier lines await their answers: a send, answered through
-        :meth:`_report_later` (or refused), and so in turn.  Any other line waits for them."""
+        :meth:`send_to` (or refused), and so in turn.  Any other line waits for them."""
         return False
 
     def send_error(self, code: Code, text: str) -> None:
@@ -212,14 +212,22 @@ class Session(LineProtocol):
             lambda: self._refuse(Code.LINE_TOO_LONG, f"a line may hold at most {self.MAX_LENGTH} bytes")
         )
 
-    def send_to(self, names: Sequence[str], text: str) -> Report | Deferred[Report]:
-        """Send ``text`` to ``names`` through the hub; what waits for offline users counts against this
-        client's address, and once past its rate, nothing more waits (``SENT`` says so)."""
-        queued_from = self.clients.queued_from
-        report = self.clients.hub.send(self, names, text, queued_from.allows(self.host))
-        if isinstance(report, Report):
-            return report  # nothing was queued
-        return report.addCallback(self._count_queued)
+    def send_to(self, names: Sequence[str] | None, text: str, answer: Callable[[Report], None]) -> None:
+        """Send ``text`` to ``names`` (None: to everyone) through the hub, and ``answer`` with its report:
+        at once when it is there and no earlier line awaits its answer (the common case), else in turn
+        (:meth:`_report_later`).  What waits for offline users counts against this client's address,
+        and once past its rate, nothing more waits (the report says so)."""
+        hub = self.clients.hub
+        if names is None:
+            report = hub.broadcast(self, text)
+        else:
+            report = hub.send(self, names, text, self.clients.queued_from.allows(self.host))
+            if not isinstance(report, Report):
+                report.addCallback(self._count_queued)
+        if self._answers is None and type(report) is Report:
+            answer(report)
+        else:
+            self._report_later(report, answer)
 
     def _count_queued(self, report: Report) -> Report:
         if report.queued:
@@ -234,9 +242,6 @@ class Session(LineProtocol):
         the message: the client is told so.
         """
         if isinstance(report, Report):
-            if not self._answers:
-                sent(report)
-                return
             report = succeed(report)
         slot: list[Callable[[], None]] = []
         if self._answers is None:
@@ -429,6 +434,17 @@ class Session(LineProtocol):
         if self._send_queue.add(size) > limit:
             # What is queued would never be read: abort, and the others hear it left now.
             self._drop(f"send queue exceeded: over {limit} bytes unread", "send queue exceeded", abort=True)
+
+    def tell(self, data: bytes) -> None:
+        """Presence news (the line protocol's ``JOINED`` and ``LEFT``, IRC's ``JOIN`` and ``QUIT`` on #all),
+        unless this client is on its way out."""
+        if not self.transport.disconnecting:
+            self._write(data)
+
+    def quit(self, reason: str | None, farewell: str) -> None:
+        """The client quits, saying ``reason`` (maybe nothing), which the log shows; it is told ``farewell``."""
+        self._quit = f"quit: {reason}" if reason else "quit"
+        self.bye(farewell)
 
     def kick(self, reason: str) -> None:
         """hub.Participant: the operator disconnects this client."""

@@ -47,11 +47,6 @@ class IrcBase(Session):
         """Whom a message to this client is to: its name, once logged in (by SASL, before 001 too)."""
         return self._account or self.nick
 
-    def tell(self, data: bytes) -> None:
-        """Presence news, unless this client is on its way out."""
-        if not self.transport.disconnecting:
-            self._send(data)
-
     def _send(self, data: bytes) -> None:
         """Write, or keep until 001 what comes for a SASL-logged-in client before it (within the send queue's limit)."""
         if self._registered:

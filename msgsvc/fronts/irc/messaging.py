@@ -106,11 +106,7 @@ class Messaging(IrcBase):
                 names.append(target)
         if not names:
             return
-        report = self.send_to(names, text)
-        if self._answers is None and type(report) is Report:  # the common case, inline
-            self._sent(report, quiet)
-        else:
-            self._report_later(report, lambda done: self._sent(done, quiet))
+        self.send_to(names, text, _unanswered if quiet else self._sent)
 
     def _ctcp(self, text: str) -> str:
         """A CTCP ACTION (``/me waves``) as the text "* nick waves"; other CTCP is not carried."""
@@ -121,11 +117,13 @@ class Messaging(IrcBase):
             raise ProtocolError(Code.BAD_SYNTAX, f"msgsvc does not carry CTCP {command.upper()}")
         return f"* {self.nick} {argument}"
 
-    def _sent(self, report: Report, quiet: bool) -> None:
-        if quiet:
-            return
+    def _sent(self, report: Report) -> None:
         for name in report.offline:
             if name in report.queued:
                 self.server_notice(f"{name} is away: the message waits for them")
             else:
                 self.numeric(rfc.ERR_NOSUCHNICK, name, "No such nick/channel (not online)")
+
+
+def _unanswered(report: Report) -> None:
+    """A NOTICE's report: never answered, as RFC 2812 asks."""

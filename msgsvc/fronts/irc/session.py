@@ -80,8 +80,7 @@ class IrcSession(Registration, Messaging, Channel, Queries):
 
     def irc_QUIT(self, params: list[str]) -> None:
         reason = printable(params[0]) if params else ""
-        self._quit = f"quit: {reason}" if reason else "quit"
-        self.bye(f"Quit: {reason}" if reason else "Quit")
+        self.quit(reason, f"Quit: {reason}" if reason else "Quit")
 
 
 #: What a client may send before it is registered.
