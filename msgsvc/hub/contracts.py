@@ -3,7 +3,7 @@
 The hub knows no sockets and no wire format.  Fronts (:mod:`msgsvc.fronts`) adapt it to the
 network as :class:`Participant`; persistence goes through a :class:`Store` that answers with
 Deferreds, so disk work never blocks routing; the other nodes of a service are a
-:class:`Network`.  Observers (the log, a GUI, :mod:`msgsvc.presence`) subscribe to its
+:class:`Network`.  Observers (the log, a GUI, :mod:`msgsvc.fronts.presence`) subscribe to its
 :data:`Event`.
 """
 
