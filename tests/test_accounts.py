@@ -413,7 +413,7 @@ class NewNamesAndAccountsTests(AccountsTestCase):
 
     def test_a_burst_of_first_passwords_then_a_few_a_minute(self) -> None:
         for n in range(NEW_ACCOUNTS.burst + 1):
-            self.server.store.names.add(f"user{n}")
+            self.server.store.record_seen(f"user{n}", 1.0)
         users = [UserRecord(f"user{n}", 1.0, 1.0) for n in range(NEW_ACCOUNTS.burst + 1)]
         self.server.hub.load(
             [UserRecord("alice", 1.0, 2.0, protected=True), UserRecord("dave", 1.0, 2.0), *users]
@@ -532,7 +532,8 @@ class RemoveTests(AccountsTestCase):
         bob, transport = self.server.register("bob")
         removal = self.successResultOf(self.server.accounts.remove("ALICE", "made by a script"))
         assert removal is not None
-        self.assertEqual(removal, Reset(1, "ALICE", removal.at, "made by a script", removed=True))
+        # Named as the log spells it, as the SQLite and Redis states do (tests/test_state.py).
+        self.assertEqual(removal, Reset(1, "alice", removal.at, "made by a script", removed=True))
         self.assertIsNone(self.server.hub.user("alice"))
         self.assertNotIn("alice", self.server.store.hashes)
         self.assertIn(UserRemoved("alice", "made by a script"), self.events)

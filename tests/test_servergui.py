@@ -64,10 +64,9 @@ class ServerPresenterTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
         self.clock.advance(1_700_000_000)
-        self.store = MemoryStore()
-        self.store.hashes["zoe"] = "fake$" + PASSWORD
-        self.store.names.add("zoe")
         records = [UserRecord("Zoe", 1_600_000_000, 1_650_000_000, protected=True)]
+        self.store = MemoryStore(records)
+        self.store.hashes["zoe"] = "fake$" + PASSWORD
         self.hub = Hub(self.clock, self.store, records, max_clients=10)
         accounts = Accounts(self.hub, self.store, FakeHashing(), self.clock, require_password=False)
         self.view = RecordingServerView()

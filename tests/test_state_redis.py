@@ -9,18 +9,17 @@ import sys
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.task import deferLater
-from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.auth import Reset
 from msgsvc.hub.contracts import Enqueue, Queued, UserRecord
-from msgsvc.state.redis import RedisState
 from msgsvc.state.redislink import RedisUnavailable
 from msgsvc.state.redisurl import RedisURL
 from msgsvc.state.sqlite import Database
 
-from .statecontract import ROOM, StateContract
+from .support.queue import ROOM
 from .support.processes import ROOT
-from .support.redisserver import RedisServer
+from .support.redisserver import RedisStateCase
 
 
 class RedisURLTests(SynchronousTestCase):
@@ -86,86 +85,7 @@ class ParserTests(SynchronousTestCase):
         self.assertTrue(issubclass(_Protocol, txredisapi.HiredisProtocol))
 
 
-class RedisTestCase(TestCase):
-    timeout = 30
-
-    def setUp(self) -> Deferred[None]:
-        self.server = RedisServer()
-        self.addCleanup(self.server.cleanup)
-        self.server.start()
-        self.state = self.started()
-        return self.state.redis.ready()
-
-    def started(self) -> RedisState:
-        state = RedisState(reactor, RedisURL.parse(self.server.url))
-        state.startService()
-        self.addCleanup(state.stopService)
-        return state
-
-
-class RedisContractTests(StateContract, RedisTestCase):
-    async def names_in_log(self) -> list[str]:
-        return [r.name for r in await self.state.load()]
-
-
-class RedisStateTests(RedisTestCase):
-
-    @inlineCallbacks
-    def test_the_log_keeps_each_name_as_first_spelled_with_first_and_last_seen(self) -> object:
-        yield self.state.record_seen("Alice", 10.5)
-        yield self.state.record_seen("bob", 11.0)
-        yield self.state.record_seen("ALICE", 12.25)
-        yield self.state.set_password_hash("bob", "$argon2id$...", 13.0)
-        again = self.started()
-        yield again.redis.ready()
-        records = yield again.load()
-        self.assertEqual(records, [UserRecord("Alice", 10.5, 12.25), UserRecord("bob", 11.0, 11.0, True)])
-
-    @inlineCallbacks
-    def test_a_message_waits_for_each_recipient_with_room_until_acknowledged(self) -> object:
-        def message(text: str, at: float, limit: int = 2) -> Enqueue:
-            group = ("Alice", "bob")
-            return Enqueue(("alice", "bob"), "carol", "multicast", group, text, at, limit, 0.0, *ROOM)
-
-        self.assertEqual((yield self.state.enqueue(message("one|1", 100.0))), ("alice", "bob"))
-        self.assertEqual((yield self.state.enqueue(message("two", 101.0))), ("alice", "bob"))
-        self.assertEqual((yield self.state.acknowledge("bob", 2)), 1)
-        self.assertEqual((yield self.state.enqueue(message("three", 102.0))), ("bob",))  # alice is full
-        page, more = yield self.state.backlog("Alice", 0, 0.0, 1)
-        self.assertEqual(page, [Queued(1, "carol", "multicast", ("Alice", "bob"), "one|1", 100.0)])
-        self.assertEqual(more, 1)
-        page, more = yield self.state.backlog("bob", 0, 0.0, 10)
-        self.assertEqual([(q.id, q.text) for q in page], [(4, "two"), (5, "three")])
-        self.assertEqual(more, 0)
-
-    @inlineCallbacks
-    def test_expired_messages_are_dropped_and_do_not_count(self) -> object:
-        def message(text: str, at: float, oldest: float) -> Enqueue:
-            return Enqueue(("alice",), "carol", "unicast", ("alice",), text, at, 1, oldest, *ROOM)
-
-        yield self.state.enqueue(message("old", 100.0, 0.0))
-        self.assertEqual((yield self.state.enqueue(message("new", 200.0, 150.0))), ("alice",))
-        page, _ = yield self.state.backlog("alice", 0, 150.0, 10)
-        self.assertEqual([q.text for q in page], ["new"])
-        yield self.state.enqueue(Enqueue(("bob",), "carol", "unicast", ("bob",), "x", 300.0, 5, 0.0, *ROOM))
-        self.assertEqual((yield self.state.expire(250.0)), {"bob": 1})
-        self.assertEqual((yield self.state.expire(400.0)), {})
-
-    @inlineCallbacks
-    def test_a_reset_drops_the_password_and_what_waited_and_is_read_back(self) -> object:
-        yield self.state.record_seen("Alice", 1.0)
-        yield self.state.set_password_hash("alice", "$argon2id$hash", 2.0)
-        self.assertEqual((yield self.state.password_hash("ALICE")), "$argon2id$hash")
-        yield self.state.enqueue(Enqueue(("alice",), "bob", "unicast", ("Alice",), "hi", 3.0, 10, 0.0, *ROOM))
-        reset = yield self.state.reset("ALICE", "forgot it", 5.0)
-        self.assertEqual(reset, Reset(1, "Alice", 5.0, "forgot it"))
-        self.assertIsNone((yield self.state.reset("alice", "again", 6.0)))
-        self.assertIsNone((yield self.state.password_hash("alice")))
-        self.assertEqual((yield self.state.backlog("alice", 0, 0.0, 10)), ([], 0))
-        self.assertEqual((yield self.state.last_reset()), 1)
-        self.assertEqual((yield self.state.resets_after(0)), [Reset(1, "Alice", 5.0, "forgot it")])
-        self.assertIsNone((yield self.state.resets_after(1)))
-
+class RedisStateTests(RedisStateCase):
     @inlineCallbacks
     def test_while_redis_is_down_each_call_fails_at_once_and_it_reconnects_by_itself(self) -> object:
         yield self.state.record_seen("alice", 1.0)

@@ -20,7 +20,7 @@ from msgsvc.hub.contracts import Enqueue, Queued, UserRecord
 from msgsvc.state import StoreError
 from msgsvc.state.sqlite import SCHEMA_VERSION, Database, SqliteStore
 
-from .statecontract import ROOM, StateContract
+from .support.queue import ROOM
 from .support.logs import VERSION_1
 
 
@@ -149,22 +149,6 @@ class SqliteStoreTests(TestCase):
         operator.reset("amy", "forgot", 4.0)
         operator.close()
         self.assertIsNone(await store.password_hash("amy"))
-
-
-class SqliteContractTests(StateContract, TestCase):
-    def setUp(self) -> None:
-        self.path = self.mktemp()
-        Database(self.path).close()
-        self.state = store = SqliteStore(reactor, self.path)
-        store.startService()
-        self.addCleanup(store.stopService)
-
-    async def names_in_log(self) -> list[str]:
-        database = Database(self.path)
-        try:
-            return [r.name for r in database.load()]
-        finally:
-            database.close()
 
 
 class MigrationTests(SynchronousTestCase):

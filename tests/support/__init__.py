@@ -1,1 +1,1 @@
-"""What the test modules share, so that none imports another: processes and servers they start, fakes, harnesses."""
+"""What the test modules share, so that none imports another: the processes they start, fakes, harnesses."""

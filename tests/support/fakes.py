@@ -1,7 +1,12 @@
-"""Fakes of what the code under test talks to: the state, hashing, the network, participants, connections, listeners."""
+"""Fakes of what the code under test talks to: the state, hashing, the network, participants, connections,
+listeners."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import replace
+
+from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import ConnectionDone, ConnectionRefusedError
 from twisted.internet.testing import StringTransport
@@ -9,30 +14,36 @@ from twisted.python.failure import Failure
 
 from msgsvc.auth import Reset
 from msgsvc.client.protocol import ClientListener, ClientProtocol
-from msgsvc.hub.contracts import Enqueue, Message, Queued, username_key
+from msgsvc.hub.contracts import Enqueue, Message, Queued, UserRecord, username_key
+from msgsvc.state import Snapshot
 from msgsvc.state.redislink import RedisUnavailable
 from msgsvc.wire import Code, ProtocolError
 
 
-class MemoryStore:
-    """A :class:`msgsvc.hub.contracts.Store` and :class:`msgsvc.auth.AccountStore` in memory.
+class MemoryStore(Service):
+    """A :class:`msgsvc.state.State` in memory, held to the real states' contract (tests/test_state.py).
 
-    Writes of the username log succeed at once, unless ``hold`` is set: then
-    each waits in ``pending`` until the test fires it.  ``hashes`` holds the
-    password hashes by name key; ``resets`` what the operator reset.
+    ``log`` holds the username log by name key, starting from ``records``.
+    Writes of the log succeed at once, unless ``hold`` is set: then each
+    waits in ``pending`` until the test fires it; ``written`` lists them.
+    ``hashes`` holds the password hashes by name key; ``resets`` what the
+    operator reset.
     """
 
-    def __init__(self) -> None:
+    where = "memory"
+
+    def __init__(self, records: Iterable[UserRecord] = ()) -> None:
+        self.log = {username_key(r.name): UserRecord(r.name, r.first_seen, r.last_seen) for r in records}
         self.written: list[tuple[str, float]] = []
         self.hold = False
         self.pending: list[Deferred[None]] = []
         self.hashes: dict[str, str] = {}
         self.queue: list[tuple[str, Queued]] = []  # (recipient key, message), oldest first
+        self._last_id = 0  # the latest message's id: an id is never given twice
         self.hold_queue = False  # enqueue() waits in pending_queue until the test fires it
         self.pending_queue: list[Deferred[None]] = []
         self.resets: list[Reset] = []
-        self.external: list[Reset] = []  # resets another process made, for resets_after()
-        self.names: set[str] = set()  # the keys of the names in the log, for remove()
+        self.external: list[Reset] = []  # resets another process made (msgsvc.admin), for resets_after()
         self.hold_lookups = False  # password_hash() waits in pending_lookups until the test fires it
         self.pending_lookups: list[Deferred[None]] = []
 
@@ -46,11 +57,9 @@ class MemoryStore:
                 if from_sender >= message.sender_limit or len(self.queue) >= message.total_limit:
                     break
                 if sum(1 for k, _ in self.queue if k == key) < message.limit:
-                    next_id = max((q.id for _, q in self.queue), default=len(self.queue)) + 1
-                    queued = Queued(
-                        next_id, message.sender, message.kind, message.group, message.text, message.sent_at
-                    )
-                    self.queue.append((key, queued))
+                    self._last_id += 1
+                    what = (message.sender, message.kind, message.group, message.text, message.sent_at)
+                    self.queue.append((key, Queued(self._last_id, *what)))
                     done.append(key)
             return tuple(done)
 
@@ -88,31 +97,43 @@ class MemoryStore:
         return succeed(None)
 
     def reset(self, name: str, reason: str, when: float) -> Deferred[Reset | None]:
-        if self.hashes.pop(username_key(name), None) is None:
+        key = username_key(name)
+        if self.hashes.pop(key, None) is None:
             return succeed(None)
-        self.queue = [(k, q) for k, q in self.queue if k != username_key(name)]
-        reset = Reset(len(self.resets) + len(self.external) + 1, name, when, reason)
+        self.queue = [(k, q) for k, q in self.queue if k != key]
+        known = self.log.get(key)
+        reset = Reset(self._last_reset() + 1, name if known is None else known.name, when, reason)
         self.resets.append(reset)
         return succeed(reset)
 
     def remove(self, name: str, reason: str, when: float) -> Deferred[Reset | None]:
         key = username_key(name)
-        if key not in self.names:
+        known = self.log.pop(key, None)
+        if known is None:
             return succeed(None)
-        self.names.discard(key)
         self.hashes.pop(key, None)
         self.queue = [(k, q) for k, q in self.queue if k != key]
-        removal = Reset(len(self.resets) + len(self.external) + 1, name, when, reason, removed=True)
+        removal = Reset(self._last_reset() + 1, known.name, when, reason, removed=True)
         self.resets.append(removal)
         return succeed(removal)
 
     def resets_after(self, reset_id: int) -> Deferred[list[Reset] | None]:
-        fresh, self.external = self.external, []
-        return succeed(fresh or None)
+        after = sorted((r for r in self.resets + self.external if r.id > reset_id), key=lambda r: r.id)
+        return succeed(after or None)
+
+    def _last_reset(self) -> int:
+        return max((r.id for r in self.resets + self.external), default=0)
+
+    def read_log(self) -> Deferred[Snapshot]:
+        records = [replace(r, protected=key in self.hashes) for key, r in self.log.items()]
+        records.sort(key=lambda r: (r.first_seen, username_key(r.name)))
+        return succeed(Snapshot(records, self._last_reset()))
 
     def record_seen(self, name: str, when: float) -> Deferred[None]:
         self.written.append((name, when))
-        self.names.add(username_key(name))
+        key = username_key(name)
+        known = self.log.get(key)
+        self.log[key] = UserRecord(name, when, when) if known is None else replace(known, last_seen=when)
         if not self.hold:
             return succeed(None)
         d: Deferred[None] = Deferred()

@@ -41,9 +41,8 @@ class ServerHarness:
     ) -> None:
         self.clock = Clock()
         self.clock.advance(1_000_000)
-        self.store = MemoryStore()
+        self.store = MemoryStore(records or ())
         for record in records or ():
-            self.store.names.add(username_key(record.name))
             if record.protected:
                 self.store.hashes[username_key(record.name)] = "fake$" + PASSWORD
         self.hashing = FakeHashing()

@@ -1,4 +1,5 @@
-"""What the hostile-input suites share: limits and lines to meet them, attackers over loopback, a bystander's clock, and the log's failures."""
+"""What the hostile-input suites share: limits and lines to meet them, attackers over loopback, a bystander's
+clock, and the log's failures."""
 
 from __future__ import annotations
 

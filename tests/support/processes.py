@@ -1,4 +1,4 @@
-"""The processes the end-to-end tests start: ``twistd -n msgsvc`` on free loopback ports, and a blocking line client."""
+"""What the end-to-end tests start: ``twistd -n msgsvc`` on free loopback ports; a blocking line client."""
 
 from __future__ import annotations
 

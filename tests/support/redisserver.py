@@ -10,7 +10,12 @@ import subprocess
 import tempfile
 import time
 
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from msgsvc.state.redis import RedisState
+from msgsvc.state.redisurl import RedisURL
 
 from .tls import make_certificate
 
@@ -117,3 +122,22 @@ class RedisCase(SynchronousTestCase):
         self.redis.start()
         self.dir = os.path.abspath(self.mktemp())
         os.makedirs(self.dir)
+
+
+class RedisStateCase(TestCase):
+    """A test with a started :class:`RedisState` (``self.state``) on a redis-server of its own (``self.server``)."""
+
+    timeout = 30
+
+    def setUp(self) -> Deferred[None]:
+        self.server = RedisServer()
+        self.addCleanup(self.server.cleanup)
+        self.server.start()
+        self.state = self.started()
+        return self.state.redis.ready()
+
+    def started(self) -> RedisState:
+        state = RedisState(reactor, RedisURL.parse(self.server.url))
+        state.startService()
+        self.addCleanup(state.stopService)
+        return state
