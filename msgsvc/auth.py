@@ -33,10 +33,16 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import Attribute, Interface, implementer
 
-from msgsvc.hub.contracts import Participant, RegistrationRefused, username_key
+from msgsvc.hub.contracts import (
+    Participant,
+    Refusal,
+    Refused,
+    RegistrationRefused,
+    check_password_rules,
+    username_key,
+)
 from msgsvc.hub.core import Hub
 from msgsvc.ratelimit import AddressRate, Rate
-from msgsvc.wire import Code, ProtocolError, check_password_rules
 
 #: OWASP's first argon2id profile (19 MiB, 2 passes, 1 lane): about 50 ms a check here.
 HASHER = argon2.PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1, type=argon2.Type.ID)
@@ -140,7 +146,7 @@ class NotHeld(LoginFailed):
     """The hub would not hold the name (taken, or the server full): ``error`` says why, and the hub
     has told its observers."""
 
-    def __init__(self, error: ProtocolError) -> None:
+    def __init__(self, error: Refused) -> None:
         super().__init__(error.text)
         self.error = error
 
@@ -236,7 +242,7 @@ class HubRealm:
                 raise Abandoned(f"the client logging in as {name} left")
             try:
                 self._hub.register(participant, name, mind.peer)
-            except ProtocolError as e:
+            except Refused as e:
                 raise NotHeld(e) from None
             mind.held = True
         spelled = await self._hub.admit(participant, name)
@@ -418,7 +424,7 @@ class Accounts(Service):
         """Register ``participant`` as ``name``, checking ``password`` if the name is protected.
 
         Fires with the name as the log spells it, or None if the client left;
-        fails with :class:`ProtocolError` (the name is invalid or taken, the
+        fails with :class:`Refused` (the name is invalid or taken, the
         password missing, wrong or against the rules) or a store error.
         Cancelling it (the client left) stops a throttled attempt from being checked.
         """
@@ -439,7 +445,7 @@ class Accounts(Service):
             return await self._hold_and_check(participant, name, password, peer, host, owned, guessable)
         try:
             self._allow(self.password_hashes, host, "password checks")
-        except ProtocolError as e:
+        except Refused as e:
             raise self._refused(name, peer, e) from None
         wait = self.throttle.wait(key, host)
         self.throttle.begin(key, host)  # until it is answered it counts as a failure for the next
@@ -498,11 +504,11 @@ class Accounts(Service):
             return None
         except NotHeld as e:
             raise e.error from None  # the hub has said so
-        except ProtocolError as e:
+        except Refused as e:
             self._refused(name, peer, e)
             raise
         except AuthRequired as e:
-            raise self._refused(name, peer, ProtocolError(Code.AUTH_REQUIRED, str(e))) from None
+            raise self._refused(name, peer, Refused(Refusal.AUTH_REQUIRED, str(e))) from None
         except UnauthorizedLogin as e:
             if guessable:
                 by_name, by_address = self.throttle.failed(username_key(name), host)
@@ -515,7 +521,7 @@ class Accounts(Service):
                     by_address=by_address,
                     window=LoginThrottle.WINDOW / 60,
                 )
-            raise self._refused(name, peer, ProtocolError(Code.AUTH_FAILED, str(e))) from None
+            raise self._refused(name, peer, Refused(Refusal.AUTH_FAILED, str(e))) from None
         assert isinstance(member, Member)
         if guessable:
             self.throttle.succeeded(username_key(name))
@@ -535,7 +541,7 @@ class Accounts(Service):
             if password is not None and (known is None or not known.protected):
                 self._allow(self.new_accounts, host, "new passwords")
                 counted.append(self.new_accounts)
-        except ProtocolError as e:
+        except Refused as e:
             for rate in counted:
                 rate.give_back(host)
             raise self._refused(name, peer, e) from None
@@ -545,8 +551,8 @@ class Accounts(Service):
     def _allow(rate: AddressRate, host: str, what: str) -> None:
         wait = rate.take(host)
         if wait:
-            raise ProtocolError(
-                Code.RATE_LIMITED, f"too many {what} from your address; try again in {math.ceil(wait)} s"
+            raise Refused(
+                Refusal.RATE_LIMITED, f"too many {what} from your address; try again in {math.ceil(wait)} s"
             )
 
     def _mark_protected(self, name: str) -> None:
@@ -554,8 +560,8 @@ class Accounts(Service):
         if known is not None and not known.protected:
             self._hub.set_protected(name, True, "claimed with a password at login")
 
-    def _refused(self, name: str, peer: str, error: ProtocolError) -> ProtocolError:
-        self._hub.announce(RegistrationRefused(name, peer, error.code, error.text))
+    def _refused(self, name: str, peer: str, error: Refused) -> Refused:
+        self._hub.announce(RegistrationRefused(name, peer, error.refusal, error.text))
         return error
 
     # -- passwords and resets -------------------------------------------------------
@@ -563,7 +569,7 @@ class Accounts(Service):
     def set_password(self, name: str, password: str, host: str) -> Deferred[None]:
         """Protect the online user ``name`` (connected from ``host``) with ``password``, or change it.
 
-        Fails with ProtocolError: PASSWORD_INVALID for a password against the
+        Fails with Refused: PASSWORD_INVALID for a password against the
         rules, RATE_LIMITED past the address's rate of new accounts.
         """
         return Deferred.fromCoroutine(self._set_password(name, password, host))
@@ -576,7 +582,7 @@ class Accounts(Service):
         if first:
             try:
                 self._allow(self.new_accounts, host, "new passwords")
-            except ProtocolError:
+            except Refused:
                 self.password_hashes.give_back(host)
                 raise
         try:

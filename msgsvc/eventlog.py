@@ -18,6 +18,7 @@ from msgsvc.hub.contracts import (
     UserLeft,
     UserRemoved,
 )
+from msgsvc.wire import REFUSAL_CODES
 
 
 class HubEventLogger:
@@ -45,7 +46,7 @@ class HubEventLogger:
             case ClientDropped(peer, why):
                 self.log.warn("{peer} dropped: {why}", peer=peer, why=why)
             case ClientError(peer, code, text):
-                self.log.debug("{peer}: {code}: {text}", peer=peer, code=code.value, text=text)
+                self.log.debug("{peer}: {code}: {text}", peer=peer, code=code, text=text)
             case UserKicked(name, reason):
                 self.log.info("the operator disconnected {name}: {reason}", name=name, reason=reason)
             case NoticeSent(text, delivered):
@@ -60,12 +61,12 @@ class HubEventLogger:
                     name=name,
                     new=" (new name)" if first_time else "",
                 )
-            case RegistrationRefused(name, peer, code, reason):
+            case RegistrationRefused(name, peer, refusal, reason):
                 self.log.info(
                     "{peer} refused as {name!r}: {code}: {reason}",
                     peer=peer,
                     name=name,
-                    code=code.value,
+                    code=REFUSAL_CODES[refusal].value,
                     reason=reason,
                 )
             case UserLeft(name, peer, node) if node is not None:

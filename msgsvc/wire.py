@@ -12,19 +12,16 @@ from __future__ import annotations
 import calendar
 import re
 import time
-import unicodedata
 from dataclasses import dataclass, field
 from enum import Enum
 
-from msgsvc.hub.contracts import is_valid_username, username_key
+from msgsvc.hub.contracts import Refusal, Refused, check_password_rules, is_valid_username, username_key
 
 #: The byte that ends a line; a CR just before it is dropped.
 LF = b"\n"
 #: What the server (and our client) end their own lines with.
 CRLF = b"\r\n"
 
-PASSWORD_MIN_CHARS = 8
-PASSWORD_MAX_BYTES = 256
 # C0 controls and DEL; TAB is allowed in a trailing parameter (message text).
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _CONTROL_OR_TAB = re.compile(r"[\x00-\x1f\x7f]")
@@ -49,6 +46,21 @@ class Code(str, Enum):
     AUTH_FAILED = "AUTH_FAILED"
     PASSWORD_INVALID = "PASSWORD_INVALID"
     RATE_LIMITED = "RATE_LIMITED"
+
+
+#: The code that says each of the hub's refusals.
+REFUSAL_CODES = {
+    Refusal.ALREADY_REGISTERED: Code.ALREADY_REGISTERED,
+    Refusal.NOT_REGISTERED: Code.NOT_REGISTERED,
+    Refusal.USERNAME_INVALID: Code.USERNAME_INVALID,
+    Refusal.USERNAME_TAKEN: Code.USERNAME_TAKEN,
+    Refusal.SERVER_FULL: Code.SERVER_FULL,
+    Refusal.UNAVAILABLE: Code.SERVER_ERROR,
+    Refusal.AUTH_REQUIRED: Code.AUTH_REQUIRED,
+    Refusal.AUTH_FAILED: Code.AUTH_FAILED,
+    Refusal.PASSWORD_INVALID: Code.PASSWORD_INVALID,
+    Refusal.RATE_LIMITED: Code.RATE_LIMITED,
+}
 
 
 class ProtocolError(Exception):
@@ -115,20 +127,6 @@ def format_time(when: float) -> str:
 def parse_time(text: str) -> float:
     """The moment :func:`format_time` wrote, as seconds since the epoch; ValueError if it is not one."""
     return float(calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ")))
-
-
-def check_password_rules(password: str) -> str:
-    """``password`` in Unicode normal form C, or ProtocolError(PASSWORD_INVALID) saying what is wrong."""
-    password = unicodedata.normalize("NFC", password)
-    if len(password) < PASSWORD_MIN_CHARS:
-        raise ProtocolError(
-            Code.PASSWORD_INVALID, f"a password needs at least {PASSWORD_MIN_CHARS} characters"
-        )
-    if len(password.encode("utf-8")) > PASSWORD_MAX_BYTES:
-        raise ProtocolError(
-            Code.PASSWORD_INVALID, f"a password may hold at most {PASSWORD_MAX_BYTES} bytes of UTF-8"
-        )
-    return password
 
 
 # -- framing -------------------------------------------------------------
@@ -395,7 +393,7 @@ def parse_command(line: Line, limits: Limits) -> Command:
         if not line.trailing:  # "HELLO al ice": a name with a space in it, unless "ice" can be a password
             try:
                 check_password_rules(password)
-            except ProtocolError:
+            except Refused:
                 return Hello(f"{name} {password}")
         return Hello(name, password or None)
     if verb == "PASSWORD":

@@ -18,10 +18,19 @@ from msgsvc.auth import (
     _Tallies,
 )
 from msgsvc.eventlog import HubEventLogger
-from msgsvc.hub.contracts import ProtectionChanged, RegistrationRefused, UserRecord, UserRemoved
+from msgsvc.hub.contracts import (
+    PASSWORD_MAX_BYTES,
+    ProtectionChanged,
+    Refusal,
+    Refused,
+    RegistrationRefused,
+    UserRecord,
+    UserRemoved,
+    check_password_rules,
+)
 from msgsvc.ratelimit import AddressRate, Rate
 from msgsvc.state import StoreError
-from msgsvc.wire import PASSWORD_MAX_BYTES, Code, Limits, ProtocolError, check_password_rules
+from msgsvc.wire import Code, Limits
 
 from .support.harness import PASSWORD, ServerHarness, lines
 
@@ -66,7 +75,7 @@ class LoginTests(AccountsTestCase):
         answer = self.refused("HELLO alice :wrong horse", Code.AUTH_FAILED)
         self.assertEqual(answer[0], "ERROR AUTH_FAILED :wrong password for alice")
         refusal = RegistrationRefused(
-            "alice", "127.0.0.1:40001", Code.AUTH_FAILED, "wrong password for alice"
+            "alice", "127.0.0.1:40001", Refusal.AUTH_FAILED, "wrong password for alice"
         )
         self.assertIn(refusal, self.events)
 
@@ -119,7 +128,7 @@ class LoginTests(AccountsTestCase):
         self.assertEqual(lines(first)[0], "WELCOME alice :welcome to msgsvc")
         self.assertEqual(lines(second), ["ERROR USERNAME_TAKEN :alice is in use", "BYE :alice is in use"])
         refused = [e for e in self.events if isinstance(e, RegistrationRefused)]
-        taken = RegistrationRefused("ALICE", "127.0.0.1:40002", Code.USERNAME_TAKEN, "alice is in use")
+        taken = RegistrationRefused("ALICE", "127.0.0.1:40002", Refusal.USERNAME_TAKEN, "alice is in use")
         self.assertEqual(refused, [taken])  # said once
 
     def test_a_client_that_leaves_while_its_password_is_checked_holds_nothing(self) -> None:
@@ -406,7 +415,7 @@ class NewNamesAndAccountsTests(AccountsTestCase):
         )
         self.assertIsNone(self.server.hub.user("spam"))  # not in the log, and not held
         refused = [e for e in self.events if isinstance(e, RegistrationRefused)]
-        self.assertEqual([(e.name, e.code) for e in refused], [("spam", Code.RATE_LIMITED)])
+        self.assertEqual([(e.name, e.refusal) for e in refused], [("spam", Refusal.RATE_LIMITED)])
         self.assertEqual(self.welcomed("HELLO dave"), "WELCOME dave :welcome to msgsvc")  # in the log already
         self.server.clock.advance(60 / NEW_NAMES.per_minute)
         self.assertEqual(self.welcomed("HELLO spam"), "WELCOME spam :welcome to msgsvc")
@@ -611,13 +620,13 @@ class PasswordRulesTests(SynchronousTestCase):
     def test_length_in_characters(self) -> None:
         self.assertEqual(check_password_rules("8 chars!"), "8 chars!")
         self.assertEqual(check_password_rules("🔑🔑🔑🔑🔑🔑🔑🔑"), "🔑" * 8)  # 8 characters, 32 bytes
-        with self.assertRaises(ProtocolError) as caught:
+        with self.assertRaises(Refused) as caught:
             check_password_rules("7 chars")
-        self.assertEqual(caught.exception.code, Code.PASSWORD_INVALID)
+        self.assertEqual(caught.exception.refusal, Refusal.PASSWORD_INVALID)
 
     def test_at_most_256_bytes(self) -> None:
         check_password_rules("é" * (PASSWORD_MAX_BYTES // 2))
-        with self.assertRaises(ProtocolError) as caught:
+        with self.assertRaises(Refused) as caught:
             check_password_rules("é" * (PASSWORD_MAX_BYTES // 2) + "x")
         self.assertEqual(caught.exception.text, "a password may hold at most 256 bytes of UTF-8")
 

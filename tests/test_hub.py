@@ -9,6 +9,8 @@ from msgsvc.hub.contracts import (
     Event,
     Kind,
     NoticeSent,
+    Refusal,
+    Refused,
     RegistrationRefused,
     Report,
     UserJoined,
@@ -17,7 +19,6 @@ from msgsvc.hub.contracts import (
     UserRecord,
 )
 from msgsvc.hub.core import Hub
-from msgsvc.wire import Code, ProtocolError
 
 from .support.fakes import MemoryStore, RecordingParticipant
 from .support.harness import admitted
@@ -37,10 +38,10 @@ class HubTestCase(SynchronousTestCase):
         self.assertEqual(self.successResultOf(admitted(self.hub, participant, name, "peer-" + name)), name)
         return participant
 
-    def refusal(self, participant: RecordingParticipant, name: str) -> Code:
-        with self.assertRaises(ProtocolError) as caught:
+    def refusal(self, participant: RecordingParticipant, name: str) -> Refusal:
+        with self.assertRaises(Refused) as caught:
             self.hub.register(participant, name, "peer")
-        return caught.exception.code
+        return caught.exception.refusal
 
 
 class RegistrationTests(HubTestCase):
@@ -72,18 +73,18 @@ class RegistrationTests(HubTestCase):
 
     def test_name_in_use_is_refused_whatever_its_case(self) -> None:
         self.join("Alice")
-        self.assertEqual(self.refusal(RecordingParticipant(), "aLiCe"), Code.USERNAME_TAKEN)
+        self.assertEqual(self.refusal(RecordingParticipant(), "aLiCe"), Refusal.USERNAME_TAKEN)
         self.assertEqual(
-            self.events[-1], RegistrationRefused("aLiCe", "peer", Code.USERNAME_TAKEN, "Alice is in use")
+            self.events[-1], RegistrationRefused("aLiCe", "peer", Refusal.USERNAME_TAKEN, "Alice is in use")
         )
 
     def test_invalid_name(self) -> None:
-        self.assertEqual(self.refusal(RecordingParticipant(), "no way"), Code.USERNAME_INVALID)
+        self.assertEqual(self.refusal(RecordingParticipant(), "no way"), Refusal.USERNAME_INVALID)
         self.assertEqual(self.store.written, [])
 
     def test_second_registration(self) -> None:
         alice = self.join("alice")
-        self.assertEqual(self.refusal(alice, "bob"), Code.ALREADY_REGISTERED)
+        self.assertEqual(self.refusal(alice, "bob"), Refusal.ALREADY_REGISTERED)
 
     def test_offline_name_is_taken_again_and_keeps_its_first_spelling(self) -> None:
         self.clock.advance(5)
@@ -96,7 +97,7 @@ class RegistrationTests(HubTestCase):
     def test_full(self) -> None:
         for name in "abcd":
             self.join(name)
-        self.assertEqual(self.refusal(RecordingParticipant(), "e"), Code.SERVER_FULL)
+        self.assertEqual(self.refusal(RecordingParticipant(), "e"), Refusal.SERVER_FULL)
 
     def test_a_new_name_waits_for_the_disk_and_a_known_one_does_not(self) -> None:
         self.store.hold = True
@@ -139,7 +140,7 @@ class PendingRegistrationTests(HubTestCase):
         alice = RecordingParticipant()
         registered = admitted(self.hub, alice, "alice", "p")
         self.assertNoResult(registered)
-        self.assertEqual(self.refusal(RecordingParticipant(), "ALICE"), Code.USERNAME_TAKEN)
+        self.assertEqual(self.refusal(RecordingParticipant(), "ALICE"), Refusal.USERNAME_TAKEN)
         self.assertIsNone(self.hub.name_of(alice))
         self.assertEqual([u.name for u in self.hub.users()], ["Old"])
         self.store.pending[0].callback(None)
@@ -230,9 +231,9 @@ class RoutingTests(HubTestCase):
             lambda: self.hub.send(stranger, ["bob"], "x"),
             lambda: self.hub.broadcast(stranger, "x"),
         ):
-            with self.assertRaises(ProtocolError) as caught:
+            with self.assertRaises(Refused) as caught:
                 attempt()
-            self.assertEqual(caught.exception.code, Code.NOT_REGISTERED)
+            self.assertEqual(caught.exception.refusal, Refusal.NOT_REGISTERED)
 
     def test_operator_kick(self) -> None:
         self.assertTrue(self.hub.kick("BOB", "spamming"))

@@ -15,6 +15,8 @@ from msgsvc.hub.contracts import (
     ProtectionChanged,
     QueueChanged,
     QueuePolicy,
+    Refusal,
+    Refused,
     RemoteUser,
     Report,
     UserJoined,
@@ -23,7 +25,6 @@ from msgsvc.hub.contracts import (
 )
 from msgsvc.hub.core import Hub
 from msgsvc.state.redislink import RedisUnavailable
-from msgsvc.wire import Code, ProtocolError
 
 from .support.fakes import FakeNetwork, MemoryStore, RecordingParticipant
 from .support.harness import admitted
@@ -55,12 +56,12 @@ class NodeTests(SynchronousTestCase):
 
     def test_a_name_is_claimed_in_the_network_and_one_held_elsewhere_is_taken(self) -> None:
         self.assertEqual(self.network.claims, ["alice"])
-        with self.assertRaises(ProtocolError) as caught:
+        with self.assertRaises(Refused) as caught:
             self.hub.register(RecordingParticipant(), "BOB", "p")
-        self.assertEqual(caught.exception.code, Code.USERNAME_TAKEN)
+        self.assertEqual(caught.exception.refusal, Refusal.USERNAME_TAKEN)
         self.network.taken.add("dave")  # taken elsewhere, not yet heard of here
         late = RecordingParticipant()
-        self.failureResultOf(admitted(self.hub, late, "dave", "p"), ProtocolError)
+        self.failureResultOf(admitted(self.hub, late, "dave", "p"), Refused)
         self.assertIsNone(self.hub.user("dave"))
 
     def test_other_nodes_users_are_online_with_their_node(self) -> None:
@@ -117,7 +118,7 @@ class NodeTests(SynchronousTestCase):
         after = self.hub.send(self.alice, ["erin"], "after")
         assert isinstance(lost, Deferred) and isinstance(after, Deferred)
         self.network.answers[0].errback(RedisUnavailable("gone"))
-        self.assertEqual(self.failureResultOf(lost, ProtocolError).value.code, Code.SERVER_ERROR)
+        self.assertEqual(self.failureResultOf(lost, Refused).value.refusal, Refusal.UNAVAILABLE)
         self.assertEqual(self.successResultOf(after), Report(1, ()))
         self.assertEqual([m.text for m in erin.messages()], ["after"])
         self.flushLoggedErrors(RedisUnavailable)
@@ -132,15 +133,15 @@ class NodeTests(SynchronousTestCase):
     def test_with_the_network_away_a_send_to_another_node_is_refused_and_nobody_gets_it(self) -> None:
         erin = self.join("erin")
         self.network.up = False
-        with self.assertRaises(ProtocolError) as caught:
+        with self.assertRaises(Refused) as caught:
             self.hub.send(self.alice, ["bob", "erin"], "hi")
-        self.assertEqual(caught.exception.code, Code.SERVER_ERROR)
+        self.assertEqual(caught.exception.refusal, Refusal.UNAVAILABLE)
         self.assertEqual(self.hub.send(self.alice, ["erin"], "same node"), Report(1, ()))
         self.network.up = True
         failed = self.hub.send(self.alice, ["bob", "erin"], "lost on the way")
         assert isinstance(failed, Deferred)
         self.network.answers[0].errback(RedisUnavailable("gone"))
-        self.assertEqual(self.failureResultOf(failed, ProtocolError).value.code, Code.SERVER_ERROR)
+        self.assertEqual(self.failureResultOf(failed, Refused).value.refusal, Refusal.UNAVAILABLE)
         self.assertEqual([m.text for m in erin.messages()], ["same node"])
         self.flushLoggedErrors(RedisUnavailable)
 

@@ -21,9 +21,9 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
 from msgsvc.client.protocol import ClientListener, ClientProtocol
-from msgsvc.hub.contracts import Kind, is_valid_username
+from msgsvc.hub.contracts import Kind, Refused, check_password_rules, is_valid_username
 from msgsvc.times import describe_time
-from msgsvc.wire import Limits, ProtocolError, check_password_rules
+from msgsvc.wire import Limits
 
 DEFAULT_SERVER = "tcp:localhost:8123"
 
@@ -267,7 +267,7 @@ class ChatPresenter:
             try:
                 check_password_rules(password)
                 problem = self._plain_text_warning(password, "set it again")
-            except ProtocolError as e:
+            except Refused as e:
                 problem = e.text[0].upper() + e.text[1:] + "."
         if problem:
             self._view.show_password_problem(problem)

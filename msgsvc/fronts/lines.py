@@ -22,8 +22,8 @@ from msgsvc import wire
 from msgsvc.fronts.clients import Clients
 from msgsvc.fronts.presence import Presence
 from msgsvc.fronts.session import Session
-from msgsvc.hub.contracts import Kind, Message, Queued, Report
-from msgsvc.wire import Code, ProtocolError
+from msgsvc.hub.contracts import Kind, Message, Queued, Refused, Report
+from msgsvc.wire import Code
 
 WELCOME_TEXT = "welcome to msgsvc"
 
@@ -128,8 +128,8 @@ class ServerProtocol(Session):
             self._write(wire.format_line("PROTECTED", name, trailing=f"{name} is protected by your password"))
 
         def failed(failure: Failure) -> None:
-            if isinstance(failure.value, ProtocolError):
-                self._refuse(failure.value.code, failure.value.text)
+            if isinstance(failure.value, Refused):
+                self._refused(failure.value)
                 return
             self.log.failure("could not set the password of {name}", failure, name=name)
             self.send_error(Code.SERVER_ERROR, "the server could not store the password; it is unchanged")

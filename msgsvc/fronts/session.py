@@ -26,10 +26,20 @@ from zope.interface import implementer
 
 from msgsvc.fronts.clients import Clients, describe_peer, host_of
 from msgsvc.fronts.receiver import LineProtocol
-from msgsvc.hub.contracts import ClientDropped, ClientError, Connected, Disconnected, Message, Queued, Report
+from msgsvc.hub.contracts import (
+    ClientDropped,
+    ClientError,
+    Connected,
+    Disconnected,
+    Message,
+    Queued,
+    Refusal,
+    Refused,
+    Report,
+)
 from msgsvc.ratelimit import TokenBucket
 from msgsvc.state import StoreError
-from msgsvc.wire import Code, ProtocolError
+from msgsvc.wire import REFUSAL_CODES, Code, ProtocolError
 
 
 @implementer(IPushProducer)
@@ -100,7 +110,8 @@ class Session(LineProtocol):
     # -- what each front says its own way --------------------------------
 
     def command(self, line: bytes) -> None:
-        """Parse and run one line; a :class:`ProtocolError` is refused with :meth:`send_error`."""
+        """Parse and run one line; a :class:`ProtocolError`, or the hub's :class:`Refused`, is refused
+        with :meth:`send_error`."""
         raise NotImplementedError
 
     def pipelined(self, line: bytes) -> bool:
@@ -136,13 +147,13 @@ class Session(LineProtocol):
         """hub.Participant: messages that waited for this client; ``waiting`` more after them."""
         raise NotImplementedError
 
-    def login_refused(self, error: ProtocolError) -> None:
+    def login_refused(self, refused: Refused) -> None:
         """The name or password was refused: by default, say why and close (for a server error, only say)."""
-        self.send_error(error.code, error.text)
-        if error.code is Code.SERVER_ERROR:
+        self.send_error(REFUSAL_CODES[refused.refusal], refused.text)
+        if refused.refusal is Refusal.UNAVAILABLE:
             self._watch(self.clients.limits.hello_timeout)  # it may say HELLO again, in time
         else:
-            self.bye(error.text)
+            self.bye(refused.text)
 
     # -- the connection ---------------------------------------------------
 
@@ -201,6 +212,9 @@ class Session(LineProtocol):
         except ProtocolError as e:
             code, text = e.code, e.text
             self._answer(lambda: self._refuse(code, text))
+        except Refused as e:
+            refused = e
+            self._answer(lambda: self._refused(refused))
 
     def not_a_line(self) -> None:
         """Input that costs what a line does but is none (a WebSocket ping, fragment or empty message):
@@ -238,7 +252,7 @@ class Session(LineProtocol):
         """Call ``sent`` with ``report`` once it comes, after the answers to the client's earlier lines.
 
         Meanwhile the client's next sends run (up to :attr:`IN_FLIGHT`); its other lines wait.
-        ``report`` fails with ProtocolError (SERVER_ERROR: the other nodes unreachable) when nobody got
+        ``report`` fails with Refused (UNAVAILABLE: the other nodes unreachable) when nobody got
         the message: the client is told so.
         """
         if isinstance(report, Report):
@@ -255,12 +269,11 @@ class Session(LineProtocol):
             self._answered()
 
         def failed(failure: Failure) -> None:
-            if isinstance(failure.value, ProtocolError):
-                code, text = failure.value.code, failure.value.text
-            else:
+            refused = failure.value
+            if not isinstance(refused, Refused):
                 self.log.failure("could not send for {peer}", failure, peer=self.peer)
-                code, text = Code.SERVER_ERROR, "the server could not send it"
-            slot.append(lambda: self._refuse(code, text))
+                refused = Refused(Refusal.UNAVAILABLE, "the server could not send it")
+            slot.append(lambda: self._refused(refused))
             self._answered()
 
         report.addCallbacks(done, failed)
@@ -292,8 +305,12 @@ class Session(LineProtocol):
             self._release("answering")
 
     def _refuse(self, code: Code, text: str) -> None:
-        self.clients.hub.announce(ClientError(self.peer, code, text))
+        self.clients.hub.announce(ClientError(self.peer, code.value, text))
         self.send_error(code, text)
+
+    def _refused(self, refused: Refused) -> None:
+        """The hub refused what the client asked: it is told so in the line protocol's code for it."""
+        self._refuse(REFUSAL_CODES[refused.refusal], refused.text)
 
     def _watch(self, seconds: float | None) -> None:
         """Call :meth:`_timed_out` after ``seconds`` (each read restarts it, once welcomed); None stops it."""
@@ -354,7 +371,7 @@ class Session(LineProtocol):
     def _not_logged_in(self, failure: Failure) -> None:
         if failure.check(CancelledError):  # the client left
             return
-        if isinstance(failure.value, ProtocolError):
+        if isinstance(failure.value, Refused):
             self.login_refused(failure.value)
             return
         if isinstance(failure.value, StoreError):  # its disk or its Redis failing or away: it is logged there
@@ -362,7 +379,7 @@ class Session(LineProtocol):
         else:
             self.log.failure("could not register {peer}", failure, peer=self.peer)
         self.login_refused(
-            ProtocolError(Code.SERVER_ERROR, "the server could not record the username; try again later")
+            Refused(Refusal.UNAVAILABLE, "the server could not record the username; try again later")
         )
 
     # -- flow ----------------------------------------------------------------

@@ -1,25 +1,52 @@
-"""What the hub and its users agree on: records, events, the ports, and the username rules.
+"""What the hub and its users agree on: records, events, the ports, its refusals, and the rules for
+usernames and passwords.
 
 The hub knows no sockets and no wire format.  Fronts (:mod:`msgsvc.fronts`) adapt it to the
 network as :class:`Participant`; persistence goes through a :class:`Store` that answers with
 Deferreds, so disk work never blocks routing; the other nodes of a service are a
 :class:`Network`.  Observers (the log, a GUI, :mod:`msgsvc.fronts.presence`) subscribe to its
-:data:`Event`.
+:data:`Event`.  What it refuses, it refuses with :class:`Refused`, in no front's words: each
+front says it its own way.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
-from enum import Enum
-from typing import TYPE_CHECKING, Protocol
+from enum import Enum, auto
+from typing import Protocol
 
 from twisted.internet.defer import Deferred
 
-if TYPE_CHECKING:
-    from msgsvc.wire import Code
+
+class Refusal(Enum):
+    """Why the hub, the accounts or the service's state refused what a client asked."""
+
+    ALREADY_REGISTERED = auto()
+    NOT_REGISTERED = auto()
+    USERNAME_INVALID = auto()
+    USERNAME_TAKEN = auto()
+    SERVER_FULL = auto()
+    UNAVAILABLE = auto()  # the state is unreachable, or not read yet: it may work later
+    AUTH_REQUIRED = auto()
+    AUTH_FAILED = auto()
+    PASSWORD_INVALID = auto()
+    RATE_LIMITED = auto()
+
+
+class Refused(Exception):
+    """A refusal, and the human text that says why."""
+
+    def __init__(self, refusal: Refusal, text: str) -> None:
+        super().__init__(refusal, text)
+        self.refusal = refusal
+        self.text = text
+
 
 USERNAME_MAX = 32
+PASSWORD_MIN_CHARS = 8
+PASSWORD_MAX_BYTES = 256
 _USERNAME = re.compile(rf"[A-Za-z][A-Za-z0-9_.-]{{0,{USERNAME_MAX - 1}}}")
 
 
@@ -31,6 +58,18 @@ def username_key(name: str) -> str:
 def is_valid_username(name: str) -> bool:
     """Whether ``name`` may be registered: 1-32 of ``A-Z a-z 0-9 _ . -``, a letter first."""
     return _USERNAME.fullmatch(name) is not None
+
+
+def check_password_rules(password: str) -> str:
+    """``password`` in Unicode normal form C, or Refused(PASSWORD_INVALID) saying what is wrong."""
+    password = unicodedata.normalize("NFC", password)
+    if len(password) < PASSWORD_MIN_CHARS:
+        raise Refused(Refusal.PASSWORD_INVALID, f"a password needs at least {PASSWORD_MIN_CHARS} characters")
+    if len(password.encode("utf-8")) > PASSWORD_MAX_BYTES:
+        raise Refused(
+            Refusal.PASSWORD_INVALID, f"a password may hold at most {PASSWORD_MAX_BYTES} bytes of UTF-8"
+        )
+    return password
 
 
 class Kind(str, Enum):
@@ -192,7 +231,7 @@ class Network(Protocol):
 
         Fires with the name as the log spells it and whether it is new to the
         log (``known``: this node's log has it); fails with
-        ProtocolError(USERNAME_TAKEN) if another node holds it, or with a
+        Refused(USERNAME_TAKEN) if another node holds it, or with a
         StoreError if that cannot be known now.
         """
 
@@ -242,7 +281,7 @@ class UserLeft:
 class RegistrationRefused:
     name: str
     peer: str
-    code: Code
+    refusal: Refusal
     reason: str
 
 
@@ -307,10 +346,10 @@ class Disconnected:
 
 @dataclass(frozen=True)
 class ClientError:
-    """A client's line was refused with ``ERROR``."""
+    """A client's line was refused; ``code`` names why, as its front does (an error code)."""
 
     peer: str
-    code: Code
+    code: str
     text: str
 
 

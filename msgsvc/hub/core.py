@@ -25,6 +25,8 @@ from msgsvc.hub.contracts import (
     Participant,
     ProtectionChanged,
     QueuePolicy,
+    Refusal,
+    Refused,
     RegistrationRefused,
     Report,
     Store,
@@ -40,7 +42,6 @@ from msgsvc.hub.contracts import (
 from msgsvc.hub.nodes import Alone, Nodes
 from msgsvc.hub.queue import OfflineQueue
 from msgsvc.hub.session import Session
-from msgsvc.wire import Code, ProtocolError
 
 
 class Hub:
@@ -108,40 +109,40 @@ class Hub:
     def register(self, participant: Participant, name: str, peer: str) -> None:
         """Hold ``name`` for ``participant`` until :meth:`admit` or :meth:`unregister`.
 
-        Raises :class:`ProtocolError` if the name is invalid or taken (held,
+        Raises :class:`Refused` if the name is invalid or taken (held,
         or online) or the server is full.  While it is held, the accounts
         check the owner's password; nobody else can take the name meanwhile.
         """
         key = username_key(name)
         if participant in self._keys:
-            raise ProtocolError(
-                Code.ALREADY_REGISTERED,
+            raise Refused(
+                Refusal.ALREADY_REGISTERED,
                 f"already registered as {self._sessions[self._keys[participant]].record.name}",
             )
         refusal = None
         if not self._loaded:
-            refusal = ProtocolError(
-                Code.SERVER_ERROR, "the server has not read its username log yet; try again later"
+            refusal = Refused(
+                Refusal.UNAVAILABLE, "the server has not read its username log yet; try again later"
             )
         elif " " in name:  # "HELLO al ice"
-            refusal = ProtocolError(
-                Code.USERNAME_INVALID, "a username cannot hold spaces (a password goes after ' :')"
+            refusal = Refused(
+                Refusal.USERNAME_INVALID, "a username cannot hold spaces (a password goes after ' :')"
             )
         elif not is_valid_username(name):
-            refusal = ProtocolError(
-                Code.USERNAME_INVALID,
+            refusal = Refused(
+                Refusal.USERNAME_INVALID,
                 "a username is 1-32 letters, digits, '_', '.' or '-', and starts with a letter",
             )
         elif key in self._sessions:
-            refusal = ProtocolError(Code.USERNAME_TAKEN, f"{self._sessions[key].record.name} is in use")
+            refusal = Refused(Refusal.USERNAME_TAKEN, f"{self._sessions[key].record.name} is in use")
         elif key in self._remote:
-            refusal = ProtocolError(Code.USERNAME_TAKEN, f"{self._remote[key].name} is in use")
+            refusal = Refused(Refusal.USERNAME_TAKEN, f"{self._remote[key].name} is in use")
         elif len(self._sessions) >= self._max_clients:
-            refusal = ProtocolError(
-                Code.SERVER_FULL, f"the server holds its limit of {self._max_clients} users"
+            refusal = Refused(
+                Refusal.SERVER_FULL, f"the server holds its limit of {self._max_clients} users"
             )
         if refusal is not None:
-            self._emit(RegistrationRefused(name, peer, refusal.code, refusal.text))
+            self._emit(RegistrationRefused(name, peer, refusal.refusal, refusal.text))
             raise refusal
         now = self._clock.seconds()
         record = self._log.get(key) or UserRecord(name, now, now)
@@ -362,7 +363,7 @@ class Hub:
         report comes as a Deferred once it has answered: those on a node
         not alive within its lease count as offline.  Nobody gets it before
         that answer, and if the network cannot answer, nobody gets it: the
-        Deferred fails with ProtocolError(SERVER_ERROR), as the call does at
+        Deferred fails with Refused(UNAVAILABLE), as the call does at
         once when the network is known to be unreachable.
         """
         sender = self._sender(participant)
@@ -404,7 +405,7 @@ class Hub:
         """The session of ``participant``, who must be registered (else NOT_REGISTERED)."""
         session = self._session_of(participant)
         if session is None:
-            raise ProtocolError(Code.NOT_REGISTERED, "say HELLO <username> first")
+            raise Refused(Refusal.NOT_REGISTERED, "say HELLO <username> first")
         return session
 
     def broadcast(self, participant: Participant, text: str) -> Report | Deferred[Report]:

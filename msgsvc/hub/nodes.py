@@ -19,6 +19,8 @@ from msgsvc.hub.contracts import (
     Kind,
     Message,
     Network,
+    Refusal,
+    Refused,
     RemoteUser,
     Report,
     Store,
@@ -30,12 +32,12 @@ from msgsvc.hub.contracts import (
 )
 from msgsvc.hub.queue import OfflineQueue
 from msgsvc.hub.session import Outgoing, Session
-from msgsvc.wire import Code, ProtocolError
 
 
-def _unreachable() -> ProtocolError:
-    return ProtocolError(
-        Code.SERVER_ERROR, "the service's state is unreachable: only users of this server can be reached now"
+def _unreachable() -> Refused:
+    return Refused(
+        Refusal.UNAVAILABLE,
+        "the service's state is unreachable: only users of this server can be reached now",
     )
 
 

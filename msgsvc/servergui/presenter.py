@@ -36,6 +36,7 @@ from msgsvc.hub.contracts import (
     username_key,
 )
 from msgsvc.hub.core import Hub
+from msgsvc.wire import REFUSAL_CODES
 
 COLUMNS = (
     "name",
@@ -301,8 +302,8 @@ class ServerPresenter:
                 where = f"on node {node} from {peer}" if node is not None else f"from {peer}"
                 self._event(f"{name} registered {where}" + (" (new name)" if first_time else ""))
                 self._update(name)
-            case RegistrationRefused(name, peer, code, reason):
-                self._event(f"refused {name!r} from {peer}: {code.value}: {reason}")
+            case RegistrationRefused(name, peer, refusal, reason):
+                self._event(f"refused {name!r} from {peer}: {REFUSAL_CODES[refusal].value}: {reason}")
             case UserLeft(name, peer, node):
                 self._event(f"{name} left ({peer}" + (f" on node {node})" if node is not None else ")"))
                 self._update(name)
@@ -311,7 +312,7 @@ class ServerPresenter:
             case ClientDropped(peer, why):
                 self._event(f"dropped {peer}: {why}")
             case ClientError(peer, code, text):
-                self._event(f"error from {peer}: {code.value}: {text}")
+                self._event(f"error from {peer}: {code}: {text}")
             case UserKicked(name, reason):
                 self._event(f"operator disconnected {name}" + (f": {reason}" if reason else ""))
             case NoticeSent(text, delivered):

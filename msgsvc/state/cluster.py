@@ -41,12 +41,11 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from msgsvc.hub.contracts import Kind, Message, RemoteUser, username_key
+from msgsvc.hub.contracts import Kind, Message, Refusal, Refused, RemoteUser, username_key
 from msgsvc.hub.nodes import Nodes
 from msgsvc.state.inbox import ROUTE, Inbox, inbox_key, waiting_key
 from msgsvc.state.redis import ACCOUNTS, LOG_FIRST, LOG_LAST, LOG_NAME, ONLINE, PREFIX, RedisState, pairs
 from msgsvc.state.redislink import RedisUnavailable, Script, Subscription
-from msgsvc.wire import Code, ProtocolError
 
 NODES = f"{PREFIX}nodes"
 PRESENCE = f"{PREFIX}presence"
@@ -300,7 +299,7 @@ class RedisCluster(Service):
                 case ["held", spelled, new]:
                     return str(spelled), bool(int(new))
                 case ["taken", spelled]:
-                    raise ProtocolError(Code.USERNAME_TAKEN, f"{spelled} is in use")
+                    raise Refused(Refusal.USERNAME_TAKEN, f"{spelled} is in use")
                 case _:
                     raise no_lease
 
@@ -478,7 +477,7 @@ class RedisCluster(Service):
             self._resync()
 
     def _lost_claim(self, failure: Failure, name: str) -> None:
-        if failure.check(ProtocolError):
+        if failure.check(Refused):
             self.nodes.drop_local(name, f"{name} was taken on another server while this one was cut off")
         else:
             self.log.warn("could not claim {name} again: {why}", name=name, why=failure.getErrorMessage())

@@ -14,10 +14,9 @@ from twisted.python.failure import Failure
 
 from msgsvc.auth import Reset
 from msgsvc.client.protocol import ClientListener, ClientProtocol
-from msgsvc.hub.contracts import Enqueue, Message, Queued, UserRecord, username_key
+from msgsvc.hub.contracts import Enqueue, Message, Queued, Refusal, Refused, UserRecord, username_key
 from msgsvc.state import Snapshot
 from msgsvc.state.redislink import RedisUnavailable
-from msgsvc.wire import Code, ProtocolError
 
 
 class MemoryStore(Service):
@@ -218,7 +217,7 @@ class FakeNetwork:
         if not self.up:
             return fail(RedisUnavailable("Redis away"))
         if name.lower() in self.taken:
-            return fail(ProtocolError(Code.USERNAME_TAKEN, f"{name} is in use"))
+            return fail(Refused(Refusal.USERNAME_TAKEN, f"{name} is in use"))
         return succeed((name, True))
 
     def release(self, name: str, when: float) -> None:

@@ -30,8 +30,8 @@ from msgsvc.fronts.irc.wire import (
     line,
     printable,
 )
-from msgsvc.hub.contracts import username_key
-from msgsvc.wire import Code, ProtocolError, ascii_int
+from msgsvc.hub.contracts import Refusal, Refused, username_key
+from msgsvc.wire import ascii_int
 
 VERSION = f"msgsvc-{msgsvc.__version__}"
 CAPABILITIES = {"message-tags": "message-tags", "sasl": "sasl=PLAIN", "server-time": "server-time"}
@@ -81,31 +81,33 @@ class Registration(IrcBase):
             return
         self._greet(name)
 
-    def login_refused(self, error: ProtocolError) -> None:
+    def login_refused(self, refused: Refused) -> None:
         """Say why; the client may try again (a new nick, SASL again) until the registration's deadline."""
         self.clients.hub.unregister(self)  # the client stays, and may try another name
-        self._refused(error)
+        self._say_refused(refused)
         if self._deadline is None and not self.transport.disconnecting:  # the deadline passed meanwhile
             self._too_late()
 
-    def _refused(self, error: ProtocolError) -> None:
+    def _say_refused(self, refused: Refused) -> None:
+        """A login refused, in IRC's numerics."""
+        refusal, text = refused.refusal, refused.text
         if self._sasl:
             self._sasl = False
-            self.numeric(ERR_SASLFAIL, f"SASL authentication failed: {error.text}")
+            self.numeric(ERR_SASLFAIL, f"SASL authentication failed: {text}")
             return
-        if error.code in (Code.USERNAME_TAKEN, Code.AUTH_REQUIRED):
-            self.numeric(rfc.ERR_NICKNAMEINUSE, self.nick, error.text)
-        elif error.code is Code.USERNAME_INVALID:
-            self.numeric(rfc.ERR_ERRONEUSNICKNAME, self.nick, error.text)
-        elif error.code is Code.AUTH_FAILED:
+        if refusal in (Refusal.USERNAME_TAKEN, Refusal.AUTH_REQUIRED):
+            self.numeric(rfc.ERR_NICKNAMEINUSE, self.nick, text)
+        elif refusal is Refusal.USERNAME_INVALID:
+            self.numeric(rfc.ERR_ERRONEUSNICKNAME, self.nick, text)
+        elif refusal is Refusal.AUTH_FAILED:
             self.numeric(rfc.ERR_PASSWDMISMATCH, "Password incorrect")
-            self.bye(error.text)
-        elif error.code in (Code.SERVER_ERROR, Code.RATE_LIMITED):
+            self.bye(text)
+        elif refusal in (Refusal.UNAVAILABLE, Refusal.RATE_LIMITED):
             # The state is unreachable, or too many new names or passwords came from this address:
             # the same nick may work later, and (rate limited) a name already in the log now.
-            self.numeric(rfc.ERR_UNAVAILRESOURCE, self.nick, error.text)
+            self.numeric(rfc.ERR_UNAVAILRESOURCE, self.nick, text)
         else:
-            self.bye(error.text)
+            self.bye(text)
 
     def irc_CAP(self, params: list[str]) -> None:
         if not params:
