@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from enum import Enum
 
-from msgsvc.hub.contracts import Refusal, Refused, check_password_rules, is_valid_username, username_key
+from msgsvc.hub.contracts import Refusal, Refused, check_password_rules, message_text, recipient_names
 
 #: The byte that ends a line; a CR just before it is dropped.
 LF = b"\n"
@@ -60,6 +60,10 @@ REFUSAL_CODES = {
     Refusal.AUTH_FAILED: Code.AUTH_FAILED,
     Refusal.PASSWORD_INVALID: Code.PASSWORD_INVALID,
     Refusal.RATE_LIMITED: Code.RATE_LIMITED,
+    Refusal.TEXT_EMPTY: Code.BAD_SYNTAX,
+    Refusal.TEXT_TOO_LONG: Code.TEXT_TOO_LONG,
+    Refusal.RECIPIENT_INVALID: Code.BAD_SYNTAX,
+    Refusal.TOO_MANY_RECIPIENTS: Code.TOO_MANY_RECIPIENTS,
 }
 
 
@@ -102,11 +106,6 @@ class Limits:
     ping_interval: float = 60.0
     #: Seconds a PINGed client has to send anything back.
     ping_timeout: float = 30.0
-
-
-def is_blank(text: str) -> bool:
-    """Whether message text is empty or white space only: refused as empty, on every front."""
-    return not text or text.isspace()
 
 
 def ascii_int(text: str, max_digits: int = 18) -> int | None:
@@ -355,35 +354,9 @@ def _arity(line: Line, least: int, most: int, usage: str) -> None:
         raise ProtocolError(Code.BAD_SYNTAX, f"usage: {usage}")
 
 
-def _text(text: str, limits: Limits) -> str:
-    if is_blank(text):
-        raise ProtocolError(Code.BAD_SYNTAX, "empty message text")
-    size = len(text.encode("utf-8"))
-    if size > limits.max_text:
-        raise ProtocolError(
-            Code.TEXT_TOO_LONG, f"message text is {size} bytes; the limit is {limits.max_text}"
-        )
-    return text
-
-
-def _recipients(field: str, limits: Limits) -> tuple[str, ...]:
-    if "," not in field and is_valid_username(field):  # a unicast
-        return (field,)
-    names: dict[str, str] = {}
-    for name in field.split(","):
-        if not is_valid_username(name):
-            raise ProtocolError(Code.BAD_SYNTAX, f"not a valid recipient name: {name!r}")
-        names.setdefault(username_key(name), name)
-    if len(names) > limits.max_recipients:
-        raise ProtocolError(
-            Code.TOO_MANY_RECIPIENTS,
-            f"{len(names)} recipients; the limit is {limits.max_recipients}",
-        )
-    return tuple(names.values())
-
-
 def parse_command(line: Line, limits: Limits) -> Command:
-    """Turn a client's line into a command, or raise :class:`ProtocolError`."""
+    """Turn a client's line into a command, or raise :class:`ProtocolError`; a message's text and
+    recipients against the hub's rules, or :class:`~msgsvc.hub.contracts.Refused`."""
     verb = line.verb
     if verb == "HELLO":
         _arity(line, 1, 2, "HELLO <username> [:<password>]")
@@ -401,10 +374,13 @@ def parse_command(line: Line, limits: Limits) -> Command:
         return Password(line.params[0])
     if verb == "SEND":
         _arity(line, 2, 2, "SEND <name>[,<name>...] :<text>")
-        return Send(_recipients(line.params[0], limits), _text(line.params[1], limits))
+        return Send(
+            recipient_names(line.params[0].split(","), limits.max_recipients),
+            message_text(line.params[1], limits.max_text),
+        )
     if verb == "BROADCAST":
         _arity(line, 1, 1, "BROADCAST :<text>")
-        return Broadcast(_text(line.params[0], limits))
+        return Broadcast(message_text(line.params[0], limits.max_text))
     if verb == "USERS":
         _arity(line, 0, 0, "USERS")
         return Users()

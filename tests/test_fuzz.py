@@ -9,6 +9,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc import wire
+from msgsvc.hub.contracts import Refused
 from msgsvc.wire import TOO_LONG, Line, LineFramer, ProtocolError
 
 from .support.harness import ServerHarness, lines
@@ -54,7 +55,7 @@ class WireProperties(SynchronousTestCase):
             self.assertEqual(line.verb, line.verb.upper())
             try:
                 wire.parse_command(line, wire.Limits())
-            except ProtocolError:
+            except (ProtocolError, Refused):
                 pass
 
     @given(_VERB, st.lists(_MIDDLE, max_size=4), st.one_of(st.none(), _TRAILING))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc import wire
-from msgsvc.hub.contracts import is_valid_username, username_key
-from msgsvc.wire import TOO_LONG, Code, Limits, Line, LineFramer, ProtocolError
+from msgsvc.hub.contracts import Refused, is_valid_username, username_key
+from msgsvc.wire import REFUSAL_CODES, TOO_LONG, Code, Limits, Line, LineFramer, ProtocolError
 
 
 def drain(framer: LineFramer) -> list[object]:
@@ -173,9 +173,12 @@ class ParseCommandTests(SynchronousTestCase):
         return wire.parse_command(line, self.limits)
 
     def assertError(self, raw: bytes, code: Code) -> None:
-        with self.assertRaises(ProtocolError) as caught:
+        """``raw`` is refused with ``code``: by the parser, or by the hub's rules (said with that code)."""
+        with self.assertRaises((ProtocolError, Refused)) as caught:
             self.command(raw)
-        self.assertEqual(caught.exception.code, code)
+        error = caught.exception
+        said = error.code if isinstance(error, ProtocolError) else REFUSAL_CODES[error.refusal]
+        self.assertEqual(said, code)
 
     def test_hello(self) -> None:
         self.assertEqual(self.command(b"HELLO alice"), wire.Hello("alice"))

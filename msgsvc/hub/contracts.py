@@ -1,5 +1,5 @@
 """What the hub and its users agree on: records, events, the ports, its refusals, and the rules for
-usernames and passwords.
+usernames, passwords and a message's text and recipients (every front checks them here).
 
 The hub knows no sockets and no wire format.  Fronts (:mod:`msgsvc.fronts`) adapt it to the
 network as :class:`Participant`; persistence goes through a :class:`Store` that answers with
@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from collections.abc import Sequence
 from enum import Enum, auto
 from typing import Protocol
 
@@ -33,6 +34,10 @@ class Refusal(Enum):
     AUTH_FAILED = auto()
     PASSWORD_INVALID = auto()
     RATE_LIMITED = auto()
+    TEXT_EMPTY = auto()  # empty, or white space only
+    TEXT_TOO_LONG = auto()
+    RECIPIENT_INVALID = auto()
+    TOO_MANY_RECIPIENTS = auto()
 
 
 class Refused(Exception):
@@ -70,6 +75,32 @@ def check_password_rules(password: str) -> str:
             Refusal.PASSWORD_INVALID, f"a password may hold at most {PASSWORD_MAX_BYTES} bytes of UTF-8"
         )
     return password
+
+
+def message_text(text: str, limit: int) -> str:
+    """``text`` if it may be sent, or Refused: TEXT_EMPTY (nothing but white space), TEXT_TOO_LONG
+    (over ``limit`` bytes of UTF-8)."""
+    if not text or text.isspace():
+        raise Refused(Refusal.TEXT_EMPTY, "empty message text")
+    size = len(text.encode("utf-8"))
+    if size > limit:
+        raise Refused(Refusal.TEXT_TOO_LONG, f"message text is {size} bytes; the limit is {limit}")
+    return text
+
+
+def recipient_names(names: Sequence[str], limit: int) -> tuple[str, ...]:
+    """``names``, each once however it is spelled (as first spelled), or Refused: RECIPIENT_INVALID
+    for the first that is no username, TOO_MANY_RECIPIENTS past ``limit`` of them."""
+    if len(names) == 1 and is_valid_username(names[0]):  # a unicast
+        return (names[0],)
+    distinct: dict[str, str] = {}
+    for name in names:
+        if not is_valid_username(name):
+            raise Refused(Refusal.RECIPIENT_INVALID, f"not a valid recipient name: {name!r}")
+        distinct.setdefault(username_key(name), name)
+    if len(distinct) > limit:
+        raise Refused(Refusal.TOO_MANY_RECIPIENTS, f"{len(distinct)} recipients; the limit is {limit}")
+    return tuple(distinct.values())
 
 
 class Kind(str, Enum):

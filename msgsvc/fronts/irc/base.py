@@ -1,5 +1,6 @@
 """What every concern of an IRC session builds on: its state, its output (numerics, long
-listings a few entries a reactor pass), the one channel's name, and a command's targets."""
+listings a few entries a reactor pass, the hub's refusals), the one channel's name, and a
+command's targets."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from typing import TYPE_CHECKING
 from twisted.internet.interfaces import IDelayedCall
 from twisted.words.protocols import irc as rfc
 
-from msgsvc.fronts.irc.wire import line
+from msgsvc.fronts.irc.wire import ERR_SASLFAIL, line
 from msgsvc.fronts.session import Session
+from msgsvc.hub.contracts import Refusal, Refused
 
 if TYPE_CHECKING:
     from msgsvc.fronts.irc.factory import IrcFactory
@@ -29,6 +31,7 @@ class IrcBase(Session):
     caps: set[str]  # the capabilities the client asked for
     _account: str | None = None  # the name SASL logged in as
     _registered = False  # 001 was sent
+    _sasl = False  # AUTHENTICATE PLAIN came: its payload is being read, or checked
     _early: list[bytes]  # what came for a logged-in user before registration completed
     _early_size = 0  # its bytes
     #: Long replies being sent, a few entries a reactor pass, each with what to do after it.
@@ -98,6 +101,30 @@ class IrcBase(Session):
         elif not (self._gone or self._dropped or self.transport.disconnecting):
             self._hold("listing")
             self._listing_call = self.clients.clock.callLater(0, self._list_some)
+
+    def say_refused(self, refused: Refused) -> None:
+        """What the hub refused (a message's text, a login), in IRC's numerics."""
+        refusal, text = refused.refusal, refused.text
+        if refusal is Refusal.TEXT_EMPTY:  # white space (or formatting) alone, as the other fronts refuse it
+            self.numeric(rfc.ERR_NOTEXTTOSEND, "No text to send")
+        elif refusal is Refusal.TEXT_TOO_LONG:
+            self.server_notice(f"not sent: a message may hold at most {self.clients.limits.max_text} bytes")
+        elif self._sasl:
+            self._sasl = False
+            self.numeric(ERR_SASLFAIL, f"SASL authentication failed: {text}")
+        elif refusal in (Refusal.USERNAME_TAKEN, Refusal.AUTH_REQUIRED):
+            self.numeric(rfc.ERR_NICKNAMEINUSE, self.nick, text)
+        elif refusal is Refusal.USERNAME_INVALID:
+            self.numeric(rfc.ERR_ERRONEUSNICKNAME, self.nick, text)
+        elif refusal is Refusal.AUTH_FAILED:
+            self.numeric(rfc.ERR_PASSWDMISMATCH, "Password incorrect")
+            self.bye(text)
+        elif refusal in (Refusal.UNAVAILABLE, Refusal.RATE_LIMITED):
+            # The state is unreachable, or too many new names or passwords came from this address:
+            # the same nick may work later, and (rate limited) a name already in the log now.
+            self.numeric(rfc.ERR_UNAVAILRESOURCE, self.nick, text)
+        else:
+            self.bye(text)
 
     def server_notice(self, text: str) -> None:
         self._write(line("NOTICE", self.nick, text, prefix=self.factory.server_name))

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from twisted.words.protocols import irc as rfc
 
-from msgsvc import wire
 from msgsvc.fronts.irc.base import IrcBase
 from msgsvc.fronts.irc.wire import addressed, clean_text, line, sent_when, server_time, text_lines
-from msgsvc.hub.contracts import Kind, Message, Queued, Report, is_valid_username, username_key
+from msgsvc.hub.contracts import (
+    Kind,
+    Message,
+    Queued,
+    Refused,
+    Report,
+    is_valid_username,
+    message_text,
+    username_key,
+)
 from msgsvc.wire import Code, ProtocolError
 
 
@@ -62,18 +70,16 @@ class Messaging(IrcBase):
                 self.numeric(rfc.ERR_NORECIPIENT, f"No recipient given ({verb})")
             return
         try:
-            text = clean_text(self._ctcp(params[1])) if len(params) > 1 else ""
-            if len(text.encode("utf-8")) > self.clients.limits.max_text:
-                raise ProtocolError(
-                    Code.TEXT_TOO_LONG, f"a message may hold at most {self.clients.limits.max_text} bytes"
-                )
+            text = message_text(
+                clean_text(self._ctcp(params[1])) if len(params) > 1 else "", self.clients.limits.max_text
+            )
         except ProtocolError as e:
             if not quiet:
                 self.server_notice(f"not sent: {e.text}")
             return
-        if wire.is_blank(text):  # spaces alone (or formatting alone) are no text, as on the other fronts
+        except Refused as e:
             if not quiet:
-                self.numeric(rfc.ERR_NOTEXTTOSEND, "No text to send")
+                self.say_refused(e)
             return
         targets = self._targets(params[0], self.clients.limits.max_recipients, quiet)
         if targets is None:

@@ -30,7 +30,7 @@ from msgsvc.fronts.irc.wire import (
     line,
     printable,
 )
-from msgsvc.hub.contracts import Refusal, Refused, username_key
+from msgsvc.hub.contracts import Refused, username_key
 from msgsvc.wire import ascii_int
 
 VERSION = f"msgsvc-{msgsvc.__version__}"
@@ -49,7 +49,6 @@ class Registration(IrcBase):
     realname = ""
     _pass: str | None = None
     _negotiating = False  # CAP LS or REQ came, CAP END not yet
-    _sasl = False  # AUTHENTICATE PLAIN came: its payload is being read, or checked
     _sasl_payload = ""
     #: The one deadline from connect to 001 (None once passed, or met).  The session's own timer
     #: is handed on by each step (a login checked, a nick refused); this one is not.
@@ -84,30 +83,9 @@ class Registration(IrcBase):
     def login_refused(self, refused: Refused) -> None:
         """Say why; the client may try again (a new nick, SASL again) until the registration's deadline."""
         self.clients.hub.unregister(self)  # the client stays, and may try another name
-        self._say_refused(refused)
+        self.say_refused(refused)
         if self._deadline is None and not self.transport.disconnecting:  # the deadline passed meanwhile
             self._too_late()
-
-    def _say_refused(self, refused: Refused) -> None:
-        """A login refused, in IRC's numerics."""
-        refusal, text = refused.refusal, refused.text
-        if self._sasl:
-            self._sasl = False
-            self.numeric(ERR_SASLFAIL, f"SASL authentication failed: {text}")
-            return
-        if refusal in (Refusal.USERNAME_TAKEN, Refusal.AUTH_REQUIRED):
-            self.numeric(rfc.ERR_NICKNAMEINUSE, self.nick, text)
-        elif refusal is Refusal.USERNAME_INVALID:
-            self.numeric(rfc.ERR_ERRONEUSNICKNAME, self.nick, text)
-        elif refusal is Refusal.AUTH_FAILED:
-            self.numeric(rfc.ERR_PASSWDMISMATCH, "Password incorrect")
-            self.bye(text)
-        elif refusal in (Refusal.UNAVAILABLE, Refusal.RATE_LIMITED):
-            # The state is unreachable, or too many new names or passwords came from this address:
-            # the same nick may work later, and (rate limited) a name already in the log now.
-            self.numeric(rfc.ERR_UNAVAILRESOURCE, self.nick, text)
-        else:
-            self.bye(text)
 
     def irc_CAP(self, params: list[str]) -> None:
         if not params:
