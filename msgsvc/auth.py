@@ -5,9 +5,11 @@ asks a :class:`~twisted.cred.portal.Portal`: the :class:`AccountChecker`
 looks the name's password hash up in the store and checks the password with
 argon2id on a thread pool (a name nobody protected needs none, and is
 claimed by the first password given with it); the :class:`HubRealm` then
-brings the client online in the hub.  :class:`LoginThrottle` slows guessing;
-rates per address (:class:`~msgsvc.ratelimit.AddressRate`) bound the new names, the new accounts
-and the password hashes one address makes.
+brings the client online in the hub, and its avatar, the hub's
+:class:`~msgsvc.hub.user.User`, is what the front acts through afterwards.
+:class:`LoginThrottle` slows guessing; rates per address
+(:class:`~msgsvc.ratelimit.AddressRate`) bound the new names, the new
+accounts and the password hashes one address makes.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Protocol, TypeVar, cast
 import argon2
 from twisted.application.service import Service
 from twisted.cred.checkers import ICredentialsChecker
-from twisted.cred.credentials import ICredentials, IUsernamePassword, UsernamePassword
+from twisted.cred.credentials import ICredentials
 from twisted.cred.error import LoginFailed, UnauthorizedLogin
 from twisted.cred.portal import IRealm, Portal
 from twisted.internet.defer import CancelledError, Deferred
@@ -34,14 +36,17 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import Attribute, Interface, implementer
 
 from msgsvc.hub.contracts import (
+    IUser,
     Participant,
     Refusal,
     Refused,
     RegistrationRefused,
+    UserView,
     check_password_rules,
     username_key,
 )
 from msgsvc.hub.core import Hub
+from msgsvc.hub.user import User
 from msgsvc.ratelimit import AddressRate, Rate
 
 #: OWASP's first argon2id profile (19 MiB, 2 passes, 1 lane): about 50 ms a check here.
@@ -122,16 +127,18 @@ class Hasher(Service):
 # -- twisted.cred: credentials, checker, realm ------------------------------
 
 
-class INameOnly(ICredentials):
-    """A username given without a password."""
+class ILogin(ICredentials):
+    """A username, with its password or without, as the client gave them (text, not bytes)."""
 
-    username = Attribute("The username, UTF-8 bytes.")
+    name = Attribute("The username.")
+    password = Attribute("The password, or None.")
 
 
-@implementer(INameOnly)
+@implementer(ILogin)
 @dataclass(frozen=True)
-class NameOnly:
-    username: bytes
+class Login:
+    name: str
+    password: str | None
 
 
 class AuthRequired(UnauthorizedLogin):
@@ -155,13 +162,14 @@ class NotHeld(LoginFailed):
 class Mind:
     """Whom the realm brings online: ``participant``, connected from ``peer``.
 
-    ``held``: the name is held for it already; else the realm holds it once
-    the checker has passed, unless the login has ended (``gone``) meanwhile.
+    ``user``: the name is held for it already, by this user; else the realm
+    holds it once the checker has passed, unless the login has ended
+    (``gone``) meanwhile.
     """
 
     participant: Participant
     peer: str
-    held: bool
+    user: User | None = None
     gone: bool = False
 
 
@@ -171,10 +179,10 @@ class AccountChecker:
 
     A name without a hash needs no password, unless ``require_password``;
     given one, it is claimed: the hash is stored before the login succeeds.
-    The avatar id is the name as given, in UTF-8.
+    The avatar id is the name as given, in UTF-8 (cred's avatar ids are bytes).
     """
 
-    credentialInterfaces = (IUsernamePassword, INameOnly)
+    credentialInterfaces = (ILogin,)
 
     def __init__(self, store: AccountStore, hashing: Hashing, clock: IReactorTime, require_password: bool):
         self._store = store
@@ -182,20 +190,18 @@ class AccountChecker:
         self._clock = clock
         self._require_password = require_password
 
-    def requestAvatarId(self, credentials: ICredentials) -> Deferred[bytes | tuple[()]]:
-        return Deferred.fromCoroutine(self._check(credentials))
+    def requestAvatarId(self, credentials: Login) -> Deferred[bytes | tuple[()]]:
+        return Deferred.fromCoroutine(self._check(credentials.name, credentials.password))
 
-    async def _check(self, credentials: ICredentials) -> bytes | tuple[()]:
-        username: bytes = credentials.username  # type: ignore[attr-defined]
-        name = username.decode("utf-8")
+    async def _check(self, name: str, given: str | None) -> bytes | tuple[()]:
         stored = await self._store.password_hash(name)
-        if not IUsernamePassword.providedBy(credentials):
+        if given is None:
             if stored is not None:
                 raise AuthRequired(f"{name} is protected: give its password")
             if self._require_password:
                 raise AuthRequired("this server needs a password with every name")
-            return username
-        password = check_password_rules(credentials.password.decode("utf-8"))
+            return name.encode("utf-8")
+        password = check_password_rules(given)
         if stored is None:
             await self._store.set_password_hash(
                 name, await self._hashing.hash(password), self._clock.seconds()
@@ -206,24 +212,13 @@ class AccountChecker:
             await self._store.set_password_hash(
                 name, await self._hashing.hash(password), self._clock.seconds()
             )
-        return username
-
-
-class IMember(Interface):
-    """A client online in the hub under a name."""
-
-    name = Attribute("The name as the username log spells it.")
-
-
-@implementer(IMember)
-@dataclass(frozen=True)
-class Member:
-    name: str
+        return name.encode("utf-8")
 
 
 @implementer(IRealm)
 class HubRealm:
-    """Brings the mind (a :class:`Mind`) online in the hub, holding its name first if need be."""
+    """Brings the mind (a :class:`Mind`) online in the hub, holding its name first if need be; its
+    avatar is the hub's :class:`~msgsvc.hub.user.User`, and logging out is the user's."""
 
     def __init__(self, hub: Hub) -> None:
         self._hub = hub
@@ -231,24 +226,25 @@ class HubRealm:
     def requestAvatar(
         self, avatarId: bytes | tuple[()], mind: object, *interfaces: type[Interface]
     ) -> Deferred[tuple[type[Interface], object, Callable[[], None]]]:
-        if IMember not in interfaces or not isinstance(avatarId, bytes):
-            raise NotImplementedError("msgsvc's realm only has IMember avatars, for named users")
-        return Deferred.fromCoroutine(self._admit(avatarId.decode("utf-8"), cast(Mind, mind)))
+        if IUser not in interfaces or not isinstance(avatarId, bytes):
+            raise NotImplementedError("msgsvc's realm only has IUser avatars, for named users")
+        return Deferred.fromCoroutine(self._admit(avatarId, cast(Mind, mind)))
 
-    async def _admit(self, name: str, mind: Mind) -> tuple[type[Interface], object, Callable[[], None]]:
-        participant = mind.participant
-        if not mind.held:
+    async def _admit(
+        self, avatarId: bytes, mind: Mind
+    ) -> tuple[type[Interface], object, Callable[[], None]]:
+        user = mind.user
+        if user is None:  # a protected name, held now that its password is checked
+            name = avatarId.decode("utf-8")
             if mind.gone:
                 raise Abandoned(f"the client logging in as {name} left")
             try:
-                self._hub.register(participant, name, mind.peer)
+                user = mind.user = self._hub.register(mind.participant, name, mind.peer)
             except Refused as e:
                 raise NotHeld(e) from None
-            mind.held = True
-        spelled = await self._hub.admit(participant, name)
-        if spelled is None:
-            raise Abandoned(f"the client holding {name} left")
-        return IMember, Member(spelled), lambda: self._hub.unregister(participant)
+        if await self._hub.admit(user) is None:
+            raise Abandoned(f"the client holding {user.name} left")
+        return IUser, user, user.log_out
 
 
 # -- throttling ---------------------------------------------------------------
@@ -420,10 +416,11 @@ class Accounts(Service):
 
     def login(
         self, participant: Participant, name: str, password: str | None, peer: str, host: str
-    ) -> Deferred[str | None]:
+    ) -> Deferred[IUser | None]:
         """Register ``participant`` as ``name``, checking ``password`` if the name is protected.
 
-        Fires with the name as the log spells it, or None if the client left;
+        Fires with the user online (its name as the log spells it), which the
+        front acts through from then on, or None if the client left;
         fails with :class:`Refused` (the name is invalid or taken, the
         password missing, wrong or against the rules) or a store error.
         Cancelling it (the client left) stops a throttled attempt from being checked.
@@ -432,7 +429,7 @@ class Accounts(Service):
 
     async def _login(
         self, participant: Participant, name: str, password: str | None, peer: str, host: str
-    ) -> str | None:
+    ) -> IUser | None:
         key = username_key(name)
         known = self._hub.user(name)
         # A name known to be protected, and offline, is held only once its password has been checked
@@ -442,7 +439,9 @@ class Accounts(Service):
         owned = known is not None and known.protected and not known.online
         guessable = owned and password is not None
         if not guessable:
-            return await self._hold_and_check(participant, name, password, peer, host, owned, guessable)
+            return await self._hold_and_check(
+                participant, name, password, peer, host, known, owned, guessable
+            )
         try:
             self._allow(self.password_hashes, host, "password checks")
         except Refused as e:
@@ -455,7 +454,9 @@ class Accounts(Service):
                     "login for {name} from {peer} waits {wait:g} s", name=name, peer=peer, wait=wait
                 )
                 await deferLater(self._clock, wait)
-            return await self._hold_and_check(participant, name, password, peer, host, owned, guessable)
+            return await self._hold_and_check(
+                participant, name, password, peer, host, known, owned, guessable
+            )
         finally:
             self.throttle.end(key, host)
 
@@ -466,20 +467,22 @@ class Accounts(Service):
         password: str | None,
         peer: str,
         host: str,
+        known: UserView | None,
         owned: bool,
         guessable: bool,
-    ) -> str | None:
-        mind = Mind(participant, peer, held=not owned)
-        if mind.held:
-            self._hub.register(participant, name, peer)
+    ) -> IUser | None:
+        mind = Mind(participant, peer)
         counted: list[AddressRate] = []
+        if not owned:
+            mind.user = self._hub.register(participant, name, peer)
         try:
-            if mind.held:
-                counted = self._count_new(name, password, peer, host)
+            if mind.user is not None:
+                counted = self._count_new(name, known, password, peer, host)
             return await _shielded(Deferred.fromCoroutine(self._check(mind, name, password, host, guessable)))
         except BaseException as e:
             mind.gone = True
-            self._hub.unregister(participant)  # refused or failed: the name is not held for it
+            if mind.user is not None:  # refused or failed: the name is not held for it
+                mind.user.log_out()
             if not isinstance(e, CancelledError):  # a client gone may leave its name being written
                 for rate in counted:  # nothing was made: a retry after SERVER_ERROR must not run out
                     rate.give_back(host)
@@ -487,15 +490,10 @@ class Accounts(Service):
 
     async def _check(
         self, mind: Mind, name: str, password: str | None, host: str, guessable: bool
-    ) -> str | None:
+    ) -> IUser | None:
         peer = mind.peer
-        credentials: ICredentials = (
-            NameOnly(name.encode("utf-8"))
-            if password is None
-            else UsernamePassword(name.encode("utf-8"), password.encode("utf-8"))
-        )
         try:
-            _, member, _ = await self.portal.login(credentials, mind, IMember)
+            _, user, _ = await self.portal.login(Login(name, password), mind, IUser)
         except Abandoned:
             # The checker passed before the client left: with a password, the name is protected
             # on disk now (it may have just claimed it), and the log must say so.
@@ -522,17 +520,19 @@ class Accounts(Service):
                     window=LoginThrottle.WINDOW / 60,
                 )
             raise self._refused(name, peer, Refused(Refusal.AUTH_FAILED, str(e))) from None
-        assert isinstance(member, Member)
+        assert isinstance(user, User)
         if guessable:
             self.throttle.succeeded(username_key(name))
         if password is not None:
-            self._mark_protected(member.name)
-        return member.name
+            self._mark_protected(user.name)
+        return user
 
-    def _count_new(self, name: str, password: str | None, peer: str, host: str) -> list[AddressRate]:
-        """Count a name new to the log, and a first password, against ``host``'s rates (those counted,
-        returned); past either, refuse (RATE_LIMITED) the login that holds ``name``, counting nothing."""
-        known = self._hub.user(name)  # None: the name is held, and not in the log
+    def _count_new(
+        self, name: str, known: UserView | None, password: str | None, peer: str, host: str
+    ) -> list[AddressRate]:
+        """Count a name new to the log (``known`` None), and a first password, against ``host``'s rates
+        (those counted, returned); past either, refuse (RATE_LIMITED) the login that holds ``name``,
+        counting nothing."""
         counted = []
         try:
             if known is None:

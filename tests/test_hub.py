@@ -38,6 +38,11 @@ class HubTestCase(SynchronousTestCase):
         self.assertEqual(self.successResultOf(admitted(self.hub, participant, name, "peer-" + name)), name)
         return participant
 
+    def online_as(self, participant: RecordingParticipant) -> str | None:
+        """The name ``participant`` is online under; None if it is not (yet, or any more)."""
+        view = self.hub.user(participant.user.name)
+        return view.name if view is not None and view.online else None
+
     def refusal(self, participant: RecordingParticipant, name: str) -> Refusal:
         with self.assertRaises(Refused) as caught:
             self.hub.register(participant, name, "peer")
@@ -61,7 +66,7 @@ class RegistrationTests(HubTestCase):
         bob = self.join("bob")
         self.assertEqual([(u.name, u.online) for u in self.hub.users()], [("bob", True), ("Old", False)])
         self.join("alice")
-        self.hub.unregister(bob)
+        bob.user.log_out()
         self.assertEqual(
             [(u.name, u.online) for u in self.hub.users()], [("alice", True), ("bob", False), ("Old", False)]
         )
@@ -111,23 +116,23 @@ class RegistrationTests(HubTestCase):
     def test_joins_and_leaves_are_events(self) -> None:
         self.join("alice")
         bob = self.join("bob")
-        self.hub.unregister(bob)
+        bob.user.log_out()
         self.assertEqual(self.events[-2:], [UserJoined("bob", "peer-bob", True), UserLeft("bob", "peer-bob")])
         self.assertEqual(bob.events, [])
 
     def test_leaving_records_last_seen_and_frees_the_name(self) -> None:
         bob = self.join("bob")
         self.clock.advance(30)
-        self.hub.unregister(bob)
+        bob.user.log_out()
         self.assertEqual(self.store.written[-1], ("bob", 130))
         [view] = [u for u in self.hub.users() if u.name == "bob"]
         self.assertEqual((view.online, view.last_seen), (False, 130))
-        self.assertIsNone(self.hub.name_of(bob))
+        self.assertIsNone(self.online_as(bob))
         again = RecordingParticipant()
         self.assertEqual(self.successResultOf(admitted(self.hub, again, "BOB", "p")), "bob")
 
     def test_unregister_unknown_is_harmless(self) -> None:
-        self.hub.unregister(RecordingParticipant())
+        RecordingParticipant().user.log_out()
         self.assertEqual(self.events, [])
 
 
@@ -141,11 +146,11 @@ class PendingRegistrationTests(HubTestCase):
         registered = admitted(self.hub, alice, "alice", "p")
         self.assertNoResult(registered)
         self.assertEqual(self.refusal(RecordingParticipant(), "ALICE"), Refusal.USERNAME_TAKEN)
-        self.assertIsNone(self.hub.name_of(alice))
+        self.assertIsNone(self.online_as(alice))
         self.assertEqual([u.name for u in self.hub.users()], ["Old"])
         self.store.pending[0].callback(None)
         self.assertEqual(self.successResultOf(registered), "alice")
-        self.assertEqual(self.hub.name_of(alice), "alice")
+        self.assertEqual(self.online_as(alice), "alice")
 
     def test_pending_user_gets_no_presence_or_messages(self) -> None:
         self.store.hold = False
@@ -153,15 +158,15 @@ class PendingRegistrationTests(HubTestCase):
         self.store.hold = True
         alice = RecordingParticipant()
         admitted(self.hub, alice, "alice", "p")
-        self.assertEqual(self.hub.broadcast(bob, "hi"), Report(0, ()))
-        self.assertEqual(self.hub.send(bob, ["alice"], "hi"), Report(0, ("alice",)))
+        self.assertEqual(bob.user.broadcast("hi"), Report(0, ()))
+        self.assertEqual(bob.user.send(["alice"], "hi"), Report(0, ("alice",)))
         self.assertEqual(alice.events, [])
         self.assertEqual(bob.events, [])
 
     def test_leaving_before_the_write_completes(self) -> None:
         alice = RecordingParticipant()
         registered = admitted(self.hub, alice, "alice", "p")
-        self.hub.unregister(alice)
+        alice.user.log_out()
         self.join_later = RecordingParticipant()
         second = admitted(self.hub, self.join_later, "alice", "q")
         self.store.pending[0].callback(None)
@@ -175,7 +180,7 @@ class PendingRegistrationTests(HubTestCase):
         registered = admitted(self.hub, alice, "alice", "p")
         self.store.pending[0].errback(OSError("disk full"))
         self.failureResultOf(registered, OSError)
-        self.assertIsNone(self.hub.name_of(alice))
+        self.assertIsNone(self.online_as(alice))
         self.store.hold = False
         self.join("alice")
 
@@ -190,7 +195,7 @@ class RoutingTests(HubTestCase):
             p.events.clear()
 
     def test_unicast(self) -> None:
-        report = self.hub.send(self.alice, ["BOB"], "hi")
+        report = self.alice.user.send(["BOB"], "hi")
         self.assertEqual(report, Report(1, ()))
         [message] = self.bob.messages()
         self.assertEqual(
@@ -201,7 +206,7 @@ class RoutingTests(HubTestCase):
         self.assertEqual(self.alice.events, [])
 
     def test_multicast_reports_offline_and_unknown_names(self) -> None:
-        report = self.hub.send(self.alice, ["bob", "old", "carol", "nobody"], "team")
+        report = self.alice.user.send(["bob", "old", "carol", "nobody"], "team")
         self.assertEqual(report, Report(2, ("Old", "nobody")))
         [to_bob] = self.bob.messages()
         [to_carol] = self.carol.messages()
@@ -210,14 +215,14 @@ class RoutingTests(HubTestCase):
         self.assertEqual((to_bob.kind, to_bob.recipients), (Kind.MULTICAST, ("bob", "Old", "carol")))
 
     def test_unicast_to_an_offline_name(self) -> None:
-        self.assertEqual(self.hub.send(self.alice, ["Old"], "x"), Report(0, ("Old",)))
+        self.assertEqual(self.alice.user.send(["Old"], "x"), Report(0, ("Old",)))
 
     def test_sending_to_oneself(self) -> None:
-        self.assertEqual(self.hub.send(self.alice, ["alice"], "note"), Report(1, ()))
+        self.assertEqual(self.alice.user.send(["alice"], "note"), Report(1, ()))
         self.assertEqual(self.alice.messages()[0].text, "note")
 
     def test_broadcast_reaches_everyone_else(self) -> None:
-        report = self.hub.broadcast(self.bob, "all")
+        report = self.bob.user.broadcast("all")
         self.assertEqual(report, Report(2, ()))
         self.assertEqual(self.bob.events, [])
         [a] = self.alice.messages()
@@ -228,8 +233,8 @@ class RoutingTests(HubTestCase):
     def test_unregistered_cannot_send(self) -> None:
         stranger = RecordingParticipant()
         for attempt in (
-            lambda: self.hub.send(stranger, ["bob"], "x"),
-            lambda: self.hub.broadcast(stranger, "x"),
+            lambda: stranger.user.send(["bob"], "x"),
+            lambda: stranger.user.broadcast("x"),
         ):
             with self.assertRaises(Refused) as caught:
                 attempt()
@@ -253,7 +258,7 @@ class RoutingTests(HubTestCase):
             raise RuntimeError("observer bug")
 
         self.hub.subscribe(broken)
-        self.hub.unregister(self.carol)
+        self.carol.user.log_out()
         self.assertEqual(self.events[-1], UserLeft("carol", "peer-carol"))
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
         self.hub.unsubscribe(broken)

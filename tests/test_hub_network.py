@@ -82,7 +82,7 @@ class NodeTests(SynchronousTestCase):
 
     def test_a_message_to_another_nodes_user_reaches_the_local_ones_once_routed(self) -> None:
         erin = self.join("erin")
-        report = self.hub.send(self.alice, ["bob", "erin", "zed"], "hi")
+        report = self.alice.user.send(["bob", "erin", "zed"], "hi")
         assert isinstance(report, Deferred)
         ((message, keys),) = self.network.routed
         self.assertEqual((message.recipients, keys), (("bob", "erin"), {"there": ["bob"]}))
@@ -93,10 +93,10 @@ class NodeTests(SynchronousTestCase):
 
     def test_a_senders_messages_reach_each_local_user_in_order_while_earlier_ones_are_routed(self) -> None:
         erin = self.join("erin")
-        first = self.hub.send(self.alice, ["bob", "erin"], "1")
-        second = self.hub.send(self.alice, ["erin"], "2")  # erin only: it waits for the first
-        third = self.hub.broadcast(self.alice, "3")
-        fourth = self.hub.send(self.alice, ["bob"], "4")
+        first = self.alice.user.send(["bob", "erin"], "1")
+        second = self.alice.user.send(["erin"], "2")  # erin only: it waits for the first
+        third = self.alice.user.broadcast("3")
+        fourth = self.alice.user.send(["bob"], "4")
         assert isinstance(second, Deferred) and isinstance(third, Deferred) and isinstance(fourth, Deferred)
         self.assertEqual([m.text for m, _ in self.network.routed], ["1", "3", "4"])  # at once, in order
         self.assertEqual(erin.messages(), [])
@@ -110,12 +110,12 @@ class NodeTests(SynchronousTestCase):
         self.assertNoResult(fourth)
         self.network.answers[2].callback({"there"})
         self.assertEqual(self.successResultOf(fourth), Report(1, ()))
-        self.assertEqual(self.hub.send(self.alice, ["erin"], "5"), Report(1, ()))  # nothing waits: at once
+        self.assertEqual(self.alice.user.send(["erin"], "5"), Report(1, ()))  # nothing waits: at once
 
     def test_a_message_refused_on_the_way_does_not_hold_up_the_next(self) -> None:
         erin = self.join("erin")
-        lost = self.hub.send(self.alice, ["bob", "erin"], "lost")
-        after = self.hub.send(self.alice, ["erin"], "after")
+        lost = self.alice.user.send(["bob", "erin"], "lost")
+        after = self.alice.user.send(["erin"], "after")
         assert isinstance(lost, Deferred) and isinstance(after, Deferred)
         self.network.answers[0].errback(RedisUnavailable("gone"))
         self.assertEqual(self.failureResultOf(lost, Refused).value.refusal, Refusal.UNAVAILABLE)
@@ -125,7 +125,7 @@ class NodeTests(SynchronousTestCase):
 
     def test_users_of_a_node_not_alive_are_offline_and_queued_if_protected(self) -> None:
         self.hub.nodes.remote_joined(RemoteUser("carol", "gone", "p", "tcp", 60.0), 1.0, True, False)
-        report = self.hub.send(self.alice, ["bob", "carol"], "hi")
+        report = self.alice.user.send(["bob", "carol"], "hi")
         assert isinstance(report, Deferred)
         self.network.answers[0].callback({"there"})
         self.assertEqual(self.successResultOf(report), Report(1, ("carol",), ("carol",)))
@@ -134,11 +134,11 @@ class NodeTests(SynchronousTestCase):
         erin = self.join("erin")
         self.network.up = False
         with self.assertRaises(Refused) as caught:
-            self.hub.send(self.alice, ["bob", "erin"], "hi")
+            self.alice.user.send(["bob", "erin"], "hi")
         self.assertEqual(caught.exception.refusal, Refusal.UNAVAILABLE)
-        self.assertEqual(self.hub.send(self.alice, ["erin"], "same node"), Report(1, ()))
+        self.assertEqual(self.alice.user.send(["erin"], "same node"), Report(1, ()))
         self.network.up = True
-        failed = self.hub.send(self.alice, ["bob", "erin"], "lost on the way")
+        failed = self.alice.user.send(["bob", "erin"], "lost on the way")
         assert isinstance(failed, Deferred)
         self.network.answers[0].errback(RedisUnavailable("gone"))
         self.assertEqual(self.failureResultOf(failed, Refused).value.refusal, Refusal.UNAVAILABLE)
@@ -147,13 +147,13 @@ class NodeTests(SynchronousTestCase):
 
     def test_a_broadcast_counts_the_users_of_the_nodes_it_reached_or_only_the_local_ones(self) -> None:
         erin = self.join("erin")
-        report = self.hub.broadcast(self.alice, "all")
+        report = self.alice.user.broadcast("all")
         assert isinstance(report, Deferred)
         self.assertEqual(self.network.routed[0][1], {})
         self.network.answers[0].callback({"there"})
         self.assertEqual(self.successResultOf(report), Report(2, ()))
         self.network.up = False
-        self.assertEqual(self.hub.broadcast(self.alice, "only here"), Report(1, ()))
+        self.assertEqual(self.alice.user.broadcast("only here"), Report(1, ()))
         self.assertEqual([m.text for m in erin.messages()], ["all", "only here"])
 
     def test_messages_from_other_nodes_reach_the_users_named_here(self) -> None:

@@ -99,7 +99,7 @@ class ServerPresenterTests(SynchronousTestCase):
         self.assertEqual(self.view.row("bob")[7:], ("now", "10.0.0.2:4000", "0s"))
         self.assertIn("2 online", self.view.header)
         self.clock.advance(65)
-        self.hub.unregister(bob)
+        bob.user.log_out()
         self.assertEqual(self.view.row("bob")[1], "○ offline")
         self.assertEqual(self.view.row("bob")[8:], ("", ""))
         self.assertEqual(self.view.row("bob")[2], "")  # no front while offline
@@ -155,7 +155,7 @@ class ServerPresenterTests(SynchronousTestCase):
     def test_removing_offline_names_from_the_log(self) -> None:
         bob = self.join("bob")
         self.join("amy")
-        self.hub.unregister(bob)
+        bob.user.log_out()
         self.assertFalse(self.presenter.remove([], "spam"))
         self.assertTrue(self.view.events[-1].endswith("pick the offline names to remove from the log"))
         self.assertFalse(self.presenter.remove(["bob"], " "))
@@ -179,7 +179,7 @@ class ServerPresenterTests(SynchronousTestCase):
         self.assertEqual(self.view.row("Zoe")[5], "")  # nothing waits: an empty cell
         bob = self.join("bob")
         for text in ("one", "two"):
-            self.successResultOf(self.hub.send(bob, ["Zoe"], text))  # type: ignore[arg-type]
+            self.successResultOf(bob.user.send(["Zoe"], text))  # type: ignore[arg-type]
         self.assertEqual(self.view.row("Zoe")[5], "2")
 
     def test_event_pane_is_bounded(self) -> None:

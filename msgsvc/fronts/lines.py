@@ -87,7 +87,7 @@ class ServerProtocol(Session):
     def welcome(self, name: str) -> None:
         self._write(wire.format_line("WELCOME", name, trailing=WELCOME_TEXT))
         self._write(self.presence.join(self))
-        self.clients.hub.deliver_backlog(self)
+        self.user.deliver_backlog()
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self.presence.leave(self)
@@ -96,7 +96,6 @@ class ServerProtocol(Session):
     # -- commands --------------------------------------------------------
 
     def _dispatch(self, command: wire.Command) -> None:
-        hub = self.clients.hub
         match command:  # the commonest first: each case that fails to match costs a check
             case wire.Send(recipients, text):
                 self.send_to(recipients, text, self._sent)
@@ -104,16 +103,16 @@ class ServerProtocol(Session):
                 self.send_to(None, text, self._sent)
             case wire.Hello(username, password):
                 if self._welcomed:
-                    self.send_error(Code.ALREADY_REGISTERED, f"already registered as {hub.name_of(self)}")
+                    self.send_error(Code.ALREADY_REGISTERED, f"already registered as {self.user.name}")
                 else:
                     self.log_in(username, password)
             case wire.Password(password):
-                self._set_password(hub.registered_name(self), password)
+                self._set_password(self.user.name, password)
             case wire.Users():
-                hub.registered_name(self)
+                self.user.name  # noqa: B018 - refused (NOT_REGISTERED) before a login
                 self._write(self.presence.user_log())
             case wire.Ack(up_to):
-                hub.acknowledge(self, up_to)
+                self.user.acknowledge(up_to)
             case wire.Ping(token):
                 self._write(wire.format_line("PONG", trailing=token))
             case wire.Pong():

@@ -31,12 +31,14 @@ from msgsvc.hub.contracts import (
     ClientError,
     Connected,
     Disconnected,
+    IUser,
     Message,
     Queued,
     Refusal,
     Refused,
     Report,
 )
+from msgsvc.hub.user import UNREGISTERED
 from msgsvc.ratelimit import TokenBucket
 from msgsvc.state import StoreError
 from msgsvc.wire import REFUSAL_CODES, Code, ProtocolError
@@ -100,7 +102,9 @@ class Session(LineProtocol):
     _unthrottle: IDelayedCall | None = None
     _timer: IDelayedCall | None = None  # the one timer: the registration's deadline, or the PING's
     _timer_seconds = 0.0
-    _login: Deferred[str | None] | None = None  # a login being checked
+    #: its handle on the hub once logged in: sends, acknowledgements and its name go through it
+    user: IUser = UNREGISTERED
+    _login: Deferred[IUser | None] | None = None  # a login being checked
     #: answers in the order of the lines they answer: each a list, empty until its answer has come
     _answers: deque[list[Callable[[], None]]] | None = None
     _held_line: bytes | None = None  # a line that waits until every earlier one is answered
@@ -186,7 +190,7 @@ class Session(LineProtocol):
         self._watch(None)
         if self._unthrottle is not None and self._unthrottle.active():
             self._unthrottle.cancel()
-        self.clients.hub.unregister(self)
+        self._log_out()
         self.clients.connection_lost(self)
         self.clients.hub.announce(Disconnected(self.peer, self._quit or reason.getErrorMessage()))
 
@@ -231,11 +235,10 @@ class Session(LineProtocol):
         at once when it is there and no earlier line awaits its answer (the common case), else in turn
         (:meth:`_report_later`).  What waits for offline users counts against this client's address,
         and once past its rate, nothing more waits (the report says so)."""
-        hub = self.clients.hub
         if names is None:
-            report = hub.broadcast(self, text)
+            report = self.user.broadcast(text)
         else:
-            report = hub.send(self, names, text, self.clients.queued_from.allows(self.host))
+            report = self.user.send(names, text, self.clients.queued_from.allows(self.host))
             if not isinstance(report, Report):
                 report.addCallback(self._count_queued)
         if self._answers is None and type(report) is Report:
@@ -324,7 +327,7 @@ class Session(LineProtocol):
     def _timed_out(self) -> None:
         self._timer = None
         limits = self.clients.limits
-        if self.clients.hub.name_of(self) is None:
+        if self.user is UNREGISTERED:
             self._drop(f"no {self.registration} within {limits.hello_timeout:g} s", "registration timed out")
         elif not self._pinged:
             self.clients.pings += 1
@@ -345,7 +348,7 @@ class Session(LineProtocol):
         self._dropped = True
         self.clients.hub.announce(ClientDropped(self.peer, why))
         self._close(bye, abort)
-        self.clients.hub.unregister(self)  # the others hear it left now, not at the close
+        self._log_out()  # the others hear it left now, not at the close
 
     # -- logging in --------------------------------------------------------
 
@@ -361,12 +364,18 @@ class Session(LineProtocol):
         self._login = None
         self._release("registering")
 
-    def _logged_in(self, name: str | None) -> None:
-        if name is None or self._gone:
+    def _logged_in(self, user: IUser | None) -> None:
+        if user is None or self._gone:
             return
+        self.user = user
         self._welcomed = True
         self._watch(self.clients.limits.ping_interval)
-        self.welcome(name)
+        self.welcome(user.name)
+
+    def _log_out(self) -> None:
+        """Leave the hub (if logged in): later lines are refused as a client's that never logged in."""
+        user, self.user = self.user, UNREGISTERED
+        user.log_out()
 
     def _not_logged_in(self, failure: Failure) -> None:
         if failure.check(CancelledError):  # the client left

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from collections.abc import Sequence
 from enum import Enum, auto
 from typing import Protocol
 
 from twisted.internet.defer import Deferred
+from zope.interface import Attribute, Interface
 
 
 class Refusal(Enum):
@@ -218,6 +220,32 @@ class Participant(Protocol):
 
     def deliver(self, backlog: list[Queued], waiting: int) -> None:
         """Deliver messages that waited for this user; ``waiting`` more are queued after them."""
+
+
+class IUser(Interface):
+    """A user logged in to the hub: what a front does on its behalf (as ``twisted.words``'s ``IUser``).
+
+    The accounts' realm makes one at login (:class:`msgsvc.hub.user.User`); the front keeps it, and
+    acts through it until it logs out.  Each of its calls refuses NOT_REGISTERED before a login
+    (:class:`msgsvc.hub.user.Unregistered`).
+    """
+
+    name = Attribute("The name as the username log spells it.")
+
+    def send(names: Sequence[str], text: str, queue: bool = True) -> Report | Deferred[Report]:
+        """Unicast (one name) or multicast (several) ``text``: see :meth:`msgsvc.hub.core.Hub.send`."""
+
+    def broadcast(text: str) -> Report | Deferred[Report]:
+        """Send ``text`` to everyone online but this user: see :meth:`msgsvc.hub.core.Hub.broadcast`."""
+
+    def acknowledge(up_to: int) -> None:
+        """The user has the queued messages up to id ``up_to``: drop them; send the next page."""
+
+    def deliver_backlog() -> None:
+        """Send the user the next page of what waited for it (none: nothing)."""
+
+    def log_out() -> None:
+        """The user leaves (or its login ends unfinished): its name is free again.  Harmless twice."""
 
 
 class Store(Protocol):

@@ -42,6 +42,7 @@ from msgsvc.hub.contracts import (
 from msgsvc.hub.nodes import Alone, Nodes
 from msgsvc.hub.queue import OfflineQueue
 from msgsvc.hub.session import Session
+from msgsvc.hub.user import User
 
 
 class Hub:
@@ -64,7 +65,7 @@ class Hub:
         self._log: dict[str, UserRecord] = {username_key(r.name): r for r in records or ()}
         self._loaded = records is not None  # else nobody may register until load()
         self._sessions: dict[str, Session] = {}  # by username key, pending ones too
-        self._keys: dict[Participant, str] = {}
+        self._registered: dict[Participant, Session] = {}  # who holds a name, pending or online
         self._observers: list[Callable[[Event], None]] = []
         self._queue = OfflineQueue(clock, store, queue, self._log, self._sessions, self._emit)
         self._network = network or Alone(clock, store)
@@ -106,19 +107,17 @@ class Hub:
 
     # -- registration ----------------------------------------------------
 
-    def register(self, participant: Participant, name: str, peer: str) -> None:
-        """Hold ``name`` for ``participant`` until :meth:`admit` or :meth:`unregister`.
+    def register(self, participant: Participant, name: str, peer: str) -> User:
+        """Hold ``name`` for ``participant`` until :meth:`admit` or the user's :meth:`~User.log_out`.
 
         Raises :class:`Refused` if the name is invalid or taken (held,
         or online) or the server is full.  While it is held, the accounts
         check the owner's password; nobody else can take the name meanwhile.
         """
         key = username_key(name)
-        if participant in self._keys:
-            raise Refused(
-                Refusal.ALREADY_REGISTERED,
-                f"already registered as {self._sessions[self._keys[participant]].record.name}",
-            )
+        held = self._registered.get(participant)
+        if held is not None:
+            raise Refused(Refusal.ALREADY_REGISTERED, f"already registered as {held.record.name}")
         refusal = None
         if not self._loaded:
             refusal = Refused(
@@ -146,26 +145,25 @@ class Hub:
             raise refusal
         now = self._clock.seconds()
         record = self._log.get(key) or UserRecord(name, now, now)
-        self._sessions[key] = Session(participant, record, peer, now)
-        self._keys[participant] = key
+        session = self._sessions[key] = Session(participant, record, peer, now)
+        self._registered[participant] = session
+        return User(self, session)
 
-    def admit(self, participant: Participant, name: str) -> Deferred[str | None]:
-        """Bring ``participant``, holding ``name``, online once the log has the name on disk.
+    def admit(self, user: User) -> Deferred[User | None]:
+        """Bring ``user``, holding its name, online once the log has the name on disk.
 
-        Fires with the name as the log spells it (at once for a name already
-        in the log), or with None if the participant has left.
+        Fires with ``user``, its name as the log spells it (at once for a
+        name already in the log), or with None if it has logged out.
         """
-        key = self._keys.get(participant)
-        if key is None:
-            return succeed(None)
-        if key != username_key(name):
-            raise ValueError(f"{name} is not the name this participant holds")
-        session = self._sessions[key]
+        session = user.session
         record = session.record
+        key = username_key(record.name)
+        if self._sessions.get(key) is not session:
+            return succeed(None)
         now = self._clock.seconds()
         network = self._network
 
-        def held(claim: tuple[str, bool]) -> str | None:
+        def held(claim: tuple[str, bool]) -> User | None:
             spelled, first_time = claim
             if self._sessions.get(key) is not session:  # it left meanwhile
                 network.release(spelled, self._clock.seconds())
@@ -175,41 +173,32 @@ class Hub:
             record.last_seen = now
             session.online = True
             self._emit(UserJoined(record.name, session.peer, first_time))
-            return record.name
+            return user
 
         def failed(failure: Failure) -> Failure:
             if self._sessions.get(key) is session:
                 del self._sessions[key]
-                del self._keys[participant]
+                del self._registered[session.participant]
             return failure
 
         known = key in self._log
-        return network.claim(record.name, session.peer, participant.front, session.since, known).addCallbacks(
-            held, failed
-        )
+        return network.claim(
+            record.name, session.peer, session.participant.front, session.since, known
+        ).addCallbacks(held, failed)
 
-    def unregister(self, participant: Participant) -> None:
-        """Forget ``participant``, whether registered, pending or unknown."""
-        key = self._keys.pop(participant, None)
-        if key is None:
+    def unregister(self, session: Session) -> None:
+        """Forget ``session`` (its :meth:`User.log_out`), whether online, pending or forgotten already."""
+        key = username_key(session.record.name)
+        if self._sessions.get(key) is not session:
             return
-        session = self._sessions.pop(key)
+        del self._sessions[key]
+        del self._registered[session.participant]
         if not session.online:
             return
         now = self._clock.seconds()
         session.record.last_seen = now
         self._network.release(session.record.name, now)
         self._emit(UserLeft(session.record.name, session.peer))
-
-    def name_of(self, participant: Participant) -> str | None:
-        """The registered name of ``participant``, or None."""
-        session = self._session_of(participant)
-        return session.record.name if session is not None else None
-
-    def _session_of(self, participant: Participant) -> Session | None:
-        """The session of ``participant`` if it is registered and online."""
-        key = self._keys.get(participant)
-        return self._online_session(key) if key is not None else None
 
     # -- the log ---------------------------------------------------------
 
@@ -342,14 +331,12 @@ class Hub:
 
     # -- routing ---------------------------------------------------------
 
-    def registered_name(self, participant: Participant) -> str:
-        """The name of ``participant``, who must be registered (else NOT_REGISTERED)."""
-        return self._sender(participant).record.name
+    # The User of a login calls these with its session: none looks a user up.
 
     def send(
-        self, participant: Participant, names: Sequence[str], text: str, queue: bool = True
+        self, sender: Session, names: Sequence[str], text: str, queue: bool = True
     ) -> Report | Deferred[Report]:
-        """Unicast (one name) or multicast (several) ``text`` from ``participant``.
+        """Unicast (one name) or multicast (several) ``text`` from ``sender``.
 
         ``names`` must be distinct case-insensitively.  Names not online,
         known or not, are reported back as offline.  Each recipient is told
@@ -366,7 +353,6 @@ class Hub:
         Deferred fails with Refused(UNAVAILABLE), as the call does at
         once when the network is known to be unreachable.
         """
-        sender = self._sender(participant)
         targets: list[Session] = []
         elsewhere: dict[str, list[str]] = {}  # keys of recipients on other nodes, by node
         group: list[str] = []  # the names in the log, as it spells them
@@ -401,14 +387,7 @@ class Hub:
             return report
         return self._queue.enqueue(message, absent, report)
 
-    def _sender(self, participant: Participant) -> Session:
-        """The session of ``participant``, who must be registered (else NOT_REGISTERED)."""
-        session = self._session_of(participant)
-        if session is None:
-            raise Refused(Refusal.NOT_REGISTERED, "say HELLO <username> first")
-        return session
-
-    def broadcast(self, participant: Participant, text: str) -> Report | Deferred[Report]:
+    def broadcast(self, sender: Session, text: str) -> Report | Deferred[Report]:
         """Send ``text`` to everyone online but the sender.
 
         With other nodes, the report comes as a Deferred once the network has
@@ -416,20 +395,17 @@ class Hub:
         the network is unreachable it reaches this node's users only, and its
         count says so.
         """
-        sender = self._sender(participant)
         return self.nodes.broadcast(sender, Message(sender.record.name, Kind.BROADCAST, (), text))
 
     # -- the offline queue -----------------------------------------------
 
-    def deliver_backlog(self, participant: Participant) -> None:
-        """Send the online ``participant`` the next page of what waited for it (none: nothing)."""
-        session = self._session_of(participant)
-        if session is not None:
-            self._queue.deliver_backlog(session)
+    def deliver_backlog(self, session: Session) -> None:
+        """Send the online ``session`` the next page of what waited for it (none: nothing)."""
+        self._queue.deliver_backlog(session)
 
-    def acknowledge(self, participant: Participant, up_to: int) -> None:
-        """``participant`` has the queued messages up to id ``up_to``: drop them; send the next page."""
-        self._queue.acknowledge(self._sender(participant), up_to)
+    def acknowledge(self, session: Session, up_to: int) -> None:
+        """``session`` has the queued messages up to id ``up_to``: drop them; send the next page."""
+        self._queue.acknowledge(session, up_to)
 
     def expire_queued(self) -> Deferred[None]:
         """Drop messages older than the policy allows; count what waits for each user."""

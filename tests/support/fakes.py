@@ -14,7 +14,8 @@ from twisted.python.failure import Failure
 
 from msgsvc.auth import Reset
 from msgsvc.client.protocol import ClientListener, ClientProtocol
-from msgsvc.hub.contracts import Enqueue, Message, Queued, Refusal, Refused, UserRecord, username_key
+from msgsvc.hub.contracts import Enqueue, IUser, Message, Queued, Refusal, Refused, UserRecord, username_key
+from msgsvc.hub.user import UNREGISTERED
 from msgsvc.state import Snapshot
 from msgsvc.state.redislink import RedisUnavailable
 
@@ -174,6 +175,8 @@ class RecordingParticipant:
     """A :class:`msgsvc.hub.contracts.Participant` that writes down what it is told."""
 
     front = "tcp"
+    #: its handle on the hub, kept as a front keeps it (set by :func:`tests.support.harness.admitted`)
+    user: IUser = UNREGISTERED
 
     def __init__(self) -> None:
         self.events: list[tuple[str, object]] = []

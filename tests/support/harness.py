@@ -11,20 +11,23 @@ from msgsvc.auth import Accounts
 from msgsvc.fronts.clients import Clients
 from msgsvc.fronts.lines import ServerFactory, ServerProtocol
 from msgsvc.fronts.presence import Presence
-from msgsvc.hub.contracts import Participant, QueuePolicy, UserRecord, username_key
+from msgsvc.hub.contracts import QueuePolicy, UserRecord, username_key
 from msgsvc.hub.core import Hub
 from msgsvc.wire import Limits
 
-from .fakes import FakeHashing, FakeNetwork, MemoryStore
+from .fakes import FakeHashing, FakeNetwork, MemoryStore, RecordingParticipant
 
 #: The password of every protected record a ServerHarness starts with.
 PASSWORD = "correct horse"
 
 
-def admitted(hub: Hub, participant: Participant, name: str, peer: str) -> Deferred[str | None]:
-    """Register ``participant`` as ``name`` with no password check: hold the name, then admit it."""
-    hub.register(participant, name, peer)
-    return hub.admit(participant, name)
+def admitted(hub: Hub, participant: RecordingParticipant, name: str, peer: str) -> Deferred[str | None]:
+    """Register ``participant`` as ``name`` with no password check: hold the name, then admit it.
+
+    Fires with the name as the log spells it (None: it logged out first); ``participant`` keeps its
+    user from the start, to log out even before it is online."""
+    user = participant.user = hub.register(participant, name, peer)
+    return hub.admit(user).addCallback(lambda online: None if online is None else online.name)
 
 
 class ServerHarness:

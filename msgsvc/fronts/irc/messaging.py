@@ -99,7 +99,7 @@ class Messaging(IrcBase):
                             f"Cannot send to channel: JOIN {self.channel} first",
                         )
                     continue
-                self.clients.hub.broadcast(self, text)
+                self.user.broadcast(text)
             elif target.startswith("#"):
                 if not quiet:
                     self.numeric(

@@ -82,7 +82,6 @@ class Registration(IrcBase):
 
     def login_refused(self, refused: Refused) -> None:
         """Say why; the client may try again (a new nick, SASL again) until the registration's deadline."""
-        self.clients.hub.unregister(self)  # the client stays, and may try another name
         self.say_refused(refused)
         if self._deadline is None and not self.transport.disconnecting:  # the deadline passed meanwhile
             self._too_late()
@@ -259,7 +258,7 @@ class Registration(IrcBase):
         if self._early:
             self._write(b"".join(self._early))
             self._early = []
-        self.clients.hub.deliver_backlog(self)
+        self.user.deliver_backlog()
 
     def _isupport(self) -> None:
         limits = self.clients.limits

@@ -76,7 +76,7 @@ class IrcSession(Registration, Messaging, Channel, Queries):
         token = params[-1] if params else ""
         up_to = ascii_int(token[4:]) if token.startswith("ack-") else None
         if up_to is not None and self._registered:
-            self.clients.hub.acknowledge(self, up_to)
+            self.user.acknowledge(up_to)
 
     def irc_QUIT(self, params: list[str]) -> None:
         reason = printable(params[0]) if params else ""

@@ -1,0 +1,82 @@
+"""A user's handle on the hub: the avatar a login gives its front, which acts through it afterwards."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, NoReturn
+
+from twisted.internet.defer import Deferred
+from zope.interface import implementer
+
+from msgsvc.hub.contracts import IUser, Refusal, Refused, Report
+from msgsvc.hub.session import Session
+
+if TYPE_CHECKING:
+    from msgsvc.hub.core import Hub
+
+
+@implementer(IUser)
+class User:
+    """The :class:`IUser` of one login: it holds the hub's session for it, so no call looks it up.
+
+    :meth:`msgsvc.hub.core.Hub.register` makes it, holding the name; the accounts' realm brings it
+    online (:meth:`~msgsvc.hub.core.Hub.admit`) and hands it to the front.  Not used after
+    :meth:`log_out`: the front falls back to :data:`UNREGISTERED`.
+    """
+
+    __slots__ = ("_hub", "session")
+
+    def __init__(self, hub: Hub, session: Session) -> None:
+        self._hub = hub
+        self.session = session
+
+    @property
+    def name(self) -> str:
+        return self.session.record.name
+
+    def send(self, names: Sequence[str], text: str, queue: bool = True) -> Report | Deferred[Report]:
+        return self._hub.send(self.session, names, text, queue)
+
+    def broadcast(self, text: str) -> Report | Deferred[Report]:
+        return self._hub.broadcast(self.session, text)
+
+    def acknowledge(self, up_to: int) -> None:
+        self._hub.acknowledge(self.session, up_to)
+
+    def deliver_backlog(self) -> None:
+        self._hub.deliver_backlog(self.session)
+
+    def log_out(self) -> None:
+        self._hub.unregister(self.session)
+
+
+@implementer(IUser)
+class Unregistered:
+    """The :class:`IUser` of a client not logged in: everything it asks is refused (NOT_REGISTERED)."""
+
+    @property
+    def name(self) -> NoReturn:
+        _not_registered()
+
+    def send(self, names: Sequence[str], text: str, queue: bool = True) -> NoReturn:
+        _not_registered()
+
+    def broadcast(self, text: str) -> NoReturn:
+        _not_registered()
+
+    def acknowledge(self, up_to: int) -> NoReturn:
+        _not_registered()
+
+    def deliver_backlog(self) -> None:
+        """Nothing waits for nobody."""
+
+    def log_out(self) -> None:
+        """Nobody to log out."""
+
+
+def _not_registered() -> NoReturn:
+    raise Refused(Refusal.NOT_REGISTERED, "say HELLO <username> first")
+
+
+#: The user of every client until it logs in, and after it logs out.
+UNREGISTERED = Unregistered()
