@@ -130,6 +130,46 @@ class NodeTests(SynchronousTestCase):
         self.network.answers[0].callback({"there"})
         self.assertEqual(self.successResultOf(report), Report(1, ("carol",), ("carol",)))
 
+    def test_a_local_user_who_left_while_a_message_waited_for_the_network_is_offline_and_queued_if_protected(
+        self,
+    ) -> None:
+        """Not counted delivered, nor given to its closed connection: named offline, and queued if protected."""
+        carol, erin = self.join("carol"), self.join("erin")
+        report = self.alice.user.send(["bob", "carol", "erin"], "hi")
+        after = self.alice.user.send(["erin"], "after")  # it waits for the first, not for the network
+        assert isinstance(report, Deferred) and isinstance(after, Deferred)
+        carol.user.log_out()
+        erin.user.log_out()
+        self.network.answers[0].callback({"there"})
+        self.assertEqual(self.successResultOf(report), Report(1, ("carol", "erin"), ("carol",)))
+        self.assertEqual(self.successResultOf(after), Report(0, ("erin",)))
+        self.assertEqual((carol.messages(), erin.messages()), ([], []))
+        self.assertEqual([(key, q.text) for key, q in self.store.queue], [("carol", "hi")])
+
+    def test_a_local_user_back_while_a_message_waited_for_the_network_gets_it(self) -> None:
+        erin = self.join("erin")
+        report = self.alice.user.send(["bob", "erin"], "hi")
+        assert isinstance(report, Deferred)
+        erin.user.log_out()
+        again = self.join("erin")
+        self.network.answers[0].callback({"there"})
+        self.assertEqual(self.successResultOf(report), Report(2, ()))
+        self.assertEqual((erin.messages(), [m.text for m in again.messages()]), ([], ["hi"]))
+
+    def test_a_broadcast_waiting_for_earlier_messages_reaches_who_is_online_then_but_its_sender(self) -> None:
+        erin, frank = self.join("erin"), self.join("frank")
+        first = self.alice.user.send(["bob"], "first")
+        report = self.alice.user.broadcast("all")
+        assert isinstance(first, Deferred) and isinstance(report, Deferred)
+        erin.user.log_out()
+        self.alice.user.log_out()
+        alice = self.join("alice")  # the sender, back: still the sender
+        self.network.answers[0].callback({"there"})
+        self.network.answers[1].callback({"there"})
+        self.assertEqual(self.successResultOf(report), Report(2, ()))  # frank here, bob there
+        self.assertEqual((erin.messages(), alice.messages()), ([], []))
+        self.assertEqual([m.text for m in frank.messages()], ["all"])
+
     def test_with_the_network_away_a_send_to_another_node_is_refused_and_nobody_gets_it(self) -> None:
         erin = self.join("erin")
         self.network.up = False

@@ -118,7 +118,9 @@ class Nodes:
         absent: list[UserRecord],
     ) -> Deferred[Report]:
         """Send to users on other nodes, or after ``sender``'s messages that wait for the network:
-        the local ``targets`` get it once the network has answered, and after those."""
+        the local ``targets`` get it once the network has answered, and after those.  A target gone
+        meanwhile is offline, and the message waits for it if its name is protected; one back
+        meanwhile gets it on its new connection."""
         routing: Deferred[set[str]] | None = None
         if elsewhere:
             if not self.network.reachable():
@@ -127,10 +129,16 @@ class Nodes:
 
         def routed(reached: set[str]) -> Report | Deferred[Report]:
             delivered = 0
-            for session in targets:
-                if session.online:  # not gone meanwhile
+            for target in targets:
+                record = target.record
+                session = self._sessions.get(username_key(record.name))
+                if session is not None and session.online:
                     session.participant.receive(message)
                     delivered += 1
+                    continue
+                offline.append(record.name)
+                if record.protected:
+                    absent.append(record)
             for node, keys in elsewhere.items():
                 if node in reached:
                     delivered += len(keys)
@@ -152,11 +160,12 @@ class Nodes:
     def broadcast(self, sender: Session, message: Message) -> Report | Deferred[Report]:
         """Send a broadcast to everyone online but ``sender``, here and on the nodes that take it."""
         routing = self.network.broadcast(message) if self.network.reachable() else None
+        own = username_key(sender.record.name)  # its name, should it be back meanwhile
 
         def deliver() -> int:
             delivered = 0
-            for session in self._online():
-                if session is not sender:
+            for key, session in list(self._sessions.items()):
+                if session.online and key != own:
                     session.participant.receive(message)
                     delivered += 1
             return delivered
