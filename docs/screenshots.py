@@ -18,7 +18,8 @@ from twisted.internet.defer import ensureDeferred
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.task import deferLater
 
-from msgsvc.auth import Accounts, Hasher
+from msgsvc.auth.accounts import Accounts
+from msgsvc.auth.hashing import Hasher
 from msgsvc.client.connect import endpoint_connector
 from msgsvc.client.gui import ChatWindow
 from msgsvc.client.presenter import ChatPresenter

@@ -2,7 +2,7 @@
 
 Works on the server's SQLite file directly, or on its Redis (``--redis``),
 also while the server runs: a running server (every node, with Redis) picks
-a reset or a removal up within :attr:`msgsvc.auth.Accounts.WATCH_INTERVAL`
+a reset or a removal up within :attr:`msgsvc.auth.accounts.Accounts.WATCH_INTERVAL`
 seconds, and tells the owner of a reset name, if online, why.  With Redis, a
 name online on a node is not removed; an SQLite file does not know who is
 online on a server using it: a name online there stays in its log.
@@ -19,7 +19,7 @@ from typing import Any
 
 from twisted.internet.defer import ensureDeferred
 
-from msgsvc.auth import Reset, StillOnline
+from msgsvc.auth.store import Reset, StillOnline
 from msgsvc.state import StoreError
 from msgsvc.state.sqlite import Database
 from msgsvc.options import DEFAULT_DB

@@ -6,7 +6,7 @@ import os
 
 from twisted.python import usage
 
-from msgsvc.auth import NEW_ACCOUNTS, NEW_NAMES, PASSWORD_HASHES
+from msgsvc.auth.accounts import NEW_ACCOUNTS, NEW_NAMES, PASSWORD_HASHES
 from msgsvc.fronts.irc.channel import CHANNEL_NAME
 from msgsvc.fronts.web import normalize_host, normalize_origin
 from msgsvc.hub.contracts import QueuePolicy

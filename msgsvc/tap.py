@@ -30,7 +30,8 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from msgsvc import descriptors
-from msgsvc.auth import Accounts, Hasher
+from msgsvc.auth.accounts import Accounts
+from msgsvc.auth.hashing import Hasher
 from msgsvc.eventlog import HubEventLogger
 from msgsvc.fronts.clients import Clients
 from msgsvc.fronts.irc.factory import IrcFactory

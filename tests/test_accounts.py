@@ -9,14 +9,9 @@ from twisted.logger import capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from msgsvc.auth import (
-    NEW_ACCOUNTS,
-    NEW_NAMES,
-    LoginThrottle,
-    Reset,
-    StillOnline,
-    _Tallies,
-)
+from msgsvc.auth.accounts import NEW_ACCOUNTS, NEW_NAMES
+from msgsvc.auth.store import Reset, StillOnline
+from msgsvc.auth.throttle import LoginThrottle, _Tallies
 from msgsvc.eventlog import HubEventLogger
 from msgsvc.hub.contracts import (
     PASSWORD_MAX_BYTES,

@@ -6,7 +6,7 @@ import socket
 
 from twisted.trial.unittest import TestCase
 
-from msgsvc.auth import NEW_NAMES
+from msgsvc.auth.accounts import NEW_NAMES
 from msgsvc.state.sqlite import Database
 from msgsvc.wire import Limits
 

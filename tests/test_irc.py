@@ -16,7 +16,7 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from msgsvc.auth import NEW_NAMES
+from msgsvc.auth.accounts import NEW_NAMES
 from msgsvc.fronts.irc.base import LISTING_STEP
 from msgsvc.fronts.irc.factory import IrcFactory
 from msgsvc.fronts.irc.session import IrcSession

@@ -10,7 +10,7 @@ from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from msgsvc.auth import Accounts
+from msgsvc.auth.accounts import Accounts
 from msgsvc.hub.contracts import RemoteUser, UserRecord
 from msgsvc.hub.core import Hub
 from msgsvc.servergui.presenter import COLUMNS, ServerPresenter, duration, removal_question

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 
-from msgsvc.auth import Reset
+from msgsvc.auth.store import Reset
 from msgsvc.hub.contracts import Enqueue, Queued, UserRecord
 from msgsvc.state import Snapshot, State
 from msgsvc.state.sqlite import Database, SqliteStore

@@ -11,7 +11,7 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import SynchronousTestCase
 
-from msgsvc.auth import Reset
+from msgsvc.auth.store import Reset
 from msgsvc.hub.contracts import Enqueue, Queued, UserRecord
 from msgsvc.state.redislink import RedisUnavailable
 from msgsvc.state.redisurl import RedisURL

@@ -15,7 +15,8 @@ from twisted.internet import reactor
 from twisted.internet.defer import gatherResults
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from msgsvc.auth import HASHER, Reset
+from msgsvc.auth.hashing import HASHER
+from msgsvc.auth.store import Reset
 from msgsvc.hub.contracts import Enqueue, Queued, UserRecord
 from msgsvc.state import StoreError
 from msgsvc.state.sqlite import SCHEMA_VERSION, Database, SqliteStore

@@ -16,7 +16,8 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc import tap
-from msgsvc.auth import Accounts, Hasher
+from msgsvc.auth.accounts import Accounts
+from msgsvc.auth.hashing import Hasher
 from msgsvc.fronts.irc.factory import IrcFactory
 from msgsvc.fronts.lines import ServerFactory
 from msgsvc.fronts.web import WebSite

@@ -8,7 +8,7 @@ from twisted.internet import reactor
 from twisted.internet.endpoints import serverFromString
 from twisted.trial.unittest import TestCase
 
-from msgsvc.auth import Accounts
+from msgsvc.auth.accounts import Accounts
 from msgsvc.client.connect import endpoint_connector
 from msgsvc.client.presenter import ChatPresenter, Phase
 from msgsvc.fronts.clients import Clients

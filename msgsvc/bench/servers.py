@@ -231,7 +231,7 @@ def seed_msgsvc(path: Path, protected: Sequence[str], others: Sequence[str]) -> 
 
     One hash serves every protected name: each check costs the same.
     """
-    from msgsvc.auth import HASHER
+    from msgsvc.auth.hashing import HASHER
     from msgsvc.state.sqlite import Database
 
     database = Database(str(path))

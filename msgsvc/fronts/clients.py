@@ -19,7 +19,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IAddress, IReactorTime
 
 from msgsvc import wire
-from msgsvc.auth import Accounts
+from msgsvc.auth.accounts import Accounts
 from msgsvc.fronts.outbox import Outbox
 from msgsvc.fronts.receiver import IConnection
 from msgsvc.hub.core import Hub

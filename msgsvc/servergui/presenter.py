@@ -16,7 +16,8 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
-from msgsvc.auth import Accounts, Reset
+from msgsvc.auth.accounts import Accounts
+from msgsvc.auth.store import Reset
 from msgsvc.hub.contracts import (
     ClientDropped,
     ClientError,

@@ -8,7 +8,7 @@ from twisted.application.service import Service
 from twisted.internet.interfaces import IReactorCore, IReactorTime
 
 from msgsvc import tkreactor
-from msgsvc.auth import Accounts
+from msgsvc.auth.accounts import Accounts
 from msgsvc.hub.core import Hub
 from msgsvc.servergui.presenter import ServerPresenter
 from msgsvc.servergui.window import ServerWindow

@@ -6,7 +6,7 @@
   share to act as one service.
 
 The hub (:class:`msgsvc.hub.contracts.Store`) and the accounts
-(:class:`msgsvc.auth.AccountStore`) each say what they need of it; a
+(:class:`msgsvc.auth.store.AccountStore`) each say what they need of it; a
 state is both, a service, and reads the username log for the hub.
 """
 
@@ -17,7 +17,7 @@ from typing import Protocol
 
 from twisted.internet.defer import Deferred
 
-from msgsvc.auth import AccountStore
+from msgsvc.auth.store import AccountStore
 from msgsvc.hub.contracts import Store, UserRecord
 
 

@@ -35,7 +35,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from msgsvc.auth import Reset, StillOnline
+from msgsvc.auth.store import Reset, StillOnline
 from msgsvc.hub.contracts import Enqueue, Queued, UserRecord, username_key
 from msgsvc.state import Snapshot
 from msgsvc.state.redislink import Commands, Script
@@ -206,7 +206,7 @@ return {id, name}
 )
 
 # Removes a name from the log, with its password and what waited for it, unless it is online on a node
-# alive; noted as a reset that says removed, which every node picks up (msgsvc.auth.Accounts).
+# alive; noted as a reset that says removed, which every node picks up (msgsvc.auth.accounts.Accounts).
 REMOVE = Script(
     _FORGET
     + """
@@ -365,7 +365,7 @@ class RedisState(Service):
 
         return self.redis.script(EXPIRE, [QUEUES], [oldest]).addCallback(counted)
 
-    # -- accounts (msgsvc.auth.AccountStore) ---------------------------------------
+    # -- accounts (msgsvc.auth.store.AccountStore) ---------------------------------
 
     def password_hash(self, name: str) -> Deferred[str | None]:
         return self.redis.execute("HGET", ACCOUNTS, username_key(name))
@@ -392,7 +392,7 @@ class RedisState(Service):
 
     def remove(self, name: str, reason: str, when: float) -> Deferred[Reset | None]:
         """Remove ``name`` from the log (:data:`REMOVE`); None if it is not in it; fails with
-        :class:`msgsvc.auth.StillOnline` if a node alive holds it."""
+        :class:`msgsvc.auth.store.StillOnline` if a node alive holds it."""
         key = username_key(name)
 
         def made(reply: list[Any] | None) -> Reset | None:

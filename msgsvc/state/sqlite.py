@@ -18,7 +18,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
-from msgsvc.auth import Reset
+from msgsvc.auth.store import Reset
 from msgsvc.hub.contracts import Enqueue, Queued, UserRecord, username_key
 from msgsvc.state import Snapshot, StoreError
 
@@ -449,7 +449,7 @@ class SqliteStore(Service):
             return fail(StoreError("the store is not running"))
         return deferToThreadPool(self._reactor, self._pool, work, self._database)
 
-    # -- accounts (msgsvc.auth.AccountStore) --------------------------------
+    # -- accounts (msgsvc.auth.store.AccountStore) --------------------------
 
     def password_hash(self, name: str) -> Deferred[str | None]:
         if username_key(name) in self._ever_protected or self._pool is None:

@@ -12,7 +12,7 @@ from twisted.internet.error import ConnectionDone, ConnectionRefusedError
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
-from msgsvc.auth import Reset
+from msgsvc.auth.store import Reset
 from msgsvc.client.protocol import ClientListener, ClientProtocol
 from msgsvc.hub.contracts import Enqueue, IUser, Message, Queued, Refusal, Refused, UserRecord, username_key
 from msgsvc.hub.user import UNREGISTERED
@@ -142,7 +142,7 @@ class MemoryStore(Service):
 
 
 class FakeHashing:
-    """A :class:`msgsvc.auth.Hashing` that answers at once (or, with ``hold``, when the test says).
+    """A :class:`msgsvc.auth.hashing.Hashing` that answers at once (or, with ``hold``, when the test says).
 
     A "hash" is the password with a prefix; ``rehash`` says every hash is out of date.
     """

@@ -7,7 +7,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
-from msgsvc.auth import Accounts
+from msgsvc.auth.accounts import Accounts
 from msgsvc.fronts.clients import Clients
 from msgsvc.fronts.lines import ServerFactory, ServerProtocol
 from msgsvc.fronts.presence import Presence

@@ -9,7 +9,8 @@ from twisted.internet.interfaces import IReactorTCP, IReactorTime
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
-from msgsvc.auth import Accounts, Hasher
+from msgsvc.auth.accounts import Accounts
+from msgsvc.auth.hashing import Hasher
 from msgsvc.fronts.clients import Clients
 from msgsvc.fronts.lines import ServerFactory
 from msgsvc.fronts.presence import Presence

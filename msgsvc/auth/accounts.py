@@ -1,40 +1,23 @@
-"""Accounts: who may use a protected name, checked in one place with twisted.cred.
-
-Every front logs a client in the same way, with :meth:`Accounts.login`.  It
-asks a :class:`~twisted.cred.portal.Portal`: the :class:`AccountChecker`
-looks the name's password hash up in the store and checks the password with
-argon2id on a thread pool (a name nobody protected needs none, and is
-claimed by the first password given with it); the :class:`HubRealm` then
-brings the client online in the hub, and its avatar, the hub's
-:class:`~msgsvc.hub.user.User`, is what the front acts through afterwards.
-:class:`LoginThrottle` slows guessing; rates per address
-(:class:`~msgsvc.ratelimit.AddressRate`) bound the new names, the new
-accounts and the password hashes one address makes.
-"""
+"""The accounts every front logs in through: logins, passwords and the operator's resets."""
 
 from __future__ import annotations
 
 import math
-from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Protocol, TypeVar, cast
+from typing import TypeVar
 
-import argon2
 from twisted.application.service import Service
-from twisted.cred.checkers import ICredentialsChecker
-from twisted.cred.credentials import ICredentials
-from twisted.cred.error import LoginFailed, UnauthorizedLogin
-from twisted.cred.portal import IRealm, Portal
+from twisted.cred.error import UnauthorizedLogin
+from twisted.cred.portal import Portal
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall, deferLater
-from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.python.threadpool import ThreadPool
-from zope.interface import Attribute, Interface, implementer
 
+from msgsvc.auth.cred import Abandoned, AccountChecker, AuthRequired, HubRealm, Login, Mind, NotHeld
+from msgsvc.auth.hashing import Hashing
+from msgsvc.auth.store import AccountStore, Reset, StillOnline
+from msgsvc.auth.throttle import LoginThrottle
 from msgsvc.hub.contracts import (
     IUser,
     Participant,
@@ -49,304 +32,7 @@ from msgsvc.hub.core import Hub
 from msgsvc.hub.user import User
 from msgsvc.ratelimit import AddressRate, Rate
 
-#: OWASP's first argon2id profile (19 MiB, 2 passes, 1 lane): about 50 ms a check here.
-HASHER = argon2.PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1, type=argon2.Type.ID)
-
 _T = TypeVar("_T")
-
-
-# -- what the checker needs --------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Reset:
-    """The operator removed the protection of ``name`` at ``at``, saying ``reason``; or (``removed``) the
-    name itself from the log, with its password and what waited for it."""
-
-    id: int
-    name: str
-    at: float
-    reason: str
-    removed: bool = False
-
-
-class StillOnline(Exception):
-    """The name is online: it cannot be removed from the log."""
-
-
-class AccountStore(Protocol):
-    """Where password hashes persist (a :class:`msgsvc.state.State`)."""
-
-    def password_hash(self, name: str) -> Deferred[str | None]: ...
-    def set_password_hash(self, name: str, password_hash: str, when: float) -> Deferred[None]: ...
-    def reset(self, name: str, reason: str, when: float) -> Deferred[Reset | None]: ...
-    def remove(self, name: str, reason: str, when: float) -> Deferred[Reset | None]: ...
-    def resets_after(self, reset_id: int) -> Deferred[list[Reset] | None]: ...
-
-
-class Hashing(Protocol):
-    """Makes and checks password hashes without blocking the caller."""
-
-    def hash(self, password: str) -> Deferred[str]: ...
-    def verify(self, password_hash: str, password: str) -> Deferred[bool]: ...
-    def needs_rehash(self, password_hash: str) -> bool: ...
-
-
-class Hasher(Service):
-    """argon2id on a pool of its own threads: a burst of logins never runs on the reactor's."""
-
-    def __init__(self, reactor: IReactorFromThreads, threads: int, hasher: argon2.PasswordHasher = HASHER):
-        self._reactor = reactor
-        self._hasher = hasher
-        self._pool = ThreadPool(minthreads=threads, maxthreads=threads, name="msgsvc-argon2")
-
-    def startService(self) -> None:
-        Service.startService(self)
-        self._pool.start()
-
-    def stopService(self) -> None:
-        Service.stopService(self)
-        self._pool.stop()
-
-    def hash(self, password: str) -> Deferred[str]:
-        return deferToThreadPool(self._reactor, self._pool, self._hasher.hash, password)
-
-    def verify(self, password_hash: str, password: str) -> Deferred[bool]:
-        return deferToThreadPool(self._reactor, self._pool, self._verify, password_hash, password)
-
-    def _verify(self, password_hash: str, password: str) -> bool:
-        try:
-            return self._hasher.verify(password_hash, password)
-        except argon2.exceptions.VerifyMismatchError:
-            return False
-
-    def needs_rehash(self, password_hash: str) -> bool:
-        return self._hasher.check_needs_rehash(password_hash)
-
-
-# -- twisted.cred: credentials, checker, realm ------------------------------
-
-
-class ILogin(ICredentials):
-    """A username, with its password or without, as the client gave them (text, not bytes)."""
-
-    name = Attribute("The username.")
-    password = Attribute("The password, or None.")
-
-
-@implementer(ILogin)
-@dataclass(frozen=True)
-class Login:
-    name: str
-    password: str | None
-
-
-class AuthRequired(UnauthorizedLogin):
-    """The name needs a password and none was given."""
-
-
-class Abandoned(LoginFailed):
-    """The client left before it could be brought online."""
-
-
-class NotHeld(LoginFailed):
-    """The hub would not hold the name (taken, or the server full): ``error`` says why, and the hub
-    has told its observers."""
-
-    def __init__(self, error: Refused) -> None:
-        super().__init__(error.text)
-        self.error = error
-
-
-@dataclass
-class Mind:
-    """Whom the realm brings online: ``participant``, connected from ``peer``.
-
-    ``user``: the name is held for it already, by this user; else the realm
-    holds it once the checker has passed, unless the login has ended
-    (``gone``) meanwhile.
-    """
-
-    participant: Participant
-    peer: str
-    user: User | None = None
-    gone: bool = False
-
-
-@implementer(ICredentialsChecker)
-class AccountChecker:
-    """Checks a name's password against its argon2id hash in the store.
-
-    A name without a hash needs no password, unless ``require_password``;
-    given one, it is claimed: the hash is stored before the login succeeds.
-    The avatar id is the name as given, in UTF-8 (cred's avatar ids are bytes).
-    """
-
-    credentialInterfaces = (ILogin,)
-
-    def __init__(self, store: AccountStore, hashing: Hashing, clock: IReactorTime, require_password: bool):
-        self._store = store
-        self._hashing = hashing
-        self._clock = clock
-        self._require_password = require_password
-
-    def requestAvatarId(self, credentials: Login) -> Deferred[bytes | tuple[()]]:
-        return Deferred.fromCoroutine(self._check(credentials.name, credentials.password))
-
-    async def _check(self, name: str, given: str | None) -> bytes | tuple[()]:
-        stored = await self._store.password_hash(name)
-        if given is None:
-            if stored is not None:
-                raise AuthRequired(f"{name} is protected: give its password")
-            if self._require_password:
-                raise AuthRequired("this server needs a password with every name")
-            return name.encode("utf-8")
-        password = check_password_rules(given)
-        if stored is None:
-            await self._store.set_password_hash(
-                name, await self._hashing.hash(password), self._clock.seconds()
-            )
-        elif not await self._hashing.verify(stored, password):
-            raise UnauthorizedLogin(f"wrong password for {name}")
-        elif self._hashing.needs_rehash(stored):  # made with older parameters
-            await self._store.set_password_hash(
-                name, await self._hashing.hash(password), self._clock.seconds()
-            )
-        return name.encode("utf-8")
-
-
-@implementer(IRealm)
-class HubRealm:
-    """Brings the mind (a :class:`Mind`) online in the hub, holding its name first if need be; its
-    avatar is the hub's :class:`~msgsvc.hub.user.User`, and logging out is the user's."""
-
-    def __init__(self, hub: Hub) -> None:
-        self._hub = hub
-
-    def requestAvatar(
-        self, avatarId: bytes | tuple[()], mind: object, *interfaces: type[Interface]
-    ) -> Deferred[tuple[type[Interface], object, Callable[[], None]]]:
-        if IUser not in interfaces or not isinstance(avatarId, bytes):
-            raise NotImplementedError("msgsvc's realm only has IUser avatars, for named users")
-        return Deferred.fromCoroutine(self._admit(avatarId, cast(Mind, mind)))
-
-    async def _admit(
-        self, avatarId: bytes, mind: Mind
-    ) -> tuple[type[Interface], object, Callable[[], None]]:
-        user = mind.user
-        if user is None:  # a protected name, held now that its password is checked
-            name = avatarId.decode("utf-8")
-            if mind.gone:
-                raise Abandoned(f"the client logging in as {name} left")
-            try:
-                user = mind.user = self._hub.register(mind.participant, name, mind.peer)
-            except Refused as e:
-                raise NotHeld(e) from None
-        if await self._hub.admit(user) is None:
-            raise Abandoned(f"the client holding {user.name} left")
-        return IUser, user, user.log_out
-
-
-# -- throttling ---------------------------------------------------------------
-
-
-@dataclass
-class _Tally:
-    failures: int
-    last: float  # when the last of them was
-
-
-class _Tallies:
-    """Failures by name or by address, each forgotten ``window`` seconds after its last."""
-
-    #: Expired tallies are swept out whenever the table grows past twice its size at the last
-    #: sweep (and past this): guesses from a million addresses cannot grow it for good.
-    SWEEP_AT = 1024
-
-    def __init__(self, window: float) -> None:
-        self._window = window
-        self._tallies: dict[str, _Tally] = {}
-        self._sweep_at = self.SWEEP_AT
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._tallies)
-
-    def failures(self, what: str, now: float) -> int:
-        tally = self._tallies.get(what)
-        if tally is not None and now - tally.last > self._window:
-            del self._tallies[what]
-            return 0
-        return 0 if tally is None else tally.failures
-
-    def add(self, what: str, now: float) -> int:
-        """Count one more failure; how many there are now."""
-        failures = self.failures(what, now) + 1
-        self._tallies[what] = _Tally(failures, now)
-        if len(self._tallies) > self._sweep_at:
-            for old in [w for w, t in self._tallies.items() if now - t.last > self._window]:
-                del self._tallies[old]
-            self._sweep_at = max(self.SWEEP_AT, 2 * len(self._tallies))
-        return failures
-
-    def forget(self, what: str) -> None:
-        self._tallies.pop(what, None)
-
-
-class LoginThrottle:
-    """Slows password guessing, per name and per address, and never locks anyone out for good.
-
-    After :attr:`FREE` failed logins within :attr:`WINDOW` seconds for a
-    name, or from an address, each further attempt waits 1, 2, 4 ... up to
-    :attr:`LONGEST` seconds before it is checked.  Only failures count, so
-    a hundred people behind one address logging in at once are not slowed.
-    A right password clears the name's count; :attr:`WINDOW` quiet seconds
-    clear either.
-    """
-
-    FREE = 3
-    LONGEST = 30.0
-    WINDOW = 900.0
-
-    def __init__(self, clock: IReactorTime) -> None:
-        self._clock = clock
-        self.names = _Tallies(self.WINDOW)
-        self.hosts = _Tallies(self.WINDOW)
-        self._checking_names: Counter[str] = Counter()  # attempts being checked, by name key
-        self._checking_hosts: Counter[str] = Counter()  # and by address
-
-    def wait(self, key: str, host: str) -> float:
-        """The seconds an attempt on name ``key`` from ``host`` waits before it is checked."""
-        now = self._clock.seconds()
-        return max(
-            self._step(self.names.failures(key, now) + self._checking_names[key]),
-            self._step(self.hosts.failures(host, now) + self._checking_hosts[host]),
-        )
-
-    def begin(self, key: str, host: str) -> None:
-        """An attempt on ``key`` from ``host`` is being checked: until :meth:`end` it counts as a failure
-        in :meth:`wait`, so attempts made at once wait as if made one after the other."""
-        self._checking_names[key] += 1
-        self._checking_hosts[host] += 1
-
-    def end(self, key: str, host: str) -> None:
-        for checking, tally in ((self._checking_names, key), (self._checking_hosts, host)):
-            checking[tally] -= 1
-            if not checking[tally]:
-                del checking[tally]
-
-    def failed(self, key: str, host: str) -> tuple[int, int]:
-        """Count a wrong password; the failures now counted for the name and for the address."""
-        now = self._clock.seconds()
-        return self.names.add(key, now), self.hosts.add(host, now)
-
-    def succeeded(self, key: str) -> None:
-        """The owner of ``key`` gave the right password."""
-        self.names.forget(key)
-
-    def _step(self, failures: int) -> float:
-        over = failures - self.FREE
-        return 0.0 if over < 0 else min(2.0**over, self.LONGEST)
-
 
 #: The defaults for new names and new accounts: an office behind one address registering on its
 #: first day does not meet them; a script making names does (28,800 a day, not 3.5 million).
@@ -354,9 +40,6 @@ NEW_NAMES = NEW_ACCOUNTS = Rate(per_minute=6.0, burst=20)
 #: Password hashes (a login to a protected name, PASSWORD) one address may cost: each holds a hashing
 #: thread ~20 ms, and an argon2 hash made on every line would keep every login waiting.
 PASSWORD_HASHES = Rate(per_minute=60.0, burst=100)
-
-
-# -- what the fronts call -------------------------------------------------------
 
 
 def _shielded(work: Deferred[_T]) -> Deferred[_T]:

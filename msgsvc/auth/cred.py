@@ -1,0 +1,141 @@
+"""twisted.cred's parts for a login: the credentials, the checker and the realm."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import cast
+
+from twisted.cred.checkers import ICredentialsChecker
+from twisted.cred.credentials import ICredentials
+from twisted.cred.error import LoginFailed, UnauthorizedLogin
+from twisted.cred.portal import IRealm
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from zope.interface import Attribute, Interface, implementer
+
+from msgsvc.auth.hashing import Hashing
+from msgsvc.auth.store import AccountStore
+from msgsvc.hub.contracts import IUser, Participant, Refused, check_password_rules
+from msgsvc.hub.core import Hub
+from msgsvc.hub.user import User
+
+
+class ILogin(ICredentials):
+    """A username, with its password or without, as the client gave them (text, not bytes)."""
+
+    name = Attribute("The username.")
+    password = Attribute("The password, or None.")
+
+
+@implementer(ILogin)
+@dataclass(frozen=True)
+class Login:
+    name: str
+    password: str | None
+
+
+class AuthRequired(UnauthorizedLogin):
+    """The name needs a password and none was given."""
+
+
+class Abandoned(LoginFailed):
+    """The client left before it could be brought online."""
+
+
+class NotHeld(LoginFailed):
+    """The hub would not hold the name (taken, or the server full): ``error`` says why, and the hub
+    has told its observers."""
+
+    def __init__(self, error: Refused) -> None:
+        super().__init__(error.text)
+        self.error = error
+
+
+@dataclass
+class Mind:
+    """Whom the realm brings online: ``participant``, connected from ``peer``.
+
+    ``user``: the name is held for it already, by this user; else the realm
+    holds it once the checker has passed, unless the login has ended
+    (``gone``) meanwhile.
+    """
+
+    participant: Participant
+    peer: str
+    user: User | None = None
+    gone: bool = False
+
+
+@implementer(ICredentialsChecker)
+class AccountChecker:
+    """Checks a name's password against its argon2id hash in the store.
+
+    A name without a hash needs no password, unless ``require_password``;
+    given one, it is claimed: the hash is stored before the login succeeds.
+    The avatar id is the name as given, in UTF-8 (cred's avatar ids are bytes).
+    """
+
+    credentialInterfaces = (ILogin,)
+
+    def __init__(self, store: AccountStore, hashing: Hashing, clock: IReactorTime, require_password: bool):
+        self._store = store
+        self._hashing = hashing
+        self._clock = clock
+        self._require_password = require_password
+
+    def requestAvatarId(self, credentials: Login) -> Deferred[bytes | tuple[()]]:
+        return Deferred.fromCoroutine(self._check(credentials.name, credentials.password))
+
+    async def _check(self, name: str, given: str | None) -> bytes | tuple[()]:
+        stored = await self._store.password_hash(name)
+        if given is None:
+            if stored is not None:
+                raise AuthRequired(f"{name} is protected: give its password")
+            if self._require_password:
+                raise AuthRequired("this server needs a password with every name")
+            return name.encode("utf-8")
+        password = check_password_rules(given)
+        if stored is None:
+            await self._store.set_password_hash(
+                name, await self._hashing.hash(password), self._clock.seconds()
+            )
+        elif not await self._hashing.verify(stored, password):
+            raise UnauthorizedLogin(f"wrong password for {name}")
+        elif self._hashing.needs_rehash(stored):  # made with older parameters
+            await self._store.set_password_hash(
+                name, await self._hashing.hash(password), self._clock.seconds()
+            )
+        return name.encode("utf-8")
+
+
+@implementer(IRealm)
+class HubRealm:
+    """Brings the mind (a :class:`Mind`) online in the hub, holding its name first if need be; its
+    avatar is the hub's :class:`~msgsvc.hub.user.User`, and logging out is the user's."""
+
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
+
+    def requestAvatar(
+        self, avatarId: bytes | tuple[()], mind: object, *interfaces: type[Interface]
+    ) -> Deferred[tuple[type[Interface], object, Callable[[], None]]]:
+        if IUser not in interfaces or not isinstance(avatarId, bytes):
+            raise NotImplementedError("msgsvc's realm only has IUser avatars, for named users")
+        return Deferred.fromCoroutine(self._admit(avatarId, cast(Mind, mind)))
+
+    async def _admit(
+        self, avatarId: bytes, mind: Mind
+    ) -> tuple[type[Interface], object, Callable[[], None]]:
+        user = mind.user
+        if user is None:  # a protected name, held now that its password is checked
+            name = avatarId.decode("utf-8")
+            if mind.gone:
+                raise Abandoned(f"the client logging in as {name} left")
+            try:
+                user = mind.user = self._hub.register(mind.participant, name, mind.peer)
+            except Refused as e:
+                raise NotHeld(e) from None
+        if await self._hub.admit(user) is None:
+            raise Abandoned(f"the client holding {user.name} left")
+        return IUser, user, user.log_out
