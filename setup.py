@@ -35,7 +35,7 @@ setup(
             "hypothesis",
             "mypy>=1.9",  # untyped_calls_exclude
             "mypy-zope",
-            "pyte",  # a terminal emulator: tests/test_terminal.py reads the text client's screen
+            "pyte",  # a terminal emulator: tests/test_client_terminal.py reads the text client's screen
             "docutils",
             "setuptools>=70.1",
         ],
