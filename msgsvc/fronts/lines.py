@@ -61,9 +61,8 @@ class ServerProtocol(Session):
     """One client of the line protocol: reads commands, hands them to the hub, writes replies."""
 
     def __init__(self, clients: Clients, presence: Presence) -> None:
-        self.clients = clients
+        super().__init__(clients)
         self.presence = presence
-        self.MAX_LENGTH = clients.limits.max_line
 
     # -- Session: the line protocol's way of saying things ----------------
 

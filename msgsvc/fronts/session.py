@@ -83,7 +83,6 @@ class Session(LineProtocol):
     """
 
     log = Logger()
-    clients: Clients
     front = "tcp"  # hub.Participant: the client protocol, as the server window shows it
     #: what a client sends to register, as the log names it ("no HELLO within 30 s")
     registration: ClassVar[str] = "HELLO"
@@ -110,6 +109,11 @@ class Session(LineProtocol):
     _held_line: bytes | None = None  # a line that waits until every earlier one is answered
     #: sends read ahead while the answers of earlier ones are awaited (the network's, the offline queue's)
     IN_FLIGHT = 64
+
+    def __init__(self, clients: Clients) -> None:
+        """``clients``: what the sessions of every front share; a line is at most its ``limits.max_line``."""
+        self.clients = clients
+        self.MAX_LENGTH = clients.limits.max_line
 
     # -- what each front says its own way --------------------------------
 

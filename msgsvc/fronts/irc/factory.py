@@ -42,10 +42,8 @@ class IrcFactory(Factory["IrcSession"]):
         clients.hub.subscribe(self._event)
 
     def buildProtocol(self, addr: IAddress | None) -> IrcSession:
-        session = IrcSession()
+        session = IrcSession(self.clients)
         session.factory = self
-        session.clients = self.clients
-        session.MAX_LENGTH = self.clients.limits.max_line
         return session
 
     def _event(self, event: Event) -> None:
