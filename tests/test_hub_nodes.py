@@ -146,6 +146,17 @@ class NodeTests(SynchronousTestCase):
         self.assertEqual((carol.messages(), erin.messages()), ([], []))
         self.assertEqual([(key, q.text) for key, q in self.store.queue], [("carol", "hi")])
 
+    def test_past_the_senders_queue_bound_nobody_left_offline_on_the_way_is_queued(self) -> None:
+        """The front's bound (``queue=False``) holds for who turns out offline once the network answers."""
+        self.hub.nodes.remote_joined(RemoteUser("carol", "gone", "p", "tcp", 60.0), 1.0, True, False)
+        dave = self.join("dave")
+        report = self.alice.user.send(["bob", "carol", "dave"], "hi", queue=False)
+        assert isinstance(report, Deferred)
+        dave.user.log_out()
+        self.network.answers[0].callback({"there"})
+        self.assertEqual(self.successResultOf(report), Report(1, ("dave", "carol")))
+        self.assertEqual(self.store.queue, [])
+
     def test_a_local_user_back_while_a_message_waited_for_the_network_gets_it(self) -> None:
         erin = self.join("erin")
         report = self.alice.user.send(["bob", "erin"], "hi")

@@ -379,7 +379,7 @@ class Hub:
         kind = Kind.UNICAST if len(names) == 1 else Kind.MULTICAST
         message = Message(sender.record.name, kind, tuple(group), text)
         if elsewhere or sender.outgoing:
-            return self.nodes.route(sender, message, targets, elsewhere, offline, absent)
+            return self.nodes.route(sender, message, targets, elsewhere, offline, absent, queue)
         for session in targets:
             session.participant.receive(message)
         report = Report(len(targets), tuple(offline))

@@ -116,11 +116,12 @@ class Nodes:
         elsewhere: dict[str, list[str]],
         offline: list[str],
         absent: list[UserRecord],
+        queue: bool,
     ) -> Deferred[Report]:
         """Send to users on other nodes, or after ``sender``'s messages that wait for the network:
         the local ``targets`` get it once the network has answered, and after those.  A target gone
-        meanwhile is offline, and the message waits for it if its name is protected; one back
-        meanwhile gets it on its new connection."""
+        meanwhile is offline, and the message waits for it if its name is protected (and ``queue``,
+        as :meth:`~msgsvc.hub.core.Hub.send` has it); one back meanwhile gets it on its new connection."""
         routing: Deferred[set[str]] | None = None
         if elsewhere:
             if not self.network.reachable():
@@ -137,7 +138,7 @@ class Nodes:
                     delivered += 1
                     continue
                 offline.append(record.name)
-                if record.protected:
+                if record.protected and queue:
                     absent.append(record)
             for node, keys in elsewhere.items():
                 if node in reached:
@@ -146,7 +147,7 @@ class Nodes:
                 for key in keys:  # its node is gone or behind: offline, and waiting if protected
                     record = self._users[key]
                     offline.append(record.name)
-                    if record.protected:
+                    if record.protected and queue:
                         absent.append(record)
             report = Report(delivered, tuple(offline))
             return self._queue.enqueue(message, absent, report) if absent else report
