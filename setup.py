@@ -11,7 +11,7 @@ setup(
     # twisted/plugins has no __init__.py (it must not: it would shadow
     # Twisted's own), so find_packages() cannot see it: name it.
     packages=find_packages(include=["msgsvc", "msgsvc.*"]) + ["twisted.plugins"],
-    package_data={"msgsvc.fronts": ["static/*"]},  # the browser page (--web)
+    package_data={"msgsvc.fronts.web": ["static/*"]},  # the browser page (--web)
     # Twisted[websocket] (wsproto): the web front's WebSocket, twisted.web.websocket (25.5 on).
     # prompt_toolkit: the terminal client (python -m msgsvc.client --text).
     install_requires=[

@@ -8,7 +8,7 @@ from twisted.python import usage
 
 from msgsvc.auth.accounts import NEW_ACCOUNTS, NEW_NAMES, PASSWORD_HASHES
 from msgsvc.fronts.irc.channel import CHANNEL_NAME
-from msgsvc.fronts.web import normalize_host, normalize_origin
+from msgsvc.fronts.web.origins import normalize_host, normalize_origin
 from msgsvc.hub.contracts import QueuePolicy
 from msgsvc.state.redisurl import RedisURL
 from msgsvc.wire import Limits

@@ -37,7 +37,7 @@ from msgsvc.fronts.clients import Clients
 from msgsvc.fronts.irc.factory import IrcFactory
 from msgsvc.fronts.lines import ServerFactory
 from msgsvc.fronts.presence import Presence
-from msgsvc.fronts.web import web_site
+from msgsvc.fronts.web.site import web_site
 from msgsvc.hub.core import Hub
 from msgsvc.options import Options
 from msgsvc.ratelimit import Rate

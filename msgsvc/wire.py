@@ -227,7 +227,7 @@ class FrameFramer(_LineQueue):
     A line holding CR or LF is kept whole, so :func:`parse_line` refuses it
     (control characters) rather than running it as two commands.  Messages
     over ``max_length`` bytes are dropped before they are read
-    (:class:`msgsvc.fronts.web.FrameGuard`), which reports each as
+    (:class:`msgsvc.fronts.web.websocket.FrameGuard`), which reports each as
     :meth:`too_long`.
     """
 

@@ -29,7 +29,9 @@ from wsproto.events import (
 from wsproto.frame_protocol import FrameProtocol, Opcode
 
 from msgsvc.fronts.lines import ServerProtocol
-from msgsvc.fronts.web import FrameGuard, WebChannel, normalize_origin, web_site
+from msgsvc.fronts.web.origins import normalize_origin
+from msgsvc.fronts.web.site import WebChannel, web_site
+from msgsvc.fronts.web.websocket import FrameGuard
 from msgsvc.hub.contracts import UserRecord
 from msgsvc.wire import Limits
 
@@ -83,7 +85,8 @@ def server_side(data: bytes) -> list[str]:
 
 
 class Reader:
-    """A :class:`msgsvc.fronts.web.FrameReader` that writes down what it is told, and reads while ``open``."""
+    """A :class:`msgsvc.fronts.web.websocket.FrameReader` that writes down what it is told, and reads
+    while ``open``."""
 
     def __init__(self) -> None:
         self.said: list[str] = []

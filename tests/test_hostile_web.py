@@ -24,7 +24,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, Ping, Pong, Request, TextMessage
 
-from msgsvc.fronts.web import web_site
+from msgsvc.fronts.web.site import web_site
 from msgsvc.wire import Limits
 
 from .support.harness import ServerHarness

@@ -64,7 +64,7 @@ class InstalledPluginTests(SynchronousTestCase):
         # suite runs after `pip install .`), never in the checkout.
         self.assertTrue(os.path.exists(os.path.join(target, "twisted", "plugins", "msgsvc_plugin.py")))
         # The browser page (--web) is installed with the code.
-        static = os.path.join(target, "msgsvc", "fronts", "static")
+        static = os.path.join(target, "msgsvc", "fronts", "web", "static")
         self.assertEqual(sorted(os.listdir(static)), ["app.js", "icon.svg", "index.html", "style.css"])
         sources = tuple(os.path.join(ROOT, name) + os.sep for name in ("msgsvc", "twisted"))
         for path in found.stdout.split():

@@ -20,7 +20,7 @@ from msgsvc.auth.accounts import Accounts
 from msgsvc.auth.hashing import Hasher
 from msgsvc.fronts.irc.factory import IrcFactory
 from msgsvc.fronts.lines import ServerFactory
-from msgsvc.fronts.web import WebSite
+from msgsvc.fronts.web.site import WebSite
 from msgsvc.options import Options
 from msgsvc.ratelimit import Rate
 from msgsvc.state.sqlite import Database, SqliteStore

@@ -8,7 +8,7 @@ from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, CloseConnection, RejectConnection, Request, TextMessage
 
 from msgsvc.fronts.lines import ServerProtocol
-from msgsvc.fronts.web import web_site
+from msgsvc.fronts.web.site import web_site
 
 from .harness import ServerHarness
 
