@@ -20,9 +20,9 @@ from typing import Any
 from twisted.internet.defer import ensureDeferred
 
 from msgsvc.auth.store import Reset, StillOnline
+from msgsvc.options import DEFAULT_DB
 from msgsvc.state import StoreError
 from msgsvc.state.sqlite import Database
-from msgsvc.options import DEFAULT_DB
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -44,6 +44,7 @@ from msgsvc.ratelimit import Rate
 from msgsvc.state import Snapshot, State, StoreError
 from msgsvc.state.choice import open_state
 
+
 class _Listener(StreamServerEndpointService):
     """Listens on one ``--listen``, ``--web`` or ``--irc`` endpoint, and logs where; if it cannot,
     start-up stops with one clear line."""

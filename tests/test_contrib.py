@@ -13,8 +13,8 @@ from twisted.scripts._twistd_unix import ServerOptions
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc import backup
-from msgsvc.state.sqlite import Database
 from msgsvc.options import Options
+from msgsvc.state.sqlite import Database
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UNIT = os.path.join(ROOT, "contrib", "msgsvc.service")

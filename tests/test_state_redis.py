@@ -17,8 +17,8 @@ from msgsvc.state.redislink import RedisUnavailable
 from msgsvc.state.redisurl import RedisURL
 from msgsvc.state.sqlite import Database
 
-from .support.queue import ROOM
 from .support.processes import ROOT
+from .support.queue import ROOM
 from .support.redisserver import RedisStateCase
 
 

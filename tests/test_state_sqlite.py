@@ -21,8 +21,8 @@ from msgsvc.hub.contracts import Enqueue, Queued, UserRecord
 from msgsvc.state import StoreError
 from msgsvc.state.sqlite import SCHEMA_VERSION, Database, SqliteStore
 
-from .support.queue import ROOM
 from .support.logs import VERSION_1
+from .support.queue import ROOM
 
 
 class DatabaseTests(SynchronousTestCase):

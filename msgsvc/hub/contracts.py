@@ -15,7 +15,6 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from collections.abc import Sequence
 from enum import Enum, auto
 from typing import Protocol
 

@@ -17,6 +17,7 @@ from twisted.python.failure import Failure
 from msgsvc.hub.contracts import (
     Event,
     Kind,
+    LogLoaded,
     Message,
     Network,
     Refusal,
@@ -27,7 +28,6 @@ from msgsvc.hub.contracts import (
     UserJoined,
     UserLeft,
     UserRecord,
-    LogLoaded,
     username_key,
 )
 from msgsvc.hub.queue import OfflineQueue

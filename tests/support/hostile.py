@@ -14,8 +14,8 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Protocol as Connection
 from twisted.internet.task import deferLater
-from twisted.logger import LogEvent, capturedLogs
 from twisted.internet.testing import StringTransport
+from twisted.logger import LogEvent, capturedLogs
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase as TestCase
 from zope.interface import implementer

@@ -9,12 +9,12 @@ from collections.abc import Iterable
 from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import Factory
 
+from msgsvc.fronts.clients import Clients
 from msgsvc.fronts.irc.base import IrcBase
 from msgsvc.fronts.irc.channel import CHANNEL
 from msgsvc.fronts.irc.names import Directory
 from msgsvc.fronts.irc.session import IrcSession
 from msgsvc.fronts.irc.wire import RPL_MONOFFLINE, RPL_MONONLINE, line
-from msgsvc.fronts.clients import Clients
 from msgsvc.hub.contracts import Event, UserJoined, UserLeft, username_key
 
 
