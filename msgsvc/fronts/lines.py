@@ -23,6 +23,7 @@ from msgsvc.fronts.clients import Clients
 from msgsvc.fronts.presence import Presence
 from msgsvc.fronts.session import Session
 from msgsvc.hub.contracts import Kind, Message, Queued, Refused, Report
+from msgsvc.hub.user import UNREGISTERED, not_registered
 from msgsvc.wire import Code
 
 WELCOME_TEXT = "welcome to msgsvc"
@@ -108,7 +109,8 @@ class ServerProtocol(Session):
             case wire.Password(password):
                 self._set_password(self.user.name, password)
             case wire.Users():
-                self.user.name  # noqa: B018 - refused (NOT_REGISTERED) before a login
+                if self.user is UNREGISTERED:
+                    not_registered()
                 self._write(self.presence.user_log())
             case wire.Ack(up_to):
                 self.user.acknowledge(up_to)

@@ -56,16 +56,16 @@ class Unregistered:
 
     @property
     def name(self) -> NoReturn:
-        _not_registered()
+        not_registered()
 
     def send(self, names: Sequence[str], text: str, queue: bool = True) -> NoReturn:
-        _not_registered()
+        not_registered()
 
     def broadcast(self, text: str) -> NoReturn:
-        _not_registered()
+        not_registered()
 
     def acknowledge(self, up_to: int) -> NoReturn:
-        _not_registered()
+        not_registered()
 
     def deliver_backlog(self) -> None:
         """Nothing waits for nobody."""
@@ -74,7 +74,8 @@ class Unregistered:
         """Nobody to log out."""
 
 
-def _not_registered() -> NoReturn:
+def not_registered() -> NoReturn:
+    """Refuse what a client asks before it logs in, as every call of :data:`UNREGISTERED` does."""
     raise Refused(Refusal.NOT_REGISTERED, "say HELLO <username> first")
 
 
