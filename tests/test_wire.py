@@ -5,7 +5,7 @@ from __future__ import annotations
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc import wire
-from msgsvc.hub.contracts import Refused, is_valid_username, username_key
+from msgsvc.hub.contracts import Refusal, Refused, is_valid_username, username_key
 from msgsvc.wire import REFUSAL_CODES, TOO_LONG, Code, Limits, Line, LineFramer, ProtocolError
 
 
@@ -244,3 +244,9 @@ class ParseCommandTests(SynchronousTestCase):
 
     def test_unknown(self) -> None:
         self.assertError(b"JOIN #x", Code.UNKNOWN_COMMAND)
+
+
+class RefusalCodesTests(SynchronousTestCase):
+    def test_every_refusal_of_the_hub_has_a_code(self) -> None:
+        """The line protocol can say each of the hub's refusals (a new one must be given its code)."""
+        self.assertEqual(set(REFUSAL_CODES), set(Refusal))
