@@ -7,18 +7,25 @@ Deferreds, so disk work never blocks routing; the other nodes of a service are a
 :class:`Network`.  Observers (the log, a GUI, :mod:`msgsvc.fronts.presence`) subscribe to its
 :data:`Event`.  What it refuses, it refuses with :class:`Refused`, in no front's words: each
 front says it its own way.
+
+History (docs/protocol.rst "History"): every message gets an id and a time from :class:`MessageIds`
+as the hub takes it; it is kept, as :class:`Stored`, in its conversation (:func:`conversation_key`)
+in a :class:`HistoryStore`.  The hub decides who may read what (:class:`IUser`'s history methods);
+the store only answers ranges.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum, auto
 from typing import Protocol
 
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 from zope.interface import Attribute, Interface
 
 
@@ -39,6 +46,8 @@ class Refusal(Enum):
     TEXT_TOO_LONG = auto()
     RECIPIENT_INVALID = auto()
     TOO_MANY_RECIPIENTS = auto()
+    HISTORY_OFF = auto()  # the server keeps no history (--history-days 0)
+    HISTORY_FORBIDDEN = auto()  # a direct conversation's history, asked by an unprotected name or an outsider
 
 
 class Refused(Exception):
@@ -112,6 +121,108 @@ class Kind(str, Enum):
     BROADCAST = "broadcast"
 
 
+# -- history: ids, conversations (docs/protocol.rst "History") -----------------------------------
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_MESSAGE_ID = re.compile("[0-7][0-9A-HJKMNP-TV-Z]{25}")
+_RANDOM_BITS = 80
+
+
+def _encode_id(value: int) -> str:
+    """``value`` (128 bits) as 26 characters of Crockford's base 32, the most significant first."""
+    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+
+
+def message_id(text: str) -> str | None:
+    """``text`` as a message id (upper case), or None if it is not one."""
+    text = text.upper()
+    return text if _MESSAGE_ID.fullmatch(text) else None
+
+
+def message_id_time(message_id: str) -> float:
+    """The time (seconds since the epoch, to the millisecond) in a valid message id."""
+    millis = 0
+    for char in message_id[:10]:  # 50 bits: 2 zero bits, then the 48 of the time
+        millis = millis * 32 + _CROCKFORD.index(char)
+    return millis / 1000
+
+
+def _millis(when: float) -> int:
+    """The millisecond ``when`` falls in (a microsecond's grace: 0.116 s times 1000 may be 115.99...)."""
+    return max(int(when * 1000 + 0.001), 0)
+
+
+def message_id_floor(when: float) -> str:
+    """The least id of the millisecond ``when`` falls in: every message of an earlier millisecond has
+    a smaller id, every one of it or later one at least this (how a time becomes a position)."""
+    return _encode_id(_millis(when) << _RANDOM_BITS)
+
+
+class MessageIds:
+    """Makes this node's message ids: ULID-like, time-ordered, unique across nodes with no round trip.
+
+    An id is 48 bits of milliseconds since the epoch, then 80 bits: random for the node's first id of a
+    millisecond, one more for each further one, so this node's ids always grow in the order made.  A
+    clock that goes back leaves the ids at the latest millisecond (counting on) until it catches up.
+    """
+
+    def __init__(self, clock: IReactorTime, random: Callable[[int], bytes] = os.urandom) -> None:
+        self._clock = clock
+        self._random = random
+        self._millis = -1
+        self._low = 0
+
+    def make(self) -> tuple[str, float]:
+        """A new id, and its time (seconds since the epoch, to the millisecond): the message's."""
+        millis = _millis(self._clock.seconds())
+        if millis > self._millis:
+            self._millis = millis
+            self._low = self._fresh()
+        else:
+            self._low += 1
+            if self._low >> _RANDOM_BITS:  # 2**79 ids in one millisecond: never, but stay unique
+                self._millis += 1
+                self._low = self._fresh()
+        return _encode_id(self._millis << _RANDOM_BITS | self._low), self._millis / 1000
+
+    def _fresh(self) -> int:
+        """80 random bits with the top one clear: room to count on within the millisecond."""
+        return int.from_bytes(self._random(_RANDOM_BITS // 8), "big") >> 1
+
+
+#: The conversation of broadcasts.
+ALL = "#all"
+
+
+def conversation_key(sender: str, kind: Kind, recipients: Sequence[str]) -> str | None:
+    """The conversation a message is kept in: :data:`ALL` for a broadcast, else the name keys of its
+    ``recipients`` (as :attr:`Message.recipients`: names in the log) and its ``sender``, each once,
+    sorted and joined by commas; None for a unicast or multicast that named nobody in the log."""
+    if kind is Kind.BROADCAST:
+        return ALL
+    if not recipients:
+        return None
+    return ",".join(sorted({username_key(name) for name in (sender, *recipients)}))
+
+
+def conversation_named(text: str, reader: str, limit: int) -> str:
+    """The conversation a client names (``#all``, or names joined by commas in any case and order, its
+    own included or not), as :func:`conversation_key` makes it, ``reader`` a participant; or Refused:
+    RECIPIENT_INVALID for a name that is no username, TOO_MANY_RECIPIENTS past ``limit`` names besides
+    the reader's."""
+    if text.casefold() == ALL:
+        return ALL
+    others = {username_key(n) for n in recipient_names(text.split(","), limit + 1)} - {username_key(reader)}
+    if len(others) > limit:
+        raise Refused(Refusal.TOO_MANY_RECIPIENTS, f"{len(others)} names besides yours; the limit is {limit}")
+    return ",".join(sorted({*others, username_key(reader)}))
+
+
+def participants(conversation: str) -> tuple[str, ...]:
+    """The name keys of a direct conversation's participants; none for :data:`ALL`."""
+    return () if conversation == ALL else tuple(conversation.split(","))
+
+
 @dataclass
 class UserRecord:
     """One entry of the cumulative username log."""
@@ -132,6 +243,11 @@ class Message:
     #: spelling; names never registered are left out.  Empty for a broadcast.
     recipients: tuple[str, ...]
     text: str
+    #: Its id and time (:meth:`MessageIds.make`), made by the node that took it from its sender, before
+    #: anyone gets it; other nodes get them with the message.  (The defaults go once the hub and the
+    #: cluster fill them: /work/notes/history-plan.md.)
+    id: str = ""
+    at: float = 0.0
 
 
 @dataclass(slots=True)
@@ -180,6 +296,7 @@ class Queued:
     recipients: tuple[str, ...]
     text: str
     sent_at: float
+    message_id: str = ""  # the message's own id (Message.id); "" if queued before ids were kept
 
 
 @dataclass(frozen=True)
@@ -197,6 +314,52 @@ class Enqueue:
     oldest: float  # messages sent before this have expired
     sender_limit: int  # messages that may wait from one sender, for all its recipients together
     total_limit: int  # messages that may wait in all the queues together
+    message_id: str = ""  # the message's own id (Message.id)
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A message as the history keeps it (a :class:`Message` with its conversation)."""
+
+    id: str  # Message.id: orders the history
+    at: float  # Message.at, the id's time
+    conversation: str  # conversation_key()
+    sender: str  # as the log spelled it
+    kind: Kind
+    recipients: tuple[str, ...]  # Message.recipients: empty for a broadcast
+    text: str
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of one conversation's history, as a reader may read it: ``entries`` oldest first;
+    ``more``: readable entries exist beyond them, in the direction asked (older, or newer)."""
+
+    conversation: str
+    entries: tuple[Stored, ...]
+    more: bool
+
+
+@dataclass(frozen=True)
+class HistoryPolicy:
+    """What the history keeps and serves (the documented defaults)."""
+
+    days: float = 90.0  # --history-days: entries older are dropped; 0: no history at all, nothing written
+    keep: int = 10_000  # --history-max: entries per conversation
+    page: int = 100  # most entries one HISTORY (or CHATHISTORY) gets
+    default_page: int = 50  # a HISTORY without a count
+    catch_up: int = 50  # most entries per conversation at login
+    conversations: int = 100  # most conversations CONVERSATIONS lists
+    expire_every: float = 3600.0  # seconds between expiries
+
+    @property
+    def kept(self) -> bool:
+        return self.days > 0
+
+    @property
+    def age(self) -> float:
+        """Seconds an entry is kept."""
+        return self.days * 86400.0
 
 
 class Participant(Protocol):
@@ -246,6 +409,28 @@ class IUser(Interface):
     def log_out() -> None:
         """The user leaves (or its login ends unfinished): its name is free again.  Harmless twice."""
 
+    # History: each fails with Refused: HISTORY_OFF (none kept), HISTORY_FORBIDDEN (a direct
+    # conversation and this user not protected now, or not a participant), UNAVAILABLE (the store).
+    # ``conversation`` is a key (conversation_named()); what this user may read is decided here, by the
+    # hub: ALL whole; a direct conversation from the time its name was last protected.
+
+    def history(conversation: str, before: str | None, limit: int) -> Deferred[Page]:
+        """Up to ``limit`` of the readable entries of ``conversation`` with ids before ``before`` (an
+        id or message_id_floor() of a time; None: the newest), oldest first; ``more``: older exist."""
+
+    def history_after(conversation: str, after: str, limit: int) -> Deferred[Page]:
+        """Up to ``limit`` of the readable entries with ids after ``after``, oldest first; ``more``:
+        newer exist."""
+
+    def conversations(limit: int) -> Deferred[list[Stored]]:
+        """The latest readable entry of each conversation this user may read, newest first: ALL (if it
+        holds any) and the direct ones it takes part in."""
+
+    def catch_up() -> Deferred[list[Page]]:
+        """The login's catch-up: for ALL, the latest ``HistoryPolicy.catch_up`` entries sent since this
+        name last logged out (a name new to the log: the latest), ``more`` if older exist.  Direct
+        conversations are not in it: what came while away is the offline queue's (DELAYED)."""
+
 
 class Store(Protocol):
     """Where the username log and the offline queue persist; each fires once durable."""
@@ -268,6 +453,53 @@ class Store(Protocol):
 
     def expire(self, oldest: float) -> Deferred[dict[str, int]]:
         """Drop what was sent before ``oldest``; how many wait for each recipient key."""
+
+
+class HistoryStore(Protocol):
+    """Where the history persists (with ``--history-days 0`` nothing calls it).
+
+    It answers ranges of ids in a conversation; who may read what is the hub's to decide, and it says
+    so with ``since``: only entries whose ``at`` is at least ``since`` are answered or counted (0: all).
+    Ids are :class:`MessageIds` ids; ``before``/``after`` need not be ids of that conversation: any id
+    (or :func:`message_id_floor`) is a position.  Names (``member``, ``sender``, ``name``) are name keys
+    or names, as in :class:`Store`; conversations are :func:`conversation_key` keys.
+    """
+
+    def append(self, entry: Stored, keep: int) -> Deferred[None]:
+        """Keep ``entry`` in its conversation, in the next group commit; the conversation keeps its
+        newest ``keep`` entries (trimmed at once, or in steps of a few percent at most until the next
+        :meth:`expire_history`).  Fires once durable; the hub does not wait for it to deliver."""
+
+    def page_before(
+        self, conversation: str, before: str | None, limit: int, since: float
+    ) -> Deferred[tuple[list[Stored], bool]]:
+        """Up to ``limit`` entries of ``conversation`` with ids below ``before`` (None: the newest), the
+        newest such, oldest first; and whether older ones exist (at or after ``since``)."""
+
+    def page_after(
+        self, conversation: str, after: str, limit: int, since: float
+    ) -> Deferred[tuple[list[Stored], bool]]:
+        """Up to ``limit`` entries of ``conversation`` with ids above ``after`` ("" : from the first),
+        the oldest such, oldest first; and whether newer ones exist."""
+
+    def latest(self, member: str, since: float, limit: int) -> Deferred[list[Stored]]:
+        """The latest entry of each direct conversation ``member`` takes part in (ALL is not one), if at
+        or after ``since``: the ``limit`` newest, newest first."""
+
+    def protected_since(self, name: str) -> Deferred[float | None]:
+        """When ``name`` was last protected (its password set while it had none), None if it is not
+        protected now: kept by :meth:`~msgsvc.auth.store.AccountStore.set_password_hash` (a new
+        password of a protected name leaves it), dropped by ``reset`` and ``remove``."""
+
+    def expire_history(self, oldest: float, keep: int) -> Deferred[int]:
+        """Drop the entries sent before ``oldest``, and each conversation's past its newest ``keep``;
+        how many were dropped."""
+
+    def purge_history(self, sender: str) -> Deferred[int]:
+        """Drop every entry ``sender`` sent, in every conversation (``#all`` too); how many."""
+
+    def history_size(self) -> Deferred[int]:
+        """How many entries are kept, in all."""
 
 
 class Network(Protocol):

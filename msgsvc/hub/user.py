@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, NoReturn
 from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
-from msgsvc.hub.contracts import IUser, Refusal, Refused, Report
+from msgsvc.hub.contracts import IUser, Page, Refusal, Refused, Report, Stored
 from msgsvc.hub.session import Session
 
 if TYPE_CHECKING:
@@ -49,6 +49,20 @@ class User:
     def log_out(self) -> None:
         self._hub.unregister(self.session)
 
+    # History (issue 30): msgsvc.hub.history makes these; mypy's zope plugin needs them meanwhile.
+
+    def history(self, conversation: str, before: str | None, limit: int) -> Deferred[Page]:
+        raise NotImplementedError("history: /work/notes/history-plan.md (c)")
+
+    def history_after(self, conversation: str, after: str, limit: int) -> Deferred[Page]:
+        raise NotImplementedError("history: /work/notes/history-plan.md (c)")
+
+    def conversations(self, limit: int) -> Deferred[list[Stored]]:
+        raise NotImplementedError("history: /work/notes/history-plan.md (c)")
+
+    def catch_up(self) -> Deferred[list[Page]]:
+        raise NotImplementedError("history: /work/notes/history-plan.md (c)")
+
 
 @implementer(IUser)
 class Unregistered:
@@ -72,6 +86,18 @@ class Unregistered:
 
     def log_out(self) -> None:
         """Nobody to log out."""
+
+    def history(self, conversation: str, before: str | None, limit: int) -> NoReturn:
+        not_registered()
+
+    def history_after(self, conversation: str, after: str, limit: int) -> NoReturn:
+        not_registered()
+
+    def conversations(self, limit: int) -> NoReturn:
+        not_registered()
+
+    def catch_up(self) -> NoReturn:
+        not_registered()
 
 
 def not_registered() -> NoReturn:

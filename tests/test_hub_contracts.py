@@ -1,0 +1,100 @@
+"""The hub's contracts that are code: message ids and conversations (docs/protocol.rst "History")."""
+
+from __future__ import annotations
+
+from twisted.internet.task import Clock
+from twisted.trial import unittest
+
+from msgsvc.hub.contracts import (
+    ALL,
+    Kind,
+    MessageIds,
+    Refusal,
+    Refused,
+    conversation_key,
+    conversation_named,
+    message_id,
+    message_id_floor,
+    message_id_time,
+    participants,
+)
+
+# 2026-12-02T08:14:03.116Z
+WHEN = 1796199243.116
+
+
+def counting(start: int) -> MessageIds:
+    """Ids on a clock at WHEN whose random bits are ``start`` (80 bits, before the maker clears the top)."""
+    clock = Clock()
+    clock.advance(WHEN)
+    return MessageIds(clock, lambda n: start.to_bytes(n, "big"))
+
+
+class MessageIdTests(unittest.TestCase):
+    def test_an_id_is_26_characters_of_crockford_base_32_with_its_time(self) -> None:
+        made, at = counting(0).make()
+        self.assertEqual(len(made), 26)
+        self.assertEqual(message_id(made), made)
+        self.assertEqual(message_id(made.lower()), made)
+        self.assertEqual(at, 1796199243.116)
+        self.assertEqual(message_id_time(made), at)
+
+    def test_ids_of_one_millisecond_count_on_from_random_bits(self) -> None:
+        ids = counting((1 << 80) - 1)  # the top bit is cleared: room to count on
+        first, second = ids.make()[0], ids.make()[0]
+        self.assertLess(first, second)
+        self.assertEqual(message_id_time(first), message_id_time(second))
+
+    def test_ids_grow_with_time_and_never_go_back_with_the_clock(self) -> None:
+        clock = Clock()
+        clock.advance(WHEN)
+        ids = MessageIds(clock, lambda n: b"\xff" * n)
+        made = [ids.make()]
+        clock.advance(0.001)
+        made.append(ids.make())
+        clock.rightNow -= 5  # the clock is stepped back
+        made.append(ids.make())
+        self.assertEqual(sorted(made), made)
+        self.assertEqual(made[2][1], made[1][1])  # held at the latest millisecond
+
+    def test_a_time_is_a_position_between_milliseconds(self) -> None:
+        made, at = counting(12345).make()
+        self.assertLessEqual(message_id_floor(at), made)
+        self.assertLess(made, message_id_floor(at + 0.001))
+        self.assertEqual(message_id_time(message_id_floor(at)), at)
+
+    def test_what_is_not_an_id(self) -> None:
+        made = counting(0).make()[0]
+        for text in ("", made[:-1], made + "0", "8" + made[1:], made[:-1] + "U", "*"):
+            self.assertIsNone(message_id(text), text)
+
+
+class ConversationTests(unittest.TestCase):
+    def test_a_direct_conversation_is_its_participants_sender_included(self) -> None:
+        self.assertEqual(conversation_key("Bob", Kind.UNICAST, ("alice",)), "alice,bob")
+        self.assertEqual(conversation_key("alice", Kind.MULTICAST, ("Bob", "alice")), "alice,bob")
+        self.assertEqual(conversation_key("carol", Kind.MULTICAST, ("bob", "alice")), "alice,bob,carol")
+        self.assertEqual(conversation_key("alice", Kind.UNICAST, ("alice",)), "alice")
+        self.assertEqual(participants("alice,bob,carol"), ("alice", "bob", "carol"))
+
+    def test_broadcasts_are_all_and_a_message_to_nobody_in_the_log_is_nowhere(self) -> None:
+        self.assertEqual(conversation_key("alice", Kind.BROADCAST, ()), ALL)
+        self.assertEqual(participants(ALL), ())
+        self.assertIsNone(conversation_key("alice", Kind.UNICAST, ()))
+
+    def test_a_client_names_a_conversation_it_takes_part_in(self) -> None:
+        self.assertEqual(conversation_named("Bob", "alice", 32), "alice,bob")
+        self.assertEqual(conversation_named("bob,ALICE,bob", "alice", 32), "alice,bob")
+        self.assertEqual(conversation_named("alice", "alice", 32), "alice")
+        self.assertEqual(conversation_named("#ALL", "alice", 32), ALL)
+
+    def test_a_conversation_named_wrong_is_refused(self) -> None:
+        for text, refusal in (
+            ("bob,,carol", Refusal.RECIPIENT_INVALID),
+            ("#random", Refusal.RECIPIENT_INVALID),
+            ("b,c,d", Refusal.TOO_MANY_RECIPIENTS),
+        ):
+            with self.assertRaises(Refused) as caught:
+                conversation_named(text, "alice", 2)
+            self.assertEqual(caught.exception.refusal, refusal, text)
+        self.assertEqual(conversation_named("alice,b,c", "alice", 2), "alice,b,c")
