@@ -1,21 +1,36 @@
 """The state's contract (:class:`msgsvc.state.State`: the hub's Store and the accounts' AccountStore): the
-username log, the offline queue with its quotas, the accounts and the operator's resets and removals.
+username log, the offline queue with its quotas, the accounts and the operator's resets and removals; and
+the history's (:class:`msgsvc.hub.contracts.HistoryStore`).
 
-:class:`StateContract` runs unchanged against the SQLite state, the Redis
-state (a real redis-server) and the tests' in-memory fake
-(:class:`tests.support.fakes.MemoryStore`): each case gives it an empty,
-started ``state`` and a way to open that state again.
+:class:`StateContract` and :class:`HistoryContract` run unchanged against
+the SQLite state, the Redis state (a real redis-server) and the tests'
+in-memory fake (:class:`tests.support.fakes.MemoryStore`): each case gives
+them an empty, started ``state`` and a way to open that state again.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from twisted.internet import reactor
+from twisted.internet.defer import gatherResults
+from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 
 from msgsvc.auth.store import Reset
-from msgsvc.hub.contracts import Enqueue, Queued, UserRecord
+from msgsvc.hub.contracts import (
+    ALL,
+    Enqueue,
+    HistoryStore,
+    Kind,
+    MessageIds,
+    Queued,
+    Stored,
+    UserRecord,
+    message_id_floor,
+    participants,
+    username_key,
+)
 from msgsvc.state import Snapshot, State
 from msgsvc.state.sqlite import Database, SqliteStore
 
@@ -164,6 +179,179 @@ class StateContract(_Base):
         self.assertEqual(await self.names_in_log(), ["bob"])
 
 
+class HistoryState(State, HistoryStore, Protocol):
+    """A state that keeps the history."""
+
+
+KEEP = 10_000  # entries per conversation: more than any test keeps
+
+
+def stored(conversation: str, sender: str, at: float, text: str = "hi") -> Stored:
+    """The entry of a message ``sender`` sent at ``at`` (a time of its own: ids of one millisecond are
+    ordered only as one node makes them) in ``conversation``, with a fresh id."""
+    clock = Clock()
+    clock.advance(at)
+    id, at = MessageIds(clock).make()
+    if conversation == ALL:
+        return Stored(id, at, ALL, sender, Kind.BROADCAST, (), text)
+    others = tuple(p for p in participants(conversation) if p != username_key(sender))
+    kind = Kind.UNICAST if len(others) == 1 else Kind.MULTICAST
+    return Stored(id, at, conversation, sender, kind, others, text)
+
+
+class HistoryContract(_Base):
+    """The history's contract: ranges of a conversation by id, the latest of a member's conversations,
+    retention, purges, and when each name was protected."""
+
+    state: HistoryState
+
+    async def reopened(self) -> HistoryState:
+        raise NotImplementedError
+
+    async def kept(self, *entries: Stored, keep: int = KEEP) -> list[Stored]:
+        """Append ``entries`` (asked all at once, in order); them, once durable."""
+        await gatherResults([self.state.append(entry, keep) for entry in entries])
+        return list(entries)
+
+    async def conversation(self, conversation: str, since: float = 0.0) -> list[Stored]:
+        """Everything kept in ``conversation`` at or after ``since``, oldest first."""
+        entries, more = await self.state.page_before(conversation, None, 1_000_000, since)
+        self.assertFalse(more)
+        return entries
+
+    async def test_an_empty_conversation_has_no_entries(self) -> None:
+        self.assertEqual(await self.state.page_before("alice,bob", None, 10, 0.0), ([], False))
+        self.assertEqual(await self.state.page_after("alice,bob", "", 10, 0.0), ([], False))
+        self.assertEqual(await self.state.latest("alice", 0.0, 10), [])
+        self.assertEqual(await self.state.history_size(), 0)
+
+    async def test_pages_before_a_position_are_its_newest_oldest_first_with_whether_older_exist(self) -> None:
+        e = await self.kept(*(stored("alice,bob", "alice", 100.0 + i, f"m{i}") for i in range(5)))
+        page = self.state.page_before
+        self.assertEqual(await page("alice,bob", None, 2, 0.0), (e[3:5], True))
+        self.assertEqual(await page("alice,bob", e[3].id, 2, 0.0), (e[1:3], True))
+        self.assertEqual(await page("alice,bob", e[1].id, 2, 0.0), (e[0:1], False))
+        self.assertEqual(await page("alice,bob", e[2].id, 2, 0.0), (e[0:2], False))  # exactly the rest
+        self.assertEqual(await page("alice,bob", None, 5, 0.0), (e, False))
+        self.assertEqual(await page("alice,bob", None, 6, 0.0), (e, False))
+        self.assertEqual(await page("alice,bob", e[0].id, 2, 0.0), ([], False))
+
+    async def test_pages_after_a_position_are_its_oldest_with_whether_newer_exist(self) -> None:
+        e = await self.kept(*(stored("alice,bob", "bob", 100.0 + i, f"m{i}") for i in range(5)))
+        page = self.state.page_after
+        self.assertEqual(await page("alice,bob", "", 2, 0.0), (e[0:2], True))
+        self.assertEqual(await page("alice,bob", e[1].id, 2, 0.0), (e[2:4], True))
+        self.assertEqual(await page("alice,bob", e[2].id, 2, 0.0), (e[3:5], False))  # exactly the rest
+        self.assertEqual(await page("alice,bob", e[3].id, 2, 0.0), (e[4:5], False))
+        self.assertEqual(await page("alice,bob", e[4].id, 2, 0.0), ([], False))
+
+    async def test_since_hides_older_entries_from_pages_and_from_more(self) -> None:
+        e = await self.kept(*(stored("alice,bob", "alice", at) for at in (100.0, 200.0, 300.0, 400.0)))
+        self.assertEqual(await self.conversation("alice,bob", since=200.0), e[1:])
+        self.assertEqual(await self.state.page_before("alice,bob", None, 2, 200.0), (e[2:], True))
+        self.assertEqual(await self.state.page_before("alice,bob", None, 3, 200.0), (e[1:], False))
+        self.assertEqual(await self.state.page_before("alice,bob", e[2].id, 1, 200.0), (e[1:2], False))
+        self.assertEqual(await self.state.page_after("alice,bob", "", 1, 250.0), (e[2:3], True))
+        self.assertEqual(await self.state.page_after("alice,bob", "", 2, 250.0), (e[2:], False))
+
+    async def test_any_id_or_time_is_a_position_and_conversations_stay_apart(self) -> None:
+        first, last = await self.kept(stored("alice,bob", "alice", 100.0), stored("alice,bob", "bob", 300.0))
+        (other,) = await self.kept(stored("alice,carol", "carol", 200.0))
+        before, after = self.state.page_before, self.state.page_after
+        self.assertEqual(await before("alice,bob", other.id, 10, 0.0), ([first], False))
+        self.assertEqual(await after("alice,bob", other.id, 10, 0.0), ([last], False))
+        self.assertEqual(await before("alice,bob", message_id_floor(300.0), 10, 0.0), ([first], False))
+        self.assertEqual(await after("alice,bob", message_id_floor(300.0), 10, 0.0), ([last], False))
+        self.assertEqual(await after("alice,bob", message_id_floor(300.001), 10, 0.0), ([], False))
+        self.assertEqual(await self.conversation("alice,carol"), [other])
+        self.assertEqual(await self.conversation("bob,carol"), [])
+
+    async def test_latest_is_the_last_entry_of_each_direct_conversation_of_a_member(self) -> None:
+        _, ac, abc, ab2, bc, _ = await self.kept(
+            stored("alice,bob", "Alice", 100.0),
+            stored("alice,carol", "carol", 200.0),
+            stored("alice,bob,carol", "bob", 250.0),
+            stored("alice,bob", "bob", 300.0),
+            stored("bob,carol", "carol", 400.0),
+            stored(ALL, "alice", 500.0),
+        )
+        self.assertEqual(await self.state.latest("ALICE", 0.0, 10), [ab2, abc, ac])
+        self.assertEqual(await self.state.latest("bob", 0.0, 10), [bc, ab2, abc])
+        self.assertEqual(await self.state.latest("alice", 0.0, 2), [ab2, abc])
+        self.assertEqual(await self.state.latest("alice", 250.0, 10), [ab2, abc])
+        self.assertEqual(await self.state.latest("dave", 0.0, 10), [])
+
+    async def test_a_conversation_keeps_its_newest_entries_exactly_after_an_expiry(self) -> None:
+        e = await self.kept(*(stored("alice,bob", "alice", 100.0 + i) for i in range(130)), keep=100)
+        (other,) = await self.kept(stored(ALL, "bob", 50.0), keep=100)
+        size = await self.state.history_size()
+        self.assertLessEqual(size, 1 + 100 + 5)  # trimmed as it goes, a few percent over at most
+        self.assertEqual(await self.state.expire_history(0.0, 100), size - 101)
+        self.assertEqual(await self.conversation("alice,bob"), e[30:])
+        self.assertEqual(await self.conversation(ALL), [other])
+        self.assertEqual(await self.state.history_size(), 101)
+
+    async def test_entries_older_than_the_oldest_kept_are_dropped(self) -> None:
+        _, _, a2, b2 = await self.kept(
+            stored("alice,bob", "alice", 100.0),
+            stored(ALL, "bob", 200.0),
+            stored("alice,bob", "bob", 250.0),
+            stored(ALL, "alice", 300.0),
+        )
+        self.assertEqual(await self.state.expire_history(250.0, KEEP), 2)
+        self.assertEqual(await self.conversation("alice,bob"), [a2])
+        self.assertEqual(await self.conversation(ALL), [b2])
+        self.assertEqual(await self.state.latest("alice", 0.0, 10), [a2])
+        self.assertEqual(await self.state.expire_history(250.0, KEEP), 0)
+        self.assertEqual(await self.state.history_size(), 2)
+
+    async def test_a_purge_drops_what_a_sender_said_everywhere(self) -> None:
+        bob_said, _, _, _, carol_said = await self.kept(
+            stored("alice,bob", "bob", 100.0),
+            stored("alice,bob", "Alice", 200.0),
+            stored("alice,carol", "alice", 300.0),
+            stored(ALL, "ALICE", 400.0),
+            stored(ALL, "carol", 500.0),
+        )
+        self.assertEqual(await self.state.purge_history("alice"), 3)
+        self.assertEqual(await self.conversation("alice,bob"), [bob_said])
+        self.assertEqual(await self.conversation("alice,carol"), [])
+        self.assertEqual(await self.conversation(ALL), [carol_said])
+        self.assertEqual(await self.state.latest("alice", 0.0, 10), [bob_said])
+        self.assertEqual(await self.state.history_size(), 2)
+        self.assertEqual(await self.state.purge_history("alice"), 0)
+
+    async def test_protected_since_is_when_a_name_last_gained_a_password(self) -> None:
+        self.assertIsNone(await self.state.protected_since("alice"))
+        await self.state.record_seen("Alice", 1.0)
+        await self.state.set_password_hash("alice", "$h1", 10.0)
+        await self.state.set_password_hash("ALICE", "$h2", 20.0)  # a new password: still protected since 10
+        self.assertEqual(await self.state.protected_since("Alice"), 10.0)
+        await self.state.reset("alice", "forgot it", 30.0)
+        self.assertIsNone(await self.state.protected_since("alice"))
+        await self.state.set_password_hash("alice", "$h3", 40.0)
+        self.assertEqual(await self.state.protected_since("alice"), 40.0)
+        await self.state.remove("alice", "gone", 50.0)
+        self.assertIsNone(await self.state.protected_since("alice"))
+
+    async def test_a_queued_message_keeps_its_id(self) -> None:
+        id = message_id_floor(100.0)
+        message = Enqueue(("bob",), "alice", "unicast", ("bob",), "hi", 100.0, 10, 0.0, *ROOM, message_id=id)
+        await self.state.enqueue(message)
+        page, _ = await self.state.backlog("bob", 0, 0.0, 10)
+        self.assertEqual([q.message_id for q in page], [id])
+
+    async def test_the_history_is_there_when_the_state_is_opened_again(self) -> None:
+        await self.state.set_password_hash("alice", "$h", 10.0)
+        entries = await self.kept(stored("alice,bob", "alice", 100.0), stored(ALL, "bob", 200.0, "é ✓"))
+        again = await self.reopened()
+        self.assertEqual(await again.page_before("alice,bob", None, 10, 0.0), (entries[:1], False))
+        self.assertEqual(await again.page_after(ALL, "", 10, 0.0), (entries[1:], False))
+        self.assertEqual(await again.latest("bob", 0.0, 10), entries[:1])
+        self.assertEqual(await again.protected_since("alice"), 10.0)
+        self.assertEqual(await again.history_size(), 2)
+
+
 class SqliteContractTests(StateContract, TestCase):
     def setUp(self) -> None:
         self.path = self.mktemp()
@@ -183,7 +371,7 @@ class RedisContractTests(StateContract, RedisStateCase):
         return again
 
 
-class MemoryContractTests(StateContract, TestCase):
+class MemoryContractTests(StateContract, HistoryContract, TestCase):
     def setUp(self) -> None:
         self.state = MemoryStore()
 

@@ -3,7 +3,7 @@ listeners."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from twisted.application.service import Service
@@ -14,7 +14,19 @@ from twisted.python.failure import Failure
 
 from msgsvc.auth.store import Reset
 from msgsvc.client.protocol import ClientListener, ClientProtocol
-from msgsvc.hub.contracts import Enqueue, IUser, Message, Queued, Refusal, Refused, UserRecord, username_key
+from msgsvc.hub.contracts import (
+    Enqueue,
+    IUser,
+    Message,
+    Queued,
+    Refusal,
+    Refused,
+    Stored,
+    UserRecord,
+    message_id_floor,
+    participants,
+    username_key,
+)
 from msgsvc.hub.user import UNREGISTERED
 from msgsvc.state import Snapshot
 from msgsvc.state.redislink import RedisUnavailable
@@ -27,7 +39,8 @@ class MemoryStore(Service):
     Writes of the log succeed at once, unless ``hold`` is set: then each
     waits in ``pending`` until the test fires it; ``written`` lists them.
     ``hashes`` holds the password hashes by name key; ``resets`` what the
-    operator reset.
+    operator reset; ``history`` the history by conversation, oldest first (entries are appended in id
+    order, as one node makes them); ``since`` when each name key was last protected.
     """
 
     where = "memory"
@@ -46,6 +59,8 @@ class MemoryStore(Service):
         self.external: list[Reset] = []  # resets another process made (msgsvc.admin), for resets_after()
         self.hold_lookups = False  # password_hash() waits in pending_lookups until the test fires it
         self.pending_lookups: list[Deferred[None]] = []
+        self.history: dict[str, list[Stored]] = {}
+        self.since: dict[str, float] = {}
 
     def enqueue(self, message: Enqueue) -> Deferred[tuple[str, ...]]:
         def write(_: object) -> tuple[str, ...]:
@@ -59,7 +74,7 @@ class MemoryStore(Service):
                 if sum(1 for k, _ in self.queue if k == key) < message.limit:
                     self._last_id += 1
                     what = (message.sender, message.kind, message.group, message.text, message.sent_at)
-                    self.queue.append((key, Queued(self._last_id, *what)))
+                    self.queue.append((key, Queued(self._last_id, *what, message.message_id)))
                     done.append(key)
             return tuple(done)
 
@@ -94,12 +109,14 @@ class MemoryStore(Service):
 
     def set_password_hash(self, name: str, password_hash: str, when: float) -> Deferred[None]:
         self.hashes[username_key(name)] = password_hash
+        self.since.setdefault(username_key(name), when)
         return succeed(None)
 
     def reset(self, name: str, reason: str, when: float) -> Deferred[Reset | None]:
         key = username_key(name)
         if self.hashes.pop(key, None) is None:
             return succeed(None)
+        self.since.pop(key, None)
         self.queue = [(k, q) for k, q in self.queue if k != key]
         known = self.log.get(key)
         reset = Reset(self._last_reset() + 1, name if known is None else known.name, when, reason)
@@ -112,6 +129,7 @@ class MemoryStore(Service):
         if known is None:
             return succeed(None)
         self.hashes.pop(key, None)
+        self.since.pop(key, None)
         self.queue = [(k, q) for k, q in self.queue if k != key]
         removal = Reset(self._last_reset() + 1, known.name, when, reason, removed=True)
         self.resets.append(removal)
@@ -139,6 +157,61 @@ class MemoryStore(Service):
         d: Deferred[None] = Deferred()
         self.pending.append(d)
         return d
+
+    # -- the history (msgsvc.hub.contracts.HistoryStore)
+
+    def append(self, entry: Stored, keep: int) -> Deferred[None]:
+        kept = self.history.setdefault(entry.conversation, [])
+        kept.append(entry)
+        del kept[:-keep]
+        return succeed(None)
+
+    def page_before(
+        self, conversation: str, before: str | None, limit: int, since: float
+    ) -> Deferred[tuple[list[Stored], bool]]:
+        older = [e for e in self._readable(conversation, since) if before is None or e.id < before]
+        return succeed((older[-limit:], len(older) > limit))
+
+    def page_after(
+        self, conversation: str, after: str, limit: int, since: float
+    ) -> Deferred[tuple[list[Stored], bool]]:
+        newer = [e for e in self._readable(conversation, since) if e.id > after]
+        return succeed((newer[:limit], len(newer) > limit))
+
+    def _readable(self, conversation: str, since: float) -> list[Stored]:
+        return [e for e in self.history.get(conversation, []) if e.at >= since]
+
+    def latest(self, member: str, since: float, limit: int) -> Deferred[list[Stored]]:
+        key = username_key(member)
+        last = [
+            kept[-1]
+            for conversation, kept in self.history.items()
+            if kept and key in participants(conversation) and kept[-1].at >= since
+        ]
+        return succeed(sorted(last, key=lambda e: e.id, reverse=True)[:limit])
+
+    def protected_since(self, name: str) -> Deferred[float | None]:
+        return succeed(self.since.get(username_key(name)))
+
+    def expire_history(self, oldest: float, keep: int) -> Deferred[int]:
+        floor = message_id_floor(oldest)
+        return self._drop(lambda kept: [e for e in kept if e.id >= floor][-keep:])
+
+    def purge_history(self, sender: str) -> Deferred[int]:
+        key = username_key(sender)
+        return self._drop(lambda kept: [e for e in kept if username_key(e.sender) != key])
+
+    def _drop(self, keeping: Callable[[list[Stored]], list[Stored]]) -> Deferred[int]:
+        """Keep of each conversation what ``keeping`` keeps of it; how many entries were dropped."""
+        before = self._size()
+        self.history = {conversation: keeping(kept) for conversation, kept in self.history.items()}
+        return succeed(before - self._size())
+
+    def history_size(self) -> Deferred[int]:
+        return succeed(self._size())
+
+    def _size(self) -> int:
+        return sum(map(len, self.history.values()))
 
 
 class FakeHashing:
