@@ -343,13 +343,22 @@ class RedisCluster(Service):
         args: list[object] = [self.node]
         for message, keys_by_node, _ in batch:
             if message.kind is Kind.BROADCAST:
-                args += ["", json.dumps({"from": message.sender, "kind": "broadcast", "text": message.text})]
+                body: dict[str, object] = {
+                    "from": message.sender,
+                    "kind": "broadcast",
+                    "text": message.text,
+                    "id": message.id,
+                    "at": message.at,
+                }
+                args += ["", json.dumps(body)]
             else:
                 body = {
                     "from": message.sender,
                     "kind": message.kind.value,
                     "group": message.recipients,
                     "text": message.text,
+                    "id": message.id,
+                    "at": message.at,
                     "to": keys_by_node,
                 }
                 args += [",".join(keys_by_node), json.dumps(body)]
@@ -387,9 +396,9 @@ class RedisCluster(Service):
         """A message from another node's user, read from this node's inbox."""
         m = json.loads(data)
         if m["kind"] == Kind.BROADCAST.value:
-            self.nodes.remote_message(Message(m["from"], Kind.BROADCAST, (), m["text"]), ())
+            self.nodes.remote_message(Message(m["from"], Kind.BROADCAST, (), m["text"], m["id"], m["at"]), ())
         else:
-            message = Message(m["from"], Kind(m["kind"]), tuple(m["group"]), m["text"])
+            message = Message(m["from"], Kind(m["kind"]), tuple(m["group"]), m["text"], m["id"], m["at"])
             self.nodes.remote_message(message, m["to"].get(self.node, ()))
 
     def _presence(self, on: str, data: str) -> None:
