@@ -16,19 +16,22 @@ from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any
 
+from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import Logger
 from twisted.trial.unittest import SynchronousTestCase
 
-from msgsvc.hub.contracts import Kind, Message, message_id_floor
+from msgsvc.hub.contracts import Kind, Message, MessageIds, Stored, conversation_key
 from msgsvc.state.cluster import NODES, RedisCluster
 from msgsvc.state.inbox import BLOCK_MS, READ_COUNT, RETRY, ROUTE, TAKEN, Inbox, inbox_key, waiting_key
 from msgsvc.state.redislink import RedisUnavailable
+from msgsvc.state.redis import RedisState
 from msgsvc.state.redisurl import RedisURL
 
 from .support.processes import ROOT, TWISTD, Peer, free_port, reap, wait_listening
-from .support.redisserver import RedisCase
+from .support.redisserver import RedisCase, RedisStateCase
 
 LEASE = 2.0  # seconds: short, so that the tests of a dead node are quick
 
@@ -487,9 +490,8 @@ class RouteTests(SynchronousTestCase):
         self.cluster = RedisCluster(self.clock, state, 30.0, 1000, node="A")  # type: ignore[arg-type]
 
     def message(self, kind: Kind, text: str) -> Message:
-        at = 1_764_000_000.0 + len(text)
         recipients = ("bob",) if kind is Kind.UNICAST else ()
-        return Message("alice", kind, recipients, text, message_id_floor(at), at)
+        return Message("alice", kind, recipients, text, id=f"01KBKN{text.upper():0>20}", at=1764608525.123)
 
     def test_one_script_a_pass_with_each_message_and_the_nodes_it_is_for_in_order(self) -> None:
         routed = [
@@ -506,28 +508,14 @@ class RouteTests(SynchronousTestCase):
         bodies = [json.loads(str(body)) for body in args[2::2]]
         self.assertEqual([b["text"] for b in bodies], ["u1", "b2", "m3"])
         self.assertEqual(bodies[2]["to"], {"B": ["bob"], "C": ["carol", "dave"]})
-        broadcast = self.message(Kind.BROADCAST, "b2")
         self.assertEqual(
             bodies[1],
-            {"from": "alice", "kind": "broadcast", "text": "b2", "id": broadcast.id, "at": broadcast.at},
+            {"id": "01KBKN000000000000000000B2", "at": 1764608525.123, "from": "alice", "kind": "broadcast"}
+            | {"text": "b2"},
         )
+        self.assertEqual((bodies[0]["id"], bodies[2]["at"]), ("01KBKN000000000000000000U1", 1764608525.123))
         answer.callback([["B"], ["B", "C"], ["B"], ["C"]])  # C's inbox was full for m3
         self.assertEqual([self.successResultOf(d) for d in routed], [{"B"}, {"B", "C"}, {"B"}])
-
-    def test_a_message_read_from_the_inbox_keeps_the_id_and_time_its_node_gave_it(self) -> None:
-        """A message has one id on every node: the one its sender's node made."""
-        got: list[tuple[Message, object]] = []
-        nodes = SimpleNamespace(remote_message=lambda m, keys: got.append((m, keys)))
-        self.cluster.attach(nodes)  # type: ignore[arg-type]
-        sent = self.message(Kind.UNICAST, "u1"), self.message(Kind.BROADCAST, "b2")
-        self.cluster.route(sent[0], {"A": ["bob"]})
-        self.cluster.route(sent[1], {})
-        self.clock.advance(0)
-        ((_, args, _),) = self.redis.calls
-        for body in args[2::2]:
-            self.cluster._message(str(body))
-        self.assertEqual([(m.id, m.at, m.text) for m, _ in got], [(m.id, m.at, m.text) for m in sent])
-        self.assertEqual([keys for _, keys in got], [["bob"], ()])
 
     def test_a_node_whose_inbox_is_full_is_logged_once_until_it_takes_messages_again(self) -> None:
         logged: list[str] = []
@@ -594,6 +582,72 @@ class InboxScriptTests(RedisCase):
     def test_a_node_with_no_limit_yet_takes_nothing(self) -> None:
         self.call("SET", "msgsvc:node:B", "{}")
         self.assertEqual(self.call("EVAL", ROUTE.source, 1, NODES, "A", "B", "m"), [[], ["B"]])
+
+
+class _Hub:
+    """The hub's side of a node (:class:`msgsvc.hub.nodes.Nodes`): keeps the messages from other nodes."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[Message, tuple[str, ...]]] = []
+
+    def remote_message(self, message: Message, keys: Sequence[str]) -> None:
+        self.messages.append((message, tuple(keys)))
+
+    def remote_joined(self, *_: object) -> None:
+        pass
+
+    def remote_left(self, *_: object) -> None:
+        pass
+
+    def remote_protected(self, key: str) -> None:
+        pass
+
+    def resync(self, *_: object) -> None:
+        pass
+
+    def local_users(self) -> list[tuple[str, str, str, float]]:
+        return []
+
+    def drop_local(self, name: str | None, reason: str) -> None:
+        pass
+
+
+class TwoNodesHistoryTests(RedisStateCase):
+    """Two nodes in this process on one redis-server: a message has one id everywhere, and one history."""
+
+    async def until(self, done: Any) -> None:
+        deadline = time.monotonic() + 10
+        while not done():
+            self.assertLess(time.monotonic(), deadline, "not within 10 s")
+            await deferLater(reactor, 0.02, lambda: None)
+
+    def node(self, name: str) -> tuple[RedisCluster, RedisState, _Hub]:
+        state = self.started()
+        cluster = RedisCluster(reactor, state, LEASE, 1 << 20, node=name)
+        hub = _Hub()
+        cluster.attach(hub)  # type: ignore[arg-type]
+        cluster.startService()
+        self.addCleanup(cluster.stopService)
+        return cluster, state, hub
+
+    async def test_a_message_sent_on_one_node_has_its_id_and_its_history_on_the_other(self) -> None:
+        (a, on_a, _), (b, on_b, hub_b) = self.node("A"), self.node("B")
+        await self.until(lambda: a.reachable() and b.reachable())
+        ids = MessageIds(reactor)
+        unicast = Message("alice", Kind.UNICAST, ("bob",), "hi", *ids.make())
+        broadcast = Message("alice", Kind.BROADCAST, (), "all", *ids.make())
+        self.assertEqual(await a.route(unicast, {"B": ["bob"]}), {"B"})
+        self.assertEqual(await a.broadcast(broadcast), {"B"})  # type: ignore[misc]
+        await self.until(lambda: len(hub_b.messages) == 2)
+        self.assertEqual(
+            [(m.id, m.at, m.text, keys) for m, keys in hub_b.messages],
+            [(unicast.id, unicast.at, "hi", ("bob",)), (broadcast.id, broadcast.at, "all", ())],
+        )
+        conversation = conversation_key("alice", Kind.UNICAST, ("bob",))
+        assert conversation is not None
+        entry = Stored(unicast.id, unicast.at, conversation, "alice", Kind.UNICAST, ("bob",), "hi")
+        await on_a.append(entry, 100)
+        self.assertEqual(await on_b.page_before("alice,bob", None, 10, 0.0), ([entry], False))
 
 
 class _Reads:

@@ -35,7 +35,7 @@ from msgsvc.state import Snapshot, State
 from msgsvc.state.sqlite import Database, SqliteStore
 
 from .support.fakes import MemoryStore
-from .support.queue import NO_ID, ROOM
+from .support.queue import ROOM
 from .support.redisserver import RedisStateCase
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ class StateContract(_Base):
         oldest: float = 0.0,
     ) -> tuple[str, ...]:
         """Queue a message from ``sender`` to ``keys``; the keys it was queued for."""
-        message = Enqueue(keys, sender, "multicast", keys, "hi", at, 1000, oldest, per_sender, total, NO_ID)
+        message = Enqueue(keys, sender, "multicast", keys, "hi", at, 1000, oldest, per_sender, total)
         return await self.state.enqueue(message)
 
     # -- the username log
@@ -89,7 +89,7 @@ class StateContract(_Base):
     async def test_a_message_waits_for_each_recipient_with_room_until_acknowledged(self) -> None:
         def message(text: str, at: float, limit: int = 2) -> Enqueue:
             group = ("Alice", "bob")
-            return Enqueue(("alice", "bob"), "carol", "multicast", group, text, at, limit, 0.0, *ROOM, NO_ID)
+            return Enqueue(("alice", "bob"), "carol", "multicast", group, text, at, limit, 0.0, *ROOM)
 
         self.assertEqual(await self.state.enqueue(message("one|1", 100.0)), ("alice", "bob"))
         self.assertEqual(await self.state.enqueue(message("two", 101.0)), ("alice", "bob"))
@@ -104,14 +104,13 @@ class StateContract(_Base):
 
     async def test_expired_messages_are_dropped_and_do_not_count(self) -> None:
         def message(text: str, at: float, oldest: float) -> Enqueue:
-            return Enqueue(("alice",), "carol", "unicast", ("alice",), text, at, 1, oldest, *ROOM, NO_ID)
+            return Enqueue(("alice",), "carol", "unicast", ("alice",), text, at, 1, oldest, *ROOM)
 
         await self.state.enqueue(message("old", 100.0, 0.0))
         self.assertEqual(await self.state.enqueue(message("new", 200.0, 150.0)), ("alice",))
         page, _ = await self.state.backlog("alice", 0, 150.0, 10)
         self.assertEqual([q.text for q in page], ["new"])
-        to_bob = Enqueue(("bob",), "carol", "unicast", ("bob",), "x", 300.0, 5, 0.0, *ROOM, NO_ID)
-        await self.state.enqueue(to_bob)
+        await self.state.enqueue(Enqueue(("bob",), "carol", "unicast", ("bob",), "x", 300.0, 5, 0.0, *ROOM))
         self.assertEqual(await self.state.expire(250.0), {"bob": 1})
         self.assertEqual(await self.state.expire(400.0), {})
 
@@ -148,8 +147,7 @@ class StateContract(_Base):
         await self.state.record_seen("Alice", 1.0)
         await self.state.set_password_hash("alice", "$argon2id$hash", 2.0)
         self.assertEqual(await self.state.password_hash("ALICE"), "$argon2id$hash")
-        to_alice = Enqueue(("alice",), "bob", "unicast", ("Alice",), "hi", 3.0, 10, 0.0, *ROOM, NO_ID)
-        await self.state.enqueue(to_alice)
+        await self.state.enqueue(Enqueue(("alice",), "bob", "unicast", ("Alice",), "hi", 3.0, 10, 0.0, *ROOM))
         reset = await self.state.reset("ALICE", "forgot it", 5.0)
         self.assertEqual(reset, Reset(1, "Alice", 5.0, "forgot it"))
         self.assertIsNone(await self.state.reset("alice", "again", 6.0))
@@ -366,7 +364,7 @@ class SqliteContractTests(StateContract, TestCase):
         return SqliteStore(reactor, self.path)  # reads the log as it is made
 
 
-class RedisContractTests(StateContract, RedisStateCase):
+class RedisContractTests(StateContract, HistoryContract, RedisStateCase):
     async def reopened(self) -> State:
         again = self.started()
         await again.redis.ready()

@@ -7,18 +7,19 @@ import subprocess
 import sys
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, inlineCallbacks
-from twisted.internet.task import deferLater
+from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
+from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.auth.store import Reset
-from msgsvc.hub.contracts import Enqueue, Queued, UserRecord
+from msgsvc.hub.contracts import ALL, Enqueue, Kind, MessageIds, Queued, Stored, UserRecord
+from msgsvc.state.redis import ACCOUNTS, ACCOUNTS_CHANGED, HISTORIES, conversations_key, history_key
 from msgsvc.state.redislink import RedisUnavailable
 from msgsvc.state.redisurl import RedisURL
 from msgsvc.state.sqlite import Database
 
 from .support.processes import ROOT
-from .support.queue import NO_ID, ROOM
+from .support.queue import ROOM
 from .support.redisserver import RedisStateCase
 
 
@@ -109,16 +110,7 @@ class RedisStateTests(RedisStateCase):
         db.set_password_hash("bob", "$argon2id$bob", 14.0)
         db.reset("bob", "forgot it", 15.0)
         message = Enqueue(
-            ("alice",),
-            "bob",
-            "multicast",
-            ("Alice", "carol"),
-            "while you were away",
-            16.5,
-            10,
-            0.0,
-            *ROOM,
-            NO_ID,
+            ("alice",), "bob", "multicast", ("Alice", "carol"), "while you were away", 16.5, 10, 0.0, *ROOM
         )
         db.batch([lambda d: d.enqueue(message)])
         db.close()
@@ -146,13 +138,101 @@ class RedisStateTests(RedisStateCase):
             ([Queued(1, "bob", "multicast", ("Alice", "carol"), "while you were away", 16.5)], 0),
         )
         queued = yield self.state.enqueue(
-            Enqueue(("alice",), "bob", "unicast", ("Alice",), "next", 17.0, 10, 0.0, *ROOM, NO_ID)
+            Enqueue(("alice",), "bob", "unicast", ("Alice",), "next", 17.0, 10, 0.0, *ROOM)
         )
         self.assertEqual(queued, ("alice",))
-        over = Enqueue(("alice",), "bob", "unicast", ("Alice",), "over", 18.0, 10, 0.0, 2, 100, NO_ID)
+        over = Enqueue(("alice",), "bob", "unicast", ("Alice",), "over", 18.0, 10, 0.0, 2, 100)
         self.assertEqual((yield self.state.enqueue(over)), ())  # the copied message counts for bob
         page, _ = yield self.state.backlog("alice", 1, 0.0, 10)
         self.assertEqual([q.id for q in page], [2])  # ids go on after the copied ones
         again = migrate()
         self.assertEqual(again.returncode, 1)
         self.assertIn("this Redis database already holds a msgsvc username log", again.stderr)
+
+
+def entry(conversation: str, sender: str, at: float) -> Stored:
+    """An entry with an id made at ``at`` (by a node of its own)."""
+    clock = Clock()
+    clock.advance(at)
+    id, at = MessageIds(clock).make()
+    if conversation == ALL:
+        return Stored(id, at, ALL, sender, Kind.BROADCAST, (), "hi")
+    return Stored(id, at, conversation, sender, Kind.UNICAST, ("bob",), "hi")
+
+
+class RedisHistoryTests(RedisStateCase):
+    """What the history keeps in Redis beside the entries, and what an older msgsvc left there."""
+
+    async def keys(self) -> dict[str, object]:
+        """The history's indexes: each conversation's newest id, and each name's conversations."""
+        redis = self.state.redis
+        names = {"alice": "", "bob": "", "carol": ""}
+        return {
+            "histories": sorted(await redis.execute("HGETALL", HISTORIES)),
+            **{name: await redis.execute("ZRANGE", conversations_key(name), 0, -1) for name in names},
+        }
+
+    async def test_the_indexes_follow_appends_expiry_and_purges_and_forget_an_empty_conversation(
+        self,
+    ) -> None:
+        ab1, ac, ab2, all1 = (
+            entry("alice,bob", "alice", 100.0),
+            entry("alice,carol", "carol", 200.0),
+            entry("alice,bob", "bob", 300.0),
+            entry(ALL, "bob", 400.0),
+        )
+        # Appended out of order (two nodes' clocks): the newest id stays the conversation's.
+        await gatherResults([self.state.append(e, 100) for e in (ab2, ac, ab1, all1)])
+        self.assertEqual(
+            await self.keys(),
+            {
+                "histories": sorted([ALL, all1.id, "alice,bob", ab2.id, "alice,carol", ac.id]),
+                "alice": [f"{ac.id}|alice,carol", f"{ab2.id}|alice,bob"],
+                "bob": [f"{ab2.id}|alice,bob"],
+                "carol": [f"{ac.id}|alice,carol"],
+            },
+        )
+        self.assertEqual(await self.state.page_before("alice,bob", None, 10, 0.0), ([ab1, ab2], False))
+        self.assertEqual(await self.state.purge_history("bob"), 2)  # ab2 and all1: alice,bob's newest is ab1
+        self.assertEqual(await self.state.expire_history(150.0, 100), 1)  # ab1: alice,bob is empty
+        self.assertEqual(
+            await self.keys(),
+            {
+                "histories": sorted(["alice,carol", ac.id]),
+                "alice": [f"{ac.id}|alice,carol"],
+                "bob": [],
+                "carol": [f"{ac.id}|alice,carol"],
+            },
+        )
+        gone = await self.state.redis.execute("EXISTS", history_key("alice,bob"), history_key(ALL))
+        self.assertEqual(gone, 0)
+        self.assertEqual(await self.state.history_size(), 1)
+
+    async def test_appending_an_entry_twice_keeps_it_once(self) -> None:
+        e = entry("alice,bob", "alice", 100.0)
+        await gatherResults([self.state.append(e, 100), self.state.append(e, 100)])
+        self.assertEqual(await self.state.page_before("alice,bob", None, 10, 0.0), ([e], False))
+        self.assertEqual(await self.state.history_size(), 1)
+
+    async def test_a_time_within_an_entrys_millisecond_cuts_it_exactly(self) -> None:
+        e = entry("alice,bob", "alice", 100.25)  # ids are by the millisecond: 100.2505 falls in e's
+        await self.state.append(e, 100)
+        self.assertEqual(await self.state.page_before("alice,bob", None, 10, 100.2505), ([], False))
+        self.assertEqual(await self.state.page_after("alice,bob", "", 10, 100.2505), ([], False))
+        self.assertEqual(await self.state.latest("bob", 100.2505, 10), [])
+        self.assertEqual(await self.state.latest("bob", 100.25, 10), [e])
+        self.assertEqual(await self.state.expire_history(100.25, 100), 0)
+        self.assertEqual(await self.state.expire_history(100.2505, 100), 1)
+
+    async def test_what_an_older_msgsvc_left_reads_as_having_no_id_and_protected_since_its_password(
+        self,
+    ) -> None:
+        redis = self.state.redis
+        await redis.execute("ZADD", "msgsvc:queue:bob", 1, '1|16.5|["alice", "unicast", ["bob"], "hi"]')
+        await redis.execute("HSET", ACCOUNTS, "bob", "$argon2id$bob")
+        await redis.execute("HSET", ACCOUNTS_CHANGED, "bob", "12.5")
+        page, _ = await self.state.backlog("bob", 0, 0.0, 10)
+        self.assertEqual(page, [Queued(1, "alice", "unicast", ("bob",), "hi", 16.5, "")])
+        self.assertEqual(await self.state.protected_since("bob"), 12.5)
+        await self.state.set_password_hash("bob", "$argon2id$new", 20.0)  # not a new protection
+        self.assertEqual(await self.state.protected_since("bob"), 20.0)  # later than the truth: hides more

@@ -18,7 +18,7 @@ from typing import Any
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.task import react
 
-from msgsvc.hub.contracts import username_key
+from msgsvc.hub.contracts import Queued, username_key
 from msgsvc.state import StoreError
 from msgsvc.state.redis import (
     ACCOUNTS,
@@ -79,6 +79,10 @@ return {#data.users, #data.accounts, #data.queue}
 )
 
 
+def _queued_entry(q: Queued) -> str:
+    return queue_entry(q.sender, q.kind, q.recipients, q.text, q.sent_at, q.message_id)
+
+
 def export(database: Database) -> dict[str, list[list[str]]]:
     """What the SQLite file holds, as :data:`IMPORT` takes it."""
     return {
@@ -87,10 +91,7 @@ def export(database: Database) -> dict[str, list[list[str]]]:
         ],
         "accounts": [[key, hashed, repr(changed)] for key, hashed, changed in database.accounts()],
         "resets": [[str(r.id), reset_member(r)] for r in database.resets_after(0) or ()],
-        "queue": [
-            [key, str(q.id), f"{q.id}|{queue_entry(q.sender, q.kind, q.recipients, q.text, q.sent_at)}"]
-            for key, q in database.queued()
-        ],
+        "queue": [[key, str(q.id), f"{q.id}|{_queued_entry(q)}"] for key, q in database.queued()],
     }
 
 

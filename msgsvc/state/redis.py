@@ -12,16 +12,26 @@ second).  The keys, all under ``msgsvc:``:
 ``msgsvc:log:last``        hash    name key -> last seen
 ``msgsvc:accounts``        hash    name key -> password hash (argon2id, PHC string)
 ``msgsvc:accounts:changed``  hash  name key -> when the password was set
+``msgsvc:accounts:since``  hash    name key -> when it was protected (kept by a new password)
 ``msgsvc:resets``          zset    reset id -> JSON ``[id, name, at, reason]`` (``, true]``: a removal)
 ``msgsvc:resets:id``       string  the last reset id
-``msgsvc:queue:KEY``       zset    message id -> ``ID|SENT_AT|JSON [sender, kind, group, text]``
+``msgsvc:queue:KEY``       zset    message id -> ``ID|SENT_AT|JSON [sender, kind, group, text, MSGID]``
 ``msgsvc:queue:id``        string  the last message id
 ``msgsvc:queues``          set     the name keys that have messages waiting
 ``msgsvc:queue:senders``   hash    sender's name key -> messages waiting from it
 ``msgsvc:queue:count``     string  messages waiting in all the queues
+``msgsvc:history:CONV``    zset    score 0, ``MSGID|JSON [at, sender, kind, recipients, text]``
+``msgsvc:histories``       hash    conversation -> its newest message id
+``msgsvc:histories:size``  string  entries in all the histories
+``msgsvc:conversations:KEY``  zset  score 0, ``MSGID|CONV``: the direct conversations of a name,
+                                   by their newest message id
 =========================  ======  =================================================
 
-The last two are kept by every script that adds or removes a queued message, in the same script.
+The queue's two counts are kept by every script that adds or removes a queued message, in the same
+script; the history's last three by every script that adds or removes entries (:data:`APPEND`,
+:data:`TRIM`, :data:`PURGE`).  A history's members sort as their ids (26 characters, then ``|``), so
+pages are ``ZRANGEBYLEX`` ranges, and a time is a position (:func:`message_id_floor`): messages come
+from several nodes' clocks, out of order by a little, which a Stream (ids only growing) would refuse.
 """
 
 from __future__ import annotations
@@ -36,7 +46,15 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from msgsvc.auth.store import Reset, StillOnline
-from msgsvc.hub.contracts import Enqueue, Queued, UserRecord, username_key
+from msgsvc.hub.contracts import (
+    Enqueue,
+    Kind,
+    Queued,
+    Stored,
+    UserRecord,
+    message_id_floor,
+    username_key,
+)
 from msgsvc.state import Snapshot
 from msgsvc.state.redislink import Commands, Script
 from msgsvc.state.redisurl import RedisURL
@@ -44,14 +62,24 @@ from msgsvc.state.redisurl import RedisURL
 PREFIX = "msgsvc:"
 LOG_NAME, LOG_FIRST, LOG_LAST = (f"{PREFIX}log:{field}" for field in ("name", "first", "last"))
 ACCOUNTS, ACCOUNTS_CHANGED = f"{PREFIX}accounts", f"{PREFIX}accounts:changed"
+ACCOUNTS_SINCE = f"{PREFIX}accounts:since"
 RESETS, RESET_ID = f"{PREFIX}resets", f"{PREFIX}resets:id"
 QUEUE_ID, QUEUES = f"{PREFIX}queue:id", f"{PREFIX}queues"
 QUEUE_SENDERS, QUEUE_COUNT = f"{PREFIX}queue:senders", f"{PREFIX}queue:count"
 ONLINE = f"{PREFIX}online"  # who holds each name online (msgsvc.state.cluster)
+HISTORIES, HISTORY_SIZE = f"{PREFIX}histories", f"{PREFIX}histories:size"
 
 
 def queue_key(key: str) -> str:
     return f"{PREFIX}queue:{key}"
+
+
+def history_key(conversation: str) -> str:
+    return f"{PREFIX}history:{conversation}"
+
+
+def conversations_key(key: str) -> str:
+    return f"{PREFIX}conversations:{key}"
 
 
 # sender_of(member): the name key of a queued message's sender (names are ASCII: lower case is the key).
@@ -177,10 +205,11 @@ return counts
 """
 )
 
-# Tells every node (msgsvc.state.cluster) that the name is protected now.
+# Tells every node (msgsvc.state.cluster) that the name is protected now; a name that had no password
+# is protected from now on (its history reads from now: msgsvc.hub.contracts.HistoryStore.protected_since).
 SET_PASSWORD = Script(
     """
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) == 1 then redis.call('HSET', KEYS[3], ARGV[1], ARGV[3]) end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 redis.call('PUBLISH', 'msgsvc:presence', cjson.encode({e = 'protected', key = ARGV[1], node = ARGV[4]}))
 return 1
@@ -190,10 +219,11 @@ return 1
 RESET = Script(
     _FORGET
     + """
--- KEYS: accounts, changed, the queue, the set of queues, log names, resets, reset id
+-- KEYS: accounts, changed, the queue, the set of queues, log names, resets, reset id, since
 -- ARGV: name key, name as asked, at, reason
 if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return false end
 redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[8], ARGV[1])
 -- Anyone may take the name now: what waited for its owner must not reach them.
 forget(redis.call('ZRANGE', KEYS[3], 0, -1))
 redis.call('DEL', KEYS[3])
@@ -210,15 +240,15 @@ return {id, name}
 REMOVE = Script(
     _FORGET
     + """
--- KEYS: log name, first, last, accounts, changed, the queue, the set of queues, resets, reset id, online
--- ARGV: name key, at, reason
+-- KEYS: log name, first, last, accounts, changed, the queue, the set of queues, resets, reset id, online,
+-- since.  ARGV: name key, at, reason
 local name = redis.call('HGET', KEYS[1], ARGV[1])
 if not name then return false end
 local held = redis.call('HGET', KEYS[10], ARGV[1])
 if held and redis.call('EXISTS', 'msgsvc:node:' .. cjson.decode(held).node) == 1 then
   return {'online', name}
 end
-for i = 1, 5 do redis.call('HDEL', KEYS[i], ARGV[1]) end
+for _, i in ipairs({1, 2, 3, 4, 5, 11}) do redis.call('HDEL', KEYS[i], ARGV[1]) end
 forget(redis.call('ZRANGE', KEYS[6], 0, -1))
 redis.call('DEL', KEYS[6])
 redis.call('SREM', KEYS[7], ARGV[1])
@@ -229,9 +259,123 @@ return {'removed', name, id}
 )
 
 
-def queue_entry(sender: str, kind: str, group: tuple[str, ...], text: str, sent_at: float) -> str:
+# settle(conv): the conversation's newest id, in msgsvc:histories and in its participants' lists of
+# conversations, as its history holds it now (an empty history is forgotten there).
+_SETTLE = """
+local function settle(conv)
+  local old = redis.call('HGET', 'msgsvc:histories', conv)
+  local newest = redis.call('ZREVRANGE', 'msgsvc:history:' .. conv, 0, 0)[1]
+  local id = newest and string.match(newest, '^([^|]*)|') or false
+  if id == old then return end
+  if conv ~= '#all' then
+    for name in string.gmatch(conv, '[^,]+') do
+      local mine = 'msgsvc:conversations:' .. name
+      if old then redis.call('ZREM', mine, old .. '|' .. conv) end
+      if id then redis.call('ZADD', mine, 0, id .. '|' .. conv) end
+    end
+  end
+  if id then
+    redis.call('HSET', 'msgsvc:histories', conv, id)
+  else
+    redis.call('HDEL', 'msgsvc:histories', conv)
+  end
+end
+"""
+
+APPEND = Script(
+    _SETTLE
+    + """
+-- KEYS: the history, the size; ARGV: conversation, member, keep.  Returns the change in entries.
+if redis.call('ZADD', KEYS[1], 'NX', 0, ARGV[2]) == 0 then return 0 end
+local added = 1
+local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[3])
+if over > 0 then added = added - redis.call('ZREMRANGEBYRANK', KEYS[1], 0, over - 1) end
+redis.call('INCRBY', KEYS[2], added)
+settle(ARGV[1])
+return added
+"""
+)
+
+# Drops a conversation's entries sent before `oldest` (by id up to its millisecond, then by time),
+# and its oldest past `keep`.
+TRIM = Script(
+    _SETTLE
+    + """
+-- KEYS: the history, the size; ARGV: conversation, message_id_floor(oldest), oldest, keep
+local oldest = tonumber(ARGV[3])
+local dropped = redis.call('ZREMRANGEBYLEX', KEYS[1], '-', '(' .. ARGV[2])
+while true do
+  local head = redis.call('ZRANGE', KEYS[1], 0, 0)[1]
+  if not head or tonumber(string.match(head, '^[^|]*|%[([^,]+),')) >= oldest then break end
+  redis.call('ZREM', KEYS[1], head)
+  dropped = dropped + 1
+end
+local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[4])
+if over > 0 then dropped = dropped + redis.call('ZREMRANGEBYRANK', KEYS[1], 0, over - 1) end
+if dropped > 0 then
+  redis.call('DECRBY', KEYS[2], dropped)
+  settle(ARGV[1])
+end
+return dropped
+"""
+)
+
+# Drops what one sender sent in one conversation: every entry read (the operator's command only).
+PURGE = Script(
+    _SETTLE
+    + """
+-- KEYS: the history, the size; ARGV: conversation, the sender's name key
+local dropped = 0
+for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if string.lower(cjson.decode(string.match(member, '^[^|]*|(.*)$'))[2]) == ARGV[2] then
+    redis.call('ZREM', KEYS[1], member)
+    dropped = dropped + 1
+  end
+end
+if dropped > 0 then
+  redis.call('DECRBY', KEYS[2], dropped)
+  settle(ARGV[1])
+end
+return dropped
+"""
+)
+
+# The newest entry of each of a name's direct conversations whose newest id is at least a floor.
+LATEST = Script(
+    """
+-- KEYS: the name's conversations; ARGV: message_id_floor(since), limit.  Returns conversation, member...
+local out = {}
+local refs = redis.call('ZREVRANGEBYLEX', KEYS[1], '+', '[' .. ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, ref in ipairs(refs) do
+  local conv = string.match(ref, '^[^|]*|(.*)$')
+  local newest = redis.call('ZREVRANGE', 'msgsvc:history:' .. conv, 0, 0)[1]
+  if newest then
+    table.insert(out, conv)
+    table.insert(out, newest)
+  end
+end
+return out
+"""
+)
+
+
+def queue_entry(
+    sender: str, kind: str, group: tuple[str, ...], text: str, sent_at: float, message_id: str
+) -> str:
     """A queued message as a queue's member holds it, without its id (``ID|`` goes before)."""
-    return f"{sent_at!r}|{json.dumps([sender, kind, list(group), text])}"
+    return f"{sent_at!r}|{json.dumps([sender, kind, list(group), text, message_id])}"
+
+
+def history_entry(entry: Stored) -> str:
+    """An entry as its history's member holds it: its id first, so that members sort as ids."""
+    payload = [entry.at, entry.sender, entry.kind.value, list(entry.recipients), entry.text]
+    return f"{entry.id}|{json.dumps(payload)}"
+
+
+def _stored(conversation: str, member: str) -> Stored:
+    message_id, payload = member.split("|", 1)
+    at, sender, kind, recipients, text = json.loads(payload)
+    return Stored(message_id, at, conversation, sender, Kind(kind), tuple(recipients), text)
 
 
 def reset_member(reset: Reset) -> str:
@@ -245,8 +389,8 @@ def pairs(flat: list[str]) -> dict[str, str]:
 
 def _queued(member: str) -> Queued:
     number, sent_at, payload = member.split("|", 2)
-    sender, kind, group, text = json.loads(payload)
-    return Queued(int(number), sender, kind, tuple(group), text, float(sent_at))
+    sender, kind, group, text, *message_id = json.loads(payload)  # no id: queued before ids were kept
+    return Queued(int(number), sender, kind, tuple(group), text, float(sent_at), "".join(message_id))
 
 
 class RedisState(Service):
@@ -330,7 +474,9 @@ class RedisState(Service):
         ).addCallback(lambda _: None)
 
     def enqueue(self, message: Enqueue) -> Deferred[tuple[str, ...]]:
-        entry = queue_entry(message.sender, message.kind, message.group, message.text, message.sent_at)
+        entry = queue_entry(
+            message.sender, message.kind, message.group, message.text, message.sent_at, message.message_id
+        )
         return self.redis.script(
             ENQUEUE,
             [QUEUE_ID, QUEUES, QUEUE_SENDERS, QUEUE_COUNT],
@@ -372,7 +518,9 @@ class RedisState(Service):
 
     def set_password_hash(self, name: str, password_hash: str, when: float) -> Deferred[None]:
         return self.redis.script(
-            SET_PASSWORD, [ACCOUNTS, ACCOUNTS_CHANGED], [username_key(name), password_hash, when, self.node]
+            SET_PASSWORD,
+            [ACCOUNTS, ACCOUNTS_CHANGED, ACCOUNTS_SINCE],
+            [username_key(name), password_hash, when, self.node],
         ).addCallback(lambda _: None)
 
     def reset(self, name: str, reason: str, when: float) -> Deferred[Reset | None]:
@@ -386,7 +534,7 @@ class RedisState(Service):
 
         return self.redis.script(
             RESET,
-            [ACCOUNTS, ACCOUNTS_CHANGED, queue_key(key), QUEUES, LOG_NAME, RESETS, RESET_ID],
+            [ACCOUNTS, ACCOUNTS_CHANGED, queue_key(key), QUEUES, LOG_NAME, RESETS, RESET_ID, ACCOUNTS_SINCE],
             [key, name, when, reason],
         ).addCallback(made)
 
@@ -406,7 +554,7 @@ class RedisState(Service):
         return self.redis.script(
             REMOVE,
             [LOG_NAME, LOG_FIRST, LOG_LAST, ACCOUNTS, ACCOUNTS_CHANGED, queue_key(key), QUEUES, RESETS, RESET_ID]
-            + [ONLINE],
+            + [ONLINE, ACCOUNTS_SINCE],
             [key, when, reason],
         ).addCallback(made)
 
@@ -430,3 +578,93 @@ class RedisState(Service):
             return [Reset(*json.loads(m)) for m in members] or None
 
         return self.redis.execute("ZRANGEBYSCORE", RESETS, f"({reset_id}", "+inf").addCallback(read)
+
+    # -- history (msgsvc.hub.contracts.HistoryStore) -----------------------------------------
+
+    def append(self, entry: Stored, keep: int) -> Deferred[None]:
+        """One script (:data:`APPEND`), sent at once on the pipelined connection: no wait per message."""
+        return self.redis.script(
+            APPEND,
+            [history_key(entry.conversation), HISTORY_SIZE],
+            [entry.conversation, history_entry(entry), keep],
+        ).addCallback(lambda _: None)
+
+    def page_before(
+        self, conversation: str, before: str | None, limit: int, since: float
+    ) -> Deferred[tuple[list[Stored], bool]]:
+        def read(members: list[str]) -> tuple[list[Stored], bool]:
+            # Ids from since's millisecond on; of that millisecond, those before since are left out.
+            entries = [e for e in (_stored(conversation, m) for m in members) if e.at >= since]
+            return entries[:limit][::-1], len(entries) > limit
+
+        upper = "+" if before is None else f"({before}"
+        lower = f"[{message_id_floor(since)}"
+        return self.redis.execute(
+            "ZREVRANGEBYLEX", history_key(conversation), upper, lower, "LIMIT", 0, limit + 1
+        ).addCallback(read)
+
+    def page_after(
+        self, conversation: str, after: str, limit: int, since: float
+    ) -> Deferred[tuple[list[Stored], bool]]:
+        def read(members: list[str]) -> tuple[list[Stored], bool]:
+            entries = [e for e in (_stored(conversation, m) for m in members) if e.at >= since]
+            return entries[:limit], len(entries) > limit
+
+        floor = message_id_floor(since)
+        # Members of the id ``after`` are ``after|...``, below ``after}``: left out.
+        lower = f"[{floor}" if floor > after else f"({after}}}"
+        return self.redis.execute(
+            "ZRANGEBYLEX", history_key(conversation), lower, "+", "LIMIT", 0, limit + 1
+        ).addCallback(read)
+
+    def latest(self, member: str, since: float, limit: int) -> Deferred[list[Stored]]:
+        def read(flat: list[str]) -> list[Stored]:
+            entries = (_stored(conversation, newest) for conversation, newest in zip(flat[::2], flat[1::2]))
+            return [e for e in entries if e.at >= since]
+
+        return self.redis.script(
+            LATEST, [conversations_key(username_key(member))], [message_id_floor(since), limit]
+        ).addCallback(read)
+
+    def protected_since(self, name: str) -> Deferred[float | None]:
+        """From ``msgsvc:accounts:since``; a password set before it was kept (an older msgsvc) counts
+        from when it was last set: later than the truth, so it only hides more."""
+        key = username_key(name)
+
+        def read(replies: list[str | None]) -> float | None:
+            since, changed = replies
+            when = since or changed
+            return None if when is None else float(when)
+
+        return gatherResults(
+            [
+                self.redis.execute("HGET", ACCOUNTS_SINCE, key),
+                self.redis.execute("HGET", ACCOUNTS_CHANGED, key),
+            ],
+            consumeErrors=True,
+        ).addCallback(read)
+
+    def _each_history(self, script: Script, args: list[object]) -> Deferred[int]:
+        """``script`` for every conversation with a history, one script each (pipelined, so Redis is
+        not held for all at once); the entries dropped."""
+
+        def run(conversations: list[str]) -> Deferred[int]:
+            return gatherResults(
+                [
+                    self.redis.script(script, [history_key(c), HISTORY_SIZE], [c, *args])
+                    for c in conversations
+                ],
+                consumeErrors=True,
+            ).addCallback(lambda dropped: sum(map(int, dropped)))
+
+        return self.redis.execute("HKEYS", HISTORIES).addCallback(run)
+
+    def expire_history(self, oldest: float, keep: int) -> Deferred[int]:
+        return self._each_history(TRIM, [message_id_floor(oldest), oldest, keep])
+
+    def purge_history(self, sender: str) -> Deferred[int]:
+        """Reads every entry of every conversation (:data:`PURGE`): the operator's command, not the hub's."""
+        return self._each_history(PURGE, [username_key(sender)])
+
+    def history_size(self) -> Deferred[int]:
+        return self.redis.execute("GET", HISTORY_SIZE).addCallback(lambda n: int(n or 0))
