@@ -23,7 +23,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import Logger
 from twisted.trial.unittest import SynchronousTestCase
 
-from msgsvc.hub.contracts import Kind, Message, MessageIds, Stored, conversation_key
+from msgsvc.hub.contracts import Kind, Message, MessageIds, Stored, conversation_key, message_id_floor
 from msgsvc.state.cluster import NODES, RedisCluster
 from msgsvc.state.inbox import BLOCK_MS, READ_COUNT, RETRY, ROUTE, TAKEN, Inbox, inbox_key, waiting_key
 from msgsvc.state.redislink import RedisUnavailable
@@ -490,8 +490,9 @@ class RouteTests(SynchronousTestCase):
         self.cluster = RedisCluster(self.clock, state, 30.0, 1000, node="A")  # type: ignore[arg-type]
 
     def message(self, kind: Kind, text: str) -> Message:
+        at = 1_764_000_000.0 + len(text)
         recipients = ("bob",) if kind is Kind.UNICAST else ()
-        return Message("alice", kind, recipients, text, id=f"01KBKN{text.upper():0>20}", at=1764608525.123)
+        return Message("alice", kind, recipients, text, message_id_floor(at), at)
 
     def test_one_script_a_pass_with_each_message_and_the_nodes_it_is_for_in_order(self) -> None:
         routed = [
@@ -508,14 +509,28 @@ class RouteTests(SynchronousTestCase):
         bodies = [json.loads(str(body)) for body in args[2::2]]
         self.assertEqual([b["text"] for b in bodies], ["u1", "b2", "m3"])
         self.assertEqual(bodies[2]["to"], {"B": ["bob"], "C": ["carol", "dave"]})
+        broadcast = self.message(Kind.BROADCAST, "b2")
         self.assertEqual(
             bodies[1],
-            {"id": "01KBKN000000000000000000B2", "at": 1764608525.123, "from": "alice", "kind": "broadcast"}
-            | {"text": "b2"},
+            {"from": "alice", "kind": "broadcast", "text": "b2", "id": broadcast.id, "at": broadcast.at},
         )
-        self.assertEqual((bodies[0]["id"], bodies[2]["at"]), ("01KBKN000000000000000000U1", 1764608525.123))
         answer.callback([["B"], ["B", "C"], ["B"], ["C"]])  # C's inbox was full for m3
         self.assertEqual([self.successResultOf(d) for d in routed], [{"B"}, {"B", "C"}, {"B"}])
+
+    def test_a_message_read_from_the_inbox_keeps_the_id_and_time_its_node_gave_it(self) -> None:
+        """A message has one id on every node: the one its sender's node made."""
+        got: list[tuple[Message, object]] = []
+        nodes = SimpleNamespace(remote_message=lambda m, keys: got.append((m, keys)))
+        self.cluster.attach(nodes)  # type: ignore[arg-type]
+        sent = self.message(Kind.UNICAST, "u1"), self.message(Kind.BROADCAST, "b2")
+        self.cluster.route(sent[0], {"A": ["bob"]})
+        self.cluster.route(sent[1], {})
+        self.clock.advance(0)
+        ((_, args, _),) = self.redis.calls
+        for body in args[2::2]:
+            self.cluster._message(str(body))
+        self.assertEqual([(m.id, m.at, m.text) for m, _ in got], [(m.id, m.at, m.text) for m in sent])
+        self.assertEqual([keys for _, keys in got], [["bob"], ()])
 
     def test_a_node_whose_inbox_is_full_is_logged_once_until_it_takes_messages_again(self) -> None:
         logged: list[str] = []

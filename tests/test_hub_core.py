@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.hub.contracts import (
+    Enqueue,
     Event,
     Kind,
     NoticeSent,
@@ -17,6 +19,8 @@ from msgsvc.hub.contracts import (
     UserKicked,
     UserLeft,
     UserRecord,
+    message_id,
+    message_id_time,
 )
 from msgsvc.hub.core import Hub
 
@@ -229,6 +233,37 @@ class RoutingTests(HubTestCase):
         [c] = self.carol.messages()
         self.assertIs(a, c)
         self.assertEqual((a.sender, a.kind, a.recipients), ("bob", Kind.BROADCAST, ()))
+
+    def test_every_message_gets_a_new_id_and_the_time_it_was_taken(self) -> None:
+        """Ids grow in the order the hub took the messages (here three in one millisecond); the time
+        is the id's millisecond; every recipient gets the one object."""
+        self.clock.advance(0.1234)
+        self.alice.user.send(["bob"], "one")
+        self.alice.user.send(["bob", "carol"], "two")
+        self.bob.user.broadcast("three")
+        messages = self.bob.messages() + self.alice.messages()
+        self.assertEqual([m.text for m in messages], ["one", "two", "three"])
+        self.assertEqual([message_id(m.id) for m in messages], [m.id for m in messages])
+        self.assertEqual(sorted(m.id for m in messages), [m.id for m in messages])
+        self.assertEqual(len({m.id for m in messages}), 3)
+        self.assertEqual({m.at for m in messages}, {100.123})
+        self.assertEqual({message_id_time(m.id) for m in messages}, {100.123})
+        self.assertIs(self.carol.messages()[0], messages[1])
+
+    def test_the_queue_is_given_the_message_id(self) -> None:
+        """What waits for an away name names its message, so a client can tell it from history."""
+        asked: list[Enqueue] = []
+        enqueue = self.store.enqueue
+
+        def enqueue_noted(request: Enqueue) -> Deferred[tuple[str, ...]]:
+            asked.append(request)
+            return enqueue(request)
+
+        self.store.enqueue = enqueue_noted  # type: ignore[method-assign]
+        self.hub.set_protected("Old", True)
+        self.alice.user.send(["Old", "bob"], "later")
+        [message] = self.bob.messages()
+        self.assertEqual([r.message_id for r in asked], [message.id])
 
     def test_unregistered_cannot_send(self) -> None:
         stranger = RecordingParticipant()

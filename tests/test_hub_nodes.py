@@ -12,6 +12,7 @@ from msgsvc.hub.contracts import (
     Kind,
     LogLoaded,
     Message,
+    MessageIds,
     ProtectionChanged,
     QueueChanged,
     QueuePolicy,
@@ -36,6 +37,7 @@ class NodeTests(SynchronousTestCase):
         self.clock.advance(100)
         self.network = FakeNetwork()
         self.store = MemoryStore()
+        self.ids = MessageIds(self.clock)
         self.hub = Hub(
             self.clock,
             self.store,
@@ -209,16 +211,17 @@ class NodeTests(SynchronousTestCase):
 
     def test_messages_from_other_nodes_reach_the_users_named_here(self) -> None:
         erin = self.join("erin")
-        unicast = Message("bob", Kind.UNICAST, ("erin",), "hi")
+        unicast = Message("bob", Kind.UNICAST, ("erin",), "hi", *self.ids.make())
         self.hub.nodes.remote_message(unicast, ["erin", "nobody"])
-        everyone = Message("bob", Kind.BROADCAST, (), "all")
+        everyone = Message("bob", Kind.BROADCAST, (), "all", *self.ids.make())
         self.hub.nodes.remote_message(everyone, [])
         self.assertEqual(erin.messages(), [unicast, everyone])
         self.assertEqual(self.alice.messages(), [everyone])
 
     def test_a_message_from_another_node_for_a_user_who_left_meanwhile_waits_if_protected(self) -> None:
         """Its sender was told they got it: carol (protected, gone) gets it later; dave (not) never."""
-        self.hub.nodes.remote_message(Message("bob", Kind.MULTICAST, ("carol", "dave"), "late"), ["carol", "dave"])
+        late = Message("bob", Kind.MULTICAST, ("carol", "dave"), "late", *self.ids.make())
+        self.hub.nodes.remote_message(late, ["carol", "dave"])
         self.assertEqual([(key, q.text, q.sender) for key, q in self.store.queue], [("carol", "late", "bob")])
         self.assertIn(QueueChanged("carol", 1), self.events)
 
@@ -226,7 +229,8 @@ class NodeTests(SynchronousTestCase):
         """Counted delivered on its node, refused by carol's full queue: not silently gone."""
         hub = Hub(self.clock, self.store, [UserRecord("carol", 1.0, 2.0, True)], 10, QueuePolicy(limit=0))
         with capturedLogs() as events:
-            hub.nodes.remote_message(Message("bob", Kind.UNICAST, ("carol",), "late"), ["carol"])
+            late = Message("bob", Kind.UNICAST, ("carol",), "late", *self.ids.make())
+            hub.nodes.remote_message(late, ["carol"])
         self.assertEqual(self.store.queue, [])
         self.assertIn(
             "a message from bob, told delivered, is lost for carol: they left before it came from its node, "

@@ -35,7 +35,7 @@ from msgsvc.state import Snapshot, State
 from msgsvc.state.sqlite import Database, SqliteStore
 
 from .support.fakes import MemoryStore
-from .support.queue import ROOM
+from .support.queue import NO_ID, ROOM
 from .support.redisserver import RedisStateCase
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ class StateContract(_Base):
         oldest: float = 0.0,
     ) -> tuple[str, ...]:
         """Queue a message from ``sender`` to ``keys``; the keys it was queued for."""
-        message = Enqueue(keys, sender, "multicast", keys, "hi", at, 1000, oldest, per_sender, total)
+        message = Enqueue(keys, sender, "multicast", keys, "hi", at, 1000, oldest, per_sender, total, NO_ID)
         return await self.state.enqueue(message)
 
     # -- the username log
@@ -89,7 +89,7 @@ class StateContract(_Base):
     async def test_a_message_waits_for_each_recipient_with_room_until_acknowledged(self) -> None:
         def message(text: str, at: float, limit: int = 2) -> Enqueue:
             group = ("Alice", "bob")
-            return Enqueue(("alice", "bob"), "carol", "multicast", group, text, at, limit, 0.0, *ROOM)
+            return Enqueue(("alice", "bob"), "carol", "multicast", group, text, at, limit, 0.0, *ROOM, NO_ID)
 
         self.assertEqual(await self.state.enqueue(message("one|1", 100.0)), ("alice", "bob"))
         self.assertEqual(await self.state.enqueue(message("two", 101.0)), ("alice", "bob"))
@@ -104,13 +104,14 @@ class StateContract(_Base):
 
     async def test_expired_messages_are_dropped_and_do_not_count(self) -> None:
         def message(text: str, at: float, oldest: float) -> Enqueue:
-            return Enqueue(("alice",), "carol", "unicast", ("alice",), text, at, 1, oldest, *ROOM)
+            return Enqueue(("alice",), "carol", "unicast", ("alice",), text, at, 1, oldest, *ROOM, NO_ID)
 
         await self.state.enqueue(message("old", 100.0, 0.0))
         self.assertEqual(await self.state.enqueue(message("new", 200.0, 150.0)), ("alice",))
         page, _ = await self.state.backlog("alice", 0, 150.0, 10)
         self.assertEqual([q.text for q in page], ["new"])
-        await self.state.enqueue(Enqueue(("bob",), "carol", "unicast", ("bob",), "x", 300.0, 5, 0.0, *ROOM))
+        to_bob = Enqueue(("bob",), "carol", "unicast", ("bob",), "x", 300.0, 5, 0.0, *ROOM, NO_ID)
+        await self.state.enqueue(to_bob)
         self.assertEqual(await self.state.expire(250.0), {"bob": 1})
         self.assertEqual(await self.state.expire(400.0), {})
 
@@ -147,7 +148,8 @@ class StateContract(_Base):
         await self.state.record_seen("Alice", 1.0)
         await self.state.set_password_hash("alice", "$argon2id$hash", 2.0)
         self.assertEqual(await self.state.password_hash("ALICE"), "$argon2id$hash")
-        await self.state.enqueue(Enqueue(("alice",), "bob", "unicast", ("Alice",), "hi", 3.0, 10, 0.0, *ROOM))
+        to_alice = Enqueue(("alice",), "bob", "unicast", ("Alice",), "hi", 3.0, 10, 0.0, *ROOM, NO_ID)
+        await self.state.enqueue(to_alice)
         reset = await self.state.reset("ALICE", "forgot it", 5.0)
         self.assertEqual(reset, Reset(1, "Alice", 5.0, "forgot it"))
         self.assertIsNone(await self.state.reset("alice", "again", 6.0))

@@ -19,7 +19,7 @@ from msgsvc.state.redisurl import RedisURL
 from msgsvc.state.sqlite import Database
 
 from .support.processes import ROOT
-from .support.queue import ROOM
+from .support.queue import NO_ID, ROOM
 from .support.redisserver import RedisStateCase
 
 
@@ -110,7 +110,16 @@ class RedisStateTests(RedisStateCase):
         db.set_password_hash("bob", "$argon2id$bob", 14.0)
         db.reset("bob", "forgot it", 15.0)
         message = Enqueue(
-            ("alice",), "bob", "multicast", ("Alice", "carol"), "while you were away", 16.5, 10, 0.0, *ROOM
+            ("alice",),
+            "bob",
+            "multicast",
+            ("Alice", "carol"),
+            "while you were away",
+            16.5,
+            10,
+            0.0,
+            *ROOM,
+            NO_ID,
         )
         db.batch([lambda d: d.enqueue(message)])
         db.close()
@@ -138,10 +147,10 @@ class RedisStateTests(RedisStateCase):
             ([Queued(1, "bob", "multicast", ("Alice", "carol"), "while you were away", 16.5)], 0),
         )
         queued = yield self.state.enqueue(
-            Enqueue(("alice",), "bob", "unicast", ("Alice",), "next", 17.0, 10, 0.0, *ROOM)
+            Enqueue(("alice",), "bob", "unicast", ("Alice",), "next", 17.0, 10, 0.0, *ROOM, NO_ID)
         )
         self.assertEqual(queued, ("alice",))
-        over = Enqueue(("alice",), "bob", "unicast", ("Alice",), "over", 18.0, 10, 0.0, 2, 100)
+        over = Enqueue(("alice",), "bob", "unicast", ("Alice",), "over", 18.0, 10, 0.0, 2, 100, NO_ID)
         self.assertEqual((yield self.state.enqueue(over)), ())  # the copied message counts for bob
         page, _ = yield self.state.backlog("alice", 1, 0.0, 10)
         self.assertEqual([q.id for q in page], [2])  # ids go on after the copied ones

@@ -22,7 +22,7 @@ from msgsvc.state import StoreError
 from msgsvc.state.sqlite import SCHEMA_VERSION, Database, SqliteStore
 
 from .support.logs import VERSION_1
-from .support.queue import ROOM
+from .support.queue import NO_ID, ROOM
 
 
 class DatabaseTests(SynchronousTestCase):
@@ -271,7 +271,7 @@ class QueueTests(SynchronousTestCase):
         self.addCleanup(self.db.close)
 
     def enqueue(self, *keys: str, at: float = 100.0, limit: int = 10, oldest: float = 0.0) -> object:
-        message = Enqueue(keys, "alice", "multicast", ("Bob", "carol"), "hi", at, limit, oldest, *ROOM)
+        message = Enqueue(keys, "alice", "multicast", ("Bob", "carol"), "hi", at, limit, oldest, *ROOM, NO_ID)
         [queued] = self.db.batch([lambda db: db.enqueue(message)])
         return queued
 
@@ -297,7 +297,7 @@ class QueueTests(SynchronousTestCase):
         path = self.mktemp()
         db = Database(path)
         for sender in ("alice", "Alice", "bob"):
-            message = Enqueue(("carol",), sender, "unicast", ("carol",), "hi", 1.0, 10, 0.0, *ROOM)
+            message = Enqueue(("carol",), sender, "unicast", ("carol",), "hi", 1.0, 10, 0.0, *ROOM, NO_ID)
             db.batch([lambda d: d.enqueue(message)])  # noqa: B023 - run at once
         db._db.executescript(
             "DROP TRIGGER queue_added; DROP TRIGGER queue_removed; DROP TABLE queue_senders;"
@@ -306,9 +306,9 @@ class QueueTests(SynchronousTestCase):
         db.close()
         db = Database(path)
         self.addCleanup(db.close)
-        to_two = Enqueue(("x", "y"), "ALICE", "multicast", ("x", "y"), "hi", 2.0, 10, 0.0, 3, 100)
+        to_two = Enqueue(("x", "y"), "ALICE", "multicast", ("x", "y"), "hi", 2.0, 10, 0.0, 3, 100, NO_ID)
         self.assertEqual(db.batch([lambda d: d.enqueue(to_two)]), [("x",)])  # alice had 2 waiting
-        to_two = Enqueue(("x", "y"), "erin", "multicast", ("x", "y"), "hi", 2.0, 10, 0.0, 3, 5)
+        to_two = Enqueue(("x", "y"), "erin", "multicast", ("x", "y"), "hi", 2.0, 10, 0.0, 3, 5, NO_ID)
         self.assertEqual(db.batch([lambda d: d.enqueue(to_two)]), [("x",)])  # 4 waited in all
 
     def test_a_reset_drops_the_names_queue(self) -> None:

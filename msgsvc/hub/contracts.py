@@ -244,10 +244,9 @@ class Message:
     recipients: tuple[str, ...]
     text: str
     #: Its id and time (:meth:`MessageIds.make`), made by the node that took it from its sender, before
-    #: anyone gets it; other nodes get them with the message.  (The defaults go once the hub and the
-    #: cluster fill them: /work/notes/history-plan.md.)
-    id: str = ""
-    at: float = 0.0
+    #: anyone gets it; other nodes get them with the message.
+    id: str
+    at: float
 
 
 @dataclass(slots=True)
@@ -314,7 +313,7 @@ class Enqueue:
     oldest: float  # messages sent before this have expired
     sender_limit: int  # messages that may wait from one sender, for all its recipients together
     total_limit: int  # messages that may wait in all the queues together
-    message_id: str = ""  # the message's own id (Message.id)
+    message_id: str  # the message's own id (Message.id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from msgsvc.hub.contracts import (
     Kind,
     LogLoaded,
     Message,
+    MessageIds,
     Network,
     NoticeSent,
     Participant,
@@ -58,9 +59,12 @@ class Hub:
         max_clients: int,
         queue: QueuePolicy = QueuePolicy(),  # noqa: B008 - frozen
         network: Network | None = None,
+        ids: MessageIds | None = None,
     ) -> None:
-        """``network``: the other nodes of the service (none: a server alone)."""
+        """``network``: the other nodes of the service (none: a server alone); ``ids``: what makes the
+        messages' ids (by default from ``clock`` and random bits)."""
         self._clock = clock
+        self._ids = ids or MessageIds(clock)
         self._max_clients = max_clients
         self._log: dict[str, UserRecord] = {username_key(r.name): r for r in records or ()}
         self._loaded = records is not None  # else nobody may register until load()
@@ -377,7 +381,7 @@ class Hub:
                     absent.append(record)
             offline.append(record.name if record is not None else name)
         kind = Kind.UNICAST if len(names) == 1 else Kind.MULTICAST
-        message = Message(sender.record.name, kind, tuple(group), text)
+        message = Message(sender.record.name, kind, tuple(group), text, *self._ids.make())
         if elsewhere or sender.outgoing:
             return self.nodes.route(sender, message, targets, elsewhere, offline, absent, queue)
         for session in targets:
@@ -395,7 +399,8 @@ class Hub:
         the network is unreachable it reaches this node's users only, and its
         count says so.
         """
-        return self.nodes.broadcast(sender, Message(sender.record.name, Kind.BROADCAST, (), text))
+        message = Message(sender.record.name, Kind.BROADCAST, (), text, *self._ids.make())
+        return self.nodes.broadcast(sender, message)
 
     # -- the offline queue -----------------------------------------------
 

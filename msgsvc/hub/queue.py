@@ -63,6 +63,7 @@ class OfflineQueue:
             now - policy.age,
             policy.per_sender,
             policy.total,
+            message.id,
         )
 
         def queued(done: tuple[str, ...]) -> Report:

@@ -342,12 +342,25 @@ class RedisCluster(Service):
         batch, self._routing = self._routing, []
         args: list[object] = [self.node]
         for message, keys_by_node, _ in batch:
-            # Its id and time go with it: a message has one id on every node.
-            body = {"id": message.id, "at": message.at, "from": message.sender, "text": message.text}
             if message.kind is Kind.BROADCAST:
-                args += ["", json.dumps(body | {"kind": "broadcast"})]
+                body: dict[str, object] = {
+                    "from": message.sender,
+                    "kind": "broadcast",
+                    "text": message.text,
+                    "id": message.id,
+                    "at": message.at,
+                }
+                args += ["", json.dumps(body)]
             else:
-                body |= {"kind": message.kind.value, "group": message.recipients, "to": keys_by_node}
+                body = {
+                    "from": message.sender,
+                    "kind": message.kind.value,
+                    "group": message.recipients,
+                    "text": message.text,
+                    "id": message.id,
+                    "at": message.at,
+                    "to": keys_by_node,
+                }
                 args += [",".join(keys_by_node), json.dumps(body)]
 
         def answered(replies: list[Any]) -> list[set[str]]:
@@ -383,11 +396,9 @@ class RedisCluster(Service):
         """A message from another node's user, read from this node's inbox."""
         m = json.loads(data)
         if m["kind"] == Kind.BROADCAST.value:
-            message = Message(m["from"], Kind.BROADCAST, (), m["text"], id=m["id"], at=m["at"])
-            self.nodes.remote_message(message, ())
+            self.nodes.remote_message(Message(m["from"], Kind.BROADCAST, (), m["text"], m["id"], m["at"]), ())
         else:
-            kind, group = Kind(m["kind"]), tuple(m["group"])
-            message = Message(m["from"], kind, group, m["text"], id=m["id"], at=m["at"])
+            message = Message(m["from"], Kind(m["kind"]), tuple(m["group"]), m["text"], m["id"], m["at"])
             self.nodes.remote_message(message, m["to"].get(self.node, ()))
 
     def _presence(self, on: str, data: str) -> None:
