@@ -14,7 +14,6 @@ from msgsvc.hub.contracts import (
     Refusal,
     Refused,
     RegistrationRefused,
-    Report,
     UserJoined,
     UserKicked,
     UserLeft,
@@ -25,7 +24,7 @@ from msgsvc.hub.contracts import (
 from msgsvc.hub.core import Hub
 
 from .support.fakes import MemoryStore, RecordingParticipant
-from .support.harness import admitted
+from .support.harness import admitted, outcome
 
 
 class HubTestCase(SynchronousTestCase):
@@ -162,8 +161,8 @@ class PendingRegistrationTests(HubTestCase):
         self.store.hold = True
         alice = RecordingParticipant()
         admitted(self.hub, alice, "alice", "p")
-        self.assertEqual(bob.user.broadcast("hi"), Report(0, ()))
-        self.assertEqual(bob.user.send(["alice"], "hi"), Report(0, ("alice",)))
+        self.assertEqual(outcome(bob.user.broadcast("hi")), (0, (), ()))
+        self.assertEqual(outcome(bob.user.send(["alice"], "hi")), (0, ("alice",), ()))
         self.assertEqual(alice.events, [])
         self.assertEqual(bob.events, [])
 
@@ -200,7 +199,7 @@ class RoutingTests(HubTestCase):
 
     def test_unicast(self) -> None:
         report = self.alice.user.send(["BOB"], "hi")
-        self.assertEqual(report, Report(1, ()))
+        self.assertEqual(outcome(report), (1, (), ()))
         [message] = self.bob.messages()
         self.assertEqual(
             (message.sender, message.kind, message.recipients, message.text),
@@ -211,7 +210,7 @@ class RoutingTests(HubTestCase):
 
     def test_multicast_reports_offline_and_unknown_names(self) -> None:
         report = self.alice.user.send(["bob", "old", "carol", "nobody"], "team")
-        self.assertEqual(report, Report(2, ("Old", "nobody")))
+        self.assertEqual(outcome(report), (2, ("Old", "nobody"), ()))
         [to_bob] = self.bob.messages()
         [to_carol] = self.carol.messages()
         self.assertIs(to_bob, to_carol)
@@ -219,15 +218,15 @@ class RoutingTests(HubTestCase):
         self.assertEqual((to_bob.kind, to_bob.recipients), (Kind.MULTICAST, ("bob", "Old", "carol")))
 
     def test_unicast_to_an_offline_name(self) -> None:
-        self.assertEqual(self.alice.user.send(["Old"], "x"), Report(0, ("Old",)))
+        self.assertEqual(outcome(self.alice.user.send(["Old"], "x")), (0, ("Old",), ()))
 
     def test_sending_to_oneself(self) -> None:
-        self.assertEqual(self.alice.user.send(["alice"], "note"), Report(1, ()))
+        self.assertEqual(outcome(self.alice.user.send(["alice"], "note")), (1, (), ()))
         self.assertEqual(self.alice.messages()[0].text, "note")
 
     def test_broadcast_reaches_everyone_else(self) -> None:
         report = self.bob.user.broadcast("all")
-        self.assertEqual(report, Report(2, ()))
+        self.assertEqual(outcome(report), (2, (), ()))
         self.assertEqual(self.bob.events, [])
         [a] = self.alice.messages()
         [c] = self.carol.messages()
@@ -238,11 +237,14 @@ class RoutingTests(HubTestCase):
         """Ids grow in the order the hub took the messages (here three in one millisecond); the time
         is the id's millisecond; every recipient gets the one object."""
         self.clock.advance(0.1234)
-        self.alice.user.send(["bob"], "one")
-        self.alice.user.send(["bob", "carol"], "two")
-        self.bob.user.broadcast("three")
+        reports = [
+            self.alice.user.send(["bob"], "one"),
+            self.alice.user.send(["bob", "carol"], "two"),
+            self.bob.user.broadcast("three"),
+        ]
         messages = self.bob.messages() + self.alice.messages()
         self.assertEqual([m.text for m in messages], ["one", "two", "three"])
+        self.assertEqual([(r.id, r.at) for r in reports], [(m.id, m.at) for m in messages])  # type: ignore[union-attr]
         self.assertEqual([message_id(m.id) for m in messages], [m.id for m in messages])
         self.assertEqual(sorted(m.id for m in messages), [m.id for m in messages])
         self.assertEqual(len({m.id for m in messages}), 3)

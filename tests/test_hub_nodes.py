@@ -19,7 +19,6 @@ from msgsvc.hub.contracts import (
     Refusal,
     Refused,
     RemoteUser,
-    Report,
     UserJoined,
     UserLeft,
     UserRecord,
@@ -28,7 +27,7 @@ from msgsvc.hub.core import Hub
 from msgsvc.state.redislink import RedisUnavailable
 
 from .support.fakes import FakeNetwork, MemoryStore, RecordingParticipant
-from .support.harness import admitted
+from .support.harness import admitted, outcome
 
 
 class NodeTests(SynchronousTestCase):
@@ -90,7 +89,9 @@ class NodeTests(SynchronousTestCase):
         self.assertEqual((message.recipients, keys), (("bob", "erin"), {"there": ["bob"]}))
         self.assertEqual(erin.messages(), [])  # not before the network has it
         self.network.answers[0].callback({"there"})
-        self.assertEqual(self.successResultOf(report), Report(2, ("zed",)))
+        told = self.successResultOf(report)
+        self.assertEqual(outcome(told), (2, ("zed",), ()))
+        self.assertEqual((told.id, told.at), (message.id, 100.0))
         self.assertEqual(erin.messages(), [message])
 
     def test_a_senders_messages_reach_each_local_user_in_order_while_earlier_ones_are_routed(self) -> None:
@@ -106,13 +107,13 @@ class NodeTests(SynchronousTestCase):
         self.assertEqual(erin.messages(), [])
         self.network.answers[0].callback({"there"})
         self.assertEqual([m.text for m in erin.messages()], ["1", "2", "3"])
-        self.assertEqual(self.successResultOf(first), Report(2, ()))
-        self.assertEqual(self.successResultOf(second), Report(1, ()))
-        self.assertEqual(self.successResultOf(third), Report(2, ()))
+        self.assertEqual(outcome(self.successResultOf(first)), (2, (), ()))
+        self.assertEqual(outcome(self.successResultOf(second)), (1, (), ()))
+        self.assertEqual(outcome(self.successResultOf(third)), (2, (), ()))
         self.assertNoResult(fourth)
         self.network.answers[2].callback({"there"})
-        self.assertEqual(self.successResultOf(fourth), Report(1, ()))
-        self.assertEqual(self.alice.user.send(["erin"], "5"), Report(1, ()))  # nothing waits: at once
+        self.assertEqual(outcome(self.successResultOf(fourth)), (1, (), ()))
+        self.assertEqual(outcome(self.alice.user.send(["erin"], "5")), (1, (), ()))  # nothing waits: at once
 
     def test_a_message_refused_on_the_way_does_not_hold_up_the_next(self) -> None:
         erin = self.join("erin")
@@ -121,7 +122,7 @@ class NodeTests(SynchronousTestCase):
         assert isinstance(lost, Deferred) and isinstance(after, Deferred)
         self.network.answers[0].errback(RedisUnavailable("gone"))
         self.assertEqual(self.failureResultOf(lost, Refused).value.refusal, Refusal.UNAVAILABLE)
-        self.assertEqual(self.successResultOf(after), Report(1, ()))
+        self.assertEqual(outcome(self.successResultOf(after)), (1, (), ()))
         self.assertEqual([m.text for m in erin.messages()], ["after"])
         self.flushLoggedErrors(RedisUnavailable)
 
@@ -130,7 +131,7 @@ class NodeTests(SynchronousTestCase):
         report = self.alice.user.send(["bob", "carol"], "hi")
         assert isinstance(report, Deferred)
         self.network.answers[0].callback({"there"})
-        self.assertEqual(self.successResultOf(report), Report(1, ("carol",), ("carol",)))
+        self.assertEqual(outcome(self.successResultOf(report)), (1, ("carol",), ("carol",)))
 
     def test_a_local_user_who_left_while_a_message_waited_for_the_network_is_offline_and_queued_if_protected(
         self,
@@ -143,8 +144,8 @@ class NodeTests(SynchronousTestCase):
         carol.user.log_out()
         erin.user.log_out()
         self.network.answers[0].callback({"there"})
-        self.assertEqual(self.successResultOf(report), Report(1, ("carol", "erin"), ("carol",)))
-        self.assertEqual(self.successResultOf(after), Report(0, ("erin",)))
+        self.assertEqual(outcome(self.successResultOf(report)), (1, ("carol", "erin"), ("carol",)))
+        self.assertEqual(outcome(self.successResultOf(after)), (0, ("erin",), ()))
         self.assertEqual((carol.messages(), erin.messages()), ([], []))
         self.assertEqual([(key, q.text) for key, q in self.store.queue], [("carol", "hi")])
 
@@ -156,7 +157,7 @@ class NodeTests(SynchronousTestCase):
         assert isinstance(report, Deferred)
         dave.user.log_out()
         self.network.answers[0].callback({"there"})
-        self.assertEqual(self.successResultOf(report), Report(1, ("dave", "carol")))
+        self.assertEqual(outcome(self.successResultOf(report)), (1, ("dave", "carol"), ()))
         self.assertEqual(self.store.queue, [])
 
     def test_a_local_user_back_while_a_message_waited_for_the_network_gets_it(self) -> None:
@@ -166,7 +167,7 @@ class NodeTests(SynchronousTestCase):
         erin.user.log_out()
         again = self.join("erin")
         self.network.answers[0].callback({"there"})
-        self.assertEqual(self.successResultOf(report), Report(2, ()))
+        self.assertEqual(outcome(self.successResultOf(report)), (2, (), ()))
         self.assertEqual((erin.messages(), [m.text for m in again.messages()]), ([], ["hi"]))
 
     def test_a_broadcast_waiting_for_earlier_messages_reaches_who_is_online_then_but_its_sender(self) -> None:
@@ -179,7 +180,7 @@ class NodeTests(SynchronousTestCase):
         alice = self.join("alice")  # the sender, back: still the sender
         self.network.answers[0].callback({"there"})
         self.network.answers[1].callback({"there"})
-        self.assertEqual(self.successResultOf(report), Report(2, ()))  # frank here, bob there
+        self.assertEqual(outcome(self.successResultOf(report)), (2, (), ()))  # frank here, bob there
         self.assertEqual((erin.messages(), alice.messages()), ([], []))
         self.assertEqual([m.text for m in frank.messages()], ["all"])
 
@@ -189,7 +190,7 @@ class NodeTests(SynchronousTestCase):
         with self.assertRaises(Refused) as caught:
             self.alice.user.send(["bob", "erin"], "hi")
         self.assertEqual(caught.exception.refusal, Refusal.UNAVAILABLE)
-        self.assertEqual(self.alice.user.send(["erin"], "same node"), Report(1, ()))
+        self.assertEqual(outcome(self.alice.user.send(["erin"], "same node")), (1, (), ()))
         self.network.up = True
         failed = self.alice.user.send(["bob", "erin"], "lost on the way")
         assert isinstance(failed, Deferred)
@@ -204,9 +205,9 @@ class NodeTests(SynchronousTestCase):
         assert isinstance(report, Deferred)
         self.assertEqual(self.network.routed[0][1], {})
         self.network.answers[0].callback({"there"})
-        self.assertEqual(self.successResultOf(report), Report(2, ()))
+        self.assertEqual(outcome(self.successResultOf(report)), (2, (), ()))
         self.network.up = False
-        self.assertEqual(self.alice.user.broadcast("only here"), Report(1, ()))
+        self.assertEqual(outcome(self.alice.user.broadcast("only here")), (1, (), ()))
         self.assertEqual([m.text for m in erin.messages()], ["all", "only here"])
 
     def test_messages_from_other_nodes_reach_the_users_named_here(self) -> None:

@@ -251,8 +251,11 @@ class Message:
 
 @dataclass(slots=True)
 class Report:
-    """What a sender is told: how many got it, which named users are offline, which of those get it later."""
+    """What a sender is told: its message's id and time, how many got it, which named users are
+    offline, which of those get it later."""
 
+    id: str  # Message.id
+    at: float  # Message.at
     delivered: int
     offline: tuple[str, ...]
     queued: tuple[str, ...] = ()

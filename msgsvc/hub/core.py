@@ -386,7 +386,7 @@ class Hub:
             return self.nodes.route(sender, message, targets, elsewhere, offline, absent, queue)
         for session in targets:
             session.participant.receive(message)
-        report = Report(len(targets), tuple(offline))
+        report = Report(message.id, message.at, len(targets), tuple(offline))
         if not absent:
             return report
         return self._queue.enqueue(message, absent, report)

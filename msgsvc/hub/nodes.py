@@ -149,7 +149,7 @@ class Nodes:
                     offline.append(record.name)
                     if record.protected and queue:
                         absent.append(record)
-            report = Report(delivered, tuple(offline))
+            report = Report(message.id, message.at, delivered, tuple(offline))
             return self._queue.enqueue(message, absent, report) if absent else report
 
         def failed(failure: Failure) -> Failure:
@@ -172,11 +172,12 @@ class Nodes:
             return delivered
 
         def counted(reached: set[str], delivered: int) -> Report:
-            return Report(delivered + sum(1 for u in self.remote.values() if u.node in reached), ())
+            reached_there = sum(1 for u in self.remote.values() if u.node in reached)
+            return Report(message.id, message.at, delivered + reached_there, ())
 
         def failed(failure: Failure, delivered: int) -> Report:
             self.log.failure("could not pass a broadcast from {sender} on", failure, sender=message.sender)
-            return Report(delivered, ())
+            return Report(message.id, message.at, delivered, ())
 
         if sender.outgoing:  # after its earlier messages, which wait for the network
             return self._in_order(
@@ -184,7 +185,7 @@ class Nodes:
             )
         delivered = deliver()
         if routing is None:
-            return Report(delivered, ())
+            return Report(message.id, message.at, delivered, ())
         return routing.addCallbacks(counted, failed, callbackArgs=(delivered,), errbackArgs=(delivered,))
 
     def _in_order(
@@ -241,7 +242,7 @@ class Nodes:
             elif (record := self._users.get(key)) is not None and record.protected:
                 absent.append(record)
         if absent:
-            self._queue.enqueue(message, absent, Report(0, ())).addCallback(self._lost, message, absent)
+            self._queue.enqueue(message, absent, Report(message.id, message.at, 0, ())).addCallback(self._lost, message, absent)
 
     def _lost(self, report: Report, message: Message, absent: list[UserRecord]) -> None:
         """Say which of ``absent`` a message counted delivered to did not get, nor will: their queues

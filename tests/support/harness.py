@@ -11,7 +11,7 @@ from msgsvc.auth.accounts import Accounts
 from msgsvc.fronts.clients import Clients
 from msgsvc.fronts.lines import ServerFactory, ServerProtocol
 from msgsvc.fronts.presence import Presence
-from msgsvc.hub.contracts import QueuePolicy, UserRecord, username_key
+from msgsvc.hub.contracts import QueuePolicy, Report, UserRecord, username_key
 from msgsvc.hub.core import Hub
 from msgsvc.wire import Limits
 
@@ -28,6 +28,12 @@ def admitted(hub: Hub, participant: RecordingParticipant, name: str, peer: str) 
     user from the start, to log out even before it is online."""
     user = participant.user = hub.register(participant, name, peer)
     return hub.admit(user).addCallback(lambda online: None if online is None else online.name)
+
+
+def outcome(report: Report | Deferred[Report]) -> tuple[int, tuple[str, ...], tuple[str, ...]]:
+    """What a (fired) report says of whom a message reached: delivered, offline, queued."""
+    assert isinstance(report, Report), report
+    return report.delivered, report.offline, report.queued
 
 
 class ServerHarness:
