@@ -5,15 +5,27 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
 from twisted.internet.task import Clock, deferLater
+from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.auth.store import Reset
 from msgsvc.hub.contracts import ALL, Enqueue, Kind, MessageIds, Queued, Stored, UserRecord
-from msgsvc.state.redis import ACCOUNTS, ACCOUNTS_CHANGED, HISTORIES, conversations_key, history_key
+from msgsvc.state.redis import (
+    ACCOUNTS,
+    ACCOUNTS_CHANGED,
+    APPEND,
+    HISTORIES,
+    HISTORY_SIZE,
+    RedisState,
+    conversations_key,
+    history_entry,
+    history_key,
+)
 from msgsvc.state.redislink import RedisUnavailable
 from msgsvc.state.redisurl import RedisURL
 from msgsvc.state.sqlite import Database
@@ -217,6 +229,16 @@ class RedisHistoryTests(RedisStateCase):
         self.assertEqual(gone, 0)
         self.assertEqual(await self.state.history_size(), 1)
 
+    async def test_what_waits_for_the_end_of_the_pass_is_sent_when_the_state_stops(self) -> None:
+        stopping = RedisState(reactor, RedisURL.parse(self.server.url))
+        stopping.startService()
+        await stopping.redis.ready()
+        e = entry("alice,bob", "alice", 100.0)
+        appended = stopping.append(e, 100)
+        await stopping.stopService()
+        await appended
+        self.assertEqual(await self.state.page_before("alice,bob", None, 10, 0.0), ([e], False))
+
     async def test_appending_an_entry_twice_keeps_it_once(self) -> None:
         e = entry("alice,bob", "alice", 100.0)
         await gatherResults([self.state.append(e, 100), self.state.append(e, 100)])
@@ -245,3 +267,47 @@ class RedisHistoryTests(RedisStateCase):
         self.assertEqual(await self.state.protected_since("bob"), 12.5)
         await self.state.set_password_hash("bob", "$argon2id$new", 20.0)  # not a new protection
         self.assertEqual(await self.state.protected_since("bob"), 20.0)  # later than the truth: hides more
+
+
+class _Scripts:
+    """Redis's commands for :class:`RedisState`, answered by the test."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[object, list[str], list[object], Deferred[Any]]] = []
+
+    def script(self, script: object, keys: list[str], args: list[object]) -> Deferred[Any]:
+        answer: Deferred[Any] = Deferred()
+        self.calls.append((script, keys, args, answer))
+        return answer
+
+
+class AppendTests(SynchronousTestCase):
+    """What a node writes for the history entries of one reactor pass, and when each is told."""
+
+    def setUp(self) -> None:
+        self.clock = MemoryReactorClock()
+        self.state = RedisState(self.clock, RedisURL("localhost"))  # not started: its commands are faked
+        self.redis = self.state.redis = _Scripts()  # type: ignore[assignment]
+        self.entries = [entry("alice,bob", "alice", 100.0), entry(ALL, "bob", 101.0)]
+
+    def test_one_script_a_pass_with_each_entry_in_order(self) -> None:
+        appended = [self.state.append(self.entries[0], 10), self.state.append(self.entries[1], 20)]
+        self.assertEqual(self.redis.calls, [])  # at the end of the pass
+        self.clock.advance(0)
+        ((script, keys, args, answer),) = self.redis.calls
+        self.assertEqual((script, keys), (APPEND, [HISTORY_SIZE]))
+        members = [history_entry(e) for e in self.entries]
+        self.assertEqual(args, ["alice,bob", members[0], 10, ALL, members[1], 20])
+        self.assertNoResult(appended[0])
+        answer.callback(2)
+        self.assertEqual([self.successResultOf(d) for d in appended], [None, None])
+        self.state.append(self.entries[0], 10)
+        self.clock.advance(0)
+        self.assertEqual(len(self.redis.calls), 2)  # the next pass: a script of its own
+
+    def test_when_redis_fails_every_entry_of_the_pass_fails(self) -> None:
+        appended = [self.state.append(e, 10) for e in self.entries]
+        self.clock.advance(0)
+        self.redis.calls[0][3].errback(RedisUnavailable("gone"))
+        for d in appended:
+            self.failureResultOf(d, RedisUnavailable)

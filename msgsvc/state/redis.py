@@ -41,7 +41,7 @@ from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, gatherResults
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -282,16 +282,23 @@ local function settle(conv)
 end
 """
 
+# Appends the entries of one reactor pass, each trimmed to its conversation's newest `keep` at once.
 APPEND = Script(
     _SETTLE
     + """
--- KEYS: the history, the size; ARGV: conversation, member, keep.  Returns the change in entries.
-if redis.call('ZADD', KEYS[1], 'NX', 0, ARGV[2]) == 0 then return 0 end
-local added = 1
-local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[3])
-if over > 0 then added = added - redis.call('ZREMRANGEBYRANK', KEYS[1], 0, over - 1) end
-redis.call('INCRBY', KEYS[2], added)
-settle(ARGV[1])
+-- KEYS: the size; ARGV: conversation, member, keep, ...  Returns the change in entries.
+local added, touched = 0, {}
+for i = 1, #ARGV, 3 do
+  local history = 'msgsvc:history:' .. ARGV[i]
+  if redis.call('ZADD', history, 'NX', 0, ARGV[i + 1]) == 1 then
+    added = added + 1
+    local over = redis.call('ZCARD', history) - tonumber(ARGV[i + 2])
+    if over > 0 then added = added - redis.call('ZREMRANGEBYRANK', history, 0, over - 1) end
+    touched[ARGV[i]] = true
+  end
+end
+for conv in pairs(touched) do settle(conv) end
+if added ~= 0 then redis.call('INCRBY', KEYS[1], added) end
 return added
 """
 )
@@ -406,6 +413,8 @@ class RedisState(Service):
         self._clock: IReactorTime = reactor
         self.redis = Commands(reactor, url, "state")
         self.node = ""  # this node's name (msgsvc.state.cluster sets it): what it publishes says so
+        self._appending: list[tuple[Stored, int, Deferred[None]]] = []
+        self._append_call: IDelayedCall | None = None
 
     @property
     def where(self) -> str:
@@ -417,7 +426,11 @@ class RedisState(Service):
 
     def stopService(self) -> Deferred[None]:
         Service.stopService(self)
-        return self.redis.stop()
+        if self._append_call is None:
+            return self.redis.stop()
+        self._append_call.cancel()
+        # The history entries of this pass, answered (or failed: at once if Redis is away) before it stops.
+        return self._append_all().addBoth(lambda _: self.redis.stop())
 
     def read_log(self) -> Deferred[Snapshot]:
         """The log, read as soon as Redis answers: until then, and if reading fails, try again."""
@@ -582,12 +595,28 @@ class RedisState(Service):
     # -- history (msgsvc.hub.contracts.HistoryStore) -----------------------------------------
 
     def append(self, entry: Stored, keep: int) -> Deferred[None]:
-        """One script (:data:`APPEND`), sent at once on the pipelined connection: no wait per message."""
-        return self.redis.script(
-            APPEND,
-            [history_key(entry.conversation), HISTORY_SIZE],
-            [entry.conversation, history_entry(entry), keep],
-        ).addCallback(lambda _: None)
+        """Appended with the others of this reactor pass: one script (:data:`APPEND`) for them all."""
+        done: Deferred[None] = Deferred()
+        self._appending.append((entry, keep, done))
+        if self._append_call is None:
+            self._append_call = self._clock.callLater(0, self._append_all)
+        return done
+
+    def _append_all(self) -> Deferred[None]:
+        """Write what :meth:`append` was given since the last pass, in order; tell each once written."""
+        self._append_call = None
+        batch, self._appending = self._appending, []
+
+        def tell(_: object) -> None:
+            for _, _, done in batch:
+                done.callback(None)
+
+        def failed(failure: Failure) -> None:
+            for _, _, done in batch:
+                done.errback(failure)
+
+        args = [arg for entry, keep, _ in batch for arg in (entry.conversation, history_entry(entry), keep)]
+        return self.redis.script(APPEND, [HISTORY_SIZE], args).addCallbacks(tell, failed)
 
     def page_before(
         self, conversation: str, before: str | None, limit: int, since: float
