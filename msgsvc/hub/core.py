@@ -1,12 +1,13 @@
 """The hub's core: registration, sessions, the username log and its views, local routing, and the
-operator's actions.  It composes the offline queue (:mod:`msgsvc.hub.queue`) and the routing
-between nodes (:mod:`msgsvc.hub.nodes`)."""
+operator's actions.  It composes the offline queue (:mod:`msgsvc.hub.queue`), the routing
+between nodes (:mod:`msgsvc.hub.nodes`) and the history (:mod:`msgsvc.hub.history`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -40,10 +41,13 @@ from msgsvc.hub.contracts import (
     is_valid_username,
     username_key,
 )
+from msgsvc.hub.history import History
 from msgsvc.hub.nodes import Alone, Nodes
 from msgsvc.hub.queue import OfflineQueue
 from msgsvc.hub.session import Session
 from msgsvc.hub.user import User
+
+T = TypeVar("T")
 
 
 class Hub:
@@ -60,11 +64,14 @@ class Hub:
         queue: QueuePolicy = QueuePolicy(),  # noqa: B008 - frozen
         network: Network | None = None,
         ids: MessageIds | None = None,
+        history: History | None = None,
     ) -> None:
         """``network``: the other nodes of the service (none: a server alone); ``ids``: what makes the
-        messages' ids (by default from ``clock`` and random bits)."""
+        messages' ids (by default from ``clock`` and random bits); ``history``: where messages are kept
+        (none: no history, ``--history-days 0``)."""
         self._clock = clock
         self._ids = ids or MessageIds(clock)
+        self.history = history
         self._max_clients = max_clients
         self._log: dict[str, UserRecord] = {username_key(r.name): r for r in records or ()}
         self._loaded = records is not None  # else nobody may register until load()
@@ -174,6 +181,7 @@ class Hub:
                 return None
             record.name = spelled  # another node may have put it in the log first
             self._log[key] = record
+            session.seen_before = 0.0 if first_time else record.last_seen
             record.last_seen = now
             session.online = True
             self._emit(UserJoined(record.name, session.peer, first_time))
@@ -383,9 +391,12 @@ class Hub:
         kind = Kind.UNICAST if len(names) == 1 else Kind.MULTICAST
         message = Message(sender.record.name, kind, tuple(group), text, *self._ids.make())
         if elsewhere or sender.outgoing:
-            return self.nodes.route(sender, message, targets, elsewhere, offline, absent, queue)
+            routed = self.nodes.route(sender, message, targets, elsewhere, offline, absent, queue)
+            return self._kept(routed, message)
         for session in targets:
             session.participant.receive(message)
+        if self.history is not None:
+            self.history.keep(message)
         report = Report(message.id, message.at, len(targets), tuple(offline))
         if not absent:
             return report
@@ -400,7 +411,31 @@ class Hub:
         count says so.
         """
         message = Message(sender.record.name, Kind.BROADCAST, (), text, *self._ids.make())
-        return self.nodes.broadcast(sender, message)
+        return self._kept(self.nodes.broadcast(sender, message), message)
+
+    def _kept(self, report: Report | Deferred[Report], message: Message) -> Report | Deferred[Report]:
+        """``report``, once ``message`` is in the history (as soon as delivered: not waiting for it)."""
+        history = self.history
+        if history is None:
+            return report
+        if isinstance(report, Report):
+            history.keep(message)
+            return report
+
+        def delivered(report: Report) -> Report:
+            history.keep(message)
+            return report
+
+        return report.addCallback(delivered)
+
+    # -- the history -----------------------------------------------------
+
+    def read_history(self, read: Callable[[History], Deferred[T]]) -> Deferred[T]:
+        """What ``read`` reads of the history (a user's :class:`IUser` history calls), or Refused
+        (HISTORY_OFF) if the server keeps none."""
+        if self.history is None:
+            return fail(Refused(Refusal.HISTORY_OFF, "this server keeps no history"))
+        return read(self.history)
 
     # -- the offline queue -----------------------------------------------
 

@@ -242,7 +242,8 @@ class Nodes:
             elif (record := self._users.get(key)) is not None and record.protected:
                 absent.append(record)
         if absent:
-            self._queue.enqueue(message, absent, Report(message.id, message.at, 0, ())).addCallback(self._lost, message, absent)
+            told = Report(message.id, message.at, 0, ())
+            self._queue.enqueue(message, absent, told).addCallback(self._lost, message, absent)
 
     def _lost(self, report: Report, message: Message, absent: list[UserRecord]) -> None:
         """Say which of ``absent`` a message counted delivered to did not get, nor will: their queues

@@ -49,19 +49,17 @@ class User:
     def log_out(self) -> None:
         self._hub.unregister(self.session)
 
-    # History (issue 30): msgsvc.hub.history makes these; mypy's zope plugin needs them meanwhile.
-
     def history(self, conversation: str, before: str | None, limit: int) -> Deferred[Page]:
-        raise NotImplementedError("history: /work/notes/history-plan.md (c)")
+        return self._hub.read_history(lambda h: h.page_before(self.name, conversation, before, limit))
 
     def history_after(self, conversation: str, after: str, limit: int) -> Deferred[Page]:
-        raise NotImplementedError("history: /work/notes/history-plan.md (c)")
+        return self._hub.read_history(lambda h: h.page_after(self.name, conversation, after, limit))
 
     def conversations(self, limit: int) -> Deferred[list[Stored]]:
-        raise NotImplementedError("history: /work/notes/history-plan.md (c)")
+        return self._hub.read_history(lambda h: h.conversations(self.name, limit))
 
     def catch_up(self) -> Deferred[list[Page]]:
-        raise NotImplementedError("history: /work/notes/history-plan.md (c)")
+        return self._hub.read_history(lambda h: h.catch_up(self.session.seen_before))
 
 
 @implementer(IUser)

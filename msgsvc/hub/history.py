@@ -1,0 +1,164 @@
+"""The history: what the hub keeps of each message, and who may read what of it (docs/protocol.rst
+"History").
+
+The hub hands :meth:`History.keep` each message once delivered; the store writes it in its next group
+commit, and nobody waits for that.  Reads go through the privacy rules here, never straight to the
+store: ``#all`` for everyone, a direct conversation only for its participants, only while protected,
+and only from the time the name was last protected (the store's ``protected_since``, read at each
+request: it is the truth across nodes and after the operator's resets).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from msgsvc.hub.contracts import (
+    ALL,
+    HistoryPolicy,
+    HistoryStore,
+    Message,
+    Page,
+    Refusal,
+    Refused,
+    Stored,
+    conversation_key,
+    is_valid_username,
+    participants,
+    username_key,
+)
+
+
+class History(Service):
+    """The history of one server's messages in ``store``, within ``policy`` (which keeps some:
+    with ``--history-days 0`` the hub has no History).  As a service, it drops what is past the
+    policy when it starts and every ``policy.expire_every`` seconds on ``clock``."""
+
+    log = Logger()
+
+    def __init__(self, clock: IReactorTime, store: HistoryStore, policy: HistoryPolicy) -> None:
+        self._clock = clock
+        self._store = store
+        self.policy = policy
+        self._sweep = LoopingCall(self.expire)
+        self._sweep.clock = clock
+
+    # -- writing ---------------------------------------------------------
+
+    def keep(self, message: Message) -> None:
+        """Write ``message`` (delivered) to its conversation's history; a failure is logged."""
+        conversation = conversation_key(message.sender, message.kind, message.recipients)
+        if conversation is None:  # it named nobody in the log
+            return
+        m = message
+        entry = Stored(m.id, m.at, conversation, m.sender, m.kind, m.recipients, m.text)
+        self._store.append(entry, self.policy.keep).addErrback(
+            lambda f: self.log.failure("could not keep message {id} in the history", f, id=message.id)
+        )
+
+    def expire(self) -> Deferred[None]:
+        """Drop the entries older than the policy keeps, and each conversation's past its newest ``keep``."""
+
+        def dropped(count: int) -> None:
+            if count:
+                self.log.info("history: dropped {count} old messages", count=count)
+
+        def failed(failure: Failure) -> None:
+            self.log.failure("could not expire the history", failure)
+
+        oldest = self._clock.seconds() - self.policy.age
+        return self._store.expire_history(oldest, self.policy.keep).addCallbacks(dropped, failed)
+
+    def startService(self) -> None:
+        Service.startService(self)
+        self._sweep.start(self.policy.expire_every)
+
+    def stopService(self) -> None:
+        Service.stopService(self)
+        if self._sweep.running:
+            self._sweep.stop()
+
+    # -- reading, as a reader may ----------------------------------------
+
+    def page_before(self, reader: str, conversation: str, before: str | None, limit: int) -> Deferred[Page]:
+        """What ``reader`` may read of ``conversation`` before ``before`` (None: up to the newest)."""
+        return Deferred.fromCoroutine(self._page(reader, conversation, before, None, limit))
+
+    def page_after(self, reader: str, conversation: str, after: str, limit: int) -> Deferred[Page]:
+        """What ``reader`` may read of ``conversation`` after ``after``."""
+        return Deferred.fromCoroutine(self._page(reader, conversation, None, after, limit))
+
+    def conversations(self, reader: str, limit: int) -> Deferred[list[Stored]]:
+        """The latest entry ``reader`` may read of each conversation it may read, newest first:
+        ``#all``'s, and (if it is protected) those of its direct conversations."""
+        return Deferred.fromCoroutine(self._conversations(reader, min(limit, self.policy.conversations)))
+
+    def catch_up(self, since: float) -> Deferred[list[Page]]:
+        """The login's catch-up: the latest ``policy.catch_up`` entries of ``#all`` sent at or after
+        ``since`` (when the name last logged out; 0 for a name new to the log)."""
+        return Deferred.fromCoroutine(self._catch_up(since))
+
+    async def _page(
+        self, reader: str, conversation: str, before: str | None, after: str | None, limit: int
+    ) -> Page:
+        limit = max(1, min(limit, self.policy.page))
+        with _unavailable():
+            since = await self._readable(reader, conversation)
+            if after is None:
+                entries, more = await self._store.page_before(conversation, before, limit, since)
+            else:
+                entries, more = await self._store.page_after(conversation, after, limit, since)
+        return Page(conversation, tuple(entries), more)
+
+    async def _conversations(self, reader: str, limit: int) -> list[Stored]:
+        with _unavailable():
+            since = await self._store.protected_since(reader)
+            direct = [] if since is None else await self._store.latest(username_key(reader), since, limit)
+            everyone, _ = await self._store.page_before(ALL, None, 1, 0.0)
+        return sorted([*direct, *everyone], key=lambda entry: entry.id, reverse=True)[:limit]
+
+    async def _catch_up(self, since: float) -> list[Page]:
+        with _unavailable():
+            entries, more = await self._store.page_before(ALL, None, self.policy.catch_up, since)
+        return [Page(ALL, tuple(entries), more)]
+
+    async def _readable(self, reader: str, conversation: str) -> float:
+        """The time from which ``reader`` may read ``conversation`` (0: all of it), or Refused
+        (HISTORY_FORBIDDEN) if it may read none of it."""
+        if conversation == ALL:
+            return 0.0
+        if not _is_key(conversation) or username_key(reader) not in participants(conversation):
+            raise Refused(Refusal.HISTORY_FORBIDDEN, "you take no part in that conversation")
+        since = await self._store.protected_since(reader)
+        if since is None:
+            raise Refused(Refusal.HISTORY_FORBIDDEN, _UNPROTECTED)
+        return since
+
+
+_UNPROTECTED = "protect your name (PASSWORD) to keep the history of your conversations"
+
+
+def _is_key(conversation: str) -> bool:
+    """Whether ``conversation`` is a direct conversation's key as :func:`conversation_key` makes it."""
+    names = participants(conversation)
+    keys = all(is_valid_username(n) and n == username_key(n) for n in names)
+    return keys and list(names) == sorted(set(names))
+
+
+@contextmanager
+def _unavailable() -> Iterator[None]:
+    """A refusal passes; the store's failure is logged, and refused as UNAVAILABLE."""
+    try:
+        yield
+    except Refused:
+        raise
+    except Exception as e:
+        History.log.failure("could not read the history", Failure(e))
+        raise Refused(Refusal.UNAVAILABLE, "the history cannot be read now; try again later") from e

@@ -1,0 +1,385 @@
+"""The hub's history: what it keeps of each message, and who may read what of it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.task import Clock
+from twisted.logger import capturedLogs
+from twisted.trial.unittest import SynchronousTestCase
+
+from msgsvc.hub.contracts import (
+    ALL,
+    HistoryPolicy,
+    Kind,
+    Page,
+    Refusal,
+    Refused,
+    RemoteUser,
+    Stored,
+    UserRecord,
+    message_id_floor,
+)
+from msgsvc.hub.core import Hub
+from msgsvc.hub.history import History
+
+from .support.fakes import FakeNetwork, MemoryStore, RecordingParticipant
+from .support.harness import admitted, outcome
+
+START = 1_764_000_000.0
+
+
+class HistoryTestCase(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(START)
+        self.store = MemoryStore()
+        self.history = History(self.clock, self.store, HistoryPolicy(page=3, catch_up=2, conversations=3))
+        self.hub = self.make_hub()
+
+    def make_hub(self, network: FakeNetwork | None = None) -> Hub:
+        records = [UserRecord("Old", 1.0, 2.0)]
+        return Hub(self.clock, self.store, records, 10, network=network, history=self.history)
+
+    def join(self, name: str, hub: Hub | None = None) -> RecordingParticipant:
+        participant = RecordingParticipant()
+        self.successResultOf(admitted(hub or self.hub, participant, name, "peer-" + name))
+        return participant
+
+    def protect(self, name: str) -> None:
+        """Give ``name`` a password now, as the accounts do."""
+        self.successResultOf(self.store.set_password_hash(name, "fake$x", self.clock.seconds()))
+        self.hub.set_protected(name, True)
+
+    def tick(self, seconds: float = 1.0) -> None:
+        self.clock.advance(seconds)
+
+    def texts(self, page: Deferred[Page]) -> tuple[list[str], bool]:
+        got = self.successResultOf(page)
+        return [e.text for e in got.entries], got.more
+
+    def refusal(self, asked: Deferred[Any]) -> Refusal:
+        failure = self.failureResultOf(asked, Refused)
+        assert isinstance(failure.value, Refused)
+        return failure.value.refusal
+
+    def kept(self) -> dict[str, list[str]]:
+        return {conversation: [e.text for e in kept] for conversation, kept in self.store.history.items()}
+
+
+class KeepingTests(HistoryTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.alice = self.join("Alice")
+        self.bob = self.join("bob")
+
+    def test_each_message_is_kept_in_its_conversation_with_its_id_and_time(self) -> None:
+        self.alice.user.send(["BOB"], "to bob")
+        self.bob.user.send(["alice", "old", "nobody"], "to the three")
+        self.alice.user.send(["alice"], "a note")
+        self.bob.user.broadcast("everyone")
+        self.alice.user.send(["nobody"], "into the void")
+        self.assertEqual(
+            self.kept(),
+            {
+                "alice,bob": ["to bob"],
+                "alice,bob,old": ["to the three"],
+                "alice": ["a note"],
+                ALL: ["everyone"],
+            },
+        )
+        [to_bob] = self.store.history["alice,bob"]
+        [message] = self.bob.messages()[:1]
+        self.assertEqual(
+            to_bob, Stored(message.id, message.at, "alice,bob", "Alice", Kind.UNICAST, ("bob",), "to bob")
+        )
+
+    def test_delivery_and_the_report_do_not_wait_for_the_history(self) -> None:
+        held: Deferred[None] = Deferred()
+        self.store.append = lambda entry, keep: held  # type: ignore[method-assign]
+        self.assertEqual(outcome(self.alice.user.send(["bob"], "hi")), (1, (), ()))
+        self.assertEqual([m.text for m in self.bob.messages()], ["hi"])
+
+    def test_a_failed_write_is_logged_and_told_nobody(self) -> None:
+        self.store.append = lambda entry, keep: fail(OSError("disk full"))  # type: ignore[method-assign]
+        with capturedLogs() as events:
+            report = self.alice.user.send(["bob"], "hi")
+        self.assertEqual(outcome(report), (1, (), ()))
+        self.assertEqual([e["log_format"] for e in events], ["could not keep message {id} in the history"])
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+
+    def test_a_conversation_keeps_its_newest_as_the_policy_says(self) -> None:
+        self.history = History(self.clock, self.store, HistoryPolicy(keep=2))
+        hub = self.make_hub()
+        carol, dave = self.join("carol", hub), self.join("dave", hub)
+        for text in "123":
+            carol.user.send(["dave"], text)
+        self.assertEqual(self.kept()["carol,dave"], ["2", "3"])
+        self.assertEqual(len(dave.messages()), 3)
+
+    def test_without_history_nothing_is_written_and_every_read_is_refused(self) -> None:
+        hub = Hub(self.clock, self.store, [], 10)  # --history-days 0
+        carol, dave = self.join("carol", hub), self.join("dave", hub)
+        carol.user.send(["dave"], "hi")
+        carol.user.broadcast("all")
+        self.assertEqual(self.store.history, {})
+        self.assertEqual([m.text for m in dave.messages()], ["hi", "all"])
+        for asked in (
+            dave.user.history(ALL, None, 10),
+            dave.user.history_after(ALL, "", 10),
+            dave.user.conversations(10),
+            dave.user.catch_up(),
+        ):
+            self.assertEqual(self.refusal(asked), Refusal.HISTORY_OFF)
+
+
+class NodesTests(HistoryTestCase):
+    """With other nodes: a message is kept by the node that took it, once routed."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.network = FakeNetwork()
+        self.hub = self.make_hub(network=self.network)
+        self.alice = self.join("alice")
+
+    def test_a_routed_message_is_kept_once_the_network_took_it(self) -> None:
+        self.hub.nodes.remote_joined(RemoteUser("bob", "there", "peer", "tcp", START), 1.0, False, True)
+        self.alice.user.send(["bob"], "hi")
+        self.assertEqual(self.store.history, {})
+        self.network.answers[0].callback({"there"})
+        self.assertEqual(self.kept(), {"alice,bob": ["hi"]})
+
+    def test_a_message_nobody_got_is_not_kept(self) -> None:
+        self.hub.nodes.remote_joined(RemoteUser("bob", "there", "peer", "tcp", START), 1.0, False, True)
+        report = self.alice.user.send(["bob"], "hi")
+        self.network.answers[0].errback(ConnectionError("redis away"))
+        assert isinstance(report, Deferred)
+        self.failureResultOf(report, Refused)
+        self.assertEqual(self.store.history, {})
+        self.assertEqual(len(self.flushLoggedErrors(ConnectionError)), 1)
+
+
+class PrivacyTests(HistoryTestCase):
+    """Direct history: participants only, protected only, from when the name was last protected."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.alice = self.join("alice")
+        self.bob = self.join("bob")
+        self.protect("bob")
+
+    def test_an_unprotected_name_reads_all_but_no_direct_history(self) -> None:
+        self.alice.user.send(["bob"], "private")
+        self.bob.user.broadcast("public")
+        for asked in (
+            self.alice.user.history("alice,bob", None, 10),
+            self.alice.user.history_after("alice,bob", "", 10),
+        ):
+            self.assertEqual(self.refusal(asked), Refusal.HISTORY_FORBIDDEN)
+        self.assertEqual(self.texts(self.alice.user.history(ALL, None, 10)), (["public"], False))
+        listed = self.successResultOf(self.alice.user.conversations(10))
+        self.assertEqual([e.text for e in listed], ["public"])
+
+    def test_the_taker_of_an_unprotected_name_reads_nothing_said_before_it_protected_it(self) -> None:
+        self.alice.user.send(["bob"], "alice's secret")
+        self.bob.user.send(["alice"], "bob's answer")
+        self.alice.user.log_out()
+        self.tick()
+        mallory = self.join("alice")  # anyone may take an unprotected name
+        self.protect("alice")
+        self.assertEqual(self.texts(mallory.user.history("alice,bob", None, 10)), ([], False))
+        self.assertEqual(self.texts(mallory.user.history_after("alice,bob", "", 10)), ([], False))
+        self.assertEqual(self.successResultOf(mallory.user.conversations(10)), [])
+        self.bob.user.send(["alice"], "to the new owner")
+        now = mallory.user.history("alice,bob", None, 10)
+        self.assertEqual(self.texts(now), (["to the new owner"], False))
+        # bob, protected throughout, reads all of it
+        self.assertEqual(
+            self.texts(self.bob.user.history("alice,bob", None, 10)),
+            (["alice's secret", "bob's answer", "to the new owner"], False),
+        )
+
+    def test_after_a_reset_the_next_protection_reads_only_what_came_after_it(self) -> None:
+        self.protect("alice")
+        self.alice.user.send(["bob"], "before the reset")
+        self.tick()
+        self.successResultOf(self.store.reset("alice", "forgot it", self.clock.seconds()))
+        # the store is the truth: refused at once, even before the hub hears of the reset
+        refused = self.refusal(self.alice.user.history("alice,bob", None, 10))
+        self.assertEqual(refused, Refusal.HISTORY_FORBIDDEN)
+        self.tick()
+        self.bob.user.send(["alice"], "in between")
+        self.tick()
+        self.protect("alice")
+        self.tick()
+        self.bob.user.send(["alice"], "after")
+        self.assertEqual(self.texts(self.alice.user.history("alice,bob", None, 10)), (["after"], False))
+        self.assertEqual([e.text for e in self.successResultOf(self.alice.user.conversations(10))], ["after"])
+
+    def test_a_new_password_keeps_what_was_readable(self) -> None:
+        self.protect("alice")
+        self.alice.user.send(["bob"], "hi")
+        self.tick()
+        self.protect("alice")  # a new password
+        self.assertEqual(self.texts(self.alice.user.history("alice,bob", None, 10)), (["hi"], False))
+
+    def test_a_conversation_one_takes_no_part_in_is_refused_whatever_its_key(self) -> None:
+        carol = self.join("carol")
+        self.protect("carol")
+        self.alice.user.send(["bob"], "not for carol")
+        keys = ["alice,bob", "alice,bob,x", "bob", "alice,bob,carol ", "Alice,bob,carol", "bob,alice,carol"]
+        for key in [*keys, "alice,,bob,carol", "carol,carol", ""]:
+            for asked in (carol.user.history(key, None, 10), carol.user.history_after(key, "", 10)):
+                self.assertEqual(self.refusal(asked), Refusal.HISTORY_FORBIDDEN, key)
+        self.assertEqual(self.successResultOf(carol.user.conversations(10)), [])
+
+    def test_an_id_of_another_conversation_is_only_a_position(self) -> None:
+        carol = self.join("carol")
+        self.protect("alice")
+        self.protect("carol")
+        self.alice.user.send(["bob"], "ab 1")
+        self.tick()
+        self.alice.user.send(["carol"], "ac 1")
+        self.tick()
+        self.alice.user.send(["bob"], "ab 2")
+        [ac] = self.store.history["alice,carol"]
+        # carol's id, asked of alice,bob by bob (who may not read alice,carol): only what is before it there
+        self.assertEqual(self.texts(self.bob.user.history("alice,bob", ac.id, 10)), (["ab 1"], False))
+        self.assertEqual(self.texts(self.bob.user.history_after("alice,bob", ac.id, 10)), (["ab 2"], False))
+        self.assertEqual(self.texts(carol.user.history("alice,carol", None, 10)), (["ac 1"], False))
+
+    def test_a_store_that_fails_is_unavailable(self) -> None:
+        self.protect("alice")
+        self.store.protected_since = lambda name: fail(OSError("disk"))  # type: ignore[method-assign]
+        self.store.page_before = lambda *args: fail(OSError("disk"))  # type: ignore[method-assign]
+        with capturedLogs():
+            for asked in (
+                self.alice.user.history("alice,bob", None, 10),
+                self.alice.user.history(ALL, None, 10),
+                self.alice.user.conversations(10),
+                self.alice.user.catch_up(),
+            ):
+                self.assertEqual(self.refusal(asked), Refusal.UNAVAILABLE)
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 4)
+
+
+class PagingTests(HistoryTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.alice = self.join("alice")
+        self.bob = self.join("bob")
+        self.protect("alice")
+        for text in "12345":
+            self.tick()
+            self.alice.user.send(["bob"], text)
+
+    def test_pages_back_to_the_start(self) -> None:
+        page = self.successResultOf(self.alice.user.history("alice,bob", None, 2))
+        self.assertEqual(([e.text for e in page.entries], page.more), (["4", "5"], True))
+        page = self.successResultOf(self.alice.user.history("alice,bob", page.entries[0].id, 2))
+        self.assertEqual(([e.text for e in page.entries], page.more), (["2", "3"], True))
+        page = self.successResultOf(self.alice.user.history("alice,bob", page.entries[0].id, 2))
+        self.assertEqual(([e.text for e in page.entries], page.more), (["1"], False))
+
+    def test_exactly_a_page_says_no_more(self) -> None:
+        first, second, *_ = self.store.history["alice,bob"]
+        self.assertEqual(self.texts(self.alice.user.history("alice,bob", first.id, 3)), ([], False))
+        self.assertEqual(self.texts(self.alice.user.history("alice,bob", second.id, 1)), (["1"], False))
+        after = self.alice.user.history_after("alice,bob", second.id, 3)
+        self.assertEqual(self.texts(after), (["3", "4", "5"], False))
+
+    def test_a_time_is_a_position(self) -> None:
+        before = message_id_floor(START + 3)
+        self.assertEqual(self.texts(self.alice.user.history("alice,bob", before, 10)), (["1", "2"], False))
+
+    def test_a_page_is_at_most_the_policys(self) -> None:
+        newest, oldest = (
+            self.alice.user.history("alice,bob", None, 1000),
+            self.alice.user.history_after("alice,bob", "", 1000),
+        )
+        self.assertEqual(self.texts(newest), (["3", "4", "5"], True))
+        self.assertEqual(self.texts(oldest), (["1", "2", "3"], True))
+
+    def test_conversations_newest_first_within_the_policy(self) -> None:
+        for name in ("carol", "dave", "erin"):
+            self.join(name)
+            self.tick()
+            self.bob.user.send([name, "alice"], "to " + name)
+        self.bob.user.broadcast("everyone")
+        listed = self.successResultOf(self.alice.user.conversations(10))
+        self.assertEqual(
+            [(e.conversation, e.text) for e in listed],
+            [(ALL, "everyone"), ("alice,bob,erin", "to erin"), ("alice,bob,dave", "to dave")],
+        )
+        [one] = self.successResultOf(self.alice.user.conversations(1))
+        self.assertEqual(one.conversation, ALL)
+
+
+class CatchUpTests(HistoryTestCase):
+    def test_all_since_the_last_log_out_up_to_the_policy(self) -> None:
+        alice, bob = self.join("alice"), self.join("bob")
+        bob.user.broadcast("seen live")
+        self.tick()
+        alice.user.log_out()
+        self.tick()
+        for text in ("one", "two", "three"):
+            bob.user.broadcast(text)
+        bob.user.send(["alice"], "direct: not in the catch-up")
+        self.tick()
+        alice = self.join("alice")
+        [page] = self.successResultOf(alice.user.catch_up())
+        self.assertEqual(
+            (page.conversation, [e.text for e in page.entries], page.more), (ALL, ["two", "three"], True)
+        )
+
+    def test_a_name_new_to_the_log_gets_the_latest(self) -> None:
+        bob = self.join("bob")
+        bob.user.broadcast("before carol came")
+        self.tick()
+        carol = self.join("carol")
+        [page] = self.successResultOf(carol.user.catch_up())
+        self.assertEqual(([e.text for e in page.entries], page.more), (["before carol came"], False))
+
+    def test_none_is_an_empty_page(self) -> None:
+        self.assertEqual(self.successResultOf(self.join("alice").user.catch_up()), [Page(ALL, (), False)])
+
+
+class RetentionTests(HistoryTestCase):
+    def test_what_is_past_the_policy_goes_at_start_and_then_every_expire_every(self) -> None:
+        self.history = History(self.clock, self.store, HistoryPolicy(days=1, keep=2, expire_every=3600))
+        hub = self.make_hub()
+        alice, bob = self.join("alice", hub), self.join("bob", hub)
+        for text in "123":
+            alice.user.send(["bob"], text)
+        bob.user.broadcast("old")
+        # a fourth, beyond keep (a store may trim late): trimmed by the expiry
+        self.store.history["alice,bob"].append(self.store.history[ALL][0])
+        self.history.startService()
+        self.assertEqual(self.kept(), {"alice,bob": ["3", "old"], ALL: ["old"]})
+        self.clock.advance(3600)
+        bob.user.broadcast("new")
+        self.clock.pump([3600] * 23)  # a day after "old": an expiry keeps what is a day old
+        self.assertEqual(self.kept()[ALL], ["old", "new"])
+        self.clock.advance(3599)
+        self.assertEqual(self.kept()[ALL], ["old", "new"])
+        self.clock.advance(1)  # the next expiry
+        self.assertEqual(self.kept()[ALL], ["new"])
+        self.history.stopService()
+        self.clock.advance(86400)
+        self.assertEqual(self.kept()[ALL], ["new"])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_a_failed_expiry_is_logged_and_tried_again(self) -> None:
+        calls: list[tuple[float, int]] = []
+
+        def expire_history(oldest: float, keep: int) -> Deferred[int]:
+            calls.append((oldest, keep))
+            return fail(OSError("disk"))
+
+        self.store.expire_history = expire_history  # type: ignore[method-assign]
+        self.history.startService()
+        self.clock.advance(3600)
+        self.history.stopService()
+        self.assertEqual(calls, [(START - 90 * 86400, 10_000), (START + 3600 - 90 * 86400, 10_000)])
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 2)
