@@ -10,7 +10,7 @@ them an empty, started ``state`` and a way to open that state again.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from twisted.internet import reactor
 from twisted.internet.defer import gatherResults
@@ -21,7 +21,6 @@ from msgsvc.auth.store import Reset
 from msgsvc.hub.contracts import (
     ALL,
     Enqueue,
-    HistoryStore,
     Kind,
     MessageIds,
     Queued,
@@ -181,10 +180,6 @@ class StateContract(_Base):
         self.assertEqual(await self.names_in_log(), ["bob"])
 
 
-class HistoryState(State, HistoryStore, Protocol):
-    """A state that keeps the history."""
-
-
 KEEP = 10_000  # entries per conversation: more than any test keeps
 
 
@@ -205,9 +200,9 @@ class HistoryContract(_Base):
     """The history's contract: ranges of a conversation by id, the latest of a member's conversations,
     retention, purges, and when each name was protected."""
 
-    state: HistoryState
+    state: State
 
-    async def reopened(self) -> HistoryState:
+    async def reopened(self) -> State:
         raise NotImplementedError
 
     async def kept(self, *entries: Stored, keep: int = KEEP) -> list[Stored]:
@@ -354,16 +349,20 @@ class HistoryContract(_Base):
         self.assertEqual(await again.history_size(), 2)
 
 
-class SqliteContractTests(StateContract, TestCase):
+class SqliteContractTests(StateContract, HistoryContract, TestCase):
     def setUp(self) -> None:
         self.path = self.mktemp()
         Database(self.path).close()
-        self.state = store = SqliteStore(reactor, self.path)
+        self.state = self.started()
+
+    def started(self) -> SqliteStore:
+        store = SqliteStore(reactor, self.path)  # reads the log as it is made
         store.startService()
         self.addCleanup(store.stopService)
+        return store
 
     async def reopened(self) -> State:
-        return SqliteStore(reactor, self.path)  # reads the log as it is made
+        return self.started()
 
 
 class RedisContractTests(StateContract, HistoryContract, RedisStateCase):

@@ -1,4 +1,4 @@
-"""The SQLite username log."""
+"""The SQLite state: the file, its migrations, the group commit, and what a kill -9 leaves."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from msgsvc.auth.hashing import HASHER
 from msgsvc.auth.store import Reset
-from msgsvc.hub.contracts import Enqueue, Queued, UserRecord
+from msgsvc.hub.contracts import ALL, Enqueue, Kind, Queued, Stored, UserRecord, message_id_floor
 from msgsvc.state import StoreError
 from msgsvc.state.sqlite import SCHEMA_VERSION, Database, SqliteStore
 
@@ -265,6 +265,13 @@ class KilledDuringAPasswordChangeTests(SynchronousTestCase):
             self.assertTrue(HASHER.verify(stored, "new password" if writes % 2 else "old password"))
 
 
+# Takes a file at schema version 5 back to version 4 (less its user_version).
+_UNDO_5 = (
+    "DROP TABLE history; DROP TABLE history_counts; DROP TABLE history_members;"
+    " ALTER TABLE accounts DROP COLUMN protected_since; ALTER TABLE queue DROP COLUMN message_id;"
+)
+
+
 class QueueTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.db = Database(self.mktemp())
@@ -300,7 +307,7 @@ class QueueTests(SynchronousTestCase):
             message = Enqueue(("carol",), sender, "unicast", ("carol",), "hi", 1.0, 10, 0.0, *ROOM, NO_ID)
             db.batch([lambda d: d.enqueue(message)])  # noqa: B023 - run at once
         db._db.executescript(
-            "DROP TRIGGER queue_added; DROP TRIGGER queue_removed; DROP TABLE queue_senders;"
+            _UNDO_5 + "DROP TRIGGER queue_added; DROP TRIGGER queue_removed; DROP TABLE queue_senders;"
             " DROP TABLE queue_total; ALTER TABLE resets DROP COLUMN removed; PRAGMA user_version = 3"
         )
         db.close()
@@ -311,9 +318,114 @@ class QueueTests(SynchronousTestCase):
         to_two = Enqueue(("x", "y"), "erin", "multicast", ("x", "y"), "hi", 2.0, 10, 0.0, 3, 5, NO_ID)
         self.assertEqual(db.batch([lambda d: d.enqueue(to_two)]), [("x",)])  # 4 waited in all
 
+    def test_a_version_4_file_is_given_protection_times_and_empty_message_ids(self) -> None:
+        path = self.mktemp()
+        db = Database(path)
+        db.set_password_hash("alice", "h", 7.0)
+        db.set_password_hash("alice", "h2", 9.0)  # before version 5, only this time was kept
+        message = Enqueue(("alice",), "bob", "unicast", ("alice",), "hi", 1.0, 10, 0.0, *ROOM, message_id="X")
+        db.batch([lambda d: d.enqueue(message)])
+        db._db.executescript(_UNDO_5 + "PRAGMA user_version = 4")
+        db.close()
+        db = Database(path)
+        self.addCleanup(db.close)
+        self.assertEqual(db.protected_since("alice"), 9.0)  # later than the truth: hides more, never less
+        [(page, _)] = db.batch([lambda d: d.backlog("alice", 0, 0.0, 10)])  # type: ignore[misc]
+        self.assertEqual([q.message_id for q in page], [""])
+        self.assertEqual(db.batch([lambda d: d.history_size()]), [0])
+
     def test_a_reset_drops_the_names_queue(self) -> None:
         self.db.record_seen([("bob", 1.0)])
         self.db.set_password_hash("bob", "h", 1.0)
         self.enqueue("bob")
         self.db.reset("bob", "forgot", 2.0)
         self.assertEqual(self.db.batch([lambda db: db.expire(0.0)]), [{}])
+
+
+def _entry(at: float, text: str = "hi") -> Stored:
+    return Stored(message_id_floor(at), at, ALL, "alice", Kind.BROADCAST, (), text)
+
+
+class HistoryTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.db = Database(self.mktemp())
+        self.addCleanup(self.db.close)
+
+    def size(self) -> int:
+        [size] = self.db.batch([lambda db: db.history_size()])
+        return size  # type: ignore[return-value]
+
+    def test_a_conversation_is_trimmed_when_one_percent_over_what_it_keeps(self) -> None:
+        self.db.batch([lambda db, i=i: db.append(_entry(float(i)), 200) for i in range(202)])
+        self.assertEqual(self.size(), 202)  # 200 kept, and 1% over
+        self.db.batch([lambda db: db.append(_entry(202.0), 200)])
+        self.assertEqual(self.size(), 200)
+        [(page, more)] = self.db.batch([lambda db: db.page_after(ALL, "", 1, 0.0)])  # type: ignore[misc]
+        self.assertEqual((page, more), ([_entry(3.0)], True))  # the oldest three went
+
+    def test_a_conversation_emptied_leaves_no_trace_of_its_members(self) -> None:
+        direct = Stored(message_id_floor(1.0), 1.0, "alice,bob", "alice", Kind.UNICAST, ("bob",), "hi")
+        self.db.batch([lambda db: db.append(direct, 10)])
+        self.assertEqual(self.db.batch([lambda db: db.purge_history("ALICE")]), [1])
+        self.assertEqual(self.db._db.execute("SELECT * FROM history_members").fetchall(), [])
+        self.db.batch([lambda db: db.append(direct, 10)])
+        self.assertEqual(self.db.batch([lambda db: db.expire_history(2.0, 10)]), [1])
+        self.assertEqual(self.db._db.execute("SELECT * FROM history_members").fetchall(), [])
+
+    def test_every_entry_is_read_oldest_first_for_a_migration(self) -> None:
+        direct = Stored(message_id_floor(1.0), 1.0, "alice,bob", "Alice", Kind.UNICAST, ("bob",), "hi")
+        self.db.batch([lambda db: db.append(_entry(2.0, "all"), 10), lambda db: db.append(direct, 10)])
+        self.assertEqual(self.db.history(), [direct, _entry(2.0, "all")])
+
+    def test_an_entry_appended_twice_is_kept_once_and_fails_no_other_write(self) -> None:
+        message = Enqueue(("bob",), "alice", "unicast", ("bob",), "hi", 1.0, 10, 0.0, *ROOM, NO_ID)
+        twice = [lambda db: db.append(_entry(1.0), 10), lambda db: db.enqueue(message)] * 2
+        self.assertEqual(self.db.batch(twice), [None, ("bob",), None, ("bob",)])
+        self.assertEqual(self.size(), 1)
+
+
+_APPENDER = """
+import sys
+from msgsvc.hub.contracts import ALL, Kind, Stored, message_id_floor
+from msgsvc.state.sqlite import Database
+db = Database(sys.argv[1])
+start = n = float(sys.argv[2])
+while True:
+    batch = [Stored(message_id_floor(n + i), n + i, ALL, "alice", Kind.BROADCAST, (), "hi") for i in range(5)]
+    db.batch([lambda d, e=e: d.append(e, 1_000_000) for e in batch])
+    n += 5
+    print(int(n - start), flush=True)  # how many this process appended: on disk
+"""
+
+
+class KilledDuringAppendsTests(SynchronousTestCase):
+    def test_keeps_every_group_commit_that_returned(self) -> None:
+        """A process appending to the history in group commits of five is killed with SIGKILL, again and
+        again: what it was told is on disk is there, and no group commit is there in part."""
+        path = self.mktemp()
+        Database(path).close()
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        committed = 0
+        for round_ in range(3):
+            appender = subprocess.Popen(
+                [sys.executable, "-c", _APPENDER, path, str(round_ * 1_000_000)],
+                stdout=subprocess.PIPE,
+                env={**os.environ, "PYTHONPATH": root},
+            )
+            assert appender.stdout is not None
+            first = appender.stdout.readline()
+            time.sleep(0.05 + 0.03 * round_)  # some way into the loop (where exactly does not matter)
+            appender.kill()
+            appender.wait()
+            committed += int((first + appender.stdout.read()).split()[-1])
+            appender.stdout.close()
+            db = Database(path)  # opens: the file is not broken
+            try:
+                kept = int(db._db.execute("SELECT count(*) FROM history").fetchone()[0])
+                size = db.history_size()
+            finally:
+                db.close()
+            self.assertEqual(size, kept)  # the counts moved with the rows
+            self.assertEqual(kept % 5, 0)
+            self.assertGreaterEqual(kept, committed)
+            self.assertGreater(committed, 0)

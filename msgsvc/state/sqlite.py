@@ -1,4 +1,4 @@
-"""The state in SQLite, in process: the username log, the accounts and the offline queue.
+"""The state in SQLite, in process: the username log, the accounts, the offline queue and the history.
 
 :class:`Database` is plain synchronous SQLite.  :class:`SqliteStore` is the
 service the server runs: it loads the log at start-up and then does every
@@ -19,10 +19,19 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from msgsvc.auth.store import Reset
-from msgsvc.hub.contracts import Enqueue, Queued, UserRecord, username_key
+from msgsvc.hub.contracts import (
+    Enqueue,
+    Kind,
+    Queued,
+    Stored,
+    UserRecord,
+    message_id_floor,
+    participants,
+    username_key,
+)
 from msgsvc.state import Snapshot, StoreError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _T = TypeVar("_T")
 
@@ -79,11 +88,46 @@ _SCHEMA: dict[int, tuple[str, ...]] = {
         # A reset that removed the name itself from the log (the operator's doing), not only its password.
         "ALTER TABLE resets ADD COLUMN removed INTEGER NOT NULL DEFAULT 0",
     ),
+    5: (
+        # Every message kept, by id (msgsvc.hub.contracts.MessageIds: time-ordered) and conversation.
+        "CREATE TABLE history ("
+        " id TEXT PRIMARY KEY,"
+        " conversation TEXT NOT NULL,"
+        " at REAL NOT NULL,"
+        " sender TEXT NOT NULL,"
+        " kind TEXT NOT NULL,"
+        " recipients TEXT NOT NULL,"
+        " text TEXT NOT NULL) WITHOUT ROWID",
+        "CREATE INDEX history_by_conversation ON history (conversation, id)",
+        # How many entries each conversation holds, kept by the triggers: for trimming and the size.
+        "CREATE TABLE history_counts (conversation TEXT PRIMARY KEY, entries INTEGER NOT NULL) WITHOUT ROWID",
+        "CREATE TRIGGER history_added AFTER INSERT ON history BEGIN"
+        " INSERT INTO history_counts VALUES (new.conversation, 1)"
+        " ON CONFLICT (conversation) DO UPDATE SET entries = entries + 1;"
+        " END",
+        "CREATE TRIGGER history_removed AFTER DELETE ON history BEGIN"
+        " UPDATE history_counts SET entries = entries - 1 WHERE conversation = old.conversation;"
+        " DELETE FROM history_counts WHERE conversation = old.conversation AND entries <= 0;"
+        " END",
+        # The direct conversations each name key takes part in (for latest()).
+        "CREATE TABLE history_members (member TEXT NOT NULL, conversation TEXT NOT NULL,"
+        " PRIMARY KEY (member, conversation)) WITHOUT ROWID",
+        # When the name last gained a password; before version 5 only when it last changed was kept:
+        # later than the truth, so it hides more history, never less.
+        "ALTER TABLE accounts ADD COLUMN protected_since REAL",
+        "UPDATE accounts SET protected_since = changed",
+        # The message's id (Message.id); "" for one queued before version 5.
+        "ALTER TABLE queue ADD COLUMN message_id TEXT NOT NULL DEFAULT ''",
+    ),
 }
+
+# Above every message id (they begin with 0-7): page_before()'s position for "the newest".
+_AFTER_EVERY_ID = "8"
+_HISTORY_COLUMNS = "id, at, conversation, sender, kind, recipients, text"
 
 
 class Database:
-    """The username log and accounts in an SQLite file (WAL, ``synchronous=FULL``).
+    """The username log, accounts, offline queue and history in an SQLite file (WAL, ``synchronous=FULL``).
 
     Every write is one transaction, durable once the method returns: not
     even a power cut loses it, and a process killed in the middle leaves
@@ -181,8 +225,8 @@ class Database:
             ).fetchone()
             if waiting < message.limit:
                 self._db.execute(
-                    "INSERT INTO queue (recipient, sender, kind, recipients, text, sent_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO queue (recipient, sender, kind, recipients, text, sent_at, message_id)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (
                         key,
                         message.sender,
@@ -190,6 +234,7 @@ class Database:
                         ",".join(message.group),
                         message.text,
                         message.sent_at,
+                        message.message_id,
                     ),
                 )
                 queued.append(key)
@@ -200,7 +245,7 @@ class Database:
         and how many wait after those."""
         key = username_key(name)
         rows = self._db.execute(
-            "SELECT id, sender, kind, recipients, text, sent_at FROM queue"
+            "SELECT id, sender, kind, recipients, text, sent_at, message_id FROM queue"
             " WHERE recipient = ? AND id > ? AND sent_at >= ? ORDER BY id LIMIT ?",
             (key, after, oldest, limit),
         ).fetchall()
@@ -209,8 +254,8 @@ class Database:
             "SELECT count(*) FROM queue WHERE recipient = ? AND id > ? AND sent_at >= ?", (key, last, oldest)
         ).fetchone()
         backlog = [
-            Queued(i, sender, kind, tuple(group.split(",")), text, at)
-            for i, sender, kind, group, text, at in rows
+            Queued(i, sender, kind, tuple(group.split(",")), text, at, message_id)
+            for i, sender, kind, group, text, at, message_id in rows
         ]
         return backlog, int(more)
 
@@ -226,6 +271,111 @@ class Database:
         rows = self._db.execute("SELECT recipient, count(*) FROM queue GROUP BY recipient").fetchall()
         return {str(key): int(count) for key, count in rows}
 
+    # -- the history (call these within batch()) -----------------------------------
+
+    def append(self, entry: Stored, keep: int) -> None:
+        """Keep ``entry``; trim its conversation to its newest ``keep`` once it is 1% (at least one
+        entry) over, so that a trim is one delete per hundred appends, not one each.  An entry kept
+        already is left as it is: it must not fail the queue's writes in the same transaction."""
+        self._db.execute(
+            f"INSERT OR IGNORE INTO history ({_HISTORY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                entry.id,
+                entry.at,
+                entry.conversation,
+                entry.sender,
+                entry.kind.value,
+                ",".join(entry.recipients),
+                entry.text,
+            ),
+        )
+        self._db.executemany(
+            "INSERT OR IGNORE INTO history_members VALUES (?, ?)",
+            [(member, entry.conversation) for member in participants(entry.conversation)],
+        )
+        (entries,) = self._db.execute(
+            "SELECT entries FROM history_counts WHERE conversation = ?", (entry.conversation,)
+        ).fetchone()
+        if entries > keep + max(keep // 100, 1):
+            self._trim(entry.conversation, entries - keep)
+
+    def _trim(self, conversation: str, over: int) -> int:
+        """Drop the ``over`` oldest entries of ``conversation``; how many were dropped."""
+        return self._db.execute(
+            "DELETE FROM history WHERE id IN"
+            " (SELECT id FROM history WHERE conversation = ? ORDER BY id LIMIT ?)",
+            (conversation, over),
+        ).rowcount
+
+    def page_before(
+        self, conversation: str, before: str | None, limit: int, since: float
+    ) -> tuple[list[Stored], bool]:
+        """See :meth:`msgsvc.hub.contracts.HistoryStore.page_before`."""
+        # An entry at or after ``since`` has an id at or above its millisecond's floor: the index's bound.
+        rows = self._history(
+            "conversation = ? AND id < ? AND id >= ? AND at >= ? ORDER BY id DESC LIMIT ?",
+            (conversation, before or _AFTER_EVERY_ID, message_id_floor(since), since, limit + 1),
+        )
+        return rows[:limit][::-1], len(rows) > limit
+
+    def page_after(
+        self, conversation: str, after: str, limit: int, since: float
+    ) -> tuple[list[Stored], bool]:
+        """See :meth:`msgsvc.hub.contracts.HistoryStore.page_after`."""
+        rows = self._history(
+            "conversation = ? AND id > ? AND id >= ? AND at >= ? ORDER BY id LIMIT ?",
+            (conversation, after, message_id_floor(since), since, limit + 1),
+        )
+        return rows[:limit], len(rows) > limit
+
+    def latest(self, member: str, since: float, limit: int) -> list[Stored]:
+        """See :meth:`msgsvc.hub.contracts.HistoryStore.latest`."""
+        return self._history(
+            "id IN (SELECT (SELECT max(id) FROM history WHERE conversation = m.conversation)"
+            " FROM history_members AS m WHERE member = ?) AND at >= ? ORDER BY id DESC LIMIT ?",
+            (username_key(member), since, limit),
+        )
+
+    def history(self) -> list[Stored]:
+        """Every entry kept, oldest first (what msgsvc.state.migrate copies)."""
+        return self._history("1 ORDER BY id", ())
+
+    def _history(self, where: str, parameters: Sequence[object]) -> list[Stored]:
+        """The entries that ``where`` (SQL) selects, in its order."""
+        rows = self._db.execute(f"SELECT {_HISTORY_COLUMNS} FROM history WHERE {where}", parameters)
+        return [
+            Stored(id, at, conversation, sender, Kind(kind), tuple(group.split(",")) if group else (), text)
+            for id, at, conversation, sender, kind, group, text in rows
+        ]
+
+    def expire_history(self, oldest: float, keep: int) -> int:
+        """Drop the entries sent before ``oldest`` and each conversation's past its newest ``keep``; how
+        many."""
+        dropped = self._db.execute("DELETE FROM history WHERE id < ?", (message_id_floor(oldest),)).rowcount
+        over = self._db.execute(
+            "SELECT conversation, entries - ? FROM history_counts WHERE entries > ?", (keep, keep)
+        ).fetchall()
+        dropped += sum(self._trim(conversation, count) for conversation, count in over)
+        self._forget_empty_conversations()
+        return dropped
+
+    def purge_history(self, sender: str) -> int:
+        """Drop every entry ``sender`` sent; how many (a scan of the whole history: the operator's)."""
+        dropped = self._db.execute(
+            "DELETE FROM history WHERE lower(sender) = ?", (username_key(sender),)
+        ).rowcount
+        self._forget_empty_conversations()
+        return dropped
+
+    def _forget_empty_conversations(self) -> None:
+        self._db.execute(
+            "DELETE FROM history_members WHERE conversation NOT IN (SELECT conversation FROM history_counts)"
+        )
+
+    def history_size(self) -> int:
+        """How many entries are kept, in all."""
+        return int(self._db.execute("SELECT coalesce(sum(entries), 0) FROM history_counts").fetchone()[0])
+
     # -- accounts ------------------------------------------------------------------
 
     def protected_keys(self) -> set[str]:
@@ -238,17 +388,25 @@ class Database:
         return None if row is None else str(row[0])
 
     def set_password_hash(self, name: str, password_hash: str, when: float) -> None:
-        """Protect ``name`` with ``password_hash``, or replace its hash: one row, one transaction."""
+        """Protect ``name`` with ``password_hash`` (protected since ``when``), or replace its hash (protected
+        since as before): one row, one transaction."""
         try:
             with self._db:
                 self._db.execute("BEGIN")
                 self._db.execute(
-                    "INSERT INTO accounts (key, hash, changed) VALUES (?, ?, ?)"
+                    "INSERT INTO accounts (key, hash, changed, protected_since) VALUES (?, ?, ?, ?)"
                     " ON CONFLICT (key) DO UPDATE SET hash = excluded.hash, changed = excluded.changed",
-                    (username_key(name), password_hash, when),
+                    (username_key(name), password_hash, when, when),
                 )
         except sqlite3.Error as e:
             raise StoreError(f"cannot write to the accounts in {self.path!r}: {e}") from None
+
+    def protected_since(self, name: str) -> float | None:
+        """When ``name`` last gained a password; None if it has none."""
+        row = self._db.execute(
+            "SELECT protected_since FROM accounts WHERE key = ?", (username_key(name),)
+        ).fetchone()
+        return None if row is None else float(row[0])
 
     def reset(self, name: str, reason: str, when: float) -> Reset | None:
         """Remove the protection of ``name``, noting why; None if it had none."""
@@ -300,11 +458,11 @@ class Database:
     def queued(self) -> list[tuple[str, Queued]]:
         """Every message waiting, with the name key it waits for, oldest first."""
         rows = self._db.execute(
-            "SELECT recipient, id, sender, kind, recipients, text, sent_at FROM queue ORDER BY id"
+            "SELECT recipient, id, sender, kind, recipients, text, sent_at, message_id FROM queue ORDER BY id"
         ).fetchall()
         return [
-            (str(key), Queued(i, sender, kind, tuple(group.split(",")), text, at))
-            for key, i, sender, kind, group, text, at in rows
+            (str(key), Queued(i, sender, kind, tuple(group.split(",")), text, at, message_id))
+            for key, i, sender, kind, group, text, at, message_id in rows
         ]
 
     def protected(self) -> list[tuple[str, float]]:
@@ -339,9 +497,9 @@ class Database:
 class SqliteStore(Service):
     """The state as a service: the username log loaded at once, then all work on one worker thread.
 
-    Writes of the username log are group-committed: what is asked while a transaction is being
-    written waits and goes into the next one, so a thousand registrations
-    cost a few fsyncs rather than a thousand.
+    Writes of the username log, the queue and the history are group-committed: what is asked while a
+    transaction is being written waits and goes into the next one, so a thousand registrations (or
+    messages) cost a few fsyncs rather than a thousand.
     """
 
     def __init__(self, reactor: IReactorFromThreads, path: str) -> None:
@@ -409,6 +567,34 @@ class SqliteStore(Service):
     def expire(self, oldest: float) -> Deferred[dict[str, int]]:
         return self._batched(lambda db: db.expire(oldest))
 
+    # -- the history (msgsvc.hub.contracts.HistoryStore) ---------------------------
+
+    def append(self, entry: Stored, keep: int) -> Deferred[None]:
+        """Keep ``entry`` in the next group commit (with the queue's writes); fires once on disk."""
+        return self._batched(lambda db: db.append(entry, keep))
+
+    def page_before(
+        self, conversation: str, before: str | None, limit: int, since: float
+    ) -> Deferred[tuple[list[Stored], bool]]:
+        return self._batched(lambda db: db.page_before(conversation, before, limit, since))
+
+    def page_after(
+        self, conversation: str, after: str, limit: int, since: float
+    ) -> Deferred[tuple[list[Stored], bool]]:
+        return self._batched(lambda db: db.page_after(conversation, after, limit, since))
+
+    def latest(self, member: str, since: float, limit: int) -> Deferred[list[Stored]]:
+        return self._batched(lambda db: db.latest(member, since, limit))
+
+    def expire_history(self, oldest: float, keep: int) -> Deferred[int]:
+        return self._batched(lambda db: db.expire_history(oldest, keep))
+
+    def purge_history(self, sender: str) -> Deferred[int]:
+        return self._batched(lambda db: db.purge_history(sender))
+
+    def history_size(self) -> Deferred[int]:
+        return self._batched(lambda db: db.history_size())
+
     def _batched(self, job: Callable[[Database], _T]) -> Deferred[_T]:
         """Run ``job`` in the next transaction; fires with its result once that is on disk.
 
@@ -460,6 +646,9 @@ class SqliteStore(Service):
         # Noted before the write is queued: a read queued after it, on the same thread, sees it.
         self._ever_protected.add(username_key(name))
         return self._run(lambda db: db.set_password_hash(name, password_hash, when))
+
+    def protected_since(self, name: str) -> Deferred[float | None]:
+        return self._run(lambda db: db.protected_since(name))
 
     def reset(self, name: str, reason: str, when: float) -> Deferred[Reset | None]:
         return self._run(lambda db: db.reset(name, reason, when))
