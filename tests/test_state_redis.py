@@ -133,7 +133,8 @@ class RedisStateTests(RedisStateCase):
             *ROOM,
             NO_ID,
         )
-        db.batch([lambda d: d.enqueue(message)])
+        said = [entry("alice,bob", "Alice", 16.0), entry(ALL, "bob", 16.25), entry("alice,bob", "bob", 16.5)]
+        db.batch([lambda d: d.enqueue(message), *(lambda d, e=e: d.append(e, 100) for e in said)])
         db.close()
 
         def migrate() -> subprocess.CompletedProcess[str]:
@@ -146,13 +147,21 @@ class RedisStateTests(RedisStateCase):
             )
 
         done = migrate()
+        url = self.server.url
         self.assertEqual(
             (done.returncode, done.stdout),
-            (0, f"copied 2 names, 1 passwords and 1 waiting messages to {self.server.url}\n"),
+            (0, f"copied 2 names, 1 passwords, 1 waiting messages and 3 history entries to {url}\n"),
         )
         records = yield self.state.load()
         self.assertEqual(records, [UserRecord("Alice", 10.25, 12.75, True), UserRecord("bob", 11.5, 11.5)])
         self.assertEqual((yield self.state.password_hash("alice")), "$argon2id$alice")
+        self.assertEqual((yield self.state.protected_since("alice")), 13.0)
+        self.assertIsNone((yield self.state.protected_since("bob")))
+        direct = yield self.state.page_before("alice,bob", None, 10, 0.0)
+        self.assertEqual(direct, ([said[0], said[2]], False))
+        self.assertEqual((yield self.state.page_after(ALL, "", 10, 0.0)), ([said[1]], False))
+        self.assertEqual((yield self.state.latest("alice", 0.0, 10)), [said[2]])
+        self.assertEqual((yield self.state.history_size()), 3)
         self.assertEqual((yield self.state.resets_after(0)), [Reset(1, "bob", 15.0, "forgot it")])
         self.assertEqual(
             (yield self.state.backlog("alice", 0, 0.0, 10)),

@@ -1,9 +1,10 @@
 """``python -m msgsvc.state.migrate --db FILE --redis URL``: copy an SQLite state into Redis.
 
-Copies the username log, the accounts, the operator's resets and the
-offline queues, keeping ids, spellings and times, in one Lua script (all or
-nothing). Redis must hold no msgsvc state yet. Stop the server first: what
-it writes meanwhile would not be copied.
+Copies the username log, the accounts (with when each name was protected),
+the operator's resets, the offline queues and the history, keeping ids,
+spellings and times, in one Lua script (all or nothing). Redis must hold
+no msgsvc state yet. Stop the server first: what it writes meanwhile would
+not be copied.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from msgsvc.state import StoreError
 from msgsvc.state.redis import (
     ACCOUNTS,
     ACCOUNTS_CHANGED,
+    ACCOUNTS_SINCE,
+    HISTORY_SIZE,
     LOG_FIRST,
     LOG_LAST,
     LOG_NAME,
@@ -33,6 +36,8 @@ from msgsvc.state.redis import (
     RESET_ID,
     RESETS,
     SENDER_OF,
+    SETTLE,
+    history_entry,
     queue_entry,
     reset_member,
 )
@@ -40,11 +45,14 @@ from msgsvc.state.redislink import REPLY_TIMEOUT, Commands, Script
 from msgsvc.state.redisurl import RedisURL
 from msgsvc.state.sqlite import Database
 
-# KEYS: log name, first, last, accounts, changed, resets, reset id, queue id, queues, senders' counts, total
-# ARGV: JSON {users: [[key, name, first, last]], accounts: [[key, hash, changed]],
-#             resets: [[id, member]], queue: [[key, id, member]]}, every number as a string
+# KEYS: log name, first, last, accounts, changed, resets, reset id, queue id, queues, senders' counts, total,
+# since, the history's size
+# ARGV: JSON {users: [[key, name, first, last]], accounts: [[key, hash, changed, since]],
+#             resets: [[id, member]], queue: [[key, id, member]], history: [[conversation, member]]},
+#       every number as a string
 IMPORT = Script(
     SENDER_OF
+    + SETTLE
     + """
 if redis.call('HLEN', KEYS[1]) > 0 then
   return redis.error_reply('this Redis database already holds a msgsvc username log')
@@ -58,6 +66,7 @@ end
 for _, a in ipairs(data.accounts) do
   redis.call('HSET', KEYS[4], a[1], a[2])
   redis.call('HSET', KEYS[5], a[1], a[3])
+  redis.call('HSET', KEYS[12], a[1], a[4])
 end
 local last = 0
 for _, r in ipairs(data.resets) do
@@ -74,7 +83,14 @@ for _, q in ipairs(data.queue) do
 end
 redis.call('SET', KEYS[8], last)
 redis.call('SET', KEYS[11], #data.queue)
-return {#data.users, #data.accounts, #data.queue}
+local conversations = {}
+for _, h in ipairs(data.history) do
+  redis.call('ZADD', 'msgsvc:history:' .. h[1], 0, h[2])
+  conversations[h[1]] = true
+end
+for conv in pairs(conversations) do settle(conv) end
+redis.call('SET', KEYS[13], #data.history)
+return {#data.users, #data.accounts, #data.queue, #data.history}
 """
 )
 
@@ -89,9 +105,13 @@ def export(database: Database) -> dict[str, list[list[str]]]:
         "users": [
             [username_key(r.name), r.name, repr(r.first_seen), repr(r.last_seen)] for r in database.load()
         ],
-        "accounts": [[key, hashed, repr(changed)] for key, hashed, changed in database.accounts()],
+        "accounts": [
+            [key, hashed, repr(changed), repr(database.protected_since(key) or changed)]
+            for key, hashed, changed in database.accounts()
+        ],
         "resets": [[str(r.id), reset_member(r)] for r in database.resets_after(0) or ()],
         "queue": [[key, str(q.id), f"{q.id}|{_queued_entry(q)}"] for key, q in database.queued()],
+        "history": [[e.conversation, history_entry(e)] for e in database.history()],
     }
 
 
@@ -101,7 +121,7 @@ async def _copy(reactor: Any, data: dict[str, list[list[str]]], url: RedisURL) -
     try:
         await redis.ready(REPLY_TIMEOUT)
         keys = [LOG_NAME, LOG_FIRST, LOG_LAST, ACCOUNTS, ACCOUNTS_CHANGED, RESETS, RESET_ID, QUEUE_ID, QUEUES]
-        keys += [QUEUE_SENDERS, QUEUE_COUNT]
+        keys += [QUEUE_SENDERS, QUEUE_COUNT, ACCOUNTS_SINCE, HISTORY_SIZE]
         counts: list[int] = await redis.script(IMPORT, keys, [json.dumps(data)])
         return counts
     finally:
@@ -142,8 +162,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def run(reactor: Any) -> Deferred[None]:
         def done(counts: list[int]) -> None:
-            names, accounts, messages = counts
-            print(f"copied {names} names, {accounts} passwords and {messages} waiting messages to {url}")
+            names, accounts, messages, entries = counts
+            print(
+                f"copied {names} names, {accounts} passwords, {messages} waiting messages"
+                f" and {entries} history entries to {url}"
+            )
 
         def failed(failure: Any) -> None:
             nonlocal status

@@ -261,7 +261,7 @@ return {'removed', name, id}
 
 # settle(conv): the conversation's newest id, in msgsvc:histories and in its participants' lists of
 # conversations, as its history holds it now (an empty history is forgotten there).
-_SETTLE = """
+SETTLE = """
 local function settle(conv)
   local old = redis.call('HGET', 'msgsvc:histories', conv)
   local newest = redis.call('ZREVRANGE', 'msgsvc:history:' .. conv, 0, 0)[1]
@@ -284,7 +284,7 @@ end
 
 # Appends the entries of one reactor pass, each trimmed to its conversation's newest `keep` at once.
 APPEND = Script(
-    _SETTLE
+    SETTLE
     + """
 -- KEYS: the size; ARGV: conversation, member, keep, ...  Returns the change in entries.
 local added, touched = 0, {}
@@ -306,7 +306,7 @@ return added
 # Drops a conversation's entries sent before `oldest` (by id up to its millisecond, then by time),
 # and its oldest past `keep`.
 TRIM = Script(
-    _SETTLE
+    SETTLE
     + """
 -- KEYS: the history, the size; ARGV: conversation, message_id_floor(oldest), oldest, keep
 local oldest = tonumber(ARGV[3])
@@ -329,7 +329,7 @@ return dropped
 
 # Drops what one sender sent in one conversation: every entry read (the operator's command only).
 PURGE = Script(
-    _SETTLE
+    SETTLE
     + """
 -- KEYS: the history, the size; ARGV: conversation, the sender's name key
 local dropped = 0
