@@ -237,7 +237,7 @@ class ClusterTests(RedisCase):
         alice.until(":irc.test 376 ")
         self.assertEqual(bob.line(), "JOINED alice")
         alice.send("JOIN #all")
-        self.assertEqual(alice.until(":irc.test 366 ")[2], ":irc.test 353 alice = #all :alice bob")
+        self.assertEqual(alice.until(":irc.test 366 ")[3], ":irc.test 353 alice = #all :alice bob")
         alice.send("PRIVMSG bob,carol :across")  # carol: never seen
         self.assertEqual(alice.line(), ":irc.test 401 alice carol :No such nick/channel (not online)")
         self.assertEqual(bob.line(), "MSG alice multicast bob :across")

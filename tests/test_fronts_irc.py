@@ -17,11 +17,12 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.auth.accounts import NEW_NAMES
+from msgsvc.fronts.irc import base
 from msgsvc.fronts.irc.base import LISTING_STEP
 from msgsvc.fronts.irc.factory import IrcFactory
 from msgsvc.fronts.irc.session import IrcSession
 from msgsvc.fronts.irc.wire import MIN_ROOM, ONE_LINE, USERLEN, clean_text, glob_match, parse, text_lines
-from msgsvc.hub.contracts import Disconnected, Event, UserRecord
+from msgsvc.hub.contracts import Disconnected, Event, Kind, Message, UserRecord
 from msgsvc.times import describe_time
 from msgsvc.wire import Limits, ProtocolError
 
@@ -58,8 +59,8 @@ class Irc:
 
 
 def numerics(got: list[str]) -> list[str]:
-    """The numeric (or command) of each server line."""
-    return [g.split(" ")[1] for g in got]
+    """The numeric (or command) of each server line, its tags aside."""
+    return [g.split(" ")[2 if g.startswith("@") else 1] for g in got]
 
 
 class IrcTestCase(SynchronousTestCase):
@@ -178,7 +179,8 @@ class RegistrationTests(IrcTestCase):
     def test_cap_negotiation_holds_registration_until_cap_end(self) -> None:
         client = self.irc()
         got = client.send("CAP LS 302", "NICK alice", "USER alice 0 * :A")
-        self.assertEqual(got, [f":{SERVER} CAP * LS :message-tags sasl=PLAIN server-time"])
+        caps = "batch echo-message labeled-response message-tags sasl=PLAIN server-time"
+        self.assertEqual(got, [f":{SERVER} CAP * LS :{caps}"])
         self.assertEqual(
             client.send("CAP REQ :server-time bogus"), [f":{SERVER} CAP alice NAK :server-time bogus"]
         )
@@ -329,8 +331,8 @@ class MessageTests(IrcTestCase):
         self.assertEqual(numerics(self.client.send("PRIVMSG #all :hi")), ["404"])  # join it first
         got = self.client.send("JOIN #all")
         self.assertEqual(got[0], ":alice!alice@msgsvc JOIN :#all")
-        self.assertEqual(numerics(got), ["JOIN", "332", "353", "366"])
-        self.assertEqual(got[2], f":{SERVER} 353 alice = #all :alice bob")
+        self.assertEqual(numerics(got), ["JOIN", "332", "333", "353", "366"])
+        self.assertEqual(got[3], f":{SERVER} 353 alice = #all :alice bob")
         self.client.send("PRIVMSG #all :hello everyone")
         self.assertEqual(lines(self.bob_transport), ["MSG alice broadcast * :hello everyone"])
         self.bob.dataReceived(b"BROADCAST :from bob\r\n")
@@ -494,6 +496,165 @@ class DelayedTests(IrcTestCase):
         self.assertRegex(delayed, r"\[sent yesterday \d\d:\d\d \w+\] old news$")  # as irssi shows it (issue 28)
 
 
+MESSAGE_ID = "01M8TYR19J1HB1YED1Z05M91H8"  # made at 2026-12-02T08:43:10.002Z
+
+
+class TagsTests(IrcTestCase):
+    """IRCv3 message-tags, server-time and msgid, TAGMSG, labeled-response and batch."""
+
+    def client(self, nick: str, caps: str = "") -> Irc:
+        client = self.irc()
+        client.register(nick, *([f"CAP REQ :{caps}", "CAP END"] if caps else []))
+        return client
+
+    def test_a_message_carries_its_time_and_id_as_each_client_asked(self) -> None:
+        tagged = self.client("alice", "message-tags server-time")
+        timed = self.client("carol", "server-time")
+        plain = self.client("erin")
+        for client in (tagged, timed, plain):
+            to = (client.session.nick,)
+            client.session.receive(Message("bob", Kind.UNICAST, to, "hi", MESSAGE_ID, 1796200990.002))
+        head = ":bob!bob@msgsvc PRIVMSG"
+        when = "2026-12-02T08:43:10.002Z"
+        self.assertEqual(tagged.read(), [f"@time={when};msgid={MESSAGE_ID} {head} alice :hi"])
+        self.assertEqual(timed.read(), [f"@time={when} {head} carol :hi"])
+        self.assertEqual(plain.read(), [f"{head} erin :hi"])
+
+    def test_client_only_tags_are_relayed_to_who_asked_for_message_tags(self) -> None:
+        alice = self.client("alice", "message-tags")
+        carol = self.client("carol", "message-tags")
+        erin = self.client("erin", "server-time")
+        bob, bob_transport = self.harness.register("bob")
+        for client in (alice, carol, erin):
+            client.send("JOIN #all")
+        alice.send(r"@+draft/reply=x\:y;fizz=buzz;+a\sb=c PRIVMSG carol,erin,bob :hi")
+        (row,) = carol.read()
+        tags, _, rest = row.partition(" ")
+        self.assertEqual(rest, ":alice!alice@msgsvc PRIVMSG carol :(to you, erin and bob) hi")
+        self.assertRegex(tags, r"^@msgid=[0-9A-Z]{26};\+draft/reply=x\\:y$")  # "+a\sb" is no key
+        (row,) = erin.read()
+        self.assertNotIn("+draft", row)
+        self.assertNotIn("fizz", row)
+        self.assertEqual(lines(bob_transport)[-1], "MSG alice multicast carol,erin,bob :hi")
+        alice.send("@+typing=active PRIVMSG #all :all")
+        (row,) = carol.read()
+        self.assertRegex(row, "^@msgid=[0-9A-Z]{26};\\+typing=active :alice!alice@msgsvc PRIVMSG #all :all$")
+        bob.dataReceived(b"SEND carol :untagged\r\n")
+        (row,) = carol.read()
+        self.assertRegex(row, "^@msgid=[0-9A-Z]{26} :bob!bob@msgsvc PRIVMSG carol :untagged$")
+
+    def test_tagmsg_goes_to_the_clients_that_take_tags_and_no_further(self) -> None:
+        alice = self.client("alice", "message-tags")
+        carol = self.client("carol", "message-tags")
+        erin = self.client("erin")
+        bob, bob_transport = self.harness.register("bob")
+        for client in (alice, carol, erin):
+            client.send("JOIN #all")
+        lines(bob_transport)
+        self.assertEqual(alice.send(r"@+react=l\sol;cat=dog TAGMSG carol"), [])
+        (row,) = carol.read()
+        tags, _, rest = row.partition(" ")
+        self.assertEqual(rest, ":alice!alice@msgsvc TAGMSG :carol")
+        self.assertIn(r"+react=l\sol", tags.split(";"))
+        self.assertNotIn("cat", tags)
+        self.assertRegex(tags, r"msgid=[0-9A-Z]{26}")
+        self.assertEqual(alice.send("@+react=x TAGMSG erin"), [])
+        self.assertEqual(erin.read(), [])
+        self.assertEqual(alice.send("@+typing=active TAGMSG #all"), [])
+        self.assertEqual(len(carol.read()), 1)
+        self.assertEqual(erin.read(), [])
+        self.assertEqual(lines(bob_transport), [])
+        self.assertEqual(numerics(alice.send("@+a TAGMSG bob,nobody")), ["401", "401"])
+        self.assertEqual(numerics(alice.send("TAGMSG")), ["411"])
+        alice.send("PART #all")
+        self.assertEqual(numerics(alice.send("@+a TAGMSG #all")), ["404"])
+
+    def test_over_4094_bytes_of_tags_is_417_and_nothing_is_sent(self) -> None:
+        alice = self.client("alice", "message-tags")
+        carol = self.client("carol", "message-tags")
+        self.assertEqual(alice.send("@foo=bar;+baz=%s TAGMSG carol" % ("a" * 4081)), [])
+        (row,) = carol.read()
+        self.assertIn("+baz=" + "a" * 4081, row)
+        got = alice.send("@foo=bar;+baz=%s PRIVMSG carol :hi" % ("a" * 4082))
+        self.assertEqual(got, [f":{SERVER} 417 alice :Input line was too long"])
+        self.assertEqual(carol.read(), [])
+        self.assertFalse(alice.transport.disconnecting)
+
+    def test_a_labeled_line_gets_its_reply_labeled(self) -> None:
+        alice = self.client("alice", "batch labeled-response")
+        carol = self.client("carol")
+        self.assertEqual(alice.send("@label=1 PING x"), [f"@label=1 :{SERVER} PONG {SERVER} :x"])
+        self.assertEqual(alice.send("@label=2 PONG x"), [f"@label=2 :{SERVER} ACK"])
+        self.assertEqual(alice.send("@label=3 PRIVMSG carol :hi"), [f"@label=3 :{SERVER} ACK"])
+        self.assertEqual(carol.read(), [":alice!alice@msgsvc PRIVMSG carol :hi"])
+        got = alice.send("@label=4 PRIVMSG alice :me")
+        self.assertEqual(got, [":alice!alice@msgsvc PRIVMSG alice :me", f"@label=4 :{SERVER} ACK"])
+        got = alice.send(r"@label=a\sb NOSUCH")
+        self.assertEqual(got, [f"@label=a\\sb :{SERVER} 421 alice NOSUCH :Unknown command"])
+        got = alice.send("@label=5 PRIVMSG nobody,carol :hi")
+        self.assertEqual(got[0], f"@label=5 :{SERVER} 401 alice nobody :No such nick/channel (not online)")
+        self.assertEqual(len(got), 1)
+
+    def test_a_reply_of_lines_is_a_batch_even_over_several_passes(self) -> None:
+        self.patch(base, "LISTING_STEP", 2)
+        for n in range(6):
+            self.harness.register(f"user{n}")
+        alice = self.client("alice", "batch labeled-response")
+        got = alice.send("@label=j JOIN #all")
+        self.assertEqual(got[0], f"@label=j :{SERVER} BATCH +1 labeled-response")
+        self.assertEqual(got[-1], f":{SERVER} BATCH -1")
+        inner = got[1:-1]
+        self.assertEqual(numerics(inner)[:2], ["JOIN", "332"])
+        self.assertEqual(numerics(inner)[-1], "366")
+        for row in inner:
+            self.assertTrue(row.startswith("@batch=1 :"), row)
+        got = alice.send("@label=w WHOIS alice")
+        self.assertEqual(got[0], f"@label=w :{SERVER} BATCH +2 labeled-response")
+        self.assertEqual(numerics(got[1:-1]), ["311", "312", "318"])
+
+    def test_a_label_without_batch_is_not_answered_as_one(self) -> None:
+        alice = self.client("alice", "labeled-response")
+        self.assertEqual(alice.send("@label=1 PING x"), [f":{SERVER} PONG {SERVER} :x"])
+
+
+class EchoTests(IrcTestCase):
+    """IRCv3 echo-message: the sender sees its message as its recipients got it."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.alice = self.irc()
+        self.alice.register("alice", "CAP REQ :echo-message message-tags server-time", "CAP END")
+        self.bob = self.irc()
+        self.bob.register("bob", "CAP REQ :message-tags", "CAP END")
+
+    def test_a_message_comes_back_with_the_id_its_recipient_got(self) -> None:
+        (echo,) = self.alice.send("@+draft/reply=x PRIVMSG bob :hi")
+        (got,) = self.bob.read()
+        tags, _, rest = echo.partition(" ")
+        self.assertEqual(rest, ":alice!alice@msgsvc PRIVMSG bob :hi")
+        self.assertRegex(tags, r"^@time=[-0-9T:.]{23}Z;msgid=[0-9A-Z]{26};\+draft/reply=x$")
+        self.assertEqual(got, tags.partition(";")[2].join(["@", " " + rest]))
+        self.alice.send("JOIN #all")
+        self.bob.send("JOIN #all")
+        (echo,) = self.alice.send("NOTICE #all :all")
+        self.assertTrue(echo.endswith(" :alice!alice@msgsvc NOTICE #all :all"), echo)
+        self.assertEqual(self.bob.read()[0].partition(" ")[2], ":alice!alice@msgsvc PRIVMSG #all :all")
+
+    def test_nothing_comes_back_for_a_message_nobody_got(self) -> None:
+        self.assertEqual(numerics(self.alice.send("PRIVMSG nobody :hi")), ["401"])
+        got = self.alice.send("PRIVMSG nobody,bob :hi")
+        self.assertEqual(numerics(got), ["PRIVMSG", "401"])
+        self.assertTrue(got[0].endswith(":alice!alice@msgsvc PRIVMSG nobody,bob :hi"), got)
+
+    def test_a_labeled_message_comes_back_labeled_and_a_tagmsg_comes_back_too(self) -> None:
+        self.alice.send("CAP REQ :batch labeled-response")
+        (echo,) = self.alice.send("@label=1 PRIVMSG bob :hi")
+        self.assertTrue(echo.startswith("@label=1;time="), echo)
+        self.assertNotIn("label", self.bob.read()[0])
+        (echo,) = self.alice.send("@label=2;+typing=active TAGMSG bob")
+        self.assertRegex(echo, r"^@label=2;time=.*;\+typing=active :alice!alice@msgsvc TAGMSG :bob$")
+
+
 class LimitsTests(SynchronousTestCase):
     def test_the_per_address_limit_counts_irc_and_tcp_together(self) -> None:
         harness = ServerHarness(limits=Limits(max_per_ip=1))
@@ -652,8 +813,9 @@ class HostileInputTests(IrcTestCase):
 
     def test_non_ascii_digits_are_not_numbers(self) -> None:  # F13
         client = self.irc()
-        self.assertEqual(client.send("CAP LS ²"), [f":{SERVER} CAP * LS :message-tags sasl server-time"])
-        self.assertEqual(client.send("CAP LS ١٢"), [f":{SERVER} CAP * LS :message-tags sasl server-time"])
+        caps = [f":{SERVER} CAP * LS :batch echo-message labeled-response message-tags sasl server-time"]
+        self.assertEqual(client.send("CAP LS ²"), caps)
+        self.assertEqual(client.send("CAP LS ١٢"), caps)
         client.send("CAP END")
         client.register("alice")
         acknowledged: list[int] = []

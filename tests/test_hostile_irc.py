@@ -43,6 +43,7 @@ ODD = [
     "é", "\u202e", "\u2028", "\ufeff", ",", ":", "*", "?", "!", "@", "#all", "#ALL", "#other", "0", "+",
     "-", "ack-1", "ack-²", "ack-99999999999999999999", "PLAIN", "*", "user0001", "user0002", "alice",
     "bob", "mallory", "302", "sasl", "server-time", "-sasl", "A" * 400, "+i", "-i", "+o", "b", "C", "L", "S",
+    "message-tags", "batch", "labeled-response", "echo-message", "draft/chathistory",
 ]  # fmt: skip
 #: The costliest commands, as the attack on the server ran them.
 WORST = [
@@ -54,6 +55,11 @@ WORST = [
     "MONITOR + " + ",".join(f"user{i:04}" for i in range(300)),
     "MONITOR S", "MONITOR L", "WHOIS user0001", "CAP LS 302", "CAP REQ :sasl", "AUTHENTICATE PLAIN",
     "AUTHENTICATE " + "A" * 400, "PONG :ack-1", "QUIT :bye\r\x1b[2J",
+    "CAP REQ :batch labeled-response message-tags server-time echo-message",
+    "@label=w NAMES", "@label=x JOIN #all", "@label=y WHO *", "@label=z MOTD", "@label=p PING x",
+    "@+a=" + "b" * 4000 + " TAGMSG #all," + ",".join(f"user{i:04}" for i in range(300)),
+    "@+a=" + "b" * 4000 + " PRIVMSG #all :x", "@+a=" + "b" * 4095 + " PRIVMSG user0001 :x",
+    "@" + ";".join(["+a=\\"] * 800) + " TAGMSG alice",
 ]  # fmt: skip
 NAMES = ["#all", "#ALL", "alice", "mallory", "user0001", "USER0001", "user0299", "nobody", "é", "", "0"]
 
@@ -76,7 +82,7 @@ def irc_line(draw: st.DrawFn) -> bytes:
     words = [verb, *draw(st.lists(param, max_size=5))]
     if draw(st.booleans()):
         words.append(":" + draw(param))
-    head = draw(st.sampled_from(["", "@a=b;c ", ":me!u@h ", "@x :y "]))
+    head = draw(st.sampled_from(["", "@a=b;c ", ":me!u@h ", "@x :y ", "@label=l ", "@+r=\\:x;label= ", "@;=; "]))
     return (head + " ".join(words)).replace("\n", "").encode("utf-8")[:9000]
 
 

@@ -61,7 +61,7 @@ class IrcEndToEndTests(SynchronousTestCase):
         self.assertEqual(welcome[0], f":{SERVER} 001 alice :Welcome to the msgsvc network, alice")
         self.assertEqual(bob.line(), "JOINED alice")
         alice.send("JOIN #all")
-        self.assertEqual(alice.until(f":{SERVER} 366 ")[2], f":{SERVER} 353 alice = #all :alice bob")
+        self.assertEqual(alice.until(f":{SERVER} 366 ")[3], f":{SERVER} 353 alice = #all :alice bob")
         alice.send("PRIVMSG bob :hi from irc")
         self.assertEqual(bob.line(), "MSG alice unicast bob :hi from irc")
         bob.send("SEND alice :hi from tcp")

@@ -17,4 +17,7 @@ portal) that speaks RFC 1459/2812 as modern clients use it
   waited come after the MOTD (with ``server-time``, stamped when they were
   sent), and are acknowledged when the client answers the ``PING`` sent
   after them: its ``PONG`` shows it read them.
+* IRCv3 ``message-tags`` (``TAGMSG``, client-only tags), ``server-time`` and
+  ``msgid`` on every message, ``echo-message``, ``batch`` and
+  ``labeled-response`` (:mod:`msgsvc.fronts.irc.tags`): docs/irc.rst.
 """

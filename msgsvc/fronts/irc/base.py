@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from twisted.internet.interfaces import IDelayedCall
 from twisted.words.protocols import irc as rfc
 
-from msgsvc.fronts.irc.wire import ERR_SASLFAIL, line
+from msgsvc.fronts.irc.tags import Response, joined
+from msgsvc.fronts.irc.wire import ERR_SASLFAIL, line, server_time
 from msgsvc.fronts.session import Session
 from msgsvc.hub.contracts import Refusal, Refused
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 
 #: Entries of the username log (or of who is online) a listing goes through in one reactor pass.
 LISTING_STEP = 100
+T = TypeVar("T")
 
 
 class IrcBase(Session):
@@ -37,6 +39,11 @@ class IrcBase(Session):
     #: Long replies being sent, a few entries a reactor pass, each with what to do after it.
     _listings: deque[tuple[Iterator[bytes], Callable[[], None] | None]]
     _listing_call: IDelayedCall | None = None
+    #: The tags of the line being run (what a client sends with a message is relayed with it).
+    line_tags: dict[str, str] = {}  # noqa: RUF012 - replaced, never changed
+    #: The reply to a labeled line (labeled-response), from the line until its last part is written.
+    _response: Response | None = None
+    _batches = 0  # batches opened: each has its own id
 
     @property
     def channel(self) -> str:
@@ -50,10 +57,19 @@ class IrcBase(Session):
         """Whom a message to this client is to: its name, once logged in (by SASL, before 001 too)."""
         return self._account or self.nick
 
+    def _write(self, data: bytes) -> None:
+        """Write a reply: as a part of the labeled line's reply, if one is being made."""
+        if self._response is not None:
+            data = self._response.add(data)
+            if not data:
+                return
+        super()._write(data)
+
     def _send(self, data: bytes) -> None:
-        """Write, or keep until 001 what comes for a SASL-logged-in client before it (within the send queue's limit)."""
+        """Write what came for the client (never a part of a reply), or keep until 001 what comes for a
+        SASL-logged-in client before it (within the send queue's limit)."""
         if self._registered:
-            self._write(data)
+            super()._write(data)
             return
         self._early.append(data)
         self._early_size += len(data)
@@ -62,6 +78,61 @@ class IrcBase(Session):
             self._drop(
                 f"over {limit} bytes waiting for it to finish registering", "registration not finished"
             )
+
+    def batch_id(self) -> str:
+        """A new batch's id, unique on this connection."""
+        self._batches += 1
+        return str(self._batches)
+
+    def _reply_to(self, label: str | None, run: Callable[[], None]) -> None:
+        """Run a line; ``label``: its reply is labeled, a batch if more than a line (with ``batch``).
+
+        A reply still being made when the next line is read (an answer that failed) ends then."""
+        self._end_reply()
+        if label is not None and "labeled-response" in self.caps and "batch" in self.caps:
+            self._response = Response(label, self.batch_id(), self.factory.server_name)
+        try:
+            run()
+        finally:
+            response = self._response
+            if response is not None:
+                self._response = None  # what is written here is the reply's end, or its batch's start
+                response.pending -= 1
+                super()._write(response.end() if not response.pending else response.open())
+                if response.pending:
+                    self._response = response
+
+    def _later(self, then: Callable[[T], None]) -> Callable[[T], None]:
+        """``then``, a part of the reply being made that is written later (an answer awaited)."""
+        response = self._response
+        if response is None:
+            return then
+        response.pending += 1
+
+        def part(value: T) -> None:
+            then(value)
+            response.pending -= 1
+            if not response.pending and self._response is response:
+                self._end_reply()
+
+        return part
+
+    def _end_reply(self) -> None:
+        response, self._response = self._response, None
+        if response is not None:
+            super()._write(response.end())
+
+    def message_tags(self, message_id: str, at: float, client: str = "") -> str:
+        """A message's tags for this client: its time (``server-time``); its id and its sender's
+        client-only tags (``message-tags``)."""
+        if not self.caps:
+            return ""
+        tagged = "message-tags" in self.caps
+        return joined(
+            f"time={server_time(at)}" if "server-time" in self.caps else "",
+            f"msgid={message_id}" if tagged and message_id else "",
+            client if tagged else "",
+        )
 
     def numeric(self, code: str, *params: str) -> None:
         self._write(self._numeric(code, *params))
@@ -73,6 +144,10 @@ class IrcBase(Session):
         """Send a reply that goes through the username log or the users online (``entries`` gives
         one step of it at a time: a line, or nothing), :data:`LISTING_STEP` steps a reactor pass,
         whatever the log's size; then call ``then``.  The client's next lines wait until it is sent."""
+        if self._response is not None:
+            after = then
+            done = self._later(lambda _: after() if after is not None else None)
+            then = lambda: done(None)  # noqa: E731
         self._listings.append((entries, then))
         if len(self._listings) == 1:
             self._list_some()

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from twisted.words.protocols import irc as rfc
 
 from msgsvc.fronts.irc.base import IrcBase
-from msgsvc.fronts.irc.wire import line, printable
+from msgsvc.fronts.irc.wire import RPL_TOPICWHOTIME, line, printable
 from msgsvc.hub.contracts import username_key
 
 CHANNEL = "#all"  # the default name of the one channel
@@ -39,6 +39,7 @@ class Channel(IrcBase):
                 self.factory.members.add(self)
                 self._write(line("JOIN", self.channel, prefix=self.factory.mask(self.nick)))
                 self.numeric(rfc.RPL_TOPIC, self.channel, TOPIC)
+                self.numeric(RPL_TOPICWHOTIME, self.channel, self.factory.server_name, self.factory.started)
                 self._list(self._names())
 
     def irc_PART(self, params: list[str]) -> None:

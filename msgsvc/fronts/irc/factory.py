@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import Factory
@@ -15,7 +16,14 @@ from msgsvc.fronts.irc.channel import CHANNEL
 from msgsvc.fronts.irc.names import Directory
 from msgsvc.fronts.irc.session import IrcSession
 from msgsvc.fronts.irc.wire import RPL_MONOFFLINE, RPL_MONONLINE, line
-from msgsvc.hub.contracts import Event, UserJoined, UserLeft, username_key
+from msgsvc.hub.contracts import (
+    Event,
+    Message,
+    MessageIds,
+    UserJoined,
+    UserLeft,
+    username_key,
+)
 
 
 class IrcFactory(Factory["IrcSession"]):
@@ -34,8 +42,15 @@ class IrcFactory(Factory["IrcSession"]):
         self.channel = channel
         self.server_name = server_name or socket.gethostname()
         self.network = network
-        self.created = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(clients.clock.seconds()))
+        started = clients.clock.seconds()
+        self.created = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(started))
+        self.started = str(int(started))  # when #all's topic was set, as 333 says it
         self.idents: dict[str, tuple[str, str]] = {}  # by name key: an IRC user's USER name and real name
+        self.sessions: dict[str, IrcBase] = {}  # by name key: the registered IRC clients
+        #: The name key of an IRC user whose message is being sent, and its client-only tags: what its
+        #: recipients here get with it as the hub delivers it (:meth:`relayed`).
+        self.relaying: tuple[str, str] | None = None
+        self.ids = MessageIds(clients.clock)  # for TAGMSG, which the hub does not carry
         self.members: set[IrcBase] = set()  # sessions that joined #all
         self.monitors: dict[str, set[IrcBase]] = {}  # by name key: who watches it
         self.directory = Directory(clients.hub)
@@ -79,9 +94,29 @@ class IrcFactory(Factory["IrcSession"]):
         ident = self.idents.get(username_key(name))
         return ident[1] if ident else name
 
+    @contextmanager
+    def relay(self, sender: str, tags: str) -> Iterator[None]:
+        """While in it, the messages the hub delivers from ``sender`` (a name key) carry ``tags`` (the
+        client-only tags its line came with) to the IRC clients that take them."""
+        self.relaying = (sender, tags) if tags else None
+        try:
+            yield
+        finally:
+            self.relaying = None
+
+    def relayed(self, message: Message) -> str:
+        """The client-only tags ``message`` came with: its sender's, while the hub delivers it as it
+        is sent (later, or from another node, it comes without them)."""
+        relaying = self.relaying
+        if relaying is None or username_key(message.sender) != relaying[0]:
+            return ""
+        return relaying[1]
+
     def forget(self, session: IrcSession) -> None:
         if session.nick_key:
             self.idents.pop(session.nick_key, None)
+            if self.sessions.get(session.nick_key) is session:
+                del self.sessions[session.nick_key]
         self.members.discard(session)
         self.unwatch(session, session.monitoring)
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from twisted.words.protocols import irc as rfc
 
 from msgsvc.fronts.irc.base import IrcBase
-from msgsvc.fronts.irc.wire import addressed, clean_text, line, sent_when, server_time, text_lines
+from msgsvc.fronts.irc.tags import client_tags
+from msgsvc.fronts.irc.wire import addressed, clean_text, line, sent_when, text_lines
 from msgsvc.hub.contracts import (
     Kind,
     Message,
@@ -23,7 +26,7 @@ class Messaging(IrcBase):
     """PRIVMSG and NOTICE to nicks (a unicast or a multicast) or #all (a broadcast), and their delivery."""
 
     def receive(self, message: Message) -> None:
-        tags = f"time={server_time(self.clients.clock.seconds())}" if "server-time" in self.caps else ""
+        tags = self.message_tags(message.id, message.at, self.factory.relayed(message))
         sender, me = self.factory.mask(message.sender), self._me()
         # An IRC user's line (of this server: others' fronts are not known here) comes as one line.
         whole = username_key(message.sender) in self.factory.idents
@@ -44,10 +47,8 @@ class Messaging(IrcBase):
         out = []
         for message in backlog:
             text = addressed(message, self.nick)
-            tags = ""
-            if stamped:
-                tags = f"time={server_time(message.sent_at)}"
-            else:
+            tags = self.message_tags(message.message_id, message.sent_at)
+            if not stamped:
                 text = f"{sent_when(message.sent_at, now)} {text}"
             out.append(text_lines("PRIVMSG", self.nick, text, self.factory.mask(message.sender), tags))
         out.append(line("PING", f"ack-{backlog[-1].id}"))  # its PONG acknowledges the page
@@ -89,17 +90,16 @@ class Messaging(IrcBase):
                 self.numeric(rfc.ERR_NORECIPIENT, f"No recipient given ({verb})")
             return
         names: list[str] = []
+        client = client_tags(self.line_tags) if self.line_tags else ""
         for target in targets:
             if self._is_channel(target):
                 if self not in self.factory.members:
                     if not quiet:
-                        self.numeric(
-                            rfc.ERR_CANNOTSENDTOCHAN,
-                            self.channel,
-                            f"Cannot send to channel: JOIN {self.channel} first",
-                        )
+                        self._not_joined()
                     continue
-                self.user.broadcast(text)
+                echo = self._echo(verb, self.channel, text, client)
+                with self.factory.relay(self.nick_key, client):
+                    self.send_to(None, text, self._later(echo or _unanswered))
             elif target.startswith("#"):
                 if not quiet:
                     self.numeric(
@@ -112,7 +112,63 @@ class Messaging(IrcBase):
                 names.append(target)
         if not names:
             return
-        self.send_to(names, text, _unanswered if quiet else self._sent)
+        answer: Callable[[Report], None] = _unanswered if quiet else self._sent
+        echo = self._echo(verb, ",".join(names), text, client)
+        if echo is not None:
+            answer = _echoed(echo, answer)
+        with self.factory.relay(self.nick_key, client):
+            self.send_to(names, text, self._later(answer))
+
+    def _echo(self, verb: str, target: str, text: str, client: str) -> Callable[[Report], None] | None:
+        """With ``echo-message``: what shows the client its message as its recipients got it (with its
+        time, id and client-only tags, as it asked for them); None without."""
+        if "echo-message" not in self.caps:
+            return None
+
+        def echo(report: Report) -> None:
+            tags = self.message_tags(report.id, report.at, client)
+            self._write(text_lines(verb, target, text, self.factory.mask(self.nick), tags, whole=True))
+
+        return echo
+
+    def irc_TAGMSG(self, params: list[str]) -> None:
+        """IRCv3 message-tags: tags alone, to nicks or #all, for those of this server's IRC clients
+        that asked for ``message-tags`` (the hub carries text, and no other front takes tags)."""
+        if not params or not params[0]:
+            self.numeric(rfc.ERR_NORECIPIENT, "No recipient given (TAGMSG)")
+            return
+        targets = self._targets(params[0], self.clients.limits.max_recipients)
+        client = client_tags(self.line_tags)
+        message_id, at = self.factory.ids.make()
+        for target in targets or ():
+            if self._is_channel(target):
+                if self not in self.factory.members:
+                    self._not_joined()
+                    continue
+                receivers = [m for m in self.factory.members if m is not self]
+            else:
+                session = self.factory.sessions.get(username_key(target))
+                if session is None:
+                    self.numeric(
+                        rfc.ERR_NOSUCHNICK, target, "No such nick/channel (no IRC client of that name here)"
+                    )
+                    continue
+                receivers = [session]
+                target = session.nick
+            sender = self.factory.mask(self.nick)
+            for receiver in receivers:
+                if "message-tags" in receiver.caps:
+                    to = target if self._is_channel(target) else receiver.nick
+                    tags = receiver.message_tags(message_id, at, client)
+                    receiver._send(line("TAGMSG", to, prefix=sender, tags=tags))
+            if "echo-message" in self.caps:
+                tags = self.message_tags(message_id, at, client)
+                self._write(line("TAGMSG", target, prefix=sender, tags=tags))
+
+    def _not_joined(self) -> None:
+        self.numeric(
+            rfc.ERR_CANNOTSENDTOCHAN, self.channel, f"Cannot send to channel: JOIN {self.channel} first"
+        )
 
     def _ctcp(self, text: str) -> str:
         """A CTCP ACTION (``/me waves``) as the text "* nick waves"; other CTCP is not carried."""
@@ -129,6 +185,17 @@ class Messaging(IrcBase):
                 self.server_notice(f"{name} is away: the message waits for them")
             else:
                 self.numeric(rfc.ERR_NOSUCHNICK, name, "No such nick/channel (not online)")
+
+
+def _echoed(echo: Callable[[Report], None], answer: Callable[[Report], None]) -> Callable[[Report], None]:
+    """``answer``, after ``echo`` if anyone got the message or will (else it is only answered)."""
+
+    def both(report: Report) -> None:
+        if report.delivered or report.queued:
+            echo(report)
+        answer(report)
+
+    return both
 
 
 def _unanswered(report: Report) -> None:

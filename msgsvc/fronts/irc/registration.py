@@ -34,7 +34,14 @@ from msgsvc.hub.contracts import Refused, username_key
 from msgsvc.wire import ascii_int
 
 VERSION = f"msgsvc-{msgsvc.__version__}"
-CAPABILITIES = {"message-tags": "message-tags", "sasl": "sasl=PLAIN", "server-time": "server-time"}
+CAPABILITIES = {
+    "batch": "batch",
+    "echo-message": "echo-message",
+    "labeled-response": "labeled-response",
+    "message-tags": "message-tags",
+    "sasl": "sasl=PLAIN",
+    "server-time": "server-time",
+}
 SASL_CHUNK = 400
 #: The longest SASL payload read: a PLAIN one (two names and a password of at most 256 bytes) is
 #: at most 432 characters of base64.  Past it the attempt fails (904), as Ergo's does.
@@ -244,6 +251,7 @@ class Registration(IrcBase):
         self.nick = name
         self.nick_key = username_key(name)
         self.factory.idents[self.nick_key] = (self.username, self.realname)
+        self.factory.sessions[self.nick_key] = self
         server = self.factory.server_name
         self.numeric(rfc.RPL_WELCOME, f"Welcome to the {self.factory.network} network, {name}")
         self.numeric(rfc.RPL_YOURHOST, f"Your host is {server}, running version {VERSION}")

@@ -12,7 +12,7 @@ from msgsvc.fronts.irc.channel import Channel
 from msgsvc.fronts.irc.messaging import Messaging
 from msgsvc.fronts.irc.queries import Queries
 from msgsvc.fronts.irc.registration import Registration
-from msgsvc.fronts.irc.wire import ERR_INPUTTOOLONG, line, parse, printable
+from msgsvc.fronts.irc.wire import ERR_INPUTTOOLONG, Command, line, parse, printable
 from msgsvc.wire import Code, ascii_int
 
 
@@ -42,6 +42,10 @@ class IrcSession(Registration, Messaging, Channel, Queries):
         parsed = parse(raw)
         if parsed is None:
             return
+        self.line_tags = parsed.tags
+        self._reply_to(parsed.tags.get("label") if self._registered else None, lambda: self._run(parsed))
+
+    def _run(self, parsed: Command) -> None:
         handler = getattr(self, f"irc_{parsed.command}", None)
         if handler is None and self._registered:
             self.numeric(rfc.ERR_UNKNOWNCOMMAND, parsed.command, "Unknown command")

@@ -10,6 +10,7 @@ import re
 import time
 from dataclasses import dataclass
 
+from msgsvc.fronts.irc.tags import TAG_DATA_MAX, parse_tags
 from msgsvc.hub.contracts import Kind, Message, Queued, username_key
 from msgsvc.times import describe_time
 from msgsvc.wire import Code, ProtocolError
@@ -29,7 +30,8 @@ MIN_ROOM = 64
 #: The longest text an IRC client can send in one line (``NOTICE x word``): a text up to this
 #: is relayed in one line, cut to IRC's 512 bytes if it must be, as IRC servers do.
 ONE_LINE = 510 - len("NOTICE x ")
-# Numerics Twisted's table (twisted.words.protocols.irc) lacks: IRCv3 SASL and MONITOR, and 417.
+# Numerics Twisted's table (twisted.words.protocols.irc) lacks: IRCv3 SASL and MONITOR, 333 and 417.
+RPL_TOPICWHOTIME = "333"
 ERR_INPUTTOOLONG = "417"
 ERR_ALREADYREGISTERED = "462"
 ERR_INVALIDUSERNAME = "468"  # as Ergo says it
@@ -49,21 +51,28 @@ ERR_MONLISTFULL = "734"
 
 @dataclass
 class Command:
-    """One IRC line: its command (upper case) and its parameters (the trailing one last)."""
+    """One IRC line: its command (upper case), its parameters (the trailing one last), its tags."""
 
     command: str
     params: list[str]
+    tags: dict[str, str]
 
 
 def parse(line: bytes) -> Command | None:
-    """An IRC line (without CR LF); None for a blank one; ProtocolError(BAD_ENCODING) if it is not UTF-8."""
+    """An IRC line (without CR LF); None for a blank one; ProtocolError: BAD_ENCODING if it is not
+    UTF-8, LINE_TOO_LONG (417) past :data:`~msgsvc.fronts.irc.tags.TAG_DATA_MAX` bytes of tags."""
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError:
         raise ProtocolError(Code.BAD_ENCODING, "lines must be UTF-8") from None
     text = text.lstrip(" ")
-    if text.startswith("@"):  # message tags: none that a client sends means anything here
-        text = text.partition(" ")[2].lstrip(" ")
+    tags: dict[str, str] = {}
+    if text.startswith("@"):
+        data, _, text = text[1:].partition(" ")
+        if len(data.encode()) > TAG_DATA_MAX:
+            raise ProtocolError(Code.LINE_TOO_LONG, f"tags may hold at most {TAG_DATA_MAX} bytes")
+        tags = parse_tags(data)
+        text = text.lstrip(" ")
     if text.startswith(":"):  # a client's own prefix: ignored, as servers do
         text = text.partition(" ")[2].lstrip(" ")
     trailing = None
@@ -75,7 +84,7 @@ def parse(line: bytes) -> Command | None:
     command = params.pop(0).upper()
     if trailing is not None:
         params.append(trailing)
-    return Command(command, params)
+    return Command(command, params, tags)
 
 
 def line(*params: str, prefix: str = "", tags: str = "") -> bytes:
@@ -83,11 +92,11 @@ def line(*params: str, prefix: str = "", tags: str = "") -> bytes:
 
     What a client sent may come back in it (a target that is not one): a middle parameter that
     would not read as one becomes ``*``, CR, LF and NUL are left out, and a line over IRC's 512
-    bytes is cut short (between two characters), as servers do.
+    bytes (tags aside: escaped, they hold none of these) is cut short (between two characters), as
+    servers do.
     """
     *middle, last = params
-    head = f"@{tags} " if tags else ""
-    head += f":{prefix} " if prefix else ""
+    head = f":{prefix} " if prefix else ""
     middle = [p if p and p[0] != ":" and " " not in p else "*" for p in middle]
     text = f"{head}{' '.join(middle)} :{last}"
     if BREAKS.search(text):
@@ -95,7 +104,7 @@ def line(*params: str, prefix: str = "", tags: str = "") -> bytes:
     data = text.encode()
     if len(data) > 510:
         data = data[:510].decode("utf-8", "ignore").encode()
-    return data + b"\r\n"
+    return (f"@{tags} ".encode() if tags else b"") + data + b"\r\n"
 
 
 def text_lines(verb: str, target: str, text: str, prefix: str, tags: str = "", whole: bool = False) -> bytes:
@@ -206,3 +215,4 @@ def sent_when(when: float, now: float) -> str:
 def server_time(when: float) -> str:
     """The ``time`` tag's value: ISO 8601 in UTC, to the millisecond."""
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(when)) + f".{int(when * 1000) % 1000:03d}Z"
+
