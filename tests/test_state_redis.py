@@ -199,44 +199,50 @@ class RedisHistoryTests(RedisStateCase):
         names = {"alice": "", "bob": "", "carol": ""}
         return {
             "histories": sorted(await redis.execute("HGETALL", HISTORIES)),
-            **{name: await redis.execute("ZRANGE", conversations_key(name), 0, -1) for name in names},
+            **{name: sorted(await redis.execute("SMEMBERS", conversations_key(name))) for name in names},
         }
 
     async def test_the_indexes_follow_appends_expiry_and_purges_and_forget_an_empty_conversation(
         self,
     ) -> None:
-        ab1, ac, ab2, all1 = (
+        ab1, ac1, ac2, ab2, all1 = (
             entry("alice,bob", "alice", 100.0),
+            entry("alice,carol", "alice", 150.0),
             entry("alice,carol", "carol", 200.0),
             entry("alice,bob", "bob", 300.0),
             entry(ALL, "bob", 400.0),
         )
-        # Appended out of order (two nodes' clocks): the newest id stays the conversation's.
-        await gatherResults([self.state.append(e, 100) for e in (ab2, ac, ab1, all1)])
+        # Appended out of order (two nodes' clocks), in a pass and across passes: the newest id stays.
+        await gatherResults([self.state.append(e, 100) for e in (ab2, ab1, ac2)])
+        await gatherResults([self.state.append(e, 100) for e in (ac1, all1, ab1)])
         self.assertEqual(
             await self.keys(),
             {
-                "histories": sorted([ALL, all1.id, "alice,bob", ab2.id, "alice,carol", ac.id]),
-                "alice": [f"{ac.id}|alice,carol", f"{ab2.id}|alice,bob"],
-                "bob": [f"{ab2.id}|alice,bob"],
-                "carol": [f"{ac.id}|alice,carol"],
+                "histories": sorted([ALL, all1.id, "alice,bob", ab2.id, "alice,carol", ac2.id]),
+                "alice": ["alice,bob", "alice,carol"],
+                "bob": ["alice,bob"],
+                "carol": ["alice,carol"],
             },
         )
         self.assertEqual(await self.state.page_before("alice,bob", None, 10, 0.0), ([ab1, ab2], False))
+        self.assertEqual(await self.state.history_size(), 5)
         self.assertEqual(await self.state.purge_history("bob"), 2)  # ab2 and all1: alice,bob's newest is ab1
+        histories = (await self.keys())["histories"]
+        self.assertEqual(histories, sorted(["alice,bob", ab1.id, "alice,carol", ac2.id]))
+        self.assertEqual(await self.state.latest("bob", 0.0, 10), [ab1])
         self.assertEqual(await self.state.expire_history(150.0, 100), 1)  # ab1: alice,bob is empty
         self.assertEqual(
             await self.keys(),
             {
-                "histories": sorted(["alice,carol", ac.id]),
-                "alice": [f"{ac.id}|alice,carol"],
+                "histories": sorted(["alice,carol", ac2.id]),
+                "alice": ["alice,carol"],
                 "bob": [],
-                "carol": [f"{ac.id}|alice,carol"],
+                "carol": ["alice,carol"],
             },
         )
         gone = await self.state.redis.execute("EXISTS", history_key("alice,bob"), history_key(ALL))
         self.assertEqual(gone, 0)
-        self.assertEqual(await self.state.history_size(), 1)
+        self.assertEqual(await self.state.history_size(), 2)
 
     async def test_what_waits_for_the_end_of_the_pass_is_sent_when_the_state_stops(self) -> None:
         stopping = RedisState(reactor, RedisURL.parse(self.server.url))

@@ -23,8 +23,7 @@ second).  The keys, all under ``msgsvc:``:
 ``msgsvc:history:CONV``    zset    score 0, ``MSGID|JSON [at, sender, kind, recipients, text]``
 ``msgsvc:histories``       hash    conversation -> its newest message id
 ``msgsvc:histories:size``  string  entries in all the histories
-``msgsvc:conversations:KEY``  zset  score 0, ``MSGID|CONV``: the direct conversations of a name,
-                                   by their newest message id
+``msgsvc:conversations:KEY``  set  the direct conversations of a name that have a history
 =========================  ======  =================================================
 
 The queue's two counts are kept by every script that adds or removes a queued message, in the same
@@ -259,45 +258,49 @@ return {'removed', name, id}
 )
 
 
-# settle(conv): the conversation's newest id, in msgsvc:histories and in its participants' lists of
-# conversations, as its history holds it now (an empty history is forgotten there).
+# participants(conv, command): SADD or SREM the conversation in its participants' sets (none for #all).
+# settle(conv): its newest id in msgsvc:histories as its history holds it now, and it in those sets; an
+# empty one is forgotten in both.
 SETTLE = """
+local function participants(conv, command)
+  if conv == '#all' then return end
+  for name in string.gmatch(conv, '[^,]+') do redis.call(command, 'msgsvc:conversations:' .. name, conv) end
+end
 local function settle(conv)
-  local old = redis.call('HGET', 'msgsvc:histories', conv)
   local newest = redis.call('ZREVRANGE', 'msgsvc:history:' .. conv, 0, 0)[1]
-  local id = newest and string.match(newest, '^([^|]*)|') or false
-  if id == old then return end
-  if conv ~= '#all' then
-    for name in string.gmatch(conv, '[^,]+') do
-      local mine = 'msgsvc:conversations:' .. name
-      if old then redis.call('ZREM', mine, old .. '|' .. conv) end
-      if id then redis.call('ZADD', mine, 0, id .. '|' .. conv) end
-    end
-  end
-  if id then
-    redis.call('HSET', 'msgsvc:histories', conv, id)
+  if newest then
+    redis.call('HSET', 'msgsvc:histories', conv, string.match(newest, '^([^|]*)|'))
+    participants(conv, 'SADD')
   else
     redis.call('HDEL', 'msgsvc:histories', conv)
+    participants(conv, 'SREM')
   end
 end
 """
 
-# Appends the entries of one reactor pass, each trimmed to its conversation's newest `keep` at once.
+# Appends the entries of one reactor pass, each trimmed to its conversation's newest `keep` at once;
+# then moves each conversation's newest id (a conversation new to the history joins its participants').
 APPEND = Script(
     SETTLE
     + """
 -- KEYS: the size; ARGV: conversation, member, keep, ...  Returns the change in entries.
-local added, touched = 0, {}
+local added, newest = 0, {}
 for i = 1, #ARGV, 3 do
-  local history = 'msgsvc:history:' .. ARGV[i]
+  local conv = ARGV[i]
+  local history = 'msgsvc:history:' .. conv
   if redis.call('ZADD', history, 'NX', 0, ARGV[i + 1]) == 1 then
     added = added + 1
     local over = redis.call('ZCARD', history) - tonumber(ARGV[i + 2])
     if over > 0 then added = added - redis.call('ZREMRANGEBYRANK', history, 0, over - 1) end
-    touched[ARGV[i]] = true
+    local id = string.match(ARGV[i + 1], '^([^|]*)|')
+    if not newest[conv] or id > newest[conv] then newest[conv] = id end
   end
 end
-for conv in pairs(touched) do settle(conv) end
+for conv, id in pairs(newest) do
+  local old = redis.call('HGET', 'msgsvc:histories', conv)
+  if not old then participants(conv, 'SADD') end
+  if not old or id > old then redis.call('HSET', 'msgsvc:histories', conv, id) end
+end
 if added ~= 0 then redis.call('INCRBY', KEYS[1], added) end
 return added
 """
@@ -347,19 +350,21 @@ return dropped
 """
 )
 
-# The newest entry of each of a name's direct conversations whose newest id is at least a floor.
+# The newest entry of each of a name's direct conversations whose newest id is at least a floor, the
+# newest first: every conversation of the name read (what CONVERSATIONS asks, not what a message does).
 LATEST = Script(
     """
 -- KEYS: the name's conversations; ARGV: message_id_floor(since), limit.  Returns conversation, member...
+local found = {}
+for _, conv in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local id = redis.call('HGET', 'msgsvc:histories', conv)
+  if id and id >= ARGV[1] then table.insert(found, {id, conv}) end
+end
+table.sort(found, function(a, b) return a[1] > b[1] end)
 local out = {}
-local refs = redis.call('ZREVRANGEBYLEX', KEYS[1], '+', '[' .. ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-for _, ref in ipairs(refs) do
-  local conv = string.match(ref, '^[^|]*|(.*)$')
-  local newest = redis.call('ZREVRANGE', 'msgsvc:history:' .. conv, 0, 0)[1]
-  if newest then
-    table.insert(out, conv)
-    table.insert(out, newest)
-  end
+for i = 1, math.min(#found, tonumber(ARGV[2])) do
+  table.insert(out, found[i][2])
+  table.insert(out, redis.call('ZREVRANGE', 'msgsvc:history:' .. found[i][2], 0, 0)[1])
 end
 return out
 """
