@@ -15,7 +15,16 @@ import time
 from dataclasses import dataclass, field
 from enum import Enum
 
-from msgsvc.hub.contracts import Refusal, Refused, check_password_rules, message_text, recipient_names
+from msgsvc.hub.contracts import (
+    HistoryPolicy,
+    Refusal,
+    Refused,
+    check_password_rules,
+    message_id,
+    message_id_floor,
+    message_text,
+    recipient_names,
+)
 
 #: The byte that ends a line; a CR just before it is dropped.
 LF = b"\n"
@@ -130,6 +139,26 @@ def format_time(when: float) -> str:
 def parse_time(text: str) -> float:
     """The moment :func:`format_time` wrote, as seconds since the epoch; ValueError if it is not one."""
     return float(calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ")))
+
+
+def format_millis(when: float) -> str:
+    """A message's time as version 9 gives it: ISO 8601 in UTC, to the millisecond
+    (``2026-12-02T17:02:05.123Z``)."""
+    millis = round(when * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(millis // 1000)) + f".{millis % 1000:03d}Z"
+
+
+_MILLIS_TIME = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]{3}))?Z")
+
+
+def parse_millis(text: str) -> float:
+    """A time as HISTORY takes it (to the second or to the millisecond), as seconds since the epoch;
+    ValueError if it is not one."""
+    match = _MILLIS_TIME.fullmatch(text)
+    if match is None:
+        raise ValueError(f"not a time: {text!r}")
+    seconds = calendar.timegm(time.strptime(match[1], "%Y-%m-%dT%H:%M:%S"))
+    return seconds + int(match[2] or 0) / 1000
 
 
 # -- framing -------------------------------------------------------------
@@ -331,6 +360,23 @@ class Users:
 
 
 @dataclass(slots=True)
+class Version:
+    version: int  # the client's: 1 or more
+
+
+@dataclass(slots=True)
+class History:
+    conversation: str  # as the client named it: conversation_named() makes it a key
+    before: str | None  # an id, or a time as message_id_floor() makes it; None: up to the newest
+    count: int
+
+
+@dataclass(slots=True)
+class Conversations:
+    pass
+
+
+@dataclass(slots=True)
 class Ack:
     up_to: int  # the id of the last delayed message the client has
 
@@ -350,7 +396,12 @@ class Quit:
     reason: str | None
 
 
-Command = Hello | Password | Send | Broadcast | Users | Ack | Ping | Pong | Quit
+Command = (
+    Hello | Password | Send | Broadcast | Users | Version | History | Conversations | Ack | Ping | Pong | Quit
+)
+
+_HISTORY = HistoryPolicy()  # a HISTORY's count: at most its page, by default its default_page
+_HISTORY_USAGE = "usage: HISTORY <conversation> [<before: * | id | time> [<count: 1-100>]]"
 
 
 def _arity(line: Line, least: int, most: int, usage: str) -> None:
@@ -388,6 +439,17 @@ def parse_command(line: Line, limits: Limits) -> Command:
     if verb == "USERS":
         _arity(line, 0, 0, "USERS")
         return Users()
+    if verb == "HISTORY":
+        return _history(line)
+    if verb == "CONVERSATIONS":
+        _arity(line, 0, 0, "CONVERSATIONS")
+        return Conversations()
+    if verb == "VERSION":
+        _arity(line, 1, 1, "VERSION <version>")
+        version = ascii_int(line.params[0], 9)
+        if not version:
+            raise ProtocolError(Code.BAD_SYNTAX, "usage: VERSION <version> (a positive integer)")
+        return Version(version)
     if verb == "ACK":
         _arity(line, 1, 1, "ACK <id>")
         up_to = ascii_int(line.params[0])
@@ -404,3 +466,21 @@ def parse_command(line: Line, limits: Limits) -> Command:
         _arity(line, 0, 1, "QUIT [:<reason>]")
         return Quit(line.params[0] if line.params else None)
     raise ProtocolError(Code.UNKNOWN_COMMAND, f"unknown command {verb}")
+
+
+def _history(line: Line) -> History:
+    """``HISTORY <conversation> [<before> [<count>]]``: the conversation is checked by the front, which
+    knows the reader; the position and the count here."""
+    _arity(line, 1, 3, _HISTORY_USAGE)
+    conversation, position, count_text = (*line.params, *("*", "")[len(line.params) - 1 :])
+    if position == "*":
+        before = None
+    elif (before := message_id(position)) is None:
+        try:
+            before = message_id_floor(parse_millis(position))
+        except ValueError:
+            raise ProtocolError(Code.BAD_SYNTAX, _HISTORY_USAGE) from None
+    count = ascii_int(count_text, 3) if count_text else _HISTORY.default_page
+    if count is None or not 1 <= count <= _HISTORY.page:
+        raise ProtocolError(Code.BAD_SYNTAX, _HISTORY_USAGE)
+    return History(conversation, before, count)

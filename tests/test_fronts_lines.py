@@ -2,20 +2,37 @@
 
 from __future__ import annotations
 
+import os
+from dataclasses import replace
+
 from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.error import ConnectionDone
+from twisted.internet.testing import StringTransport
 from twisted.logger import capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.eventlog import HubEventLogger
 from msgsvc.fronts.clients import host_of
-from msgsvc.hub.contracts import ClientError, Connected, Disconnected, RemoteUser, UserRecord
+from msgsvc import wire
+from msgsvc.fronts.lines import ServerProtocol
+from msgsvc.hub.contracts import (
+    ALL,
+    ClientError,
+    Connected,
+    Disconnected,
+    HistoryPolicy,
+    RemoteUser,
+    Stored,
+    UserRecord,
+)
 from msgsvc.state.redislink import RedisUnavailable
 from msgsvc.wire import Code, Limits
 
 from .support.fakes import FakeNetwork
-from .support.harness import ServerHarness, lines
+from .support.harness import PASSWORD, ServerHarness, lines
+from .support.processes import ROOT
 
 
 class ServerTestCase(SynchronousTestCase):
@@ -677,3 +694,337 @@ class PipelineTests(SynchronousTestCase):
         self.assertEqual([a.split(" ")[:2] for a in answers], [["ERROR", "SERVER_ERROR"], ["SENT", "1"]])
         self.assertEqual(lines(self.c), ["MSG alice unicast carol :after"])
         self.flushLoggedErrors(RedisUnavailable)
+
+
+class Version9Tests(SynchronousTestCase):
+    """``VERSION 9``: ids and times on MSG, SENT and DELAYED; HISTORY, CONVERSATIONS; the catch-up."""
+
+    def setUp(self) -> None:
+        records = (UserRecord("carol", 1.0, 2.0, protected=True),)
+        self.server = ServerHarness(Limits(max_recipients=2), records=records, history=HistoryPolicy())
+
+    def hello(self, name: str, said: str = "VERSION 9\r\n") -> tuple[ServerProtocol, StringTransport]:
+        protocol, transport = self.server.connect()
+        protocol.dataReceived(f"{said}HELLO {name}\r\n".encode())
+        self.server.end_of_pass()
+        return protocol, transport
+
+    def test_version_is_answered_with_the_lower_version_and_the_days_kept(self) -> None:
+        protocol, transport = self.server.connect()
+        protocol.dataReceived(b"VERSION 12\r\nVERSION 9\r\nVERSION 8\r\nversion 1\r\n")
+        self.assertEqual(lines(transport), ["VERSION 9 90", "VERSION 9 90", "VERSION 8 90", "VERSION 1 90"])
+        off = ServerHarness()
+        protocol, transport = off.connect()
+        protocol.dataReceived(b"VERSION 9\r\n")
+        self.assertEqual(lines(transport), ["VERSION 9 0"])
+
+    def test_a_bad_or_late_version_is_refused(self) -> None:
+        protocol, transport = self.server.connect()
+        for bad in (b"", b" 0", b" nine", b" 9 10", b" -9", b" \xd9\xa9"):
+            bad = b"VERSION" + bad
+            protocol.dataReceived(bad + b"\r\n")
+            self.assertEqual([a.split(" ")[:2] for a in lines(transport)], [["ERROR", "BAD_SYNTAX"]], bad)
+        protocol.dataReceived(b"HELLO alice\r\nVERSION 9\r\n")
+        self.assertEqual(lines(transport)[-1], "ERROR ALREADY_REGISTERED :VERSION comes before HELLO")
+        self.assertEqual(protocol.version, 8)
+
+    def test_a_version_9_login_gets_the_catch_up_of_all_after_the_log(self) -> None:
+        bob, b = self.server.register("bob")
+        bob.dataReceived(b"BROADCAST :one\r\nBROADCAST :two\r\nSEND alice :nobody in the log\r\n")
+        [one, two] = self.server.store.history[ALL]
+        _, alice = self.hello("alice")
+        self.assertEqual(
+            lines(alice),
+            [
+                "VERSION 9 90",
+                "WELCOME alice :welcome to msgsvc",
+                "USER alice online",
+                "USER bob online",
+                "USER carol offline protected",
+                "ENDUSERS 3",
+                f"HISTMSG #all bob broadcast * {one.id} {wire.format_millis(one.at)} :one",
+                f"HISTMSG #all bob broadcast * {two.id} {wire.format_millis(two.at)} :two",
+                "ENDHISTORY #all 2 start",
+            ],
+        )
+
+    def test_a_version_8_login_or_a_server_without_history_has_no_catch_up(self) -> None:
+        self.server.register("bob")[0].dataReceived(b"BROADCAST :one\r\n")
+        _, alice = self.hello("alice", said="")
+        self.assertEqual(lines(alice)[-1], "ENDUSERS 3")
+        _, dave = self.hello("dave", said="VERSION 8\r\n")
+        self.assertEqual(lines(dave)[-1], "ENDUSERS 4")
+        off = ServerHarness()
+        protocol, transport = off.connect()
+        protocol.dataReceived(b"VERSION 9\r\nHELLO erin\r\n")
+        self.assertEqual(lines(transport)[-2:], ["USER erin online", "ENDUSERS 1"])
+
+    def test_what_comes_during_the_catch_up_comes_after_it_and_lines_wait_for_it(self) -> None:
+        bob, b = self.server.register("bob")
+        read: Deferred[tuple[list[Stored], bool]] = Deferred()
+        self.server.store.page_before = lambda *args: read  # type: ignore[method-assign]
+        alice, a = self.server.connect()
+        alice.dataReceived(b"VERSION 9\r\nHELLO alice\r\nSEND bob :after the catch-up\r\n")
+        bob.dataReceived(b"SEND alice :live\r\n")
+        self.server.end_of_pass()
+        self.assertEqual(lines(a)[-1], "ENDUSERS 3")
+        self.assertEqual(lines(b), ["JOINED alice", "SENT 1 - -"])  # alice got it; it waits for her
+        read.callback(([], False))
+        self.server.end_of_pass()
+        got = lines(a)
+        self.assertEqual(got[0], "ENDHISTORY #all 0 start")
+        msg = got[1].split(" ")
+        self.assertEqual(msg[:4] + msg[-1:], ["MSG", "bob", "unicast", "alice", ":live"])
+        self.assertEqual(got[2].split(" ")[:4], ["SENT", "1", "-", "-"])
+        self.assertEqual([line.split(" :")[-1] for line in lines(b)], ["after the catch-up"])
+
+    def test_a_catch_up_that_cannot_be_read_ends_empty_saying_more(self) -> None:
+        self.server.store.page_before = lambda *args: fail(OSError("disk"))  # type: ignore[method-assign]
+        _, alice = self.hello("alice")
+        self.assertEqual(lines(alice)[-1], "ENDHISTORY #all 0 more")
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+
+    def test_msg_and_sent_carry_the_id_and_time_for_version_9_only(self) -> None:
+        self.server.clock.advance(0.0421)
+        _, old = self.server.register("old")
+        alice, a = self.hello("alice")
+        bob, b = self.hello("bob")
+        for transport in (a, b, old):
+            lines(transport)
+        alice.dataReceived(b"SEND bob,old :to both\r\nSEND bob :to bob\r\n")
+        [both, to_bob] = self.server.store.history["alice,bob,old"] + self.server.store.history["alice,bob"]
+        when = "1970-01-12T13:46:40.042Z"
+        self.assertEqual(both.at, 1_000_000.042)
+        self.assertEqual(
+            lines(a), [f"SENT 2 - - {both.id} {when}", f"SENT 1 - - {to_bob.id} {when}"]
+        )
+        self.assertEqual(
+            lines(b),
+            [
+                f"MSG alice multicast bob,old {both.id} {when} :to both",
+                f"MSG alice unicast bob {to_bob.id} {when} :to bob",
+            ],
+        )
+        self.assertEqual(lines(old), ["MSG alice multicast bob,old :to both"])  # version 8: as ever
+
+    def test_delayed_names_the_message_id_or_a_dash(self) -> None:
+        bob, b = self.server.register("bob")
+        bob.dataReceived(b"SEND carol :waits\r\n")
+        [queued] = [q for _, q in self.server.store.queue]
+        self.server.store.queue.append(("carol", replace(queued, id=queued.id + 1, message_id="")))
+        protocol, transport = self.server.connect()
+        protocol.dataReceived(f"VERSION 9\r\nHELLO carol :{PASSWORD}\r\n".encode())
+        delayed = [line for line in lines(transport) if line.startswith("DELAYED")]
+        self.assertEqual(
+            [line.split(" ")[5:] for line in delayed],
+            [["carol", queued.message_id, ":waits"], ["carol", "-", ":waits"]],
+        )
+        self.assertEqual(queued.message_id, self.server.store.history["bob,carol"][0].id)
+
+
+class HistoryCommandTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        records = (UserRecord("carol", 1.0, 2.0, protected=True), UserRecord("dave", 1.0, 2.0))
+        self.server = ServerHarness(Limits(max_recipients=2), records=records, history=HistoryPolicy())
+        self.bob, self.b = self.server.register("bob")
+        self.carol, self.c = self.server.register("carol", PASSWORD, version=9)
+        for text in "123":
+            self.server.clock.advance(1)
+            self.bob.dataReceived(f"SEND carol :{text}\r\n".encode())
+        self.bob.dataReceived(b"BROADCAST :all\r\n")
+        self.kept = self.server.store.history["bob,carol"]
+        self.server.end_of_pass()
+        lines(self.b)
+        lines(self.c)
+
+    def ask(self, line: str, who: ServerProtocol | None = None) -> list[str]:
+        protocol = who or self.carol
+        protocol.dataReceived(f"{line}\r\n".encode())
+        return lines(self.c if who is None else protocol.transport)  # type: ignore[arg-type]
+
+    def texts(self, answer: list[str]) -> list[str]:
+        return [line.split(" :", 1)[1] if " :" in line else line for line in answer]
+
+    def test_pages_back_by_id_or_time_naming_the_conversation_any_way(self) -> None:
+        first, second, third = self.kept
+        self.assertEqual(
+            self.ask("HISTORY BOB"),
+            [
+                f"HISTMSG bob,carol bob unicast carol {e.id} {wire.format_millis(e.at)} :{e.text}"
+                for e in self.kept
+            ]
+            + ["ENDHISTORY bob,carol 3 start"],
+        )
+        at = wire.format_millis(third.at)
+        for line, answer in (
+            ("history carol,bob * 2", ["2", "3", "ENDHISTORY bob,carol 2 more"]),
+            (f"HISTORY bob {second.id.lower()} 2", ["1", "ENDHISTORY bob,carol 1 start"]),
+            (f"HISTORY Bob,CAROL {at}", ["1", "2", "ENDHISTORY bob,carol 2 start"]),
+            (f"HISTORY bob {at[:-5]}Z 1", ["2", "ENDHISTORY bob,carol 1 more"]),
+        ):
+            self.assertEqual(self.texts(self.ask(line)), answer, line)
+        self.assertEqual(self.texts(self.ask("HISTORY #ALL")), ["all", "ENDHISTORY #all 1 start"])
+
+    def test_conversations_newest_first(self) -> None:
+        answer = self.ask("CONVERSATIONS")
+        latest, everyone = self.kept[-1], self.server.store.history[ALL][0]
+        self.assertEqual(
+            answer,
+            [
+                f"CONVERSATION #all {everyone.id} {wire.format_millis(everyone.at)}",
+                f"CONVERSATION bob,carol {latest.id} {wire.format_millis(latest.at)}",
+                "ENDCONVERSATIONS 2",
+            ],
+        )
+
+    def test_bad_history_lines_are_bad_syntax(self) -> None:
+        for bad in (
+            "HISTORY",
+            "HISTORY bob * 1 2",
+            "HISTORY bob soon",
+            "HISTORY bob 2026-12-01T17:02:05",
+            "HISTORY bob 2026-12-01T17:02:05.1Z",
+            "HISTORY bob * 0",
+            "HISTORY bob * 101",
+            "HISTORY bob * x",
+            "HISTORY bob,,dave",
+            "HISTORY b@d",
+            "HISTORY :bob dave",
+            "CONVERSATIONS all",
+        ):
+            self.assertEqual([line.split(" ")[:2] for line in self.ask(bad)], [["ERROR", "BAD_SYNTAX"]], bad)
+        self.assertEqual(self.ask("HISTORY bob,dave,erin,frank")[0].split(" ")[1], "TOO_MANY_RECIPIENTS")
+        with_dave = self.ask("HISTORY bob,dave,carol * 100")
+        self.assertEqual(with_dave, ["ENDHISTORY bob,carol,dave 0 start"])
+
+    def test_refusals_of_history(self) -> None:
+        self.assertEqual(
+            self.ask("HISTORY carol", self.bob),
+            ["ERROR HISTORY_FORBIDDEN :protect your name (PASSWORD) to keep the history of your conversations"],
+        )
+        everyone = self.ask("HISTORY #all * 1", self.bob)
+        self.assertEqual(self.texts(everyone), ["all", "ENDHISTORY #all 1 start"])
+        stranger, s = self.server.connect()
+        for line in ("HISTORY #all", "CONVERSATIONS"):
+            self.assertEqual(self.ask(line, stranger)[0].split(" ")[:2], ["ERROR", "NOT_REGISTERED"])
+        self.server.store.protected_since = lambda name: fail(OSError("disk"))  # type: ignore[method-assign]
+        self.assertEqual(self.ask("HISTORY bob")[0].split(" ")[:2], ["ERROR", "SERVER_ERROR"])
+        self.flushLoggedErrors(OSError)
+        off = ServerHarness()
+        protocol, transport = off.register("erin")
+        for line in ("HISTORY #all", "CONVERSATIONS"):
+            protocol.dataReceived(f"{line}\r\n".encode())
+            self.assertEqual(lines(transport), ["ERROR HISTORY_OFF :this server keeps no history"])
+
+    def test_lines_after_history_wait_for_its_answer(self) -> None:
+        read: Deferred[float | None] = Deferred()
+        self.server.store.protected_since = lambda name: read  # type: ignore[method-assign]
+        self.carol.dataReceived(b"HISTORY bob * 1\r\nPING :after\r\n")
+        self.assertEqual(lines(self.c), [])
+        read.callback(0.0)
+        self.assertEqual(self.texts(lines(self.c)), ["3", "ENDHISTORY bob,carol 1 more", "after"])
+
+
+def read_doc(*path: str) -> str:
+    with open(os.path.join(ROOT, *path), encoding="utf-8") as f:
+        return f.read()
+
+
+class ProtocolExampleTests(SynchronousTestCase):
+    """docs/protocol.rst's version 9 example sessions, run as written (its ids are made here)."""
+
+    def test_the_version_9_examples(self) -> None:
+        def when(text: str) -> float:
+            return wire.parse_millis(text)
+
+        # The random bits of each id the example shows, in the order the messages are sent.
+        shown = [
+            "1fbcddbda1ad82990b28",
+            "00000000000000000000",  # bob's "hello, everyone", not shown
+            "129788641b0875e50d02",
+            "654bc089650ddee57d61",
+            "173e9601d4a83d7132f6",
+            "1f11f40b001caca519c4",
+            "0c561f39a1f80b448628",
+        ]
+        randoms = [(int(low, 16) << 1).to_bytes(10, "big") for low in shown]
+        records = (
+            UserRecord("alice", 1.0, 2.0, protected=True),
+            UserRecord("bob", 1.0, 2.0),
+            UserRecord("carol", 1.0, 2.0, protected=True),
+        )
+        server = ServerHarness(
+            Limits(ping_interval=1e9),
+            records=records,
+            history=HistoryPolicy(),
+            random=lambda size: randoms.pop(0),
+            start=when("2026-11-30T16:00:00Z"),
+        )
+        server.store.hashes["carol"] = "fake$carol's password"
+        clock = server.clock
+
+        def at(text: str) -> None:
+            clock.advance(when(text) - clock.seconds())
+
+        alice, a = server.register("alice", PASSWORD, version=9)
+        bob, b = server.register("bob")
+        carol, c = server.register("carol", "carol's password")
+        at("2026-11-30T16:02:11.870Z")
+        carol.dataReceived(b"SEND alice :release notes?\r\n")
+        at("2026-12-01T09:00:00Z")
+        bob.dataReceived(b"BROADCAST :hello, everyone\r\n")
+        at("2026-12-01T17:02:05.412Z")
+        alice.dataReceived(b"SEND bob,carol :standup moved to 10\r\n")
+        at("2026-12-01T18:00:00Z")
+        carol.connectionLost(Failure(ConnectionDone()))
+        at("2026-12-02T08:14:03.116Z")
+        bob.dataReceived(b"BROADCAST :coffee's on\r\n")
+        server.store._last_id = 17  # what was queued before
+        at("2026-12-02T08:20:41.554Z")
+        alice.dataReceived(b"SEND carol :can you review #42?\r\n")
+        at("2026-12-02T08:25:02.370Z")
+        bob.dataReceived(b"BROADCAST :standup in 5\r\n")
+        at("2026-12-02T08:30:00Z")
+        server.end_of_pass()
+        for transport in (a, b):
+            lines(transport)
+
+        carol, c = server.connect()
+        clients = [(carol, c), (alice, a), (carol, c), (carol, c), (carol, c), (bob, b)]
+        doc = read_doc("docs", "protocol.rst")
+        region = doc[doc.index("A version 9 client.") : doc.index("Mistakes do not close")]
+        groups: list[list[str]] = [[]]
+        for line in region.splitlines():
+            if line.startswith(("    C: ", "    S: ")):
+                groups[-1].append(line[4:])
+            elif groups[-1]:
+                groups.append([])
+        groups.pop()
+        self.assertEqual(len(groups), len(clients))
+
+        def send(protocol: ServerProtocol, said: list[str]) -> None:
+            protocol.dataReceived("".join(f"{line}\r\n" for line in said).encode())
+            server.end_of_pass()
+
+        for group, (protocol, transport) in zip(groups, clients):
+            if protocol is not carol:
+                lines(transport)  # JOINED carol: the example leaves the others' presence out
+            if protocol is alice:
+                at("2026-12-02T08:43:10.002Z")
+            said: list[str] = []
+            heard: list[str] = []
+            for line in group:
+                if line.startswith("C: "):
+                    if heard:
+                        self.assertEqual(lines(transport), heard)
+                        heard = []
+                    said.append(line[3:])
+                else:
+                    if said:
+                        send(protocol, said)
+                        said = []
+                    heard.append(line[3:])
+            if said:
+                send(protocol, said)
+            self.assertEqual(lines(transport), heard)
+        self.assertEqual(randoms, [])

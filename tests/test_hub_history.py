@@ -333,6 +333,22 @@ class CatchUpTests(HistoryTestCase):
             (page.conversation, [e.text for e in page.entries], page.more), (ALL, ["two", "three"], True)
         )
 
+    def test_more_says_older_exist_even_from_before_the_last_log_out(self) -> None:
+        alice, bob = self.join("alice"), self.join("bob")
+        bob.user.broadcast("seen live")
+        self.tick()
+        alice.user.log_out()
+        self.tick()
+        bob.user.broadcast("while away")
+        alice = self.join("alice")
+        [page] = self.successResultOf(alice.user.catch_up())
+        self.assertEqual(([e.text for e in page.entries], page.more), (["while away"], True))
+        self.tick()
+        alice.user.log_out()
+        self.tick()
+        [page] = self.successResultOf(self.join("alice").user.catch_up())
+        self.assertEqual(page, Page(ALL, (), True))
+
     def test_a_name_new_to_the_log_gets_the_latest(self) -> None:
         bob = self.join("bob")
         bob.user.broadcast("before carol came")

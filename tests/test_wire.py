@@ -5,7 +5,7 @@ from __future__ import annotations
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc import wire
-from msgsvc.hub.contracts import Refusal, Refused, is_valid_username, username_key
+from msgsvc.hub.contracts import Refusal, Refused, is_valid_username, message_id_floor, username_key
 from msgsvc.wire import REFUSAL_CODES, TOO_LONG, Code, Limits, Line, LineFramer, ProtocolError
 
 
@@ -164,6 +164,21 @@ class UsernameTests(SynchronousTestCase):
         self.assertEqual(username_key("Alice"), username_key("aLICE"))
 
 
+class TimeTests(SynchronousTestCase):
+    def test_a_message_time_to_the_millisecond_and_back(self) -> None:
+        for when, text in (
+            (1_764_608_525.123, "2025-12-01T17:02:05.123Z"),
+            (1_764_608_525.0, "2025-12-01T17:02:05.000Z"),
+            (1_764_608_525.999, "2025-12-01T17:02:05.999Z"),
+            (0.116, "1970-01-01T00:00:00.116Z"),
+        ):
+            self.assertEqual(wire.format_millis(when), text)
+            self.assertEqual(wire.parse_millis(text), when)
+        self.assertEqual(wire.parse_millis("2025-12-01T17:02:05Z"), 1_764_608_525.0)
+        for bad in ("2025-12-01T17:02:05", "2025-12-01T17:02:05.1234Z", "2025-13-01T17:02:05Z", "x"):
+            self.assertRaises(ValueError, wire.parse_millis, bad)
+
+
 class ParseCommandTests(SynchronousTestCase):
     limits = Limits(max_line=200, max_text=10, max_recipients=3)
 
@@ -191,6 +206,37 @@ class ParseCommandTests(SynchronousTestCase):
         self.assertEqual(self.command(b"HELLO alice s3cret!!"), wire.Hello("alice", "s3cret!!"))
         self.assertEqual(self.command(b"HELLO alice :"), wire.Hello("alice"))  # empty: none given
         self.assertEqual(self.command(b"HELLO alice :ice"), wire.Hello("alice", "ice"))  # refused later
+
+    def test_version(self) -> None:
+        self.assertEqual(self.command(b"VERSION 9"), wire.Version(9))
+        self.assertEqual(self.command(b"version :12"), wire.Version(12))
+        for bad in (b"VERSION", b"VERSION 0", b"VERSION 9 9", b"VERSION x", b"VERSION 1234567890"):
+            self.assertError(bad, Code.BAD_SYNTAX)
+
+    def test_history_and_conversations(self) -> None:
+        at = 1_764_608_525.123  # 2025-12-01T17:02:05.123Z
+        floor = message_id_floor(at)
+        self.assertEqual(self.command(b"HISTORY alice"), wire.History("alice", None, 50))
+        self.assertEqual(self.command(b"HISTORY #all * 7"), wire.History("#all", None, 7))
+        by_id = self.command(f"HISTORY a,b {floor.lower()} 100".encode())
+        self.assertEqual(by_id, wire.History("a,b", floor, 100))
+        self.assertEqual(self.command(b"HISTORY a 2025-12-01T17:02:05.123Z"), wire.History("a", floor, 50))
+        by_second = self.command(b"HISTORY a 2025-12-01T17:02:05Z 1")
+        self.assertEqual(by_second, wire.History("a", message_id_floor(at - 0.123), 1))
+        self.assertEqual(self.command(b"CONVERSATIONS"), wire.Conversations())
+        for bad in (
+            b"HISTORY",
+            b"HISTORY a * 1 1",
+            b"HISTORY a 01M8TX2QBCCN5W12B51QFEAZBI",  # I is not in Crockford's base 32
+            b"HISTORY a 2025-12-01 17:02:05Z",
+            b"HISTORY a 2025-12-01T17:02:05.12Z",
+            b"HISTORY a \xd9\xa1\xd9\xa1\xd9\xa1\xd9\xa1-12-01T17:02:05Z",
+            b"HISTORY a * 0",
+            b"HISTORY a * 101",
+            b"HISTORY a * 0050",
+            b"CONVERSATIONS 1",
+        ):
+            self.assertError(bad, Code.BAD_SYNTAX)
 
     def test_a_second_word_that_cannot_be_a_password_is_part_of_the_name(self) -> None:
         self.assertEqual(self.command(b"HELLO al ice"), wire.Hello("al ice"))

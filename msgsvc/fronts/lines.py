@@ -12,8 +12,11 @@ other in the same batches.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
+from typing import TypeVar
 
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import Factory
 from twisted.python.failure import Failure
@@ -22,11 +25,28 @@ from msgsvc import wire
 from msgsvc.fronts.clients import Clients
 from msgsvc.fronts.presence import Presence
 from msgsvc.fronts.session import Session
-from msgsvc.hub.contracts import Kind, Message, Queued, Refused, Report
+from msgsvc.hub.contracts import (
+    ALL,
+    Kind,
+    Message,
+    Page,
+    Queued,
+    Refusal,
+    Refused,
+    Report,
+    Stored,
+    conversation_named,
+)
 from msgsvc.hub.user import UNREGISTERED, not_registered
 from msgsvc.wire import Code
 
+T = TypeVar("T")
+
 WELCOME_TEXT = "welcome to msgsvc"
+#: The protocol version this server speaks (docs/protocol.rst); a connection that does not say
+#: ``VERSION`` (or says less) speaks :data:`VERSION_8`'s lines.
+VERSION = 9
+VERSION_8 = 8
 
 
 def encode_message(message: Message) -> bytes:
@@ -43,23 +63,64 @@ def encode_message(message: Message) -> bytes:
 encode_shared_message = lru_cache(maxsize=64)(encode_message)
 
 
+def encode_message_9(message: Message) -> bytes:
+    """The version 9 ``MSG`` line for ``message``: with its id and time before the text."""
+    recipients = ",".join(message.recipients) or "*"
+    return (
+        f"MSG {message.sender} {message.kind.value} {recipients} {message.id}"
+        f" {wire.format_millis(message.at)} :{message.text}\r\n"
+    ).encode()
+
+
+encode_shared_message_9 = lru_cache(maxsize=64)(encode_message_9)
+
+
+def encode_history(entry: Stored) -> bytes:
+    """The ``HISTMSG`` line for an entry of the history."""
+    recipients = ",".join(entry.recipients) or "*"
+    return (
+        f"HISTMSG {entry.conversation} {entry.sender} {entry.kind.value} {recipients} {entry.id}"
+        f" {wire.format_millis(entry.at)} :{entry.text}\r\n"
+    ).encode()
+
+
+def encode_page(page: Page) -> bytes:
+    """A page of history: its ``HISTMSG`` lines, then ``ENDHISTORY``."""
+    end = wire.format_line(
+        "ENDHISTORY", page.conversation, str(len(page.entries)), "more" if page.more else "start"
+    )
+    return b"".join(map(encode_history, page.entries)) + end
+
+
 @lru_cache(maxsize=256)
 def sent_line(delivered: int, offline: tuple[str, ...], queued: tuple[str, ...]) -> bytes:
     """``SENT``: the same few lines over and over ("SENT 1 - -" for every unicast)."""
     return wire.format_line("SENT", str(delivered), ",".join(offline) or "-", ",".join(queued) or "-")
 
 
-def encode_delayed(message: Queued) -> bytes:
-    """The ``DELAYED`` line for a message that waited: its id and when it was sent, then as ``MSG``."""
+def encode_delayed(message: Queued, version: int) -> bytes:
+    """The ``DELAYED`` line for a message that waited: its id and when it was sent, then as ``MSG``
+    (from version 9 with the message's own id, ``-`` if it was queued before ids were kept)."""
     recipients = ",".join(message.recipients)
+    own = f" {message.message_id or '-'}" if version >= VERSION else ""
     return (
         f"DELAYED {message.id} {wire.format_time(message.sent_at)} {message.sender} {message.kind}"
-        f" {recipients} :{message.text}\r\n"
+        f" {recipients}{own} :{message.text}\r\n"
     ).encode()
+
+
+def encode_conversations(latest: list[Stored]) -> bytes:
+    """The answer to ``CONVERSATIONS``: a ``CONVERSATION`` line each, then ``ENDCONVERSATIONS``."""
+    lines = [
+        wire.format_line("CONVERSATION", e.conversation, e.id, wire.format_millis(e.at)) for e in latest
+    ]
+    return b"".join(lines) + wire.format_line("ENDCONVERSATIONS", str(len(latest)))
 
 
 class ServerProtocol(Session):
     """One client of the line protocol: reads commands, hands them to the hub, writes replies."""
+
+    version = VERSION_8  # the version its lines are in: VERSION 9 before HELLO asks for version 9's
 
     def __init__(self, clients: Clients, presence: Presence) -> None:
         super().__init__(clients)
@@ -87,7 +148,31 @@ class ServerProtocol(Session):
     def welcome(self, name: str) -> None:
         self._write(wire.format_line("WELCOME", name, trailing=WELCOME_TEXT))
         self._write(self.presence.join(self))
-        self.user.deliver_backlog()
+        if self.version >= VERSION and self.clients.hub.history is not None:
+            self._catch_up()
+        else:
+            self.user.deliver_backlog()
+
+    def _catch_up(self) -> None:
+        """Version 9: what was said to everyone while this client was away, as part of HELLO's answer:
+        its next lines wait, and what comes for it meanwhile (messages, presence, DELAYED) comes after."""
+        held: list[bytes] = []
+        self._hold("catching up")
+        # Meanwhile this connection's writes are held: on the instance, so the others' cost nothing.
+        self._write = held.append  # type: ignore[method-assign,assignment]
+
+        def failed(failure: Failure) -> list[Page]:
+            if not failure.check(Refused):  # the hub logged why it refused (the store failing)
+                self.log.failure("could not read the catch-up of {peer}", failure, peer=self.peer)
+            return [Page(ALL, (), True)]  # none, and older may exist: it may ask HISTORY later
+
+        def write(pages: list[Page]) -> None:
+            del self._write
+            self._write(b"".join(map(encode_page, pages)) + b"".join(held))
+            self._release("catching up")
+            self.user.deliver_backlog()
+
+        self.user.catch_up().addErrback(failed).addCallback(write)
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self.presence.leave(self)
@@ -106,6 +191,21 @@ class ServerProtocol(Session):
                     self.send_error(Code.ALREADY_REGISTERED, f"already registered as {self.user.name}")
                 else:
                     self.log_in(username, password)
+            case wire.History(conversation, before, count):
+                key = conversation_named(conversation, self.user.name, self.clients.limits.max_recipients)
+                self._read_history(self.user.history(key, before, count), encode_page)
+            case wire.Conversations():
+                history = self.clients.hub.history
+                limit = history.policy.conversations if history is not None else 0
+                self._read_history(self.user.conversations(limit), encode_conversations)
+            case wire.Version(version):
+                if self._welcomed:
+                    self.send_error(Code.ALREADY_REGISTERED, "VERSION comes before HELLO")
+                else:
+                    self.version = min(version, VERSION)
+                    history = self.clients.hub.history
+                    days = history.policy.days if history is not None else 0
+                    self._write(wire.format_line("VERSION", str(self.version), f"{days:g}"))
             case wire.Password(password):
                 self._set_password(self.user.name, password)
             case wire.Users():
@@ -138,18 +238,38 @@ class ServerProtocol(Session):
         done.addCallbacks(protected, failed)
         done.addBoth(lambda _: self._release("password"))
 
+    def _read_history(self, read: Deferred[T], encode: Callable[[T], bytes]) -> None:
+        """Answer with what ``read`` reads, as ``encode`` writes it; the client's next lines wait."""
+        self._hold("history")
+
+        def failed(failure: Failure) -> None:
+            refused = failure.value
+            if not isinstance(refused, Refused):
+                self.log.failure("could not read the history for {peer}", failure, peer=self.peer)
+                refused = Refused(Refusal.UNAVAILABLE, "the history cannot be read now; try again later")
+            self._refused(refused)
+
+        read.addCallbacks(lambda answer: self._write(encode(answer)), failed)
+        read.addBoth(lambda _: self._release("history"))
+
     # -- output ----------------------------------------------------------
 
     def _sent(self, report: Report) -> None:
         self.presence.catch_up(self)
-        self._write(sent_line(report.delivered, report.offline, report.queued))
+        line = sent_line(report.delivered, report.offline, report.queued)
+        if self.version >= VERSION:
+            line = line[:-2] + f" {report.id} {wire.format_millis(report.at)}\r\n".encode()
+        self._write(line)
 
     # -- hub.Participant -------------------------------------------------
 
     def receive(self, message: Message) -> None:
         self.presence.catch_up(self)
         one = message.kind is Kind.UNICAST  # no other receiver to share the line with
-        self._write(encode_message(message) if one else encode_shared_message(message))
+        if self.version < VERSION:
+            self._write(encode_message(message) if one else encode_shared_message(message))
+        else:
+            self._write(encode_message_9(message) if one else encode_shared_message_9(message))
 
     def notice(self, text: str) -> None:
         self.presence.catch_up(self)
@@ -157,9 +277,9 @@ class ServerProtocol(Session):
 
     def deliver(self, backlog: list[Queued], waiting: int) -> None:
         self.presence.catch_up(self)
-        self._write(
-            b"".join(encode_delayed(m) for m in backlog) + wire.format_line("ENDDELAYED", str(waiting))
-        )
+        version = self.version
+        lines = b"".join(encode_delayed(m, version) for m in backlog)
+        self._write(lines + wire.format_line("ENDDELAYED", str(waiting)))
 
 
 class ServerFactory(Factory[ServerProtocol]):

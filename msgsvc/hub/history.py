@@ -102,7 +102,8 @@ class History(Service):
 
     def catch_up(self, since: float) -> Deferred[list[Page]]:
         """The login's catch-up: the latest ``policy.catch_up`` entries of ``#all`` sent at or after
-        ``since`` (when the name last logged out; 0 for a name new to the log)."""
+        ``since`` (when the name last logged out; 0 for a name new to the log); ``more`` if older
+        ones exist, since then or before."""
         return Deferred.fromCoroutine(self._catch_up(since))
 
     async def _page(
@@ -127,6 +128,9 @@ class History(Service):
     async def _catch_up(self, since: float) -> list[Page]:
         with _unavailable():
             entries, more = await self._store.page_before(ALL, None, self.policy.catch_up, since)
+            if not more:  # none older since then: any older at all? (all of #all is readable)
+                older, _ = await self._store.page_before(ALL, entries[0].id if entries else None, 1, 0.0)
+                more = bool(older)
         return [Page(ALL, tuple(entries), more)]
 
     async def _readable(self, reader: str, conversation: str) -> float:

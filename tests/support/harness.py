@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
@@ -11,8 +13,9 @@ from msgsvc.auth.accounts import Accounts
 from msgsvc.fronts.clients import Clients
 from msgsvc.fronts.lines import ServerFactory, ServerProtocol
 from msgsvc.fronts.presence import Presence
-from msgsvc.hub.contracts import QueuePolicy, Report, UserRecord, username_key
+from msgsvc.hub.contracts import HistoryPolicy, MessageIds, QueuePolicy, Report, UserRecord, username_key
 from msgsvc.hub.core import Hub
+from msgsvc.hub.history import History
 from msgsvc.wire import Limits
 
 from .fakes import FakeHashing, FakeNetwork, MemoryStore, RecordingParticipant
@@ -47,15 +50,21 @@ class ServerHarness:
         require_password: bool = False,
         queue: QueuePolicy = QueuePolicy(),  # noqa: B008 - frozen
         network: FakeNetwork | None = None,
+        history: HistoryPolicy | None = None,  # None: the server keeps no history
+        random: Callable[[int], bytes] | None = None,  # what the ids' random bits come from
+        start: float = 1_000_000,  # the clock's time
     ) -> None:
         self.clock = Clock()
-        self.clock.advance(1_000_000)
+        self.clock.advance(start)
         self.store = MemoryStore(records or ())
         for record in records or ():
             if record.protected:
                 self.store.hashes[username_key(record.name)] = "fake$" + PASSWORD
+                self.store.since[username_key(record.name)] = 0.0
         self.hashing = FakeHashing()
-        self.hub = Hub(self.clock, self.store, records, max_clients, queue, network)
+        self.history = None if history is None else History(self.clock, self.store, history)
+        ids = None if random is None else MessageIds(self.clock, random)
+        self.hub = Hub(self.clock, self.store, records, max_clients, queue, network, ids, self.history)
         self.accounts = Accounts(self.hub, self.store, self.hashing, self.clock, require_password)
         self.clients = Clients(self.hub, self.accounts, self.clock, limits)
         self.presence = Presence(self.hub, self.clock)
@@ -70,13 +79,15 @@ class ServerHarness:
         return protocol, transport
 
     def register(
-        self, name: str, password: str | None = None, host: str = "127.0.0.1"
+        self, name: str, password: str | None = None, host: str = "127.0.0.1", version: int | None = None
     ) -> tuple[ServerProtocol, StringTransport]:
-        """A client registered as ``name``, once the others have been told (the reactor pass is over)."""
+        """A client registered as ``name`` (after ``VERSION version``, if given), once the others have
+        been told (the reactor pass is over)."""
         protocol, transport = self.connect(host)
         hello = f"HELLO {name}" if password is None else f"HELLO {name} :{password}"
-        protocol.dataReceived(f"{hello}\r\n".encode())
-        assert transport.value().startswith(b"WELCOME "), transport.value()
+        said = "" if version is None else f"VERSION {version}\r\n"
+        protocol.dataReceived(f"{said}{hello}\r\n".encode())
+        assert b"\r\nWELCOME " in b"\r\n" + transport.value(), transport.value()
         transport.clear()
         self.end_of_pass()
         return protocol, transport
