@@ -11,6 +11,7 @@ from types import FrameType
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.address import IPv4Address
+from twisted.internet.defer import fail
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
@@ -21,8 +22,28 @@ from msgsvc.fronts.irc import base
 from msgsvc.fronts.irc.base import LISTING_STEP
 from msgsvc.fronts.irc.factory import IrcFactory
 from msgsvc.fronts.irc.session import IrcSession
-from msgsvc.fronts.irc.wire import MIN_ROOM, ONE_LINE, USERLEN, clean_text, glob_match, parse, text_lines
-from msgsvc.hub.contracts import Disconnected, Event, Kind, Message, UserRecord
+from msgsvc.fronts.irc.wire import (
+    MIN_ROOM,
+    ONE_LINE,
+    USERLEN,
+    clean_text,
+    glob_match,
+    parse,
+    server_time,
+    text_lines,
+)
+from msgsvc.hub.contracts import (
+    ALL,
+    Disconnected,
+    Event,
+    HistoryPolicy,
+    Kind,
+    Message,
+    UserRecord,
+    message_id_time,
+)
+from msgsvc.hub.history import History
+from msgsvc.state import StoreError
 from msgsvc.times import describe_time
 from msgsvc.wire import Limits, ProtocolError
 
@@ -179,7 +200,7 @@ class RegistrationTests(IrcTestCase):
     def test_cap_negotiation_holds_registration_until_cap_end(self) -> None:
         client = self.irc()
         got = client.send("CAP LS 302", "NICK alice", "USER alice 0 * :A")
-        caps = "batch echo-message labeled-response message-tags sasl=PLAIN server-time"
+        caps = "batch draft/chathistory echo-message labeled-response message-tags sasl=PLAIN server-time"
         self.assertEqual(got, [f":{SERVER} CAP * LS :{caps}"])
         self.assertEqual(
             client.send("CAP REQ :server-time bogus"), [f":{SERVER} CAP alice NAK :server-time bogus"]
@@ -655,6 +676,156 @@ class EchoTests(IrcTestCase):
         self.assertRegex(echo, r"^@label=2;time=.*;\+typing=active :alice!alice@msgsvc TAGMSG :bob$")
 
 
+class ChatHistoryTests(IrcTestCase):
+    """IRCv3 draft/chathistory on the hub's history (MemoryStore): dave (protected) reads."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        store, clock = self.harness.store, self.harness.clock
+        self.harness.hub.history = History(clock, store, HistoryPolicy())
+        store.since["dave"] = 0.0
+        bob, _ = self.harness.register("bob")
+        carol, _ = self.harness.register("carol")
+        self.dave = self.irc()
+        caps = "CAP REQ :batch draft/chathistory message-tags server-time"
+        self.dave.register("dave", caps, "CAP END", f"PASS :{PASSWORD}")
+        for n in range(10):  # #all: 0 to 9, a millisecond apart
+            clock.advance(0.001)
+            bob.dataReceived(f"BROADCAST :all {n}\r\n".encode())
+        clock.advance(0.001)
+        bob.dataReceived(b"SEND dave :to dave\r\n")
+        clock.advance(0.001)
+        self.dave.send("PRIVMSG bob :to bob")
+        clock.advance(0.001)
+        carol.dataReceived(b"SEND dave,bob :to both\r\n")
+        self.dave.read()
+        self.ids = [entry.id for entry in store.history[ALL]]
+
+    def texts(self, got: list[str], target: str) -> list[str]:
+        """The texts of a chathistory batch, checked whole."""
+        start, *inner, end = got
+        self.assertRegex(start, rf"^:{SERVER} BATCH \+(\d+) chathistory :{target}$")
+        batch = start.split(" ")[2][1:]
+        self.assertEqual(end, f":{SERVER} BATCH -{batch}")
+        for row in inner:
+            self.assertRegex(row, rf"^@batch={batch};time=[-0-9T:.]+Z;msgid=[0-9A-Z]{{26}} :")
+        return [row.split(" :", 2)[-1] for row in inner]
+
+    def when(self, n: int) -> str:
+        return server_time(message_id_time(self.ids[n]))
+
+    def test_isupport_and_the_cap_say_it(self) -> None:
+        got = self.irc().register("erin")
+        isupport = " ".join(g for g in got if " 005 " in g).split(" ")
+        self.assertIn("CHATHISTORY=100", isupport)
+        self.assertIn("MSGREFTYPES=msgid,timestamp", isupport)
+        harness = ServerHarness()
+        client = Irc(harness, IrcFactory(harness.clients, SERVER, history=HistoryPolicy(days=0)))
+        got = client.register("erin", "CAP LS 302", "CAP END")
+        self.assertNotIn("chathistory", " ".join(got).lower())
+        self.assertEqual(numerics(client.send("CHATHISTORY LATEST #all * 10")), ["421"])
+
+    def test_latest_before_and_after(self) -> None:
+        all_ = [f"all {n}" for n in range(10)]
+        self.assertEqual(self.texts(self.dave.send("CHATHISTORY LATEST #all * 20"), "#all"), all_)
+        self.assertEqual(self.texts(self.dave.send("CHATHISTORY LATEST #ALL * 3"), "#all"), all_[-3:])
+        got = self.dave.send(f"CHATHISTORY LATEST #all msgid={self.ids[4]} 20")
+        self.assertEqual(self.texts(got, "#all"), all_[5:])
+        got = self.dave.send(f"CHATHISTORY LATEST #all timestamp={self.when(4)} 20")
+        self.assertEqual(self.texts(got, "#all"), all_[5:])
+        got = self.dave.send(f"CHATHISTORY BEFORE #all msgid={self.ids[6].lower()} 20")
+        self.assertEqual(self.texts(got, "#all"), all_[:6])
+        got = self.dave.send(f"CHATHISTORY BEFORE #all timestamp={self.when(6)} 2")
+        self.assertEqual(self.texts(got, "#all"), all_[4:6])
+        got = self.dave.send(f"CHATHISTORY AFTER #all msgid={self.ids[3]} 3")
+        self.assertEqual(self.texts(got, "#all"), all_[4:7])
+        got = self.dave.send(f"CHATHISTORY AFTER #all timestamp={self.when(3)} 20")
+        self.assertEqual(self.texts(got, "#all"), all_[4:])
+
+    def test_around_and_between(self) -> None:
+        all_ = [f"all {n}" for n in range(10)]
+        got = self.dave.send(f"CHATHISTORY AROUND #all msgid={self.ids[7]} 1")
+        self.assertEqual(self.texts(got, "#all"), all_[7:8])
+        got = self.dave.send(f"CHATHISTORY AROUND #all msgid={self.ids[7]} 3")
+        self.assertEqual(self.texts(got, "#all"), all_[6:9])
+        got = self.dave.send(f"CHATHISTORY AROUND #all timestamp={self.when(7)} 3")
+        self.assertEqual(self.texts(got, "#all"), all_[6:9])
+
+        def between(start: str, end: str, limit: int) -> list[str]:
+            return self.texts(self.dave.send(f"CHATHISTORY BETWEEN #all {start} {end} {limit}"), "#all")
+
+        first, last = f"msgid={self.ids[0]}", f"msgid={self.ids[-1]}"
+        self.assertEqual(between(first, last, 20), all_[1:-1])
+        self.assertEqual(between(last, first, 20), all_[1:-1])
+        self.assertEqual(between(first, last, 3), all_[1:4])
+        self.assertEqual(between(last, first, 3), all_[-4:-1])
+        self.assertEqual(between(f"timestamp={self.when(9)}", f"timestamp={self.when(0)}", 20), all_[1:-1])
+
+    def test_a_direct_conversation_reads_as_it_went(self) -> None:
+        got = self.dave.send("CHATHISTORY LATEST Bob * 10")
+        self.assertEqual(self.texts(got, "Bob"), ["to dave", "to bob"])
+        self.assertIn(":bob!bob@msgsvc PRIVMSG dave :to dave", got[1])
+        self.assertIn(":dave!dave@msgsvc PRIVMSG bob :to bob", got[2])
+        got = self.dave.send("CHATHISTORY LATEST bob,carol * 10")
+        self.assertEqual(self.texts(got, "bob,carol"), ["(to you and bob) to both"])
+        self.assertEqual(self.texts(self.dave.send("CHATHISTORY LATEST erin * 10"), "erin"), [])
+
+    def test_targets_lists_all_and_the_two_person_conversations(self) -> None:
+        end = "timestamp=2262-01-01T00:00:00Z"
+        got = self.dave.send(f"CHATHISTORY TARGETS timestamp=1970-01-01T00:00:00.000Z {end} 9")
+        start, *inner, _ = got
+        self.assertRegex(start, rf"^:{SERVER} BATCH \+\d+ :draft/chathistory-targets$")
+        self.assertEqual(len(inner), 2)  # the multicast has no IRC target
+        self.assertTrue(inner[0].endswith(f" CHATHISTORY TARGETS #all :{self.when(9)}"), inner)
+        self.assertRegex(inner[1], r" CHATHISTORY TARGETS bob :")
+        got = self.dave.send(f"CHATHISTORY TARGETS timestamp={self.when(9)} {end} 10")
+        self.assertEqual(len(got), 3)
+        self.assertIn("TARGETS bob", got[1])
+
+    def test_what_is_wrong_fails_and_a_label_wraps_the_batch(self) -> None:
+        fails = {
+            "CHATHISTORY": "INVALID_PARAMS *",
+            "CHATHISTORY NOPE #all * 1": "INVALID_PARAMS NOPE",
+            "CHATHISTORY LATEST #all *": "NEED_MORE_PARAMS LATEST",
+            "CHATHISTORY LATEST #all * 0": "INVALID_PARAMS LATEST 0",
+            "CHATHISTORY LATEST #all * ²": "INVALID_PARAMS LATEST ²",
+            "CHATHISTORY BEFORE #all * 5": "INVALID_PARAMS BEFORE *",
+            "CHATHISTORY BEFORE #all msgid=nope 5": "INVALID_PARAMS BEFORE msgid=nope",
+            "CHATHISTORY BEFORE #all timestamp=2026-13-45T00:00:00Z 5": "INVALID_PARAMS BEFORE",
+            "CHATHISTORY LATEST a.b! * 5": "INVALID_TARGET LATEST a.b!",
+            "CHATHISTORY TARGETS * * 5": "INVALID_PARAMS TARGETS",
+        }
+        for sent, said in fails.items():
+            (got,) = self.dave.send(sent)
+            self.assertTrue(got.startswith(f":{SERVER} FAIL CHATHISTORY {said}"), (sent, got))
+        erin = self.irc()
+        erin.register("erin")  # unprotected: no direct history
+        (got,) = erin.send("CHATHISTORY LATEST bob * 5")
+        self.assertRegex(got, rf"^:{SERVER} FAIL CHATHISTORY INVALID_TARGET LATEST bob :.*protect")
+        got = erin.send("CHATHISTORY LATEST #all * 5")  # no batch asked for: the lines alone
+        self.assertEqual(got, [f":bob!bob@msgsvc PRIVMSG #all :all {n}" for n in range(5, 10)])
+        self.patch(self.harness.store, "page_before", lambda *_: fail(StoreError("disk")))
+        got = self.dave.send("CHATHISTORY LATEST bob * 5")
+        why = "the history cannot be read now; try again later"
+        self.assertEqual(got, [f":{SERVER} FAIL CHATHISTORY MESSAGE_ERROR LATEST :{why}"])
+        self.assertEqual(len(self.flushLoggedErrors(StoreError)), 1)
+
+    def test_a_labeled_request_gets_its_batch_in_a_labeled_batch(self) -> None:
+        self.dave.send("CAP REQ :labeled-response")
+        got = self.dave.send("@label=h CHATHISTORY LATEST #all * 2")
+        self.assertEqual(got[0], f"@label=h :{SERVER} BATCH +1 labeled-response")
+        self.assertRegex(got[1], rf"^@batch=1 :{SERVER} BATCH \+2 chathistory :#all$")
+        self.assertTrue(got[2].startswith("@batch=2;time="), got[2])
+        self.assertEqual(got[-2:], [f"@batch=1 :{SERVER} BATCH -2", f":{SERVER} BATCH -1"])
+
+    def test_without_batch_the_lines_come_bare_and_a_long_page_over_several_passes(self) -> None:
+        self.patch(base, "LISTING_STEP", 3)
+        self.dave.send("CAP REQ :-batch")
+        got = self.dave.send("CHATHISTORY LATEST #all * 10")
+        self.assertEqual(len(got), 10)
+        self.assertTrue(got[0].startswith("@time="), got[0])
+
+
 class LimitsTests(SynchronousTestCase):
     def test_the_per_address_limit_counts_irc_and_tcp_together(self) -> None:
         harness = ServerHarness(limits=Limits(max_per_ip=1))
@@ -813,7 +984,8 @@ class HostileInputTests(IrcTestCase):
 
     def test_non_ascii_digits_are_not_numbers(self) -> None:  # F13
         client = self.irc()
-        caps = [f":{SERVER} CAP * LS :batch echo-message labeled-response message-tags sasl server-time"]
+        offered = "batch draft/chathistory echo-message labeled-response message-tags sasl server-time"
+        caps = [f":{SERVER} CAP * LS :{offered}"]
         self.assertEqual(client.send("CAP LS ²"), caps)
         self.assertEqual(client.send("CAP LS ١٢"), caps)
         client.send("CAP END")

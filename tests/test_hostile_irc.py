@@ -22,7 +22,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from msgsvc.fronts.irc import base
 from msgsvc.fronts.irc.factory import IrcFactory
 from msgsvc.fronts.irc.session import IrcSession
-from msgsvc.hub.contracts import UserRecord
+from msgsvc.hub.contracts import ALL, HistoryPolicy, Kind, MessageIds, Stored, UserRecord
+from msgsvc.hub.history import History
 from msgsvc.wire import Limits
 
 from .support.harness import ServerHarness, one_pass
@@ -33,9 +34,10 @@ STEP = 7  # LISTING_STEP here, so that a listing of the log below takes many pas
 LOG = 300  # names in the log
 BYSTANDERS = 20  # of them online, on the line front
 LIMITS = Limits(max_per_ip=1000)
-#: What one reactor pass may write to the attacker: a step of a listing, or the answers to one
-#: line (at most one numeric a target, and targets are capped), each line within 512 bytes.
-MOST_LINES_A_PASS = STEP + LIMITS.max_recipients + 16
+#: What one reactor pass may write to the attacker: a step of a listing (a history entry is up to 15
+#: lines: docs/irc.rst), or the answers to one line (at most one numeric a target, and targets are
+#: capped), each line within 512 bytes.
+MOST_LINES_A_PASS = STEP * 15 + LIMITS.max_recipients + 16
 
 VERBS = sorted(name[4:] for name in dir(IrcSession) if name.startswith("irc_"))
 ODD = [
@@ -43,7 +45,9 @@ ODD = [
     "é", "\u202e", "\u2028", "\ufeff", ",", ":", "*", "?", "!", "@", "#all", "#ALL", "#other", "0", "+",
     "-", "ack-1", "ack-²", "ack-99999999999999999999", "PLAIN", "*", "user0001", "user0002", "alice",
     "bob", "mallory", "302", "sasl", "server-time", "-sasl", "A" * 400, "+i", "-i", "+o", "b", "C", "L", "S",
-    "message-tags", "batch", "labeled-response", "echo-message", "draft/chathistory",
+    "message-tags", "batch", "labeled-response", "echo-message", "draft/chathistory", "LATEST", "BEFORE", "AFTER",
+    "AROUND", "BETWEEN", "TARGETS", "timestamp=1970-01-12T13:46:40.1Z", "timestamp=x", "msgid=01M8TYR19J1HB1YED1Z05M91H8",
+    "msgid=ZZZZZZZZZZZZZZZZZZZZZZZZZZ", "100", "-1",
 ]  # fmt: skip
 #: The costliest commands, as the attack on the server ran them.
 WORST = [
@@ -60,6 +64,12 @@ WORST = [
     "@+a=" + "b" * 4000 + " TAGMSG #all," + ",".join(f"user{i:04}" for i in range(300)),
     "@+a=" + "b" * 4000 + " PRIVMSG #all :x", "@+a=" + "b" * 4095 + " PRIVMSG user0001 :x",
     "@" + ";".join(["+a=\\"] * 800) + " TAGMSG alice",
+    "CHATHISTORY LATEST #all * 100", "@label=h CHATHISTORY LATEST #all * 100", "CHATHISTORY LATEST user0001 * 100",
+    "CHATHISTORY BEFORE #all timestamp=2262-01-01T00:00:00Z 100", "CHATHISTORY AFTER #all timestamp=1970-01-01T00:00:00Z 99",
+    "CHATHISTORY AROUND #all timestamp=1970-01-12T13:46:40.100Z 100",
+    "CHATHISTORY BETWEEN #all timestamp=1970-01-01T00:00:00Z timestamp=2262-01-01T00:00:00Z 100",
+    "CHATHISTORY TARGETS timestamp=1970-01-01T00:00:00Z timestamp=2262-01-01T00:00:00Z 100",
+    "CHATHISTORY LATEST " + ",".join(f"user{i:04}" for i in range(40)) + " * 100",
 ]  # fmt: skip
 NAMES = ["#all", "#ALL", "alice", "mallory", "user0001", "USER0001", "user0299", "nobody", "é", "", "0"]
 
@@ -82,7 +92,8 @@ def irc_line(draw: st.DrawFn) -> bytes:
     words = [verb, *draw(st.lists(param, max_size=5))]
     if draw(st.booleans()):
         words.append(":" + draw(param))
-    head = draw(st.sampled_from(["", "@a=b;c ", ":me!u@h ", "@x :y ", "@label=l ", "@+r=\\:x;label= ", "@;=; "]))
+    heads = ["", "@a=b;c ", ":me!u@h ", "@x :y ", "@label=l ", "@+r=\\:x;label= ", "@;=; "]
+    head = draw(st.sampled_from(heads))
     return (head + " ".join(words)).replace("\n", "").encode("utf-8")[:9000]
 
 
@@ -106,6 +117,18 @@ class HostileIrcTests(SynchronousTestCase):
             UserRecord(f"user{i:04}", 1.0, 1.0, protected=i > BYSTANDERS and i % 7 == 0) for i in range(LOG)
         )
         self.harness = ServerHarness(LIMITS, max_clients=1000, records=records)
+        clock, store = self.harness.clock, self.harness.store
+        self.harness.hub.history = History(clock, store, HistoryPolicy())
+        store.since["mallory"] = store.since["user0007"] = 0.0  # the names hypothesis may register as
+        ids = MessageIds(clock)
+        for n in range(300):  # #all, and the protected user0007's conversation with user0001
+            message_id, at = ids.make()
+            if n % 3:
+                entry = Stored(message_id, at, ALL, "user0007", Kind.BROADCAST, (), f"old {n}")
+            else:
+                conversation = "user0001,user0007"
+                entry = Stored(message_id, at, conversation, "user0007", Kind.UNICAST, ("user0001",), "hi")
+            store.append(entry, 10_000)
         self.factory = IrcFactory(self.harness.clients, SERVER)
         self.bystanders = [self.harness.register(f"user{i:04}") for i in range(1, BYSTANDERS + 1)]
         self.work = Work(self.factory)

@@ -158,6 +158,18 @@ def message_id_floor(when: float) -> str:
     return _encode_id(_millis(when) << _RANDOM_BITS)
 
 
+def message_id_below(position: str) -> str:
+    """The greatest id below ``position`` (an id, or :func:`message_id_floor`): what is above it is
+    ``position`` and what is above that ("" below the least)."""
+    digits = [_CROCKFORD.index(char) for char in position]
+    for at in range(len(digits) - 1, -1, -1):
+        if digits[at]:
+            digits[at] -= 1
+            return "".join(_CROCKFORD[d] for d in digits)
+        digits[at] = 31
+    return ""
+
+
 class MessageIds:
     """Makes this node's message ids: ULID-like, time-ordered, unique across nodes with no round trip.
 

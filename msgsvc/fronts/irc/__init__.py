@@ -19,5 +19,6 @@ portal) that speaks RFC 1459/2812 as modern clients use it
   after them: its ``PONG`` shows it read them.
 * IRCv3 ``message-tags`` (``TAGMSG``, client-only tags), ``server-time`` and
   ``msgid`` on every message, ``echo-message``, ``batch`` and
-  ``labeled-response`` (:mod:`msgsvc.fronts.irc.tags`): docs/irc.rst.
+  ``labeled-response`` (:mod:`msgsvc.fronts.irc.tags`), and ``draft/chathistory``
+  on the hub's history (:mod:`msgsvc.fronts.irc.history`): docs/irc.rst.
 """

@@ -16,8 +16,10 @@ from msgsvc.fronts.irc.channel import CHANNEL
 from msgsvc.fronts.irc.names import Directory
 from msgsvc.fronts.irc.session import IrcSession
 from msgsvc.fronts.irc.wire import RPL_MONOFFLINE, RPL_MONONLINE, line
+from msgsvc.fronts.irc.registration import CAPABILITIES
 from msgsvc.hub.contracts import (
     Event,
+    HistoryPolicy,
     Message,
     MessageIds,
     UserJoined,
@@ -37,8 +39,14 @@ class IrcFactory(Factory["IrcSession"]):
         server_name: str | None = None,
         network: str = "msgsvc",
         channel: str = CHANNEL,
+        history: HistoryPolicy = HistoryPolicy(),  # noqa: B008 - frozen
     ) -> None:
+        """``history``: what the hub's history keeps and serves (none kept: no CHATHISTORY)."""
         self.clients = clients
+        self.history = history
+        self.capabilities = dict(CAPABILITIES)
+        if history.kept:
+            self.capabilities["draft/chathistory"] = "draft/chathistory"
         self.channel = channel
         self.server_name = server_name or socket.gethostname()
         self.network = network

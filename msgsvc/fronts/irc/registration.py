@@ -34,6 +34,7 @@ from msgsvc.hub.contracts import Refused, username_key
 from msgsvc.wire import ascii_int
 
 VERSION = f"msgsvc-{msgsvc.__version__}"
+#: What the front offers; with history kept, ``draft/chathistory`` too.
 CAPABILITIES = {
     "batch": "batch",
     "echo-message": "echo-message",
@@ -103,7 +104,8 @@ class Registration(IrcBase):
                 self._negotiating = True
             version = ascii_int(params[1]) if len(params) > 1 else None
             modern = version is not None and version >= 302
-            caps = " ".join(CAPABILITIES[c] if modern else c for c in sorted(CAPABILITIES))
+            offered = self.factory.capabilities
+            caps = " ".join(offered[c] if modern else c for c in sorted(offered))
             self._write(line("CAP", self.nick, "LS", caps, prefix=self.factory.server_name))
         elif sub == "LIST":
             self._write(
@@ -114,7 +116,7 @@ class Registration(IrcBase):
                 self._negotiating = True
             wanted = params[1].split() if len(params) > 1 else []
             names = [w.lstrip("-") for w in wanted]
-            verdict = "ACK" if wanted and all(n in CAPABILITIES for n in names) else "NAK"
+            verdict = "ACK" if wanted and all(n in self.factory.capabilities for n in names) else "NAK"
             if verdict == "ACK":
                 for want, name in zip(wanted, names, strict=True):
                     (self.caps.discard if want.startswith("-") else self.caps.add)(name)
@@ -285,6 +287,8 @@ class Registration(IrcBase):
             f"USERLEN={USERLEN}",
             "UTF8ONLY",
         ]
+        if self.factory.history.kept:
+            tokens += [f"CHATHISTORY={self.factory.history.page}", "MSGREFTYPES=msgid,timestamp"]
         for start in range(0, len(tokens), 13):
             self.numeric(rfc.RPL_ISUPPORT, *tokens[start : start + 13], "are supported by this server")
 

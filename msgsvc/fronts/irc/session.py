@@ -9,6 +9,7 @@ from twisted.python.failure import Failure
 from twisted.words.protocols import irc as rfc
 
 from msgsvc.fronts.irc.channel import Channel
+from msgsvc.fronts.irc.history import History
 from msgsvc.fronts.irc.messaging import Messaging
 from msgsvc.fronts.irc.queries import Queries
 from msgsvc.fronts.irc.registration import Registration
@@ -16,7 +17,7 @@ from msgsvc.fronts.irc.wire import ERR_INPUTTOOLONG, Command, line, parse, print
 from msgsvc.wire import Code, ascii_int
 
 
-class IrcSession(Registration, Messaging, Channel, Queries):
+class IrcSession(Registration, Messaging, Channel, Queries, History):
     """One IRC client."""
 
     front = "irc"

@@ -6,12 +6,13 @@ session of :mod:`msgsvc.fronts.irc`.
 
 from __future__ import annotations
 
+import calendar
 import re
 import time
 from dataclasses import dataclass
 
 from msgsvc.fronts.irc.tags import TAG_DATA_MAX, parse_tags
-from msgsvc.hub.contracts import Kind, Message, Queued, username_key
+from msgsvc.hub.contracts import Kind, Message, Queued, Stored, username_key
 from msgsvc.times import describe_time
 from msgsvc.wire import Code, ProtocolError
 
@@ -147,7 +148,7 @@ def _char_cut(data: bytes, at: int) -> int:
     return at
 
 
-def addressed(message: Message | Queued, me: str) -> str:
+def addressed(message: Message | Queued | Stored, me: str) -> str:
     """A message's text, for a multicast preceded by whom it went to (IRC has no word for a group)."""
     if message.kind not in (Kind.MULTICAST, Kind.MULTICAST.value):
         return message.text
@@ -216,3 +217,18 @@ def server_time(when: float) -> str:
     """The ``time`` tag's value: ISO 8601 in UTC, to the millisecond."""
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(when)) + f".{int(when * 1000) % 1000:03d}Z"
 
+
+_SERVER_TIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d{1,9})?Z")
+
+
+def read_server_time(text: str) -> float | None:
+    """A ``time`` tag's value (what :func:`server_time` writes; any fraction of a second, or none) as
+    seconds since the epoch; None if it is not one."""
+    found = _SERVER_TIME.fullmatch(text)
+    if found is None:
+        return None
+    try:
+        whole = calendar.timegm(time.strptime(found[1], "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:  # 2026-13-45T...
+        return None
+    return whole + float(found[2] or 0)
