@@ -1,6 +1,7 @@
 """The import graph of msgsvc keeps its layers: the hub knows no front, no wire format and no state;
-each front is its own (what fronts share is in ``msgsvc/fronts/``); the state knows no front; no module
-imports the global reactor as it loads; and no modules import each other in a circle.
+each front is its own (what fronts share is in ``msgsvc/fronts/``); the state knows no front, nor the
+fronts the state; no module imports the global reactor as it loads; and no modules import each other
+in a circle.
 
 Read from the source with :mod:`ast`, so nothing is imported to check it.
 """
@@ -130,6 +131,14 @@ class ImportGraphTests(SynchronousTestCase):
             for i in IMPORTS
             if within(i.importer, "msgsvc.state")
             and (within(i.target, "msgsvc.fronts") or i.target == "msgsvc.wire")
+        ]
+        self.assertEqual(wrong, [])
+
+    def test_the_fronts_know_no_state(self) -> None:
+        """The fronts reach the state only through the hub and the accounts, which say its failures
+        as the hub's refusals (Refused UNAVAILABLE)."""
+        wrong = [
+            str(i) for i in IMPORTS if within(i.importer, "msgsvc.fronts") and within(i.target, "msgsvc.state")
         ]
         self.assertEqual(wrong, [])
 

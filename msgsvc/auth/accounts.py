@@ -31,6 +31,7 @@ from msgsvc.hub.contracts import (
 from msgsvc.hub.core import Hub
 from msgsvc.hub.user import User
 from msgsvc.ratelimit import AddressRate, Rate
+from msgsvc.state import StoreError
 
 _T = TypeVar("_T")
 
@@ -105,10 +106,22 @@ class Accounts(Service):
         Fires with the user online (its name as the log spells it), which the
         front acts through from then on, or None if the client left;
         fails with :class:`Refused` (the name is invalid or taken, the
-        password missing, wrong or against the rules) or a store error.
+        password missing, wrong or against the rules; UNAVAILABLE if the
+        name could not be recorded, which is logged here).
         Cancelling it (the client left) stops a throttled attempt from being checked.
         """
-        return Deferred.fromCoroutine(self._login(participant, name, password, peer, host))
+        login = Deferred.fromCoroutine(self._login(participant, name, password, peer, host))
+        return login.addErrback(self._unavailable, peer)
+
+    def _unavailable(self, failure: Failure, peer: str) -> Failure:
+        """A login that failed for want of the state (or of the server): Refused(UNAVAILABLE), logged."""
+        if failure.check(Refused, CancelledError):
+            return failure
+        if failure.check(StoreError):  # its disk or its Redis failing or away: it is logged there
+            self.log.warn("could not register {peer}: {why}", peer=peer, why=failure.value)
+        else:
+            self.log.failure("could not register {peer}", failure, peer=peer)
+        raise Refused(Refusal.UNAVAILABLE, "the server could not record the username; try again later")
 
     async def _login(
         self, participant: Participant, name: str, password: str | None, peer: str, host: str

@@ -40,7 +40,6 @@ from msgsvc.hub.contracts import (
 )
 from msgsvc.hub.user import UNREGISTERED
 from msgsvc.ratelimit import TokenBucket
-from msgsvc.state import StoreError
 from msgsvc.wire import REFUSAL_CODES, Code, ProtocolError
 
 
@@ -384,16 +383,10 @@ class Session(LineProtocol):
     def _not_logged_in(self, failure: Failure) -> None:
         if failure.check(CancelledError):  # the client left
             return
-        if isinstance(failure.value, Refused):
-            self.login_refused(failure.value)
-            return
-        if isinstance(failure.value, StoreError):  # its disk or its Redis failing or away: it is logged there
-            self.log.warn("could not register {peer}: {why}", peer=self.peer, why=failure.value)
-        else:
-            self.log.failure("could not register {peer}", failure, peer=self.peer)
-        self.login_refused(
-            Refused(Refusal.UNAVAILABLE, "the server could not record the username; try again later")
-        )
+        refused = failure.value
+        if not isinstance(refused, Refused):  # the accounts say any other failure as Refused(UNAVAILABLE)
+            failure.raiseException()
+        self.login_refused(refused)
 
     # -- flow ----------------------------------------------------------------
 
