@@ -134,6 +134,18 @@ class ImportGraphTests(SynchronousTestCase):
         ]
         self.assertEqual(wrong, [])
 
+    def test_the_session_speaks_no_front_s_protocol(self) -> None:
+        """What every front's connection shares (msgsvc.fronts.session) says nothing in a client protocol's
+        words: it tells its front what was refused (the hub's Refusal, or its own Limit), and each front
+        says it its own way.  So it imports nothing of the line protocol (msgsvc.wire) nor of any front."""
+        wrong = [
+            str(i)
+            for i in IMPORTS
+            if i.importer == "msgsvc.fronts.session"
+            and (i.target == "msgsvc.wire" or front_of(i.target) is not None)
+        ]
+        self.assertEqual(wrong, [])
+
     def test_the_fronts_know_no_state(self) -> None:
         """The fronts reach the state only through the hub and the accounts, which say its failures
         as the hub's refusals (Refused UNAVAILABLE)."""

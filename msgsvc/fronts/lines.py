@@ -24,9 +24,10 @@ from twisted.python.failure import Failure
 from msgsvc import wire
 from msgsvc.fronts.clients import Clients
 from msgsvc.fronts.presence import Presence
-from msgsvc.fronts.session import Session
+from msgsvc.fronts.session import Limit, Session
 from msgsvc.hub.contracts import (
     ALL,
+    ClientError,
     Kind,
     Message,
     Page,
@@ -38,7 +39,7 @@ from msgsvc.hub.contracts import (
     conversation_named,
 )
 from msgsvc.hub.user import UNREGISTERED, not_registered
-from msgsvc.wire import Code
+from msgsvc.wire import REFUSAL_CODES, Code, ProtocolError
 
 T = TypeVar("T")
 
@@ -47,6 +48,14 @@ WELCOME_TEXT = "welcome to msgsvc"
 #: ``VERSION`` (or says less) speaks :data:`VERSION_8`'s lines.
 VERSION = 9
 VERSION_8 = 8
+
+#: The code that says each refusal: the hub's and the accounts' (:data:`~msgsvc.wire.REFUSAL_CODES`),
+#: and the session's own limits.
+CODES: dict[Refusal | Limit, Code] = {
+    Limit.TOO_MANY_CONNECTIONS: Code.SERVER_FULL,
+    Limit.LINE_TOO_LONG: Code.LINE_TOO_LONG,
+}
+CODES.update(REFUSAL_CODES.items())
 
 
 def encode_message(message: Message) -> bytes:
@@ -121,6 +130,8 @@ class ServerProtocol(Session):
     """One client of the line protocol: reads commands, hands them to the hub, writes replies."""
 
     version = VERSION_8  # the version its lines are in: VERSION 9 before HELLO asks for version 9's
+    front = "tcp"  # "web" under WebSocket
+    registration = "HELLO"
 
     def __init__(self, clients: Clients, presence: Presence) -> None:
         super().__init__(clients)
@@ -129,14 +140,37 @@ class ServerProtocol(Session):
     # -- Session: the line protocol's way of saying things ----------------
 
     def command(self, line: bytes) -> None:
-        parsed = wire.parse_line(line)
-        if parsed is not None:
-            self._dispatch(wire.parse_command(parsed, self.clients.limits))
+        try:
+            parsed = wire.parse_line(line)
+            command = None if parsed is None else wire.parse_command(parsed, self.clients.limits)
+        except ProtocolError as e:
+            code, text = e.code, e.text
+            self._answer(lambda: self._error(code, text))
+            return
+        if command is not None:
+            self._dispatch(command)
 
     def pipelined(self, line: bytes) -> bool:
         return line.startswith((b"SEND ", b"BROADCAST "))  # answered by SENT or ERROR, in turn
 
+    def refuse(self, reason: Refusal | Limit, text: str) -> None:
+        self._error(CODES[reason], text)
+
+    def login_refused(self, refused: Refused) -> None:
+        """Say why; then close, unless the server failed (UNAVAILABLE): the client may say HELLO again."""
+        self.send_error(CODES[refused.refusal], refused.text)
+        if refused.refusal is Refusal.UNAVAILABLE:
+            self._watch(self.clients.limits.hello_timeout)  # it may say HELLO again, in time
+        else:
+            self.bye(refused.text)
+
+    def _error(self, code: Code, text: str) -> None:
+        """A line refused, as the log and the client are told."""
+        self.clients.hub.announce(ClientError(self.peer, code.value, text))
+        self.send_error(code, text)
+
     def send_error(self, code: Code, text: str) -> None:
+        """``ERROR <code> :<text>``."""
         self._write(wire.format_line("ERROR", code.value, trailing=text))
 
     def farewell(self, reason: str) -> bytes:
@@ -229,7 +263,7 @@ class ServerProtocol(Session):
 
         def failed(failure: Failure) -> None:
             if isinstance(failure.value, Refused):
-                self._refused(failure.value)
+                self.refuse(failure.value.refusal, failure.value.text)
                 return
             self.log.failure("could not set the password of {name}", failure, name=name)
             self.send_error(Code.SERVER_ERROR, "the server could not store the password; it is unchanged")
@@ -247,7 +281,7 @@ class ServerProtocol(Session):
             if not isinstance(refused, Refused):
                 self.log.failure("could not read the history for {peer}", failure, peer=self.peer)
                 refused = Refused(Refusal.UNAVAILABLE, "the history cannot be read now; try again later")
-            self._refused(refused)
+            self.refuse(refused.refusal, refused.text)
 
         read.addCallbacks(lambda answer: self._write(encode(answer)), failed)
         read.addBoth(lambda _: self._release("history"))

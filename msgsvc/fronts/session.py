@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Sequence
+from enum import Enum, auto
 from typing import ClassVar
 
 from twisted.internet.defer import CancelledError, Deferred, succeed
@@ -28,7 +29,6 @@ from msgsvc.fronts.clients import Clients, describe_peer, host_of
 from msgsvc.fronts.receiver import LineProtocol
 from msgsvc.hub.contracts import (
     ClientDropped,
-    ClientError,
     Connected,
     Disconnected,
     IUser,
@@ -40,7 +40,14 @@ from msgsvc.hub.contracts import (
 )
 from msgsvc.hub.user import UNREGISTERED
 from msgsvc.ratelimit import TokenBucket
-from msgsvc.wire import REFUSAL_CODES, Code, ProtocolError
+
+
+class Limit(Enum):
+    """A limit of the session's own that a client went past, whatever its front (what the hub or the
+    accounts refuse is their :class:`Refusal`)."""
+
+    TOO_MANY_CONNECTIONS = auto()  # from its address
+    LINE_TOO_LONG = auto()
 
 
 @implementer(IPushProducer)
@@ -82,9 +89,9 @@ class Session(LineProtocol):
     """
 
     log = Logger()
-    front = "tcp"  # hub.Participant: the client protocol, as the server window shows it
+    front: str  # hub.Participant: the client protocol, as the server window shows it
     #: what a client sends to register, as the log names it ("no HELLO within 30 s")
-    registration: ClassVar[str] = "HELLO"
+    registration: ClassVar[str]
     #: Its connection was counted against its address before it began (a WebSocket's, since its HTTP request).
     counted = False
     peer = "?"
@@ -117,8 +124,8 @@ class Session(LineProtocol):
     # -- what each front says its own way --------------------------------
 
     def command(self, line: bytes) -> None:
-        """Parse and run one line; a :class:`ProtocolError`, or the hub's :class:`Refused`, is refused
-        with :meth:`send_error`."""
+        """Parse and run one line.  The hub's :class:`Refused` is answered with :meth:`refuse`, in turn;
+        a line the front cannot parse, it answers itself (with :meth:`_answer`, to answer in turn)."""
         raise NotImplementedError
 
     def pipelined(self, line: bytes) -> bool:
@@ -126,8 +133,13 @@ class Session(LineProtocol):
         :meth:`send_to` (or refused), and so in turn.  Any other line waits for them."""
         return False
 
-    def send_error(self, code: Code, text: str) -> None:
-        """Tell the client that what it sent was refused."""
+    def refuse(self, reason: Refusal | Limit, text: str) -> None:
+        """Tell the client (and the log, with :class:`~msgsvc.hub.contracts.ClientError`) that what it
+        sent, or its connection, was refused: by the hub or the accounts, or past a :class:`Limit`."""
+        raise NotImplementedError
+
+    def login_refused(self, refused: Refused) -> None:
+        """The name or password was refused: say why; the client may try again, or is sent away."""
         raise NotImplementedError
 
     def farewell(self, reason: str) -> bytes:
@@ -154,14 +166,6 @@ class Session(LineProtocol):
         """hub.Participant: messages that waited for this client; ``waiting`` more after them."""
         raise NotImplementedError
 
-    def login_refused(self, refused: Refused) -> None:
-        """The name or password was refused: by default, say why and close (for a server error, only say)."""
-        self.send_error(REFUSAL_CODES[refused.refusal], refused.text)
-        if refused.refusal is Refusal.UNAVAILABLE:
-            self._watch(self.clients.limits.hello_timeout)  # it may say HELLO again, in time
-        else:
-            self.bye(refused.text)
-
     # -- the connection ---------------------------------------------------
 
     def connectionMade(self) -> None:
@@ -180,7 +184,7 @@ class Session(LineProtocol):
         self.clients.hub.announce(Connected(self.peer))
         if not self.clients.connection_made(self):
             limit = self.clients.limits.max_per_ip
-            self._refuse(Code.SERVER_FULL, f"at most {limit} connections from one address")
+            self.refuse(Limit.TOO_MANY_CONNECTIONS, f"at most {limit} connections from one address")
             self.bye("too many connections from your address")
             return
         self._watch(self.clients.limits.hello_timeout)
@@ -216,12 +220,9 @@ class Session(LineProtocol):
         self._throttle(len(line))
         try:
             self.command(line)
-        except ProtocolError as e:
-            code, text = e.code, e.text
-            self._answer(lambda: self._refuse(code, text))
         except Refused as e:
-            refused = e
-            self._answer(lambda: self._refused(refused))
+            refusal, text = e.refusal, e.text
+            self._answer(lambda: self.refuse(refusal, text))
 
     def not_a_line(self) -> None:
         """Input that costs what a line does but is none (a WebSocket ping, fragment or empty message):
@@ -230,7 +231,7 @@ class Session(LineProtocol):
 
     def lineTooLong(self) -> None:
         self._answer(
-            lambda: self._refuse(Code.LINE_TOO_LONG, f"a line may hold at most {self.MAX_LENGTH} bytes")
+            lambda: self.refuse(Limit.LINE_TOO_LONG, f"a line may hold at most {self.MAX_LENGTH} bytes")
         )
 
     def send_to(self, names: Sequence[str] | None, text: str, answer: Callable[[Report], None]) -> None:
@@ -279,7 +280,7 @@ class Session(LineProtocol):
             if not isinstance(refused, Refused):
                 self.log.failure("could not send for {peer}", failure, peer=self.peer)
                 refused = Refused(Refusal.UNAVAILABLE, "the server could not send it")
-            slot.append(lambda: self._refused(refused))
+            slot.append(lambda: self.refuse(refused.refusal, refused.text))
             self._answered()
 
         report.addCallbacks(done, failed)
@@ -309,14 +310,6 @@ class Session(LineProtocol):
         if line is not None and not self._gone:  # the client may have left while it waited
             self.lineReceived(line)
             self._release("answering")
-
-    def _refuse(self, code: Code, text: str) -> None:
-        self.clients.hub.announce(ClientError(self.peer, code.value, text))
-        self.send_error(code, text)
-
-    def _refused(self, refused: Refused) -> None:
-        """The hub refused what the client asked: it is told so in the line protocol's code for it."""
-        self._refuse(REFUSAL_CODES[refused.refusal], refused.text)
 
     def _watch(self, seconds: float | None) -> None:
         """Call :meth:`_timed_out` after ``seconds`` (each read restarts it, once welcomed); None stops it."""

@@ -1,6 +1,6 @@
 """What every concern of an IRC session builds on: its state, its output (numerics, long
-listings a few entries a reactor pass, the hub's refusals), the one channel's name, and a
-command's targets."""
+listings a few entries a reactor pass, every refusal), the one channel's name, and a command's
+targets."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.words.protocols import irc as rfc
 
 from msgsvc.fronts.irc.tags import Response, joined
-from msgsvc.fronts.irc.wire import ERR_SASLFAIL, line, server_time
-from msgsvc.fronts.session import Session
-from msgsvc.hub.contracts import Refusal, Refused
+from msgsvc.fronts.irc.wire import ERR_INPUTTOOLONG, ERR_SASLFAIL, line, server_time
+from msgsvc.fronts.session import Limit, Session
+from msgsvc.hub.contracts import Refusal
 
 if TYPE_CHECKING:
     from msgsvc.fronts.irc.factory import IrcFactory
@@ -177,13 +177,17 @@ class IrcBase(Session):
             self._hold("listing")
             self._listing_call = self.clients.clock.callLater(0, self._list_some)
 
-    def say_refused(self, refused: Refused) -> None:
-        """What the hub refused (a message's text, a login), in IRC's numerics."""
-        refusal, text = refused.refusal, refused.text
-        if refusal is Refusal.TEXT_EMPTY:  # white space (or formatting) alone, as the other fronts refuse it
+    def say_refused(self, refusal: Refusal | Limit, text: str) -> None:
+        """Every refusal in IRC's words: the session's limits, a message's text, a send the hub could
+        not make, a login."""
+        if refusal is Limit.LINE_TOO_LONG:
+            self.numeric(ERR_INPUTTOOLONG, "Input line was too long")
+        elif refusal is Refusal.TEXT_EMPTY:  # white space (or formatting) alone, as the other fronts refuse it
             self.numeric(rfc.ERR_NOTEXTTOSEND, "No text to send")
         elif refusal is Refusal.TEXT_TOO_LONG:
             self.server_notice(f"not sent: a message may hold at most {self.clients.limits.max_text} bytes")
+        elif refusal is Limit.TOO_MANY_CONNECTIONS or self._registered:  # a send (only sends once registered)
+            self.server_notice(text)
         elif self._sasl:
             self._sasl = False
             self.numeric(ERR_SASLFAIL, f"SASL authentication failed: {text}")

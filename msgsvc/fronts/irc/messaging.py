@@ -80,7 +80,7 @@ class Messaging(IrcBase):
             return
         except Refused as e:
             if not quiet:
-                self.say_refused(e)
+                self.say_refused(e.refusal, e.text)
             return
         targets = self._targets(params[0], self.clients.limits.max_recipients, quiet)
         if targets is None:

@@ -90,7 +90,7 @@ class Registration(IrcBase):
 
     def login_refused(self, refused: Refused) -> None:
         """Say why; the client may try again (a new nick, SASL again) until the registration's deadline."""
-        self.say_refused(refused)
+        self.say_refused(refused.refusal, refused.text)
         if self._deadline is None and not self.transport.disconnecting:  # the deadline passed meanwhile
             self._too_late()
 

@@ -13,8 +13,10 @@ from msgsvc.fronts.irc.history import History
 from msgsvc.fronts.irc.messaging import Messaging
 from msgsvc.fronts.irc.queries import Queries
 from msgsvc.fronts.irc.registration import Registration
-from msgsvc.fronts.irc.wire import ERR_INPUTTOOLONG, Command, line, parse, printable
-from msgsvc.wire import Code, ascii_int
+from msgsvc.fronts.irc.wire import Command, line, parse, printable
+from msgsvc.fronts.session import Limit
+from msgsvc.hub.contracts import ClientError, Refusal
+from msgsvc.wire import Code, ProtocolError, ascii_int
 
 
 class IrcSession(Registration, Messaging, Channel, Queries, History):
@@ -40,7 +42,15 @@ class IrcSession(Registration, Messaging, Channel, Queries, History):
         self.factory.forget(self)
 
     def command(self, raw: bytes) -> None:
-        parsed = parse(raw)
+        try:
+            parsed = parse(raw)
+        except ProtocolError as e:
+            if e.code is Code.LINE_TOO_LONG:  # its tags
+                self.refuse(Limit.LINE_TOO_LONG, e.text)
+            else:  # not UTF-8
+                self.clients.hub.announce(ClientError(self.peer, e.code.value, e.text))
+                self._write(line("FAIL", "*", "INVALID_UTF8", e.text, prefix=self.factory.server_name))
+            return
         if parsed is None:
             return
         self.line_tags = parsed.tags
@@ -56,13 +66,9 @@ class IrcSession(Registration, Messaging, Channel, Queries, History):
             return
         handler(parsed.params)
 
-    def send_error(self, code: Code, text: str) -> None:
-        if code is Code.LINE_TOO_LONG:
-            self.numeric(ERR_INPUTTOOLONG, "Input line was too long")
-        elif code is Code.BAD_ENCODING:
-            self._write(line("FAIL", "*", "INVALID_UTF8", text, prefix=self.factory.server_name))
-        else:
-            self.server_notice(text)
+    def refuse(self, reason: Refusal | Limit, text: str) -> None:
+        self.clients.hub.announce(ClientError(self.peer, reason.name, text))
+        self.say_refused(reason, text)
 
     def farewell(self, reason: str) -> bytes:
         return line("ERROR", f"Closing Link: {self.peer} ({reason})")
