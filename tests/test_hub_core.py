@@ -22,6 +22,7 @@ from msgsvc.hub.contracts import (
     message_id_time,
 )
 from msgsvc.hub.core import Hub
+from msgsvc.hub.user import UNREGISTERED
 
 from .support.fakes import MemoryStore, RecordingParticipant
 from .support.harness import admitted, outcome
@@ -89,6 +90,18 @@ class RegistrationTests(HubTestCase):
     def test_invalid_name(self) -> None:
         self.assertEqual(self.refusal(RecordingParticipant(), "no way"), Refusal.USERNAME_INVALID)
         self.assertEqual(self.store.written, [])
+
+    def test_the_hub_refuses_in_no_front_s_words(self) -> None:
+        """The hub's texts name no command or syntax of a client protocol: each front words those its
+        own way (the line protocol's "say HELLO <username> first", its "password goes after ' :'")."""
+        self.refusal(RecordingParticipant(), "no way")
+        spaces = self.events[-1]
+        assert isinstance(spaces, RegistrationRefused)
+        with self.assertRaises(Refused) as unregistered:
+            UNREGISTERED.send(["bob"], "hi")
+        self.assertEqual(
+            [spaces.reason, unregistered.exception.text], ["a username cannot hold spaces", "log in first"]
+        )
 
     def test_second_registration(self) -> None:
         alice = self.join("alice")

@@ -132,6 +132,7 @@ class ServerProtocol(Session):
     version = VERSION_8  # the version its lines are in: VERSION 9 before HELLO asks for version 9's
     front = "tcp"  # "web" under WebSocket
     registration = "HELLO"
+    _hello = ""  # the name of its latest HELLO
 
     def __init__(self, clients: Clients, presence: Presence) -> None:
         super().__init__(clients)
@@ -154,15 +155,24 @@ class ServerProtocol(Session):
         return line.startswith((b"SEND ", b"BROADCAST "))  # answered by SENT or ERROR, in turn
 
     def refuse(self, reason: Refusal | Limit, text: str) -> None:
-        self._error(CODES[reason], text)
+        self._error(CODES[reason], self._in_words(reason, text))
 
     def login_refused(self, refused: Refused) -> None:
         """Say why; then close, unless the server failed (UNAVAILABLE): the client may say HELLO again."""
-        self.send_error(CODES[refused.refusal], refused.text)
+        text = self._in_words(refused.refusal, refused.text)
+        self.send_error(CODES[refused.refusal], text)
         if refused.refusal is Refusal.UNAVAILABLE:
             self._watch(self.clients.limits.hello_timeout)  # it may say HELLO again, in time
         else:
-            self.bye(refused.text)
+            self.bye(text)
+
+    def _in_words(self, reason: Refusal | Limit, text: str) -> str:
+        """The text of a refusal in the line protocol's words, where they name its commands or syntax."""
+        if reason is Refusal.NOT_REGISTERED:
+            return "say HELLO <username> first"
+        if reason is Refusal.USERNAME_INVALID and " " in self._hello:  # "HELLO al ice"
+            return f"{text} (a password goes after ' :')"
+        return text
 
     def _error(self, code: Code, text: str) -> None:
         """A line refused, as the log and the client are told."""
@@ -224,6 +234,7 @@ class ServerProtocol(Session):
                 if self._welcomed:
                     self.send_error(Code.ALREADY_REGISTERED, f"already registered as {self.user.name}")
                 else:
+                    self._hello = username
                     self.log_in(username, password)
             case wire.History(conversation, before, count):
                 key = conversation_named(conversation, self.user.name, self.clients.limits.max_recipients)

@@ -134,10 +134,8 @@ class Hub:
             refusal = Refused(
                 Refusal.UNAVAILABLE, "the server has not read its username log yet; try again later"
             )
-        elif " " in name:  # "HELLO al ice"
-            refusal = Refused(
-                Refusal.USERNAME_INVALID, "a username cannot hold spaces (a password goes after ' :')"
-            )
+        elif " " in name:  # the line protocol's "HELLO al ice", which its front words its own way
+            refusal = Refused(Refusal.USERNAME_INVALID, "a username cannot hold spaces")
         elif not is_valid_username(name):
             refusal = Refused(
                 Refusal.USERNAME_INVALID,

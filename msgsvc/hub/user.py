@@ -100,7 +100,7 @@ class Unregistered:
 
 def not_registered() -> NoReturn:
     """Refuse what a client asks before it logs in, as every call of :data:`UNREGISTERED` does."""
-    raise Refused(Refusal.NOT_REGISTERED, "say HELLO <username> first")
+    raise Refused(Refusal.NOT_REGISTERED, "log in first")
 
 
 #: The user of every client until it logs in, and after it logs out.
