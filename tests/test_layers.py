@@ -154,6 +154,18 @@ class ImportGraphTests(SynchronousTestCase):
         ]
         self.assertEqual(wrong, [])
 
+    def test_the_state_knows_only_the_hub_s_contracts(self) -> None:
+        """The state implements the hub's ports and calls it back through them (a cluster's
+        NetworkListener): of the hub it imports msgsvc.hub.contracts alone."""
+        wrong = [
+            str(i)
+            for i in IMPORTS
+            if within(i.importer, "msgsvc.state")
+            and within(i.target, "msgsvc.hub")
+            and i.target != "msgsvc.hub.contracts"
+        ]
+        self.assertEqual(wrong, [])
+
     def test_no_module_imports_the_global_reactor_as_it_loads(self) -> None:
         """The reactor is injected; only what runs a program (a main function) may take the global one."""
         wrong = [

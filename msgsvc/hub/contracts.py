@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum, auto
 from typing import Protocol
@@ -521,7 +521,7 @@ class Network(Protocol):
 
     A server alone is a network of one node (:class:`msgsvc.hub.nodes.Alone`);
     :mod:`msgsvc.state.cluster` joins several.  The cluster calls the hub back with what
-    happens elsewhere through :class:`msgsvc.hub.nodes.Nodes`.
+    happens elsewhere through its :class:`NetworkListener`.
     """
 
     @property
@@ -553,6 +553,32 @@ class Network(Protocol):
 
     def reachable(self) -> bool:
         """Whether the service's state is reachable now: without it, only this node's users are."""
+
+
+class NetworkListener(Protocol):
+    """What a :class:`Network` of several nodes tells the hub of what happens elsewhere, and asks of
+    it (:class:`msgsvc.hub.nodes.Nodes`)."""
+
+    def remote_message(self, message: Message, keys: Sequence[str]) -> None:
+        """Deliver a message from another node's user to these users here (a broadcast: to all)."""
+
+    def remote_joined(self, user: RemoteUser, first_seen: float, protected: bool, first_time: bool) -> None:
+        """``user`` came online on another node."""
+
+    def remote_left(self, key: str, node: str, when: float) -> None:
+        """The user holding name ``key`` on ``node`` left it (or the node died) at ``when``."""
+
+    def remote_protected(self, key: str) -> None:
+        """A password was set for the name ``key`` (on any node)."""
+
+    def resync(self, records: Iterable[UserRecord], online: Iterable[RemoteUser]) -> None:
+        """Take the log and who is online elsewhere as the network has them now (after it reconnected)."""
+
+    def local_users(self) -> list[tuple[str, str, str, float]]:
+        """This node's online users: name, peer, front, since (to claim again after a reconnection)."""
+
+    def drop_local(self, name: str | None, reason: str) -> None:
+        """Disconnect this node's user ``name`` (None: every one), whose claim the network lost."""
 
 
 @dataclass(frozen=True)

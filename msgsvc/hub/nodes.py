@@ -79,10 +79,9 @@ class Alone:
 
 
 class Nodes:
-    """This node's users' messages to other nodes' users, in order, and what the other nodes tell it
-    (:mod:`msgsvc.state.cluster` calls :meth:`remote_joined`, :meth:`remote_left`,
-    :meth:`remote_message`, :meth:`remote_protected`, :meth:`resync`, :meth:`local_users` and
-    :meth:`drop_local`).  The hub's log and sessions are by name key."""
+    """This node's users' messages to other nodes' users, in order, and what the other nodes tell it:
+    the hub's :class:`~msgsvc.hub.contracts.NetworkListener`, which :mod:`msgsvc.state.cluster`
+    calls.  The hub's log and sessions are by name key."""
 
     log = Logger()
 

@@ -41,8 +41,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from msgsvc.hub.contracts import Kind, Message, Refusal, Refused, RemoteUser, username_key
-from msgsvc.hub.nodes import Nodes
+from msgsvc.hub.contracts import Kind, Message, NetworkListener, Refusal, Refused, RemoteUser, username_key
 from msgsvc.state.inbox import ROUTE, Inbox, inbox_key, waiting_key
 from msgsvc.state.redis import ACCOUNTS, LOG_FIRST, LOG_LAST, LOG_NAME, ONLINE, PREFIX, RedisState, pairs
 from msgsvc.state.redislink import RedisUnavailable, Script, Subscription
@@ -173,7 +172,7 @@ class RedisCluster(Service):
         self._redis = state.redis
         self.lease = lease
         self._inbox_limit = inbox
-        self._nodes: Nodes | None = None
+        self._nodes: NetworkListener | None = None
         self._held_until = 0.0  # by our clock: the lease surely holds until then
         self._expiry: IDelayedCall | None = None
         self._heartbeat = LoopingCall(self._renew)
@@ -195,11 +194,11 @@ class RedisCluster(Service):
         )
         self._inbox = Inbox(reactor, state.url, self.node, self._message)
 
-    def attach(self, nodes: Nodes) -> None:
+    def attach(self, nodes: NetworkListener) -> None:
         self._nodes = nodes
 
     @property
-    def nodes(self) -> Nodes:
+    def nodes(self) -> NetworkListener:
         assert self._nodes is not None, "attach() the hub's nodes first"
         return self._nodes
 
