@@ -91,6 +91,19 @@ class RegistrationTests(HubTestCase):
         self.assertEqual(self.refusal(RecordingParticipant(), "no way"), Refusal.USERNAME_INVALID)
         self.assertEqual(self.store.written, [])
 
+    def test_a_user_used_after_it_logged_out_is_refused_and_does_nothing(self) -> None:
+        alice, bob = self.join("alice"), self.join("bob")
+        user = alice.user
+        user.log_out()
+        calls = (lambda: user.send(["bob"], "hi"), lambda: user.broadcast("hi"), lambda: user.acknowledge(1))
+        for call in calls:
+            with self.assertRaises(Refused) as refused:
+                call()
+            self.assertIs(refused.exception.refusal, Refusal.NOT_REGISTERED)
+        user.deliver_backlog()
+        self.assertEqual((alice.events, bob.events), ([], []))
+        self.assertEqual([u.name for u in self.hub.users() if u.online], ["bob"])
+
     def test_the_hub_refuses_in_no_front_s_words(self) -> None:
         """The hub's texts name no command or syntax of a client protocol: each front words those its
         own way (the line protocol's "say HELLO <username> first", its "password goes after ' :'")."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TypeVar
 
 from twisted.application.service import Service
@@ -29,11 +30,14 @@ from msgsvc.hub.contracts import (
     username_key,
 )
 from msgsvc.hub.core import Hub
-from msgsvc.hub.user import User
 from msgsvc.ratelimit import AddressRate, Rate
 from msgsvc.state import StoreError
 
 _T = TypeVar("_T")
+
+#: A login's user, which its front acts through, and cred's logout for it, which the front calls
+#: when the connection ends.
+LoggedIn = tuple[IUser, Callable[[], None]]
 
 #: The defaults for new names and new accounts: an office behind one address registering on its
 #: first day does not meet them; a script making names does (28,800 a day, not 3.5 million).
@@ -100,11 +104,11 @@ class Accounts(Service):
 
     def login(
         self, participant: Participant, name: str, password: str | None, peer: str, host: str
-    ) -> Deferred[IUser | None]:
+    ) -> Deferred[LoggedIn | None]:
         """Register ``participant`` as ``name``, checking ``password`` if the name is protected.
 
         Fires with the user online (its name as the log spells it), which the
-        front acts through from then on, or None if the client left;
+        front acts through from then on, and its logout, or None if the client left;
         fails with :class:`Refused` (the name is invalid or taken, the
         password missing, wrong or against the rules; UNAVAILABLE if the
         name could not be recorded, which is logged here).
@@ -125,7 +129,7 @@ class Accounts(Service):
 
     async def _login(
         self, participant: Participant, name: str, password: str | None, peer: str, host: str
-    ) -> IUser | None:
+    ) -> LoggedIn | None:
         key = username_key(name)
         known = self._hub.user(name)
         # A name known to be protected, and offline, is held only once its password has been checked
@@ -166,7 +170,7 @@ class Accounts(Service):
         known: UserView | None,
         owned: bool,
         guessable: bool,
-    ) -> IUser | None:
+    ) -> LoggedIn | None:
         mind = Mind(participant, peer)
         counted: list[AddressRate] = []
         if not owned:
@@ -186,10 +190,10 @@ class Accounts(Service):
 
     async def _check(
         self, mind: Mind, name: str, password: str | None, host: str, guessable: bool
-    ) -> IUser | None:
+    ) -> LoggedIn | None:
         peer = mind.peer
         try:
-            _, user, _ = await self.portal.login(Login(name, password), mind, IUser)
+            _, avatar, logout = await self.portal.login(Login(name, password), mind, IUser)
         except Abandoned:
             # The checker passed before the client left: with a password, the name is protected
             # on disk now (it may have just claimed it), and the log must say so.
@@ -216,12 +220,12 @@ class Accounts(Service):
                     window=LoginThrottle.WINDOW / 60,
                 )
             raise self._refused(name, peer, Refused(Refusal.AUTH_FAILED, str(e))) from None
-        assert isinstance(user, User)
+        user = IUser(avatar)
         if guessable:
             self.throttle.succeeded(username_key(name))
         if password is not None:
             self._mark_protected(user.name)
-        return user
+        return user, logout
 
     def _count_new(
         self, name: str, known: UserView | None, password: str | None, peer: str, host: str

@@ -25,6 +25,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from msgsvc.auth.accounts import LoggedIn
 from msgsvc.fronts.clients import Clients, describe_peer, host_of
 from msgsvc.fronts.receiver import LineProtocol
 from msgsvc.hub.contracts import (
@@ -109,7 +110,8 @@ class Session(LineProtocol):
     _timer_seconds = 0.0
     #: its handle on the hub once logged in: sends, acknowledgements and its name go through it
     user: IUser = UNREGISTERED
-    _login: Deferred[IUser | None] | None = None  # a login being checked
+    _login: Deferred[LoggedIn | None] | None = None  # a login being checked
+    _logout: Callable[[], None] | None = None  # cred's logout of :attr:`user`, once logged in
     #: answers in the order of the lines they answer: each a list, empty until its answer has come
     _answers: deque[list[Callable[[], None]]] | None = None
     _held_line: bytes | None = None  # a line that waits until every earlier one is answered
@@ -360,9 +362,10 @@ class Session(LineProtocol):
         self._login = None
         self._release("registering")
 
-    def _logged_in(self, user: IUser | None) -> None:
-        if user is None or self._gone:
+    def _logged_in(self, login: LoggedIn | None) -> None:
+        if login is None or self._gone:
             return
+        user, self._logout = login
         self.user = user
         self._welcomed = True
         self._watch(self.clients.limits.ping_interval)
@@ -370,8 +373,10 @@ class Session(LineProtocol):
 
     def _log_out(self) -> None:
         """Leave the hub (if logged in): later lines are refused as a client's that never logged in."""
-        user, self.user = self.user, UNREGISTERED
-        user.log_out()
+        logout, self._logout = self._logout, None
+        self.user = UNREGISTERED
+        if logout is not None:
+            logout()
 
     def _not_logged_in(self, failure: Failure) -> None:
         if failure.check(CancelledError):  # the client left

@@ -197,7 +197,9 @@ class Hub:
         ).addCallbacks(held, failed)
 
     def unregister(self, session: Session) -> None:
-        """Forget ``session`` (its :meth:`User.log_out`), whether online, pending or forgotten already."""
+        """Forget ``session`` (its :meth:`User.log_out`), whether online, pending or forgotten already;
+        its User is refused from then on."""
+        session.gone = True
         key = username_key(session.record.name)
         if self._sessions.get(key) is not session:
             return

@@ -19,6 +19,7 @@ class Session:
     since: float
     online: bool = False  # False while the store write is pending
     seen_before: float = 0.0  # when its name was last seen before this login (0: new to the log)
+    gone: bool = False  # logged out (unregistered): its User is refused from then on
     delivered_through: int = 0  # the id of the last queued message sent to it
     reading: bool = False  # a page of its backlog is being read
     unacknowledged: bool = False  # a page was sent and not yet acknowledged

@@ -20,8 +20,9 @@ class User:
     """The :class:`IUser` of one login: it holds the hub's session for it, so no call looks it up.
 
     :meth:`msgsvc.hub.core.Hub.register` makes it, holding the name; the accounts' realm brings it
-    online (:meth:`~msgsvc.hub.core.Hub.admit`) and hands it to the front.  Not used after
-    :meth:`log_out`: the front falls back to :data:`UNREGISTERED`.
+    online (:meth:`~msgsvc.hub.core.Hub.admit`) and hands it to the front.  After :meth:`log_out`
+    the front falls back to :data:`UNREGISTERED`; this user, if still used, is refused as it is
+    (NOT_REGISTERED), at the cost of one check of its session.
     """
 
     __slots__ = ("_hub", "session")
@@ -35,16 +36,23 @@ class User:
         return self.session.record.name
 
     def send(self, names: Sequence[str], text: str, queue: bool = True) -> Report | Deferred[Report]:
+        if self.session.gone:
+            not_registered()
         return self._hub.send(self.session, names, text, queue)
 
     def broadcast(self, text: str) -> Report | Deferred[Report]:
+        if self.session.gone:
+            not_registered()
         return self._hub.broadcast(self.session, text)
 
     def acknowledge(self, up_to: int) -> None:
+        if self.session.gone:
+            not_registered()
         self._hub.acknowledge(self.session, up_to)
 
     def deliver_backlog(self) -> None:
-        self._hub.deliver_backlog(self.session)
+        if not self.session.gone:  # nothing waits for nobody
+            self._hub.deliver_backlog(self.session)
 
     def log_out(self) -> None:
         self._hub.unregister(self.session)
