@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -23,7 +23,16 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import Logger
 from twisted.trial.unittest import SynchronousTestCase
 
-from msgsvc.hub.contracts import Kind, Message, MessageIds, Stored, conversation_key, message_id_floor
+from msgsvc.hub.contracts import (
+    Kind,
+    Message,
+    MessageIds,
+    RemoteUser,
+    Stored,
+    UserRecord,
+    conversation_key,
+    message_id_floor,
+)
 from msgsvc.state.cluster import NODES, RedisCluster
 from msgsvc.state.inbox import BLOCK_MS, READ_COUNT, RETRY, ROUTE, TAKEN, Inbox, inbox_key, waiting_key
 from msgsvc.state.redislink import RedisUnavailable
@@ -600,7 +609,8 @@ class InboxScriptTests(RedisCase):
 
 
 class _Hub:
-    """The hub's side of a node (:class:`msgsvc.hub.nodes.Nodes`): keeps the messages from other nodes."""
+    """The hub's side of a node (:class:`msgsvc.hub.contracts.NetworkListener`): keeps the messages from
+    other nodes."""
 
     def __init__(self) -> None:
         self.messages: list[tuple[Message, tuple[str, ...]]] = []
@@ -608,16 +618,16 @@ class _Hub:
     def remote_message(self, message: Message, keys: Sequence[str]) -> None:
         self.messages.append((message, tuple(keys)))
 
-    def remote_joined(self, *_: object) -> None:
+    def remote_joined(self, user: RemoteUser, first_seen: float, protected: bool, first_time: bool) -> None:
         pass
 
-    def remote_left(self, *_: object) -> None:
+    def remote_left(self, key: str, node: str, when: float) -> None:
         pass
 
     def remote_protected(self, key: str) -> None:
         pass
 
-    def resync(self, *_: object) -> None:
+    def resync(self, records: Iterable[UserRecord], online: Iterable[RemoteUser]) -> None:
         pass
 
     def local_users(self) -> list[tuple[str, str, str, float]]:
@@ -640,7 +650,7 @@ class TwoNodesHistoryTests(RedisStateCase):
         state = self.started()
         cluster = RedisCluster(reactor, state, LEASE, 1 << 20, node=name)
         hub = _Hub()
-        cluster.attach(hub)  # type: ignore[arg-type]
+        cluster.attach(hub)
         cluster.startService()
         self.addCleanup(cluster.stopService)
         return cluster, state, hub
@@ -652,7 +662,9 @@ class TwoNodesHistoryTests(RedisStateCase):
         unicast = Message("alice", Kind.UNICAST, ("bob",), "hi", *ids.make())
         broadcast = Message("alice", Kind.BROADCAST, (), "all", *ids.make())
         self.assertEqual(await a.route(unicast, {"B": ["bob"]}), {"B"})
-        self.assertEqual(await a.broadcast(broadcast), {"B"})  # type: ignore[misc]
+        reached = a.broadcast(broadcast)
+        assert reached is not None
+        self.assertEqual(await reached, {"B"})
         await self.until(lambda: len(hub_b.messages) == 2)
         self.assertEqual(
             [(m.id, m.at, m.text, keys) for m, keys in hub_b.messages],
