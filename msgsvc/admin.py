@@ -1,4 +1,4 @@
-"""``python -m msgsvc.admin``: the operator's accounts tools, without a window.
+"""``python -m msgsvc.admin``: the operator's accounts and history tools, without a window.
 
 Works on the server's SQLite file directly, or on its Redis (``--redis``),
 also while the server runs: a running server (every node, with Redis) picks
@@ -6,20 +6,28 @@ a reset or a removal up within :attr:`msgsvc.auth.accounts.Accounts.WATCH_INTERV
 seconds, and tells the owner of a reset name, if online, why.  With Redis, a
 name online on a node is not removed; an SQLite file does not know who is
 online on a server using it: a name online there stays in its log.
+
+``history export`` writes a conversation (``#all``, or its participants'
+names, comma-separated), or every direct conversation a name takes part in
+(``--user``), as JSON Lines: one message a line, oldest first.  ``history
+purge --user`` drops every message a name sent, in every conversation.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import os
 import sys
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Coroutine, Sequence
+from typing import Any, Protocol
 
-from twisted.internet.defer import ensureDeferred
+from twisted.internet.defer import Deferred, ensureDeferred, succeed
 
 from msgsvc.auth.store import Reset, StillOnline
+from msgsvc.hub.contracts import ALL, Stored, is_valid_username, username_key
 from msgsvc.options import DEFAULT_DB
 from msgsvc.state import StoreError
 from msgsvc.state.sqlite import Database
@@ -39,7 +47,99 @@ def _parser() -> argparse.ArgumentParser:
     )
     remove.add_argument("names", nargs="+", metavar="name")
     remove.add_argument("--reason", required=True, help="why; it is logged")
+    history = commands.add_parser(
+        "history", help="export the history as JSON Lines, or purge what a name sent"
+    )
+    actions = history.add_subparsers(dest="action", required=True)
+    export = actions.add_parser(
+        "export", help="a conversation, or a name's conversations, one message a line"
+    )
+    export.add_argument("conversation", nargs="?", help="#all, or the participants' names: alice,bob")
+    export.add_argument("--user", help="every direct conversation this name takes part in")
+    purge = actions.add_parser("purge", help="drop every message a name sent, in every conversation")
+    purge.add_argument("--user", required=True)
     return parser
+
+
+class _History(Protocol):
+    """What the history commands read and drop, as RedisState and :class:`_Now` have it."""
+
+    def page_after(
+        self, conversation: str, after: str, limit: int, since: float
+    ) -> Deferred[tuple[list[Stored], bool]]: ...
+
+    def latest(self, member: str, since: float, limit: int) -> Deferred[list[Stored]]: ...
+
+    def purge_history(self, sender: str) -> Deferred[int]: ...
+
+
+class _Now:
+    """A :class:`Database`'s history, as :class:`_History`: each Deferred has fired."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    def page_after(
+        self, conversation: str, after: str, limit: int, since: float
+    ) -> Deferred[tuple[list[Stored], bool]]:
+        return succeed(self._database.page_after(conversation, after, limit, since))
+
+    def latest(self, member: str, since: float, limit: int) -> Deferred[list[Stored]]:
+        return succeed(self._database.latest(member, since, limit))
+
+    def purge_history(self, sender: str) -> Deferred[int]:
+        return succeed(self._database.purge_history(sender))
+
+
+def _at_once(work: Coroutine[Any, Any, int]) -> int:
+    """What ``work`` returns (or raises), when all it awaits has fired already (:class:`_Now`'s)."""
+    try:
+        work.send(None)
+    except StopIteration as done:
+        return int(done.value)
+    raise AssertionError("a Database's history answers at once")
+
+
+_PAGE = 1000  # entries read at a time
+_ALL_CONVERSATIONS = 1_000_000_000
+
+
+def _conversation(text: str) -> str:
+    """The key of the conversation the operator named, or ValueError."""
+    if text.casefold() == ALL:
+        return ALL
+    names = text.split(",")
+    bad = [name for name in names if not is_valid_username(name)]
+    if bad:
+        raise ValueError(f"not a username: {bad[0]!r}")
+    return ",".join(sorted({username_key(name) for name in names}))
+
+
+async def _history(store: _History, args: argparse.Namespace) -> int:
+    """``history export`` or ``history purge``, on ``store``; the exit status."""
+    if args.action == "purge":
+        dropped = await store.purge_history(args.user)
+        print(f"purged {dropped} messages sent by {args.user}")
+        return 0
+    if (args.conversation is None) == (args.user is None):
+        print("msgsvc.admin: history export: give a conversation or --user NAME", file=sys.stderr)
+        return 2
+    try:
+        conversations = [_conversation(args.conversation)] if args.user is None else []
+    except ValueError as e:
+        print(f"msgsvc.admin: {e}", file=sys.stderr)
+        return 2
+    if args.user is not None:
+        conversations = [e.conversation for e in await store.latest(args.user, 0.0, _ALL_CONVERSATIONS)]
+    for conversation in conversations:
+        after, more = "", True
+        while more:
+            entries, more = await store.page_after(conversation, after, _PAGE, 0.0)
+            for entry in entries:
+                print(json.dumps(dataclasses.asdict(entry), ensure_ascii=False))
+            if entries:
+                after = entries[-1].id
+    return 0
 
 
 def _show(protected: list[tuple[str, float]]) -> None:
@@ -80,6 +180,9 @@ def _on_redis(args: argparse.Namespace, reason: str) -> int:
             if args.command == "list":
                 _show(await state.protected())
                 return
+            if args.command == "history":
+                status = await _history(state, args)
+                return
             if args.command == "remove":
                 for name in args.names:
                     try:
@@ -109,8 +212,8 @@ def _on_redis(args: argparse.Namespace, reason: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    reason = args.reason.strip() if args.command != "list" else ""
-    if args.command != "list" and not reason:
+    reason = args.reason.strip() if args.command in ("reset", "remove") else ""
+    if args.command in ("reset", "remove") and not reason:
         print("msgsvc.admin: give a reason", file=sys.stderr)
         return 2
     if args.redis:
@@ -127,6 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "list":
             _show(database.protected())
             return 0
+        if args.command == "history":
+            return _at_once(_history(_Now(database), args))
         if args.command == "remove":
             return max(_removed(name, database.remove(name, reason, time.time())) for name in args.names)
         reset = database.reset(args.name, reason, time.time())

@@ -9,7 +9,7 @@ from twisted.python import usage
 from msgsvc.auth.accounts import NEW_ACCOUNTS, NEW_NAMES, PASSWORD_HASHES
 from msgsvc.fronts.irc.channel import CHANNEL_NAME
 from msgsvc.fronts.web.origins import normalize_host, normalize_origin
-from msgsvc.hub.contracts import QueuePolicy
+from msgsvc.hub.contracts import HistoryPolicy, QueuePolicy
 from msgsvc.state.redisurl import RedisURL
 from msgsvc.wire import Limits
 
@@ -28,6 +28,17 @@ def _seconds(value: str) -> float:
 
 
 _seconds.coerceDoc = "A positive number."  # type: ignore[attr-defined]
+
+
+def _days(value: str) -> float:
+    """A number of days, 0 or more."""
+    number = float(value)
+    if not number >= 0 or number == float("inf"):
+        raise ValueError(f"{value} is not a number of days (0 or more)")
+    return number
+
+
+_days.coerceDoc = "A number, 0 or more."  # type: ignore[attr-defined]
 
 
 def _positive(value: str) -> int:
@@ -188,6 +199,20 @@ class Options(usage.Options):
         ],
         ["max-clients", None, DEFAULT_MAX_CLIENTS, "Most users registered at once.", _positive],
         [
+            "history-days",
+            None,
+            HistoryPolicy.days,
+            "Days the history of each conversation is kept; 0: no history at all.",
+            _days,
+        ],
+        [
+            "history-max",
+            None,
+            HistoryPolicy.keep,
+            "Messages the history keeps per conversation (the newest).",
+            _positive,
+        ],
+        [
             "queue-max",
             None,
             QueuePolicy.limit,
@@ -333,6 +358,9 @@ class Options(usage.Options):
             per_sender=self["queue-per-sender"],
             total=self["queue-total"],
         )
+
+    def history(self) -> HistoryPolicy:
+        return HistoryPolicy(days=self["history-days"], keep=self["history-max"])
 
     def limits(self) -> Limits:
         return Limits(

@@ -39,6 +39,7 @@ from msgsvc.fronts.lines import ServerFactory
 from msgsvc.fronts.presence import Presence
 from msgsvc.fronts.web.site import web_site
 from msgsvc.hub.core import Hub
+from msgsvc.hub.history import History
 from msgsvc.options import Options
 from msgsvc.ratelimit import Rate
 from msgsvc.state import Snapshot, State, StoreError
@@ -200,7 +201,9 @@ def makeService(options: Options) -> IService:
         )
     except StoreError as e:
         raise SystemExit(f"msgsvc: {e}") from None
-    hub = Hub(reactor, state, None, options["max-clients"], options.queue(), node)
+    policy = options.history()
+    history = History(reactor, state, policy) if policy.kept else None  # --history-days 0: none
+    hub = Hub(reactor, state, None, options["max-clients"], options.queue(), node, history=history)
     hub.subscribe(HubEventLogger())
     services: list[IService] = [IService(state)]
     if node is not None:  # --redis: this node of the service
@@ -228,6 +231,8 @@ def makeService(options: Options) -> IService:
     }
 
     services += [hasher, accounts, _Loader(state, hub, accounts, reactor), _Startup(options["max-clients"])]
+    if history is not None:
+        services.append(history)  # expires the history now and hourly
     if options["gui"]:
         services.append(_window(options, reactor, hub, accounts))
     services.append(_Disconnector(clients))

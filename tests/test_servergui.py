@@ -11,8 +11,9 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from msgsvc.auth.accounts import Accounts
-from msgsvc.hub.contracts import RemoteUser, UserRecord
+from msgsvc.hub.contracts import HistoryPolicy, RemoteUser, UserRecord
 from msgsvc.hub.core import Hub
+from msgsvc.hub.history import History
 from msgsvc.servergui.presenter import COLUMNS, ServerPresenter, duration, removal_question
 from msgsvc.servergui.service import ServerWindowService
 from msgsvc.servergui.window import ServerWindow
@@ -111,6 +112,25 @@ class ServerPresenterTests(SynchronousTestCase):
         self.clock.advance(125)
         self.assertEqual(self.view.row("bob")[9], "2m 05s")
         self.assertIn("up 2m 05s", self.view.header)
+
+    def test_the_history_size_is_shown_with_a_history(self) -> None:
+        hub = Hub(self.clock, self.store, [], 10, history=History(self.clock, self.store, HistoryPolicy()))
+        accounts = Accounts(hub, self.store, FakeHashing(), self.clock, require_password=False)
+        view = RecordingServerView()
+        presenter = ServerPresenter(view, hub, accounts, self.clock, ["tcp:8123"])
+        presenter.start()
+        self.addCleanup(presenter.stop)
+        alice, bob = RecordingParticipant(), RecordingParticipant()
+        for participant, name in ((alice, "alice"), (bob, "bob")):
+            self.successResultOf(admitted(hub, participant, name, "peer"))
+        self.assertIn("names in the log   ·   0 messages in the history   ·   up 0s", view.header)
+        alice.user.send(["bob"], "one")
+        alice.user.broadcast("two")
+        self.clock.advance(1)  # read at this tick, shown at the next
+        self.assertIn("0 messages in the history", view.header)
+        self.clock.advance(1)
+        self.assertIn("names in the log   ·   2 messages in the history   ·   up 2s", view.header)
+        self.assertNotIn("history", self.view.header)  # a server that keeps none
 
     def test_sort(self) -> None:
         self.join("bob")

@@ -21,6 +21,8 @@ from msgsvc.auth.hashing import Hasher
 from msgsvc.fronts.irc.factory import IrcFactory
 from msgsvc.fronts.lines import ServerFactory
 from msgsvc.fronts.web.site import WebSite
+from msgsvc.hub.contracts import HistoryPolicy
+from msgsvc.hub.history import History
 from msgsvc.options import Options
 from msgsvc.ratelimit import Rate
 from msgsvc.state.sqlite import Database, SqliteStore
@@ -173,6 +175,22 @@ class MakeServiceTests(SynchronousTestCase):
         queue = accounts._hub._queue.policy
         self.assertEqual((queue.per_sender, queue.total), (5, 50))
         self.assertRaises(usage.UsageError, parse, "--new-names-per-minute", "0")
+
+    def test_the_history_kept_and_none_with_zero_days(self) -> None:
+        db = self.mktemp()
+        Database(db).close()
+        self.assertEqual(parse("--db", db).history(), HistoryPolicy())
+        service = tap.makeService(parse("--db", db, "--history-days", "7.5", "--history-max", "20"))
+        [history] = [c for c in service if isinstance(c, History)]
+        accounts = next(c for c in service if isinstance(c, Accounts))
+        self.assertIs(accounts._hub.history, history)
+        self.assertEqual(history.policy, HistoryPolicy(days=7.5, keep=20))
+        self.assertIsInstance(history._store, SqliteStore)
+        service = tap.makeService(parse("--db", db, "--history-days", "0"))
+        self.assertEqual([c for c in service if isinstance(c, History)], [])
+        self.assertIsNone(next(c for c in service if isinstance(c, Accounts))._hub.history)
+        for bad in (["--history-days", "-1"], ["--history-days", "inf"], ["--history-max", "0"]):
+            self.assertRaises(usage.UsageError, parse, *bad)
 
     def test_started_last_it_freezes_what_start_up_made(self) -> None:
         db = self.mktemp()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import signal
@@ -195,6 +196,85 @@ class TwistdTests(SynchronousTestCase):
         rest = bob.until("ENDDELAYED")
         self.assertEqual([line.rsplit(" ", 1)[-1] for line in rest[:-1]], [str(n) for n in range(100, 150)])
         self.assertEqual(rest[-1], "ENDDELAYED 0")
+
+    def test_history_read_by_a_version_9_client_and_exported_and_purged_by_the_admin_command(self) -> None:
+        server = self.start()
+        alice, bob = Peer(self.port), Peer(self.port)
+        for peer, name in ((alice, "alice"), (bob, "bob")):
+            self.addCleanup(peer.close)
+            peer.send(f"VERSION 9\r\nHELLO {name}")
+            self.assertEqual(peer.line(), "VERSION 9 90")
+            self.assertEqual(peer.until("ENDHISTORY")[-1], "ENDHISTORY #all 0 start")
+        alice.send("SEND bob :before alice protected her name")
+        self.assertRegex(alice.until("SENT")[-1], r"^SENT 1 - - [0-9A-Z]{26} \S+\.\d{3}Z$")
+        alice.send("HISTORY bob")
+        self.assertEqual(alice.line().split(" ")[:2], ["ERROR", "HISTORY_FORBIDDEN"])
+        alice.send("PASSWORD :alice's password")
+        alice.until("PROTECTED")
+        bob.send("SEND alice :after")
+        bob.send("BROADCAST :everyone")
+        [sent] = [line for line in bob.until("SENT") if line.startswith("SENT")]
+        alice.send("HISTORY BOB")
+        answer = alice.until("ENDHISTORY")
+        histmsg = answer[-2].split(" ")
+        self.assertEqual(histmsg[:3] + histmsg[-1:], ["HISTMSG", "alice,bob", "bob", ":after"])
+        self.assertEqual(answer[-1], "ENDHISTORY alice,bob 1 start")  # before she protected it: not hers
+        self.assertEqual(histmsg[5], sent.split(" ")[4])  # SENT's id is the message's
+
+        exported = self.admin("history", "export", "Bob,alice")
+        self.assertEqual(exported.returncode, 0, exported.stderr)
+        entries = [json.loads(line) for line in exported.stdout.splitlines()]
+        texts = [(e["sender"], e["text"]) for e in entries]
+        self.assertEqual(texts, [("alice", "before alice protected her name"), ("bob", "after")])
+        described = {"conversation": "alice,bob", "kind": "unicast", "recipients": ["bob"]}
+        self.assertEqual(entries[0], {**entries[0], **described})
+        everyone = self.admin("history", "export", "#all").stdout.splitlines()
+        self.assertEqual([json.loads(line)["text"] for line in everyone], ["everyone"])
+        self.assertEqual(self.admin("history", "export", "--user", "BOB").stdout, exported.stdout)
+        purged = self.admin("history", "purge", "--user", "bob")
+        self.assertEqual((purged.returncode, purged.stdout), (0, "purged 2 messages sent by bob\n"))
+        left = self.admin("history", "export", "alice,bob").stdout.splitlines()
+        self.assertEqual([json.loads(line)["text"] for line in left], ["before alice protected her name"])
+        refused = self.admin("history", "export", "alice", "--user", "bob")
+        self.assertEqual((refused.returncode, refused.stdout), (2, ""))
+        server.send_signal(signal.SIGTERM)
+        server.wait()
+
+    def test_a_kill_9_in_a_burst_loses_nothing_sent_called_queued_and_so_none_of_their_history(self) -> None:
+        """The history of a message is written in the same group commit as its queueing, or an
+        earlier one: what SENT called queued is in the history too; the rest may be lost."""
+        server = self.start()
+        carol, _ = self.register("carol :carol's password")
+        carol.send("QUIT")
+        carol.until("BYE")
+        alice, _ = self.register("alice")
+        for n in range(400):
+            alice.send(f"SEND carol :burst {n}")
+        queued = 0
+        while queued < 100:  # a part of the burst answered: then kill -9 in the middle of it
+            if alice.line() == "SENT 0 carol carol":
+                queued += 1
+        server.send_signal(signal.SIGKILL)
+        server.wait()
+
+        server = self.start()
+        exported = self.admin("history", "export", "alice,carol").stdout.splitlines()
+        kept = [json.loads(line)["text"] for line in exported]
+        carol, _ = self.register("carol :carol's password")
+        delayed: list[str] = []
+        while True:
+            page = carol.until("ENDDELAYED")
+            delayed += [line.split(" :", 1)[1] for line in page[:-1]]
+            if page[-1] == "ENDDELAYED 0":
+                break
+            carol.send(f"ACK {page[-2].split()[1]}")
+        told = [f"burst {n}" for n in range(queued)]
+        self.assertEqual(delayed[:queued], told)  # every one SENT called queued
+        self.assertEqual(kept[:queued], told)  # and its history
+        self.assertEqual(delayed, [f"burst {n}" for n in range(len(delayed))])  # in order, none twice
+        self.assertEqual(kept, [f"burst {n}" for n in range(len(kept))])
+        server.send_signal(signal.SIGTERM)
+        server.wait()
 
     def test_admin_command_refuses_a_missing_file(self) -> None:
         done = self.admin("list")

@@ -39,7 +39,8 @@ from msgsvc.hub.contracts import (
 class History(Service):
     """The history of one server's messages in ``store``, within ``policy`` (which keeps some:
     with ``--history-days 0`` the hub has no History).  As a service, it drops what is past the
-    policy when it starts and every ``policy.expire_every`` seconds on ``clock``."""
+    policy every ``policy.expire_every`` seconds on ``clock``.  The store's failures are logged as
+    warnings: the state logs why it fails, and a front tells the client."""
 
     log = Logger()
 
@@ -60,7 +61,9 @@ class History(Service):
         m = message
         entry = Stored(m.id, m.at, conversation, m.sender, m.kind, m.recipients, m.text)
         self._store.append(entry, self.policy.keep).addErrback(
-            lambda f: self.log.failure("could not keep message {id} in the history", f, id=message.id)
+            lambda f: self.log.warn(
+                "could not keep message {id} in the history: {why}", id=message.id, why=f.getErrorMessage()
+            )
         )
 
     def expire(self) -> Deferred[None]:
@@ -71,14 +74,18 @@ class History(Service):
                 self.log.info("history: dropped {count} old messages", count=count)
 
         def failed(failure: Failure) -> None:
-            self.log.failure("could not expire the history", failure)
+            self.log.warn("could not expire the history: {why}", why=failure.getErrorMessage())
 
         oldest = self._clock.seconds() - self.policy.age
         return self._store.expire_history(oldest, self.policy.keep).addCallbacks(dropped, failed)
 
+    def size(self) -> Deferred[int]:
+        """How many entries are kept, in all (the server's window shows it)."""
+        return self._store.history_size()
+
     def startService(self) -> None:
         Service.startService(self)
-        self._sweep.start(self.policy.expire_every)
+        self._sweep.start(self.policy.expire_every, now=False)  # the state may not be reachable yet
 
     def stopService(self) -> None:
         Service.stopService(self)
@@ -164,5 +171,5 @@ def _unavailable() -> Iterator[None]:
     except Refused:
         raise
     except Exception as e:
-        History.log.failure("could not read the history", Failure(e))
+        History.log.warn("could not read the history: {why}", why=Failure(e).getErrorMessage())
         raise Refused(Refusal.UNAVAILABLE, "the history cannot be read now; try again later") from e

@@ -135,6 +135,8 @@ class ServerPresenter:
         self._order: list[tuple[Any, str]] = []  # ascending (sort key, row id)
         self._keys: dict[str, Any] = {}  # row id -> its sort key
         self._online: dict[str, UserView] = {}
+        self._history_size: int | None = None  # as last read; None: not yet, or no history kept
+        self._reading_size = False
         self._tick = LoopingCall(self._tick_clocks)
         self._tick.clock = clock
 
@@ -278,8 +280,10 @@ class ServerPresenter:
         self._show_header()
 
     def _tick_clocks(self) -> None:
-        """Move the clocks only: uptime, and how long each online user has been on."""
+        """Move the clocks only: uptime, and how long each online user has been on; and read the
+        history's size again, for the next tick."""
         self._show_header()
+        self._read_history_size()
         now = self._clock.seconds()
         for row_id, user in self._online.items():
             if user.since is not None:
@@ -287,11 +291,28 @@ class ServerPresenter:
 
     def _show_header(self) -> None:
         node = f"Node {self._hub.node}   ·   " if self._hub.node else ""
+        size = self._history_size
+        history = "" if size is None else f"   ·   {size} messages in the history"
         self._view.show_header(
             f"{node}Listening on {', '.join(self._endpoints)}   ·   {self._hub.online_count()} online"
-            f"   ·   {self._hub.log_size()} names in the log"
+            f"   ·   {self._hub.log_size()} names in the log{history}"
             f"   ·   up {duration(self._clock.seconds() - self._started)}"
         )
+
+    def _read_history_size(self) -> None:
+        """Ask the history's size (one question at a time); a failure leaves the last size shown."""
+        history = self._hub.history
+        if history is None or self._reading_size:
+            return
+        self._reading_size = True
+
+        def read(size: int) -> None:
+            self._history_size = size
+
+        def done(_: object) -> None:
+            self._reading_size = False
+
+        history.size().addCallbacks(read, lambda failure: None).addBoth(done)
 
     # -- the event pane -------------------------------------------------------
 
