@@ -218,6 +218,22 @@ class PrivacyTests(HistoryTestCase):
         self.assertEqual(self.texts(self.alice.user.history("alice,bob", None, 10)), (["after"], False))
         self.assertEqual([e.text for e in self.successResultOf(self.alice.user.conversations(10))], ["after"])
 
+    def test_a_user_that_logged_out_reads_nothing(self) -> None:
+        """Its name may be someone else's next: a login's handle used after it is refused."""
+        self.protect("alice")
+        self.alice.user.send(["bob"], "hi")
+        stale = self.alice.user
+        stale.log_out()
+        for read in (
+            lambda: stale.history("alice,bob", None, 10),
+            lambda: stale.history_after("alice,bob", "", 10),
+            lambda: stale.conversations(10),
+            stale.catch_up,
+        ):
+            with self.assertRaises(Refused) as caught:
+                read()
+            self.assertEqual(caught.exception.refusal, Refusal.NOT_REGISTERED)
+
     def test_a_new_password_keeps_what_was_readable(self) -> None:
         self.protect("alice")
         self.alice.user.send(["bob"], "hi")

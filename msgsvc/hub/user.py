@@ -58,15 +58,23 @@ class User:
         self._hub.unregister(self.session)
 
     def history(self, conversation: str, before: str | None, limit: int) -> Deferred[Page]:
+        if self.session.gone:
+            not_registered()
         return self._hub.read_history(lambda h: h.page_before(self.name, conversation, before, limit))
 
     def history_after(self, conversation: str, after: str, limit: int) -> Deferred[Page]:
+        if self.session.gone:
+            not_registered()
         return self._hub.read_history(lambda h: h.page_after(self.name, conversation, after, limit))
 
     def conversations(self, limit: int) -> Deferred[list[Stored]]:
+        if self.session.gone:
+            not_registered()
         return self._hub.read_history(lambda h: h.conversations(self.name, limit))
 
     def catch_up(self) -> Deferred[list[Page]]:
+        if self.session.gone:
+            not_registered()
         return self._hub.read_history(lambda h: h.catch_up(self.session.seen_before))
 
 
