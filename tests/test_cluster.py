@@ -306,6 +306,45 @@ class ClusterTests(RedisCase):
         self.assertEqual(alice.line(), "LEFT Bob")
         self.assertIn("Bob came online on node ", one.output())
 
+    def test_a_message_has_one_id_on_every_node_and_is_in_the_history_read_on_any(self) -> None:
+        """Issue 30: what alice sends on node one reaches bob on node two with its id and time, and is
+        in the history bob reads there as soon as node one has written it."""
+        one, two = self.node(), self.node()
+
+        def protected(node: Node, name: str) -> Peer:
+            peer = node.connect()
+            peer.send("VERSION 9")
+            peer.send(f"HELLO {name}")
+            self.assertEqual(peer.until("ENDHISTORY #all")[-1], "ENDHISTORY #all 0 start")
+            peer.send("PASSWORD :a long enough password")
+            self.assertEqual(peer.line(), f"PROTECTED {name} :{name} is protected by your password")
+            return peer
+
+        alice, bob = protected(one, "alice"), protected(two, "bob")
+        sent = []
+        for line, text in (("SEND bob", "hi bob"), ("BROADCAST", "hi all")):
+            alice.send(f"{line} :{text}")
+            answer = alice.until("SENT ")[-1].split()  # after presence lines, if any
+            self.assertEqual(answer[:4], ["SENT", "1", "-", "-"])
+            sent.append((answer[4], answer[5], text))
+        (unicast_id, unicast_at, _), (broadcast_id, broadcast_at, _) = sent
+        self.assertEqual(bob.until("MSG ")[-1], f"MSG alice unicast bob {unicast_id} {unicast_at} :hi bob")
+        self.assertEqual(bob.line(), f"MSG alice broadcast * {broadcast_id} {broadcast_at} :hi all")
+        expected = {
+            "alice": [f"HISTMSG alice,bob alice unicast bob {unicast_id} {unicast_at} :hi bob"],
+            "#all": [f"HISTMSG #all alice broadcast * {broadcast_id} {broadcast_at} :hi all"],
+        }
+        for conversation, lines in expected.items():
+            key = "alice,bob" if conversation == "alice" else conversation
+            deadline = time.monotonic() + 10
+            while True:  # node one writes it at the end of its reactor pass, after delivering it
+                bob.send(f"HISTORY {conversation}")
+                page = bob.until("ENDHISTORY")
+                if len(page) > 1 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            self.assertEqual(page, [*lines, f"ENDHISTORY {key} 1 start"])
+
     def test_two_nodes_racing_for_one_name_admit_one(self) -> None:
         nodes = [self.node(), self.node()]
         answers: list[str] = []
