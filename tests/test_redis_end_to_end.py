@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 
 from .support.processes import ROOT, TWISTD, Peer, free_port, reap, wait_listening
@@ -120,6 +122,39 @@ class RedisServerTests(RedisServerCase):
         said = r"^HISTMSG #all alice broadcast \* [0-9A-Z]{26} \S+Z :said before the kill$"
         self.assertRegex(lines[-2], said)
         self.assertEqual(lines[-1], "ENDHISTORY #all 1 start")
+
+    def test_the_admin_command_exports_and_purges_the_history_in_redis(self) -> None:
+        self.start()
+        alice, _ = self.register("alice")
+        bob, _ = self.register("Bob")
+        alice.send("SEND bob :hi bob")
+        bob.send("SEND alice :hi alice")
+        bob.send("BROADCAST :everyone")
+        for peer in (alice, bob, bob):
+            peer.until("SENT")
+        time.sleep(0.5)  # written at the end of the server's reactor pass
+
+        def admin(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "msgsvc.admin", "--redis", self.redis.url, "history", *args],
+                env=dict(os.environ, PYTHONPATH=ROOT),
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+
+        def texts(*args: str) -> list[str]:
+            done = admin("export", *args)
+            self.assertEqual(done.returncode, 0, done.stderr)
+            return [json.loads(line)["text"] for line in done.stdout.splitlines()]
+
+        self.assertEqual(texts("alice,bob"), ["hi bob", "hi alice"])
+        self.assertEqual(texts("#all"), ["everyone"])
+        self.assertEqual(texts("--user", "BOB"), ["hi bob", "hi alice"])
+        purged = admin("purge", "--user", "bob")
+        self.assertEqual((purged.returncode, purged.stdout), (0, "purged 2 messages sent by bob\n"))
+        self.assertEqual(texts("alice,bob"), ["hi bob"])
+        self.assertEqual(texts("#all"), [])
 
     def test_with_redis_away_at_start_hello_is_a_server_error_until_it_comes(self) -> None:
         self.redis.stop()
