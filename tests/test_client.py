@@ -12,6 +12,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc import wire
 from msgsvc.client.presenter import (
+    UNPROTECTED_HISTORY,
     ChatPresenter,
     Entry,
     Phase,
@@ -20,9 +21,9 @@ from msgsvc.client.presenter import (
     describe_server,
     plain_remote_host,
 )
-from msgsvc.client.protocol import ClientProtocol
+from msgsvc.client.protocol import ClientProtocol, Stamp
 from msgsvc.hub.contracts import Kind
-from msgsvc.times import describe_time
+from msgsvc.times import describe_day, describe_time
 
 from .support.fakes import FakeConnection, Recorder
 
@@ -38,7 +39,7 @@ class ClientProtocolTests(SynchronousTestCase):
         self.protocol.dataReceived("".join(line + "\r\n" for line in lines).encode())
 
     def test_says_hello_on_connect(self) -> None:
-        self.assertEqual(self.transport.value(), b"HELLO alice\r\n")
+        self.assertEqual(self.transport.value(), b"VERSION 9\r\nHELLO alice\r\n")
 
     def test_events(self) -> None:
         self.feed(
@@ -63,10 +64,10 @@ class ClientProtocolTests(SynchronousTestCase):
                 ("welcomed", ("alice",)),
                 ("user_log", ([("alice", True, False), ("bob", False, False)],)),
                 ("joined", ("bob",)),
-                ("message", ("bob", Kind.MULTICAST, ("alice", "carol"), "hello there")),
-                ("message", ("bob", Kind.BROADCAST, (), "all")),
-                ("sent", (1, ("dave", "erin"), ())),
-                ("sent", (2, (), ())),
+                ("message", ("bob", Kind.MULTICAST, ("alice", "carol"), "hello there", None)),
+                ("message", ("bob", Kind.BROADCAST, (), "all", None)),
+                ("sent", (1, ("dave", "erin"), (), None)),
+                ("sent", (2, (), (), None)),
                 ("left", ("bob",)),
                 ("removed", ("bob",)),
                 ("error", ("TEXT_TOO_LONG", "too long")),
@@ -140,7 +141,7 @@ class LoginTests(PresenterTestCase):
     def test_connecting_then_connected(self) -> None:
         self.presenter.login(" alice ", "tcp:example.org:8123")
         self.assertEqual(self.view.last("show_status"), ("Connecting to example.org:8123 as alice…", False))
-        self.assertEqual(self.connection.sent(), ["HELLO alice"])
+        self.assertEqual(self.connection.sent(), ["VERSION 9", "HELLO alice"])
         self.connection.server_says(
             "WELCOME alice :hi", "USER alice online", "USER bob offline", "ENDUSERS 2"
         )
@@ -484,7 +485,7 @@ class ClientProtocolAccountTests(SynchronousTestCase):
         protocol = ClientProtocol("alice", listener, " two words ")  # type: ignore[arg-type]
         transport = StringTransport()
         protocol.makeConnection(transport)
-        self.assertEqual(transport.value(), b"HELLO alice : two words \r\n")
+        self.assertEqual(transport.value(), b"VERSION 9\r\nHELLO alice : two words \r\n")
         transport.clear()
         protocol.set_password("a new password")
         self.assertEqual(transport.value(), b"PASSWORD :a new password\r\n")
@@ -500,7 +501,7 @@ class ClientProtocolAccountTests(SynchronousTestCase):
 class AccountTests(PresenterTestCase):
     def test_a_password_goes_with_hello(self) -> None:
         self.presenter.login("alice", "tcp:127.0.0.1:8123", "alice's secret")
-        self.assertEqual(self.connection.sent(), ["HELLO alice :alice's secret"])
+        self.assertEqual(self.connection.sent(), ["VERSION 9", "HELLO alice :alice's secret"])
 
     def test_plain_tcp_to_another_host_warns_once_before_a_password_is_sent(self) -> None:
         self.presenter.login("alice", "tcp:example.org:8123", "alice's secret")
@@ -705,3 +706,225 @@ class OfflineDeliveryTests(PresenterTestCase):
             ((2025, 11, 30, 17, 2), "30 Nov 2025 17:02"),
         ]:
             self.assertEqual(describe_time(time.mktime((*then, 0, 0, 0, -1)), now), said)
+
+
+def _millis(*when: int) -> str:
+    """A local time as version 9 gives it (UTC, to the millisecond)."""
+    return wire.format_millis(time.mktime((*when, 0, 0, 0, -1)))
+
+
+class ClientProtocolVersionTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.listener = Recorder()
+        self.protocol = ClientProtocol("alice", self.listener)  # type: ignore[arg-type]
+        self.transport = StringTransport()
+        self.protocol.makeConnection(self.transport)
+
+    def feed(self, *lines: str) -> None:
+        self.protocol.dataReceived("".join(line + "\r\n" for line in lines).encode())
+
+    def test_version_9_lines(self) -> None:
+        at = "2026-12-02T08:14:03.116Z"
+        self.feed(
+            "VERSION 9 90",
+            "WELCOME alice :hi",
+            "HISTMSG #all bob broadcast * 01A 2026-12-02T08:14:03.116Z :coffee's on",
+            "ENDHISTORY #all 1 more",
+            "MSG bob unicast alice 01B 2026-12-02T08:14:03.116Z future :hi there",
+            "SENT 1 - - 01C 2026-12-02T08:14:03.116Z",
+            "DELAYED 7 2026-12-01T17:02:05Z bob unicast alice 01D :are you in?",
+            "DELAYED 8 2026-12-01T17:02:05Z bob unicast alice - :older",
+            "ENDHISTORY alice,bob 0 start",
+        )
+        stamp = Stamp("01A", wire.parse_millis(at))
+        delayed_at = wire.parse_time("2026-12-01T17:02:05Z")
+        self.assertEqual(
+            self.listener.calls,
+            [
+                ("version", (9, 90)),
+                ("welcomed", ("alice",)),
+                ("history_message", ("bob", Kind.BROADCAST, (), stamp, "coffee's on")),
+                ("history_end", (True,)),
+                ("message", ("bob", Kind.UNICAST, ("alice",), "hi there", Stamp("01B", stamp.at))),
+                ("sent", (1, (), (), Stamp("01C", stamp.at))),
+                ("delayed", (7, delayed_at, "bob", Kind.UNICAST, ("alice",), "are you in?", "01D")),
+                ("delayed", (8, delayed_at, "bob", Kind.UNICAST, ("alice",), "older", "")),
+                ("history_end", (False,)),
+            ],
+        )
+        self.transport.clear()
+        self.protocol.history("alice,bob", "01A", 20)
+        self.protocol.history("#all", "*", None)
+        self.assertEqual(self.transport.value(), b"HISTORY alice,bob 01A 20\r\nHISTORY #all *\r\n")
+
+    def test_a_version_8_server_refuses_version_and_speaks_version_8(self) -> None:
+        self.feed("ERROR UNKNOWN_COMMAND :unknown command VERSION", "WELCOME alice :hi", "MSG bob unicast alice :hi")
+        self.assertEqual(
+            self.listener.calls,
+            [("version", (8, 0)), ("welcomed", ("alice",)), ("message", ("bob", Kind.UNICAST, ("alice",), "hi", None))],
+        )
+
+
+class HistoryTests(PresenterTestCase):
+    """History in the presenter, as a view with inserts shows it."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.clock.advance(time.mktime((2026, 12, 2, 9, 30, 0, 0, 0, -1)))  # 09:30 local time
+
+    def log_in_9(self, *catch_up: str, protected: bool = True) -> None:
+        self.presenter.login("alice", "tcp:example.org:8123")
+        mark = " protected" if protected else ""
+        self.connection.server_says(
+            "VERSION 9 90",
+            "WELCOME alice :hi",
+            f"USER alice online{mark}",
+            "USER bob online",
+            "USER carol online",
+            "ENDUSERS 3",
+            *catch_up,
+        )
+        self.connection.sent()
+
+    def shown(self) -> list[tuple[str, str]]:
+        """The conversation as the view holds it, after every append and insert."""
+        lines: list[Entry] = []
+        for name, args in self.view.calls:
+            if name == "append":
+                lines.append(args[0])  # type: ignore[arg-type]
+            elif name == "insert":
+                lines.insert(args[0], args[1])  # type: ignore[arg-type, call-overload]
+        return [(e.style, e.text) for e in lines]
+
+    def test_the_catch_up_is_shown_in_time_under_its_days_and_each_message_once(self) -> None:
+        self.log_in_9(
+            f"HISTMSG #all bob broadcast * 01A {_millis(2026, 12, 1, 17, 2)} :coffee's on",
+            f"HISTMSG #all carol broadcast * 01B {_millis(2026, 12, 2, 8, 14)} :standup in 5",
+            "ENDHISTORY #all 2 more",
+            f"MSG carol broadcast * 01B {_millis(2026, 12, 2, 8, 14)} :standup in 5",  # the same message
+            f"MSG bob broadcast * 01C {_millis(2026, 12, 2, 9, 30)} :now",
+        )
+        self.assertEqual(
+            self.shown(),
+            [
+                ("day", "Yesterday"),
+                ("broadcast", "bob to everyone: coffee's on"),
+                ("day", "Today"),
+                ("broadcast", "carol to everyone: standup in 5"),
+                ("info", "Connected to example.org:8123 as alice"),
+                ("broadcast", "bob to everyone: now"),
+            ],
+        )
+        history = [args[1] for name, args in self.view.calls if name == "insert"]
+        days = [e.day for e in history if e.style != "day"]  # type: ignore[attr-defined]
+        self.assertEqual(days, ["Yesterday", "Today"])  # for a view that cannot place them
+
+    def test_opening_a_conversation_shows_its_history_and_scrolling_up_pages_back(self) -> None:
+        self.log_in_9("ENDHISTORY #all 0 start")
+        self.presenter.choose_recipients(("bob",))
+        self.assertEqual(self.connection.sent(), ["HISTORY alice,bob *"])
+        self.presenter.load_earlier()  # the page is coming: not asked twice
+        self.assertEqual(self.connection.sent(), [])
+        self.connection.server_says(
+            f"HISTMSG alice,bob alice unicast bob 01E {_millis(2026, 11, 30, 16, 2)} :release notes?",
+            f"HISTMSG alice,bob bob unicast alice 01F {_millis(2026, 12, 2, 8, 20)} :can you review #42?",
+            "ENDHISTORY alice,bob 2 more",
+        )
+        self.presenter.choose_recipients(("bob",))  # opened already
+        self.presenter.load_earlier()
+        self.assertEqual(self.connection.sent(), ["HISTORY alice,bob 01E"])
+        self.connection.server_says(
+            f"HISTMSG alice,bob bob unicast alice 01D {_millis(2026, 11, 30, 15, 0)} :hello",
+            "ENDHISTORY alice,bob 1 start",
+        )
+        self.presenter.load_earlier()  # the start: nothing more to ask
+        self.assertEqual(self.connection.sent(), [])
+        shown = self.shown()
+        self.assertEqual(
+            shown,
+            [
+                ("day", "30 November"),
+                ("direct", "bob to you: hello"),
+                ("sent", "you to bob: release notes?"),
+                ("day", "Today"),
+                ("direct", "bob to you: can you review #42?"),
+                ("info", "Connected to example.org:8123 as alice"),
+            ],
+        )
+        self.presenter.history("bob")  # asked for: the start is told
+        self.assertEqual(self.shown()[-1], ("info", "No earlier messages with bob."))
+
+    def test_a_message_delayed_sent_or_live_is_not_shown_again_from_the_history(self) -> None:
+        self.log_in_9(
+            "ENDHISTORY #all 0 start",
+            f"DELAYED 3 2026-12-02T07:00:00Z bob unicast alice 01G :while you were away",
+            "ENDDELAYED 0",
+        )
+        self.presenter.choose_recipients(("bob",))
+        self.presenter.send("hi bob")
+        self.connection.server_says(
+            f"HISTMSG alice,bob bob unicast alice 01G {_millis(2026, 12, 2, 7, 0)} :while you were away",
+            "ENDHISTORY alice,bob 1 more",
+            f"SENT 1 - - 01H {_millis(2026, 12, 2, 9, 30)}",
+            f"MSG bob unicast alice 01I {_millis(2026, 12, 2, 9, 30)} :back",
+        )
+        self.presenter.history("bob")
+        self.assertEqual(self.connection.sent()[-1], "HISTORY alice,bob 01G")
+        self.connection.server_says(
+            f"HISTMSG alice,bob alice unicast bob 01H {_millis(2026, 12, 2, 9, 30)} :hi bob",
+            f"HISTMSG alice,bob bob unicast alice 01I {_millis(2026, 12, 2, 9, 30)} :back",
+            "ENDHISTORY alice,bob 2 start",
+        )
+        texts = [text for _, text in self.shown()]
+        for said in ("bob to you: while you were away", "you to bob: hi bob", "bob to you: back"):
+            self.assertEqual(texts.count(said), 1, said)
+
+    def test_an_unprotected_name_is_told_why_it_has_no_direct_history(self) -> None:
+        self.log_in_9("ENDHISTORY #all 0 start", protected=False)
+        self.presenter.choose_recipients(("bob",))
+        self.presenter.choose_recipients(("carol",))
+        self.assertEqual(self.connection.sent(), [])  # not asked: the server would refuse
+        said = [text for style, text in self.shown() if "not protected" in text]
+        self.assertEqual(said, [UNPROTECTED_HISTORY])  # once
+        self.presenter.choose_mode(Kind.BROADCAST)  # #all's history is everyone's
+        self.assertEqual(self.connection.sent(), ["HISTORY #all *"])
+
+    def test_refusals_are_told_plainly(self) -> None:
+        self.log_in_9("ENDHISTORY #all 0 start")
+        self.presenter.choose_recipients(("bob",))
+        self.connection.server_says("ERROR HISTORY_FORBIDDEN :protect your name (PASSWORD) to keep ...")
+        self.assertEqual(self.shown()[-1], ("warning", UNPROTECTED_HISTORY))
+        self.presenter.history("#all")
+        self.connection.server_says("ERROR HISTORY_OFF :this server keeps no history")
+        self.assertEqual(self.shown()[-1], ("warning", "This server keeps no history."))
+        self.presenter.history("#all", 5)  # not asked again
+        self.assertEqual(self.connection.sent(), ["HISTORY alice,bob *", "HISTORY #all *"])
+
+    def test_a_version_8_server_has_no_history(self) -> None:
+        self.presenter.login("alice", "tcp:example.org:8123")
+        self.connection.server_says(
+            "ERROR UNKNOWN_COMMAND :unknown command VERSION",
+            "WELCOME alice :hi",
+            "USER alice online protected",
+            "USER bob online",
+            "ENDUSERS 2",
+            "MSG bob unicast alice :hi",
+        )
+        self.assertIs(self.presenter.phase, Phase.CONNECTED)
+        self.connection.sent()
+        self.presenter.choose_recipients(("bob",))
+        self.presenter.history("bob")
+        self.assertEqual(self.connection.sent(), [])
+        self.assertEqual(
+            self.shown()[-2:], [("direct", "bob to you: hi"), ("warning", "This server keeps no history.")]
+        )
+
+    def test_days_as_headings_say_them(self) -> None:
+        now = time.mktime((2026, 12, 2, 9, 30, 0, 0, 0, -1))
+        for then, said in [
+            ((2026, 12, 2, 0, 0), "Today"),
+            ((2026, 12, 1, 23, 59), "Yesterday"),
+            ((2026, 11, 30, 12, 0), "30 November"),
+            ((2025, 12, 3, 12, 0), "3 December 2025"),
+        ]:
+            self.assertEqual(describe_day(time.mktime((*then, 0, 0, 0, -1)), now), said)

@@ -7,6 +7,7 @@ import time
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from msgsvc import wire
 from msgsvc.client.presenter import ChatPresenter
 from msgsvc.client.text import Fragments, TextView, cells, sender_style, wrap
 
@@ -99,7 +100,7 @@ class TextClientTests(SynchronousTestCase):
 
     def test_typed_ahead_lines_wait_for_the_welcome(self) -> None:
         self.type("bob", "b", "early bird")
-        self.assertEqual(self.connection.sent(), ["HELLO bob"])
+        self.assertEqual(self.connection.sent(), ["VERSION 9", "HELLO bob"])
         self.connection.server_says("WELCOME bob :hi", "USER bob online", "ENDUSERS 1")
         self.assertEqual(self.connection.sent(), ["BROADCAST :early bird"])
 
@@ -313,7 +314,7 @@ class TextAccountTests(SynchronousTestCase):
         self.assertTrue(self.view.hides_input())
         self.assertEqual(self.view.completions("/he"), [])  # nothing to complete in a password
         self.view.line(" /all spaces count ")  # as typed: not a command, not stripped
-        self.assertEqual(self.connection.sent(), ["HELLO alice : /all spaces count "])
+        self.assertEqual(self.connection.sent(), ["VERSION 9", "HELLO alice : /all spaces count "])
         self.assertEqual(self.view.prompt(), "(connecting) ")
 
     def test_a_refused_password_is_asked_again(self) -> None:
@@ -369,3 +370,62 @@ class TextAccountTests(SynchronousTestCase):
         self.assertIn("-- While you were away:\n", shown)
         self.assertRegex(shown, r"\n3 Feb 2001 \d\d:\d\d bob to you: from long ago\n")
         self.assertEqual(self.connection.sent()[-1], "ACK 3")
+
+
+class TextHistoryTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.output: list[str] = []
+        self.view = TextView(self.print, width=lambda: 80)
+        self.connection = FakeConnection()
+        clock = Clock()
+        clock.advance(time.mktime((2026, 12, 2, 9, 30, 0, 0, 0, -1)))
+        self.presenter = ChatPresenter(self.view, self.connection, clock, "", "tcp:h:1")
+        self.view.bind(self.presenter, lambda: None)
+        self.presenter.start()
+        self.view.line("bob")
+        self.connection.server_says(
+            "VERSION 9 90",
+            "WELCOME bob :hi",
+            "USER alice online",
+            "USER bob online protected",
+            "ENDUSERS 2",
+            f"HISTMSG #all alice broadcast * 01A {self.at(12, 1, 17, 2)} :coffee's on",
+            "ENDHISTORY #all 1 more",
+        )
+        self.connection.sent()
+
+    @staticmethod
+    def at(month: int, day: int, hour: int, minute: int) -> str:
+        return wire.format_millis(time.mktime((2026, month, day, hour, minute, 0, 0, 0, -1)))
+
+    def print(self, fragments: Fragments) -> None:
+        self.output.append("".join(text for _, text in fragments))
+
+    def test_history_prints_pages_under_their_days(self) -> None:
+        self.assertIn("--- Yesterday ---\n17:02 alice to everyone: coffee's on", "\n".join(self.output))
+        self.output.clear()
+        self.view.line("/history ALICE 2")
+        self.assertEqual(self.connection.sent(), ["HISTORY alice,bob * 2"])
+        self.connection.server_says(
+            f"HISTMSG alice,bob bob unicast alice 01B {self.at(11, 30, 16, 2)} :release notes?",
+            f"HISTMSG alice,bob alice unicast bob 01C {self.at(12, 2, 8, 20)} :review #42?",
+            "ENDHISTORY alice,bob 2 more",
+        )
+        self.assertEqual(
+            self.output,
+            [
+                "--- 30 November ---",
+                "16:02 -> you to alice: release notes?",
+                "--- Today ---",
+                "08:20 alice to you: review #42?",
+            ],
+        )
+        self.view.line("/history alice")
+        self.view.line("/history")  # no conversation chosen: everyone's
+        self.assertEqual(self.connection.sent(), ["HISTORY alice,bob 01B", "HISTORY #all 01A"])
+
+    def test_history_usage(self) -> None:
+        self.view.line("/history alice 101")
+        self.view.line("/history alice carol")
+        self.assertEqual(self.connection.sent(), [])
+        self.assertEqual(self.output[-1], "!! Usage: /history [NAME[,NAME...]|#all] [N], N from 1 to 100")

@@ -157,13 +157,16 @@ class ChatWindow:
         log = ttk.Frame(right)
         log.pack(fill="both", expand=True)
         self.conversation = tkinter.Text(log, wrap="word", state="disabled", height=10, width=60, takefocus=0)
-        scroll = ttk.Scrollbar(log, command=self.conversation.yview)
-        self.conversation.configure(yscrollcommand=scroll.set)
-        scroll.pack(side="right", fill="y")
+        self.scroll = ttk.Scrollbar(log, command=self.conversation.yview)
+        self.conversation.configure(yscrollcommand=self._scrolled)
+        for wheel in ("<MouseWheel>", "<Button-4>"):
+            self.conversation.bind(wheel, self._wheel)
+        self.scroll.pack(side="right", fill="y")
         self.conversation.pack(side="left", fill="both", expand=True)
         for style, options in _STYLES.items():
             self.conversation.tag_configure(style, **options)
         self.conversation.tag_configure("time", foreground="#999999")
+        self.conversation.tag_configure("day", foreground="#777777", justify="center", spacing1=6, spacing3=2)
         self.to = ttk.Label(right, text="")
         self.to.pack(anchor="w", pady=(6, 2))
         bottom = ttk.Frame(right)
@@ -258,16 +261,28 @@ class ChatWindow:
         self.reply_button.state(["!disabled"] if target else ["disabled"])
 
     def append(self, entry: Entry) -> None:
+        self._put("end", entry)
+
+    def insert(self, index: int, entry: Entry) -> None:
+        self._put(f"{index + 1}.0", entry)
+
+    def _put(self, where: str, entry: Entry) -> None:
+        """Write ``entry`` as the line at ``where``: the view follows the end if it was there, else
+        keeps the lines it shows in place."""
         text = self.conversation
         at_end = text.yview()[1] >= 0.999
+        top = text.index("@0,0")
         text.configure(state="normal")
-        text.insert(
-            "end", (entry.label or time.strftime("%H:%M", time.localtime(entry.when))) + " ", ("time",)
-        )
-        text.insert("end", entry.text + "\n", (entry.style,))
+        if entry.style == "day":
+            text.insert(where, entry.text + "\n", ("day",))
+        else:
+            stamp = entry.label or time.strftime("%H:%M", time.localtime(entry.when))
+            text.insert(where, stamp + " ", ("time",), entry.text + "\n", (entry.style,))
         text.configure(state="disabled")
         if at_end:
             text.see("end")
+        elif text.compare(where, "<=", top):
+            text.yview(f"{top} + 1 lines")
 
     # -- what the user does -------------------------------------------------
 
@@ -328,6 +343,18 @@ class ChatWindow:
         assert self.presenter is not None
         if self.presenter.send(self.message.get()):
             self.message.delete(0, "end")
+
+    def _scrolled(self, first: float, last: float) -> None:
+        """The conversation scrolled: at its top (with more than fits above), load earlier messages."""
+        self.scroll.set(first, last)
+        if float(first) <= 0.0 < 1.0 - float(last) and self.presenter is not None:
+            self.presenter.load_earlier()
+
+    def _wheel(self, event: tkinter.Event[tkinter.Text]) -> None:
+        """The wheel turned up at the top (also when everything fits): load earlier messages."""
+        if (event.num == 4 or event.delta > 0) and self.conversation.yview()[0] <= 0.0:
+            assert self.presenter is not None
+            self.presenter.load_earlier()
 
     def _show_selection(self) -> None:
         self.users.selection_clear(0, "end")

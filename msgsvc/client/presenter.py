@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,9 +21,9 @@ from twisted.internet.error import ConnectionRefusedError, DNSLookupError, Timeo
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
-from msgsvc.client.protocol import ClientListener, ClientProtocol
+from msgsvc.client.protocol import ClientListener, ClientProtocol, Stamp
 from msgsvc.hub.contracts import Kind, Refused, check_password_rules, is_valid_username
-from msgsvc.times import describe_time
+from msgsvc.times import describe_day, describe_time, start_of_day
 from msgsvc.wire import Limits
 
 DEFAULT_SERVER = "tcp:localhost:8123"
@@ -53,19 +54,45 @@ class _PasswordChange:
     password: str
 
 
-#: A command waiting for its one answer: a message (option, recipients, text) or a password change.
-_Pending = tuple[Kind, tuple[str, ...], str] | _PasswordChange
+@dataclass(frozen=True)
+class _HistoryAsked:
+    """A ``HISTORY`` waiting for its page; ``explicit``: the user asked (not the opening of a
+    conversation), so an empty page is told."""
+
+    conversation: str
+    explicit: bool
+
+
+@dataclass
+class _Pages:
+    """How far back a conversation's history is shown."""
+
+    oldest: str = "*"  # the id the next page ends before ('*': none shown yet)
+    more: bool = True  # older messages may be read
+
+
+#: A command waiting for its answer: a message (option, recipients, text), a password change, a page of history.
+_Pending = tuple[Kind, tuple[str, ...], str] | _PasswordChange | _HistoryAsked
+
+#: Why a name that is not protected has no history of its direct conversations.
+UNPROTECTED_HISTORY = (
+    "No history of your direct conversations: your name is not protected, and whoever takes it next "
+    "could read them. Set a password to keep them from now on."
+)
+NO_HISTORY = "This server keeps no history."
 
 
 @dataclass(frozen=True)
 class Entry:
     """One line of the conversation.  ``style`` is one of
-    direct, group, broadcast, notice, sent, warning, error, info."""
+    direct, group, broadcast, notice, sent, warning, error, info, and day: the heading over a day's
+    lines, once the conversation spans several days."""
 
     when: float
     style: str
     text: str
     label: str = ""  # shown in place of the time of day: when a delayed message was sent
+    day: str = ""  # a message of the history: its day, as its heading says it
 
 
 #: The login form's field a problem is about: the one to select for editing.
@@ -101,6 +128,11 @@ class View(Protocol):
         """Say whom "reply all" would answer ('' while there is nothing to reply to)."""
 
     def append(self, entry: Entry) -> None: ...
+
+    def insert(self, index: int, entry: Entry) -> None:
+        """Put ``entry`` at ``index`` of the conversation (0: the top; counting every entry given):
+        a message of the history, or a day's heading, where its time puts it.  A view that cannot
+        insert shows it as it comes."""
 
 
 def and_list(names: list[str] | tuple[str, ...]) -> str:
@@ -183,6 +215,15 @@ class ChatPresenter:
         self._away_said = False  # "while you were away" was said for this connection
         self._waiting_to_go: list[Deferred[None]] = []
         self._closing = False
+        self._history_days = 0  # how long the server keeps history (0: none, or a version 8 server)
+        self._catching_up = False  # the catch-up of #all is coming
+        self._seen: set[str] = set()  # the ids of the messages shown (of this user)
+        self._pages: dict[str, _Pages] = {}  # the conversations opened on this connection
+        self._asking: set[str] = set()  # conversations with a page asked for
+        self._page_oldest = ""  # the first id of the page of history coming
+        self._unprotected_said = False  # UNPROTECTED_HISTORY was said on this connection
+        self._times: list[float] = []  # the time of each entry the view holds, in its order
+        self._days: set[float] = set()  # the days (their midnights) the entries are of
 
     @property
     def name_protected(self) -> bool:
@@ -212,6 +253,7 @@ class ChatPresenter:
             self._view.show_login(username, server, warning, "password")
             return
         self.phase = Phase.CONNECTING
+        self._history_days = 0
         self._password = password
         self._refusal = self._bye = ""
         self._ask_password = False
@@ -284,6 +326,7 @@ class ChatPresenter:
         elif mode is Kind.UNICAST:
             self.selected = self.selected[:1]
         self._view.show_mode(self.mode, self.selected)
+        self._open()
 
     def choose_recipients(self, names: tuple[str, ...]) -> None:
         if self.mode is Kind.BROADCAST:
@@ -292,6 +335,7 @@ class ChatPresenter:
             names = names[-1:]
         self.selected = names
         self._view.show_mode(self.mode, self.selected)
+        self._open()
 
     def reply_all(self) -> bool:
         """Address the sender and the rest of the group of the last message received; False if none."""
@@ -301,7 +345,124 @@ class ChatPresenter:
         mode, names = self._reply
         self.mode, self.selected = mode, names
         self._view.show_mode(mode, names)
+        self._open()
         return True
+
+    # -- history -------------------------------------------------------------
+
+    def conversation(self) -> str:
+        """The conversation the chosen option and recipients make ('' while they make none):
+        ``#all``, or the participants' names in lower case, sorted, comma-separated, as the server
+        names it."""
+        if self.mode is Kind.BROADCAST:
+            return "#all"
+        if len(self.selected) != (1 if self.mode is Kind.UNICAST else max(len(self.selected), 2)):
+            return ""
+        return self._direct(self.selected)
+
+    def _direct(self, names: tuple[str, ...]) -> str:
+        return ",".join(sorted({name.lower() for name in (*names, self.me)}))
+
+    def load_earlier(self) -> None:
+        """Show the page of the chosen conversation's history before what is shown (the view was
+        scrolled to its top); nothing if there is none, or it is being asked for."""
+        conversation = self.conversation()
+        if conversation and not self._history_problem(conversation):
+            self._ask(conversation, None, explicit=False)
+
+    def history(self, target: str = "", count: int | None = None) -> None:
+        """Show ``count`` (the server's default if None) more messages of the history of ``target``:
+        ``#all``, names (comma-separated), or '' for the chosen conversation (else ``#all``)."""
+        if target == "#all" or not (target or self.conversation()):
+            conversation = "#all"
+        elif target:
+            conversation = self._direct(tuple(name for name in target.split(",") if name))
+        else:
+            conversation = self.conversation()
+        problem = self._history_problem(conversation)
+        if problem:
+            self._say("warning", problem)
+        else:
+            self._ask(conversation, count, explicit=True)
+
+    def _history_problem(self, conversation: str) -> str:
+        """Why ``conversation``'s history cannot be asked for now ('' if it can)."""
+        if self.phase is not Phase.CONNECTED or self._protocol is None:
+            return "Not connected."
+        if not self._history_days:
+            return NO_HISTORY
+        if conversation != "#all" and not self.name_protected:
+            return UNPROTECTED_HISTORY
+        return ""
+
+    def _open(self) -> None:
+        """Show the latest history of the conversation just chosen, once a connection; tell a name
+        that is not protected, once, why it has none of its direct conversations."""
+        conversation = self.conversation()
+        if not conversation or conversation in self._pages or self._catching_up:
+            return
+        problem = self._history_problem(conversation)
+        if problem == UNPROTECTED_HISTORY and not self._unprotected_said:
+            self._unprotected_said = True
+            self._say("info", problem)
+        elif not problem:
+            self._ask(conversation, None, explicit=False)
+
+    def _ask(self, conversation: str, count: int | None, explicit: bool) -> None:
+        assert self._protocol is not None
+        pages = self._pages.setdefault(conversation, _Pages())
+        if conversation in self._asking:
+            return
+        if not pages.more:
+            if explicit:
+                self._say("info", f"No earlier messages {self._in(conversation)}.")
+            return
+        self._asking.add(conversation)
+        self._protocol.history(conversation, pages.oldest, count)
+        self._outbox.append(_HistoryAsked(conversation, explicit))
+
+    def _in(self, conversation: str) -> str:
+        """``conversation`` as a reader says it: 'to everyone', 'with bob', 'with bob and carol'."""
+        if conversation == "#all":
+            return "to everyone"
+        others = [name for name in conversation.split(",") if name != self.me.lower()]
+        return "with " + and_list(others or ["yourself"])
+
+    def history_message(
+        self, sender: str, kind: Kind, recipients: tuple[str, ...], stamp: Stamp, text: str
+    ) -> None:
+        if not self._page_oldest:
+            self._page_oldest = stamp.id
+        if stamp.id in self._seen:
+            return
+        self._seen.add(stamp.id)
+        if sender.casefold() == self.me.casefold():
+            to = "everyone" if kind is Kind.BROADCAST else ", ".join(recipients)
+            style, said = "sent", f"you to {to}: {text}"
+        else:
+            style, said = self._said(sender, kind, recipients, text)
+        day = describe_day(stamp.at, self._clock.seconds())
+        self._add(Entry(stamp.at, style, said, day=day), placed=True)
+
+    def history_end(self, more: bool) -> None:
+        oldest, self._page_oldest = self._page_oldest, ""
+        if self._catching_up:
+            self._catching_up = False
+            if oldest:  # the latest of #all: paging goes on before it
+                self._pages["#all"] = _Pages(oldest, more)
+            self._open()
+            return
+        pending = self._outbox[0] if self._outbox else None
+        if not isinstance(pending, _HistoryAsked):
+            return
+        self._outbox.popleft()
+        self._asking.discard(pending.conversation)
+        pages = self._pages[pending.conversation]
+        pages.more = more
+        if oldest:
+            pages.oldest = oldest
+        elif pending.explicit and not more:
+            self._say("info", f"No earlier messages {self._in(pending.conversation)}.")
 
     def addressees(self) -> str:
         """Whom a message would go to, saying of each name offline whether it would wait for it
@@ -374,6 +535,9 @@ class ChatPresenter:
     def _connected(self, protocol: ClientProtocol) -> None:
         self._protocol = protocol
 
+    def version(self, version: int, history_days: int) -> None:
+        self._history_days = history_days if version >= 9 else 0
+
     def _connect_failed(self, failure: Failure) -> None:
         self.phase = Phase.LOGIN
         self._view.show_title("msgsvc")
@@ -384,7 +548,13 @@ class ChatPresenter:
             self._shown_through = 0  # another user's queue
             self._reply = None
             self._talking.clear()
+            self._seen.clear()
         self._away_said = False
+        self._unprotected_said = False
+        self._catching_up = self._history_days > 0
+        self._pages.clear()
+        self._asking.clear()
+        self._page_oldest = ""
         self.phase = Phase.CONNECTED
         self.me = name
         self._outbox.clear()
@@ -460,31 +630,52 @@ class ChatPresenter:
         if key in self._talking or key in (n.casefold() for n in self.selected):
             self._say("info", text)
 
-    def message(self, sender: str, kind: Kind, recipients: tuple[str, ...], text: str) -> None:
-        if kind is Kind.BROADCAST:
-            self._set_reply(Kind.BROADCAST, ())
-            self._say("broadcast", f"{sender} to everyone: {text}")
-            return
+    def message(
+        self, sender: str, kind: Kind, recipients: tuple[str, ...], text: str, stamp: Stamp | None
+    ) -> None:
+        if stamp is not None:
+            if stamp.id in self._seen:
+                return  # in the catch-up too
+            self._seen.add(stamp.id)
         self._incoming(sender, kind, recipients, text, "")
 
     def delayed(
-        self, message_id: int, sent_at: float, sender: str, kind: Kind, recipients: tuple[str, ...], text: str
+        self,
+        message_id: int,
+        sent_at: float,
+        sender: str,
+        kind: Kind,
+        recipients: tuple[str, ...],
+        text: str,
+        stamp_id: str,
     ) -> None:
-        if message_id <= self._shown_through:
+        if message_id <= self._shown_through or stamp_id in self._seen:
             return  # shown before the connection dropped, and not yet acknowledged then
         self._shown_through = message_id
+        if stamp_id:
+            self._seen.add(stamp_id)
         if not self._away_said:
             self._away_said = True
             self._say("info", "While you were away:")
         self._incoming(sender, kind, recipients, text, describe_time(sent_at, self._clock.seconds()))
 
-    def _incoming(self, sender: str, kind: Kind, recipients: tuple[str, ...], text: str, label: str) -> None:
+    def _said(self, sender: str, kind: Kind, recipients: tuple[str, ...], text: str) -> tuple[str, str]:
+        """How a message to this user reads: its style and its words."""
+        if kind is Kind.BROADCAST:
+            return "broadcast", f"{sender} to everyone: {text}"
         me, by = self.me.casefold(), sender.casefold()
         others = [r for r in recipients if r.casefold() not in (me, by)]
         if kind is Kind.MULTICAST and others:
-            self._say("group", f"{sender} to {and_list(['you', *others])}: {text}", label)
-        else:
-            self._say("group" if kind is Kind.MULTICAST else "direct", f"{sender} to you: {text}", label)
+            return "group", f"{sender} to {and_list(['you', *others])}: {text}"
+        return "group" if kind is Kind.MULTICAST else "direct", f"{sender} to you: {text}"
+
+    def _incoming(self, sender: str, kind: Kind, recipients: tuple[str, ...], text: str, label: str) -> None:
+        self._say(*self._said(sender, kind, recipients, text), label)
+        if kind is Kind.BROADCAST:
+            self._set_reply(Kind.BROADCAST, ())
+            return
+        me, by = self.me.casefold(), sender.casefold()
+        others = [r for r in recipients if r.casefold() not in (me, by)]
         everyone = ([sender] if by != me else []) + others
         self._talking.update(name.casefold() for name in everyone)
         if everyone:
@@ -494,11 +685,15 @@ class ChatPresenter:
         self._reply = (mode, names)
         self._view.show_reply("everyone" if mode is Kind.BROADCAST else and_list(names))
 
-    def sent(self, delivered: int, offline: tuple[str, ...], queued: tuple[str, ...]) -> None:
+    def sent(
+        self, delivered: int, offline: tuple[str, ...], queued: tuple[str, ...], stamp: Stamp | None
+    ) -> None:
         pending = self._outbox[0] if self._outbox else None
         if not isinstance(pending, tuple):
             return
         self._outbox.popleft()
+        if stamp is not None:
+            self._seen.add(stamp.id)
         mode, recipients, text = pending
         to = "everyone" if mode is Kind.BROADCAST else ", ".join(recipients)
         self._say("sent", f"you to {to}: {text}")
@@ -525,10 +720,24 @@ class ChatPresenter:
                 # The server keeps the connection for another HELLO; the user retries from the form.
                 self._protocol.transport.loseConnection()
             return
-        if self._outbox and isinstance(self._outbox.popleft(), _PasswordChange):
+        pending = self._outbox.popleft() if self._outbox else None
+        if isinstance(pending, _PasswordChange):
             self._view.show_password_problem(f"Password not changed: {text}")
-            return
-        self._say("error", f"{code}: {text}")
+        elif isinstance(pending, _HistoryAsked):
+            self._history_refused(pending.conversation, code, text)
+        else:
+            self._say("error", f"{code}: {text}")
+
+    def _history_refused(self, conversation: str, code: str, text: str) -> None:
+        self._asking.discard(conversation)
+        del self._pages[conversation]  # asked again on opening it, once it may be read
+        if code == "HISTORY_OFF":
+            self._history_days = 0
+            self._say("warning", NO_HISTORY)
+        elif code == "HISTORY_FORBIDDEN":
+            self._say("warning", UNPROTECTED_HISTORY)
+        else:
+            self._say("error", f"No history {self._in(conversation)} now: {text}")
 
     def notice(self, text: str) -> None:
         self._say("notice", f"server notice: {text}")
@@ -575,4 +784,28 @@ class ChatPresenter:
             self._view.show_mode(self.mode, self.selected)  # whether a message would wait may have changed
 
     def _say(self, style: str, text: str, label: str = "") -> None:
-        self._view.append(Entry(self._clock.seconds(), style, text, label))
+        self._add(Entry(self._clock.seconds(), style, text, label), placed=False)
+
+    def _add(self, entry: Entry, placed: bool) -> None:
+        """Show ``entry``: at the end, or (``placed``) where its time puts it; under a heading of its
+        day once the conversation spans several days."""
+        day = start_of_day(entry.when)
+        if day not in self._days:
+            if len(self._days) == 1:  # a second day: the first gets its heading too
+                self._place(self._heading(*self._days))
+            if self._days:
+                self._place(self._heading(day))
+            self._days.add(day)
+        if placed:
+            self._place(entry)
+        else:
+            self._times.append(entry.when)
+            self._view.append(entry)
+
+    def _heading(self, day: float) -> Entry:
+        return Entry(day, "day", describe_day(day, self._clock.seconds()))
+
+    def _place(self, entry: Entry) -> None:
+        index = bisect_right(self._times, entry.when)
+        self._times.insert(index, entry.when)
+        self._view.insert(index, entry)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from twisted.internet.protocol import Factory
@@ -14,8 +15,25 @@ from msgsvc.hub.contracts import Kind
 from msgsvc.wire import ProtocolError
 
 
+#: The protocol version this client speaks.
+VERSION = 9
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """A message's id and server time (version 9): the same message has the same id live, delayed
+    and in the history."""
+
+    id: str
+    at: float
+
+
 class ClientListener(Protocol):
     """What a :class:`ClientProtocol` reports, one method per event."""
+
+    def version(self, version: int, history_days: int) -> None:
+        """The version the server speaks with this client, and for how many days it keeps
+        history (0: none; a version 8 server keeps none)."""
 
     def welcomed(self, name: str) -> None: ...
     def user_log(self, users: list[tuple[str, bool, bool]]) -> None:
@@ -33,14 +51,37 @@ class ClientListener(Protocol):
     def removed(self, name: str) -> None:
         """The operator removed ``name`` from the username log."""
 
-    def message(self, sender: str, kind: Kind, recipients: tuple[str, ...], text: str) -> None: ...
-    def delayed(
-        self, message_id: int, sent_at: float, sender: str, kind: Kind, recipients: tuple[str, ...], text: str
+    def message(
+        self, sender: str, kind: Kind, recipients: tuple[str, ...], text: str, stamp: Stamp | None
     ) -> None:
-        """A message that waited for this user while it was away (the same id may come again)."""
+        """A live message (``stamp`` from a version 9 server)."""
 
-    def sent(self, delivered: int, offline: tuple[str, ...], queued: tuple[str, ...]) -> None:
+    def delayed(
+        self,
+        message_id: int,
+        sent_at: float,
+        sender: str,
+        kind: Kind,
+        recipients: tuple[str, ...],
+        text: str,
+        stamp_id: str,
+    ) -> None:
+        """A message that waited for this user while it was away (the same id may come again);
+        ``stamp_id`` is its message id ('' if the server gave none)."""
+
+    def sent(
+        self, delivered: int, offline: tuple[str, ...], queued: tuple[str, ...], stamp: Stamp | None
+    ) -> None:
         """The answer to a send: how many got it, who is offline, which of those get it later."""
+
+    def history_message(
+        self, sender: str, kind: Kind, recipients: tuple[str, ...], stamp: Stamp, text: str
+    ) -> None:
+        """A message of the history, in a page of one conversation (the answer to a
+        :meth:`ClientProtocol.history`, or the catch-up of ``#all`` at login), oldest first."""
+
+    def history_end(self, more: bool) -> None:
+        """The end of a page of history; ``more``: older messages of that conversation may be read."""
 
     def error(self, code: str, text: str) -> None: ...
     def notice(self, text: str) -> None: ...
@@ -50,6 +91,10 @@ class ClientListener(Protocol):
 
 def _names(field: str) -> tuple[str, ...]:
     return () if field in ("-", "*") else tuple(field.split(","))
+
+
+def _stamp(message_id: str, when: str) -> Stamp:
+    return Stamp(message_id, wire.parse_millis(when))
 
 
 class ClientProtocol(LineProtocol):
@@ -68,8 +113,12 @@ class ClientProtocol(LineProtocol):
         self._password = password
         self._users: list[tuple[str, bool, bool]] = []
         self._last_delayed = 0  # the id of the last DELAYED line of the page
+        self._version = 8  # until the server answers VERSION
+        self._version_asked = False  # VERSION sent and not yet answered
 
     def connectionMade(self) -> None:
+        self._write("VERSION", str(VERSION))
+        self._version_asked = True
         self._write("HELLO", self.username, trailing=self._password or None)
         self._password = None  # not kept longer than needed
 
@@ -89,8 +138,17 @@ class ClientProtocol(LineProtocol):
 
     def _dispatch(self, verb: str, params: tuple[str, ...]) -> None:
         listener = self.listener
+        v9 = self._version >= 9  # the text is the last parameter, after the id and time
         match verb:
+            case "VERSION" if self._version_asked:
+                self._version_asked = False
+                self._version = min(int(params[0]), VERSION)
+                listener.version(self._version, int(params[1]) if len(params) > 1 else 0)
+            case "ERROR" if self._version_asked and params[0] == "UNKNOWN_COMMAND":
+                self._version_asked = False  # a version 8 server
+                listener.version(8, 0)
             case "WELCOME":
+                self._version_asked = False
                 self._users = []
                 listener.welcomed(params[0])
             case "USER":
@@ -105,20 +163,39 @@ class ClientProtocol(LineProtocol):
             case "REMOVED":
                 listener.removed(params[0])
             case "MSG":
-                sender, kind, recipients, text = params[:4]
-                listener.message(sender, Kind(kind), _names(recipients), text)
+                sender, kind, recipients = params[:3]
+                stamp = _stamp(*params[3:5]) if v9 and len(params) > 5 else None
+                listener.message(sender, Kind(kind), _names(recipients), params[-1] if v9 else params[3], stamp)
             case "PROTECTED":
                 listener.protected(params[0])
             case "ACCOUNT":
                 listener.account(params[0], params[1] == "protected")
             case "SENT":
-                listener.sent(int(params[0]), _names(params[1]), _names(params[2]) if len(params) > 2 else ())
+                listener.sent(
+                    int(params[0]),
+                    _names(params[1]),
+                    _names(params[2]) if len(params) > 2 else (),
+                    _stamp(*params[3:5]) if v9 and len(params) > 4 else None,
+                )
             case "DELAYED":
-                message_id, when, sender, kind, recipients, text = params[:6]
+                message_id, when, sender, kind, recipients = params[:5]
+                stamp_id = params[5] if v9 and len(params) > 6 and params[5] != "-" else ""
                 self._last_delayed = int(message_id)
                 listener.delayed(
-                    int(message_id), wire.parse_time(when), sender, Kind(kind), _names(recipients), text
+                    int(message_id),
+                    wire.parse_time(when),
+                    sender,
+                    Kind(kind),
+                    _names(recipients),
+                    params[-1] if v9 else params[5],
+                    stamp_id,
                 )
+            case "HISTMSG":
+                sender, kind, recipients, message_id, when = params[1:6]
+                stamp = _stamp(message_id, when)
+                listener.history_message(sender, Kind(kind), _names(recipients), stamp, params[-1])
+            case "ENDHISTORY":
+                listener.history_end(params[2] == "more")
             case "ENDDELAYED":
                 # Shown (listeners show at once): the server may drop them, and send the next page.
                 if self._last_delayed:
@@ -147,6 +224,11 @@ class ClientProtocol(LineProtocol):
     def set_password(self, password: str) -> None:
         """Protect this connection's name with ``password``, or change its password."""
         self._write("PASSWORD", trailing=password)
+
+    def history(self, conversation: str, before: str, count: int | None) -> None:
+        """Ask for the ``count`` messages (the server's default if None) of ``conversation``
+        (``#all`` or comma-separated names) before the message id ``before`` (``*``: the latest)."""
+        self._write("HISTORY", conversation, before, *([str(count)] if count is not None else []))
 
     def quit(self, reason: str = "") -> None:
         self._write("QUIT", trailing=reason or None)

@@ -27,6 +27,7 @@ STYLE = Style.from_dict(
         "time": "#8a8a8a",
         "sent": "#8a8a8a",
         "info": "#5f87af",
+        "day": "#8a8a8a bold",
         "warning": "#d7875f",
         "error": "#ff5f5f bold",
         "notice": "#d75fd7 bold",

@@ -25,6 +25,7 @@ COMMANDS = {
     "/all": "/all TEXT                 send to everyone connected",
     "/reply": "/reply [TEXT]             reply to the sender and the group of the last message",
     "/password": "/password                 protect your name, or change its password",
+    "/history": "/history [NAME|#all] [N]  N earlier messages of a conversation (the current one)",
     "/who": "/who                      who is online",
     "/users": "/users                    the whole username log",
     "/reconnect": "/reconnect                after a disconnect",
@@ -153,6 +154,7 @@ class TextView:
         self._step = "username"
         self._users: list[UserItem] = []
         self._typed_ahead: list[str] = []
+        self._day = ""  # the day the last message of the history printed was of
 
     def bind(self, presenter: ChatPresenter, on_quit: Callable[[], None]) -> None:
         """Take input for ``presenter``; ``on_quit`` runs on /quit or end of input."""
@@ -223,6 +225,19 @@ class TextView:
         """Nothing to show: /reply says whom it answers."""
 
     def append(self, entry: Entry) -> None:
+        self._day = ""  # a page of history printed after this says its day again
+        self._print(entry)
+
+    def insert(self, index: int, entry: Entry) -> None:
+        """Printed as it comes (a terminal cannot go back): a message of the history under its day."""
+        if entry.style == "day":
+            return  # each message of the history has its day
+        if entry.day != self._day:
+            self._day = entry.day
+            self._say("day", f"--- {entry.day} ---")
+        self._print(entry)
+
+    def _print(self, entry: Entry) -> None:
         stamp = (entry.label or time.strftime("%H:%M", time.localtime(entry.when))) + " "
         text = _clean(entry.text)
         line: Fragments = [("class:time", stamp)]
@@ -333,6 +348,8 @@ class TextView:
             self.presenter.reconnect()
         elif self.presenter.phase is not Phase.CONNECTED:
             self._say("error", "!! Not connected: /reconnect or /quit.")
+        elif command == "/history":
+            self._history(argument.split())
         elif command == "/password":
             self._step = "new-password"
         elif command == "/reply":
@@ -349,6 +366,16 @@ class TextView:
             self._send_now(mode, recipients, message.strip(), "/msg NAME[,NAME...] TEXT")
         else:
             self._say("error", f"!! Unknown command {command}: /help lists them.")
+
+    def _history(self, words: list[str]) -> None:
+        assert self.presenter is not None
+        counts = [int(word) for word in words if word.isdigit()]
+        targets = [word for word in words if not word.isdigit()]
+        if len(counts) > 1 or len(targets) > 1 or any(not 1 <= n <= 100 for n in counts):
+            self._say("error", "!! Usage: /history [NAME[,NAME...]|#all] [N], N from 1 to 100")
+            return
+        target = ",".join(self._names(targets[0])) if targets and targets[0] != "#all" else "".join(targets)
+        self.presenter.history(target, counts[0] if counts else None)
 
     def _secret(self, text: str) -> None:
         """A password typed at one of the :data:`_SECRET_STEPS`."""
