@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Callable
 
+from twisted.internet import reactor
 from twisted.internet.error import ConnectionDone, ConnectionRefusedError, DNSLookupError, TimeoutError
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.internet.task import deferLater
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from msgsvc import wire
+from msgsvc.client.connect import endpoint_connector
 from msgsvc.client.presenter import (
     UNPROTECTED_HISTORY,
     ChatPresenter,
@@ -26,6 +31,7 @@ from msgsvc.hub.contracts import Kind
 from msgsvc.times import describe_day, describe_time
 
 from .support.fakes import FakeConnection, Recorder
+from .support.processes import Peer, free_port, run_msgsvc
 
 
 class ClientProtocolTests(SynchronousTestCase):
@@ -713,6 +719,17 @@ def _millis(*when: int) -> str:
     return wire.format_millis(time.mktime((*when, 0, 0, 0, -1)))
 
 
+def shown(view: Recorder) -> list[tuple[str, str]]:
+    """The conversation as ``view`` holds it, after every append and insert."""
+    lines: list[Entry] = []
+    for name, args in view.calls:
+        if name == "append":
+            lines.append(args[0])  # type: ignore[arg-type]
+        elif name == "insert":
+            lines.insert(args[0], args[1])  # type: ignore[arg-type, call-overload]
+    return [(e.style, e.text) for e in lines]
+
+
 class ClientProtocolVersionTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.listener = Recorder()
@@ -787,14 +804,7 @@ class HistoryTests(PresenterTestCase):
         self.connection.sent()
 
     def shown(self) -> list[tuple[str, str]]:
-        """The conversation as the view holds it, after every append and insert."""
-        lines: list[Entry] = []
-        for name, args in self.view.calls:
-            if name == "append":
-                lines.append(args[0])  # type: ignore[arg-type]
-            elif name == "insert":
-                lines.insert(args[0], args[1])  # type: ignore[arg-type, call-overload]
-        return [(e.style, e.text) for e in lines]
+        return shown(self.view)
 
     def test_the_catch_up_is_shown_in_time_under_its_days_and_each_message_once(self) -> None:
         self.log_in_9(
@@ -928,3 +938,48 @@ class HistoryTests(PresenterTestCase):
             ((2025, 12, 3, 12, 0), "3 December 2025"),
         ]:
             self.assertEqual(describe_day(time.mktime((*then, 0, 0, 0, -1)), now), said)
+
+
+class HistoryEndToEndTests(TestCase):
+    """The presenter against ``twistd -n msgsvc`` (history kept, by default)."""
+
+    def setUp(self) -> None:
+        folder = os.path.abspath(self.mktemp())
+        os.makedirs(folder)
+        self.port = free_port()
+        args = ["--db", os.path.join(folder, "names.sqlite3"), "--listen", f"tcp:{self.port}:interface=127.0.0.1"]
+        run_msgsvc(self, folder, args, [self.port])
+
+    async def until(self, what: str, condition: Callable[[], bool]) -> None:
+        for _ in range(1000):
+            if condition():
+                return
+            await deferLater(reactor, 0.01, lambda: None)
+        self.fail(f"timed out waiting for {what}")
+
+    async def test_away_then_back_the_catch_up_shows_once(self) -> None:
+        view = Recorder()
+        alice = ChatPresenter(view, endpoint_connector(reactor), reactor)  # type: ignore[arg-type]
+        server = f"tcp:127.0.0.1:{self.port}"
+        alice.login("alice", server)
+        await self.until("alice connected", lambda: alice.phase is Phase.CONNECTED)
+        await alice.quit()
+        bob = Peer(self.port)
+        self.addCleanup(bob.close)
+        bob.send("HELLO bob")
+        bob.until("ENDUSERS")
+        bob.send("BROADCAST :while you were out")
+        bob.until("SENT")
+
+        alice.reconnect()
+        said = ("broadcast", "bob to everyone: while you were out")
+        await self.until("the catch-up", lambda: said in shown(view))
+        bob.send("BROADCAST :welcome back")
+        await self.until("a live message", lambda: ("broadcast", "bob to everyone: welcome back") in shown(view))
+        alice.choose_mode(Kind.BROADCAST)  # #all opened: its latest page is the catch-up, not asked again
+        alice.history("#all")  # what came before it: nothing more
+        await self.until("the start", lambda: ("info", "No earlier messages to everyone.") in shown(view))
+        self.assertEqual(shown(view).count(said), 1)
+        connected = shown(view).index(("info", f"Connected to 127.0.0.1:{self.port} as alice"), 1)
+        self.assertLess(shown(view).index(said), connected)  # sent before alice came back
+        await alice.quit()

@@ -309,3 +309,39 @@ class ClientWindowTests(TestCase):
         self.assertEqual(erin.users.get(0), "● erin (you)")
         self.assertEqual(erin.account_menu.entrycget(0, "state"), "normal")  # Protect my name…
         self.assertEqual(erin.account_menu.entrycget(1, "state"), "disabled")
+
+
+class ClientWindowHistoryTests(ClientWindowTests):
+    async def setUp(self) -> None:
+        need_display()
+        self.loopback = await LoopbackServer(self.mktemp(), history=True).start(self)
+        self.clients = self.loopback.clients
+        self.server = f"tcp:127.0.0.1:{self.loopback.port_number}"
+        self.windows = []
+        self.quits = 0
+        self.addCleanup(self.tear_down)
+
+    async def test_the_catch_up_shows_and_scrolling_to_the_top_loads_earlier_messages(self) -> None:
+        bob = await self.loopback.client()
+        bob.send("VERSION 9")
+        bob.send("HELLO bob")
+        await bob.until("ENDHISTORY")
+        for n in range(60):
+            bob.send(f"BROADCAST :news {n:02}")
+        await bob.until("SENT")
+        await bob.lines(59)
+        alice = await self.log_in("alice")  # new to the log: the latest 50 of #all
+        await self.until("the catch-up", lambda: "news 59" in self.conversation(alice))
+        await self.until("the catch-up", lambda: "news 10" in self.conversation(alice))
+        self.assertNotIn("news 09", self.conversation(alice))
+        shown = self.conversation(alice).splitlines()
+        self.assertLess(shown.index(next(s for s in shown if "news 59" in s)), shown.index(
+            next(s for s in shown if "Connected to" in s)
+        ))  # in time order: sent before alice came
+        self.pick(alice, Kind.BROADCAST)  # #all is open: its latest page is shown already
+        alice.conversation.yview_moveto(0.0)
+        await self.until("the page before", lambda: "news 00" in self.conversation(alice))
+        lines = [line for line in self.conversation(alice).splitlines() if "news" in line]
+        self.assertEqual([line.split("news ")[1] for line in lines], [f"{n:02}" for n in range(60)])
+        self.assertIn("bob to everyone: news 00", lines[0])
+        self.assertGreater(alice.conversation.yview()[0], 0.0)  # the lines shown stay in place

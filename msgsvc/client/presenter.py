@@ -222,7 +222,7 @@ class ChatPresenter:
         self._asking: set[str] = set()  # conversations with a page asked for
         self._page_oldest = ""  # the first id of the page of history coming
         self._unprotected_said = False  # UNPROTECTED_HISTORY was said on this connection
-        self._times: list[float] = []  # the time of each entry the view holds, in its order
+        self._order: list[tuple[float, str]] = []  # each entry the view holds, in its order: (time, id)
         self._days: set[float] = set()  # the days (their midnights) the entries are of
 
     @property
@@ -442,7 +442,7 @@ class ChatPresenter:
         else:
             style, said = self._said(sender, kind, recipients, text)
         day = describe_day(stamp.at, self._clock.seconds())
-        self._add(Entry(stamp.at, style, said, day=day), placed=True)
+        self._add(Entry(stamp.at, style, said, day=day), stamp.id)
 
     def history_end(self, more: bool) -> None:
         oldest, self._page_oldest = self._page_oldest, ""
@@ -784,11 +784,11 @@ class ChatPresenter:
             self._view.show_mode(self.mode, self.selected)  # whether a message would wait may have changed
 
     def _say(self, style: str, text: str, label: str = "") -> None:
-        self._add(Entry(self._clock.seconds(), style, text, label), placed=False)
+        self._add(Entry(self._clock.seconds(), style, text, label))
 
-    def _add(self, entry: Entry, placed: bool) -> None:
-        """Show ``entry``: at the end, or (``placed``) where its time puts it; under a heading of its
-        day once the conversation spans several days."""
+    def _add(self, entry: Entry, message_id: str = "") -> None:
+        """Show ``entry``: at the end, or (a message of the history, ``message_id``) where its time
+        and id put it; under a heading of its day once the conversation spans several days."""
         day = start_of_day(entry.when)
         if day not in self._days:
             if len(self._days) == 1:  # a second day: the first gets its heading too
@@ -796,16 +796,17 @@ class ChatPresenter:
             if self._days:
                 self._place(self._heading(day))
             self._days.add(day)
-        if placed:
-            self._place(entry)
+        if message_id:
+            self._place(entry, message_id)
         else:
-            self._times.append(entry.when)
+            self._order.append((entry.when, ""))
             self._view.append(entry)
 
     def _heading(self, day: float) -> Entry:
         return Entry(day, "day", describe_day(day, self._clock.seconds()))
 
-    def _place(self, entry: Entry) -> None:
-        index = bisect_right(self._times, entry.when)
-        self._times.insert(index, entry.when)
+    def _place(self, entry: Entry, message_id: str = "") -> None:
+        key = (entry.when, message_id)  # ids order the messages of one millisecond
+        index = bisect_right(self._order, key)
+        self._order.insert(index, key)
         self._view.insert(index, entry)

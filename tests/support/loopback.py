@@ -15,7 +15,9 @@ from msgsvc.fronts.clients import Clients
 from msgsvc.fronts.lines import ServerFactory
 from msgsvc.fronts.presence import Presence
 from msgsvc.fronts.receiver import LineProtocol
+from msgsvc.hub.contracts import HistoryPolicy
 from msgsvc.hub.core import Hub
+from msgsvc.hub.history import History
 from msgsvc.state.sqlite import SqliteStore
 from msgsvc.wire import Limits
 
@@ -78,10 +80,13 @@ class LoopbackServer:
         db_path: str,
         limits: Limits = Limits(),  # noqa: B008 - frozen
         require_password: bool = False,
+        history: bool = False,
     ) -> None:
+        """``history``: keep it (by the default policy); else none, as with ``--history-days 0``."""
         self.db_path = db_path
         self._usernames = SqliteStore(reactor, db_path)
-        self.hub = Hub(reactor, self._usernames, self._usernames.records, max_clients=100)
+        kept = History(reactor, self._usernames, HistoryPolicy()) if history else None
+        self.hub = Hub(reactor, self._usernames, self._usernames.records, max_clients=100, history=kept)
         self._hasher = Hasher(reactor, threads=1)
         self.accounts = Accounts(self.hub, self._usernames, self._hasher, reactor, require_password)
         self.clients = Clients(self.hub, self.accounts, reactor, limits)
