@@ -374,7 +374,8 @@ class TextView:
         if len(counts) > 1 or len(targets) > 1 or any(not 1 <= n <= 100 for n in counts):
             self._say("error", "!! Usage: /history [NAME[,NAME...]|#all] [N], N from 1 to 100")
             return
-        target = ",".join(self._names(targets[0])) if targets and targets[0] != "#all" else "".join(targets)
+        everyone = targets and targets[0].lower() == "#all"
+        target = "#all" if everyone else ",".join(self._names(targets[0])) if targets else ""
         self.presenter.history(target, counts[0] if counts else None)
 
     def _secret(self, text: str) -> None:
