@@ -227,7 +227,9 @@ def makeService(options: Options) -> IService:
         "web": lambda: web_site(
             clients, presence, options["web-origin"], options["web-host"], options["web-request-timeout"]
         ),
-        "irc": lambda: IrcFactory(clients, options["irc-server-name"], channel=options["irc-channel"]),
+        "irc": lambda: IrcFactory(
+            clients, options["irc-server-name"], channel=options["irc-channel"], history=policy
+        ),
     }
 
     services += [hasher, accounts, _Loader(state, hub, accounts, reactor), _Startup(options["max-clients"])]

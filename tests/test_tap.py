@@ -243,6 +243,15 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertIs(irc.clients, tcp.clients)
         self.assertEqual(irc.server_name, "chat.test")
 
+    def test_irc_offers_chathistory_only_while_history_is_kept(self) -> None:
+        db = self.mktemp()
+        Database(db).close()
+        for days, offered in (("90", True), ("0", False)):
+            service = tap.makeService(parse("--db", db, "--irc", "tcp:0", "--history-days", days))
+            [irc] = (c.factory for c in service if isinstance(getattr(c, "factory", None), IrcFactory))
+            self.assertEqual("draft/chathistory" in irc.capabilities, offered, days)
+            self.assertEqual(irc.history, parse("--db", db, "--history-days", days).history())
+
     def test_bad_web_endpoint(self) -> None:
         with self.assertRaises(SystemExit) as caught:
             tap.makeService(parse("--db", self.mktemp(), "--web", "carrier-pigeon:9"))
