@@ -370,14 +370,17 @@ class PageTests(SynchronousTestCase):
         press(Keys.ENTER)
         self.wait_connected("alice")
         self.assertEqual(self.driver.switch_to.active_element.get_attribute("id"), "message")
-        # Back past the kinds to the username log: one stop for its radio group (the last name,
-        # coming backwards), and the arrows move through the names.
+        # Back past the kinds and "Load earlier messages" to the username log: one stop for its radio
+        # group (the last name, coming backwards), and the arrows move through the names.
         for _ in range(2):
             keys.key_down(Keys.SHIFT).send_keys(Keys.TAB).key_up(Keys.SHIFT).perform()
+        self.assertEqual(self.driver.switch_to.active_element.get_attribute("id"), "load-earlier")
+        keys.key_down(Keys.SHIFT).send_keys(Keys.TAB).key_up(Keys.SHIFT).perform()
         focused = self.driver.switch_to.active_element.get_attribute("id")
         self.assertEqual(focused, self.recipient("carol").get_attribute("id"))
         press(Keys.ARROW_UP)  # alice, bob, carol: the arrow picks bob
         self.assertTrue(self.recipient("bob").is_selected())
+        # bob's conversation has no history for an unprotected alice: no "Load earlier messages" stop now.
         self.assertEqual(press(Keys.TAB, Keys.TAB), "message")
         press("by keyboard", Keys.ENTER)
         self.assertEqual(bob.until("MSG")[-1], "MSG alice unicast bob :by keyboard")
@@ -560,3 +563,131 @@ class PageTests(SynchronousTestCase):
         wait(self.driver, lambda d: self.in_sight("While you were away:"), "the heading in sight")
         self.assertTrue(self.in_sight("bob to you: while away 0"))
         self.assertTrue(self.element("new-messages").is_displayed(), "nothing says there is more below")
+
+    # -- history (protocol version 9) ------------------------------------------
+
+    def history_note(self) -> str:
+        return self.element("history-note").text
+
+    def test_reload_the_page_and_the_conversation_is_there_and_earlier_messages_load(self) -> None:
+        self.start()
+        bob = self.tcp_user("bob")
+        self.open_page()
+        self.log_in("alice", "correct horse")  # claimed: a protected name keeps its direct history
+        self.wait_connected("alice")
+        for n in range(60):  # more than a page (50)
+            bob.send(f"SEND alice :old {n}")
+        self.wait_said("bob to you: old 59")
+        self.choose("unicast", "bob")
+        self.say("hi bob")
+        wait(self.driver, lambda d: self.receipts() == ["delivered to 1"], "the receipt")
+
+        self.open_page()  # reload
+        self.log_in("alice", "correct horse")
+        self.wait_connected("alice")
+        self.assertNotIn("bob to you: old 59", self.conversation())
+        self.choose("unicast", "bob")  # the conversation opens: its latest page
+        self.wait_said("you to bob: hi bob")
+        said = self.conversation()
+        self.assertIn("bob to you: old 11", said)
+        self.assertNotIn("bob to you: old 10", said)
+        self.assertLess(said.index("bob to you: old 59"), said.index("you to bob: hi bob"))
+        button = self.element("load-earlier")
+        self.assertTrue(button.is_displayed())
+        self.assertEqual(button.accessible_name, "Load earlier messages")
+
+        bob.send("SEND alice :after the reload")  # live, after the history
+        self.wait_said("bob to you: after the reload")
+        button.click()
+        self.wait_said("bob to you: old 0")
+        said = self.conversation()
+        texts = [f"bob to you: old {n}" for n in range(60)] + ["you to bob: hi bob", "bob to you: after the reload"]
+        self.assertEqual([t for t in said if t in texts], texts)  # in order, each once
+        wait(self.driver, lambda d: not button.is_displayed(), "no more to load")
+        self.assertIn("This is the start of the conversation.", self.history_note())
+        self.assertEqual(self.driver.switch_to.active_element.get_attribute("id"), "conversation")
+        self.assertEqual(self.element("conversation").get_attribute("aria-live"), "polite")  # silent while loading
+
+        self.choose("multicast")  # bob stays picked: the same conversation, not asked again
+        self.choose("unicast", "bob")
+        self.assertEqual(self.conversation().count("bob to you: old 30"), 1)
+
+    def test_scrolling_to_the_top_loads_earlier_messages_in_place(self) -> None:
+        self.start()
+        bob = self.tcp_user("bob")
+        self.open_page()
+        self.log_in("alice", "correct horse")
+        self.wait_connected("alice")
+        for n in range(70):
+            bob.send(f"BROADCAST :news {n}")
+        self.wait_said("bob to everyone: news 69")
+        self.open_page()
+        self.log_in("alice", "correct horse")
+        self.wait_connected("alice")
+        self.choose("broadcast")  # #all: its latest page
+        self.wait_said("bob to everyone: news 20")
+        self.assertNotIn("bob to everyone: news 19", self.conversation())
+        self.driver.execute_script("document.getElementById('conversation').scrollTop = 0")
+        self.wait_said("bob to everyone: news 0")
+        self.assertTrue(self.in_sight("bob to everyone: news 20"), "the reader lost its place")
+        self.assertEqual(len([t for t in self.conversation() if t.startswith("bob to everyone")]), 70)
+
+    def test_a_message_is_shown_once_whatever_brings_it_and_days_are_marked(self) -> None:
+        self.start()
+        bob = self.tcp_user("bob")
+        self.enter_as("alice")
+        bob.send("VERSION 9")
+        bob.send("BROADCAST :live")
+        self.assertEqual(bob.until("SENT")[-1].split()[:3], ["SENT", "1", "-"])
+        self.wait_said("bob to everyone: live")
+        msg_id = self.driver.execute_script(
+            "return document.querySelector('#conversation li[data-id]').dataset.id"
+        )
+        yesterday = "new Date(Date.now() - 86400000).toISOString()"
+        self.driver.execute_script(
+            f"session.line(`HISTMSG #all bob broadcast * 00000000000000000000000001 ${{{yesterday}}} :before`);"
+            f"session.line('HISTMSG #all bob broadcast * {msg_id} 2030-01-01T00:00:00.000Z :live');"
+            "session.line('ENDHISTORY #all 2 more');"
+            f"session.line('DELAYED 7 2030-01-01T00:00:00Z bob unicast alice {msg_id} :live');"
+            "session.line('ENDDELAYED 0');"
+        )
+        self.wait_said("bob to everyone: before")
+        self.assertEqual(self.conversation().count("bob to everyone: live"), 1)
+        self.assertNotIn("bob to you: live", self.conversation())
+        days = [e.text for e in self.driver.find_elements(By.CSS_SELECTOR, "#conversation li.day")]
+        self.assertEqual(days, ["Yesterday", "Today"])
+        labels = self.driver.execute_script(
+            "const now = new Date(2026, 11, 5, 9);"
+            "return [dayLabel(new Date(2026, 11, 5, 1), now), dayLabel(new Date(2026, 11, 4, 23), now),"
+            " dayLabel(new Date(2026, 11, 3, 9), now), dayLabel(new Date(2025, 11, 3, 9), now)]"
+        )
+        self.assertEqual(labels, ["Today", "Yesterday", "3 December", "3 December 2025"])
+
+    def test_history_refused_or_absent_is_said_plainly(self) -> None:
+        self.start()
+        self.tcp_user("bob")
+        self.enter_as("alice")  # unprotected: no direct history
+        self.choose("unicast", "bob")
+        wait(self.driver, lambda d: "Protect your name" in self.history_note(), "the reason")
+        self.assertFalse(self.element("load-earlier").is_displayed())
+        # A refusal the server gives is shown as it words it.
+        self.driver.execute_script(
+            "session.histories.set('alice,bob', {oldest: '*', more: true, loading: true, refused: ''});"
+            "session.pending.push({what: 'history', conversation: 'alice,bob'});"
+            "session.line('ERROR HISTORY_FORBIDDEN :protect your name (PASSWORD) to keep the history');"
+        )
+        wait(self.driver, lambda d: self.history_note() == "protect your name (PASSWORD) to keep the history", "it")
+        # A version 8 server refuses VERSION: the page speaks version 8, with no history and no warning.
+        before = self.conversation()
+        self.driver.execute_script(
+            "session.pending.unshift({what: 'version'});"
+            "session.line('ERROR UNKNOWN_COMMAND :unknown command VERSION'); ui.renderHistory();"
+        )
+        self.assertEqual(self.conversation(), before)
+        self.assertFalse(self.element("history").is_displayed())
+
+    def test_with_history_off_the_page_says_so(self) -> None:
+        self.start("tcp", "", "--history-days", "0")
+        self.enter_as("alice")
+        wait(self.driver, lambda d: self.history_note() == "This server keeps no history.", "the note")
+        self.assertFalse(self.element("load-earlier").is_displayed())

@@ -8,6 +8,7 @@ const REFUSALS = new Set([
 ]);
 const PASSWORD_CODES = new Set(["AUTH_REQUIRED", "AUTH_FAILED", "PASSWORD_INVALID"]);
 const BACKOFF_MAX = 30; // seconds between reconnect attempts, at most
+const VERSION = 9; // the protocol version the page speaks; a version 8 server refuses VERSION, then it speaks 8
 
 const $ = (id) => document.getElementById(id);
 
@@ -46,6 +47,21 @@ function describeTime(date, now) {
   return `${date.toLocaleDateString([], { year: "numeric", month: "short", day: "numeric" })} ${clock(date)}`;
 }
 
+/** A day separator's words: "Today", "Yesterday", "3 December" (with the year if not this one). */
+function dayLabel(date, now) {
+  const day = (d) => new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime();
+  const days = Math.round((day(now) - day(date)) / 86400000);
+  if (days === 0) return "Today";
+  if (days === 1) return "Yesterday";
+  const month = date.toLocaleDateString([], { month: "long" });
+  const year = date.getFullYear() === now.getFullYear() ? "" : ` ${date.getFullYear()}`;
+  return `${date.getDate()} ${month}${year}`;
+}
+
+function dayKey(date) {
+  return `${date.getFullYear()}-${date.getMonth()}-${date.getDate()}`;
+}
+
 function joinNames(names) {
   if (names.length <= 1) return names.join("");
   return `${names.slice(0, -1).join(", ")} and ${names[names.length - 1]}`;
@@ -67,6 +83,12 @@ class Session {
     this.readingLog = null; // the username log being received
     this.pending = [];      // what each awaited answer (SENT, PROTECTED, ERROR) is for, in order
     this.shownDelayed = new Set();
+    this.shownIds = new Set(); // message ids shown (MSG, SENT, DELAYED, HISTMSG): each once
+    this.version = 8;       // what the server answered to VERSION
+    this.historyDays = 0;   // 0: no history on this connection
+    this.catchingUp = false; // the login's catch-up of #all is coming
+    this.histories = new Map(); // conversation -> {oldest: id or "*", more, loading, refused: text or ""}
+    this.batch = null;      // the page of history being received: {oldest, count, anchor}
     this.pageLastId = 0;
     this.awayHeading = null;
     this.awayShown = false;
@@ -94,13 +116,20 @@ class Session {
     this.refused = false;
     this.leaving = false;
     this.bye = "";
-    this.pending = [];
+    this.pending = [{ what: "version" }];
+    this.version = 8;
+    this.historyDays = 0;
+    this.catchingUp = false;
+    this.histories.clear(); // asked again on this connection: what was missed while away fills in
+    this.batch = null;
+    ui.renderHistory();
     this.awayHeading = null; // the "While you were away:" entry of this connection
     this.awayShown = false;
     ui.status(`Connecting to ${location.host} as ${this.name}…`);
     const socket = new WebSocket(this.url());
     this.socket = socket;
     socket.onopen = () => {
+      this.send(`VERSION ${VERSION}`);
       this.send(this.password ? `HELLO ${this.name} :${this.password}` : `HELLO ${this.name}`);
     };
     socket.onmessage = (event) => {
@@ -175,6 +204,34 @@ class Session {
     for (const name of names) if (name.toLowerCase() !== me) this.talking.add(name.toLowerCase());
   }
 
+  /** Whether this connection can read ``conversation``'s history (a direct one needs a protected name). */
+  historyOpen(conversation) {
+    if (this.version < 9 || !this.historyDays || !this.welcomed) return false;
+    if (conversation === "#all") return true;
+    const me = this.users.get(this.name.toLowerCase());
+    return Boolean(me && me.protected);
+  }
+
+  /** Ask for the page of ``conversation``'s history before what is shown of it (the latest, first). */
+  loadHistory(conversation) {
+    const known = this.histories.get(conversation) || { oldest: "*", more: true, loading: false, refused: "" };
+    this.histories.set(conversation, known);
+    if (known.loading || !known.more || known.refused || !this.historyOpen(conversation)) return;
+    if (!this.send(`HISTORY ${conversation} ${known.oldest}`)) return;
+    known.loading = true;
+    $("conversation").setAttribute("aria-live", "off"); // a page of history is not read out message by message
+    this.pending.push({ what: "history", conversation });
+    ui.renderHistory();
+  }
+
+  /** A message with ``id`` is to be shown: false if it was shown already (then it is not again). */
+  firstTime(id) {
+    if (!id || id === "-") return true;
+    if (this.shownIds.has(id)) return false;
+    this.shownIds.add(id);
+    return true;
+  }
+
   setPassword(password) {
     if (!this.send(`PASSWORD :${password}`)) return false;
     this.pending.push({ what: "password", password });
@@ -193,6 +250,14 @@ const HANDLERS = {
     ui.status(`Connected to ${location.host} as ${name}`);
     ui.system(`Connected to ${location.host} as ${name}`);
     ui.setOnline(true);
+    s.catchingUp = s.version >= 9 && s.historyDays > 0;
+    if (!s.catchingUp) ui.renderHistory();
+  },
+  VERSION(s, [version, days]) {
+    const asked = s.pending[0];
+    if (asked && asked.what === "version") s.pending.shift();
+    s.version = Number(version) || 8;
+    s.historyDays = Number(days) || 0;
   },
   USER(s, [name, state, ...flags]) {
     if (s.readingLog === null) s.readingLog = new Map();
@@ -231,21 +296,52 @@ const HANDLERS = {
     if (s.users.delete(name.toLowerCase())) ui.renderUsers();
     ui.system(`${name} was removed from the username log`);
   },
-  MSG(s, [sender, kind, recipients, text]) {
+  MSG(s, params) {
+    const [sender, kind, recipients] = params;
+    const text = params[params.length - 1];
+    const [id, time] = params.length >= 6 ? params.slice(3, 5) : [null, null];
+    if (!s.firstTime(id)) return; // in the history already
     const group = recipients === "*" ? [] : recipients.split(",");
     s.lastReceived = { sender, kind, group };
     s.talkedWith([sender, ...group]);
-    ui.message(new Date(), sender, kind, group, text, false);
+    ui.message(time ? new Date(time) : new Date(), sender, kind, group, text, false, id);
   },
-  DELAYED(s, [id, time, sender, kind, recipients, text]) {
+  DELAYED(s, params) {
+    const [id, time, sender, kind, recipients] = params;
+    const text = params[params.length - 1];
+    const messageId = params.length >= 7 ? params[5] : null;
     s.pageLastId = Number(id);
     if (s.shownDelayed.has(id)) return; // shown before the connection dropped
     s.shownDelayed.add(id);
+    if (!s.firstTime(messageId)) return; // in the history already
     if (!s.awayHeading) s.awayHeading = ui.system("While you were away:");
     const group = recipients.split(",");
     s.lastReceived = { sender, kind, group };
     s.talkedWith([sender, ...group]);
-    ui.message(new Date(time), sender, kind, group, text, true);
+    ui.message(new Date(time), sender, kind, group, text, true, messageId);
+  },
+  HISTMSG(s, [conversation, sender, kind, recipients, id, time, text]) {
+    if (!s.batch) s.batch = { oldest: id, count: 0, anchor: ui.anchor() };
+    s.batch.count += 1;
+    if (!s.firstTime(id)) return;
+    const group = recipients === "*" ? [] : recipients.split(",");
+    ui.history(new Date(time), sender, kind, group, text, id);
+  },
+  ENDHISTORY(s, [conversation, count, end]) {
+    const batch = s.batch;
+    s.batch = null;
+    if (s.catchingUp) {
+      s.catchingUp = false; // the login's, unasked: #all's latest page still comes when it is opened
+    } else {
+      const asked = s.pending.shift();
+      const key = asked && asked.what === "history" ? asked.conversation : conversation;
+      const known = s.histories.get(key) || { oldest: "*", more: true, loading: false, refused: "" };
+      s.histories.set(key, known);
+      known.loading = false;
+      known.more = end === "more";
+      if (batch) known.oldest = batch.oldest;
+    }
+    ui.historyShown(batch ? batch.anchor : null, Number(count) || 0);
   },
   ENDDELAYED(s) {
     if (s.pageLastId) s.send(`ACK ${s.pageLastId}`);
@@ -255,9 +351,13 @@ const HANDLERS = {
       ui.keepInView(s.awayHeading);
     }
   },
-  SENT(s, [delivered, offline, queued]) {
+  SENT(s, [delivered, offline, queued, id]) {
     const sent = s.pending.shift();
     if (!sent || sent.what !== "send") return;
+    if (id) {
+      s.firstTime(id); // the history shows it as this entry, not again
+      sent.item.dataset.id = id;
+    }
     const names = (field) => (field && field !== "-" ? field.split(",") : []);
     const later = names(queued);
     const absent = names(offline).filter((n) => !later.includes(n));
@@ -297,7 +397,14 @@ const HANDLERS = {
       return;
     }
     const asked = s.pending.shift();
-    if (asked && asked.what === "password") {
+    if (asked && asked.what === "version") {
+      s.version = 8; // a version 8 server: no history on this connection
+    } else if (asked && asked.what === "history") {
+      const known = s.histories.get(asked.conversation);
+      known.loading = false;
+      known.refused = text || code;
+      ui.renderHistory();
+    } else if (asked && asked.what === "password") {
       ui.passwordError(text);
     } else if (asked && asked.what === "send") {
       ui.receipt(asked.item, "not sent");
@@ -384,6 +491,7 @@ const ui = {
     const me = session.users.get(session.name.toLowerCase());
     $("protect").textContent = me && me.protected ? "Change password…" : "Protect my name…";
     $("password-title").textContent = me && me.protected ? "Change password" : "Protect my name";
+    ui.renderHistory();
   },
 
   /** The username log's toggle (at a phone's width) says whom a message goes to, and how many are online. */
@@ -397,9 +505,11 @@ const ui = {
     return [...document.querySelectorAll('#users input[name="recipient"]:checked')].map((i) => i.value);
   },
 
-  entry(className, time, text, label) {
+  item(className, time, text, label, id) {
     const item = document.createElement("li");
     item.className = className;
+    item.dataset.at = String(time.getTime());
+    if (id) item.dataset.id = id;
     const when = document.createElement("time");
     when.dateTime = time.toISOString();
     when.textContent = label || clock(time);
@@ -407,10 +517,120 @@ const ui = {
     body.className = "text";
     body.textContent = text;
     item.append(when, " ", body);
-    $("conversation").append(item);
+    return item;
+  },
+
+  entry(className, time, text, label, id) {
+    const item = ui.item(className, time, text, label, id);
+    const log = $("conversation");
+    const last = log.lastElementChild; // an entry: a day separator is never last
+    log.append(item);
+    if (last && dayKey(new Date(Number(last.dataset.at))) !== dayKey(time)) ui.days();
     if (ui.pinned) ui.toBottom();
     else $("new-messages").hidden = false;
     return item;
+  },
+
+  /** A message from the history, put in its place in time among what the conversation shows. */
+  history(time, sender, kind, group, text, id) {
+    const me = session.name.toLowerCase();
+    let words;
+    if (sender.toLowerCase() === me) {
+      words = `you to ${kind === "broadcast" ? "everyone" : group.join(", ")}: ${text}`;
+    } else {
+      words = `${sender} to ${ui.to(kind, group)}: ${text}`;
+    }
+    const item = ui.item(`history ${sender.toLowerCase() === me ? "mine" : `message ${kind}`}`, time, words, null, id);
+    const at = time.getTime();
+    const later = [...$("conversation").children].find(
+      (li) => !li.classList.contains("day") &&
+        (Number(li.dataset.at) > at || (Number(li.dataset.at) === at && (li.dataset.id || "") > id)),
+    );
+    $("conversation").insertBefore(item, later || null);
+  },
+
+  /** Where the reader is: the first entry in sight and how far below the log's top it is. */
+  anchor() {
+    const log = $("conversation");
+    if (ui.pinned) return null;
+    const first = [...log.children].find((li) => li.offsetTop + li.offsetHeight > log.scrollTop);
+    return first ? { item: first, offset: first.offsetTop - log.scrollTop } : null;
+  },
+
+  /** A page of history is in: day separators, the reader kept where it was, the button and what it says. */
+  historyShown(anchor, count) {
+    const log = $("conversation");
+    ui.days();
+    if (ui.pinned) ui.toBottom();
+    else if (anchor) log.scrollTop = anchor.item.offsetTop - anchor.offset;
+    const button = $("load-earlier");
+    const hadFocus = document.activeElement === button;
+    ui.renderHistory(count ? `${count} earlier ${count === 1 ? "message" : "messages"} loaded.` : "");
+    if (hadFocus && button.hidden) log.focus(); // the start: the reader goes on in the log
+  },
+
+  /** Day separators ("Today", "Yesterday", "3 December") before each day's first entry; none on a log of today only. */
+  days() {
+    const log = $("conversation");
+    for (const old of log.querySelectorAll("li.day")) old.remove();
+    const now = new Date();
+    let previous = dayKey(now);
+    let first = true;
+    for (const li of [...log.children]) {
+      const time = new Date(Number(li.dataset.at));
+      const key = dayKey(time);
+      if (key !== previous || (first && key !== dayKey(now))) {
+        const day = document.createElement("li");
+        day.className = "day";
+        day.textContent = dayLabel(time, now);
+        log.insertBefore(day, li);
+      }
+      previous = key;
+      first = false;
+    }
+  },
+
+  /** The conversation open in the compose form: #all for a broadcast or nobody picked, else the picked and this user. */
+  openConversation() {
+    const picked = ui.kind() === "broadcast" ? [] : ui.recipients();
+    if (!picked.length) return "#all";
+    const keys = new Set([session.name.toLowerCase(), ...picked.map((n) => n.toLowerCase())]);
+    return [...keys].sort().join(",");
+  },
+
+  /** The open conversation's "Load earlier messages" button, and the note beside it. */
+  renderHistory(said = "") {
+    const button = $("load-earlier");
+    const note = $("history-note");
+    const row = $("history");
+    if (![...session.histories.values()].some((known) => known.loading)) {
+      $("conversation").setAttribute("aria-live", "polite"); // what comes live is read out again
+    }
+    if (!session.welcomed || session.version < 9) {
+      row.hidden = true;
+      return;
+    }
+    row.hidden = false;
+    const conversation = ui.openConversation();
+    const known = session.histories.get(conversation);
+    let words = said;
+    if (!session.historyDays) words = "This server keeps no history.";
+    else if (known && known.refused) words = known.refused;
+    else if (!session.historyOpen(conversation)) words = "Protect your name to keep the history of your conversations.";
+    else if (known && !known.more && !known.loading) words = `${said} This is the start of the conversation.`.trim();
+    button.hidden = !session.historyOpen(conversation) || Boolean(known && (known.refused || !known.more));
+    note.textContent = words;
+  },
+
+  /** The open conversation changed: show its history, the first time. */
+  opened() {
+    const conversation = ui.openConversation();
+    if (!session.histories.has(conversation)) session.loadHistory(conversation);
+    ui.renderHistory();
+  },
+
+  earlier() {
+    session.loadHistory(ui.openConversation());
   },
 
   // The conversation follows what comes (through resizes too) unless the user scrolled up to read:
@@ -432,6 +652,8 @@ const ui = {
   scrolled() {
     ui.pinned = ui.atBottom();
     if (ui.pinned) $("new-messages").hidden = true;
+    const log = $("conversation");
+    if (log.scrollTop < 2 && log.scrollHeight > log.clientHeight && !$("load-earlier").hidden) ui.earlier();
   },
 
   /** Bring ``item`` to the top of the conversation if it is out of sight above. */
@@ -460,14 +682,17 @@ const ui = {
     if (session.talking.has(key) || ui.recipients().some((n) => n.toLowerCase() === key)) ui.system(text);
   },
 
-  message(time, sender, kind, group, text, delayed) {
+  /** Whom a message to this user went to, in words: "everyone", "you", "you and carol". */
+  to(kind, group) {
     const me = session.name.toLowerCase();
-    let to;
-    if (kind === "broadcast") to = "everyone";
-    else if (kind === "unicast") to = "you";
-    else to = joinNames(["you", ...group.filter((n) => n.toLowerCase() !== me)]);
+    if (kind === "broadcast") return "everyone";
+    if (kind === "unicast") return "you";
+    return joinNames(["you", ...group.filter((n) => n.toLowerCase() !== me)]);
+  },
+
+  message(time, sender, kind, group, text, delayed, id) {
     const label = delayed ? describeTime(time, new Date()) : null;
-    ui.entry(`message ${kind}${delayed ? " delayed" : ""}`, time, `${sender} to ${to}: ${text}`, label);
+    ui.entry(`message ${kind}${delayed ? " delayed" : ""}`, time, `${sender} to ${ui.to(kind, group)}: ${text}`, label, id);
     $("reply-all").disabled = !session.welcomed;
   },
 
@@ -575,6 +800,7 @@ function onReplyAll() {
     }
   }
   ui.renderUsers();
+  ui.opened();
   $("message").focus();
 }
 
@@ -622,7 +848,11 @@ function start() {
     $("people-toggle").setAttribute("aria-expanded", String(open));
     $("people").classList.toggle("open", open);
   });
-  $("users").addEventListener("change", () => ui.summarize());
+  $("users").addEventListener("change", () => {
+    ui.summarize();
+    ui.opened();
+  });
+  $("load-earlier").addEventListener("click", () => ui.earlier());
   const log = $("conversation");
   log.addEventListener("scroll", () => ui.scrolled());
   new ResizeObserver(() => {
@@ -630,7 +860,10 @@ function start() {
   }).observe(log);
   $("new-messages").addEventListener("click", () => ui.toBottom());
   for (const radio of document.querySelectorAll('input[name="kind"]')) {
-    radio.addEventListener("change", () => ui.renderUsers());
+    radio.addEventListener("change", () => {
+      ui.renderUsers();
+      ui.opened();
+    });
   }
   window.addEventListener("beforeunload", () => session.send("QUIT :closed the page"));
   $("username").focus();
