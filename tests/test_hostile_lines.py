@@ -21,6 +21,8 @@ from .support.harness import ServerHarness, lines
 from .support.hostile import (
     DIGITS,
     LIMITS,
+    OPENINGS,
+    SECRET,
     Attacker,
     answered_throughout,
     any_line,
@@ -29,6 +31,7 @@ from .support.hostile import (
     attack,
     failures_logged,
     per_line_bound,
+    with_history,
 )
 from .support.logs import big_log
 from .support.loopback import LoopbackServer
@@ -45,18 +48,19 @@ _READ = st.lists(st.tuples(_RAW, _END), min_size=1, max_size=15).map(lambda ls: 
 
 class HostileLineTests(SynchronousTestCase):
     @settings(max_examples=150, deadline=None)
-    @given(st.booleans(), st.lists(_READ, min_size=1, max_size=6))
+    @given(OPENINGS, st.lists(_READ, min_size=1, max_size=6))
     def test_any_input_is_answered_or_closed_with_a_reason_and_its_work_is_bounded(
-        self, hello_first: bool, reads: list[bytes]
+        self, opening: str, reads: list[bytes]
     ) -> None:
         harness = ServerHarness(LIMITS, max_clients=10)
-        bob, bob_transport = harness.register("bob")
+        with_history(harness)
+        bob, bob_transport = harness.register("bob", version=9)
         attacker, transport = harness.connect()
         run: list[bytes] = []
         command = attacker.command
         attacker.command = lambda line: (run.append(line), command(line))[1]  # type: ignore[method-assign]
-        if hello_first:
-            attacker.dataReceived(b"HELLO mallory\r\n")
+        if opening:
+            attacker.dataReceived(opening.replace("\n", "\r\n").encode() + b"\r\n")
         bound = per_line_bound(harness)
         with failures_logged() as failures:
             for data in reads + [b"\n"] * 3:
@@ -74,6 +78,7 @@ class HostileLineTests(SynchronousTestCase):
                 harness.clock.advance(1)
             out = lines(transport)
             assert_well_formed(self, out)
+            self.assertFalse([line for line in out if SECRET in line])  # never in alice and bob's conversation
             if transport.disconnecting:
                 self.assertTrue(out and out[-1].startswith("BYE "), out[-3:])
             attacker.connectionLost(Failure(ConnectionDone()))

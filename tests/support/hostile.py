@@ -22,6 +22,8 @@ from zope.interface import implementer
 
 from msgsvc import wire
 from msgsvc.fronts.lines import ServerProtocol
+from msgsvc.hub.contracts import ALL, HistoryPolicy, Kind, MessageIds, Stored
+from msgsvc.hub.history import History
 from msgsvc.wire import Limits
 
 from .harness import ServerHarness
@@ -32,11 +34,18 @@ ATTACKERS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
 #: The line front's limits in the hostile suites: small, so that input meets them.
 LIMITS = Limits(max_line=200, max_text=100, max_recipients=4, line_burst=10, max_send_queue=4096)
 VERBS = ["HELLO", "PASSWORD", "SEND", "BROADCAST", "USERS", "ACK", "PING", "PONG", "QUIT"]
+VERBS += ["VERSION", "HISTORY", "CONVERSATIONS"]  # version 9
+#: The history the line suites keep: small pages, so that a page of them is within a line's bound.
+HISTORY = HistoryPolicy(page=5, default_page=3, catch_up=4, conversations=6)
 
 # Parameters a hostile client might try: names good and bad, numbers in any script, controls, long ones.
 DIGITS = st.text(st.characters(categories=("Nd", "No")), min_size=1, max_size=20)
 _PARAM = st.one_of(
     st.sampled_from(["bob", "BOB", "alice", "zed", "a" * 40, "1x", "bob,bob,BOB", "bob,zed,x,y,z", ":", "-1"]),
+    st.sampled_from(["#all", "#ALL", "#All", "#al", "#all,bob", "bob,mallory", "MALLORY", "b.o.b", "*", "9", "0"]),
+    st.sampled_from(["01M8TYR19J1HB1YED1Z05M91H8", "00000000000000000000000000", "ZZZZZZZZZZZZZZZZZZZZZZZZZZ"]),
+    st.sampled_from(["7ZZZZZZZZZZZZZZZZZZZZZZZZZ", "01m8tyr19j1hb1yed1z05m91h8", "01M8TYR19J1HB1YED1Z05M91H"]),
+    st.sampled_from(["1970-01-01T00:00:00Z", "9999-12-31T23:59:59.999Z", "2026-12-02T08:20:41.554Z", "99999"]),
     DIGITS,
     st.text(st.characters(blacklist_categories=["Cs"]), max_size=12),
     st.integers(0, 10**30).map(str),
@@ -58,11 +67,33 @@ def any_line(draw: st.DrawFn) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
+#: What a client that never took part in ``alice,bob`` must never read, whatever it sends.
+SECRET = "the secret of alice and bob"
+#: How the attacker may begin: not registered, registered (version 8 or 9; protected or not).
+OPENINGS = st.sampled_from(["", "HELLO mallory", "VERSION 9\nHELLO mallory", "VERSION 9\nHELLO mallory :password1"])
+
+
+def with_history(harness: ServerHarness) -> None:
+    """Keep :data:`HISTORY` on ``harness``, holding ``#all`` and a conversation of alice and bob
+    (both protected long ago) that only they may read."""
+    harness.hub.history = History(harness.clock, harness.store, HISTORY)
+    ids = MessageIds(harness.clock)
+    for n in range(12):
+        message_id, at = ids.make()
+        if n % 2:
+            entry = Stored(message_id, at - 1000, ALL, "bob", Kind.BROADCAST, (), f"old {n}")
+        else:
+            entry = Stored(message_id, at - 1000, "alice,bob", "alice", Kind.UNICAST, ("bob",), SECRET)
+        harness.store.append(entry, HISTORY.keep)
+    harness.store.since["alice"] = harness.store.since["bob"] = 0.0
+
+
 def per_line_bound(harness: ServerHarness) -> int:
     """The most one line may make the server write, to everyone: a reply as long as a line, the message
     to each recipient, the username log."""
     log = len(harness.factory.presence.user_log())
-    return (LIMITS.max_recipients + 2) * (LIMITS.max_line + 100) + log
+    page = (HISTORY.page + 1) * (LIMITS.max_line + 200)  # a page of history, the catch-up, CONVERSATIONS
+    return (LIMITS.max_recipients + 2) * (LIMITS.max_line + 100) + log + page
 
 
 @contextmanager
