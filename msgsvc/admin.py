@@ -177,6 +177,7 @@ def _on_redis(args: argparse.Namespace, reason: str) -> int:
         state.startService()
         try:
             await state.redis.ready(REPLY_TIMEOUT)
+            await state.upgrade()  # what an older msgsvc kept where a name's keys go
             if args.command == "list":
                 _show(await state.protected())
                 return

@@ -11,6 +11,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
 from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import LogEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.auth.store import Reset
@@ -21,11 +22,17 @@ from msgsvc.state.redis import (
     APPEND,
     HISTORIES,
     HISTORY_SIZE,
+    NAMED,
+    QUEUE_COUNT,
+    QUEUE_ID,
+    QUEUE_SENDERS,
     RedisState,
     conversations_key,
     history_entry,
     history_key,
+    queue_entry,
 )
+from msgsvc.state import cluster, inbox, redis
 from msgsvc.state.redislink import RedisUnavailable
 from msgsvc.state.redisurl import RedisURL
 from msgsvc.state.sqlite import Database
@@ -178,6 +185,89 @@ class RedisStateTests(RedisStateCase):
         again = migrate()
         self.assertEqual(again.returncode, 1)
         self.assertIn("this Redis database already holds a msgsvc username log", again.stderr)
+
+
+def offline(recipients: tuple[str, ...], sender: str, text: str, quota: int) -> Enqueue:
+    """A message queued for ``recipients`` while ``sender`` has fewer than ``quota`` waiting."""
+    return Enqueue(recipients, sender, "unicast", ("x",), text, 20.0, 10, 0.0, quota, 100, NO_ID)
+
+
+OLD_COUNTERS = ("msgsvc:queue:id", "msgsvc:queue:count", "msgsvc:queue:senders")
+LOG = ("name", "first", "last")
+
+
+class RedisKeysTests(RedisStateCase):
+    """No name's keys are the state's own: a user may be called what a counter is called."""
+
+    async def counters(self) -> list[object]:
+        redis = self.state.redis
+        asked = [("GET", QUEUE_ID), ("GET", QUEUE_COUNT), ("HGETALL", QUEUE_SENDERS)]
+        return [await redis.execute(*command) for command in asked]
+
+    async def test_users_named_as_the_queues_counters_have_queues_of_their_own(self) -> None:
+        for name in ("count", "ID", "Senders"):
+            await self.state.set_password_hash(name, f"$argon2id${name}", 10.0)
+        sent = offline(("alice", "count", "id", "senders"), "bob", "hi", 3)
+        self.assertEqual(await self.state.enqueue(sent), ("alice", "count", "id"))  # bob's quota: 3
+        for name in ("count", "ID"):
+            page, _ = await self.state.backlog(name, 0, 0.0, 10)
+            self.assertEqual([q.text for q in page], ["hi"])
+        self.assertEqual(await self.state.acknowledge("count", 10), 0)  # one of bob's three is gone
+        self.assertIsNotNone(await self.state.reset("ID", "forgot it", 30.0))  # and another
+        await self.state.record_seen("Senders", 31.0)
+        self.assertIsNotNone(await self.state.remove("Senders", "gone", 32.0))
+        again = offline(("alice", "senders", "id"), "bob", "again", 3)
+        self.assertEqual(await self.state.enqueue(again), ("alice", "senders"))
+        page, _ = await self.state.backlog("alice", 0, 0.0, 10)
+        self.assertEqual([(q.id, q.text) for q in page], [(1, "hi"), (4, "again")])  # ids go on
+        self.assertEqual(await self.state.expire(0.0), {"alice": 2, "senders": 1})
+        self.assertEqual(await self.counters(), ["5", "3", ["bob", "3"]])
+
+    def test_no_key_of_the_state_is_where_a_name_or_a_conversation_puts_its_own(self) -> None:
+        fixed = {
+            value
+            for module in (redis, cluster, inbox)
+            for name, value in vars(module).items()
+            if name.isupper() and isinstance(value, str) and value.startswith(redis.PREFIX)
+        }
+        self.assertIn(QUEUE_COUNT, fixed)
+        named = [*NAMED, cluster.node_key("")]  # a node's name has no ":", so its keys are its own
+        self.assertEqual([(key, prefix) for key in fixed for prefix in named if key.startswith(prefix)], [])
+
+    async def test_an_older_msgsvcs_counters_are_moved_once_by_whichever_node_starts_first(self) -> None:
+        waiting = [f"{n}|{queue_entry('Alice', 'unicast', ('bob',), 'hi', 16.5, '')}" for n in (5, 7)]
+        for command in [
+            ("SET", OLD_COUNTERS[0], "7"),
+            ("SET", OLD_COUNTERS[1], "2"),
+            ("HSET", OLD_COUNTERS[2], "alice", "2"),
+            ("SADD", "msgsvc:queues", "bob"),
+            ("ZADD", "msgsvc:queue:bob", 5, waiting[0], 7, waiting[1]),
+            *(("HSET", f"msgsvc:log:{field}", "bob", value) for field, value in zip(LOG, "b12")),
+        ]:
+            await self.state.redis.execute(*command)
+        said: list[LogEvent] = []
+        globalLogPublisher.addObserver(said.append)
+        self.addCleanup(globalLogPublisher.removeObserver, said.append)
+
+        def moved() -> list[str]:
+            return [e["old"] for e in said if "moved the offline queue's counters" in e.get("log_format", "")]
+
+        nodes = [self.started() for _ in range(3)]
+        await gatherResults([n.redis.ready() for n in nodes])
+        snapshots = await gatherResults([n.read_log() for n in nodes])
+        self.assertEqual([[r.name for r in s.records] for s in snapshots], [["b"]] * 3)
+        self.assertEqual(moved(), [", ".join(OLD_COUNTERS)])
+        self.assertEqual(await self.state.redis.execute("EXISTS", *OLD_COUNTERS), 0)
+        self.assertEqual(await self.counters(), ["7", "2", ["alice", "2"]])
+        page, _ = await self.state.backlog("bob", 0, 0.0, 10)
+        self.assertEqual([(q.id, q.sender) for q in page], [(5, "Alice"), (7, "Alice")])
+        sent = offline(("bob", "id", "count", "senders"), "alice", "hi", 5)
+        self.assertEqual(await self.state.enqueue(sent), ("bob", "id", "count"))  # alice had 2 waiting
+        page, _ = await self.state.backlog("count", 0, 0.0, 10)
+        self.assertEqual([q.id for q in page], [10])  # ids go on after the old counter's
+        await nodes[0].upgrade()  # again: nothing to move
+        self.assertEqual(len(moved()), 1)
+        self.assertEqual(await self.counters(), ["10", "5", ["alice", "5"]])
 
 
 def entry(conversation: str, sender: str, at: float) -> Stored:

@@ -16,15 +16,20 @@ second).  The keys, all under ``msgsvc:``:
 ``msgsvc:resets``          zset    reset id -> JSON ``[id, name, at, reason]`` (``, true]``: a removal)
 ``msgsvc:resets:id``       string  the last reset id
 ``msgsvc:queue:KEY``       zset    message id -> ``ID|SENT_AT|JSON [sender, kind, group, text, MSGID]``
-``msgsvc:queue:id``        string  the last message id
 ``msgsvc:queues``          set     the name keys that have messages waiting
-``msgsvc:queue:senders``   hash    sender's name key -> messages waiting from it
-``msgsvc:queue:count``     string  messages waiting in all the queues
+``msgsvc:queues:id``       string  the last message id
+``msgsvc:queues:senders``  hash    sender's name key -> messages waiting from it
+``msgsvc:queues:count``    string  messages waiting in all the queues
 ``msgsvc:history:CONV``    zset    score 0, ``MSGID|JSON [at, sender, kind, recipients, text]``
 ``msgsvc:histories``       hash    conversation -> its newest message id
 ``msgsvc:histories:size``  string  entries in all the histories
 ``msgsvc:conversations:KEY``  set  the direct conversations of a name that have a history
 =========================  ======  =================================================
+
+A key made of a name (``KEY``) or a conversation (``CONV``) is under a prefix of its own that no other
+key shares (:data:`NAMED`): whatever a user is called, its keys are its own.  An older msgsvc kept the
+queue's counters at ``msgsvc:queue:id``, ``msgsvc:queue:count`` and ``msgsvc:queue:senders``, the
+queues of users named so: :data:`UPGRADE` moves them, once, before a server reads the log.
 
 The queue's two counts are kept by every script that adds or removes a queued message, in the same
 script; the history's last three by every script that adds or removes entries (:data:`APPEND`,
@@ -63,22 +68,28 @@ LOG_NAME, LOG_FIRST, LOG_LAST = (f"{PREFIX}log:{field}" for field in ("name", "f
 ACCOUNTS, ACCOUNTS_CHANGED = f"{PREFIX}accounts", f"{PREFIX}accounts:changed"
 ACCOUNTS_SINCE = f"{PREFIX}accounts:since"
 RESETS, RESET_ID = f"{PREFIX}resets", f"{PREFIX}resets:id"
-QUEUE_ID, QUEUES = f"{PREFIX}queue:id", f"{PREFIX}queues"
-QUEUE_SENDERS, QUEUE_COUNT = f"{PREFIX}queue:senders", f"{PREFIX}queue:count"
+QUEUES = f"{PREFIX}queues"
+QUEUE_ID, QUEUE_SENDERS, QUEUE_COUNT = (f"{QUEUES}:{field}" for field in ("id", "senders", "count"))
 ONLINE = f"{PREFIX}online"  # who holds each name online (msgsvc.state.cluster)
 HISTORIES, HISTORY_SIZE = f"{PREFIX}histories", f"{PREFIX}histories:size"
 
 
+#: The prefixes of the keys made of a name or a conversation: no other key starts with one.
+NAMED = QUEUE, HISTORY, CONVERSATIONS = (
+    f"{PREFIX}{family}:" for family in ("queue", "history", "conversations")
+)
+
+
 def queue_key(key: str) -> str:
-    return f"{PREFIX}queue:{key}"
+    return f"{QUEUE}{key}"
 
 
 def history_key(conversation: str) -> str:
-    return f"{PREFIX}history:{conversation}"
+    return f"{HISTORY}{conversation}"
 
 
 def conversations_key(key: str) -> str:
-    return f"{PREFIX}conversations:{key}"
+    return f"{CONVERSATIONS}{key}"
 
 
 # sender_of(member): the name key of a queued message's sender (names are ASCII: lower case is the key).
@@ -95,11 +106,11 @@ _FORGET = (
 local function forget(members)
   for _, member in ipairs(members) do
     local sender = sender_of(member)
-    if redis.call('HINCRBY', 'msgsvc:queue:senders', sender, -1) <= 0 then
-      redis.call('HDEL', 'msgsvc:queue:senders', sender)
+    if redis.call('HINCRBY', 'msgsvc:queues:senders', sender, -1) <= 0 then
+      redis.call('HDEL', 'msgsvc:queues:senders', sender)
     end
   end
-  if #members > 0 then redis.call('DECRBY', 'msgsvc:queue:count', #members) end
+  if #members > 0 then redis.call('DECRBY', 'msgsvc:queues:count', #members) end
 end
 """
 )
@@ -119,6 +130,37 @@ local function drop_expired(q, oldest)
     redis.call('ZREMRANGEBYRANK', q, 0, 0)
   end
 end
+"""
+)
+
+# The queue's counters as an older msgsvc kept them, among the queues: a counter is told from the queue
+# of a user named as it by its type.  Moved in one script, however many nodes start at once; the counts are
+# made again from the queues (what is under a counter's old key that is not a counter is a user's queue).
+UPGRADE = Script(
+    SENDER_OF
+    + """
+-- KEYS: the old id, count and senders, the new ones, the set of queues.  Returns the old keys moved.
+local function is(key, kind) return redis.call('TYPE', key)['ok'] == kind end
+local moved = {}
+for i, kind in ipairs({'string', 'string', 'hash'}) do
+  if is(KEYS[i], kind) then table.insert(moved, KEYS[i]) end
+end
+if #moved == 0 then return moved end
+local last = tonumber(redis.call('GET', KEYS[4]) or 0)
+if is(KEYS[1], 'string') then last = math.max(last, tonumber(redis.call('GET', KEYS[1]))) end
+redis.call('DEL', KEYS[5], KEYS[6], unpack(moved))
+local total = 0
+for _, key in ipairs(redis.call('SMEMBERS', KEYS[7])) do
+  local members = redis.call('ZRANGE', 'msgsvc:queue:' .. key, 0, -1, 'WITHSCORES')
+  for i = 1, #members, 2 do
+    redis.call('HINCRBY', KEYS[6], sender_of(members[i]), 1)
+    last = math.max(last, tonumber(members[i + 1]))
+    total = total + 1
+  end
+end
+redis.call('SET', KEYS[4], last)
+redis.call('SET', KEYS[5], total)
+return moved
 """
 )
 
@@ -442,9 +484,13 @@ class RedisState(Service):
         done: Deferred[Snapshot] = Deferred()
 
         def read(_: None) -> Deferred[Snapshot]:
-            # Pipelined on one connection, Redis answers them in order: the reset id is read first.
-            last = self.last_reset()
-            return self.load().addCallback(lambda records: last.addCallback(lambda n: Snapshot(records, n)))
+            # Pipelined on one connection, Redis answers them in order: the keys are upgraded before this
+            # node can queue anything (nobody registers before the log is read), the reset id read before
+            # the log.
+            upgraded, last, records = self.upgrade(), self.last_reset(), self.load()
+            return upgraded.addCallback(lambda _: records).addCallback(
+                lambda loaded: last.addCallback(lambda n: Snapshot(loaded, n))
+            )
 
         def attempt() -> None:
             if self.running:
@@ -460,6 +506,23 @@ class RedisState(Service):
 
         attempt()
         return done
+
+    def upgrade(self) -> Deferred[None]:
+        """Move what an older msgsvc kept where a name's keys go (:data:`UPGRADE`), and say so."""
+
+        def moved(old: list[str]) -> None:
+            if old:
+                self.log.info(
+                    "{where}: moved the offline queue's counters {old} to {new} (an older msgsvc's keys)",
+                    where=self.where,
+                    old=", ".join(old),
+                    new=", ".join([QUEUE_ID, QUEUE_COUNT, QUEUE_SENDERS]),
+                )
+
+        old = [queue_key(field) for field in ("id", "count", "senders")]
+        return self.redis.script(
+            UPGRADE, [*old, QUEUE_ID, QUEUE_COUNT, QUEUE_SENDERS, QUEUES], []
+        ).addCallback(moved)
 
     def load(self) -> Deferred[list[UserRecord]]:
         """Every name ever registered, oldest first, marked if protected: read now (fails if Redis is away)."""
