@@ -61,35 +61,6 @@ class DatabaseTests(SynchronousTestCase):
         self.assertEqual(other.execute("SELECT name FROM users").fetchall(), [("carol",)])
 
 
-class ConversationsCostTests(SynchronousTestCase):
-    """The second attack on history (docs/security.rst): CONVERSATIONS read every conversation of
-    its reader in the group commit, however many: a name in 100,000 conversations (mallory's
-    multicasts to subsets of 24 names) took 0.26 s a listing, during which every write waited."""
-
-    todo = "latest() walks all of the name's conversations, not only the newest it lists"
-
-    def steps(self, conversations: int) -> int:
-        """SQLite's steps for one latest(limit 10) of a name in ``conversations`` conversations."""
-        db = Database(self.mktemp())
-        self.addCleanup(db.close)
-        for n in range(conversations):
-            entry_id = f"01M8TXEWEJ{n:016d}"
-            conversation = f"mallory,n{n:05d}"
-            db.append(Stored(entry_id, 1.0 + n, conversation, "mallory", Kind.UNICAST, (f"n{n:05d}",), "x"), 10)
-        counted = [0]
-
-        def step() -> int:
-            counted[0] += 1
-            return 0
-
-        db._db.set_progress_handler(step, 100)
-        self.assertEqual(len(db.latest("mallory", 0.0, 10)), 10)
-        return counted[0]
-
-    def test_listing_costs_what_it_lists_not_every_conversation(self) -> None:
-        self.assertLess(self.steps(5000), 3 * self.steps(50))
-
-
 class BadFileTests(SynchronousTestCase):
     def assertRefused(self, path: str, *words: str) -> None:
         with self.assertRaises(StoreError) as caught:
