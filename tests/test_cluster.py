@@ -712,7 +712,7 @@ class TwoNodesHistoryTests(RedisStateCase):
         conversation = conversation_key("alice", Kind.UNICAST, ("bob",))
         assert conversation is not None
         entry = Stored(unicast.id, unicast.at, conversation, "alice", Kind.UNICAST, ("bob",), "hi")
-        await on_a.append(entry, 100)
+        await on_a.append([entry], 100)
         self.assertEqual(await on_b.page_before("alice,bob", None, 10, 0.0), ([entry], False))
 
 

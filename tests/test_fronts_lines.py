@@ -731,6 +731,7 @@ class Version9Tests(SynchronousTestCase):
     def test_a_version_9_login_gets_the_catch_up_of_all_after_the_log(self) -> None:
         bob, b = self.server.register("bob")
         bob.dataReceived(b"BROADCAST :one\r\nBROADCAST :two\r\nSEND alice :nobody in the log\r\n")
+        self.server.end_of_pass()
         [one, two] = self.server.store.history[ALL]
         _, alice = self.hello("alice")
         self.assertEqual(
@@ -793,6 +794,7 @@ class Version9Tests(SynchronousTestCase):
         for transport in (a, b, old):
             lines(transport)
         alice.dataReceived(b"SEND bob,old :to both\r\nSEND bob :to bob\r\n")
+        self.server.end_of_pass()
         [both, to_bob] = self.server.store.history["alice,bob,old"] + self.server.store.history["alice,bob"]
         when = "1970-01-12T13:46:40.042Z"
         self.assertEqual(both.at, 1_000_000.042)
@@ -833,8 +835,8 @@ class HistoryCommandTests(SynchronousTestCase):
             self.server.clock.advance(1)
             self.bob.dataReceived(f"SEND carol :{text}\r\n".encode())
         self.bob.dataReceived(b"BROADCAST :all\r\n")
-        self.kept = self.server.store.history["bob,carol"]
         self.server.end_of_pass()
+        self.kept = self.server.store.history["bob,carol"]
         lines(self.b)
         lines(self.c)
 

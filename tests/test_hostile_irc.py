@@ -121,6 +121,7 @@ class HostileIrcTests(SynchronousTestCase):
         self.harness.hub.history = History(clock, store, HistoryPolicy())
         store.since["mallory"] = store.since["user0007"] = 0.0  # the names hypothesis may register as
         ids = MessageIds(clock)
+        entries: list[Stored] = []
         for n in range(300):  # #all, and the protected user0007's conversation with user0001
             message_id, at = ids.make()
             if n % 3:
@@ -128,7 +129,8 @@ class HostileIrcTests(SynchronousTestCase):
             else:
                 conversation = "user0001,user0007"
                 entry = Stored(message_id, at, conversation, "user0007", Kind.UNICAST, ("user0001",), "hi")
-            store.append(entry, 10_000)
+            entries.append(entry)
+        store.append(entries, 10_000)
         self.factory = IrcFactory(self.harness.clients, SERVER)
         self.bystanders = [self.harness.register(f"user{i:04}") for i in range(1, BYSTANDERS + 1)]
         self.work = Work(self.factory)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.hub.contracts import (
     ALL,
+    Enqueue,
     HistoryPolicy,
     Kind,
     Page,
@@ -55,6 +57,10 @@ class HistoryTestCase(SynchronousTestCase):
     def tick(self, seconds: float = 1.0) -> None:
         self.clock.advance(seconds)
 
+    def pass_ends(self) -> None:
+        """The end of this reactor pass: the history hands the store its messages."""
+        self.clock.advance(0)
+
     def texts(self, page: Deferred[Page]) -> tuple[list[str], bool]:
         got = self.successResultOf(page)
         return [e.text for e in got.entries], got.more
@@ -80,6 +86,7 @@ class KeepingTests(HistoryTestCase):
         self.alice.user.send(["alice"], "a note")
         self.bob.user.broadcast("everyone")
         self.alice.user.send(["nobody"], "into the void")
+        self.pass_ends()
         self.assertEqual(
             self.kept(),
             {
@@ -95,20 +102,72 @@ class KeepingTests(HistoryTestCase):
             to_bob, Stored(message.id, message.at, "alice,bob", "Alice", Kind.UNICAST, ("bob",), "to bob")
         )
 
+    def test_the_messages_of_one_reactor_pass_are_one_append_in_order(self) -> None:
+        appended: list[tuple[list[str], int]] = []
+
+        def append(entries: Sequence[Stored], keep: int) -> Deferred[None]:
+            appended.append(([e.text for e in entries], keep))
+            return succeed(None)
+
+        self.store.append = append  # type: ignore[method-assign]
+        self.alice.user.send(["bob"], "1")
+        self.bob.user.broadcast("2")
+        self.alice.user.send(["bob", "old"], "3")
+        self.assertEqual(appended, [])
+        self.pass_ends()
+        self.assertEqual(appended, [(["1", "2", "3"], 10_000)])
+        self.pass_ends()
+        self.bob.user.send(["alice"], "4")
+        self.pass_ends()
+        self.assertEqual(appended, [(["1", "2", "3"], 10_000), (["4"], 10_000)])
+
+    def test_what_waits_for_the_end_of_the_pass_is_written_when_the_history_stops(self) -> None:
+        self.history.startService()
+        self.alice.user.send(["bob"], "last words")
+        self.history.stopService()
+        self.assertEqual(self.kept(), {"alice,bob": ["last words"]})
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_a_message_to_queue_is_handed_to_the_store_before_its_queueing(self) -> None:
+        """In the same group commit as its queueing or an earlier one: what SENT calls queued is kept."""
+        self.protect("Old")
+        asked: list[str] = []
+        append, enqueue = self.store.append, self.store.enqueue
+
+        def appending(entries: Sequence[Stored], keep: int) -> Deferred[None]:
+            asked.append("append")
+            return append(entries, keep)
+
+        def enqueueing(message: Enqueue) -> Deferred[tuple[str, ...]]:
+            asked.append("enqueue")
+            return enqueue(message)
+
+        self.store.append = appending  # type: ignore[method-assign]
+        self.store.enqueue = enqueueing  # type: ignore[method-assign]
+        self.alice.user.send(["bob"], "online")
+        self.alice.user.send(["old"], "queued")
+        self.assertEqual(asked, ["append", "enqueue"])
+        self.assertEqual(self.kept(), {"alice,bob": ["online"], "alice,old": ["queued"]})
+
     def test_delivery_and_the_report_do_not_wait_for_the_history(self) -> None:
         held: Deferred[None] = Deferred()
-        self.store.append = lambda entry, keep: held  # type: ignore[method-assign]
+        self.store.append = lambda entries, keep: held  # type: ignore[method-assign]
         self.assertEqual(outcome(self.alice.user.send(["bob"], "hi")), (1, (), ()))
+        self.pass_ends()
         self.assertEqual([m.text for m in self.bob.messages()], ["hi"])
 
     def test_a_failed_write_is_logged_and_told_nobody(self) -> None:
-        self.store.append = lambda entry, keep: fail(OSError("disk full"))  # type: ignore[method-assign]
+        self.store.append = lambda entries, keep: fail(OSError("disk full"))  # type: ignore[method-assign]
         with capturedLogs() as events:
             report = self.alice.user.send(["bob"], "hi")
+            self.bob.user.send(["alice"], "hello")
+            self.pass_ends()
         self.assertEqual(outcome(report), (1, (), ()))
         [logged] = events
-        [message] = self.bob.messages()
-        self.assertEqual(formatEvent(logged), f"could not keep message {message.id} in the history: disk full")
+        [first] = self.bob.messages()
+        [last] = self.alice.messages()
+        why = f"could not keep 2 messages ({first.id} to {last.id}) in the history: disk full"
+        self.assertEqual(formatEvent(logged), why)
 
     def test_a_conversation_keeps_its_newest_as_the_policy_says(self) -> None:
         self.history = History(self.clock, self.store, HistoryPolicy(keep=2))
@@ -116,6 +175,7 @@ class KeepingTests(HistoryTestCase):
         carol, dave = self.join("carol", hub), self.join("dave", hub)
         for text in "123":
             carol.user.send(["dave"], text)
+        self.pass_ends()
         self.assertEqual(self.kept()["carol,dave"], ["2", "3"])
         self.assertEqual(len(dave.messages()), 3)
 
@@ -124,6 +184,7 @@ class KeepingTests(HistoryTestCase):
         carol, dave = self.join("carol", hub), self.join("dave", hub)
         carol.user.send(["dave"], "hi")
         carol.user.broadcast("all")
+        self.pass_ends()
         self.assertEqual(self.store.history, {})
         self.assertEqual([m.text for m in dave.messages()], ["hi", "all"])
         for asked in (
@@ -147,14 +208,17 @@ class NodesTests(HistoryTestCase):
     def test_a_routed_message_is_kept_once_the_network_took_it(self) -> None:
         self.hub.nodes.remote_joined(RemoteUser("bob", "there", "peer", "tcp", START), 1.0, False, True)
         self.alice.user.send(["bob"], "hi")
+        self.pass_ends()
         self.assertEqual(self.store.history, {})
         self.network.answers[0].callback({"there"})
+        self.pass_ends()
         self.assertEqual(self.kept(), {"alice,bob": ["hi"]})
 
     def test_a_message_nobody_got_is_not_kept(self) -> None:
         self.hub.nodes.remote_joined(RemoteUser("bob", "there", "peer", "tcp", START), 1.0, False, True)
         report = self.alice.user.send(["bob"], "hi")
         self.network.answers[0].errback(ConnectionError("redis away"))
+        self.pass_ends()
         assert isinstance(report, Deferred)
         self.failureResultOf(report, Refused)
         self.assertEqual(self.store.history, {})
@@ -173,6 +237,7 @@ class PrivacyTests(HistoryTestCase):
     def test_an_unprotected_name_reads_all_but_no_direct_history(self) -> None:
         self.alice.user.send(["bob"], "private")
         self.bob.user.broadcast("public")
+        self.pass_ends()
         for asked in (
             self.alice.user.history("alice,bob", None, 10),
             self.alice.user.history_after("alice,bob", "", 10),
@@ -193,6 +258,7 @@ class PrivacyTests(HistoryTestCase):
         self.assertEqual(self.texts(mallory.user.history_after("alice,bob", "", 10)), ([], False))
         self.assertEqual(self.successResultOf(mallory.user.conversations(10)), [])
         self.bob.user.send(["alice"], "to the new owner")
+        self.pass_ends()
         now = mallory.user.history("alice,bob", None, 10)
         self.assertEqual(self.texts(now), (["to the new owner"], False))
         # bob, protected throughout, reads all of it
@@ -215,6 +281,7 @@ class PrivacyTests(HistoryTestCase):
         self.protect("alice")
         self.tick()
         self.bob.user.send(["alice"], "after")
+        self.pass_ends()
         self.assertEqual(self.texts(self.alice.user.history("alice,bob", None, 10)), (["after"], False))
         self.assertEqual([e.text for e in self.successResultOf(self.alice.user.conversations(10))], ["after"])
 
@@ -260,6 +327,7 @@ class PrivacyTests(HistoryTestCase):
         self.alice.user.send(["carol"], "ac 1")
         self.tick()
         self.alice.user.send(["bob"], "ab 2")
+        self.pass_ends()
         [ac] = self.store.history["alice,carol"]
         # carol's id, asked of alice,bob by bob (who may not read alice,carol): only what is before it there
         self.assertEqual(self.texts(self.bob.user.history("alice,bob", ac.id, 10)), (["ab 1"], False))
@@ -290,6 +358,7 @@ class PagingTests(HistoryTestCase):
         for text in "12345":
             self.tick()
             self.alice.user.send(["bob"], text)
+        self.pass_ends()
 
     def test_pages_back_to_the_start(self) -> None:
         page = self.successResultOf(self.alice.user.history("alice,bob", None, 2))
@@ -324,6 +393,7 @@ class PagingTests(HistoryTestCase):
             self.tick()
             self.bob.user.send([name, "alice"], "to " + name)
         self.bob.user.broadcast("everyone")
+        self.pass_ends()
         listed = self.successResultOf(self.alice.user.conversations(10))
         self.assertEqual(
             [(e.conversation, e.text) for e in listed],
@@ -357,6 +427,7 @@ class CatchUpTests(HistoryTestCase):
         alice.user.log_out()
         self.tick()
         bob.user.broadcast("while away")
+        self.pass_ends()
         alice = self.join("alice")
         [page] = self.successResultOf(alice.user.catch_up())
         self.assertEqual(([e.text for e in page.entries], page.more), (["while away"], True))
@@ -386,6 +457,7 @@ class RetentionTests(HistoryTestCase):
         for text in "123":
             alice.user.send(["bob"], text)
         bob.user.broadcast("old")
+        self.pass_ends()
         # a fourth, beyond keep (a store may trim late): trimmed by the expiry
         self.store.history["alice,bob"].append(self.store.history[ALL][0])
         self.history.startService()  # not at once: the state may not be reachable yet (Redis)

@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from twisted.internet import reactor
-from twisted.internet.defer import gatherResults
 from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 
@@ -207,7 +206,7 @@ class HistoryContract(_Base):
 
     async def kept(self, *entries: Stored, keep: int = KEEP) -> list[Stored]:
         """Append ``entries`` (asked all at once, in order); them, once durable."""
-        await gatherResults([self.state.append(entry, keep) for entry in entries])
+        await self.state.append(entries, keep)
         return list(entries)
 
     async def conversation(self, conversation: str, since: float = 0.0) -> list[Stored]:

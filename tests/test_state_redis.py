@@ -141,7 +141,7 @@ class RedisStateTests(RedisStateCase):
             NO_ID,
         )
         said = [entry("alice,bob", "Alice", 16.0), entry(ALL, "bob", 16.25), entry("alice,bob", "bob", 16.5)]
-        db.batch([lambda d: d.enqueue(message), *(lambda d, e=e: d.append(e, 100) for e in said)])
+        db.batch([lambda d: d.enqueue(message), lambda d: d.append(said, 100)])
         db.close()
 
         def migrate() -> subprocess.CompletedProcess[str]:
@@ -303,8 +303,8 @@ class RedisHistoryTests(RedisStateCase):
             entry(ALL, "bob", 400.0),
         )
         # Appended out of order (two nodes' clocks), in a pass and across passes: the newest id stays.
-        await gatherResults([self.state.append(e, 100) for e in (ab2, ab1, ac2)])
-        await gatherResults([self.state.append(e, 100) for e in (ac1, all1, ab1)])
+        await self.state.append([ab2, ab1, ac2], 100)
+        await self.state.append([ac1, all1, ab1], 100)
         self.assertEqual(
             await self.keys(),
             {
@@ -334,25 +334,25 @@ class RedisHistoryTests(RedisStateCase):
         self.assertEqual(gone, 0)
         self.assertEqual(await self.state.history_size(), 2)
 
-    async def test_what_waits_for_the_end_of_the_pass_is_sent_when_the_state_stops(self) -> None:
+    async def test_an_append_under_way_is_answered_before_the_state_stops(self) -> None:
         stopping = RedisState(reactor, RedisURL.parse(self.server.url))
         stopping.startService()
         await stopping.redis.ready()
         e = entry("alice,bob", "alice", 100.0)
-        appended = stopping.append(e, 100)
+        appended = stopping.append([e], 100)
         await stopping.stopService()
         await appended
         self.assertEqual(await self.state.page_before("alice,bob", None, 10, 0.0), ([e], False))
 
     async def test_appending_an_entry_twice_keeps_it_once(self) -> None:
         e = entry("alice,bob", "alice", 100.0)
-        await gatherResults([self.state.append(e, 100), self.state.append(e, 100)])
+        await gatherResults([self.state.append([e], 100), self.state.append([e], 100)])
         self.assertEqual(await self.state.page_before("alice,bob", None, 10, 0.0), ([e], False))
         self.assertEqual(await self.state.history_size(), 1)
 
     async def test_a_time_within_an_entrys_millisecond_cuts_it_exactly(self) -> None:
         e = entry("alice,bob", "alice", 100.25)  # ids are by the millisecond: 100.2505 falls in e's
-        await self.state.append(e, 100)
+        await self.state.append([e], 100)
         self.assertEqual(await self.state.page_before("alice,bob", None, 10, 100.2505), ([], False))
         self.assertEqual(await self.state.page_after("alice,bob", "", 10, 100.2505), ([], False))
         self.assertEqual(await self.state.latest("bob", 100.2505, 10), [])
@@ -387,7 +387,7 @@ class _Scripts:
 
 
 class AppendTests(SynchronousTestCase):
-    """What a node writes for the history entries of one reactor pass, and when each is told."""
+    """What a node writes for the history entries of one reactor pass (the hub's History gathers them)."""
 
     def setUp(self) -> None:
         self.clock = MemoryReactorClock()
@@ -395,24 +395,17 @@ class AppendTests(SynchronousTestCase):
         self.redis = self.state.redis = _Scripts()  # type: ignore[assignment]
         self.entries = [entry("alice,bob", "alice", 100.0), entry(ALL, "bob", 101.0)]
 
-    def test_one_script_a_pass_with_each_entry_in_order(self) -> None:
-        appended = [self.state.append(self.entries[0], 10), self.state.append(self.entries[1], 20)]
-        self.assertEqual(self.redis.calls, [])  # at the end of the pass
-        self.clock.advance(0)
+    def test_one_script_with_each_entry_in_order(self) -> None:
+        appended = self.state.append(self.entries, 10)
         ((script, keys, args, answer),) = self.redis.calls
         self.assertEqual((script, keys), (APPEND, [HISTORY_SIZE]))
         members = [history_entry(e) for e in self.entries]
-        self.assertEqual(args, ["alice,bob", members[0], 10, ALL, members[1], 20])
-        self.assertNoResult(appended[0])
+        self.assertEqual(args, ["alice,bob", members[0], 10, ALL, members[1], 10])
+        self.assertNoResult(appended)
         answer.callback(2)
-        self.assertEqual([self.successResultOf(d) for d in appended], [None, None])
-        self.state.append(self.entries[0], 10)
-        self.clock.advance(0)
-        self.assertEqual(len(self.redis.calls), 2)  # the next pass: a script of its own
+        self.assertIsNone(self.successResultOf(appended))
 
-    def test_when_redis_fails_every_entry_of_the_pass_fails(self) -> None:
-        appended = [self.state.append(e, 10) for e in self.entries]
-        self.clock.advance(0)
+    def test_when_redis_fails_the_append_fails(self) -> None:
+        appended = self.state.append(self.entries, 10)
         self.redis.calls[0][3].errback(RedisUnavailable("gone"))
-        for d in appended:
-            self.failureResultOf(d, RedisUnavailable)
+        self.failureResultOf(appended, RedisUnavailable)

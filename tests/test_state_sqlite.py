@@ -356,30 +356,30 @@ class HistoryTests(SynchronousTestCase):
         return size  # type: ignore[return-value]
 
     def test_a_conversation_is_trimmed_when_one_percent_over_what_it_keeps(self) -> None:
-        self.db.batch([lambda db, i=i: db.append(_entry(float(i)), 200) for i in range(202)])
+        self.db.batch([lambda db: db.append([_entry(float(i)) for i in range(202)], 200)])
         self.assertEqual(self.size(), 202)  # 200 kept, and 1% over
-        self.db.batch([lambda db: db.append(_entry(202.0), 200)])
+        self.db.batch([lambda db: db.append([_entry(202.0)], 200)])
         self.assertEqual(self.size(), 200)
         [(page, more)] = self.db.batch([lambda db: db.page_after(ALL, "", 1, 0.0)])  # type: ignore[misc]
         self.assertEqual((page, more), ([_entry(3.0)], True))  # the oldest three went
 
     def test_a_conversation_emptied_leaves_no_trace_of_its_members(self) -> None:
         direct = Stored(message_id_floor(1.0), 1.0, "alice,bob", "alice", Kind.UNICAST, ("bob",), "hi")
-        self.db.batch([lambda db: db.append(direct, 10)])
+        self.db.batch([lambda db: db.append([direct], 10)])
         self.assertEqual(self.db.batch([lambda db: db.purge_history("ALICE")]), [1])
         self.assertEqual(self.db._db.execute("SELECT * FROM history_members").fetchall(), [])
-        self.db.batch([lambda db: db.append(direct, 10)])
+        self.db.batch([lambda db: db.append([direct], 10)])
         self.assertEqual(self.db.batch([lambda db: db.expire_history(2.0, 10)]), [1])
         self.assertEqual(self.db._db.execute("SELECT * FROM history_members").fetchall(), [])
 
     def test_every_entry_is_read_oldest_first_for_a_migration(self) -> None:
         direct = Stored(message_id_floor(1.0), 1.0, "alice,bob", "Alice", Kind.UNICAST, ("bob",), "hi")
-        self.db.batch([lambda db: db.append(_entry(2.0, "all"), 10), lambda db: db.append(direct, 10)])
+        self.db.batch([lambda db: db.append([_entry(2.0, "all")], 10), lambda db: db.append([direct], 10)])
         self.assertEqual(self.db.history(), [direct, _entry(2.0, "all")])
 
     def test_an_entry_appended_twice_is_kept_once_and_fails_no_other_write(self) -> None:
         message = Enqueue(("bob",), "alice", "unicast", ("bob",), "hi", 1.0, 10, 0.0, *ROOM, NO_ID)
-        twice = [lambda db: db.append(_entry(1.0), 10), lambda db: db.enqueue(message)] * 2
+        twice = [lambda db: db.append([_entry(1.0)], 10), lambda db: db.enqueue(message)] * 2
         self.assertEqual(self.db.batch(twice), [None, ("bob",), None, ("bob",)])
         self.assertEqual(self.size(), 1)
 
@@ -392,7 +392,7 @@ db = Database(sys.argv[1])
 start = n = float(sys.argv[2])
 while True:
     batch = [Stored(message_id_floor(n + i), n + i, ALL, "alice", Kind.BROADCAST, (), "hi") for i in range(5)]
-    db.batch([lambda d, e=e: d.append(e, 1_000_000) for e in batch])
+    db.batch([lambda d: d.append(batch, 1_000_000)])
     n += 5
     print(int(n - start), flush=True)  # how many this process appended: on disk
 """

@@ -479,10 +479,11 @@ class HistoryStore(Protocol):
     or names, as in :class:`Store`; conversations are :func:`conversation_key` keys.
     """
 
-    def append(self, entry: Stored, keep: int) -> Deferred[None]:
-        """Keep ``entry`` in its conversation, in the next group commit; the conversation keeps its
-        newest ``keep`` entries (trimmed at once, or in steps of a few percent at most until the next
-        :meth:`expire_history`).  Fires once durable; the hub does not wait for it to deliver."""
+    def append(self, entries: Sequence[Stored], keep: int) -> Deferred[None]:
+        """Keep ``entries`` (one reactor pass's, in order) each in its conversation, in the next group
+        commit; each conversation keeps its newest ``keep`` entries (trimmed at once, or in steps of a
+        few percent at most until the next :meth:`expire_history`).  Fires once all are durable; the hub
+        does not wait for it to deliver."""
 
     def page_before(
         self, conversation: str, before: str | None, limit: int, since: float

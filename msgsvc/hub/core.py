@@ -400,6 +400,8 @@ class Hub:
         report = Report(message.id, message.at, len(targets), tuple(offline))
         if not absent:
             return report
+        if self.history is not None:
+            self.history.write_now()  # what SENT calls queued is in the history after a crash
         return self._queue.enqueue(message, absent, report)
 
     def broadcast(self, sender: Session, text: str) -> Report | Deferred[Report]:

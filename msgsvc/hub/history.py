@@ -1,11 +1,12 @@
 """The history: what the hub keeps of each message, and who may read what of it (docs/protocol.rst
 "History").
 
-The hub hands :meth:`History.keep` each message once delivered; the store writes it in its next group
-commit, and nobody waits for that.  Reads go through the privacy rules here, never straight to the
-store: ``#all`` for everyone, a direct conversation only for its participants, only while protected,
-and only from the time the name was last protected (the store's ``protected_since``, read at each
-request: it is the truth across nodes and after the operator's resets).
+The hub hands :meth:`History.keep` each message once delivered; the messages of one reactor pass go to
+the store together, in one append at the pass's end, which it writes in its next group commit; nobody
+waits for that.  Reads go through the privacy rules here, never straight to the store: ``#all`` for
+everyone, a direct conversation only for its participants, only while protected, and only from the
+time the name was last protected (the store's ``protected_since``, read at each request: it is the
+truth across nodes and after the operator's resets).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from contextlib import contextmanager
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -50,21 +51,45 @@ class History(Service):
         self.policy = policy
         self._sweep = LoopingCall(self.expire)
         self._sweep.clock = clock
+        self._keeping: list[Stored] = []  # this reactor pass's messages, written at its end
+        self._write_call: IDelayedCall | None = None
 
     # -- writing ---------------------------------------------------------
 
     def keep(self, message: Message) -> None:
-        """Write ``message`` (delivered) to its conversation's history; a failure is logged."""
+        """Write ``message`` (delivered) to its conversation's history, with the others of this reactor
+        pass; a failure is logged."""
         conversation = conversation_key(message.sender, message.kind, message.recipients)
         if conversation is None:  # it named nobody in the log
             return
         m = message
-        entry = Stored(m.id, m.at, conversation, m.sender, m.kind, m.recipients, m.text)
-        self._store.append(entry, self.policy.keep).addErrback(
-            lambda f: self.log.warn(
-                "could not keep message {id} in the history: {why}", id=message.id, why=f.getErrorMessage()
+        self._keeping.append(Stored(m.id, m.at, conversation, m.sender, m.kind, m.recipients, m.text))
+        if self._write_call is None:
+            self._write_call = self._clock.callLater(0, self._write)
+
+    def write_now(self) -> Deferred[None] | None:
+        """Hand the store what waits for the end of the pass now (None if nothing waits): a message about
+        to be queued has its history in the same group commit as its queueing, or an earlier one."""
+        if self._write_call is None:
+            return None
+        self._write_call.cancel()
+        return self._write()
+
+    def _write(self) -> Deferred[None]:
+        """Hand the store what :meth:`keep` was given since the last pass, in one append."""
+        self._write_call = None
+        batch, self._keeping = self._keeping, []
+
+        def failed(failure: Failure) -> None:
+            self.log.warn(
+                "could not keep {count} messages ({first} to {last}) in the history: {why}",
+                count=len(batch),
+                first=batch[0].id,
+                last=batch[-1].id,
+                why=failure.getErrorMessage(),
             )
-        )
+
+        return self._store.append(batch, self.policy.keep).addErrback(failed)
 
     def expire(self) -> Deferred[None]:
         """Drop the entries older than the policy keeps, and each conversation's past its newest ``keep``."""
@@ -87,10 +112,12 @@ class History(Service):
         Service.startService(self)
         self._sweep.start(self.policy.expire_every, now=False)  # the state may not be reachable yet
 
-    def stopService(self) -> None:
+    def stopService(self) -> Deferred[None] | None:
+        """Stop the sweep; what waits for the end of this pass goes to the store now (before it stops)."""
         Service.stopService(self)
         if self._sweep.running:
             self._sweep.stop()
+        return self.write_now()
 
     # -- reading, as a reader may ----------------------------------------
 

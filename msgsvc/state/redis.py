@@ -41,11 +41,12 @@ from several nodes' clocks, out of order by a little, which a Stream (ids only g
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, gatherResults
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.defer import Deferred, DeferredList, gatherResults
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -460,8 +461,7 @@ class RedisState(Service):
         self._clock: IReactorTime = reactor
         self.redis = Commands(reactor, url, "state")
         self.node = ""  # this node's name (msgsvc.state.cluster sets it): what it publishes says so
-        self._appending: list[tuple[Stored, int, Deferred[None]]] = []
-        self._append_call: IDelayedCall | None = None
+        self._appending: set[Deferred[None]] = set()  # appends sent, not answered yet
 
     @property
     def where(self) -> str:
@@ -473,11 +473,9 @@ class RedisState(Service):
 
     def stopService(self) -> Deferred[None]:
         Service.stopService(self)
-        if self._append_call is None:
-            return self.redis.stop()
-        self._append_call.cancel()
-        # The history entries of this pass, answered (or failed: at once if Redis is away) before it stops.
-        return self._append_all().addBoth(lambda _: self.redis.stop())
+        # The appends under way (the history's last pass among them) answered before it stops.
+        under_way = DeferredList(list(self._appending), consumeErrors=True)
+        return under_way.addBoth(lambda _: self.redis.stop())
 
     def read_log(self) -> Deferred[Snapshot]:
         """The log, read as soon as Redis answers: until then, and if reading fails, try again."""
@@ -662,29 +660,17 @@ class RedisState(Service):
 
     # -- history (msgsvc.hub.contracts.HistoryStore) -----------------------------------------
 
-    def append(self, entry: Stored, keep: int) -> Deferred[None]:
-        """Appended with the others of this reactor pass: one script (:data:`APPEND`) for them all."""
-        done: Deferred[None] = Deferred()
-        self._appending.append((entry, keep, done))
-        if self._append_call is None:
-            self._append_call = self._clock.callLater(0, self._append_all)
-        return done
+    def append(self, entries: Sequence[Stored], keep: int) -> Deferred[None]:
+        """One script (:data:`APPEND`) for them all."""
+        args = [arg for entry in entries for arg in (entry.conversation, history_entry(entry), keep)]
+        appended: Deferred[None] = self.redis.script(APPEND, [HISTORY_SIZE], args).addCallback(lambda _: None)
+        self._appending.add(appended)
 
-    def _append_all(self) -> Deferred[None]:
-        """Write what :meth:`append` was given since the last pass, in order; tell each once written."""
-        self._append_call = None
-        batch, self._appending = self._appending, []
+        def answered(result: object) -> object:
+            self._appending.discard(appended)
+            return result
 
-        def tell(_: object) -> None:
-            for _, _, done in batch:
-                done.callback(None)
-
-        def failed(failure: Failure) -> None:
-            for _, _, done in batch:
-                done.errback(failure)
-
-        args = [arg for entry, keep, _ in batch for arg in (entry.conversation, history_entry(entry), keep)]
-        return self.redis.script(APPEND, [HISTORY_SIZE], args).addCallbacks(tell, failed)
+        return appended.addBoth(answered)
 
     def page_before(
         self, conversation: str, before: str | None, limit: int, since: float

@@ -7,6 +7,7 @@ read and write on its own thread, so an fsync never stalls the reactor.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -273,31 +274,29 @@ class Database:
 
     # -- the history (call these within batch()) -----------------------------------
 
-    def append(self, entry: Stored, keep: int) -> None:
-        """Keep ``entry``; trim its conversation to its newest ``keep`` once it is 1% (at least one
-        entry) over, so that a trim is one delete per hundred appends, not one each.  An entry kept
-        already is left as it is: it must not fail the queue's writes in the same transaction."""
-        self._db.execute(
+    def append(self, entries: Sequence[Stored], keep: int) -> None:
+        """Keep ``entries``; trim each of their conversations to its newest ``keep`` once it is 1% (at
+        least one entry) over, so that a trim is one delete per hundred appends, not one each.  An entry
+        kept already is left as it is: it must not fail the queue's writes in the same transaction."""
+        self._db.executemany(
             f"INSERT OR IGNORE INTO history ({_HISTORY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                entry.id,
-                entry.at,
-                entry.conversation,
-                entry.sender,
-                entry.kind.value,
-                ",".join(entry.recipients),
-                entry.text,
-            ),
+            [
+                (e.id, e.at, e.conversation, e.sender, e.kind.value, ",".join(e.recipients), e.text)
+                for e in entries
+            ],
         )
+        conversations = list(dict.fromkeys(e.conversation for e in entries))
         self._db.executemany(
             "INSERT OR IGNORE INTO history_members VALUES (?, ?)",
-            [(member, entry.conversation) for member in participants(entry.conversation)],
+            [(member, c) for c in conversations for member in participants(c)],
         )
-        (entries,) = self._db.execute(
-            "SELECT entries FROM history_counts WHERE conversation = ?", (entry.conversation,)
-        ).fetchone()
-        if entries > keep + max(keep // 100, 1):
-            self._trim(entry.conversation, entries - keep)
+        over = self._db.execute(
+            "SELECT conversation, entries - ? FROM history_counts"
+            " WHERE conversation IN (SELECT value FROM json_each(?)) AND entries > ?",
+            (keep, json.dumps(conversations), keep + max(keep // 100, 1)),
+        ).fetchall()
+        for conversation, extra in over:
+            self._trim(conversation, extra)
 
     def _trim(self, conversation: str, over: int) -> int:
         """Drop the ``over`` oldest entries of ``conversation``; how many were dropped."""
@@ -569,9 +568,9 @@ class SqliteStore(Service):
 
     # -- the history (msgsvc.hub.contracts.HistoryStore) ---------------------------
 
-    def append(self, entry: Stored, keep: int) -> Deferred[None]:
-        """Keep ``entry`` in the next group commit (with the queue's writes); fires once on disk."""
-        return self._batched(lambda db: db.append(entry, keep))
+    def append(self, entries: Sequence[Stored], keep: int) -> Deferred[None]:
+        """Keep ``entries`` in the next group commit (with the queue's writes); fires once on disk."""
+        return self._batched(lambda db: db.append(entries, keep))
 
     def page_before(
         self, conversation: str, before: str | None, limit: int, since: float

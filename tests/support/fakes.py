@@ -3,7 +3,7 @@ listeners."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 
 from twisted.application.service import Service
@@ -160,10 +160,11 @@ class MemoryStore(Service):
 
     # -- the history (msgsvc.hub.contracts.HistoryStore)
 
-    def append(self, entry: Stored, keep: int) -> Deferred[None]:
-        kept = self.history.setdefault(entry.conversation, [])
-        kept.append(entry)
-        del kept[:-keep]
+    def append(self, entries: Sequence[Stored], keep: int) -> Deferred[None]:
+        for entry in entries:
+            kept = self.history.setdefault(entry.conversation, [])
+            kept.append(entry)
+            del kept[:-keep]
         return succeed(None)
 
     def page_before(

@@ -78,13 +78,15 @@ def with_history(harness: ServerHarness) -> None:
     (both protected long ago) that only they may read."""
     harness.hub.history = History(harness.clock, harness.store, HISTORY)
     ids = MessageIds(harness.clock)
+    entries: list[Stored] = []
     for n in range(12):
         message_id, at = ids.make()
         if n % 2:
             entry = Stored(message_id, at - 1000, ALL, "bob", Kind.BROADCAST, (), f"old {n}")
         else:
             entry = Stored(message_id, at - 1000, "alice,bob", "alice", Kind.UNICAST, ("bob",), SECRET)
-        harness.store.append(entry, HISTORY.keep)
+        entries.append(entry)
+    harness.store.append(entries, HISTORY.keep)
     harness.store.since["alice"] = harness.store.since["bob"] = 0.0
 
 
