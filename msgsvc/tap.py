@@ -39,7 +39,7 @@ from msgsvc.fronts.lines import ServerFactory
 from msgsvc.fronts.presence import Presence
 from msgsvc.fronts.web.site import web_site
 from msgsvc.hub.core import Hub
-from msgsvc.hub.history import History
+from msgsvc.hub.history import History, NoHistory
 from msgsvc.options import Options
 from msgsvc.ratelimit import Rate
 from msgsvc.state import Snapshot, State, StoreError
@@ -202,7 +202,7 @@ def makeService(options: Options) -> IService:
     except StoreError as e:
         raise SystemExit(f"msgsvc: {e}") from None
     policy = options.history()
-    history = History(reactor, state, policy) if policy.kept else None  # --history-days 0: none
+    history = History(reactor, state, policy) if policy.kept else NoHistory()  # --history-days 0
     hub = Hub(reactor, state, None, options["max-clients"], options.queue(), node, history=history)
     hub.subscribe(HubEventLogger())
     services: list[IService] = [IService(state)]
@@ -233,8 +233,7 @@ def makeService(options: Options) -> IService:
     }
 
     services += [hasher, accounts, _Loader(state, hub, accounts, reactor), _Startup(options["max-clients"])]
-    if history is not None:
-        services.append(history)  # expires the history now and hourly
+    services.append(history)  # expires the history now and hourly (if it keeps one)
     if options["gui"]:
         services.append(_window(options, reactor, hub, accounts))
     services.append(_Disconnector(clients))

@@ -22,7 +22,7 @@ from msgsvc.fronts.irc.factory import IrcFactory
 from msgsvc.fronts.lines import ServerFactory
 from msgsvc.fronts.web.site import WebSite
 from msgsvc.hub.contracts import HistoryPolicy
-from msgsvc.hub.history import History
+from msgsvc.hub.history import History, NoHistory
 from msgsvc.options import Options
 from msgsvc.ratelimit import Rate
 from msgsvc.state.sqlite import Database, SqliteStore
@@ -188,7 +188,8 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertIsInstance(history._store, SqliteStore)
         service = tap.makeService(parse("--db", db, "--history-days", "0"))
         self.assertEqual([c for c in service if isinstance(c, History)], [])
-        self.assertIsNone(next(c for c in service if isinstance(c, Accounts))._hub.history)
+        [history] = [c for c in service if isinstance(c, NoHistory)]
+        self.assertIs(next(c for c in service if isinstance(c, Accounts))._hub.history, history)
         for bad in (["--history-days", "-1"], ["--history-days", "inf"], ["--history-max", "0"]):
             self.assertRaises(usage.UsageError, parse, *bad)
 

@@ -192,7 +192,7 @@ class ServerProtocol(Session):
     def welcome(self, name: str) -> None:
         self._write(wire.format_line("WELCOME", name, trailing=WELCOME_TEXT))
         self._write(self.presence.join(self))
-        if self.version >= VERSION and self.clients.hub.history is not None:
+        if self.version >= VERSION and self.clients.hub.history.policy.kept:
             self._catch_up()
         else:
             self.user.deliver_backlog()
@@ -240,16 +240,14 @@ class ServerProtocol(Session):
                 key = conversation_named(conversation, self.user.name, self.clients.limits.max_recipients)
                 self._read_history(self.user.history(key, before, count), encode_page)
             case wire.Conversations():
-                history = self.clients.hub.history
-                limit = history.policy.conversations if history is not None else 0
+                limit = self.clients.hub.history.policy.conversations
                 self._read_history(self.user.conversations(limit), encode_conversations)
             case wire.Version(version):
                 if self._welcomed:
                     self.send_error(Code.ALREADY_REGISTERED, "VERSION comes before HELLO")
                 else:
                     self.version = min(version, VERSION)
-                    history = self.clients.hub.history
-                    days = history.policy.days if history is not None else 0
+                    days = self.clients.hub.history.policy.days
                     self._write(wire.format_line("VERSION", str(self.version), f"{days:g}"))
             case wire.Password(password):
                 self._set_password(self.user.name, password)

@@ -5,9 +5,7 @@ between nodes (:mod:`msgsvc.hub.nodes`) and the history (:mod:`msgsvc.hub.histor
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import TypeVar
-
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -41,14 +39,11 @@ from msgsvc.hub.contracts import (
     is_valid_username,
     username_key,
 )
-from msgsvc.hub.history import History
+from msgsvc.hub.history import History, NoHistory
 from msgsvc.hub.nodes import Alone, Nodes
 from msgsvc.hub.queue import OfflineQueue
 from msgsvc.hub.session import Session
 from msgsvc.hub.user import User
-
-T = TypeVar("T")
-
 
 class Hub:
     """Registration, presence and routing for one server."""
@@ -64,14 +59,14 @@ class Hub:
         queue: QueuePolicy = QueuePolicy(),  # noqa: B008 - frozen
         network: Network | None = None,
         ids: MessageIds | None = None,
-        history: History | None = None,
+        history: History | NoHistory | None = None,
     ) -> None:
         """``network``: the other nodes of the service (none: a server alone); ``ids``: what makes the
         messages' ids (by default from ``clock`` and random bits); ``history``: where messages are kept
-        (none: no history, ``--history-days 0``)."""
+        (none: a :class:`NoHistory`, as with ``--history-days 0``)."""
         self._clock = clock
         self._ids = ids or MessageIds(clock)
-        self.history = history
+        self.history = history or NoHistory()
         self._max_clients = max_clients
         self._log: dict[str, UserRecord] = {username_key(r.name): r for r in records or ()}
         self._loaded = records is not None  # else nobody may register until load()
@@ -395,13 +390,11 @@ class Hub:
             return self._kept(routed, message)
         for session in targets:
             session.participant.receive(message)
-        if self.history is not None:
-            self.history.keep(message)
+        self.history.keep(message)
         report = Report(message.id, message.at, len(targets), tuple(offline))
         if not absent:
             return report
-        if self.history is not None:
-            self.history.write_now()  # what SENT calls queued is in the history after a crash
+        self.history.write_now()  # what SENT calls queued is in the history after a crash
         return self._queue.enqueue(message, absent, report)
 
     def broadcast(self, sender: Session, text: str) -> Report | Deferred[Report]:
@@ -418,8 +411,6 @@ class Hub:
     def _kept(self, report: Report | Deferred[Report], message: Message) -> Report | Deferred[Report]:
         """``report``, once ``message`` is in the history (as soon as delivered: not waiting for it)."""
         history = self.history
-        if history is None:
-            return report
         if isinstance(report, Report):
             history.keep(message)
             return report
@@ -429,15 +420,6 @@ class Hub:
             return report
 
         return report.addCallback(delivered)
-
-    # -- the history -----------------------------------------------------
-
-    def read_history(self, read: Callable[[History], Deferred[T]]) -> Deferred[T]:
-        """What ``read`` reads of the history (a user's :class:`IUser` history calls), or Refused
-        (HISTORY_OFF) if the server keeps none."""
-        if self.history is None:
-            return fail(Refused(Refusal.HISTORY_OFF, "this server keeps no history"))
-        return read(self.history)
 
     # -- the offline queue -----------------------------------------------
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -39,7 +40,7 @@ from msgsvc.hub.contracts import (
 
 class History(Service):
     """The history of one server's messages in ``store``, within ``policy`` (which keeps some:
-    with ``--history-days 0`` the hub has no History).  As a service, it drops what is past the
+    with ``--history-days 0`` the hub's history is a :class:`NoHistory`).  As a service, it drops what is past the
     policy every ``policy.expire_every`` seconds on ``clock``.  The store's failures are logged as
     warnings: the state logs why it fails, and a front tells the client."""
 
@@ -178,6 +179,38 @@ class History(Service):
         if since is None:
             raise Refused(Refusal.HISTORY_FORBIDDEN, _UNPROTECTED)
         return since
+
+
+class NoHistory(Service):
+    """The history of a server that keeps none (``--history-days 0``), as :class:`~msgsvc.hub.nodes.Alone`
+    is the network of a server alone: it writes nothing, and refuses every read (HISTORY_OFF)."""
+
+    policy = HistoryPolicy(days=0)
+
+    def keep(self, message: Message) -> None:
+        """Nothing is kept."""
+
+    def write_now(self) -> None:
+        """Nothing waits."""
+
+    def size(self) -> Deferred[int]:
+        return succeed(0)
+
+    def page_before(self, reader: str, conversation: str, before: str | None, limit: int) -> Deferred[Page]:
+        return _off()
+
+    def page_after(self, reader: str, conversation: str, after: str, limit: int) -> Deferred[Page]:
+        return _off()
+
+    def conversations(self, reader: str, limit: int) -> Deferred[list[Stored]]:
+        return _off()
+
+    def catch_up(self, since: float) -> Deferred[list[Page]]:
+        return _off()
+
+
+def _off() -> Deferred[Any]:
+    return fail(Refused(Refusal.HISTORY_OFF, "this server keeps no history"))
 
 
 _UNPROTECTED = "protect your name (PASSWORD) to keep the history of your conversations"

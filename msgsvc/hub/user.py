@@ -60,22 +60,22 @@ class User:
     def history(self, conversation: str, before: str | None, limit: int) -> Deferred[Page]:
         if self.session.gone:
             not_registered()
-        return self._hub.read_history(lambda h: h.page_before(self.name, conversation, before, limit))
+        return self._hub.history.page_before(self.name, conversation, before, limit)
 
     def history_after(self, conversation: str, after: str, limit: int) -> Deferred[Page]:
         if self.session.gone:
             not_registered()
-        return self._hub.read_history(lambda h: h.page_after(self.name, conversation, after, limit))
+        return self._hub.history.page_after(self.name, conversation, after, limit)
 
     def conversations(self, limit: int) -> Deferred[list[Stored]]:
         if self.session.gone:
             not_registered()
-        return self._hub.read_history(lambda h: h.conversations(self.name, limit))
+        return self._hub.history.conversations(self.name, limit)
 
     def catch_up(self) -> Deferred[list[Page]]:
         if self.session.gone:
             not_registered()
-        return self._hub.read_history(lambda h: h.catch_up(self.session.seen_before))
+        return self._hub.history.catch_up(self.session.seen_before)
 
 
 @implementer(IUser)

@@ -302,7 +302,7 @@ class ServerPresenter:
     def _read_history_size(self) -> None:
         """Ask the history's size (one question at a time); a failure leaves the last size shown."""
         history = self._hub.history
-        if history is None or self._reading_size:
+        if not history.policy.kept or self._reading_size:
             return
         self._reading_size = True
 
