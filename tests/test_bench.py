@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -17,7 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, TextMessage
 
-from msgsvc.bench import cload, dialects, report, suite
+from msgsvc.bench import cload, dialects, report, servers, suite
 from msgsvc.bench.loadclient import LoadClient, Tally
 from msgsvc.bench.run import Measurement, Scenario, _cpus, plans
 from msgsvc.bench.stats import LatencyHistogram, bucket
@@ -253,15 +254,29 @@ class PlanTests(SynchronousTestCase):
             self.patch(os, "sched_getaffinity", lambda _, cores=cores: set(cores))
             self.assertEqual(_cpus(nodes), expected, (cores, nodes))
 
+    def test_history_off_is_a_variant_of_msgsvc_with_history_days_0(self) -> None:
+        self.assertEqual(Scenario("msgsvc", "unicast", clients=8, history=False).label, "msgsvc history off")
+        self.assertEqual(
+            Scenario("msgsvc-redis", "unicast", clients=8, nodes=2, history=False).label,
+            "msgsvc-redis x2 history off",
+        )
+        with self.assertRaises(ValueError):
+            Scenario("words", "unicast", clients=8, history=False)
+        started = []
+        self.patch(servers, "start", lambda *args: started.append(args[4]) or "process")
+        for history in (True, False):
+            servers.deploy("msgsvc", Path("."), [], [0], history=history)
+        self.assertEqual(started, [servers.MSGSVC_OPTIONS, [*servers.MSGSVC_OPTIONS, "--history-days=0"]])
+
     def test_churn_gets_twice_the_names_it_runs_at_once(self) -> None:
         shares = plans(Scenario("msgsvc", "connect", clients=10, workers=2), ports=[9])
         self.assertEqual([len(p.names) for p in shares], [10, 10])
 
 
 class ReportTests(SynchronousTestCase):
-    def measurement(self, server: str, delivered: int) -> Measurement:
+    def measurement(self, server: str, delivered: int, history: bool = True) -> Measurement:
         m = Measurement(
-            Scenario(server, "unicast", clients=100),
+            Scenario(server, "unicast", clients=100, history=history),
             connected=100,
             sent=delivered,
             expected=delivered,
@@ -302,6 +317,22 @@ class ReportTests(SynchronousTestCase):
         self.assertEqual(
             report.ratios(ours + theirs),
             ["unicast (100 clients): msgsvc/words = ? (both load-bound; measured 2.10 (2.00-2.20))"],
+        )
+
+    def test_history_on_and_off_are_rows_side_by_side_with_their_ratio(self) -> None:
+        on = [self.measurement("msgsvc", n) for n in (100_000, 120_000)]
+        off = [self.measurement("msgsvc", n, history=False) for n in (200_000, 200_000)]
+        words = self.measurement("words", 100_000)
+        runs = [on[0], off[0], on[1], off[1], words]  # taking turns
+        self.assertEqual(
+            [row.server for row in report.rows(runs)], ["msgsvc", "msgsvc history off", "words"]
+        )
+        self.assertEqual(
+            report.ratios(runs),
+            [
+                "unicast (100 clients): msgsvc/words = 1.00",
+                "unicast (100 clients): msgsvc history on/off = 0.55 (0.50-0.60)",
+            ],
         )
 
     def test_a_measurement_survives_json(self) -> None:
@@ -518,6 +549,19 @@ class ServerBenchTests(SynchronousTestCase):
             self.assertEqual(cells[:6], [server, workload, "9", "1", "c", "50"])
             self.assertGreater(int(cells[7].replace(",", "")), 0)  # delivered/s
             self.assertEqual(cells[-1], "0")  # lost
+
+    def test_history_on_and_off_run_side_by_side_and_lose_nothing(self) -> None:
+        """``--history on --history off``: a real server each way, two rows and their ratio (not judged)."""
+        out = bench(
+            *["run", "--clients", "8", "--duration", "1", "--warmup", "0", "--rate", "50"],
+            *["--history", "on", "--history", "off"],
+        )
+        lines = out.splitlines()
+        on = [line.split() for line in lines if line.split()[:2] == ["msgsvc", "unicast"]]
+        off = [line.split() for line in lines if line.split()[:4] == ["msgsvc", "history", "off", "unicast"]]
+        self.assertEqual((len(on), len(off)), (1, 1), out)
+        self.assertEqual((on[0][-1], off[0][-1]), ("0", "0"), out)  # lost
+        self.assertTrue(any(line.startswith("unicast (8 clients): msgsvc history on/off = ") for line in lines))
 
     def test_two_nodes_on_redis_take_the_c_load_and_lose_nothing(self) -> None:
         """Two real nodes on a real redis-server, the clients spread over them (figures not judged)."""

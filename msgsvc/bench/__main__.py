@@ -1,6 +1,7 @@
 """``python -m msgsvc.bench``: measure msgsvc, and its peers on the same workloads.
 
     python -m msgsvc.bench run --server msgsvc --workload unicast --clients 1000
+    python -m msgsvc.bench run --workload unicast --clients 1000 --history on --history off
     python -m msgsvc.bench suite --json bench.json --plot performance.png
     python -m msgsvc.bench show bench.json [--plot performance.png]
     python -m msgsvc.bench logins [--accounts 200]
@@ -29,7 +30,13 @@ def _rate(value: str) -> float | None:
 
 def _run(args: argparse.Namespace) -> list[Measurement]:
     results = []
-    for server in [s for _ in range(args.repeat) for s in args.server or ["msgsvc"]]:  # in turn
+    variants = [
+        (server, history)
+        for _ in range(args.repeat)
+        for server in args.server or ["msgsvc"]
+        for history in args.history or ["on"]
+    ]
+    for server, history in variants:  # in turn
         scenario = Scenario(
             server=server,
             workload=args.workload,
@@ -43,6 +50,7 @@ def _run(args: argparse.Namespace) -> list[Measurement]:
             workers=args.workers,
             warmup=args.warmup,
             load=args.load,
+            history=history == "on",
         )
         print(f"running {scenario}", file=sys.stderr, flush=True)
         results.append(measure(scenario, args.load_python))
@@ -86,6 +94,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     load.add_argument("--plot", help="draw the unicast sweep here (PNG; needs matplotlib)")
     run = commands.add_parser("run", parents=[load], help="one workload, on one or more servers")
     run.add_argument("--server", action="append", choices=SERVERS, help="repeatable; default msgsvc")
+    run.add_argument(
+        "--history",
+        action="append",
+        choices=("on", "off"),
+        help="msgsvc with its history (on) or with --history-days 0 (off); repeatable, side by side, "
+        "taking turns; default on",
+    )
     run.add_argument("--workload", choices=WORKLOADS, default="unicast")
     run.add_argument("--clients", type=int, default=100)
     run.add_argument("--rate", type=_rate, default=None, help="messages/s offered, or max (default)")

@@ -165,14 +165,21 @@ def ratio(mine: Row, theirs: Row) -> str:
 
 
 def ratios(measurements: Sequence[Measurement]) -> list[str]:
-    """msgsvc's delivered rate (registrations for ``connect``) over each peer's, workload by workload."""
+    """msgsvc's delivered rate (registrations for ``connect``) over each peer's, workload by workload;
+    then each msgsvc server's with its history over without it."""
     all_rows = rows(measurements)
     ours = {key(r.runs[0]): r for r in all_rows if r.server == "msgsvc"}
     lines = []
     for row in all_rows:
         mine = ours.get(key(row.runs[0]))
         s = row.scenario
-        if row.server == "msgsvc" or mine is None or s.workload == "idle":
+        if row.server == "msgsvc" or mine is None or s.workload == "idle" or not s.history:
             continue
         lines.append(f"{s.workload} ({s.clients} clients): msgsvc/{s.server} = {ratio(mine, row)}")
+    kept = {(r.scenario.server, r.scenario.nodes, *key(r.runs[0])): r for r in all_rows if r.scenario.history}
+    for row in all_rows:  # each server with its history over without it (``run --history on --history off``)
+        s = row.scenario
+        on = kept.get((s.server, s.nodes, *key(row.runs[0])))
+        if on is not None and not s.history:
+            lines.append(f"{s.workload} ({s.clients} clients): {on.server} history on/off = {ratio(on, row)}")
     return lines

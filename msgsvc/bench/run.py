@@ -33,11 +33,13 @@ class Scenario:
     warmup: float = 2.0  # seconds of the same load before the measured run (not for connect, idle)
     load: str = "c"  # "c": the C load process where it does the job (msgsvc.bench.cload), else Python
     nodes: int = 1  # msgsvc-redis: the nodes, each client on one of them in turn
+    history: bool = True  # msgsvc keeps its history (False: ``--history-days 0``)
 
     @property
     def label(self) -> str:
-        """The server, and its nodes if several: ``msgsvc-redis x2``."""
-        return self.server if self.nodes == 1 else f"{self.server} x{self.nodes}"
+        """The server, its nodes if several, and whether it keeps no history: ``msgsvc-redis x2 history off``."""
+        label = self.server if self.nodes == 1 else f"{self.server} x{self.nodes}"
+        return label if self.history else f"{label} history off"
 
     def __post_init__(self) -> None:
         if self.workload not in WORKLOADS:
@@ -48,6 +50,8 @@ class Scenario:
             raise ValueError(f"server must be one of {', '.join(servers.SERVERS)}")
         if self.nodes < 1 or (self.nodes > 1 and self.server != servers.MSGSVC_REDIS):
             raise ValueError(f"nodes: 1, or several for {servers.MSGSVC_REDIS}")
+        if not self.history and self.server not in servers.MSGSVCS:
+            raise ValueError(f"history off is for {', '.join(servers.MSGSVCS)}")
         if self.workload in ("unicast", "multicast", "broadcast") and self.clients < self.workers * (
             self.recipients + 1
         ):
@@ -226,7 +230,9 @@ def measure(scenario: Scenario, load_python: str = sys.executable, ready_timeout
     result = Measurement(scenario, load_cores=len(load_cpus) if load_cpus else os.cpu_count() or 1)
     with tempfile.TemporaryDirectory(prefix="msgsvc-bench-") as tmp:
         names = [n for p in plans(scenario, [0]) for n in p.names]
-        server = servers.deploy(scenario.server, Path(tmp), names, server_cpus, scenario.nodes)
+        server = servers.deploy(
+            scenario.server, Path(tmp), names, server_cpus, scenario.nodes, scenario.history
+        )
         workers: list[WorkerProcess] = []
         try:
             result.baseline_rss_kib = server.rss_kib()

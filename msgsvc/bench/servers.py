@@ -18,6 +18,8 @@ MSGSVC_IRC = "msgsvc-irc"
 #: msgsvc's nodes (one or more) on a Redis server of their own, the clients spread over the nodes
 MSGSVC_REDIS = "msgsvc-redis"
 SERVERS = ("msgsvc", "words", "ngircd", MSGSVC_WEB, MSGSVC_IRC, MSGSVC_REDIS)
+#: the servers that are msgsvc (they take ``--history-days``)
+MSGSVCS = ("msgsvc", MSGSVC_WEB, MSGSVC_IRC, MSGSVC_REDIS)
 #: what ``bench suite`` compares unless told: msgsvc and its peers, all over TCP
 SUITE = ("msgsvc", "words", "ngircd")
 PASSWORD = "bench"
@@ -249,16 +251,23 @@ REDIS_OPTIONS = ["--save", "", "--appendonly", "yes", "--appendfsync", "everysec
 
 
 def deploy(
-    name: str, workdir: Path, names: Iterable[str], cpus: Sequence[int | None], nodes: int = 1
+    name: str,
+    workdir: Path,
+    names: Iterable[str],
+    cpus: Sequence[int | None],
+    nodes: int = 1,
+    history: bool = True,
 ) -> Deployment:
     """Start server ``name``, or for :data:`MSGSVC_REDIS` a Redis server and ``nodes`` nodes on it.
 
     Node ``i`` runs on ``cpus[i]`` (None: any core); Redis, on ``cpus[nodes]`` if there is one.
+    Without ``history``, msgsvc runs with ``--history-days 0``.
     """
+    msgsvc_options = MSGSVC_OPTIONS if history else [*MSGSVC_OPTIONS, "--history-days=0"]
     if name != MSGSVC_REDIS:
         if nodes != 1:
             raise ValueError(f"{name} is one process; nodes are for {MSGSVC_REDIS}")
-        return Deployment([start(name, workdir, names, cpus[0])])
+        return Deployment([start(name, workdir, names, cpus[0], msgsvc_options)])
     problem = missing(name)
     if problem:
         raise RuntimeError(problem)
@@ -273,7 +282,7 @@ def deploy(
     try:
         for i in range(nodes):
             (workdir / f"node{i}").mkdir()
-            options = [*MSGSVC_OPTIONS, f"--redis=redis://127.0.0.1:{port}/0"]
+            options = [*msgsvc_options, f"--redis=redis://127.0.0.1:{port}/0"]
             started.append(start("msgsvc", workdir / f"node{i}", names, cpus[i], options))
         for node in started:  # ready for HELLO: a lease, the subscription, the log read
             node.wait_logged(["lease held", "subscription: connected", "username log"])
