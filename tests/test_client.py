@@ -19,6 +19,7 @@ from msgsvc.client.connect import endpoint_connector
 from msgsvc.client.presenter import (
     UNPROTECTED_HISTORY,
     ChatPresenter,
+    ConversationItem,
     Entry,
     Phase,
     UserItem,
@@ -774,6 +775,43 @@ class ClientProtocolVersionTests(SynchronousTestCase):
         self.protocol.history("#all", "*", None)
         self.assertEqual(self.transport.value(), b"HISTORY alice,bob 01A 20\r\nHISTORY #all *\r\n")
 
+    def test_conversations(self) -> None:
+        at = "2026-12-02T08:43:10.002Z"
+        self.feed(
+            "VERSION 9 90",
+            "WELCOME alice :hi",
+            f"CONVERSATION alice,carol 01M8TYR19J1HB1YED1Z05M91H8 {at}",
+            f"CONVERSATION #all 01M8TXPV523W8Z82R03JPAA6E4 {at}",
+            "ENDCONVERSATIONS 2",
+        )
+        stamp = wire.parse_millis(at)
+        found = [
+            ("alice,carol", Stamp("01M8TYR19J1HB1YED1Z05M91H8", stamp)),
+            ("#all", Stamp("01M8TXPV523W8Z82R03JPAA6E4", stamp)),
+        ]
+        self.assertEqual(self.listener.calls[-1], ("conversations", (found,)))
+        self.transport.clear()
+        self.protocol.conversations()
+        self.assertEqual(self.transport.value(), b"CONVERSATIONS\r\n")
+
+    def test_a_hostile_answer_to_conversations_is_read_within_bounds(self) -> None:
+        """Lines it cannot read are skipped; past the protocol's 100 lines, the rest are; the count
+        the server claims is not believed."""
+        at = "2026-12-02T08:43:10.002Z"
+        self.feed("VERSION 9 90", "WELCOME alice :hi")
+        self.protocol.dataReceived(b"CONVERSATION alice,b\xffb 01A " + at.encode() + b"\r\n")
+        self.feed(
+            "CONVERSATION alice,bob",
+            "CONVERSATION alice,bob 01A yesterday",
+            "CONVERSATION alice,bob 01A 0000-00-00T00:00:00Z",
+            *(f"CONVERSATION alice,u{n} 01A {at}" for n in range(150)),
+            "ENDCONVERSATIONS 99999999999999999999999",
+            "ENDCONVERSATIONS",
+        )
+        answers = [args[0] for name, args in self.listener.calls if name == "conversations"]
+        self.assertEqual([len(found) for found in answers], [100, 0])  # type: ignore[arg-type]
+        self.assertEqual(answers[0][-1][0], "alice,u99")  # type: ignore[index]
+
     def test_a_version_8_server_refuses_version_and_speaks_version_8(self) -> None:
         self.feed("ERROR UNKNOWN_COMMAND :unknown command VERSION", "WELCOME alice :hi", "MSG bob unicast alice :hi")
         self.assertEqual(
@@ -789,7 +827,8 @@ class HistoryTests(PresenterTestCase):
         super().setUp()
         self.clock.advance(time.mktime((2026, 12, 2, 9, 30, 0, 0, 0, -1)))  # 09:30 local time
 
-    def log_in_9(self, *catch_up: str, protected: bool = True) -> None:
+    def log_in_9(self, *catch_up: str, protected: bool = True, listed: tuple[str, ...] = ()) -> None:
+        """Log in (the catch-up, then the answer to CONVERSATIONS: the ``listed`` lines)."""
         self.presenter.login("alice", "tcp:example.org:8123")
         mark = " protected" if protected else ""
         self.connection.server_says(
@@ -800,6 +839,8 @@ class HistoryTests(PresenterTestCase):
             "USER carol online",
             "ENDUSERS 3",
             *catch_up,
+            *listed,
+            f"ENDCONVERSATIONS {len(listed)}",
         )
         self.connection.sent()
 
@@ -928,6 +969,94 @@ class HistoryTests(PresenterTestCase):
         self.assertEqual(
             self.shown()[-2:], [("direct", "bob to you: hi"), ("warning", "This server keeps no history.")]
         )
+
+    def test_the_conversations_are_asked_at_login_and_listed_newest_first(self) -> None:
+        self.presenter.login("alice", "tcp:example.org:8123")
+        self.connection.server_says(
+            "VERSION 9 90",
+            "WELCOME alice :hi",
+            "USER alice online protected",
+            "USER bob online",
+            "USER Carol online",
+            "ENDUSERS 3",
+        )
+        self.assertEqual(self.connection.sent(), ["VERSION 9", "HELLO alice", "CONVERSATIONS"])
+        self.connection.server_says(
+            "ENDHISTORY #all 0 start",
+            f"CONVERSATION alice,carol 01C {_millis(2026, 12, 2, 8, 43)}",
+            f"CONVERSATION #all 01B {_millis(2026, 12, 2, 8, 25)}",
+            f"CONVERSATION alice,bob,carol 01A {_millis(2026, 12, 1, 17, 2)}",
+            f"CONVERSATION alice 019 {_millis(2026, 11, 30, 9, 0)}",
+            "ENDCONVERSATIONS 4",
+        )
+        self.assertEqual(
+            self.view.last("show_conversations"),
+            (
+                [
+                    ConversationItem("alice,carol", "Carol", "today 08:43"),
+                    ConversationItem("#all", "everyone", "today 08:25"),
+                    ConversationItem("alice,bob,carol", "bob and Carol", "yesterday 17:02"),
+                    ConversationItem("alice", "yourself", "Mon 30 Nov 09:00"),
+                ],
+            ),
+        )
+
+    def test_opening_a_listed_conversation_shows_its_history_as_picking_its_names_does(self) -> None:
+        listed = f"CONVERSATION alice,bob,carol 01A {_millis(2026, 12, 1, 17, 2)}"
+        self.log_in_9("ENDHISTORY #all 0 start", listed=(listed,))
+        self.presenter.open_conversation("alice,bob,carol")
+        self.assertEqual((self.presenter.mode, self.presenter.selected), (Kind.MULTICAST, ("bob", "carol")))
+        self.assertEqual(self.view.last("show_mode"), (Kind.MULTICAST, ("bob", "carol")))
+        self.assertEqual(self.connection.sent(), ["HISTORY alice,bob,carol *"])
+        self.presenter.open_conversation("alice")  # with oneself
+        self.assertEqual((self.presenter.mode, self.presenter.selected), (Kind.UNICAST, ("alice",)))
+        self.presenter.open_conversation("#all")
+        self.assertEqual((self.presenter.mode, self.presenter.selected), (Kind.BROADCAST, ()))
+        self.assertEqual(self.connection.sent(), ["HISTORY alice *", "HISTORY #all *"])
+
+    def test_a_hostile_list_of_conversations_shows_only_what_can_be_opened(self) -> None:
+        """Odd names, conversations without this user, of more names than a message can have,
+        repeated, or at the edges of time, are left out or shown as they are; nothing breaks."""
+        crowd = ",".join(sorted(["alice", *(f"u{n}" for n in range(40))]))
+        self.log_in_9(
+            "ENDHISTORY #all 0 start",
+            listed=(
+                f"CONVERSATION alice,bob 01A {_millis(2026, 12, 2, 8, 0)}",
+                f"CONVERSATION alice,bob 01A {_millis(2026, 12, 2, 8, 0)}",
+                f"CONVERSATION alice,b\u202eob 01B {_millis(2026, 12, 2, 8, 0)}",
+                f"CONVERSATION Alice,Bob 01C {_millis(2026, 12, 2, 8, 0)}",
+                f"CONVERSATION bob,carol 01D {_millis(2026, 12, 2, 8, 0)}",
+                f"CONVERSATION alice,,bob 01E {_millis(2026, 12, 2, 8, 0)}",
+                f"CONVERSATION #ALL 01F {_millis(2026, 12, 2, 8, 0)}",
+                f"CONVERSATION {crowd} 01G {_millis(2026, 12, 2, 8, 0)}",
+                "CONVERSATION alice,carol 01H 9999-12-31T23:59:59.999Z",
+                "CONVERSATION #all 01I 0001-01-01T00:00:00.000Z",
+            ),
+        )
+        items = self.view.last("show_conversations")[0]
+        self.assertEqual(
+            [(item.conversation, item.who) for item in items],  # type: ignore[attr-defined]
+            [("alice,bob", "bob"), ("alice,carol", "carol"), ("#all", "everyone")],
+        )
+        self.connection.server_says("ENDCONVERSATIONS 1")  # not asked for: nothing shown
+        self.assertEqual(len([name for name, _ in self.view.calls if name == "show_conversations"]), 1)
+        self.presenter.choose_recipients(("bob",))  # the answers still match their commands
+        self.assertEqual(self.connection.sent(), ["HISTORY alice,bob *"])
+
+    def test_conversations_refused(self) -> None:
+        self.presenter.login("alice", "tcp:example.org:8123")
+        self.connection.server_says(
+            "VERSION 9 90", "WELCOME alice :hi", "USER alice online", "ENDUSERS 1", "ENDHISTORY #all 0 more"
+        )
+        self.connection.server_says("ERROR SERVER_ERROR :the server's state is away")
+        said = ("warning", "Your conversations cannot be listed now: the server's state is away")
+        self.assertEqual(self.shown()[-1], said)
+        self.assertEqual([name for name, _ in self.view.calls if name == "show_conversations"], [])
+
+    def test_no_conversations_asked_of_a_server_keeping_no_history(self) -> None:
+        self.presenter.login("alice", "tcp:example.org:8123")
+        self.connection.server_says("VERSION 9 0", "WELCOME alice :hi", "USER alice online", "ENDUSERS 1")
+        self.assertEqual(self.connection.sent(), ["VERSION 9", "HELLO alice"])
 
     def test_days_as_headings_say_them(self) -> None:
         now = time.mktime((2026, 12, 2, 9, 30, 0, 0, 0, -1))

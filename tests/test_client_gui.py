@@ -345,3 +345,32 @@ class ClientWindowHistoryTests(ClientWindowTests):
         self.assertEqual([line.split("news ")[1] for line in lines], [f"{n:02}" for n in range(60)])
         self.assertIn("bob to everyone: news 00", lines[0])
         self.assertGreater(alice.conversation.yview()[0], 0.0)  # the lines shown stay in place
+
+    async def test_after_login_the_recent_conversations_are_listed_and_one_opens_with_history(self) -> None:
+        bob = await self.loopback.client()
+        bob.send("VERSION 9")
+        bob.send("HELLO bob")
+        await bob.until("ENDHISTORY")
+        first = self.window()
+        first.username.insert(0, "alice")
+        first.password.insert(0, "alice's secret")
+        first.connect_button.invoke()
+        await self.until("alice connected", lambda: first.status.cget("text").startswith("Connected"))
+        self.pick(first, Kind.UNICAST, "bob")
+        self.type_and_send(first, "lunch at noon?")
+        await self.until("sent", lambda: "you to bob: lunch at noon?" in self.conversation(first))
+        await first.presenter.quit()  # type: ignore[union-attr]
+
+        again = self.window()  # another machine: nothing of the conversation shown yet
+        again.username.insert(0, "alice")
+        again.password.insert(0, "alice's secret")
+        again.connect_button.invoke()
+        await self.until("the list", lambda: again.conversations.size() == 1)
+        self.assertRegex(again.conversations.get(0), r"^bob · today \d\d:\d\d$")
+        self.assertNotIn("lunch at noon?", self.conversation(again))
+        again.conversations.selection_set(0)
+        again.conversations.event_generate("<<ListboxSelect>>")
+        await self.until("its history", lambda: "you to bob: lunch at noon?" in self.conversation(again))
+        self.assertEqual(again.mode.get(), Kind.UNICAST.value)
+        self.assertEqual([again.users.get(i) for i in again.users.curselection()], ["● bob"])
+        self.assertTrue(again.to.cget("text").startswith("To: bob"))

@@ -391,6 +391,12 @@ class TextHistoryTests(SynchronousTestCase):
             "ENDUSERS 2",
             f"HISTMSG #all alice broadcast * 01A {self.at(12, 1, 17, 2)} :coffee's on",
             "ENDHISTORY #all 1 more",
+            f"CONVERSATION alice,bob 01C {self.at(12, 2, 8, 20)}",
+            f"CONVERSATION #all 01A {self.at(12, 1, 17, 2)}",
+            f"CONVERSATION bob 019 {self.at(11, 30, 9, 0)}",
+            f"CONVERSATION bob,carol 018 {self.at(11, 29, 9, 0)}",
+            f"CONVERSATION alice,bob,carol 017 {self.at(11, 28, 9, 0)}",
+            "ENDCONVERSATIONS 5",
         )
         self.connection.sent()
 
@@ -429,3 +435,32 @@ class TextHistoryTests(SynchronousTestCase):
         self.view.line("/history alice carol")
         self.assertEqual(self.connection.sent(), [])
         self.assertEqual(self.output[-1], "!! Usage: /history [NAME[,NAME...]|#all] [N], N from 1 to 100")
+
+    def test_a_summary_of_the_recent_conversations_at_login_and_conversations_opens_one(self) -> None:
+        self.assertEqual(
+            " ".join(self.output[-2:]),  # wrapped at 80 columns
+            "-- Your recent conversations: alice (today 08:20), everyone (yesterday 17:02), yourself "
+            "(Mon 30 Nov 09:00) and 2 more. /conversations N opens one.",
+        )
+        self.output.clear()
+        self.view.line("/conversations")
+        self.assertEqual(
+            self.output,
+            [
+                "-- your recent conversations (5):",
+                "     1 alice  today 08:20",
+                "     2 everyone  yesterday 17:02",
+                "     3 yourself  Mon 30 Nov 09:00",
+                "     4 carol  Sun 29 Nov 09:00",
+                "     5 alice and carol  Sat 28 Nov 09:00",
+            ],
+        )
+        self.view.line("/conversations 5")
+        self.assertEqual(self.connection.sent(), ["HISTORY alice,bob,carol *"])
+        self.assertEqual(self.view.prompt(), "Message to alice, carol (empty to go back): ")
+        self.view.line("/conversations 2")
+        self.assertEqual(self.view.prompt(), "Message to everyone connected (empty to go back): ")
+        self.view.line("/conversations 6")
+        self.view.line("/conversations all")
+        self.assertEqual(self.output[-2:], ["!! Usage: /conversations [N], N from 1 to 5"] * 2)
+        self.assertEqual(self.connection.sent(), [])  # #all's latest page came at login

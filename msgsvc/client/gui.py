@@ -8,7 +8,7 @@ from collections.abc import Callable
 from functools import partial
 from tkinter import ttk
 
-from msgsvc.client.presenter import ChatPresenter, Entry, Field, UserItem
+from msgsvc.client.presenter import ChatPresenter, ConversationItem, Entry, Field, UserItem
 from msgsvc.hub.contracts import Kind
 
 _STYLES = {
@@ -44,6 +44,7 @@ class ChatWindow:
         self._build_login()
         self._build_chat()
         self._names: list[str] = []
+        self._conversations: list[str] = []  # what each line of the list of conversations opens
         self._selected: tuple[str, ...] = ()
 
     def bind(self, presenter: ChatPresenter, on_quit: Callable[[], None]) -> None:
@@ -151,6 +152,12 @@ class ChatWindow:
         self.users = tkinter.Listbox(left, exportselection=False, width=26, activestyle="none")
         self.users.pack(fill="both", expand=True)
         self.users.bind("<<ListboxSelect>>", lambda _e: self._recipients())
+        ttk.Label(left, text="Recent conversations").pack(anchor="w", pady=(12, 0))
+        self.conversations = tkinter.Listbox(
+            left, exportselection=False, width=26, height=6, activestyle="none"
+        )
+        self.conversations.pack(fill="x")
+        self.conversations.bind("<<ListboxSelect>>", lambda _e: self._open_conversation())
         panes.add(left, weight=0)
 
         right = ttk.Frame(panes)
@@ -257,6 +264,12 @@ class ChatWindow:
                 + " on the left"
             )
 
+    def show_conversations(self, items: list[ConversationItem]) -> None:
+        self._conversations = [item.conversation for item in items]
+        self.conversations.delete(0, "end")
+        for item in items:
+            self.conversations.insert("end", f"{item.who} · {item.when}")
+
     def show_reply(self, target: str) -> None:
         self.reply_button.state(["!disabled"] if target else ["disabled"])
 
@@ -333,6 +346,13 @@ class ChatWindow:
         assert self.presenter is not None
         chosen: tuple[int, ...] = self.users.curselection()  # type: ignore[no-untyped-call]  # typeshed leaves it untyped
         self.presenter.choose_recipients(tuple(self._names[i] for i in chosen))
+
+    def _open_conversation(self) -> None:
+        assert self.presenter is not None
+        chosen: tuple[int, ...] = self.conversations.curselection()  # type: ignore[no-untyped-call]
+        if chosen:
+            self.presenter.open_conversation(self._conversations[chosen[0]])
+            self.message.focus_set()
 
     def _reply_all(self) -> None:
         assert self.presenter is not None

@@ -63,6 +63,20 @@ class _HistoryAsked:
     explicit: bool
 
 
+@dataclass(frozen=True)
+class _ConversationsAsked:
+    """A ``CONVERSATIONS`` waiting for its answer."""
+
+
+@dataclass(frozen=True)
+class ConversationItem:
+    """One of this user's recent conversations, as the list of them shows it."""
+
+    conversation: str  # as the server names it: '#all', or the participants' names in lower case
+    who: str  # 'everyone', 'bob', 'bob and carol', 'yourself'
+    when: str  # when its newest message was sent: 'today 08:43', 'yesterday 17:02'
+
+
 @dataclass
 class _Pages:
     """How far back a conversation's history is shown."""
@@ -72,7 +86,7 @@ class _Pages:
 
 
 #: A command waiting for its answer: a message (option, recipients, text), a password change, a page of history.
-_Pending = tuple[Kind, tuple[str, ...], str] | _PasswordChange | _HistoryAsked
+_Pending = tuple[Kind, tuple[str, ...], str] | _PasswordChange | _HistoryAsked | _ConversationsAsked
 
 #: Why a name that is not protected has no history of its direct conversations.
 UNPROTECTED_HISTORY = (
@@ -126,6 +140,9 @@ class View(Protocol):
 
     def show_reply(self, target: str) -> None:
         """Say whom "reply all" would answer ('' while there is nothing to reply to)."""
+
+    def show_conversations(self, items: list[ConversationItem]) -> None:
+        """Show this user's recent conversations, newest first: picking one opens it."""
 
     def append(self, entry: Entry) -> None: ...
 
@@ -342,11 +359,27 @@ class ChatPresenter:
         if self._reply is None:
             self._say("error", "Nothing to reply to yet.")
             return False
-        mode, names = self._reply
+        self._choose(*self._reply)
+        return True
+
+    def open_conversation(self, conversation: str) -> None:
+        """Address ``conversation`` (as :class:`ConversationItem` names it) and show its history."""
+        if conversation == "#all":
+            self._choose(Kind.BROADCAST, ())
+            return
+        others = self._spelled(conversation) or (self.me,)
+        self._choose(Kind.UNICAST if len(others) == 1 else Kind.MULTICAST, others)
+
+    def _spelled(self, conversation: str) -> tuple[str, ...]:
+        """The participants of a direct ``conversation`` but this user, as the log spells them."""
+        known = {name.casefold(): name for name in self.users}
+        me = self.me.casefold()
+        return tuple(known.get(key, key) for key in conversation.split(",") if key != me)
+
+    def _choose(self, mode: Kind, names: tuple[str, ...]) -> None:
         self.mode, self.selected = mode, names
         self._view.show_mode(mode, names)
         self._open()
-        return True
 
     # -- history -------------------------------------------------------------
 
@@ -566,6 +599,40 @@ class ChatPresenter:
         self._say("info", status)
         if self._reply is not None:
             self._set_reply(*self._reply)
+        if self._history_days and self._protocol is not None:
+            self._protocol.conversations()
+            self._outbox.append(_ConversationsAsked())
+
+    def conversations(self, found: list[tuple[str, Stamp]]) -> None:
+        pending = self._outbox[0] if self._outbox else None
+        if not isinstance(pending, _ConversationsAsked):
+            return  # not asked for
+        self._outbox.popleft()
+        now = self._clock.seconds()
+        items: dict[str, ConversationItem] = {}
+        for conversation, stamp in found:
+            if conversation not in items and self._readable(conversation):
+                when = describe_time(stamp.at, now)
+                items[conversation] = ConversationItem(conversation, self._who(conversation), when)
+        self._view.show_conversations(list(items.values()))
+
+    def _readable(self, conversation: str) -> bool:
+        """Whether ``conversation`` is one this user can be in, as the server names it (a hostile
+        server's odd names are left out)."""
+        if conversation == "#all":
+            return True
+        keys = conversation.split(",")
+        return (
+            len(keys) <= self._limits.max_recipients + 1
+            and all(is_valid_username(key) and key == key.lower() for key in keys)
+            and self.me.lower() in keys
+        )
+
+    def _who(self, conversation: str) -> str:
+        """With whom ``conversation`` is: 'everyone', 'bob and carol', 'yourself'."""
+        if conversation == "#all":
+            return "everyone"
+        return and_list(list(self._spelled(conversation))) or "yourself"
 
     def user_log(self, users: list[tuple[str, bool, bool]]) -> None:
         self.users = {name: online for name, online, _ in users}
@@ -725,6 +792,11 @@ class ChatPresenter:
             self._view.show_password_problem(f"Password not changed: {text}")
         elif isinstance(pending, _HistoryAsked):
             self._history_refused(pending.conversation, code, text)
+        elif isinstance(pending, _ConversationsAsked) and code == "HISTORY_OFF":
+            self._history_days = 0
+            self._say("warning", NO_HISTORY)
+        elif isinstance(pending, _ConversationsAsked):
+            self._say("warning", f"Your conversations cannot be listed now: {text}")
         else:
             self._say("error", f"{code}: {text}")
 

@@ -17,6 +17,8 @@ from msgsvc.wire import ProtocolError
 
 #: The protocol version this client speaks.
 VERSION = 9
+#: The most ``CONVERSATION`` lines one answer holds (the protocol's limit): more are skipped.
+MAX_CONVERSATIONS = 100
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,10 @@ class ClientListener(Protocol):
     def history_end(self, more: bool) -> None:
         """The end of a page of history; ``more``: older messages of that conversation may be read."""
 
+    def conversations(self, found: list[tuple[str, Stamp]]) -> None:
+        """The answer to :meth:`ClientProtocol.conversations`: (conversation, its newest message's
+        id and time) for each, newest first, as the server named them."""
+
     def error(self, code: str, text: str) -> None: ...
     def notice(self, text: str) -> None: ...
     def bye(self, reason: str) -> None: ...
@@ -112,6 +118,7 @@ class ClientProtocol(LineProtocol):
         self.listener = listener
         self._password = password
         self._users: list[tuple[str, bool, bool]] = []
+        self._conversations: list[tuple[str, Stamp]] = []  # the CONVERSATION lines of the answer coming
         self._last_delayed = 0  # the id of the last DELAYED line of the page
         self._version = 8  # until the server answers VERSION
         self._version_asked = False  # VERSION sent and not yet answered
@@ -196,6 +203,11 @@ class ClientProtocol(LineProtocol):
                 listener.history_message(sender, Kind(kind), _names(recipients), stamp, params[-1])
             case "ENDHISTORY":
                 listener.history_end(params[2] == "more")
+            case "CONVERSATION" if len(self._conversations) < MAX_CONVERSATIONS:
+                self._conversations.append((params[0], _stamp(params[1], params[2])))
+            case "ENDCONVERSATIONS":
+                found, self._conversations = self._conversations, []
+                listener.conversations(found)
             case "ENDDELAYED":
                 # Shown (listeners show at once): the server may drop them, and send the next page.
                 if self._last_delayed:
@@ -229,6 +241,10 @@ class ClientProtocol(LineProtocol):
         """Ask for the ``count`` messages (the server's default if None) of ``conversation``
         (``#all`` or comma-separated names) before the message id ``before`` (``*``: the latest)."""
         self._write("HISTORY", conversation, before, *([str(count)] if count is not None else []))
+
+    def conversations(self) -> None:
+        """Ask for this user's conversations, newest first (version 9)."""
+        self._write("CONVERSATIONS")
 
     def quit(self, reason: str = "") -> None:
         self._write("QUIT", trailing=reason or None)

@@ -14,7 +14,7 @@ import unicodedata
 import zlib
 from collections.abc import Callable
 
-from msgsvc.client.presenter import ChatPresenter, Entry, Field, Phase, UserItem
+from msgsvc.client.presenter import ChatPresenter, ConversationItem, Entry, Field, Phase, UserItem
 from msgsvc.hub.contracts import Kind
 
 #: A printed line as (style, text) pieces, the shape of prompt_toolkit's FormattedText.
@@ -26,6 +26,7 @@ COMMANDS = {
     "/reply": "/reply [TEXT]             reply to the sender and the group of the last message",
     "/password": "/password                 protect your name, or change its password",
     "/history": "/history [NAME|#all] [N]  N earlier messages of a conversation (the current one)",
+    "/conversations": "/conversations [N]        your recent conversations; N opens the Nth",
     "/who": "/who                      who is online",
     "/users": "/users                    the whole username log",
     "/reconnect": "/reconnect                after a disconnect",
@@ -46,6 +47,8 @@ _SECRET_STEPS = ("password", "new-password", "new-password-again")
 #: The steps whose lines Up and Down may recall.
 _KEPT_STEPS = ("mode", "recipients", "message", "disconnected")
 _MARKS = {"sent": "->", "warning": "!!", "error": "!!", "info": "--", "notice": "**"}
+#: How many recent conversations the summary at login names.
+_SUMMARY = 3
 #: How many colours senders are spread over (styles ``sender.0`` ...).
 SENDER_COLOURS = 6
 
@@ -155,6 +158,7 @@ class TextView:
         self._users: list[UserItem] = []
         self._typed_ahead: list[str] = []
         self._day = ""  # the day the last message of the history printed was of
+        self._conversations: list[ConversationItem] = []
 
     def bind(self, presenter: ChatPresenter, on_quit: Callable[[], None]) -> None:
         """Take input for ``presenter``; ``on_quit`` runs on /quit or end of input."""
@@ -223,6 +227,15 @@ class TextView:
 
     def show_reply(self, target: str) -> None:
         """Nothing to show: /reply says whom it answers."""
+
+    def show_conversations(self, items: list[ConversationItem]) -> None:
+        """Say the newest few, at login: /conversations lists them all."""
+        self._conversations = items
+        if not items:
+            return
+        newest = ", ".join(f"{item.who} ({item.when})" for item in items[:_SUMMARY])
+        more = f" and {len(items) - _SUMMARY} more" if len(items) > _SUMMARY else ""
+        self._say("info", f"-- Your recent conversations: {newest}{more}. /conversations N opens one.")
 
     def append(self, entry: Entry) -> None:
         self._day = ""  # a page of history printed after this says its day again
@@ -350,6 +363,8 @@ class TextView:
             self._say("error", "!! Not connected: /reconnect or /quit.")
         elif command == "/history":
             self._history(argument.split())
+        elif command == "/conversations":
+            self._open_conversation(argument)
         elif command == "/password":
             self._step = "new-password"
         elif command == "/reply":
@@ -377,6 +392,21 @@ class TextView:
         everyone = targets and targets[0].lower() == "#all"
         target = "#all" if everyone else ",".join(self._names(targets[0])) if targets else ""
         self.presenter.history(target, counts[0] if counts else None)
+
+    def _open_conversation(self, argument: str) -> None:
+        """List the recent conversations (no argument), or open the one numbered ``argument``."""
+        assert self.presenter is not None
+        items = self._conversations
+        if not argument:
+            self._say("info", f"-- your recent conversations ({len(items)}):")
+            for number, item in enumerate(items, 1):
+                line = [("class:info", f"   {number:>3} "), ("", f"{item.who}  "), ("class:time", item.when)]
+                self._output(line, 8)
+        elif argument.isdigit() and 1 <= int(argument) <= len(items):
+            self.presenter.open_conversation(items[int(argument) - 1].conversation)
+            self._step = "message"
+        else:
+            self._say("error", f"!! Usage: /conversations [N], N from 1 to {len(items)}")
 
     def _secret(self, text: str) -> None:
         """A password typed at one of the :data:`_SECRET_STEPS`."""
