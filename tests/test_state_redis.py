@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from typing import Any
@@ -22,6 +23,7 @@ from msgsvc.state.redis import (
     APPEND,
     HISTORIES,
     HISTORY_SIZE,
+    LAYOUT,
     NAMED,
     QUEUE_COUNT,
     QUEUE_ID,
@@ -289,7 +291,7 @@ class RedisHistoryTests(RedisStateCase):
         names = {"alice": "", "bob": "", "carol": ""}
         return {
             "histories": sorted(await redis.execute("HGETALL", HISTORIES)),
-            **{name: sorted(await redis.execute("SMEMBERS", conversations_key(name))) for name in names},
+            **{name: await redis.execute("ZRANGE", conversations_key(name), 0, -1) for name in names},
         }
 
     async def test_the_indexes_follow_appends_expiry_and_purges_and_forget_an_empty_conversation(
@@ -309,9 +311,9 @@ class RedisHistoryTests(RedisStateCase):
             await self.keys(),
             {
                 "histories": sorted([ALL, all1.id, "alice,bob", ab2.id, "alice,carol", ac2.id]),
-                "alice": ["alice,bob", "alice,carol"],
-                "bob": ["alice,bob"],
-                "carol": ["alice,carol"],
+                "alice": [f"{ac2.id}|alice,carol", f"{ab2.id}|alice,bob"],
+                "bob": [f"{ab2.id}|alice,bob"],
+                "carol": [f"{ac2.id}|alice,carol"],
             },
         )
         self.assertEqual(await self.state.page_before("alice,bob", None, 10, 0.0), ([ab1, ab2], False))
@@ -319,20 +321,69 @@ class RedisHistoryTests(RedisStateCase):
         self.assertEqual(await self.state.purge_history("bob"), 2)  # ab2 and all1: alice,bob's newest is ab1
         histories = (await self.keys())["histories"]
         self.assertEqual(histories, sorted(["alice,bob", ab1.id, "alice,carol", ac2.id]))
+        self.assertEqual((await self.keys())["alice"], [f"{ab1.id}|alice,bob", f"{ac2.id}|alice,carol"])
         self.assertEqual(await self.state.latest("bob", 0.0, 10), [ab1])
         self.assertEqual(await self.state.expire_history(150.0, 100), 1)  # ab1: alice,bob is empty
         self.assertEqual(
             await self.keys(),
             {
                 "histories": sorted(["alice,carol", ac2.id]),
-                "alice": ["alice,carol"],
+                "alice": [f"{ac2.id}|alice,carol"],
                 "bob": [],
-                "carol": ["alice,carol"],
+                "carol": [f"{ac2.id}|alice,carol"],
             },
         )
         gone = await self.state.redis.execute("EXISTS", history_key("alice,bob"), history_key(ALL))
         self.assertEqual(gone, 0)
         self.assertEqual(await self.state.history_size(), 2)
+
+    async def commands_of_a_listing(self, name: str, limit: int) -> int:
+        """How many commands Redis ran (its own count, INFO commandstats) for ``latest(name)``."""
+
+        async def ran() -> int:
+            stats = await self.state.redis.execute("INFO", "commandstats")
+            calls = re.findall(r"^cmdstat_([a-z|]+):calls=(\d+)", stats, re.MULTILINE)
+            return sum(int(n) for command, n in calls if command not in {"info", "evalsha", "eval", "ping"})
+
+        before = await ran()
+        await self.state.latest(name, 0.0, limit)
+        return await ran() - before
+
+    async def test_a_listing_of_conversations_reads_those_it_lists_however_many_there_are(self) -> None:
+        many = [entry(f"alice,u{i:04}", "alice", 100.0 + i) for i in range(2000)]
+        few = [entry(f"bob,u{i:04}", "bob", 100.0 + i) for i in range(20)]
+        await self.state.append([*many, *few], 100)
+        self.assertEqual(await self.state.latest("alice", 0.0, 3), many[:-4:-1])
+        self.assertEqual(await self.state.latest("bob", 0.0, 3), few[:-4:-1])
+        # One read of the index, and the newest entry of each listed: 2000 conversations cost as 20.
+        self.assertEqual(await self.commands_of_a_listing("alice", 10), 1 + 10)
+        self.assertEqual(await self.commands_of_a_listing("bob", 10), 1 + 10)
+
+    async def test_an_older_msgsvcs_sets_of_conversations_are_indexed_once_by_whichever_node_starts_first(
+        self,
+    ) -> None:
+        ab, ac, all1 = entry("alice,bob", "bob", 100.0), entry("alice,carol", "carol", 200.0), entry(ALL, "x", 1)
+        for e in (ab, ac, all1):
+            await self.state.redis.execute("ZADD", history_key(e.conversation), 0, history_entry(e))
+            await self.state.redis.execute("HSET", HISTORIES, e.conversation, e.id)
+        await self.state.redis.execute("DEL", LAYOUT)  # as an older msgsvc left it: sets, no layout
+        await self.state.redis.execute("SADD", conversations_key("alice"), "alice,bob", "alice,carol")
+        await self.state.redis.execute("SADD", conversations_key("bob"), "alice,bob")
+        await self.state.redis.execute("SADD", conversations_key("carol"), "alice,carol")
+        said: list[LogEvent] = []
+        globalLogPublisher.addObserver(said.append)
+        self.addCleanup(globalLogPublisher.removeObserver, said.append)
+        nodes = [self.started() for _ in range(3)]
+        await gatherResults([n.redis.ready() for n in nodes])
+        await gatherResults([n.read_log() for n in nodes])
+        indexed = [e["conversations"] for e in said if "by their newest ids" in e.get("log_format", "")]
+        self.assertEqual(indexed, [2])
+        self.assertEqual((await self.keys())["alice"], [f"{ab.id}|alice,bob", f"{ac.id}|alice,carol"])
+        self.assertEqual(await nodes[1].latest("alice", 0.0, 10), [ac, ab])
+        self.assertEqual(await nodes[2].latest("bob", 0.0, 10), [ab])
+        later = entry("alice,bob", "alice", 300.0)
+        await nodes[0].append([later], 100)
+        self.assertEqual(await self.state.latest("alice", 0.0, 10), [later, ac])
 
     async def test_an_append_under_way_is_answered_before_the_state_stops(self) -> None:
         stopping = RedisState(reactor, RedisURL.parse(self.server.url))

@@ -26,6 +26,8 @@ from msgsvc.state.redis import (
     ACCOUNTS_CHANGED,
     ACCOUNTS_SINCE,
     HISTORY_SIZE,
+    INDEX,
+    LAYOUT,
     LOG_FIRST,
     LOG_LAST,
     LOG_NAME,
@@ -36,7 +38,6 @@ from msgsvc.state.redis import (
     RESET_ID,
     RESETS,
     SENDER_OF,
-    SETTLE,
     history_entry,
     queue_entry,
     reset_member,
@@ -46,13 +47,13 @@ from msgsvc.state.redisurl import RedisURL
 from msgsvc.state.sqlite import Database
 
 # KEYS: log name, first, last, accounts, changed, resets, reset id, queue id, queues, senders' counts, total,
-# since, the history's size
+# since, the history's size, the keys' layout
 # ARGV: JSON {users: [[key, name, first, last]], accounts: [[key, hash, changed, since]],
 #             resets: [[id, member]], queue: [[key, id, member]], history: [[conversation, member]]},
 #       every number as a string
 IMPORT = Script(
     SENDER_OF
-    + SETTLE
+    + INDEX
     + """
 if redis.call('HLEN', KEYS[1]) > 0 then
   return redis.error_reply('this Redis database already holds a msgsvc username log')
@@ -90,6 +91,7 @@ for _, h in ipairs(data.history) do
 end
 for conv in pairs(conversations) do settle(conv) end
 redis.call('SET', KEYS[13], #data.history)
+redis.call('SET', KEYS[14], 2)
 return {#data.users, #data.accounts, #data.queue, #data.history}
 """
 )
@@ -121,7 +123,7 @@ async def _copy(reactor: Any, data: dict[str, list[list[str]]], url: RedisURL) -
     try:
         await redis.ready(REPLY_TIMEOUT)
         keys = [LOG_NAME, LOG_FIRST, LOG_LAST, ACCOUNTS, ACCOUNTS_CHANGED, RESETS, RESET_ID, QUEUE_ID, QUEUES]
-        keys += [QUEUE_SENDERS, QUEUE_COUNT, ACCOUNTS_SINCE, HISTORY_SIZE]
+        keys += [QUEUE_SENDERS, QUEUE_COUNT, ACCOUNTS_SINCE, HISTORY_SIZE, LAYOUT]
         counts: list[int] = await redis.script(IMPORT, keys, [json.dumps(data)])
         return counts
     finally:

@@ -23,17 +23,21 @@ second).  The keys, all under ``msgsvc:``:
 ``msgsvc:history:CONV``    zset    score 0, ``MSGID|JSON [at, sender, kind, recipients, text]``
 ``msgsvc:histories``       hash    conversation -> its newest message id
 ``msgsvc:histories:size``  string  entries in all the histories
-``msgsvc:conversations:KEY``  set  the direct conversations of a name that have a history
+``msgsvc:conversations:KEY``  zset  score 0, ``NEWESTID|CONV``: the direct conversations of a name
+                                   that have a history, by their newest ids
+``msgsvc:layout``          string  the keys' layout (2: the names' conversations by newest id)
 =========================  ======  =================================================
 
 A key made of a name (``KEY``) or a conversation (``CONV``) is under a prefix of its own that no other
 key shares (:data:`NAMED`): whatever a user is called, its keys are its own.  An older msgsvc kept the
 queue's counters at ``msgsvc:queue:id``, ``msgsvc:queue:count`` and ``msgsvc:queue:senders``, the
-queues of users named so: :data:`UPGRADE` moves them, once, before a server reads the log.
+queues of users named so: :data:`UPGRADE` moves them, once, before a server reads the log; it kept a
+name's conversations as a set, which :data:`UPGRADE_INDEX` indexes by newest id then, once.
 
 The queue's two counts are kept by every script that adds or removes a queued message, in the same
 script; the history's last three by every script that adds or removes entries (:data:`APPEND`,
-:data:`TRIM`, :data:`PURGE`).  A history's members sort as their ids (26 characters, then ``|``), so
+:data:`TRIM`, :data:`PURGE`), so a listing of a name's conversations reads only those it lists
+(:data:`LATEST`).  A history's members sort as their ids (26 characters, then ``|``), so
 pages are ``ZRANGEBYLEX`` ranges, and a time is a position (:func:`message_id_floor`): messages come
 from several nodes' clocks, out of order by a little, which a Stream (ids only growing) would refuse.
 """
@@ -73,6 +77,7 @@ QUEUES = f"{PREFIX}queues"
 QUEUE_ID, QUEUE_SENDERS, QUEUE_COUNT = (f"{QUEUES}:{field}" for field in ("id", "senders", "count"))
 ONLINE = f"{PREFIX}online"  # who holds each name online (msgsvc.state.cluster)
 HISTORIES, HISTORY_SIZE = f"{PREFIX}histories", f"{PREFIX}histories:size"
+LAYOUT = f"{PREFIX}layout"
 
 
 #: The prefixes of the keys made of a name or a conversation: no other key starts with one.
@@ -301,30 +306,37 @@ return {'removed', name, id}
 )
 
 
-# participants(conv, command): SADD or SREM the conversation in its participants' sets (none for #all).
-# settle(conv): its newest id in msgsvc:histories as its history holds it now, and it in those sets; an
+# index(conv, old, new): moves conv in its participants' indexes (``msgsvc:conversations:NAME``, members
+# ``NEWESTID|CONV``) from its newest id `old` to `new` (false: not there; none for #all).
+# settle(conv): its newest id in msgsvc:histories and those indexes as its history holds it now; an
 # empty one is forgotten in both.
-SETTLE = """
-local function participants(conv, command)
+INDEX = """
+local function index(conv, old, new)
   if conv == '#all' then return end
-  for name in string.gmatch(conv, '[^,]+') do redis.call(command, 'msgsvc:conversations:' .. name, conv) end
+  for name in string.gmatch(conv, '[^,]+') do
+    local key = 'msgsvc:conversations:' .. name
+    if old then redis.call('ZREM', key, old .. '|' .. conv) end
+    if new then redis.call('ZADD', key, 0, new .. '|' .. conv) end
+  end
 end
 local function settle(conv)
+  local old = redis.call('HGET', 'msgsvc:histories', conv)
   local newest = redis.call('ZREVRANGE', 'msgsvc:history:' .. conv, 0, 0)[1]
+  newest = newest and string.match(newest, '^([^|]*)|') or false
+  if newest == old then return end
   if newest then
-    redis.call('HSET', 'msgsvc:histories', conv, string.match(newest, '^([^|]*)|'))
-    participants(conv, 'SADD')
+    redis.call('HSET', 'msgsvc:histories', conv, newest)
   else
     redis.call('HDEL', 'msgsvc:histories', conv)
-    participants(conv, 'SREM')
   end
+  index(conv, old, newest)
 end
 """
 
 # Appends the entries of one reactor pass, each trimmed to its conversation's newest `keep` at once;
-# then moves each conversation's newest id (a conversation new to the history joins its participants').
+# then moves each conversation's newest id in its participants' indexes.
 APPEND = Script(
-    SETTLE
+    INDEX
     + """
 -- KEYS: the size; ARGV: conversation, member, keep, ...  Returns the change in entries.
 local added, newest = 0, {}
@@ -341,18 +353,43 @@ for i = 1, #ARGV, 3 do
 end
 for conv, id in pairs(newest) do
   local old = redis.call('HGET', 'msgsvc:histories', conv)
-  if not old then participants(conv, 'SADD') end
-  if not old or id > old then redis.call('HSET', 'msgsvc:histories', conv, id) end
+  if not old or id > old then
+    redis.call('HSET', 'msgsvc:histories', conv, id)
+    index(conv, old, id)
+  end
 end
 if added ~= 0 then redis.call('INCRBY', KEYS[1], added) end
 return added
 """
 )
 
+# Each name's conversations as an older msgsvc kept them (a set, every one read by a listing): indexed by
+# their newest ids instead, from msgsvc:histories, in one script however many nodes start at once.
+UPGRADE_INDEX = Script(
+    INDEX
+    + """
+-- KEYS: the layout's version, the newest ids.  Returns the conversations indexed.
+if tonumber(redis.call('GET', KEYS[1]) or 0) >= 2 then return 0 end
+local indexed, newest = 0, redis.call('HGETALL', KEYS[2])
+for i = 1, #newest, 2 do
+  if newest[i] ~= '#all' then
+    for name in string.gmatch(newest[i], '[^,]+') do
+      local key = 'msgsvc:conversations:' .. name
+      if redis.call('TYPE', key)['ok'] == 'set' then redis.call('DEL', key) end
+    end
+    index(newest[i], false, newest[i + 1])
+    indexed = indexed + 1
+  end
+end
+redis.call('SET', KEYS[1], 2)
+return indexed
+"""
+)
+
 # Drops a conversation's entries sent before `oldest` (by id up to its millisecond, then by time),
 # and its oldest past `keep`.
 TRIM = Script(
-    SETTLE
+    INDEX
     + """
 -- KEYS: the history, the size; ARGV: conversation, message_id_floor(oldest), oldest, keep
 local oldest = tonumber(ARGV[3])
@@ -375,7 +412,7 @@ return dropped
 
 # Drops what one sender sent in one conversation: every entry read (the operator's command only).
 PURGE = Script(
-    SETTLE
+    INDEX
     + """
 -- KEYS: the history, the size; ARGV: conversation, the sender's name key
 local dropped = 0
@@ -394,20 +431,16 @@ return dropped
 )
 
 # The newest entry of each of a name's direct conversations whose newest id is at least a floor, the
-# newest first: every conversation of the name read (what CONVERSATIONS asks, not what a message does).
+# newest first: `limit` of them read from the name's index, however many conversations it is in.
 LATEST = Script(
     """
 -- KEYS: the name's conversations; ARGV: message_id_floor(since), limit.  Returns conversation, member...
-local found = {}
-for _, conv in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local id = redis.call('HGET', 'msgsvc:histories', conv)
-  if id and id >= ARGV[1] then table.insert(found, {id, conv}) end
-end
-table.sort(found, function(a, b) return a[1] > b[1] end)
 local out = {}
-for i = 1, math.min(#found, tonumber(ARGV[2])) do
-  table.insert(out, found[i][2])
-  table.insert(out, redis.call('ZREVRANGE', 'msgsvc:history:' .. found[i][2], 0, 0)[1])
+local members = redis.call('ZREVRANGEBYLEX', KEYS[1], '+', '[' .. ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, member in ipairs(members) do
+  local conv = string.match(member, '^[^|]*|(.*)$')
+  table.insert(out, conv)
+  table.insert(out, redis.call('ZREVRANGE', 'msgsvc:history:' .. conv, 0, 0)[1])
 end
 return out
 """
@@ -506,7 +539,8 @@ class RedisState(Service):
         return done
 
     def upgrade(self) -> Deferred[None]:
-        """Move what an older msgsvc kept where a name's keys go (:data:`UPGRADE`), and say so."""
+        """Move what an older msgsvc kept where a name's keys go (:data:`UPGRADE`), index the names'
+        conversations by newest id (:data:`UPGRADE_INDEX`), and say so."""
 
         def moved(old: list[str]) -> None:
             if old:
@@ -517,10 +551,20 @@ class RedisState(Service):
                     new=", ".join([QUEUE_ID, QUEUE_COUNT, QUEUE_SENDERS]),
                 )
 
+        def indexed(conversations: int) -> None:
+            if conversations:
+                self.log.info(
+                    "{where}: indexed {conversations} conversations by their newest ids (keys layout 2)",
+                    where=self.where,
+                    conversations=conversations,
+                )
+
         old = [queue_key(field) for field in ("id", "count", "senders")]
-        return self.redis.script(
-            UPGRADE, [*old, QUEUE_ID, QUEUE_COUNT, QUEUE_SENDERS, QUEUES], []
-        ).addCallback(moved)
+        counters = self.redis.script(UPGRADE, [*old, QUEUE_ID, QUEUE_COUNT, QUEUE_SENDERS, QUEUES], [])
+        index = self.redis.script(UPGRADE_INDEX, [LAYOUT, HISTORIES], [])
+        return gatherResults(
+            [counters.addCallback(moved), index.addCallback(indexed)], consumeErrors=True
+        ).addCallback(lambda _: None)
 
     def load(self) -> Deferred[list[UserRecord]]:
         """Every name ever registered, oldest first, marked if protected: read now (fails if Redis is away)."""
