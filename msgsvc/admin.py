@@ -27,7 +27,9 @@ from typing import Any, Protocol
 from twisted.internet.defer import Deferred, ensureDeferred, succeed
 
 from msgsvc.auth.store import Reset, StillOnline
-from msgsvc.hub.contracts import ALL, Stored, is_valid_username, username_key
+from msgsvc.hub.contracts import Stored
+from msgsvc.hub.conversations import ALL
+from msgsvc.hub.rules import is_valid_username, username_key
 from msgsvc.options import DEFAULT_DB
 from msgsvc.state import StoreError
 from msgsvc.state.sqlite import Database

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from twisted.logger import Logger
 
-from msgsvc.hub.contracts import (
+from msgsvc.hub.events import (
     ClientDropped,
     ClientError,
     Connected,

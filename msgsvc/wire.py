@@ -15,16 +15,9 @@ import time
 from dataclasses import dataclass, field
 from enum import Enum
 
-from msgsvc.hub.contracts import (
-    HistoryPolicy,
-    Refusal,
-    Refused,
-    check_password_rules,
-    message_id,
-    message_id_floor,
-    message_text,
-    recipient_names,
-)
+from msgsvc.hub.contracts import HistoryPolicy, Refusal, Refused
+from msgsvc.hub.ids import message_id, message_id_floor
+from msgsvc.hub.rules import check_password_rules, message_text, recipient_names
 
 #: The byte that ends a line; a CR just before it is dropped.
 LF = b"\n"

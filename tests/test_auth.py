@@ -13,16 +13,9 @@ from msgsvc.auth.accounts import NEW_ACCOUNTS, NEW_NAMES
 from msgsvc.auth.store import Reset, StillOnline
 from msgsvc.auth.throttle import LoginThrottle, _Tallies
 from msgsvc.eventlog import HubEventLogger
-from msgsvc.hub.contracts import (
-    PASSWORD_MAX_BYTES,
-    ProtectionChanged,
-    Refusal,
-    Refused,
-    RegistrationRefused,
-    UserRecord,
-    UserRemoved,
-    check_password_rules,
-)
+from msgsvc.hub.contracts import Refusal, Refused, UserRecord
+from msgsvc.hub.events import ProtectionChanged, RegistrationRefused, UserRemoved
+from msgsvc.hub.rules import PASSWORD_MAX_BYTES, check_password_rules
 from msgsvc.ratelimit import AddressRate, Rate
 from msgsvc.state import StoreError
 from msgsvc.wire import Code, Limits

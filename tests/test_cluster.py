@@ -23,20 +23,13 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import Logger
 from twisted.trial.unittest import SynchronousTestCase
 
-from msgsvc.hub.contracts import (
-    Kind,
-    Message,
-    MessageIds,
-    RemoteUser,
-    Stored,
-    UserRecord,
-    conversation_key,
-    message_id_floor,
-)
+from msgsvc.hub.contracts import Kind, Message, RemoteUser, Stored, UserRecord
+from msgsvc.hub.conversations import conversation_key
+from msgsvc.hub.ids import MessageIds, message_id_floor
 from msgsvc.state.cluster import NODES, RedisCluster
 from msgsvc.state.inbox import BLOCK_MS, READ_COUNT, RETRY, ROUTE, TAKEN, Inbox, inbox_key, waiting_key
-from msgsvc.state.redislink import RedisUnavailable
 from msgsvc.state.redis import RedisState
+from msgsvc.state.redislink import RedisUnavailable
 from msgsvc.state.redisurl import RedisURL
 
 from .support.processes import ROOT, TWISTD, Peer, free_port, reap, wait_listening

@@ -33,17 +33,11 @@ from msgsvc.fronts.irc.wire import (
     server_time,
     text_lines,
 )
-from msgsvc.hub.contracts import (
-    ALL,
-    Disconnected,
-    Event,
-    HistoryPolicy,
-    Kind,
-    Message,
-    UserRecord,
-    message_id_time,
-)
+from msgsvc.hub.contracts import HistoryPolicy, Kind, Message, UserRecord
+from msgsvc.hub.conversations import ALL
+from msgsvc.hub.events import Disconnected, Event
 from msgsvc.hub.history import History
+from msgsvc.hub.ids import message_id_time
 from msgsvc.state import StoreError
 from msgsvc.times import describe_time
 from msgsvc.wire import Limits, ProtocolError

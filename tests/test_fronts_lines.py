@@ -13,20 +13,13 @@ from twisted.logger import capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
+from msgsvc import wire
 from msgsvc.eventlog import HubEventLogger
 from msgsvc.fronts.clients import host_of
-from msgsvc import wire
 from msgsvc.fronts.lines import ServerProtocol
-from msgsvc.hub.contracts import (
-    ALL,
-    ClientError,
-    Connected,
-    Disconnected,
-    HistoryPolicy,
-    RemoteUser,
-    Stored,
-    UserRecord,
-)
+from msgsvc.hub.contracts import HistoryPolicy, RemoteUser, Stored, UserRecord
+from msgsvc.hub.conversations import ALL
+from msgsvc.hub.events import ClientError, Connected, Disconnected
 from msgsvc.state.redislink import RedisUnavailable
 from msgsvc.wire import Code, Limits
 

@@ -22,8 +22,10 @@ from twisted.trial.unittest import SynchronousTestCase
 from msgsvc.fronts.irc import base
 from msgsvc.fronts.irc.factory import IrcFactory
 from msgsvc.fronts.irc.session import IrcSession
-from msgsvc.hub.contracts import ALL, HistoryPolicy, Kind, MessageIds, Stored, UserRecord
+from msgsvc.hub.contracts import HistoryPolicy, Kind, Stored, UserRecord
+from msgsvc.hub.conversations import ALL
 from msgsvc.hub.history import History
+from msgsvc.hub.ids import MessageIds
 from msgsvc.wire import Limits
 
 from .support.harness import ServerHarness, one_pass

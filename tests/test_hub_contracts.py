@@ -5,19 +5,9 @@ from __future__ import annotations
 from twisted.internet.task import Clock
 from twisted.trial import unittest
 
-from msgsvc.hub.contracts import (
-    ALL,
-    Kind,
-    MessageIds,
-    Refusal,
-    Refused,
-    conversation_key,
-    conversation_named,
-    message_id,
-    message_id_floor,
-    message_id_time,
-    participants,
-)
+from msgsvc.hub.contracts import Kind, Refusal, Refused
+from msgsvc.hub.conversations import ALL, conversation_key, conversation_named, participants
+from msgsvc.hub.ids import MessageIds, message_id, message_id_floor, message_id_time
 
 # 2026-12-02T08:14:03.116Z
 WHEN = 1796199243.116

@@ -6,22 +6,10 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from msgsvc.hub.contracts import (
-    Enqueue,
-    Event,
-    Kind,
-    NoticeSent,
-    Refusal,
-    Refused,
-    RegistrationRefused,
-    UserJoined,
-    UserKicked,
-    UserLeft,
-    UserRecord,
-    message_id,
-    message_id_time,
-)
+from msgsvc.hub.contracts import Enqueue, Kind, Refusal, Refused, UserRecord
 from msgsvc.hub.core import Hub
+from msgsvc.hub.events import Event, NoticeSent, RegistrationRefused, UserJoined, UserKicked, UserLeft
+from msgsvc.hub.ids import message_id, message_id_time
 from msgsvc.hub.user import UNREGISTERED
 
 from .support.fakes import MemoryStore, RecordingParticipant

@@ -11,7 +11,6 @@ from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.hub.contracts import (
-    ALL,
     Enqueue,
     HistoryPolicy,
     Kind,
@@ -21,10 +20,11 @@ from msgsvc.hub.contracts import (
     RemoteUser,
     Stored,
     UserRecord,
-    message_id_floor,
 )
+from msgsvc.hub.conversations import ALL
 from msgsvc.hub.core import Hub
 from msgsvc.hub.history import History
+from msgsvc.hub.ids import message_id_floor
 
 from .support.fakes import FakeNetwork, MemoryStore, RecordingParticipant
 from .support.harness import admitted, outcome

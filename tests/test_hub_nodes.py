@@ -7,23 +7,10 @@ from twisted.internet.task import Clock
 from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
-from msgsvc.hub.contracts import (
-    Event,
-    Kind,
-    LogLoaded,
-    Message,
-    MessageIds,
-    ProtectionChanged,
-    QueueChanged,
-    QueuePolicy,
-    Refusal,
-    Refused,
-    RemoteUser,
-    UserJoined,
-    UserLeft,
-    UserRecord,
-)
+from msgsvc.hub.contracts import Kind, Message, QueuePolicy, Refusal, Refused, RemoteUser, UserRecord
 from msgsvc.hub.core import Hub
+from msgsvc.hub.events import Event, LogLoaded, ProtectionChanged, QueueChanged, UserJoined, UserLeft
+from msgsvc.hub.ids import MessageIds
 from msgsvc.state.redislink import RedisUnavailable
 
 from .support.fakes import FakeNetwork, MemoryStore, RecordingParticipant

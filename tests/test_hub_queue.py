@@ -7,7 +7,8 @@ from twisted.internet.error import ConnectionDone
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from msgsvc.hub.contracts import QueueChanged, QueuePolicy, UserRecord
+from msgsvc.hub.contracts import QueuePolicy, UserRecord
+from msgsvc.hub.events import QueueChanged
 from msgsvc.wire import Limits, format_time
 
 from .support.harness import PASSWORD, ServerHarness, lines

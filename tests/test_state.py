@@ -17,18 +17,10 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 
 from msgsvc.auth.store import Reset
-from msgsvc.hub.contracts import (
-    ALL,
-    Enqueue,
-    Kind,
-    MessageIds,
-    Queued,
-    Stored,
-    UserRecord,
-    message_id_floor,
-    participants,
-    username_key,
-)
+from msgsvc.hub.contracts import Enqueue, Kind, Queued, Stored, UserRecord
+from msgsvc.hub.conversations import ALL, participants
+from msgsvc.hub.ids import MessageIds, message_id_floor
+from msgsvc.hub.rules import username_key
 from msgsvc.state import Snapshot, State
 from msgsvc.state.sqlite import Database, SqliteStore
 

@@ -16,7 +16,10 @@ from twisted.logger import LogEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.auth.store import Reset
-from msgsvc.hub.contracts import ALL, Enqueue, Kind, MessageIds, Queued, Stored, UserRecord
+from msgsvc.hub.contracts import Enqueue, Kind, Queued, Stored, UserRecord
+from msgsvc.hub.conversations import ALL
+from msgsvc.hub.ids import MessageIds
+from msgsvc.state import cluster, inbox, redis
 from msgsvc.state.redis import (
     ACCOUNTS,
     ACCOUNTS_CHANGED,
@@ -34,7 +37,6 @@ from msgsvc.state.redis import (
     history_key,
     queue_entry,
 )
-from msgsvc.state import cluster, inbox, redis
 from msgsvc.state.redislink import RedisUnavailable
 from msgsvc.state.redisurl import RedisURL
 from msgsvc.state.sqlite import Database

@@ -17,7 +17,9 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from msgsvc.auth.hashing import HASHER
 from msgsvc.auth.store import Reset
-from msgsvc.hub.contracts import ALL, Enqueue, Kind, Queued, Stored, UserRecord, message_id_floor
+from msgsvc.hub.contracts import Enqueue, Kind, Queued, Stored, UserRecord
+from msgsvc.hub.conversations import ALL
+from msgsvc.hub.ids import message_id_floor
 from msgsvc.state import StoreError
 from msgsvc.state.sqlite import SCHEMA_VERSION, Database, SqliteStore
 
@@ -386,7 +388,9 @@ class HistoryTests(SynchronousTestCase):
 
 _APPENDER = """
 import sys
-from msgsvc.hub.contracts import ALL, Kind, Stored, message_id_floor
+from msgsvc.hub.contracts import Kind, Stored
+from msgsvc.hub.conversations import ALL
+from msgsvc.hub.ids import message_id_floor
 from msgsvc.state.sqlite import Database
 db = Database(sys.argv[1])
 start = n = float(sys.argv[2])

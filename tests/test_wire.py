@@ -5,7 +5,9 @@ from __future__ import annotations
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc import wire
-from msgsvc.hub.contracts import Refusal, Refused, is_valid_username, message_id_floor, username_key
+from msgsvc.hub.contracts import Refusal, Refused
+from msgsvc.hub.ids import message_id_floor
+from msgsvc.hub.rules import is_valid_username, username_key
 from msgsvc.wire import REFUSAL_CODES, TOO_LONG, Code, Limits, Line, LineFramer, ProtocolError
 
 

@@ -19,17 +19,10 @@ from msgsvc.auth.cred import Abandoned, AccountChecker, AuthRequired, HubRealm, 
 from msgsvc.auth.hashing import Hashing
 from msgsvc.auth.store import AccountStore, Reset, StillOnline
 from msgsvc.auth.throttle import LoginThrottle
-from msgsvc.hub.contracts import (
-    IUser,
-    Participant,
-    Refusal,
-    Refused,
-    RegistrationRefused,
-    UserView,
-    check_password_rules,
-    username_key,
-)
+from msgsvc.hub.contracts import IUser, Participant, Refusal, Refused, UserView
 from msgsvc.hub.core import Hub
+from msgsvc.hub.events import RegistrationRefused
+from msgsvc.hub.rules import check_password_rules, username_key
 from msgsvc.ratelimit import AddressRate, Rate
 from msgsvc.state import StoreError
 

@@ -16,8 +16,9 @@ from zope.interface import Attribute, Interface, implementer
 
 from msgsvc.auth.hashing import Hashing
 from msgsvc.auth.store import AccountStore
-from msgsvc.hub.contracts import IUser, Participant, Refused, check_password_rules
+from msgsvc.hub.contracts import IUser, Participant, Refused
 from msgsvc.hub.core import Hub
+from msgsvc.hub.rules import check_password_rules
 from msgsvc.hub.user import User
 
 

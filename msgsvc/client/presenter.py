@@ -22,7 +22,8 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
 from msgsvc.client.protocol import ClientListener, ClientProtocol, Stamp
-from msgsvc.hub.contracts import Kind, Refused, check_password_rules, is_valid_username
+from msgsvc.hub.contracts import Kind, Refused
+from msgsvc.hub.rules import check_password_rules, is_valid_username
 from msgsvc.times import describe_day, describe_time, start_of_day
 from msgsvc.wire import Limits
 

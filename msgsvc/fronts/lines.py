@@ -25,19 +25,9 @@ from msgsvc import wire
 from msgsvc.fronts.clients import Clients
 from msgsvc.fronts.presence import Presence
 from msgsvc.fronts.session import Limit, Session
-from msgsvc.hub.contracts import (
-    ALL,
-    ClientError,
-    Kind,
-    Message,
-    Page,
-    Queued,
-    Refusal,
-    Refused,
-    Report,
-    Stored,
-    conversation_named,
-)
+from msgsvc.hub.contracts import Kind, Message, Page, Queued, Refusal, Refused, Report, Stored
+from msgsvc.hub.conversations import ALL, conversation_named
+from msgsvc.hub.events import ClientError
 from msgsvc.hub.user import UNREGISTERED, not_registered
 from msgsvc.wire import REFUSAL_CODES, Code, ProtocolError
 

@@ -22,16 +22,9 @@ from typing import Protocol
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 from msgsvc import wire
-from msgsvc.hub.contracts import (
-    Event,
-    LogLoaded,
-    ProtectionChanged,
-    UserJoined,
-    UserLeft,
-    UserRemoved,
-    username_key,
-)
 from msgsvc.hub.core import Hub
+from msgsvc.hub.events import Event, LogLoaded, ProtectionChanged, UserJoined, UserLeft, UserRemoved
+from msgsvc.hub.rules import username_key
 
 
 class Listener(Protocol):

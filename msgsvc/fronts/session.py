@@ -28,17 +28,8 @@ from zope.interface import implementer
 from msgsvc.auth.accounts import LoggedIn
 from msgsvc.fronts.clients import Clients, describe_peer, host_of
 from msgsvc.fronts.receiver import LineProtocol
-from msgsvc.hub.contracts import (
-    ClientDropped,
-    Connected,
-    Disconnected,
-    IUser,
-    Message,
-    Queued,
-    Refusal,
-    Refused,
-    Report,
-)
+from msgsvc.hub.contracts import IUser, Message, Queued, Refusal, Refused, Report
+from msgsvc.hub.events import ClientDropped, Connected, Disconnected
 from msgsvc.hub.user import UNREGISTERED
 from msgsvc.ratelimit import TokenBucket
 
@@ -136,7 +127,7 @@ class Session(LineProtocol):
         return False
 
     def refuse(self, reason: Refusal | Limit, text: str) -> None:
-        """Tell the client (and the log, with :class:`~msgsvc.hub.contracts.ClientError`) that what it
+        """Tell the client (and the log, with :class:`~msgsvc.hub.events.ClientError`) that what it
         sent, or its connection, was refused: by the hub or the accounts, or past a :class:`Limit`."""
         raise NotImplementedError
 

@@ -1,31 +1,28 @@
-"""What the hub and its users agree on: records, events, the ports, its refusals, and the rules for
-usernames, passwords and a message's text and recipients (every front checks them here).
+"""What the hub and its users agree on: the records that cross its ports, the ports themselves, and its
+refusals (as twisted.words' iwords holds its interfaces).
 
 The hub knows no sockets and no wire format.  Fronts (:mod:`msgsvc.fronts`) adapt it to the
 network as :class:`Participant`; persistence goes through a :class:`Store` that answers with
 Deferreds, so disk work never blocks routing; the other nodes of a service are a
 :class:`Network`.  Observers (the log, a GUI, :mod:`msgsvc.fronts.presence`) subscribe to its
-:data:`Event`.  What it refuses, it refuses with :class:`Refused`, in no front's words: each
-front says it its own way.
+events (:mod:`msgsvc.hub.events`).  What it refuses, it refuses with :class:`Refused`, in no
+front's words: each front says it its own way; the rules every front checks are
+:mod:`msgsvc.hub.rules`.
 
-History (docs/protocol.rst "History"): every message gets an id and a time from :class:`MessageIds`
-as the hub takes it; it is kept, as :class:`Stored`, in its conversation (:func:`conversation_key`)
-in a :class:`HistoryStore`.  The hub decides who may read what (:class:`IUser`'s history methods);
-the store only answers ranges.
+History (docs/protocol.rst "History"): every message gets an id and a time (:mod:`msgsvc.hub.ids`)
+as the hub takes it; it is kept, as :class:`Stored`, in its conversation
+(:mod:`msgsvc.hub.conversations`) in a :class:`HistoryStore`.  The hub decides who may read what
+(:class:`IUser`'s history methods); the store only answers ranges.
 """
 
 from __future__ import annotations
 
-import os
-import re
-import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum, auto
 from typing import Protocol
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorTime
 from zope.interface import Attribute, Interface
 
 
@@ -59,180 +56,12 @@ class Refused(Exception):
         self.text = text
 
 
-USERNAME_MAX = 32
-PASSWORD_MIN_CHARS = 8
-PASSWORD_MAX_BYTES = 256
-_USERNAME = re.compile(rf"[A-Za-z][A-Za-z0-9_.-]{{0,{USERNAME_MAX - 1}}}")
-
-
-def username_key(name: str) -> str:
-    """The case-insensitive identity of a username."""
-    return name.casefold()
-
-
-def is_valid_username(name: str) -> bool:
-    """Whether ``name`` may be registered: 1-32 of ``A-Z a-z 0-9 _ . -``, a letter first."""
-    return _USERNAME.fullmatch(name) is not None
-
-
-def check_password_rules(password: str) -> str:
-    """``password`` in Unicode normal form C, or Refused(PASSWORD_INVALID) saying what is wrong."""
-    password = unicodedata.normalize("NFC", password)
-    if len(password) < PASSWORD_MIN_CHARS:
-        raise Refused(Refusal.PASSWORD_INVALID, f"a password needs at least {PASSWORD_MIN_CHARS} characters")
-    if len(password.encode("utf-8")) > PASSWORD_MAX_BYTES:
-        raise Refused(
-            Refusal.PASSWORD_INVALID, f"a password may hold at most {PASSWORD_MAX_BYTES} bytes of UTF-8"
-        )
-    return password
-
-
-def message_text(text: str, limit: int) -> str:
-    """``text`` if it may be sent, or Refused: TEXT_EMPTY (nothing but white space), TEXT_TOO_LONG
-    (over ``limit`` bytes of UTF-8)."""
-    if not text or text.isspace():
-        raise Refused(Refusal.TEXT_EMPTY, "empty message text")
-    size = len(text.encode("utf-8"))
-    if size > limit:
-        raise Refused(Refusal.TEXT_TOO_LONG, f"message text is {size} bytes; the limit is {limit}")
-    return text
-
-
-def recipient_names(names: Sequence[str], limit: int) -> tuple[str, ...]:
-    """``names``, each once however it is spelled (as first spelled), or Refused: RECIPIENT_INVALID
-    for the first that is no username, TOO_MANY_RECIPIENTS past ``limit`` of them."""
-    if len(names) == 1 and is_valid_username(names[0]):  # a unicast
-        return (names[0],)
-    distinct: dict[str, str] = {}
-    for name in names:
-        if not is_valid_username(name):
-            raise Refused(Refusal.RECIPIENT_INVALID, f"not a valid recipient name: {name!r}")
-        distinct.setdefault(username_key(name), name)
-    if len(distinct) > limit:
-        raise Refused(Refusal.TOO_MANY_RECIPIENTS, f"{len(distinct)} recipients; the limit is {limit}")
-    return tuple(distinct.values())
-
-
 class Kind(str, Enum):
     """How a message was addressed."""
 
     UNICAST = "unicast"
     MULTICAST = "multicast"
     BROADCAST = "broadcast"
-
-
-# -- history: ids, conversations (docs/protocol.rst "History") -----------------------------------
-
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_MESSAGE_ID = re.compile("[0-7][0-9A-HJKMNP-TV-Z]{25}")
-_RANDOM_BITS = 80
-
-
-def _encode_id(value: int) -> str:
-    """``value`` (128 bits) as 26 characters of Crockford's base 32, the most significant first."""
-    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
-
-
-def message_id(text: str) -> str | None:
-    """``text`` as a message id (upper case), or None if it is not one."""
-    text = text.upper()
-    return text if _MESSAGE_ID.fullmatch(text) else None
-
-
-def message_id_time(message_id: str) -> float:
-    """The time (seconds since the epoch, to the millisecond) in a valid message id."""
-    millis = 0
-    for char in message_id[:10]:  # 50 bits: 2 zero bits, then the 48 of the time
-        millis = millis * 32 + _CROCKFORD.index(char)
-    return millis / 1000
-
-
-def _millis(when: float) -> int:
-    """The millisecond ``when`` falls in (a microsecond's grace: 0.116 s times 1000 may be 115.99...)."""
-    return max(int(when * 1000 + 0.001), 0)
-
-
-def message_id_floor(when: float) -> str:
-    """The least id of the millisecond ``when`` falls in: every message of an earlier millisecond has
-    a smaller id, every one of it or later one at least this (how a time becomes a position)."""
-    return _encode_id(_millis(when) << _RANDOM_BITS)
-
-
-def message_id_below(position: str) -> str:
-    """The greatest id below ``position`` (an id, or :func:`message_id_floor`): what is above it is
-    ``position`` and what is above that ("" below the least)."""
-    digits = [_CROCKFORD.index(char) for char in position]
-    for at in range(len(digits) - 1, -1, -1):
-        if digits[at]:
-            digits[at] -= 1
-            return "".join(_CROCKFORD[d] for d in digits)
-        digits[at] = 31
-    return ""
-
-
-class MessageIds:
-    """Makes this node's message ids: ULID-like, time-ordered, unique across nodes with no round trip.
-
-    An id is 48 bits of milliseconds since the epoch, then 80 bits: random for the node's first id of a
-    millisecond, one more for each further one, so this node's ids always grow in the order made.  A
-    clock that goes back leaves the ids at the latest millisecond (counting on) until it catches up.
-    """
-
-    def __init__(self, clock: IReactorTime, random: Callable[[int], bytes] = os.urandom) -> None:
-        self._clock = clock
-        self._random = random
-        self._millis = -1
-        self._low = 0
-
-    def make(self) -> tuple[str, float]:
-        """A new id, and its time (seconds since the epoch, to the millisecond): the message's."""
-        millis = _millis(self._clock.seconds())
-        if millis > self._millis:
-            self._millis = millis
-            self._low = self._fresh()
-        else:
-            self._low += 1
-            if self._low >> _RANDOM_BITS:  # 2**79 ids in one millisecond: never, but stay unique
-                self._millis += 1
-                self._low = self._fresh()
-        return _encode_id(self._millis << _RANDOM_BITS | self._low), self._millis / 1000
-
-    def _fresh(self) -> int:
-        """80 random bits with the top one clear: room to count on within the millisecond."""
-        return int.from_bytes(self._random(_RANDOM_BITS // 8), "big") >> 1
-
-
-#: The conversation of broadcasts.
-ALL = "#all"
-
-
-def conversation_key(sender: str, kind: Kind, recipients: Sequence[str]) -> str | None:
-    """The conversation a message is kept in: :data:`ALL` for a broadcast, else the name keys of its
-    ``recipients`` (as :attr:`Message.recipients`: names in the log) and its ``sender``, each once,
-    sorted and joined by commas; None for a unicast or multicast that named nobody in the log."""
-    if kind is Kind.BROADCAST:
-        return ALL
-    if not recipients:
-        return None
-    return ",".join(sorted({username_key(name) for name in (sender, *recipients)}))
-
-
-def conversation_named(text: str, reader: str, limit: int) -> str:
-    """The conversation a client names (``#all``, or names joined by commas in any case and order, its
-    own included or not), as :func:`conversation_key` makes it, ``reader`` a participant; or Refused:
-    RECIPIENT_INVALID for a name that is no username, TOO_MANY_RECIPIENTS past ``limit`` names besides
-    the reader's."""
-    if text.casefold() == ALL:
-        return ALL
-    others = {username_key(n) for n in recipient_names(text.split(","), limit + 1)} - {username_key(reader)}
-    if len(others) > limit:
-        raise Refused(Refusal.TOO_MANY_RECIPIENTS, f"{len(others)} names besides yours; the limit is {limit}")
-    return ",".join(sorted({*others, username_key(reader)}))
-
-
-def participants(conversation: str) -> tuple[str, ...]:
-    """The name keys of a direct conversation's participants; none for :data:`ALL`."""
-    return () if conversation == ALL else tuple(conversation.split(","))
 
 
 @dataclass
@@ -255,8 +84,8 @@ class Message:
     #: spelling; names never registered are left out.  Empty for a broadcast.
     recipients: tuple[str, ...]
     text: str
-    #: Its id and time (:meth:`MessageIds.make`), made by the node that took it from its sender, before
-    #: anyone gets it; other nodes get them with the message.
+    #: Its id and time (:meth:`msgsvc.hub.ids.MessageIds.make`), made by the node that took it from its
+    #: sender, before anyone gets it; other nodes get them with the message.
     id: str
     at: float
 
@@ -474,9 +303,10 @@ class HistoryStore(Protocol):
 
     It answers ranges of ids in a conversation; who may read what is the hub's to decide, and it says
     so with ``since``: only entries whose ``at`` is at least ``since`` are answered or counted (0: all).
-    Ids are :class:`MessageIds` ids; ``before``/``after`` need not be ids of that conversation: any id
-    (or :func:`message_id_floor`) is a position.  Names (``member``, ``sender``, ``name``) are name keys
-    or names, as in :class:`Store`; conversations are :func:`conversation_key` keys.
+    Ids are :class:`~msgsvc.hub.ids.MessageIds` ids; ``before``/``after`` need not be ids of that
+    conversation: any id (or :func:`~msgsvc.hub.ids.message_id_floor`) is a position.  Names
+    (``member``, ``sender``, ``name``) are name keys or names, as in :class:`Store`; conversations
+    are :func:`~msgsvc.hub.conversations.conversation_key` keys.
     """
 
     def append(self, entries: Sequence[Stored], keep: int) -> Deferred[None]:
@@ -591,120 +421,3 @@ class QueuePolicy:
     page: int = 100  # messages delivered before the client must acknowledge
     per_sender: int = 2000  # messages waiting from one sender, for all its recipients together
     total: int = 100_000  # messages waiting in all the queues together
-
-
-@dataclass(frozen=True)
-class UserJoined:
-    name: str
-    peer: str
-    first_time: bool
-    node: str | None = None  # another node's user
-
-
-@dataclass(frozen=True)
-class UserLeft:
-    name: str
-    peer: str
-    node: str | None = None
-
-
-@dataclass(frozen=True)
-class RegistrationRefused:
-    name: str
-    peer: str
-    refusal: Refusal
-    reason: str
-
-
-@dataclass(frozen=True)
-class UserKicked:
-    name: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class ProtectionChanged:
-    """A name was protected, got a new password, or lost its protection (``reason`` says why)."""
-
-    name: str
-    protected: bool
-    reason: str
-
-
-@dataclass(frozen=True)
-class UserRemoved:
-    """The operator removed ``name`` from the username log (with its password and what waited for it)."""
-
-    name: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class QueueChanged:
-    """How many messages wait for ``name`` now."""
-
-    name: str
-    waiting: int
-
-
-@dataclass(frozen=True)
-class LogLoaded:
-    """The username log was read from the state: at start-up, or (``resync``) from Redis with who is
-    online on the other nodes, once this node's subscription is up (again)."""
-
-    names: int
-    resync: bool = False
-
-
-@dataclass(frozen=True)
-class NoticeSent:
-    text: str
-    delivered: int
-
-
-@dataclass(frozen=True)
-class Connected:
-    """A connection opened (announced by the server, not the hub)."""
-
-    peer: str
-
-
-@dataclass(frozen=True)
-class Disconnected:
-    peer: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class ClientError:
-    """A client's line was refused; ``code`` names why, as its front does (an error code)."""
-
-    peer: str
-    code: str
-    text: str
-
-
-@dataclass(frozen=True)
-class ClientDropped:
-    """The server cut a client off to protect the others."""
-
-    peer: str
-    reason: str
-
-
-Event = (
-    UserJoined
-    | UserLeft
-    | RegistrationRefused
-    | UserKicked
-    | ProtectionChanged
-    | UserRemoved
-    | QueueChanged
-    | LogLoaded
-    | NoticeSent
-    | Connected
-    | Disconnected
-    | ClientError
-    | ClientDropped
-)
-

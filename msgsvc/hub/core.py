@@ -11,37 +11,38 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from msgsvc.hub.contracts import (
+    Kind,
+    Message,
+    Network,
+    Participant,
+    QueuePolicy,
+    Refusal,
+    Refused,
+    Report,
+    Store,
+    UserRecord,
+    UserView,
+)
+from msgsvc.hub.events import (
     ClientDropped,
     ClientError,
     Connected,
     Disconnected,
     Event,
-    Kind,
     LogLoaded,
-    Message,
-    MessageIds,
-    Network,
     NoticeSent,
-    Participant,
     ProtectionChanged,
-    QueuePolicy,
-    Refusal,
-    Refused,
     RegistrationRefused,
-    Report,
-    Store,
     UserJoined,
     UserKicked,
     UserLeft,
-    UserRecord,
     UserRemoved,
-    UserView,
-    is_valid_username,
-    username_key,
 )
 from msgsvc.hub.history import History, NoHistory
+from msgsvc.hub.ids import MessageIds
 from msgsvc.hub.nodes import Alone, Nodes
 from msgsvc.hub.queue import OfflineQueue
+from msgsvc.hub.rules import is_valid_username, username_key
 from msgsvc.hub.session import Session
 from msgsvc.hub.user import User
 

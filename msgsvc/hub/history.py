@@ -22,26 +22,15 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from msgsvc.hub.contracts import (
-    ALL,
-    HistoryPolicy,
-    HistoryStore,
-    Message,
-    Page,
-    Refusal,
-    Refused,
-    Stored,
-    conversation_key,
-    is_valid_username,
-    participants,
-    username_key,
-)
+from msgsvc.hub.contracts import HistoryPolicy, HistoryStore, Message, Page, Refusal, Refused, Stored
+from msgsvc.hub.conversations import ALL, conversation_key, participants
+from msgsvc.hub.rules import is_valid_username, username_key
 
 
 class History(Service):
     """The history of one server's messages in ``store``, within ``policy`` (which keeps some:
-    with ``--history-days 0`` the hub's history is a :class:`NoHistory`).  As a service, it drops what is past the
-    policy every ``policy.expire_every`` seconds on ``clock``.  The store's failures are logged as
+    with ``--history-days 0`` the hub's history is a :class:`NoHistory`).  As a service, it drops
+    what is past the policy every ``policy.expire_every`` seconds on ``clock``.  The store's failures are logged as
     warnings: the state logs why it fails, and a front tells the client."""
 
     log = Logger()

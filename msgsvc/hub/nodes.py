@@ -15,9 +15,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from msgsvc.hub.contracts import (
-    Event,
     Kind,
-    LogLoaded,
     Message,
     Network,
     Refusal,
@@ -25,12 +23,11 @@ from msgsvc.hub.contracts import (
     RemoteUser,
     Report,
     Store,
-    UserJoined,
-    UserLeft,
     UserRecord,
-    username_key,
 )
+from msgsvc.hub.events import Event, LogLoaded, UserJoined, UserLeft
 from msgsvc.hub.queue import OfflineQueue
+from msgsvc.hub.rules import username_key
 from msgsvc.hub.session import Outgoing, Session
 
 

@@ -9,18 +9,9 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from msgsvc.hub.contracts import (
-    Enqueue,
-    Event,
-    Message,
-    QueueChanged,
-    Queued,
-    QueuePolicy,
-    Report,
-    Store,
-    UserRecord,
-    username_key,
-)
+from msgsvc.hub.contracts import Enqueue, Message, Queued, QueuePolicy, Report, Store, UserRecord
+from msgsvc.hub.events import Event, QueueChanged
+from msgsvc.hub.rules import username_key
 from msgsvc.hub.session import Session
 
 

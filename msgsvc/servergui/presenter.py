@@ -18,7 +18,9 @@ from twisted.python.failure import Failure
 
 from msgsvc.auth.accounts import Accounts
 from msgsvc.auth.store import Reset
-from msgsvc.hub.contracts import (
+from msgsvc.hub.contracts import UserView
+from msgsvc.hub.core import Hub
+from msgsvc.hub.events import (
     ClientDropped,
     ClientError,
     Connected,
@@ -33,10 +35,8 @@ from msgsvc.hub.contracts import (
     UserKicked,
     UserLeft,
     UserRemoved,
-    UserView,
-    username_key,
 )
-from msgsvc.hub.core import Hub
+from msgsvc.hub.rules import username_key
 from msgsvc.wire import REFUSAL_CODES
 
 COLUMNS = (

@@ -41,7 +41,8 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from msgsvc.hub.contracts import Kind, Message, NetworkListener, Refusal, Refused, RemoteUser, username_key
+from msgsvc.hub.contracts import Kind, Message, NetworkListener, Refusal, Refused, RemoteUser
+from msgsvc.hub.rules import username_key
 from msgsvc.state.inbox import ROUTE, Inbox, inbox_key, waiting_key
 from msgsvc.state.redis import ACCOUNTS, LOG_FIRST, LOG_LAST, LOG_NAME, ONLINE, PREFIX, RedisState, pairs
 from msgsvc.state.redislink import RedisUnavailable, Script, Subscription

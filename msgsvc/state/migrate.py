@@ -19,7 +19,8 @@ from typing import Any
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.task import react
 
-from msgsvc.hub.contracts import Queued, username_key
+from msgsvc.hub.contracts import Queued
+from msgsvc.hub.rules import username_key
 from msgsvc.state import StoreError
 from msgsvc.state.redis import (
     ACCOUNTS,

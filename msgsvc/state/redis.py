@@ -55,15 +55,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from msgsvc.auth.store import Reset, StillOnline
-from msgsvc.hub.contracts import (
-    Enqueue,
-    Kind,
-    Queued,
-    Stored,
-    UserRecord,
-    message_id_floor,
-    username_key,
-)
+from msgsvc.hub.contracts import Enqueue, Kind, Queued, Stored, UserRecord
+from msgsvc.hub.ids import message_id_floor
+from msgsvc.hub.rules import username_key
 from msgsvc.state import Snapshot
 from msgsvc.state.redislink import Commands, Script
 from msgsvc.state.redisurl import RedisURL

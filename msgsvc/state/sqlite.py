@@ -20,16 +20,10 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from msgsvc.auth.store import Reset
-from msgsvc.hub.contracts import (
-    Enqueue,
-    Kind,
-    Queued,
-    Stored,
-    UserRecord,
-    message_id_floor,
-    participants,
-    username_key,
-)
+from msgsvc.hub.contracts import Enqueue, Kind, Queued, Stored, UserRecord
+from msgsvc.hub.conversations import participants
+from msgsvc.hub.ids import message_id_floor
+from msgsvc.hub.rules import username_key
 from msgsvc.state import Snapshot, StoreError
 
 SCHEMA_VERSION = 5
@@ -90,7 +84,7 @@ _SCHEMA: dict[int, tuple[str, ...]] = {
         "ALTER TABLE resets ADD COLUMN removed INTEGER NOT NULL DEFAULT 0",
     ),
     5: (
-        # Every message kept, by id (msgsvc.hub.contracts.MessageIds: time-ordered) and conversation.
+        # Every message kept, by id (msgsvc.hub.ids.MessageIds: time-ordered) and conversation.
         "CREATE TABLE history ("
         " id TEXT PRIMARY KEY,"
         " conversation TEXT NOT NULL,"

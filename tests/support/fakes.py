@@ -14,19 +14,10 @@ from twisted.python.failure import Failure
 
 from msgsvc.auth.store import Reset
 from msgsvc.client.protocol import ClientListener, ClientProtocol
-from msgsvc.hub.contracts import (
-    Enqueue,
-    IUser,
-    Message,
-    Queued,
-    Refusal,
-    Refused,
-    Stored,
-    UserRecord,
-    message_id_floor,
-    participants,
-    username_key,
-)
+from msgsvc.hub.contracts import Enqueue, IUser, Message, Queued, Refusal, Refused, Stored, UserRecord
+from msgsvc.hub.conversations import participants
+from msgsvc.hub.ids import message_id_floor
+from msgsvc.hub.rules import username_key
 from msgsvc.hub.user import UNREGISTERED
 from msgsvc.state import Snapshot
 from msgsvc.state.redislink import RedisUnavailable

@@ -13,9 +13,11 @@ from msgsvc.auth.accounts import Accounts
 from msgsvc.fronts.clients import Clients
 from msgsvc.fronts.lines import ServerFactory, ServerProtocol
 from msgsvc.fronts.presence import Presence
-from msgsvc.hub.contracts import HistoryPolicy, MessageIds, QueuePolicy, Report, UserRecord, username_key
+from msgsvc.hub.contracts import HistoryPolicy, QueuePolicy, Report, UserRecord
 from msgsvc.hub.core import Hub
 from msgsvc.hub.history import History
+from msgsvc.hub.ids import MessageIds
+from msgsvc.hub.rules import username_key
 from msgsvc.wire import Limits
 
 from .fakes import FakeHashing, FakeNetwork, MemoryStore, RecordingParticipant

@@ -22,8 +22,10 @@ from zope.interface import implementer
 
 from msgsvc import wire
 from msgsvc.fronts.lines import ServerProtocol
-from msgsvc.hub.contracts import ALL, HistoryPolicy, Kind, MessageIds, Stored
+from msgsvc.hub.contracts import HistoryPolicy, Kind, Stored
+from msgsvc.hub.conversations import ALL
 from msgsvc.hub.history import History
+from msgsvc.hub.ids import MessageIds
 from msgsvc.wire import Limits
 
 from .harness import ServerHarness

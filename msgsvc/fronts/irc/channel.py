@@ -10,7 +10,7 @@ from twisted.words.protocols import irc as rfc
 
 from msgsvc.fronts.irc.base import IrcBase
 from msgsvc.fronts.irc.wire import RPL_TOPICWHOTIME, line, printable
-from msgsvc.hub.contracts import username_key
+from msgsvc.hub.rules import username_key
 
 CHANNEL = "#all"  # the default name of the one channel
 CHANNEL_NAME = re.compile(r"#[^\x00-\x20,:\x7f]{1,31}")  # what --irc-channel may be

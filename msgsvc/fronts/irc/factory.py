@@ -14,18 +14,13 @@ from msgsvc.fronts.clients import Clients
 from msgsvc.fronts.irc.base import IrcBase
 from msgsvc.fronts.irc.channel import CHANNEL
 from msgsvc.fronts.irc.names import Directory
+from msgsvc.fronts.irc.registration import CAPABILITIES
 from msgsvc.fronts.irc.session import IrcSession
 from msgsvc.fronts.irc.wire import RPL_MONOFFLINE, RPL_MONONLINE, line
-from msgsvc.fronts.irc.registration import CAPABILITIES
-from msgsvc.hub.contracts import (
-    Event,
-    HistoryPolicy,
-    Message,
-    MessageIds,
-    UserJoined,
-    UserLeft,
-    username_key,
-)
+from msgsvc.hub.contracts import HistoryPolicy, Message
+from msgsvc.hub.events import Event, UserJoined, UserLeft
+from msgsvc.hub.ids import MessageIds
+from msgsvc.hub.rules import username_key
 
 
 class IrcFactory(Factory["IrcSession"]):

@@ -13,20 +13,10 @@ from twisted.words.protocols import irc as rfc
 from msgsvc.fronts.irc.base import IrcBase, T
 from msgsvc.fronts.irc.tags import tagged
 from msgsvc.fronts.irc.wire import addressed, line, read_server_time, server_time, text_lines
-from msgsvc.hub.contracts import (
-    ALL,
-    Kind,
-    Page,
-    Refusal,
-    Refused,
-    Stored,
-    conversation_named,
-    message_id,
-    message_id_below,
-    message_id_floor,
-    participants,
-    username_key,
-)
+from msgsvc.hub.contracts import Kind, Page, Refusal, Refused, Stored
+from msgsvc.hub.conversations import ALL, conversation_named, participants
+from msgsvc.hub.ids import message_id, message_id_below, message_id_floor
+from msgsvc.hub.rules import username_key
 from msgsvc.wire import ascii_int
 
 #: How many parameters each subcommand takes after it.

@@ -9,16 +9,8 @@ from twisted.words.protocols import irc as rfc
 from msgsvc.fronts.irc.base import IrcBase
 from msgsvc.fronts.irc.tags import client_tags
 from msgsvc.fronts.irc.wire import addressed, clean_text, line, sent_when, text_lines
-from msgsvc.hub.contracts import (
-    Kind,
-    Message,
-    Queued,
-    Refused,
-    Report,
-    is_valid_username,
-    message_text,
-    username_key,
-)
+from msgsvc.hub.contracts import Kind, Message, Queued, Refused, Report
+from msgsvc.hub.rules import is_valid_username, message_text, username_key
 from msgsvc.wire import Code, ProtocolError
 
 

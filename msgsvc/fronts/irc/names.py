@@ -13,8 +13,9 @@ from __future__ import annotations
 from bisect import bisect_right, insort
 from collections.abc import Iterator
 
-from msgsvc.hub.contracts import Event, LogLoaded, UserJoined, UserLeft, UserRemoved, username_key
 from msgsvc.hub.core import Hub
+from msgsvc.hub.events import Event, LogLoaded, UserJoined, UserLeft, UserRemoved
+from msgsvc.hub.rules import username_key
 
 
 class Directory:

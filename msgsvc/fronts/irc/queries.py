@@ -16,7 +16,7 @@ from msgsvc.fronts.irc.wire import (
     RPL_MONONLINE,
     glob_match,
 )
-from msgsvc.hub.contracts import USERNAME_MAX, is_valid_username, username_key
+from msgsvc.hub.rules import USERNAME_MAX, is_valid_username, username_key
 
 MONITOR_LIMIT = 100
 #: Bytes of names one ISON may ask about: its answer fits in one line.

@@ -30,7 +30,8 @@ from msgsvc.fronts.irc.wire import (
     line,
     printable,
 )
-from msgsvc.hub.contracts import Refused, username_key
+from msgsvc.hub.contracts import Refused
+from msgsvc.hub.rules import username_key
 from msgsvc.wire import ascii_int
 
 VERSION = f"msgsvc-{msgsvc.__version__}"

@@ -15,7 +15,8 @@ from msgsvc.fronts.irc.queries import Queries
 from msgsvc.fronts.irc.registration import Registration
 from msgsvc.fronts.irc.wire import Command, line, parse, printable
 from msgsvc.fronts.session import Limit
-from msgsvc.hub.contracts import ClientError, Refusal
+from msgsvc.hub.contracts import Refusal
+from msgsvc.hub.events import ClientError
 from msgsvc.wire import Code, ProtocolError, ascii_int
 
 

@@ -12,7 +12,8 @@ import time
 from dataclasses import dataclass
 
 from msgsvc.fronts.irc.tags import TAG_DATA_MAX, parse_tags
-from msgsvc.hub.contracts import Kind, Message, Queued, Stored, username_key
+from msgsvc.hub.contracts import Kind, Message, Queued, Stored
+from msgsvc.hub.rules import username_key
 from msgsvc.times import describe_time
 from msgsvc.wire import Code, ProtocolError
 

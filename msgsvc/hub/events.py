@@ -1,0 +1,124 @@
+"""What the hub tells its observers (:meth:`msgsvc.hub.core.Hub.subscribe`: the event log, the
+server window, the line protocol's presence): each :data:`Event`, and the connection-level ones a
+front announces through it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from msgsvc.hub.contracts import Refusal
+
+@dataclass(frozen=True)
+class UserJoined:
+    name: str
+    peer: str
+    first_time: bool
+    node: str | None = None  # another node's user
+
+
+@dataclass(frozen=True)
+class UserLeft:
+    name: str
+    peer: str
+    node: str | None = None
+
+
+@dataclass(frozen=True)
+class RegistrationRefused:
+    name: str
+    peer: str
+    refusal: Refusal
+    reason: str
+
+
+@dataclass(frozen=True)
+class UserKicked:
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ProtectionChanged:
+    """A name was protected, got a new password, or lost its protection (``reason`` says why)."""
+
+    name: str
+    protected: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class UserRemoved:
+    """The operator removed ``name`` from the username log (with its password and what waited for it)."""
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class QueueChanged:
+    """How many messages wait for ``name`` now."""
+
+    name: str
+    waiting: int
+
+
+@dataclass(frozen=True)
+class LogLoaded:
+    """The username log was read from the state: at start-up, or (``resync``) from Redis with who is
+    online on the other nodes, once this node's subscription is up (again)."""
+
+    names: int
+    resync: bool = False
+
+
+@dataclass(frozen=True)
+class NoticeSent:
+    text: str
+    delivered: int
+
+
+@dataclass(frozen=True)
+class Connected:
+    """A connection opened (announced by the server, not the hub)."""
+
+    peer: str
+
+
+@dataclass(frozen=True)
+class Disconnected:
+    peer: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ClientError:
+    """A client's line was refused; ``code`` names why, as its front does (an error code)."""
+
+    peer: str
+    code: str
+    text: str
+
+
+@dataclass(frozen=True)
+class ClientDropped:
+    """The server cut a client off to protect the others."""
+
+    peer: str
+    reason: str
+
+
+Event = (
+    UserJoined
+    | UserLeft
+    | RegistrationRefused
+    | UserKicked
+    | ProtectionChanged
+    | UserRemoved
+    | QueueChanged
+    | LogLoaded
+    | NoticeSent
+    | Connected
+    | Disconnected
+    | ClientError
+    | ClientDropped
+)

@@ -1,0 +1,64 @@
+"""The rules every front checks what a client says against (here, once): usernames and their
+case-insensitive keys, passwords, a message's text and its recipients.  What breaks one is
+:class:`~msgsvc.hub.contracts.Refused`, in no front's words."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+
+from msgsvc.hub.contracts import Refusal, Refused
+
+USERNAME_MAX = 32
+PASSWORD_MIN_CHARS = 8
+PASSWORD_MAX_BYTES = 256
+_USERNAME = re.compile(rf"[A-Za-z][A-Za-z0-9_.-]{{0,{USERNAME_MAX - 1}}}")
+
+
+def username_key(name: str) -> str:
+    """The case-insensitive identity of a username."""
+    return name.casefold()
+
+
+def is_valid_username(name: str) -> bool:
+    """Whether ``name`` may be registered: 1-32 of ``A-Z a-z 0-9 _ . -``, a letter first."""
+    return _USERNAME.fullmatch(name) is not None
+
+
+def check_password_rules(password: str) -> str:
+    """``password`` in Unicode normal form C, or Refused(PASSWORD_INVALID) saying what is wrong."""
+    password = unicodedata.normalize("NFC", password)
+    if len(password) < PASSWORD_MIN_CHARS:
+        raise Refused(Refusal.PASSWORD_INVALID, f"a password needs at least {PASSWORD_MIN_CHARS} characters")
+    if len(password.encode("utf-8")) > PASSWORD_MAX_BYTES:
+        raise Refused(
+            Refusal.PASSWORD_INVALID, f"a password may hold at most {PASSWORD_MAX_BYTES} bytes of UTF-8"
+        )
+    return password
+
+
+def message_text(text: str, limit: int) -> str:
+    """``text`` if it may be sent, or Refused: TEXT_EMPTY (nothing but white space), TEXT_TOO_LONG
+    (over ``limit`` bytes of UTF-8)."""
+    if not text or text.isspace():
+        raise Refused(Refusal.TEXT_EMPTY, "empty message text")
+    size = len(text.encode("utf-8"))
+    if size > limit:
+        raise Refused(Refusal.TEXT_TOO_LONG, f"message text is {size} bytes; the limit is {limit}")
+    return text
+
+
+def recipient_names(names: Sequence[str], limit: int) -> tuple[str, ...]:
+    """``names``, each once however it is spelled (as first spelled), or Refused: RECIPIENT_INVALID
+    for the first that is no username, TOO_MANY_RECIPIENTS past ``limit`` of them."""
+    if len(names) == 1 and is_valid_username(names[0]):  # a unicast
+        return (names[0],)
+    distinct: dict[str, str] = {}
+    for name in names:
+        if not is_valid_username(name):
+            raise Refused(Refusal.RECIPIENT_INVALID, f"not a valid recipient name: {name!r}")
+        distinct.setdefault(username_key(name), name)
+    if len(distinct) > limit:
+        raise Refused(Refusal.TOO_MANY_RECIPIENTS, f"{len(distinct)} recipients; the limit is {limit}")
+    return tuple(distinct.values())
