@@ -73,6 +73,23 @@ class HistoryTestCase(SynchronousTestCase):
     def kept(self) -> dict[str, list[str]]:
         return {conversation: [e.text for e in kept] for conversation, kept in self.store.history.items()}
 
+    def store_calls(self) -> list[str]:
+        """The store's appends to the history and enqueues, in the order asked, from now on."""
+        asked: list[str] = []
+        append, enqueue = self.store.append, self.store.enqueue
+
+        def appending(entries: Sequence[Stored], keep: int) -> Deferred[None]:
+            asked.append("append")
+            return append(entries, keep)
+
+        def enqueueing(message: Enqueue) -> Deferred[tuple[str, ...]]:
+            asked.append("enqueue")
+            return enqueue(message)
+
+        self.store.append = appending  # type: ignore[method-assign]
+        self.store.enqueue = enqueueing  # type: ignore[method-assign]
+        return asked
+
 
 class KeepingTests(HistoryTestCase):
     def setUp(self) -> None:
@@ -131,19 +148,7 @@ class KeepingTests(HistoryTestCase):
     def test_a_message_to_queue_is_handed_to_the_store_before_its_queueing(self) -> None:
         """In the same group commit as its queueing or an earlier one: what SENT calls queued is kept."""
         self.protect("Old")
-        asked: list[str] = []
-        append, enqueue = self.store.append, self.store.enqueue
-
-        def appending(entries: Sequence[Stored], keep: int) -> Deferred[None]:
-            asked.append("append")
-            return append(entries, keep)
-
-        def enqueueing(message: Enqueue) -> Deferred[tuple[str, ...]]:
-            asked.append("enqueue")
-            return enqueue(message)
-
-        self.store.append = appending  # type: ignore[method-assign]
-        self.store.enqueue = enqueueing  # type: ignore[method-assign]
+        asked = self.store_calls()
         self.alice.user.send(["bob"], "online")
         self.alice.user.send(["old"], "queued")
         self.assertEqual(asked, ["append", "enqueue"])
@@ -213,6 +218,19 @@ class NodesTests(HistoryTestCase):
         self.network.answers[0].callback({"there"})
         self.pass_ends()
         self.assertEqual(self.kept(), {"alice,bob": ["hi"]})
+
+    def test_a_routed_message_to_queue_is_handed_to_the_store_before_its_queueing(self) -> None:
+        """As on a server alone: a node killed once the network answered has what SENT calls queued
+        in its history (the same group commit as its queueing, or an earlier one)."""
+        self.protect("Old")
+        self.hub.nodes.remote_joined(RemoteUser("bob", "there", "peer", "tcp", START), 1.0, False, True)
+        asked = self.store_calls()
+        report = self.alice.user.send(["bob", "old"], "hi")
+        self.network.answers[0].callback({"there"})
+        self.assertEqual(asked, ["append", "enqueue"])
+        assert isinstance(report, Deferred)
+        self.assertEqual(self.successResultOf(report).queued, ("Old",))
+        self.assertEqual(self.kept(), {"alice,bob,old": ["hi"]})
 
     def test_a_message_nobody_got_is_not_kept(self) -> None:
         self.hub.nodes.remote_joined(RemoteUser("bob", "there", "peer", "tcp", START), 1.0, False, True)

@@ -15,7 +15,8 @@ ALL = "#all"
 def conversation_key(sender: str, kind: Kind, recipients: Sequence[str]) -> str | None:
     """The conversation a message is kept in: :data:`ALL` for a broadcast, else the name keys of its
     ``recipients`` (as :attr:`~msgsvc.hub.contracts.Message.recipients`: names in the log) and its
-    ``sender``, each once, sorted and joined by commas; None for a unicast or multicast that named nobody in the log."""
+    ``sender``, each once, sorted and joined by commas; None for a unicast or multicast that named
+    nobody in the log."""
     if kind is Kind.BROADCAST:
         return ALL
     if not recipients:

@@ -77,7 +77,14 @@ class Hub:
         self._queue = OfflineQueue(clock, store, queue, self._log, self._sessions, self._emit)
         self._network = network or Alone(clock, store)
         self.nodes = Nodes(
-            clock, self._network, self._log, self._sessions, self._queue, self._emit, self.set_protected
+            clock,
+            self._network,
+            self._log,
+            self._sessions,
+            self._queue,
+            self._emit,
+            self.set_protected,
+            self._settle,
         )
         self._remote = self.nodes.remote  # users online on other nodes, by name key
 
@@ -387,15 +394,22 @@ class Hub:
         kind = Kind.UNICAST if len(names) == 1 else Kind.MULTICAST
         message = Message(sender.record.name, kind, tuple(group), text, *self._ids.make())
         if elsewhere or sender.outgoing:
-            routed = self.nodes.route(sender, message, targets, elsewhere, offline, absent, queue)
-            return self._kept(routed, message)
+            return self.nodes.route(sender, message, targets, elsewhere, offline, absent, queue)
         for session in targets:
             session.participant.receive(message)
-        self.history.keep(message)
         report = Report(message.id, message.at, len(targets), tuple(offline))
+        return self._settle(message, report, absent)
+
+    def _settle(
+        self, message: Message, report: Report, absent: list[UserRecord]
+    ) -> Report | Deferred[Report]:
+        """Keep ``message``, delivered as ``report`` says, and queue it for ``absent`` (on its way here or
+        through :meth:`Nodes.route`): its history goes to the store first, so what SENT calls queued is in
+        the history after a crash (in the same group commit as its queueing, or an earlier one)."""
+        self.history.keep(message)
         if not absent:
             return report
-        self.history.write_now()  # what SENT calls queued is in the history after a crash
+        self.history.write_now()
         return self._queue.enqueue(message, absent, report)
 
     def broadcast(self, sender: Session, text: str) -> Report | Deferred[Report]:

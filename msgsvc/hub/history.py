@@ -30,8 +30,8 @@ from msgsvc.hub.rules import is_valid_username, username_key
 class History(Service):
     """The history of one server's messages in ``store``, within ``policy`` (which keeps some:
     with ``--history-days 0`` the hub's history is a :class:`NoHistory`).  As a service, it drops
-    what is past the policy every ``policy.expire_every`` seconds on ``clock``.  The store's failures are logged as
-    warnings: the state logs why it fails, and a front tells the client."""
+    what is past the policy every ``policy.expire_every`` seconds on ``clock``.  The store's failures
+    are logged as warnings: the state logs why it fails, and a front tells the client."""
 
     log = Logger()
 

@@ -91,7 +91,9 @@ class Nodes:
         queue: OfflineQueue,
         emit: Callable[[Event], None],
         protect: Callable[[str, bool, str], None],
+        settle: Callable[[Message, Report, list[UserRecord]], Report | Deferred[Report]],
     ) -> None:
+        """``settle``: keeps a message routed (the hub's history) and queues it for those absent."""
         self._clock = clock
         self.network = network
         self._users = users
@@ -99,6 +101,7 @@ class Nodes:
         self._queue = queue
         self._emit = emit
         self._protect = protect
+        self._settle = settle
         self.remote: dict[str, RemoteUser] = {}  # users online on other nodes, by name key
 
     def _online(self) -> list[Session]:
@@ -145,8 +148,7 @@ class Nodes:
                     offline.append(record.name)
                     if record.protected and queue:
                         absent.append(record)
-            report = Report(message.id, message.at, delivered, tuple(offline))
-            return self._queue.enqueue(message, absent, report) if absent else report
+            return self._settle(message, Report(message.id, message.at, delivered, tuple(offline)), absent)
 
         def failed(failure: Failure) -> Failure:
             self.log.failure("could not route a message from {sender}", failure, sender=message.sender)
