@@ -24,6 +24,7 @@ from msgsvc.state.redis import (
     ACCOUNTS,
     ACCOUNTS_CHANGED,
     APPEND,
+    CLOCK_MARGIN,
     HISTORIES,
     HISTORY_SIZE,
     LAYOUT,
@@ -427,6 +428,50 @@ class RedisHistoryTests(RedisStateCase):
         self.assertEqual(await self.state.protected_since("bob"), 20.0)  # later than the truth: hides more
 
 
+class ClockTests(RedisStateCase):
+    """Nodes whose clocks disagree, on one Redis: a message taken before a name's reset is never read by
+    its next owner (docs/security.rst, "Clocks across nodes")."""
+
+    async def redis_time(self) -> float:
+        seconds, micros = await self.state.redis.execute("TIME")
+        return int(seconds) + int(micros) / 1e6
+
+    async def test_no_message_taken_before_a_reset_reads_as_after_the_next_owners_protection(self) -> None:
+        ahead, behind = self.state, self.started()  # two nodes: one's clock half a second ahead, one's 3 s behind
+        await behind.redis.ready()
+        await behind.set_password_hash("alice", "$old", 0.0)
+        now = await self.redis_time()
+        taken = entry("alice,bob", "bob", now + 0.5)  # taken by `ahead` now, for the old owner
+        await ahead.append([taken], 100)
+        self.assertEqual(await ahead.page_before("alice,bob", None, 10, 0.0), ([taken], False))
+        await behind.reset("alice", "forgot it", now - 3.0)
+        await behind.set_password_hash("alice", "$new", now - 3.0)  # the next owner, at once
+        since = await ahead.protected_since("alice")
+        assert since is not None
+        self.assertGreaterEqual(since, now + CLOCK_MARGIN)  # from Redis's clock, a margin after the reset
+        self.assertEqual(await ahead.page_before("alice,bob", None, 10, since), ([], False))
+        self.assertEqual(await ahead.latest("alice", since, 10), [])
+
+    async def test_a_name_first_protected_reads_from_redis_time_at_the_earliest(self) -> None:
+        before = await self.redis_time()
+        await self.state.set_password_hash("alice", "$h", before - 3.0)  # a node 3 s behind
+        since = await self.state.protected_since("alice")
+        assert since is not None
+        self.assertGreaterEqual(since, before)
+        self.assertLessEqual(since, await self.redis_time())
+
+    async def test_an_entry_dated_beyond_the_margin_ahead_of_redis_is_not_kept_and_said(self) -> None:
+        said: list[LogEvent] = []
+        globalLogPublisher.addObserver(said.append)
+        self.addCleanup(globalLogPublisher.removeObserver, said.append)
+        now = await self.redis_time()
+        soon, future = entry("alice,bob", "bob", now), entry("alice,bob", "alice", now + CLOCK_MARGIN + 60)
+        await self.state.append([soon, future], 100)
+        self.assertEqual(await self.state.page_before("alice,bob", None, 10, 0.0), ([soon], False))
+        self.assertEqual(await self.state.history_size(), 1)
+        self.assertEqual([e["too_new"] for e in said if "not kept" in e.get("log_format", "")], [1])
+
+
 class _Scripts:
     """Redis's commands for :class:`RedisState`, answered by the test."""
 
@@ -453,9 +498,9 @@ class AppendTests(SynchronousTestCase):
         ((script, keys, args, answer),) = self.redis.calls
         self.assertEqual((script, keys), (APPEND, [HISTORY_SIZE]))
         members = [history_entry(e) for e in self.entries]
-        self.assertEqual(args, ["alice,bob", members[0], 10, ALL, members[1], 10])
+        self.assertEqual(args, [CLOCK_MARGIN, "alice,bob", members[0], 10, ALL, members[1], 10])
         self.assertNoResult(appended)
-        answer.callback(2)
+        answer.callback([2, 0])
         self.assertIsNone(self.successResultOf(appended))
 
     def test_when_redis_fails_the_append_fails(self) -> None:

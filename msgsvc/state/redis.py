@@ -13,6 +13,7 @@ second).  The keys, all under ``msgsvc:``:
 ``msgsvc:accounts``        hash    name key -> password hash (argon2id, PHC string)
 ``msgsvc:accounts:changed``  hash  name key -> when the password was set
 ``msgsvc:accounts:since``  hash    name key -> when it was protected (kept by a new password)
+``msgsvc:accounts:released``  hash  name key -> when (Redis's clock) it was last reset or removed
 ``msgsvc:resets``          zset    reset id -> JSON ``[id, name, at, reason]`` (``, true]``: a removal)
 ``msgsvc:resets:id``       string  the last reset id
 ``msgsvc:queue:KEY``       zset    message id -> ``ID|SENT_AT|JSON [sender, kind, group, text, MSGID]``
@@ -65,7 +66,7 @@ from msgsvc.state.redisurl import RedisURL
 PREFIX = "msgsvc:"
 LOG_NAME, LOG_FIRST, LOG_LAST = (f"{PREFIX}log:{field}" for field in ("name", "first", "last"))
 ACCOUNTS, ACCOUNTS_CHANGED = f"{PREFIX}accounts", f"{PREFIX}accounts:changed"
-ACCOUNTS_SINCE = f"{PREFIX}accounts:since"
+ACCOUNTS_SINCE, ACCOUNTS_RELEASED = f"{PREFIX}accounts:since", f"{PREFIX}accounts:released"
 RESETS, RESET_ID = f"{PREFIX}resets", f"{PREFIX}resets:id"
 QUEUES = f"{PREFIX}queues"
 QUEUE_ID, QUEUE_SENDERS, QUEUE_COUNT = (f"{QUEUES}:{field}" for field in ("id", "senders", "count"))
@@ -246,11 +247,33 @@ return counts
 """
 )
 
-# Tells every node (msgsvc.state.cluster) that the name is protected now; a name that had no password
-# is protected from now on (its history reads from now: msgsvc.hub.contracts.HistoryStore.protected_since).
+#: How far ahead of Redis's clock a node's may run (seconds): a history entry dated later is not kept
+#: (:data:`APPEND`), and a name's history reads from this long after its last reset (:data:`SET_PASSWORD`),
+#: so that no message taken before a reset can be dated after the next owner's protection
+#: (docs/security.rst, "Clocks across nodes").
+CLOCK_MARGIN = 1.0
+
+# now(): Redis's clock, seconds since the epoch: the one clock every node's scripts share.
+NOW = """
+local function now()
+  local time = redis.call('TIME')
+  return tonumber(time[1]) + tonumber(time[2]) / 1e6
+end
+"""
+
+# Tells every node (msgsvc.state.cluster) that the name is protected now.  A name that had no password is
+# protected from now on (its history reads from then: msgsvc.hub.contracts.HistoryStore.protected_since):
+# from the setting node's time, but not before Redis's own, nor before CLOCK_MARGIN after its last reset.
 SET_PASSWORD = Script(
-    """
-if redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) == 1 then redis.call('HSET', KEYS[3], ARGV[1], ARGV[3]) end
+    NOW
+    + """
+-- KEYS: accounts, changed, since, released; ARGV: name key, hash, when, node, margin
+if redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+  local since = math.max(tonumber(ARGV[3]), now())
+  local released = redis.call('HGET', KEYS[4], ARGV[1])
+  if released then since = math.max(since, tonumber(released) + tonumber(ARGV[5])) end
+  redis.call('HSET', KEYS[3], ARGV[1], string.format('%.17g', since))
+end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 redis.call('PUBLISH', 'msgsvc:presence', cjson.encode({e = 'protected', key = ARGV[1], node = ARGV[4]}))
 return 1
@@ -259,12 +282,14 @@ return 1
 
 RESET = Script(
     _FORGET
+    + NOW
     + """
--- KEYS: accounts, changed, the queue, the set of queues, log names, resets, reset id, since
+-- KEYS: accounts, changed, the queue, the set of queues, log names, resets, reset id, since, released
 -- ARGV: name key, name as asked, at, reason
 if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return false end
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('HDEL', KEYS[8], ARGV[1])
+redis.call('HSET', KEYS[9], ARGV[1], string.format('%.17g', now()))
 -- Anyone may take the name now: what waited for its owner must not reach them.
 forget(redis.call('ZRANGE', KEYS[3], 0, -1))
 redis.call('DEL', KEYS[3])
@@ -280,9 +305,10 @@ return {id, name}
 # alive; noted as a reset that says removed, which every node picks up (msgsvc.auth.accounts.Accounts).
 REMOVE = Script(
     _FORGET
+    + NOW
     + """
 -- KEYS: log name, first, last, accounts, changed, the queue, the set of queues, resets, reset id, online,
--- since.  ARGV: name key, at, reason
+-- since, released.  ARGV: name key, at, reason
 local name = redis.call('HGET', KEYS[1], ARGV[1])
 if not name then return false end
 local held = redis.call('HGET', KEYS[10], ARGV[1])
@@ -290,6 +316,7 @@ if held and redis.call('EXISTS', 'msgsvc:node:' .. cjson.decode(held).node) == 1
   return {'online', name}
 end
 for _, i in ipairs({1, 2, 3, 4, 5, 11}) do redis.call('HDEL', KEYS[i], ARGV[1]) end
+redis.call('HSET', KEYS[12], ARGV[1], string.format('%.17g', now()))
 forget(redis.call('ZRANGE', KEYS[6], 0, -1))
 redis.call('DEL', KEYS[6])
 redis.call('SREM', KEYS[7], ARGV[1])
@@ -328,16 +355,28 @@ end
 """
 
 # Appends the entries of one reactor pass, each trimmed to its conversation's newest `keep` at once;
-# then moves each conversation's newest id in its participants' indexes.
+# then moves each conversation's newest id in its participants' indexes.  An entry whose id is dated more
+# than CLOCK_MARGIN ahead of Redis's clock is not kept: its node's clock is wrong.
 APPEND = Script(
     INDEX
+    + NOW
     + """
--- KEYS: the size; ARGV: conversation, member, keep, ...  Returns the change in entries.
-local added, newest = 0, {}
-for i = 1, #ARGV, 3 do
+-- KEYS: the size; ARGV: the margin, then conversation, member, keep, ...  Returns the change in entries,
+-- and how many were too new to keep.
+local crockford, millis = '0123456789ABCDEFGHJKMNPQRSTVWXYZ', math.floor((now() + tonumber(ARGV[1])) * 1000)
+local latest = ''
+for _ = 1, 10 do  -- the first 10 characters of the ids of that millisecond (its time)
+  local digit = millis % 32
+  latest = string.sub(crockford, digit + 1, digit + 1) .. latest
+  millis = (millis - digit) / 32
+end
+local added, too_new, newest = 0, 0, {}
+for i = 2, #ARGV, 3 do
   local conv = ARGV[i]
   local history = 'msgsvc:history:' .. conv
-  if redis.call('ZADD', history, 'NX', 0, ARGV[i + 1]) == 1 then
+  if string.sub(ARGV[i + 1], 1, 10) > latest then
+    too_new = too_new + 1
+  elseif redis.call('ZADD', history, 'NX', 0, ARGV[i + 1]) == 1 then
     added = added + 1
     local over = redis.call('ZCARD', history) - tonumber(ARGV[i + 2])
     if over > 0 then added = added - redis.call('ZREMRANGEBYRANK', history, 0, over - 1) end
@@ -353,7 +392,7 @@ for conv, id in pairs(newest) do
   end
 end
 if added ~= 0 then redis.call('INCRBY', KEYS[1], added) end
-return added
+return {added, too_new}
 """
 )
 
@@ -636,8 +675,8 @@ class RedisState(Service):
     def set_password_hash(self, name: str, password_hash: str, when: float) -> Deferred[None]:
         return self.redis.script(
             SET_PASSWORD,
-            [ACCOUNTS, ACCOUNTS_CHANGED, ACCOUNTS_SINCE],
-            [username_key(name), password_hash, when, self.node],
+            [ACCOUNTS, ACCOUNTS_CHANGED, ACCOUNTS_SINCE, ACCOUNTS_RELEASED],
+            [username_key(name), password_hash, when, self.node, CLOCK_MARGIN],
         ).addCallback(lambda _: None)
 
     def reset(self, name: str, reason: str, when: float) -> Deferred[Reset | None]:
@@ -651,7 +690,8 @@ class RedisState(Service):
 
         return self.redis.script(
             RESET,
-            [ACCOUNTS, ACCOUNTS_CHANGED, queue_key(key), QUEUES, LOG_NAME, RESETS, RESET_ID, ACCOUNTS_SINCE],
+            [ACCOUNTS, ACCOUNTS_CHANGED, queue_key(key), QUEUES, LOG_NAME, RESETS, RESET_ID, ACCOUNTS_SINCE]
+            + [ACCOUNTS_RELEASED],
             [key, name, when, reason],
         ).addCallback(made)
 
@@ -671,7 +711,7 @@ class RedisState(Service):
         return self.redis.script(
             REMOVE,
             [LOG_NAME, LOG_FIRST, LOG_LAST, ACCOUNTS, ACCOUNTS_CHANGED, queue_key(key), QUEUES, RESETS, RESET_ID]
-            + [ONLINE, ACCOUNTS_SINCE],
+            + [ONLINE, ACCOUNTS_SINCE, ACCOUNTS_RELEASED],
             [key, when, reason],
         ).addCallback(made)
 
@@ -699,9 +739,24 @@ class RedisState(Service):
     # -- history (msgsvc.hub.contracts.HistoryStore) -----------------------------------------
 
     def append(self, entries: Sequence[Stored], keep: int) -> Deferred[None]:
-        """One script (:data:`APPEND`) for them all."""
+        """One script (:data:`APPEND`) for them all; those dated too far ahead of Redis's clock are not
+        kept, and said so."""
         args = [arg for entry in entries for arg in (entry.conversation, history_entry(entry), keep)]
-        appended: Deferred[None] = self.redis.script(APPEND, [HISTORY_SIZE], args).addCallback(lambda _: None)
+
+        def kept(reply: list[int]) -> None:
+            _, too_new = reply
+            if too_new:
+                self.log.warn(
+                    "{too_new} history entries not kept: their ids are dated over {margin} s ahead of the "
+                    "clock of {where}; is this node's clock right?",
+                    too_new=too_new,
+                    margin=CLOCK_MARGIN,
+                    where=self.where,
+                )
+
+        appended: Deferred[None] = self.redis.script(APPEND, [HISTORY_SIZE], [CLOCK_MARGIN, *args]).addCallback(
+            kept
+        )
         self._appending.add(appended)
 
         def answered(result: object) -> object:
