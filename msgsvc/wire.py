@@ -361,7 +361,7 @@ class Version:
 class History:
     conversation: str  # as the client named it: conversation_named() makes it a key
     before: str | None  # an id, or a time as message_id_floor() makes it; None: up to the newest
-    count: int
+    count: int | None  # None: the server's default page (HistoryPolicy.default_page)
 
 
 @dataclass(slots=True)
@@ -393,7 +393,7 @@ Command = (
     Hello | Password | Send | Broadcast | Users | Version | History | Conversations | Ack | Ping | Pong | Quit
 )
 
-_HISTORY = HistoryPolicy()  # a HISTORY's count: at most its page, by default its default_page
+_HISTORY = HistoryPolicy()  # a HISTORY's count: at most its page (the server's default when none)
 _HISTORY_USAGE = "usage: HISTORY <conversation> [<before: * | id | time> [<count: 1-100>]]"
 
 
@@ -473,7 +473,9 @@ def _history(line: Line) -> History:
             before = message_id_floor(parse_millis(position))
         except ValueError:
             raise ProtocolError(Code.BAD_SYNTAX, _HISTORY_USAGE) from None
-    count = ascii_int(count_text, 3) if count_text else _HISTORY.default_page
+    if not count_text:
+        return History(conversation, before, None)
+    count = ascii_int(count_text, 3)
     if count is None or not 1 <= count <= _HISTORY.page:
         raise ProtocolError(Code.BAD_SYNTAX, _HISTORY_USAGE)
     return History(conversation, before, count)

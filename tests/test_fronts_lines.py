@@ -20,6 +20,7 @@ from msgsvc.fronts.lines import ServerProtocol
 from msgsvc.hub.contracts import HistoryPolicy, RemoteUser, Stored, UserRecord
 from msgsvc.hub.conversations import ALL
 from msgsvc.hub.events import ClientError, Connected, Disconnected
+from msgsvc.hub.history import History
 from msgsvc.state.redislink import RedisUnavailable
 from msgsvc.wire import Code, Limits
 
@@ -772,6 +773,28 @@ class Version9Tests(SynchronousTestCase):
         self.assertEqual(got[2].split(" ")[:4], ["SENT", "1", "-", "-"])
         self.assertEqual([line.split(" :")[-1] for line in lines(b)], ["after the catch-up"])
 
+    def test_what_waits_for_the_catch_up_counts_against_the_send_queue(self) -> None:
+        """The lines held while the catch-up is read are unread: past --max-send-queue of them the client
+        is dropped, as one that does not read, and nothing held is written."""
+        server = ServerHarness(Limits(max_send_queue=400), history=HistoryPolicy())
+        bob, b = server.register("bob")
+        read: Deferred[tuple[list[Stored], bool]] = Deferred()
+        server.store.page_before = lambda *args: read  # type: ignore[method-assign]
+        alice, a = server.connect()
+        alice.dataReceived(b"VERSION 9\r\nHELLO alice\r\n")
+        server.end_of_pass()
+        lines(a)
+        bob.dataReceived(b"SEND alice :%s\r\n" % (b"x" * 100) * 2)  # two MSG lines: within the bound
+        self.assertFalse(a.disconnecting)
+        with capturedLogs():
+            bob.dataReceived(b"SEND alice :%s\r\n" % (b"x" * 100))  # a third: past it
+        self.assertEqual(lines(a), ["BYE :send queue exceeded"])
+        self.assertTrue(a.disconnected)
+        self.assertEqual(lines(b)[-2:], ["LEFT alice", "SENT 1 - -"])  # it left as the third came
+        read.callback(([], False))
+        server.end_of_pass()
+        self.assertEqual(lines(a), [])
+
     def test_a_catch_up_that_cannot_be_read_ends_empty_saying_more(self) -> None:
         self.server.store.page_before = lambda *args: fail(OSError("disk"))  # type: ignore[method-assign]
         with capturedLogs() as events:
@@ -860,6 +883,13 @@ class HistoryCommandTests(SynchronousTestCase):
         ):
             self.assertEqual(self.texts(self.ask(line)), answer, line)
         self.assertEqual(self.texts(self.ask("HISTORY #ALL")), ["all", "ENDHISTORY #all 1 start"])
+
+    def test_a_history_without_a_count_gets_the_server_s_default_page(self) -> None:
+        history = self.server.hub.history
+        assert isinstance(history, History)
+        history.policy = HistoryPolicy(default_page=2)
+        self.assertEqual(self.texts(self.ask("HISTORY bob")), ["2", "3", "ENDHISTORY bob,carol 2 more"])
+        self.assertEqual(self.texts(self.ask("HISTORY bob * 3")), ["1", "2", "3", "ENDHISTORY bob,carol 3 start"])
 
     def test_conversations_newest_first(self) -> None:
         answer = self.ask("CONVERSATIONS")

@@ -218,11 +218,11 @@ class ParseCommandTests(SynchronousTestCase):
     def test_history_and_conversations(self) -> None:
         at = 1_764_608_525.123  # 2025-12-01T17:02:05.123Z
         floor = message_id_floor(at)
-        self.assertEqual(self.command(b"HISTORY alice"), wire.History("alice", None, 50))
+        self.assertEqual(self.command(b"HISTORY alice"), wire.History("alice", None, None))
         self.assertEqual(self.command(b"HISTORY #all * 7"), wire.History("#all", None, 7))
         by_id = self.command(f"HISTORY a,b {floor.lower()} 100".encode())
         self.assertEqual(by_id, wire.History("a,b", floor, 100))
-        self.assertEqual(self.command(b"HISTORY a 2025-12-01T17:02:05.123Z"), wire.History("a", floor, 50))
+        self.assertEqual(self.command(b"HISTORY a 2025-12-01T17:02:05.123Z"), wire.History("a", floor, None))
         by_second = self.command(b"HISTORY a 2025-12-01T17:02:05Z 1")
         self.assertEqual(by_second, wire.History("a", message_id_floor(at - 0.123), 1))
         self.assertEqual(self.command(b"CONVERSATIONS"), wire.Conversations())

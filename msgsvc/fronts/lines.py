@@ -189,11 +189,26 @@ class ServerProtocol(Session):
 
     def _catch_up(self) -> None:
         """Version 9: what was said to everyone while this client was away, as part of HELLO's answer:
-        its next lines wait, and what comes for it meanwhile (messages, presence, DELAYED) comes after."""
+        its next lines wait, and what comes for it meanwhile (messages, presence, DELAYED) comes after.
+        What waits is unread, and counts against ``--max-send-queue``: past it, the client is dropped
+        (send queue exceeded), as one that does not read."""
         held: list[bytes] = []
+        size = 0
+        limit = self.clients.limits.max_send_queue
         self._hold("catching up")
+
+        def hold(data: bytes) -> None:
+            nonlocal size
+            size += len(data)
+            if size <= limit:
+                held.append(data)
+            else:
+                held.clear()
+                why = f"send queue exceeded: over {limit} bytes unread"
+                self._drop(why, "send queue exceeded", abort=True)
+
         # Meanwhile this connection's writes are held: on the instance, so the others' cost nothing.
-        self._write = held.append  # type: ignore[method-assign,assignment]
+        self._write = hold  # type: ignore[method-assign]
 
         def failed(failure: Failure) -> list[Page]:
             if not failure.check(Refused):  # the hub logged why it refused (the store failing)
@@ -228,7 +243,8 @@ class ServerProtocol(Session):
                     self.log_in(username, password)
             case wire.History(conversation, before, count):
                 key = conversation_named(conversation, self.user.name, self.clients.limits.max_recipients)
-                self._read_history(self.user.history(key, before, count), encode_page)
+                limit = self.clients.hub.history.policy.default_page if count is None else count
+                self._read_history(self.user.history(key, before, limit), encode_page)
             case wire.Conversations():
                 limit = self.clients.hub.history.policy.conversations
                 self._read_history(self.user.conversations(limit), encode_conversations)
