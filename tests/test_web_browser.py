@@ -691,3 +691,106 @@ class PageTests(SynchronousTestCase):
         self.enter_as("alice")
         wait(self.driver, lambda d: self.history_note() == "This server keeps no history.", "the note")
         self.assertFalse(self.element("load-earlier").is_displayed())
+
+    def listed(self) -> list[str]:
+        """With whom each conversation of the list is, in its order."""
+        buttons = self.driver.find_elements(By.CSS_SELECTOR, "#conversations button span")
+        return [button.text for button in buttons]
+
+    def open_listed(self, who: str) -> None:
+        index = self.listed().index(who)
+        self.driver.find_elements(By.CSS_SELECTOR, "#conversations button")[index].click()
+
+    def gap(self) -> list[str]:
+        return [li.text for li in self.driver.find_elements(By.CSS_SELECTOR, "#conversation li.gap")]
+
+    def test_after_login_the_conversations_are_listed_and_each_opens_alone_before_the_login(self) -> None:
+        self.start()
+        bob = self.tcp_user("bob")
+        carol = self.tcp_user("carol")
+        self.open_page()
+        self.log_in("alice", "correct horse")
+        self.wait_connected("alice")
+        for peer, line, said in [
+            (bob, "SEND alice :bob 1", "bob to you: bob 1"),
+            (carol, "SEND alice :carol 1", "carol to you: carol 1"),
+            (bob, "SEND alice :bob 2", "bob to you: bob 2"),
+            (bob, "BROADCAST :news", "bob to everyone: news"),
+        ]:
+            peer.send(line)
+            self.wait_said(said)  # in this order
+
+        self.open_page()  # reload: the log starts empty, as on another machine
+        self.log_in("alice", "correct horse")
+        self.wait_connected("alice")
+        wait(self.driver, lambda d: self.listed() == ["everyone", "bob", "carol"], "the list, newest first")
+        times = self.driver.find_elements(By.CSS_SELECTOR, "#conversations time")
+        self.assertRegex(times[0].text, r"^\d\d:\d\d$")
+        self.assertNotIn("bob to you: bob 1", self.conversation())
+
+        self.open_listed("bob")  # as picking bob: addressed, and its latest page shown
+        self.wait_said("bob to you: bob 2")
+        self.assertTrue(self.element("kind-unicast").is_selected())
+        self.assertTrue(self.recipient("bob").is_selected())
+        current = self.driver.find_element(By.CSS_SELECTOR, '#conversations button[aria-current="true"] span')
+        self.assertEqual(current.text, "bob")
+        self.assertEqual(self.driver.switch_to.active_element.get_attribute("id"), "message")
+        said = self.conversation()
+        self.assertLess(said.index("bob to you: bob 1"), said.index("bob to you: bob 2"))
+        self.assertNotIn("carol to you: carol 1", said)  # never loaded: the line says so
+        self.assertEqual(self.gap(), ["Above: earlier messages with bob only. Below: all since you logged in."])
+        order = self.driver.execute_script(
+            "return [...document.querySelectorAll('#conversation li')].map((li) => li.className.split(' ')[0])"
+        )
+        self.assertEqual(order[order.index("gap") + 1 :][:1], ["system"])  # "Connected to ..." right below it
+
+        self.open_listed("carol")  # bob's earlier messages go; carol's come
+        self.wait_said("carol to you: carol 1")
+        self.assertNotIn("bob to you: bob 1", self.conversation())
+        self.assertEqual(self.gap(), ["Above: earlier messages with carol only. Below: all since you logged in."])
+        self.open_listed("everyone")
+        self.wait_said("bob to everyone: news")
+        self.assertTrue(self.element("kind-broadcast").is_selected())
+        self.assertNotIn("carol to you: carol 1", self.conversation())
+        self.open_listed("bob")  # shown again, not asked again
+        wait(self.driver, lambda d: "bob to you: bob 1" in self.conversation(), "bob's again")
+        self.assertEqual(self.conversation().count("bob to you: bob 1"), 1)
+        bob.send("SEND alice :live now")  # live: shown whatever is open
+        self.wait_said("bob to you: live now")
+        self.open_listed("carol")
+        self.assertIn("bob to you: live now", self.conversation())
+
+    def test_a_hostile_list_of_conversations_is_cut_and_cleaned(self) -> None:
+        self.start()
+        bob = self.tcp_user("bob")
+        self.enter_as("alice")
+        wait(self.driver, lambda d: d.execute_script("return session.pending.length") == 0, "the list answered")
+        crowd = ",".join(sorted(["alice", *(f"u{n}" for n in range(40))]))
+        at = "2026-12-02T08:00:00.000Z"
+        odd = [
+            "CONVERSATION",
+            f"CONVERSATION alice,b\\u202eob 01A {at}",
+            f"CONVERSATION alice,\\ud800 01A {at}",
+            f"CONVERSATION Alice,Bob 01A {at}",
+            f"CONVERSATION bob,carol 01A {at}",
+            f"CONVERSATION alice,,bob 01A {at}",
+            "CONVERSATION alice,bob 01A yesterday",
+            f"CONVERSATION {crowd} 01A {at}",
+            f"CONVERSATION <img/src=x/onerror=alert(1)>,alice 01A {at}",
+            "CONVERSATION alice,carol 01A 9999-12-31T23:59:59.999Z",
+            f"CONVERSATION alice,carol 01A {at}",
+        ]
+        lines = odd + [f"CONVERSATION alice,u{n:03} 01A {at}" for n in range(150)]
+        lines += ["ENDCONVERSATIONS 99999999999999999999999", "ENDCONVERSATIONS 1"]
+        self.driver.execute_script(
+            "session.pending.push({what: 'conversations'}); for (const line of arguments[0]) session.line(line);",
+            lines,
+        )
+        listed = self.listed()
+        self.assertEqual(len(listed), 100)
+        self.assertEqual(listed[:2], ["carol", "u000"])
+        self.assertEqual(listed[-1], "u098")
+        self.choose("unicast", "bob")  # the answers still match their commands
+        self.say("still here")
+        wait(self.driver, lambda d: self.receipts() == ["delivered to 1"], "the receipt")
+        bob.until("MSG")

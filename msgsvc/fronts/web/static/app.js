@@ -9,6 +9,9 @@ const REFUSALS = new Set([
 const PASSWORD_CODES = new Set(["AUTH_REQUIRED", "AUTH_FAILED", "PASSWORD_INVALID"]);
 const BACKOFF_MAX = 30; // seconds between reconnect attempts, at most
 const VERSION = 9; // the protocol version the page speaks; a version 8 server refuses VERSION, then it speaks 8
+const MAX_CONVERSATIONS = 100; // CONVERSATION lines an answer holds at most (the protocol's limit): more are left out
+const MAX_PARTICIPANTS = 33; // a direct conversation's names at most: a sender and 32 recipients
+const NAME_KEY = /^[a-z][a-z0-9_.-]{0,31}$/; // a username in lower case, as the server names conversations
 
 const $ = (id) => document.getElementById(id);
 
@@ -62,6 +65,14 @@ function dayKey(date) {
   return `${date.getFullYear()}-${date.getMonth()}-${date.getDate()}`;
 }
 
+/** Whether ``conversation`` (as the server names it) is one ``me`` can be in: a hostile server's odd names are left out. */
+function readable(conversation, me) {
+  if (conversation === "#all") return true;
+  if (typeof conversation !== "string") return false;
+  const keys = conversation.split(",");
+  return keys.length <= MAX_PARTICIPANTS && keys.every((key) => NAME_KEY.test(key)) && keys.includes(me.toLowerCase());
+}
+
 function joinNames(names) {
   if (names.length <= 1) return names.join("");
   return `${names.slice(0, -1).join(", ")} and ${names[names.length - 1]}`;
@@ -89,6 +100,8 @@ class Session {
     this.catchingUp = false; // the login's catch-up of #all is coming
     this.histories = new Map(); // conversation -> {oldest: id or "*", more, loading, refused: text or ""}
     this.batch = null;      // the page of history being received: {oldest, count, anchor}
+    this.listing = null;    // the CONVERSATION lines of the answer coming: [{conversation, at}]
+    this.conversations = []; // this user's recent conversations, newest first: [{conversation, at}]
     this.pageLastId = 0;
     this.awayHeading = null;
     this.awayShown = false;
@@ -252,6 +265,7 @@ const HANDLERS = {
     ui.setOnline(true);
     s.catchingUp = s.version >= 9 && s.historyDays > 0;
     if (!s.catchingUp) ui.renderHistory();
+    else if (s.send("CONVERSATIONS")) s.pending.push({ what: "conversations" });
   },
   VERSION(s, [version, days]) {
     const asked = s.pending[0];
@@ -325,7 +339,23 @@ const HANDLERS = {
     s.batch.count += 1;
     if (!s.firstTime(id)) return;
     const group = recipients === "*" ? [] : recipients.split(",");
-    ui.history(new Date(time), sender, kind, group, text, id);
+    ui.history(new Date(time), sender, kind, group, text, id, conversation);
+  },
+  CONVERSATION(s, [conversation, id, time]) {
+    if (s.listing === null) s.listing = [];
+    const at = new Date(time);
+    const known = s.listing.some((c) => c.conversation === conversation);
+    if (s.listing.length < MAX_CONVERSATIONS && !known && !isNaN(at) && readable(conversation, s.name)) {
+      s.listing.push({ conversation, at });
+    }
+  },
+  ENDCONVERSATIONS(s) {
+    const listing = s.listing || [];
+    s.listing = null;
+    if (!s.pending.length || s.pending[0].what !== "conversations") return; // not asked for
+    s.pending.shift();
+    s.conversations = listing;
+    ui.renderConversations();
   },
   ENDHISTORY(s, [conversation, count, end]) {
     const batch = s.batch;
@@ -404,6 +434,8 @@ const HANDLERS = {
       known.loading = false;
       known.refused = text || code;
       ui.renderHistory();
+    } else if (asked && asked.what === "conversations") {
+      ui.warning(`Your conversations cannot be listed now: ${text}`);
     } else if (asked && asked.what === "password") {
       ui.passwordError(text);
     } else if (asked && asked.what === "send") {
@@ -531,8 +563,9 @@ const ui = {
     return item;
   },
 
-  /** A message from the history, put in its place in time among what the conversation shows. */
-  history(time, sender, kind, group, text, id) {
+  /** A message from the history, put in its place in time among what the conversation shows; one from before
+   *  the first live entry is "earlier": shown only while its conversation is open (see ``filter``). */
+  history(time, sender, kind, group, text, id, conversation) {
     const me = session.name.toLowerCase();
     let words;
     if (sender.toLowerCase() === me) {
@@ -546,20 +579,102 @@ const ui = {
       (li) => !li.classList.contains("day") &&
         (Number(li.dataset.at) > at || (Number(li.dataset.at) === at && (li.dataset.id || "") > id)),
     );
+    item.dataset.conversation = conversation;
     $("conversation").insertBefore(item, later || null);
+    const firstLive = $("conversation").querySelector("li:not(.history):not(.day):not(.gap)");
+    if (!firstLive || item.compareDocumentPosition(firstLive) & Node.DOCUMENT_POSITION_FOLLOWING) {
+      item.classList.add("earlier");
+    }
+  },
+
+  /** Before the first live entry the log has only the history pages asked for, conversation by conversation: it
+   *  shows the open conversation's alone, and a line where everything since the login starts says so. */
+  filter() {
+    const log = $("conversation");
+    const open = ui.openConversation();
+    for (const old of log.querySelectorAll("li.gap")) old.remove();
+    const earlier = [...log.querySelectorAll("li.earlier")];
+    for (const li of earlier) li.hidden = li.dataset.conversation !== open;
+    const shown = earlier.filter((li) => !li.hidden);
+    if (!shown.length) return;
+    const gap = document.createElement("li");
+    gap.className = "gap";
+    gap.textContent = `Above: earlier messages ${ui.inWords(open)} only. Below: all since you logged in.`;
+    shown[shown.length - 1].after(gap);
+  },
+
+  /** A conversation as a reader says it: "to everyone", "with bob and carol", "with yourself". */
+  inWords(conversation) {
+    return conversation === "#all" ? "to everyone" : `with ${ui.who(conversation)}`;
+  },
+
+  /** With whom a conversation is: "everyone", "bob and carol" (as the log spells them), "yourself". */
+  who(conversation) {
+    if (conversation === "#all") return "everyone";
+    const me = session.name.toLowerCase();
+    const others = conversation.split(",").filter((key) => key !== me);
+    const spelled = others.map((key) => (session.users.get(key) || { name: key }).name);
+    return joinNames(spelled) || "yourself";
+  },
+
+  /** The recent conversations, newest first, each a button that opens it; the open one marked. */
+  renderConversations() {
+    const open = ui.openConversation();
+    const now = new Date();
+    $("conversations").replaceChildren(...session.conversations.map(({ conversation, at }) => {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.dataset.conversation = conversation;
+      const who = document.createElement("span");
+      who.textContent = ui.who(conversation);
+      const when = document.createElement("time");
+      when.dateTime = at.toISOString();
+      when.textContent = describeTime(at, now);
+      button.append(who, when);
+      if (conversation === open) button.setAttribute("aria-current", "true");
+      const item = document.createElement("li");
+      item.append(button);
+      return item;
+    }));
+    $("recent").hidden = !session.conversations.length;
+  },
+
+  /** Address ``kind`` to ``keys`` (names in any case) in the compose form: what Reply all and the list do. */
+  address(kind, keys) {
+    $(`kind-${kind}`).checked = true;
+    ui.renderUsers();
+    for (const input of document.querySelectorAll('#users input[name="recipient"]')) {
+      input.checked = keys.includes(input.value.toLowerCase());
+    }
+    ui.renderUsers();
+    ui.opened();
+    $("message").focus();
+  },
+
+  /** Open a conversation of the list: addressed, and its history shown. */
+  openListed(conversation) {
+    if (conversation === "#all") {
+      ui.address("broadcast", []);
+      return;
+    }
+    const me = session.name.toLowerCase();
+    const others = conversation.split(",").filter((key) => key !== me);
+    const keys = others.length ? others : [me];
+    ui.address(keys.length > 1 ? "multicast" : "unicast", keys);
   },
 
   /** Where the reader is: the first entry in sight and how far below the log's top it is. */
   anchor() {
     const log = $("conversation");
     if (ui.pinned) return null;
-    const first = [...log.children].find((li) => li.offsetTop + li.offsetHeight > log.scrollTop);
+    const first = [...log.children].find((li) => !li.hidden && li.offsetTop + li.offsetHeight > log.scrollTop);
     return first ? { item: first, offset: first.offsetTop - log.scrollTop } : null;
   },
 
   /** A page of history is in: day separators, the reader kept where it was, the button and what it says. */
   historyShown(anchor, count) {
     const log = $("conversation");
+    ui.filter();
     ui.days();
     if (ui.pinned) ui.toBottom();
     else if (anchor) log.scrollTop = anchor.item.offsetTop - anchor.offset;
@@ -576,7 +691,7 @@ const ui = {
     const now = new Date();
     let previous = dayKey(now);
     let first = true;
-    for (const li of [...log.children]) {
+    for (const li of [...log.children].filter((child) => !child.hidden && child.className !== "gap")) {
       const time = new Date(Number(li.dataset.at));
       const key = dayKey(time);
       if (key !== previous || (first && key !== dayKey(now))) {
@@ -627,6 +742,10 @@ const ui = {
     const conversation = ui.openConversation();
     if (!session.histories.has(conversation)) session.loadHistory(conversation);
     ui.renderHistory();
+    ui.renderConversations();
+    ui.filter();
+    ui.days();
+    if (ui.pinned) ui.toBottom();
   },
 
   earlier() {
@@ -790,18 +909,12 @@ function onReplyAll() {
   if (!last) return;
   const me = session.name.toLowerCase();
   if (last.kind === "broadcast") {
-    $("kind-broadcast").checked = true;
-  } else {
-    const names = [last.sender, ...last.group.filter((n) => n.toLowerCase() !== me && n !== last.sender)];
-    $(names.length > 1 ? "kind-multicast" : "kind-unicast").checked = true;
-    ui.renderUsers();
-    for (const input of document.querySelectorAll('#users input[name="recipient"]')) {
-      input.checked = names.includes(input.value);
-    }
+    ui.address("broadcast", []);
+    return;
   }
-  ui.renderUsers();
-  ui.opened();
-  $("message").focus();
+  const sender = last.sender.toLowerCase();
+  const keys = [sender, ...last.group.map((n) => n.toLowerCase()).filter((key) => key !== me && key !== sender)];
+  ui.address(keys.length > 1 ? "multicast" : "unicast", keys);
 }
 
 function onPassword(event) {
@@ -853,6 +966,10 @@ function start() {
     ui.opened();
   });
   $("load-earlier").addEventListener("click", () => ui.earlier());
+  $("conversations").addEventListener("click", (event) => {
+    const button = event.target.closest("button");
+    if (button) ui.openListed(button.dataset.conversation);
+  });
   const log = $("conversation");
   log.addEventListener("scroll", () => ui.scrolled());
   new ResizeObserver(() => {
