@@ -26,8 +26,9 @@ from msgsvc.client.presenter import ChatPresenter
 from msgsvc.fronts.clients import Clients
 from msgsvc.fronts.lines import ServerFactory
 from msgsvc.fronts.presence import Presence
-from msgsvc.hub.contracts import Kind
+from msgsvc.hub.contracts import HistoryPolicy, Kind
 from msgsvc.hub.core import Hub
+from msgsvc.hub.history import History
 from msgsvc.servergui.presenter import ServerPresenter
 from msgsvc.servergui.window import ServerWindow
 from msgsvc.state.sqlite import SqliteStore
@@ -64,7 +65,8 @@ async def shoot(windows: list[ChatWindow], window: ChatWindow | ServerWindow, na
 async def main() -> None:
     usernames = SqliteStore(reactor, os.path.join(tempfile.mkdtemp(), "names.sqlite3"))
     usernames.startService()
-    hub = Hub(reactor, usernames, [], max_clients=50)
+    history = History(reactor, usernames, HistoryPolicy())  # kept: the clients show it
+    hub = Hub(reactor, usernames, [], max_clients=50, history=history)
     hasher = Hasher(reactor, threads=1)
     hasher.startService()
     accounts = Accounts(hub, usernames, hasher, reactor, require_password=False)

@@ -36,10 +36,10 @@ def free_port() -> int:
 class Peer:
     """A TCP user, to talk with the page."""
 
-    def __init__(self, port: int, name: str) -> None:
+    def __init__(self, port: int, name: str, password: str = "") -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
         self.file = self.sock.makefile("rb")
-        self.send(f"HELLO {name}")
+        self.send(f"HELLO {name} :{password}" if password else f"HELLO {name}")
         while not self.file.readline().startswith(b"ENDUSERS"):
             pass
 
@@ -109,6 +109,22 @@ def main() -> None:
         shoot(driver, "page-phone.png")
         driver.find_element(By.ID, "people-toggle").click()
         shoot(driver, "page-phone-log.png")
+
+        # erin, protected, talked with bob and dave from another machine; she logs in on the page.
+        away = Peer(tcp, "erin", "erin's password")
+        away.send("SEND bob :are the slides for friday ready?")
+        bob.send("SEND erin :in the shared folder, have a look")
+        away.send("SEND bob,dave :let's rehearse thursday at 4")
+        away.send("QUIT")
+        driver.set_window_size(1000, 700)
+        driver.get(f"http://127.0.0.1:{web}/")  # alice leaves
+        driver.find_element(By.ID, "username").send_keys("erin")
+        driver.find_element(By.ID, "password").send_keys("erin's password" + Keys.ENTER)
+        WebDriverWait(driver, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#conversations button"))
+        driver.find_elements(By.CSS_SELECTOR, "#conversations button")[1].click()  # with bob
+        WebDriverWait(driver, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#conversation li.gap"))
+        bob.send("SEND erin :back from lunch: did you find them?")
+        shoot(driver, "page-conversations.png")
     finally:
         driver.quit()
         server.terminate()

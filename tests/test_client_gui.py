@@ -365,7 +365,9 @@ class ClientWindowHistoryTests(ClientWindowTests):
         again.username.insert(0, "alice")
         again.password.insert(0, "alice's secret")
         again.connect_button.invoke()
+        self.assertFalse(first.recent.winfo_ismapped())  # nothing to list at its login
         await self.until("the list", lambda: again.conversations.size() == 1)
+        self.assertTrue(again.recent.winfo_ismapped())
         self.assertRegex(again.conversations.get(0), r"^bob · today \d\d:\d\d$")
         self.assertNotIn("lunch at noon?", self.conversation(again))
         again.conversations.selection_set(0)

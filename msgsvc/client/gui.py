@@ -152,9 +152,10 @@ class ChatWindow:
         self.users = tkinter.Listbox(left, exportselection=False, width=26, activestyle="none")
         self.users.pack(fill="both", expand=True)
         self.users.bind("<<ListboxSelect>>", lambda _e: self._recipients())
-        ttk.Label(left, text="Recent conversations").pack(anchor="w", pady=(12, 0))
+        self.recent = ttk.Frame(left)  # shown while there are conversations to list
+        ttk.Label(self.recent, text="Recent conversations").pack(anchor="w", pady=(12, 0))
         self.conversations = tkinter.Listbox(
-            left, exportselection=False, width=26, height=6, activestyle="none"
+            self.recent, exportselection=False, width=26, height=6, activestyle="none"
         )
         self.conversations.pack(fill="x")
         self.conversations.bind("<<ListboxSelect>>", lambda _e: self._open_conversation())
@@ -269,6 +270,10 @@ class ChatWindow:
         self.conversations.delete(0, "end")
         for item in items:
             self.conversations.insert("end", f"{item.who} · {item.when}")
+        if items:
+            self.recent.pack(fill="x")
+        else:
+            self.recent.pack_forget()
 
     def show_reply(self, target: str) -> None:
         self.reply_button.state(["!disabled"] if target else ["disabled"])
