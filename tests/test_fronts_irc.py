@@ -11,7 +11,7 @@ from types import FrameType
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import fail
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import StringTransport
 from twisted.logger import capturedLogs, formatEvent
@@ -33,7 +33,7 @@ from msgsvc.fronts.irc.wire import (
     server_time,
     text_lines,
 )
-from msgsvc.hub.contracts import HistoryPolicy, Kind, Message, UserRecord
+from msgsvc.hub.contracts import HistoryPolicy, Kind, Message, RemoteUser, UserRecord
 from msgsvc.hub.conversations import ALL
 from msgsvc.hub.events import Disconnected, Event
 from msgsvc.hub.history import History
@@ -42,6 +42,7 @@ from msgsvc.state import StoreError
 from msgsvc.times import describe_time
 from msgsvc.wire import Limits, ProtocolError
 
+from .support.fakes import FakeNetwork
 from .support.harness import PASSWORD, ServerHarness, lines, one_pass
 from .support.irc import Work
 
@@ -559,6 +560,21 @@ class TagsTests(IrcTestCase):
         (row,) = carol.read()
         self.assertRegex(row, "^@msgid=[0-9A-Z]{26} :bob!bob@msgsvc PRIVMSG carol :untagged$")
 
+    def test_client_only_tags_go_only_with_a_delivery_at_once(self) -> None:
+        """As docs/irc.rst says: a message that also goes to another node reaches the recipients here once
+        that node answered, without the sender's client-only tags (the hub carries text only)."""
+        network = FakeNetwork()
+        self.harness = ServerHarness(network=network)
+        self.factory = IrcFactory(self.harness.clients, SERVER)
+        alice = self.client("alice", "message-tags")
+        carol = self.client("carol", "message-tags")
+        self.harness.hub.nodes.remote_joined(RemoteUser("bob", "there", "peer", "tcp", 1.0), 1.0, False, True)
+        alice.send("@+draft/reply=x PRIVMSG carol,bob :hi")
+        self.assertEqual(carol.read(), [])
+        network.answers[0].callback({"there"})
+        (row,) = carol.read()
+        self.assertRegex(row, "^@msgid=[0-9A-Z]{26} :alice!alice@msgsvc PRIVMSG carol :")
+
     def test_tagmsg_goes_to_the_clients_that_take_tags_and_no_further(self) -> None:
         alice = self.client("alice", "message-tags")
         carol = self.client("carol", "message-tags")
@@ -627,6 +643,23 @@ class TagsTests(IrcTestCase):
         got = alice.send("@label=w WHOIS alice")
         self.assertEqual(got[0], f"@label=w :{SERVER} BATCH +2 labeled-response")
         self.assertEqual(numerics(got[1:-1]), ["311", "312", "318"])
+
+    def test_a_server_ping_is_never_a_part_of_a_labeled_batch(self) -> None:
+        """IRCv3 labeled-response: a batch holds the reply to the labeled line; the server's own PING,
+        sent while the batch is open (its answer awaited), comes outside it."""
+        alice = self.client("alice", "batch labeled-response")
+        on_disk: Deferred[None] = Deferred()
+        enqueue = self.harness.store.enqueue
+        self.harness.store.enqueue = lambda m: on_disk.addCallback(lambda _: enqueue(m))  # type: ignore
+        opened = f"@label=q :{SERVER} BATCH +1 labeled-response"
+        self.assertEqual(alice.send("@label=q PRIVMSG dave :hi"), [opened])
+        self.harness.clock.advance(self.harness.clients.limits.ping_interval)
+        (ping,) = alice.read()
+        self.assertRegex(ping, "^PING :?[0-9]+$")
+        on_disk.callback(None)
+        got = alice.read()
+        self.assertEqual(got[-1], f":{SERVER} BATCH -1")
+        self.assertTrue(all(row.startswith("@batch=1 ") for row in got[:-1]), got)
 
     def test_a_label_without_batch_is_not_answered_as_one(self) -> None:
         alice = self.client("alice", "labeled-response")

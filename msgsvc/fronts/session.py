@@ -321,7 +321,7 @@ class Session(LineProtocol):
         elif not self._pinged:
             self.clients.pings += 1
             self._pinged = self.clients.pings
-            self._write(self.ping(str(self._pinged)))
+            self._send(self.ping(str(self._pinged)))
             self._watch(limits.ping_timeout)
         else:
             self._drop(f"no answer to PING within {limits.ping_timeout:g} s", "ping timeout")
@@ -438,6 +438,11 @@ class Session(LineProtocol):
         self.written(len(data))  # before: a write that fills the buffer is not itself past it
         if not self._dropped:
             self.clients.outbox.write(self.transport, data)
+
+    def _send(self, data: bytes) -> None:
+        """Write what comes for the client unasked (a server PING), never as a part of the reply to a
+        line (IRC's labeled-response batch)."""
+        self._write(data)
 
     def written(self, size: int) -> None:
         """Count ``size`` bytes about to be written to this client (by :meth:`_write`, or beside it: a

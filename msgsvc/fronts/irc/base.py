@@ -66,8 +66,8 @@ class IrcBase(Session):
         super()._write(data)
 
     def _send(self, data: bytes) -> None:
-        """Write what came for the client (never a part of a reply), or keep until 001 what comes for a
-        SASL-logged-in client before it (within the send queue's limit)."""
+        """Write what came for the client (never a part of a reply: a message, a server PING), or keep
+        until 001 what comes for a SASL-logged-in client before it (within the send queue's limit)."""
         if self._registered:
             super()._write(data)
             return
