@@ -1036,12 +1036,45 @@ class HistoryTests(PresenterTestCase):
         items = self.view.last("show_conversations")[0]
         self.assertEqual(
             [(item.conversation, item.who) for item in items],  # type: ignore[attr-defined]
-            [("alice,bob", "bob"), ("alice,carol", "carol"), ("#all", "everyone")],
+            [("alice,carol", "carol"), ("alice,bob", "bob"), ("#all", "everyone")],  # newest first
         )
         self.connection.server_says("ENDCONVERSATIONS 1")  # not asked for: nothing shown
         self.assertEqual(len([name for name, _ in self.view.calls if name == "show_conversations"]), 1)
         self.presenter.choose_recipients(("bob",))  # the answers still match their commands
         self.assertEqual(self.connection.sent(), ["HISTORY alice,bob *"])
+
+    def test_each_message_brings_its_conversation_to_the_top_of_the_list(self) -> None:
+        self.log_in_9(
+            "ENDHISTORY #all 0 start",
+            listed=(
+                f"CONVERSATION alice,bob 01B {_millis(2026, 12, 2, 8, 0)}",
+                f"CONVERSATION #all 01A {_millis(2026, 12, 1, 8, 0)}",
+            ),
+        )
+
+        def listed() -> list[tuple[str, str]]:
+            items = self.view.last("show_conversations")[0]
+            return [(item.who, item.when) for item in items]  # type: ignore[attr-defined]
+
+        self.connection.server_says(f"MSG carol unicast alice 01C {_millis(2026, 12, 2, 9, 0)} :hi")
+        expected = [("carol", "today 09:00"), ("bob", "today 08:00"), ("everyone", "yesterday 08:00")]
+        self.assertEqual(listed(), expected)
+        self.clock.advance(60)
+        self.presenter.choose_mode(Kind.BROADCAST)
+        self.presenter.send("all of you")
+        self.connection.server_says("ENDHISTORY #all 0 start", "SENT 2 -")  # no id: the time it came
+        self.assertEqual(listed()[0], ("everyone", "today 09:31"))
+        self.connection.server_says("DELAYED 4 2026-12-01T06:00:00Z bob unicast alice 01D :old")
+        self.assertEqual(listed()[2], ("bob", "today 08:00"))  # not older than it was
+        self.connection.server_says(f"MSG bob multicast alice,m\u00e9 01E {_millis(2026, 12, 2, 9, 0)} :odd")
+        self.assertEqual(len(listed()), 3)  # no conversation of a name that cannot be
+
+    def test_an_unprotected_name_lists_only_everyone(self) -> None:
+        listed = f"CONVERSATION #all 01A {_millis(2026, 12, 1, 8, 0)}"
+        self.log_in_9("ENDHISTORY #all 0 start", protected=False, listed=(listed,))
+        self.connection.server_says(f"MSG bob unicast alice 01C {_millis(2026, 12, 2, 9, 0)} :hi")
+        items = self.view.last("show_conversations")[0]
+        self.assertEqual([item.conversation for item in items], ["#all"])  # type: ignore[attr-defined]
 
     def test_conversations_refused(self) -> None:
         self.presenter.login("alice", "tcp:example.org:8123")

@@ -455,6 +455,11 @@ class TextHistoryTests(SynchronousTestCase):
                 "     5 alice and carol  Sat 28 Nov 09:00",
             ],
         )
+        self.connection.server_says(f"MSG alice unicast bob 01D {self.at(12, 2, 9, 30)} :hi")  # no summary
+
+        self.assertEqual(self.output[-1], "09:30 alice to you: hi")
+        self.view.line("/conversations")
+        self.assertEqual(self.output[-5], "     1 alice  today 09:30")
         self.view.line("/conversations 5")
         self.assertEqual(self.connection.sent(), ["HISTORY alice,bob,carol *"])
         self.assertEqual(self.view.prompt(), "Message to alice, carol (empty to go back): ")

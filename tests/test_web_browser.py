@@ -755,9 +755,15 @@ class PageTests(SynchronousTestCase):
         self.open_listed("bob")  # shown again, not asked again
         wait(self.driver, lambda d: "bob to you: bob 1" in self.conversation(), "bob's again")
         self.assertEqual(self.conversation().count("bob to you: bob 1"), 1)
-        bob.send("SEND alice :live now")  # live: shown whatever is open
-        self.wait_said("bob to you: live now")
         self.open_listed("carol")
+        self.assertEqual(self.listed(), ["everyone", "bob", "carol"])
+        carols = self.driver.find_elements(By.CSS_SELECTOR, "#conversations button")[2]
+        self.driver.execute_script("arguments[0].focus()", carols)  # a keyboard user on carol's
+        bob.send("SEND alice :live now")  # live: shown whatever is open, and bob's goes to the top of the list
+        self.wait_said("bob to you: live now")
+        wait(self.driver, lambda d: self.listed() == ["bob", "everyone", "carol"], "bob's first")
+        focused = self.driver.switch_to.active_element
+        self.assertEqual(focused.get_attribute("data-conversation"), "alice,carol")  # the focus stays
         self.assertIn("bob to you: live now", self.conversation())
 
     def test_a_hostile_list_of_conversations_is_cut_and_cleaned(self) -> None:

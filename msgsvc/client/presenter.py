@@ -21,7 +21,7 @@ from twisted.internet.error import ConnectionRefusedError, DNSLookupError, Timeo
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
-from msgsvc.client.protocol import ClientListener, ClientProtocol, Stamp
+from msgsvc.client.protocol import MAX_CONVERSATIONS, ClientListener, ClientProtocol, Stamp
 from msgsvc.hub.contracts import Kind, Refused
 from msgsvc.hub.rules import check_password_rules, is_valid_username
 from msgsvc.times import describe_day, describe_time, start_of_day
@@ -240,6 +240,7 @@ class ChatPresenter:
         self._asking: set[str] = set()  # conversations with a page asked for
         self._page_oldest = ""  # the first id of the page of history coming
         self._unprotected_said = False  # UNPROTECTED_HISTORY was said on this connection
+        self._recent: dict[str, float] | None = None  # the conversations listed, and their newest times
         self._order: list[tuple[float, str]] = []  # each entry the view holds, in its order: (time, id)
         self._days: set[float] = set()  # the days (their midnights) the entries are of
 
@@ -588,6 +589,7 @@ class ChatPresenter:
         self._catching_up = self._history_days > 0
         self._pages.clear()
         self._asking.clear()
+        self._recent = None  # until this connection's list comes
         self._page_oldest = ""
         self.phase = Phase.CONNECTED
         self.me = name
@@ -609,13 +611,30 @@ class ChatPresenter:
         if not isinstance(pending, _ConversationsAsked):
             return  # not asked for
         self._outbox.popleft()
-        now = self._clock.seconds()
-        items: dict[str, ConversationItem] = {}
+        self._recent = {}
         for conversation, stamp in found:
-            if conversation not in items and self._readable(conversation):
-                when = describe_time(stamp.at, now)
-                items[conversation] = ConversationItem(conversation, self._who(conversation), when)
-        self._view.show_conversations(list(items.values()))
+            if conversation not in self._recent and self._readable(conversation):
+                self._recent[conversation] = stamp.at
+        self._show_recent()
+
+    def _heard(self, kind: Kind, names: tuple[str, ...], at: float) -> None:
+        """A message of ``kind`` among ``names`` (and this user) at ``at``: its conversation goes to
+        the top of the list, once the list came, if this user may read it."""
+        conversation = "#all" if kind is Kind.BROADCAST else self._direct(names)
+        if self._recent is None or self._history_problem(conversation) or not self._readable(conversation):
+            return
+        self._recent[conversation] = max(at, self._recent.get(conversation, at))
+        if len(self._recent) > MAX_CONVERSATIONS:
+            del self._recent[min(self._recent, key=self._recent.__getitem__)]
+        self._show_recent()
+
+    def _show_recent(self) -> None:
+        assert self._recent is not None
+        now = self._clock.seconds()
+        newest = sorted(self._recent.items(), key=lambda item: -item[1])  # stable: the server's order
+        self._view.show_conversations(
+            [ConversationItem(c, self._who(c), describe_time(at, now)) for c, at in newest]
+        )
 
     def _readable(self, conversation: str) -> bool:
         """Whether ``conversation`` is one this user can be in, as the server names it (a hostile
@@ -706,6 +725,7 @@ class ChatPresenter:
                 return  # in the catch-up too
             self._seen.add(stamp.id)
         self._incoming(sender, kind, recipients, text, "")
+        self._heard(kind, (sender, *recipients), stamp.at if stamp else self._clock.seconds())
 
     def delayed(
         self,
@@ -726,6 +746,7 @@ class ChatPresenter:
             self._away_said = True
             self._say("info", "While you were away:")
         self._incoming(sender, kind, recipients, text, describe_time(sent_at, self._clock.seconds()))
+        self._heard(kind, (sender, *recipients), sent_at)
 
     def _said(self, sender: str, kind: Kind, recipients: tuple[str, ...], text: str) -> tuple[str, str]:
         """How a message to this user reads: its style and its words."""
@@ -765,6 +786,7 @@ class ChatPresenter:
         mode, recipients, text = pending
         to = "everyone" if mode is Kind.BROADCAST else ", ".join(recipients)
         self._say("sent", f"you to {to}: {text}")
+        self._heard(mode, recipients, stamp.at if stamp else self._clock.seconds())
         known = {name.casefold() for name in self.users}
         unknown = [name for name in offline if name.casefold() not in known]
         lost = [name for name in offline if name not in queued and name not in unknown]

@@ -159,6 +159,7 @@ class TextView:
         self._typed_ahead: list[str] = []
         self._day = ""  # the day the last message of the history printed was of
         self._conversations: list[ConversationItem] = []
+        self._summary_due = False  # the list of this connection is yet to come
 
     def bind(self, presenter: ChatPresenter, on_quit: Callable[[], None]) -> None:
         """Take input for ``presenter``; ``on_quit`` runs on /quit or end of input."""
@@ -203,6 +204,7 @@ class TextView:
 
     def show_chat(self) -> None:
         self._say("info", "-- Type /help for help.")
+        self._summary_due = True
         self._step = "mode"
 
     def show_users(self, users: list[UserItem]) -> None:
@@ -229,9 +231,10 @@ class TextView:
         """Nothing to show: /reply says whom it answers."""
 
     def show_conversations(self, items: list[ConversationItem]) -> None:
-        """Say the newest few, at login: /conversations lists them all."""
+        """Say the newest few, at login (not as messages move them): /conversations lists them all."""
         self._conversations = items
-        if not items:
+        due, self._summary_due = self._summary_due, False
+        if not (due and items):
             return
         newest = ", ".join(f"{item.who} ({item.when})" for item in items[:_SUMMARY])
         more = f" and {len(items) - _SUMMARY} more" if len(items) > _SUMMARY else ""

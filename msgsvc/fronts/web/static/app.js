@@ -102,6 +102,7 @@ class Session {
     this.batch = null;      // the page of history being received: {oldest, count, anchor}
     this.listing = null;    // the CONVERSATION lines of the answer coming: [{conversation, at}]
     this.conversations = []; // this user's recent conversations, newest first: [{conversation, at}]
+    this.listed = false;    // this connection's list came: messages move their conversations in it
     this.pageLastId = 0;
     this.awayHeading = null;
     this.awayShown = false;
@@ -135,6 +136,7 @@ class Session {
     this.catchingUp = false;
     this.histories.clear(); // asked again on this connection: what was missed while away fills in
     this.batch = null;
+    this.listed = false;
     ui.renderHistory();
     this.awayHeading = null; // the "While you were away:" entry of this connection
     this.awayShown = false;
@@ -207,7 +209,7 @@ class Session {
     if (!this.send(line)) return null;
     for (const name of recipients) this.talking.add(name.toLowerCase());
     const item = ui.mine(kind, recipients, text);
-    this.pending.push({ what: "send", item });
+    this.pending.push({ what: "send", item, kind, recipients });
     return item;
   }
 
@@ -215,6 +217,19 @@ class Session {
   talkedWith(names) {
     const me = this.name.toLowerCase();
     for (const name of names) if (name.toLowerCase() !== me) this.talking.add(name.toLowerCase());
+  }
+
+  /** A message of ``kind`` among ``names`` (and this user) at ``at``: its conversation goes to the top of the list,
+   *  once the list came, if this user may read it. */
+  heard(kind, names, at) {
+    const keys = new Set([this.name, ...names].map((name) => name.toLowerCase()));
+    const conversation = kind === "broadcast" ? "#all" : [...keys].sort().join(",");
+    if (!this.listed || isNaN(at) || !this.historyOpen(conversation) || !readable(conversation, this.name)) return;
+    const known = this.conversations.find((c) => c.conversation === conversation);
+    const others = this.conversations.filter((c) => c !== known);
+    const newest = { conversation, at: known && known.at > at ? known.at : at };
+    this.conversations = [...others, newest].sort((a, b) => b.at - a.at).slice(0, MAX_CONVERSATIONS);
+    ui.renderConversations();
   }
 
   /** Whether this connection can read ``conversation``'s history (a direct one needs a protected name). */
@@ -319,6 +334,7 @@ const HANDLERS = {
     s.lastReceived = { sender, kind, group };
     s.talkedWith([sender, ...group]);
     ui.message(time ? new Date(time) : new Date(), sender, kind, group, text, false, id);
+    s.heard(kind, [sender, ...group], time ? new Date(time) : new Date());
   },
   DELAYED(s, params) {
     const [id, time, sender, kind, recipients] = params;
@@ -333,6 +349,7 @@ const HANDLERS = {
     s.lastReceived = { sender, kind, group };
     s.talkedWith([sender, ...group]);
     ui.message(new Date(time), sender, kind, group, text, true, messageId);
+    s.heard(kind, [sender, ...group], new Date(time));
   },
   HISTMSG(s, [conversation, sender, kind, recipients, id, time, text]) {
     if (!s.batch) s.batch = { oldest: id, count: 0, anchor: ui.anchor() };
@@ -355,6 +372,7 @@ const HANDLERS = {
     if (!s.pending.length || s.pending[0].what !== "conversations") return; // not asked for
     s.pending.shift();
     s.conversations = listing;
+    s.listed = true;
     ui.renderConversations();
   },
   ENDHISTORY(s, [conversation, count, end]) {
@@ -381,9 +399,10 @@ const HANDLERS = {
       ui.keepInView(s.awayHeading);
     }
   },
-  SENT(s, [delivered, offline, queued, id]) {
+  SENT(s, [delivered, offline, queued, id, time]) {
     const sent = s.pending.shift();
     if (!sent || sent.what !== "send") return;
+    s.heard(sent.kind, sent.recipients, time ? new Date(time) : new Date());
     if (id) {
       s.firstTime(id); // the history shows it as this entry, not again
       sent.item.dataset.id = id;
@@ -617,10 +636,12 @@ const ui = {
     return joinNames(spelled) || "yourself";
   },
 
-  /** The recent conversations, newest first, each a button that opens it; the open one marked. */
+  /** The recent conversations, newest first, each a button that opens it; the open one marked (a focused one keeps
+   *  the focus). */
   renderConversations() {
     const open = ui.openConversation();
     const now = new Date();
+    const focused = document.activeElement.closest("#conversations button");
     $("conversations").replaceChildren(...session.conversations.map(({ conversation, at }) => {
       const button = document.createElement("button");
       button.type = "button";
@@ -637,6 +658,10 @@ const ui = {
       return item;
     }));
     $("recent").hidden = !session.conversations.length;
+    const again = focused && [...$("conversations").querySelectorAll("button")].find(
+      (button) => button.dataset.conversation === focused.dataset.conversation,
+    );
+    if (again) again.focus();
   },
 
   /** Address ``kind`` to ``keys`` (names in any case) in the compose form: what Reply all and the list do. */
