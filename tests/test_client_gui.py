@@ -356,16 +356,18 @@ class ClientWindowHistoryTests(ClientWindowTests):
         first.password.insert(0, "alice's secret")
         first.connect_button.invoke()
         await self.until("alice connected", lambda: first.status.cget("text").startswith("Connected"))
+        self.assertFalse(first.recent.winfo_ismapped())  # nothing to list
         self.pick(first, Kind.UNICAST, "bob")
         self.type_and_send(first, "lunch at noon?")
         await self.until("sent", lambda: "you to bob: lunch at noon?" in self.conversation(first))
+        await self.until("listed as it goes", lambda: first.recent.winfo_ismapped())
+        self.assertRegex(first.conversations.get(0), r"^bob · today \d\d:\d\d$")
         await first.presenter.quit()  # type: ignore[union-attr]
 
         again = self.window()  # another machine: nothing of the conversation shown yet
         again.username.insert(0, "alice")
         again.password.insert(0, "alice's secret")
         again.connect_button.invoke()
-        self.assertFalse(first.recent.winfo_ismapped())  # nothing to list at its login
         await self.until("the list", lambda: again.conversations.size() == 1)
         self.assertTrue(again.recent.winfo_ismapped())
         self.assertRegex(again.conversations.get(0), r"^bob · today \d\d:\d\d$")
