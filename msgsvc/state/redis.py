@@ -24,16 +24,16 @@ second).  The keys, all under ``msgsvc:``:
 ``msgsvc:history:CONV``    zset    score 0, ``MSGID|JSON [at, sender, kind, recipients, text]``
 ``msgsvc:histories``       hash    conversation -> its newest message id
 ``msgsvc:histories:size``  string  entries in all the histories
-``msgsvc:conversations:KEY``  zset  score 0, ``NEWESTID|CONV``: the direct conversations of a name
-                                   that have a history, by their newest ids
-``msgsvc:layout``          string  the keys' layout (2: the names' conversations by newest id)
+``msgsvc:conversations:KEY``  zset  conversation -> its newest id's millisecond: the direct
+                                   conversations of a name that have a history
+``msgsvc:layout``          string  the keys' layout (2: the names' conversations by newest time)
 =========================  ======  =================================================
 
 A key made of a name (``KEY``) or a conversation (``CONV``) is under a prefix of its own that no other
 key shares (:data:`NAMED`): whatever a user is called, its keys are its own.  An older msgsvc kept the
 queue's counters at ``msgsvc:queue:id``, ``msgsvc:queue:count`` and ``msgsvc:queue:senders``, the
 queues of users named so: :data:`UPGRADE` moves them, once, before a server reads the log; it kept a
-name's conversations as a set, which :data:`UPGRADE_INDEX` indexes by newest id then, once.
+name's conversations as a set, which :data:`UPGRADE_INDEX` indexes by newest time then, once.
 
 The queue's two counts are kept by every script that adds or removes a queued message, in the same
 script; the history's last three by every script that adds or removes entries (:data:`APPEND`,
@@ -57,7 +57,7 @@ from twisted.python.failure import Failure
 
 from msgsvc.auth.store import Reset, StillOnline
 from msgsvc.hub.contracts import Enqueue, Kind, Queued, Stored, UserRecord
-from msgsvc.hub.ids import message_id_floor
+from msgsvc.hub.ids import message_id_floor, message_id_time
 from msgsvc.hub.rules import username_key
 from msgsvc.state import Snapshot
 from msgsvc.state.redislink import Commands, Script
@@ -327,30 +327,39 @@ return {'removed', name, id}
 )
 
 
-# index(conv, old, new): moves conv in its participants' indexes (``msgsvc:conversations:NAME``, members
-# ``NEWESTID|CONV``) from its newest id `old` to `new` (false: not there; none for #all).
+# millis(id): the millisecond of a message id (message_id_time times 1000).
+# index(conv, id): conv at its newest id `id`'s millisecond in its participants' indexes
+# (``msgsvc:conversations:NAME``), or out of them (id false; none for #all).
 # settle(conv): its newest id in msgsvc:histories and those indexes as its history holds it now; an
 # empty one is forgotten in both.
 INDEX = """
-local function index(conv, old, new)
+local digits = {}
+for i = 1, 32 do digits[string.byte('0123456789ABCDEFGHJKMNPQRSTVWXYZ', i)] = i - 1 end
+local function millis(id)
+  local ms = 0
+  for i = 1, 10 do ms = ms * 32 + digits[string.byte(id, i)] end
+  return ms
+end
+local function index(conv, id)
   if conv == '#all' then return end
   for name in string.gmatch(conv, '[^,]+') do
-    local key = 'msgsvc:conversations:' .. name
-    if old then redis.call('ZREM', key, old .. '|' .. conv) end
-    if new then redis.call('ZADD', key, 0, new .. '|' .. conv) end
+    if id then
+      redis.call('ZADD', 'msgsvc:conversations:' .. name, millis(id), conv)
+    else
+      redis.call('ZREM', 'msgsvc:conversations:' .. name, conv)
+    end
   end
 end
 local function settle(conv)
-  local old = redis.call('HGET', 'msgsvc:histories', conv)
   local newest = redis.call('ZREVRANGE', 'msgsvc:history:' .. conv, 0, 0)[1]
-  newest = newest and string.match(newest, '^([^|]*)|') or false
-  if newest == old then return end
+  newest = newest and string.sub(newest, 1, 26) or false
+  if newest == redis.call('HGET', 'msgsvc:histories', conv) then return end
   if newest then
     redis.call('HSET', 'msgsvc:histories', conv, newest)
   else
     redis.call('HDEL', 'msgsvc:histories', conv)
   end
-  index(conv, old, newest)
+  index(conv, newest)
 end
 """
 
@@ -380,7 +389,7 @@ for i = 2, #ARGV, 3 do
     added = added + 1
     local over = redis.call('ZCARD', history) - tonumber(ARGV[i + 2])
     if over > 0 then added = added - redis.call('ZREMRANGEBYRANK', history, 0, over - 1) end
-    local id = string.match(ARGV[i + 1], '^([^|]*)|')
+    local id = string.sub(ARGV[i + 1], 1, 26)
     if not newest[conv] or id > newest[conv] then newest[conv] = id end
   end
 end
@@ -388,7 +397,7 @@ for conv, id in pairs(newest) do
   local old = redis.call('HGET', 'msgsvc:histories', conv)
   if not old or id > old then
     redis.call('HSET', 'msgsvc:histories', conv, id)
-    index(conv, old, id)
+    index(conv, id)
   end
 end
 if added ~= 0 then redis.call('INCRBY', KEYS[1], added) end
@@ -397,7 +406,7 @@ return {added, too_new}
 )
 
 # Each name's conversations as an older msgsvc kept them (a set, every one read by a listing): indexed by
-# their newest ids instead, from msgsvc:histories, in one script however many nodes start at once.
+# their newest times instead, from msgsvc:histories, in one script however many nodes start at once.
 UPGRADE_INDEX = Script(
     INDEX
     + """
@@ -410,7 +419,7 @@ for i = 1, #newest, 2 do
       local key = 'msgsvc:conversations:' .. name
       if redis.call('TYPE', key)['ok'] == 'set' then redis.call('DEL', key) end
     end
-    index(newest[i], false, newest[i + 1])
+    index(newest[i], newest[i + 1])
     indexed = indexed + 1
   end
 end
@@ -463,15 +472,23 @@ return dropped
 """
 )
 
-# The newest entry of each of a name's direct conversations whose newest id is at least a floor, the
-# newest first: `limit` of them read from the name's index, however many conversations it is in.
+# The newest entry of each of a name's direct conversations whose newest id is of a millisecond at least
+# `floor`: the `limit` newest by time from the name's index, and those of the last one's millisecond
+# (which may be newer by id), however many conversations it is in.  The caller sorts them and cuts.
 LATEST = Script(
     """
--- KEYS: the name's conversations; ARGV: message_id_floor(since), limit.  Returns conversation, member...
+-- KEYS: the name's conversations; ARGV: floor, limit.  Returns conversation, member...
+local limit = tonumber(ARGV[2])
+local listed = redis.call('ZREVRANGEBYSCORE', KEYS[1], '+inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, limit)
+local found = {}
+for i = 1, #listed, 2 do found[listed[i]] = true end
+if limit > 0 and #listed == 2 * limit then
+  for _, conv in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], listed[#listed], listed[#listed])) do
+    found[conv] = true
+  end
+end
 local out = {}
-local members = redis.call('ZREVRANGEBYLEX', KEYS[1], '+', '[' .. ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-for _, member in ipairs(members) do
-  local conv = string.match(member, '^[^|]*|(.*)$')
+for conv in pairs(found) do
   table.insert(out, conv)
   table.insert(out, redis.call('ZREVRANGE', 'msgsvc:history:' .. conv, 0, 0)[1])
 end
@@ -754,9 +771,7 @@ class RedisState(Service):
                     where=self.where,
                 )
 
-        appended: Deferred[None] = self.redis.script(APPEND, [HISTORY_SIZE], [CLOCK_MARGIN, *args]).addCallback(
-            kept
-        )
+        appended = self.redis.script(APPEND, [HISTORY_SIZE], [CLOCK_MARGIN, *args]).addCallback(kept)
         self._appending.add(appended)
 
         def answered(result: object) -> object:
@@ -796,11 +811,11 @@ class RedisState(Service):
     def latest(self, member: str, since: float, limit: int) -> Deferred[list[Stored]]:
         def read(flat: list[str]) -> list[Stored]:
             entries = (_stored(conversation, newest) for conversation, newest in zip(flat[::2], flat[1::2]))
-            return [e for e in entries if e.at >= since]
+            return sorted((e for e in entries if e.at >= since), key=lambda e: e.id, reverse=True)[:limit]
 
-        return self.redis.script(
-            LATEST, [conversations_key(username_key(member))], [message_id_floor(since), limit]
-        ).addCallback(read)
+        floor = round(message_id_time(message_id_floor(since)) * 1000)
+        key = conversations_key(username_key(member))
+        return self.redis.script(LATEST, [key], [floor, limit]).addCallback(read)
 
     def protected_since(self, name: str) -> Deferred[float | None]:
         """From ``msgsvc:accounts:since``; a password set before it was kept (an older msgsvc) counts
