@@ -10,10 +10,8 @@ from types import FrameType
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.error import ConnectionDone
-from twisted.internet.testing import StringTransport
 from twisted.logger import capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
@@ -22,7 +20,6 @@ from msgsvc.auth.accounts import NEW_NAMES
 from msgsvc.fronts.irc import base
 from msgsvc.fronts.irc.base import LISTING_STEP
 from msgsvc.fronts.irc.factory import IrcFactory
-from msgsvc.fronts.irc.session import IrcSession
 from msgsvc.fronts.irc.wire import (
     MIN_ROOM,
     ONE_LINE,
@@ -44,50 +41,7 @@ from msgsvc.wire import Limits, ProtocolError
 
 from .support.fakes import FakeNetwork
 from .support.harness import PASSWORD, ServerHarness, lines, one_pass
-from .support.irc import Work
-
-SERVER = "irc.test"
-
-
-class Irc:
-    """An IRC client of a :class:`ServerHarness`'s hub."""
-
-    def __init__(self, harness: ServerHarness, factory: IrcFactory) -> None:
-        self.harness = harness
-        harness._port += 1
-        self.transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", harness._port))
-        self.session: IrcSession = factory.buildProtocol(self.transport.getPeer())
-        self.session.makeConnection(self.transport)
-
-    def send(self, *lines_: str) -> list[str]:
-        """Send lines; what came back, once the reactor pass is over."""
-        for text in lines_:
-            self.session.dataReceived(text.encode() + b"\r\n")
-        return self.read()
-
-    def read(self) -> list[str]:
-        self.harness.end_of_pass()
-        return lines(self.transport)
-
-    def register(self, nick: str, *before: str) -> list[str]:
-        got = self.send(*before, f"NICK {nick}", f"USER {nick} 0 * :{nick} real")
-        assert any(f" 001 {nick} " in g for g in got), got
-        return got
-
-
-def numerics(got: list[str]) -> list[str]:
-    """The numeric (or command) of each server line, its tags aside."""
-    return [g.split(" ")[2 if g.startswith("@") else 1] for g in got]
-
-
-class IrcTestCase(SynchronousTestCase):
-    def setUp(self) -> None:
-        self.harness = ServerHarness(records=(UserRecord("dave", 1.0, 1.0, protected=True),))
-        self.factory = IrcFactory(self.harness.clients, SERVER)
-
-    def irc(self) -> Irc:
-        return Irc(self.harness, self.factory)
-
+from .support.irc import SERVER, Irc, IrcTestCase, Work, numerics
 
 class OneLineTests(IrcTestCase):
     def test_an_irc_users_line_is_one_line_and_another_fronts_text_is_never_cut(self) -> None:
@@ -196,7 +150,10 @@ class RegistrationTests(IrcTestCase):
     def test_cap_negotiation_holds_registration_until_cap_end(self) -> None:
         client = self.irc()
         got = client.send("CAP LS 302", "NICK alice", "USER alice 0 * :A")
-        caps = "batch draft/chathistory echo-message labeled-response message-tags sasl=PLAIN server-time"
+        caps = (
+            "batch draft/chathistory echo-message labeled-response message-tags sasl=PLAIN"
+            " server-time"
+        )
         self.assertEqual(got, [f":{SERVER} CAP * LS :{caps}"])
         self.assertEqual(
             client.send("CAP REQ :server-time bogus"), [f":{SERVER} CAP alice NAK :server-time bogus"]
@@ -1013,7 +970,9 @@ class HostileInputTests(IrcTestCase):
 
     def test_non_ascii_digits_are_not_numbers(self) -> None:  # F13
         client = self.irc()
-        offered = "batch draft/chathistory echo-message labeled-response message-tags sasl server-time"
+        offered = (
+            "batch draft/chathistory echo-message labeled-response message-tags sasl server-time"
+        )
         caps = [f":{SERVER} CAP * LS :{offered}"]
         self.assertEqual(client.send("CAP LS ²"), caps)
         self.assertEqual(client.send("CAP LS ١٢"), caps)

@@ -1,11 +1,62 @@
-"""What the IRC front's suites share: a count of the work one line costs."""
+"""What the IRC front's suites share: an IRC client on a StringTransport, and a count of the work one
+line costs."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+from twisted.internet.address import IPv4Address
+from twisted.internet.testing import StringTransport
+from twisted.trial.unittest import SynchronousTestCase
+
 from msgsvc.fronts.irc.factory import IrcFactory
-from msgsvc.hub.contracts import UserView
+from msgsvc.fronts.irc.session import IrcSession
+from msgsvc.hub.contracts import UserRecord, UserView
+
+from .harness import ServerHarness, lines
+
+SERVER = "irc.test"
+
+
+class Irc:
+    """An IRC client of a :class:`ServerHarness`'s hub."""
+
+    def __init__(self, harness: ServerHarness, factory: IrcFactory) -> None:
+        self.harness = harness
+        harness._port += 1
+        self.transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", harness._port))
+        self.session: IrcSession = factory.buildProtocol(self.transport.getPeer())
+        self.session.makeConnection(self.transport)
+
+    def send(self, *lines_: str) -> list[str]:
+        """Send lines; what came back, once the reactor pass is over."""
+        for text in lines_:
+            self.session.dataReceived(text.encode() + b"\r\n")
+        return self.read()
+
+    def read(self) -> list[str]:
+        self.harness.end_of_pass()
+        return lines(self.transport)
+
+    def register(self, nick: str, *before: str) -> list[str]:
+        got = self.send(*before, f"NICK {nick}", f"USER {nick} 0 * :{nick} real")
+        assert any(f" 001 {nick} " in g for g in got), got
+        return got
+
+
+def numerics(got: list[str]) -> list[str]:
+    """The numeric (or command) of each server line, its tags aside."""
+    return [g.split(" ")[2 if g.startswith("@") else 1] for g in got]
+
+
+class IrcTestCase(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.harness = ServerHarness(records=(UserRecord("dave", 1.0, 1.0, protected=True),))
+        self.factory = IrcFactory(self.harness.clients, SERVER)
+
+    def irc(self) -> Irc:
+        return Irc(self.harness, self.factory)
+
 
 
 class Work:

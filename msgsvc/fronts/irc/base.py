@@ -15,6 +15,7 @@ from msgsvc.fronts.irc.tags import Response, joined
 from msgsvc.fronts.irc.wire import ERR_INPUTTOOLONG, ERR_SASLFAIL, line, server_time
 from msgsvc.fronts.session import Limit, Session
 from msgsvc.hub.contracts import Refusal
+from msgsvc.hub.conversations import ALL, conversation_named
 
 if TYPE_CHECKING:
     from msgsvc.fronts.irc.factory import IrcFactory
@@ -30,6 +31,8 @@ class IrcBase(Session):
     factory: IrcFactory
     nick = "*"
     nick_key = ""
+    username = ""  # from USER
+    realname = ""
     caps: set[str]  # the capabilities the client asked for
     _account: str | None = None  # the name SASL logged in as
     _registered = False  # 001 was sent
@@ -52,6 +55,13 @@ class IrcBase(Session):
 
     def _is_channel(self, target: str) -> bool:
         return target.casefold() == self.factory.channel.casefold()
+
+    def _conversation(self, target: str) -> str:
+        """The conversation an IRC target names: #all's, or this user's with nicks (``a,b``); Refused
+        (RECIPIENT_INVALID, TOO_MANY_RECIPIENTS) if it names none."""
+        if self._is_channel(target):
+            return ALL
+        return conversation_named(target, self.nick, self.clients.limits.max_recipients)
 
     def _me(self) -> str:
         """Whom a message to this client is to: its name, once logged in (by SASL, before 001 too)."""
@@ -78,6 +88,10 @@ class IrcBase(Session):
             self._drop(
                 f"over {limit} bytes waiting for it to finish registering", "registration not finished"
             )
+
+    def enter(self, asked: bool) -> None:
+        """Join #all (:class:`~msgsvc.fronts.irc.channel.Channel`); ``asked``: by this session's JOIN."""
+        raise NotImplementedError
 
     def batch_id(self) -> str:
         """A new batch's id, unique on this connection."""

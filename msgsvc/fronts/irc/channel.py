@@ -35,12 +35,9 @@ class Channel(IrcBase):
                 self.numeric(
                     rfc.ERR_NOSUCHCHANNEL, target, f"No such channel: {self.channel} is the only one"
                 )
-            elif self not in self.factory.members:
-                self.factory.members.add(self)
-                self._write(line("JOIN", self.channel, prefix=self.factory.mask(self.nick)))
-                self.numeric(rfc.RPL_TOPIC, self.channel, TOPIC)
-                self.numeric(RPL_TOPICWHOTIME, self.channel, self.factory.server_name, self.factory.started)
-                self._list(self._names())
+            elif self not in self.factory.members:  # the nick joins: each of its sessions
+                for session in self.factory.sessions_of(self.nick_key):
+                    session.enter(asked=session is self)
 
     def irc_PART(self, params: list[str]) -> None:
         if not params or not params[0].strip(","):
@@ -51,10 +48,30 @@ class Channel(IrcBase):
                 self.numeric(rfc.ERR_NOSUCHCHANNEL, target, "No such channel")
             elif self not in self.factory.members:
                 self.numeric(rfc.ERR_NOTONCHANNEL, self.channel, "You're not on that channel")
-            else:
-                self.factory.members.discard(self)
+            else:  # the nick leaves: each of its sessions
                 reason = [printable(params[1])] if len(params) > 1 and params[1] else []
-                self._write(line("PART", self.channel, *reason, prefix=self.factory.mask(self.nick)))
+                parted = line("PART", self.channel, *reason, prefix=self.factory.mask(self.nick))
+                for session in self.factory.sessions_of(self.nick_key):
+                    if session in self.factory.members:
+                        self.factory.members.discard(session)
+                        (session._write if session is self else session._send)(parted)
+
+    def enter(self, asked: bool) -> None:
+        """Join #all: JOIN, its topic, its names.  ``asked``: in answer to this session's JOIN (else
+        another session of its nick joined, or it attached to a nick in #all)."""
+        self._join_burst(asked)
+        self._list(self._names())
+
+    def _join_burst(self, asked: bool) -> None:
+        """Join #all: JOIN and its topic."""
+        self.factory.members.add(self)
+        server = self.factory.server_name
+        burst = (
+            line("JOIN", self.channel, prefix=self.factory.mask(self.nick))
+            + self._numeric(rfc.RPL_TOPIC, self.channel, TOPIC)
+            + self._numeric(RPL_TOPICWHOTIME, self.channel, server, self.factory.started)
+        )
+        (self._write if asked else self._send)(burst)
 
     def irc_NAMES(self, params: list[str]) -> None:
         given = params and params[0].strip(",")

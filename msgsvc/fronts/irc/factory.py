@@ -48,8 +48,11 @@ class IrcFactory(Factory["IrcSession"]):
         started = clients.clock.seconds()
         self.created = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(started))
         self.started = str(int(started))  # when #all's topic was set, as 333 says it
-        self.idents: dict[str, tuple[str, str]] = {}  # by name key: an IRC user's USER name and real name
-        self.sessions: dict[str, IrcBase] = {}  # by name key: the registered IRC clients
+        #: By name key: an IRC user's USER name and real name (its first session's, while any remains).
+        self.idents: dict[str, tuple[str, str]] = {}
+        #: By name key: the registered IRC sessions of a nick (an account may have several), oldest first
+        #: (from the end of their welcome).
+        self.sessions: dict[str, list[IrcBase]] = {}
         #: The name key of an IRC user whose message is being sent, and its client-only tags: what its
         #: recipients here get with it as the hub delivers it (:meth:`relayed`).
         self.relaying: tuple[str, str] | None = None
@@ -115,11 +118,17 @@ class IrcFactory(Factory["IrcSession"]):
             return ""
         return relaying[1]
 
+    def sessions_of(self, key: str) -> list[IrcBase]:
+        """The registered IRC sessions of the nick ``key`` (none: an empty list)."""
+        return self.sessions.get(key, [])
+
     def forget(self, session: IrcSession) -> None:
-        if session.nick_key:
+        siblings = self.sessions.get(session.nick_key, [])
+        if session in siblings:
+            siblings.remove(session)
+        if session.nick_key and not siblings:  # the nick's last session: its ident goes with it
+            self.sessions.pop(session.nick_key, None)
             self.idents.pop(session.nick_key, None)
-            if self.sessions.get(session.nick_key) is session:
-                del self.sessions[session.nick_key]
         self.members.discard(session)
         self.unwatch(session, session.monitoring)
 

@@ -14,7 +14,7 @@ from msgsvc.fronts.irc.base import IrcBase, T
 from msgsvc.fronts.irc.tags import tagged
 from msgsvc.fronts.irc.wire import addressed, line, read_server_time, server_time, text_lines
 from msgsvc.hub.contracts import Kind, Page, Refusal, Refused, Stored
-from msgsvc.hub.conversations import ALL, conversation_named, participants
+from msgsvc.hub.conversations import ALL, participants
 from msgsvc.hub.ids import message_id, message_id_below, message_id_floor
 from msgsvc.hub.rules import username_key
 from msgsvc.wire import ascii_int
@@ -70,11 +70,7 @@ class History(IrcBase):
             return
         target = params[1]
         try:
-            conversation = (
-                ALL
-                if self._is_channel(target)
-                else conversation_named(target, self.nick, self.clients.limits.max_recipients)
-            )
+            conversation = self._conversation(target)
         except Refused as e:
             self._fail("INVALID_TARGET", sub, target, e.text)
             return

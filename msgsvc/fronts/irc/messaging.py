@@ -22,7 +22,10 @@ class Messaging(IrcBase):
         sender, me = self.factory.mask(message.sender), self._me()
         # An IRC user's line (of this server: others' fronts are not known here) comes as one line.
         whole = username_key(message.sender) in self.factory.idents
-        if message.kind is Kind.UNICAST:
+        if message.kind is not Kind.BROADCAST and username_key(message.sender) == username_key(me):
+            # Sent by another session of this account: to its recipients, as its echo shows it there.
+            self._send(text_lines("PRIVMSG", ",".join(message.recipients), message.text, sender, tags, whole))
+        elif message.kind is Kind.UNICAST:
             self._send(text_lines("PRIVMSG", me, message.text, sender, tags, whole))
         elif message.kind is not Kind.BROADCAST:  # the group before the text: split, never cut
             self._send(text_lines("PRIVMSG", me, addressed(message, me), sender, tags))
@@ -139,20 +142,21 @@ class Messaging(IrcBase):
                     continue
                 receivers = [m for m in self.factory.members if m is not self]
             else:
-                session = self.factory.sessions.get(username_key(target))
-                if session is None:
+                sessions = self.factory.sessions_of(username_key(target))
+                if not sessions:
                     self.numeric(
                         rfc.ERR_NOSUCHNICK, target, "No such nick/channel (no IRC client of that name here)"
                     )
                     continue
-                receivers = [session]
-                target = session.nick
+                target = sessions[0].nick
+                # Each IRC session of the nick, and of the sender's (as a PRIVMSG reaches them).
+                mine = [s for s in self.factory.sessions_of(self.nick_key) if s not in sessions]
+                receivers = [s for s in sessions + mine if s is not self]
             sender = self.factory.mask(self.nick)
             for receiver in receivers:
                 if "message-tags" in receiver.caps:
-                    to = target if self._is_channel(target) else receiver.nick
                     tags = receiver.message_tags(message_id, at, client)
-                    receiver._send(line("TAGMSG", to, prefix=sender, tags=tags))
+                    receiver._send(line("TAGMSG", target, prefix=sender, tags=tags))
             if "echo-message" in self.caps:
                 tags = self.message_tags(message_id, at, client)
                 self._write(line("TAGMSG", target, prefix=sender, tags=tags))

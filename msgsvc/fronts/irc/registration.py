@@ -54,8 +54,6 @@ class Registration(IrcBase):
     """From connect to 001: the capabilities, the login (SASL, or NICK with PASS), the welcome."""
 
     registration = "NICK and USER"
-    username = ""  # from USER
-    realname = ""
     _pass: str | None = None
     _negotiating = False  # CAP LS or REQ came, CAP END not yet
     _sasl_payload = ""
@@ -253,8 +251,7 @@ class Registration(IrcBase):
             self._deadline = None
         self.nick = name
         self.nick_key = username_key(name)
-        self.factory.idents[self.nick_key] = (self.username, self.realname)
-        self.factory.sessions[self.nick_key] = self
+        self.factory.idents.setdefault(self.nick_key, (self.username, self.realname))  # the nick's first
         server = self.factory.server_name
         self.numeric(rfc.RPL_WELCOME, f"Welcome to the {self.factory.network} network, {name}")
         self.numeric(rfc.RPL_YOURHOST, f"Your host is {server}, running version {VERSION}")
@@ -266,6 +263,10 @@ class Registration(IrcBase):
     def _registered_now(self) -> None:
         """After the MOTD: what came for the client meanwhile, then what waited for it."""
         self._registered = True
+        in_all = any(s in self.factory.members for s in self.factory.sessions_of(self.nick_key))
+        self.factory.sessions.setdefault(self.nick_key, []).append(self)
+        if in_all:  # attached to a nick in #all: joined to it, as its other sessions are
+            self.enter(asked=False)
         if self._early:
             self._write(b"".join(self._early))
             self._early = []
