@@ -27,7 +27,7 @@ from msgsvc.client.presenter import (
     describe_server,
     plain_remote_host,
 )
-from msgsvc.client.protocol import ClientProtocol, Stamp
+from msgsvc.client.protocol import ClientProtocol, Listed, Stamp
 from msgsvc.hub.contracts import Kind
 from msgsvc.times import describe_day, describe_time
 
@@ -46,7 +46,7 @@ class ClientProtocolTests(SynchronousTestCase):
         self.protocol.dataReceived("".join(line + "\r\n" for line in lines).encode())
 
     def test_says_hello_on_connect(self) -> None:
-        self.assertEqual(self.transport.value(), b"VERSION 9\r\nHELLO alice\r\n")
+        self.assertEqual(self.transport.value(), b"VERSION 10\r\nHELLO alice\r\n")
 
     def test_events(self) -> None:
         self.feed(
@@ -148,7 +148,7 @@ class LoginTests(PresenterTestCase):
     def test_connecting_then_connected(self) -> None:
         self.presenter.login(" alice ", "tcp:example.org:8123")
         self.assertEqual(self.view.last("show_status"), ("Connecting to example.org:8123 as alice…", False))
-        self.assertEqual(self.connection.sent(), ["VERSION 9", "HELLO alice"])
+        self.assertEqual(self.connection.sent(), ["VERSION 10", "HELLO alice"])
         self.connection.server_says(
             "WELCOME alice :hi", "USER alice online", "USER bob offline", "ENDUSERS 2"
         )
@@ -492,7 +492,7 @@ class ClientProtocolAccountTests(SynchronousTestCase):
         protocol = ClientProtocol("alice", listener, " two words ")  # type: ignore[arg-type]
         transport = StringTransport()
         protocol.makeConnection(transport)
-        self.assertEqual(transport.value(), b"VERSION 9\r\nHELLO alice : two words \r\n")
+        self.assertEqual(transport.value(), b"VERSION 10\r\nHELLO alice : two words \r\n")
         transport.clear()
         protocol.set_password("a new password")
         self.assertEqual(transport.value(), b"PASSWORD :a new password\r\n")
@@ -508,7 +508,7 @@ class ClientProtocolAccountTests(SynchronousTestCase):
 class AccountTests(PresenterTestCase):
     def test_a_password_goes_with_hello(self) -> None:
         self.presenter.login("alice", "tcp:127.0.0.1:8123", "alice's secret")
-        self.assertEqual(self.connection.sent(), ["VERSION 9", "HELLO alice :alice's secret"])
+        self.assertEqual(self.connection.sent(), ["VERSION 10", "HELLO alice :alice's secret"])
 
     def test_plain_tcp_to_another_host_warns_once_before_a_password_is_sent(self) -> None:
         self.presenter.login("alice", "tcp:example.org:8123", "alice's secret")
@@ -761,13 +761,13 @@ class ClientProtocolVersionTests(SynchronousTestCase):
             [
                 ("version", (9, 90)),
                 ("welcomed", ("alice",)),
-                ("history_message", ("bob", Kind.BROADCAST, (), stamp, "coffee's on")),
-                ("history_end", (True,)),
+                ("history_message", ("#all", "bob", Kind.BROADCAST, (), stamp, "coffee's on")),
+                ("history_end", ("#all", True)),
                 ("message", ("bob", Kind.UNICAST, ("alice",), "hi there", Stamp("01B", stamp.at))),
                 ("sent", (1, (), (), Stamp("01C", stamp.at))),
                 ("delayed", (7, delayed_at, "bob", Kind.UNICAST, ("alice",), "are you in?", "01D")),
                 ("delayed", (8, delayed_at, "bob", Kind.UNICAST, ("alice",), "older", "")),
-                ("history_end", (False,)),
+                ("history_end", ("alice,bob", False)),
             ],
         )
         self.transport.clear()
@@ -786,8 +786,8 @@ class ClientProtocolVersionTests(SynchronousTestCase):
         )
         stamp = wire.parse_millis(at)
         found = [
-            ("alice,carol", Stamp("01M8TYR19J1HB1YED1Z05M91H8", stamp)),
-            ("#all", Stamp("01M8TXPV523W8Z82R03JPAA6E4", stamp)),
+            Listed("alice,carol", Stamp("01M8TYR19J1HB1YED1Z05M91H8", stamp)),
+            Listed("#all", Stamp("01M8TXPV523W8Z82R03JPAA6E4", stamp)),
         ]
         self.assertEqual(self.listener.calls[-1], ("conversations", (found,)))
         self.transport.clear()
@@ -810,7 +810,7 @@ class ClientProtocolVersionTests(SynchronousTestCase):
         )
         answers = [args[0] for name, args in self.listener.calls if name == "conversations"]
         self.assertEqual([len(found) for found in answers], [100, 0])  # type: ignore[arg-type]
-        self.assertEqual(answers[0][-1][0], "alice,u99")  # type: ignore[index]
+        self.assertEqual(answers[0][-1].conversation, "alice,u99")  # type: ignore[index]
 
     def test_a_version_8_server_refuses_version_and_speaks_version_8(self) -> None:
         self.feed("ERROR UNKNOWN_COMMAND :unknown command VERSION", "WELCOME alice :hi", "MSG bob unicast alice :hi")
@@ -980,7 +980,7 @@ class HistoryTests(PresenterTestCase):
             "USER Carol online",
             "ENDUSERS 3",
         )
-        self.assertEqual(self.connection.sent(), ["VERSION 9", "HELLO alice", "CONVERSATIONS"])
+        self.assertEqual(self.connection.sent(), ["VERSION 10", "HELLO alice", "CONVERSATIONS"])
         self.connection.server_says(
             "ENDHISTORY #all 0 start",
             f"CONVERSATION alice,carol 01C {_millis(2026, 12, 2, 8, 43)}",
@@ -1089,7 +1089,7 @@ class HistoryTests(PresenterTestCase):
     def test_no_conversations_asked_of_a_server_keeping_no_history(self) -> None:
         self.presenter.login("alice", "tcp:example.org:8123")
         self.connection.server_says("VERSION 9 0", "WELCOME alice :hi", "USER alice online", "ENDUSERS 1")
-        self.assertEqual(self.connection.sent(), ["VERSION 9", "HELLO alice"])
+        self.assertEqual(self.connection.sent(), ["VERSION 10", "HELLO alice"])
 
     def test_days_as_headings_say_them(self) -> None:
         now = time.mktime((2026, 12, 2, 9, 30, 0, 0, 0, -1))
@@ -1145,3 +1145,197 @@ class HistoryEndToEndTests(TestCase):
         connected = shown(view).index(("info", f"Connected to 127.0.0.1:{self.port} as alice"), 1)
         self.assertLess(shown(view).index(said), connected)  # sent before alice came back
         await alice.quit()
+
+
+#: Message ids in time order (version 9's form: READ takes only these).
+ID1, ID2, ID3, ID4 = (f"01M8V0C6N3D0SNYQ1V4XC1XSA{n}" for n in range(1, 5))
+
+
+class ClientProtocolVersion10Tests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.listener = Recorder()
+        self.protocol = ClientProtocol("carol", self.listener)  # type: ignore[arg-type]
+        self.transport = StringTransport()
+        self.protocol.makeConnection(self.transport)
+
+    def feed(self, *lines: str) -> None:
+        self.protocol.dataReceived("".join(line + "\r\n" for line in lines).encode())
+
+    def test_read_both_ways_and_unread_counts(self) -> None:
+        at = "2026-12-02T09:02:10.906Z"
+        self.feed(
+            "VERSION 10 90",
+            "WELCOME carol :hi",
+            f"READ alice,carol {ID2}",
+            f"CONVERSATION alice,carol {ID2} {at} 0 {ID2}",
+            f"CONVERSATION #all {ID1} {at} 2 -",
+            "ENDCONVERSATIONS 2",
+        )
+        stamp = wire.parse_millis(at)
+        self.assertEqual(
+            self.listener.calls[2:],
+            [
+                ("read", ("alice,carol", ID2)),
+                (
+                    "conversations",
+                    ([Listed("alice,carol", Stamp(ID2, stamp), 0, ID2), Listed("#all", Stamp(ID1, stamp), 2, None)],),
+                ),
+            ],
+        )
+        self.transport.clear()
+        self.protocol.read("alice", ID3)
+        self.assertEqual(self.transport.value(), f"READ alice {ID3}\r\n".encode())
+
+    def test_a_hostile_server_s_read_and_counts_are_skipped_or_bounded(self) -> None:
+        at = "2026-12-02T09:02:10.906Z"
+        self.feed(
+            "VERSION 10 90",
+            "WELCOME carol :hi",
+            "READ alice,carol",
+            "READ alice,carol 01A",
+            "READ alice,carol *",
+            f"CONVERSATION #all {ID1} {at} -3 -",
+            f"CONVERSATION #all {ID1} {at} many -",
+            f"CONVERSATION #all {ID1} {at} 5 yesterday",
+            f"CONVERSATION #all {ID1} {at} {'9' * 5000} -",
+            f"CONVERSATION alice,carol {ID1} {at} 99999999999 {ID1.lower()}",
+            "ENDCONVERSATIONS 1",
+        )
+        self.assertEqual(
+            self.listener.calls[2:],
+            [("conversations", ([Listed("alice,carol", Stamp(ID1, wire.parse_millis(at)), 100, ID1)],))],
+        )
+
+    def test_read_from_a_version_9_server_is_not_believed(self) -> None:
+        self.feed("VERSION 9 90", "WELCOME carol :hi", f"READ alice,carol {ID2}")
+        self.assertEqual([name for name, _ in self.listener.calls], ["version", "welcomed"])
+
+
+class DevicesTests(PresenterTestCase):
+    """Version 10: several sessions of one account, as one of them shows them."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.clock.advance(time.mktime((2026, 12, 2, 9, 30, 0, 0, 0, -1)))
+
+    def log_in_10(self, *catch_up: str, listed: tuple[str, ...] = (), version: int = 10) -> None:
+        self.presenter.login("alice", "tcp:example.org:8123")
+        self.connection.server_says(
+            f"VERSION {version} 90",
+            "WELCOME alice :hi",
+            "USER alice online protected",
+            "USER bob online",
+            "USER carol online",
+            "ENDUSERS 3",
+            *catch_up,
+            "ENDHISTORY #all 0 more",
+            *listed,
+            f"ENDCONVERSATIONS {len(listed)}",
+        )
+        self.connection.sent()
+
+    def counts(self) -> dict[str, int]:
+        items = self.view.last("show_conversations")[0]
+        return {item.conversation: item.unread for item in items}  # type: ignore[attr-defined]
+
+    def test_a_message_sent_from_another_session_shows_as_mine(self) -> None:
+        self.log_in_10()
+        self.connection.server_says(
+            f"MSG alice unicast bob {ID1} {_millis(2026, 12, 2, 9, 1)} :on my way",
+            f"MSG ALICE multicast bob,carol {ID2} {_millis(2026, 12, 2, 9, 2)} :both of you",
+            f"MSG alice unicast bob {ID1} {_millis(2026, 12, 2, 9, 1)} :on my way",  # once
+        )
+        self.assertEqual(
+            self.view.entries()[-2:], [("sent", "you to bob: on my way"), ("sent", "you to bob, carol: both of you")]
+        )
+        self.assertEqual(self.counts(), {"alice,bob,carol": 0, "alice,bob": 0})  # never unread
+        self.assertEqual(self.connection.sent(), [])
+
+    def test_unread_counts_from_the_list_and_live_messages_clear_on_read_from_another_session(self) -> None:
+        at = _millis(2026, 12, 2, 9, 0)
+        self.log_in_10(listed=(f"CONVERSATION alice,bob {ID1} {at} 2 -", f"CONVERSATION #all {ID1} {at} 0 -"))
+        self.assertEqual(self.counts(), {"alice,bob": 2, "#all": 0})
+        self.connection.server_says(
+            f"MSG bob unicast alice {ID2} {at} :one more",
+            f"MSG carol unicast alice {ID3} {at} :hi",
+            f"MSG carol unicast alice {ID3} {at} :hi",  # the same message, counted once
+        )
+        self.assertEqual(self.counts(), {"alice,bob": 3, "alice,carol": 1, "#all": 0})
+        self.connection.server_says(f"READ alice,bob {ID2}")  # the phone read them
+        self.assertEqual(self.counts(), {"alice,bob": 0, "alice,carol": 1, "#all": 0})
+        self.connection.server_says(f"READ alice,carol {ID2}")  # not up to the message known here
+        self.assertEqual(self.counts()["alice,carol"], 1)
+        self.assertEqual(self.connection.sent(), [])  # nobody looks
+
+    def test_the_open_conversation_is_read_while_the_user_looks(self) -> None:
+        at = _millis(2026, 12, 2, 9, 0)
+        self.log_in_10(listed=(f"CONVERSATION alice,bob {ID1} {at} 1 -",))
+        self.presenter.choose_recipients(("bob",))
+        self.connection.server_says(
+            f"HISTMSG alice,bob bob unicast alice {ID1} {at} :lunch?", "ENDHISTORY alice,bob 0 start"
+        )
+        self.assertEqual(self.connection.sent(), ["HISTORY alice,bob *"])  # not looking: not read
+        self.assertEqual(self.counts(), {"alice,bob": 1})
+        self.presenter.look(True)
+        self.assertEqual(self.connection.sent(), [f"READ alice,bob {ID1}"])
+        self.assertEqual(self.counts(), {"alice,bob": 0})
+        self.connection.server_says(
+            f"READ alice,bob {ID1}",  # the answer
+            f"MSG bob unicast alice {ID2} {at} :now?",
+            f"MSG carol unicast alice {ID3} {at} :and me",  # not the open conversation
+            f"SENT 1 - - {ID4} {at}",  # not asked: ignored
+        )
+        self.assertEqual(self.connection.sent(), [f"READ alice,bob {ID2}"])
+        self.assertEqual(self.counts(), {"alice,carol": 1, "alice,bob": 0})
+        self.presenter.look(False)
+        self.connection.server_says(f"READ alice,bob {ID2}", f"MSG bob unicast alice {ID4} {at} :hello?")
+        self.assertEqual(self.connection.sent(), [])
+        self.assertEqual(self.counts()["alice,bob"], 1)
+        self.presenter.send("yes")  # SENT still answers the send: the READs were answered
+        self.connection.server_says(f"SENT 1 - - {ID4}1 {at}")
+        self.assertEqual(self.view.entries()[-1], ("sent", "you to bob: yes"))
+
+    def test_a_view_showing_everything_reads_what_it_shows(self) -> None:
+        self.presenter = ChatPresenter(self.view, self.connection, self.clock, "alice", shows_everything=True)  # type: ignore[arg-type]
+        self.presenter.look(True)
+        at = _millis(2026, 12, 2, 9, 0)
+        self.log_in_10(
+            f"HISTMSG alice,bob bob unicast alice {ID1} {at} :lunch?",
+            f"ENDHISTORY alice,bob 0 start",
+            listed=(f"CONVERSATION alice,bob {ID1} {at} 1 -",),  # written before the READ
+        )
+        self.assertEqual(self.counts(), {"alice,bob": 0})
+        self.connection.server_says(f"READ alice,bob {ID1}", f"MSG carol broadcast * {ID2} {at} :coffee")
+        self.assertEqual(self.connection.sent(), [f"READ #all {ID2}"])
+        self.assertEqual(self.counts(), {"#all": 0, "alice,bob": 0})
+
+    def test_no_read_to_a_version_9_server_nor_for_a_name_not_protected(self) -> None:
+        self.presenter.look(True)
+        self.log_in_10(version=9)
+        self.presenter.choose_mode(Kind.BROADCAST)
+        self.connection.sent()  # its history asked
+        self.connection.server_says(f"MSG bob broadcast * {ID2} {_millis(2026, 12, 2, 9, 0)} :coffee")
+        self.assertEqual(self.connection.sent(), [])
+        self.assertEqual(self.counts(), {"#all": 0})
+
+    def test_a_hostile_read_changes_nothing_it_should_not(self) -> None:
+        at = _millis(2026, 12, 2, 9, 0)
+        self.log_in_10(listed=(f"CONVERSATION alice,bob {ID1} {at} 2 -",))
+        self.connection.server_says(
+            f"READ bob,carol {ID4}",  # not alice's
+            f"READ ALICE,BOB {ID4}",  # not as the server names it
+            f"READ alice,bob,x/y {ID4}",
+            "READ #all 7ZZZZZZZZZZZZZZZZZZZZZZZZZ",  # as far as ids go: nothing after it counted
+            f"MSG bob broadcast * {ID2} {at} :coffee",
+        )
+        self.assertEqual(self.counts(), {"alice,bob": 2, "#all": 0})
+        self.assertEqual(self.connection.sent(), [])
+
+    def test_sessions_full_in_words(self) -> None:
+        self.presenter.login("alice", "tcp:localhost:8123", "alice's secret")
+        self.connection.server_says(
+            "VERSION 10 90", "ERROR SESSIONS_FULL :alice has 10 sessions", "BYE :alice has 10 sessions"
+        )
+        self.connection.close()
+        problem = self.view.last("show_login")[2]
+        self.assertIn("alice is connected on as many devices as this server allows at once", problem)

@@ -45,7 +45,9 @@ def run_in_terminal(args: argparse.Namespace) -> int:
     from msgsvc.client.text import TextView
 
     view = TextView(show, refresh, password_prompt=args.password_prompt, width=columns)
-    presenter = ChatPresenter(view, endpoint_connector(reactor), reactor, args.username, args.server)
+    presenter = ChatPresenter(
+        view, endpoint_connector(reactor), reactor, args.username, args.server, shows_everything=True
+    )
     terminal = Terminal(view)
 
     def quit() -> None:

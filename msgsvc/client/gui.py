@@ -52,6 +52,9 @@ class ChatWindow:
         self.presenter = presenter
         self._on_quit = on_quit
         self.root.protocol("WM_DELETE_WINDOW", on_quit)
+        # The open conversation is read while the window has the focus (any of its widgets).
+        self.root.bind("<FocusIn>", lambda _e: presenter.look(True), add="+")
+        self.root.bind("<FocusOut>", lambda _e: presenter.look(False), add="+")
 
     # -- building ----------------------------------------------------------
 
@@ -269,7 +272,8 @@ class ChatWindow:
         self._conversations = [item.conversation for item in items]
         self.conversations.delete(0, "end")
         for item in items:
-            self.conversations.insert("end", f"{item.who} · {item.when}")
+            unread = f" · {item.unread} unread" if item.unread else ""
+            self.conversations.insert("end", f"{item.who} · {item.when}{unread}")
         if items:
             self.recent.pack(fill="x")
         else:

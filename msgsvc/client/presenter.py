@@ -21,7 +21,7 @@ from twisted.internet.error import ConnectionRefusedError, DNSLookupError, Timeo
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
-from msgsvc.client.protocol import MAX_CONVERSATIONS, ClientListener, ClientProtocol, Stamp
+from msgsvc.client.protocol import MAX_CONVERSATIONS, ClientListener, ClientProtocol, Listed, Stamp
 from msgsvc.hub.contracts import Kind, Refused
 from msgsvc.hub.rules import check_password_rules, is_valid_username
 from msgsvc.times import describe_day, describe_time, start_of_day
@@ -70,12 +70,18 @@ class _ConversationsAsked:
 
 
 @dataclass(frozen=True)
+class _ReadAsked:
+    """A ``READ`` waiting for its answer."""
+
+
+@dataclass(frozen=True)
 class ConversationItem:
     """One of this user's recent conversations, as the list of them shows it."""
 
     conversation: str  # as the server names it: '#all', or the participants' names in lower case
     who: str  # 'everyone', 'bob', 'bob and carol', 'yourself'
     when: str  # when its newest message was sent: 'today 08:43', 'yesterday 17:02'
+    unread: int = 0  # messages of others after this account's read position (version 10)
 
 
 @dataclass
@@ -87,7 +93,7 @@ class _Pages:
 
 
 #: A command waiting for its answer: a message (option, recipients, text), a password change, a page of history.
-_Pending = tuple[Kind, tuple[str, ...], str] | _PasswordChange | _HistoryAsked | _ConversationsAsked
+_Pending = tuple[Kind, tuple[str, ...], str] | _PasswordChange | _HistoryAsked | _ConversationsAsked | _ReadAsked
 
 #: Why a name that is not protected has no history of its direct conversations.
 UNPROTECTED_HISTORY = (
@@ -95,6 +101,11 @@ UNPROTECTED_HISTORY = (
     "could read them. Set a password to keep them from now on."
 )
 NO_HISTORY = "This server keeps no history."
+#: Why a login was refused ``SESSIONS_FULL``.
+SESSIONS_FULL = (
+    "{name} is connected on as many devices as this server allows at once. Log out on one of them "
+    "(or close it), then connect again."
+)
 
 
 @dataclass(frozen=True)
@@ -206,7 +217,11 @@ class ChatPresenter:
         username: str = "",
         server: str = DEFAULT_SERVER,
         limits: Limits = Limits(),  # noqa: B008 - frozen
+        shows_everything: bool = False,
     ) -> None:
+        """``shows_everything``: the view shows every message as it comes, of every conversation (a
+        terminal prints them), so what it holds is read while the user looks at it; else only the
+        open conversation (the one the option and recipients make) is read."""
         self._view = view
         self._connect = connect
         self._clock = clock
@@ -243,6 +258,14 @@ class ChatPresenter:
         self._recent: dict[str, float] | None = None  # the conversations listed, and their newest times
         self._order: list[tuple[float, str]] = []  # each entry the view holds, in its order: (time, id)
         self._days: set[float] = set()  # the days (their midnights) the entries are of
+        self._version = 0  # the version the server speaks with this client
+        self._shows_everything = shows_everything
+        self._looking = False  # the user looks at the view (see look)
+        self._newest: dict[str, str] = {}  # the newest id known, per conversation (listed or shown)
+        self._unread: dict[str, int] = {}  # version 10: messages of others not read, per conversation
+        self._read: dict[str, str] = {}  # version 10: this account's read positions known
+        self._newest_other: dict[str, str] = {}  # the newest id known of a message of others, per conversation
+        self._shown: dict[str, str] = {}  # the newest id of a message of others the view holds, per conversation
 
     @property
     def name_protected(self) -> bool:
@@ -254,6 +277,12 @@ class ChatPresenter:
     def start(self) -> None:
         self._view.show_title("msgsvc")
         self._view.show_login(self.username, self.server, "")
+
+    def look(self, looking: bool) -> None:
+        """The user looks at the view now (its window has the focus), or no longer: what it shows
+        of a conversation while the user looks is read (``READ``), and its unread count cleared."""
+        self._looking = looking
+        self._mark_read()
 
     def login(self, username: str, server: str, password: str = "") -> None:
         """Connect as ``username``, with ``password`` if not empty.
@@ -432,7 +461,9 @@ class ChatPresenter:
 
     def _open(self) -> None:
         """Show the latest history of the conversation just chosen, once a connection; tell a name
-        that is not protected, once, why it has none of its direct conversations."""
+        that is not protected, once, why it has none of its direct conversations; read what it
+        shows of it."""
+        self._mark_read()
         conversation = self.conversation()
         if not conversation or conversation in self._pages or self._catching_up:
             return
@@ -464,30 +495,33 @@ class ChatPresenter:
         return "with " + and_list(others or ["yourself"])
 
     def history_message(
-        self, sender: str, kind: Kind, recipients: tuple[str, ...], stamp: Stamp, text: str
+        self, conversation: str, sender: str, kind: Kind, recipients: tuple[str, ...], stamp: Stamp, text: str
     ) -> None:
         if not self._page_oldest:
             self._page_oldest = stamp.id
         if stamp.id in self._seen:
             return
         self._seen.add(stamp.id)
-        if sender.casefold() == self.me.casefold():
-            to = "everyone" if kind is Kind.BROADCAST else ", ".join(recipients)
-            style, said = "sent", f"you to {to}: {text}"
+        if self._mine(sender):
+            style, said = "sent", self._from_me(kind, recipients, text)
         else:
             style, said = self._said(sender, kind, recipients, text)
         day = describe_day(stamp.at, self._clock.seconds())
         self._add(Entry(stamp.at, style, said, day=day), stamp.id)
+        if self._readable(conversation):
+            self._arrived(conversation, stamp, self._mine(sender), live=False)
 
-    def history_end(self, more: bool) -> None:
+    def history_end(self, conversation: str, more: bool) -> None:
         oldest, self._page_oldest = self._page_oldest, ""
-        if self._catching_up:
-            self._catching_up = False
-            if oldest:  # the latest of #all: paging goes on before it
-                self._pages["#all"] = _Pages(oldest, more)
-            self._open()
-            return
         pending = self._outbox[0] if self._outbox else None
+        if self._catching_up and not isinstance(pending, _HistoryAsked):
+            # A page of the catch-up (version 9: only #all's; 10: #all's, then the unread of others,
+            # up to the answer to CONVERSATIONS): paging goes on before it.
+            if oldest and self._readable(conversation):
+                self._pages[conversation] = _Pages(oldest, more)
+            if self._version < 10:
+                self._caught_up()
+            return
         if not isinstance(pending, _HistoryAsked):
             return
         self._outbox.popleft()
@@ -571,6 +605,7 @@ class ChatPresenter:
         self._protocol = protocol
 
     def version(self, version: int, history_days: int) -> None:
+        self._version = version
         self._history_days = history_days if version >= 9 else 0
 
     def _connect_failed(self, failure: Failure) -> None:
@@ -591,6 +626,8 @@ class ChatPresenter:
         self._asking.clear()
         self._recent = None  # until this connection's list comes
         self._page_oldest = ""
+        for kept in (self._newest, self._unread, self._read, self._newest_other, self._shown):
+            kept.clear()
         self.phase = Phase.CONNECTED
         self.me = name
         self._outbox.clear()
@@ -606,15 +643,21 @@ class ChatPresenter:
             self._protocol.conversations()
             self._outbox.append(_ConversationsAsked())
 
-    def conversations(self, found: list[tuple[str, Stamp]]) -> None:
+    def conversations(self, found: list[Listed]) -> None:
         pending = self._outbox[0] if self._outbox else None
         if not isinstance(pending, _ConversationsAsked):
             return  # not asked for
         self._outbox.popleft()
         self._recent = {}
-        for conversation, stamp in found:
-            if conversation not in self._recent and self._readable(conversation):
-                self._recent[conversation] = stamp.at
+        for listed in found:
+            conversation = listed.conversation
+            if conversation in self._recent or not self._readable(conversation):
+                continue
+            self._recent[conversation] = listed.newest.at
+            self._newest[conversation] = max(listed.newest.id, self._newest.get(conversation, ""))
+            if self._version >= 10:
+                self._count(conversation, listed)
+        self._caught_up()
         self._show_recent()
 
     def _heard(self, kind: Kind, names: tuple[str, ...], at: float) -> None:
@@ -633,8 +676,77 @@ class ChatPresenter:
         now = self._clock.seconds()
         newest = sorted(self._recent.items(), key=lambda item: -item[1])  # stable: the server's order
         self._view.show_conversations(
-            [ConversationItem(c, self._who(c), describe_time(at, now)) for c, at in newest]
+            [
+                ConversationItem(c, self._who(c), describe_time(at, now), self._unread.get(c, 0))
+                for c, at in newest
+            ]
         )
+
+    def _caught_up(self) -> None:
+        """The catch-up at login is over: open the conversation chosen meanwhile."""
+        if self._catching_up:
+            self._catching_up = False
+            self._open()
+
+    # -- read positions (version 10) ----------------------------------------
+
+    def _keeps_reads(self) -> bool:
+        """Whether this connection says ``READ``: a version 10 server keeping history, and a protected name."""
+        return self._version >= 10 and self._history_days > 0 and self.name_protected
+
+    def _arrived(self, conversation: str, stamp: Stamp, mine: bool, live: bool) -> None:
+        """A message of ``conversation`` is shown (``live``: not of the history): count it unread if
+        live, of others and newer than what the server counted, and read it if in view."""
+        if stamp.id > self._newest.get(conversation, ""):
+            self._newest[conversation] = stamp.id
+            if not mine and live and self._keeps_reads() and stamp.id > self._read.get(conversation, ""):
+                self._unread[conversation] = self._unread.get(conversation, 0) + 1
+        if not mine:
+            if stamp.id > self._newest_other.get(conversation, ""):
+                self._newest_other[conversation] = stamp.id
+            if stamp.id > self._shown.get(conversation, ""):
+                self._shown[conversation] = stamp.id
+        self._mark_read()
+        if self._recent is not None:
+            self._show_recent()
+
+    def _mark_read(self) -> None:
+        """Say ``READ`` for each conversation in view whose newest message of others shown is not read."""
+        if self.phase is not Phase.CONNECTED or self._protocol is None or not self._keeps_reads():
+            return
+        said = False
+        for conversation, newest in self._shown.items():
+            in_view = self._shows_everything or conversation == self.conversation()
+            if self._looking and in_view and newest > self._read.get(conversation, ""):
+                self._protocol.read(conversation, newest)
+                self._outbox.append(_ReadAsked())
+                self._moved(conversation, newest)
+                said = True
+        if said and self._recent is not None:
+            self._show_recent()
+
+    def read(self, conversation: str, position: str) -> None:
+        if self._outbox and isinstance(self._outbox[0], _ReadAsked):
+            self._outbox.popleft()  # the answer (or another session's READ, the same to this client)
+        if self._readable(conversation) and self._keeps_reads():
+            self._moved(conversation, position)
+            if self._recent is not None:
+                self._show_recent()
+
+    def _count(self, conversation: str, listed: Listed) -> None:
+        """Take the server's unread count and read position, unless this client read further since
+        (the answer was written before its ``READ``)."""
+        kept, read = self._read.get(conversation, ""), listed.read or ""
+        ahead = kept > read and kept >= self._newest_other.get(conversation, "")
+        self._unread[conversation] = 0 if ahead else listed.unread
+        self._read[conversation] = max(kept, read)
+
+    def _moved(self, conversation: str, position: str) -> None:
+        """The account has read ``conversation`` up to ``position``: no message of others after it known, nothing unread."""
+        if position > self._read.get(conversation, ""):
+            self._read[conversation] = position
+        if self._read.get(conversation, "") >= self._newest_other.get(conversation, ""):
+            self._unread[conversation] = 0
 
     def _readable(self, conversation: str) -> bool:
         """Whether ``conversation`` is one this user can be in, as the server names it (a hostile
@@ -724,8 +836,25 @@ class ChatPresenter:
             if stamp.id in self._seen:
                 return  # in the catch-up too
             self._seen.add(stamp.id)
-        self._incoming(sender, kind, recipients, text, "")
+        if self._mine(sender) and self._version >= 10:
+            self._say("sent", self._from_me(kind, recipients, text))  # sent from another session
+        else:
+            self._incoming(sender, kind, recipients, text, "")
         self._heard(kind, (sender, *recipients), stamp.at if stamp else self._clock.seconds())
+        if stamp is not None:
+            self._arrived(self._conversation_of(sender, kind, recipients), stamp, self._mine(sender), live=True)
+
+    def _mine(self, sender: str) -> bool:
+        return sender.casefold() == self.me.casefold()
+
+    def _conversation_of(self, sender: str, kind: Kind, recipients: tuple[str, ...]) -> str:
+        """The conversation a message is of, as the server names it."""
+        return "#all" if kind is Kind.BROADCAST else self._direct((sender, *recipients))
+
+    @staticmethod
+    def _from_me(kind: Kind, recipients: tuple[str, ...], text: str) -> str:
+        """How a message this user sent reads."""
+        return f"you to {'everyone' if kind is Kind.BROADCAST else ', '.join(recipients)}: {text}"
 
     def delayed(
         self,
@@ -747,6 +876,9 @@ class ChatPresenter:
             self._say("info", "While you were away:")
         self._incoming(sender, kind, recipients, text, describe_time(sent_at, self._clock.seconds()))
         self._heard(kind, (sender, *recipients), sent_at)
+        if stamp_id:
+            stamp = Stamp(stamp_id, sent_at)
+            self._arrived(self._conversation_of(sender, kind, recipients), stamp, self._mine(sender), live=True)
 
     def _said(self, sender: str, kind: Kind, recipients: tuple[str, ...], text: str) -> tuple[str, str]:
         """How a message to this user reads: its style and its words."""
@@ -781,12 +913,12 @@ class ChatPresenter:
         if not isinstance(pending, tuple):
             return
         self._outbox.popleft()
+        mode, recipients, text = pending
+        self._say("sent", self._from_me(mode, recipients, text))
+        self._heard(mode, recipients, stamp.at if stamp else self._clock.seconds())
         if stamp is not None:
             self._seen.add(stamp.id)
-        mode, recipients, text = pending
-        to = "everyone" if mode is Kind.BROADCAST else ", ".join(recipients)
-        self._say("sent", f"you to {to}: {text}")
-        self._heard(mode, recipients, stamp.at if stamp else self._clock.seconds())
+            self._arrived(self._conversation_of(self.me, mode, recipients), stamp, mine=True, live=True)
         known = {name.casefold() for name in self.users}
         unknown = [name for name in offline if name.casefold() not in known]
         lost = [name for name in offline if name not in queued and name not in unknown]
@@ -806,6 +938,8 @@ class ChatPresenter:
             if self._ask_password:
                 self._password = ""
                 self._refusal += ". Enter the password and connect again."
+            elif code == "SESSIONS_FULL":
+                self._refusal = SESSIONS_FULL.format(name=self.username)
             if code == "SERVER_ERROR" and self._protocol is not None:
                 # The server keeps the connection for another HELLO; the user retries from the form.
                 self._protocol.transport.loseConnection()
@@ -818,8 +952,12 @@ class ChatPresenter:
         elif isinstance(pending, _ConversationsAsked) and code == "HISTORY_OFF":
             self._history_days = 0
             self._say("warning", NO_HISTORY)
+            self._caught_up()
         elif isinstance(pending, _ConversationsAsked):
             self._say("warning", f"Your conversations cannot be listed now: {text}")
+            self._caught_up()
+        elif isinstance(pending, _ReadAsked):
+            pass  # the position stays this client's; the server keeps the next one said
         else:
             self._say("error", f"{code}: {text}")
 

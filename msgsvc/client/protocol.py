@@ -12,13 +12,16 @@ from twisted.python.failure import Failure
 from msgsvc import wire
 from msgsvc.fronts.receiver import LineProtocol
 from msgsvc.hub.contracts import Kind
+from msgsvc.hub.ids import message_id
 from msgsvc.wire import ProtocolError
 
 
 #: The protocol version this client speaks.
-VERSION = 9
+VERSION = 10
 #: The most ``CONVERSATION`` lines one answer holds (the protocol's limit): more are skipped.
 MAX_CONVERSATIONS = 100
+#: The most unread messages a ``CONVERSATION`` line counts (the server's cap): a larger count is this.
+MAX_UNREAD = 100
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,26 @@ class Stamp:
 
     id: str
     at: float
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One ``CONVERSATION`` line: the conversation as the server names it, its newest message's id
+    and time, and (version 10) how many messages of others after the read position it holds, and
+    the read position (None: none kept, or a version 9 server)."""
+
+    conversation: str
+    newest: Stamp
+    unread: int = 0
+    read: str | None = None
+
+
+def _position(text: str) -> str:
+    """A message id the server gave as a position; ValueError if it is none."""
+    position = message_id(text)
+    if position is None:
+        raise ValueError(f"not a message id: {text!r}")
+    return position
 
 
 class ClientListener(Protocol):
@@ -77,17 +100,20 @@ class ClientListener(Protocol):
         """The answer to a send: how many got it, who is offline, which of those get it later."""
 
     def history_message(
-        self, sender: str, kind: Kind, recipients: tuple[str, ...], stamp: Stamp, text: str
+        self, conversation: str, sender: str, kind: Kind, recipients: tuple[str, ...], stamp: Stamp, text: str
     ) -> None:
-        """A message of the history, in a page of one conversation (the answer to a
-        :meth:`ClientProtocol.history`, or the catch-up of ``#all`` at login), oldest first."""
+        """A message of the history, in a page of ``conversation`` (as the server names it: the answer
+        to a :meth:`ClientProtocol.history`, or a page of the catch-up at login), oldest first."""
 
-    def history_end(self, more: bool) -> None:
-        """The end of a page of history; ``more``: older messages of that conversation may be read."""
+    def history_end(self, conversation: str, more: bool) -> None:
+        """The end of a page of ``conversation``; ``more``: older messages of it may be read."""
 
-    def conversations(self, found: list[tuple[str, Stamp]]) -> None:
-        """The answer to :meth:`ClientProtocol.conversations`: (conversation, its newest message's
-        id and time) for each, newest first, as the server named them."""
+    def conversations(self, found: list[Listed]) -> None:
+        """The answer to :meth:`ClientProtocol.conversations`, newest first."""
+
+    def read(self, conversation: str, position: str) -> None:
+        """(Version 10) this account has read ``conversation`` (as the server names it) up to the
+        message id ``position``: the answer to :meth:`ClientProtocol.read`, or another session's."""
 
     def error(self, code: str, text: str) -> None: ...
     def notice(self, text: str) -> None: ...
@@ -118,7 +144,7 @@ class ClientProtocol(LineProtocol):
         self.listener = listener
         self._password = password
         self._users: list[tuple[str, bool, bool]] = []
-        self._conversations: list[tuple[str, Stamp]] = []  # the CONVERSATION lines of the answer coming
+        self._conversations: list[Listed] = []  # the CONVERSATION lines of the answer coming
         self._last_delayed = 0  # the id of the last DELAYED line of the page
         self._version = 8  # until the server answers VERSION
         self._version_asked = False  # VERSION sent and not yet answered
@@ -198,16 +224,22 @@ class ClientProtocol(LineProtocol):
                     stamp_id,
                 )
             case "HISTMSG":
-                sender, kind, recipients, message_id, when = params[1:6]
+                conversation, sender, kind, recipients, message_id, when = params[:6]
                 stamp = _stamp(message_id, when)
-                listener.history_message(sender, Kind(kind), _names(recipients), stamp, params[-1])
+                listener.history_message(conversation, sender, Kind(kind), _names(recipients), stamp, params[-1])
             case "ENDHISTORY":
-                listener.history_end(params[2] == "more")
+                listener.history_end(params[0], params[2] == "more")
             case "CONVERSATION" if len(self._conversations) < MAX_CONVERSATIONS:
-                self._conversations.append((params[0], _stamp(params[1], params[2])))
+                unread, read = (min(int(params[3]), MAX_UNREAD), params[4]) if len(params) > 4 else (0, "-")
+                if unread < 0:
+                    raise ValueError(f"a negative count: {unread}")
+                position = None if read == "-" else _position(read)
+                self._conversations.append(Listed(params[0], _stamp(params[1], params[2]), unread, position))
             case "ENDCONVERSATIONS":
                 found, self._conversations = self._conversations, []
                 listener.conversations(found)
+            case "READ" if self._version >= 10:
+                listener.read(params[0], _position(params[1]))
             case "ENDDELAYED":
                 # Shown (listeners show at once): the server may drop them, and send the next page.
                 if self._last_delayed:
@@ -245,6 +277,10 @@ class ClientProtocol(LineProtocol):
     def conversations(self) -> None:
         """Ask for this user's conversations, newest first (version 9)."""
         self._write("CONVERSATIONS")
+
+    def read(self, conversation: str, position: str) -> None:
+        """Say this user has read ``conversation`` up to the message id ``position`` (version 10)."""
+        self._write("READ", conversation, position)
 
     def quit(self, reason: str = "") -> None:
         self._write("QUIT", trailing=reason or None)

@@ -53,6 +53,11 @@ _SUMMARY = 3
 SENDER_COLOURS = 6
 
 
+def _unread(item: ConversationItem) -> str:
+    """``, 3 unread`` ('' if none), after a conversation's time."""
+    return f", {item.unread} unread" if item.unread else ""
+
+
 def _clean(text: str) -> str:
     """Text safe for a terminal: control characters shown, never obeyed."""
     return "".join(ch if ch.isprintable() or ch == "\t" else ascii(ch)[1:-1] for ch in text)
@@ -162,9 +167,11 @@ class TextView:
         self._summary_due = False  # the list of this connection is yet to come
 
     def bind(self, presenter: ChatPresenter, on_quit: Callable[[], None]) -> None:
-        """Take input for ``presenter``; ``on_quit`` runs on /quit or end of input."""
+        """Take input for ``presenter``; ``on_quit`` runs on /quit or end of input.  What is printed
+        is read: the user looks at the terminal (``presenter`` shows everything)."""
         self.presenter = presenter
         self._on_quit = on_quit
+        presenter.look(True)
 
     # -- View --------------------------------------------------------------
 
@@ -231,12 +238,13 @@ class TextView:
         """Nothing to show: /reply says whom it answers."""
 
     def show_conversations(self, items: list[ConversationItem]) -> None:
-        """Say the newest few, at login (not as messages move them): /conversations lists them all."""
+        """Say the newest few, at login (not as messages move them): /conversations lists them all,
+        with their unread counts."""
         self._conversations = items
         due, self._summary_due = self._summary_due, False
         if not (due and items):
             return
-        newest = ", ".join(f"{item.who} ({item.when})" for item in items[:_SUMMARY])
+        newest = ", ".join(f"{item.who} ({item.when}{_unread(item)})" for item in items[:_SUMMARY])
         more = f" and {len(items) - _SUMMARY} more" if len(items) > _SUMMARY else ""
         self._say("info", f"-- Your recent conversations: {newest}{more}. /conversations N opens one.")
 
@@ -403,7 +411,12 @@ class TextView:
         if not argument:
             self._say("info", f"-- your recent conversations ({len(items)}):")
             for number, item in enumerate(items, 1):
-                line = [("class:info", f"   {number:>3} "), ("", f"{item.who}  "), ("class:time", item.when)]
+                line = [
+                    ("class:info", f"   {number:>3} "),
+                    ("", f"{item.who}  "),
+                    ("class:time", item.when),
+                    ("class:warning", _unread(item)),
+                ]
                 self._output(line, 8)
         elif argument.isdigit() and 1 <= int(argument) <= len(items):
             self.presenter.open_conversation(items[int(argument) - 1].conversation)
