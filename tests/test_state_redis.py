@@ -521,7 +521,7 @@ class AppendTests(SynchronousTestCase):
         ((script, keys, args, answer),) = self.redis.calls
         self.assertEqual((script, keys), (APPEND, [HISTORY_SIZE]))
         members = [history_entry(e) for e in self.entries]
-        self.assertEqual(args, [CLOCK_MARGIN, "alice,bob", members[0], 10, ALL, members[1], 10])
+        self.assertEqual(args, [CLOCK_MARGIN, 10, "alice,bob", members[0], ALL, members[1]])
         self.assertNoResult(appended)
         answer.callback([2, 0])
         self.assertIsNone(self.successResultOf(appended))

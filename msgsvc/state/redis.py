@@ -370,7 +370,7 @@ APPEND = Script(
     INDEX
     + NOW
     + """
--- KEYS: the size; ARGV: the margin, then conversation, member, keep, ...  Returns the change in entries,
+-- KEYS: the size; ARGV: the margin, keep, then conversation, member, ...  Returns the change in entries,
 -- and how many were too new to keep.
 local crockford, millis = '0123456789ABCDEFGHJKMNPQRSTVWXYZ', math.floor((now() + tonumber(ARGV[1])) * 1000)
 local latest = ''
@@ -379,15 +379,15 @@ for _ = 1, 10 do  -- the first 10 characters of the ids of that millisecond (its
   latest = string.sub(crockford, digit + 1, digit + 1) .. latest
   millis = (millis - digit) / 32
 end
-local added, too_new, newest = 0, 0, {}
-for i = 2, #ARGV, 3 do
+local keep, added, too_new, newest = tonumber(ARGV[2]), 0, 0, {}
+for i = 3, #ARGV, 2 do
   local conv = ARGV[i]
   local history = 'msgsvc:history:' .. conv
   if string.sub(ARGV[i + 1], 1, 10) > latest then
     too_new = too_new + 1
   elseif redis.call('ZADD', history, 'NX', 0, ARGV[i + 1]) == 1 then
     added = added + 1
-    local over = redis.call('ZCARD', history) - tonumber(ARGV[i + 2])
+    local over = redis.call('ZCARD', history) - keep
     if over > 0 then added = added - redis.call('ZREMRANGEBYRANK', history, 0, over - 1) end
     local id = string.sub(ARGV[i + 1], 1, 26)
     if not newest[conv] or id > newest[conv] then newest[conv] = id end
@@ -758,7 +758,7 @@ class RedisState(Service):
     def append(self, entries: Sequence[Stored], keep: int) -> Deferred[None]:
         """One script (:data:`APPEND`) for them all; those dated too far ahead of Redis's clock are not
         kept, and said so."""
-        args = [arg for entry in entries for arg in (entry.conversation, history_entry(entry), keep)]
+        args = [arg for entry in entries for arg in (entry.conversation, history_entry(entry))]
 
         def kept(reply: list[int]) -> None:
             _, too_new = reply
@@ -771,7 +771,7 @@ class RedisState(Service):
                     where=self.where,
                 )
 
-        appended = self.redis.script(APPEND, [HISTORY_SIZE], [CLOCK_MARGIN, *args]).addCallback(kept)
+        appended = self.redis.script(APPEND, [HISTORY_SIZE], [CLOCK_MARGIN, keep, *args]).addCallback(kept)
         self._appending.add(appended)
 
         def answered(result: object) -> object:
