@@ -13,6 +13,8 @@ from msgsvc.hub.events import (
     NoticeSent,
     ProtectionChanged,
     RegistrationRefused,
+    SessionClosed,
+    SessionOpened,
     UserJoined,
     UserKicked,
     UserLeft,
@@ -69,6 +71,17 @@ class HubEventLogger:
                     code=REFUSAL_CODES[refusal].value,
                     reason=reason,
                 )
+            case SessionOpened(name, peer, front, sessions) if sessions > 1:
+                self._names[peer] = name
+                self.log.info(
+                    "{peer} opened another session of {name} ({front}): {sessions} online",
+                    peer=peer,
+                    name=name,
+                    front=front,
+                    sessions=sessions,
+                )
+            case SessionOpened() | SessionClosed():
+                pass  # the first is UserJoined's; each logged when its connection ends
             case UserLeft(name, peer, node) if node is not None:
                 self.log.info("{name} left node {node} ({peer})", name=name, node=node, peer=peer)
             case UserLeft():

@@ -16,6 +16,7 @@ from msgsvc.wire import Limits
 DEFAULT_LISTEN = "tcp:8123"
 DEFAULT_DB = "msgsvc.sqlite3"
 DEFAULT_MAX_CLIENTS = 1000
+DEFAULT_MAX_SESSIONS = 10
 _DEFAULTS = Limits()
 
 
@@ -197,7 +198,14 @@ class Options(usage.Options):
             "Seconds a client has to answer a PING before it is disconnected.",
             _seconds,
         ],
-        ["max-clients", None, DEFAULT_MAX_CLIENTS, "Most users registered at once.", _positive],
+        ["max-clients", None, DEFAULT_MAX_CLIENTS, "Most sessions (logged-in connections) at once.", _positive],
+        [
+            "max-sessions",
+            None,
+            DEFAULT_MAX_SESSIONS,
+            "Most sessions of one protected name (devices of one account) at once.",
+            _positive,
+        ],
         [
             "history-days",
             None,

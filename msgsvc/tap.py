@@ -203,7 +203,16 @@ def makeService(options: Options) -> IService:
         raise SystemExit(f"msgsvc: {e}") from None
     policy = options.history()
     history = History(reactor, state, policy) if policy.kept else NoHistory()  # --history-days 0
-    hub = Hub(reactor, state, None, options["max-clients"], options.queue(), node, history=history)
+    hub = Hub(
+        reactor,
+        state,
+        None,
+        options["max-clients"],
+        options.queue(),
+        node,
+        history=history,
+        max_sessions=options["max-sessions"],
+    )
     hub.subscribe(HubEventLogger())
     services: list[IService] = [IService(state)]
     if node is not None:  # --redis: this node of the service

@@ -50,6 +50,7 @@ class Code(str, Enum):
     RATE_LIMITED = "RATE_LIMITED"
     HISTORY_FORBIDDEN = "HISTORY_FORBIDDEN"
     HISTORY_OFF = "HISTORY_OFF"
+    SESSIONS_FULL = "SESSIONS_FULL"
 
 
 #: The code that says each of the hub's refusals.
@@ -70,6 +71,7 @@ REFUSAL_CODES = {
     Refusal.TOO_MANY_RECIPIENTS: Code.TOO_MANY_RECIPIENTS,
     Refusal.HISTORY_OFF: Code.HISTORY_OFF,
     Refusal.HISTORY_FORBIDDEN: Code.HISTORY_FORBIDDEN,
+    Refusal.SESSIONS_FULL: Code.SESSIONS_FULL,
 }
 
 

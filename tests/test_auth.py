@@ -14,7 +14,7 @@ from msgsvc.auth.store import Reset, StillOnline
 from msgsvc.auth.throttle import LoginThrottle, _Tallies
 from msgsvc.eventlog import HubEventLogger
 from msgsvc.hub.contracts import Refusal, Refused, UserRecord
-from msgsvc.hub.events import ProtectionChanged, RegistrationRefused, UserRemoved
+from msgsvc.hub.events import ProtectionChanged, RegistrationRefused, UserJoined, UserRemoved
 from msgsvc.hub.rules import PASSWORD_MAX_BYTES, check_password_rules
 from msgsvc.ratelimit import AddressRate, Rate
 from msgsvc.state import StoreError
@@ -74,12 +74,19 @@ class LoginTests(AccountsTestCase):
         )
         self.assertEqual(self.server.hashing.checked, [PASSWORD])
 
-    def test_an_online_protected_name_is_taken_whatever_the_password(self) -> None:
-        self.server.register("alice", PASSWORD)
-        self.server.hashing.checked.clear()
-        for password in (PASSWORD, "wrong horse"):
-            self.refused(f"HELLO alice :{password}", Code.USERNAME_TAKEN)
-        self.assertEqual(self.server.hashing.checked, [])  # no oracle: nothing was checked
+    def test_an_online_protected_name_attaches_its_password_and_refuses_others(self) -> None:
+        """Its password opens another session; a wrong one or none is refused as for a name offline (checked,
+        and throttled), never USERNAME_TAKEN; the session online is left alone."""
+        _, first = self.server.register("alice", PASSWORD)
+        self.refused("HELLO alice :wrong horse", Code.AUTH_FAILED)
+        self.refused("HELLO alice", Code.AUTH_REQUIRED)
+        _, second = self.hello(f"HELLO alice :{PASSWORD}")
+        self.assertEqual(lines(second)[0], "WELCOME alice :welcome to msgsvc")
+        self.assertEqual(self.server.hashing.checked[-2:], ["wrong horse", PASSWORD])
+        self.assertFalse(first.disconnecting)
+        view = self.server.hub.user("alice")
+        assert view is not None
+        self.assertEqual(len(view.sessions), 2)
 
     def test_logins_without_a_password_cannot_hold_a_protected_name_from_its_owner(self) -> None:
         self.server.store.hold_lookups = True  # each password lookup waits until the test says
@@ -108,16 +115,15 @@ class LoginTests(AccountsTestCase):
         for squatter in squatters:
             self.assertEqual(lines(squatter)[0], "ERROR AUTH_FAILED :wrong password for alice")
 
-    def test_the_owner_twice_at_once_is_let_in_once(self) -> None:
+    def test_the_owner_twice_at_once_gets_two_sessions_and_joins_once(self) -> None:
         self.server.hashing.hold = True
         _, first = self.hello(f"HELLO alice :{PASSWORD}")
         _, second = self.hello(f"HELLO ALICE :{PASSWORD}")
         self.release_hashing()
         self.assertEqual(lines(first)[0], "WELCOME alice :welcome to msgsvc")
-        self.assertEqual(lines(second), ["ERROR USERNAME_TAKEN :alice is in use", "BYE :alice is in use"])
-        refused = [e for e in self.events if isinstance(e, RegistrationRefused)]
-        taken = RegistrationRefused("ALICE", "127.0.0.1:40002", Refusal.USERNAME_TAKEN, "alice is in use")
-        self.assertEqual(refused, [taken])  # said once
+        self.assertEqual(lines(second)[0], "WELCOME alice :welcome to msgsvc")
+        self.assertEqual([e for e in self.events if isinstance(e, RegistrationRefused)], [])
+        self.assertEqual(len([e for e in self.events if isinstance(e, UserJoined)]), 1)
 
     def test_a_client_that_leaves_while_its_password_is_checked_holds_nothing(self) -> None:
         self.server.hashing.hold = True
@@ -354,10 +360,8 @@ class ResetTests(AccountsTestCase):
     def test_the_operator_removes_a_names_protection(self) -> None:
         alice, transport = self.server.register("alice", PASSWORD)
         self.assertTrue(self.successResultOf(self.server.accounts.reset("alice", "she forgot it")))
-        self.assertEqual(
-            lines(transport),
-            ["ACCOUNT alice unprotected", "NOTICE :the operator removed your name's password: she forgot it"],
-        )
+        self.assertEqual(lines(transport), ["BYE :the operator removed your name's password: she forgot it"])
+        self.assertTrue(transport.disconnecting)
         self.assertIn(ProtectionChanged("alice", False, "she forgot it"), self.events)
         self.assertFalse(self.server.hub.user("alice").protected)  # type: ignore[union-attr]
         alice.connectionLost(Failure(ConnectionDone()))
@@ -590,9 +594,7 @@ class RemoveTests(AccountsTestCase):
         self.server.store.external.append(Reset(1, "alice", 5.0, "spam", removed=True))
         self.server.clock.advance(self.server.accounts.WATCH_INTERVAL)
         self.assertFalse(self.server.hub.user("alice").protected)  # type: ignore[union-attr]
-        self.assertIn(
-            "NOTICE :the operator removed your name from the log, and its password: spam", lines(transport)
-        )
+        self.assertEqual(lines(transport), ["BYE :the operator removed your name's password: spam"])
 
     def test_a_name_removed_then_protected_again_while_online_stays_protected(self) -> None:
         self.server.accounts.startService()

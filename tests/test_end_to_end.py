@@ -184,6 +184,40 @@ class EndToEndTests(TestCase):
         await lurker.closed
 
 
+    async def test_two_sessions_of_an_account_and_a_user_exchange(self) -> None:
+        """The laptop and the phone of alice (version 10) and bob over TCP: each sees everything, once."""
+        laptop = await self.client()
+        laptop.send("VERSION 10")
+        laptop.send("HELLO alice :alice's password")
+        await laptop.until("ENDUSERS")
+        bob, _ = await self.register("bob")
+        self.assertEqual(await laptop.line(), "JOINED bob")
+        phone = await self.client()
+        phone.send("VERSION 10")
+        phone.send("HELLO alice :alice's password")
+        self.assertEqual((await phone.until("ENDUSERS"))[1], "WELCOME alice :welcome to msgsvc")
+
+        phone.send("SEND bob :on my way")
+        sent = (await phone.line()).split()
+        self.assertEqual(sent[:4], ["SENT", "1", "-", "-"])
+        self.assertEqual(await bob.line(), "MSG alice unicast bob :on my way")  # version 8: no id
+        mine = (await laptop.line()).split()
+        self.assertEqual(mine[:6], ["MSG", "alice", "unicast", "bob", sent[4], sent[5]])
+
+        bob.send("SEND alice :see you")
+        self.assertEqual(await bob.line(), "SENT 1 - -")
+        to_laptop, to_phone = await laptop.line(), await phone.line()
+        self.assertEqual(to_laptop, to_phone)
+        self.assertTrue(to_laptop.startswith("MSG bob unicast alice "), to_laptop)
+
+        phone.send("QUIT")
+        await phone.closed
+        laptop.send("QUIT")
+        await laptop.closed
+        bob.send("PING :end")
+        self.assertEqual(await bob.until("PONG :end"), ["LEFT alice", "PONG :end"])  # one LEFT, for the last
+
+
 def apply(view: dict[str, bool], lines: list[str]) -> dict[str, bool]:
     """A client's idea of who is online, after the server's ``USER``, ``JOINED`` and ``LEFT`` lines."""
     for line in lines:

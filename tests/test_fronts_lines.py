@@ -706,7 +706,7 @@ class Version9Tests(SynchronousTestCase):
     def test_version_is_answered_with_the_lower_version_and_the_days_kept(self) -> None:
         protocol, transport = self.server.connect()
         protocol.dataReceived(b"VERSION 12\r\nVERSION 9\r\nVERSION 8\r\nversion 1\r\n")
-        self.assertEqual(lines(transport), ["VERSION 9 90", "VERSION 9 90", "VERSION 8 90", "VERSION 1 90"])
+        self.assertEqual(lines(transport), ["VERSION 10 90", "VERSION 9 90", "VERSION 8 90", "VERSION 1 90"])
         off = ServerHarness()
         protocol, transport = off.connect()
         protocol.dataReceived(b"VERSION 9\r\n")
@@ -1018,7 +1018,7 @@ class ProtocolExampleTests(SynchronousTestCase):
         carol, c = server.connect()
         clients = [(carol, c), (alice, a), (carol, c), (carol, c), (carol, c), (bob, b)]
         doc = read_doc("docs", "protocol.rst")
-        region = doc[doc.index("A version 9 client.") : doc.index("Mistakes do not close")]
+        region = doc[doc.index("A version 9 client.") : doc.index("A version 10 client.")]
         groups: list[list[str]] = [[]]
         for line in region.splitlines():
             if line.startswith(("    C: ", "    S: ")):
@@ -1054,3 +1054,81 @@ class ProtocolExampleTests(SynchronousTestCase):
                 send(protocol, said)
             self.assertEqual(lines(transport), heard)
         self.assertEqual(randoms, [])
+
+
+def without_ids(said: list[str]) -> list[str]:
+    """``MSG`` and ``SENT`` lines of version 9 or later without their ids and times."""
+    out = []
+    for line in said:
+        head, _, text = line.partition(" :")
+        words = head.split()
+        if words[0] == "MSG":
+            words = words[:4]
+        elif words[0] == "SENT":
+            words = words[:4]
+        out.append(" ".join(words) + (f" :{text}" if text else ""))
+    return out
+
+
+class SeveralSessionsTests(SynchronousTestCase):
+    """docs/protocol.rst "Several sessions": a protected name's password attaches another session."""
+
+    def setUp(self) -> None:
+        self.server = ServerHarness(records=(UserRecord("alice", 1.0, 2.0, protected=True),), max_sessions=3)
+        self.bob, self.b = self.server.register("bob", version=10)
+        self.laptop, self.l = self.server.register("alice", PASSWORD, version=10)
+        self.phone, self.p = self.server.register("alice", PASSWORD, version=10)
+        self.old, self.o = self.server.register("alice", PASSWORD, version=9)
+        self.server.end_of_pass()
+        self.everyone = (self.b, self.l, self.p, self.o)
+
+    def heard(self) -> list[list[str]]:
+        self.server.end_of_pass()
+        return [without_ids(lines(t)) for t in self.everyone]
+
+    def test_one_joined_for_the_first_session_and_one_left_for_the_last(self) -> None:
+        self.assertEqual(lines(self.b), ["JOINED alice"])
+        for protocol in (self.laptop, self.phone):
+            protocol.dataReceived(b"QUIT\r\n")
+            protocol.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.heard()[0], [])
+        self.old.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.heard()[0], ["LEFT alice"])
+
+    def test_every_session_gets_the_accounts_messages_with_one_id(self) -> None:
+        self.heard()
+        self.bob.dataReceived(b"SEND alice :hi\r\n")
+        got = [lines(t) for t in (self.b, self.l, self.p, self.o)]
+        self.assertEqual(without_ids(got[0]), ["SENT 1 - -"])
+        self.assertEqual(got[1], got[2])
+        self.assertEqual(got[1], got[3])
+        self.assertEqual(without_ids(got[1]), ["MSG bob unicast alice :hi"])
+
+    def test_own_messages_from_elsewhere_go_to_version_10_sessions_only(self) -> None:
+        self.heard()
+        self.phone.dataReceived(b"SEND bob :on my way\r\n")
+        bob, laptop, phone, old = self.heard()
+        self.assertEqual(bob, ["MSG alice unicast bob :on my way"])
+        self.assertEqual((laptop, phone, old), (bob, ["SENT 1 - -"], []))
+        self.phone.dataReceived(b"BROADCAST :all\r\n")
+        self.assertEqual(self.heard(), [["MSG alice broadcast * :all"], ["MSG alice broadcast * :all"], ["SENT 1 - -"], []])
+
+    def test_a_multicast_naming_its_sender_comes_once_to_each_session(self) -> None:
+        self.heard()
+        self.phone.dataReceived(b"SEND alice,bob :us\r\n")
+        msg = "MSG alice multicast alice,bob :us"
+        self.assertEqual(self.heard(), [[msg], [msg], [msg, "SENT 2 - -"], [msg]])
+
+    def test_past_the_limit_sessions_full_closes(self) -> None:
+        protocol, transport = self.server.connect()
+        protocol.dataReceived(f"HELLO alice :{PASSWORD}\r\n".encode())
+        self.assertEqual(
+            lines(transport),
+            ["ERROR SESSIONS_FULL :alice has its limit of 3 sessions", "BYE :alice has its limit of 3 sessions"],
+        )
+        self.assertTrue(transport.disconnecting)
+
+    def test_an_unprotected_name_stays_single(self) -> None:
+        protocol, transport = self.server.connect()
+        protocol.dataReceived(b"HELLO bob\r\n")
+        self.assertEqual(lines(transport), ["ERROR USERNAME_TAKEN :bob is in use", "BYE :bob is in use"])

@@ -8,7 +8,16 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.hub.contracts import Enqueue, Kind, Refusal, Refused, UserRecord
 from msgsvc.hub.core import Hub
-from msgsvc.hub.events import Event, NoticeSent, RegistrationRefused, UserJoined, UserKicked, UserLeft
+from msgsvc.hub.events import (
+    Event,
+    NoticeSent,
+    RegistrationRefused,
+    SessionClosed,
+    SessionOpened,
+    UserJoined,
+    UserKicked,
+    UserLeft,
+)
 from msgsvc.hub.ids import message_id, message_id_time
 from msgsvc.hub.user import UNREGISTERED
 
@@ -52,7 +61,9 @@ class RegistrationTests(HubTestCase):
         self.assertFalse(users["Old"].online)
         self.assertIsNone(users["Old"].peer)
         self.assertEqual(self.store.written, [("alice", 100)])
-        self.assertEqual(self.events, [UserJoined("alice", "peer-alice", True)])
+        self.assertEqual(
+            self.events, [UserJoined("alice", "peer-alice", True), SessionOpened("alice", "peer-alice", "tcp", 1)]
+        )
 
     def test_users_are_the_log_with_who_is_online_and_see_new_names(self) -> None:
         bob = self.join("bob")
@@ -114,7 +125,7 @@ class RegistrationTests(HubTestCase):
         self.assertEqual(self.successResultOf(admitted(self.hub, old, "OLD", "p")), "Old")
         [view] = [u for u in self.hub.users() if u.name == "Old"]
         self.assertEqual((view.online, view.first_seen, view.last_seen), (True, 1.0, 105))
-        self.assertEqual(self.events, [UserJoined("Old", "p", False)])
+        self.assertEqual(self.events, [UserJoined("Old", "p", False), SessionOpened("Old", "p", "tcp", 1)])
 
     def test_full(self) -> None:
         for name in "abcd":
@@ -134,7 +145,15 @@ class RegistrationTests(HubTestCase):
         self.join("alice")
         bob = self.join("bob")
         bob.user.log_out()
-        self.assertEqual(self.events[-2:], [UserJoined("bob", "peer-bob", True), UserLeft("bob", "peer-bob")])
+        self.assertEqual(
+            self.events[-4:],
+            [
+                UserJoined("bob", "peer-bob", True),
+                SessionOpened("bob", "peer-bob", "tcp", 1),
+                SessionClosed("bob", "peer-bob", "tcp", 0),
+                UserLeft("bob", "peer-bob"),
+            ],
+        )
         self.assertEqual(bob.events, [])
 
     def test_leaving_records_last_seen_and_frees_the_name(self) -> None:
@@ -311,5 +330,132 @@ class RoutingTests(HubTestCase):
         self.hub.subscribe(broken)
         self.carol.user.log_out()
         self.assertEqual(self.events[-1], UserLeft("carol", "peer-carol"))
-        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 2)  # SessionClosed, UserLeft
         self.hub.unsubscribe(broken)
+
+
+class SeveralSessionsTests(SynchronousTestCase):
+    """A protected name (an account) has up to max_sessions sessions at once; each gets every message."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(100)
+        self.store = MemoryStore()
+        records = [UserRecord("alice", 1.0, 2.0, protected=True), UserRecord("dave", 1.0, 2.0)]
+        self.hub = Hub(self.clock, self.store, records, max_clients=10, max_sessions=3)
+        self.events: list[Event] = []
+        self.hub.subscribe(self.events.append)
+
+    def attach(self, name: str, peer: str) -> RecordingParticipant:
+        """A session logged in with its password (the realm's ``attach``)."""
+        participant = RecordingParticipant()
+        participant.user = self.hub.register(participant, name, peer, attach=True)
+        self.assertIsNotNone(self.successResultOf(self.hub.admit(participant.user)))
+        return participant
+
+    def test_a_protected_name_attaches_sessions_and_is_online_from_the_first_to_the_last(self) -> None:
+        laptop = self.attach("alice", "laptop")
+        phone = self.attach("ALICE", "phone")
+        view = self.hub.user("alice")
+        assert view is not None
+        self.assertEqual([(s.peer, s.front) for s in view.sessions], [("laptop", "tcp"), ("phone", "tcp")])
+        self.assertEqual(self.hub.online_count(), 1)
+        laptop.user.log_out()
+        phone.user.log_out()
+        self.assertEqual(
+            self.events,
+            [
+                UserJoined("alice", "laptop", False),
+                SessionOpened("alice", "laptop", "tcp", 1),
+                SessionOpened("alice", "phone", "tcp", 2),
+                SessionClosed("alice", "laptop", "tcp", 1),
+                SessionClosed("alice", "phone", "tcp", 0),
+                UserLeft("alice", "phone"),
+            ],
+        )
+
+    def test_unprotected_names_without_the_password_and_past_the_limit_are_refused(self) -> None:
+        self.attach("dave", "p")
+        self.attach("alice", "p")
+        for name, attach, refusal in [
+            ("dave", True, Refusal.USERNAME_TAKEN),  # unprotected: one session, password or not
+            ("alice", False, Refusal.USERNAME_TAKEN),  # not checked by the accounts
+        ]:
+            with self.assertRaises(Refused) as caught:
+                self.hub.register(RecordingParticipant(), name, "p", attach=attach)
+            self.assertIs(caught.exception.refusal, refusal)
+        self.attach("alice", "p")
+        self.attach("alice", "p")
+        with self.assertRaises(Refused) as full:
+            self.hub.register(RecordingParticipant(), "alice", "p", attach=True)
+        self.assertEqual(
+            (full.exception.refusal, full.exception.text), (Refusal.SESSIONS_FULL, "alice has its limit of 3 sessions")
+        )
+
+    def test_sessions_count_against_the_servers_limit(self) -> None:
+        hub = Hub(self.clock, self.store, [UserRecord("alice", 1.0, 2.0, protected=True)], max_clients=2)
+        for _ in range(2):
+            hub.register(RecordingParticipant(), "alice", "p", attach=True)
+        with self.assertRaises(Refused) as caught:
+            hub.register(RecordingParticipant(), "bob", "p")
+        self.assertIs(caught.exception.refusal, Refusal.SERVER_FULL)
+
+    def test_sessions_pending_together_come_online_with_one_claim(self) -> None:
+        first, second = RecordingParticipant(), RecordingParticipant()
+        first.user = self.hub.register(first, "alice", "one", attach=True)
+        second.user = self.hub.register(second, "alice", "two", attach=True)
+        self.assertIs(self.successResultOf(self.hub.admit(first.user)), first.user)
+        self.assertIs(self.successResultOf(self.hub.admit(second.user)), second.user)
+        self.assertEqual(len([e for e in self.events if isinstance(e, UserJoined)]), 1)
+        self.assertEqual(self.store.written, [("alice", 100)])
+
+    def test_every_session_gets_messages_to_the_account_and_the_senders_others_its_own(self) -> None:
+        laptop, phone = self.attach("alice", "laptop"), self.attach("alice", "phone")
+        dave = self.attach("dave", "d")
+        self.assertEqual(outcome(dave.user.send(["alice"], "hi")), (1, (), ()))  # users, not sessions
+        [to_laptop], [to_phone] = laptop.messages(), phone.messages()
+        self.assertIs(to_laptop, to_phone)
+        self.assertEqual(outcome(phone.user.send(["dave"], "on my way")), (1, (), ()))
+        [mine] = dave.messages()[-1:]
+        self.assertEqual(laptop.messages()[-1], mine)  # its own, from the phone
+        self.assertEqual(phone.messages(), [to_phone])  # not back to the phone: it has SENT
+        self.assertEqual(outcome(phone.user.send(["alice", "dave"], "us")), (2, (), ()))
+        self.assertEqual([m.text for m in laptop.messages()], ["hi", "on my way", "us"])  # once each
+        self.assertEqual([m.text for m in phone.messages()], ["hi", "us"])
+        self.assertEqual(outcome(phone.user.broadcast("all")), (1, (), ()))
+        self.assertEqual([m.text for m in laptop.messages()][-1], "all")
+        self.assertEqual([m.text for m in phone.messages()][-1], "us")
+
+    def test_the_operator_disconnects_one_session_or_all(self) -> None:
+        laptop, phone = self.attach("alice", "laptop"), self.attach("alice", "phone")
+        view = self.hub.user("alice")
+        assert view is not None
+        self.assertTrue(self.hub.kick_session("alice", view.sessions[1].id, "lost phone"))
+        self.assertEqual((laptop.events, phone.events), ([], [("kicked", "lost phone")]))
+        self.assertFalse(self.hub.kick_session("alice", 999, "none such"))
+        self.assertTrue(self.hub.kick("alice", "bye"))
+        self.assertEqual(laptop.events, [("kicked", "bye")])
+        self.assertEqual(phone.events[-1], ("kicked", "bye"))
+
+    def test_a_password_removed_disconnects_every_session_saying_why(self) -> None:
+        laptop, phone = self.attach("alice", "laptop"), self.attach("alice", "phone")
+        self.hub.set_protected("alice", False, "she forgot it")
+        why = ("dropped", "the operator removed your name's password: she forgot it")
+        self.assertEqual((laptop.events, phone.events), ([why], [why]))
+
+    def test_the_backlog_goes_to_one_session_then_to_another_if_it_leaves_unacknowledged(self) -> None:
+        dave = self.attach("dave", "d")
+        sent = dave.user.send(["alice"], "while away")
+        assert isinstance(sent, Deferred)
+        self.assertEqual(outcome(self.successResultOf(sent)), (0, ("alice",), ("alice",)))
+        laptop, phone = self.attach("alice", "laptop"), self.attach("alice", "phone")
+        laptop.user.deliver_backlog()
+        phone.user.deliver_backlog()
+        [(kind, (backlog, waiting))] = laptop.events
+        self.assertEqual((kind, [q.text for q in backlog], waiting), ("delivered", ["while away"], 0))  # type: ignore[index]
+        self.assertEqual(phone.events, [])  # one session at a time: never twice on a device
+        laptop.user.log_out()
+        [(kind, (backlog, _))] = phone.events
+        self.assertEqual([q.text for q in backlog], ["while away"])  # type: ignore[attr-defined]
+        phone.user.acknowledge(backlog[0].id)  # type: ignore[index]
+        self.assertEqual(self.store.queue, [])

@@ -125,11 +125,12 @@ class Accounts(Service):
     ) -> LoggedIn | None:
         key = username_key(name)
         known = self._hub.user(name)
-        # A name known to be protected, and offline, is held only once its password has been checked
-        # (by the realm): a login without its password, or with a wrong one, never holds it, and so
-        # can never turn its owner away (USERNAME_TAKEN) while it is checked.  Any other name is held
-        # first: a password given with it claims it, and nobody else may meanwhile.
-        owned = known is not None and known.protected and not known.online
+        # A name known to be protected is held only once its password has been checked (by the realm),
+        # online or not: a login without its password, or with a wrong one, never holds it, and so can
+        # never turn its owner away (USERNAME_TAKEN) while it is checked; with it, it attaches one more
+        # session to the name if online.  Any other name is held first: a password given with it claims
+        # it, and nobody else may meanwhile.
+        owned = known is not None and known.protected
         guessable = owned and password is not None
         if not guessable:
             return await self._hold_and_check(
@@ -332,16 +333,12 @@ class Accounts(Service):
                     lambda failure: self.log.failure("cannot read {name}'s password", failure, name=reset.name)
                 )
             return
-        self._hub.set_protected(reset.name, False, reset.reason)
-        self._hub.notify(reset.name, f"the operator removed your name's password: {reset.reason}")
+        self._hub.set_protected(reset.name, False, reset.reason)  # its sessions are disconnected
 
     def _protected_as_stored(self, password_hash: str | None, reset: Reset) -> None:
         user = self._hub.user(reset.name)
         if password_hash is None and user is not None and user.protected:
             self._hub.set_protected(reset.name, False, reset.reason)
-            self._hub.notify(
-                reset.name, f"the operator removed your name from the log, and its password: {reset.reason}"
-            )
 
     def _pick_up_resets(self) -> Deferred[None]:
         def apply(resets: list[Reset] | None) -> None:

@@ -129,12 +129,12 @@ class HubRealm:
         self, avatarId: bytes, mind: Mind
     ) -> tuple[type[Interface], object, Callable[[], None]]:
         user = mind.user
-        if user is None:  # a protected name, held now that its password is checked
+        if user is None:  # a protected name, held (or attached to) now that its password is checked
             name = avatarId.decode("utf-8")
             if mind.gone:
                 raise Abandoned(f"the client logging in as {name} left")
             try:
-                user = mind.user = self._hub.register(mind.participant, name, mind.peer)
+                user = mind.user = self._hub.register(mind.participant, name, mind.peer, attach=True)
             except Refused as e:
                 raise NotHeld(e) from None
         if await self._hub.admit(user) is None:

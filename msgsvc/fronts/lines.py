@@ -36,7 +36,8 @@ T = TypeVar("T")
 WELCOME_TEXT = "welcome to msgsvc"
 #: The protocol version this server speaks (docs/protocol.rst); a connection that does not say
 #: ``VERSION`` (or says less) speaks :data:`VERSION_8`'s lines.
-VERSION = 9
+VERSION = 10
+VERSION_9 = 9  # history: ids and times
 VERSION_8 = 8
 
 #: The code that says each refusal: the hub's and the accounts' (:data:`~msgsvc.wire.REFUSAL_CODES`),
@@ -101,7 +102,7 @@ def encode_delayed(message: Queued, version: int) -> bytes:
     """The ``DELAYED`` line for a message that waited: its id and when it was sent, then as ``MSG``
     (from version 9 with the message's own id, ``-`` if it was queued before ids were kept)."""
     recipients = ",".join(message.recipients)
-    own = f" {message.message_id or '-'}" if version >= VERSION else ""
+    own = f" {message.message_id or '-'}" if version >= VERSION_9 else ""
     return (
         f"DELAYED {message.id} {wire.format_time(message.sent_at)} {message.sender} {message.kind}"
         f" {recipients}{own} :{message.text}\r\n"
@@ -119,10 +120,11 @@ def encode_conversations(latest: list[Stored]) -> bytes:
 class ServerProtocol(Session):
     """One client of the line protocol: reads commands, hands them to the hub, writes replies."""
 
-    version = VERSION_8  # the version its lines are in: VERSION 9 before HELLO asks for version 9's
+    version = VERSION_8  # the version its lines are in: VERSION 9 (or 10) before HELLO asks for its own
     front = "tcp"  # "web" under WebSocket
     registration = "HELLO"
     _hello = ""  # the name of its latest HELLO
+    _own = ""  # its name once logged in, as the log spells it
 
     def __init__(self, clients: Clients, presence: Presence) -> None:
         super().__init__(clients)
@@ -180,9 +182,10 @@ class ServerProtocol(Session):
         return wire.format_line("PING", trailing=token)
 
     def welcome(self, name: str) -> None:
+        self._own = name
         self._write(wire.format_line("WELCOME", name, trailing=WELCOME_TEXT))
         self._write(self.presence.join(self))
-        if self.version >= VERSION and self.clients.hub.history.policy.kept:
+        if self.version >= VERSION_9 and self.clients.hub.history.policy.kept:
             self._catch_up()
         else:
             self.user.deliver_backlog()
@@ -306,19 +309,25 @@ class ServerProtocol(Session):
     def _sent(self, report: Report) -> None:
         self.presence.catch_up(self)
         line = sent_line(report.delivered, report.offline, report.queued)
-        if self.version >= VERSION:
+        if self.version >= VERSION_9:
             line = line[:-2] + f" {report.id} {wire.format_millis(report.at)}\r\n".encode()
         self._write(line)
 
     # -- hub.Participant -------------------------------------------------
 
     def receive(self, message: Message) -> None:
+        if message.sender == self._own and self.version < VERSION and not self._addressed(message):
+            return  # its account's own message, sent from another session: version 10 shows those
         self.presence.catch_up(self)
         one = message.kind is Kind.UNICAST  # no other receiver to share the line with
-        if self.version < VERSION:
+        if self.version < VERSION_9:
             self._write(encode_message(message) if one else encode_shared_message(message))
         else:
             self._write(encode_message_9(message) if one else encode_shared_message_9(message))
+
+    def _addressed(self, message: Message) -> bool:
+        """Whether ``message`` from this client's own name names it among its recipients."""
+        return message.kind is not Kind.BROADCAST and self._own in message.recipients
 
     def notice(self, text: str) -> None:
         self.presence.catch_up(self)

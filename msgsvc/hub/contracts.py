@@ -45,6 +45,7 @@ class Refusal(Enum):
     TOO_MANY_RECIPIENTS = auto()
     HISTORY_OFF = auto()  # the server keeps no history (--history-days 0)
     HISTORY_FORBIDDEN = auto()  # a direct conversation's history, asked by an unprotected name or an outsider
+    SESSIONS_FULL = auto()  # an account with --max-sessions sessions open
 
 
 class Refused(Exception):
@@ -103,6 +104,18 @@ class Report:
 
 
 @dataclass(frozen=True)
+class SessionView:
+    """One session of an online account, as the operator sees it: ``id`` names it to
+    :meth:`~msgsvc.hub.core.Hub.kick_session`."""
+
+    id: int
+    front: str  # tcp, web or irc
+    peer: str
+    since: float
+    node: str | None = None  # with --redis
+
+
+@dataclass(frozen=True)
 class UserView:
     """A username log entry with its presence, as observers and clients see it."""
 
@@ -116,6 +129,7 @@ class UserView:
     protected: bool
     queued: int  # messages waiting for it
     node: str | None = None  # the node an online user is on, with --redis
+    sessions: tuple[SessionView, ...] = ()  # an online user's sessions here, oldest first
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from msgsvc.hub.contracts import (
     Refusal,
     Refused,
     Report,
+    SessionView,
     Store,
     UserRecord,
     UserView,
@@ -33,6 +34,8 @@ from msgsvc.hub.events import (
     NoticeSent,
     ProtectionChanged,
     RegistrationRefused,
+    SessionClosed,
+    SessionOpened,
     UserJoined,
     UserKicked,
     UserLeft,
@@ -43,7 +46,7 @@ from msgsvc.hub.ids import MessageIds
 from msgsvc.hub.nodes import Alone, Nodes
 from msgsvc.hub.queue import OfflineQueue
 from msgsvc.hub.rules import is_valid_username, username_key
-from msgsvc.hub.session import Session
+from msgsvc.hub.session import Account, Session, deliver
 from msgsvc.hub.user import User
 
 class Hub:
@@ -61,20 +64,25 @@ class Hub:
         network: Network | None = None,
         ids: MessageIds | None = None,
         history: History | NoHistory | None = None,
+        max_sessions: int = 10,
     ) -> None:
-        """``network``: the other nodes of the service (none: a server alone); ``ids``: what makes the
-        messages' ids (by default from ``clock`` and random bits); ``history``: where messages are kept
-        (none: a :class:`NoHistory`, as with ``--history-days 0``)."""
+        """``max_clients``: sessions at once, of every name; ``network``: the other nodes of the service
+        (none: a server alone); ``ids``: what makes the messages' ids (by default from ``clock`` and
+        random bits); ``history``: where messages are kept (none: a :class:`NoHistory`, as with
+        ``--history-days 0``); ``max_sessions``: sessions of one protected name at once."""
         self._clock = clock
         self._ids = ids or MessageIds(clock)
         self.history = history or NoHistory()
         self._max_clients = max_clients
+        self._max_sessions = max_sessions
+        self._session_ids = 0  # the latest session's id
         self._log: dict[str, UserRecord] = {username_key(r.name): r for r in records or ()}
         self._loaded = records is not None  # else nobody may register until load()
-        self._sessions: dict[str, Session] = {}  # by username key, pending ones too
+        self._sessions: dict[str, Account] = {}  # the names held here, by username key, pending ones too
         self._registered: dict[Participant, Session] = {}  # who holds a name, pending or online
+        self._admitting: dict[Account, list[tuple[User, Deferred[User | None]]]] = {}  # claims in flight
         self._observers: list[Callable[[Event], None]] = []
-        self._queue = OfflineQueue(clock, store, queue, self._log, self._sessions, self._emit)
+        self._queue = OfflineQueue(clock, store, queue, self._log, self._emit)
         self._network = network or Alone(clock, store)
         self.nodes = Nodes(
             clock,
@@ -121,12 +129,14 @@ class Hub:
 
     # -- registration ----------------------------------------------------
 
-    def register(self, participant: Participant, name: str, peer: str) -> User:
+    def register(self, participant: Participant, name: str, peer: str, attach: bool = False) -> User:
         """Hold ``name`` for ``participant`` until :meth:`admit` or the user's :meth:`~User.log_out`.
 
         Raises :class:`Refused` if the name is invalid or taken (held,
         or online) or the server is full.  While it is held, the accounts
         check the owner's password; nobody else can take the name meanwhile.
+        With ``attach`` (its password is checked), a protected name held here
+        gets one more session, up to ``max_sessions`` (then SESSIONS_FULL).
         """
         key = username_key(name)
         held = self._registered.get(participant)
@@ -144,11 +154,15 @@ class Hub:
                 Refusal.USERNAME_INVALID,
                 "a username is 1-32 letters, digits, '_', '.' or '-', and starts with a letter",
             )
-        elif key in self._sessions:
-            refusal = Refused(Refusal.USERNAME_TAKEN, f"{self._sessions[key].record.name} is in use")
-        elif key in self._remote:
+        elif (account := self._sessions.get(key)) is not None and not (attach and account.record.protected):
+            refusal = Refused(Refusal.USERNAME_TAKEN, f"{account.record.name} is in use")
+        elif account is not None and len(account.sessions) >= self._max_sessions:
+            refusal = Refused(
+                Refusal.SESSIONS_FULL, f"{account.record.name} has its limit of {self._max_sessions} sessions"
+            )
+        elif account is None and key in self._remote:
             refusal = Refused(Refusal.USERNAME_TAKEN, f"{self._remote[key].name} is in use")
-        elif len(self._sessions) >= self._max_clients:
+        elif len(self._registered) >= self._max_clients:
             refusal = Refused(
                 Refusal.SERVER_FULL, f"the server holds its limit of {self._max_clients} users"
             )
@@ -156,64 +170,119 @@ class Hub:
             self._emit(RegistrationRefused(name, peer, refusal.refusal, refusal.text))
             raise refusal
         now = self._clock.seconds()
-        record = self._log.get(key) or UserRecord(name, now, now)
-        session = self._sessions[key] = Session(participant, record, peer, now)
+        if account is None:
+            account = self._sessions[key] = Account(self._log.get(key) or UserRecord(name, now, now))
+        self._session_ids += 1
+        session = Session(participant, account, peer, now, self._session_ids)
+        account.sessions.append(session)
         self._registered[participant] = session
         return User(self, session)
 
     def admit(self, user: User) -> Deferred[User | None]:
-        """Bring ``user``, holding its name, online once the log has the name on disk.
+        """Bring ``user``, holding its name, online once the log has the name on disk (a further session
+        of a name online here: at once).
 
         Fires with ``user``, its name as the log spells it (at once for a
         name already in the log), or with None if it has logged out.
         """
         session = user.session
-        record = session.record
-        key = username_key(record.name)
-        if self._sessions.get(key) is not session:
+        account = session.account
+        if session.gone:
             return succeed(None)
+        if account.online:
+            self._open(session)
+            return succeed(user)
+        admitted: Deferred[User | None] = Deferred()
+        self._admitting.setdefault(account, []).append((user, admitted))
+        if not account.claiming:
+            account.claiming = True
+            self._claim(account, session)
+        return admitted
+
+    def _claim(self, account: Account, first: Session) -> None:
+        """Claim ``account``'s name for its first session, then bring its sessions online."""
+        record = account.record
+        key = username_key(record.name)
         now = self._clock.seconds()
         network = self._network
 
-        def held(claim: tuple[str, bool]) -> User | None:
+        def held(claim: tuple[str, bool]) -> None:
             spelled, first_time = claim
-            if self._sessions.get(key) is not session:  # it left meanwhile
+            account.claiming = False
+            waiting = self._admitting.pop(account, [])
+            live = [user.session for user, _ in waiting if not user.session.gone]
+            if not live:  # every session being admitted left meanwhile
                 network.release(spelled, self._clock.seconds())
-                return None
+                for _, admitted in waiting:
+                    admitted.callback(None)
+                return
             record.name = spelled  # another node may have put it in the log first
             self._log[key] = record
-            session.seen_before = 0.0 if first_time else record.last_seen
+            account.seen_before = 0.0 if first_time else record.last_seen
             record.last_seen = now
-            session.online = True
-            self._emit(UserJoined(record.name, session.peer, first_time))
-            return user
+            account.online = True
+            for session in live:
+                session.online = True
+            self._emit(UserJoined(record.name, live[0].peer, first_time))
+            for count, session in enumerate(live, 1):
+                self._emit(SessionOpened(record.name, session.peer, session.participant.front, count))
+            for user, admitted in waiting:
+                admitted.callback(None if user.session.gone else user)
 
-        def failed(failure: Failure) -> Failure:
-            if self._sessions.get(key) is session:
+        def failed(failure: Failure) -> None:
+            account.claiming = False
+            waiting = self._admitting.pop(account, [])
+            if self._sessions.get(key) is account:
                 del self._sessions[key]
-                del self._registered[session.participant]
-            return failure
+            for user, admitted in waiting:
+                if not user.session.gone:
+                    user.session.gone = True
+                    account.sessions.remove(user.session)
+                    del self._registered[user.session.participant]
+                admitted.errback(failure)
 
         known = key in self._log
-        return network.claim(
-            record.name, session.peer, session.participant.front, session.since, known
-        ).addCallbacks(held, failed)
+        network.claim(record.name, first.peer, first.participant.front, first.since, known).addCallbacks(
+            held, failed
+        )
+
+    def _open(self, session: Session) -> None:
+        """Bring a further session of an account online here."""
+        session.online = True
+        account = session.account
+        count = len(account.online_sessions())
+        self._emit(SessionOpened(account.record.name, session.peer, session.participant.front, count))
 
     def unregister(self, session: Session) -> None:
         """Forget ``session`` (its :meth:`User.log_out`), whether online, pending or forgotten already;
-        its User is refused from then on."""
+        its User is refused from then on.  The name is offline once its last session is."""
         session.gone = True
-        key = username_key(session.record.name)
-        if self._sessions.get(key) is not session:
+        account = session.account
+        if session not in account.sessions:
             return
-        del self._sessions[key]
+        account.sessions.remove(session)
         del self._registered[session.participant]
-        if not session.online:
+        record = account.record
+        if session.online:
+            count = len(account.online_sessions())
+            self._emit(SessionClosed(record.name, session.peer, session.participant.front, count))
+        if account.receiver is session:
+            account.receiver = None
+            if session.unacknowledged or session.reading:  # the rest goes to another session at once
+                for other in account.online_sessions():
+                    self._queue.deliver_backlog(other)
+                    break
+        if account.sessions:
+            return
+        key = username_key(record.name)
+        if self._sessions.get(key) is account:
+            del self._sessions[key]
+        if not account.online:
             return
         now = self._clock.seconds()
-        session.record.last_seen = now
-        self._network.release(session.record.name, now)
-        self._emit(UserLeft(session.record.name, session.peer))
+        record.last_seen = now
+        self._network.release(record.name, now)
+        self._emit(UserLeft(record.name, session.peer))
 
     # -- the log ---------------------------------------------------------
 
@@ -222,8 +291,9 @@ class Hub:
         return [self._view(key, self._log[key]) for key in sorted(self._log)]
 
     def _view(self, key: str, record: UserRecord) -> UserView:
-        session = self._online_session(key)
-        remote = self._remote.get(key) if session is None else None
+        account = self._online_account(key)
+        remote = self._remote.get(key) if account is None else None
+        waiting = self._queue.waiting.get(key, 0)
         if remote is not None:
             return UserView(
                 record.name,
@@ -234,32 +304,30 @@ class Hub:
                 remote.front,
                 remote.since,
                 record.protected,
-                self._queue.waiting.get(key, 0),
+                waiting,
                 remote.node,
             )
-        if session is None:
+        if account is None:
             return UserView(
-                record.name,
-                False,
-                record.first_seen,
-                record.last_seen,
-                None,
-                None,
-                None,
-                record.protected,
-                self._queue.waiting.get(key, 0),
+                record.name, False, record.first_seen, record.last_seen, None, None, None, record.protected, waiting
             )
+        node = self.node
+        sessions = tuple(
+            SessionView(s.id, s.participant.front, s.peer, s.since, node) for s in account.online_sessions()
+        )
+        first = sessions[0]
         return UserView(
             record.name,
             True,
             record.first_seen,
             record.last_seen,
-            session.peer,
-            session.participant.front,
-            session.since,
+            first.peer,
+            first.front,
+            first.since,
             record.protected,
-            self._queue.waiting.get(key, 0),
-            self.node,
+            waiting,
+            node,
+            sessions,
         )
 
     def user(self, name: str) -> UserView | None:
@@ -280,41 +348,57 @@ class Hub:
 
     def online_count(self) -> int:
         """Users online, on every node."""
-        return sum(1 for _ in self._online_sessions()) + len(self._remote)
+        return sum(1 for a in self._sessions.values() if a.online) + len(self._remote)
 
     def _online_sessions(self) -> Iterable[Session]:
-        return (s for s in self._sessions.values() if s.online)
+        return (s for a in self._sessions.values() for s in a.sessions if s.online)
 
-    def _online_session(self, key: str) -> Session | None:
-        """The session of the user with this key if it is online (not just registering)."""
-        session = self._sessions.get(key)
-        return session if session is not None and session.online else None
+    def _online_account(self, key: str) -> Account | None:
+        """The account of the user with this key if it is online (not just registering)."""
+        account = self._sessions.get(key)
+        return account if account is not None and account.online else None
 
     # -- operator actions ------------------------------------------------
 
     def kick(self, name: str, reason: str) -> bool:
-        """Disconnect the online user ``name``; False if nobody by that name is online."""
-        session = self._online_session(username_key(name))
-        if session is None:
+        """Disconnect every session of the online user ``name``; False if nobody by that name is online."""
+        account = self._online_account(username_key(name))
+        if account is None:
             return False
-        self._emit(UserKicked(session.record.name, reason))
-        session.participant.kick(reason)
+        self._emit(UserKicked(account.record.name, reason))
+        for session in account.online_sessions():
+            session.participant.kick(reason)
         return True
+
+    def kick_session(self, name: str, session: int, reason: str) -> bool:
+        """Disconnect one session (its :attr:`SessionView.id`) of the online user ``name``; False if it has
+        no such session online."""
+        account = self._online_account(username_key(name))
+        for online in account.online_sessions() if account is not None else ():
+            if online.id == session:
+                self._emit(UserKicked(online.record.name, reason))
+                online.participant.kick(reason)
+                return True
+        return False
 
     def set_protected(self, name: str, protected: bool, reason: str = "") -> None:
         """Mark ``name`` (in the log, or held by a registering client) as protected or not.
 
-        Called again with ``protected`` True, it tells the observers of a new password.
+        Called again with ``protected`` True, it tells the observers of a new password.  Its protection
+        removed (the operator's doing), every session of the name is disconnected, told ``reason``.
         """
         key = username_key(name)
-        session = self._sessions.get(key)
-        record = self._log.get(key) or (session.record if session is not None else None)
+        account = self._sessions.get(key)
+        record = self._log.get(key) or (account.record if account is not None else None)
         if record is None:
             return
         record.protected = protected
         self._emit(ProtectionChanged(record.name, protected, reason))
-        if not protected:
-            self._queue.set_waiting(record.name, 0)  # the store dropped them with the password
+        if protected:
+            return
+        self._queue.set_waiting(record.name, 0)  # the store dropped them with the password
+        for session in account.online_sessions() if account is not None else ():
+            session.participant.drop(f"the operator removed your name's password: {reason}")
 
     def remove(self, name: str, reason: str) -> bool:
         """Forget ``name``, which the operator removed from the state's log; False (and it is kept) if
@@ -330,19 +414,20 @@ class Hub:
         return True
 
     def notify(self, name: str, text: str) -> bool:
-        """Send a server notice to the online user ``name``; False if it is not online."""
-        session = self._online_session(username_key(name))
-        if session is not None:
+        """Send a server notice to every session of the online user ``name``; False if it is not online."""
+        account = self._online_account(username_key(name))
+        for session in account.online_sessions() if account is not None else ():
             session.participant.notice(text)
-        return session is not None
+        return account is not None
 
     def notice(self, text: str) -> int:
-        """Send a server notice to everyone online; how many got it."""
-        sessions = list(self._online_sessions())
-        for session in sessions:
-            session.participant.notice(text)
-        self._emit(NoticeSent(text, len(sessions)))
-        return len(sessions)
+        """Send a server notice to everyone online; how many users got it."""
+        accounts = [a for a in self._sessions.values() if a.online]
+        for account in accounts:
+            for session in account.online_sessions():
+                session.participant.notice(text)
+        self._emit(NoticeSent(text, len(accounts)))
+        return len(accounts)
 
     # -- routing ---------------------------------------------------------
 
@@ -356,6 +441,8 @@ class Hub:
         ``names`` must be distinct case-insensitively.  Names not online,
         known or not, are reported back as offline.  Each recipient is told
         the whole group (see :attr:`Message.recipients`), so it can reply to all.
+        Every online session of a recipient gets it, and so do the sender's
+        other sessions (each session once); the report counts users.
         For offline protected recipients the message is queued (unless not
         ``queue``: the front's bound for the sender is reached): then the
         report comes as a Deferred, once the queue is on disk, and names
@@ -368,17 +455,17 @@ class Hub:
         Deferred fails with Refused(UNAVAILABLE), as the call does at
         once when the network is known to be unreachable.
         """
-        targets: list[Session] = []
+        targets: list[Account] = []
         elsewhere: dict[str, list[str]] = {}  # keys of recipients on other nodes, by node
         group: list[str] = []  # the names in the log, as it spells them
         offline: list[str] = []
         absent: list[UserRecord] = []  # offline protected recipients: their messages wait
         for name in names:
             key = username_key(name)
-            session = self._online_session(key)
-            if session is not None:
-                targets.append(session)
-                group.append(session.record.name)
+            account = self._online_account(key)
+            if account is not None:
+                targets.append(account)
+                group.append(account.record.name)
                 continue
             remote = self._remote.get(key)
             if remote is not None:
@@ -395,8 +482,7 @@ class Hub:
         message = Message(sender.record.name, kind, tuple(group), text, *self._ids.make())
         if elsewhere or sender.outgoing:
             return self.nodes.route(sender, message, targets, elsewhere, offline, absent, queue)
-        for session in targets:
-            session.participant.receive(message)
+        deliver(message, targets, sender)
         report = Report(message.id, message.at, len(targets), tuple(offline))
         return self._settle(message, report, absent)
 
@@ -413,7 +499,7 @@ class Hub:
         return self._queue.enqueue(message, absent, report)
 
     def broadcast(self, sender: Session, text: str) -> Report | Deferred[Report]:
-        """Send ``text`` to everyone online but the sender.
+        """Send ``text`` to everyone online but the sender (and to the sender's other sessions).
 
         With other nodes, the report comes as a Deferred once the network has
         passed it on, and counts the users of the nodes that took it.  While

@@ -24,6 +24,27 @@ class UserLeft:
 
 
 @dataclass(frozen=True)
+class SessionOpened:
+    """A session of ``name`` came online here (its first too: after its :class:`UserJoined`);
+    ``sessions``: how many of the name's are online here now."""
+
+    name: str
+    peer: str
+    front: str
+    sessions: int
+
+
+@dataclass(frozen=True)
+class SessionClosed:
+    """A session of ``name`` left (its last too: before its :class:`UserLeft`); ``sessions`` remain."""
+
+    name: str
+    peer: str
+    front: str
+    sessions: int
+
+
+@dataclass(frozen=True)
 class RegistrationRefused:
     name: str
     peer: str
@@ -110,6 +131,8 @@ class ClientDropped:
 Event = (
     UserJoined
     | UserLeft
+    | SessionOpened
+    | SessionClosed
     | RegistrationRefused
     | UserKicked
     | ProtectionChanged

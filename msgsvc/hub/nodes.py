@@ -28,7 +28,7 @@ from msgsvc.hub.contracts import (
 from msgsvc.hub.events import Event, LogLoaded, UserJoined, UserLeft
 from msgsvc.hub.queue import OfflineQueue
 from msgsvc.hub.rules import username_key
-from msgsvc.hub.session import Outgoing, Session
+from msgsvc.hub.session import Account, Outgoing, Session, deliver
 
 
 def _unreachable() -> Refused:
@@ -87,7 +87,7 @@ class Nodes:
         clock: IReactorTime,
         network: Network,
         users: dict[str, UserRecord],
-        sessions: dict[str, Session],
+        sessions: dict[str, Account],
         queue: OfflineQueue,
         emit: Callable[[Event], None],
         protect: Callable[[str, bool, str], None],
@@ -105,13 +105,13 @@ class Nodes:
         self.remote: dict[str, RemoteUser] = {}  # users online on other nodes, by name key
 
     def _online(self) -> list[Session]:
-        return [s for s in self._sessions.values() if s.online]
+        return [s for a in self._sessions.values() for s in a.sessions if s.online]
 
     def route(
         self,
         sender: Session,
         message: Message,
-        targets: list[Session],
+        targets: list[Account],
         elsewhere: dict[str, list[str]],
         offline: list[str],
         absent: list[UserRecord],
@@ -128,17 +128,18 @@ class Nodes:
             routing = self.network.route(message, elsewhere)
 
         def routed(reached: set[str]) -> Report | Deferred[Report]:
-            delivered = 0
+            here = []
             for target in targets:
                 record = target.record
-                session = self._sessions.get(username_key(record.name))
-                if session is not None and session.online:
-                    session.participant.receive(message)
-                    delivered += 1
+                account = self._sessions.get(username_key(record.name))
+                if account is not None and account.online:
+                    here.append(account)
                     continue
                 offline.append(record.name)
                 if record.protected and queue:
                     absent.append(record)
+            deliver(message, here, sender)
+            delivered = len(here)
             for node, keys in elsewhere.items():
                 if node in reached:
                     delivered += len(keys)
@@ -161,13 +162,10 @@ class Nodes:
         routing = self.network.broadcast(message) if self.network.reachable() else None
         own = username_key(sender.record.name)  # its name, should it be back meanwhile
 
-        def deliver() -> int:
-            delivered = 0
-            for key, session in list(self._sessions.items()):
-                if session.online and key != own:
-                    session.participant.receive(message)
-                    delivered += 1
-            return delivered
+        def deliver_here() -> int:
+            accounts = [a for k, a in self._sessions.items() if a.online and k != own]
+            deliver(message, accounts, sender)
+            return len(accounts)
 
         def counted(reached: set[str], delivered: int) -> Report:
             reached_there = sum(1 for u in self.remote.values() if u.node in reached)
@@ -179,9 +177,9 @@ class Nodes:
 
         if sender.outgoing:  # after its earlier messages, which wait for the network
             return self._in_order(
-                sender, routing, lambda reached: counted(reached, deliver()), lambda f: failed(f, deliver())
+                sender, routing, lambda reached: counted(reached, deliver_here()), lambda f: failed(f, deliver_here())
             )
-        delivered = deliver()
+        delivered = deliver_here()
         if routing is None:
             return Report(message.id, message.at, delivered, ())
         return routing.addCallbacks(counted, failed, callbackArgs=(delivered,), errbackArgs=(delivered,))
@@ -236,7 +234,8 @@ class Nodes:
         for key in keys:
             recipient = self._sessions.get(key)
             if recipient is not None and recipient.online:
-                recipient.participant.receive(message)
+                for session in recipient.online_sessions():
+                    session.participant.receive(message)
             elif (record := self._users.get(key)) is not None and record.protected:
                 absent.append(record)
         if absent:
@@ -258,8 +257,8 @@ class Nodes:
     def remote_joined(self, user: RemoteUser, first_seen: float, protected: bool, first_time: bool) -> None:
         """``user`` came online on another node."""
         key = username_key(user.name)
-        session = self._sessions.get(key)
-        if session is not None and session.online:
+        account = self._sessions.get(key)
+        if account is not None and account.online:
             return  # ours until the network says otherwise (drop_local, or a kick)
         before = self.remote.get(key)
         if before == user:
@@ -312,10 +311,13 @@ class Nodes:
 
     def local_users(self) -> list[tuple[str, str, str, float]]:
         """This node's online users: name, peer, front, since (to claim again after a reconnection)."""
-        return [(s.record.name, s.peer, s.participant.front, s.since) for s in self._online()]
+        firsts = (a.online_sessions()[0] for a in self._sessions.values() if a.online)
+        return [(s.record.name, s.peer, s.participant.front, s.since) for s in firsts]
 
     def drop_local(self, name: str | None, reason: str) -> None:
         """Disconnect this node's user ``name`` (None: every one), whose claim the network lost."""
-        for session in list(self._sessions.values()):
-            if name is None or username_key(name) == username_key(session.record.name):
-                session.participant.drop(reason)
+        key = None if name is None else username_key(name)
+        for held, account in list(self._sessions.items()):
+            if key is None or key == held:
+                for session in list(account.sessions):
+                    session.participant.drop(reason)

@@ -16,8 +16,8 @@ from msgsvc.hub.session import Session
 
 
 class OfflineQueue:
-    """What waits for whom, within ``policy``, in ``store``; the hub's log and sessions (by name key)
-    say who is known and who is still connected."""
+    """What waits for whom, within ``policy``, in ``store``; the hub's log (by name key) says who is
+    known.  An account's backlog goes to one of its sessions at a time (its ``receiver``)."""
 
     log = Logger()
 
@@ -27,14 +27,12 @@ class OfflineQueue:
         store: Store,
         policy: QueuePolicy,
         users: dict[str, UserRecord],
-        sessions: dict[str, Session],
         emit: Callable[[Event], None],
     ) -> None:
         self._clock = clock
         self._store = store
         self.policy = policy
         self._users = users
-        self._sessions = sessions
         self._emit = emit
         self.waiting: dict[str, int] = {}  # queued messages by recipient key
 
@@ -72,9 +70,14 @@ class OfflineQueue:
         return self._store.enqueue(request).addCallbacks(queued, failed)
 
     def deliver_backlog(self, session: Session) -> None:
-        """Send the online ``session`` the next page of what waited for it (none: nothing)."""
-        if session.reading or session.unacknowledged or not session.record.protected:
+        """Send the online ``session`` the next page of what waited for its name (none: nothing), unless
+        another session of the name receives it."""
+        account = session.account
+        if session.reading or session.unacknowledged or not account.record.protected:
             return
+        if account.receiver not in (None, session):
+            return
+        account.receiver = session
         session.reading = True
         now = self._clock.seconds()
         name = session.record.name
@@ -82,7 +85,7 @@ class OfflineQueue:
         def got(page: tuple[list[Queued], int]) -> None:
             backlog, waiting = page
             session.reading = False
-            if not backlog or self._sessions.get(username_key(name)) is not session:
+            if not backlog or session.gone:
                 return
             session.delivered_through = backlog[-1].id
             session.unacknowledged = True
@@ -105,7 +108,7 @@ class OfflineQueue:
 
         def dropped(left: int) -> None:
             self.set_waiting(name, left)
-            if whole_page and self._sessions.get(username_key(name)) is session:
+            if whole_page and not session.gone:
                 self.deliver_backlog(session)
 
         self._store.acknowledge(name, min(up_to, session.delivered_through)).addCallbacks(

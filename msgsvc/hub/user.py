@@ -75,7 +75,7 @@ class User:
     def catch_up(self) -> Deferred[list[Page]]:
         if self.session.gone:
             not_registered()
-        return self._hub.history.catch_up(self.session.seen_before)
+        return self._hub.history.catch_up(self.session.account.seen_before)
 
 
 @implementer(IUser)

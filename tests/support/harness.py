@@ -55,6 +55,7 @@ class ServerHarness:
         history: HistoryPolicy | None = None,  # None: the server keeps no history
         random: Callable[[int], bytes] | None = None,  # what the ids' random bits come from
         start: float = 1_000_000,  # the clock's time
+        max_sessions: int = 10,
     ) -> None:
         self.clock = Clock()
         self.clock.advance(start)
@@ -66,7 +67,9 @@ class ServerHarness:
         self.hashing = FakeHashing()
         self.history = None if history is None else History(self.clock, self.store, history)
         ids = None if random is None else MessageIds(self.clock, random)
-        self.hub = Hub(self.clock, self.store, records, max_clients, queue, network, ids, self.history)
+        self.hub = Hub(
+            self.clock, self.store, records, max_clients, queue, network, ids, self.history, max_sessions
+        )
         self.accounts = Accounts(self.hub, self.store, self.hashing, self.clock, require_password)
         self.clients = Clients(self.hub, self.accounts, self.clock, limits)
         self.presence = Presence(self.hub, self.clock)
