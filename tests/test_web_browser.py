@@ -694,7 +694,7 @@ class PageTests(SynchronousTestCase):
 
     def listed(self) -> list[str]:
         """With whom each conversation of the list is, in its order."""
-        buttons = self.driver.find_elements(By.CSS_SELECTOR, "#conversations button span")
+        buttons = self.driver.find_elements(By.CSS_SELECTOR, "#conversations button span:first-child")
         return [button.text for button in buttons]
 
     def open_listed(self, who: str) -> None:
@@ -800,3 +800,73 @@ class PageTests(SynchronousTestCase):
         self.say("still here")
         wait(self.driver, lambda d: self.receipts() == ["delivered to 1"], "the receipt")
         bob.until("MSG")
+
+    def test_version_10_own_messages_from_elsewhere_unread_counts_and_read(self) -> None:
+        """The page against the lines of docs/protocol.rst's version 10 (given to it as the server would): a
+        message its account sent elsewhere is its own; counts come with the list and live messages, clear on
+        READ from another session, and the open conversation is read while the page is in sight and focused."""
+        self.start()
+        alice = self.tcp_user("alice")
+        alice.send("PASSWORD :alice's secret")
+        alice.until("PROTECTED")
+        alice.close()
+        self.tcp_user("bob")
+        self.open_page()
+        self.log_in("alice", "alice's secret")
+        self.wait_connected("alice")
+        wait(self.driver, lambda d: d.execute_script("return session.pending.length") == 0, "the list answered")
+        at = "2026-12-02T09:02:10.906Z"
+        ids = [f"01M8V0C6N3D0SNYQ1V4XC1XSA{n}" for n in range(8)]
+        self.driver.execute_script(
+            "session.version = 10; window.sentLines = [];"
+            "const socket = session.socket, send = socket.send.bind(socket);"
+            "socket.send = (line) => { window.sentLines.push(line); send(line); };"
+        )
+
+        def server_says(*lines: str) -> None:
+            self.driver.execute_script("for (const line of arguments[0]) session.line(line);", lines)
+
+        def counts() -> dict[str, str]:
+            return {
+                button.get_attribute("data-conversation") or "": button.find_element(By.CLASS_NAME, "unread").text
+                for button in self.driver.find_elements(By.CSS_SELECTOR, "#conversations button")
+                if button.find_elements(By.CLASS_NAME, "unread")
+            }
+
+        def reads() -> list[str]:
+            sent = self.driver.execute_script("const s = window.sentLines; window.sentLines = []; return s;")
+            return [line for line in sent if line.startswith("READ")]
+
+        self.driver.execute_script("session.pending.push({what: 'conversations'})")
+        server_says(
+            f"CONVERSATION alice,bob {ids[1]} {at} 2 {ids[0]}",
+            f"CONVERSATION #all {ids[1]} {at} -1 -",  # hostile: left out
+            f"CONVERSATION alice,carol {ids[1]} {at} 3 yesterday",  # hostile: left out
+            "ENDCONVERSATIONS 3",
+            f"MSG alice unicast bob {ids[2]} {at} :from my phone",
+            f"MSG bob unicast alice {ids[3]} {at} :one more",
+        )
+        self.assertIn("you to bob: from my phone", self.conversation())
+        self.assertEqual(self.listed(), ["bob"])
+        self.assertEqual(counts(), {"alice,bob": "3 unread"})
+        server_says(
+            "READ alice,bob nonsense",
+            f"READ bob,carol {ids[7]}",
+            f"READ Alice,Bob {ids[7]}",
+        )
+        self.assertEqual(counts(), {"alice,bob": "3 unread"})
+        server_says(f"READ alice,bob {ids[3]}")  # the laptop read them
+        self.assertEqual(counts(), {})
+        self.assertEqual(reads(), [])
+
+        self.driver.execute_script("document.hasFocus = () => false;")  # another window has the focus
+        self.choose("unicast", "bob")
+        server_says(f"MSG bob unicast alice {ids[4]} {at} :still there?")
+        self.assertEqual(counts(), {"alice,bob": "1 unread"})
+        self.assertEqual(reads(), [])
+        self.driver.execute_script("delete document.hasFocus; window.dispatchEvent(new Event('focus'));")
+        self.assertEqual(reads(), [f"READ alice,bob {ids[4]}"])
+        self.assertEqual(counts(), {})
+        server_says(f"MSG bob unicast alice {ids[5]} {at} :good")  # the open conversation, in sight: read at once
+        self.assertEqual(reads(), [f"READ alice,bob {ids[5]}"])
+        self.assertEqual(counts(), {})

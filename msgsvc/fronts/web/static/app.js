@@ -4,12 +4,16 @@
 
 const REFUSALS = new Set([
   "USERNAME_TAKEN", "USERNAME_INVALID", "SERVER_FULL", "AUTH_REQUIRED", "AUTH_FAILED",
-  "PASSWORD_INVALID", "SERVER_ERROR", "RATE_LIMITED",
+  "PASSWORD_INVALID", "SERVER_ERROR", "RATE_LIMITED", "SESSIONS_FULL",
 ]);
 const PASSWORD_CODES = new Set(["AUTH_REQUIRED", "AUTH_FAILED", "PASSWORD_INVALID"]);
+const SESSIONS_FULL = "{name} is connected on as many devices as this server allows at once. Log out on one of them " +
+  "(or close it), then connect again.";
 const BACKOFF_MAX = 30; // seconds between reconnect attempts, at most
-const VERSION = 9; // the protocol version the page speaks; a version 8 server refuses VERSION, then it speaks 8
+const VERSION = 10; // the protocol version the page speaks; a version 8 server refuses VERSION, then it speaks 8
 const MAX_CONVERSATIONS = 100; // CONVERSATION lines an answer holds at most (the protocol's limit): more are left out
+const MAX_UNREAD = 100; // the most unread messages a CONVERSATION line counts (the server's cap)
+const MESSAGE_ID = /^[0-7][0-9A-HJKMNP-TV-Z]{25}$/; // a message id, as READ and CONVERSATION give positions
 const MAX_PARTICIPANTS = 33; // a direct conversation's names at most: a sender and 32 recipients
 const NAME_KEY = /^[a-z][a-z0-9_.-]{0,31}$/; // a username in lower case, as the server names conversations
 
@@ -73,6 +77,12 @@ function readable(conversation, me) {
   return keys.length <= MAX_PARTICIPANTS && keys.every((key) => NAME_KEY.test(key)) && keys.includes(me.toLowerCase());
 }
 
+/** The conversation a message of ``sender`` to ``group`` is of, as the server names it, for the user ``me``. */
+function conversationOf(me, sender, kind, group) {
+  if (kind === "broadcast") return "#all";
+  return [...new Set([me, sender, ...group].map((name) => name.toLowerCase()))].sort().join(",");
+}
+
 function joinNames(names) {
   if (names.length <= 1) return names.join("");
   return `${names.slice(0, -1).join(", ")} and ${names[names.length - 1]}`;
@@ -103,6 +113,13 @@ class Session {
     this.listing = null;    // the CONVERSATION lines of the answer coming: [{conversation, at}]
     this.conversations = []; // this user's recent conversations, newest first: [{conversation, at}]
     this.listed = false;    // this connection's list came: messages move their conversations in it
+    // Version 10, per conversation: messages of others unread, this account's read position, the newest id known (of
+    // anyone, and of others), the newest id of others shown.
+    this.unread = new Map();
+    this.reads = new Map();
+    this.newest = new Map();
+    this.newestOther = new Map();
+    this.shownOther = new Map();
     this.pageLastId = 0;
     this.awayHeading = null;
     this.awayShown = false;
@@ -232,6 +249,53 @@ class Session {
     ui.renderConversations();
   }
 
+  /** Whether this connection says READ: version 10, history kept, a protected name. */
+  keepsReads() {
+    const me = this.users.get(this.name.toLowerCase());
+    return this.version >= 10 && this.historyOpen("#all") && Boolean(me && me.protected);
+  }
+
+  /** A message with ``id`` of ``conversation`` is shown (``live``: not of the history): counted unread if live, of
+   *  others and newer than what the server counted; read if the user looks at its conversation. */
+  arrived(conversation, id, mine, live) {
+    if (!id || !MESSAGE_ID.test(id) || !readable(conversation, this.name)) return;
+    if (id > (this.newest.get(conversation) || "")) {
+      this.newest.set(conversation, id);
+      if (!mine && live && this.keepsReads() && id > (this.reads.get(conversation) || "")) {
+        this.unread.set(conversation, (this.unread.get(conversation) || 0) + 1);
+      }
+    }
+    if (!mine) {
+      if (id > (this.newestOther.get(conversation) || "")) this.newestOther.set(conversation, id);
+      if (id > (this.shownOther.get(conversation) || "")) this.shownOther.set(conversation, id);
+    }
+    this.markRead();
+    if (this.listed) ui.renderConversations();
+  }
+
+  /** The page is in sight and has the focus: what it shows of the open conversation is read. */
+  looking() {
+    return document.visibilityState === "visible" && document.hasFocus();
+  }
+
+  /** Say READ for the open conversation if a message of others it shows is after the read position. */
+  markRead() {
+    if (!this.welcomed || !this.keepsReads() || !this.looking()) return;
+    const conversation = ui.openConversation();
+    const newest = this.shownOther.get(conversation);
+    if (!newest || newest <= (this.reads.get(conversation) || "")) return;
+    if (!this.send(`READ ${conversation} ${newest}`)) return;
+    this.pending.push({ what: "read" });
+    this.moved(conversation, newest);
+    if (this.listed) ui.renderConversations();
+  }
+
+  /** The account read ``conversation`` up to ``position``: nothing of others after it known, nothing unread. */
+  moved(conversation, position) {
+    if (position > (this.reads.get(conversation) || "")) this.reads.set(conversation, position);
+    if (this.reads.get(conversation) >= (this.newestOther.get(conversation) || "")) this.unread.set(conversation, 0);
+  }
+
   /** Whether this connection can read ``conversation``'s history (a direct one needs a protected name). */
   historyOpen(conversation) {
     if (this.version < 9 || !this.historyDays || !this.welcomed) return false;
@@ -270,6 +334,7 @@ class Session {
 const HANDLERS = {
   WELCOME(s, [name]) {
     if (name.toLowerCase() !== s.name.toLowerCase()) s.talking.clear();
+    for (const kept of [s.unread, s.reads, s.newest, s.newestOther, s.shownOther]) kept.clear();
     s.name = name;
     s.welcomed = true;
     s.everWelcomed = true;
@@ -331,10 +396,16 @@ const HANDLERS = {
     const [id, time] = params.length >= 6 ? params.slice(3, 5) : [null, null];
     if (!s.firstTime(id)) return; // in the history already
     const group = recipients === "*" ? [] : recipients.split(",");
-    s.lastReceived = { sender, kind, group };
+    const mine = sender.toLowerCase() === s.name.toLowerCase() && s.version >= 10; // sent from another session
+    if (mine) {
+      ui.mine(kind, group, text, time ? new Date(time) : new Date(), id);
+    } else {
+      s.lastReceived = { sender, kind, group };
+      ui.message(time ? new Date(time) : new Date(), sender, kind, group, text, false, id);
+    }
     s.talkedWith([sender, ...group]);
-    ui.message(time ? new Date(time) : new Date(), sender, kind, group, text, false, id);
     s.heard(kind, [sender, ...group], time ? new Date(time) : new Date());
+    s.arrived(conversationOf(s.name, sender, kind, group), id, mine, true);
   },
   DELAYED(s, params) {
     const [id, time, sender, kind, recipients] = params;
@@ -350,6 +421,7 @@ const HANDLERS = {
     s.talkedWith([sender, ...group]);
     ui.message(new Date(time), sender, kind, group, text, true, messageId);
     s.heard(kind, [sender, ...group], new Date(time));
+    s.arrived(conversationOf(s.name, sender, kind, group), messageId, false, true);
   },
   HISTMSG(s, [conversation, sender, kind, recipients, id, time, text]) {
     if (!s.batch) s.batch = { oldest: id, count: 0, anchor: ui.anchor() };
@@ -357,13 +429,17 @@ const HANDLERS = {
     if (!s.firstTime(id)) return;
     const group = recipients === "*" ? [] : recipients.split(",");
     ui.history(new Date(time), sender, kind, group, text, id, conversation);
+    s.arrived(conversation, id, sender.toLowerCase() === s.name.toLowerCase(), false);
   },
-  CONVERSATION(s, [conversation, id, time]) {
+  CONVERSATION(s, [conversation, id, time, unread, read]) {
     if (s.listing === null) s.listing = [];
     const at = new Date(time);
     const known = s.listing.some((c) => c.conversation === conversation);
+    const count = unread === undefined ? 0 : Number(unread);
+    const position = read === undefined || read === "-" ? "" : read;
+    if (!(Number.isInteger(count) && count >= 0) || (position && !MESSAGE_ID.test(position))) return;
     if (s.listing.length < MAX_CONVERSATIONS && !known && !isNaN(at) && readable(conversation, s.name)) {
-      s.listing.push({ conversation, at });
+      s.listing.push({ conversation, at, id, unread: Math.min(count, MAX_UNREAD), read: position });
     }
   },
   ENDCONVERSATIONS(s) {
@@ -371,15 +447,29 @@ const HANDLERS = {
     s.listing = null;
     if (!s.pending.length || s.pending[0].what !== "conversations") return; // not asked for
     s.pending.shift();
-    s.conversations = listing;
+    s.catchingUp = false;
+    s.conversations = listing.map(({ conversation, at }) => ({ conversation, at }));
+    if (s.version >= 10) {
+      for (const { conversation, id, unread, read } of listing) {
+        if (MESSAGE_ID.test(id) && id > (s.newest.get(conversation) || "")) s.newest.set(conversation, id);
+        // This page may have read further since the answer was written (its READ came after).
+        const kept = s.reads.get(conversation) || "";
+        const ahead = kept > read && kept >= (s.newestOther.get(conversation) || "");
+        s.unread.set(conversation, ahead ? 0 : unread);
+        if (read > kept) s.reads.set(conversation, read);
+      }
+    }
     s.listed = true;
     ui.renderConversations();
   },
   ENDHISTORY(s, [conversation, count, end]) {
     const batch = s.batch;
     s.batch = null;
-    if (s.catchingUp) {
-      s.catchingUp = false; // the login's, unasked: #all's latest page still comes when it is opened
+    const asked = s.pending[0];
+    if (s.catchingUp && !(asked && asked.what === "history")) {
+      // The login's, unasked (version 9: #all's; 10: #all's, then those with unread messages, up to the answer to
+      // CONVERSATIONS): a conversation's latest page still comes when it is opened.
+      if (s.version < 10) s.catchingUp = false;
     } else {
       const asked = s.pending.shift();
       const key = asked && asked.what === "history" ? asked.conversation : conversation;
@@ -429,6 +519,13 @@ const HANDLERS = {
   NOTICE(s, [text]) {
     ui.notice(text);
   },
+  READ(s, [conversation, position]) {
+    if (s.version < 10) return;
+    if (s.pending.length && s.pending[0].what === "read") s.pending.shift(); // the answer, or another session's
+    if (!MESSAGE_ID.test(position || "") || !readable(conversation, s.name) || !s.keepsReads()) return;
+    s.moved(conversation, position);
+    if (s.listed) ui.renderConversations();
+  },
   PING(s, [token]) {
     s.send(token === undefined ? "PONG" : `PONG :${token}`);
   },
@@ -441,7 +538,8 @@ const HANDLERS = {
       if (PASSWORD_CODES.has(code)) s.password = "";
       // The server keeps the connection after SERVER_ERROR, for another HELLO: the user retries from the form.
       if (code === "SERVER_ERROR" && s.socket) s.socket.close();
-      ui.showLogin(text, PASSWORD_CODES.has(code) ? "password" : "username");
+      const why = code === "SESSIONS_FULL" ? SESSIONS_FULL.replace("{name}", s.name) : text;
+      ui.showLogin(why, PASSWORD_CODES.has(code) ? "password" : "username");
       ui.status("Not connected");
       return;
     }
@@ -454,7 +552,10 @@ const HANDLERS = {
       known.refused = text || code;
       ui.renderHistory();
     } else if (asked && asked.what === "conversations") {
+      s.catchingUp = false;
       ui.warning(`Your conversations cannot be listed now: ${text}`);
+    } else if (asked && asked.what === "read") {
+      // the position stays the page's; the server keeps the next one said
     } else if (asked && asked.what === "password") {
       ui.passwordError(text);
     } else if (asked && asked.what === "send") {
@@ -652,6 +753,13 @@ const ui = {
       when.dateTime = at.toISOString();
       when.textContent = describeTime(at, now);
       button.append(who, when);
+      const unread = session.unread.get(conversation) || 0;
+      if (unread) {
+        const count = document.createElement("span");
+        count.className = "unread";
+        count.textContent = `${unread} unread`;
+        button.append(count);
+      }
       if (conversation === open) button.setAttribute("aria-current", "true");
       const item = document.createElement("li");
       item.append(button);
@@ -771,6 +879,7 @@ const ui = {
     ui.filter();
     ui.days();
     if (ui.pinned) ui.toBottom();
+    session.markRead();
   },
 
   earlier() {
@@ -840,9 +949,10 @@ const ui = {
     $("reply-all").disabled = !session.welcomed;
   },
 
-  mine(kind, recipients, text) {
+  /** A message this user sent: from this page (its receipt comes with SENT), or from another session (``id``). */
+  mine(kind, recipients, text, time = new Date(), id = undefined) {
     const to = kind === "broadcast" ? "everyone" : recipients.join(", ");
-    return ui.entry("mine", new Date(), `you to ${to}: ${text}`);
+    return ui.entry("mine", time, `you to ${to}: ${text}`, null, id);
   },
 
   system(text) {
@@ -1008,6 +1118,9 @@ function start() {
     });
   }
   window.addEventListener("beforeunload", () => session.send("QUIT :closed the page"));
+  // The open conversation is read while the page is in sight and has the focus.
+  window.addEventListener("focus", () => session.markRead());
+  document.addEventListener("visibilitychange", () => session.markRead());
   $("username").focus();
 }
 
