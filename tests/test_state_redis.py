@@ -421,6 +421,13 @@ class RedisHistoryTests(RedisStateCase):
         await appended
         self.assertEqual(await self.state.page_before("alice,bob", None, 10, 0.0), ([e], False))
 
+    async def test_a_text_with_tabs_and_line_breaks_is_kept_as_it_is(self) -> None:
+        e = entry("alice,bob", "alice", 100.0)
+        odd = Stored(e.id, e.at, e.conversation, e.sender, e.kind, e.recipients, "a\tb\nc\r\n")
+        await self.state.append([odd, entry(ALL, "bob", 101.0)], 100)
+        self.assertEqual(await self.state.page_before("alice,bob", None, 10, 0.0), ([odd], False))
+        self.assertEqual(await self.state.history_size(), 2)
+
     async def test_appending_an_entry_twice_keeps_it_once(self) -> None:
         e = entry("alice,bob", "alice", 100.0)
         await gatherResults([self.state.append([e], 100), self.state.append([e], 100)])
@@ -516,12 +523,12 @@ class AppendTests(SynchronousTestCase):
         self.redis = self.state.redis = _Scripts()  # type: ignore[assignment]
         self.entries = [entry("alice,bob", "alice", 100.0), entry(ALL, "bob", 101.0)]
 
-    def test_one_script_with_each_entry_in_order(self) -> None:
+    def test_one_script_with_each_entry_in_order_a_line_each(self) -> None:
         appended = self.state.append(self.entries, 10)
         ((script, keys, args, answer),) = self.redis.calls
         self.assertEqual((script, keys), (APPEND, [HISTORY_SIZE]))
         members = [history_entry(e) for e in self.entries]
-        self.assertEqual(args, [CLOCK_MARGIN, 10, "alice,bob", members[0], ALL, members[1]])
+        self.assertEqual(args, [CLOCK_MARGIN, 10, f"alice,bob\t{members[0]}\n{ALL}\t{members[1]}"])
         self.assertNoResult(appended)
         answer.callback([2, 0])
         self.assertIsNone(self.successResultOf(appended))

@@ -370,8 +370,8 @@ APPEND = Script(
     INDEX
     + NOW
     + """
--- KEYS: the size; ARGV: the margin, keep, then conversation, member, ...  Returns the change in entries,
--- and how many were too new to keep.
+-- KEYS: the size; ARGV: the margin, keep, the entries (a line each: conversation, tab, member).  Returns
+-- the change in entries, and how many were too new to keep.
 local crockford, millis = '0123456789ABCDEFGHJKMNPQRSTVWXYZ', math.floor((now() + tonumber(ARGV[1])) * 1000)
 local latest = ''
 for _ = 1, 10 do  -- the first 10 characters of the ids of that millisecond (its time)
@@ -380,16 +380,15 @@ for _ = 1, 10 do  -- the first 10 characters of the ids of that millisecond (its
   millis = (millis - digit) / 32
 end
 local keep, added, too_new, newest = tonumber(ARGV[2]), 0, 0, {}
-for i = 3, #ARGV, 2 do
-  local conv = ARGV[i]
+for conv, member in string.gmatch(ARGV[3], '([^\\t\\n]*)\\t([^\\n]*)') do
   local history = 'msgsvc:history:' .. conv
-  if string.sub(ARGV[i + 1], 1, 10) > latest then
+  if string.sub(member, 1, 10) > latest then
     too_new = too_new + 1
-  elseif redis.call('ZADD', history, 'NX', 0, ARGV[i + 1]) == 1 then
+  elseif redis.call('ZADD', history, 'NX', 0, member) == 1 then
     added = added + 1
     local over = redis.call('ZCARD', history) - keep
     if over > 0 then added = added - redis.call('ZREMRANGEBYRANK', history, 0, over - 1) end
-    local id = string.sub(ARGV[i + 1], 1, 26)
+    local id = string.sub(member, 1, 26)
     if not newest[conv] or id > newest[conv] then newest[conv] = id end
   end
 end
@@ -756,9 +755,10 @@ class RedisState(Service):
     # -- history (msgsvc.hub.contracts.HistoryStore) -----------------------------------------
 
     def append(self, entries: Sequence[Stored], keep: int) -> Deferred[None]:
-        """One script (:data:`APPEND`) for them all; those dated too far ahead of Redis's clock are not
-        kept, and said so."""
-        args = [arg for entry in entries for arg in (entry.conversation, history_entry(entry))]
+        """One script (:data:`APPEND`) for them all, in one argument (a line each: no conversation has
+        a tab or a line break, nor has the JSON of an entry); those dated too far ahead of Redis's clock
+        are not kept, and said so."""
+        lines = "\n".join(f"{entry.conversation}\t{history_entry(entry)}" for entry in entries)
 
         def kept(reply: list[int]) -> None:
             _, too_new = reply
@@ -771,7 +771,7 @@ class RedisState(Service):
                     where=self.where,
                 )
 
-        appended = self.redis.script(APPEND, [HISTORY_SIZE], [CLOCK_MARGIN, keep, *args]).addCallback(kept)
+        appended = self.redis.script(APPEND, [HISTORY_SIZE], [CLOCK_MARGIN, keep, lines]).addCallback(kept)
         self._appending.add(appended)
 
         def answered(result: object) -> object:
