@@ -30,6 +30,7 @@ class RecordingServerView:
         self.rows: list[tuple[str, tuple[str, ...]]] = []
         self.events: list[str] = []
         self.full_redraws = 0
+        self.sessions: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
 
     def show_header(self, text: str) -> None:
         self.header = text
@@ -43,10 +44,14 @@ class RecordingServerView:
         self.rows.insert(index, (row_id, cells))
 
     def set_cell(self, row_id: str, column: str, text: str) -> None:
-        index = next(i for i, (rid, _) in enumerate(self.rows) if rid == row_id)
-        cells = list(self.rows[index][1])
+        rows = self.sessions[row_id.partition("#")[0]] if "#" in row_id else self.rows
+        index = next(i for i, (rid, _) in enumerate(rows) if rid == row_id)
+        cells = list(rows[index][1])
         cells[COLUMNS.index(column)] = text
-        self.rows[index] = (row_id, tuple(cells))
+        rows[index] = (row_id, tuple(cells))
+
+    def show_sessions(self, row_id: str, rows: list[tuple[str, tuple[str, ...]]]) -> None:
+        self.sessions[row_id] = list(rows)
 
     def delete_row(self, row_id: str) -> None:
         self.rows = [r for r in self.rows if r[0] != row_id]
@@ -97,12 +102,12 @@ class ServerPresenterTests(SynchronousTestCase):
         self.assertEqual(self.view.row("bob")[2], "tcp")
         self.assertEqual(self.view.row("bob")[3], "")  # no node: a server alone
         self.assertNotIn("node", self.presenter.columns)  # and no Node column shown
-        self.assertEqual(self.view.row("bob")[7:], ("now", "10.0.0.2:4000", "0s"))
+        self.assertEqual(self.view.row("bob")[7:], ("now", "10.0.0.2:4000", "0s", "1"))
         self.assertIn("2 online", self.view.header)
         self.clock.advance(65)
         bob.user.log_out()
         self.assertEqual(self.view.row("bob")[1], "○ offline")
-        self.assertEqual(self.view.row("bob")[8:], ("", ""))
+        self.assertEqual(self.view.row("bob")[8:], ("", "", ""))
         self.assertEqual(self.view.row("bob")[2], "")  # no front while offline
         self.assertEqual(self.view.full_redraws, 1)
         self.assertTrue(self.view.events[-1].endswith("bob left (10.0.0.2:4000)"), self.view.events)
@@ -156,6 +161,40 @@ class ServerPresenterTests(SynchronousTestCase):
         self.assertFalse(self.presenter.notice("   "))
         self.assertTrue(self.presenter.notice("restart at noon"))
         self.assertEqual(bob.events[-1], ("notice", "restart at noon"))
+
+    def test_each_session_of_a_user_with_several_and_disconnecting_one_or_all(self) -> None:
+        sessions = []
+        for peer, front in [("10.0.0.1:5000", "tcp"), ("10.0.0.9:6000", "web"), ("10.0.0.7:7000", "web")]:
+            participant = RecordingParticipant()
+            participant.front = front  # type: ignore[misc]
+            participant.user = self.hub.register(participant, "zoe", peer, attach=True)
+            self.successResultOf(self.hub.admit(participant.user))
+            sessions.append(participant)
+            self.clock.advance(60)
+        self.assertEqual(self.view.row("Zoe")[2], "tcp, web")
+        self.assertEqual(self.view.row("Zoe")[COLUMNS.index("sessions")], "3")
+        self.assertEqual(self.presenter.columns[:3], ("name", "state", "sessions"))
+        under = self.view.sessions["zoe"]
+        self.assertEqual([cells[COLUMNS.index("address")] for _, cells in under], ["10.0.0.1:5000", "10.0.0.9:6000", "10.0.0.7:7000"])
+        self.assertEqual([cells[2] for _, cells in under], ["tcp", "web", "web"])
+        self.assertEqual([cells[COLUMNS.index("connected")] for _, cells in under], ["3m 00s", "2m 00s", "1m 00s"])
+        self.assertTrue(self.view.events[-1].endswith("Zoe opened another session from 10.0.0.7:7000 (web): 3 sessions"))
+        self.clock.advance(60)  # the clocks of the sessions tick too
+        self.assertEqual([cells[COLUMNS.index("connected")] for _, cells in self.view.sessions["zoe"]], ["4m 00s", "3m 00s", "2m 00s"])
+
+        row_id = under[1][0]
+        self.assertTrue(self.presenter.kick_session("Zoe", int(row_id.partition("#")[2]), " lost phone "))
+        self.assertEqual(sessions[1].events, [("kicked", "lost phone")])
+        sessions[1].user.log_out()
+        self.assertEqual(self.view.row("Zoe")[COLUMNS.index("sessions")], "2")
+        self.assertEqual(len(self.view.sessions["zoe"]), 2)
+        self.assertFalse(self.presenter.kick_session("Zoe", int(row_id.partition("#")[2]), "again"))
+        self.assertTrue(self.view.events[-1].endswith("that session of Zoe is no longer online"))
+        sessions[2].user.log_out()
+        self.assertEqual(self.view.sessions["zoe"], [])  # one session: its row says it all
+        self.assertEqual(self.view.row("Zoe")[COLUMNS.index("address")], "10.0.0.1:5000")
+        self.assertTrue(self.presenter.kick("Zoe", "all"))
+        self.assertEqual(sessions[0].events, [("kicked", "all")])
 
     def test_protected_names_and_removing_a_password(self) -> None:
         self.assertEqual(self.view.row("Zoe")[4], "protected")
@@ -329,6 +368,28 @@ class ServerWindowTests(TestCase):
         self.assertEqual((await alice.until("BYE"))[-1], "BYE :disconnected by the operator: testing")
         await self.until("alice offline", lambda: self.state("alice") == "○ offline")
         self.assertIn("operator disconnected alice: testing", self.events())
+
+    async def test_a_user_s_sessions_show_under_it_and_the_operator_disconnects_one(self) -> None:
+        laptop = await self.server.client()
+        laptop.send("HELLO alice")
+        await laptop.until("ENDUSERS")
+        laptop.send("PASSWORD :alice's password")
+        await laptop.until("PROTECTED")
+        phone = await self.server.client()
+        phone.send("HELLO alice :alice's password")
+        await phone.until("ENDUSERS")
+        await self.until("two sessions", lambda: len(self.window.table.get_children("alice")) == 2)
+        self.assertEqual(self.window.table.set("alice", "sessions"), "2")
+        phone_row = self.window.table.get_children("alice")[1]
+        self.window.table.selection_set(phone_row)
+        self.window.reason.insert(0, "lost phone")
+        self.window.kick_button.invoke()
+        self.assertEqual((await phone.until("BYE"))[-1], "BYE :disconnected by the operator: lost phone")
+        await self.until("one session", lambda: self.window.table.set("alice", "sessions") == "1")
+        self.assertEqual(self.window.table.get_children("alice"), ())
+        self.assertEqual(self.state("alice"), "● online")
+        laptop.send("PING :still here")
+        await laptop.until("PONG")
 
     async def test_the_operator_removes_offline_names_after_confirming(self) -> None:
         for name in ("spam1", "spam2", "alice"):

@@ -18,7 +18,7 @@ from twisted.python.failure import Failure
 
 from msgsvc.auth.accounts import Accounts
 from msgsvc.auth.store import Reset
-from msgsvc.hub.contracts import UserView
+from msgsvc.hub.contracts import SessionView, UserView
 from msgsvc.hub.core import Hub
 from msgsvc.hub.events import (
     ClientDropped,
@@ -31,6 +31,8 @@ from msgsvc.hub.events import (
     ProtectionChanged,
     QueueChanged,
     RegistrationRefused,
+    SessionClosed,
+    SessionOpened,
     UserJoined,
     UserKicked,
     UserLeft,
@@ -50,7 +52,10 @@ COLUMNS = (
     "last_seen",
     "address",
     "connected",
+    "sessions",
 )
+#: The order the columns are shown in (the cells come in COLUMNS' order).
+_SHOWN = ("name", "state", "sessions", *(c for c in COLUMNS if c not in ("name", "state", "sessions")))
 
 _SORT_KEYS: dict[str, Callable[[UserView], Any]] = {
     "name": lambda u: u.name.casefold(),
@@ -63,6 +68,7 @@ _SORT_KEYS: dict[str, Callable[[UserView], Any]] = {
     "last_seen": lambda u: (u.last_seen, u.name.casefold()),
     "address": lambda u: (u.peer is None, u.peer or "", u.name.casefold()),
     "connected": lambda u: (u.since is None, u.since or 0.0, u.name.casefold()),
+    "sessions": lambda u: (-len(u.sessions), u.name.casefold()),
 }
 
 
@@ -77,6 +83,10 @@ class ServerView(Protocol):
 
     def set_cell(self, row_id: str, column: str, text: str) -> None:
         """Change one cell of an existing row; the row keeps its place."""
+
+    def show_sessions(self, row_id: str, rows: list[tuple[str, tuple[str, ...]]]) -> None:
+        """Show ``rows`` (row id, cells), one a session, under the user's row ``row_id``, in place of
+        those shown there (none: the user has one session, or none)."""
 
     def delete_row(self, row_id: str) -> None:
         """Take a row out of the table."""
@@ -124,7 +134,7 @@ class ServerPresenter:
         self._view = view
         self._hub = hub
         #: the columns to show: the Node column only for a node of a service of several (--redis)
-        self.columns = tuple(c for c in COLUMNS if c != "node" or hub.node is not None)
+        self.columns = tuple(c for c in _SHOWN if c != "node" or hub.node is not None)
         self._accounts = accounts
         self._clock = clock
         self._endpoints = endpoints
@@ -135,6 +145,7 @@ class ServerPresenter:
         self._order: list[tuple[Any, str]] = []  # ascending (sort key, row id)
         self._keys: dict[str, Any] = {}  # row id -> its sort key
         self._online: dict[str, UserView] = {}
+        self._sessions: dict[str, tuple[SessionView, ...]] = {}  # row id -> the sessions shown under it
         self._history_size: int | None = None  # as last read; None: not yet, or no history kept
         self._reading_size = False
         self._tick = LoopingCall(self._tick_clocks)
@@ -166,6 +177,13 @@ class ServerPresenter:
             return False
         if not self._hub.kick(name, reason.strip()):
             self._event(f"{name} is not online")
+            return False
+        return True
+
+    def kick_session(self, name: str, session: int, reason: str) -> bool:
+        """Disconnect one session of ``name`` (its :attr:`SessionView.id`), telling it ``reason``; whether it was done."""
+        if not self._hub.kick_session(name, session, reason.strip()):
+            self._event(f"that session of {name} is no longer online")
             return False
         return True
 
@@ -225,10 +243,11 @@ class ServerPresenter:
 
     def cells(self, user: UserView) -> tuple[str, ...]:
         now = self._clock.seconds()
+        fronts = sorted({session.front for session in user.sessions})
         return (
             user.name,
             "● online" if user.online else "○ offline",
-            user.front or "",
+            ", ".join(fronts) or user.front or "",
             user.node or "",  # with --redis: the server it is connected to
             "protected" if user.protected else "",
             str(user.queued) if user.queued else "",
@@ -236,7 +255,23 @@ class ServerPresenter:
             "now" if user.online else _stamp(user.last_seen),
             user.peer or "",
             duration(now - user.since) if user.since is not None else "",
+            str(len(user.sessions)) if user.sessions else "",
         )
+
+    def session_cells(self, user: UserView, session: SessionView) -> tuple[str, ...]:
+        """A row under the user's, for one of its sessions (when it has several)."""
+        since = duration(self._clock.seconds() - session.since)
+        return (user.name, "● session", session.front, session.node or "", "", "", "", "", session.peer, since, "")
+
+    def _show_sessions(self, user: UserView) -> None:
+        """The rows of ``user``'s sessions under its own, while it has several."""
+        row_id = username_key(user.name)
+        sessions = user.sessions if user.online and len(user.sessions) > 1 else ()
+        if sessions or self._sessions.pop(row_id, ()):
+            if sessions:
+                self._sessions[row_id] = sessions
+            rows = [(f"{row_id}#{session.id}", self.session_cells(user, session)) for session in sessions]
+            self._view.show_sessions(row_id, rows)
 
     def _show_all(self) -> None:
         users = self._hub.users()
@@ -247,6 +282,9 @@ class ServerPresenter:
         by_id = {username_key(u.name): u for u in users}
         ordered = self._order[::-1] if self.descending else self._order
         self._view.show_rows([(row_id, self.cells(by_id[row_id])) for _, row_id in ordered])
+        self._sessions.clear()
+        for user in self._online.values():
+            self._show_sessions(user)
         self._show_header()
 
     def _update(self, name: str) -> None:
@@ -268,6 +306,7 @@ class ServerPresenter:
         else:
             self._online.pop(row_id, None)
         self._view.put_row(row_id, self.cells(user), index)
+        self._show_sessions(user)
         self._show_header()
 
     def _forget(self, name: str) -> None:
@@ -276,6 +315,7 @@ class ServerPresenter:
         if old is not None:
             del self._order[bisect_left(self._order, (old, row_id))]
             self._online.pop(row_id, None)
+            self._sessions.pop(row_id, None)
             self._view.delete_row(row_id)
         self._show_header()
 
@@ -288,6 +328,9 @@ class ServerPresenter:
         for row_id, user in self._online.items():
             if user.since is not None:
                 self._view.set_cell(row_id, "connected", duration(now - user.since))
+        for row_id, sessions in self._sessions.items():
+            for session in sessions:
+                self._view.set_cell(f"{row_id}#{session.id}", "connected", duration(now - session.since))
 
     def _show_header(self) -> None:
         node = f"Node {self._hub.node}   ·   " if self._hub.node else ""
@@ -335,6 +378,12 @@ class ServerPresenter:
                 self._event(f"dropped {peer}: {why}")
             case ClientError(peer, code, text):
                 self._event(f"error from {peer}: {code}: {text}")
+            case SessionOpened(name, peer, front, sessions) if sessions > 1:
+                self._event(f"{name} opened another session from {peer} ({front}): {sessions} sessions")
+                self._update(name)
+            case SessionClosed(name, peer, front, sessions) if sessions > 0:
+                self._event(f"a session of {name} closed ({peer}, {front}): {sessions} left")
+                self._update(name)
             case UserKicked(name, reason):
                 self._event(f"operator disconnected {name}" + (f": {reason}" if reason else ""))
             case NoticeSent(text, delivered):

@@ -20,6 +20,7 @@ _HEADINGS = {
     "last_seen": ("Last seen", 140),
     "address": ("Address", 150),
     "connected": ("Connected for", 130),
+    "sessions": ("Sessions", 70),
 }
 
 
@@ -64,7 +65,8 @@ class ServerWindow:
         ttk.Label(controls, text="Reason").grid(row=0, column=0, sticky="w")
         self.reason = ttk.Entry(controls)
         self.reason.grid(row=0, column=1, sticky="ew", padx=6)
-        self.kick_button = ttk.Button(controls, text="Disconnect selected user", command=self._kick)
+        # A user's row: every session of it; a session's row (under a user with several): that one.
+        self.kick_button = ttk.Button(controls, text="Disconnect selected", command=self._kick)
         self.kick_button.grid(row=0, column=2, sticky="ew")
         self.reset_button = ttk.Button(controls, text="Remove password of selected user", command=self._reset)
         self.reset_button.grid(row=0, column=3, sticky="ew", padx=(6, 0))
@@ -111,6 +113,14 @@ class ServerWindow:
     def set_cell(self, row_id: str, column: str, text: str) -> None:
         self.table.set(row_id, column, text)
 
+    def show_sessions(self, row_id: str, rows: list[tuple[str, tuple[str, ...]]]) -> None:
+        selected = self.table.selection()
+        self.table.delete(*self.table.get_children(row_id))
+        for session_id, cells in rows:
+            self.table.insert(row_id, "end", iid=session_id, values=cells, tags=("online",))
+        self.table.item(row_id, open=bool(rows))
+        self.table.selection_set([s for s in selected if self.table.exists(s)])
+
     def delete_row(self, row_id: str) -> None:
         self.table.delete(row_id)
 
@@ -139,7 +149,13 @@ class ServerWindow:
 
     def _kick(self) -> None:
         assert self.presenter is not None
-        if self.presenter.kick(self._selected_name(), self.reason.get()):
+        selected = self.table.selection()
+        _, _, session = (selected[0] if len(selected) == 1 else "").partition("#")
+        if session:
+            done = self.presenter.kick_session(self._selected_name(), int(session), self.reason.get())
+        else:
+            done = self.presenter.kick(self._selected_name(), self.reason.get())
+        if done:
             self.reason.delete(0, "end")
 
     def _reset(self) -> None:
