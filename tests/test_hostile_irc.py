@@ -3,7 +3,8 @@ closed with a reason, never with a traceback, and the work of one line is bounde
 
 Hypothesis makes the lines: the front's commands and others, random parameters, long ones, lists
 of many commas, non-ASCII digits, control characters, bad UTF-8, before and after registration,
-with time passing between them.  Bystanders (line-protocol clients) share the hub.  After each
+with time passing between them.  Bystanders (line-protocol clients) share the hub, and an IRC session of
+a protected name the attacker may log in as too (a second session of that account).  After each
 line the reactor passes it caused are run one at a time, and each is measured: the log entries
 walked, the bytes written to the client, the messages each bystander got.
 """
@@ -28,7 +29,7 @@ from msgsvc.hub.history import History
 from msgsvc.hub.ids import MessageIds
 from msgsvc.wire import Limits
 
-from .support.harness import ServerHarness, one_pass
+from .support.harness import PASSWORD, ServerHarness, one_pass
 from .support.irc import Work
 
 SERVER = "irc.test"
@@ -99,15 +100,22 @@ def irc_line(draw: st.DrawFn) -> bytes:
     return (head + " ".join(words)).replace("\n", "").encode("utf-8")[:9000]
 
 
+#: A protected name whose IRC session (the watcher) is online all along: the attacker may log in as it
+#: too, a second session of the account.
+ACCOUNT = "user0021"
+
+
 def register(nick: str) -> list[bytes]:
-    return [f"NICK {nick}".encode(), f"USER {nick} 0 * :{nick}".encode()]
+    """Register as ``nick`` (as :data:`ACCOUNT`: with its password)."""
+    password = [f"PASS :{PASSWORD}".encode()] if nick == ACCOUNT else []
+    return [*password, f"NICK {nick}".encode(), f"USER {nick} 0 * :{nick}".encode()]
 
 
 action = st.one_of(
     irc_line().map(lambda line: ("lines", [line])),
     st.sampled_from(WORST).map(lambda line: ("lines", [line.encode()])),
     st.lists(irc_line(), min_size=2, max_size=4).map(lambda lines: ("lines", lines)),  # in one read
-    st.sampled_from(["mallory", "user0001", "bob"]).map(lambda nick: ("lines", register(nick))),
+    st.sampled_from(["mallory", "user0001", "bob", ACCOUNT]).map(lambda nick: ("lines", register(nick))),
     st.sampled_from([0.5, 3.0, 31.0, 61.0]).map(lambda seconds: ("wait", seconds)),
 )
 
@@ -135,6 +143,14 @@ class HostileIrcTests(SynchronousTestCase):
         store.append(entries, 10_000)
         self.factory = IrcFactory(self.harness.clients, SERVER)
         self.bystanders = [self.harness.register(f"user{i:04}") for i in range(1, BYSTANDERS + 1)]
+        self.watcher = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.2", 1))
+        watcher = self.watching = self.factory.buildProtocol(self.watcher.getPeer())
+        watcher.makeConnection(self.watcher)
+        caps = b"CAP REQ :echo-message message-tags\r\nCAP END\r\n"
+        watcher.dataReceived(caps + b"".join(line + b"\r\n" for line in register(ACCOUNT)))
+        self.harness.clock.advance(0)
+        self.assertIn(f" 001 {ACCOUNT} ".encode(), self.watcher.value())
+        self.watcher.clear()
         self.work = Work(self.factory)
         self.failures: list[LogEvent] = []
 
@@ -160,13 +176,16 @@ class HostileIrcTests(SynchronousTestCase):
         return rows
 
     def run_passes(self, transport: StringTransport) -> list[bytes]:
-        """Run the reactor passes due now one at a time, each measured; what the client got."""
+        """Run the reactor passes due now one at a time, each measured; what the client got.  What the
+        account's other session (the watcher) got is whole lines too."""
         clock = self.harness.clock
         got = []
         while True:
             self.assertLessEqual(self.work.take(), STEP)
             rows = self.check_written(transport.value())
             transport.clear()
+            self.check_written(self.watcher.value())
+            self.watcher.clear()
             self.assertLessEqual(len(rows), MOST_LINES_A_PASS)
             got += rows
             if not any(call.getTime() <= clock.seconds() for call in clock.getDelayedCalls()):
@@ -178,7 +197,7 @@ class HostileIrcTests(SynchronousTestCase):
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
-    @given(first=st.sampled_from([None, "mallory", "alice"]), actions=st.lists(action, max_size=12))
+    @given(first=st.sampled_from([None, "mallory", "alice", ACCOUNT]), actions=st.lists(action, max_size=12))
     def test_any_input_is_answered_or_closed_with_a_reason(
         self, first: str | None, actions: list[tuple[str, object]]
     ) -> None:
@@ -199,6 +218,7 @@ class HostileIrcTests(SynchronousTestCase):
                     self.harness.clock.advance(what)
                     for bystander, _ in self.bystanders:  # they are there: they answer a PING
                         bystander.dataReceived(b"PONG :x\r\n")
+                    self.watching.dataReceived(b"PONG :x\r\n")
                 else:
                     assert isinstance(what, list)
                     session.dataReceived(b"".join(line + b"\r\n" for line in what))
@@ -218,3 +238,4 @@ class HostileIrcTests(SynchronousTestCase):
         self.assertEqual(self.flushLoggedErrors(), [])
         for protocol, _ in self.bystanders:  # nobody else was hurt
             self.assertFalse(protocol.transport.disconnecting)
+        self.assertFalse(self.watcher.disconnecting)  # nor the account's other session

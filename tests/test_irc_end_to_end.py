@@ -41,6 +41,14 @@ class IrcEndToEndTests(SynchronousTestCase):
         peer.until("ENDUSERS")
         return peer
 
+    def protect(self, name: str) -> None:
+        """Give ``name`` the password "correct horse", and leave."""
+        peer = self.tcp(name)
+        peer.send("PASSWORD :correct horse")
+        peer.until("PROTECTED")
+        peer.send("QUIT")
+        peer.until("BYE")
+
     def irc(self, nick: str, *after: str, negotiate: bool = False) -> Peer:
         """An IRC client: ``CAP LS 302`` first if it ``negotiate``s, NICK and USER, then ``after``."""
         peer = Peer(self.irc_port)
@@ -77,11 +85,7 @@ class IrcEndToEndTests(SynchronousTestCase):
 
     def test_a_protected_name_over_sasl_gets_what_waited_through_a_kill(self) -> None:
         server = self.start()
-        dave = self.tcp("dave")
-        dave.send("PASSWORD :correct horse")
-        dave.until("PROTECTED")
-        dave.send("QUIT")
-        dave.until("BYE")
+        self.protect("dave")
         bob = self.tcp("bob")
         bob.send("SEND dave :kept for you")
         self.assertEqual(bob.until("SENT"), ["SENT 0 dave dave"])
@@ -163,3 +167,47 @@ class IrcEndToEndTests(SynchronousTestCase):
         self.assertLess(time.monotonic() - started, 30.0)
         bob.send("BROADCAST :still here")
         bob.until("SENT")
+
+    def test_two_irc_sessions_of_one_account_beside_a_line_client(self) -> None:
+        """Issue 31: dave's two IRC clients (SASL, then PASS) and bob on the line protocol: each of dave's
+        sessions sees everything to dave and what the other sent, with the same msgid; echo only where
+        asked; one QUIT is seen by nobody, the last is bob's LEFT."""
+        self.start()
+        self.protect("dave")
+        bob = self.tcp("bob")
+        token = base64.b64encode(b"\0dave\0correct horse").decode()
+        caps = "CAP REQ :sasl echo-message message-tags"
+        one = self.irc("dave", caps, "AUTHENTICATE PLAIN", negotiate=True)
+        one.until("AUTHENTICATE +")
+        one.send(f"AUTHENTICATE {token}")
+        one.send("CAP END")
+        one.until(f":{SERVER} 376 ")
+        one.send("JOIN #all")
+        one.until(f":{SERVER} 366 ")
+        self.assertEqual(bob.line(), "JOINED dave")
+        two = self.irc("dave", "PASS :correct horse", "CAP REQ :message-tags", "CAP END", negotiate=True)
+        welcome = two.until(f":{SERVER} 366 ")
+        self.assertIn(f":{SERVER} 001 dave :Welcome to the msgsvc network, dave", welcome)
+        self.assertIn(":dave!dave@msgsvc JOIN :#all", welcome)
+
+        bob.send("SEND dave :to dave")
+        self.assertEqual(bob.line(), "SENT 1 - -")
+        got = [one.line(), two.line()]
+        self.assertEqual({g.partition(" ")[2] for g in got}, {":bob!bob@msgsvc PRIVMSG dave :to dave"})
+        self.assertEqual(got[0].partition(" ")[0], got[1].partition(" ")[0])  # the same msgid
+        one.send("PRIVMSG bob :from one")
+        self.assertEqual(bob.until("MSG"), ["MSG dave unicast bob :from one"])
+        echo, copy = one.line(), two.line()
+        self.assertEqual(echo, copy)
+        self.assertRegex(copy, r"^@msgid=[0-9A-Z]{26} :dave!dave@msgsvc PRIVMSG bob :from one$")
+        two.send("PRIVMSG #all :from two")  # two has no echo-message: it gets nothing back
+        self.assertEqual(bob.until("MSG"), ["MSG dave broadcast * :from two"])
+        self.assertRegex(one.line(), r"^@msgid=\S+ :dave!dave@msgsvc PRIVMSG #all :from two$")
+
+        one.send("QUIT :one out")
+        self.assertTrue(one.line().startswith("ERROR :Closing Link: "))
+        for peer, answer in ((two, f":{SERVER} PONG {SERVER} :x"), (bob, "PONG :x")):
+            peer.send("PING :x")  # nothing came before the answer: no QUIT, no LEFT
+            self.assertEqual(peer.line(), answer)
+        two.send("QUIT")
+        self.assertEqual(bob.line(), "LEFT dave")

@@ -17,6 +17,9 @@ portal) that speaks RFC 1459/2812 as modern clients use it
   waited come after the MOTD (with ``server-time``, stamped when they were
   sent), and are acknowledged when the client answers the ``PING`` sent
   after them: its ``PONG`` shows it read them.
+* A protected name's password attaches another connection to its nick
+  (several sessions of one account, as Ergo's multiclient): each gets every
+  message, and what the others sent.
 * IRCv3 ``message-tags`` (``TAGMSG``, client-only tags), ``server-time`` and
   ``msgid`` on every message, ``echo-message``, ``batch`` and
   ``labeled-response`` (:mod:`msgsvc.fronts.irc.tags`), and ``draft/chathistory``

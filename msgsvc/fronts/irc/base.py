@@ -205,7 +205,7 @@ class IrcBase(Session):
         elif self._sasl:
             self._sasl = False
             self.numeric(ERR_SASLFAIL, f"SASL authentication failed: {text}")
-        elif refusal in (Refusal.USERNAME_TAKEN, Refusal.AUTH_REQUIRED):
+        elif refusal in (Refusal.USERNAME_TAKEN, Refusal.AUTH_REQUIRED, Refusal.SESSIONS_FULL):
             self.numeric(rfc.ERR_NICKNAMEINUSE, self.nick, text)
         elif refusal is Refusal.USERNAME_INVALID:
             self.numeric(rfc.ERR_ERRONEUSNICKNAME, self.nick, text)
