@@ -31,7 +31,7 @@ class ServerWindow:
         self.root = root
         self.presenter: ServerPresenter | None = None
         root.title("msgsvc server")
-        root.geometry("1170x640")  # every column, the Node column of a service of several too
+        root.geometry("1240x640")  # every column, the Node column of a service of several too
         root.minsize(640, 400)
         outer = ttk.Frame(root, padding=8)
         outer.pack(fill="both", expand=True)
