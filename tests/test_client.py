@@ -1285,8 +1285,10 @@ class DevicesTests(PresenterTestCase):
             f"MSG carol unicast alice {ID3} {at} :and me",  # not the open conversation
             f"SENT 1 - - {ID4} {at}",  # not asked: ignored
         )
+        self.assertEqual(self.counts(), {"alice,carol": 1, "alice,bob": 0})  # read at once
+        self.assertEqual(self.connection.sent(), [])  # said a second after the last READ
+        self.clock.advance(1)
         self.assertEqual(self.connection.sent(), [f"READ alice,bob {ID2}"])
-        self.assertEqual(self.counts(), {"alice,carol": 1, "alice,bob": 0})
         self.presenter.look(False)
         self.connection.server_says(f"READ alice,bob {ID2}", f"MSG bob unicast alice {ID4} {at} :hello?")
         self.assertEqual(self.connection.sent(), [])
@@ -1306,8 +1308,25 @@ class DevicesTests(PresenterTestCase):
         )
         self.assertEqual(self.counts(), {"alice,bob": 0})
         self.connection.server_says(f"READ alice,bob {ID1}", f"MSG carol broadcast * {ID2} {at} :coffee")
-        self.assertEqual(self.connection.sent(), [f"READ #all {ID2}"])
         self.assertEqual(self.counts(), {"#all": 0, "alice,bob": 0})
+        self.clock.advance(1)
+        self.assertEqual(self.connection.sent(), [f"READ #all {ID2}"])
+
+    def test_messages_that_come_fast_are_read_with_a_read_a_second(self) -> None:
+        self.presenter = ChatPresenter(self.view, self.connection, self.clock, "alice", shows_everything=True)  # type: ignore[arg-type]
+        self.presenter.look(True)
+        self.log_in_10()
+        at = _millis(2026, 12, 2, 9, 0)
+        ids = [f"01M8V0C6N3D0SNYQ1V4XC1X{n:03}" for n in range(100)]
+        for second in range(3):
+            for n in range(second * 30, second * 30 + 30):
+                self.connection.server_says(f"MSG bob broadcast * {ids[n]} {at} :news {n}")
+                self.clock.advance(1 / 30)
+        sent = self.connection.sent()  # 90 messages in 3 seconds: 3 READs, each of the newest then
+        self.assertEqual(len(sent), 3, sent)
+        self.assertEqual(sent[0], f"READ #all {ids[0]}")
+        self.clock.advance(1)
+        self.assertEqual(self.connection.sent(), [f"READ #all {ids[89]}"])
 
     def test_no_read_to_a_version_9_server_nor_for_a_name_not_protected(self) -> None:
         self.presenter.look(True)

@@ -18,7 +18,7 @@ from typing import Literal, Protocol
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionRefusedError, DNSLookupError, TimeoutError
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
 from msgsvc.client.protocol import MAX_CONVERSATIONS, ClientListener, ClientProtocol, Listed, Stamp
@@ -101,6 +101,8 @@ UNPROTECTED_HISTORY = (
     "could read them. Set a password to keep them from now on."
 )
 NO_HISTORY = "This server keeps no history."
+#: Seconds between two ``READ`` of this client at least (a few conversations read at once share one).
+READ_EVERY = 1.0
 #: Why a login was refused ``SESSIONS_FULL``.
 SESSIONS_FULL = (
     "{name} is connected on as many devices as this server allows at once. Log out on one of them "
@@ -266,6 +268,9 @@ class ChatPresenter:
         self._read: dict[str, str] = {}  # version 10: this account's read positions known
         self._newest_other: dict[str, str] = {}  # the newest id known of a message of others, per conversation
         self._shown: dict[str, str] = {}  # the newest id of a message of others the view holds, per conversation
+        self._told: dict[str, str] = {}  # the read positions the server knows (said, or told by it)
+        self._read_at = float("-inf")  # when READ was last said
+        self._read_due: IDelayedCall | None = None  # READ to say, READ_EVERY after the last
 
     @property
     def name_protected(self) -> bool:
@@ -626,7 +631,7 @@ class ChatPresenter:
         self._asking.clear()
         self._recent = None  # until this connection's list comes
         self._page_oldest = ""
-        for kept in (self._newest, self._unread, self._read, self._newest_other, self._shown):
+        for kept in (self._newest, self._unread, self._read, self._newest_other, self._shown, self._told):
             kept.clear()
         self.phase = Phase.CONNECTED
         self.me = name
@@ -711,24 +716,48 @@ class ChatPresenter:
             self._show_recent()
 
     def _mark_read(self) -> None:
-        """Say ``READ`` for each conversation in view whose newest message of others shown is not read."""
+        """Read each conversation in view up to its newest message of others shown, and tell the server."""
         if self.phase is not Phase.CONNECTED or self._protocol is None or not self._keeps_reads():
             return
-        said = False
+        moved = False
         for conversation, newest in self._shown.items():
             in_view = self._shows_everything or conversation == self.conversation()
             if self._looking and in_view and newest > self._read.get(conversation, ""):
-                self._protocol.read(conversation, newest)
-                self._outbox.append(_ReadAsked())
                 self._moved(conversation, newest)
-                said = True
-        if said and self._recent is not None:
-            self._show_recent()
+                moved = True
+        if moved:
+            if self._recent is not None:
+                self._show_recent()
+            self._tell_reads()
+
+    def _tell_reads(self) -> None:
+        """Say ``READ`` for each conversation read further than the server knows: at once, or (one was
+        said less than READ_EVERY ago) once that much time has passed, so messages that come fast do
+        not make the client flood the server."""
+        if self._read_due is not None:
+            return
+        wait = self._read_at + READ_EVERY - self._clock.seconds()
+        if wait > 0:
+            self._read_due = self._clock.callLater(wait, self._told_reads)
+            return
+        self._told_reads()
+
+    def _told_reads(self) -> None:
+        self._read_due = None
+        if self._protocol is None:
+            return
+        self._read_at = self._clock.seconds()
+        for conversation, position in self._read.items():
+            if position > self._told.get(conversation, ""):
+                self._told[conversation] = position
+                self._protocol.read(conversation, position)
+                self._outbox.append(_ReadAsked())
 
     def read(self, conversation: str, position: str) -> None:
         if self._outbox and isinstance(self._outbox[0], _ReadAsked):
             self._outbox.popleft()  # the answer (or another session's READ, the same to this client)
         if self._readable(conversation) and self._keeps_reads():
+            self._told[conversation] = max(position, self._told.get(conversation, ""))
             self._moved(conversation, position)
             if self._recent is not None:
                 self._show_recent()
@@ -740,6 +769,7 @@ class ChatPresenter:
         ahead = kept > read and kept >= self._newest_other.get(conversation, "")
         self._unread[conversation] = 0 if ahead else listed.unread
         self._read[conversation] = max(kept, read)
+        self._told[conversation] = max(read, self._told.get(conversation, ""))
 
     def _moved(self, conversation: str, position: str) -> None:
         """The account has read ``conversation`` up to ``position``: no message of others after it known, nothing unread."""
@@ -854,7 +884,7 @@ class ChatPresenter:
     @staticmethod
     def _from_me(kind: Kind, recipients: tuple[str, ...], text: str) -> str:
         """How a message this user sent reads."""
-        return f"you to {'everyone' if kind is Kind.BROADCAST else ', '.join(recipients)}: {text}"
+        return f"you to {'everyone' if kind is Kind.BROADCAST else ', '.join(recipients) or 'yourself'}: {text}"
 
     def delayed(
         self,
@@ -980,6 +1010,9 @@ class ChatPresenter:
 
     def disconnected(self, reason: str) -> None:
         self._protocol = None
+        if self._read_due is not None:
+            self._read_due.cancel()
+            self._read_due = None
         if self.phase is Phase.CONNECTING:
             self.phase = Phase.LOGIN
             problem = self._refusal or f"The connection closed before registration: {self._bye or reason}"

@@ -12,6 +12,7 @@ const SESSIONS_FULL = "{name} is connected on as many devices as this server all
 const BACKOFF_MAX = 30; // seconds between reconnect attempts, at most
 const VERSION = 10; // the protocol version the page speaks; a version 8 server refuses VERSION, then it speaks 8
 const MAX_CONVERSATIONS = 100; // CONVERSATION lines an answer holds at most (the protocol's limit): more are left out
+const READ_EVERY = 1000; // ms between two READ of the page at least (conversations read meanwhile share one)
 const MAX_UNREAD = 100; // the most unread messages a CONVERSATION line counts (the server's cap)
 const MESSAGE_ID = /^[0-7][0-9A-HJKMNP-TV-Z]{25}$/; // a message id, as READ and CONVERSATION give positions
 const MAX_PARTICIPANTS = 33; // a direct conversation's names at most: a sender and 32 recipients
@@ -120,6 +121,9 @@ class Session {
     this.newest = new Map();
     this.newestOther = new Map();
     this.shownOther = new Map();
+    this.told = new Map(); // the read positions the server knows (said, or told by it)
+    this.readAt = -Infinity; // when READ was last said (ms)
+    this.readTimer = null; // READ to say, READ_EVERY after the last
     this.pageLastId = 0;
     this.awayHeading = null;
     this.awayShown = false;
@@ -278,16 +282,36 @@ class Session {
     return document.visibilityState === "visible" && document.hasFocus();
   }
 
-  /** Say READ for the open conversation if a message of others it shows is after the read position. */
+  /** Read the open conversation up to the newest message of others it shows, and tell the server. */
   markRead() {
     if (!this.welcomed || !this.keepsReads() || !this.looking()) return;
     const conversation = ui.openConversation();
     const newest = this.shownOther.get(conversation);
     if (!newest || newest <= (this.reads.get(conversation) || "")) return;
-    if (!this.send(`READ ${conversation} ${newest}`)) return;
-    this.pending.push({ what: "read" });
     this.moved(conversation, newest);
     if (this.listed) ui.renderConversations();
+    this.tellReads();
+  }
+
+  /** Say READ for each conversation read further than the server knows: at once, or READ_EVERY after the last, so
+   *  messages that come fast do not make the page flood the server. */
+  tellReads() {
+    if (this.readTimer !== null) return;
+    const wait = this.readAt + READ_EVERY - Date.now();
+    if (wait > 0) {
+      this.readTimer = setTimeout(() => {
+        this.readTimer = null;
+        this.tellReads();
+      }, wait);
+      return;
+    }
+    this.readAt = Date.now();
+    for (const [conversation, position] of this.reads) {
+      if (position > (this.told.get(conversation) || "") && this.send(`READ ${conversation} ${position}`)) {
+        this.told.set(conversation, position);
+        this.pending.push({ what: "read" });
+      }
+    }
   }
 
   /** The account read ``conversation`` up to ``position``: nothing of others after it known, nothing unread. */
@@ -334,7 +358,7 @@ class Session {
 const HANDLERS = {
   WELCOME(s, [name]) {
     if (name.toLowerCase() !== s.name.toLowerCase()) s.talking.clear();
-    for (const kept of [s.unread, s.reads, s.newest, s.newestOther, s.shownOther]) kept.clear();
+    for (const kept of [s.unread, s.reads, s.newest, s.newestOther, s.shownOther, s.told]) kept.clear();
     s.name = name;
     s.welcomed = true;
     s.everWelcomed = true;
@@ -457,6 +481,7 @@ const HANDLERS = {
         const ahead = kept > read && kept >= (s.newestOther.get(conversation) || "");
         s.unread.set(conversation, ahead ? 0 : unread);
         if (read > kept) s.reads.set(conversation, read);
+        if (read > (s.told.get(conversation) || "")) s.told.set(conversation, read);
       }
     }
     s.listed = true;
@@ -523,6 +548,7 @@ const HANDLERS = {
     if (s.version < 10) return;
     if (s.pending.length && s.pending[0].what === "read") s.pending.shift(); // the answer, or another session's
     if (!MESSAGE_ID.test(position || "") || !readable(conversation, s.name) || !s.keepsReads()) return;
+    if (position > (s.told.get(conversation) || "")) s.told.set(conversation, position);
     s.moved(conversation, position);
     if (s.listed) ui.renderConversations();
   },
