@@ -36,9 +36,11 @@ def free_port() -> int:
 class Peer:
     """A TCP user, to talk with the page."""
 
-    def __init__(self, port: int, name: str, password: str = "") -> None:
+    def __init__(self, port: int, name: str, password: str = "", version: int = 0) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
         self.file = self.sock.makefile("rb")
+        if version:
+            self.send(f"VERSION {version}")
         self.send(f"HELLO {name} :{password}" if password else f"HELLO {name}")
         while not self.file.readline().startswith(b"ENDUSERS"):
             pass
@@ -125,6 +127,18 @@ def main() -> None:
         WebDriverWait(driver, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#conversation li.gap"))
         bob.send("SEND erin :back from lunch: did you find them?")
         shoot(driver, "page-conversations.png")
+
+        # erin's laptop (a version 10 client) and the page on her phone at once: what she sends from the
+        # laptop shows on the phone as hers; bob's answer is unread on the phone while it shows everyone's.
+        laptop = Peer(tcp, "erin", "erin's password", version=10)
+        driver.set_window_size(390, 844)
+        click_label(driver, "#kind-broadcast")
+        laptop.send("SEND bob :found them, thanks!")
+        WebDriverWait(driver, 10).until(lambda d: "found them" in d.find_element(By.ID, "conversation").text)
+        bob.send("SEND erin :great, see you thursday")
+        driver.find_element(By.ID, "people-toggle").click()
+        WebDriverWait(driver, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#conversations .unread"))
+        shoot(driver, "page-devices.png")
     finally:
         driver.quit()
         server.terminate()
