@@ -21,6 +21,7 @@ from msgsvc.hub.conversations import ALL
 from msgsvc.hub.ids import MessageIds
 from msgsvc.state import cluster, inbox, redis
 from msgsvc.state.redis import (
+    id_time_score,
     pairs,
     ACCOUNTS,
     ACCOUNTS_CHANGED,
@@ -288,14 +289,14 @@ def entry(conversation: str, sender: str, at: float) -> Stored:
 
 def newest(*entries: Stored) -> dict[str, float]:
     """What a name's index holds of these entries, each its conversation's newest."""
-    return {e.conversation: e.at * 1000 for e in entries}
+    return {e.conversation: id_time_score(e.id) for e in entries}
 
 
 class RedisHistoryTests(RedisStateCase):
     """What the history keeps in Redis beside the entries, and what an older msgsvc left there."""
 
     async def index(self, name: str) -> dict[str, float]:
-        """A name's index: each of its conversations, and its newest entry's time in milliseconds."""
+        """A name's index: each of its conversations, and its newest entry's time as a score."""
         flat = await self.state.redis.execute("ZRANGE", conversations_key(name), 0, -1, "WITHSCORES")
         return {conversation: float(ms) for conversation, ms in pairs(flat).items()}
 

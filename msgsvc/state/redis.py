@@ -24,8 +24,8 @@ second).  The keys, all under ``msgsvc:``:
 ``msgsvc:history:CONV``    zset    score 0, ``MSGID|JSON [at, sender, kind, recipients, text]``
 ``msgsvc:histories``       hash    conversation -> its newest message id
 ``msgsvc:histories:size``  string  entries in all the histories
-``msgsvc:conversations:KEY``  zset  conversation -> its newest id's millisecond: the direct
-                                   conversations of a name that have a history
+``msgsvc:conversations:KEY``  zset  conversation -> its newest id's time (:func:`id_time_score`):
+                                   the direct conversations of a name that have a history
 ``msgsvc:layout``          string  the keys' layout (2: the names' conversations by newest time)
 =========================  ======  =================================================
 
@@ -57,7 +57,7 @@ from twisted.python.failure import Failure
 
 from msgsvc.auth.store import Reset, StillOnline
 from msgsvc.hub.contracts import Enqueue, Kind, Queued, Stored, UserRecord
-from msgsvc.hub.ids import message_id_floor, message_id_time
+from msgsvc.hub.ids import message_id_floor
 from msgsvc.hub.rules import username_key
 from msgsvc.state import Snapshot
 from msgsvc.state.redislink import Commands, Script
@@ -327,24 +327,16 @@ return {'removed', name, id}
 )
 
 
-# millis(id): the millisecond of a message id (message_id_time times 1000).
-# index(conv, id): conv at its newest id `id`'s millisecond in its participants' indexes
+# index(conv, id): conv at its newest id `id`'s time in its participants' indexes
 # (``msgsvc:conversations:NAME``), or out of them (id false; none for #all).
 # settle(conv): its newest id in msgsvc:histories and those indexes as its history holds it now; an
 # empty one is forgotten in both.
 INDEX = """
-local digits = {}
-for i = 1, 32 do digits[string.byte('0123456789ABCDEFGHJKMNPQRSTVWXYZ', i)] = i - 1 end
-local function millis(id)
-  local ms = 0
-  for i = 1, 10 do ms = ms * 32 + digits[string.byte(id, i)] end
-  return ms
-end
 local function index(conv, id)
   if conv == '#all' then return end
   for name in string.gmatch(conv, '[^,]+') do
     if id then
-      redis.call('ZADD', 'msgsvc:conversations:' .. name, millis(id), conv)
+      redis.call('ZADD', 'msgsvc:conversations:' .. name, tonumber(string.sub(id, 1, 10), 36), conv)
     else
       redis.call('ZREM', 'msgsvc:conversations:' .. name, conv)
     end
@@ -494,6 +486,12 @@ end
 return out
 """
 )
+
+
+def id_time_score(message_id: str) -> int:
+    """An index's score for ``message_id``: its time (the first 10 characters) read in base 36, which
+    orders Crockford's digits as they sort, as the scripts read it (``tonumber(..., 36)``, one call)."""
+    return int(message_id[:10], 36)
 
 
 def queue_entry(
@@ -813,7 +811,7 @@ class RedisState(Service):
             entries = (_stored(conversation, newest) for conversation, newest in zip(flat[::2], flat[1::2]))
             return sorted((e for e in entries if e.at >= since), key=lambda e: e.id, reverse=True)[:limit]
 
-        floor = round(message_id_time(message_id_floor(since)) * 1000)
+        floor = id_time_score(message_id_floor(since))
         key = conversations_key(username_key(member))
         return self.redis.script(LATEST, [key], [floor, limit]).addCallback(read)
 
