@@ -37,14 +37,13 @@ class AccountLineTests(SynchronousTestCase):
         self.bob.dataReceived(b"USERS\r\n")
         self.assertIn("USER erin offline", lines(self.bobs))
 
-    def test_its_owner_online_is_told_too(self) -> None:
+    def test_its_owner_online_is_disconnected_saying_why(self) -> None:
         alice, alices = self.server.register("alice", PASSWORD)
+        lines(self.bobs)
         self.successResultOf(self.server.accounts.reset("alice", "she forgot it"))
         self.server.end_of_pass()
-        self.assertEqual(
-            lines(alices),
-            ["ACCOUNT alice unprotected", "NOTICE :the operator removed your name's password: she forgot it"],
-        )
+        self.assertEqual(lines(alices), ["BYE :the operator removed your name's password: she forgot it"])
+        self.assertEqual(lines(self.bobs), ["ACCOUNT alice unprotected"])
 
     def test_a_name_claimed_at_login_joins_protected(self) -> None:
         self.server.register("carol", PASSWORD)
