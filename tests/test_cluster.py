@@ -26,9 +26,11 @@ from twisted.trial.unittest import SynchronousTestCase
 from msgsvc.hub.contracts import Kind, Message, RemoteUser, Stored, UserRecord
 from msgsvc.hub.conversations import conversation_key
 from msgsvc.hub.ids import MessageIds, message_id_floor
-from msgsvc.state.cluster import NODES, RedisCluster
+from msgsvc.auth.store import StillOnline
+from msgsvc.hub.contracts import Refusal, Refused
+from msgsvc.state.cluster import NODES, RedisCluster, sessions_key
 from msgsvc.state.inbox import BLOCK_MS, READ_COUNT, RETRY, ROUTE, TAKEN, Inbox, inbox_key, waiting_key
-from msgsvc.state.redis import RedisState
+from msgsvc.state.redis import LOG_LAST, ONLINE, RedisState
 from msgsvc.state.redislink import RedisUnavailable
 from msgsvc.state.redisurl import RedisURL
 
@@ -369,6 +371,35 @@ class ClusterTests(RedisCase):
         bob_again, log = one.register("bob")
         self.assertEqual(log[0], "WELCOME bob :welcome to msgsvc")
 
+    def test_an_accounts_sessions_on_two_nodes_get_its_messages_and_outlive_a_killed_node(self) -> None:
+        one, two = self.node(extra=["--max-sessions", "2"]), self.node(extra=["--max-sessions", "2"])
+        laptop, _ = one.register("alice :alice's password")
+        bob, _ = one.register("bob")
+        self.assertEqual(laptop.line(), "JOINED bob")
+        phone, welcome = two.register("alice :alice's password")
+        self.assertEqual(welcome[0], "WELCOME alice :welcome to msgsvc")
+        bob.send("SEND alice :hi")
+        self.assertEqual(bob.line(), "SENT 1 - -")  # one user, two sessions
+        self.assertEqual(laptop.line(), "MSG bob unicast alice :hi")
+        self.assertEqual(phone.line(), "MSG bob unicast alice :hi")
+        third = one.connect()
+        third.send("HELLO alice :alice's password")  # a third across the service: past --max-sessions
+        self.assertTrue(third.line().startswith("ERROR SESSIONS_FULL "))
+        carol, _ = one.register("carol")
+        other = two.connect()
+        other.send("HELLO carol")  # an unprotected name: one session in the whole service
+        self.assertEqual(other.line(), "ERROR USERNAME_TAKEN :carol is in use")
+        two.process.send_signal(signal.SIGKILL)  # the node of alice's phone
+        time.sleep(LEASE * 1.5)  # its lease over and swept
+        bob.send("PING :still here?")
+        self.assertEqual(bob.until("PONG :still here?"), ["JOINED carol", "PONG :still here?"])  # no LEFT
+        bob.send("SEND alice :and now")
+        self.assertEqual(bob.line(), "SENT 1 - -")
+        self.assertEqual(laptop.line(), "JOINED carol")
+        self.assertEqual(laptop.line(), "MSG bob unicast alice :and now")
+        laptop.send("QUIT")
+        self.assertEqual(bob.line(), "LEFT alice")
+
     def test_while_redis_is_away_each_node_keeps_its_own_users_talking(self) -> None:
         one, two = self.node(lease=30), self.node(lease=30)  # an outage shorter than the lease
         alice, _ = one.register("alice")
@@ -639,20 +670,21 @@ class InboxScriptTests(RedisCase):
 
 
 class _Hub:
-    """The hub's side of a node (:class:`msgsvc.hub.contracts.NetworkListener`): keeps the messages from
-    other nodes."""
+    """The hub's side of a node (:class:`msgsvc.hub.contracts.NetworkListener`): keeps the messages and
+    the presence from other nodes."""
 
     def __init__(self) -> None:
         self.messages: list[tuple[Message, tuple[str, ...]]] = []
+        self.presence: list[tuple[str, ...]] = []
 
     def remote_message(self, message: Message, keys: Sequence[str]) -> None:
         self.messages.append((message, tuple(keys)))
 
     def remote_joined(self, user: RemoteUser, first_seen: float, protected: bool, first_time: bool) -> None:
-        pass
+        self.presence.append(("joined", user.name, user.node))
 
     def remote_left(self, key: str, node: str, when: float) -> None:
-        pass
+        self.presence.append(("left", key, node))
 
     def remote_protected(self, key: str) -> None:
         pass
@@ -660,15 +692,15 @@ class _Hub:
     def resync(self, records: Iterable[UserRecord], online: Iterable[RemoteUser]) -> None:
         pass
 
-    def local_users(self) -> list[tuple[str, str, str, float]]:
+    def local_users(self) -> list[tuple[str, int, int, str, str, float]]:
         return []
 
     def drop_local(self, name: str | None, reason: str) -> None:
         pass
 
 
-class TwoNodesHistoryTests(RedisStateCase):
-    """Two nodes in this process on one redis-server: a message has one id everywhere, and one history."""
+class _TwoNodes(RedisStateCase):
+    """Nodes in this process on one redis-server, each with a :class:`_Hub`."""
 
     async def until(self, done: Any) -> None:
         deadline = time.monotonic() + 10
@@ -684,6 +716,10 @@ class TwoNodesHistoryTests(RedisStateCase):
         cluster.startService()
         self.addCleanup(cluster.stopService)
         return cluster, state, hub
+
+
+class TwoNodesHistoryTests(_TwoNodes):
+    """Two nodes: a message has one id everywhere, and one history."""
 
     async def test_a_message_sent_on_one_node_has_its_id_and_its_history_on_the_other(self) -> None:
         (a, on_a, _), (b, on_b, hub_b) = self.node("A"), self.node("B")
@@ -705,6 +741,82 @@ class TwoNodesHistoryTests(RedisStateCase):
         entry = Stored(unicast.id, unicast.at, conversation, "alice", Kind.UNICAST, ("bob",), "hi")
         await on_a.append([entry], 100)
         self.assertEqual(await on_b.page_before("alice,bob", None, 10, 0.0), ([entry], False))
+
+
+class SessionsAcrossNodesTests(_TwoNodes):
+    """One name's sessions on two nodes: held while any lives, within the allowance across the service."""
+
+    async def two(self) -> tuple[RedisCluster, _Hub, RedisCluster, _Hub]:
+        (a, _, hub_a), (b, _, hub_b) = self.node("A"), self.node("B")
+        await self.until(lambda: a.reachable() and b.reachable())
+        await deferLater(reactor, 0.1, lambda: None)  # both subscribed
+        return a, hub_a, b, hub_b
+
+    async def refusal(self, claim: Deferred[tuple[str, bool]]) -> Refusal:
+        try:
+            await claim
+        except Refused as e:
+            return e.refusal
+        self.fail("claimed")
+
+    async def online(self) -> dict[str, list[str]]:
+        """Who holds each name, as Redis has it: its sessions' fields."""
+        keys = await self.state.redis.execute("HKEYS", ONLINE)
+        return {key: sorted(await self.state.redis.execute("HKEYS", sessions_key(key))) for key in keys}
+
+    async def test_an_accounts_sessions_on_two_nodes_are_held_within_its_allowance(self) -> None:
+        a, hub_a, b, hub_b = await self.two()
+        self.assertEqual(await a.claim("Alice", "p1", "tcp", 1.0, False, 1, 3), ("Alice", True))
+        self.assertEqual(await b.claim("alice", "p2", "web", 2.0, True, 1, 3), ("Alice", False))
+        self.assertEqual(await a.claim("ALICE", "p3", "irc", 3.0, True, 2, 3), ("Alice", False))
+        full = await self.refusal(b.claim("alice", "p4", "tcp", 4.0, True, 2, 3))
+        self.assertEqual(full, Refusal.SESSIONS_FULL)
+        self.assertEqual(await self.online(), {"alice": ["A/1", "A/2", "B/1"]})
+        await self.until(lambda: ("joined", "Alice", "A") in hub_b.presence)
+        await self.until(lambda: ("joined", "Alice", "B") in hub_a.presence)
+        self.assertEqual(hub_b.presence, [("joined", "Alice", "A")])  # a node's first session only
+
+    async def test_an_unprotected_name_is_exclusive_across_the_service(self) -> None:
+        a, _, b, _ = await self.two()
+        await a.claim("bob", "p1", "tcp", 1.0, False, 1, 1)
+        taken = await self.refusal(b.claim("bob", "p2", "tcp", 2.0, True, 1, 1))
+        self.assertEqual(taken, Refusal.USERNAME_TAKEN)
+        await b.claim("alice", "p3", "tcp", 3.0, False, 2, 10)  # an account
+        taken = await self.refusal(a.claim("alice", "p4", "tcp", 4.0, True, 3, 1))  # not protected here
+        self.assertEqual(taken, Refusal.USERNAME_TAKEN)
+        self.assertEqual(await self.online(), {"bob": ["A/1"], "alice": ["B/2"]})
+
+    async def test_the_name_is_held_until_its_last_session_on_any_node_goes(self) -> None:
+        a, hub_a, b, hub_b = await self.two()
+        for node, session in ((a, 1), (a, 2), (b, 1)):
+            await node.claim("alice", "p", "tcp", 1.0, True, session, 10)
+        a.release("alice", 1, 5.0)
+        await deferLater(reactor, 0.1, lambda: None)
+        self.assertEqual(await self.online(), {"alice": ["A/2", "B/1"]})
+        self.assertNotIn(("left", "alice", "A"), hub_b.presence)
+        a.release("alice", 2, 6.0)
+        await self.until(lambda: ("left", "alice", "A") in hub_b.presence)
+        self.assertEqual(await self.online(), {"alice": ["B/1"]})
+        holder = json.loads(await self.state.redis.execute("HGET", ONLINE, "alice"))
+        self.assertEqual(holder["node"], "B")  # the name's holder is one still there
+        b.release("alice", 1, 7.0)
+        await self.until(lambda: ("left", "alice", "B") in hub_a.presence)
+        self.assertEqual(await self.online(), {})
+        self.assertEqual(await self.state.redis.execute("HGET", LOG_LAST, "alice"), "7.0")
+
+    async def test_a_dead_node_takes_only_its_own_sessions(self) -> None:
+        a, _, b, hub_b = await self.two()
+        await a.claim("alice", "p", "tcp", 1.0, False, 1, 10)
+        await b.claim("alice", "p", "web", 2.0, True, 1, 10)
+        await a.claim("carol", "p", "tcp", 3.0, False, 2, 1)
+        await a.stopService()  # its lease ends: the next sweep of B takes its sessions
+        await self.until(lambda: ("left", "carol", "A") in hub_b.presence)
+        self.assertIn(("left", "alice", "A"), hub_b.presence)
+        self.assertEqual(await self.online(), {"alice": ["B/1"]})
+        holder = json.loads(await self.state.redis.execute("HGET", ONLINE, "alice"))
+        self.assertEqual(holder["node"], "B")
+        with self.assertRaises(StillOnline):  # held by B
+            await self.state.remove("alice", "gone", 9.0)
 
 
 class _Reads:

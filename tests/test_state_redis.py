@@ -238,7 +238,7 @@ class RedisKeysTests(RedisStateCase):
             if name.isupper() and isinstance(value, str) and value.startswith(redis.PREFIX)
         }
         self.assertIn(QUEUE_COUNT, fixed)
-        named = [*NAMED, cluster.node_key("")]  # a node's name has no ":", so its keys are its own
+        named = [*NAMED, cluster.node_key(""), cluster.sessions_key("")]  # a node's name has no ":"
         self.assertEqual([(key, prefix) for key in fixed for prefix in named if key.startswith(prefix)], [])
 
     async def test_an_older_msgsvcs_counters_are_moved_once_by_whichever_node_starts_first(self) -> None:

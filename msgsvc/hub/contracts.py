@@ -374,18 +374,21 @@ class Network(Protocol):
         """This node's name, as the server window shows it; None for a server alone."""
 
     def claim(
-        self, name: str, peer: str, front: str, since: float, known: bool
+        self, name: str, peer: str, front: str, since: float, known: bool, session: int, sessions: int
     ) -> Deferred[tuple[str, bool]]:
-        """Hold ``name`` for a user of this node in the whole service, and put it in the log.
+        """Hold ``name`` for one session (``session``: its id on this node) in the whole service, and put
+        it in the log.  ``sessions``: the name's allowance, 1 for an unprotected name (held by no other
+        node), more for an account (its sessions on every node together).
 
         Fires with the name as the log spells it and whether it is new to the
         log (``known``: this node's log has it); fails with
-        Refused(USERNAME_TAKEN) if another node holds it, or with a
+        Refused(USERNAME_TAKEN) if another node holds it and the allowance is 1,
+        Refused(SESSIONS_FULL) if the account has its allowance of sessions, or with a
         StoreError if that cannot be known now.
         """
 
-    def release(self, name: str, when: float) -> None:
-        """The user of this node holding ``name`` left at ``when``."""
+    def release(self, name: str, session: int, when: float) -> None:
+        """The session ``session`` of this node holding ``name`` left at ``when``."""
 
     def route(self, message: Message, keys_by_node: dict[str, list[str]]) -> Deferred[set[str]]:
         """Send ``message`` to these users of other nodes; fires with the nodes that took it, to deliver
@@ -408,10 +411,10 @@ class NetworkListener(Protocol):
         """Deliver a message from another node's user to these users here (a broadcast: to all)."""
 
     def remote_joined(self, user: RemoteUser, first_seen: float, protected: bool, first_time: bool) -> None:
-        """``user`` came online on another node."""
+        """``user`` came online on another node (its first session there)."""
 
     def remote_left(self, key: str, node: str, when: float) -> None:
-        """The user holding name ``key`` on ``node`` left it (or the node died) at ``when``."""
+        """The last session of name ``key`` on ``node`` left it (or the node died) at ``when``."""
 
     def remote_protected(self, key: str) -> None:
         """A password was set for the name ``key`` (on any node)."""
@@ -419,8 +422,9 @@ class NetworkListener(Protocol):
     def resync(self, records: Iterable[UserRecord], online: Iterable[RemoteUser]) -> None:
         """Take the log and who is online elsewhere as the network has them now (after it reconnected)."""
 
-    def local_users(self) -> list[tuple[str, str, str, float]]:
-        """This node's online users: name, peer, front, since (to claim again after a reconnection)."""
+    def local_users(self) -> list[tuple[str, int, int, str, str, float]]:
+        """This node's online sessions: name, session, the name's allowance (as :meth:`Network.claim`
+        takes them), peer, front, since (to claim again after a reconnection)."""
 
     def drop_local(self, name: str | None, reason: str) -> None:
         """Disconnect this node's user ``name`` (None: every one), whose claim the network lost."""

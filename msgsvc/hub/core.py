@@ -93,8 +93,9 @@ class Hub:
             self._emit,
             self.set_protected,
             self._settle,
+            max_sessions,
         )
-        self._remote = self.nodes.remote  # users online on other nodes, by name key
+        self._remote = self.nodes.remote  # users online on other nodes, by name key, then node
 
     # -- observers -------------------------------------------------------
 
@@ -160,8 +161,10 @@ class Hub:
             refusal = Refused(
                 Refusal.SESSIONS_FULL, f"{account.record.name} has its limit of {self._max_sessions} sessions"
             )
-        elif account is None and key in self._remote:
-            refusal = Refused(Refusal.USERNAME_TAKEN, f"{self._remote[key].name} is in use")
+        elif account is None and (remote := self.nodes.elsewhere(key)) is not None and not (
+            attach and self._log[key].protected
+        ):
+            refusal = Refused(Refusal.USERNAME_TAKEN, f"{remote.name} is in use")
         elif len(self._registered) >= self._max_clients:
             refusal = Refused(
                 Refusal.SERVER_FULL, f"the server holds its limit of {self._max_clients} users"
@@ -190,8 +193,7 @@ class Hub:
         if session.gone:
             return succeed(None)
         if account.online:
-            self._open(session)
-            return succeed(user)
+            return self._claim_more(user)
         admitted: Deferred[User | None] = Deferred()
         self._admitting.setdefault(account, []).append((user, admitted))
         if not account.claiming:
@@ -200,7 +202,8 @@ class Hub:
         return admitted
 
     def _claim(self, account: Account, first: Session) -> None:
-        """Claim ``account``'s name for its first session, then bring its sessions online."""
+        """Claim ``account``'s name for its first session, then bring it online, and its other sessions
+        once each is claimed (:meth:`_claim_more`)."""
         record = account.record
         key = username_key(record.name)
         now = self._clock.seconds()
@@ -208,26 +211,31 @@ class Hub:
 
         def held(claim: tuple[str, bool]) -> None:
             spelled, first_time = claim
-            account.claiming = False
-            waiting = self._admitting.pop(account, [])
-            live = [user.session for user, _ in waiting if not user.session.gone]
-            if not live:  # every session being admitted left meanwhile
-                network.release(spelled, self._clock.seconds())
-                for _, admitted in waiting:
+            if first.gone:  # it left meanwhile: the next session waiting claims, if any
+                network.release(spelled, first.id, self._clock.seconds())
+                waiting = [user.session for user, _ in self._admitting.get(account, []) if not user.session.gone]
+                if waiting:
+                    self._claim(account, waiting[0])
+                    return
+                account.claiming = False
+                for _, admitted in self._admitting.pop(account, []):
                     admitted.callback(None)
                 return
+            account.claiming = False
             record.name = spelled  # another node may have put it in the log first
             self._log[key] = record
             account.seen_before = 0.0 if first_time else record.last_seen
             record.last_seen = now
             account.online = True
-            for session in live:
-                session.online = True
-            self._emit(UserJoined(record.name, live[0].peer, first_time))
-            for count, session in enumerate(live, 1):
-                self._emit(SessionOpened(record.name, session.peer, session.participant.front, count))
-            for user, admitted in waiting:
-                admitted.callback(None if user.session.gone else user)
+            first.online = True
+            if key not in self._remote:  # online on another node already: not news
+                self._emit(UserJoined(record.name, first.peer, first_time))
+            self._emit(SessionOpened(record.name, first.peer, first.participant.front, 1))
+            for user, admitted in self._admitting.pop(account, []):
+                if user.session is first:
+                    admitted.callback(user)
+                else:
+                    self._claim_more(user).chainDeferred(admitted)
 
         def failed(failure: Failure) -> None:
             account.claiming = False
@@ -242,9 +250,31 @@ class Hub:
                 admitted.errback(failure)
 
         known = key in self._log
-        network.claim(record.name, first.peer, first.participant.front, first.since, known).addCallbacks(
-            held, failed
-        )
+        network.claim(
+            record.name, first.peer, first.participant.front, first.since, known, first.id, self.nodes.allowance(record)
+        ).addCallbacks(held, failed)
+
+    def _claim_more(self, user: User) -> Deferred[User | None]:
+        """Claim a further session of an account online here, within its allowance in the service; then
+        bring it online.  Refused, it logs out."""
+        session = user.session
+        record = session.record
+
+        def held(_: object) -> User | None:
+            if session.gone:
+                self._network.release(record.name, session.id, self._clock.seconds())
+                return None
+            self._open(session)
+            return user
+
+        def failed(failure: Failure) -> Failure:
+            self.unregister(session)
+            return failure
+
+        return self._network.claim(
+            record.name, session.peer, session.participant.front, session.since, True, session.id,
+            self.nodes.allowance(record),
+        ).addCallbacks(held, failed)
 
     def _open(self, session: Session) -> None:
         """Bring a further session of an account online here."""
@@ -265,6 +295,7 @@ class Hub:
         record = account.record
         if session.online:
             count = len(account.online_sessions())
+            self._network.release(record.name, session.id, self._clock.seconds())
             self._emit(SessionClosed(record.name, session.peer, session.participant.front, count))
         if account.receiver is session:
             account.receiver = None
@@ -279,10 +310,9 @@ class Hub:
             del self._sessions[key]
         if not account.online:
             return
-        now = self._clock.seconds()
-        record.last_seen = now
-        self._network.release(record.name, now)
-        self._emit(UserLeft(record.name, session.peer))
+        record.last_seen = self._clock.seconds()
+        if key not in self._remote:  # else online on another node still
+            self._emit(UserLeft(record.name, session.peer))
 
     # -- the log ---------------------------------------------------------
 
@@ -292,7 +322,7 @@ class Hub:
 
     def _view(self, key: str, record: UserRecord) -> UserView:
         account = self._online_account(key)
-        remote = self._remote.get(key) if account is None else None
+        remote = self.nodes.elsewhere(key) if account is None else None
         waiting = self._queue.waiting.get(key, 0)
         if remote is not None:
             return UserView(
@@ -348,7 +378,8 @@ class Hub:
 
     def online_count(self) -> int:
         """Users online, on every node."""
-        return sum(1 for a in self._sessions.values() if a.online) + len(self._remote)
+        here = sum(1 for a in self._sessions.values() if a.online)
+        return here + sum(1 for key in self._remote if self._online_account(key) is None)
 
     def _online_sessions(self) -> Iterable[Session]:
         return (s for a in self._sessions.values() for s in a.sessions if s.online)
@@ -463,13 +494,14 @@ class Hub:
         for name in names:
             key = username_key(name)
             account = self._online_account(key)
+            for node in self.nodes.nodes_of(key):  # its sessions on other nodes (an account's too)
+                elsewhere.setdefault(node, []).append(key)
             if account is not None:
                 targets.append(account)
                 group.append(account.record.name)
                 continue
-            remote = self._remote.get(key)
+            remote = self.nodes.elsewhere(key)
             if remote is not None:
-                elsewhere.setdefault(remote.node, []).append(key)
                 group.append(remote.name)
                 continue
             record = self._log.get(key)
@@ -478,6 +510,10 @@ class Hub:
                 if record.protected and queue:
                     absent.append(record)
             offline.append(record.name if record is not None else name)
+        own = username_key(sender.record.name)
+        for node in self.nodes.nodes_of(own):  # the sender's sessions elsewhere see what it sent
+            if own not in elsewhere.get(node, ()):
+                elsewhere.setdefault(node, []).append(own)
         kind = Kind.UNICAST if len(names) == 1 else Kind.MULTICAST
         message = Message(sender.record.name, kind, tuple(group), text, *self._ids.make())
         if elsewhere or sender.outgoing:

@@ -50,7 +50,7 @@ class Alone:
         self._store = store
 
     def claim(
-        self, name: str, peer: str, front: str, since: float, known: bool
+        self, name: str, peer: str, front: str, since: float, known: bool, session: int, sessions: int
     ) -> Deferred[tuple[str, bool]]:
         written = self._store.record_seen(name, self._clock.seconds())
         if not known:
@@ -60,7 +60,7 @@ class Alone:
         written.addErrback(lambda f: self.log.failure("could not record when {name} came back", f, name=name))
         return succeed((name, False))
 
-    def release(self, name: str, when: float) -> None:
+    def release(self, name: str, session: int, when: float) -> None:
         self._store.record_seen(name, when).addErrback(
             lambda f: self.log.failure("could not record when {name} left", f, name=name)
         )
@@ -92,8 +92,10 @@ class Nodes:
         emit: Callable[[Event], None],
         protect: Callable[[str, bool, str], None],
         settle: Callable[[Message, Report, list[UserRecord]], Report | Deferred[Report]],
+        max_sessions: int,
     ) -> None:
-        """``settle``: keeps a message routed (the hub's history) and queues it for those absent."""
+        """``settle``: keeps a message routed (the hub's history) and queues it for those absent;
+        ``max_sessions``: an account's sessions on every node together."""
         self._clock = clock
         self.network = network
         self._users = users
@@ -102,10 +104,29 @@ class Nodes:
         self._emit = emit
         self._protect = protect
         self._settle = settle
-        self.remote: dict[str, RemoteUser] = {}  # users online on other nodes, by name key
+        self._max_sessions = max_sessions
+        #: users online on other nodes, by name key, then by node (its first session there): a name online
+        #: here may be too, an account's
+        self.remote: dict[str, dict[str, RemoteUser]] = {}
+
+    def allowance(self, record: UserRecord) -> int:
+        """How many sessions ``record``'s name may have in the service: an account's, or one."""
+        return self._max_sessions if record.protected else 1
+
+    def elsewhere(self, key: str) -> RemoteUser | None:
+        """The name ``key`` as online on another node (its first there), None if it is on none."""
+        return next(iter(self.remote.get(key, {}).values()), None)
+
+    def nodes_of(self, key: str) -> list[str]:
+        """The other nodes the name ``key`` has sessions on."""
+        return list(self.remote.get(key, ()))
 
     def _online(self) -> list[Session]:
         return [s for a in self._sessions.values() for s in a.sessions if s.online]
+
+    def _online_here(self, key: str) -> bool:
+        account = self._sessions.get(key)
+        return account is not None and account.online
 
     def route(
         self,
@@ -128,27 +149,30 @@ class Nodes:
             routing = self.network.route(message, elsewhere)
 
         def routed(reached: set[str]) -> Report | Deferred[Report]:
-            here = []
+            # A name counts once however many nodes have its sessions; the sender's own other sessions
+            # elsewhere get its message, and do not count unless it named itself.
+            here, got, missed = [], set(), []  # missed: in order, the names gone here, then elsewhere
             for target in targets:
-                record = target.record
-                account = self._sessions.get(username_key(record.name))
+                key = username_key(target.record.name)
+                account = self._sessions.get(key)
                 if account is not None and account.online:
                     here.append(account)
-                    continue
-                offline.append(record.name)
-                if record.protected and queue:
-                    absent.append(record)
+                    got.add(key)
+                else:
+                    missed.append(key)
             deliver(message, here, sender)
-            delivered = len(here)
             for node, keys in elsewhere.items():
                 if node in reached:
-                    delivered += len(keys)
-                    continue
-                for key in keys:  # its node is gone or behind: offline, and waiting if protected
+                    got.update(keys)
+                else:
+                    missed.extend(keys)
+            for key in dict.fromkeys(missed):  # gone here, its nodes gone or behind: offline
+                if key not in got:
                     record = self._users[key]
                     offline.append(record.name)
                     if record.protected and queue:
                         absent.append(record)
+            delivered = len(got.intersection(username_key(name) for name in message.recipients))
             return self._settle(message, Report(message.id, message.at, delivered, tuple(offline)), absent)
 
         def failed(failure: Failure) -> Failure:
@@ -168,7 +192,12 @@ class Nodes:
             return len(accounts)
 
         def counted(reached: set[str], delivered: int) -> Report:
-            reached_there = sum(1 for u in self.remote.values() if u.node in reached)
+            # the names elsewhere, not counted here, on a node that took it
+            reached_there = sum(
+                1
+                for key, nodes in self.remote.items()
+                if key != own and not self._online_here(key) and not reached.isdisjoint(nodes)
+            )
             return Report(message.id, message.at, delivered + reached_there, ())
 
         def failed(failure: Failure, delivered: int) -> Report:
@@ -236,8 +265,8 @@ class Nodes:
             if recipient is not None and recipient.online:
                 for session in recipient.online_sessions():
                     session.participant.receive(message)
-            elif (record := self._users.get(key)) is not None and record.protected:
-                absent.append(record)
+            elif (record := self._users.get(key)) is not None and record.protected and key not in self.remote:
+                absent.append(record)  # online nowhere: another node cannot have given it
         if absent:
             told = Report(message.id, message.at, 0, ())
             self._queue.enqueue(message, absent, told).addCallback(self._lost, message, absent)
@@ -255,30 +284,33 @@ class Nodes:
             )
 
     def remote_joined(self, user: RemoteUser, first_seen: float, protected: bool, first_time: bool) -> None:
-        """``user`` came online on another node."""
+        """``user`` came online on another node (its first session there): JOINED if the name was online
+        nowhere else."""
         key = username_key(user.name)
-        account = self._sessions.get(key)
-        if account is not None and account.online:
-            return  # ours until the network says otherwise (drop_local, or a kick)
-        before = self.remote.get(key)
-        if before == user:
+        nodes = self.remote.setdefault(key, {})
+        if nodes.get(user.node) == user:
             return  # heard again, after a resync
-        if before is not None:  # its old node died without a word: it left there first
-            self._emit(UserLeft(before.name, before.peer, before.node))
+        online = bool(nodes) or self._online_here(key)
+        nodes[user.node] = user
         record = self._users.get(key)
         if record is None:
             record = self._users[key] = UserRecord(user.name, first_seen, user.since, protected)
-        record.last_seen = user.since
+        record.last_seen = max(record.last_seen, user.since)
         record.protected = protected
-        self.remote[key] = user
-        self._emit(UserJoined(user.name, user.peer, first_time, user.node))
+        if not online:
+            self._emit(UserJoined(user.name, user.peer, first_time, user.node))
 
     def remote_left(self, key: str, node: str, when: float) -> None:
-        """The user holding name ``key`` on ``node`` left it (or the node died) at ``when``."""
-        user = self.remote.get(key)
-        if user is None or user.node != node:
+        """The last session of name ``key`` on ``node`` left it (or the node died) at ``when``: LEFT if the
+        name is online nowhere else."""
+        nodes = self.remote.get(key, {})
+        user = nodes.pop(node, None)
+        if user is None:
             return
-        del self.remote[key]
+        if not nodes:
+            del self.remote[key]
+        if nodes or self._online_here(key):
+            return
         record = self._users.get(key)
         if record is not None:
             record.last_seen = when
@@ -299,20 +331,24 @@ class Nodes:
                 self._users[key] = record
             else:
                 mine.protected = record.protected
-        now = {username_key(u.name): u for u in online}
-        for key, user in list(self.remote.items()):
-            if now.get(key) != user:
-                self.remote_left(key, user.node, self._clock.seconds())
-        for user in now.values():
-            known = self._users.get(username_key(user.name))
+        now: dict[tuple[str, str], RemoteUser] = {(username_key(u.name), u.node): u for u in online}
+        for key, nodes in list(self.remote.items()):
+            for node, user in list(nodes.items()):
+                if now.get((key, node)) != user:
+                    self.remote_left(key, node, self._clock.seconds())
+        for (key, _), user in now.items():
+            known = self._users.get(key)
             if known is not None:
                 self.remote_joined(user, known.first_seen, known.protected, False)
         self._emit(LogLoaded(len(self._users), resync=True))
 
-    def local_users(self) -> list[tuple[str, str, str, float]]:
-        """This node's online users: name, peer, front, since (to claim again after a reconnection)."""
-        firsts = (a.online_sessions()[0] for a in self._sessions.values() if a.online)
-        return [(s.record.name, s.peer, s.participant.front, s.since) for s in firsts]
+    def local_users(self) -> list[tuple[str, int, int, str, str, float]]:
+        """This node's online sessions: name, session, the name's allowance, peer, front, since (to claim
+        again after a reconnection)."""
+        return [
+            (s.record.name, s.id, self.allowance(s.record), s.peer, s.participant.front, s.since)
+            for s in self._online()
+        ]
 
     def drop_local(self, name: str | None, reason: str) -> None:
         """Disconnect this node's user ``name`` (None: every one), whose claim the network lost."""

@@ -2,13 +2,18 @@
 
 Every server started with the same ``--redis`` URL is a *node*.  A node
 holds a lease, ``msgsvc:node:ID`` with an expiry, renewed four times a
-lease; a name online anywhere is in ``msgsvc:online`` (name key -> the
-node, address, front and time of its holder) and in its node's set
-``msgsvc:node:ID:users``.  Claiming a name is one Lua script: it is free if
-nobody holds it or its holder's node has no lease, so two nodes racing for
-one name admit one.  The same script puts the name in the username log and
-publishes ``joined`` on ``msgsvc:presence`` before the client is welcomed,
-so every node hears of a user before its first message.
+lease; each session of a name is in ``msgsvc:sessions:NAME`` (``ID/SESSION``
+-> the node, address, front and time of its holder), the name in its nodes'
+sets ``msgsvc:node:ID:users`` and, while any session lives, in
+``msgsvc:online`` (name key -> one of its holders).  Claiming a session is
+one Lua script: it forgets the sessions of nodes without a lease, then
+admits an unprotected name only if no other node holds it, and an account's
+session only within its allowance (``--max-sessions``, across the service),
+so two nodes racing for one name admit one.  The same script puts the name
+in the username log and publishes ``joined`` (a node's first session of the
+name) on ``msgsvc:presence`` before the client is welcomed, so every node
+hears of a user before its first message; ``left`` says a node's last one
+went.
 
 A message for users of another node is written to that node's inbox, a
 Redis Stream it reads and deletes as it delivers (:mod:`msgsvc.state.inbox`),
@@ -19,12 +24,13 @@ go in one script, each node's together in one entry: per pass, not per
 message.  Each node subscribes to ``msgsvc:presence`` on a connection of its
 own, and reads its inbox on another.
 
-Every renewal also sweeps: a node whose lease is gone has its users'
-claims removed, each published as ``left``, and its inbox deleted.  A
-node that cannot renew its lease in time (Redis away) disconnects its own
-users before the lease can end, so that no name is ever held twice; when
-Redis is back it claims its remaining users again (one taken meanwhile
-elsewhere is disconnected here) and reads who is online anew.
+Every renewal also sweeps: a node whose lease is gone has its sessions
+removed (``left`` published for each name it held; a name with sessions on
+other nodes stays online), and its inbox deleted.  A node that cannot renew
+its lease in time (Redis away) disconnects its own users before the lease
+can end, so that no name is ever held twice; when Redis is back it forgets
+the sessions it no longer has, claims its remaining ones again (one taken
+meanwhile elsewhere is disconnected here) and reads who is online anew.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ from twisted.python.failure import Failure
 from msgsvc.hub.contracts import Kind, Message, NetworkListener, Refusal, Refused, RemoteUser
 from msgsvc.hub.rules import username_key
 from msgsvc.state.inbox import ROUTE, Inbox, inbox_key, waiting_key
-from msgsvc.state.redis import ACCOUNTS, LOG_FIRST, LOG_LAST, LOG_NAME, ONLINE, PREFIX, RedisState, pairs
+from msgsvc.state.redis import ACCOUNTS, LOG_FIRST, LOG_LAST, LOG_NAME, ONLINE, PREFIX, RedisState
 from msgsvc.state.redislink import RedisUnavailable, Script, Subscription
 
 NODES = f"{PREFIX}nodes"
@@ -59,93 +65,188 @@ def users_key(node: str) -> str:
     return f"{PREFIX}node:{node}:users"
 
 
+def sessions_key(key: str) -> str:
+    """A name's sessions: ``NODE/SESSION`` -> its holder (JSON: node, peer, front, since)."""
+    return f"{PREFIX}sessions:{key}"
+
+
 def default_node_name() -> str:
     """This machine's name, the process id and a random part: unique, and readable in the window."""
     return f"{socket.gethostname().split('.')[0]}-{os.getpid()}-{os.urandom(2).hex()}".replace(":", "-")
 
 
-# KEYS: online, my lease, my users, log name, log first, log last, accounts
-# ARGV: name key, name, node, holder (JSON), now
-CLAIM = Script(
-    """
-if redis.call('EXISTS', KEYS[2]) == 0 then return {'nolease'} end
-local held = redis.call('HGET', KEYS[1], ARGV[1])
-if held then
-  local holder = cjson.decode(held)
-  if holder.node ~= ARGV[3] and redis.call('EXISTS', 'msgsvc:node:' .. holder.node) == 1 then
-    return {'taken', redis.call('HGET', KEYS[4], ARGV[1]) or ARGV[2]}
+# alive(node): whether the node holds its lease.  forget_dead(sessions, me): drops the sessions of nodes
+# without a lease from a name's sessions (field -> holder JSON); returns the sessions left (as a table)
+# and how many are on other nodes than `me`.  settle(key, sessions, gone, now): after sessions of node
+# `gone` went: if it holds none of the name any more, `left` is published for it, and the name's online
+# holder moves to a session left (none: the name is offline, last seen `now`).  Returns whether `gone`
+# still holds some.  forget_mine(users, node, kept, now): drops the sessions of `node` but those `kept`
+# (field -> true), settling each name.
+SESSIONS = """
+local function alive(node)
+  return redis.call('EXISTS', 'msgsvc:node:' .. node) == 1
+end
+local function forget_dead(sessions, me)
+  local left, others, live = {}, 0, {}
+  local flat = redis.call('HGETALL', sessions)
+  for i = 1, #flat, 2 do
+    local node = cjson.decode(flat[i + 1]).node
+    if live[node] == nil then live[node] = node == me or alive(node) end
+    if live[node] then
+      left[flat[i]] = flat[i + 1]
+      if node ~= me then others = others + 1 end
+    else
+      redis.call('HDEL', sessions, flat[i])
+    end
+  end
+  return left, others
+end
+local function settle(key, sessions, gone, now)
+  local holder = false
+  local flat = redis.call('HGETALL', sessions)
+  for i = 2, #flat, 2 do
+    if cjson.decode(flat[i]).node == gone then return true end
+    holder = holder or flat[i]
+  end
+  if holder then
+    local online = redis.call('HGET', 'msgsvc:online', key)
+    if not online or cjson.decode(online).node == gone then
+      redis.call('HSET', 'msgsvc:online', key, holder)
+    end
+  else
+    redis.call('HDEL', 'msgsvc:online', key)
+    redis.call('HSET', 'msgsvc:log:last', key, now)
+  end
+  redis.call('PUBLISH', 'msgsvc:presence',
+    cjson.encode({e = 'left', key = key, node = gone, at = tonumber(now)}))
+  return false
+end
+local function forget_mine(users, node, kept, now)
+  for _, key in ipairs(redis.call('SMEMBERS', users)) do
+    local sessions, gone = 'msgsvc:sessions:' .. key, false
+    local flat = redis.call('HGETALL', sessions)
+    for i = 1, #flat, 2 do
+      if not kept[flat[i]] and cjson.decode(flat[i + 1]).node == node then
+        redis.call('HDEL', sessions, flat[i])
+        gone = true
+      end
+    end
+    if gone and not settle(key, sessions, node, now) then redis.call('SREM', users, key) end
   end
 end
+"""
+
+# Holds a name for one session of this node, within its allowance across the service: one (exclusive) for
+# an unprotected name, refused if any other node holds it; more for an account.  The first session of the
+# name on this node is published as ``joined``.
+# KEYS: online, my lease, my users, log name, log first, log last, accounts, the name's sessions
+# ARGV: name key, name, node, holder (JSON), now, session field, allowance
+CLAIM = Script(
+    SESSIONS
+    + """
+if redis.call('EXISTS', KEYS[2]) == 0 then return {'nolease'} end
+local sessions, others = forget_dead(KEYS[8], ARGV[3])
+local count, here = 0, false
+for field, held in pairs(sessions) do
+  if field ~= ARGV[6] then
+    count = count + 1
+    if cjson.decode(held).node == ARGV[3] then here = true end
+  end
+end
+local spelled = redis.call('HGET', KEYS[4], ARGV[1]) or ARGV[2]
+local allowance = tonumber(ARGV[7])
+if allowance == 1 and others > 0 then return {'taken', spelled} end
+if count >= allowance then return {'full', spelled, allowance} end
 local new = redis.call('HSETNX', KEYS[4], ARGV[1], ARGV[2])
 if new == 1 then redis.call('HSET', KEYS[5], ARGV[1], ARGV[5]) end
 redis.call('HSET', KEYS[6], ARGV[1], ARGV[5])
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
+redis.call('HSET', KEYS[8], ARGV[6], ARGV[4])
+local online = redis.call('HGET', KEYS[1], ARGV[1])
+if not online or not alive(cjson.decode(online).node) then redis.call('HSET', KEYS[1], ARGV[1], ARGV[4]) end
 redis.call('SADD', KEYS[3], ARGV[1])
 local name = redis.call('HGET', KEYS[4], ARGV[1])
-redis.call('PUBLISH', 'msgsvc:presence', cjson.encode({
-  e = 'joined', key = ARGV[1], name = name, holder = ARGV[4], new = new,
-  first_seen = tonumber(redis.call('HGET', KEYS[5], ARGV[1])),
-  protected = redis.call('HEXISTS', KEYS[7], ARGV[1])}))
+if not here and not sessions[ARGV[6]] then
+  redis.call('PUBLISH', 'msgsvc:presence', cjson.encode({
+    e = 'joined', key = ARGV[1], name = name, holder = ARGV[4], new = new,
+    first_seen = tonumber(redis.call('HGET', KEYS[5], ARGV[1])),
+    protected = redis.call('HEXISTS', KEYS[7], ARGV[1])}))
+end
 return {'held', name, new}
 """
 )
 
-# KEYS: online, my users, log last; ARGV: name key, node, now
+# Lets one session of this node go.  KEYS: my users, the name's sessions; ARGV: name key, node, now, field
 RELEASE = Script(
-    """
-local held = redis.call('HGET', KEYS[1], ARGV[1])
-if not held or cjson.decode(held).node ~= ARGV[2] then return 0 end
-redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('SREM', KEYS[2], ARGV[1])
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
-redis.call('PUBLISH', 'msgsvc:presence',
-  cjson.encode({e = 'left', key = ARGV[1], node = ARGV[2], at = tonumber(ARGV[3])}))
+    SESSIONS
+    + """
+if redis.call('HDEL', KEYS[2], ARGV[4]) == 0 then return 0 end
+if not settle(ARGV[1], KEYS[2], ARGV[2], ARGV[3]) then redis.call('SREM', KEYS[1], ARGV[1]) end
+return 1
+"""
+)
+
+# Drops this node's sessions that it no longer has (they left while Redis was away, or it dropped them
+# when its lease ended), before it claims those it has again.  KEYS: my users; ARGV: node, now, the
+# fields of the sessions it has...
+FORGET_GONE = Script(
+    SESSIONS
+    + """
+local kept = {}
+for i = 3, #ARGV do kept[ARGV[i]] = true end
+forget_mine(KEYS[1], ARGV[1], kept, ARGV[2])
 return 1
 """
 )
 
 # Renews this node's lease (and says how much may wait in its inbox), and sweeps the nodes whose
-# lease is gone.  KEYS: nodes, online, log last; ARGV: node, lease in ms, about (JSON), now, inbox
-# limit in bytes.  Returns the nodes alive.
+# lease is gone: their sessions go, and a name held by none any more is offline.  A node taking its lease
+# anew has dropped every user: its sessions left in Redis go too.  KEYS: nodes; ARGV: node, lease in ms,
+# about (JSON), now, inbox limit in bytes, 1 if the lease is taken anew.  Returns the nodes alive.
 HEARTBEAT = Script(
-    """
+    SESSIONS
+    + """
 redis.call('SET', 'msgsvc:node:' .. ARGV[1], ARGV[3], 'PX', ARGV[2])
 redis.call('HSET', 'msgsvc:node:' .. ARGV[1] .. ':waiting', 'limit', ARGV[5])
 redis.call('SADD', KEYS[1], ARGV[1])
-local alive = {}
+if ARGV[6] == '1' then forget_mine('msgsvc:node:' .. ARGV[1] .. ':users', ARGV[1], {}, ARGV[4]) end
+local nodes = {}
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  if redis.call('EXISTS', 'msgsvc:node:' .. id) == 1 then
-    table.insert(alive, id)
+  if alive(id) then
+    table.insert(nodes, id)
   else
     for _, key in ipairs(redis.call('SMEMBERS', 'msgsvc:node:' .. id .. ':users')) do
-      local held = redis.call('HGET', KEYS[2], key)
-      if held and cjson.decode(held).node == id then
-        redis.call('HDEL', KEYS[2], key)
-        redis.call('HSET', KEYS[3], key, ARGV[4])
-        redis.call('PUBLISH', 'msgsvc:presence',
-          cjson.encode({e = 'left', key = key, node = id, at = tonumber(ARGV[4])}))
+      local sessions = 'msgsvc:sessions:' .. key
+      local flat = redis.call('HGETALL', sessions)
+      for i = 1, #flat, 2 do
+        if cjson.decode(flat[i + 1]).node == id then redis.call('HDEL', sessions, flat[i]) end
       end
+      settle(key, sessions, id, ARGV[4])
     end
     redis.call('DEL', 'msgsvc:node:' .. id .. ':users', 'msgsvc:node:' .. id .. ':inbox',
       'msgsvc:node:' .. id .. ':waiting')
     redis.call('SREM', KEYS[1], id)
   end
 end
-return alive
+return nodes
 """
 )
 
-# Who is online on a node that is alive: name key, holder (JSON), ...
+# Who is online on the nodes alive: name key, holder (JSON), ... (one holder a node a name).
 ONLINE_NOW = Script(
-    """
-local out, alive = {}, {}
-local flat = redis.call('HGETALL', KEYS[1])
-for i = 1, #flat, 2 do
-  local node = cjson.decode(flat[i + 1]).node
-  if alive[node] == nil then alive[node] = redis.call('EXISTS', 'msgsvc:node:' .. node) == 1 end
-  if alive[node] then
-    table.insert(out, flat[i])
-    table.insert(out, flat[i + 1])
+    SESSIONS
+    + """
+local out, live = {}, {}
+for _, key in ipairs(redis.call('HKEYS', KEYS[1])) do
+  local seen = {}
+  local flat = redis.call('HGETALL', 'msgsvc:sessions:' .. key)
+  for i = 2, #flat, 2 do
+    local node = cjson.decode(flat[i]).node
+    if live[node] == nil then live[node] = alive(node) end
+    if live[node] and not seen[node] then
+      seen[node] = true
+      table.insert(out, key)
+      table.insert(out, flat[i])
+    end
   end
 end
 return out
@@ -264,8 +365,8 @@ class RedisCluster(Service):
 
         return self._redis.script(
             HEARTBEAT,
-            [NODES, ONLINE, LOG_LAST],
-            [self.node, int(ttl * 1000), self._about, sent, self._inbox_limit],
+            [NODES],
+            [self.node, int(ttl * 1000), self._about, sent, self._inbox_limit, int(not self._holds_lease())],
         ).addCallbacks(renewed, failed)
 
     def _redis_back(self, _: None) -> None:
@@ -289,7 +390,7 @@ class RedisCluster(Service):
         return self._redis.connected and self._holds_lease()
 
     def claim(
-        self, name: str, peer: str, front: str, since: float, known: bool
+        self, name: str, peer: str, front: str, since: float, known: bool, session: int, sessions: int
     ) -> Deferred[tuple[str, bool]]:
         key = username_key(name)
         holder = json.dumps({"node": self.node, "peer": peer, "front": front, "since": since})
@@ -300,21 +401,30 @@ class RedisCluster(Service):
                     return str(spelled), bool(int(new))
                 case ["taken", spelled]:
                     raise Refused(Refusal.USERNAME_TAKEN, f"{spelled} is in use")
+                case ["full", spelled, allowance]:
+                    raise Refused(
+                        Refusal.SESSIONS_FULL, f"{spelled} has its {allowance} sessions open already"
+                    )
                 case _:
                     raise no_lease
 
         no_lease = RedisUnavailable("this node holds no lease in Redis now")
         if not self._holds_lease():
             return fail(no_lease)
+        keys = [ONLINE, node_key(self.node), users_key(self.node), LOG_NAME, LOG_FIRST, LOG_LAST, ACCOUNTS]
         return self._redis.script(
             CLAIM,
-            [ONLINE, node_key(self.node), users_key(self.node), LOG_NAME, LOG_FIRST, LOG_LAST, ACCOUNTS],
-            [key, name, self.node, holder, self._clock.seconds()],
+            [*keys, sessions_key(key)],
+            [key, name, self.node, holder, self._clock.seconds(), self._field(session), sessions],
         ).addCallback(answered)
 
-    def release(self, name: str, when: float) -> None:
+    def _field(self, session: int) -> str:
+        return f"{self.node}/{session}"
+
+    def release(self, name: str, session: int, when: float) -> None:
+        key = username_key(name)
         self._redis.script(
-            RELEASE, [ONLINE, users_key(self.node), LOG_LAST], [username_key(name), self.node, when]
+            RELEASE, [users_key(self.node), sessions_key(key)], [key, self.node, when, self._field(session)]
         ).addErrback(
             lambda f: self.log.warn(
                 "could not release {name} in Redis: {why} (its claim ends with this node's lease)",
@@ -444,11 +554,17 @@ class RedisCluster(Service):
         self._renew().addCallback(lambda _: self._reclaim())
 
     def _reclaim(self) -> None:
-        """Claim this node's users again, then read the log and who is online."""
+        """Forget the sessions this node no longer has, claim those it has again, then read the log and who
+        is online."""
         nodes = self.nodes
+        local = nodes.local_users()
+        fields = [self._field(session) for _, session, _, _, _, _ in local]
+        forgotten = self._redis.script(
+            FORGET_GONE, [users_key(self.node)], [self.node, self._clock.seconds(), *fields]
+        )
         claims = [
-            self.claim(name, peer, front, since, True).addErrback(self._lost_claim, name)
-            for name, peer, front, since in nodes.local_users()
+            self.claim(name, peer, front, since, True, session, sessions).addErrback(self._lost_claim, name)
+            for name, session, sessions, peer, front, since in local
         ]
 
         def read(_: object) -> Deferred[None]:
@@ -460,7 +576,7 @@ class RedisCluster(Service):
             records, flat = replies
             names = {username_key(r.name): r.name for r in records}
             online = []
-            for key, data in pairs(flat).items():
+            for key, data in zip(flat[::2], flat[1::2], strict=True):
                 holder = json.loads(data)
                 if holder["node"] != self.node:
                     user = RemoteUser(
@@ -478,7 +594,7 @@ class RedisCluster(Service):
             if not self._redis.connected:
                 self._resync()  # once Redis answers again
 
-        gatherResults(claims).addCallback(read).addErrback(failed)
+        gatherResults([forgotten, *claims]).addCallback(read).addErrback(failed)
 
     def _resync_when_ready(self, _: None) -> None:
         self._resync_waiting = False

@@ -70,7 +70,7 @@ ACCOUNTS_SINCE, ACCOUNTS_RELEASED = f"{PREFIX}accounts:since", f"{PREFIX}account
 RESETS, RESET_ID = f"{PREFIX}resets", f"{PREFIX}resets:id"
 QUEUES = f"{PREFIX}queues"
 QUEUE_ID, QUEUE_SENDERS, QUEUE_COUNT = (f"{QUEUES}:{field}" for field in ("id", "senders", "count"))
-ONLINE = f"{PREFIX}online"  # who holds each name online (msgsvc.state.cluster)
+ONLINE = f"{PREFIX}online"  # each online name's holder, one of its sessions (msgsvc.state.cluster)
 HISTORIES, HISTORY_SIZE = f"{PREFIX}histories", f"{PREFIX}histories:size"
 LAYOUT = f"{PREFIX}layout"
 

@@ -279,7 +279,7 @@ class FakeNetwork:
         self.answers: list[Deferred[set[str]]] = []
 
     def claim(
-        self, name: str, peer: str, front: str, since: float, known: bool
+        self, name: str, peer: str, front: str, since: float, known: bool, session: int, sessions: int
     ) -> Deferred[tuple[str, bool]]:
         self.claims.append(name)
         if not self.up:
@@ -288,7 +288,7 @@ class FakeNetwork:
             return fail(Refused(Refusal.USERNAME_TAKEN, f"{name} is in use"))
         return succeed((name, True))
 
-    def release(self, name: str, when: float) -> None:
+    def release(self, name: str, session: int, when: float) -> None:
         self.released.append(name)
 
     def route(self, message: Message, keys_by_node: dict[str, list[str]]) -> Deferred[set[str]]:
