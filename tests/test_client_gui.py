@@ -225,8 +225,11 @@ class ClientWindowTests(TestCase):
             "the delayed message", lambda: "alice to you: see you at 10" in self.conversation(bob)
         )
         shown = self.conversation(bob)
-        self.assertIn("While you were away:", shown)
-        self.assertRegex(shown, r"today \d\d:\d\d alice to you: see you at 10")
+        self.assertEqual(shown.count("alice to you: see you at 10"), 1)
+        if not self.loopback.hub.history.policy.kept:
+            # With history, a version 10 login's catch-up shows it first, in its place in time.
+            self.assertIn("While you were away:", shown)
+            self.assertRegex(shown, r"today \d\d:\d\d alice to you: see you at 10")
         await self.until("acknowledged", lambda: self.loopback.hub.user("bob").queued == 0)  # type: ignore[union-attr]
 
     async def test_server_stop_shows_disconnected_and_offers_to_reconnect(self) -> None:
@@ -305,10 +308,9 @@ class ClientWindowTests(TestCase):
         self.assertEqual(erin.account_menu.entrycget(1, "state"), "normal")  # Change password…
 
         self.assertTrue(await self.loopback.accounts.reset("erin", "she forgot it"))
-        await self.until("unprotected", lambda: "protected" not in erin.users.get(0))
-        self.assertEqual(erin.users.get(0), "● erin (you)")
-        self.assertEqual(erin.account_menu.entrycget(0, "state"), "normal")  # Protect my name…
-        self.assertEqual(erin.account_menu.entrycget(1, "state"), "disabled")
+        said = "Disconnected: the operator removed your name's password: she forgot it"
+        await self.until("disconnected, and why", lambda: erin.status.cget("text") == said)
+        self.assertIn(said, self.conversation(erin))
 
 
 class ClientWindowHistoryTests(ClientWindowTests):
