@@ -342,6 +342,72 @@ class HistoryContract(_Base):
         self.assertEqual(await again.history_size(), 2)
 
 
+class ReadContract(_Base):
+    """Read positions: how far each name has read each conversation, only forward, gone with its account;
+    and the unread entries after a position."""
+
+    state: State
+
+    async def reopened(self) -> State:
+        raise NotImplementedError
+
+    async def test_a_read_position_only_moves_forward_per_name_and_conversation(self) -> None:
+        a, b, c = (message_id_floor(at) for at in (100.0, 200.0, 300.0))
+        self.assertEqual(await self.state.read_positions("alice", [ALL, "alice,bob"]), {})
+        self.assertEqual(await self.state.set_read("Alice", "alice,bob", b), b)
+        self.assertEqual(await self.state.set_read("alice", "alice,bob", a), b)  # not back
+        self.assertEqual(await self.state.set_read("ALICE", ALL, a), a)
+        self.assertEqual(await self.state.set_read("bob", "alice,bob", c), c)
+        self.assertEqual(await self.state.set_read("alice", ALL, c), c)
+        both = {ALL: c, "alice,bob": b}
+        self.assertEqual(await self.state.read_positions("alice", [ALL, "alice,bob", "alice,carol"]), both)
+        self.assertEqual(await self.state.read_positions("Bob", ["alice,bob"]), {"alice,bob": c})
+        self.assertEqual(await self.state.read_positions("alice", []), {})
+        again = await self.reopened()
+        self.assertEqual(await again.read_positions("alice", ["alice,bob", ALL]), {"alice,bob": b, ALL: c})
+
+    async def test_a_reset_or_a_removal_drops_the_names_read_positions(self) -> None:
+        position = message_id_floor(100.0)
+        for name in ("alice", "bob"):
+            await self.state.record_seen(name, 1.0)
+            await self.state.set_password_hash(name, "$h", 2.0)
+            await self.state.set_read(name, "alice,bob", position)
+        await self.state.reset("ALICE", "forgot it", 3.0)
+        self.assertEqual(await self.state.read_positions("alice", ["alice,bob"]), {})
+        self.assertEqual(await self.state.read_positions("bob", ["alice,bob"]), {"alice,bob": position})
+        await self.state.set_password_hash("alice", "$h", 4.0)
+        earlier = message_id_floor(50.0)
+        self.assertEqual(await self.state.set_read("alice", "alice,bob", earlier), earlier)  # none kept now
+        await self.state.remove("alice", "gone", 5.0)
+        self.assertEqual(await self.state.read_positions("alice", ["alice,bob"]), {})
+        await self.state.remove("bob", "gone", 5.0)
+        self.assertEqual(await self.state.read_positions("bob", ["alice,bob"]), {})
+
+    async def test_unread_counts_what_others_sent_after_a_position_up_to_a_cap(self) -> None:
+        said = [stored("alice,bob", "Alice" if i % 3 == 0 else "bob", 100.0 + i) for i in range(9)]
+        await self.state.append(said, KEEP)
+        await self.state.append([stored(ALL, "carol", 50.0), stored("alice,carol", "carol", 150.0)], KEEP)
+        unread = self.state.unread
+        self.assertEqual(await unread("alice,bob", "", "alice", 100), 6)  # bob's: 1 2 4 5 7 8
+        self.assertEqual(await unread("alice,bob", "", "BOB", 100), 3)
+        self.assertEqual(await unread("alice,bob", said[4].id, "alice", 100), 3)  # after 4: 5 7 8
+        self.assertEqual(await unread("alice,bob", message_id_floor(104.5), "alice", 100), 3)  # a time
+        self.assertEqual(await unread("alice,bob", said[8].id, "alice", 100), 0)
+        self.assertEqual(await unread("alice,bob", "", "alice", 4), 4)
+        self.assertEqual(await unread("alice,bob", "", "alice", 0), 0)
+        self.assertEqual(await unread("alice,bob", "", "carol", 100), 9)
+        self.assertEqual(await unread("bob,carol", "", "bob", 100), 0)
+        self.assertEqual(await unread(ALL, "", "alice", 100), 1)
+
+    async def test_unread_passes_the_readers_own_entries_beyond_the_cap(self) -> None:
+        own = [stored("alice,bob", "alice", 100.0 + i) for i in range(25)]
+        others = [stored("alice,bob", "bob", 200.0 + i) for i in range(3)]
+        await self.state.append([*own, *others], KEEP)
+        self.assertEqual(await self.state.unread("alice,bob", "", "alice", 10), 3)
+        self.assertEqual(await self.state.unread("alice,bob", "", "alice", 2), 2)
+        self.assertEqual(await self.state.unread("alice,bob", own[24].id, "alice", 3), 3)
+
+
 class SqliteContractTests(StateContract, HistoryContract, TestCase):
     def setUp(self) -> None:
         self.path = self.mktemp()
@@ -358,14 +424,14 @@ class SqliteContractTests(StateContract, HistoryContract, TestCase):
         return self.started()
 
 
-class RedisContractTests(StateContract, HistoryContract, RedisStateCase):
+class RedisContractTests(StateContract, HistoryContract, ReadContract, RedisStateCase):
     async def reopened(self) -> State:
         again = self.started()
         await again.redis.ready()
         return again
 
 
-class MemoryContractTests(StateContract, HistoryContract, TestCase):
+class MemoryContractTests(StateContract, HistoryContract, ReadContract, TestCase):
     def setUp(self) -> None:
         self.state = MemoryStore()
 

@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import reactor
@@ -352,8 +353,8 @@ class RedisHistoryTests(RedisStateCase):
         self.assertEqual(gone, 0)
         self.assertEqual(await self.state.history_size(), 2)
 
-    async def commands_of_a_listing(self, name: str, limit: int) -> int:
-        """How many commands Redis ran (its own count, INFO commandstats) for ``latest(name)``."""
+    async def commands_of(self, call: Callable[[], Deferred[Any]]) -> int:
+        """How many commands Redis ran (its own count, INFO commandstats) for ``call()``."""
 
         async def ran() -> int:
             stats = await self.state.redis.execute("INFO", "commandstats")
@@ -361,7 +362,7 @@ class RedisHistoryTests(RedisStateCase):
             return sum(int(n) for command, n in calls if command not in {"info", "evalsha", "eval", "ping"})
 
         before = await ran()
-        await self.state.latest(name, 0.0, limit)
+        await call()
         return await ran() - before
 
     async def test_a_listing_of_conversations_reads_those_it_lists_however_many_there_are(self) -> None:
@@ -372,8 +373,8 @@ class RedisHistoryTests(RedisStateCase):
         self.assertEqual(await self.state.latest("bob", 0.0, 3), few[:-4:-1])
         # Two reads of the index (the newest 10, those of the 10th's millisecond), and the newest entry
         # of each listed: 2000 conversations cost as 20.
-        self.assertEqual(await self.commands_of_a_listing("alice", 10), 2 + 10)
-        self.assertEqual(await self.commands_of_a_listing("bob", 10), 2 + 10)
+        self.assertEqual(await self.commands_of(lambda: self.state.latest("alice", 0.0, 10)), 2 + 10)
+        self.assertEqual(await self.commands_of(lambda: self.state.latest("bob", 0.0, 10)), 2 + 10)
 
     async def test_a_listing_cut_within_a_millisecond_lists_the_newest_ids(self) -> None:
         clock = Clock()
@@ -384,6 +385,15 @@ class RedisHistoryTests(RedisStateCase):
         ]  # alice,u9 first: the oldest id, yet the last conversation of the millisecond by name
         await self.state.append(made, 100)
         self.assertEqual(await self.state.latest("alice", 0.0, 3), made[:-4:-1])
+
+    async def test_an_unread_count_reads_its_cap_of_entries_however_long_the_conversation(self) -> None:
+        said = [entry("alice,bob", "bob", 100.0 + i) for i in range(2000)]
+        own = [entry("alice,bob", "alice", 3000.0 + i) for i in range(25)]
+        await self.state.append([*said, *own, entry("alice,bob", "bob", 4000.0)], 10_000)
+        # One page of the cap's entries; the reader's own cost a page a cap of them.
+        unread = self.state.unread
+        self.assertEqual(await self.commands_of(lambda: unread("alice,bob", "", "alice", 100)), 1)
+        self.assertEqual(await self.commands_of(lambda: unread("alice,bob", said[-1].id, "alice", 10)), 3)
 
     async def test_an_older_msgsvcs_sets_of_conversations_are_indexed_once_by_whichever_node_starts_first(
         self,

@@ -360,6 +360,20 @@ class HistoryStore(Protocol):
     def history_size(self) -> Deferred[int]:
         """How many entries are kept, in all."""
 
+    # Read positions: how far a protected name has read each conversation (an id, or any position); kept
+    # until its password is dropped (``reset``) or the name is (``remove``), with the rest of its account.
+
+    def set_read(self, name: str, conversation: str, position: str) -> Deferred[str]:
+        """Keep max(kept, position) as ``name``'s read position in ``conversation``; fires with what is
+        kept."""
+
+    def read_positions(self, name: str, conversations: Sequence[str]) -> Deferred[dict[str, str]]:
+        """``name``'s read positions in those conversations (missing: none kept)."""
+
+    def unread(self, conversation: str, after: str, reader: str, cap: int) -> Deferred[int]:
+        """How many entries of ``conversation`` with id > ``after`` were sent by others than ``reader``, up
+        to ``cap``: it reads ``cap`` of them and the reader's own among them, not the whole conversation."""
+
 
 class Network(Protocol):
     """Where this node's users' names are held, and the other nodes of its service.

@@ -26,6 +26,7 @@ second).  The keys, all under ``msgsvc:``:
 ``msgsvc:histories:size``  string  entries in all the histories
 ``msgsvc:conversations:KEY``  zset  conversation -> its newest id's time (:func:`id_time_score`):
                                    the direct conversations of a name that have a history
+``msgsvc:reads:KEY``       hash    conversation -> the name's read position in it (a message id)
 ``msgsvc:layout``          string  the keys' layout (2: the names' conversations by newest time)
 =========================  ======  =================================================
 
@@ -50,7 +51,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, DeferredList, gatherResults
+from twisted.internet.defer import Deferred, DeferredList, gatherResults, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -76,8 +77,8 @@ LAYOUT = f"{PREFIX}layout"
 
 
 #: The prefixes of the keys made of a name or a conversation: no other key starts with one.
-NAMED = QUEUE, HISTORY, CONVERSATIONS = (
-    f"{PREFIX}{family}:" for family in ("queue", "history", "conversations")
+NAMED = QUEUE, HISTORY, CONVERSATIONS, READS = (
+    f"{PREFIX}{family}:" for family in ("queue", "history", "conversations", "reads")
 )
 
 
@@ -91,6 +92,10 @@ def history_key(conversation: str) -> str:
 
 def conversations_key(key: str) -> str:
     return f"{CONVERSATIONS}{key}"
+
+
+def reads_key(key: str) -> str:
+    return f"{READS}{key}"
 
 
 # sender_of(member): the name key of a queued message's sender (names are ASCII: lower case is the key).
@@ -284,11 +289,12 @@ RESET = Script(
     _FORGET
     + NOW
     + """
--- KEYS: accounts, changed, the queue, the set of queues, log names, resets, reset id, since, released
--- ARGV: name key, name as asked, at, reason
+-- KEYS: accounts, changed, the queue, the set of queues, log names, resets, reset id, since, released,
+-- read positions.  ARGV: name key, name as asked, at, reason
 if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return false end
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('HDEL', KEYS[8], ARGV[1])
+redis.call('DEL', KEYS[10])
 redis.call('HSET', KEYS[9], ARGV[1], string.format('%.17g', now()))
 -- Anyone may take the name now: what waited for its owner must not reach them.
 forget(redis.call('ZRANGE', KEYS[3], 0, -1))
@@ -308,7 +314,7 @@ REMOVE = Script(
     + NOW
     + """
 -- KEYS: log name, first, last, accounts, changed, the queue, the set of queues, resets, reset id, online,
--- since, released.  ARGV: name key, at, reason
+-- since, released, read positions.  ARGV: name key, at, reason
 local name = redis.call('HGET', KEYS[1], ARGV[1])
 if not name then return false end
 local held = redis.call('HGET', KEYS[10], ARGV[1])
@@ -317,6 +323,7 @@ if held and redis.call('EXISTS', 'msgsvc:node:' .. cjson.decode(held).node) == 1
 end
 for _, i in ipairs({1, 2, 3, 4, 5, 11}) do redis.call('HDEL', KEYS[i], ARGV[1]) end
 redis.call('HSET', KEYS[12], ARGV[1], string.format('%.17g', now()))
+redis.call('DEL', KEYS[13])
 forget(redis.call('ZRANGE', KEYS[6], 0, -1))
 redis.call('DEL', KEYS[6])
 redis.call('SREM', KEYS[7], ARGV[1])
@@ -492,6 +499,40 @@ def id_time_score(message_id: str) -> int:
     """An index's score for ``message_id``: its time (the first 10 characters) read in base 36, which
     orders Crockford's digits as they sort, as the scripts read it (``tonumber(..., 36)``, one call)."""
     return int(message_id[:10], 36)
+
+
+# A read position only moves forward: the greater of the kept one and the one given (ids compare as strings).
+SET_READ = Script(
+    """
+-- KEYS: the name's read positions; ARGV: conversation, position.  Returns the position kept.
+local kept = redis.call('HGET', KEYS[1], ARGV[1])
+if kept and kept >= ARGV[2] then return kept end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return ARGV[2]
+"""
+)
+
+# Counts the entries of a history after a position sent by others than the reader, up to a cap: read in
+# pages of `cap` from the position, so the cost is the cap and the reader's own entries among them.
+UNREAD = Script(
+    """
+-- KEYS: the history; ARGV: after, the reader's name key, cap
+local cap, count, lower = tonumber(ARGV[3]), 0, '-'
+if ARGV[1] ~= '' then lower = '(' .. ARGV[1] .. '}' end  -- the members of the id `after` are below
+while count < cap do
+  local page = redis.call('ZRANGEBYLEX', KEYS[1], lower, '+', 'LIMIT', 0, cap)
+  for _, member in ipairs(page) do
+    if string.lower(string.match(member, '^[^|]*|%[[^,]*, *"([^"]*)"')) ~= ARGV[2] then
+      count = count + 1
+      if count == cap then return count end
+    end
+  end
+  if #page < cap then return count end
+  lower = '(' .. page[#page]
+end
+return count
+"""
+)
 
 
 def queue_entry(
@@ -705,7 +746,7 @@ class RedisState(Service):
         return self.redis.script(
             RESET,
             [ACCOUNTS, ACCOUNTS_CHANGED, queue_key(key), QUEUES, LOG_NAME, RESETS, RESET_ID, ACCOUNTS_SINCE]
-            + [ACCOUNTS_RELEASED],
+            + [ACCOUNTS_RELEASED, reads_key(key)],
             [key, name, when, reason],
         ).addCallback(made)
 
@@ -725,7 +766,7 @@ class RedisState(Service):
         return self.redis.script(
             REMOVE,
             [LOG_NAME, LOG_FIRST, LOG_LAST, ACCOUNTS, ACCOUNTS_CHANGED, queue_key(key), QUEUES, RESETS, RESET_ID]
-            + [ONLINE, ACCOUNTS_SINCE, ACCOUNTS_RELEASED],
+            + [ONLINE, ACCOUNTS_SINCE, ACCOUNTS_RELEASED, reads_key(key)],
             [key, when, reason],
         ).addCallback(made)
 
@@ -857,3 +898,21 @@ class RedisState(Service):
 
     def history_size(self) -> Deferred[int]:
         return self.redis.execute("GET", HISTORY_SIZE).addCallback(lambda n: int(n or 0))
+
+    # -- read positions (msgsvc.hub.contracts.HistoryStore) -----------------------------------
+
+    def set_read(self, name: str, conversation: str, position: str) -> Deferred[str]:
+        return self.redis.script(SET_READ, [reads_key(username_key(name))], [conversation, position])
+
+    def read_positions(self, name: str, conversations: Sequence[str]) -> Deferred[dict[str, str]]:
+        def read(positions: list[str | None]) -> dict[str, str]:
+            return {c: p for c, p in zip(conversations, positions, strict=True) if p is not None}
+
+        if not conversations:
+            return succeed({})
+        return self.redis.execute("HMGET", reads_key(username_key(name)), *conversations).addCallback(read)
+
+    def unread(self, conversation: str, after: str, reader: str, cap: int) -> Deferred[int]:
+        if cap <= 0:
+            return succeed(0)
+        return self.redis.script(UNREAD, [history_key(conversation)], [after, username_key(reader), cap])

@@ -31,7 +31,8 @@ class MemoryStore(Service):
     waits in ``pending`` until the test fires it; ``written`` lists them.
     ``hashes`` holds the password hashes by name key; ``resets`` what the
     operator reset; ``history`` the history by conversation, oldest first (entries are appended in id
-    order, as one node makes them); ``since`` when each name key was last protected.
+    order, as one node makes them); ``since`` when each name key was last protected; ``reads`` each name
+    key's read positions by conversation.
     """
 
     where = "memory"
@@ -52,6 +53,7 @@ class MemoryStore(Service):
         self.pending_lookups: list[Deferred[None]] = []
         self.history: dict[str, list[Stored]] = {}
         self.since: dict[str, float] = {}
+        self.reads: dict[str, dict[str, str]] = {}
 
     def enqueue(self, message: Enqueue) -> Deferred[tuple[str, ...]]:
         def write(_: object) -> tuple[str, ...]:
@@ -108,6 +110,7 @@ class MemoryStore(Service):
         if self.hashes.pop(key, None) is None:
             return succeed(None)
         self.since.pop(key, None)
+        self.reads.pop(key, None)
         self.queue = [(k, q) for k, q in self.queue if k != key]
         known = self.log.get(key)
         reset = Reset(self._last_reset() + 1, name if known is None else known.name, when, reason)
@@ -121,6 +124,7 @@ class MemoryStore(Service):
             return succeed(None)
         self.hashes.pop(key, None)
         self.since.pop(key, None)
+        self.reads.pop(key, None)
         self.queue = [(k, q) for k, q in self.queue if k != key]
         removal = Reset(self._last_reset() + 1, known.name, when, reason, removed=True)
         self.resets.append(removal)
@@ -201,6 +205,21 @@ class MemoryStore(Service):
 
     def history_size(self) -> Deferred[int]:
         return succeed(self._size())
+
+    def set_read(self, name: str, conversation: str, position: str) -> Deferred[str]:
+        positions = self.reads.setdefault(username_key(name), {})
+        positions[conversation] = max(positions.get(conversation, ""), position)
+        return succeed(positions[conversation])
+
+    def read_positions(self, name: str, conversations: Sequence[str]) -> Deferred[dict[str, str]]:
+        positions = self.reads.get(username_key(name), {})
+        return succeed({c: positions[c] for c in conversations if c in positions})
+
+    def unread(self, conversation: str, after: str, reader: str, cap: int) -> Deferred[int]:
+        key = username_key(reader)
+        kept = self.history.get(conversation, [])
+        others = (e for e in kept if e.id > after and username_key(e.sender) != key)
+        return succeed(sum(1 for _ in zip(range(cap), others)))
 
     def _size(self) -> int:
         return sum(map(len, self.history.values()))
