@@ -408,7 +408,7 @@ class ReadContract(_Base):
         self.assertEqual(await self.state.unread("alice,bob", own[24].id, "alice", 3), 3)
 
 
-class SqliteContractTests(StateContract, HistoryContract, TestCase):
+class SqliteContractTests(StateContract, HistoryContract, ReadContract, TestCase):
     def setUp(self) -> None:
         self.path = self.mktemp()
         Database(self.path).close()

@@ -150,6 +150,8 @@ class RedisStateTests(RedisStateCase):
         )
         said = [entry("alice,bob", "Alice", 16.0), entry(ALL, "bob", 16.25), entry("alice,bob", "bob", 16.5)]
         db.batch([lambda d: d.enqueue(message), lambda d: d.append(said, 100)])
+        db.batch([lambda d: d.set_read("Alice", "alice,bob", said[0].id)])
+        db.batch([lambda d: d.set_read("alice", ALL, said[1].id)])
         db.close()
 
         def migrate() -> subprocess.CompletedProcess[str]:
@@ -165,7 +167,11 @@ class RedisStateTests(RedisStateCase):
         url = self.server.url
         self.assertEqual(
             (done.returncode, done.stdout),
-            (0, f"copied 2 names, 1 passwords, 1 waiting messages and 3 history entries to {url}\n"),
+            (
+                0,
+                f"copied 2 names, 1 passwords, 1 waiting messages, 3 history entries and 2 read positions"
+                f" to {url}\n",
+            ),
         )
         records = yield self.state.load()
         self.assertEqual(records, [UserRecord("Alice", 10.25, 12.75, True), UserRecord("bob", 11.5, 11.5)])
@@ -177,6 +183,8 @@ class RedisStateTests(RedisStateCase):
         self.assertEqual((yield self.state.page_after(ALL, "", 10, 0.0)), ([said[1]], False))
         self.assertEqual((yield self.state.latest("alice", 0.0, 10)), [said[2]])
         self.assertEqual((yield self.state.history_size()), 3)
+        positions = yield self.state.read_positions("ALICE", ["alice,bob", ALL])
+        self.assertEqual(positions, {"alice,bob": said[0].id, ALL: said[1].id})
         self.assertEqual((yield self.state.resets_after(0)), [Reset(1, "bob", 15.0, "forgot it")])
         self.assertEqual(
             (yield self.state.backlog("alice", 0, 0.0, 10)),

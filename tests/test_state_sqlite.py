@@ -268,8 +268,9 @@ class KilledDuringAPasswordChangeTests(SynchronousTestCase):
 
 
 # Takes a file at schema version 5 back to version 4 (less its user_version).
+_UNDO_READS = "DROP TABLE reads;"  # the last version's (read positions)
 _UNDO_5 = (
-    "DROP TABLE history; DROP TABLE history_counts; DROP TABLE history_members;"
+    _UNDO_READS + " DROP TABLE history; DROP TABLE history_counts; DROP TABLE history_members;"
     " ALTER TABLE accounts DROP COLUMN protected_since; ALTER TABLE queue DROP COLUMN message_id;"
 )
 
@@ -335,6 +336,45 @@ class QueueTests(SynchronousTestCase):
         [(page, _)] = db.batch([lambda d: d.backlog("alice", 0, 0.0, 10)])  # type: ignore[misc]
         self.assertEqual([q.message_id for q in page], [""])
         self.assertEqual(db.batch([lambda d: d.history_size()]), [0])
+
+    def test_a_file_of_the_version_before_is_given_read_positions_and_keeps_its_history(self) -> None:
+        path = self.mktemp()
+        db = Database(path)
+        db.set_password_hash("alice", "h", 7.0)
+        said = Stored(message_id_floor(100.0), 100.0, "alice,bob", "bob", Kind.UNICAST, ("alice",), "hi")
+        db.batch([lambda d: d.append([said], 100)])
+        db._db.executescript(f"{_UNDO_READS} PRAGMA user_version = {SCHEMA_VERSION - 1}")
+        db.close()
+        db = Database(path)
+        self.addCleanup(db.close)
+        self.assertEqual(db.read_positions("alice", ["alice,bob"]), {})
+        self.assertEqual(db.batch([lambda d: d.unread("alice,bob", "", "alice", 10)]), [1])
+        self.assertEqual(db.batch([lambda d: d.set_read("alice", "alice,bob", said.id)]), [said.id])
+        self.assertEqual(db.read_positions("ALICE", ["alice,bob"]), {"alice,bob": said.id})
+        self.assertEqual(db.batch([lambda d: d.unread("alice,bob", said.id, "alice", 10)]), [0])
+
+    def test_an_unread_count_reads_its_cap_of_entries_however_long_the_conversation(self) -> None:
+        def said(conversation: str, start: float, count: int) -> list[Stored]:
+            ids = [message_id_floor(start + i) for i in range(count)]
+            return [Stored(id, 0.0, conversation, "bob", Kind.UNICAST, ("alice",), "hi") for id in ids]
+
+        many, few = said("alice,bob", 100.0, 2000), said("alice,carol", 5000.0, 20)
+        self.db.batch([lambda d: d.append([*many, *few], 10_000)])
+
+        def steps(conversation: str) -> int:
+            """SQLite's virtual machine steps for one unread count of ``conversation``, capped at 10."""
+            counted = [0]
+
+            def step() -> int:
+                counted[0] += 1
+                return 0
+
+            self.db._db.set_progress_handler(step, 1)
+            self.assertEqual(self.db.unread(conversation, "", "alice", 10), 10)
+            self.db._db.set_progress_handler(None, 1)
+            return counted[0]
+
+        self.assertEqual(steps("alice,bob"), steps("alice,carol"))  # 2000 entries cost as 20
 
     def test_a_reset_drops_the_names_queue(self) -> None:
         self.db.record_seen([("bob", 1.0)])

@@ -1,7 +1,7 @@
 """``python -m msgsvc.state.migrate --db FILE --redis URL``: copy an SQLite state into Redis.
 
 Copies the username log, the accounts (with when each name was protected),
-the operator's resets, the offline queues and the history, keeping ids,
+the operator's resets, the offline queues, the history and the read positions, keeping ids,
 spellings and times, in one Lua script (all or nothing). Redis must hold
 no msgsvc state yet. Stop the server first: what it writes meanwhile would
 not be copied.
@@ -50,7 +50,8 @@ from msgsvc.state.sqlite import Database
 # KEYS: log name, first, last, accounts, changed, resets, reset id, queue id, queues, senders' counts, total,
 # since, the history's size, the keys' layout
 # ARGV: JSON {users: [[key, name, first, last]], accounts: [[key, hash, changed, since]],
-#             resets: [[id, member]], queue: [[key, id, member]], history: [[conversation, member]]},
+#             resets: [[id, member]], queue: [[key, id, member]], history: [[conversation, member]],
+#             reads: [[key, conversation, position]]},
 #       every number as a string
 IMPORT = Script(
     SENDER_OF
@@ -93,7 +94,8 @@ end
 for conv in pairs(conversations) do settle(conv) end
 redis.call('SET', KEYS[13], #data.history)
 redis.call('SET', KEYS[14], 2)
-return {#data.users, #data.accounts, #data.queue, #data.history}
+for _, r in ipairs(data.reads) do redis.call('HSET', 'msgsvc:reads:' .. r[1], r[2], r[3]) end
+return {#data.users, #data.accounts, #data.queue, #data.history, #data.reads}
 """
 )
 
@@ -115,6 +117,7 @@ def export(database: Database) -> dict[str, list[list[str]]]:
         "resets": [[str(r.id), reset_member(r)] for r in database.resets_after(0) or ()],
         "queue": [[key, str(q.id), f"{q.id}|{_queued_entry(q)}"] for key, q in database.queued()],
         "history": [[e.conversation, history_entry(e)] for e in database.history()],
+        "reads": [list(read) for read in database.reads()],
     }
 
 
@@ -165,10 +168,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def run(reactor: Any) -> Deferred[None]:
         def done(counts: list[int]) -> None:
-            names, accounts, messages, entries = counts
+            names, accounts, messages, entries, reads = counts
             print(
-                f"copied {names} names, {accounts} passwords, {messages} waiting messages"
-                f" and {entries} history entries to {url}"
+                f"copied {names} names, {accounts} passwords, {messages} waiting messages,"
+                f" {entries} history entries and {reads} read positions to {url}"
             )
 
         def failed(failure: Any) -> None:

@@ -26,7 +26,7 @@ from msgsvc.hub.ids import message_id_floor
 from msgsvc.hub.rules import username_key
 from msgsvc.state import Snapshot, StoreError
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 _T = TypeVar("_T")
 
@@ -113,6 +113,11 @@ _SCHEMA: dict[int, tuple[str, ...]] = {
         "UPDATE accounts SET protected_since = changed",
         # The message's id (Message.id); "" for one queued before version 5.
         "ALTER TABLE queue ADD COLUMN message_id TEXT NOT NULL DEFAULT ''",
+    ),
+    6: (
+        # How far each name key has read each conversation (HistoryStore.set_read): a message id.
+        "CREATE TABLE reads (key TEXT NOT NULL, conversation TEXT NOT NULL, position TEXT NOT NULL,"
+        " PRIMARY KEY (key, conversation)) WITHOUT ROWID",
     ),
 }
 
@@ -369,6 +374,41 @@ class Database:
         """How many entries are kept, in all."""
         return int(self._db.execute("SELECT coalesce(sum(entries), 0) FROM history_counts").fetchone()[0])
 
+    # -- read positions ------------------------------------------------------------
+
+    def set_read(self, name: str, conversation: str, position: str) -> str:
+        """See :meth:`msgsvc.hub.contracts.HistoryStore.set_read`."""
+        (kept,) = self._db.execute(
+            "INSERT INTO reads VALUES (?, ?, ?) ON CONFLICT (key, conversation)"
+            " DO UPDATE SET position = max(position, excluded.position) RETURNING position",
+            (username_key(name), conversation, position),
+        ).fetchone()
+        return str(kept)
+
+    def read_positions(self, name: str, conversations: Sequence[str]) -> dict[str, str]:
+        """See :meth:`msgsvc.hub.contracts.HistoryStore.read_positions`."""
+        rows = self._db.execute(
+            "SELECT conversation, position FROM reads"
+            " WHERE key = ? AND conversation IN (SELECT value FROM json_each(?))",
+            (username_key(name), json.dumps(list(conversations))),
+        )
+        return {str(conversation): str(position) for conversation, position in rows}
+
+    def reads(self) -> list[tuple[str, str, str]]:
+        """Every read position: name key, conversation, position (what msgsvc.state.migrate copies)."""
+        rows = self._db.execute("SELECT key, conversation, position FROM reads ORDER BY key, conversation")
+        return [(str(key), str(conversation), str(position)) for key, conversation, position in rows]
+
+    def unread(self, conversation: str, after: str, reader: str, cap: int) -> int:
+        """See :meth:`msgsvc.hub.contracts.HistoryStore.unread`: the index's rows after ``after``, until
+        ``cap`` of them are others'."""
+        (count,) = self._db.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM history WHERE conversation = ? AND id > ?"
+            " AND lower(sender) != ? ORDER BY id LIMIT ?)",
+            (conversation, after, username_key(reader), max(cap, 0)),
+        ).fetchone()
+        return int(count)
+
     # -- accounts ------------------------------------------------------------------
 
     def protected_keys(self) -> set[str]:
@@ -409,8 +449,10 @@ class Database:
                 self._db.execute("BEGIN IMMEDIATE")
                 if self._db.execute("DELETE FROM accounts WHERE key = ?", (key,)).rowcount == 0:
                     return None
-                # Anyone may take the name now: what waited for its owner must not reach them.
+                # Anyone may take the name now: what waited for its owner must not reach them, nor its
+                # read positions stand for theirs.
                 self._db.execute("DELETE FROM queue WHERE recipient = ?", (key,))
+                self._db.execute("DELETE FROM reads WHERE key = ?", (key,))
                 row = self._db.execute("SELECT name FROM users WHERE key = ?", (key,)).fetchone()
                 spelled = name if row is None else str(row[0])
                 cursor = self._db.execute(
@@ -432,7 +474,8 @@ class Database:
                 row = self._db.execute("SELECT name FROM users WHERE key = ?", (key,)).fetchone()
                 if row is None:
                     return None
-                for table, column in (("users", "key"), ("accounts", "key"), ("queue", "recipient")):
+                named = (("users", "key"), ("accounts", "key"), ("queue", "recipient"), ("reads", "key"))
+                for table, column in named:
                     self._db.execute(f"DELETE FROM {table} WHERE {column} = ?", (key,))
                 cursor = self._db.execute(
                     "INSERT INTO resets (key, name, at, reason, removed) VALUES (?, ?, ?, ?, 1)",
@@ -587,6 +630,15 @@ class SqliteStore(Service):
 
     def history_size(self) -> Deferred[int]:
         return self._batched(lambda db: db.history_size())
+
+    def set_read(self, name: str, conversation: str, position: str) -> Deferred[str]:
+        return self._batched(lambda db: db.set_read(name, conversation, position))
+
+    def read_positions(self, name: str, conversations: Sequence[str]) -> Deferred[dict[str, str]]:
+        return self._batched(lambda db: db.read_positions(name, conversations))
+
+    def unread(self, conversation: str, after: str, reader: str, cap: int) -> Deferred[int]:
+        return self._batched(lambda db: db.unread(conversation, after, reader, cap))
 
     def _batched(self, job: Callable[[Database], _T]) -> Deferred[_T]:
         """Run ``job`` in the next transaction; fires with its result once that is on disk.
