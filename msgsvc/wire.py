@@ -372,6 +372,12 @@ class Conversations:
 
 
 @dataclass(slots=True)
+class Read:
+    conversation: str  # as the client named it, as for History
+    position: str  # a message id
+
+
+@dataclass(slots=True)
 class Ack:
     up_to: int  # the id of the last delayed message the client has
 
@@ -392,7 +398,19 @@ class Quit:
 
 
 Command = (
-    Hello | Password | Send | Broadcast | Users | Version | History | Conversations | Ack | Ping | Pong | Quit
+    Hello
+    | Password
+    | Send
+    | Broadcast
+    | Users
+    | Version
+    | History
+    | Conversations
+    | Read
+    | Ack
+    | Ping
+    | Pong
+    | Quit
 )
 
 _HISTORY = HistoryPolicy()  # a HISTORY's count: at most its page (the server's default when none)
@@ -439,6 +457,12 @@ def parse_command(line: Line, limits: Limits) -> Command:
     if verb == "CONVERSATIONS":
         _arity(line, 0, 0, "CONVERSATIONS")
         return Conversations()
+    if verb == "READ":
+        _arity(line, 2, 2, "READ <conversation> <position: id>")
+        position = message_id(line.params[1])
+        if position is None:
+            raise ProtocolError(Code.BAD_SYNTAX, "usage: READ <conversation> <position: id>")
+        return Read(line.params[0], position)
     if verb == "VERSION":
         _arity(line, 1, 1, "VERSION <version>")
         version = ascii_int(line.params[0], 9)

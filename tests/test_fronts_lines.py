@@ -957,13 +957,11 @@ def read_doc(*path: str) -> str:
 
 
 class ProtocolExampleTests(SynchronousTestCase):
-    """docs/protocol.rst's version 9 example sessions, run as written (its ids are made here)."""
+    maxDiff = None
+    """docs/protocol.rst's example sessions of versions 9 and 10, run as written (their ids are made here)."""
 
-    def test_the_version_9_examples(self) -> None:
-        def when(text: str) -> float:
-            return wire.parse_millis(text)
-
-        # The random bits of each id the example shows, in the order the messages are sent.
+    def setUp(self) -> None:
+        # The random bits of each id the examples show, in the order the messages are sent.
         shown = [
             "1fbcddbda1ad82990b28",
             "00000000000000000000",  # bob's "hello, everyone", not shown
@@ -972,53 +970,63 @@ class ProtocolExampleTests(SynchronousTestCase):
             "173e9601d4a83d7132f6",
             "1f11f40b001caca519c4",
             "0c561f39a1f80b448628",
+            "2b1d4c0e9a7f36e15d02",  # version 10: carol's "on my way"
+            "0a6e3f21c48d97b05e13",  # alice's "see you"
         ]
-        randoms = [(int(low, 16) << 1).to_bytes(10, "big") for low in shown]
+        self.randoms = [(int(low, 16) << 1).to_bytes(10, "big") for low in shown]
         records = (
             UserRecord("alice", 1.0, 2.0, protected=True),
             UserRecord("bob", 1.0, 2.0),
             UserRecord("carol", 1.0, 2.0, protected=True),
         )
-        server = ServerHarness(
+        self.server = server = ServerHarness(
             Limits(ping_interval=1e9),
             records=records,
             history=HistoryPolicy(),
-            random=lambda size: randoms.pop(0),
-            start=when("2026-11-30T16:00:00Z"),
+            random=lambda size: self.randoms.pop(0),
+            start=wire.parse_millis("2026-11-30T16:00:00Z"),
         )
         server.store.hashes["carol"] = "fake$carol's password"
-        clock = server.clock
-
-        def at(text: str) -> None:
-            clock.advance(when(text) - clock.seconds())
-
-        alice, a = server.register("alice", PASSWORD, version=9)
-        bob, b = server.register("bob")
+        self.alice, self.a = server.register("alice", PASSWORD, version=9)
+        self.bob, self.b = server.register("bob")
         carol, c = server.register("carol", "carol's password")
-        at("2026-11-30T16:02:11.870Z")
+        self.at("2026-11-30T16:02:11.870Z")
         carol.dataReceived(b"SEND alice :release notes?\r\n")
-        at("2026-12-01T09:00:00Z")
-        bob.dataReceived(b"BROADCAST :hello, everyone\r\n")
-        at("2026-12-01T17:02:05.412Z")
-        alice.dataReceived(b"SEND bob,carol :standup moved to 10\r\n")
-        at("2026-12-01T18:00:00Z")
+        self.at("2026-12-01T09:00:00Z")
+        self.bob.dataReceived(b"BROADCAST :hello, everyone\r\n")
+        self.at("2026-12-01T17:02:05.412Z")
+        self.alice.dataReceived(b"SEND bob,carol :standup moved to 10\r\n")
+        self.at("2026-12-01T18:00:00Z")
         carol.connectionLost(Failure(ConnectionDone()))
-        at("2026-12-02T08:14:03.116Z")
-        bob.dataReceived(b"BROADCAST :coffee's on\r\n")
+        self.at("2026-12-02T08:14:03.116Z")
+        self.bob.dataReceived(b"BROADCAST :coffee's on\r\n")
         server.store._last_id = 17  # what was queued before
-        at("2026-12-02T08:20:41.554Z")
-        alice.dataReceived(b"SEND carol :can you review #42?\r\n")
-        at("2026-12-02T08:25:02.370Z")
-        bob.dataReceived(b"BROADCAST :standup in 5\r\n")
-        at("2026-12-02T08:30:00Z")
+        self.at("2026-12-02T08:20:41.554Z")
+        self.alice.dataReceived(b"SEND carol :can you review #42?\r\n")
+        self.at("2026-12-02T08:25:02.370Z")
+        self.bob.dataReceived(b"BROADCAST :standup in 5\r\n")
+        self.at("2026-12-02T08:30:00Z")
         server.end_of_pass()
-        for transport in (a, b):
+        for transport in (self.a, self.b):
             lines(transport)
 
-        carol, c = server.connect()
-        clients = [(carol, c), (alice, a), (carol, c), (carol, c), (carol, c), (bob, b)]
+    def at(self, text: str) -> None:
+        clock = self.server.clock
+        clock.advance(wire.parse_millis(text) - clock.seconds())
+
+    def play(
+        self,
+        start: str,
+        end: str,
+        clients: list[tuple[ServerProtocol, StringTransport]],
+        before: dict[int, str],
+        presence: bool = False,
+    ) -> None:
+        """Play the examples between the texts ``start`` and ``end``: each group of lines (between blank
+        lines) by its client; ``before``: the time of the group with that index; ``presence``: what the
+        others than the first heard before their group (JOINED) is left out."""
         doc = read_doc("docs", "protocol.rst")
-        region = doc[doc.index("A version 9 client.") : doc.index("A version 10 client.")]
+        region = doc[doc.index(start) : doc.index(end)]
         groups: list[list[str]] = [[]]
         for line in region.splitlines():
             if line.startswith(("    C: ", "    S: ")):
@@ -1030,13 +1038,13 @@ class ProtocolExampleTests(SynchronousTestCase):
 
         def send(protocol: ServerProtocol, said: list[str]) -> None:
             protocol.dataReceived("".join(f"{line}\r\n" for line in said).encode())
-            server.end_of_pass()
+            self.server.end_of_pass()
 
-        for group, (protocol, transport) in zip(groups, clients):
-            if protocol is not carol:
-                lines(transport)  # JOINED carol: the example leaves the others' presence out
-            if protocol is alice:
-                at("2026-12-02T08:43:10.002Z")
+        for index, (group, (protocol, transport)) in enumerate(zip(groups, clients)):
+            if presence and protocol is not clients[0][0]:
+                lines(transport)
+            if index in before:
+                self.at(before[index])
             said: list[str] = []
             heard: list[str] = []
             for line in group:
@@ -1053,7 +1061,45 @@ class ProtocolExampleTests(SynchronousTestCase):
             if said:
                 send(protocol, said)
             self.assertEqual(lines(transport), heard)
-        self.assertEqual(randoms, [])
+
+    def play_version_9(self) -> tuple[ServerProtocol, StringTransport]:
+        carol = self.server.connect()
+        alice = (self.alice, self.a)
+        self.play(
+            "A version 9 client.",
+            "A version 10 client.",
+            [carol, alice, carol, carol, carol, (self.bob, self.b)],
+            {1: "2026-12-02T08:43:10.002Z"},
+            presence=True,
+        )
+        return carol
+
+    def test_the_version_9_examples(self) -> None:
+        self.play_version_9()
+        self.assertEqual(len(self.randoms), 2)
+
+    def test_the_version_10_example(self) -> None:
+        carol, _ = self.play_version_9()
+        carol.connectionLost(Failure(ConnectionDone()))
+        self.at("2026-12-02T09:00:00Z")
+        laptop = self.server.register("carol", "carol's password", version=10)
+        laptop[0].dataReceived(b"READ alice 01M8TXEWEJ2WZ9C0EMN0YQ2CQP\r\n")  # she read up to "can you review #42?"
+        lines(laptop[1])
+        self.at("2026-12-02T09:01:44.310Z")
+        phone = self.server.connect()
+        self.server.end_of_pass()
+        for transport in (self.a, self.b):
+            lines(transport)
+
+        self.play("A version 10 client.", "From the phone she answers", [phone], {})
+        self.play("From the phone she answers", "Alice's answer reaches both", [phone, laptop], {})
+        self.at("2026-12-02T09:02:10.906Z")
+        self.alice.dataReceived(b"SEND carol :see you\r\n")
+        lines(self.a)
+        lines(laptop[1])  # the laptop's MSG: the example shows the phone's
+        self.play("Alice's answer reaches both", "Later, on the laptop", [phone, laptop], {})
+        self.play("Later, on the laptop", "Mistakes do not close", [laptop], {})
+        self.assertEqual(self.randoms, [])
 
 
 def without_ids(said: list[str]) -> list[str]:
@@ -1132,3 +1178,42 @@ class SeveralSessionsTests(SynchronousTestCase):
         protocol, transport = self.server.connect()
         protocol.dataReceived(b"HELLO bob\r\n")
         self.assertEqual(lines(transport), ["ERROR USERNAME_TAKEN :bob is in use", "BYE :bob is in use"])
+
+
+class ReadTests(SynchronousTestCase):
+    """``READ`` (version 10): kept, answered, told to the account's other version 10 sessions."""
+
+    def setUp(self) -> None:
+        records = (UserRecord("alice", 1.0, 2.0, protected=True), UserRecord("bob", 1.0, 2.0))
+        self.server = ServerHarness(records=records, history=HistoryPolicy())
+        self.laptop, self.l = self.server.register("alice", PASSWORD, version=10)
+        self.phone, self.p = self.server.register("alice", PASSWORD, version=10)
+        self.old, self.o = self.server.register("alice", PASSWORD, version=9)
+        self.bob, self.b = self.server.register("bob", version=10)
+        self.server.end_of_pass()
+        for transport in (self.l, self.p, self.o, self.b):
+            lines(transport)
+
+    def test_read_is_answered_and_told_to_the_other_version_10_sessions(self) -> None:
+        self.bob.dataReceived(b"SEND alice :hi\r\n")
+        id_ = lines(self.b)[0].split()[4]
+        for transport in (self.l, self.p, self.o):
+            lines(transport)
+        self.laptop.dataReceived(f"READ BOB {id_}\r\n".encode())
+        self.assertEqual(lines(self.l), [f"READ alice,bob {id_}"])
+        self.assertEqual(lines(self.p), [f"READ alice,bob {id_}"])
+        self.assertEqual(lines(self.o), [])  # version 9: no READ
+        self.old.dataReceived(f"READ bob {id_}\r\n".encode())
+        self.assertEqual(lines(self.o), ["ERROR UNKNOWN_COMMAND :unknown command READ"])
+
+    def test_refusals_do_not_close(self) -> None:
+        self.laptop.dataReceived(b"READ bob 123\r\nREAD bob\r\nREAD al ice 01M8TYR19J1HB1YED1Z05M91H8\r\n")
+        said = lines(self.l)
+        self.assertEqual([line.split()[1] for line in said], ["BAD_SYNTAX", "BAD_SYNTAX", "BAD_SYNTAX"])
+        self.bob.dataReceived(b"READ #all 01M8TYR19J1HB1YED1Z05M91H8\r\n")
+        self.assertEqual(
+            lines(self.b),
+            ["ERROR HISTORY_FORBIDDEN :protect your name (PASSWORD) to keep the history of your conversations"],
+        )
+        self.assertFalse(self.l.disconnecting or self.b.disconnecting)
+        self.assertEqual(lines(self.p), [])

@@ -22,6 +22,7 @@ from .support.hostile import (
     DIGITS,
     LIMITS,
     OPENINGS,
+    ACCOUNT,
     SECRET,
     Attacker,
     answered_throughout,
@@ -61,6 +62,7 @@ class HostileLineTests(SynchronousTestCase):
         attacker.command = lambda line: (run.append(line), command(line))[1]  # type: ignore[method-assign]
         if opening:
             attacker.dataReceived(opening.replace("\n", "\r\n").encode() + b"\r\n")
+        phone = harness.register("mallory", ACCOUNT, version=10) if ACCOUNT in opening else None
         bound = per_line_bound(harness)
         with failures_logged() as failures:
             for data in reads + [b"\n"] * 3:
@@ -79,6 +81,13 @@ class HostileLineTests(SynchronousTestCase):
             out = lines(transport)
             assert_well_formed(self, out)
             self.assertFalse([line for line in out if SECRET in line])  # never in alice and bob's conversation
+            if phone is not None:  # the attacker's other session: its own account's lines, well formed
+                mine = lines(phone[1])
+                assert_well_formed(self, mine)
+                self.assertFalse([line for line in mine if SECRET in line])
+            # Nothing of the attacker's account reaches another's: no READ, no read position.
+            self.assertFalse([line for line in lines(bob_transport) if line.startswith("READ ")])
+            self.assertNotIn("bob", harness.store.reads)
             if transport.disconnecting:
                 self.assertTrue(out and out[-1].startswith("BYE "), out[-3:])
             attacker.connectionLost(Failure(ConnectionDone()))

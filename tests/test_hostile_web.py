@@ -27,9 +27,10 @@ from wsproto.events import AcceptConnection, Ping, Pong, Request, TextMessage
 from msgsvc.fronts.web.site import web_site
 from msgsvc.wire import Limits
 
-from .support.harness import ServerHarness
+from .support.harness import ServerHarness, lines
 from .support.hostile import (
     LIMITS,
+    ACCOUNT,
     OPENINGS,
     SECRET,
     Attacker,
@@ -138,6 +139,9 @@ class HostileWebSocketTests(SynchronousTestCase):
             browser.send(line)
         if opening:
             browser.lines()
+        # The attacker's account's other session (a TCP client here): the web session's input never reaches
+        # another account's, and its own only as its account's.
+        phone = harness.register("mallory", ACCOUNT, version=10) if ACCOUNT in opening else None
         session = web_session(harness)
         run: list[bytes] = []
         command = session.command
@@ -162,6 +166,12 @@ class HostileWebSocketTests(SynchronousTestCase):
             out = browser.lines()
             assert_well_formed(self, out)
             self.assertFalse([line for line in out if SECRET in line])  # never in alice and bob's conversation
+            if phone is not None:
+                mine = lines(phone[1])
+                assert_well_formed(self, mine)
+                self.assertFalse([line for line in mine if SECRET in line])
+            self.assertFalse([line for line in lines(bob_transport) if line.startswith("READ ")])
+            self.assertNotIn("bob", harness.store.reads)
             if browser.transport.disconnecting:
                 said_why = bool(out) and out[-1].startswith("BYE ")
                 # A close without a reason is only ever the echo of the client's own close (RFC 6455 5.5.1).
@@ -173,6 +183,8 @@ class HostileWebSocketTests(SynchronousTestCase):
             harness.end_of_pass()
         self.assertEqual(failures, [])
         assert_still_served(self, bob, bob_transport)
+        if phone is not None:
+            phone[0].connectionLost(Failure(ConnectionDone()))
         self.assertEqual({p.front for p in harness.clients.connections}, {"tcp"})
 
     def test_a_read_full_of_pings_is_answered_as_far_as_the_rate_allows(self) -> None:

@@ -24,7 +24,7 @@ from msgsvc.hub.contracts import (
 from msgsvc.hub.conversations import ALL
 from msgsvc.hub.core import Hub
 from msgsvc.hub.history import History
-from msgsvc.hub.ids import message_id_floor
+from msgsvc.hub.ids import message_id_below, message_id_floor
 
 from .support.fakes import FakeNetwork, MemoryStore, RecordingParticipant
 from .support.harness import admitted, outcome
@@ -196,7 +196,7 @@ class KeepingTests(HistoryTestCase):
             dave.user.history(ALL, None, 10),
             dave.user.history_after(ALL, "", 10),
             dave.user.conversations(10),
-            dave.user.catch_up(),
+            dave.user.catch_up(False),
         ):
             self.assertEqual(self.refusal(asked), Refusal.HISTORY_OFF)
 
@@ -263,7 +263,7 @@ class PrivacyTests(HistoryTestCase):
             self.assertEqual(self.refusal(asked), Refusal.HISTORY_FORBIDDEN)
         self.assertEqual(self.texts(self.alice.user.history(ALL, None, 10)), (["public"], False))
         listed = self.successResultOf(self.alice.user.conversations(10))
-        self.assertEqual([e.text for e in listed], ["public"])
+        self.assertEqual([s.latest.text for s in listed], ["public"])
 
     def test_the_taker_of_an_unprotected_name_reads_nothing_said_before_it_protected_it(self) -> None:
         self.alice.user.send(["bob"], "alice's secret")
@@ -301,7 +301,7 @@ class PrivacyTests(HistoryTestCase):
         self.bob.user.send(["alice"], "after")
         self.pass_ends()
         self.assertEqual(self.texts(self.alice.user.history("alice,bob", None, 10)), (["after"], False))
-        self.assertEqual([e.text for e in self.successResultOf(self.alice.user.conversations(10))], ["after"])
+        self.assertEqual([s.latest.text for s in self.successResultOf(self.alice.user.conversations(10))], ["after"])
 
     def test_a_user_that_logged_out_reads_nothing(self) -> None:
         """Its name may be someone else's next: a login's handle used after it is refused."""
@@ -313,7 +313,9 @@ class PrivacyTests(HistoryTestCase):
             lambda: stale.history("alice,bob", None, 10),
             lambda: stale.history_after("alice,bob", "", 10),
             lambda: stale.conversations(10),
-            stale.catch_up,
+            lambda: stale.catch_up(True),
+            lambda: stale.mark_read(ALL, "01M8V0C6N3D0SNYQ1V4XC1XSA0"),
+            lambda: stale.read_position(ALL),
         ):
             with self.assertRaises(Refused) as caught:
                 read()
@@ -361,7 +363,7 @@ class PrivacyTests(HistoryTestCase):
                 self.alice.user.history("alice,bob", None, 10),
                 self.alice.user.history(ALL, None, 10),
                 self.alice.user.conversations(10),
-                self.alice.user.catch_up(),
+                self.alice.user.catch_up(False),
             ):
                 self.assertEqual(self.refusal(asked), Refusal.UNAVAILABLE)
         self.assertEqual([formatEvent(e) for e in events], ["could not read the history: disk"] * 4)
@@ -414,11 +416,11 @@ class PagingTests(HistoryTestCase):
         self.pass_ends()
         listed = self.successResultOf(self.alice.user.conversations(10))
         self.assertEqual(
-            [(e.conversation, e.text) for e in listed],
+            [(s.latest.conversation, s.latest.text) for s in listed],
             [(ALL, "everyone"), ("alice,bob,erin", "to erin"), ("alice,bob,dave", "to dave")],
         )
         [one] = self.successResultOf(self.alice.user.conversations(1))
-        self.assertEqual(one.conversation, ALL)
+        self.assertEqual(one.latest.conversation, ALL)
 
 
 class CatchUpTests(HistoryTestCase):
@@ -433,7 +435,7 @@ class CatchUpTests(HistoryTestCase):
         bob.user.send(["alice"], "direct: not in the catch-up")
         self.tick()
         alice = self.join("alice")
-        [page] = self.successResultOf(alice.user.catch_up())
+        [page] = self.successResultOf(alice.user.catch_up(False))
         self.assertEqual(
             (page.conversation, [e.text for e in page.entries], page.more), (ALL, ["two", "three"], True)
         )
@@ -447,12 +449,12 @@ class CatchUpTests(HistoryTestCase):
         bob.user.broadcast("while away")
         self.pass_ends()
         alice = self.join("alice")
-        [page] = self.successResultOf(alice.user.catch_up())
+        [page] = self.successResultOf(alice.user.catch_up(False))
         self.assertEqual(([e.text for e in page.entries], page.more), (["while away"], True))
         self.tick()
         alice.user.log_out()
         self.tick()
-        [page] = self.successResultOf(self.join("alice").user.catch_up())
+        [page] = self.successResultOf(self.join("alice").user.catch_up(False))
         self.assertEqual(page, Page(ALL, (), True))
 
     def test_a_name_new_to_the_log_gets_the_latest(self) -> None:
@@ -460,11 +462,94 @@ class CatchUpTests(HistoryTestCase):
         bob.user.broadcast("before carol came")
         self.tick()
         carol = self.join("carol")
-        [page] = self.successResultOf(carol.user.catch_up())
+        [page] = self.successResultOf(carol.user.catch_up(False))
         self.assertEqual(([e.text for e in page.entries], page.more), (["before carol came"], False))
 
     def test_none_is_an_empty_page(self) -> None:
-        self.assertEqual(self.successResultOf(self.join("alice").user.catch_up()), [Page(ALL, (), False)])
+        self.assertEqual(self.successResultOf(self.join("alice").user.catch_up(False)), [Page(ALL, (), False)])
+
+
+class ReadPositionTests(HistoryTestCase):
+    """docs/protocol.rst "Several sessions": an account's read positions, in step across its sessions."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.laptop = self.join("alice")
+        self.protect("alice")
+        self.phone = RecordingParticipant()
+        self.phone.user = self.hub.register(self.phone, "alice", "phone", attach=True)
+        self.successResultOf(self.hub.admit(self.phone.user))
+        self.bob = self.join("bob")
+
+    def said(self, text: str) -> str:
+        """bob says ``text`` to alice; its id."""
+        self.bob.user.send(["alice"], text)
+        self.pass_ends()
+        self.tick()
+        return self.laptop.messages()[-1].id
+
+    def test_a_read_position_goes_forward_only_and_the_other_sessions_learn_it(self) -> None:
+        first, second = self.said("one"), self.said("two")
+        self.assertEqual(self.successResultOf(self.laptop.user.mark_read("alice,bob", second)), second)
+        self.assertEqual(self.phone.events[-1], ("read", ("alice,bob", second)))
+        self.assertNotIn("read", [kind for kind, _ in self.laptop.events])
+        told = len(self.phone.events)
+        self.assertEqual(self.successResultOf(self.phone.user.mark_read("alice,bob", first)), second)
+        self.assertEqual((len(self.phone.events), len(self.laptop.events)), (told, 2))  # nobody told
+        self.assertEqual(self.successResultOf(self.phone.user.read_position("alice,bob")), second)
+        self.assertIsNone(self.successResultOf(self.phone.user.read_position(ALL)))
+
+    def test_a_position_later_than_now_is_now(self) -> None:
+        kept = self.successResultOf(self.laptop.user.mark_read(ALL, "7ZZZZZZZZZZZZZZZZZZZZZZZZZ"))
+        self.assertEqual(kept, message_id_below(message_id_floor(self.clock.seconds() + 0.001)))
+        self.tick()
+        self.assertGreater(self.bob.user.broadcast("later").id, kept)  # type: ignore[union-attr]
+
+    def test_only_a_protected_participant_keeps_read_positions(self) -> None:
+        for asked in (
+            self.bob.user.mark_read(ALL, message_id_floor(START)),
+            self.bob.user.mark_read("alice,bob", message_id_floor(START)),
+            self.bob.user.read_position(ALL),
+            self.laptop.user.mark_read("bob,carol", message_id_floor(START)),
+        ):
+            self.assertEqual(self.refusal(asked), Refusal.HISTORY_FORBIDDEN)
+
+    def test_conversations_count_others_entries_after_the_read_position(self) -> None:
+        first = self.said("one")
+        self.said("two")
+        self.laptop.user.send(["bob"], "mine: not unread")
+        self.bob.user.broadcast("all")
+        self.pass_ends()
+        self.successResultOf(self.laptop.user.mark_read("alice,bob", first))
+        listed = self.successResultOf(self.phone.user.conversations(10))
+        self.assertEqual(
+            [(s.latest.conversation, s.unread, s.read) for s in listed], [(ALL, 1, None), ("alice,bob", 1, first)]
+        )
+        unprotected = self.successResultOf(self.bob.user.conversations(10))
+        self.assertEqual([(s.latest.conversation, s.unread, s.read) for s in unprotected], [(ALL, 0, None)])  # its own
+
+    def test_the_catch_up_from_read_positions(self) -> None:
+        self.bob.user.broadcast("read")
+        self.pass_ends()
+        self.tick()
+        read = self.laptop.messages()[-1].id
+        self.successResultOf(self.laptop.user.mark_read(ALL, read))
+        self.bob.user.broadcast("not read")
+        carol = self.join("carol")
+        carol.user.send(["alice"], "from carol")
+        self.pass_ends()
+        self.tick()
+        answered = self.said("answered")
+        self.laptop.user.send(["bob"], "my answer")  # bob's conversation: its newest is alice's own
+        self.pass_ends()
+        self.successResultOf(self.laptop.user.mark_read("alice,bob", answered))
+        pages = self.successResultOf(self.phone.user.catch_up(True))
+        self.assertEqual(
+            [(p.conversation, [e.text for e in p.entries], p.more) for p in pages],
+            [(ALL, ["not read"], True), ("alice,carol", ["from carol"], False)],
+        )
+        [page] = self.successResultOf(self.phone.user.catch_up(False))  # version 9: #all since the login
+        self.assertEqual(page.conversation, ALL)
 
 
 class RetentionTests(HistoryTestCase):

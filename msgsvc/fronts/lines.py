@@ -25,7 +25,7 @@ from msgsvc import wire
 from msgsvc.fronts.clients import Clients
 from msgsvc.fronts.presence import Presence
 from msgsvc.fronts.session import Limit, Session
-from msgsvc.hub.contracts import Kind, Message, Page, Queued, Refusal, Refused, Report, Stored
+from msgsvc.hub.contracts import Kind, Message, Page, Queued, Refusal, Refused, Report, Stored, Summary
 from msgsvc.hub.conversations import ALL, conversation_named
 from msgsvc.hub.events import ClientError
 from msgsvc.hub.user import UNREGISTERED, not_registered
@@ -109,12 +109,20 @@ def encode_delayed(message: Queued, version: int) -> bytes:
     ).encode()
 
 
-def encode_conversations(latest: list[Stored]) -> bytes:
-    """The answer to ``CONVERSATIONS``: a ``CONVERSATION`` line each, then ``ENDCONVERSATIONS``."""
-    lines = [
-        wire.format_line("CONVERSATION", e.conversation, e.id, wire.format_millis(e.at)) for e in latest
-    ]
-    return b"".join(lines) + wire.format_line("ENDCONVERSATIONS", str(len(latest)))
+def encode_conversations(summaries: list[Summary], version: int) -> bytes:
+    """The answer to ``CONVERSATIONS``: a ``CONVERSATION`` line each (from version 10 with its unread count
+    and read position), then ``ENDCONVERSATIONS``."""
+    lines = []
+    for summary in summaries:
+        e = summary.latest
+        counts = (str(summary.unread), summary.read or "-") if version >= VERSION else ()
+        lines.append(wire.format_line("CONVERSATION", e.conversation, e.id, wire.format_millis(e.at), *counts))
+    return b"".join(lines) + wire.format_line("ENDCONVERSATIONS", str(len(summaries)))
+
+
+def encode_read(conversation: str, position: str) -> bytes:
+    """``READ``: the account's read position in a conversation."""
+    return wire.format_line("READ", conversation, position)
 
 
 class ServerProtocol(Session):
@@ -224,7 +232,7 @@ class ServerProtocol(Session):
             self._release("catching up")
             self.user.deliver_backlog()
 
-        self.user.catch_up().addErrback(failed).addCallback(write)
+        self.user.catch_up(self.version >= VERSION).addErrback(failed).addCallback(write)
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self.presence.leave(self)
@@ -250,7 +258,14 @@ class ServerProtocol(Session):
                 self._read_history(self.user.history(key, before, limit), encode_page)
             case wire.Conversations():
                 limit = self.clients.hub.history.policy.conversations
-                self._read_history(self.user.conversations(limit), encode_conversations)
+                version = self.version
+                self._read_history(self.user.conversations(limit), lambda found: encode_conversations(found, version))
+            case wire.Read(conversation, position):
+                if self.version < VERSION:
+                    self._error(Code.UNKNOWN_COMMAND, "unknown command READ")  # as version 9 said it
+                    return
+                key = conversation_named(conversation, self.user.name, self.clients.limits.max_recipients)
+                self._read_history(self.user.mark_read(key, position), lambda kept: encode_read(key, kept))
             case wire.Version(version):
                 if self._welcomed:
                     self.send_error(Code.ALREADY_REGISTERED, "VERSION comes before HELLO")
@@ -332,6 +347,11 @@ class ServerProtocol(Session):
     def notice(self, text: str) -> None:
         self.presence.catch_up(self)
         self._write(wire.format_line("NOTICE", trailing=text))
+
+    def read_moved(self, conversation: str, position: str) -> None:
+        if self.version >= VERSION:
+            self.presence.catch_up(self)
+            self._write(encode_read(conversation, position))
 
     def deliver(self, backlog: list[Queued], waiting: int) -> None:
         self.presence.catch_up(self)

@@ -159,6 +159,10 @@ class Session(LineProtocol):
         """hub.Participant: messages that waited for this client; ``waiting`` more after them."""
         raise NotImplementedError
 
+    def read_moved(self, conversation: str, position: str) -> None:
+        """hub.Participant: the account's read position moved (another session read up to there); a
+        front that shows no read positions leaves it."""
+
     # -- the connection ---------------------------------------------------
 
     def connectionMade(self) -> None:

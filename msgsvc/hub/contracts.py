@@ -187,6 +187,17 @@ class Stored:
     text: str
 
 
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """A conversation as its reader's list shows it: its latest entry the reader may read, how many
+    entries after the reader's read position others sent (up to a cap), and that position (None:
+    none kept)."""
+
+    latest: Stored
+    unread: int
+    read: str | None
+
+
 @dataclass(frozen=True)
 class Page:
     """A page of one conversation's history, as a reader may read it: ``entries`` oldest first;
@@ -240,6 +251,10 @@ class Participant(Protocol):
     def deliver(self, backlog: list[Queued], waiting: int) -> None:
         """Deliver messages that waited for this user; ``waiting`` more are queued after them."""
 
+    def read_moved(self, conversation: str, position: str) -> None:
+        """The account's read position in ``conversation`` (a key) is now ``position``: another of its
+        sessions read up to there."""
+
 
 class IUser(Interface):
     """A user logged in to the hub: what a front does on its behalf (as ``twisted.words``'s ``IUser``).
@@ -279,14 +294,27 @@ class IUser(Interface):
         """Up to ``limit`` of the readable entries with ids after ``after``, oldest first; ``more``:
         newer exist."""
 
-    def conversations(limit: int) -> Deferred[list[Stored]]:
-        """The latest readable entry of each conversation this user may read, newest first: ALL (if it
-        holds any) and the direct ones it takes part in."""
+    def conversations(limit: int) -> Deferred[list[Summary]]:
+        """Each conversation this user may read, by its latest readable entry, newest first: ALL (if it
+        holds any) and the direct ones it takes part in; with its unread count and read position."""
 
-    def catch_up() -> Deferred[list[Page]]:
+    def catch_up(from_reads: bool) -> Deferred[list[Page]]:
         """The login's catch-up: for ALL, the latest ``HistoryPolicy.catch_up`` entries sent since this
         name last logged out (a name new to the log: the latest), ``more`` if older exist.  Direct
-        conversations are not in it: what came while away is the offline queue's (DELAYED)."""
+        conversations are not in it: what came while away is the offline queue's (DELAYED).
+        ``from_reads`` (a protected name's version 10 login): ALL from its read position there if it
+        has one, then the direct conversations with others' entries after their read positions (the
+        ``CATCH_UP_CONVERSATIONS`` newest), each its latest ``HistoryPolicy.catch_up`` such."""
+
+    # Read positions (a protected name's): each fails as the history methods do.
+
+    def mark_read(conversation: str, position: str) -> Deferred[str]:
+        """This user has read ``conversation`` (a key) up to ``position`` (an id; a later one than now is
+        taken as now): kept if later than what is kept, the account's other sessions told
+        (:meth:`Participant.read_moved`); fires with the position kept."""
+
+    def read_position(conversation: str) -> Deferred[str | None]:
+        """This user's read position in ``conversation`` (a key); None: none kept."""
 
 
 class Store(Protocol):

@@ -558,6 +558,23 @@ class Hub:
 
         return report.addCallback(delivered)
 
+    # -- read positions --------------------------------------------------
+
+    def mark_read(self, session: Session, conversation: str, position: str) -> Deferred[str]:
+        """Keep ``session``'s account's read position in ``conversation`` (see
+        :meth:`~msgsvc.hub.history.History.mark_read`); once kept, and if it is ``position`` (or the
+        clock's now, for a later one), its other sessions online are told."""
+        name = session.record.name
+
+        def kept(kept: str) -> str:
+            if kept <= position:  # this one moved it (or set it again), not a later one kept
+                for other in session.account.online_sessions():
+                    if other is not session:
+                        other.participant.read_moved(conversation, kept)
+            return kept
+
+        return self.history.mark_read(name, conversation, position).addCallback(kept)
+
     # -- the offline queue -----------------------------------------------
 
     def deliver_backlog(self, session: Session) -> None:

@@ -16,15 +16,21 @@ from contextlib import contextmanager
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, fail, gatherResults, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from msgsvc.hub.contracts import HistoryPolicy, HistoryStore, Message, Page, Refusal, Refused, Stored
+from msgsvc.hub.contracts import HistoryPolicy, HistoryStore, Message, Page, Refusal, Refused, Stored, Summary
 from msgsvc.hub.conversations import ALL, conversation_key, participants
+from msgsvc.hub.ids import message_id_below, message_id_floor
 from msgsvc.hub.rules import is_valid_username, username_key
+
+#: Unread entries are counted up to this (docs/protocol.rst: ``CONVERSATION``'s ``100`` means 100 or more).
+UNREAD_CAP = 100
+#: Direct conversations a version 10 catch-up brings at most (the newest with unread entries).
+CATCH_UP_CONVERSATIONS = 20
 
 
 class History(Service):
@@ -119,16 +125,27 @@ class History(Service):
         """What ``reader`` may read of ``conversation`` after ``after``."""
         return Deferred.fromCoroutine(self._page(reader, conversation, None, after, limit))
 
-    def conversations(self, reader: str, limit: int) -> Deferred[list[Stored]]:
-        """The latest entry ``reader`` may read of each conversation it may read, newest first:
-        ``#all``'s, and (if it is protected) those of its direct conversations."""
+    def conversations(self, reader: str, limit: int) -> Deferred[list[Summary]]:
+        """Each conversation ``reader`` may read by its latest entry it may read, newest first: ``#all``,
+        and (if it is protected) its direct conversations; with their unread counts and read positions."""
         return Deferred.fromCoroutine(self._conversations(reader, min(limit, self.policy.conversations)))
 
-    def catch_up(self, since: float) -> Deferred[list[Page]]:
+    def catch_up(self, reader: str, since: float, from_reads: bool) -> Deferred[list[Page]]:
         """The login's catch-up: the latest ``policy.catch_up`` entries of ``#all`` sent at or after
         ``since`` (when the name last logged out; 0 for a name new to the log); ``more`` if older
-        ones exist, since then or before."""
-        return Deferred.fromCoroutine(self._catch_up(since))
+        ones exist, since then or before.  ``from_reads``, for a protected ``reader``: ``#all`` after
+        its read position there if it has one, then its direct conversations with others' entries after
+        its read positions (:data:`CATCH_UP_CONVERSATIONS` of them, newest first), each after it."""
+        return Deferred.fromCoroutine(self._catch_up(reader, since, from_reads))
+
+    def mark_read(self, reader: str, conversation: str, position: str) -> Deferred[str]:
+        """Keep ``position`` (an id; past the clock's now: now) as ``reader``'s read position in
+        ``conversation`` if it is later than the one kept; fires with the one kept."""
+        return Deferred.fromCoroutine(self._mark_read(reader, conversation, position))
+
+    def read_position(self, reader: str, conversation: str) -> Deferred[str | None]:
+        """``reader``'s read position in ``conversation``; None: none kept."""
+        return Deferred.fromCoroutine(self._read_position(reader, conversation))
 
     async def _page(
         self, reader: str, conversation: str, before: str | None, after: str | None, limit: int
@@ -142,20 +159,77 @@ class History(Service):
                 entries, more = await self._store.page_after(conversation, after, limit, since)
         return Page(conversation, tuple(entries), more)
 
-    async def _conversations(self, reader: str, limit: int) -> list[Stored]:
+    async def _conversations(self, reader: str, limit: int) -> list[Summary]:
+        key = username_key(reader)
+        store = self._store
         with _unavailable():
-            since = await self._store.protected_since(reader)
-            direct = [] if since is None else await self._store.latest(username_key(reader), since, limit)
-            everyone, _ = await self._store.page_before(ALL, None, 1, 0.0)
-        return sorted([*direct, *everyone], key=lambda entry: entry.id, reverse=True)[:limit]
+            since = await store.protected_since(reader)
+            direct = [] if since is None else await store.latest(key, since, limit)
+            everyone, _ = await store.page_before(ALL, None, 1, 0.0)
+            latest = sorted([*direct, *everyone], key=lambda entry: entry.id, reverse=True)[:limit]
+            reads = {} if since is None else await store.read_positions(key, [e.conversation for e in latest])
+            floor = "" if since is None else message_id_floor(since)
 
-    async def _catch_up(self, since: float) -> list[Page]:
+            def after(conversation: str) -> str:
+                """Its read position; without one, a direct conversation from the protection's start
+                (what came before is not readable), #all from its start."""
+                return reads.get(conversation) or ("" if conversation == ALL else floor)
+
+            counts = await gatherResults([store.unread(e.conversation, after(e.conversation), key, UNREAD_CAP) for e in latest])
+        return [Summary(e, count, reads.get(e.conversation)) for e, count in zip(latest, counts)]
+
+    async def _catch_up(self, reader: str, since: float, from_reads: bool) -> list[Page]:
+        key = username_key(reader)
+        store = self._store
         with _unavailable():
-            entries, more = await self._store.page_before(ALL, None, self.policy.catch_up, since)
-            if not more:  # none older since then: any older at all? (all of #all is readable)
-                older, _ = await self._store.page_before(ALL, entries[0].id if entries else None, 1, 0.0)
-                more = bool(older)
-        return [Page(ALL, tuple(entries), more)]
+            protected = await store.protected_since(reader) if from_reads else None
+            if protected is None:
+                return [await self._all_since(since)]
+            direct = await store.latest(key, protected, self.policy.conversations)
+            reads = await store.read_positions(key, [ALL, *(e.conversation for e in direct)])
+            read_all = reads.get(ALL)
+            pages = [await self._all_since(since) if read_all is None else await self._after(ALL, read_all, 0.0)]
+            unread = [
+                e for e in direct if e.id > reads.get(e.conversation, "") and username_key(e.sender) != key
+            ]
+            for entry in unread[:CATCH_UP_CONVERSATIONS]:
+                pages.append(await self._after(entry.conversation, reads.get(entry.conversation, ""), protected))
+        return pages
+
+    async def _all_since(self, since: float) -> Page:
+        """``#all``'s latest entries sent since ``since``; ``more`` if older ones exist, since then or before."""
+        entries, more = await self._store.page_before(ALL, None, self.policy.catch_up, since)
+        if not more:  # none older since then: any older at all? (all of #all is readable)
+            older, _ = await self._store.page_before(ALL, entries[0].id if entries else None, 1, 0.0)
+            more = bool(older)
+        return Page(ALL, tuple(entries), more)
+
+    async def _after(self, conversation: str, read: str, since: float) -> Page:
+        """The latest entries of ``conversation`` after ``read`` (sent at or after ``since``); ``more``
+        if older readable ones exist."""
+        entries, more = await self._store.page_before(conversation, None, self.policy.catch_up, since)
+        fresh = tuple(e for e in entries if e.id > read)
+        return Page(conversation, fresh, more or len(fresh) < len(entries))
+
+    async def _mark_read(self, reader: str, conversation: str, position: str) -> str:
+        with _unavailable():
+            await self._keeps_reads(reader, conversation)
+            now = message_id_below(message_id_floor(self._clock.seconds() + 0.001))  # the greatest id of now
+            return await self._store.set_read(username_key(reader), conversation, min(position, now))
+
+    async def _read_position(self, reader: str, conversation: str) -> str | None:
+        with _unavailable():
+            await self._keeps_reads(reader, conversation)
+            reads = await self._store.read_positions(username_key(reader), [conversation])
+        return reads.get(conversation)
+
+    async def _keeps_reads(self, reader: str, conversation: str) -> None:
+        """Refused (HISTORY_FORBIDDEN) unless ``reader`` may read ``conversation`` and is protected:
+        read positions are an account's."""
+        if conversation != ALL:
+            await self._readable(reader, conversation)  # refuses an unprotected reader too
+        elif await self._store.protected_since(reader) is None:
+            raise Refused(Refusal.HISTORY_FORBIDDEN, _UNPROTECTED)
 
     async def _readable(self, reader: str, conversation: str) -> float:
         """The time from which ``reader`` may read ``conversation`` (0: all of it), or Refused
@@ -191,10 +265,16 @@ class NoHistory(Service):
     def page_after(self, reader: str, conversation: str, after: str, limit: int) -> Deferred[Page]:
         return _off()
 
-    def conversations(self, reader: str, limit: int) -> Deferred[list[Stored]]:
+    def conversations(self, reader: str, limit: int) -> Deferred[list[Summary]]:
         return _off()
 
-    def catch_up(self, since: float) -> Deferred[list[Page]]:
+    def catch_up(self, reader: str, since: float, from_reads: bool) -> Deferred[list[Page]]:
+        return _off()
+
+    def mark_read(self, reader: str, conversation: str, position: str) -> Deferred[str]:
+        return _off()
+
+    def read_position(self, reader: str, conversation: str) -> Deferred[str | None]:
         return _off()
 
 

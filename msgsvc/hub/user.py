@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, NoReturn
 from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
-from msgsvc.hub.contracts import IUser, Page, Refusal, Refused, Report, Stored
+from msgsvc.hub.contracts import IUser, Page, Refusal, Refused, Report, Summary
 from msgsvc.hub.session import Session
 
 if TYPE_CHECKING:
@@ -67,15 +67,25 @@ class User:
             not_registered()
         return self._hub.history.page_after(self.name, conversation, after, limit)
 
-    def conversations(self, limit: int) -> Deferred[list[Stored]]:
+    def conversations(self, limit: int) -> Deferred[list[Summary]]:
         if self.session.gone:
             not_registered()
         return self._hub.history.conversations(self.name, limit)
 
-    def catch_up(self) -> Deferred[list[Page]]:
+    def catch_up(self, from_reads: bool) -> Deferred[list[Page]]:
         if self.session.gone:
             not_registered()
-        return self._hub.history.catch_up(self.session.account.seen_before)
+        return self._hub.history.catch_up(self.name, self.session.account.seen_before, from_reads)
+
+    def mark_read(self, conversation: str, position: str) -> Deferred[str]:
+        if self.session.gone:
+            not_registered()
+        return self._hub.mark_read(self.session, conversation, position)
+
+    def read_position(self, conversation: str) -> Deferred[str | None]:
+        if self.session.gone:
+            not_registered()
+        return self._hub.history.read_position(self.name, conversation)
 
 
 @implementer(IUser)
@@ -110,7 +120,13 @@ class Unregistered:
     def conversations(self, limit: int) -> NoReturn:
         not_registered()
 
-    def catch_up(self) -> NoReturn:
+    def catch_up(self, from_reads: bool) -> NoReturn:
+        not_registered()
+
+    def mark_read(self, conversation: str, position: str) -> NoReturn:
+        not_registered()
+
+    def read_position(self, conversation: str) -> NoReturn:
         not_registered()
 
 

@@ -280,6 +280,9 @@ class RecordingParticipant:
     def deliver(self, backlog: list[Queued], waiting: int) -> None:
         self.events.append(("delivered", (backlog, waiting)))
 
+    def read_moved(self, conversation: str, position: str) -> None:
+        self.events.append(("read", (conversation, position)))
+
     def messages(self) -> list[Message]:
         return [m for kind, m in self.events if kind == "message"]  # type: ignore[misc]
 

@@ -37,6 +37,7 @@ ATTACKERS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
 LIMITS = Limits(max_line=200, max_text=100, max_recipients=4, line_burst=10, max_send_queue=4096)
 VERBS = ["HELLO", "PASSWORD", "SEND", "BROADCAST", "USERS", "ACK", "PING", "PONG", "QUIT"]
 VERBS += ["VERSION", "HISTORY", "CONVERSATIONS"]  # version 9
+VERBS += ["READ"]  # version 10
 #: The history the line suites keep: small pages, so that a page of them is within a line's bound.
 HISTORY = HistoryPolicy(page=5, default_page=3, catch_up=4, conversations=6)
 
@@ -71,8 +72,19 @@ def any_line(draw: st.DrawFn) -> bytes:
 
 #: What a client that never took part in ``alice,bob`` must never read, whatever it sends.
 SECRET = "the secret of alice and bob"
-#: How the attacker may begin: not registered, registered (version 8 or 9; protected or not).
-OPENINGS = st.sampled_from(["", "HELLO mallory", "VERSION 9\nHELLO mallory", "VERSION 9\nHELLO mallory :password1"])
+#: How the attacker may begin: not registered, registered (version 8, 9 or 10; protected or not).
+OPENINGS = st.sampled_from(
+    [
+        "",
+        "HELLO mallory",
+        "VERSION 9\nHELLO mallory",
+        "VERSION 9\nHELLO mallory :password1",
+        "VERSION 10\nHELLO mallory :password1",
+        "VERSION 10\nHELLO mallory",
+    ]
+)
+#: The attacker's account: an opening that claims it has another session, its phone.
+ACCOUNT = "password1"
 
 
 def with_history(harness: ServerHarness) -> None:

@@ -13,7 +13,7 @@ from twisted.words.protocols import irc as rfc
 from msgsvc.fronts.irc.base import IrcBase, T
 from msgsvc.fronts.irc.tags import tagged
 from msgsvc.fronts.irc.wire import addressed, line, read_server_time, server_time, text_lines
-from msgsvc.hub.contracts import Kind, Page, Refusal, Refused, Stored
+from msgsvc.hub.contracts import Kind, Page, Refusal, Refused, Stored, Summary
 from msgsvc.hub.conversations import ALL, participants
 from msgsvc.hub.ids import message_id, message_id_below, message_id_floor
 from msgsvc.hub.rules import username_key
@@ -122,9 +122,9 @@ class History(IrcBase):
             return
         low, high = sorted([refs[0], refs[1]], key=lambda r: r.before)
 
-        def listed(latest: list[Stored]) -> None:
+        def listed(summaries: list[Summary]) -> None:
             rows: list[bytes] = []
-            for entry in sorted(latest, key=lambda e: e.id):
+            for entry in sorted((s.latest for s in summaries), key=lambda e: e.id):
                 target = self._target_of(entry)
                 if low.after < entry.id < high.before and target is not None and len(rows) < limit:
                     rows.append(line("CHATHISTORY", "TARGETS", target, server_time(entry.at)))
