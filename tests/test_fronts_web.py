@@ -32,10 +32,10 @@ from msgsvc.fronts.lines import ServerProtocol
 from msgsvc.fronts.web.origins import normalize_origin
 from msgsvc.fronts.web.site import WebChannel, web_site
 from msgsvc.fronts.web.websocket import FrameGuard
-from msgsvc.hub.contracts import UserRecord
+from msgsvc.hub.contracts import HistoryPolicy, UserRecord
 from msgsvc.wire import Limits
 
-from .support.harness import ServerHarness, lines, one_pass
+from .support.harness import PASSWORD, ServerHarness, lines, one_pass
 from .support.hostile import failures_logged
 from .support.wsclient import ORIGIN, Browser, TCPStringTransport, web_session
 
@@ -313,6 +313,41 @@ class LineSocketTests(SynchronousTestCase):
         self.assertEqual(
             browser.lines(), ["MSG bob multicast alice :lunch?", "MSG bob broadcast * :all here"]
         )
+
+    def test_two_web_sessions_of_an_account_and_a_tcp_user(self) -> None:
+        """The page on a phone and on a laptop, logged in to alice (version 10), and bob over TCP."""
+        harness = ServerHarness(records=(UserRecord("alice", 1.0, 2.0, protected=True),), history=HistoryPolicy())
+        bob, bob_transport = harness.register("bob", version=10)
+        phone, laptop = Browser(harness), Browser(harness)
+        for browser in (phone, laptop):
+            browser.handshake()
+            browser.send("VERSION 10")
+            browser.send(f"HELLO alice :{PASSWORD}")
+            self.assertIn("WELCOME alice :welcome to msgsvc", browser.lines())
+        self.assertEqual(lines(bob_transport), ["JOINED alice"])  # once
+        view = harness.hub.user("alice")
+        assert view is not None
+        self.assertEqual([s.front for s in view.sessions], ["web", "web"])
+        phone.send("SEND bob :on my way")
+        [sent] = phone.lines()
+        [mine] = laptop.lines()
+        [got] = lines(bob_transport)
+        self.assertEqual((sent.split()[:4], mine, got), (["SENT", "1", "-", "-"], got, mine))
+        self.assertTrue(got.startswith("MSG alice unicast bob "), got)
+        bob.dataReceived(b"SEND alice :see you\r\n")
+        lines(bob_transport)
+        [to_phone], [to_laptop] = phone.lines(), laptop.lines()
+        self.assertEqual(to_phone, to_laptop)
+        position = to_phone.split()[4]
+        phone.send(f"READ bob {position}")
+        self.assertEqual((phone.lines(), laptop.lines()), ([f"READ alice,bob {position}"],) * 2)
+        self.assertEqual(lines(bob_transport), [])
+        laptop.channel.connectionLost(Failure(ConnectionDone()))
+        harness.end_of_pass()
+        self.assertEqual(lines(bob_transport), [])  # the phone is still there
+        phone.channel.connectionLost(Failure(ConnectionDone()))
+        harness.end_of_pass()
+        self.assertEqual(lines(bob_transport), ["LEFT alice"])
 
     def test_a_message_holding_a_line_break_is_refused_whole(self) -> None:
         _, _, bob_transport, browser = bob_and_alice()
