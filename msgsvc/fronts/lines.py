@@ -258,8 +258,8 @@ class ServerProtocol(Session):
                 self._read_history(self.user.history(key, before, limit), encode_page)
             case wire.Conversations():
                 limit = self.clients.hub.history.policy.conversations
-                version = self.version
-                self._read_history(self.user.conversations(limit), lambda found: encode_conversations(found, version))
+                found = self.user.conversations(limit)
+                self._read_history(found, lambda summaries: encode_conversations(summaries, self.version))
             case wire.Read(conversation, position):
                 if self.version < VERSION:
                     self._error(Code.UNKNOWN_COMMAND, "unknown command READ")  # as version 9 said it
