@@ -360,7 +360,10 @@ class ResetTests(AccountsTestCase):
     def test_the_operator_removes_a_names_protection(self) -> None:
         alice, transport = self.server.register("alice", PASSWORD)
         self.assertTrue(self.successResultOf(self.server.accounts.reset("alice", "she forgot it")))
-        self.assertEqual(lines(transport), ["BYE :the operator removed your name's password: she forgot it"])
+        self.assertEqual(
+            lines(transport),
+            ["ACCOUNT alice unprotected", "BYE :the operator removed your name's password: she forgot it"],
+        )
         self.assertTrue(transport.disconnecting)
         self.assertIn(ProtectionChanged("alice", False, "she forgot it"), self.events)
         self.assertFalse(self.server.hub.user("alice").protected)  # type: ignore[union-attr]
@@ -594,7 +597,7 @@ class RemoveTests(AccountsTestCase):
         self.server.store.external.append(Reset(1, "alice", 5.0, "spam", removed=True))
         self.server.clock.advance(self.server.accounts.WATCH_INTERVAL)
         self.assertFalse(self.server.hub.user("alice").protected)  # type: ignore[union-attr]
-        self.assertEqual(lines(transport), ["BYE :the operator removed your name's password: spam"])
+        self.assertEqual(lines(transport), ["ACCOUNT alice unprotected", "BYE :the operator removed your name's password: spam"])
 
     def test_a_name_removed_then_protected_again_while_online_stays_protected(self) -> None:
         self.server.accounts.startService()

@@ -528,7 +528,10 @@ class ClusterTests(RedisCase):
         self.assertEqual(admin("list").stdout.split("\t")[0], "alice")
         done = admin("reset", "ALICE", "--reason", "forgot it")
         self.assertEqual((done.returncode, done.stdout), (0, "alice is no longer protected (forgot it)\n"))
-        self.assertEqual(alice.line(), "BYE :the operator removed your name's password: forgot it")
+        self.assertEqual(
+            [alice.line(), alice.line()],
+            ["ACCOUNT alice unprotected", "BYE :the operator removed your name's password: forgot it"],
+        )
         self.assertEqual(admin("reset", "alice", "--reason", "again").returncode, 1)
         two.wait_logged("the operator removed the protection of alice: forgot it")  # within 2 s
         bob, log = two.register("bob")

@@ -348,6 +348,12 @@ class ServerProtocol(Session):
         self.presence.catch_up(self)
         self._write(wire.format_line("NOTICE", trailing=text))
 
+    def drop(self, reason: str) -> None:
+        """hub.Participant: this pass's presence news first (``ACCOUNT <name> unprotected``, when the
+        operator removed its password: so the client forgets it), then ``BYE``."""
+        self.presence.catch_up(self)
+        super().drop(reason)
+
     def read_moved(self, conversation: str, position: str) -> None:
         if self.version >= VERSION:
             self.presence.catch_up(self)
