@@ -42,7 +42,9 @@ class AccountLineTests(SynchronousTestCase):
         lines(self.bobs)
         self.successResultOf(self.server.accounts.reset("alice", "she forgot it"))
         self.server.end_of_pass()
-        self.assertEqual(lines(alices), ["BYE :the operator removed your name's password: she forgot it"])
+        self.assertEqual(
+            lines(alices), ["ACCOUNT alice unprotected", "BYE :the operator removed your name's password: she forgot it"]
+        )
         self.assertEqual(lines(self.bobs), ["ACCOUNT alice unprotected"])
 
     def test_a_name_claimed_at_login_joins_protected(self) -> None:
