@@ -310,13 +310,7 @@ class PageTests(SynchronousTestCase):
             capture_output=True,
             timeout=30,
         )
-        wait(
-            self.driver,
-            lambda d: any(
-                t.startswith("Server notice: ") and "asked for it" in t for t in self.conversation()
-            ),
-            "the operator's notice",
-        )
+        self.wait_said("Disconnected: the operator removed your name's password: asked for it")
         self.assertEqual(self.conversation().count("While you were away:"), 1)
 
     def test_over_tls_the_page_uses_wss_and_closes_cleanly(self) -> None:
@@ -428,11 +422,9 @@ class PageTests(SynchronousTestCase):
         self.element("new-password-again").send_keys("correct horse" + Keys.ENTER)
         self.assertEqual(bob.until("ACCOUNT alice")[-1], "ACCOUNT alice protected")
         self.reset_password("alice")
-        wait(self.driver, lambda d: self.user_state("alice") == "online, you", "alice no longer protected")
-        self.assertEqual(self.element("protect").text, "Protect my name…")
-        self.wait_said("alice is no longer protected: set a password again to keep it yours.")
-        self.reset_password("bob")
-        wait(self.driver, lambda d: self.user_state("bob") == "online", "bob no longer protected")
+        self.wait_said("Disconnected: the operator removed your name's password: asked for it")
+        self.reset_password("bob")  # disconnected too: the log says he left, unprotected
+        wait(self.driver, lambda d: self.user_state("bob") == "offline", "bob no longer protected")
 
     def test_a_name_never_registered_is_no_such_user(self) -> None:
         self.start()
