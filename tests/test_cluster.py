@@ -400,6 +400,24 @@ class ClusterTests(RedisCase):
         laptop.send("QUIT")
         self.assertEqual(bob.line(), "LEFT alice")
 
+    def test_a_read_position_moved_on_one_node_reaches_the_accounts_session_on_another(self) -> None:
+        one, two = self.node(), self.node()
+        laptop, phone = one.connect(), two.connect()
+        for peer in (laptop, phone):
+            peer.send("VERSION 10")
+            peer.send("HELLO alice :alice's password")
+            peer.send("PING :logged in")
+            peer.until("PONG :logged in")
+        bob, _ = one.register("bob")
+        bob.send("SEND alice :hi")
+        self.assertEqual(bob.line(), "SENT 1 - -")
+        message = laptop.until("MSG bob unicast alice ")[-1]
+        self.assertEqual(phone.until("MSG bob unicast alice ")[-1], message)
+        id = message.split()[4]
+        laptop.send(f"READ bob {id}")
+        self.assertEqual(laptop.line(), f"READ alice,bob {id}")
+        self.assertEqual(phone.line(), f"READ alice,bob {id}")  # from the other node
+
     def test_while_redis_is_away_each_node_keeps_its_own_users_talking(self) -> None:
         one, two = self.node(lease=30), self.node(lease=30)  # an outage shorter than the lease
         alice, _ = one.register("alice")
@@ -692,6 +710,9 @@ class _Hub:
     def remote_protected(self, key: str) -> None:
         pass
 
+    def remote_read(self, key: str, conversation: str, position: str) -> None:
+        self.presence.append(("read", key, conversation, position))
+
     def resync(self, records: Iterable[UserRecord], online: Iterable[RemoteUser]) -> None:
         pass
 
@@ -820,6 +841,14 @@ class SessionsAcrossNodesTests(_TwoNodes):
         self.assertEqual(holder["node"], "B")
         with self.assertRaises(StillOnline):  # held by B
             await self.state.remove("alice", "gone", 9.0)
+
+
+    async def test_a_read_position_moved_on_one_node_reaches_the_others(self) -> None:
+        a, hub_a, b, hub_b = await self.two()
+        a.read_moved("Alice", "alice,bob", "0123")
+        await self.until(lambda: hub_b.presence)
+        self.assertEqual(hub_b.presence, [("read", "alice", "alice,bob", "0123")])
+        self.assertEqual(hub_a.presence, [])
 
 
 class _Reads:

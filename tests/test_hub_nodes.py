@@ -7,10 +7,21 @@ from twisted.internet.task import Clock
 from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
-from msgsvc.hub.contracts import Kind, Message, QueuePolicy, Refusal, Refused, RemoteUser, UserRecord
+from msgsvc.hub.contracts import (
+    HistoryPolicy,
+    Kind,
+    Message,
+    QueuePolicy,
+    Refusal,
+    Refused,
+    RemoteUser,
+    UserRecord,
+)
+from msgsvc.hub.conversations import ALL
 from msgsvc.hub.core import Hub
+from msgsvc.hub.history import History
 from msgsvc.hub.events import Event, LogLoaded, ProtectionChanged, QueueChanged, UserJoined, UserLeft
-from msgsvc.hub.ids import MessageIds
+from msgsvc.hub.ids import MessageIds, message_id_floor
 from msgsvc.state.redislink import RedisUnavailable
 
 from .support.fakes import FakeNetwork, MemoryStore, RecordingParticipant
@@ -252,3 +263,70 @@ class NodeTests(SynchronousTestCase):
         self.assertNotIn(("dropped", "taken elsewhere"), self.alice.events)
         self.hub.nodes.drop_local(None, "lease lost")
         self.assertEqual(self.alice.events[-1], ("dropped", "lease lost"))
+
+
+class AccountOnTwoNodesTests(SynchronousTestCase):
+    """carol, an account, with a session here and one on node "there"; alice here."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(100)
+        self.network = FakeNetwork()
+        self.store = MemoryStore()
+        history = History(self.clock, self.store, HistoryPolicy())
+        records = [UserRecord("carol", 1.0, 2.0, protected=True)]
+        self.hub = Hub(self.clock, self.store, records, 10, network=self.network, history=history)
+        self.addCleanup(history.stopService)
+        self.events: list[Event] = []
+        self.hub.subscribe(self.events.append)
+        self.alice = RecordingParticipant()
+        self.successResultOf(admitted(self.hub, self.alice, "alice", "a"))
+        self.there = RemoteUser("carol", "there", "10.0.0.2:5000", "web", 50.0)
+        self.hub.nodes.remote_joined(self.there, 1.0, True, False)
+        self.carol = RecordingParticipant()
+        self.carol.user = self.hub.register(self.carol, "carol", "c", attach=True)  # its password checked
+        self.successResultOf(self.hub.admit(self.carol.user))
+
+    def test_the_account_joins_and_leaves_once_across_nodes(self) -> None:
+        self.assertEqual([e.name for e in self.events if isinstance(e, UserJoined)], ["alice", "carol"])
+        self.assertEqual(self.network.claims, ["alice", "carol"])
+        self.assertEqual(self.hub.online_count(), 2)
+        self.carol.user.log_out()
+        self.assertNotIn("carol", [e.name for e in self.events if isinstance(e, UserLeft)])
+        self.assertTrue(self.hub.user("carol").online)  # type: ignore[union-attr]
+        self.hub.nodes.remote_left("carol", "there", 120.0)
+        self.assertEqual(self.events[-1], UserLeft("carol", "10.0.0.2:5000", "there"))
+
+    def test_a_message_to_the_account_reaches_its_sessions_on_both_nodes_and_counts_once(self) -> None:
+        report = self.alice.user.send(["carol"], "hi")
+        assert isinstance(report, Deferred)
+        ((message, keys),) = self.network.routed
+        self.assertEqual(keys, {"there": ["carol"]})
+        self.network.answers[0].callback({"there"})
+        self.assertEqual(outcome(self.successResultOf(report)), (1, (), ()))
+        self.assertEqual(self.carol.messages(), [message])
+        self.network.answers.clear()
+        report = self.alice.user.send(["carol"], "and if there is gone")
+        assert isinstance(report, Deferred)
+        self.network.answers[0].callback(set())  # its node did not take it: still delivered here
+        self.assertEqual(outcome(self.successResultOf(report)), (1, (), ()))
+
+    def test_what_the_account_sends_reaches_its_sessions_on_other_nodes(self) -> None:
+        report = self.carol.user.send(["alice"], "on my way")
+        assert isinstance(report, Deferred)
+        ((message, keys),) = self.network.routed
+        self.assertEqual(keys, {"there": ["carol"]})  # its own session there, uncounted
+        self.network.answers[0].callback({"there"})
+        self.assertEqual(outcome(self.successResultOf(report)), (1, (), ()))
+        self.assertEqual(self.alice.messages(), [message])
+
+    def test_a_read_position_moves_across_nodes(self) -> None:
+        self.store.set_password_hash("carol", "$h", 1.0)
+        position, later = message_id_floor(90.0), message_id_floor(95.0)
+        self.assertEqual(self.successResultOf(self.carol.user.mark_read(ALL, position)), position)
+        self.assertEqual(self.network.read_moves, [("carol", ALL, position)])
+        self.hub.nodes.remote_read("carol", "alice,carol", position)
+        self.assertEqual(self.carol.events[-1], ("read", ("alice,carol", position)))
+        self.hub.nodes.remote_left("carol", "there", 96.0)
+        self.assertEqual(self.successResultOf(self.carol.user.mark_read(ALL, later)), later)
+        self.assertEqual(len(self.network.read_moves), 1)  # no session elsewhere: nothing published

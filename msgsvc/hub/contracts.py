@@ -432,6 +432,9 @@ class Network(Protocol):
     def release(self, name: str, session: int, when: float) -> None:
         """The session ``session`` of this node holding ``name`` left at ``when``."""
 
+    def read_moved(self, name: str, conversation: str, position: str) -> None:
+        """Tell the other nodes that ``name``'s read position in ``conversation`` moved to ``position``."""
+
     def route(self, message: Message, keys_by_node: dict[str, list[str]]) -> Deferred[set[str]]:
         """Send ``message`` to these users of other nodes; fires with the nodes that took it, to deliver
         to those of its users still connected when it reads it.  A node not alive within its lease,
@@ -463,6 +466,9 @@ class NetworkListener(Protocol):
 
     def resync(self, records: Iterable[UserRecord], online: Iterable[RemoteUser]) -> None:
         """Take the log and who is online elsewhere as the network has them now (after it reconnected)."""
+
+    def remote_read(self, key: str, conversation: str, position: str) -> None:
+        """The read position of the name ``key`` in ``conversation`` moved on another node."""
 
     def local_users(self) -> list[tuple[str, int, int, str, str, float]]:
         """This node's online sessions: name, session, the name's allowance (as :meth:`Network.claim`

@@ -563,7 +563,8 @@ class Hub:
     def mark_read(self, session: Session, conversation: str, position: str) -> Deferred[str]:
         """Keep ``session``'s account's read position in ``conversation`` (see
         :meth:`~msgsvc.hub.history.History.mark_read`); once kept, and if it is ``position`` (or the
-        clock's now, for a later one), its other sessions online are told."""
+        clock's now, for a later one), its other sessions online are told, here and on the nodes
+        that have some."""
         name = session.record.name
 
         def kept(kept: str) -> str:
@@ -571,6 +572,8 @@ class Hub:
                 for other in session.account.online_sessions():
                     if other is not session:
                         other.participant.read_moved(conversation, kept)
+                if self.nodes.nodes_of(username_key(name)):
+                    self._network.read_moved(name, conversation, kept)
             return kept
 
         return self.history.mark_read(name, conversation, position).addCallback(kept)

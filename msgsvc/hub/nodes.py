@@ -65,6 +65,9 @@ class Alone:
             lambda f: self.log.failure("could not record when {name} left", f, name=name)
         )
 
+    def read_moved(self, name: str, conversation: str, position: str) -> None:
+        pass  # no session on another node: never asked
+
     def route(self, message: Message, keys_by_node: dict[str, list[str]]) -> Deferred[set[str]]:
         return succeed(set())  # no user is online on another node: never asked
 
@@ -315,6 +318,13 @@ class Nodes:
         if record is not None:
             record.last_seen = when
         self._emit(UserLeft(user.name, user.peer, node))
+
+    def remote_read(self, key: str, conversation: str, position: str) -> None:
+        """The read position of the name ``key`` in ``conversation`` moved on another node: its sessions
+        here are told."""
+        account = self._sessions.get(key)
+        for session in account.online_sessions() if account is not None else ():
+            session.participant.read_moved(conversation, position)
 
     def remote_protected(self, key: str) -> None:
         """A password was set for the name ``key`` (on any node): shown as protected here too."""

@@ -433,6 +433,18 @@ class RedisCluster(Service):
             )
         )
 
+    def read_moved(self, name: str, conversation: str, position: str) -> None:
+        """Publish the move on ``msgsvc:presence``: the nodes with sessions of ``name`` tell them."""
+        key = username_key(name)
+        event = {"e": "read", "key": key, "conv": conversation, "pos": position, "node": self.node}
+        self._redis.execute("PUBLISH", PRESENCE, json.dumps(event)).addErrback(
+            lambda f: self.log.warn(
+                "could not tell the other nodes where {name} has read: {why}",
+                name=name,
+                why=f.getErrorMessage(),
+            )
+        )
+
     def route(self, message: Message, keys_by_node: dict[str, list[str]]) -> Deferred[set[str]]:
         """Pass ``message`` on with the others of this reactor pass: one script for them all."""
         reached: Deferred[set[str]] = Deferred()
@@ -528,6 +540,8 @@ class RedisCluster(Service):
                 self.nodes.remote_left(event["key"], event["node"], float(event["at"]))
             elif event["e"] == "protected" and event["node"] != self.node:
                 self.nodes.remote_protected(event["key"])
+            elif event["e"] == "read" and event["node"] != self.node:
+                self.nodes.remote_read(event["key"], event["conv"], event["pos"])
         except Exception:
             self.log.failure("could not take {data!r} from {channel}", data=data, channel=on)
 

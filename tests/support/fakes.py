@@ -298,6 +298,7 @@ class FakeNetwork:
         self.taken: set[str] = set()
         self.released: list[str] = []
         self.routed: list[tuple[Message, dict[str, list[str]]]] = []
+        self.read_moves: list[tuple[str, str, str]] = []
         self.answers: list[Deferred[set[str]]] = []
 
     def claim(
@@ -312,6 +313,9 @@ class FakeNetwork:
 
     def release(self, name: str, session: int, when: float) -> None:
         self.released.append(name)
+
+    def read_moved(self, name: str, conversation: str, position: str) -> None:
+        self.read_moves.append((name, conversation, position))
 
     def route(self, message: Message, keys_by_node: dict[str, list[str]]) -> Deferred[set[str]]:
         self.routed.append((message, keys_by_node))
