@@ -85,6 +85,13 @@ class PhoneAndLaptopTests(TestCase):
     def on_phone(self) -> list[str]:
         return [e.text for e in self.phone.find_elements(By.CSS_SELECTOR, "#conversation li .text")]
 
+    def phone_unread(self) -> dict[str, str]:
+        return {
+            button.get_attribute("data-conversation") or "": button.find_element(By.CLASS_NAME, "unread").text
+            for button in self.phone.find_elements(By.CSS_SELECTOR, "#conversations button")
+            if button.find_elements(By.CLASS_NAME, "unread")
+        }
+
     def phone_choose(self, kind: str, *names: str) -> None:
         """Pick on the phone as its user does: the people panel opens on demand at a phone's width."""
         toggle = self.phone.find_element(By.ID, "people-toggle")
@@ -131,3 +138,28 @@ class PhoneAndLaptopTests(TestCase):
         self.laptop.message.event_generate("<Return>")
         await self.until("the laptop's message on the phone", lambda: "you to bob: from my laptop" in self.on_phone())
         self.assertEqual(bob.until("MSG")[-1].split(" :", 1)[1], "from my laptop")
+
+    async def test_reading_on_one_clears_the_unread_count_on_the_other(self) -> None:
+        bob = await self.both_logged_in()
+        self.phone_choose("unicast", "bob")
+        # Bob answers while the laptop shows everyone's conversation and the phone, bob's but out of sight: unread
+        # on both; the phone comes back in sight and reads it, and the laptop's count clears.
+        self.laptop_pick(Kind.BROADCAST)
+        self.phone.execute_script("document.hasFocus = () => false;")
+        bob.send("SEND alice :lunch?")
+        await self.until("unread on the laptop", lambda: any("bob" in i and "1 unread" in i for i in self.laptop_list()))
+        self.assertIn("bob to you: lunch?", self.on_phone())
+        self.assertEqual(self.phone_unread(), {"alice,bob": "1 unread"})
+        self.phone.execute_script("delete document.hasFocus; window.dispatchEvent(new Event('focus'));")
+        await self.until("read on the phone, cleared on the laptop", lambda: not any(
+            "unread" in item for item in self.laptop_list()
+        ))
+        self.assertEqual(self.phone_unread(), {})
+
+        # The other way: the phone shows everyone's conversation, bob writes again; the laptop opens his.
+        self.phone_choose("broadcast")
+        bob.send("SEND alice :at noon?")
+        await self.until("unread on the phone", lambda: self.phone_unread().get("alice,bob") == "1 unread")
+        self.laptop.presenter.look(True)  # type: ignore[union-attr]  # the laptop's window has the focus
+        self.laptop_pick(Kind.UNICAST, "bob")
+        await self.until("read on the laptop, cleared on the phone", lambda: self.phone_unread() == {})

@@ -310,7 +310,12 @@ class ClientWindowTests(TestCase):
         self.assertTrue(await self.loopback.accounts.reset("erin", "she forgot it"))
         said = "Disconnected: the operator removed your name's password: she forgot it"
         await self.until("disconnected, and why", lambda: erin.status.cget("text") == said)
-        self.assertIn(said, self.conversation(erin))
+        self.assertIn("erin is no longer protected: set a password again to keep it yours.", self.conversation(erin))
+        erin.reconnect_button.invoke()  # without the password the operator removed: not claimed with it again
+        await self.until("connected again", lambda: erin.status.cget("text").startswith("Connected"))
+        self.assertEqual(erin.users.get(0), "● erin (you)")
+        self.assertEqual(erin.account_menu.entrycget(0, "state"), "normal")  # Protect my name…
+        self.assertEqual(erin.account_menu.entrycget(1, "state"), "disabled")
 
 
 class ClientWindowHistoryTests(ClientWindowTests):
