@@ -75,7 +75,7 @@ async def main() -> None:
     port = await TCP4ServerEndpoint(reactor, 8123, interface="127.0.0.1").listen(factory)
     windows: list[ChatWindow] = []
     server_window = ServerWindow(tkinter.Tk())
-    server_window.root.geometry("1000x640+0+0")
+    server_window.root.geometry("1090x640+0+0")
     server_presenter = ServerPresenter(server_window, hub, accounts, reactor, ["tcp:8123"])
     server_window.bind(server_presenter)
     server_presenter.start()
@@ -141,6 +141,17 @@ async def main() -> None:
     await shoot(windows, alice, "client-password.png")
     alice.password_panel.pack_forget()
     alice.password_problem.pack_forget()
+
+    laptop = await log_in("alice", "correct horse battery")  # alice's second device: another session
+    assert laptop.presenter is not None
+    laptop.presenter.choose_mode(Kind.BROADCAST)
+    await settle(windows)
+    alice.message.delete(0, "end")
+    send(alice, Kind.UNICAST, ("bob",), "Heading to the retro now.")  # on the laptop: as hers
+    await settle(windows)
+    send(bob, Kind.UNICAST, ("alice",), "Can you bring the laptop charger?")  # on the laptop: unread
+    await settle(windows)
+    await shoot(windows, laptop, "client-devices.png")
 
     await settle([*windows, server_window], 2.2)
     server_window.table.selection_set("bob")
