@@ -108,12 +108,12 @@ class TwistdTests(SynchronousTestCase):
         done = self.admin("reset", "alice", "--reason", "forgot it")
         self.assertEqual((done.returncode, done.stdout), (0, "alice is no longer protected (forgot it)\n"))
         self.assertEqual(
-            alice.until("NOTICE"),
-            ["ACCOUNT alice unprotected", "NOTICE :the operator removed your name's password: forgot it"],
+            alice.until("BYE"),
+            ["ACCOUNT alice unprotected", "BYE :the operator removed your name's password: forgot it"],
         )
         self.assertEqual(self.admin("reset", "alice", "--reason", "again").returncode, 1)
-        alice.send("USERS")
-        self.assertEqual(alice.until("ENDUSERS"), ["USER alice online", "ENDUSERS 1"])
+        alice, welcome = self.register("alice :a new password")  # anyone's to claim again
+        self.assertEqual(welcome[1:], ["USER alice online protected", "ENDUSERS 1"])
         server.send_signal(signal.SIGTERM)
         output = server.communicate(timeout=30)[0].decode()
         self.assertIn("failed login for alice from 127.0.0.1:", output)
