@@ -151,7 +151,7 @@ class RegistrationTests(IrcTestCase):
         client = self.irc()
         got = client.send("CAP LS 302", "NICK alice", "USER alice 0 * :A")
         caps = (
-            "batch draft/chathistory echo-message labeled-response message-tags sasl=PLAIN"
+            "batch draft/chathistory draft/read-marker echo-message labeled-response message-tags sasl=PLAIN"
             " server-time"
         )
         self.assertEqual(got, [f":{SERVER} CAP * LS :{caps}"])
@@ -971,7 +971,7 @@ class HostileInputTests(IrcTestCase):
     def test_non_ascii_digits_are_not_numbers(self) -> None:  # F13
         client = self.irc()
         offered = (
-            "batch draft/chathistory echo-message labeled-response message-tags sasl server-time"
+            "batch draft/chathistory draft/read-marker echo-message labeled-response message-tags sasl server-time"
         )
         caps = [f":{SERVER} CAP * LS :{offered}"]
         self.assertEqual(client.send("CAP LS ²"), caps)

@@ -73,6 +73,9 @@ WORST = [
     "CHATHISTORY BETWEEN #all timestamp=1970-01-01T00:00:00Z timestamp=2262-01-01T00:00:00Z 100",
     "CHATHISTORY TARGETS timestamp=1970-01-01T00:00:00Z timestamp=2262-01-01T00:00:00Z 100",
     "CHATHISTORY LATEST " + ",".join(f"user{i:04}" for i in range(40)) + " * 100",
+    "MARKREAD #all", "@label=m MARKREAD #all timestamp=2262-01-01T00:00:00Z", "MARKREAD user0001 timestamp=x",
+    "MARKREAD user0021 timestamp=1970-01-12T13:46:40.1Z", "MARKREAD #other *", "CAP REQ :draft/read-marker",
+    "MARKREAD " + ",".join(f"user{i:04}" for i in range(40)) + " timestamp=1970-01-12T13:46:40.1Z",
 ]  # fmt: skip
 NAMES = ["#all", "#ALL", "alice", "mallory", "user0001", "USER0001", "user0299", "nobody", "é", "", "0"]
 
@@ -149,7 +152,7 @@ class HostileIrcTests(SynchronousTestCase):
         self.watcher = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.2", 1))
         watcher = self.watching = self.factory.buildProtocol(self.watcher.getPeer())
         watcher.makeConnection(self.watcher)
-        caps = b"CAP REQ :echo-message message-tags\r\nCAP END\r\n"
+        caps = b"CAP REQ :draft/read-marker echo-message message-tags\r\nCAP END\r\n"
         watcher.dataReceived(caps + b"".join(line + b"\r\n" for line in register(ACCOUNT)))
         self.harness.clock.advance(0)
         self.assertIn(f" 001 {ACCOUNT} ".encode(), self.watcher.value())

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import base64
 
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import ConnectionDone
 from twisted.python.failure import Failure
 
 from msgsvc.fronts.irc.factory import IrcFactory
-from msgsvc.hub.contracts import Kind, Message, UserRecord
+from msgsvc.fronts.irc.markers import position_at
+from msgsvc.hub.contracts import HistoryPolicy, IUser, Kind, Message, Refusal, Refused, UserRecord
+from msgsvc.hub.conversations import ALL
+from msgsvc.hub.ids import message_id_below, message_id_floor
 
 from .support.harness import PASSWORD, ServerHarness, lines
 from .support.irc import SERVER, Irc, IrcTestCase, numerics
@@ -141,3 +145,154 @@ class AttachTests(IrcTestCase):
         got = by_sasl.send("CAP REQ :sasl", "AUTHENTICATE PLAIN", sasl("dave"))
         full = "SASL authentication failed: dave has its limit of 2 sessions"
         self.assertEqual(got[-1], f":{SERVER} 904 * :{full}")
+
+
+class Reads:
+    """The account's read positions as the hub keeps them (only forward), for one session's user."""
+
+    def __init__(self, user: IUser, protected: bool = True) -> None:
+        self.user = user
+        self.protected = protected
+        self.kept: dict[str, str] = {}
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.user, name)
+
+    def mark_read(self, conversation: str, position: str) -> Deferred[str]:
+        if not self.protected:
+            return fail(Refused(Refusal.HISTORY_FORBIDDEN, "alice is not protected"))
+        kept = self.kept[conversation] = max(self.kept.get(conversation, ""), position)
+        return succeed(kept)
+
+    def read_position(self, conversation: str) -> Deferred[str | None]:
+        if not self.protected:
+            return fail(Refused(Refusal.HISTORY_FORBIDDEN, "alice is not protected"))
+        return succeed(self.kept.get(conversation))
+
+
+class ReadMarkerTests(IrcTestCase):
+    """IRCv3 draft/read-marker, as irctest's read_marker.py checks it (on #all and nicks)."""
+
+    def client(
+        self, caps: str = "draft/read-marker", protected: bool = True, nick: str = "alice"
+    ) -> tuple[Irc, Reads]:
+        client = self.irc()
+        client.register(nick, f"CAP REQ :{caps}", "CAP END")
+        reads = Reads(client.session.user, protected)
+        client.session.user = reads  # type: ignore[assignment]
+        return client, reads
+
+    def test_offered_with_the_history_only(self) -> None:
+        self.assertIn("draft/read-marker", self.irc().send("CAP LS 302")[0])
+        off = IrcFactory(self.harness.clients, SERVER, history=HistoryPolicy(days=0))
+        client = Irc(self.harness, off)
+        self.assertNotIn("draft/read-marker", client.send("CAP LS 302")[0])
+        client.register("alice", "CAP END")
+        self.assertEqual(numerics(client.send("MARKREAD #all")), ["421"])
+
+    def test_set_get_and_never_back(self) -> None:
+        alice, reads = self.client()
+        self.assertEqual(alice.send("MARKREAD #all"), [f":{SERVER} MARKREAD #all :*"])
+        newer, older = "2019-06-01T12:00:00.000Z", "2019-01-01T00:00:00.000Z"
+        self.assertEqual(
+            alice.send(f"MARKREAD #ALL :timestamp={newer}"), [f":{SERVER} MARKREAD #ALL :timestamp={newer}"]
+        )
+        # The position is the greatest id of that millisecond: every message of it counts as read.
+        self.assertEqual(reads.kept[ALL], message_id_below(message_id_floor(1559390400.001)))
+        self.assertEqual(
+            alice.send(f"MARKREAD #all :timestamp={older}"), [f":{SERVER} MARKREAD #all :timestamp={newer}"]
+        )
+        self.assertEqual(alice.send("MARKREAD #all"), [f":{SERVER} MARKREAD #all :timestamp={newer}"])
+        when = "2023-07-04T00:00:00.123Z"
+        self.assertEqual(
+            alice.send(f"MARKREAD Bob :timestamp={when}"), [f":{SERVER} MARKREAD Bob :timestamp={when}"]
+        )
+        self.assertEqual(set(reads.kept), {ALL, "alice,bob"})
+
+    def test_refusals(self) -> None:
+        alice, reads = self.client()
+        fail = f":{SERVER} FAIL MARKREAD"
+        self.assertEqual(alice.send("MARKREAD"), [f"{fail} NEED_MORE_PARAMS :Missing parameters"])
+        for bad in ("*", "timestamp=not-a-timestamp", "msgid=01M8TYR19J1HB1YED1Z05M91H8", "2019-01-01"):
+            (got,) = alice.send(f"MARKREAD #all {bad}")
+            self.assertTrue(got.startswith(f"{fail} INVALID_PARAMS #all :"), got)
+        (got,) = alice.send("MARKREAD #test timestamp=2019-01-01T00:00:00.000Z")
+        self.assertTrue(got.startswith(f"{fail} INVALID_PARAMS #test :"), got)
+        self.assertEqual(reads.kept, {})
+
+    def test_a_name_without_an_account_keeps_none(self) -> None:
+        alice, _ = self.client(protected=False)
+        self.assertEqual(alice.send("MARKREAD bob"), [f":{SERVER} MARKREAD bob :*"])
+        self.assertEqual(
+            alice.send("MARKREAD bob timestamp=2019-01-01T00:00:00.000Z"),
+            [f":{SERVER} FAIL MARKREAD ACCOUNT_REQUIRED bob :alice is not protected"],
+        )
+
+    def test_join_says_the_marker_before_the_end_of_names(self) -> None:
+        alice, reads = self.client()
+        reads.kept[ALL] = str(position_at("timestamp=2020-03-15T10:00:00.000Z"))
+        got = alice.send("JOIN #all")
+        self.assertEqual(numerics(got), ["JOIN", "332", "333", "MARKREAD", "353", "366"])
+        self.assertEqual(got[3], f":{SERVER} MARKREAD #all :timestamp=2020-03-15T10:00:00.000Z")
+        plain, _ = self.client("server-time", nick="carol")
+        self.assertEqual(numerics(plain.send("JOIN #all")), ["JOIN", "332", "333", "353", "366"])
+
+    def test_a_labeled_get_and_join_are_one_reply(self) -> None:
+        alice, _ = self.client("draft/read-marker labeled-response batch")
+        self.assertEqual(alice.send("@label=a MARKREAD #all"), [f"@label=a :{SERVER} MARKREAD #all :*"])
+        got = alice.send("@label=b JOIN #all")
+        self.assertEqual(got[0], f"@label=b :{SERVER} BATCH +2 labeled-response")
+        self.assertEqual(numerics(got)[1:], ["JOIN", "332", "333", "MARKREAD", "353", "366", "BATCH"])
+
+    def test_a_move_from_another_session_is_said_to_those_that_asked(self) -> None:
+        alice, _ = self.client()
+        plain, _ = self.client("server-time", nick="carol")
+        when = "timestamp=2022-11-11T11:11:11.111Z"
+        position = position_at(when)
+        assert position is not None
+        for session in (alice.session, plain.session):
+            session.read_moved(ALL, position)
+            session.read_moved("alice,bob", position)
+            session.read_moved("alice", position)
+            session.read_moved("alice,bob,carol", position)  # no IRC target
+        self.assertEqual(
+            alice.read(),
+            [f":{SERVER} MARKREAD {target} :{when}" for target in ("#all", "bob", "alice")],
+        )
+        self.assertEqual(plain.read(), [])
+
+
+class ReadMarkerInStepTests(IrcTestCase):
+    """MARKREAD on the hub's read positions: moved from one session, every other one is told."""
+
+    def setUp(self) -> None:
+        records = (UserRecord("dave", 1.0, 1.0, protected=True),)
+        self.harness = ServerHarness(records=records, history=HistoryPolicy())
+        self.factory = IrcFactory(self.harness.clients, SERVER)
+
+    def dave(self, caps: str) -> Irc:
+        client = self.irc()
+        client.register("dave", f"PASS :{PASSWORD}", f"CAP REQ :{caps}", "CAP END")
+        return client
+
+    def test_a_marker_set_on_one_session_reaches_the_others(self) -> None:
+        one, two = self.dave("draft/read-marker"), self.dave("draft/read-marker")
+        plain = self.dave("server-time")
+        line, line_transport = self.harness.register("dave", PASSWORD, version=10)
+        lines(line_transport)
+        when = "timestamp=1970-01-12T13:46:39.500Z"  # the harness's clock: 13:46:40
+        moved = f":{SERVER} MARKREAD #all :{when}"
+        self.assertEqual(one.send(f"MARKREAD #all {when}"), [moved])
+        self.assertEqual((two.read(), plain.read()), ([moved], []))
+        self.assertEqual(lines(line_transport), [f"READ #all {position_at(when)}"])
+        older = "timestamp=1970-01-12T13:46:39.000Z"
+        self.assertEqual(one.send(f"MARKREAD #all {older}"), [moved])  # not moved: nobody else is told
+        self.assertEqual((two.read(), lines(line_transport)), ([], []))
+        self.assertEqual(two.send("MARKREAD #all"), [moved])
+        later = "timestamp=1970-01-12T13:46:39.900Z"
+        line.dataReceived(f"READ #all {position_at(later)}\r\n".encode())  # from the line front
+        self.assertEqual(lines(line_transport), [f"READ #all {position_at(later)}"])
+        for client in (one, two):
+            self.assertEqual(client.read(), [f":{SERVER} MARKREAD #all :{later}"])
+        got = one.send("MARKREAD #all timestamp=2262-01-01T00:00:00.000Z")  # no later than now
+        self.assertEqual(got, [f":{SERVER} MARKREAD #all :timestamp=1970-01-12T13:46:40.000Z"])

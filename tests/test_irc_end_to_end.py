@@ -171,24 +171,27 @@ class IrcEndToEndTests(SynchronousTestCase):
     def test_two_irc_sessions_of_one_account_beside_a_line_client(self) -> None:
         """Issue 31: dave's two IRC clients (SASL, then PASS) and bob on the line protocol: each of dave's
         sessions sees everything to dave and what the other sent, with the same msgid; echo only where
-        asked; one QUIT is seen by nobody, the last is bob's LEFT."""
+        asked; a read marker moved on one reaches the other; one QUIT is seen by nobody, the last is
+        bob's LEFT."""
         self.start()
         self.protect("dave")
         bob = self.tcp("bob")
         token = base64.b64encode(b"\0dave\0correct horse").decode()
-        caps = "CAP REQ :sasl echo-message message-tags"
+        caps = "CAP REQ :sasl echo-message message-tags draft/read-marker"
         one = self.irc("dave", caps, "AUTHENTICATE PLAIN", negotiate=True)
         one.until("AUTHENTICATE +")
         one.send(f"AUTHENTICATE {token}")
         one.send("CAP END")
         one.until(f":{SERVER} 376 ")
         one.send("JOIN #all")
-        one.until(f":{SERVER} 366 ")
+        self.assertEqual(one.until(f":{SERVER} 366 ")[3], f":{SERVER} MARKREAD #all :*")
         self.assertEqual(bob.line(), "JOINED dave")
-        two = self.irc("dave", "PASS :correct horse", "CAP REQ :message-tags", "CAP END", negotiate=True)
+        their_caps = "CAP REQ :message-tags draft/read-marker"
+        two = self.irc("dave", "PASS :correct horse", their_caps, "CAP END", negotiate=True)
         welcome = two.until(f":{SERVER} 366 ")
         self.assertIn(f":{SERVER} 001 dave :Welcome to the msgsvc network, dave", welcome)
-        self.assertIn(":dave!dave@msgsvc JOIN :#all", welcome)
+        burst = [w for w in welcome if w.split(" ")[1] in ("JOIN", "MARKREAD")]
+        self.assertEqual(burst, [":dave!dave@msgsvc JOIN :#all", f":{SERVER} MARKREAD #all :*"])
 
         bob.send("SEND dave :to dave")
         self.assertEqual(bob.line(), "SENT 1 - -")
@@ -203,6 +206,10 @@ class IrcEndToEndTests(SynchronousTestCase):
         two.send("PRIVMSG #all :from two")  # two has no echo-message: it gets nothing back
         self.assertEqual(bob.until("MSG"), ["MSG dave broadcast * :from two"])
         self.assertRegex(one.line(), r"^@msgid=\S+ :dave!dave@msgsvc PRIVMSG #all :from two$")
+        one.send("MARKREAD #all timestamp=2024-01-02T03:04:05.678Z")
+        moved = f":{SERVER} MARKREAD #all :timestamp=2024-01-02T03:04:05.678Z"
+        self.assertEqual(one.line(), moved)
+        self.assertEqual(two.line(), moved)
 
         one.send("QUIT :one out")
         self.assertTrue(one.line().startswith("ERROR :Closing Link: "))

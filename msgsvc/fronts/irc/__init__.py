@@ -22,6 +22,8 @@ portal) that speaks RFC 1459/2812 as modern clients use it
   message, and what the others sent.
 * IRCv3 ``message-tags`` (``TAGMSG``, client-only tags), ``server-time`` and
   ``msgid`` on every message, ``echo-message``, ``batch`` and
-  ``labeled-response`` (:mod:`msgsvc.fronts.irc.tags`), and ``draft/chathistory``
-  on the hub's history (:mod:`msgsvc.fronts.irc.history`): docs/irc.rst.
+  ``labeled-response`` (:mod:`msgsvc.fronts.irc.tags`), ``draft/chathistory``
+  on the hub's history (:mod:`msgsvc.fronts.irc.history`) and
+  ``draft/read-marker`` on its read positions (:mod:`msgsvc.fronts.irc.markers`):
+  docs/irc.rst.
 """

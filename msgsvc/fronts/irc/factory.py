@@ -13,6 +13,7 @@ from twisted.internet.protocol import Factory
 from msgsvc.fronts.clients import Clients
 from msgsvc.fronts.irc.base import IrcBase
 from msgsvc.fronts.irc.channel import CHANNEL
+from msgsvc.fronts.irc.markers import READ_MARKER
 from msgsvc.fronts.irc.names import Directory
 from msgsvc.fronts.irc.registration import CAPABILITIES
 from msgsvc.fronts.irc.session import IrcSession
@@ -40,8 +41,9 @@ class IrcFactory(Factory["IrcSession"]):
         self.clients = clients
         self.history = history
         self.capabilities = dict(CAPABILITIES)
-        if history.kept:
+        if history.kept:  # read positions are kept beside the history
             self.capabilities["draft/chathistory"] = "draft/chathistory"
+            self.capabilities[READ_MARKER] = READ_MARKER
         self.channel = channel
         self.server_name = server_name or socket.gethostname()
         self.network = network

@@ -8,8 +8,8 @@ from collections import deque
 from twisted.python.failure import Failure
 from twisted.words.protocols import irc as rfc
 
-from msgsvc.fronts.irc.channel import Channel
 from msgsvc.fronts.irc.history import History
+from msgsvc.fronts.irc.markers import ReadMarker
 from msgsvc.fronts.irc.messaging import Messaging
 from msgsvc.fronts.irc.queries import Queries
 from msgsvc.fronts.irc.registration import Registration
@@ -20,7 +20,7 @@ from msgsvc.hub.events import ClientError
 from msgsvc.wire import Code, ProtocolError, ascii_int
 
 
-class IrcSession(Registration, Messaging, Channel, Queries, History):
+class IrcSession(Registration, Messaging, ReadMarker, Queries, History):
     """One IRC client."""
 
     front = "irc"
