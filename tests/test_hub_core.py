@@ -409,6 +409,22 @@ class SeveralSessionsTests(SynchronousTestCase):
         self.assertEqual(len([e for e in self.events if isinstance(e, UserJoined)]), 1)
         self.assertEqual(self.store.written, [("alice", 100)] * 2)  # each session's claim: its last seen
 
+    def test_a_first_session_gone_during_the_claim_leaves_it_to_the_next_waiting(self) -> None:
+        self.store.hold = True  # a name new to the log is claimed once on disk
+        first, second = RecordingParticipant(), RecordingParticipant()
+        first.user = self.hub.register(first, "erin", "one")
+        self.hub.set_protected("erin", True)  # its password set meanwhile
+        second.user = self.hub.register(second, "erin", "two", attach=True)
+        firsts, seconds = self.hub.admit(first.user), self.hub.admit(second.user)
+        first.user.log_out()
+        self.store.pending[0].callback(None)  # the first's claim: released, the second claims
+        self.assertIsNone(self.successResultOf(firsts))
+        self.assertNoResult(seconds)
+        self.assertEqual([name for name, _ in self.store.written], ["erin", "erin", "erin"])  # left, claimed
+        self.store.pending[-1].callback(None)
+        self.assertIs(self.successResultOf(seconds), second.user)
+        self.assertEqual([e.peer for e in self.events if isinstance(e, UserJoined)], ["two"])
+
     def test_every_session_gets_messages_to_the_account_and_the_senders_others_its_own(self) -> None:
         laptop, phone = self.attach("alice", "laptop"), self.attach("alice", "phone")
         dave = self.attach("dave", "d")

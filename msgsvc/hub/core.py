@@ -213,13 +213,16 @@ class Hub:
             spelled, first_time = claim
             if first.gone:  # it left meanwhile: the next session waiting claims, if any
                 network.release(spelled, first.id, self._clock.seconds())
-                waiting = [user.session for user, _ in self._admitting.get(account, []) if not user.session.gone]
-                if waiting:
-                    self._claim(account, waiting[0])
-                    return
-                account.claiming = False
-                for _, admitted in self._admitting.pop(account, []):
-                    admitted.callback(None)
+                waiting = self._admitting.pop(account, [])
+                for user, admitted in waiting:
+                    if user.session.gone:
+                        admitted.callback(None)
+                live = [(user, admitted) for user, admitted in waiting if not user.session.gone]
+                if live:
+                    self._admitting[account] = live
+                    self._claim(account, live[0][0].session)
+                else:
+                    account.claiming = False
                 return
             account.claiming = False
             record.name = spelled  # another node may have put it in the log first
@@ -234,6 +237,8 @@ class Hub:
             for user, admitted in self._admitting.pop(account, []):
                 if user.session is first:
                     admitted.callback(user)
+                elif user.session.gone:
+                    admitted.callback(None)
                 else:
                     self._claim_more(user).chainDeferred(admitted)
 
@@ -250,8 +255,9 @@ class Hub:
                 admitted.errback(failure)
 
         known = key in self._log
+        allowance = self.nodes.allowance(record)
         network.claim(
-            record.name, first.peer, first.participant.front, first.since, known, first.id, self.nodes.allowance(record)
+            record.name, first.peer, first.participant.front, first.since, known, first.id, allowance
         ).addCallbacks(held, failed)
 
     def _claim_more(self, user: User) -> Deferred[User | None]:
@@ -271,9 +277,9 @@ class Hub:
             self.unregister(session)
             return failure
 
+        allowance = self.nodes.allowance(record)
         return self._network.claim(
-            record.name, session.peer, session.participant.front, session.since, True, session.id,
-            self.nodes.allowance(record),
+            record.name, session.peer, session.participant.front, session.since, True, session.id, allowance
         ).addCallbacks(held, failed)
 
     def _open(self, session: Session) -> None:
