@@ -88,3 +88,19 @@ class ConversationTests(unittest.TestCase):
                 conversation_named(text, "alice", 2)
             self.assertEqual(caught.exception.refusal, refusal, text)
         self.assertEqual(conversation_named("alice,b,c", "alice", 2), "alice,b,c")
+
+
+class RoomNameTests(unittest.TestCase):
+    def test_a_room_is_a_hash_and_a_username(self) -> None:
+        from msgsvc.hub.rules import is_valid_room, room_key, room_name
+
+        for name in ["#dev", "#D", "#a.b-c_9", "#" + "x" * 32, "#all"]:
+            self.assertTrue(is_valid_room(name), name)
+            self.assertEqual(room_name(name), name)
+        for name in ["dev", "#", "#9a", "##dev", "#" + "x" * 33, "#de v", "#dév", "#_a", "", "#dev,#ops"]:
+            self.assertFalse(is_valid_room(name), name)
+            with self.assertRaises(Refused) as caught:
+                room_name(name)
+            self.assertEqual(caught.exception.refusal, Refusal.ROOM_INVALID)
+        self.assertEqual(room_key("#Dev"), room_key("#dEV"))
+        self.assertEqual(room_key("#Dev"), "#dev")

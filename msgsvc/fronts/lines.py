@@ -25,7 +25,8 @@ from msgsvc import wire
 from msgsvc.fronts.clients import Clients
 from msgsvc.fronts.presence import Presence
 from msgsvc.fronts.session import Limit, Session
-from msgsvc.hub.contracts import Kind, Message, Page, Queued, Refusal, Refused, Report, Stored, Summary
+from msgsvc.fronts.roomlines import encode_event
+from msgsvc.hub.contracts import Kind, Message, Page, Queued, Refusal, Refused, Report, RoomEvent, Stored, Summary
 from msgsvc.hub.conversations import ALL, conversation_named
 from msgsvc.hub.events import ClientError
 from msgsvc.hub.user import UNREGISTERED, not_registered
@@ -37,6 +38,8 @@ WELCOME_TEXT = "welcome to msgsvc"
 #: The protocol version this server speaks (docs/protocol.rst); a connection that does not say
 #: ``VERSION`` (or says less) speaks :data:`VERSION_8`'s lines.
 VERSION = 10
+VERSION_11 = 11  # rooms
+VERSION_10 = 10  # several sessions: read positions
 VERSION_9 = 9  # history: ids and times
 VERSION_8 = 8
 
@@ -115,7 +118,7 @@ def encode_conversations(summaries: list[Summary], version: int) -> bytes:
     lines = []
     for summary in summaries:
         e = summary.latest
-        counts = (str(summary.unread), summary.read or "-") if version >= VERSION else ()
+        counts = (str(summary.unread), summary.read or "-") if version >= VERSION_10 else ()
         lines.append(wire.format_line("CONVERSATION", e.conversation, e.id, wire.format_millis(e.at), *counts))
     return b"".join(lines) + wire.format_line("ENDCONVERSATIONS", str(len(summaries)))
 
@@ -232,7 +235,7 @@ class ServerProtocol(Session):
             self._release("catching up")
             self.user.deliver_backlog()
 
-        self.user.catch_up(self.version >= VERSION).addErrback(failed).addCallback(write)
+        self.user.catch_up(self.version >= VERSION_10).addErrback(failed).addCallback(write)
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self.presence.leave(self)
@@ -261,7 +264,7 @@ class ServerProtocol(Session):
                 found = self.user.conversations(limit)
                 self._read_history(found, lambda summaries: encode_conversations(summaries, self.version))
             case wire.Read(conversation, position):
-                if self.version < VERSION:
+                if self.version < VERSION_10:
                     self._error(Code.UNKNOWN_COMMAND, "unknown command READ")  # as version 9 said it
                     return
                 key = conversation_named(conversation, self.user.name, self.clients.limits.max_recipients)
@@ -331,7 +334,7 @@ class ServerProtocol(Session):
     # -- hub.Participant -------------------------------------------------
 
     def receive(self, message: Message) -> None:
-        if message.sender == self._own and self.version < VERSION and not self._addressed(message):
+        if message.sender == self._own and self.version < VERSION_10 and not self._addressed(message):
             return  # its account's own message, sent from another session: version 10 shows those
         self.presence.catch_up(self)
         one = message.kind is Kind.UNICAST  # no other receiver to share the line with
@@ -355,9 +358,14 @@ class ServerProtocol(Session):
         super().drop(reason)
 
     def read_moved(self, conversation: str, position: str) -> None:
-        if self.version >= VERSION:
+        if self.version >= VERSION_10:
             self.presence.catch_up(self)
             self._write(encode_read(conversation, position))
+
+    def room_event(self, event: RoomEvent) -> None:
+        if self.version >= VERSION_11:  # an older client knows no rooms
+            self.presence.catch_up(self)
+            self._write(encode_event(event, self._own))
 
     def deliver(self, backlog: list[Queued], waiting: int) -> None:
         self.presence.catch_up(self)

@@ -28,7 +28,7 @@ from zope.interface import implementer
 from msgsvc.auth.accounts import LoggedIn
 from msgsvc.fronts.clients import Clients, describe_peer, host_of
 from msgsvc.fronts.receiver import LineProtocol
-from msgsvc.hub.contracts import IUser, Message, Queued, Refusal, Refused, Report
+from msgsvc.hub.contracts import IUser, Message, Queued, Refusal, Refused, Report, RoomEvent
 from msgsvc.hub.events import ClientDropped, Connected, Disconnected
 from msgsvc.hub.user import UNREGISTERED
 from msgsvc.ratelimit import TokenBucket
@@ -162,6 +162,10 @@ class Session(LineProtocol):
     def read_moved(self, conversation: str, position: str) -> None:
         """hub.Participant: the account's read position moved (another session read up to there); a
         front that shows no read positions leaves it."""
+
+    def room_event(self, event: RoomEvent) -> None:
+        """hub.Participant: what happened in a room of this client's account."""
+        raise NotImplementedError
 
     # -- the connection ---------------------------------------------------
 

@@ -13,12 +13,16 @@ History (docs/protocol.rst "History"): every message gets an id and a time (:mod
 as the hub takes it; it is kept, as :class:`Stored`, in its conversation
 (:mod:`msgsvc.hub.conversations`) in a :class:`HistoryStore`.  The hub decides who may read what
 (:class:`IUser`'s history methods); the store only answers ranges.
+
+Rooms (docs/protocol.rst "Rooms"; :mod:`msgsvc.hub.rooms`): a :class:`RoomRecord` each, kept in a
+:class:`RoomStore`; what happens in one is a :data:`RoomEvent`, which its members' sessions are told
+(:meth:`Participant.room_event`) and the other nodes too (:meth:`Network.room_changed`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum, auto
 from typing import Protocol
 
@@ -46,6 +50,20 @@ class Refusal(Enum):
     HISTORY_OFF = auto()  # the server keeps no history (--history-days 0)
     HISTORY_FORBIDDEN = auto()  # a direct conversation's history, asked by an unprotected name or an outsider
     SESSIONS_FULL = auto()  # an account with --max-sessions sessions open
+    # Rooms (docs/protocol.rst "Rooms"):
+    ROOM_INVALID = auto()  # not a room name
+    NO_SUCH_ROOM = auto()  # no such room (or a secret one, asked by an outsider)
+    NOT_IN_ROOM = auto()  # the asker is no member (PART, TOPIC, MODE, KICK, INVITE; SEND with +n)
+    USER_NOT_IN_ROOM = auto()  # the name a KICK or a MODE o/v names is no member
+    ALREADY_IN_ROOM = auto()  # an INVITE of a member
+    NOT_ROOM_OPERATOR = auto()
+    INVITE_ONLY = auto()  # +i and not invited
+    BANNED = auto()
+    BAD_KEY = auto()  # +k and not its key
+    ROOM_FULL = auto()  # +l, or --max-room-members
+    MODERATED = auto()  # +m and neither operator nor voiced
+    TOO_MANY_ROOMS = auto()  # --max-rooms-per-user
+    CANNOT_LEAVE = auto()  # #all
 
 
 class Refused(Exception):
@@ -63,6 +81,7 @@ class Kind(str, Enum):
     UNICAST = "unicast"
     MULTICAST = "multicast"
     BROADCAST = "broadcast"
+    ROOM = "room"  # recipients: the room's name (as created)
 
 
 @dataclass
@@ -230,6 +249,167 @@ class HistoryPolicy:
         return self.days * 86400.0
 
 
+@dataclass(slots=True)
+class Member:
+    """A member of a room."""
+
+    name: str  # as the log spells it
+    op: bool = False  # a room operator
+    voice: bool = False  # may speak in a moderated room
+    since: float = 0.0  # when it joined
+
+
+@dataclass(frozen=True, slots=True)
+class Ban:
+    """A name banned from a room (case-insensitively), by whom and when."""
+
+    name: str
+    by: str
+    at: float
+
+
+#: The modes a room may have, each a letter (docs/protocol.rst "Rooms"): invite-only, moderated, no
+#: messages from outside, secret, topic lock; a key (``k``) and a limit (``l``) are a record's own fields.
+ROOM_FLAGS = "imnst"
+#: The modes of a new room.
+ROOM_DEFAULT_MODES = "nt"
+
+
+@dataclass
+class RoomRecord:
+    """A room as the hub (:mod:`msgsvc.hub.rooms`) and its :class:`RoomStore` keep it; its key is
+    :func:`~msgsvc.hub.rules.room_key` of its ``name``."""
+
+    name: str  # "#" and the name, as created
+    created: float
+    founder: str | None  # the name that created it; None: unknown
+    topic: str = ""
+    topic_by: str | None = None
+    topic_at: float | None = None
+    modes: str = ROOM_DEFAULT_MODES  # letters of ROOM_FLAGS, in alphabetical order
+    key: str | None = None  # +k
+    limit: int | None = None  # +l
+    members: dict[str, Member] = field(default_factory=dict)  # by name key
+    bans: dict[str, Ban] = field(default_factory=dict)  # by name key
+    invites: set[str] = field(default_factory=set)  # name keys invited; not persisted
+
+
+@dataclass(frozen=True)
+class MemberView:
+    """A member as a client sees it."""
+
+    name: str
+    online: bool  # on any node
+    op: bool
+    voice: bool
+
+
+@dataclass(frozen=True)
+class RoomView:
+    """A room as a client sees it (JOIN's answer, MEMBERS, MODE's query: ``key`` and ``bans`` only for
+    members), or the operator (everything)."""
+
+    name: str
+    created: float
+    founder: str | None
+    topic: str
+    topic_by: str | None
+    topic_at: float | None
+    modes: str
+    key: str | None
+    limit: int | None
+    members: tuple[MemberView, ...]  # by name, case-insensitively
+    bans: tuple[Ban, ...]  # oldest first
+
+
+@dataclass(frozen=True)
+class RoomInfo:
+    """A room as ROOMS lists it."""
+
+    name: str
+    members: int
+    topic: str
+
+
+# What happens in a room (RoomEvent): each is told to the sessions of the room's members (Invited: the
+# invitee's) and to the other nodes, which apply it to their view of the room and tell theirs.
+
+
+@dataclass(frozen=True)
+class Entered:
+    """``member`` joined ``room``; ``created``: its JOIN created the room (founder ``member``, modes
+    :data:`ROOM_DEFAULT_MODES`, created at ``member.since``)."""
+
+    room: str
+    member: Member
+    created: bool = False
+
+
+@dataclass(frozen=True)
+class Parted:
+    """``name`` left ``room`` saying ``reason``; ``quit``: its last session left the service (an
+    unprotected name's memberships end then)."""
+
+    room: str
+    name: str
+    reason: str
+    quit: bool = False
+
+
+@dataclass(frozen=True)
+class Kicked:
+    room: str
+    name: str
+    by: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class TopicSet:
+    """The topic of ``room`` (set by ``by`` at ``at``; None: never set)."""
+
+    room: str
+    topic: str
+    by: str | None
+    at: float | None
+
+
+#: A mode change: "+i", "-m", "+k" with the key, "+l" with the limit, "+o"/"-o"/"+v"/"-v"/"+b"/"-b"
+#: with a name (as the log spells it); the argument None for the others (and "-k", "-l").
+ModeChange = tuple[str, str | None]
+
+
+@dataclass(frozen=True)
+class ModeSet:
+    """``by`` changed ``room``'s modes: ``changes`` in order, each applied."""
+
+    room: str
+    by: str
+    changes: tuple[ModeChange, ...]
+
+
+@dataclass(frozen=True)
+class Invited:
+    """``by`` invited ``name`` to ``room`` (told to ``name``'s sessions)."""
+
+    room: str
+    name: str
+    by: str
+
+
+@dataclass(frozen=True)
+class RoomGone:
+    """The operator deleted ``room`` (``name`` None), or ended the membership of ``name`` in it; the
+    members are told (a front tells the others of ``name`` that it parted)."""
+
+    room: str
+    reason: str
+    name: str | None = None
+
+
+RoomEvent = Entered | Parted | Kicked | TopicSet | ModeSet | Invited | RoomGone
+
+
 class Participant(Protocol):
     """A client connection as the hub sees it."""
 
@@ -254,6 +434,10 @@ class Participant(Protocol):
     def read_moved(self, conversation: str, position: str) -> None:
         """The account's read position in ``conversation`` (a key) is now ``position``: another of its
         sessions read up to there."""
+
+    def room_event(self, event: RoomEvent) -> None:
+        """What happened in a room this user is in (or, :class:`Invited`, was invited to): every
+        session of every member is told, except the session whose request it answers."""
 
 
 class IUser(Interface):
@@ -401,6 +585,37 @@ class HistoryStore(Protocol):
     def unread(self, conversation: str, after: str, reader: str, cap: int) -> Deferred[int]:
         """How many entries of ``conversation`` with id > ``after`` were sent by others than ``reader``, up
         to ``cap``: it reads ``cap`` of them and the reader's own among them, not the whole conversation."""
+
+
+class RoomStore(Protocol):
+    """Where the rooms persist: each fires once durable.  ``room`` is a room key, ``name`` a name key;
+    a member's or a ban's record is whole in each write (insert or replace).  An account's memberships
+    go with its password (``reset``) or its name (``remove``), as its read positions do."""
+
+    def rooms(self) -> Deferred[list[RoomRecord]]:
+        """Every room, with its members and bans (``invites`` empty)."""
+
+    def create_room(self, record: RoomRecord) -> Deferred[None]:
+        """Keep a new room, with its members (its founder) and settings."""
+
+    def delete_room(self, room: str) -> Deferred[None]:
+        """Forget a room, its members and its bans."""
+
+    def set_room(self, record: RoomRecord) -> Deferred[None]:
+        """Keep ``record``'s settings: topic, topic_by, topic_at, modes, key and limit (not its members,
+        bans or invites)."""
+
+    def put_member(self, room: str, member: Member) -> Deferred[None]:
+        """Keep ``member`` (a new one, or its op and voice changed)."""
+
+    def remove_member(self, room: str, name: str) -> Deferred[None]:
+        """Forget a member of ``room``."""
+
+    def put_ban(self, room: str, ban: Ban) -> Deferred[None]:
+        """Keep a ban."""
+
+    def remove_ban(self, room: str, name: str) -> Deferred[None]:
+        """Forget a ban."""
 
 
 class Network(Protocol):

@@ -99,6 +99,14 @@ class NoticeSent:
 
 
 @dataclass(frozen=True)
+class RoomChanged:
+    """Something changed in ``room`` (a name): it was created, joined, left, set, or removed (then
+    :meth:`msgsvc.hub.rooms.Rooms.view` has it no more)."""
+
+    room: str
+
+
+@dataclass(frozen=True)
 class Connected:
     """A connection opened (announced by the server, not the hub)."""
 
@@ -140,6 +148,7 @@ Event = (
     | QueueChanged
     | LogLoaded
     | NoticeSent
+    | RoomChanged
     | Connected
     | Disconnected
     | ClientError

@@ -1,5 +1,5 @@
-"""The rules every front checks what a client says against (here, once): usernames and their
-case-insensitive keys, passwords, a message's text and its recipients.  What breaks one is
+"""The rules every front checks what a client says against (here, once): usernames and room names and
+their case-insensitive keys, passwords, a message's text and its recipients.  What breaks one is
 :class:`~msgsvc.hub.contracts.Refused`, in no front's words."""
 
 from __future__ import annotations
@@ -24,6 +24,27 @@ def username_key(name: str) -> str:
 def is_valid_username(name: str) -> bool:
     """Whether ``name`` may be registered: 1-32 of ``A-Z a-z 0-9 _ . -``, a letter first."""
     return _USERNAME.fullmatch(name) is not None
+
+
+def room_key(name: str) -> str:
+    """The case-insensitive identity of a room name (``#dev`` for ``#Dev``)."""
+    return name.casefold()
+
+
+def is_valid_room(name: str) -> bool:
+    """Whether ``name`` is a room name: ``#`` and a valid username (1-32 of ``A-Z a-z 0-9 _ . -``, a
+    letter first)."""
+    return name[:1] == "#" and _USERNAME.fullmatch(name, 1) is not None
+
+
+def room_name(name: str) -> str:
+    """``name`` if it is a room name, or Refused(ROOM_INVALID)."""
+    if not is_valid_room(name):
+        raise Refused(
+            Refusal.ROOM_INVALID,
+            f"not a room name: {name!r} (# and 1-32 letters, digits, '_', '.' or '-', a letter first)",
+        )
+    return name
 
 
 def check_password_rules(password: str) -> str:
