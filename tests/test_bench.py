@@ -107,7 +107,7 @@ class MsgsvcAdapterTests(SynchronousTestCase):
         self.assertEqual(transport.value(), b"PONG :7\r\n")
         self.assertEqual(tally.delivered, 1)
         self.assertEqual(tally.latency.percentile(100), 2000)  # µs
-        self.assertEqual(load.join_group().result, load)  # every client gets broadcasts
+        self.assertEqual(load.join(dialects.Msgsvc().join_group()).result, load)  # every client gets broadcasts
 
     def test_a_refusal_is_noted(self) -> None:
         load, _, tally = client(dialects.Msgsvc(), [0])
@@ -120,14 +120,35 @@ class MsgsvcAdapterTests(SynchronousTestCase):
         self.assertEqual(d.send(["a", "b"], b"@1.x"), b"SEND a,b :@1.x\r\n")
         self.assertEqual(d.broadcast(b"@1.x"), b"BROADCAST :@1.x\r\n")
 
+    def test_the_room_workload_speaks_version_11_joins_the_room_and_sends_to_it(self) -> None:
+        now = [5_000_000]
+        load, transport, tally = client(dialects.make("msgsvc", rooms=True), now)
+        self.assertEqual(transport.value(), b"VERSION 11\r\nHELLO b0u1\r\n")
+        self.assertEqual(dialects.make("msgsvc").register("b0u1"), b"HELLO b0u1\r\n")  # the others: version 8
+        load.dataReceived(b"VERSION 11 7\r\nWELCOME b0u1 :hi\r\nENDUSERS 1\r\n")
+        transport.clear()
+        joined = []
+        load.join(dialects.make("msgsvc", rooms=True).join_room()).addCallback(joined.append)
+        self.assertEqual(transport.value(), b"JOIN #bench\r\n")
+        load.dataReceived(b"ROOM #bench 1700000000.0 nt :\r\nMEMBER #bench b0u1 online op\r\n")
+        self.assertEqual(joined, [])
+        load.dataReceived(b"ENDMEMBERS #bench 1\r\nENTERED #bench b0u2\r\n")
+        self.assertEqual(joined, [load])
+        load.dataReceived(b"MSG b0u2 room #bench 5 1700000001.0 :@3000000.xx\r\n")
+        self.assertEqual((tally.delivered, tally.latency.percentile(100)), (1, 2000))
+        self.assertEqual(dialects.Msgsvc(rooms=True).to_room(b"@1.x"), b"SEND #bench :@1.x\r\n")
+
 
 class IrcAdapterTests(SynchronousTestCase):
     def test_msgsvc_irc_registers_without_a_password_and_broadcasts_in_all(self) -> None:
         load, transport, _ = client(dialects.make("msgsvc-irc"), [0])
         self.assertEqual(transport.value(), b"NICK b0u1\r\nUSER b0u1 0 * :b0u1\r\n")
         transport.clear()
-        load.join_group()
+        irc = dialects.make("msgsvc-irc")
+        load.join(irc.join_group())
         self.assertEqual(transport.value(), b"JOIN #all\r\n")
+        self.assertEqual(irc.join_room(), b"JOIN #bench\r\n")  # a room of its own, not #all
+        self.assertEqual(irc.to_room(b"@1.x"), b"PRIVMSG #bench :@1.x\r\n")
 
     def test_registers_joins_the_channel_and_counts_privmsg(self) -> None:
         now = [10_000_000]
@@ -140,7 +161,7 @@ class IrcAdapterTests(SynchronousTestCase):
         )
         self.assertEqual(registered, [load])
         transport.clear()
-        load.join_group().addCallback(joined.append)
+        load.join(dialects.make("ngircd").join_room()).addCallback(joined.append)
         self.assertEqual(transport.value(), b"JOIN #bench\r\n")
         load.dataReceived(b":b0u1!~b0u1@localhost JOIN :#bench\r\n:bench.localhost 366 b0u1 #bench :End\r\n")
         self.assertEqual(joined, [load])
@@ -219,6 +240,20 @@ class WorkerTests(SynchronousTestCase):
         self.assertEqual(b"".join(t.value() for t in transports[1:]), b"")
         self.assertEqual(worker.result.expected, 55)
 
+    def test_messages_to_the_room_come_from_every_client_and_reach_all_receivers(self) -> None:
+        worker, transports = self.worker("room")
+        worker._send(300, b"@0.x")
+        for transport in transports:
+            lines = transport.value().splitlines()
+            self.assertGreater(len(lines), 0)  # 300 picks of 6: each sends (1 in 10^23 to fail)
+            self.assertEqual(set(lines), {b"SEND #bench :@0.x"})
+        self.assertEqual(sum(len(t.value().splitlines()) for t in transports), 300)
+        self.assertEqual((worker.result.sent, worker.result.expected), (300, 3300))
+        self.assertEqual(worker._local_expected(), 300 * 5)  # the others of this worker get each
+        worker.plan.broadcast_sender = False  # the other workers' clients only receive
+        worker._send(5, b"@0.x")
+        self.assertEqual(worker.result.sent, 300)
+
 
 class PlanTests(SynchronousTestCase):
     def test_clients_and_rate_are_shared_and_the_broadcast_sender_is_in_the_first_worker(self) -> None:
@@ -231,6 +266,11 @@ class PlanTests(SynchronousTestCase):
             Scenario("msgsvc", "unicast", clients=10, rate=100.0, window=1000, workers=2), ports=[9]
         )
         self.assertEqual([(p.rate, p.window) for p in unicast], [(50.0, 500), (50.0, 500)])
+        room = plans(Scenario("words", "room", clients=100, rate=10.0, window=1000, workers=2), ports=[9])
+        self.assertEqual(
+            [(p.broadcast_sender, p.receivers, p.rate, p.window) for p in room],
+            [(True, 99, 10.0, 1000), (False, 99, 10.0, 1000)],  # the senders' worker sends at the whole rate
+        )
 
     def test_a_services_nodes_each_get_every_other_client(self) -> None:
         (plan,) = plans(Scenario("msgsvc-redis", "unicast", clients=8, workers=1, nodes=2), ports=[5, 6])
@@ -353,7 +393,7 @@ class CLoadTests(SynchronousTestCase):
         self.assertTrue(cload.handles(plan))
 
     def test_every_workload_over_tcp_goes_to_the_c_load_and_websocket_stays_python(self) -> None:
-        for workload in ["unicast", "multicast", "broadcast", "connect", "idle"]:
+        for workload in ["unicast", "multicast", "broadcast", "room", "connect", "idle"]:
             for server in ["msgsvc", "words", "ngircd", "msgsvc-irc"]:
                 scenario = Scenario(server, workload, clients=8)
                 self.assertTrue(cload.handles(plans(scenario, [1])[0]), scenario)
@@ -391,7 +431,9 @@ class SuiteTests(SynchronousTestCase):
         )
         rows = report.rows([Measurement(s) for s in ran])
         self.assertTrue(all(len(row.runs) == 3 for row in rows))
-        self.assertEqual(len(rows), 2 * (2 * len(suite.SWEEP) + 5))
+        self.assertEqual(len(rows), 2 * (2 * len(suite.SWEEP) + 7))
+        room = [(s.server, s.clients, s.rate) for s in ran if s.workload == "room"]
+        self.assertEqual(room[-2:], [("msgsvc", 100, 1), ("words", 100, 0)])  # at half the peak, a member's share
 
     def test_a_failed_run_is_left_out_and_the_others_go_on(self) -> None:
         ran: list[Scenario] = []
@@ -548,6 +590,19 @@ class ServerBenchTests(SynchronousTestCase):
             cells = row.split()
             self.assertEqual(cells[:6], [server, workload, "9", "1", "c", "50"])
             self.assertGreater(int(cells[7].replace(",", "")), 0)  # delivered/s
+            self.assertEqual(cells[-1], "0")  # lost
+
+    def test_the_room_workload_runs_against_words_and_ngircd_and_loses_nothing(self) -> None:
+        """Their channels, driven by the C load and by the Python one (the figures are not judged)."""
+        for server, load in [("words", "c"), ("ngircd", "c"), ("ngircd", "python")]:
+            out = bench(
+                *["run", "--server", server, "--workload", "room", "--clients", "9", "--duration", "1"],
+                *["--warmup", "0.5", "--rate", "50", "--load", load],
+            )
+            (row,) = [line for line in out.splitlines() if line.startswith(f"{server} ")]
+            cells = row.split()
+            self.assertEqual(cells[:6], [server, "room", "9", "1", load, "50"])
+            self.assertGreater(int(cells[7].replace(",", "")), 300)  # delivered/s: 50 messages/s to 8
             self.assertEqual(cells[-1], "0")  # lost
 
     def test_history_on_and_off_run_side_by_side_and_lose_nothing(self) -> None:

@@ -2,6 +2,7 @@
 
     python -m msgsvc.bench run --server msgsvc --workload unicast --clients 1000
     python -m msgsvc.bench run --workload unicast --clients 1000 --history on --history off
+    python -m msgsvc.bench run --workload room --clients 100 --server msgsvc --server words --repeat 5
     python -m msgsvc.bench suite --json bench.json --plot performance.png
     python -m msgsvc.bench show bench.json [--plot performance.png]
     python -m msgsvc.bench logins [--accounts 200]
@@ -87,8 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--load",
         choices=("c", "python"),
         default="c",
-        help="the load processes: c (built with the machine's compiler; unicast, multicast and broadcast "
-        "over TCP) or python (every workload); default c, python where c cannot do the job",
+        help="the load processes: c (built with the machine's compiler; every workload over TCP) or python "
+        "(every workload, over WebSocket too); default c, python where c cannot do the job",
     )
     load.add_argument("--json", help="write the figures here too")
     load.add_argument("--plot", help="draw the unicast sweep here (PNG; needs matplotlib)")
@@ -101,7 +102,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="msgsvc with its history (on) or with --history-days 0 (off); repeatable, side by side, "
         "taking turns; default on",
     )
-    run.add_argument("--workload", choices=WORKLOADS, default="unicast")
+    run.add_argument(
+        "--workload",
+        choices=WORKLOADS,
+        default="unicast",
+        help="room: every client joins #bench and the messages go to it, each from a client of the first "
+        "load process (default unicast)",
+    )
     run.add_argument("--clients", type=int, default=100)
     run.add_argument("--rate", type=_rate, default=None, help="messages/s offered, or max (default)")
     run.add_argument("--window", type=int, default=10000, help="deliveries in flight at most, at max rate")

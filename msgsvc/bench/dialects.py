@@ -14,6 +14,8 @@ from collections.abc import Sequence
 STAMP = b" :@"
 #: where the stamp stands in a multicast from msgsvc's IRC front, after whom it went to: "(to you and b) @..."
 GROUP_STAMP = b") @"
+#: the room of the room workload: every client a member, the messages to it
+ROOM = b"#bench"
 
 
 class Signal(enum.Enum):
@@ -21,7 +23,7 @@ class Signal(enum.Enum):
 
     NOTHING = "nothing"
     REGISTERED = "registered"  # ready to send and receive
-    IN_GROUP = "in group"  # joined the broadcast group
+    IN_GROUP = "in group"  # joined the broadcast group, or the room
     REFUSED = "refused"  # the server said no or is closing the connection
 
 
@@ -71,6 +73,13 @@ class Dialect:
     def broadcast(self, text: bytes) -> bytes:
         raise NotImplementedError
 
+    def join_room(self) -> bytes:
+        """The lines that make this client a member of :data:`ROOM`."""
+        raise NotImplementedError
+
+    def to_room(self, text: bytes) -> bytes:
+        raise NotImplementedError
+
     def quit(self) -> bytes:
         raise NotImplementedError
 
@@ -80,12 +89,18 @@ class Dialect:
 
 
 class Msgsvc(Dialect):
-    """docs/protocol.rst: HELLO, then SEND / BROADCAST; registered once the user log has come."""
+    """docs/protocol.rst: HELLO, then SEND / BROADCAST; registered once the user log has come.
+
+    Version 8's lines, but for ``rooms``: version 11's, which has them (JOIN, SEND to a room).
+    """
 
     name = "msgsvc"
 
+    def __init__(self, rooms: bool = False) -> None:
+        self._version = b"VERSION 11\r\n" if rooms else b""
+
     def register(self, name: str) -> bytes:
-        return b"HELLO %s\r\n" % name.encode()
+        return self._version + b"HELLO %s\r\n" % name.encode()
 
     def join_group(self) -> bytes:
         return b""
@@ -96,12 +111,20 @@ class Msgsvc(Dialect):
     def broadcast(self, text: bytes) -> bytes:
         return b"BROADCAST :%s\r\n" % text
 
+    def join_room(self) -> bytes:
+        return b"JOIN %s\r\n" % ROOM
+
+    def to_room(self, text: bytes) -> bytes:
+        return b"SEND %s :%s\r\n" % (ROOM, text)
+
     def quit(self) -> bytes:
         return b"QUIT\r\n"
 
     def control(self, line: bytes) -> tuple[Signal, bytes]:
         if line.startswith(b"ENDUSERS"):
             return Signal.REGISTERED, b""
+        if line.startswith(b"ENDMEMBERS"):  # the end of JOIN's answer
+            return Signal.IN_GROUP, b""
         if line.startswith(b"PING"):
             return Signal.NOTHING, pong(line)
         if line.startswith((b"BYE", b"ERROR")):
@@ -134,6 +157,12 @@ class Irc(Dialect):
     def broadcast(self, text: bytes) -> bytes:
         return b"PRIVMSG %s :%s\r\n" % (self.channel, text)
 
+    def join_room(self) -> bytes:
+        return b"JOIN %s\r\n" % ROOM
+
+    def to_room(self, text: bytes) -> bytes:
+        return b"PRIVMSG %s :%s\r\n" % (ROOM, text)
+
     def quit(self) -> bytes:
         return b"QUIT :done\r\n"
 
@@ -157,10 +186,11 @@ class Irc(Dialect):
         return Signal.NOTHING, b""
 
 
-def make(server: str, password: str = "bench") -> Dialect:
-    """The dialect that speaks to ``server``: ``msgsvc`` (``-web``, ``-redis``, ``-irc``), ``words`` or ``ngircd``."""
+def make(server: str, password: str = "bench", rooms: bool = False) -> Dialect:
+    """The dialect that speaks to ``server``: ``msgsvc`` (``-web``, ``-redis``, ``-irc``), ``words`` or ``ngircd``;
+    with ``rooms``, one that joins and speaks to a room (msgsvc's lines of version 11)."""
     if server in ("msgsvc", "msgsvc-web", "msgsvc-redis"):  # the same lines, over TCP or WebSocket
-        return Msgsvc()
+        return Msgsvc(rooms)
     if server == "words":  # twisted.words looks a PRIVMSG target up as one name
         return Irc("words", password, multi_target=False)
     if server == "ngircd":

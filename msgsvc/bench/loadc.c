@@ -1,6 +1,6 @@
 /*
- * A load process in C: msgsvc.bench.worker's job for unicast, multicast, broadcast, registration churn
- * (connect) and idle clients, at a fraction of its CPU, so that the server, not the load, is what a row
+ * A load process in C: msgsvc.bench.worker's job for unicast, multicast, broadcast, a room's messages,
+ * registration churn (connect) and idle clients, at a fraction of its CPU, so that the server, not the load, is what a row
  * measures.  Built by msgsvc.bench.cload.
  *
  *   loadc DIALECT HOST PORTS PREFIX COUNT WORKLOAD RATE WINDOW COUNT_LIMIT RECIPIENTS SIZE DURATION
@@ -15,7 +15,8 @@
  * Message texts carry the sending time as the Python load's do (msgsvc.bench.dialects.stamp), on
  * CLOCK_MONOTONIC, the clock of Python's time.monotonic_ns.  Churn: COUNT/2 clients at a time connect,
  * register, quit and wait for the server to close, each then again with the name that rested longest;
- * a registration is a delivery, timed from before the connect.
+ * a registration is a delivery, timed from before the connect.  Room: every client joins #bench (msgsvc:
+ * VERSION 11 before HELLO, then JOIN), and with BROADCAST_SENDER each message goes from one at random.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -35,7 +36,7 @@
 #include <unistd.h>
 
 enum dialect { MSGSVC, WORDS, NGIRCD, MSGSVC_IRC }; /* the server spoken to, as msgsvc.bench.dialects.make */
-enum workload { UNICAST, MULTICAST, BROADCAST, CONNECT, IDLE };
+enum workload { UNICAST, MULTICAST, BROADCAST, ROOM, CONNECT, IDLE };
 enum state { CLOSED, REGISTERING, JOINING, READY, QUITTING };
 
 typedef struct {
@@ -181,11 +182,15 @@ static void on_line(client_t *c, const char *line, size_t len, int64_t now) {
                 write_client(c, dialect == MSGSVC_IRC ? "JOIN #all\r\n" : "JOIN #bench\r\n",
                              dialect == MSGSVC_IRC ? 11 : 13);
                 c->state = JOINING;
+            } else if (workload == ROOM) {
+                write_client(c, "JOIN #bench\r\n", 13);
+                c->state = JOINING;
             } else {
                 c->state = READY;
             }
         }
-    } else if (c->state == JOINING && find(line, len, " 366 ")) {
+    } else if (c->state == JOINING &&
+               (dialect == MSGSVC ? line_starts(line, len, "ENDMEMBERS") : find(line, len, " 366 ") != NULL)) {
         c->state = READY;
     }
     const char *space = memchr(line, ' ', len); /* an IRC numeric is the word after the prefix */
@@ -241,8 +246,8 @@ static void on_readable(client_t *c) {
 static void register_client(client_t *c) {
     char buf[256];
     int n;
-    if (dialect == MSGSVC)
-        n = snprintf(buf, sizeof buf, "HELLO %s\r\n", c->name);
+    if (dialect == MSGSVC) /* a room needs version 11's lines; the other workloads speak version 8's */
+        n = snprintf(buf, sizeof buf, "%sHELLO %s\r\n", workload == ROOM ? "VERSION 11\r\n" : "", c->name);
     else /* msgsvc's IRC front gets no PASS: there a password claims the name */
         n = snprintf(buf, sizeof buf, "%sNICK %s\r\nUSER %s 0 * :%s\r\n",
                      dialect == MSGSVC_IRC ? "" : "PASS bench\r\n", c->name, c->name, c->name);
@@ -304,7 +309,7 @@ static void connect_all(void) {
 }
 
 static long in_flight(void) {
-    if (workload == BROADCAST) {
+    if (workload == BROADCAST || workload == ROOM) {
         long local = nclients - 1;
         long behind = sent - (local ? delivered / local : sent);
         return behind * receivers;
@@ -326,6 +331,16 @@ static void send_some(long count, int64_t now) {
                                             : snprintf(line, sizeof line, "PRIVMSG #bench :%s\r\n", text);
             write_client(&clients[0], line, (size_t)n);
         }
+        sent += count;
+        expected += count * receivers;
+        return;
+    }
+    if (workload == ROOM) {
+        if (!broadcast_sender) return;
+        int n = snprintf(line, sizeof line, dialect == MSGSVC ? "SEND #bench :%s\r\n" : "PRIVMSG #bench :%s\r\n",
+                         text);
+        for (long k = 0; k < count; k++)
+            write_client(&clients[next_random() % (uint64_t)nclients], line, (size_t)n);
         sent += count;
         expected += count * receivers;
         return;
@@ -367,7 +382,7 @@ static void send_some(long count, int64_t now) {
 }
 
 static long local_expected(void) {
-    if (workload == BROADCAST) return broadcast_sender ? sent * (nclients - 1) : 0;
+    if (workload == BROADCAST || workload == ROOM) return broadcast_sender ? sent * (nclients - 1) : 0;
     return expected;
 }
 
@@ -408,7 +423,7 @@ static void drive(double seconds) {
         long due;
         if (rate <= 0) {
             due = window_ - in_flight();
-            if (workload != UNICAST) due /= workload == BROADCAST ? receivers : recipients;
+            if (workload != UNICAST) due /= workload == BROADCAST || workload == ROOM ? receivers : recipients;
         } else {
             due = (long)(rate * (double)(now - start_ns) / 1e9) - sent;
         }
@@ -473,6 +488,7 @@ int main(int argc, char **argv) {
     workload = !strcmp(argv[6], "unicast")     ? UNICAST
                : !strcmp(argv[6], "multicast") ? MULTICAST
                : !strcmp(argv[6], "broadcast") ? BROADCAST
+               : !strcmp(argv[6], "room")      ? ROOM
                : !strcmp(argv[6], "connect")   ? CONNECT
                                                : IDLE;
     rate = atof(argv[7]);

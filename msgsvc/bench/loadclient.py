@@ -55,9 +55,10 @@ class LoadClient(Protocol):
             set_no_delay(True)
         self.transport.write(self._dialect.register(self.name))
 
-    def join_group(self) -> Deferred[LoadClient]:
+    def join(self, lines: bytes) -> Deferred[LoadClient]:
+        """Write ``lines`` (the dialect's to join the broadcast group or the room); ``in_group`` fires
+        once in (at once, for no lines: in already)."""
         self._joining = True
-        lines = self._dialect.join_group()
         if lines:
             self.transport.write(lines)
         else:

@@ -15,7 +15,7 @@ from typing import Any
 
 from msgsvc.bench import cload, servers
 from msgsvc.bench.stats import LatencyHistogram
-from msgsvc.bench.worker import WORKLOADS, Plan
+from msgsvc.bench.worker import GROUP, WORKLOADS, Plan
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class Scenario:
             raise ValueError(f"nodes: 1, or several for {servers.MSGSVC_REDIS}")
         if not self.history and self.server not in servers.MSGSVCS:
             raise ValueError(f"history off is for {', '.join(servers.MSGSVCS)}")
-        if self.workload in ("unicast", "multicast", "broadcast") and self.clients < self.workers * (
+        if self.workload in ("unicast", "multicast", *GROUP) and self.clients < self.workers * (
             self.recipients + 1
         ):
             raise ValueError("too few clients for the workers and recipients")
@@ -196,9 +196,9 @@ def plans(scenario: Scenario, ports: list[int]) -> list[Plan]:
     plans = []
     for w, share in enumerate(per):
         pool = share * 2 if s.workload == "connect" else share  # churn: a name rests before reuse
-        broadcast = s.workload == "broadcast"
+        group = s.workload in GROUP
         rate = s.rate
-        if rate is not None and not broadcast:
+        if rate is not None and not group:
             rate = rate / s.workers
         plans.append(
             Plan(
@@ -208,11 +208,11 @@ def plans(scenario: Scenario, ports: list[int]) -> list[Plan]:
                 workload=s.workload,
                 duration=s.duration,
                 rate=rate,
-                window=s.window if broadcast else max(1, s.window // s.workers),
-                count=None if s.count is None else (s.count if broadcast else -(-s.count // s.workers)),
+                window=s.window if group else max(1, s.window // s.workers),
+                count=None if s.count is None else (s.count if group else -(-s.count // s.workers)),
                 recipients=s.recipients,
                 size=s.size,
-                broadcast_sender=broadcast and w == 0,
+                broadcast_sender=group and w == 0,
                 receivers=s.clients - 1,
                 warmup=s.warmup,
             )

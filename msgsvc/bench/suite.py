@@ -12,6 +12,8 @@ from msgsvc.bench.run import Measurement, Scenario, measure
 #: clients of the unicast runs whose rate and p99 are plotted
 SWEEP = (10, 100, 1000, 5000)
 BROADCAST_RECEIVERS = 1000
+#: the members of the room workload's room
+ROOM_MEMBERS = 100
 IDLE_CLIENTS = 10_000
 CHURN_CLIENTS = 50
 #: runs of each scenario on each server: figures are their median and range
@@ -75,6 +77,8 @@ def standard(
     receivers = BROADCAST_RECEIVERS
     peaks = in_turn(workload="broadcast", clients=receivers + 1)
     in_turn(workload="broadcast", clients=receivers + 1, rate=half(peaks, receivers))
+    peaks = in_turn(workload="room", clients=ROOM_MEMBERS)
+    in_turn(workload="room", clients=ROOM_MEMBERS, rate=half(peaks, ROOM_MEMBERS - 1))
     in_turn(workload="connect", clients=CHURN_CLIENTS)
     in_turn(workload="idle", clients=IDLE_CLIENTS)
     return results

@@ -33,7 +33,9 @@ from msgsvc.bench.loadclient import LoadClient, Tally
 from msgsvc.bench.stats import LatencyHistogram
 from msgsvc.bench.websocket import WebSocketLines
 
-WORKLOADS = ("unicast", "multicast", "broadcast", "connect", "idle")
+WORKLOADS = ("unicast", "multicast", "broadcast", "room", "connect", "idle")
+#: the workloads of a group: each message goes to every client but its sender, from the first worker
+GROUP = ("broadcast", "room")
 TICK = 0.001  # seconds between sending rounds
 MAX_PER_TICK = 5000  # messages in one sending round, at most
 CONNECTING_AT_ONCE = 25  # a few, so that no server's accept queue overflows (ngIRCd's is short)
@@ -55,8 +57,8 @@ class Plan:
     count: int | None = None  # messages to send, at most
     recipients: int = 3  # of a multicast
     size: int = 32  # bytes of message text
-    broadcast_sender: bool = False  # this worker holds the broadcast's sender (its first name)
-    receivers: int = 0  # all clients that get a broadcast, in every worker
+    broadcast_sender: bool = False  # this worker sends the broadcast (its first name) or to the room (each name)
+    receivers: int = 0  # all clients that get a broadcast or a message to the room, in every worker
     drain: float = 15.0  # seconds to wait for what is still in flight
     warmup: float = 0.0  # seconds of load before the measured run, not counted
 
@@ -80,7 +82,7 @@ class Worker:
         self._reactor = reactor
         self.plan = plan
         self._clock = clock
-        self._dialect = dialects.make(plan.server)
+        self._dialect = dialects.make(plan.server, rooms=plan.workload == "room")
         self.tally = Tally()
         self.clients: list[LoadClient] = []
         self.result = Result()
@@ -103,7 +105,9 @@ class Worker:
             await connectProtocol(endpoint, client)
         await client.registered
         if self.plan.workload == "broadcast":
-            await client.join_group()
+            await client.join(self._dialect.join_group())
+        elif self.plan.workload == "room":
+            await client.join(self._dialect.join_room())
         return client
 
     async def connect_all(self) -> int:
@@ -174,7 +178,7 @@ class Worker:
         if plan.rate is None:
             due = plan.window - self._in_flight()
             if plan.workload != "unicast":  # in messages, not deliveries
-                due //= plan.receivers if plan.workload == "broadcast" else plan.recipients
+                due //= plan.receivers if plan.workload in GROUP else plan.recipients
         else:
             due = int(plan.rate * elapsed) - result.sent
         due = min(due, MAX_PER_TICK, left)
@@ -182,7 +186,7 @@ class Worker:
             self._send(due, dialects.stamp(now, plan.size))
 
     def _in_flight(self) -> int:
-        if self.plan.workload == "broadcast":
+        if self.plan.workload in GROUP:
             local = len(self.clients) - 1  # the sender gets no copy
             behind = self.result.sent - (self.tally.delivered // local if local else self.result.sent)
             return behind * self.plan.receivers
@@ -193,6 +197,16 @@ class Worker:
         if plan.workload == "broadcast":
             if plan.broadcast_sender:
                 clients[0].transport.write(dialect.broadcast(text) * count)
+                self.result.sent += count
+                self.result.expected += count * plan.receivers
+            return
+        if plan.workload == "room":
+            if plan.broadcast_sender:
+                by: defaultdict[LoadClient, int] = defaultdict(int)
+                for _ in range(count):
+                    by[clients[self._random.randrange(len(clients))]] += 1
+                for client, n in by.items():
+                    client.transport.write(dialect.to_room(text) * n)
                 self.result.sent += count
                 self.result.expected += count * plan.receivers
             return
@@ -228,7 +242,7 @@ class Worker:
 
     def _local_expected(self) -> int:
         """Deliveries this worker's own clients should receive."""
-        if self.plan.workload == "broadcast":
+        if self.plan.workload in GROUP:
             return self.result.sent * (len(self.clients) - 1) if self.plan.broadcast_sender else 0
         return self.result.expected
 
