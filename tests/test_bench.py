@@ -616,7 +616,8 @@ class ServerBenchTests(SynchronousTestCase):
         off = [line.split() for line in lines if line.split()[:4] == ["msgsvc", "history", "off", "unicast"]]
         self.assertEqual((len(on), len(off)), (1, 1), out)
         self.assertEqual((on[0][-1], off[0][-1]), ("0", "0"), out)  # lost
-        self.assertTrue(any(line.startswith("unicast (8 clients): msgsvc history on/off = ") for line in lines))
+        ratio = "unicast (8 clients): msgsvc history on/off = "
+        self.assertTrue(any(line.startswith(ratio) for line in lines), out)
 
     def test_two_nodes_on_redis_take_the_c_load_and_lose_nothing(self) -> None:
         """Two real nodes on a real redis-server, the clients spread over them (figures not judged)."""

@@ -22,7 +22,7 @@ from msgsvc.hub.conversations import ALL, participants
 from msgsvc.hub.ids import MessageIds, message_id_floor
 from msgsvc.hub.rules import username_key
 from msgsvc.state import Snapshot, State
-from msgsvc.state.sqlite import Database, SqliteStore
+from msgsvc.state.sqlite import HISTORY_INTERVAL, Database, SqliteStore
 
 from .support.fakes import MemoryStore
 from .support.queue import NO_ID, ROOM
@@ -351,6 +351,9 @@ class ReadContract(_Base):
     async def reopened(self) -> State:
         raise NotImplementedError
 
+    async def kept(self, *entries: Stored, keep: int = KEEP) -> list[Stored]:
+        raise NotImplementedError  # HistoryContract's: each store says when the entries are durable
+
     async def test_a_read_position_only_moves_forward_per_name_and_conversation(self) -> None:
         a, b, c = (message_id_floor(at) for at in (100.0, 200.0, 300.0))
         self.assertEqual(await self.state.read_positions("alice", [ALL, "alice,bob"]), {})
@@ -385,8 +388,8 @@ class ReadContract(_Base):
 
     async def test_unread_counts_what_others_sent_after_a_position_up_to_a_cap(self) -> None:
         said = [stored("alice,bob", "Alice" if i % 3 == 0 else "bob", 100.0 + i) for i in range(9)]
-        await self.state.append(said, KEEP)
-        await self.state.append([stored(ALL, "carol", 50.0), stored("alice,carol", "carol", 150.0)], KEEP)
+        await self.kept(*said)
+        await self.kept(stored(ALL, "carol", 50.0), stored("alice,carol", "carol", 150.0))
         unread = self.state.unread
         self.assertEqual(await unread("alice,bob", "", "alice", 100), 6)  # bob's: 1 2 4 5 7 8
         self.assertEqual(await unread("alice,bob", "", "BOB", 100), 3)
@@ -402,7 +405,7 @@ class ReadContract(_Base):
     async def test_unread_passes_the_readers_own_entries_beyond_the_cap(self) -> None:
         own = [stored("alice,bob", "alice", 100.0 + i) for i in range(25)]
         others = [stored("alice,bob", "bob", 200.0 + i) for i in range(3)]
-        await self.state.append([*own, *others], KEEP)
+        await self.kept(*own, *others)
         self.assertEqual(await self.state.unread("alice,bob", "", "alice", 10), 3)
         self.assertEqual(await self.state.unread("alice,bob", "", "alice", 2), 2)
         self.assertEqual(await self.state.unread("alice,bob", own[24].id, "alice", 3), 3)
@@ -411,14 +414,21 @@ class ReadContract(_Base):
 class SqliteContractTests(StateContract, HistoryContract, ReadContract, TestCase):
     def setUp(self) -> None:
         self.path = self.mktemp()
+        self.clock = Clock()  # when the history's entries are written
         Database(self.path).close()
         self.state = self.started()
 
     def started(self) -> SqliteStore:
-        store = SqliteStore(reactor, self.path)  # reads the log as it is made
+        store = SqliteStore(reactor, self.path, self.clock)  # reads the log as it is made
         store.startService()
         self.addCleanup(store.stopService)
         return store
+
+    async def kept(self, *entries: Stored, keep: int = KEEP) -> list[Stored]:
+        appended = self.state.append(entries, keep)
+        self.clock.advance(HISTORY_INTERVAL)  # what waited that long is written
+        await appended
+        return list(entries)
 
     async def reopened(self) -> State:
         return self.started()

@@ -13,15 +13,16 @@ from collections.abc import Callable
 
 from twisted.internet import reactor
 from twisted.internet.defer import gatherResults
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from msgsvc.auth.hashing import HASHER
 from msgsvc.auth.store import Reset
 from msgsvc.hub.contracts import Enqueue, Kind, Queued, Stored, UserRecord
-from msgsvc.hub.conversations import ALL
+from msgsvc.hub.conversations import ALL, participants
 from msgsvc.hub.ids import message_id_floor
 from msgsvc.state import StoreError
-from msgsvc.state.sqlite import SCHEMA_VERSION, Database, SqliteStore
+from msgsvc.state.sqlite import _SCHEMA, HISTORY_INTERVAL, SCHEMA_VERSION, Database, SqliteStore
 
 from .support.logs import VERSION_1
 from .support.queue import NO_ID, ROOM
@@ -104,7 +105,8 @@ class SqliteStoreTests(TestCase):
         seed = Database(self.path)
         seed.record_seen([("zoe", 1.0)])
         seed.close()
-        self.log = SqliteStore(reactor, self.path)
+        self.clock = Clock()
+        self.log = SqliteStore(reactor, self.path, self.clock)
 
     def test_loads_at_construction(self) -> None:
         self.assertEqual(self.log.records, [UserRecord("zoe", 1.0, 1.0)])
@@ -137,11 +139,33 @@ class SqliteStoreTests(TestCase):
         self.addCleanup(reopened.close)
         self.assertEqual(len(reopened.load()), 22)
 
+    async def test_the_history_waits_for_its_interval_or_the_next_transaction(self) -> None:
+        """Entries alone are written once they have waited HISTORY_INTERVAL, in one transaction for all;
+        a queueing asked after them is written with them (their history first: kill -9 keeps both or
+        neither)."""
+        self.log.startService()
+        self.addCleanup(self.log.stopService)
+        first = self.log.append([_entry(1.0)], 10)
+        second = self.log.append([_entry(2.0)], 10)
+        self.clock.advance(HISTORY_INTERVAL - 0.001)
+        self.assertNoResult(first)
+        self.clock.advance(0.001)
+        await gatherResults([first, second])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        third = self.log.append([_entry(3.0)], 10)
+        message = Enqueue(("bob",), "alice", "unicast", ("bob",), "hi", 1.0, 10, 0.0, *ROOM, NO_ID)
+        self.assertEqual(await self.log.enqueue(message), ("bob",))
+        await third  # no time passed: it went with the queueing
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        reopened = Database(self.path)
+        self.addCleanup(reopened.close)
+        self.assertEqual(reopened.history(), [_entry(1.0), _entry(2.0), _entry(3.0)])
+
     async def test_only_names_that_have_had_a_password_are_read_for_one(self) -> None:
         seed = Database(self.path)
         seed.set_password_hash("Zoe", "z", 2.0)
         seed.close()
-        store = SqliteStore(reactor, self.path)
+        store = SqliteStore(reactor, self.path, self.clock)
         store.startService()
         self.addCleanup(store.stopService)
         self.assertIsNone(self.successResultOf(store.password_hash("amy")))  # answered at once, no read
@@ -267,10 +291,9 @@ class KilledDuringAPasswordChangeTests(SynchronousTestCase):
             self.assertTrue(HASHER.verify(stored, "new password" if writes % 2 else "old password"))
 
 
-# Takes a file at schema version 5 back to version 4 (less its user_version).
-_UNDO_READS = "DROP TABLE reads;"  # the last version's (read positions)
-_UNDO_5 = (
-    _UNDO_READS + " DROP TABLE history; DROP TABLE history_counts; DROP TABLE history_members;"
+# Takes a file at schema version 7 back to version 4 (less its user_version).
+_BACK_TO_4 = (
+    "DROP TABLE reads; DROP TABLE history; DROP TABLE conversations; DROP TABLE history_members;"
     " ALTER TABLE accounts DROP COLUMN protected_since; ALTER TABLE queue DROP COLUMN message_id;"
 )
 
@@ -310,7 +333,7 @@ class QueueTests(SynchronousTestCase):
             message = Enqueue(("carol",), sender, "unicast", ("carol",), "hi", 1.0, 10, 0.0, *ROOM, NO_ID)
             db.batch([lambda d: d.enqueue(message)])  # noqa: B023 - run at once
         db._db.executescript(
-            _UNDO_5 + "DROP TRIGGER queue_added; DROP TRIGGER queue_removed; DROP TABLE queue_senders;"
+            _BACK_TO_4 + "DROP TRIGGER queue_added; DROP TRIGGER queue_removed; DROP TABLE queue_senders;"
             " DROP TABLE queue_total; ALTER TABLE resets DROP COLUMN removed; PRAGMA user_version = 3"
         )
         db.close()
@@ -328,7 +351,7 @@ class QueueTests(SynchronousTestCase):
         db.set_password_hash("alice", "h2", 9.0)  # before version 5, only this time was kept
         message = Enqueue(("alice",), "bob", "unicast", ("alice",), "hi", 1.0, 10, 0.0, *ROOM, message_id="X")
         db.batch([lambda d: d.enqueue(message)])
-        db._db.executescript(_UNDO_5 + "PRAGMA user_version = 4")
+        db._db.executescript(_BACK_TO_4 + "PRAGMA user_version = 4")
         db.close()
         db = Database(path)
         self.addCleanup(db.close)
@@ -337,14 +360,10 @@ class QueueTests(SynchronousTestCase):
         self.assertEqual([q.message_id for q in page], [""])
         self.assertEqual(db.batch([lambda d: d.history_size()]), [0])
 
-    def test_a_file_of_the_version_before_is_given_read_positions_and_keeps_its_history(self) -> None:
+    def test_a_version_5_file_is_given_read_positions_and_keeps_its_history(self) -> None:
         path = self.mktemp()
-        db = Database(path)
-        db.set_password_hash("alice", "h", 7.0)
         said = Stored(message_id_floor(100.0), 100.0, "alice,bob", "bob", Kind.UNICAST, ("alice",), "hi")
-        db.batch([lambda d: d.append([said], 100)])
-        db._db.executescript(f"{_UNDO_READS} PRAGMA user_version = {SCHEMA_VERSION - 1}")
-        db.close()
+        _version_5(path, [said])
         db = Database(path)
         self.addCleanup(db.close)
         self.assertEqual(db.read_positions("alice", ["alice,bob"]), {})
@@ -386,6 +405,94 @@ class QueueTests(SynchronousTestCase):
 
 def _entry(at: float, text: str = "hi") -> Stored:
     return Stored(message_id_floor(at), at, ALL, "alice", Kind.BROADCAST, (), text)
+
+
+def _direct(at: float, conversation: str, text: str = "hi") -> Stored:
+    sender, *others = conversation.split(",")
+    return Stored(message_id_floor(at), at, conversation, sender, Kind.UNICAST, tuple(others), text)
+
+
+def _version_5(path: str, entries: list[Stored]) -> None:
+    """A file at schema version 5 holding ``entries`` in its history, as version 5 wrote them."""
+    raw = sqlite3.connect(path)
+    for version in range(1, 6):
+        for statement in _SCHEMA[version]:
+            raw.execute(statement)
+    for e in entries:  # its trigger counts them
+        raw.execute(
+            "INSERT INTO history VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (e.id, e.conversation, e.at, e.sender, e.kind.value, ",".join(e.recipients), e.text),
+        )
+    for conversation in {e.conversation for e in entries}:
+        for member in participants(conversation):
+            raw.execute("INSERT OR IGNORE INTO history_members VALUES (?, ?)", (member, conversation))
+    raw.execute("PRAGMA user_version=5")
+    raw.commit()
+    raw.close()
+
+
+class Version5HistoryTests(SynchronousTestCase):
+    def test_a_version_5_file_with_history_upgrades_and_reads_back_the_same(self) -> None:
+        path = self.mktemp()
+        entries = [
+            _direct(1.0, "alice,bob"),
+            _entry(2.0, "to all"),
+            _direct(3.0, "alice,bob,carol"),
+            _direct(4.0, "alice,bob", "again"),
+        ]
+        _version_5(path, entries)
+        db = Database(path)
+        self.addCleanup(db.close)
+        self.assertEqual(db.history(), sorted(entries, key=lambda e: e.id))
+        self.assertEqual(db.latest("bob", 0.0, 10), [entries[3], entries[2]])
+        self.assertEqual(db.latest("carol", 0.0, 10), [entries[2]])
+        self.assertEqual(db.page_before("alice,bob", None, 10, 0.0), ([entries[0], entries[3]], False))
+        self.assertEqual(db.history_size(), 4)
+        later = [_direct(5.0, "bob,dave"), _direct(6.0, "alice,bob"), _direct(7.0, "alice,bob")]
+        db.batch([lambda d: d.append(later, 2)])  # a new conversation numbered after the others; a trim
+        self.assertEqual(db.latest("bob", 0.0, 2), [later[2], later[0]])
+        self.assertEqual(db.page_before("alice,bob", None, 10, 0.0), (later[1:], False))
+        self.assertEqual(db.history_size(), 5)
+
+
+class LatestCostTests(SynchronousTestCase):
+    """The second attack on history (docs/security.rst): a listing of conversations read every
+    conversation of its reader, however many (0.26 s for a name in 100,000 conversations, every write
+    waiting).  Counted in SQLite's steps (its progress handler), not timed."""
+
+    def steps(self, conversations: int) -> int:
+        """SQLite's steps for one latest(limit 10) of a name in ``conversations`` conversations."""
+        db = Database(self.mktemp())
+        self.addCleanup(db.close)
+        entries = [_direct(1.0 + n, f"mallory,n{n:05d}") for n in range(conversations)]
+        db.batch([lambda d: d.append(entries, 10)])
+        counted = [0]
+
+        def step() -> int:
+            counted[0] += 1
+            return 0
+
+        db._db.set_progress_handler(step, 10)
+        self.assertEqual(db.latest("mallory", 0.0, 10), entries[::-1][:10])
+        return counted[0]
+
+    def test_listing_costs_what_it_lists_not_every_conversation(self) -> None:
+        self.assertLess(self.steps(20_000), 2 * self.steps(20))
+
+    def test_conversations_older_than_the_readers_protection_cost_nothing(self) -> None:
+        db = Database(self.mktemp())
+        self.addCleanup(db.close)
+        old = [_direct(1.0 + n, f"mallory,n{n:05d}") for n in range(20_000)]
+        db.batch([lambda d: d.append([*old, _direct(50_000.0, "alice,mallory")], 10)])
+        counted = [0]
+
+        def step() -> int:
+            counted[0] += 1
+            return 0
+
+        db._db.set_progress_handler(step, 10)
+        self.assertEqual([e.at for e in db.latest("mallory", 40_000.0, 10)], [50_000.0])
+        self.assertLess(counted[0], 20)
 
 
 class HistoryTests(SynchronousTestCase):

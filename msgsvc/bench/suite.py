@@ -87,7 +87,8 @@ def standard(
 def _find(results: Sequence[Measurement], server: str, workload: str, clients: int, peak: bool) -> Row | None:
     for row in rows(results):
         s = row.scenario
-        if s.history and (s.server, s.workload, s.clients, s.rate is None) == (server, workload, clients, peak):
+        found = (s.server, s.workload, s.clients, s.rate is None) == (server, workload, clients, peak)
+        if found and s.history:
             return row
     return None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.interfaces import IReactorFromThreads
+from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
 
 from msgsvc.state import State
 from msgsvc.state.sqlite import SqliteStore
@@ -20,7 +20,7 @@ def open_state(
     service (``lease`` and ``inbox`` as ``--redis-lease`` and ``--redis-inbox``), for the hub to be given
     and to :meth:`~msgsvc.state.cluster.RedisCluster.attach`.  StoreError if the file is unusable."""
     if redis is None:
-        return SqliteStore(IReactorFromThreads(reactor), db), None
+        return SqliteStore(IReactorFromThreads(reactor), db, IReactorTime(reactor)), None
     from msgsvc.state.cluster import RedisCluster
     from msgsvc.state.redis import RedisState
     from msgsvc.state.redisurl import RedisURL

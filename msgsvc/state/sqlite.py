@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.interfaces import IReactorFromThreads
+from twisted.internet.interfaces import IDelayedCall, IReactorFromThreads, IReactorTime
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
@@ -26,7 +27,7 @@ from msgsvc.hub.ids import message_id_floor
 from msgsvc.hub.rules import username_key
 from msgsvc.state import Snapshot, StoreError
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 _T = TypeVar("_T")
 
@@ -119,11 +120,48 @@ _SCHEMA: dict[int, tuple[str, ...]] = {
         "CREATE TABLE reads (key TEXT NOT NULL, conversation TEXT NOT NULL, position TEXT NOT NULL,"
         " PRIMARY KEY (key, conversation)) WITHOUT ROWID",
     ),
+    7: (
+        # Each conversation (its key, as Stored.conversation) numbered, with its count of entries and its
+        # newest id: the history's index holds (number, id), a short key, and a new conversation's
+        # entries go at its end; Database.append keeps the count and the newest once per conversation.
+        "CREATE TABLE conversations (key TEXT PRIMARY KEY, id INTEGER NOT NULL UNIQUE,"
+        " entries INTEGER NOT NULL, newest TEXT NOT NULL) WITHOUT ROWID",
+        "INSERT INTO conversations SELECT conversation, row_number() OVER (ORDER BY conversation), entries,"
+        " (SELECT max(id) FROM history WHERE conversation = c.conversation) FROM history_counts AS c",
+        "CREATE TABLE history6 ("
+        " id TEXT PRIMARY KEY,"
+        " conversation INTEGER NOT NULL,"
+        " at REAL NOT NULL,"
+        " sender TEXT NOT NULL,"
+        " kind TEXT NOT NULL,"
+        " recipients TEXT NOT NULL,"
+        " text TEXT NOT NULL) WITHOUT ROWID",
+        "INSERT INTO history6 SELECT h.id, c.id, at, sender, kind, recipients, text"
+        " FROM history AS h JOIN conversations AS c ON c.key = h.conversation",
+        "DROP TABLE history",
+        "DROP TABLE history_counts",
+        "ALTER TABLE history6 RENAME TO history",
+        "CREATE INDEX history_by_conversation ON history (conversation, id)",
+        "CREATE TRIGGER history_removed AFTER DELETE ON history BEGIN"
+        " UPDATE conversations SET entries = entries - 1 WHERE id = old.conversation;"
+        " END",
+        # The direct conversations each name key takes part in, by their newest id: latest() reads only
+        # the newest ``limit`` of them.
+        "CREATE TABLE history_members6 (member TEXT NOT NULL, newest TEXT NOT NULL,"
+        " conversation INTEGER NOT NULL, PRIMARY KEY (member, newest, conversation)) WITHOUT ROWID",
+        "INSERT INTO history_members6 SELECT member, c.newest, c.id"
+        " FROM history_members AS m JOIN conversations AS c ON c.key = m.conversation",
+        "DROP TABLE history_members",
+        "ALTER TABLE history_members6 RENAME TO history_members",
+    ),
 }
+
+#: The longest the history's entries wait for a transaction (sooner if anything else is written or read):
+#: what a kill -9 can lose of the history of messages delivered at once (docs/performance.rst).
+HISTORY_INTERVAL = 1.0
 
 # Above every message id (they begin with 0-7): page_before()'s position for "the newest".
 _AFTER_EVERY_ID = "8"
-_HISTORY_COLUMNS = "id, at, conversation, sender, kind, recipients, text"
 
 
 class Database:
@@ -153,6 +191,9 @@ class Database:
         if mode.lower() != "wal":
             raise sqlite3.DatabaseError(f"could not switch to WAL journaling (got {mode})")
         db.execute("PRAGMA synchronous=FULL")
+        # Up to 64 MiB of pages in memory (2 MiB by default): a second's history touches thousands of
+        # pages, and each one read again or written twice in a transaction costs CPU the server shares.
+        db.execute("PRAGMA cache_size=-65536")
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise sqlite3.DatabaseError(f"schema version {version}; this msgsvc reads {SCHEMA_VERSION}")
@@ -277,32 +318,75 @@ class Database:
         """Keep ``entries``; trim each of their conversations to its newest ``keep`` once it is 1% (at
         least one entry) over, so that a trim is one delete per hundred appends, not one each.  An entry
         kept already is left as it is: it must not fail the queue's writes in the same transaction."""
-        self._db.executemany(
-            f"INSERT OR IGNORE INTO history ({_HISTORY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        batches: dict[str, list[Stored]] = {}
+        for entry in entries:
+            batches.setdefault(entry.conversation, []).append(entry)
+        known = {
+            key: (number, count, newest)
+            for key, number, count, newest in self._db.execute(
+                "SELECT key, id, entries, newest FROM conversations WHERE key IN (SELECT value FROM json_each(?))",
+                (json.dumps(list(batches)),),
+            )
+        }
+        (last,) = self._db.execute("SELECT coalesce(max(id), 0) FROM conversations").fetchone()
+        conversations: list[tuple[str, int, int, str]] = []  # key, number, entries, newest
+        moved: list[tuple[str, str, int]] = []  # members' rows at a newest passed
+        members: list[tuple[str, str, int]] = []
+        for key, batch in batches.items():
+            newest = max(entry.id for entry in batch)
+            if key in known:
+                number, count, before = known[key]
+                if newest <= before:
+                    conversations.append((key, number, count + len(batch), before))
+                    continue
+                moved += [(member, before, number) for member in participants(key)]
+            else:
+                last += 1
+                number, count = last, 0
+            conversations.append((key, number, count + len(batch), newest))
+            members += [(member, newest, number) for member in participants(key)]
+        numbers = {key: number for key, number, _, _ in conversations}
+        added = self._db.executemany(
+            "INSERT OR IGNORE INTO history (id, at, conversation, sender, kind, recipients, text)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
             [
-                (e.id, e.at, e.conversation, e.sender, e.kind.value, ",".join(e.recipients), e.text)
+                (e.id, e.at, numbers[e.conversation], e.sender, e.kind.value, ",".join(e.recipients), e.text)
                 for e in entries
             ],
-        )
-        conversations = list(dict.fromkeys(e.conversation for e in entries))
+        ).rowcount
         self._db.executemany(
-            "INSERT OR IGNORE INTO history_members VALUES (?, ?)",
-            [(member, c) for c in conversations for member in participants(c)],
+            "INSERT INTO conversations VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET entries = excluded.entries, newest = excluded.newest",
+            conversations,
         )
-        over = self._db.execute(
-            "SELECT conversation, entries - ? FROM history_counts"
-            " WHERE conversation IN (SELECT value FROM json_each(?)) AND entries > ?",
-            (keep, json.dumps(conversations), keep + max(keep // 100, 1)),
-        ).fetchall()
-        for conversation, extra in over:
-            self._trim(conversation, extra)
+        if added != len(entries):  # some were kept already: count again
+            self._db.execute(
+                "UPDATE conversations SET entries ="
+                " (SELECT count(*) FROM history WHERE conversation = conversations.id)"
+                " WHERE key IN (SELECT value FROM json_each(?))",
+                (json.dumps(list(batches)),),
+            )
+            conversations = [
+                (key, number, self._entries(number), newest) for key, number, _, newest in conversations
+            ]
+        self._db.executemany(
+            "DELETE FROM history_members WHERE member = ? AND newest = ? AND conversation = ?", moved
+        )
+        self._db.executemany("INSERT OR IGNORE INTO history_members VALUES (?, ?, ?)", members)
+        for _, number, count, _ in conversations:
+            if count > keep + max(keep // 100, 1):
+                self._trim(number, count - keep)
 
-    def _trim(self, conversation: str, over: int) -> int:
-        """Drop the ``over`` oldest entries of ``conversation``; how many were dropped."""
+    def _entries(self, number: int) -> int:
+        (entries,) = self._db.execute("SELECT entries FROM conversations WHERE id = ?", (number,)).fetchone()
+        return int(entries)
+
+    def _trim(self, number: int, over: int) -> int:
+        """Drop the ``over`` oldest entries of conversation ``number``; how many were dropped."""
         return self._db.execute(
             "DELETE FROM history WHERE id IN"
             " (SELECT id FROM history WHERE conversation = ? ORDER BY id LIMIT ?)",
-            (conversation, over),
+            (number, over),
         ).rowcount
 
     def page_before(
@@ -311,7 +395,7 @@ class Database:
         """See :meth:`msgsvc.hub.contracts.HistoryStore.page_before`."""
         # An entry at or after ``since`` has an id at or above its millisecond's floor: the index's bound.
         rows = self._history(
-            "conversation = ? AND id < ? AND id >= ? AND at >= ? ORDER BY id DESC LIMIT ?",
+            "c.key = ? AND h.id < ? AND h.id >= ? AND h.at >= ? ORDER BY h.id DESC LIMIT ?",
             (conversation, before or _AFTER_EVERY_ID, message_id_floor(since), since, limit + 1),
         )
         return rows[:limit][::-1], len(rows) > limit
@@ -321,26 +405,34 @@ class Database:
     ) -> tuple[list[Stored], bool]:
         """See :meth:`msgsvc.hub.contracts.HistoryStore.page_after`."""
         rows = self._history(
-            "conversation = ? AND id > ? AND id >= ? AND at >= ? ORDER BY id LIMIT ?",
+            "c.key = ? AND h.id > ? AND h.id >= ? AND h.at >= ? ORDER BY h.id LIMIT ?",
             (conversation, after, message_id_floor(since), since, limit + 1),
         )
         return rows[:limit], len(rows) > limit
 
     def latest(self, member: str, since: float, limit: int) -> list[Stored]:
-        """See :meth:`msgsvc.hub.contracts.HistoryStore.latest`."""
+        """See :meth:`msgsvc.hub.contracts.HistoryStore.latest`: the member's conversations read newest
+        first, ``limit`` of them."""
         return self._history(
-            "id IN (SELECT (SELECT max(id) FROM history WHERE conversation = m.conversation)"
-            " FROM history_members AS m WHERE member = ?) AND at >= ? ORDER BY id DESC LIMIT ?",
-            (username_key(member), since, limit),
+            "m.member = ? AND m.newest >= ? AND h.at >= ? ORDER BY m.newest DESC LIMIT ?",
+            (username_key(member), message_id_floor(since), since, limit),
+            "history_members AS m JOIN history AS h ON h.id = m.newest",
         )
 
     def history(self) -> list[Stored]:
         """Every entry kept, oldest first (what msgsvc.state.migrate copies)."""
-        return self._history("1 ORDER BY id", ())
+        return self._history("1 ORDER BY h.id", ())
 
-    def _history(self, where: str, parameters: Sequence[object]) -> list[Stored]:
-        """The entries that ``where`` (SQL) selects, in its order."""
-        rows = self._db.execute(f"SELECT {_HISTORY_COLUMNS} FROM history WHERE {where}", parameters)
+    def _history(
+        self, where: str, parameters: Sequence[object], tables: str = "history AS h"
+    ) -> list[Stored]:
+        """The entries that ``where`` (SQL, on ``tables`` and their conversations ``c``) selects, in its
+        order."""
+        rows = self._db.execute(
+            "SELECT h.id, h.at, c.key, h.sender, h.kind, h.recipients, h.text"
+            f" FROM {tables} JOIN conversations AS c ON c.id = h.conversation WHERE {where}",
+            parameters,
+        )
         return [
             Stored(id, at, conversation, sender, Kind(kind), tuple(group.split(",")) if group else (), text)
             for id, at, conversation, sender, kind, group, text in rows
@@ -351,10 +443,10 @@ class Database:
         many."""
         dropped = self._db.execute("DELETE FROM history WHERE id < ?", (message_id_floor(oldest),)).rowcount
         over = self._db.execute(
-            "SELECT conversation, entries - ? FROM history_counts WHERE entries > ?", (keep, keep)
+            "SELECT id, entries - ? FROM conversations WHERE entries > ?", (keep, keep)
         ).fetchall()
-        dropped += sum(self._trim(conversation, count) for conversation, count in over)
-        self._forget_empty_conversations()
+        dropped += sum(self._trim(number, count) for number, count in over)
+        self._settle()
         return dropped
 
     def purge_history(self, sender: str) -> int:
@@ -362,17 +454,31 @@ class Database:
         dropped = self._db.execute(
             "DELETE FROM history WHERE lower(sender) = ?", (username_key(sender),)
         ).rowcount
-        self._forget_empty_conversations()
+        self._settle()
         return dropped
 
-    def _forget_empty_conversations(self) -> None:
+    def _settle(self) -> None:
+        """After entries were dropped: forget the conversations left empty, and give those whose newest
+        entry went their newest again (a scan of the conversations)."""
         self._db.execute(
-            "DELETE FROM history_members WHERE conversation NOT IN (SELECT conversation FROM history_counts)"
+            "DELETE FROM history_members WHERE conversation IN (SELECT id FROM conversations WHERE entries <= 0)"
         )
+        self._db.execute("DELETE FROM conversations WHERE entries <= 0")
+        stale = self._db.execute(
+            "SELECT key, id, newest, (SELECT max(id) FROM history WHERE conversation = c.id)"
+            " FROM conversations AS c WHERE newest NOT IN (SELECT id FROM history)"
+        ).fetchall()
+        for key, number, before, newest in stale:
+            self._db.execute("UPDATE conversations SET newest = ? WHERE id = ?", (newest, number))
+            for member in participants(key):
+                self._db.execute(
+                    "UPDATE history_members SET newest = ? WHERE member = ? AND newest = ? AND conversation = ?",
+                    (newest, member, before, number),
+                )
 
     def history_size(self) -> int:
         """How many entries are kept, in all."""
-        return int(self._db.execute("SELECT coalesce(sum(entries), 0) FROM history_counts").fetchone()[0])
+        return int(self._db.execute("SELECT coalesce(sum(entries), 0) FROM conversations").fetchone()[0])
 
     # -- read positions ------------------------------------------------------------
 
@@ -403,7 +509,8 @@ class Database:
         """See :meth:`msgsvc.hub.contracts.HistoryStore.unread`: the index's rows after ``after``, until
         ``cap`` of them are others'."""
         (count,) = self._db.execute(
-            "SELECT count(*) FROM (SELECT 1 FROM history WHERE conversation = ? AND id > ?"
+            "SELECT count(*) FROM (SELECT 1 FROM history"
+            " WHERE conversation = (SELECT id FROM conversations WHERE key = ?) AND id > ?"
             " AND lower(sender) != ? ORDER BY id LIMIT ?)",
             (conversation, after, username_key(reader), max(cap, 0)),
         ).fetchone()
@@ -535,11 +642,14 @@ class SqliteStore(Service):
 
     Writes of the username log, the queue and the history are group-committed: what is asked while a
     transaction is being written waits and goes into the next one, so a thousand registrations (or
-    messages) cost a few fsyncs rather than a thousand.
+    messages) cost a few fsyncs rather than a thousand.  The history's entries wait for the next
+    transaction up to :data:`HISTORY_INTERVAL` on ``clock``: one transaction for many reactor passes'
+    entries costs a message far less than one each (its pages are written once).
     """
 
-    def __init__(self, reactor: IReactorFromThreads, path: str) -> None:
+    def __init__(self, reactor: IReactorFromThreads, path: str, clock: IReactorTime) -> None:
         self._reactor = reactor
+        self._clock = clock
         self.path = path
         database = Database(path)  # a bad file fails here, before start-up
         try:
@@ -556,6 +666,9 @@ class SqliteStore(Service):
         self._database: Database | None = None
         self._pool: ThreadPool | None = None
         self._waiting: list[tuple[Callable[[Database], Any], Deferred[Any]]] = []
+        self._appends: list[tuple[Sequence[Stored], int, Deferred[None]]] = []  # for the next transaction
+        self._history_timer: IDelayedCall | None = None
+        self._history_due = False  # the appends waited HISTORY_INTERVAL: the next transaction is theirs
         self._writing = False
 
     @property
@@ -577,7 +690,7 @@ class SqliteStore(Service):
         """Finish every queued write, then close the database."""
         Service.stopService(self)
         if self._pool is not None and self._database is not None:
-            if self._waiting:
+            if self._waiting or self._appends:
                 self._write()
             self._pool.stop()  # joins the worker once its queue is empty
             self._database.close()
@@ -606,8 +719,21 @@ class SqliteStore(Service):
     # -- the history (msgsvc.hub.contracts.HistoryStore) ---------------------------
 
     def append(self, entries: Sequence[Stored], keep: int) -> Deferred[None]:
-        """Keep ``entries`` in the next group commit (with the queue's writes); fires once on disk."""
-        return self._batched(lambda db: db.append(entries, keep))
+        """Keep ``entries`` in the next transaction, at most :data:`HISTORY_INTERVAL` away and before
+        whatever is asked next (a queueing, a read); fires once on disk."""
+        if self._pool is None or self._database is None:
+            return fail(StoreError("the store is not running"))
+        done: Deferred[None] = Deferred()
+        self._appends.append((entries, keep, done))
+        if self._history_timer is None:
+            self._history_timer = self._clock.callLater(HISTORY_INTERVAL, self._appends_waited)
+        return done
+
+    def _appends_waited(self) -> None:
+        self._history_timer = None
+        self._history_due = True
+        if not self._writing:
+            self._write()
 
     def page_before(
         self, conversation: str, before: str | None, limit: int, since: float
@@ -656,19 +782,38 @@ class SqliteStore(Service):
         return done
 
     def _write(self) -> None:
-        """Run everything waiting in one transaction on the worker thread."""
+        """Run everything waiting in one transaction on the worker thread, the history's entries first
+        (in one append for each ``keep``)."""
         assert self._pool is not None and self._database is not None
-        batch, self._waiting = self._waiting, []
+        appends, self._appends = self._appends, []
+        if self._history_timer is not None:
+            self._history_timer.cancel()
+        self._history_timer, self._history_due = None, False
+        kept: dict[int, list[Stored]] = {}
+        for entries, keep, _ in appends:
+            kept.setdefault(keep, []).extend(entries)
+        batch: list[tuple[Callable[[Database], Any], Deferred[Any] | None]] = [
+            *((partial(Database.append, entries=entries, keep=keep), None) for keep, entries in kept.items()),
+            *self._waiting,
+        ]
+        self._waiting = []
         self._writing = True
 
         def done(result: list[Any] | Failure) -> None:
             self._writing = False
+            for _, _, appended in appends:
+                if isinstance(result, Failure):
+                    appended.errback(result)
+                else:
+                    appended.callback(None)
             for index, (_, waiting) in enumerate(batch):
+                if waiting is None:
+                    continue
                 if isinstance(result, Failure):
                     waiting.errback(result)
                 else:
                     waiting.callback(result[index])
-            if self._waiting and self._pool is not None:
+            if (self._waiting or self._history_due) and self._pool is not None:
                 self._write()
 
         jobs = [job for job, _ in batch]

@@ -84,7 +84,7 @@ class LoopbackServer:
     ) -> None:
         """``history``: keep it (by the default policy); else none, as with ``--history-days 0``."""
         self.db_path = db_path
-        self._usernames = SqliteStore(reactor, db_path)
+        self._usernames = SqliteStore(reactor, db_path, reactor)
         kept = History(reactor, self._usernames, HistoryPolicy()) if history else None
         self.hub = Hub(reactor, self._usernames, self._usernames.records, max_clients=100, history=kept)
         self._hasher = Hasher(reactor, threads=1)
