@@ -100,7 +100,7 @@ class TextClientTests(SynchronousTestCase):
 
     def test_typed_ahead_lines_wait_for_the_welcome(self) -> None:
         self.type("bob", "b", "early bird")
-        self.assertEqual(self.connection.sent(), ["VERSION 10", "HELLO bob"])
+        self.assertEqual(self.connection.sent(), ["VERSION 11", "HELLO bob"])
         self.connection.server_says("WELCOME bob :hi", "USER bob online", "ENDUSERS 1")
         self.assertEqual(self.connection.sent(), ["BROADCAST :early bird"])
 
@@ -314,7 +314,7 @@ class TextAccountTests(SynchronousTestCase):
         self.assertTrue(self.view.hides_input())
         self.assertEqual(self.view.completions("/he"), [])  # nothing to complete in a password
         self.view.line(" /all spaces count ")  # as typed: not a command, not stripped
-        self.assertEqual(self.connection.sent(), ["VERSION 10", "HELLO alice : /all spaces count "])
+        self.assertEqual(self.connection.sent(), ["VERSION 11", "HELLO alice : /all spaces count "])
         self.assertEqual(self.view.prompt(), "(connecting) ")
 
     def test_a_refused_password_is_asked_again(self) -> None:
@@ -469,3 +469,117 @@ class TextHistoryTests(SynchronousTestCase):
         self.view.line("/conversations all")
         self.assertEqual(self.output[-2:], ["!! Usage: /conversations [N], N from 1 to 5"] * 2)
         self.assertEqual(self.connection.sent(), [])  # #all's latest page came at login
+
+
+class TextRoomTests(SynchronousTestCase):
+    """Version 11: /join, /to, /members, /part, /rooms and an operator's commands."""
+
+    def setUp(self) -> None:
+        self.output: list[str] = []
+        self.view = TextView(lambda fragments: self.output.append("".join(t for _, t in fragments) + "\n"))
+        self.connection = FakeConnection()
+        self.presenter = ChatPresenter(self.view, self.connection, Clock(), "", "tcp:h:1")
+        self.view.bind(self.presenter, lambda: None)
+        self.presenter.start()
+        self.view.line("bob")
+        self.connection.server_says(
+            "VERSION 11",
+            "WELCOME bob :hi",
+            "USER alice online",
+            "USER bob online",
+            "ENDUSERS 2",
+            "ENDROOMS 0",
+        )
+        self.connection.sent()
+        self.output.clear()
+
+    def screen(self) -> str:
+        text = "".join(self.output) + self.view.prompt()
+        self.output.clear()
+        return text
+
+    def test_join_writes_to_the_room_and_members_lists_it(self) -> None:
+        self.view.line("/join #dev")
+        self.assertEqual(self.connection.sent(), ["JOIN #dev"])
+        self.connection.server_says(
+            "ROOM #dev 0 +nt :the build",
+            "MEMBER #dev bob online op",
+            "MEMBER #dev alice offline voice",
+            "ENDMEMBERS #dev 2",
+        )
+        self.assertTrue(
+            self.screen().endswith(
+                "-- You are in #dev (2 members). Topic: the build\nMessage to #dev (empty to go back): "
+            )
+        )
+        self.view.line("hello")
+        self.assertEqual(self.connection.sent(), ["SEND #dev :hello"])
+        self.view.line("/members")
+        self.assertEqual(
+            self.screen().split("\n")[:4],
+            [
+                "-- #dev (2 members); no messages from outside, topic locked:",
+                "   topic: the build",
+                "   * @bob  online",
+                "     +alice  offline",
+            ],
+        )
+
+    def test_to_switches_the_conversation_the_prompt_writes_to(self) -> None:
+        self.view.line("/join #dev")
+        self.connection.server_says("ROOM #dev 0 +nt :", "MEMBER #dev bob online op", "ENDMEMBERS #dev 1")
+        self.view.line("/to alice")
+        self.assertTrue(self.screen().endswith("Message to alice (empty to go back): "))
+        self.view.line("/to #all")
+        self.assertTrue(self.screen().endswith("Message to everyone connected (empty to go back): "))
+        self.view.line("/to #DEV")
+        self.assertTrue(self.screen().endswith("Message to #dev (empty to go back): "))
+        self.view.line("/to #nowhere")
+        self.assertIn("You are not in #nowhere: join it first.", self.screen())
+
+    def test_operator_commands_and_rooms(self) -> None:
+        self.view.line("/join #dev")
+        self.connection.server_says("ROOM #dev 0 +nt :", "MEMBER #dev bob online op", "ENDMEMBERS #dev 1")
+        self.connection.sent()
+        for line in (
+            "/topic the build is green",
+            "/topic",
+            "/invite alice",
+            "/kick alice spamming the room",
+            "/mode +k sesame",
+            "/mode",
+            "/rooms",
+            "/part gone home",
+        ):
+            self.view.line(line)
+        self.assertEqual(
+            self.connection.sent(),
+            [
+                "TOPIC #dev :the build is green",
+                "TOPIC #dev",
+                "INVITE #dev alice",
+                "KICK #dev alice :spamming the room",
+                "MODE #dev +k sesame",
+                "MODE #dev",
+                "ROOMS",
+                "PART #dev :gone home",
+            ],
+        )
+        self.view.line("/invite")
+        self.assertIn("!! Usage: /invite NAME", self.screen())
+
+    def test_hostile_room_lines_are_skipped_and_topics_printed_harmless(self) -> None:
+        self.view.line("/join #dev")
+        self.connection.server_says(
+            "ROOM #dev 0 +nt :\x1b[2Jtopic",  # control characters: not a line
+            "ROOM #dev 0 +nt :\u202etopic",  # right-to-left override
+            "MEMBER #dev bob online op",
+            "ENDMEMBERS #dev 1",
+            "ENTERED #d\x1bv x",
+            "ENTERED #dev \u202ex",
+        )
+        self.view.line("/members")
+        shown = self.screen()
+        self.assertNotIn("\x1b", shown)
+        self.assertNotIn("\u202e", shown)
+        self.assertIn("topic: \\u202etopic", shown)

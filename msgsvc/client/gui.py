@@ -8,7 +8,16 @@ from collections.abc import Callable
 from functools import partial
 from tkinter import ttk
 
-from msgsvc.client.presenter import ChatPresenter, ConversationItem, Entry, Field, UserItem
+from msgsvc.client.presenter import (
+    ROOM_MODES,
+    ChatPresenter,
+    ConversationItem,
+    Entry,
+    Field,
+    RoomItem,
+    UserItem,
+    members_of,
+)
 from msgsvc.hub.contracts import Kind
 
 _STYLES = {
@@ -155,8 +164,19 @@ class ChatWindow:
         self.users = tkinter.Listbox(left, exportselection=False, width=26, activestyle="none")
         self.users.pack(fill="both", expand=True)
         self.users.bind("<<ListboxSelect>>", lambda _e: self._recipients())
+        rooms = ttk.Frame(left)
+        rooms.pack(fill="x", pady=(12, 0))
+        self.join_button = ttk.Button(rooms, text="Join room", command=self._open_join)
+        self.join_button.pack(anchor="w")
+        self.join_panel = ttk.Frame(rooms)  # "Room name" and Join: shown by "Join room"
+        ttk.Label(self.join_panel, text="Room name").pack(side="left")
+        self.room_name = ttk.Entry(self.join_panel, width=14)
+        self.room_name.pack(side="left", padx=(6, 6))
+        self.room_name.bind("<Return>", lambda _e: self._join())
+        self.room_name.bind("<Escape>", lambda _e: self.join_panel.pack_forget())
+        ttk.Button(self.join_panel, text="Join", command=self._join).pack(side="left")
         self.recent = ttk.Frame(left)  # shown while there are conversations to list
-        ttk.Label(self.recent, text="Recent conversations").pack(anchor="w", pady=(12, 0))
+        ttk.Label(self.recent, text="Conversations").pack(anchor="w", pady=(12, 0))
         self.conversations = tkinter.Listbox(
             self.recent, exportselection=False, width=26, height=6, activestyle="none"
         )
@@ -165,6 +185,7 @@ class ChatWindow:
         panes.add(left, weight=0)
 
         right = ttk.Frame(panes)
+        self._build_room(right)
         log = ttk.Frame(right)
         log.pack(fill="both", expand=True)
         self.conversation = tkinter.Text(log, wrap="word", state="disabled", height=10, width=60, takefocus=0)
@@ -191,6 +212,31 @@ class ChatWindow:
         self.reply_button.pack(side="left", padx=(6, 0))
         self.root.bind_all("<Alt-r>", lambda _e: self._reply_all())
         panes.add(right, weight=1)
+
+    def _build_room(self, right: ttk.Frame) -> None:
+        """The open room: its topic and modes, its members, leaving it, an operator's actions."""
+        room = self.room_frame = ttk.Frame(right, padding=(0, 0, 0, 6))  # shown while a room is open
+        head = ttk.Frame(room)
+        head.pack(fill="x")
+        self.room_title = ttk.Label(head, text="", font=("TkDefaultFont", 11, "bold"))
+        self.room_title.pack(side="left")
+        ttk.Button(head, text="Leave room", command=self._part).pack(side="right")
+        self.room_topic = ttk.Label(room, text="", wraplength=560)
+        self.room_topic.pack(anchor="w")
+        self.room_members = tkinter.Listbox(room, height=4, exportselection=False, activestyle="none")
+        self.room_members.pack(fill="x", pady=(4, 4))
+        self.operator_panel = ttk.Frame(room)  # shown to the room's operators
+        ttk.Label(self.operator_panel, text="Operator").pack(side="left")
+        self.operator_text = ttk.Entry(self.operator_panel, width=22)
+        self.operator_text.pack(side="left", padx=(6, 6))
+        for label, act in (
+            ("Set topic", self._set_topic),
+            ("Invite", self._invite),
+            ("Kick", self._kick),
+            ("Set modes", self._set_mode),
+        ):
+            ttk.Button(self.operator_panel, text=label, command=act).pack(side="left", padx=(0, 4))
+        self._members: list[str] = []
 
     # -- View --------------------------------------------------------------
 
@@ -279,6 +325,28 @@ class ChatWindow:
         else:
             self.recent.pack_forget()
 
+    def show_room(self, room: RoomItem | None) -> None:
+        if room is None:
+            self.room_frame.pack_forget()
+            return
+        modes = ", ".join(ROOM_MODES.get(letter, letter) for letter in room.modes)
+        title = f"{room.name}  ·  {members_of(len(room.members))}" + (f"  ·  {modes}" if modes else "")
+        self.room_title.configure(text=title)
+        self.room_topic.configure(text=f"Topic: {room.topic}" if room.topic else "No topic")
+        self._members = [member.name for member in room.members]
+        self.room_members.delete(0, "end")
+        for index, member in enumerate(room.members):
+            mark = "@" if member.op else "+" if member.voice else ""
+            role = "  operator" if member.op else "  voice" if member.voice else ""
+            self.room_members.insert("end", f"{'●' if member.online else '○'} {mark}{member.name}{role}")
+            self.room_members.itemconfigure(index, foreground="#000000" if member.online else "#888888")
+        if room.operator:
+            self.operator_panel.pack(fill="x")
+        else:
+            self.operator_panel.pack_forget()
+        if not self.room_frame.winfo_ismapped():
+            self.room_frame.pack(fill="x", before=self.conversation.master)
+
     def show_reply(self, target: str) -> None:
         self.reply_button.state(["!disabled"] if target else ["disabled"])
 
@@ -362,6 +430,58 @@ class ChatWindow:
         if chosen:
             self.presenter.open_conversation(self._conversations[chosen[0]])
             self.message.focus_set()
+
+    def _open_join(self) -> None:
+        self.join_panel.pack(fill="x", pady=(4, 0))
+        self.room_name.focus_set()
+
+    def _join(self) -> None:
+        assert self.presenter is not None
+        name = self.room_name.get().strip()
+        if name:
+            self.presenter.join(name)
+            self.room_name.delete(0, "end")
+            self.join_panel.pack_forget()
+            self.message.focus_set()
+
+    def _part(self) -> None:
+        assert self.presenter is not None
+        self.presenter.part()
+
+    def _operator_words(self) -> list[str]:
+        """What the operator typed, in words; the member picked in the list is the name if none."""
+        words = self.operator_text.get().split()
+        chosen: tuple[int, ...] = self.room_members.curselection()  # type: ignore[no-untyped-call]
+        return words or ([self._members[chosen[0]]] if chosen else [])
+
+    def _set_topic(self) -> None:
+        assert self.presenter is not None
+        self.presenter.set_topic(self.operator_text.get().strip())
+        self.operator_text.delete(0, "end")
+
+    def _invite(self) -> None:
+        assert self.presenter is not None
+        words = self._operator_words()
+        if words:
+            self.presenter.invite(words[0])
+            self.operator_text.delete(0, "end")
+
+    def _kick(self) -> None:
+        assert self.presenter is not None
+        words = self._operator_words()
+        if words:
+            self.presenter.kick(words[0], " ".join(words[1:]))
+            self.operator_text.delete(0, "end")
+
+    def _set_mode(self) -> None:
+        """The modes typed (``+i``, ``+o bob``); a member picked in the list is the name after them."""
+        assert self.presenter is not None
+        words = self.operator_text.get().split()
+        chosen: tuple[int, ...] = self.room_members.curselection()  # type: ignore[no-untyped-call]
+        if words and len(words) == 1 and chosen and words[0][-1:] in "ovb":
+            words.append(self._members[chosen[0]])
+        self.presenter.set_mode(words[0] if words else "", tuple(words[1:]))
+        self.operator_text.delete(0, "end")
 
     def _reply_all(self) -> None:
         assert self.presenter is not None

@@ -21,7 +21,16 @@ from twisted.internet.error import ConnectionRefusedError, DNSLookupError, Timeo
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
-from msgsvc.client.protocol import MAX_CONVERSATIONS, ClientListener, ClientProtocol, Listed, Stamp
+from msgsvc.client.protocol import (
+    MAX_CONVERSATIONS,
+    ClientListener,
+    ClientProtocol,
+    Listed,
+    Member,
+    RoomInfo,
+    Stamp,
+    is_room,
+)
 from msgsvc.hub.contracts import Kind, Refused
 from msgsvc.hub.rules import check_password_rules, is_valid_username
 from msgsvc.times import describe_day, describe_time, start_of_day
@@ -75,12 +84,43 @@ class _ReadAsked:
 
 
 @dataclass(frozen=True)
+class _RoomAsked:
+    """A room command (``verb``: JOIN, PART, TOPIC, INVITE, KICK, MODE, MEMBERS, ROOMS) waiting
+    for its answer; ``query``: it asks (a topic, the list of this user's rooms at login), changes nothing."""
+
+    verb: str
+    room: str = ""
+    query: bool = False
+
+
+@dataclass
+class _Room:
+    """A room this user is in, as known on this connection."""
+
+    name: str  # as spelled by the server
+    topic: str = ""
+    modes: str = ""  # the letters: 'nt'
+    members: dict[str, Member] | None = None  # by key; None until the server listed them
+
+
+@dataclass(frozen=True)
+class RoomItem:
+    """The open room, as the view shows it: its topic, modes, and members (operators first)."""
+
+    name: str
+    topic: str
+    modes: str
+    members: list[Member]
+    operator: bool  # this user is one of its operators
+
+
+@dataclass(frozen=True)
 class ConversationItem:
     """One of this user's recent conversations, as the list of them shows it."""
 
     conversation: str  # as the server names it: '#all', or the participants' names in lower case
-    who: str  # 'everyone', 'bob', 'bob and carol', 'yourself'
-    when: str  # when its newest message was sent: 'today 08:43', 'yesterday 17:02'
+    who: str  # 'everyone', '#dev', 'bob', 'bob and carol', 'yourself'
+    when: str  # when its newest message was sent: 'today 08:43', 'yesterday 17:02' ('': none known)
     unread: int = 0  # messages of others after this account's read position (version 10)
 
 
@@ -93,7 +133,14 @@ class _Pages:
 
 
 #: A command waiting for its answer: a message (option, recipients, text), a password change, a page of history.
-_Pending = tuple[Kind, tuple[str, ...], str] | _PasswordChange | _HistoryAsked | _ConversationsAsked | _ReadAsked
+_Pending = (
+    tuple[Kind, tuple[str, ...], str]
+    | _PasswordChange
+    | _HistoryAsked
+    | _ConversationsAsked
+    | _ReadAsked
+    | _RoomAsked
+)
 
 #: Why a name that is not protected has no history of its direct conversations.
 UNPROTECTED_HISTORY = (
@@ -103,6 +150,27 @@ UNPROTECTED_HISTORY = (
 NO_HISTORY = "This server keeps no history."
 #: Seconds between two ``READ`` of this client at least (a few conversations read at once share one).
 READ_EVERY = 1.0
+#: How a refused room command is said: "Cannot join #dev: ...".
+_ROOM_VERBS = {
+    "JOIN": "Cannot join",
+    "PART": "Cannot leave",
+    "TOPIC": "No topic for",
+    "INVITE": "Cannot invite to",
+    "KICK": "Cannot kick from",
+    "MODE": "Cannot change the modes of",
+    "MEMBERS": "Cannot list the members of",
+    "ROOMS": "Cannot list",
+}
+#: What each mode letter means, as the view says it.
+ROOM_MODES = {
+    "i": "invite only",
+    "k": "key needed",
+    "l": "member limit",
+    "m": "moderated",
+    "n": "no messages from outside",
+    "s": "secret",
+    "t": "topic locked",
+}
 #: Why a login was refused ``SESSIONS_FULL``.
 SESSIONS_FULL = (
     "{name} is connected on as many devices as this server allows at once. Log out on one of them "
@@ -156,7 +224,12 @@ class View(Protocol):
         """Say whom "reply all" would answer ('' while there is nothing to reply to)."""
 
     def show_conversations(self, items: list[ConversationItem]) -> None:
-        """Show this user's recent conversations, newest first: picking one opens it."""
+        """Show this user's conversations (``#all``, its rooms, the people it talks with), newest
+        first: picking one opens it."""
+
+    def show_room(self, room: RoomItem | None) -> None:
+        """Show the open room's topic and members, and (``room.operator``) an operator's actions;
+        None: the open conversation is no room."""
 
     def append(self, entry: Entry) -> None: ...
 
@@ -164,6 +237,11 @@ class View(Protocol):
         """Put ``entry`` at ``index`` of the conversation (0: the top; counting every entry given):
         a message of the history, or a day's heading, where its time puts it.  A view that cannot
         insert shows it as it comes."""
+
+
+def members_of(count: int) -> str:
+    """``1 member``, ``3 members``."""
+    return f"{count} member{'' if count == 1 else 's'}"
 
 
 def and_list(names: list[str] | tuple[str, ...]) -> str:
@@ -271,6 +349,7 @@ class ChatPresenter:
         self._told: dict[str, str] = {}  # the read positions the server knows (said, or told by it)
         self._read_at = float("-inf")  # when READ was last said
         self._read_due: IDelayedCall | None = None  # READ to say, READ_EVERY after the last
+        self._rooms: dict[str, _Room] = {}  # version 11: the rooms this user is in, by key
 
     @property
     def name_protected(self) -> bool:
@@ -373,10 +452,12 @@ class ChatPresenter:
         return True
 
     def choose_mode(self, mode: Kind) -> None:
+        """The seed's first step: unicast, multicast or broadcast (a room is opened, not chosen here)."""
         self.mode = mode
         if mode is Kind.BROADCAST:
             self.selected = ()
-        elif mode is Kind.UNICAST:
+        self.selected = tuple(name for name in self.selected if not is_room(name))
+        if mode is Kind.UNICAST:
             self.selected = self.selected[:1]
         self._view.show_mode(self.mode, self.selected)
         self._open()
@@ -403,6 +484,15 @@ class ChatPresenter:
         if conversation == "#all":
             self._choose(Kind.BROADCAST, ())
             return
+        if is_room(conversation):
+            room = self._rooms.get(conversation.lower())
+            if room is None:
+                self._say("error", f"You are not in {conversation}: join it first.")
+                return
+            self._choose(Kind.ROOM, (room.name,))
+            if room.members is None and self._protocol is not None:
+                self._ask_members(room.name)
+            return
         others = self._spelled(conversation) or (self.me,)
         self._choose(Kind.UNICAST if len(others) == 1 else Kind.MULTICAST, others)
 
@@ -425,6 +515,8 @@ class ChatPresenter:
         names it."""
         if self.mode is Kind.BROADCAST:
             return "#all"
+        if self.mode is Kind.ROOM:
+            return self.selected[0].lower() if self.selected else ""
         if len(self.selected) != (1 if self.mode is Kind.UNICAST else max(len(self.selected), 2)):
             return ""
         return self._direct(self.selected)
@@ -460,7 +552,7 @@ class ChatPresenter:
             return "Not connected."
         if not self._history_days:
             return NO_HISTORY
-        if conversation != "#all" and not self.name_protected:
+        if not is_room(conversation) and not self.name_protected:
             return UNPROTECTED_HISTORY
         return ""
 
@@ -469,6 +561,7 @@ class ChatPresenter:
         that is not protected, once, why it has none of its direct conversations; read what it
         shows of it."""
         self._mark_read()
+        self._show_room()
         conversation = self.conversation()
         if not conversation or conversation in self._pages or self._catching_up:
             return
@@ -496,6 +589,8 @@ class ChatPresenter:
         """``conversation`` as a reader says it: 'to everyone', 'with bob', 'with bob and carol'."""
         if conversation == "#all":
             return "to everyone"
+        if is_room(conversation):
+            return f"in {self._who(conversation)}"
         others = [name for name in conversation.split(",") if name != self.me.lower()]
         return "with " + and_list(others or ["yourself"])
 
@@ -543,6 +638,8 @@ class ChatPresenter:
         (while connected: who is online is not known otherwise)."""
         if self.mode is Kind.BROADCAST:
             return "everyone connected"
+        if self.mode is Kind.ROOM:
+            return f"everyone in {and_list(self.selected)}"
         connected = self.phase is Phase.CONNECTED
         offline = [name for name in self.selected if connected and not self.users.get(name, True)]
         waits = [name for name in offline if name in self._protected_names]
@@ -580,6 +677,8 @@ class ChatPresenter:
             return "Unicast: pick one recipient."
         if self.mode is Kind.MULTICAST and len(self.selected) < 2:
             return "Multicast: pick two or more recipients (or use Unicast for one)."
+        if self.mode is Kind.ROOM and self.conversation() not in self._rooms:
+            return f"You are no longer in {and_list(self.selected)}."
         return ""
 
     def quit(self) -> Deferred[None]:
@@ -631,6 +730,7 @@ class ChatPresenter:
         self._asking.clear()
         self._recent = None  # until this connection's list comes
         self._page_oldest = ""
+        self._rooms.clear()
         for kept in (self._newest, self._unread, self._read, self._newest_other, self._shown, self._told):
             kept.clear()
         self.phase = Phase.CONNECTED
@@ -647,6 +747,9 @@ class ChatPresenter:
         if self._history_days and self._protocol is not None:
             self._protocol.conversations()
             self._outbox.append(_ConversationsAsked())
+        if self._version >= 11 and self._protocol is not None:
+            self._protocol.rooms(mine=True)
+            self._outbox.append(_RoomAsked("ROOMS", query=True))
 
     def conversations(self, found: list[Listed]) -> None:
         pending = self._outbox[0] if self._outbox else None
@@ -665,11 +768,11 @@ class ChatPresenter:
         self._caught_up()
         self._show_recent()
 
-    def _heard(self, kind: Kind, names: tuple[str, ...], at: float) -> None:
-        """A message of ``kind`` among ``names`` (and this user) at ``at``: its conversation goes to
-        the top of the list, once the list came, if this user may read it."""
-        conversation = "#all" if kind is Kind.BROADCAST else self._direct(names)
-        if self._recent is None or self._history_problem(conversation) or not self._readable(conversation):
+    def _heard(self, conversation: str, at: float) -> None:
+        """A message of ``conversation`` at ``at``: it goes to the top of the list, once the list
+        came (or a room made one), unless it is a direct one of a name that keeps none."""
+        unkept = self._history_problem(conversation) == UNPROTECTED_HISTORY  # not to be read again
+        if self._recent is None or unkept or not self._readable(conversation):
             return
         self._recent[conversation] = max(at, self._recent.get(conversation, at))
         if len(self._recent) > MAX_CONVERSATIONS:
@@ -682,8 +785,8 @@ class ChatPresenter:
         newest = sorted(self._recent.items(), key=lambda item: -item[1])  # stable: the server's order
         self._view.show_conversations(
             [
-                ConversationItem(c, self._who(c), describe_time(at, now), self._unread.get(c, 0))
-                for c, at in newest
+                ConversationItem(c, self._who(c), describe_time(at, now) if at else "", self._unread.get(c, 0))
+                for c, at in newest  # a room with no message known: at 0
             ]
         )
 
@@ -692,6 +795,291 @@ class ChatPresenter:
         if self._catching_up:
             self._catching_up = False
             self._open()
+
+    # -- rooms (version 11) ---------------------------------------------------
+
+    def join(self, room: str, key: str = "") -> None:
+        """Join ``room`` (the server creates it if there is none, with this user as its operator),
+        with its ``key`` if it has one; it opens once joined."""
+        room = room.strip()
+        if not room.startswith("#"):
+            room = "#" + room
+        if not is_room(room):
+            self._say("error", "A room's name is # and 1-32 letters, digits, _ . or -, a letter first.")
+        elif room.lower() == "#all":
+            self.open_conversation("#all")  # everyone's: everyone is in it
+        elif self._room_problem() == "":
+            assert self._protocol is not None
+            self._protocol.join(room, key)
+            self._outbox.append(_RoomAsked("JOIN", room))
+
+    def part(self, reason: str = "") -> None:
+        """Leave the open room."""
+        room = self._open_room()
+        if room:
+            assert self._protocol is not None
+            self._protocol.part(room, reason)
+            self._outbox.append(_RoomAsked("PART", room))
+
+    def set_topic(self, text: str | None = None) -> None:
+        """Say the open room's topic (``text`` None), or set it ('' clears it)."""
+        room = self._open_room()
+        if room:
+            assert self._protocol is not None
+            self._protocol.topic(room, text)
+            self._outbox.append(_RoomAsked("TOPIC", room, query=text is None))
+
+    def invite(self, name: str) -> None:
+        room = self._open_room()
+        if room and self._valid_name(name):
+            assert self._protocol is not None
+            self._protocol.invite(room, name)
+            self._outbox.append(_RoomAsked("INVITE", room))
+
+    def kick(self, name: str, reason: str = "") -> None:
+        room = self._open_room()
+        if room and self._valid_name(name):
+            assert self._protocol is not None
+            self._protocol.kick(room, name, reason)
+            self._outbox.append(_RoomAsked("KICK", room))
+
+    def set_mode(self, changes: str = "", args: tuple[str, ...] = ()) -> None:
+        """Say the open room's modes (no ``changes``), or change them: ``+i``, ``+o`` with a name."""
+        room = self._open_room()
+        if not room:
+            return
+        if changes and not re.fullmatch(r"([+-][a-z]+)+", changes) or any(" " in a or not a for a in args):
+            self._say("error", "Modes: +i, -m, +k KEY, +l 20, +o NAME, -v NAME, +b NAME (none: see them).")
+            return
+        assert self._protocol is not None
+        self._protocol.mode(room, *([changes, *args] if changes else []))
+        self._outbox.append(_RoomAsked("MODE", room))
+
+    def list_rooms(self) -> None:
+        """List the rooms this user may see (public ones, and its own)."""
+        if self._room_problem() == "":
+            assert self._protocol is not None
+            self._protocol.rooms()
+            self._outbox.append(_RoomAsked("ROOMS"))
+
+    def _room_problem(self) -> str:
+        """Why rooms cannot be used now, said ('' if they can)."""
+        problem = ""
+        if self.phase is not Phase.CONNECTED or self._protocol is None:
+            problem = "Not connected."
+        elif self._version < 11:
+            problem = "This server has no rooms (it speaks an older version of the protocol)."
+        if problem:
+            self._say("error", problem)
+        return problem
+
+    def _open_room(self) -> str:
+        """The open room's name, or '' (said why)."""
+        if self._room_problem():
+            return ""
+        if self.mode is not Kind.ROOM or self.conversation() not in self._rooms:
+            self._say("error", "Open a room first (join one, or pick it among your conversations).")
+            return ""
+        return self._rooms[self.conversation()].name
+
+    def _valid_name(self, name: str) -> bool:
+        if is_valid_username(name):
+            return True
+        self._say("error", f"No such user: {name!r}.")
+        return False
+
+    def _ask_members(self, room: str) -> None:
+        assert self._protocol is not None
+        self._protocol.members(room)
+        self._outbox.append(_RoomAsked("MEMBERS", room))
+
+    def _answered(self, *verbs: str, room: str = "") -> _RoomAsked | None:
+        """The room command waiting first, taken if its answer is one of ``verbs`` about ``room``."""
+        pending = self._outbox[0] if self._outbox else None
+        if isinstance(pending, _RoomAsked) and pending.verb in verbs and pending.room.lower() == room.lower():
+            self._outbox.popleft()
+            return pending
+        return None
+
+    def _entered_room(self, name: str) -> _Room:
+        """The room ``name`` this user is in, known from now on, in the list of conversations."""
+        key = name.lower()
+        room = self._rooms.setdefault(key, _Room(name))
+        if self._recent is None:
+            self._recent = {}
+        self._recent.setdefault(key, 0.0)
+        self._show_recent()
+        return room
+
+    def _left_room(self, key: str, said: str) -> None:
+        """This user is no longer in the room ``key``: forgotten, and left if open."""
+        if self._rooms.pop(key, None) is None:
+            return
+        self._say("info", said)
+        if self._recent is not None and self._recent.pop(key, None) is not None:
+            self._show_recent()
+        if self.mode is Kind.ROOM and self.conversation() == key:
+            self._choose(Kind.BROADCAST, ())
+
+    def _show_room(self) -> None:
+        room = self._rooms.get(self.conversation()) if self.mode is Kind.ROOM else None
+        if room is None:
+            self._view.show_room(None)
+            return
+        listed = (room.members or {}).values()
+        members = sorted(listed, key=lambda m: (not m.op, not m.voice, m.name.casefold()))
+        me = (room.members or {}).get(self.me.casefold())
+        self._view.show_room(RoomItem(room.name, room.topic, room.modes, members, me is not None and me.op))
+
+    def _room_changed(self, key: str) -> None:
+        if self.mode is Kind.ROOM and self.conversation() == key:
+            self._show_room()
+
+    def _presence_in_rooms(self, name: str, online: bool) -> None:
+        key = name.casefold()
+        for room_key, room in self._rooms.items():
+            member = (room.members or {}).get(key)
+            if member is not None and room.members is not None:
+                room.members[key] = Member(member.name, online, member.op, member.voice)
+                self._room_changed(room_key)
+
+    def room(self, room: str, modes: str, topic: str) -> None:
+        if room.lower() == "#all":
+            return  # everyone's: a broadcast
+        known = self._entered_room(room)
+        known.modes, known.topic = modes.lstrip("+"), topic
+
+    def room_members(self, room: str, members: list[Member]) -> None:
+        key = room.lower()
+        asked = self._answered("JOIN", "MEMBERS", room=room)
+        if key == "#all" or key not in self._rooms and (asked is None or asked.verb != "JOIN"):
+            return  # everyone's (a broadcast), or not this user's room
+        known = self._entered_room(room)
+        known.members = {member.name.casefold(): member for member in members}
+        if asked is not None and asked.verb == "JOIN":
+            topic = f" Topic: {known.topic}" if known.topic else ""
+            self._say("info", f"You are in {known.name} ({members_of(len(members))}).{topic}")
+            self._choose(Kind.ROOM, (known.name,))
+        else:
+            self._room_changed(key)
+
+    def entered(self, room: str, name: str) -> None:
+        key = room.lower()
+        if key == "#all":
+            return  # everyone is in it: JOINED says who came
+        if self._mine(name):
+            if key not in self._rooms:  # joined from another session of this account
+                self._entered_room(room)
+                self._ask_members(room)
+            return
+        known = self._rooms.get(key)
+        if known is None:
+            return
+        if known.members is not None:
+            known.members[name.casefold()] = Member(name, True)
+        self._say("info", f"{name} joined {known.name}")
+        self._room_changed(key)
+
+    def parted(self, room: str, name: str, reason: str) -> None:
+        key = room.lower()
+        why = f" ({reason})" if reason else ""
+        if self._mine(name):
+            self._answered("PART", room=room)
+            self._left_room(key, f"You left {room}{why}")
+        elif key in self._rooms:
+            self._member_gone(key, name, f"{name} left {self._rooms[key].name}{why}")
+
+    def kicked(self, room: str, name: str, by: str, reason: str) -> None:
+        key = room.lower()
+        why = f": {reason}" if reason else ""
+        if self._mine(by):
+            self._answered("KICK", room=room)
+        if self._mine(name):
+            self._left_room(key, f"{by} removed you from {room}{why}")
+        elif key in self._rooms:
+            self._member_gone(key, name, f"{by} removed {name} from {self._rooms[key].name}{why}")
+
+    def _member_gone(self, key: str, name: str, said: str) -> None:
+        known = self._rooms[key]
+        if known.members is not None:
+            known.members.pop(name.casefold(), None)
+        self._say("info", said)
+        self._room_changed(key)
+
+    def room_topic(self, room: str, by: str, topic: str) -> None:
+        key = room.lower()
+        asked = self._answered("TOPIC", room=room)
+        known = self._rooms.get(key)
+        if known is None:
+            return
+        known.topic = topic
+        if asked is not None and asked.query:
+            set_by = f" (set by {by})" if by else ""
+            said = f"Topic of {known.name}: {topic}{set_by}" if topic else f"{known.name} has no topic."
+            self._say("info", said)
+        elif topic:
+            self._say("info", f"{by} set the topic of {known.name}: {topic}")
+        else:
+            self._say("info", f"{by} cleared the topic of {known.name}")
+        self._room_changed(key)
+
+    def room_mode(self, room: str, by: str, changes: str, args: tuple[str, ...]) -> None:
+        key = room.lower()
+        self._answered("MODE", room=room)
+        known = self._rooms.get(key)
+        if known is None:
+            return
+        if not by:  # the answer to a query: the modes it has
+            known.modes = changes.lstrip("+")
+            said = ", ".join(ROOM_MODES.get(letter, letter) for letter in known.modes) or "none"
+            self._say("info", f"Modes of {known.name}: +{known.modes} ({said})")
+        else:
+            self._apply_modes(known, changes, list(args))
+            self._say("info", f"{by} set {' '.join([changes, *args])} in {known.name}")
+        self._room_changed(key)
+
+    @staticmethod
+    def _apply_modes(room: _Room, changes: str, args: list[str]) -> None:
+        """Apply ``+i-m``, ``+o bob``... to what is known of ``room`` (bans are not kept here)."""
+        adding = True
+        for letter in changes:
+            if letter in "+-":
+                adding = letter == "+"
+                continue
+            takes = letter in "ovb" or (adding and letter in "kl")
+            arg = args.pop(0) if takes and args else ""
+            if letter in "ov" and room.members is not None and arg.casefold() in room.members:
+                member = room.members[arg.casefold()]
+                op = adding if letter == "o" else member.op
+                voice = adding if letter == "v" else member.voice
+                room.members[arg.casefold()] = Member(member.name, member.online, op, voice)
+            elif letter in ROOM_MODES:
+                modes = set(room.modes) | {letter} if adding else set(room.modes) - {letter}
+                room.modes = "".join(sorted(modes))
+
+    def invited(self, room: str, name: str) -> None:
+        self._answered("INVITE", room=room)
+        self._say("info", f"You invited {name} to {room}.")
+
+    def invitation(self, room: str, by: str) -> None:
+        self._say("notice", f"{by} invites you to {room}: join it to accept.")
+
+    def room_gone(self, room: str, reason: str) -> None:
+        self._left_room(room.lower(), f"{room} is no longer yours" + (f": {reason}" if reason else "."))
+
+    def rooms_listed(self, found: list[RoomInfo]) -> None:
+        asked = self._answered("ROOMS")
+        if asked is None:
+            return
+        if asked.query:
+            for info in found:
+                if info.room.lower() != "#all":
+                    self._entered_room(info.room).topic = info.topic
+            return
+        self._say("info", f"Rooms ({len(found)}):" if found else "No rooms yet: join one to create it.")
+        for info in found:
+            topic = f": {info.topic}" if info.topic else ""
+            self._say("info", f"{info.room}, {members_of(info.members)}{topic}")
 
     # -- read positions (version 10) ----------------------------------------
 
@@ -781,8 +1169,8 @@ class ChatPresenter:
     def _readable(self, conversation: str) -> bool:
         """Whether ``conversation`` is one this user can be in, as the server names it (a hostile
         server's odd names are left out)."""
-        if conversation == "#all":
-            return True
+        if is_room(conversation):
+            return conversation == conversation.lower()
         keys = conversation.split(",")
         return (
             len(keys) <= self._limits.max_recipients + 1
@@ -794,6 +1182,9 @@ class ChatPresenter:
         """With whom ``conversation`` is: 'everyone', 'bob and carol', 'yourself'."""
         if conversation == "#all":
             return "everyone"
+        if is_room(conversation):
+            room = self._rooms.get(conversation)
+            return room.name if room is not None else conversation
         return and_list(list(self._spelled(conversation))) or "yourself"
 
     def user_log(self, users: list[tuple[str, bool, bool]]) -> None:
@@ -836,11 +1227,13 @@ class ChatPresenter:
     def joined(self, name: str) -> None:
         self.users[name] = True
         self._show_users()
+        self._presence_in_rooms(name, True)
         self._say_presence(name, f"{name} is online")
 
     def left(self, name: str) -> None:
         self.users[name] = False
         self._show_users()
+        self._presence_in_rooms(name, False)
         self._say_presence(name, f"{name} went offline")
 
     def removed(self, name: str) -> None:
@@ -870,15 +1263,18 @@ class ChatPresenter:
             self._say("sent", self._from_me(kind, recipients, text))  # sent from another session
         else:
             self._incoming(sender, kind, recipients, text, "")
-        self._heard(kind, (sender, *recipients), stamp.at if stamp else self._clock.seconds())
+        conversation = self._conversation_of(sender, kind, recipients)
+        self._heard(conversation, stamp.at if stamp else self._clock.seconds())
         if stamp is not None:
-            self._arrived(self._conversation_of(sender, kind, recipients), stamp, self._mine(sender), live=True)
+            self._arrived(conversation, stamp, self._mine(sender), live=True)
 
     def _mine(self, sender: str) -> bool:
         return sender.casefold() == self.me.casefold()
 
     def _conversation_of(self, sender: str, kind: Kind, recipients: tuple[str, ...]) -> str:
         """The conversation a message is of, as the server names it."""
+        if kind is Kind.ROOM:
+            return recipients[0].lower()
         return "#all" if kind is Kind.BROADCAST else self._direct((sender, *recipients))
 
     @staticmethod
@@ -905,15 +1301,17 @@ class ChatPresenter:
             self._away_said = True
             self._say("info", "While you were away:")
         self._incoming(sender, kind, recipients, text, describe_time(sent_at, self._clock.seconds()))
-        self._heard(kind, (sender, *recipients), sent_at)
+        conversation = self._conversation_of(sender, kind, recipients)
+        self._heard(conversation, sent_at)
         if stamp_id:
-            stamp = Stamp(stamp_id, sent_at)
-            self._arrived(self._conversation_of(sender, kind, recipients), stamp, self._mine(sender), live=True)
+            self._arrived(conversation, Stamp(stamp_id, sent_at), self._mine(sender), live=True)
 
     def _said(self, sender: str, kind: Kind, recipients: tuple[str, ...], text: str) -> tuple[str, str]:
         """How a message to this user reads: its style and its words."""
         if kind is Kind.BROADCAST:
             return "broadcast", f"{sender} to everyone: {text}"
+        if kind is Kind.ROOM:
+            return "group", f"{sender} in {and_list(recipients)}: {text}"
         me, by = self.me.casefold(), sender.casefold()
         others = [r for r in recipients if r.casefold() not in (me, by)]
         if kind is Kind.MULTICAST and others:
@@ -922,8 +1320,8 @@ class ChatPresenter:
 
     def _incoming(self, sender: str, kind: Kind, recipients: tuple[str, ...], text: str, label: str) -> None:
         self._say(*self._said(sender, kind, recipients, text), label)
-        if kind is Kind.BROADCAST:
-            self._set_reply(Kind.BROADCAST, ())
+        if kind in (Kind.BROADCAST, Kind.ROOM):
+            self._set_reply(kind, recipients[:1] if kind is Kind.ROOM else ())
             return
         me, by = self.me.casefold(), sender.casefold()
         others = [r for r in recipients if r.casefold() not in (me, by)]
@@ -945,10 +1343,11 @@ class ChatPresenter:
         self._outbox.popleft()
         mode, recipients, text = pending
         self._say("sent", self._from_me(mode, recipients, text))
-        self._heard(mode, recipients, stamp.at if stamp else self._clock.seconds())
+        conversation = self._conversation_of(self.me, mode, recipients)
+        self._heard(conversation, stamp.at if stamp else self._clock.seconds())
         if stamp is not None:
             self._seen.add(stamp.id)
-            self._arrived(self._conversation_of(self.me, mode, recipients), stamp, mine=True, live=True)
+            self._arrived(conversation, stamp, mine=True, live=True)
         known = {name.casefold() for name in self.users}
         unknown = [name for name in offline if name.casefold() not in known]
         lost = [name for name in offline if name not in queued and name not in unknown]
@@ -958,7 +1357,7 @@ class ChatPresenter:
             self._say("warning", f"not connected, did not get it: {', '.join(lost)}")
         if unknown:
             self._say("warning", f"no such user: {', '.join(unknown)}")
-        if not (lost or unknown) and mode is Kind.BROADCAST and delivered == 0:
+        if not (lost or unknown) and mode in (Kind.BROADCAST, Kind.ROOM) and delivered == 0:
             self._say("warning", "nobody else is connected")
 
     def error(self, code: str, text: str) -> None:
@@ -988,6 +1387,8 @@ class ChatPresenter:
             self._caught_up()
         elif isinstance(pending, _ReadAsked):
             pass  # the position stays this client's; the server keeps the next one said
+        elif isinstance(pending, _RoomAsked):
+            self._say("error", f"{_ROOM_VERBS[pending.verb]} {pending.room or 'the rooms'}: {text} ({code})")
         else:
             self._say("error", f"{code}: {text}")
 

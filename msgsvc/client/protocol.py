@@ -13,15 +13,23 @@ from msgsvc import wire
 from msgsvc.fronts.receiver import LineProtocol
 from msgsvc.hub.contracts import Kind
 from msgsvc.hub.ids import message_id
+from msgsvc.hub.rules import is_valid_username
 from msgsvc.wire import ProtocolError
 
 
 #: The protocol version this client speaks.
-VERSION = 10
+VERSION = 11
 #: The most ``CONVERSATION`` lines one answer holds (the protocol's limit): more are skipped.
 MAX_CONVERSATIONS = 100
 #: The most unread messages a ``CONVERSATION`` line counts (the server's cap): a larger count is this.
 MAX_UNREAD = 100
+#: The most ``MEMBER`` lines kept of one answer, and ``ROOMINFO`` lines of one list: more are skipped.
+MAX_LISTED = 1000
+
+
+def is_room(name: str) -> bool:
+    """Whether ``name`` is a room's: ``#`` and a username's characters (``#all`` too)."""
+    return name.startswith("#") and is_valid_username(name[1:])
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,44 @@ class Listed:
     newest: Stamp
     unread: int = 0
     read: str | None = None
+
+
+@dataclass(frozen=True)
+class Member:
+    """One ``MEMBER`` line (version 11): a member of a room, whether it is online, its marks."""
+
+    name: str
+    online: bool
+    op: bool = False
+    voice: bool = False
+
+
+@dataclass(frozen=True)
+class RoomInfo:
+    """One ``ROOMINFO`` line (version 11): a room of the list, its members' count and topic."""
+
+    room: str
+    members: int
+    topic: str
+
+
+def _room(name: str) -> str:
+    """``name`` if it is a room's; ValueError (the line is skipped) if not."""
+    if not is_room(name):
+        raise ValueError(f"not a room: {name!r}")
+    return name
+
+
+def _user(name: str) -> str:
+    """``name`` if it is a username; ValueError (the line is skipped) if not."""
+    if not is_valid_username(name):
+        raise ValueError(f"not a username: {name!r}")
+    return name
+
+
+def _by(field: str) -> str:
+    """Who did it: a username, or '' for ``-``."""
+    return "" if field == "-" else _user(field)
 
 
 def _position(text: str) -> str:
@@ -115,6 +161,35 @@ class ClientListener(Protocol):
         """(Version 10) this account has read ``conversation`` (as the server names it) up to the
         message id ``position``: the answer to :meth:`ClientProtocol.read`, or another session's."""
 
+    def room(self, room: str, modes: str, topic: str) -> None:
+        """(Version 11) the answer to a join begins: ``room``'s modes and topic; its members follow."""
+
+    def room_members(self, room: str, members: list[Member]) -> None:
+        """(Version 11) ``room``'s members: the answer to a join or to :meth:`ClientProtocol.members`."""
+
+    def entered(self, room: str, name: str) -> None: ...
+    def parted(self, room: str, name: str, reason: str) -> None: ...
+    def kicked(self, room: str, name: str, by: str, reason: str) -> None: ...
+
+    def room_topic(self, room: str, by: str, topic: str) -> None:
+        """``room``'s topic (``by``: '' when nobody set it): the answer to a query, or set by ``by``."""
+
+    def room_mode(self, room: str, by: str, changes: str, args: tuple[str, ...]) -> None:
+        """``room``'s modes: the answer to a query (``by`` '', ``changes`` the modes it has, ``args`` the
+        limit and key), or ``by`` changed them (``+o bob``)."""
+
+    def invited(self, room: str, name: str) -> None:
+        """The answer to :meth:`ClientProtocol.invite`."""
+
+    def invitation(self, room: str, by: str) -> None:
+        """``by`` invites this user to ``room``."""
+
+    def room_gone(self, room: str, reason: str) -> None:
+        """``room`` is no longer this user's: deleted, or the membership ended by the operator."""
+
+    def rooms_listed(self, found: list[RoomInfo]) -> None:
+        """The answer to :meth:`ClientProtocol.rooms`."""
+
     def error(self, code: str, text: str) -> None: ...
     def notice(self, text: str) -> None: ...
     def bye(self, reason: str) -> None: ...
@@ -148,6 +223,8 @@ class ClientProtocol(LineProtocol):
         self._last_delayed = 0  # the id of the last DELAYED line of the page
         self._version = 8  # until the server answers VERSION
         self._version_asked = False  # VERSION sent and not yet answered
+        self._members: list[Member] = []  # the MEMBER lines of the answer coming
+        self._rooms: list[RoomInfo] = []  # the ROOMINFO lines of the answer coming
 
     def connectionMade(self) -> None:
         self._write("VERSION", str(VERSION))
@@ -172,6 +249,7 @@ class ClientProtocol(LineProtocol):
     def _dispatch(self, verb: str, params: tuple[str, ...]) -> None:
         listener = self.listener
         v9 = self._version >= 9  # the text is the last parameter, after the id and time
+        v11 = self._version >= 11  # rooms
         match verb:
             case "VERSION" if self._version_asked:
                 self._version_asked = False
@@ -240,6 +318,40 @@ class ClientProtocol(LineProtocol):
                 listener.conversations(found)
             case "READ" if self._version >= 10:
                 listener.read(params[0], _position(params[1]))
+            case "ROOM" if v11:
+                listener.room(_room(params[0]), params[2], params[-1] if len(params) > 3 else "")
+            case "MEMBER" if v11 and len(self._members) < MAX_LISTED:
+                marks = params[2:]
+                member = Member(params[1], marks[0] == "online", "op" in marks[1:], "voice" in marks[1:])
+                if is_valid_username(member.name):
+                    self._members.append(member)
+            case "ENDMEMBERS" if v11:
+                found_members, self._members = self._members, []
+                listener.room_members(_room(params[0]), found_members)
+            case "ENTERED" if v11:
+                listener.entered(_room(params[0]), _user(params[1]))
+            case "PARTED" if v11:
+                listener.parted(_room(params[0]), _user(params[1]), params[2] if len(params) > 2 else "")
+            case "KICKED" if v11:
+                reason = params[3] if len(params) > 3 else ""
+                listener.kicked(_room(params[0]), _user(params[1]), _user(params[2]), reason)
+            case "TOPIC" if v11:
+                listener.room_topic(_room(params[0]), _by(params[1]), params[3] if len(params) > 3 else "")
+            case "MODE" if v11:
+                listener.room_mode(_room(params[0]), _by(params[1]), params[2], tuple(params[3:]))
+            case "INVITED" if v11:
+                listener.invited(_room(params[0]), _user(params[1]))
+            case "INVITATION" if v11:
+                listener.invitation(_room(params[0]), _user(params[1]))
+            case "ROOMGONE" if v11:
+                listener.room_gone(_room(params[0]), params[1] if len(params) > 1 else "")
+            case "ROOMINFO" if v11 and len(self._rooms) < MAX_LISTED:
+                info = RoomInfo(params[0], int(params[1]), params[2] if len(params) > 2 else "")
+                if is_room(info.room) and info.members >= 0:
+                    self._rooms.append(info)
+            case "ENDROOMS" if v11:
+                found_rooms, self._rooms = self._rooms, []
+                listener.rooms_listed(found_rooms)
             case "ENDDELAYED":
                 # Shown (listeners show at once): the server may drop them, and send the next page.
                 if self._last_delayed:
@@ -281,6 +393,34 @@ class ClientProtocol(LineProtocol):
     def read(self, conversation: str, position: str) -> None:
         """Say this user has read ``conversation`` up to the message id ``position`` (version 10)."""
         self._write("READ", conversation, position)
+
+    def join(self, room: str, key: str = "") -> None:
+        """Join ``room`` (creating it if there is none), with its ``key`` if it has one (version 11)."""
+        self._write("JOIN", room, trailing=key or None)
+
+    def part(self, room: str, reason: str = "") -> None:
+        self._write("PART", room, trailing=reason or None)
+
+    def topic(self, room: str, text: str | None) -> None:
+        """Ask for ``room``'s topic (``text`` None), or set it."""
+        self._write("TOPIC", room, trailing=text)
+
+    def invite(self, room: str, name: str) -> None:
+        self._write("INVITE", room, name)
+
+    def kick(self, room: str, name: str, reason: str = "") -> None:
+        self._write("KICK", room, name, trailing=reason or None)
+
+    def mode(self, room: str, *changes: str) -> None:
+        """Ask for ``room``'s modes (no ``changes``), or change them: ``+i``, ``+o bob``, ``+k secret``."""
+        self._write("MODE", room, *changes)
+
+    def members(self, room: str) -> None:
+        self._write("MEMBERS", room)
+
+    def rooms(self, mine: bool = False) -> None:
+        """Ask for the rooms listed to this user (``mine``: only its own)."""
+        self._write("ROOMS", *(["mine"] if mine else []))
 
     def quit(self, reason: str = "") -> None:
         self._write("QUIT", trailing=reason or None)

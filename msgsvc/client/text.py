@@ -14,7 +14,17 @@ import unicodedata
 import zlib
 from collections.abc import Callable
 
-from msgsvc.client.presenter import ChatPresenter, ConversationItem, Entry, Field, Phase, UserItem
+from msgsvc.client.presenter import (
+    members_of,
+    ROOM_MODES,
+    ChatPresenter,
+    ConversationItem,
+    Entry,
+    Field,
+    Phase,
+    RoomItem,
+    UserItem,
+)
 from msgsvc.hub.contracts import Kind
 
 #: A printed line as (style, text) pieces, the shape of prompt_toolkit's FormattedText.
@@ -26,7 +36,16 @@ COMMANDS = {
     "/reply": "/reply [TEXT]             reply to the sender and the group of the last message",
     "/password": "/password                 protect your name, or change its password",
     "/history": "/history [NAME|#all] [N]  N earlier messages of a conversation (the current one)",
-    "/conversations": "/conversations [N]        your recent conversations; N opens the Nth",
+    "/conversations": "/conversations [N]        your conversations; N opens the Nth",
+    "/to": "/to #ROOM|NAME[,NAME...]  write to a room or to people from now on (/to #all: everyone)",
+    "/join": "/join #ROOM [KEY]         join a room (creates it, and you are its operator)",
+    "/part": "/part [REASON]            leave the room you write to",
+    "/rooms": "/rooms                    the rooms you may join",
+    "/members": "/members                  who is in the room you write to",
+    "/topic": "/topic [TEXT]             the room's topic, or set it",
+    "/invite": "/invite NAME              invite NAME to the room (operators, in an invite-only room)",
+    "/kick": "/kick NAME [REASON]       remove NAME from the room (operators)",
+    "/mode": "/mode [+i|-m|+k KEY|+l N|+o NAME|+v NAME|+b NAME]  the room's modes, or change them",
     "/who": "/who                      who is online",
     "/users": "/users                    the whole username log",
     "/reconnect": "/reconnect                after a disconnect",
@@ -41,6 +60,7 @@ HELP = (
 #: Where a command's description starts in :data:`COMMANDS`: wrapped lines start there too.
 _COMMAND_INDENT = 26
 
+_ROOM_COMMANDS = ("/to", "/join", "/part", "/rooms", "/members", "/topic", "/invite", "/kick", "/mode")
 _MODES = {"u": Kind.UNICAST, "m": Kind.MULTICAST, "b": Kind.BROADCAST}
 #: The steps whose input is a password: not echoed, not kept in the history, never a command.
 _SECRET_STEPS = ("password", "new-password", "new-password-again")
@@ -56,6 +76,12 @@ SENDER_COLOURS = 6
 def _unread(item: ConversationItem) -> str:
     """``, 3 unread`` ('' if none), after a conversation's time."""
     return f", {item.unread} unread" if item.unread else ""
+
+
+def _described(item: ConversationItem) -> str:
+    """``bob (today 08:43, 3 unread)``; a room with no message known: ``#dev``."""
+    said = f"{item.when}{_unread(item)}".lstrip(", ")
+    return f"{item.who} ({said})" if said else item.who
 
 
 def _clean(text: str) -> str:
@@ -165,6 +191,7 @@ class TextView:
         self._day = ""  # the day the last message of the history printed was of
         self._conversations: list[ConversationItem] = []
         self._summary_due = False  # the list of this connection is yet to come
+        self._room: RoomItem | None = None  # the room the prompt writes to
 
     def bind(self, presenter: ChatPresenter, on_quit: Callable[[], None]) -> None:
         """Take input for ``presenter``; ``on_quit`` runs on /quit or end of input.  What is printed
@@ -244,9 +271,16 @@ class TextView:
         due, self._summary_due = self._summary_due, False
         if not (due and items):
             return
-        newest = ", ".join(f"{item.who} ({item.when}{_unread(item)})" for item in items[:_SUMMARY])
+        newest = ", ".join(_described(item) for item in items[:_SUMMARY])
         more = f" and {len(items) - _SUMMARY} more" if len(items) > _SUMMARY else ""
         self._say("info", f"-- Your recent conversations: {newest}{more}. /conversations N opens one.")
+
+    def show_room(self, room: RoomItem | None) -> None:
+        """Kept for /members; the prompt writes to the room opened."""
+        self._room = room
+        if room is not None and self._step in ("mode", "recipients"):
+            self._step = "message"
+        self._refresh()
 
     def append(self, entry: Entry) -> None:
         self._day = ""  # a page of history printed after this says its day again
@@ -294,6 +328,8 @@ class TextView:
             return "(disconnected: /reconnect or /quit) "
         if self._step == "mode":
             return "Send [u]nicast, [m]ulticast or [b]roadcast? "
+        if self._step == "message" and self._room is not None:
+            return f"Message to {self._room.name} (empty to go back): "
         if self._step == "recipients":
             count = "one name" if presenter.mode is Kind.UNICAST else "names, comma-separated"
             return f"To ({count}; empty to go back): "
@@ -383,6 +419,8 @@ class TextView:
                 self._step = "message"
                 if argument:
                     self._send(argument)
+        elif command in _ROOM_COMMANDS:
+            self._room_command(command, argument)
         elif command == "/all":
             self._send_now(Kind.BROADCAST, (), argument, "/all TEXT")
         elif command == "/msg":
@@ -392,6 +430,65 @@ class TextView:
             self._send_now(mode, recipients, message.strip(), "/msg NAME[,NAME...] TEXT")
         else:
             self._say("error", f"!! Unknown command {command}: /help lists them.")
+
+    def _room_command(self, command: str, argument: str) -> None:
+        """/to, /join, /part, /rooms, /members, /topic, /invite, /kick, /mode."""
+        assert self.presenter is not None
+        presenter = self.presenter
+        words = argument.split()
+        if command == "/to" and words:
+            self._write_to(words[0])
+        elif command == "/join" and words:
+            presenter.join(words[0], " ".join(words[1:]))
+        elif command == "/part":
+            presenter.part(argument)
+        elif command == "/rooms":
+            presenter.list_rooms()
+        elif command == "/members":
+            self._print_members()
+        elif command == "/topic":
+            presenter.set_topic(argument or None)
+        elif command == "/invite" and len(words) == 1:
+            presenter.invite(words[0])
+        elif command == "/kick" and words:
+            presenter.kick(words[0], argument[len(words[0]) :].strip())
+        elif command == "/mode":
+            presenter.set_mode(words[0] if words else "", tuple(words[1:]))
+        else:
+            self._say("error", f"!! Usage: {COMMANDS[command]}")
+
+    def _write_to(self, target: str) -> None:
+        """The prompt writes to ``target`` from now on: a room, #all, or names."""
+        assert self.presenter is not None
+        if target.startswith("#"):
+            self.presenter.open_conversation(target.lower())
+        else:
+            names = self._names(target)
+            self.presenter.choose_mode(Kind.UNICAST if len(names) == 1 else Kind.MULTICAST)
+            self.presenter.choose_recipients(names)
+        if self.presenter.conversation():
+            self._step = "message"
+
+    def _print_members(self) -> None:
+        room = self._room
+        if room is None:
+            self._say("error", "!! Open a room first: /to #ROOM, or /join #ROOM.")
+            return
+        modes = ", ".join(ROOM_MODES.get(letter, letter) for letter in room.modes)
+        self._say("info", f"-- {room.name} ({members_of(len(room.members))}){f'; {modes}' if modes else ''}:")
+        if room.topic:
+            self._say("info", f"   topic: {_clean(room.topic)}")
+        for member in room.members:
+            mark = "@" if member.op else "+" if member.voice else " "
+            self._output(
+                [
+                    ("class:online" if member.online else "class:offline", "   * " if member.online else "     "),
+                    ("", mark),
+                    (sender_style(member.name), member.name),
+                    ("", "  online" if member.online else "  offline"),
+                ],
+                5,
+            )
 
     def _history(self, words: list[str]) -> None:
         assert self.presenter is not None
