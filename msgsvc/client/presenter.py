@@ -29,10 +29,9 @@ from msgsvc.client.protocol import (
     Member,
     RoomInfo,
     Stamp,
-    is_room,
 )
 from msgsvc.hub.contracts import Kind, Refused
-from msgsvc.hub.rules import check_password_rules, is_valid_username
+from msgsvc.hub.rules import check_password_rules, is_valid_room, is_valid_username
 from msgsvc.times import describe_day, describe_time, start_of_day
 from msgsvc.wire import Limits
 
@@ -456,7 +455,7 @@ class ChatPresenter:
         self.mode = mode
         if mode is Kind.BROADCAST:
             self.selected = ()
-        self.selected = tuple(name for name in self.selected if not is_room(name))
+        self.selected = tuple(name for name in self.selected if not is_valid_room(name))
         if mode is Kind.UNICAST:
             self.selected = self.selected[:1]
         self._view.show_mode(self.mode, self.selected)
@@ -484,7 +483,7 @@ class ChatPresenter:
         if conversation == "#all":
             self._choose(Kind.BROADCAST, ())
             return
-        if is_room(conversation):
+        if is_valid_room(conversation):
             room = self._rooms.get(conversation.lower())
             if room is None:
                 self._say("error", f"You are not in {conversation}: join it first.")
@@ -552,7 +551,7 @@ class ChatPresenter:
             return "Not connected."
         if not self._history_days:
             return NO_HISTORY
-        if not is_room(conversation) and not self.name_protected:
+        if not is_valid_room(conversation) and not self.name_protected:
             return UNPROTECTED_HISTORY
         return ""
 
@@ -589,7 +588,7 @@ class ChatPresenter:
         """``conversation`` as a reader says it: 'to everyone', 'with bob', 'with bob and carol'."""
         if conversation == "#all":
             return "to everyone"
-        if is_room(conversation):
+        if is_valid_room(conversation):
             return f"in {self._who(conversation)}"
         others = [name for name in conversation.split(",") if name != self.me.lower()]
         return "with " + and_list(others or ["yourself"])
@@ -804,7 +803,7 @@ class ChatPresenter:
         room = room.strip()
         if not room.startswith("#"):
             room = "#" + room
-        if not is_room(room):
+        if not is_valid_room(room):
             self._say("error", "A room's name is # and 1-32 letters, digits, _ . or -, a letter first.")
         elif room.lower() == "#all":
             self.open_conversation("#all")  # everyone's: everyone is in it
@@ -1169,7 +1168,7 @@ class ChatPresenter:
     def _readable(self, conversation: str) -> bool:
         """Whether ``conversation`` is one this user can be in, as the server names it (a hostile
         server's odd names are left out)."""
-        if is_room(conversation):
+        if is_valid_room(conversation):
             return conversation == conversation.lower()
         keys = conversation.split(",")
         return (
@@ -1182,7 +1181,7 @@ class ChatPresenter:
         """With whom ``conversation`` is: 'everyone', 'bob and carol', 'yourself'."""
         if conversation == "#all":
             return "everyone"
-        if is_room(conversation):
+        if is_valid_room(conversation):
             room = self._rooms.get(conversation)
             return room.name if room is not None else conversation
         return and_list(list(self._spelled(conversation))) or "yourself"

@@ -13,7 +13,7 @@ from msgsvc import wire
 from msgsvc.fronts.receiver import LineProtocol
 from msgsvc.hub.contracts import Kind
 from msgsvc.hub.ids import message_id
-from msgsvc.hub.rules import is_valid_username
+from msgsvc.hub.rules import is_valid_room, is_valid_username
 from msgsvc.wire import ProtocolError
 
 
@@ -25,11 +25,6 @@ MAX_CONVERSATIONS = 100
 MAX_UNREAD = 100
 #: The most ``MEMBER`` lines kept of one answer, and ``ROOMINFO`` lines of one list: more are skipped.
 MAX_LISTED = 1000
-
-
-def is_room(name: str) -> bool:
-    """Whether ``name`` is a room's: ``#`` and a username's characters (``#all`` too)."""
-    return name.startswith("#") and is_valid_username(name[1:])
 
 
 @dataclass(frozen=True)
@@ -74,7 +69,7 @@ class RoomInfo:
 
 def _room(name: str) -> str:
     """``name`` if it is a room's; ValueError (the line is skipped) if not."""
-    if not is_room(name):
+    if not is_valid_room(name):
         raise ValueError(f"not a room: {name!r}")
     return name
 
@@ -347,7 +342,7 @@ class ClientProtocol(LineProtocol):
                 listener.room_gone(_room(params[0]), params[1] if len(params) > 1 else "")
             case "ROOMINFO" if v11 and len(self._rooms) < MAX_LISTED:
                 info = RoomInfo(params[0], int(params[1]), params[2] if len(params) > 2 else "")
-                if is_room(info.room) and info.members >= 0:
+                if is_valid_room(info.room) and info.members >= 0:
                     self._rooms.append(info)
             case "ENDROOMS" if v11:
                 found_rooms, self._rooms = self._rooms, []
