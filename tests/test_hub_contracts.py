@@ -89,6 +89,14 @@ class ConversationTests(unittest.TestCase):
             self.assertEqual(caught.exception.refusal, refusal, text)
         self.assertEqual(conversation_named("alice,b,c", "alice", 2), "alice,b,c")
 
+    def test_a_room_is_a_conversation_for_a_client_that_knows_rooms(self) -> None:
+        self.assertEqual(conversation_named("#Dev", "alice", 2, rooms=True), "#dev")
+        self.assertEqual(conversation_named("#ALL", "alice", 2, rooms=True), ALL)
+        with self.assertRaises(Refused) as caught:
+            conversation_named("#9", "alice", 2, rooms=True)
+        self.assertEqual(caught.exception.refusal, Refusal.ROOM_INVALID)
+        self.assertEqual(conversation_key("bob", Kind.ROOM, ("#Dev",)), "#dev")
+
 
 class RoomNameTests(unittest.TestCase):
     def test_a_room_is_a_hash_and_a_username(self) -> None:

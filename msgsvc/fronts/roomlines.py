@@ -71,7 +71,9 @@ def encode_rooms(rooms: Sequence[RoomInfo]) -> bytes:
 
 
 def mode_words(changes: Sequence[ModeChange]) -> list[str]:
-    """Changes as MODE writes them: ``+o-v`` then their arguments (``bob carol``)."""
+    """Changes as MODE writes them: ``+o-v`` then their arguments (``bob carol``); none: ``+``."""
+    if not changes:
+        return ["+"]
     letters = []
     sign = ""
     for change, _ in changes:

@@ -415,6 +415,8 @@ class Participant(Protocol):
 
     #: the client protocol it came by: "tcp" (the line protocol), "web" or "irc"
     front: str
+    #: the address the per-address limits count it by (a new room's, here)
+    host: str
 
     def receive(self, message: Message) -> None:
         """Deliver ``message``; the same object goes to every recipient."""
@@ -499,6 +501,45 @@ class IUser(Interface):
 
     def read_position(conversation: str) -> Deferred[str | None]:
         """This user's read position in ``conversation`` (a key); None: none kept."""
+
+    # Rooms (docs/protocol.rst "Rooms"): ``room`` is a name as the client wrote it (any case); each
+    # fails with Refused (a room Refusal, RATE_LIMITED for a creation past the address's rate, or
+    # UNAVAILABLE: the state failed, the change is not kept).  A change is told at once to the other
+    # sessions of the members (Participant.room_event); the Deferred fires once it is kept, with the
+    # event the asking session is told instead.  ``#all`` is the room of everyone: its state may be
+    # asked, it cannot be left, nor changed.
+
+    def join(room: str, key: str | None) -> Deferred[RoomView]:
+        """Enter ``room`` (creating it, as its operator, if it does not exist), giving its ``key`` if it
+        has one: the room as it is now, with this user in it; a member already: the room as it is."""
+
+    def part(room: str, reason: str) -> Deferred[Parted]:
+        """Leave ``room``."""
+
+    def send_room(room: str, text: str) -> Report | Deferred[Report]:
+        """Send ``text`` to the members of ``room`` (``#all``: a broadcast): ``delivered`` counts the
+        members it reached but this user; ``offline`` and ``queued`` are empty (an offline member reads
+        the room's history)."""
+
+    def topic(room: str, text: str | None) -> Deferred[TopicSet]:
+        """Set ``room``'s topic to ``text`` (an operator's, under +t); None: ask it (a member, or
+        anyone for a room that is not secret)."""
+
+    def invite(room: str, name: str) -> Deferred[Invited]:
+        """Invite ``name`` to ``room``, which lets it in past +i (an operator's, under +i)."""
+
+    def kick(room: str, name: str, reason: str) -> Deferred[Kicked]:
+        """Put ``name`` out of ``room`` (an operator's)."""
+
+    def mode(room: str, changes: Sequence[ModeChange]) -> Deferred[ModeSet]:
+        """Change ``room``'s modes (an operator's): each of ``changes`` in turn, all or none; those that
+        change nothing are left out of the answer."""
+
+    def members(room: str) -> Deferred[RoomView]:
+        """``room`` as it is (MEMBERS, MODE's query): a member's, or anyone's if it is not secret."""
+
+    def rooms(mine: bool) -> Deferred[list[RoomInfo]]:
+        """The rooms this user is in (``mine``), or every room but the secret ones it is not in; by name."""
 
 
 class Store(Protocol):

@@ -1,6 +1,7 @@
 """The hub's core: registration, sessions, the username log and its views, local routing, and the
 operator's actions.  It composes the offline queue (:mod:`msgsvc.hub.queue`), the routing
-between nodes (:mod:`msgsvc.hub.nodes`) and the history (:mod:`msgsvc.hub.history`)."""
+between nodes (:mod:`msgsvc.hub.nodes`), the history (:mod:`msgsvc.hub.history`) and the rooms
+(:mod:`msgsvc.hub.rooms`)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from msgsvc.hub.contracts import (
     Refusal,
     Refused,
     Report,
+    RoomStore,
     SessionView,
     Store,
     UserRecord,
@@ -45,6 +47,7 @@ from msgsvc.hub.history import History, NoHistory
 from msgsvc.hub.ids import MessageIds
 from msgsvc.hub.nodes import Alone, Nodes
 from msgsvc.hub.queue import OfflineQueue
+from msgsvc.hub.rooms import RoomPolicy, Rooms
 from msgsvc.hub.rules import is_valid_username, username_key
 from msgsvc.hub.session import Account, Session, deliver
 from msgsvc.hub.user import User
@@ -65,11 +68,15 @@ class Hub:
         ids: MessageIds | None = None,
         history: History | NoHistory | None = None,
         max_sessions: int = 10,
+        rooms: RoomStore | None = None,
+        room_policy: RoomPolicy = RoomPolicy(),  # noqa: B008 - frozen
     ) -> None:
         """``max_clients``: sessions at once, of every name; ``network``: the other nodes of the service
         (none: a server alone); ``ids``: what makes the messages' ids (by default from ``clock`` and
         random bits); ``history``: where messages are kept (none: a :class:`NoHistory`, as with
-        ``--history-days 0``); ``max_sessions``: sessions of one protected name at once."""
+        ``--history-days 0``); ``max_sessions``: sessions of one protected name at once; ``rooms``:
+        where the rooms are kept (none: the server has no rooms, and refuses them UNAVAILABLE), read
+        by :meth:`load` (or none, with ``records`` given)."""
         self._clock = clock
         self._ids = ids or MessageIds(clock)
         self.history = history or NoHistory()
@@ -96,6 +103,11 @@ class Hub:
             max_sessions,
         )
         self._remote = self.nodes.remote  # users online on other nodes, by name key, then node
+        self.rooms = None if rooms is None else Rooms(
+            clock, rooms, self._log, self._sessions, self.nodes, self._ids, self._emit, self._settle, room_policy
+        )
+        if self.rooms is not None and records is not None:
+            self.rooms.load(())
 
     # -- observers -------------------------------------------------------
 
@@ -319,6 +331,8 @@ class Hub:
         record.last_seen = self._clock.seconds()
         if key not in self._remote:  # else online on another node still
             self._emit(UserLeft(record.name, session.peer))
+            if self.rooms is not None:
+                self.rooms.left(record.name)
 
     # -- the log ---------------------------------------------------------
 
@@ -434,6 +448,8 @@ class Hub:
         if protected:
             return
         self._queue.set_waiting(record.name, 0)  # the store dropped them with the password
+        if self.rooms is not None:
+            self.rooms.forget(key, "the operator removed the name's password")
         for session in account.online_sessions() if account is not None else ():
             session.participant.drop(f"the operator removed your name's password: {reason}")
 
@@ -446,6 +462,8 @@ class Hub:
             return False
         record = self._log.pop(key, None)
         self._queue.waiting.pop(key, None)
+        if self.rooms is not None:
+            self.rooms.forget(key, "the operator removed the name")
         if record is not None:
             self._emit(UserRemoved(record.name, reason))
         return True
@@ -582,7 +600,8 @@ class Hub:
                     self._network.read_moved(name, conversation, kept)
             return kept
 
-        return self.history.mark_read(name, conversation, position).addCallback(kept)
+        rooms = frozenset() if self.rooms is None else self.rooms.rooms_of(name)
+        return self.history.mark_read(name, conversation, position, rooms).addCallback(kept)
 
     # -- the offline queue -----------------------------------------------
 

@@ -4,7 +4,8 @@
 The hub hands :meth:`History.keep` each message once delivered; the messages of one reactor pass go to
 the store together, in one append at the pass's end, which it writes in its next group commit; nobody
 waits for that.  Reads go through the privacy rules here, never straight to the store: ``#all`` for
-everyone, a direct conversation only for its participants, only while protected, and only from the
+everyone, a room's for its current members (the reader's ``rooms``, as the hub's rooms have them:
+all of it), a direct conversation only for its participants, only while protected, and only from the
 time the name was last protected (the store's ``protected_since``, read at each request: it is the
 truth across nodes and after the operator's resets).
 """
@@ -117,68 +118,77 @@ class History(Service):
 
     # -- reading, as a reader may ----------------------------------------
 
-    def page_before(self, reader: str, conversation: str, before: str | None, limit: int) -> Deferred[Page]:
+    # ``rooms``: the keys of the rooms ``reader`` is in now, whose histories it may read.
+
+    def page_before(
+        self, reader: str, conversation: str, before: str | None, limit: int, rooms: frozenset[str]
+    ) -> Deferred[Page]:
         """What ``reader`` may read of ``conversation`` before ``before`` (None: up to the newest)."""
-        return Deferred.fromCoroutine(self._page(reader, conversation, before, None, limit))
+        return Deferred.fromCoroutine(self._page(reader, conversation, before, None, limit, rooms))
 
-    def page_after(self, reader: str, conversation: str, after: str, limit: int) -> Deferred[Page]:
+    def page_after(
+        self, reader: str, conversation: str, after: str, limit: int, rooms: frozenset[str]
+    ) -> Deferred[Page]:
         """What ``reader`` may read of ``conversation`` after ``after``."""
-        return Deferred.fromCoroutine(self._page(reader, conversation, None, after, limit))
+        return Deferred.fromCoroutine(self._page(reader, conversation, None, after, limit, rooms))
 
-    def conversations(self, reader: str, limit: int) -> Deferred[list[Summary]]:
+    def conversations(self, reader: str, limit: int, rooms: frozenset[str]) -> Deferred[list[Summary]]:
         """Each conversation ``reader`` may read by its latest entry it may read, newest first: ``#all``,
-        and (if it is protected) its direct conversations; with their unread counts and read positions."""
-        return Deferred.fromCoroutine(self._conversations(reader, min(limit, self.policy.conversations)))
+        its rooms, and (if it is protected) its direct conversations; with their unread counts and read
+        positions."""
+        return Deferred.fromCoroutine(self._conversations(reader, min(limit, self.policy.conversations), rooms))
 
-    def catch_up(self, reader: str, since: float, from_reads: bool) -> Deferred[list[Page]]:
+    def catch_up(self, reader: str, since: float, from_reads: bool, rooms: frozenset[str]) -> Deferred[list[Page]]:
         """The login's catch-up: the latest ``policy.catch_up`` entries of ``#all`` sent at or after
         ``since`` (when the name last logged out; 0 for a name new to the log); ``more`` if older
         ones exist, since then or before.  ``from_reads``, for a protected ``reader``: ``#all`` after
-        its read position there if it has one, then its direct conversations with others' entries after
-        its read positions (:data:`CATCH_UP_CONVERSATIONS` of them, newest first), each after it."""
-        return Deferred.fromCoroutine(self._catch_up(reader, since, from_reads))
+        its read position there if it has one, then its rooms and direct conversations with others'
+        entries after its read positions (:data:`CATCH_UP_CONVERSATIONS` of them, newest first), each
+        after it."""
+        return Deferred.fromCoroutine(self._catch_up(reader, since, from_reads, rooms))
 
-    def mark_read(self, reader: str, conversation: str, position: str) -> Deferred[str]:
+    def mark_read(self, reader: str, conversation: str, position: str, rooms: frozenset[str]) -> Deferred[str]:
         """Keep ``position`` (an id; past the clock's now: now) as ``reader``'s read position in
         ``conversation`` if it is later than the one kept; fires with the one kept."""
-        return Deferred.fromCoroutine(self._mark_read(reader, conversation, position))
+        return Deferred.fromCoroutine(self._mark_read(reader, conversation, position, rooms))
 
-    def read_position(self, reader: str, conversation: str) -> Deferred[str | None]:
+    def read_position(self, reader: str, conversation: str, rooms: frozenset[str]) -> Deferred[str | None]:
         """``reader``'s read position in ``conversation``; None: none kept."""
-        return Deferred.fromCoroutine(self._read_position(reader, conversation))
+        return Deferred.fromCoroutine(self._read_position(reader, conversation, rooms))
 
     async def _page(
-        self, reader: str, conversation: str, before: str | None, after: str | None, limit: int
+        self, reader: str, conversation: str, before: str | None, after: str | None, limit: int, rooms: frozenset[str]
     ) -> Page:
         limit = max(1, min(limit, self.policy.page))
         with _unavailable():
-            since = await self._readable(reader, conversation)
+            since = await self._readable(reader, conversation, rooms)
             if after is None:
                 entries, more = await self._store.page_before(conversation, before, limit, since)
             else:
                 entries, more = await self._store.page_after(conversation, after, limit, since)
         return Page(conversation, tuple(entries), more)
 
-    async def _conversations(self, reader: str, limit: int) -> list[Summary]:
+    async def _conversations(self, reader: str, limit: int, rooms: frozenset[str]) -> list[Summary]:
         key = username_key(reader)
         store = self._store
         with _unavailable():
             since = await store.protected_since(reader)
             direct = [] if since is None else await store.latest(key, since, limit)
-            everyone, _ = await store.page_before(ALL, None, 1, 0.0)
+            shared = [await store.page_before(c, None, 1, 0.0) for c in (ALL, *sorted(rooms))]
+            everyone = [entry for entries, _ in shared for entry in entries]
             latest = sorted([*direct, *everyone], key=lambda entry: entry.id, reverse=True)[:limit]
             reads = {} if since is None else await store.read_positions(key, [e.conversation for e in latest])
             floor = "" if since is None else message_id_floor(since)
 
             def after(conversation: str) -> str:
                 """Its read position; without one, a direct conversation from the protection's start
-                (what came before is not readable), #all from its start."""
-                return reads.get(conversation) or ("" if conversation == ALL else floor)
+                (what came before is not readable), #all and a room from their start."""
+                return reads.get(conversation) or ("" if conversation.startswith("#") else floor)
 
             counts = await gatherResults([store.unread(e.conversation, after(e.conversation), key, UNREAD_CAP) for e in latest])
         return [Summary(e, count, reads.get(e.conversation)) for e, count in zip(latest, counts)]
 
-    async def _catch_up(self, reader: str, since: float, from_reads: bool) -> list[Page]:
+    async def _catch_up(self, reader: str, since: float, from_reads: bool, rooms: frozenset[str]) -> list[Page]:
         key = username_key(reader)
         store = self._store
         with _unavailable():
@@ -186,6 +196,9 @@ class History(Service):
             if protected is None:
                 return [await self._all_since(since)]
             direct = await store.latest(key, protected, self.policy.conversations)
+            for room in sorted(rooms):
+                direct += (await store.page_before(room, None, 1, 0.0))[0]
+            direct.sort(key=lambda entry: entry.id, reverse=True)
             reads = await store.read_positions(key, [ALL, *(e.conversation for e in direct)])
             read_all = reads.get(ALL)
             pages = [await self._all_since(since) if read_all is None else await self._after(ALL, read_all, 0.0)]
@@ -193,7 +206,8 @@ class History(Service):
                 e for e in direct if e.id > reads.get(e.conversation, "") and username_key(e.sender) != key
             ]
             for entry in unread[:CATCH_UP_CONVERSATIONS]:
-                pages.append(await self._after(entry.conversation, reads.get(entry.conversation, ""), protected))
+                readable = 0.0 if entry.conversation in rooms else protected
+                pages.append(await self._after(entry.conversation, reads.get(entry.conversation, ""), readable))
         return pages
 
     async def _all_since(self, since: float) -> Page:
@@ -211,30 +225,33 @@ class History(Service):
         fresh = tuple(e for e in entries if e.id > read)
         return Page(conversation, fresh, more or len(fresh) < len(entries))
 
-    async def _mark_read(self, reader: str, conversation: str, position: str) -> str:
+    async def _mark_read(self, reader: str, conversation: str, position: str, rooms: frozenset[str]) -> str:
         with _unavailable():
-            await self._keeps_reads(reader, conversation)
+            await self._keeps_reads(reader, conversation, rooms)
             now = message_id_below(message_id_floor(self._clock.seconds() + 0.001))  # the greatest id of now
             return await self._store.set_read(username_key(reader), conversation, min(position, now))
 
-    async def _read_position(self, reader: str, conversation: str) -> str | None:
+    async def _read_position(self, reader: str, conversation: str, rooms: frozenset[str]) -> str | None:
         with _unavailable():
-            await self._keeps_reads(reader, conversation)
+            await self._keeps_reads(reader, conversation, rooms)
             reads = await self._store.read_positions(username_key(reader), [conversation])
         return reads.get(conversation)
 
-    async def _keeps_reads(self, reader: str, conversation: str) -> None:
+    async def _keeps_reads(self, reader: str, conversation: str, rooms: frozenset[str]) -> None:
         """Refused (HISTORY_FORBIDDEN) unless ``reader`` may read ``conversation`` and is protected:
         read positions are an account's."""
-        if conversation != ALL:
-            await self._readable(reader, conversation)  # refuses an unprotected reader too
-        elif await self._store.protected_since(reader) is None:
+        await self._readable(reader, conversation, rooms)  # refuses an unprotected reader of a direct one
+        if conversation.startswith("#") and await self._store.protected_since(reader) is None:
             raise Refused(Refusal.HISTORY_FORBIDDEN, _UNPROTECTED)
 
-    async def _readable(self, reader: str, conversation: str) -> float:
+    async def _readable(self, reader: str, conversation: str, rooms: frozenset[str]) -> float:
         """The time from which ``reader`` may read ``conversation`` (0: all of it), or Refused
         (HISTORY_FORBIDDEN) if it may read none of it."""
         if conversation == ALL:
+            return 0.0
+        if conversation.startswith("#"):
+            if conversation not in rooms:
+                raise Refused(Refusal.HISTORY_FORBIDDEN, "you are not in that room")
             return 0.0
         if not _is_key(conversation) or username_key(reader) not in participants(conversation):
             raise Refused(Refusal.HISTORY_FORBIDDEN, "you take no part in that conversation")
@@ -259,22 +276,22 @@ class NoHistory(Service):
     def size(self) -> Deferred[int]:
         return succeed(0)
 
-    def page_before(self, reader: str, conversation: str, before: str | None, limit: int) -> Deferred[Page]:
+    def page_before(self, reader: str, conversation: str, before: str | None, limit: int, rooms: frozenset[str]) -> Deferred[Page]:
         return _off()
 
-    def page_after(self, reader: str, conversation: str, after: str, limit: int) -> Deferred[Page]:
+    def page_after(self, reader: str, conversation: str, after: str, limit: int, rooms: frozenset[str]) -> Deferred[Page]:
         return _off()
 
-    def conversations(self, reader: str, limit: int) -> Deferred[list[Summary]]:
+    def conversations(self, reader: str, limit: int, rooms: frozenset[str]) -> Deferred[list[Summary]]:
         return _off()
 
-    def catch_up(self, reader: str, since: float, from_reads: bool) -> Deferred[list[Page]]:
+    def catch_up(self, reader: str, since: float, from_reads: bool, rooms: frozenset[str]) -> Deferred[list[Page]]:
         return _off()
 
-    def mark_read(self, reader: str, conversation: str, position: str) -> Deferred[str]:
+    def mark_read(self, reader: str, conversation: str, position: str, rooms: frozenset[str]) -> Deferred[str]:
         return _off()
 
-    def read_position(self, reader: str, conversation: str) -> Deferred[str | None]:
+    def read_position(self, reader: str, conversation: str, rooms: frozenset[str]) -> Deferred[str | None]:
         return _off()
 
 

@@ -175,7 +175,10 @@ class Nodes:
                     offline.append(record.name)
                     if record.protected and queue:
                         absent.append(record)
-            delivered = len(got.intersection(username_key(name) for name in message.recipients))
+            if message.kind is Kind.ROOM:  # the members it reached but the sender
+                delivered = len(got - {username_key(message.sender)})
+            else:
+                delivered = len(got.intersection(username_key(name) for name in message.recipients))
             return self._settle(message, Report(message.id, message.at, delivered, tuple(offline)), absent)
 
         def failed(failure: Failure) -> Failure:
@@ -268,6 +271,8 @@ class Nodes:
             if recipient is not None and recipient.online:
                 for session in recipient.online_sessions():
                     session.participant.receive(message)
+            elif message.kind is Kind.ROOM:  # an offline member reads the room's history
+                continue
             elif (record := self._users.get(key)) is not None and record.protected and key not in self.remote:
                 absent.append(record)  # online nowhere: another node cannot have given it
         if absent:

@@ -8,7 +8,25 @@ from typing import TYPE_CHECKING, NoReturn
 from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
-from msgsvc.hub.contracts import IUser, Page, Refusal, Refused, Report, Summary
+from msgsvc.hub.contracts import (
+    Invited,
+    IUser,
+    Kicked,
+    ModeChange,
+    ModeSet,
+    Page,
+    Parted,
+    Refusal,
+    Refused,
+    Report,
+    RoomInfo,
+    RoomView,
+    Summary,
+    TopicSet,
+)
+from msgsvc.hub.conversations import ALL
+from msgsvc.hub.rooms import Rooms
+from msgsvc.hub.rules import room_key
 from msgsvc.hub.session import Session
 
 if TYPE_CHECKING:
@@ -60,22 +78,23 @@ class User:
     def history(self, conversation: str, before: str | None, limit: int) -> Deferred[Page]:
         if self.session.gone:
             not_registered()
-        return self._hub.history.page_before(self.name, conversation, before, limit)
+        return self._hub.history.page_before(self.name, conversation, before, limit, self._rooms_in())
 
     def history_after(self, conversation: str, after: str, limit: int) -> Deferred[Page]:
         if self.session.gone:
             not_registered()
-        return self._hub.history.page_after(self.name, conversation, after, limit)
+        return self._hub.history.page_after(self.name, conversation, after, limit, self._rooms_in())
 
     def conversations(self, limit: int) -> Deferred[list[Summary]]:
         if self.session.gone:
             not_registered()
-        return self._hub.history.conversations(self.name, limit)
+        return self._hub.history.conversations(self.name, limit, self._rooms_in())
 
     def catch_up(self, from_reads: bool) -> Deferred[list[Page]]:
         if self.session.gone:
             not_registered()
-        return self._hub.history.catch_up(self.name, self.session.account.seen_before, from_reads)
+        seen_before = self.session.account.seen_before
+        return self._hub.history.catch_up(self.name, seen_before, from_reads, self._rooms_in())
 
     def mark_read(self, conversation: str, position: str) -> Deferred[str]:
         if self.session.gone:
@@ -85,7 +104,50 @@ class User:
     def read_position(self, conversation: str) -> Deferred[str | None]:
         if self.session.gone:
             not_registered()
-        return self._hub.history.read_position(self.name, conversation)
+        return self._hub.history.read_position(self.name, conversation, self._rooms_in())
+
+    def join(self, room: str, key: str | None) -> Deferred[RoomView]:
+        return self._rooms().join(self.session, room, key)
+
+    def part(self, room: str, reason: str) -> Deferred[Parted]:
+        return self._rooms().part(self.session, room, reason)
+
+    def send_room(self, room: str, text: str) -> Report | Deferred[Report]:
+        if room_key(room) == ALL:
+            return self.broadcast(text)
+        return self._rooms().send(self.session, room, text)
+
+    def topic(self, room: str, text: str | None) -> Deferred[TopicSet]:
+        return self._rooms().topic(self.session, room, text)
+
+    def invite(self, room: str, name: str) -> Deferred[Invited]:
+        return self._rooms().invite(self.session, room, name)
+
+    def kick(self, room: str, name: str, reason: str) -> Deferred[Kicked]:
+        return self._rooms().kick(self.session, room, name, reason)
+
+    def mode(self, room: str, changes: Sequence[ModeChange]) -> Deferred[ModeSet]:
+        return self._rooms().mode(self.session, room, changes)
+
+    def members(self, room: str) -> Deferred[RoomView]:
+        return self._rooms().members(self.session, room)
+
+    def rooms(self, mine: bool) -> Deferred[list[RoomInfo]]:
+        return self._rooms().rooms(self.session, mine)
+
+    def _rooms(self) -> Rooms:
+        """The hub's rooms, for this user while logged in; else Refused."""
+        if self.session.gone:
+            not_registered()
+        rooms = self._hub.rooms
+        if rooms is None:
+            raise Refused(Refusal.UNAVAILABLE, "this server keeps no rooms")
+        return rooms
+
+    def _rooms_in(self) -> frozenset[str]:
+        """The keys of the rooms this user is in: their histories it may read."""
+        rooms = self._hub.rooms
+        return frozenset() if rooms is None else rooms.rooms_of(self.name)
 
 
 @implementer(IUser)
@@ -127,6 +189,33 @@ class Unregistered:
         not_registered()
 
     def read_position(self, conversation: str) -> NoReturn:
+        not_registered()
+
+    def join(self, room: str, key: str | None) -> NoReturn:
+        not_registered()
+
+    def part(self, room: str, reason: str) -> NoReturn:
+        not_registered()
+
+    def send_room(self, room: str, text: str) -> NoReturn:
+        not_registered()
+
+    def topic(self, room: str, text: str | None) -> NoReturn:
+        not_registered()
+
+    def invite(self, room: str, name: str) -> NoReturn:
+        not_registered()
+
+    def kick(self, room: str, name: str, reason: str) -> NoReturn:
+        not_registered()
+
+    def mode(self, room: str, changes: Sequence[ModeChange]) -> NoReturn:
+        not_registered()
+
+    def members(self, room: str) -> NoReturn:
+        not_registered()
+
+    def rooms(self, mine: bool) -> NoReturn:
         not_registered()
 
 

@@ -14,7 +14,20 @@ from twisted.python.failure import Failure
 
 from msgsvc.auth.store import Reset
 from msgsvc.client.protocol import ClientListener, ClientProtocol
-from msgsvc.hub.contracts import Enqueue, IUser, Message, Queued, Refusal, Refused, Stored, UserRecord
+from msgsvc.hub.contracts import (
+    Ban,
+    Enqueue,
+    IUser,
+    Member,
+    Message,
+    Queued,
+    Refusal,
+    Refused,
+    RoomEvent,
+    RoomRecord,
+    Stored,
+    UserRecord,
+)
 from msgsvc.hub.conversations import participants
 from msgsvc.hub.ids import message_id_floor
 from msgsvc.hub.rules import username_key
@@ -54,6 +67,8 @@ class MemoryStore(Service):
         self.history: dict[str, list[Stored]] = {}
         self.since: dict[str, float] = {}
         self.reads: dict[str, dict[str, str]] = {}
+        self.rooms_kept: dict[str, RoomRecord] = {}  # by room key, as written (copies)
+        self.fail_rooms = False  # each room write fails
 
     def enqueue(self, message: Enqueue) -> Deferred[tuple[str, ...]]:
         def write(_: object) -> tuple[str, ...]:
@@ -111,6 +126,7 @@ class MemoryStore(Service):
             return succeed(None)
         self.since.pop(key, None)
         self.reads.pop(key, None)
+        self._forget_memberships(key)
         self.queue = [(k, q) for k, q in self.queue if k != key]
         known = self.log.get(key)
         reset = Reset(self._last_reset() + 1, name if known is None else known.name, when, reason)
@@ -125,6 +141,7 @@ class MemoryStore(Service):
         self.hashes.pop(key, None)
         self.since.pop(key, None)
         self.reads.pop(key, None)
+        self._forget_memberships(key)
         self.queue = [(k, q) for k, q in self.queue if k != key]
         removal = Reset(self._last_reset() + 1, known.name, when, reason, removed=True)
         self.resets.append(removal)
@@ -206,6 +223,52 @@ class MemoryStore(Service):
     def history_size(self) -> Deferred[int]:
         return succeed(self._size())
 
+    # -- RoomStore ---------------------------------------------------------
+
+    def rooms(self) -> Deferred[list[RoomRecord]]:
+        return succeed([self._copy(r) for r in self.rooms_kept.values()])
+
+    @staticmethod
+    def _copy(record: RoomRecord) -> RoomRecord:
+        members = {k: replace(m) for k, m in record.members.items()}
+        return replace(record, members=members, bans=dict(record.bans), invites=set())
+
+    def _room_write(self, change: Callable[[], None]) -> Deferred[None]:
+        if self.fail_rooms:
+            return fail(OSError("disk full"))
+        change()
+        return succeed(None)
+
+    def create_room(self, record: RoomRecord) -> Deferred[None]:
+        return self._room_write(lambda: self.rooms_kept.__setitem__(record.name.casefold(), self._copy(record)))
+
+    def delete_room(self, room: str) -> Deferred[None]:
+        return self._room_write(lambda: self.rooms_kept.pop(room, None) and None)
+
+    def set_room(self, record: RoomRecord) -> Deferred[None]:
+        def change() -> None:
+            kept = self.rooms_kept[record.name.casefold()]
+            kept.topic, kept.topic_by, kept.topic_at = record.topic, record.topic_by, record.topic_at
+            kept.modes, kept.key, kept.limit = record.modes, record.key, record.limit
+
+        return self._room_write(change)
+
+    def put_member(self, room: str, member: Member) -> Deferred[None]:
+        return self._room_write(lambda: self.rooms_kept[room].members.__setitem__(username_key(member.name), replace(member)))
+
+    def remove_member(self, room: str, name: str) -> Deferred[None]:
+        return self._room_write(lambda: self.rooms_kept[room].members.pop(name, None) and None)
+
+    def put_ban(self, room: str, ban: Ban) -> Deferred[None]:
+        return self._room_write(lambda: self.rooms_kept[room].bans.__setitem__(username_key(ban.name), ban))
+
+    def remove_ban(self, room: str, name: str) -> Deferred[None]:
+        return self._room_write(lambda: self.rooms_kept[room].bans.pop(name, None) and None)
+
+    def _forget_memberships(self, key: str) -> None:
+        for record in self.rooms_kept.values():
+            record.members.pop(key, None)
+
     def set_read(self, name: str, conversation: str, position: str) -> Deferred[str]:
         positions = self.reads.setdefault(username_key(name), {})
         positions[conversation] = max(positions.get(conversation, ""), position)
@@ -259,6 +322,7 @@ class RecordingParticipant:
     """A :class:`msgsvc.hub.contracts.Participant` that writes down what it is told."""
 
     front = "tcp"
+    host = "127.0.0.1"
     #: its handle on the hub, kept as a front keeps it (set by :func:`tests.support.harness.admitted`)
     user: IUser = UNREGISTERED
 
@@ -282,6 +346,12 @@ class RecordingParticipant:
 
     def read_moved(self, conversation: str, position: str) -> None:
         self.events.append(("read", (conversation, position)))
+
+    def room_event(self, event: RoomEvent) -> None:
+        self.events.append(("room", event))
+
+    def room_events(self) -> list[RoomEvent]:
+        return [e for kind, e in self.events if kind == "room"]  # type: ignore[misc]
 
     def messages(self) -> list[Message]:
         return [m for kind, m in self.events if kind == "message"]  # type: ignore[misc]

@@ -1,0 +1,547 @@
+"""Rooms (docs/protocol.rst "Rooms"): named conversations with members, operators, a topic and modes.
+
+The hub's :class:`Rooms` holds every room in memory (read from its :class:`RoomStore` at start, as the
+username log is), checks each request against the room's modes and the server's limits, changes the
+room at once, tells the other sessions of its members (:meth:`Participant.room_event`), and writes the
+change to the store: the asker's answer comes once it is kept.  A message to a room reaches the online
+sessions of its members (here, and on other nodes by their name keys); offline members read it in the
+room's history, never through the offline queue.
+
+A protected name stays a member until it leaves; an unprotected one's memberships end when its last
+session leaves.  A room left without members is removed, unless its founder is a protected name.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from msgsvc.hub.contracts import (
+    ROOM_FLAGS,
+    Ban,
+    Entered,
+    Invited,
+    Kicked,
+    Kind,
+    Member,
+    MemberView,
+    Message,
+    ModeChange,
+    ModeSet,
+    Parted,
+    Refusal,
+    Refused,
+    Report,
+    RoomEvent,
+    RoomGone,
+    RoomInfo,
+    RoomRecord,
+    RoomStore,
+    RoomView,
+    TopicSet,
+    UserRecord,
+)
+from msgsvc.hub.conversations import ALL
+from msgsvc.hub.events import Event, RoomChanged
+from msgsvc.hub.ids import MessageIds
+from msgsvc.hub.nodes import Nodes
+from msgsvc.hub.rules import room_key, room_name, username_key
+from msgsvc.hub.session import Account, Session, deliver
+from msgsvc.ratelimit import AddressRate, Rate
+
+T = TypeVar("T")
+
+#: Bytes a topic may hold (as IRC servers' TOPICLEN).
+TOPIC_MAX = 390
+#: What the others are told when an unprotected member's last session leaves.
+DISCONNECTED = "disconnected"
+
+
+@dataclass(frozen=True)
+class RoomPolicy:
+    """The rooms' limits (the documented defaults)."""
+
+    max_per_user: int = 50  # --max-rooms-per-user: rooms a name may be in (#all not counted)
+    max_members: int = 1000  # --max-room-members
+    new_per_hour: int = 10  # --new-rooms-per-hour: rooms the users of one address may create an hour
+
+
+class Rooms:
+    """Every room of the service as this node sees it, and what its users ask of them.  The hub's log,
+    sessions (by name key) and :class:`Nodes` are shared with it; ``settle`` keeps a message routed in
+    the history."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        store: RoomStore,
+        users: dict[str, UserRecord],
+        sessions: dict[str, Account],
+        nodes: Nodes,
+        ids: MessageIds,
+        emit: Callable[[Event], None],
+        settle: Callable[[Message, Report, list[UserRecord]], Report | Deferred[Report]],
+        policy: RoomPolicy,
+    ) -> None:
+        self._clock = clock
+        self._store = store
+        self._users = users
+        self._sessions = sessions
+        self._nodes = nodes
+        self._ids = ids
+        self._emit = emit
+        self._settle = settle
+        self.policy = policy
+        self._rooms: dict[str, RoomRecord] = {}  # by room key
+        self._of: dict[str, set[str]] = {}  # each name key's rooms (keys)
+        hourly = Rate(per_minute=policy.new_per_hour / 60, burst=policy.new_per_hour)
+        self._created = AddressRate(hourly, clock)
+        self.loaded = False
+
+    # -- start -----------------------------------------------------------
+
+    def load(self, records: Iterable[RoomRecord]) -> None:
+        """Take the rooms read from the store.  Members whose names are not protected now (the server
+        stopped before their memberships ended) are removed, and rooms left empty as the rules say."""
+        self._rooms.clear()
+        self._of.clear()
+        for record in records:
+            self._rooms[room_key(record.name)] = record
+            for key in record.members:
+                self._of.setdefault(key, set()).add(room_key(record.name))
+        self.loaded = True
+        for key in [k for k in self._of if not self._protected(k)]:
+            self.forget(key, DISCONNECTED)
+        for record in list(self._rooms.values()):
+            for written in self._vacate(record):
+                self._quietly(written)
+
+    # -- what a user asks ----------------------------------------------------
+
+    def join(self, session: Session, name: str, key: str | None) -> Deferred[RoomView]:
+        user = _key(session)
+        if room_key(name) == ALL:
+            return _now(self._everyone())
+        record = self._rooms.get(room_key(room_name(name)))
+        if record is not None and user in record.members:
+            return _now(self.view(record, user))
+        self._check_loaded()
+        if len(self._of.get(user, ())) >= self.policy.max_per_user:
+            raise Refused(Refusal.TOO_MANY_ROOMS, f"you are in {self.policy.max_per_user} rooms, the limit")
+        now = self._clock.seconds()
+        spelled = session.record.name
+        if record is None:
+            wait = self._created.take(session.participant.host)
+            if wait:
+                raise Refused(
+                    Refusal.RATE_LIMITED,
+                    f"too many new rooms from your address; try again in {math.ceil(wait)} s",
+                )
+            member = Member(spelled, op=True, since=now)
+            record = self._rooms[room_key(name)] = RoomRecord(name, now, spelled)
+            event = Entered(record.name, member, created=True)
+            self._apply(record, event)
+            self._tell(record, event, session)
+            return self._kept(self._store.create_room(record), self.view(record, user))
+        founder = record.founder is not None and username_key(record.founder) == user
+        if user in record.bans:
+            raise Refused(Refusal.BANNED, f"you are banned from {record.name}")
+        if "i" in record.modes and not founder and user not in record.invites:
+            raise Refused(Refusal.INVITE_ONLY, f"{record.name} is invite-only")
+        if record.key is not None and key != record.key and not founder:
+            raise Refused(Refusal.BAD_KEY, f"{record.name} needs its key")
+        limit = record.limit if record.limit is not None and not founder else self.policy.max_members
+        if len(record.members) >= min(limit, self.policy.max_members):
+            raise Refused(Refusal.ROOM_FULL, f"{record.name} is full")
+        member = Member(spelled, op=founder, since=now)
+        event = Entered(record.name, member)
+        self._apply(record, event)
+        self._tell(record, event, session)
+        return self._kept(self._store.put_member(room_key(record.name), member), self.view(record, user))
+
+    def part(self, session: Session, name: str, reason: str) -> Deferred[Parted]:
+        if room_key(name) == ALL:
+            raise Refused(Refusal.CANNOT_LEAVE, "everyone is in #all")
+        user = _key(session)
+        record = self._member_of(name, user)
+        event = Parted(record.name, session.record.name, reason)
+        return self._kept(self._remove(record, user, event, session), event)
+
+    def send(self, session: Session, name: str, text: str) -> Report | Deferred[Report]:
+        """A message to the room ``name`` (not ``#all``: the hub's broadcast)."""
+        user = _key(session)
+        record = self._visible(name, user)
+        member = record.members.get(user)
+        if member is None and "n" in record.modes:
+            raise Refused(Refusal.NOT_IN_ROOM, f"you are not in {record.name}")
+        if "m" in record.modes and not (member is not None and (member.op or member.voice)):
+            raise Refused(Refusal.MODERATED, f"{record.name} is moderated: only its operators and voiced members speak")
+        message = Message(session.record.name, Kind.ROOM, (record.name,), text, *self._ids.make())
+        targets: list[Account] = []
+        elsewhere: dict[str, list[str]] = {}
+        for key in record.members:
+            for node in self._nodes.nodes_of(key):
+                elsewhere.setdefault(node, []).append(key)
+            account = self._sessions.get(key)
+            if account is not None and account.online and key != user:
+                targets.append(account)
+        for node in self._nodes.nodes_of(user):  # the sender's own sessions there see what it sent
+            if user not in elsewhere.get(node, ()):
+                elsewhere.setdefault(node, []).append(user)
+        if elsewhere or session.outgoing:
+            return self._nodes.route(session, message, targets, elsewhere, [], [], False)
+        deliver(message, targets, session)
+        return self._settle(message, Report(message.id, message.at, len(targets), ()), [])
+
+    def topic(self, session: Session, name: str, text: str | None) -> Deferred[TopicSet]:
+        user = _key(session)
+        if room_key(name) == ALL:
+            if text is not None:
+                raise Refused(Refusal.NOT_ROOM_OPERATOR, "#all's topic cannot be set")
+            return _now(TopicSet(ALL, "", None, None))
+        if text is None:
+            record = self._visible(name, user)
+            return _now(TopicSet(record.name, record.topic, record.topic_by, record.topic_at))
+        record = self._member_of(name, user)
+        if "t" in record.modes and not record.members[user].op:
+            raise Refused(Refusal.NOT_ROOM_OPERATOR, f"only {record.name}'s operators set its topic")
+        size = len(text.encode("utf-8"))
+        if size > TOPIC_MAX:
+            raise Refused(Refusal.TEXT_TOO_LONG, f"the topic is {size} bytes; the limit is {TOPIC_MAX}")
+        event = TopicSet(record.name, text, session.record.name, self._clock.seconds())
+        self._apply(record, event)
+        self._tell(record, event, session)
+        return self._kept(self._store.set_room(record), event)
+
+    def invite(self, session: Session, name: str, invitee: str) -> Deferred[Invited]:
+        user = _key(session)
+        record = self._member_of(name, user)
+        if "i" in record.modes and not record.members[user].op:
+            raise Refused(Refusal.NOT_ROOM_OPERATOR, f"only {record.name}'s operators invite to it")
+        target = self._users.get(username_key(invitee))
+        if target is None:
+            raise Refused(Refusal.RECIPIENT_INVALID, f"nobody is named {invitee}")
+        if username_key(target.name) in record.members:
+            raise Refused(Refusal.ALREADY_IN_ROOM, f"{target.name} is in {record.name}")
+        event = Invited(record.name, target.name, session.record.name)
+        self._apply(record, event)
+        for other in self._online_sessions(username_key(target.name)):
+            if other is not session:
+                other.participant.room_event(event)
+        return _now(event)
+
+    def kick(self, session: Session, name: str, target: str, reason: str) -> Deferred[Kicked]:
+        user = _key(session)
+        record = self._operated(name, user)
+        kicked = record.members.get(username_key(target))
+        if kicked is None:
+            raise Refused(Refusal.USER_NOT_IN_ROOM, f"{target} is not in {record.name}")
+        event = Kicked(record.name, kicked.name, session.record.name, reason or session.record.name)
+        return self._kept(self._remove(record, username_key(kicked.name), event, session), event)
+
+    def mode(self, session: Session, name: str, changes: Sequence[ModeChange]) -> Deferred[ModeSet]:
+        user = _key(session)
+        if room_key(name) == ALL:
+            raise Refused(Refusal.NOT_ROOM_OPERATOR, "#all's modes cannot be changed")
+        record = self._operated(name, user)
+        effective = self._effective(record, changes)
+        event = ModeSet(record.name, session.record.name, effective)
+        writes = self._apply(record, event)
+        if effective:
+            self._tell(record, event, session)
+        return self._kept(gatherResults(writes, consumeErrors=True), event)
+
+    def members(self, session: Session, name: str) -> Deferred[RoomView]:
+        user = _key(session)
+        if room_key(name) == ALL:
+            return _now(self._everyone())
+        return _now(self.view(self._visible(name, user), user))
+
+    def rooms(self, session: Session, mine: bool) -> Deferred[list[RoomInfo]]:
+        user = _key(session)
+        found = [
+            RoomInfo(r.name, len(r.members), r.topic)
+            for r in self._rooms.values()
+            if ((user in r.members) if mine else ("s" not in r.modes or user in r.members))
+        ]
+        return _now(sorted(found, key=lambda info: room_key(info.name)))
+
+    def rooms_of(self, name: str) -> frozenset[str]:
+        """The keys of the rooms ``name`` is in (what of the history it may read)."""
+        return frozenset(self._of.get(username_key(name), ()))
+
+    # -- the operator ------------------------------------------------------
+
+    def view(self, record: RoomRecord, reader: str | None = None) -> RoomView:
+        """``record`` as ``reader`` (a name key) sees it: its key and bans only if a member; None: the
+        operator, who sees everything."""
+        inside = reader is None or reader in record.members
+        members = tuple(
+            MemberView(m.name, self._online(key), m.op, m.voice)
+            for key, m in sorted(record.members.items())
+        )
+        bans = tuple(sorted(record.bans.values(), key=lambda b: b.at)) if inside else ()
+        return RoomView(
+            record.name,
+            record.created,
+            record.founder,
+            record.topic,
+            record.topic_by,
+            record.topic_at,
+            record.modes,
+            record.key if inside else None,
+            record.limit,
+            members,
+            bans,
+        )
+
+    def everything(self) -> list[RoomView]:
+        """Every room, as the operator sees it, by name."""
+        return [self.view(self._rooms[key]) for key in sorted(self._rooms)]
+
+    def delete(self, name: str, reason: str) -> Deferred[bool]:
+        """Delete the room ``name``: its members are told ROOMGONE; False if there is none."""
+        record = self._rooms.get(room_key(name))
+        if record is None:
+            return _now(False)
+        self._tell(record, RoomGone(record.name, reason), None)
+        self._drop(record)
+        return self._kept(self._store.delete_room(room_key(record.name)), True)
+
+    def remove_member(self, name: str, member: str, reason: str) -> Deferred[bool]:
+        """End ``member``'s membership of the room ``name``: it is told ROOMGONE, the others that it
+        parted; False if it is no member."""
+        record = self._rooms.get(room_key(name))
+        key = username_key(member)
+        if record is None or key not in record.members:
+            return _now(False)
+        event = RoomGone(record.name, reason, record.members[key].name)
+        return self._kept(self._remove(record, key, event, None), True)
+
+    # -- what happens to names -------------------------------------------
+
+    def left(self, name: str) -> None:
+        """The last session of ``name`` in the service left: an unprotected name's memberships end."""
+        key = username_key(name)
+        if self._protected(key):
+            return
+        for record in [self._rooms[r] for r in sorted(self._of.get(key, ()))]:
+            event = Parted(record.name, record.members[key].name, DISCONNECTED, quit=True)
+            self._quietly(self._remove(record, key, event, None))
+
+    def forget(self, key: str, reason: str) -> None:
+        """The memberships of the name ``key`` end: it lost its password or was removed (the store dropped
+        them with its account), or was not protected when the server started; the other members are
+        told it parted."""
+        for record in [self._rooms[r] for r in sorted(self._of.get(key, ()))]:
+            event = Parted(record.name, record.members[key].name, reason, quit=True)
+            self._quietly(self._remove(record, key, event, None))
+
+    # -- inside ------------------------------------------------------------
+
+    def _check_loaded(self) -> None:
+        if not self.loaded:
+            raise Refused(Refusal.UNAVAILABLE, "the server has not read its rooms yet; try again later")
+
+    def _visible(self, name: str, user: str) -> RoomRecord:
+        """The room ``name``, or Refused (NO_SUCH_ROOM: none, or a secret one ``user`` is not in)."""
+        record = self._rooms.get(room_key(room_name(name)))
+        if record is None or ("s" in record.modes and user not in record.members):
+            raise Refused(Refusal.NO_SUCH_ROOM, f"there is no room {name}")
+        return record
+
+    def _member_of(self, name: str, user: str) -> RoomRecord:
+        record = self._visible(name, user)
+        if user not in record.members:
+            raise Refused(Refusal.NOT_IN_ROOM, f"you are not in {record.name}")
+        return record
+
+    def _operated(self, name: str, user: str) -> RoomRecord:
+        record = self._member_of(name, user)
+        if not record.members[user].op:
+            raise Refused(Refusal.NOT_ROOM_OPERATOR, f"you are not an operator of {record.name}")
+        return record
+
+    def _effective(self, record: RoomRecord, changes: Sequence[ModeChange]) -> tuple[ModeChange, ...]:
+        """Those of ``changes`` that change something, in turn, their names spelled as the log has them;
+        or Refused (USER_NOT_IN_ROOM) for an o or v of no member."""
+        modes, key, limit = set(record.modes), record.key, record.limit
+        members = {k: (m.op, m.voice) for k, m in record.members.items()}
+        bans = set(record.bans)
+        effective: list[ModeChange] = []
+        for change, arg in changes:
+            on, letter = change[0] == "+", change[1]
+            if letter in ROOM_FLAGS:
+                if (letter in modes) != on:
+                    modes.symmetric_difference_update(letter)
+                    effective.append((change, None))
+            elif letter == "k":
+                value = arg if on else None
+                if value != key:
+                    key = value
+                    effective.append((change, value))
+            elif letter == "l":
+                number = int(arg) if on and arg is not None else None
+                if number != limit:
+                    limit = number
+                    effective.append((change, arg if on else None))
+            elif letter in "ov" and arg is not None:
+                target = username_key(arg)
+                if target not in members:
+                    raise Refused(Refusal.USER_NOT_IN_ROOM, f"{arg} is not in {record.name}")
+                op, voice = members[target]
+                if (op if letter == "o" else voice) != on:
+                    members[target] = (on, voice) if letter == "o" else (op, on)
+                    effective.append((change, record.members[target].name))
+            elif letter == "b" and arg is not None:
+                target = username_key(arg)
+                if (target in bans) != on:
+                    bans.symmetric_difference_update({target})
+                    known = self._users.get(target)
+                    effective.append((change, known.name if known is not None else arg))
+        return tuple(effective)
+
+    def _apply(self, record: RoomRecord, event: RoomEvent) -> list[Deferred[None]]:
+        """Change ``record`` as ``event`` says (here, or as another node did); the store writes it needs
+        (for an event made here)."""
+        room = room_key(record.name)
+        writes: list[Deferred[None]] = []
+        match event:
+            case TopicSet(_, topic, by, at):
+                record.topic, record.topic_by, record.topic_at = topic, by, at
+            case Invited(_, name):
+                record.invites.add(username_key(name))
+            case Entered(_, member):
+                self._add(record, member)
+                record.invites.discard(username_key(member.name))
+            case Parted(_, name) | Kicked(_, name) | RoomGone(_, _, str(name)):
+                key = username_key(name)
+                del record.members[key]
+                rooms = self._of[key]
+                rooms.discard(room)
+                if not rooms:
+                    del self._of[key]
+                writes.append(self._store.remove_member(room, key))
+            case ModeSet(_, by, changes):
+                writes = self._apply_modes(record, by, changes)
+        self._emit(RoomChanged(record.name))
+        return writes
+
+    def _apply_modes(self, record: RoomRecord, by: str, changes: Sequence[ModeChange]) -> list[Deferred[None]]:
+        store, room = self._store, room_key(record.name)
+        writes: list[Deferred[None]] = []
+        settings = False
+        for change, arg in changes:
+            on, letter = change[0] == "+", change[1]
+            if letter in ROOM_FLAGS:
+                modes = set(record.modes) | {letter} if on else set(record.modes) - {letter}
+                record.modes = "".join(sorted(modes))
+                settings = True
+            elif letter == "k":
+                record.key, settings = arg if on else None, True
+            elif letter == "l":
+                record.limit, settings = int(arg) if on and arg is not None else None, True
+            elif letter in "ov" and arg is not None:
+                member = record.members[username_key(arg)]
+                if letter == "o":
+                    member.op = on
+                else:
+                    member.voice = on
+                writes.append(store.put_member(room, member))
+            elif letter == "b" and arg is not None:
+                if on:
+                    ban = record.bans[username_key(arg)] = Ban(arg, by, self._clock.seconds())
+                    writes.append(store.put_ban(room, ban))
+                else:
+                    del record.bans[username_key(arg)]
+                    writes.append(store.remove_ban(room, username_key(arg)))
+        if settings:
+            writes.append(store.set_room(record))
+        return writes
+
+    def _add(self, record: RoomRecord, member: Member) -> None:
+        key = username_key(member.name)
+        record.members[key] = member
+        self._of.setdefault(key, set()).add(room_key(record.name))
+
+    def _remove(self, record: RoomRecord, key: str, event: RoomEvent, asker: Session | None) -> Deferred[None]:
+        """Tell the members (``key`` among them) of ``event``, which ends ``key``'s membership; then
+        remove it, and the room if it is left empty as the rules say."""
+        self._tell(record, event, asker)
+        writes = self._apply(record, event)
+        writes += self._vacate(record)
+        return gatherResults(writes, consumeErrors=True).addCallback(lambda _: None)
+
+    def _vacate(self, record: RoomRecord) -> list[Deferred[None]]:
+        """Remove ``record`` if it has no members and its founder is not a protected name."""
+        if record.members or (record.founder is not None and self._protected(username_key(record.founder))):
+            return []
+        self._drop(record)
+        return [self._store.delete_room(room_key(record.name))]
+
+    def _drop(self, record: RoomRecord) -> None:
+        for key in record.members:
+            rooms = self._of[key]
+            rooms.discard(room_key(record.name))
+            if not rooms:
+                del self._of[key]
+        del self._rooms[room_key(record.name)]
+        self._emit(RoomChanged(record.name))
+
+    def _tell(self, record: RoomRecord, event: RoomEvent, asker: Session | None) -> None:
+        """Tell every online session here of every member of ``record`` of ``event``, but ``asker``."""
+        for key in record.members:
+            for session in self._online_sessions(key):
+                if session is not asker:
+                    session.participant.room_event(event)
+
+    def _online_sessions(self, key: str) -> list[Session]:
+        account = self._sessions.get(key)
+        return account.online_sessions() if account is not None and account.online else []
+
+    def _online(self, key: str) -> bool:
+        account = self._sessions.get(key)
+        return (account is not None and account.online) or bool(self._nodes.nodes_of(key))
+
+    def _protected(self, key: str) -> bool:
+        record = self._users.get(key)
+        return record is not None and record.protected
+
+    def _everyone(self) -> RoomView:
+        """#all: every user online, here and on the other nodes."""
+        names = {k: a.record.name for k, a in self._sessions.items() if a.online}
+        for key, nodes in self._nodes.remote.items():
+            names.setdefault(key, next(iter(nodes.values())).name)
+        members = tuple(MemberView(names[k], True, False, False) for k in sorted(names))
+        return RoomView(ALL, 0.0, None, "", None, None, "", None, None, members, ())
+
+    def _kept(self, written: Deferred[None] | Deferred[list[None]], answer: T) -> Deferred[T]:
+        """``answer`` once ``written`` is kept; Refused(UNAVAILABLE) if the store failed (logged)."""
+
+        def failed(failure: Failure) -> Failure:
+            self.log.failure("could not keep a change of a room", failure)
+            return Failure(Refused(Refusal.UNAVAILABLE, "the server could not keep that change; try again later"))
+
+        return written.addCallbacks(lambda _: answer, failed)
+
+    def _quietly(self, written: Deferred[None]) -> None:
+        written.addErrback(lambda f: self.log.failure("could not keep a change of a room", f))
+
+
+def _key(session: Session) -> str:
+    return username_key(session.record.name)
+
+
+def _now(value: T) -> Deferred[T]:
+    done: Deferred[T] = Deferred()
+    done.callback(value)
+    return done

@@ -1,0 +1,377 @@
+"""The hub's rooms (docs/protocol.rst "Rooms"): membership, control, limits, messages and their history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from msgsvc.hub.contracts import (
+    Entered,
+    HistoryPolicy,
+    Invited,
+    Kicked,
+    Kind,
+    Member,
+    ModeSet,
+    Parted,
+    Refusal,
+    Refused,
+    RoomGone,
+    RoomView,
+    TopicSet,
+    UserRecord,
+)
+from msgsvc.hub.core import Hub
+from msgsvc.hub.events import Event, RoomChanged
+from msgsvc.hub.history import History
+from msgsvc.hub.rooms import RoomPolicy
+
+from .support.fakes import MemoryStore, RecordingParticipant
+from .support.harness import admitted, outcome
+
+START = 1_764_000_000.0
+
+
+class RoomsTestCase(SynchronousTestCase):
+    policy = RoomPolicy()
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(START)
+        self.store = MemoryStore()
+        self.history = History(self.clock, self.store, HistoryPolicy())
+        self.hub = self.make_hub([UserRecord("Carol", 1.0, 2.0, protected=True)])
+        self.events: list[Event] = []
+        self.hub.subscribe(self.events.append)
+
+    def make_hub(self, records: list[UserRecord] | None) -> Hub:
+        return Hub(self.clock, self.store, records, 100, history=self.history, rooms=self.store, room_policy=self.policy)
+
+    def join(self, name: str, host: str = "127.0.0.1") -> RecordingParticipant:
+        participant = RecordingParticipant()
+        participant.host = host
+        self.successResultOf(admitted(self.hub, participant, name, "peer-" + name))
+        return participant
+
+    def protect(self, name: str) -> None:
+        self.successResultOf(self.store.set_password_hash(name, "fake$x", self.clock.seconds()))
+        self.hub.set_protected(name, True)
+
+    def refusal(self, call: Any, *args: Any) -> Refusal:
+        try:
+            result = call(*args)
+        except Refused as e:
+            return e.refusal
+        failure = self.failureResultOf(result, Refused)
+        assert isinstance(failure.value, Refused)
+        return failure.value.refusal
+
+    def view(self, participant: RecordingParticipant, room: str) -> RoomView:
+        return self.successResultOf(participant.user.members(room))
+
+    def names(self, view: RoomView) -> list[tuple[str, bool, bool, bool]]:
+        return [(m.name, m.online, m.op, m.voice) for m in view.members]
+
+    def room_events(self, *participants: RecordingParticipant) -> list[list[object]]:
+        got = [list(p.room_events()) for p in participants]
+        for p in participants:
+            p.events.clear()
+        return got
+
+
+class MembershipTests(RoomsTestCase):
+    def test_the_first_join_creates_the_room_with_its_creator_as_operator(self) -> None:
+        alice = self.join("alice")
+        view = self.successResultOf(alice.user.join("#Dev", None))
+        self.assertEqual((view.name, view.founder, view.modes, view.created), ("#Dev", "alice", "nt", START))
+        self.assertEqual(self.names(view), [("alice", True, True, False)])
+        kept = self.store.rooms_kept["#dev"]
+        self.assertEqual((kept.name, kept.founder, list(kept.members)), ("#Dev", "alice", ["alice"]))
+        self.assertEqual(self.room_events(alice), [[]])  # the asker gets the answer, not the event
+        self.assertIn(RoomChanged("#Dev"), self.events)
+
+    def test_a_join_is_told_to_the_members_and_the_joiners_other_sessions(self) -> None:
+        self.protect("Carol")
+        alice, bob = self.join("alice"), self.join("bob")
+        carol, phone = self.join("Carol"), RecordingParticipant()
+        phone.user = self.hub.register(phone, "carol", "peer-phone", attach=True)
+        self.successResultOf(self.hub.admit(phone.user))
+        self.successResultOf(alice.user.join("#dev", None))
+        view = self.successResultOf(carol.user.join("#DEV", None))
+        self.assertEqual(view.name, "#dev")  # spelled as created
+        self.assertEqual(self.names(view), [("alice", True, True, False), ("Carol", True, False, False)])
+        entered = Entered("#dev", Member("Carol", since=START))
+        self.assertEqual(self.room_events(alice, bob, carol, phone), [[entered], [], [], [entered]])
+        self.assertEqual(self.successResultOf(carol.user.join("#dev", None)), view)  # again: nobody told
+        self.assertEqual(self.room_events(alice, phone), [[], []])
+
+    def test_an_unprotected_names_memberships_end_with_its_last_session(self) -> None:
+        self.protect("Carol")
+        carol, bob = self.join("Carol"), self.join("bob")
+        self.successResultOf(bob.user.join("#dev", None))
+        self.successResultOf(carol.user.join("#dev", None))
+        self.successResultOf(bob.user.join("#solo", None))
+        bob.user.log_out()
+        self.assertEqual(self.room_events(carol), [[Parted("#dev", "bob", "disconnected", quit=True)]])
+        self.assertEqual(self.names(self.view(carol, "#dev")), [("Carol", True, False, False)])
+        self.assertEqual(sorted(self.store.rooms_kept), ["#dev"])  # #solo, empty and bob's, is gone
+        self.assertEqual(list(self.store.rooms_kept["#dev"].members), ["carol"])
+        self.assertEqual(self.refusal(carol.user.members, "#solo"), Refusal.NO_SUCH_ROOM)
+
+    def test_a_protected_member_stays_and_a_protected_founders_empty_room_is_kept(self) -> None:
+        self.protect("Carol")
+        carol, bob = self.join("Carol"), self.join("bob")
+        self.successResultOf(carol.user.join("#dev", None))
+        self.successResultOf(carol.user.mode("#dev", [("+t", None)]))
+        self.successResultOf(bob.user.join("#dev", None))
+        carol.user.log_out()
+        self.assertEqual(self.names(self.view(bob, "#dev")), [("bob", True, False, False), ("Carol", False, True, False)])
+        carol = self.join("Carol")
+        self.successResultOf(carol.user.part("#dev", "later"))
+        self.successResultOf(bob.user.part("#dev", ""))
+        self.assertEqual(list(self.store.rooms_kept), ["#dev"])  # kept, empty: its founder is protected
+        self.assertEqual(self.successResultOf(bob.user.rooms(False))[0].members, 0)
+        view = self.successResultOf(carol.user.join("#dev", None))
+        self.assertEqual(self.names(view), [("Carol", True, True, False)])  # its operator again
+
+    def test_rooms_and_memberships_are_read_again_at_start(self) -> None:
+        self.protect("Carol")
+        carol, bob = self.join("Carol"), self.join("bob")
+        self.successResultOf(carol.user.join("#dev", None))
+        self.successResultOf(carol.user.topic("#dev", "ship it"))
+        self.successResultOf(bob.user.join("#dev", None))
+        self.successResultOf(bob.user.join("#bobs", None))
+        restarted = self.make_hub(None)  # the server stopped with bob still in (unprotected)
+        assert restarted.rooms is not None
+        restarted.load([UserRecord("Carol", 1.0, 2.0, protected=True), UserRecord("bob", 1.0, 2.0)])
+        restarted.rooms.load(self.successResultOf(self.store.rooms()))
+        self.hub = restarted
+        carol = self.join("Carol")
+        view = self.view(carol, "#dev")
+        self.assertEqual((view.topic, self.names(view)), ("ship it", [("Carol", True, True, False)]))
+        self.assertEqual(sorted(self.store.rooms_kept), ["#dev"])
+        self.assertEqual(list(self.store.rooms_kept["#dev"].members), ["carol"])
+
+    def test_part_tells_everyone_but_the_asker_and_all_cannot_be_left(self) -> None:
+        alice, bob = self.join("alice"), self.join("bob")
+        self.successResultOf(alice.user.join("#dev", None))
+        self.successResultOf(bob.user.join("#dev", None))
+        self.room_events(alice, bob)
+        self.assertEqual(self.successResultOf(bob.user.part("#dev", "bye")), Parted("#dev", "bob", "bye"))
+        self.assertEqual(self.room_events(alice, bob), [[Parted("#dev", "bob", "bye")], []])
+        self.assertEqual(self.refusal(bob.user.part, "#dev", ""), Refusal.NOT_IN_ROOM)
+        self.assertEqual(self.refusal(bob.user.part, "#all", ""), Refusal.CANNOT_LEAVE)
+        self.assertEqual(self.refusal(bob.user.part, "#nope", ""), Refusal.NO_SUCH_ROOM)
+        self.assertEqual(self.refusal(bob.user.part, "dev", ""), Refusal.ROOM_INVALID)
+
+    def test_all_is_everyone_online_and_cannot_be_changed(self) -> None:
+        alice, _ = self.join("alice"), self.join("bob")
+        view = self.successResultOf(alice.user.join("#all", None))
+        self.assertEqual(self.names(view), [("alice", True, False, False), ("bob", True, False, False)])
+        self.assertEqual(self.refusal(alice.user.topic, "#all", "x"), Refusal.NOT_ROOM_OPERATOR)
+        self.assertEqual(self.refusal(alice.user.mode, "#all", [("+i", None)]), Refusal.NOT_ROOM_OPERATOR)
+        self.assertEqual(self.successResultOf(alice.user.topic("#all", None)), TopicSet("#all", "", None, None))
+
+    def test_the_operator_deletes_a_room_and_ends_a_membership(self) -> None:
+        alice, bob = self.join("alice"), self.join("bob")
+        self.successResultOf(alice.user.join("#dev", None))
+        self.successResultOf(bob.user.join("#dev", None))
+        self.successResultOf(bob.user.join("#ops", None))
+        self.room_events(alice, bob)
+        rooms = self.hub.rooms
+        assert rooms is not None
+        self.assertTrue(self.successResultOf(rooms.remove_member("#DEV", "Bob", "enough")))
+        self.assertEqual(
+            self.room_events(alice, bob), [[RoomGone("#dev", "enough", "bob")], [RoomGone("#dev", "enough", "bob")]]
+        )
+        self.assertTrue(self.successResultOf(rooms.delete("#ops", "closed")))
+        self.assertEqual(self.room_events(bob), [[RoomGone("#ops", "closed")]])
+        self.assertEqual([v.name for v in rooms.everything()], ["#dev"])
+        self.assertEqual(sorted(self.store.rooms_kept), ["#dev"])
+        self.assertFalse(self.successResultOf(rooms.delete("#ops", "again")))
+
+    def test_a_password_removed_ends_the_names_memberships(self) -> None:
+        self.protect("Carol")
+        carol, bob = self.join("Carol"), self.join("bob")
+        self.successResultOf(carol.user.join("#dev", None))
+        self.successResultOf(bob.user.join("#dev", None))
+        self.room_events(bob)
+        self.successResultOf(self.store.reset("Carol", "asked", START))
+        self.hub.set_protected("Carol", False, "asked")
+        self.assertEqual(self.room_events(bob), [[Parted("#dev", "Carol", "the operator removed the name's password", quit=True)]])
+        self.assertEqual(self.names(self.view(bob, "#dev")), [("bob", True, False, False)])
+
+    def test_a_store_that_fails_is_unavailable(self) -> None:
+        alice = self.join("alice")
+        self.store.fail_rooms = True
+        self.assertEqual(self.refusal(alice.user.join, "#dev", None), Refusal.UNAVAILABLE)
+        self.flushLoggedErrors(OSError)
+
+
+class ControlTests(RoomsTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.alice, self.bob, self.dave = self.join("alice"), self.join("bob"), self.join("dave")
+        self.successResultOf(self.alice.user.join("#dev", None))
+        self.successResultOf(self.bob.user.join("#dev", None))
+        self.room_events(self.alice, self.bob)
+
+    def test_topic_is_locked_to_operators_by_default(self) -> None:
+        self.assertEqual(self.refusal(self.bob.user.topic, "#dev", "mine"), Refusal.NOT_ROOM_OPERATOR)
+        set_ = self.successResultOf(self.alice.user.topic("#dev", "release"))
+        self.assertEqual(set_, TopicSet("#dev", "release", "alice", START))
+        self.assertEqual(self.room_events(self.alice, self.bob, self.dave), [[], [set_], []])
+        self.assertEqual(self.successResultOf(self.dave.user.topic("#dev", None)), set_)  # not secret: anyone asks
+        self.assertEqual(self.store.rooms_kept["#dev"].topic, "release")
+        self.assertEqual(self.refusal(self.dave.user.topic, "#dev", "x"), Refusal.NOT_IN_ROOM)
+        self.assertEqual(self.refusal(self.alice.user.topic, "#dev", "x" * 391), Refusal.TEXT_TOO_LONG)
+        self.successResultOf(self.alice.user.mode("#dev", [("-t", None)]))
+        self.successResultOf(self.bob.user.topic("#dev", "anyone's"))
+
+    def test_kick_puts_a_member_out_and_tells_everyone(self) -> None:
+        self.assertEqual(self.refusal(self.bob.user.kick, "#dev", "alice", ""), Refusal.NOT_ROOM_OPERATOR)
+        self.assertEqual(self.refusal(self.alice.user.kick, "#dev", "dave", ""), Refusal.USER_NOT_IN_ROOM)
+        kicked = self.successResultOf(self.alice.user.kick("#dev", "BOB", ""))
+        self.assertEqual(kicked, Kicked("#dev", "bob", "alice", "alice"))  # no reason: the kicker's name
+        self.assertEqual(self.room_events(self.alice, self.bob), [[], [kicked]])
+        self.assertEqual(list(self.store.rooms_kept["#dev"].members), ["alice"])
+
+    def test_modes_change_in_turn_and_only_what_changes_is_told(self) -> None:
+        changes = [("+o", "BOB"), ("+o", "alice"), ("+v", "bob"), ("+m", None), ("+n", None), ("+k", "s3"), ("+l", "2"), ("+b", "dave")]
+        set_ = self.successResultOf(self.alice.user.mode("#dev", changes))
+        effective = (("+o", "bob"), ("+v", "bob"), ("+m", None), ("+k", "s3"), ("+l", "2"), ("+b", "dave"))
+        self.assertEqual(set_, ModeSet("#dev", "alice", effective))
+        self.assertEqual(self.room_events(self.alice, self.bob), [[], [set_]])
+        kept = self.store.rooms_kept["#dev"]
+        self.assertEqual((kept.modes, kept.key, kept.limit, list(kept.bans)), ("mnt", "s3", 2, ["dave"]))
+        self.assertEqual((kept.members["bob"].op, kept.members["bob"].voice), (True, True))
+        view = self.view(self.alice, "#dev")
+        self.assertEqual((view.key, [b.name for b in view.bans]), ("s3", ["dave"]))
+        outsider = self.view(self.dave, "#dev")
+        self.assertEqual((outsider.key, outsider.bans), (None, ()))  # a member's to know
+        self.assertEqual(self.refusal(self.alice.user.mode, "#dev", [("+o", "dave")]), Refusal.USER_NOT_IN_ROOM)
+        self.assertEqual(self.refusal(self.dave.user.mode, "#dev", [("+i", None)]), Refusal.NOT_IN_ROOM)
+        nothing = self.successResultOf(self.alice.user.mode("#dev", [("+m", None)]))
+        self.assertEqual((nothing.changes, self.room_events(self.bob)), ((), [[]]))
+        self.successResultOf(self.alice.user.mode("#dev", [("-b", "Dave"), ("-k", None), ("-l", None)]))
+        self.assertEqual((kept.key, kept.limit, kept.bans), (None, None, {}))
+
+    def test_joining_past_a_rooms_modes(self) -> None:
+        erin = self.join("erin")
+        self.successResultOf(self.alice.user.mode("#dev", [("+b", "dave"), ("+k", "s3")]))
+        self.assertEqual(self.refusal(self.dave.user.join, "#dev", "s3"), Refusal.BANNED)
+        self.assertEqual(self.refusal(erin.user.join, "#dev", None), Refusal.BAD_KEY)
+        self.assertEqual(self.refusal(erin.user.join, "#dev", "nope"), Refusal.BAD_KEY)
+        self.successResultOf(self.alice.user.mode("#dev", [("-k", None), ("+i", None)]))
+        self.assertEqual(self.refusal(erin.user.join, "#dev", None), Refusal.INVITE_ONLY)
+        self.assertEqual(self.refusal(self.bob.user.invite, "#dev", "erin"), Refusal.NOT_ROOM_OPERATOR)
+        self.assertEqual(self.refusal(self.alice.user.invite, "#dev", "bob"), Refusal.ALREADY_IN_ROOM)
+        self.assertEqual(self.refusal(self.alice.user.invite, "#dev", "nobody"), Refusal.RECIPIENT_INVALID)
+        self.room_events(self.bob)
+        invited = self.successResultOf(self.alice.user.invite("#dev", "ERIN"))
+        self.assertEqual(invited, Invited("#dev", "erin", "alice"))
+        self.assertEqual(self.room_events(erin, self.bob), [[invited], []])
+        self.successResultOf(erin.user.join("#dev", None))
+        self.successResultOf(erin.user.part("#dev", ""))
+        self.assertEqual(self.refusal(erin.user.join, "#dev", None), Refusal.INVITE_ONLY)  # used
+        self.successResultOf(self.alice.user.mode("#dev", [("-i", None), ("+l", "2")]))
+        self.assertEqual(self.refusal(erin.user.join, "#dev", None), Refusal.ROOM_FULL)
+
+    def test_a_secret_room_is_hidden_from_outsiders(self) -> None:
+        self.successResultOf(self.alice.user.mode("#dev", [("+s", None)]))
+        self.successResultOf(self.dave.user.join("#open", None))
+        self.assertEqual([r.name for r in self.successResultOf(self.dave.user.rooms(False))], ["#open"])
+        self.assertEqual([r.name for r in self.successResultOf(self.bob.user.rooms(False))], ["#dev", "#open"])
+        self.assertEqual([r.name for r in self.successResultOf(self.bob.user.rooms(True))], ["#dev"])
+        self.assertEqual(self.refusal(self.dave.user.members, "#dev"), Refusal.NO_SUCH_ROOM)
+        self.assertEqual(self.refusal(self.dave.user.topic, "#dev", None), Refusal.NO_SUCH_ROOM)
+        self.assertEqual(self.refusal(self.dave.user.send_room, "#dev", "hi"), Refusal.NO_SUCH_ROOM)
+
+
+class LimitTests(RoomsTestCase):
+    policy = RoomPolicy(max_per_user=2, max_members=2, new_per_hour=3)
+
+    def test_rooms_per_user_and_members_per_room(self) -> None:
+        alice, bob, dave = self.join("alice"), self.join("bob"), self.join("dave")
+        self.successResultOf(alice.user.join("#a", None))
+        self.successResultOf(alice.user.join("#b", None))
+        self.assertEqual(self.refusal(alice.user.join, "#c", None), Refusal.TOO_MANY_ROOMS)
+        self.successResultOf(alice.user.join("#all", None))  # #all does not count
+        self.successResultOf(bob.user.join("#a", None))
+        self.assertEqual(self.refusal(dave.user.join, "#a", None), Refusal.ROOM_FULL)
+        self.successResultOf(alice.user.mode("#a", [("+l", "5")]))
+        self.assertEqual(self.refusal(dave.user.join, "#a", None), Refusal.ROOM_FULL)  # the server's limit holds
+
+    def test_new_rooms_per_address_an_hour(self) -> None:
+        alice, bob = self.join("alice", "10.0.0.1"), self.join("bob", "10.0.0.1")
+        elsewhere = self.join("dave", "10.0.0.2")
+        self.successResultOf(alice.user.join("#a", None))
+        self.successResultOf(alice.user.join("#b", None))
+        self.successResultOf(bob.user.join("#c", None))
+        self.assertEqual(self.refusal(bob.user.join, "#d", None), Refusal.RATE_LIMITED)
+        self.successResultOf(bob.user.join("#a", None))  # joining is not creating
+        self.successResultOf(elsewhere.user.join("#d", None))
+        self.clock.advance(1200)  # a third of an hour: one more
+        erin = self.join("erin", "10.0.0.1")
+        self.successResultOf(erin.user.join("#e", None))
+        self.assertEqual(self.refusal(erin.user.join, "#f", None), Refusal.RATE_LIMITED)
+
+
+class MessageTests(RoomsTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.protect("Carol")
+        self.alice, self.bob, self.carol, self.dave = (self.join(n) for n in ("alice", "bob", "Carol", "dave"))
+        for member in (self.alice, self.bob, self.carol):
+            self.successResultOf(member.user.join("#dev", None))
+
+    def test_a_message_reaches_every_session_of_every_member(self) -> None:
+        laptop = RecordingParticipant()
+        laptop.user = self.hub.register(laptop, "carol", "peer-laptop", attach=True)
+        self.successResultOf(self.hub.admit(laptop.user))
+        report = self.carol.user.send_room("#DEV", "hello")
+        self.assertEqual(outcome(report), (2, (), ()))  # alice and bob; not carol herself
+        texts = [[(m.kind, m.recipients, m.text) for m in p.messages()] for p in (self.alice, self.bob, self.carol, laptop, self.dave)]
+        one = [(Kind.ROOM, ("#dev",), "hello")]
+        self.assertEqual(texts, [one, one, [], one, []])
+
+    def test_offline_members_read_the_history_not_the_queue(self) -> None:
+        self.carol.user.log_out()
+        self.assertEqual(outcome(self.alice.user.send_room("#dev", "while away")), (1, (), ()))
+        self.clock.advance(0)
+        self.assertEqual(self.store.queue, [])
+        carol = self.join("Carol")
+        page = self.successResultOf(carol.user.history("#dev", None, 10))
+        self.assertEqual([e.text for e in page.entries], ["while away"])
+        summaries = self.successResultOf(carol.user.conversations(10))
+        self.assertEqual([(s.latest.conversation, s.unread) for s in summaries], [("#dev", 1)])
+        pages = self.successResultOf(carol.user.catch_up(True))
+        self.assertEqual([(p.conversation, [e.text for e in p.entries]) for p in pages], [("#all", []), ("#dev", ["while away"])])
+        self.successResultOf(carol.user.mark_read("#dev", page.entries[0].id))
+        self.assertEqual(self.successResultOf(carol.user.conversations(10))[0].unread, 0)
+
+    def test_only_members_read_a_rooms_history(self) -> None:
+        self.alice.user.send_room("#dev", "inside")
+        self.clock.advance(0)
+        self.assertEqual(self.refusal(self.dave.user.history, "#dev", None, 10), Refusal.HISTORY_FORBIDDEN)
+        self.successResultOf(self.bob.user.part("#dev", ""))
+        self.assertEqual(self.refusal(self.bob.user.history, "#dev", None, 10), Refusal.HISTORY_FORBIDDEN)
+        self.successResultOf(self.dave.user.join("#dev", None))
+        self.assertEqual([e.text for e in self.successResultOf(self.dave.user.history("#dev", None, 10)).entries], ["inside"])
+
+    def test_who_may_speak(self) -> None:
+        self.assertEqual(self.refusal(self.dave.user.send_room, "#dev", "x"), Refusal.NOT_IN_ROOM)  # +n
+        self.assertEqual(self.refusal(self.dave.user.send_room, "#nope", "x"), Refusal.NO_SUCH_ROOM)
+        self.successResultOf(self.alice.user.mode("#dev", [("-n", None), ("+v", "bob")]))
+        self.assertEqual(outcome(self.dave.user.send_room("#dev", "from outside")), (3, (), ()))
+        self.successResultOf(self.alice.user.mode("#dev", [("+m", None)]))
+        self.assertEqual(self.refusal(self.carol.user.send_room, "#dev", "x"), Refusal.MODERATED)
+        self.assertEqual(outcome(self.bob.user.send_room("#dev", "voiced")), (2, (), ()))
+        self.assertEqual(outcome(self.alice.user.send_room("#dev", "op")), (2, (), ()))
+
+    def test_all_is_a_broadcast(self) -> None:
+        report = self.alice.user.send_room("#all", "everyone")
+        self.assertEqual(outcome(report), (3, (), ()))
+        self.assertEqual([m.kind for m in self.dave.messages()], [Kind.BROADCAST])
