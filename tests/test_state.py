@@ -1,8 +1,9 @@
 """The state's contract (:class:`msgsvc.state.State`: the hub's Store and the accounts' AccountStore): the
-username log, the offline queue with its quotas, the accounts and the operator's resets and removals; and
-the history's (:class:`msgsvc.hub.contracts.HistoryStore`).
+username log, the offline queue with its quotas, the accounts and the operator's resets and removals; the
+history's (:class:`msgsvc.hub.contracts.HistoryStore`); the rooms' (:class:`~msgsvc.hub.contracts.RoomStore`).
 
-:class:`StateContract` and :class:`HistoryContract` run unchanged against
+:class:`StateContract`, :class:`HistoryContract`, :class:`ReadContract` and :class:`RoomContract` run
+unchanged against
 the SQLite state, the Redis state (a real redis-server) and the tests'
 in-memory fake (:class:`tests.support.fakes.MemoryStore`): each case gives
 them an empty, started ``state`` and a way to open that state again.
@@ -10,6 +11,7 @@ them an empty, started ``state`` and a way to open that state again.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from twisted.internet import reactor
@@ -17,7 +19,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 
 from msgsvc.auth.store import Reset
-from msgsvc.hub.contracts import Enqueue, Kind, Queued, Stored, UserRecord
+from msgsvc.hub.contracts import Ban, Enqueue, Kind, Member, Queued, RoomRecord, Stored, UserRecord
 from msgsvc.hub.conversations import ALL, participants
 from msgsvc.hub.ids import MessageIds, message_id_floor
 from msgsvc.hub.rules import username_key
@@ -411,7 +413,98 @@ class ReadContract(_Base):
         self.assertEqual(await self.state.unread("alice,bob", own[24].id, "alice", 3), 3)
 
 
-class SqliteContractTests(StateContract, HistoryContract, ReadContract, TestCase):
+def dev(*members: Member) -> RoomRecord:
+    """#Dev as alice created it at 10 (its founder, operator), with ``members`` besides."""
+    record = RoomRecord("#Dev", 10.0, "Alice", members={"alice": Member("Alice", op=True, since=10.0)})
+    record.members.update((username_key(m.name), m) for m in members)
+    return record
+
+
+class RoomContract(_Base):
+    """The rooms: each with its settings, members (op, voice) and bans, by key; kept across a restart;
+    a name's memberships gone with its password or its name."""
+
+    state: State
+
+    async def reopened(self) -> State:
+        raise NotImplementedError
+
+    async def test_a_room_is_kept_with_its_founder_and_read_back_after_a_restart(self) -> None:
+        self.assertEqual(await self.state.rooms(), [])
+        record = dev()
+        record.invites.add("bob")  # not kept
+        await self.state.create_room(record)
+        await self.state.create_room(RoomRecord("#ops", 11.5, None, modes="", limit=3))
+        expected = [dev(), RoomRecord("#ops", 11.5, None, modes="", limit=3)]
+        self.assertEqual(await self.state.rooms(), expected)
+        self.assertEqual(await (await self.reopened()).rooms(), expected)
+
+    async def test_members_come_in_and_go_out_with_op_and_voice(self) -> None:
+        await self.state.create_room(dev())
+        await self.state.put_member("#dev", Member("bob", since=12.0))
+        await self.state.put_member("#dev", Member("Carol", voice=True, since=13.25))
+        await self.state.put_member("#dev", Member("bob", op=True, since=12.0))  # made operator
+        await self.state.put_member("#dev", Member("Alice", op=False, since=10.0))  # no longer
+        await self.state.remove_member("#dev", "carol")
+        expected = dev(Member("bob", op=True, since=12.0))
+        expected.members["alice"].op = False
+        self.assertEqual(await (await self.reopened()).rooms(), [expected])
+
+    async def test_the_topic_and_modes_are_set_not_the_members(self) -> None:
+        await self.state.create_room(dev())
+        changed = RoomRecord("#Dev", 99.0, "someone", "Ship it", "Alice", 20.5, "iknt", "sesame", 20)
+        changed.members["bob"] = Member("bob")  # members go by put_member only
+        await self.state.set_room(changed)
+        expected = replace(dev(), topic="Ship it", topic_by="Alice", topic_at=20.5, modes="iknt")
+        expected.key, expected.limit = "sesame", 20
+        self.assertEqual(await (await self.reopened()).rooms(), [expected])
+        await self.state.set_room(dev())  # the topic, key and limit taken off
+        self.assertEqual(await self.state.rooms(), [dev()])
+
+    async def test_bans_are_kept_by_name_until_lifted(self) -> None:
+        await self.state.create_room(dev())
+        await self.state.put_ban("#dev", Ban("Mallory", "Alice", 30.0))
+        await self.state.put_ban("#dev", Ban("eve", "Alice", 31.0))
+        await self.state.put_ban("#dev", Ban("eve", "bob", 32.0))  # again: replaced
+        await self.state.remove_ban("#dev", "mallory")
+        expected = dev()
+        expected.bans["eve"] = Ban("eve", "bob", 32.0)
+        self.assertEqual(await (await self.reopened()).rooms(), [expected])
+
+    async def test_a_deleted_room_goes_with_its_members_and_bans(self) -> None:
+        await self.state.create_room(dev(Member("bob", since=12.0)))
+        await self.state.put_ban("#dev", Ban("eve", "Alice", 31.0))
+        await self.state.delete_room("#dev")
+        self.assertEqual(await self.state.rooms(), [])
+        # Whatever comes for it after its deletion (from another node, late) makes nothing again.
+        await self.state.put_member("#dev", Member("bob", since=13.0))
+        await self.state.put_ban("#dev", Ban("eve", "Alice", 32.0))
+        await self.state.set_room(replace(dev(), topic="late"))
+        self.assertEqual(await (await self.reopened()).rooms(), [])
+        again = RoomRecord("#dev", 40.0, "carol", members={"carol": Member("carol", op=True, since=40.0)})
+        await self.state.create_room(again)
+        self.assertEqual(await self.state.rooms(), [again])  # nothing of the room before
+
+    async def test_a_reset_or_a_removal_drops_the_names_memberships(self) -> None:
+        for name in ("alice", "bob"):
+            await self.state.record_seen(name, 1.0)
+            await self.state.set_password_hash(name, "$h", 2.0)
+        await self.state.create_room(dev(Member("bob", since=12.0)))
+        ops = RoomRecord("#ops", 11.0, "bob", members={"bob": Member("bob", op=True, since=11.0)})
+        await self.state.create_room(ops)
+        await self.state.put_member("#ops", Member("Alice", since=13.0))
+        await self.state.put_ban("#ops", Ban("alice", "bob", 14.0))
+        await self.state.reset("ALICE", "forgot it", 3.0)
+        without_alice = dev(Member("bob", since=12.0))
+        del without_alice.members["alice"]
+        ops.bans["alice"] = Ban("alice", "bob", 14.0)  # a ban stays: it names the name, not the account
+        self.assertEqual(await (await self.reopened()).rooms(), [without_alice, ops])
+        await self.state.remove("bob", "gone", 4.0)
+        del without_alice.members["bob"], ops.members["bob"]
+        self.assertEqual(await (await self.reopened()).rooms(), [without_alice, ops])
+
+
+class SqliteContractTests(StateContract, HistoryContract, ReadContract, RoomContract, TestCase):
     def setUp(self) -> None:
         self.path = self.mktemp()
         self.clock = Clock()  # when the history's entries are written
@@ -434,14 +527,14 @@ class SqliteContractTests(StateContract, HistoryContract, ReadContract, TestCase
         return self.started()
 
 
-class RedisContractTests(StateContract, HistoryContract, ReadContract, RedisStateCase):
+class RedisContractTests(StateContract, HistoryContract, ReadContract, RoomContract, RedisStateCase):
     async def reopened(self) -> State:
         again = self.started()
         await again.redis.ready()
         return again
 
 
-class MemoryContractTests(StateContract, HistoryContract, ReadContract, TestCase):
+class MemoryContractTests(StateContract, HistoryContract, ReadContract, RoomContract, TestCase):
     def setUp(self) -> None:
         self.state = MemoryStore()
 

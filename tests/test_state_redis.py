@@ -17,7 +17,7 @@ from twisted.logger import LogEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.auth.store import Reset
-from msgsvc.hub.contracts import Enqueue, Kind, Queued, Stored, UserRecord
+from msgsvc.hub.contracts import Ban, Enqueue, Kind, Member, Queued, RoomRecord, Stored, UserRecord
 from msgsvc.hub.conversations import ALL
 from msgsvc.hub.ids import MessageIds
 from msgsvc.state import cluster, inbox, redis
@@ -152,6 +152,11 @@ class RedisStateTests(RedisStateCase):
         db.batch([lambda d: d.enqueue(message), lambda d: d.append(said, 100)])
         db.batch([lambda d: d.set_read("Alice", "alice,bob", said[0].id)])
         db.batch([lambda d: d.set_read("alice", ALL, said[1].id)])
+        dev = RoomRecord("#Dev", 17.0, "Alice", "Ship it", "Alice", 17.5, "iknt", "sesame", 20)
+        dev.members = {"alice": Member("Alice", op=True, since=17.0)}
+        dev.members["bob"] = Member("bob", voice=True, since=18.0)
+        dev.bans = {"mallory": Ban("mallory", "Alice", 19.0)}
+        db.batch([lambda d: d.create_room(dev)])
         db.close()
 
         def migrate() -> subprocess.CompletedProcess[str]:
@@ -169,8 +174,8 @@ class RedisStateTests(RedisStateCase):
             (done.returncode, done.stdout),
             (
                 0,
-                f"copied 2 names, 1 passwords, 1 waiting messages, 3 history entries and 2 read positions"
-                f" to {url}\n",
+                f"copied 2 names, 1 passwords, 1 waiting messages, 3 history entries, 2 read positions and"
+                f" 1 rooms to {url}\n",
             ),
         )
         records = yield self.state.load()
@@ -186,6 +191,10 @@ class RedisStateTests(RedisStateCase):
         positions = yield self.state.read_positions("ALICE", ["alice,bob", ALL])
         self.assertEqual(positions, {"alice,bob": said[0].id, ALL: said[1].id})
         self.assertEqual((yield self.state.resets_after(0)), [Reset(1, "bob", 15.0, "forgot it")])
+        self.assertEqual((yield self.state.rooms()), [dev])
+        yield self.state.remove("bob", "gone", 20.0)  # its membership copied where a removal finds it
+        del dev.members["bob"]
+        self.assertEqual((yield self.state.rooms()), [dev])
         self.assertEqual(
             (yield self.state.backlog("alice", 0, 0.0, 10)),
             ([Queued(1, "bob", "multicast", ("Alice", "carol"), "while you were away", 16.5)], 0),

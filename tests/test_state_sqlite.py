@@ -18,7 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from msgsvc.auth.hashing import HASHER
 from msgsvc.auth.store import Reset
-from msgsvc.hub.contracts import Enqueue, Kind, Queued, Stored, UserRecord
+from msgsvc.hub.contracts import Enqueue, Kind, Member, Queued, RoomRecord, Stored, UserRecord
 from msgsvc.hub.conversations import ALL, participants
 from msgsvc.hub.ids import message_id_floor
 from msgsvc.state import StoreError
@@ -291,8 +291,11 @@ class KilledDuringAPasswordChangeTests(SynchronousTestCase):
             self.assertTrue(HASHER.verify(stored, "new password" if writes % 2 else "old password"))
 
 
-# Takes a file at schema version 7 back to version 4 (less its user_version).
-_BACK_TO_4 = (
+# Takes a file at schema version 8 back to version 7 (less its user_version).
+_BACK_TO_7 = "DROP TABLE rooms; DROP TABLE room_members; DROP TABLE room_bans;"
+
+# Takes a file at schema version 8 back to version 4 (less its user_version).
+_BACK_TO_4 = _BACK_TO_7 + (
     "DROP TABLE reads; DROP TABLE history; DROP TABLE conversations; DROP TABLE history_members;"
     " ALTER TABLE accounts DROP COLUMN protected_since; ALTER TABLE queue DROP COLUMN message_id;"
 )
@@ -371,6 +374,23 @@ class QueueTests(SynchronousTestCase):
         self.assertEqual(db.batch([lambda d: d.set_read("alice", "alice,bob", said.id)]), [said.id])
         self.assertEqual(db.read_positions("ALICE", ["alice,bob"]), {"alice,bob": said.id})
         self.assertEqual(db.batch([lambda d: d.unread("alice,bob", said.id, "alice", 10)]), [0])
+
+    def test_a_version_7_file_is_given_rooms_and_keeps_its_history_and_accounts(self) -> None:
+        path = self.mktemp()
+        db = Database(path)
+        db.set_password_hash("alice", "h", 7.0)
+        said = Stored(message_id_floor(100.0), 100.0, "alice,bob", "bob", Kind.UNICAST, ("alice",), "hi")
+        db.batch([lambda d: d.append([said], 10)])
+        db._db.executescript(_BACK_TO_7 + "PRAGMA user_version = 7")
+        db.close()
+        db = Database(path)
+        self.addCleanup(db.close)
+        self.assertEqual(db.rooms(), [])
+        dev = RoomRecord("#dev", 10.0, "alice", members={"alice": Member("alice", op=True, since=10.0)})
+        db.batch([lambda d: d.create_room(dev)])
+        self.assertEqual(db.rooms(), [dev])
+        self.assertEqual(db.history(), [said])
+        self.assertEqual(db.password_hash("alice"), "h")
 
     def test_an_unread_count_reads_its_cap_of_entries_however_long_the_conversation(self) -> None:
         def said(conversation: str, start: float, count: int) -> list[Stored]:

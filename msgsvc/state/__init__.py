@@ -5,10 +5,10 @@
 * :mod:`msgsvc.state.redis`: a Redis server, which several msgsvc nodes
   share to act as one service.
 
-The hub (:class:`msgsvc.hub.contracts.Store` and
-:class:`~msgsvc.hub.contracts.HistoryStore`) and the accounts
+The hub (:class:`msgsvc.hub.contracts.Store`,
+:class:`~msgsvc.hub.contracts.HistoryStore` and :class:`~msgsvc.hub.contracts.RoomStore`) and the accounts
 (:class:`msgsvc.auth.store.AccountStore`) each say what they need of it; a
-state is all three, a service, and reads the username log for the hub.
+state is all four, a service, and reads the username log for the hub.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Protocol
 from twisted.internet.defer import Deferred
 
 from msgsvc.auth.store import AccountStore
-from msgsvc.hub.contracts import HistoryStore, Store, UserRecord
+from msgsvc.hub.contracts import HistoryStore, RoomStore, Store, UserRecord
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class StoreError(Exception):
     """The state cannot be opened or used; the message names where it is."""
 
 
-class State(Store, HistoryStore, AccountStore, Protocol):
+class State(Store, HistoryStore, RoomStore, AccountStore, Protocol):
     """What the server keeps: a service, started before any client is served and stopped after the last."""
 
     def read_log(self) -> Deferred[Snapshot]:

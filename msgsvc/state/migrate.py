@@ -1,7 +1,8 @@
 """``python -m msgsvc.state.migrate --db FILE --redis URL``: copy an SQLite state into Redis.
 
 Copies the username log, the accounts (with when each name was protected),
-the operator's resets, the offline queues, the history and the read positions, keeping ids,
+the operator's resets, the offline queues, the history, the read positions and the rooms (with their
+members and bans), keeping ids,
 spellings and times, in one Lua script (all or nothing). Redis must hold
 no msgsvc state yet. Stop the server first: what it writes meanwhile would
 not be copied.
@@ -19,8 +20,8 @@ from typing import Any
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.task import react
 
-from msgsvc.hub.contracts import Queued
-from msgsvc.hub.rules import username_key
+from msgsvc.hub.contracts import Queued, RoomRecord
+from msgsvc.hub.rules import room_key, username_key
 from msgsvc.state import StoreError
 from msgsvc.state.redis import (
     ACCOUNTS,
@@ -38,20 +39,27 @@ from msgsvc.state.redis import (
     QUEUES,
     RESET_ID,
     RESETS,
+    ROOM_SETTINGS,
+    ROOMS,
     SENDER_OF,
+    ban_entry,
     history_entry,
+    member_entry,
     queue_entry,
     reset_member,
+    room_entry,
+    room_settings,
 )
 from msgsvc.state.redislink import REPLY_TIMEOUT, Commands, Script
 from msgsvc.state.redisurl import RedisURL
 from msgsvc.state.sqlite import Database
 
 # KEYS: log name, first, last, accounts, changed, resets, reset id, queue id, queues, senders' counts, total,
-# since, the history's size, the keys' layout
+# since, the history's size, the keys' layout, the rooms, their settings
 # ARGV: JSON {users: [[key, name, first, last]], accounts: [[key, hash, changed, since]],
 #             resets: [[id, member]], queue: [[key, id, member]], history: [[conversation, member]],
-#             reads: [[key, conversation, position]]},
+#             reads: [[key, conversation, position]],
+#             rooms: [[room key, room, settings, [[name key, member]...], [[name key, ban]...]]]},
 #       every number as a string
 IMPORT = Script(
     SENDER_OF
@@ -95,7 +103,16 @@ for conv in pairs(conversations) do settle(conv) end
 redis.call('SET', KEYS[13], #data.history)
 redis.call('SET', KEYS[14], 2)
 for _, r in ipairs(data.reads) do redis.call('HSET', 'msgsvc:reads:' .. r[1], r[2], r[3]) end
-return {#data.users, #data.accounts, #data.queue, #data.history, #data.reads}
+for _, r in ipairs(data.rooms) do
+  redis.call('HSET', KEYS[15], r[1], r[2])
+  redis.call('HSET', KEYS[16], r[1], r[3])
+  for _, m in ipairs(r[4]) do
+    redis.call('HSET', 'msgsvc:members:' .. r[1], m[1], m[2])
+    redis.call('SADD', 'msgsvc:memberships:' .. m[1], r[1])
+  end
+  for _, b in ipairs(r[5]) do redis.call('HSET', 'msgsvc:bans:' .. r[1], b[1], b[2]) end
+end
+return {#data.users, #data.accounts, #data.queue, #data.history, #data.reads, #data.rooms}
 """
 )
 
@@ -104,7 +121,13 @@ def _queued_entry(q: Queued) -> str:
     return queue_entry(q.sender, q.kind, q.recipients, q.text, q.sent_at, q.message_id)
 
 
-def export(database: Database) -> dict[str, list[list[str]]]:
+def _room(record: RoomRecord) -> list[Any]:
+    members = [[key, member_entry(m)] for key, m in record.members.items()]
+    bans = [[key, ban_entry(b)] for key, b in record.bans.items()]
+    return [room_key(record.name), room_entry(record), room_settings(record), members, bans]
+
+
+def export(database: Database) -> dict[str, list[list[Any]]]:
     """What the SQLite file holds, as :data:`IMPORT` takes it."""
     return {
         "users": [
@@ -118,16 +141,17 @@ def export(database: Database) -> dict[str, list[list[str]]]:
         "queue": [[key, str(q.id), f"{q.id}|{_queued_entry(q)}"] for key, q in database.queued()],
         "history": [[e.conversation, history_entry(e)] for e in database.history()],
         "reads": [list(read) for read in database.reads()],
+        "rooms": [_room(record) for record in database.rooms()],
     }
 
 
-async def _copy(reactor: Any, data: dict[str, list[list[str]]], url: RedisURL) -> list[int]:
+async def _copy(reactor: Any, data: dict[str, list[list[Any]]], url: RedisURL) -> list[int]:
     redis = Commands(reactor, url, "migration")
     redis.start()
     try:
         await redis.ready(REPLY_TIMEOUT)
         keys = [LOG_NAME, LOG_FIRST, LOG_LAST, ACCOUNTS, ACCOUNTS_CHANGED, RESETS, RESET_ID, QUEUE_ID, QUEUES]
-        keys += [QUEUE_SENDERS, QUEUE_COUNT, ACCOUNTS_SINCE, HISTORY_SIZE, LAYOUT]
+        keys += [QUEUE_SENDERS, QUEUE_COUNT, ACCOUNTS_SINCE, HISTORY_SIZE, LAYOUT, ROOMS, ROOM_SETTINGS]
         counts: list[int] = await redis.script(IMPORT, keys, [json.dumps(data)])
         return counts
     finally:
@@ -168,10 +192,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def run(reactor: Any) -> Deferred[None]:
         def done(counts: list[int]) -> None:
-            names, accounts, messages, entries, reads = counts
+            names, accounts, messages, entries, reads, rooms = counts
             print(
                 f"copied {names} names, {accounts} passwords, {messages} waiting messages,"
-                f" {entries} history entries and {reads} read positions to {url}"
+                f" {entries} history entries, {reads} read positions and {rooms} rooms to {url}"
             )
 
         def failed(failure: Any) -> None:

@@ -1,4 +1,5 @@
-"""The state in Redis: the username log, the accounts and the offline queue, shared by every node.
+"""The state in Redis: the username log, the accounts, the offline queue, the history and the rooms,
+shared by every node.
 
 Each change is one command or one Lua script, so it is atomic however many
 nodes write at once; a Deferred fires once Redis has answered, which is as
@@ -28,10 +29,15 @@ second).  The keys, all under ``msgsvc:``:
                                    the direct conversations of a name that have a history
 ``msgsvc:reads:KEY``       hash    conversation -> the name's read position in it (a message id)
 ``msgsvc:layout``          string  the keys' layout (2: the names' conversations by newest time)
+``msgsvc:rooms``           hash    room key -> JSON ``[name, created, founder]``: every room
+``msgsvc:rooms:settings``  hash    room key -> JSON ``[topic, topic_by, topic_at, modes, key, limit]``
+``msgsvc:members:ROOM``    hash    name key -> JSON ``[name, op, voice, since]``: the room's members
+``msgsvc:bans:ROOM``       hash    name key -> JSON ``[name, by, at]``: the room's bans
+``msgsvc:memberships:KEY``  set    the room keys the name is a member of (what a reset or a removal drops)
 =========================  ======  =================================================
 
-A key made of a name (``KEY``) or a conversation (``CONV``) is under a prefix of its own that no other
-key shares (:data:`NAMED`): whatever a user is called, its keys are its own.  An older msgsvc kept the
+A key made of a name (``KEY``), a conversation (``CONV``) or a room (``ROOM``: ``#`` and its name, lower
+case) is under a prefix of its own that no other key shares (:data:`NAMED`): whatever a user is called, its keys are its own.  An older msgsvc kept the
 queue's counters at ``msgsvc:queue:id``, ``msgsvc:queue:count`` and ``msgsvc:queue:senders``, the
 queues of users named so: :data:`UPGRADE` moves them, once, before a server reads the log; it kept a
 name's conversations as a set, which :data:`UPGRADE_INDEX` indexes by newest time then, once.
@@ -57,9 +63,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from msgsvc.auth.store import Reset, StillOnline
-from msgsvc.hub.contracts import Enqueue, Kind, Queued, Stored, UserRecord
+from msgsvc.hub.contracts import Ban, Enqueue, Kind, Member, Queued, RoomRecord, Stored, UserRecord
 from msgsvc.hub.ids import message_id_floor
-from msgsvc.hub.rules import username_key
+from msgsvc.hub.rules import room_key, username_key
 from msgsvc.state import Snapshot
 from msgsvc.state.redislink import Commands, Script
 from msgsvc.state.redisurl import RedisURL
@@ -76,9 +82,12 @@ HISTORIES, HISTORY_SIZE = f"{PREFIX}histories", f"{PREFIX}histories:size"
 LAYOUT = f"{PREFIX}layout"
 
 
-#: The prefixes of the keys made of a name or a conversation: no other key starts with one.
-NAMED = QUEUE, HISTORY, CONVERSATIONS, READS = (
-    f"{PREFIX}{family}:" for family in ("queue", "history", "conversations", "reads")
+ROOMS, ROOM_SETTINGS = f"{PREFIX}rooms", f"{PREFIX}rooms:settings"
+
+#: The prefixes of the keys made of a name, a conversation or a room: no other key starts with one.
+NAMED = QUEUE, HISTORY, CONVERSATIONS, READS, MEMBERS, BANS, MEMBERSHIPS = (
+    f"{PREFIX}{family}:"
+    for family in ("queue", "history", "conversations", "reads", "members", "bans", "memberships")
 )
 
 
@@ -96,6 +105,18 @@ def conversations_key(key: str) -> str:
 
 def reads_key(key: str) -> str:
     return f"{READS}{key}"
+
+
+def members_key(room: str) -> str:
+    return f"{MEMBERS}{room}"
+
+
+def bans_key(room: str) -> str:
+    return f"{BANS}{room}"
+
+
+def memberships_key(key: str) -> str:
+    return f"{MEMBERSHIPS}{key}"
 
 
 # sender_of(member): the name key of a queued message's sender (names are ASCII: lower case is the key).
@@ -285,9 +306,21 @@ return 1
 """
 )
 
+# forget_memberships(key): the name's memberships of every room dropped (its reset or removal).
+FORGET_MEMBERSHIPS = """
+local function forget_memberships(key)
+  local memberships = 'msgsvc:memberships:' .. key
+  for _, room in ipairs(redis.call('SMEMBERS', memberships)) do
+    redis.call('HDEL', 'msgsvc:members:' .. room, key)
+  end
+  redis.call('DEL', memberships)
+end
+"""
+
 RESET = Script(
     _FORGET
     + NOW
+    + FORGET_MEMBERSHIPS
     + """
 -- KEYS: accounts, changed, the queue, the set of queues, log names, resets, reset id, since, released,
 -- read positions.  ARGV: name key, name as asked, at, reason
@@ -295,8 +328,10 @@ if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return false end
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('HDEL', KEYS[8], ARGV[1])
 redis.call('DEL', KEYS[10])
+forget_memberships(ARGV[1])
 redis.call('HSET', KEYS[9], ARGV[1], string.format('%.17g', now()))
--- Anyone may take the name now: what waited for its owner must not reach them.
+-- Anyone may take the name now: what waited for its owner, its read positions, its memberships must not
+-- stand for theirs.
 forget(redis.call('ZRANGE', KEYS[3], 0, -1))
 redis.call('DEL', KEYS[3])
 redis.call('SREM', KEYS[4], ARGV[1])
@@ -312,6 +347,7 @@ return {id, name}
 REMOVE = Script(
     _FORGET
     + NOW
+    + FORGET_MEMBERSHIPS
     + """
 -- KEYS: log name, first, last, accounts, changed, the queue, the set of queues, resets, reset id, online,
 -- since, released, read positions.  ARGV: name key, at, reason
@@ -324,6 +360,7 @@ end
 for _, i in ipairs({1, 2, 3, 4, 5, 11}) do redis.call('HDEL', KEYS[i], ARGV[1]) end
 redis.call('HSET', KEYS[12], ARGV[1], string.format('%.17g', now()))
 redis.call('DEL', KEYS[13])
+forget_memberships(ARGV[1])
 forget(redis.call('ZRANGE', KEYS[6], 0, -1))
 redis.call('DEL', KEYS[6])
 redis.call('SREM', KEYS[7], ARGV[1])
@@ -533,6 +570,120 @@ end
 return count
 """
 )
+
+
+# drop_room(room): a room forgotten, with its members (and their memberships of it) and its bans.
+DROP_ROOM = """
+local function drop_room(room)
+  local members = 'msgsvc:members:' .. room
+  for _, key in ipairs(redis.call('HKEYS', members)) do
+    redis.call('SREM', 'msgsvc:memberships:' .. key, room)
+  end
+  redis.call('DEL', members, 'msgsvc:bans:' .. room)
+  redis.call('HDEL', 'msgsvc:rooms', room)
+  redis.call('HDEL', 'msgsvc:rooms:settings', room)
+end
+"""
+
+# Every room: key, what it is, its settings, its members (HGETALL), its bans (HGETALL).
+ROOMS_ALL = Script(
+    """
+-- KEYS: the rooms, their settings.  Returns {room, room, settings, {key, member...}, {key, ban...}}...
+local rooms, out = redis.call('HGETALL', KEYS[1]), {}
+for i = 1, #rooms, 2 do
+  local room = rooms[i]
+  table.insert(out, {room, rooms[i + 1], redis.call('HGET', KEYS[2], room),
+    redis.call('HGETALL', 'msgsvc:members:' .. room), redis.call('HGETALL', 'msgsvc:bans:' .. room)})
+end
+return out
+"""
+)
+
+CREATE_ROOM = Script(
+    DROP_ROOM
+    + """
+-- KEYS: the rooms, their settings, the room's members, its bans.  ARGV: room, what it is, settings,
+-- JSON [[name key, member]...], JSON [[name key, ban]...]
+drop_room(ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+for _, m in ipairs(cjson.decode(ARGV[4])) do
+  redis.call('HSET', KEYS[3], m[1], m[2])
+  redis.call('SADD', 'msgsvc:memberships:' .. m[1], ARGV[1])
+end
+for _, b in ipairs(cjson.decode(ARGV[5])) do redis.call('HSET', KEYS[4], b[1], b[2]) end
+return 1
+"""
+)
+
+DELETE_ROOM = Script(
+    DROP_ROOM
+    + """
+-- KEYS: the rooms, their settings, the room's members, its bans (as drop_room names them); ARGV: room
+drop_room(ARGV[1])
+return 1
+"""
+)
+
+# A room's settings, a member or a ban kept only while the room is: a write that comes after the room's
+# deletion (from another node) does not make it again.
+SET_ROOM = Script(
+    """
+-- KEYS: the rooms, their settings; ARGV: room, settings
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+return redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+"""
+)
+
+PUT_MEMBER = Script(
+    """
+-- KEYS: the rooms, the room's members, the name's memberships; ARGV: room, name key, member
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+return redis.call('SADD', KEYS[3], ARGV[1])
+"""
+)
+
+REMOVE_MEMBER = Script(
+    """
+-- KEYS: the room's members, the name's memberships; ARGV: room, name key
+redis.call('HDEL', KEYS[1], ARGV[2])
+return redis.call('SREM', KEYS[2], ARGV[1])
+"""
+)
+
+PUT_BAN = Script(
+    """
+-- KEYS: the rooms, the room's bans; ARGV: room, name key, ban
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+return redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+"""
+)
+
+
+def room_entry(record: RoomRecord) -> str:
+    """What a room is, as ``msgsvc:rooms`` holds it."""
+    return json.dumps([record.name, record.created, record.founder])
+
+
+def room_settings(record: RoomRecord) -> str:
+    """A room's settings as ``msgsvc:rooms:settings`` holds them."""
+    return json.dumps([record.topic, record.topic_by, record.topic_at, record.modes, record.key, record.limit])
+
+
+def member_entry(member: Member) -> str:
+    return json.dumps([member.name, member.op, member.voice, member.since])
+
+
+def ban_entry(ban: Ban) -> str:
+    return json.dumps([ban.name, ban.by, ban.at])
+
+
+def _room(entry: str, settings: str, members: list[str], bans: list[str]) -> RoomRecord:
+    record = RoomRecord(*json.loads(entry), *json.loads(settings))
+    record.members = {key: Member(*json.loads(m)) for key, m in pairs(members).items()}
+    record.bans = {key: Ban(*json.loads(b)) for key, b in pairs(bans).items()}
+    return record
 
 
 def queue_entry(
@@ -916,3 +1067,52 @@ class RedisState(Service):
         if cap <= 0:
             return succeed(0)
         return self.redis.script(UNREAD, [history_key(conversation)], [after, username_key(reader), cap])
+
+    # -- rooms (msgsvc.hub.contracts.RoomStore) -------------------------------------------
+
+    def rooms(self) -> Deferred[list[RoomRecord]]:
+        def read(reply: list[list[Any]]) -> list[RoomRecord]:
+            found = {room: _room(*what) for room, *what in reply}
+            return [found[room] for room in sorted(found)]
+
+        return self.redis.script(ROOMS_ALL, [ROOMS, ROOM_SETTINGS], []).addCallback(read)
+
+    def create_room(self, record: RoomRecord) -> Deferred[None]:
+        room = room_key(record.name)
+        members = [[key, member_entry(m)] for key, m in record.members.items()]
+        bans = [[key, ban_entry(b)] for key, b in record.bans.items()]
+        return self.redis.script(
+            CREATE_ROOM,
+            [ROOMS, ROOM_SETTINGS, members_key(room), bans_key(room)],
+            [room, room_entry(record), room_settings(record), json.dumps(members), json.dumps(bans)],
+        ).addCallback(lambda _: None)
+
+    def delete_room(self, room: str) -> Deferred[None]:
+        keys = [ROOMS, ROOM_SETTINGS, members_key(room), bans_key(room)]
+        return self.redis.script(DELETE_ROOM, keys, [room]).addCallback(lambda _: None)
+
+    def set_room(self, record: RoomRecord) -> Deferred[None]:
+        room = room_key(record.name)
+        settings = [room, room_settings(record)]
+        return self.redis.script(SET_ROOM, [ROOMS, ROOM_SETTINGS], settings).addCallback(lambda _: None)
+
+    def put_member(self, room: str, member: Member) -> Deferred[None]:
+        key = username_key(member.name)
+        return self.redis.script(
+            PUT_MEMBER, [ROOMS, members_key(room), memberships_key(key)], [room, key, member_entry(member)]
+        ).addCallback(lambda _: None)
+
+    def remove_member(self, room: str, name: str) -> Deferred[None]:
+        key = username_key(name)
+        return self.redis.script(
+            REMOVE_MEMBER, [members_key(room), memberships_key(key)], [room, key]
+        ).addCallback(lambda _: None)
+
+    def put_ban(self, room: str, ban: Ban) -> Deferred[None]:
+        key = username_key(ban.name)
+        return self.redis.script(PUT_BAN, [ROOMS, bans_key(room)], [room, key, ban_entry(ban)]).addCallback(
+            lambda _: None
+        )
+
+    def remove_ban(self, room: str, name: str) -> Deferred[None]:
+        return self.redis.execute("HDEL", bans_key(room), username_key(name)).addCallback(lambda _: None)

@@ -1,4 +1,4 @@
-"""The state in SQLite, in process: the username log, the accounts, the offline queue and the history.
+"""The state in SQLite, in process: the username log, the accounts, the offline queue, the history and the rooms.
 
 :class:`Database` is plain synchronous SQLite.  :class:`SqliteStore` is the
 service the server runs: it loads the log at start-up and then does every
@@ -21,13 +21,13 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from msgsvc.auth.store import Reset
-from msgsvc.hub.contracts import Enqueue, Kind, Queued, Stored, UserRecord
+from msgsvc.hub.contracts import Ban, Enqueue, Kind, Member, Queued, RoomRecord, Stored, UserRecord
 from msgsvc.hub.conversations import participants
 from msgsvc.hub.ids import message_id_floor
-from msgsvc.hub.rules import username_key
+from msgsvc.hub.rules import room_key, username_key
 from msgsvc.state import Snapshot, StoreError
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 _T = TypeVar("_T")
 
@@ -153,6 +153,19 @@ _SCHEMA: dict[int, tuple[str, ...]] = {
         " FROM history_members AS m JOIN conversations AS c ON c.key = m.conversation",
         "DROP TABLE history_members",
         "ALTER TABLE history_members6 RENAME TO history_members",
+    ),
+    8: (
+        # The rooms (msgsvc.hub.contracts.RoomStore) by room key: their settings, members and bans (by
+        # name key); a name's memberships found by its key, for a reset or a removal.
+        "CREATE TABLE rooms (key TEXT PRIMARY KEY, name TEXT NOT NULL, created REAL NOT NULL, founder TEXT,"
+        " topic TEXT NOT NULL, topic_by TEXT, topic_at REAL, modes TEXT NOT NULL, password TEXT,"
+        " max_members INTEGER) WITHOUT ROWID",
+        "CREATE TABLE room_members (room TEXT NOT NULL, key TEXT NOT NULL, name TEXT NOT NULL,"
+        " op INTEGER NOT NULL, voice INTEGER NOT NULL, since REAL NOT NULL,"
+        " PRIMARY KEY (room, key)) WITHOUT ROWID",
+        "CREATE INDEX room_members_by_name ON room_members (key)",
+        "CREATE TABLE room_bans (room TEXT NOT NULL, key TEXT NOT NULL, name TEXT NOT NULL, by TEXT NOT NULL,"
+        " at REAL NOT NULL, PRIMARY KEY (room, key)) WITHOUT ROWID",
     ),
 }
 
@@ -516,6 +529,69 @@ class Database:
         ).fetchone()
         return int(count)
 
+    # -- rooms (msgsvc.hub.contracts.RoomStore; the writes within batch()) ---------------
+
+    def rooms(self) -> list[RoomRecord]:
+        """Every room, by key, with its members and bans."""
+        rooms = self._db.execute(
+            "SELECT key, name, created, founder, topic, topic_by, topic_at, modes, password, max_members"
+            " FROM rooms ORDER BY key"
+        )
+        records = {str(key): RoomRecord(*settings) for key, *settings in rooms}
+        members = "SELECT room, key, name, op, voice, since FROM room_members ORDER BY room, since, key"
+        for room, key, name, op, voice, since in self._db.execute(members):
+            records[room].members[key] = Member(name, bool(op), bool(voice), since)
+        bans = "SELECT room, key, name, by, at FROM room_bans ORDER BY room, at, key"
+        for room, key, name, by, at in self._db.execute(bans):
+            records[room].bans[key] = Ban(name, by, at)
+        return list(records.values())
+
+    def create_room(self, record: RoomRecord) -> None:
+        """A new room (one of the key replaced), with its members."""
+        key = room_key(record.name)
+        self.delete_room(key)
+        self._db.execute(
+            "INSERT INTO rooms VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (key, record.name, record.created, record.founder, record.topic, record.topic_by, record.topic_at)
+            + (record.modes, record.key, record.limit),
+        )
+        for member in record.members.values():
+            self.put_member(key, member)
+        for ban in record.bans.values():
+            self.put_ban(key, ban)
+
+    def delete_room(self, room: str) -> None:
+        for table, column in (("rooms", "key"), ("room_members", "room"), ("room_bans", "room")):
+            self._db.execute(f"DELETE FROM {table} WHERE {column} = ?", (room,))
+
+    def set_room(self, record: RoomRecord) -> None:
+        self._db.execute(
+            "UPDATE rooms SET topic = ?, topic_by = ?, topic_at = ?, modes = ?, password = ?, max_members = ?"
+            " WHERE key = ?",
+            (record.topic, record.topic_by, record.topic_at, record.modes, record.key, record.limit)
+            + (room_key(record.name),),
+        )
+
+    def put_member(self, room: str, member: Member) -> None:
+        """Keep ``member`` of ``room``, if the room is still kept."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO room_members SELECT key, ?, ?, ?, ?, ? FROM rooms WHERE key = ?",
+            (username_key(member.name), member.name, member.op, member.voice, member.since, room),
+        )
+
+    def remove_member(self, room: str, name: str) -> None:
+        self._db.execute("DELETE FROM room_members WHERE room = ? AND key = ?", (room, username_key(name)))
+
+    def put_ban(self, room: str, ban: Ban) -> None:
+        """Keep ``ban`` in ``room``, if the room is still kept."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO room_bans SELECT key, ?, ?, ?, ? FROM rooms WHERE key = ?",
+            (username_key(ban.name), ban.name, ban.by, ban.at, room),
+        )
+
+    def remove_ban(self, room: str, name: str) -> None:
+        self._db.execute("DELETE FROM room_bans WHERE room = ? AND key = ?", (room, username_key(name)))
+
     # -- accounts ------------------------------------------------------------------
 
     def protected_keys(self) -> set[str]:
@@ -557,9 +633,10 @@ class Database:
                 if self._db.execute("DELETE FROM accounts WHERE key = ?", (key,)).rowcount == 0:
                     return None
                 # Anyone may take the name now: what waited for its owner must not reach them, nor its
-                # read positions stand for theirs.
+                # read positions and memberships stand for theirs.
                 self._db.execute("DELETE FROM queue WHERE recipient = ?", (key,))
                 self._db.execute("DELETE FROM reads WHERE key = ?", (key,))
+                self._db.execute("DELETE FROM room_members WHERE key = ?", (key,))
                 row = self._db.execute("SELECT name FROM users WHERE key = ?", (key,)).fetchone()
                 spelled = name if row is None else str(row[0])
                 cursor = self._db.execute(
@@ -581,7 +658,13 @@ class Database:
                 row = self._db.execute("SELECT name FROM users WHERE key = ?", (key,)).fetchone()
                 if row is None:
                     return None
-                named = (("users", "key"), ("accounts", "key"), ("queue", "recipient"), ("reads", "key"))
+                named = (
+                    ("users", "key"),
+                    ("accounts", "key"),
+                    ("queue", "recipient"),
+                    ("reads", "key"),
+                    ("room_members", "key"),
+                )
                 for table, column in named:
                     self._db.execute(f"DELETE FROM {table} WHERE {column} = ?", (key,))
                 cursor = self._db.execute(
@@ -765,6 +848,32 @@ class SqliteStore(Service):
 
     def unread(self, conversation: str, after: str, reader: str, cap: int) -> Deferred[int]:
         return self._batched(lambda db: db.unread(conversation, after, reader, cap))
+
+    # -- rooms (msgsvc.hub.contracts.RoomStore) ---------------------------------------
+
+    def rooms(self) -> Deferred[list[RoomRecord]]:
+        return self._batched(lambda db: db.rooms())
+
+    def create_room(self, record: RoomRecord) -> Deferred[None]:
+        return self._batched(lambda db: db.create_room(record))
+
+    def delete_room(self, room: str) -> Deferred[None]:
+        return self._batched(lambda db: db.delete_room(room))
+
+    def set_room(self, record: RoomRecord) -> Deferred[None]:
+        return self._batched(lambda db: db.set_room(record))
+
+    def put_member(self, room: str, member: Member) -> Deferred[None]:
+        return self._batched(lambda db: db.put_member(room, member))
+
+    def remove_member(self, room: str, name: str) -> Deferred[None]:
+        return self._batched(lambda db: db.remove_member(room, name))
+
+    def put_ban(self, room: str, ban: Ban) -> Deferred[None]:
+        return self._batched(lambda db: db.put_ban(room, ban))
+
+    def remove_ban(self, room: str, name: str) -> Deferred[None]:
+        return self._batched(lambda db: db.remove_ban(room, name))
 
     def _batched(self, job: Callable[[Database], _T]) -> Deferred[_T]:
         """Run ``job`` in the next transaction; fires with its result once that is on disk.

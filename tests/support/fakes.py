@@ -4,6 +4,7 @@ listeners."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from copy import deepcopy
 from dataclasses import replace
 
 from twisted.application.service import Service
@@ -30,7 +31,7 @@ from msgsvc.hub.contracts import (
 )
 from msgsvc.hub.conversations import participants
 from msgsvc.hub.ids import message_id_floor
-from msgsvc.hub.rules import username_key
+from msgsvc.hub.rules import room_key, username_key
 from msgsvc.hub.user import UNREGISTERED
 from msgsvc.state import Snapshot
 from msgsvc.state.redislink import RedisUnavailable
@@ -45,7 +46,8 @@ class MemoryStore(Service):
     ``hashes`` holds the password hashes by name key; ``resets`` what the
     operator reset; ``history`` the history by conversation, oldest first (entries are appended in id
     order, as one node makes them); ``since`` when each name key was last protected; ``reads`` each name
-    key's read positions by conversation.
+    key's read positions by conversation; ``rooms_kept`` the rooms by key (copies: what the hub changes
+    in its own records is not kept until it says so); with ``fail_rooms`` each room write fails.
     """
 
     where = "memory"
@@ -124,10 +126,7 @@ class MemoryStore(Service):
         key = username_key(name)
         if self.hashes.pop(key, None) is None:
             return succeed(None)
-        self.since.pop(key, None)
-        self.reads.pop(key, None)
-        self._forget_memberships(key)
-        self.queue = [(k, q) for k, q in self.queue if k != key]
+        self._forget(key)
         known = self.log.get(key)
         reset = Reset(self._last_reset() + 1, name if known is None else known.name, when, reason)
         self.resets.append(reset)
@@ -139,13 +138,18 @@ class MemoryStore(Service):
         if known is None:
             return succeed(None)
         self.hashes.pop(key, None)
-        self.since.pop(key, None)
-        self.reads.pop(key, None)
-        self._forget_memberships(key)
-        self.queue = [(k, q) for k, q in self.queue if k != key]
+        self._forget(key)
         removal = Reset(self._last_reset() + 1, known.name, when, reason, removed=True)
         self.resets.append(removal)
         return succeed(removal)
+
+    def _forget(self, key: str) -> None:
+        """What goes with a name's password: its protection time, read positions, queue, memberships."""
+        self.since.pop(key, None)
+        self.reads.pop(key, None)
+        self.queue = [(k, q) for k, q in self.queue if k != key]
+        for record in self.rooms_kept.values():
+            record.members.pop(key, None)
 
     def resets_after(self, reset_id: int) -> Deferred[list[Reset] | None]:
         after = sorted((r for r in self.resets + self.external if r.id > reset_id), key=lambda r: r.id)
@@ -223,52 +227,6 @@ class MemoryStore(Service):
     def history_size(self) -> Deferred[int]:
         return succeed(self._size())
 
-    # -- RoomStore ---------------------------------------------------------
-
-    def rooms(self) -> Deferred[list[RoomRecord]]:
-        return succeed([self._copy(r) for r in self.rooms_kept.values()])
-
-    @staticmethod
-    def _copy(record: RoomRecord) -> RoomRecord:
-        members = {k: replace(m) for k, m in record.members.items()}
-        return replace(record, members=members, bans=dict(record.bans), invites=set())
-
-    def _room_write(self, change: Callable[[], None]) -> Deferred[None]:
-        if self.fail_rooms:
-            return fail(OSError("disk full"))
-        change()
-        return succeed(None)
-
-    def create_room(self, record: RoomRecord) -> Deferred[None]:
-        return self._room_write(lambda: self.rooms_kept.__setitem__(record.name.casefold(), self._copy(record)))
-
-    def delete_room(self, room: str) -> Deferred[None]:
-        return self._room_write(lambda: self.rooms_kept.pop(room, None) and None)
-
-    def set_room(self, record: RoomRecord) -> Deferred[None]:
-        def change() -> None:
-            kept = self.rooms_kept[record.name.casefold()]
-            kept.topic, kept.topic_by, kept.topic_at = record.topic, record.topic_by, record.topic_at
-            kept.modes, kept.key, kept.limit = record.modes, record.key, record.limit
-
-        return self._room_write(change)
-
-    def put_member(self, room: str, member: Member) -> Deferred[None]:
-        return self._room_write(lambda: self.rooms_kept[room].members.__setitem__(username_key(member.name), replace(member)))
-
-    def remove_member(self, room: str, name: str) -> Deferred[None]:
-        return self._room_write(lambda: self.rooms_kept[room].members.pop(name, None) and None)
-
-    def put_ban(self, room: str, ban: Ban) -> Deferred[None]:
-        return self._room_write(lambda: self.rooms_kept[room].bans.__setitem__(username_key(ban.name), ban))
-
-    def remove_ban(self, room: str, name: str) -> Deferred[None]:
-        return self._room_write(lambda: self.rooms_kept[room].bans.pop(name, None) and None)
-
-    def _forget_memberships(self, key: str) -> None:
-        for record in self.rooms_kept.values():
-            record.members.pop(key, None)
-
     def set_read(self, name: str, conversation: str, position: str) -> Deferred[str]:
         positions = self.reads.setdefault(username_key(name), {})
         positions[conversation] = max(positions.get(conversation, ""), position)
@@ -287,6 +245,48 @@ class MemoryStore(Service):
     def _size(self) -> int:
         return sum(map(len, self.history.values()))
 
+    # -- rooms (msgsvc.hub.contracts.RoomStore): a write for a room not kept changes nothing
+
+    def rooms(self) -> Deferred[list[RoomRecord]]:
+        return succeed([deepcopy(self.rooms_kept[room]) for room in sorted(self.rooms_kept)])
+
+    def _room_write(self, change: Callable[[], object]) -> Deferred[None]:
+        if self.fail_rooms:
+            return fail(OSError("disk full"))
+        change()
+        return succeed(None)
+
+    def create_room(self, record: RoomRecord) -> Deferred[None]:
+        kept = replace(deepcopy(record), invites=set())
+        return self._room_write(lambda: self.rooms_kept.__setitem__(room_key(record.name), kept))
+
+    def delete_room(self, room: str) -> Deferred[None]:
+        return self._room_write(lambda: self.rooms_kept.pop(room, None))
+
+    def set_room(self, record: RoomRecord) -> Deferred[None]:
+        def change() -> None:
+            kept = self.rooms_kept.get(room_key(record.name))
+            if kept is not None:
+                kept.topic, kept.topic_by, kept.topic_at = record.topic, record.topic_by, record.topic_at
+                kept.modes, kept.key, kept.limit = record.modes, record.key, record.limit
+
+        return self._room_write(change)
+
+    def put_member(self, room: str, member: Member) -> Deferred[None]:
+        kept = replace(member)
+        return self._in_room(room, lambda record: record.members.__setitem__(username_key(member.name), kept))
+
+    def remove_member(self, room: str, name: str) -> Deferred[None]:
+        return self._in_room(room, lambda kept: kept.members.pop(username_key(name), None))
+
+    def put_ban(self, room: str, ban: Ban) -> Deferred[None]:
+        return self._in_room(room, lambda kept: kept.bans.__setitem__(username_key(ban.name), ban))
+
+    def remove_ban(self, room: str, name: str) -> Deferred[None]:
+        return self._in_room(room, lambda kept: kept.bans.pop(username_key(name), None))
+
+    def _in_room(self, room: str, change: Callable[[RoomRecord], object]) -> Deferred[None]:
+        return self._room_write(lambda: room in self.rooms_kept and change(self.rooms_kept[room]))
 
 class FakeHashing:
     """A :class:`msgsvc.auth.hashing.Hashing` that answers at once (or, with ``hold``, when the test says).
