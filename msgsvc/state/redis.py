@@ -37,9 +37,9 @@ second).  The keys, all under ``msgsvc:``:
 =========================  ======  =================================================
 
 A key made of a name (``KEY``), a conversation (``CONV``) or a room (``ROOM``: ``#`` and its name, lower
-case) is under a prefix of its own that no other key shares (:data:`NAMED`): whatever a user is called, its keys are its own.  An older msgsvc kept the
-queue's counters at ``msgsvc:queue:id``, ``msgsvc:queue:count`` and ``msgsvc:queue:senders``, the
-queues of users named so: :data:`UPGRADE` moves them, once, before a server reads the log; it kept a
+case) is under a prefix of its own that no other key shares (:data:`NAMED`): whatever a user is called,
+its keys are its own.  An older msgsvc kept the queue's counters at ``msgsvc:queue:id``,
+``msgsvc:queue:count`` and ``msgsvc:queue:senders``, the queues of users named so: :data:`UPGRADE` moves them, once, before a server reads the log; it kept a
 name's conversations as a set, which :data:`UPGRADE_INDEX` indexes by newest time then, once.
 
 The queue's two counts are kept by every script that adds or removes a queued message, in the same
