@@ -1,4 +1,4 @@
-"""The state in SQLite, in process: the username log, the accounts, the offline queue, the history and the rooms.
+"""The state in SQLite, in process: the username log, accounts, offline queue, history and rooms.
 
 :class:`Database` is plain synchronous SQLite.  :class:`SqliteStore` is the
 service the server runs: it loads the log at start-up and then does every
