@@ -6,15 +6,18 @@ import tkinter
 from collections.abc import Callable
 
 from twisted.internet import reactor
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from msgsvc.auth.accounts import Accounts
-from msgsvc.hub.contracts import HistoryPolicy, RemoteUser, UserRecord
+from msgsvc.hub.contracts import HistoryPolicy, RemoteUser, RoomGone, UserRecord
 from msgsvc.hub.core import Hub
 from msgsvc.hub.history import History
-from msgsvc.servergui.presenter import COLUMNS, ServerPresenter, duration, removal_question
+from msgsvc.servergui.presenter import COLUMNS, ServerPresenter, removal_question
+from msgsvc.servergui.rooms import RoomRows, deletion_question
+from msgsvc.servergui.times import duration, stamp
 from msgsvc.servergui.service import ServerWindowService
 from msgsvc.servergui.window import ServerWindow
 
@@ -31,6 +34,8 @@ class RecordingServerView:
         self.events: list[str] = []
         self.full_redraws = 0
         self.sessions: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+        self.rooms: list[RoomRows] = []
+        self.room_redraws = 0
 
     def show_header(self, text: str) -> None:
         self.header = text
@@ -59,11 +64,55 @@ class RecordingServerView:
     def add_event(self, text: str, keep: int) -> None:
         self.events = (self.events + [text])[-keep:]
 
+    def show_rooms(self, rooms: list[RoomRows]) -> None:
+        self.room_redraws += 1
+        self.rooms = list(rooms)
+
+    def put_room(self, rows: RoomRows, index: int) -> None:
+        self.delete_room(rows[0][0])
+        self.rooms.insert(index, rows)
+
+    def delete_room(self, row_id: str) -> None:
+        self.rooms = [r for r in self.rooms if r[0][0] != row_id]
+
+    def room(self, name: str) -> tuple[str, ...]:
+        return next(cells for (_, cells), _ in self.rooms if cells[0] == name)
+
+    def members(self, name: str) -> list[tuple[str, ...]]:
+        return next([cells for _, cells in members] for (_, room), members in self.rooms if room[0] == name)
+
     def names(self) -> list[str]:
         return [cells[0] for _, cells in self.rows]
 
     def row(self, name: str) -> tuple[str, ...]:
         return next(cells for _, cells in self.rows if cells[0] == name)
+
+
+def in_rooms(test: SynchronousTestCase, hub: Hub, name: str, *rooms: str) -> RecordingParticipant:
+    """``name`` logged in to ``hub``, and a member of ``rooms`` (each joined, or created)."""
+    participant = RecordingParticipant()
+    test.successResultOf(admitted(hub, participant, name, "10.0.0.1:5000"))
+    for room in rooms:
+        test.successResultOf(participant.user.join(room, None))
+    return participant
+
+
+def open_window(
+    test: SynchronousTestCase, hub: Hub, accounts: Accounts, clock: IReactorTime
+) -> tuple[ServerWindow, ServerPresenter]:
+    """The server's window on ``hub``, started; closed when ``test`` ends."""
+    window = ServerWindow(tkinter.Tk())
+    presenter = ServerPresenter(window, hub, accounts, clock, ["tcp:0"])
+    window.bind(presenter)
+    presenter.start()
+
+    def close() -> None:
+        presenter.stop()
+        window.root.destroy()
+        collect_windows([])
+
+    test.addCleanup(close)
+    return window, presenter
 
 
 class ServerPresenterTests(SynchronousTestCase):
@@ -267,6 +316,104 @@ class ServerPresenterTests(SynchronousTestCase):
         )
 
 
+class RoomsPresenterTests(SynchronousTestCase):
+    """The Rooms view on a real hub keeping rooms: each room, its members, modes and topic; the operator
+    deletes a room and removes a member."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(1_700_000_000)
+        records = [UserRecord("Zoe", 1_600_000_000, 1_650_000_000, protected=True)]
+        self.store = MemoryStore(records)
+        self.store.hashes["zoe"] = "fake$" + PASSWORD
+        self.hub = Hub(self.clock, self.store, records, max_clients=10, rooms=self.store)
+        accounts = Accounts(self.hub, self.store, FakeHashing(), self.clock, require_password=False)
+        self.view = RecordingServerView()
+        self.presenter = ServerPresenter(self.view, self.hub, accounts, self.clock, ["tcp:8123"])
+        self.presenter.start()
+        self.addCleanup(self.presenter.stop)
+
+    def join(self, name: str, *rooms: str) -> RecordingParticipant:
+        return in_rooms(self, self.hub, name, *rooms)
+
+    def said(self) -> list[str]:
+        return [e.split("  ", 1)[1] for e in self.view.events]
+
+    def test_each_room_with_its_members_marks_operators_modes_and_topic(self) -> None:
+        self.assertEqual(self.view.rooms, [])
+        alice = self.join("alice", "#Dev")
+        bob = self.join("bob", "#dev")
+        zoe = self.join("Zoe", "#dev")
+        self.successResultOf(alice.user.topic("#dev", "standup at 10"))
+        self.successResultOf(alice.user.mode("#dev", [("+k", "s3cret"), ("+l", "20"), ("+i", None)]))
+        self.assertEqual(
+            self.view.room("#Dev"),
+            ("#Dev", "3 (3 online)", "+iklnt key=s3cret limit=20", "standup at 10  (set by alice)", "alice",
+             stamp(1_700_000_000)),
+        )
+        self.assertEqual(
+            self.view.members("#Dev"),
+            [("alice", "● online", "operator", "", "", ""), ("bob", "● online", "", "", "", ""),
+             ("Zoe", "● online", "", "", "", "")],
+        )
+        zoe.user.log_out()  # protected: still a member, offline
+        self.assertEqual(self.view.members("#Dev")[2][:2], ("Zoe", "○ offline"))
+        bob.user.log_out()  # unprotected: its membership ends with its last session
+        self.assertEqual([m[0] for m in self.view.members("#Dev")], ["alice", "Zoe"])
+        self.assertEqual(self.view.room("#Dev")[1], "2 (1 online)")
+        self.join("Zoe")  # back: its mark follows
+        self.assertEqual(self.view.members("#Dev")[1][:2], ("Zoe", "● online"))
+        self.join("carl", "#ops", "#apps")
+        self.assertEqual([rows[0][0] for rows in self.view.rooms], ["#apps", "#dev", "#ops"])  # by name
+        self.assertEqual(self.view.room_redraws, 1)  # each change redraws its own room only
+
+    def test_the_operator_deletes_a_room_and_its_members_are_told(self) -> None:
+        alice = self.join("alice", "#dev")
+        self.join("bob", "#dev", "#ops")
+        self.assertFalse(self.presenter.rooms.delete("", "spam"))
+        self.assertFalse(self.presenter.rooms.delete("#dev", "  "))
+        self.assertEqual(self.said()[-2:], ["pick a room to delete", "give a reason to delete #dev"])
+        self.assertTrue(self.presenter.rooms.delete("#dev", " spam "))
+        self.assertEqual([rows[0][0] for rows in self.view.rooms], ["#ops"])
+        self.assertIn(("room", RoomGone("#dev", "spam")), alice.events)
+        self.assertEqual(self.said()[-1], "operator deleted #dev: spam")
+        self.assertTrue(self.presenter.rooms.delete("#dev", "again"))
+        self.assertEqual(self.said()[-1], "#dev is no longer there")
+
+    def test_the_operator_removes_a_member_and_the_others_are_told(self) -> None:
+        alice = self.join("alice", "#dev")
+        bob = self.join("bob", "#dev")
+        self.assertFalse(self.presenter.rooms.remove_member("#dev", "", "x"))
+        self.assertFalse(self.presenter.rooms.remove_member("#dev", "bob", ""))
+        self.assertEqual(self.said()[-2:], ["pick a member of a room to remove", "give a reason to remove bob from #dev"])
+        self.assertTrue(self.presenter.rooms.remove_member("#dev", "bob", "flooding"))
+        self.assertEqual([m[0] for m in self.view.members("#dev")], ["alice"])
+        self.assertIn(("room", RoomGone("#dev", "flooding", "bob")), bob.events)
+        self.assertIn(("room", RoomGone("#dev", "flooding", "bob")), alice.events)
+        self.assertEqual(self.said()[-1], "operator removed bob from #dev: flooding")
+        self.presenter.rooms.remove_member("#dev", "bob", "again")
+        self.assertEqual(self.said()[-1], "bob is not in #dev")
+
+    def test_the_deletion_question_says_what_is_lost(self) -> None:
+        self.assertEqual(
+            deletion_question("#dev", 12),
+            "Delete #dev? Its 12 members are told why and leave it; its topic, modes and bans are forgotten."
+            " This cannot be undone.",
+        )
+
+    def test_a_server_without_rooms_shows_none_and_says_so(self) -> None:
+        hub = Hub(self.clock, self.store, [], max_clients=10)
+        accounts = Accounts(hub, self.store, FakeHashing(), self.clock, require_password=False)
+        view = RecordingServerView()
+        presenter = ServerPresenter(view, hub, accounts, self.clock, ["tcp:8123"])
+        presenter.start()
+        self.addCleanup(presenter.stop)
+        self.assertEqual(view.rooms, [])
+        self.assertFalse(presenter.rooms.delete("#dev", "spam"))
+        self.assertFalse(presenter.rooms.remove_member("#dev", "bob", "spam"))
+        self.assertEqual(view.events[-1].split("  ", 1)[1], "this server keeps no rooms")
+
+
 class NodePresenterTests(SynchronousTestCase):
     """The window of one node of a service of several: its name, each user's node, resyncs."""
 
@@ -298,17 +445,7 @@ class ServerWindowTests(TestCase):
         need_display()
         self.server = await LoopbackServer(self.mktemp()).start(self)
         self.hub = self.server.hub
-        self.window = ServerWindow(tkinter.Tk())
-        self.presenter = ServerPresenter(self.window, self.hub, self.server.accounts, reactor, ["tcp:0"])
-        self.window.bind(self.presenter)
-        self.presenter.start()
-        self.addCleanup(self.tear_down)
-
-    def tear_down(self) -> None:
-        self.presenter.stop()
-        self.window.root.destroy()
-        del self.window, self.presenter
-        collect_windows([])
+        self.window, self.presenter = open_window(self, self.hub, self.server.accounts, reactor)
 
     async def until(self, what: str, condition: Callable[[], bool]) -> None:
         for _ in range(1500):
@@ -436,6 +573,74 @@ class ServerWindowTests(TestCase):
         self.window.root.tk.call(self.window.table.heading("name", "command"))  # click "Username"
         self.window.root.update()
         self.assertEqual(list(self.window.table.get_children()), ["bob", "amy"])
+
+
+class RoomsWindowTests(SynchronousTestCase):
+    """The Rooms tab under Xvfb, on a real hub keeping rooms."""
+
+    def setUp(self) -> None:
+        need_display()
+        self.clock = Clock()
+        self.clock.advance(1_700_000_000)
+        store = MemoryStore()
+        self.hub = Hub(self.clock, store, [], max_clients=10, rooms=store)
+        accounts = Accounts(self.hub, store, FakeHashing(), self.clock, require_password=False)
+        self.window, self.presenter = open_window(self, self.hub, accounts, self.clock)
+
+    def member(self, name: str, *rooms: str) -> RecordingParticipant:
+        return in_rooms(self, self.hub, name, *rooms)
+
+    def shown(self) -> dict[str, list[tuple[str, str, str]]]:
+        """Each room's name: its members' (name, state, role) as the tab shows them."""
+        rooms = self.window.rooms
+        self.window.root.update()
+        return {
+            rooms.item(room, "text"): [
+                (rooms.item(m, "text"), rooms.set(m, "members"), rooms.set(m, "modes")) for m in rooms.get_children(room)
+            ]
+            for room in rooms.get_children()
+        }
+
+    def test_each_room_and_its_members_and_the_operator_removes_one_and_deletes_a_room(self) -> None:
+        self.window.tabs.select(1)
+        alice = self.member("alice", "#Dev")
+        bob = self.member("bob", "#dev", "#apps")
+        self.assertEqual(
+            self.shown(),
+            {
+                "#apps": [("bob", "● online", "operator")],
+                "#Dev": [("alice", "● online", "operator"), ("bob", "● online", "")],
+            },
+        )
+        self.assertEqual(list(self.window.rooms.get_children()), ["#apps", "#dev"])  # by name
+        self.assertEqual(self.window.rooms.set("#dev", "members"), "2 (2 online)")
+        self.assertEqual(self.window.rooms.set("#dev", "modes"), "+nt")
+        self.assertEqual(self.window.rooms.set("#dev", "founder"), "alice")
+
+        self.window.rooms.selection_set("#dev/bob")
+        self.window.reason.insert(0, "flooding")
+        self.window.remove_member_button.invoke()
+        self.assertEqual(self.window.reason.get(), "")
+        self.assertIn(RoomGone("#Dev", "flooding", "bob"), bob.room_events())
+        self.assertEqual(self.shown()["#Dev"], [("alice", "● online", "operator")])
+
+        asked: list[str] = []
+
+        def refuse(title: str, question: str) -> bool:
+            asked.append(question)
+            return False
+
+        self.window.confirm = refuse
+        self.window.rooms.selection_set("#dev/alice")  # a member's row: its room
+        self.window.reason.insert(0, "closed")
+        self.window.delete_room_button.invoke()
+        self.assertEqual(asked, [deletion_question("#Dev", 1)])
+        self.assertIn("#Dev", self.shown())  # not confirmed: nothing done
+        self.window.confirm = lambda title, question: True
+        self.window.delete_room_button.invoke()
+        self.assertIn(RoomGone("#Dev", "closed"), alice.room_events())
+        self.assertEqual(list(self.shown()), ["#apps"])
+        self.assertIn("operator deleted #Dev: closed", "\n".join(self.window.events.get(0, "end")))
 
 
 class ServerWindowServiceTests(SynchronousTestCase):

@@ -31,6 +31,7 @@ from msgsvc.hub.events import (
     ProtectionChanged,
     QueueChanged,
     RegistrationRefused,
+    RoomChanged,
     SessionClosed,
     SessionOpened,
     UserJoined,
@@ -39,6 +40,8 @@ from msgsvc.hub.events import (
     UserRemoved,
 )
 from msgsvc.hub.rules import username_key
+from msgsvc.servergui.rooms import RoomsPresenter, RoomsView
+from msgsvc.servergui.times import duration, stamp
 from msgsvc.wire import REFUSAL_CODES
 
 COLUMNS = (
@@ -72,7 +75,7 @@ _SORT_KEYS: dict[str, Callable[[UserView], Any]] = {
 }
 
 
-class ServerView(Protocol):
+class ServerView(RoomsView, Protocol):
     def show_header(self, text: str) -> None: ...
 
     def show_rows(self, rows: list[tuple[str, tuple[str, ...]]]) -> None:
@@ -95,17 +98,6 @@ class ServerView(Protocol):
         """Add a line to the event pane, keeping at most ``keep`` lines."""
 
 
-def duration(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
-
-
 def removal_question(names: list[str], shown: int = 10) -> str:
     """What the window asks before removing ``names`` from the log (the first ``shown`` of them named)."""
     named = ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
@@ -113,10 +105,6 @@ def removal_question(names: list[str], shown: int = 10) -> str:
         f"Remove {named} from the username log, with their passwords and the messages waiting for them?"
         " Anyone may then take these names. This cannot be undone."
     )
-
-
-def _stamp(when: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(when))
 
 
 class ServerPresenter:
@@ -150,10 +138,13 @@ class ServerPresenter:
         self._reading_size = False
         self._tick = LoopingCall(self._tick_clocks)
         self._tick.clock = clock
+        #: the Rooms view, and the operator's actions on rooms
+        self.rooms = RoomsPresenter(view, hub.rooms, self._event)
 
     def start(self) -> None:
         self._hub.subscribe(self._on_event)
         self._show_all()
+        self.rooms.show_all()
         self._tick.start(1.0)
 
     def stop(self) -> None:
@@ -251,8 +242,8 @@ class ServerPresenter:
             user.node or "",  # with --redis: the server it is connected to
             "protected" if user.protected else "",
             str(user.queued) if user.queued else "",
-            _stamp(user.first_seen),
-            "now" if user.online else _stamp(user.last_seen),
+            stamp(user.first_seen),
+            "now" if user.online else stamp(user.last_seen),
             user.peer or "",
             duration(now - user.since) if user.since is not None else "",
             str(len(user.sessions)) if user.sessions else "",
@@ -367,11 +358,13 @@ class ServerPresenter:
                 where = f"on node {node} from {peer}" if node is not None else f"from {peer}"
                 self._event(f"{name} registered {where}" + (" (new name)" if first_time else ""))
                 self._update(name)
+                self.rooms.user_changed(name)
             case RegistrationRefused(name, peer, refusal, reason):
                 self._event(f"refused {name!r} from {peer}: {REFUSAL_CODES[refusal].value}: {reason}")
             case UserLeft(name, peer, node):
                 self._event(f"{name} left ({peer}" + (f" on node {node})" if node is not None else ")"))
                 self._update(name)
+                self.rooms.user_changed(name)
             case Disconnected(peer, why):
                 self._event(f"{peer} disconnected: {why}")
             case ClientDropped(peer, why):
@@ -402,7 +395,10 @@ class ServerPresenter:
                 else:
                     self._event(f"username log read: {names} names")
                 self._show_all()
+                self.rooms.show_all()
+            case RoomChanged(room):
+                self.rooms.changed(room)
 
     def _event(self, text: str) -> None:
-        stamp = time.strftime("%H:%M:%S", time.localtime(self._clock.seconds()))
-        self._view.add_event(f"{stamp}  {text}", self._keep)
+        at = time.strftime("%H:%M:%S", time.localtime(self._clock.seconds()))
+        self._view.add_event(f"{at}  {text}", self._keep)

@@ -8,6 +8,7 @@ from functools import partial
 from tkinter import messagebox, ttk
 
 from msgsvc.servergui.presenter import COLUMNS, ServerPresenter, removal_question
+from msgsvc.servergui.rooms import ROOM_COLUMNS, RoomRows, deletion_question
 
 _HEADINGS = {
     "name": ("Username", 130),
@@ -22,10 +23,18 @@ _HEADINGS = {
     "connected": ("Connected for", 130),
     "sessions": ("Sessions", 70),
 }
+_ROOM_HEADINGS = {
+    "room": ("Room / member", 160),  # the tree's own column: members indented under their room
+    "members": ("Members / state", 135),
+    "modes": ("Modes / role", 170),
+    "topic": ("Topic", 270),
+    "founder": ("Founder", 90),
+    "created": ("Created", 140),
+}
 
 
 class ServerWindow:
-    """Header, username log table, event pane and operator controls."""
+    """Header, the username log's and the rooms' tables (a tab each), event pane and operator controls."""
 
     def __init__(self, root: tkinter.Tk) -> None:
         self.root = root
@@ -40,7 +49,8 @@ class ServerWindow:
 
         panes = ttk.PanedWindow(outer, orient="vertical")
         panes.pack(fill="both", expand=True, pady=(8, 0))
-        table = ttk.Frame(panes)
+        self.tabs = ttk.Notebook(panes)
+        table = ttk.Frame(self.tabs)
         self.table = ttk.Treeview(table, columns=COLUMNS, show="headings", selectmode="extended", height=12)
         for column in COLUMNS:
             label, width = _HEADINGS[column]
@@ -52,7 +62,9 @@ class ServerWindow:
         self.table.configure(yscrollcommand=scroll.set)
         scroll.pack(side="right", fill="y")
         self.table.pack(fill="both", expand=True)
-        panes.add(table, weight=3)
+        self.tabs.add(table, text="Users")
+        self.tabs.add(self._rooms_tab(self.tabs), text="Rooms")
+        panes.add(self.tabs, weight=3)
 
         events = ttk.Frame(panes)
         ttk.Label(events, text="Events").pack(anchor="w", pady=(6, 0))
@@ -85,6 +97,32 @@ class ServerWindow:
         self.confirm: Callable[[str, str], bool] = lambda title, question: messagebox.askyesno(
             title, question, parent=root
         )
+
+    def _rooms_tab(self, parent: ttk.Notebook) -> ttk.Frame:
+        """Each room, its members under it; the operator's buttons for a room and a member."""
+        tab = ttk.Frame(parent)
+        buttons = ttk.Frame(tab)
+        buttons.pack(side="bottom", fill="x", pady=(6, 0))
+        self.delete_room_button = ttk.Button(buttons, text="Delete selected room…", command=self._delete_room)
+        self.delete_room_button.pack(side="left")
+        self.remove_member_button = ttk.Button(
+            buttons, text="Remove selected member from its room", command=self._remove_member
+        )
+        self.remove_member_button.pack(side="left", padx=(6, 0))
+        self.rooms = ttk.Treeview(tab, columns=ROOM_COLUMNS[1:], selectmode="browse", height=12)
+        for column in ROOM_COLUMNS:
+            label, width = _ROOM_HEADINGS[column]
+            tree_column = "#0" if column == "room" else column
+            self.rooms.heading(tree_column, text=label, anchor="w")
+            self.rooms.column(tree_column, width=width, stretch=column == "topic")
+        self.rooms.tag_configure("room", font=("TkDefaultFont", 10, "bold"))
+        self.rooms.tag_configure("online", foreground="#1b5e20")
+        self.rooms.tag_configure("offline", foreground="#777777")
+        scroll = ttk.Scrollbar(tab, command=self.rooms.yview)
+        self.rooms.configure(yscrollcommand=scroll.set)
+        scroll.pack(side="right", fill="y")
+        self.rooms.pack(fill="both", expand=True)
+        return tab
 
     def bind(self, presenter: ServerPresenter) -> None:
         self.presenter = presenter
@@ -123,6 +161,30 @@ class ServerWindow:
 
     def delete_row(self, row_id: str) -> None:
         self.table.delete(row_id)
+
+    def show_rooms(self, rooms: list[RoomRows]) -> None:
+        self.rooms.delete(*self.rooms.get_children())
+        for rows in rooms:
+            self.put_room(rows, len(self.rooms.get_children()))
+
+    def put_room(self, rows: RoomRows, index: int) -> None:
+        (room_id, cells), members = rows
+        selected = self.rooms.selection()
+        if self.rooms.exists(room_id):
+            self.rooms.item(room_id, text=cells[0], values=cells[1:])
+            self.rooms.delete(*self.rooms.get_children(room_id))
+            if self.rooms.index(room_id) != index:
+                self.rooms.move(room_id, "", index)
+        else:
+            self.rooms.insert("", index, iid=room_id, text=cells[0], values=cells[1:], tags=("room",), open=True)
+        for member_id, member in members:
+            self.rooms.insert(
+                room_id, "end", iid=member_id, text=member[0], values=member[1:], tags=(self._tag(member),)
+            )
+        self.rooms.selection_set([s for s in selected if self.rooms.exists(s)])
+
+    def delete_room(self, row_id: str) -> None:
+        self.rooms.delete(row_id)
 
     def add_event(self, text: str, keep: int) -> None:
         at_end = self.events.yview()[1] >= 0.999
@@ -170,6 +232,31 @@ class ServerWindow:
             if not self.confirm("Remove from the log", removal_question(names)):
                 return
         if self.presenter.remove(names, self.reason.get()):
+            self.reason.delete(0, "end")
+
+    def _selected_room(self) -> tuple[str, str, str]:
+        """The selected room's row id and name, and the selected member's name ("" for none)."""
+        selected = self.rooms.selection()
+        if not selected:
+            return "", "", ""
+        row = selected[0]
+        room = self.rooms.parent(row) or row
+        member = str(self.rooms.item(row, "text")) if room != row else ""
+        return room, str(self.rooms.item(room, "text")), member
+
+    def _delete_room(self) -> None:
+        assert self.presenter is not None
+        row, room, _ = self._selected_room()
+        if room and self.reason.get().strip():
+            if not self.confirm("Delete a room", deletion_question(room, len(self.rooms.get_children(row)))):
+                return
+        if self.presenter.rooms.delete(room, self.reason.get()):
+            self.reason.delete(0, "end")
+
+    def _remove_member(self) -> None:
+        assert self.presenter is not None
+        _, room, member = self._selected_room()
+        if self.presenter.rooms.remove_member(room, member, self.reason.get()):
             self.reason.delete(0, "end")
 
     def _notice(self) -> None:

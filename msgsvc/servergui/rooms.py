@@ -1,0 +1,161 @@
+"""The server window's Rooms view, decided with no toolkit in it: each room with its members (online
+marks, operators, voice), modes and topic; the operator deletes a room or removes a member.
+
+It follows the hub's :class:`~msgsvc.hub.events.RoomChanged` (one room's row redrawn) and a user's
+coming and going (the online marks of its rooms' rows), as the username log follows its events.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+from collections.abc import Callable
+from typing import Protocol
+
+from twisted.python.failure import Failure
+
+from msgsvc.hub.contracts import MemberView, RoomView
+from msgsvc.hub.rooms import Rooms
+from msgsvc.hub.rules import room_key, username_key
+from msgsvc.servergui.times import stamp
+
+#: a room's row: its name, members, modes, topic, founder, created; a member's row under it: its name,
+#: its online mark, operator or voice
+ROOM_COLUMNS = ("room", "members", "modes", "topic", "founder", "created")
+
+#: one room's rows: (row id, cells) of the room, and of each member under it
+RoomRows = tuple[tuple[str, tuple[str, ...]], list[tuple[str, tuple[str, ...]]]]
+
+
+class RoomsView(Protocol):
+    def show_rooms(self, rooms: list[RoomRows]) -> None:
+        """Replace the rooms' table with these rooms, in order."""
+
+    def put_room(self, rows: RoomRows, index: int) -> None:
+        """Insert one room (or redraw it in place, its members too) and put it at ``index``."""
+
+    def delete_room(self, row_id: str) -> None:
+        """Take a room's row (and its members') out of the table."""
+
+
+def modes_text(room: RoomView) -> str:
+    """``+iklnt key=s3cret limit=20``: the flags, with the key's and the limit's values."""
+    letters = set(room.modes) | ({"k"} if room.key is not None else set()) | ({"l"} if room.limit is not None else set())
+    values = ([f"key={room.key}"] if room.key is not None else []) + (
+        [f"limit={room.limit}"] if room.limit is not None else []
+    )
+    return " ".join(["+" + "".join(sorted(letters)) if letters else "", *values]).strip()
+
+
+def deletion_question(room: str, members: int) -> str:
+    """What the window asks before deleting ``room``."""
+    return (
+        f"Delete {room}? Its {members} members are told why and leave it; its topic, modes and bans are"
+        " forgotten. This cannot be undone."
+    )
+
+
+class RoomsPresenter:
+    """Drives a :class:`RoomsView` from the hub's rooms; carries out the operator's room actions.
+
+    ``event`` adds a line to the window's event pane; ``rooms`` None: a server that keeps no rooms.
+    """
+
+    def __init__(self, view: RoomsView, rooms: Rooms | None, event: Callable[[str], None]) -> None:
+        self._view = view
+        self._rooms = rooms
+        self._event = event
+        self._order: list[str] = []  # the shown rooms' keys, sorted
+        self._members: dict[str, set[str]] = {}  # room key -> its members' name keys
+
+    def show_all(self) -> None:
+        views = [] if self._rooms is None else self._rooms.everything()
+        self._order = [room_key(v.name) for v in views]
+        self._members = {room_key(v.name): {username_key(m.name) for m in v.members} for v in views}
+        self._view.show_rooms([self.rows(v) for v in views])
+
+    def changed(self, room: str) -> None:
+        """``room`` changed (or is gone): its rows redrawn (or taken out)."""
+        assert self._rooms is not None  # a server without rooms tells of none
+        key = room_key(room)
+        shown = key in self._members
+        view = next((v for v in self._rooms.everything() if room_key(v.name) == key), None)
+        if view is None:
+            if shown:
+                del self._order[bisect_left(self._order, key)]
+                del self._members[key]
+                self._view.delete_room(key)
+            return
+        if not shown:
+            insort(self._order, key)
+        self._members[key] = {username_key(m.name) for m in view.members}
+        self._view.put_room(self.rows(view), bisect_left(self._order, key))
+
+    def user_changed(self, name: str) -> None:
+        """``name`` came or went: the rooms it is in show its online mark anew."""
+        name = username_key(name)
+        for key in [k for k, members in self._members.items() if name in members]:
+            self.changed(key)
+
+    def rows(self, room: RoomView) -> RoomRows:
+        key = room_key(room.name)
+        online = sum(m.online for m in room.members)
+        cells = (
+            room.name,
+            f"{len(room.members)} ({online} online)",
+            modes_text(room),
+            room.topic + (f"  (set by {room.topic_by})" if room.topic and room.topic_by else ""),
+            room.founder or "",
+            stamp(room.created),
+        )
+        members = [(f"{key}/{username_key(m.name)}", self.member_cells(m)) for m in room.members]
+        return (key, cells), members
+
+    @staticmethod
+    def member_cells(member: MemberView) -> tuple[str, ...]:
+        roles = ", ".join(role for role, has in (("operator", member.op), ("voice", member.voice)) if has)
+        return (member.name, "● online" if member.online else "○ offline", roles, "", "", "")
+
+    # -- the operator's actions -------------------------------------------
+
+    def delete(self, room: str, reason: str) -> bool:
+        """Delete ``room``, its members told ``reason``; whether it was asked of the hub."""
+        reason = reason.strip()
+        if self._rooms is None:
+            self._event("this server keeps no rooms")
+            return False
+        if not room:
+            self._event("pick a room to delete")
+            return False
+        if not reason:
+            self._event(f"give a reason to delete {room}")
+            return False
+
+        def done(deleted: bool) -> None:
+            self._event(f"operator deleted {room}: {reason}" if deleted else f"{room} is no longer there")
+
+        self._rooms.delete(room, reason).addCallbacks(done, self._failed(f"could not delete {room}"))
+        return True
+
+    def remove_member(self, room: str, name: str, reason: str) -> bool:
+        """End ``name``'s membership of ``room`` (a protected account's too), telling ``reason``."""
+        reason = reason.strip()
+        if self._rooms is None:
+            self._event("this server keeps no rooms")
+            return False
+        if not room or not name:
+            self._event("pick a member of a room to remove")
+            return False
+        if not reason:
+            self._event(f"give a reason to remove {name} from {room}")
+            return False
+
+        def done(removed: bool) -> None:
+            self._event(f"operator removed {name} from {room}: {reason}" if removed else f"{name} is not in {room}")
+
+        self._rooms.remove_member(room, name, reason).addCallbacks(
+            done, self._failed(f"could not remove {name} from {room}")
+        )
+        return True
+
+    def _failed(self, what: str) -> Callable[[Failure], None]:
+        return lambda failure: self._event(f"{what}: {failure.getErrorMessage()}")
