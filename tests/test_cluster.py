@@ -23,7 +23,22 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import Logger
 from twisted.trial.unittest import SynchronousTestCase
 
-from msgsvc.hub.contracts import Kind, Message, RemoteUser, Stored, UserRecord
+from msgsvc.hub.contracts import (
+    Entered,
+    Invited,
+    Kicked,
+    Kind,
+    Member,
+    Message,
+    ModeSet,
+    Parted,
+    RemoteUser,
+    RoomEvent,
+    RoomGone,
+    Stored,
+    TopicSet,
+    UserRecord,
+)
 from msgsvc.hub.conversations import conversation_key
 from msgsvc.hub.ids import MessageIds, message_id_floor
 from msgsvc.auth.store import StillOnline
@@ -713,6 +728,9 @@ class _Hub:
     def remote_read(self, key: str, conversation: str, position: str) -> None:
         self.presence.append(("read", key, conversation, position))
 
+    def remote_room(self, event: RoomEvent) -> None:
+        self.presence.append(("room", event))
+
     def resync(self, records: Iterable[UserRecord], online: Iterable[RemoteUser]) -> None:
         pass
 
@@ -849,6 +867,24 @@ class SessionsAcrossNodesTests(_TwoNodes):
         await self.until(lambda: hub_b.presence)
         self.assertEqual(hub_b.presence, [("read", "alice", "alice,bob", "0123")])
         self.assertEqual(hub_a.presence, [])
+
+    async def test_what_happens_in_a_room_on_one_node_reaches_the_others_as_it_was(self) -> None:
+        a, hub_a, b, hub_b = await self.two()
+        events: list[RoomEvent] = [
+            Entered("#Dev", Member("Alice", op=True, since=1.0 / 3), created=True),
+            ModeSet("#Dev", "Alice", (("+k", "sesame"), ("+i", None), ("+o", "bob"))),
+            TopicSet("#Dev", "Ship it", "Alice", 2.0 / 3),
+            Kicked("#Dev", "bob", "Alice", "bye"),
+            Invited("#Dev", "carol", "Alice"),
+            Parted("#Dev", "Alice", "disconnected", quit=True),
+            RoomGone("#Dev", "spam", "dave"),
+            RoomGone("#Dev", "closed"),
+        ]
+        for event in events:
+            a.room_changed(event)
+        await self.until(lambda: len(hub_b.presence) == len(events))
+        self.assertEqual(hub_b.presence, [("room", event) for event in events])
+        self.assertEqual(hub_a.presence, [])  # not told its own
 
 
 class _Reads:

@@ -691,6 +691,10 @@ class Network(Protocol):
     def read_moved(self, name: str, conversation: str, position: str) -> None:
         """Tell the other nodes that ``name``'s read position in ``conversation`` moved to ``position``."""
 
+    def room_changed(self, event: RoomEvent) -> None:
+        """Tell the other nodes what happened in a room here (they apply it to their view of it, and tell
+        its members' sessions there); the store has it, or will, from this node."""
+
     def route(self, message: Message, keys_by_node: dict[str, list[str]]) -> Deferred[set[str]]:
         """Send ``message`` to these users of other nodes; fires with the nodes that took it, to deliver
         to those of its users still connected when it reads it.  A node not alive within its lease,
@@ -725,6 +729,9 @@ class NetworkListener(Protocol):
 
     def remote_read(self, key: str, conversation: str, position: str) -> None:
         """The read position of the name ``key`` in ``conversation`` moved on another node."""
+
+    def remote_room(self, event: RoomEvent) -> None:
+        """What happened in a room on another node (or by the operator's command)."""
 
     def local_users(self) -> list[tuple[str, int, int, str, str, float]]:
         """This node's online sessions: name, session, the name's allowance (as :meth:`Network.claim`

@@ -22,6 +22,7 @@ from msgsvc.hub.contracts import (
     Refused,
     RemoteUser,
     Report,
+    RoomEvent,
     Store,
     UserRecord,
 )
@@ -68,6 +69,9 @@ class Alone:
     def read_moved(self, name: str, conversation: str, position: str) -> None:
         pass  # no session on another node: never asked
 
+    def room_changed(self, event: RoomEvent) -> None:
+        pass  # no other node to tell
+
     def route(self, message: Message, keys_by_node: dict[str, list[str]]) -> Deferred[set[str]]:
         return succeed(set())  # no user is online on another node: never asked
 
@@ -111,6 +115,9 @@ class Nodes:
         #: users online on other nodes, by name key, then by node (its first session there): a name online
         #: here may be too, an account's
         self.remote: dict[str, dict[str, RemoteUser]] = {}
+        #: what applies another node's room events to the rooms here and tells their members here (the
+        #: hub's :class:`~msgsvc.hub.rooms.Rooms`); None: this server keeps no rooms
+        self.rooms_here: Callable[[RoomEvent], None] | None = None
 
     def allowance(self, record: UserRecord) -> int:
         """How many sessions ``record``'s name may have in the service: an account's, or one."""
@@ -330,6 +337,12 @@ class Nodes:
         account = self._sessions.get(key)
         for session in account.online_sessions() if account is not None else ():
             session.participant.read_moved(conversation, position)
+
+    def remote_room(self, event: RoomEvent) -> None:
+        """What happened in a room on another node, or by the operator's command: applied to the rooms
+        here, which tell their members' sessions here."""
+        if self.rooms_here is not None:
+            self.rooms_here(event)
 
     def remote_protected(self, key: str) -> None:
         """A password was set for the name ``key`` (on any node): shown as protected here too."""

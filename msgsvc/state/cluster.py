@@ -47,11 +47,12 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from msgsvc.hub.contracts import Kind, Message, NetworkListener, Refusal, Refused, RemoteUser
+from msgsvc.hub.contracts import Kind, Message, NetworkListener, Refusal, Refused, RemoteUser, RoomEvent
 from msgsvc.hub.rules import username_key
 from msgsvc.state.inbox import ROUTE, Inbox, inbox_key, waiting_key
 from msgsvc.state.redis import ACCOUNTS, LOG_FIRST, LOG_LAST, LOG_NAME, ONLINE, PREFIX, RedisState
-from msgsvc.state.redislink import RedisUnavailable, Script, Subscription
+from msgsvc.state.redislink import Commands, RedisUnavailable, Script, Subscription
+from msgsvc.state.roomevents import decode, encode
 
 NODES = f"{PREFIX}nodes"
 PRESENCE = f"{PREFIX}presence"
@@ -68,6 +69,11 @@ def users_key(node: str) -> str:
 def sessions_key(key: str) -> str:
     """A name's sessions: ``NODE/SESSION`` -> its holder (JSON: node, peer, front, since)."""
     return f"{PREFIX}sessions:{key}"
+
+
+def publish_room_event(redis: Commands, event: RoomEvent, node: str) -> Deferred[object]:
+    """Tell every node but ``node`` (which made it) of ``event`` (the operator's command: a node of none)."""
+    return redis.execute("PUBLISH", PRESENCE, json.dumps({"e": "room", "node": node, "event": encode(event)}))
 
 
 def default_node_name() -> str:
@@ -445,6 +451,16 @@ class RedisCluster(Service):
             )
         )
 
+    def room_changed(self, event: RoomEvent) -> None:
+        """Publish ``event`` on ``msgsvc:presence``: every other node applies it to its rooms."""
+        publish_room_event(self._redis, event, self.node).addErrback(
+            lambda f: self.log.warn(
+                "could not tell the other nodes of a change of {room}: {why}",
+                room=event.room,
+                why=f.getErrorMessage(),
+            )
+        )
+
     def route(self, message: Message, keys_by_node: dict[str, list[str]]) -> Deferred[set[str]]:
         """Pass ``message`` on with the others of this reactor pass: one script for them all."""
         reached: Deferred[set[str]] = Deferred()
@@ -542,6 +558,8 @@ class RedisCluster(Service):
                 self.nodes.remote_protected(event["key"])
             elif event["e"] == "read" and event["node"] != self.node:
                 self.nodes.remote_read(event["key"], event["conv"], event["pos"])
+            elif event["e"] == "room" and event["node"] != self.node:
+                self.nodes.remote_room(decode(event["event"]))
         except Exception:
             self.log.failure("could not take {data!r} from {channel}", data=data, channel=on)
 

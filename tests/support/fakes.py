@@ -369,6 +369,7 @@ class FakeNetwork:
         self.released: list[str] = []
         self.routed: list[tuple[Message, dict[str, list[str]]]] = []
         self.read_moves: list[tuple[str, str, str]] = []
+        self.room_changes: list[RoomEvent] = []
         self.answers: list[Deferred[set[str]]] = []
 
     def claim(
@@ -386,6 +387,9 @@ class FakeNetwork:
 
     def read_moved(self, name: str, conversation: str, position: str) -> None:
         self.read_moves.append((name, conversation, position))
+
+    def room_changed(self, event: RoomEvent) -> None:
+        self.room_changes.append(event)
 
     def route(self, message: Message, keys_by_node: dict[str, list[str]]) -> Deferred[set[str]]:
         self.routed.append((message, keys_by_node))

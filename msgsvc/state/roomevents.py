@@ -1,0 +1,33 @@
+"""A room's event (:data:`msgsvc.hub.contracts.RoomEvent`) as the nodes pass it to each other: JSON, with
+its kind and its fields (a member's as a list), read back exactly (times are JSON numbers as Python writes
+them, never through Lua's)."""
+
+from __future__ import annotations
+
+from dataclasses import astuple, fields
+from typing import Any
+
+from msgsvc.hub.contracts import Entered, Invited, Kicked, Member, ModeSet, Parted, RoomEvent, RoomGone, TopicSet
+
+_KINDS: dict[str, type[RoomEvent]] = {
+    kind.__name__: kind for kind in (Entered, Parted, Kicked, TopicSet, ModeSet, Invited, RoomGone)
+}
+
+
+def encode(event: RoomEvent) -> dict[str, Any]:
+    """``event`` as a JSON object."""
+    data: dict[str, Any] = {field.name: getattr(event, field.name) for field in fields(event)}
+    if isinstance(event, Entered):
+        data["member"] = astuple(event.member)
+    return {"kind": type(event).__name__, **data}
+
+
+def decode(data: dict[str, Any]) -> RoomEvent:
+    """The event :func:`encode` made ``data`` of; KeyError or TypeError if it is none."""
+    data = dict(data)
+    kind = _KINDS[data.pop("kind")]
+    if kind is Entered:
+        data["member"] = Member(*data["member"])
+    elif kind is ModeSet:
+        data["changes"] = tuple((change, arg) for change, arg in data["changes"])
+    return kind(**data)
