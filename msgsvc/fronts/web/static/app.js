@@ -10,13 +10,25 @@ const PASSWORD_CODES = new Set(["AUTH_REQUIRED", "AUTH_FAILED", "PASSWORD_INVALI
 const SESSIONS_FULL = "{name} is connected on as many devices as this server allows at once. Log out on one of them " +
   "(or close it), then connect again.";
 const BACKOFF_MAX = 30; // seconds between reconnect attempts, at most
-const VERSION = 10; // the protocol version the page speaks; a version 8 server refuses VERSION, then it speaks 8
+const VERSION = 11; // the protocol version the page speaks; a version 8 server refuses VERSION, then it speaks 8
 const MAX_CONVERSATIONS = 100; // CONVERSATION lines an answer holds at most (the protocol's limit): more are left out
 const READ_EVERY = 1000; // ms between two READ of the page at least (conversations read meanwhile share one)
 const MAX_UNREAD = 100; // the most unread messages a CONVERSATION line counts (the server's cap)
 const MESSAGE_ID = /^[0-7][0-9A-HJKMNP-TV-Z]{25}$/; // a message id, as READ and CONVERSATION give positions
 const MAX_PARTICIPANTS = 33; // a direct conversation's names at most: a sender and 32 recipients
 const NAME_KEY = /^[a-z][a-z0-9_.-]{0,31}$/; // a username in lower case, as the server names conversations
+const USERNAME = /^[A-Za-z][A-Za-z0-9_.-]{0,31}$/;
+const ROOM = /^#[A-Za-z][A-Za-z0-9_.-]{0,31}$/; // a room's name (version 11)
+const MAX_LISTED = 1000; // MEMBER lines of an answer, ROOMINFO lines of a list, kept at most
+const ROOM_MODES = {
+  i: "invite only", k: "key needed", l: "member limit", m: "moderated", n: "no messages from outside", s: "secret",
+  t: "topic locked",
+};
+// How a refused room command is said: "Cannot join #dev: ...".
+const ROOM_VERBS = {
+  JOIN: "Cannot join", PART: "Cannot leave", TOPIC: "No topic for", INVITE: "Cannot invite to", KICK: "Cannot kick from",
+  MODE: "Cannot change the modes of", MEMBERS: "Cannot list the members of", ROOMS: "Cannot list",
+};
 
 const $ = (id) => document.getElementById(id);
 
@@ -72,8 +84,8 @@ function dayKey(date) {
 
 /** Whether ``conversation`` (as the server names it) is one ``me`` can be in: a hostile server's odd names are left out. */
 function readable(conversation, me) {
-  if (conversation === "#all") return true;
   if (typeof conversation !== "string") return false;
+  if (ROOM.test(conversation)) return conversation === conversation.toLowerCase();
   const keys = conversation.split(",");
   return keys.length <= MAX_PARTICIPANTS && keys.every((key) => NAME_KEY.test(key)) && keys.includes(me.toLowerCase());
 }
@@ -81,7 +93,12 @@ function readable(conversation, me) {
 /** The conversation a message of ``sender`` to ``group`` is of, as the server names it, for the user ``me``. */
 function conversationOf(me, sender, kind, group) {
   if (kind === "broadcast") return "#all";
+  if (kind === "room") return group[0].toLowerCase();
   return [...new Set([me, sender, ...group].map((name) => name.toLowerCase()))].sort().join(",");
+}
+
+function membersOf(count) {
+  return `${count} member${count === 1 ? "" : "s"}`;
 }
 
 function joinNames(names) {
@@ -132,6 +149,11 @@ class Session {
     this.attempt = 0;
     this.timer = null;
     this.warnedClear = false;
+    // Version 11: this user's rooms, by key: {name, topic, modes, members: Map key -> {name, online, op, voice} or null}.
+    this.rooms = new Map();
+    this.openRoom = ""; // the key of the room open, or ""
+    this.memberLines = []; // the MEMBER lines of the answer coming
+    this.roomLines = []; // the ROOMINFO lines of the answer coming
   }
 
   url() {
@@ -240,12 +262,11 @@ class Session {
     for (const name of names) if (name.toLowerCase() !== me) this.talking.add(name.toLowerCase());
   }
 
-  /** A message of ``kind`` among ``names`` (and this user) at ``at``: its conversation goes to the top of the list,
-   *  once the list came, if this user may read it. */
-  heard(kind, names, at) {
-    const keys = new Set([this.name, ...names].map((name) => name.toLowerCase()));
-    const conversation = kind === "broadcast" ? "#all" : [...keys].sort().join(",");
-    if (!this.listed || isNaN(at) || !this.historyOpen(conversation) || !readable(conversation, this.name)) return;
+  /** A message of ``conversation`` at ``at``: it goes to the top of the list, once the list came (or the rooms'),
+   *  unless it is a direct one of a name that keeps none. */
+  heard(conversation, at) {
+    const unkept = !ROOM.test(conversation) && !this.historyOpen(conversation); // a direct one kept by none
+    if (!this.listed || isNaN(at) || unkept || !readable(conversation, this.name)) return;
     const known = this.conversations.find((c) => c.conversation === conversation);
     const others = this.conversations.filter((c) => c !== known);
     const newest = { conversation, at: known && known.at > at ? known.at : at };
@@ -323,7 +344,7 @@ class Session {
   /** Whether this connection can read ``conversation``'s history (a direct one needs a protected name). */
   historyOpen(conversation) {
     if (this.version < 9 || !this.historyDays || !this.welcomed) return false;
-    if (conversation === "#all") return true;
+    if (ROOM.test(conversation)) return true; // #all and the rooms: their members read them
     const me = this.users.get(this.name.toLowerCase());
     return Boolean(me && me.protected);
   }
@@ -348,6 +369,46 @@ class Session {
     return true;
   }
 
+  /** Send a room command (version 11), its answer awaited; false if not connected. */
+  roomCommand(verb, room, line) {
+    if (this.version < 11) {
+      ui.warning("This server has no rooms (it speaks an older version of the protocol).");
+      return false;
+    }
+    if (!this.send(line)) return false;
+    this.pending.push({ what: "room", verb, room });
+    return true;
+  }
+
+  /** The room command awaited first, taken if ``verb`` answers it about ``room``. */
+  answered(verbs, room) {
+    const asked = this.pending[0];
+    if (!asked || asked.what !== "room" || !verbs.includes(asked.verb)) return null;
+    if (asked.room.toLowerCase() !== room.toLowerCase()) return null;
+    return this.pending.shift();
+  }
+
+  /** The room ``name`` is this user's: known, and in the list of conversations. */
+  inRoom(name) {
+    const key = name.toLowerCase();
+    if (!this.rooms.has(key)) this.rooms.set(key, { name, topic: "", modes: "", members: null });
+    if (!this.conversations.some((c) => c.conversation === key)) {
+      this.conversations.push({ conversation: key, at: new Date(0) });
+    }
+    this.listed = true;
+    ui.renderConversations();
+    return this.rooms.get(key);
+  }
+
+  /** The room ``key`` is no longer this user's: forgotten, and everyone's conversation opened if it was open. */
+  leftRoom(key, said) {
+    if (!this.rooms.delete(key)) return;
+    ui.system(said);
+    this.conversations = this.conversations.filter((c) => c.conversation !== key);
+    if (this.openRoom === key) ui.address("broadcast", []);
+    ui.renderConversations();
+  }
+
   setPassword(password) {
     if (!this.send(`PASSWORD :${password}`)) return false;
     this.pending.push({ what: "password", password });
@@ -370,6 +431,12 @@ const HANDLERS = {
     s.catchingUp = s.version >= 9 && s.historyDays > 0;
     if (!s.catchingUp) ui.renderHistory();
     else if (s.send("CONVERSATIONS")) s.pending.push({ what: "conversations" });
+    s.rooms.clear(); // this user's rooms come again, with the answer to ROOMS mine
+    s.conversations = s.conversations.filter((c) => c.conversation === "#all" || !ROOM.test(c.conversation));
+    if (s.version >= 11 && s.send("ROOMS mine")) s.pending.push({ what: "room", verb: "ROOMS", room: "", mine: true });
+    $("join-room").hidden = s.version < 11;
+    if (s.version >= 11) $("recent").hidden = false;
+    ui.renderRoom();
   },
   VERSION(s, [version, days]) {
     const asked = s.pending[0];
@@ -420,6 +487,7 @@ const HANDLERS = {
     const [id, time] = params.length >= 6 ? params.slice(3, 5) : [null, null];
     if (!s.firstTime(id)) return; // in the history already
     const group = recipients === "*" ? [] : recipients.split(",");
+    if (kind === "room" && !ROOM.test(group[0] || "")) return; // a room's message names its room
     const mine = sender.toLowerCase() === s.name.toLowerCase() && s.version >= 10; // sent from another session
     if (mine) {
       ui.mine(kind, group, text, time ? new Date(time) : new Date(), id);
@@ -427,9 +495,10 @@ const HANDLERS = {
       s.lastReceived = { sender, kind, group };
       ui.message(time ? new Date(time) : new Date(), sender, kind, group, text, false, id);
     }
-    s.talkedWith([sender, ...group]);
-    s.heard(kind, [sender, ...group], time ? new Date(time) : new Date());
-    s.arrived(conversationOf(s.name, sender, kind, group), id, mine, true);
+    if (kind !== "room") s.talkedWith([sender, ...group]);
+    const conversation = conversationOf(s.name, sender, kind, group);
+    s.heard(conversation, time ? new Date(time) : new Date());
+    s.arrived(conversation, id, mine, true);
   },
   DELAYED(s, params) {
     const [id, time, sender, kind, recipients] = params;
@@ -441,11 +510,13 @@ const HANDLERS = {
     if (!s.firstTime(messageId)) return; // in the history already
     if (!s.awayHeading) s.awayHeading = ui.system("While you were away:");
     const group = recipients.split(",");
+    if (kind === "room" && !ROOM.test(group[0])) return; // a room's message names its room
     s.lastReceived = { sender, kind, group };
     s.talkedWith([sender, ...group]);
     ui.message(new Date(time), sender, kind, group, text, true, messageId);
-    s.heard(kind, [sender, ...group], new Date(time));
-    s.arrived(conversationOf(s.name, sender, kind, group), messageId, false, true);
+    const conversation = conversationOf(s.name, sender, kind, group);
+    s.heard(conversation, new Date(time));
+    s.arrived(conversation, messageId, false, true);
   },
   HISTMSG(s, [conversation, sender, kind, recipients, id, time, text]) {
     if (!s.batch) s.batch = { oldest: id, count: 0, anchor: ui.anchor() };
@@ -517,7 +588,7 @@ const HANDLERS = {
   SENT(s, [delivered, offline, queued, id, time]) {
     const sent = s.pending.shift();
     if (!sent || sent.what !== "send") return;
-    s.heard(sent.kind, sent.recipients, time ? new Date(time) : new Date());
+    s.heard(conversationOf(s.name, s.name, sent.kind, sent.recipients), time ? new Date(time) : new Date());
     if (id) {
       s.firstTime(id); // the history shows it as this entry, not again
       sent.item.dataset.id = id;
@@ -552,6 +623,130 @@ const HANDLERS = {
     s.moved(conversation, position);
     if (s.listed) ui.renderConversations();
   },
+  // Version 11: rooms. A line naming no room, or no user, is left out.
+  ROOM(s, [room, , modes, topic]) {
+    if (s.version < 11 || !ROOM.test(room || "") || room.toLowerCase() === "#all") return;
+    const known = s.inRoom(room);
+    known.modes = (modes || "").replace(/^\+/, "");
+    known.topic = topic || "";
+  },
+  MEMBER(s, [room, name, state, ...marks]) {
+    if (s.version < 11 || !USERNAME.test(name || "") || s.memberLines.length >= MAX_LISTED) return;
+    s.memberLines.push({ name, online: state === "online", op: marks.includes("op"), voice: marks.includes("voice") });
+  },
+  ENDMEMBERS(s, [room]) {
+    const lines = s.memberLines;
+    s.memberLines = [];
+    if (s.version < 11 || !ROOM.test(room || "")) return;
+    const key = room.toLowerCase();
+    const asked = s.answered(["JOIN", "MEMBERS"], room);
+    if (key === "#all" || (!s.rooms.has(key) && !(asked && asked.verb === "JOIN"))) return;
+    const known = s.inRoom(room);
+    known.members = new Map(lines.map((m) => [m.name.toLowerCase(), m]));
+    if (asked && asked.verb === "JOIN") {
+      ui.system(`You are in ${known.name} (${membersOf(lines.length)}).${known.topic ? ` Topic: ${known.topic}` : ""}`);
+      ui.openRoom(key);
+    } else {
+      ui.renderRoom();
+    }
+  },
+  ENTERED(s, [room, name]) {
+    if (s.version < 11 || !ROOM.test(room || "") || !USERNAME.test(name || "")) return;
+    const key = room.toLowerCase();
+    if (key === "#all") return; // everyone is in it: JOINED says who came
+    if (name.toLowerCase() === s.name.toLowerCase()) {
+      if (!s.rooms.has(key)) { // joined from another session of this account
+        s.inRoom(room);
+        s.roomCommand("MEMBERS", room, `MEMBERS ${room}`);
+      }
+      return;
+    }
+    const known = s.rooms.get(key);
+    if (!known) return;
+    if (known.members) known.members.set(name.toLowerCase(), { name, online: true, op: false, voice: false });
+    ui.system(`${name} joined ${known.name}`);
+    ui.renderRoom();
+  },
+  PARTED(s, [room, name, reason]) {
+    if (s.version < 11 || !ROOM.test(room || "") || !USERNAME.test(name || "")) return;
+    const key = room.toLowerCase();
+    const why = reason ? ` (${reason})` : "";
+    if (name.toLowerCase() === s.name.toLowerCase()) {
+      s.answered(["PART"], room);
+      s.leftRoom(key, `You left ${room}${why}`);
+    } else if (s.rooms.has(key)) {
+      ui.memberGone(key, name, `${name} left ${s.rooms.get(key).name}${why}`);
+    }
+  },
+  KICKED(s, [room, name, by, reason]) {
+    if (s.version < 11 || !ROOM.test(room || "") || !USERNAME.test(name || "") || !USERNAME.test(by || "")) return;
+    const key = room.toLowerCase();
+    const why = reason ? `: ${reason}` : "";
+    if (by.toLowerCase() === s.name.toLowerCase()) s.answered(["KICK"], room);
+    if (name.toLowerCase() === s.name.toLowerCase()) s.leftRoom(key, `${by} removed you from ${room}${why}`);
+    else if (s.rooms.has(key)) ui.memberGone(key, name, `${by} removed ${name} from ${s.rooms.get(key).name}${why}`);
+  },
+  TOPIC(s, [room, by, , topic]) {
+    if (s.version < 11 || !ROOM.test(room || "")) return;
+    s.answered(["TOPIC"], room);
+    const known = s.rooms.get(room.toLowerCase());
+    if (!known) return;
+    known.topic = topic || "";
+    const who = by && by !== "-" && USERNAME.test(by) ? by : "";
+    if (known.topic) ui.system(`${who || "Someone"} set the topic of ${known.name}: ${known.topic}`);
+    else ui.system(`${who || "Someone"} cleared the topic of ${known.name}`);
+    ui.renderRoom();
+  },
+  MODE(s, [room, by, changes, ...args]) {
+    if (s.version < 11 || !ROOM.test(room || "") || typeof changes !== "string") return;
+    if (by !== "-" && !USERNAME.test(by || "")) return;
+    s.answered(["MODE"], room);
+    const known = s.rooms.get(room.toLowerCase());
+    if (!known) return;
+    if (by === "-") {
+      known.modes = changes.replace(/^\+/, "");
+      const said = [...known.modes].map((m) => ROOM_MODES[m] || m).join(", ") || "none";
+      ui.system(`Modes of ${known.name}: +${known.modes} (${said})`);
+    } else {
+      ui.applyModes(known, changes, args);
+      ui.system(`${by} set ${[changes, ...args].join(" ")} in ${known.name}`);
+    }
+    ui.renderRoom();
+  },
+  INVITED(s, [room, name]) {
+    if (s.version < 11 || !ROOM.test(room || "") || !USERNAME.test(name || "")) return;
+    s.answered(["INVITE"], room);
+    ui.system(`You invited ${name} to ${room}.`);
+  },
+  INVITATION(s, [room, by]) {
+    if (s.version < 11 || !ROOM.test(room || "") || !USERNAME.test(by || "")) return;
+    ui.notice(`${by} invites you to ${room}: join it to accept.`);
+  },
+  ROOMGONE(s, [room, reason]) {
+    if (s.version < 11 || !ROOM.test(room || "")) return;
+    s.leftRoom(room.toLowerCase(), `${room} is no longer yours${reason ? `: ${reason}` : "."}`);
+  },
+  ROOMINFO(s, [room, members, topic]) {
+    const count = Number(members);
+    if (s.version < 11 || !ROOM.test(room || "") || !Number.isInteger(count) || count < 0) return;
+    if (s.roomLines.length < MAX_LISTED) s.roomLines.push({ room, members: count, topic: topic || "" });
+  },
+  ENDROOMS(s) {
+    const lines = s.roomLines;
+    s.roomLines = [];
+    if (s.version < 11) return;
+    const asked = s.answered(["ROOMS"], "");
+    if (!asked) return;
+    if (asked.mine) {
+      for (const { room, topic } of lines) if (room.toLowerCase() !== "#all") s.inRoom(room).topic = topic;
+      if (!s.conversations.some((c) => c.conversation === "#all")) s.conversations.push({ conversation: "#all", at: new Date(0) });
+      s.listed = true;
+      ui.renderConversations();
+      return;
+    }
+    ui.system(lines.length ? `Rooms (${lines.length}):` : "No rooms yet: join one to create it.");
+    for (const { room, members, topic } of lines) ui.system(`${room}, ${membersOf(members)}${topic ? `: ${topic}` : ""}`);
+  },
   PING(s, [token]) {
     s.send(token === undefined ? "PONG" : `PONG :${token}`);
   },
@@ -582,6 +777,8 @@ const HANDLERS = {
       ui.warning(`Your conversations cannot be listed now: ${text}`);
     } else if (asked && asked.what === "read") {
       // the position stays the page's; the server keeps the next one said
+    } else if (asked && asked.what === "room") {
+      ui.warning(`${ROOM_VERBS[asked.verb]} ${asked.room || "the rooms"}: ${text} (${code})`);
     } else if (asked && asked.what === "password") {
       ui.passwordError(text);
     } else if (asked && asked.what === "send") {
@@ -717,7 +914,7 @@ const ui = {
     if (sender.toLowerCase() === me) {
       words = `you to ${kind === "broadcast" ? "everyone" : group.join(", ")}: ${text}`;
     } else {
-      words = `${sender} to ${ui.to(kind, group)}: ${text}`;
+      words = ui.said(sender, kind, group, text);
     }
     const item = ui.item(`history ${sender.toLowerCase() === me ? "mine" : `message ${kind}`}`, time, words, null, id);
     const at = time.getTime();
@@ -751,12 +948,14 @@ const ui = {
 
   /** A conversation as a reader says it: "to everyone", "with bob and carol", "with yourself". */
   inWords(conversation) {
-    return conversation === "#all" ? "to everyone" : `with ${ui.who(conversation)}`;
+    if (conversation === "#all") return "to everyone";
+    return ROOM.test(conversation) ? `in ${ui.who(conversation)}` : `with ${ui.who(conversation)}`;
   },
 
   /** With whom a conversation is: "everyone", "bob and carol" (as the log spells them), "yourself". */
   who(conversation) {
     if (conversation === "#all") return "everyone";
+    if (ROOM.test(conversation)) return (session.rooms.get(conversation) || { name: conversation }).name;
     const me = session.name.toLowerCase();
     const others = conversation.split(",").filter((key) => key !== me);
     const spelled = others.map((key) => (session.users.get(key) || { name: key }).name);
@@ -776,8 +975,9 @@ const ui = {
       const who = document.createElement("span");
       who.textContent = ui.who(conversation);
       const when = document.createElement("time");
-      when.dateTime = at.toISOString();
-      when.textContent = describeTime(at, now);
+      const known = at.getTime() > 0; // a room with no message known has no time
+      when.dateTime = known ? at.toISOString() : "";
+      when.textContent = known ? describeTime(at, now) : "";
       button.append(who, when);
       const unread = session.unread.get(conversation) || 0;
       if (unread) {
@@ -786,12 +986,15 @@ const ui = {
         count.textContent = `${unread} unread`;
         button.append(count);
       }
+      // Its accessible name: the room's or the people's name, and its unread count.
+      const name = conversation === "#all" ? "#all, everyone" : ui.who(conversation);
+      button.setAttribute("aria-label", `${name}, ${unread} unread${known ? `, ${when.textContent}` : ""}`);
       if (conversation === open) button.setAttribute("aria-current", "true");
       const item = document.createElement("li");
       item.append(button);
       return item;
     }));
-    $("recent").hidden = !session.conversations.length;
+    $("recent").hidden = !session.conversations.length && session.version < 11;
     const again = focused && [...$("conversations").querySelectorAll("button")].find(
       (button) => button.dataset.conversation === focused.dataset.conversation,
     );
@@ -800,6 +1003,7 @@ const ui = {
 
   /** Address ``kind`` to ``keys`` (names in any case) in the compose form: what Reply all and the list do. */
   address(kind, keys) {
+    session.openRoom = "";
     $(`kind-${kind}`).checked = true;
     ui.renderUsers();
     for (const input of document.querySelectorAll('#users input[name="recipient"]')) {
@@ -812,6 +1016,10 @@ const ui = {
 
   /** Open a conversation of the list: addressed, and its history shown. */
   openListed(conversation) {
+    if (ROOM.test(conversation) && conversation !== "#all") {
+      ui.openRoom(conversation);
+      return;
+    }
     if (conversation === "#all") {
       ui.address("broadcast", []);
       return;
@@ -866,6 +1074,7 @@ const ui = {
 
   /** The conversation open in the compose form: #all for a broadcast or nobody picked, else the picked and this user. */
   openConversation() {
+    if (session.openRoom && session.rooms.has(session.openRoom)) return session.openRoom;
     const picked = ui.kind() === "broadcast" ? [] : ui.recipients();
     if (!picked.length) return "#all";
     const keys = new Set([session.name.toLowerCase(), ...picked.map((n) => n.toLowerCase())]);
@@ -899,6 +1108,8 @@ const ui = {
   /** The open conversation changed: show its history, the first time. */
   opened() {
     const conversation = ui.openConversation();
+    $("conversation-title").textContent = conversation === "#all" ? "#all (everyone)" : ui.who(conversation);
+    ui.renderRoom();
     if (!session.histories.has(conversation)) session.loadHistory(conversation);
     ui.renderHistory();
     ui.renderConversations();
@@ -965,13 +1176,19 @@ const ui = {
   to(kind, group) {
     const me = session.name.toLowerCase();
     if (kind === "broadcast") return "everyone";
+    if (kind === "room") return group[0];
     if (kind === "unicast") return "you";
     return joinNames(["you", ...group.filter((n) => n.toLowerCase() !== me)]);
   },
 
+  /** How a message to this user reads: "bob to you: hi", "bob in #dev: hi". */
+  said(sender, kind, group, text) {
+    return `${sender} ${kind === "room" ? "in" : "to"} ${ui.to(kind, group)}: ${text}`;
+  },
+
   message(time, sender, kind, group, text, delayed, id) {
     const label = delayed ? describeTime(time, new Date()) : null;
-    ui.entry(`message ${kind}${delayed ? " delayed" : ""}`, time, `${sender} to ${ui.to(kind, group)}: ${text}`, label, id);
+    ui.entry(`message ${kind}${delayed ? " delayed" : ""}`, time, ui.said(sender, kind, group, text), label, id);
     $("reply-all").disabled = !session.welcomed;
   },
 
@@ -991,6 +1208,73 @@ const ui = {
 
   notice(text) {
     ui.entry("notice", new Date(), `Server notice: ${text}`);
+  },
+
+  /** Open the room ``key``: written to, its history, members and topic shown. */
+  openRoom(key) {
+    const known = session.rooms.get(key);
+    if (!known) return;
+    session.openRoom = key;
+    if (!known.members) session.roomCommand("MEMBERS", known.name, `MEMBERS ${known.name}`);
+    ui.opened();
+    $("message").focus();
+  },
+
+  /** The open room's name, members count and modes, topic, members (operators first), and an operator's form. */
+  renderRoom() {
+    const key = ui.openConversation();
+    const known = session.rooms.get(key);
+    $("room").hidden = !known;
+    $("message-label").textContent = known ? `Message to ${known.name}` : "Message";
+    if (!known) return;
+    const members = [...(known.members || new Map()).values()].sort(
+      (a, b) => (b.op - a.op) || (b.voice - a.voice) || a.name.toLowerCase().localeCompare(b.name.toLowerCase()),
+    );
+    const modes = [...known.modes].map((m) => ROOM_MODES[m] || m).join(", ");
+    $("room-title").textContent = `${known.name} · ${membersOf(members.length)}${modes ? ` · ${modes}` : ""}`;
+    $("room-topic").textContent = known.topic ? `Topic: ${known.topic}` : "No topic";
+    $("room-members").replaceChildren(...members.map((member) => {
+      const item = document.createElement("li");
+      item.className = member.online ? "online" : "offline";
+      const role = member.op ? ", operator" : member.voice ? ", voice" : "";
+      item.textContent = `${member.op ? "@" : member.voice ? "+" : ""}${member.name}`;
+      item.setAttribute("aria-label", `${member.name}, ${member.online ? "online" : "offline"}${role}`);
+      return item;
+    }));
+    const me = known.members && known.members.get(session.name.toLowerCase());
+    $("operator").hidden = !(me && me.op);
+    $("compose-error").textContent = "";
+    $("people-summary").textContent = `To ${known.name}`;
+  },
+
+  /** ``name`` left the room ``key`` (or was removed): said, and the members shown again. */
+  memberGone(key, name, said) {
+    const known = session.rooms.get(key);
+    if (known.members) known.members.delete(name.toLowerCase());
+    ui.system(said);
+    ui.renderRoom();
+  },
+
+  /** Apply "+i-m", "+o bob"... to what is known of a room (bans are not kept here). */
+  applyModes(known, changes, args) {
+    let adding = true;
+    const rest = [...args];
+    for (const letter of changes) {
+      if (letter === "+" || letter === "-") {
+        adding = letter === "+";
+        continue;
+      }
+      const arg = "ovb".includes(letter) || (adding && "kl".includes(letter)) ? rest.shift() || "" : "";
+      const member = known.members && known.members.get(arg.toLowerCase());
+      if ((letter === "o" || letter === "v") && member) {
+        member[letter === "o" ? "op" : "voice"] = adding;
+      } else if (ROOM_MODES[letter]) {
+        const modes = new Set(known.modes);
+        if (adding) modes.add(letter);
+        else modes.delete(letter);
+        known.modes = [...modes].sort().join("");
+      }
+    }
   },
 
   composeError(text) {
@@ -1049,6 +1333,13 @@ function onSend(event) {
     ui.composeError("Type a message first.");
     return;
   }
+  const room = session.rooms.get(ui.openConversation());
+  if (room) {
+    if (session.sendMessage("room", [room.name], text)) $("message").value = "";
+    else ui.composeError("Not connected: the message was not sent.");
+    $("message").focus();
+    return;
+  }
   if (kind === "unicast" && recipients.length !== 1) {
     ui.composeError("Pick the recipient in the username log.");
     return;
@@ -1073,9 +1364,52 @@ function onReplyAll() {
     ui.address("broadcast", []);
     return;
   }
+  if (last.kind === "room") {
+    ui.openRoom(last.group[0].toLowerCase());
+    return;
+  }
   const sender = last.sender.toLowerCase();
   const keys = [sender, ...last.group.map((n) => n.toLowerCase()).filter((key) => key !== me && key !== sender)];
   ui.address(keys.length > 1 ? "multicast" : "unicast", keys);
+}
+
+function onJoin(event) {
+  event.preventDefault();
+  let room = $("room-name").value.trim();
+  if (room && !room.startsWith("#")) room = `#${room}`;
+  if (!ROOM.test(room)) {
+    ui.warning("A room's name is # and 1-32 letters, digits, _ . or -, a letter first.");
+    $("room-name").focus();
+    return;
+  }
+  if (room.toLowerCase() === "#all") ui.address("broadcast", []);
+  else if (!session.roomCommand("JOIN", room, `JOIN ${room}`)) return;
+  $("room-name").value = "";
+  $("join-form").hidden = true;
+  $("join-room").setAttribute("aria-expanded", "false");
+}
+
+/** An operator's form: its button says what the words are (a topic, a name to invite or kick, modes). */
+function onOperator(event) {
+  event.preventDefault();
+  const known = session.rooms.get(ui.openConversation());
+  if (!known) return;
+  const text = $("operator-text").value.trim();
+  const [first, ...rest] = text.split(/\s+/).filter(Boolean);
+  const act = event.submitter ? event.submitter.value : "topic";
+  const room = known.name;
+  let sent = false;
+  if (act === "topic") {
+    sent = session.roomCommand("TOPIC", room, `TOPIC ${room} :${text}`);
+  } else if ((act === "invite" || act === "kick") && USERNAME.test(first || "")) {
+    const line = act === "invite" ? `INVITE ${room} ${first}` : `KICK ${room} ${first}${rest.length ? ` :${rest.join(" ")}` : ""}`;
+    sent = session.roomCommand(act.toUpperCase(), room, line);
+  } else if (act === "mode" && /^([+-][a-z]+)+$/.test(first || "") && rest.every((word) => !word.startsWith(":"))) {
+    sent = session.roomCommand("MODE", room, `MODE ${room} ${[first, ...rest].join(" ")}`);
+  } else {
+    ui.warning(act === "mode" ? "Modes: +i, -m, +k KEY, +l 20, +o NAME, -v NAME, +b NAME." : "Type a name first.");
+  }
+  if (sent) $("operator-text").value = "";
 }
 
 function onPassword(event) {
@@ -1107,6 +1441,18 @@ function start() {
   $("compose").addEventListener("submit", onSend);
   $("reply-all").addEventListener("click", onReplyAll);
   $("password-panel").addEventListener("submit", onPassword);
+  $("join-form").addEventListener("submit", onJoin);
+  $("operator").addEventListener("submit", onOperator);
+  $("join-room").addEventListener("click", () => {
+    const open = $("join-form").hidden;
+    $("join-form").hidden = !open;
+    $("join-room").setAttribute("aria-expanded", String(open));
+    if (open) $("room-name").focus();
+  });
+  $("leave-room").addEventListener("click", () => {
+    const known = session.rooms.get(ui.openConversation());
+    if (known) session.roomCommand("PART", known.name, `PART ${known.name}`);
+  });
   $("password-cancel").addEventListener("click", () => {
     $("password-panel").hidden = true;
     $("message").focus();
@@ -1123,6 +1469,7 @@ function start() {
     $("people").classList.toggle("open", open);
   });
   $("users").addEventListener("change", () => {
+    session.openRoom = ""; // the seed's flow: picking recipients leaves a room
     ui.summarize();
     ui.opened();
   });
@@ -1139,6 +1486,7 @@ function start() {
   $("new-messages").addEventListener("click", () => ui.toBottom());
   for (const radio of document.querySelectorAll('input[name="kind"]')) {
     radio.addEventListener("change", () => {
+      session.openRoom = "";
       ui.renderUsers();
       ui.opened();
     });
