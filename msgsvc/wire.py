@@ -15,9 +15,9 @@ import time
 from dataclasses import dataclass, field
 from enum import Enum
 
-from msgsvc.hub.contracts import HistoryPolicy, Refusal, Refused
+from msgsvc.hub.contracts import ROOM_FLAGS, HistoryPolicy, ModeChange, Refusal, Refused
 from msgsvc.hub.ids import message_id, message_id_floor
-from msgsvc.hub.rules import check_password_rules, message_text, recipient_names
+from msgsvc.hub.rules import check_password_rules, is_valid_username, message_text, recipient_names, room_name
 
 #: The byte that ends a line; a CR just before it is dropped.
 LF = b"\n"
@@ -404,6 +404,60 @@ class Read:
 
 
 @dataclass(slots=True)
+class SendRoom:
+    room: str
+    text: str
+
+
+@dataclass(slots=True)
+class Join:
+    room: str
+    key: str | None
+
+
+@dataclass(slots=True)
+class Part:
+    room: str
+    reason: str
+
+
+@dataclass(slots=True)
+class Topic:
+    room: str
+    text: str | None  # None: asked
+
+
+@dataclass(slots=True)
+class Invite:
+    room: str
+    name: str
+
+
+@dataclass(slots=True)
+class Kick:
+    room: str
+    name: str
+    reason: str
+
+
+@dataclass(slots=True)
+class Mode:
+    room: str
+    changes: tuple[ModeChange, ...] | None  # None: asked (or, with ``bans``, its bans listed)
+    bans: bool = False
+
+
+@dataclass(slots=True)
+class Members:
+    room: str
+
+
+@dataclass(slots=True)
+class Rooms:
+    mine: bool
+
+
+@dataclass(slots=True)
 class Ack:
     up_to: int  # the id of the last delayed message the client has
 
@@ -433,11 +487,28 @@ Command = (
     | History
     | Conversations
     | Read
+    | SendRoom
+    | Join
+    | Part
+    | Topic
+    | Invite
+    | Kick
+    | Mode
+    | Members
+    | Rooms
     | Ack
     | Ping
     | Pong
     | Quit
 )
+
+#: The verbs of rooms (version 11).
+ROOM_VERBS = frozenset({"JOIN", "PART", "TOPIC", "INVITE", "KICK", "MODE", "MEMBERS", "ROOMS"})
+#: Changes one MODE may make.
+MODE_CHANGES = 12
+#: The greatest +l.
+MODE_LIMIT_MAX = 1_000_000
+_MODE_USAGE = "usage: MODE <room> [<changes> [<arg>...]] (changes of i m n s t k l o v b)"
 
 _HISTORY = HistoryPolicy()  # a HISTORY's count: at most its page (the server's default when none)
 _HISTORY_USAGE = "usage: HISTORY <conversation> [<before: * | id | time> [<count: 1-100>]]"
@@ -468,6 +539,8 @@ def parse_command(line: Line, limits: Limits) -> Command:
         return Password(line.params[0])
     if verb == "SEND":
         _arity(line, 2, 2, "SEND <name>[,<name>...] :<text>")
+        if line.params[0].startswith("#"):  # a room (version 11): the front checks the version
+            return SendRoom(line.params[0], message_text(line.params[1], limits.max_text))
         return Send(
             recipient_names(line.params[0].split(","), limits.max_recipients),
             message_text(line.params[1], limits.max_text),
@@ -489,6 +562,8 @@ def parse_command(line: Line, limits: Limits) -> Command:
         if position is None:
             raise ProtocolError(Code.BAD_SYNTAX, "usage: READ <conversation> <position: id>")
         return Read(line.params[0], position)
+    if verb in ROOM_VERBS:
+        return _room_command(line)
     if verb == "VERSION":
         _arity(line, 1, 1, "VERSION <version>")
         version = ascii_int(line.params[0], 9)
@@ -531,3 +606,74 @@ def _history(line: Line) -> History:
     if count is None or not 1 <= count <= _HISTORY.page:
         raise ProtocolError(Code.BAD_SYNTAX, _HISTORY_USAGE)
     return History(conversation, before, count)
+
+
+def _room_command(line: Line) -> Command:
+    """A room command (version 11); its room name against the rules, or Refused(ROOM_INVALID)."""
+    verb, params = line.verb, line.params
+    if verb == "ROOMS":
+        _arity(line, 0, 1, "ROOMS [mine]")
+        if params and params[0].lower() != "mine":
+            raise ProtocolError(Code.BAD_SYNTAX, "usage: ROOMS [mine]")
+        return Rooms(bool(params))
+    usages = {
+        "JOIN": (1, 2, "JOIN <room> [:<key>]"),
+        "PART": (1, 2, "PART <room> [:<reason>]"),
+        "TOPIC": (1, 2, "TOPIC <room> [:<text>]"),
+        "INVITE": (2, 2, "INVITE <room> <name>"),
+        "KICK": (2, 3, "KICK <room> <name> [:<reason>]"),
+        "MEMBERS": (1, 1, "MEMBERS <room>"),
+        "MODE": (1, 2 + MODE_CHANGES, _MODE_USAGE[len("usage: ") :]),
+    }
+    least, most, usage = usages[verb]
+    _arity(line, least, most, usage)
+    room = room_name(params[0])
+    rest = params[1:]
+    if verb == "JOIN":
+        return Join(room, rest[0] if rest and rest[0] else None)
+    if verb == "PART":
+        return Part(room, rest[0] if rest else "")
+    if verb == "TOPIC":
+        return Topic(room, rest[0] if rest else None)
+    if verb in ("INVITE", "KICK"):
+        if not is_valid_username(rest[0]):
+            raise ProtocolError(Code.BAD_SYNTAX, f"not a username: {rest[0]!r}")
+        if verb == "INVITE":
+            return Invite(room, rest[0])
+        return Kick(room, rest[0], rest[1] if len(rest) > 1 else "")
+    if verb == "MEMBERS":
+        return Members(room)
+    if not rest:
+        return Mode(room, None)
+    if rest[0] in ("b", "+b") and len(rest) == 1:
+        return Mode(room, None, bans=True)
+    return Mode(room, _mode_changes(rest[0], list(rest[1:])))
+
+
+def _mode_changes(word: str, args: list[str]) -> tuple[ModeChange, ...]:
+    """``+i-m+k key``'s changes, each with its argument, or ProtocolError (BAD_SYNTAX)."""
+    changes: list[ModeChange] = []
+    sign = ""
+    for letter in word:
+        if letter in "+-":
+            sign = letter
+            continue
+        on = sign == "+"
+        if not sign or letter not in ROOM_FLAGS + "klovb":
+            raise ProtocolError(Code.BAD_SYNTAX, _MODE_USAGE)
+        arg = None
+        if letter in "ovb" or (on and letter in "kl"):
+            if not args:
+                raise ProtocolError(Code.BAD_SYNTAX, f"{sign}{letter} needs an argument; {_MODE_USAGE}")
+            arg = args.pop(0)
+            if letter in "ovb" and not is_valid_username(arg):
+                raise ProtocolError(Code.BAD_SYNTAX, f"not a username: {arg!r}")
+            if letter == "l":
+                limit = ascii_int(arg, 7) or 0
+                if not 1 <= limit <= MODE_LIMIT_MAX:
+                    raise ProtocolError(Code.BAD_SYNTAX, f"+l takes a limit from 1 to {MODE_LIMIT_MAX}")
+                arg = str(limit)
+        changes.append((sign + letter, arg))
+    if args or not changes or len(changes) > MODE_CHANGES:
+        raise ProtocolError(Code.BAD_SYNTAX, f"at most {MODE_CHANGES} changes, each with its argument; {_MODE_USAGE}")
+    return tuple(changes)

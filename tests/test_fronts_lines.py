@@ -706,7 +706,7 @@ class Version9Tests(SynchronousTestCase):
     def test_version_is_answered_with_the_lower_version_and_the_days_kept(self) -> None:
         protocol, transport = self.server.connect()
         protocol.dataReceived(b"VERSION 12\r\nVERSION 9\r\nVERSION 8\r\nversion 1\r\n")
-        self.assertEqual(lines(transport), ["VERSION 10 90", "VERSION 9 90", "VERSION 8 90", "VERSION 1 90"])
+        self.assertEqual(lines(transport), ["VERSION 11 90", "VERSION 9 90", "VERSION 8 90", "VERSION 1 90"])
         off = ServerHarness()
         protocol, transport = off.connect()
         protocol.dataReceived(b"VERSION 9\r\n")
@@ -956,7 +956,67 @@ def read_doc(*path: str) -> str:
         return f.read()
 
 
-class ProtocolExampleTests(SynchronousTestCase):
+class ExamplePlayer(SynchronousTestCase):
+    """Plays docs/protocol.rst's example sessions against ``self.server``."""
+
+    server: ServerHarness
+
+    def at(self, text: str) -> None:
+        clock = self.server.clock
+        clock.advance(wire.parse_millis(text) - clock.seconds())
+
+    def play(
+        self,
+        start: str,
+        end: str | None,
+        clients: list[tuple[ServerProtocol, StringTransport]],
+        before: dict[int, str],
+        presence: bool = False,
+    ) -> None:
+        """Play the examples between the texts ``start`` and ``end``: each group of lines (between blank
+        lines) by its client; ``before``: the time of the group with that index; ``presence``: what the
+        others than the first heard before their group (JOINED) is left out; ``end`` None: the end."""
+        doc = read_doc("docs", "protocol.rst")
+        region = doc[doc.index(start) : len(doc) if end is None else doc.index(end)]
+        groups: list[list[str]] = [[]]
+        for line in region.splitlines():
+            if line.startswith(("    C: ", "    S: ")):
+                groups[-1].append(line[4:])
+            elif groups[-1]:
+                groups.append([])
+        if not groups[-1]:
+            groups.pop()
+        self.assertEqual(len(groups), len(clients))
+
+        def send(protocol: ServerProtocol, said: list[str]) -> None:
+            protocol.dataReceived("".join(f"{line}\r\n" for line in said).encode())
+            self.server.end_of_pass()
+
+        for index, (group, (protocol, transport)) in enumerate(zip(groups, clients)):
+            if presence and protocol is not clients[0][0]:
+                lines(transport)
+            if index in before:
+                self.at(before[index])
+            said: list[str] = []
+            heard: list[str] = []
+            for line in group:
+                if line.startswith("C: "):
+                    if heard:
+                        self.assertEqual(lines(transport), heard)
+                        heard = []
+                    said.append(line[3:])
+                else:
+                    if said:
+                        send(protocol, said)
+                        said = []
+                    heard.append(line[3:])
+            if said:
+                send(protocol, said)
+            self.assertEqual(lines(transport), heard)
+
+
+
+class ProtocolExampleTests(ExamplePlayer):
     maxDiff = None
     """docs/protocol.rst's example sessions of versions 9 and 10, run as written (their ids are made here)."""
 
@@ -1009,58 +1069,6 @@ class ProtocolExampleTests(SynchronousTestCase):
         server.end_of_pass()
         for transport in (self.a, self.b):
             lines(transport)
-
-    def at(self, text: str) -> None:
-        clock = self.server.clock
-        clock.advance(wire.parse_millis(text) - clock.seconds())
-
-    def play(
-        self,
-        start: str,
-        end: str,
-        clients: list[tuple[ServerProtocol, StringTransport]],
-        before: dict[int, str],
-        presence: bool = False,
-    ) -> None:
-        """Play the examples between the texts ``start`` and ``end``: each group of lines (between blank
-        lines) by its client; ``before``: the time of the group with that index; ``presence``: what the
-        others than the first heard before their group (JOINED) is left out."""
-        doc = read_doc("docs", "protocol.rst")
-        region = doc[doc.index(start) : doc.index(end)]
-        groups: list[list[str]] = [[]]
-        for line in region.splitlines():
-            if line.startswith(("    C: ", "    S: ")):
-                groups[-1].append(line[4:])
-            elif groups[-1]:
-                groups.append([])
-        groups.pop()
-        self.assertEqual(len(groups), len(clients))
-
-        def send(protocol: ServerProtocol, said: list[str]) -> None:
-            protocol.dataReceived("".join(f"{line}\r\n" for line in said).encode())
-            self.server.end_of_pass()
-
-        for index, (group, (protocol, transport)) in enumerate(zip(groups, clients)):
-            if presence and protocol is not clients[0][0]:
-                lines(transport)
-            if index in before:
-                self.at(before[index])
-            said: list[str] = []
-            heard: list[str] = []
-            for line in group:
-                if line.startswith("C: "):
-                    if heard:
-                        self.assertEqual(lines(transport), heard)
-                        heard = []
-                    said.append(line[3:])
-                else:
-                    if said:
-                        send(protocol, said)
-                        said = []
-                    heard.append(line[3:])
-            if said:
-                send(protocol, said)
-            self.assertEqual(lines(transport), heard)
 
     def play_version_9(self) -> tuple[ServerProtocol, StringTransport]:
         carol = self.server.connect()
@@ -1217,3 +1225,109 @@ class ReadTests(SynchronousTestCase):
         )
         self.assertFalse(self.l.disconnecting or self.b.disconnecting)
         self.assertEqual(lines(self.p), [])
+
+
+class RoomExampleTests(ExamplePlayer):
+    """docs/protocol.rst's example session of version 11 (rooms), run as written."""
+
+    maxDiff = None
+
+    def setUp(self) -> None:
+        randoms = [(int("0f3a9c2b7d15e8a4c601", 16) << 1).to_bytes(10, "big")]
+        records = (UserRecord("alice", 1.0, 2.0, protected=True), UserRecord("bob", 1.0, 2.0), UserRecord("carol", 1.0, 2.0))
+        self.server = ServerHarness(
+            Limits(ping_interval=1e9),
+            records=records,
+            history=HistoryPolicy(),
+            random=lambda size: randoms.pop(0),
+            start=wire.parse_millis("2026-12-03T10:00:00Z"),
+        )
+
+    def test_the_version_11_example(self) -> None:
+        alice = self.server.register("alice", PASSWORD, version=11)
+        bob = self.server.register("bob", version=11)
+        lines(alice[1])
+        times = {0: "2026-12-03T10:00:12.250Z", 1: "2026-12-03T10:01:02.781Z"}
+        self.play("A version 11 client: rooms.", None, [alice, bob, alice, bob, alice], times)
+
+
+class RoomLineTests(SynchronousTestCase):
+    """Version 11's room lines; none for an older client."""
+
+    def setUp(self) -> None:
+        records = (UserRecord("alice", 1.0, 2.0, protected=True), UserRecord("bob", 1.0, 2.0))
+        self.server = ServerHarness(Limits(ping_interval=1e9), records=records, history=HistoryPolicy())
+        self.alice, self.a = self.server.register("alice", PASSWORD, version=11)
+        self.bob, self.b = self.server.register("bob", version=11)
+        self.say(self.alice, "JOIN #dev")
+        self.say(self.bob, "JOIN #dev")
+        lines(self.a), lines(self.b)
+
+    def say(self, protocol: ServerProtocol, *said: str) -> None:
+        protocol.dataReceived("".join(f"{line}\r\n" for line in said).encode())
+        self.server.end_of_pass()
+
+    def test_a_version_10_client_knows_no_rooms(self) -> None:
+        old, o = self.server.register("alice", PASSWORD, version=10)  # another session of a member
+        self.say(old, "JOIN #dev", "MEMBERS #dev", "SEND #dev :hi", "HISTORY #dev", "ROOMS")
+        self.assertEqual(
+            [line.split(" :")[0] for line in lines(o)],
+            ["ERROR UNKNOWN_COMMAND", "ERROR UNKNOWN_COMMAND", "ERROR BAD_SYNTAX", "ERROR BAD_SYNTAX", "ERROR UNKNOWN_COMMAND"],
+        )
+        self.say(self.bob, "SEND #dev :to the room", "TOPIC #dev :x", "PART #dev")
+        self.assertEqual(lines(o), [])  # neither MSG nor room notices
+        self.assertEqual([line.split(" ")[0] for line in lines(self.a)], ["MSG", "PARTED"])
+        self.say(old, "CONVERSATIONS")
+        self.assertEqual(lines(o), ["ENDCONVERSATIONS 0"])
+        self.say(self.alice, "CONVERSATIONS")
+        self.assertEqual([line.split(" ")[:2] for line in lines(self.a)], [["CONVERSATION", "#dev"], ["ENDCONVERSATIONS", "1"]])
+
+    def test_operators_actions_reach_every_member(self) -> None:
+        self.say(self.bob, "KICK #dev alice")
+        self.assertEqual(lines(self.b), ["ERROR NOT_ROOM_OPERATOR :you are not an operator of #dev"])
+        self.say(self.alice, "MODE #dev +o-t bob", "MODE #dev +b carol", "MODE #dev b")
+        ban_time = wire.format_millis(self.server.clock.seconds())
+        self.assertEqual(
+            lines(self.a),
+            ["MODE #dev alice +o-t bob", "MODE #dev alice +b carol", f"BAN #dev carol alice {ban_time}", "ENDBANS #dev 1"],
+        )
+        self.assertEqual(lines(self.b), ["MODE #dev alice +o-t bob", "MODE #dev alice +b carol"])
+        self.say(self.bob, "KICK #dev alice :enough", "MODE #dev b")
+        self.assertEqual(lines(self.a), ["KICKED #dev alice bob :enough"])
+        self.assertEqual(lines(self.b)[0], "KICKED #dev alice bob :enough")
+        self.say(self.alice, "MODE #dev b", "MODE #dev", "JOIN #dev :wrong")
+        created = wire.format_millis(self.server.clock.seconds())  # setUp's time: the founder is its operator again
+        self.assertEqual(
+            lines(self.a),
+            [
+                "ERROR NOT_IN_ROOM :you are not in #dev",
+                "MODE #dev - +n",
+                f"ROOM #dev {created} +n :",
+                "MEMBER #dev alice online op",
+                "MEMBER #dev bob online op",
+                "ENDMEMBERS #dev 2",
+            ],
+        )
+
+    def test_an_invitation_and_a_room_gone(self) -> None:
+        self.say(self.alice, "PART #dev")
+        lines(self.a), lines(self.b)
+        self.say(self.bob, "MODE #dev +i", "INVITE #dev alice")
+        self.assertEqual(lines(self.b), ["ERROR NOT_ROOM_OPERATOR :you are not an operator of #dev", "INVITED #dev alice"])
+        self.assertEqual(lines(self.a), ["INVITATION #dev bob"])
+        assert self.server.hub.rooms is not None
+        self.server.hub.rooms.delete("#dev", "closed")
+        self.assertEqual(lines(self.b), ["ROOMGONE #dev :closed"])
+        self.say(self.alice, "JOIN #new", "INVITE #new bob", "JOIN #all", "PART #all")
+        self.assertEqual(
+            lines(self.a)[3:],
+            [
+                "INVITED #new bob",
+                "ROOM #all 1970-01-01T00:00:00.000Z + :",
+                "MEMBER #all alice online",
+                "MEMBER #all bob online",
+                "ENDMEMBERS #all 2",
+                "ERROR CANNOT_LEAVE :everyone is in #all",
+            ],
+        )
+        self.assertEqual(lines(self.b), ["INVITATION #new alice"])

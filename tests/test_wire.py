@@ -291,7 +291,60 @@ class ParseCommandTests(SynchronousTestCase):
         self.assertEqual(self.command(b"QUIT :gone home"), wire.Quit("gone home"))
 
     def test_unknown(self) -> None:
-        self.assertError(b"JOIN #x", Code.UNKNOWN_COMMAND)
+        self.assertError(b"WHOIS alice", Code.UNKNOWN_COMMAND)
+
+    def test_room_commands(self) -> None:
+        self.assertEqual(self.command(b"JOIN #Dev"), wire.Join("#Dev", None))
+        self.assertEqual(self.command(b"JOIN #dev :s3 cret"), wire.Join("#dev", "s3 cret"))
+        self.assertEqual(self.command(b"JOIN #dev :"), wire.Join("#dev", None))
+        self.assertEqual(self.command(b"PART #dev"), wire.Part("#dev", ""))
+        self.assertEqual(self.command(b"PART #dev :gone home"), wire.Part("#dev", "gone home"))
+        self.assertEqual(self.command(b"SEND #dev :hi all"), wire.SendRoom("#dev", "hi all"))
+        self.assertEqual(self.command(b"SEND #9 :x"), wire.SendRoom("#9", "x"))  # the hub checks the name
+        self.assertEqual(self.command(b"TOPIC #dev"), wire.Topic("#dev", None))
+        self.assertEqual(self.command(b"TOPIC #dev :"), wire.Topic("#dev", ""))
+        self.assertEqual(self.command(b"TOPIC #dev :ship it"), wire.Topic("#dev", "ship it"))
+        self.assertEqual(self.command(b"INVITE #dev bob"), wire.Invite("#dev", "bob"))
+        self.assertEqual(self.command(b"KICK #dev bob"), wire.Kick("#dev", "bob", ""))
+        self.assertEqual(self.command(b"KICK #dev bob :spam"), wire.Kick("#dev", "bob", "spam"))
+        self.assertEqual(self.command(b"MEMBERS #dev"), wire.Members("#dev"))
+        self.assertEqual(self.command(b"ROOMS"), wire.Rooms(False))
+        self.assertEqual(self.command(b"ROOMS mine"), wire.Rooms(True))
+        self.assertEqual(self.command(b"MODE #dev"), wire.Mode("#dev", None))
+        self.assertEqual(self.command(b"MODE #dev b"), wire.Mode("#dev", None, bans=True))
+        self.assertEqual(self.command(b"MODE #dev +b"), wire.Mode("#dev", None, bans=True))
+        self.assertEqual(
+            self.command(b"MODE #dev +im-t+kl s3 020"),
+            wire.Mode("#dev", (("+i", None), ("+m", None), ("-t", None), ("+k", "s3"), ("+l", "20"))),
+        )
+        self.assertEqual(
+            self.command(b"MODE #dev -o+vb-k-l bob carol dave"),
+            wire.Mode("#dev", (("-o", "bob"), ("+v", "carol"), ("+b", "dave"), ("-k", None), ("-l", None))),
+        )
+
+    def test_room_command_errors(self) -> None:
+        for raw, code in [
+            (b"JOIN dev", Code.ROOM_INVALID),
+            (b"JOIN #9", Code.ROOM_INVALID),
+            (b"JOIN", Code.BAD_SYNTAX),
+            (b"JOIN #a #b #c", Code.BAD_SYNTAX),
+            (b"SEND #d-v :", Code.BAD_SYNTAX),
+            (b"INVITE #dev 9bob", Code.BAD_SYNTAX),
+            (b"KICK #dev", Code.BAD_SYNTAX),
+            (b"MEMBERS", Code.BAD_SYNTAX),
+            (b"ROOMS yours", Code.BAD_SYNTAX),
+            (b"MODE #dev +x", Code.BAD_SYNTAX),
+            (b"MODE #dev i", Code.BAD_SYNTAX),  # no sign
+            (b"MODE #dev +o", Code.BAD_SYNTAX),  # no argument
+            (b"MODE #dev +k", Code.BAD_SYNTAX),
+            (b"MODE #dev +l 0", Code.BAD_SYNTAX),
+            (b"MODE #dev +l 1000001", Code.BAD_SYNTAX),
+            (b"MODE #dev +i extra", Code.BAD_SYNTAX),
+            (b"MODE #dev +o 9x", Code.BAD_SYNTAX),
+            (b"MODE #dev +iiiiiiiiiiiii", Code.BAD_SYNTAX),  # 13 changes
+            (b"MODE #dev +", Code.BAD_SYNTAX),
+        ]:
+            self.assertError(raw, code)
 
 
 class RefusalCodesTests(SynchronousTestCase):

@@ -25,8 +25,27 @@ from msgsvc import wire
 from msgsvc.fronts.clients import Clients
 from msgsvc.fronts.presence import Presence
 from msgsvc.fronts.session import Limit, Session
-from msgsvc.fronts.roomlines import encode_event
-from msgsvc.hub.contracts import Kind, Message, Page, Queued, Refusal, Refused, Report, RoomEvent, Stored, Summary
+from msgsvc.fronts.roomlines import (
+    encode_bans,
+    encode_event,
+    encode_joined,
+    encode_members,
+    encode_mode_query,
+    encode_rooms,
+)
+from msgsvc.hub.contracts import (
+    Kind,
+    Message,
+    Page,
+    Queued,
+    Refusal,
+    Refused,
+    Report,
+    RoomEvent,
+    RoomView,
+    Stored,
+    Summary,
+)
 from msgsvc.hub.conversations import ALL, conversation_named
 from msgsvc.hub.events import ClientError
 from msgsvc.hub.user import UNREGISTERED, not_registered
@@ -37,7 +56,7 @@ T = TypeVar("T")
 WELCOME_TEXT = "welcome to msgsvc"
 #: The protocol version this server speaks (docs/protocol.rst); a connection that does not say
 #: ``VERSION`` (or says less) speaks :data:`VERSION_8`'s lines.
-VERSION = 10
+VERSION = 11
 VERSION_11 = 11  # rooms
 VERSION_10 = 10  # several sessions: read positions
 VERSION_9 = 9  # history: ids and times
@@ -112,9 +131,16 @@ def encode_delayed(message: Queued, version: int) -> bytes:
     ).encode()
 
 
+def is_room(conversation: str) -> bool:
+    """Whether ``conversation`` (a key) is a room's: what a client before version 11 is not told of."""
+    return conversation.startswith("#") and conversation != ALL
+
+
 def encode_conversations(summaries: list[Summary], version: int) -> bytes:
     """The answer to ``CONVERSATIONS``: a ``CONVERSATION`` line each (from version 10 with its unread count
-    and read position), then ``ENDCONVERSATIONS``."""
+    and read position; from version 11 rooms too), then ``ENDCONVERSATIONS``."""
+    if version < VERSION_11:
+        summaries = [s for s in summaries if not is_room(s.latest.conversation)]
     lines = []
     for summary in summaries:
         e = summary.latest
@@ -145,8 +171,7 @@ class ServerProtocol(Session):
 
     def command(self, line: bytes) -> None:
         try:
-            parsed = wire.parse_line(line)
-            command = None if parsed is None else wire.parse_command(parsed, self.clients.limits)
+            command = self._parse(line)
         except ProtocolError as e:
             code, text = e.code, e.text
             self._answer(lambda: self._error(code, text))
@@ -154,8 +179,17 @@ class ServerProtocol(Session):
         if command is not None:
             self._dispatch(command)
 
+    def _parse(self, line: bytes) -> wire.Command | None:
+        """``line`` as a command of this connection's version (a room's verb is unknown before 11)."""
+        parsed = wire.parse_line(line)
+        if parsed is None:
+            return None
+        if parsed.verb in wire.ROOM_VERBS and self.version < VERSION_11:
+            raise ProtocolError(Code.UNKNOWN_COMMAND, f"unknown command {parsed.verb}")
+        return wire.parse_command(parsed, self.clients.limits)
+
     def pipelined(self, line: bytes) -> bool:
-        return line.startswith((b"SEND ", b"BROADCAST "))  # answered by SENT or ERROR, in turn
+        return line.startswith((b"SEND ", b"BROADCAST "))  # answered by SENT or ERROR, in turn (a room's too)
 
     def refuse(self, reason: Refusal | Limit, text: str) -> None:
         self._error(CODES[reason], self._in_words(reason, text))
@@ -230,6 +264,8 @@ class ServerProtocol(Session):
             return [Page(ALL, (), True)]  # none, and older may exist: it may ask HISTORY later
 
         def write(pages: list[Page]) -> None:
+            if self.version < VERSION_11:
+                pages = [page for page in pages if not is_room(page.conversation)]
             del self._write
             self._write(b"".join(map(encode_page, pages)) + b"".join(held))
             self._release("catching up")
@@ -255,8 +291,12 @@ class ServerProtocol(Session):
                 else:
                     self._hello = username
                     self.log_in(username, password)
+            case wire.SendRoom(room, text):
+                if self.version < VERSION_11:  # as version 10 refused it
+                    raise Refused(Refusal.RECIPIENT_INVALID, f"not a valid recipient name: {room!r}")
+                self.answer_report(self.user.send_room(room, text), self._sent)
             case wire.History(conversation, before, count):
-                key = conversation_named(conversation, self.user.name, self.clients.limits.max_recipients)
+                key = self._conversation(conversation)
                 limit = self.clients.hub.history.policy.default_page if count is None else count
                 self._read_history(self.user.history(key, before, limit), encode_page)
             case wire.Conversations():
@@ -267,8 +307,26 @@ class ServerProtocol(Session):
                 if self.version < VERSION_10:
                     self._error(Code.UNKNOWN_COMMAND, "unknown command READ")  # as version 9 said it
                     return
-                key = conversation_named(conversation, self.user.name, self.clients.limits.max_recipients)
+                key = self._conversation(conversation)
                 self._read_history(self.user.mark_read(key, position), lambda kept: encode_read(key, kept))
+            case wire.Join(room, key):
+                self._room_answer(self.user.join(room, key), encode_joined)
+            case wire.Part(room, reason):
+                self._room_answer(self.user.part(room, reason), self._event)
+            case wire.Topic(room, text):
+                self._room_answer(self.user.topic(room, text), self._event)
+            case wire.Invite(room, name):
+                self._room_answer(self.user.invite(room, name), self._event)
+            case wire.Kick(room, name, reason):
+                self._room_answer(self.user.kick(room, name, reason), self._event)
+            case wire.Mode(room, None, bans):
+                self._room_answer(self.user.members(room), self._bans if bans else encode_mode_query)
+            case wire.Mode(room, changes):
+                self._room_answer(self.user.mode(room, changes or ()), self._event)
+            case wire.Members(room):
+                self._room_answer(self.user.members(room), encode_members)
+            case wire.Rooms(mine):
+                self._room_answer(self.user.rooms(mine), encode_rooms)
             case wire.Version(version):
                 if self._welcomed:
                     self.send_error(Code.ALREADY_REGISTERED, "VERSION comes before HELLO")
@@ -308,19 +366,43 @@ class ServerProtocol(Session):
         done.addCallbacks(protected, failed)
         done.addBoth(lambda _: self._release("password"))
 
+    def _conversation(self, named: str) -> str:
+        """The key of the conversation a client names (a room's from version 11)."""
+        limit = self.clients.limits.max_recipients
+        return conversation_named(named, self.user.name, limit, rooms=self.version >= VERSION_11)
+
     def _read_history(self, read: Deferred[T], encode: Callable[[T], bytes]) -> None:
         """Answer with what ``read`` reads, as ``encode`` writes it; the client's next lines wait."""
-        self._hold("history")
+        self._await(read, encode, "history", "the history cannot be read now; try again later")
+
+    def _room_answer(self, asked: Deferred[T], encode: Callable[[T], bytes]) -> None:
+        """Answer a room command with what ``asked`` answers, as ``encode`` writes it; the client's next
+        lines wait."""
+        self._await(asked, encode, "rooms", "the server could not do that now; try again later")
+
+    def _await(self, asked: Deferred[T], encode: Callable[[T], bytes], why: str, trouble: str) -> None:
+        """Answer with what ``asked`` fires with, as ``encode`` writes it, or its refusal (``trouble``
+        for a failure that is none); the client's next lines wait, held for ``why``."""
+        self._hold(why)
 
         def failed(failure: Failure) -> None:
             refused = failure.value
             if not isinstance(refused, Refused):
-                self.log.failure("could not read the history for {peer}", failure, peer=self.peer)
-                refused = Refused(Refusal.UNAVAILABLE, "the history cannot be read now; try again later")
+                self.log.failure("could not answer {peer}: {why}", failure, peer=self.peer, why=why)
+                refused = Refused(Refusal.UNAVAILABLE, trouble)
             self.refuse(refused.refusal, refused.text)
 
-        read.addCallbacks(lambda answer: self._write(encode(answer)), failed)
-        read.addBoth(lambda _: self._release("history"))
+        asked.addCallback(encode).addCallbacks(self._write, failed)
+        asked.addBoth(lambda _: self._release(why))
+
+    def _event(self, event: RoomEvent) -> bytes:
+        return encode_event(event, self._own)
+
+    def _bans(self, view: RoomView) -> bytes:
+        """``MODE <room> b``'s answer: a member's."""
+        if not any(m.name == self._own for m in view.members):
+            raise Refused(Refusal.NOT_IN_ROOM, f"you are not in {view.name}")
+        return encode_bans(view.name, view.bans)
 
     # -- output ----------------------------------------------------------
 
@@ -334,6 +416,8 @@ class ServerProtocol(Session):
     # -- hub.Participant -------------------------------------------------
 
     def receive(self, message: Message) -> None:
+        if message.kind is Kind.ROOM and self.version < VERSION_11:
+            return  # an older client knows no rooms
         if message.sender == self._own and self.version < VERSION_10 and not self._addressed(message):
             return  # its account's own message, sent from another session: version 10 shows those
         self.presence.catch_up(self)

@@ -246,6 +246,11 @@ class Session(LineProtocol):
             report = self.user.send(names, text, self.clients.queued_from.allows(self.host))
             if not isinstance(report, Report):
                 report.addCallback(self._count_queued)
+        self.answer_report(report, answer)
+
+    def answer_report(self, report: Report | Deferred[Report], answer: Callable[[Report], None]) -> None:
+        """``answer`` with a send's ``report``: at once when it is there and no earlier line awaits its
+        answer, else in turn (:meth:`_report_later`)."""
         if self._answers is None and type(report) is Report:
             answer(report)
         else:

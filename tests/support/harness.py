@@ -68,7 +68,7 @@ class ServerHarness:
         self.history = None if history is None else History(self.clock, self.store, history)
         ids = None if random is None else MessageIds(self.clock, random)
         self.hub = Hub(
-            self.clock, self.store, records, max_clients, queue, network, ids, self.history, max_sessions
+            self.clock, self.store, records, max_clients, queue, network, ids, self.history, max_sessions, self.store
         )
         self.accounts = Accounts(self.hub, self.store, self.hashing, self.clock, require_password)
         self.clients = Clients(self.hub, self.accounts, self.clock, limits)
