@@ -43,6 +43,7 @@ from .support.fakes import FakeNetwork
 from .support.harness import PASSWORD, ServerHarness, lines, one_pass
 from .support.irc import SERVER, Irc, IrcTestCase, Work, numerics
 
+
 class OneLineTests(IrcTestCase):
     def test_an_irc_users_line_is_one_line_and_another_fronts_text_is_never_cut(self) -> None:
         """irctest's buffering.py wants an IRC user's full line relayed as one line (cut if the mask makes
@@ -82,7 +83,7 @@ class RegistrationTests(IrcTestCase):
         got = self.irc().register("alice")
         self.assertEqual(numerics(got)[:4], ["001", "002", "003", "004"])
         self.assertEqual(got[0], f":{SERVER} 001 alice :Welcome to the msgsvc network, alice")
-        self.assertEqual(got[3], f":{SERVER} 004 alice {SERVER} msgsvc-0.1.0 ir :nt")
+        self.assertEqual(got[3], f":{SERVER} 004 alice {SERVER} msgsvc-0.1.0 ir biklmnostv :bklov")
         isupport = [g for g in got if " 005 " in g]
         for row in isupport:
             tokens = row.split(" :")[0].split(" ")[3:]
@@ -151,8 +152,8 @@ class RegistrationTests(IrcTestCase):
         client = self.irc()
         got = client.send("CAP LS 302", "NICK alice", "USER alice 0 * :A")
         caps = (
-            "batch draft/chathistory draft/read-marker echo-message labeled-response message-tags sasl=PLAIN"
-            " server-time"
+            "account-tag away-notify batch draft/chathistory draft/read-marker echo-message extended-join"
+            " labeled-response message-tags multi-prefix sasl=PLAIN server-time"
         )
         self.assertEqual(got, [f":{SERVER} CAP * LS :{caps}"])
         self.assertEqual(
@@ -311,7 +312,7 @@ class MessageTests(IrcTestCase):
         self.assertEqual(lines(self.bob_transport), ["MSG alice broadcast * :hello everyone"])
         self.bob.dataReceived(b"BROADCAST :from bob\r\n")
         self.assertEqual(self.client.read(), [":bob!bob@msgsvc PRIVMSG #all :from bob"])
-        self.assertEqual(numerics(self.client.send("JOIN #other")), ["403"])
+        self.assertEqual(numerics(self.client.send("JOIN other")), ["403"])
 
     def test_a_broadcast_reaches_a_client_outside_all_as_a_notice(self) -> None:
         self.bob.dataReceived(b"BROADCAST :from bob\r\n")
@@ -384,7 +385,10 @@ class MessageTests(IrcTestCase):
         self.assertEqual(self.client.send("MODE alice"), [f":{SERVER} 221 alice :+i"])
         self.assertEqual(numerics(self.client.send("MODE alice +o")), ["501"])
         self.assertEqual(numerics(self.client.send("MODE bob")), ["502"])
-        self.assertEqual(self.client.send("MODE #all"), [f":{SERVER} 324 alice #all :+nt"])
+        self.assertEqual(
+            self.client.send("MODE #all"),
+            [f":{SERVER} 324 alice #all :+nt", f":{SERVER} 329 alice #all :1000000"],
+        )
         self.assertEqual(numerics(self.client.send("MODE #all +m")), ["482"])
         self.assertEqual(numerics(self.client.send("MODE #all b")), ["368"])
         self.client.send("JOIN #all")
@@ -409,8 +413,8 @@ class MessageTests(IrcTestCase):
 
     def test_list(self) -> None:
         got = self.client.send("LIST")
-        self.assertEqual(numerics(got), ["322", "323"])
-        self.assertTrue(got[0].startswith(f":{SERVER} 322 alice #all 2 :"), got)
+        self.assertEqual(numerics(got), ["321", "322", "323"])
+        self.assertTrue(got[1].startswith(f":{SERVER} 322 alice #all 2 :"), got)
 
     def test_ping_pong_and_quit(self) -> None:
         self.assertEqual(self.client.send("PING :abc"), [f":{SERVER} PONG {SERVER} :abc"])
@@ -433,9 +437,10 @@ class ChannelNameTests(SynchronousTestCase):
         harness = ServerHarness()
         client = Irc(harness, IrcFactory(harness.clients, SERVER, channel="#team"))
         got = client.register("alice")
-        self.assertIn("CHANNELLEN=5", " ".join(got))
+        self.assertIn("CHANNELLEN=33", " ".join(got))
         self.assertEqual(client.send("JOIN #Team")[0], ":alice!alice@msgsvc JOIN :#team")
-        self.assertEqual(numerics(client.send("JOIN #all")), ["403"])
+        self.assertEqual(client.send("JOIN #all"), [])  # the hub's room of everyone: #team here
+        self.assertEqual(client.send("PART #all"), [":alice!alice@msgsvc PART :#team"])
 
 
 class DelayedTests(IrcTestCase):
@@ -467,7 +472,9 @@ class DelayedTests(IrcTestCase):
         (delayed,) = [g for g in got if " PRIVMSG dave " in g]
         said = f"{describe_time(sent, sent + 24 * 3600)} {time.strftime('%Z', time.localtime(sent))}"
         self.assertEqual(delayed, f":bob!bob@msgsvc PRIVMSG dave :[sent {said}] old news")
-        self.assertRegex(delayed, r"\[sent yesterday \d\d:\d\d \w+\] old news$")  # as irssi shows it (issue 28)
+        self.assertRegex(
+            delayed, r"\[sent yesterday \d\d:\d\d \w+\] old news$"
+        )  # as irssi shows it (issue 28)
 
 
 MESSAGE_ID = "01M8TYR19J1HB1YED1Z05M91H8"  # made at 2026-12-02T08:43:10.002Z
@@ -971,7 +978,8 @@ class HostileInputTests(IrcTestCase):
     def test_non_ascii_digits_are_not_numbers(self) -> None:  # F13
         client = self.irc()
         offered = (
-            "batch draft/chathistory draft/read-marker echo-message labeled-response message-tags sasl server-time"
+            "account-tag away-notify batch draft/chathistory draft/read-marker echo-message extended-join"
+            " labeled-response message-tags multi-prefix sasl server-time"
         )
         caps = [f":{SERVER} CAP * LS :{offered}"]
         self.assertEqual(client.send("CAP LS ²"), caps)
@@ -1134,11 +1142,11 @@ class ListingTests(SynchronousTestCase):
 
     def test_the_directory_follows_the_hub(self) -> None:
         got = self.run_line_text("LIST")
-        self.assertIn(f" 322 alice #all {self.ONLINE + 1} ", got[0])
+        self.assertIn(f" 322 alice #all {self.ONLINE + 1} ", got[1])
         newcomer, _ = self.harness.register("zed")
-        self.assertIn(f" 322 alice #all {self.ONLINE + 2} ", self.run_line_text("LIST")[0])
+        self.assertIn(f" 322 alice #all {self.ONLINE + 2} ", self.run_line_text("LIST")[1])
         newcomer.connectionLost(Failure(ConnectionDone()))
-        self.assertIn(f" 322 alice #all {self.ONLINE + 1} ", self.run_line_text("LIST")[0])
+        self.assertIn(f" 322 alice #all {self.ONLINE + 1} ", self.run_line_text("LIST")[1])
         self.assertIn("The username log (5002 names):", " ".join(self.run_line_text("MOTD")))
         self.assertTrue(self.harness.hub.remove("user4999", "asked to"))
         motd = " ".join(self.run_line_text("MOTD"))

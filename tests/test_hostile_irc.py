@@ -50,7 +50,9 @@ ODD = [
     "bob", "mallory", "302", "sasl", "server-time", "-sasl", "A" * 400, "+i", "-i", "+o", "b", "C", "L", "S",
     "message-tags", "batch", "labeled-response", "echo-message", "draft/chathistory", "LATEST", "BEFORE", "AFTER",
     "AROUND", "BETWEEN", "TARGETS", "timestamp=1970-01-12T13:46:40.1Z", "timestamp=x", "msgid=01M8TYR19J1HB1YED1Z05M91H8",
-    "msgid=ZZZZZZZZZZZZZZZZZZZZZZZZZZ", "100", "-1",
+    "msgid=ZZZZZZZZZZZZZZZZZZZZZZZZZZ", "100", "-1", "#dev", "#DEV", "#dev,#ops", "#" + "d" * 40, "+b", "-b",
+    "+k", "+l", "+imnst", "-imnst", "+ov", "mallory!*@*", "*!*@*", "multi-prefix", "extended-join", "away-notify",
+    "account-tag",
 ]  # fmt: skip
 #: The costliest commands, as the attack on the server ran them.
 WORST = [
@@ -76,6 +78,13 @@ WORST = [
     "MARKREAD #all", "@label=m MARKREAD #all timestamp=2262-01-01T00:00:00Z", "MARKREAD user0001 timestamp=x",
     "MARKREAD user0021 timestamp=1970-01-12T13:46:40.1Z", "MARKREAD #other *", "CAP REQ :draft/read-marker",
     "MARKREAD " + ",".join(f"user{i:04}" for i in range(40)) + " timestamp=1970-01-12T13:46:40.1Z",
+    "JOIN #dev", "JOIN #dev,#ops,#all key1,key2", "JOIN " + ",".join(f"#r{i}" for i in range(1600)), "JOIN 0",
+    "PART #dev,#ops :" + "bye " * 200, "NAMES #dev,#ops", "LIST #dev,#ops", "WHO #dev", "TOPIC #dev",
+    "TOPIC #dev :" + "t" * 600, "MODE #dev", "MODE #dev b", "MODE #dev +imnst-imnst+k-k+l-l key 5",
+    "MODE #dev " + "+o" * 40 + " " + " ".join(f"user{i:04}" for i in range(40)), "MODE #dev +b mallory!*@*",
+    "KICK #dev " + ",".join(f"user{i:04}" for i in range(300)), "KICK #dev,#ops,#all user0001,user0002,alice",
+    "INVITE user0001 #dev", "INVITE alice #dev", "PRIVMSG #dev :x", "NOTICE #dev,#ops :x", "AWAY :gone",
+    "AWAY", "CAP REQ :multi-prefix extended-join away-notify account-tag", "@label=r JOIN #dev,#ops",
 ]  # fmt: skip
 NAMES = ["#all", "#ALL", "alice", "mallory", "user0001", "USER0001", "user0299", "nobody", "é", "", "0"]
 

@@ -11,8 +11,13 @@ portal) that speaks RFC 1459/2812 as modern clients use it
   1 to 32 of ``A-Z a-z 0-9 _ -``, a letter first.  Names with a ``.`` that
   other fronts registered appear in IRC prefixes as they are.
 * ``PRIVMSG``/``NOTICE`` to a nick is a unicast, to ``a,b`` a multicast;
-  ``#all``, the one channel, holds everyone online: ``PRIVMSG #all`` is a
-  broadcast, and msgsvc's broadcasts appear there.
+  ``#all`` holds everyone online: ``PRIVMSG #all`` is a broadcast, and
+  msgsvc's broadcasts appear there.  Every other channel is one of the hub's
+  rooms (:mod:`msgsvc.fronts.irc.rooms`: JOIN, PART, KICK, INVITE, TOPIC,
+  NAMES, LIST, WHO, MODE with o v b i k l m n s t), its refusals said with
+  IRC's numerics (:mod:`msgsvc.fronts.irc.numerics`); ``AWAY`` with
+  ``away-notify`` (:mod:`msgsvc.fronts.irc.away`), ``multi-prefix``,
+  ``extended-join`` and ``account-tag``.
 * Protected names log in with SASL PLAIN or ``PASS``.  Messages that
   waited come after the MOTD (with ``server-time``, stamped when they were
   sent), and are acknowledged when the client answers the ``PING`` sent

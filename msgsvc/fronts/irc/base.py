@@ -8,13 +8,16 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TypeVar
 
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall
+from twisted.python.failure import Failure
 from twisted.words.protocols import irc as rfc
 
+from msgsvc.fronts.irc.numerics import room_refusal
 from msgsvc.fronts.irc.tags import Response, joined
 from msgsvc.fronts.irc.wire import ERR_INPUTTOOLONG, ERR_SASLFAIL, line, server_time
 from msgsvc.fronts.session import Limit, Session
-from msgsvc.hub.contracts import Refusal
+from msgsvc.hub.contracts import Refusal, Refused
 from msgsvc.hub.conversations import ALL, conversation_named
 
 if TYPE_CHECKING:
@@ -34,6 +37,7 @@ class IrcBase(Session):
     username = ""  # from USER
     realname = ""
     caps: set[str]  # the capabilities the client asked for
+    rooms: dict[str, str]  # the rooms it shows as joined (#all aside): by key, as spelled
     _account: str | None = None  # the name SASL logged in as
     _registered = False  # 001 was sent
     _sasl = False  # AUTHENTICATE PLAIN came: its payload is being read, or checked
@@ -54,7 +58,9 @@ class IrcBase(Session):
         return self.factory.channel
 
     def _is_channel(self, target: str) -> bool:
-        return target.casefold() == self.factory.channel.casefold()
+        """Whether ``target`` is #all: its name here (``--irc-channel``), or the hub's for it."""
+        folded = target.casefold()
+        return folded in (self.factory.channel.casefold(), ALL)
 
     def _conversation(self, target: str) -> str:
         """The conversation an IRC target names: #all's, or this user's with nicks (``a,b``); Refused
@@ -89,6 +95,14 @@ class IrcBase(Session):
                 f"over {limit} bytes waiting for it to finish registering", "registration not finished"
             )
 
+    def rejoin(self) -> None:
+        """Show the rooms this user is in already (a protected one's, or its other sessions')."""
+        raise NotImplementedError
+
+    def who_room(self, target: str) -> None:
+        """WHO #room (:class:`~msgsvc.fronts.irc.rooms.Rooms`)."""
+        raise NotImplementedError
+
     def enter(self, asked: bool) -> None:
         """Join #all (:class:`~msgsvc.fronts.irc.channel.Channel`); ``asked``: by this session's JOIN."""
         raise NotImplementedError
@@ -116,6 +130,58 @@ class IrcBase(Session):
                 if response.pending:
                     self._response = response
 
+    def _ask(
+        self,
+        call: Callable[[], T | Deferred[T]],
+        then: Callable[[T], None],
+        refused: Callable[[Refused], None],
+    ) -> None:
+        """Ask the hub (``call``), and answer with ``then`` or ``refused`` in the order of the client's
+        lines: now if the hub answers at once and nothing earlier awaits, else when it comes (the
+        client's next lines wait for it)."""
+        try:
+            result = call()
+        except Refused as e:
+            refusal = e
+            self._answer(lambda: refused(refusal))
+            return
+        if not isinstance(result, Deferred):
+            value = result
+            self._answer(lambda: then(value))
+            return
+        finish: Callable[[Callable[[], None]], None] = self._later(_run)
+        slot: list[Callable[[], None]] = []
+        if self._answers is None:
+            self._answers = deque()
+        self._answers.append(slot)
+
+        def done(value: T) -> None:
+            slot.append(lambda: finish(lambda: then(value)))
+            self._answered()
+
+        def failed(failure: Failure) -> None:
+            error = failure.value
+            if not isinstance(error, Refused):
+                self.log.failure("the hub failed to answer {peer}", failure, peer=self.peer)
+                error = Refused(Refusal.UNAVAILABLE, "the server could not do it")
+            no = error
+            slot.append(lambda: finish(lambda: refused(no)))
+            self._answered()
+
+        result.addCallbacks(done, failed)
+
+    def _refused(self, room: str, nick: str | None = None) -> Callable[[Refused], None]:
+        """What says a refusal of an operation on ``room`` (about ``nick``)."""
+
+        def say(refused: Refused) -> None:
+            said = room_refusal(refused.refusal, room, nick, refused.text)
+            if said is None:
+                self.server_notice(f"{room}: {refused.text}")
+            else:
+                self.numeric(*said)
+
+        return say
+
     def _later(self, then: Callable[[T], None]) -> Callable[[T], None]:
         """``then``, a part of the reply being made that is written later (an answer awaited)."""
         response = self._response
@@ -136,9 +202,9 @@ class IrcBase(Session):
         if response is not None:
             super()._write(response.end())
 
-    def message_tags(self, message_id: str, at: float, client: str = "") -> str:
+    def message_tags(self, message_id: str, at: float, client: str = "", sender: str = "") -> str:
         """A message's tags for this client: its time (``server-time``); its id and its sender's
-        client-only tags (``message-tags``)."""
+        client-only tags (``message-tags``); its sender's account (``account-tag``)."""
         if not self.caps:
             return ""
         tagged = "message-tags" in self.caps
@@ -146,7 +212,23 @@ class IrcBase(Session):
             f"time={server_time(at)}" if "server-time" in self.caps else "",
             f"msgid={message_id}" if tagged and message_id else "",
             client if tagged else "",
+            self.account_tags(sender) if sender else "",
         )
+
+    def account_tags(self, name: str) -> str:
+        """``account-tag``: ``account=<name>`` on what ``name`` does, if it is an account (protected)."""
+        if "account-tag" not in self.caps:
+            return ""
+        account = self.factory.account(name)
+        return f"account={account}" if account else ""
+
+    def join_line(self, name: str, room: str) -> bytes:
+        """``name`` joins ``room``: with ``extended-join``, its account (``*``: none) and real name too."""
+        prefix, tags = self.factory.mask(name), self.account_tags(name)
+        if "extended-join" in self.caps:
+            account = self.factory.account(name) or "*"
+            return line("JOIN", room, account, self.factory.realname(name), prefix=prefix, tags=tags)
+        return line("JOIN", room, prefix=prefix, tags=tags)
 
     def numeric(self, code: str, *params: str) -> None:
         self._write(self._numeric(code, *params))
@@ -234,3 +316,7 @@ class IrcBase(Session):
                         self.numeric(rfc.ERR_TOOMANYTARGETS, target, f"Too many targets: at most {limit}")
                     return None
         return list(targets.values())
+
+
+def _run(answer: Callable[[], None]) -> None:
+    answer()

@@ -1,5 +1,5 @@
-"""The one channel, #all (everyone online): JOIN, PART, NAMES, LIST, TOPIC and MODE (the
-channel's, and the user's own)."""
+"""#all, the channel of everyone online: joining and leaving it, its names, topic and modes (the rooms'
+commands, :mod:`msgsvc.fronts.irc.rooms`, come here for it); and the user's own modes."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ from collections.abc import Iterator
 from twisted.words.protocols import irc as rfc
 
 from msgsvc.fronts.irc.base import IrcBase
-from msgsvc.fronts.irc.wire import RPL_TOPICWHOTIME, line, printable
+from msgsvc.fronts.irc.wire import RPL_CREATIONTIME, RPL_TOPICWHOTIME, line
 from msgsvc.hub.rules import username_key
 
 CHANNEL = "#all"  # the default name of the one channel
 CHANNEL_NAME = re.compile(r"#[^\x00-\x20,:\x7f]{1,31}")  # what --irc-channel may be
+#: Channels one JOIN, PART, NAMES or KICK may name (TARGMAX).
+CHANNEL_TARGETS = 20
 TOPIC = "Everyone online. A message here is a msgsvc broadcast: it goes to all of them."
-#: Channels one JOIN, PART or NAMES may name: there is one (CHANLIMIT=#:1).
-CHANNEL_TARGETS = 1
 
 
 class Channel(IrcBase):
@@ -24,37 +24,24 @@ class Channel(IrcBase):
 
     _invisible = False  # user mode +i
 
-    def irc_JOIN(self, params: list[str]) -> None:
-        if not params or not params[0].strip(","):
-            self.numeric(rfc.ERR_NEEDMOREPARAMS, "JOIN", "Not enough parameters")
-            return
-        for target in self._targets(params[0], CHANNEL_TARGETS) or ():
-            if target == "0":
-                self.irc_PART([self.channel])
-            elif not self._is_channel(target):
-                self.numeric(
-                    rfc.ERR_NOSUCHCHANNEL, target, f"No such channel: {self.channel} is the only one"
-                )
-            elif self not in self.factory.members:  # the nick joins: each of its sessions
-                for session in self.factory.sessions_of(self.nick_key):
-                    session.enter(asked=session is self)
+    def join_all(self) -> None:
+        """JOIN #all: the nick joins it, each of its sessions (joined already: nothing)."""
+        if self not in self.factory.members:
+            for session in self.factory.sessions_of(self.nick_key):
+                session.enter(asked=session is self)
 
-    def irc_PART(self, params: list[str]) -> None:
-        if not params or not params[0].strip(","):
-            self.numeric(rfc.ERR_NEEDMOREPARAMS, "PART", "Not enough parameters")
+    def part_all(self, reason: str) -> None:
+        """PART #all: the nick leaves it, each of its sessions."""
+        if self not in self.factory.members:
+            self.numeric(rfc.ERR_NOTONCHANNEL, self.channel, "You're not on that channel")
             return
-        for target in self._targets(params[0], CHANNEL_TARGETS) or ():
-            if not self._is_channel(target):
-                self.numeric(rfc.ERR_NOSUCHCHANNEL, target, "No such channel")
-            elif self not in self.factory.members:
-                self.numeric(rfc.ERR_NOTONCHANNEL, self.channel, "You're not on that channel")
-            else:  # the nick leaves: each of its sessions
-                reason = [printable(params[1])] if len(params) > 1 and params[1] else []
-                parted = line("PART", self.channel, *reason, prefix=self.factory.mask(self.nick))
-                for session in self.factory.sessions_of(self.nick_key):
-                    if session in self.factory.members:
-                        self.factory.members.discard(session)
-                        (session._write if session is self else session._send)(parted)
+        parted = line(
+            "PART", self.channel, *([reason] if reason else []), prefix=self.factory.mask(self.nick)
+        )
+        for session in self.factory.sessions_of(self.nick_key):
+            if session in self.factory.members:
+                self.factory.members.discard(session)
+                (session._write if session is self else session._send)(parted)
 
     def enter(self, asked: bool) -> None:
         """Join #all: JOIN, its topic, its names.  ``asked``: in answer to this session's JOIN (else
@@ -67,20 +54,14 @@ class Channel(IrcBase):
         self.factory.members.add(self)
         server = self.factory.server_name
         burst = (
-            line("JOIN", self.channel, prefix=self.factory.mask(self.nick))
+            self.join_line(self.nick, self.channel)
             + self._numeric(rfc.RPL_TOPIC, self.channel, TOPIC)
             + self._numeric(RPL_TOPICWHOTIME, self.channel, server, self.factory.started)
         )
         (self._write if asked else self._send)(burst)
 
-    def irc_NAMES(self, params: list[str]) -> None:
-        given = params and params[0].strip(",")
-        targets = self._targets(params[0], CHANNEL_TARGETS) if given else [self.channel]
-        for target in targets or ():
-            if self._is_channel(target):
-                self._list(self._names())
-            else:
-                self.numeric(rfc.RPL_ENDOFNAMES, target, "End of /NAMES list")
+    def names_all(self) -> None:
+        self._list(self._names())
 
     def _names(self) -> Iterator[bytes]:
         """353 rows of who is online, then 366: a row, or nothing, a step (one a user online)."""
@@ -100,36 +81,32 @@ class Channel(IrcBase):
             yield self._numeric(rfc.RPL_NAMREPLY, "=", self.channel, " ".join(row))
         yield self._numeric(rfc.RPL_ENDOFNAMES, self.channel, "End of /NAMES list")
 
-    def irc_LIST(self, params: list[str]) -> None:
-        """The one channel, with how many are online, and its topic."""
+    def list_all(self) -> None:
+        """322 for #all: how many are online, and its topic."""
         self.numeric(rfc.RPL_LIST, self.channel, str(len(self.factory.directory.online)), TOPIC)
-        self.numeric(rfc.RPL_LISTEND, "End of /LIST")
 
-    def irc_TOPIC(self, params: list[str]) -> None:
-        if not params:
-            self.numeric(rfc.ERR_NEEDMOREPARAMS, "TOPIC", "Not enough parameters")
-        elif not self._is_channel(params[0]):
-            self.numeric(rfc.ERR_NOSUCHCHANNEL, params[0], "No such channel")
-        elif len(params) > 1:
+    def topic_all(self, change: bool) -> None:
+        if change:
             self.numeric(
                 rfc.ERR_CHANOPRIVSNEEDED, self.channel, "You're not channel operator: the topic is fixed"
             )
         else:
             self.numeric(rfc.RPL_TOPIC, self.channel, TOPIC)
+            self.numeric(RPL_TOPICWHOTIME, self.channel, self.factory.server_name, self.factory.started)
 
-    def irc_MODE(self, params: list[str]) -> None:
-        if not params:
-            self.numeric(rfc.ERR_NEEDMOREPARAMS, "MODE", "Not enough parameters")
-        elif self._is_channel(params[0]):
-            if len(params) > 1 and params[1] not in ("+", "b", "+b"):
-                self.numeric(rfc.ERR_CHANOPRIVSNEEDED, self.channel, "You're not channel operator")
-            elif len(params) > 1:
-                self.numeric("368", self.channel, "End of channel ban list")
-            else:
-                self.numeric(rfc.RPL_CHANNELMODEIS, self.channel, "+nt")
-        elif params[0].startswith("#"):
-            self.numeric(rfc.ERR_NOSUCHCHANNEL, params[0], "No such channel")
-        elif username_key(params[0]) != self.nick_key:
+    def mode_all(self, params: list[str]) -> None:
+        """MODE #all: +nt, no bans, and nobody is its operator."""
+        if len(params) > 1 and params[1] not in ("+", "b", "+b"):
+            self.numeric(rfc.ERR_CHANOPRIVSNEEDED, self.channel, "You're not channel operator")
+        elif len(params) > 1:
+            self.numeric(rfc.RPL_ENDOFBANLIST, self.channel, "End of channel ban list")
+        else:
+            self.numeric(rfc.RPL_CHANNELMODEIS, self.channel, "+nt")
+            self.numeric(RPL_CREATIONTIME, self.channel, self.factory.started)
+
+    def user_mode(self, params: list[str]) -> None:
+        """MODE nick: this client's own modes."""
+        if username_key(params[0]) != self.nick_key:
             self.numeric(rfc.ERR_USERSDONTMATCH, "Cant change mode for other users")
         elif len(params) > 1:
             self._user_mode(params[1])

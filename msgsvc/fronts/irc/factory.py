@@ -61,6 +61,7 @@ class IrcFactory(Factory["IrcSession"]):
         self.ids = MessageIds(clients.clock)  # for TAGMSG, which the hub does not carry
         self.members: set[IrcBase] = set()  # sessions that joined #all
         self.monitors: dict[str, set[IrcBase]] = {}  # by name key: who watches it
+        self.away: dict[str, str] = {}  # by name key: an IRC nick's AWAY message, while it has one
         self.directory = Directory(clients.hub)
         clients.hub.subscribe(self._event)
 
@@ -73,20 +74,48 @@ class IrcFactory(Factory["IrcSession"]):
         """Tell #all of who came and went, and each watcher of a name it MONITORs."""
         match event:
             case UserJoined(name):
-                self._announce(
-                    name, line("JOIN", self.channel, prefix=self.mask(name)), RPL_MONONLINE, self.mask(name)
-                )
+                key = username_key(name)
+                for member in list(self.members):
+                    if member.nick_key != key:
+                        member.tell(member.join_line(name, self.channel) + self.away_line(name, member))
+                self._watched(key, RPL_MONONLINE, self.mask(name))
             case UserLeft(name):
-                self._announce(name, line("QUIT", "left", prefix=self.mask(name)), RPL_MONOFFLINE, name)
+                key = username_key(name)
+                quit_ = line("QUIT", "left", prefix=self.mask(name))
+                for member in list(self.members):
+                    if member.nick_key != key:
+                        member.tell(quit_)
+                self._watched(key, RPL_MONOFFLINE, name)
 
-    def _announce(self, name: str, data: bytes, numeric: str, watched: str) -> None:
-        """``data`` to every member of #all but ``name`` itself; ``numeric`` to whoever MONITORs it."""
-        key = username_key(name)
-        for member in list(self.members):
-            if member.nick_key != key:
-                member.tell(data)
+    def _watched(self, key: str, numeric: str, watched: str) -> None:
+        """``numeric`` to whoever MONITORs the name ``key``."""
         for watcher in list(self.monitors.get(key, ())):
             watcher.numeric(numeric, watched)
+
+    def account(self, name: str) -> str | None:
+        """``name``'s account, as IRC's account-tag and extended-join say it: its name if protected."""
+        user = self.clients.hub.user(name)
+        return user.name if user is not None and user.protected else None
+
+    def neighbours(self, key: str) -> list[IrcBase]:
+        """The IRC sessions of others that share a channel with the nick ``key`` (#all or a room)."""
+        mine = self.sessions_of(key)
+        in_all = any(s in self.members for s in mine)
+        rooms = {room for s in mine for room in s.rooms}
+        return [
+            s
+            for k, sessions in self.sessions.items()
+            if k != key
+            for s in sessions
+            if in_all and s in self.members or not rooms.isdisjoint(s.rooms)
+        ]
+
+    def away_line(self, name: str, receiver: IrcBase) -> bytes:
+        """``away-notify``: the AWAY that tells ``receiver`` (if it asked for it) that ``name`` is away."""
+        message = self.away.get(username_key(name))
+        if message is None or "away-notify" not in receiver.caps:
+            return b""
+        return line("AWAY", message, prefix=self.mask(name))
 
     def mask(self, name: str) -> str:
         """The ``nick!user@host`` of a msgsvc user."""
@@ -128,9 +157,10 @@ class IrcFactory(Factory["IrcSession"]):
         siblings = self.sessions.get(session.nick_key, [])
         if session in siblings:
             siblings.remove(session)
-        if session.nick_key and not siblings:  # the nick's last session: its ident goes with it
+        if session.nick_key and not siblings:  # the nick's last session: its ident and AWAY go with it
             self.sessions.pop(session.nick_key, None)
             self.idents.pop(session.nick_key, None)
+            self.away.pop(session.nick_key, None)
         self.members.discard(session)
         self.unwatch(session, session.monitoring)
 

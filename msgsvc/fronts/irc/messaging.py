@@ -7,24 +7,30 @@ from collections.abc import Callable
 from twisted.words.protocols import irc as rfc
 
 from msgsvc.fronts.irc.base import IrcBase
+from msgsvc.fronts.irc.numerics import SEND_REFUSED
 from msgsvc.fronts.irc.tags import client_tags
 from msgsvc.fronts.irc.wire import addressed, clean_text, line, sent_when, text_lines
 from msgsvc.hub.contracts import Kind, Message, Queued, Refused, Report
-from msgsvc.hub.rules import is_valid_username, message_text, username_key
+from msgsvc.hub.rules import is_valid_username, message_text, room_key, username_key
 from msgsvc.wire import Code, ProtocolError
 
 
 class Messaging(IrcBase):
-    """PRIVMSG and NOTICE to nicks (a unicast or a multicast) or #all (a broadcast), and their delivery."""
+    """PRIVMSG and NOTICE to nicks (a unicast or a multicast), #all (a broadcast) or a room, and their
+    delivery."""
 
     def receive(self, message: Message) -> None:
-        tags = self.message_tags(message.id, message.at, self.factory.relayed(message))
+        tags = self.message_tags(message.id, message.at, self.factory.relayed(message), message.sender)
         sender, me = self.factory.mask(message.sender), self._me()
         # An IRC user's line (of this server: others' fronts are not known here) comes as one line.
         whole = username_key(message.sender) in self.factory.idents
         if message.kind is not Kind.BROADCAST and username_key(message.sender) == username_key(me):
             # Sent by another session of this account: to its recipients, as its echo shows it there.
             self._send(text_lines("PRIVMSG", ",".join(message.recipients), message.text, sender, tags, whole))
+        elif message.kind is Kind.ROOM:
+            room = message.recipients[0]
+            shown = self.rooms.get(room_key(room), room)
+            self._send(text_lines("PRIVMSG", shown, message.text, sender, tags, whole))
         elif message.kind is Kind.UNICAST:
             self._send(text_lines("PRIVMSG", me, message.text, sender, tags, whole))
         elif message.kind is not Kind.BROADCAST:  # the group before the text: split, never cut
@@ -96,10 +102,7 @@ class Messaging(IrcBase):
                 with self.factory.relay(self.nick_key, client):
                     self.send_to(None, text, self._later(echo or _unanswered))
             elif target.startswith("#"):
-                if not quiet:
-                    self.numeric(
-                        rfc.ERR_NOSUCHCHANNEL, target, f"No such channel: {self.channel} is the only one"
-                    )
+                self._to_room(verb, target, text, client, quiet)
             elif not is_valid_username(target):
                 if not quiet:
                     self.numeric(rfc.ERR_NOSUCHNICK, target, "No such nick/channel")
@@ -107,12 +110,32 @@ class Messaging(IrcBase):
                 names.append(target)
         if not names:
             return
+        if not quiet:
+            for name in names:
+                away = self.factory.away.get(username_key(name))
+                if away is not None:
+                    self.numeric(rfc.RPL_AWAY, name, away)
         answer: Callable[[Report], None] = _unanswered if quiet else self._sent
         echo = self._echo(verb, ",".join(names), text, client)
         if echo is not None:
             answer = _echoed(echo, answer)
         with self.factory.relay(self.nick_key, client):
             self.send_to(names, text, self._later(answer))
+
+    def _to_room(self, verb: str, target: str, text: str, client: str, quiet: bool) -> None:
+        """A message to a room: the hub sends it to its members; 404 if +n or +m keeps it out."""
+        echo = self._echo(verb, self.rooms.get(room_key(target), target), text, client)
+
+        def refused(no: Refused) -> None:
+            if quiet:
+                return
+            if no.refusal in SEND_REFUSED:
+                self.numeric(rfc.ERR_CANNOTSENDTOCHAN, target, f"Cannot send to channel: {no.text}")
+            else:
+                self._refused(target)(no)
+
+        with self.factory.relay(self.nick_key, client):
+            self._ask(lambda: self.user.send_room(target, text), echo or _unanswered, refused)
 
     def _echo(self, verb: str, target: str, text: str, client: str) -> Callable[[Report], None] | None:
         """With ``echo-message``: what shows the client its message as its recipients got it (with its

@@ -29,8 +29,13 @@ class Queries(IrcBase):
     monitoring: dict[str, str]  # MONITORed names, by key, as the client spelled them
 
     def irc_WHO(self, params: list[str]) -> None:
-        """``WHO #all``, ``WHO nick``, or a mask (``*``, ``bo*``) over the online users; 315 echoes the mask."""
-        self._list(self._who(params[0] if params else "*"))
+        """``WHO #all``, ``WHO #room``, ``WHO nick``, or a mask (``*``, ``bo*``) over the online users; 315
+        echoes the mask."""
+        mask = params[0] if params else "*"
+        if mask.startswith("#") and not self._is_channel(mask):
+            self.who_room(mask)
+        else:
+            self._list(self._who(mask))
 
     def _who(self, mask: str) -> Iterator[bytes]:
         """352 for each user online that ``mask`` names, then 315: a line, or nothing, a step.
@@ -94,6 +99,9 @@ class Queries(IrcBase):
             ident, realname = self.factory.user(user.name), self.factory.realname(user.name)
             self.numeric(rfc.RPL_WHOISUSER, user.name, ident, "msgsvc", "*", realname)
             self.numeric(rfc.RPL_WHOISSERVER, user.name, self.factory.server_name, "msgsvc")
+            away = self.factory.away.get(username_key(user.name))
+            if away is not None:
+                self.numeric(rfc.RPL_AWAY, user.name, away)
         self.numeric(rfc.RPL_ENDOFWHOIS, nick, "End of /WHOIS list")
 
     def irc_ISON(self, params: list[str]) -> None:

@@ -14,6 +14,7 @@ import msgsvc
 from msgsvc.fronts.irc.base import IrcBase
 from msgsvc.fronts.irc.channel import CHANNEL_TARGETS
 from msgsvc.fronts.irc.queries import MONITOR_LIMIT
+from msgsvc.fronts.irc.rooms import CHANNEL_MODES
 from msgsvc.fronts.irc.wire import (
     ERR_ALREADYREGISTERED,
     ERR_INVALIDUSERNAME,
@@ -31,16 +32,21 @@ from msgsvc.fronts.irc.wire import (
     printable,
 )
 from msgsvc.hub.contracts import Refused
-from msgsvc.hub.rules import username_key
+from msgsvc.hub.rooms import TOPIC_MAX
+from msgsvc.hub.rules import USERNAME_MAX, username_key
 from msgsvc.wire import ascii_int
 
 VERSION = f"msgsvc-{msgsvc.__version__}"
 #: What the front offers; with history kept, ``draft/chathistory`` too.
 CAPABILITIES = {
+    "account-tag": "account-tag",
+    "away-notify": "away-notify",
     "batch": "batch",
     "echo-message": "echo-message",
+    "extended-join": "extended-join",
     "labeled-response": "labeled-response",
     "message-tags": "message-tags",
+    "multi-prefix": "multi-prefix",
     "sasl": "sasl=PLAIN",
     "server-time": "server-time",
 }
@@ -256,7 +262,7 @@ class Registration(IrcBase):
         self.numeric(rfc.RPL_WELCOME, f"Welcome to the {self.factory.network} network, {name}")
         self.numeric(rfc.RPL_YOURHOST, f"Your host is {server}, running version {VERSION}")
         self.numeric(rfc.RPL_CREATED, f"This server was created {self.factory.created}")
-        self.numeric(rfc.RPL_MYINFO, server, VERSION, "ir", "nt")
+        self.numeric(rfc.RPL_MYINFO, server, VERSION, "ir", CHANNEL_MODES, "bklov")
         self._isupport()
         self._list(self._motd(), then=self._registered_now)
 
@@ -267,25 +273,29 @@ class Registration(IrcBase):
         self.factory.sessions.setdefault(self.nick_key, []).append(self)
         if in_all:  # attached to a nick in #all: joined to it, as its other sessions are
             self.enter(asked=False)
+        self.rejoin()
         if self._early:
             self._write(b"".join(self._early))
             self._early = []
         self.user.deliver_backlog()
 
     def _isupport(self) -> None:
-        limits = self.clients.limits
+        limits, rooms = self.clients.limits, self.clients.hub.rooms
+        channels = 1 + (rooms.policy.max_per_user if rooms is not None else 0)  # #all, and the rooms
         tokens = [
             "CASEMAPPING=ascii",
-            "CHANLIMIT=#:1",
-            "CHANMODES=,,,nt",
-            f"CHANNELLEN={len(self.channel)}",
+            f"CHANLIMIT=#:{channels}",
+            "CHANMODES=b,k,l,imnst",
+            f"CHANNELLEN={USERNAME_MAX + 1}",
             "CHANTYPES=#",
             f"MONITOR={MONITOR_LIMIT}",
             f"NETWORK={self.factory.network}",
             "NICKLEN=32",
-            "PREFIX=",
+            "PREFIX=(ov)@+",
             f"TARGMAX=PRIVMSG:{limits.max_recipients},NOTICE:{limits.max_recipients},JOIN:{CHANNEL_TARGETS},"
-            f"PART:{CHANNEL_TARGETS},NAMES:{CHANNEL_TARGETS},WHOIS:1,MONITOR:{MONITOR_LIMIT}",
+            f"PART:{CHANNEL_TARGETS},NAMES:{CHANNEL_TARGETS},KICK:{CHANNEL_TARGETS},WHOIS:1,"
+            f"MONITOR:{MONITOR_LIMIT}",
+            f"TOPICLEN={TOPIC_MAX}",
             f"USERLEN={USERLEN}",
             "UTF8ONLY",
         ]

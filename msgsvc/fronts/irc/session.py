@@ -8,11 +8,13 @@ from collections import deque
 from twisted.python.failure import Failure
 from twisted.words.protocols import irc as rfc
 
+from msgsvc.fronts.irc.away import Away
 from msgsvc.fronts.irc.history import History
 from msgsvc.fronts.irc.markers import ReadMarker
 from msgsvc.fronts.irc.messaging import Messaging
 from msgsvc.fronts.irc.queries import Queries
 from msgsvc.fronts.irc.registration import Registration
+from msgsvc.fronts.irc.rooms import Rooms
 from msgsvc.fronts.irc.wire import Command, line, parse, printable
 from msgsvc.fronts.session import Limit
 from msgsvc.hub.contracts import Refusal
@@ -20,7 +22,7 @@ from msgsvc.hub.events import ClientError
 from msgsvc.wire import Code, ProtocolError, ascii_int
 
 
-class IrcSession(Registration, Messaging, ReadMarker, Queries, History):
+class IrcSession(Registration, Rooms, Messaging, Away, ReadMarker, Queries, History):
     """One IRC client."""
 
     front = "irc"
@@ -28,6 +30,7 @@ class IrcSession(Registration, Messaging, ReadMarker, Queries, History):
     def connectionMade(self) -> None:
         self.caps = set()
         self.monitoring = {}
+        self.rooms = {}
         self._early = []
         self._listings = deque()
         super().connectionMade()

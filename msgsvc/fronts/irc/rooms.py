@@ -1,0 +1,448 @@
+"""Channels: the hub's rooms (JOIN, PART, KICK, INVITE, TOPIC, NAMES, LIST, MODE) beside #all, and the
+room events the hub tells a member's sessions, in IRC's words.
+
+The hub decides everything (who may join, speak, kick, set what); this module asks it through
+:class:`~msgsvc.hub.contracts.IUser`'s room operations, says its refusals with the numerics of
+:mod:`msgsvc.fronts.irc.numerics`, and keeps only which channels each session shows as joined.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from twisted.internet.defer import maybeDeferred
+from twisted.python.failure import Failure
+from twisted.words.protocols import irc as rfc
+
+from msgsvc.fronts.irc.channel import CHANNEL_TARGETS, Channel
+from msgsvc.fronts.irc.wire import RPL_CREATIONTIME, RPL_TOPICWHOTIME, line, printable
+from msgsvc.hub.contracts import (
+    Entered,
+    Invited,
+    Kicked,
+    ModeChange,
+    ModeSet,
+    Parted,
+    Refused,
+    RoomEvent,
+    RoomGone,
+    RoomInfo,
+    RoomView,
+    TopicSet,
+)
+from msgsvc.hub.rooms import TOPIC_MAX
+from msgsvc.hub.rules import room_key, username_key
+
+#: The channel modes: b, o and v take a name; k (set) a key; l (set) a limit; i m n s t nothing.
+CHANNEL_MODES = "biklmnostv"
+
+
+def ban_name(mask: str) -> str | None:
+    """The name an IRC ban mask bans: ``bob``, ``bob!*@*`` or ``bob!*``; None for a mask that names no one
+    name (wildcards in the nick, a user or host of its own): the hub bans names."""
+    nick, _, rest = mask.partition("!")
+    if not nick or "*" in nick or "?" in nick or rest not in ("", "*", "*@*"):
+        return None
+    return nick
+
+
+class Rooms(Channel):
+    """The channel commands, #all's answered as :class:`Channel` answers them, the rooms' by the hub (which
+    tells the asking session nothing of what it did: the answer says it, as IRC echoes it)."""
+
+    # -- JOIN and PART -----------------------------------------------------
+
+    def irc_JOIN(self, params: list[str]) -> None:
+        if not params or not params[0].strip(","):
+            self.numeric(rfc.ERR_NEEDMOREPARAMS, "JOIN", "Not enough parameters")
+            return
+        if params[0] == "0":  # every room but #all, which stays as JOIN 0 leaves Ergo's default channels
+            for name in list(self.rooms.values()):
+                self._part(name, "")
+            return
+        keys = params[1].split(",") if len(params) > 1 else []
+        for i, target in enumerate(self._targets(params[0], CHANNEL_TARGETS) or ()):
+            key = keys[i] if i < len(keys) and keys[i] else None
+            if self._is_channel(target):
+                self.join_all()
+            elif not target.startswith("#"):
+                self.numeric(rfc.ERR_NOSUCHCHANNEL, target, "No such channel")
+            elif room_key(target) not in self.rooms:
+                self._join(target, key)
+
+    def _join(self, target: str, key: str | None) -> None:
+        self._ask(
+            lambda: self.user.join(target, key),
+            self._joined,
+            self._refused(target),
+        )
+
+    def _joined(self, view: RoomView) -> None:
+        self._show_joined(view, asked=True)
+
+    def _show_joined(self, view: RoomView, asked: bool) -> None:
+        """This session is in ``view``'s room: JOIN, its topic, its names (``asked``: its JOIN's answer)."""
+        self.rooms[room_key(view.name)] = view.name
+        burst = self.join_line(self.nick, view.name)
+        if view.topic:
+            burst += self._topic_lines(view.name, view.topic, view.topic_by, view.topic_at)
+        burst += b"".join(self._room_names(view))
+        (self._write if asked else self._send)(burst)
+
+    def _topic_lines(self, room: str, topic: str, by: str | None, at: float | None) -> bytes:
+        """332 and 333."""
+        return self._numeric(rfc.RPL_TOPIC, room, topic) + self._numeric(
+            RPL_TOPICWHOTIME, room, by or self.factory.server_name, str(int(at or 0))
+        )
+
+    def irc_PART(self, params: list[str]) -> None:
+        if not params or not params[0].strip(","):
+            self.numeric(rfc.ERR_NEEDMOREPARAMS, "PART", "Not enough parameters")
+            return
+        reason = printable(params[1]) if len(params) > 1 else ""
+        for target in self._targets(params[0], CHANNEL_TARGETS) or ():
+            if self._is_channel(target):
+                self.part_all(reason)
+            elif not target.startswith("#"):
+                self.numeric(rfc.ERR_NOSUCHCHANNEL, target, "No such channel")
+            else:
+                self._part(target, reason)
+
+    def _part(self, target: str, reason: str) -> None:
+        self._ask(lambda: self.user.part(target, reason), self._parted, self._refused(target))
+
+    def _parted(self, parted: Parted) -> None:
+        self.rooms.pop(room_key(parted.room), None)
+        self._write(self._part_line(parted))
+
+    def _part_line(self, parted: Parted) -> bytes:
+        reason = [parted.reason] if parted.reason else []
+        return line("PART", parted.room, *reason, prefix=self.factory.mask(parted.name))
+
+    # -- TOPIC, INVITE, KICK ------------------------------------------------
+
+    def irc_TOPIC(self, params: list[str]) -> None:
+        if not params:
+            self.numeric(rfc.ERR_NEEDMOREPARAMS, "TOPIC", "Not enough parameters")
+        elif self._is_channel(params[0]):
+            self.topic_all(len(params) > 1)
+        elif len(params) > 1:  # set (or clear, with an empty one)
+            target, text = params[0], printable(params[1], TOPIC_MAX)
+            self._ask(lambda: self.user.topic(target, text), self._topic_set, self._refused(target))
+        else:
+            target = params[0]
+            self._ask(lambda: self.user.topic(target, None), self._say_topic, self._refused(target))
+
+    def _topic_set(self, topic: TopicSet) -> None:
+        self._write(self._topic_line(topic))
+
+    def _topic_line(self, topic: TopicSet) -> bytes:
+        prefix = self.factory.mask(topic.by) if topic.by else self.factory.server_name
+        return line("TOPIC", topic.room, topic.topic, prefix=prefix)
+
+    def _say_topic(self, topic: TopicSet) -> None:
+        if topic.topic:
+            self._write(self._topic_lines(topic.room, topic.topic, topic.by, topic.at))
+        else:
+            self.numeric(rfc.RPL_NOTOPIC, topic.room, "No topic is set")
+
+    def irc_INVITE(self, params: list[str]) -> None:
+        if len(params) < 2:
+            self.numeric(rfc.ERR_NEEDMOREPARAMS, "INVITE", "Not enough parameters")
+            return
+        nick, target = params[0], params[1]
+        user = self.clients.hub.user(nick)
+        if user is None or not user.online:
+            self.numeric(rfc.ERR_NOSUCHNICK, nick, "No such nick/channel")
+        elif self._is_channel(target):
+            self.numeric(rfc.ERR_USERONCHANNEL, user.name, self.channel, "is already on channel: everyone is")
+        else:
+            name = user.name
+            self._ask(
+                lambda: self.user.invite(target, name),
+                self._inviting,
+                self._refused(target, name),
+            )
+
+    def _inviting(self, invited: Invited) -> None:
+        self.numeric(rfc.RPL_INVITING, invited.name, invited.room)
+
+    def irc_KICK(self, params: list[str]) -> None:
+        if len(params) < 2:
+            self.numeric(rfc.ERR_NEEDMOREPARAMS, "KICK", "Not enough parameters")
+            return
+        channels = self._targets(params[0], CHANNEL_TARGETS)
+        nicks = self._targets(params[1], self.clients.limits.max_recipients)
+        if not channels or not nicks:
+            return
+        if len(channels) == 1:
+            pairs = [(channels[0], nick) for nick in nicks]
+        elif len(channels) == len(nicks):
+            pairs = list(zip(channels, nicks, strict=True))
+        else:
+            self.numeric(rfc.ERR_NEEDMOREPARAMS, "KICK", "One channel, or as many channels as nicks")
+            return
+        # Without a comment, the kicker's nick, as RFC 2812 has it.
+        reason = printable(params[2]) if len(params) > 2 and params[2] else self.nick
+        for target, nick in pairs:
+            if self._is_channel(target):
+                self.numeric(rfc.ERR_CHANOPRIVSNEEDED, self.channel, "You're not channel operator: nobody is")
+            else:
+                self._kick(target, nick, reason)
+
+    def _kick(self, target: str, nick: str, reason: str) -> None:
+        self._ask(
+            lambda: self.user.kick(target, nick, reason),
+            self._kicked,
+            self._refused(target, nick),
+        )
+
+    def _kicked(self, kicked: Kicked) -> None:
+        self._write(self._kick_line(kicked))
+
+    def _kick_line(self, kicked: Kicked) -> bytes:
+        return line(
+            "KICK", kicked.room, kicked.name, kicked.reason or kicked.by, prefix=self.factory.mask(kicked.by)
+        )
+
+    # -- NAMES, LIST, WHO ---------------------------------------------------
+
+    def irc_NAMES(self, params: list[str]) -> None:
+        if not params or not params[0].strip(","):
+            self.names_all()
+            for name in list(self.rooms.values()):
+                self._names_of(name)
+            return
+        for target in self._targets(params[0], CHANNEL_TARGETS) or ():
+            if self._is_channel(target):
+                self.names_all()
+            else:
+                self._names_of(target)
+
+    def _names_of(self, target: str) -> None:
+        """353 and 366 for a room this client may see (a secret one: its members only); else 366 alone."""
+        self._ask(
+            lambda: self.user.members(target),
+            self._say_names,
+            lambda _: self.numeric(rfc.RPL_ENDOFNAMES, target, "End of /NAMES list"),
+        )
+
+    def _say_names(self, view: RoomView) -> None:
+        self._write(b"".join(self._room_names(view)))
+
+    def _room_names(self, view: RoomView) -> Iterator[bytes]:
+        """353 rows of a room's members (operators ``@``, voiced ``+``; both with ``multi-prefix``), then 366."""
+        kind = "@" if "s" in view.modes else "="
+        row: list[str] = []
+        size = 0
+        for member in view.members:
+            entry = self._prefixes(member.op, member.voice) + member.name
+            row.append(entry)
+            size += len(entry) + 1
+            if size > 400:
+                yield self._numeric(rfc.RPL_NAMREPLY, kind, view.name, " ".join(row))
+                row, size = [], 0
+        if row:
+            yield self._numeric(rfc.RPL_NAMREPLY, kind, view.name, " ".join(row))
+        yield self._numeric(rfc.RPL_ENDOFNAMES, view.name, "End of /NAMES list")
+
+    def _prefixes(self, op: bool, voice: bool) -> str:
+        both = ("@" if op else "") + ("+" if voice else "")
+        return both if "multi-prefix" in self.caps else both[:1]
+
+    def irc_LIST(self, params: list[str]) -> None:
+        """#all and the rooms this client may see (a secret one only by its members), or those named."""
+        wanted = {room_key(t) for t in params[0].split(",") if t} if params and params[0] else None
+
+        def listed(infos: list[RoomInfo]) -> None:
+            self.numeric(rfc.RPL_LISTSTART, "Channel", "Users  Name")
+            if wanted is None or room_key(self.channel) in wanted:
+                self.list_all()
+            for info in infos:
+                if wanted is None or room_key(info.name) in wanted:
+                    self.numeric(rfc.RPL_LIST, info.name, str(info.members), info.topic)
+            self.numeric(rfc.RPL_LISTEND, "End of /LIST")
+
+        self._ask(lambda: self.user.rooms(False), listed, lambda _: listed([]))  # no rooms kept: #all
+
+    def who_room(self, target: str) -> None:
+        """WHO #room: 352 for each member (G: away or offline; its prefixes), then 315."""
+
+        def who(view: RoomView) -> None:
+            server = self.factory.server_name
+            for member in view.members:
+                here = "H" if member.online and username_key(member.name) not in self.factory.away else "G"
+                self.numeric(
+                    rfc.RPL_WHOREPLY,
+                    view.name,
+                    self.factory.user(member.name),
+                    "msgsvc",
+                    server,
+                    member.name,
+                    here + self._prefixes(member.op, member.voice),
+                    f"0 {self.factory.realname(member.name)}",
+                )
+            self.numeric(rfc.RPL_ENDOFWHO, target, "End of WHO list")
+
+        self._ask(
+            lambda: self.user.members(target),
+            who,
+            lambda _: self.numeric(rfc.RPL_ENDOFWHO, target, "End of WHO list"),
+        )
+
+    # -- MODE ----------------------------------------------------------------
+
+    def irc_MODE(self, params: list[str]) -> None:
+        if not params:
+            self.numeric(rfc.ERR_NEEDMOREPARAMS, "MODE", "Not enough parameters")
+        elif self._is_channel(params[0]):
+            self.mode_all(params)
+        elif params[0].startswith("#"):
+            self._room_mode(params[0], params[1:])
+        else:
+            self.user_mode(params)
+
+    def _room_mode(self, target: str, params: list[str]) -> None:
+        """MODE #room: 324 and 329; MODE #room b (+b, -b): the bans; else the changes, asked of the hub."""
+        if not params:
+            self._ask(lambda: self.user.members(target), self._say_modes, self._refused(target))
+            return
+        if len(params) == 1 and "b" in params[0] and not params[0].strip("+-b"):  # b, +b, -b: the bans
+            self._ask(lambda: self.user.members(target), self._say_bans, self._refused(target))
+            return
+        changes = self._mode_changes(params[0], params[1:])
+        if not changes:
+            return
+        nick = next((arg for mode, arg in changes if mode[1] in "ov"), None)
+        self._ask(
+            lambda: self.user.mode(target, changes),
+            self._mode_set,
+            self._refused(target, nick),
+        )
+
+    def _mode_changes(self, text: str, args: list[str]) -> list[ModeChange] | None:
+        """``+i-m+k key`` as changes (``+i``, None) (``-m``, None) (``+k``, ``key``); a ban mask as its
+        name; None (and 472) for a mode this server has not.  A change lacking its argument is left out."""
+        sign, given = "+", iter(args)
+        changes: list[ModeChange] = []
+        for mode in text:
+            if mode in "+-":
+                sign = mode
+            elif mode not in CHANNEL_MODES:
+                self.numeric(rfc.ERR_UNKNOWNMODE, mode, "is unknown mode char to me")
+                return None
+            elif mode in "bov" or mode in "kl" and sign == "+":
+                arg = next(given, None)
+                if arg is None:
+                    continue
+                if mode == "b":
+                    name = ban_name(arg)
+                    if name is None:
+                        self.server_notice(f"{arg}: msgsvc bans names: give a nick, or nick!*@*")
+                        continue
+                    arg = name
+                changes.append((sign + mode, arg))
+            else:
+                if mode == "k":  # -k takes the key by RFC 2812, which is not needed
+                    next(given, None)
+                changes.append((sign + mode, None))
+        return changes
+
+    def _mode_set(self, mode: ModeSet) -> None:
+        self._write(self._mode_line(mode))
+
+    def _mode_line(self, mode: ModeSet) -> bytes:
+        """MODE #room +o-v bob carol: the changes, a ban's name as its mask."""
+        text, sign = "", ""
+        args: list[str] = []
+        for change, arg in mode.changes:
+            if change[0] != sign:
+                sign = change[0]
+                text += sign
+            text += change[1]
+            if arg is not None:
+                args.append(f"{arg}!*@*" if change[1] == "b" else arg)
+        return line("MODE", mode.room, text, *args, prefix=self.factory.mask(mode.by))
+
+    def _say_modes(self, view: RoomView) -> None:
+        modes, args = "+" + view.modes, list[str]()
+        if view.limit is not None:
+            modes, args = modes + "l", [*args, str(view.limit)]
+        if view.key is not None:  # the hub shows it to members only
+            modes, args = modes + "k", [*args, view.key]
+        self.numeric(rfc.RPL_CHANNELMODEIS, view.name, modes, *args)
+        self.numeric(RPL_CREATIONTIME, view.name, str(int(view.created)))
+
+    def _say_bans(self, view: RoomView) -> None:
+        for ban in view.bans:
+            self.numeric(rfc.RPL_BANLIST, view.name, f"{ban.name}!*@*", ban.by, str(int(ban.at)))
+        self.numeric(rfc.RPL_ENDOFBANLIST, view.name, "End of channel ban list")
+
+    # -- what the hub tells -----------------------------------------------------
+
+    def room_event(self, event: RoomEvent) -> None:
+        """hub.Participant: something happened in a room this user is in (or is invited to)."""
+        room = room_key(event.room)
+        me = username_key(self._me())
+        shown = room in self.rooms
+        match event:
+            case Entered(_, member) if username_key(member.name) == me:
+                if not shown:  # another session of this nick joined
+                    self._fetch_joined(event.room)
+            case Invited(_, name, by) if username_key(name) == me:
+                invite = line(
+                    "INVITE", self.nick, event.room, prefix=self.factory.mask(by), tags=self.account_tags(by)
+                )
+                self._send(invite)
+            case _ if not shown:
+                pass
+            case Entered(_, member):
+                self._send(
+                    self.join_line(member.name, event.room) + self.factory.away_line(member.name, self)
+                )
+            case Parted(_, name, _, quit_) if quit_:  # its last session left: QUIT says it, in #all or here
+                if self not in self.factory.members:
+                    self._send(line("QUIT", "left", prefix=self.factory.mask(name)))
+            case Parted(_, name):
+                if username_key(name) == me:
+                    del self.rooms[room]
+                self._send(self._part_line(event))
+            case Kicked(_, name):
+                if username_key(name) == me:
+                    del self.rooms[room]
+                self._send(self._kick_line(event))
+            case TopicSet():
+                self._send(self._topic_line(event))
+            case ModeSet():
+                self._send(self._mode_line(event))
+            case RoomGone(_, reason, name):
+                gone = name or self.nick
+                if username_key(gone) == me:
+                    del self.rooms[room]
+                self._send(
+                    line("KICK", event.room, gone, reason or "removed", prefix=self.factory.server_name)
+                )
+
+    def rejoin(self) -> None:
+        def shown(infos: list[RoomInfo]) -> None:
+            for info in infos:
+                if room_key(info.name) not in self.rooms:
+                    self._fetch_joined(info.name)
+
+        maybeDeferred(self.user.rooms, True).addCallbacks(shown, self._not_read)
+
+    def _fetch_joined(self, room: str) -> None:
+        """This session is in ``room`` (another of its nick joined it, or it was before): show it, once
+        the hub says the room's state."""
+
+        def show(view: RoomView) -> None:
+            if room_key(view.name) not in self.rooms:
+                self._show_joined(view, asked=False)
+
+        maybeDeferred(self.user.members, room).addCallbacks(show, self._not_read)
+
+    def _not_read(self, failure: Failure) -> None:
+        """A room (or the list of them) not read: left again meanwhile, or a server without rooms (the
+        hub refuses); any other failure is logged."""
+        if not failure.check(Refused):
+            self.log.failure("could not read the rooms for {peer}", failure, peer=self.peer)

@@ -1,0 +1,504 @@
+"""The IRC front's channels, command by command and numeric by numeric, against a scripted fake of the
+hub's room operations (:class:`FakeRooms`): what each IRC line asks the hub, and how each answer,
+refusal and room event is said in IRC."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.error import ConnectionDone
+from twisted.python.failure import Failure
+
+from msgsvc.fronts.irc.factory import IrcFactory
+from msgsvc.fronts.irc.numerics import ROOM_REFUSALS
+from msgsvc.hub.contracts import (
+    Ban,
+    Entered,
+    Invited,
+    Kicked,
+    Kind,
+    Member,
+    MemberView,
+    Message,
+    ModeSet,
+    Parted,
+    Refusal,
+    Refused,
+    RoomGone,
+    RoomInfo,
+    RoomView,
+    TopicSet,
+    UserRecord,
+)
+from msgsvc.hub.user import User
+
+from .support.harness import PASSWORD, ServerHarness
+from .support.irc import SERVER, Irc, IrcTestCase, numerics
+
+OPS = ("join", "part", "topic", "invite", "kick", "mode", "members", "rooms", "send_room")
+DEV = RoomView(
+    name="#Dev",
+    created=1000.0,
+    founder="alice",
+    topic="ship it",
+    topic_by="alice",
+    topic_at=1001.0,
+    modes="nt",
+    key=None,
+    limit=None,
+    members=(MemberView("alice", online=True, op=True, voice=True), MemberView("bob", True, False, False)),
+    bans=(),
+)
+
+
+class FakeRooms:
+    """The hub's room operations, scripted: each call is recorded as (op, user, args); its answer is what
+    ``answers[op]`` holds (a value, or a Refused it fails with; none: an empty list, as ``rooms`` has)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+        self.answers: dict[str, Any] = {}
+
+    def install(self, case: IrcTestCase) -> None:
+        for op in OPS:
+            original = User.__dict__.get(op)
+            setattr(User, op, self._op(op))
+            case.addCleanup(_restore, op, original)
+
+    def _op(self, op: str) -> Any:
+        fake = self
+
+        def call(user: User, *args: Any) -> Deferred[Any]:
+            fake.calls.append((op, user.name, *args))
+            answer = fake.answers.get(op, [])
+            return fail(answer) if isinstance(answer, Refused) else succeed(answer)
+
+        return call
+
+
+def _restore(op: str, original: Any) -> None:
+    if original is None:
+        delattr(User, op)
+    else:
+        setattr(User, op, original)
+
+
+class RoomsTestCase(IrcTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.rooms = FakeRooms()
+        self.rooms.install(self)
+
+    def client(self, nick: str, caps: str = "") -> Irc:
+        client = self.irc()
+        client.register(nick, *([f"CAP REQ :{caps}", "CAP END"] if caps else []))
+        self.rooms.calls.clear()
+        return client
+
+
+class JoinTests(RoomsTestCase):
+    def test_join_answers_join_topic_and_names_with_prefixes(self) -> None:
+        alice = self.client("alice")
+        self.rooms.answers["join"] = DEV
+        got = alice.send("JOIN #dev")
+        self.assertEqual(self.rooms.calls, [("join", "alice", "#dev", None)])
+        self.assertEqual(
+            got,
+            [
+                ":alice!alice@msgsvc JOIN :#Dev",
+                f":{SERVER} 332 alice #Dev :ship it",
+                f":{SERVER} 333 alice #Dev alice :1001",
+                f":{SERVER} 353 alice = #Dev :@alice bob",
+                f":{SERVER} 366 alice #Dev :End of /NAMES list",
+            ],
+        )
+
+    def test_multi_prefix_shows_every_prefix(self) -> None:
+        alice = self.client("alice", "multi-prefix")
+        self.rooms.answers["join"] = DEV
+        self.assertIn(f":{SERVER} 353 alice = #Dev :@+alice bob", alice.send("JOIN #dev"))
+
+    def test_several_rooms_each_with_its_key_and_0_leaves_them_but_all(self) -> None:
+        alice = self.client("alice")
+        self.rooms.answers["join"] = DEV
+        alice.send("JOIN #all,#dev,#ops sesame,,other")
+        self.assertEqual(
+            self.rooms.calls, [("join", "alice", "#dev", None), ("join", "alice", "#ops", "other")]
+        )
+        self.assertIn(alice.session, self.factory.members)
+        self.rooms.calls.clear()
+        self.rooms.answers["part"] = Parted("#Dev", "alice", "")
+        self.assertEqual(alice.send("JOIN 0"), [":alice!alice@msgsvc PART :#Dev"])
+        self.assertEqual(self.rooms.calls, [("part", "alice", "#Dev", "")])
+        self.assertIn(alice.session, self.factory.members)  # #all stays
+
+    def test_a_name_without_a_hash_is_403_and_the_hubs_refusals_are_their_numerics(self) -> None:
+        alice = self.client("alice")
+        self.assertEqual(numerics(alice.send("JOIN dev")), ["403"])
+        for refusal, (numeric, about_nick, _) in ROOM_REFUSALS.items():
+            self.rooms.answers["join"] = Refused(refusal, "why")
+            (got,) = alice.send("JOIN #dev")
+            self.assertEqual(numerics([got]), [numeric], refusal)
+            params = "alice * #dev :" if about_nick else "alice #dev :"
+            self.assertIn(f" {numeric} {params}", got)
+            self.assertTrue(got.endswith(": why"), got)
+
+    def test_another_session_of_the_nick_joining_shows_the_room_here_too(self) -> None:
+        alice = self.client("alice")
+        self.rooms.answers["members"] = DEV
+        alice.session.room_event(Entered("#Dev", Member("alice", op=True)))
+        got = alice.read()
+        self.assertEqual(got[0], ":alice!alice@msgsvc JOIN :#Dev")
+        self.assertEqual(numerics(got), ["JOIN", "332", "333", "353", "366"])
+        self.assertEqual(alice.session.rooms, {"#dev": "#Dev"})
+
+    def test_rooms_the_account_is_in_are_joined_after_the_welcome(self) -> None:
+        self.rooms.answers["rooms"] = [RoomInfo("#Dev", 2, "ship it")]
+        self.rooms.answers["members"] = DEV
+        got = self.irc().register("alice")
+        self.assertIn(("rooms", "alice", True), self.rooms.calls)
+        self.assertEqual(numerics(got)[-5:], ["JOIN", "332", "333", "353", "366"])
+
+
+class JoinedTestCase(RoomsTestCase):
+    def joined(self, nick: str = "alice", caps: str = "") -> Irc:
+        client = self.client(nick, caps)
+        self.rooms.answers["join"] = DEV
+        client.send("JOIN #dev")
+        self.rooms.calls.clear()
+        return client
+
+
+class PartKickInviteTests(JoinedTestCase):
+    def test_part_with_a_reason_and_442_when_not_in(self) -> None:
+        alice = self.joined()
+        self.rooms.answers["part"] = Parted("#Dev", "alice", "bye now")
+        self.assertEqual(alice.send("PART #dev :bye now"), [":alice!alice@msgsvc PART #Dev :bye now"])
+        self.assertEqual(alice.session.rooms, {})
+        self.rooms.answers["part"] = Refused(Refusal.NOT_IN_ROOM, "not a member")
+        self.assertEqual(numerics(alice.send("PART #dev")), ["442"])
+
+    def test_kick_without_a_comment_carries_the_kickers_nick(self) -> None:
+        alice = self.joined()
+        self.rooms.answers["kick"] = Kicked("#Dev", "bob", "alice", "alice")
+        self.assertEqual(alice.send("KICK #dev bob"), [":alice!alice@msgsvc KICK #Dev bob :alice"])
+        self.assertEqual(self.rooms.calls, [("kick", "alice", "#dev", "bob", "alice")])
+        self.rooms.calls.clear()
+        self.rooms.answers["kick"] = Kicked("#Dev", "bob", "alice", "out")
+        alice.send("KICK #dev bob,carol :out")
+        self.assertEqual([c[3:] for c in self.rooms.calls], [("bob", "out"), ("carol", "out")])
+
+    def test_kick_refusals_482_and_441_with_the_nick(self) -> None:
+        alice = self.joined()
+        self.rooms.answers["kick"] = Refused(Refusal.NOT_ROOM_OPERATOR, "")
+        self.assertEqual(
+            alice.send("KICK #dev bob"), [f":{SERVER} 482 alice #dev :You're not channel operator"]
+        )
+        self.rooms.answers["kick"] = Refused(Refusal.USER_NOT_IN_ROOM, "")
+        self.assertEqual(
+            alice.send("KICK #dev bob"), [f":{SERVER} 441 alice bob #dev :They aren't on that channel"]
+        )
+
+    def test_invite_is_341_and_the_invitee_gets_invite_with_its_account(self) -> None:
+        alice = self.joined()
+        bob = self.client("bob", "account-tag")
+        self.rooms.answers["invite"] = Invited("#Dev", "bob", "alice")
+        self.assertEqual(alice.send("INVITE bob #dev"), [f":{SERVER} 341 alice bob :#Dev"])
+        self.assertEqual(self.rooms.calls, [("invite", "alice", "#dev", "bob")])
+        self.rooms.answers["invite"] = Refused(Refusal.ALREADY_IN_ROOM, "")
+        alice.read()
+        self.assertEqual(numerics(alice.send("INVITE bob #dev")), ["443"])
+        self.assertEqual(numerics(alice.send("INVITE nobody #dev")), ["401"])
+        bob.session.room_event(Invited("#Dev", "bob", "dave"))
+        bob.session.room_event(Invited("#Dev", "carol", "dave"))  # for another: not told here
+        self.assertEqual(bob.read(), ["@account=dave :dave!dave@msgsvc INVITE bob :#Dev"])
+
+
+class TopicNamesListWhoTests(JoinedTestCase):
+    def test_topic_query_331_or_332_and_333_and_a_set_echoed(self) -> None:
+        alice = self.joined()
+        self.rooms.answers["topic"] = TopicSet("#Dev", "", None, None)
+        self.assertEqual(alice.send("TOPIC #dev"), [f":{SERVER} 331 alice #Dev :No topic is set"])
+        self.assertEqual(self.rooms.calls, [("topic", "alice", "#dev", None)])
+        self.rooms.answers["topic"] = TopicSet("#Dev", "ship it", "bob", 1234.5)
+        self.assertEqual(
+            alice.send("TOPIC #dev"),
+            [f":{SERVER} 332 alice #Dev :ship it", f":{SERVER} 333 alice #Dev bob :1234"],
+        )
+        self.rooms.answers["topic"] = TopicSet("#Dev", "new", "alice", 1300.0)
+        self.assertEqual(alice.send("TOPIC #dev :new"), [":alice!alice@msgsvc TOPIC #Dev :new"])
+        self.rooms.answers["topic"] = Refused(Refusal.NOT_ROOM_OPERATOR, "the topic is locked")
+        self.assertEqual(numerics(alice.send("TOPIC #dev :mine")), ["482"])
+
+    def test_names_of_a_room_and_366_alone_for_one_not_seen(self) -> None:
+        alice = self.joined()
+        self.rooms.answers["members"] = DEV
+        self.assertEqual(numerics(alice.send("NAMES #dev")), ["353", "366"])
+        self.rooms.answers["members"] = Refused(Refusal.NO_SUCH_ROOM, "")
+        self.assertEqual(alice.send("NAMES #nope"), [f":{SERVER} 366 alice #nope :End of /NAMES list"])
+
+    def test_secret_rooms_names_are_marked_at(self) -> None:
+        alice = self.joined()
+        self.rooms.answers["members"] = RoomView(**{**DEV.__dict__, "modes": "nst"})
+        self.assertIn(f":{SERVER} 353 alice @ #Dev :@alice bob", alice.send("NAMES #dev"))
+
+    def test_list_has_all_and_the_rooms_the_hub_shows(self) -> None:
+        alice = self.joined()
+        self.rooms.answers["rooms"] = [RoomInfo("#Dev", 2, "ship it"), RoomInfo("#ops", 1, "")]
+        got = alice.send("LIST")
+        self.assertEqual(self.rooms.calls, [("rooms", "alice", False)])
+        self.assertEqual(numerics(got), ["321", "322", "322", "322", "323"])
+        self.assertEqual(got[2], f":{SERVER} 322 alice #Dev 2 :ship it")
+        self.assertEqual(numerics(alice.send("LIST #ops")), ["321", "322", "323"])
+
+    def test_who_a_room_marks_away_and_offline_g_and_the_prefixes(self) -> None:
+        alice = self.joined()
+        offline = MemberView("carol", online=False, op=False, voice=True)
+        self.rooms.answers["members"] = RoomView(**{**DEV.__dict__, "members": (*DEV.members, offline)})
+        alice.send("AWAY :lunch")
+        got = alice.send("WHO #dev")
+        self.assertEqual(
+            got,
+            [
+                f":{SERVER} 352 alice #Dev alice msgsvc {SERVER} alice G@ :0 alice real",
+                f":{SERVER} 352 alice #Dev bob msgsvc {SERVER} bob H :0 bob",
+                f":{SERVER} 352 alice #Dev carol msgsvc {SERVER} carol G+ :0 carol",
+                f":{SERVER} 315 alice #dev :End of WHO list",
+            ],
+        )
+
+
+class MessageTests(JoinedTestCase):
+    def test_privmsg_to_a_room_goes_to_the_hub_and_404_when_it_refuses(self) -> None:
+        alice = self.joined(caps="echo-message")
+        self.rooms.answers["send_room"] = self.harness.clients.hub.user("alice")
+        from msgsvc.hub.contracts import Report
+
+        self.rooms.answers["send_room"] = Report("01M8TYR19J1HB1YED1Z05M91H8", 5.0, 1, ())
+        self.assertEqual(alice.send("PRIVMSG #dev :hello"), [":alice!alice@msgsvc PRIVMSG #Dev :hello"])
+        self.assertEqual(self.rooms.calls, [("send_room", "alice", "#dev", "hello")])
+        for refusal in (Refusal.NOT_IN_ROOM, Refusal.MODERATED):
+            self.rooms.answers["send_room"] = Refused(refusal, "no")
+            self.assertEqual(
+                alice.send("PRIVMSG #dev :hello"), [f":{SERVER} 404 alice #dev :Cannot send to channel: no"]
+            )
+            self.assertEqual(alice.send("NOTICE #dev :hello"), [])
+        self.rooms.answers["send_room"] = Refused(Refusal.NO_SUCH_ROOM, "")
+        self.assertEqual(numerics(alice.send("PRIVMSG #nope :hello")), ["403"])
+        self.assertEqual(numerics(alice.send("PRIVMSG #dev :")), ["412"])
+
+    def test_a_room_message_comes_to_the_channel(self) -> None:
+        bob = self.joined("bob", "account-tag")
+        bob.session.receive(Message("dave", Kind.ROOM, ("#dev",), "hi all", "id", 5.0))
+        self.assertEqual(bob.read(), ["@account=dave :dave!dave@msgsvc PRIVMSG #Dev :hi all"])
+
+
+class ModeTests(JoinedTestCase):
+    def test_mode_query_is_324_and_329(self) -> None:
+        alice = self.joined()
+        self.rooms.answers["members"] = RoomView(**{**DEV.__dict__, "modes": "int", "key": "k", "limit": 5})
+        self.assertEqual(
+            alice.send("MODE #dev"),
+            [f":{SERVER} 324 alice #Dev +intlk 5 :k", f":{SERVER} 329 alice #Dev :1000"],
+        )
+
+    def test_changes_go_to_the_hub_in_one_call_and_come_back_as_one_mode_line(self) -> None:
+        alice = self.joined()
+        self.rooms.answers["mode"] = ModeSet("#Dev", "alice", (("+o", "bob"), ("-v", "carol"), ("+b", "eve")))
+        got = alice.send("MODE #dev +o-v+b bob carol eve!*@*")
+        self.assertEqual(
+            self.rooms.calls, [("mode", "alice", "#dev", [("+o", "bob"), ("-v", "carol"), ("+b", "eve")])]
+        )
+        self.assertEqual(got, [":alice!alice@msgsvc MODE #Dev +o-v+b bob carol :eve!*@*"])
+        self.rooms.calls.clear()
+        alice.send("MODE #dev +imk-l+l key 7")
+        self.assertEqual(
+            self.rooms.calls[0][3], [("+i", None), ("+m", None), ("+k", "key"), ("-l", None), ("+l", "7")]
+        )
+
+    def test_bans_listed_367_368_unknown_mode_472_and_refusals(self) -> None:
+        alice = self.joined()
+        self.rooms.answers["members"] = RoomView(**{**DEV.__dict__, "bans": (Ban("eve", "alice", 1200.0),)})
+        self.assertEqual(
+            alice.send("MODE #dev +b"),
+            [
+                f":{SERVER} 367 alice #Dev eve!*@* alice :1200",
+                f":{SERVER} 368 alice #Dev :End of channel ban list",
+            ],
+        )
+        self.assertEqual(numerics(alice.send("MODE #dev +x")), ["472"])
+        self.rooms.calls.clear()
+        self.assertEqual(numerics(alice.send("MODE #dev +b *!*@host")), ["NOTICE"])
+        self.assertEqual(self.rooms.calls, [])
+        self.rooms.answers["mode"] = Refused(Refusal.USER_NOT_IN_ROOM, "")
+        self.assertEqual(numerics(alice.send("MODE #dev +o carol")), ["441"])
+
+    def test_isupport_says_the_channel_modes_and_prefixes(self) -> None:
+        got = " ".join(g for g in self.irc().register("erin") if " 005 " in g)
+        for token in (
+            "PREFIX=(ov)@+",
+            "CHANMODES=b,k,l,imnst",
+            "CHANTYPES=#",
+            "CHANLIMIT=#:1 ",
+            "TOPICLEN=390",
+        ):
+            self.assertIn(token, got)
+
+
+class EventTests(JoinedTestCase):
+    def test_each_event_in_a_joined_room_is_an_irc_line(self) -> None:
+        bob = self.joined("bob", "extended-join")
+        session = bob.session
+        session.room_event(Entered("#Dev", Member("dave")))
+        session.room_event(TopicSet("#Dev", "new", "dave", 5.0))
+        session.room_event(ModeSet("#Dev", "dave", (("+m", None), ("+v", "carol"))))
+        session.room_event(Kicked("#Dev", "carol", "dave", ""))
+        session.room_event(Parted("#Dev", "dave", "later"))
+        session.room_event(Entered("#other", Member("dave")))  # a room not shown here: nothing
+        self.assertEqual(
+            bob.read(),
+            [
+                ":dave!dave@msgsvc JOIN #Dev dave :dave",
+                ":dave!dave@msgsvc TOPIC #Dev :new",
+                ":dave!dave@msgsvc MODE #Dev +mv :carol",
+                ":dave!dave@msgsvc KICK #Dev carol :dave",
+                ":dave!dave@msgsvc PART #Dev :later",
+            ],
+        )
+
+    def test_kicked_or_the_room_gone_leaves_the_channel(self) -> None:
+        bob = self.joined("bob")
+        bob.session.room_event(RoomGone("#Dev", "closed", "carol"))
+        bob.session.room_event(Kicked("#Dev", "bob", "alice", "bye"))
+        self.assertEqual(
+            bob.read(),
+            [f":{SERVER} KICK #Dev carol :closed", ":alice!alice@msgsvc KICK #Dev bob :bye"],
+        )
+        self.assertEqual(bob.session.rooms, {})
+        bob.session.room_event(TopicSet("#Dev", "new", "dave", 5.0))
+        self.assertEqual(bob.read(), [])
+
+    def test_a_quit_is_said_once_in_all_else_here(self) -> None:
+        bob = self.joined("bob")
+        bob.send("JOIN #all")
+        bob.session.room_event(Parted("#Dev", "dave", "", quit=True))
+        self.assertEqual(bob.read(), [])
+        bob.send("PART #all")
+        bob.session.room_event(Parted("#Dev", "dave", "", quit=True))
+        self.assertEqual(bob.read(), [":dave!dave@msgsvc QUIT :left"])
+
+
+class AwayTests(RoomsTestCase):
+    def test_away_305_306_away_notify_and_301(self) -> None:
+        alice = self.client("alice", "away-notify")
+        bob = self.client("bob")
+        alice.send("JOIN #all")
+        bob.send("JOIN #all")
+        alice.read()
+        self.assertEqual(bob.send("AWAY :lunch"), [f":{SERVER} 306 bob :You have been marked as being away"])
+        self.assertEqual(alice.read(), [":bob!bob@msgsvc AWAY :lunch"])
+        self.assertIn(f":{SERVER} 301 alice bob :lunch", alice.send("PRIVMSG bob :hi"))
+        self.assertIn(f":{SERVER} 301 alice bob :lunch", alice.send("WHOIS bob"))
+        bob.read()
+        self.assertEqual(bob.send("AWAY"), [f":{SERVER} 305 bob :You are no longer marked as being away"])
+        self.assertEqual(alice.read(), [":bob!bob@msgsvc AWAY"])
+        self.assertNotIn("301", numerics(alice.send("PRIVMSG bob :hi")))
+
+
+class OnTheHubTests(IrcTestCase):
+    """The same commands on the real hub's rooms: two IRC users, and dave's two sessions."""
+
+    def setUp(self) -> None:
+        self.harness = ServerHarness(records=(UserRecord("dave", 1.0, 1.0, protected=True),))
+        self.factory = IrcFactory(self.harness.clients, SERVER)
+        self.alice, self.bob = self.irc(), self.irc()
+        self.alice.register("alice")
+        self.bob.register("bob")
+
+    def test_create_join_talk_topic_mode_kick(self) -> None:
+        alice, bob = self.alice, self.bob
+        got = alice.send("JOIN #Dev")
+        self.assertEqual(got[0], ":alice!alice@msgsvc JOIN :#Dev")
+        self.assertEqual(
+            got[1:], [f":{SERVER} 353 alice = #Dev :@alice", f":{SERVER} 366 alice #Dev :End of /NAMES list"]
+        )
+        self.assertEqual(numerics(bob.send("JOIN #dev")), ["JOIN", "353", "366"])
+        self.assertEqual(alice.read(), [":bob!bob@msgsvc JOIN :#Dev"])
+        bob.send("PRIVMSG #dev :hi alice")
+        self.assertEqual(alice.read(), [":bob!bob@msgsvc PRIVMSG #Dev :hi alice"])
+        self.assertEqual(numerics(bob.send("TOPIC #dev :mine")), ["482"])  # +t
+        self.assertEqual(alice.send("TOPIC #dev :ship it"), [":alice!alice@msgsvc TOPIC #Dev :ship it"])
+        self.assertEqual(bob.read(), [":alice!alice@msgsvc TOPIC #Dev :ship it"])
+        self.assertEqual(numerics(bob.send("TOPIC #dev")), ["332", "333"])
+        self.assertEqual(alice.send("MODE #dev +mv bob"), [":alice!alice@msgsvc MODE #Dev +mv :bob"])
+        self.assertEqual(bob.read(), [":alice!alice@msgsvc MODE #Dev +mv :bob"])
+        self.assertIn(f":{SERVER} 324 bob #Dev :+mnt", bob.send("MODE #dev"))
+        alice.send("MODE #dev -v bob")
+        bob.read()
+        self.assertEqual(numerics(bob.send("PRIVMSG #dev :still?")), ["404"])  # +m
+        self.assertEqual(numerics(bob.send("KICK #dev alice")), ["482"])
+        self.assertEqual(alice.send("KICK #dev bob"), [":alice!alice@msgsvc KICK #Dev bob :alice"])
+        self.assertEqual(bob.read()[-1], ":alice!alice@msgsvc KICK #Dev bob :alice")
+        self.assertEqual(numerics(bob.send("PRIVMSG #dev :out")), ["404"])  # +n
+        self.assertEqual(numerics(alice.send("KICK #dev bob")), ["441"])
+        self.assertEqual(numerics(bob.send("PART #dev")), ["442"])
+
+    def test_the_join_refusals(self) -> None:
+        alice, bob = self.alice, self.bob
+        alice.send("JOIN #dev")
+        alice.send("MODE #dev +i")
+        self.assertEqual(numerics(bob.send("JOIN #dev")), ["473"])
+        self.assertEqual(alice.send("INVITE bob #DEV"), [f":{SERVER} 341 alice bob :#dev"])
+        self.assertEqual(bob.read(), [":alice!alice@msgsvc INVITE bob :#dev"])
+        self.assertEqual(numerics(bob.send("JOIN #dev")), ["JOIN", "353", "366"])
+        alice.read()
+        self.assertEqual(numerics(alice.send("INVITE bob #dev")), ["443"])
+        alice.send("KICK #dev bob", "MODE #dev -i+k sesame")
+        bob.read()
+        self.assertEqual(numerics(bob.send("JOIN #dev")), ["475"])
+        self.assertEqual(numerics(bob.send("JOIN #dev nope")), ["475"])
+        self.assertEqual(numerics(bob.send("JOIN #dev sesame")), ["JOIN", "353", "366"])
+        alice.send("KICK #dev bob", "MODE #dev -k+l sesame 1")
+        bob.read()
+        self.assertEqual(numerics(bob.send("JOIN #dev sesame")), ["471"])
+        alice.send("MODE #dev -l+b bob!*@*")
+        self.assertEqual(alice.send("MODE #dev b")[0].split(" ")[1:5], ["367", "alice", "#dev", "bob!*@*"])
+        self.assertEqual(numerics(bob.send("JOIN #dev")), ["474"])
+        self.assertEqual(numerics(bob.send("JOIN #no!pe")), ["476"])
+
+    def test_names_list_and_who_on_the_hub(self) -> None:
+        alice, bob = self.alice, self.bob
+        alice.send("JOIN #dev,#hidden", "MODE #hidden +s", "TOPIC #dev :ship it")
+        bob.send("JOIN #dev")
+        alice.read()
+        got = bob.send("LIST")
+        self.assertEqual(got[2:], [f":{SERVER} 322 bob #dev 2 :ship it", f":{SERVER} 323 bob :End of /LIST"])
+        self.assertEqual(numerics(bob.send("NAMES #hidden")), ["366"])
+        self.assertEqual(numerics(alice.send("NAMES #hidden")), ["353", "366"])
+        self.assertEqual(
+            bob.send("WHO #dev"),
+            [
+                f":{SERVER} 352 bob #dev alice msgsvc {SERVER} alice H@ :0 alice real",
+                f":{SERVER} 352 bob #dev bob msgsvc {SERVER} bob H :0 bob real",
+                f":{SERVER} 315 bob #dev :End of WHO list",
+            ],
+        )
+
+    def test_an_accounts_sessions_share_its_rooms(self) -> None:
+        one, two = self.irc(), self.irc()
+        one.register("dave", f"PASS :{PASSWORD}")
+        two.register("dave", f"PASS :{PASSWORD}")
+        self.assertEqual(numerics(one.send("JOIN #dev")), ["JOIN", "353", "366"])
+        self.assertEqual(numerics(two.read()), ["JOIN", "353", "366"])
+        one.send("QUIT")
+        one.session.connectionLost(Failure(ConnectionDone()))
+        two.send("QUIT")
+        two.session.connectionLost(Failure(ConnectionDone()))
+        again = self.irc()
+        got = again.register("dave", f"PASS :{PASSWORD}")  # a protected member stays one
+        self.assertEqual(numerics(got)[-3:], ["JOIN", "353", "366"])
+
+    def test_chanlimit_counts_all_and_the_rooms_a_user_may_join(self) -> None:
+        got = " ".join(g for g in self.irc().register("erin") if " 005 " in g)
+        self.assertIn("CHANLIMIT=#:51 ", got)  # --max-rooms-per-user 50, and #all
