@@ -340,7 +340,6 @@ class ModeTests(JoinedTestCase):
             "PREFIX=(ov)@+",
             "CHANMODES=b,k,l,imnst",
             "CHANTYPES=#",
-            "CHANLIMIT=#:1 ",
             "TOPICLEN=390",
         ):
             self.assertIn(token, got)
