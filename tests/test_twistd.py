@@ -214,6 +214,7 @@ class TwistdTests(SynchronousTestCase):
         bob.send("SEND alice :after")
         bob.send("BROADCAST :everyone")
         [sent] = [line for line in bob.until("SENT") if line.startswith("SENT")]
+        bob.until("SENT")  # the broadcast's: then alice's read below takes its history along to the disk
         alice.send("HISTORY BOB")
         answer = alice.until("ENDHISTORY")
         histmsg = answer[-2].split(" ")
