@@ -43,9 +43,9 @@ from msgsvc.hub.conversations import conversation_key
 from msgsvc.hub.ids import MessageIds, message_id_floor
 from msgsvc.auth.store import StillOnline
 from msgsvc.hub.contracts import Refusal, Refused
-from msgsvc.state.cluster import NODES, RedisCluster, sessions_key
+from msgsvc.state.cluster import NODES, RedisCluster
 from msgsvc.state.inbox import BLOCK_MS, READ_COUNT, RETRY, ROUTE, TAKEN, Inbox, inbox_key, waiting_key
-from msgsvc.state.redis import LOG_LAST, ONLINE, RedisState
+from msgsvc.state.redis import LOG_LAST, ONLINE, RedisState, sessions_key
 from msgsvc.state.redislink import RedisUnavailable
 from msgsvc.state.redisurl import RedisURL
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -16,7 +17,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import LogEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from msgsvc.auth.store import Reset
+from msgsvc.auth.store import Reset, StillOnline
 from msgsvc.hub.contracts import Ban, Enqueue, Kind, Member, Queued, RoomRecord, Stored, UserRecord
 from msgsvc.hub.conversations import ALL
 from msgsvc.hub.ids import MessageIds
@@ -32,6 +33,7 @@ from msgsvc.state.redis import (
     HISTORY_SIZE,
     LAYOUT,
     NAMED,
+    ONLINE,
     QUEUE_COUNT,
     QUEUE_ID,
     QUEUE_SENDERS,
@@ -40,6 +42,7 @@ from msgsvc.state.redis import (
     history_entry,
     history_key,
     queue_entry,
+    sessions_key,
 )
 from msgsvc.state.redislink import RedisUnavailable
 from msgsvc.state.redisurl import RedisURL
@@ -248,6 +251,19 @@ class RedisKeysTests(RedisStateCase):
         self.assertEqual(await self.state.expire(0.0), {"alice": 2, "senders": 1})
         self.assertEqual(await self.counters(), ["5", "3", ["bob", "3"]])
 
+    async def test_a_name_with_a_session_on_a_node_alive_is_not_removed(self) -> None:
+        await self.state.record_seen("alice", 1.0)
+        redis = self.state.redis
+        holder = {"peer": "p", "front": "tcp", "since": 1.0}
+        await redis.execute("SET", cluster.node_key("B"), "{}")  # B alive; A's lease is gone
+        await redis.execute("HSET", ONLINE, "alice", json.dumps({"node": "A", **holder}))  # not swept yet
+        await redis.execute("HSET", sessions_key("alice"), "A/1", json.dumps({"node": "A", **holder}))
+        await redis.execute("HSET", sessions_key("alice"), "B/4", json.dumps({"node": "B", **holder}))
+        with self.assertRaises(StillOnline):
+            await self.state.remove("alice", "gone", 2.0)
+        await redis.execute("HDEL", sessions_key("alice"), "B/4")  # its last session, on A, is dead
+        self.assertIsNotNone(await self.state.remove("alice", "gone", 3.0))
+
     def test_no_key_of_the_state_is_where_a_name_or_a_conversation_puts_its_own(self) -> None:
         fixed = {
             value
@@ -256,7 +272,7 @@ class RedisKeysTests(RedisStateCase):
             if name.isupper() and isinstance(value, str) and value.startswith(redis.PREFIX)
         }
         self.assertIn(QUEUE_COUNT, fixed)
-        named = [*NAMED, cluster.node_key(""), cluster.sessions_key("")]  # a node's name has no ":"
+        named = [*NAMED, cluster.node_key("")]  # a node's name has no ":", so its keys are its own
         self.assertEqual([(key, prefix) for key in fixed for prefix in named if key.startswith(prefix)], [])
 
     async def test_an_older_msgsvcs_counters_are_moved_once_by_whichever_node_starts_first(self) -> None:

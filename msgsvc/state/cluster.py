@@ -50,7 +50,16 @@ from twisted.python.failure import Failure
 from msgsvc.hub.contracts import Kind, Message, NetworkListener, Refusal, Refused, RemoteUser, RoomEvent
 from msgsvc.hub.rules import username_key
 from msgsvc.state.inbox import ROUTE, Inbox, inbox_key, waiting_key
-from msgsvc.state.redis import ACCOUNTS, LOG_FIRST, LOG_LAST, LOG_NAME, ONLINE, PREFIX, RedisState
+from msgsvc.state.redis import (
+    ACCOUNTS,
+    LOG_FIRST,
+    LOG_LAST,
+    LOG_NAME,
+    ONLINE,
+    PREFIX,
+    RedisState,
+    sessions_key,
+)
 from msgsvc.state.redislink import Commands, RedisUnavailable, Script, Subscription
 from msgsvc.state.roomevents import decode, encode
 
@@ -64,11 +73,6 @@ def node_key(node: str) -> str:
 
 def users_key(node: str) -> str:
     return f"{PREFIX}node:{node}:users"
-
-
-def sessions_key(key: str) -> str:
-    """A name's sessions: ``NODE/SESSION`` -> its holder (JSON: node, peer, front, since)."""
-    return f"{PREFIX}sessions:{key}"
 
 
 def publish_room_event(redis: Commands, event: RoomEvent, node: str) -> Deferred[object]:

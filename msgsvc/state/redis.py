@@ -85,9 +85,11 @@ LAYOUT = f"{PREFIX}layout"
 ROOMS, ROOM_SETTINGS = f"{PREFIX}rooms", f"{PREFIX}rooms:settings"
 
 #: The prefixes of the keys made of a name, a conversation or a room: no other key starts with one.
-NAMED = QUEUE, HISTORY, CONVERSATIONS, READS, MEMBERS, BANS, MEMBERSHIPS = (
+NAMED = QUEUE, HISTORY, CONVERSATIONS, READS, MEMBERS, BANS, MEMBERSHIPS, SESSIONS = (
     f"{PREFIX}{family}:"
-    for family in ("queue", "history", "conversations", "reads", "members", "bans", "memberships")
+    for family in (
+        "queue", "history", "conversations", "reads", "members", "bans", "memberships", "sessions"
+    )
 )
 
 
@@ -97,6 +99,12 @@ def queue_key(key: str) -> str:
 
 def history_key(conversation: str) -> str:
     return f"{HISTORY}{conversation}"
+
+
+def sessions_key(key: str) -> str:
+    """A name's sessions online (msgsvc.state.cluster): ``NODE/SESSION`` -> its holder (JSON: node, peer,
+    front, since)."""
+    return f"{SESSIONS}{key}"
 
 
 def conversations_key(key: str) -> str:
@@ -349,13 +357,12 @@ REMOVE = Script(
     + NOW
     + FORGET_MEMBERSHIPS
     + """
--- KEYS: log name, first, last, accounts, changed, the queue, the set of queues, resets, reset id, online,
--- since, released, read positions.  ARGV: name key, at, reason
+-- KEYS: log name, first, last, accounts, changed, the queue, the set of queues, resets, reset id, its
+-- sessions, since, released, read positions.  ARGV: name key, at, reason
 local name = redis.call('HGET', KEYS[1], ARGV[1])
 if not name then return false end
-local held = redis.call('HGET', KEYS[10], ARGV[1])
-if held and redis.call('EXISTS', 'msgsvc:node:' .. cjson.decode(held).node) == 1 then
-  return {'online', name}
+for _, held in ipairs(redis.call('HVALS', KEYS[10])) do
+  if redis.call('EXISTS', 'msgsvc:node:' .. cjson.decode(held).node) == 1 then return {'online', name} end
 end
 for _, i in ipairs({1, 2, 3, 4, 5, 11}) do redis.call('HDEL', KEYS[i], ARGV[1]) end
 redis.call('HSET', KEYS[12], ARGV[1], string.format('%.17g', now()))
@@ -917,7 +924,7 @@ class RedisState(Service):
         return self.redis.script(
             REMOVE,
             [LOG_NAME, LOG_FIRST, LOG_LAST, ACCOUNTS, ACCOUNTS_CHANGED, queue_key(key), QUEUES, RESETS, RESET_ID]
-            + [ONLINE, ACCOUNTS_SINCE, ACCOUNTS_RELEASED, reads_key(key)],
+            + [sessions_key(key), ACCOUNTS_SINCE, ACCOUNTS_RELEASED, reads_key(key)],
             [key, when, reason],
         ).addCallback(made)
 
