@@ -1,4 +1,4 @@
-"""``python -m msgsvc.admin``: the operator's accounts and history tools, without a window.
+"""``python -m msgsvc.admin``: the operator's accounts, history and rooms tools, without a window.
 
 Works on the server's SQLite file directly, or on its Redis (``--redis``),
 also while the server runs: a running server (every node, with Redis) picks
@@ -11,6 +11,14 @@ online on a server using it: a name online there stays in its log.
 names, comma-separated), or every direct conversation a name takes part in
 (``--user``), as JSON Lines: one message a line, oldest first.  ``history
 purge --user`` drops every message a name sent, in every conversation.
+
+``rooms list`` prints a line for each room: its name, modes (with the key and
+the limit), members (``@`` an operator, ``+`` voiced; ``-`` none), bans and
+topic, tab-separated.  ``rooms delete ROOM --reason R`` deletes a room with its
+members and bans.  With Redis every node learns it at once (published on
+``msgsvc:presence``): its members are told ``ROOMGONE``.  A server on the
+SQLite file learns it only when it starts again (until then it keeps the room
+in memory, and what it writes of it is not kept): stop it first.
 """
 
 from __future__ import annotations
@@ -22,17 +30,23 @@ import os
 import sys
 import time
 from collections.abc import Coroutine, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.internet.defer import Deferred, ensureDeferred, succeed
 
 from msgsvc.auth.store import Reset, StillOnline
-from msgsvc.hub.contracts import Stored
+from msgsvc.hub.contracts import RoomGone, RoomRecord, Stored
 from msgsvc.hub.conversations import ALL
-from msgsvc.hub.rules import is_valid_username, username_key
+from msgsvc.hub.rules import is_valid_username, room_key, username_key
 from msgsvc.options import DEFAULT_DB
 from msgsvc.state import StoreError
 from msgsvc.state.sqlite import Database
+
+if TYPE_CHECKING:
+    from msgsvc.state.redis import RedisState
+
+#: The node the operator's command speaks as, when it tells the nodes of a change: none of them.
+OPERATOR = "msgsvc.admin"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,6 +74,12 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--user", help="every direct conversation this name takes part in")
     purge = actions.add_parser("purge", help="drop every message a name sent, in every conversation")
     purge.add_argument("--user", required=True)
+    rooms = commands.add_parser("rooms", help="list the rooms, or delete one")
+    room_actions = rooms.add_subparsers(dest="action", required=True)
+    room_actions.add_parser("list", help="each room: modes, members and operators, bans, topic")
+    delete = room_actions.add_parser("delete", help="delete a room, with its members and bans")
+    delete.add_argument("room")
+    delete.add_argument("--reason", required=True, help="why; its members are told")
     return parser
 
 
@@ -144,6 +164,26 @@ async def _history(store: _History, args: argparse.Namespace) -> int:
     return 0
 
 
+def _show_rooms(records: list[RoomRecord]) -> None:
+    """``rooms list``: a line for each room."""
+    for record in records:
+        modes = "+" + "".join(sorted(record.modes + ("k" if record.key else "") + ("l" if record.limit else "")))
+        arguments = [str(value) for value in (record.key, record.limit) if value]
+        members = sorted(record.members.values(), key=lambda m: username_key(m.name))
+        marked = [("@" if m.op else "+" if m.voice else "") + m.name for m in members]
+        bans = " ".join(sorted(ban.name for ban in record.bans.values())) or "-"
+        print("\t".join([record.name, " ".join([modes, *arguments]), " ".join(marked) or "-", bans, record.topic]))
+
+
+def _room_to_delete(records: list[RoomRecord], name: str) -> RoomRecord | None:
+    """The room ``name`` among ``records``; None (said) if there is none."""
+    found = [r for r in records if room_key(r.name) == room_key(name)]
+    if not found:
+        print(f"msgsvc.admin: there is no room {name}", file=sys.stderr)
+        return None
+    return found[0]
+
+
 def _show(protected: list[tuple[str, float]]) -> None:
     for name, changed in protected:
         print(f"{name}\tprotected since {time.strftime('%Y-%m-%d %H:%M', time.localtime(changed))}")
@@ -155,6 +195,23 @@ def _removed(name: str, removal: Reset | None) -> int:
         print(f"msgsvc.admin: {name} is not in the username log", file=sys.stderr)
         return 1
     print(f"{removal.name} removed from the username log ({removal.reason})")
+    return 0
+
+
+async def _rooms_on_redis(state: RedisState, args: argparse.Namespace, reason: str) -> int:
+    """``rooms list`` or ``rooms delete`` on Redis: a deletion published to every node; the exit status."""
+    from msgsvc.state.cluster import publish_room_event
+
+    records = await state.rooms()
+    if args.action == "list":
+        _show_rooms(records)
+        return 0
+    record = _room_to_delete(records, args.room)
+    if record is None:
+        return 1
+    await state.delete_room(room_key(record.name))
+    await publish_room_event(state.redis, RoomGone(record.name, reason), OPERATOR)
+    print(f"{record.name} deleted ({reason})")
     return 0
 
 
@@ -186,6 +243,9 @@ def _on_redis(args: argparse.Namespace, reason: str) -> int:
             if args.command == "history":
                 status = await _history(state, args)
                 return
+            if args.command == "rooms":
+                status = await _rooms_on_redis(state, args, reason)
+                return
             if args.command == "remove":
                 for name in args.names:
                     try:
@@ -215,8 +275,8 @@ def _on_redis(args: argparse.Namespace, reason: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    reason = args.reason.strip() if args.command in ("reset", "remove") else ""
-    if args.command in ("reset", "remove") and not reason:
+    reason = (getattr(args, "reason", None) or "").strip()
+    if hasattr(args, "reason") and not reason:
         print("msgsvc.admin: give a reason", file=sys.stderr)
         return 2
     if args.redis:
@@ -235,6 +295,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "history":
             return _at_once(_history(_Now(database), args))
+        if args.command == "rooms" and args.action == "list":
+            _show_rooms(database.rooms())
+            return 0
+        if args.command == "rooms":
+            record = _room_to_delete(database.rooms(), args.room)
+            if record is None:
+                return 1
+            database.batch([lambda db: db.delete_room(room_key(record.name))])
+            print(f"{record.name} deleted ({reason}); a server running on {args.db} keeps it until it restarts")
+            return 0
         if args.command == "remove":
             return max(_removed(name, database.remove(name, reason, time.time())) for name in args.names)
         reset = database.reset(args.name, reason, time.time())

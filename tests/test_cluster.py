@@ -35,6 +35,7 @@ from msgsvc.hub.contracts import (
     RemoteUser,
     RoomEvent,
     RoomGone,
+    RoomRecord,
     Stored,
     TopicSet,
     UserRecord,
@@ -885,6 +886,33 @@ class SessionsAcrossNodesTests(_TwoNodes):
         await self.until(lambda: len(hub_b.presence) == len(events))
         self.assertEqual(hub_b.presence, [("room", event) for event in events])
         self.assertEqual(hub_a.presence, [])  # not told its own
+
+    async def test_the_operators_command_lists_rooms_and_deletes_one_for_every_node(self) -> None:
+        a, hub_a, b, hub_b = await self.two()
+        dev = RoomRecord("#Dev", 1.0, "alice", "Ship it", "alice", 2.0, "nt", None, None)
+        dev.members = {"alice": Member("alice", op=True, since=1.0), "bob": Member("bob", since=3.0)}
+        await self.state.create_room(dev)
+        await self.state.create_room(RoomRecord("#ops", 4.0, "carol", modes="s"))
+
+        def admin(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "msgsvc.admin", "--redis", self.server.url, "rooms", *args],
+                env=dict(os.environ, PYTHONPATH=ROOT),
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+
+        listed = admin("list")
+        self.assertEqual(listed.stdout, "#Dev\t+nt\t@alice bob\t-\tShip it\n#ops\t+s\t-\t-\t\n")
+        done = admin("delete", "#dev", "--reason", "spam")
+        self.assertEqual((done.returncode, done.stdout, done.stderr), (0, "#Dev deleted (spam)\n", ""))
+        gone = ("room", RoomGone("#Dev", "spam"))
+        await self.until(lambda: gone in hub_a.presence and gone in hub_b.presence)  # every node is told
+        self.assertEqual([r.name for r in await self.state.rooms()], ["#ops"])
+        self.assertEqual(await self.state.redis.execute("SMEMBERS", "msgsvc:memberships:bob"), [])
+        missing = admin("delete", "#dev", "--reason", "again")
+        self.assertEqual((missing.returncode, missing.stderr), (1, "msgsvc.admin: there is no room #dev\n"))
 
 
 class _Reads:

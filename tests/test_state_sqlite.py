@@ -18,7 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from msgsvc.auth.hashing import HASHER
 from msgsvc.auth.store import Reset
-from msgsvc.hub.contracts import Enqueue, Kind, Member, Queued, RoomRecord, Stored, UserRecord
+from msgsvc.hub.contracts import Ban, Enqueue, Kind, Member, Queued, RoomRecord, Stored, UserRecord
 from msgsvc.hub.conversations import ALL, participants
 from msgsvc.hub.ids import message_id_floor
 from msgsvc.state import StoreError
@@ -26,6 +26,7 @@ from msgsvc.state.sqlite import _SCHEMA, HISTORY_INTERVAL, SCHEMA_VERSION, Datab
 
 from .support.logs import VERSION_1
 from .support.queue import NO_ID, ROOM
+from .support.processes import ROOT
 
 
 class DatabaseTests(SynchronousTestCase):
@@ -600,3 +601,60 @@ class KilledDuringAppendsTests(SynchronousTestCase):
             self.assertEqual(kept % 5, 0)
             self.assertGreaterEqual(kept, committed)
             self.assertGreater(committed, 0)
+
+
+def admin(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m msgsvc.admin`` as the operator runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "msgsvc.admin", *args],
+        env=dict(os.environ, PYTHONPATH=ROOT),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+class AdminRoomsTests(SynchronousTestCase):
+    """``msgsvc.admin rooms list|delete`` on the SQLite file."""
+
+    def setUp(self) -> None:
+        self.path = self.mktemp()
+        db = Database(self.path)
+        dev = RoomRecord("#Dev", 10.0, "Alice", "Ship it", "Alice", 11.0, "imnt", "sesame", 20)
+        dev.members = {"alice": Member("Alice", op=True, since=10.0), "carol": Member("carol", since=12.0)}
+        dev.members["bob"] = Member("bob", voice=True, since=13.0)
+        dev.bans = {"mallory": Ban("mallory", "Alice", 14.0), "eve": Ban("Eve", "Alice", 15.0)}
+        kept = RoomRecord("#lunch", 20.0, "dave")  # no member left: its founder is protected
+        db.batch([lambda d: d.create_room(dev), lambda d: d.create_room(kept)])
+        db.close()
+
+    def test_rooms_list_shows_each_room_with_its_modes_members_operators_bans_and_topic(self) -> None:
+        done = admin("--db", self.path, "rooms", "list")
+        self.assertEqual(
+            (done.returncode, done.stdout, done.stderr),
+            (
+                0,
+                "#Dev\t+iklmnt sesame 20\t@Alice +bob carol\tEve mallory\tShip it\n"
+                "#lunch\t+nt\t-\t-\t\n",
+                "",
+            ),
+        )
+
+    def test_rooms_delete_drops_a_room_with_its_members_and_bans(self) -> None:
+        done = admin("--db", self.path, "rooms", "delete", "#DEV", "--reason", "spam")
+        self.assertEqual(
+            (done.returncode, done.stdout),
+            (0, f"#Dev deleted (spam); a server running on {self.path} keeps it until it restarts\n"),
+        )
+        db = Database(self.path)
+        self.addCleanup(db.close)
+        self.assertEqual([r.name for r in db.rooms()], ["#lunch"])
+        self.assertEqual(db._db.execute("SELECT count(*) FROM room_members").fetchone(), (0,))
+        self.assertEqual(db._db.execute("SELECT count(*) FROM room_bans").fetchone(), (0,))
+
+    def test_rooms_delete_refuses_a_room_that_is_not_and_a_missing_reason(self) -> None:
+        missing = admin("--db", self.path, "rooms", "delete", "#ops", "--reason", "spam")
+        self.assertEqual((missing.returncode, missing.stderr), (1, "msgsvc.admin: there is no room #ops\n"))
+        blank = admin("--db", self.path, "rooms", "delete", "#dev", "--reason", " ")
+        self.assertEqual((blank.returncode, blank.stderr), (2, "msgsvc.admin: give a reason\n"))
+        self.assertEqual(admin("--db", self.path, "rooms", "list").stdout.count("\n"), 2)
