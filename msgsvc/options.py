@@ -10,6 +10,7 @@ from msgsvc.auth.accounts import NEW_ACCOUNTS, NEW_NAMES, PASSWORD_HASHES
 from msgsvc.fronts.irc.channel import CHANNEL_NAME
 from msgsvc.fronts.web.origins import normalize_host, normalize_origin
 from msgsvc.hub.contracts import HistoryPolicy, QueuePolicy
+from msgsvc.hub.rooms import RoomPolicy
 from msgsvc.state.redisurl import RedisURL
 from msgsvc.wire import Limits
 
@@ -207,6 +208,27 @@ class Options(usage.Options):
             _positive,
         ],
         [
+            "max-rooms-per-user",
+            None,
+            RoomPolicy.max_per_user,
+            "Rooms one name may be in at once (#all not counted).",
+            _positive,
+        ],
+        [
+            "max-room-members",
+            None,
+            RoomPolicy.max_members,
+            "Members one room may hold.",
+            _positive,
+        ],
+        [
+            "new-rooms-per-hour",
+            None,
+            RoomPolicy.new_per_hour,
+            "Rooms the users of one address may create an hour (as many at once).",
+            _positive,
+        ],
+        [
             "history-days",
             None,
             HistoryPolicy.days,
@@ -365,6 +387,13 @@ class Options(usage.Options):
             age=self["queue-days"] * 86400,
             per_sender=self["queue-per-sender"],
             total=self["queue-total"],
+        )
+
+    def rooms(self) -> RoomPolicy:
+        return RoomPolicy(
+            max_per_user=self["max-rooms-per-user"],
+            max_members=self["max-room-members"],
+            new_per_hour=self["new-rooms-per-hour"],
         )
 
     def history(self) -> HistoryPolicy:

@@ -38,6 +38,7 @@ from msgsvc.fronts.irc.factory import IrcFactory
 from msgsvc.fronts.lines import ServerFactory
 from msgsvc.fronts.presence import Presence
 from msgsvc.fronts.web.site import web_site
+from msgsvc.hub.contracts import RoomRecord
 from msgsvc.hub.core import Hub
 from msgsvc.hub.history import History, NoHistory
 from msgsvc.options import Options
@@ -149,13 +150,16 @@ class _Loader(Service):
 
     def startService(self) -> None:
         Service.startService(self)
-        self._state.read_log().addCallback(self._loaded)
+        state = self._state
+        state.read_log().addCallback(lambda snapshot: state.rooms().addCallback(self._loaded, snapshot))
 
-    def _loaded(self, snapshot: Snapshot) -> None:
+    def _loaded(self, rooms: list[RoomRecord], snapshot: Snapshot) -> None:
         if not self.running:
             return
         records = snapshot.records
         self._hub.load(records)
+        assert self._hub.rooms is not None  # given the state
+        self._hub.rooms.load(rooms)
         self._accounts.watch_resets(snapshot.last_reset)
         names = [r.name for r in records]
         self.log.info(
@@ -164,6 +168,7 @@ class _Loader(Service):
             count=len(names),
             names=", ".join(names) or "(none yet)",
         )
+        self.log.info("rooms: {count}", count=len(rooms))
         self._sweep.start(self.INTERVAL)
 
     def _expire(self) -> Deferred[None]:
@@ -212,6 +217,8 @@ def makeService(options: Options) -> IService:
         node,
         history=history,
         max_sessions=options["max-sessions"],
+        rooms=state,
+        room_policy=options.rooms(),
     )
     hub.subscribe(HubEventLogger())
     services: list[IService] = [IService(state)]

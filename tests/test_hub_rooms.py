@@ -28,7 +28,7 @@ from msgsvc.hub.events import Event, RoomChanged
 from msgsvc.hub.history import History
 from msgsvc.hub.rooms import RoomPolicy
 
-from .support.fakes import MemoryStore, RecordingParticipant
+from .support.fakes import FakeNetwork, MemoryStore, RecordingParticipant
 from .support.harness import admitted, outcome
 
 START = 1_764_000_000.0
@@ -375,3 +375,47 @@ class MessageTests(RoomsTestCase):
         report = self.alice.user.send_room("#all", "everyone")
         self.assertEqual(outcome(report), (3, (), ()))
         self.assertEqual([m.kind for m in self.dave.messages()], [Kind.BROADCAST])
+
+
+class NodesTests(RoomsTestCase):
+    """Rooms across nodes: what happens here is published; what another node publishes is applied here
+    (without writing: that node wrote it) and told to the members' sessions here."""
+
+    def make_hub(self, records: list[UserRecord] | None) -> Hub:
+        self.network = FakeNetwork()
+        return Hub(
+            self.clock, self.store, records, 100, network=self.network, history=self.history, rooms=self.store
+        )
+
+    def test_changes_made_here_are_published(self) -> None:
+        alice = self.join("alice")
+        self.successResultOf(alice.user.join("#dev", None))
+        self.successResultOf(alice.user.topic("#dev", "t"))
+        self.successResultOf(alice.user.invite("#dev", "Carol"))
+        self.assertEqual(
+            self.network.room_changes,
+            [
+                Entered("#dev", Member("alice", op=True, since=START), created=True),
+                TopicSet("#dev", "t", "alice", START),
+                Invited("#dev", "Carol", "alice"),
+            ],
+        )
+
+    def test_another_nodes_changes_are_applied_and_told_here(self) -> None:
+        alice = self.join("alice")
+        rooms = self.hub.rooms
+        assert rooms is not None
+        zed = Member("zed", op=True, since=START)
+        self.hub.nodes.remote_room(Entered("#ops", zed, created=True))
+        self.successResultOf(alice.user.join("#ops", None))
+        self.assertEqual(self.names(self.view(alice, "#ops")), [("alice", True, False, False), ("zed", False, True, False)])
+        kept = dict(self.store.rooms_kept)
+        kicked = Kicked("#ops", "alice", "zed", "out")
+        self.hub.nodes.remote_room(kicked)
+        self.assertEqual(self.room_events(alice), [[kicked]])
+        self.assertEqual(self.refusal(alice.user.part, "#ops", ""), Refusal.NOT_IN_ROOM)
+        self.hub.nodes.remote_room(Invited("#ops", "alice", "zed"))
+        self.assertEqual(self.room_events(alice), [[Invited("#ops", "alice", "zed")]])
+        self.hub.nodes.remote_room(RoomGone("#ops", "closed"))
+        self.assertIsNone(rooms.find("#ops"))
+        self.assertEqual(self.store.rooms_kept.keys(), kept.keys())  # nothing written for another node's changes

@@ -14,6 +14,7 @@ session leaves.  A room left without members is removed, unless its founder is a
 from __future__ import annotations
 
 import math
+from functools import partial
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -57,6 +58,8 @@ from msgsvc.hub.session import Account, Session, deliver
 from msgsvc.ratelimit import AddressRate, Rate
 
 T = TypeVar("T")
+#: A store write, made once the change is known to be this node's to write.
+Write = Callable[[], Deferred[None]]
 
 #: Bytes a topic may hold (as IRC servers' TOPICLEN).
 TOPIC_MAX = 390
@@ -106,6 +109,7 @@ class Rooms:
         hourly = Rate(per_minute=policy.new_per_hour / 60, burst=policy.new_per_hour)
         self._created = AddressRate(hourly, clock)
         self.loaded = False
+        nodes.rooms_here = self.remote
 
     # -- start -----------------------------------------------------------
 
@@ -122,8 +126,7 @@ class Rooms:
         for key in [k for k in self._of if not self._protected(k)]:
             self.forget(key, DISCONNECTED)
         for record in list(self._rooms.values()):
-            for written in self._vacate(record):
-                self._quietly(written)
+            self._quietly(self._write(self._vacate(record)))
 
     # -- what a user asks ----------------------------------------------------
 
@@ -150,7 +153,7 @@ class Rooms:
             record = self._rooms[room_key(name)] = RoomRecord(name, now, spelled)
             event = Entered(record.name, member, created=True)
             self._apply(record, event)
-            self._tell(record, event, session)
+            self._announce(record, event, session)
             return self._kept(self._store.create_room(record), self.view(record, user))
         founder = record.founder is not None and username_key(record.founder) == user
         if user in record.bans:
@@ -164,9 +167,9 @@ class Rooms:
             raise Refused(Refusal.ROOM_FULL, f"{record.name} is full")
         member = Member(spelled, op=founder, since=now)
         event = Entered(record.name, member)
-        self._apply(record, event)
-        self._tell(record, event, session)
-        return self._kept(self._store.put_member(room_key(record.name), member), self.view(record, user))
+        writes = self._apply(record, event)
+        self._announce(record, event, session)
+        return self._kept(self._write(writes), self.view(record, user))
 
     def part(self, session: Session, name: str, reason: str) -> Deferred[Parted]:
         if room_key(name) == ALL:
@@ -218,9 +221,9 @@ class Rooms:
         if size > TOPIC_MAX:
             raise Refused(Refusal.TEXT_TOO_LONG, f"the topic is {size} bytes; the limit is {TOPIC_MAX}")
         event = TopicSet(record.name, text, session.record.name, self._clock.seconds())
-        self._apply(record, event)
-        self._tell(record, event, session)
-        return self._kept(self._store.set_room(record), event)
+        writes = self._apply(record, event)
+        self._announce(record, event, session)
+        return self._kept(self._write(writes), event)
 
     def invite(self, session: Session, name: str, invitee: str) -> Deferred[Invited]:
         user = _key(session)
@@ -234,9 +237,8 @@ class Rooms:
             raise Refused(Refusal.ALREADY_IN_ROOM, f"{target.name} is in {record.name}")
         event = Invited(record.name, target.name, session.record.name)
         self._apply(record, event)
-        for other in self._online_sessions(username_key(target.name)):
-            if other is not session:
-                other.participant.room_event(event)
+        self._invited(event, session)
+        self._nodes.network.room_changed(event)
         return _now(event)
 
     def kick(self, session: Session, name: str, target: str, reason: str) -> Deferred[Kicked]:
@@ -257,8 +259,8 @@ class Rooms:
         event = ModeSet(record.name, session.record.name, effective)
         writes = self._apply(record, event)
         if effective:
-            self._tell(record, event, session)
-        return self._kept(gatherResults(writes, consumeErrors=True), event)
+            self._announce(record, event, session)
+        return self._kept(self._write(writes), event)
 
     def members(self, session: Session, name: str) -> Deferred[RoomView]:
         user = _key(session)
@@ -308,12 +310,17 @@ class Rooms:
         """Every room, as the operator sees it, by name."""
         return [self.view(self._rooms[key]) for key in sorted(self._rooms)]
 
+    def find(self, name: str) -> RoomView | None:
+        """The room ``name`` as the operator sees it; None: there is none."""
+        record = self._rooms.get(room_key(name))
+        return None if record is None else self.view(record)
+
     def delete(self, name: str, reason: str) -> Deferred[bool]:
         """Delete the room ``name``: its members are told ROOMGONE; False if there is none."""
         record = self._rooms.get(room_key(name))
         if record is None:
             return _now(False)
-        self._tell(record, RoomGone(record.name, reason), None)
+        self._announce(record, RoomGone(record.name, reason), None)
         self._drop(record)
         return self._kept(self._store.delete_room(room_key(record.name)), True)
 
@@ -326,6 +333,37 @@ class Rooms:
             return _now(False)
         event = RoomGone(record.name, reason, record.members[key].name)
         return self._kept(self._remove(record, key, event, None), True)
+
+    # -- what the other nodes say ------------------------------------------
+
+    def remote(self, event: RoomEvent) -> None:
+        """What happened in a room on another node (which kept it), or by the operator's command there:
+        applied here, without writing, and told to the sessions here of its members (an invitation: of
+        the invitee)."""
+        key = room_key(event.room)
+        record = self._rooms.get(key)
+        match event:
+            case Entered(room, member, created) if created or record is None:
+                record = self._rooms[key] = RoomRecord(room, member.since, member.name if created else None)
+            case RoomGone(_, _, None) if record is not None:
+                self._tell(record, event, None)
+                self._drop(record)
+                return
+            case Invited() if record is not None:
+                self._apply(record, event)
+                self._invited(event, None)
+                return
+            case Parted(_, name) | Kicked(_, name) | RoomGone(_, _, str(name)) if record is not None:
+                if username_key(name) not in record.members:
+                    return
+            case ModeSet(_, _, changes) if record is not None:
+                if any(c[1] in "ov" and username_key(a or "") not in record.members for c, a in changes):
+                    return  # a member this node has not heard of yet
+        if record is None or isinstance(event, RoomGone) and event.name is None:
+            return
+        self._tell(record, event, None)
+        self._apply(record, event)
+        self._vacate(record)
 
     # -- what happens to names -------------------------------------------
 
@@ -410,19 +448,21 @@ class Rooms:
                     effective.append((change, known.name if known is not None else arg))
         return tuple(effective)
 
-    def _apply(self, record: RoomRecord, event: RoomEvent) -> list[Deferred[None]]:
+    def _apply(self, record: RoomRecord, event: RoomEvent) -> list[Write]:
         """Change ``record`` as ``event`` says (here, or as another node did); the store writes it needs
-        (for an event made here)."""
-        room = room_key(record.name)
-        writes: list[Deferred[None]] = []
+        (made here: another node's event was written there)."""
+        room, store = room_key(record.name), self._store
+        writes: list[Write] = []
         match event:
             case TopicSet(_, topic, by, at):
                 record.topic, record.topic_by, record.topic_at = topic, by, at
+                writes.append(lambda: store.set_room(record))
             case Invited(_, name):
                 record.invites.add(username_key(name))
             case Entered(_, member):
                 self._add(record, member)
                 record.invites.discard(username_key(member.name))
+                writes.append(lambda: store.put_member(room, member))
             case Parted(_, name) | Kicked(_, name) | RoomGone(_, _, str(name)):
                 key = username_key(name)
                 del record.members[key]
@@ -430,15 +470,15 @@ class Rooms:
                 rooms.discard(room)
                 if not rooms:
                     del self._of[key]
-                writes.append(self._store.remove_member(room, key))
+                writes.append(lambda: store.remove_member(room, key))
             case ModeSet(_, by, changes):
                 writes = self._apply_modes(record, by, changes)
         self._emit(RoomChanged(record.name))
         return writes
 
-    def _apply_modes(self, record: RoomRecord, by: str, changes: Sequence[ModeChange]) -> list[Deferred[None]]:
+    def _apply_modes(self, record: RoomRecord, by: str, changes: Sequence[ModeChange]) -> list[Write]:
         store, room = self._store, room_key(record.name)
-        writes: list[Deferred[None]] = []
+        writes: list[Write] = []
         settings = False
         for change, arg in changes:
             on, letter = change[0] == "+", change[1]
@@ -456,16 +496,16 @@ class Rooms:
                     member.op = on
                 else:
                     member.voice = on
-                writes.append(store.put_member(room, member))
+                writes.append(partial(store.put_member, room, member))
             elif letter == "b" and arg is not None:
                 if on:
                     ban = record.bans[username_key(arg)] = Ban(arg, by, self._clock.seconds())
-                    writes.append(store.put_ban(room, ban))
+                    writes.append(partial(store.put_ban, room, ban))
                 else:
-                    del record.bans[username_key(arg)]
-                    writes.append(store.remove_ban(room, username_key(arg)))
+                    record.bans.pop(username_key(arg), None)
+                    writes.append(partial(store.remove_ban, room, username_key(arg)))
         if settings:
-            writes.append(store.set_room(record))
+            writes.append(lambda: store.set_room(record))
         return writes
 
     def _add(self, record: RoomRecord, member: Member) -> None:
@@ -476,17 +516,22 @@ class Rooms:
     def _remove(self, record: RoomRecord, key: str, event: RoomEvent, asker: Session | None) -> Deferred[None]:
         """Tell the members (``key`` among them) of ``event``, which ends ``key``'s membership; then
         remove it, and the room if it is left empty as the rules say."""
-        self._tell(record, event, asker)
+        self._announce(record, event, asker)
         writes = self._apply(record, event)
         writes += self._vacate(record)
-        return gatherResults(writes, consumeErrors=True).addCallback(lambda _: None)
+        return self._write(writes)
 
-    def _vacate(self, record: RoomRecord) -> list[Deferred[None]]:
+    def _vacate(self, record: RoomRecord) -> list[Write]:
         """Remove ``record`` if it has no members and its founder is not a protected name."""
         if record.members or (record.founder is not None and self._protected(username_key(record.founder))):
             return []
         self._drop(record)
-        return [self._store.delete_room(room_key(record.name))]
+        room = room_key(record.name)
+        return [lambda: self._store.delete_room(room)]
+
+    def _write(self, writes: list[Write]) -> Deferred[None]:
+        """Make ``writes``; fires once all are kept (or the first fails)."""
+        return gatherResults([write() for write in writes], consumeErrors=True).addCallback(lambda _: None)
 
     def _drop(self, record: RoomRecord) -> None:
         for key in record.members:
@@ -496,6 +541,16 @@ class Rooms:
                 del self._of[key]
         del self._rooms[room_key(record.name)]
         self._emit(RoomChanged(record.name))
+
+    def _announce(self, record: RoomRecord, event: RoomEvent, asker: Session | None) -> None:
+        """Tell the members here (but ``asker``) and the other nodes of ``event``, made here."""
+        self._tell(record, event, asker)
+        self._nodes.network.room_changed(event)
+
+    def _invited(self, event: Invited, asker: Session | None) -> None:
+        for session in self._online_sessions(username_key(event.name)):
+            if session is not asker:
+                session.participant.room_event(event)
 
     def _tell(self, record: RoomRecord, event: RoomEvent, asker: Session | None) -> None:
         """Tell every online session here of every member of ``record`` of ``event``, but ``asker``."""
@@ -524,7 +579,7 @@ class Rooms:
         members = tuple(MemberView(names[k], True, False, False) for k in sorted(names))
         return RoomView(ALL, 0.0, None, "", None, None, "", None, None, members, ())
 
-    def _kept(self, written: Deferred[None] | Deferred[list[None]], answer: T) -> Deferred[T]:
+    def _kept(self, written: Deferred[None], answer: T) -> Deferred[T]:
         """``answer`` once ``written`` is kept; Refused(UNAVAILABLE) if the store failed (logged)."""
 
         def failed(failure: Failure) -> Failure:
