@@ -1,4 +1,5 @@
-"""What the end-to-end tests start: ``twistd -n msgsvc`` on free loopback ports; a blocking line client."""
+"""What the end-to-end tests start: ``twistd -n msgsvc`` on free loopback ports; blocking line clients, over
+TCP and over the web front's WebSocket."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import socket
 import subprocess
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 
 from twisted.trial.unittest import SynchronousTestCase
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import AcceptConnection, Event, Ping, RejectConnection, Request, TextMessage
 
 #: The checkout: what the started processes put on PYTHONPATH.
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -88,7 +92,7 @@ class Peer:
             raise EOFError("connection closed")
         return raw.decode().rstrip("\r\n")
 
-    def until(self, prefix: str) -> list[str]:
+    def until(self, prefix: str | tuple[str, ...]) -> list[str]:
         got = [self.line()]
         while not got[-1].startswith(prefix):
             got.append(self.line())
@@ -96,4 +100,48 @@ class Peer:
 
     def close(self) -> None:
         self.file.close()
+        self.sock.close()
+
+
+class WebPeer(Peer):
+    """A blocking WebSocket client (wsproto) of the web front at ``ws://127.0.0.1:PORT/ws``: a line a message."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.ws = WSConnection(ConnectionType.CLIENT)
+        self.pending: deque[str] = deque()
+        self.text = ""  # a message's fragments so far
+        host = f"127.0.0.1:{port}"
+        origin = [(b"origin", f"http://{host}".encode())]
+        self.sock.sendall(self.ws.send(Request(host=host, target="/ws", extra_headers=origin)))
+        while not any(isinstance(event, AcceptConnection) for event in self._receive()):
+            pass
+
+    def _receive(self) -> list[Event]:
+        data = self.sock.recv(65536)
+        if not data:
+            raise EOFError("connection closed")
+        self.ws.receive_data(data)
+        events = list(self.ws.events())
+        for event in events:
+            if isinstance(event, RejectConnection):
+                raise ConnectionError(f"the handshake was refused: {event.status_code}")
+            if isinstance(event, Ping):
+                self.sock.sendall(self.ws.send(event.response()))
+            elif isinstance(event, TextMessage):
+                self.text += event.data
+                if event.message_finished:
+                    self.pending.append(self.text)
+                    self.text = ""
+        return events
+
+    def send(self, line: str) -> None:
+        self.sock.sendall(self.ws.send(TextMessage(data=line)))
+
+    def line(self) -> str:
+        while not self.pending:
+            self._receive()
+        return self.pending.popleft()
+
+    def close(self) -> None:
         self.sock.close()
