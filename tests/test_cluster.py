@@ -521,6 +521,67 @@ class ClusterTests(RedisCase):
         bob, log = two.register("bob")
         self.assertIn("USER alice online protected", log)
 
+    def room_user(self, node: Node, name: str) -> Peer:
+        """A version 11 client of ``node`` (rooms) logged in as ``name``."""
+        peer = node.connect()
+        peer.send("VERSION 11")
+        peer.send(f"HELLO {name}")
+        peer.until("ENDHISTORY")
+        return peer
+
+    def listed(self, peer: Peer, line: str) -> list[str]:
+        """ROOMS every 0.05 s until ``line`` is among the rooms (another node's change is published: it
+        comes a moment later); the rooms then."""
+        deadline = time.monotonic() + 10
+        while True:
+            peer.send("ROOMS")
+            rooms = peer.until("ENDROOMS")
+            if line in rooms or time.monotonic() > deadline:
+                return rooms
+            time.sleep(0.05)
+
+    def test_a_room_spans_two_nodes_its_messages_and_a_kick_cross_them(self) -> None:
+        one, two = self.node(), self.node()
+        alice, bob, carol = self.room_user(one, "alice"), self.room_user(two, "bob"), self.room_user(two, "carol")
+        alice.until("JOINED carol")  # from the other node
+        bob.until("JOINED carol")
+        alice.send("JOIN #Dev")
+        self.assertEqual(alice.until("ENDMEMBERS")[-2:], ["MEMBER #Dev alice online op", "ENDMEMBERS #Dev 1"])
+        # Created on one, listed on two.
+        self.assertEqual(self.listed(bob, "ROOMINFO #Dev 1 :"), ["ROOMINFO #Dev 1 :", "ENDROOMS 1"])
+        bob.send("JOIN #dev")
+        self.assertEqual(
+            bob.until("ENDMEMBERS")[-3:],
+            ["MEMBER #Dev alice online op", "MEMBER #Dev bob online", "ENDMEMBERS #Dev 2"],
+        )
+        self.assertEqual(alice.line(), "ENTERED #Dev bob")  # from the other node
+        # A message from each side reaches the other's member, and SENT counts it.
+        bob.send("SEND #dev :from two")
+        self.assertRegex(bob.line(), r"^SENT 1 - - \S+ \S+$")
+        self.assertRegex(alice.line(), r"^MSG bob room #Dev \S+ \S+ :from two$")
+        alice.send("SEND #dev :from one")
+        self.assertRegex(alice.line(), r"^SENT 1 - - \S+ \S+$")
+        self.assertRegex(bob.line(), r"^MSG alice room #Dev \S+ \S+ :from one$")
+        carol.send("JOIN #dev")
+        carol.until("ENDMEMBERS #Dev 3")
+        self.assertEqual((alice.line(), bob.line()), ("ENTERED #Dev carol", "ENTERED #Dev carol"))
+        # A kick on one is seen on two: by the kicked, and by another member there.
+        alice.send("KICK #dev bob :enough")
+        self.assertEqual(alice.line(), "KICKED #Dev bob alice :enough")
+        self.assertEqual((bob.line(), carol.line()), ("KICKED #Dev bob alice :enough",) * 2)
+        bob.send("SEND #dev :still here?")  # node two knows he is out
+        self.assertEqual(bob.line(), "ERROR NOT_IN_ROOM :you are not in #Dev")
+        alice.send("SEND #dev :after")
+        self.assertRegex(alice.line(), r"^SENT 1 - - ")  # carol alone
+        self.assertRegex(carol.line(), r"^MSG alice room #Dev \S+ \S+ :after$")
+        bob.send("PING :nothing more")
+        self.assertEqual(bob.line(), "PONG :nothing more")
+        # The operator deletes it: its members on both nodes are told.
+        done = self.admin("rooms", "delete", "#DEV", "--reason", "closed")
+        self.assertEqual((done.returncode, done.stdout), (0, "#Dev deleted (closed)\n"))
+        self.assertEqual((alice.line(), carol.line()), ("ROOMGONE #Dev :closed",) * 2)
+        self.assertEqual(self.listed(bob, "ENDROOMS 0"), ["ENDROOMS 0"])
+
     def admin(self, *args: str) -> subprocess.CompletedProcess[str]:
         """``python -m msgsvc.admin`` on the service's Redis."""
         return subprocess.run(
