@@ -227,3 +227,74 @@ def apply(view: dict[str, bool], lines: list[str]) -> dict[str, bool]:
         elif words[0] in ("JOINED", "LEFT"):
             view[words[1]] = words[0] == "JOINED"
     return view
+
+
+class RoomsEndToEndTests(TestCase):
+    """Rooms over real TCP, the line protocol's version 11, kept in the real SQLite file."""
+
+    async def setUp(self) -> None:
+        self.server = await LoopbackServer(self.mktemp(), history=True).start(self)
+
+    async def register(self, name: str, *others: LineTestClient) -> LineTestClient:
+        client = await self.server.client()
+        client.send("VERSION 11")
+        client.send(f"HELLO {name}")
+        await client.until("ENDHISTORY")  # the catch-up of #all
+        for other in others:
+            self.assertEqual(await other.line(), f"JOINED {name}")
+        return client
+
+    async def test_two_create_a_room_and_talk_a_third_joins_and_the_operator_rules(self) -> None:
+        alice = await self.register("alice")
+        bob = await self.register("bob", alice)
+        alice.send("JOIN #dev")
+        room = await alice.until("ENDMEMBERS")
+        self.assertRegex(room[0], r"^ROOM #dev \S+ \+nt :$")
+        self.assertEqual(room[1:], ["MEMBER #dev alice online op", "ENDMEMBERS #dev 1"])
+        bob.send("JOIN #DEV")
+        self.assertEqual((await bob.until("ENDMEMBERS"))[-1], "ENDMEMBERS #dev 2")
+        self.assertEqual(await alice.line(), "ENTERED #dev bob")
+
+        bob.send("SEND #dev :hello, room")
+        self.assertTrue((await bob.line()).startswith("SENT 1 - - "))
+        self.assertRegex(await alice.line(), r"^MSG bob room #dev \S+ \S+ :hello, room$")
+
+        carol = await self.register("carol", alice, bob)
+        carol.send("JOIN #dev")
+        self.assertEqual((await carol.until("ENDMEMBERS"))[-1], "ENDMEMBERS #dev 3")
+        for member in (alice, bob):
+            self.assertEqual(await member.line(), "ENTERED #dev carol")
+
+        alice.send("TOPIC #dev :ship on Friday")
+        topic = await alice.line()
+        self.assertRegex(topic, r"^TOPIC #dev alice \S+ :ship on Friday$")
+        for member in (bob, carol):
+            self.assertEqual(await member.line(), topic)
+
+        alice.send("MODE #dev +mv carol")
+        self.assertEqual(await alice.line(), "MODE #dev alice +mv carol")
+        for member in (bob, carol):
+            self.assertEqual(await member.line(), "MODE #dev alice +mv carol")
+        bob.send("SEND #dev :may I?")
+        self.assertEqual(await bob.line(), "ERROR MODERATED :#dev is moderated: only its operators and voiced members speak")
+        carol.send("SEND #dev :I may")
+        self.assertTrue((await carol.line()).startswith("SENT 2 - - "))
+        for member in (alice, bob):
+            self.assertRegex(await member.line(), r"^MSG carol room #dev \S+ \S+ :I may$")
+
+        alice.send("KICK #dev bob :quiet please")
+        kicked = "KICKED #dev bob alice :quiet please"
+        for member in (alice, bob, carol):
+            self.assertEqual(await member.line(), kicked)
+        bob.send("SEND #dev :back?")
+        self.assertEqual(await bob.line(), "ERROR NOT_IN_ROOM :you are not in #dev")
+        bob.send("HISTORY #dev")
+        self.assertEqual(await bob.line(), "ERROR HISTORY_FORBIDDEN :you are not in that room")
+
+        carol.send("MEMBERS #dev")
+        self.assertEqual(
+            await carol.until("ENDMEMBERS"),
+            ["MEMBER #dev alice online op", "MEMBER #dev carol online voice", "ENDMEMBERS #dev 2"],
+        )
+        kept = await self.server._usernames.rooms()
+        self.assertEqual([(r.name, r.topic, r.modes, sorted(r.members)) for r in kept], [("#dev", "ship on Friday", "mnt", ["alice", "carol"])])

@@ -1331,3 +1331,29 @@ class RoomLineTests(SynchronousTestCase):
             ],
         )
         self.assertEqual(lines(self.b), ["INVITATION #new alice"])
+
+    def test_a_stranger_reaches_nothing_of_a_secret_room(self) -> None:
+        self.say(self.alice, "JOIN #vault", "MODE #vault +sik k3y", "SEND #vault :our secret")
+        lines(self.a)
+        said = [
+            "JOIN #vault",
+            "JOIN #vault :guess",
+            "SEND #vault :let me in",
+            "TOPIC #vault :mine",
+            "TOPIC #vault",
+            "MODE #vault +o bob",
+            "MODE #vault",
+            "MODE #vault b",
+            "MEMBERS #vault",
+            "KICK #vault alice",
+            "INVITE #vault bob",
+            "PART #vault",
+            "HISTORY #vault",
+            "READ #vault 01M8XNKBHX1WX9RAVX2QMA9HG1",
+        ]
+        self.say(self.bob, *said, "ROOMS")
+        got = lines(self.b)
+        codes = [line.split(" :")[0] for line in got[: len(said)]]
+        self.assertEqual(codes, ["ERROR INVITE_ONLY", "ERROR INVITE_ONLY"] + ["ERROR NO_SUCH_ROOM"] * 10 + ["ERROR HISTORY_FORBIDDEN"] * 2)
+        self.assertEqual(got[len(said) :], ["ROOMINFO #dev 2 :", "ENDROOMS 1"])
+        self.assertEqual(lines(self.a), [])

@@ -15,6 +15,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from msgsvc.hub.contracts import UserRecord
+from msgsvc.hub.rooms import RoomPolicy
 from msgsvc.wire import Limits
 
 from .support.harness import ServerHarness, lines
@@ -28,11 +29,13 @@ from .support.hostile import (
     answered_throughout,
     any_line,
     assert_still_served,
+    assert_vault_untouched,
     assert_well_formed,
     attack,
     failures_logged,
     per_line_bound,
     with_history,
+    with_vault,
 )
 from .support.logs import big_log
 from .support.loopback import LoopbackServer
@@ -56,6 +59,7 @@ class HostileLineTests(SynchronousTestCase):
         harness = ServerHarness(LIMITS, max_clients=10)
         with_history(harness)
         bob, bob_transport = harness.register("bob", version=9)
+        with_vault(harness, bob)
         attacker, transport = harness.connect()
         run: list[bytes] = []
         command = attacker.command
@@ -88,6 +92,10 @@ class HostileLineTests(SynchronousTestCase):
             # Nothing of the attacker's account reaches another's: no READ, no read position.
             self.assertFalse([line for line in lines(bob_transport) if line.startswith("READ ")])
             self.assertNotIn("bob", harness.store.reads)
+            # No input reaches a room one is not in; the rooms one address makes are bounded.
+            assert_vault_untouched(self, harness)
+            assert harness.hub.rooms is not None
+            self.assertLessEqual(len(harness.hub.rooms.everything()), 1 + RoomPolicy.new_per_hour)
             if transport.disconnecting:
                 self.assertTrue(out and out[-1].startswith("BYE "), out[-3:])
             attacker.connectionLost(Failure(ConnectionDone()))

@@ -38,6 +38,7 @@ LIMITS = Limits(max_line=200, max_text=100, max_recipients=4, line_burst=10, max
 VERBS = ["HELLO", "PASSWORD", "SEND", "BROADCAST", "USERS", "ACK", "PING", "PONG", "QUIT"]
 VERBS += ["VERSION", "HISTORY", "CONVERSATIONS"]  # version 9
 VERBS += ["READ"]  # version 10
+VERBS += ["JOIN", "PART", "TOPIC", "INVITE", "KICK", "MODE", "MEMBERS", "ROOMS"]  # version 11
 #: The history the line suites keep: small pages, so that a page of them is within a line's bound.
 HISTORY = HistoryPolicy(page=5, default_page=3, catch_up=4, conversations=6)
 
@@ -46,6 +47,7 @@ DIGITS = st.text(st.characters(categories=("Nd", "No")), min_size=1, max_size=20
 _PARAM = st.one_of(
     st.sampled_from(["bob", "BOB", "alice", "zed", "a" * 40, "1x", "bob,bob,BOB", "bob,zed,x,y,z", ":", "-1"]),
     st.sampled_from(["#all", "#ALL", "#All", "#al", "#all,bob", "bob,mallory", "MALLORY", "b.o.b", "*", "9", "0"]),
+    st.sampled_from(["#vault", "#VAULT", "#open", "#9", "#", "##", "#a,#b", "+i-m", "+o", "+kl", "b", "-o+v", "+s"]),
     st.sampled_from(["01M8TYR19J1HB1YED1Z05M91H8", "00000000000000000000000000", "ZZZZZZZZZZZZZZZZZZZZZZZZZZ"]),
     st.sampled_from(["7ZZZZZZZZZZZZZZZZZZZZZZZZZ", "01m8tyr19j1hb1yed1z05m91h8", "01M8TYR19J1HB1YED1Z05M91H"]),
     st.sampled_from(["1970-01-01T00:00:00Z", "9999-12-31T23:59:59.999Z", "2026-12-02T08:20:41.554Z", "99999"]),
@@ -81,6 +83,8 @@ OPENINGS = st.sampled_from(
         "VERSION 9\nHELLO mallory :password1",
         "VERSION 10\nHELLO mallory :password1",
         "VERSION 10\nHELLO mallory",
+        "VERSION 11\nHELLO mallory",
+        "VERSION 11\nHELLO mallory :password1",
     ]
 )
 #: The attacker's account: an opening that claims it has another session, its phone.
@@ -102,6 +106,30 @@ def with_history(harness: ServerHarness) -> None:
         entries.append(entry)
     harness.store.append(entries, HISTORY.keep)
     harness.store.since["alice"] = harness.store.since["bob"] = 0.0
+
+
+#: bob's secret, invite-only room with a key: nothing a stranger sends reaches it.
+VAULT = "#vault"
+
+
+def with_vault(harness: ServerHarness, bob: ServerProtocol) -> None:
+    """``bob`` (registered) creates :data:`VAULT`, makes it secret, invite-only and keyed, and says
+    :data:`SECRET` there."""
+    assert harness.hub.rooms is not None
+    bob.user.join(VAULT, None)
+    bob.user.mode(VAULT, [("+s", None), ("+i", None), ("+k", "k3y")])
+    bob.user.send_room(VAULT, SECRET)
+    harness.end_of_pass()
+
+
+def assert_vault_untouched(case: TestCase, harness: ServerHarness) -> None:
+    """:data:`VAULT` is as bob left it: his alone, its modes, no topic, only his messages."""
+    assert harness.hub.rooms is not None
+    vault = harness.hub.rooms.find(VAULT)
+    assert vault is not None
+    case.assertEqual([m.name for m in vault.members], ["bob"])
+    case.assertEqual((vault.modes, vault.key, vault.topic, vault.bans), ("inst", "k3y", "", ()))
+    case.assertEqual({e.sender for e in harness.store.history.get(VAULT, [])}, {"bob"})
 
 
 def per_line_bound(harness: ServerHarness) -> int:
