@@ -241,6 +241,34 @@ class TwistdTests(SynchronousTestCase):
         server.send_signal(signal.SIGTERM)
         server.wait()
 
+    def test_the_admin_command_lists_the_rooms_of_a_running_server_and_deletes_one_for_its_next_start(self) -> None:
+        server = self.start()
+
+        def version_11(name: str) -> Peer:
+            peer = Peer(self.port)
+            self.addCleanup(peer.close)
+            peer.send(f"VERSION 11\r\nHELLO {name}")
+            peer.until("ENDHISTORY")
+            return peer
+
+        alice, bob = version_11("alice :alice's password"), version_11("bob")
+        alice.send("JOIN #Dev\r\nTOPIC #dev :ship it")
+        alice.until("TOPIC #Dev alice ")
+        bob.send("JOIN #dev")
+        bob.until("ENDMEMBERS #Dev 2")  # answered once kept
+        listed = self.admin("rooms", "list")
+        self.assertEqual((listed.returncode, listed.stdout), (0, "#Dev\t+nt\t@alice bob\t-\tship it\n"))
+        deleted = self.admin("rooms", "delete", "#DEV", "--reason", "closed")
+        said = f"#Dev deleted (closed); a server running on {self.db} keeps it until it restarts\n"
+        self.assertEqual((deleted.returncode, deleted.stdout), (0, said))
+        self.assertEqual(self.admin("rooms", "list").stdout, "")
+        server.send_signal(signal.SIGTERM)
+        server.wait()
+        self.start()
+        alice = version_11("alice :alice's password")  # its founder, protected: the room would be kept
+        alice.send("ROOMS")
+        self.assertEqual(alice.line(), "ENDROOMS 0")
+
     def test_a_kill_9_in_a_burst_loses_nothing_sent_called_queued_and_so_none_of_their_history(self) -> None:
         """The history of a message is written in the same group commit as its queueing, or an
         earlier one: what SENT called queued is in the history too; the rest may be lost."""
