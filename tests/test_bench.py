@@ -592,9 +592,17 @@ class ServerBenchTests(SynchronousTestCase):
             self.assertGreater(int(cells[7].replace(",", "")), 0)  # delivered/s
             self.assertEqual(cells[-1], "0")  # lost
 
-    def test_the_room_workload_runs_against_words_and_ngircd_and_loses_nothing(self) -> None:
-        """Their channels, driven by the C load and by the Python one (the figures are not judged)."""
-        for server, load in [("words", "c"), ("ngircd", "c"), ("ngircd", "python")]:
+    def test_the_room_workload_runs_against_msgsvc_words_and_ngircd_and_loses_nothing(self) -> None:
+        """msgsvc's rooms (version 11's lines, and channels on its IRC front) and the peers' channels, driven
+        by the C load and by the Python one (the figures are not judged)."""
+        for server, load in [
+            ("msgsvc", "c"),
+            ("msgsvc", "python"),
+            ("msgsvc-irc", "c"),
+            ("words", "c"),
+            ("ngircd", "c"),
+            ("ngircd", "python"),
+        ]:
             out = bench(
                 *["run", "--server", server, "--workload", "room", "--clients", "9", "--duration", "1"],
                 *["--warmup", "0.5", "--rate", "50", "--load", load],

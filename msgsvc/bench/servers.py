@@ -40,6 +40,7 @@ MSGSVC_OPTIONS = [
     "--password-hashes-burst=1000000",
     "--queue-address-burst=1000000000",
     "--max-send-queue=268435456",
+    "--max-room-members=1000000",
     "--hello-timeout=600",
     "--ping-interval=3600",
 ]
