@@ -78,7 +78,7 @@ class RoomsPresenter:
         assert self._rooms is not None  # a server without rooms tells of none
         key = room_key(room)
         shown = key in self._members
-        view = next((v for v in self._rooms.everything() if room_key(v.name) == key), None)
+        view = self._rooms.find(room)
         if view is None:
             if shown:
                 del self._order[bisect_left(self._order, key)]
