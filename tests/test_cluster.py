@@ -394,6 +394,9 @@ class ClusterTests(RedisCase):
         self.assertEqual(laptop.line(), "JOINED bob")
         phone, welcome = two.register("alice :alice's password")
         self.assertEqual(welcome[0], "WELCOME alice :welcome to msgsvc")
+        phone.send("SEND bob :on the phone")  # once bob has it, node one has heard of the phone's session
+        self.assertEqual(phone.line(), "SENT 1 - -")
+        self.assertEqual(bob.line(), "MSG alice unicast bob :on the phone")
         bob.send("SEND alice :hi")
         self.assertEqual(bob.line(), "SENT 1 - -")  # one user, two sessions
         self.assertEqual(laptop.line(), "MSG bob unicast alice :hi")

@@ -20,7 +20,15 @@ from msgsvc.hub.contracts import (
 from msgsvc.hub.conversations import ALL
 from msgsvc.hub.core import Hub
 from msgsvc.hub.history import History
-from msgsvc.hub.events import Event, LogLoaded, ProtectionChanged, QueueChanged, UserJoined, UserLeft
+from msgsvc.hub.events import (
+    Event,
+    LogLoaded,
+    ProtectionChanged,
+    QueueChanged,
+    SessionsElsewhere,
+    UserJoined,
+    UserLeft,
+)
 from msgsvc.hub.ids import MessageIds, message_id_floor
 from msgsvc.state.redislink import RedisUnavailable
 
@@ -296,6 +304,23 @@ class AccountOnTwoNodesTests(SynchronousTestCase):
         self.assertTrue(self.hub.user("carol").online)  # type: ignore[union-attr]
         self.hub.nodes.remote_left("carol", "there", 120.0)
         self.assertEqual(self.events[-1], UserLeft("carol", "10.0.0.2:5000", "there"))
+
+    def test_the_operator_sees_the_sessions_here_and_each_other_node_holding_the_account(self) -> None:
+        def sessions() -> list[tuple[int, str, str | None]]:
+            view = self.hub.user("carol")
+            assert view is not None
+            return [(s.id, s.front, s.node) for s in view.sessions]
+
+        here = self.carol.user.session.id
+        self.assertEqual(sessions(), [(here, "tcp", "here"), (0, "web", "there")])
+        self.events.clear()
+        self.hub.nodes.remote_joined(RemoteUser("carol", "yonder", "10.0.0.3:6000", "irc", 60.0), 1.0, True, False)
+        self.assertEqual(self.events, [SessionsElsewhere("carol")])  # no JOINED: carol was online
+        self.assertEqual(sessions(), [(here, "tcp", "here"), (0, "web", "there"), (0, "irc", "yonder")])
+        self.hub.nodes.remote_left("carol", "there", 120.0)
+        self.assertEqual(self.events[1:], [SessionsElsewhere("carol")])
+        self.carol.user.log_out()
+        self.assertEqual(sessions(), [(0, "irc", "yonder")])
 
     def test_a_message_to_the_account_reaches_its_sessions_on_both_nodes_and_counts_once(self) -> None:
         report = self.alice.user.send(["carol"], "hi")

@@ -232,18 +232,32 @@ class ServerPresenterTests(SynchronousTestCase):
         self.assertEqual([cells[COLUMNS.index("connected")] for _, cells in self.view.sessions["zoe"]], ["4m 00s", "3m 00s", "2m 00s"])
 
         row_id = under[1][0]
-        self.assertTrue(self.presenter.kick_session("Zoe", int(row_id.partition("#")[2]), " lost phone "))
+        self.assertTrue(self.presenter.kick_row("Zoe", row_id, " lost phone "))
         self.assertEqual(sessions[1].events, [("kicked", "lost phone")])
         sessions[1].user.log_out()
         self.assertEqual(self.view.row("Zoe")[COLUMNS.index("sessions")], "2")
         self.assertEqual(len(self.view.sessions["zoe"]), 2)
-        self.assertFalse(self.presenter.kick_session("Zoe", int(row_id.partition("#")[2]), "again"))
+        self.assertFalse(self.presenter.kick_row("Zoe", row_id, "again"))
         self.assertTrue(self.view.events[-1].endswith("that session of Zoe is no longer online"))
         sessions[2].user.log_out()
         self.assertEqual(self.view.sessions["zoe"], [])  # one session: its row says it all
         self.assertEqual(self.view.row("Zoe")[COLUMNS.index("address")], "10.0.0.1:5000")
-        self.assertTrue(self.presenter.kick("Zoe", "all"))
+        self.assertTrue(self.presenter.kick_row("Zoe", "zoe", "all"))
         self.assertEqual(sessions[0].events, [("kicked", "all")])
+
+    def test_the_sessions_of_another_node_are_shown_and_disconnected_there(self) -> None:
+        zoe = RecordingParticipant()
+        zoe.user = self.hub.register(zoe, "zoe", "10.0.0.1:5000", attach=True)
+        self.successResultOf(self.hub.admit(zoe.user))
+        self.hub.nodes.remote_joined(RemoteUser("Zoe", "there", "10.0.0.2:8000", "irc", self.clock.seconds()), 1.0, True, False)
+        self.assertEqual(self.view.row("Zoe")[COLUMNS.index("sessions")], "2")
+        [(here, _), (there, cells)] = self.view.sessions["zoe"]
+        self.assertEqual((there, cells[2], cells[COLUMNS.index("node")]), ("zoe#@there", "irc", "there"))
+        self.assertFalse(self.presenter.kick_row("Zoe", there, "lost laptop"))
+        self.assertTrue(self.view.events[-1].endswith("that session of Zoe is on node there: disconnect it there"))
+        self.assertEqual(zoe.events, [])
+        self.hub.nodes.remote_left("zoe", "there", self.clock.seconds())
+        self.assertEqual(self.view.sessions["zoe"], [])  # one session left: its row says it all
 
     def test_protected_names_and_removing_a_password(self) -> None:
         self.assertEqual(self.view.row("Zoe")[4], "protected")

@@ -125,7 +125,8 @@ class Report:
 @dataclass(frozen=True)
 class SessionView:
     """One session of an online account, as the operator sees it: ``id`` names it to
-    :meth:`~msgsvc.hub.core.Hub.kick_session`."""
+    :meth:`~msgsvc.hub.core.Hub.kick_session` (0: the first session of another node, which only that node's
+    operator can disconnect)."""
 
     id: int
     front: str  # tcp, web or irc
@@ -148,7 +149,7 @@ class UserView:
     protected: bool
     queued: int  # messages waiting for it
     node: str | None = None  # the node an online user is on, with --redis
-    sessions: tuple[SessionView, ...] = ()  # an online user's sessions here, oldest first
+    sessions: tuple[SessionView, ...] = ()  # an online user's sessions here, oldest first, then other nodes'
 
 
 @dataclass(frozen=True)

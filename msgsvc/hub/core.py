@@ -342,29 +342,19 @@ class Hub:
 
     def _view(self, key: str, record: UserRecord) -> UserView:
         account = self._online_account(key)
-        remote = self.nodes.elsewhere(key) if account is None else None
         waiting = self._queue.waiting.get(key, 0)
-        if remote is not None:
-            return UserView(
-                record.name,
-                True,
-                record.first_seen,
-                record.last_seen,
-                remote.peer,
-                remote.front,
-                remote.since,
-                record.protected,
-                waiting,
-                remote.node,
-            )
-        if account is None:
+        here = tuple(
+            SessionView(s.id, s.participant.front, s.peer, s.since, self.node)
+            for s in (account.online_sessions() if account is not None else ())
+        )
+        elsewhere = tuple(  # with --redis: the first session of each other node holding the name
+            SessionView(0, r.front, r.peer, r.since, r.node) for r in self._remote.get(key, {}).values()
+        )
+        sessions = here + elsewhere
+        if not sessions:
             return UserView(
                 record.name, False, record.first_seen, record.last_seen, None, None, None, record.protected, waiting
             )
-        node = self.node
-        sessions = tuple(
-            SessionView(s.id, s.participant.front, s.peer, s.since, node) for s in account.online_sessions()
-        )
         first = sessions[0]
         return UserView(
             record.name,
@@ -376,7 +366,7 @@ class Hub:
             first.since,
             record.protected,
             waiting,
-            node,
+            first.node,
             sessions,
         )
 

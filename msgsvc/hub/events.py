@@ -45,6 +45,14 @@ class SessionClosed:
 
 
 @dataclass(frozen=True)
+class SessionsElsewhere:
+    """``name``, online, gained its first session on another node or lost its last there (``--redis``): its
+    :attr:`~msgsvc.hub.contracts.UserView.sessions` changed, not its presence."""
+
+    name: str
+
+
+@dataclass(frozen=True)
 class RegistrationRefused:
     name: str
     peer: str
@@ -141,6 +149,7 @@ Event = (
     | UserLeft
     | SessionOpened
     | SessionClosed
+    | SessionsElsewhere
     | RegistrationRefused
     | UserKicked
     | ProtectionChanged

@@ -26,7 +26,7 @@ from msgsvc.hub.contracts import (
     Store,
     UserRecord,
 )
-from msgsvc.hub.events import Event, LogLoaded, UserJoined, UserLeft
+from msgsvc.hub.events import Event, LogLoaded, SessionsElsewhere, UserJoined, UserLeft
 from msgsvc.hub.queue import OfflineQueue
 from msgsvc.hub.rules import username_key
 from msgsvc.hub.session import Account, Outgoing, Session, deliver
@@ -306,6 +306,7 @@ class Nodes:
         if nodes.get(user.node) == user:
             return  # heard again, after a resync
         online = bool(nodes) or self._online_here(key)
+        known = set(nodes)
         nodes[user.node] = user
         record = self._users.get(key)
         if record is None:
@@ -314,6 +315,8 @@ class Nodes:
         record.protected = protected
         if not online:
             self._emit(UserJoined(user.name, user.peer, first_time, user.node))
+        elif user.node not in known:
+            self._emit(SessionsElsewhere(user.name))
 
     def remote_left(self, key: str, node: str, when: float) -> None:
         """The last session of name ``key`` on ``node`` left it (or the node died) at ``when``: LEFT if the
@@ -325,6 +328,7 @@ class Nodes:
         if not nodes:
             del self.remote[key]
         if nodes or self._online_here(key):
+            self._emit(SessionsElsewhere(user.name))
             return
         record = self._users.get(key)
         if record is not None:

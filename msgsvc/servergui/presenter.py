@@ -33,6 +33,7 @@ from msgsvc.hub.events import (
     RegistrationRefused,
     RoomChanged,
     SessionClosed,
+    SessionsElsewhere,
     SessionOpened,
     UserJoined,
     UserKicked,
@@ -171,6 +172,17 @@ class ServerPresenter:
             return False
         return True
 
+    def kick_row(self, name: str, row: str, reason: str) -> bool:
+        """Disconnect what the selected ``row`` shows: ``name`` (a user's row: every session here) or one
+        of its sessions (a session's row, :meth:`session_row`); whether it was done."""
+        _, _, session = row.partition("#")
+        if not session:
+            return self.kick(name, reason)
+        if session.startswith("@"):
+            self._event(f"that session of {name} is on node {session[1:]}: disconnect it there")
+            return False
+        return self.kick_session(name, int(session), reason)
+
     def kick_session(self, name: str, session: int, reason: str) -> bool:
         """Disconnect one session of ``name`` (its :attr:`SessionView.id`), telling it ``reason``; whether it was done."""
         if not self._hub.kick_session(name, session, reason.strip()):
@@ -261,7 +273,7 @@ class ServerPresenter:
         if sessions or self._sessions.pop(row_id, ()):
             if sessions:
                 self._sessions[row_id] = sessions
-            rows = [(f"{row_id}#{session.id}", self.session_cells(user, session)) for session in sessions]
+            rows = [(session_row(row_id, session), self.session_cells(user, session)) for session in sessions]
             self._view.show_sessions(row_id, rows)
 
     def _show_all(self) -> None:
@@ -321,7 +333,7 @@ class ServerPresenter:
                 self._view.set_cell(row_id, "connected", duration(now - user.since))
         for row_id, sessions in self._sessions.items():
             for session in sessions:
-                self._view.set_cell(f"{row_id}#{session.id}", "connected", duration(now - session.since))
+                self._view.set_cell(session_row(row_id, session), "connected", duration(now - session.since))
 
     def _show_header(self) -> None:
         node = f"Node {self._hub.node}   ·   " if self._hub.node else ""
@@ -377,6 +389,8 @@ class ServerPresenter:
             case SessionClosed(name, peer, front, sessions) if sessions > 0:
                 self._event(f"a session of {name} closed ({peer}, {front}): {sessions} left")
                 self._update(name)
+            case SessionsElsewhere(name):
+                self._update(name)
             case UserKicked(name, reason):
                 self._event(f"operator disconnected {name}" + (f": {reason}" if reason else ""))
             case NoticeSent(text, delivered):
@@ -402,3 +416,8 @@ class ServerPresenter:
     def _event(self, text: str) -> None:
         at = time.strftime("%H:%M:%S", time.localtime(self._clock.seconds()))
         self._view.add_event(f"{at}  {text}", self._keep)
+
+
+def session_row(row_id: str, session: SessionView) -> str:
+    """The row of a session under its user's ``row_id``: by its id here, by its node for another node's."""
+    return f"{row_id}#{session.id}" if session.id else f"{row_id}#@{session.node}"

@@ -212,12 +212,8 @@ class ServerWindow:
     def _kick(self) -> None:
         assert self.presenter is not None
         selected = self.table.selection()
-        _, _, session = (selected[0] if len(selected) == 1 else "").partition("#")
-        if session:
-            done = self.presenter.kick_session(self._selected_name(), int(session), self.reason.get())
-        else:
-            done = self.presenter.kick(self._selected_name(), self.reason.get())
-        if done:
+        row = str(selected[0]) if len(selected) == 1 else ""
+        if self.presenter.kick_row(self._selected_name(), row, self.reason.get()):
             self.reason.delete(0, "end")
 
     def _reset(self) -> None:
