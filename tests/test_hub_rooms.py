@@ -18,6 +18,7 @@ from msgsvc.hub.contracts import (
     Parted,
     Refusal,
     Refused,
+    RemoteUser,
     RoomGone,
     RoomView,
     TopicSet,
@@ -419,3 +420,19 @@ class NodesTests(RoomsTestCase):
         self.hub.nodes.remote_room(RoomGone("#ops", "closed"))
         self.assertIsNone(rooms.find("#ops"))
         self.assertEqual(self.store.rooms_kept.keys(), kept.keys())  # nothing written for another node's changes
+
+    def test_an_unprotected_member_whose_node_died_leaves_its_rooms_on_the_nodes_that_hear_it(self) -> None:
+        alice = self.join("alice")
+        self.successResultOf(alice.user.join("#dev", None))
+        zed = RemoteUser("zed", "there", "10.0.0.9:5000", "tcp", START)
+        self.hub.nodes.remote_joined(zed, START, False, False)
+        self.hub.nodes.remote_room(Entered("#dev", Member("zed", since=START)))
+        self.hub.nodes.remote_left("zed", "there", START + 1)  # its node ended its memberships itself
+        self.assertEqual([m.name for m in self.view(alice, "#dev").members], ["alice", "zed"])
+        self.hub.nodes.remote_joined(zed, START, False, False)
+        self.network.room_changes.clear()
+        self.hub.nodes.remote_left("zed", "there", START + 2, dead=True)  # its node died: this one ends them
+        parted = Parted("#dev", "zed", "disconnected", quit=True)
+        self.assertEqual(self.room_events(alice), [[Entered("#dev", Member("zed", since=START)), parted]])
+        self.assertEqual([m.name for m in self.view(alice, "#dev").members], ["alice"])
+        self.assertEqual(self.network.room_changes, [parted])

@@ -719,8 +719,9 @@ class NetworkListener(Protocol):
     def remote_joined(self, user: RemoteUser, first_seen: float, protected: bool, first_time: bool) -> None:
         """``user`` came online on another node (its first session there)."""
 
-    def remote_left(self, key: str, node: str, when: float) -> None:
-        """The last session of name ``key`` on ``node`` left it (or the node died) at ``when``."""
+    def remote_left(self, key: str, node: str, when: float, dead: bool = False) -> None:
+        """The last session of name ``key`` on ``node`` left it at ``when``; ``dead``: the node died (its
+        lease ended), so it could not end the name's memberships of rooms itself."""
 
     def remote_protected(self, key: str) -> None:
         """A password was set for the name ``key`` (on any node)."""

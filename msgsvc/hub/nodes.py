@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from typing import Protocol
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
@@ -37,6 +38,16 @@ def _unreachable() -> Refused:
         Refusal.UNAVAILABLE,
         "the service's state is unreachable: only users of this server can be reached now",
     )
+
+
+class RoomsHere(Protocol):
+    """The rooms of a node (:class:`msgsvc.hub.rooms.Rooms`), as what the other nodes say reaches them."""
+
+    def remote(self, event: RoomEvent) -> None:
+        """Apply another node's change, and tell the members' sessions here."""
+
+    def left(self, name: str) -> None:
+        """``name`` is online nowhere now: an unprotected name's memberships end."""
 
 
 class Alone:
@@ -115,9 +126,8 @@ class Nodes:
         #: users online on other nodes, by name key, then by node (its first session there): a name online
         #: here may be too, an account's
         self.remote: dict[str, dict[str, RemoteUser]] = {}
-        #: what applies another node's room events to the rooms here and tells their members here (the
-        #: hub's :class:`~msgsvc.hub.rooms.Rooms`); None: this server keeps no rooms
-        self.rooms_here: Callable[[RoomEvent], None] | None = None
+        #: the rooms here (the hub's :class:`~msgsvc.hub.rooms.Rooms`); None: this server keeps no rooms
+        self.rooms: RoomsHere | None = None
 
     def allowance(self, record: UserRecord) -> int:
         """How many sessions ``record``'s name may have in the service: an account's, or one."""
@@ -318,7 +328,7 @@ class Nodes:
         elif user.node not in known:
             self._emit(SessionsElsewhere(user.name))
 
-    def remote_left(self, key: str, node: str, when: float) -> None:
+    def remote_left(self, key: str, node: str, when: float, dead: bool = False) -> None:
         """The last session of name ``key`` on ``node`` left it (or the node died) at ``when``: LEFT if the
         name is online nowhere else."""
         nodes = self.remote.get(key, {})
@@ -334,6 +344,10 @@ class Nodes:
         if record is not None:
             record.last_seen = when
         self._emit(UserLeft(user.name, user.peer, node))
+        if dead and self.rooms is not None:
+            # Its node could not end an unprotected name's memberships: every node that hears it does (the
+            # first change published is applied, the others' find no member).
+            self.rooms.left(user.name)
 
     def remote_read(self, key: str, conversation: str, position: str) -> None:
         """The read position of the name ``key`` in ``conversation`` moved on another node: its sessions
@@ -345,8 +359,8 @@ class Nodes:
     def remote_room(self, event: RoomEvent) -> None:
         """What happened in a room on another node, or by the operator's command: applied to the rooms
         here, which tell their members' sessions here."""
-        if self.rooms_here is not None:
-            self.rooms_here(event)
+        if self.rooms is not None:
+            self.rooms.remote(event)
 
     def remote_protected(self, key: str) -> None:
         """A password was set for the name ``key`` (on any node): shown as protected here too."""

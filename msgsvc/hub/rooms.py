@@ -109,7 +109,7 @@ class Rooms:
         hourly = Rate(per_minute=policy.new_per_hour / 60, burst=policy.new_per_hour)
         self._created = AddressRate(hourly, clock)
         self.loaded = False
-        nodes.rooms_here = self.remote
+        nodes.rooms = self
 
     # -- start -----------------------------------------------------------
 

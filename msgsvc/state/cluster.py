@@ -128,7 +128,7 @@ local function settle(key, sessions, gone, now)
     redis.call('HSET', 'msgsvc:log:last', key, now)
   end
   redis.call('PUBLISH', 'msgsvc:presence',
-    cjson.encode({e = 'left', key = key, node = gone, at = tonumber(now)}))
+    cjson.encode({e = 'left', key = key, node = gone, at = tonumber(now), dead = not alive(gone)}))
   return false
 end
 local function forget_mine(users, node, kept, now)
@@ -557,7 +557,7 @@ class RedisCluster(Service):
                     user, float(event["first_seen"]), bool(event["protected"]), bool(event["new"])
                 )
             elif event["e"] == "left" and event["node"] != self.node:
-                self.nodes.remote_left(event["key"], event["node"], float(event["at"]))
+                self.nodes.remote_left(event["key"], event["node"], float(event["at"]), bool(event["dead"]))
             elif event["e"] == "protected" and event["node"] != self.node:
                 self.nodes.remote_protected(event["key"])
             elif event["e"] == "read" and event["node"] != self.node:
