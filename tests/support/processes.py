@@ -46,7 +46,8 @@ def wait_listening(
 def run_msgsvc(
     case: SynchronousTestCase, folder: str, args: list[str], ports: list[int]
 ) -> subprocess.Popen[bytes]:
-    """``twistd -n msgsvc`` with ``args`` in ``folder``, logging to its ``server.log``, once it listens on ``ports``."""
+    """``twistd -n msgsvc`` with ``args`` in ``folder``, logging to its ``server.log``, once it listens on ``ports``
+    and has read its state (before that, a ``HELLO`` is answered ``SERVER_ERROR``: docs/protocol.rst)."""
     log_path = os.path.join(folder, "server.log")
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
@@ -63,6 +64,11 @@ def run_msgsvc(
             return log.read()
 
     wait_listening(case, process, ports, output)
+    deadline = time.monotonic() + 30
+    while "] username log " not in output():
+        if process.poll() is not None or time.monotonic() > deadline:
+            case.fail(f"twistd did not read its state: {output()}")
+        time.sleep(0.05)
     return process
 
 
@@ -92,7 +98,7 @@ class Peer:
             raise EOFError("connection closed")
         return raw.decode().rstrip("\r\n")
 
-    def until(self, prefix: str | tuple[str, ...]) -> list[str]:
+    def until(self, prefix: str) -> list[str]:
         got = [self.line()]
         while not got[-1].startswith(prefix):
             got.append(self.line())
