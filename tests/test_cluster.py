@@ -777,7 +777,8 @@ class _Hub:
 
     def __init__(self) -> None:
         self.messages: list[tuple[Message, tuple[str, ...]]] = []
-        self.presence: list[tuple[str, ...]] = []
+        self.presence: list[tuple[object, ...]] = []
+        self.rooms: list[RoomRecord] | None = None  # as the last resync read them
 
     def remote_message(self, message: Message, keys: Sequence[str]) -> None:
         self.messages.append((message, tuple(keys)))
@@ -797,8 +798,10 @@ class _Hub:
     def remote_room(self, event: RoomEvent) -> None:
         self.presence.append(("room", event))
 
-    def resync(self, records: Iterable[UserRecord], online: Iterable[RemoteUser]) -> None:
-        pass
+    def resync(
+        self, records: Iterable[UserRecord], online: Iterable[RemoteUser], rooms: Iterable[RoomRecord]
+    ) -> None:
+        self.rooms = list(rooms)
 
     def local_users(self) -> list[tuple[str, int, int, str, str, float]]:
         return []
@@ -933,6 +936,14 @@ class SessionsAcrossNodesTests(_TwoNodes):
         await self.until(lambda: hub_b.presence)
         self.assertEqual(hub_b.presence, [("read", "alice", "alice,bob", "0123")])
         self.assertEqual(hub_a.presence, [])
+
+    async def test_a_node_reads_the_rooms_whenever_it_subscribes(self) -> None:
+        dev = RoomRecord("#Dev", 1.0, "alice", "t", "alice", 2.0, "int", "k", 5)
+        dev.members = {"alice": Member("alice", op=True, since=1.0)}
+        await self.state.create_room(dev)
+        a, hub_a, _, _ = await self.two()
+        await self.until(lambda: hub_a.rooms is not None)  # what it did not hear while unsubscribed
+        self.assertEqual(hub_a.rooms, [dev])
 
     async def test_what_happens_in_a_room_on_one_node_reaches_the_others_as_it_was(self) -> None:
         a, hub_a, b, hub_b = await self.two()

@@ -248,10 +248,10 @@ class NodeTests(SynchronousTestCase):
     def test_a_resync_tells_only_what_changed(self) -> None:
         del self.events[:]
         frank = RemoteUser("frank", "there", "p", "irc", 70.0)
-        self.hub.nodes.resync([UserRecord("frank", 70.0, 70.0)], [self.bob, frank])
+        self.hub.nodes.resync([UserRecord("frank", 70.0, 70.0)], [self.bob, frank], [])
         self.assertEqual(self.events, [UserJoined("frank", "p", False, "there"), LogLoaded(4, resync=True)])
         del self.events[:]
-        self.hub.nodes.resync([], [frank])
+        self.hub.nodes.resync([], [frank], [])
         self.assertEqual(self.events, [UserLeft("bob", "10.0.0.2:5000", "there"), LogLoaded(4, resync=True)])
 
     def test_a_password_set_on_another_node_marks_the_name_protected_once(self) -> None:

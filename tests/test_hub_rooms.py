@@ -20,6 +20,7 @@ from msgsvc.hub.contracts import (
     Refused,
     RemoteUser,
     RoomGone,
+    RoomRecord,
     RoomView,
     TopicSet,
     UserRecord,
@@ -420,6 +421,30 @@ class NodesTests(RoomsTestCase):
         self.hub.nodes.remote_room(RoomGone("#ops", "closed"))
         self.assertIsNone(rooms.find("#ops"))
         self.assertEqual(self.store.rooms_kept.keys(), kept.keys())  # nothing written for another node's changes
+
+    def test_after_a_reconnection_the_rooms_are_taken_as_the_store_has_them(self) -> None:
+        alice, _ = self.join("alice"), self.join("bob")
+        self.successResultOf(alice.user.join("#dev", None))
+        self.successResultOf(alice.user.join("#gone", None))
+        self.successResultOf(alice.user.invite("#dev", "bob"))
+        rooms = self.hub.rooms
+        assert rooms is not None
+        # Meanwhile, unheard: zed (another node) joined #dev, #gone was deleted, #ops created.
+        dev = RoomRecord("#dev", START, "alice", members={"alice": Member("alice", op=True, since=START)})
+        dev.members["zed"] = Member("zed", since=START + 1)
+        ops = RoomRecord("#ops", START + 2, "zed", members={"zed": Member("zed", op=True, since=START + 2)})
+        changed: list[Event] = []
+        self.hub.subscribe(changed.append)
+        self.hub.nodes.resync([], [], [dev, ops])
+        self.assertEqual([r.name for r in rooms.everything()], ["#dev", "#ops"])
+        self.assertEqual([m.name for m in self.view(alice, "#dev").members], ["alice", "zed"])
+        self.assertEqual(rooms.rooms_of("zed"), {"#dev", "#ops"})
+        self.assertEqual(rooms.rooms_of("alice"), {"#dev"})
+        self.assertEqual(dev.invites, {"bob"})  # kept
+        self.assertEqual(
+            [e for e in changed if isinstance(e, RoomChanged)],
+            [RoomChanged("#dev"), RoomChanged("#gone"), RoomChanged("#ops")],
+        )
 
     def test_an_unprotected_member_whose_node_died_leaves_its_rooms_on_the_nodes_that_hear_it(self) -> None:
         alice = self.join("alice")

@@ -726,8 +726,11 @@ class NetworkListener(Protocol):
     def remote_protected(self, key: str) -> None:
         """A password was set for the name ``key`` (on any node)."""
 
-    def resync(self, records: Iterable[UserRecord], online: Iterable[RemoteUser]) -> None:
-        """Take the log and who is online elsewhere as the network has them now (after it reconnected)."""
+    def resync(
+        self, records: Iterable[UserRecord], online: Iterable[RemoteUser], rooms: Iterable[RoomRecord]
+    ) -> None:
+        """Take the log, who is online elsewhere and the rooms as the network has them now (after it
+        reconnected: what the other nodes said meanwhile was not heard)."""
 
     def remote_read(self, key: str, conversation: str, position: str) -> None:
         """The read position of the name ``key`` in ``conversation`` moved on another node."""

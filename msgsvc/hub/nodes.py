@@ -24,6 +24,7 @@ from msgsvc.hub.contracts import (
     RemoteUser,
     Report,
     RoomEvent,
+    RoomRecord,
     Store,
     UserRecord,
 )
@@ -48,6 +49,9 @@ class RoomsHere(Protocol):
 
     def left(self, name: str) -> None:
         """``name`` is online nowhere now: an unprotected name's memberships end."""
+
+    def resync(self, records: Iterable[RoomRecord]) -> None:
+        """Take the rooms as the store has them now (the other nodes' changes meanwhile were not heard)."""
 
 
 class Alone:
@@ -368,8 +372,11 @@ class Nodes:
         if record is not None and not record.protected:
             self._protect(record.name, True, "a password was set on another server")
 
-    def resync(self, records: Iterable[UserRecord], online: Iterable[RemoteUser]) -> None:
-        """Take the log and who is online elsewhere as the network has them now (after it reconnected)."""
+    def resync(
+        self, records: Iterable[UserRecord], online: Iterable[RemoteUser], rooms: Iterable[RoomRecord]
+    ) -> None:
+        """Take the log, who is online elsewhere and the rooms as the network has them now (after it
+        reconnected)."""
         for record in records:
             key = username_key(record.name)
             mine = self._users.get(key)
@@ -386,6 +393,8 @@ class Nodes:
             known = self._users.get(key)
             if known is not None:
                 self.remote_joined(user, known.first_seen, known.protected, False)
+        if self.rooms is not None:
+            self.rooms.resync(rooms)
         self._emit(LogLoaded(len(self._users), resync=True))
 
     def local_users(self) -> list[tuple[str, int, int, str, str, float]]:

@@ -365,6 +365,23 @@ class Rooms:
         self._apply(record, event)
         self._vacate(record)
 
+    def resync(self, records: Iterable[RoomRecord]) -> None:
+        """Take the rooms as the store has them now: this node could not hear the other nodes for a while
+        (its subscription was lost).  What changed meanwhile is not told to the sessions here; the
+        invitations of the rooms still there are kept."""
+        before = dict(self._rooms)
+        self._rooms.clear()
+        self._of.clear()
+        for record in records:
+            key = room_key(record.name)
+            if key in before:
+                record.invites = before[key].invites
+            self._rooms[key] = record
+            for member in record.members:
+                self._of.setdefault(member, set()).add(key)
+        for key in sorted(before.keys() | self._rooms.keys()):
+            self._emit(RoomChanged((self._rooms.get(key) or before[key]).name))
+
     # -- what happens to names -------------------------------------------
 
     def left(self, name: str) -> None:

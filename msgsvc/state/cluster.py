@@ -590,8 +590,8 @@ class RedisCluster(Service):
         self._renew().addCallback(lambda _: self._reclaim())
 
     def _reclaim(self) -> None:
-        """Forget the sessions this node no longer has, claim those it has again, then read the log and who
-        is online."""
+        """Forget the sessions this node no longer has, claim those it has again, then read the log, who
+        is online and the rooms."""
         nodes = self.nodes
         local = nodes.local_users()
         fields = [self._field(session) for _, session, _, _, _, _ in local]
@@ -605,11 +605,12 @@ class RedisCluster(Service):
 
         def read(_: object) -> Deferred[None]:
             return gatherResults(
-                [self._state.load(), self._redis.script(ONLINE_NOW, [ONLINE], [])], consumeErrors=True
+                [self._state.load(), self._redis.script(ONLINE_NOW, [ONLINE], []), self._state.rooms()],
+                consumeErrors=True,
             ).addCallback(apply)
 
         def apply(replies: list[Any]) -> None:
-            records, flat = replies
+            records, flat, rooms = replies
             names = {username_key(r.name): r.name for r in records}
             online = []
             for key, data in zip(flat[::2], flat[1::2], strict=True):
@@ -619,7 +620,7 @@ class RedisCluster(Service):
                         names.get(key, key), holder["node"], holder["peer"], holder["front"], holder["since"]
                     )
                     online.append(user)
-            nodes.resync(records, online)
+            nodes.resync(records, online, rooms)
 
         def failed(failure: Failure) -> None:
             self.log.warn(
