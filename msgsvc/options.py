@@ -11,6 +11,15 @@ from msgsvc.fronts.irc.channel import CHANNEL_NAME
 from msgsvc.fronts.web.origins import normalize_host, normalize_origin
 from msgsvc.hub.contracts import HistoryPolicy, QueuePolicy
 from msgsvc.hub.rooms import RoomPolicy
+from msgsvc.ratelimit import Rate
+
+#: Rooms the users of one address may create an hour (as many at once).
+NEW_ROOMS_PER_HOUR = 10
+
+
+def hourly_rate(hourly: int) -> Rate:
+    """``hourly`` an hour as a rate: as many at once, then each its share of the hour."""
+    return Rate(per_minute=hourly / 60, burst=hourly)
 from msgsvc.state.redisurl import RedisURL
 from msgsvc.wire import Limits
 
@@ -224,7 +233,7 @@ class Options(usage.Options):
         [
             "new-rooms-per-hour",
             None,
-            RoomPolicy.new_per_hour,
+            NEW_ROOMS_PER_HOUR,
             "Rooms the users of one address may create an hour (as many at once).",
             _positive,
         ],
@@ -390,11 +399,10 @@ class Options(usage.Options):
         )
 
     def rooms(self) -> RoomPolicy:
-        return RoomPolicy(
-            max_per_user=self["max-rooms-per-user"],
-            max_members=self["max-room-members"],
-            new_per_hour=self["new-rooms-per-hour"],
-        )
+        return RoomPolicy(max_per_user=self["max-rooms-per-user"], max_members=self["max-room-members"])
+
+    def new_rooms(self) -> Rate:
+        return hourly_rate(self["new-rooms-per-hour"])
 
     def history(self) -> HistoryPolicy:
         return HistoryPolicy(days=self["history-days"], keep=self["history-max"])

@@ -42,7 +42,7 @@ from msgsvc.hub.contracts import RoomRecord
 from msgsvc.hub.core import Hub
 from msgsvc.hub.history import History, NoHistory
 from msgsvc.options import Options
-from msgsvc.ratelimit import Rate
+from msgsvc.ratelimit import AddressRate, Rate
 from msgsvc.state import Snapshot, State, StoreError
 from msgsvc.state.choice import open_state
 
@@ -219,6 +219,7 @@ def makeService(options: Options) -> IService:
         max_sessions=options["max-sessions"],
         rooms=state,
         room_policy=options.rooms(),
+        room_creations=AddressRate(options.new_rooms(), reactor).take,
     )
     hub.subscribe(HubEventLogger())
     services: list[IService] = [IService(state)]

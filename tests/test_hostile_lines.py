@@ -15,7 +15,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from msgsvc.hub.contracts import UserRecord
-from msgsvc.hub.rooms import RoomPolicy
+from msgsvc.options import NEW_ROOMS_PER_HOUR
 from msgsvc.wire import Limits
 
 from .support.harness import ServerHarness, lines
@@ -95,7 +95,7 @@ class HostileLineTests(SynchronousTestCase):
             # No input reaches a room one is not in; the rooms one address makes are bounded.
             assert_vault_untouched(self, harness)
             assert harness.hub.rooms is not None
-            self.assertLessEqual(len(harness.hub.rooms.everything()), 1 + RoomPolicy.new_per_hour)
+            self.assertLessEqual(len(harness.hub.rooms.everything()), 1 + NEW_ROOMS_PER_HOUR)
             if transport.disconnecting:
                 self.assertTrue(out and out[-1].startswith("BYE "), out[-3:])
             attacker.connectionLost(Failure(ConnectionDone()))

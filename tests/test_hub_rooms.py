@@ -29,6 +29,7 @@ from msgsvc.hub.core import Hub
 from msgsvc.hub.events import Event, RoomChanged
 from msgsvc.hub.history import History
 from msgsvc.hub.rooms import RoomPolicy
+from msgsvc.ratelimit import AddressRate, Rate
 
 from .support.fakes import FakeNetwork, MemoryStore, RecordingParticipant
 from .support.harness import admitted, outcome
@@ -49,7 +50,17 @@ class RoomsTestCase(SynchronousTestCase):
         self.hub.subscribe(self.events.append)
 
     def make_hub(self, records: list[UserRecord] | None) -> Hub:
-        return Hub(self.clock, self.store, records, 100, history=self.history, rooms=self.store, room_policy=self.policy)
+        creations = AddressRate(Rate(per_minute=3 / 60, burst=3), self.clock).take  # 3 an hour
+        return Hub(
+            self.clock,
+            self.store,
+            records,
+            100,
+            history=self.history,
+            rooms=self.store,
+            room_policy=self.policy,
+            room_creations=creations,
+        )
 
     def join(self, name: str, host: str = "127.0.0.1") -> RecordingParticipant:
         participant = RecordingParticipant()
@@ -293,7 +304,7 @@ class ControlTests(RoomsTestCase):
 
 
 class LimitTests(RoomsTestCase):
-    policy = RoomPolicy(max_per_user=2, max_members=2, new_per_hour=3)
+    policy = RoomPolicy(max_per_user=2, max_members=2)
 
     def test_rooms_per_user_and_members_per_room(self) -> None:
         alice, bob, dave = self.join("alice"), self.join("bob"), self.join("dave")
@@ -307,6 +318,7 @@ class LimitTests(RoomsTestCase):
         self.assertEqual(self.refusal(dave.user.join, "#a", None), Refusal.ROOM_FULL)  # the server's limit holds
 
     def test_new_rooms_per_address_an_hour(self) -> None:
+        """Three an hour, as this test's hub is given."""
         alice, bob = self.join("alice", "10.0.0.1"), self.join("bob", "10.0.0.1")
         elsewhere = self.join("dave", "10.0.0.2")
         self.successResultOf(alice.user.join("#a", None))
@@ -461,3 +473,13 @@ class NodesTests(RoomsTestCase):
         self.assertEqual(self.room_events(alice), [[Entered("#dev", Member("zed", since=START)), parted]])
         self.assertEqual([m.name for m in self.view(alice, "#dev").members], ["alice"])
         self.assertEqual(self.network.room_changes, [parted])
+
+    def test_a_node_of_several_keeps_unprotected_members_at_start(self) -> None:
+        """bob may be online on another node: the node he leaves from ends his memberships, not this one."""
+        alice = self.join("alice")
+        self.successResultOf(alice.user.join("#dev", None))
+        rooms = self.hub.rooms
+        assert rooms is not None
+        rooms.load(self.successResultOf(self.store.rooms()))
+        self.assertEqual([m.name for m in rooms.everything()[0].members], ["alice"])
+        self.assertEqual(list(self.store.rooms_kept["#dev"].members), ["alice"])

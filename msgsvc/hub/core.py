@@ -47,7 +47,7 @@ from msgsvc.hub.history import History, NoHistory
 from msgsvc.hub.ids import MessageIds
 from msgsvc.hub.nodes import Alone, Nodes
 from msgsvc.hub.queue import OfflineQueue
-from msgsvc.hub.rooms import RoomPolicy, Rooms
+from msgsvc.hub.rooms import RoomPolicy, Rooms, unlimited
 from msgsvc.hub.rules import is_valid_username, username_key
 from msgsvc.hub.session import Account, Session, deliver
 from msgsvc.hub.user import User
@@ -70,13 +70,15 @@ class Hub:
         max_sessions: int = 10,
         rooms: RoomStore | None = None,
         room_policy: RoomPolicy = RoomPolicy(),  # noqa: B008 - frozen
+        room_creations: Callable[[str], float] = unlimited,
     ) -> None:
         """``max_clients``: sessions at once, of every name; ``network``: the other nodes of the service
         (none: a server alone); ``ids``: what makes the messages' ids (by default from ``clock`` and
         random bits); ``history``: where messages are kept (none: a :class:`NoHistory`, as with
         ``--history-days 0``); ``max_sessions``: sessions of one protected name at once; ``rooms``:
         where the rooms are kept (none: the server has no rooms, and refuses them UNAVAILABLE), read
-        by :meth:`load` (or none, with ``records`` given)."""
+        by :meth:`load` (or none, with ``records`` given); ``room_creations``: counts a room created
+        from an address, 0 or the seconds to wait (by default, no limit)."""
         self._clock = clock
         self._ids = ids or MessageIds(clock)
         self.history = history or NoHistory()
@@ -104,7 +106,16 @@ class Hub:
         )
         self._remote = self.nodes.remote  # users online on other nodes, by name key, then node
         self.rooms = None if rooms is None else Rooms(
-            clock, rooms, self._log, self._sessions, self.nodes, self._ids, self._emit, self._settle, room_policy
+            clock,
+            rooms,
+            self._log,
+            self._sessions,
+            self.nodes,
+            self._ids,
+            self._emit,
+            self._settle,
+            room_policy,
+            room_creations,
         )
         if self.rooms is not None and records is not None:
             self.rooms.load(())

@@ -55,7 +55,6 @@ from msgsvc.hub.ids import MessageIds
 from msgsvc.hub.nodes import Nodes
 from msgsvc.hub.rules import room_key, room_name, username_key
 from msgsvc.hub.session import Account, Session, deliver
-from msgsvc.ratelimit import AddressRate, Rate
 
 T = TypeVar("T")
 #: A store write, made once the change is known to be this node's to write.
@@ -73,7 +72,11 @@ class RoomPolicy:
 
     max_per_user: int = 50  # --max-rooms-per-user: rooms a name may be in (#all not counted)
     max_members: int = 1000  # --max-room-members
-    new_per_hour: int = 10  # --new-rooms-per-hour: rooms the users of one address may create an hour
+
+
+def unlimited(host: str) -> float:
+    """Rooms created from an address, not limited (a hub given no rate: tests)."""
+    return 0.0
 
 
 class Rooms:
@@ -94,7 +97,10 @@ class Rooms:
         emit: Callable[[Event], None],
         settle: Callable[[Message, Report, list[UserRecord]], Report | Deferred[Report]],
         policy: RoomPolicy,
+        creations: Callable[[str], float],
     ) -> None:
+        """``creations`` counts a room created from an address (``--new-rooms-per-hour``): 0, or (past
+        its rate, and not counted) the seconds to wait."""
         self._clock = clock
         self._store = store
         self._users = users
@@ -106,16 +112,17 @@ class Rooms:
         self.policy = policy
         self._rooms: dict[str, RoomRecord] = {}  # by room key
         self._of: dict[str, set[str]] = {}  # each name key's rooms (keys)
-        hourly = Rate(per_minute=policy.new_per_hour / 60, burst=policy.new_per_hour)
-        self._created = AddressRate(hourly, clock)
+        self._creations = creations
         self.loaded = False
         nodes.rooms = self
 
     # -- start -----------------------------------------------------------
 
     def load(self, records: Iterable[RoomRecord]) -> None:
-        """Take the rooms read from the store.  Members whose names are not protected now (the server
-        stopped before their memberships ended) are removed, and rooms left empty as the rules say."""
+        """Take the rooms read from the store.  A server alone removes the members whose names are not
+        protected now (it stopped before their memberships ended; with other nodes such a name may be
+        online on one, which ends its memberships when it leaves), and the rooms left empty as the
+        rules say."""
         self._rooms.clear()
         self._of.clear()
         for record in records:
@@ -123,8 +130,9 @@ class Rooms:
             for key in record.members:
                 self._of.setdefault(key, set()).add(room_key(record.name))
         self.loaded = True
-        for key in [k for k in self._of if not self._protected(k)]:
-            self.forget(key, DISCONNECTED)
+        if self._nodes.network.node is None:
+            for key in [k for k in self._of if not self._protected(k)]:
+                self.forget(key, DISCONNECTED)
         for record in list(self._rooms.values()):
             self._quietly(self._write(self._vacate(record)))
 
@@ -143,7 +151,7 @@ class Rooms:
         now = self._clock.seconds()
         spelled = session.record.name
         if record is None:
-            wait = self._created.take(session.participant.host)
+            wait = self._creations(session.participant.host)
             if wait:
                 raise Refused(
                     Refusal.RATE_LIMITED,

@@ -18,6 +18,8 @@ from msgsvc.hub.core import Hub
 from msgsvc.hub.history import History
 from msgsvc.hub.ids import MessageIds
 from msgsvc.hub.rules import username_key
+from msgsvc.options import NEW_ROOMS_PER_HOUR, hourly_rate
+from msgsvc.ratelimit import AddressRate
 from msgsvc.wire import Limits
 
 from .fakes import FakeHashing, FakeNetwork, MemoryStore, RecordingParticipant
@@ -67,8 +69,19 @@ class ServerHarness:
         self.hashing = FakeHashing()
         self.history = None if history is None else History(self.clock, self.store, history)
         ids = None if random is None else MessageIds(self.clock, random)
+        creations = AddressRate(hourly_rate(NEW_ROOMS_PER_HOUR), self.clock).take  # the server's default
         self.hub = Hub(
-            self.clock, self.store, records, max_clients, queue, network, ids, self.history, max_sessions, self.store
+            self.clock,
+            self.store,
+            records,
+            max_clients,
+            queue,
+            network,
+            ids,
+            self.history,
+            max_sessions,
+            self.store,
+            room_creations=creations,
         )
         self.accounts = Accounts(self.hub, self.store, self.hashing, self.clock, require_password)
         self.clients = Clients(self.hub, self.accounts, self.clock, limits)
