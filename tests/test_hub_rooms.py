@@ -447,7 +447,8 @@ class NodesTests(RoomsTestCase):
         ops = RoomRecord("#ops", START + 2, "zed", members={"zed": Member("zed", op=True, since=START + 2)})
         changed: list[Event] = []
         self.hub.subscribe(changed.append)
-        self.hub.nodes.resync([], [], [dev, ops])
+        zed = RemoteUser("zed", "there", "10.0.0.9:5000", "tcp", START)
+        self.hub.nodes.resync([UserRecord("zed", START, START)], [zed], [dev, ops])
         self.assertEqual([r.name for r in rooms.everything()], ["#dev", "#ops"])
         self.assertEqual([m.name for m in self.view(alice, "#dev").members], ["alice", "zed"])
         self.assertEqual(rooms.rooms_of("zed"), {"#dev", "#ops"})
@@ -457,6 +458,25 @@ class NodesTests(RoomsTestCase):
             [e for e in changed if isinstance(e, RoomChanged)],
             [RoomChanged("#dev"), RoomChanged("#gone"), RoomChanged("#ops")],
         )
+
+    def test_a_node_of_several_ends_the_memberships_of_names_online_nowhere_once_it_knows_who_is(self) -> None:
+        rooms = self.hub.rooms
+        assert rooms is not None
+        members = {name: Member(name, op=name == "Carol", since=START) for name in ("Carol", "yan", "zed")}
+        rooms.load([RoomRecord("#dev", START, "Carol", members={k.lower(): m for k, m in members.items()})])
+        view = rooms.find("#dev")
+        assert view is not None
+        self.assertEqual([m.name for m in view.members], ["Carol", "yan", "zed"])  # online elsewhere, maybe
+        self.assertEqual(self.network.room_changes, [])
+        zed = RemoteUser("zed", "there", "10.0.0.9:5000", "tcp", START)
+        records = [UserRecord("Carol", 1.0, 2.0, protected=True), UserRecord("yan", 3.0, 4.0)]
+        records.append(UserRecord("zed", 5.0, 6.0))
+        dev = RoomRecord("#dev", START, "Carol", members={k.lower(): m for k, m in members.items()})
+        self.hub.nodes.resync(records, [zed], [dev])  # once subscribed: who is online where is known
+        view = rooms.find("#dev")
+        assert view is not None
+        self.assertEqual([m.name for m in view.members], ["Carol", "zed"])  # yan is online nowhere
+        self.assertEqual(self.network.room_changes, [Parted("#dev", "yan", "disconnected", quit=True)])
 
     def test_an_unprotected_member_whose_node_died_leaves_its_rooms_on_the_nodes_that_hear_it(self) -> None:
         alice = self.join("alice")

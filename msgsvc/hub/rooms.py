@@ -119,20 +119,42 @@ class Rooms:
     # -- start -----------------------------------------------------------
 
     def load(self, records: Iterable[RoomRecord]) -> None:
-        """Take the rooms read from the store.  A server alone removes the members whose names are not
-        protected now (it stopped before their memberships ended; with other nodes such a name may be
-        online on one, which ends its memberships when it leaves), and the rooms left empty as the
-        rules say."""
+        """Take the rooms read from the store.  A server alone then ends the memberships of names not
+        protected now (it stopped before it could), and removes the rooms left empty as the rules say; a
+        node of several does so once it knows who is online on the others (:meth:`resync`)."""
+        self._take(records)
+        self.loaded = True
+        if self._nodes.network.node is None:
+            self._end_absent()
+
+    def resync(self, records: Iterable[RoomRecord]) -> None:
+        """Take the rooms as the store has them now, on a node of several once it has read who is online
+        on the others: at start, or after it could not hear them for a while (its subscription was lost).
+        What changed meanwhile is not told to the sessions here; the invitations of the rooms still there
+        are kept.  The memberships of unprotected names online nowhere end (their node stopped before it
+        could end them)."""
+        before = dict(self._rooms)
+        self._take(records)
+        for key, record in self._rooms.items():
+            if key in before:
+                record.invites = before[key].invites
+        for key in sorted(before.keys() | self._rooms.keys()):
+            self._emit(RoomChanged((self._rooms.get(key) or before[key]).name))
+        self._end_absent()
+
+    def _take(self, records: Iterable[RoomRecord]) -> None:
         self._rooms.clear()
         self._of.clear()
         for record in records:
             self._rooms[room_key(record.name)] = record
             for key in record.members:
                 self._of.setdefault(key, set()).add(room_key(record.name))
-        self.loaded = True
-        if self._nodes.network.node is None:
-            for key in [k for k in self._of if not self._protected(k)]:
-                self.forget(key, DISCONNECTED)
+
+    def _end_absent(self) -> None:
+        """End the memberships of unprotected names online nowhere, and remove the rooms left empty as the
+        rules say."""
+        for key in [k for k in self._of if not self._protected(k) and not self._online(k)]:
+            self.forget(key, DISCONNECTED)
         for record in list(self._rooms.values()):
             self._quietly(self._write(self._vacate(record)))
 
@@ -372,23 +394,6 @@ class Rooms:
         self._tell(record, event, None)
         self._apply(record, event)
         self._vacate(record)
-
-    def resync(self, records: Iterable[RoomRecord]) -> None:
-        """Take the rooms as the store has them now: this node could not hear the other nodes for a while
-        (its subscription was lost).  What changed meanwhile is not told to the sessions here; the
-        invitations of the rooms still there are kept."""
-        before = dict(self._rooms)
-        self._rooms.clear()
-        self._of.clear()
-        for record in records:
-            key = room_key(record.name)
-            if key in before:
-                record.invites = before[key].invites
-            self._rooms[key] = record
-            for member in record.members:
-                self._of.setdefault(member, set()).add(key)
-        for key in sorted(before.keys() | self._rooms.keys()):
-            self._emit(RoomChanged((self._rooms.get(key) or before[key]).name))
 
     # -- what happens to names -------------------------------------------
 
