@@ -412,6 +412,9 @@ class MessageTests(IrcTestCase):
         self.assertEqual(self.factory.idents.get("olga"), None)
 
     def test_list(self) -> None:
+        self.assertEqual(numerics(self.client.send("LIST")), ["321", "323"])  # #all for those in it
+        self.assertEqual(numerics(self.client.send("LIST #all")), ["321", "322", "323"])
+        self.client.send("JOIN #all")
         got = self.client.send("LIST")
         self.assertEqual(numerics(got), ["321", "322", "323"])
         self.assertTrue(got[1].startswith(f":{SERVER} 322 alice #all 2 :"), got)
@@ -1141,12 +1144,13 @@ class ListingTests(SynchronousTestCase):
         self.assertIsNone(self.client.session._listing_call)  # the listing stopped with it
 
     def test_the_directory_follows_the_hub(self) -> None:
+        self.run_line_text("JOIN #all")
         got = self.run_line_text("LIST")
         self.assertIn(f" 322 alice #all {self.ONLINE + 1} ", got[1])
         newcomer, _ = self.harness.register("zed")
-        self.assertIn(f" 322 alice #all {self.ONLINE + 2} ", self.run_line_text("LIST")[1])
+        self.assertIn(f" 322 alice #all {self.ONLINE + 2} ", " ".join(self.run_line_text("LIST")))
         newcomer.connectionLost(Failure(ConnectionDone()))
-        self.assertIn(f" 322 alice #all {self.ONLINE + 1} ", self.run_line_text("LIST")[1])
+        self.assertIn(f" 322 alice #all {self.ONLINE + 1} ", " ".join(self.run_line_text("LIST")))
         self.assertIn("The username log (5002 names):", " ".join(self.run_line_text("MOTD")))
         self.assertTrue(self.harness.hub.remove("user4999", "asked to"))
         motd = " ".join(self.run_line_text("MOTD"))

@@ -83,6 +83,47 @@ class IrcEndToEndTests(SynchronousTestCase):
         alice.send("QUIT :done")
         self.assertTrue(alice.line().startswith("ERROR :Closing Link: "))
 
+    def test_an_irc_user_and_a_version_11_user_in_one_room(self) -> None:
+        """Issue 32: alice (IRC) creates #dev, bob (line protocol 11) joins; messages both ways; the
+        topic, a mode and a kick are seen by both, each in its protocol."""
+        self.start()
+        alice = self.irc("alice")
+        alice.until(f":{SERVER} 376 ")
+        alice.send("JOIN #dev")
+        joined = alice.until(f":{SERVER} 366 ")
+        self.assertEqual(joined[0], ":alice!alice@msgsvc JOIN :#dev")
+        self.assertEqual(joined[1], f":{SERVER} 353 alice = #dev :@alice")
+        bob = Peer(self.port)
+        self.addCleanup(bob.close)
+        bob.send("VERSION 11")
+        bob.send("HELLO bob")
+        bob.until("ENDUSERS")
+        bob.send("JOIN #Dev")
+        self.assertEqual(bob.until("ENDMEMBERS")[-1], "ENDMEMBERS #dev 2")
+        self.assertEqual(alice.line(), ":bob!bob@msgsvc JOIN :#dev")
+
+        alice.send("PRIVMSG #dev :hello room")
+        self.assertRegex(bob.until("MSG")[-1], r"^MSG alice room #dev \S+ \S+ :hello room$")
+        bob.send("SEND #dev :hello alice")
+        self.assertEqual(alice.line(), ":bob!bob@msgsvc PRIVMSG #dev :hello alice")
+        self.assertRegex(bob.until("SENT")[-1], r"^SENT 1 ")
+
+        alice.send("TOPIC #dev :ship it")
+        self.assertEqual(alice.line(), ":alice!alice@msgsvc TOPIC #dev :ship it")
+        self.assertRegex(bob.until("TOPIC")[-1], r"^TOPIC #dev alice \S+ :ship it$")
+        alice.send("MODE #dev +m")
+        self.assertEqual(alice.line(), ":alice!alice@msgsvc MODE #dev :+m")
+        self.assertEqual(bob.until("MODE")[-1], "MODE #dev alice +m")
+        bob.send("SEND #dev :may I?")  # +m: bob is neither operator nor voiced
+        self.assertEqual(bob.until("ERROR")[-1].split(" ")[1], "MODERATED")
+        bob.send("TOPIC #dev :mine")  # +t: operators only
+        self.assertEqual(bob.until("ERROR")[-1].split(" ")[1], "NOT_ROOM_OPERATOR")
+        alice.send("KICK #dev bob")
+        self.assertEqual(alice.line(), ":alice!alice@msgsvc KICK #dev bob :alice")
+        self.assertEqual(bob.until("KICKED")[-1], "KICKED #dev bob alice :alice")
+        alice.send("NAMES #dev")
+        self.assertEqual(alice.until(f":{SERVER} 366 ")[0], f":{SERVER} 353 alice = #dev :@alice")
+
     def test_a_protected_name_over_sasl_gets_what_waited_through_a_kill(self) -> None:
         server = self.start()
         self.protect("dave")

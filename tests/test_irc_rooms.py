@@ -238,6 +238,13 @@ class TopicNamesListWhoTests(JoinedTestCase):
         self.rooms.answers["members"] = Refused(Refusal.NO_SUCH_ROOM, "")
         self.assertEqual(alice.send("NAMES #nope"), [f":{SERVER} 366 alice #nope :End of /NAMES list"])
 
+    def test_names_alone_is_the_rooms_joined_and_all_if_in_it(self) -> None:
+        alice = self.joined()
+        self.rooms.answers["members"] = DEV
+        self.assertEqual(numerics(alice.send("NAMES")), ["353", "366", "366"])
+        alice.send("JOIN #all")
+        self.assertEqual(numerics(alice.send("NAMES")), ["353", "366", "353", "366"])
+
     def test_secret_rooms_names_are_marked_at(self) -> None:
         alice = self.joined()
         self.rooms.answers["members"] = RoomView(**{**DEV.__dict__, "modes": "nst"})
@@ -246,6 +253,7 @@ class TopicNamesListWhoTests(JoinedTestCase):
     def test_list_has_all_and_the_rooms_the_hub_shows(self) -> None:
         alice = self.joined()
         self.rooms.answers["rooms"] = [RoomInfo("#Dev", 2, "ship it"), RoomInfo("#ops", 1, "")]
+        alice.send("JOIN #all")
         got = alice.send("LIST")
         self.assertEqual(self.rooms.calls, [("rooms", "alice", False)])
         self.assertEqual(numerics(got), ["321", "322", "322", "322", "323"])
@@ -305,8 +313,9 @@ class ModeTests(JoinedTestCase):
 
     def test_changes_go_to_the_hub_in_one_call_and_come_back_as_one_mode_line(self) -> None:
         alice = self.joined()
+        self.client("bob"), self.client("carol")
         self.rooms.answers["mode"] = ModeSet("#Dev", "alice", (("+o", "bob"), ("-v", "carol"), ("+b", "eve")))
-        got = alice.send("MODE #dev +o-v+b bob carol eve!*@*")
+        got = alice.send("MODE #dev +o-v+b BOB carol eve!*@*")  # nicks as the log spells them
         self.assertEqual(
             self.rooms.calls, [("mode", "alice", "#dev", [("+o", "bob"), ("-v", "carol"), ("+b", "eve")])]
         )
@@ -332,7 +341,20 @@ class ModeTests(JoinedTestCase):
         self.assertEqual(numerics(alice.send("MODE #dev +b *!*@host")), ["NOTICE"])
         self.assertEqual(self.rooms.calls, [])
         self.rooms.answers["mode"] = Refused(Refusal.USER_NOT_IN_ROOM, "")
-        self.assertEqual(numerics(alice.send("MODE #dev +o carol")), ["441"])
+        self.assertEqual(numerics(alice.send("MODE #dev +o dave")), ["441"])
+        self.rooms.calls.clear()
+        self.assertEqual(numerics(alice.send("MODE #dev +o nobody")), ["401"])  # not in the log
+        self.rooms.answers["mode"] = ModeSet("#Dev", "alice", (("-l", None),))
+        self.assertEqual(
+            alice.send("MODE #dev +l-l+l+k+l abc 0 :"),
+            [
+                f":{SERVER} 696 alice #dev l abc :The limit must be a number over 0",
+                f":{SERVER} 696 alice #dev l 0 :The limit must be a number over 0",
+                f":{SERVER} 696 alice #dev k * :A key cannot be empty",
+                ":alice!alice@msgsvc MODE #Dev :-l",
+            ],
+        )
+        self.assertEqual(self.rooms.calls, [("mode", "alice", "#dev", [("-l", None)])])
 
     def test_isupport_says_the_channel_modes_and_prefixes(self) -> None:
         got = " ".join(g for g in self.irc().register("erin") if " 005 " in g)
@@ -399,6 +421,9 @@ class AwayTests(RoomsTestCase):
         self.assertEqual(alice.read(), [":bob!bob@msgsvc AWAY :lunch"])
         self.assertIn(f":{SERVER} 301 alice bob :lunch", alice.send("PRIVMSG bob :hi"))
         self.assertIn(f":{SERVER} 301 alice bob :lunch", alice.send("WHOIS bob"))
+        self.assertEqual(
+            alice.send("USERHOST bob alice"), [f":{SERVER} 302 alice :bob=-bob@msgsvc alice=+alice@msgsvc"]
+        )
         bob.read()
         self.assertEqual(bob.send("AWAY"), [f":{SERVER} 305 bob :You are no longer marked as being away"])
         self.assertEqual(alice.read(), [":bob!bob@msgsvc AWAY"])
@@ -471,8 +496,8 @@ class OnTheHubTests(IrcTestCase):
         alice.send("JOIN #dev,#hidden", "MODE #hidden +s", "TOPIC #dev :ship it")
         bob.send("JOIN #dev")
         alice.read()
-        got = bob.send("LIST")
-        self.assertEqual(got[2:], [f":{SERVER} 322 bob #dev 2 :ship it", f":{SERVER} 323 bob :End of /LIST"])
+        got = bob.send("LIST")  # bob is not in #all: the rooms alone
+        self.assertEqual(got[1:], [f":{SERVER} 322 bob #dev 2 :ship it", f":{SERVER} 323 bob :End of /LIST"])
         self.assertEqual(numerics(bob.send("NAMES #hidden")), ["366"])
         self.assertEqual(numerics(alice.send("NAMES #hidden")), ["353", "366"])
         self.assertEqual(

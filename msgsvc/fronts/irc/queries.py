@@ -14,6 +14,7 @@ from msgsvc.fronts.irc.wire import (
     RPL_MONLIST,
     RPL_MONOFFLINE,
     RPL_MONONLINE,
+    RPL_USERHOST,
     glob_match,
 )
 from msgsvc.hub.rules import USERNAME_MAX, is_valid_username, username_key
@@ -103,6 +104,19 @@ class Queries(IrcBase):
             if away is not None:
                 self.numeric(rfc.RPL_AWAY, user.name, away)
         self.numeric(rfc.RPL_ENDOFWHOIS, nick, "End of /WHOIS list")
+
+    def irc_USERHOST(self, params: list[str]) -> None:
+        """302: ``nick=+user@host`` (``-``: away) for each of up to 5 nicks online."""
+        if not params:
+            self.numeric(rfc.ERR_NEEDMOREPARAMS, "USERHOST", "Not enough parameters")
+            return
+        replies = []
+        for nick in params[:5]:
+            user = self.clients.hub.user(nick)
+            if user is not None and user.online:
+                here = "-" if username_key(user.name) in self.factory.away else "+"
+                replies.append(f"{user.name}={here}{self.factory.user(user.name)}@msgsvc")
+        self.numeric(RPL_USERHOST, " ".join(replies))
 
     def irc_ISON(self, params: list[str]) -> None:
         """Which of the names are online; at most :data:`ISON_MAX` bytes of them, so that the answer fits

@@ -15,7 +15,7 @@ from twisted.python.failure import Failure
 from twisted.words.protocols import irc as rfc
 
 from msgsvc.fronts.irc.channel import CHANNEL_TARGETS, Channel
-from msgsvc.fronts.irc.wire import RPL_CREATIONTIME, RPL_TOPICWHOTIME, line, printable
+from msgsvc.fronts.irc.wire import ERR_INVALIDMODEPARAM, RPL_CREATIONTIME, RPL_TOPICWHOTIME, line, printable
 from msgsvc.hub.contracts import (
     Entered,
     Invited,
@@ -32,6 +32,7 @@ from msgsvc.hub.contracts import (
 )
 from msgsvc.hub.rooms import TOPIC_MAX
 from msgsvc.hub.rules import room_key, username_key
+from msgsvc.wire import ascii_int
 
 #: The channel modes: b, o and v take a name; k (set) a key; l (set) a limit; i m n s t nothing.
 CHANNEL_MODES = "biklmnostv"
@@ -208,10 +209,13 @@ class Rooms(Channel):
     # -- NAMES, LIST, WHO ---------------------------------------------------
 
     def irc_NAMES(self, params: list[str]) -> None:
-        if not params or not params[0].strip(","):
-            self.names_all()
+        if not params or not params[0].strip(","):  # the channels this connection is in
             for name in list(self.rooms.values()):
                 self._names_of(name)
+            if self in self.factory.members:
+                self.names_all()
+            else:
+                self.numeric(rfc.RPL_ENDOFNAMES, "*", "End of /NAMES list")
             return
         for target in self._targets(params[0], CHANNEL_TARGETS) or ():
             if self._is_channel(target):
@@ -251,12 +255,15 @@ class Rooms(Channel):
         return both if "multi-prefix" in self.caps else both[:1]
 
     def irc_LIST(self, params: list[str]) -> None:
-        """#all and the rooms this client may see (a secret one only by its members), or those named."""
-        wanted = {room_key(t) for t in params[0].split(",") if t} if params and params[0] else None
+        """The rooms this client may see (a secret one only by its members) and #all if it is in it (the
+        MOTD tells everyone of it), or those named."""
+        names = [t for t in params[0].split(",") if t] if params and params[0] else None
+        wanted = None if names is None else {room_key(t) for t in names}
+        with_all = self in self.factory.members if names is None else any(map(self._is_channel, names))
 
         def listed(infos: list[RoomInfo]) -> None:
             self.numeric(rfc.RPL_LISTSTART, "Channel", "Users  Name")
-            if wanted is None or room_key(self.channel) in wanted:
+            if with_all:
                 self.list_all()
             for info in infos:
                 if wanted is None or room_key(info.name) in wanted:
@@ -310,7 +317,7 @@ class Rooms(Channel):
         if len(params) == 1 and "b" in params[0] and not params[0].strip("+-b"):  # b, +b, -b: the bans
             self._ask(lambda: self.user.members(target), self._say_bans, self._refused(target))
             return
-        changes = self._mode_changes(params[0], params[1:])
+        changes = self._mode_changes(target, params[0], params[1:])
         if not changes:
             return
         nick = next((arg for mode, arg in changes if mode[1] in "ov"), None)
@@ -320,9 +327,11 @@ class Rooms(Channel):
             self._refused(target, nick),
         )
 
-    def _mode_changes(self, text: str, args: list[str]) -> list[ModeChange] | None:
+    def _mode_changes(self, target: str, text: str, args: list[str]) -> list[ModeChange] | None:
         """``+i-m+k key`` as changes (``+i``, None) (``-m``, None) (``+k``, ``key``); a ban mask as its
-        name; None (and 472) for a mode this server has not.  A change lacking its argument is left out."""
+        name; None (and 472) for a mode this server has not.  A change lacking its argument, or with one
+        that is none (an empty key, a limit that is not a number over 0: 696; a nick not in the log:
+        401; a mask naming no one name: a notice), is left out."""
         sign, given = "+", iter(args)
         changes: list[ModeChange] = []
         for mode in text:
@@ -333,20 +342,39 @@ class Rooms(Channel):
                 return None
             elif mode in "bov" or mode in "kl" and sign == "+":
                 arg = next(given, None)
-                if arg is None:
-                    continue
-                if mode == "b":
-                    name = ban_name(arg)
-                    if name is None:
-                        self.server_notice(f"{arg}: msgsvc bans names: give a nick, or nick!*@*")
-                        continue
-                    arg = name
-                changes.append((sign + mode, arg))
+                if arg is not None:
+                    arg = self._mode_argument(target, mode, arg)
+                if arg is not None:
+                    changes.append((sign + mode, arg))
             else:
                 if mode == "k":  # -k takes the key by RFC 2812, which is not needed
                     next(given, None)
                 changes.append((sign + mode, None))
         return changes
+
+    def _mode_argument(self, target: str, mode: str, arg: str) -> str | None:
+        """What the hub takes for ``mode``'s ``arg``; None (said) if it is none."""
+        if mode == "b":
+            name = ban_name(arg)
+            if name is None:
+                self.server_notice(f"{arg}: msgsvc bans names: give a nick, or nick!*@*")
+            return name
+        if mode in "ov":
+            user = self.clients.hub.user(arg)
+            if user is None:
+                self.numeric(rfc.ERR_NOSUCHNICK, arg, "No such nick/channel")
+                return None
+            return user.name
+        if mode == "l":
+            limit = ascii_int(arg, 9)
+            if limit is None or limit < 1:
+                self.numeric(ERR_INVALIDMODEPARAM, target, "l", arg, "The limit must be a number over 0")
+                return None
+            return str(limit)
+        if not arg.strip():  # k
+            self.numeric(ERR_INVALIDMODEPARAM, target, "k", arg, "A key cannot be empty")
+            return None
+        return arg
 
     def _mode_set(self, mode: ModeSet) -> None:
         self._write(self._mode_line(mode))

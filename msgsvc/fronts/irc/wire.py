@@ -32,12 +32,14 @@ MIN_ROOM = 64
 #: The longest text an IRC client can send in one line (``NOTICE x word``): a text up to this
 #: is relayed in one line, cut to IRC's 512 bytes if it must be, as IRC servers do.
 ONE_LINE = 510 - len("NOTICE x ")
-# Numerics Twisted's table (twisted.words.protocols.irc) lacks: IRCv3 SASL and MONITOR, 329, 333 and 417.
+# Numerics Twisted's table (twisted.words.protocols.irc) lacks: IRCv3 SASL and MONITOR, 302, 329, 333, 417 and 696.
+RPL_USERHOST = "302"
 RPL_CREATIONTIME = "329"
 RPL_TOPICWHOTIME = "333"
 ERR_INPUTTOOLONG = "417"
 ERR_ALREADYREGISTERED = "462"
 ERR_INVALIDUSERNAME = "468"  # as Ergo says it
+ERR_INVALIDMODEPARAM = "696"
 RPL_LOGGEDIN = "900"
 RPL_SASLSUCCESS = "903"
 ERR_SASLFAIL = "904"
