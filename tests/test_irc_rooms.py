@@ -342,8 +342,10 @@ class ModeTests(JoinedTestCase):
         self.assertEqual(self.rooms.calls, [])
         self.rooms.answers["mode"] = Refused(Refusal.USER_NOT_IN_ROOM, "")
         self.assertEqual(numerics(alice.send("MODE #dev +o dave")), ["441"])
-        self.rooms.calls.clear()
         self.assertEqual(numerics(alice.send("MODE #dev +o nobody")), ["401"])  # not in the log
+        self.rooms.answers["mode"] = Refused(Refusal.NO_SUCH_ROOM, "")
+        self.assertEqual(numerics(alice.send("MODE #nope +o nobody")), ["403"])  # the room first
+        self.rooms.calls.clear()
         self.rooms.answers["mode"] = ModeSet("#Dev", "alice", (("-l", None),))
         self.assertEqual(
             alice.send("MODE #dev +l-l+l+k+l abc 0 :"),

@@ -8,7 +8,7 @@ The hub decides everything (who may join, speak, kick, set what); this module as
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from twisted.internet.defer import maybeDeferred
 from twisted.python.failure import Failure
@@ -23,6 +23,7 @@ from msgsvc.hub.contracts import (
     ModeChange,
     ModeSet,
     Parted,
+    Refusal,
     Refused,
     RoomEvent,
     RoomGone,
@@ -320,18 +321,27 @@ class Rooms(Channel):
         changes = self._mode_changes(target, params[0], params[1:])
         if not changes:
             return
-        nick = next((arg for mode, arg in changes if mode[1] in "ov"), None)
-        self._ask(
-            lambda: self.user.mode(target, changes),
-            self._mode_set,
-            self._refused(target, nick),
-        )
+        nick = next((arg for mode, arg in changes if mode[1] in "ov" and arg is not None), None)
+        self._ask(lambda: self.user.mode(target, changes), self._mode_set, self._mode_refused(target, nick))
+
+    def _mode_refused(self, target: str, nick: str | None) -> Callable[[Refused], None]:
+        """A refused change says its numeric; one of a nick not in the log (not in the room, the hub
+        says) is 401."""
+        said = self._refused(target, nick)
+
+        def say(refused: Refused) -> None:
+            if refused.refusal is Refusal.USER_NOT_IN_ROOM and nick and self.clients.hub.user(nick) is None:
+                self.numeric(rfc.ERR_NOSUCHNICK, nick, "No such nick/channel")
+            else:
+                said(refused)
+
+        return say
 
     def _mode_changes(self, target: str, text: str, args: list[str]) -> list[ModeChange] | None:
         """``+i-m+k key`` as changes (``+i``, None) (``-m``, None) (``+k``, ``key``); a ban mask as its
         name; None (and 472) for a mode this server has not.  A change lacking its argument, or with one
-        that is none (an empty key, a limit that is not a number over 0: 696; a nick not in the log:
-        401; a mask naming no one name: a notice), is left out."""
+        that is none (an empty key, a limit that is not a number over 0: 696; a mask naming no one name:
+        a notice), is left out."""
         sign, given = "+", iter(args)
         changes: list[ModeChange] = []
         for mode in text:
@@ -359,12 +369,9 @@ class Rooms(Channel):
             if name is None:
                 self.server_notice(f"{arg}: msgsvc bans names: give a nick, or nick!*@*")
             return name
-        if mode in "ov":
+        if mode in "ov":  # as the log spells it (a nick not in it: 401 if the room is there)
             user = self.clients.hub.user(arg)
-            if user is None:
-                self.numeric(rfc.ERR_NOSUCHNICK, arg, "No such nick/channel")
-                return None
-            return user.name
+            return arg if user is None else user.name
         if mode == "l":
             limit = ascii_int(arg, 9)
             if limit is None or limit < 1:
