@@ -7,6 +7,7 @@ the reason, and fails under CI=true, where a skip would hide a broken window.
 from __future__ import annotations
 
 import tkinter
+from tkinter import ttk
 from collections.abc import Callable
 
 from twisted.internet import reactor
@@ -363,11 +364,11 @@ class ClientWindowHistoryTests(ClientWindowTests):
         first.password.insert(0, "alice's secret")
         first.connect_button.invoke()
         await self.until("alice connected", lambda: first.status.cget("text").startswith("Connected"))
-        self.assertFalse(first.recent.winfo_ismapped())  # nothing to list
+        await self.until("everyone's, listed", lambda: first.conversations.get(0, "end") == ("everyone",))
         self.pick(first, Kind.UNICAST, "bob")
         self.type_and_send(first, "lunch at noon?")
         await self.until("sent", lambda: "you to bob: lunch at noon?" in self.conversation(first))
-        await self.until("listed as it goes", lambda: first.recent.winfo_ismapped())
+        await self.until("listed as it goes", lambda: first.conversations.size() == 2)
         self.assertRegex(first.conversations.get(0), r"^bob · today \d\d:\d\d$")
         await first.presenter.quit()  # type: ignore[union-attr]
 
@@ -375,7 +376,7 @@ class ClientWindowHistoryTests(ClientWindowTests):
         again.username.insert(0, "alice")
         again.password.insert(0, "alice's secret")
         again.connect_button.invoke()
-        await self.until("the list", lambda: again.conversations.size() == 1)
+        await self.until("the list", lambda: again.conversations.size() == 2)  # bob's, and everyone's
         self.assertTrue(again.recent.winfo_ismapped())
         self.assertRegex(again.conversations.get(0), r"^bob · today \d\d:\d\d$")
         self.assertNotIn("lunch at noon?", self.conversation(again))
@@ -385,3 +386,52 @@ class ClientWindowHistoryTests(ClientWindowTests):
         self.assertEqual(again.mode.get(), Kind.UNICAST.value)
         self.assertEqual([again.users.get(i) for i in again.users.curselection()], ["● bob"])
         self.assertTrue(again.to.cget("text").startswith("To: bob"))
+
+    @staticmethod
+    def button(panel: tkinter.Misc, text: str) -> ttk.Button:
+        """The button of ``panel`` that says ``text``."""
+        return next(b for b in panel.winfo_children() if isinstance(b, ttk.Button) and b.cget("text") == text)
+
+    async def join(self, window: ChatWindow, room: str) -> None:
+        """Join room, then the room's name in the field it opens, then Enter."""
+        window.join_button.invoke()
+        window.root.update()
+        self.assertTrue(window.join_panel.winfo_ismapped())
+        window.room_name.insert(0, room)
+        self.button(window.join_panel, "Join").invoke()
+        await self.until(f"in {room}", lambda: window.room_frame.winfo_ismapped())
+
+    async def test_rooms_join_talk_members_an_operators_actions_and_the_seeds_flow(self) -> None:
+        alice = await self.log_in("alice")
+        bob = await self.log_in("bob")
+        await self.join(alice, "#dev")
+        self.assertEqual(alice.room_members.get(0, "end"), ("● @alice  operator",))
+        self.assertTrue(alice.operator_panel.winfo_ismapped())
+        self.assertEqual(alice.conversations.get(0, "end"), ("everyone", "#dev"))  # no message in them yet
+        await self.join(bob, "#DEV")
+        title = "#dev  ·  2 members  ·  no messages from outside, topic locked"
+        self.assertEqual(bob.room_title.cget("text"), title)
+        self.assertFalse(bob.operator_panel.winfo_ismapped())  # bob is no operator
+        await self.until("bob among alice's members", lambda: alice.room_members.size() == 2)
+
+        self.type_and_send(alice, "welcome, bob")
+        await self.until("bob has it", lambda: "alice in #dev: welcome, bob" in self.conversation(bob))
+        alice.operator_text.insert(0, "the build is green")
+        self.button(alice.operator_panel, "Set topic").invoke()
+        topic = "Topic: the build is green"
+        await self.until("the topic at bob's", lambda: bob.room_topic.cget("text") == topic)
+        alice.room_members.selection_set(1)  # bob, picked in the members
+        alice.operator_text.insert(0, "+v")
+        self.button(alice.operator_panel, "Set modes").invoke()
+        await self.until("bob voiced", lambda: "● +bob  voice" in bob.room_members.get(0, "end"))
+
+        self.pick(bob, Kind.UNICAST, "alice")  # the seed's flow: unicast, alice from the log, the text
+        self.assertFalse(bob.room_frame.winfo_ismapped())
+        self.type_and_send(bob, "just you")
+        await self.until("alice has it", lambda: "bob to you: just you" in self.conversation(alice))
+
+        alice.operator_text.insert(0, "bob enough")
+        self.button(alice.operator_panel, "Kick").invoke()
+        removed = "alice removed you from #dev: enough"
+        await self.until("bob removed", lambda: removed in self.conversation(bob))
+        self.assertFalse(any("#dev" in line for line in bob.conversations.get(0, "end")))

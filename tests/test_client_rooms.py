@@ -26,6 +26,7 @@ class ClientProtocolRoomTests(ProtocolTestCase):
             "MEMBER #Dev bob offline voice",
             "ENDMEMBERS #Dev 2",
             "ENTERED #Dev carol",
+            "ENTERED #Dev alice op",
             "PARTED #Dev carol :lunch",
             "PARTED #Dev carol",
             "KICKED #Dev bob alice :spam",
@@ -39,6 +40,8 @@ class ClientProtocolRoomTests(ProtocolTestCase):
             "ROOMINFO #Dev 2 :the build",
             "ROOMINFO #lunch 0",
             "ENDROOMS 2",
+            f"BAN #Dev mallory alice {at}",
+            "ENDBANS #Dev 1",
             f"MSG bob room #Dev {ID1} {at} :hi all",
         )
         self.assertEqual(
@@ -46,7 +49,8 @@ class ClientProtocolRoomTests(ProtocolTestCase):
             [
                 ("room", ("#Dev", "+nt", "the build")),
                 ("room_members", ("#Dev", [Member("alice", True, op=True), Member("bob", False, voice=True)])),
-                ("entered", ("#Dev", "carol")),
+                ("entered", ("#Dev", Member("carol", True))),
+                ("entered", ("#Dev", Member("alice", True, op=True))),
                 ("parted", ("#Dev", "carol", "lunch")),
                 ("parted", ("#Dev", "carol", "")),
                 ("kicked", ("#Dev", "bob", "alice", "spam")),
@@ -58,6 +62,7 @@ class ClientProtocolRoomTests(ProtocolTestCase):
                 ("invitation", ("#ops", "erin")),
                 ("room_gone", ("#ops", "deleted")),
                 ("rooms_listed", ([RoomInfo("#Dev", 2, "the build"), RoomInfo("#lunch", 0, "")],)),
+                ("bans", ("#Dev", [("mallory", "alice")])),
                 ("message", ("bob", Kind.ROOM, ("#Dev",), "hi all", self.listener.calls[-1][1][4])),
             ],
         )
@@ -171,7 +176,11 @@ class RoomPresenterTests(SynchronousTestCase):
         self.log_in(11, "ROOMINFO #ops 3 :on call", "ROOMINFO #all 9 :", "ROOMINFO #dev 2 :the build")
         self.assertEqual(
             self.view.last("show_conversations")[0],
-            [ConversationItem("#ops", "#ops", ""), ConversationItem("#dev", "#dev", "")],
+            [
+                ConversationItem("#all", "everyone", ""),
+                ConversationItem("#ops", "#ops", ""),
+                ConversationItem("#dev", "#dev", ""),
+            ],
         )
 
     def test_joining_opens_the_room_with_its_members_operators_first(self) -> None:
@@ -184,7 +193,10 @@ class RoomPresenterTests(SynchronousTestCase):
             RoomItem("#Dev", "", "nt", [Member("alice", True, op=True), Member("carol", False)], operator=True),
         )
         self.assertIn(("info", "You are in #Dev (2 members)."), self.view.entries())
-        self.assertEqual(self.view.last("show_conversations")[0], [ConversationItem("#dev", "#Dev", "")])
+        self.assertEqual(
+            self.view.last("show_conversations")[0],
+            [ConversationItem("#all", "everyone", ""), ConversationItem("#dev", "#Dev", "")],
+        )
         self.assertEqual(self.presenter.addressees(), "everyone in #Dev")
 
     def test_sending_to_the_room_and_a_message_in_it(self) -> None:
@@ -200,7 +212,10 @@ class RoomPresenterTests(SynchronousTestCase):
         self.assertEqual(
             self.view.entries()[-2:], [("sent", "you to #Dev: hello room"), ("group", "bob in #Dev: hi alice")]
         )
-        self.assertEqual(self.view.last("show_conversations")[0], [ConversationItem("#dev", "#Dev", "today 09:31")])
+        self.assertEqual(
+            self.view.last("show_conversations")[0],
+            [ConversationItem("#dev", "#Dev", "today 09:31"), ConversationItem("#all", "everyone", "")],
+        )
         self.assertTrue(self.presenter.reply_all())
         self.assertEqual(self.presenter.selected, ("#Dev",))
 
@@ -251,6 +266,7 @@ class RoomPresenterTests(SynchronousTestCase):
         self.presenter.set_mode("+i")
         self.presenter.set_mode("+o", ("bob",))
         self.presenter.set_mode()
+        self.presenter.set_mode("b")
         self.presenter.part("done")
         self.assertEqual(
             self.connection.sent(),
@@ -262,6 +278,7 @@ class RoomPresenterTests(SynchronousTestCase):
                 "MODE #Dev +i",
                 "MODE #Dev +o bob",
                 "MODE #Dev",
+                "MODE #Dev b",
                 "PART #Dev :done",
             ],
         )
@@ -274,10 +291,12 @@ class RoomPresenterTests(SynchronousTestCase):
             "MODE #Dev alice +i",
             "ERROR USER_NOT_IN_ROOM :bob is not in #Dev",
             "MODE #Dev - +int",
+            f"BAN #Dev mallory alice {at}",
+            "ENDBANS #Dev 1",
             "PARTED #Dev alice :done",
         )
         self.assertEqual(
-            self.view.entries()[-8:],
+            self.view.entries()[-9:],
             [
                 ("info", "alice set the topic of #Dev: the build is green"),
                 ("info", "Topic of #Dev: the build is green (set by alice)"),
@@ -286,12 +305,13 @@ class RoomPresenterTests(SynchronousTestCase):
                 ("info", "alice set +i in #Dev"),
                 ("error", "Cannot change the modes of #Dev: bob is not in #Dev (USER_NOT_IN_ROOM)"),
                 ("info", "Modes of #Dev: +int (invite only, no messages from outside, topic locked)"),
+                ("info", "Banned from #Dev: mallory (by alice)"),
                 ("info", "You left #Dev (done)"),
             ],
         )
         self.assertEqual(self.presenter.mode, Kind.BROADCAST)  # the room is no longer open
         self.assertIsNone(self.room_shown())
-        self.assertEqual(self.view.last("show_conversations")[0], [])
+        self.assertEqual(self.view.last("show_conversations")[0], [ConversationItem("#all", "everyone", "")])
 
     def test_a_refused_join_says_why(self) -> None:
         self.log_in()

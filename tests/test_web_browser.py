@@ -30,7 +30,9 @@ class QuietFiles(SimpleHTTPRequestHandler):
         pass
 
 
-class PageTests(SynchronousTestCase):
+class PageTestCase(SynchronousTestCase):
+    """The server, its TCP users and the page, for the tests below."""
+
     def setUp(self) -> None:
         self.dir = os.path.abspath(self.mktemp())
         os.makedirs(self.dir)
@@ -56,11 +58,15 @@ class PageTests(SynchronousTestCase):
         with open(self.log, encoding="utf-8") as log:
             return log.read()
 
-    def tcp_user(self, name: str, password: str | None = None) -> Peer:
+    def tcp_user(self, name: str, password: str | None = None, version: int | None = None) -> Peer:
+        """``name`` connected over TCP (saying ``version`` first, if given)."""
         peer = Peer(self.port)
         self.addCleanup(peer.close)
+        if version is not None:
+            peer.send(f"VERSION {version}")
         peer.send(f"HELLO {name}" if password is None else f"HELLO {name} :{password}")
-        self.assertTrue(peer.until("ENDUSERS")[0].startswith(f"WELCOME {name} "))
+        said = peer.until("ENDUSERS")
+        self.assertTrue(said[1 if version is not None else 0].startswith(f"WELCOME {name} "), said)
         return peer
 
     # -- the page ------------------------------------------------------------
@@ -159,8 +165,8 @@ class PageTests(SynchronousTestCase):
         message.send_keys(text)
         message.send_keys(Keys.ENTER)
 
-    # -- the tests ------------------------------------------------------------
 
+class PageTests(PageTestCase):
     def test_log_in_and_exchange_every_kind_of_message_with_tcp_users(self) -> None:
         self.start()
         dave = self.tcp_user("dave")
@@ -369,13 +375,18 @@ class PageTests(SynchronousTestCase):
         for _ in range(2):
             keys.key_down(Keys.SHIFT).send_keys(Keys.TAB).key_up(Keys.SHIFT).perform()
         self.assertEqual(self.driver.switch_to.active_element.get_attribute("id"), "load-earlier")
+        # Then "Join room" and the conversations (#all's) under the log.
+        keys.key_down(Keys.SHIFT).send_keys(Keys.TAB).key_up(Keys.SHIFT).perform()
+        self.assertEqual(self.driver.switch_to.active_element.get_attribute("id"), "join-room")
+        keys.key_down(Keys.SHIFT).send_keys(Keys.TAB).key_up(Keys.SHIFT).perform()
+        self.assertEqual(self.driver.switch_to.active_element.accessible_name, "#all, everyone, 0 unread")
         keys.key_down(Keys.SHIFT).send_keys(Keys.TAB).key_up(Keys.SHIFT).perform()
         focused = self.driver.switch_to.active_element.get_attribute("id")
         self.assertEqual(focused, self.recipient("carol").get_attribute("id"))
         press(Keys.ARROW_UP)  # alice, bob, carol: the arrow picks bob
         self.assertTrue(self.recipient("bob").is_selected())
         # bob's conversation has no history for an unprotected alice: no "Load earlier messages" stop now.
-        self.assertEqual(press(Keys.TAB, Keys.TAB), "message")
+        self.assertEqual(press(Keys.TAB, Keys.TAB, Keys.TAB, Keys.TAB), "message")  # #all's, Join room, the kinds
         press("by keyboard", Keys.ENTER)
         self.assertEqual(bob.until("MSG")[-1], "MSG alice unicast bob :by keyboard")
 
@@ -869,3 +880,152 @@ class PageTests(SynchronousTestCase):
         said = "return window.sentLines.some((line) => line.startsWith('READ'))"
         wait(self.driver, lambda d: d.execute_script(said), "the READ a second later")
         self.assertEqual(reads(), [f"READ alice,bob {ids[5]}"])
+
+
+class RoomPageTests(PageTestCase):
+    """Version 11: the page by the accessible names the issue gives (a navigation region "Conversations", entries
+    named with the room's or person's name and unread count, "Join room" and "Room name", a log named after the open
+    conversation), against the real server with a TCP member beside it."""
+
+    def named(self, css: str, name: str) -> WebElement:
+        """The displayed element matching ``css`` whose accessible name is ``name``."""
+        for element in self.driver.find_elements(By.CSS_SELECTOR, css):
+            if element.is_displayed() and element.accessible_name == name:
+                return element
+        raise AssertionError(f"no {css} named {name!r}")
+
+    def conversations(self) -> WebElement:
+        nav = self.named("nav", "Conversations")
+        self.assertEqual(nav.aria_role, "navigation")
+        return nav
+
+    def entries(self) -> list[str]:
+        """The accessible names of the entries of the list of conversations."""
+        return [button.accessible_name for button in self.conversations().find_elements(By.TAG_NAME, "button")
+                if button.get_attribute("data-conversation")]
+
+    def open_log(self) -> WebElement:
+        """The open conversation: a log, named after it."""
+        logs = [e for e in self.driver.find_elements(By.CSS_SELECTOR, "[role=log]") if e.is_displayed()]
+        self.assertEqual(len(logs), 1)
+        return logs[0]
+
+    def join(self, room: str) -> None:
+        self.named("button", "Join room").click()
+        field = self.named("input", "Room name")
+        self.assertEqual(self.driver.switch_to.active_element, field)
+        field.send_keys(room, Keys.ENTER)
+
+    def test_create_a_room_a_second_user_joins_they_talk_unread_counts_and_a_reload_keeps_it(self) -> None:
+        self.start()
+        self.open_page()
+        self.log_in("alice", "correct horse")
+        self.wait_connected("alice")
+        self.join("#dev")
+        wait(self.driver, lambda d: self.open_log().accessible_name == "#dev", "the log named #dev")
+        self.wait_said("You are in #dev (1 member).")
+        self.assertIn("#dev, 0 unread", self.entries())
+        self.assertEqual(self.element("room-members").text, "@alice")
+
+        bob = self.tcp_user("bob", version=11)
+        bob.send("JOIN #DEV")  # any case: the room as alice spelled it
+        self.assertIn("MEMBER #dev alice online op", bob.until("ENDMEMBERS"))
+        self.wait_said("bob joined #dev")
+        wait(self.driver, lambda d: self.element("room-members").text == "@alice\nbob", "bob among the members")
+        self.element("message").send_keys("welcome, bob", Keys.ENTER)
+        self.assertTrue(any(line.endswith(":welcome, bob") for line in bob.until("MSG alice room #dev")))
+        bob.send("SEND #dev :thanks alice")
+        self.wait_said("bob in #dev: thanks alice")
+
+        self.named("button", "#all, everyone, 0 unread").click()  # another conversation open
+        wait(self.driver, lambda d: self.open_log().accessible_name == "#all (everyone)", "everyone's log")
+        bob.send("SEND #dev :are you there?")
+        wait(self.driver, lambda d: any(e.startswith("#dev, 1 unread") for e in self.entries()), "#dev 1 unread")
+
+        self.open_page()  # reload: alice's room is still hers
+        self.log_in("alice", "correct horse")
+        self.wait_connected("alice")
+        wait(self.driver, lambda d: any(e.startswith("#dev, 1 unread") for e in self.entries()), "#dev after reload")
+        next(b for b in self.conversations().find_elements(By.TAG_NAME, "button")
+             if (b.accessible_name or "").startswith("#dev")).click()
+        wait(self.driver, lambda d: self.open_log().accessible_name == "#dev", "the log named #dev again")
+        self.wait_said("bob in #dev: are you there?")  # its history
+        wait(self.driver, lambda d: any(e.startswith("#dev, 0 unread") for e in self.entries()), "read")
+
+    def test_an_operators_actions_and_leaving(self) -> None:
+        self.start()
+        bob = self.tcp_user("bob", version=11)
+        self.enter_as("alice")
+        self.join("#ops")
+        wait(self.driver, lambda d: self.open_log().accessible_name == "#ops", "the log named #ops")
+        operator = self.named("form", "Operator")
+        field = self.named("input", "Topic, name or modes")
+        field.send_keys("on call this week")
+        self.named("button", "Set topic").click()
+        wait(self.driver, lambda d: self.element("room-topic").text == "Topic: on call this week", "the topic")
+        field.send_keys("bob")
+        self.named("button", "Invite").click()
+        self.wait_said("You invited bob to #ops.")
+        self.assertTrue(any(line.startswith("INVITATION #ops alice") for line in bob.until("INVITATION")))
+        bob.send("JOIN #ops")
+        self.wait_said("bob joined #ops")
+        field.send_keys("+v bob")
+        self.named("button", "Set modes").click()
+        wait(self.driver, lambda d: self.element("room-members").text == "@alice\n+bob", "bob voiced")
+        self.assertEqual(self.named("li", "bob, online, voice").text, "+bob")
+        field.send_keys("bob enough")
+        self.named("button", "Kick").click()
+        self.wait_said("alice removed bob from #ops: enough")
+        self.assertTrue(operator.is_displayed())
+        self.named("button", "Leave room").click()
+        self.wait_said("You left #ops")
+        wait(self.driver, lambda d: not any(e.startswith("#ops") for e in self.entries()), "#ops gone from the list")
+        self.assertEqual(self.open_log().accessible_name, "#all (everyone)")
+
+    def test_the_seeds_flow_is_whole_beside_the_rooms(self) -> None:
+        self.start()
+        bob = self.tcp_user("bob")
+        self.enter_as("alice")
+        self.join("#dev")
+        wait(self.driver, lambda d: self.open_log().accessible_name == "#dev", "the log named #dev")
+        self.choose("unicast", "bob")  # unicast, then the recipient from the log, then the text
+        self.say("just you")
+        self.assertTrue(any(line.endswith(":just you") for line in bob.until("MSG alice unicast bob")))
+        self.assertEqual(self.open_log().accessible_name, "bob")
+        self.assertFalse(self.element("room").is_displayed())
+
+    def test_hostile_room_lines_do_not_break_the_page(self) -> None:
+        self.start()
+        self.enter_as("alice")
+        self.join("#dev")
+        wait(self.driver, lambda d: self.open_log().accessible_name == "#dev", "the log named #dev")
+        errors = self.driver.execute_script(
+            "const errors = []; for (const line of arguments[0]) {"
+            "  try { session.line(line); } catch (e) { errors.push(`${line}: ${e}`); } }"
+            "return errors;",
+            [
+                "ENTERED #dev <img src=x onerror=alert(1)>",
+                "ENTERED #dev",
+                "ENTERED dev bob",
+                "MEMBER #dev",
+                "ENDMEMBERS",
+                "MSG bob room * 01M8V0C6N3D0SNYQ1V4XC1XSA1 2026-12-02T09:00:00.000Z :no room",
+                "MSG bob room #nowhere,x 01M8V0C6N3D0SNYQ1V4XC1XSA2 2026-12-02T09:00:00.000Z :odd",
+                "MODE #dev mallory +oooo",
+                "MODE #dev - ",
+                "MODE #dev <b> +o alice",
+                "KICKED #dev alice",
+                "TOPIC #dev",
+                "ROOMINFO #dev -1 :x",
+                "ROOMINFO #dev NaN :x",
+                "ENDROOMS",
+                "ROOMGONE",
+                "PARTED #nowhere bob",
+                "INVITATION #dev <script>",
+            ],
+        )
+        self.assertEqual(errors, [])
+        self.assertEqual(self.driver.find_elements(By.CSS_SELECTOR, "#conversation img, #room img"), [])
+        self.assertEqual(self.element("room-members").text, "@alice")
+        self.element("message").send_keys("still works", Keys.ENTER)
+        wait(self.driver, lambda d: "delivered to nobody" in self.receipts(), "the receipt")

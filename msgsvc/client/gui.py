@@ -35,8 +35,13 @@ _MODES = [
     (Kind.MULTICAST, "Multicast", "m"),
     (Kind.BROADCAST, "Broadcast", "b"),
 ]
-# Broadcast needs no recipients: a click there is undone by show_mode.
-_SELECT = {Kind.UNICAST: tkinter.BROWSE, Kind.MULTICAST: tkinter.MULTIPLE, Kind.BROADCAST: tkinter.BROWSE}
+# Broadcast and a room need no recipients: a click there is undone by show_mode (and leaves the room).
+_SELECT = {
+    Kind.UNICAST: tkinter.BROWSE,
+    Kind.MULTICAST: tkinter.MULTIPLE,
+    Kind.BROADCAST: tkinter.BROWSE,
+    Kind.ROOM: tkinter.BROWSE,
+}
 
 
 class ChatWindow:
@@ -319,7 +324,7 @@ class ChatWindow:
         self.conversations.delete(0, "end")
         for item in items:
             unread = f" · {item.unread} unread" if item.unread else ""
-            self.conversations.insert("end", f"{item.who} · {item.when}{unread}")
+            self.conversations.insert("end", " · ".join(filter(None, [item.who, item.when])) + unread)
         if items:
             self.recent.pack(fill="x")
         else:

@@ -462,6 +462,9 @@ class ChatPresenter:
         self._open()
 
     def choose_recipients(self, names: tuple[str, ...]) -> None:
+        """The seed's second step: the recipients (picking one in a room leaves it, for unicast)."""
+        if self.mode is Kind.ROOM:
+            self.mode = Kind.UNICAST
         if self.mode is Kind.BROADCAST:
             names = ()
         elif self.mode is Kind.UNICAST:
@@ -847,7 +850,8 @@ class ChatPresenter:
         room = self._open_room()
         if not room:
             return
-        if changes and not re.fullmatch(r"([+-][a-z]+)+", changes) or any(" " in a or not a for a in args):
+        well_formed = not changes or re.fullmatch(r"[+-]?[a-z]+([+-][a-z]+)*", changes) is not None
+        if not well_formed or any(" " in a or not a for a in args):
             self._say("error", "Modes: +i, -m, +k KEY, +l 20, +o NAME, -v NAME, +b NAME (none: see them).")
             return
         assert self._protocol is not None
@@ -962,8 +966,8 @@ class ChatPresenter:
         else:
             self._room_changed(key)
 
-    def entered(self, room: str, name: str) -> None:
-        key = room.lower()
+    def entered(self, room: str, member: Member) -> None:
+        key, name = room.lower(), member.name
         if key == "#all":
             return  # everyone is in it: JOINED says who came
         if self._mine(name):
@@ -975,7 +979,7 @@ class ChatPresenter:
         if known is None:
             return
         if known.members is not None:
-            known.members[name.casefold()] = Member(name, True)
+            known.members[name.casefold()] = member
         self._say("info", f"{name} joined {known.name}")
         self._room_changed(key)
 
@@ -1056,6 +1060,11 @@ class ChatPresenter:
                 modes = set(room.modes) | {letter} if adding else set(room.modes) - {letter}
                 room.modes = "".join(sorted(modes))
 
+    def bans(self, room: str, bans: list[tuple[str, str]]) -> None:
+        self._answered("MODE", room=room)
+        listed = ", ".join(f"{name} (by {by})" for name, by in bans)
+        self._say("info", f"Banned from {room}: {listed}" if bans else f"Nobody is banned from {room}.")
+
     def invited(self, room: str, name: str) -> None:
         self._answered("INVITE", room=room)
         self._say("info", f"You invited {name} to {room}.")
@@ -1070,10 +1079,14 @@ class ChatPresenter:
         asked = self._answered("ROOMS")
         if asked is None:
             return
-        if asked.query:
+        if asked.query:  # at login: the list of conversations holds #all and this user's rooms
+            if self._recent is None:
+                self._recent = {}
+            self._recent.setdefault("#all", 0.0)
             for info in found:
                 if info.room.lower() != "#all":
                     self._entered_room(info.room).topic = info.topic
+            self._show_recent()
             return
         self._say("info", f"Rooms ({len(found)}):" if found else "No rooms yet: join one to create it.")
         for info in found:

@@ -162,7 +162,9 @@ class ClientListener(Protocol):
     def room_members(self, room: str, members: list[Member]) -> None:
         """(Version 11) ``room``'s members: the answer to a join or to :meth:`ClientProtocol.members`."""
 
-    def entered(self, room: str, name: str) -> None: ...
+    def entered(self, room: str, member: Member) -> None:
+        """``member`` entered ``room`` (online), with its marks (a founder rejoining is an operator)."""
+
     def parted(self, room: str, name: str, reason: str) -> None: ...
     def kicked(self, room: str, name: str, by: str, reason: str) -> None: ...
 
@@ -178,6 +180,9 @@ class ClientListener(Protocol):
 
     def invitation(self, room: str, by: str) -> None:
         """``by`` invites this user to ``room``."""
+
+    def bans(self, room: str, bans: list[tuple[str, str]]) -> None:
+        """The answer to ``MODE <room> b``: the names banned, and by whom, oldest first."""
 
     def room_gone(self, room: str, reason: str) -> None:
         """``room`` is no longer this user's: deleted, or the membership ended by the operator."""
@@ -220,6 +225,7 @@ class ClientProtocol(LineProtocol):
         self._version_asked = False  # VERSION sent and not yet answered
         self._members: list[Member] = []  # the MEMBER lines of the answer coming
         self._rooms: list[RoomInfo] = []  # the ROOMINFO lines of the answer coming
+        self._bans: list[tuple[str, str]] = []  # the BAN lines of the answer coming
 
     def connectionMade(self) -> None:
         self._write("VERSION", str(VERSION))
@@ -324,7 +330,9 @@ class ClientProtocol(LineProtocol):
                 found_members, self._members = self._members, []
                 listener.room_members(_room(params[0]), found_members)
             case "ENTERED" if v11:
-                listener.entered(_room(params[0]), _user(params[1]))
+                marks = params[2:]
+                member = Member(_user(params[1]), True, "op" in marks, "voice" in marks)
+                listener.entered(_room(params[0]), member)
             case "PARTED" if v11:
                 listener.parted(_room(params[0]), _user(params[1]), params[2] if len(params) > 2 else "")
             case "KICKED" if v11:
@@ -344,6 +352,11 @@ class ClientProtocol(LineProtocol):
                 info = RoomInfo(params[0], int(params[1]), params[2] if len(params) > 2 else "")
                 if is_valid_room(info.room) and info.members >= 0:
                     self._rooms.append(info)
+            case "BAN" if v11 and len(self._bans) < MAX_LISTED:
+                self._bans.append((_user(params[1]), _user(params[2])))
+            case "ENDBANS" if v11:
+                found_bans, self._bans = self._bans, []
+                listener.bans(_room(params[0]), found_bans)
             case "ENDROOMS" if v11:
                 found_rooms, self._rooms = self._rooms, []
                 listener.rooms_listed(found_rooms)

@@ -269,10 +269,11 @@ class TextView:
         with their unread counts."""
         self._conversations = items
         due, self._summary_due = self._summary_due, False
-        if not (due and items):
+        told = [item for item in items if item.when or item.unread]  # not #all nor a room without messages
+        if not (due and told):
             return
-        newest = ", ".join(_described(item) for item in items[:_SUMMARY])
-        more = f" and {len(items) - _SUMMARY} more" if len(items) > _SUMMARY else ""
+        newest = ", ".join(_described(item) for item in told[:_SUMMARY])
+        more = f" and {len(told) - _SUMMARY} more" if len(told) > _SUMMARY else ""
         self._say("info", f"-- Your recent conversations: {newest}{more}. /conversations N opens one.")
 
     def show_room(self, room: RoomItem | None) -> None:

@@ -154,6 +154,7 @@ class Session {
     this.openRoom = ""; // the key of the room open, or ""
     this.memberLines = []; // the MEMBER lines of the answer coming
     this.roomLines = []; // the ROOMINFO lines of the answer coming
+    this.banLines = []; // the BAN lines of the answer coming
   }
 
   url() {
@@ -650,7 +651,7 @@ const HANDLERS = {
       ui.renderRoom();
     }
   },
-  ENTERED(s, [room, name]) {
+  ENTERED(s, [room, name, ...marks]) {
     if (s.version < 11 || !ROOM.test(room || "") || !USERNAME.test(name || "")) return;
     const key = room.toLowerCase();
     if (key === "#all") return; // everyone is in it: JOINED says who came
@@ -663,7 +664,8 @@ const HANDLERS = {
     }
     const known = s.rooms.get(key);
     if (!known) return;
-    if (known.members) known.members.set(name.toLowerCase(), { name, online: true, op: false, voice: false });
+    const member = { name, online: true, op: marks.includes("op"), voice: marks.includes("voice") };
+    if (known.members) known.members.set(name.toLowerCase(), member);
     ui.system(`${name} joined ${known.name}`);
     ui.renderRoom();
   },
@@ -725,6 +727,17 @@ const HANDLERS = {
   ROOMGONE(s, [room, reason]) {
     if (s.version < 11 || !ROOM.test(room || "")) return;
     s.leftRoom(room.toLowerCase(), `${room} is no longer yours${reason ? `: ${reason}` : "."}`);
+  },
+  BAN(s, [room, name, by]) {
+    if (s.version < 11 || !USERNAME.test(name || "") || !USERNAME.test(by || "")) return;
+    if (s.banLines.length < MAX_LISTED) s.banLines.push(`${name} (by ${by})`);
+  },
+  ENDBANS(s, [room]) {
+    const lines = s.banLines;
+    s.banLines = [];
+    if (s.version < 11 || !ROOM.test(room || "")) return;
+    s.answered(["MODE"], room);
+    ui.system(lines.length ? `Banned from ${room}: ${lines.join(", ")}` : `Nobody is banned from ${room}.`);
   },
   ROOMINFO(s, [room, members, topic]) {
     const count = Number(members);
@@ -1404,7 +1417,7 @@ function onOperator(event) {
   } else if ((act === "invite" || act === "kick") && USERNAME.test(first || "")) {
     const line = act === "invite" ? `INVITE ${room} ${first}` : `KICK ${room} ${first}${rest.length ? ` :${rest.join(" ")}` : ""}`;
     sent = session.roomCommand(act.toUpperCase(), room, line);
-  } else if (act === "mode" && /^([+-][a-z]+)+$/.test(first || "") && rest.every((word) => !word.startsWith(":"))) {
+  } else if (act === "mode" && /^[+-]?[a-z]+([+-][a-z]+)*$/.test(first || "") && !rest.some((w) => w.startsWith(":"))) {
     sent = session.roomCommand("MODE", room, `MODE ${room} ${[first, ...rest].join(" ")}`);
   } else {
     ui.warning(act === "mode" ? "Modes: +i, -m, +k KEY, +l 20, +o NAME, -v NAME, +b NAME." : "Type a name first.");
