@@ -216,8 +216,8 @@ class ReadMarkerTests(IrcTestCase):
         for bad in ("*", "timestamp=not-a-timestamp", "msgid=01M8TYR19J1HB1YED1Z05M91H8", "2019-01-01"):
             (got,) = alice.send(f"MARKREAD #all {bad}")
             self.assertTrue(got.startswith(f"{fail} INVALID_PARAMS #all :"), got)
-        (got,) = alice.send("MARKREAD #test timestamp=2019-01-01T00:00:00.000Z")
-        self.assertTrue(got.startswith(f"{fail} INVALID_PARAMS #test :"), got)
+        (got,) = alice.send("MARKREAD #no!pe timestamp=2019-01-01T00:00:00.000Z")  # no room's name
+        self.assertTrue(got.startswith(f"{fail} INVALID_PARAMS #no!pe :"), got)
         self.assertEqual(reads.kept, {})
 
     def test_a_name_without_an_account_keeps_none(self) -> None:

@@ -15,6 +15,7 @@ from msgsvc.fronts.irc.numerics import ROOM_REFUSALS
 from msgsvc.hub.contracts import (
     Ban,
     Entered,
+    HistoryPolicy,
     Invited,
     Kicked,
     Kind,
@@ -31,6 +32,7 @@ from msgsvc.hub.contracts import (
     TopicSet,
     UserRecord,
 )
+from msgsvc.hub.history import History
 from msgsvc.hub.user import User
 
 from .support.harness import PASSWORD, ServerHarness
@@ -528,3 +530,42 @@ class OnTheHubTests(IrcTestCase):
     def test_chanlimit_counts_all_and_the_rooms_a_user_may_join(self) -> None:
         got = " ".join(g for g in self.irc().register("erin") if " 005 " in g)
         self.assertIn("CHANLIMIT=#:51 ", got)  # --max-rooms-per-user 50, and #all
+
+
+class RoomHistoryTests(IrcTestCase):
+    """A room's history over draft/chathistory and its read position over draft/read-marker."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        store, clock = self.harness.store, self.harness.clock
+        self.harness.hub.history = History(clock, store, HistoryPolicy())
+        store.since["dave"] = 0.0
+        self.dave = self.irc()
+        caps = "CAP REQ :batch draft/chathistory draft/read-marker"
+        self.dave.register("dave", caps, "CAP END", f"PASS :{PASSWORD}")
+        self.alice = self.irc()
+        self.alice.register("alice")
+        self.dave.send("JOIN #Dev")
+        self.alice.send("JOIN #dev")
+        for n in range(3):
+            clock.advance(0.001)
+            self.alice.send(f"PRIVMSG #dev :dev {n}")
+        self.dave.read()
+
+    def test_a_members_history_and_targets_and_an_outsiders_refusal(self) -> None:
+        got = self.dave.send("CHATHISTORY LATEST #dev * 10")
+        rows = [g.split(" ", 2)[2] for g in got if " PRIVMSG " in g]
+        self.assertEqual(rows, [f"PRIVMSG #Dev :dev {n}" for n in range(3)])
+        got = self.dave.send(
+            "CHATHISTORY TARGETS timestamp=1970-01-01T00:00:00Z timestamp=2262-01-01T00:00:00Z 10"
+        )
+        self.assertIn("CHATHISTORY TARGETS #Dev ", " ".join(got))
+        carol = self.irc()
+        carol.register("carol")
+        (refused,) = carol.send("CHATHISTORY LATEST #dev * 10")
+        self.assertIn(" FAIL CHATHISTORY INVALID_TARGET LATEST #dev ", refused)
+
+    def test_a_read_position_in_a_room_is_said_with_the_room(self) -> None:
+        self.dave.session.read_moved("#dev", "01M8TYR19J1HB1YED1Z05M91H8")
+        (moved,) = self.dave.read()
+        self.assertRegex(moved, rf"^:{SERVER} MARKREAD #Dev :timestamp=")

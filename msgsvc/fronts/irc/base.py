@@ -63,11 +63,11 @@ class IrcBase(Session):
         return folded in (self.factory.channel.casefold(), ALL)
 
     def _conversation(self, target: str) -> str:
-        """The conversation an IRC target names: #all's, or this user's with nicks (``a,b``); Refused
-        (RECIPIENT_INVALID, TOO_MANY_RECIPIENTS) if it names none."""
+        """The conversation an IRC target names: #all's, a room's, or this user's with nicks (``a,b``);
+        Refused (ROOM_INVALID, RECIPIENT_INVALID, TOO_MANY_RECIPIENTS) if it names none."""
         if self._is_channel(target):
             return ALL
-        return conversation_named(target, self.nick, self.clients.limits.max_recipients)
+        return conversation_named(target, self.nick, self.clients.limits.max_recipients, rooms=True)
 
     def _me(self) -> str:
         """Whom a message to this client is to: its name, once logged in (by SASL, before 001 too)."""

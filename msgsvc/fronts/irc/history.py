@@ -134,9 +134,12 @@ class History(IrcBase):
         self._answer_with(found, "TARGETS", "*", listed)
 
     def _target_of(self, entry: Stored) -> str | None:
-        """The IRC target a conversation is read with: #all, the other person's nick (or one's own)."""
+        """The IRC target a conversation is read with: #all, the room, the other person's nick (or one's
+        own)."""
         if entry.conversation == ALL:
             return self.channel
+        if entry.kind is Kind.ROOM:
+            return entry.recipients[0]
         people = participants(entry.conversation)
         if len(people) > 2:
             return None
@@ -187,6 +190,8 @@ class History(IrcBase):
         sender = self.factory.mask(entry.sender)
         if entry.kind is Kind.BROADCAST:
             return text_lines("PRIVMSG", self.channel, entry.text, sender, tags)
+        if entry.kind is Kind.ROOM:
+            return text_lines("PRIVMSG", entry.recipients[0], entry.text, sender, tags)
         if entry.kind is Kind.UNICAST and username_key(entry.sender) == self.nick_key:
             return text_lines("PRIVMSG", entry.recipients[0], entry.text, sender, tags)
         return text_lines("PRIVMSG", self.nick, addressed(entry, self.nick), sender, tags)

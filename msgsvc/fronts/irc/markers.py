@@ -129,9 +129,12 @@ class ReadMarker(Channel):
             self._send(line("MARKREAD", target, marker(position), prefix=self.factory.server_name))
 
     def _target_named(self, conversation: str) -> str | None:
-        """The IRC target of a conversation key: #all, the other person's nick (or one's own)."""
+        """The IRC target of a conversation key: #all, a room (as spelled, if shown here), the other
+        person's nick (or one's own)."""
         if conversation == ALL:
             return self.channel
+        if conversation.startswith("#"):
+            return self.rooms.get(conversation, conversation)
         people = participants(conversation)
         if len(people) > 2:
             return None
