@@ -63,10 +63,10 @@ async def shoot(windows: list[ChatWindow], window: ChatWindow | ServerWindow, na
 
 
 async def main() -> None:
-    usernames = SqliteStore(reactor, os.path.join(tempfile.mkdtemp(), "names.sqlite3"))
+    usernames = SqliteStore(reactor, os.path.join(tempfile.mkdtemp(), "names.sqlite3"), reactor)
     usernames.startService()
     history = History(reactor, usernames, HistoryPolicy())  # kept: the clients show it
-    hub = Hub(reactor, usernames, [], max_clients=50, history=history)
+    hub = Hub(reactor, usernames, [], max_clients=50, history=history, rooms=usernames)
     hasher = Hasher(reactor, threads=1)
     hasher.startService()
     accounts = Accounts(hub, usernames, hasher, reactor, require_password=False)
@@ -152,6 +152,23 @@ async def main() -> None:
     send(bob, Kind.UNICAST, ("alice",), "Can you bring the laptop charger?")  # on the laptop: unread
     await settle(windows)
     await shoot(windows, laptop, "client-devices.png")
+
+    # Rooms: alice creates #release (its operator), bob and carol join, they talk; alice's window shows it.
+    for w, room in ((alice, "#release"), (bob, "#release"), (carol, "#Release")):
+        assert w.presenter is not None
+        w.presenter.join(room)
+        await settle(windows)
+    alice.presenter.set_topic("1.4 ships Friday: blockers here")  # type: ignore[union-attr]
+    await settle(windows)
+    alice.presenter.set_mode("+v", ("carol",))  # type: ignore[union-attr]
+    await settle(windows)
+    for w, text in ((bob, "The migration needs one more review."), (carol, "I'll take it after lunch.")):
+        w.message.insert(0, text)
+        w.send_button.invoke()
+        await settle(windows)
+    alice.message.insert(0, "Thanks both — let's cut the branch at 4.")
+    await shoot(windows, alice, "client-rooms.png")
+    alice.message.delete(0, "end")
 
     await settle([*windows, server_window], 2.2)
     server_window.table.selection_set("bob")

@@ -139,6 +139,24 @@ def main() -> None:
         driver.find_element(By.ID, "people-toggle").click()
         WebDriverWait(driver, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#conversations .unread"))
         shoot(driver, "page-devices.png")
+
+        # Rooms: erin creates #design with "Join room"; bob joins and they talk; a message to the room
+        # while erin reads everyone's counts unread in the list.
+        driver.set_window_size(1000, 700)
+        driver.find_element(By.ID, "join-room").click()
+        driver.find_element(By.ID, "room-name").send_keys("#design" + Keys.ENTER)
+        WebDriverWait(driver, 10).until(lambda d: d.find_element(By.ID, "room").is_displayed())
+        designer = Peer(tcp, "gina", version=11)
+        designer.send("JOIN #design")
+        designer.send("SEND #design :the new icons are in the shared folder")
+        driver.find_element(By.ID, "message").send_keys("they look great, ship them" + Keys.ENTER)
+        operator = driver.find_element(By.ID, "operator-text")
+        operator.send_keys("+v gina")
+        driver.find_element(By.CSS_SELECTOR, '#operator button[value="mode"]').click()
+        designer.send("SEND #design :thanks! the dark theme next")
+        WebDriverWait(driver, 10).until(lambda d: "dark theme" in d.find_element(By.ID, "conversation").text)
+        driver.find_element(By.ID, "message").send_keys("gina, ping me when it's up")
+        shoot(driver, "page-rooms.png")
     finally:
         driver.quit()
         server.terminate()

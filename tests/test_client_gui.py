@@ -409,8 +409,8 @@ class ClientWindowHistoryTests(ClientWindowTests):
         self.assertTrue(alice.operator_panel.winfo_ismapped())
         self.assertEqual(alice.conversations.get(0, "end"), ("everyone", "#dev"))  # no message in them yet
         await self.join(bob, "#DEV")
-        title = "#dev  ·  2 members  ·  no messages from outside, topic locked"
-        self.assertEqual(bob.room_title.cget("text"), title)
+        self.assertEqual(bob.room_title.cget("text"), "#dev  ·  2 members")
+        self.assertEqual(bob.room_modes.cget("text"), "Modes: no messages from outside, topic locked")
         self.assertFalse(bob.operator_panel.winfo_ismapped())  # bob is no operator
         await self.until("bob among alice's members", lambda: alice.room_members.size() == 2)
 

@@ -228,11 +228,13 @@ class ChatWindow:
         ttk.Button(head, text="Leave room", command=self._part).pack(side="right")
         self.room_topic = ttk.Label(room, text="", wraplength=560)
         self.room_topic.pack(anchor="w")
+        self.room_modes = ttk.Label(room, text="", foreground="#777777")
+        self.room_modes.pack(anchor="w")
         self.room_members = tkinter.Listbox(room, height=4, exportselection=False, activestyle="none")
         self.room_members.pack(fill="x", pady=(4, 4))
         self.operator_panel = ttk.Frame(room)  # shown to the room's operators
         ttk.Label(self.operator_panel, text="Operator").pack(side="left")
-        self.operator_text = ttk.Entry(self.operator_panel, width=22)
+        self.operator_text = ttk.Entry(self.operator_panel, width=14)
         self.operator_text.pack(side="left", padx=(6, 6))
         for label, act in (
             ("Set topic", self._set_topic),
@@ -240,7 +242,7 @@ class ChatWindow:
             ("Kick", self._kick),
             ("Set modes", self._set_mode),
         ):
-            ttk.Button(self.operator_panel, text=label, command=act).pack(side="left", padx=(0, 4))
+            ttk.Button(self.operator_panel, text=label, command=act, width=0).pack(side="left", padx=(0, 2))
         self._members: list[str] = []
 
     # -- View --------------------------------------------------------------
@@ -335,8 +337,8 @@ class ChatWindow:
             self.room_frame.pack_forget()
             return
         modes = ", ".join(ROOM_MODES.get(letter, letter) for letter in room.modes)
-        title = f"{room.name}  ·  {members_of(len(room.members))}" + (f"  ·  {modes}" if modes else "")
-        self.room_title.configure(text=title)
+        self.room_title.configure(text=f"{room.name}  ·  {members_of(len(room.members))}")
+        self.room_modes.configure(text=f"Modes: {modes}" if modes else "No modes")
         self.room_topic.configure(text=f"Topic: {room.topic}" if room.topic else "No topic")
         self._members = [member.name for member in room.members]
         self.room_members.delete(0, "end")
