@@ -569,3 +569,15 @@ class RoomHistoryTests(IrcTestCase):
         self.dave.session.read_moved("#dev", "01M8TYR19J1HB1YED1Z05M91H8")
         (moved,) = self.dave.read()
         self.assertRegex(moved, rf"^:{SERVER} MARKREAD #Dev :timestamp=")
+
+    def test_a_join_says_the_read_position_before_the_names(self) -> None:
+        got = self.dave.send("JOIN #ops")
+        self.assertEqual(numerics(got), ["JOIN", "MARKREAD", "353", "366"])
+        self.assertEqual(got[1], f":{SERVER} MARKREAD #ops :*")
+        labeled = self.irc()
+        labeled.register(
+            "dave", "CAP REQ :batch labeled-response draft/read-marker", "CAP END", f"PASS :{PASSWORD}"
+        )
+        got = labeled.send("@label=j JOIN #ops2")
+        self.assertEqual(numerics(got), ["BATCH", "JOIN", "MARKREAD", "353", "366", "BATCH"])
+        self.assertTrue(got[0].startswith("@label=j "), got)

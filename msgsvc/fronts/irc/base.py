@@ -99,6 +99,12 @@ class IrcBase(Session):
         """Show the rooms this user is in already (a protected one's, or its other sessions')."""
         raise NotImplementedError
 
+    def room_burst(self, room: str, head: bytes, names: bytes, asked: bool) -> None:
+        """Show a room joined: ``head`` (JOIN, its topic), then ``names`` (353, 366); ``asked``: the
+        answer to this session's JOIN (:class:`~msgsvc.fronts.irc.markers.ReadMarker` puts MARKREAD
+        between them)."""
+        (self._write if asked else self._send)(head + names)
+
     def who_room(self, target: str) -> None:
         """WHO #room (:class:`~msgsvc.fronts.irc.rooms.Rooms`)."""
         raise NotImplementedError

@@ -14,6 +14,7 @@ from msgsvc.fronts.irc.wire import line, read_server_time, server_time
 from msgsvc.hub.contracts import Refusal, Refused
 from msgsvc.hub.conversations import ALL, participants
 from msgsvc.hub.ids import message_id_below, message_id_floor, message_id_time
+from msgsvc.hub.rules import room_key
 
 READ_MARKER = "draft/read-marker"
 
@@ -119,6 +120,27 @@ class ReadMarker(Channel):
                 self._list(self._names())
 
         self._read_marker(ALL, self.channel, self._write if asked else self._send, then)
+
+    def room_burst(self, room: str, head: bytes, names: bytes, asked: bool) -> None:
+        """A room joined; with ``draft/read-marker``, its MARKREAD before its names, all written at once
+        when the position has been read."""
+        if READ_MARKER not in self.caps:
+            super().room_burst(room, head, names, asked)
+            return
+        out = self._write if asked else self._send
+        held = [head]
+        if asked:
+            self._hold("marker")
+        finish = self._later(lambda _: out(b"".join(held) + names)) if asked else None
+
+        def then(_: None) -> None:
+            if finish is not None:
+                finish(None)
+                self._release("marker")
+            else:
+                out(b"".join(held) + names)
+
+        self._read_marker(room_key(room), room, held.append, then)
 
     def read_moved(self, conversation: str, position: str) -> None:
         """hub.Participant: another session of the account read ``conversation`` up to ``position``:

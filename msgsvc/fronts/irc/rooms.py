@@ -88,8 +88,7 @@ class Rooms(Channel):
         burst = self.join_line(self.nick, view.name)
         if view.topic:
             burst += self._topic_lines(view.name, view.topic, view.topic_by, view.topic_at)
-        burst += b"".join(self._room_names(view))
-        (self._write if asked else self._send)(burst)
+        self.room_burst(view.name, burst, b"".join(self._room_names(view)), asked)
 
     def _topic_lines(self, room: str, topic: str, by: str | None, at: float | None) -> bytes:
         """332 and 333."""
