@@ -174,6 +174,17 @@ async def main() -> None:
     server_window.table.selection_set("bob")
     server_window.reason.insert(0, "please reconnect after the upgrade")
     await shoot(windows, server_window, "server.png")
+    assert alice.presenter is not None  # a second room, hers, a private one; none of her later windows is shot
+    alice.presenter.join("#design")
+    await settle(windows)
+    alice.presenter.set_topic("New login page: mock-ups by Thursday")
+    alice.presenter.set_mode("+is", ())
+    await settle([*windows, server_window])
+    server_window.tabs.select(1)  # Rooms
+    server_window.rooms.selection_set("#release/bob")
+    server_window.reason.delete(0, "end")
+    server_window.reason.insert(0, "flooding the room")
+    await shoot(windows, server_window, "server-rooms.png")
     server_presenter.stop()
     server_window.root.destroy()
 

@@ -26,10 +26,10 @@ _HEADINGS = {
 _ROOM_HEADINGS = {
     "room": ("Room / member", 160),  # the tree's own column: members indented under their room
     "members": ("Members / state", 135),
-    "modes": ("Modes / role", 170),
+    "modes": ("Modes / role", 120),
     "topic": ("Topic", 270),
     "founder": ("Founder", 90),
-    "created": ("Created", 140),
+    "created": ("Created", 150),
 }
 
 
