@@ -469,7 +469,8 @@ class IUser(Interface):
         """The user leaves (or its login ends unfinished): its name is free again.  Harmless twice."""
 
     # History: each fails with Refused: HISTORY_OFF (none kept), HISTORY_FORBIDDEN (a direct
-    # conversation and this user not protected now, or not a participant), UNAVAILABLE (the store).
+    # conversation and this user not protected now, or not a participant; a room it is not in),
+    # UNAVAILABLE (the store).
     # ``conversation`` is a key (conversation_named()); what this user may read is decided here, by the
     # hub: ALL whole; a direct conversation from the time its name was last protected.
 
@@ -483,15 +484,16 @@ class IUser(Interface):
 
     def conversations(limit: int) -> Deferred[list[Summary]]:
         """Each conversation this user may read, by its latest readable entry, newest first: ALL (if it
-        holds any) and the direct ones it takes part in; with its unread count and read position."""
+        holds any), the rooms it is in, and the direct ones it takes part in; with its unread count and
+        read position."""
 
     def catch_up(from_reads: bool) -> Deferred[list[Page]]:
         """The login's catch-up: for ALL, the latest ``HistoryPolicy.catch_up`` entries sent since this
         name last logged out (a name new to the log: the latest), ``more`` if older exist.  Direct
         conversations are not in it: what came while away is the offline queue's (DELAYED).
         ``from_reads`` (a protected name's version 10 login): ALL from its read position there if it
-        has one, then the direct conversations with others' entries after their read positions (the
-        ``CATCH_UP_CONVERSATIONS`` newest), each its latest ``HistoryPolicy.catch_up`` such."""
+        has one, then its rooms and direct conversations with others' entries after their read positions
+        (the ``CATCH_UP_CONVERSATIONS`` newest), each its latest ``HistoryPolicy.catch_up`` such."""
 
     # Read positions (a protected name's): each fails as the history methods do.
 
