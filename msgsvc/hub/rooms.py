@@ -221,10 +221,12 @@ class Rooms:
         message = Message(session.record.name, Kind.ROOM, (record.name,), text, *self._ids.make())
         targets: list[Account] = []
         elsewhere: dict[str, list[str]] = {}
+        remote, sessions = self._nodes.remote, self._sessions
         for key in record.members:
-            for node in self._nodes.nodes_of(key):
-                elsewhere.setdefault(node, []).append(key)
-            account = self._sessions.get(key)
+            if key in remote:  # its sessions on other nodes
+                for node in remote[key]:
+                    elsewhere.setdefault(node, []).append(key)
+            account = sessions.get(key)
             if account is not None and account.online and key != user:
                 targets.append(account)
         for node in self._nodes.nodes_of(user):  # the sender's own sessions there see what it sent
