@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from enum import Enum
 
-from msgsvc.hub.contracts import ROOM_FLAGS, HistoryPolicy, ModeChange, Refusal, Refused
+from msgsvc.hub.contracts import ROOM_FLAGS, ROOM_LIMIT_MAX, HistoryPolicy, ModeChange, Refusal, Refused
 from msgsvc.hub.ids import message_id, message_id_floor
 from msgsvc.hub.rules import check_password_rules, is_valid_username, message_text, recipient_names, room_name
 
@@ -98,6 +98,7 @@ REFUSAL_CODES = {
     Refusal.MODERATED: Code.MODERATED,
     Refusal.TOO_MANY_ROOMS: Code.TOO_MANY_ROOMS,
     Refusal.CANNOT_LEAVE: Code.CANNOT_LEAVE,
+    Refusal.MODE_INVALID: Code.BAD_SYNTAX,
 }
 
 
@@ -506,8 +507,6 @@ Command = (
 ROOM_VERBS = frozenset({"JOIN", "PART", "TOPIC", "INVITE", "KICK", "MODE", "MEMBERS", "ROOMS"})
 #: Changes one MODE may make.
 MODE_CHANGES = 12
-#: The greatest +l.
-MODE_LIMIT_MAX = 1_000_000
 _MODE_USAGE = "usage: MODE <room> [<changes> [<arg>...]] (changes of i m n s t k l o v b)"
 
 _HISTORY = HistoryPolicy()  # a HISTORY's count: at most its page (the server's default when none)
@@ -670,8 +669,8 @@ def _mode_changes(word: str, args: list[str]) -> tuple[ModeChange, ...]:
                 raise ProtocolError(Code.BAD_SYNTAX, f"not a username: {arg!r}")
             if letter == "l":
                 limit = ascii_int(arg, 7) or 0
-                if not 1 <= limit <= MODE_LIMIT_MAX:
-                    raise ProtocolError(Code.BAD_SYNTAX, f"+l takes a limit from 1 to {MODE_LIMIT_MAX}")
+                if not 1 <= limit <= ROOM_LIMIT_MAX:
+                    raise ProtocolError(Code.BAD_SYNTAX, f"+l takes a limit from 1 to {ROOM_LIMIT_MAX}")
                 arg = str(limit)
         changes.append((sign + letter, arg))
     if args or not changes or len(changes) > MODE_CHANGES:

@@ -503,3 +503,10 @@ class NodesTests(RoomsTestCase):
         rooms.load(self.successResultOf(self.store.rooms()))
         self.assertEqual([m.name for m in rooms.everything()[0].members], ["alice"])
         self.assertEqual(list(self.store.rooms_kept["#dev"].members), ["alice"])
+
+    def test_a_mode_change_the_hub_cannot_read_is_refused(self) -> None:
+        alice = self.join("alice")
+        self.successResultOf(alice.user.join("#dev", None))
+        for change in [("+l", "abc"), ("+l", ""), ("+l", "0"), ("+l", None), ("+k", ""), ("+o", None), ("+b", "9x"), ("+x", None), ("i", None)]:
+            self.assertEqual(self.refusal(alice.user.mode, "#dev", [change]), Refusal.MODE_INVALID, change)
+        self.assertEqual(self.store.rooms_kept["#dev"].limit, None)

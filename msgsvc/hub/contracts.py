@@ -64,6 +64,7 @@ class Refusal(Enum):
     MODERATED = auto()  # +m and neither operator nor voiced
     TOO_MANY_ROOMS = auto()  # --max-rooms-per-user
     CANNOT_LEAVE = auto()  # #all
+    MODE_INVALID = auto()  # a mode change of no mode, or without its argument
 
 
 class Refused(Exception):
@@ -274,6 +275,8 @@ class Ban:
 ROOM_FLAGS = "imnst"
 #: The modes of a new room.
 ROOM_DEFAULT_MODES = "nt"
+#: The greatest member limit (``+l``).
+ROOM_LIMIT_MAX = 1_000_000
 
 
 @dataclass

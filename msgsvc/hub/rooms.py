@@ -26,6 +26,7 @@ from twisted.python.failure import Failure
 
 from msgsvc.hub.contracts import (
     ROOM_FLAGS,
+    ROOM_LIMIT_MAX,
     Ban,
     Entered,
     Invited,
@@ -53,7 +54,7 @@ from msgsvc.hub.conversations import ALL
 from msgsvc.hub.events import Event, RoomChanged
 from msgsvc.hub.ids import MessageIds
 from msgsvc.hub.nodes import Nodes
-from msgsvc.hub.rules import room_key, room_name, username_key
+from msgsvc.hub.rules import is_valid_username, room_key, room_name, username_key
 from msgsvc.hub.session import Account, Session, deliver
 
 T = TypeVar("T")
@@ -449,6 +450,7 @@ class Rooms:
         bans = set(record.bans)
         effective: list[ModeChange] = []
         for change, arg in changes:
+            _check_change(change, arg)
             on, letter = change[0] == "+", change[1]
             if letter in ROOM_FLAGS:
                 if (letter in modes) != on:
@@ -622,6 +624,19 @@ class Rooms:
 
     def _quietly(self, written: Deferred[None]) -> None:
         written.addErrback(lambda f: self.log.failure("could not keep a change of a room", f))
+
+
+def _check_change(change: str, arg: str | None) -> None:
+    """Refused(MODE_INVALID) unless ``change`` is a sign and a mode, with the argument it takes."""
+    valid = len(change) == 2 and change[0] in "+-" and change[1] in ROOM_FLAGS + "klovb"
+    if valid and (change[1] in "ovb" or change in ("+k", "+l")):
+        valid = bool(arg)
+        if change[1] in "ovb":
+            valid = arg is not None and is_valid_username(arg)
+        elif change == "+l":
+            valid = arg is not None and arg.isascii() and arg.isdigit() and 1 <= int(arg) <= ROOM_LIMIT_MAX
+    if not valid:
+        raise Refused(Refusal.MODE_INVALID, f"not a mode change: {change} {arg or ''}".rstrip())
 
 
 def _key(session: Session) -> str:
