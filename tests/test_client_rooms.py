@@ -373,3 +373,41 @@ class RoomPresenterTests(SynchronousTestCase):
         self.assertEqual([(m.name, m.op) for m in room.members], [("alice", True), ("carol", False)])
         self.assertEqual(self.presenter.conversation(), "#dev")
         self.assertTrue(self.presenter.send("still here"))
+
+    def test_a_rooms_unread_count_and_history_and_reading_it(self) -> None:
+        at = _millis(2026, 12, 2, 9, 0)
+        self.presenter.login("alice", "tcp:localhost:8123", "alice's secret")
+        self.connection.server_says(
+            "VERSION 11 90",
+            "WELCOME alice :hi",
+            "USER alice online protected",
+            "USER bob online",
+            "ENDUSERS 2",
+        )
+        self.assertEqual(self.connection.sent()[2:], ["CONVERSATIONS", "ROOMS mine"])
+        self.connection.server_says(
+            "ENDHISTORY #all 0 start",
+            f"CONVERSATION #dev {ID2} {at} 2 {ID1}",
+            "ENDCONVERSATIONS 1",
+            "ROOMINFO #Dev 2 :the build",
+            "ENDROOMS 1",
+        )
+        self.assertEqual(
+            self.view.last("show_conversations")[0],
+            [ConversationItem("#dev", "#Dev", "today 09:00", unread=2), ConversationItem("#all", "everyone", "")],
+        )
+        self.presenter.look(True)
+        self.presenter.open_conversation("#dev")
+        self.assertEqual(self.connection.sent(), ["HISTORY #dev *", "MEMBERS #Dev"])
+        self.connection.server_says(
+            f"HISTMSG #dev bob room #Dev {ID2} {at} :is the build green?",
+            "ENDHISTORY #dev 1 start",
+            "MEMBER #Dev alice online op",
+            "MEMBER #Dev bob online",
+            "ENDMEMBERS #Dev 2",
+        )
+        entries = [args[1] for name, args in self.view.calls if name == "insert"]
+        inserted = [(e.style, e.text) for e in entries]  # type: ignore[attr-defined]
+        self.assertIn(("group", "bob in #Dev: is the build green?"), inserted)
+        self.assertEqual(self.connection.sent(), [f"READ #dev {ID2}"])
+        self.assertEqual(self.view.last("show_conversations")[0][0].unread, 0)  # type: ignore[index]

@@ -583,3 +583,10 @@ class TextRoomTests(SynchronousTestCase):
         self.assertNotIn("\x1b", shown)
         self.assertNotIn("\u202e", shown)
         self.assertIn("topic: \\u202etopic", shown)
+
+    def test_tab_completes_this_users_rooms(self) -> None:
+        self.view.line("/join #Design")
+        self.connection.server_says("ROOM #Design 0 +nt :", "MEMBER #Design bob online op", "ENDMEMBERS #Design 1")
+        self.assertEqual(self.view.completions("/to #d"), ["#Design "])
+        self.assertEqual(self.view.completions("/to #"), ["#all ", "#Design "])
+        self.assertEqual(self.view.completions("/to #x"), [])

@@ -347,6 +347,9 @@ class TextView:
         if self._step in ("username", "mode") and not before_cursor.startswith("/"):
             return []
         key = word.casefold()
+        if key.startswith("#"):  # a room of this user's conversations (and #all)
+            rooms = [item.who if item.conversation != "#all" else "#all" for item in self._conversations]
+            return [f"{room} " for room in rooms if room.startswith("#") and room.casefold().startswith(key)]
         users = sorted(self._users, key=lambda u: (not u.online, u.name.casefold()))
         return [f"{u.name} " for u in users if u.name.casefold().startswith(key) and not u.me]
 
