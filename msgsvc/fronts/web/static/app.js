@@ -1121,7 +1121,6 @@ const ui = {
   /** The open conversation changed: show its history, the first time. */
   opened() {
     const conversation = ui.openConversation();
-    $("conversation-title").textContent = conversation === "#all" ? "#all (everyone)" : ui.who(conversation);
     ui.renderRoom();
     if (!session.histories.has(conversation)) session.loadHistory(conversation);
     ui.renderHistory();
@@ -1237,6 +1236,8 @@ const ui = {
   renderRoom() {
     const key = ui.openConversation();
     const known = session.rooms.get(key);
+    // The open conversation's log is named after it.
+    $("conversation-title").textContent = key === "#all" ? "#all (everyone)" : ui.who(key);
     $("room").hidden = !known;
     $("message-label").textContent = known ? `Message to ${known.name}` : "Message";
     if (!known) return;
