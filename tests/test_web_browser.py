@@ -1029,3 +1029,16 @@ class RoomPageTests(PageTestCase):
         self.assertEqual(self.element("room-members").text, "@alice")
         self.element("message").send_keys("still works", Keys.ENTER)
         wait(self.driver, lambda d: "delivered to nobody" in self.receipts(), "the receipt")
+
+    def test_at_a_phones_width_a_room_and_the_message_box_are_in_sight(self) -> None:
+        self.start()
+        self.driver.set_window_size(390, 844)
+        self.addCleanup(self.driver.set_window_size, 1100, 760)
+        self.enter_as("alice")
+        self.element("people-toggle").click()  # the list of conversations is under the log's toggle
+        self.join("#dev")
+        wait(self.driver, lambda d: self.open_log().accessible_name == "#dev", "the log named #dev")
+        self.element("people-toggle").click()
+        self.assertEqual(self.element("people-summary").text, "To #dev")
+        for shown in ("room-title", "leave-room", "operator-text", "message", "send"):
+            self.assertTrue(self.shows(shown), shown)
