@@ -9,7 +9,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from typing import IO
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -19,12 +21,36 @@ from .support.display import need_display
 from .support.processes import ROOT, TWISTD, Peer, free_port, reap, wait_listening
 
 
+class Output:
+    """What a server writes, read as it comes by a thread of its own; ``loaded`` is set once it has read
+    its state (its loader's 'username log' line)."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self.lines: list[bytes] = []
+        self.loaded = threading.Event()
+        assert process.stdout is not None
+        self._thread = threading.Thread(target=self._read, args=(process.stdout,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stdout: IO[bytes]) -> None:
+        for line in stdout:
+            self.lines.append(line)
+            if b"] username log " in line:
+                self.loaded.set()
+
+    def text(self) -> str:
+        """All of it once the server has exited; what came so far before."""
+        self._thread.join(timeout=30)
+        return b"".join(self.lines).decode()
+
+
 class TwistdTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.dir = os.path.abspath(self.mktemp())
         os.makedirs(self.dir)
         self.db = os.path.join(self.dir, "names.sqlite3")
         self.port = free_port()
+        self._outputs: dict[subprocess.Popen[bytes], Output] = {}
 
     def start(self, *extra: str, nofile: int = 0, backlog: int = 50) -> subprocess.Popen[bytes]:
         """Run the server; ``nofile``: its file descriptor limit, soft and hard."""
@@ -52,8 +78,16 @@ class TwistdTests(SynchronousTestCase):
             stderr=subprocess.STDOUT,
         )
         self.addCleanup(reap, process)
-        wait_listening(self, process, [self.port], lambda: process.communicate()[0].decode())
+        read = self._outputs[process] = Output(process)
+        wait_listening(self, process, [self.port], read.text)
+        if not read.loaded.wait(30):  # before that, a HELLO is answered SERVER_ERROR (docs/protocol.rst)
+            self.fail(f"twistd did not read its state: {read.text()}")
         return process
+
+    def output(self, process: subprocess.Popen[bytes]) -> str:
+        """What ``process`` wrote, once it has exited (within 30 s)."""
+        process.wait(timeout=30)
+        return self._outputs[process].text()
 
     def register(self, name: str) -> tuple[Peer, list[str]]:
         peer = Peer(self.port)
@@ -115,7 +149,7 @@ class TwistdTests(SynchronousTestCase):
         alice, welcome = self.register("alice :a new password")  # anyone's to claim again
         self.assertEqual(welcome[1:], ["USER alice online protected", "ENDUSERS 1"])
         server.send_signal(signal.SIGTERM)
-        output = server.communicate(timeout=30)[0].decode()
+        output = self.output(server)
         self.assertIn("failed login for alice from 127.0.0.1:", output)
         self.assertIn("the operator removed the protection of alice: forgot it", output)
         self.assertNotIn("alice's password", output)
@@ -144,7 +178,7 @@ class TwistdTests(SynchronousTestCase):
         taken, welcome = self.register("spam2")  # anyone may take the name again, without a password
         self.assertEqual(welcome[0], "WELCOME spam2 :welcome to msgsvc")
         server.send_signal(signal.SIGTERM)
-        output = server.communicate(timeout=30)[0].decode()
+        output = self.output(server)
         self.assertIn("the operator removed spam1 from the username log: made by a script", output)
 
     def test_offline_delivery_survives_sigkill_and_a_dropped_backlog(self) -> None:
@@ -341,7 +375,7 @@ class TwistdTests(SynchronousTestCase):
         self.assertEqual(carol.line(), "WELCOME carol :welcome to msgsvc")
 
         server.send_signal(signal.SIGTERM)
-        output = server.communicate(timeout=30)[0].decode()
+        output = self.output(server)
         self.assertIn("file descriptors: soft limit 64 (started at 64), hard limit 64", output)
         self.assertIn("--max-clients 1000 needs about 1064 file descriptors, but the limit is 64", output)
         self.assertEqual(output.count("cannot accept connections on"), 1, output)
@@ -354,7 +388,7 @@ class TwistdTests(SynchronousTestCase):
         server.send_signal(signal.SIGTERM)
         self.assertEqual(alice.line(), "BYE :server shutting down")
         self.assertRaises(EOFError, alice.line)
-        output = server.communicate(timeout=30)[0].decode()
+        output = self.output(server)
         # twistd ends the way the signal asked: -SIGTERM on Twisted >= 24.7, 0 before.
         self.assertIn(server.returncode, (0, -signal.SIGTERM), output)
         self.assertIn("Server Shut Down", output)
@@ -370,7 +404,7 @@ class TwistdTests(SynchronousTestCase):
         alice.send("QUIT :lunch")
         alice.until("BYE")
         server.send_signal(signal.SIGTERM)
-        output = server.communicate(timeout=30)[0].decode()
+        output = self.output(server)
         for expected in [
             "username log ",
             "registered as alice (new name)",
@@ -446,6 +480,6 @@ class TwistdTests(SynchronousTestCase):
         self.assertEqual(welcome[0], "WELCOME alice :welcome to msgsvc")
         server.send_signal(signal.SIGTERM)
         self.assertEqual(alice.line(), "BYE :server shutting down")
-        output = server.communicate(timeout=30)[0].decode()
+        output = self.output(server)
         self.assertIn(server.returncode, (0, -signal.SIGTERM), output)
         self.assertNotIn("Traceback", output)
