@@ -10,7 +10,7 @@ import threading
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
-from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -700,13 +700,24 @@ class PageTests(PageTestCase):
         self.assertFalse(self.element("load-earlier").is_displayed())
 
     def listed(self) -> list[str]:
-        """With whom each conversation of the list is, in its order."""
-        buttons = self.driver.find_elements(By.CSS_SELECTOR, "#conversations button span:first-child")
-        return [button.text for button in buttons]
+        """With whom each conversation of the list is, in its order (read at once: the list is redrawn as
+        messages come)."""
+        names: list[str] = self.driver.execute_script(
+            "return [...document.querySelectorAll('#conversations button span:first-child')]"
+            ".map((span) => span.innerText)"
+        )
+        return names
 
     def open_listed(self, who: str) -> None:
-        index = self.listed().index(who)
-        self.driver.find_elements(By.CSS_SELECTOR, "#conversations button")[index].click()
+        def click(driver: WebDriver) -> bool:
+            try:
+                index = self.listed().index(who)
+                driver.find_elements(By.CSS_SELECTOR, "#conversations button")[index].click()
+            except StaleElementReferenceException:
+                return False  # the list was redrawn between the two: again
+            return True
+
+        wait(self.driver, click, f"a click on {who}'s conversation")
 
     def gap(self) -> list[str]:
         return [li.text for li in self.driver.find_elements(By.CSS_SELECTOR, "#conversation li.gap")]
