@@ -202,7 +202,7 @@ class ClientWindowTests(TestCase):
         again.password.insert(0, "not alice's")
         again.connect_button.invoke()
         await self.until("the refusal", lambda: "wrong password for alice" in again.problem.cget("text"))
-        self.assertEqual(again.root.focus_get(), again.password)
+        self.assertEqual(again.root.focus_lastfor(), again.password)
         self.assertTrue(again.password.selection_present())  # typing replaces it (a copy gives only bullets)
         again.password.delete(0, "end")
         again.password.insert(0, "alice's secret")
