@@ -85,6 +85,8 @@ WORST = [
     "KICK #dev " + ",".join(f"user{i:04}" for i in range(300)), "KICK #dev,#ops,#all user0001,user0002,alice",
     "INVITE user0001 #dev", "INVITE alice #dev", "PRIVMSG #dev :x", "NOTICE #dev,#ops :x", "AWAY :gone",
     "AWAY", "CAP REQ :multi-prefix extended-join away-notify account-tag", "@label=r JOIN #dev,#ops",
+    "MODE #dev +l abc", "MODE #dev +l -1", "MODE #dev +k :", "MODE #dev +o nobody", "USERHOST alice bob user0001",
+    "CHATHISTORY LATEST #dev * 100", "MARKREAD #dev timestamp=2262-01-01T00:00:00Z",
 ]  # fmt: skip
 NAMES = ["#all", "#ALL", "alice", "mallory", "user0001", "USER0001", "user0299", "nobody", "é", "", "0"]
 
