@@ -149,17 +149,19 @@ class _Loader(Service):
         self._sweep.clock = clock
 
     def startService(self) -> None:
+        """Let clients register once the log is read (at once for SQLite, before the server listens);
+        take the rooms when they are read (a room command before is refused SERVER_ERROR)."""
         Service.startService(self)
-        state = self._state
-        state.read_log().addCallback(lambda snapshot: state.rooms().addCallback(self._loaded, snapshot))
+        rooms = self._state.rooms()
+        read = self._state.read_log().addCallback(self._loaded)
+        read.addCallback(lambda _: rooms).addCallback(self._rooms_loaded)
+        read.addErrback(lambda f: self.log.failure("could not read the rooms", f))
 
-    def _loaded(self, rooms: list[RoomRecord], snapshot: Snapshot) -> None:
+    def _loaded(self, snapshot: Snapshot) -> None:
         if not self.running:
             return
         records = snapshot.records
         self._hub.load(records)
-        assert self._hub.rooms is not None  # given the state
-        self._hub.rooms.load(rooms)
         self._accounts.watch_resets(snapshot.last_reset)
         names = [r.name for r in records]
         self.log.info(
@@ -168,8 +170,14 @@ class _Loader(Service):
             count=len(names),
             names=", ".join(names) or "(none yet)",
         )
-        self.log.info("rooms: {count}", count=len(rooms))
         self._sweep.start(self.INTERVAL)
+
+    def _rooms_loaded(self, rooms: list[RoomRecord]) -> None:
+        if not self.running:
+            return
+        assert self._hub.rooms is not None  # given the state
+        self._hub.rooms.load(rooms)
+        self.log.info("rooms: {count}", count=len(rooms))
 
     def _expire(self) -> Deferred[None]:
         return self._hub.expire_queued().addErrback(

@@ -510,3 +510,21 @@ class NodesTests(RoomsTestCase):
         for change in [("+l", "abc"), ("+l", ""), ("+l", "0"), ("+l", None), ("+k", ""), ("+o", None), ("+b", "9x"), ("+x", None), ("i", None)]:
             self.assertEqual(self.refusal(alice.user.mode, "#dev", [change]), Refusal.MODE_INVALID, change)
         self.assertEqual(self.store.rooms_kept["#dev"].limit, None)
+
+
+class StartTests(RoomsTestCase):
+    def test_until_the_rooms_are_read_room_commands_are_unavailable(self) -> None:
+        """The log comes first (names register at once); the rooms come after, from the store."""
+        self.hub = self.make_hub(None)
+        self.hub.load([UserRecord("Carol", 1.0, 2.0, protected=True)])
+        alice = self.join("alice")
+        for call, args in [
+            (alice.user.join, ("#dev", None)),
+            (alice.user.members, ("#dev",)),
+            (alice.user.rooms, (True,)),
+            (alice.user.send_room, ("#dev", "x")),
+        ]:
+            self.assertEqual(self.refusal(call, *args), Refusal.UNAVAILABLE)
+        assert self.hub.rooms is not None
+        self.hub.rooms.load([])
+        self.successResultOf(alice.user.join("#dev", None))

@@ -166,9 +166,9 @@ class Rooms:
         if room_key(name) == ALL:
             return _now(self._everyone())
         record = self._rooms.get(room_key(room_name(name)))
+        self._check_loaded()
         if record is not None and user in record.members:
             return _now(self.view(record, user))
-        self._check_loaded()
         if len(self._of.get(user, ())) >= self.policy.max_per_user:
             raise Refused(Refusal.TOO_MANY_ROOMS, f"you are in {self.policy.max_per_user} rooms, the limit")
         now = self._clock.seconds()
@@ -302,6 +302,7 @@ class Rooms:
         return _now(self.view(self._visible(name, user), user))
 
     def rooms(self, session: Session, mine: bool) -> Deferred[list[RoomInfo]]:
+        self._check_loaded()
         user = _key(session)
         found = [
             RoomInfo(r.name, len(r.members), r.topic)
@@ -424,7 +425,9 @@ class Rooms:
             raise Refused(Refusal.UNAVAILABLE, "the server has not read its rooms yet; try again later")
 
     def _visible(self, name: str, user: str) -> RoomRecord:
-        """The room ``name``, or Refused (NO_SUCH_ROOM: none, or a secret one ``user`` is not in)."""
+        """The room ``name``, or Refused (NO_SUCH_ROOM: none, or a secret one ``user`` is not in;
+        UNAVAILABLE: the rooms are not read yet)."""
+        self._check_loaded()
         record = self._rooms.get(room_key(room_name(name)))
         if record is None or ("s" in record.modes and user not in record.members):
             raise Refused(Refusal.NO_SUCH_ROOM, f"there is no room {name}")

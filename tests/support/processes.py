@@ -47,7 +47,8 @@ def run_msgsvc(
     case: SynchronousTestCase, folder: str, args: list[str], ports: list[int]
 ) -> subprocess.Popen[bytes]:
     """``twistd -n msgsvc`` with ``args`` in ``folder``, logging to its ``server.log``, once it listens on ``ports``
-    and has read its state (before that, a ``HELLO`` is answered ``SERVER_ERROR``: docs/protocol.rst)."""
+    and has read its state, log and rooms (before that, a ``HELLO`` or a room command is answered
+    ``SERVER_ERROR``: docs/protocol.rst)."""
     log_path = os.path.join(folder, "server.log")
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
@@ -65,7 +66,7 @@ def run_msgsvc(
 
     wait_listening(case, process, ports, output)
     deadline = time.monotonic() + 30
-    while "] username log " not in output():
+    while "] rooms: " not in output():  # after the username log
         if process.poll() is not None or time.monotonic() > deadline:
             case.fail(f"twistd did not read its state: {output()}")
         time.sleep(0.05)
