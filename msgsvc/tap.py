@@ -150,11 +150,11 @@ class _Loader(Service):
 
     def startService(self) -> None:
         """Let clients register once the log is read (at once for SQLite, before the server listens);
-        take the rooms when they are read (a room command before is refused SERVER_ERROR)."""
+        then read the rooms, the state being reachable, and take them (a room command before is
+        refused SERVER_ERROR; on a node of several, its subscription's resync reads them too)."""
         Service.startService(self)
-        rooms = self._state.rooms()
         read = self._state.read_log().addCallback(self._loaded)
-        read.addCallback(lambda _: rooms).addCallback(self._rooms_loaded)
+        read.addCallback(lambda _: self._state.rooms()).addCallback(self._rooms_loaded)
         read.addErrback(lambda f: self.log.failure("could not read the rooms", f))
 
     def _loaded(self, snapshot: Snapshot) -> None:

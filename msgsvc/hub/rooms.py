@@ -124,7 +124,6 @@ class Rooms:
         protected now (it stopped before it could), and removes the rooms left empty as the rules say; a
         node of several does so once it knows who is online on the others (:meth:`resync`)."""
         self._take(records)
-        self.loaded = True
         if self._nodes.network.node is None:
             self._end_absent()
 
@@ -144,6 +143,8 @@ class Rooms:
         self._end_absent()
 
     def _take(self, records: Iterable[RoomRecord]) -> None:
+        """Hold ``records`` as the rooms, room commands welcome from now on."""
+        self.loaded = True
         self._rooms.clear()
         self._of.clear()
         for record in records:
