@@ -36,11 +36,13 @@ from .support.processes import Peer, free_port, run_msgsvc
 
 
 class ProtocolTestCase(SynchronousTestCase):
-    """A ClientProtocol of alice on a StringTransport, reporting to a Recorder."""
+    """A ClientProtocol of ``name`` (alice) on a StringTransport, reporting to a Recorder."""
+
+    name = "alice"
 
     def setUp(self) -> None:
         self.listener = Recorder()
-        self.protocol = ClientProtocol("alice", self.listener)  # type: ignore[arg-type]
+        self.protocol = ClientProtocol(self.name, self.listener)  # type: ignore[arg-type]
         self.transport = StringTransport()
         self.protocol.makeConnection(self.transport)
 
@@ -735,16 +737,7 @@ def shown(view: Recorder) -> list[tuple[str, str]]:
     return [(e.style, e.text) for e in lines]
 
 
-class ClientProtocolVersionTests(SynchronousTestCase):
-    def setUp(self) -> None:
-        self.listener = Recorder()
-        self.protocol = ClientProtocol("alice", self.listener)  # type: ignore[arg-type]
-        self.transport = StringTransport()
-        self.protocol.makeConnection(self.transport)
-
-    def feed(self, *lines: str) -> None:
-        self.protocol.dataReceived("".join(line + "\r\n" for line in lines).encode())
-
+class ClientProtocolVersionTests(ProtocolTestCase):
     def test_version_9_lines(self) -> None:
         at = "2026-12-02T08:14:03.116Z"
         self.feed(
@@ -1155,15 +1148,8 @@ class HistoryEndToEndTests(TestCase):
 ID1, ID2, ID3, ID4 = (f"01M8V0C6N3D0SNYQ1V4XC1XSA{n}" for n in range(1, 5))
 
 
-class ClientProtocolVersion10Tests(SynchronousTestCase):
-    def setUp(self) -> None:
-        self.listener = Recorder()
-        self.protocol = ClientProtocol("carol", self.listener)  # type: ignore[arg-type]
-        self.transport = StringTransport()
-        self.protocol.makeConnection(self.transport)
-
-    def feed(self, *lines: str) -> None:
-        self.protocol.dataReceived("".join(line + "\r\n" for line in lines).encode())
+class ClientProtocolVersion10Tests(ProtocolTestCase):
+    name = "carol"
 
     def test_read_both_ways_and_unread_counts(self) -> None:
         at = "2026-12-02T09:02:10.906Z"
