@@ -175,7 +175,6 @@ class _Loader(Service):
     def _rooms_loaded(self, rooms: list[RoomRecord]) -> None:
         if not self.running:
             return
-        assert self._hub.rooms is not None  # given the state
         self._hub.rooms.load(rooms)
         self.log.info("rooms: {count}", count=len(rooms))
 
@@ -225,7 +224,6 @@ def makeService(options: Options) -> IService:
         node,
         history=history,
         max_sessions=options["max-sessions"],
-        rooms=state,
         room_policy=options.rooms(),
         room_creations=AddressRate(options.new_rooms(), reactor).take,
     )

@@ -1315,7 +1315,6 @@ class RoomLineTests(SynchronousTestCase):
         self.say(self.bob, "MODE #dev +i", "INVITE #dev alice")
         self.assertEqual(lines(self.b), ["ERROR NOT_ROOM_OPERATOR :you are not an operator of #dev", "INVITED #dev alice"])
         self.assertEqual(lines(self.a), ["INVITATION #dev bob"])
-        assert self.server.hub.rooms is not None
         self.server.hub.rooms.delete("#dev", "closed")
         self.assertEqual(lines(self.b), ["ROOMGONE #dev :closed"])
         self.say(self.alice, "JOIN #new", "INVITE #new bob", "JOIN #all", "PART #all")

@@ -57,7 +57,6 @@ class RoomsTestCase(SynchronousTestCase):
             records,
             100,
             history=self.history,
-            rooms=self.store,
             room_policy=self.policy,
             room_creations=creations,
         )
@@ -157,7 +156,6 @@ class MembershipTests(RoomsTestCase):
         self.successResultOf(bob.user.join("#dev", None))
         self.successResultOf(bob.user.join("#bobs", None))
         restarted = self.make_hub(None)  # the server stopped with bob still in (unprotected)
-        assert restarted.rooms is not None
         restarted.load([UserRecord("Carol", 1.0, 2.0, protected=True), UserRecord("bob", 1.0, 2.0)])
         restarted.rooms.load(self.successResultOf(self.store.rooms()))
         self.hub = restarted
@@ -194,7 +192,6 @@ class MembershipTests(RoomsTestCase):
         self.successResultOf(bob.user.join("#ops", None))
         self.room_events(alice, bob)
         rooms = self.hub.rooms
-        assert rooms is not None
         self.assertTrue(self.successResultOf(rooms.remove_member("#DEV", "Bob", "enough")))
         self.assertEqual(
             self.room_events(alice, bob), [[RoomGone("#dev", "enough", "bob")], [RoomGone("#dev", "enough", "bob")]]
@@ -398,7 +395,7 @@ class NodesTests(RoomsTestCase):
     def make_hub(self, records: list[UserRecord] | None) -> Hub:
         self.network = FakeNetwork()
         return Hub(
-            self.clock, self.store, records, 100, network=self.network, history=self.history, rooms=self.store
+            self.clock, self.store, records, 100, network=self.network, history=self.history
         )
 
     def test_changes_made_here_are_published(self) -> None:
@@ -418,7 +415,6 @@ class NodesTests(RoomsTestCase):
     def test_another_nodes_changes_are_applied_and_told_here(self) -> None:
         alice = self.join("alice")
         rooms = self.hub.rooms
-        assert rooms is not None
         zed = Member("zed", op=True, since=START)
         self.hub.nodes.remote_room(Entered("#ops", zed, created=True))
         self.successResultOf(alice.user.join("#ops", None))
@@ -440,7 +436,6 @@ class NodesTests(RoomsTestCase):
         self.successResultOf(alice.user.join("#gone", None))
         self.successResultOf(alice.user.invite("#dev", "bob"))
         rooms = self.hub.rooms
-        assert rooms is not None
         # Meanwhile, unheard: zed (another node) joined #dev, #gone was deleted, #ops created.
         dev = RoomRecord("#dev", START, "alice", members={"alice": Member("alice", op=True, since=START)})
         dev.members["zed"] = Member("zed", since=START + 1)
@@ -461,7 +456,6 @@ class NodesTests(RoomsTestCase):
 
     def test_a_node_of_several_ends_the_memberships_of_names_online_nowhere_once_it_knows_who_is(self) -> None:
         rooms = self.hub.rooms
-        assert rooms is not None
         members = {name: Member(name, op=name == "Carol", since=START) for name in ("Carol", "yan", "zed")}
         rooms.load([RoomRecord("#dev", START, "Carol", members={k.lower(): m for k, m in members.items()})])
         view = rooms.find("#dev")
@@ -499,7 +493,6 @@ class NodesTests(RoomsTestCase):
         alice = self.join("alice")
         self.successResultOf(alice.user.join("#dev", None))
         rooms = self.hub.rooms
-        assert rooms is not None
         rooms.load(self.successResultOf(self.store.rooms()))
         self.assertEqual([m.name for m in rooms.everything()[0].members], ["alice"])
         self.assertEqual(list(self.store.rooms_kept["#dev"].members), ["alice"])
@@ -525,6 +518,5 @@ class StartTests(RoomsTestCase):
             (alice.user.send_room, ("#dev", "x")),
         ]:
             self.assertEqual(self.refusal(call, *args), Refusal.UNAVAILABLE)
-        assert self.hub.rooms is not None
         self.hub.rooms.load([])
         self.successResultOf(alice.user.join("#dev", None))

@@ -340,7 +340,7 @@ class RoomsPresenterTests(SynchronousTestCase):
         records = [UserRecord("Zoe", 1_600_000_000, 1_650_000_000, protected=True)]
         self.store = MemoryStore(records)
         self.store.hashes["zoe"] = "fake$" + PASSWORD
-        self.hub = Hub(self.clock, self.store, records, max_clients=10, rooms=self.store)
+        self.hub = Hub(self.clock, self.store, records, max_clients=10)
         accounts = Accounts(self.hub, self.store, FakeHashing(), self.clock, require_password=False)
         self.view = RecordingServerView()
         self.presenter = ServerPresenter(self.view, self.hub, accounts, self.clock, ["tcp:8123"])
@@ -414,18 +414,6 @@ class RoomsPresenterTests(SynchronousTestCase):
             "Delete #dev? Its 12 members are told why and leave it; its topic, modes and bans are forgotten."
             " This cannot be undone.",
         )
-
-    def test_a_server_without_rooms_shows_none_and_says_so(self) -> None:
-        hub = Hub(self.clock, self.store, [], max_clients=10)
-        accounts = Accounts(hub, self.store, FakeHashing(), self.clock, require_password=False)
-        view = RecordingServerView()
-        presenter = ServerPresenter(view, hub, accounts, self.clock, ["tcp:8123"])
-        presenter.start()
-        self.addCleanup(presenter.stop)
-        self.assertEqual(view.rooms, [])
-        self.assertFalse(presenter.rooms.delete("#dev", "spam"))
-        self.assertFalse(presenter.rooms.remove_member("#dev", "bob", "spam"))
-        self.assertEqual(view.events[-1].split("  ", 1)[1], "this server keeps no rooms")
 
 
 class NodePresenterTests(SynchronousTestCase):
@@ -597,7 +585,7 @@ class RoomsWindowTests(SynchronousTestCase):
         self.clock = Clock()
         self.clock.advance(1_700_000_000)
         store = MemoryStore()
-        self.hub = Hub(self.clock, store, [], max_clients=10, rooms=store)
+        self.hub = Hub(self.clock, store, [], max_clients=10)
         accounts = Accounts(self.hub, store, FakeHashing(), self.clock, require_password=False)
         self.window, self.presenter = open_window(self, self.hub, accounts, self.clock)
 

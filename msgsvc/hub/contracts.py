@@ -665,6 +665,10 @@ class RoomStore(Protocol):
         """Forget a ban."""
 
 
+class HubStore(Store, RoomStore, Protocol):
+    """What the hub keeps in the state: the username log, the offline queue and the rooms."""
+
+
 class Network(Protocol):
     """Where this node's users' names are held, and the other nodes of its service.
 

@@ -12,6 +12,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from msgsvc.hub.contracts import (
+    HubStore,
     Kind,
     Message,
     Network,
@@ -20,9 +21,7 @@ from msgsvc.hub.contracts import (
     Refusal,
     Refused,
     Report,
-    RoomStore,
     SessionView,
-    Store,
     UserRecord,
     UserView,
 )
@@ -60,7 +59,7 @@ class Hub:
     def __init__(
         self,
         clock: IReactorTime,
-        store: Store,
+        store: HubStore,
         records: Iterable[UserRecord] | None,
         max_clients: int,
         queue: QueuePolicy = QueuePolicy(),  # noqa: B008 - frozen
@@ -68,16 +67,15 @@ class Hub:
         ids: MessageIds | None = None,
         history: History | NoHistory | None = None,
         max_sessions: int = 10,
-        rooms: RoomStore | None = None,
         room_policy: RoomPolicy = RoomPolicy(),  # noqa: B008 - frozen
         room_creations: Callable[[str], float] = unlimited,
     ) -> None:
         """``max_clients``: sessions at once, of every name; ``network``: the other nodes of the service
         (none: a server alone); ``ids``: what makes the messages' ids (by default from ``clock`` and
         random bits); ``history``: where messages are kept (none: a :class:`NoHistory`, as with
-        ``--history-days 0``); ``max_sessions``: sessions of one protected name at once; ``rooms``:
-        where the rooms are kept (none: the server has no rooms, and refuses them UNAVAILABLE), read
-        by :meth:`load` (or none, with ``records`` given); ``room_creations``: counts a room created
+        ``--history-days 0``); ``max_sessions``: sessions of one protected name at once; ``records``: the
+        username log, or None until :meth:`load` (and the rooms until :meth:`Rooms.load`; with
+        ``records`` given, a server that had none); ``room_creations``: counts a room created
         from an address, 0 or the seconds to wait (by default, no limit)."""
         self._clock = clock
         self._ids = ids or MessageIds(clock)
@@ -105,9 +103,9 @@ class Hub:
             max_sessions,
         )
         self._remote = self.nodes.remote  # users online on other nodes, by name key, then node
-        self.rooms = None if rooms is None else Rooms(
+        self.rooms = Rooms(
             clock,
-            rooms,
+            store,
             self._log,
             self._sessions,
             self.nodes,
@@ -117,7 +115,7 @@ class Hub:
             room_policy,
             room_creations,
         )
-        if self.rooms is not None and records is not None:
+        if records is not None:
             self.rooms.load(())
 
     # -- observers -------------------------------------------------------
@@ -342,8 +340,7 @@ class Hub:
         record.last_seen = self._clock.seconds()
         if key not in self._remote:  # else online on another node still
             self._emit(UserLeft(record.name, session.peer))
-            if self.rooms is not None:
-                self.rooms.left(record.name)
+            self.rooms.left(record.name)
 
     # -- the log ---------------------------------------------------------
 
@@ -449,8 +446,7 @@ class Hub:
         if protected:
             return
         self._queue.set_waiting(record.name, 0)  # the store dropped them with the password
-        if self.rooms is not None:
-            self.rooms.forget(key, "the operator removed the name's password")
+        self.rooms.forget(key, "the operator removed the name's password")
         for session in account.online_sessions() if account is not None else ():
             session.participant.drop(f"the operator removed your name's password: {reason}")
 
@@ -463,8 +459,7 @@ class Hub:
             return False
         record = self._log.pop(key, None)
         self._queue.waiting.pop(key, None)
-        if self.rooms is not None:
-            self.rooms.forget(key, "the operator removed the name")
+        self.rooms.forget(key, "the operator removed the name")
         if record is not None:
             self._emit(UserRemoved(record.name, reason))
         return True
@@ -601,7 +596,7 @@ class Hub:
                     self._network.read_moved(name, conversation, kept)
             return kept
 
-        rooms = frozenset() if self.rooms is None else self.rooms.rooms_of(name)
+        rooms = self.rooms.rooms_of(name)
         return self.history.mark_read(name, conversation, position, rooms).addCallback(kept)
 
     # -- the offline queue -----------------------------------------------

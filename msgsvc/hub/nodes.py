@@ -103,6 +103,8 @@ class Nodes:
     calls.  The hub's log and sessions are by name key."""
 
     log = Logger()
+    #: the rooms here: the hub's :class:`~msgsvc.hub.rooms.Rooms`, which sets it as the hub makes it
+    rooms: RoomsHere
 
     def __init__(
         self,
@@ -130,8 +132,6 @@ class Nodes:
         #: users online on other nodes, by name key, then by node (its first session there): a name online
         #: here may be too, an account's
         self.remote: dict[str, dict[str, RemoteUser]] = {}
-        #: the rooms here (the hub's :class:`~msgsvc.hub.rooms.Rooms`); None: this server keeps no rooms
-        self.rooms: RoomsHere | None = None
 
     def allowance(self, record: UserRecord) -> int:
         """How many sessions ``record``'s name may have in the service: an account's, or one."""
@@ -348,7 +348,7 @@ class Nodes:
         if record is not None:
             record.last_seen = when
         self._emit(UserLeft(user.name, user.peer, node))
-        if dead and self.rooms is not None:
+        if dead:
             # Its node could not end an unprotected name's memberships: every node that hears it does (the
             # first change published is applied, the others' find no member).
             self.rooms.left(user.name)
@@ -363,8 +363,7 @@ class Nodes:
     def remote_room(self, event: RoomEvent) -> None:
         """What happened in a room on another node, or by the operator's command: applied to the rooms
         here, which tell their members' sessions here."""
-        if self.rooms is not None:
-            self.rooms.remote(event)
+        self.rooms.remote(event)
 
     def remote_protected(self, key: str) -> None:
         """A password was set for the name ``key`` (on any node): shown as protected here too."""
@@ -393,8 +392,7 @@ class Nodes:
             known = self._users.get(key)
             if known is not None:
                 self.remote_joined(user, known.first_seen, known.protected, False)
-        if self.rooms is not None:
-            self.rooms.resync(rooms)
+        self.rooms.resync(rooms)
         self._emit(LogLoaded(len(self._users), resync=True))
 
     def local_users(self) -> list[tuple[str, int, int, str, str, float]]:

@@ -139,15 +139,11 @@ class User:
         """The hub's rooms, for this user while logged in; else Refused."""
         if self.session.gone:
             not_registered()
-        rooms = self._hub.rooms
-        if rooms is None:
-            raise Refused(Refusal.UNAVAILABLE, "this server keeps no rooms")
-        return rooms
+        return self._hub.rooms
 
     def _rooms_in(self) -> frozenset[str]:
         """The keys of the rooms this user is in: their histories it may read."""
-        rooms = self._hub.rooms
-        return frozenset() if rooms is None else rooms.rooms_of(self.name)
+        return self._hub.rooms.rooms_of(self.name)
 
 
 @implementer(IUser)

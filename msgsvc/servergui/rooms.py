@@ -57,10 +57,10 @@ def deletion_question(room: str, members: int) -> str:
 class RoomsPresenter:
     """Drives a :class:`RoomsView` from the hub's rooms; carries out the operator's room actions.
 
-    ``event`` adds a line to the window's event pane; ``rooms`` None: a server that keeps no rooms.
+    ``event`` adds a line to the window's event pane.
     """
 
-    def __init__(self, view: RoomsView, rooms: Rooms | None, event: Callable[[str], None]) -> None:
+    def __init__(self, view: RoomsView, rooms: Rooms, event: Callable[[str], None]) -> None:
         self._view = view
         self._rooms = rooms
         self._event = event
@@ -68,14 +68,13 @@ class RoomsPresenter:
         self._members: dict[str, set[str]] = {}  # room key -> its members' name keys
 
     def show_all(self) -> None:
-        views = [] if self._rooms is None else self._rooms.everything()
+        views = self._rooms.everything()
         self._order = [room_key(v.name) for v in views]
         self._members = {room_key(v.name): {username_key(m.name) for m in v.members} for v in views}
         self._view.show_rooms([self.rows(v) for v in views])
 
     def changed(self, room: str) -> None:
         """``room`` changed (or is gone): its rows redrawn (or taken out)."""
-        assert self._rooms is not None  # a server without rooms tells of none
         key = room_key(room)
         shown = key in self._members
         view = self._rooms.find(room)
@@ -120,9 +119,6 @@ class RoomsPresenter:
     def delete(self, room: str, reason: str) -> bool:
         """Delete ``room``, its members told ``reason``; whether it was asked of the hub."""
         reason = reason.strip()
-        if self._rooms is None:
-            self._event("this server keeps no rooms")
-            return False
         if not room:
             self._event("pick a room to delete")
             return False
@@ -139,9 +135,6 @@ class RoomsPresenter:
     def remove_member(self, room: str, name: str, reason: str) -> bool:
         """End ``name``'s membership of ``room`` (a protected account's too), telling ``reason``."""
         reason = reason.strip()
-        if self._rooms is None:
-            self._event("this server keeps no rooms")
-            return False
         if not room or not name:
             self._event("pick a member of a room to remove")
             return False

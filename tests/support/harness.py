@@ -80,7 +80,6 @@ class ServerHarness:
             ids,
             self.history,
             max_sessions,
-            self.store,
             room_creations=creations,
         )
         self.accounts = Accounts(self.hub, self.store, self.hashing, self.clock, require_password)

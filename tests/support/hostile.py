@@ -115,7 +115,6 @@ VAULT = "#vault"
 def with_vault(harness: ServerHarness, bob: ServerProtocol) -> None:
     """``bob`` (registered) creates :data:`VAULT`, makes it secret, invite-only and keyed, and says
     :data:`SECRET` there."""
-    assert harness.hub.rooms is not None
     bob.user.join(VAULT, None)
     bob.user.mode(VAULT, [("+s", None), ("+i", None), ("+k", "k3y")])
     bob.user.send_room(VAULT, SECRET)
@@ -124,7 +123,6 @@ def with_vault(harness: ServerHarness, bob: ServerProtocol) -> None:
 
 def assert_vault_untouched(case: TestCase, harness: ServerHarness) -> None:
     """:data:`VAULT` is as bob left it: his alone, its modes, no topic, only his messages."""
-    assert harness.hub.rooms is not None
     vault = harness.hub.rooms.find(VAULT)
     assert vault is not None
     case.assertEqual([m.name for m in vault.members], ["bob"])

@@ -87,7 +87,7 @@ class LoopbackServer:
         self._usernames = SqliteStore(reactor, db_path, reactor)
         kept = History(reactor, self._usernames, HistoryPolicy()) if history else None
         self.hub = Hub(
-            reactor, self._usernames, self._usernames.records, max_clients=100, history=kept, rooms=self._usernames
+            reactor, self._usernames, self._usernames.records, max_clients=100, history=kept
         )
         self._hasher = Hasher(reactor, threads=1)
         self.accounts = Accounts(self.hub, self._usernames, self._hasher, reactor, require_password)
@@ -103,7 +103,6 @@ class LoopbackServer:
         self._usernames.read_log().addCallback(
             lambda snapshot: self.accounts.watch_resets(snapshot.last_reset)
         )
-        assert self.hub.rooms is not None
         self.hub.rooms.load(await self._usernames.rooms())
         port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(self.factory)
         self.port_number = port.getHost().port

@@ -280,8 +280,8 @@ class Registration(IrcBase):
         self.user.deliver_backlog()
 
     def _isupport(self) -> None:
-        limits, rooms = self.clients.limits, self.clients.hub.rooms
-        channels = 1 + (rooms.policy.max_per_user if rooms is not None else 0)  # #all, and the rooms
+        limits = self.clients.limits
+        channels = 1 + self.clients.hub.rooms.policy.max_per_user  # #all, and the rooms
         tokens = [
             "CASEMAPPING=ascii",
             f"CHANLIMIT=#:{channels}",

@@ -270,7 +270,7 @@ class Rooms(Channel):
                     self.numeric(rfc.RPL_LIST, info.name, str(info.members), info.topic)
             self.numeric(rfc.RPL_LISTEND, "End of /LIST")
 
-        self._ask(lambda: self.user.rooms(False), listed, lambda _: listed([]))  # no rooms kept: #all
+        self._ask(lambda: self.user.rooms(False), listed, lambda _: listed([]))  # the rooms not read yet: #all
 
     def who_room(self, target: str) -> None:
         """WHO #room: 352 for each member (G: away or offline; its prefixes), then 315."""
