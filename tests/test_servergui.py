@@ -16,7 +16,7 @@ from msgsvc.hub.contracts import HistoryPolicy, RemoteUser, RoomGone, UserRecord
 from msgsvc.hub.core import Hub
 from msgsvc.hub.history import History
 from msgsvc.servergui.presenter import COLUMNS, ServerPresenter, removal_question
-from msgsvc.servergui.rooms import RoomRows, deletion_question
+from msgsvc.servergui.rooms import BANS_LIFTED_BY, RoomRows, deletion_question
 from msgsvc.servergui.times import duration, stamp
 from msgsvc.servergui.service import ServerWindowService
 from msgsvc.servergui.window import ServerWindow
@@ -76,10 +76,13 @@ class RecordingServerView:
         self.rooms = [r for r in self.rooms if r[0][0] != row_id]
 
     def room(self, name: str) -> tuple[str, ...]:
-        return next(cells for (_, cells), _ in self.rooms if cells[0] == name)
+        return next(cells for (_, cells), _, _ in self.rooms if cells[0] == name)
 
     def members(self, name: str) -> list[tuple[str, ...]]:
-        return next([cells for _, cells in members] for (_, room), members in self.rooms if room[0] == name)
+        return next([cells for _, cells in members] for (_, room), members, _ in self.rooms if room[0] == name)
+
+    def bans(self, name: str) -> list[tuple[str, ...]]:
+        return next([cells for _, cells in bans] for (_, room), _, bans in self.rooms if room[0] == name)
 
     def names(self) -> list[str]:
         return [cells[0] for _, cells in self.rows]
@@ -408,6 +411,22 @@ class RoomsPresenterTests(SynchronousTestCase):
         self.presenter.rooms.remove_member("#dev", "bob", "again")
         self.assertEqual(self.said()[-1], "bob is not in #dev")
 
+    def test_each_ban_with_who_set_it_and_when(self) -> None:
+        alice = self.join("alice", "#dev")
+        self.join("bob", "#dev")
+        self.successResultOf(alice.user.mode("#dev", [("+b", "mallory")]))
+        self.clock.advance(60)
+        self.successResultOf(alice.user.mode("#dev", [("+b", "bob")]))  # a member banned stays a member
+        self.assertEqual(
+            self.view.bans("#dev"),
+            [("mallory", "⊘ banned", "by alice", "", "", stamp(1_700_000_000)),
+             ("bob", "⊘ banned", "by alice", "", "", stamp(1_700_000_060))],
+        )
+        self.assertEqual([m[0] for m in self.view.members("#dev")], ["alice", "bob"])
+        self.assertEqual(self.view.rooms[0][2][0][0], "#dev/ban/mallory")  # its row under the room
+        self.successResultOf(alice.user.mode("#dev", [("-b", "mallory")]))  # lifted by a room operator
+        self.assertEqual([b[0] for b in self.view.bans("#dev")], ["bob"])
+
     def test_the_deletion_question_says_what_is_lost(self) -> None:
         self.assertEqual(
             deletion_question("#dev", 12),
@@ -643,6 +662,38 @@ class RoomsWindowTests(SynchronousTestCase):
         self.assertIn(RoomGone("#Dev", "closed"), alice.room_events())
         self.assertEqual(list(self.shown()), ["#apps"])
         self.assertIn("operator deleted #Dev: closed", "\n".join(self.window.events.get(0, "end")))
+
+    def test_bans_under_their_room_and_the_window_says_who_lifts_them(self) -> None:
+        self.window.tabs.select(1)
+        alice = self.member("alice", "#dev")
+        bob = self.member("bob", "#dev")
+        self.successResultOf(alice.user.mode("#dev", [("+b", "bob"), ("+b", "mallory")]))
+        rooms = self.window.rooms
+        self.assertEqual(
+            self.shown()["#dev"],
+            [("alice", "● online", "operator"), ("bob", "● online", ""), ("bob", "⊘ banned", "by alice"),
+             ("mallory", "⊘ banned", "by alice")],
+        )
+        self.assertEqual(rooms.set("#dev/ban/bob", "created"), stamp(1_700_000_000))
+        self.assertEqual(rooms.item("#dev/ban/bob", "tags"), ("banned",))
+        self.assertTrue(self.window.bans_note.winfo_ismapped())
+        self.assertEqual(self.window.bans_note.cget("text"), BANS_LIFTED_BY)
+        told = len(bob.room_events())
+        rooms.selection_set("#dev/ban/bob")  # a ban's row is no member's: bob stays
+        self.window.reason.insert(0, "flooding")
+        self.window.remove_member_button.invoke()
+        self.assertEqual(len(bob.room_events()), told)
+        self.assertIn(("bob", "● online", ""), self.shown()["#dev"])
+        self.assertIn("pick a member of a room to remove", "\n".join(self.window.events.get(0, "end")))
+        asked: list[str] = []
+
+        def refuse(title: str, question: str) -> bool:
+            asked.append(question)
+            return False
+
+        self.window.confirm = refuse
+        self.window.delete_room_button.invoke()
+        self.assertEqual(asked, [deletion_question("#dev", 2)])  # its members, not its bans
 
 
 class ServerWindowServiceTests(SynchronousTestCase):

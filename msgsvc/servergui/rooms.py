@@ -1,5 +1,7 @@
 """The server window's Rooms view, decided with no toolkit in it: each room with its members (online
-marks, operators, voice), modes and topic; the operator deletes a room or removes a member.
+marks, operators, voice), its bans (who, by whom, when), modes and topic; the operator deletes a room or
+removes a member.  The hub offers the operator no way to lift a ban: a room operator lifts it (``MODE
+<room> -b <name>``), as :data:`BANS_LIFTED_BY` says in the window.
 
 It follows the hub's :class:`~msgsvc.hub.events.RoomChanged` (one room's row redrawn) and a user's
 coming and going (the online marks of its rooms' rows), as the username log follows its events.
@@ -13,17 +15,22 @@ from typing import Protocol
 
 from twisted.python.failure import Failure
 
-from msgsvc.hub.contracts import MemberView, RoomView
+from msgsvc.hub.contracts import Ban, MemberView, RoomView
 from msgsvc.hub.rooms import Rooms
 from msgsvc.hub.rules import room_key, username_key
 from msgsvc.servergui.times import stamp
 
 #: a room's row: its name, members, modes, topic, founder, created; a member's row under it: its name,
-#: its online mark, operator or voice
+#: its online mark, operator or voice; a ban's row under it: the name, "banned", by whom, when
 ROOM_COLUMNS = ("room", "members", "modes", "topic", "founder", "created")
 
-#: one room's rows: (row id, cells) of the room, and of each member under it
-RoomRows = tuple[tuple[str, tuple[str, ...]], list[tuple[str, tuple[str, ...]]]]
+#: one row of the table: its id and cells
+Row = tuple[str, tuple[str, ...]]
+#: one room's rows: the room's, and under it each member's, then each ban's (oldest first)
+RoomRows = tuple[Row, list[Row], list[Row]]
+
+#: what the window says of lifting a ban
+BANS_LIFTED_BY = "A ban is lifted by an operator of its room (MODE <room> -b <name>), not from this window."
 
 
 class RoomsView(Protocol):
@@ -107,12 +114,17 @@ class RoomsPresenter:
             stamp(room.created),
         )
         members = [(f"{key}/{username_key(m.name)}", self.member_cells(m)) for m in room.members]
-        return (key, cells), members
+        bans = [(f"{key}/ban/{username_key(b.name)}", self.ban_cells(b)) for b in room.bans]
+        return (key, cells), members, bans
 
     @staticmethod
     def member_cells(member: MemberView) -> tuple[str, ...]:
         roles = ", ".join(role for role, has in (("operator", member.op), ("voice", member.voice)) if has)
         return (member.name, "● online" if member.online else "○ offline", roles, "", "", "")
+
+    @staticmethod
+    def ban_cells(ban: Ban) -> tuple[str, ...]:
+        return (ban.name, "⊘ banned", f"by {ban.by}", "", "", stamp(ban.at))
 
     # -- the operator's actions -------------------------------------------
 

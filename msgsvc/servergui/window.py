@@ -8,7 +8,7 @@ from functools import partial
 from tkinter import messagebox, ttk
 
 from msgsvc.servergui.presenter import COLUMNS, ServerPresenter, removal_question
-from msgsvc.servergui.rooms import ROOM_COLUMNS, RoomRows, deletion_question
+from msgsvc.servergui.rooms import BANS_LIFTED_BY, ROOM_COLUMNS, RoomRows, deletion_question
 
 _HEADINGS = {
     "name": ("Username", 130),
@@ -24,12 +24,12 @@ _HEADINGS = {
     "sessions": ("Sessions", 70),
 }
 _ROOM_HEADINGS = {
-    "room": ("Room / member", 160),  # the tree's own column: members indented under their room
+    "room": ("Room / member / ban", 160),  # the tree's own column: members and bans under their room
     "members": ("Members / state", 135),
-    "modes": ("Modes / role", 120),
+    "modes": ("Modes / role / by", 120),
     "topic": ("Topic", 270),
     "founder": ("Founder", 90),
-    "created": ("Created", 150),
+    "created": ("Created / banned", 150),
 }
 
 
@@ -99,7 +99,7 @@ class ServerWindow:
         )
 
     def _rooms_tab(self, parent: ttk.Notebook) -> ttk.Frame:
-        """Each room, its members under it; the operator's buttons for a room and a member."""
+        """Each room, its members and bans under it; the operator's buttons for a room and a member."""
         tab = ttk.Frame(parent)
         buttons = ttk.Frame(tab)
         buttons.pack(side="bottom", fill="x", pady=(6, 0))
@@ -109,6 +109,8 @@ class ServerWindow:
             buttons, text="Remove selected member from its room", command=self._remove_member
         )
         self.remove_member_button.pack(side="left", padx=(6, 0))
+        self.bans_note = ttk.Label(buttons, text=BANS_LIFTED_BY, foreground="#555555")
+        self.bans_note.pack(side="left", padx=(12, 0))
         self.rooms = ttk.Treeview(tab, columns=ROOM_COLUMNS[1:], selectmode="browse", height=12)
         for column in ROOM_COLUMNS:
             label, width = _ROOM_HEADINGS[column]
@@ -118,6 +120,7 @@ class ServerWindow:
         self.rooms.tag_configure("room", font=("TkDefaultFont", 10, "bold"))
         self.rooms.tag_configure("online", foreground="#1b5e20")
         self.rooms.tag_configure("offline", foreground="#777777")
+        self.rooms.tag_configure("banned", foreground="#b71c1c")
         scroll = ttk.Scrollbar(tab, command=self.rooms.yview)
         self.rooms.configure(yscrollcommand=scroll.set)
         scroll.pack(side="right", fill="y")
@@ -168,7 +171,7 @@ class ServerWindow:
             self.put_room(rows, len(self.rooms.get_children()))
 
     def put_room(self, rows: RoomRows, index: int) -> None:
-        (room_id, cells), members = rows
+        (room_id, cells), members, bans = rows
         selected = self.rooms.selection()
         if self.rooms.exists(room_id):
             self.rooms.item(room_id, text=cells[0], values=cells[1:])
@@ -181,6 +184,8 @@ class ServerWindow:
             self.rooms.insert(
                 room_id, "end", iid=member_id, text=member[0], values=member[1:], tags=(self._tag(member),)
             )
+        for ban_id, ban in bans:
+            self.rooms.insert(room_id, "end", iid=ban_id, text=ban[0], values=ban[1:], tags=("banned",))
         self.rooms.selection_set([s for s in selected if self.rooms.exists(s)])
 
     def delete_room(self, row_id: str) -> None:
@@ -231,20 +236,25 @@ class ServerWindow:
             self.reason.delete(0, "end")
 
     def _selected_room(self) -> tuple[str, str, str]:
-        """The selected room's row id and name, and the selected member's name ("" for none)."""
+        """The selected room's row id and name, and the selected member's name ("" for none: a room's or
+        a ban's row)."""
         selected = self.rooms.selection()
         if not selected:
             return "", "", ""
         row = selected[0]
         room = self.rooms.parent(row) or row
-        member = str(self.rooms.item(row, "text")) if room != row else ""
-        return room, str(self.rooms.item(room, "text")), member
+        member = self.rooms.item(row, "text") if room != row and not self._banned(row) else ""
+        return room, str(self.rooms.item(room, "text")), str(member)
+
+    def _banned(self, row: str) -> bool:
+        return "banned" in self.rooms.item(row, "tags")
 
     def _delete_room(self) -> None:
         assert self.presenter is not None
         row, room, _ = self._selected_room()
         if room and self.reason.get().strip():
-            if not self.confirm("Delete a room", deletion_question(room, len(self.rooms.get_children(row)))):
+            members = [r for r in self.rooms.get_children(row) if not self._banned(r)]
+            if not self.confirm("Delete a room", deletion_question(room, len(members))):
                 return
         if self.presenter.rooms.delete(room, self.reason.get()):
             self.reason.delete(0, "end")
