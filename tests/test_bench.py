@@ -6,10 +6,12 @@ login burst, offline run and run over WebSocket, to show those commands work end
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -18,6 +20,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, TextMessage
 
+import msgsvc.bench.__main__ as bench_main
 from msgsvc.bench import cload, dialects, report, servers, suite
 from msgsvc.bench.loadclient import LoadClient, Tally
 from msgsvc.bench.run import Measurement, Scenario, _cpus, plans
@@ -451,6 +454,81 @@ class SuiteTests(SynchronousTestCase):
         self.assertIn(("ngircd", 100), [(s.server, s.clients) for s in ran])
 
 
+class ErgoTests(SynchronousTestCase):
+    """Ergo as a peer, without an Ergo: a fake ``ergo`` stands for the binary where one is looked for."""
+
+    def fake_ergo(self, version: str) -> str:
+        """A directory on the PATH holding an ``ergo`` that says ``version``, alone on the PATH."""
+        folder = Path(self.mktemp())
+        folder.mkdir()
+        program = folder / "ergo"
+        program.write_text(f"#!/bin/sh\necho '{version}'\n")
+        program.chmod(0o755)
+        self.patch(os, "environ", {k: v for k, v in os.environ.items() if k != servers.ERGO_VARIABLE})
+        os.environ["PATH"] = str(folder)
+        return str(program)
+
+    def run_bench(self, *argv: str) -> tuple[list[Scenario], str]:
+        """``python -m msgsvc.bench run`` with ``argv``, measuring nothing: what it ran, what it said."""
+        ran: list[Scenario] = []
+        said = io.StringIO()
+        self.patch(bench_main, "measure", lambda scenario, python: ran.append(scenario) or Measurement(scenario))
+        self.patch(sys, "stderr", said)
+        self.patch(sys, "stdout", io.StringIO())
+        bench_main.main(["run", "--clients", "8", *argv])
+        return ran, said.getvalue()
+
+    def test_the_configuration_lifts_fake_lag_and_the_limits_and_sets_the_history(self) -> None:
+        on, off = servers.ergo_conf(6667, history=True), servers.ergo_conf(6667, history=False)
+        self.assertIn('"127.0.0.1:6667": {}', on)
+        for lifted in [
+            "fakelag:\n    enabled: false",
+            "    ip-limits:\n        count: false\n        throttle: false",
+            "    login-throttling:\n        enabled: false",
+            "    max-sendq: 256M",
+        ]:
+            self.assertIn(lifted, on)
+        self.assertIn("history:\n    enabled: true", on)
+        self.assertIn("history:\n    enabled: false", off)
+        self.assertEqual(on.replace("enabled: true\n    channel-length", "enabled: false\n    channel-length"), off)
+
+    def test_without_ergo_its_rows_are_skipped_and_said(self) -> None:
+        self.fake_ergo("ergo, a quantum chemistry program")  # Debian's ergo
+        self.assertIn("no Ergo binary", servers.missing("ergo") or "")
+        ran, said = self.run_bench("--server", "msgsvc", "--server", "ergo")
+        self.assertEqual([s.server for s in ran], ["msgsvc"])
+        self.assertIn("ergo: not measured: no Ergo binary", said)
+
+    def test_the_irc_servers_ergo_on_the_path_runs_alone_on_its_core_with_its_history_off(self) -> None:
+        program = self.fake_ergo("ergo-2.11.1")
+        self.assertIsNone(servers.missing("ergo"))
+        started: list[tuple[Any, ...]] = []
+        self.patch(servers, "ServerProcess", lambda *args: started.append(args) or "process")
+        workdir = Path(self.mktemp())
+        workdir.mkdir()
+        servers.deploy("ergo", workdir, ["a0u0"], [0], history=False)
+        [(name, argv, port, folder, cpu, env)] = started
+        self.assertEqual((name, folder, cpu, env["GOMAXPROCS"]), ("ergo", workdir, 0, "1"))
+        self.assertEqual(argv, [program, "run", "--conf", str(workdir / "ircd.yaml")])
+        self.assertEqual((workdir / "ircd.yaml").read_text(), servers.ergo_conf(port, history=False))
+
+    def test_ergo_named_on_the_command_line_is_measured_history_on_and_off(self) -> None:
+        self.fake_ergo("ergo, a quantum chemistry program")
+        program = Path(self.mktemp())
+        program.write_text("#!/bin/sh\n")
+        program.chmod(0o755)
+        ran, said = self.run_bench("--server", "ergo", "--ergo", str(program), "--history", "on", "--history", "off")
+        self.assertEqual([(s.server, s.history) for s in ran], [("ergo", True), ("ergo", False)])
+        self.assertEqual(said.count("not measured"), 0)
+
+    def test_ergo_takes_words_lines_a_recipient_each(self) -> None:
+        (plan, _) = plans(Scenario("ergo", "multicast", clients=12, recipients=5), [4567])
+        self.assertEqual(cload.arguments(plan)[:3], ["words", "127.0.0.1", "4567"])
+        self.assertEqual(
+            dialects.make("ergo").send(["a", "b"], b"@1.x"), b"PRIVMSG a :@1.x\r\nPRIVMSG b :@1.x\r\n"
+        )
+
+
 class TargetTests(SynchronousTestCase):
     def test_each_target_is_met_or_missed_with_its_figure(self) -> None:
         idle = Measurement(
@@ -467,11 +545,15 @@ class TargetTests(SynchronousTestCase):
         words = Measurement(
             Scenario("words", "unicast", clients=1000), delivered=60_000, expected=60_000, seconds=2.0
         )
-        lines = suite.targets([idle, peak, half, words])
+        ergo = Measurement(
+            Scenario("ergo", "unicast", clients=1000), delivered=150_000, expected=150_000, seconds=2.0
+        )
+        lines = suite.targets([idle, peak, half, words, ergo])
         self.assertIn("met     10,000 clients held: 10,000 registered, 0 lost", lines)
         self.assertIn("MISSED  <= 4 KiB per idle client: 7.0 KiB", lines)
         self.assertIn("met     unicast >= 50,000 msg/s (1,000 clients): 60,000", lines)
         self.assertIn("met     unicast >= 1.5x words (1,000 clients): msgsvc/words = 2.00", lines)
+        self.assertIn("MISSED  unicast >= 1.0x Ergo (1,000 clients): msgsvc/ergo = 0.80", lines)
         self.assertIn(
             "MISSED  unicast p99 < 5 ms at half the peak rate (1,000 clients): 8.19 ms at 30,000/s", lines
         )

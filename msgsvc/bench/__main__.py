@@ -3,6 +3,7 @@
     python -m msgsvc.bench run --server msgsvc --workload unicast --clients 1000
     python -m msgsvc.bench run --workload unicast --clients 1000 --history on --history off
     python -m msgsvc.bench run --workload room --clients 100 --server msgsvc --server words --repeat 5
+    python -m msgsvc.bench run --server msgsvc --server ergo --ergo /path/to/ergo --history on --history off
     python -m msgsvc.bench suite --json bench.json --plot performance.png
     python -m msgsvc.bench show bench.json [--plot performance.png]
     python -m msgsvc.bench logins [--accounts 200]
@@ -16,12 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
 from msgsvc.bench import logins, offline, report, scaling, suite
 from msgsvc.bench.run import Measurement, Scenario, measure
-from msgsvc.bench.servers import SERVERS, SUITE, missing
+from msgsvc.bench.servers import ERGO_VARIABLE, SERVERS, SUITE, missing
 from msgsvc.bench.worker import WORKLOADS
 
 
@@ -29,12 +31,24 @@ def _rate(value: str) -> float | None:
     return None if value == "max" else float(value)
 
 
+def _available(names: Sequence[str]) -> list[str]:
+    """The servers of ``names`` this machine can run; each other one is said, and left out."""
+    chosen = []
+    for server in names:
+        problem = missing(server)
+        if problem:
+            print(f"{server}: not measured: {problem}", file=sys.stderr)
+        else:
+            chosen.append(server)
+    return chosen
+
+
 def _run(args: argparse.Namespace) -> list[Measurement]:
     results = []
     variants = [
         (server, history)
         for _ in range(args.repeat)
-        for server in args.server or ["msgsvc"]
+        for server in _available(args.server or ["msgsvc"])
         for history in args.history or ["on"]
     ]
     for server, history in variants:  # in turn
@@ -91,6 +105,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the load processes: c (built with the machine's compiler; every workload over TCP) or python "
         "(every workload, over WebSocket too); default c, python where c cannot do the job",
     )
+    load.add_argument(
+        "--ergo",
+        metavar="PATH",
+        help="the Ergo binary to run as server ergo (default: ergo on the PATH if it is the IRC server; "
+        "without one, Ergo's rows are skipped)",
+    )
     load.add_argument("--json", help="write the figures here too")
     load.add_argument("--plot", help="draw the unicast sweep here (PNG; needs matplotlib)")
     run = commands.add_parser("run", parents=[load], help="one workload, on one or more servers")
@@ -99,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--history",
         action="append",
         choices=("on", "off"),
-        help="msgsvc with its history (on) or with --history-days 0 (off); repeatable, side by side, "
+        help="msgsvc (and Ergo) with its history (on) or without (off: --history-days 0); repeatable, side by side, "
         "taking turns; default on",
     )
     run.add_argument(
@@ -165,6 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     nodes.add_argument("--rate", type=_rate, default=None, help="messages/s offered, or max (default)")
     nodes.add_argument("--json", help="write the figures here too")
     args = parser.parse_args(argv)
+    if getattr(args, "ergo", None):
+        os.environ[ERGO_VARIABLE] = args.ergo  # for the servers module, as for any child that starts one
     if args.command == "scaling":
         measured = scaling.run(args.duration, args.repeat, args.clients, args.rate, _progress)
         print(scaling.table(measured))
@@ -185,15 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         results = _run(args)
     elif args.command == "suite":
-        chosen = []
-        for server in args.servers.split(","):
-            problem = missing(server)
-            if problem:
-                print(f"{server}: not measured: {problem}", file=sys.stderr)
-            else:
-                chosen.append(server)
         results = suite.standard(
-            chosen, args.duration, args.load_python, _progress, repeat=args.repeat, load=args.load
+            _available(args.servers.split(",")), args.duration, args.load_python, _progress, repeat=args.repeat, load=args.load
         )
     else:
         with open(args.json) as saved:

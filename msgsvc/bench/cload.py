@@ -18,7 +18,9 @@ from pathlib import Path
 from msgsvc.bench.worker import Plan
 
 SOURCE = Path(__file__).with_name("loadc.c")
-SERVERS = ("msgsvc", "words", "ngircd", "msgsvc-irc", "msgsvc-redis")
+SERVERS = ("msgsvc", "words", "ngircd", "ergo", "msgsvc-irc", "msgsvc-redis")
+#: the servers that take another's lines (:func:`msgsvc.bench.dialects.make`)
+SAME_LINES = {"msgsvc-redis": "msgsvc", "ergo": "words"}
 
 
 def handles(plan: Plan) -> bool:
@@ -45,7 +47,7 @@ def arguments(plan: Plan) -> list[str]:
     prefix = plan.names[0].rstrip("0123456789")
     assert plan.names == [f"{prefix}{i}" for i in range(len(plan.names))], "names the C load can make"
     return [
-        "msgsvc" if plan.server == "msgsvc-redis" else plan.server,  # the same lines
+        SAME_LINES.get(plan.server, plan.server),
         plan.host,
         ",".join(map(str, plan.ports)),
         prefix,

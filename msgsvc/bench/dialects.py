@@ -187,12 +187,14 @@ class Irc(Dialect):
 
 
 def make(server: str, password: str = "bench", rooms: bool = False) -> Dialect:
-    """The dialect that speaks to ``server``: ``msgsvc`` (``-web``, ``-redis``, ``-irc``), ``words`` or ``ngircd``;
+    """The dialect that speaks to ``server``: ``msgsvc`` (``-web``, ``-redis``, ``-irc``), ``words``, ``ergo`` or ``ngircd``;
     with ``rooms``, one that joins and speaks to a room (msgsvc's lines of version 11)."""
     if server in ("msgsvc", "msgsvc-web", "msgsvc-redis"):  # the same lines, over TCP or WebSocket
         return Msgsvc(rooms)
     if server == "words":  # twisted.words looks a PRIVMSG target up as one name
         return Irc("words", password, multi_target=False)
+    if server == "ergo":  # Ergo takes at most 4 targets a PRIVMSG (MAXTARGETS=4), a multicast 5: words' lines
+        return Irc("ergo", password, multi_target=False)
     if server == "ngircd":
         return Irc("ngircd", password, multi_target=True)
     if server == "msgsvc-irc":  # no PASS: on msgsvc a password claims the name

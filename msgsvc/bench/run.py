@@ -33,7 +33,7 @@ class Scenario:
     warmup: float = 2.0  # seconds of the same load before the measured run (not for connect, idle)
     load: str = "c"  # "c": the C load process where it does the job (msgsvc.bench.cload), else Python
     nodes: int = 1  # msgsvc-redis: the nodes, each client on one of them in turn
-    history: bool = True  # msgsvc keeps its history (False: ``--history-days 0``)
+    history: bool = True  # msgsvc (Ergo) keeps its history (False: ``--history-days 0``; Ergo's off)
 
     @property
     def label(self) -> str:
@@ -50,8 +50,8 @@ class Scenario:
             raise ValueError(f"server must be one of {', '.join(servers.SERVERS)}")
         if self.nodes < 1 or (self.nodes > 1 and self.server != servers.MSGSVC_REDIS):
             raise ValueError(f"nodes: 1, or several for {servers.MSGSVC_REDIS}")
-        if not self.history and self.server not in servers.MSGSVCS:
-            raise ValueError(f"history off is for {', '.join(servers.MSGSVCS)}")
+        if not self.history and self.server not in servers.HISTORIES:
+            raise ValueError(f"history off is for {', '.join(servers.HISTORIES)}")
         if self.workload in ("unicast", "multicast", *GROUP) and self.clients < self.workers * (
             self.recipients + 1
         ):

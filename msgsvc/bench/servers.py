@@ -17,11 +17,17 @@ MSGSVC_WEB = "msgsvc-web"
 MSGSVC_IRC = "msgsvc-irc"
 #: msgsvc's nodes (one or more) on a Redis server of their own, the clients spread over the nodes
 MSGSVC_REDIS = "msgsvc-redis"
-SERVERS = ("msgsvc", "words", "ngircd", MSGSVC_WEB, MSGSVC_IRC, MSGSVC_REDIS)
+#: Ergo (ergochat/ergo), not a Debian package: the binary ``--ergo`` names (:data:`ERGO_VARIABLE`), or ``ergo``
+#: on the PATH when it is the IRC server (Debian's ``ergo`` is a chemistry program)
+ERGO = "ergo"
+ERGO_VARIABLE = "MSGSVC_BENCH_ERGO"
+SERVERS = ("msgsvc", "words", "ngircd", ERGO, MSGSVC_WEB, MSGSVC_IRC, MSGSVC_REDIS)
 #: the servers that are msgsvc (they take ``--history-days``)
 MSGSVCS = ("msgsvc", MSGSVC_WEB, MSGSVC_IRC, MSGSVC_REDIS)
-#: what ``bench suite`` compares unless told: msgsvc and its peers, all over TCP
-SUITE = ("msgsvc", "words", "ngircd")
+#: the servers whose history can be on or off
+HISTORIES = (*MSGSVCS, ERGO)
+#: what ``bench suite`` compares unless told: msgsvc and its peers, all over TCP (a peer not here is skipped)
+SUITE = ("msgsvc", "words", "ngircd", ERGO)
 PASSWORD = "bench"
 
 #: msgsvc's limits, raised so that the bench measures it rather than its flood protection
@@ -67,6 +73,88 @@ NGIRCD_CONF = """\
     Ident = no
     PAM = no
 """
+
+
+#: Ergo's configuration: fake lag, per-address limits and throttles off, a send queue as large as msgsvc's, no
+#: accounts, cloaks or lookups; its history (in memory, as it keeps it without a database) on or off.  A PASS is
+#: ignored (no server password, no login by PASS), so Ergo takes the lines it takes words'.
+ERGO_CONF = """\
+network:
+    name: bench
+server:
+    name: bench.ergo
+    listeners:
+        "127.0.0.1:{port}": {{}}
+    casemapping: ascii
+    lookup-hostnames: false
+    check-ident: false
+    max-sendq: 256M
+    ip-limits:
+        count: false
+        throttle: false
+    ip-cloaking:
+        enabled: false
+accounts:
+    authentication-enabled: false
+    registration:
+        enabled: false
+    login-throttling:
+        enabled: false
+    login-via-pass-command: false
+    nick-reservation:
+        enabled: false
+    multiclient:
+        enabled: false
+    default-user-modes: ""
+channels:
+    default-modes: +nt
+    max-channels-per-client: 100
+    registration:
+        enabled: false
+logging:
+    -
+        method: stderr
+        type: "* -userinput -useroutput"
+        level: info
+datastore:
+    path: ircd.db
+    autoupgrade: true
+limits:
+    nicklen: 32
+    identlen: 20
+    channellen: 64
+    awaylen: 390
+    kicklen: 390
+    topiclen: 390
+    monitor-entries: 100
+    whowas-entries: 100
+    chan-list-modes: 60
+    registration-messages: 1024
+    multiline:
+        max-bytes: 0
+        max-lines: 0
+fakelag:
+    enabled: false
+history:
+    enabled: {history}
+    channel-length: 2048
+    client-length: 256
+    autoresize-window: 3d
+    autoreplay-on-join: 0
+    chathistory-maxmessages: 100
+    znc-maxmessages: 2048
+    restrictions:
+        expire-time: 1w
+        query-cutoff: none
+        grace-period: 1h
+    persistent:
+        enabled: false
+"""
+
+
+def ergo_conf(port: int, history: bool) -> str:
+    """Ergo's configuration (:data:`ERGO_CONF`) listening on ``port``, its history on or off."""
+    return ERGO_CONF.format(port=port, history="true" if history else "false")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -216,10 +304,33 @@ def _ngircd() -> str:
     return shutil.which("ngircd") or "/usr/sbin/ngircd"
 
 
+def _ergo() -> str | None:
+    """The Ergo binary: :data:`ERGO_VARIABLE`'s, else ``ergo`` on the PATH if ``ergo --version`` says it is
+    Ergo (``ergo-2.11.1``); None if there is none."""
+    given = os.environ.get(ERGO_VARIABLE)
+    if given:
+        return given if os.access(given, os.X_OK) else None
+    found = shutil.which("ergo")
+    if found is None:
+        return None
+    try:
+        said = subprocess.run(
+            [found, "--version"], stdin=subprocess.DEVNULL, capture_output=True, timeout=10
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return found if said.startswith(b"ergo-") else None
+
+
 def missing(name: str) -> str | None:
     """Why server ``name`` cannot be run here, or None if it can."""
     if name == "ngircd" and not os.path.exists(_ngircd()):
         return "ngircd is not installed (Debian: apt-get install ngircd)"
+    if name == ERGO and _ergo() is None:
+        return (
+            "no Ergo binary (--ergo PATH, or the IRC server's ergo on the PATH; Debian's ergo is another "
+            "program): its rows are skipped"
+        )
     if name == MSGSVC_REDIS and not os.path.exists(_redis_server()):
         return "redis-server is not installed (Debian: apt-get install redis-server)"
     return None
@@ -268,7 +379,7 @@ def deploy(
     if name != MSGSVC_REDIS:
         if nodes != 1:
             raise ValueError(f"{name} is one process; nodes are for {MSGSVC_REDIS}")
-        return Deployment([start(name, workdir, names, cpus[0], msgsvc_options)])
+        return Deployment([start(name, workdir, names, cpus[0], msgsvc_options, history)])
     problem = missing(name)
     if problem:
         raise RuntimeError(problem)
@@ -299,10 +410,11 @@ def start(
     names: Iterable[str],
     cpu: int | None,
     msgsvc_options: Sequence[str] = MSGSVC_OPTIONS,
+    history: bool = True,
 ) -> ServerProcess:
     """Start server ``name`` listening on a free loopback port, knowing the bench's ``names``.
 
-    ``msgsvc_options`` are msgsvc's limits (the soak test keeps them low).
+    ``msgsvc_options`` are msgsvc's limits (the soak test keeps them low); ``history``, Ergo's.
     """
     port = free_port()
     env = child_environment()
@@ -348,6 +460,13 @@ def start(
             raise RuntimeError(problem)
         (workdir / "ngircd.conf").write_text(NGIRCD_CONF.format(port=port, password=PASSWORD))
         argv = [_ngircd(), "--nodaemon", "--config", str(workdir / "ngircd.conf")]
+    elif name == ERGO:
+        binary = _ergo()
+        if binary is None:
+            raise RuntimeError(missing(name))
+        (workdir / "ircd.yaml").write_text(ergo_conf(port, history))
+        env["GOMAXPROCS"] = "1"  # one core, as the others have
+        argv = [binary, "run", "--conf", str(workdir / "ircd.yaml")]
     else:
         raise ValueError(f"unknown server {name!r}")
     return ServerProcess(name, argv, port, workdir, cpu, env)

@@ -133,6 +133,7 @@ def targets(results: Sequence[Measurement]) -> list[str]:
         check("unicast >= 50,000 msg/s (1,000 clients)", f"{rate:,.0f}", rate >= 50_000)
     for clients in (100, 1000):
         against("words", "unicast", clients, 1.5, f"unicast >= 1.5x words ({clients:,} clients)")
+        against("ergo", "unicast", clients, 1.0, f"unicast >= 1.0x Ergo ({clients:,} clients)")
     against("words", "connect", CHURN_CLIENTS, 1.0, "registration churn >= 1.0x words")
     broadcast = _find(results, "msgsvc", "broadcast", BROADCAST_RECEIVERS + 1, True)
     if broadcast is not None:
