@@ -289,6 +289,15 @@ class ControlTests(RoomsTestCase):
         self.successResultOf(self.alice.user.mode("#dev", [("-i", None), ("+l", "2")]))
         self.assertEqual(self.refusal(erin.user.join, "#dev", None), Refusal.ROOM_FULL)
 
+    def test_an_operators_invitation_lets_a_banned_name_in_once(self) -> None:
+        self.successResultOf(self.alice.user.mode("#dev", [("+b", "dave")]))
+        self.successResultOf(self.bob.user.invite("#dev", "dave"))  # a member's: it only tells dave
+        self.assertEqual(self.refusal(self.dave.user.join, "#dev", None), Refusal.BANNED)
+        self.successResultOf(self.alice.user.invite("#dev", "dave"))
+        self.successResultOf(self.dave.user.join("#dev", None))
+        self.successResultOf(self.alice.user.kick("#dev", "dave", ""))
+        self.assertEqual(self.refusal(self.dave.user.join, "#dev", None), Refusal.BANNED)  # used
+
     def test_a_secret_room_is_hidden_from_outsiders(self) -> None:
         self.successResultOf(self.alice.user.mode("#dev", [("+s", None)]))
         self.successResultOf(self.dave.user.join("#open", None))

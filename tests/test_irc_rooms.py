@@ -240,12 +240,39 @@ class TopicNamesListWhoTests(JoinedTestCase):
         self.rooms.answers["members"] = Refused(Refusal.NO_SUCH_ROOM, "")
         self.assertEqual(alice.send("NAMES #nope"), [f":{SERVER} 366 alice #nope :End of /NAMES list"])
 
-    def test_names_alone_is_the_rooms_joined_and_all_if_in_it(self) -> None:
+    def test_names_of_several_channels_ends_with_one_366_of_them_all(self) -> None:
         alice = self.joined()
-        self.rooms.answers["members"] = DEV
-        self.assertEqual(numerics(alice.send("NAMES")), ["353", "366", "366"])
         alice.send("JOIN #all")
-        self.assertEqual(numerics(alice.send("NAMES")), ["353", "366", "353", "366"])
+        self.rooms.answers["members"] = DEV
+        got = alice.send("NAMES #all,#dev,#ops")
+        asked = [c for c in self.rooms.calls if c[0] == "members"]
+        self.assertEqual(asked, [("members", "alice", "#dev"), ("members", "alice", "#ops")])
+        self.assertEqual(
+            got,
+            [
+                f":{SERVER} 353 alice = #Dev :@alice bob",
+                f":{SERVER} 353 alice = #Dev :@alice bob",
+                f":{SERVER} 353 alice = #all :alice",
+                f":{SERVER} 366 alice #all,#dev,#ops :End of /NAMES list",
+            ],
+        )
+
+    def test_names_alone_is_every_room_list_shows_and_all_if_in_it(self) -> None:
+        alice = self.joined()
+        self.rooms.answers["rooms"] = [RoomInfo("#Dev", 2, "ship it"), RoomInfo("#ops", 1, "")]
+        self.rooms.answers["members"] = DEV
+        self.rooms.calls.clear()
+        self.assertEqual(numerics(alice.send("NAMES")), ["353", "353", "366"])
+        self.assertEqual(
+            self.rooms.calls,
+            [("rooms", "alice", False), ("members", "alice", "#Dev"), ("members", "alice", "#ops")],
+        )
+        alice.send("JOIN #all")
+        got = alice.send("NAMES")
+        self.assertEqual(numerics(got), ["353", "353", "353", "366"])
+        self.assertEqual(
+            got[-2:], [f":{SERVER} 353 alice = #all :alice", f":{SERVER} 366 alice * :End of /NAMES list"]
+        )
 
     def test_secret_rooms_names_are_marked_at(self) -> None:
         alice = self.joined()
@@ -340,6 +367,10 @@ class ModeTests(JoinedTestCase):
         )
         self.assertEqual(numerics(alice.send("MODE #dev +x")), ["472"])
         self.rooms.calls.clear()
+        self.rooms.answers["mode"] = ModeSet("#Dev", "alice", (("+s", None),))
+        self.assertEqual(numerics(alice.send("MODE #dev +sp")), ["472", "MODE"])  # p unknown, s applied
+        self.assertEqual(self.rooms.calls, [("mode", "alice", "#dev", [("+s", None)])])
+        self.rooms.calls.clear()
         self.assertEqual(numerics(alice.send("MODE #dev +b *!*@host")), ["NOTICE"])
         self.assertEqual(self.rooms.calls, [])
         self.rooms.answers["mode"] = Refused(Refusal.USER_NOT_IN_ROOM, "")
@@ -354,11 +385,12 @@ class ModeTests(JoinedTestCase):
             [
                 f":{SERVER} 696 alice #dev l abc :The limit must be a number over 0",
                 f":{SERVER} 696 alice #dev l 0 :The limit must be a number over 0",
-                f":{SERVER} 696 alice #dev k * :A key cannot be empty",
+                f":{SERVER} 696 alice #dev k * :A key cannot be empty or hold a space",
                 ":alice!alice@msgsvc MODE #Dev :-l",
             ],
         )
         self.assertEqual(self.rooms.calls, [("mode", "alice", "#dev", [("-l", None)])])
+        self.assertEqual(numerics(alice.send("MODE #dev +k :open sesame")), ["696"])  # JOIN could not give it
 
     def test_isupport_says_the_channel_modes_and_prefixes(self) -> None:
         got = " ".join(g for g in self.irc().register("erin") if " 005 " in g)

@@ -188,7 +188,7 @@ class Rooms:
             self._announce(record, event, session)
             return self._kept(self._store.create_room(record), self.view(record, user))
         founder = record.founder is not None and username_key(record.founder) == user
-        if user in record.bans:
+        if user in record.bans and user not in record.invites:  # an operator's invitation lets it in once
             raise Refused(Refusal.BANNED, f"you are banned from {record.name}")
         if "i" in record.modes and not founder and user not in record.invites:
             raise Refused(Refusal.INVITE_ONLY, f"{record.name} is invite-only")
@@ -495,8 +495,10 @@ class Rooms:
             case TopicSet(_, topic, by, at):
                 record.topic, record.topic_by, record.topic_at = topic, by, at
                 writes.append(lambda: store.set_room(record))
-            case Invited(_, name):
-                record.invites.add(username_key(name))
+            case Invited(_, name, by):  # an operator's: another member's only tells the invitee
+                inviter = record.members.get(username_key(by))
+                if inviter is not None and inviter.op:
+                    record.invites.add(username_key(name))
             case Entered(_, member):
                 self._add(record, member)
                 record.invites.discard(username_key(member.name))

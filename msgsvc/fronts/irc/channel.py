@@ -60,11 +60,9 @@ class Channel(IrcBase):
         )
         (self._write if asked else self._send)(burst)
 
-    def names_all(self) -> None:
-        self._list(self._names())
-
-    def _names(self) -> Iterator[bytes]:
-        """353 rows of who is online, then 366: a row, or nothing, a step (one a user online)."""
+    def _names(self, end: str | None = None) -> Iterator[bytes]:
+        """353 rows of who is online, then 366 (of ``end``, the query a NAMES named: #all by default):
+        a row, or nothing, a step (one a user online)."""
         directory = self.factory.directory
         row: list[str] = []
         size = 0
@@ -79,7 +77,7 @@ class Channel(IrcBase):
                 yield b""
         if row:
             yield self._numeric(rfc.RPL_NAMREPLY, "=", self.channel, " ".join(row))
-        yield self._numeric(rfc.RPL_ENDOFNAMES, self.channel, "End of /NAMES list")
+        yield self._numeric(rfc.RPL_ENDOFNAMES, end or self.channel, "End of /NAMES list")
 
     def list_all(self) -> None:
         """322 for #all: how many are online, and its topic."""

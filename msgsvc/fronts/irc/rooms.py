@@ -9,8 +9,9 @@ The hub decides everything (who may join, speak, kick, set what); this module as
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from itertools import chain
 
-from twisted.internet.defer import maybeDeferred
+from twisted.internet.defer import Deferred, gatherResults, maybeDeferred, succeed
 from twisted.python.failure import Failure
 from twisted.words.protocols import irc as rfc
 
@@ -35,6 +36,8 @@ from msgsvc.hub.rooms import TOPIC_MAX
 from msgsvc.hub.rules import room_key, username_key
 from msgsvc.wire import ascii_int
 
+#: Rooms as a client sees them, in turn: None for one it does not see.
+Views = list[RoomView | None]
 #: The channel modes: b, o and v take a name; k (set) a key; l (set) a limit; i m n s t nothing.
 CHANNEL_MODES = "biklmnostv"
 
@@ -209,33 +212,58 @@ class Rooms(Channel):
     # -- NAMES, LIST, WHO ---------------------------------------------------
 
     def irc_NAMES(self, params: list[str]) -> None:
-        if not params or not params[0].strip(","):  # the channels this connection is in
-            for name in list(self.rooms.values()):
-                self._names_of(name)
-            if self in self.factory.members:
-                self.names_all()
-            else:
-                self.numeric(rfc.RPL_ENDOFNAMES, "*", "End of /NAMES list")
+        """NAMES #a,#b: the 353 rows of each room this client may see (a secret one: its members only;
+        #all's last), then one 366 of the query, as RFC 2812 has it.  NAMES alone: every room LIST
+        shows it, and #all if it is in it, then 366 ``*``."""
+        if not params or not params[0].strip(","):
+            self._names_of(self._visible_rooms, self in self.factory.members, "*")
             return
-        for target in self._targets(params[0], CHANNEL_TARGETS) or ():
-            if self._is_channel(target):
-                self.names_all()
-            else:
-                self._names_of(target)
+        targets = self._targets(params[0], CHANNEL_TARGETS)
+        if targets is not None:
+            rooms = [t for t in targets if not self._is_channel(t)]
+            self._names_of(lambda: self._views(rooms), len(rooms) < len(targets), ",".join(targets))
 
-    def _names_of(self, target: str) -> None:
-        """353 and 366 for a room this client may see (a secret one: its members only); else 366 alone."""
-        self._ask(
-            lambda: self.user.members(target),
-            self._say_names,
-            lambda _: self.numeric(rfc.RPL_ENDOFNAMES, target, "End of /NAMES list"),
-        )
+    def _names_of(self, views: Callable[[], Deferred[Views]], with_all: bool, end: str) -> None:
+        """The 353 rows of ``views`` (#all's too if ``with_all``), then one 366 of ``end``."""
 
-    def _say_names(self, view: RoomView) -> None:
-        self._write(b"".join(self._room_names(view)))
+        def say(seen: list[RoomView | None]) -> None:
+            rows = (row for view in seen if view is not None for row in self._room_rows(view))
+            ended = [self._numeric(rfc.RPL_ENDOFNAMES, end, "End of /NAMES list")]
+            closing = self._names(end) if with_all else iter(ended)
+            self._list(chain(rows, closing))
+
+        def unread(_: Refused) -> None:  # the server has not read its rooms yet
+            self.numeric(rfc.RPL_ENDOFNAMES, end, "End of /NAMES list")
+
+        self._ask(views, say, unread)
+
+    def _visible_rooms(self) -> Deferred[Views]:
+        """Every room this client may see (as LIST lists them), with its members."""
+        return self.user.rooms(False).addCallback(lambda infos: self._views([info.name for info in infos]))
+
+    def _views(self, rooms: list[str]) -> Deferred[Views]:
+        """``rooms`` as this client sees them, in turn; None for one it does not see (none, a secret one)."""
+
+        def unseen(failure: Failure) -> RoomView | None:
+            failure.trap(Refused)
+            return None
+
+        def seen(room: str) -> Deferred[RoomView | None]:
+            try:
+                asked = self.user.members(room)
+            except Refused:
+                return succeed(None)
+            return asked.addErrback(unseen)
+
+        return gatherResults([seen(room) for room in rooms], consumeErrors=True)
 
     def _room_names(self, view: RoomView) -> Iterator[bytes]:
-        """353 rows of a room's members (operators ``@``, voiced ``+``; both with ``multi-prefix``), then 366."""
+        """A room's 353 rows, then its 366."""
+        yield from self._room_rows(view)
+        yield self._numeric(rfc.RPL_ENDOFNAMES, view.name, "End of /NAMES list")
+
+    def _room_rows(self, view: RoomView) -> Iterator[bytes]:
+        """353 rows of a room's members (operators ``@``, voiced ``+``; both with ``multi-prefix``)."""
         kind = "@" if "s" in view.modes else "="
         row: list[str] = []
         size = 0
@@ -248,7 +276,6 @@ class Rooms(Channel):
                 row, size = [], 0
         if row:
             yield self._numeric(rfc.RPL_NAMREPLY, kind, view.name, " ".join(row))
-        yield self._numeric(rfc.RPL_ENDOFNAMES, view.name, "End of /NAMES list")
 
     def _prefixes(self, op: bool, voice: bool) -> str:
         both = ("@" if op else "") + ("+" if voice else "")
@@ -336,19 +363,18 @@ class Rooms(Channel):
 
         return say
 
-    def _mode_changes(self, target: str, text: str, args: list[str]) -> list[ModeChange] | None:
+    def _mode_changes(self, target: str, text: str, args: list[str]) -> list[ModeChange]:
         """``+i-m+k key`` as changes (``+i``, None) (``-m``, None) (``+k``, ``key``); a ban mask as its
-        name; None (and 472) for a mode this server has not.  A change lacking its argument, or with one
-        that is none (an empty key, a limit that is not a number over 0: 696; a mask naming no one name:
-        a notice), is left out."""
+        name.  A mode this server has not is 472 and left out, the others kept.  A change lacking its
+        argument, or with one that is none (a key empty or with a space, a limit that is not a number
+        over 0: 696; a mask naming no one name: a notice), is left out."""
         sign, given = "+", iter(args)
         changes: list[ModeChange] = []
         for mode in text:
             if mode in "+-":
                 sign = mode
-            elif mode not in CHANNEL_MODES:
+            elif mode not in CHANNEL_MODES:  # said, and the others applied (``+sp``: s), as servers do
                 self.numeric(rfc.ERR_UNKNOWNMODE, mode, "is unknown mode char to me")
-                return None
             elif mode in "bov" or mode in "kl" and sign == "+":
                 arg = next(given, None)
                 if arg is not None:
@@ -377,8 +403,8 @@ class Rooms(Channel):
                 self.numeric(ERR_INVALIDMODEPARAM, target, "l", arg, "The limit must be a number over 0")
                 return None
             return str(limit)
-        if not arg.strip():  # k
-            self.numeric(ERR_INVALIDMODEPARAM, target, "k", arg, "A key cannot be empty")
+        if not arg.strip() or " " in arg:  # k: a JOIN could not give a key with a space
+            self.numeric(ERR_INVALIDMODEPARAM, target, "k", arg, "A key cannot be empty or hold a space")
             return None
         return arg
 
