@@ -514,6 +514,40 @@ class NodesTests(RoomsTestCase):
         self.assertEqual(self.store.rooms_kept["#dev"].limit, None)
 
 
+class _Counted(dict[str, RoomRecord]):
+    """The hub's rooms, counting the records read."""
+
+    read = 0
+
+    def __getitem__(self, key: str) -> RoomRecord:
+        self.read += 1
+        return super().__getitem__(key)
+
+    def values(self) -> Any:
+        for value in super().values():
+            self.read += 1
+            yield value
+
+
+class CostTests(RoomsTestCase):
+    """What a request reads of many rooms, counted in records (not timed)."""
+
+    policy = RoomPolicy(max_per_user=1000)
+
+    def test_rooms_mine_reads_the_askers_rooms_only(self) -> None:
+        self.hub = self.make_hub([])
+        owner, bob = self.join("owner", "10.0.0.1"), self.join("bob")
+        self.hub.rooms._creations = lambda host: 0.0  # no creation limit here
+        for n in range(1000):
+            self.successResultOf(owner.user.join(f"#r{n}", None))
+        self.successResultOf(bob.user.join("#r7", None))
+        self.successResultOf(bob.user.join("#r500", None))
+        counted = self.hub.rooms._rooms = _Counted(self.hub.rooms._rooms)
+        self.assertEqual([r.name for r in self.successResultOf(bob.user.rooms(True))], ["#r500", "#r7"])
+        self.assertEqual(counted.read, 2)  # every room's membership looked at: 1000
+        self.assertEqual(len(self.successResultOf(bob.user.rooms(False))), 1000)
+
+
 class StartTests(RoomsTestCase):
     def test_until_the_rooms_are_read_room_commands_are_unavailable(self) -> None:
         """The log comes first (names register at once); the rooms come after, from the store."""

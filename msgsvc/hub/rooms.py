@@ -305,12 +305,12 @@ class Rooms:
     def rooms(self, session: Session, mine: bool) -> Deferred[list[RoomInfo]]:
         self._check_loaded()
         user = _key(session)
-        found = [
-            RoomInfo(r.name, len(r.members), r.topic)
-            for r in self._rooms.values()
-            if ((user in r.members) if mine else ("s" not in r.modes or user in r.members))
-        ]
-        return _now(sorted(found, key=lambda info: room_key(info.name)))
+        if mine:  # its own rooms only, not every room's membership
+            listed = [self._rooms[key] for key in sorted(self._of.get(user, ()))]
+        else:
+            listed = [self._rooms[key] for key in sorted(self._rooms)]
+            listed = [r for r in listed if "s" not in r.modes or user in r.members]
+        return _now([RoomInfo(r.name, len(r.members), r.topic) for r in listed])
 
     def rooms_of(self, name: str) -> frozenset[str]:
         """The keys of the rooms ``name`` is in (what of the history it may read)."""
