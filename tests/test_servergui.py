@@ -15,8 +15,9 @@ from msgsvc.auth.accounts import Accounts
 from msgsvc.hub.contracts import HistoryPolicy, RemoteUser, RoomGone, UserRecord
 from msgsvc.hub.core import Hub
 from msgsvc.hub.history import History
+from msgsvc.hub.rooms import RoomPolicy
 from msgsvc.servergui.presenter import COLUMNS, ServerPresenter, removal_question
-from msgsvc.servergui.rooms import BANS_LIFTED_BY, RoomRows, deletion_question
+from msgsvc.servergui.rooms import BANS_LIFTED_BY, REDRAW, RoomRows, deletion_question
 from msgsvc.servergui.times import duration, stamp
 from msgsvc.servergui.service import ServerWindowService
 from msgsvc.servergui.window import ServerWindow
@@ -36,6 +37,7 @@ class RecordingServerView:
         self.sessions: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
         self.rooms: list[RoomRows] = []
         self.room_redraws = 0
+        self.room_rows_drawn = 0  # rows handed to the Rooms tab: rooms', members' and bans'
 
     def show_header(self, text: str) -> None:
         self.header = text
@@ -66,9 +68,11 @@ class RecordingServerView:
 
     def show_rooms(self, rooms: list[RoomRows]) -> None:
         self.room_redraws += 1
+        self.room_rows_drawn += sum(1 + len(members) + len(bans) for _, members, bans in rooms)
         self.rooms = list(rooms)
 
     def put_room(self, rows: RoomRows, index: int) -> None:
+        self.room_rows_drawn += 1 + len(rows[1]) + len(rows[2])
         self.delete_room(rows[0][0])
         self.rooms.insert(index, rows)
 
@@ -356,6 +360,10 @@ class RoomsPresenterTests(SynchronousTestCase):
     def said(self) -> list[str]:
         return [e.split("  ", 1)[1] for e in self.view.events]
 
+    def redrawn(self) -> None:
+        """The changes so far are drawn (each changed room once)."""
+        self.clock.advance(REDRAW)
+
     def test_each_room_with_its_members_marks_operators_modes_and_topic(self) -> None:
         self.assertEqual(self.view.rooms, [])
         alice = self.join("alice", "#Dev")
@@ -363,6 +371,8 @@ class RoomsPresenterTests(SynchronousTestCase):
         zoe = self.join("Zoe", "#dev")
         self.successResultOf(alice.user.topic("#dev", "standup at 10"))
         self.successResultOf(alice.user.mode("#dev", [("+k", "s3cret"), ("+l", "20"), ("+i", None)]))
+        self.assertEqual(self.view.rooms, [])  # not yet: redrawn once for all these changes
+        self.redrawn()
         self.assertEqual(
             self.view.room("#Dev"),
             ("#Dev", "3 (3 online)", "+iklnt key=s3cret limit=20", "standup at 10  (set by alice)", "alice",
@@ -374,13 +384,17 @@ class RoomsPresenterTests(SynchronousTestCase):
              ("Zoe", "● online", "", "", "", "")],
         )
         zoe.user.log_out()  # protected: still a member, offline
+        self.redrawn()
         self.assertEqual(self.view.members("#Dev")[2][:2], ("Zoe", "○ offline"))
         bob.user.log_out()  # unprotected: its membership ends with its last session
+        self.redrawn()
         self.assertEqual([m[0] for m in self.view.members("#Dev")], ["alice", "Zoe"])
         self.assertEqual(self.view.room("#Dev")[1], "2 (1 online)")
         self.join("Zoe")  # back: its mark follows
+        self.redrawn()
         self.assertEqual(self.view.members("#Dev")[1][:2], ("Zoe", "● online"))
         self.join("carl", "#ops", "#apps")
+        self.redrawn()
         self.assertEqual([rows[0][0] for rows in self.view.rooms], ["#apps", "#dev", "#ops"])  # by name
         self.assertEqual(self.view.room_redraws, 1)  # each change redraws its own room only
 
@@ -390,7 +404,9 @@ class RoomsPresenterTests(SynchronousTestCase):
         self.assertFalse(self.presenter.rooms.delete("", "spam"))
         self.assertFalse(self.presenter.rooms.delete("#dev", "  "))
         self.assertEqual(self.said()[-2:], ["pick a room to delete", "give a reason to delete #dev"])
+        self.redrawn()
         self.assertTrue(self.presenter.rooms.delete("#dev", " spam "))
+        self.redrawn()
         self.assertEqual([rows[0][0] for rows in self.view.rooms], ["#ops"])
         self.assertIn(("room", RoomGone("#dev", "spam")), alice.events)
         self.assertEqual(self.said()[-1], "operator deleted #dev: spam")
@@ -404,6 +420,7 @@ class RoomsPresenterTests(SynchronousTestCase):
         self.assertFalse(self.presenter.rooms.remove_member("#dev", "bob", ""))
         self.assertEqual(self.said()[-2:], ["pick a member of a room to remove", "give a reason to remove bob from #dev"])
         self.assertTrue(self.presenter.rooms.remove_member("#dev", "bob", "flooding"))
+        self.redrawn()
         self.assertEqual([m[0] for m in self.view.members("#dev")], ["alice"])
         self.assertIn(("room", RoomGone("#dev", "flooding", "bob")), bob.events)
         self.assertIn(("room", RoomGone("#dev", "flooding", "bob")), alice.events)
@@ -417,6 +434,7 @@ class RoomsPresenterTests(SynchronousTestCase):
         self.successResultOf(alice.user.mode("#dev", [("+b", "mallory")]))
         self.clock.advance(60)
         self.successResultOf(alice.user.mode("#dev", [("+b", "bob")]))  # a member banned stays a member
+        self.redrawn()
         self.assertEqual(
             self.view.bans("#dev"),
             [("mallory", "⊘ banned", "by alice", "", "", stamp(1_700_000_000)),
@@ -425,6 +443,7 @@ class RoomsPresenterTests(SynchronousTestCase):
         self.assertEqual([m[0] for m in self.view.members("#dev")], ["alice", "bob"])
         self.assertEqual(self.view.rooms[0][2][0][0], "#dev/ban/mallory")  # its row under the room
         self.successResultOf(alice.user.mode("#dev", [("-b", "mallory")]))  # lifted by a room operator
+        self.redrawn()
         self.assertEqual([b[0] for b in self.view.bans("#dev")], ["bob"])
 
     def test_the_deletion_question_says_what_is_lost(self) -> None:
@@ -433,6 +452,39 @@ class RoomsPresenterTests(SynchronousTestCase):
             "Delete #dev? Its 12 members are told why and leave it; its topic, modes and bans are forgotten."
             " This cannot be undone.",
         )
+
+
+class RoomsCostTests(SynchronousTestCase):
+    """What the Rooms tab draws for large rooms, counted in rows (not timed)."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.store = MemoryStore()
+        policy = RoomPolicy(max_per_user=1000)
+        self.hub = Hub(self.clock, self.store, [], max_clients=1000, room_policy=policy)
+        accounts = Accounts(self.hub, self.store, FakeHashing(), self.clock, require_password=False)
+        self.view = RecordingServerView()
+        self.presenter = ServerPresenter(self.view, self.hub, accounts, self.clock, ["tcp:8123"])
+        self.presenter.start()
+        self.addCleanup(self.presenter.stop)
+
+    def test_a_burst_of_joins_draws_the_room_once_not_once_a_join(self) -> None:
+        for n in range(500):
+            in_rooms(self, self.hub, f"u{n}", "#big")
+        self.clock.advance(REDRAW)
+        self.assertEqual(self.view.room("#big")[1], "500 (500 online)")
+        self.assertEqual(self.view.room_rows_drawn, 1 + 500)  # redrawn at each join: 125,750 rows
+
+    def test_a_member_of_a_thousand_rooms_leaving_redraws_the_rooms_it_left(self) -> None:
+        owner = in_rooms(self, self.hub, "owner", *[f"#r{n}" for n in range(999)])
+        in_rooms(self, self.hub, "bob", "#r0", "#bobs")
+        self.clock.advance(REDRAW)
+        self.assertEqual(len(self.view.rooms), 1000)
+        drawn = self.view.room_rows_drawn
+        owner.user.log_out()  # unprotected: leaves its 999 rooms, 998 of them removed (no rows drawn)
+        self.clock.advance(REDRAW)
+        self.assertEqual([r[0][0] for r in self.view.rooms], ["#bobs", "#r0"])
+        self.assertEqual(self.view.room_rows_drawn - drawn, 2)  # #r0 and bob in it; #bobs untouched
 
 
 class NodePresenterTests(SynchronousTestCase):
@@ -614,6 +666,7 @@ class RoomsWindowTests(SynchronousTestCase):
     def shown(self) -> dict[str, list[tuple[str, str, str]]]:
         """Each room's name: its members' (name, state, role) as the tab shows them."""
         rooms = self.window.rooms
+        self.clock.advance(REDRAW)
         self.window.root.update()
         return {
             rooms.item(room, "text"): [

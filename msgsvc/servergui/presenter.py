@@ -140,7 +140,7 @@ class ServerPresenter:
         self._tick = LoopingCall(self._tick_clocks)
         self._tick.clock = clock
         #: the Rooms view, and the operator's actions on rooms
-        self.rooms = RoomsPresenter(view, hub.rooms, self._event)
+        self.rooms = RoomsPresenter(view, hub.rooms, self._event, clock)
 
     def start(self) -> None:
         self._hub.subscribe(self._on_event)
@@ -153,6 +153,7 @@ class ServerPresenter:
         if self._tick.running:
             self._hub.unsubscribe(self._on_event)
             self._tick.stop()
+            self.rooms.stop()
 
     # -- the operator's actions -------------------------------------------
 

@@ -3,8 +3,9 @@ marks, operators, voice), its bans (who, by whom, when), modes and topic; the op
 removes a member.  The hub offers the operator no way to lift a ban: a room operator lifts it (``MODE
 <room> -b <name>``), as :data:`BANS_LIFTED_BY` says in the window.
 
-It follows the hub's :class:`~msgsvc.hub.events.RoomChanged` (one room's row redrawn) and a user's
-coming and going (the online marks of its rooms' rows), as the username log follows its events.
+It follows the hub's :class:`~msgsvc.hub.events.RoomChanged` and a user's coming and going (the online
+marks of its rooms' rows): a room changed is redrawn :data:`REDRAW` seconds later, once however often it
+changed meanwhile, so a burst of changes to a room of m members (m joining) costs m rows drawn, not m².
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from bisect import bisect_left, insort
 from collections.abc import Callable
 from typing import Protocol
 
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
 from msgsvc.hub.contracts import Ban, MemberView, RoomView
@@ -28,6 +30,9 @@ ROOM_COLUMNS = ("room", "members", "modes", "topic", "founder", "created")
 Row = tuple[str, tuple[str, ...]]
 #: one room's rows: the room's, and under it each member's, then each ban's (oldest first)
 RoomRows = tuple[Row, list[Row], list[Row]]
+
+#: seconds a changed room waits to be redrawn (with every other change meanwhile)
+REDRAW = 0.25
 
 #: what the window says of lifting a ban
 BANS_LIFTED_BY = "A ban is lifted by an operator of its room (MODE <room> -b <name>), not from this window."
@@ -67,40 +72,54 @@ class RoomsPresenter:
     ``event`` adds a line to the window's event pane.
     """
 
-    def __init__(self, view: RoomsView, rooms: Rooms, event: Callable[[str], None]) -> None:
+    def __init__(self, view: RoomsView, rooms: Rooms, event: Callable[[str], None], clock: IReactorTime) -> None:
         self._view = view
         self._rooms = rooms
         self._event = event
+        self._clock = clock
         self._order: list[str] = []  # the shown rooms' keys, sorted
-        self._members: dict[str, set[str]] = {}  # room key -> its members' name keys
+        self._changed: set[str] = set()  # the keys of the rooms to redraw
+        self._redraw: IDelayedCall | None = None
 
     def show_all(self) -> None:
+        self.stop()
         views = self._rooms.everything()
         self._order = [room_key(v.name) for v in views]
-        self._members = {room_key(v.name): {username_key(m.name) for m in v.members} for v in views}
         self._view.show_rooms([self.rows(v) for v in views])
 
+    def stop(self) -> None:
+        """Forget the changes not redrawn yet."""
+        self._changed.clear()
+        if self._redraw is not None and self._redraw.active():
+            self._redraw.cancel()
+        self._redraw = None
+
     def changed(self, room: str) -> None:
-        """``room`` changed (or is gone): its rows redrawn (or taken out)."""
-        key = room_key(room)
-        shown = key in self._members
-        view = self._rooms.find(room)
-        if view is None:
-            if shown:
-                del self._order[bisect_left(self._order, key)]
-                del self._members[key]
-                self._view.delete_room(key)
-            return
-        if not shown:
-            insort(self._order, key)
-        self._members[key] = {username_key(m.name) for m in view.members}
-        self._view.put_room(self.rows(view), bisect_left(self._order, key))
+        """``room`` changed (or is gone): its rows redrawn (or taken out) :data:`REDRAW` seconds later."""
+        self._changed.add(room_key(room))
+        if self._redraw is None:
+            self._redraw = self._clock.callLater(REDRAW, self._draw_changed)
 
     def user_changed(self, name: str) -> None:
         """``name`` came or went: the rooms it is in show its online mark anew."""
-        name = username_key(name)
-        for key in [k for k, members in self._members.items() if name in members]:
+        for key in self._rooms.rooms_of(name):
             self.changed(key)
+
+    def _draw_changed(self) -> None:
+        self._redraw = None
+        changed, self._changed = sorted(self._changed), set()
+        for key in changed:
+            index = bisect_left(self._order, key)
+            shown = index < len(self._order) and self._order[index] == key
+            view = self._rooms.find(key)
+            if view is None:
+                if shown:
+                    del self._order[index]
+                    self._view.delete_room(key)
+                continue
+            if not shown:
+                insort(self._order, key)
+            self._view.put_room(self.rows(view), bisect_left(self._order, key))
 
     def rows(self, room: RoomView) -> RoomRows:
         key = room_key(room.name)
