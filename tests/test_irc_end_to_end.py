@@ -124,6 +124,32 @@ class IrcEndToEndTests(SynchronousTestCase):
         alice.send("NAMES #dev")
         self.assertEqual(alice.until(f":{SERVER} 366 ")[0], f":{SERVER} 353 alice = #dev :@alice")
 
+    def test_a_protected_member_offline_stays_in_its_rooms_shown_away(self) -> None:
+        """Issue 32: dave (protected) leaves: alice's client sees him part #all and go away in #dev, not
+        quit (he is still #dev's member, and NAMES says so); back, he joins #all and is back in #dev."""
+        self.start()
+        self.protect("dave")
+        dave = self.irc("dave", "PASS :correct horse", "CAP END", "JOIN #all,#dev", negotiate=True)
+        dave.until(f":{SERVER} 366 dave #dev ")
+        alice = self.irc("alice", "CAP REQ :away-notify", "CAP END", "JOIN #all,#dev", negotiate=True)
+        alice.until(f":{SERVER} 366 alice #dev ")
+        dave.send("QUIT")
+        dave.until("ERROR")
+        self.assertEqual(alice.line(), ":dave!dave@msgsvc PART #all :offline")
+        self.assertEqual(alice.line(), ":dave!dave@msgsvc AWAY :offline")
+        alice.send("NAMES #dev")
+        self.assertEqual(alice.until(f":{SERVER} 366 ")[0], f":{SERVER} 353 alice = #dev :alice @dave")
+        alice.send("WHO #dev")
+        who = alice.until(f":{SERVER} 315 ")
+        self.assertEqual(who[1], f":{SERVER} 352 alice #dev dave msgsvc {SERVER} dave G@ :0 dave")  # gone
+
+        again = self.irc("dave", "PASS :correct horse", "CAP END", negotiate=True)
+        self.assertEqual(again.until(f":{SERVER} 366 dave #dev ")[-3], ":dave!dave@msgsvc JOIN :#dev")
+        self.assertEqual(alice.line(), ":dave!dave@msgsvc JOIN :#all")
+        self.assertEqual(alice.line(), ":dave!dave@msgsvc AWAY")
+        alice.send("PING :x")  # nothing else came: no QUIT, no JOIN #dev
+        self.assertEqual(alice.line(), f":{SERVER} PONG {SERVER} :x")
+
     def test_a_protected_name_over_sasl_gets_what_waited_through_a_kill(self) -> None:
         server = self.start()
         self.protect("dave")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from twisted.words.protocols import irc as rfc
 
 from msgsvc.fronts.irc.base import IrcBase
-from msgsvc.fronts.irc.wire import line, printable
+from msgsvc.fronts.irc.wire import printable
 
 
 class Away(IrcBase):
@@ -15,15 +15,13 @@ class Away(IrcBase):
 
     def irc_AWAY(self, params: list[str]) -> None:
         message = printable(params[0]) if params else ""
-        mask = self.factory.mask(self.nick)
         if message:
             self.factory.away[self.nick_key] = message
             self.numeric(rfc.RPL_NOWAWAY, "You have been marked as being away")
-            notice = line("AWAY", message, prefix=mask)
         else:
             self.factory.away.pop(self.nick_key, None)
             self.numeric(rfc.RPL_UNAWAY, "You are no longer marked as being away")
-            notice = f":{mask} AWAY\r\n".encode()
+        notice = self.factory.away_notice(self.nick, message)
         for session in self.factory.neighbours(self.nick_key):
             if "away-notify" in session.caps:
                 session._send(notice)

@@ -24,6 +24,10 @@ from msgsvc.hub.ids import MessageIds
 from msgsvc.hub.rules import username_key
 
 
+#: Why a protected member that went offline left #all, and its away message in its rooms.
+OFFLINE = "offline"
+
+
 class IrcFactory(Factory["IrcSession"]):
     """Builds :class:`IrcSession` instances over the server's shared :class:`Clients`; keeps #all and MONITOR."""
 
@@ -71,21 +75,45 @@ class IrcFactory(Factory["IrcSession"]):
         return session
 
     def _event(self, event: Event) -> None:
-        """Tell #all of who came and went, and each watcher of a name it MONITORs."""
+        """Tell #all of who came and went, and each watcher of a name it MONITORs.  A protected name
+        going offline stays in its rooms (it is still their member, as Ergo's always-on clients are):
+        it parts #all, and is away (``away-notify``) in its rooms until it comes back; any other name
+        quits."""
         match event:
             case UserJoined(name):
                 key = username_key(name)
                 for member in list(self.members):
                     if member.nick_key != key:
                         member.tell(member.join_line(name, self.channel) + self.away_line(name, member))
+                self._away_in(self._kept_rooms(name), name, None)
                 self._watched(key, RPL_MONONLINE, self.mask(name))
             case UserLeft(name):
                 key = username_key(name)
-                quit_ = line("QUIT", "left", prefix=self.mask(name))
+                rooms = self._kept_rooms(name)
+                if rooms:
+                    gone = line("PART", self.channel, OFFLINE, prefix=self.mask(name))
+                else:
+                    gone = line("QUIT", "left", prefix=self.mask(name))
                 for member in list(self.members):
                     if member.nick_key != key:
-                        member.tell(quit_)
+                        member.tell(gone)
+                self._away_in(rooms, name, OFFLINE)
                 self._watched(key, RPL_MONOFFLINE, name)
+
+    def _kept_rooms(self, name: str) -> frozenset[str]:
+        """The rooms (keys) ``name`` stays in while offline: a protected name's; none for another."""
+        user = self.clients.hub.user(name)
+        return self.clients.hub.rooms.rooms_of(name) if user is not None and user.protected else frozenset()
+
+    def _away_in(self, rooms: frozenset[str], name: str, message: str | None) -> None:
+        """``away-notify``: tell the sessions here of others in ``rooms`` that ``name`` is away with
+        ``message`` (None: back)."""
+        away = self.away_notice(name, message or "")
+        key = username_key(name)
+        for nick, sessions in self.sessions.items():
+            for session in sessions:
+                if nick != key and "away-notify" in session.caps and not rooms.isdisjoint(session.rooms):
+                    session.tell(away)
 
     def _watched(self, key: str, numeric: str, watched: str) -> None:
         """``numeric`` to whoever MONITORs the name ``key``."""
@@ -115,7 +143,12 @@ class IrcFactory(Factory["IrcSession"]):
         message = self.away.get(username_key(name))
         if message is None or "away-notify" not in receiver.caps:
             return b""
-        return line("AWAY", message, prefix=self.mask(name))
+        return self.away_notice(name, message)
+
+    def away_notice(self, name: str, message: str) -> bytes:
+        """``away-notify``'s AWAY from ``name``: away with ``message``, or back (empty)."""
+        mask = self.mask(name)
+        return line("AWAY", message, prefix=mask) if message else f":{mask} AWAY\r\n".encode()
 
     def mask(self, name: str) -> str:
         """The ``nick!user@host`` of a msgsvc user."""
