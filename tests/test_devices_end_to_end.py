@@ -78,9 +78,11 @@ class DevicesEndToEndTests(SynchronousTestCase):
         self.assertEqual((phone.until("MSG")[-1], laptop.until("MSG")[-1]), (from_irc, from_irc))
         self.assertNotEqual(from_irc.split(" ")[4], message_id)
 
-        phone.send("READ bob " + from_irc.split(" ")[4])
+        phone.send("READ bob 7ZZZZZZZZZZZZZZZZZZZZZZZZZ")  # past the newest message: that message's
         read = f"READ alice,bob {from_irc.split(' ')[4]}"
         self.assertEqual((phone.line(), laptop.line()), (read, read))
+        phone.send("READ zed,yves 7ZZZZZZZZZZZZZZZZZZZZZZZZZ")  # a conversation never had: nothing kept
+        self.assertEqual(phone.line(), "ERROR HISTORY_FORBIDDEN :no message of that conversation is kept for you to read")
 
         laptop.send("QUIT")
         laptop.until("BYE")

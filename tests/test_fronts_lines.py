@@ -1103,6 +1103,7 @@ class ProtocolExampleTests(ExamplePlayer):
         self.play("From the phone she answers", "Alice's answer reaches both", [phone, laptop], {})
         self.at("2026-12-02T09:02:10.906Z")
         self.alice.dataReceived(b"SEND carol :see you\r\n")
+        self.server.end_of_pass()  # its history kept: the phone's READ comes in a later pass
         lines(self.a)
         lines(laptop[1])  # the laptop's MSG: the example shows the phone's
         self.play("Alice's answer reaches both", "Later, on the laptop", [phone, laptop], {})
@@ -1204,6 +1205,7 @@ class ReadTests(SynchronousTestCase):
 
     def test_read_is_answered_and_told_to_the_other_version_10_sessions(self) -> None:
         self.bob.dataReceived(b"SEND alice :hi\r\n")
+        self.server.end_of_pass()  # its history kept: a READ comes in a later pass
         id_ = lines(self.b)[0].split()[4]
         for transport in (self.l, self.p, self.o):
             lines(transport)
@@ -1213,6 +1215,19 @@ class ReadTests(SynchronousTestCase):
         self.assertEqual(lines(self.o), [])  # version 9: no READ
         self.old.dataReceived(f"READ bob {id_}\r\n".encode())
         self.assertEqual(lines(self.o), ["ERROR UNKNOWN_COMMAND :unknown command READ"])
+
+    def test_a_position_needs_a_message_and_goes_no_further_than_the_newest(self) -> None:
+        self.laptop.dataReceived(b"READ zed,yves 7ZZZZZZZZZZZZZZZZZZZZZZZZZ\r\nREAD bob 7ZZZZZZZZZZZZZZZZZZZZZZZZZ\r\n")
+        refused = "ERROR HISTORY_FORBIDDEN :no message of that conversation is kept for you to read"
+        self.assertEqual(lines(self.l), [refused, refused])  # names never seen; bob, before any message
+        self.assertEqual((self.server.store.reads, lines(self.p)), ({}, []))
+        self.bob.dataReceived(b"SEND alice :hi\r\n")
+        self.server.end_of_pass()
+        id_ = lines(self.b)[0].split()[4]
+        lines(self.l)
+        self.laptop.dataReceived(b"READ bob 7ZZZZZZZZZZZZZZZZZZZZZZZZZ\r\n")
+        self.assertEqual(lines(self.l), [f"READ alice,bob {id_}"])
+        self.assertEqual(self.server.store.reads, {"alice": {"alice,bob": id_}})
 
     def test_refusals_do_not_close(self) -> None:
         self.laptop.dataReceived(b"READ bob 123\r\nREAD bob\r\nREAD al ice 01M8TYR19J1HB1YED1Z05M91H8\r\n")

@@ -30,6 +30,7 @@ from msgsvc.hub.ids import MessageIds
 from msgsvc.wire import Limits
 
 from .support.harness import PASSWORD, ServerHarness, one_pass
+from .support.hostile import assert_reads_bounded
 from .support.irc import Work
 
 SERVER = "irc.test"
@@ -256,3 +257,25 @@ class HostileIrcTests(SynchronousTestCase):
         for protocol, _ in self.bystanders:  # nobody else was hurt
             self.assertFalse(protocol.transport.disconnecting)
         self.assertFalse(self.watcher.disconnecting)  # nor the account's other session
+        assert_reads_bounded(self, self.harness.store)
+
+    def test_a_markread_storm_keeps_markers_only_where_messages_are(self) -> None:
+        """Issue 31's attack over IRC: MARKREAD of made-up nicks (it kept a row each) keeps nothing; of
+        #all, one marker no later than its newest message."""
+        nicks = [f"x{n:04}" for n in range(150)]
+        storm = [f"MARKREAD {nick} timestamp=2262-01-01T00:00:00.000Z" for nick in nicks]
+        self.watching.dataReceived("".join(line + "\r\n" for line in storm).encode())
+        self.watching.dataReceived(b"MARKREAD #all timestamp=2262-01-01T00:00:00.000Z\r\n")
+        said: list[bytes] = []
+        for _ in range(len(storm) + 10):  # the lines held back run at the line rate
+            self.harness.clock.advance(1)
+            said += [row for row in self.check_written(self.watcher.value()) if b" FAIL " in row or b" MARKREAD " in row]
+            self.watcher.clear()
+            self.watching.dataReceived(b"PONG :x\r\n")
+            if said and b" MARKREAD #all " in said[-1]:
+                break
+        fails = [row.split(b" ")[3:5] for row in said[:-1]]
+        self.assertEqual(fails, [[b"INVALID_PARAMS", nick.encode()] for nick in nicks])
+        newest = max(e.id for e in self.harness.store.history[ALL])
+        self.assertEqual(self.harness.store.reads, {ACCOUNT: {ALL: newest}})
+        assert_reads_bounded(self, self.harness.store)

@@ -15,6 +15,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from msgsvc.hub.contracts import UserRecord
+from msgsvc.hub.conversations import ALL
 from msgsvc.options import NEW_ROOMS_PER_HOUR
 from msgsvc.wire import Limits
 
@@ -24,10 +25,12 @@ from .support.hostile import (
     LIMITS,
     OPENINGS,
     ACCOUNT,
+    MADE_UP,
     SECRET,
     Attacker,
     answered_throughout,
     any_line,
+    assert_reads_bounded,
     assert_still_served,
     assert_vault_untouched,
     assert_well_formed,
@@ -92,6 +95,7 @@ class HostileLineTests(SynchronousTestCase):
             # Nothing of the attacker's account reaches another's: no READ, no read position.
             self.assertFalse([line for line in lines(bob_transport) if line.startswith("READ ")])
             self.assertNotIn("bob", harness.store.reads)
+            assert_reads_bounded(self, harness.store)
             # No input reaches a room one is not in; the rooms one address makes are bounded.
             assert_vault_untouched(self, harness)
             self.assertLessEqual(len(harness.hub.rooms.everything()), 1 + NEW_ROOMS_PER_HOUR)
@@ -101,6 +105,26 @@ class HostileLineTests(SynchronousTestCase):
             harness.end_of_pass()
         self.assertEqual(failures, [])
         assert_still_served(self, bob, bob_transport)
+
+    def test_a_read_storm_keeps_positions_only_where_messages_are(self) -> None:
+        """Issue 31's attack: READ of made-up conversations (it kept a row each) keeps nothing; READ where
+        a message is keeps one, no further than the newest."""
+        harness = ServerHarness(LIMITS, max_clients=10)
+        with_history(harness)
+        attacker, transport = harness.register("mallory", ACCOUNT, version=10)
+        lines(transport)
+        far = "7ZZZZZZZZZZZZZZZZZZZZZZZZZ"
+        storm = [f"READ {c} {far}" for c in [*MADE_UP, "bob", "#all"]]
+        attacker.dataReceived("".join(line + "\r\n" for line in storm).encode())
+        said: list[str] = []
+        while len(said) < len(storm):  # the lines held back run at the line rate
+            harness.clock.advance(1)
+            said += [line for line in lines(transport) if not line.startswith("PING ")]
+        refused = "ERROR HISTORY_FORBIDDEN :no message of that conversation is kept for you to read"
+        newest = max(e.id for e in harness.store.history[ALL])
+        self.assertEqual(said, [refused] * (len(MADE_UP) + 1) + [f"READ #all {newest}"])
+        self.assertEqual(harness.store.reads, {"mallory": {ALL: newest}})
+        self.assertFalse(transport.disconnecting)
 
     @given(DIGITS)
     def test_ack_reads_ascii_digits_only(self, digits: str) -> None:

@@ -25,17 +25,20 @@ from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, Ping, Pong, Request, TextMessage
 
 from msgsvc.fronts.web.site import web_site
+from msgsvc.hub.conversations import ALL
 from msgsvc.wire import Limits
 
 from .support.harness import ServerHarness, lines
 from .support.hostile import (
     LIMITS,
     ACCOUNT,
+    MADE_UP,
     OPENINGS,
     SECRET,
     Attacker,
     answered_throughout,
     any_line,
+    assert_reads_bounded,
     assert_still_served,
     assert_well_formed,
     attack,
@@ -172,6 +175,7 @@ class HostileWebSocketTests(SynchronousTestCase):
                 self.assertFalse([line for line in mine if SECRET in line])
             self.assertFalse([line for line in lines(bob_transport) if line.startswith("READ ")])
             self.assertNotIn("bob", harness.store.reads)
+            assert_reads_bounded(self, harness.store)
             if browser.transport.disconnecting:
                 said_why = bool(out) and out[-1].startswith("BYE ")
                 # A close without a reason is only ever the echo of the client's own close (RFC 6455 5.5.1).
@@ -186,6 +190,28 @@ class HostileWebSocketTests(SynchronousTestCase):
         if phone is not None:
             phone[0].connectionLost(Failure(ConnectionDone()))
         self.assertEqual({p.front for p in harness.clients.connections}, {"tcp"})
+
+    def test_a_read_storm_keeps_positions_only_where_messages_are(self) -> None:
+        """Issue 31's attack from a page: READ of made-up conversations keeps nothing; READ where a
+        message is keeps one, no further than the newest."""
+        harness = ServerHarness(LIMITS, max_clients=10)
+        with_history(harness)
+        browser = Browser(harness)
+        browser.handshake()
+        browser.send("VERSION 10")
+        browser.send(f"HELLO mallory :{ACCOUNT}")
+        browser.lines()
+        far = "7ZZZZZZZZZZZZZZZZZZZZZZZZZ"
+        storm = [f"READ {c} {far}" for c in [*MADE_UP, "bob", "#all"]]
+        said: list[str] = []
+        for line in storm:
+            browser.send(line)
+            harness.clock.advance(1)  # within the line rate
+            said += [line for line in browser.lines() if not line.startswith("PING ")]
+        refused = "ERROR HISTORY_FORBIDDEN :no message of that conversation is kept for you to read"
+        newest = max(e.id for e in harness.store.history[ALL])
+        self.assertEqual(said, [refused] * (len(MADE_UP) + 1) + [f"READ #all {newest}"])
+        self.assertEqual(harness.store.reads, {"mallory": {ALL: newest}})
 
     def test_a_read_full_of_pings_is_answered_as_far_as_the_rate_allows(self) -> None:
         harness = ServerHarness(LIMITS)

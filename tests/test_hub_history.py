@@ -24,7 +24,7 @@ from msgsvc.hub.contracts import (
 from msgsvc.hub.conversations import ALL
 from msgsvc.hub.core import Hub
 from msgsvc.hub.history import History
-from msgsvc.hub.ids import message_id_below, message_id_floor
+from msgsvc.hub.ids import message_id_floor
 
 from .support.fakes import FakeNetwork, MemoryStore, RecordingParticipant
 from .support.harness import admitted, outcome
@@ -499,11 +499,38 @@ class ReadPositionTests(HistoryTestCase):
         self.assertEqual(self.successResultOf(self.phone.user.read_position("alice,bob")), second)
         self.assertIsNone(self.successResultOf(self.phone.user.read_position(ALL)))
 
-    def test_a_position_later_than_now_is_now(self) -> None:
-        kept = self.successResultOf(self.laptop.user.mark_read(ALL, "7ZZZZZZZZZZZZZZZZZZZZZZZZZ"))
-        self.assertEqual(kept, message_id_below(message_id_floor(self.clock.seconds() + 0.001)))
+    def test_a_position_past_the_newest_message_is_the_newest(self) -> None:
+        newest = self.bob.user.broadcast("newest").id  # type: ignore[union-attr]
+        self.pass_ends()
         self.tick()
-        self.assertGreater(self.bob.user.broadcast("later").id, kept)  # type: ignore[union-attr]
+        kept = self.successResultOf(self.laptop.user.mark_read(ALL, "7ZZZZZZZZZZZZZZZZZZZZZZZZZ"))
+        self.assertEqual(kept, newest)
+        self.assertEqual(self.phone.events[-1], ("read", (ALL, newest)))
+        self.bob.user.broadcast("later")
+        self.pass_ends()
+        unread = self.successResultOf(self.phone.user.conversations(10))
+        self.assertEqual([(s.latest.conversation, s.unread) for s in unread], [(ALL, 1)])  # "later" is unread
+
+    def test_a_conversation_without_a_message_for_the_reader_keeps_no_position(self) -> None:
+        at = message_id_floor(START)
+        for conversation in ("alice,bob", "alice,zed", "alice,bob,carol", ALL):  # no message yet in any
+            self.assertEqual(self.refusal(self.laptop.user.mark_read(conversation, at)), Refusal.HISTORY_FORBIDDEN)
+        self.assertEqual(self.store.reads, {})
+        self.assertEqual([kind for kind, _ in self.phone.events if kind == "read"], [])
+
+    def test_what_came_before_the_protection_is_no_message_to_read_up_to(self) -> None:
+        carol = self.join("carol")
+        self.bob.user.send(["carol"], "before carol's password")
+        self.pass_ends()
+        self.tick()
+        self.protect("carol")
+        refused = carol.user.mark_read("bob,carol", "7ZZZZZZZZZZZZZZZZZZZZZZZZZ")
+        self.assertEqual(self.refusal(refused), Refusal.HISTORY_FORBIDDEN)
+        self.tick()
+        after = self.bob.user.send(["carol"], "after it").id  # type: ignore[union-attr]
+        self.pass_ends()
+        self.assertEqual(self.successResultOf(carol.user.mark_read("bob,carol", "7ZZZZZZZZZZZZZZZZZZZZZZZZZ")), after)
+        self.assertEqual(self.store.reads["carol"], {"bob,carol": after})
 
     def test_only_a_protected_participant_keeps_read_positions(self) -> None:
         for asked in (

@@ -347,6 +347,9 @@ class AccountOnTwoNodesTests(SynchronousTestCase):
 
     def test_a_read_position_moves_across_nodes(self) -> None:
         self.store.set_password_hash("carol", "$h", 1.0)
+        self.alice.user.broadcast("something to read")  # at 100: positions need a message after them
+        self.network.answers.pop().callback({"there"})
+        self.clock.advance(0)  # its history kept
         position, later = message_id_floor(90.0), message_id_floor(95.0)
         self.assertEqual(self.successResultOf(self.carol.user.mark_read(ALL, position)), position)
         self.assertEqual(self.network.read_moves, [("carol", ALL, position)])

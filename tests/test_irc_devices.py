@@ -279,8 +279,13 @@ class ReadMarkerInStepTests(IrcTestCase):
         one, two = self.dave("draft/read-marker"), self.dave("draft/read-marker")
         plain = self.dave("server-time")
         line, line_transport = self.harness.register("dave", PASSWORD, version=10)
+        erin, _ = self.harness.register("erin")
+        erin.dataReceived(b"BROADCAST :to read\r\n")  # #all's newest message, at the clock's 13:46:40
+        self.harness.end_of_pass()
+        for client in (one, two, plain):
+            client.read()
         lines(line_transport)
-        when = "timestamp=1970-01-12T13:46:39.500Z"  # the harness's clock: 13:46:40
+        when = "timestamp=1970-01-12T13:46:39.500Z"
         moved = f":{SERVER} MARKREAD #all :{when}"
         self.assertEqual(one.send(f"MARKREAD #all {when}"), [moved])
         self.assertEqual((two.read(), plain.read()), ([moved], []))
@@ -294,5 +299,6 @@ class ReadMarkerInStepTests(IrcTestCase):
         self.assertEqual(lines(line_transport), [f"READ #all {position_at(later)}"])
         for client in (one, two):
             self.assertEqual(client.read(), [f":{SERVER} MARKREAD #all :{later}"])
-        got = one.send("MARKREAD #all timestamp=2262-01-01T00:00:00.000Z")  # no later than now
+        self.harness.clock.advance(5)
+        got = one.send("MARKREAD #all timestamp=2262-01-01T00:00:00.000Z")  # the newest message's, not now
         self.assertEqual(got, [f":{SERVER} MARKREAD #all :timestamp=1970-01-12T13:46:40.000Z"])

@@ -277,6 +277,8 @@ class IrcEndToEndTests(SynchronousTestCase):
         moved = f":{SERVER} MARKREAD #all :timestamp=2024-01-02T03:04:05.678Z"
         self.assertEqual(one.line(), moved)
         self.assertEqual(two.line(), moved)
+        one.send("MARKREAD nobody timestamp=2024-01-02T03:04:05.678Z")  # no message with nobody: not kept
+        self.assertRegex(one.line(), f"^:{SERVER} FAIL MARKREAD INVALID_PARAMS nobody :")
 
         one.send("QUIT :one out")
         self.assertTrue(one.line().startswith("ERROR :Closing Link: "))

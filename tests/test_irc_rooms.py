@@ -597,6 +597,19 @@ class RoomHistoryTests(IrcTestCase):
         (refused,) = carol.send("CHATHISTORY LATEST #dev * 10")
         self.assertIn(" FAIL CHATHISTORY INVALID_TARGET LATEST #dev ", refused)
 
+    def test_a_marker_is_kept_up_to_the_newest_message_and_refused_where_there_is_none(self) -> None:
+        self.harness.clock.advance(5)  # the history kept; the clock well past the newest message
+        got = self.dave.send("MARKREAD #dev timestamp=2262-01-01T00:00:00.000Z")
+        self.assertEqual(got, [f":{SERVER} MARKREAD #dev :timestamp=1970-01-12T13:46:40.003Z"])  # "dev 2"
+        self.alice.send("JOIN #elsewhere")
+        self.alice.send("PRIVMSG #elsewhere :not for dave")
+        self.harness.clock.advance(0)
+        fail = f":{SERVER} FAIL MARKREAD INVALID_PARAMS"
+        for target in ("#elsewhere", "nobody", "alice"):  # not a member; no message with either name
+            (refused,) = self.dave.send(f"MARKREAD {target} timestamp=1970-01-12T13:46:40.000Z")
+            self.assertTrue(refused.startswith(f"{fail} {target} :"), refused)
+        self.assertEqual(list(self.harness.store.reads["dave"]), ["#dev"])
+
     def test_a_read_position_in_a_room_is_said_with_the_room(self) -> None:
         self.dave.session.read_moved("#dev", "01M8TYR19J1HB1YED1Z05M91H8")
         (moved,) = self.dave.read()

@@ -19,7 +19,20 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 
 from msgsvc.auth.store import Reset
-from msgsvc.hub.contracts import Ban, Enqueue, Kind, Member, Queued, RoomRecord, Stored, UserRecord
+from msgsvc.hub.contracts import (
+    Ban,
+    Enqueue,
+    HistoryPolicy,
+    Kind,
+    Member,
+    Queued,
+    Refusal,
+    Refused,
+    RoomRecord,
+    Stored,
+    UserRecord,
+)
+from msgsvc.hub.history import History
 from msgsvc.hub.conversations import ALL, participants
 from msgsvc.hub.ids import MessageIds, message_id_floor
 from msgsvc.hub.rules import username_key
@@ -387,6 +400,21 @@ class ReadContract(_Base):
         self.assertEqual(await self.state.read_positions("alice", ["alice,bob"]), {})
         await self.state.remove("bob", "gone", 5.0)
         self.assertEqual(await self.state.read_positions("bob", ["alice,bob"]), {})
+
+    async def test_the_history_keeps_positions_only_up_to_an_entry_its_reader_may_read(self) -> None:
+        """History.mark_read on this state (issue 31): a made-up conversation, or one whose entries all
+        came before the reader's protection, keeps no position; a position past the newest entry is it."""
+        await self.state.record_seen("alice", 1.0)
+        await self.state.set_password_hash("alice", "$h", LATER)  # Redis dates it no earlier than its clock
+        newest = stored(ALL, "carol", 120.0)
+        await self.kept(stored("alice,bob", "bob", 100.0), stored(ALL, "carol", 110.0), newest)
+        history = History(Clock(), self.state, HistoryPolicy())
+        far = "7ZZZZZZZZZZZZZZZZZZZZZZZZZ"
+        for conversation in ("alice,zed", "alice,bob"):  # no entry at all; none since the protection
+            refused = await self.assertFailure(history.mark_read("alice", conversation, far, frozenset()), Refused)
+            self.assertIs(refused.refusal, Refusal.HISTORY_FORBIDDEN)
+        self.assertEqual(await history.mark_read("alice", ALL, far, frozenset()), newest.id)
+        self.assertEqual(await self.state.read_positions("alice", ["alice,zed", "alice,bob", ALL]), {ALL: newest.id})
 
     async def test_unread_counts_what_others_sent_after_a_position_up_to_a_cap(self) -> None:
         said = [stored("alice,bob", "Alice" if i % 3 == 0 else "bob", 100.0 + i) for i in range(9)]

@@ -501,9 +501,10 @@ class IUser(Interface):
     # Read positions (a protected name's): each fails as the history methods do.
 
     def mark_read(conversation: str, position: str) -> Deferred[str]:
-        """This user has read ``conversation`` (a key) up to ``position`` (an id; a later one than now is
-        taken as now): kept if later than what is kept, the account's other sessions told
-        (:meth:`Participant.read_moved`); fires with the position kept."""
+        """This user has read ``conversation`` (a key) up to ``position`` (an id; one past the newest
+        message it may read there is taken as that message's): kept if later than what is kept, the
+        account's other sessions told (:meth:`Participant.read_moved`); fires with the position kept.
+        HISTORY_FORBIDDEN too where no message it may read is kept (nothing is stored)."""
 
     def read_position(conversation: str) -> Deferred[str | None]:
         """This user's read position in ``conversation`` (a key); None: none kept."""

@@ -583,7 +583,7 @@ class Hub:
     def mark_read(self, session: Session, conversation: str, position: str) -> Deferred[str]:
         """Keep ``session``'s account's read position in ``conversation`` (see
         :meth:`~msgsvc.hub.history.History.mark_read`); once kept, and if it is ``position`` (or the
-        clock's now, for a later one), its other sessions online are told, here and on the nodes
+        conversation's newest entry, for a later one), its other sessions online are told, here and on the nodes
         that have some."""
         name = session.record.name
 

@@ -25,7 +25,7 @@ from twisted.python.failure import Failure
 
 from msgsvc.hub.contracts import HistoryPolicy, HistoryStore, Message, Page, Refusal, Refused, Stored, Summary
 from msgsvc.hub.conversations import ALL, conversation_key, participants
-from msgsvc.hub.ids import message_id_below, message_id_floor
+from msgsvc.hub.ids import message_id_floor
 from msgsvc.hub.rules import is_valid_username, username_key
 
 #: Unread entries are counted up to this (docs/protocol.rst: ``CONVERSATION``'s ``100`` means 100 or more).
@@ -148,8 +148,10 @@ class History(Service):
         return Deferred.fromCoroutine(self._catch_up(reader, since, from_reads, rooms))
 
     def mark_read(self, reader: str, conversation: str, position: str, rooms: frozenset[str]) -> Deferred[str]:
-        """Keep ``position`` (an id; past the clock's now: now) as ``reader``'s read position in
-        ``conversation`` if it is later than the one kept; fires with the one kept."""
+        """Keep ``position`` (an id; past the newest entry ``reader`` may read there: that entry's id) as
+        ``reader``'s read position in ``conversation`` if it is later than the one kept; fires with the
+        one kept.  Refused (HISTORY_FORBIDDEN) where no entry it may read is kept: a position needs a
+        conversation of the history, so made-up ones keep nothing."""
         return Deferred.fromCoroutine(self._mark_read(reader, conversation, position, rooms))
 
     def read_position(self, reader: str, conversation: str, rooms: frozenset[str]) -> Deferred[str | None]:
@@ -227,9 +229,11 @@ class History(Service):
 
     async def _mark_read(self, reader: str, conversation: str, position: str, rooms: frozenset[str]) -> str:
         with _unavailable():
-            await self._keeps_reads(reader, conversation, rooms)
-            now = message_id_below(message_id_floor(self._clock.seconds() + 0.001))  # the greatest id of now
-            return await self._store.set_read(username_key(reader), conversation, min(position, now))
+            since = await self._keeps_reads(reader, conversation, rooms)
+            newest, _ = await self._store.page_before(conversation, None, 1, since)
+            if not newest:  # a conversation never had (or no longer has) a message for it: no position
+                raise Refused(Refusal.HISTORY_FORBIDDEN, "no message of that conversation is kept for you to read")
+            return await self._store.set_read(username_key(reader), conversation, min(position, newest[0].id))
 
     async def _read_position(self, reader: str, conversation: str, rooms: frozenset[str]) -> str | None:
         with _unavailable():
@@ -237,12 +241,13 @@ class History(Service):
             reads = await self._store.read_positions(username_key(reader), [conversation])
         return reads.get(conversation)
 
-    async def _keeps_reads(self, reader: str, conversation: str, rooms: frozenset[str]) -> None:
-        """Refused (HISTORY_FORBIDDEN) unless ``reader`` may read ``conversation`` and is protected:
-        read positions are an account's."""
-        await self._readable(reader, conversation, rooms)  # refuses an unprotected reader of a direct one
+    async def _keeps_reads(self, reader: str, conversation: str, rooms: frozenset[str]) -> float:
+        """The time from which ``reader`` may read ``conversation`` (as :meth:`_readable`); refused
+        (HISTORY_FORBIDDEN) unless it may read some and is protected: read positions are an account's."""
+        since = await self._readable(reader, conversation, rooms)  # refuses an unprotected reader of a direct one
         if conversation.startswith("#") and await self._store.protected_since(reader) is None:
             raise Refused(Refusal.HISTORY_FORBIDDEN, _UNPROTECTED)
+        return since
 
     async def _readable(self, reader: str, conversation: str, rooms: frozenset[str]) -> float:
         """The time from which ``reader`` may read ``conversation`` (0: all of it), or Refused

@@ -23,11 +23,12 @@ from zope.interface import implementer
 from msgsvc import wire
 from msgsvc.fronts.lines import ServerProtocol
 from msgsvc.hub.contracts import HistoryPolicy, Kind, Stored
-from msgsvc.hub.conversations import ALL
+from msgsvc.hub.conversations import ALL, participants
 from msgsvc.hub.history import History
 from msgsvc.hub.ids import MessageIds
 from msgsvc.wire import Limits
 
+from .fakes import MemoryStore
 from .harness import ServerHarness
 
 #: The attackers' addresses; the bystanders connect from 127.0.0.1, so --max-per-ip keeps them apart.
@@ -128,6 +129,22 @@ def assert_vault_untouched(case: TestCase, harness: ServerHarness) -> None:
     case.assertEqual([m.name for m in vault.members], ["bob"])
     case.assertEqual((vault.modes, vault.key, vault.topic, vault.bans), ("inst", "k3y", "", ()))
     case.assertEqual({e.sender for e in harness.store.history.get(VAULT, [])}, {"bob"})
+
+
+def assert_reads_bounded(case: TestCase, store: MemoryStore) -> None:
+    """Every read position kept is in a conversation of the history (a direct one: its reader's), no
+    later than its newest entry: READ and MARKREAD of made-up conversations keep nothing."""
+    for name, positions in store.reads.items():
+        for conversation, position in positions.items():
+            entries = store.history.get(conversation, [])
+            case.assertTrue(entries, (name, conversation))
+            case.assertLessEqual(position, max(e.id for e in entries))
+            if not conversation.startswith("#"):
+                case.assertIn(name, participants(conversation))
+
+
+#: A READ storm's made-up conversations: valid names, none in the log or the history (issue 31's attack).
+MADE_UP = [f"x{n:04},y{n:04}" for n in range(150)]
 
 
 def per_line_bound(harness: ServerHarness) -> int:

@@ -90,9 +90,13 @@ class ReadMarker(Channel):
         kept.addBoth(self._later(answer))
 
     def _failed_mark(self, failure: Failure, target: str) -> None:
+        """FAIL MARKREAD: ACCOUNT_REQUIRED for a name without an account (it keeps no read positions);
+        INVALID_PARAMS for an account's target it may not read (a room it is not in) or where no
+        message is kept for it to read (the spec's timestamp is a message's)."""
         refused = failure.value
         if isinstance(refused, Refused) and refused.refusal is Refusal.HISTORY_FORBIDDEN:
-            self._fail_mark("ACCOUNT_REQUIRED", target, refused.text)
+            code = "ACCOUNT_REQUIRED" if self.factory.account(self.nick) is None else "INVALID_PARAMS"
+            self._fail_mark(code, target, refused.text)
         elif isinstance(refused, Refused):  # UNAVAILABLE: the store
             self._fail_mark("INTERNAL_ERROR", target, refused.text)
         else:
