@@ -39,6 +39,23 @@ class OwnMessagesTests(IrcTestCase):
             ],
         )
 
+    def test_a_message_to_ones_own_nick_is_delivered_and_with_echo_message_echoed_too(self) -> None:
+        """As Ergo does it and irctest's chathistory testMessagesToSelf asks: the sending session gets the
+        delivery, and with echo-message the echo too (two identical lines, the label on the echo alone);
+        the account's other sessions get it once."""
+        one, two = self.irc(), self.irc()
+        one.register("dave", f"PASS :{PASSWORD}", "CAP REQ :message-tags batch labeled-response", "CAP END")
+        two.register("dave", f"PASS :{PASSWORD}", "CAP REQ :message-tags", "CAP END")
+        one.read()
+        (delivery,) = one.send("PRIVMSG dave :to myself")
+        self.assertRegex(delivery, r"^@msgid=\S{26} :dave!dave@msgsvc PRIVMSG dave :to myself$")
+        self.assertEqual(two.read(), [delivery])
+        one.send("CAP REQ echo-message")
+        delivery, echo = one.send("@label=xyz PRIVMSG dave :again")
+        self.assertEqual(echo, "@label=xyz;" + delivery[1:])
+        self.assertRegex(delivery, r"^@msgid=\S{26} :dave!dave@msgsvc PRIVMSG dave :again$")
+        self.assertEqual(two.read(), [delivery])
+
 
 
 
