@@ -29,7 +29,7 @@ from twisted.internet.interfaces import (
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from msgsvc import descriptors
+from msgsvc import __version__, build, descriptors
 from msgsvc.auth.accounts import Accounts
 from msgsvc.auth.hashing import Hasher
 from msgsvc.eventlog import HubEventLogger
@@ -124,13 +124,17 @@ class _Disconnector(Service):
 
 
 class _Startup(Service):
-    """Raises the file descriptor limit, and logs it, as the server starts."""
+    """Logs which build runs (:mod:`msgsvc.build`), and raises the file descriptor limit, and logs it,
+    as the server starts."""
+
+    log = Logger()
 
     def __init__(self, max_clients: int) -> None:
         self._max_clients = max_clients
 
     def startService(self) -> None:
         Service.startService(self)
+        self.log.info("msgsvc {version}, {build} build", version=__version__, build=build.running())
         descriptors.check_limit(descriptors.raise_limit(), self._max_clients)
 
 

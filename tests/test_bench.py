@@ -21,6 +21,7 @@ from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, TextMessage
 
 import msgsvc.bench.__main__ as bench_main
+from msgsvc import build
 from msgsvc.bench import cload, dialects, report, servers, suite
 from msgsvc.bench.loadclient import LoadClient, Tally
 from msgsvc.bench.run import Measurement, Scenario, _cpus, plans
@@ -654,6 +655,7 @@ class ServerBenchTests(SynchronousTestCase):
             "--rate",
             "200",
         )
+        self.assertIn(f"build of msgsvc: {build.running()}\n", out)  # the bench's and its servers' own
         (row,) = [line for line in out.splitlines() if line.startswith("msgsvc-web ")]
         cells = row.split()
         # ..., runs, load (the C load speaks no WebSocket), offered/s
@@ -721,7 +723,8 @@ class ServerBenchTests(SynchronousTestCase):
 
     def test_the_login_burst_runs_end_to_end_and_reports(self) -> None:
         """A small burst against a real server: every login answered WELCOME (the figures are not judged)."""
-        first, login, calm, during, verdict = bench("logins", "--accounts", "5", "--rate", "20").splitlines()
+        said, first, login, calm, during, verdict = bench("logins", "--accounts", "5", "--rate", "20").splitlines()
+        self.assertEqual(said, f"build of msgsvc: {build.running()}")
         self.assertRegex(
             first,
             r"^5 logins to protected names at once: [\d.]+ logins/s \([\d.]+ s for the burst, 0 failed;",
@@ -732,7 +735,8 @@ class ServerBenchTests(SynchronousTestCase):
     def test_the_offline_bench_runs_end_to_end_and_reports(self) -> None:
         """A small run: every message queued and the whole backlog delivered (the figures are not judged)."""
         out = bench("offline", "--sent", "300", "--window", "50", "--away", "2")
-        queued, backlog, cpu = out.splitlines()
+        said, queued, backlog, cpu = out.splitlines()
+        self.assertEqual(said, f"build of msgsvc: {build.running()}")
         self.assertRegex(queued, r"^300 unicasts to 2 away protected users, 50 in flight: [\d,]+ messages/s")
         self.assertTrue(backlog.endswith("(150 messages)"), backlog)
         self.assertTrue(cpu.startswith("server CPU for both: "), cpu)

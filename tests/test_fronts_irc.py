@@ -35,6 +35,7 @@ from msgsvc.hub.conversations import ALL
 from msgsvc.hub.events import Disconnected, Event
 from msgsvc.hub.history import History
 from msgsvc.hub.ids import message_id_time
+from msgsvc.hub.user import User
 from msgsvc.state import StoreError
 from msgsvc.times import describe_time
 from msgsvc.wire import Limits, ProtocolError
@@ -990,8 +991,7 @@ class HostileInputTests(IrcTestCase):
         client.send("CAP END")
         client.register("alice")
         acknowledged: list[int] = []
-        hub = self.harness.hub
-        hub.acknowledge = lambda who, up_to: acknowledged.append(up_to)  # type: ignore[method-assign,misc]
+        self.patch(User, "acknowledge", lambda user, up_to: acknowledged.append(up_to))
         self.assertEqual(client.send("PONG :ack-²", "PONG :ack-①", "PONG :ack-١٢", "PONG :ack-12"), [])
         self.assertEqual(acknowledged, [12])
 

@@ -15,6 +15,8 @@ from typing import IO
 
 from twisted.trial.unittest import SynchronousTestCase
 
+import msgsvc
+from msgsvc import build
 from msgsvc.bench.servers import cpu_seconds
 
 from .support.display import need_display
@@ -406,6 +408,7 @@ class TwistdTests(SynchronousTestCase):
         server.send_signal(signal.SIGTERM)
         output = self.output(server)
         for expected in [
+            f"msgsvc {msgsvc.__version__}, {build.running()} build",  # the server imports the msgsvc this does
             "username log ",
             "registered as alice (new name)",
             "refused as 'ALICE': USERNAME_TAKEN",

@@ -21,6 +21,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from msgsvc import build
 from msgsvc.bench import logins, offline, report, scaling, suite
 from msgsvc.bench.run import Measurement, Scenario, measure
 from msgsvc.bench.servers import ERGO_VARIABLE, SERVERS, SUITE, missing
@@ -187,6 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "ergo", None):
         os.environ[ERGO_VARIABLE] = args.ergo  # for the servers module, as for any child that starts one
+    if args.command != "show":  # the servers it starts import the msgsvc this does
+        print(f"build of msgsvc: {build.running()}", flush=True)
     if args.command == "scaling":
         measured = scaling.run(args.duration, args.repeat, args.clients, args.rate, _progress)
         print(scaling.table(measured))
