@@ -45,7 +45,7 @@ from msgsvc.hub.conversations import conversation_key
 from msgsvc.hub.ids import MessageIds, message_id_floor
 from msgsvc.auth.store import StillOnline
 from msgsvc.hub.contracts import Refusal, Refused
-from msgsvc.state.cluster import NODES, RedisCluster
+from msgsvc.state.cluster import NODES, RedisCluster, encode_message
 from msgsvc.state.inbox import BLOCK_MS, READ_COUNT, RETRY, ROUTE, TAKEN, Inbox, inbox_key, waiting_key
 from msgsvc.state.redis import LOG_LAST, ONLINE, RedisState, sessions_key
 from msgsvc.state.redislink import RedisUnavailable
@@ -680,13 +680,10 @@ class RouteTests(SynchronousTestCase):
         self.assertEqual(args[0], "A")
         self.assertEqual(args[1::2], ["B", "", "B,C"])
         bodies = [json.loads(str(body)) for body in args[2::2]]
-        self.assertEqual([b["text"] for b in bodies], ["u1", "b2", "m3"])
-        self.assertEqual(bodies[2]["to"], {"B": ["bob"], "C": ["carol", "dave"]})
+        self.assertEqual([b[3] for b in bodies], ["u1", "b2", "m3"])
+        self.assertEqual(bodies[2][6], {"B": ["bob"], "C": ["carol", "dave"]})
         broadcast = self.message(Kind.BROADCAST, "b2")
-        self.assertEqual(
-            bodies[1],
-            {"from": "alice", "kind": "broadcast", "text": "b2", "id": broadcast.id, "at": broadcast.at},
-        )
+        self.assertEqual(bodies[1], ["alice", "broadcast", [], "b2", broadcast.id, broadcast.at, {}])
         answer.callback([["B"], ["B", "C"], ["B"], ["C"]])  # C's inbox was full for m3
         self.assertEqual([self.successResultOf(d) for d in routed], [{"B"}, {"B", "C"}, {"B"}])
 
@@ -700,10 +697,25 @@ class RouteTests(SynchronousTestCase):
         self.cluster.route(sent[1], {})
         self.clock.advance(0)
         ((_, args, _),) = self.redis.calls
-        for body in args[2::2]:
-            self.cluster._message(str(body))
+        self.cluster._messages("[" + ",".join(map(str, args[2::2])) + "]")  # one entry, as ROUTE writes it
         self.assertEqual([(m.id, m.at, m.text) for m, _ in got], [(m.id, m.at, m.text) for m in sent])
         self.assertEqual([keys for _, keys in got], [["bob"], ()])
+
+    def test_a_message_that_cannot_be_delivered_is_logged_and_the_others_of_its_entry_go(self) -> None:
+        got: list[str] = []
+        logged: list[str] = []
+
+        def remote_message(message: Message, keys: object) -> None:
+            if message.text == "bad":
+                raise KeyError(message.text)
+            got.append(message.text)
+
+        self.cluster.attach(SimpleNamespace(remote_message=remote_message))  # type: ignore[arg-type]
+        self.cluster.log = Logger(observer=lambda event: logged.append(event["log_format"]))
+        entry = [self.message(Kind.UNICAST, text) for text in ("one", "bad", "three")]
+        self.cluster._messages("[" + ",".join(encode_message(m, {"A": ["bob"]}) for m in entry) + "]")
+        self.assertEqual(got, ["one", "three"])
+        self.assertEqual(logged, ["could not deliver a message from {sender}"])
 
     def test_a_node_whose_inbox_is_full_is_logged_once_until_it_takes_messages_again(self) -> None:
         logged: list[str] = []
@@ -757,8 +769,10 @@ class InboxScriptTests(RedisCase):
         # m1 and the broadcast fit in C (51 bytes each, with their separator); m3 (61) no longer does
         self.assertEqual(replies, [["B"], ["B", "C"], ["B"], [], ["C"]])
         ((entry, fields),) = self.call("XRANGE", inbox_key("B"), "-", "+")
-        self.assertEqual(fields, ["s", "163", "m", "\n".join(messages[1:6:2])])
-        self.assertEqual(self.call("XRANGE", inbox_key("C"), "-", "+")[0][1], ["s", "51", "m", "b" * 50])
+        self.assertEqual(fields, ["s", "163", "m", "[" + ",".join(messages[1:6:2]) + "]"])
+        self.assertEqual(
+            self.call("XRANGE", inbox_key("C"), "-", "+")[0][1], ["s", "51", "m", "[" + "b" * 50 + "]"]
+        )
         self.assertEqual(self.call("EXISTS", inbox_key("A"), inbox_key("D")), 0)
         self.assertEqual(self.call("HGET", waiting_key("B"), "bytes"), "163")
         taken = [TAKEN.source, 2, inbox_key("B"), waiting_key("B"), entry, 163]
@@ -1029,9 +1043,9 @@ class InboxTests(SynchronousTestCase):
         self.inbox._read()
         ((args, answer),) = self.reads.sent
         self.assertEqual(args, self.xread("0-0"))
-        entries = [["1-0", ["s", "8", "m", "one\ntwo"]], ["2-0", ["s", "4", "m", "3"]]]
+        entries = [["1-0", ["s", "8", "m", "[1,2]"]], ["2-0", ["s", "4", "m", "[3]"]]]
         answer.callback([[inbox_key("A"), entries]])
-        self.assertEqual(self.delivered, ["one", "two", "3"])
+        self.assertEqual(self.delivered, ["[1,2]", "[3]"])  # an entry's messages together
         taken, read = self.reads.sent[1:]
         self.assertEqual(taken[0], (TAKEN, inbox_key("A"), waiting_key("A"), "1-0", "8", "2-0", "4"))
         self.assertEqual(read[0], self.xread("2-0"))
@@ -1068,6 +1082,6 @@ class InboxTests(SynchronousTestCase):
     def test_an_entry_without_its_fields_is_logged_and_reading_goes_on(self) -> None:
         self.inbox.log = Logger(observer=lambda event: None)
         self.inbox._read()
-        self.reads.sent[0][1].callback([[inbox_key("A"), [["1-0", ["x", "y"]], ["2-0", ["s", "2", "m", "a"]]]]])
-        self.assertEqual(self.delivered, ["", "a"])  # the first: nothing a node could deliver
+        self.reads.sent[0][1].callback([[inbox_key("A"), [["1-0", ["x", "y"]], ["2-0", ["s", "2", "m", "[1]"]]]]])
+        self.assertEqual(self.delivered, ["[]", "[1]"])  # the first: nothing a node could deliver
         self.assertEqual(self.reads.sent[-1][0], self.xread("2-0"))

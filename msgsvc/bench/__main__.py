@@ -120,8 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--history",
         action="append",
         choices=("on", "off"),
-        help="msgsvc (and Ergo) with its history (on) or without (off: --history-days 0); repeatable, side by side, "
-        "taking turns; default on",
+        help="msgsvc (and Ergo) with its history (on) or without (off: --history-days 0); repeatable, "
+        "side by side, taking turns; default on",
     )
     run.add_argument(
         "--workload",

@@ -75,6 +75,25 @@ def users_key(node: str) -> str:
     return f"{PREFIX}node:{node}:users"
 
 
+#: compact JSON, without the checks a message's plain lists and strings do not need
+_ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
+
+
+def encode_message(message: Message, keys_by_node: dict[str, list[str]]) -> str:
+    """``message`` as the nodes pass it: ``[from, kind, group, text, id, at, {node: [keys]}]`` (JSON)."""
+    return _ENCODER.encode(
+        [
+            message.sender,
+            message.kind.value,
+            message.recipients,
+            message.text,
+            message.id,
+            message.at,
+            keys_by_node,
+        ]
+    )
+
+
 def publish_room_event(redis: Commands, event: RoomEvent, node: str) -> Deferred[object]:
     """Tell every node but ``node`` (which made it) of ``event`` (the operator's command: a node of none)."""
     return redis.execute("PUBLISH", PRESENCE, json.dumps({"e": "room", "node": node, "event": encode(event)}))
@@ -304,7 +323,7 @@ class RedisCluster(Service):
             self._subscription_up,
             self._subscription_down,
         )
-        self._inbox = Inbox(reactor, state.url, self.node, self._message)
+        self._inbox = Inbox(reactor, state.url, self.node, self._messages)
 
     def attach(self, nodes: NetworkListener) -> None:
         self._nodes = nodes
@@ -483,27 +502,8 @@ class RedisCluster(Service):
         self._route_call = None
         batch, self._routing = self._routing, []
         args: list[object] = [self.node]
-        for message, keys_by_node, _ in batch:
-            if message.kind is Kind.BROADCAST:
-                body: dict[str, object] = {
-                    "from": message.sender,
-                    "kind": "broadcast",
-                    "text": message.text,
-                    "id": message.id,
-                    "at": message.at,
-                }
-                args += ["", json.dumps(body)]
-            else:
-                body = {
-                    "from": message.sender,
-                    "kind": message.kind.value,
-                    "group": message.recipients,
-                    "text": message.text,
-                    "id": message.id,
-                    "at": message.at,
-                    "to": keys_by_node,
-                }
-                args += [",".join(keys_by_node), json.dumps(body)]
+        for message, keys_by_node, _ in batch:  # a broadcast: for every node, no keys
+            args += [",".join(keys_by_node), encode_message(message, keys_by_node)]
 
         def answered(replies: list[Any]) -> list[set[str]]:
             """What each message reached (all read before any is told: a bad reply fails them all)."""
@@ -534,14 +534,14 @@ class RedisCluster(Service):
 
     # -- what the other nodes say --------------------------------------------------------
 
-    def _message(self, data: str) -> None:
-        """A message from another node's user, read from this node's inbox."""
-        m = json.loads(data)
-        if m["kind"] == Kind.BROADCAST.value:
-            self.nodes.remote_message(Message(m["from"], Kind.BROADCAST, (), m["text"], m["id"], m["at"]), ())
-        else:
-            message = Message(m["from"], Kind(m["kind"]), tuple(m["group"]), m["text"], m["id"], m["at"])
-            self.nodes.remote_message(message, m["to"].get(self.node, ()))
+    def _messages(self, data: str) -> None:
+        """An entry of this node's inbox: other nodes' users' messages (:func:`encode_message`), in order."""
+        for sender, kind, group, text, id_, at, keys_by_node in json.loads(data):
+            message = Message(sender, Kind(kind), tuple(group), text, id_, at)
+            try:
+                self.nodes.remote_message(message, keys_by_node.get(self.node, ()))
+            except Exception:  # the others of the entry still go
+                self.log.failure("could not deliver a message from {sender}", sender=sender)
 
     def _presence(self, on: str, data: str) -> None:
         try:

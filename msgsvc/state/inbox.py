@@ -6,7 +6,9 @@ A node's inbox is a Redis Stream, ``msgsvc:node:ID:inbox``, beside a hash
 lease).  The messages a node routes in one reactor pass are written by one
 script, :data:`ROUTE`: for each node they are for, if its lease holds and
 its inbox has room for them, one entry with those messages, in the order
-sent.  The script answers which nodes took each message, and only those
+sent, as one JSON array (``m``; each message an array too,
+:func:`msgsvc.state.cluster.encode_message`), which the node decodes once.
+The script answers which nodes took each message, and only those
 count as delivered: a message is never cut from a stream it was counted in
 (no ``MAXLEN``), so an inbox at its limit refuses instead.
 
@@ -49,7 +51,8 @@ def waiting_key(node: str) -> str:
 
 
 # KEYS: the nodes.  ARGV: this node, then for each message: the nodes it is for (comma-separated;
-# empty: a broadcast, for every node alive but this one), the message (JSON).  Returns, for each
+# empty: a broadcast, for every node alive but this one), the message (JSON).  A node's entry: its
+# messages as one JSON array.  Returns, for each
 # message, the nodes that took it, then the nodes whose inbox was too full for this pass's messages.
 ROUTE = Script(
     """
@@ -97,7 +100,8 @@ for i = 2, #ARGV, 2 do
 end
 for _, id in ipairs(written) do
   local n = nodes[id]
-  redis.call('XADD', 'msgsvc:node:' .. id .. ':inbox', '*', 's', n.bytes, 'm', table.concat(n.parts, '\\n'))
+  local entry = '[' .. table.concat(n.parts, ',') .. ']'
+  redis.call('XADD', 'msgsvc:node:' .. id .. ':inbox', '*', 's', n.bytes, 'm', entry)
   redis.call('HINCRBY', 'msgsvc:node:' .. id .. ':waiting', 'bytes', n.bytes)
 end
 table.insert(replies, full)
@@ -132,8 +136,8 @@ class _Connection(Commands):
 
 
 class Inbox:
-    """Reads this node's inbox as entries come, gives each message to ``deliver`` (its JSON), in
-    order, and deletes the entries delivered."""
+    """Reads this node's inbox as entries come, gives each entry's messages to ``deliver`` (their JSON
+    array), in order, and deletes the entries delivered."""
 
     log = Logger()
 
@@ -181,11 +185,11 @@ class Inbox:
                 got = dict(zip(fields[::2], fields[1::2]))
                 self._last = entry
                 self._taken += [entry, got.get("s", "0")]
-                for message in got.get("m", "").split("\n"):
-                    try:
-                        self._deliver(message)
-                    except Exception:
-                        self.log.failure("could not deliver {message!r} from the inbox", message=message)
+                messages = got.get("m", "[]")
+                try:
+                    self._deliver(messages)
+                except Exception:
+                    self.log.failure("could not deliver {messages!r} from the inbox", messages=messages)
         self._read()
 
     def _failed(self, failure: Failure) -> None:
