@@ -21,12 +21,13 @@ Rooms (docs/protocol.rst "Rooms"; :mod:`msgsvc.hub.rooms`): a :class:`RoomRecord
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum, auto
 from typing import Protocol
 
 from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface
 
 
@@ -706,14 +707,18 @@ class Network(Protocol):
         """Tell the other nodes what happened in a room here (they apply it to their view of it, and tell
         its members' sessions there); the store has it, or will, from this node."""
 
-    def route(self, message: Message, keys_by_node: dict[str, list[str]]) -> Deferred[set[str]]:
-        """Send ``message`` to these users of other nodes; fires with the nodes that took it, to deliver
-        to those of its users still connected when it reads it.  A node not alive within its lease,
-        or too far behind to take more, is left out.
+    def route(
+        self, message: Message, keys_by_node: dict[str, list[str]], answer: Callable[[set[str] | Failure], None]
+    ) -> None:
+        """Send ``message`` to these users of other nodes; ``answer`` is called once, with the nodes that
+        took it (to deliver to those of its users still connected when it reads it), or the failure.  A
+        node not alive within its lease, or too far behind to take more, is left out.  No Deferred: a
+        pass's messages are answered together, each by a plain call.
         """
 
-    def broadcast(self, message: Message) -> Deferred[set[str]] | None:
-        """Send a broadcast to every other node, as :meth:`route` does; None if none can take it now."""
+    def broadcast(self, message: Message, answer: Callable[[set[str] | Failure], None]) -> bool:
+        """Send a broadcast to every other node, as :meth:`route` does; False (and no answer) if none can
+        take it now."""
 
     def reachable(self) -> bool:
         """Whether the service's state is reachable now: without it, only this node's users are."""

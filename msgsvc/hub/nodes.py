@@ -6,7 +6,6 @@ messages never wait for a network, and the same code serves it and a node of sev
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
@@ -32,6 +31,13 @@ from msgsvc.hub.events import Event, LogLoaded, SessionsElsewhere, UserJoined, U
 from msgsvc.hub.queue import OfflineQueue
 from msgsvc.hub.rules import username_key
 from msgsvc.hub.session import Account, Outgoing, Session, deliver
+
+
+def _fire(answer: Deferred[set[str]], outcome: set[str] | Failure) -> None:
+    if isinstance(outcome, Failure):
+        answer.errback(outcome)
+    else:
+        answer.callback(outcome)
 
 
 def _unreachable() -> Refused:
@@ -87,11 +93,13 @@ class Alone:
     def room_changed(self, event: RoomEvent) -> None:
         pass  # no other node to tell
 
-    def route(self, message: Message, keys_by_node: dict[str, list[str]]) -> Deferred[set[str]]:
-        return succeed(set())  # no user is online on another node: never asked
+    def route(
+        self, message: Message, keys_by_node: dict[str, list[str]], answer: Callable[[set[str] | Failure], None]
+    ) -> None:
+        answer(set())  # no user is online on another node: never asked
 
-    def broadcast(self, message: Message) -> None:
-        return None
+    def broadcast(self, message: Message, answer: Callable[[set[str] | Failure], None]) -> bool:
+        return False  # no other node
 
     def reachable(self) -> bool:
         return True
@@ -166,11 +174,8 @@ class Nodes:
         the local ``targets`` get it once the network has answered, and after those.  A target gone
         meanwhile is offline, and the message waits for it if its name is protected (and ``queue``,
         as :meth:`~msgsvc.hub.core.Hub.send` has it); one back meanwhile gets it on its new connection."""
-        routing: Deferred[set[str]] | None = None
-        if elsewhere:
-            if not self.network.reachable():
-                raise _unreachable()
-            routing = self.network.route(message, elsewhere)
+        if elsewhere and not self.network.reachable():
+            raise _unreachable()
 
         def routed(reached: set[str]) -> Report | Deferred[Report]:
             # A name counts once however many nodes have its sessions; the sender's own other sessions
@@ -206,11 +211,15 @@ class Nodes:
             self.log.failure("could not route a message from {sender}", failure, sender=message.sender)
             return Failure(_unreachable())
 
-        return self._in_order(sender, routing, routed, failed)
+        item = Outgoing(sender, routed, failed)  # its report in turn, after the sender's earlier ones
+        if elsewhere:
+            self.network.route(message, elsewhere, item.answer)
+        else:
+            item.answer(set())
+        return item.report
 
     def broadcast(self, sender: Session, message: Message) -> Report | Deferred[Report]:
         """Send a broadcast to everyone online but ``sender``, here and on the nodes that take it."""
-        routing = self.network.broadcast(message) if self.network.reachable() else None
         own = username_key(sender.record.name)  # its name, should it be back meanwhile
 
         def deliver_here() -> int:
@@ -231,48 +240,19 @@ class Nodes:
             self.log.failure("could not pass a broadcast from {sender} on", failure, sender=message.sender)
             return Report(message.id, message.at, delivered, ())
 
+        reachable = self.network.reachable()
         if sender.outgoing:  # after its earlier messages, which wait for the network
-            return self._in_order(
-                sender, routing, lambda reached: counted(reached, deliver_here()), lambda f: failed(f, deliver_here())
+            item = Outgoing(
+                sender, lambda reached: counted(reached, deliver_here()), lambda f: failed(f, deliver_here())
             )
+            if not (reachable and self.network.broadcast(message, item.answer)):
+                item.answer(set())
+            return item.report
         delivered = deliver_here()
-        if routing is None:
+        report: Deferred[set[str]] = Deferred()
+        if not (reachable and self.network.broadcast(message, lambda outcome: _fire(report, outcome))):
             return Report(message.id, message.at, delivered, ())
-        return routing.addCallbacks(counted, failed, callbackArgs=(delivered,), errbackArgs=(delivered,))
-
-    def _in_order(
-        self,
-        sender: Session,
-        routing: Deferred[set[str]] | None,
-        routed: Callable[[set[str]], Report | Deferred[Report]],
-        failed: Callable[[Failure], Failure | Report],
-    ) -> Deferred[Report]:
-        """Call ``routed`` with what ``routing`` answers (None: no nodes, at once), or ``failed``, but only
-        after the calls for ``sender``'s earlier messages: its users here get its messages in order."""
-        done: Deferred[set[str]] = Deferred()
-        item = Outgoing(done)
-        if sender.outgoing is None:
-            sender.outgoing = deque()
-        sender.outgoing.append(item)
-        if routing is None:
-            self._answered(set(), sender, item)
-        else:
-            routing.addBoth(self._answered, sender, item)
-        return done.addCallbacks(routed, failed)
-
-    @staticmethod
-    def _answered(outcome: set[str] | Failure, sender: Session, item: Outgoing) -> None:
-        item.outcome = outcome
-        waiting = sender.outgoing
-        assert waiting is not None
-        while waiting and waiting[0].outcome is not None:
-            head = waiting.popleft()
-            if isinstance(head.outcome, Failure):
-                head.done.errback(head.outcome)
-            elif head.outcome is not None:
-                head.done.callback(head.outcome)
-        if not waiting:
-            sender.outgoing = None
+        return report.addCallbacks(counted, failed, callbackArgs=(delivered,), errbackArgs=(delivered,))
 
     # -- what the other nodes say ------------------------------------------------------
 

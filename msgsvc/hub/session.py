@@ -4,13 +4,13 @@ share them."""
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-from msgsvc.hub.contracts import Message, Participant, UserRecord
+from msgsvc.hub.contracts import Message, Participant, Report, UserRecord
 
 
 @dataclass(eq=False)
@@ -67,10 +67,46 @@ def deliver(message: Message, accounts: Iterable[Account], sender: Session) -> N
 
 
 class Outgoing:
-    """A message waiting for the network's answer, and then for its sender's earlier messages."""
+    """A message of ``sender``'s waiting for the network's answer (:meth:`answer`), and then for its
+    earlier messages: in turn, ``routed`` (or ``failed``) makes its :attr:`report`."""
 
-    __slots__ = ("done", "outcome")
+    __slots__ = ("sender", "routed", "failed", "report", "outcome")
 
-    def __init__(self, done: Deferred[set[str]]) -> None:
-        self.done = done  # fired with the answer, to deliver the message here
+    def __init__(
+        self,
+        sender: Session,
+        routed: Callable[[set[str]], Report | Deferred[Report]],
+        failed: Callable[[Failure], Failure | Report],
+    ) -> None:
+        self.sender = sender
+        self.routed = routed
+        self.failed = failed
+        self.report: Deferred[Report] = Deferred()
         self.outcome: set[str] | Failure | None = None  # the answer: the nodes the network reached
+        if sender.outgoing is None:
+            sender.outgoing = deque()
+        sender.outgoing.append(self)
+
+    def answer(self, outcome: set[str] | Failure) -> None:
+        """The network's answer: the reports of the sender's messages answered so far are made, in order."""
+        self.outcome = outcome
+        waiting = self.sender.outgoing
+        assert waiting is not None
+        while waiting and waiting[0].outcome is not None:
+            waiting.popleft()._settle()
+        if not waiting:
+            self.sender.outgoing = None
+
+    def _settle(self) -> None:
+        outcome = self.outcome
+        assert outcome is not None
+        try:
+            result = self.failed(outcome) if isinstance(outcome, Failure) else self.routed(outcome)
+        except Exception:
+            result = Failure()
+        if isinstance(result, Deferred):
+            result.chainDeferred(self.report)
+        elif isinstance(result, Failure):
+            self.report.errback(result)
+        else:
+            self.report.callback(result)

@@ -38,6 +38,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from twisted.application.service import Service
@@ -311,7 +312,7 @@ class RedisCluster(Service):
         self._subscribed = False
         self._waiting_for_redis = False
         self._resync_waiting = False
-        self._routing: list[tuple[Message, dict[str, list[str]], Deferred[set[str]]]] = []
+        self._routing: list[tuple[Message, dict[str, list[str]], Callable[[set[str] | Failure], None]]] = []
         self._route_call: IDelayedCall | None = None
         self._full: set[str] = set()  # nodes whose inbox refused messages, until one takes a message again
         self._about = json.dumps({"node": self.node, "started": reactor.seconds()})
@@ -484,16 +485,19 @@ class RedisCluster(Service):
             )
         )
 
-    def route(self, message: Message, keys_by_node: dict[str, list[str]]) -> Deferred[set[str]]:
+    def route(
+        self, message: Message, keys_by_node: dict[str, list[str]], answer: Callable[[set[str] | Failure], None]
+    ) -> None:
         """Pass ``message`` on with the others of this reactor pass: one script for them all."""
-        reached: Deferred[set[str]] = Deferred()
-        self._routing.append((message, keys_by_node, reached))
+        self._routing.append((message, keys_by_node, answer))
         if self._route_call is None:
             self._route_call = self._clock.callLater(0, self._route_all)
-        return reached
 
-    def broadcast(self, message: Message) -> Deferred[set[str]] | None:
-        return self.route(message, {}) if self.reachable() else None
+    def broadcast(self, message: Message, answer: Callable[[set[str] | Failure], None]) -> bool:
+        if not self.reachable():
+            return False
+        self.route(message, {}, answer)
+        return True
 
     def _route_all(self) -> None:
         """Write what :meth:`route` was given since the last pass to the inboxes of the nodes it is for
@@ -513,12 +517,12 @@ class RedisCluster(Service):
             return reached
 
         def tell(reached: list[set[str]]) -> None:
-            for (_, _, told), nodes in zip(batch, reached, strict=True):
-                told.callback(nodes)
+            for (_, _, answer), nodes in zip(batch, reached, strict=True):
+                answer(nodes)
 
         def failed(failure: Failure) -> None:
-            for _, _, told in batch:
-                told.errback(failure)
+            for _, _, answer in batch:
+                answer(failure)
 
         self._redis.script(ROUTE, [NODES], args).addCallback(answered).addCallbacks(tell, failed)
 

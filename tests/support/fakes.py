@@ -391,14 +391,19 @@ class FakeNetwork:
     def room_changed(self, event: RoomEvent) -> None:
         self.room_changes.append(event)
 
-    def route(self, message: Message, keys_by_node: dict[str, list[str]]) -> Deferred[set[str]]:
+    def route(
+        self, message: Message, keys_by_node: dict[str, list[str]], answer: Callable[[set[str] | Failure], None]
+    ) -> None:
+        """The answer waits in :attr:`answers`, for the test to give."""
         self.routed.append((message, keys_by_node))
-        answer: Deferred[set[str]] = Deferred()
-        self.answers.append(answer)
-        return answer
+        answered: Deferred[set[str]] = Deferred()
+        answered.addBoth(answer)
+        self.answers.append(answered)
 
-    def broadcast(self, message: Message) -> Deferred[set[str]] | None:
-        return self.route(message, {}) if self.up else None
+    def broadcast(self, message: Message, answer: Callable[[set[str] | Failure], None]) -> bool:
+        if self.up:
+            self.route(message, {}, answer)
+        return self.up
 
     def reachable(self) -> bool:
         return self.up
