@@ -171,7 +171,7 @@ def _show_rooms(records: list[RoomRecord]) -> None:
         arguments = [str(value) for value in (record.key, record.limit) if value]
         members = sorted(record.members.values(), key=lambda m: username_key(m.name))
         marked = [("@" if m.op else "+" if m.voice else "") + m.name for m in members]
-        bans = " ".join(sorted(ban.name for ban in record.bans.values())) or "-"
+        bans = " ".join(sorted(ban.mask for ban in record.bans.values())) or "-"
         print("\t".join([record.name, " ".join([modes, *arguments]), " ".join(marked) or "-", bans, record.topic]))
 
 

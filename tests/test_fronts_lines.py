@@ -1304,9 +1304,14 @@ class RoomLineTests(SynchronousTestCase):
         ban_time = wire.format_millis(self.server.clock.seconds())
         self.assertEqual(
             lines(self.a),
-            ["MODE #dev alice +o-t bob", "MODE #dev alice +b carol", f"BAN #dev carol alice {ban_time}", "ENDBANS #dev 1"],
+            [
+                "MODE #dev alice +o-t bob",
+                "MODE #dev alice +b carol!*@*",  # a name is the mask name!*@*
+                f"BAN #dev carol!*@* alice {ban_time}",
+                "ENDBANS #dev 1",
+            ],
         )
-        self.assertEqual(lines(self.b), ["MODE #dev alice +o-t bob", "MODE #dev alice +b carol"])
+        self.assertEqual(lines(self.b), ["MODE #dev alice +o-t bob", "MODE #dev alice +b carol!*@*"])
         self.say(self.bob, "KICK #dev alice :enough", "MODE #dev b")
         self.assertEqual(lines(self.a), ["KICKED #dev alice bob :enough"])
         self.assertEqual(lines(self.b)[0], "KICKED #dev alice bob :enough")

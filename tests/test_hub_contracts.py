@@ -112,3 +112,38 @@ class RoomNameTests(unittest.TestCase):
             self.assertEqual(caught.exception.refusal, Refusal.ROOM_INVALID)
         self.assertEqual(room_key("#Dev"), room_key("#dEV"))
         self.assertEqual(room_key("#Dev"), "#dev")
+
+
+class BanMaskTests(unittest.TestCase):
+    def test_a_mask_is_completed_as_irc_servers_do_and_what_is_none_refused(self) -> None:
+        from msgsvc.hub.rules import MASK_MAX, ban_mask
+
+        completed = {
+            "bob": "bob!*@*",
+            "bob!*": "bob!*@*",
+            "Bob!b": "Bob!b@*",
+            "b@192.0.2.*": "*!b@192.0.2.*",
+            "*!*@msgsvc": "*!*@msgsvc",
+            "b?b!~x@h": "b?b!~x@h",
+            "!@": "*!*@*",
+        }
+        self.assertEqual({text: ban_mask(text) for text in completed}, completed)
+        for text in ["", "a b", "a,b", "a\x01", "a!b!c", "a!b@c@d", "x" * (MASK_MAX + 1)]:
+            self.assertIsNone(ban_mask(text), text)
+
+    def test_a_mask_matches_with_stars_and_question_marks_in_ascii_case(self) -> None:
+        from msgsvc.hub.rules import mask_key, mask_matches
+
+        def matches(mask: str, identity: str) -> bool:
+            return mask_matches(mask_key(mask), identity)
+
+        self.assertTrue(matches("bob!*@*", "BOB!bob@msgsvc"))
+        self.assertFalse(matches("bob!*@*", "bobby!bob@msgsvc"))
+        self.assertTrue(matches("b?b*!*@*", "bib2!x@msgsvc"))
+        self.assertFalse(matches("b?b!*@*", "bb!x@msgsvc"))
+        self.assertTrue(matches("*!*@192.0.2.*", "eve!eve@192.0.2.7"))
+        self.assertFalse(matches("*!*@192.0.2.*", "eve!eve@198.51.100.7"))
+        self.assertTrue(matches("*!~X.Y@*", "eve!~x.y@msgsvc"))  # '.' is itself, not any character
+        self.assertFalse(matches("*!x.y@*", "eve!xzy@msgsvc"))
+        self.assertEqual(mask_key("Bob!X@Host"), "bob!x@host")
+        self.assertEqual(mask_key("É!*@*"), "É!*@*")  # CASEMAPPING=ascii folds A-Z only

@@ -251,14 +251,14 @@ class ControlTests(RoomsTestCase):
     def test_modes_change_in_turn_and_only_what_changes_is_told(self) -> None:
         changes = [("+o", "BOB"), ("+o", "alice"), ("+v", "bob"), ("+m", None), ("+n", None), ("+k", "s3"), ("+l", "2"), ("+b", "dave")]
         set_ = self.successResultOf(self.alice.user.mode("#dev", changes))
-        effective = (("+o", "bob"), ("+v", "bob"), ("+m", None), ("+k", "s3"), ("+l", "2"), ("+b", "dave"))
+        effective = (("+o", "bob"), ("+v", "bob"), ("+m", None), ("+k", "s3"), ("+l", "2"), ("+b", "dave!*@*"))
         self.assertEqual(set_, ModeSet("#dev", "alice", effective))
         self.assertEqual(self.room_events(self.alice, self.bob), [[], [set_]])
         kept = self.store.rooms_kept["#dev"]
-        self.assertEqual((kept.modes, kept.key, kept.limit, list(kept.bans)), ("mnt", "s3", 2, ["dave"]))
+        self.assertEqual((kept.modes, kept.key, kept.limit, list(kept.bans)), ("mnt", "s3", 2, ["dave!*@*"]))
         self.assertEqual((kept.members["bob"].op, kept.members["bob"].voice), (True, True))
         view = self.view(self.alice, "#dev")
-        self.assertEqual((view.key, [b.name for b in view.bans]), ("s3", ["dave"]))
+        self.assertEqual((view.key, [b.mask for b in view.bans]), ("s3", ["dave!*@*"]))
         outsider = self.view(self.dave, "#dev")
         self.assertEqual((outsider.key, outsider.bans), (None, ()))  # a member's to know
         self.assertEqual(self.refusal(self.alice.user.mode, "#dev", [("+o", "dave")]), Refusal.USER_NOT_IN_ROOM)
@@ -297,6 +297,22 @@ class ControlTests(RoomsTestCase):
         self.successResultOf(self.dave.user.join("#dev", None))
         self.successResultOf(self.alice.user.kick("#dev", "dave", ""))
         self.assertEqual(self.refusal(self.dave.user.join, "#dev", None), Refusal.BANNED)  # used
+
+    def test_a_ban_is_a_mask_matched_against_name_ident_and_host(self) -> None:
+        erin, frank = self.join("erin", host="192.0.2.7"), self.join("frank", host="198.51.100.9")
+        frank.ident = "~fr"  # an IRC client's USER name; erin has none (the line protocol): her name
+        bans = [("+b", "erin!erin@*"), ("+b", "*!*@192.0.2.*"), ("+b", "*!~fr@msgsvc"), ("+b", "DAVE")]
+        set_ = self.successResultOf(self.alice.user.mode("#dev", bans))
+        masks = ("erin!erin@*", "*!*@192.0.2.*", "*!~fr@msgsvc", "DAVE!*@*")
+        self.assertEqual([arg for _, arg in set_.changes], list(masks))
+        self.assertEqual([b.mask for b in self.view(self.alice, "#dev").bans], list(masks))
+        for banned in (erin, frank, self.dave):
+            self.assertEqual(self.refusal(banned.user.join, "#dev", None), Refusal.BANNED)
+        self.successResultOf(self.alice.user.mode("#dev", [("-b", "erin!ERIN@*"), ("-b", "*!*@192.0.2.*")]))
+        self.successResultOf(erin.user.join("#dev", None))  # no mask matches her now
+        self.successResultOf(self.alice.user.mode("#dev", [("-b", "*!~fr@*")]))  # not a ban: nothing
+        self.assertEqual(self.refusal(frank.user.join, "#dev", None), Refusal.BANNED)
+        self.assertEqual(sorted(self.store.rooms_kept["#dev"].bans), ["*!~fr@msgsvc", "dave!*@*"])
 
     def test_a_secret_room_is_hidden_from_outsiders(self) -> None:
         self.successResultOf(self.alice.user.mode("#dev", [("+s", None)]))
@@ -509,7 +525,8 @@ class NodesTests(RoomsTestCase):
     def test_a_mode_change_the_hub_cannot_read_is_refused(self) -> None:
         alice = self.join("alice")
         self.successResultOf(alice.user.join("#dev", None))
-        for change in [("+l", "abc"), ("+l", ""), ("+l", "0"), ("+l", None), ("+k", ""), ("+o", None), ("+b", "9x"), ("+x", None), ("i", None)]:
+        bad = [("+l", "abc"), ("+l", ""), ("+l", "0"), ("+l", None), ("+k", ""), ("+o", None), ("+b", "a b")]
+        for change in [*bad, ("+b", "a!b!c"), ("+x", None), ("i", None)]:
             self.assertEqual(self.refusal(alice.user.mode, "#dev", [change]), Refusal.MODE_INVALID, change)
         self.assertEqual(self.store.rooms_kept["#dev"].limit, None)
 

@@ -123,6 +123,14 @@ class IrcEndToEndTests(SynchronousTestCase):
         self.assertEqual(bob.until("KICKED")[-1], "KICKED #dev bob alice :alice")
         alice.send("NAMES #dev")
         self.assertEqual(alice.until(f":{SERVER} 366 ")[0], f":{SERVER} 353 alice = #dev :@alice")
+        # A ban set on IRC by mask binds bob (kicked) on the line protocol: his user part is his name,
+        # his host the one every mask shows or his address.
+        alice.send("MODE #dev +b *!BOB@127.0.0.*")
+        self.assertEqual(alice.line(), ":alice!alice@msgsvc MODE #dev +b :*!BOB@127.0.0.*")
+        bob.send("JOIN #dev")
+        self.assertEqual(bob.until("ERROR")[-1].split(" ")[1], "BANNED")
+        alice.send("MODE #dev b")
+        self.assertRegex(alice.line(), rf"^:{SERVER} 367 alice #dev \*!BOB@127\.0\.0\.\* alice :\d+$")
 
     def test_a_protected_member_offline_stays_in_its_rooms_shown_away(self) -> None:
         """Issue 32: dave (protected) leaves: alice's client sees him part #all and go away in #dev, not

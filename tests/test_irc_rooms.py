@@ -343,10 +343,11 @@ class ModeTests(JoinedTestCase):
     def test_changes_go_to_the_hub_in_one_call_and_come_back_as_one_mode_line(self) -> None:
         alice = self.joined()
         self.client("bob"), self.client("carol")
-        self.rooms.answers["mode"] = ModeSet("#Dev", "alice", (("+o", "bob"), ("-v", "carol"), ("+b", "eve")))
-        got = alice.send("MODE #dev +o-v+b BOB carol eve!*@*")  # nicks as the log spells them
+        changed = (("+o", "bob"), ("-v", "carol"), ("+b", "eve!*@*"))
+        self.rooms.answers["mode"] = ModeSet("#Dev", "alice", changed)
+        got = alice.send("MODE #dev +o-v+b BOB carol eve")  # nicks as the log spells them; a mask whole
         self.assertEqual(
-            self.rooms.calls, [("mode", "alice", "#dev", [("+o", "bob"), ("-v", "carol"), ("+b", "eve")])]
+            self.rooms.calls, [("mode", "alice", "#dev", [("+o", "bob"), ("-v", "carol"), ("+b", "eve!*@*")])]
         )
         self.assertEqual(got, [":alice!alice@msgsvc MODE #Dev +o-v+b bob carol :eve!*@*"])
         self.rooms.calls.clear()
@@ -357,11 +358,13 @@ class ModeTests(JoinedTestCase):
 
     def test_bans_listed_367_368_unknown_mode_472_and_refusals(self) -> None:
         alice = self.joined()
-        self.rooms.answers["members"] = RoomView(**{**DEV.__dict__, "bans": (Ban("eve", "alice", 1200.0),)})
+        bans = (Ban("eve!*@*", "alice", 1200.0), Ban("*!*@192.0.2.*", "bob", 1300.0))
+        self.rooms.answers["members"] = RoomView(**{**DEV.__dict__, "bans": bans})
         self.assertEqual(
             alice.send("MODE #dev +b"),
             [
                 f":{SERVER} 367 alice #Dev eve!*@* alice :1200",
+                f":{SERVER} 367 alice #Dev *!*@192.0.2.* bob :1300",
                 f":{SERVER} 368 alice #Dev :End of channel ban list",
             ],
         )
@@ -371,7 +374,14 @@ class ModeTests(JoinedTestCase):
         self.assertEqual(numerics(alice.send("MODE #dev +sp")), ["472", "MODE"])  # p unknown, s applied
         self.assertEqual(self.rooms.calls, [("mode", "alice", "#dev", [("+s", None)])])
         self.rooms.calls.clear()
-        self.assertEqual(numerics(alice.send("MODE #dev +b *!*@host")), ["NOTICE"])
+        self.rooms.answers["mode"] = ModeSet("#Dev", "alice", (("+b", "*!*@host"), ("+b", "*!ev?@*")))
+        self.assertEqual(
+            alice.send("MODE #dev +bb *!*@host ev?@*"), [":alice!alice@msgsvc MODE #Dev +bb *!*@host :*!ev?@*"]
+        )
+        asked = [("+b", "*!*@host"), ("+b", "*!ev?@*")]
+        self.assertEqual(self.rooms.calls, [("mode", "alice", "#dev", asked)])
+        self.rooms.calls.clear()
+        self.assertEqual(numerics(alice.send("MODE #dev +b a!b!c")), ["696"])  # not a mask
         self.assertEqual(self.rooms.calls, [])
         self.rooms.answers["mode"] = Refused(Refusal.USER_NOT_IN_ROOM, "")
         self.assertEqual(numerics(alice.send("MODE #dev +o dave")), ["441"])

@@ -437,14 +437,14 @@ class RoomsPresenterTests(SynchronousTestCase):
         self.redrawn()
         self.assertEqual(
             self.view.bans("#dev"),
-            [("mallory", "⊘ banned", "by alice", "", "", stamp(1_700_000_000)),
-             ("bob", "⊘ banned", "by alice", "", "", stamp(1_700_000_060))],
+            [("mallory!*@*", "⊘ banned", "by alice", "", "", stamp(1_700_000_000)),
+             ("bob!*@*", "⊘ banned", "by alice", "", "", stamp(1_700_000_060))],
         )
         self.assertEqual([m[0] for m in self.view.members("#dev")], ["alice", "bob"])
-        self.assertEqual(self.view.rooms[0][2][0][0], "#dev/ban/mallory")  # its row under the room
+        self.assertEqual(self.view.rooms[0][2][0][0], "#dev/ban/mallory!*@*")  # its row under the room
         self.successResultOf(alice.user.mode("#dev", [("-b", "mallory")]))  # lifted by a room operator
         self.redrawn()
-        self.assertEqual([b[0] for b in self.view.bans("#dev")], ["bob"])
+        self.assertEqual([b[0] for b in self.view.bans("#dev")], ["bob!*@*"])
 
     def test_the_deletion_question_says_what_is_lost(self) -> None:
         self.assertEqual(
@@ -724,15 +724,15 @@ class RoomsWindowTests(SynchronousTestCase):
         rooms = self.window.rooms
         self.assertEqual(
             self.shown()["#dev"],
-            [("alice", "● online", "operator"), ("bob", "● online", ""), ("bob", "⊘ banned", "by alice"),
-             ("mallory", "⊘ banned", "by alice")],
+            [("alice", "● online", "operator"), ("bob", "● online", ""), ("bob!*@*", "⊘ banned", "by alice"),
+             ("mallory!*@*", "⊘ banned", "by alice")],
         )
-        self.assertEqual(rooms.set("#dev/ban/bob", "created"), stamp(1_700_000_000))
-        self.assertEqual(rooms.item("#dev/ban/bob", "tags"), ("banned",))
+        self.assertEqual(rooms.set("#dev/ban/bob!*@*", "created"), stamp(1_700_000_000))
+        self.assertEqual(rooms.item("#dev/ban/bob!*@*", "tags"), ("banned",))
         self.assertTrue(self.window.bans_note.winfo_ismapped())
         self.assertEqual(self.window.bans_note.cget("text"), BANS_LIFTED_BY)
         told = len(bob.room_events())
-        rooms.selection_set("#dev/ban/bob")  # a ban's row is no member's: bob stays
+        rooms.selection_set("#dev/ban/bob!*@*")  # a ban's row is no member's: bob stays
         self.window.reason.insert(0, "flooding")
         self.window.remove_member_button.invoke()
         self.assertEqual(len(bob.room_events()), told)

@@ -489,24 +489,26 @@ class RoomContract(_Base):
         await self.state.set_room(dev())  # the topic, key and limit taken off
         self.assertEqual(await self.state.rooms(), [dev()])
 
-    async def test_bans_are_kept_by_name_until_lifted(self) -> None:
+    async def test_bans_are_kept_by_mask_until_lifted(self) -> None:
         await self.state.create_room(dev())
-        await self.state.put_ban("#dev", Ban("Mallory", "Alice", 30.0))
-        await self.state.put_ban("#dev", Ban("eve", "Alice", 31.0))
-        await self.state.put_ban("#dev", Ban("eve", "bob", 32.0))  # again: replaced
-        await self.state.remove_ban("#dev", "mallory")
+        await self.state.put_ban("#dev", Ban("Mallory!*@*", "Alice", 30.0))
+        await self.state.put_ban("#dev", Ban("eve!*@*", "Alice", 31.0))
+        await self.state.put_ban("#dev", Ban("EVE!*@*", "bob", 32.0))  # again, in another case: replaced
+        await self.state.put_ban("#dev", Ban("*!~x@192.0.2.*", "bob", 33.0))
+        await self.state.remove_ban("#dev", "mallory!*@*")
         expected = dev()
-        expected.bans["eve"] = Ban("eve", "bob", 32.0)
+        expected.bans["eve!*@*"] = Ban("EVE!*@*", "bob", 32.0)
+        expected.bans["*!~x@192.0.2.*"] = Ban("*!~x@192.0.2.*", "bob", 33.0)
         self.assertEqual(await (await self.reopened()).rooms(), [expected])
 
     async def test_a_deleted_room_goes_with_its_members_and_bans(self) -> None:
         await self.state.create_room(dev(Member("bob", since=12.0)))
-        await self.state.put_ban("#dev", Ban("eve", "Alice", 31.0))
+        await self.state.put_ban("#dev", Ban("eve!*@*", "Alice", 31.0))
         await self.state.delete_room("#dev")
         self.assertEqual(await self.state.rooms(), [])
         # Whatever comes for it after its deletion (from another node, late) makes nothing again.
         await self.state.put_member("#dev", Member("bob", since=13.0))
-        await self.state.put_ban("#dev", Ban("eve", "Alice", 32.0))
+        await self.state.put_ban("#dev", Ban("eve!*@*", "Alice", 32.0))
         await self.state.set_room(replace(dev(), topic="late"))
         self.assertEqual(await (await self.reopened()).rooms(), [])
         again = RoomRecord("#dev", 40.0, "carol", members={"carol": Member("carol", op=True, since=40.0)})
@@ -521,11 +523,11 @@ class RoomContract(_Base):
         ops = RoomRecord("#ops", 11.0, "bob", members={"bob": Member("bob", op=True, since=11.0)})
         await self.state.create_room(ops)
         await self.state.put_member("#ops", Member("Alice", since=13.0))
-        await self.state.put_ban("#ops", Ban("alice", "bob", 14.0))
+        await self.state.put_ban("#ops", Ban("alice!*@*", "bob", 14.0))
         await self.state.reset("ALICE", "forgot it", 3.0)
         without_alice = dev(Member("bob", since=12.0))
         del without_alice.members["alice"]
-        ops.bans["alice"] = Ban("alice", "bob", 14.0)  # a ban stays: it names the name, not the account
+        ops.bans["alice!*@*"] = Ban("alice!*@*", "bob", 14.0)  # a ban stays: it names the name, not the account
         self.assertEqual(await (await self.reopened()).rooms(), [without_alice, ops])
         await self.state.remove("bob", "gone", 4.0)
         del without_alice.members["bob"], ops.members["bob"]

@@ -37,7 +37,9 @@ from msgsvc.state.redis import (
     QUEUE_COUNT,
     QUEUE_ID,
     QUEUE_SENDERS,
+    ROOMS,
     RedisState,
+    bans_key,
     conversations_key,
     history_entry,
     history_key,
@@ -158,7 +160,7 @@ class RedisStateTests(RedisStateCase):
         dev = RoomRecord("#Dev", 17.0, "Alice", "Ship it", "Alice", 17.5, "iknt", "sesame", 20)
         dev.members = {"alice": Member("Alice", op=True, since=17.0)}
         dev.members["bob"] = Member("bob", voice=True, since=18.0)
-        dev.bans = {"mallory": Ban("mallory", "Alice", 19.0)}
+        dev.bans = {"mallory!*@*": Ban("mallory!*@*", "Alice", 19.0)}
         db.batch([lambda d: d.create_room(dev)])
         db.close()
 
@@ -428,6 +430,16 @@ class RedisHistoryTests(RedisStateCase):
         self.assertEqual(await self.commands_of(lambda: unread("alice,bob", "", "alice", 100)), 1)
         self.assertEqual(await self.commands_of(lambda: unread("alice,bob", said[-1].id, "alice", 10)), 3)
 
+    async def three_nodes_start(self) -> tuple[list[RedisState], list[LogEvent]]:
+        """Three nodes started at once on this Redis, each having read the log; what they logged."""
+        said: list[LogEvent] = []
+        globalLogPublisher.addObserver(said.append)
+        self.addCleanup(globalLogPublisher.removeObserver, said.append)
+        nodes = [self.started() for _ in range(3)]
+        await gatherResults([n.redis.ready() for n in nodes])
+        await gatherResults([n.read_log() for n in nodes])
+        return nodes, said
+
     async def test_an_older_msgsvcs_sets_of_conversations_are_indexed_once_by_whichever_node_starts_first(
         self,
     ) -> None:
@@ -440,12 +452,7 @@ class RedisHistoryTests(RedisStateCase):
         await self.state.redis.execute("SADD", conversations_key("alice"), "alice,bob", "alice,carol")
         await self.state.redis.execute("SADD", conversations_key("bob"), "alice,bob")
         await self.state.redis.execute("SADD", conversations_key("carol"), "alice,carol")
-        said: list[LogEvent] = []
-        globalLogPublisher.addObserver(said.append)
-        self.addCleanup(globalLogPublisher.removeObserver, said.append)
-        nodes = [self.started() for _ in range(3)]
-        await gatherResults([n.redis.ready() for n in nodes])
-        await gatherResults([n.read_log() for n in nodes])
+        nodes, said = await self.three_nodes_start()
         indexed = [e["conversations"] for e in said if "by their newest ids" in e.get("log_format", "")]
         self.assertEqual(indexed, [2])
         self.assertEqual(await self.index("alice"), newest(ab, ac))
@@ -454,6 +461,23 @@ class RedisHistoryTests(RedisStateCase):
         later = entry("alice,bob", "alice", 300.0)
         await nodes[0].append([later], 100)
         self.assertEqual(await self.state.latest("alice", 0.0, 10), [later, ac])
+
+    async def test_an_older_msgsvcs_bans_of_names_become_masks_once_by_whichever_node_starts_first(
+        self,
+    ) -> None:
+        await self.state.create_room(RoomRecord("#dev", 10.0, "alice"))
+        old = {"mallory": json.dumps(["Mallory", "alice", 19.25])}
+        old["eve!*@*"] = json.dumps(["eve!*@*", "bob", 20.5])
+        for key, entry_ in old.items():  # an older msgsvc's by name, and one by mask already
+            await self.state.redis.execute("HSET", bans_key("#dev"), key, entry_)
+        await self.state.redis.execute("SET", LAYOUT, 2)
+        nodes, said = await self.three_nodes_start()
+        self.assertEqual([e["bans"] for e in said if "kept as masks" in e.get("log_format", "")], [1])
+        (dev,) = await nodes[1].rooms()
+        self.assertEqual(
+            dev.bans, {"mallory!*@*": Ban("Mallory!*@*", "alice", 19.25), "eve!*@*": Ban("eve!*@*", "bob", 20.5)}
+        )
+        self.assertEqual(await self.state.redis.execute("GET", LAYOUT), "3")
 
     async def test_an_append_under_way_is_answered_before_the_state_stops(self) -> None:
         stopping = RedisState(reactor, RedisURL.parse(self.server.url))

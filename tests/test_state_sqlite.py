@@ -292,10 +292,10 @@ class KilledDuringAPasswordChangeTests(SynchronousTestCase):
             self.assertTrue(HASHER.verify(stored, "new password" if writes % 2 else "old password"))
 
 
-# Takes a file at schema version 8 back to version 7 (less its user_version).
+# Takes a file at schema version 9 back to version 7 (less its user_version).
 _BACK_TO_7 = "DROP TABLE rooms; DROP TABLE room_members; DROP TABLE room_bans;"
 
-# Takes a file at schema version 8 back to version 4 (less its user_version).
+# Takes a file at schema version 9 back to version 4 (less its user_version).
 _BACK_TO_4 = _BACK_TO_7 + (
     "DROP TABLE reads; DROP TABLE history; DROP TABLE conversations; DROP TABLE history_members;"
     " ALTER TABLE accounts DROP COLUMN protected_since; ALTER TABLE queue DROP COLUMN message_id;"
@@ -392,6 +392,24 @@ class QueueTests(SynchronousTestCase):
         self.assertEqual(db.rooms(), [dev])
         self.assertEqual(db.history(), [said])
         self.assertEqual(db.password_hash("alice"), "h")
+
+    def test_a_version_8_files_bans_of_names_become_masks(self) -> None:
+        path = self.mktemp()
+        db = Database(path)
+        db.batch([lambda d: d.create_room(RoomRecord("#dev", 10.0, "alice"))])
+        db._db.executescript(
+            "DROP TABLE room_bans; CREATE TABLE room_bans (room TEXT NOT NULL, key TEXT NOT NULL,"
+            " name TEXT NOT NULL, by TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (room, key)) WITHOUT ROWID;"
+            " INSERT INTO room_bans VALUES ('#dev', 'mallory', 'Mallory', 'alice', 19.25);"
+            " PRAGMA user_version = 8"
+        )
+        db.close()
+        db = Database(path)
+        self.addCleanup(db.close)
+        (dev,) = db.rooms()
+        self.assertEqual(dev.bans, {"mallory!*@*": Ban("Mallory!*@*", "alice", 19.25)})
+        db.batch([lambda d: d.remove_ban("#dev", "MALLORY!*@*")])  # by its key, as the hub lifts it
+        self.assertEqual(db.rooms()[0].bans, {})
 
     def test_an_unread_count_reads_its_cap_of_entries_however_long_the_conversation(self) -> None:
         def said(conversation: str, start: float, count: int) -> list[Stored]:
@@ -623,7 +641,7 @@ class AdminRoomsTests(SynchronousTestCase):
         dev = RoomRecord("#Dev", 10.0, "Alice", "Ship it", "Alice", 11.0, "imnt", "sesame", 20)
         dev.members = {"alice": Member("Alice", op=True, since=10.0), "carol": Member("carol", since=12.0)}
         dev.members["bob"] = Member("bob", voice=True, since=13.0)
-        dev.bans = {"mallory": Ban("mallory", "Alice", 14.0), "eve": Ban("Eve", "Alice", 15.0)}
+        dev.bans = {"mallory!*@*": Ban("mallory!*@*", "Alice", 14.0), "eve!*@*": Ban("Eve!*@*", "Alice", 15.0)}
         kept = RoomRecord("#lunch", 20.0, "dave")  # no member left: its founder is protected
         db.batch([lambda d: d.create_room(dev), lambda d: d.create_room(kept)])
         db.close()
@@ -634,7 +652,7 @@ class AdminRoomsTests(SynchronousTestCase):
             (done.returncode, done.stdout, done.stderr),
             (
                 0,
-                "#Dev\t+iklmnt sesame 20\t@Alice +bob carol\tEve mallory\tShip it\n"
+                "#Dev\t+iklmnt sesame 20\t@Alice +bob carol\tEve!*@* mallory!*@*\tShip it\n"
                 "#lunch\t+nt\t-\t-\t\n",
                 "",
             ),

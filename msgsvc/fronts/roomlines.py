@@ -60,7 +60,7 @@ def encode_mode_query(view: RoomView) -> bytes:
 
 def encode_bans(room: str, bans: Sequence[Ban]) -> bytes:
     """``BAN`` lines, then ``ENDBANS``."""
-    lines = [wire.format_line("BAN", room, b.name, b.by, wire.format_millis(b.at)) for b in bans]
+    lines = [wire.format_line("BAN", room, b.mask, b.by, wire.format_millis(b.at)) for b in bans]
     return b"".join(lines) + wire.format_line("ENDBANS", room, str(len(bans)))
 
 

@@ -88,6 +88,7 @@ class Session(LineProtocol):
     counted = False
     peer = "?"
     host = ""  # the peer's address, which the per-address limits count by
+    ident = ""  # hub.Participant: no user part of its own (IRC's is its USER name)
     _gone = False
     _dropped = False
     _pinged = 0  # the token of an unanswered PING, or 0

@@ -264,9 +264,10 @@ class Member:
 
 @dataclass(frozen=True, slots=True)
 class Ban:
-    """A name banned from a room (case-insensitively), by whom and when."""
+    """A mask banned from a room, by whom and when: ``nick!user@host`` with ``*`` and ``?`` (a name
+    alone is ``name!*@*``; :func:`~msgsvc.hub.rules.ban_mask`), case-insensitive."""
 
-    name: str
+    mask: str
     by: str
     at: float
 
@@ -295,7 +296,7 @@ class RoomRecord:
     key: str | None = None  # +k
     limit: int | None = None  # +l
     members: dict[str, Member] = field(default_factory=dict)  # by name key
-    bans: dict[str, Ban] = field(default_factory=dict)  # by name key
+    bans: dict[str, Ban] = field(default_factory=dict)  # by mask key (msgsvc.hub.rules.mask_key)
     invites: set[str] = field(default_factory=set)  # name keys invited; not persisted
 
 
@@ -420,8 +421,10 @@ class Participant(Protocol):
 
     #: the client protocol it came by: "tcp" (the line protocol), "web" or "irc"
     front: str
-    #: the address the per-address limits count it by (a new room's, here)
+    #: the address the per-address limits count it by (a new room's, here), and a ban's host matches
     host: str
+    #: the user part of its mask (an IRC client's USER name); empty on fronts without one: the name then
+    ident: str
 
     def receive(self, message: Message) -> None:
         """Deliver ``message``; the same object goes to every recipient."""
@@ -663,8 +666,8 @@ class RoomStore(Protocol):
     def put_ban(self, room: str, ban: Ban) -> Deferred[None]:
         """Keep a ban."""
 
-    def remove_ban(self, room: str, name: str) -> Deferred[None]:
-        """Forget a ban."""
+    def remove_ban(self, room: str, mask: str) -> Deferred[None]:
+        """Forget the ban of ``mask`` (its key: any case)."""
 
 
 class HubStore(Store, RoomStore, Protocol):

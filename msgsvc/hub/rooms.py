@@ -54,7 +54,16 @@ from msgsvc.hub.conversations import ALL
 from msgsvc.hub.events import Event, RoomChanged
 from msgsvc.hub.ids import MessageIds
 from msgsvc.hub.nodes import Nodes
-from msgsvc.hub.rules import is_valid_username, room_key, room_name, username_key
+from msgsvc.hub.rules import (
+    SHOWN_HOST,
+    ban_mask,
+    is_valid_username,
+    mask_key,
+    mask_matches,
+    room_key,
+    room_name,
+    username_key,
+)
 from msgsvc.hub.session import Account, Session, deliver
 
 T = TypeVar("T")
@@ -188,7 +197,7 @@ class Rooms:
             self._announce(record, event, session)
             return self._kept(self._store.create_room(record), self.view(record, user))
         founder = record.founder is not None and username_key(record.founder) == user
-        if user in record.bans and user not in record.invites:  # an operator's invitation lets it in once
+        if user not in record.invites and _banned(record, session):  # an operator's invitation: once
             raise Refused(Refusal.BANNED, f"you are banned from {record.name}")
         if "i" in record.modes and not founder and user not in record.invites:
             raise Refused(Refusal.INVITE_ONLY, f"{record.name} is invite-only")
@@ -447,14 +456,14 @@ class Rooms:
         return record
 
     def _effective(self, record: RoomRecord, changes: Sequence[ModeChange]) -> tuple[ModeChange, ...]:
-        """Those of ``changes`` that change something, in turn, their names spelled as the log has them;
-        or Refused (USER_NOT_IN_ROOM) for an o or v of no member."""
+        """Those of ``changes`` that change something, in turn, their names spelled as the log has them and
+        bans as whole masks; or Refused (USER_NOT_IN_ROOM) for an o or v of no member."""
         modes, key, limit = set(record.modes), record.key, record.limit
         members = {k: (m.op, m.voice) for k, m in record.members.items()}
         bans = set(record.bans)
         effective: list[ModeChange] = []
         for change, arg in changes:
-            _check_change(change, arg)
+            arg = _checked(change, arg)
             on, letter = change[0] == "+", change[1]
             if letter in ROOM_FLAGS:
                 if (letter in modes) != on:
@@ -479,11 +488,9 @@ class Rooms:
                     members[target] = (on, voice) if letter == "o" else (op, on)
                     effective.append((change, record.members[target].name))
             elif letter == "b" and arg is not None:
-                target = username_key(arg)
-                if (target in bans) != on:
-                    bans.symmetric_difference_update({target})
-                    known = self._users.get(target)
-                    effective.append((change, known.name if known is not None else arg))
+                if (mask_key(arg) in bans) != on:
+                    bans.symmetric_difference_update({mask_key(arg)})
+                    effective.append((change, arg))
         return tuple(effective)
 
     def _apply(self, record: RoomRecord, event: RoomEvent) -> list[Write]:
@@ -539,11 +546,11 @@ class Rooms:
                 writes.append(partial(store.put_member, room, member))
             elif letter == "b" and arg is not None:
                 if on:
-                    ban = record.bans[username_key(arg)] = Ban(arg, by, self._clock.seconds())
+                    ban = record.bans[mask_key(arg)] = Ban(arg, by, self._clock.seconds())
                     writes.append(partial(store.put_ban, room, ban))
                 else:
-                    record.bans.pop(username_key(arg), None)
-                    writes.append(partial(store.remove_ban, room, username_key(arg)))
+                    record.bans.pop(mask_key(arg), None)
+                    writes.append(partial(store.remove_ban, room, arg))
         if settings:
             writes.append(lambda: store.set_room(record))
         return writes
@@ -632,17 +639,30 @@ class Rooms:
         written.addErrback(lambda f: self.log.failure("could not keep a change of a room", f))
 
 
-def _check_change(change: str, arg: str | None) -> None:
-    """Refused(MODE_INVALID) unless ``change`` is a sign and a mode, with the argument it takes."""
+def _checked(change: str, arg: str | None) -> str | None:
+    """``arg`` (a ban's as its whole mask), or Refused(MODE_INVALID) unless ``change`` is a sign and a
+    mode, with the argument it takes."""
     valid = len(change) == 2 and change[0] in "+-" and change[1] in ROOM_FLAGS + "klovb"
     if valid and (change[1] in "ovb" or change in ("+k", "+l")):
         valid = bool(arg)
-        if change[1] in "ovb":
+        if change[1] in "ov":
             valid = arg is not None and is_valid_username(arg)
+        elif change[1] == "b":
+            valid = arg is not None and ban_mask(arg) is not None
         elif change == "+l":
             valid = arg is not None and arg.isascii() and arg.isdigit() and 1 <= int(arg) <= ROOM_LIMIT_MAX
     if not valid:
         raise Refused(Refusal.MODE_INVALID, f"not a mode change: {change} {arg or ''}".rstrip())
+    return ban_mask(arg) if change[1] == "b" and arg is not None else arg
+
+
+def _banned(record: RoomRecord, session: Session) -> bool:
+    """Whether a ban of ``record`` matches ``session``: ``name!user@host``, the user its ident (the name
+    on a front without one), the host the one every mask shows or its address."""
+    name = session.record.name
+    user = session.participant.ident or name
+    identities = [f"{name}!{user}@{host}" for host in (SHOWN_HOST, session.participant.host)]
+    return any(mask_matches(key, identity) for key in record.bans for identity in identities)
 
 
 def _key(session: Session) -> str:

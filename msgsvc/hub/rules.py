@@ -1,5 +1,5 @@
 """The rules every front checks what a client says against (here, once): usernames and room names and
-their case-insensitive keys, passwords, a message's text and its recipients.  What breaks one is
+their case-insensitive keys, ban masks, passwords, a message's text and its recipients.  What breaks one is
 :class:`~msgsvc.hub.contracts.Refused`, in no front's words."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Sequence
+from functools import lru_cache
 
 from msgsvc.hub.contracts import Refusal, Refused
 
@@ -45,6 +46,46 @@ def room_name(name: str) -> str:
             f"not a room name: {name!r} (# and 1-32 letters, digits, '_', '.' or '-', a letter first)",
         )
     return name
+
+
+#: Characters a ban mask may be: at most, and (control characters, spaces, commas) never.
+MASK_MAX = 128
+_NOT_IN_MASK = re.compile(r"[\x00-\x20,\x7f]")
+#: The host every user's mask shows (IRC shows no one's address); a ban's host matches it or the address.
+SHOWN_HOST = "msgsvc"
+_ASCII_FOLD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def ban_mask(text: str) -> str | None:
+    """``text`` as a whole ban mask ``nick!user@host``, as IRC servers complete one: ``bob`` is
+    ``bob!*@*``, ``bob!b`` ``bob!b@*``, ``b@host`` ``*!b@host``, an empty part ``*``; None if it is
+    none (too long, a space, a control character or a comma, a ``!`` or ``@`` too many)."""
+    if not text or len(text) > MASK_MAX or _NOT_IN_MASK.search(text):
+        return None
+    nick, bang, rest = text.partition("!")
+    if not bang:
+        nick, rest = ("*", text) if "@" in text else (text, "")
+    user, _, host = rest.partition("@")
+    if "!" in rest or "@" in host:
+        return None
+    return f"{nick or '*'}!{user or '*'}@{host or '*'}"
+
+
+def mask_key(mask: str) -> str:
+    """The case-insensitive identity of a ban mask, as IRC's ``CASEMAPPING=ascii`` folds it."""
+    return mask.translate(_ASCII_FOLD)
+
+
+def mask_matches(key: str, identity: str) -> bool:
+    """Whether the mask of ``key`` (:func:`mask_key`) matches ``identity`` (``nick!user@host``): ``*``
+    any characters, ``?`` one, case-insensitively."""
+    return _mask_pattern(key).fullmatch(mask_key(identity)) is not None
+
+
+@lru_cache(maxsize=1024)
+def _mask_pattern(key: str) -> re.Pattern[str]:
+    parts = (".*" if c == "*" else "." if c == "?" else re.escape(c) for c in key)
+    return re.compile("".join(parts), re.DOTALL)
 
 
 def check_password_rules(password: str) -> str:

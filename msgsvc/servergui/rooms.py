@@ -19,7 +19,7 @@ from twisted.python.failure import Failure
 
 from msgsvc.hub.contracts import Ban, MemberView, RoomView
 from msgsvc.hub.rooms import Rooms
-from msgsvc.hub.rules import room_key, username_key
+from msgsvc.hub.rules import mask_key, room_key, username_key
 from msgsvc.servergui.times import stamp
 
 #: a room's row: its name, members, modes, topic, founder, created; a member's row under it: its name,
@@ -35,7 +35,7 @@ RoomRows = tuple[Row, list[Row], list[Row]]
 REDRAW = 0.25
 
 #: what the window says of lifting a ban
-BANS_LIFTED_BY = "A ban is lifted by an operator of its room (MODE <room> -b <name>), not from this window."
+BANS_LIFTED_BY = "A ban is lifted by an operator of its room (MODE <room> -b <mask>), not from this window."
 
 
 class RoomsView(Protocol):
@@ -133,7 +133,7 @@ class RoomsPresenter:
             stamp(room.created),
         )
         members = [(f"{key}/{username_key(m.name)}", self.member_cells(m)) for m in room.members]
-        bans = [(f"{key}/ban/{username_key(b.name)}", self.ban_cells(b)) for b in room.bans]
+        bans = [(f"{key}/ban/{mask_key(b.mask)}", self.ban_cells(b)) for b in room.bans]
         return (key, cells), members, bans
 
     @staticmethod
@@ -143,7 +143,7 @@ class RoomsPresenter:
 
     @staticmethod
     def ban_cells(ban: Ban) -> tuple[str, ...]:
-        return (ban.name, "⊘ banned", f"by {ban.by}", "", "", stamp(ban.at))
+        return (ban.mask, "⊘ banned", f"by {ban.by}", "", "", stamp(ban.at))
 
     # -- the operator's actions -------------------------------------------
 

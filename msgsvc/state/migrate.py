@@ -59,7 +59,7 @@ from msgsvc.state.sqlite import Database
 # ARGV: JSON {users: [[key, name, first, last]], accounts: [[key, hash, changed, since]],
 #             resets: [[id, member]], queue: [[key, id, member]], history: [[conversation, member]],
 #             reads: [[key, conversation, position]],
-#             rooms: [[room key, room, settings, [[name key, member]...], [[name key, ban]...]]]},
+#             rooms: [[room key, room, settings, [[name key, member]...], [[mask key, ban]...]]]},
 #       every number as a string
 IMPORT = Script(
     SENDER_OF
@@ -101,7 +101,7 @@ for _, h in ipairs(data.history) do
 end
 for conv in pairs(conversations) do settle(conv) end
 redis.call('SET', KEYS[13], #data.history)
-redis.call('SET', KEYS[14], 2)
+redis.call('SET', KEYS[14], 3)
 for _, r in ipairs(data.reads) do redis.call('HSET', 'msgsvc:reads:' .. r[1], r[2], r[3]) end
 for _, r in ipairs(data.rooms) do
   redis.call('HSET', KEYS[15], r[1], r[2])

@@ -28,11 +28,12 @@ second).  The keys, all under ``msgsvc:``:
 ``msgsvc:conversations:KEY``  zset  conversation -> its newest id's time (:func:`id_time_score`):
                                    the direct conversations of a name that have a history
 ``msgsvc:reads:KEY``       hash    conversation -> the name's read position in it (a message id)
-``msgsvc:layout``          string  the keys' layout (2: the names' conversations by newest time)
+``msgsvc:layout``          string  the keys' layout (2: the names' conversations by newest time; 3: bans
+                                   by mask)
 ``msgsvc:rooms``           hash    room key -> JSON ``[name, created, founder]``: every room
 ``msgsvc:rooms:settings``  hash    room key -> JSON ``[topic, topic_by, topic_at, modes, key, limit]``
 ``msgsvc:members:ROOM``    hash    name key -> JSON ``[name, op, voice, since]``: the room's members
-``msgsvc:bans:ROOM``       hash    name key -> JSON ``[name, by, at]``: the room's bans
+``msgsvc:bans:ROOM``       hash    mask key -> JSON ``[mask, by, at]``: the room's bans
 ``msgsvc:memberships:KEY``  set    the room keys the name is a member of (what a reset or a removal drops)
 =========================  ======  =================================================
 
@@ -65,7 +66,7 @@ from twisted.python.failure import Failure
 from msgsvc.auth.store import Reset, StillOnline
 from msgsvc.hub.contracts import Ban, Enqueue, Kind, Member, Queued, RoomRecord, Stored, UserRecord
 from msgsvc.hub.ids import message_id_floor
-from msgsvc.hub.rules import room_key, username_key
+from msgsvc.hub.rules import mask_key, room_key, username_key
 from msgsvc.state import Snapshot
 from msgsvc.state.redislink import Commands, Script
 from msgsvc.state.redisurl import RedisURL
@@ -470,6 +471,31 @@ return indexed
 """
 )
 
+# The bans as an older msgsvc kept them, by name (``KEY -> [name, by, at]``): by mask instead
+# (``KEY!*@* -> [name!*@*, by, at]``), once, however many nodes start at once.
+UPGRADE_BANS = Script(
+    """
+-- KEYS: the layout's version, the rooms.  Returns the bans rewritten.
+if tonumber(redis.call('GET', KEYS[1]) or 0) >= 3 then return 0 end
+local rewritten = 0
+for _, room in ipairs(redis.call('HKEYS', KEYS[2])) do
+  local bans = 'msgsvc:bans:' .. room
+  local old = redis.call('HGETALL', bans)
+  for i = 1, #old, 2 do
+    if not string.find(old[i], '!', 1, true) then
+      local name_end = string.find(old[i + 1], '"', 3, true)  -- ["name", ...]: a name holds no quote
+      local entry = string.sub(old[i + 1], 1, name_end - 1) .. '!*@*' .. string.sub(old[i + 1], name_end)
+      redis.call('HDEL', bans, old[i])
+      redis.call('HSET', bans, old[i] .. '!*@*', entry)
+      rewritten = rewritten + 1
+    end
+  end
+end
+redis.call('SET', KEYS[1], 3)
+return rewritten
+"""
+)
+
 # Drops a conversation's entries sent before `oldest` (by id up to its millisecond, then by time),
 # and its oldest past `keep`.
 TRIM = Script(
@@ -661,7 +687,7 @@ return redis.call('SREM', KEYS[2], ARGV[1])
 
 PUT_BAN = Script(
     """
--- KEYS: the rooms, the room's bans; ARGV: room, name key, ban
+-- KEYS: the rooms, the room's bans; ARGV: room, mask key, ban
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
 return redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 """
@@ -683,7 +709,7 @@ def member_entry(member: Member) -> str:
 
 
 def ban_entry(ban: Ban) -> str:
-    return json.dumps([ban.name, ban.by, ban.at])
+    return json.dumps([ban.mask, ban.by, ban.at])
 
 
 def _room(entry: str, settings: str, members: list[str], bans: list[str]) -> RoomRecord:
@@ -786,7 +812,8 @@ class RedisState(Service):
 
     def upgrade(self) -> Deferred[None]:
         """Move what an older msgsvc kept where a name's keys go (:data:`UPGRADE`), index the names'
-        conversations by newest id (:data:`UPGRADE_INDEX`), and say so."""
+        conversations by newest id (:data:`UPGRADE_INDEX`), keep bans by mask (:data:`UPGRADE_BANS`),
+        and say so."""
 
         def moved(old: list[str]) -> None:
             if old:
@@ -805,11 +832,20 @@ class RedisState(Service):
                     conversations=conversations,
                 )
 
+        def masked(bans: int) -> None:
+            if bans:
+                self.log.info(
+                    "{where}: {bans} bans of names kept as masks (keys layout 3)", where=self.where, bans=bans
+                )
+
+        def layout_3(_: object) -> Deferred[None]:
+            return self.redis.script(UPGRADE_BANS, [LAYOUT, ROOMS], []).addCallback(masked)
+
         old = [queue_key(field) for field in ("id", "count", "senders")]
         counters = self.redis.script(UPGRADE, [*old, QUEUE_ID, QUEUE_COUNT, QUEUE_SENDERS, QUEUES], [])
-        index = self.redis.script(UPGRADE_INDEX, [LAYOUT, HISTORIES], [])
+        layout = self.redis.script(UPGRADE_INDEX, [LAYOUT, HISTORIES], []).addCallback(indexed)  # layout 2
         return gatherResults(
-            [counters.addCallback(moved), index.addCallback(indexed)], consumeErrors=True
+            [counters.addCallback(moved), layout.addCallback(layout_3)], consumeErrors=True
         ).addCallback(lambda _: None)
 
     def load(self) -> Deferred[list[UserRecord]]:
@@ -1116,10 +1152,10 @@ class RedisState(Service):
         ).addCallback(lambda _: None)
 
     def put_ban(self, room: str, ban: Ban) -> Deferred[None]:
-        key = username_key(ban.name)
+        key = mask_key(ban.mask)
         return self.redis.script(PUT_BAN, [ROOMS, bans_key(room)], [room, key, ban_entry(ban)]).addCallback(
             lambda _: None
         )
 
-    def remove_ban(self, room: str, name: str) -> Deferred[None]:
-        return self.redis.execute("HDEL", bans_key(room), username_key(name)).addCallback(lambda _: None)
+    def remove_ban(self, room: str, mask: str) -> Deferred[None]:
+        return self.redis.execute("HDEL", bans_key(room), mask_key(mask)).addCallback(lambda _: None)

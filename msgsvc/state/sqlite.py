@@ -24,10 +24,10 @@ from msgsvc.auth.store import Reset
 from msgsvc.hub.contracts import Ban, Enqueue, Kind, Member, Queued, RoomRecord, Stored, UserRecord
 from msgsvc.hub.conversations import participants
 from msgsvc.hub.ids import message_id_floor
-from msgsvc.hub.rules import room_key, username_key
+from msgsvc.hub.rules import mask_key, room_key, username_key
 from msgsvc.state import Snapshot, StoreError
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 _T = TypeVar("_T")
 
@@ -166,6 +166,15 @@ _SCHEMA: dict[int, tuple[str, ...]] = {
         "CREATE INDEX room_members_by_name ON room_members (key)",
         "CREATE TABLE room_bans (room TEXT NOT NULL, key TEXT NOT NULL, name TEXT NOT NULL, by TEXT NOT NULL,"
         " at REAL NOT NULL, PRIMARY KEY (room, key)) WITHOUT ROWID",
+    ),
+    9: (
+        # A ban is a mask nick!user@host (msgsvc.hub.rules.ban_mask) by its key (mask_key): a name banned
+        # before is the mask name!*@* (a name key is its ASCII fold: the username rules are ASCII).
+        "CREATE TABLE room_bans9 (room TEXT NOT NULL, key TEXT NOT NULL, mask TEXT NOT NULL,"
+        " by TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (room, key)) WITHOUT ROWID",
+        "INSERT INTO room_bans9 SELECT room, key || '!*@*', name || '!*@*', by, at FROM room_bans",
+        "DROP TABLE room_bans",
+        "ALTER TABLE room_bans9 RENAME TO room_bans",
     ),
 }
 
@@ -541,9 +550,9 @@ class Database:
         members = "SELECT room, key, name, op, voice, since FROM room_members ORDER BY room, since, key"
         for room, key, name, op, voice, since in self._db.execute(members):
             records[room].members[key] = Member(name, bool(op), bool(voice), since)
-        bans = "SELECT room, key, name, by, at FROM room_bans ORDER BY room, at, key"
-        for room, key, name, by, at in self._db.execute(bans):
-            records[room].bans[key] = Ban(name, by, at)
+        bans = "SELECT room, key, mask, by, at FROM room_bans ORDER BY room, at, key"
+        for room, key, mask, by, at in self._db.execute(bans):
+            records[room].bans[key] = Ban(mask, by, at)
         return list(records.values())
 
     def create_room(self, record: RoomRecord) -> None:
@@ -586,11 +595,11 @@ class Database:
         """Keep ``ban`` in ``room``, if the room is still kept."""
         self._db.execute(
             "INSERT OR REPLACE INTO room_bans SELECT key, ?, ?, ?, ? FROM rooms WHERE key = ?",
-            (username_key(ban.name), ban.name, ban.by, ban.at, room),
+            (mask_key(ban.mask), ban.mask, ban.by, ban.at, room),
         )
 
-    def remove_ban(self, room: str, name: str) -> None:
-        self._db.execute("DELETE FROM room_bans WHERE room = ? AND key = ?", (room, username_key(name)))
+    def remove_ban(self, room: str, mask: str) -> None:
+        self._db.execute("DELETE FROM room_bans WHERE room = ? AND key = ?", (room, mask_key(mask)))
 
     # -- accounts ------------------------------------------------------------------
 
@@ -872,8 +881,8 @@ class SqliteStore(Service):
     def put_ban(self, room: str, ban: Ban) -> Deferred[None]:
         return self._batched(lambda db: db.put_ban(room, ban))
 
-    def remove_ban(self, room: str, name: str) -> Deferred[None]:
-        return self._batched(lambda db: db.remove_ban(room, name))
+    def remove_ban(self, room: str, mask: str) -> Deferred[None]:
+        return self._batched(lambda db: db.remove_ban(room, mask))
 
     def _batched(self, job: Callable[[Database], _T]) -> Deferred[_T]:
         """Run ``job`` in the next transaction; fires with its result once that is on disk.

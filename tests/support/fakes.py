@@ -31,7 +31,7 @@ from msgsvc.hub.contracts import (
 )
 from msgsvc.hub.conversations import participants
 from msgsvc.hub.ids import message_id_floor
-from msgsvc.hub.rules import room_key, username_key
+from msgsvc.hub.rules import mask_key, room_key, username_key
 from msgsvc.hub.user import UNREGISTERED
 from msgsvc.state import Snapshot
 from msgsvc.state.redislink import RedisUnavailable
@@ -280,10 +280,10 @@ class MemoryStore(Service):
         return self._in_room(room, lambda kept: kept.members.pop(username_key(name), None))
 
     def put_ban(self, room: str, ban: Ban) -> Deferred[None]:
-        return self._in_room(room, lambda kept: kept.bans.__setitem__(username_key(ban.name), ban))
+        return self._in_room(room, lambda kept: kept.bans.__setitem__(mask_key(ban.mask), ban))
 
-    def remove_ban(self, room: str, name: str) -> Deferred[None]:
-        return self._in_room(room, lambda kept: kept.bans.pop(username_key(name), None))
+    def remove_ban(self, room: str, mask: str) -> Deferred[None]:
+        return self._in_room(room, lambda kept: kept.bans.pop(mask_key(mask), None))
 
     def _in_room(self, room: str, change: Callable[[RoomRecord], object]) -> Deferred[None]:
         return self._room_write(lambda: room in self.rooms_kept and change(self.rooms_kept[room]))
@@ -323,6 +323,7 @@ class RecordingParticipant:
 
     front = "tcp"
     host = "127.0.0.1"
+    ident = ""
     #: its handle on the hub, kept as a front keeps it (set by :func:`tests.support.harness.admitted`)
     user: IUser = UNREGISTERED
 

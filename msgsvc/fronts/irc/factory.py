@@ -21,7 +21,7 @@ from msgsvc.fronts.irc.wire import RPL_MONOFFLINE, RPL_MONONLINE, line
 from msgsvc.hub.contracts import HistoryPolicy, Message
 from msgsvc.hub.events import Event, UserJoined, UserLeft
 from msgsvc.hub.ids import MessageIds
-from msgsvc.hub.rules import username_key
+from msgsvc.hub.rules import SHOWN_HOST, username_key
 
 
 #: Why a protected member that went offline left #all, and its away message in its rooms.
@@ -152,7 +152,7 @@ class IrcFactory(Factory["IrcSession"]):
 
     def mask(self, name: str) -> str:
         """The ``nick!user@host`` of a msgsvc user."""
-        return f"{name}!{self.user(name)}@msgsvc"
+        return f"{name}!{self.user(name)}@{SHOWN_HOST}"
 
     def user(self, name: str) -> str:
         """The user part of a mask: an IRC user's own USER name, else the name again."""

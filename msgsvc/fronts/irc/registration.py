@@ -258,6 +258,7 @@ class Registration(IrcBase):
         self.nick = name
         self.nick_key = username_key(name)
         self.factory.idents.setdefault(self.nick_key, (self.username, self.realname))  # the nick's first
+        self.ident = self.factory.user(name)  # what its mask shows, and a ban's user part matches
         server = self.factory.server_name
         self.numeric(rfc.RPL_WELCOME, f"Welcome to the {self.factory.network} network, {name}")
         self.numeric(rfc.RPL_YOURHOST, f"Your host is {server}, running version {VERSION}")

@@ -33,22 +33,13 @@ from msgsvc.hub.contracts import (
     TopicSet,
 )
 from msgsvc.hub.rooms import TOPIC_MAX
-from msgsvc.hub.rules import room_key, username_key
+from msgsvc.hub.rules import ban_mask, room_key, username_key
 from msgsvc.wire import ascii_int
 
 #: Rooms as a client sees them, in turn: None for one it does not see.
 Views = list[RoomView | None]
-#: The channel modes: b, o and v take a name; k (set) a key; l (set) a limit; i m n s t nothing.
+#: The channel modes: b takes a mask, o and v a name; k (set) a key; l (set) a limit; i m n s t nothing.
 CHANNEL_MODES = "biklmnostv"
-
-
-def ban_name(mask: str) -> str | None:
-    """The name an IRC ban mask bans: ``bob``, ``bob!*@*`` or ``bob!*``; None for a mask that names no one
-    name (wildcards in the nick, a user or host of its own): the hub bans names."""
-    nick, _, rest = mask.partition("!")
-    if not nick or "*" in nick or "?" in nick or rest not in ("", "*", "*@*"):
-        return None
-    return nick
 
 
 class Rooms(Channel):
@@ -364,10 +355,10 @@ class Rooms(Channel):
         return say
 
     def _mode_changes(self, target: str, text: str, args: list[str]) -> list[ModeChange]:
-        """``+i-m+k key`` as changes (``+i``, None) (``-m``, None) (``+k``, ``key``); a ban mask as its
-        name.  A mode this server has not is 472 and left out, the others kept.  A change lacking its
-        argument, or with one that is none (a key empty or with a space, a limit that is not a number
-        over 0: 696; a mask naming no one name: a notice), is left out."""
+        """``+i-m+k key`` as changes (``+i``, None) (``-m``, None) (``+k``, ``key``); a ban mask whole
+        (``bob``: ``bob!*@*``).  A mode this server has not is 472 and left out, the others kept.  A
+        change lacking its argument, or with one that is none (a key empty or with a space, a limit that
+        is not a number over 0, a ban mask that is none: 696), is left out."""
         sign, given = "+", iter(args)
         changes: list[ModeChange] = []
         for mode in text:
@@ -389,11 +380,11 @@ class Rooms(Channel):
 
     def _mode_argument(self, target: str, mode: str, arg: str) -> str | None:
         """What the hub takes for ``mode``'s ``arg``; None (said) if it is none."""
-        if mode == "b":
-            name = ban_name(arg)
-            if name is None:
-                self.server_notice(f"{arg}: msgsvc bans names: give a nick, or nick!*@*")
-            return name
+        if mode == "b":  # as IRC servers complete it (bob: bob!*@*)
+            mask = ban_mask(arg)
+            if mask is None:
+                self.numeric(ERR_INVALIDMODEPARAM, target, "b", arg, "Not a ban mask: nick!user@host")
+            return mask
         if mode in "ov":  # as the log spells it (a nick not in it: 401 if the room is there)
             user = self.clients.hub.user(arg)
             return arg if user is None else user.name
@@ -412,7 +403,7 @@ class Rooms(Channel):
         self._write(self._mode_line(mode))
 
     def _mode_line(self, mode: ModeSet) -> bytes:
-        """MODE #room +o-v bob carol: the changes, a ban's name as its mask."""
+        """MODE #room +o-v+b bob carol eve!*@*: the changes."""
         text, sign = "", ""
         args: list[str] = []
         for change, arg in mode.changes:
@@ -421,7 +412,7 @@ class Rooms(Channel):
                 text += sign
             text += change[1]
             if arg is not None:
-                args.append(f"{arg}!*@*" if change[1] == "b" else arg)
+                args.append(arg)
         return line("MODE", mode.room, text, *args, prefix=self.factory.mask(mode.by))
 
     def _say_modes(self, view: RoomView) -> None:
@@ -435,7 +426,7 @@ class Rooms(Channel):
 
     def _say_bans(self, view: RoomView) -> None:
         for ban in view.bans:
-            self.numeric(rfc.RPL_BANLIST, view.name, f"{ban.name}!*@*", ban.by, str(int(ban.at)))
+            self.numeric(rfc.RPL_BANLIST, view.name, ban.mask, ban.by, str(int(ban.at)))
         self.numeric(rfc.RPL_ENDOFBANLIST, view.name, "End of channel ban list")
 
     # -- what the hub tells -----------------------------------------------------
