@@ -1229,6 +1229,19 @@ class ReadTests(SynchronousTestCase):
         self.assertEqual(lines(self.l), [f"READ alice,bob {id_}"])
         self.assertEqual(self.server.store.reads, {"alice": {"alice,bob": id_}})
 
+    def test_a_version_9_listing_reads_no_unread_counts(self) -> None:
+        self.bob.dataReceived(b"SEND alice :hi\r\n")
+        self.server.end_of_pass()
+        counted: list[str] = []
+        unread = self.server.store.unread
+        self.server.store.unread = lambda *a: (counted.append(a[0]), unread(*a))[1]  # type: ignore[method-assign]
+        self.old.dataReceived(b"CONVERSATIONS\r\n")
+        self.assertEqual([line.split()[:2] for line in lines(self.o)][-2:], [["CONVERSATION", "alice,bob"], ["ENDCONVERSATIONS", "1"]])
+        self.assertEqual(counted, [])  # version 9 shows none
+        self.laptop.dataReceived(b"CONVERSATIONS\r\n")
+        self.assertEqual(lines(self.l)[-2].split()[4:], ["1", "-"])  # version 10: the count and no position
+        self.assertEqual(counted, ["alice,bob"])
+
     def test_refusals_do_not_close(self) -> None:
         self.laptop.dataReceived(b"READ bob 123\r\nREAD bob\r\nREAD al ice 01M8TYR19J1HB1YED1Z05M91H8\r\n")
         said = lines(self.l)

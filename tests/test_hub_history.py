@@ -195,7 +195,7 @@ class KeepingTests(HistoryTestCase):
         for asked in (
             dave.user.history(ALL, None, 10),
             dave.user.history_after(ALL, "", 10),
-            dave.user.conversations(10),
+            dave.user.conversations(10, True),
             dave.user.catch_up(False),
         ):
             self.assertEqual(self.refusal(asked), Refusal.HISTORY_OFF)
@@ -262,7 +262,7 @@ class PrivacyTests(HistoryTestCase):
         ):
             self.assertEqual(self.refusal(asked), Refusal.HISTORY_FORBIDDEN)
         self.assertEqual(self.texts(self.alice.user.history(ALL, None, 10)), (["public"], False))
-        listed = self.successResultOf(self.alice.user.conversations(10))
+        listed = self.successResultOf(self.alice.user.conversations(10, True))
         self.assertEqual([s.latest.text for s in listed], ["public"])
 
     def test_the_taker_of_an_unprotected_name_reads_nothing_said_before_it_protected_it(self) -> None:
@@ -274,7 +274,7 @@ class PrivacyTests(HistoryTestCase):
         self.protect("alice")
         self.assertEqual(self.texts(mallory.user.history("alice,bob", None, 10)), ([], False))
         self.assertEqual(self.texts(mallory.user.history_after("alice,bob", "", 10)), ([], False))
-        self.assertEqual(self.successResultOf(mallory.user.conversations(10)), [])
+        self.assertEqual(self.successResultOf(mallory.user.conversations(10, True)), [])
         self.bob.user.send(["alice"], "to the new owner")
         self.pass_ends()
         now = mallory.user.history("alice,bob", None, 10)
@@ -301,7 +301,7 @@ class PrivacyTests(HistoryTestCase):
         self.bob.user.send(["alice"], "after")
         self.pass_ends()
         self.assertEqual(self.texts(self.alice.user.history("alice,bob", None, 10)), (["after"], False))
-        self.assertEqual([s.latest.text for s in self.successResultOf(self.alice.user.conversations(10))], ["after"])
+        self.assertEqual([s.latest.text for s in self.successResultOf(self.alice.user.conversations(10, True))], ["after"])
 
     def test_a_user_that_logged_out_reads_nothing(self) -> None:
         """Its name may be someone else's next: a login's handle used after it is refused."""
@@ -312,7 +312,7 @@ class PrivacyTests(HistoryTestCase):
         for read in (
             lambda: stale.history("alice,bob", None, 10),
             lambda: stale.history_after("alice,bob", "", 10),
-            lambda: stale.conversations(10),
+            lambda: stale.conversations(10, True),
             lambda: stale.catch_up(True),
             lambda: stale.mark_read(ALL, "01M8V0C6N3D0SNYQ1V4XC1XSA0"),
             lambda: stale.read_position(ALL),
@@ -336,7 +336,7 @@ class PrivacyTests(HistoryTestCase):
         for key in [*keys, "alice,,bob,carol", "carol,carol", ""]:
             for asked in (carol.user.history(key, None, 10), carol.user.history_after(key, "", 10)):
                 self.assertEqual(self.refusal(asked), Refusal.HISTORY_FORBIDDEN, key)
-        self.assertEqual(self.successResultOf(carol.user.conversations(10)), [])
+        self.assertEqual(self.successResultOf(carol.user.conversations(10, True)), [])
 
     def test_an_id_of_another_conversation_is_only_a_position(self) -> None:
         carol = self.join("carol")
@@ -362,7 +362,7 @@ class PrivacyTests(HistoryTestCase):
             for asked in (
                 self.alice.user.history("alice,bob", None, 10),
                 self.alice.user.history(ALL, None, 10),
-                self.alice.user.conversations(10),
+                self.alice.user.conversations(10, True),
                 self.alice.user.catch_up(False),
             ):
                 self.assertEqual(self.refusal(asked), Refusal.UNAVAILABLE)
@@ -414,12 +414,12 @@ class PagingTests(HistoryTestCase):
             self.bob.user.send([name, "alice"], "to " + name)
         self.bob.user.broadcast("everyone")
         self.pass_ends()
-        listed = self.successResultOf(self.alice.user.conversations(10))
+        listed = self.successResultOf(self.alice.user.conversations(10, True))
         self.assertEqual(
             [(s.latest.conversation, s.latest.text) for s in listed],
             [(ALL, "everyone"), ("alice,bob,erin", "to erin"), ("alice,bob,dave", "to dave")],
         )
-        [one] = self.successResultOf(self.alice.user.conversations(1))
+        [one] = self.successResultOf(self.alice.user.conversations(1, True))
         self.assertEqual(one.latest.conversation, ALL)
 
 
@@ -508,7 +508,7 @@ class ReadPositionTests(HistoryTestCase):
         self.assertEqual(self.phone.events[-1], ("read", (ALL, newest)))
         self.bob.user.broadcast("later")
         self.pass_ends()
-        unread = self.successResultOf(self.phone.user.conversations(10))
+        unread = self.successResultOf(self.phone.user.conversations(10, True))
         self.assertEqual([(s.latest.conversation, s.unread) for s in unread], [(ALL, 1)])  # "later" is unread
 
     def test_a_conversation_without_a_message_for_the_reader_keeps_no_position(self) -> None:
@@ -548,12 +548,27 @@ class ReadPositionTests(HistoryTestCase):
         self.bob.user.broadcast("all")
         self.pass_ends()
         self.successResultOf(self.laptop.user.mark_read("alice,bob", first))
-        listed = self.successResultOf(self.phone.user.conversations(10))
+        listed = self.successResultOf(self.phone.user.conversations(10, True))
         self.assertEqual(
             [(s.latest.conversation, s.unread, s.read) for s in listed], [(ALL, 1, None), ("alice,bob", 1, first)]
         )
-        unprotected = self.successResultOf(self.bob.user.conversations(10))
+        unprotected = self.successResultOf(self.bob.user.conversations(10, True))
         self.assertEqual([(s.latest.conversation, s.unread, s.read) for s in unprotected], [(ALL, 0, None)])  # its own
+
+    def test_a_listing_without_counts_reads_neither_counts_nor_positions(self) -> None:
+        self.said("one")
+        self.bob.user.broadcast("all")
+        self.pass_ends()
+        asked: list[str] = []
+        unread, read_positions = self.store.unread, self.store.read_positions
+        self.store.unread = lambda *a: (asked.append("unread"), unread(*a))[1]  # type: ignore[method-assign]
+        self.store.read_positions = lambda *a: (asked.append("reads"), read_positions(*a))[1]  # type: ignore[method-assign]
+        bare = self.successResultOf(self.phone.user.conversations(10, False))
+        self.assertEqual([(s.latest.conversation, s.unread, s.read) for s in bare], [(ALL, None, None), ("alice,bob", None, None)])
+        self.assertEqual(asked, [])
+        counted = self.successResultOf(self.phone.user.conversations(10, True))
+        self.assertEqual([(s.latest.conversation, s.unread) for s in counted], [(ALL, 1), ("alice,bob", 1)])
+        self.assertEqual(asked, ["reads", "unread", "unread"])
 
     def test_the_catch_up_from_read_positions(self) -> None:
         self.bob.user.broadcast("read")

@@ -381,12 +381,12 @@ class MessageTests(RoomsTestCase):
         carol = self.join("Carol")
         page = self.successResultOf(carol.user.history("#dev", None, 10))
         self.assertEqual([e.text for e in page.entries], ["while away"])
-        summaries = self.successResultOf(carol.user.conversations(10))
+        summaries = self.successResultOf(carol.user.conversations(10, True))
         self.assertEqual([(s.latest.conversation, s.unread) for s in summaries], [("#dev", 1)])
         pages = self.successResultOf(carol.user.catch_up(True))
         self.assertEqual([(p.conversation, [e.text for e in p.entries]) for p in pages], [("#all", []), ("#dev", ["while away"])])
         self.successResultOf(carol.user.mark_read("#dev", page.entries[0].id))
-        self.assertEqual(self.successResultOf(carol.user.conversations(10))[0].unread, 0)
+        self.assertEqual(self.successResultOf(carol.user.conversations(10, True))[0].unread, 0)
 
     def test_only_members_read_a_rooms_history(self) -> None:
         self.alice.user.send_room("#dev", "inside")

@@ -607,6 +607,14 @@ class RoomHistoryTests(IrcTestCase):
         (refused,) = carol.send("CHATHISTORY LATEST #dev * 10")
         self.assertIn(" FAIL CHATHISTORY INVALID_TARGET LATEST #dev ", refused)
 
+    def test_targets_reads_no_unread_counts(self) -> None:
+        counted: list[str] = []
+        unread = self.harness.store.unread
+        self.harness.store.unread = lambda *a: (counted.append(a[0]), unread(*a))[1]  # type: ignore[method-assign]
+        got = self.dave.send("CHATHISTORY TARGETS timestamp=1970-01-01T00:00:00Z timestamp=2262-01-01T00:00:00Z 10")
+        self.assertIn("CHATHISTORY TARGETS #Dev ", " ".join(got))
+        self.assertEqual(counted, [])
+
     def test_a_marker_is_kept_up_to_the_newest_message_and_refused_where_there_is_none(self) -> None:
         self.harness.clock.advance(5)  # the history kept; the clock well past the newest message
         got = self.dave.send("MARKREAD #dev timestamp=2262-01-01T00:00:00.000Z")

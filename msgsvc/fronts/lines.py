@@ -301,7 +301,7 @@ class ServerProtocol(Session):
                 self._read_history(self.user.history(key, before, limit), encode_page)
             case wire.Conversations():
                 limit = self.clients.hub.history.policy.conversations
-                found = self.user.conversations(limit)
+                found = self.user.conversations(limit, self.version >= VERSION_10)  # version 9 shows no counts
                 self._read_history(found, lambda summaries: encode_conversations(summaries, self.version))
             case wire.Read(conversation, position):
                 if self.version < VERSION_10:

@@ -213,10 +213,10 @@ class Stored:
 class Summary:
     """A conversation as its reader's list shows it: its latest entry the reader may read, how many
     entries after the reader's read position others sent (up to a cap), and that position (None:
-    none kept)."""
+    none kept); both None if the lister did not ask for them."""
 
     latest: Stored
-    unread: int
+    unread: int | None
     read: str | None
 
 
@@ -489,10 +489,10 @@ class IUser(Interface):
         """Up to ``limit`` of the readable entries with ids after ``after``, oldest first; ``more``:
         newer exist."""
 
-    def conversations(limit: int) -> Deferred[list[Summary]]:
+    def conversations(limit: int, counts: bool) -> Deferred[list[Summary]]:
         """Each conversation this user may read, by its latest readable entry, newest first: ALL (if it
-        holds any), the rooms it is in, and the direct ones it takes part in; with its unread count and
-        read position."""
+        holds any), the rooms it is in, and the direct ones it takes part in; with ``counts``, its unread
+        count and read position (a store read each: ask only if shown), else None for both."""
 
     def catch_up(from_reads: bool) -> Deferred[list[Page]]:
         """The login's catch-up: for ALL, the latest ``HistoryPolicy.catch_up`` entries sent since this

@@ -132,11 +132,14 @@ class History(Service):
         """What ``reader`` may read of ``conversation`` after ``after``."""
         return Deferred.fromCoroutine(self._page(reader, conversation, None, after, limit, rooms))
 
-    def conversations(self, reader: str, limit: int, rooms: frozenset[str]) -> Deferred[list[Summary]]:
+    def conversations(
+        self, reader: str, limit: int, rooms: frozenset[str], counts: bool
+    ) -> Deferred[list[Summary]]:
         """Each conversation ``reader`` may read by its latest entry it may read, newest first: ``#all``,
-        its rooms, and (if it is protected) its direct conversations; with their unread counts and read
-        positions."""
-        return Deferred.fromCoroutine(self._conversations(reader, min(limit, self.policy.conversations), rooms))
+        its rooms, and (if it is protected) its direct conversations; with ``counts``, their unread
+        counts and read positions (a store read each), else neither read (None)."""
+        limit = min(limit, self.policy.conversations)
+        return Deferred.fromCoroutine(self._conversations(reader, limit, rooms, counts))
 
     def catch_up(self, reader: str, since: float, from_reads: bool, rooms: frozenset[str]) -> Deferred[list[Page]]:
         """The login's catch-up: the latest ``policy.catch_up`` entries of ``#all`` sent at or after
@@ -170,7 +173,7 @@ class History(Service):
                 entries, more = await self._store.page_after(conversation, after, limit, since)
         return Page(conversation, tuple(entries), more)
 
-    async def _conversations(self, reader: str, limit: int, rooms: frozenset[str]) -> list[Summary]:
+    async def _conversations(self, reader: str, limit: int, rooms: frozenset[str], counts: bool) -> list[Summary]:
         key = username_key(reader)
         store = self._store
         with _unavailable():
@@ -179,6 +182,8 @@ class History(Service):
             shared = [await store.page_before(c, None, 1, 0.0) for c in (ALL, *sorted(rooms))]
             everyone = [entry for entries, _ in shared for entry in entries]
             latest = sorted([*direct, *everyone], key=lambda entry: entry.id, reverse=True)[:limit]
+            if not counts:
+                return [Summary(e, None, None) for e in latest]
             reads = {} if since is None else await store.read_positions(key, [e.conversation for e in latest])
             floor = "" if since is None else message_id_floor(since)
 
@@ -187,8 +192,8 @@ class History(Service):
                 (what came before is not readable), #all and a room from their start."""
                 return reads.get(conversation) or ("" if conversation.startswith("#") else floor)
 
-            counts = await gatherResults([store.unread(e.conversation, after(e.conversation), key, UNREAD_CAP) for e in latest])
-        return [Summary(e, count, reads.get(e.conversation)) for e, count in zip(latest, counts)]
+            unread = await gatherResults([store.unread(e.conversation, after(e.conversation), key, UNREAD_CAP) for e in latest])
+        return [Summary(e, count, reads.get(e.conversation)) for e, count in zip(latest, unread)]
 
     async def _catch_up(self, reader: str, since: float, from_reads: bool, rooms: frozenset[str]) -> list[Page]:
         key = username_key(reader)
@@ -287,7 +292,7 @@ class NoHistory(Service):
     def page_after(self, reader: str, conversation: str, after: str, limit: int, rooms: frozenset[str]) -> Deferred[Page]:
         return _off()
 
-    def conversations(self, reader: str, limit: int, rooms: frozenset[str]) -> Deferred[list[Summary]]:
+    def conversations(self, reader: str, limit: int, rooms: frozenset[str], counts: bool) -> Deferred[list[Summary]]:
         return _off()
 
     def catch_up(self, reader: str, since: float, from_reads: bool, rooms: frozenset[str]) -> Deferred[list[Page]]:

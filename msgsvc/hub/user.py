@@ -85,10 +85,10 @@ class User:
             not_registered()
         return self._hub.history.page_after(self.name, conversation, after, limit, self._rooms_in())
 
-    def conversations(self, limit: int) -> Deferred[list[Summary]]:
+    def conversations(self, limit: int, counts: bool) -> Deferred[list[Summary]]:
         if self.session.gone:
             not_registered()
-        return self._hub.history.conversations(self.name, limit, self._rooms_in())
+        return self._hub.history.conversations(self.name, limit, self._rooms_in(), counts)
 
     def catch_up(self, from_reads: bool) -> Deferred[list[Page]]:
         if self.session.gone:
@@ -175,7 +175,7 @@ class Unregistered:
     def history_after(self, conversation: str, after: str, limit: int) -> NoReturn:
         not_registered()
 
-    def conversations(self, limit: int) -> NoReturn:
+    def conversations(self, limit: int, counts: bool) -> NoReturn:
         not_registered()
 
     def catch_up(self, from_reads: bool) -> NoReturn:

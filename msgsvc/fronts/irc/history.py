@@ -130,7 +130,7 @@ class History(IrcBase):
                     rows.append(line("CHATHISTORY", "TARGETS", target, server_time(entry.at)))
             self._in_batch(["draft/chathistory-targets"], iter(rows))
 
-        found = self.user.conversations(self.factory.history.conversations)
+        found = self.user.conversations(self.factory.history.conversations, False)  # TARGETS says no counts
         self._answer_with(found, "TARGETS", "*", listed)
 
     def _target_of(self, entry: Stored) -> str | None:
