@@ -65,6 +65,8 @@ class ConversationTests(unittest.TestCase):
         self.assertEqual(conversation_key("alice", Kind.MULTICAST, ("Bob", "alice")), "alice,bob")
         self.assertEqual(conversation_key("carol", Kind.MULTICAST, ("bob", "alice")), "alice,bob,carol")
         self.assertEqual(conversation_key("alice", Kind.UNICAST, ("alice",)), "alice")
+        self.assertEqual(conversation_key("Alice", Kind.UNICAST, ("BOB",)), "alice,bob")
+        self.assertEqual(conversation_key("ALICE", Kind.MULTICAST, ("alice",)), "alice")
         self.assertEqual(participants("alice,bob,carol"), ("alice", "bob", "carol"))
 
     def test_broadcasts_are_all_and_a_message_to_nobody_in_the_log_is_nowhere(self) -> None:

@@ -10,6 +10,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
 from twisted.internet.task import Clock, deferLater
@@ -600,6 +602,21 @@ class AppendTests(SynchronousTestCase):
         self.assertNoResult(appended)
         answer.callback([2, 0])
         self.assertIsNone(self.successResultOf(appended))
+
+    @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(
+        st.floats(min_value=0, max_value=2**47 / 1000, allow_nan=False),
+        st.text(min_size=1),
+        st.sampled_from(Kind),
+        st.lists(st.text(min_size=1), max_size=3),
+        st.text(),
+    )
+    def test_a_member_is_the_entrys_id_and_the_json_of_the_rest(
+        self, at: float, sender: str, kind: Kind, recipients: list[str], text: str
+    ) -> None:
+        e = Stored("01KBXYZ0123456789ABCDEFGHJ", at, "c", sender, kind, tuple(recipients), text)
+        payload = json.dumps([at, sender, kind.value, recipients, text])
+        self.assertEqual(history_entry(e), f"{e.id}|{payload}")
 
     def test_when_redis_fails_the_append_fails(self) -> None:
         appended = self.state.append(self.entries, 10)

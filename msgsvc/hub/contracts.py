@@ -196,9 +196,10 @@ class Enqueue:
     message_id: str  # the message's own id (Message.id)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Stored:
-    """A message as the history keeps it (a :class:`Message` with its conversation)."""
+    """A message as the history keeps it (a :class:`Message` with its conversation).  Slotted for speed
+    (one is made for every message kept), not to be changed."""
 
     id: str  # Message.id: orders the history
     at: float  # Message.at, the id's time

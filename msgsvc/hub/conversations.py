@@ -23,6 +23,9 @@ def conversation_key(sender: str, kind: Kind, recipients: Sequence[str]) -> str 
         return ALL
     if kind is Kind.ROOM:
         return room_key(recipients[0])
+    if len(recipients) == 1:  # the commonest: two keys (one for a message to oneself), no set, no sort
+        one, other = username_key(sender), username_key(recipients[0])
+        return one if one == other else f"{one},{other}" if one < other else f"{other},{one}"
     if not recipients:
         return None
     return ",".join(sorted({username_key(name) for name in (sender, *recipients)}))
