@@ -685,8 +685,9 @@ class RouteTests(SynchronousTestCase):
         ((script, args, answer),) = self.redis.calls
         self.assertIs(script, ROUTE)
         self.assertEqual(args[0], "A")
-        self.assertEqual(args[1::2], ["B", "", "B,C"])
-        bodies = [json.loads(str(body)) for body in args[2::2]]
+        lines = [line.split("\t") for line in str(args[1]).split("\n")]  # one argument: a line a message
+        self.assertEqual([to for to, _ in lines], ["B", "", "B,C"])
+        bodies = [json.loads(body) for _, body in lines]
         self.assertEqual([b[3] for b in bodies], ["u1", "b2", "m3"])
         self.assertEqual(bodies[2][6], {"B": ["bob"], "C": ["carol", "dave"]})
         broadcast = self.message(Kind.BROADCAST, "b2")
@@ -704,7 +705,8 @@ class RouteTests(SynchronousTestCase):
         self.route(sent[1], {})
         self.clock.advance(0)
         ((_, args, _),) = self.redis.calls
-        self.cluster._messages("[" + ",".join(map(str, args[2::2])) + "]")  # one entry, as ROUTE writes it
+        bodies = [line.split("\t")[1] for line in str(args[1]).split("\n")]
+        self.cluster._messages("[" + ",".join(bodies) + "]")  # one entry, as ROUTE writes it
         self.assertEqual([(m.id, m.at, m.text) for m, _ in got], [(m.id, m.at, m.text) for m in sent])
         self.assertEqual([keys for _, keys in got], [["bob"], ()])
 
@@ -773,7 +775,8 @@ class InboxScriptTests(RedisCase):
             self.call("SET", f"msgsvc:node:{node}", "{}")
             self.call("HSET", waiting_key(node), "limit", limit)
         messages = ["B", "m1" * 25, "", "b" * 50, "B,C", "m3" * 30, "D", "m4"]
-        replies = self.call("EVAL", ROUTE.source, 1, NODES, "A", *messages)
+        lines = "\n".join(f"{to}\t{message}" for to, message in zip(messages[::2], messages[1::2]))
+        replies = self.call("EVAL", ROUTE.source, 1, NODES, "A", lines)
         replies[1].sort()  # the nodes of a set
         # m1 and the broadcast fit in C (51 bytes each, with their separator); m3 (61) no longer does
         self.assertEqual(replies, [["B"], ["B", "C"], ["B"], [], ["C"]])
@@ -792,7 +795,7 @@ class InboxScriptTests(RedisCase):
 
     def test_a_node_with_no_limit_yet_takes_nothing(self) -> None:
         self.call("SET", "msgsvc:node:B", "{}")
-        self.assertEqual(self.call("EVAL", ROUTE.source, 1, NODES, "A", "B", "m"), [[], ["B"]])
+        self.assertEqual(self.call("EVAL", ROUTE.source, 1, NODES, "A", "B\tm"), [[], ["B"]])
 
 
 class _Hub:

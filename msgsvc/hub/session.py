@@ -104,9 +104,9 @@ class Outgoing:
             result = self.failed(outcome) if isinstance(outcome, Failure) else self.routed(outcome)
         except Exception:
             result = Failure()
-        if isinstance(result, Deferred):
-            result.chainDeferred(self.report)
+        if isinstance(result, Report):  # the common case first: Deferred's check is an ABC's, slower
+            self.report.callback(result)
         elif isinstance(result, Failure):
             self.report.errback(result)
         else:
-            self.report.callback(result)
+            result.chainDeferred(self.report)

@@ -505,9 +505,9 @@ class RedisCluster(Service):
         which nodes took it."""
         self._route_call = None
         batch, self._routing = self._routing, []
-        args: list[object] = [self.node]
-        for message, keys_by_node, _ in batch:  # a broadcast: for every node, no keys
-            args += [",".join(keys_by_node), encode_message(message, keys_by_node)]
+        lines = "\n".join(  # a broadcast: for every node, no keys
+            f"{','.join(keys)}\t{encode_message(message, keys)}" for message, keys, _ in batch
+        )
 
         def answered(replies: list[Any]) -> list[set[str]]:
             """What each message reached (all read before any is told: a bad reply fails them all)."""
@@ -524,7 +524,7 @@ class RedisCluster(Service):
             for _, _, answer in batch:
                 answer(failure)
 
-        self._redis.script(ROUTE, [NODES], args).addCallback(answered).addCallbacks(tell, failed)
+        self._redis.script(ROUTE, [NODES], [self.node, lines]).addCallback(answered).addCallbacks(tell, failed)
 
     def _note_full(self, full: set[str], took: list[list[str]]) -> None:
         """Log a node whose inbox is full, once, until it takes messages again."""

@@ -50,10 +50,11 @@ def waiting_key(node: str) -> str:
     return f"{PREFIX}node:{node}:waiting"
 
 
-# KEYS: the nodes.  ARGV: this node, then for each message: the nodes it is for (comma-separated;
-# empty: a broadcast, for every node alive but this one), the message (JSON).  A node's entry: its
-# messages as one JSON array.  Returns, for each
-# message, the nodes that took it, then the nodes whose inbox was too full for this pass's messages.
+# KEYS: the nodes.  ARGV: this node, the pass's messages, a line each (one argument: Redis's client
+# encodes one argument a pass, not two a message): the nodes it is for (comma-separated; empty: a
+# broadcast, for every node alive but this one), a tab, the message (JSON, which has no raw tab or
+# newline).  A node's entry: its messages as one JSON array.  Returns, for each message, the nodes
+# that took it, then the nodes whose inbox was too full for this pass's messages.
 ROUTE = Script(
     """
 local nodes, everyone, full = {}, nil, {}
@@ -70,9 +71,9 @@ local function node(id)
   return n
 end
 local replies, written = {}, {}
-for i = 2, #ARGV, 2 do
+for to, message in string.gmatch(ARGV[2], '([^\\t\\n]*)\\t([^\\n]*)') do
   local ids = {}
-  if ARGV[i] == '' then
+  if to == '' then
     if everyone == nil then
       everyone = {}
       for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
@@ -81,14 +82,14 @@ for i = 2, #ARGV, 2 do
     end
     ids = everyone
   else
-    for id in string.gmatch(ARGV[i], '[^,]+') do table.insert(ids, id) end
+    for id in string.gmatch(to, '[^,]+') do table.insert(ids, id) end
   end
-  local size, took = #ARGV[i + 1] + 1, {}
+  local size, took = #message + 1, {}
   for _, id in ipairs(ids) do
     local n = node(id)
     if n and n.room >= size then
       if #n.parts == 0 then table.insert(written, id) end
-      table.insert(n.parts, ARGV[i + 1])
+      table.insert(n.parts, message)
       n.room, n.bytes = n.room - size, n.bytes + size
       table.insert(took, id)
     elseif n and not n.full then  -- full, for the rest of this pass
