@@ -17,7 +17,14 @@ from enum import Enum
 
 from msgsvc.hub.contracts import ROOM_FLAGS, ROOM_LIMIT_MAX, HistoryPolicy, ModeChange, Refusal, Refused
 from msgsvc.hub.ids import message_id, message_id_floor
-from msgsvc.hub.rules import check_password_rules, is_valid_username, message_text, recipient_names, room_name
+from msgsvc.hub.rules import (
+    USERNAME_PATTERN,
+    check_password_rules,
+    is_valid_username,
+    message_text,
+    recipient_names,
+    room_name,
+)
 
 #: The byte that ends a line; a CR just before it is dropped.
 LF = b"\n"
@@ -328,6 +335,31 @@ def parse_line(raw: bytes) -> Line | None:
     if sep:
         return Line(words[0].upper(), (*words[1:], trailing), True)
     return Line(words[0].upper(), tuple(words[1:]))
+
+
+#: The commonest line, a unicast: ``SEND <name> :<text>``, the text without controls (TAB aside).
+_SEND_ONE = re.compile(b"SEND (" + USERNAME_PATTERN.encode() + rb") :([^\x00-\x08\x0a-\x1f\x7f]*)")
+
+
+def parse_send(raw: bytes, max_text: int) -> tuple[str, str] | None:
+    """The recipient and text of ``raw`` if it is ``SEND <name> :<text>`` to one valid name, with a
+    text the hub takes (at most ``max_text`` bytes, not blank), as :func:`parse_command` reads it;
+    else None, and the general parser reads it (and refuses what it refuses).
+
+    The fast path of the commonest line: one match in C, no :class:`Line`, no dispatch on the verb.
+    In UTF-8 a byte below 0x80 is always the character it looks like, so the controls are checked on
+    the bytes; the byte count is the text's size as :func:`message_text` counts it.
+    """
+    match = _SEND_ONE.fullmatch(raw)
+    if match is None or len(match[2]) > max_text:
+        return None
+    try:
+        text = match[2].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if not text or text.isspace():
+        return None
+    return match[1].decode("ascii"), text
 
 
 def _check_param(param: str) -> None:

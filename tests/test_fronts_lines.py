@@ -237,6 +237,16 @@ class MessagingTests(ServerTestCase):
         self.assertEqual(lines(self.b), ["MSG Alice unicast bob :hello, bob"])
         self.assertEqual(lines(self.c), [])
 
+    def test_a_unicast_is_read_without_the_general_parser(self) -> None:
+        def general(raw: bytes) -> wire.Line:
+            raise AssertionError(f"the general parser read {raw!r}")
+
+        self.patch(wire, "parse_line", general)
+        self.lose(self.carol)  # news of this pass: told before the message, as the general path does
+        self.alice.dataReceived(b"SEND bob :fast\r\n")
+        self.assertEqual(lines(self.a), ["LEFT carol", "SENT 1 - -"])
+        self.assertEqual(lines(self.b), ["LEFT carol", "MSG Alice unicast bob :fast"])
+
     def test_multicast_with_an_absent_recipient(self) -> None:
         self.lose(self.carol)
         self.alice.dataReceived(b"SEND bob,carol,zed :meeting at 3\r\n")

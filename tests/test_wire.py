@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc import wire
 from msgsvc.hub.contracts import Refusal, Refused
 from msgsvc.hub.ids import message_id_floor
-from msgsvc.hub.rules import is_valid_username, username_key
+from msgsvc.hub.rules import USERNAME_PATTERN, is_valid_username, username_key
 from msgsvc.wire import REFUSAL_CODES, TOO_LONG, Code, Limits, Line, LineFramer, ProtocolError
 
 
@@ -345,6 +347,69 @@ class ParseCommandTests(SynchronousTestCase):
             (b"MODE #dev +", Code.BAD_SYNTAX),
         ]:
             self.assertError(raw, code)
+
+
+_FAST = Limits(max_text=40)
+_NAMES = st.one_of(
+    st.from_regex(USERNAME_PATTERN.encode(), fullmatch=True),
+    st.binary(max_size=40),
+    st.sampled_from([b"", b"#room", b"bob,carol", b"bob,BOB", b"a" * 33, b"b\xc3\xa9", b":bob", b"bob\t"]),
+)
+_TEXTS = st.one_of(
+    st.binary(max_size=50),
+    st.text(max_size=50).map(str.encode),
+    st.sampled_from(
+        [b"", b" ", b"\t", b" \t ", "\u3000".encode(), "\x85".encode(), b"x" * 40, b"x" * 41, "\u00e9".encode() * 20]
+    ),
+)
+_SEPARATORS = st.sampled_from([b" :", b" ", b"  :", b" : ", b":", b" ::", b"\t:"])
+_VERBS = st.sampled_from([b"SEND", b"send", b"Send", b"SEND ", b" SEND", b"SENDX", b"BROADCAST", b":SEND"])
+_SEND_LINES = st.one_of(
+    st.builds(lambda verb, name, sep, text: verb + b" " + name + sep + text, _VERBS, _NAMES, _SEPARATORS, _TEXTS),
+    st.binary(max_size=80),
+)
+
+
+def _general(raw: bytes) -> object:
+    """What the general parser makes of ``raw``: a command, None (a blank line), or its refusal."""
+    try:
+        line = wire.parse_line(raw)
+        return None if line is None else wire.parse_command(line, _FAST)
+    except ProtocolError as e:
+        return ("error", e.code, e.text)
+    except Refused as e:
+        return ("refused", e.refusal, e.text)
+
+
+class SendFastPathTests(SynchronousTestCase):
+    """``parse_send`` reads what it takes as the general parser does, and leaves every other line to it."""
+
+    @settings(max_examples=2000, deadline=None)
+    @given(_SEND_LINES)
+    @example(b"SEND bob :hi")
+    @example(b"SEND bob : ")
+    @example(b"SEND bob :" + "\u3000".encode())
+    @example(b"SEND bob :\xff")
+    @example(b"SEND bob :a\rb")
+    @example(b"SEND bob :tab\there")
+    @example(b"SEND bob :" + b"x" * 41)
+    @example(b"SEND bob :a :b")
+    def test_same_as_the_general_parser(self, raw: bytes) -> None:
+        fast = wire.parse_send(raw, _FAST.max_text)
+        general = _general(raw)
+        if fast is not None:
+            self.assertEqual(general, wire.Send(fast[:1], fast[1]))
+        elif isinstance(general, wire.Send) and len(general.recipients) == 1:  # the commonest form is taken
+            name, text = general.recipients[0], general.text
+            self.assertNotEqual(raw, f"SEND {name} :{text}".encode())
+
+    def test_takes_a_unicast(self) -> None:
+        self.assertEqual(wire.parse_send("SEND Bob.x :h\u00e9 :)\t".encode(), 40), ("Bob.x", "h\u00e9 :)\t"))
+
+    def test_leaves_the_rest(self) -> None:
+        for raw in [b"SEND bob,carol :hi", b"SEND #room :hi", b"send bob :hi", b"SEND bob :", b"SEND bob :  ",
+                    b"SEND bob :" + b"x" * 41, b"SEND bob :\xc3", b"SEND bob :a\x7f", b"SEND  bob :hi"]:
+            self.assertIsNone(wire.parse_send(raw, 40), raw)
 
 
 class RefusalCodesTests(SynchronousTestCase):

@@ -170,6 +170,10 @@ class ServerProtocol(Session):
     # -- Session: the line protocol's way of saying things ----------------
 
     def command(self, line: bytes) -> None:
+        unicast = wire.parse_send(line, self.clients.limits.max_text)
+        if unicast is not None:  # the commonest line, read without the general parser
+            self.send_to(unicast[:1], unicast[1], self._sent)
+            return
         try:
             command = self._parse(line)
         except ProtocolError as e:
@@ -407,7 +411,8 @@ class ServerProtocol(Session):
     # -- output ----------------------------------------------------------
 
     def _sent(self, report: Report) -> None:
-        self.presence.catch_up(self)
+        if self.presence.batch:
+            self.presence.catch_up(self)
         line = sent_line(report.delivered, report.offline, report.queued)
         if self.version >= VERSION_9:
             line = line[:-2] + f" {report.id} {wire.format_millis(report.at)}\r\n".encode()
@@ -420,7 +425,8 @@ class ServerProtocol(Session):
             return  # an older client knows no rooms
         if message.sender == self._own and self.version < VERSION_10 and not self._addressed(message):
             return  # its account's own message, sent from another session: version 10 shows those
-        self.presence.catch_up(self)
+        if self.presence.batch:
+            self.presence.catch_up(self)
         one = message.kind is Kind.UNICAST  # no other receiver to share the line with
         if self.version < VERSION_9:
             self._write(encode_message(message) if one else encode_shared_message(message))
@@ -432,27 +438,32 @@ class ServerProtocol(Session):
         return message.kind is not Kind.BROADCAST and self._own in message.recipients
 
     def notice(self, text: str) -> None:
-        self.presence.catch_up(self)
+        if self.presence.batch:
+            self.presence.catch_up(self)
         self._write(wire.format_line("NOTICE", trailing=text))
 
     def drop(self, reason: str) -> None:
         """hub.Participant: this pass's presence news first (``ACCOUNT <name> unprotected``, when the
         operator removed its password: so the client forgets it), then ``BYE``."""
-        self.presence.catch_up(self)
+        if self.presence.batch:
+            self.presence.catch_up(self)
         super().drop(reason)
 
     def read_moved(self, conversation: str, position: str) -> None:
         if self.version >= VERSION_10:
-            self.presence.catch_up(self)
+            if self.presence.batch:
+                self.presence.catch_up(self)
             self._write(encode_read(conversation, position))
 
     def room_event(self, event: RoomEvent) -> None:
         if self.version >= VERSION_11:  # an older client knows no rooms
-            self.presence.catch_up(self)
+            if self.presence.batch:
+                self.presence.catch_up(self)
             self._write(encode_event(event, self._own))
 
     def deliver(self, backlog: list[Queued], waiting: int) -> None:
-        self.presence.catch_up(self)
+        if self.presence.batch:
+            self.presence.catch_up(self)
         version = self.version
         lines = b"".join(encode_delayed(m, version) for m in backlog)
         self._write(lines + wire.format_line("ENDDELAYED", str(waiting)))

@@ -46,7 +46,9 @@ class Presence:
         self._hub = hub
         self._read_log()
         self._listeners: dict[Listener, int] = {}  # each with the batch index its news start at
-        self._batch: list[bytes] = []
+        #: This pass's news, not yet sent to all (empty: none): a listener's front checks it before
+        #: :meth:`catch_up`, which is then never called for nothing.
+        self.batch: list[bytes] = []
         self._publishing: IDelayedCall | None = None
         hub.subscribe(self._hub_event)
 
@@ -63,7 +65,7 @@ class Presence:
 
     def join(self, listener: Listener) -> bytes:
         """Add a client that just registered; the username log to send it (``USER`` lines, ``ENDUSERS``)."""
-        self._listeners[listener] = len(self._batch)
+        self._listeners[listener] = len(self.batch)
         return self.user_log()
 
     def leave(self, listener: Listener) -> None:
@@ -73,14 +75,13 @@ class Presence:
         """Tell ``listener`` the news of this pass now, before a message that may depend on it.
 
         A client that sends ``HELLO`` and a message together must not have
-        its message arrive before the others hear that it joined.
+        its message arrive before the others hear that it joined.  Called
+        only when :attr:`batch` holds some (usually none does).
         """
-        if not self._batch:  # usually: no news this pass
-            return
         start = self._listeners.get(listener)
-        if start is not None and start < len(self._batch):
-            self._listeners[listener] = len(self._batch)
-            listener.tell(b"".join(self._batch[start:]))
+        if start is not None and start < len(self.batch):
+            self._listeners[listener] = len(self.batch)
+            listener.tell(b"".join(self.batch[start:]))
 
     def user_log(self) -> bytes:
         """Every name in the log with its presence, in order, then ``ENDUSERS``."""
@@ -138,13 +139,13 @@ class Presence:
             self._lines.insert(at, line)
 
     def _publish(self, line: bytes) -> None:
-        self._batch.append(line)
+        self.batch.append(line)
         if self._publishing is None:
             self._publishing = self._clock.callLater(0, self._send_batch)
 
     def _send_batch(self) -> None:
         self._publishing = None
-        batch, self._batch = self._batch, []
+        batch, self.batch = self.batch, []
         whole = b"".join(batch)
         listeners = list(self._listeners.items())  # telling may drop a client, and so change the dict
         self._listeners = dict.fromkeys(self._listeners, 0)

@@ -6,7 +6,7 @@ messages never wait for a network, and the same code serves it and a node of sev
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Protocol
 
 from twisted.internet.defer import Deferred, succeed
@@ -149,9 +149,11 @@ class Nodes:
         """The name ``key`` as online on another node (its first there), None if it is on none."""
         return next(iter(self.remote.get(key, {}).values()), None)
 
-    def nodes_of(self, key: str) -> list[str]:
-        """The other nodes the name ``key`` has sessions on."""
-        return list(self.remote.get(key, ()))
+    def nodes_of(self, key: str) -> Collection[str]:
+        """The other nodes the name ``key`` has sessions on (a view, read at once: on one node, and for a
+        name on no other, nothing is made)."""
+        nodes = self.remote.get(key)
+        return () if nodes is None else nodes.keys()
 
     def _online(self) -> list[Session]:
         return [s for a in self._sessions.values() for s in a.sessions if s.online]

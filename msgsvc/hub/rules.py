@@ -14,7 +14,9 @@ from msgsvc.hub.contracts import Refusal, Refused
 USERNAME_MAX = 32
 PASSWORD_MIN_CHARS = 8
 PASSWORD_MAX_BYTES = 256
-_USERNAME = re.compile(rf"[A-Za-z][A-Za-z0-9_.-]{{0,{USERNAME_MAX - 1}}}")
+#: A username: 1-32 of ``A-Z a-z 0-9 _ . -``, a letter first (a regular expression, for the fast path too).
+USERNAME_PATTERN = rf"[A-Za-z][A-Za-z0-9_.-]{{0,{USERNAME_MAX - 1}}}"
+_USERNAME = re.compile(USERNAME_PATTERN)
 
 
 def username_key(name: str) -> str:
