@@ -14,7 +14,7 @@ from ipaddress import ip_address
 from typing import Any
 
 from twisted.application.internet import StreamServerEndpointService
-from twisted.application.service import IService, MultiService, Service
+from twisted.application.service import IService, Service
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, inlineCallbacks, maybeDeferred
 from twisted.internet.endpoints import serverFromString
@@ -43,6 +43,7 @@ from msgsvc.hub.core import Hub
 from msgsvc.hub.history import History, NoHistory
 from msgsvc.options import Options
 from msgsvc.ratelimit import AddressRate, Rate
+from msgsvc.serverlog import LoggedService
 from msgsvc.state import Snapshot, State, StoreError
 from msgsvc.state.choice import open_state
 
@@ -102,7 +103,7 @@ class _Listener(StreamServerEndpointService):
         return port
 
 
-class _InOrder(MultiService):
+class _InOrder(LoggedService):
     """Starts its children in order and stops them in reverse, one after another."""
 
     @inlineCallbacks
@@ -269,7 +270,7 @@ def makeService(options: Options) -> IService:
             factory = build()
             services += [_listener(reactor, f"--{option}", d, factory) for d in options[option]]
     services.append(_Settle())
-    top = _InOrder()
+    top = _InOrder(reactor, options.parent)
     for service in services:
         service.setServiceParent(top)
     return top
