@@ -38,6 +38,7 @@ from msgsvc.fronts.irc.factory import IrcFactory
 from msgsvc.fronts.lines import ServerFactory
 from msgsvc.fronts.presence import Presence
 from msgsvc.fronts.web.site import web_site
+from msgsvc.heap import QuietTrim, malloc_trim
 from msgsvc.hub.contracts import RoomRecord
 from msgsvc.hub.core import Hub
 from msgsvc.hub.history import History, NoHistory
@@ -233,6 +234,9 @@ def makeService(options: Options) -> IService:
         room_creations=AddressRate(options.new_rooms(), reactor).take,
     )
     hub.subscribe(HubEventLogger())
+    trim = malloc_trim()
+    if trim is not None:  # glibc: what a burst of logins freed goes back to the system after it
+        hub.subscribe(QuietTrim(reactor, trim))
     services: list[IService] = [IService(state)]
     if node is not None:  # --redis: this node of the service
         node.attach(hub.nodes)

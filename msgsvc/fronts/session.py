@@ -51,6 +51,8 @@ class SendQueue:
     buffer has drained, so ``add`` tells how far a client lags behind.
     """
 
+    __slots__ = ("_full", "_behind")  # one a connection
+
     def __init__(self) -> None:
         self._full = False
         self._behind = 0
