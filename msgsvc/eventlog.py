@@ -10,6 +10,7 @@ from msgsvc.hub.events import (
     Connected,
     Disconnected,
     Event,
+    LogLoaded,
     NoticeSent,
     ProtectionChanged,
     RegistrationRefused,
@@ -95,4 +96,8 @@ class HubEventLogger:
             case UserRemoved(name, reason):
                 self.log.info(
                     "the operator removed {name} from the username log: {reason}", name=name, reason=reason
+                )
+            case LogLoaded(names, True):  # a node of several, subscribed: it hears the others from now on
+                self.log.info(
+                    "who is online on the other nodes read from Redis; {names} names in the log", names=names
                 )

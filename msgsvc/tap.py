@@ -39,7 +39,6 @@ from msgsvc.fronts.lines import ServerFactory
 from msgsvc.fronts.presence import Presence
 from msgsvc.fronts.web.site import web_site
 from msgsvc.heap import QuietTrim, malloc_trim
-from msgsvc.hub.contracts import RoomRecord
 from msgsvc.hub.core import Hub
 from msgsvc.hub.history import History, NoHistory
 from msgsvc.options import Options
@@ -155,19 +154,16 @@ class _Loader(Service):
         self._sweep.clock = clock
 
     def startService(self) -> None:
-        """Let clients register once the log is read (at once for SQLite, before the server listens);
-        then read the rooms, the state being reachable, and take them (a room command before is
-        refused SERVER_ERROR; on a node of several, its subscription's resync reads them too)."""
+        """Let clients register once the log and the rooms are read (at once for SQLite, before the
+        server listens; on a node of several, its subscription's resync reads them again)."""
         Service.startService(self)
-        read = self._state.read_log().addCallback(self._loaded)
-        read.addCallback(lambda _: self._state.rooms()).addCallback(self._rooms_loaded)
-        read.addErrback(lambda f: self.log.failure("could not read the rooms", f))
+        self._state.read_log().addCallback(self._loaded)
 
     def _loaded(self, snapshot: Snapshot) -> None:
         if not self.running:
             return
         records = snapshot.records
-        self._hub.load(records)
+        self._hub.load(records, snapshot.rooms)
         self._accounts.watch_resets(snapshot.last_reset)
         names = [r.name for r in records]
         self.log.info(
@@ -176,13 +172,8 @@ class _Loader(Service):
             count=len(names),
             names=", ".join(names) or "(none yet)",
         )
+        self.log.info("rooms: {count}", count=len(snapshot.rooms))
         self._sweep.start(self.INTERVAL)
-
-    def _rooms_loaded(self, rooms: list[RoomRecord]) -> None:
-        if not self.running:
-            return
-        self._hub.rooms.load(rooms)
-        self.log.info("rooms: {count}", count=len(rooms))
 
     def _expire(self) -> Deferred[None]:
         return self._hub.expire_queued().addErrback(

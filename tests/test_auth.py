@@ -420,7 +420,7 @@ class NewNamesAndAccountsTests(AccountsTestCase):
             self.server.store.record_seen(f"user{n}", 1.0)
         users = [UserRecord(f"user{n}", 1.0, 1.0) for n in range(NEW_ACCOUNTS.burst + 1)]
         self.server.hub.load(
-            [UserRecord("alice", 1.0, 2.0, protected=True), UserRecord("dave", 1.0, 2.0), *users]
+            [UserRecord("alice", 1.0, 2.0, protected=True), UserRecord("dave", 1.0, 2.0), *users], []
         )
         clients = [self.server.register(f"user{n}") for n in range(NEW_ACCOUNTS.burst + 1)]
         for protocol, _ in clients:

@@ -91,7 +91,8 @@ class Node:
         wait_listening(case, self.process, [self.port, *([self.irc_port] if irc else [])], self.output)
         self.wait_logged("lease held")
         self.wait_logged("username log ")
-        self.wait_logged("] rooms: ")  # read after the log: a room command before is SERVER_ERROR
+        self.wait_logged("] rooms: ")  # read with the log
+        self.wait_logged("who is online on the other nodes read")  # subscribed: it hears the others
         self.id = re.findall(r"node (\S+): lease held", self.output())[0]
 
     def output(self) -> str:

@@ -121,7 +121,7 @@ class RegistrationTests(IrcTestCase):
             got, [f":{SERVER} 437 bob bob :the server has not read its username log yet; try again later"]
         )
         self.assertFalse(client.transport.disconnecting)
-        harness.hub.load([])
+        harness.hub.load([], [])
         self.assertIn(f":{SERVER} 001 bob :Welcome to the msgsvc network, bob", client.send("NICK bob"))
 
     def test_too_many_new_names_is_437_saying_why_and_a_name_in_the_log_still_works(self) -> None:

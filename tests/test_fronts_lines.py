@@ -214,7 +214,7 @@ class RegistrationTests(ServerTestCase):
             ["ERROR SERVER_ERROR :the server has not read its username log yet; try again later"],
         )
         self.assertFalse(transport.disconnecting)
-        server.hub.load([UserRecord("Alice", 1.0, 2.0)])
+        server.hub.load([UserRecord("Alice", 1.0, 2.0)], [])
         transport.clear()
         protocol.dataReceived(b"HELLO alice\r\n")
         self.assertEqual(

@@ -156,8 +156,8 @@ class MembershipTests(RoomsTestCase):
         self.successResultOf(bob.user.join("#dev", None))
         self.successResultOf(bob.user.join("#bobs", None))
         restarted = self.make_hub(None)  # the server stopped with bob still in (unprotected)
-        restarted.load([UserRecord("Carol", 1.0, 2.0, protected=True), UserRecord("bob", 1.0, 2.0)])
-        restarted.rooms.load(self.successResultOf(self.store.rooms()))
+        records = [UserRecord("Carol", 1.0, 2.0, protected=True), UserRecord("bob", 1.0, 2.0)]
+        restarted.load(records, self.successResultOf(self.store.rooms()))
         self.hub = restarted
         carol = self.join("Carol")
         view = self.view(carol, "#dev")
@@ -566,17 +566,13 @@ class CostTests(RoomsTestCase):
 
 
 class StartTests(RoomsTestCase):
-    def test_until_the_rooms_are_read_room_commands_are_unavailable(self) -> None:
-        """The log comes first (names register at once); the rooms come after, from the store."""
+    def test_the_log_and_the_rooms_are_taken_together_so_the_first_login_has_its_rooms(self) -> None:
+        dev = RoomRecord("#Dev", 1.0, "Carol", members={"carol": Member("Carol", op=True, since=1.0)})
         self.hub = self.make_hub(None)
-        self.hub.load([UserRecord("Carol", 1.0, 2.0, protected=True)])
-        alice = self.join("alice")
-        for call, args in [
-            (alice.user.join, ("#dev", None)),
-            (alice.user.members, ("#dev",)),
-            (alice.user.rooms, (True,)),
-            (alice.user.send_room, ("#dev", "x")),
-        ]:
-            self.assertEqual(self.refusal(call, *args), Refusal.UNAVAILABLE)
-        self.hub.rooms.load([])
-        self.successResultOf(alice.user.join("#dev", None))
+        refused = RecordingParticipant()
+        with self.assertRaises(Refused):  # nothing read: nobody registers (UNAVAILABLE)
+            self.hub.register(refused, "Carol", "peer")
+        self.hub.load([UserRecord("Carol", 1.0, 2.0, protected=True)], [dev])
+        carol = self.join("Carol")
+        self.assertEqual([r.name for r in self.successResultOf(carol.user.rooms(True))], ["#Dev"])
+        self.assertEqual(self.names(self.view(carol, "#dev")), [("Carol", True, True, False)])

@@ -467,6 +467,10 @@ class RoomContract(_Base):
         self.assertEqual(await self.state.rooms(), expected)
         self.assertEqual(await (await self.reopened()).rooms(), expected)
 
+    async def test_a_server_starting_reads_the_rooms_with_the_log(self) -> None:
+        await self.state.create_room(dev())
+        self.assertEqual((await (await self.reopened()).read_log()).rooms, [dev()])
+
     async def test_members_come_in_and_go_out_with_op_and_voice(self) -> None:
         await self.state.create_room(dev())
         await self.state.put_member("#dev", Member("bob", since=12.0))

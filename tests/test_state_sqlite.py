@@ -110,7 +110,7 @@ class SqliteStoreTests(TestCase):
         self.log = SqliteStore(reactor, self.path, self.clock)
 
     def test_loads_at_construction(self) -> None:
-        self.assertEqual(self.log.records, [UserRecord("zoe", 1.0, 1.0)])
+        self.assertEqual(self.successResultOf(self.log.read_log()).records, [UserRecord("zoe", 1.0, 1.0)])
 
     def test_refuses_to_write_when_not_running(self) -> None:
         self.failureResultOf(self.log.record_seen("x", 1.0), StoreError)

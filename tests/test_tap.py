@@ -21,7 +21,7 @@ from msgsvc.auth.hashing import Hasher
 from msgsvc.fronts.irc.factory import IrcFactory
 from msgsvc.fronts.lines import ServerFactory
 from msgsvc.fronts.web.site import WebSite
-from msgsvc.hub.contracts import HistoryPolicy
+from msgsvc.hub.contracts import HistoryPolicy, Member, RoomRecord
 from msgsvc.hub.history import History, NoHistory
 from msgsvc.options import Options
 from msgsvc.ratelimit import Rate
@@ -155,6 +155,27 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertIsInstance(children[1], Hasher)
         self.assertIsInstance(children[2], Accounts)
         self.assertIsInstance(children[3], tap._Loader)
+
+    def test_on_sqlite_the_rooms_are_taken_with_the_log_before_anyone_may_register(self) -> None:
+        db = self.mktemp()
+        database = Database(db)  # alice protected: her room and membership outlast her sessions
+        dev = RoomRecord("#Dev", 1.0, "alice", members={"alice": Member("alice", op=True, since=1.0)})
+        database.record_seen([("alice", 1.0)])
+        database.set_password_hash("alice", "hash", 1.0)
+        database.batch([lambda d: d.create_room(dev)])
+        database.close()
+        service = tap.makeService(parse("--db", db))
+        state, loader = list(service)[0], next(c for c in service if isinstance(c, tap._Loader))
+        hub = loader._hub
+        self.assertIsNone(hub.rooms.find("#dev"))
+        state.startService()
+        self.addCleanup(state.stopService)
+        loader.startService()  # what it takes, it takes at once: before the listeners start
+        self.addCleanup(loader.stopService)
+        self.assertEqual(hub.log_size(), 1)
+        view = hub.rooms.find("#dev")
+        assert view is not None
+        self.assertEqual([m.name for m in view.members], ["alice"])
 
     def test_the_offline_queues_quotas_and_the_rates_of_new_names_and_accounts(self) -> None:
         db = self.mktemp()

@@ -21,6 +21,7 @@ from msgsvc.hub.contracts import (
     Refusal,
     Refused,
     Report,
+    RoomRecord,
     SessionView,
     UserRecord,
     UserView,
@@ -74,8 +75,7 @@ class Hub:
         (none: a server alone); ``ids``: what makes the messages' ids (by default from ``clock`` and
         random bits); ``history``: where messages are kept (none: a :class:`NoHistory`, as with
         ``--history-days 0``); ``max_sessions``: sessions of one protected name at once; ``records``: the
-        username log, or None until :meth:`load` (and the rooms until :meth:`Rooms.load`; with
-        ``records`` given, a server that had none); ``room_creations``: counts a room created
+        username log (and no rooms), or None until :meth:`load`; ``room_creations``: counts a room created
         from an address, 0 or the seconds to wait (by default, no limit)."""
         self._clock = clock
         self._ids = ids or MessageIds(clock)
@@ -142,10 +142,11 @@ class Hub:
                     "hub observer {observer!r} failed on {event!r}", observer=observer, event=event
                 )
 
-    def load(self, records: Iterable[UserRecord]) -> None:
-        """Take the username log read from the state, and let clients register."""
+    def load(self, records: Iterable[UserRecord], rooms: Iterable[RoomRecord]) -> None:
+        """Take the username log and the rooms read from the state, and let clients register."""
         self._log.clear()
         self._log.update((username_key(r.name), r) for r in records)
+        self.rooms.load(rooms)
         self._loaded = True
         self._emit(LogLoaded(len(self._log)))
 

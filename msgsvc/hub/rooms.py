@@ -123,7 +123,6 @@ class Rooms:
         self._rooms: dict[str, RoomRecord] = {}  # by room key
         self._of: dict[str, set[str]] = {}  # each name key's rooms (keys)
         self._creations = creations
-        self.loaded = False
         nodes.rooms = self
 
     # -- start -----------------------------------------------------------
@@ -152,8 +151,7 @@ class Rooms:
         self._end_absent()
 
     def _take(self, records: Iterable[RoomRecord]) -> None:
-        """Hold ``records`` as the rooms, room commands welcome from now on."""
-        self.loaded = True
+        """Hold ``records`` as the rooms."""
         self._rooms.clear()
         self._of.clear()
         for record in records:
@@ -176,7 +174,6 @@ class Rooms:
         if room_key(name) == ALL:
             return _now(self._everyone())
         record = self._rooms.get(room_key(room_name(name)))
-        self._check_loaded()
         if record is not None and user in record.members:
             return _now(self.view(record, user))
         if len(self._of.get(user, ())) >= self.policy.max_per_user:
@@ -312,7 +309,6 @@ class Rooms:
         return _now(self.view(self._visible(name, user), user))
 
     def rooms(self, session: Session, mine: bool) -> Deferred[list[RoomInfo]]:
-        self._check_loaded()
         user = _key(session)
         if mine:  # its own rooms only, not every room's membership
             listed = [self._rooms[key] for key in sorted(self._of.get(user, ()))]
@@ -430,14 +426,8 @@ class Rooms:
 
     # -- inside ------------------------------------------------------------
 
-    def _check_loaded(self) -> None:
-        if not self.loaded:
-            raise Refused(Refusal.UNAVAILABLE, "the server has not read its rooms yet; try again later")
-
     def _visible(self, name: str, user: str) -> RoomRecord:
-        """The room ``name``, or Refused (NO_SUCH_ROOM: none, or a secret one ``user`` is not in;
-        UNAVAILABLE: the rooms are not read yet)."""
-        self._check_loaded()
+        """The room ``name``, or Refused (NO_SUCH_ROOM: none, or a secret one ``user`` is not in)."""
         record = self._rooms.get(room_key(room_name(name)))
         if record is None or ("s" in record.modes and user not in record.members):
             raise Refused(Refusal.NO_SUCH_ROOM, f"there is no room {name}")

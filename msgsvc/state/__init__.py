@@ -19,12 +19,13 @@ from typing import Protocol
 from twisted.internet.defer import Deferred
 
 from msgsvc.auth.store import AccountStore
-from msgsvc.hub.contracts import HistoryStore, RoomStore, Store, UserRecord
+from msgsvc.hub.contracts import HistoryStore, RoomRecord, RoomStore, Store, UserRecord
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """What the server starts from: the username log, and the latest of the operator's resets.
+    """What the server starts from: the username log, the latest of the operator's resets, and the rooms
+    (read with the log, so that the rooms are there as soon as anyone may register).
 
     The reset id is read before the log, so a reset between the two is seen
     in both (applied again, harmlessly), never in neither.
@@ -32,6 +33,7 @@ class Snapshot:
 
     records: list[UserRecord]
     last_reset: int
+    rooms: list[RoomRecord]
 
 
 class StoreError(Exception):
@@ -42,8 +44,8 @@ class State(Store, HistoryStore, RoomStore, AccountStore, Protocol):
     """What the server keeps: a service, started before any client is served and stopped after the last."""
 
     def read_log(self) -> Deferred[Snapshot]:
-        """Every name ever registered (oldest first, marked if protected) and the latest reset; once the
-        state is reachable."""
+        """Every name ever registered (oldest first, marked if protected), the latest reset and the rooms;
+        once the state is reachable."""
 
     @property
     def where(self) -> str:

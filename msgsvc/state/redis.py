@@ -787,16 +787,19 @@ class RedisState(Service):
         return under_way.addBoth(lambda _: self.redis.stop())
 
     def read_log(self) -> Deferred[Snapshot]:
-        """The log, read as soon as Redis answers: until then, and if reading fails, try again."""
+        """The log and the rooms, read as soon as Redis answers: until then, and if reading fails, try
+        again."""
         done: Deferred[Snapshot] = Deferred()
 
         def read(_: None) -> Deferred[Snapshot]:
             # Pipelined on one connection, Redis answers them in order: the keys are upgraded before this
             # node can queue anything (nobody registers before the log is read), the reset id read before
-            # the log.
-            upgraded, last, records = self.upgrade(), self.last_reset(), self.load()
+            # the log, the rooms after it.
+            upgraded, last, records, rooms = self.upgrade(), self.last_reset(), self.load(), self.rooms()
             return upgraded.addCallback(lambda _: records).addCallback(
-                lambda loaded: last.addCallback(lambda n: Snapshot(loaded, n))
+                lambda loaded: last.addCallback(
+                    lambda n: rooms.addCallback(lambda found: Snapshot(loaded, n, found))
+                )
             )
 
         def attempt() -> None:

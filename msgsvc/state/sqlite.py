@@ -746,8 +746,7 @@ class SqliteStore(Service):
         database = Database(path)  # a bad file fails here, before start-up
         try:
             last_reset = database.last_reset()  # first: see Snapshot
-            self.records = database.load()
-            self._snapshot = Snapshot(self.records, last_reset)
+            self._snapshot = Snapshot(database.load(), last_reset, database.rooms())
             # Every name protected at start-up or by this process since: only these need the database
             # read to be checked.  It never shrinks: the operator's resets (msgsvc.admin, from another
             # process) only remove passwords, so a name reset since is read and found unprotected;
@@ -768,7 +767,7 @@ class SqliteStore(Service):
         return self.path
 
     def read_log(self) -> Deferred[Snapshot]:
-        """The log as read when this was made (a bad file fails there, before start-up)."""
+        """The log and the rooms as read when this was made (a bad file fails there, before start-up)."""
         return succeed(self._snapshot)
 
     def startService(self) -> None:

@@ -161,7 +161,7 @@ class MemoryStore(Service):
     def read_log(self) -> Deferred[Snapshot]:
         records = [replace(r, protected=key in self.hashes) for key, r in self.log.items()]
         records.sort(key=lambda r: (r.first_seen, username_key(r.name)))
-        return succeed(Snapshot(records, self._last_reset()))
+        return succeed(Snapshot(records, self._last_reset(), self._rooms()))
 
     def record_seen(self, name: str, when: float) -> Deferred[None]:
         self.written.append((name, when))
@@ -248,7 +248,10 @@ class MemoryStore(Service):
     # -- rooms (msgsvc.hub.contracts.RoomStore): a write for a room not kept changes nothing
 
     def rooms(self) -> Deferred[list[RoomRecord]]:
-        return succeed([deepcopy(self.rooms_kept[room]) for room in sorted(self.rooms_kept)])
+        return succeed(self._rooms())
+
+    def _rooms(self) -> list[RoomRecord]:
+        return [deepcopy(self.rooms_kept[room]) for room in sorted(self.rooms_kept)]
 
     def _room_write(self, change: Callable[[], object]) -> Deferred[None]:
         if self.fail_rooms:

@@ -86,9 +86,7 @@ class LoopbackServer:
         self.db_path = db_path
         self._usernames = SqliteStore(reactor, db_path, reactor)
         kept = History(reactor, self._usernames, HistoryPolicy()) if history else None
-        self.hub = Hub(
-            reactor, self._usernames, self._usernames.records, max_clients=100, history=kept
-        )
+        self.hub = Hub(reactor, self._usernames, None, max_clients=100, history=kept)
         self._hasher = Hasher(reactor, threads=1)
         self.accounts = Accounts(self.hub, self._usernames, self._hasher, reactor, require_password)
         self.clients = Clients(self.hub, self.accounts, reactor, limits)
@@ -100,10 +98,9 @@ class LoopbackServer:
         self._usernames.startService()
         self._hasher.startService()
         self.accounts.startService()
-        self._usernames.read_log().addCallback(
-            lambda snapshot: self.accounts.watch_resets(snapshot.last_reset)
-        )
-        self.hub.rooms.load(await self._usernames.rooms())
+        snapshot = await self._usernames.read_log()
+        self.hub.load(snapshot.records, snapshot.rooms)
+        self.accounts.watch_resets(snapshot.last_reset)
         port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(self.factory)
         self.port_number = port.getHost().port
 

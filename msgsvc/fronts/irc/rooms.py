@@ -223,7 +223,7 @@ class Rooms(Channel):
             closing = self._names(end) if with_all else iter(ended)
             self._list(chain(rows, closing))
 
-        def unread(_: Refused) -> None:  # the server has not read its rooms yet
+        def unread(_: Refused) -> None:  # logged out meanwhile
             self.numeric(rfc.RPL_ENDOFNAMES, end, "End of /NAMES list")
 
         self._ask(views, say, unread)
@@ -288,7 +288,7 @@ class Rooms(Channel):
                     self.numeric(rfc.RPL_LIST, info.name, str(info.members), info.topic)
             self.numeric(rfc.RPL_LISTEND, "End of /LIST")
 
-        self._ask(lambda: self.user.rooms(False), listed, lambda _: listed([]))  # the rooms not read yet: #all
+        self._ask(lambda: self.user.rooms(False), listed, lambda _: listed([]))  # logged out meanwhile
 
     def who_room(self, target: str) -> None:
         """WHO #room: 352 for each member (G: away or offline; its prefixes), then 315."""
