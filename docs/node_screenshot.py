@@ -1,4 +1,5 @@
-"""Remake docs/images/server-node.png: the window of one node of a service of two, on a real Redis.
+"""Remake docs/images/server-node.png: the window of one node of a service of two, on a real Redis: an
+account with a session on each node, a room spanning both.
 
 Run it on a display (``xvfb-run -s '-screen 0 1280x800x24' python docs/node_screenshot.py``);
 it needs redis-server, and ImageMagick's ``import`` and ``xwininfo``.  It starts a redis-server,
@@ -39,15 +40,24 @@ def wait_for(what: str, check: object, seconds: float = 20) -> None:
 
 
 class Client:
-    """A user on a node, over the line protocol."""
+    """A user on a node, over the line protocol (version 11: rooms); ``password`` protects its name, or
+    attaches another session of it."""
 
-    def __init__(self, port: int, name: str) -> None:
+    def __init__(self, port: int, name: str, password: str = "") -> None:
         self.socket = socket.create_connection(("127.0.0.1", port))
         self.file = self.socket.makefile("rb")
-        self.send(f"HELLO {name}")
-        line = self.file.readline().decode()
-        if not line.startswith("WELCOME"):
-            raise SystemExit(f"node_screenshot: {name} was not welcomed: {line}")
+        self.send("VERSION 11")
+        self.send(f"HELLO {name}" + (f" :{password}" if password else ""))
+        self.until("WELCOME", name)
+
+    def until(self, prefix: str, what: str) -> None:
+        for _ in range(50):
+            line = self.file.readline().decode()
+            if line.startswith(prefix):
+                return
+            if line.startswith("ERROR") or not line:
+                break
+        raise SystemExit(f"node_screenshot: {what}: no {prefix}: {line}")
 
     def send(self, line: str) -> None:
         self.socket.sendall(line.encode() + b"\r\n")
@@ -81,10 +91,14 @@ def main() -> None:
             ]
             processes.append(subprocess.Popen(argv + (["--gui"] if i == 0 else []), cwd=folder, env=env))
             wait_for(f"node {i}", lambda log=log: "username log" in open(log).read())
-        users = [Client(ports[0], "alice"), Client(ports[1], "bob"), Client(ports[0], "carol")]
-        users.append(Client(ports[1], "dave"))
-        users[0].send("SEND bob,dave :the release notes are up")
-        users[1].send("BROADCAST :standup in five minutes")
+        alice = Client(ports[0], "alice", "correct horse battery")  # an account: a session on each node
+        users = [alice, Client(ports[1], "bob"), Client(ports[0], "carol"), Client(ports[1], "dave")]
+        users.append(Client(ports[1], "alice", "correct horse battery"))
+        for user, room in ((alice, "#release"), (users[1], "#release"), (users[2], "#release")):
+            user.send(f"JOIN {room}")  # a room spanning both nodes
+            user.until("ENDMEMBERS", f"JOIN {room}")
+        alice.send("SEND bob,dave :the release notes are up")
+        users[1].send("SEND #release :standup in five minutes")
         users.append(Client(ports[1], "erin"))
         users[-1].send("QUIT :lunch")  # in the log, offline
         time.sleep(2.5)  # the window's refresh

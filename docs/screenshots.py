@@ -66,7 +66,7 @@ async def main() -> None:
     usernames = SqliteStore(reactor, os.path.join(tempfile.mkdtemp(), "names.sqlite3"), reactor)
     usernames.startService()
     history = History(reactor, usernames, HistoryPolicy())  # kept: the clients show it
-    hub = Hub(reactor, usernames, [], max_clients=50, history=history, rooms=usernames)
+    hub = Hub(reactor, usernames, [], max_clients=50, history=history)
     hasher = Hasher(reactor, threads=1)
     hasher.startService()
     accounts = Accounts(hub, usernames, hasher, reactor, require_password=False)
@@ -169,6 +169,7 @@ async def main() -> None:
     alice.message.insert(0, "Thanks both — let's cut the branch at 4.")
     await shoot(windows, alice, "client-rooms.png")
     alice.message.delete(0, "end")
+    alice.presenter.set_mode("+b", ("mallory",))  # type: ignore[union-attr]  # the Rooms tab shows the ban
 
     await settle([*windows, server_window], 2.2)
     server_window.table.selection_set("bob")

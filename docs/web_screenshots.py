@@ -79,7 +79,13 @@ def main() -> None:
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
     try:
-        time.sleep(1.5)
+        deadline = time.monotonic() + 30  # twistd starting (slow on a busy machine)
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", tcp), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
         dave = Peer(tcp, "dave")
         dave.send("QUIT")
         erin = Peer(tcp, "erin")

@@ -1,7 +1,7 @@
 """The server window's Rooms view, decided with no toolkit in it: each room with its members (online
 marks, operators, voice), its bans (who, by whom, when), modes and topic; the operator deletes a room or
 removes a member.  The hub offers the operator no way to lift a ban: a room operator lifts it (``MODE
-<room> -b <name>``), as :data:`BANS_LIFTED_BY` says in the window.
+<room> -b <mask>``), as :data:`BANS_LIFTED_BY` says in the window.
 
 It follows the hub's :class:`~msgsvc.hub.events.RoomChanged` and a user's coming and going (the online
 marks of its rooms' rows): a room changed is redrawn :data:`REDRAW` seconds later, once however often it
@@ -35,7 +35,7 @@ RoomRows = tuple[Row, list[Row], list[Row]]
 REDRAW = 0.25
 
 #: what the window says of lifting a ban
-BANS_LIFTED_BY = "A ban is lifted by an operator of its room (MODE <room> -b <mask>), not from this window."
+BANS_LIFTED_BY = "A ban is lifted by a room operator (MODE <room> -b <mask>), not here."
 
 
 class RoomsView(Protocol):

@@ -24,9 +24,9 @@ _HEADINGS = {
     "sessions": ("Sessions", 70),
 }
 _ROOM_HEADINGS = {
-    "room": ("Room / member / ban", 160),  # the tree's own column: members and bans under their room
+    "room": ("Room / member / ban", 180),  # the tree's own column: members and bans under their room
     "members": ("Members / state", 135),
-    "modes": ("Modes / role / by", 120),
+    "modes": ("Modes / role / by", 140),
     "topic": ("Topic", 270),
     "founder": ("Founder", 90),
     "created": ("Created / banned", 150),
