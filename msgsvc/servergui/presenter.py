@@ -341,7 +341,7 @@ class ServerPresenter:
         size = self._history_size
         history = "" if size is None else f"   ·   {size} messages in the history"
         self._view.show_header(
-            f"{node}Listening on {', '.join(self._endpoints)}   ·   {self._hub.online_count()} online"
+            f"{node}Listening on {', '.join(self._endpoints)}   ·   {len(self._online)} online"
             f"   ·   {self._hub.log_size()} names in the log{history}"
             f"   ·   up {duration(self._clock.seconds() - self._started)}"
         )
