@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
@@ -61,9 +62,14 @@ def _quit(driver: WebDriver, profile: str) -> None:
 
 
 def wait(driver: WebDriver, condition: Callable[[WebDriver], T], what: str, seconds: float = 15) -> T:
-    """Wait until ``condition`` is true-ish; its value. Fails naming ``what`` and showing the page's text."""
+    """Wait until ``condition`` is true-ish; its value. Fails naming ``what`` and showing the page's text.
+
+    A condition that meets an element the page has just redrawn (stale) or not yet drawn is asked
+    again, as one that is false: the page redraws its lists on every change."""
     try:
-        return WebDriverWait(driver, seconds).until(condition)
+        return WebDriverWait(
+            driver, seconds, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)
+        ).until(condition)
     except Exception as e:
         text = driver.execute_script("return document.body.innerText")
         raise AssertionError(f"waited {seconds} s for {what}; the page says:\n{text}") from e
