@@ -407,6 +407,19 @@ class MessageTests(RoomsTestCase):
         self.assertEqual(outcome(self.bob.user.send_room("#dev", "voiced")), (2, (), ()))
         self.assertEqual(outcome(self.alice.user.send_room("#dev", "op")), (2, (), ()))
 
+    def test_a_banned_member_is_silenced_unless_operator_or_voiced(self) -> None:
+        self.successResultOf(self.alice.user.mode("#dev", [("+o", "Carol"), ("+b", "b*"), ("+b", "carol")]))
+        self.assertEqual(self.refusal(self.bob.user.send_room, "#dev", "x"), Refusal.BANNED)  # joined before
+        self.assertEqual(outcome(self.carol.user.send_room("#dev", "an operator")), (2, (), ()))
+        self.successResultOf(self.alice.user.mode("#dev", [("+v", "bob")]))
+        self.assertEqual(outcome(self.bob.user.send_room("#dev", "voiced")), (2, (), ()))
+        self.successResultOf(self.alice.user.mode("#dev", [("-v", "bob"), ("-n", None), ("+b", "dave")]))
+        self.assertEqual(self.refusal(self.dave.user.send_room, "#dev", "x"), Refusal.BANNED)  # nor from outside
+        self.assertEqual(self.refusal(self.bob.user.send_room, "#dev", "x"), Refusal.BANNED)
+        self.successResultOf(self.alice.user.mode("#dev", [("-b", "b*")]))
+        self.assertEqual(outcome(self.bob.user.send_room("#dev", "unbanned")), (2, (), ()))
+        self.assertEqual([m.text for m in self.alice.messages()], ["an operator", "voiced", "unbanned"])
+
     def test_all_is_a_broadcast(self) -> None:
         report = self.alice.user.send_room("#all", "everyone")
         self.assertEqual(outcome(report), (3, (), ()))

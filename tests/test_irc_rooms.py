@@ -315,7 +315,7 @@ class MessageTests(JoinedTestCase):
         self.rooms.answers["send_room"] = Report("01M8TYR19J1HB1YED1Z05M91H8", 5.0, 1, ())
         self.assertEqual(alice.send("PRIVMSG #dev :hello"), [":alice!alice@msgsvc PRIVMSG #Dev :hello"])
         self.assertEqual(self.rooms.calls, [("send_room", "alice", "#dev", "hello")])
-        for refusal in (Refusal.NOT_IN_ROOM, Refusal.MODERATED):
+        for refusal in (Refusal.NOT_IN_ROOM, Refusal.BANNED, Refusal.MODERATED):
             self.rooms.answers["send_room"] = Refused(refusal, "no")
             self.assertEqual(
                 alice.send("PRIVMSG #dev :hello"), [f":{SERVER} 404 alice #dev :Cannot send to channel: no"]
@@ -513,6 +513,23 @@ class OnTheHubTests(IrcTestCase):
         self.assertEqual(numerics(bob.send("PRIVMSG #dev :out")), ["404"])  # +n
         self.assertEqual(numerics(alice.send("KICK #dev bob")), ["441"])
         self.assertEqual(numerics(bob.send("PART #dev")), ["442"])
+
+    def test_a_member_banned_after_joining_gets_404_unless_voiced(self) -> None:
+        alice, bob = self.alice, self.bob
+        alice.send("JOIN #dev")
+        bob.send("JOIN #dev")
+        alice.send("MODE #dev +b *!bob@*")
+        bob.read()
+        self.assertEqual(
+            bob.send("PRIVMSG #dev :hi"),
+            [f":{SERVER} 404 bob #dev :Cannot send to channel: you are banned from #dev: you may not speak there"],
+        )
+        self.assertEqual(bob.send("NOTICE #dev :hi"), [])
+        self.assertEqual(alice.read(), [])
+        alice.send("MODE #dev +v bob")
+        bob.read()
+        bob.send("PRIVMSG #dev :voiced")
+        self.assertEqual(alice.read(), [":bob!bob@msgsvc PRIVMSG #dev :voiced"])
 
     def test_the_join_refusals(self) -> None:
         alice, bob = self.alice, self.bob

@@ -224,7 +224,10 @@ class Rooms:
         member = record.members.get(user)
         if member is None and "n" in record.modes:
             raise Refused(Refusal.NOT_IN_ROOM, f"you are not in {record.name}")
-        if "m" in record.modes and not (member is not None and (member.op or member.voice)):
+        speaks = member is not None and (member.op or member.voice)
+        if record.bans and not speaks and _banned(record, session):
+            raise Refused(Refusal.BANNED, f"you are banned from {record.name}: you may not speak there")
+        if "m" in record.modes and not speaks:
             raise Refused(Refusal.MODERATED, f"{record.name} is moderated: only its operators and voiced members speak")
         message = Message(session.record.name, Kind.ROOM, (record.name,), text, *self._ids.make())
         targets: list[Account] = []

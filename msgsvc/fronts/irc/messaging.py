@@ -123,7 +123,7 @@ class Messaging(IrcBase):
             self.send_to(names, text, self._later(answer))
 
     def _to_room(self, verb: str, target: str, text: str, client: str, quiet: bool) -> None:
-        """A message to a room: the hub sends it to its members; 404 if +n or +m keeps it out."""
+        """A message to a room: the hub sends it to its members; 404 if +n, a ban or +m keeps it out."""
         echo = self._echo(verb, self.rooms.get(room_key(target), target), text, client)
 
         def refused(no: Refused) -> None:

@@ -10,7 +10,7 @@ ERR_BADCHANMASK = "476"
 ERR_UNAVAILRESOURCE = "437"
 
 #: A room refusal's numeric, whether the nick it is about comes before the channel (441, 443), and
-#: its text.  ``NOT_IN_ROOM`` and ``MODERATED`` on a message are 404 (:data:`SEND_REFUSED`).
+#: its text.  ``NOT_IN_ROOM``, ``BANNED`` and ``MODERATED`` on a message are 404 (:data:`SEND_REFUSED`).
 ROOM_REFUSALS: dict[Refusal, tuple[str, bool, str]] = {
     Refusal.ROOM_INVALID: (ERR_BADCHANMASK, False, "Bad Channel Mask"),
     Refusal.NO_SUCH_ROOM: (rfc.ERR_NOSUCHCHANNEL, False, "No such channel"),
@@ -26,8 +26,8 @@ ROOM_REFUSALS: dict[Refusal, tuple[str, bool, str]] = {
     Refusal.RATE_LIMITED: (ERR_UNAVAILRESOURCE, False, "Too many new channels from your address: try later"),
     Refusal.UNAVAILABLE: (ERR_UNAVAILRESOURCE, False, "Channel is temporarily unavailable"),
 }
-#: The refusals of a message to a room that are 404 (cannot send to channel): +n, +m.
-SEND_REFUSED = {Refusal.NOT_IN_ROOM, Refusal.MODERATED}
+#: The refusals of a message to a room that are 404 (cannot send to channel): +n, +b, +m.
+SEND_REFUSED = {Refusal.NOT_IN_ROOM, Refusal.BANNED, Refusal.MODERATED}
 
 
 def room_refusal(refusal: Refusal, room: str, nick: str | None, text: str) -> tuple[str, ...] | None:
