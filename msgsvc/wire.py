@@ -19,6 +19,7 @@ from msgsvc.hub.contracts import ROOM_FLAGS, ROOM_LIMIT_MAX, HistoryPolicy, Mode
 from msgsvc.hub.ids import message_id, message_id_floor
 from msgsvc.hub.rules import (
     USERNAME_PATTERN,
+    ban_mask,
     check_password_rules,
     is_valid_username,
     message_text,
@@ -697,8 +698,10 @@ def _mode_changes(word: str, args: list[str]) -> tuple[ModeChange, ...]:
             if not args:
                 raise ProtocolError(Code.BAD_SYNTAX, f"{sign}{letter} needs an argument; {_MODE_USAGE}")
             arg = args.pop(0)
-            if letter in "ovb" and not is_valid_username(arg):
+            if letter in "ov" and not is_valid_username(arg):
                 raise ProtocolError(Code.BAD_SYNTAX, f"not a username: {arg!r}")
+            if letter == "b" and ban_mask(arg) is None:
+                raise ProtocolError(Code.BAD_SYNTAX, f"not a ban mask: {arg!r}")
             if letter == "l":
                 limit = ascii_int(arg, 7) or 0
                 if not 1 <= limit <= ROOM_LIMIT_MAX:

@@ -715,8 +715,8 @@ class Version9Tests(SynchronousTestCase):
 
     def test_version_is_answered_with_the_lower_version_and_the_days_kept(self) -> None:
         protocol, transport = self.server.connect()
-        protocol.dataReceived(b"VERSION 12\r\nVERSION 9\r\nVERSION 8\r\nversion 1\r\n")
-        self.assertEqual(lines(transport), ["VERSION 11 90", "VERSION 9 90", "VERSION 8 90", "VERSION 1 90"])
+        protocol.dataReceived(b"VERSION 13\r\nVERSION 11\r\nVERSION 9\r\nVERSION 8\r\nversion 1\r\n")
+        self.assertEqual(lines(transport), ["VERSION 12 90", "VERSION 11 90", "VERSION 9 90", "VERSION 8 90", "VERSION 1 90"])
         off = ServerHarness()
         protocol, transport = off.connect()
         protocol.dataReceived(b"VERSION 9\r\n")
@@ -1286,17 +1286,28 @@ class RoomExampleTests(ExamplePlayer):
         bob = self.server.register("bob", version=11)
         lines(alice[1])
         times = {0: "2026-12-03T10:00:12.250Z", 1: "2026-12-03T10:01:02.781Z"}
-        self.play("A version 11 client: rooms.", None, [alice, bob, alice, bob, alice], times)
+        self.play("A version 11 client: rooms.", "A version 12 client", [alice, bob, alice, bob, alice], times)
+
+    def test_the_version_12_example(self) -> None:
+        alice = self.server.register("alice", PASSWORD, version=12)
+        bob = self.server.register("bob", version=12)
+        carol = self.server.register("carol", version=11)
+        for protocol, _ in (alice, bob, carol):
+            protocol.dataReceived(b"JOIN #ops\r\n")
+            self.server.end_of_pass()
+        for _, transport in (alice, bob, carol):
+            lines(transport)
+        self.play("A version 12 client: bans are masks.", None, [alice, carol, alice, bob], {0: "2026-12-03T11:00:00Z"})
 
 
 class RoomLineTests(SynchronousTestCase):
-    """Version 11's room lines; none for an older client."""
+    """The room lines of versions 11 and 12 (bans as masks); none for an older client."""
 
     def setUp(self) -> None:
         records = (UserRecord("alice", 1.0, 2.0, protected=True), UserRecord("bob", 1.0, 2.0))
         self.server = ServerHarness(Limits(ping_interval=1e9), records=records, history=HistoryPolicy())
-        self.alice, self.a = self.server.register("alice", PASSWORD, version=11)
-        self.bob, self.b = self.server.register("bob", version=11)
+        self.alice, self.a = self.server.register("alice", PASSWORD, version=12)
+        self.bob, self.b = self.server.register("bob", version=12)
         self.say(self.alice, "JOIN #dev")
         self.say(self.bob, "JOIN #dev")
         lines(self.a), lines(self.b)
@@ -1319,6 +1330,42 @@ class RoomLineTests(SynchronousTestCase):
         self.assertEqual(lines(o), ["ENDCONVERSATIONS 0"])
         self.say(self.alice, "CONVERSATIONS")
         self.assertEqual([line.split(" ")[:2] for line in lines(self.a)], [["CONVERSATION", "#dev"], ["ENDCONVERSATIONS", "1"]])
+
+    def test_a_version_11_client_sees_a_names_ban_as_the_name_and_other_masks_whole(self) -> None:
+        old, o = self.server.register("alice", PASSWORD, version=11)  # alice's other session, beside hers of 12
+        self.say(old, "MODE #dev +bb carol *!*@192.0.2.*", "MODE #dev -b CAROL", "MODE #dev +b-b b?b!*@* x")
+        self.assertEqual(
+            lines(o),
+            [
+                "MODE #dev alice +bb carol *!*@192.0.2.*",
+                "MODE #dev alice -b CAROL",  # the mask lifted as given, CAROL!*@*: by the name
+                "MODE #dev alice +b b?b!*@*",  # a mask version 11 cannot say by name: whole
+            ],
+        )
+        masks = ["MODE #dev alice +bb carol!*@* *!*@192.0.2.*", "MODE #dev alice -b CAROL!*@*", "MODE #dev alice +b b?b!*@*"]
+        self.assertEqual([lines(self.a), lines(self.b)], [masks, masks])  # version 12: the masks
+        self.say(old, "MODE #dev +b dave", "MODE #dev b")
+        self.say(self.alice, "MODE #dev b")
+        at = wire.format_millis(self.server.clock.seconds())
+        bans = ["*!*@192.0.2.*", "b?b!*@*", "dave"]
+        self.assertEqual(
+            lines(o), ["MODE #dev alice +b dave", *(f"BAN #dev {b} alice {at}" for b in bans), "ENDBANS #dev 3"]
+        )
+        bans[2] = "dave!*@*"
+        self.assertEqual(
+            lines(self.a), ["MODE #dev alice +b dave!*@*", *(f"BAN #dev {b} alice {at}" for b in bans), "ENDBANS #dev 3"]
+        )
+
+    def test_a_member_banned_after_joining_is_silenced_unless_voiced(self) -> None:
+        self.say(self.bob, "SEND #dev :before")
+        self.say(self.alice, "MODE #dev +b b*!*@*")
+        lines(self.a), lines(self.b)
+        self.say(self.bob, "SEND #dev :after")
+        self.assertEqual(lines(self.b), ["ERROR BANNED :you are banned from #dev: you may not speak there"])
+        self.say(self.alice, "MODE #dev +v bob")
+        self.say(self.bob, "SEND #dev :voiced")
+        self.assertEqual(lines(self.b)[1].split(" ")[:2], ["SENT", "1"])
+        self.assertEqual([line.split(" :")[-1] for line in lines(self.a) if line.startswith("MSG ")], ["voiced"])
 
     def test_operators_actions_reach_every_member(self) -> None:
         self.say(self.bob, "KICK #dev alice")

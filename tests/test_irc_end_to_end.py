@@ -132,6 +132,47 @@ class IrcEndToEndTests(SynchronousTestCase):
         alice.send("MODE #dev b")
         self.assertRegex(alice.line(), rf"^:{SERVER} 367 alice #dev \*!BOB@127\.0\.0\.\* alice :\d+$")
 
+    def test_bans_to_version_11_and_12_clients_and_a_banned_member_silenced(self) -> None:
+        """Version 12 shows bans as masks, version 11 a name's ban by the name (another mask whole); a
+        member banned after joining may not speak (BANNED, IRC 404) until voiced."""
+        self.start()
+        alice = self.irc("alice")
+        alice.until(f":{SERVER} 376 ")
+        alice.send("JOIN #ops")
+        alice.until(f":{SERVER} 366 ")
+        dave = self.irc("dave", "JOIN #ops")
+        dave.until(f":{SERVER} 366 ")
+        clients = {}
+        for name, version in (("bob", 11), ("carol", 12)):
+            peer = clients[name] = Peer(self.port)
+            self.addCleanup(peer.close)
+            peer.send(f"VERSION {version}")
+            self.assertEqual(peer.line(), f"VERSION {version} 90")
+            peer.send(f"HELLO {name}")
+            peer.until("ENDUSERS")
+            peer.send("JOIN #ops")
+            peer.until("ENDMEMBERS")
+        bob, carol = clients["bob"], clients["carol"]
+        alice.send("MODE #ops +bb bob *!*@192.0.2.*")
+        self.assertEqual(bob.until("MODE")[-1], "MODE #ops alice +bb bob *!*@192.0.2.*")
+        self.assertEqual(carol.until("MODE")[-1], "MODE #ops alice +bb bob!*@* *!*@192.0.2.*")
+        bob.send("MODE #ops b")
+        self.assertEqual([line.split(" ")[2] for line in bob.until("ENDBANS")], ["bob", "*!*@192.0.2.*", "2"])
+        carol.send("MODE #ops b")
+        self.assertEqual([line.split(" ")[2] for line in carol.until("ENDBANS")], ["bob!*@*", "*!*@192.0.2.*", "2"])
+        bob.send("SEND #ops :still here?")  # a member, banned after joining
+        self.assertEqual(bob.until("ERROR")[-1], "ERROR BANNED :you are banned from #ops: you may not speak there")
+        alice.send("MODE #ops +b dave")
+        dave.until(":alice!alice@msgsvc MODE #ops +b :dave!*@*")
+        dave.send("PRIVMSG #ops :me neither?")
+        refused = f":{SERVER} 404 dave #ops :Cannot send to channel: you are banned from #ops: you may not speak there"
+        self.assertEqual(dave.line(), refused)
+        alice.send("MODE #ops +v bob")
+        bob.until("MODE #ops alice +v bob")
+        bob.send("SEND #ops :voiced")
+        self.assertRegex(bob.until("SENT")[-1], r"^SENT 3 ")
+        self.assertRegex(carol.until("MSG")[-1], r"^MSG bob room #ops \S+ \S+ :voiced$")
+
     def test_a_protected_member_offline_stays_in_its_rooms_shown_away(self) -> None:
         """Issue 32: dave (protected) leaves: alice's client sees him part #all and go away in #dev, not
         quit (he is still #dev's member, and NAMES says so); back, he joins #all and is back in #dev."""

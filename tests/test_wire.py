@@ -323,6 +323,10 @@ class ParseCommandTests(SynchronousTestCase):
             self.command(b"MODE #dev -o+vb-k-l bob carol dave"),
             wire.Mode("#dev", (("-o", "bob"), ("+v", "carol"), ("+b", "dave"), ("-k", None), ("-l", None))),
         )
+        self.assertEqual(  # a ban is a mask (the hub completes it), a name among them
+            self.command(b"MODE #dev +b-b *!*@192.0.2.* b?b!x"),
+            wire.Mode("#dev", (("+b", "*!*@192.0.2.*"), ("-b", "b?b!x"))),
+        )
 
     def test_room_command_errors(self) -> None:
         for raw, code in [
@@ -343,6 +347,8 @@ class ParseCommandTests(SynchronousTestCase):
             (b"MODE #dev +l 1000001", Code.BAD_SYNTAX),
             (b"MODE #dev +i extra", Code.BAD_SYNTAX),
             (b"MODE #dev +o 9x", Code.BAD_SYNTAX),
+            (b"MODE #dev +o b*", Code.BAD_SYNTAX),  # o and v: names, not masks
+            (b"MODE #dev +b a!b!c", Code.BAD_SYNTAX),  # no mask
             (b"MODE #dev +iiiiiiiiiiiii", Code.BAD_SYNTAX),  # 13 changes
             (b"MODE #dev +", Code.BAD_SYNTAX),
         ]:

@@ -56,7 +56,8 @@ T = TypeVar("T")
 WELCOME_TEXT = "welcome to msgsvc"
 #: The protocol version this server speaks (docs/protocol.rst); a connection that does not say
 #: ``VERSION`` (or says less) speaks :data:`VERSION_8`'s lines.
-VERSION = 11
+VERSION = 12
+VERSION_12 = 12  # room bans shown as masks
 VERSION_11 = 11  # rooms
 VERSION_10 = 10  # several sessions: read positions
 VERSION_9 = 9  # history: ids and times
@@ -400,13 +401,13 @@ class ServerProtocol(Session):
         asked.addBoth(lambda _: self._release(why))
 
     def _event(self, event: RoomEvent) -> bytes:
-        return encode_event(event, self._own)
+        return encode_event(event, self._own, self.version >= VERSION_12)
 
     def _bans(self, view: RoomView) -> bytes:
         """``MODE <room> b``'s answer: a member's."""
         if not any(m.name == self._own for m in view.members):
             raise Refused(Refusal.NOT_IN_ROOM, f"you are not in {view.name}")
-        return encode_bans(view.name, view.bans)
+        return encode_bans(view.name, view.bans, self.version >= VERSION_12)
 
     # -- output ----------------------------------------------------------
 
@@ -459,7 +460,7 @@ class ServerProtocol(Session):
         if self.version >= VERSION_11:  # an older client knows no rooms
             if self.presence.batch:
                 self.presence.catch_up(self)
-            self._write(encode_event(event, self._own))
+            self._write(encode_event(event, self._own, self.version >= VERSION_12))
 
     def deliver(self, backlog: list[Queued], waiting: int) -> None:
         if self.presence.batch:

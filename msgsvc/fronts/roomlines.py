@@ -1,12 +1,12 @@
-"""The line protocol's room lines (docs/protocol.rst "Rooms", version 11): what the hub's rooms and
-their events become on the wire."""
+"""The line protocol's room lines (docs/protocol.rst "Rooms", version 11; bans as masks from 12): what
+the hub's rooms and their events become on the wire."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from msgsvc import wire
-from msgsvc.hub.rules import username_key
+from msgsvc.hub.rules import is_valid_username, username_key
 from msgsvc.hub.contracts import (
     Ban,
     Entered,
@@ -58,9 +58,16 @@ def encode_mode_query(view: RoomView) -> bytes:
     return wire.format_line("MODE", view.name, "-", modes_word(view), *args)
 
 
-def encode_bans(room: str, bans: Sequence[Ban]) -> bytes:
-    """``BAN`` lines, then ``ENDBANS``."""
-    lines = [wire.format_line("BAN", room, b.mask, b.by, wire.format_millis(b.at)) for b in bans]
+def shown_ban(mask: str, masks: bool) -> str:
+    """A ban as a client sees it: its whole mask (version 12, ``masks``); else as version 11 showed bans,
+    by name: a name's mask ``name!*@*`` as the name, any other mask whole."""
+    nick = mask[:-4]
+    return nick if not masks and mask.endswith("!*@*") and is_valid_username(nick) else mask
+
+
+def encode_bans(room: str, bans: Sequence[Ban], masks: bool) -> bytes:
+    """``BAN`` lines (each ban as :func:`shown_ban` shows it), then ``ENDBANS``."""
+    lines = [wire.format_line("BAN", room, shown_ban(b.mask, masks), b.by, wire.format_millis(b.at)) for b in bans]
     return b"".join(lines) + wire.format_line("ENDBANS", room, str(len(bans)))
 
 
@@ -70,8 +77,9 @@ def encode_rooms(rooms: Sequence[RoomInfo]) -> bytes:
     return b"".join(lines) + wire.format_line("ENDROOMS", str(len(rooms)))
 
 
-def mode_words(changes: Sequence[ModeChange]) -> list[str]:
-    """Changes as MODE writes them: ``+o-v`` then their arguments (``bob carol``); none: ``+``."""
+def mode_words(changes: Sequence[ModeChange], masks: bool) -> list[str]:
+    """Changes as MODE writes them: ``+o-v`` then their arguments (``bob carol``; a ban as
+    :func:`shown_ban` shows it); none: ``+``."""
     if not changes:
         return ["+"]
     letters = []
@@ -81,11 +89,13 @@ def mode_words(changes: Sequence[ModeChange]) -> list[str]:
             sign = change[0]
             letters.append(sign)
         letters.append(change[1])
-    return ["".join(letters), *(arg for _, arg in changes if arg is not None)]
+    args = (shown_ban(arg, masks) if change[1] == "b" else arg for change, arg in changes if arg is not None)
+    return ["".join(letters), *args]
 
 
-def encode_event(event: RoomEvent, own: str) -> bytes:
-    """A room event as the session of ``own`` (a name as the log spells it) is told it."""
+def encode_event(event: RoomEvent, own: str, masks: bool) -> bytes:
+    """A room event as the session of ``own`` (a name as the log spells it) is told it (``masks``: bans
+    as version 12 shows them)."""
     match event:
         case Entered(room, member):
             return wire.format_line("ENTERED", room, member.name, *_flags(member.op, member.voice))
@@ -97,7 +107,7 @@ def encode_event(event: RoomEvent, own: str) -> bytes:
             when = "-" if at is None else wire.format_millis(at)
             return wire.format_line("TOPIC", room, by or "-", when, trailing=topic)
         case ModeSet(room, by, changes):
-            return wire.format_line("MODE", room, by, *mode_words(changes))
+            return wire.format_line("MODE", room, by, *mode_words(changes, masks))
         case Invited(room, name, by):
             if username_key(name) == username_key(own):
                 return wire.format_line("INVITATION", room, by)
