@@ -67,6 +67,18 @@ class ClientProtocolRoomTests(ProtocolTestCase):
             ],
         )
 
+    def test_a_version_12_servers_bans_are_masks(self) -> None:
+        at = _millis(2026, 12, 2, 9, 0)
+        self.feed(
+            "VERSION 12",
+            f"BAN #Dev *!*@192.0.2.* alice {at}",
+            f"BAN #Dev bob!*@* alice {at}",
+            f"BAN #Dev a!b!c alice {at}",  # no mask: skipped
+            f"BAN #Dev a,b alice {at}",
+            "ENDBANS #Dev 4",
+        )
+        self.assertEqual(self.listener.last("bans"), ("#Dev", [("*!*@192.0.2.*", "alice"), ("bob!*@*", "alice")]))
+
     def test_a_version_10_server_has_no_room_lines(self) -> None:
         self.feed("VERSION 10", "ENTERED #dev bob", "ROOMINFO #dev 1 :x", "ENDROOMS 1", "ROOMGONE #dev")
         self.assertEqual(self.listener.calls, [("version", (10, 0))])

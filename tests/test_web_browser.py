@@ -987,6 +987,12 @@ class RoomPageTests(PageTestCase):
         field.send_keys("bob enough")
         self.named("button", "Kick").click()
         self.wait_said("alice removed bob from #ops: enough")
+        field.send_keys("+bb bob *!*@192.0.2.*")  # the page speaks version 12: bans are masks
+        self.named("button", "Set modes").click()
+        self.wait_said("alice set +bb bob!*@* *!*@192.0.2.* in #ops")
+        field.send_keys("b")
+        self.named("button", "Set modes").click()
+        self.wait_said("Banned from #ops: bob!*@* (by alice), *!*@192.0.2.* (by alice)")
         self.assertTrue(operator.is_displayed())
         self.named("button", "Leave room").click()
         self.wait_said("You left #ops")

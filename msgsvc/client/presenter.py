@@ -852,7 +852,7 @@ class ChatPresenter:
             return
         well_formed = not changes or re.fullmatch(r"[+-]?[a-z]+([+-][a-z]+)*", changes) is not None
         if not well_formed or any(" " in a or not a for a in args):
-            self._say("error", "Modes: +i, -m, +k KEY, +l 20, +o NAME, -v NAME, +b NAME (none: see them).")
+            self._say("error", "Modes: +i, -m, +k KEY, +l 20, +o NAME, -v NAME, +b MASK (none: see them).")
             return
         assert self._protocol is not None
         self._protocol.mode(room, *([changes, *args] if changes else []))
@@ -1062,7 +1062,7 @@ class ChatPresenter:
 
     def bans(self, room: str, bans: list[tuple[str, str]]) -> None:
         self._answered("MODE", room=room)
-        listed = ", ".join(f"{name} (by {by})" for name, by in bans)
+        listed = ", ".join(f"{mask} (by {by})" for mask, by in bans)
         self._say("info", f"Banned from {room}: {listed}" if bans else f"Nobody is banned from {room}.")
 
     def invited(self, room: str, name: str) -> None:

@@ -13,12 +13,12 @@ from msgsvc import wire
 from msgsvc.fronts.receiver import LineProtocol
 from msgsvc.hub.contracts import Kind
 from msgsvc.hub.ids import message_id
-from msgsvc.hub.rules import is_valid_room, is_valid_username
+from msgsvc.hub.rules import ban_mask, is_valid_room, is_valid_username
 from msgsvc.wire import ProtocolError
 
 
 #: The protocol version this client speaks.
-VERSION = 11
+VERSION = 12
 #: The most ``CONVERSATION`` lines one answer holds (the protocol's limit): more are skipped.
 MAX_CONVERSATIONS = 100
 #: The most unread messages a ``CONVERSATION`` line counts (the server's cap): a larger count is this.
@@ -79,6 +79,14 @@ def _user(name: str) -> str:
     if not is_valid_username(name):
         raise ValueError(f"not a username: {name!r}")
     return name
+
+
+def _mask(text: str) -> str:
+    """``text`` if it is a ban mask (version 12; a version 11 server's name is one too); ValueError (the
+    line is skipped) if not."""
+    if ban_mask(text) is None:
+        raise ValueError(f"not a ban mask: {text!r}")
+    return text
 
 
 def _by(field: str) -> str:
@@ -182,7 +190,8 @@ class ClientListener(Protocol):
         """``by`` invites this user to ``room``."""
 
     def bans(self, room: str, bans: list[tuple[str, str]]) -> None:
-        """The answer to ``MODE <room> b``: the names banned, and by whom, oldest first."""
+        """The answer to ``MODE <room> b``: the bans' masks (a version 11 server's: names), and by whom,
+        oldest first."""
 
     def room_gone(self, room: str, reason: str) -> None:
         """``room`` is no longer this user's: deleted, or the membership ended by the operator."""
@@ -353,7 +362,7 @@ class ClientProtocol(LineProtocol):
                 if is_valid_room(info.room) and info.members >= 0:
                     self._rooms.append(info)
             case "BAN" if v11 and len(self._bans) < MAX_LISTED:
-                self._bans.append((_user(params[1]), _user(params[2])))
+                self._bans.append((_mask(params[1]), _user(params[2])))
             case "ENDBANS" if v11:
                 found_bans, self._bans = self._bans, []
                 listener.bans(_room(params[0]), found_bans)

@@ -45,7 +45,7 @@ COMMANDS = {
     "/topic": "/topic [TEXT]             the room's topic, or set it",
     "/invite": "/invite NAME              invite NAME to the room (operators, in an invite-only room)",
     "/kick": "/kick NAME [REASON]       remove NAME from the room (operators)",
-    "/mode": "/mode [+i|-m|+k KEY|+l N|+o NAME|+v NAME|+b NAME]  the room's modes, or change them",
+    "/mode": "/mode [+i|-m|+k KEY|+l N|+o NAME|+v NAME|+b MASK]  the room's modes, or change them",
     "/who": "/who                      who is online",
     "/users": "/users                    the whole username log",
     "/reconnect": "/reconnect                after a disconnect",

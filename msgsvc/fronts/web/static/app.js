@@ -10,7 +10,7 @@ const PASSWORD_CODES = new Set(["AUTH_REQUIRED", "AUTH_FAILED", "PASSWORD_INVALI
 const SESSIONS_FULL = "{name} is connected on as many devices as this server allows at once. Log out on one of them " +
   "(or close it), then connect again.";
 const BACKOFF_MAX = 30; // seconds between reconnect attempts, at most
-const VERSION = 11; // the protocol version the page speaks; a version 8 server refuses VERSION, then it speaks 8
+const VERSION = 12; // the protocol version the page speaks; a version 8 server refuses VERSION, then it speaks 8
 const MAX_CONVERSATIONS = 100; // CONVERSATION lines an answer holds at most (the protocol's limit): more are left out
 const READ_EVERY = 1000; // ms between two READ of the page at least (conversations read meanwhile share one)
 const MAX_UNREAD = 100; // the most unread messages a CONVERSATION line counts (the server's cap)
@@ -19,6 +19,7 @@ const MAX_PARTICIPANTS = 33; // a direct conversation's names at most: a sender 
 const NAME_KEY = /^[a-z][a-z0-9_.-]{0,31}$/; // a username in lower case, as the server names conversations
 const USERNAME = /^[A-Za-z][A-Za-z0-9_.-]{0,31}$/;
 const ROOM = /^#[A-Za-z][A-Za-z0-9_.-]{0,31}$/; // a room's name (version 11)
+const MASK = /^[^\x00-\x20,!\x7f]+![^\x00-\x20,!@\x7f]+@[^\x00-\x20,!@\x7f]+$/; // a ban: nick!user@host (version 12)
 const MAX_LISTED = 1000; // MEMBER lines of an answer, ROOMINFO lines of a list, kept at most
 const ROOM_MODES = {
   i: "invite only", k: "key needed", l: "member limit", m: "moderated", n: "no messages from outside", s: "secret",
@@ -728,9 +729,9 @@ const HANDLERS = {
     if (s.version < 11 || !ROOM.test(room || "")) return;
     s.leftRoom(room.toLowerCase(), `${room} is no longer yours${reason ? `: ${reason}` : "."}`);
   },
-  BAN(s, [room, name, by]) {
-    if (s.version < 11 || !USERNAME.test(name || "") || !USERNAME.test(by || "")) return;
-    if (s.banLines.length < MAX_LISTED) s.banLines.push(`${name} (by ${by})`);
+  BAN(s, [room, mask, by]) {
+    if (s.version < 11 || !(s.version < 12 ? USERNAME : MASK).test(mask || "") || !USERNAME.test(by || "")) return;
+    if (s.banLines.length < MAX_LISTED) s.banLines.push(`${mask} (by ${by})`);
   },
   ENDBANS(s, [room]) {
     const lines = s.banLines;
@@ -1421,7 +1422,7 @@ function onOperator(event) {
   } else if (act === "mode" && /^[+-]?[a-z]+([+-][a-z]+)*$/.test(first || "") && !rest.some((w) => w.startsWith(":"))) {
     sent = session.roomCommand("MODE", room, `MODE ${room} ${[first, ...rest].join(" ")}`);
   } else {
-    ui.warning(act === "mode" ? "Modes: +i, -m, +k KEY, +l 20, +o NAME, -v NAME, +b NAME." : "Type a name first.");
+    ui.warning(act === "mode" ? "Modes: +i, -m, +k KEY, +l 20, +o NAME, -v NAME, +b MASK." : "Type a name first.");
   }
   if (sent) $("operator-text").value = "";
 }
