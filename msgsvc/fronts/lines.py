@@ -33,6 +33,7 @@ from msgsvc.fronts.roomlines import (
     encode_mode_query,
     encode_rooms,
 )
+from msgsvc.fronts.userlog import LogSending
 from msgsvc.hub.contracts import (
     Kind,
     Message,
@@ -163,6 +164,12 @@ class ServerProtocol(Session):
     registration = "HELLO"
     _hello = ""  # the name of its latest HELLO
     _own = ""  # its name once logged in, as the log spells it
+    _sending: LogSending | None = None  # the username log, being sent
+    #: A long answer's parts not yet written; meanwhile what else is written waits (held, its bytes).
+    _awaited: tuple[str, ...] = ()
+    _held: list[bytes]
+    _held_size = 0
+    _then: Callable[[], None] | None = None  # what follows the long answer
 
     def __init__(self, clients: Clients, presence: Presence) -> None:
         super().__init__(clients)
@@ -234,34 +241,77 @@ class ServerProtocol(Session):
     def welcome(self, name: str) -> None:
         self._own = name
         self._write(wire.format_line("WELCOME", name, trailing=WELCOME_TEXT))
-        self._write(self.presence.join(self))
+        self.presence.join(self)
+        parts: tuple[str, ...] = () if self._send_log() else ("log",)
         if self.version >= VERSION_9 and self.clients.hub.history.policy.kept:
-            self._catch_up()
-        else:
+            parts += ("catch-up",)
+        if not parts:
             self.user.deliver_backlog()
+            return
+        self._answer_at_length(parts, self.user.deliver_backlog)
+        if "catch-up" in parts:
+            self._catch_up()
+
+    def _answer_at_length(self, parts: tuple[str, ...], then: Callable[[], None] | None) -> None:
+        """Answer in ``parts`` written over several reactor passes (the username log, the catch-up), then
+        call ``then``.  Meanwhile the client's next lines wait, and what comes for it (messages, presence
+        news, DELAYED) waits too and comes after.  What waits is unread, and counts against
+        ``--max-send-queue``: past it, the client is dropped (send queue exceeded), as one that does not
+        read."""
+        self._hold("answering at length")
+        self._awaited = parts
+        self._then = then
+        self._held = []
+        self._held_size = 0
+        # Meanwhile this connection's writes are held: on the instance, so the others' cost nothing.
+        self._write = self._keep  # type: ignore[method-assign]
+
+    def _keep(self, data: bytes) -> None:
+        self._held_size += len(data)
+        limit = self.clients.limits.max_send_queue
+        if self._held_size <= limit:
+            self._held.append(data)
+        else:
+            self._held.clear()
+            self._drop(f"send queue exceeded: over {limit} bytes unread", "send queue exceeded", abort=True)
+
+    def _written(self, part: str, data: bytes = b"") -> None:
+        """``part`` of the long answer is written, or is ``data``, which goes before what waited."""
+        if data:
+            self._held.insert(0, data)
+        self._awaited = tuple(awaited for awaited in self._awaited if awaited != part)
+        if self._awaited or self._gone or self._dropped:
+            return
+        del self._write
+        held, self._held = self._held, []
+        if held:
+            self._write(b"".join(held))
+        self._release("answering at length")
+        then, self._then = self._then, None
+        if then is not None:
+            then()
+
+    def _send_log(self) -> bool:
+        """Send the username log: its first piece now, the rest a piece a reactor pass (past the writes
+        that wait for it); whether the first was the whole log."""
+        clock = self.clients.clock
+        sending = LogSending(self.presence, clock, self._send_queue, self._log_piece, self._log_sent)
+        if sending.start():
+            return True
+        self._sending = sending
+        return False
+
+    def _log_piece(self, data: bytes) -> bool:
+        type(self)._write(self, data)
+        return not (self._gone or self._dropped or self.transport.disconnecting)
+
+    def _log_sent(self) -> None:
+        self._sending = None
+        self._written("log")
 
     def _catch_up(self) -> None:
-        """Version 9: what was said to everyone while this client was away, as part of HELLO's answer:
-        its next lines wait, and what comes for it meanwhile (messages, presence, DELAYED) comes after.
-        What waits is unread, and counts against ``--max-send-queue``: past it, the client is dropped
-        (send queue exceeded), as one that does not read."""
-        held: list[bytes] = []
-        size = 0
-        limit = self.clients.limits.max_send_queue
-        self._hold("catching up")
-
-        def hold(data: bytes) -> None:
-            nonlocal size
-            size += len(data)
-            if size <= limit:
-                held.append(data)
-            else:
-                held.clear()
-                why = f"send queue exceeded: over {limit} bytes unread"
-                self._drop(why, "send queue exceeded", abort=True)
-
-        # Meanwhile this connection's writes are held: on the instance, so the others' cost nothing.
-        self._write = hold  # type: ignore[method-assign]
+        """Version 9: what was said to everyone while this client was away, as part of HELLO's answer
+        (after the log)."""
 
         def failed(failure: Failure) -> list[Page]:
             if not failure.check(Refused):  # the hub logged why it refused (the store failing)
@@ -271,14 +321,16 @@ class ServerProtocol(Session):
         def write(pages: list[Page]) -> None:
             if self.version < VERSION_11:
                 pages = [page for page in pages if not is_room(page.conversation)]
-            del self._write
-            self._write(b"".join(map(encode_page, pages)) + b"".join(held))
-            self._release("catching up")
-            self.user.deliver_backlog()
+            self._written("catch-up", b"".join(map(encode_page, pages)))
 
         self.user.catch_up(self.version >= VERSION_10).addErrback(failed).addCallback(write)
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        if self._sending is not None:
+            self._sending.stop()
+            self._sending = None
+        if self._awaited:
+            self._held.clear()
         self.presence.leave(self)
         super().connectionLost(reason)
 
@@ -344,7 +396,8 @@ class ServerProtocol(Session):
             case wire.Users():
                 if self.user is UNREGISTERED:
                     not_registered()
-                self._write(self.presence.user_log())
+                if not self._send_log():
+                    self._answer_at_length(("log",), None)
             case wire.Ack(up_to):
                 self.user.acknowledge(up_to)
             case wire.Ping(token):

@@ -10,12 +10,13 @@ the rest are already in the username log it was sent.
 
 It also keeps the ``USER`` line of every name in the log in order, changed
 one at a time as users come and go, so a registering client is sent the
-log as one join of ready-made lines rather than one formatted line a name.
+log as joins of ready-made lines rather than one formatted line a name, a
+piece a reactor pass (:mod:`msgsvc.fronts.userlog`).
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from functools import lru_cache
 from typing import Protocol
 
@@ -63,10 +64,9 @@ class Presence:
                 self._protected.add(key)
             self._lines.append(self._user_line(user.name, key, "online" if user.online else "offline"))
 
-    def join(self, listener: Listener) -> bytes:
-        """Add a client that just registered; the username log to send it (``USER`` lines, ``ENDUSERS``)."""
+    def join(self, listener: Listener) -> None:
+        """Add a client that just registered: it hears the news from now on."""
         self._listeners[listener] = len(self.batch)
-        return self.user_log()
 
     def leave(self, listener: Listener) -> None:
         self._listeners.pop(listener, None)
@@ -83,9 +83,13 @@ class Presence:
             self._listeners[listener] = len(self.batch)
             listener.tell(b"".join(self.batch[start:]))
 
-    def user_log(self) -> bytes:
-        """Every name in the log with its presence, in order, then ``ENDUSERS``."""
-        return b"".join(self._lines) + user_line("ENDUSERS", str(len(self._lines)))
+    def log_piece(self, after: str | None, most: int) -> tuple[bytes, int, str | None]:
+        """The ``USER`` lines of up to ``most`` names of the log after the key ``after`` (None: from the
+        first), as they are now; with how many, and the key to go on after (None: no name is left)."""
+        start = 0 if after is None else bisect_right(self._keys, after)
+        end = start + most
+        lines = self._lines[start:end]
+        return b"".join(lines), len(lines), self._keys[end - 1] if end < len(self._keys) else None
 
     def _hub_event(self, event: Event) -> None:
         match event:

@@ -48,14 +48,25 @@ class SendQueue:
 
     Registered as the transport's producer: the transport pauses it when
     its own buffer is past its high-water mark and resumes it once the
-    buffer has drained, so ``add`` tells how far a client lags behind.
+    buffer has drained, so ``add`` tells how far a client lags behind, and
+    a long answer (the username log) waits for :meth:`when_drained`.
     """
 
-    __slots__ = ("_full", "_behind")  # one a connection
+    __slots__ = ("_full", "_behind", "_drained")  # one a connection
 
     def __init__(self) -> None:
         self._full = False
         self._behind = 0
+        self._drained: Callable[[], None] | None = None
+
+    @property
+    def full(self) -> bool:
+        """The transport's buffer is past its high-water mark: the client is not reading it fast."""
+        return self._full
+
+    def when_drained(self, then: Callable[[], None] | None) -> None:
+        """Call ``then`` once the buffer has drained (None: call nothing)."""
+        self._drained = then
 
     def add(self, size: int) -> int:
         """Note ``size`` bytes written; how many were written since the buffer filled."""
@@ -69,9 +80,13 @@ class SendQueue:
     def resumeProducing(self) -> None:
         self._full = False
         self._behind = 0
+        drained, self._drained = self._drained, None
+        if drained is not None:
+            drained()
 
     def stopProducing(self) -> None:
         self._full = False
+        self._drained = None
 
 
 class Session(LineProtocol):

@@ -3,6 +3,7 @@ clock, and the log's failures."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Protocol
@@ -150,7 +151,7 @@ MADE_UP = [f"x{n:04},y{n:04}" for n in range(150)]
 def per_line_bound(harness: ServerHarness) -> int:
     """The most one line may make the server write, to everyone: a reply as long as a line, the message
     to each recipient, the username log."""
-    log = len(harness.factory.presence.user_log())
+    log = len(harness.factory.presence.log_piece(None, sys.maxsize)[0]) + len("ENDUSERS 1000000\r\n")
     page = (HISTORY.page + 1) * (LIMITS.max_line + 200)  # a page of history, the catch-up, CONVERSATIONS
     return (LIMITS.max_recipients + 2) * (LIMITS.max_line + 100) + log + page
 
