@@ -468,6 +468,15 @@ class NodesTests(RoomsTestCase):
         self.assertIsNone(rooms.find("#ops"))
         self.assertEqual(self.store.rooms_kept.keys(), kept.keys())  # nothing written for another node's changes
 
+    def test_a_ban_set_on_another_node_silences_a_member_here(self) -> None:
+        alice = self.join("alice")
+        self.hub.nodes.remote_room(Entered("#ops", Member("zed", op=True, since=START), created=True))
+        self.successResultOf(alice.user.join("#ops", None))
+        self.hub.nodes.remote_room(ModeSet("#ops", "zed", (("+b", "al*!*@*"),)))
+        self.assertEqual(self.refusal(alice.user.send_room, "#ops", "x"), Refusal.BANNED)
+        self.hub.nodes.remote_room(ModeSet("#ops", "zed", (("+v", "alice"),)))
+        self.assertEqual(outcome(alice.user.send_room("#ops", "voiced")), (0, (), ()))  # zed is online on no node
+
     def test_after_a_reconnection_the_rooms_are_taken_as_the_store_has_them(self) -> None:
         alice, _ = self.join("alice"), self.join("bob")
         self.successResultOf(alice.user.join("#dev", None))
