@@ -19,6 +19,8 @@ REQUIRES = [
     # hiredis: txredisapi's C reply parser, which it takes when installed.  Without it txredisapi
     # parses each reply after a bulk string in a reactor pass of its own, pausing the socket between.
     "hiredis>=2.0",
+    # --metrics: the Prometheus text format, and the process's own metrics (CPU, memory, descriptors).
+    "prometheus_client>=0.20",
 ]
 
 # The hot path compiled with mypyc (msgsvc/build.py): mypyc type-checks the modules as mypy --strict does,

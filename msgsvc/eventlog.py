@@ -46,8 +46,8 @@ class HubEventLogger:
                     self.log.info("{peer} disconnected: {why}", peer=peer, why=why)
                 else:
                     self.log.info("{name} ({peer}) left: {why}", name=name, peer=peer, why=why)
-            case ClientDropped(peer, why):
-                self.log.warn("{peer} dropped: {why}", peer=peer, why=why)
+            case ClientDropped(peer, why, limit):
+                self.log.warn("{peer} dropped: {why}", peer=peer, why=why, limit=limit)
             case ClientError(peer, code, text):
                 self.log.debug("{peer}: {code}: {text}", peer=peer, code=code, text=text)
             case UserKicked(name, reason):

@@ -11,6 +11,7 @@ from msgsvc.fronts.irc.channel import CHANNEL_NAME
 from msgsvc.fronts.web.origins import normalize_host, normalize_origin
 from msgsvc.hub.contracts import HistoryPolicy, QueuePolicy
 from msgsvc.hub.rooms import RoomPolicy
+from msgsvc.ops.logs import JSON_LOGGER
 from msgsvc.ratelimit import Rate
 
 #: Rooms the users of one address may create an hour (as many at once).
@@ -80,6 +81,15 @@ def _lease(value: str) -> float:
 _lease.coerceDoc = "Seconds, at least 1."  # type: ignore[attr-defined]
 
 
+def _log_format(value: str) -> str:
+    if value not in ("text", "json"):
+        raise ValueError(f"{value!r} is neither text nor json")
+    return value
+
+
+_log_format.coerceDoc = "text or json."  # type: ignore[attr-defined]
+
+
 class Options(usage.Options):
     synopsis = "[options]"
     longdesc = (
@@ -109,6 +119,20 @@ class Options(usage.Options):
             "The server's name to IRC clients (001-004, PONG, WHOIS); default: this machine's host name.",
         ],
         ["db", None, DEFAULT_DB, "The SQLite file that holds the username log (made if missing)."],
+        [
+            "metrics",
+            None,
+            None,
+            "An endpoint to serve the operator's view on (none by default), e.g. tcp:9123:interface=127.0.0.1: "
+            "/metrics for Prometheus, /healthz, /readyz",
+        ],
+        [
+            "log-format",
+            None,
+            "text",
+            "The log's format: text, or json (twisted.logger's events, one a line, for a log shipper)",
+            _log_format,
+        ],
         [
             "redis",
             None,
@@ -389,6 +413,14 @@ class Options(usage.Options):
             raise usage.UsageError("--web-host needs --web")
         if self["max-text"] >= self["max-line"]:
             raise usage.UsageError("--max-text must be smaller than --max-line")
+        if self["log-format"] == "json" and self.parent is not None:
+            twistd = self.parent
+            if not twistd["nodaemon"] or twistd["syslog"] or twistd["logger"] or twistd["logfile"] not in (None, "-"):
+                raise usage.UsageError(
+                    "--log-format json writes to standard output: it needs twistd -n, "
+                    "without --logfile, --syslog or --logger"
+                )
+            twistd["logger"] = JSON_LOGGER  # twistd's own --logger, which it reads next
 
     def queue(self) -> QueuePolicy:
         return QueuePolicy(

@@ -41,11 +41,17 @@ from msgsvc.fronts.web.site import web_site
 from msgsvc.heap import QuietTrim, malloc_trim
 from msgsvc.hub.core import Hub
 from msgsvc.hub.history import History, NoHistory
+from msgsvc.ops.counts import EventCounts
+from msgsvc.ops.lag import ReactorLag
+from msgsvc.ops.metrics import Metrics, registry
+from msgsvc.ops.site import ops_site
+from msgsvc.ops.watchdog import Watchdog
 from msgsvc.options import Options
 from msgsvc.ratelimit import AddressRate, Rate
 from msgsvc.serverlog import LoggedService
 from msgsvc.state import Snapshot, State, StoreError
 from msgsvc.state.choice import open_state
+from msgsvc.state.sqlite import SqliteStore
 
 
 class _Listener(StreamServerEndpointService):
@@ -56,11 +62,19 @@ class _Listener(StreamServerEndpointService):
     _raiseSynchronously = True
 
     def __init__(
-        self, option: str, description: str, endpoint: IStreamServerEndpoint, factory: IProtocolFactory
+        self,
+        option: str,
+        description: str,
+        endpoint: IStreamServerEndpoint,
+        factory: IProtocolFactory,
+        clients: bool = True,
     ) -> None:
+        """``clients``: it serves clients (else the operator's view), whose passwords and messages must
+        not cross the network in the clear."""
         StreamServerEndpointService.__init__(self, endpoint, factory)
         self._option = option
         self._description = description
+        self._clients = clients
 
     def privilegedStartService(self) -> None:
         try:
@@ -91,7 +105,9 @@ class _Listener(StreamServerEndpointService):
             where="every interface," if everywhere else address.host,
             port=address.port,
         )
-        if self._description.split(":", 1)[0].lower() != "ssl" and not (ip is not None and ip.is_loopback):
+        if not self._clients or ip is not None and ip.is_loopback:
+            return port
+        if self._description.split(":", 1)[0].lower() != "ssl":
             self.log.warn(
                 "{option} {description} is not encrypted and can be reached from other machines: passwords "
                 "and messages sent to it cross the network in the clear. Use an ssl: endpoint, or listen on "
@@ -228,6 +244,9 @@ def makeService(options: Options) -> IService:
     trim = malloc_trim()
     if trim is not None:  # glibc: what a burst of logins freed goes back to the system after it
         hub.subscribe(QuietTrim(reactor, trim))
+    events = EventCounts()
+    if options["metrics"]:
+        hub.subscribe(events)
     services: list[IService] = [IService(state)]
     if node is not None:  # --redis: this node of the service
         node.attach(hub.nodes)
@@ -256,6 +275,11 @@ def makeService(options: Options) -> IService:
     }
 
     services += [hasher, accounts, _Loader(state, hub, accounts, reactor), _Startup(options["max-clients"])]
+    if options["metrics"]:
+        lag = ReactorLag(reactor)
+        metrics = Metrics(clients, events, lag, state, node)
+        site = ops_site(metrics, registry(metrics), node.check if node is not None else _writable(state))
+        services += [lag, _listener(reactor, "--metrics", options["metrics"], site, clients=False)]
     services.append(history)  # expires the history now and hourly (if it keeps one)
     if options["gui"]:
         services.append(_window(options, reactor, hub, accounts))
@@ -264,7 +288,7 @@ def makeService(options: Options) -> IService:
         if options[option]:
             factory = build()
             services += [_listener(reactor, f"--{option}", d, factory) for d in options[option]]
-    services.append(_Settle())
+    services += [Watchdog(reactor), _Settle()]
     top = _InOrder(reactor, options.parent)
     for service in services:
         service.setServiceParent(top)
@@ -286,10 +310,19 @@ def _window(options: Options, reactor: Any, hub: Hub, accounts: Accounts) -> ISe
     return ServerWindowService(reactor, hub, accounts, shown)
 
 
-def _listener(reactor: Any, option: str, description: str, factory: IProtocolFactory) -> _Listener:
-    """A listener for ``factory`` on the endpoint ``description``; SystemExit if it is no endpoint."""
+def _writable(state: State) -> Callable[[], Deferred[None]]:
+    """The readiness check of a server alone: its SQLite file writable."""
+    assert isinstance(state, SqliteStore)  # open_state's, without --redis
+    return state.check
+
+
+def _listener(
+    reactor: Any, option: str, description: str, factory: IProtocolFactory, clients: bool = True
+) -> _Listener:
+    """A listener for ``factory`` on the endpoint ``description`` (``clients``: see :class:`_Listener`);
+    SystemExit if it is no endpoint."""
     try:
         endpoint = descriptors.PausingEndpoint(serverFromString(reactor, description), reactor)
     except (ValueError, KeyError, TypeError) as e:
         raise SystemExit(f"msgsvc: bad {option} endpoint {description!r}: {e}") from None
-    return _Listener(option, description, endpoint, factory)
+    return _Listener(option, description, endpoint, factory, clients)

@@ -74,6 +74,7 @@ class Accounts(Service):
         self._clock = clock
         self.portal = Portal(HubRealm(hub), [AccountChecker(store, hashing, clock, require_password)])
         self.throttle = LoginThrottle(clock)
+        self.waits = 0  # logins made to wait (LoginThrottle), since the server started
         self.new_names = AddressRate(new_names, clock)  # names added to the log, by address
         self.new_accounts = AddressRate(new_accounts, clock)  # names given their first password
         self.password_hashes = AddressRate(password_hashes, clock)  # passwords hashed or checked
@@ -144,6 +145,7 @@ class Accounts(Service):
         self.throttle.begin(key, host)  # until it is answered it counts as a failure for the next
         try:
             if wait:
+                self.waits += 1
                 self.log.info(
                     "login for {name} from {peer} waits {wait:g} s", name=name, peer=peer, wait=wait
                 )

@@ -22,6 +22,7 @@ from msgsvc import wire
 from msgsvc.auth.accounts import Accounts
 from msgsvc.fronts.outbox import Outbox
 from msgsvc.fronts.receiver import IConnection
+from msgsvc.fronts.tally import Tally
 from msgsvc.hub.core import Hub
 from msgsvc.ratelimit import AddressRate, Rate
 
@@ -53,6 +54,7 @@ class Connection(Protocol):
 
     #: Its connection was counted against its address before it began (a WebSocket's, since its HTTP request).
     counted: bool
+    front: str  # tcp, web or irc
     transport: IConnection
 
     def bye(self, reason: str) -> None:
@@ -75,7 +77,16 @@ class Clients:
         #: messages left waiting for offline users, by the sender's address
         self.queued_from = AddressRate(Rate(limits.queue_per_minute, limits.queue_burst), clock)
         self.pings = 0  # the last PING token handed out
+        #: each front's counts, by its name (tcp, web, irc), made as its first connection comes
+        self.tallies: dict[str, Tally] = {}
         self._all_gone: Deferred[None] | None = None
+
+    def tally(self, front: str) -> Tally:
+        """The counts of ``front`` (tcp, web or irc): made on its first call."""
+        tally = self.tallies.get(front)
+        if tally is None:
+            tally = self.tallies[front] = Tally()
+        return tally
 
     def connection_made(self, connection: Connection) -> bool:
         """Count ``connection`` (unless it is :attr:`~Connection.counted`); False if its address

@@ -25,6 +25,7 @@ from msgsvc import wire
 from msgsvc.fronts.clients import Clients
 from msgsvc.fronts.presence import Presence
 from msgsvc.fronts.session import Limit, Session
+from msgsvc.fronts.tally import ROOM
 from msgsvc.fronts.roomlines import (
     encode_bans,
     encode_event,
@@ -351,7 +352,7 @@ class ServerProtocol(Session):
             case wire.SendRoom(room, text):
                 if self.version < VERSION_11:  # as version 10 refused it
                     raise Refused(Refusal.RECIPIENT_INVALID, f"not a valid recipient name: {room!r}")
-                self.answer_report(self.user.send_room(room, text), self._sent)
+                self.answer_report(self.tally.count(ROOM, self.user.send_room(room, text)), self._sent)
             case wire.History(conversation, before, count):
                 key = self._conversation(conversation)
                 limit = self.clients.hub.history.policy.default_page if count is None else count

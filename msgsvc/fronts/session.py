@@ -28,6 +28,7 @@ from zope.interface import implementer
 from msgsvc.auth.accounts import LoggedIn
 from msgsvc.fronts.clients import Clients, describe_peer, host_of
 from msgsvc.fronts.receiver import LineProtocol
+from msgsvc.fronts.tally import BROADCAST, MULTICAST, UNICAST, Tally
 from msgsvc.hub.contracts import IUser, Message, Queued, Refusal, Refused, Report, RoomEvent
 from msgsvc.hub.events import ClientDropped, Connected, Disconnected
 from msgsvc.hub.user import UNREGISTERED
@@ -119,6 +120,7 @@ class Session(LineProtocol):
     _timer_seconds = 0.0
     #: its handle on the hub once logged in: sends, acknowledgements and its name go through it
     user: IUser = UNREGISTERED
+    tally: Tally  # its front's counts (:meth:`Clients.tally`), from connectionMade on
     _login: Deferred[LoggedIn | None] | None = None  # a login being checked
     _logout: Callable[[], None] | None = None  # cred's logout of :attr:`user`, once logged in
     #: answers in the order of the lines they answer: each a list, empty until its answer has come
@@ -188,6 +190,8 @@ class Session(LineProtocol):
     # -- the connection ---------------------------------------------------
 
     def connectionMade(self) -> None:
+        self.tally = self.clients.tally(self.front)
+        self.tally.accepted += 1
         self.peer = describe_peer(self.transport.getPeer())
         self.host = host_of(self.transport.getPeer())
         limits = self.clients.limits
@@ -224,6 +228,7 @@ class Session(LineProtocol):
 
     def dataReceived(self, data: bytes) -> None:
         if data:  # anything read shows the client is alive (checked once a read, not once a line)
+            self.tally.bytes_in += len(data)
             if self._pinged:
                 self._pinged = 0
                 self._watch(self.clients.limits.ping_interval)
@@ -259,9 +264,10 @@ class Session(LineProtocol):
         (:meth:`_report_later`).  What waits for offline users counts against this client's address,
         and once past its rate, nothing more waits (the report says so)."""
         if names is None:
-            report = self.user.broadcast(text)
+            report = self.tally.count(BROADCAST, self.user.broadcast(text))
         else:
             report = self.user.send(names, text, self.clients.queued_from.allows(self.host))
+            self.tally.count(UNICAST if len(names) == 1 else MULTICAST, report)
             if not isinstance(report, Report):
                 report.addCallback(self._count_queued)
         self.answer_report(report, answer)
@@ -366,7 +372,7 @@ class Session(LineProtocol):
         if self._dropped:
             return
         self._dropped = True
-        self.clients.hub.announce(ClientDropped(self.peer, why))
+        self.clients.hub.announce(ClientDropped(self.peer, why, bye))
         self._close(bye, abort)
         self._log_out()  # the others hear it left now, not at the close
 
@@ -432,6 +438,7 @@ class Session(LineProtocol):
             if self._flooding_since is not None:  # written only on a change, as most lines change nothing
                 self._flooding_since = None
             return
+        self.tally.slowed += 1
         if self._flooding_since is None:
             self._flooding_since = now
         elif now - self._flooding_since > limits.flood_timeout:
@@ -454,7 +461,9 @@ class Session(LineProtocol):
             self.clients.outbox.discard(self.transport)
         else:
             self.clients.outbox.flush(self.transport)
-        self.transport.write(self.farewell(reason))
+        farewell = self.farewell(reason)
+        self.tally.bytes_out += len(farewell)
+        self.transport.write(farewell)
         if abort:
             self.transport.abortConnection()
         else:
@@ -478,6 +487,7 @@ class Session(LineProtocol):
     def written(self, size: int) -> None:
         """Count ``size`` bytes about to be written to this client (by :meth:`_write`, or beside it: a
         WebSocket's pongs); past ``--max-send-queue`` written since its buffer filled, it is dropped."""
+        self.tally.bytes_out += size
         limit = self.clients.limits.max_send_queue
         if self._send_queue.add(size) > limit:
             # What is queued would never be read: abort, and the others hear it left now.

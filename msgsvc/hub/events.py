@@ -138,10 +138,12 @@ class ClientError:
 
 @dataclass(frozen=True)
 class ClientDropped:
-    """The server cut a client off to protect the others."""
+    """The server cut a client off to protect the others; ``limit`` says which of its limits, in a few
+    fixed words (what it is told: ``flooding``, ``send queue exceeded``, ``ping timeout``, ...)."""
 
     peer: str
     reason: str
+    limit: str
 
 
 Event = (

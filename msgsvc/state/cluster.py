@@ -42,7 +42,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, fail, gatherResults
+from twisted.internet.defer import Deferred, fail, gatherResults, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -306,6 +306,7 @@ class RedisCluster(Service):
         self._inbox_limit = inbox
         self._nodes: NetworkListener | None = None
         self._held_until = 0.0  # by our clock: the lease surely holds until then
+        self.rtt: float | None = None  # seconds the last renewal of the lease took, sent to answered
         self._expiry: IDelayedCall | None = None
         self._heartbeat = LoopingCall(self._renew)
         self._heartbeat.clock = reactor
@@ -361,7 +362,8 @@ class RedisCluster(Service):
 
     # -- the lease -----------------------------------------------------------------
 
-    def _holds_lease(self) -> bool:
+    def holds_lease(self) -> bool:
+        """Whether this node holds its lease now (by its own clock, surely)."""
         return self._clock.seconds() < self._held_until
 
     def _renew(self) -> Deferred[None]:
@@ -369,7 +371,8 @@ class RedisCluster(Service):
         ttl = self.lease * 0.75  # with a sweep every quarter lease, a dead node's users are gone within one
 
         def renewed(alive: list[str]) -> None:
-            had = self._holds_lease()
+            self.rtt = self._clock.seconds() - sent
+            had = self.holds_lease()
             # Redis counts the lease from when it ran the script, after we sent it: by our clock it
             # holds at least until sent + ttl.  We stop relying on it a tenth before that.
             self._held_until = sent + ttl * 0.9
@@ -382,7 +385,7 @@ class RedisCluster(Service):
                     self._reclaim()
 
         def failed(failure: Failure) -> None:
-            if self._holds_lease():
+            if self.holds_lease():
                 self.log.warn(
                     "node {node}: could not renew the lease: {why}; it ends in {left:.1f} s",
                     node=self.node,
@@ -396,7 +399,7 @@ class RedisCluster(Service):
         return self._redis.script(
             HEARTBEAT,
             [NODES],
-            [self.node, int(ttl * 1000), self._about, sent, self._inbox_limit, int(not self._holds_lease())],
+            [self.node, int(ttl * 1000), self._about, sent, self._inbox_limit, int(not self.holds_lease())],
         ).addCallbacks(renewed, failed)
 
     def _redis_back(self, _: None) -> None:
@@ -413,11 +416,25 @@ class RedisCluster(Service):
         )
         self.nodes.drop_local(None, "this server lost the service's state (Redis); connect again")
 
+    # -- the operator's view ---------------------------------------------------------
+
+    def links(self) -> dict[str, Commands | Subscription]:
+        """This node's connections to Redis, by what each is for."""
+        return {"commands": self._redis, "subscription": self._subscription, "inbox": self._inbox.connection}
+
+    def check(self) -> Deferred[None]:
+        """Fires if this node can serve (Redis connected, its lease held); else fails with why."""
+        if not self._redis.connected:
+            return fail(self._redis.unavailable())
+        if not self.holds_lease():
+            return fail(RedisUnavailable("this node holds no lease in Redis now"))
+        return succeed(None)
+
     # -- the hub's Network ----------------------------------------------------------------
 
     def reachable(self) -> bool:
         # Sending needs the commands connection and our lease; the subscription is for receiving.
-        return self._redis.connected and self._holds_lease()
+        return self._redis.connected and self.holds_lease()
 
     def claim(
         self, name: str, peer: str, front: str, since: float, known: bool, session: int, sessions: int
@@ -439,7 +456,7 @@ class RedisCluster(Service):
                     raise no_lease
 
         no_lease = RedisUnavailable("this node holds no lease in Redis now")
-        if not self._holds_lease():
+        if not self.holds_lease():
             return fail(no_lease)
         keys = [ONLINE, node_key(self.node), users_key(self.node), LOG_NAME, LOG_FIRST, LOG_LAST, ACCOUNTS]
         return self._redis.script(
@@ -573,7 +590,7 @@ class RedisCluster(Service):
 
     def _subscription_up(self) -> None:
         self._subscribed = True
-        if self._holds_lease():
+        if self.holds_lease():
             self._resync()
 
     def _subscription_down(self) -> None:
@@ -639,7 +656,7 @@ class RedisCluster(Service):
 
     def _resync_when_ready(self, _: None) -> None:
         self._resync_waiting = False
-        if self.running and self._subscribed and self._holds_lease():
+        if self.running and self._subscribed and self.holds_lease():
             self._resync()
 
     def _lost_claim(self, failure: Failure, name: str) -> None:

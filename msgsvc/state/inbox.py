@@ -154,6 +154,11 @@ class Inbox:
         self._retry: IDelayedCall | None = None
         self._problem = ""  # why the last read failed, if it did
 
+    @property
+    def connection(self) -> Commands:
+        """Its connection to Redis."""
+        return self._connection
+
     def start(self) -> None:
         self._running = True
         self._connection.start()

@@ -143,6 +143,7 @@ class _Connection:
         self._problem = "not connected yet"
         self._waiting: list[Deferred[None]] = []
         self._failed_attempts = 0  # since the last usable connection
+        self.connections = 0  # usable connections made: the first, then each reconnection
         backoff = backoffPolicy(initialDelay=0.2, maxDelay=MAX_RETRY_DELAY)
         # Not the service's count, which a connection that fails its TLS handshake or AUTH resets.
         self._service = ClientService(
@@ -178,6 +179,7 @@ class _Connection:
             return
         self._protocol = protocol
         self._failed_attempts = 0
+        self.connections += 1
         self._problem = ""
         self.log.info("{what}: connected to Redis at {url}", what=self._what, url=str(self.url))
         waiting, self._waiting = self._waiting, []

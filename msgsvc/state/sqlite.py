@@ -787,6 +787,11 @@ class SqliteStore(Service):
             self._database.close()
         self._pool = self._database = None
 
+    def check(self) -> Deferred[None]:
+        """Fires once a write transaction (``BEGIN IMMEDIATE``, with nothing in it, or in the next group
+        commit) has gone through: the file is writable; else fails with why (a StoreError)."""
+        return self._batched(lambda db: None)
+
     def record_seen(self, name: str, when: float) -> Deferred[None]:
         """Write ``name`` as seen at ``when``; fires once it is on disk."""
         return self._batched(lambda db: db.record_seen_in_batch([(name, when)]))

@@ -44,11 +44,11 @@ def wait_listening(
 
 
 def run_msgsvc(
-    case: SynchronousTestCase, folder: str, args: list[str], ports: list[int]
+    case: SynchronousTestCase, folder: str, args: list[str], ports: list[int], started: str = "] rooms: "
 ) -> subprocess.Popen[bytes]:
     """``twistd -n msgsvc`` with ``args`` in ``folder``, logging to its ``server.log``, once it listens on ``ports``
     and has read its state, log and rooms (before that, a ``HELLO`` or a room command is answered
-    ``SERVER_ERROR``: docs/protocol.rst)."""
+    ``SERVER_ERROR``: docs/protocol.rst): once its log holds ``started``, which the text log writes then."""
     log_path = os.path.join(folder, "server.log")
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
@@ -66,7 +66,7 @@ def run_msgsvc(
 
     wait_listening(case, process, ports, output)
     deadline = time.monotonic() + 30
-    while "] rooms: " not in output():  # after the username log
+    while started not in output():  # after the username log
         if process.poll() is not None or time.monotonic() > deadline:
             case.fail(f"twistd did not read its state: {output()}")
         time.sleep(0.05)
@@ -86,6 +86,8 @@ def reap(process: subprocess.Popen[bytes]) -> None:
 class Peer:
     """A blocking line client."""
 
+    received = 0  # bytes read
+
     def __init__(self, port: int) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
         self.file = self.sock.makefile("rb")
@@ -97,6 +99,7 @@ class Peer:
         raw = self.file.readline()
         if not raw:
             raise EOFError("connection closed")
+        self.received += len(raw)
         return raw.decode().rstrip("\r\n")
 
     def until(self, prefix: str) -> list[str]:

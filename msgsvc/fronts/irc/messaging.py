@@ -9,6 +9,7 @@ from twisted.words.protocols import irc as rfc
 from msgsvc.fronts.irc.base import IrcBase
 from msgsvc.fronts.irc.numerics import SEND_REFUSED
 from msgsvc.fronts.irc.tags import client_tags
+from msgsvc.fronts.tally import ROOM
 from msgsvc.fronts.irc.wire import addressed, clean_text, line, sent_when, text_lines
 from msgsvc.hub.contracts import Kind, Message, Queued, Refused, Report
 from msgsvc.hub.rules import is_valid_username, message_text, room_key, username_key
@@ -135,7 +136,9 @@ class Messaging(IrcBase):
                 self._refused(target)(no)
 
         with self.factory.relay(self.nick_key, client):
-            self._ask(lambda: self.user.send_room(target, text), echo or _unanswered, refused)
+            self._ask(
+                lambda: self.tally.count(ROOM, self.user.send_room(target, text)), echo or _unanswered, refused
+            )
 
     def _echo(self, verb: str, target: str, text: str, client: str) -> Callable[[Report], None] | None:
         """With ``echo-message``: what shows the client its message as its recipients got it (with its
