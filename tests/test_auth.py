@@ -20,6 +20,7 @@ from msgsvc.ratelimit import AddressRate, Rate
 from msgsvc.state import StoreError
 from msgsvc.wire import Code, Limits
 
+from .support.fakes import FakeNetwork
 from .support.harness import PASSWORD, ServerHarness, lines
 
 
@@ -158,14 +159,14 @@ class LoginTests(AccountsTestCase):
         self.assertNotIn("dave", self.server.store.hashes)
         self.hello("HELLO dave")  # the name is free again
 
-    def test_a_claim_abandoned_half_way_still_shows_in_the_log(self) -> None:
+    def test_a_claim_abandoned_before_the_name_is_claimed_stores_nothing(self) -> None:
         self.server.hashing.hold = True
         protocol, _ = self.hello("HELLO dave :dave's secret")
         protocol.connectionLost(Failure(ConnectionDone()))  # gone while the hash is being made
         self.server.hashing.pending.pop().callback(None)
-        self.assertEqual(self.server.store.hashes["dave"], "fake$dave's secret")
-        self.assertTrue(self.server.hub.user("dave").protected)  # type: ignore[union-attr]
-        self.refused("HELLO dave", Code.AUTH_REQUIRED)
+        self.assertNotIn("dave", self.server.store.hashes)
+        self.assertFalse(self.server.hub.user("dave").protected)  # type: ignore[union-attr]
+        self.server.register("dave")  # anyone's to claim, as before
 
     def test_lines_after_hello_wait_for_the_check(self) -> None:
         self.server.register("bob")
@@ -193,6 +194,70 @@ class LoginTests(AccountsTestCase):
         for password in ("not the password", PASSWORD, "bobs new password", "tiny77"):
             self.assertNotIn(password, text)
         self.assertIn("wrong password for alice", text)
+
+
+class ClaimTests(AccountsTestCase):
+    """A first password is stored only once the name is claimed in the whole service (a Redis node's
+    claim, here a FakeNetwork's), and only if the name has none: a claim lost stores nothing."""
+
+    def setUp(self) -> None:
+        self.network = FakeNetwork()
+        self.server = ServerHarness(records=(UserRecord("dave", 1.0, 2.0),), network=self.network)
+        self.events = []
+        self.server.hub.subscribe(self.events.append)
+
+    def test_a_new_name_claimed_by_another_node_meanwhile_is_refused_and_stores_nothing(self) -> None:
+        """The other node won the claim after this one read no password for the name (its holder not
+        known here yet): USERNAME_TAKEN, and the refused password is not the name's."""
+        self.network.taken.add("erin")
+        self.refused("HELLO erin :mallory's secret", Code.USERNAME_TAKEN)
+        self.assertEqual(self.network.claims, ["erin"])  # refused by the claim, the password checked
+        self.assertNotIn("erin", self.server.store.hashes)
+        self.assertIsNone(self.server.hub.user("erin"))
+
+    def test_a_password_claim_of_a_name_held_without_one_on_another_node_stores_nothing(self) -> None:
+        """dave is online without a password on another node (not known here yet); a claim of dave with a
+        password here loses the claim: dave stays unprotected, and the password opens nothing."""
+        self.network.taken.add("dave")
+        self.refused("HELLO dave :mallory's secret", Code.USERNAME_TAKEN)
+        self.assertNotIn("dave", self.server.store.hashes)
+        self.assertFalse(self.server.hub.user("dave").protected)  # type: ignore[union-attr]
+        self.assertNotIn(ProtectionChanged("dave", True, "claimed with a password at login"), self.events)
+
+    def test_a_password_stored_between_the_check_and_the_claim_must_be_given(self) -> None:
+        """Someone claimed erin with another password and left while this login's hash was made: the
+        first password is not overwritten; this one is refused (AUTH_FAILED) before it is online, and its
+        claim released."""
+        self.server.hashing.hold = True
+        _, transport = self.hello("HELLO erin :mallory's secret")
+        self.server.store.hashes["erin"] = "fake$erin's secret"  # claimed and left meanwhile
+        self.server.hashing.hold = False
+        self.server.hashing.pending.pop().callback(None)
+        answer = lines(transport)
+        self.assertEqual(answer[0], "ERROR AUTH_FAILED :wrong password for erin", answer)
+        self.assertEqual(self.server.store.hashes["erin"], "fake$erin's secret")
+        self.assertEqual(self.network.released, ["erin"])
+        self.assertIsNone(self.server.hub.user("erin"))  # never online, not even for the store's answer
+        self.assertEqual([e for e in self.events if isinstance(e, UserJoined)], [])
+        self.server.register("erin", "erin's secret")
+
+    def test_a_first_password_never_attaches_to_sessions_online(self) -> None:
+        """erin's password was removed by the operator's command (another process: not picked up here
+        yet) while erin is online: a login with a new password does not join erin's session, nor store."""
+        self.server.register("erin", "erin's secret")
+        del self.server.store.hashes["erin"]
+        self.refused("HELLO erin :mallory's secret", Code.USERNAME_TAKEN)
+        self.assertNotIn("erin", self.server.store.hashes)
+        self.assertEqual(len(self.server.hub.user("erin").sessions), 1)  # type: ignore[union-attr]
+
+    def test_the_same_password_stored_between_the_check_and_the_claim_logs_in(self) -> None:
+        self.server.hashing.hold = True
+        _, transport = self.hello("HELLO erin :erin's secret")
+        self.server.store.hashes["erin"] = "fake$erin's secret"  # the same owner, on another device
+        self.server.hashing.hold = False
+        self.server.hashing.pending.pop().callback(None)
+        self.assertEqual(lines(transport)[0], "WELCOME erin :welcome to msgsvc")
+        self.assertTrue(self.server.hub.user("erin").protected)  # type: ignore[union-attr]
 
 
 class RequirePasswordTests(AccountsTestCase):

@@ -101,6 +101,34 @@ class RedisServerTests(RedisServerCase):
         number, stamp, rest = delayed.split(" ", 3)[1:]
         self.assertEqual((number, rest, end), ("1", "Bob unicast alice :while you were away", "ENDDELAYED 0"))
 
+    def test_a_name_claimed_on_two_nodes_at_once_keeps_the_welcomed_claimers_password(self) -> None:
+        """Two HELLOs claiming one new name with different passwords on two nodes at once: one is
+        welcomed, the other refused, and the name is protected by the welcomed one's password (issue 31's
+        attack: the refused one's password was stored too, often last, and it could then attach to the
+        winner's account while the winner's own password was refused)."""
+        self.start()
+        first = self.port
+        self.port = free_port()
+        self.start()
+        for attempt in range(5):
+            name = f"new{attempt}"
+            one, two = Peer(first), Peer(self.port)
+            self.addCleanup(one.close)
+            self.addCleanup(two.close)
+            one.send(f"HELLO {name} :password one")
+            two.send(f"HELLO {name} :password two")
+            answers = {"password one": one.line(), "password two": two.line()}
+            welcomed = [password for password, answer in answers.items() if answer.startswith("WELCOME")]
+            self.assertEqual(len(welcomed), 1, answers)
+            one.close()
+            two.close()
+            time.sleep(0.5)  # gone from both nodes
+            again = self.peer()
+            again.send(f"HELLO {name} :{welcomed[0]}")
+            self.assertEqual(again.line(), f"WELCOME {name} :welcome to msgsvc", (attempt, answers))
+            again.close()
+            time.sleep(0.5)
+
     def test_the_history_is_in_redis_and_outlives_a_killed_server(self) -> None:
         """What a server wrote to the history is Redis's: killed (kill -9) and started again, it serves
         it.  (What it had not sent yet is the window docs/scaling.rst states: here it had half a second.)"""

@@ -164,6 +164,14 @@ class StateContract(_Base):
         self.assertEqual(await self.state.resets_after(0), [Reset(1, "Alice", 5.0, "forgot it")])
         self.assertIsNone(await self.state.resets_after(1))
 
+    async def test_a_first_password_is_set_only_if_the_name_has_none(self) -> None:
+        self.assertIsNone(await self.state.set_first_password_hash("Alice", "$first", 2.0))
+        self.assertEqual(await self.state.set_first_password_hash("ALICE", "$second", 3.0), "$first")
+        self.assertEqual(await self.state.password_hash("alice"), "$first")
+        await self.state.reset("alice", "forgot it", 4.0)
+        self.assertIsNone(await self.state.set_first_password_hash("alice", "$third", 5.0))
+        self.assertEqual(await self.state.password_hash("alice"), "$third")
+
     async def test_a_reset_recipient_takes_what_waited_for_it_out_of_the_counts(self) -> None:
         await self.state.record_seen("a", 1.0)
         await self.state.set_password_hash("a", "$h", 2.0)

@@ -72,7 +72,8 @@ class Accounts(Service):
         self._store = store
         self._hashing = hashing
         self._clock = clock
-        self.portal = Portal(HubRealm(hub), [AccountChecker(store, hashing, clock, require_password)])
+        checker = AccountChecker(store, hashing, clock, require_password)
+        self.portal = Portal(HubRealm(hub, checker), [checker])
         self.throttle = LoginThrottle(clock)
         self.waits = 0  # logins made to wait (LoginThrottle), since the server started
         self.new_names = AddressRate(new_names, clock)  # names added to the log, by address
@@ -167,7 +168,7 @@ class Accounts(Service):
         owned: bool,
         guessable: bool,
     ) -> LoggedIn | None:
-        mind = Mind(participant, peer)
+        mind = Mind(participant, peer, Login(name, password))
         counted: list[AddressRate] = []
         if not owned:
             mind.user = self._hub.register(participant, name, peer)
@@ -189,11 +190,11 @@ class Accounts(Service):
     ) -> LoggedIn | None:
         peer = mind.peer
         try:
-            _, avatar, logout = await self.portal.login(Login(name, password), mind, IUser)
+            _, avatar, logout = await self.portal.login(mind.login, mind, IUser)
         except Abandoned:
-            # The checker passed before the client left: with a password, the name is protected
-            # on disk now (it may have just claimed it), and the log must say so.
-            if password is not None:
+            # The checker passed before the client left: with a password the name had already,
+            # it is protected on disk, and the log must say so (a first password was not stored).
+            if password is not None and mind.login.first is None:
                 self._mark_protected(name)
             return None
         except NotHeld as e:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import cast
 
 from twisted.cred.checkers import ICredentialsChecker
@@ -29,11 +30,23 @@ class ILogin(ICredentials):
     password = Attribute("The password, or None.")
 
 
-@implementer(ILogin)
 @dataclass(frozen=True)
+class FirstPassword:
+    """A password given for a name that had none, as the rules made it, and its hash."""
+
+    password: str
+    hash: str
+
+
+@implementer(ILogin)
+@dataclass
 class Login:
+    """``first``: set by the checker for a name without a password, stored once the name is claimed
+    for the login (None again then)."""
+
     name: str
     password: str | None
+    first: FirstPassword | None = None
 
 
 class AuthRequired(UnauthorizedLogin):
@@ -55,7 +68,7 @@ class NotHeld(LoginFailed):
 
 @dataclass
 class Mind:
-    """Whom the realm brings online: ``participant``, connected from ``peer``.
+    """Whom the realm brings online: ``participant``, connected from ``peer``, logging in with ``login``.
 
     ``user``: the name is held for it already, by this user; else the realm
     holds it once the checker has passed, unless the login has ended
@@ -64,6 +77,7 @@ class Mind:
 
     participant: Participant
     peer: str
+    login: Login
     user: User | None = None
     gone: bool = False
 
@@ -73,8 +87,10 @@ class AccountChecker:
     """Checks a name's password against its argon2id hash in the store.
 
     A name without a hash needs no password, unless ``require_password``;
-    given one, it is claimed: the hash is stored before the login succeeds.
-    The avatar id is the name as given, in UTF-8 (cred's avatar ids are bytes).
+    given one, it is hashed into the login's ``first``, which the realm has
+    stored (:meth:`store_first`) once the name is claimed in the whole
+    service: a login that loses the claim stores nothing.  The avatar id is
+    the name as given, in UTF-8 (cred's avatar ids are bytes).
     """
 
     credentialInterfaces = (ILogin,)
@@ -86,9 +102,10 @@ class AccountChecker:
         self._require_password = require_password
 
     def requestAvatarId(self, credentials: Login) -> Deferred[bytes | tuple[()]]:
-        return Deferred.fromCoroutine(self._check(credentials.name, credentials.password))
+        return Deferred.fromCoroutine(self._check(credentials))
 
-    async def _check(self, name: str, given: str | None) -> bytes | tuple[()]:
+    async def _check(self, credentials: Login) -> bytes | tuple[()]:
+        name, given = credentials.name, credentials.password
         stored = await self._store.password_hash(name)
         if given is None:
             if stored is not None:
@@ -98,9 +115,7 @@ class AccountChecker:
             return name.encode("utf-8")
         password = check_password_rules(given)
         if stored is None:
-            await self._store.set_password_hash(
-                name, await self._hashing.hash(password), self._clock.seconds()
-            )
+            credentials.first = FirstPassword(password, await self._hashing.hash(password))
         elif not await self._hashing.verify(stored, password):
             raise UnauthorizedLogin(f"wrong password for {name}")
         elif self._hashing.needs_rehash(stored):  # made with older parameters
@@ -109,14 +124,29 @@ class AccountChecker:
             )
         return name.encode("utf-8")
 
+    def store_first(self, login: Login, first: FirstPassword) -> Deferred[None]:
+        """Store ``login``'s ``first`` password, its name claimed now, unless the name has one already
+        (someone claimed it and left since it was read): then it must be that one (else
+        UnauthorizedLogin)."""
+        return Deferred.fromCoroutine(self._store_first(login, first))
+
+    async def _store_first(self, login: Login, first: FirstPassword) -> None:
+        held = await self._store.set_first_password_hash(login.name, first.hash, self._clock.seconds())
+        if held is not None and not await self._hashing.verify(held, first.password):
+            raise UnauthorizedLogin(f"wrong password for {login.name}")
+        login.first = None
+
 
 @implementer(IRealm)
 class HubRealm:
-    """Brings the mind (a :class:`Mind`) online in the hub, holding its name first if need be; its
-    avatar is the hub's :class:`~msgsvc.hub.user.User`, and logging out is the user's."""
+    """Brings the mind (a :class:`Mind`) online in the hub, holding its name first if need be; a first
+    password is stored by the checker once the name is claimed, before it is online (a login with one
+    never attaches to sessions online).  Its avatar is the hub's :class:`~msgsvc.hub.user.User`, and
+    logging out is the user's."""
 
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Hub, checker: AccountChecker) -> None:
         self._hub = hub
+        self._checker = checker
 
     def requestAvatar(
         self, avatarId: bytes | tuple[()], mind: object, *interfaces: type[Interface]
@@ -134,9 +164,12 @@ class HubRealm:
             if mind.gone:
                 raise Abandoned(f"the client logging in as {name} left")
             try:
-                user = mind.user = self._hub.register(mind.participant, name, mind.peer, attach=True)
+                attach = mind.login.first is None  # a name without a password is one session's
+                user = mind.user = self._hub.register(mind.participant, name, mind.peer, attach=attach)
             except Refused as e:
                 raise NotHeld(e) from None
-        if await self._hub.admit(user) is None:
+        first = mind.login.first
+        ready = None if first is None else partial(self._checker.store_first, mind.login, first)
+        if await self._hub.admit(user, ready) is None:
             raise Abandoned(f"the client holding {user.name} left")
         return IUser, user, user.log_out

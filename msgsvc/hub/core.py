@@ -203,12 +203,16 @@ class Hub:
         self._registered[participant] = session
         return User(self, session)
 
-    def admit(self, user: User) -> Deferred[User | None]:
+    def admit(self, user: User, ready: Callable[[], Deferred[None]] | None = None) -> Deferred[User | None]:
         """Bring ``user``, holding its name, online once the log has the name on disk (a further session
         of a name online here: at once).
 
         Fires with ``user``, its name as the log spells it (at once for a
         name already in the log), or with None if it has logged out.
+        ``ready``, for the name's first session only (registered without
+        ``attach``), is called once the name is claimed for it in the whole
+        service, before it is online (its first password stored): its failure
+        releases the claim and is the admission's.
         """
         session = user.session
         account = session.account
@@ -220,12 +224,12 @@ class Hub:
         self._admitting.setdefault(account, []).append((user, admitted))
         if not account.claiming:
             account.claiming = True
-            self._claim(account, session)
+            self._claim(account, session, ready)
         return admitted
 
-    def _claim(self, account: Account, first: Session) -> None:
-        """Claim ``account``'s name for its first session, then bring it online, and its other sessions
-        once each is claimed (:meth:`_claim_more`)."""
+    def _claim(self, account: Account, first: Session, ready: Callable[[], Deferred[None]] | None) -> None:
+        """Claim ``account``'s name for its first session (then call ``ready``), then bring it online,
+        and its other sessions once each is claimed (:meth:`_claim_more`)."""
         record = account.record
         key = username_key(record.name)
         now = self._clock.seconds()
@@ -242,7 +246,7 @@ class Hub:
                 live = [(user, admitted) for user, admitted in waiting if not user.session.gone]
                 if live:
                     self._admitting[account] = live
-                    self._claim(account, live[0][0].session)
+                    self._claim(account, live[0][0].session, None)
                 else:
                     account.claiming = False
                 return
@@ -278,9 +282,23 @@ class Hub:
 
         known = key in self._log
         allowance = self.nodes.allowance(record)
-        network.claim(
+        claimed = network.claim(
             record.name, first.peer, first.participant.front, first.since, known, first.id, allowance
-        ).addCallbacks(held, failed)
+        )
+        if ready is not None:
+            claimed.addCallback(self._when_claimed, first, ready)
+        claimed.addCallbacks(held, failed)
+
+    def _when_claimed(
+        self, claim: tuple[str, bool], session: Session, ready: Callable[[], Deferred[None]]
+    ) -> Deferred[tuple[str, bool]]:
+        """Call ``ready`` now that ``claim`` holds the name for ``session``; if it fails, release the claim."""
+
+        def refused(failure: Failure) -> Failure:
+            self._network.release(claim[0], session.id, self._clock.seconds())
+            return failure
+
+        return ready().addCallbacks(lambda _: claim, refused)
 
     def _claim_more(self, user: User) -> Deferred[User | None]:
         """Claim a further session of an account online here, within its allowance in the service; then

@@ -300,10 +300,15 @@ end
 # Tells every node (msgsvc.state.cluster) that the name is protected now.  A name that had no password is
 # protected from now on (its history reads from then: msgsvc.hub.contracts.HistoryStore.protected_since):
 # from the setting node's time, but not before Redis's own, nor before CLOCK_MARGIN after its last reset.
+# With ARGV[6] '1' (a first password), a name that has one keeps it: its hash is returned, nothing written.
 SET_PASSWORD = Script(
     NOW
     + """
--- KEYS: accounts, changed, since, released; ARGV: name key, hash, when, node, margin
+-- KEYS: accounts, changed, since, released; ARGV: name key, hash, when, node, margin, first only
+if ARGV[6] == '1' then
+  local held = redis.call('HGET', KEYS[1], ARGV[1])
+  if held then return {held} end
+end
 if redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) == 1 then
   local since = math.max(tonumber(ARGV[3]), now())
   local released = redis.call('HGET', KEYS[4], ARGV[1])
@@ -929,11 +934,22 @@ class RedisState(Service):
         return self.redis.execute("HGET", ACCOUNTS, username_key(name))
 
     def set_password_hash(self, name: str, password_hash: str, when: float) -> Deferred[None]:
+        return self._set_password(name, password_hash, when, False).addCallback(lambda _: None)
+
+    def set_first_password_hash(self, name: str, password_hash: str, when: float) -> Deferred[str | None]:
+        return self._set_password(name, password_hash, when, True)
+
+    def _set_password(self, name: str, password_hash: str, when: float, first: bool) -> Deferred[str | None]:
+        """Run :data:`SET_PASSWORD`: None once written, or (``first``) the hash the name has already."""
+
+        def held(reply: object) -> str | None:
+            return str(reply[0]) if isinstance(reply, list) else None
+
         return self.redis.script(
             SET_PASSWORD,
             [ACCOUNTS, ACCOUNTS_CHANGED, ACCOUNTS_SINCE, ACCOUNTS_RELEASED],
-            [username_key(name), password_hash, when, self.node, CLOCK_MARGIN],
-        ).addCallback(lambda _: None)
+            [username_key(name), password_hash, when, self.node, CLOCK_MARGIN, int(first)],
+        ).addCallback(held)
 
     def reset(self, name: str, reason: str, when: float) -> Deferred[Reset | None]:
         key = username_key(name)

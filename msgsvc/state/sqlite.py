@@ -626,6 +626,24 @@ class Database:
         except sqlite3.Error as e:
             raise StoreError(f"cannot write to the accounts in {self.path!r}: {e}") from None
 
+    def set_first_password_hash(self, name: str, password_hash: str, when: float) -> str | None:
+        """Protect ``name`` with ``password_hash`` (since ``when``) only if it has no password: None if
+        stored, else the hash it has, unchanged; one transaction."""
+        key = username_key(name)
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                written = self._db.execute(
+                    "INSERT INTO accounts (key, hash, changed, protected_since) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (key) DO NOTHING",
+                    (key, password_hash, when, when),
+                ).rowcount
+                if written:
+                    return None
+                return str(self._db.execute("SELECT hash FROM accounts WHERE key = ?", (key,)).fetchone()[0])
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot write to the accounts in {self.path!r}: {e}") from None
+
     def protected_since(self, name: str) -> float | None:
         """When ``name`` last gained a password; None if it has none."""
         row = self._db.execute(
@@ -958,6 +976,10 @@ class SqliteStore(Service):
         # Noted before the write is queued: a read queued after it, on the same thread, sees it.
         self._ever_protected.add(username_key(name))
         return self._run(lambda db: db.set_password_hash(name, password_hash, when))
+
+    def set_first_password_hash(self, name: str, password_hash: str, when: float) -> Deferred[str | None]:
+        self._ever_protected.add(username_key(name))
+        return self._run(lambda db: db.set_first_password_hash(name, password_hash, when))
 
     def protected_since(self, name: str) -> Deferred[float | None]:
         return self._run(lambda db: db.protected_since(name))

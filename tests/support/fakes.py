@@ -122,6 +122,12 @@ class MemoryStore(Service):
         self.since.setdefault(username_key(name), when)
         return succeed(None)
 
+    def set_first_password_hash(self, name: str, password_hash: str, when: float) -> Deferred[str | None]:
+        held = self.hashes.get(username_key(name))
+        if held is None:
+            self.set_password_hash(name, password_hash, when)
+        return succeed(held)
+
     def reset(self, name: str, reason: str, when: float) -> Deferred[Reset | None]:
         key = username_key(name)
         if self.hashes.pop(key, None) is None:
