@@ -72,6 +72,7 @@ class Code(str, Enum):
     MODERATED = "MODERATED"
     TOO_MANY_ROOMS = "TOO_MANY_ROOMS"
     CANNOT_LEAVE = "CANNOT_LEAVE"
+    BAN_LIST_FULL = "BAN_LIST_FULL"
 
 
 #: The code that says each of the hub's refusals.
@@ -107,6 +108,7 @@ REFUSAL_CODES = {
     Refusal.TOO_MANY_ROOMS: Code.TOO_MANY_ROOMS,
     Refusal.CANNOT_LEAVE: Code.CANNOT_LEAVE,
     Refusal.MODE_INVALID: Code.BAD_SYNTAX,
+    Refusal.BAN_LIST_FULL: Code.BAN_LIST_FULL,
 }
 
 

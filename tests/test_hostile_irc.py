@@ -86,7 +86,8 @@ WORST = [
     "KICK #dev " + ",".join(f"user{i:04}" for i in range(300)), "KICK #dev,#ops,#all user0001,user0002,alice",
     "INVITE user0001 #dev", "INVITE alice #dev", "PRIVMSG #dev :x", "NOTICE #dev,#ops :x", "AWAY :gone",
     "AWAY", "CAP REQ :multi-prefix extended-join away-notify account-tag", "@label=r JOIN #dev,#ops",
-    "MODE #dev +l abc", "MODE #dev +l -1", "MODE #dev +k :", "MODE #dev +o nobody", "USERHOST alice bob user0001",
+    "MODE #dev +" + "b" * 150 + " " + " ".join(f"m{i}" for i in range(150)), "MODE #dev +" + "x" * 400,
+    "MODE #dev +k a,b", "MODE #dev +l abc", "MODE #dev +l -1", "MODE #dev +k :", "MODE #dev +o nobody", "USERHOST alice bob user0001",
     "CHATHISTORY LATEST #dev * 100", "MARKREAD #dev timestamp=2262-01-01T00:00:00Z",
 ]  # fmt: skip
 NAMES = ["#all", "#ALL", "alice", "mallory", "user0001", "USER0001", "user0299", "nobody", "é", "", "0"]
@@ -279,3 +280,21 @@ class HostileIrcTests(SynchronousTestCase):
         newest = max(e.id for e in self.harness.store.history[ALL])
         self.assertEqual(self.harness.store.reads, {ACCOUNT: {ALL: newest}})
         assert_reads_bounded(self, self.harness.store)
+
+    def test_a_ban_storm_keeps_at_most_100_bans_a_room(self) -> None:
+        """Attack 32: MODE lines of 150 bans each put 106,840 in a room; a line makes 12 changes at most
+        (MODES=12), past 100 bans (MAXLIST=b:100) it is 478 and nothing."""
+        storm = ["JOIN #dev"] + [f"MODE #dev +{'b' * 150} " + " ".join(f"m{n}x{i}" for i in range(150)) for n in range(20)]
+        self.watching.dataReceived("".join(line + "\r\n" for line in storm).encode())
+        said: list[bytes] = []
+        for _ in range(len(storm) + 10):  # the lines held back run at the line rate
+            self.harness.clock.advance(1)
+            said += [row for row in self.check_written(self.watcher.value()) if b" MODE #dev " in row or b" 478 " in row]
+            self.watcher.clear()
+            self.watching.dataReceived(b"PONG :x\r\n")
+        self.assertEqual([row.count(b"!*@*") for row in said[:8]], [12] * 8)
+        self.assertEqual(len(said), 20)
+        self.assertTrue(all(b" 478 " in row for row in said[8:]), said[8:])
+        room = self.harness.hub.rooms.find("#dev")
+        assert room is not None
+        self.assertEqual(len(room.bans), 96)

@@ -127,6 +127,25 @@ class HostileLineTests(SynchronousTestCase):
         self.assertEqual(harness.store.reads, {"mallory": {ALL: newest}})
         self.assertFalse(transport.disconnecting)
 
+    def test_a_ban_storm_keeps_at_most_100_bans_a_room(self) -> None:
+        """Attack 32's flood on the line protocol: MODE +bbbbbbbbbbbb lines past the room's 100 bans are
+        refused BAN_LIST_FULL, each answered; nothing more is kept."""
+        harness = ServerHarness(LIMITS, max_clients=10)
+        attacker, transport = harness.register("mallory", version=12)
+        attacker.dataReceived(b"JOIN #dev\r\n")
+        harness.end_of_pass()
+        lines(transport)
+        storm = [f"MODE #dev +{'b' * 12} " + " ".join(f"m{n}x{i}" for i in range(12)) for n in range(20)]
+        attacker.dataReceived("".join(line + "\r\n" for line in storm).encode())
+        said: list[str] = []
+        while len(said) < len(storm):  # the lines held back run at the line rate
+            harness.clock.advance(1)
+            said += [line for line in lines(transport) if not line.startswith("PING ")]
+        full = [line for line in said if line.startswith("ERROR ")]
+        self.assertEqual(full, ["ERROR BAN_LIST_FULL :#dev holds 100 bans at most"] * 12)
+        self.assertEqual(len(harness.store.rooms_kept["#dev"].bans), 96)  # 8 lines of 12
+        self.assertFalse(transport.disconnecting)
+
     @given(DIGITS)
     def test_ack_reads_ascii_digits_only(self, digits: str) -> None:
         harness = ServerHarness(LIMITS)

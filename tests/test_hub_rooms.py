@@ -8,6 +8,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.hub.contracts import (
+    Ban,
     Entered,
     HistoryPolicy,
     Invited,
@@ -354,6 +355,30 @@ class LimitTests(RoomsTestCase):
         self.successResultOf(erin.user.join("#e", None))
         self.assertEqual(self.refusal(erin.user.join, "#f", None), Refusal.RATE_LIMITED)
 
+    def test_a_rooms_ban_list_holds_at_most_100_masks(self) -> None:
+        """Attack 32: one operator put 106,840 bans in a room, each JOIN and SEND matching them all."""
+        alice = self.join("alice")
+        self.successResultOf(alice.user.join("#dev", None))
+        for line in range(9):
+            self.successResultOf(alice.user.mode("#dev", [("+b", f"m{line}x{i}") for i in range(12)][: 100 - 12 * line]))
+        self.assertEqual(len(self.view(alice, "#dev").bans), 100)
+        refused = [("+m", None), ("-b", "m0x0"), ("+b", "m0x0"), ("+b", "new")]  # all or none
+        self.assertEqual(self.refusal(alice.user.mode, "#dev", refused), Refusal.BAN_LIST_FULL)
+        self.assertNotIn("m", self.view(alice, "#dev").modes)
+        self.successResultOf(alice.user.mode("#dev", [("+b", "M0X0"), ("-b", "m0x0"), ("+b", "new")]))
+        self.assertEqual(len(self.store.rooms_kept["#dev"].bans), 100)
+
+    def test_a_room_read_with_more_bans_keeps_them_and_takes_none_till_under(self) -> None:
+        record = RoomRecord("#old", START, "Carol", members={"carol": Member("Carol", op=True, since=START)})
+        record.bans = {f"m{i}!*@*": Ban(f"m{i}!*@*", "Carol", START) for i in range(101)}
+        self.hub.rooms.load([record])
+        self.protect("Carol")
+        carol = self.join("Carol")
+        self.assertEqual(len(self.view(carol, "#old").bans), 101)
+        self.assertEqual(self.refusal(carol.user.mode, "#old", [("-b", "m0"), ("+b", "x")]), Refusal.BAN_LIST_FULL)
+        self.successResultOf(carol.user.mode("#old", [("-b", "m0"), ("-b", "m1"), ("+b", "x")]))
+        self.assertEqual(len(self.view(carol, "#old").bans), 100)
+
 
 class MessageTests(RoomsTestCase):
     def setUp(self) -> None:
@@ -548,6 +573,7 @@ class NodesTests(RoomsTestCase):
         alice = self.join("alice")
         self.successResultOf(alice.user.join("#dev", None))
         bad = [("+l", "abc"), ("+l", ""), ("+l", "0"), ("+l", None), ("+k", ""), ("+o", None), ("+b", "a b")]
+        bad += [("+k", "a,b"), ("+k", "a b")]  # a key every front's JOIN gives
         for change in [*bad, ("+b", "a!b!c"), ("+x", None), ("i", None)]:
             self.assertEqual(self.refusal(alice.user.mode, "#dev", [change]), Refusal.MODE_INVALID, change)
         self.assertEqual(self.store.rooms_kept["#dev"].limit, None)

@@ -395,12 +395,38 @@ class ModeTests(JoinedTestCase):
             [
                 f":{SERVER} 696 alice #dev l abc :The limit must be a number over 0",
                 f":{SERVER} 696 alice #dev l 0 :The limit must be a number over 0",
-                f":{SERVER} 696 alice #dev k * :A key cannot be empty or hold a space",
+                f":{SERVER} 696 alice #dev k * :A key cannot be empty or hold a space or a comma",
                 ":alice!alice@msgsvc MODE #Dev :-l",
             ],
         )
         self.assertEqual(self.rooms.calls, [("mode", "alice", "#dev", [("-l", None)])])
         self.assertEqual(numerics(alice.send("MODE #dev +k :open sesame")), ["696"])  # JOIN could not give it
+
+    def test_a_mode_line_makes_at_most_12_changes(self) -> None:
+        """docs/security.rst: an 800-byte MODE line put 150 bans at once (attack 32); MODES=12 says the bound."""
+        alice = self.joined()
+        self.rooms.answers["mode"] = ModeSet("#Dev", "alice", ())
+        alice.send("MODE #dev +" + "b" * 150 + " " + " ".join(f"m{i}" for i in range(150)))
+        self.assertEqual(self.rooms.calls, [("mode", "alice", "#dev", [("+b", f"m{i}!*@*") for i in range(12)])])
+        self.rooms.calls.clear()
+        self.assertEqual(numerics(alice.send("MODE #dev +" + "x" * 400)), ["472"] * 12)  # unknown: 12 said at most
+        self.assertEqual(self.rooms.calls, [])
+
+    def test_a_key_with_a_comma_is_696_as_join_could_not_give_it(self) -> None:
+        alice = self.joined()
+        self.assertEqual(
+            alice.send("MODE #dev +k a,b"),
+            [f":{SERVER} 696 alice #dev k a,b :A key cannot be empty or hold a space or a comma"],
+        )
+        self.assertEqual(self.rooms.calls, [])
+
+    def test_a_full_ban_list_is_478(self) -> None:
+        alice = self.joined()
+        self.rooms.answers["mode"] = Refused(Refusal.BAN_LIST_FULL, "#Dev holds 100 bans at most")
+        self.assertEqual(
+            alice.send("MODE #dev +b eve"),
+            [f":{SERVER} 478 alice #dev b :Channel list is full: #Dev holds 100 bans at most"],
+        )
 
     def test_isupport_says_the_channel_modes_and_prefixes(self) -> None:
         got = " ".join(g for g in self.irc().register("erin") if " 005 " in g)
@@ -408,6 +434,8 @@ class ModeTests(JoinedTestCase):
             "PREFIX=(ov)@+",
             "CHANMODES=b,k,l,imnst",
             "CHANTYPES=#",
+            "MAXLIST=b:100",
+            "MODES=12",
             "TOPICLEN=390",
         ):
             self.assertIn(token, got)

@@ -66,6 +66,7 @@ class Refusal(Enum):
     TOO_MANY_ROOMS = auto()  # --max-rooms-per-user
     CANNOT_LEAVE = auto()  # #all
     MODE_INVALID = auto()  # a mode change of no mode, or without its argument
+    BAN_LIST_FULL = auto()  # a +b past ROOM_BANS_MAX
 
 
 class Refused(Exception):
@@ -280,6 +281,8 @@ ROOM_FLAGS = "imnst"
 ROOM_DEFAULT_MODES = "nt"
 #: The greatest member limit (``+l``).
 ROOM_LIMIT_MAX = 1_000_000
+#: The most bans a room holds (IRC's ``MAXLIST=b:100``): past it, ``+b`` is refused (``BAN_LIST_FULL``).
+ROOM_BANS_MAX = 100
 
 
 @dataclass

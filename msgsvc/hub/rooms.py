@@ -26,6 +26,7 @@ from twisted.python.failure import Failure
 
 from msgsvc.hub.contracts import (
     ROOM_FLAGS,
+    ROOM_BANS_MAX,
     ROOM_LIMIT_MAX,
     Ban,
     Entered,
@@ -450,7 +451,8 @@ class Rooms:
 
     def _effective(self, record: RoomRecord, changes: Sequence[ModeChange]) -> tuple[ModeChange, ...]:
         """Those of ``changes`` that change something, in turn, their names spelled as the log has them and
-        bans as whole masks; or Refused (USER_NOT_IN_ROOM) for an o or v of no member."""
+        bans as whole masks; or Refused: USER_NOT_IN_ROOM for an o or v of no member, BAN_LIST_FULL for a
+        ban past :data:`ROOM_BANS_MAX` (a room read with more keeps them, and takes none till under it)."""
         modes, key, limit = set(record.modes), record.key, record.limit
         members = {k: (m.op, m.voice) for k, m in record.members.items()}
         bans = set(record.bans)
@@ -482,6 +484,8 @@ class Rooms:
                     effective.append((change, record.members[target].name))
             elif letter == "b" and arg is not None:
                 if (mask_key(arg) in bans) != on:
+                    if on and len(bans) >= ROOM_BANS_MAX:
+                        raise Refused(Refusal.BAN_LIST_FULL, f"{record.name} holds {ROOM_BANS_MAX} bans at most")
                     bans.symmetric_difference_update({mask_key(arg)})
                     effective.append((change, arg))
         return tuple(effective)
@@ -634,7 +638,7 @@ class Rooms:
 
 def _checked(change: str, arg: str | None) -> str | None:
     """``arg`` (a ban's as its whole mask), or Refused(MODE_INVALID) unless ``change`` is a sign and a
-    mode, with the argument it takes."""
+    mode, with the argument it takes (a key without a comma or a space)."""
     valid = len(change) == 2 and change[0] in "+-" and change[1] in ROOM_FLAGS + "klovb"
     if valid and (change[1] in "ovb" or change in ("+k", "+l")):
         valid = bool(arg)
@@ -644,6 +648,8 @@ def _checked(change: str, arg: str | None) -> str | None:
             valid = arg is not None and ban_mask(arg) is not None
         elif change == "+l":
             valid = arg is not None and arg.isascii() and arg.isdigit() and 1 <= int(arg) <= ROOM_LIMIT_MAX
+        elif change == "+k":  # a key every front can give to JOIN: IRC's lists keys with commas
+            valid = arg is not None and arg != "" and "," not in arg and " " not in arg
     if not valid:
         raise Refused(Refusal.MODE_INVALID, f"not a mode change: {change} {arg or ''}".rstrip())
     return ban_mask(arg) if change[1] == "b" and arg is not None else arg

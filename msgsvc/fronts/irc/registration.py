@@ -31,10 +31,10 @@ from msgsvc.fronts.irc.wire import (
     line,
     printable,
 )
-from msgsvc.hub.contracts import Refused
+from msgsvc.hub.contracts import ROOM_BANS_MAX, Refused
 from msgsvc.hub.rooms import TOPIC_MAX
 from msgsvc.hub.rules import USERNAME_MAX, username_key
-from msgsvc.wire import ascii_int
+from msgsvc.wire import MODE_CHANGES, ascii_int
 
 VERSION = f"msgsvc-{msgsvc.__version__}"
 #: What the front offers; with history kept, ``draft/chathistory`` too.
@@ -289,6 +289,8 @@ class Registration(IrcBase):
             "CHANMODES=b,k,l,imnst",
             f"CHANNELLEN={USERNAME_MAX + 1}",
             "CHANTYPES=#",
+            f"MAXLIST=b:{ROOM_BANS_MAX}",
+            f"MODES={MODE_CHANGES}",
             f"MONITOR={MONITOR_LIMIT}",
             f"NETWORK={self.factory.network}",
             "NICKLEN=32",

@@ -34,7 +34,7 @@ from msgsvc.hub.contracts import (
 )
 from msgsvc.hub.rooms import TOPIC_MAX
 from msgsvc.hub.rules import ban_mask, room_key, username_key
-from msgsvc.wire import ascii_int
+from msgsvc.wire import MODE_CHANGES, ascii_int
 
 #: Rooms as a client sees them, in turn: None for one it does not see.
 Views = list[RoomView | None]
@@ -349,6 +349,8 @@ class Rooms(Channel):
         def say(refused: Refused) -> None:
             if refused.refusal is Refusal.USER_NOT_IN_ROOM and nick and self.clients.hub.user(nick) is None:
                 self.numeric(rfc.ERR_NOSUCHNICK, nick, "No such nick/channel")
+            elif refused.refusal is Refusal.BAN_LIST_FULL:
+                self.numeric(rfc.ERR_BANLISTFULL, target, "b", f"Channel list is full: {refused.text}")
             else:
                 said(refused)
 
@@ -357,14 +359,20 @@ class Rooms(Channel):
     def _mode_changes(self, target: str, text: str, args: list[str]) -> list[ModeChange]:
         """``+i-m+k key`` as changes (``+i``, None) (``-m``, None) (``+k``, ``key``); a ban mask whole
         (``bob``: ``bob!*@*``).  A mode this server has not is 472 and left out, the others kept.  A
-        change lacking its argument, or with one that is none (a key empty or with a space, a limit that
-        is not a number over 0, a ban mask that is none: 696), is left out."""
+        change lacking its argument, or with one that is none (a key empty or with a space or a comma, a
+        limit that is not a number over 0, a ban mask that is none: 696), is left out.  Only the first
+        :data:`MODE_CHANGES` mode letters are read (``MODES=12``); the rest are ignored."""
         sign, given = "+", iter(args)
         changes: list[ModeChange] = []
+        read = 0
         for mode in text:
             if mode in "+-":
                 sign = mode
-            elif mode not in CHANNEL_MODES:  # said, and the others applied (``+sp``: s), as servers do
+                continue
+            read += 1
+            if read > MODE_CHANGES:
+                break
+            if mode not in CHANNEL_MODES:  # said, and the others applied (``+sp``: s), as servers do
                 self.numeric(rfc.ERR_UNKNOWNMODE, mode, "is unknown mode char to me")
             elif mode in "bov" or mode in "kl" and sign == "+":
                 arg = next(given, None)
@@ -394,8 +402,8 @@ class Rooms(Channel):
                 self.numeric(ERR_INVALIDMODEPARAM, target, "l", arg, "The limit must be a number over 0")
                 return None
             return str(limit)
-        if not arg.strip() or " " in arg:  # k: a JOIN could not give a key with a space
-            self.numeric(ERR_INVALIDMODEPARAM, target, "k", arg, "A key cannot be empty or hold a space")
+        if not arg.strip() or " " in arg or "," in arg:  # k: a JOIN could not give it
+            self.numeric(ERR_INVALIDMODEPARAM, target, "k", arg, "A key cannot be empty or hold a space or a comma")
             return None
         return arg
 
