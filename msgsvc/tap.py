@@ -283,12 +283,12 @@ def makeService(options: Options) -> IService:
     services.append(history)  # expires the history now and hourly (if it keeps one)
     if options["gui"]:
         services.append(_window(options, reactor, hub, accounts))
-    services.append(_Disconnector(clients))
+    services += [Watchdog(reactor), _Disconnector(clients)]  # the listeners stop first, then these
     for option, build in fronts.items():
         if options[option]:
             factory = build()
             services += [_listener(reactor, f"--{option}", d, factory) for d in options[option]]
-    services += [Watchdog(reactor), _Settle()]
+    services.append(_Settle())
     top = _InOrder(reactor, options.parent)
     for service in services:
         service.setServiceParent(top)
