@@ -214,6 +214,66 @@ class MembershipTests(RoomsTestCase):
         self.assertEqual(self.room_events(bob), [[Parted("#dev", "Carol", "the operator removed the name's password", quit=True)]])
         self.assertEqual(self.names(self.view(bob, "#dev")), [("bob", True, False, False)])
 
+    def test_a_new_holder_of_an_unprotected_founders_name_is_not_its_operator(self) -> None:
+        """Attack 32: whoever took a founder's free name was its operator, past +i, +k and +l."""
+        alice, bob = self.join("alice"), self.join("bob")
+        self.successResultOf(alice.user.join("#dev", None))
+        self.successResultOf(bob.user.join("#dev", None))
+        self.successResultOf(alice.user.mode("#dev", [("+i", None), ("+k", "s3"), ("+l", "2")]))
+        alice.user.log_out()
+        self.assertEqual((self.store.rooms_kept["#dev"].founder, self.view(bob, "#dev").founder), (None, None))
+        mallory = self.join("ALICE")  # someone else takes the name, free again
+        self.protect("ALICE")  # and protects it: still not the founder
+        self.assertEqual(self.refusal(mallory.user.join, "#dev", None), Refusal.INVITE_ONLY)
+        self.assertEqual([m.name for m in self.view(bob, "#dev").members], ["bob"])
+
+    def test_an_unprotected_founder_online_has_no_founders_rights_till_it_protects_its_name(self) -> None:
+        alice, bob = self.join("alice"), self.join("bob")
+        self.successResultOf(alice.user.join("#dev", None))
+        self.successResultOf(bob.user.join("#dev", None))
+        self.successResultOf(alice.user.mode("#dev", [("+i", None)]))
+        self.successResultOf(alice.user.part("#dev", ""))
+        self.assertEqual(self.refusal(alice.user.join, "#dev", None), Refusal.INVITE_ONLY)
+        self.protect("alice")
+        self.assertEqual(self.names(self.successResultOf(alice.user.join("#dev", None)))[0], ("alice", True, True, False))
+
+    def test_an_invitation_to_an_unprotected_name_ends_when_it_leaves(self) -> None:
+        """Attack 32: bobx's invitation let the next BOBX into the +i room, past a ban too."""
+        alice, erin = self.join("alice"), self.join("erin")
+        self.successResultOf(alice.user.join("#dev", None))
+        self.successResultOf(alice.user.mode("#dev", [("+i", None), ("+b", "erin")]))
+        self.successResultOf(alice.user.invite("#dev", "erin"))
+        erin.user.log_out()
+        mallory = self.join("ERIN")
+        self.assertEqual(self.refusal(mallory.user.join, "#dev", None), Refusal.BANNED)
+        self.successResultOf(alice.user.mode("#dev", [("-b", "erin")]))
+        self.assertEqual(self.refusal(mallory.user.join, "#dev", None), Refusal.INVITE_ONLY)
+
+    def test_a_founder_whose_password_is_removed_is_founder_no_more(self) -> None:
+        self.protect("Carol")
+        carol, bob = self.join("Carol"), self.join("bob")
+        self.successResultOf(carol.user.join("#dev", None))
+        self.successResultOf(carol.user.join("#empty", None))
+        self.successResultOf(bob.user.join("#dev", None))
+        self.successResultOf(carol.user.part("#empty", ""))  # kept, empty: its founder is protected
+        self.successResultOf(self.store.reset("Carol", "asked", START))
+        self.hub.set_protected("Carol", False, "asked")
+        self.assertEqual(self.store.rooms_kept["#dev"].founder, None)
+        self.assertEqual(sorted(self.store.rooms_kept), ["#dev", "#empty"])  # no member left it now: kept
+
+    def test_a_founder_not_protected_at_start_is_founder_no_more(self) -> None:
+        alice, bob = self.join("alice"), self.join("bob")
+        self.successResultOf(alice.user.join("#dev", None))
+        self.successResultOf(bob.user.join("#dev", None))
+        self.successResultOf(alice.user.part("#dev", ""))
+        restarted = self.make_hub(None)  # the server stopped with bob still in, alice elsewhere
+        restarted.load([UserRecord("alice", 1.0, 2.0), UserRecord("bob", 1.0, 2.0)], self.successResultOf(self.store.rooms()))
+        self.assertEqual(self.store.rooms_kept, {})  # bob's membership ended: nobody is left
+        self.successResultOf(self.store.create_room(RoomRecord("#old", START, "alice", members={"carol": Member("Carol")})))
+        self.hub = self.make_hub(None)
+        self.hub.load([UserRecord("alice", 1.0, 2.0), UserRecord("Carol", 1.0, 2.0, True)], self.successResultOf(self.store.rooms()))
+        self.assertEqual(self.store.rooms_kept["#old"].founder, None)
+
     def test_a_store_that_fails_is_unavailable(self) -> None:
         alice = self.join("alice")
         self.store.fail_rooms = True
@@ -460,6 +520,27 @@ class NodesTests(RoomsTestCase):
         return Hub(
             self.clock, self.store, records, 100, network=self.network, history=self.history
         )
+
+    def test_a_name_gone_from_another_node_is_free_here_too(self) -> None:
+        """zed, unprotected, founded #ops and was invited to #dev on its node, and left the service there:
+        the next zed here is neither #ops's founder nor invited (that node wrote it; nothing here)."""
+        alice = self.join("alice")
+        self.successResultOf(alice.user.join("#dev", None))
+        self.successResultOf(alice.user.mode("#dev", [("+i", None)]))
+        zed = RemoteUser("zed", "there", "10.0.0.9:5000", "tcp", START)
+        self.hub.nodes.remote_joined(zed, START, False, False)
+        self.hub.nodes.remote_room(Entered("#ops", Member("zed", op=True, since=START), created=True))
+        self.successResultOf(alice.user.join("#ops", None))
+        self.hub.nodes.remote_room(ModeSet("#ops", "zed", (("+i", None),)))
+        self.successResultOf(alice.user.invite("#dev", "zed"))
+        self.hub.nodes.remote_room(Parted("#ops", "zed", "disconnected", quit=True))
+        self.hub.nodes.remote_left("zed", "there", START + 1)
+        self.assertEqual(self.view(alice, "#ops").founder, None)
+        self.protect("zed")
+        again = self.join("zed")
+        self.assertEqual(self.refusal(again.user.join, "#ops", None), Refusal.INVITE_ONLY)
+        self.assertEqual(self.refusal(again.user.join, "#dev", None), Refusal.INVITE_ONLY)
+        self.assertNotIn("#ops", self.store.rooms_kept)
 
     def test_changes_made_here_are_published(self) -> None:
         alice = self.join("alice")

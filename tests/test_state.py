@@ -490,15 +490,15 @@ class RoomContract(_Base):
         expected.members["alice"].op = False
         self.assertEqual(await (await self.reopened()).rooms(), [expected])
 
-    async def test_the_topic_and_modes_are_set_not_the_members(self) -> None:
+    async def test_the_topic_modes_and_founder_are_set_not_the_members(self) -> None:
         await self.state.create_room(dev())
-        changed = RoomRecord("#Dev", 99.0, "someone", "Ship it", "Alice", 20.5, "iknt", "sesame", 20)
+        changed = RoomRecord("#Dev", 10.0, None, "Ship it", "Alice", 20.5, "iknt", "sesame", 20)  # no founder now
         changed.members["bob"] = Member("bob")  # members go by put_member only
         await self.state.set_room(changed)
-        expected = replace(dev(), topic="Ship it", topic_by="Alice", topic_at=20.5, modes="iknt")
+        expected = replace(dev(), founder=None, topic="Ship it", topic_by="Alice", topic_at=20.5, modes="iknt")
         expected.key, expected.limit = "sesame", 20
         self.assertEqual(await (await self.reopened()).rooms(), [expected])
-        await self.state.set_room(dev())  # the topic, key and limit taken off
+        await self.state.set_room(dev())  # the topic, key and limit taken off, the founder back
         self.assertEqual(await self.state.rooms(), [dev()])
 
     async def test_bans_are_kept_by_mask_until_lifted(self) -> None:

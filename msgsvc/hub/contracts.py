@@ -658,8 +658,9 @@ class RoomStore(Protocol):
         """Forget a room, its members and its bans."""
 
     def set_room(self, record: RoomRecord) -> Deferred[None]:
-        """Keep ``record``'s settings: topic, topic_by, topic_at, modes, key and limit (not its members,
-        bans or invites)."""
+        """Keep ``record``'s settings: topic, topic_by, topic_at, modes, key and limit, and its founder
+        (None once the name is free: :meth:`msgsvc.hub.rooms.Rooms.left`); not its members, bans or
+        invites."""
 
     def put_member(self, room: str, member: Member) -> Deferred[None]:
         """Keep ``member`` (a new one, or its op and voice changed)."""

@@ -56,6 +56,9 @@ class RoomsHere(Protocol):
     def left(self, name: str) -> None:
         """``name`` is online nowhere now: an unprotected name's memberships end."""
 
+    def left_elsewhere(self, name: str) -> None:
+        """``name`` left the service on another node, which ended its memberships: it is free here too."""
+
     def resync(self, records: Iterable[RoomRecord]) -> None:
         """Take the rooms as the store has them now (the other nodes' changes meanwhile were not heard)."""
 
@@ -334,6 +337,8 @@ class Nodes:
             # Its node could not end an unprotected name's memberships: every node that hears it does (the
             # first change published is applied, the others' find no member).
             self.rooms.left(user.name)
+        else:
+            self.rooms.left_elsewhere(user.name)
 
     def remote_read(self, key: str, conversation: str, position: str) -> None:
         """The read position of the name ``key`` in ``conversation`` moved on another node: its sessions

@@ -123,6 +123,7 @@ class Rooms:
         self.policy = policy
         self._rooms: dict[str, RoomRecord] = {}  # by room key
         self._of: dict[str, set[str]] = {}  # each name key's rooms (keys)
+        self._claims: dict[str, set[str]] = {}  # each name key's rooms it founded or is invited to (keys)
         self._creations = creations
         nodes.rooms = self
 
@@ -147,6 +148,8 @@ class Rooms:
         for key, record in self._rooms.items():
             if key in before:
                 record.invites = before[key].invites
+                for name in record.invites:
+                    self._claim(name, key)
         for key in sorted(before.keys() | self._rooms.keys()):
             self._emit(RoomChanged((self._rooms.get(key) or before[key]).name))
         self._end_absent()
@@ -155,15 +158,19 @@ class Rooms:
         """Hold ``records`` as the rooms."""
         self._rooms.clear()
         self._of.clear()
+        self._claims.clear()
         for record in records:
             self._rooms[room_key(record.name)] = record
             for key in record.members:
                 self._of.setdefault(key, set()).add(room_key(record.name))
+            if record.founder is not None:
+                self._claim(username_key(record.founder), room_key(record.name))
 
     def _end_absent(self) -> None:
-        """End the memberships of unprotected names online nowhere, and remove the rooms left empty as the
-        rules say."""
-        for key in [k for k in self._of if not self._protected(k) and not self._online(k)]:
+        """End the memberships (and foundings) of unprotected names online nowhere, and remove the rooms
+        left empty as the rules say."""
+        names = self._of.keys() | self._claims.keys()
+        for key in sorted(k for k in names if not self._protected(k) and not self._online(k)):
             self.forget(key, DISCONNECTED)
         for record in list(self._rooms.values()):
             self._quietly(self._write(self._vacate(record)))
@@ -190,11 +197,12 @@ class Rooms:
                 )
             member = Member(spelled, op=True, since=now)
             record = self._rooms[room_key(name)] = RoomRecord(name, now, spelled)
+            self._claim(user, room_key(name))
             event = Entered(record.name, member, created=True)
             self._apply(record, event)
             self._announce(record, event, session)
             return self._kept(self._store.create_room(record), self.view(record, user))
-        founder = record.founder is not None and username_key(record.founder) == user
+        founder = _founded(record, user) and self._protected(user)  # an unprotected name's next holder: no
         if user not in record.invites and _banned(record, session):  # an operator's invitation: once
             raise Refused(Refusal.BANNED, f"you are banned from {record.name}")
         if "i" in record.modes and not founder and user not in record.invites:
@@ -389,6 +397,8 @@ class Rooms:
         match event:
             case Entered(room, member, created) if created or record is None:
                 record = self._rooms[key] = RoomRecord(room, member.since, member.name if created else None)
+                if created:
+                    self._claim(username_key(member.name), key)
             case RoomGone(_, _, None) if record is not None:
                 self._tell(record, event, None)
                 self._drop(record)
@@ -412,21 +422,31 @@ class Rooms:
     # -- what happens to names -------------------------------------------
 
     def left(self, name: str) -> None:
-        """The last session of ``name`` in the service left: an unprotected name's memberships end."""
+        """The last session of ``name`` in the service left: an unprotected name's memberships end, and it
+        is free (:meth:`_free`)."""
         key = username_key(name)
         if self._protected(key):
             return
         for record in [self._rooms[r] for r in sorted(self._of.get(key, ()))]:
             event = Parted(record.name, record.members[key].name, DISCONNECTED, quit=True)
             self._quietly(self._remove(record, key, event, None))
+        self._quietly(self._write(self._free(key)))
+
+    def left_elsewhere(self, name: str) -> None:
+        """The last session of ``name`` in the service left on another node, which ended its memberships
+        and wrote it free: an unprotected name is free here too (nothing written)."""
+        key = username_key(name)
+        if not self._protected(key):
+            self._free(key)
 
     def forget(self, key: str, reason: str) -> None:
         """The memberships of the name ``key`` end: it lost its password or was removed (the store dropped
         them with its account), or was not protected when the server started; the other members are
-        told it parted."""
+        told it parted; and it is free (:meth:`_free`)."""
         for record in [self._rooms[r] for r in sorted(self._of.get(key, ()))]:
             event = Parted(record.name, record.members[key].name, reason, quit=True)
             self._quietly(self._remove(record, key, event, None))
+        self._quietly(self._write(self._free(key)))
 
     # -- inside ------------------------------------------------------------
 
@@ -503,9 +523,12 @@ class Rooms:
                 inviter = record.members.get(username_key(by))
                 if inviter is not None and inviter.op:
                     record.invites.add(username_key(name))
+                    self._claim(username_key(name), room)
             case Entered(_, member):
                 self._add(record, member)
                 record.invites.discard(username_key(member.name))
+                if not _founded(record, username_key(member.name)):
+                    self._release(username_key(member.name), room)
                 writes.append(lambda: store.put_member(room, member))
             case Parted(_, name) | Kicked(_, name) | RoomGone(_, _, str(name)):
                 key = username_key(name)
@@ -583,8 +606,37 @@ class Rooms:
             rooms.discard(room_key(record.name))
             if not rooms:
                 del self._of[key]
+        founder = () if record.founder is None else (username_key(record.founder),)
+        for key in (*record.invites, *founder):
+            self._release(key, room_key(record.name))
         del self._rooms[room_key(record.name)]
         self._emit(RoomChanged(record.name))
+
+    def _claim(self, key: str, room: str) -> None:
+        self._claims.setdefault(key, set()).add(room)
+
+    def _release(self, key: str, room: str) -> None:
+        rooms = self._claims.get(key)
+        if rooms is not None:
+            rooms.discard(room)
+            if not rooms:
+                del self._claims[key]
+
+    def _free(self, key: str) -> list[Write]:
+        """The name ``key`` is free (an unprotected name gone, or its password or itself removed): whoever
+        takes it next inherits none of it, so its invitations end and the rooms it founded have no
+        founder (docs/security.rst "Rooms"); the store writes that needs."""
+        writes: list[Write] = []
+        for room in sorted(self._claims.pop(key, ())):
+            record = self._rooms.get(room)
+            if record is None:
+                continue
+            record.invites.discard(key)
+            if _founded(record, key):
+                record.founder = None
+                writes.append(partial(self._store.set_room, record))
+                self._emit(RoomChanged(record.name))
+        return writes
 
     def _announce(self, record: RoomRecord, event: RoomEvent, asker: Session | None) -> None:
         """Tell the members here (but ``asker``) and the other nodes of ``event``, made here."""
@@ -662,6 +714,11 @@ def _banned(record: RoomRecord, session: Session) -> bool:
     user = session.participant.ident or name
     identities = [f"{name}!{user}@{host}" for host in (SHOWN_HOST, session.participant.host)]
     return any(mask_matches(key, identity) for key in record.bans for identity in identities)
+
+
+def _founded(record: RoomRecord, key: str) -> bool:
+    """Whether the name ``key`` founded ``record``."""
+    return record.founder is not None and username_key(record.founder) == key
 
 
 def _key(session: Session) -> str:

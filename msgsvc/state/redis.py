@@ -668,8 +668,9 @@ return 1
 # deletion (from another node) does not make it again.
 SET_ROOM = Script(
     """
--- KEYS: the rooms, their settings; ARGV: room, settings
+-- KEYS: the rooms, their settings; ARGV: room, settings, the room's entry (its founder changes)
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 return redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 """
 )
@@ -1159,7 +1160,7 @@ class RedisState(Service):
 
     def set_room(self, record: RoomRecord) -> Deferred[None]:
         room = room_key(record.name)
-        settings = [room, room_settings(record)]
+        settings = [room, room_settings(record), room_entry(record)]
         return self.redis.script(SET_ROOM, [ROOMS, ROOM_SETTINGS], settings).addCallback(lambda _: None)
 
     def put_member(self, room: str, member: Member) -> Deferred[None]:

@@ -575,10 +575,10 @@ class Database:
 
     def set_room(self, record: RoomRecord) -> None:
         self._db.execute(
-            "UPDATE rooms SET topic = ?, topic_by = ?, topic_at = ?, modes = ?, password = ?, max_members = ?"
-            " WHERE key = ?",
+            "UPDATE rooms SET topic = ?, topic_by = ?, topic_at = ?, modes = ?, password = ?, max_members = ?,"
+            " founder = ? WHERE key = ?",
             (record.topic, record.topic_by, record.topic_at, record.modes, record.key, record.limit)
-            + (room_key(record.name),),
+            + (record.founder, room_key(record.name)),
         )
 
     def put_member(self, room: str, member: Member) -> None:

@@ -278,6 +278,7 @@ class MemoryStore(Service):
             if kept is not None:
                 kept.topic, kept.topic_by, kept.topic_at = record.topic, record.topic_by, record.topic_at
                 kept.modes, kept.key, kept.limit = record.modes, record.key, record.limit
+                kept.founder = record.founder
 
         return self._room_write(change)
 
