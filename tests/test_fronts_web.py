@@ -349,6 +349,25 @@ class LineSocketTests(SynchronousTestCase):
         harness.end_of_pass()
         self.assertEqual(lines(bob_transport), ["LEFT alice"])
 
+    def test_a_room_event_for_a_closing_socket_is_dropped_and_the_sender_answered(self) -> None:
+        """A member parts while another member's page is closing (its Close frame answered, the TCP
+        connection not yet lost): nothing may be sent after a Close, and the parting member is answered."""
+        harness = ServerHarness()
+        bob, bob_transport = harness.register("bob", version=12)
+        browser = Browser(harness)
+        browser.handshake()
+        for line in ("VERSION 12", "HELLO alice", "JOIN #r"):
+            browser.send(line)
+        bob.dataReceived(b"JOIN #r\r\n")
+        browser.lines()
+        lines(bob_transport)
+        browser.raw(browser.ws.send(CloseConnection(1000)))
+        self.assertTrue(browser.transport.disconnecting)
+        bob.dataReceived(b"PART #r :bye\r\n")
+        self.assertEqual(lines(bob_transport), ["PARTED #r bob :bye"])
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.assertFalse(bob_transport.disconnecting)
+
     def test_a_message_holding_a_line_break_is_refused_whole(self) -> None:
         _, _, bob_transport, browser = bob_and_alice()
         browser.send("SEND bob :hi\nBROADCAST :sneaky")

@@ -205,6 +205,11 @@ class FrameTransport:
         return bool(self._tcp.disconnecting)
 
     def write(self, data: bytes) -> None:
+        """Send each whole line as a text message; nothing once the connection closes (a WebSocket
+        sends nothing after its Close frame: a line for a closing client, such as another's
+        room event, is dropped, as the others' presence news is)."""
+        if self.disconnecting:
+            return
         lines = (self._partial + data).split(b"\r\n")
         self._partial = lines.pop()
         for line in lines:
