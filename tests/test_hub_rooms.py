@@ -359,6 +359,26 @@ class ControlTests(RoomsTestCase):
         self.successResultOf(self.alice.user.kick("#dev", "dave", ""))
         self.assertEqual(self.refusal(self.dave.user.join, "#dev", None), Refusal.BANNED)  # used
 
+    def test_an_invitation_pending_is_not_told_again_and_a_room_holds_100(self) -> None:
+        """Attack 32: five members delivered 500 INVITATION lines to two names in 19 s."""
+        erin = self.join("erin")
+        for _ in range(5):
+            self.assertEqual(self.successResultOf(self.bob.user.invite("#dev", "ERIN")), Invited("#dev", "erin", "bob"))
+        self.assertEqual(self.room_events(erin), [[Invited("#dev", "erin", "bob")]])
+        self.successResultOf(self.alice.user.invite("#dev", "erin"))  # an operator's lets her in: told
+        self.successResultOf(self.alice.user.invite("#dev", "erin"))
+        self.successResultOf(self.bob.user.invite("#dev", "erin"))
+        self.assertEqual(self.room_events(erin), [[Invited("#dev", "erin", "alice")]])
+        self.successResultOf(self.alice.user.mode("#dev", [("+b", "erin")]))
+        for n in range(100):  # names in the log, offline
+            self.join(f"u{n}").user.log_out()
+        for n in range(100):  # a hundred more: the oldest, erin's, ends
+            self.successResultOf(self.bob.user.invite("#dev", f"u{n}"))
+        self.assertEqual(self.refusal(erin.user.join, "#dev", None), Refusal.BANNED)
+        self.successResultOf(self.alice.user.invite("#dev", "erin"))
+        self.assertEqual(self.room_events(erin), [[Invited("#dev", "erin", "alice")]])
+        self.successResultOf(erin.user.join("#dev", None))
+
     def test_a_ban_is_a_mask_matched_against_name_ident_and_host(self) -> None:
         erin, frank = self.join("erin", host="192.0.2.7"), self.join("frank", host="198.51.100.9")
         frank.ident = "~fr"  # an IRC client's USER name; erin has none (the line protocol): her name
@@ -601,7 +621,7 @@ class NodesTests(RoomsTestCase):
         self.assertEqual([m.name for m in self.view(alice, "#dev").members], ["alice", "zed"])
         self.assertEqual(rooms.rooms_of("zed"), {"#dev", "#ops"})
         self.assertEqual(rooms.rooms_of("alice"), {"#dev"})
-        self.assertEqual(dev.invites, {"bob"})  # kept
+        self.assertEqual(dev.invites, {"bob": True})  # kept
         self.assertEqual(
             [e for e in changed if isinstance(e, RoomChanged)],
             [RoomChanged("#dev"), RoomChanged("#gone"), RoomChanged("#ops")],

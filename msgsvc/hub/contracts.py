@@ -281,6 +281,8 @@ ROOM_FLAGS = "imnst"
 ROOM_DEFAULT_MODES = "nt"
 #: The greatest member limit (``+l``).
 ROOM_LIMIT_MAX = 1_000_000
+#: The most invitations pending in a room: past it, a new one ends the oldest.
+ROOM_INVITES_MAX = 100
 #: The most bans a room holds (IRC's ``MAXLIST=b:100``): past it, ``+b`` is refused (``BAN_LIST_FULL``).
 ROOM_BANS_MAX = 100
 
@@ -301,7 +303,9 @@ class RoomRecord:
     limit: int | None = None  # +l
     members: dict[str, Member] = field(default_factory=dict)  # by name key
     bans: dict[str, Ban] = field(default_factory=dict)  # by mask key (msgsvc.hub.rules.mask_key)
-    invites: set[str] = field(default_factory=set)  # name keys invited; not persisted
+    #: Invitations pending, oldest first: name key -> whether an operator's (it lets the name in past +i
+    #: and a ban, once); not persisted.
+    invites: dict[str, bool] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

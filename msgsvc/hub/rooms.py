@@ -27,6 +27,7 @@ from twisted.python.failure import Failure
 from msgsvc.hub.contracts import (
     ROOM_FLAGS,
     ROOM_BANS_MAX,
+    ROOM_INVITES_MAX,
     ROOM_LIMIT_MAX,
     Ban,
     Entered,
@@ -203,9 +204,9 @@ class Rooms:
             self._announce(record, event, session)
             return self._kept(self._store.create_room(record), self.view(record, user))
         founder = _founded(record, user) and self._protected(user)  # an unprotected name's next holder: no
-        if user not in record.invites and _banned(record, session):  # an operator's invitation: once
+        if not record.invites.get(user) and _banned(record, session):  # an operator's invitation: once
             raise Refused(Refusal.BANNED, f"you are banned from {record.name}")
-        if "i" in record.modes and not founder and user not in record.invites:
+        if "i" in record.modes and not founder and not record.invites.get(user):
             raise Refused(Refusal.INVITE_ONLY, f"{record.name} is invite-only")
         if record.key is not None and key != record.key and not founder:
             raise Refused(Refusal.BAD_KEY, f"{record.name} needs its key")
@@ -288,6 +289,9 @@ class Rooms:
         if username_key(target.name) in record.members:
             raise Refused(Refusal.ALREADY_IN_ROOM, f"{target.name} is in {record.name}")
         event = Invited(record.name, target.name, session.record.name)
+        pending = record.invites.get(username_key(target.name))
+        if pending or pending is not None and not record.members[user].op:
+            return _now(event)  # pending already (as much): not told again
         self._apply(record, event)
         self._invited(event, session)
         self._nodes.network.room_changed(event)
@@ -519,16 +523,16 @@ class Rooms:
             case TopicSet(_, topic, by, at):
                 record.topic, record.topic_by, record.topic_at = topic, by, at
                 writes.append(lambda: store.set_room(record))
-            case Invited(_, name, by):  # an operator's: another member's only tells the invitee
+            case Invited(_, name, by):  # pending; an operator's lets the name in
                 inviter = record.members.get(username_key(by))
-                if inviter is not None and inviter.op:
-                    record.invites.add(username_key(name))
-                    self._claim(username_key(name), room)
+                key = username_key(name)
+                record.invites[key] = record.invites.get(key, False) or (inviter is not None and inviter.op)
+                self._claim(key, room)
+                if len(record.invites) > ROOM_INVITES_MAX:
+                    self._uninvite(record, next(iter(record.invites)))
             case Entered(_, member):
                 self._add(record, member)
-                record.invites.discard(username_key(member.name))
-                if not _founded(record, username_key(member.name)):
-                    self._release(username_key(member.name), room)
+                self._uninvite(record, username_key(member.name))
                 writes.append(lambda: store.put_member(room, member))
             case Parted(_, name) | Kicked(_, name) | RoomGone(_, _, str(name)):
                 key = username_key(name)
@@ -615,6 +619,11 @@ class Rooms:
     def _claim(self, key: str, room: str) -> None:
         self._claims.setdefault(key, set()).add(room)
 
+    def _uninvite(self, record: RoomRecord, key: str) -> None:
+        """The invitation of ``key`` to ``record`` ends (used, or the oldest of too many)."""
+        if record.invites.pop(key, None) is not None and not _founded(record, key):
+            self._release(key, room_key(record.name))
+
     def _release(self, key: str, room: str) -> None:
         rooms = self._claims.get(key)
         if rooms is not None:
@@ -631,7 +640,7 @@ class Rooms:
             record = self._rooms.get(room)
             if record is None:
                 continue
-            record.invites.discard(key)
+            record.invites.pop(key, None)
             if _founded(record, key):
                 record.founder = None
                 writes.append(partial(self._store.set_room, record))

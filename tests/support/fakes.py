@@ -266,7 +266,7 @@ class MemoryStore(Service):
         return succeed(None)
 
     def create_room(self, record: RoomRecord) -> Deferred[None]:
-        kept = replace(deepcopy(record), invites=set())
+        kept = replace(deepcopy(record), invites={})
         return self._room_write(lambda: self.rooms_kept.__setitem__(room_key(record.name), kept))
 
     def delete_room(self, room: str) -> Deferred[None]:
