@@ -10,6 +10,8 @@ import re
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
+from typing import TypeVar
 
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.trial.unittest import SynchronousTestCase
@@ -25,6 +27,20 @@ LINKS = ("commands", "subscription", "inbox")  # a node's connections to Redis
 SECRET = "qxzsecret words nobody may scrape"
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+T = TypeVar("T")
+WAIT = 60.0  # seconds a poll below waits for what the server does a pass or a reconnection later
+
+
+def until(probe: Callable[[], T | None], what: str) -> T:
+    """Poll ``probe`` until it gives something other than None; fail after :data:`WAIT` seconds."""
+    deadline = time.monotonic() + WAIT
+    while (got := probe()) is None:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {WAIT} s for {what}")
+        time.sleep(0.05)
+    return got
 
 
 def get(port: int, path: str, method: str = "GET") -> tuple[int, str]:
@@ -162,8 +178,6 @@ class MetricsEndToEnd:
         during, _ = self.scrape()
         self.assertEqual(during["msgsvc_connections_open", frozenset({("front", "line")})], 1)
         self.assertEqual(self.delta(before, during, "msgsvc_users_online"), 3)
-        # The line user quits last: a room's PARTED written to a WebSocket session on its way out raises
-        # in connectionLost (a bug of the rooms' line front, reported), which would leave it counted open.
         for peer, quit_line in ((web, "QUIT"), (irc, "QUIT :bye")):
             peer.send(quit_line)
             read_to_end(peer)
@@ -171,10 +185,13 @@ class MetricsEndToEnd:
         line_in += len("QUIT\r\n")
         irc_in += len("QUIT :bye\r\n")
         read_to_end(line)
-        after, text = self.scrape()
-        while any(after["msgsvc_connections_open", frozenset({("front", f)})] for f in ("line", "web", "irc")):
-            time.sleep(0.05)  # the server may see a close a pass after the client does
-            after, text = self.scrape()
+
+        def closed() -> tuple[Samples, str] | None:  # the server may see a close a pass after the client
+            got = self.scrape()
+            fronts = ("line", "web", "irc")
+            return None if any(got[0]["msgsvc_connections_open", frozenset({("front", f)})] for f in fronts) else got
+
+        after, text = until(closed, "no connection counted open")
         for secret in (LINE, WEB, IRC, SLEEPER, NOBODY, ROOM, "qxzsecret", "qxzsync"):
             self.assertNotIn(secret, text)
         for (front, kind), (messages, delivered, offline, queued) in traffic.told.items():
@@ -226,12 +243,13 @@ class RedisMetricsTests(MetricsEndToEnd, RedisCase):
         self.start()
 
     def until_ready(self, status: int) -> str:
-        """Poll ``/readyz`` until it answers ``status`` (the test's own timeout bounds the wait)."""
-        while True:
+        """Poll ``/readyz`` until it answers ``status``."""
+
+        def answer() -> str | None:
             code, text = get(self.metrics, "/readyz")
-            if code == status:
-                return text
-            time.sleep(0.05)
+            return text if code == status else None
+
+        return until(answer, f"/readyz answering {status}")
 
     def test_ready_while_redis_is(self) -> None:
         self.until_ready(200)
@@ -240,10 +258,12 @@ class RedisMetricsTests(MetricsEndToEnd, RedisCase):
         self.assertEqual(get(self.metrics, "/healthz"), (200, "ok\n"))  # the reactor turns still
         self.redis.start()
         self.until_ready(200)
-        metrics, text = self.scrape()
-        while not all(metrics["msgsvc_redis_connected", frozenset({("link", l)})] for l in LINKS):  # noqa: E741
-            time.sleep(0.05)  # the subscription and the inbox reconnect on their own
-            metrics, text = self.scrape()
+
+        def connected() -> tuple[Samples, str] | None:  # the subscription and the inbox reconnect on their own
+            got = self.scrape()
+            return got if all(got[0]["msgsvc_redis_connected", frozenset({("link", link)})] for link in LINKS) else None
+
+        metrics, text = until(connected, "every Redis link connected")
         self.assertEqual(metrics["msgsvc_redis_lease_held", frozenset()], 1)
         for link in LINKS:
             self.assertEqual(metrics["msgsvc_redis_connections_total", frozenset({("link", link)})], 2, link)
