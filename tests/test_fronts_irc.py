@@ -1135,13 +1135,21 @@ class ListingTests(SynchronousTestCase):
         got = self.client.read()
         self.assertEqual(numerics(got)[-2:], ["376", "PONG"])
 
-    def test_a_listing_counts_against_the_send_queue(self) -> None:
-        self.client.transport.producer.pauseProducing()  # the client reads nothing
+    def test_a_listing_waits_while_the_client_does_not_read(self) -> None:
+        """The server makes no more of it meanwhile (nor of the lines after it, which wait unread)."""
+        self.client.transport.producer.pauseProducing()  # the client reads nothing: its buffer is full
         for _ in range(10):
             self.client.session.dataReceived(b"MOTD\r\n")
             self.harness.end_of_pass()
-        self.assertTrue(self.client.read()[-1].endswith("(send queue exceeded)"))
-        self.assertIsNone(self.client.session._listing_call)  # the listing stopped with it
+        self.assertEqual(self.work.take(), LISTING_STEP - 4)  # a pass (with 4 lines of text), then none
+        self.assertIsNone(self.client.session._listing_call)
+        self.assertFalse(self.client.transport.disconnecting)
+        self.client.transport.producer.resumeProducing()  # it read: the listing goes on
+        self.assertEqual(self.work.take(), LISTING_STEP)
+        self.client.session.connectionLost(Failure(ConnectionDone()))
+        self.client.transport.producer.resumeProducing()  # a gone client's drained buffer walks nothing
+        self.harness.end_of_pass()
+        self.assertEqual(self.work.take(), 0)
 
     def test_the_directory_follows_the_hub(self) -> None:
         self.run_line_text("JOIN #all")

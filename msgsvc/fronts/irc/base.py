@@ -245,7 +245,8 @@ class IrcBase(Session):
     def _list(self, entries: Iterator[bytes], then: Callable[[], None] | None = None) -> None:
         """Send a reply that goes through the username log or the users online (``entries`` gives
         one step of it at a time: a line, or nothing), :data:`LISTING_STEP` steps a reactor pass,
-        whatever the log's size; then call ``then``.  The client's next lines wait until it is sent."""
+        whatever the log's size, none while the client's buffer is full; then call ``then``.  The
+        client's next lines wait until it is sent."""
         if self._response is not None:
             after = then
             done = self._later(lambda _: after() if after is not None else None)
@@ -277,7 +278,10 @@ class IrcBase(Session):
                 self._release("listing")
         elif not (self._gone or self._dropped or self.transport.disconnecting):
             self._hold("listing")
-            self._listing_call = self.clients.clock.callLater(0, self._list_some)
+            if self._send_queue.full:  # the client is not reading: go on once it has
+                self._send_queue.when_drained(self._list_some)
+            else:
+                self._listing_call = self.clients.clock.callLater(0, self._list_some)
 
     def say_refused(self, refusal: Refusal | Limit, text: str) -> None:
         """Every refusal in IRC's words: the session's limits, a message's text, a send the hub could

@@ -42,6 +42,7 @@ class IrcSession(Registration, Rooms, Messaging, Away, ReadMarker, Queries, Hist
         for call in (self._deadline, self._listing_call):
             if call is not None and call.active():
                 call.cancel()
+        self._send_queue.when_drained(None)  # a listing that waited for it
         super().connectionLost(reason)  # #all hears it quit, under the mask it joined with
         self.factory.forget(self)
 
