@@ -1,6 +1,6 @@
 """The heap a burst of logins leaves: handed back to the system once the burst is over.
 
-Registering clients makes many short-lived objects (each registrant's username log, its login's
+Registering clients makes many short-lived objects (the pieces of each registrant's username log, its login's
 Deferreds) among the long-lived ones (its connection), and glibc keeps the pages they freed: it
 returns only the free top of the heap on its own.  ``malloc_trim(0)`` returns every free page;
 :class:`QuietTrim` calls it once registrations have stopped for a moment (docs/performance.rst,
