@@ -8,9 +8,13 @@ from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.hub.contracts import (
+    Entered,
     HistoryPolicy,
     Kind,
+    Member,
     Message,
+    ModeSet,
+    Parted,
     QueuePolicy,
     Refusal,
     Refused,
@@ -34,6 +38,7 @@ from msgsvc.state.redislink import RedisUnavailable
 
 from .support.fakes import FakeNetwork, MemoryStore, RecordingParticipant
 from .support.harness import admitted, outcome
+from .test_hub_rooms import START, RoomsTestCase
 
 
 class NodeTests(SynchronousTestCase):
@@ -358,3 +363,48 @@ class AccountOnTwoNodesTests(SynchronousTestCase):
         self.hub.nodes.remote_left("carol", "there", 96.0)
         self.assertEqual(self.successResultOf(self.carol.user.mark_read(ALL, later)), later)
         self.assertEqual(len(self.network.read_moves), 1)  # no session elsewhere: nothing published
+
+
+class RoomRaceTests(RoomsTestCase):
+    """Two nodes changing one room at the same moment: what another node did is merged into this node's
+    room, never in place of it (docs/scaling.rst "Rooms on several nodes")."""
+
+    def make_hub(self, records: list[UserRecord] | None) -> Hub:
+        self.network = FakeNetwork()
+        return Hub(self.clock, self.store, records, 100, network=self.network, history=self.history)
+
+    def test_a_room_created_on_two_nodes_at_once_keeps_the_member_here(self) -> None:
+        """alice creates #race here as zed creates it on his node: both are members and operators, and the
+        earlier founding (a tie: the name first) is its founder, here as on zed's node and in the store."""
+        alice = self.join("alice")
+        self.successResultOf(alice.user.join("#race", None))
+        self.hub.nodes.remote_room(Entered("#Race", Member("zed", op=True, since=START), created=True))
+        self.assertEqual(self.names(self.view(alice, "#race")), [("alice", True, True, False), ("zed", False, True, False)])
+        self.assertEqual((self.view(alice, "#race").name, self.view(alice, "#race").founder), ("#race", "alice"))
+        self.successResultOf(alice.user.part("#race", ""))  # a member: NOT_IN_ROOM before the fix
+        self.assertEqual([m.name for m in self.hub.rooms.everything()[0].members], ["zed"])
+
+    def test_an_earlier_creation_elsewhere_makes_its_creator_the_founder(self) -> None:
+        alice = self.join("alice")
+        self.successResultOf(alice.user.join("#race", None))
+        self.hub.nodes.remote_room(Entered("#RACE", Member("zed", op=True, since=START - 1), created=True))
+        view = self.view(alice, "#race")
+        self.assertEqual((view.name, view.founder, view.created), ("#RACE", "zed", START - 1))
+        self.assertEqual([m.name for m in view.members], ["alice", "zed"])
+
+    def test_a_mode_change_naming_a_member_who_left_meanwhile_keeps_its_other_changes(self) -> None:
+        """zed (another node) makes #ops +sik while voicing bob, who parted on his node at the same moment:
+        this node hears the part first, and still applies +s, +i and +k (and tells them, without +v)."""
+        alice, carol = self.join("alice"), self.join("Carol")
+        self.hub.nodes.remote_room(Entered("#ops", Member("zed", op=True, since=START), created=True))
+        self.successResultOf(carol.user.join("#ops", None))
+        self.hub.nodes.remote_room(Entered("#ops", Member("bob", since=START)))
+        self.hub.nodes.remote_room(Parted("#ops", "bob", ""))
+        carol.events.clear()
+        changes = (("+s", None), ("+i", None), ("+k", "s3"), ("+v", "bob"))
+        self.hub.nodes.remote_room(ModeSet("#ops", "zed", changes))
+        self.assertEqual(self.refusal(alice.user.join, "#ops", None), Refusal.INVITE_ONLY)
+        self.assertEqual(self.refusal(alice.user.members, "#ops"), Refusal.NO_SUCH_ROOM)  # secret
+        self.assertEqual(self.room_events(carol), [[ModeSet("#ops", "zed", changes[:3])]])
+        view = self.view(carol, "#ops")
+        self.assertEqual((view.modes, view.key), ("inst", "s3"))

@@ -513,6 +513,20 @@ class RoomContract(_Base):
         expected.bans["*!~x@192.0.2.*"] = Ban("*!~x@192.0.2.*", "bob", 33.0)
         self.assertEqual(await (await self.reopened()).rooms(), [expected])
 
+    async def test_a_room_created_again_keeps_what_it_has_and_gains_the_members(self) -> None:
+        """Created on two nodes at once: neither creation undoes the other; the earlier founding stands."""
+        await self.state.create_room(dev())
+        await self.state.put_ban("#dev", Ban("eve!*@*", "Alice", 31.0))
+        await self.state.set_room(replace(dev(), topic="kept"))
+        later = RoomRecord("#DEV", 10.0, "bob", members={"bob": Member("bob", op=True, since=10.0)})
+        await self.state.create_room(later)  # the same time: Alice's name comes first
+        earlier = RoomRecord("#Dev", 9.5, "zed", modes="", members={"zed": Member("zed", op=True, since=9.5)})
+        await self.state.create_room(earlier)
+        expected = replace(dev(Member("bob", op=True, since=10.0)), created=9.5, founder="zed", topic="kept")
+        expected.members["zed"] = Member("zed", op=True, since=9.5)
+        expected.bans["eve!*@*"] = Ban("eve!*@*", "Alice", 31.0)
+        self.assertEqual(await (await self.reopened()).rooms(), [expected])
+
     async def test_a_deleted_room_goes_with_its_members_and_bans(self) -> None:
         await self.state.create_room(dev(Member("bob", since=12.0)))
         await self.state.put_ban("#dev", Ban("eve!*@*", "Alice", 31.0))

@@ -308,6 +308,12 @@ class RoomRecord:
     invites: dict[str, bool] = field(default_factory=dict)
 
 
+def founding(record: RoomRecord) -> tuple[float, str]:
+    """What decides which of two creations of one room (on two nodes at once) made it: the earlier, then
+    the founder's name first in code-point order (every node and store decides alike)."""
+    return record.created, record.founder or ""
+
+
 @dataclass(frozen=True)
 class MemberView:
     """A member as a client sees it."""
@@ -656,7 +662,9 @@ class RoomStore(Protocol):
         """Every room, with its members and bans (``invites`` empty)."""
 
     def create_room(self, record: RoomRecord) -> Deferred[None]:
-        """Keep a new room, with its members (its founder) and settings."""
+        """Keep a new room, with its members (its founder) and settings.  A room of that key already kept
+        (created at the same moment on another node) stays as it is, with ``record``'s members added and
+        the :func:`founding` that comes first its name's spelling, creation time and founder."""
 
     def delete_room(self, room: str) -> Deferred[None]:
         """Forget a room, its members and its bans."""

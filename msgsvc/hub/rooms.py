@@ -51,6 +51,7 @@ from msgsvc.hub.contracts import (
     RoomView,
     TopicSet,
     UserRecord,
+    founding,
 )
 from msgsvc.hub.conversations import ALL
 from msgsvc.hub.events import Event, RoomChanged
@@ -399,9 +400,16 @@ class Rooms:
         key = room_key(event.room)
         record = self._rooms.get(key)
         match event:
-            case Entered(room, member, created) if created or record is None:
+            case Entered(room, member, created) if record is None:
                 record = self._rooms[key] = RoomRecord(room, member.since, member.name if created else None)
                 if created:
+                    self._claim(username_key(member.name), key)
+            case Entered(room, member, True) if record is not None:  # created at once here and there
+                made = RoomRecord(room, member.since, member.name)
+                if founding(made) < founding(record):
+                    if record.founder is not None and username_key(record.founder) not in record.invites:
+                        self._release(username_key(record.founder), key)
+                    record.name, record.created, record.founder = room, made.created, made.founder
                     self._claim(username_key(member.name), key)
             case RoomGone(_, _, None) if record is not None:
                 self._tell(record, event, None)
@@ -414,9 +422,12 @@ class Rooms:
             case Parted(_, name) | Kicked(_, name) | RoomGone(_, _, str(name)) if record is not None:
                 if username_key(name) not in record.members:
                     return
-            case ModeSet(_, _, changes) if record is not None:
-                if any(c[1] in "ov" and username_key(a or "") not in record.members for c, a in changes):
-                    return  # a member this node has not heard of yet
+            case ModeSet(room, by, changes) if record is not None:
+                # An o or v of a member not here (who left meanwhile) is left out; the others stand.
+                kept = tuple((c, a) for c, a in changes if c[1] not in "ov" or username_key(a or "") in record.members)
+                if not kept:
+                    return
+                event = ModeSet(room, by, kept)
         if record is None or isinstance(event, RoomGone) and event.name is None:
             return
         self._tell(record, event, None)

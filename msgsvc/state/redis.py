@@ -642,10 +642,24 @@ CREATE_ROOM = Script(
     DROP_ROOM
     + """
 -- KEYS: the rooms, their settings, the room's members, its bans.  ARGV: room, what it is, settings,
--- JSON [[name key, member]...], JSON [[name key, ban]...]
-drop_room(ARGV[1])
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+-- JSON [[name key, member]...], JSON [[name key, ban]...].  A room kept (created at once on another
+-- node) keeps its settings and gains the members; the earlier founding (created, founder) is its own.
+local kept = redis.call('HGET', KEYS[1], ARGV[1])
+if kept then
+  local function founding(entry)
+    local what = cjson.decode(entry)
+    return what[2], type(what[3]) == 'string' and what[3] or ''
+  end
+  local created, founder = founding(ARGV[2])
+  local was_created, was_founder = founding(kept)
+  if created < was_created or (created == was_created and founder < was_founder) then
+    redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  end
+else
+  drop_room(ARGV[1])
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+end
 for _, m in ipairs(cjson.decode(ARGV[4])) do
   redis.call('HSET', KEYS[3], m[1], m[2])
   redis.call('SADD', 'msgsvc:memberships:' .. m[1], ARGV[1])

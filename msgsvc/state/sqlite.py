@@ -21,7 +21,7 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from msgsvc.auth.store import Reset
-from msgsvc.hub.contracts import Ban, Enqueue, Kind, Member, Queued, RoomRecord, Stored, UserRecord
+from msgsvc.hub.contracts import Ban, Enqueue, Kind, Member, Queued, RoomRecord, Stored, UserRecord, founding
 from msgsvc.hub.conversations import participants
 from msgsvc.hub.ids import message_id_floor
 from msgsvc.hub.rules import mask_key, room_key, username_key
@@ -556,14 +556,22 @@ class Database:
         return list(records.values())
 
     def create_room(self, record: RoomRecord) -> None:
-        """A new room (one of the key replaced), with its members."""
+        """A new room, with its members (RoomStore.create_room: one kept gains them)."""
         key = room_key(record.name)
-        self.delete_room(key)
-        self._db.execute(
-            "INSERT INTO rooms VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (key, record.name, record.created, record.founder, record.topic, record.topic_by, record.topic_at)
-            + (record.modes, record.key, record.limit),
-        )
+        kept = self._db.execute("SELECT created, founder FROM rooms WHERE key = ?", (key,)).fetchone()
+        if kept is not None:
+            if founding(record) < (kept[0], kept[1] or ""):
+                self._db.execute(
+                    "UPDATE rooms SET name = ?, created = ?, founder = ? WHERE key = ?",
+                    (record.name, record.created, record.founder, key),
+                )
+        else:
+            self.delete_room(key)  # what a late write left of a room deleted
+            self._db.execute(
+                "INSERT INTO rooms VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (key, record.name, record.created, record.founder, record.topic, record.topic_by, record.topic_at)
+                + (record.modes, record.key, record.limit),
+            )
         for member in record.members.values():
             self.put_member(key, member)
         for ban in record.bans.values():

@@ -28,6 +28,7 @@ from msgsvc.hub.contracts import (
     RoomRecord,
     Stored,
     UserRecord,
+    founding,
 )
 from msgsvc.hub.conversations import participants
 from msgsvc.hub.ids import message_id_floor
@@ -266,8 +267,16 @@ class MemoryStore(Service):
         return succeed(None)
 
     def create_room(self, record: RoomRecord) -> Deferred[None]:
-        kept = replace(deepcopy(record), invites={})
-        return self._room_write(lambda: self.rooms_kept.__setitem__(room_key(record.name), kept))
+        def change() -> None:
+            made = replace(deepcopy(record), invites={})
+            kept = self.rooms_kept.setdefault(room_key(record.name), made)
+            if kept is not made:
+                kept.members.update(made.members)
+                kept.bans.update(made.bans)
+                if founding(made) < founding(kept):
+                    kept.name, kept.created, kept.founder = made.name, made.created, made.founder
+
+        return self._room_write(change)
 
     def delete_room(self, room: str) -> Deferred[None]:
         return self._room_write(lambda: self.rooms_kept.pop(room, None))
