@@ -840,6 +840,9 @@ class _Hub:
     def remote_protected(self, key: str) -> None:
         pass
 
+    def remote_backlog(self, key: str) -> None:
+        self.presence.append(("backlog", key))
+
     def remote_read(self, key: str, conversation: str, position: str) -> None:
         self.presence.append(("read", key, conversation, position))
 
@@ -964,6 +967,33 @@ class SessionsAcrossNodesTests(_TwoNodes):
         await self.until(lambda: ("left", "alice", "B") in hub_a.presence)
         self.assertEqual(await self.online(), {})
         self.assertEqual(await self.state.redis.execute("HGET", LOG_LAST, "alice"), "7.0")
+
+    async def test_an_accounts_backlog_goes_to_one_session_in_the_service_at_a_time(self) -> None:
+        a, hub_a, b, hub_b = await self.two()
+        for node, session in ((a, 1), (a, 2), (b, 1)):
+            await node.claim("alice", "p", "tcp", 1.0, True, session, 10)
+        self.assertTrue(await a.take_backlog("alice", 1))
+        self.assertTrue(await a.take_backlog("Alice", 1))  # its own still
+        self.assertFalse(await b.take_backlog("alice", 1))
+        self.assertFalse(await a.take_backlog("alice", 2))
+        b.drop_backlog("alice", 1)  # not its: nothing happens
+        a.drop_backlog("alice", 1)
+        await self.until(lambda: ("backlog", "alice") in hub_b.presence)
+        self.assertNotIn(("backlog", "alice"), hub_a.presence)  # its own node handed it over itself
+        self.assertTrue(await b.take_backlog("alice", 1))
+        b.release("alice", 1, 5.0)  # gone without letting it go (Redis away then, say): it holds it no more
+        self.assertTrue(await a.take_backlog("alice", 2))
+        self.assertEqual(hub_b.presence.count(("backlog", "alice")), 1)  # only a holder's drop is said
+
+    async def test_the_backlog_a_dead_nodes_session_had_is_free(self) -> None:
+        a, _, b, hub_b = await self.two()
+        await a.claim("alice", "p", "tcp", 1.0, False, 1, 10)
+        await b.claim("alice", "p", "web", 2.0, True, 1, 10)
+        self.assertTrue(await a.take_backlog("alice", 1))
+        self.assertFalse(await b.take_backlog("alice", 1))
+        await a.stopService()  # its lease ends: the next sweep of B takes its sessions
+        await self.until(lambda: ("left", "alice", "A", "dead") in hub_b.presence)
+        self.assertTrue(await b.take_backlog("alice", 1))
 
     async def test_a_dead_node_takes_only_its_own_sessions(self) -> None:
         a, _, b, hub_b = await self.two()

@@ -8,6 +8,7 @@ from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.hub.contracts import (
+    Enqueue,
     Entered,
     HistoryPolicy,
     Kind,
@@ -15,6 +16,7 @@ from msgsvc.hub.contracts import (
     Message,
     ModeSet,
     Parted,
+    Queued,
     QueuePolicy,
     Refusal,
     Refused,
@@ -408,3 +410,90 @@ class RoomRaceTests(RoomsTestCase):
         self.assertEqual(self.room_events(carol), [[ModeSet("#ops", "zed", changes[:3])]])
         view = self.view(carol, "#ops")
         self.assertEqual((view.modes, view.key), ("inst", "s3"))
+
+
+class BacklogAcrossNodesTests(SynchronousTestCase):
+    """What waited for carol, an account, goes to one of its sessions in the whole service at a time: the
+    network says which (the fake's ``receivers``: "there/1" is a session on node "there")."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(100)
+        self.network = FakeNetwork()
+        self.store = MemoryStore()
+        records = [UserRecord("carol", 1.0, 2.0, protected=True)]
+        self.hub = Hub(self.clock, self.store, records, 10, network=self.network)
+        waiting = Enqueue(("carol",), "bob", "unicast", ("carol",), "while away", 90.0, 10, 0.0, 10, 10, "")
+        self.successResultOf(self.store.enqueue(waiting))
+        self.there_joins()
+        self.laptop = self.attach()
+
+    def there_joins(self) -> None:
+        there = RemoteUser("carol", "there", "10.0.0.2:5000", "web", 95.0)
+        self.hub.nodes.remote_joined(there, 1.0, True, False)
+
+    def attach(self) -> RecordingParticipant:
+        participant = RecordingParticipant()
+        participant.user = self.hub.register(participant, "carol", "c", attach=True)  # its password checked
+        self.successResultOf(self.hub.admit(participant.user))
+        return participant
+
+    def pages(self, participant: RecordingParticipant) -> list[list[Queued]]:
+        """The pages of its backlog ``participant`` was given."""
+        return [page[0] for kind, page in participant.events if kind == "delivered"]  # type: ignore[index]
+
+    def delivered(self, participant: RecordingParticipant) -> list[list[str]]:
+        return [[q.text for q in page] for page in self.pages(participant)]
+
+    def test_a_backlog_a_session_on_another_node_receives_is_not_delivered_here(self) -> None:
+        self.network.receivers["carol"] = "there/1"
+        self.laptop.user.deliver_backlog()
+        self.assertEqual(self.delivered(self.laptop), [])
+        self.assertEqual(self.network.receivers, {"carol": "there/1"})
+
+    def test_when_the_receiver_on_another_node_lets_it_go_a_session_here_takes_it(self) -> None:
+        self.network.receivers["carol"] = "there/1"
+        self.laptop.user.deliver_backlog()
+        del self.network.receivers["carol"]  # it left without acknowledging: the network tells the nodes
+        self.hub.nodes.remote_backlog("carol")
+        self.assertEqual(self.delivered(self.laptop), [["while away"]])
+        self.assertEqual(self.network.receivers, {"carol": f"here/{self.laptop.user.session.id}"})
+
+    def test_a_receiver_here_leaving_unacknowledged_lets_it_go_in_the_service_and_here(self) -> None:
+        self.laptop.user.deliver_backlog()
+        phone = self.attach()
+        phone.user.deliver_backlog()
+        self.assertEqual((self.delivered(self.laptop), self.delivered(phone)), ([["while away"]], []))
+        laptop = self.laptop.user.session.id
+        self.laptop.user.log_out()
+        self.assertEqual(self.network.backlog_drops, [("carol", laptop)])  # the other nodes are told
+        self.assertEqual(self.delivered(phone), [["while away"]])  # and a session here took it
+        self.assertEqual(self.network.receivers, {"carol": f"here/{phone.user.session.id}"})
+
+    def test_a_receiver_that_has_it_all_lets_it_go(self) -> None:
+        self.laptop.user.deliver_backlog()
+        [[queued]] = self.pages(self.laptop)
+        self.laptop.user.acknowledge(queued.id)
+        self.assertEqual(self.network.receivers, {})
+        self.assertEqual(self.network.backlog_drops, [("carol", self.laptop.user.session.id)])
+        self.laptop.user.log_out()
+        self.assertEqual(len(self.network.backlog_drops), 1)  # it no longer had it
+
+    def test_a_session_with_nothing_waiting_never_asks_the_network(self) -> None:
+        self.laptop.user.deliver_backlog()
+        self.laptop.user.acknowledge(self.store.queue[0][1].id)
+        phone = self.attach()
+        phone.user.deliver_backlog()
+        phone.user.log_out()
+        self.assertEqual(len(self.network.backlog_drops), 1)  # the laptop's, once it had it all
+        self.assertEqual(self.network.receivers, {})
+
+    def test_when_the_receivers_node_dies_a_session_here_takes_it(self) -> None:
+        self.network.receivers["carol"] = "there/1"
+        self.laptop.user.deliver_backlog()
+        self.hub.nodes.remote_left("carol", "there", 120.0)  # its last session there left: it said so itself
+        self.assertEqual(self.delivered(self.laptop), [])
+        self.there_joins()
+        del self.network.receivers["carol"]  # its node's lease lapsed: its claim is void
+        self.hub.nodes.remote_left("carol", "there", 130.0, dead=True)
+        self.assertEqual(self.delivered(self.laptop), [["while away"]])

@@ -129,6 +129,65 @@ class RedisServerTests(RedisServerCase):
             again.close()
             time.sleep(0.5)
 
+    def test_a_backlog_being_received_on_one_node_is_not_sent_to_a_session_on_another(self) -> None:
+        """docs/protocol.rst, "Several sessions": a session that logs in while another receives the queue
+        gets no DELAYED, on any server of the service (issue 31's attack: the second node sent it again)."""
+        self.start()
+        self.laptop_receiving()
+        self.port = free_port()
+        self.start()  # a second node of the service
+        self.assertEqual(self.delayed_lines(self.register("alice :alice's password")[0]), [])
+
+    def laptop_receiving(self) -> tuple[Peer, str]:
+        """alice's laptop logged in on the node started last, with the message bob queued for her shown and
+        not acknowledged; it, and the DELAYED line."""
+        alice, _ = self.register("alice :alice's password")
+        alice.close()
+        bob, _ = self.register("bob")
+        bob.send("SEND alice :while you were away")
+        self.assertEqual(bob.until("SENT")[-1], "SENT 0 alice alice")
+        laptop, _ = self.register("alice :alice's password")
+        delayed, end = laptop.until("ENDDELAYED")
+        self.assertEqual(delayed.split(" ", 3)[3], "bob unicast alice :while you were away")
+        self.assertEqual(end, "ENDDELAYED 0")  # shown, not acknowledged yet
+        return laptop, delayed
+
+    def delayed_lines(self, peer: Peer) -> list[str]:
+        """The DELAYED lines ``peer`` got by the PONG of a PING sent a second from now (the backlog is read
+        from Redis after the welcome: a PING sent at once would be answered first)."""
+        time.sleep(1)
+        peer.send("PING :end")
+        return [line for line in peer.until("PONG") if "DELAYED" in line]
+
+    def test_a_backlog_left_unacknowledged_on_one_node_goes_to_a_session_on_another(self) -> None:
+        """The receiving session leaves without ACK: what it did not acknowledge goes to the account's
+        session on the other node, as it would to one on its own; acknowledged there, it is gone."""
+        self.start()
+        laptop, delayed = self.laptop_receiving()
+        self.port = free_port()
+        self.start()
+        phone, _ = self.register("alice :alice's password")
+        self.assertEqual(self.delayed_lines(phone), [])
+        laptop.send("QUIT")
+        laptop.until("BYE")
+        self.assertEqual(phone.until("ENDDELAYED"), [delayed, "ENDDELAYED 0"])
+        phone.send(f"ACK {delayed.split()[1]}")
+        tablet, _ = self.register("alice :alice's password")
+        self.assertEqual(self.delayed_lines(tablet), [])
+
+    def test_a_backlog_its_receivers_node_took_down_with_it_goes_to_a_session_on_another(self) -> None:
+        """The node of the receiving session is killed (kill -9): once its lease lapses, the account's
+        session on another node gets what was not acknowledged."""
+        node = self.start("--redis-lease", "1")
+        _, delayed = self.laptop_receiving()
+        self.port = free_port()
+        self.start("--redis-lease", "1")
+        phone, _ = self.register("alice :alice's password")
+        self.assertEqual(self.delayed_lines(phone), [])
+        node.send_signal(signal.SIGKILL)
+        node.wait()
+        self.assertEqual(phone.until("ENDDELAYED")[-2:], [delayed, "ENDDELAYED 0"])  # after LEFT bob
+
     def test_the_history_is_in_redis_and_outlives_a_killed_server(self) -> None:
         """What a server wrote to the history is Redis's: killed (kill -9) and started again, it serves
         it.  (What it had not sent yet is the window docs/scaling.rst states: here it had half a second.)"""

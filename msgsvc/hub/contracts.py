@@ -720,6 +720,15 @@ class Network(Protocol):
     def release(self, name: str, session: int, when: float) -> None:
         """The session ``session`` of this node holding ``name`` left at ``when``."""
 
+    def take_backlog(self, name: str, session: int) -> Deferred[bool]:
+        """Make ``session`` (its id on this node) the one session of the account ``name`` that its offline
+        queue goes to, in the whole service: True if it is now (none was, or the one that was has left or
+        its node's lease lapsed), False if a session alive elsewhere has it."""
+
+    def drop_backlog(self, name: str, session: int) -> None:
+        """``session`` lets ``name``'s offline queue go (it left, or has it all): if it had it, the nodes
+        with sessions of ``name`` hear so (:meth:`NetworkListener.remote_backlog`), one of which takes it."""
+
     def read_moved(self, name: str, conversation: str, position: str) -> None:
         """Tell the other nodes that ``name``'s read position in ``conversation`` moved to ``position``."""
 
@@ -766,6 +775,10 @@ class NetworkListener(Protocol):
     ) -> None:
         """Take the log, who is online elsewhere and the rooms as the network has them now (after it
         reconnected: what the other nodes said meanwhile was not heard)."""
+
+    def remote_backlog(self, key: str) -> None:
+        """The session receiving the offline queue of the name ``key`` on another node let it go: a
+        session of it here may take what is left."""
 
     def remote_read(self, key: str, conversation: str, position: str) -> None:
         """The read position of the name ``key`` in ``conversation`` moved on another node."""

@@ -89,8 +89,8 @@ class Hub:
         self._registered: dict[Participant, Session] = {}  # who holds a name, pending or online
         self._admitting: dict[Account, list[tuple[User, Deferred[User | None]]]] = {}  # claims in flight
         self._observers: list[Callable[[Event], None]] = []
-        self._queue = OfflineQueue(clock, store, queue, self._log, self._emit)
         self._network = network or Alone(clock, store)
+        self._queue = OfflineQueue(clock, store, self._network, queue, self._log, self._emit)
         self.nodes = Nodes(
             clock,
             self._network,
@@ -343,12 +343,7 @@ class Hub:
             count = len(account.online_sessions())
             self._network.release(record.name, session.id, self._clock.seconds())
             self._emit(SessionClosed(record.name, session.peer, session.participant.front, count))
-        if account.receiver is session:
-            account.receiver = None
-            if session.unacknowledged or session.reading:  # the rest goes to another session at once
-                for other in account.online_sessions():
-                    self._queue.deliver_backlog(other)
-                    break
+        self._queue.leave(session)
         if account.sessions:
             return
         key = username_key(record.name)

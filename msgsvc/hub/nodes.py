@@ -90,6 +90,12 @@ class Alone:
             lambda f: self.log.failure("could not record when {name} left", f, name=name)
         )
 
+    def take_backlog(self, name: str, session: int) -> Deferred[bool]:
+        return succeed(True)  # the hub's account has one receiver among its sessions here
+
+    def drop_backlog(self, name: str, session: int) -> None:
+        pass  # no other node to tell
+
     def read_moved(self, name: str, conversation: str, position: str) -> None:
         pass  # no session on another node: never asked
 
@@ -324,6 +330,8 @@ class Nodes:
         user = nodes.pop(node, None)
         if user is None:
             return
+        if dead:  # it may have had the name's offline queue: a session here takes what is left
+            self.remote_backlog(key)
         if not nodes:
             del self.remote[key]
         if nodes or self._online_here(key):
@@ -339,6 +347,13 @@ class Nodes:
             self.rooms.left(user.name)
         else:
             self.rooms.left_elsewhere(user.name)
+
+    def remote_backlog(self, key: str) -> None:
+        """The session receiving the offline queue of the name ``key`` on another node let it go: a
+        session of it here takes what is left, if none of its sessions on another node does first."""
+        account = self._sessions.get(key)
+        if account is not None:
+            self._queue.hand_over(account)
 
     def remote_read(self, key: str, conversation: str, position: str) -> None:
         """The read position of the name ``key`` in ``conversation`` moved on another node: its sessions

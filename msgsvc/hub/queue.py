@@ -9,15 +9,17 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from msgsvc.hub.contracts import Enqueue, Message, Queued, QueuePolicy, Report, Store, UserRecord
+from msgsvc.hub.contracts import Enqueue, Message, Network, Queued, QueuePolicy, Report, Store, UserRecord
 from msgsvc.hub.events import Event, QueueChanged
 from msgsvc.hub.rules import username_key
-from msgsvc.hub.session import Session
+from msgsvc.hub.session import Account, Session
 
 
 class OfflineQueue:
     """What waits for whom, within ``policy``, in ``store``; the hub's log (by name key) says who is
-    known.  An account's backlog goes to one of its sessions at a time (its ``receiver``)."""
+    known.  An account's backlog goes to one of its sessions at a time: its ``receiver`` here, which
+    ``network`` makes the one in the whole service (:meth:`~msgsvc.hub.contracts.Network.take_backlog`)
+    while it has a page to deliver."""
 
     log = Logger()
 
@@ -25,12 +27,14 @@ class OfflineQueue:
         self,
         clock: IReactorTime,
         store: Store,
+        network: Network,
         policy: QueuePolicy,
         users: dict[str, UserRecord],
         emit: Callable[[Event], None],
     ) -> None:
         self._clock = clock
         self._store = store
+        self._network = network
         self.policy = policy
         self._users = users
         self._emit = emit
@@ -70,8 +74,8 @@ class OfflineQueue:
         return self._store.enqueue(request).addCallbacks(queued, failed)
 
     def deliver_backlog(self, session: Session) -> None:
-        """Send the online ``session`` the next page of what waited for its name (none: nothing), unless
-        another session of the name receives it."""
+        """Send the online ``session`` the next page of what waited for its name (none: nothing, and it
+        lets the backlog go), unless another session of the name, here or on another node, receives it."""
         account = session.account
         if session.reading or session.unacknowledged or not account.record.protected:
             return
@@ -82,22 +86,56 @@ class OfflineQueue:
         now = self._clock.seconds()
         name = session.record.name
 
-        def got(page: tuple[list[Queued], int]) -> None:
-            backlog, waiting = page
+        def got(page: tuple[list[Queued], int]) -> Deferred[None] | None:
+            if not page[0] or session.gone:
+                session.reading = False
+                self._let_go(session)
+                return None
+            return self._network.take_backlog(name, session.id).addCallback(taken, page)
+
+        def taken(mine: bool, page: tuple[list[Queued], int]) -> None:
             session.reading = False
-            if not backlog or session.gone:
+            if session.gone:  # its unregister let the backlog go, after this claim
                 return
+            if not mine:  # a session on another node has it: this one is offered it when that one leaves
+                account.receiver = None
+                return
+            backlog, waiting = page
             session.delivered_through = backlog[-1].id
             session.unacknowledged = True
             session.participant.deliver(backlog, waiting)
 
         def failed(failure: Failure) -> None:
             session.reading = False
+            if account.receiver is session:
+                account.receiver = None
             self.log.failure("could not read the messages waiting for {name}", failure, name=name)
 
-        self._store.backlog(
-            name, session.delivered_through, now - self.policy.age, self.policy.page
-        ).addCallbacks(got, failed)
+        read = self._store.backlog(name, session.delivered_through, now - self.policy.age, self.policy.page)
+        read.addCallback(got).addErrback(failed)
+
+    def _let_go(self, session: Session) -> None:
+        """``session`` receives its account's backlog no more (it has it all, or left)."""
+        account = session.account
+        if account.receiver is not session:
+            return
+        account.receiver = None
+        if session.delivered_through or session.reading:  # it took the backlog in the service, or may
+            self._network.drop_backlog(session.record.name, session.id)
+
+    def leave(self, session: Session) -> None:
+        """``session`` left: if it was receiving its account's backlog, what is left goes to another
+        session of the account (here at once; on other nodes once the network tells them)."""
+        account = session.account
+        if account.receiver is session:
+            self._let_go(session)
+            self.hand_over(account)
+
+    def hand_over(self, account: Account) -> None:
+        """Offer what waits for ``account`` to its first online session here (none receiving it)."""
+        for session in account.online_sessions():
+            self.deliver_backlog(session)
+            return
 
     def acknowledge(self, session: Session, up_to: int) -> None:
         """``session`` has the queued messages up to id ``up_to``: drop them; send the next page."""

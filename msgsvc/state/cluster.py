@@ -13,7 +13,9 @@ so two nodes racing for one name admit one.  The same script puts the name
 in the username log and publishes ``joined`` (a node's first session of the
 name) on ``msgsvc:presence`` before the client is welcomed, so every node
 hears of a user before its first message; ``left`` says a node's last one
-went.
+went.  An account's offline queue goes to one session in the service at a
+time, named in ``msgsvc:receiver:NAME`` (``backlog`` is published when it
+lets it go).
 
 A message for users of another node is written to that node's inbox, a
 Redis Stream it reads and deletes as it delivers (:mod:`msgsvc.state.inbox`),
@@ -59,6 +61,7 @@ from msgsvc.state.redis import (
     ONLINE,
     PREFIX,
     RedisState,
+    receiver_key,
     sessions_key,
 )
 from msgsvc.state.redislink import Commands, RedisUnavailable, Script, Subscription
@@ -224,6 +227,34 @@ FORGET_GONE = Script(
 local kept = {}
 for i = 3, #ARGV do kept[ARGV[i]] = true end
 forget_mine(KEYS[1], ARGV[1], kept, ARGV[2])
+return 1
+"""
+)
+
+# Makes a session the one an account's offline queue goes to, unless another holds it: one whose session
+# is still in the name's sessions, on a node with a lease (one that left, or whose node died, holds it no
+# more).  KEYS: the name's receiver, the name's sessions; ARGV: session field.  Returns 1 if it has it.
+TAKE_BACKLOG = Script(
+    SESSIONS
+    + """
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then
+  local held = redis.call('HGET', KEYS[2], holder)
+  if held and alive(cjson.decode(held).node) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
+"""
+)
+
+# Lets an account's offline queue go, if this session has it, and says so on the presence channel: a
+# session of the name on any node may take it.  KEYS: the name's receiver; ARGV: name key, node, session
+# field.
+DROP_BACKLOG = Script(
+    """
+if redis.call('GET', KEYS[1]) ~= ARGV[3] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('PUBLISH', 'msgsvc:presence', cjson.encode({e = 'backlog', key = ARGV[1], node = ARGV[2]}))
 return 1
 """
 )
@@ -480,6 +511,24 @@ class RedisCluster(Service):
             )
         )
 
+    def take_backlog(self, name: str, session: int) -> Deferred[bool]:
+        key = username_key(name)
+        return self._redis.script(
+            TAKE_BACKLOG, [receiver_key(key), sessions_key(key)], [self._field(session)]
+        ).addCallback(lambda taken: bool(int(taken)))
+
+    def drop_backlog(self, name: str, session: int) -> None:
+        key = username_key(name)
+        field = self._field(session)
+        dropped = self._redis.script(DROP_BACKLOG, [receiver_key(key)], [key, self.node, field])
+        dropped.addErrback(
+            lambda f: self.log.warn(
+                "could not let {name}'s offline queue go in Redis: {why} (it goes with the session's claim)",
+                name=name,
+                why=f.getErrorMessage(),
+            )
+        )
+
     def read_moved(self, name: str, conversation: str, position: str) -> None:
         """Publish the move on ``msgsvc:presence``: the nodes with sessions of ``name`` tell them."""
         key = username_key(name)
@@ -581,6 +630,8 @@ class RedisCluster(Service):
                 self.nodes.remote_left(event["key"], event["node"], float(event["at"]), bool(event["dead"]))
             elif event["e"] == "protected" and event["node"] != self.node:
                 self.nodes.remote_protected(event["key"])
+            elif event["e"] == "backlog" and event["node"] != self.node:
+                self.nodes.remote_backlog(event["key"])
             elif event["e"] == "read" and event["node"] != self.node:
                 self.nodes.remote_read(event["key"], event["conv"], event["pos"])
             elif event["e"] == "room" and event["node"] != self.node:

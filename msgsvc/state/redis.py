@@ -87,10 +87,10 @@ LAYOUT = f"{PREFIX}layout"
 ROOMS, ROOM_SETTINGS = f"{PREFIX}rooms", f"{PREFIX}rooms:settings"
 
 #: The prefixes of the keys made of a name, a conversation or a room: no other key starts with one.
-NAMED = QUEUE, HISTORY, CONVERSATIONS, READS, MEMBERS, BANS, MEMBERSHIPS, SESSIONS = (
+NAMED = QUEUE, HISTORY, CONVERSATIONS, READS, MEMBERS, BANS, MEMBERSHIPS, SESSIONS, RECEIVER = (
     f"{PREFIX}{family}:"
     for family in (
-        "queue", "history", "conversations", "reads", "members", "bans", "memberships", "sessions"
+        "queue", "history", "conversations", "reads", "members", "bans", "memberships", "sessions", "receiver"
     )
 )
 
@@ -107,6 +107,11 @@ def sessions_key(key: str) -> str:
     """A name's sessions online (msgsvc.state.cluster): ``NODE/SESSION`` -> its holder (JSON: node, peer,
     front, since)."""
     return f"{SESSIONS}{key}"
+
+
+def receiver_key(key: str) -> str:
+    """The session an account's offline queue goes to (msgsvc.state.cluster): ``NODE/SESSION``."""
+    return f"{RECEIVER}{key}"
 
 
 def conversations_key(key: str) -> str:

@@ -391,6 +391,8 @@ class FakeNetwork:
         self.read_moves: list[tuple[str, str, str]] = []
         self.room_changes: list[RoomEvent] = []
         self.answers: list[Deferred[set[str]]] = []
+        self.receivers: dict[str, str] = {}  # name key -> the node/session its backlog goes to
+        self.backlog_drops: list[tuple[str, int]] = []
 
     def claim(
         self, name: str, peer: str, front: str, since: float, known: bool, session: int, sessions: int
@@ -404,6 +406,16 @@ class FakeNetwork:
 
     def release(self, name: str, session: int, when: float) -> None:
         self.released.append(name)
+
+    def take_backlog(self, name: str, session: int) -> Deferred[bool]:
+        """Taken unless :attr:`receivers` names another holder (a test's "there/1": on another node)."""
+        holder = self.receivers.setdefault(name.lower(), f"here/{session}")
+        return succeed(holder == f"here/{session}")
+
+    def drop_backlog(self, name: str, session: int) -> None:
+        self.backlog_drops.append((name, session))
+        if self.receivers.get(name.lower()) == f"here/{session}":
+            del self.receivers[name.lower()]
 
     def read_moved(self, name: str, conversation: str, position: str) -> None:
         self.read_moves.append((name, conversation, position))
