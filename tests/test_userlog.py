@@ -18,6 +18,7 @@ from .support.harness import ServerHarness, lines, one_pass
 
 #: Offline names enough for the log to take three pieces with the registrant and one more.
 NAMES = 2 * PIECE + 100
+LATER = f"user{PIECE + 400:05d}"  # a name of the log listed after the first piece
 
 
 class LogInPiecesTests(SynchronousTestCase):
@@ -63,9 +64,9 @@ class LogInPiecesTests(SynchronousTestCase):
         self.assertEqual(lines(transport), [])
 
     def test_what_comes_during_the_log_comes_after_it_and_agrees_with_it(self) -> None:
-        bob, _ = self.server.register("user00900")  # listed after the first piece
+        bob, _ = self.server.register(LATER)
         zed, _ = self.server.register("zed")  # new to the log: listed last
-        alice, transport = self.hello(b"HELLO alice\r\nSEND user00900 :after the log\r\n")
+        alice, transport = self.hello(f"HELLO alice\r\nSEND {LATER} :after the log\r\n".encode())
         self.assertNotIn("ENDUSERS", transport.value().decode())
         zed.dataReceived(b"SEND alice :during the log\r\n")
         zed.connectionLost(Failure(ConnectionDone()))  # before its line of the log is sent
@@ -78,14 +79,14 @@ class LogInPiecesTests(SynchronousTestCase):
         end = got.index(f"ENDUSERS {NAMES + 2}")  # alice, the records and zed
         self.assertEqual(got[:2], ["WELCOME alice :welcome to msgsvc", "USER alice online"])
         self.assertTrue(all(line.startswith("USER ") for line in got[1:end]))
-        for shown in ("USER user00000 offline", "USER user00900 offline", "USER zed offline"):
+        for shown in ("USER user00000 offline", f"USER {LATER} offline", "USER zed offline"):
             self.assertIn(shown, got[:end])  # each as it was when its piece went
         message = got[end + 1].split(" ")
         self.assertEqual(message[:4], ["MSG", "zed", "unicast", "alice"])
         self.assertEqual(message[-3:], [":during", "the", "log"])
-        news = ["LEFT zed", "JOINED user00000", "JOINED aaron", "LEFT user00900"]
+        news = ["LEFT zed", "JOINED user00000", "JOINED aaron", f"LEFT {LATER}"]
         self.assertEqual(got[end + 2 : -1], news)
-        self.assertEqual(got[-1].split(" ")[:3], ["SENT", "0", "user00900"])  # its line waited for the log
+        self.assertEqual(got[-1].split(" ")[:3], ["SENT", "0", LATER])  # its line waited for the log
         self.assert_state_as_hub(got)
 
     def test_a_client_whose_buffer_is_full_holds_up_its_own_log(self) -> None:
