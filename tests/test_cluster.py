@@ -609,6 +609,35 @@ class ClusterTests(RedisCase):
         members = [line.split()[2] for line in carol.until("ENDMEMBERS") if line.startswith("MEMBER ")]
         self.assertEqual(members, ["alice", "bob"])
 
+    def test_topics_set_at_once_on_two_nodes_agree_everywhere(self) -> None:
+        """Each node applied its own topic, then the other's (attack 32: 5 of 5 disagreed): now the later
+        stands on both nodes and in Redis."""
+        one, two = self.node(), self.node()
+        alice, bob = self.room_user(one, "alice"), self.room_user(two, "bob")
+        alice.until("JOINED bob")
+        alice.send("JOIN #dev")
+        alice.until("ENDMEMBERS")
+        self.listed(bob, "ROOMINFO #dev 1 :")
+        bob.send("JOIN #dev")
+        bob.until("ENDMEMBERS")
+        alice.until("ENTERED #dev bob")
+        alice.send("MODE #dev +o bob")
+        bob.until("MODE #dev alice +o bob")
+        alice.send("TOPIC #dev :from alice")
+        bob.send("TOPIC #dev :from bob")
+        # A change after each, seen on the other node: the topic before it was heard there too.
+        alice.send("MODE #dev +m")
+        bob.until("MODE #dev alice +m")
+        bob.send("MODE #dev +i")
+        alice.until("MODE #dev bob +i")
+        carol = self.room_user(self.node(), "carol")  # reads the room from Redis
+        topics = []
+        for peer in (alice, bob, carol):
+            peer.send("TOPIC #dev")
+            topics.append(peer.until("TOPIC #dev ")[-1])
+        self.assertIn(topics[0].split(" :", 1)[1], ["from alice", "from bob"])
+        self.assertEqual(topics, [topics[0]] * 3)
+
     def admin(self, *args: str) -> subprocess.CompletedProcess[str]:
         """``python -m msgsvc.admin`` on the service's Redis."""
         return subprocess.run(

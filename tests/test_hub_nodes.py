@@ -21,6 +21,7 @@ from msgsvc.hub.contracts import (
     Refusal,
     Refused,
     RemoteUser,
+    TopicSet,
     UserRecord,
 )
 from msgsvc.hub.conversations import ALL
@@ -410,6 +411,23 @@ class RoomRaceTests(RoomsTestCase):
         self.assertEqual(self.room_events(carol), [[ModeSet("#ops", "zed", changes[:3])]])
         view = self.view(carol, "#ops")
         self.assertEqual((view.modes, view.key), ("inst", "s3"))
+
+    def test_topics_set_at_once_here_and_elsewhere_end_as_the_later(self) -> None:
+        """alice sets #dev's topic here as zed does on his node a moment later by its clock: this node
+        takes zed's, hears no earlier one over it, and a topic set next here comes after zed's."""
+        alice = self.join("alice")
+        self.successResultOf(alice.user.join("#dev", None))
+        self.hub.nodes.remote_room(Entered("#dev", Member("zed", op=True, since=START)))
+        mine = self.successResultOf(alice.user.topic("#dev", "from alice"))
+        alice.events.clear()
+        zeds = TopicSet("#dev", "from zed", "zed", START + 5)  # its node's clock is ahead
+        self.hub.nodes.remote_room(zeds)
+        self.hub.nodes.remote_room(mine)  # heard again, or an earlier one: not over the later
+        self.hub.nodes.remote_room(TopicSet("#dev", "older", "zed", START + 4))
+        self.assertEqual(self.room_events(alice), [[zeds]])
+        self.assertEqual(self.successResultOf(alice.user.topic("#dev", None)), zeds)
+        after = self.successResultOf(alice.user.topic("#dev", "again"))
+        self.assertGreater(after.at or 0.0, START + 5)
 
 
 class BacklogAcrossNodesTests(SynchronousTestCase):

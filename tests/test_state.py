@@ -498,8 +498,9 @@ class RoomContract(_Base):
         expected = replace(dev(), founder=None, topic="Ship it", topic_by="Alice", topic_at=20.5, modes="iknt")
         expected.key, expected.limit = "sesame", 20
         self.assertEqual(await (await self.reopened()).rooms(), [expected])
-        await self.state.set_room(dev())  # the topic, key and limit taken off, the founder back
-        self.assertEqual(await self.state.rooms(), [dev()])
+        cleared = replace(dev(), topic_by="bob", topic_at=21.0)
+        await self.state.set_room(cleared)  # the topic (later), key and limit taken off, the founder back
+        self.assertEqual(await self.state.rooms(), [cleared])
 
     async def test_bans_are_kept_by_mask_until_lifted(self) -> None:
         await self.state.create_room(dev())
@@ -526,6 +527,19 @@ class RoomContract(_Base):
         expected.members["zed"] = Member("zed", op=True, since=9.5)
         expected.bans["eve!*@*"] = Ban("eve!*@*", "Alice", 31.0)
         self.assertEqual(await (await self.reopened()).rooms(), [expected])
+
+    async def test_a_later_topic_kept_stays_when_settings_with_an_earlier_one_come(self) -> None:
+        """Topics set at once on two nodes: the later (time, then setter) stays, the other settings are set."""
+        await self.state.create_room(dev())
+        later = replace(dev(), topic="from bob", topic_by="bob", topic_at=1_764_000_000.123456)
+        await self.state.set_room(later)
+        earlier = replace(dev(), topic="from alice", topic_by="alice", topic_at=1_764_000_000.123456, modes="mnt")
+        await self.state.set_room(earlier)  # the same time: bob's name comes later
+        self.assertEqual(await (await self.reopened()).rooms(), [replace(later, modes="mnt")])
+        latest = replace(dev(), topic="a/b \u00e9", topic_by="alice", topic_at=1_764_000_001.5, key="k")
+        await self.state.set_room(latest)
+        await self.state.set_room(replace(later, limit=7))
+        self.assertEqual(await self.state.rooms(), [replace(latest, key=None, limit=7)])
 
     async def test_a_deleted_room_goes_with_its_members_and_bans(self) -> None:
         await self.state.create_room(dev(Member("bob", since=12.0)))

@@ -314,6 +314,12 @@ def founding(record: RoomRecord) -> tuple[float, str]:
     return record.created, record.founder or ""
 
 
+def topic_stamp(at: float | None, by: str | None) -> tuple[float, str]:
+    """What orders two topics of a room set at once on two nodes: the later stands (its time, then the
+    setter's name in code-point order), on every node and in the store alike."""
+    return at or 0.0, by or ""
+
+
 @dataclass(frozen=True)
 class MemberView:
     """A member as a client sees it."""
@@ -672,7 +678,7 @@ class RoomStore(Protocol):
     def set_room(self, record: RoomRecord) -> Deferred[None]:
         """Keep ``record``'s settings: topic, topic_by, topic_at, modes, key and limit, and its founder
         (None once the name is free: :meth:`msgsvc.hub.rooms.Rooms.left`); not its members, bans or
-        invites."""
+        invites.  A topic kept that is later (:func:`topic_stamp`: set at once on another node) stays."""
 
     def put_member(self, room: str, member: Member) -> Deferred[None]:
         """Keep ``member`` (a new one, or its op and voice changed)."""

@@ -52,6 +52,7 @@ from msgsvc.hub.contracts import (
     TopicSet,
     UserRecord,
     founding,
+    topic_stamp,
 )
 from msgsvc.hub.conversations import ALL
 from msgsvc.hub.events import Event, RoomChanged
@@ -75,6 +76,8 @@ Write = Callable[[], Deferred[None]]
 
 #: Bytes a topic may hold (as IRC servers' TOPICLEN).
 TOPIC_MAX = 390
+#: Seconds a topic set is at least later than the one it replaces (docs/scaling.rst).
+TOPIC_STEP = 0.001
 #: What the others are told when an unprotected member's last session leaves.
 DISCONNECTED = "disconnected"
 
@@ -274,7 +277,9 @@ class Rooms:
         size = len(text.encode("utf-8"))
         if size > TOPIC_MAX:
             raise Refused(Refusal.TEXT_TOO_LONG, f"the topic is {size} bytes; the limit is {TOPIC_MAX}")
-        event = TopicSet(record.name, text, session.record.name, self._clock.seconds())
+        # later than the topic it replaces, whatever the clock of the node that set that one
+        at = max(self._clock.seconds(), (record.topic_at or 0.0) + TOPIC_STEP)
+        event = TopicSet(record.name, text, session.record.name, at)
         writes = self._apply(record, event)
         self._announce(record, event, session)
         return self._kept(self._write(writes), event)
@@ -422,6 +427,9 @@ class Rooms:
             case Parted(_, name) | Kicked(_, name) | RoomGone(_, _, str(name)) if record is not None:
                 if username_key(name) not in record.members:
                     return
+            case TopicSet(_, _, by, at) if record is not None:
+                if topic_stamp(at, by) < topic_stamp(record.topic_at, record.topic_by):
+                    return  # set at once with a later one, heard first: the later stands on every node
             case ModeSet(room, by, changes) if record is not None:
                 # An o or v of a member not here (who left meanwhile) is left out; the others stand.
                 kept = tuple((c, a) for c, a in changes if c[1] not in "ov" or username_key(a or "") in record.members)

@@ -687,10 +687,30 @@ return 1
 # deletion (from another node) does not make it again.
 SET_ROOM = Script(
     """
--- KEYS: the rooms, their settings; ARGV: room, settings, the room's entry (its founder changes)
+-- KEYS: the rooms, their settings; ARGV: room, settings, the room's entry (its founder changes).
+-- A later topic kept (set at once on another node: its time, then its setter) stays, with the new
+-- settings; its time written with 17 digits, as Python reads it back exactly (cjson's 14 would round it).
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-return redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+local settings, kept = ARGV[2], redis.call('HGET', KEYS[2], ARGV[1])
+if kept then
+  local old, new = cjson.decode(kept), cjson.decode(ARGV[2])
+  local function stamp(s)
+    return type(s[3]) == 'number' and s[3] or 0, type(s[2]) == 'string' and s[2] or ''
+  end
+  local old_at, old_by = stamp(old)
+  local new_at, new_by = stamp(new)
+  if old_at > new_at or (old_at == new_at and old_by > new_by) then
+    local at = 'null'
+    if type(old[3]) == 'number' then
+      at = string.format('%.17g', old[3])
+      if not string.find(at, '[.e]') then at = at .. '.0' end
+    end
+    settings = '[' .. cjson.encode(old[1]) .. ',' .. cjson.encode(old[2]) .. ',' .. at .. ','
+      .. string.sub(cjson.encode({new[4], new[5], new[6]}), 2)
+  end
+end
+return redis.call('HSET', KEYS[2], ARGV[1], settings)
 """
 )
 

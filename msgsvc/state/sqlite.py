@@ -21,7 +21,18 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from msgsvc.auth.store import Reset
-from msgsvc.hub.contracts import Ban, Enqueue, Kind, Member, Queued, RoomRecord, Stored, UserRecord, founding
+from msgsvc.hub.contracts import (
+    Ban,
+    Enqueue,
+    Kind,
+    Member,
+    Queued,
+    RoomRecord,
+    Stored,
+    UserRecord,
+    founding,
+    topic_stamp,
+)
 from msgsvc.hub.conversations import participants
 from msgsvc.hub.ids import message_id_floor
 from msgsvc.hub.rules import mask_key, room_key, username_key
@@ -582,11 +593,16 @@ class Database:
             self._db.execute(f"DELETE FROM {table} WHERE {column} = ?", (room,))
 
     def set_room(self, record: RoomRecord) -> None:
+        """``record``'s settings (RoomStore.set_room: a later topic kept stays)."""
+        key = room_key(record.name)
+        topic = (record.topic, record.topic_by, record.topic_at)
+        kept = self._db.execute("SELECT topic, topic_by, topic_at FROM rooms WHERE key = ?", (key,)).fetchone()
+        if kept is not None and topic_stamp(kept[2], kept[1]) > topic_stamp(record.topic_at, record.topic_by):
+            topic = tuple(kept)
         self._db.execute(
             "UPDATE rooms SET topic = ?, topic_by = ?, topic_at = ?, modes = ?, password = ?, max_members = ?,"
             " founder = ? WHERE key = ?",
-            (record.topic, record.topic_by, record.topic_at, record.modes, record.key, record.limit)
-            + (record.founder, room_key(record.name)),
+            topic + (record.modes, record.key, record.limit, record.founder, key),
         )
 
     def put_member(self, room: str, member: Member) -> None:

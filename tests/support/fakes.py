@@ -29,6 +29,7 @@ from msgsvc.hub.contracts import (
     Stored,
     UserRecord,
     founding,
+    topic_stamp,
 )
 from msgsvc.hub.conversations import participants
 from msgsvc.hub.ids import message_id_floor
@@ -285,7 +286,8 @@ class MemoryStore(Service):
         def change() -> None:
             kept = self.rooms_kept.get(room_key(record.name))
             if kept is not None:
-                kept.topic, kept.topic_by, kept.topic_at = record.topic, record.topic_by, record.topic_at
+                if topic_stamp(record.topic_at, record.topic_by) >= topic_stamp(kept.topic_at, kept.topic_by):
+                    kept.topic, kept.topic_by, kept.topic_at = record.topic, record.topic_by, record.topic_at
                 kept.modes, kept.key, kept.limit = record.modes, record.key, record.limit
                 kept.founder = record.founder
 
