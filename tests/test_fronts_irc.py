@@ -25,7 +25,6 @@ from msgsvc.fronts.irc.wire import (
     ONE_LINE,
     USERLEN,
     clean_text,
-    glob_match,
     parse,
     server_time,
     text_lines,
@@ -33,6 +32,7 @@ from msgsvc.fronts.irc.wire import (
 from msgsvc.hub.contracts import HistoryPolicy, Kind, Message, RemoteUser, UserRecord
 from msgsvc.hub.conversations import ALL
 from msgsvc.hub.events import Disconnected, Event
+from msgsvc.hub.globs import glob_match
 from msgsvc.hub.history import History
 from msgsvc.hub.ids import message_id_time
 from msgsvc.hub.user import User

@@ -740,7 +740,7 @@ def _banned(record: RoomRecord, session: Session) -> bool:
     on a front without one), the host the one every mask shows or its address."""
     name = session.record.name
     user = session.participant.ident or name
-    identities = [f"{name}!{user}@{host}" for host in (SHOWN_HOST, session.participant.host)]
+    identities = [mask_key(f"{name}!{user}@{host}") for host in (SHOWN_HOST, session.participant.host)]
     return any(mask_matches(key, identity) for key in record.bans for identity in identities)
 
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Sequence
-from functools import lru_cache
 
 from msgsvc.hub.contracts import Refusal, Refused
+from msgsvc.hub.globs import glob_match
 
 USERNAME_MAX = 32
 PASSWORD_MIN_CHARS = 8
@@ -79,15 +79,9 @@ def mask_key(mask: str) -> str:
 
 
 def mask_matches(key: str, identity: str) -> bool:
-    """Whether the mask of ``key`` (:func:`mask_key`) matches ``identity`` (``nick!user@host``): ``*``
-    any characters, ``?`` one, case-insensitively."""
-    return _mask_pattern(key).fullmatch(mask_key(identity)) is not None
-
-
-@lru_cache(maxsize=1024)
-def _mask_pattern(key: str) -> re.Pattern[str]:
-    parts = (".*" if c == "*" else "." if c == "?" else re.escape(c) for c in key)
-    return re.compile("".join(parts), re.DOTALL)
+    """Whether the mask of ``key`` (:func:`mask_key`) matches ``identity`` (``nick!user@host``, folded
+    by :func:`mask_key` too): ``*`` any characters, ``?`` one; in O(len(key) * len(identity)) steps."""
+    return glob_match(key, identity)
 
 
 def check_password_rules(password: str) -> str:

@@ -15,8 +15,8 @@ from msgsvc.fronts.irc.wire import (
     RPL_MONOFFLINE,
     RPL_MONONLINE,
     RPL_USERHOST,
-    glob_match,
 )
+from msgsvc.hub.globs import glob_match
 from msgsvc.hub.rules import USERNAME_MAX, is_valid_username, username_key
 
 MONITOR_LIMIT = 100
