@@ -638,6 +638,30 @@ class ClusterTests(RedisCase):
         self.assertIn(topics[0].split(" :", 1)[1], ["from alice", "from bob"])
         self.assertEqual(topics, [topics[0]] * 3)
 
+    def test_a_member_limit_holds_for_joins_at_once_on_two_nodes(self) -> None:
+        """#dev +l 3: six joins sent at once, three a node, admit two (attack 32 saw five members)."""
+        one, two = self.node(), self.node()
+        alice = self.room_user(one, "alice")
+        alice.send("JOIN #dev")
+        alice.until("ENDMEMBERS")
+        alice.send("MODE #dev +l 3")
+        alice.until("MODE #dev alice +l 3")
+        joiners = [self.room_user(node, f"{name}{i}") for i in range(3) for node, name in ((one, "p"), (two, "q"))]
+        for peer in joiners:
+            self.listed(peer, "ROOMINFO #dev 1 :")  # its node has the room and its limit
+        for peer in joiners:
+            peer.send("JOIN #dev")
+        answers = []
+        for peer in joiners:
+            line = peer.line()
+            while not line.startswith(("ROOM ", "ERROR ")):
+                line = peer.line()
+            answers.append(line.split()[0] if line.startswith("ROOM ") else line.split()[1])
+        self.assertEqual(sorted(answers), ["ROOM", "ROOM"] + ["ROOM_FULL"] * 4)
+        carol = self.room_user(self.node(), "carol")  # Redis has three members
+        carol.send("MEMBERS #dev")
+        self.assertEqual(carol.until("ENDMEMBERS")[-1], "ENDMEMBERS #dev 3")
+
     def admin(self, *args: str) -> subprocess.CompletedProcess[str]:
         """``python -m msgsvc.admin`` on the service's Redis."""
         return subprocess.run(

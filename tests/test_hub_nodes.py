@@ -21,6 +21,7 @@ from msgsvc.hub.contracts import (
     Refusal,
     Refused,
     RemoteUser,
+    RoomRecord,
     TopicSet,
     UserRecord,
 )
@@ -37,6 +38,7 @@ from msgsvc.hub.events import (
     UserLeft,
 )
 from msgsvc.hub.ids import MessageIds, message_id_floor
+from msgsvc.hub.rooms import RoomPolicy
 from msgsvc.state.redislink import RedisUnavailable
 
 from .support.fakes import FakeNetwork, MemoryStore, RecordingParticipant
@@ -428,6 +430,24 @@ class RoomRaceTests(RoomsTestCase):
         self.assertEqual(self.successResultOf(alice.user.topic("#dev", None)), zeds)
         after = self.successResultOf(alice.user.topic("#dev", "again"))
         self.assertGreater(after.at or 0.0, START + 5)
+
+    def test_a_join_the_store_counts_past_a_limit_is_refused(self) -> None:
+        """zed joined #dev (+l 2) on his node a moment ago, unheard here: the store, which counts every
+        node's joins, refuses bob's; likewise a name in its rooms' limit by its joins on other nodes."""
+        alice, bob = self.join("alice"), self.join("bob")
+        self.successResultOf(alice.user.join("#dev", None))
+        self.successResultOf(alice.user.mode("#dev", [("+l", "2")]))
+        self.store.rooms_kept["#dev"].members["zed"] = Member("zed", since=START)  # written by zed's node
+        alice.events.clear()
+        self.assertEqual(self.refusal(bob.user.join, "#dev", None), Refusal.ROOM_FULL)
+        self.assertEqual(self.room_events(alice), [[]])  # nobody told of bob
+        self.assertNotIn("bob", [m.name for m in self.view(alice, "#dev").members])
+        self.successResultOf(alice.user.mode("#dev", [("-l", None)]))
+        self.hub.rooms.policy = RoomPolicy(max_per_user=1)
+        self.successResultOf(self.store.create_room(RoomRecord("#ops", START, "bob", members={"bob": Member("bob")})))
+        self.assertEqual(self.refusal(bob.user.join, "#dev", None), Refusal.TOO_MANY_ROOMS)
+        self.hub.rooms.policy = RoomPolicy()
+        self.assertIn("bob", [m.name for m in self.successResultOf(bob.user.join("#dev", None)).members])
 
 
 class BacklogAcrossNodesTests(SynchronousTestCase):

@@ -541,6 +541,21 @@ class RoomContract(_Base):
         await self.state.set_room(replace(later, limit=7))
         self.assertEqual(await self.state.rooms(), [replace(latest, key=None, limit=7)])
 
+    async def test_entering_counts_the_members_and_the_rooms_as_kept(self) -> None:
+        """Joins on several nodes at once: the store's count decides (+l, --max-rooms-per-user)."""
+        await self.state.create_room(dev(Member("bob", since=11.0)))
+        await self.state.create_room(RoomRecord("#ops", 11.0, "bob", members={"bob": Member("bob", since=11.0)}))
+        carol, dave = Member("Carol", since=12.0), Member("dave", since=12.0)
+        self.assertIs(await self.state.enter("#dev", carol, 2, 50), Refusal.ROOM_FULL)
+        self.assertIsNone(await self.state.enter("#dev", carol, 3, 50))
+        self.assertIs(await self.state.enter("#dev", dave, 3, 50), Refusal.ROOM_FULL)
+        bob = Member("bob", since=13.0)
+        self.assertIs(await self.state.enter("#new", bob, 10, 2), None)  # no such room: nothing kept
+        await self.state.create_room(RoomRecord("#new", 13.0, "dave", members={"dave": Member("dave")}))
+        self.assertIs(await self.state.enter("#new", bob, 10, 2), Refusal.TOO_MANY_ROOMS)
+        rooms = await (await self.reopened()).rooms()
+        self.assertEqual([sorted(r.members) for r in rooms], [["alice", "bob", "carol"], ["dave"], ["bob"]])
+
     async def test_a_deleted_room_goes_with_its_members_and_bans(self) -> None:
         await self.state.create_room(dev(Member("bob", since=12.0)))
         await self.state.put_ban("#dev", Ban("eve!*@*", "Alice", 31.0))

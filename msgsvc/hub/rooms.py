@@ -217,11 +217,27 @@ class Rooms:
         limit = record.limit if record.limit is not None and not founder else self.policy.max_members
         if len(record.members) >= min(limit, self.policy.max_members):
             raise Refused(Refusal.ROOM_FULL, f"{record.name} is full")
-        member = Member(spelled, op=founder, since=now)
-        event = Entered(record.name, member)
-        writes = self._apply(record, event)
-        self._announce(record, event, session)
-        return self._kept(self._write(writes), self.view(record, user))
+        member, room = Member(spelled, op=founder, since=now), room_key(record.name)
+        most, spelled_room = self.policy.max_per_user, record.name
+
+        def entered(refusal: Refusal | None) -> RoomView:
+            """Kept unless the store, which counts every node's joins, found the room full or the name in
+            too many rooms; the room as it is here now."""
+            if refusal is Refusal.ROOM_FULL:
+                raise Refused(refusal, f"{spelled_room} is full")
+            if refusal is not None:
+                raise Refused(refusal, f"you are in {most} rooms, the limit")
+            now_kept = self._rooms.get(room)
+            if now_kept is None:
+                raise Refused(Refusal.NO_SUCH_ROOM, f"there is no room {spelled_room}")
+            if user not in now_kept.members:
+                event = Entered(now_kept.name, member)
+                self._apply(now_kept, event)  # its write made
+                self._announce(now_kept, event, session)
+            return self.view(now_kept, user)
+
+        kept = self._store.enter(room, member, min(limit, self.policy.max_members), most)
+        return kept.addErrback(self._unkept).addCallback(entered)
 
     def part(self, session: Session, name: str, reason: str) -> Deferred[Parted]:
         if room_key(name) == ALL:
@@ -706,11 +722,12 @@ class Rooms:
     def _kept(self, written: Deferred[None], answer: T) -> Deferred[T]:
         """``answer`` once ``written`` is kept; Refused(UNAVAILABLE) if the store failed (logged)."""
 
-        def failed(failure: Failure) -> Failure:
-            self.log.failure("could not keep a change of a room", failure)
-            return Failure(Refused(Refusal.UNAVAILABLE, "the server could not keep that change; try again later"))
+        return written.addCallbacks(lambda _: answer, self._unkept)
 
-        return written.addCallbacks(lambda _: answer, failed)
+    def _unkept(self, failure: Failure) -> Failure:
+        """A store's ``failure`` (logged) as Refused(UNAVAILABLE)."""
+        self.log.failure("could not keep a change of a room", failure)
+        return Failure(Refused(Refusal.UNAVAILABLE, "the server could not keep that change; try again later"))
 
     def _quietly(self, written: Deferred[None]) -> None:
         written.addErrback(lambda f: self.log.failure("could not keep a change of a room", f))

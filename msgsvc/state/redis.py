@@ -65,7 +65,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from msgsvc.auth.store import Reset, StillOnline
-from msgsvc.hub.contracts import Ban, Enqueue, Kind, Member, Queued, RoomRecord, Stored, UserRecord
+from msgsvc.hub.contracts import Ban, Enqueue, Kind, Member, Queued, Refusal, RoomRecord, Stored, UserRecord
 from msgsvc.hub.ids import message_id_floor
 from msgsvc.hub.rules import mask_key, room_key, username_key
 from msgsvc.state import Snapshot
@@ -723,6 +723,19 @@ return redis.call('SADD', KEYS[3], ARGV[1])
 """
 )
 
+ENTER = Script(
+    """
+-- KEYS: the rooms, the room's members, the name's memberships; ARGV: room, name key, member, limit, most.
+-- Returns 'ok', or 'full' / 'many' (nothing kept).
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 'ok' end
+if redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[4]) then return 'full' end
+if redis.call('SCARD', KEYS[3]) >= tonumber(ARGV[5]) then return 'many' end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+redis.call('SADD', KEYS[3], ARGV[1])
+return 'ok'
+"""
+)
+
 REMOVE_MEMBER = Script(
     """
 -- KEYS: the room's members, the name's memberships; ARGV: room, name key
@@ -738,6 +751,10 @@ if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
 return redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 """
 )
+
+
+#: ENTER's answers.
+_ENTERED: dict[str, Refusal | None] = {"ok": None, "full": Refusal.ROOM_FULL, "many": Refusal.TOO_MANY_ROOMS}
 
 
 def room_entry(record: RoomRecord) -> str:
@@ -1207,6 +1224,14 @@ class RedisState(Service):
         return self.redis.script(
             PUT_MEMBER, [ROOMS, members_key(room), memberships_key(key)], [room, key, member_entry(member)]
         ).addCallback(lambda _: None)
+
+    def enter(self, room: str, member: Member, limit: int, most: int) -> Deferred[Refusal | None]:
+        key = username_key(member.name)
+        return self.redis.script(
+            ENTER,
+            [ROOMS, members_key(room), memberships_key(key)],
+            [room, key, member_entry(member), limit, most],
+        ).addCallback(lambda answer: _ENTERED[answer])
 
     def remove_member(self, room: str, name: str) -> Deferred[None]:
         key = username_key(name)

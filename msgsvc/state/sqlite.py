@@ -27,6 +27,7 @@ from msgsvc.hub.contracts import (
     Kind,
     Member,
     Queued,
+    Refusal,
     RoomRecord,
     Stored,
     UserRecord,
@@ -612,6 +613,18 @@ class Database:
             (username_key(member.name), member.name, member.op, member.voice, member.since, room),
         )
 
+    def enter(self, room: str, member: Member, limit: int, most: int) -> Refusal | None:
+        """RoomStore.enter."""
+        if self._db.execute("SELECT 1 FROM rooms WHERE key = ?", (room,)).fetchone() is None:
+            return None
+        count = "SELECT count(*) FROM room_members WHERE {} = ?"
+        if self._db.execute(count.format("room"), (room,)).fetchone()[0] >= limit:
+            return Refusal.ROOM_FULL
+        if self._db.execute(count.format("key"), (username_key(member.name),)).fetchone()[0] >= most:
+            return Refusal.TOO_MANY_ROOMS
+        self.put_member(room, member)
+        return None
+
     def remove_member(self, room: str, name: str) -> None:
         self._db.execute("DELETE FROM room_members WHERE room = ? AND key = ?", (room, username_key(name)))
 
@@ -920,6 +933,9 @@ class SqliteStore(Service):
 
     def put_member(self, room: str, member: Member) -> Deferred[None]:
         return self._batched(lambda db: db.put_member(room, member))
+
+    def enter(self, room: str, member: Member, limit: int, most: int) -> Deferred[Refusal | None]:
+        return self._batched(lambda db: db.enter(room, member, limit, most))
 
     def remove_member(self, room: str, name: str) -> Deferred[None]:
         return self._batched(lambda db: db.remove_member(room, name))

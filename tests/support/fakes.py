@@ -293,6 +293,16 @@ class MemoryStore(Service):
 
         return self._room_write(change)
 
+    def enter(self, room: str, member: Member, limit: int, most: int) -> Deferred[Refusal | None]:
+        kept = self.rooms_kept.get(room)
+        if kept is None:
+            return succeed(None)
+        if len(kept.members) >= limit:
+            return succeed(Refusal.ROOM_FULL)
+        if sum(username_key(member.name) in r.members for r in self.rooms_kept.values()) >= most:
+            return succeed(Refusal.TOO_MANY_ROOMS)
+        return self.put_member(room, member).addCallback(lambda _: None)
+
     def put_member(self, room: str, member: Member) -> Deferred[None]:
         kept = replace(member)
         return self._in_room(room, lambda record: record.members.__setitem__(username_key(member.name), kept))
