@@ -278,7 +278,8 @@ def makeService(options: Options) -> IService:
     if options["metrics"]:
         lag = ReactorLag(reactor)
         metrics = Metrics(clients, events, lag, state, node)
-        site = ops_site(metrics, registry(metrics), node.check if node is not None else _writable(state))
+        check = node.check if node is not None else _writable(state)
+        site = ops_site(metrics, registry(metrics), check, clients, options["web-request-timeout"])
         services += [lag, _listener(reactor, "--metrics", options["metrics"], site, clients=False)]
     services.append(history)  # expires the history now and hourly (if it keeps one)
     if options["gui"]:

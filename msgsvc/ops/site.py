@@ -1,5 +1,6 @@
 """``--metrics``: ``/metrics`` (Prometheus's text format), ``/healthz`` and ``/readyz`` over twisted.web;
-any other path is 404, any method but GET (and HEAD) 405."""
+any other path is 404, any method but GET and HEAD 405.  Its connections are guarded as the web front's
+(:class:`~msgsvc.fronts.web.site.GuardedSite`)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from twisted.python.failure import Failure
 from twisted.logger import Logger
 from twisted.web.pages import notFound
 from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET, Request, Site
+from twisted.web.server import NOT_DONE_YET, Request
 
+from msgsvc.fronts.clients import Clients
+from msgsvc.fronts.web.site import GuardedSite
 from msgsvc.ops.metrics import Metrics
 
 
@@ -29,13 +32,18 @@ def _text(request: Request, code: int, text: str) -> None:
 
 
 class _Page(Resource):
-    """One page at one path: a path below it is 404."""
+    """One page at one path: a path below it is 404, a method but GET and HEAD 405."""
 
     isLeaf = True
 
     def render(self, request: Request) -> object:
         if request.postpath:
             return notFound().render(request)
+        if request.method not in (b"GET", b"HEAD"):
+            request.setResponseCode(405)
+            request.setHeader(b"allow", b"GET, HEAD")
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            return b"405 Method Not Allowed: GET or HEAD\n"
         return super().render(request)  # type: ignore[no-untyped-call]
 
 
@@ -91,13 +99,19 @@ class Readiness(_Page):
         return NOT_DONE_YET
 
 
-def ops_site(metrics: Metrics, registry: CollectorRegistry, check: Callable[[], Deferred[None]]) -> Site:
-    """The ``--metrics`` site: its three pages and nothing else, its requests not logged."""
+def ops_site(
+    metrics: Metrics,
+    registry: CollectorRegistry,
+    check: Callable[[], Deferred[None]],
+    clients: Clients,
+    request_timeout: float,
+) -> GuardedSite:
+    """The ``--metrics`` site: its three pages and nothing else; its connections count against their
+    address's share of ``clients``' (``--max-per-ip``) and have ``request_timeout`` seconds for each request."""
     root = Resource()
     root.putChild(b"metrics", MetricsPage(metrics, registry))
     root.putChild(b"healthz", Health())  # type: ignore[no-untyped-call]
     root.putChild(b"readyz", Readiness(check))
-    site = Site(root)
-    site.log = lambda request: None  # type: ignore[method-assign]  # a scrape every few seconds is no news
+    site = GuardedSite(root, clients, request_timeout)
     site.displayTracebacks = False
     return site

@@ -46,7 +46,7 @@ class WebChannel(HTTPChannel):
     read of pipelined requests is one answer, not a thousand.
     """
 
-    site: WebSite
+    site: GuardedSite
     transport: IConnection
     _next: IDelayedCall | None = None
 
@@ -111,7 +111,22 @@ class Misdirected(Resource):
         return b"421 Misdirected Request: this server does not serve its page under that name\n"
 
 
-class WebSite(Site):
+class GuardedSite(Site):
+    """A site whose connections are :class:`WebChannel`'s (an address's share, a deadline for each whole
+    request, no body, one request a reactor pass), on ``clients``' clock; requests are not logged."""
+
+    noisy = False
+    protocol = WebChannel  # type: ignore[assignment]
+
+    def __init__(self, resource: Resource, clients: Clients, timeout: float) -> None:
+        super().__init__(resource, timeout=timeout, reactor=clients.clock)  # type: ignore[no-untyped-call]
+        self.clients = clients
+
+    def log(self, request: http.Request) -> None:
+        pass
+
+
+class WebSite(GuardedSite):
     """The page and the WebSocket, under the host names it serves, with security headers on every response.
 
     A request whose ``Host`` is not one of them (nor an IP address) is
@@ -124,13 +139,10 @@ class WebSite(Site):
     logged by the line front, as a TCP one is.
     """
 
-    noisy = False
-    protocol = WebChannel  # type: ignore[assignment]
     log_refusal = Logger()
 
     def __init__(self, resource: Resource, clients: Clients, hosts: Iterable[str], timeout: float) -> None:
-        super().__init__(resource, timeout=timeout, reactor=clients.clock)  # type: ignore[no-untyped-call]
-        self.clients = clients
+        super().__init__(resource, clients, timeout)
         self.hosts = frozenset(hosts)
 
     def getResourceFor(self, request: Request) -> Resource:
@@ -163,9 +175,6 @@ class WebSite(Site):
         except ValueError:
             return name in self.hosts
         return name.startswith("[") == (":" in name)  # IPv6 in brackets, IPv4 without
-
-    def log(self, request: http.Request) -> None:
-        pass
 
 
 class StaticFiles(File):
