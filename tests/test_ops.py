@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import cast
+from collections.abc import Generator
+from typing import Any, cast
 
 from prometheus_client import CollectorRegistry
 from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import succeed
+from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks, succeed
 from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IReactorFromThreads
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python import usage
@@ -29,9 +31,11 @@ from msgsvc.ops.metrics import Metrics
 from msgsvc.ops.site import ops_site
 from msgsvc.ops.watchdog import Watchdog
 from msgsvc.state import StoreError
-from msgsvc.state.sqlite import SqliteStore
+from msgsvc.state.sqlite import Database, SqliteStore
 from msgsvc.wire import Limits
 from tests.support.harness import ServerHarness
+
+THREADS = cast(IReactorFromThreads, reactor)
 
 
 class ReactorLagTests(SynchronousTestCase):
@@ -85,13 +89,46 @@ class WatchdogTests(SynchronousTestCase):
 
 
 class SqliteReadinessTests(TestCase):
-    def test_ready_once_a_write_transaction_goes_through(self) -> None:
-        store = SqliteStore(reactor, os.path.abspath(self.mktemp()), reactor)
+    def test_ready_once_a_write_transaction_goes_through(self) -> Deferred[None]:
+        store = SqliteStore(THREADS, os.path.abspath(self.mktemp()), reactor)
         failure = self.failureResultOf(store.check(), StoreError)  # not started: no worker to write
         self.assertEqual(failure.getErrorMessage(), "the store is not running")
         store.startService()
         self.addCleanup(store.stopService)
         return store.check()
+
+    @inlineCallbacks
+    def test_not_ready_when_the_file_cannot_grow(self) -> Generator[Deferred[Any], Any, None]:
+        """A full disk, as SQLite meets it (the file may grow by no page: max_page_count): every write that
+        needs a page fails, so the store is not ready, and says why (attack34: /readyz said 200 on a full tmpfs
+        while every registration failed 'database or disk is full': the check wrote nothing)."""
+        store = SqliteStore(THREADS, os.path.abspath(self.mktemp()), reactor)
+        store.startService()
+        self.addCleanup(store.stopService)
+        yield store.check()  # ready while it may grow
+
+        def cap(database: Database) -> None:
+            # The worker's own connection (max_page_count is per connection): no public seam reaches it.
+            connection = database._db
+            (pages,) = connection.execute("PRAGMA page_count").fetchone()
+            connection.execute(f"PRAGMA max_page_count={pages}")
+
+        yield store._batched(cap)
+        for i in range(500):  # names, one a transaction, till one needs a page the file cannot give
+            try:
+                yield store.record_seen(f"n{i:04d}{'x' * 26}", 1.0)
+            except StoreError:
+                break
+        else:
+            self.fail("the file took 500 names more")
+        failure = yield self.assertFailure(store.check(), StoreError)
+        self.assertIn("database or disk is full", str(failure))
+        # The probe has its own savepoint: a write in the same transaction that fits is kept.
+        store.record_seen("n0000" + "x" * 26, 2.0)  # writing: what follows waits for the next transaction
+        probe, seen = store.check(), store.record_seen("n0000" + "x" * 26, 3.0)
+        yield self.assertFailure(probe, StoreError)
+        yield seen
+
 
 
 class EventCountsTests(SynchronousTestCase):

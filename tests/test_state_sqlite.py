@@ -292,10 +292,10 @@ class KilledDuringAPasswordChangeTests(SynchronousTestCase):
             self.assertTrue(HASHER.verify(stored, "new password" if writes % 2 else "old password"))
 
 
-# Takes a file at schema version 9 back to version 7 (less its user_version).
-_BACK_TO_7 = "DROP TABLE rooms; DROP TABLE room_members; DROP TABLE room_bans;"
+# Takes a file at schema version 10 back to version 7 (less its user_version).
+_BACK_TO_7 = "DROP TABLE ready; DROP TABLE rooms; DROP TABLE room_members; DROP TABLE room_bans;"
 
-# Takes a file at schema version 9 back to version 4 (less its user_version).
+# Takes a file at schema version 10 back to version 4 (less its user_version).
 _BACK_TO_4 = _BACK_TO_7 + (
     "DROP TABLE reads; DROP TABLE history; DROP TABLE conversations; DROP TABLE history_members;"
     " ALTER TABLE accounts DROP COLUMN protected_since; ALTER TABLE queue DROP COLUMN message_id;"
@@ -398,7 +398,7 @@ class QueueTests(SynchronousTestCase):
         db = Database(path)
         db.batch([lambda d: d.create_room(RoomRecord("#dev", 10.0, "alice"))])
         db._db.executescript(
-            "DROP TABLE room_bans; CREATE TABLE room_bans (room TEXT NOT NULL, key TEXT NOT NULL,"
+            "DROP TABLE ready; DROP TABLE room_bans; CREATE TABLE room_bans (room TEXT NOT NULL, key TEXT NOT NULL,"
             " name TEXT NOT NULL, by TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (room, key)) WITHOUT ROWID;"
             " INSERT INTO room_bans VALUES ('#dev', 'mallory', 'Mallory', 'alice', 19.25);"
             " PRAGMA user_version = 8"

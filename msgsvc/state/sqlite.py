@@ -39,7 +39,7 @@ from msgsvc.hub.ids import message_id_floor
 from msgsvc.hub.rules import mask_key, room_key, username_key
 from msgsvc.state import Snapshot, StoreError
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 _T = TypeVar("_T")
 
@@ -188,11 +188,19 @@ _SCHEMA: dict[int, tuple[str, ...]] = {
         "DROP TABLE room_bans",
         "ALTER TABLE room_bans9 RENAME TO room_bans",
     ),
+    10: (
+        # Readiness's probe (Database.ready): one row, whose blob each probe writes anew.
+        "CREATE TABLE ready (probe BLOB)",
+        "INSERT INTO ready VALUES (NULL)",
+    ),
 }
 
 #: The longest the history's entries wait for a transaction (sooner if anything else is written or read):
 #: what a kill -9 can lose of the history of messages delivered at once (docs/performance.rst).
 HISTORY_INTERVAL = 1.0
+
+#: The bytes readiness's probe writes (:meth:`Database.ready`): past one page of 4 KiB, so it needs pages.
+READY_PROBE = 8192
 
 # Above every message id (they begin with 0-7): page_before()'s position for "the newest".
 _AFTER_EVERY_ID = "8"
@@ -277,6 +285,25 @@ class Database:
                 return [job(self) for job in work]
         except sqlite3.Error as e:
             raise StoreError(f"cannot write to {self.path!r}: {e}") from None
+
+    def ready(self) -> str | None:
+        """Readiness's probe (call within batch()): write :data:`READY_PROBE` bytes (or one more: a value of
+        the same size is overwritten in place) anew into ``ready``'s one row, which takes pages besides those
+        the row holds (SQLite writes the new value before it frees the old), so it fails where the file
+        cannot grow and no page is free; None, else why.  In its own savepoint: the rest of the
+        transaction is kept either way."""
+        self._db.execute("SAVEPOINT ready")
+        try:
+            self._db.execute(
+                "UPDATE ready SET probe = zeroblob(CASE length(probe) WHEN ?1 THEN ?1 + 1 ELSE ?1 END)",
+                (READY_PROBE,),
+            )
+        except sqlite3.Error as e:
+            self._db.execute("ROLLBACK TO ready")
+            return str(e)
+        finally:
+            self._db.execute("RELEASE ready")
+        return None
 
     # -- the offline queue (call these within batch()) ------------------------
 
@@ -843,9 +870,14 @@ class SqliteStore(Service):
         self._pool = self._database = None
 
     def check(self) -> Deferred[None]:
-        """Fires once a write transaction (``BEGIN IMMEDIATE``, with nothing in it, or in the next group
-        commit) has gone through: the file is writable; else fails with why (a StoreError)."""
-        return self._batched(lambda db: None)
+        """Fires once readiness's probe (:meth:`Database.ready`, in the next group commit) is on disk: the
+        file takes a write that needs pages; else fails with why (a StoreError)."""
+
+        def ready(why: str | None) -> None:
+            if why is not None:
+                raise StoreError(f"cannot write to {self.path!r}: {why}")
+
+        return self._batched(Database.ready).addCallback(ready)
 
     def record_seen(self, name: str, when: float) -> Deferred[None]:
         """Write ``name`` as seen at ``when``; fires once it is on disk."""
