@@ -549,12 +549,14 @@ class RoomContract(_Base):
         self.assertIs(await self.state.enter("#dev", carol, 2, 50), Refusal.ROOM_FULL)
         self.assertIsNone(await self.state.enter("#dev", carol, 3, 50))
         self.assertIs(await self.state.enter("#dev", dave, 3, 50), Refusal.ROOM_FULL)
+        self.assertIsNone(await self.state.enter("#dev", Member("BOB", since=14.0), 3, 50))  # kept already
         bob = Member("bob", since=13.0)
         self.assertIs(await self.state.enter("#new", bob, 10, 2), None)  # no such room: nothing kept
         await self.state.create_room(RoomRecord("#new", 13.0, "dave", members={"dave": Member("dave")}))
         self.assertIs(await self.state.enter("#new", bob, 10, 2), Refusal.TOO_MANY_ROOMS)
         rooms = await (await self.reopened()).rooms()
         self.assertEqual([sorted(r.members) for r in rooms], [["alice", "bob", "carol"], ["dave"], ["bob"]])
+        self.assertEqual(rooms[0].members["bob"], Member("bob", since=11.0))
 
     async def test_a_deleted_room_goes_with_its_members_and_bans(self) -> None:
         await self.state.create_room(dev(Member("bob", since=12.0)))

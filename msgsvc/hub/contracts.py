@@ -686,7 +686,8 @@ class RoomStore(Protocol):
     def enter(self, room: str, member: Member, limit: int, most: int) -> Deferred[Refusal | None]:
         """Keep ``member``, new in ``room``, unless the room has ``limit`` members or the name is in ``most``
         rooms already, as kept (the joins of every node counted): None, or ROOM_FULL or TOO_MANY_ROOMS.
-        A room no longer kept (deleted meanwhile) is not made again: None, nothing kept."""
+        A room no longer kept (deleted meanwhile) is not made again, and a member kept already (joined
+        on another node) stays as kept: None, nothing written."""
 
     def remove_member(self, room: str, name: str) -> Deferred[None]:
         """Forget a member of ``room``."""

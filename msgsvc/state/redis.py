@@ -728,6 +728,7 @@ ENTER = Script(
 -- KEYS: the rooms, the room's members, the name's memberships; ARGV: room, name key, member, limit, most.
 -- Returns 'ok', or 'full' / 'many' (nothing kept).
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 'ok' end
+if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return 'ok' end
 if redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[4]) then return 'full' end
 if redis.call('SCARD', KEYS[3]) >= tonumber(ARGV[5]) then return 'many' end
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])

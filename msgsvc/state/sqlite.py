@@ -644,6 +644,10 @@ class Database:
         """RoomStore.enter."""
         if self._db.execute("SELECT 1 FROM rooms WHERE key = ?", (room,)).fetchone() is None:
             return None
+        if self._db.execute(
+            "SELECT 1 FROM room_members WHERE room = ? AND key = ?", (room, username_key(member.name))
+        ).fetchone():
+            return None
         count = "SELECT count(*) FROM room_members WHERE {} = ?"
         if self._db.execute(count.format("room"), (room,)).fetchone()[0] >= limit:
             return Refusal.ROOM_FULL

@@ -295,7 +295,7 @@ class MemoryStore(Service):
 
     def enter(self, room: str, member: Member, limit: int, most: int) -> Deferred[Refusal | None]:
         kept = self.rooms_kept.get(room)
-        if kept is None:
+        if kept is None or username_key(member.name) in kept.members:
             return succeed(None)
         if len(kept.members) >= limit:
             return succeed(Refusal.ROOM_FULL)
