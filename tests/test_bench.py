@@ -1,7 +1,7 @@
 """The bench's own logic: latency figures, the protocol adapters, the load plan, the table.
 
 The benchmark itself runs servers and is not run here (docs/performance.rst), but for a small
-login burst, offline run and run over WebSocket, to show those commands work end to end.
+login burst, offline run, run over WebSocket and run with metrics on, to show those commands work end to end.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import io
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from msgsvc import build
 from msgsvc.bench import cload, dialects, report, servers, suite
 from msgsvc.bench.loadclient import LoadClient, Tally
 from msgsvc.bench.run import Measurement, Scenario, _cpus, plans
+from msgsvc.bench.scrape import Scraper
 from msgsvc.bench.stats import LatencyHistogram, bucket
 from msgsvc.bench.websocket import WebSocketLines
 from msgsvc.bench.worker import Plan, Worker
@@ -312,15 +314,62 @@ class PlanTests(SynchronousTestCase):
             servers.deploy("msgsvc", Path("."), [], [0], history=history)
         self.assertEqual(started, [servers.MSGSVC_OPTIONS, [*servers.MSGSVC_OPTIONS, "--history-days=0"]])
 
+    def test_metrics_on_is_a_variant_of_msgsvc_serving_metrics_on_a_port_of_its_own(self) -> None:
+        self.assertEqual(Scenario("msgsvc", "unicast", clients=8, metrics=True).label, "msgsvc metrics on")
+        self.assertEqual(Scenario("msgsvc", "unicast", clients=8).label, "msgsvc")  # off, the default
+        self.assertEqual(
+            Scenario("msgsvc-redis", "unicast", clients=8, nodes=2, history=False, metrics=True).label,
+            "msgsvc-redis x2 history off metrics on",
+        )
+        for peer in ("words", "ngircd", "ergo"):
+            with self.assertRaises(ValueError):
+                Scenario(peer, "unicast", clients=8, metrics=True)
+
+    def deployed(self, name: str, metrics: bool, nodes: int = 1) -> tuple[list[list[str]], servers.Deployment]:
+        """Deploy ``name`` starting nothing: the argv of each msgsvc process, and the deployment."""
+        started: list[list[str]] = []
+
+        class Started:
+            def __init__(self, name: str, argv: list[str], port: int, *_: object) -> None:
+                self.port = port
+                if "msgsvc" in argv:
+                    started.append(argv)
+
+            def wait_logged(self, texts: list[str]) -> None:
+                pass
+
+        self.patch(servers, "ServerProcess", Started)
+        workdir = Path(self.mktemp())
+        workdir.mkdir()
+        deployment = servers.deploy(name, workdir, ["b0u0"], [0, 1, 1], nodes=nodes, metrics=metrics)
+        return started, deployment
+
+    def test_with_metrics_each_msgsvc_process_serves_them_on_a_loopback_port_of_its_own(self) -> None:
+        for name, nodes in [("msgsvc", 1), ("msgsvc-web", 1), ("msgsvc-irc", 1), ("msgsvc-redis", 2)]:
+            argvs, deployment = self.deployed(name, metrics=True, nodes=nodes)
+            served = [[a for a in argv if a.startswith("--metrics")] for argv in argvs]
+            ports = [int(option.split(":")[1]) for [option] in served]
+            self.assertEqual(len(set(ports)), nodes, name)
+            self.assertEqual(served, [[f"--metrics=tcp:{port}:interface=127.0.0.1"] for port in ports])
+            self.assertEqual(deployment.metrics_urls, [f"http://127.0.0.1:{p}/metrics" for p in ports])
+            argvs, deployment = self.deployed(name, metrics=False, nodes=nodes)
+            self.assertEqual(len(argvs), nodes, name)
+            self.assertFalse([a for argv in argvs for a in argv if a.startswith("--metrics")], name)
+            self.assertEqual(deployment.metrics_urls, [])
+        with self.assertRaises(ValueError):
+            servers.deploy("words", Path("."), [], [0], metrics=True)
+
     def test_churn_gets_twice_the_names_it_runs_at_once(self) -> None:
         shares = plans(Scenario("msgsvc", "connect", clients=10, workers=2), ports=[9])
         self.assertEqual([len(p.names) for p in shares], [10, 10])
 
 
 class ReportTests(SynchronousTestCase):
-    def measurement(self, server: str, delivered: int, history: bool = True) -> Measurement:
+    def measurement(
+        self, server: str, delivered: int, history: bool = True, metrics: bool = False
+    ) -> Measurement:
         m = Measurement(
-            Scenario(server, "unicast", clients=100, history=history),
+            Scenario(server, "unicast", clients=100, history=history, metrics=metrics),
             connected=100,
             sent=delivered,
             expected=delivered,
@@ -376,6 +425,30 @@ class ReportTests(SynchronousTestCase):
             [
                 "unicast (100 clients): msgsvc/words = 1.00",
                 "unicast (100 clients): msgsvc history on/off = 0.55 (0.50-0.60)",
+            ],
+        )
+
+    def test_metrics_on_and_off_are_rows_side_by_side_with_their_ratio(self) -> None:
+        runs = [
+            self.measurement("msgsvc", n, history=history, metrics=metrics)
+            for n, history, metrics in [
+                (90_000, True, True),
+                (100_000, True, False),
+                (180_000, False, True),
+                (200_000, False, False),
+            ]
+        ]
+        self.assertEqual(
+            [row.server for row in report.rows(runs)],
+            ["msgsvc metrics on", "msgsvc", "msgsvc history off metrics on", "msgsvc history off"],
+        )
+        self.assertEqual(
+            report.ratios(runs),
+            [
+                "unicast (100 clients): msgsvc metrics on/off = 0.90",
+                "unicast (100 clients): msgsvc metrics on history on/off = 0.50",
+                "unicast (100 clients): msgsvc history off metrics on/off = 0.90",
+                "unicast (100 clients): msgsvc history on/off = 0.50",
             ],
         )
 
@@ -455,6 +528,18 @@ class SuiteTests(SynchronousTestCase):
         self.assertIn(("ngircd", 100), [(s.server, s.clients) for s in ran])
 
 
+def run_bench(case: SynchronousTestCase, *argv: str) -> tuple[list[Scenario], str, str]:
+    """``python -m msgsvc.bench run`` with ``argv``, measuring nothing: what it ran, what it said
+    (stderr), what it printed (stdout)."""
+    ran: list[Scenario] = []
+    said, printed = io.StringIO(), io.StringIO()
+    case.patch(bench_main, "measure", lambda scenario, python: ran.append(scenario) or Measurement(scenario))
+    case.patch(sys, "stderr", said)
+    case.patch(sys, "stdout", printed)
+    bench_main.main(["run", "--clients", "8", *argv])
+    return ran, said.getvalue(), printed.getvalue()
+
+
 class ErgoTests(SynchronousTestCase):
     """Ergo as a peer, without an Ergo: a fake ``ergo`` stands for the binary where one is looked for."""
 
@@ -470,14 +555,8 @@ class ErgoTests(SynchronousTestCase):
         return str(program)
 
     def run_bench(self, *argv: str) -> tuple[list[Scenario], str]:
-        """``python -m msgsvc.bench run`` with ``argv``, measuring nothing: what it ran, what it said."""
-        ran: list[Scenario] = []
-        said = io.StringIO()
-        self.patch(bench_main, "measure", lambda scenario, python: ran.append(scenario) or Measurement(scenario))
-        self.patch(sys, "stderr", said)
-        self.patch(sys, "stdout", io.StringIO())
-        bench_main.main(["run", "--clients", "8", *argv])
-        return ran, said.getvalue()
+        ran, said, _ = run_bench(self, *argv)
+        return ran, said
 
     def test_the_configuration_lifts_fake_lag_and_the_limits_and_sets_the_history(self) -> None:
         on, off = servers.ergo_conf(6667, history=True), servers.ergo_conf(6667, history=False)
@@ -531,6 +610,68 @@ class ErgoTests(SynchronousTestCase):
         self.assertEqual(
             dialects.make("ergo").send(["a", "b"], b"@1.x"), b"PRIVMSG a :@1.x\r\nPRIVMSG b :@1.x\r\n"
         )
+
+
+class VariantTests(SynchronousTestCase):
+    def test_metrics_on_and_off_take_turns_with_the_history_variants(self) -> None:
+        ran, _, printed = run_bench(
+            self, *["--metrics", "on", "--metrics", "off", "--history", "on", "--history", "off", "--repeat", "2"]
+        )
+        turns = [(True, True), (True, False), (False, True), (False, False)]
+        self.assertEqual([(s.history, s.metrics) for s in ran], turns * 2)
+        self.assertIn("msgsvc metrics on: /metrics scraped 0 times", printed)  # nothing measured here
+        self.assertIn("unicast (8 clients): msgsvc metrics on/off = ", printed)
+
+    def test_metrics_are_off_unless_asked(self) -> None:
+        ran, _, _ = run_bench(self)
+        self.assertEqual([(s.history, s.metrics) for s in ran], [(True, False)])
+        ran, _, _ = run_bench(self, "--metrics", "on")
+        self.assertEqual([(s.history, s.metrics) for s in ran], [(True, True)])
+
+    def test_the_help_says_how_often_it_scrapes_and_that_prometheus_would_not(self) -> None:
+        printed = io.StringIO()
+        self.patch(sys, "stdout", printed)
+        with self.assertRaises(SystemExit):
+            bench_main.main(["run", "--help"])
+        text = " ".join(printed.getvalue().split())
+        self.assertIn("/metrics scraped once a second during the measured load", text)
+        self.assertIn("than Prometheus would be set to", text)
+
+
+class ScraperTests(SynchronousTestCase):
+    def test_it_scrapes_each_url_from_start_until_stop(self) -> None:
+        got: list[str] = []
+        both = threading.Event()
+
+        def get(url: str) -> None:
+            got.append(url)
+            if len(got) == 2:
+                both.set()
+
+        scraper = Scraper(["http://a/metrics", "http://b/metrics"], interval=3600, get=get)
+        self.assertEqual(got, [])  # not before start
+        scraper.start()
+        self.assertTrue(both.wait(60))
+        self.assertEqual(scraper.stop(), 2)  # stop ends the interval's wait
+        self.assertEqual(got, ["http://a/metrics", "http://b/metrics"])
+        self.assertFalse(scraper._thread.is_alive())
+
+    def test_a_failed_scrape_fails_the_run_at_stop(self) -> None:
+        def get(url: str) -> None:
+            raise OSError("connection refused")
+
+        scraper = Scraper(["http://a/metrics"], interval=3600, get=get)
+        scraper.start()
+        scraper._thread.join(60)
+        with self.assertRaises(RuntimeError) as raised:
+            scraper.stop()
+        self.assertIn("connection refused", str(raised.exception))
+
+    def test_without_urls_it_starts_nothing(self) -> None:
+        scraper = Scraper([], get=lambda url: self.fail(url))
+        scraper.start()
+        self.assertIsNone(scraper._thread.ident)
+        self.assertEqual(scraper.stop(), 0)
 
 
 class TargetTests(SynchronousTestCase):
@@ -713,6 +854,17 @@ class ServerBenchTests(SynchronousTestCase):
         self.assertEqual((on[0][-1], off[0][-1]), ("0", "0"), out)  # lost
         ratio = "unicast (8 clients): msgsvc history on/off = "
         self.assertTrue(any(line.startswith(ratio) for line in lines), out)
+
+    def test_metrics_on_serves_them_scraped_during_the_load_and_loses_nothing(self) -> None:
+        """``--metrics on``: a real server serving /metrics, scraped while loaded (the figures not judged)."""
+        out = bench(
+            *["run", "--clients", "8", "--duration", "1", "--warmup", "0", "--rate", "50", "--metrics", "on"]
+        )
+        lines = out.splitlines()
+        (row,) = [line.split() for line in lines if line.split()[:4] == ["msgsvc", "metrics", "on", "unicast"]]
+        self.assertEqual(row[-1], "0", out)  # lost
+        (scraped,) = [line for line in lines if line.startswith("msgsvc metrics on: /metrics scraped ")]
+        self.assertGreater(int(scraped.split()[5]), 0, out)
 
     def test_two_nodes_on_redis_take_the_c_load_and_lose_nothing(self) -> None:
         """Two real nodes on a real redis-server, the clients spread over them (figures not judged)."""

@@ -2,6 +2,7 @@
 
     python -m msgsvc.bench run --server msgsvc --workload unicast --clients 1000
     python -m msgsvc.bench run --workload unicast --clients 1000 --history on --history off
+    python -m msgsvc.bench run --workload unicast --clients 1000 --metrics on --metrics off --repeat 5
     python -m msgsvc.bench run --workload room --clients 100 --server msgsvc --server words --repeat 5
     python -m msgsvc.bench run --server msgsvc --server ergo --ergo /path/to/ergo --history on --history off
     python -m msgsvc.bench suite --json bench.json --plot performance.png
@@ -16,6 +17,7 @@ See docs/performance.rst.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -23,7 +25,7 @@ from collections.abc import Sequence
 
 from msgsvc import build
 from msgsvc.bench import logins, offline, report, scaling, suite
-from msgsvc.bench.run import Measurement, Scenario, measure
+from msgsvc.bench.run import VARIANTS, Measurement, Scenario, measure
 from msgsvc.bench.servers import ERGO_VARIABLE, SERVERS, SUITE, missing
 from msgsvc.bench.worker import WORKLOADS
 
@@ -44,15 +46,33 @@ def _available(names: Sequence[str]) -> list[str]:
     return chosen
 
 
+#: what each of :data:`VARIANTS` is on and off, for ``bench run --help``
+VARIANT_HELP = {
+    "history": "msgsvc (and Ergo) with its history (on) or without (off: --history-days 0)",
+    "metrics": "msgsvc serving --metrics on a loopback port, /metrics scraped once a second during the measured "
+    "load, far more often than Prometheus would be set to (its default is 60 s; 10-15 s is common), so that the "
+    "cost of serving them shows (on), or without --metrics (off)",
+}
+
+
+def _variants(args: argparse.Namespace) -> list[dict[str, bool]]:
+    """Every combination of the variants asked for (each at its default unless given)."""
+    asked = [
+        [value == "on" for value in getattr(args, name) or []] or [default]
+        for name, (default, _) in VARIANTS.items()
+    ]
+    return [dict(zip(VARIANTS, values, strict=True)) for values in itertools.product(*asked)]
+
+
 def _run(args: argparse.Namespace) -> list[Measurement]:
     results = []
     variants = [
-        (server, history)
+        (server, variant)
         for _ in range(args.repeat)
         for server in _available(args.server or ["msgsvc"])
-        for history in args.history or ["on"]
+        for variant in _variants(args)
     ]
-    for server, history in variants:  # in turn
+    for server, variant in variants:  # in turn
         scenario = Scenario(
             server=server,
             workload=args.workload,
@@ -66,7 +86,7 @@ def _run(args: argparse.Namespace) -> list[Measurement]:
             workers=args.workers,
             warmup=args.warmup,
             load=args.load,
-            history=history == "on",
+            **variant,
         )
         print(f"running {scenario}", file=sys.stderr, flush=True)
         results.append(measure(scenario, args.load_python))
@@ -78,6 +98,8 @@ def _print(results: Sequence[Measurement]) -> None:
     for line in report.ratios(results):
         print(line)
     for m in results:
+        if m.scenario.metrics:
+            print(f"{m.scenario.label}: /metrics scraped {m.scrapes} times in {m.seconds:.1f} s")
         if m.refusals or m.lost_connections:
             print(f"{m.scenario.server}: {m.lost_connections} connections lost; {m.refusals[:3]}")
 
@@ -116,13 +138,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     load.add_argument("--plot", help="draw the unicast sweep here (PNG; needs matplotlib)")
     run = commands.add_parser("run", parents=[load], help="one workload, on one or more servers")
     run.add_argument("--server", action="append", choices=SERVERS, help="repeatable; default msgsvc")
-    run.add_argument(
-        "--history",
-        action="append",
-        choices=("on", "off"),
-        help="msgsvc (and Ergo) with its history (on) or without (off: --history-days 0); repeatable, "
-        "side by side, taking turns; default on",
-    )
+    for name, (default, _) in VARIANTS.items():
+        run.add_argument(
+            f"--{name}",
+            action="append",
+            choices=("on", "off"),
+            help=f"{VARIANT_HELP[name]}; repeatable, side by side, taking turns; "
+            f"default {'on' if default else 'off'}",
+        )
     run.add_argument(
         "--workload",
         choices=WORKLOADS,

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
-from msgsvc.bench.run import Measurement, Scenario
+from msgsvc.bench.run import VARIANTS, Measurement, Scenario
 
 #: a load process busier than this (its share of the load cores) makes a row load-bound
 LOAD_BOUND = 0.9
@@ -166,20 +167,27 @@ def ratio(mine: Row, theirs: Row) -> str:
 
 def ratios(measurements: Sequence[Measurement]) -> list[str]:
     """msgsvc's delivered rate (registrations for ``connect``) over each peer's, workload by workload;
-    then each msgsvc server's with its history over without it."""
+    then each server's with each variant on over off (``run --history on --history off``), beside the row
+    that differs from it only there."""
     all_rows = rows(measurements)
     ours = {key(r.runs[0]): r for r in all_rows if r.server == "msgsvc"}
     lines = []
     for row in all_rows:
         mine = ours.get(key(row.runs[0]))
         s = row.scenario
-        if row.server == "msgsvc" or mine is None or s.workload == "idle" or not s.history:
+        if row.server == "msgsvc" or mine is None or s.workload == "idle" or s.varied():
             continue
         lines.append(f"{s.workload} ({s.clients} clients): msgsvc/{s.server} = {ratio(mine, row)}")
-    kept = {(r.scenario.server, r.scenario.nodes, *key(r.runs[0])): r for r in all_rows if r.scenario.history}
-    for row in all_rows:  # each server with its history over without it (``run --history on --history off``)
+    found = {(r.scenario.label, *key(r.runs[0])): r for r in all_rows}
+    for row in all_rows:
         s = row.scenario
-        on = kept.get((s.server, s.nodes, *key(row.runs[0])))
-        if on is not None and not s.history:
-            lines.append(f"{s.workload} ({s.clients} clients): {on.server} history on/off = {ratio(on, row)}")
+        for name, (default, _) in VARIANTS.items():
+            if getattr(s, name) == default:
+                continue
+            changes: dict[str, Any] = {name: default}
+            plain = found.get((replace(s, **changes).label, *key(row.runs[0])))
+            if plain is not None:
+                on, off = (plain, row) if default else (row, plain)
+                figure = ratio(on, off)
+                lines.append(f"{s.workload} ({s.clients} clients): {plain.server} {name} on/off = {figure}")
     return lines

@@ -14,8 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from msgsvc.bench import cload, servers
+from msgsvc.bench.scrape import Scraper
 from msgsvc.bench.stats import LatencyHistogram
 from msgsvc.bench.worker import GROUP, WORKLOADS, Plan
+
+
+#: the variants ``bench run`` measures side by side (``--history on --history off``): a :class:`Scenario` field,
+#: its default, and the servers that have it
+VARIANTS: dict[str, tuple[bool, tuple[str, ...]]] = {
+    "history": (True, servers.HISTORIES),
+    "metrics": (False, servers.MSGSVCS),
+}
 
 
 @dataclass(frozen=True)
@@ -34,12 +43,21 @@ class Scenario:
     load: str = "c"  # "c": the C load process where it does the job (msgsvc.bench.cload), else Python
     nodes: int = 1  # msgsvc-redis: the nodes, each client on one of them in turn
     history: bool = True  # msgsvc (Ergo) keeps its history (False: ``--history-days 0``; Ergo's off)
+    metrics: bool = False  # msgsvc serves ``--metrics``, scraped during the measured load (msgsvc.bench.scrape)
+
+    def varied(self) -> list[str]:
+        """The variants not at their default: ``["history off", "metrics on"]``."""
+        values = {name: getattr(self, name) for name in VARIANTS}
+        return [
+            f"{name} {'on' if value else 'off'}" for name, value in values.items() if value != VARIANTS[name][0]
+        ]
 
     @property
     def label(self) -> str:
-        """The server, its nodes if several, and whether it keeps no history: ``msgsvc-redis x2 history off``."""
+        """The server, its nodes if several, and its variants not at their default:
+        ``msgsvc-redis x2 history off metrics on``."""
         label = self.server if self.nodes == 1 else f"{self.server} x{self.nodes}"
-        return label if self.history else f"{label} history off"
+        return " ".join([label, *self.varied()])
 
     def __post_init__(self) -> None:
         if self.workload not in WORKLOADS:
@@ -50,8 +68,9 @@ class Scenario:
             raise ValueError(f"server must be one of {', '.join(servers.SERVERS)}")
         if self.nodes < 1 or (self.nodes > 1 and self.server != servers.MSGSVC_REDIS):
             raise ValueError(f"nodes: 1, or several for {servers.MSGSVC_REDIS}")
-        if not self.history and self.server not in servers.HISTORIES:
-            raise ValueError(f"history off is for {', '.join(servers.HISTORIES)}")
+        for name, (default, having) in VARIANTS.items():
+            if getattr(self, name) != default and self.server not in having:
+                raise ValueError(f"{name} {'on' if not default else 'off'} is for {', '.join(having)}")
         if self.workload in ("unicast", "multicast", *GROUP) and self.clients < self.workers * (
             self.recipients + 1
         ):
@@ -76,6 +95,7 @@ class Measurement:
     ready_rss_kib: int = 0  # with every client registered
     peak_rss_kib: int = 0
     lost_connections: int = 0
+    scrapes: int = 0  # of /metrics during the measured load (``metrics`` on)
     refusals: list[str] = field(default_factory=list)
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
 
@@ -231,7 +251,13 @@ def measure(scenario: Scenario, load_python: str = sys.executable, ready_timeout
     with tempfile.TemporaryDirectory(prefix="msgsvc-bench-") as tmp:
         names = [n for p in plans(scenario, [0]) for n in p.names]
         server = servers.deploy(
-            scenario.server, Path(tmp), names, server_cpus, scenario.nodes, scenario.history
+            scenario.server,
+            Path(tmp),
+            names,
+            server_cpus,
+            scenario.nodes,
+            scenario.history,
+            scenario.metrics,
         )
         workers: list[WorkerProcess] = []
         try:
@@ -257,10 +283,13 @@ def measure(scenario: Scenario, load_python: str = sys.executable, ready_timeout
             for worker in workers:
                 worker.answer("warm", scenario.warmup + 120)
             cpu_before, store_before = server.cpu_seconds(), server.store_cpu_seconds()
+            scraper = Scraper(server.metrics_urls)  # none, with metrics off
+            scraper.start()
             go = time.monotonic_ns()
             for worker in workers:
                 worker.tell("go")
             reports = [w.answer("result", scenario.duration + 120) for w in workers]
+            result.scrapes = scraper.stop()
             result.server_cpu = server.cpu_seconds() - cpu_before
             result.store_cpu = server.store_cpu_seconds() - store_before
             result.peak_rss_kib = server.peak_rss_kib()

@@ -266,9 +266,17 @@ class ServerProcess:
 class Deployment:
     """The server under test: one process, or msgsvc's nodes and the Redis server they share."""
 
-    def __init__(self, nodes: Sequence[ServerProcess], store: ServerProcess | None = None) -> None:
+    def __init__(
+        self, nodes: Sequence[ServerProcess], store: ServerProcess | None = None, metrics: Sequence[int] = ()
+    ) -> None:
         self.nodes = list(nodes)
         self.store = store
+        self.metrics = list(metrics)
+
+    @property
+    def metrics_urls(self) -> list[str]:
+        """Each node's ``/metrics``, if it serves them."""
+        return [f"http://127.0.0.1:{port}/metrics" for port in self.metrics]
 
     @property
     def ports(self) -> list[int]:
@@ -369,17 +377,29 @@ def deploy(
     cpus: Sequence[int | None],
     nodes: int = 1,
     history: bool = True,
+    metrics: bool = False,
 ) -> Deployment:
     """Start server ``name``, or for :data:`MSGSVC_REDIS` a Redis server and ``nodes`` nodes on it.
 
     Node ``i`` runs on ``cpus[i]`` (None: any core); Redis, on ``cpus[nodes]`` if there is one.
-    Without ``history``, msgsvc runs with ``--history-days 0``.
+    Without ``history``, msgsvc runs with ``--history-days 0``; with ``metrics``, each node serves
+    ``--metrics`` on a loopback port of its own (:attr:`Deployment.metrics_urls`).
     """
+    if metrics and name not in MSGSVCS:
+        raise ValueError(f"metrics are for {', '.join(MSGSVCS)}")
     msgsvc_options = MSGSVC_OPTIONS if history else [*MSGSVC_OPTIONS, "--history-days=0"]
+    scraped: list[int] = []
+
+    def node_options(*more: str) -> list[str]:
+        if metrics:
+            scraped.append(free_port())
+            more = (*more, f"--metrics=tcp:{scraped[-1]}:interface=127.0.0.1")
+        return [*msgsvc_options, *more]
+
     if name != MSGSVC_REDIS:
         if nodes != 1:
             raise ValueError(f"{name} is one process; nodes are for {MSGSVC_REDIS}")
-        return Deployment([start(name, workdir, names, cpus[0], msgsvc_options, history)])
+        return Deployment([start(name, workdir, names, cpus[0], node_options(), history)], metrics=scraped)
     problem = missing(name)
     if problem:
         raise RuntimeError(problem)
@@ -394,14 +414,14 @@ def deploy(
     try:
         for i in range(nodes):
             (workdir / f"node{i}").mkdir()
-            options = [*msgsvc_options, f"--redis=redis://127.0.0.1:{port}/0"]
+            options = node_options(f"--redis=redis://127.0.0.1:{port}/0")
             started.append(start("msgsvc", workdir / f"node{i}", names, cpus[i], options))
         for node in started:  # ready for HELLO: a lease, the subscription, the log read
             node.wait_logged(["lease held", "subscription: connected", "username log"])
     except BaseException:
         Deployment(started, store).stop()
         raise
-    return Deployment(started, store)
+    return Deployment(started, store, scraped)
 
 
 def start(

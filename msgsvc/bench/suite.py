@@ -88,7 +88,7 @@ def _find(results: Sequence[Measurement], server: str, workload: str, clients: i
     for row in rows(results):
         s = row.scenario
         found = (s.server, s.workload, s.clients, s.rate is None) == (server, workload, clients, peak)
-        if found and s.history:
+        if found and not s.varied():
             return row
     return None
 
