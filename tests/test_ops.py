@@ -4,7 +4,9 @@ file, the hub's events counted, ``--log-format``'s options (end to end: tests/te
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 from collections.abc import Generator
 from typing import Any, cast
 
@@ -59,7 +61,11 @@ class ReactorLagTests(SynchronousTestCase):
 
 class WatchdogTests(SynchronousTestCase):
     def listen(self) -> tuple[socket.socket, str]:
-        path = os.path.abspath(self.mktemp())
+        """systemd's notify socket, in a short folder of its own: a socket's path holds at most 107
+        bytes, which a test's own temporary path (deep in a checkout, under pytest) can pass."""
+        folder = tempfile.mkdtemp(prefix="msgsvc-notify-")
+        self.addCleanup(shutil.rmtree, folder)
+        path = os.path.join(folder, "notify")
         systemd = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         systemd.bind(path)
         systemd.settimeout(5)
