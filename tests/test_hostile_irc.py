@@ -11,6 +11,8 @@ walked, the bytes written to the client, the messages each bystander got.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet.address import IPv4Address
@@ -194,6 +196,22 @@ class HostileIrcTests(SynchronousTestCase):
             self.assertLessEqual(len(bare) + 2, 512, row[:100])
         return rows
 
+    def storm(
+        self, lines: list[str], keep: Callable[[bytes], bool], done: Callable[[list[bytes]], bool] = lambda _: False
+    ) -> list[bytes]:
+        """Send ``lines`` at once, then let the lines held back run at the line rate (a second a turn,
+        answering the server's PINGs); the rows written that ``keep`` picks, until ``done`` says so."""
+        self.watching.dataReceived("".join(line + "\r\n" for line in lines).encode())
+        said: list[bytes] = []
+        for _ in range(len(lines) + 10):
+            self.harness.clock.advance(1)
+            said += [row for row in self.check_written(self.watcher.value()) if keep(row)]
+            self.watcher.clear()
+            self.watching.dataReceived(b"PONG :x\r\n")
+            if said and done(said):
+                break
+        return said
+
     def run_passes(self, transport: StringTransport) -> list[bytes]:
         """Run the reactor passes due now one at a time, each measured; what the client got.  What the
         account's other session (the watcher) got is whole lines too."""
@@ -265,16 +283,10 @@ class HostileIrcTests(SynchronousTestCase):
         #all, one marker no later than its newest message."""
         nicks = [f"x{n:04}" for n in range(150)]
         storm = [f"MARKREAD {nick} timestamp=2262-01-01T00:00:00.000Z" for nick in nicks]
-        self.watching.dataReceived("".join(line + "\r\n" for line in storm).encode())
-        self.watching.dataReceived(b"MARKREAD #all timestamp=2262-01-01T00:00:00.000Z\r\n")
-        said: list[bytes] = []
-        for _ in range(len(storm) + 10):  # the lines held back run at the line rate
-            self.harness.clock.advance(1)
-            said += [row for row in self.check_written(self.watcher.value()) if b" FAIL " in row or b" MARKREAD " in row]
-            self.watcher.clear()
-            self.watching.dataReceived(b"PONG :x\r\n")
-            if said and b" MARKREAD #all " in said[-1]:
-                break
+        storm.append("MARKREAD #all timestamp=2262-01-01T00:00:00.000Z")
+        said = self.storm(
+            storm, lambda row: b" FAIL " in row or b" MARKREAD " in row, lambda said: b" MARKREAD #all " in said[-1]
+        )
         fails = [row.split(b" ")[3:5] for row in said[:-1]]
         self.assertEqual(fails, [[b"INVALID_PARAMS", nick.encode()] for nick in nicks])
         newest = max(e.id for e in self.harness.store.history[ALL])
@@ -285,13 +297,7 @@ class HostileIrcTests(SynchronousTestCase):
         """Attack 32: MODE lines of 150 bans each put 106,840 in a room; a line makes 12 changes at most
         (MODES=12), past 100 bans (MAXLIST=b:100) it is 478 and nothing."""
         storm = ["JOIN #dev"] + [f"MODE #dev +{'b' * 150} " + " ".join(f"m{n}x{i}" for i in range(150)) for n in range(20)]
-        self.watching.dataReceived("".join(line + "\r\n" for line in storm).encode())
-        said: list[bytes] = []
-        for _ in range(len(storm) + 10):  # the lines held back run at the line rate
-            self.harness.clock.advance(1)
-            said += [row for row in self.check_written(self.watcher.value()) if b" MODE #dev " in row or b" 478 " in row]
-            self.watcher.clear()
-            self.watching.dataReceived(b"PONG :x\r\n")
+        said = self.storm(storm, lambda row: b" MODE #dev " in row or b" 478 " in row)
         self.assertEqual([row.count(b"!*@*") for row in said[:8]], [12] * 8)
         self.assertEqual(len(said), 20)
         self.assertTrue(all(b" 478 " in row for row in said[8:]), said[8:])
