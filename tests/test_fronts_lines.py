@@ -815,7 +815,7 @@ class Version9Tests(SynchronousTestCase):
     def test_msg_and_sent_carry_the_id_and_time_for_version_9_only(self) -> None:
         self.server.clock.advance(0.0421)
         _, old = self.server.register("old")
-        alice, a = self.hello("alice")
+        alice, a = self.server.register("alice", PASSWORD, version=9)  # protected: the history keeps hers
         bob, b = self.hello("bob")
         for transport in (a, b, old):
             lines(transport)

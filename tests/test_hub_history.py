@@ -49,10 +49,10 @@ class HistoryTestCase(SynchronousTestCase):
         self.successResultOf(admitted(hub or self.hub, participant, name, "peer-" + name))
         return participant
 
-    def protect(self, name: str) -> None:
+    def protect(self, name: str, hub: Hub | None = None) -> None:
         """Give ``name`` a password now, as the accounts do."""
         self.successResultOf(self.store.set_password_hash(name, "fake$x", self.clock.seconds()))
-        self.hub.set_protected(name, True)
+        (hub or self.hub).set_protected(name, True)
 
     def tick(self, seconds: float = 1.0) -> None:
         self.clock.advance(seconds)
@@ -96,6 +96,7 @@ class KeepingTests(HistoryTestCase):
         super().setUp()
         self.alice = self.join("Alice")
         self.bob = self.join("bob")
+        self.protect("Alice")
 
     def test_each_message_is_kept_in_its_conversation_with_its_id_and_time(self) -> None:
         self.alice.user.send(["BOB"], "to bob")
@@ -118,6 +119,22 @@ class KeepingTests(HistoryTestCase):
         self.assertEqual(
             to_bob, Stored(message.id, message.at, "alice,bob", "Alice", Kind.UNICAST, ("bob",), "to bob")
         )
+
+    def test_a_direct_conversation_no_protected_name_could_read_is_not_kept(self) -> None:
+        carol, dave = self.join("carol"), self.join("dave")
+        carol.user.send(["dave"], "nobody may read this")
+        carol.user.send(["dave", "bob"], "nor this")
+        dave.user.send(["carol", "alice"], "Alice may")
+        self.bob.user.send(["old"], "not yet")
+        self.protect("old")
+        self.bob.user.send(["old"], "old may")
+        dave.user.broadcast("everyone")
+        self.pass_ends()
+        self.assertEqual(
+            self.kept(),
+            {"alice,carol,dave": ["Alice may"], "bob,old": ["old may"], ALL: ["everyone"]},
+        )
+        self.assertEqual(len(carol.messages()), 2)  # delivered all the same
 
     def test_the_messages_of_one_reactor_pass_are_one_append_in_order(self) -> None:
         appended: list[tuple[list[str], int]] = []
@@ -178,6 +195,7 @@ class KeepingTests(HistoryTestCase):
         self.history = History(self.clock, self.store, HistoryPolicy(keep=2))
         hub = self.make_hub()
         carol, dave = self.join("carol", hub), self.join("dave", hub)
+        self.protect("carol", hub)
         for text in "123":
             carol.user.send(["dave"], text)
         self.pass_ends()
@@ -211,6 +229,7 @@ class NodesTests(HistoryTestCase):
         self.alice = self.join("alice")
 
     def test_a_routed_message_is_kept_once_the_network_took_it(self) -> None:
+        self.protect("alice")
         self.hub.nodes.remote_joined(RemoteUser("bob", "there", "peer", "tcp", START), 1.0, False, True)
         self.alice.user.send(["bob"], "hi")
         self.pass_ends()
@@ -599,6 +618,7 @@ class RetentionTests(HistoryTestCase):
         self.history = History(self.clock, self.store, HistoryPolicy(days=1, keep=2, expire_every=3600))
         hub = self.make_hub()
         alice, bob = self.join("alice", hub), self.join("bob", hub)
+        self.protect("alice", hub)
         for text in "123":
             alice.user.send(["bob"], text)
         bob.user.broadcast("old")

@@ -214,6 +214,8 @@ class RedisServerTests(RedisServerCase):
         self.start()
         alice, _ = self.register("alice")
         bob, _ = self.register("Bob")
+        alice.send("PASSWORD :alice's password")  # a direct conversation is kept for a protected participant
+        alice.until("PROTECTED")
         alice.send("SEND bob :hi bob")
         bob.send("SEND alice :hi alice")
         bob.send("BROADCAST :everyone")

@@ -185,6 +185,7 @@ class ServerPresenterTests(SynchronousTestCase):
         for participant, name in ((alice, "alice"), (bob, "bob")):
             self.successResultOf(admitted(hub, participant, name, "peer"))
         self.assertIn("names in the log   ·   0 messages in the history   ·   up 0s", view.header)
+        hub.set_protected("alice", True)  # a direct conversation is kept for a protected participant
         alice.user.send(["bob"], "one")
         alice.user.broadcast("two")
         self.clock.advance(1)  # read at this tick, shown at the next

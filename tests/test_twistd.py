@@ -247,6 +247,8 @@ class TwistdTests(SynchronousTestCase):
         self.assertEqual(alice.line().split(" ")[:2], ["ERROR", "HISTORY_FORBIDDEN"])
         alice.send("PASSWORD :alice's password")
         alice.until("PROTECTED")
+        alice.send("SEND bob :protected")
+        alice.until("SENT")
         bob.send("SEND alice :after")
         bob.send("BROADCAST :everyone")
         [sent] = [line for line in bob.until("SENT") if line.startswith("SENT")]
@@ -255,14 +257,14 @@ class TwistdTests(SynchronousTestCase):
         answer = alice.until("ENDHISTORY")
         histmsg = answer[-2].split(" ")
         self.assertEqual(histmsg[:3] + histmsg[-1:], ["HISTMSG", "alice,bob", "bob", ":after"])
-        self.assertEqual(answer[-1], "ENDHISTORY alice,bob 1 start")  # before she protected it: not hers
+        self.assertEqual(answer[-1], "ENDHISTORY alice,bob 2 start")  # before she protected it: not kept
         self.assertEqual(histmsg[5], sent.split(" ")[4])  # SENT's id is the message's
 
         exported = self.admin("history", "export", "Bob,alice")
         self.assertEqual(exported.returncode, 0, exported.stderr)
         entries = [json.loads(line) for line in exported.stdout.splitlines()]
         texts = [(e["sender"], e["text"]) for e in entries]
-        self.assertEqual(texts, [("alice", "before alice protected her name"), ("bob", "after")])
+        self.assertEqual(texts, [("alice", "protected"), ("bob", "after")])  # what nobody may read is not kept
         described = {"conversation": "alice,bob", "kind": "unicast", "recipients": ["bob"]}
         self.assertEqual(entries[0], {**entries[0], **described})
         everyone = self.admin("history", "export", "#all").stdout.splitlines()
@@ -271,7 +273,7 @@ class TwistdTests(SynchronousTestCase):
         purged = self.admin("history", "purge", "--user", "bob")
         self.assertEqual((purged.returncode, purged.stdout), (0, "purged 2 messages sent by bob\n"))
         left = self.admin("history", "export", "alice,bob").stdout.splitlines()
-        self.assertEqual([json.loads(line)["text"] for line in left], ["before alice protected her name"])
+        self.assertEqual([json.loads(line)["text"] for line in left], ["protected"])
         refused = self.admin("history", "export", "alice", "--user", "bob")
         self.assertEqual((refused.returncode, refused.stdout), (2, ""))
         server.send_signal(signal.SIGTERM)

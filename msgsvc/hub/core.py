@@ -561,12 +561,25 @@ class Hub:
     ) -> Report | Deferred[Report]:
         """Keep ``message``, delivered as ``report`` says, and queue it for ``absent`` (on its way here or
         through :meth:`Nodes.route`): its history goes to the store first, so what SENT calls queued is in
-        the history after a crash (in the same group commit as its queueing, or an earlier one)."""
-        self.history.keep(message)
+        the history after a crash (in the same group commit as its queueing, or an earlier one).  A direct
+        conversation with no protected participant is not kept: nobody may ever read it."""
+        if message.kind is Kind.ROOM or self._protected_among(message):
+            self.history.keep(message)
         if not absent:
             return report
         self.history.write_now()
         return self._queue.enqueue(message, absent, report)
+
+    def _protected_among(self, message: Message) -> bool:
+        """Whether a participant of ``message`` (a unicast or multicast) is protected, as this node knows:
+        only such a name may read a direct conversation's history, and only from its protection on
+        (docs/protocol.rst "History"), so without one the history would keep what nobody may read."""
+        log = self._log
+        for name in (message.sender, *message.recipients):
+            record = log.get(username_key(name))
+            if record is not None and record.protected:
+                return True
+        return False
 
     def broadcast(self, sender: Session, text: str) -> Report | Deferred[Report]:
         """Send ``text`` to everyone online but the sender (and to the sender's other sessions).
