@@ -8,6 +8,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.hub.contracts import (
+    ROOM_BANS_MAX,
     Ban,
     Entered,
     HistoryPolicy,
@@ -26,10 +27,12 @@ from msgsvc.hub.contracts import (
     TopicSet,
     UserRecord,
 )
+from msgsvc.hub import rooms as rooms_module
 from msgsvc.hub.core import Hub
 from msgsvc.hub.events import Event, RoomChanged
 from msgsvc.hub.history import History
 from msgsvc.hub.rooms import RoomPolicy
+from msgsvc.hub.rules import mask_matches
 from msgsvc.ratelimit import AddressRate, Rate
 
 from .support.fakes import FakeNetwork, MemoryStore, RecordingParticipant
@@ -86,6 +89,17 @@ class RoomsTestCase(SynchronousTestCase):
 
     def names(self, view: RoomView) -> list[tuple[str, bool, bool, bool]]:
         return [(m.name, m.online, m.op, m.voice) for m in view.members]
+
+    def globs(self) -> list[int]:
+        """From now on, the masks matched (one count, in a list)."""
+        matched = [0]
+
+        def counted(key: str, identity: str) -> bool:
+            matched[0] += 1
+            return mask_matches(key, identity)
+
+        self.patch(rooms_module, "mask_matches", counted)
+        return matched
 
     def room_events(self, *participants: RecordingParticipant) -> list[list[object]]:
         got = [list(p.room_events()) for p in participants]
@@ -525,6 +539,36 @@ class MessageTests(RoomsTestCase):
         self.assertEqual(outcome(self.bob.user.send_room("#dev", "unbanned")), (2, (), ()))
         self.assertEqual([m.text for m in self.alice.messages()], ["an operator", "voiced", "unbanned"])
 
+    def test_a_members_ban_verdict_is_matched_once_till_the_bans_change(self) -> None:
+        """Issue 32: a SEND of a plain member matches the room's bans once for its identity (name, user,
+        host), not on every message; a ban set or lifted, or another identity, is matched again."""
+        masks = [("+b", f"x{n}!*@*") for n in range(ROOM_BANS_MAX - 2)]
+        self.successResultOf(self.alice.user.mode("#dev", masks))
+        globs = self.globs()
+        for _ in range(10):
+            self.assertEqual(outcome(self.carol.user.send_room("#dev", "hi")), (2, (), ()))
+        self.assertEqual(globs[0], 2 * len(masks))  # its two hosts, once: each message 196 before
+        self.successResultOf(self.alice.user.mode("#dev", [("+b", "carol")]))
+        self.assertEqual(self.refusal(self.carol.user.send_room, "#dev", "x"), Refusal.BANNED)
+        self.successResultOf(self.alice.user.mode("#dev", [("-b", "carol"), ("+b", "*!~c@*")]))
+        self.assertEqual(outcome(self.carol.user.send_room("#dev", "unbanned")), (2, (), ()))
+        self.carol.ident = "~c"  # another identity (as another session of Carol's would be)
+        self.assertEqual(self.refusal(self.carol.user.send_room, "#dev", "x"), Refusal.BANNED)
+        phone = RecordingParticipant()
+        phone.host = "192.0.2.7"
+        phone.user = self.hub.register(phone, "carol", "peer-phone", attach=True)
+        self.successResultOf(self.hub.admit(phone.user))
+        self.successResultOf(self.alice.user.mode("#dev", [("-b", "*!~c@*"), ("+b", "*!*@192.0.2.*")]))
+        matched = globs[0]
+        for _ in range(3):  # each session's own verdict, kept
+            self.assertEqual(self.refusal(phone.user.send_room, "#dev", "x"), Refusal.BANNED)
+            self.assertEqual(outcome(self.carol.user.send_room("#dev", "mine")), (2, (), ()))
+        self.assertEqual(globs[0], matched + 4 * (len(masks) + 1))
+        self.successResultOf(self.alice.user.part("#dev", ""))
+        self.assertEqual(self.hub.rooms._verdicts["#dev"].keys(), {"carol"})
+        self.successResultOf(self.carol.user.part("#dev", ""))
+        self.assertEqual(self.hub.rooms._verdicts["#dev"], {})  # a member's verdicts go with it
+
     def test_all_is_a_broadcast(self) -> None:
         report = self.alice.user.send_room("#all", "everyone")
         self.assertEqual(outcome(report), (3, (), ()))
@@ -598,8 +642,13 @@ class NodesTests(RoomsTestCase):
         alice = self.join("alice")
         self.hub.nodes.remote_room(Entered("#ops", Member("zed", op=True, since=START), created=True))
         self.successResultOf(alice.user.join("#ops", None))
+        self.hub.nodes.remote_room(ModeSet("#ops", "zed", (("+b", "bob"),)))
+        self.assertEqual(outcome(alice.user.send_room("#ops", "not banned")), (0, (), ()))  # its verdict kept
         self.hub.nodes.remote_room(ModeSet("#ops", "zed", (("+b", "al*!*@*"),)))
         self.assertEqual(self.refusal(alice.user.send_room, "#ops", "x"), Refusal.BANNED)
+        self.hub.nodes.remote_room(ModeSet("#ops", "zed", (("-b", "al*!*@*"),)))
+        self.assertEqual(outcome(alice.user.send_room("#ops", "unbanned")), (0, (), ()))
+        self.hub.nodes.remote_room(ModeSet("#ops", "zed", (("+b", "al*!*@*"),)))
         self.hub.nodes.remote_room(ModeSet("#ops", "zed", (("+v", "alice"),)))
         self.assertEqual(outcome(alice.user.send_room("#ops", "voiced")), (0, (), ()))  # zed is online on no node
 

@@ -80,6 +80,10 @@ TOPIC_MAX = 390
 TOPIC_STEP = 0.001
 #: What the others are told when an unprotected member's last session leaves.
 DISCONNECTED = "disconnected"
+#: Identities (of its sessions) a member's ban verdicts are kept for in a room, at most.
+VERDICTS_KEPT = 8
+#: What a ban is matched against: a session's name, user part and host (:func:`_banned`).
+Identity = tuple[str, str, str]
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,8 @@ class Rooms:
         self._rooms: dict[str, RoomRecord] = {}  # by room key
         self._of: dict[str, set[str]] = {}  # each name key's rooms (keys)
         self._claims: dict[str, set[str]] = {}  # each name key's rooms it founded or is invited to (keys)
+        #: By room key, member key and identity: whether a ban of the room matches (:meth:`_silenced`).
+        self._verdicts: dict[str, dict[str, dict[Identity, bool]]] = {}
         self._creations = creations
         nodes.rooms = self
 
@@ -164,6 +170,7 @@ class Rooms:
         self._rooms.clear()
         self._of.clear()
         self._claims.clear()
+        self._verdicts.clear()
         for record in records:
             self._rooms[room_key(record.name)] = record
             for key in record.members:
@@ -255,7 +262,7 @@ class Rooms:
         if member is None and "n" in record.modes:
             raise Refused(Refusal.NOT_IN_ROOM, f"you are not in {record.name}")
         speaks = member is not None and (member.op or member.voice)
-        if record.bans and not speaks and _banned(record, session):
+        if record.bans and not speaks and self._silenced(record, user, member, session):
             raise Refused(Refusal.BANNED, f"you are banned from {record.name}: you may not speak there")
         if "m" in record.modes and not speaks:
             raise Refused(Refusal.MODERATED, f"{record.name} is moderated: only its operators and voiced members speak")
@@ -508,6 +515,20 @@ class Rooms:
             raise Refused(Refusal.NOT_ROOM_OPERATOR, f"you are not an operator of {record.name}")
         return record
 
+    def _silenced(self, record: RoomRecord, user: str, member: Member | None, session: Session) -> bool:
+        """Whether a ban of ``record`` matches ``session`` (of the name key ``user``): for a member, the
+        verdict kept for its identity, matched once until the room's bans change or it leaves."""
+        if member is None:
+            return _banned(record, session)
+        identity = (session.record.name, session.participant.ident, session.participant.host)
+        verdicts = self._verdicts.setdefault(room_key(record.name), {}).setdefault(user, {})
+        verdict = verdicts.get(identity)
+        if verdict is None:
+            if len(verdicts) >= VERDICTS_KEPT:
+                verdicts.clear()
+            verdict = verdicts[identity] = _banned(record, session)
+        return verdict
+
     def _effective(self, record: RoomRecord, changes: Sequence[ModeChange]) -> tuple[ModeChange, ...]:
         """Those of ``changes`` that change something, in turn, their names spelled as the log has them and
         bans as whole masks; or Refused: USER_NOT_IN_ROOM for an o or v of no member, BAN_LIST_FULL for a
@@ -572,6 +593,7 @@ class Rooms:
             case Parted(_, name) | Kicked(_, name) | RoomGone(_, _, str(name)):
                 key = username_key(name)
                 del record.members[key]
+                self._verdicts.get(room, {}).pop(key, None)
                 rooms = self._of[key]
                 rooms.discard(room)
                 if not rooms:
@@ -604,6 +626,7 @@ class Rooms:
                     member.voice = on
                 writes.append(partial(store.put_member, room, member))
             elif letter == "b" and arg is not None:
+                self._verdicts.pop(room, None)
                 if on:
                     ban = record.bans[mask_key(arg)] = Ban(arg, by, self._clock.seconds())
                     writes.append(partial(store.put_ban, room, ban))
@@ -645,6 +668,7 @@ class Rooms:
             rooms.discard(room_key(record.name))
             if not rooms:
                 del self._of[key]
+        self._verdicts.pop(room_key(record.name), None)
         founder = () if record.founder is None else (username_key(record.founder),)
         for key in (*record.invites, *founder):
             self._release(key, room_key(record.name))
