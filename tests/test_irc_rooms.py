@@ -4,6 +4,7 @@ refusal and room event is said in IRC."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
@@ -689,3 +690,58 @@ class RoomHistoryTests(IrcTestCase):
         got = labeled.send("@label=j JOIN #ops2")
         self.assertEqual(numerics(got), ["BATCH", "JOIN", "MARKREAD", "353", "366", "BATCH"])
         self.assertTrue(got[0].startswith("@label=j "), got)
+
+
+class _LookedAt(dict[str, str]):
+    """A session's rooms, counting the looks at them (what a walk through every session reads)."""
+
+    def __init__(self, looks: list[int], rooms: dict[str, str]) -> None:
+        super().__init__(rooms)
+        self.looks = looks
+
+    def __iter__(self) -> Iterator[str]:
+        self.looks[0] += 1
+        return super().__iter__()
+
+
+class _CapsLookedAt(set[str]):
+    """A session's capabilities, counting the looks at them."""
+
+    def __init__(self, looks: list[int], caps: set[str]) -> None:
+        super().__init__(caps)
+        self.looks = looks
+
+    def __contains__(self, cap: object) -> bool:
+        self.looks[0] += 1
+        return super().__contains__(cap)
+
+
+class CostTests(IrcTestCase):
+    """What a nick's rooms hearing of it costs, counted in looks at other sessions (not timed)."""
+
+    def test_away_and_a_protected_member_going_and_coming_look_at_its_rooms_sessions_only(self) -> None:
+        """Issue 32: AWAY, and dave (protected) going offline and back (away-notify), reach #dev's
+        sessions from the rooms' index; the IRC sessions elsewhere (18: 20 connections an address) are not
+        looked at (each was, for each of the three)."""
+        looks = [0]
+        bystanders = [self.irc() for _ in range(18)]
+        for n, bystander in enumerate(bystanders):
+            bystander.register(f"by{n}", "CAP REQ :away-notify", "CAP END")
+            bystander.send("JOIN #elsewhere")
+        for session in (bystander.session for bystander in bystanders):
+            session.rooms, session.caps = _LookedAt(looks, session.rooms), _CapsLookedAt(looks, session.caps)
+        alice, dave = self.irc(), self.irc()
+        alice.register("alice", "CAP REQ :away-notify", "CAP END")
+        dave.register("dave", "CAP REQ :away-notify", "CAP END", f"PASS :{PASSWORD}")
+        alice.send("JOIN #dev")
+        dave.send("JOIN #dev")
+        alice.read()
+        dave.send("AWAY :lunch")
+        self.assertEqual(alice.read(), [":dave!dave@msgsvc AWAY :lunch"])
+        dave.send("QUIT")
+        dave.session.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(alice.read(), [":dave!dave@msgsvc AWAY :offline"])
+        self.irc().register("dave", f"PASS :{PASSWORD}")
+        self.assertEqual(alice.read(), [":dave!dave@msgsvc AWAY"])
+        self.assertEqual(looks, [0])
+        self.assertEqual({k: len(v) for k, v in self.factory.in_room.items()}, {"#elsewhere": 18, "#dev": 2})

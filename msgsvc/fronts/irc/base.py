@@ -37,7 +37,7 @@ class IrcBase(Session):
     username = ""  # from USER
     realname = ""
     caps: set[str]  # the capabilities the client asked for
-    rooms: dict[str, str]  # the rooms it shows as joined (#all aside): by key, as spelled
+    rooms: dict[str, str]  # the rooms it shows as joined (#all aside): by key, as spelled (IrcFactory.show_room)
     _account: str | None = None  # the name SASL logged in as
     _registered = False  # 001 was sent
     _sasl = False  # AUTHENTICATE PLAIN came: its payload is being read, or checked

@@ -64,6 +64,9 @@ class IrcFactory(Factory["IrcSession"]):
         self.relaying: tuple[str, str] | None = None
         self.ids = MessageIds(clients.clock)  # for TAGMSG, which the hub does not carry
         self.members: set[IrcBase] = set()  # sessions that joined #all
+        #: By room key: the registered sessions that show it joined (each one's ``rooms``), so that what
+        #: a nick's channels hear of it costs their members, not every IRC session.
+        self.in_room: dict[str, set[IrcBase]] = {}
         self.monitors: dict[str, set[IrcBase]] = {}  # by name key: who watches it
         self.away: dict[str, str] = {}  # by name key: an IRC nick's AWAY message, while it has one
         self.directory = Directory(clients.hub)
@@ -110,10 +113,9 @@ class IrcFactory(Factory["IrcSession"]):
         ``message`` (None: back)."""
         away = self.away_notice(name, message or "")
         key = username_key(name)
-        for nick, sessions in self.sessions.items():
-            for session in sessions:
-                if nick != key and "away-notify" in session.caps and not rooms.isdisjoint(session.rooms):
-                    session.tell(away)
+        for session in self._in_rooms(rooms):
+            if session.nick_key != key and "away-notify" in session.caps:
+                session.tell(away)
 
     def _watched(self, key: str, numeric: str, watched: str) -> None:
         """``numeric`` to whoever MONITORs the name ``key``."""
@@ -128,15 +130,33 @@ class IrcFactory(Factory["IrcSession"]):
     def neighbours(self, key: str) -> list[IrcBase]:
         """The IRC sessions of others that share a channel with the nick ``key`` (#all or a room)."""
         mine = self.sessions_of(key)
-        in_all = any(s in self.members for s in mine)
-        rooms = {room for s in mine for room in s.rooms}
-        return [
-            s
-            for k, sessions in self.sessions.items()
-            if k != key
-            for s in sessions
-            if in_all and s in self.members or not rooms.isdisjoint(s.rooms)
-        ]
+        shared = self._in_rooms({room for s in mine for room in s.rooms})
+        if any(s in self.members for s in mine):
+            shared |= self.members
+        return [s for s in shared if s.nick_key != key]
+
+    def _in_rooms(self, rooms: Iterable[str]) -> set[IrcBase]:
+        """The sessions that show one of ``rooms`` (keys) joined."""
+        shown: set[IrcBase] = set()
+        for room in rooms:
+            shown.update(self.in_room.get(room, ()))
+        return shown
+
+    def show_room(self, session: IrcBase, key: str, name: str) -> None:
+        """``session`` shows the room ``key`` (spelled ``name``) joined; a session gone meanwhile (a
+        JOIN answered late) is left out of the index."""
+        session.rooms[key] = name
+        if session in self.sessions_of(session.nick_key):
+            self.in_room.setdefault(key, set()).add(session)
+
+    def hide_room(self, session: IrcBase, key: str) -> None:
+        """``session`` no longer shows the room ``key`` joined."""
+        session.rooms.pop(key, None)
+        shown = self.in_room.get(key)
+        if shown is not None:
+            shown.discard(session)
+            if not shown:
+                del self.in_room[key]
 
     def away_line(self, name: str, receiver: IrcBase) -> bytes:
         """``away-notify``: the AWAY that tells ``receiver`` (if it asked for it) that ``name`` is away."""
@@ -195,6 +215,8 @@ class IrcFactory(Factory["IrcSession"]):
             self.idents.pop(session.nick_key, None)
             self.away.pop(session.nick_key, None)
         self.members.discard(session)
+        for key in list(session.rooms):
+            self.hide_room(session, key)
         self.unwatch(session, session.monitoring)
 
     def unwatch(self, session: IrcBase, keys: Iterable[str]) -> None:

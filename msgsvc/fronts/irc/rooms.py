@@ -78,7 +78,7 @@ class Rooms(Channel):
 
     def _show_joined(self, view: RoomView, asked: bool) -> None:
         """This session is in ``view``'s room: JOIN, its topic, its names (``asked``: its JOIN's answer)."""
-        self.rooms[room_key(view.name)] = view.name
+        self.factory.show_room(self, room_key(view.name), view.name)
         burst = self.join_line(self.nick, view.name)
         if view.topic:
             burst += self._topic_lines(view.name, view.topic, view.topic_by, view.topic_at)
@@ -107,7 +107,7 @@ class Rooms(Channel):
         self._ask(lambda: self.user.part(target, reason), self._parted, self._refused(target))
 
     def _parted(self, parted: Parted) -> None:
-        self.rooms.pop(room_key(parted.room), None)
+        self.factory.hide_room(self, room_key(parted.room))
         self._write(self._part_line(parted))
 
     def _part_line(self, parted: Parted) -> bytes:
@@ -464,11 +464,11 @@ class Rooms(Channel):
                     self._send(line("QUIT", "left", prefix=self.factory.mask(name)))
             case Parted(_, name):
                 if username_key(name) == me:
-                    del self.rooms[room]
+                    self.factory.hide_room(self, room)
                 self._send(self._part_line(event))
             case Kicked(_, name):
                 if username_key(name) == me:
-                    del self.rooms[room]
+                    self.factory.hide_room(self, room)
                 self._send(self._kick_line(event))
             case TopicSet():
                 self._send(self._topic_line(event))
@@ -477,7 +477,7 @@ class Rooms(Channel):
             case RoomGone(_, reason, name):
                 gone = name or self.nick
                 if username_key(gone) == me:
-                    del self.rooms[room]
+                    self.factory.hide_room(self, room)
                 self._send(
                     line("KICK", event.room, gone, reason or "removed", prefix=self.factory.server_name)
                 )
