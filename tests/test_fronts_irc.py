@@ -278,10 +278,12 @@ class MessageTests(IrcTestCase):
         self.assertEqual(lines(self.bob_transport), [])
 
     def test_offline_names_get_401_and_protected_ones_are_queued(self) -> None:
+        """Issue 32: a protected name offline is away (301), as Ergo's always-on clients are auto-away."""
         got = self.client.send("PRIVMSG zed,dave :hello")
         self.assertEqual(
             got,
             [
+                f":{SERVER} 301 alice dave :offline",
                 f":{SERVER} 401 alice zed :No such nick/channel (not online)",
                 f":{SERVER} NOTICE alice :dave is away: the message waits for them",
             ],
@@ -368,7 +370,12 @@ class MessageTests(IrcTestCase):
         self.assertEqual(got[1], f":{SERVER} 312 alice bob {SERVER} :msgsvc")
         self.assertEqual(numerics(self.client.send(f"WHOIS {SERVER} bob")), ["311", "312", "318"])
         self.assertEqual(numerics(self.client.send("WHOIS nobody")), ["401", "318"])
-        self.assertEqual(numerics(self.client.send("WHOIS dave")), ["401", "318"])
+        carol, _ = self.harness.register("carol")
+        carol.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(numerics(self.client.send("WHOIS carol")), ["401", "318"])  # offline
+        got = self.client.send("WHOIS dave")  # protected, offline: away, as Ergo's always-on clients
+        self.assertEqual(numerics(got), ["311", "312", "301", "318"])
+        self.assertEqual(got[2], f":{SERVER} 301 alice dave :offline")
         got = self.client.send("WHO BOB")
         self.assertEqual(
             got,
@@ -620,7 +627,8 @@ class TagsTests(IrcTestCase):
         enqueue = self.harness.store.enqueue
         self.harness.store.enqueue = lambda m: on_disk.addCallback(lambda _: enqueue(m))  # type: ignore
         opened = f"@label=q :{SERVER} BATCH +1 labeled-response"
-        self.assertEqual(alice.send("@label=q PRIVMSG dave :hi"), [opened])
+        away = f"@batch=1 :{SERVER} 301 alice dave :offline"  # protected, offline
+        self.assertEqual(alice.send("@label=q PRIVMSG dave :hi"), [opened, away])
         self.harness.clock.advance(self.harness.clients.limits.ping_interval)
         (ping,) = alice.read()
         self.assertRegex(ping, "^PING :?[0-9]+$")

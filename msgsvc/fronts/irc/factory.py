@@ -158,6 +158,16 @@ class IrcFactory(Factory["IrcSession"]):
             if not shown:
                 del self.in_room[key]
 
+    def away_message(self, name: str) -> str | None:
+        """``name``'s away message (``301``): its IRC nick's own (AWAY), or :data:`OFFLINE` for a protected
+        name online nowhere, which stays in its rooms (as Ergo's always-on clients are auto-away); None:
+        not away."""
+        message = self.away.get(username_key(name))
+        if message is not None:
+            return message
+        user = self.clients.hub.user(name)
+        return OFFLINE if user is not None and user.protected and not user.online else None
+
     def away_line(self, name: str, receiver: IrcBase) -> bytes:
         """``away-notify``: the AWAY that tells ``receiver`` (if it asked for it) that ``name`` is away."""
         message = self.away.get(username_key(name))

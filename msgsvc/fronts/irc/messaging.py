@@ -113,7 +113,7 @@ class Messaging(IrcBase):
             return
         if not quiet:
             for name in names:
-                away = self.factory.away.get(username_key(name))
+                away = self.factory.away_message(name)
                 if away is not None:
                     self.numeric(rfc.RPL_AWAY, name, away)
         answer: Callable[[Report], None] = _unanswered if quiet else self._sent

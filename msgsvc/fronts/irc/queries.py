@@ -93,14 +93,14 @@ class Queries(IrcBase):
             return
         nick = targets[0]
         user = self.clients.hub.user(nick)
-        if user is None or not user.online:
+        if user is None or not user.online and not user.protected:  # a protected name offline: away
             where = "offline (in the username log)" if user is not None else "No such nick/channel"
             self.numeric(rfc.ERR_NOSUCHNICK, nick, where)
         else:
             ident, realname = self.factory.user(user.name), self.factory.realname(user.name)
             self.numeric(rfc.RPL_WHOISUSER, user.name, ident, "msgsvc", "*", realname)
             self.numeric(rfc.RPL_WHOISSERVER, user.name, self.factory.server_name, "msgsvc")
-            away = self.factory.away.get(username_key(user.name))
+            away = self.factory.away_message(user.name)
             if away is not None:
                 self.numeric(rfc.RPL_AWAY, user.name, away)
         self.numeric(rfc.RPL_ENDOFWHOIS, nick, "End of /WHOIS list")
