@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
@@ -23,13 +24,15 @@ from wsproto.events import AcceptConnection, TextMessage
 
 import msgsvc.bench.__main__ as bench_main
 from msgsvc import build
-from msgsvc.bench import cload, dialects, report, servers, suite
+from msgsvc.auth.hashing import HASHER
+from msgsvc.bench import cload, dialects, report, servers, suite, worker
 from msgsvc.bench.loadclient import LoadClient, Tally
 from msgsvc.bench.run import Measurement, Scenario, _cpus, plans
 from msgsvc.bench.scrape import Scraper
 from msgsvc.bench.stats import LatencyHistogram, bucket
 from msgsvc.bench.websocket import WebSocketLines
 from msgsvc.bench.worker import Plan, Worker
+from msgsvc.state.sqlite import Database
 
 
 class HistogramTests(SynchronousTestCase):
@@ -143,6 +146,16 @@ class MsgsvcAdapterTests(SynchronousTestCase):
         load.dataReceived(b"MSG b0u2 room #bench 5 1700000001.0 :@3000000.xx\r\n")
         self.assertEqual((tally.delivered, tally.latency.percentile(100)), (1, 2000))
         self.assertEqual(dialects.Msgsvc(rooms=True).to_room(b"@1.x"), b"SEND #bench :@1.x\r\n")
+
+    def test_with_an_account_each_name_logs_in_with_its_password(self) -> None:
+        _, transport, _ = client(dialects.make("msgsvc", account="bench password"), [0])
+        self.assertEqual(transport.value(), b"HELLO b0u1 :bench password\r\n")
+        rooms = dialects.make("msgsvc-redis", rooms=True, account="pw pw pw")
+        self.assertEqual(rooms.register("b0u2"), b"VERSION 11\r\nHELLO b0u2 :pw pw pw\r\n")
+        self.assertEqual(dialects.make("msgsvc-web").register("b0u2"), b"HELLO b0u2\r\n")
+        for server in ("words", "msgsvc-irc"):
+            with self.assertRaises(ValueError):
+                dialects.make(server, account="bench password")
 
 
 class IrcAdapterTests(SynchronousTestCase):
@@ -260,6 +273,29 @@ class WorkerTests(SynchronousTestCase):
         worker._send(5, b"@0.x")
         self.assertEqual(worker.result.sent, 300)
 
+    def test_logins_with_a_password_go_a_few_at_a_time_so_that_none_waits_for_the_throttle(self) -> None:
+        for password, at_once in [
+            (servers.ACCOUNT_PASSWORD, worker.LOGINS_AT_ONCE),
+            (None, worker.CONNECTING_AT_ONCE),
+        ]:
+            names = [f"u{i}" for i in range(40)]
+            load = Worker(Clock(), Plan("msgsvc", [1], names, "unicast", 1, password=password))
+            under_way: list[Deferred[LoadClient]] = []
+            most = [0]
+
+            def connecting(name: str) -> Deferred[LoadClient]:
+                under_way.append(Deferred())
+                most[0] = max(most[0], len(under_way))
+                return under_way[-1]
+
+            self.patch(load, "_client", connecting)
+            connected: list[int] = []
+            Deferred.fromCoroutine(load.connect_all()).addCallback(connected.append)
+            while under_way:
+                under_way.pop(0).callback(LoadClient("u", dialects.Msgsvc(), Tally()))
+            self.assertEqual((connected, most[0]), ([40], at_once), password)
+        self.assertEqual(worker.LOGINS_AT_ONCE, 3)  # the throttle's free failures: a fourth would wait
+
 
 class PlanTests(SynchronousTestCase):
     def test_clients_and_rate_are_shared_and_the_broadcast_sender_is_in_the_first_worker(self) -> None:
@@ -325,8 +361,63 @@ class PlanTests(SynchronousTestCase):
             with self.assertRaises(ValueError):
                 Scenario(peer, "unicast", clients=8, metrics=True)
 
-    def deployed(self, name: str, metrics: bool, nodes: int = 1) -> tuple[list[list[str]], servers.Deployment]:
-        """Deploy ``name`` starting nothing: the argv of each msgsvc process, and the deployment."""
+    def test_accounts_on_is_a_variant_of_msgsvcs_lines_whose_load_logs_in_with_the_password(self) -> None:
+        self.assertEqual(Scenario("msgsvc", "unicast", clients=8, accounts=True).label, "msgsvc accounts on")
+        self.assertEqual(
+            Scenario("msgsvc-redis", "unicast", clients=8, nodes=2, history=False, accounts=True).label,
+            "msgsvc-redis x2 history off accounts on",
+        )
+        for server in ("words", "ngircd", "ergo", "msgsvc-irc"):
+            with self.assertRaises(ValueError):
+                Scenario(server, "unicast", clients=8, accounts=True)
+        with self.assertRaises(ValueError):  # a login a registration: bench logins measures those
+            Scenario("msgsvc", "connect", clients=8, accounts=True)
+        on = plans(Scenario("msgsvc", "unicast", clients=8, accounts=True), [1])
+        self.assertEqual([p.password for p in on], [servers.ACCOUNT_PASSWORD] * 2)
+        off = plans(Scenario("msgsvc", "unicast", clients=8), [1])
+        self.assertEqual([p.password for p in off], [None] * 2)
+
+    def test_with_accounts_every_name_is_protected_before_the_server_starts(self) -> None:
+        names = ["b0u0", "b0u1", "b1u0"]
+        for name in ("msgsvc", "msgsvc-web"):
+            _, _, workdir = self.deployed(name, metrics=False, accounts=True, names=names)
+            database = Database(str(workdir / "bench.sqlite3"))
+            self.addCleanup(database.close)
+            self.assertEqual([n for n, _ in database.protected()], names, name)
+            for protected in names:
+                stored = database.password_hash(protected) or ""
+                self.assertTrue(HASHER.verify(stored, servers.ACCOUNT_PASSWORD), protected)
+            _, _, workdir = self.deployed(name, metrics=False, names=names)
+            self.assertFalse((workdir / "bench.sqlite3").exists(), name)  # the server makes it, empty
+        with self.assertRaises(ValueError):
+            servers.deploy("msgsvc-irc", Path("."), names, [0], accounts=True)
+
+    def test_with_accounts_on_redis_the_seeded_names_are_copied_into_it_before_the_nodes_start(self) -> None:
+        copied: list[list[str]] = []
+        self.patch(servers, "missing", lambda name: None)
+        self.patch(
+            subprocess, "run", lambda argv, **_: copied.append(argv) or subprocess.CompletedProcess(argv, 0)
+        )
+        argvs, _, workdir = self.deployed("msgsvc-redis", False, nodes=2, accounts=True, names=["b0u0"])
+        (redis,) = {a for argv in argvs for a in argv if a.startswith("--redis=")}
+        seeded = workdir / "bench.sqlite3"
+        self.assertEqual(copied, [[sys.executable, "-m", "msgsvc.state.migrate", f"--db={seeded}", redis]])
+        database = Database(str(seeded))
+        self.addCleanup(database.close)
+        self.assertEqual([n for n, _ in database.protected()], ["b0u0"])
+        copied.clear()
+        self.deployed("msgsvc-redis", metrics=False, nodes=2)
+        self.assertEqual(copied, [])
+
+    def deployed(
+        self,
+        name: str,
+        metrics: bool,
+        nodes: int = 1,
+        accounts: bool = False,
+        names: list[str] | None = None,
+    ) -> tuple[list[list[str]], servers.Deployment, Path]:
+        """Deploy ``name`` starting nothing: the argv of each msgsvc process, the deployment, its folder."""
         started: list[list[str]] = []
 
         class Started:
@@ -341,18 +432,20 @@ class PlanTests(SynchronousTestCase):
         self.patch(servers, "ServerProcess", Started)
         workdir = Path(self.mktemp())
         workdir.mkdir()
-        deployment = servers.deploy(name, workdir, ["b0u0"], [0, 1, 1], nodes=nodes, metrics=metrics)
-        return started, deployment
+        deployment = servers.deploy(
+            name, workdir, names or ["b0u0"], [0, 1, 1], nodes=nodes, metrics=metrics, accounts=accounts
+        )
+        return started, deployment, workdir
 
     def test_with_metrics_each_msgsvc_process_serves_them_on_a_loopback_port_of_its_own(self) -> None:
         for name, nodes in [("msgsvc", 1), ("msgsvc-web", 1), ("msgsvc-irc", 1), ("msgsvc-redis", 2)]:
-            argvs, deployment = self.deployed(name, metrics=True, nodes=nodes)
+            argvs, deployment, _ = self.deployed(name, metrics=True, nodes=nodes)
             served = [[a for a in argv if a.startswith("--metrics")] for argv in argvs]
             ports = [int(option.split(":")[1]) for [option] in served]
             self.assertEqual(len(set(ports)), nodes, name)
             self.assertEqual(served, [[f"--metrics=tcp:{port}:interface=127.0.0.1"] for port in ports])
             self.assertEqual(deployment.metrics_urls, [f"http://127.0.0.1:{p}/metrics" for p in ports])
-            argvs, deployment = self.deployed(name, metrics=False, nodes=nodes)
+            argvs, deployment, _ = self.deployed(name, metrics=False, nodes=nodes)
             self.assertEqual(len(argvs), nodes, name)
             self.assertFalse([a for argv in argvs for a in argv if a.startswith("--metrics")], name)
             self.assertEqual(deployment.metrics_urls, [])
@@ -465,9 +558,11 @@ class CLoadTests(SynchronousTestCase):
         self.assertEqual(
             cload.arguments(plan),
             ["words", "127.0.0.1", "4567", "b0u", "4", "multicast", "50.0", "5000", "0", "2", "32"]
-            + ["5.0", "2.0", "0", "7", "15.0"],
+            + ["5.0", "2.0", "0", "7", "15.0", "", "4"],  # no password: every client registering at once
         )
         self.assertTrue(cload.handles(plan))
+        (plan, _) = plans(Scenario("msgsvc", "unicast", clients=8, accounts=True), [4567])
+        self.assertEqual(cload.arguments(plan)[-2:], [servers.ACCOUNT_PASSWORD, str(worker.LOGINS_AT_ONCE)])
 
     def test_every_workload_over_tcp_goes_to_the_c_load_and_websocket_stays_python(self) -> None:
         for workload in ["unicast", "multicast", "broadcast", "room", "connect", "idle"]:
@@ -508,9 +603,29 @@ class SuiteTests(SynchronousTestCase):
         )
         rows = report.rows([Measurement(s) for s in ran])
         self.assertTrue(all(len(row.runs) == 3 for row in rows))
-        self.assertEqual(len(rows), 2 * (2 * len(suite.SWEEP) + 7))
+        variants = len(suite.UNICAST_VARIANTS) + len(suite.BROADCAST_VARIANTS)
+        self.assertEqual(len(rows), 2 * (2 * len(suite.SWEEP) + 7) + variants)
         room = [(s.server, s.clients, s.rate) for s in ran if s.workload == "room"]
         self.assertEqual(room[-2:], [("msgsvc", 100, 1), ("words", 100, 0)])  # at half the peak, a member's share
+
+    def test_msgsvcs_history_variants_take_turns_after_it_at_the_peaks_of_unicast_and_broadcast(self) -> None:
+        ran: list[Scenario] = []
+
+        def fake(scenario: Scenario, python: str) -> Measurement:
+            ran.append(scenario)
+            return Measurement(scenario, delivered=100, expected=100, seconds=1.0)
+
+        suite.standard(["words", "msgsvc"], 1.0, "python", repeat=2, run=fake)
+        unicast = [s.label for s in ran if (s.workload, s.clients, s.rate) == ("unicast", 1000, None)]
+        turn = ["words", "msgsvc", "msgsvc history off", "msgsvc accounts on"]
+        turn.append("msgsvc history off accounts on")
+        self.assertEqual(unicast, turn * 2)
+        broadcast = [s.label for s in ran if (s.workload, s.rate) == ("broadcast", None)]
+        self.assertEqual(broadcast, ["words", "msgsvc", "msgsvc history off"] * 2)
+        varied = {(s.workload, s.clients, s.rate) for s in ran if s.varied()}
+        self.assertEqual(varied, {("unicast", 1000, None), ("broadcast", 1001, None)})  # nothing else
+        at_half = [s.rate for s in ran if (s.workload, s.clients, s.server) == ("unicast", 1000, "msgsvc")]
+        self.assertEqual(at_half[-2:], [50, 50])  # half msgsvc's own peak, its variants' left out
 
     def test_a_failed_run_is_left_out_and_the_others_go_on(self) -> None:
         ran: list[Scenario] = []
@@ -622,6 +737,17 @@ class VariantTests(SynchronousTestCase):
         self.assertIn("msgsvc metrics on: /metrics scraped 0 times", printed)  # nothing measured here
         self.assertIn("unicast (8 clients): msgsvc metrics on/off = ", printed)
 
+    def test_accounts_on_and_off_take_turns_with_the_history_variants_and_are_compared(self) -> None:
+        ran, _, printed = run_bench(
+            self, *["--accounts", "on", "--accounts", "off", "--history", "on", "--history", "off"]
+        )
+        turns = [(True, True), (True, False), (False, True), (False, False)]
+        self.assertEqual([(s.history, s.accounts) for s in ran], turns)
+        self.assertIn("unicast (8 clients): msgsvc accounts on history on/off = ", printed)
+        self.assertIn("unicast (8 clients): msgsvc accounts on/off = ", printed)
+        ran, _, _ = run_bench(self)
+        self.assertEqual([s.accounts for s in ran], [False])  # off unless asked
+
     def test_metrics_are_off_unless_asked(self) -> None:
         ran, _, _ = run_bench(self)
         self.assertEqual([(s.history, s.metrics) for s in ran], [(True, False)])
@@ -727,6 +853,34 @@ class TargetTests(SynchronousTestCase):
             "MISSED  registration churn >= 1.0x words: msgsvc/words = <= 0.80 (words load-bound)",
         )
         self.assertTrue(verdict(churn("msgsvc", 120, idle), churn("words", 100, busy)).startswith("? "))
+
+    def test_history_on_is_held_to_a_share_of_off_on_unicast_with_and_without_accounts_and_broadcast(
+        self,
+    ) -> None:
+        def peak(workload: str, clients: int, rates: list[int], **variant: bool) -> list[Measurement]:
+            scenario = Scenario("msgsvc", workload, clients, **variant)
+            return [Measurement(scenario, delivered=r, expected=r, seconds=1.0) for r in rates]
+
+        runs = [
+            *peak("unicast", 1000, [90, 100, 95]),
+            *peak("unicast", 1000, [100, 100, 100], history=False),
+            *peak("unicast", 1000, [40, 50, 45], accounts=True),
+            *peak("unicast", 1000, [100, 100, 100], history=False, accounts=True),
+            *peak("broadcast", 1001, [800, 790, 810]),
+            *peak("broadcast", 1001, [1000, 1000, 1000], history=False),
+        ]
+        lines = [line for line in suite.targets(runs) if "history on" in line]
+        self.assertEqual(
+            lines,
+            [
+                "met     unicast (1,000 clients, unprotected names) with history on >= 0.8x off: "
+                "on/off = 0.95 (0.90-1.00)",
+                "MISSED  unicast (1,000 clients, accounts) with history on >= 0.8x off: "
+                "on/off = 0.45 (0.40-0.50)",
+                "met     broadcast to 1,000 with history on >= 0.8x off: on/off = 0.80 (0.79-0.81)",
+            ],
+        )
+        self.assertEqual([line for line in suite.targets(runs[:12]) if "history on" in line], lines[:2])
 
     def test_a_lost_message_is_a_missed_target(self) -> None:
         lossy = Measurement(Scenario("words", "unicast", clients=10), expected=5, delivered=4)
@@ -854,6 +1008,37 @@ class ServerBenchTests(SynchronousTestCase):
         self.assertEqual((on[0][-1], off[0][-1]), ("0", "0"), out)  # lost
         ratio = "unicast (8 clients): msgsvc history on/off = "
         self.assertTrue(any(line.startswith(ratio) for line in lines), out)
+
+    def test_accounts_on_logs_the_load_in_to_protected_names_on_sqlite_and_redis_loses_nothing(self) -> None:
+        """``--accounts on``: real servers (on SQLite and on a real Redis) with every load name protected,
+        the C load (6 clients a process) and the Python load logging in with the password, history on and
+        off: every row registered all its clients and lost nothing (the figures are not judged)."""
+        out = bench(
+            *["run", "--server", "msgsvc", "--server", "msgsvc-redis", "--clients", "12", "--duration", "1"],
+            *["--warmup", "0", "--rate", "50", "--accounts", "on", "--history", "on", "--history", "off"],
+        )
+        python = bench(
+            *["run", "--clients", "8", "--duration", "1", "--warmup", "0", "--rate", "50"],
+            *["--accounts", "on", "--load", "python"],
+        )
+        rows = [line.split() for line in (out + python).splitlines() if " unicast " in line]
+        labels = [row[: row.index("unicast")] for row in rows]
+        self.assertEqual(
+            labels,
+            [
+                ["msgsvc", "accounts", "on"],
+                ["msgsvc", "history", "off", "accounts", "on"],
+                ["msgsvc-redis", "accounts", "on"],
+                ["msgsvc-redis", "history", "off", "accounts", "on"],
+                ["msgsvc", "accounts", "on"],
+            ],
+            out + python,
+        )
+        loads = [row[row.index("unicast") + 3] for row in rows]
+        self.assertEqual(loads, ["c"] * 4 + ["python"], out + python)
+        self.assertEqual([row[-1] for row in rows], ["0"] * 5, out + python)  # lost
+        ratio = "unicast (12 clients): msgsvc-redis accounts on history on/off = "
+        self.assertTrue(any(line.startswith(ratio) for line in out.splitlines()), out)
 
     def test_metrics_on_serves_them_scraped_during_the_load_and_loses_nothing(self) -> None:
         """``--metrics on``: a real server serving /metrics, scraped while loaded (the figures not judged)."""

@@ -3,6 +3,7 @@
     python -m msgsvc.bench run --server msgsvc --workload unicast --clients 1000
     python -m msgsvc.bench run --workload unicast --clients 1000 --history on --history off
     python -m msgsvc.bench run --workload unicast --clients 1000 --metrics on --metrics off --repeat 5
+    python -m msgsvc.bench run --clients 1000 --history on --history off --accounts on --accounts off
     python -m msgsvc.bench run --workload room --clients 100 --server msgsvc --server words --repeat 5
     python -m msgsvc.bench run --server msgsvc --server ergo --ergo /path/to/ergo --history on --history off
     python -m msgsvc.bench suite --json bench.json --plot performance.png
@@ -52,6 +53,10 @@ VARIANT_HELP = {
     "metrics": "msgsvc serving --metrics on a loopback port, /metrics scraped once a second during the measured "
     "load, far more often than Prometheus would be set to (its default is 60 s; 10-15 s is common), so that the "
     "cost of serving them shows (on), or without --metrics (off)",
+    "accounts": "msgsvc with every load client's name protected by a password before it starts, the load "
+    "logging in with it, a few at a time so that none waits for the login throttle, all before the measured "
+    "load (on: a direct conversation's history is kept only with a protected participant), or the names "
+    "unprotected (off)",
 }
 
 

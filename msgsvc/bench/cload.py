@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from msgsvc.bench.worker import Plan
+from msgsvc.bench.worker import LOGINS_AT_ONCE, Plan
 
 SOURCE = Path(__file__).with_name("loadc.c")
 SERVERS = ("msgsvc", "words", "ngircd", "ergo", "msgsvc-irc", "msgsvc-redis")
@@ -63,4 +63,6 @@ def arguments(plan: Plan) -> list[str]:
         str(int(plan.broadcast_sender)),
         str(plan.receivers),
         str(plan.drain),
+        plan.password or "",
+        str(LOGINS_AT_ONCE if plan.password else len(plan.names)),
     ]

@@ -91,16 +91,18 @@ class Dialect:
 class Msgsvc(Dialect):
     """docs/protocol.rst: HELLO, then SEND / BROADCAST; registered once the user log has come.
 
-    Version 8's lines, but for ``rooms``: version 11's, which has them (JOIN, SEND to a room).
+    Version 8's lines, but for ``rooms``: version 11's, which has them (JOIN, SEND to a room).  With an
+    ``account`` password, each name logs in to its account with it.
     """
 
     name = "msgsvc"
 
-    def __init__(self, rooms: bool = False) -> None:
+    def __init__(self, rooms: bool = False, account: str | None = None) -> None:
         self._version = b"VERSION 11\r\n" if rooms else b""
+        self._password = b" :%s" % account.encode() if account else b""
 
     def register(self, name: str) -> bytes:
-        return self._version + b"HELLO %s\r\n" % name.encode()
+        return self._version + b"HELLO %s%s\r\n" % (name.encode(), self._password)
 
     def join_group(self) -> bytes:
         return b""
@@ -186,11 +188,14 @@ class Irc(Dialect):
         return Signal.NOTHING, b""
 
 
-def make(server: str, password: str = "bench", rooms: bool = False) -> Dialect:
+def make(server: str, password: str = "bench", rooms: bool = False, account: str | None = None) -> Dialect:
     """The dialect that speaks to ``server``: ``msgsvc`` (``-web``, ``-redis``, ``-irc``), ``words``, ``ergo`` or ``ngircd``;
-    with ``rooms``, one that joins and speaks to a room (msgsvc's lines of version 11)."""
+    with ``rooms``, one that joins and speaks to a room (msgsvc's lines of version 11); with ``account``,
+    msgsvc's lines log in to each name's account with that password (``password`` is the IRC servers')."""
     if server in ("msgsvc", "msgsvc-web", "msgsvc-redis"):  # the same lines, over TCP or WebSocket
-        return Msgsvc(rooms)
+        return Msgsvc(rooms, account)
+    if account is not None:
+        raise ValueError(f"accounts are for msgsvc's lines, not {server!r}")
     if server == "words":  # twisted.words looks a PRIVMSG target up as one name
         return Irc("words", password, multi_target=False)
     if server == "ergo":  # Ergo takes at most 4 targets a PRIVMSG (MAXTARGETS=4), a multicast 5: words' lines

@@ -4,13 +4,15 @@
  * measures.  Built by msgsvc.bench.cload.
  *
  *   loadc DIALECT HOST PORTS PREFIX COUNT WORKLOAD RATE WINDOW COUNT_LIMIT RECIPIENTS SIZE DURATION
- *         WARMUP BROADCAST_SENDER RECEIVERS DRAIN
+ *         WARMUP BROADCAST_SENDER RECEIVERS DRAIN PASSWORD AT_ONCE
  *
  * DIALECT: the server, as msgsvc.bench.dialects.make takes it: msgsvc, words, ngircd or msgsvc-irc; PORTS:
  * one port, or several separated by commas (a service's nodes: name i connects to the i-th modulo their
  * number); the names are PREFIX0 .. PREFIX<COUNT-1>; RATE is messages/s from this process, or 0 for as fast as WINDOW
- * deliveries in flight allow; COUNT_LIMIT 0 for none.  It speaks to its parent as the Python worker
- * does: {"ready": [n, []]} once every client is registered, then "warm", "go" and "quit" on stdin,
+ * deliveries in flight allow; COUNT_LIMIT 0 for none; PASSWORD (msgsvc: "" for none) every name's
+ * account's, given to HELLO; AT_ONCE the most clients registering at a time (logins with a password: the
+ * server's throttle makes those past a few at once from one address wait).  It speaks to its parent as the
+ * Python worker does: {"ready": [n, []]} once every client is registered, then "warm", "go" and "quit" on stdin,
  * answered with {"warm": true} and {"result": {...}} (msgsvc.bench.worker.Result) on stdout.
  * Message texts carry the sending time as the Python load's do (msgsvc.bench.dialects.stamp), on
  * CLOCK_MONOTONIC, the clock of Python's time.monotonic_ns.  Churn: COUNT/2 clients at a time connect,
@@ -58,7 +60,8 @@ static client_t *clients;
 static int nclients, epfd;
 static double rate, duration, warmup, drain;
 static long window_, count_limit;
-static int recipients, size, broadcast_sender, receivers;
+static int recipients, size, broadcast_sender, receivers, at_once;
+static const char *password;
 static uint64_t rng = 88172645463325252ULL;
 /* the measured phase's tally */
 static long sent, expected, delivered, lost_connections;
@@ -247,7 +250,8 @@ static void register_client(client_t *c) {
     char buf[256];
     int n;
     if (dialect == MSGSVC) /* a room needs version 11's lines; the other workloads speak version 8's */
-        n = snprintf(buf, sizeof buf, "%sHELLO %s\r\n", workload == ROOM ? "VERSION 11\r\n" : "", c->name);
+        n = snprintf(buf, sizeof buf, "%sHELLO %s%s%s\r\n", workload == ROOM ? "VERSION 11\r\n" : "", c->name,
+                     *password ? " :" : "", password);
     else /* msgsvc's IRC front gets no PASS: there a password claims the name */
         n = snprintf(buf, sizeof buf, "%sNICK %s\r\nUSER %s 0 * :%s\r\n",
                      dialect == MSGSVC_IRC ? "" : "PASS bench\r\n", c->name, c->name, c->name);
@@ -295,16 +299,16 @@ static void poll_once(int timeout_ms) {
         if (clients[i].fd >= 0 && clients[i].out_len) flush_out(&clients[i]);
 }
 
+/* Connect every client, 25 a poll (no accept queue overflows), at most AT_ONCE registering, until all are in. */
 static void connect_all(void) {
-    for (int i = 0; i < nclients; i++) {
-        open_client(&clients[i]);
-        if (i % 25 == 24) poll_once(0); /* a few at a time: no accept queue overflows */
-    }
+    int opened = 0;
     for (;;) {
         int ready = 0;
-        for (int i = 0; i < nclients; i++) ready += clients[i].state == READY;
+        for (int i = 0; i < opened; i++) ready += clients[i].state == READY;
         if (ready == nclients) return;
-        poll_once(100);
+        int room = at_once - (opened - ready);
+        for (int k = 0; k < 25 && k < room && opened < nclients; k++) open_client(&clients[opened++]);
+        poll_once(opened < nclients && opened - ready < at_once ? 0 : 100);
     }
 }
 
@@ -473,7 +477,7 @@ static void print_result(double cpu) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 17) {
+    if (argc != 19) {
         fprintf(stderr, "usage: see msgsvc/bench/loadc.c\n");
         return 2;
     }
@@ -501,6 +505,8 @@ int main(int argc, char **argv) {
     broadcast_sender = atoi(argv[14]);
     receivers = atoi(argv[15]);
     drain = atof(argv[16]);
+    password = argv[17];
+    at_once = atoi(argv[18]);
     if (recipients > 64) recipients = 64;
     rng ^= (uint64_t)getpid() << 17;
     epfd = epoll_create1(0);

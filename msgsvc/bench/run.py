@@ -24,7 +24,10 @@ from msgsvc.bench.worker import GROUP, WORKLOADS, Plan
 VARIANTS: dict[str, tuple[bool, tuple[str, ...]]] = {
     "history": (True, servers.HISTORIES),
     "metrics": (False, servers.MSGSVCS),
+    "accounts": (False, servers.ACCOUNTS),
 }
+#: seconds a load process may take to log a client in to its account (argon2id: ~50 ms of the server's core)
+LOGIN_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class Scenario:
     nodes: int = 1  # msgsvc-redis: the nodes, each client on one of them in turn
     history: bool = True  # msgsvc (Ergo) keeps its history (False: ``--history-days 0``; Ergo's off)
     metrics: bool = False  # msgsvc serves ``--metrics``, scraped during the measured load (msgsvc.bench.scrape)
+    accounts: bool = False  # every client's name protected (seeded), logged in to with its password
 
     def varied(self) -> list[str]:
         """The variants not at their default: ``["history off", "metrics on"]``."""
@@ -71,6 +75,8 @@ class Scenario:
         for name, (default, having) in VARIANTS.items():
             if getattr(self, name) != default and self.server not in having:
                 raise ValueError(f"{name} {'on' if not default else 'off'} is for {', '.join(having)}")
+        if self.accounts and self.workload == "connect":
+            raise ValueError("accounts on is for the workloads that log in once, not connect")
         if self.workload in ("unicast", "multicast", *GROUP) and self.clients < self.workers * (
             self.recipients + 1
         ):
@@ -235,6 +241,7 @@ def plans(scenario: Scenario, ports: list[int]) -> list[Plan]:
                 broadcast_sender=group and w == 0,
                 receivers=s.clients - 1,
                 warmup=s.warmup,
+                password=servers.ACCOUNT_PASSWORD if s.accounts else None,
             )
         )
     return plans
@@ -258,6 +265,7 @@ def measure(scenario: Scenario, load_python: str = sys.executable, ready_timeout
             scenario.nodes,
             scenario.history,
             scenario.metrics,
+            scenario.accounts,
         )
         workers: list[WorkerProcess] = []
         try:
@@ -265,16 +273,25 @@ def measure(scenario: Scenario, load_python: str = sys.executable, ready_timeout
             port_plans = plans(scenario, server.ports)
             c_load = cload.build() if scenario.load == "c" and all(map(cload.handles, port_plans)) else None
             result.load = "c" if c_load else "python"
-            ramp_start = time.monotonic()
-            workers = [WorkerProcess(plan, load_cpus, load_python, c_load) for plan in port_plans]
-            for worker, plan in zip(workers, port_plans, strict=True):
-                connected, refusals = worker.answer("ready", ready_timeout)
+
+            def registered(worker: WorkerProcess, plan: Plan) -> int:
+                """How many of the worker's clients registered, once all have (else RuntimeError)."""
+                logins = len(plan.names) * LOGIN_SECONDS if plan.password else 0
+                connected, refusals = worker.answer("ready", ready_timeout + logins)
                 if scenario.workload != "connect" and connected < len(plan.names):
                     raise RuntimeError(
                         f"only {connected} of {len(plan.names)} clients of a load process registered "
                         f"on {scenario.server}: {'; '.join(refusals)}\n{server.output()}"
                     )
-                result.connected += connected
+                return int(connected)
+
+            ramp_start = time.monotonic()
+            for plan in port_plans:
+                workers.append(WorkerProcess(plan, load_cpus, load_python, c_load))
+                if scenario.accounts:  # one process at a time (worker.LOGINS_AT_ONCE): no login waits
+                    result.connected += registered(workers[-1], plan)
+            if not scenario.accounts:
+                result.connected += sum(map(registered, workers, port_plans))
             result.ramp_seconds = time.monotonic() - ramp_start
             time.sleep(0.5)  # let the server settle after the registrations
             result.ready_rss_kib = server.rss_kib()

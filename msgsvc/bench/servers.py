@@ -26,6 +26,8 @@ SERVERS = ("msgsvc", "words", "ngircd", ERGO, MSGSVC_WEB, MSGSVC_IRC, MSGSVC_RED
 MSGSVCS = ("msgsvc", MSGSVC_WEB, MSGSVC_IRC, MSGSVC_REDIS)
 #: the servers whose history can be on or off
 HISTORIES = (*MSGSVCS, ERGO)
+#: the msgsvc servers whose load can log in to accounts (the line protocol's ``HELLO name :password``)
+ACCOUNTS = ("msgsvc", MSGSVC_WEB, MSGSVC_REDIS)
 #: what ``bench suite`` compares unless told: msgsvc and its peers, all over TCP (a peer not here is skipped)
 SUITE = ("msgsvc", "words", "ngircd", ERGO)
 PASSWORD = "bench"
@@ -373,20 +375,24 @@ REDIS_OPTIONS = ["--save", "", "--appendonly", "yes", "--appendfsync", "everysec
 def deploy(
     name: str,
     workdir: Path,
-    names: Iterable[str],
+    names: Sequence[str],
     cpus: Sequence[int | None],
     nodes: int = 1,
     history: bool = True,
     metrics: bool = False,
+    accounts: bool = False,
 ) -> Deployment:
     """Start server ``name``, or for :data:`MSGSVC_REDIS` a Redis server and ``nodes`` nodes on it.
 
     Node ``i`` runs on ``cpus[i]`` (None: any core); Redis, on ``cpus[nodes]`` if there is one.
     Without ``history``, msgsvc runs with ``--history-days 0``; with ``metrics``, each node serves
-    ``--metrics`` on a loopback port of its own (:attr:`Deployment.metrics_urls`).
+    ``--metrics`` on a loopback port of its own (:attr:`Deployment.metrics_urls`); with ``accounts``,
+    every one of ``names`` is protected with :data:`ACCOUNT_PASSWORD` before it starts.
     """
     if metrics and name not in MSGSVCS:
         raise ValueError(f"metrics are for {', '.join(MSGSVCS)}")
+    if accounts and name not in ACCOUNTS:
+        raise ValueError(f"accounts are for {', '.join(ACCOUNTS)}")
     msgsvc_options = MSGSVC_OPTIONS if history else [*MSGSVC_OPTIONS, "--history-days=0"]
     scraped: list[int] = []
 
@@ -396,6 +402,9 @@ def deploy(
             more = (*more, f"--metrics=tcp:{scraped[-1]}:interface=127.0.0.1")
         return [*msgsvc_options, *more]
 
+    seeded = workdir / "bench.sqlite3"  # msgsvc's database (on Redis: what is copied into it)
+    if accounts:
+        seed_msgsvc(seeded, names, [])
     if name != MSGSVC_REDIS:
         if nodes != 1:
             raise ValueError(f"{name} is one process; nodes are for {MSGSVC_REDIS}")
@@ -410,11 +419,19 @@ def deploy(
     store = ServerProcess(
         "redis-server", argv, port, folder, cpus[nodes] if len(cpus) > nodes else None, dict(os.environ)
     )
+    redis_url = f"redis://127.0.0.1:{port}/0"
     started: list[ServerProcess] = []
     try:
+        if accounts:
+            migrate = [sys.executable, "-m", "msgsvc.state.migrate", f"--db={seeded}", f"--redis={redis_url}"]
+            done = subprocess.run(
+                migrate, env=child_environment(), capture_output=True, text=True, timeout=120
+            )
+            if done.returncode:
+                raise RuntimeError(f"could not copy the accounts into Redis: {done.stderr}")
         for i in range(nodes):
             (workdir / f"node{i}").mkdir()
-            options = node_options(f"--redis=redis://127.0.0.1:{port}/0")
+            options = node_options(f"--redis={redis_url}")
             started.append(start("msgsvc", workdir / f"node{i}", names, cpus[i], options))
         for node in started:  # ready for HELLO: a lease, the subscription, the log read
             node.wait_logged(["lease held", "subscription: connected", "username log"])

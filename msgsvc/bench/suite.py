@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 
 from msgsvc.bench import report
 from msgsvc.bench.report import Row, rows
-from msgsvc.bench.run import Measurement, Scenario, measure
+from msgsvc.bench.run import VARIANTS, Measurement, Scenario, measure
 
 #: clients of the unicast runs whose rate and p99 are plotted
 SWEEP = (10, 100, 1000, 5000)
@@ -18,6 +18,17 @@ IDLE_CLIENTS = 10_000
 CHURN_CLIENTS = 50
 #: runs of each scenario on each server: figures are their median and range
 REPEAT = 5
+#: msgsvc's variants run in turn with it (history on, unprotected names) and its peers at the peaks of unicast
+#: (:data:`HISTORY_CLIENTS`) and broadcast: history's cost, its direct conversations kept for accounts only
+HISTORY_CLIENTS = 1000
+UNICAST_VARIANTS: tuple[dict[str, bool], ...] = (
+    {"history": False},
+    {"accounts": True},
+    {"accounts": True, "history": False},
+)
+BROADCAST_VARIANTS: tuple[dict[str, bool], ...] = ({"history": False},)
+#: history on must deliver at least this share of history off's rate
+HISTORY_SHARE = 0.8
 
 
 def standard(
@@ -33,7 +44,11 @@ def standard(
     """Every workload on every server, ``repeat`` times, the servers in turn for each run.
 
     Taking turns (msgsvc, words, ngircd, msgsvc, words, ...) spreads what
-    the machine does meanwhile over all of them alike.  The latency runs
+    the machine does meanwhile over all of them alike.  At the peaks of
+    unicast with :data:`HISTORY_CLIENTS` clients and of broadcast, msgsvc's
+    variants take their turns after msgsvc's own (:data:`UNICAST_VARIANTS`:
+    history off, and accounts on with history on and off;
+    :data:`BROADCAST_VARIANTS`), for :func:`targets`' history checks.  The latency runs
     go at half of each server's own median peak.  The runs at a set rate
     use ``latency_python`` for their load: a PyPy load stalls now and
     then, which shows in every server's p99 (seen: 5 ms, after a warm-up,
@@ -42,24 +57,32 @@ def standard(
     """
     results: list[Measurement] = []
 
-    def in_turn(**scenario: object) -> dict[str, Row]:
-        """Each server's runs of ``scenario``; a callable value is that server's own (its rate, or None
-        to leave that server out).  A run that fails (a peer stalled) is told and left out."""
+    def in_turn(variants: Sequence[dict[str, bool]] = (), **scenario: object) -> dict[str, Row]:
+        """Each server's runs of ``scenario``, and msgsvc's with each of ``variants`` after its own; a
+        callable value is that server's own (its rate, or None to leave that server out).  A run that fails
+        (a peer stalled) is told and left out.  The rows returned are the servers' without variants."""
         runs: dict[str, Row] = {server: Row([]) for server in servers}
+        turns: list[tuple[str, dict[str, bool]]] = [(server, {}) for server in servers]
+        if "msgsvc" in servers:
+            at = servers.index("msgsvc") + 1
+            turns[at:at] = [("msgsvc", variant) for variant in variants]
         for _ in range(repeat):
-            for server in servers:
+            for server, variant in turns:
                 fields = {k: v(server) if callable(v) else v for k, v in scenario.items()}
                 if any(v is None for v in fields.values()):
                     continue
                 python = load_python if fields.get("rate") is None else latency_python
-                scenario_ = Scenario(server=server, duration=duration, load=load, **fields)  # type: ignore[arg-type]
+                scenario_ = Scenario(
+                    server=server, duration=duration, load=load, **fields, **variant  # type: ignore[arg-type]
+                )
                 try:
                     measurement = run(scenario_, python)
                 except Exception as e:
                     print(f"{scenario_}: the run failed, left out: {e}", file=sys.stderr)
                     continue
                 results.append(measurement)
-                runs[server].runs.append(measurement)
+                if not variant:
+                    runs[server].runs.append(measurement)
                 progress(measurement)
         return runs
 
@@ -71,11 +94,12 @@ def standard(
         return rate
 
     for clients in SWEEP:
-        peaks = in_turn(workload="unicast", clients=clients)
+        variants = UNICAST_VARIANTS if clients == HISTORY_CLIENTS else ()
+        peaks = in_turn(variants, workload="unicast", clients=clients)
         in_turn(workload="unicast", clients=clients, rate=half(peaks))
     in_turn(workload="multicast", clients=1000, recipients=5)
     receivers = BROADCAST_RECEIVERS
-    peaks = in_turn(workload="broadcast", clients=receivers + 1)
+    peaks = in_turn(BROADCAST_VARIANTS, workload="broadcast", clients=receivers + 1)
     in_turn(workload="broadcast", clients=receivers + 1, rate=half(peaks, receivers))
     peaks = in_turn(workload="room", clients=ROOM_MEMBERS)
     in_turn(workload="room", clients=ROOM_MEMBERS, rate=half(peaks, ROOM_MEMBERS - 1))
@@ -84,11 +108,16 @@ def standard(
     return results
 
 
-def _find(results: Sequence[Measurement], server: str, workload: str, clients: int, peak: bool) -> Row | None:
+def _find(
+    results: Sequence[Measurement], server: str, workload: str, clients: int, peak: bool, **variant: bool
+) -> Row | None:
+    """The row of ``server``'s runs of ``workload`` (at its peak, or at a set rate) with ``variant`` (each
+    other variant at its default)."""
+    wanted = {name: variant.get(name, default) for name, (default, _) in VARIANTS.items()}
     for row in rows(results):
         s = row.scenario
         found = (s.server, s.workload, s.clients, s.rate is None) == (server, workload, clients, peak)
-        if found and not s.varied():
+        if found and {name: getattr(s, name) for name in VARIANTS} == wanted:
             return row
     return None
 
@@ -107,14 +136,24 @@ def targets(results: Sequence[Measurement]) -> list[str]:
         verdict = {True: "met   ", False: "MISSED", None: "?     "}[met]
         lines.append(f"{verdict}  {what}: {figure}")
 
-    def against(peer: str, workload: str, clients: int, at_least: float, what: str) -> None:
-        mine, theirs = (_find(results, server, workload, clients, True) for server in ("msgsvc", peer))
+    def compare(mine: Row | None, theirs: Row | None, at_least: float, what: str, names: str) -> None:
         if mine is None or theirs is None:
             return
         met: bool | None = report.paired(mine, theirs)[0] >= at_least
         if mine.load_bound and not met or theirs.load_bound and met:
             met = None
-        check(what, f"msgsvc/{peer} = {report.ratio(mine, theirs)}", met)
+        check(what, f"{names} = {report.ratio(mine, theirs)}", met)
+
+    def against(peer: str, workload: str, clients: int, at_least: float, what: str) -> None:
+        mine, theirs = (_find(results, server, workload, clients, True) for server in ("msgsvc", peer))
+        compare(mine, theirs, at_least, what, f"msgsvc/{peer}")
+
+    def history(workload: str, clients: int, what: str, accounts: bool = False) -> None:
+        on, off = (
+            _find(results, "msgsvc", workload, clients, True, history=kept, accounts=accounts)
+            for kept in (True, False)
+        )
+        compare(on, off, HISTORY_SHARE, f"{what} with history on >= {HISTORY_SHARE}x off", "on/off")
 
     idle = _find(results, "msgsvc", "idle", IDLE_CLIENTS, True)
     if idle is not None:
@@ -140,6 +179,9 @@ def targets(results: Sequence[Measurement]) -> list[str]:
         rate = broadcast.median(lambda m: m.delivered_rate)
         check("broadcast to 1,000 >= 300,000 deliveries/s", f"{rate:,.0f}", rate >= 300_000)
     against("ngircd", "broadcast", BROADCAST_RECEIVERS + 1, 1.0, "broadcast to 1,000 >= ngIRCd")
+    history("unicast", HISTORY_CLIENTS, f"unicast ({HISTORY_CLIENTS:,} clients, unprotected names)")
+    history("unicast", HISTORY_CLIENTS, f"unicast ({HISTORY_CLIENTS:,} clients, accounts)", accounts=True)
+    history("broadcast", BROADCAST_RECEIVERS + 1, "broadcast to 1,000")
     half = _find(results, "msgsvc", "unicast", 1000, False)
     if half is not None:
         p99 = half.median(lambda m: m.latency.percentile(99) / 1000)

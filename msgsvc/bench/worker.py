@@ -28,6 +28,7 @@ from twisted.internet.interfaces import ITransport
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.protocols.basic import LineReceiver
 
+from msgsvc.auth.throttle import LoginThrottle
 from msgsvc.bench import dialects, servers
 from msgsvc.bench.loadclient import LoadClient, Tally
 from msgsvc.bench.stats import LatencyHistogram
@@ -39,6 +40,9 @@ GROUP = ("broadcast", "room")
 TICK = 0.001  # seconds between sending rounds
 MAX_PER_TICK = 5000  # messages in one sending round, at most
 CONNECTING_AT_ONCE = 25  # a few, so that no server's accept queue overflows (ngIRCd's is short)
+#: logins with a password under way at once, from all the load processes (they log in one after another): the
+#: server's throttle counts an address's logins being checked as failures, and past these a login waits
+LOGINS_AT_ONCE = LoginThrottle.FREE
 QUIET = 1.0  # seconds without a delivery after which a drain with nothing left to expect ends
 
 
@@ -61,6 +65,7 @@ class Plan:
     receivers: int = 0  # all clients that get a broadcast or a message to the room, in every worker
     drain: float = 15.0  # seconds to wait for what is still in flight
     warmup: float = 0.0  # seconds of load before the measured run, not counted
+    password: str | None = None  # msgsvc: every name's account password (its load logs in with it)
 
 
 @dataclass
@@ -82,7 +87,7 @@ class Worker:
         self._reactor = reactor
         self.plan = plan
         self._clock = clock
-        self._dialect = dialects.make(plan.server, rooms=plan.workload == "room")
+        self._dialect = dialects.make(plan.server, rooms=plan.workload == "room", account=plan.password)
         self.tally = Tally()
         self.clients: list[LoadClient] = []
         self.result = Result()
@@ -111,10 +116,10 @@ class Worker:
         return client
 
     async def connect_all(self) -> int:
-        """Connect and register every name (a few hundred at a time); how many made it."""
+        """Connect and register every name (a few at a time); how many made it."""
         if self.plan.workload == "connect":
             return 0
-        limit = DeferredSemaphore(CONNECTING_AT_ONCE)
+        limit = DeferredSemaphore(LOGINS_AT_ONCE if self.plan.password else CONNECTING_AT_ONCE)
         attempts = [limit.run(self._client, name) for name in self.plan.names]
         outcomes = await gatherResults([d.addErrback(lambda f: f.value) for d in attempts])
         self.clients = [c for c in outcomes if isinstance(c, LoadClient)]
