@@ -662,6 +662,47 @@ class ClusterTests(RedisCase):
         carol.send("MEMBERS #dev")
         self.assertEqual(carol.until("ENDMEMBERS")[-1], "ENDMEMBERS #dev 3")
 
+    def test_a_room_left_by_its_last_member_while_joined_on_another_node_keeps_its_modes_everywhere(self) -> None:
+        """alice (node one) leaves #rN, +ik, as bob (node two, invited, with the key) joins it: whether bob is
+        let in or not, both nodes and Redis agree (attack35: 18 of 40 times bob was let in, Redis had no
+        room, and node one made it anew with no modes: mallory, an outsider there, joined it with no key
+        nor invitation and spoke to bob)."""
+        one, two = self.node(), self.node()
+        alice, bob, mallory = self.room_user(one, "alice"), self.room_user(two, "bob"), self.room_user(one, "mallory")
+
+        def answer(peer: Peer) -> str:
+            line = peer.line()
+            while not line.startswith(("ROOM ", "ENDMEMBERS ", "ERROR ")):
+                line = peer.line()
+            return line
+
+        for trial in range(20):
+            room = f"#r{trial}"
+            alice.send(f"JOIN {room}")
+            alice.until("ENDMEMBERS")
+            alice.send(f"MODE {room} +ik sekrit")
+            alice.until(f"MODE {room} alice +ik")
+            alice.send(f"INVITE {room} bob")
+            alice.until(f"INVITED {room} bob")
+            bob.until(f"INVITATION {room} alice")  # after the modes: node two has them
+            alice.send(f"PART {room}")
+            bob.send(f"JOIN {room} :sekrit")
+            alice.until(f"PARTED {room} alice")
+            joined = answer(bob)
+            if not joined.startswith("ROOM ") or "i" not in joined.split()[3]:
+                continue  # the room was gone (or bob made it anew): nothing kept to agree on
+            bob.until("ENDMEMBERS")
+            deadline = time.monotonic() + 10  # node one hears of bob's join
+            while True:
+                mallory.send(f"MEMBERS {room}")
+                if answer(mallory) == f"ENDMEMBERS {room} 1" or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            mallory.send(f"JOIN {room}")
+            self.assertEqual(answer(mallory), f"ERROR INVITE_ONLY :{room} is invite-only")
+            kept = redis_call(self.redis.port, "HEXISTS", f"msgsvc:members:{room}", "bob")
+            self.assertEqual(kept, 1)  # what a node started now would read
+
     def admin(self, *args: str) -> subprocess.CompletedProcess[str]:
         """``python -m msgsvc.admin`` on the service's Redis."""
         return subprocess.run(
