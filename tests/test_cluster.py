@@ -703,6 +703,23 @@ class ClusterTests(RedisCase):
             kept = redis_call(self.redis.port, "HEXISTS", f"msgsvc:members:{room}", "bob")
             self.assertEqual(kept, 1)  # what a node started now would read
 
+    def test_an_accounts_session_on_another_node_is_told_of_its_own_join(self) -> None:
+        """Membership belongs to the account: its session on node two is told that its session on node one
+        joined a room, as it is on one node (attack35: nothing came, so an IRC session there never showed the
+        channel, nor its KICK, MODE or TOPIC, yet got its messages)."""
+        one, two = self.node(), self.node()
+        here, there = self.room_user(one, "alice :alice's password"), self.room_user(two, "alice :alice's password")
+        bob = self.room_user(one, "bob")
+        bob.send("JOIN #dev")
+        bob.until("ENDMEMBERS")
+        self.listed(there, "ROOMINFO #dev 1 :")
+        for room, operator, flags in (("#dev", bob, ""), ("#made", here, " op")):  # one that is there, one made
+            here.send(f"JOIN {room}")
+            here.until("ENDMEMBERS")
+            operator.send(f"MODE {room} +v alice")  # told after the join, on every node
+            told = there.until(f"MODE {room} ")
+            self.assertIn(f"ENTERED {room} alice{flags}", told)
+
     def admin(self, *args: str) -> subprocess.CompletedProcess[str]:
         """``python -m msgsvc.admin`` on the service's Redis."""
         return subprocess.run(
