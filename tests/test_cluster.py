@@ -667,7 +667,8 @@ class ClusterTests(RedisCase):
         let in or not, both nodes and Redis agree (attack35: 18 of 40 times bob was let in, Redis had no
         room, and node one made it anew with no modes: mallory, an outsider there, joined it with no key
         nor invitation and spoke to bob)."""
-        one, two = self.node(), self.node()
+        many = ["--new-rooms-per-hour", "1000"]  # 20 rooms from one address
+        one, two = self.node(extra=many), self.node(extra=many)
         alice, bob, mallory = self.room_user(one, "alice"), self.room_user(two, "bob"), self.room_user(one, "mallory")
 
         def answer(peer: Peer) -> str:
@@ -719,6 +720,21 @@ class ClusterTests(RedisCase):
             operator.send(f"MODE {room} +v alice")  # told after the join, on every node
             told = there.until(f"MODE {room} ")
             self.assertIn(f"ENTERED {room} alice{flags}", told)
+
+    def test_an_accounts_irc_session_on_another_node_shows_the_room_it_joined(self) -> None:
+        """As on one node, alice's IRC session shows the channel her session on another node joined (attack35:
+        it never did, so it showed none of its KICK, MODE or TOPIC)."""
+        one, two = self.node(), self.node(irc=True)
+        here = self.room_user(one, "alice :alice's password")
+        there = Peer(two.irc_port)
+        self.addCleanup(there.close)
+        for command in ("PASS :alice's password", "NICK alice", "USER alice 0 * :alice"):
+            there.send(command)
+        there.until(":irc.test 376 ")
+        here.send("JOIN #made")
+        here.until("ENDMEMBERS")
+        shown = there.until(":irc.test 366 ")
+        self.assertIn(":alice!alice@msgsvc JOIN :#made", shown)
 
     def admin(self, *args: str) -> subprocess.CompletedProcess[str]:
         """``python -m msgsvc.admin`` on the service's Redis."""

@@ -401,7 +401,7 @@ class RoomRaceTests(RoomsTestCase):
         """zed (another node) makes #ops +sik while voicing bob, who parted on his node at the same moment:
         this node hears the part first, and still applies +s, +i and +k (and tells them, without +v)."""
         alice, carol = self.join("alice"), self.join("Carol")
-        self.hub.nodes.remote_room(Entered("#ops", Member("zed", op=True, since=START), created=True))
+        self.made_elsewhere("#ops", Member("zed", op=True, since=START))
         self.successResultOf(carol.user.join("#ops", None))
         self.hub.nodes.remote_room(Entered("#ops", Member("bob", since=START)))
         self.hub.nodes.remote_room(Parted("#ops", "bob", ""))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -32,7 +33,7 @@ from msgsvc.hub.core import Hub
 from msgsvc.hub.events import Event, RoomChanged
 from msgsvc.hub.history import History
 from msgsvc.hub.rooms import RoomPolicy
-from msgsvc.hub.rules import mask_matches
+from msgsvc.hub.rules import mask_matches, username_key
 from msgsvc.ratelimit import AddressRate, Rate
 
 from .support.fakes import FakeNetwork, MemoryStore, RecordingParticipant
@@ -100,6 +101,12 @@ class RoomsTestCase(SynchronousTestCase):
 
         self.patch(rooms_module, "mask_matches", counted)
         return matched
+
+    def made_elsewhere(self, room: str, founder: Member) -> None:
+        """Another node's user ``founder`` created ``room``: that node kept it, then told this one."""
+        made = RoomRecord(room, founder.since, founder.name, members={username_key(founder.name): founder})
+        self.successResultOf(self.store.create_room(made))
+        self.hub.nodes.remote_room(Entered(room, founder, created=True))
 
     def room_events(self, *participants: RecordingParticipant) -> list[list[object]]:
         got = [list(p.room_events()) for p in participants]
@@ -593,7 +600,7 @@ class NodesTests(RoomsTestCase):
         self.successResultOf(alice.user.mode("#dev", [("+i", None)]))
         zed = RemoteUser("zed", "there", "10.0.0.9:5000", "tcp", START)
         self.hub.nodes.remote_joined(zed, START, False, False)
-        self.hub.nodes.remote_room(Entered("#ops", Member("zed", op=True, since=START), created=True))
+        self.made_elsewhere("#ops", Member("zed", op=True, since=START))
         self.successResultOf(alice.user.join("#ops", None))
         self.hub.nodes.remote_room(ModeSet("#ops", "zed", (("+i", None),)))
         self.successResultOf(alice.user.invite("#dev", "zed"))
@@ -604,7 +611,7 @@ class NodesTests(RoomsTestCase):
         again = self.join("zed")
         self.assertEqual(self.refusal(again.user.join, "#ops", None), Refusal.INVITE_ONLY)
         self.assertEqual(self.refusal(again.user.join, "#dev", None), Refusal.INVITE_ONLY)
-        self.assertNotIn("#ops", self.store.rooms_kept)
+        self.assertEqual(self.store.rooms_kept["#ops"].founder, "zed")  # zed's node writes it, not this one
 
     def test_changes_made_here_are_published(self) -> None:
         alice = self.join("alice")
@@ -623,8 +630,7 @@ class NodesTests(RoomsTestCase):
     def test_another_nodes_changes_are_applied_and_told_here(self) -> None:
         alice = self.join("alice")
         rooms = self.hub.rooms
-        zed = Member("zed", op=True, since=START)
-        self.hub.nodes.remote_room(Entered("#ops", zed, created=True))
+        self.made_elsewhere("#ops", Member("zed", op=True, since=START))
         self.successResultOf(alice.user.join("#ops", None))
         self.assertEqual(self.names(self.view(alice, "#ops")), [("alice", True, False, False), ("zed", False, True, False)])
         kept = dict(self.store.rooms_kept)
@@ -640,7 +646,7 @@ class NodesTests(RoomsTestCase):
 
     def test_a_ban_set_on_another_node_silences_a_member_here(self) -> None:
         alice = self.join("alice")
-        self.hub.nodes.remote_room(Entered("#ops", Member("zed", op=True, since=START), created=True))
+        self.made_elsewhere("#ops", Member("zed", op=True, since=START))
         self.successResultOf(alice.user.join("#ops", None))
         self.hub.nodes.remote_room(ModeSet("#ops", "zed", (("+b", "bob"),)))
         self.assertEqual(outcome(alice.user.send_room("#ops", "not banned")), (0, (), ()))  # its verdict kept
@@ -651,6 +657,70 @@ class NodesTests(RoomsTestCase):
         self.hub.nodes.remote_room(ModeSet("#ops", "zed", (("+b", "al*!*@*"),)))
         self.hub.nodes.remote_room(ModeSet("#ops", "zed", (("+v", "alice"),)))
         self.assertEqual(outcome(alice.user.send_room("#ops", "voiced")), (0, (), ()))  # zed is online on no node
+
+    def test_an_accounts_sessions_here_are_told_of_its_join_on_another_node(self) -> None:
+        """alice's session on another node joins #dev and creates #made: her session here is told, as a
+        member's (attack35: told before the join was applied here, so not her)."""
+        bob, alice = self.join("bob"), self.join("Carol")
+        self.successResultOf(bob.user.join("#dev", None))
+        entered = Entered("#dev", Member("Carol", since=START))
+        self.hub.nodes.remote_room(entered)
+        made = Entered("#made", Member("Carol", op=True, since=START), created=True)
+        self.hub.nodes.remote_room(made)
+        self.assertEqual(self.room_events(alice, bob), [[entered, made], [entered]])
+
+    def test_a_room_emptied_here_as_a_name_joins_it_on_another_node_is_read_again_whole(self) -> None:
+        """alice, #r's last member here, parts it as bob joins it on his node, whose join the store kept
+        first: the store keeps the room (+ik, its ban) with bob; this node, hearing bob's join, reads it
+        again, and an outsider here is refused as before (attack35: made anew with no modes)."""
+        alice, mallory = self.join("alice"), self.join("mallory")
+        self.successResultOf(alice.user.join("#r", None))
+        self.successResultOf(alice.user.mode("#r", [("+i", None), ("+k", "sekrit"), ("+b", "eve!*@*")]))
+        bob = Member("bob", since=START + 1)
+        self.assertIsNone(self.successResultOf(self.store.enter("#r", bob, 1000, 50)))  # on bob's node
+        self.successResultOf(alice.user.part("#r", ""))
+        self.assertIsNone(self.hub.rooms.find("#r"))  # as this node sees it, for now
+        self.hub.nodes.remote_room(Entered("#r", bob))
+        view = self.hub.rooms.find("#r")
+        assert view is not None
+        self.assertEqual((view.modes, view.key, [b.mask for b in view.bans]), ("int", "sekrit", ["eve!*@*"]))
+        self.assertEqual(self.names(view), [("bob", False, False, False)])
+        self.assertEqual(self.refusal(mallory.user.join, "#r", None), Refusal.INVITE_ONLY)
+        self.assertEqual(list(self.store.rooms_kept["#r"].members), ["bob"])
+
+    def test_a_join_here_of_a_room_emptied_on_another_node_meanwhile(self) -> None:
+        """zed, #r's last member, parts it on his node as bob joins it here: bob's join kept first, this
+        node reads the room again, as the store has it, and tells the others; kept after the room went, it
+        is refused, and nothing is told (attack35: let in, in a room the store no longer had)."""
+        bob = self.join("bob")
+        made = RoomRecord("#r", START, "zed", modes="i", key="sekrit", members={"zed": Member("zed", op=True)})
+        self.successResultOf(self.store.create_room(made))
+        self.hub.nodes.remote_room(Entered("#r", Member("zed", op=True), created=True))
+        self.hub.nodes.remote_room(ModeSet("#r", "zed", (("+i", None), ("+k", "sekrit"))))
+        self.hub.nodes.remote_room(Invited("#r", "bob", "zed"))
+        answer: Deferred[None] = Deferred()
+        enter = self.store.enter
+
+        def held(*args: Any) -> Deferred[Refusal | None]:
+            """Kept now, answered once the test says."""
+            kept = self.successResultOf(enter(*args))
+            return answer.addCallback(lambda _: kept)
+
+        self.patch(self.store, "enter", held)
+        joined = bob.user.join("#r", "sekrit")
+        self.hub.nodes.remote_room(Parted("#r", "zed", ""))  # zed's node vacates it: bob is kept
+        self.successResultOf(self.store.remove_member("#r", "zed"))
+        self.successResultOf(self.store.vacate_room("#r"))
+        answer.callback(None)
+        view = self.successResultOf(joined)
+        self.assertEqual((view.modes, view.key, self.names(view)), ("i", "sekrit", [("bob", True, False, False)]))
+        self.assertEqual(self.network.room_changes[-1], Entered("#r", self.store.rooms_kept["#r"].members["bob"]))
+        self.successResultOf(bob.user.part("#r", ""))  # the store's room goes, as this node sees it
+        self.hub.nodes.remote_room(Entered("#r", Member("zed", op=True), created=True))
+        self.hub.nodes.remote_room(Invited("#r", "bob", "zed"))
+        told = len(self.network.room_changes)
+        self.assertEqual(self.refusal(bob.user.join, "#r", None), Refusal.NO_SUCH_ROOM)  # zed's node had not kept it
+        self.assertEqual((len(self.network.room_changes), self.store.rooms_kept), (told, {}))
 
     def test_after_a_reconnection_the_rooms_are_taken_as_the_store_has_them(self) -> None:
         alice, _ = self.join("alice"), self.join("bob")

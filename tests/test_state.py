@@ -551,7 +551,7 @@ class RoomContract(_Base):
         self.assertIs(await self.state.enter("#dev", dave, 3, 50), Refusal.ROOM_FULL)
         self.assertIsNone(await self.state.enter("#dev", Member("BOB", since=14.0), 3, 50))  # kept already
         bob = Member("bob", since=13.0)
-        self.assertIs(await self.state.enter("#new", bob, 10, 2), None)  # no such room: nothing kept
+        self.assertIs(await self.state.enter("#new", bob, 10, 2), Refusal.NO_SUCH_ROOM)  # nothing kept
         await self.state.create_room(RoomRecord("#new", 13.0, "dave", members={"dave": Member("dave")}))
         self.assertIs(await self.state.enter("#new", bob, 10, 2), Refusal.TOO_MANY_ROOMS)
         rooms = await (await self.reopened()).rooms()
@@ -571,6 +571,26 @@ class RoomContract(_Base):
         again = RoomRecord("#dev", 40.0, "carol", members={"carol": Member("carol", op=True, since=40.0)})
         await self.state.create_room(again)
         self.assertEqual(await self.state.rooms(), [again])  # nothing of the room before
+
+    async def test_a_room_emptied_on_one_node_as_a_name_joins_it_on_another_is_kept_with_the_joiner(self) -> None:
+        """Its last member's node vacates it; the join the store kept first stands, with the room as it was,
+        and is read back whole; a join after the room went is refused, and makes nothing."""
+        record = dev()
+        record.modes, record.key = "i", "sekrit"
+        await self.state.create_room(record)
+        await self.state.put_ban("#dev", Ban("eve!*@*", "Alice", 31.0))
+        bob = Member("bob", since=12.0)
+        self.assertIsNone(await self.state.enter("#dev", bob, 10, 50))
+        await self.state.remove_member("#dev", "alice")
+        await self.state.vacate_room("#dev")  # alice's node saw it empty
+        kept = replace(record, members={"bob": bob}, bans={"eve!*@*": Ban("eve!*@*", "Alice", 31.0)})
+        self.assertEqual(await (await self.reopened()).rooms(), [kept])
+        self.assertEqual(await self.state.room("#dev"), kept)
+        await self.state.remove_member("#dev", "bob")
+        await self.state.vacate_room("#dev")
+        self.assertIsNone(await self.state.room("#dev"))
+        self.assertIs(await self.state.enter("#dev", bob, 10, 50), Refusal.NO_SUCH_ROOM)
+        self.assertEqual(await (await self.reopened()).rooms(), [])
 
     async def test_a_reset_or_a_removal_drops_the_names_memberships(self) -> None:
         for name in ("alice", "bob"):

@@ -667,6 +667,9 @@ class RoomStore(Protocol):
     def rooms(self) -> Deferred[list[RoomRecord]]:
         """Every room, with its members and bans (``invites`` empty)."""
 
+    def room(self, room: str) -> Deferred[RoomRecord | None]:
+        """The room ``room`` as :meth:`rooms` reads it; None if none is kept."""
+
     def create_room(self, record: RoomRecord) -> Deferred[None]:
         """Keep a new room, with its members (its founder) and settings.  A room of that key already kept
         (created at the same moment on another node) stays as it is, with ``record``'s members added and
@@ -674,6 +677,10 @@ class RoomStore(Protocol):
 
     def delete_room(self, room: str) -> Deferred[None]:
         """Forget a room, its members and its bans."""
+
+    def vacate_room(self, room: str) -> Deferred[None]:
+        """Forget ``room`` as :meth:`delete_room` does if it has no member kept: its last member left on
+        this node, but another may have joined it on another node meanwhile."""
 
     def set_room(self, record: RoomRecord) -> Deferred[None]:
         """Keep ``record``'s settings: topic, topic_by, topic_at, modes, key and limit, and its founder
@@ -686,8 +693,9 @@ class RoomStore(Protocol):
     def enter(self, room: str, member: Member, limit: int, most: int) -> Deferred[Refusal | None]:
         """Keep ``member``, new in ``room``, unless the room has ``limit`` members or the name is in ``most``
         rooms already, as kept (the joins of every node counted): None, or ROOM_FULL or TOO_MANY_ROOMS.
-        A room no longer kept (deleted meanwhile) is not made again, and a member kept already (joined
-        on another node) stays as kept: None, nothing written."""
+        A room no longer kept (emptied or deleted meanwhile on another node) is not made again:
+        NO_SUCH_ROOM.  A member kept already (joined on another node) stays as kept: None, nothing
+        written."""
 
     def remove_member(self, room: str, name: str) -> Deferred[None]:
         """Forget a member of ``room``."""

@@ -172,11 +172,28 @@ class Rooms:
         self._claims.clear()
         self._verdicts.clear()
         for record in records:
-            self._rooms[room_key(record.name)] = record
-            for key in record.members:
-                self._of.setdefault(key, set()).add(room_key(record.name))
-            if record.founder is not None:
-                self._claim(username_key(record.founder), room_key(record.name))
+            self._hold(record)
+
+    def _hold(self, record: RoomRecord) -> None:
+        """Hold ``record``, as the store has it, as a room."""
+        self._rooms[room_key(record.name)] = record
+        for key in record.members:
+            self._of.setdefault(key, set()).add(room_key(record.name))
+        if record.founder is not None:
+            self._claim(username_key(record.founder), room_key(record.name))
+
+    def _reread(self, room: str) -> Deferred[RoomRecord | None]:
+        """The room ``room`` (a key) held here, read from the store if it is not: the store keeps a member
+        in it that this node does not know of (it dropped the room as its last member here left, as a
+        name joined it on another node).  None: the store has it no more either."""
+
+        def read(record: RoomRecord | None) -> RoomRecord | None:
+            if room not in self._rooms and record is not None:
+                self._hold(record)
+                self._emit(RoomChanged(record.name))
+            return self._rooms.get(room)
+
+        return self._store.room(room).addCallback(read)
 
     def _end_absent(self) -> None:
         """End the memberships (and foundings) of unprotected names online nowhere, and remove the rooms
@@ -227,20 +244,30 @@ class Rooms:
         member, room = Member(spelled, op=founder, since=now), room_key(record.name)
         most, spelled_room = self.policy.max_per_user, record.name
 
-        def entered(refusal: Refusal | None) -> RoomView:
+        def entered(refusal: Refusal | None) -> RoomView | Deferred[RoomView]:
             """Kept unless the store, which counts every node's joins, found the room full or the name in
-            too many rooms; the room as it is here now."""
+            too many rooms, or has it no more (emptied or deleted meanwhile on another node); the room as
+            it is here now."""
             if refusal is Refusal.ROOM_FULL:
                 raise Refused(refusal, f"{spelled_room} is full")
+            if refusal is Refusal.NO_SUCH_ROOM:
+                raise Refused(refusal, f"there is no room {spelled_room}")
             if refusal is not None:
                 raise Refused(refusal, f"you are in {most} rooms, the limit")
             now_kept = self._rooms.get(room)
-            if now_kept is None:
-                raise Refused(Refusal.NO_SUCH_ROOM, f"there is no room {spelled_room}")
+            if now_kept is None:  # its last member here left it meanwhile: the store has the room, and the join
+                return self._reread(room).addCallback(reread)
             if user not in now_kept.members:
                 event = Entered(now_kept.name, member)
                 self._apply(now_kept, event)  # its write made
                 self._announce(now_kept, event, session)
+            return self.view(now_kept, user)
+
+        def reread(now_kept: RoomRecord | None) -> RoomView:
+            """The room read again with the join: its members here and the other nodes are told of it."""
+            if now_kept is None or user not in now_kept.members:
+                raise Refused(Refusal.NO_SUCH_ROOM, f"there is no room {spelled_room}")
+            self._announce(now_kept, Entered(now_kept.name, now_kept.members[user]), session)
             return self.view(now_kept, user)
 
         kept = self._store.enter(room, member, min(limit, self.policy.max_members), most)
@@ -428,10 +455,12 @@ class Rooms:
         key = room_key(event.room)
         record = self._rooms.get(key)
         match event:
-            case Entered(room, member, created) if record is None:
-                record = self._rooms[key] = RoomRecord(room, member.since, member.name if created else None)
-                if created:
-                    self._claim(username_key(member.name), key)
+            case Entered(_, member, False) if record is None:  # the room was emptied here: the store has it
+                self._quietly(self._reread(key).addCallback(self._reentered, event))
+                return
+            case Entered(room, member, True) if record is None:
+                record = self._rooms[key] = RoomRecord(room, member.since, member.name)
+                self._claim(username_key(member.name), key)
             case Entered(room, member, True) if record is not None:  # created at once here and there
                 made = RoomRecord(room, member.since, member.name)
                 if founding(made) < founding(record):
@@ -461,9 +490,19 @@ class Rooms:
                 event = ModeSet(room, by, kept)
         if record is None or isinstance(event, RoomGone) and event.name is None:
             return
+        if isinstance(event, Entered):  # the joiner's own sessions here are told too
+            self._apply(record, event)
+            self._tell(record, event, None)
+            return
         self._tell(record, event, None)
         self._apply(record, event)
         self._vacate(record)
+
+    def _reentered(self, record: RoomRecord | None, event: Entered) -> None:
+        """``record``, read again for ``event`` from another node: its members here are told of the join,
+        unless the joiner left it meanwhile."""
+        if record is not None and username_key(event.member.name) in record.members:
+            self._tell(record, event, None)
 
     # -- what happens to names -------------------------------------------
 
@@ -656,7 +695,7 @@ class Rooms:
             return []
         self._drop(record)
         room = room_key(record.name)
-        return [lambda: self._store.delete_room(room)]
+        return [lambda: self._store.vacate_room(room)]  # not if a member came in on another node meanwhile
 
     def _write(self, writes: list[Write]) -> Deferred[None]:
         """Make ``writes``; fires once all are kept (or the first fails)."""

@@ -643,6 +643,18 @@ return out
 """
 )
 
+# One room, as ROOMS_ALL reads each.
+ROOM = Script(
+    """
+-- KEYS: the rooms, their settings, the room's members, its bans; ARGV: room.
+-- Returns {} (no such room) or {what it is, settings, {key, member...}, {key, ban...}}.
+local entry = redis.call('HGET', KEYS[1], ARGV[1])
+if not entry then return {} end
+local settings = redis.call('HGET', KEYS[2], ARGV[1])
+return {entry, settings, redis.call('HGETALL', KEYS[3]), redis.call('HGETALL', KEYS[4])}
+"""
+)
+
 CREATE_ROOM = Script(
     DROP_ROOM
     + """
@@ -678,6 +690,16 @@ DELETE_ROOM = Script(
     DROP_ROOM
     + """
 -- KEYS: the rooms, their settings, the room's members, its bans (as drop_room names them); ARGV: room
+drop_room(ARGV[1])
+return 1
+"""
+)
+
+VACATE_ROOM = Script(
+    DROP_ROOM
+    + """
+-- KEYS: as DELETE_ROOM's; ARGV: room.  Not while a member is kept (joined on another node meanwhile).
+if redis.call('HLEN', KEYS[3]) > 0 then return 0 end
 drop_room(ARGV[1])
 return 1
 """
@@ -726,8 +748,8 @@ return redis.call('SADD', KEYS[3], ARGV[1])
 ENTER = Script(
     """
 -- KEYS: the rooms, the room's members, the name's memberships; ARGV: room, name key, member, limit, most.
--- Returns 'ok', or 'full' / 'many' (nothing kept).
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 'ok' end
+-- Returns 'ok', or 'gone' / 'full' / 'many' (nothing kept).
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 'gone' end
 if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return 'ok' end
 if redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[4]) then return 'full' end
 if redis.call('SCARD', KEYS[3]) >= tonumber(ARGV[5]) then return 'many' end
@@ -755,7 +777,12 @@ return redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 
 
 #: ENTER's answers.
-_ENTERED: dict[str, Refusal | None] = {"ok": None, "full": Refusal.ROOM_FULL, "many": Refusal.TOO_MANY_ROOMS}
+_ENTERED: dict[str, Refusal | None] = {
+    "ok": None,
+    "gone": Refusal.NO_SUCH_ROOM,
+    "full": Refusal.ROOM_FULL,
+    "many": Refusal.TOO_MANY_ROOMS,
+}
 
 
 def room_entry(record: RoomRecord) -> str:
@@ -1201,6 +1228,10 @@ class RedisState(Service):
 
         return self.redis.script(ROOMS_ALL, [ROOMS, ROOM_SETTINGS], []).addCallback(read)
 
+    def room(self, room: str) -> Deferred[RoomRecord | None]:
+        keys = [ROOMS, ROOM_SETTINGS, members_key(room), bans_key(room)]
+        return self.redis.script(ROOM, keys, [room]).addCallback(lambda what: _room(*what) if what else None)
+
     def create_room(self, record: RoomRecord) -> Deferred[None]:
         room = room_key(record.name)
         members = [[key, member_entry(m)] for key, m in record.members.items()]
@@ -1214,6 +1245,10 @@ class RedisState(Service):
     def delete_room(self, room: str) -> Deferred[None]:
         keys = [ROOMS, ROOM_SETTINGS, members_key(room), bans_key(room)]
         return self.redis.script(DELETE_ROOM, keys, [room]).addCallback(lambda _: None)
+
+    def vacate_room(self, room: str) -> Deferred[None]:
+        keys = [ROOMS, ROOM_SETTINGS, members_key(room), bans_key(room)]
+        return self.redis.script(VACATE_ROOM, keys, [room]).addCallback(lambda _: None)
 
     def set_room(self, record: RoomRecord) -> Deferred[None]:
         room = room_key(record.name)

@@ -581,16 +581,26 @@ class Database:
 
     def rooms(self) -> list[RoomRecord]:
         """Every room, by key, with its members and bans."""
+        return self._rooms("", ())
+
+    def room(self, room: str) -> RoomRecord | None:
+        """The room ``room`` (its key), with its members and bans; None if none is kept."""
+        found = self._rooms(" WHERE {} = ?", (room,))
+        return found[0] if found else None
+
+    def _rooms(self, where: str, args: tuple[str, ...]) -> list[RoomRecord]:
+        """The rooms ``where`` (a clause on ``{}``, the room's key column) picks, by key."""
         rooms = self._db.execute(
             "SELECT key, name, created, founder, topic, topic_by, topic_at, modes, password, max_members"
-            " FROM rooms ORDER BY key"
+            f" FROM rooms{where.format('key')} ORDER BY key",
+            args,
         )
         records = {str(key): RoomRecord(*settings) for key, *settings in rooms}
-        members = "SELECT room, key, name, op, voice, since FROM room_members ORDER BY room, since, key"
-        for room, key, name, op, voice, since in self._db.execute(members):
+        members = f"SELECT room, key, name, op, voice, since FROM room_members{where.format('room')}"
+        for room, key, name, op, voice, since in self._db.execute(members + " ORDER BY room, since, key", args):
             records[room].members[key] = Member(name, bool(op), bool(voice), since)
-        bans = "SELECT room, key, mask, by, at FROM room_bans ORDER BY room, at, key"
-        for room, key, mask, by, at in self._db.execute(bans):
+        bans = f"SELECT room, key, mask, by, at FROM room_bans{where.format('room')} ORDER BY room, at, key"
+        for room, key, mask, by, at in self._db.execute(bans, args):
             records[room].bans[key] = Ban(mask, by, at)
         return list(records.values())
 
@@ -620,6 +630,11 @@ class Database:
         for table, column in (("rooms", "key"), ("room_members", "room"), ("room_bans", "room")):
             self._db.execute(f"DELETE FROM {table} WHERE {column} = ?", (room,))
 
+    def vacate_room(self, room: str) -> None:
+        """RoomStore.vacate_room: not while a member is kept."""
+        if self._db.execute("SELECT 1 FROM room_members WHERE room = ?", (room,)).fetchone() is None:
+            self.delete_room(room)
+
     def set_room(self, record: RoomRecord) -> None:
         """``record``'s settings (RoomStore.set_room: a later topic kept stays)."""
         key = room_key(record.name)
@@ -643,7 +658,7 @@ class Database:
     def enter(self, room: str, member: Member, limit: int, most: int) -> Refusal | None:
         """RoomStore.enter."""
         if self._db.execute("SELECT 1 FROM rooms WHERE key = ?", (room,)).fetchone() is None:
-            return None
+            return Refusal.NO_SUCH_ROOM
         if self._db.execute(
             "SELECT 1 FROM room_members WHERE room = ? AND key = ?", (room, username_key(member.name))
         ).fetchone():
@@ -958,11 +973,17 @@ class SqliteStore(Service):
     def rooms(self) -> Deferred[list[RoomRecord]]:
         return self._batched(lambda db: db.rooms())
 
+    def room(self, room: str) -> Deferred[RoomRecord | None]:
+        return self._batched(lambda db: db.room(room))
+
     def create_room(self, record: RoomRecord) -> Deferred[None]:
         return self._batched(lambda db: db.create_room(record))
 
     def delete_room(self, room: str) -> Deferred[None]:
         return self._batched(lambda db: db.delete_room(room))
+
+    def vacate_room(self, room: str) -> Deferred[None]:
+        return self._batched(lambda db: db.vacate_room(room))
 
     def set_room(self, record: RoomRecord) -> Deferred[None]:
         return self._batched(lambda db: db.set_room(record))

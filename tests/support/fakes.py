@@ -258,6 +258,10 @@ class MemoryStore(Service):
     def rooms(self) -> Deferred[list[RoomRecord]]:
         return succeed(self._rooms())
 
+    def room(self, room: str) -> Deferred[RoomRecord | None]:
+        kept = self.rooms_kept.get(room)
+        return succeed(None if kept is None else deepcopy(kept))
+
     def _rooms(self) -> list[RoomRecord]:
         return [deepcopy(self.rooms_kept[room]) for room in sorted(self.rooms_kept)]
 
@@ -282,6 +286,10 @@ class MemoryStore(Service):
     def delete_room(self, room: str) -> Deferred[None]:
         return self._room_write(lambda: self.rooms_kept.pop(room, None))
 
+    def vacate_room(self, room: str) -> Deferred[None]:
+        kept = self.rooms_kept.get(room)
+        return self._room_write(lambda: kept is None or kept.members or self.rooms_kept.pop(room))
+
     def set_room(self, record: RoomRecord) -> Deferred[None]:
         def change() -> None:
             kept = self.rooms_kept.get(room_key(record.name))
@@ -295,7 +303,9 @@ class MemoryStore(Service):
 
     def enter(self, room: str, member: Member, limit: int, most: int) -> Deferred[Refusal | None]:
         kept = self.rooms_kept.get(room)
-        if kept is None or username_key(member.name) in kept.members:
+        if kept is None:
+            return succeed(Refusal.NO_SUCH_ROOM)
+        if username_key(member.name) in kept.members:
             return succeed(None)
         if len(kept.members) >= limit:
             return succeed(Refusal.ROOM_FULL)
