@@ -130,6 +130,14 @@ def hello_until(peer: Peer, name: str, seconds: float = 15) -> list[str]:
     raise AssertionError(f"{name} was never welcomed")
 
 
+def answer(peer: Peer) -> str:
+    """The next ``ROOM``, ``ENDMEMBERS`` or ``ERROR`` line ``peer`` gets (the lines before it read)."""
+    line = peer.line()
+    while not line.startswith(("ROOM ", "ENDMEMBERS ", "ERROR ")):
+        line = peer.line()
+    return line
+
+
 def redis_call(port: int, *args: object) -> Any:
     """One command to the redis-server on ``port``, and its reply (bulk strings as text)."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
@@ -671,12 +679,6 @@ class ClusterTests(RedisCase):
         one, two = self.node(extra=many), self.node(extra=many)
         alice, bob, mallory = self.room_user(one, "alice"), self.room_user(two, "bob"), self.room_user(one, "mallory")
 
-        def answer(peer: Peer) -> str:
-            line = peer.line()
-            while not line.startswith(("ROOM ", "ENDMEMBERS ", "ERROR ")):
-                line = peer.line()
-            return line
-
         for trial in range(20):
             room = f"#r{trial}"
             alice.send(f"JOIN {room}")
@@ -735,6 +737,40 @@ class ClusterTests(RedisCase):
         here.until("ENDMEMBERS")
         shown = there.until(":irc.test 366 ")
         self.assertIn(":alice!alice@msgsvc JOIN :#made", shown)
+
+    def test_a_room_its_last_two_members_leave_at_once_on_two_nodes_is_removed_everywhere(self) -> None:
+        """alice (node one) and bob (node two) leave #rN, +k, at once: each node sees the other leave last and
+        removes the room, and so must Redis; made anew by carol, it is hers and keyless on a node started
+        later (attack35: 17 of 20 times Redis kept the room, empty, with its key: made anew, it kept the old
+        founding and key there, while the nodes running showed it keyless; a node started later asked for
+        the old key)."""
+        one, two = (self.node(extra=["--new-rooms-per-hour", "100"]) for _ in range(2))
+        alice, bob, carol = self.room_user(one, "alice"), self.room_user(two, "bob"), self.room_user(one, "carol")
+        rooms = [f"#r{trial}" for trial in range(10)]
+        for room in rooms:
+            alice.send(f"JOIN {room}")
+            alice.until("ENDMEMBERS")
+            alice.send(f"MODE {room} +k sekrit")
+            alice.until(f"MODE {room} alice +k")
+            self.listed(bob, f"ROOMINFO {room} 1 :")
+            bob.send(f"JOIN {room} :sekrit")
+            self.assertEqual(bob.until("ENDMEMBERS ")[-1], f"ENDMEMBERS {room} 2")
+            alice.until(f"ENTERED {room} bob")
+            alice.send(f"PART {room}")
+            bob.send(f"PART {room}")
+            alice.until(f"PARTED {room} alice")
+            bob.until(f"PARTED {room} bob")
+        for peer in (carol, bob):  # each node has heard both leave: it has no room
+            self.listed(peer, "ENDROOMS 0")
+        for room in rooms:
+            carol.send(f"JOIN {room}")
+            self.assertRegex(answer(carol), f"^ROOM {room} \\S+ \\+nt :$")  # made anew
+            self.assertEqual(carol.until("ENDMEMBERS")[-2:], [f"MEMBER {room} carol online op", f"ENDMEMBERS {room} 1"])
+        dave = self.room_user(self.node(), "dave")  # reads the rooms from Redis
+        for room in rooms:
+            dave.send(f"JOIN {room}")  # no key
+            self.assertRegex(answer(dave), f"^ROOM {room} \\S+ \\+nt :$")
+            self.assertEqual(dave.until("ENDMEMBERS")[-1], f"ENDMEMBERS {room} 2")
 
     def admin(self, *args: str) -> subprocess.CompletedProcess[str]:
         """``python -m msgsvc.admin`` on the service's Redis."""
