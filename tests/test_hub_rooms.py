@@ -722,6 +722,20 @@ class NodesTests(RoomsTestCase):
         self.assertEqual(self.refusal(bob.user.join, "#r", None), Refusal.NO_SUCH_ROOM)  # zed's node had not kept it
         self.assertEqual((len(self.network.room_changes), self.store.rooms_kept), (told, {}))
 
+    def test_a_room_its_last_two_members_leave_at_once_here_and_elsewhere_is_removed_from_the_store(self) -> None:
+        """zed leaves #r on his node as alice leaves it here: each node's removal found the other still
+        kept; this node, hearing zed leave last, removes it (attack35: Redis kept it, empty, with its key)."""
+        alice = self.join("alice")
+        self.made_elsewhere("#r", Member("zed", op=True, since=START))
+        self.successResultOf(alice.user.join("#r", None))
+        self.hub.nodes.remote_room(ModeSet("#r", "zed", (("+k", "sekrit"),)))
+        self.successResultOf(self.store.remove_member("#r", "zed"))  # on zed's node: alice is kept
+        self.successResultOf(self.store.vacate_room("#r"))
+        self.successResultOf(alice.user.part("#r", ""))  # here: zed is, as this node sees it
+        self.assertIn("#r", self.store.rooms_kept)
+        self.hub.nodes.remote_room(Parted("#r", "zed", ""))
+        self.assertEqual((self.hub.rooms.find("#r"), self.store.rooms_kept), (None, {}))
+
     def test_after_a_reconnection_the_rooms_are_taken_as_the_store_has_them(self) -> None:
         alice, _ = self.join("alice"), self.join("bob")
         self.successResultOf(alice.user.join("#dev", None))

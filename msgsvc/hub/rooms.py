@@ -451,7 +451,8 @@ class Rooms:
     def remote(self, event: RoomEvent) -> None:
         """What happened in a room on another node (which kept it), or by the operator's command there:
         applied here, without writing, and told to the sessions here of its members (an invitation: of
-        the invitee)."""
+        the invitee).  A room it leaves empty here is removed from the store too (:meth:`_vacate`): its
+        last two members may have left at once here and there, each node seeing the other's leave last."""
         key = room_key(event.room)
         record = self._rooms.get(key)
         match event:
@@ -496,7 +497,7 @@ class Rooms:
             return
         self._tell(record, event, None)
         self._apply(record, event)
-        self._vacate(record)
+        self._quietly(self._write(self._vacate(record)))  # its last members left at once here and there
 
     def _reentered(self, record: RoomRecord | None, event: Entered) -> None:
         """``record``, read again for ``event`` from another node: its members here are told of the join,
