@@ -9,11 +9,12 @@ from typing import TypeVar
 from twisted.application.service import Service
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import Portal
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import CancelledError, Deferred, fail
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import Interface
 
 from msgsvc.auth.cred import Abandoned, AccountChecker, AuthRequired, HubRealm, Login, Mind, NotHeld
 from msgsvc.auth.hashing import Hashing
@@ -109,7 +110,17 @@ class Accounts(Service):
         name could not be recorded, which is logged here).
         Cancelling it (the client left) stops a throttled attempt from being checked.
         """
-        login = Deferred.fromCoroutine(self._login(participant, name, password, peer, host))
+        known = self._hub.user(name)
+        # A name known to be protected is held only once its password has been checked (by the realm),
+        # online or not: a login without its password, or with a wrong one, never holds it, and so can
+        # never turn its owner away (USERNAME_TAKEN) while it is checked; with it, it attaches one more
+        # session to the name if online.  Any other name is held first: a password given with it claims
+        # it, and nobody else may meanwhile.
+        owned = known is not None and known.protected
+        if owned and password is not None:  # a password that may be guessed: throttled
+            login = Deferred.fromCoroutine(self._throttled(participant, name, password, peer, host, known))
+        else:  # every other login (registration churn): callbacks, no coroutine
+            login = self._hold_and_check(participant, name, password, peer, host, known, owned, False)
         return login.addErrback(self._unavailable, peer)
 
     def _unavailable(self, failure: Failure, peer: str) -> Failure:
@@ -122,22 +133,12 @@ class Accounts(Service):
             self.log.failure("could not register {peer}", failure, peer=peer)
         raise Refused(Refusal.UNAVAILABLE, "the server could not record the username; try again later")
 
-    async def _login(
-        self, participant: Participant, name: str, password: str | None, peer: str, host: str
+    async def _throttled(
+        self, participant: Participant, name: str, password: str, peer: str, host: str, known: UserView | None
     ) -> LoggedIn | None:
+        """A login with the password of a protected name, within the address's rate of password checks,
+        after the throttle's wait for the name and the address."""
         key = username_key(name)
-        known = self._hub.user(name)
-        # A name known to be protected is held only once its password has been checked (by the realm),
-        # online or not: a login without its password, or with a wrong one, never holds it, and so can
-        # never turn its owner away (USERNAME_TAKEN) while it is checked; with it, it attaches one more
-        # session to the name if online.  Any other name is held first: a password given with it claims
-        # it, and nobody else may meanwhile.
-        owned = known is not None and known.protected
-        guessable = owned and password is not None
-        if not guessable:
-            return await self._hold_and_check(
-                participant, name, password, peer, host, known, owned, guessable
-            )
         try:
             self._allow(self.password_hashes, host, "password checks")
         except Refused as e:
@@ -151,13 +152,11 @@ class Accounts(Service):
                     "login for {name} from {peer} waits {wait:g} s", name=name, peer=peer, wait=wait
                 )
                 await deferLater(self._clock, wait)
-            return await self._hold_and_check(
-                participant, name, password, peer, host, known, owned, guessable
-            )
+            return await self._hold_and_check(participant, name, password, peer, host, known, True, True)
         finally:
             self.throttle.end(key, host)
 
-    async def _hold_and_check(
+    def _hold_and_check(
         self,
         participant: Participant,
         name: str,
@@ -167,44 +166,74 @@ class Accounts(Service):
         known: UserView | None,
         owned: bool,
         guessable: bool,
-    ) -> LoggedIn | None:
+    ) -> Deferred[LoggedIn | None]:
         mind = Mind(participant, peer, Login(name, password))
         counted: list[AddressRate] = []
-        if not owned:
-            mind.user = self._hub.register(participant, name, peer)
-        try:
-            if mind.user is not None:
-                counted = self._count_new(name, known, password, peer, host)
-            return await _shielded(Deferred.fromCoroutine(self._check(mind, name, password, host, guessable)))
-        except BaseException as e:
+
+        def undo(failure: Failure) -> Failure:
             mind.gone = True
             if mind.user is not None:  # refused or failed: the name is not held for it
                 mind.user.log_out()
-            if not isinstance(e, CancelledError):  # a client gone may leave its name being written
+            if not failure.check(CancelledError):  # a client gone may leave its name being written
                 for rate in counted:  # nothing was made: a retry after SERVER_ERROR must not run out
                     rate.give_back(host)
-            raise
+            return failure
 
-    async def _check(
-        self, mind: Mind, name: str, password: str | None, host: str, guessable: bool
-    ) -> LoggedIn | None:
-        peer = mind.peer
         try:
-            _, avatar, logout = await self.portal.login(mind.login, mind, IUser)
-        except Abandoned:
+            if not owned:
+                mind.user = self._hub.register(participant, name, peer)
+            if mind.user is not None:
+                counted = self._count_new(name, known, password, peer, host)
+        except Exception:  # refused (or failed) as the login's Deferred, as everything after
+            return fail().addErrback(undo)
+        return _shielded(self._check(mind, name, password, host, guessable)).addErrback(undo)
+
+    def _check(
+        self, mind: Mind, name: str, password: str | None, host: str, guessable: bool
+    ) -> Deferred[LoggedIn | None]:
+        """Log ``mind`` in through the portal: the user and its logout, None if the client left, or
+        :class:`Refused`.  Callbacks, not a coroutine: every registration comes this way."""
+        return self.portal.login(mind.login, mind, IUser).addCallbacks(
+            self._checked,
+            self._check_failed,
+            callbackArgs=(name, password, guessable),
+            errbackArgs=(mind, name, password, host, guessable),
+        )
+
+    def _checked(
+        self,
+        login: tuple[type[Interface], object, Callable[[], None]],
+        name: str,
+        password: str | None,
+        guessable: bool,
+    ) -> LoggedIn:
+        _, avatar, logout = login
+        user = IUser(avatar)
+        if guessable:
+            self.throttle.succeeded(username_key(name))
+        if password is not None:
+            self._mark_protected(user.name)
+        return user, logout
+
+    def _check_failed(
+        self, failure: Failure, mind: Mind, name: str, password: str | None, host: str, guessable: bool
+    ) -> Failure | None:
+        peer = mind.peer
+        e = failure.value
+        if isinstance(e, Abandoned):
             # The checker passed before the client left: with a password the name had already,
             # it is protected on disk, and the log must say so (a first password was not stored).
             if password is not None and mind.login.first is None:
                 self._mark_protected(name)
             return None
-        except NotHeld as e:
-            raise e.error from None  # the hub has said so
-        except Refused as e:
+        if isinstance(e, NotHeld):
+            raise e.error  # the hub has said so
+        if isinstance(e, Refused):
             self._refused(name, peer, e)
-            raise
-        except AuthRequired as e:
-            raise self._refused(name, peer, Refused(Refusal.AUTH_REQUIRED, str(e))) from None
-        except UnauthorizedLogin as e:
+            return failure
+        if isinstance(e, AuthRequired):
+            raise self._refused(name, peer, Refused(Refusal.AUTH_REQUIRED, str(e)))
+        if isinstance(e, UnauthorizedLogin):
             if guessable:
                 by_name, by_address = self.throttle.failed(username_key(name), host)
                 self.log.warn(
@@ -216,13 +245,8 @@ class Accounts(Service):
                     by_address=by_address,
                     window=LoginThrottle.WINDOW / 60,
                 )
-            raise self._refused(name, peer, Refused(Refusal.AUTH_FAILED, str(e))) from None
-        user = IUser(avatar)
-        if guessable:
-            self.throttle.succeeded(username_key(name))
-        if password is not None:
-            self._mark_protected(user.name)
-        return user, logout
+            raise self._refused(name, peer, Refused(Refusal.AUTH_FAILED, str(e)))
+        return failure
 
     def _count_new(
         self, name: str, known: UserView | None, password: str | None, peer: str, host: str

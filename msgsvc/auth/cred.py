@@ -102,17 +102,23 @@ class AccountChecker:
         self._require_password = require_password
 
     def requestAvatarId(self, credentials: Login) -> Deferred[bytes | tuple[()]]:
+        if credentials.password is None:  # the commonest login: a callback, no coroutine
+            name = credentials.name
+            return self._store.password_hash(name).addCallback(self._unprotected, name)
         return Deferred.fromCoroutine(self._check(credentials))
+
+    def _unprotected(self, stored: str | None, name: str) -> bytes:
+        """A login without a password: the name must have none either, nor the server require one."""
+        if stored is not None:
+            raise AuthRequired(f"{name} is protected: give its password")
+        if self._require_password:
+            raise AuthRequired("this server needs a password with every name")
+        return name.encode("utf-8")
 
     async def _check(self, credentials: Login) -> bytes | tuple[()]:
         name, given = credentials.name, credentials.password
+        assert given is not None  # requestAvatarId checks a login without a password
         stored = await self._store.password_hash(name)
-        if given is None:
-            if stored is not None:
-                raise AuthRequired(f"{name} is protected: give its password")
-            if self._require_password:
-                raise AuthRequired("this server needs a password with every name")
-            return name.encode("utf-8")
         password = check_password_rules(given)
         if stored is None:
             credentials.first = FirstPassword(password, await self._hashing.hash(password))
@@ -153,11 +159,21 @@ class HubRealm:
     ) -> Deferred[tuple[type[Interface], object, Callable[[], None]]]:
         if IUser not in interfaces or not isinstance(avatarId, bytes):
             raise NotImplementedError("msgsvc's realm only has IUser avatars, for named users")
-        return Deferred.fromCoroutine(self._admit(avatarId, cast(Mind, mind)))
+        # Called as a callback of the checker's result: what it raises fails the login.
+        held = cast(Mind, mind)
+        user = self._hold(avatarId, held)
+        first = held.login.first
+        ready = None if first is None else partial(self._checker.store_first, held.login, first)
+        return self._hub.admit(user, ready).addCallback(self._admitted, user)
 
-    async def _admit(
-        self, avatarId: bytes, mind: Mind
-    ) -> tuple[type[Interface], object, Callable[[], None]]:
+    @staticmethod
+    def _admitted(admitted: User | None, user: User) -> tuple[type[Interface], object, Callable[[], None]]:
+        if admitted is None:
+            raise Abandoned(f"the client holding {user.name} left")
+        return IUser, user, user.log_out
+
+    def _hold(self, avatarId: bytes, mind: Mind) -> User:
+        """The user holding the name for ``mind``: held already, or held now."""
         user = mind.user
         if user is None:  # a protected name, held (or attached to) now that its password is checked
             name = avatarId.decode("utf-8")
@@ -168,8 +184,4 @@ class HubRealm:
                 user = mind.user = self._hub.register(mind.participant, name, mind.peer, attach=attach)
             except Refused as e:
                 raise NotHeld(e) from None
-        first = mind.login.first
-        ready = None if first is None else partial(self._checker.store_first, mind.login, first)
-        if await self._hub.admit(user, ready) is None:
-            raise Abandoned(f"the client holding {user.name} left")
-        return IUser, user, user.log_out
+        return user

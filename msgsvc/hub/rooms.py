@@ -516,7 +516,7 @@ class Rooms:
         for record in [self._rooms[r] for r in sorted(self._of.get(key, ()))]:
             event = Parted(record.name, record.members[key].name, DISCONNECTED, quit=True)
             self._quietly(self._remove(record, key, event, None))
-        self._quietly(self._write(self._free(key)))
+        self._write_freed(key)
 
     def left_elsewhere(self, name: str) -> None:
         """The last session of ``name`` in the service left on another node, which ended its memberships
@@ -532,7 +532,7 @@ class Rooms:
         for record in [self._rooms[r] for r in sorted(self._of.get(key, ()))]:
             event = Parted(record.name, record.members[key].name, reason, quit=True)
             self._quietly(self._remove(record, key, event, None))
-        self._quietly(self._write(self._free(key)))
+        self._write_freed(key)
 
     # -- inside ------------------------------------------------------------
 
@@ -689,6 +689,13 @@ class Rooms:
         writes = self._apply(record, event)
         writes += self._vacate(record)
         return self._write(writes)
+
+    def _write_freed(self, key: str) -> None:
+        """Free ``key`` (:meth:`_free`) and write what that changes, if anything (most names founded
+        nothing and hold no invitation: then no write, and no Deferred, on each departure)."""
+        writes = self._free(key)
+        if writes:
+            self._quietly(self._write(writes))
 
     def _vacate(self, record: RoomRecord) -> list[Write]:
         """Remove ``record`` if it has no members and its founder is not a protected name."""
