@@ -20,7 +20,7 @@ from msgsvc.hub.conversations import ALL
 from msgsvc.options import NEW_ROOMS_PER_HOUR
 from msgsvc.wire import Limits
 
-from .support.harness import ServerHarness, lines
+from .support.harness import ServerHarness, lines, one_pass
 from .support.hostile import (
     DIGITS,
     LIMITS,
@@ -220,3 +220,39 @@ class LineAttackEndToEndTests(TestCase):
         self.assertLess(longest, 2.0)  # a freeze, not a speed: a bystander waits no more than this
         self.assertEqual(failures, [])
         self.assertGreater(sum(a.sent for a in attackers), 10 * 1024 * 1024)  # the attack was real
+
+
+class BigRoomTests(SynchronousTestCase):
+    """MEMBERS of a room of 300 members and of #all, and ROOMS of 60 rooms, each asked 100 times in one read
+    by a client that does not read its answers: what one read makes the server hold stays within the send
+    queue (attack35: over loopback, 10 such clients of a 1,000-member room held 48 MB more and a
+    bystander's PING waited 1.7 s; MEMBERS #all 3.3 s)."""
+
+    def setUp(self) -> None:
+        names = [f"user{i:03d}" for i in range(300)]
+        records = tuple(UserRecord(name, 1.0, 1.0) for name in [*names, "mallory"])
+        limits = Limits(max_send_queue=64 * 1024, max_per_ip=400)
+        self.harness = ServerHarness(limits, max_clients=400, records=records)
+        for i, name in enumerate(names):
+            protocol, _ = self.harness.register(name, host=f"10.0.{i}.1", version=12)
+            protocol.dataReceived(b"JOIN #big\r\n")
+            if i < 60:  # and 60 rooms with a long topic each
+                protocol.dataReceived(f"JOIN #r{i}\r\nTOPIC #r{i} :{'t' * 390}\r\n".encode())
+            self.harness.end_of_pass()
+        self.attacker, self.transport = self.harness.register("mallory", version=12)
+
+    def asked_100_times(self, line: bytes) -> int:
+        """Bytes the server wrote to the attacker in the pass of a read of ``line`` 100 times."""
+        self.transport.clear()
+        self.attacker.dataReceived(line * 100)
+        one_pass(self.harness.clock)
+        return len(self.transport.value())
+
+    def test_members_of_a_big_room_asked_in_a_burst_are_held_within_the_send_queue(self) -> None:
+        self.assertLessEqual(self.asked_100_times(b"MEMBERS #big\r\n"), 64 * 1024)
+
+    def test_members_of_all_asked_in_a_burst_are_held_within_the_send_queue(self) -> None:
+        self.assertLessEqual(self.asked_100_times(b"MEMBERS #all\r\n"), 64 * 1024)
+
+    def test_rooms_asked_in_a_burst_are_held_within_the_send_queue(self) -> None:
+        self.assertLessEqual(self.asked_100_times(b"ROOMS\r\n"), 64 * 1024)
