@@ -1150,7 +1150,7 @@ class ListingTests(SynchronousTestCase):
             self.client.session.dataReceived(b"MOTD\r\n")
             self.harness.end_of_pass()
         self.assertEqual(self.work.take(), LISTING_STEP - 4)  # a pass (with 4 lines of text), then none
-        self.assertIsNone(self.client.session._listing_call)
+        self.assertIsNone(self.client.session._pacer._call)
         self.assertFalse(self.client.transport.disconnecting)
         self.client.transport.producer.resumeProducing()  # it read: the listing goes on
         self.assertEqual(self.work.take(), LISTING_STEP)

@@ -28,6 +28,7 @@ from wsproto.events import (
 )
 from wsproto.frame_protocol import FrameProtocol, Opcode
 
+from msgsvc.fronts import pacing
 from msgsvc.fronts.lines import ServerProtocol
 from msgsvc.fronts.web.origins import normalize_origin
 from msgsvc.fronts.web.site import WebChannel, web_site
@@ -489,6 +490,24 @@ class LineSocketTests(SynchronousTestCase):
         browser.send("HELLO alice")
         self.assertFalse(browser.transport.disconnecting)
         self.assertEqual(browser.lines()[-1], "ENDUSERS 201")
+
+    def test_a_listing_written_in_pieces_comes_a_whole_line_a_message(self) -> None:
+        # Pieces of 100 bytes end inside lines: the page is still sent each line whole, in order.
+        self.patch(pacing, "PIECE", 100)
+        harness = ServerHarness(limits=Limits(max_per_ip=50))
+        for i in range(30):
+            user, _ = harness.register(f"user{i:02d}", host=f"10.0.{i}.1", version=12)
+            user.dataReceived(b"JOIN #big\r\n")
+        browser = Browser(harness)
+        browser.handshake()
+        browser.send("VERSION 12")
+        browser.send("HELLO alice")
+        browser.lines()
+        browser.send("MEMBERS #big")
+        browser.send("PING :after")
+        got = browser.lines()
+        self.assertEqual([g.split(" ")[2] for g in got[:30]], [f"user{i:02d}" for i in range(30)])
+        self.assertEqual(got[30:], ["ENDMEMBERS #big 30", "PONG :after"])
 
     def test_the_per_address_limit_counts_tcp_and_web_together(self) -> None:
         harness = ServerHarness(limits=Limits(max_per_ip=1))

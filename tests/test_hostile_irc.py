@@ -31,9 +31,9 @@ from msgsvc.hub.history import History
 from msgsvc.hub.ids import MessageIds
 from msgsvc.wire import Limits
 
-from .support.harness import PASSWORD, ServerHarness, one_pass
+from .support.harness import PASSWORD, ServerHarness, lines, one_pass
 from .support.hostile import assert_reads_bounded
-from .support.irc import Irc, Work
+from .support.irc import Irc, Work, numerics
 
 SERVER = "irc.test"
 STEP = 7  # LISTING_STEP here, so that a listing of the log below takes many passes
@@ -341,3 +341,12 @@ class BigRoomTests(SynchronousTestCase):
 
     def test_list_of_many_rooms_asked_in_a_burst_is_held_within_the_send_queue(self) -> None:
         self.assertLessEqual(self.asked_100_times(b"LIST\r\n"), 64 * 1024)
+
+    def test_a_burst_of_listings_comes_whole_in_order_and_the_next_line_waits(self) -> None:
+        self.attacker.session.dataReceived(b"WHO #big\r\nLIST\r\nWHO #big\r\nPING :after\r\n")
+        one_pass(self.harness.clock)
+        first = numerics(lines(self.attacker.transport))
+        self.assertNotIn("PONG", first)  # it waits for the listings, which take more passes
+        who = ["352"] * 300 + ["315"]
+        got = first + numerics(self.attacker.read())
+        self.assertEqual(got, [*who, "321", "322", *(["322"] * 60), "323", *who, "PONG"])

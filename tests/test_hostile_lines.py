@@ -256,3 +256,22 @@ class BigRoomTests(SynchronousTestCase):
 
     def test_rooms_asked_in_a_burst_are_held_within_the_send_queue(self) -> None:
         self.assertLessEqual(self.asked_100_times(b"ROOMS\r\n"), 64 * 1024)
+
+    def test_a_burst_of_listings_comes_whole_in_order_and_the_next_lines_wait(self) -> None:
+        """Five MEMBERS #big, more than two passes may write, then PING: each listing whole, PONG after
+        them, and a message that came for the client meanwhile after the listing then written, not inside."""
+        bob, _ = self.harness.register("bob", version=12)
+        self.transport.clear()  # JOINED bob
+        self.attacker.dataReceived(b"MEMBERS #big\r\n")
+        self.harness.end_of_pass()
+        listing = lines(self.transport)
+        self.assertEqual((len(listing), listing[-1]), (301, "ENDMEMBERS #big 300"))
+        self.attacker.dataReceived(b"MEMBERS #big\r\n" * 5 + b"PING :after\r\n")
+        one_pass(self.harness.clock)
+        bob.dataReceived(b"SEND mallory :meanwhile\r\n")
+        self.harness.end_of_pass()
+        got = lines(self.transport)
+        [message] = [i for i, line in enumerate(got) if line.startswith("MSG bob ")]
+        self.assertEqual(message % len(listing), 0)  # after a listing's end
+        self.assertLess(message, 5 * len(listing))  # before the last: it did not wait for the burst
+        self.assertEqual(got[:message] + got[message + 1 :], listing * 5 + ["PONG :after"])

@@ -451,8 +451,27 @@ class ServerProtocol(Session):
                 refused = Refused(Refusal.UNAVAILABLE, trouble)
             self.refuse(refused.refusal, refused.text)
 
-        asked.addCallback(encode).addCallbacks(self._write, failed)
+        asked.addCallback(encode).addCallbacks(self._answer_paced, failed)
         asked.addBoth(lambda _: self._release(why))
+
+    def _answer_paced(self, data: bytes, at: int = 0) -> None:
+        """Write the answer ``data`` from ``at`` on, as far as this pass's room for listings goes (the
+        :class:`~msgsvc.fronts.pacing.Pacer`), and the rest at later passes, meanwhile holding the
+        client's next lines and what else comes for it (:meth:`_answer_at_length`)."""
+        end = at + self._pacer.room
+        if at == 0 and end >= len(data):  # the common case: it fits
+            self._pacer.spend(len(data))
+            self._write(data)
+            return
+        if at == 0:
+            self._answer_at_length(("listing",), None)
+        if end > at:
+            self._pacer.spend(min(end, len(data)) - at)
+            type(self)._write(self, data[at:end])
+        if end >= len(data):
+            self._written("listing")
+        elif not (self._gone or self._dropped or self.transport.disconnecting):
+            self._pacer.go_on(lambda: self._answer_paced(data, end))
 
     def _event(self, event: RoomEvent) -> bytes:
         return encode_event(event, self._own, self.version >= VERSION_12)

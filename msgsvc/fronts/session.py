@@ -27,6 +27,7 @@ from zope.interface import implementer
 
 from msgsvc.auth.accounts import LoggedIn
 from msgsvc.fronts.clients import Clients, describe_peer, host_of
+from msgsvc.fronts.pacing import Pacer
 from msgsvc.fronts.receiver import LineProtocol
 from msgsvc.fronts.tally import BROADCAST, MULTICAST, UNICAST, Tally
 from msgsvc.hub.contracts import IUser, Message, Queued, Refusal, Refused, Report, RoomEvent
@@ -50,7 +51,7 @@ class SendQueue:
     Registered as the transport's producer: the transport pauses it when
     its own buffer is past its high-water mark and resumes it once the
     buffer has drained, so ``add`` tells how far a client lags behind, and
-    a long answer (the username log) waits for :meth:`when_drained`.
+    a long answer (the username log, a listing) waits for :meth:`when_drained`.
     """
 
     __slots__ = ("_full", "_behind", "_drained")  # one a connection
@@ -121,6 +122,7 @@ class Session(LineProtocol):
     #: its handle on the hub once logged in: sends, acknowledgements and its name go through it
     user: IUser = UNREGISTERED
     tally: Tally  # its front's counts (:meth:`Clients.tally`), from connectionMade on
+    _pacer: Pacer  # its listings' bytes a reactor pass, from connectionMade on
     _login: Deferred[LoggedIn | None] | None = None  # a login being checked
     _logout: Callable[[], None] | None = None  # cred's logout of :attr:`user`, once logged in
     #: answers in the order of the lines they answer: each a list, empty until its answer has come
@@ -197,6 +199,7 @@ class Session(LineProtocol):
         limits = self.clients.limits
         self._bucket = TokenBucket(limits.line_rate, limits.line_burst, self.clients.clock.seconds())
         self._send_queue = SendQueue()
+        self._pacer = Pacer(self.clients.clock, self._send_queue)
         self.transport.registerProducer(self._send_queue, True)
         set_no_delay = getattr(self.transport, "setTcpNoDelay", None)  # TCP, also under TLS
         if set_no_delay is not None:
@@ -217,6 +220,7 @@ class Session(LineProtocol):
         if self._login is not None:
             self._login.cancel()  # a throttled login is not checked for a client that left
         self.clients.outbox.discard(self.transport)
+        self._pacer.stop()
         self._watch(None)
         if self._unthrottle is not None and self._unthrottle.active():
             self._unthrottle.cancel()

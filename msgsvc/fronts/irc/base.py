@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TypeVar
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IDelayedCall
 from twisted.python.failure import Failure
 from twisted.words.protocols import irc as rfc
 
@@ -45,7 +44,6 @@ class IrcBase(Session):
     _early_size = 0  # its bytes
     #: Long replies being sent, a few entries a reactor pass, each with what to do after it.
     _listings: deque[tuple[Iterator[bytes], Callable[[], None] | None]]
-    _listing_call: IDelayedCall | None = None
     #: The tags of the line being run (what a client sends with a message is relayed with it).
     line_tags: dict[str, str] = {}  # noqa: RUF012 - replaced, never changed
     #: The reply to a labeled line (labeled-response), from the line until its last part is written.
@@ -243,10 +241,12 @@ class IrcBase(Session):
         return line(code, self.nick, *params, prefix=self.factory.server_name)
 
     def _list(self, entries: Iterator[bytes], then: Callable[[], None] | None = None) -> None:
-        """Send a reply that goes through the username log or the users online (``entries`` gives
-        one step of it at a time: a line, or nothing), :data:`LISTING_STEP` steps a reactor pass,
-        whatever the log's size, none while the client's buffer is full; then call ``then``.  The
-        client's next lines wait until it is sent."""
+        """Send a reply that goes through the username log, the users online or a room's members, or
+        lists the rooms (``entries`` gives one step of it at a time: a line, or nothing),
+        :data:`LISTING_STEP` steps a reactor pass at most, and no more bytes than the session's
+        :class:`~msgsvc.fronts.pacing.Pacer` has room for (whatever the listings asked in one read),
+        none while the client's buffer is full; then call ``then``.  The client's next lines wait
+        until it is sent."""
         if self._response is not None:
             after = then
             done = self._later(lambda _: after() if after is not None else None)
@@ -256,32 +256,36 @@ class IrcBase(Session):
             self._list_some()
 
     def _list_some(self) -> None:
-        self._listing_call = None
         out: list[bytes] = []
         steps = LISTING_STEP
-        while self._listings and steps:
+        room = self._pacer.room
+        while self._listings and steps and room > 0:
             entries, then = self._listings[0]
             data = next(entries, None)
             if data is not None:
                 out.append(data)
                 steps -= 1
+                room -= len(data)
                 continue
             self._listings.popleft()
             if then is not None:
-                self._write(b"".join(out))
+                self._write_listed(out)
                 out = []
                 then()
-        if out:
-            self._write(b"".join(out))
+                room = self._pacer.room
+        self._write_listed(out)
         if not self._listings:
             if "listing" in self._holds:
                 self._release("listing")
         elif not (self._gone or self._dropped or self.transport.disconnecting):
             self._hold("listing")
-            if self._send_queue.full:  # the client is not reading: go on once it has
-                self._send_queue.when_drained(self._list_some)
-            else:
-                self._listing_call = self.clients.clock.callLater(0, self._list_some)
+            self._pacer.go_on(self._list_some)
+
+    def _write_listed(self, out: list[bytes]) -> None:
+        if out:
+            data = b"".join(out)
+            self._pacer.spend(len(data))
+            self._write(data)
 
     def say_refused(self, refusal: Refusal | Limit, text: str) -> None:
         """Every refusal in IRC's words: the session's limits, a message's text, a send the hub could

@@ -79,9 +79,9 @@ class Channel(IrcBase):
             yield self._numeric(rfc.RPL_NAMREPLY, "=", self.channel, " ".join(row))
         yield self._numeric(rfc.RPL_ENDOFNAMES, end or self.channel, "End of /NAMES list")
 
-    def list_all(self) -> None:
+    def listed_all(self) -> bytes:
         """322 for #all: how many are online, and its topic."""
-        self.numeric(rfc.RPL_LIST, self.channel, str(len(self.factory.directory.online)), TOPIC)
+        return self._numeric(rfc.RPL_LIST, self.channel, str(len(self.factory.directory.online)), TOPIC)
 
     def topic_all(self, change: bool) -> None:
         if change:

@@ -279,25 +279,28 @@ class Rooms(Channel):
         wanted = None if names is None else {room_key(t) for t in names}
         with_all = self in self.factory.members if names is None else any(map(self._is_channel, names))
 
-        def listed(infos: list[RoomInfo]) -> None:
-            self.numeric(rfc.RPL_LISTSTART, "Channel", "Users  Name")
+        def rows(infos: list[RoomInfo]) -> Iterator[bytes]:
+            yield self._numeric(rfc.RPL_LISTSTART, "Channel", "Users  Name")
             if with_all:
-                self.list_all()
+                yield self.listed_all()
             for info in infos:
                 if wanted is None or room_key(info.name) in wanted:
-                    self.numeric(rfc.RPL_LIST, info.name, str(info.members), info.topic)
-            self.numeric(rfc.RPL_LISTEND, "End of /LIST")
+                    yield self._numeric(rfc.RPL_LIST, info.name, str(info.members), info.topic)
+            yield self._numeric(rfc.RPL_LISTEND, "End of /LIST")
+
+        def listed(infos: list[RoomInfo]) -> None:
+            self._list(rows(infos))
 
         self._ask(lambda: self.user.rooms(False), listed, lambda _: listed([]))  # logged out meanwhile
 
     def who_room(self, target: str) -> None:
         """WHO #room: 352 for each member (G: away or offline; its prefixes), then 315."""
 
-        def who(view: RoomView) -> None:
+        def rows(view: RoomView) -> Iterator[bytes]:
             server = self.factory.server_name
             for member in view.members:
                 here = "H" if member.online and username_key(member.name) not in self.factory.away else "G"
-                self.numeric(
+                yield self._numeric(
                     rfc.RPL_WHOREPLY,
                     view.name,
                     self.factory.user(member.name),
@@ -307,7 +310,10 @@ class Rooms(Channel):
                     here + self._prefixes(member.op, member.voice),
                     f"0 {self.factory.realname(member.name)}",
                 )
-            self.numeric(rfc.RPL_ENDOFWHO, target, "End of WHO list")
+            yield self._numeric(rfc.RPL_ENDOFWHO, target, "End of WHO list")
+
+        def who(view: RoomView) -> None:
+            self._list(rows(view))
 
         self._ask(
             lambda: self.user.members(target),

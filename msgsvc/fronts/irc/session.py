@@ -39,10 +39,8 @@ class IrcSession(Registration, Rooms, Messaging, Away, ReadMarker, Queries, Hist
             self._deadline = self.clients.clock.callLater(limit, self._registration_expired)
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
-        for call in (self._deadline, self._listing_call):
-            if call is not None and call.active():
-                call.cancel()
-        self._send_queue.when_drained(None)  # a listing that waited for it
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
         super().connectionLost(reason)  # #all hears it quit, under the mask it joined with
         self.factory.forget(self)
 
