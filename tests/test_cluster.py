@@ -33,6 +33,7 @@ from msgsvc.hub.contracts import (
     Member,
     Message,
     ModeSet,
+    ModesKept,
     Parted,
     RemoteUser,
     RoomEvent,
@@ -646,6 +647,60 @@ class ClusterTests(RedisCase):
         self.assertIn(topics[0].split(" :", 1)[1], ["from alice", "from bob"])
         self.assertEqual(topics, [topics[0]] * 3)
 
+    def test_modes_set_at_once_on_two_nodes_end_as_redis_has_them_everywhere(self) -> None:
+        """+k, +l and a flag set at once on two nodes (Redis paused meanwhile, so neither has heard the
+        other's): each node applied its own, then the other's, and ended with the other's key (attack 32),
+        and Redis kept one node's flags; now both nodes end with the room as Redis keeps it, both flags."""
+        one, two = self.node(), self.node()
+        alice, bob = self.room_user(one, "alice"), self.room_user(two, "bob")
+        alice.until("JOINED bob")
+        alice.send("JOIN #dev")
+        alice.until("ENDMEMBERS")
+        self.listed(bob, "ROOMINFO #dev 1 :")
+        bob.send("JOIN #dev")
+        bob.until("ENDMEMBERS")
+        alice.until("ENTERED #dev bob")
+        alice.send("MODE #dev +o bob")
+        bob.until("MODE #dev alice +o bob")
+        redis_call(self.redis.port, "CLIENT", "PAUSE", "600", "WRITE")
+        alice.send("MODE #dev +ikl a 10")
+        bob.send("MODE #dev +mkl b 20")
+        alice.until("MODE #dev alice +ikl a 10")
+        bob.until("MODE #dev bob +mkl b 20")
+        settings = json.loads(redis_call(self.redis.port, "HGET", "msgsvc:rooms:settings", "#dev"))
+        self.assertIn((settings[3], settings[4], settings[5]), [("imnt", "a", 10), ("imnt", "b", 20)])
+        deadline = time.monotonic() + 10  # another node's change comes a moment later
+        while True:
+            modes = []
+            for peer in (alice, bob):
+                peer.send("MODE #dev")
+                modes.append(peer.until("MODE #dev - ")[-1])
+            if len(set(modes)) == 1 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        self.assertEqual(modes, [f"MODE #dev - +iklmnt {settings[5]} {settings[4]}"] * 2)
+
+    def test_rooms_created_at_once_by_one_account_on_two_nodes_count_against_its_limit(self) -> None:
+        """--max-rooms-per-user 3: alice's sessions on two nodes create three rooms each at once; three
+        are made, as Redis counts them (each node counted its own)."""
+        extra = ["--max-rooms-per-user", "3"]
+        one, two = self.node(extra=extra), self.node(extra=extra)
+        laptop = self.room_user(one, "alice :alice's password")
+        phone = self.room_user(two, "alice :alice's password")
+        for peer, rooms in ((laptop, "abc"), (phone, "xyz")):
+            for room in rooms:
+                peer.send(f"JOIN #{room}")
+        answers = []
+        for peer in (laptop, phone):
+            for _ in range(3):
+                line = peer.line()
+                while not line.startswith(("ROOM ", "ERROR ")):
+                    line = peer.line()
+                answers.append(line.split()[0] if line.startswith("ROOM ") else line.split()[1])
+        self.assertEqual(sorted(answers), ["ROOM"] * 3 + ["TOO_MANY_ROOMS"] * 3)
+        self.assertEqual(redis_call(self.redis.port, "SCARD", "msgsvc:memberships:alice"), 3)
+        self.assertEqual(len(redis_call(self.redis.port, "HKEYS", "msgsvc:rooms")), 3)
+
     def test_a_member_limit_holds_for_joins_at_once_on_two_nodes(self) -> None:
         """#dev +l 3: six joins sent at once, three a node, admit two (attack 32 saw five members)."""
         one, two = self.node(), self.node()
@@ -1183,7 +1238,7 @@ class SessionsAcrossNodesTests(_TwoNodes):
     async def test_a_node_reads_the_rooms_whenever_it_subscribes(self) -> None:
         dev = RoomRecord("#Dev", 1.0, "alice", "t", "alice", 2.0, "int", "k", 5)
         dev.members = {"alice": Member("alice", op=True, since=1.0)}
-        await self.state.create_room(dev)
+        await self.state.create_room(dev, 50)
         a, hub_a, _, _ = await self.two()
         await self.until(lambda: hub_a.rooms is not None)  # what it did not hear while unsubscribed
         self.assertEqual(hub_a.rooms, [dev])
@@ -1192,7 +1247,12 @@ class SessionsAcrossNodesTests(_TwoNodes):
         a, hub_a, b, hub_b = await self.two()
         events: list[RoomEvent] = [
             Entered("#Dev", Member("Alice", op=True, since=1.0 / 3), created=True),
-            ModeSet("#Dev", "Alice", (("+k", "sesame"), ("+i", None), ("+o", "bob"))),
+            ModeSet(
+                "#Dev",
+                "Alice",
+                (("+k", "sesame"), ("+i", None), ("+o", "bob"), ("+b", "eve!*@*")),
+                ModesKept("iknt", "sesame", None, 7, (Member("bob", True, False, 1.0 / 3, 7),)),
+            ),
             TopicSet("#Dev", "Ship it", "Alice", 2.0 / 3),
             Kicked("#Dev", "bob", "Alice", "bye"),
             Invited("#Dev", "carol", "Alice"),
@@ -1210,8 +1270,8 @@ class SessionsAcrossNodesTests(_TwoNodes):
         a, hub_a, b, hub_b = await self.two()
         dev = RoomRecord("#Dev", 1.0, "alice", "Ship it", "alice", 2.0, "nt", None, None)
         dev.members = {"alice": Member("alice", op=True, since=1.0), "bob": Member("bob", since=3.0)}
-        await self.state.create_room(dev)
-        await self.state.create_room(RoomRecord("#ops", 4.0, "carol", modes="s"))
+        await self.state.create_room(dev, 50)
+        await self.state.create_room(RoomRecord("#ops", 4.0, "carol", modes="s"), 50)
 
         def admin(*args: str) -> Deferred[subprocess.CompletedProcess[str]]:
             """The command, run in a thread: the nodes go on meanwhile (their leases renewed)."""

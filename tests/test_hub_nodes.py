@@ -15,6 +15,7 @@ from msgsvc.hub.contracts import (
     Member,
     Message,
     ModeSet,
+    ModesKept,
     Parted,
     Queued,
     QueuePolicy,
@@ -407,10 +408,12 @@ class RoomRaceTests(RoomsTestCase):
         self.hub.nodes.remote_room(Parted("#ops", "bob", ""))
         carol.events.clear()
         changes = (("+s", None), ("+i", None), ("+k", "s3"), ("+v", "bob"))
-        self.hub.nodes.remote_room(ModeSet("#ops", "zed", changes))
+        kept = ModesKept("inst", "s3", None, 1, (Member("bob", voice=True, since=START, version=1),))
+        self.hub.nodes.remote_room(ModeSet("#ops", "zed", changes, kept))
         self.assertEqual(self.refusal(alice.user.join, "#ops", None), Refusal.INVITE_ONLY)
         self.assertEqual(self.refusal(alice.user.members, "#ops"), Refusal.NO_SUCH_ROOM)  # secret
-        self.assertEqual(self.room_events(carol), [[ModeSet("#ops", "zed", changes[:3])]])
+        told = (("+i", None), ("+s", None), ("+k", "s3"))
+        self.assertEqual(self.room_events(carol), [[ModeSet("#ops", "zed", told)]])
         view = self.view(carol, "#ops")
         self.assertEqual((view.modes, view.key), ("inst", "s3"))
 
@@ -444,7 +447,7 @@ class RoomRaceTests(RoomsTestCase):
         self.assertNotIn("bob", [m.name for m in self.view(alice, "#dev").members])
         self.successResultOf(alice.user.mode("#dev", [("-l", None)]))
         self.hub.rooms.policy = RoomPolicy(max_per_user=1)
-        self.successResultOf(self.store.create_room(RoomRecord("#ops", START, "bob", members={"bob": Member("bob")})))
+        self.successResultOf(self.store.create_room(RoomRecord("#ops", START, "bob", members={"bob": Member("bob")}), 50))
         self.assertEqual(self.refusal(bob.user.join, "#dev", None), Refusal.TOO_MANY_ROOMS)
         self.hub.rooms.policy = RoomPolicy()
         self.assertIn("bob", [m.name for m in self.successResultOf(bob.user.join("#dev", None)).members])

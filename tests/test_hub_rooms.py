@@ -18,6 +18,7 @@ from msgsvc.hub.contracts import (
     Kind,
     Member,
     ModeSet,
+    ModesKept,
     Parted,
     Refusal,
     Refused,
@@ -105,7 +106,7 @@ class RoomsTestCase(SynchronousTestCase):
     def made_elsewhere(self, room: str, founder: Member) -> None:
         """Another node's user ``founder`` created ``room``: that node kept it, then told this one."""
         made = RoomRecord(room, founder.since, founder.name, members={username_key(founder.name): founder})
-        self.successResultOf(self.store.create_room(made))
+        self.successResultOf(self.store.create_room(made, 50))
         self.hub.nodes.remote_room(Entered(room, founder, created=True))
 
     def room_events(self, *participants: RecordingParticipant) -> list[list[object]]:
@@ -290,7 +291,7 @@ class MembershipTests(RoomsTestCase):
         restarted = self.make_hub(None)  # the server stopped with bob still in, alice elsewhere
         restarted.load([UserRecord("alice", 1.0, 2.0), UserRecord("bob", 1.0, 2.0)], self.successResultOf(self.store.rooms()))
         self.assertEqual(self.store.rooms_kept, {})  # bob's membership ended: nobody is left
-        self.successResultOf(self.store.create_room(RoomRecord("#old", START, "alice", members={"carol": Member("Carol")})))
+        self.successResultOf(self.store.create_room(RoomRecord("#old", START, "alice", members={"carol": Member("Carol")}), 50))
         self.hub = self.make_hub(None)
         self.hub.load([UserRecord("alice", 1.0, 2.0), UserRecord("Carol", 1.0, 2.0, True)], self.successResultOf(self.store.rooms()))
         self.assertEqual(self.store.rooms_kept["#old"].founder, None)
@@ -602,7 +603,7 @@ class NodesTests(RoomsTestCase):
         self.hub.nodes.remote_joined(zed, START, False, False)
         self.made_elsewhere("#ops", Member("zed", op=True, since=START))
         self.successResultOf(alice.user.join("#ops", None))
-        self.hub.nodes.remote_room(ModeSet("#ops", "zed", (("+i", None),)))
+        self.hub.nodes.remote_room(ModeSet("#ops", "zed", (("+i", None),), ModesKept("int", None, None, 1)))
         self.successResultOf(alice.user.invite("#dev", "zed"))
         self.hub.nodes.remote_room(Parted("#ops", "zed", "disconnected", quit=True))
         self.hub.nodes.remote_left("zed", "there", START + 1)
@@ -655,7 +656,8 @@ class NodesTests(RoomsTestCase):
         self.hub.nodes.remote_room(ModeSet("#ops", "zed", (("-b", "al*!*@*"),)))
         self.assertEqual(outcome(alice.user.send_room("#ops", "unbanned")), (0, (), ()))
         self.hub.nodes.remote_room(ModeSet("#ops", "zed", (("+b", "al*!*@*"),)))
-        self.hub.nodes.remote_room(ModeSet("#ops", "zed", (("+v", "alice"),)))
+        voiced = ModesKept("nt", None, None, 2, (Member("alice", voice=True, since=START, version=2),))
+        self.hub.nodes.remote_room(ModeSet("#ops", "zed", (("+v", "alice"),), voiced))
         self.assertEqual(outcome(alice.user.send_room("#ops", "voiced")), (0, (), ()))  # zed is online on no node
 
     def test_an_accounts_sessions_here_are_told_of_its_join_on_another_node(self) -> None:
@@ -694,7 +696,7 @@ class NodesTests(RoomsTestCase):
         is refused, and nothing is told (attack35: let in, in a room the store no longer had)."""
         bob = self.join("bob")
         made = RoomRecord("#r", START, "zed", modes="i", key="sekrit", members={"zed": Member("zed", op=True)})
-        self.successResultOf(self.store.create_room(made))
+        self.successResultOf(self.store.create_room(made, 50))
         self.hub.nodes.remote_room(Entered("#r", Member("zed", op=True), created=True))
         self.hub.nodes.remote_room(ModeSet("#r", "zed", (("+i", None), ("+k", "sekrit"))))
         self.hub.nodes.remote_room(Invited("#r", "bob", "zed"))
@@ -811,6 +813,110 @@ class NodesTests(RoomsTestCase):
         for change in [*bad, ("+b", "a!b!c"), ("+x", None), ("i", None)]:
             self.assertEqual(self.refusal(alice.user.mode, "#dev", [change]), Refusal.MODE_INVALID, change)
         self.assertEqual(self.store.rooms_kept["#dev"].limit, None)
+
+
+class TwoNodesTests(SynchronousTestCase):
+    """Two nodes' hubs on one store, each hearing the other's room changes when the test passes them on:
+    changes made at once on both end alike on each node and in the store."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(START)
+        self.store = MemoryStore()
+        policy = RoomPolicy(max_per_user=2)
+        self.networks = {node: FakeNetwork() for node in "ab"}
+        self.hubs = {
+            node: Hub(
+                self.clock,
+                self.store,
+                [],
+                100,
+                network=network,
+                history=History(self.clock, self.store, HistoryPolicy()),
+                room_policy=policy,
+            )
+            for node, network in self.networks.items()
+        }
+
+    def join(self, node: str, name: str) -> RecordingParticipant:
+        participant = RecordingParticipant()
+        self.successResultOf(admitted(self.hubs[node], participant, name, f"peer-{node}-{name}"))
+        return participant
+
+    def hear(self, node: str) -> None:
+        """The other node hears what ``node`` published so far (in order)."""
+        other = "b" if node == "a" else "a"
+        changes, self.networks[node].room_changes[:] = list(self.networks[node].room_changes), []
+        for event in changes:
+            self.hubs[other].nodes.remote_room(event)
+
+    def room(self, node: str) -> tuple[str, str | None, int | None, list[tuple[str, bool, bool]]]:
+        view = self.hubs[node].rooms.find("#r")
+        assert view is not None
+        return view.modes, view.key, view.limit, [(m.name, m.op, m.voice) for m in view.members]
+
+    def kept(self) -> tuple[str, str | None, int | None, list[tuple[str, bool, bool]]]:
+        record = self.store.rooms_kept["#r"]
+        members = [(m.name, m.op, m.voice) for _, m in sorted(record.members.items())]
+        return record.modes, record.key, record.limit, members
+
+    def two_operators(self) -> tuple[RecordingParticipant, RecordingParticipant, RecordingParticipant]:
+        """alice (node a) made #r, bob and carol (node b) joined it, bob is an operator; all heard."""
+        alice, bob, carol = self.join("a", "alice"), self.join("b", "bob"), self.join("b", "carol")
+        self.successResultOf(alice.user.join("#r", None))
+        self.hear("a")
+        self.successResultOf(bob.user.join("#r", None))
+        self.successResultOf(carol.user.join("#r", None))
+        self.hear("b")
+        self.successResultOf(alice.user.mode("#r", [("+o", "bob")]))
+        self.hear("a")
+        return alice, bob, carol
+
+    def test_the_same_settings_changed_at_once_on_two_nodes_end_alike(self) -> None:
+        """Attack 32: +k a on one node and +k b on the other left each node with the other's key."""
+        alice, bob, carol = self.two_operators()
+        self.successResultOf(alice.user.mode("#r", [("+k", "a"), ("+l", "5"), ("+i", None), ("+o", "carol")]))
+        self.successResultOf(alice.user.mode("#r", [("-i", None), ("-o", "carol")]))
+        self.successResultOf(bob.user.mode("#r", [("+k", "b"), ("+l", "9"), ("+i", None), ("+o", "carol")]))
+        self.hear("a")
+        self.hear("b")
+        members = [("alice", True, False), ("bob", True, False), ("carol", True, False)]
+        self.assertEqual(self.kept(), ("int", "b", 9, members))
+        self.assertEqual(self.room("a"), self.kept())
+        self.assertEqual(self.room("b"), self.kept())
+
+    def test_changes_heard_in_either_order_end_alike_and_the_members_are_told_what_changed(self) -> None:
+        alice, bob, carol = self.two_operators()
+        bob.events.clear()
+        carol.events.clear()
+        self.successResultOf(bob.user.mode("#r", [("+k", "b"), ("+m", None)]))
+        self.successResultOf(alice.user.mode("#r", [("+k", "a"), ("+s", None)]))
+        self.hear("a")  # b hears the later change first
+        self.hear("b")  # and a the earlier one after its own: passed over
+        self.assertEqual(self.kept(), ("mnst", "a", None, [("alice", True, False), ("bob", True, False), ("carol", False, False)]))
+        self.assertEqual(self.room("a"), self.kept())
+        self.assertEqual(self.room("b"), self.kept())
+        told = ModeSet("#r", "alice", (("+s", None), ("+k", "a")))
+        self.assertEqual(self.room_events(bob, carol), [[told], [ModeSet("#r", "bob", (("+k", "b"), ("+m", None))), told]])
+        # a wrote its own after b's, unheard yet: it takes b's with its own (told as alice's)
+        self.assertEqual(self.room_events(alice), [[ModeSet("#r", "alice", (("+m", None),))]])
+
+    def room_events(self, *participants: RecordingParticipant) -> list[list[object]]:
+        return [[e for e in p.room_events() if isinstance(e, ModeSet)] for p in participants]
+
+    def test_rooms_created_at_once_by_one_name_on_two_nodes_count_against_its_limit(self) -> None:
+        """--max-rooms-per-user 2: alice, on both nodes, has #a; she creates #b on a and #c on b at once."""
+        here, there = self.join("a", "alice"), self.join("b", "alice")
+        self.successResultOf(here.user.join("#a", None))
+        self.hear("a")
+        self.successResultOf(here.user.join("#b", None))
+        failure = self.failureResultOf(there.user.join("#c", None), Refused)
+        self.assertEqual(failure.value.refusal, Refusal.TOO_MANY_ROOMS)
+        self.assertEqual(sorted(self.store.rooms_kept), ["#a", "#b"])
+        self.assertIsNone(self.hubs["b"].rooms.find("#c"))
+        self.assertEqual(self.networks["b"].room_changes, [])  # nothing told of #c
+        self.hear("a")
+        self.assertEqual(self.hubs["b"].rooms.rooms_of("alice"), {"#a", "#b"})
 
 
 class _Counted(dict[str, RoomRecord]):

@@ -469,41 +469,75 @@ class RoomContract(_Base):
         self.assertEqual(await self.state.rooms(), [])
         record = dev()
         record.invites["bob"] = True  # not kept
-        await self.state.create_room(record)
-        await self.state.create_room(RoomRecord("#ops", 11.5, None, modes="", limit=3))
+        await self.state.create_room(record, 50)
+        await self.state.create_room(RoomRecord("#ops", 11.5, None, modes="", limit=3), 50)
         expected = [dev(), RoomRecord("#ops", 11.5, None, modes="", limit=3)]
         self.assertEqual(await self.state.rooms(), expected)
         self.assertEqual(await (await self.reopened()).rooms(), expected)
 
     async def test_a_server_starting_reads_the_rooms_with_the_log(self) -> None:
-        await self.state.create_room(dev())
+        await self.state.create_room(dev(), 50)
         self.assertEqual((await (await self.reopened()).read_log()).rooms, [dev()])
 
     async def test_members_come_in_and_go_out_with_op_and_voice(self) -> None:
-        await self.state.create_room(dev())
-        await self.state.put_member("#dev", Member("bob", since=12.0))
-        await self.state.put_member("#dev", Member("Carol", voice=True, since=13.25))
-        await self.state.put_member("#dev", Member("bob", op=True, since=12.0))  # made operator
-        await self.state.put_member("#dev", Member("Alice", op=False, since=10.0))  # no longer
+        await self.state.create_room(dev(), 50)
+        self.assertIsNone(await self.state.enter("#dev", Member("bob", since=12.0), 10, 50))
+        self.assertIsNone(await self.state.enter("#dev", Member("Carol", voice=True, since=13.25), 10, 50))
+        kept = await self.state.set_modes("#dev", [("+o", "bob"), ("-o", "Alice")])  # made operator; no longer
         await self.state.remove_member("#dev", "carol")
-        expected = dev(Member("bob", op=True, since=12.0))
-        expected.members["alice"].op = False
+        assert kept is not None
+        expected = replace(dev(Member("bob", op=True, since=12.0, version=kept.version)), version=kept.version)
+        expected.members["alice"] = Member("Alice", since=10.0, version=kept.version)
         self.assertEqual(await (await self.reopened()).rooms(), [expected])
 
-    async def test_the_topic_modes_and_founder_are_set_not_the_members(self) -> None:
-        await self.state.create_room(dev())
-        changed = RoomRecord("#Dev", 10.0, None, "Ship it", "Alice", 20.5, "iknt", "sesame", 20)  # no founder now
-        changed.members["bob"] = Member("bob")  # members go by put_member only
+    async def test_the_topic_and_founder_are_set_not_the_modes_or_members(self) -> None:
+        await self.state.create_room(dev(), 50)
+        changed = RoomRecord("#Dev", 10.0, None, "Ship it", "Alice", 20.5, "iknt", "sesame", 20, 7)  # no founder now
+        changed.members["bob"] = Member("bob")  # members go by enter only
         await self.state.set_room(changed)
-        expected = replace(dev(), founder=None, topic="Ship it", topic_by="Alice", topic_at=20.5, modes="iknt")
-        expected.key, expected.limit = "sesame", 20
+        expected = replace(dev(), founder=None, topic="Ship it", topic_by="Alice", topic_at=20.5)
         self.assertEqual(await (await self.reopened()).rooms(), [expected])
         cleared = replace(dev(), topic_by="bob", topic_at=21.0)
-        await self.state.set_room(cleared)  # the topic (later), key and limit taken off, the founder back
+        await self.state.set_room(cleared)  # the topic (later) taken off, the founder back
         self.assertEqual(await self.state.rooms(), [cleared])
 
+    async def test_mode_changes_are_made_in_turn_each_with_a_newer_version(self) -> None:
+        """Set at once on several nodes, the store orders them: each node takes the newer (RoomStore.set_modes)."""
+        await self.state.create_room(dev(Member("bob", since=12.0)), 50)
+        changes = [("+i", None), ("+k", "a"), ("+l", "5"), ("+o", "BOB"), ("+b", "eve"), ("-t", None)]
+        first = await self.state.set_modes("#dev", changes)
+        assert first is not None
+        self.assertEqual((first.modes, first.key, first.limit), ("in", "a", 5))
+        self.assertGreater(first.version, 0)
+        self.assertEqual(first.members, (Member("bob", op=True, since=12.0, version=first.version),))
+        changes = [("+k", "b"), ("+m", None), ("-l", None), ("+v", "bob"), ("-o", "alice"), ("+o", "zed"), ("-i", None)]
+        second = await self.state.set_modes("#dev", changes)
+        assert second is not None
+        self.assertGreater(second.version, first.version)
+        self.assertEqual((second.modes, second.key, second.limit), ("mn", "b", None))
+        bob, alice = Member("bob", True, True, 12.0, second.version), Member("Alice", False, False, 10.0, second.version)
+        self.assertEqual(second.members, (bob, alice))  # each named once, zed (no member) passed over
+        expected = replace(dev(), modes="mn", key="b", version=second.version)
+        expected.members.update(alice=alice, bob=bob)
+        self.assertEqual(await (await self.reopened()).rooms(), [expected])
+        self.assertIsNone(await self.state.set_modes("#nowhere", [("+i", None)]))
+        self.assertEqual(await self.state.rooms(), [expected])
+        await self.state.create_room(RoomRecord("#copied", 11.0, None, version=second.version + 5), 50)
+        copied = await self.state.set_modes("#copied", [("+i", None)])  # from another store, with its numbers
+        assert copied is not None
+        self.assertGreater(copied.version, second.version + 5)
+
+    async def test_setting_the_topic_keeps_the_modes_set_meanwhile(self) -> None:
+        """A topic written from a room's record does not undo a mode change another node made meanwhile."""
+        await self.state.create_room(dev(), 50)
+        kept = await self.state.set_modes("#dev", [("+k", "a"), ("+s", None)])
+        assert kept is not None
+        await self.state.set_room(replace(dev(), topic="t", topic_by="Alice", topic_at=20.0))
+        expected = replace(dev(), topic="t", topic_by="Alice", topic_at=20.0, modes="nst", key="a", version=kept.version)
+        self.assertEqual(await (await self.reopened()).rooms(), [expected])
+
     async def test_bans_are_kept_by_mask_until_lifted(self) -> None:
-        await self.state.create_room(dev())
+        await self.state.create_room(dev(), 50)
         await self.state.put_ban("#dev", Ban("Mallory!*@*", "Alice", 30.0))
         await self.state.put_ban("#dev", Ban("eve!*@*", "Alice", 31.0))
         await self.state.put_ban("#dev", Ban("EVE!*@*", "bob", 32.0))  # again, in another case: replaced
@@ -516,35 +550,35 @@ class RoomContract(_Base):
 
     async def test_a_room_created_again_keeps_what_it_has_and_gains_the_members(self) -> None:
         """Created on two nodes at once: neither creation undoes the other; the earlier founding stands."""
-        await self.state.create_room(dev())
+        await self.state.create_room(dev(), 50)
         await self.state.put_ban("#dev", Ban("eve!*@*", "Alice", 31.0))
         await self.state.set_room(replace(dev(), topic="kept"))
         later = RoomRecord("#DEV", 10.0, "bob", members={"bob": Member("bob", op=True, since=10.0)})
-        await self.state.create_room(later)  # the same time: Alice's name comes first
+        await self.state.create_room(later, 50)  # the same time: Alice's name comes first
         earlier = RoomRecord("#Dev", 9.5, "zed", modes="", members={"zed": Member("zed", op=True, since=9.5)})
-        await self.state.create_room(earlier)
+        await self.state.create_room(earlier, 50)
         expected = replace(dev(Member("bob", op=True, since=10.0)), created=9.5, founder="zed", topic="kept")
         expected.members["zed"] = Member("zed", op=True, since=9.5)
         expected.bans["eve!*@*"] = Ban("eve!*@*", "Alice", 31.0)
         self.assertEqual(await (await self.reopened()).rooms(), [expected])
 
-    async def test_a_later_topic_kept_stays_when_settings_with_an_earlier_one_come(self) -> None:
-        """Topics set at once on two nodes: the later (time, then setter) stays, the other settings are set."""
-        await self.state.create_room(dev())
+    async def test_a_later_topic_kept_stays_when_an_earlier_one_comes(self) -> None:
+        """Topics set at once on two nodes: the later (time, then setter) stays, the founder is set."""
+        await self.state.create_room(dev(), 50)
         later = replace(dev(), topic="from bob", topic_by="bob", topic_at=1_764_000_000.123456)
         await self.state.set_room(later)
-        earlier = replace(dev(), topic="from alice", topic_by="alice", topic_at=1_764_000_000.123456, modes="mnt")
+        earlier = replace(dev(), topic="from alice", topic_by="alice", topic_at=1_764_000_000.123456)
         await self.state.set_room(earlier)  # the same time: bob's name comes later
-        self.assertEqual(await (await self.reopened()).rooms(), [replace(later, modes="mnt")])
-        latest = replace(dev(), topic="a/b \u00e9", topic_by="alice", topic_at=1_764_000_001.5, key="k")
+        self.assertEqual(await (await self.reopened()).rooms(), [later])
+        latest = replace(dev(), topic="a/b \u00e9", topic_by="alice", topic_at=1_764_000_001.5)
         await self.state.set_room(latest)
-        await self.state.set_room(replace(later, limit=7))
-        self.assertEqual(await self.state.rooms(), [replace(latest, key=None, limit=7)])
+        await self.state.set_room(replace(later, founder=None))
+        self.assertEqual(await self.state.rooms(), [replace(latest, founder=None)])
 
     async def test_entering_counts_the_members_and_the_rooms_as_kept(self) -> None:
         """Joins on several nodes at once: the store's count decides (+l, --max-rooms-per-user)."""
-        await self.state.create_room(dev(Member("bob", since=11.0)))
-        await self.state.create_room(RoomRecord("#ops", 11.0, "bob", members={"bob": Member("bob", since=11.0)}))
+        await self.state.create_room(dev(Member("bob", since=11.0)), 50)
+        await self.state.create_room(RoomRecord("#ops", 11.0, "bob", members={"bob": Member("bob", since=11.0)}), 50)
         carol, dave = Member("Carol", since=12.0), Member("dave", since=12.0)
         self.assertIs(await self.state.enter("#dev", carol, 2, 50), Refusal.ROOM_FULL)
         self.assertIsNone(await self.state.enter("#dev", carol, 3, 50))
@@ -552,24 +586,40 @@ class RoomContract(_Base):
         self.assertIsNone(await self.state.enter("#dev", Member("BOB", since=14.0), 3, 50))  # kept already
         bob = Member("bob", since=13.0)
         self.assertIs(await self.state.enter("#new", bob, 10, 2), Refusal.NO_SUCH_ROOM)  # nothing kept
-        await self.state.create_room(RoomRecord("#new", 13.0, "dave", members={"dave": Member("dave")}))
+        await self.state.create_room(RoomRecord("#new", 13.0, "dave", members={"dave": Member("dave")}), 50)
         self.assertIs(await self.state.enter("#new", bob, 10, 2), Refusal.TOO_MANY_ROOMS)
         rooms = await (await self.reopened()).rooms()
         self.assertEqual([sorted(r.members) for r in rooms], [["alice", "bob", "carol"], ["dave"], ["bob"]])
         self.assertEqual(rooms[0].members["bob"], Member("bob", since=11.0))
 
+    async def test_creating_counts_the_founders_rooms_as_kept(self) -> None:
+        """Rooms created at once on several nodes by one name: the store's count decides (--max-rooms-per-user)."""
+        await self.state.create_room(dev(), 2)
+        bob = Member("bob", op=True, since=11.0)
+        await self.state.create_room(RoomRecord("#ops", 11.0, "bob", members={"bob": bob}), 2)
+        self.assertIsNone(await self.state.enter("#ops", Member("alice", since=12.0), 10, 2))
+        alices = RoomRecord("#new", 13.0, "alice", members={"alice": Member("alice", op=True, since=13.0)})
+        self.assertIs(await self.state.create_room(alices, 2), Refusal.TOO_MANY_ROOMS)  # nothing kept
+        self.assertIsNone(await self.state.create_room(alices, 3))
+        again = RoomRecord("#Dev", 12.0, "ALICE", members={"alice": Member("ALICE", op=True, since=12.0)})
+        self.assertIsNone(await self.state.create_room(again, 3))  # created at once: in it already, not counted
+        rooms = await (await self.reopened()).rooms()
+        self.assertEqual([(r.name, sorted(r.members)) for r in rooms], [("#Dev", ["alice"]), ("#new", ["alice"]), ("#ops", ["alice", "bob"])])
+        self.assertIs(await self.state.create_room(RoomRecord("#x", 14.0, "bob", members={"bob": bob}), 2), None)
+
     async def test_a_deleted_room_goes_with_its_members_and_bans(self) -> None:
-        await self.state.create_room(dev(Member("bob", since=12.0)))
+        await self.state.create_room(dev(Member("bob", since=12.0)), 50)
         await self.state.put_ban("#dev", Ban("eve!*@*", "Alice", 31.0))
         await self.state.delete_room("#dev")
         self.assertEqual(await self.state.rooms(), [])
         # Whatever comes for it after its deletion (from another node, late) makes nothing again.
-        await self.state.put_member("#dev", Member("bob", since=13.0))
+        self.assertIs(await self.state.enter("#dev", Member("bob", since=13.0), 10, 50), Refusal.NO_SUCH_ROOM)
         await self.state.put_ban("#dev", Ban("eve!*@*", "Alice", 32.0))
         await self.state.set_room(replace(dev(), topic="late"))
+        self.assertIsNone(await self.state.set_modes("#dev", [("+i", None), ("+o", "bob")]))
         self.assertEqual(await (await self.reopened()).rooms(), [])
         again = RoomRecord("#dev", 40.0, "carol", members={"carol": Member("carol", op=True, since=40.0)})
-        await self.state.create_room(again)
+        await self.state.create_room(again, 50)
         self.assertEqual(await self.state.rooms(), [again])  # nothing of the room before
 
     async def test_a_room_emptied_on_one_node_as_a_name_joins_it_on_another_is_kept_with_the_joiner(self) -> None:
@@ -577,7 +627,7 @@ class RoomContract(_Base):
         and is read back whole; a join after the room went is refused, and makes nothing."""
         record = dev()
         record.modes, record.key = "i", "sekrit"
-        await self.state.create_room(record)
+        await self.state.create_room(record, 50)
         await self.state.put_ban("#dev", Ban("eve!*@*", "Alice", 31.0))
         bob = Member("bob", since=12.0)
         self.assertIsNone(await self.state.enter("#dev", bob, 10, 50))
@@ -596,10 +646,10 @@ class RoomContract(_Base):
         for name in ("alice", "bob"):
             await self.state.record_seen(name, 1.0)
             await self.state.set_password_hash(name, "$h", 2.0)
-        await self.state.create_room(dev(Member("bob", since=12.0)))
+        await self.state.create_room(dev(Member("bob", since=12.0)), 50)
         ops = RoomRecord("#ops", 11.0, "bob", members={"bob": Member("bob", op=True, since=11.0)})
-        await self.state.create_room(ops)
-        await self.state.put_member("#ops", Member("Alice", since=13.0))
+        await self.state.create_room(ops, 50)
+        await self.state.enter("#ops", Member("Alice", since=13.0), 10, 50)
         await self.state.put_ban("#ops", Ban("alice!*@*", "bob", 14.0))
         await self.state.reset("ALICE", "forgot it", 3.0)
         without_alice = dev(Member("bob", since=12.0))

@@ -163,7 +163,7 @@ class RedisStateTests(RedisStateCase):
         dev.members = {"alice": Member("Alice", op=True, since=17.0)}
         dev.members["bob"] = Member("bob", voice=True, since=18.0)
         dev.bans = {"mallory!*@*": Ban("mallory!*@*", "Alice", 19.0)}
-        db.batch([lambda d: d.create_room(dev)])
+        db.batch([lambda d: d.create_room(dev, 50)])
         db.close()
 
         def migrate() -> subprocess.CompletedProcess[str]:
@@ -467,7 +467,7 @@ class RedisHistoryTests(RedisStateCase):
     async def test_an_older_msgsvcs_bans_of_names_become_masks_once_by_whichever_node_starts_first(
         self,
     ) -> None:
-        await self.state.create_room(RoomRecord("#dev", 10.0, "alice"))
+        await self.state.create_room(RoomRecord("#dev", 10.0, "alice"), 50)
         old = {"mallory": json.dumps(["Mallory", "alice", 19.25])}
         old["eve!*@*"] = json.dumps(["eve!*@*", "bob", 20.5])
         for key, entry_ in old.items():  # an older msgsvc's by name, and one by mask already

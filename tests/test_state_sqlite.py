@@ -18,7 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from msgsvc.auth.hashing import HASHER
 from msgsvc.auth.store import Reset
-from msgsvc.hub.contracts import Ban, Enqueue, Kind, Member, Queued, RoomRecord, Stored, UserRecord
+from msgsvc.hub.contracts import Ban, Enqueue, Kind, Member, ModesKept, Queued, RoomRecord, Stored, UserRecord
 from msgsvc.hub.conversations import ALL, participants
 from msgsvc.hub.ids import message_id_floor
 from msgsvc.state import StoreError
@@ -292,10 +292,13 @@ class KilledDuringAPasswordChangeTests(SynchronousTestCase):
             self.assertTrue(HASHER.verify(stored, "new password" if writes % 2 else "old password"))
 
 
-# Takes a file at schema version 10 back to version 7 (less its user_version).
+# Takes a file at schema version 11 back to version 10 (less its user_version).
+_BACK_TO_10 = "ALTER TABLE rooms DROP COLUMN version; ALTER TABLE room_members DROP COLUMN version;"
+
+# Takes a file at schema version 11 back to version 7 (less its user_version).
 _BACK_TO_7 = "DROP TABLE ready; DROP TABLE rooms; DROP TABLE room_members; DROP TABLE room_bans;"
 
-# Takes a file at schema version 10 back to version 4 (less its user_version).
+# Takes a file at schema version 11 back to version 4 (less its user_version).
 _BACK_TO_4 = _BACK_TO_7 + (
     "DROP TABLE reads; DROP TABLE history; DROP TABLE conversations; DROP TABLE history_members;"
     " ALTER TABLE accounts DROP COLUMN protected_since; ALTER TABLE queue DROP COLUMN message_id;"
@@ -388,17 +391,32 @@ class QueueTests(SynchronousTestCase):
         self.addCleanup(db.close)
         self.assertEqual(db.rooms(), [])
         dev = RoomRecord("#dev", 10.0, "alice", members={"alice": Member("alice", op=True, since=10.0)})
-        db.batch([lambda d: d.create_room(dev)])
+        db.batch([lambda d: d.create_room(dev, 50)])
         self.assertEqual(db.rooms(), [dev])
         self.assertEqual(db.history(), [said])
         self.assertEqual(db.password_hash("alice"), "h")
 
+    def test_a_version_10_files_rooms_and_members_have_version_0_till_a_mode_change(self) -> None:
+        path = self.mktemp()
+        db = Database(path)
+        dev = RoomRecord("#dev", 10.0, "alice", modes="int", members={"alice": Member("alice", op=True, since=10.0)})
+        dev.members["bob"] = Member("bob", since=11.0)
+        db.batch([lambda d: d.create_room(dev, 50)])
+        db._db.executescript(_BACK_TO_10 + "PRAGMA user_version = 10")
+        db.close()
+        db = Database(path)
+        self.addCleanup(db.close)
+        self.assertEqual(db.rooms(), [dev])
+        [kept] = db.batch([lambda d: d.set_modes("#dev", [("-i", None), ("+v", "bob")])])
+        self.assertEqual(kept, ModesKept("nt", None, None, 1, (Member("bob", voice=True, since=11.0, version=1),)))
+        self.assertEqual(db.rooms()[0].members["bob"].version, 1)
+
     def test_a_version_8_files_bans_of_names_become_masks(self) -> None:
         path = self.mktemp()
         db = Database(path)
-        db.batch([lambda d: d.create_room(RoomRecord("#dev", 10.0, "alice"))])
+        db.batch([lambda d: d.create_room(RoomRecord("#dev", 10.0, "alice"), 50)])
         db._db.executescript(
-            "DROP TABLE ready; DROP TABLE room_bans; CREATE TABLE room_bans (room TEXT NOT NULL, key TEXT NOT NULL,"
+            _BACK_TO_10 + "DROP TABLE ready; DROP TABLE room_bans; CREATE TABLE room_bans (room TEXT NOT NULL, key TEXT NOT NULL,"
             " name TEXT NOT NULL, by TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (room, key)) WITHOUT ROWID;"
             " INSERT INTO room_bans VALUES ('#dev', 'mallory', 'Mallory', 'alice', 19.25);"
             " PRAGMA user_version = 8"
@@ -643,7 +661,7 @@ class AdminRoomsTests(SynchronousTestCase):
         dev.members["bob"] = Member("bob", voice=True, since=13.0)
         dev.bans = {"mallory!*@*": Ban("mallory!*@*", "Alice", 14.0), "eve!*@*": Ban("Eve!*@*", "Alice", 15.0)}
         kept = RoomRecord("#lunch", 20.0, "dave")  # no member left: its founder is protected
-        db.batch([lambda d: d.create_room(dev), lambda d: d.create_room(kept)])
+        db.batch([lambda d: d.create_room(dev, 50), lambda d: d.create_room(kept, 50)])
         db.close()
 
     def test_rooms_list_shows_each_room_with_its_modes_members_operators_bans_and_topic(self) -> None:

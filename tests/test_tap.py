@@ -162,7 +162,7 @@ class MakeServiceTests(SynchronousTestCase):
         dev = RoomRecord("#Dev", 1.0, "alice", members={"alice": Member("alice", op=True, since=1.0)})
         database.record_seen([("alice", 1.0)])
         database.set_password_hash("alice", "hash", 1.0)
-        database.batch([lambda d: d.create_room(dev)])
+        database.batch([lambda d: d.create_room(dev, 50)])
         database.close()
         service = tap.makeService(parse("--db", db))
         state, loader = list(service)[0], next(c for c in service if isinstance(c, tap._Loader))

@@ -262,6 +262,8 @@ class Member:
     op: bool = False  # a room operator
     voice: bool = False  # may speak in a moderated room
     since: float = 0.0  # when it joined
+    #: The room's version (RoomRecord.version) its op and voice were last set at; 0: never
+    version: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,6 +303,8 @@ class RoomRecord:
     modes: str = ROOM_DEFAULT_MODES  # letters of ROOM_FLAGS, in alphabetical order
     key: str | None = None  # +k
     limit: int | None = None  # +l
+    #: The version its store gave the last change of its modes, key and limit (RoomStore.set_modes)
+    version: int = 0
     members: dict[str, Member] = field(default_factory=dict)  # by name key
     bans: dict[str, Ban] = field(default_factory=dict)  # by mask key (msgsvc.hub.rules.mask_key)
     #: Invitations pending, oldest first: name key -> whether an operator's (it lets the name in past +i
@@ -318,6 +322,34 @@ def topic_stamp(at: float | None, by: str | None) -> tuple[float, str]:
     """What orders two topics of a room set at once on two nodes: the later stands (its time, then the
     setter's name in code-point order), on every node and in the store alike."""
     return at or 0.0, by or ""
+
+
+def changed_modes(
+    modes: str, key: str | None, limit: int | None, changes: Iterable[ModeChange]
+) -> tuple[str, str | None, int | None]:
+    """A room's flags, key and limit once ``changes`` are made in turn (o, v and b passed over): as each
+    store and node computes them."""
+    for change, arg in changes:
+        on, letter = change[0] == "+", change[1]
+        if letter in ROOM_FLAGS:
+            modes = "".join(sorted(set(modes) | {letter} if on else set(modes) - {letter}))
+        elif letter == "k":
+            key = arg if on else None
+        elif letter == "l":
+            limit = int(arg) if on and arg is not None else None
+    return modes, key, limit
+
+
+@dataclass(frozen=True)
+class ModesKept:
+    """A room's modes as its store keeps them once a change of them is written (:meth:`RoomStore.set_modes`):
+    its flags, key and limit and their version, and the members the change named (op, voice, version)."""
+
+    modes: str
+    key: str | None
+    limit: int | None
+    version: int
+    members: tuple[Member, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -407,11 +439,14 @@ ModeChange = tuple[str, str | None]
 
 @dataclass(frozen=True)
 class ModeSet:
-    """``by`` changed ``room``'s modes: ``changes`` in order, each applied."""
+    """``by`` changed ``room``'s modes: ``changes`` in order, each applied.  Between nodes, ``kept`` is
+    what the store kept of the flags, key, limit, ops and voices, taken where newer than a node holds
+    (docs/scaling.rst "How it works"); without it, a node takes the bans only."""
 
     room: str
     by: str
     changes: tuple[ModeChange, ...]
+    kept: ModesKept | None = None
 
 
 @dataclass(frozen=True)
@@ -670,10 +705,12 @@ class RoomStore(Protocol):
     def room(self, room: str) -> Deferred[RoomRecord | None]:
         """The room ``room`` as :meth:`rooms` reads it; None if none is kept."""
 
-    def create_room(self, record: RoomRecord) -> Deferred[None]:
-        """Keep a new room, with its members (its founder) and settings.  A room of that key already kept
-        (created at the same moment on another node) stays as it is, with ``record``'s members added and
-        the :func:`founding` that comes first its name's spelling, creation time and founder."""
+    def create_room(self, record: RoomRecord, most: int) -> Deferred[Refusal | None]:
+        """Keep a new room, with its members (its founder) and settings, unless one of them is in ``most``
+        rooms already, as kept (the rooms created and joined on every node counted): None, or
+        TOO_MANY_ROOMS (nothing kept).  A room of that key already kept (created at the same moment on
+        another node) stays as it is, with ``record``'s members added and the :func:`founding` that
+        comes first its name's spelling, creation time and founder."""
 
     def delete_room(self, room: str) -> Deferred[None]:
         """Forget a room, its members and its bans."""
@@ -683,12 +720,17 @@ class RoomStore(Protocol):
         this node, but another may have joined it on another node meanwhile."""
 
     def set_room(self, record: RoomRecord) -> Deferred[None]:
-        """Keep ``record``'s settings: topic, topic_by, topic_at, modes, key and limit, and its founder
-        (None once the name is free: :meth:`msgsvc.hub.rooms.Rooms.left`); not its members, bans or
+        """Keep ``record``'s topic (topic, topic_by, topic_at) and its founder (None once the name is
+        free: :meth:`msgsvc.hub.rooms.Rooms.left`); not its modes (:meth:`set_modes`), members, bans or
         invites.  A topic kept that is later (:func:`topic_stamp`: set at once on another node) stays."""
 
-    def put_member(self, room: str, member: Member) -> Deferred[None]:
-        """Keep ``member`` (a new one, or its op and voice changed)."""
+    def set_modes(self, room: str, changes: Sequence[ModeChange]) -> Deferred[ModesKept | None]:
+        """Make ``changes`` to the flags, key and limit (:func:`changed_modes`) and to the op and voice of
+        members (o, v: one not kept passed over; b passed over: :meth:`put_ban`) of ``room`` as kept, in
+        turn, as one write given a version greater than any the room had; the room's modes then, with
+        the members named, as kept.  None: the room is not kept (nothing written).  Made at once on
+        several nodes, the changes are ordered by their versions: a node takes what is newer than it
+        holds, and all end alike."""
 
     def enter(self, room: str, member: Member, limit: int, most: int) -> Deferred[Refusal | None]:
         """Keep ``member``, new in ``room``, unless the room has ``limit`` members or the name is in ``most``

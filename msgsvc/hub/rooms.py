@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from functools import partial
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from twisted.internet.defer import Deferred, gatherResults
@@ -39,6 +39,7 @@ from msgsvc.hub.contracts import (
     Message,
     ModeChange,
     ModeSet,
+    ModesKept,
     Parted,
     Refusal,
     Refused,
@@ -51,6 +52,7 @@ from msgsvc.hub.contracts import (
     RoomView,
     TopicSet,
     UserRecord,
+    changed_modes,
     founding,
     topic_stamp,
 )
@@ -216,7 +218,7 @@ class Rooms:
         if len(self._of.get(user, ())) >= self.policy.max_per_user:
             raise Refused(Refusal.TOO_MANY_ROOMS, f"you are in {self.policy.max_per_user} rooms, the limit")
         now = self._clock.seconds()
-        spelled = session.record.name
+        spelled, most = session.record.name, self.policy.max_per_user
         if record is None:
             wait = self._creations(session.participant.host)
             if wait:
@@ -224,13 +226,22 @@ class Rooms:
                     Refusal.RATE_LIMITED,
                     f"too many new rooms from your address; try again in {math.ceil(wait)} s",
                 )
-            member = Member(spelled, op=True, since=now)
-            record = self._rooms[room_key(name)] = RoomRecord(name, now, spelled)
-            self._claim(user, room_key(name))
-            event = Entered(record.name, member, created=True)
-            self._apply(record, event)
-            self._announce(record, event, session)
-            return self._kept(self._store.create_room(record), self.view(record, user))
+            first = Member(spelled, op=True, since=now)
+            made = RoomRecord(name, now, spelled, members={user: first})
+
+            def created(refusal: Refusal | None) -> RoomView:
+                """Kept unless the store, which counts every node's rooms, found the name in too many;
+                the room as it is here now (created at once here or on another node: one room)."""
+                if refusal is not None:
+                    raise Refused(refusal, f"you are in {most} rooms, the limit")
+                event = Entered(made.name, first, created=True)
+                now_kept = self._found(event)
+                if user not in now_kept.members:
+                    self._apply(now_kept, event)  # its write made
+                    self._announce(now_kept, event, session)
+                return self.view(now_kept, user)
+
+            return self._store.create_room(made, most).addErrback(self._unkept).addCallback(created)
         founder = _founded(record, user) and self._protected(user)  # an unprotected name's next holder: no
         if not record.invites.get(user) and _banned(record, session):  # an operator's invitation: once
             raise Refused(Refusal.BANNED, f"you are banned from {record.name}")
@@ -242,7 +253,7 @@ class Rooms:
         if len(record.members) >= min(limit, self.policy.max_members):
             raise Refused(Refusal.ROOM_FULL, f"{record.name} is full")
         member, room = Member(spelled, op=founder, since=now), room_key(record.name)
-        most, spelled_room = self.policy.max_per_user, record.name
+        spelled_room = record.name
 
         def entered(refusal: Refusal | None) -> RoomView | Deferred[RoomView]:
             """Kept unless the store, which counts every node's joins, found the room full or the name in
@@ -369,9 +380,9 @@ class Rooms:
         record = self._operated(name, user)
         effective = self._effective(record, changes)
         event = ModeSet(record.name, session.record.name, effective)
-        writes = self._apply(record, event)
+        writes = self._apply(record, event)  # the other nodes hear it once kept (_modes_kept)
         if effective:
-            self._announce(record, event, session)
+            self._tell(record, event, session)
         return self._kept(self._write(writes), event)
 
     def members(self, session: Session, name: str) -> Deferred[RoomView]:
@@ -456,19 +467,11 @@ class Rooms:
         key = room_key(event.room)
         record = self._rooms.get(key)
         match event:
-            case Entered(_, member, False) if record is None:  # the room was emptied here: the store has it
+            case Entered(_, _, False) if record is None:  # the room was emptied here: the store has it
                 self._quietly(self._reread(key).addCallback(self._reentered, event))
                 return
-            case Entered(room, member, True) if record is None:
-                record = self._rooms[key] = RoomRecord(room, member.since, member.name)
-                self._claim(username_key(member.name), key)
-            case Entered(room, member, True) if record is not None:  # created at once here and there
-                made = RoomRecord(room, member.since, member.name)
-                if founding(made) < founding(record):
-                    if record.founder is not None and username_key(record.founder) not in record.invites:
-                        self._release(username_key(record.founder), key)
-                    record.name, record.created, record.founder = room, made.created, made.founder
-                    self._claim(username_key(member.name), key)
+            case Entered(_, _, True):
+                record = self._found(event)
             case RoomGone(_, _, None) if record is not None:
                 self._tell(record, event, None)
                 self._drop(record)
@@ -483,12 +486,9 @@ class Rooms:
             case TopicSet(_, _, by, at) if record is not None:
                 if topic_stamp(at, by) < topic_stamp(record.topic_at, record.topic_by):
                     return  # set at once with a later one, heard first: the later stands on every node
-            case ModeSet(room, by, changes) if record is not None:
-                # An o or v of a member not here (who left meanwhile) is left out; the others stand.
-                kept = tuple((c, a) for c, a in changes if c[1] not in "ov" or username_key(a or "") in record.members)
-                if not kept:
-                    return
-                event = ModeSet(room, by, kept)
+            case ModeSet(_, by, changes, kept) if record is not None:
+                self._take_modes(record, by, tuple((c, a) for c, a in changes if c[1] == "b"), kept)
+                return
         if record is None or isinstance(event, RoomGone) and event.name is None:
             return
         if isinstance(event, Entered):  # the joiner's own sessions here are told too
@@ -504,6 +504,21 @@ class Rooms:
         unless the joiner left it meanwhile."""
         if record is not None and username_key(event.member.name) in record.members:
             self._tell(record, event, None)
+
+    def _found(self, event: Entered) -> RoomRecord:
+        """The room ``event`` created, here or on another node: new, or the one held (created at once
+        here and there), whose founding is the earlier of the two (:func:`founding`)."""
+        key, member = room_key(event.room), event.member
+        made = RoomRecord(event.room, member.since, member.name)
+        record = self._rooms.setdefault(key, made)
+        if record is made:
+            self._claim(username_key(member.name), key)
+        elif founding(made) < founding(record):
+            if record.founder is not None and username_key(record.founder) not in record.invites:
+                self._release(username_key(record.founder), key)
+            record.name, record.created, record.founder = made.name, made.created, made.founder
+            self._claim(username_key(member.name), key)
+        return record
 
     # -- what happens to names -------------------------------------------
 
@@ -626,10 +641,9 @@ class Rooms:
                 self._claim(key, room)
                 if len(record.invites) > ROOM_INVITES_MAX:
                     self._uninvite(record, next(iter(record.invites)))
-            case Entered(_, member):
+            case Entered(_, member):  # written by the store's enter or create_room
                 self._add(record, member)
                 self._uninvite(record, username_key(member.name))
-                writes.append(lambda: store.put_member(room, member))
             case Parted(_, name) | Kicked(_, name) | RoomGone(_, _, str(name)):
                 key = username_key(name)
                 del record.members[key]
@@ -639,43 +653,80 @@ class Rooms:
                 if not rooms:
                     del self._of[key]
                 writes.append(lambda: store.remove_member(room, key))
-            case ModeSet(_, by, changes):
-                writes = self._apply_modes(record, by, changes)
+            case ModeSet():
+                writes = self._apply_modes(record, event)
         self._emit(RoomChanged(record.name))
         return writes
 
-    def _apply_modes(self, record: RoomRecord, by: str, changes: Sequence[ModeChange]) -> list[Write]:
+    def _apply_modes(self, record: RoomRecord, event: ModeSet) -> list[Write]:
+        """Make ``event``'s changes to ``record``; the writes: its bans, then the rest as one change of the
+        room's modes (:meth:`RoomStore.set_modes`) whose version orders it among those of every node."""
         store, room = self._store, room_key(record.name)
         writes: list[Write] = []
-        settings = False
-        for change, arg in changes:
+        modes = changed_modes(record.modes, record.key, record.limit, event.changes)
+        record.modes, record.key, record.limit = modes
+        for change, arg in event.changes:
             on, letter = change[0] == "+", change[1]
-            if letter in ROOM_FLAGS:
-                modes = set(record.modes) | {letter} if on else set(record.modes) - {letter}
-                record.modes = "".join(sorted(modes))
-                settings = True
-            elif letter == "k":
-                record.key, settings = arg if on else None, True
-            elif letter == "l":
-                record.limit, settings = int(arg) if on and arg is not None else None, True
-            elif letter in "ov" and arg is not None:
+            if letter in "ov" and arg is not None:
                 member = record.members[username_key(arg)]
                 if letter == "o":
                     member.op = on
                 else:
                     member.voice = on
-                writes.append(partial(store.put_member, room, member))
             elif letter == "b" and arg is not None:
                 self._verdicts.pop(room, None)
                 if on:
-                    ban = record.bans[mask_key(arg)] = Ban(arg, by, self._clock.seconds())
+                    ban = record.bans[mask_key(arg)] = Ban(arg, event.by, self._clock.seconds())
                     writes.append(partial(store.put_ban, room, ban))
                 else:
                     record.bans.pop(mask_key(arg), None)
                     writes.append(partial(store.remove_ban, room, arg))
-        if settings:
-            writes.append(lambda: store.set_room(record))
+        if event.changes:
+            writes.append(partial(self._set_modes, room, event))
         return writes
+
+    def _set_modes(self, room: str, event: ModeSet) -> Deferred[None]:
+        """Write ``event``'s changes but its bans (written before it: this write is answered last); fires
+        once kept, before this node takes what was kept (:meth:`_modes_kept`): the asker has its answer
+        before it hears of a change made at once on another node."""
+        written: Deferred[None] = Deferred()
+
+        def kept(modes: ModesKept | None) -> None:
+            written.callback(None)
+            self._modes_kept(room, event, modes)
+
+        settable = [(change, arg) for change, arg in event.changes if change[1] != "b"]
+        self._store.set_modes(room, settable).addCallbacks(kept, written.errback)
+        return written
+
+    def _modes_kept(self, room: str, event: ModeSet, kept: ModesKept | None) -> None:
+        """The store kept ``event`` (made here) as ``kept`` (None: the room is gone): this node takes what
+        a change made at once on another node and written first changed besides, and the other nodes
+        hear ``event`` with ``kept``."""
+        if kept is None:
+            return
+        record = self._rooms.get(room)
+        if record is not None:
+            self._take_modes(record, event.by, (), kept)
+        self._nodes.network.room_changed(replace(event, kept=kept))
+
+    def _take_modes(
+        self, record: RoomRecord, by: str, bans: tuple[ModeChange, ...], kept: ModesKept | None
+    ) -> None:
+        """Take ``bans`` (b changes), and of ``kept`` what is newer than ``record`` holds (by version: the
+        modes, key and limit as one, each member's op and voice); the members here are told what changed
+        (as ``by``'s ModeSet)."""
+        news = bans + (() if kept is None else _news(record, kept))
+        if news:
+            event = ModeSet(record.name, by, news)
+            self._tell(record, event, None)
+            self._apply(record, event)  # its writes not made: kept already
+        if kept is not None:
+            record.version = max(record.version, kept.version)
+            for member in kept.members:
+                held = record.members.get(username_key(member.name))
+                if held is not None:
+                    held.version = max(held.version, member.version)
 
     def _add(self, record: RoomRecord, member: Member) -> None:
         key = username_key(member.name)
@@ -821,6 +872,27 @@ def _checked(change: str, arg: str | None) -> str | None:
     if not valid:
         raise Refused(Refusal.MODE_INVALID, f"not a mode change: {change} {arg or ''}".rstrip())
     return ban_mask(arg) if change[1] == "b" and arg is not None else arg
+
+
+def _news(record: RoomRecord, kept: ModesKept) -> tuple[ModeChange, ...]:
+    """The changes that make ``record`` as ``kept`` where ``kept`` is newer: its modes, key and limit as
+    one; each member's op and voice (a member not here passed over)."""
+    changes: list[ModeChange] = []
+    if kept.version > record.version:
+        for letter in ROOM_FLAGS:
+            if (letter in kept.modes) != (letter in record.modes):
+                changes.append((("+" if letter in kept.modes else "-") + letter, None))
+        if kept.key != record.key:
+            changes.append(("-k", None) if kept.key is None else ("+k", kept.key))
+        if kept.limit != record.limit:
+            changes.append(("-l", None) if kept.limit is None else ("+l", str(kept.limit)))
+    for member in kept.members:
+        held = record.members.get(username_key(member.name))
+        if held is not None and member.version > held.version:
+            for letter, was, now in (("o", held.op, member.op), ("v", held.voice, member.voice)):
+                if was != now:
+                    changes.append((("+" if now else "-") + letter, held.name))
+    return tuple(changes)
 
 
 def _banned(record: RoomRecord, session: Session) -> bool:

@@ -31,8 +31,11 @@ second).  The keys, all under ``msgsvc:``:
 ``msgsvc:layout``          string  the keys' layout (2: the names' conversations by newest time; 3: bans
                                    by mask)
 ``msgsvc:rooms``           hash    room key -> JSON ``[name, created, founder]``: every room
-``msgsvc:rooms:settings``  hash    room key -> JSON ``[topic, topic_by, topic_at, modes, key, limit]``
-``msgsvc:members:ROOM``    hash    name key -> JSON ``[name, op, voice, since]``: the room's members
+``msgsvc:rooms:settings``  hash    room key -> JSON ``[topic, topic_by, topic_at, modes, key, limit, version]``
+                                   (version: of the modes, key and limit; 0 if absent)
+``msgsvc:rooms:version``   string  the last version given a change of a room's modes (:data:`SET_MODES`)
+``msgsvc:members:ROOM``    hash    name key -> JSON ``[name, op, voice, since, version]``: the room's members
+                                   (version: of the op and voice; 0 if absent)
 ``msgsvc:bans:ROOM``       hash    mask key -> JSON ``[mask, by, at]``: the room's bans
 ``msgsvc:memberships:KEY``  set    the room keys the name is a member of (what a reset or a removal drops)
 =========================  ======  =================================================
@@ -65,7 +68,19 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from msgsvc.auth.store import Reset, StillOnline
-from msgsvc.hub.contracts import Ban, Enqueue, Kind, Member, Queued, Refusal, RoomRecord, Stored, UserRecord
+from msgsvc.hub.contracts import (
+    Ban,
+    Enqueue,
+    Kind,
+    Member,
+    ModeChange,
+    ModesKept,
+    Queued,
+    Refusal,
+    RoomRecord,
+    Stored,
+    UserRecord,
+)
 from msgsvc.hub.ids import message_id_floor
 from msgsvc.hub.rules import mask_key, room_key, username_key
 from msgsvc.state import Snapshot
@@ -84,7 +99,7 @@ HISTORIES, HISTORY_SIZE = f"{PREFIX}histories", f"{PREFIX}histories:size"
 LAYOUT = f"{PREFIX}layout"
 
 
-ROOMS, ROOM_SETTINGS = f"{PREFIX}rooms", f"{PREFIX}rooms:settings"
+ROOMS, ROOM_SETTINGS, ROOMS_VERSION = f"{PREFIX}rooms", f"{PREFIX}rooms:settings", f"{PREFIX}rooms:version"
 
 #: The prefixes of the keys made of a name, a conversation or a room: no other key starts with one.
 NAMED = QUEUE, HISTORY, CONVERSATIONS, READS, MEMBERS, BANS, MEMBERSHIPS, SESSIONS, RECEIVER = (
@@ -659,9 +674,16 @@ CREATE_ROOM = Script(
     DROP_ROOM
     + """
 -- KEYS: the rooms, their settings, the room's members, its bans.  ARGV: room, what it is, settings,
--- JSON [[name key, member]...], JSON [[name key, ban]...].  A room kept (created at once on another
--- node) keeps its settings and gains the members; the earlier founding (created, founder) is its own.
+-- JSON [[name key, member]...], JSON [[name key, ban]...], most.  Returns 'ok', or 'many' (nothing
+-- kept: a member not in it is in `most` rooms).  A room kept (created at once on another node) keeps
+-- its settings and gains the members; the earlier founding (created, founder) is its own.
 local kept = redis.call('HGET', KEYS[1], ARGV[1])
+local members = cjson.decode(ARGV[4])
+for _, m in ipairs(members) do
+  local memberships = 'msgsvc:memberships:' .. m[1]
+  if redis.call('SISMEMBER', memberships, ARGV[1]) == 0
+    and redis.call('SCARD', memberships) >= tonumber(ARGV[6]) then return 'many' end
+end
 if kept then
   local function founding(entry)
     local what = cjson.decode(entry)
@@ -677,12 +699,12 @@ else
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
   redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 end
-for _, m in ipairs(cjson.decode(ARGV[4])) do
+for _, m in ipairs(members) do
   redis.call('HSET', KEYS[3], m[1], m[2])
   redis.call('SADD', 'msgsvc:memberships:' .. m[1], ARGV[1])
 end
 for _, b in ipairs(cjson.decode(ARGV[5])) do redis.call('HSET', KEYS[4], b[1], b[2]) end
-return 1
+return 'ok'
 """
 )
 
@@ -705,43 +727,99 @@ return 1
 """
 )
 
+# What writes a room's settings and members as their keys hold them, times exactly: with 17 digits, as
+# Python reads them back (cjson's 14 would round them).
+ENTRIES = """
+local function number(x)
+  if type(x) ~= 'number' then return 'null' end
+  local text = string.format('%.17g', x)
+  if not string.find(text, '[.e]') then text = text .. '.0' end
+  return text
+end
+local function settings(s)
+  return '[' .. cjson.encode(s[1]) .. ',' .. cjson.encode(s[2]) .. ',' .. number(s[3]) .. ','
+    .. cjson.encode(s[4]) .. ',' .. cjson.encode(s[5]) .. ',' .. cjson.encode(s[6]) .. ','
+    .. (s[7] or 0) .. ']'
+end
+local function member(m)
+  return '[' .. cjson.encode(m[1]) .. ',' .. tostring(m[2]) .. ',' .. tostring(m[3]) .. ',' .. number(m[4])
+    .. ',' .. (m[5] or 0) .. ']'
+end
+"""
+
 # A room's settings, a member or a ban kept only while the room is: a write that comes after the room's
 # deletion (from another node) does not make it again.
 SET_ROOM = Script(
-    """
+    ENTRIES
+    + """
 -- KEYS: the rooms, their settings; ARGV: room, settings, the room's entry (its founder changes).
--- A later topic kept (set at once on another node: its time, then its setter) stays, with the new
--- settings; its time written with 17 digits, as Python reads it back exactly (cjson's 14 would round it).
+-- The topic set unless a later one is kept (set at once on another node: its time, then its setter);
+-- the modes, key, limit and their version as kept (SET_MODES writes them).
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-local settings, kept = ARGV[2], redis.call('HGET', KEYS[2], ARGV[1])
-if kept then
-  local old, new = cjson.decode(kept), cjson.decode(ARGV[2])
-  local function stamp(s)
-    return type(s[3]) == 'number' and s[3] or 0, type(s[2]) == 'string' and s[2] or ''
-  end
-  local old_at, old_by = stamp(old)
-  local new_at, new_by = stamp(new)
-  if old_at > new_at or (old_at == new_at and old_by > new_by) then
-    local at = 'null'
-    if type(old[3]) == 'number' then
-      at = string.format('%.17g', old[3])
-      if not string.find(at, '[.e]') then at = at .. '.0' end
-    end
-    settings = '[' .. cjson.encode(old[1]) .. ',' .. cjson.encode(old[2]) .. ',' .. at .. ','
-      .. string.sub(cjson.encode({new[4], new[5], new[6]}), 2)
-  end
+local kept, new = cjson.decode(redis.call('HGET', KEYS[2], ARGV[1])), cjson.decode(ARGV[2])
+local function stamp(s)
+  return type(s[3]) == 'number' and s[3] or 0, type(s[2]) == 'string' and s[2] or ''
 end
-return redis.call('HSET', KEYS[2], ARGV[1], settings)
+local old_at, old_by = stamp(kept)
+local new_at, new_by = stamp(new)
+if not (old_at > new_at or (old_at == new_at and old_by > new_by)) then
+  kept[1], kept[2], kept[3] = new[1], new[2], new[3]
+end
+return redis.call('HSET', KEYS[2], ARGV[1], settings(kept))
 """
 )
 
-PUT_MEMBER = Script(
-    """
--- KEYS: the rooms, the room's members, the name's memberships; ARGV: room, name key, member
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
-return redis.call('SADD', KEYS[3], ARGV[1])
+# A change of a room's flags, key, limit and members' op and voice, given the next version of the rooms'.
+SET_MODES = Script(
+    ENTRIES
+    + """
+-- KEYS: the rooms, their settings, the room's members, the rooms' version.  ARGV: room, JSON
+-- [[change, argument, name key (o, v)]...].  Returns false (no such room), or {settings, {member...}}:
+-- as kept now, the members named (those kept) once each.
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return false end
+local s, named, order = cjson.decode(redis.call('HGET', KEYS[2], ARGV[1])), {}, {}
+local version = redis.call('INCR', KEYS[4])
+if version <= (s[7] or 0) then  -- a room copied in (msgsvc.state.migrate) with its own numbers
+  version = s[7] + 1
+  redis.call('SET', KEYS[4], version)
+end
+for _, c in ipairs(cjson.decode(ARGV[2])) do
+  local on, letter = string.sub(c[1], 1, 1) == '+', string.sub(c[1], 2, 2)
+  if letter == 'k' then
+    s[5] = on and c[2] or cjson.null
+  elseif letter == 'l' then
+    s[6] = on and tonumber(c[2]) or cjson.null
+  elseif letter == 'o' or letter == 'v' then
+    local m = named[c[3]]
+    if not m then
+      local entry = redis.call('HGET', KEYS[3], c[3])
+      if entry then
+        m = cjson.decode(entry)
+        named[c[3]] = m
+        table.insert(order, c[3])
+      end
+    end
+    if m and letter == 'o' then m[2] = on elseif m then m[3] = on end
+  elseif string.find('imnst', letter, 1, true) then
+    local letters = {}
+    for l in string.gmatch(string.gsub(s[4], letter, ''), '.') do table.insert(letters, l) end
+    if on then table.insert(letters, letter) end
+    table.sort(letters)
+    s[4] = table.concat(letters)
+  end
+end
+s[7] = version
+local written = settings(s)
+redis.call('HSET', KEYS[2], ARGV[1], written)
+local members = {}
+for _, key in ipairs(order) do
+  named[key][5] = version
+  local entry = member(named[key])
+  redis.call('HSET', KEYS[3], key, entry)
+  table.insert(members, entry)
+end
+return {written, members}
 """
 )
 
@@ -776,7 +854,7 @@ return redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 )
 
 
-#: ENTER's answers.
+#: ENTER's and CREATE_ROOM's answers.
 _ENTERED: dict[str, Refusal | None] = {
     "ok": None,
     "gone": Refusal.NO_SUCH_ROOM,
@@ -792,11 +870,12 @@ def room_entry(record: RoomRecord) -> str:
 
 def room_settings(record: RoomRecord) -> str:
     """A room's settings as ``msgsvc:rooms:settings`` holds them."""
-    return json.dumps([record.topic, record.topic_by, record.topic_at, record.modes, record.key, record.limit])
+    settings = [record.topic, record.topic_by, record.topic_at, record.modes, record.key, record.limit]
+    return json.dumps([*settings, record.version])
 
 
 def member_entry(member: Member) -> str:
-    return json.dumps([member.name, member.op, member.voice, member.since])
+    return json.dumps([member.name, member.op, member.voice, member.since, member.version])
 
 
 def ban_entry(ban: Ban) -> str:
@@ -1232,15 +1311,15 @@ class RedisState(Service):
         keys = [ROOMS, ROOM_SETTINGS, members_key(room), bans_key(room)]
         return self.redis.script(ROOM, keys, [room]).addCallback(lambda what: _room(*what) if what else None)
 
-    def create_room(self, record: RoomRecord) -> Deferred[None]:
+    def create_room(self, record: RoomRecord, most: int) -> Deferred[Refusal | None]:
         room = room_key(record.name)
         members = [[key, member_entry(m)] for key, m in record.members.items()]
         bans = [[key, ban_entry(b)] for key, b in record.bans.items()]
         return self.redis.script(
             CREATE_ROOM,
             [ROOMS, ROOM_SETTINGS, members_key(room), bans_key(room)],
-            [room, room_entry(record), room_settings(record), json.dumps(members), json.dumps(bans)],
-        ).addCallback(lambda _: None)
+            [room, room_entry(record), room_settings(record), json.dumps(members), json.dumps(bans), most],
+        ).addCallback(lambda answer: _ENTERED[answer])
 
     def delete_room(self, room: str) -> Deferred[None]:
         keys = [ROOMS, ROOM_SETTINGS, members_key(room), bans_key(room)]
@@ -1255,11 +1334,20 @@ class RedisState(Service):
         settings = [room, room_settings(record), room_entry(record)]
         return self.redis.script(SET_ROOM, [ROOMS, ROOM_SETTINGS], settings).addCallback(lambda _: None)
 
-    def put_member(self, room: str, member: Member) -> Deferred[None]:
-        key = username_key(member.name)
-        return self.redis.script(
-            PUT_MEMBER, [ROOMS, members_key(room), memberships_key(key)], [room, key, member_entry(member)]
-        ).addCallback(lambda _: None)
+    def set_modes(self, room: str, changes: Sequence[ModeChange]) -> Deferred[ModesKept | None]:
+        named = [
+            [change, arg, username_key(arg) if change[1] in "ov" and arg else None] for change, arg in changes
+        ]
+
+        def read(reply: list[Any] | None) -> ModesKept | None:
+            if reply is None:
+                return None
+            settings, members = reply
+            modes, key, limit, version = json.loads(settings)[3:]
+            return ModesKept(modes, key, limit, version, tuple(Member(*json.loads(m)) for m in members))
+
+        keys = [ROOMS, ROOM_SETTINGS, members_key(room), ROOMS_VERSION]
+        return self.redis.script(SET_MODES, keys, [room, named]).addCallback(read)
 
     def enter(self, room: str, member: Member, limit: int, most: int) -> Deferred[Refusal | None]:
         key = username_key(member.name)

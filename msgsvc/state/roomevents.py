@@ -7,7 +7,18 @@ from __future__ import annotations
 from dataclasses import astuple, fields
 from typing import Any
 
-from msgsvc.hub.contracts import Entered, Invited, Kicked, Member, ModeSet, Parted, RoomEvent, RoomGone, TopicSet
+from msgsvc.hub.contracts import (
+    Entered,
+    Invited,
+    Kicked,
+    Member,
+    ModeSet,
+    ModesKept,
+    Parted,
+    RoomEvent,
+    RoomGone,
+    TopicSet,
+)
 
 _KINDS: dict[str, type[RoomEvent]] = {
     kind.__name__: kind for kind in (Entered, Parted, Kicked, TopicSet, ModeSet, Invited, RoomGone)
@@ -19,6 +30,9 @@ def encode(event: RoomEvent) -> dict[str, Any]:
     data: dict[str, Any] = {field.name: getattr(event, field.name) for field in fields(event)}
     if isinstance(event, Entered):
         data["member"] = astuple(event.member)
+    elif isinstance(event, ModeSet) and event.kept is not None:
+        kept = event.kept
+        data["kept"] = [kept.modes, kept.key, kept.limit, kept.version, [astuple(m) for m in kept.members]]
     return {"kind": type(event).__name__, **data}
 
 
@@ -30,4 +44,7 @@ def decode(data: dict[str, Any]) -> RoomEvent:
         data["member"] = Member(*data["member"])
     elif kind is ModeSet:
         data["changes"] = tuple((change, arg) for change, arg in data["changes"])
+        if data["kept"] is not None:
+            modes, key, limit, version, members = data["kept"]
+            data["kept"] = ModesKept(modes, key, limit, version, tuple(Member(*m) for m in members))
     return kind(**data)

@@ -26,11 +26,14 @@ from msgsvc.hub.contracts import (
     Enqueue,
     Kind,
     Member,
+    ModeChange,
+    ModesKept,
     Queued,
     Refusal,
     RoomRecord,
     Stored,
     UserRecord,
+    changed_modes,
     founding,
     topic_stamp,
 )
@@ -39,7 +42,7 @@ from msgsvc.hub.ids import message_id_floor
 from msgsvc.hub.rules import mask_key, room_key, username_key
 from msgsvc.state import Snapshot, StoreError
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 _T = TypeVar("_T")
 
@@ -192,6 +195,12 @@ _SCHEMA: dict[int, tuple[str, ...]] = {
         # Readiness's probe (Database.ready): one row, whose blob each probe writes anew.
         "CREATE TABLE ready (probe BLOB)",
         "INSERT INTO ready VALUES (NULL)",
+    ),
+    11: (
+        # The version of a room's modes, key and limit, and of each member's op and voice: what orders
+        # changes of them made at once (RoomStore.set_modes).
+        "ALTER TABLE rooms ADD COLUMN version INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE room_members ADD COLUMN version INTEGER NOT NULL DEFAULT 0",
     ),
 }
 
@@ -591,22 +600,26 @@ class Database:
     def _rooms(self, where: str, args: tuple[str, ...]) -> list[RoomRecord]:
         """The rooms ``where`` (a clause on ``{}``, the room's key column) picks, by key."""
         rooms = self._db.execute(
-            "SELECT key, name, created, founder, topic, topic_by, topic_at, modes, password, max_members"
+            "SELECT key, name, created, founder, topic, topic_by, topic_at, modes, password, max_members, version"
             f" FROM rooms{where.format('key')} ORDER BY key",
             args,
         )
         records = {str(key): RoomRecord(*settings) for key, *settings in rooms}
-        members = f"SELECT room, key, name, op, voice, since FROM room_members{where.format('room')}"
-        for room, key, name, op, voice, since in self._db.execute(members + " ORDER BY room, since, key", args):
-            records[room].members[key] = Member(name, bool(op), bool(voice), since)
+        members = f"SELECT room, key, name, op, voice, since, version FROM room_members{where.format('room')}"
+        for room, key, name, op, voice, since, version in self._db.execute(members + " ORDER BY room, since, key", args):
+            records[room].members[key] = Member(name, bool(op), bool(voice), since, version)
         bans = f"SELECT room, key, mask, by, at FROM room_bans{where.format('room')} ORDER BY room, at, key"
         for room, key, mask, by, at in self._db.execute(bans, args):
             records[room].bans[key] = Ban(mask, by, at)
         return list(records.values())
 
-    def create_room(self, record: RoomRecord) -> None:
-        """A new room, with its members (RoomStore.create_room: one kept gains them)."""
+    def create_room(self, record: RoomRecord, most: int) -> Refusal | None:
+        """A new room, with its members (RoomStore.create_room: one kept gains them), unless one of them
+        not in it is in ``most`` rooms."""
         key = room_key(record.name)
+        for name in record.members:
+            if self._in_rooms(name, key) >= most:
+                return Refusal.TOO_MANY_ROOMS
         kept = self._db.execute("SELECT created, founder FROM rooms WHERE key = ?", (key,)).fetchone()
         if kept is not None:
             if founding(record) < (kept[0], kept[1] or ""):
@@ -617,14 +630,20 @@ class Database:
         else:
             self.delete_room(key)  # what a late write left of a room deleted
             self._db.execute(
-                "INSERT INTO rooms VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO rooms VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (key, record.name, record.created, record.founder, record.topic, record.topic_by, record.topic_at)
-                + (record.modes, record.key, record.limit),
+                + (record.modes, record.key, record.limit, record.version),
             )
         for member in record.members.values():
-            self.put_member(key, member)
+            self._put_member(key, member)
         for ban in record.bans.values():
             self.put_ban(key, ban)
+        return None
+
+    def _in_rooms(self, name: str, room: str) -> int:
+        """How many rooms the name key ``name`` is kept in; none if ``room`` is one of them."""
+        rooms = self._db.execute("SELECT room FROM room_members WHERE key = ?", (name,)).fetchall()
+        return 0 if (room,) in rooms else len(rooms)
 
     def delete_room(self, room: str) -> None:
         for table, column in (("rooms", "key"), ("room_members", "room"), ("room_bans", "room")):
@@ -636,23 +655,59 @@ class Database:
             self.delete_room(room)
 
     def set_room(self, record: RoomRecord) -> None:
-        """``record``'s settings (RoomStore.set_room: a later topic kept stays)."""
+        """``record``'s topic and founder (RoomStore.set_room: a later topic kept stays)."""
         key = room_key(record.name)
         topic = (record.topic, record.topic_by, record.topic_at)
         kept = self._db.execute("SELECT topic, topic_by, topic_at FROM rooms WHERE key = ?", (key,)).fetchone()
         if kept is not None and topic_stamp(kept[2], kept[1]) > topic_stamp(record.topic_at, record.topic_by):
             topic = tuple(kept)
         self._db.execute(
-            "UPDATE rooms SET topic = ?, topic_by = ?, topic_at = ?, modes = ?, password = ?, max_members = ?,"
-            " founder = ? WHERE key = ?",
-            topic + (record.modes, record.key, record.limit, record.founder, key),
+            "UPDATE rooms SET topic = ?, topic_by = ?, topic_at = ?, founder = ? WHERE key = ?",
+            topic + (record.founder, key),
         )
 
-    def put_member(self, room: str, member: Member) -> None:
+    def set_modes(self, room: str, changes: Sequence[ModeChange]) -> ModesKept | None:
+        """RoomStore.set_modes: the room's next version is one more than its own."""
+        kept = self._db.execute(
+            "SELECT modes, password, max_members, version FROM rooms WHERE key = ?", (room,)
+        ).fetchone()
+        if kept is None:
+            return None
+        modes, key, limit = changed_modes(kept[0], kept[1], kept[2], changes)
+        version = kept[3] + 1
+        self._db.execute(
+            "UPDATE rooms SET modes = ?, password = ?, max_members = ?, version = ? WHERE key = ?",
+            (modes, key, limit, version, room),
+        )
+        members: dict[str, Member] = {}
+        for change, arg in changes:
+            if change[1] not in "ov" or not arg:
+                continue
+            name = username_key(arg)
+            if name not in members:
+                row = self._db.execute(
+                    "SELECT name, op, voice, since FROM room_members WHERE room = ? AND key = ?", (room, name)
+                ).fetchone()
+                if row is None:
+                    continue
+                members[name] = Member(row[0], bool(row[1]), bool(row[2]), row[3], version)
+            if change[1] == "o":
+                members[name].op = change[0] == "+"
+            else:
+                members[name].voice = change[0] == "+"
+        for name, member in members.items():
+            self._db.execute(
+                "UPDATE room_members SET op = ?, voice = ?, version = ? WHERE room = ? AND key = ?",
+                (member.op, member.voice, version, room, name),
+            )
+        return ModesKept(modes, key, limit, version, tuple(members.values()))
+
+    def _put_member(self, room: str, member: Member) -> None:
         """Keep ``member`` of ``room``, if the room is still kept."""
         self._db.execute(
-            "INSERT OR REPLACE INTO room_members SELECT key, ?, ?, ?, ?, ? FROM rooms WHERE key = ?",
-            (username_key(member.name), member.name, member.op, member.voice, member.since, room),
+            "INSERT OR REPLACE INTO room_members SELECT key, ?, ?, ?, ?, ?, ? FROM rooms WHERE key = ?",
+            (username_key(member.name), member.name, member.op, member.voice, member.since)
+            + (member.version, room),
         )
 
     def enter(self, room: str, member: Member, limit: int, most: int) -> Refusal | None:
@@ -663,12 +718,12 @@ class Database:
             "SELECT 1 FROM room_members WHERE room = ? AND key = ?", (room, username_key(member.name))
         ).fetchone():
             return None
-        count = "SELECT count(*) FROM room_members WHERE {} = ?"
-        if self._db.execute(count.format("room"), (room,)).fetchone()[0] >= limit:
+        members = self._db.execute("SELECT count(*) FROM room_members WHERE room = ?", (room,)).fetchone()[0]
+        if members >= limit:
             return Refusal.ROOM_FULL
-        if self._db.execute(count.format("key"), (username_key(member.name),)).fetchone()[0] >= most:
+        if self._in_rooms(username_key(member.name), room) >= most:
             return Refusal.TOO_MANY_ROOMS
-        self.put_member(room, member)
+        self._put_member(room, member)
         return None
 
     def remove_member(self, room: str, name: str) -> None:
@@ -976,8 +1031,8 @@ class SqliteStore(Service):
     def room(self, room: str) -> Deferred[RoomRecord | None]:
         return self._batched(lambda db: db.room(room))
 
-    def create_room(self, record: RoomRecord) -> Deferred[None]:
-        return self._batched(lambda db: db.create_room(record))
+    def create_room(self, record: RoomRecord, most: int) -> Deferred[Refusal | None]:
+        return self._batched(lambda db: db.create_room(record, most))
 
     def delete_room(self, room: str) -> Deferred[None]:
         return self._batched(lambda db: db.delete_room(room))
@@ -988,8 +1043,8 @@ class SqliteStore(Service):
     def set_room(self, record: RoomRecord) -> Deferred[None]:
         return self._batched(lambda db: db.set_room(record))
 
-    def put_member(self, room: str, member: Member) -> Deferred[None]:
-        return self._batched(lambda db: db.put_member(room, member))
+    def set_modes(self, room: str, changes: Sequence[ModeChange]) -> Deferred[ModesKept | None]:
+        return self._batched(lambda db: db.set_modes(room, changes))
 
     def enter(self, room: str, member: Member, limit: int, most: int) -> Deferred[Refusal | None]:
         return self._batched(lambda db: db.enter(room, member, limit, most))

@@ -21,6 +21,8 @@ from msgsvc.hub.contracts import (
     IUser,
     Member,
     Message,
+    ModeChange,
+    ModesKept,
     Queued,
     Refusal,
     Refused,
@@ -28,6 +30,7 @@ from msgsvc.hub.contracts import (
     RoomRecord,
     Stored,
     UserRecord,
+    changed_modes,
     founding,
     topic_stamp,
 )
@@ -271,17 +274,26 @@ class MemoryStore(Service):
         change()
         return succeed(None)
 
-    def create_room(self, record: RoomRecord) -> Deferred[None]:
+    def create_room(self, record: RoomRecord, most: int) -> Deferred[Refusal | None]:
+        room = room_key(record.name)
+        if any(self._in_rooms(name, room) >= most for name in record.members):
+            return succeed(Refusal.TOO_MANY_ROOMS)
+
         def change() -> None:
             made = replace(deepcopy(record), invites={})
-            kept = self.rooms_kept.setdefault(room_key(record.name), made)
+            kept = self.rooms_kept.setdefault(room, made)
             if kept is not made:
                 kept.members.update(made.members)
                 kept.bans.update(made.bans)
                 if founding(made) < founding(kept):
                     kept.name, kept.created, kept.founder = made.name, made.created, made.founder
 
-        return self._room_write(change)
+        return self._room_write(change).addCallback(lambda _: None)
+
+    def _in_rooms(self, name: str, room: str) -> int:
+        """How many rooms the name key ``name`` is kept in; none if ``room`` is one of them."""
+        rooms = [key for key, kept in self.rooms_kept.items() if name in kept.members]
+        return 0 if room in rooms else len(rooms)
 
     def delete_room(self, room: str) -> Deferred[None]:
         return self._room_write(lambda: self.rooms_kept.pop(room, None))
@@ -296,10 +308,30 @@ class MemoryStore(Service):
             if kept is not None:
                 if topic_stamp(record.topic_at, record.topic_by) >= topic_stamp(kept.topic_at, kept.topic_by):
                     kept.topic, kept.topic_by, kept.topic_at = record.topic, record.topic_by, record.topic_at
-                kept.modes, kept.key, kept.limit = record.modes, record.key, record.limit
                 kept.founder = record.founder
 
         return self._room_write(change)
+
+    def set_modes(self, room: str, changes: Sequence[ModeChange]) -> Deferred[ModesKept | None]:
+        if self.fail_rooms:
+            return fail(OSError("disk full"))
+        kept = self.rooms_kept.get(room)
+        if kept is None:
+            return succeed(None)
+        kept.version += 1
+        kept.modes, kept.key, kept.limit = changed_modes(kept.modes, kept.key, kept.limit, changes)
+        named: dict[str, Member] = {}
+        for change, arg in changes:
+            member = kept.members.get(username_key(arg)) if change[1] in "ov" and arg else None
+            if member is not None:
+                if change[1] == "o":
+                    member.op = change[0] == "+"
+                else:
+                    member.voice = change[0] == "+"
+                member.version = kept.version
+                named[username_key(member.name)] = member
+        written = tuple(replace(m) for m in named.values())
+        return succeed(ModesKept(kept.modes, kept.key, kept.limit, kept.version, written))
 
     def enter(self, room: str, member: Member, limit: int, most: int) -> Deferred[Refusal | None]:
         kept = self.rooms_kept.get(room)
@@ -309,13 +341,10 @@ class MemoryStore(Service):
             return succeed(None)
         if len(kept.members) >= limit:
             return succeed(Refusal.ROOM_FULL)
-        if sum(username_key(member.name) in r.members for r in self.rooms_kept.values()) >= most:
+        if self._in_rooms(username_key(member.name), room) >= most:
             return succeed(Refusal.TOO_MANY_ROOMS)
-        return self.put_member(room, member).addCallback(lambda _: None)
-
-    def put_member(self, room: str, member: Member) -> Deferred[None]:
-        kept = replace(member)
-        return self._in_room(room, lambda record: record.members.__setitem__(username_key(member.name), kept))
+        made = replace(member)
+        return self._in_room(room, lambda record: record.members.__setitem__(username_key(member.name), made))
 
     def remove_member(self, room: str, name: str) -> Deferred[None]:
         return self._in_room(room, lambda kept: kept.members.pop(username_key(name), None))
