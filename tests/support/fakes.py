@@ -299,8 +299,12 @@ class MemoryStore(Service):
         return self._room_write(lambda: self.rooms_kept.pop(room, None))
 
     def vacate_room(self, room: str) -> Deferred[None]:
-        kept = self.rooms_kept.get(room)
-        return self._room_write(lambda: kept is None or kept.members or self.rooms_kept.pop(room))
+        def change() -> None:
+            kept = self.rooms_kept.get(room)
+            if kept is not None and not kept.members:
+                del self.rooms_kept[room]
+
+        return self._room_write(change)
 
     def set_room(self, record: RoomRecord) -> Deferred[None]:
         def change() -> None:
