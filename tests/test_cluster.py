@@ -284,6 +284,42 @@ class ClusterTests(RedisCase):
         alice.send("QUIT :done")
         self.assertEqual(bob.line(), "LEFT alice")
 
+    def test_an_irc_users_away_is_known_on_the_other_nodes(self) -> None:
+        """ann (node one) is AWAY: ben, in her room on node two, hears it (away-notify), is told 301 when he
+        writes to her or asks WHOIS, and WHO marks her G, as on one node (attack35: none of it on node two)."""
+        one, two = self.node(irc=True), self.node(irc=True)
+        ann, ben = Peer(one.irc_port), Peer(two.irc_port)
+        for peer, nick in ((ann, "ann"), (ben, "ben")):
+            self.addCleanup(peer.close)
+            peer.send("CAP REQ :away-notify")
+            peer.send(f"NICK {nick}")
+            peer.send(f"USER {nick} 0 * :{nick}")
+            peer.send("CAP END")
+            peer.until(":irc.test 376 ")
+        ann.send("JOIN #aw")
+        ann.until(":irc.test 366 ")
+        ben.send("JOIN #aw")
+        ben.until(":irc.test 366 ")
+        ann.until(":ben!ben@msgsvc JOIN ")
+        ann.send("AWAY :at lunch")
+        ann.until(":irc.test 306 ")
+        heard: list[str] = []
+        deadline = time.monotonic() + 10
+        while True:
+            ben.send("WHOIS ann")
+            whois = ben.until(":irc.test 318 ")
+            heard += whois
+            if ":irc.test 301 ben ann :at lunch" in whois or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        self.assertIn(":irc.test 301 ben ann :at lunch", whois)
+        self.assertIn(":ann!ann@msgsvc AWAY :at lunch", heard)  # away-notify
+        ben.send("PRIVMSG ann :hello")
+        ben.send("WHO #aw")
+        who = ben.until(":irc.test 315 ")
+        self.assertEqual(who[0], ":irc.test 301 ben ann :at lunch")
+        self.assertIn(":irc.test 352 ben #aw ann msgsvc irc.test ann G@ :0 ann", who)
+
     def test_every_kind_of_message_and_presence_cross_nodes(self) -> None:
         one, two = self.node(), self.node()
         alice, _ = one.register("alice")
