@@ -47,7 +47,7 @@ from msgsvc.hub.conversations import conversation_key
 from msgsvc.hub.ids import MessageIds, message_id_floor
 from msgsvc.auth.store import StillOnline
 from msgsvc.hub.contracts import Refusal, Refused
-from msgsvc.state.cluster import NODES, RedisCluster, encode_message
+from msgsvc.state.cluster import AWAY_AGAIN, NODES, RedisCluster, away_key, encode_message, users_key
 from msgsvc.state.inbox import BLOCK_MS, READ_COUNT, RETRY, ROUTE, TAKEN, Inbox, inbox_key, waiting_key
 from msgsvc.state.redis import LOG_LAST, ONLINE, RedisState, sessions_key
 from msgsvc.state.redislink import RedisUnavailable
@@ -1081,6 +1081,7 @@ class _Hub:
         self.messages: list[tuple[Message, tuple[str, ...]]] = []
         self.presence: list[tuple[object, ...]] = []
         self.rooms: list[RoomRecord] | None = None  # as the last resync read them
+        self.away: list[tuple[str, str, str]] = []  # as the last resync read them
 
     def remote_message(self, message: Message, keys: Sequence[str]) -> None:
         self.messages.append((message, tuple(keys)))
@@ -1103,13 +1104,24 @@ class _Hub:
     def remote_room(self, event: RoomEvent) -> None:
         self.presence.append(("room", event))
 
+    def remote_away(self, key: str, node: str, message: str | None) -> None:
+        self.presence.append(("away", key, node, message))
+
     def resync(
-        self, records: Iterable[UserRecord], online: Iterable[RemoteUser], rooms: Iterable[RoomRecord]
+        self,
+        records: Iterable[UserRecord],
+        online: Iterable[RemoteUser],
+        rooms: Iterable[RoomRecord],
+        away: Iterable[tuple[str, str, str]],
     ) -> None:
         self.rooms = list(rooms)
+        self.away = list(away)
 
     def local_users(self) -> list[tuple[str, int, int, str, str, float]]:
         return []
+
+    def local_away(self) -> dict[str, str]:
+        return {}
 
     def drop_local(self, name: str | None, reason: str) -> None:
         pass
@@ -1270,6 +1282,61 @@ class SessionsAcrossNodesTests(_TwoNodes):
         await self.until(lambda: hub_b.presence)
         self.assertEqual(hub_b.presence, [("read", "alice", "alice,bob", "0123")])
         self.assertEqual(hub_a.presence, [])
+
+    async def test_an_away_message_reaches_the_others_and_a_node_started_later_until_its_name_leaves(
+        self,
+    ) -> None:
+        """F5: away is the service's: B hears A's user go away and come back, C (started later) reads it,
+        and it goes with the name's last session on A; a name A does not hold is not away there."""
+        a, hub_a, b, hub_b = await self.two()
+        await a.claim("Alice", "p1", "irc", 1.0, False, 1, 1)
+        a.away_changed("Alice", "at lunch")
+        a.away_changed("bob", "not held")
+        await self.until(lambda: ("away", "alice", "A", "at lunch") in hub_b.presence)
+        self.assertEqual(await self.state.redis.execute("HGETALL", away_key("A")), ["alice", "at lunch"])
+        _, _, hub_c = self.node("C")
+        await self.until(lambda: hub_c.rooms is not None)  # resynced
+        self.assertEqual(hub_c.away, [("alice", "A", "at lunch")])
+        a.away_changed("alice", None)
+        a.away_changed("alice", "back soon")
+        await self.until(lambda: ("away", "alice", "A", "back soon") in hub_b.presence)
+        a.release("alice", 1, 2.0)
+        await self.until(lambda: ("left", "alice", "A") in hub_b.presence)
+        self.assertEqual(
+            [p for p in hub_b.presence if p[0] == "away"],
+            [
+                ("away", "alice", "A", "at lunch"),
+                ("away", "alice", "A", None),
+                ("away", "alice", "A", "back soon"),
+            ],
+        )
+        self.assertEqual(await self.state.redis.execute("EXISTS", away_key("A")), 0)
+
+    async def test_a_node_back_says_again_who_of_its_names_is_away_and_only_what_changed(self) -> None:
+        """After a reconnection a node gives its away names whole: what Redis had otherwise is published."""
+        a, hub_a, b, hub_b = await self.two()
+        for session, name in enumerate(("alice", "carol"), 1):
+            await a.claim(name, "p", "irc", 1.0, False, session, 1)
+        a.away_changed("alice", "at lunch")
+        await self.state.redis.execute("HSET", away_key("A"), "bob", "stale")  # bob left while Redis was away
+        await self.state.redis.script(
+            AWAY_AGAIN,
+            [users_key("A"), away_key("A")],
+            ["A", "alice", "at lunch", "carol", "in a meeting", "dave", "not held"],
+        )
+        await self.until(lambda: ("away", "carol", "A", "in a meeting") in hub_b.presence)
+        self.assertEqual(
+            [p for p in hub_b.presence if p[0] == "away"],
+            [
+                ("away", "alice", "A", "at lunch"),
+                ("away", "bob", "A", None),
+                ("away", "carol", "A", "in a meeting"),
+            ],
+        )
+        away = await self.state.redis.execute("HGETALL", away_key("A"))
+        self.assertEqual(
+            dict(zip(away[::2], away[1::2], strict=True)), {"alice": "at lunch", "carol": "in a meeting"}
+        )
 
     async def test_a_node_reads_the_rooms_whenever_it_subscribes(self) -> None:
         dev = RoomRecord("#Dev", 1.0, "alice", "t", "alice", 2.0, "int", "k", 5)

@@ -289,6 +289,23 @@ class MessageTests(IrcTestCase):
             ],
         )
 
+    def test_an_away_set_on_another_node_is_heard_shown_and_answered_here(self) -> None:
+        """F5: the hub carries away between nodes; the IRC front makes it away-notify, 301, USERHOST's -
+        and WHO's G for a nick of another node."""
+        carol = self.irc()
+        carol.register("carol", "CAP REQ :away-notify", "CAP END")
+        carol.send("JOIN #all")
+        self.harness.hub.nodes.remote_joined(RemoteUser("zoe", "there", "peer", "irc", 1.0), 1.0, False, True)
+        self.assertEqual(carol.read(), [":zoe!zoe@msgsvc JOIN :#all"])
+        self.harness.hub.nodes.remote_away("zoe", "there", "at lunch")
+        self.assertEqual(carol.read(), [":zoe!zoe@msgsvc AWAY :at lunch"])
+        self.assertIn(f":{SERVER} 301 carol zoe :at lunch", carol.send("PRIVMSG zoe :hi"))
+        self.assertIn(f":{SERVER} 301 carol zoe :at lunch", carol.send("WHOIS zoe"))
+        self.assertEqual(carol.send("USERHOST zoe"), [f":{SERVER} 302 carol :zoe=-zoe@msgsvc"])
+        self.harness.hub.nodes.remote_away("zoe", "there", None)
+        self.assertEqual(carol.read(), [":zoe!zoe@msgsvc AWAY"])
+        self.assertNotIn("301", " ".join(carol.send("WHOIS zoe")))
+
     def test_notice_never_gets_an_error_reply(self) -> None:
         self.assertEqual(self.client.send("NOTICE zed :hello", "NOTICE #nope :x", "NOTICE", "NOTICE bob"), [])
 

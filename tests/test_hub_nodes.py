@@ -30,6 +30,7 @@ from msgsvc.hub.conversations import ALL
 from msgsvc.hub.core import Hub
 from msgsvc.hub.history import History
 from msgsvc.hub.events import (
+    AwayChanged,
     Event,
     LogLoaded,
     ProtectionChanged,
@@ -256,13 +257,56 @@ class NodeTests(SynchronousTestCase):
             [formatEvent(e) for e in events],
         )
 
+    def test_away_here_is_told_to_the_network_and_observers_and_goes_with_the_last_session(self) -> None:
+        """F5: a name's away message is the service's: the network carries it; its last session here
+        leaving drops it without a word (the name is offline: LEFT says that)."""
+        self.hub.set_away("alice", "lunch")
+        self.assertEqual((self.hub.away("ALICE"), self.events[-1]), ("lunch", AwayChanged("alice", "lunch")))
+        self.hub.set_away("alice", "lunch")  # the same again: nothing new to observers
+        self.hub.set_away("alice", None)
+        self.assertEqual(self.events[-2:], [AwayChanged("alice", "lunch"), AwayChanged("alice", None)])
+        self.hub.set_away("alice", "gone")
+        self.alice.user.log_out()
+        self.assertEqual(self.events[-1], UserLeft("alice", "peer-alice"))
+        self.assertNotIn(AwayChanged("alice", None), self.events[-3:])
+        self.assertIsNone(self.hub.away("alice"))
+        self.assertEqual(
+            self.network.away, [("alice", "lunch"), ("alice", "lunch"), ("alice", None), ("alice", "gone")]
+        )
+
+    def test_another_nodes_away_is_shown_here_until_it_comes_back_or_leaves_that_node(self) -> None:
+        self.hub.nodes.remote_away("bob", "there", "at lunch")
+        self.assertEqual(
+            (self.hub.away("bob"), self.events[-1]), ("at lunch", AwayChanged("bob", "at lunch"))
+        )
+        self.hub.nodes.remote_away("bob", "there", None)
+        self.assertEqual((self.hub.away("bob"), self.events[-1]), (None, AwayChanged("bob", None)))
+        self.hub.nodes.remote_away("bob", "there", "again")
+        self.hub.nodes.remote_left("bob", "there", 60.0)
+        self.assertEqual(self.events[-1], UserLeft("bob", "10.0.0.2:5000", "there"))  # not "back"
+        self.assertIsNone(self.hub.away("bob"))
+        self.assertEqual(self.network.away, [])  # what another node said is not said again
+
+    def test_a_resync_learns_who_is_away_elsewhere_and_who_came_back_meanwhile(self) -> None:
+        self.hub.nodes.remote_away("bob", "there", "at lunch")
+        del self.events[:]
+        records = [UserRecord("bob", 40.0, 50.0)]
+        self.hub.nodes.resync(records, [self.bob], [], [("bob", "there", "in a meeting")])
+        self.assertEqual(self.events, [AwayChanged("bob", "in a meeting"), LogLoaded(3, resync=True)])
+        del self.events[:]
+        self.hub.nodes.resync(records, [self.bob], [], [("bob", "there", "in a meeting")])
+        self.assertEqual(self.events, [LogLoaded(3, resync=True)])  # nothing changed
+        self.hub.nodes.resync(records, [self.bob], [], [])
+        self.assertEqual(self.events[-2:], [AwayChanged("bob", None), LogLoaded(3, resync=True)])
+        self.assertIsNone(self.hub.away("bob"))
+
     def test_a_resync_tells_only_what_changed(self) -> None:
         del self.events[:]
         frank = RemoteUser("frank", "there", "p", "irc", 70.0)
-        self.hub.nodes.resync([UserRecord("frank", 70.0, 70.0)], [self.bob, frank], [])
+        self.hub.nodes.resync([UserRecord("frank", 70.0, 70.0)], [self.bob, frank], [], [])
         self.assertEqual(self.events, [UserJoined("frank", "p", False, "there"), LogLoaded(4, resync=True)])
         del self.events[:]
-        self.hub.nodes.resync([], [frank], [])
+        self.hub.nodes.resync([], [frank], [], [])
         self.assertEqual(self.events, [UserLeft("bob", "10.0.0.2:5000", "there"), LogLoaded(4, resync=True)])
 
     def test_a_password_set_on_another_node_marks_the_name_protected_once(self) -> None:

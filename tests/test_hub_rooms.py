@@ -751,7 +751,7 @@ class NodesTests(RoomsTestCase):
         changed: list[Event] = []
         self.hub.subscribe(changed.append)
         zed = RemoteUser("zed", "there", "10.0.0.9:5000", "tcp", START)
-        self.hub.nodes.resync([UserRecord("zed", START, START)], [zed], [dev, ops])
+        self.hub.nodes.resync([UserRecord("zed", START, START)], [zed], [dev, ops], [])
         self.assertEqual([r.name for r in rooms.everything()], ["#dev", "#ops"])
         self.assertEqual([m.name for m in self.view(alice, "#dev").members], ["alice", "zed"])
         self.assertEqual(rooms.rooms_of("zed"), {"#dev", "#ops"})
@@ -774,7 +774,7 @@ class NodesTests(RoomsTestCase):
         records = [UserRecord("Carol", 1.0, 2.0, protected=True), UserRecord("yan", 3.0, 4.0)]
         records.append(UserRecord("zed", 5.0, 6.0))
         dev = RoomRecord("#dev", START, "Carol", members={k.lower(): m for k, m in members.items()})
-        self.hub.nodes.resync(records, [zed], [dev])  # once subscribed: who is online where is known
+        self.hub.nodes.resync(records, [zed], [dev], [])  # once subscribed: who is online where is known
         view = rooms.find("#dev")
         assert view is not None
         self.assertEqual([m.name for m in view.members], ["Carol", "zed"])  # yan is online nowhere

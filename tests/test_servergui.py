@@ -505,7 +505,7 @@ class NodePresenterTests(SynchronousTestCase):
         self.assertIn("node", presenter.columns)
         self.successResultOf(admitted(hub, RecordingParticipant(), "alice", "10.0.0.1:5000"))
         bob = RemoteUser("bob", "there", "10.0.0.2:5000", "web", clock.seconds())
-        hub.nodes.resync([UserRecord("bob", 1.0, 2.0)], [bob], [])
+        hub.nodes.resync([UserRecord("bob", 1.0, 2.0)], [bob], [], [])
         self.assertEqual((view.row("alice")[3], view.row("bob")[3]), ("here", "there"))
         self.assertEqual(view.row("bob")[2], "web")
         self.assertTrue(

@@ -794,6 +794,11 @@ class Network(Protocol):
     def read_moved(self, name: str, conversation: str, position: str) -> None:
         """Tell the other nodes that ``name``'s read position in ``conversation`` moved to ``position``."""
 
+    def away_changed(self, name: str, message: str | None) -> None:
+        """Tell the other nodes that ``name``, online here, is away with ``message`` (None: back); the
+        service keeps it (for a node that starts later or reconnects) until it changes or ``name``'s last
+        session here leaves."""
+
     def room_changed(self, event: RoomEvent) -> None:
         """Tell the other nodes what happened in a room here (they apply it to their view of it, and tell
         its members' sessions there); the store has it, or will, from this node."""
@@ -832,11 +837,19 @@ class NetworkListener(Protocol):
     def remote_protected(self, key: str) -> None:
         """A password was set for the name ``key`` (on any node)."""
 
+    def remote_away(self, key: str, node: str, message: str | None) -> None:
+        """The name ``key`` on ``node`` is away with ``message`` now (None: back)."""
+
     def resync(
-        self, records: Iterable[UserRecord], online: Iterable[RemoteUser], rooms: Iterable[RoomRecord]
+        self,
+        records: Iterable[UserRecord],
+        online: Iterable[RemoteUser],
+        rooms: Iterable[RoomRecord],
+        away: Iterable[tuple[str, str, str]],
     ) -> None:
-        """Take the log, who is online elsewhere and the rooms as the network has them now (after it
-        reconnected: what the other nodes said meanwhile was not heard)."""
+        """Take the log, who is online elsewhere, the rooms and who is away elsewhere (name key, node,
+        message) as the network has them now (after it reconnected: what the other nodes said meanwhile
+        was not heard)."""
 
     def remote_backlog(self, key: str) -> None:
         """The session receiving the offline queue of the name ``key`` on another node let it go: a
@@ -851,6 +864,9 @@ class NetworkListener(Protocol):
     def local_users(self) -> list[tuple[str, int, int, str, str, float]]:
         """This node's online sessions: name, session, the name's allowance (as :meth:`Network.claim`
         takes them), peer, front, since (to claim again after a reconnection)."""
+
+    def local_away(self) -> dict[str, str]:
+        """This node's away names: name key -> message (to keep again after a reconnection)."""
 
     def drop_local(self, name: str | None, reason: str) -> None:
         """Disconnect this node's user ``name`` (None: every one), whose claim the network lost."""

@@ -349,6 +349,7 @@ class Hub:
         key = username_key(record.name)
         if self._sessions.get(key) is account:
             del self._sessions[key]
+            self.nodes.left_here(key)
         if not account.online:
             return
         record.last_seen = self._clock.seconds()
@@ -443,6 +444,16 @@ class Hub:
                 online.participant.kick(reason)
                 return True
         return False
+
+    def set_away(self, name: str, message: str | None) -> None:
+        """``name``, online here, is away with ``message`` (None: back), in the whole service, until it
+        comes back or its last session here leaves: observers here (and on the other nodes) hear
+        :class:`~msgsvc.hub.events.AwayChanged` if that changes what :meth:`away` says."""
+        self.nodes.set_away(name, message)
+
+    def away(self, name: str) -> str | None:
+        """``name``'s away message (as set here or on another node); None: not away."""
+        return self.nodes.away(username_key(name))
 
     def set_protected(self, name: str, protected: bool, reason: str = "") -> None:
         """Mark ``name`` (in the log, or held by a registering client) as protected or not.

@@ -53,6 +53,15 @@ class SessionsElsewhere:
 
 
 @dataclass(frozen=True)
+class AwayChanged:
+    """``name``, online, is away with ``message`` now (None: back), as set here or on another node
+    (:meth:`msgsvc.hub.core.Hub.set_away`)."""
+
+    name: str
+    message: str | None
+
+
+@dataclass(frozen=True)
 class RegistrationRefused:
     name: str
     peer: str
@@ -152,6 +161,7 @@ Event = (
     | SessionOpened
     | SessionClosed
     | SessionsElsewhere
+    | AwayChanged
     | RegistrationRefused
     | UserKicked
     | ProtectionChanged

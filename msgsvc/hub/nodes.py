@@ -27,7 +27,7 @@ from msgsvc.hub.contracts import (
     Store,
     UserRecord,
 )
-from msgsvc.hub.events import Event, LogLoaded, SessionsElsewhere, UserJoined, UserLeft
+from msgsvc.hub.events import AwayChanged, Event, LogLoaded, SessionsElsewhere, UserJoined, UserLeft
 from msgsvc.hub.queue import OfflineQueue
 from msgsvc.hub.rules import username_key
 from msgsvc.hub.session import Account, Outgoing, Session, deliver
@@ -99,6 +99,9 @@ class Alone:
     def read_moved(self, name: str, conversation: str, position: str) -> None:
         pass  # no session on another node: never asked
 
+    def away_changed(self, name: str, message: str | None) -> None:
+        pass  # no other node to tell
+
     def room_changed(self, event: RoomEvent) -> None:
         pass  # no other node to tell
 
@@ -149,6 +152,55 @@ class Nodes:
         #: users online on other nodes, by name key, then by node (its first session there): a name online
         #: here may be too, an account's
         self.remote: dict[str, dict[str, RemoteUser]] = {}
+        self._away_here: dict[str, str] = {}  # by name key: the away message of a name online here
+        self._away_elsewhere: dict[str, dict[str, str]] = {}  # by name key, then node: as there
+
+    # -- away ------------------------------------------------------------------------------
+
+    def away(self, key: str) -> str | None:
+        """The away message of the name ``key`` (its own here first, else one of another node's); None:
+        not away."""
+        message = self._away_here.get(key)
+        if message is None:
+            message = next(iter(self._away_elsewhere.get(key, {}).values()), None)
+        return message
+
+    def set_away(self, name: str, message: str | None) -> None:
+        """``name``, online here, is away with ``message`` (None: back): the other nodes are told."""
+        key = username_key(name)
+        before = self.away(key)
+        if message is None:
+            self._away_here.pop(key, None)
+        else:
+            self._away_here[key] = message
+        self.network.away_changed(name, message)
+        self._away_shown(key, before)
+
+    def left_here(self, key: str) -> None:
+        """The last session of the name ``key`` here left: its away message here goes (the network drops
+        it with the name's claim)."""
+        before = self.away(key)
+        self._away_here.pop(key, None)
+        self._away_shown(key, before)
+
+    def _put_away_elsewhere(self, key: str, node: str, message: str | None) -> None:
+        nodes = self._away_elsewhere.setdefault(key, {})
+        if message is None:
+            nodes.pop(node, None)
+        else:
+            nodes[node] = message
+        if not nodes:
+            del self._away_elsewhere[key]
+
+    def _away_shown(self, key: str, before: str | None) -> None:
+        """AwayChanged if the away message of the name ``key``, online, is no longer ``before``."""
+        after = self.away(key)
+        if after != before and (key in self.remote or self._online_here(key)):
+            record = self._users.get(key)
+            self._emit(AwayChanged(record.name if record is not None else key, after))
+
+    def local_away(self) -> dict[str, str]:
+        return dict(self._away_here)
 
     def allowance(self, record: UserRecord) -> int:
         """How many sessions ``record``'s name may have in the service: an account's, or one."""
@@ -325,11 +377,14 @@ class Nodes:
 
     def remote_left(self, key: str, node: str, when: float, dead: bool = False) -> None:
         """The last session of name ``key`` on ``node`` left it (or the node died) at ``when``: LEFT if the
-        name is online nowhere else."""
+        name is online nowhere else; its away message there goes."""
         nodes = self.remote.get(key, {})
         user = nodes.pop(node, None)
         if user is None:
             return
+        before = self.away(key)
+        self._put_away_elsewhere(key, node, None)
+        self._away_shown(key, before)
         if dead:  # it may have had the name's offline queue: a session here takes what is left
             self.remote_backlog(key)
         if not nodes:
@@ -362,6 +417,12 @@ class Nodes:
         for session in account.online_sessions() if account is not None else ():
             session.participant.read_moved(conversation, position)
 
+    def remote_away(self, key: str, node: str, message: str | None) -> None:
+        """The name ``key`` on ``node`` is away with ``message`` (None: back)."""
+        before = self.away(key)
+        self._put_away_elsewhere(key, node, message)
+        self._away_shown(key, before)
+
     def remote_room(self, event: RoomEvent) -> None:
         """What happened in a room on another node, or by the operator's command: applied to the rooms
         here, which tell their members' sessions here."""
@@ -374,10 +435,14 @@ class Nodes:
             self._protect(record.name, True, "a password was set on another server")
 
     def resync(
-        self, records: Iterable[UserRecord], online: Iterable[RemoteUser], rooms: Iterable[RoomRecord]
+        self,
+        records: Iterable[UserRecord],
+        online: Iterable[RemoteUser],
+        rooms: Iterable[RoomRecord],
+        away: Iterable[tuple[str, str, str]],
     ) -> None:
-        """Take the log, who is online elsewhere and the rooms as the network has them now (after it
-        reconnected)."""
+        """Take the log, who is online elsewhere, the rooms and who is away elsewhere as the network has
+        them now (after it reconnected)."""
         for record in records:
             key = username_key(record.name)
             mine = self._users.get(key)
@@ -394,6 +459,13 @@ class Nodes:
             known = self._users.get(key)
             if known is not None:
                 self.remote_joined(user, known.first_seen, known.protected, False)
+        shown = {key: self.away(key) for key in self._away_elsewhere}
+        self._away_elsewhere = {}
+        for key, node, message in away:
+            shown.setdefault(key, self.away(key))
+            self._put_away_elsewhere(key, node, message)
+        for key, before in shown.items():
+            self._away_shown(key, before)
         self.rooms.resync(rooms)
         self._emit(LogLoaded(len(self._users), resync=True))
 

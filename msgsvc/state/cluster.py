@@ -15,7 +15,9 @@ name) on ``msgsvc:presence`` before the client is welcomed, so every node
 hears of a user before its first message; ``left`` says a node's last one
 went.  An account's offline queue goes to one session in the service at a
 time, named in ``msgsvc:receiver:NAME`` (``backlog`` is published when it
-lets it go).
+lets it go).  A name's away message (IRC's AWAY) is in its node's hash
+``msgsvc:node:ID:away`` while the node holds the name, and published as
+``away`` as it changes; a node reads the others' when it (re)connects.
 
 A message for users of another node is written to that node's inbox, a
 Redis Stream it reads and deletes as it delivers (:mod:`msgsvc.state.inbox`),
@@ -77,6 +79,11 @@ def node_key(node: str) -> str:
 
 def users_key(node: str) -> str:
     return f"{PREFIX}node:{node}:users"
+
+
+def away_key(node: str) -> str:
+    """The away messages of a node's names: name key -> message (while it holds the name)."""
+    return f"{PREFIX}node:{node}:away"
 
 
 #: compact JSON, without the checks a message's plain lists and strings do not need
@@ -141,6 +148,7 @@ local function settle(key, sessions, gone, now)
     if cjson.decode(flat[i]).node == gone then return true end
     holder = holder or flat[i]
   end
+  redis.call('HDEL', 'msgsvc:node:' .. gone .. ':away', key)
   if holder then
     local online = redis.call('HGET', 'msgsvc:online', key)
     if not online or cjson.decode(online).node == gone then
@@ -284,11 +292,73 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
       settle(key, sessions, id, ARGV[4])
     end
     redis.call('DEL', 'msgsvc:node:' .. id .. ':users', 'msgsvc:node:' .. id .. ':inbox',
-      'msgsvc:node:' .. id .. ':waiting')
+      'msgsvc:node:' .. id .. ':waiting', 'msgsvc:node:' .. id .. ':away')
     redis.call('SREM', KEYS[1], id)
   end
 end
 return nodes
+"""
+)
+
+# A name this node holds is away with a message ('': back), published as ``away``.  KEYS: my users, my
+# away; ARGV: name key, node, message.
+AWAY = Script(
+    """
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return 0 end
+if ARGV[3] == '' then
+  redis.call('HDEL', KEYS[2], ARGV[1])
+else
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+end
+redis.call('PUBLISH', 'msgsvc:presence',
+  cjson.encode({e = 'away', key = ARGV[1], node = ARGV[2], message = ARGV[3]}))
+return 1
+"""
+)
+
+# After a reconnection: this node's away names are these (what changed meanwhile is published, as AWAY
+# does).  KEYS: my users, my away; ARGV: node, then name key and message for each.
+AWAY_AGAIN = Script(
+    """
+local old, new = {}, {}
+local flat = redis.call('HGETALL', KEYS[2])
+for i = 1, #flat, 2 do old[flat[i]] = flat[i + 1] end
+for i = 2, #ARGV, 2 do new[ARGV[i]] = ARGV[i + 1] end
+local function tell(key, message)
+  redis.call('PUBLISH', 'msgsvc:presence',
+    cjson.encode({e = 'away', key = key, node = ARGV[1], message = message}))
+end
+for key in pairs(old) do
+  if new[key] == nil then
+    redis.call('HDEL', KEYS[2], key)
+    tell(key, '')
+  end
+end
+for key, message in pairs(new) do
+  if old[key] ~= message and redis.call('SISMEMBER', KEYS[1], key) == 1 then
+    redis.call('HSET', KEYS[2], key, message)
+    tell(key, message)
+  end
+end
+return 1
+"""
+)
+
+# Who is away on the other nodes alive: name key, node, message, ...  KEYS: nodes; ARGV: my node.
+AWAY_NOW = Script(
+    """
+local out = {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if id ~= ARGV[1] and redis.call('EXISTS', 'msgsvc:node:' .. id) == 1 then
+    local flat = redis.call('HGETALL', 'msgsvc:node:' .. id .. ':away')
+    for i = 1, #flat, 2 do
+      table.insert(out, flat[i])
+      table.insert(out, id)
+      table.insert(out, flat[i + 1])
+    end
+  end
+end
+return out
 """
 )
 
@@ -541,6 +611,19 @@ class RedisCluster(Service):
             )
         )
 
+    def away_changed(self, name: str, message: str | None) -> None:
+        """Keep ``name``'s away message in this node's away hash and publish it on ``msgsvc:presence``."""
+        key = username_key(name)
+        self._redis.script(
+            AWAY, [users_key(self.node), away_key(self.node)], [key, self.node, message or ""]
+        ).addErrback(
+            lambda f: self.log.warn(
+                "could not tell the other nodes that {name} is away or back: {why}",
+                name=name,
+                why=f.getErrorMessage(),
+            )
+        )
+
     def room_changed(self, event: RoomEvent) -> None:
         """Publish ``event`` on ``msgsvc:presence``: every other node applies it to its rooms."""
         publish_room_event(self._redis, event, self.node).addErrback(
@@ -634,6 +717,8 @@ class RedisCluster(Service):
                 self.nodes.remote_backlog(event["key"])
             elif event["e"] == "read" and event["node"] != self.node:
                 self.nodes.remote_read(event["key"], event["conv"], event["pos"])
+            elif event["e"] == "away" and event["node"] != self.node:
+                self.nodes.remote_away(event["key"], event["node"], event["message"] or None)
             elif event["e"] == "room" and event["node"] != self.node:
                 self.nodes.remote_room(decode(event["event"]))
         except Exception:
@@ -674,15 +759,25 @@ class RedisCluster(Service):
             self.claim(name, peer, front, since, True, session, sessions).addErrback(self._lost_claim, name)
             for name, session, sessions, peer, front, since in local
         ]
+        away = [part for key, message in nodes.local_away().items() for part in (key, message)]
+        # after the claims (sent before it on the same connection): a name claimed again may be away
+        again = self._redis.script(
+            AWAY_AGAIN, [users_key(self.node), away_key(self.node)], [self.node, *away]
+        )
 
         def read(_: object) -> Deferred[None]:
             return gatherResults(
-                [self._state.load(), self._redis.script(ONLINE_NOW, [ONLINE], []), self._state.rooms()],
+                [
+                    self._state.load(),
+                    self._redis.script(ONLINE_NOW, [ONLINE], []),
+                    self._state.rooms(),
+                    self._redis.script(AWAY_NOW, [NODES], [self.node]),
+                ],
                 consumeErrors=True,
             ).addCallback(apply)
 
         def apply(replies: list[Any]) -> None:
-            records, flat, rooms = replies
+            records, flat, rooms, away_flat = replies
             names = {username_key(r.name): r.name for r in records}
             online = []
             for key, data in zip(flat[::2], flat[1::2], strict=True):
@@ -692,7 +787,8 @@ class RedisCluster(Service):
                         names.get(key, key), holder["node"], holder["peer"], holder["front"], holder["since"]
                     )
                     online.append(user)
-            nodes.resync(records, online, rooms)
+            away = list(zip(away_flat[::3], away_flat[1::3], away_flat[2::3], strict=True))
+            nodes.resync(records, online, rooms, away)
 
         def failed(failure: Failure) -> None:
             self.log.warn(
@@ -703,7 +799,7 @@ class RedisCluster(Service):
             if not self._redis.connected:
                 self._resync()  # once Redis answers again
 
-        gatherResults([forgotten, *claims]).addCallback(read).addErrback(failed)
+        gatherResults([forgotten, *claims, again]).addCallback(read).addErrback(failed)
 
     def _resync_when_ready(self, _: None) -> None:
         self._resync_waiting = False

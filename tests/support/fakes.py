@@ -445,6 +445,7 @@ class FakeNetwork:
         self.routed: list[tuple[Message, dict[str, list[str]]]] = []
         self.read_moves: list[tuple[str, str, str]] = []
         self.room_changes: list[RoomEvent] = []
+        self.away: list[tuple[str, str | None]] = []
         self.answers: list[Deferred[set[str]]] = []
         self.receivers: dict[str, str] = {}  # name key -> the node/session its backlog goes to
         self.backlog_drops: list[tuple[str, int]] = []
@@ -474,6 +475,9 @@ class FakeNetwork:
 
     def read_moved(self, name: str, conversation: str, position: str) -> None:
         self.read_moves.append((name, conversation, position))
+
+    def away_changed(self, name: str, message: str | None) -> None:
+        self.away.append((name, message))
 
     def room_changed(self, event: RoomEvent) -> None:
         self.room_changes.append(event)

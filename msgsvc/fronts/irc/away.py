@@ -1,6 +1,7 @@
-"""AWAY (RFC 2812, 305 and 306) and IRCv3 ``away-notify``: an IRC nick's away message, which its
-channels' members hear of, and whoever writes to it or asks WHOIS (301).  It is the IRC front's own:
-the hub and other fronts know only who is online."""
+"""AWAY (RFC 2812, 305 and 306): an IRC nick's away message, which the hub keeps for the whole service
+(:meth:`msgsvc.hub.core.Hub.set_away`, on every node) until it comes back or its last session on this
+node leaves; its channels' members hear of it (IRCv3 ``away-notify``, :class:`~msgsvc.hub.events.AwayChanged`
+in :mod:`msgsvc.fronts.irc.factory`), and whoever writes to it or asks WHOIS (301)."""
 
 from __future__ import annotations
 
@@ -15,13 +16,8 @@ class Away(IrcBase):
 
     def irc_AWAY(self, params: list[str]) -> None:
         message = printable(params[0]) if params else ""
+        self.clients.hub.set_away(self.nick, message or None)
         if message:
-            self.factory.away[self.nick_key] = message
             self.numeric(rfc.RPL_NOWAWAY, "You have been marked as being away")
         else:
-            self.factory.away.pop(self.nick_key, None)
             self.numeric(rfc.RPL_UNAWAY, "You are no longer marked as being away")
-        notice = self.factory.away_notice(self.nick, message)
-        for session in self.factory.neighbours(self.nick_key):
-            if "away-notify" in session.caps:
-                session._send(notice)

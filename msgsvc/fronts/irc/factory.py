@@ -19,7 +19,7 @@ from msgsvc.fronts.irc.registration import CAPABILITIES
 from msgsvc.fronts.irc.session import IrcSession
 from msgsvc.fronts.irc.wire import RPL_MONOFFLINE, RPL_MONONLINE, line
 from msgsvc.hub.contracts import HistoryPolicy, Message
-from msgsvc.hub.events import Event, UserJoined, UserLeft
+from msgsvc.hub.events import AwayChanged, Event, UserJoined, UserLeft
 from msgsvc.hub.ids import MessageIds
 from msgsvc.hub.rules import SHOWN_HOST, username_key
 
@@ -68,7 +68,6 @@ class IrcFactory(Factory["IrcSession"]):
         #: a nick's channels hear of it costs their members, not every IRC session.
         self.in_room: dict[str, set[IrcBase]] = {}
         self.monitors: dict[str, set[IrcBase]] = {}  # by name key: who watches it
-        self.away: dict[str, str] = {}  # by name key: an IRC nick's AWAY message, while it has one
         self.directory = Directory(clients.hub)
         clients.hub.subscribe(self._event)
 
@@ -81,7 +80,7 @@ class IrcFactory(Factory["IrcSession"]):
         """Tell #all of who came and went, and each watcher of a name it MONITORs.  A protected name
         going offline stays in its rooms (it is still their member, as Ergo's always-on clients are):
         it parts #all, and is away (``away-notify``) in its rooms until it comes back; any other name
-        quits."""
+        quits.  A name's AWAY (here or on another node) reaches those who share a channel with it."""
         match event:
             case UserJoined(name):
                 key = username_key(name)
@@ -102,6 +101,16 @@ class IrcFactory(Factory["IrcSession"]):
                         member.tell(gone)
                 self._away_in(rooms, name, OFFLINE)
                 self._watched(key, RPL_MONOFFLINE, name)
+            case AwayChanged(name, message):
+                key = username_key(name)
+                if self.sessions_of(key):
+                    shared = self.neighbours(key)
+                else:  # a nick of another node (or front): in #all, and in its rooms
+                    shared = list(self._in_rooms(self.clients.hub.rooms.rooms_of(name)) | self.members)
+                notice = self.away_notice(name, message or "")
+                for session in shared:
+                    if session.nick_key != key and "away-notify" in session.caps:
+                        session.tell(notice)
 
     def _kept_rooms(self, name: str) -> frozenset[str]:
         """The rooms (keys) ``name`` stays in while offline: a protected name's; none for another."""
@@ -162,7 +171,7 @@ class IrcFactory(Factory["IrcSession"]):
         """``name``'s away message (``301``): its IRC nick's own (AWAY), or :data:`OFFLINE` for a protected
         name online nowhere, which stays in its rooms (as Ergo's always-on clients are auto-away); None:
         not away."""
-        message = self.away.get(username_key(name))
+        message = self.clients.hub.away(name)
         if message is not None:
             return message
         user = self.clients.hub.user(name)
@@ -170,7 +179,7 @@ class IrcFactory(Factory["IrcSession"]):
 
     def away_line(self, name: str, receiver: IrcBase) -> bytes:
         """``away-notify``: the AWAY that tells ``receiver`` (if it asked for it) that ``name`` is away."""
-        message = self.away.get(username_key(name))
+        message = self.clients.hub.away(name)
         if message is None or "away-notify" not in receiver.caps:
             return b""
         return self.away_notice(name, message)
@@ -220,10 +229,9 @@ class IrcFactory(Factory["IrcSession"]):
         siblings = self.sessions.get(session.nick_key, [])
         if session in siblings:
             siblings.remove(session)
-        if session.nick_key and not siblings:  # the nick's last session: its ident and AWAY go with it
+        if session.nick_key and not siblings:  # the nick's last session: its ident goes with it
             self.sessions.pop(session.nick_key, None)
             self.idents.pop(session.nick_key, None)
-            self.away.pop(session.nick_key, None)
         self.members.discard(session)
         for key in list(session.rooms):
             self.hide_room(session, key)

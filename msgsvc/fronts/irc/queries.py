@@ -114,7 +114,7 @@ class Queries(IrcBase):
         for nick in params[:5]:
             user = self.clients.hub.user(nick)
             if user is not None and user.online:
-                here = "-" if username_key(user.name) in self.factory.away else "+"
+                here = "-" if self.clients.hub.away(user.name) is not None else "+"
                 replies.append(f"{user.name}={here}{self.factory.user(user.name)}@msgsvc")
         self.numeric(RPL_USERHOST, " ".join(replies))
 

@@ -299,7 +299,7 @@ class Rooms(Channel):
         def rows(view: RoomView) -> Iterator[bytes]:
             server = self.factory.server_name
             for member in view.members:
-                here = "H" if member.online and username_key(member.name) not in self.factory.away else "G"
+                here = "H" if member.online and self.clients.hub.away(member.name) is None else "G"
                 yield self._numeric(
                     rfc.RPL_WHOREPLY,
                     view.name,
