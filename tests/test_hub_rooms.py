@@ -673,20 +673,45 @@ class NodesTests(RoomsTestCase):
 
     def test_a_room_emptied_here_as_a_name_joins_it_on_another_node_is_read_again_whole(self) -> None:
         """alice, #r's last member here, parts it as bob joins it on his node, whose join the store kept
-        first: the store keeps the room (+ik, its ban) with bob; this node, hearing bob's join, reads it
-        again, and an outsider here is refused as before (attack35: made anew with no modes)."""
+        first: the store keeps the room (+ik, its ban) with bob; this node, hearing bob's join before the
+        store's answer to its removal, reads it again; an outsider's JOIN here meanwhile waits for that
+        answer, and is refused as before (attack35: made anew with no modes)."""
         alice, mallory = self.join("alice"), self.join("mallory")
         self.successResultOf(alice.user.join("#r", None))
         self.successResultOf(alice.user.mode("#r", [("+i", None), ("+k", "sekrit"), ("+b", "eve!*@*")]))
         bob = Member("bob", since=START + 1)
         self.assertIsNone(self.successResultOf(self.store.enter("#r", bob, 1000, 50)))  # on bob's node
-        self.successResultOf(alice.user.part("#r", ""))
+        answer: Deferred[None] = Deferred()
+        vacate = self.store.vacate_room
+
+        def held(room: str) -> Deferred[bool]:
+            """Made now, answered once the test says."""
+            stays = self.successResultOf(vacate(room))
+            return answer.addCallback(lambda _: stays)
+
+        self.patch(self.store, "vacate_room", held)
+        parted = alice.user.part("#r", "")
         self.assertIsNone(self.hub.rooms.find("#r"))  # as this node sees it, for now
+        joining = mallory.user.join("#r", None)
+        self.assertNoResult(joining)
         self.hub.nodes.remote_room(Entered("#r", bob))
         view = self.hub.rooms.find("#r")
         assert view is not None
         self.assertEqual((view.modes, view.key, [b.mask for b in view.bans]), ("int", "sekrit", ["eve!*@*"]))
         self.assertEqual(self.names(view), [("bob", False, False, False)])
+        answer.callback(None)
+        self.successResultOf(parted)
+        self.assertEqual(self.refusal(lambda: joining), Refusal.INVITE_ONLY)
+        self.assertEqual(list(self.store.rooms_kept["#r"].members), ["bob"])
+
+    def test_a_room_emptied_here_and_kept_by_the_store_is_read_again_before_its_join_is_heard(self) -> None:
+        """As above, the store answering first: the room is read again at once, and an outsider's JOIN
+        here, before bob's join is heard, is refused (it does not create the room the store keeps)."""
+        alice, mallory = self.join("alice"), self.join("mallory")
+        self.successResultOf(alice.user.join("#r", None))
+        self.successResultOf(alice.user.mode("#r", [("+i", None)]))
+        self.successResultOf(self.store.enter("#r", Member("bob", since=START + 1), 1000, 50))  # on bob's node
+        self.successResultOf(alice.user.part("#r", ""))
         self.assertEqual(self.refusal(mallory.user.join, "#r", None), Refusal.INVITE_ONLY)
         self.assertEqual(list(self.store.rooms_kept["#r"].members), ["bob"])
 
@@ -710,9 +735,9 @@ class NodesTests(RoomsTestCase):
 
         self.patch(self.store, "enter", held)
         joined = bob.user.join("#r", "sekrit")
-        self.hub.nodes.remote_room(Parted("#r", "zed", ""))  # zed's node vacates it: bob is kept
-        self.successResultOf(self.store.remove_member("#r", "zed"))
-        self.successResultOf(self.store.vacate_room("#r"))
+        self.successResultOf(self.store.remove_member("#r", "zed"))  # zed's node: bob is kept
+        self.assertTrue(self.successResultOf(self.store.vacate_room("#r")))
+        self.hub.nodes.remote_room(Parted("#r", "zed", ""))  # here, it is read again (with bob)
         answer.callback(None)
         view = self.successResultOf(joined)
         self.assertEqual((view.modes, view.key, self.names(view)), ("i", "sekrit", [("bob", True, False, False)]))

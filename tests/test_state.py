@@ -632,12 +632,12 @@ class RoomContract(_Base):
         bob = Member("bob", since=12.0)
         self.assertIsNone(await self.state.enter("#dev", bob, 10, 50))
         await self.state.remove_member("#dev", "alice")
-        await self.state.vacate_room("#dev")  # alice's node saw it empty
+        self.assertTrue(await self.state.vacate_room("#dev"))  # alice's node saw it empty: it stays
         kept = replace(record, members={"bob": bob}, bans={"eve!*@*": Ban("eve!*@*", "Alice", 31.0)})
         self.assertEqual(await (await self.reopened()).rooms(), [kept])
         self.assertEqual(await self.state.room("#dev"), kept)
         await self.state.remove_member("#dev", "bob")
-        await self.state.vacate_room("#dev")
+        self.assertFalse(await self.state.vacate_room("#dev"))
         self.assertIsNone(await self.state.room("#dev"))
         self.assertIs(await self.state.enter("#dev", bob, 10, 50), Refusal.NO_SUCH_ROOM)
         self.assertEqual(await (await self.reopened()).rooms(), [])

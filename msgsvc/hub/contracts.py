@@ -715,9 +715,10 @@ class RoomStore(Protocol):
     def delete_room(self, room: str) -> Deferred[None]:
         """Forget a room, its members and its bans."""
 
-    def vacate_room(self, room: str) -> Deferred[None]:
+    def vacate_room(self, room: str) -> Deferred[bool]:
         """Forget ``room`` as :meth:`delete_room` does if it has no member kept: its last member left on
-        this node, but another may have joined it on another node meanwhile."""
+        this node, but another may have joined it on another node meanwhile.  True: it stays, with such
+        a member."""
 
     def set_room(self, record: RoomRecord) -> Deferred[None]:
         """Keep ``record``'s topic (topic, topic_by, topic_at) and its founder (None once the name is

@@ -138,6 +138,10 @@ class Rooms:
         #: By room key, member key and identity: whether a ban of the room matches (:meth:`_silenced`).
         self._verdicts: dict[str, dict[str, dict[Identity, bool]]] = {}
         self._creations = creations
+        #: By room key: the JOINs waiting till the store answers this node's removals of the room (it
+        #: dropped it emptied; the store may keep it, joined on another node meanwhile: :meth:`_vacated`).
+        self._vacating: dict[str, list[Deferred[None]]] = {}
+        self._removals: dict[str, int] = {}  # by room key: those removals not answered yet
         nodes.rooms = self
 
     # -- start -----------------------------------------------------------
@@ -215,6 +219,10 @@ class Rooms:
         record = self._rooms.get(room_key(room_name(name)))
         if record is not None and user in record.members:
             return _now(self.view(record, user))
+        if record is None and room_key(name) in self._vacating:
+            answered: Deferred[None] = Deferred()
+            self._vacating[room_key(name)].append(answered)
+            return answered.addCallback(lambda _: self.join(session, name, key))
         if len(self._of.get(user, ())) >= self.policy.max_per_user:
             raise Refused(Refusal.TOO_MANY_ROOMS, f"you are in {self.policy.max_per_user} rooms, the limit")
         now = self._clock.seconds()
@@ -267,15 +275,16 @@ class Rooms:
                 raise Refused(refusal, f"you are in {most} rooms, the limit")
             now_kept = self._rooms.get(room)
             if now_kept is None:  # its last member here left it meanwhile: the store has the room, and the join
-                return self._reread(room).addCallback(reread)
+                return self._reread(room).addCallback(told)
             if user not in now_kept.members:
-                event = Entered(now_kept.name, member)
-                self._apply(now_kept, event)  # its write made
-                self._announce(now_kept, event, session)
-            return self.view(now_kept, user)
+                self._apply(now_kept, Entered(now_kept.name, member))  # its write made
+                return told(now_kept)
+            if now_kept is not record:  # read again meanwhile (emptied here), the join in it: nobody told yet
+                return told(now_kept)
+            return self.view(now_kept, user)  # joined meanwhile by another of its sessions: told then
 
-        def reread(now_kept: RoomRecord | None) -> RoomView:
-            """The room read again with the join: its members here and the other nodes are told of it."""
+        def told(now_kept: RoomRecord | None) -> RoomView:
+            """The room with the join: its members here and the other nodes are told of it."""
             if now_kept is None or user not in now_kept.members:
                 raise Refused(Refusal.NO_SUCH_ROOM, f"there is no room {spelled_room}")
             self._announce(now_kept, Entered(now_kept.name, now_kept.members[user]), session)
@@ -753,8 +762,27 @@ class Rooms:
         if record.members or (record.founder is not None and self._protected(username_key(record.founder))):
             return []
         self._drop(record)
-        room = room_key(record.name)
-        return [lambda: self._store.vacate_room(room)]  # not if a member came in on another node meanwhile
+        return [partial(self._vacated, room_key(record.name))]
+
+    def _vacated(self, room: str) -> Deferred[None]:
+        """Remove the room ``room`` (a key), dropped here as emptied, from the store, which keeps it if a
+        member joined it on another node meanwhile: then it is read again.  A JOIN of it here waits till
+        then, lest it create anew a room the store keeps with its settings (its user made an operator)."""
+        self._removals[room] = self._removals.get(room, 0) + 1
+        self._vacating.setdefault(room, [])
+
+        def answered(stays: bool) -> Deferred[RoomRecord | None] | None:
+            return self._reread(room) if stays else None
+
+        def done(result: object) -> object:
+            self._removals[room] -= 1
+            if not self._removals[room]:
+                del self._removals[room]
+                for waiting in self._vacating.pop(room):
+                    waiting.callback(None)
+            return result
+
+        return self._store.vacate_room(room).addCallback(answered).addBoth(done).addCallback(lambda _: None)
 
     def _write(self, writes: list[Write]) -> Deferred[None]:
         """Make ``writes``; fires once all are kept (or the first fails)."""

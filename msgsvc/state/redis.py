@@ -720,10 +720,11 @@ return 1
 VACATE_ROOM = Script(
     DROP_ROOM
     + """
--- KEYS: as DELETE_ROOM's; ARGV: room.  Not while a member is kept (joined on another node meanwhile).
-if redis.call('HLEN', KEYS[3]) > 0 then return 0 end
+-- KEYS: as DELETE_ROOM's; ARGV: room.  Not while a member is kept (joined on another node meanwhile):
+-- 1 then, else 0.
+if redis.call('HLEN', KEYS[3]) > 0 then return 1 end
 drop_room(ARGV[1])
-return 1
+return 0
 """
 )
 
@@ -1325,9 +1326,9 @@ class RedisState(Service):
         keys = [ROOMS, ROOM_SETTINGS, members_key(room), bans_key(room)]
         return self.redis.script(DELETE_ROOM, keys, [room]).addCallback(lambda _: None)
 
-    def vacate_room(self, room: str) -> Deferred[None]:
+    def vacate_room(self, room: str) -> Deferred[bool]:
         keys = [ROOMS, ROOM_SETTINGS, members_key(room), bans_key(room)]
-        return self.redis.script(VACATE_ROOM, keys, [room]).addCallback(lambda _: None)
+        return self.redis.script(VACATE_ROOM, keys, [room]).addCallback(lambda stays: stays == 1)
 
     def set_room(self, record: RoomRecord) -> Deferred[None]:
         room = room_key(record.name)

@@ -649,10 +649,12 @@ class Database:
         for table, column in (("rooms", "key"), ("room_members", "room"), ("room_bans", "room")):
             self._db.execute(f"DELETE FROM {table} WHERE {column} = ?", (room,))
 
-    def vacate_room(self, room: str) -> None:
+    def vacate_room(self, room: str) -> bool:
         """RoomStore.vacate_room: not while a member is kept."""
-        if self._db.execute("SELECT 1 FROM room_members WHERE room = ?", (room,)).fetchone() is None:
-            self.delete_room(room)
+        if self._db.execute("SELECT 1 FROM room_members WHERE room = ?", (room,)).fetchone() is not None:
+            return True
+        self.delete_room(room)
+        return False
 
     def set_room(self, record: RoomRecord) -> None:
         """``record``'s topic and founder (RoomStore.set_room: a later topic kept stays)."""
@@ -1037,7 +1039,7 @@ class SqliteStore(Service):
     def delete_room(self, room: str) -> Deferred[None]:
         return self._batched(lambda db: db.delete_room(room))
 
-    def vacate_room(self, room: str) -> Deferred[None]:
+    def vacate_room(self, room: str) -> Deferred[bool]:
         return self._batched(lambda db: db.vacate_room(room))
 
     def set_room(self, record: RoomRecord) -> Deferred[None]:

@@ -298,13 +298,10 @@ class MemoryStore(Service):
     def delete_room(self, room: str) -> Deferred[None]:
         return self._room_write(lambda: self.rooms_kept.pop(room, None))
 
-    def vacate_room(self, room: str) -> Deferred[None]:
-        def change() -> None:
-            kept = self.rooms_kept.get(room)
-            if kept is not None and not kept.members:
-                del self.rooms_kept[room]
-
-        return self._room_write(change)
+    def vacate_room(self, room: str) -> Deferred[bool]:
+        kept = self.rooms_kept.get(room)
+        stays = kept is not None and bool(kept.members)
+        return self._room_write(lambda: stays or self.rooms_kept.pop(room, None)).addCallback(lambda _: stays)
 
     def set_room(self, record: RoomRecord) -> Deferred[None]:
         def change() -> None:
