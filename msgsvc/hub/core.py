@@ -401,6 +401,12 @@ class Hub:
             return None
         return self._view(key, record)
 
+    def account(self, name: str) -> str | None:
+        """``name`` as the log spells it if it is protected (an account), else None: what IRC's
+        ``account-tag`` says on each message, so a look-up, not a :meth:`user` view."""
+        record = self._log.get(username_key(name))
+        return record.name if record is not None and record.protected else None
+
     @property
     def node(self) -> str | None:
         """This node's name in a service of several (``--redis``); None for a server alone."""

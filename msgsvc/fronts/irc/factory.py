@@ -133,8 +133,7 @@ class IrcFactory(Factory["IrcSession"]):
 
     def account(self, name: str) -> str | None:
         """``name``'s account, as IRC's account-tag and extended-join say it: its name if protected."""
-        user = self.clients.hub.user(name)
-        return user.name if user is not None and user.protected else None
+        return self.clients.hub.account(name)
 
     def neighbours(self, key: str) -> list[IrcBase]:
         """The IRC sessions of others that share a channel with the nick ``key`` (#all or a room)."""
