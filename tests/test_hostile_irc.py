@@ -307,7 +307,7 @@ class HostileIrcTests(SynchronousTestCase):
 
 
 class BigRoomTests(SynchronousTestCase):
-    """WHO and NAMES of a room of 300 members, and LIST of 60 rooms, each asked 100 times in one read by a
+    """WHO, NAMES and the 96 bans (MODE b) of a room of 300 members, and LIST of 60 rooms, each asked 100 times in one read by a
     client that does not read its answers: what one read makes the server hold stays within the send queue
     (attack35: over loopback, 10 such clients of a 1,000-member room's WHO held 160 MB more and a
     bystander's PING waited 4.8 s; its NAMES 0.9 s)."""
@@ -322,6 +322,8 @@ class BigRoomTests(SynchronousTestCase):
             protocol.dataReceived(b"JOIN #big\r\n")
             if i < 60:  # and 60 rooms with a long topic each
                 protocol.dataReceived(f"JOIN #r{i}\r\nTOPIC #r{i} :{'t' * 390}\r\n".encode())
+            if i == 0:  # and #big's bans (96: the rest of its line burst), of long masks
+                protocol.dataReceived(b"".join(b"MODE #big +b %03d%s!*@*\r\n" % (n, b"x" * 120) for n in range(100)))
             self.harness.end_of_pass()
         self.attacker = Irc(self.harness, IrcFactory(self.harness.clients, SERVER))
         self.attacker.register("mallory")
@@ -350,3 +352,7 @@ class BigRoomTests(SynchronousTestCase):
         who = ["352"] * 300 + ["315"]
         got = first + numerics(self.attacker.read())
         self.assertEqual(got, [*who, "321", "322", *(["322"] * 60), "323", *who, "PONG"])
+
+    def test_bans_of_a_room_asked_in_a_burst_are_held_within_the_send_queue(self) -> None:
+        self.attacker.send("JOIN #big")  # a member: it may read the bans
+        self.assertLessEqual(self.asked_100_times(b"MODE #big b\r\n"), 64 * 1024)

@@ -223,7 +223,7 @@ class LineAttackEndToEndTests(TestCase):
 
 
 class BigRoomTests(SynchronousTestCase):
-    """MEMBERS of a room of 300 members and of #all, and ROOMS of 60 rooms, each asked 100 times in one read
+    """MEMBERS and the 96 bans (MODE b) of a room of 300 members, MEMBERS #all, and ROOMS of 60 rooms, each asked 100 times in one read
     by a client that does not read its answers: what one read makes the server hold stays within the send
     queue (attack35: over loopback, 10 such clients of a 1,000-member room held 48 MB more and a
     bystander's PING waited 1.7 s; MEMBERS #all 3.3 s)."""
@@ -238,6 +238,8 @@ class BigRoomTests(SynchronousTestCase):
             protocol.dataReceived(b"JOIN #big\r\n")
             if i < 60:  # and 60 rooms with a long topic each
                 protocol.dataReceived(f"JOIN #r{i}\r\nTOPIC #r{i} :{'t' * 390}\r\n".encode())
+            if i == 0:  # and #big's bans (96: the rest of its line burst), of long masks
+                protocol.dataReceived(b"".join(b"MODE #big +b %03d%s!*@*\r\n" % (n, b"x" * 120) for n in range(100)))
             self.harness.end_of_pass()
         self.attacker, self.transport = self.harness.register("mallory", version=12)
 
@@ -275,3 +277,8 @@ class BigRoomTests(SynchronousTestCase):
         self.assertEqual(message % len(listing), 0)  # after a listing's end
         self.assertLess(message, 5 * len(listing))  # before the last: it did not wait for the burst
         self.assertEqual(got[:message] + got[message + 1 :], listing * 5 + ["PONG :after"])
+
+    def test_bans_of_a_room_asked_in_a_burst_are_held_within_the_send_queue(self) -> None:
+        self.attacker.dataReceived(b"JOIN #big\r\n")  # a member: it may read the bans
+        self.harness.end_of_pass()
+        self.assertLessEqual(self.asked_100_times(b"MODE #big b\r\n"), 64 * 1024)
