@@ -439,9 +439,10 @@ class Rooms(Channel):
         self.numeric(RPL_CREATIONTIME, view.name, str(int(view.created)))
 
     def _say_bans(self, view: RoomView) -> None:
-        for ban in view.bans:
-            self.numeric(rfc.RPL_BANLIST, view.name, ban.mask, ban.by, str(int(ban.at)))
-        self.numeric(rfc.RPL_ENDOFBANLIST, view.name, "End of channel ban list")
+        """The ban list as a listing (paced: up to ROOM_BANS_MAX long masks, asked again and again)."""
+        rows = (self._numeric(rfc.RPL_BANLIST, view.name, b.mask, b.by, str(int(b.at))) for b in view.bans)
+        ended = self._numeric(rfc.RPL_ENDOFBANLIST, view.name, "End of channel ban list")
+        self._list(chain(rows, (ended,)))
 
     # -- what the hub tells -----------------------------------------------------
 
