@@ -863,6 +863,45 @@ class ClusterTests(RedisCase):
             self.assertRegex(answer(dave), f"^ROOM {room} \\S+ \\+nt :$")
             self.assertEqual(dave.until("ENDMEMBERS")[-1], f"ENDMEMBERS {room} 2")
 
+    def test_a_join_where_a_room_kept_elsewhere_was_dropped_makes_no_operator_of_it(self) -> None:
+        """alice (node one) leaves #cN, +ik, as bob (node two, invited, with the key) joins it, and mallory
+        (node one, neither invited nor given the key) joins it too: node one has dropped the room, so
+        mallory's join creates it, and the store must not make her a member, let alone an operator, of the
+        +ik room it keeps with bob (attack35: 12 of the 13 times bob's join was kept, mallory was an
+        operator of it, and node one showed it +nt with no key)."""
+        many = ["--new-rooms-per-hour", "1000", "--new-names-burst", "100"]
+        one, two = self.node(extra=many), self.node(extra=many)
+        alice, bob = self.room_user(one, "alice"), self.room_user(two, "bob")
+
+        def joined(peer: Peer) -> None:
+            """Read a JOIN's answer through its end (ENDMEMBERS, or an ERROR)."""
+            while not peer.line().startswith(("ENDMEMBERS ", "ERROR ")):
+                pass
+
+        for trial in range(30):
+            room = f"#c{trial}"
+            mallory = self.room_user(one, f"mallory{trial}")  # a line burst of her own
+            alice.send(f"JOIN {room}")
+            alice.until("ENDMEMBERS")
+            alice.send(f"MODE {room} +ik sekrit")
+            alice.until(f"MODE {room} alice +ik")
+            alice.send(f"INVITE {room} bob")
+            alice.until(f"INVITED {room} bob")
+            bob.until(f"INVITATION {room} alice")
+            alice.send(f"PART {room}")
+            bob.send(f"JOIN {room} :sekrit")
+            for _ in range(20):
+                mallory.send(f"JOIN {room}")
+            alice.until(f"PARTED {room} alice")
+            joined(bob)
+            for _ in range(20):
+                joined(mallory)  # each kept (or refused) before it is answered
+            settings = redis_call(self.redis.port, "HGET", "msgsvc:rooms:settings", room)
+            member = redis_call(self.redis.port, "HEXISTS", f"msgsvc:members:{room}", f"mallory{trial}")
+            if settings is not None and "i" in json.loads(settings)[3]:
+                self.assertEqual(member, 0, f"mallory{trial} is in {room}, +ik")
+            mallory.close()
+
     def admin(self, *args: str) -> subprocess.CompletedProcess[str]:
         """``python -m msgsvc.admin`` on the service's Redis."""
         return subprocess.run(
