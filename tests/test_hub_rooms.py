@@ -926,6 +926,70 @@ class TwoNodesTests(SynchronousTestCase):
         # a wrote its own after b's, unheard yet: it takes b's with its own (told as alice's)
         self.assertEqual(self.room_events(alice), [[ModeSet("#r", "alice", (("+m", None),))]])
 
+    def test_a_room_created_at_once_on_two_nodes_is_the_first_kept_and_the_other_creator_joins_it(self) -> None:
+        """alice creates #r on a, kept first; bob's creation of it on b, before b hears of alice's, finds it
+        kept: b reads it and bob joins it as a plain member; each node and the store end alike, and alice is
+        told of bob (attack35: the store made bob an operator of it)."""
+        alice, bob = self.join("a", "alice"), self.join("b", "bob")
+        self.successResultOf(alice.user.join("#r", None))
+        view = self.successResultOf(bob.user.join("#r", None))
+        self.assertEqual([(m.name, m.op) for m in view.members], [("alice", True), ("bob", False)])
+        self.assertEqual(self.networks["b"].room_changes, [Entered("#r", Member("bob", since=START))])
+        self.hear("a")
+        self.hear("b")
+        members = [("alice", True, False), ("bob", False, False)]
+        self.assertEqual(self.kept(), ("nt", None, None, members))
+        self.assertEqual((self.room("a"), self.room("b")), (self.kept(), self.kept()))
+        self.assertEqual([view.founder for view in (self.hubs[n].rooms.find("#r") for n in "ab") if view], ["alice"] * 2)
+        self.assertEqual([e for e in alice.room_events() if isinstance(e, Entered)], [Entered("#r", Member("bob", since=START))])
+
+    def test_a_join_heard_while_this_nodes_creation_of_the_room_is_answered_is_kept(self) -> None:
+        """bob's creation of #r on b is kept first; alice's on a finds it kept and joins it; b hears her join
+        before its own creation's answer, and reads the room, answered after it: b holds #r by then, and
+        takes her join into it, telling bob (it read the room again and kept its own, without alice)."""
+        alice, bob = self.join("a", "alice"), self.join("b", "bob")
+        create, room = self.store.create_room, self.store.room
+        created: Deferred[None] = Deferred()
+        read: Deferred[None] = Deferred()
+
+        def later(call: Any, answer: Deferred[None]) -> Any:
+            """``call`` made at once, answered once ``answer`` fires."""
+
+            def made(*args: Any) -> Deferred[Any]:
+                kept = self.successResultOf(call(*args))
+                return answer.addCallback(lambda _: kept)
+
+            return made
+
+        self.patch(self.store, "create_room", later(create, created))
+        joined = bob.user.join("#r", None)
+        self.patch(self.store, "create_room", create)
+        self.successResultOf(alice.user.join("#r", None))
+        self.patch(self.store, "room", later(room, read))
+        self.hear("a")
+        created.callback(None)
+        self.assertEqual([m.name for m in self.successResultOf(joined).members], ["bob"])
+        read.callback(None)
+        self.assertEqual(self.room("b"), ("nt", None, None, [("alice", False, False), ("bob", True, False)]))
+        self.assertEqual([e for e in bob.room_events() if isinstance(e, Entered)], [Entered("#r", Member("alice", since=START))])
+
+    def test_a_join_of_a_room_kept_but_not_heard_of_here_is_checked_as_any_join(self) -> None:
+        """alice made #r +ik on a, unheard on b: mallory's JOIN on b, which does not hold it, finds it kept;
+        b reads it and refuses her (not invited), writes and tells nothing; with an invitation and the key
+        she joins it, no operator (attack35: made an operator of the kept +ik room)."""
+        alice, mallory = self.join("a", "alice"), self.join("b", "mallory")
+        self.successResultOf(alice.user.join("#r", None))
+        self.successResultOf(alice.user.mode("#r", [("+i", None), ("+k", "sekrit")]))
+        self.assertEqual(self.failureResultOf(mallory.user.join("#r", "sekrit"), Refused).value.refusal, Refusal.INVITE_ONLY)
+        self.assertEqual((self.kept(), self.networks["b"].room_changes), (("int", "sekrit", None, [("alice", True, False)]), []))
+        self.assertEqual(self.room("b"), self.kept())  # read as the store has it
+        self.hubs["a"].nodes.remote_joined(RemoteUser("mallory", "b", "10.0.0.9:5000", "tcp", START), START, False, False)
+        self.successResultOf(alice.user.invite("#r", "mallory"))
+        self.hear("a")
+        self.assertEqual(self.assertRaises(Refused, mallory.user.join, "#r", None).refusal, Refusal.BAD_KEY)  # held now
+        self.successResultOf(mallory.user.join("#r", "sekrit"))
+        self.assertEqual(self.kept(), ("int", "sekrit", None, [("alice", True, False), ("mallory", False, False)]))
+
     def room_events(self, *participants: RecordingParticipant) -> list[list[object]]:
         return [[e for e in p.room_events() if isinstance(e, ModeSet)] for p in participants]
 

@@ -548,19 +548,20 @@ class RoomContract(_Base):
         expected.bans["*!~x@192.0.2.*"] = Ban("*!~x@192.0.2.*", "bob", 33.0)
         self.assertEqual(await (await self.reopened()).rooms(), [expected])
 
-    async def test_a_room_created_again_keeps_what_it_has_and_gains_the_members(self) -> None:
-        """Created on two nodes at once: neither creation undoes the other; the earlier founding stands."""
-        await self.state.create_room(dev(), 50)
+    async def test_a_room_kept_already_is_not_created_again_and_its_creator_is_no_member(self) -> None:
+        """Created on another node a moment before, or not read on this one: False, nothing written, not
+        even counted; the creator joins it as any room (attack35: an operator of a kept +ik room)."""
+        record = replace(dev(), modes="i", key="sekrit")
+        await self.state.create_room(record, 50)
         await self.state.put_ban("#dev", Ban("eve!*@*", "Alice", 31.0))
-        await self.state.set_room(replace(dev(), topic="kept"))
-        later = RoomRecord("#DEV", 10.0, "bob", members={"bob": Member("bob", op=True, since=10.0)})
-        await self.state.create_room(later, 50)  # the same time: Alice's name comes first
-        earlier = RoomRecord("#Dev", 9.5, "zed", modes="", members={"zed": Member("zed", op=True, since=9.5)})
-        await self.state.create_room(earlier, 50)
-        expected = replace(dev(Member("bob", op=True, since=10.0)), created=9.5, founder="zed", topic="kept")
-        expected.members["zed"] = Member("zed", op=True, since=9.5)
-        expected.bans["eve!*@*"] = Ban("eve!*@*", "Alice", 31.0)
+        await self.state.set_room(replace(record, topic="kept"))
+        zed = Member("zed", op=True, since=9.5)
+        earlier = RoomRecord("#DEV", 9.5, "zed", modes="", members={"zed": zed}, bans={"x": Ban("x", "zed", 9.5)})
+        self.assertIs(await self.state.create_room(earlier, 50), False)
+        self.assertIs(await self.state.create_room(earlier, 0), False)
+        expected = replace(record, topic="kept", bans={"eve!*@*": Ban("eve!*@*", "Alice", 31.0)})
         self.assertEqual(await (await self.reopened()).rooms(), [expected])
+        self.assertEqual(await self.state.room("#dev"), expected)
 
     async def test_a_later_topic_kept_stays_when_an_earlier_one_comes(self) -> None:
         """Topics set at once on two nodes: the later (time, then setter) stays, the founder is set."""
@@ -600,12 +601,10 @@ class RoomContract(_Base):
         self.assertIsNone(await self.state.enter("#ops", Member("alice", since=12.0), 10, 2))
         alices = RoomRecord("#new", 13.0, "alice", members={"alice": Member("alice", op=True, since=13.0)})
         self.assertIs(await self.state.create_room(alices, 2), Refusal.TOO_MANY_ROOMS)  # nothing kept
-        self.assertIsNone(await self.state.create_room(alices, 3))
-        again = RoomRecord("#Dev", 12.0, "ALICE", members={"alice": Member("ALICE", op=True, since=12.0)})
-        self.assertIsNone(await self.state.create_room(again, 3))  # created at once: in it already, not counted
+        self.assertIs(await self.state.create_room(alices, 3), True)
         rooms = await (await self.reopened()).rooms()
         self.assertEqual([(r.name, sorted(r.members)) for r in rooms], [("#Dev", ["alice"]), ("#new", ["alice"]), ("#ops", ["alice", "bob"])])
-        self.assertIs(await self.state.create_room(RoomRecord("#x", 14.0, "bob", members={"bob": bob}), 2), None)
+        self.assertIs(await self.state.create_room(RoomRecord("#x", 14.0, "bob", members={"bob": bob}), 2), True)
 
     async def test_a_deleted_room_goes_with_its_members_and_bans(self) -> None:
         await self.state.create_room(dev(Member("bob", since=12.0)), 50)

@@ -313,8 +313,8 @@ class RoomRecord:
 
 
 def founding(record: RoomRecord) -> tuple[float, str]:
-    """What decides which of two creations of one room (on two nodes at once) made it: the earlier, then
-    the founder's name first in code-point order (every node and store decides alike)."""
+    """Which of two creations of one room a node heard of made it (the store keeps one only:
+    :meth:`RoomStore.create_room`): the earlier, then the founder's name first in code-point order."""
     return record.created, record.founder or ""
 
 
@@ -705,12 +705,12 @@ class RoomStore(Protocol):
     def room(self, room: str) -> Deferred[RoomRecord | None]:
         """The room ``room`` as :meth:`rooms` reads it; None if none is kept."""
 
-    def create_room(self, record: RoomRecord, most: int) -> Deferred[Refusal | None]:
+    def create_room(self, record: RoomRecord, most: int) -> Deferred[Refusal | bool]:
         """Keep a new room, with its members (its founder) and settings, unless one of them is in ``most``
-        rooms already, as kept (the rooms created and joined on every node counted): None, or
-        TOO_MANY_ROOMS (nothing kept).  A room of that key already kept (created at the same moment on
-        another node) stays as it is, with ``record``'s members added and the :func:`founding` that
-        comes first its name's spelling, creation time and founder."""
+        rooms already, as kept (the rooms created and joined on every node counted): True, or
+        TOO_MANY_ROOMS (nothing kept).  False: a room of that key is kept already (created at the same
+        moment on another node, or one this node has not read): nothing written, its joiner is no member
+        of it; the node reads it (:meth:`room`) and joins it as any room (:meth:`enter`)."""
 
     def delete_room(self, room: str) -> Deferred[None]:
         """Forget a room, its members and its bans."""

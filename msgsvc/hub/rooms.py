@@ -195,11 +195,15 @@ class Rooms:
 
         def read(record: RoomRecord | None) -> RoomRecord | None:
             if room not in self._rooms and record is not None:
-                self._hold(record)
-                self._emit(RoomChanged(record.name))
+                self._read(record)
             return self._rooms.get(room)
 
         return self._store.room(room).addCallback(read)
+
+    def _read(self, record: RoomRecord) -> None:
+        """Hold ``record``, read from the store, as a room this node did not hold."""
+        self._hold(record)
+        self._emit(RoomChanged(record.name))
 
     def _end_absent(self) -> None:
         """End the memberships (and foundings) of unprotected names online nowhere, and remove the rooms
@@ -237,17 +241,26 @@ class Rooms:
             first = Member(spelled, op=True, since=now)
             made = RoomRecord(name, now, spelled, members={user: first})
 
-            def created(refusal: Refusal | None) -> RoomView:
-                """Kept unless the store, which counts every node's rooms, found the name in too many;
-                the room as it is here now (created at once here or on another node: one room)."""
-                if refusal is not None:
-                    raise Refused(refusal, f"you are in {most} rooms, the limit")
+            def created(made_here: Refusal | bool) -> RoomView | Deferred[RoomView]:
+                """Kept unless the store, which counts every node's rooms, found the name in too many, or
+                keeps the room already (created at once on another node, or not read here yet: joined
+                as any room, read first); the room as it is here now."""
+                if isinstance(made_here, Refusal):
+                    raise Refused(made_here, f"you are in {most} rooms, the limit")
+                if not made_here:
+                    return self._reread(room_key(made.name)).addErrback(self._unkept).addCallback(existing)
                 event = Entered(made.name, first, created=True)
                 now_kept = self._found(event)
                 if user not in now_kept.members:
                     self._apply(now_kept, event)  # its write made
                     self._announce(now_kept, event, session)
                 return self.view(now_kept, user)
+
+            def existing(kept: RoomRecord | None) -> Deferred[RoomView]:
+                """The room the store keeps, now held here, joined by the checks of any join."""
+                if kept is None:  # emptied meanwhile on another node
+                    raise Refused(Refusal.NO_SUCH_ROOM, f"there is no room {made.name}")
+                return self.join(session, name, key)
 
             return self._store.create_room(made, most).addErrback(self._unkept).addCallback(created)
         founder = _founded(record, user) and self._protected(user)  # an unprotected name's next holder: no
@@ -476,8 +489,8 @@ class Rooms:
         key = room_key(event.room)
         record = self._rooms.get(key)
         match event:
-            case Entered(_, _, False) if record is None:  # the room was emptied here: the store has it
-                self._quietly(self._reread(key).addCallback(self._reentered, event))
+            case Entered(_, _, False) if record is None:  # emptied here, or being created here: the store has it
+                self._quietly(self._store.room(key).addCallback(self._reentered, event))
                 return
             case Entered(_, _, True):
                 record = self._found(event)
@@ -508,15 +521,24 @@ class Rooms:
         self._apply(record, event)
         self._quietly(self._write(self._vacate(record)))  # its last members left at once here and there
 
-    def _reentered(self, record: RoomRecord | None, event: Entered) -> None:
-        """``record``, read again for ``event`` from another node: its members here are told of the join,
-        unless the joiner left it meanwhile."""
-        if record is not None and username_key(event.member.name) in record.members:
-            self._tell(record, event, None)
+    def _reentered(self, read: RoomRecord | None, event: Entered) -> None:
+        """``event``, from another node, of a room not held here, and the room as the store has it since
+        (``read``): held here meanwhile (its creation here kept first, or read for another join), the join
+        is taken as any; else ``read`` is held, and its members here told of the join.  Neither if the
+        joiner left it meanwhile."""
+        joined = read is not None and username_key(event.member.name) in read.members
+        if room_key(event.room) in self._rooms:
+            if joined:
+                self.remote(event)
+        elif read is not None:
+            self._read(read)
+            if joined:
+                self._tell(read, event, None)
 
     def _found(self, event: Entered) -> RoomRecord:
-        """The room ``event`` created, here or on another node: new, or the one held (created at once
-        here and there), whose founding is the earlier of the two (:func:`founding`)."""
+        """The room ``event`` created, here or on another node: new, or the one held (read here already
+        for a join of it, or heard of out of order), whose founding is the earlier of the two
+        (:func:`founding`)."""
         key, member = room_key(event.room), event.member
         made = RoomRecord(event.room, member.since, member.name)
         record = self._rooms.setdefault(key, made)

@@ -674,31 +674,19 @@ CREATE_ROOM = Script(
     DROP_ROOM
     + """
 -- KEYS: the rooms, their settings, the room's members, its bans.  ARGV: room, what it is, settings,
--- JSON [[name key, member]...], JSON [[name key, ban]...], most.  Returns 'ok', or 'many' (nothing
--- kept: a member not in it is in `most` rooms).  A room kept (created at once on another node) keeps
--- its settings and gains the members; the earlier founding (created, founder) is its own.
-local kept = redis.call('HGET', KEYS[1], ARGV[1])
+-- JSON [[name key, member]...], JSON [[name key, ban]...], most.  Returns 'ok', 'kept' (a room of that
+-- key is kept: nothing written, its joiner enters it as any room) or 'many' (nothing kept: a member is
+-- in `most` rooms).
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 'kept' end
 local members = cjson.decode(ARGV[4])
 for _, m in ipairs(members) do
   local memberships = 'msgsvc:memberships:' .. m[1]
   if redis.call('SISMEMBER', memberships, ARGV[1]) == 0
     and redis.call('SCARD', memberships) >= tonumber(ARGV[6]) then return 'many' end
 end
-if kept then
-  local function founding(entry)
-    local what = cjson.decode(entry)
-    return what[2], type(what[3]) == 'string' and what[3] or ''
-  end
-  local created, founder = founding(ARGV[2])
-  local was_created, was_founder = founding(kept)
-  if created < was_created or (created == was_created and founder < was_founder) then
-    redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-  end
-else
-  drop_room(ARGV[1])
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-  redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
-end
+drop_room(ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 for _, m in ipairs(members) do
   redis.call('HSET', KEYS[3], m[1], m[2])
   redis.call('SADD', 'msgsvc:memberships:' .. m[1], ARGV[1])
@@ -855,13 +843,16 @@ return redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 )
 
 
-#: ENTER's and CREATE_ROOM's answers.
+#: ENTER's answers.
 _ENTERED: dict[str, Refusal | None] = {
     "ok": None,
     "gone": Refusal.NO_SUCH_ROOM,
     "full": Refusal.ROOM_FULL,
     "many": Refusal.TOO_MANY_ROOMS,
 }
+
+#: CREATE_ROOM's answers.
+_CREATED: dict[str, Refusal | bool] = {"ok": True, "kept": False, "many": Refusal.TOO_MANY_ROOMS}
 
 
 def room_entry(record: RoomRecord) -> str:
@@ -1312,7 +1303,7 @@ class RedisState(Service):
         keys = [ROOMS, ROOM_SETTINGS, members_key(room), bans_key(room)]
         return self.redis.script(ROOM, keys, [room]).addCallback(lambda what: _room(*what) if what else None)
 
-    def create_room(self, record: RoomRecord, most: int) -> Deferred[Refusal | None]:
+    def create_room(self, record: RoomRecord, most: int) -> Deferred[Refusal | bool]:
         room = room_key(record.name)
         members = [[key, member_entry(m)] for key, m in record.members.items()]
         bans = [[key, ban_entry(b)] for key, b in record.bans.items()]
@@ -1320,7 +1311,7 @@ class RedisState(Service):
             CREATE_ROOM,
             [ROOMS, ROOM_SETTINGS, members_key(room), bans_key(room)],
             [room, room_entry(record), room_settings(record), json.dumps(members), json.dumps(bans), most],
-        ).addCallback(lambda answer: _ENTERED[answer])
+        ).addCallback(lambda answer: _CREATED[answer])
 
     def delete_room(self, room: str) -> Deferred[None]:
         keys = [ROOMS, ROOM_SETTINGS, members_key(room), bans_key(room)]

@@ -34,7 +34,6 @@ from msgsvc.hub.contracts import (
     Stored,
     UserRecord,
     changed_modes,
-    founding,
     topic_stamp,
 )
 from msgsvc.hub.conversations import participants
@@ -613,32 +612,26 @@ class Database:
             records[room].bans[key] = Ban(mask, by, at)
         return list(records.values())
 
-    def create_room(self, record: RoomRecord, most: int) -> Refusal | None:
-        """A new room, with its members (RoomStore.create_room: one kept gains them), unless one of them
-        not in it is in ``most`` rooms."""
+    def create_room(self, record: RoomRecord, most: int) -> Refusal | bool:
+        """A new room, with its members (RoomStore.create_room: False, nothing written, if one is kept),
+        unless one of them not in it is in ``most`` rooms."""
         key = room_key(record.name)
+        if self._db.execute("SELECT 1 FROM rooms WHERE key = ?", (key,)).fetchone() is not None:
+            return False
         for name in record.members:
             if self._in_rooms(name, key) >= most:
                 return Refusal.TOO_MANY_ROOMS
-        kept = self._db.execute("SELECT created, founder FROM rooms WHERE key = ?", (key,)).fetchone()
-        if kept is not None:
-            if founding(record) < (kept[0], kept[1] or ""):
-                self._db.execute(
-                    "UPDATE rooms SET name = ?, created = ?, founder = ? WHERE key = ?",
-                    (record.name, record.created, record.founder, key),
-                )
-        else:
-            self.delete_room(key)  # what a late write left of a room deleted
-            self._db.execute(
-                "INSERT INTO rooms VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (key, record.name, record.created, record.founder, record.topic, record.topic_by, record.topic_at)
-                + (record.modes, record.key, record.limit, record.version),
-            )
+        self.delete_room(key)  # what a late write left of a room deleted
+        self._db.execute(
+            "INSERT INTO rooms VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (key, record.name, record.created, record.founder, record.topic, record.topic_by, record.topic_at)
+            + (record.modes, record.key, record.limit, record.version),
+        )
         for member in record.members.values():
             self._put_member(key, member)
         for ban in record.bans.values():
             self.put_ban(key, ban)
-        return None
+        return True
 
     def _in_rooms(self, name: str, room: str) -> int:
         """How many rooms the name key ``name`` is kept in; none if ``room`` is one of them."""
@@ -1033,7 +1026,7 @@ class SqliteStore(Service):
     def room(self, room: str) -> Deferred[RoomRecord | None]:
         return self._batched(lambda db: db.room(room))
 
-    def create_room(self, record: RoomRecord, most: int) -> Deferred[Refusal | None]:
+    def create_room(self, record: RoomRecord, most: int) -> Deferred[Refusal | bool]:
         return self._batched(lambda db: db.create_room(record, most))
 
     def delete_room(self, room: str) -> Deferred[None]:

@@ -31,7 +31,6 @@ from msgsvc.hub.contracts import (
     Stored,
     UserRecord,
     changed_modes,
-    founding,
     topic_stamp,
 )
 from msgsvc.hub.conversations import participants
@@ -274,21 +273,14 @@ class MemoryStore(Service):
         change()
         return succeed(None)
 
-    def create_room(self, record: RoomRecord, most: int) -> Deferred[Refusal | None]:
+    def create_room(self, record: RoomRecord, most: int) -> Deferred[Refusal | bool]:
         room = room_key(record.name)
+        if room in self.rooms_kept:
+            return succeed(False)
         if any(self._in_rooms(name, room) >= most for name in record.members):
             return succeed(Refusal.TOO_MANY_ROOMS)
-
-        def change() -> None:
-            made = replace(deepcopy(record), invites={})
-            kept = self.rooms_kept.setdefault(room, made)
-            if kept is not made:
-                kept.members.update(made.members)
-                kept.bans.update(made.bans)
-                if founding(made) < founding(kept):
-                    kept.name, kept.created, kept.founder = made.name, made.created, made.founder
-
-        return self._room_write(change).addCallback(lambda _: None)
+        made = replace(deepcopy(record), invites={})
+        return self._room_write(lambda: self.rooms_kept.setdefault(room, made)).addCallback(lambda _: True)
 
     def _in_rooms(self, name: str, room: str) -> int:
         """How many rooms the name key ``name`` is kept in; none if ``room`` is one of them."""
