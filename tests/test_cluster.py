@@ -592,6 +592,22 @@ class ClusterTests(RedisCase):
                 return rooms
             time.sleep(0.05)
 
+    def operators_of_dev(self) -> tuple[Peer, Peer]:
+        """alice on one node and bob on another, both operators of #dev (alice made it, then made bob
+        one), each having seen the other's join."""
+        one, two = self.node(), self.node()
+        alice, bob = self.room_user(one, "alice"), self.room_user(two, "bob")
+        alice.until("JOINED bob")
+        alice.send("JOIN #dev")
+        alice.until("ENDMEMBERS")
+        self.listed(bob, "ROOMINFO #dev 1 :")
+        bob.send("JOIN #dev")
+        bob.until("ENDMEMBERS")
+        alice.until("ENTERED #dev bob")
+        alice.send("MODE #dev +o bob")
+        bob.until("MODE #dev alice +o bob")
+        return alice, bob
+
     def test_a_room_spans_two_nodes_its_messages_and_a_kick_cross_them(self) -> None:
         one, two = self.node(), self.node()
         alice, bob, carol = self.room_user(one, "alice"), self.room_user(two, "bob"), self.room_user(two, "carol")
@@ -658,17 +674,7 @@ class ClusterTests(RedisCase):
     def test_topics_set_at_once_on_two_nodes_agree_everywhere(self) -> None:
         """Each node applied its own topic, then the other's (attack 32: 5 of 5 disagreed): now the later
         stands on both nodes and in Redis."""
-        one, two = self.node(), self.node()
-        alice, bob = self.room_user(one, "alice"), self.room_user(two, "bob")
-        alice.until("JOINED bob")
-        alice.send("JOIN #dev")
-        alice.until("ENDMEMBERS")
-        self.listed(bob, "ROOMINFO #dev 1 :")
-        bob.send("JOIN #dev")
-        bob.until("ENDMEMBERS")
-        alice.until("ENTERED #dev bob")
-        alice.send("MODE #dev +o bob")
-        bob.until("MODE #dev alice +o bob")
+        alice, bob = self.operators_of_dev()
         alice.send("TOPIC #dev :from alice")
         bob.send("TOPIC #dev :from bob")
         # A change after each, seen on the other node: the topic before it was heard there too.
@@ -688,17 +694,7 @@ class ClusterTests(RedisCase):
         """+k, +l and a flag set at once on two nodes (Redis paused meanwhile, so neither has heard the
         other's): each node applied its own, then the other's, and ended with the other's key (attack 32),
         and Redis kept one node's flags; now both nodes end with the room as Redis keeps it, both flags."""
-        one, two = self.node(), self.node()
-        alice, bob = self.room_user(one, "alice"), self.room_user(two, "bob")
-        alice.until("JOINED bob")
-        alice.send("JOIN #dev")
-        alice.until("ENDMEMBERS")
-        self.listed(bob, "ROOMINFO #dev 1 :")
-        bob.send("JOIN #dev")
-        bob.until("ENDMEMBERS")
-        alice.until("ENTERED #dev bob")
-        alice.send("MODE #dev +o bob")
-        bob.until("MODE #dev alice +o bob")
+        alice, bob = self.operators_of_dev()
         redis_call(self.redis.port, "CLIENT", "PAUSE", "600", "WRITE")
         alice.send("MODE #dev +ikl a 10")
         bob.send("MODE #dev +mkl b 20")

@@ -32,7 +32,7 @@ from msgsvc.hub.ids import MessageIds
 from msgsvc.wire import Limits
 
 from .support.harness import PASSWORD, ServerHarness, lines, one_pass
-from .support.hostile import assert_reads_bounded
+from .support.hostile import assert_reads_bounded, big_room
 from .support.irc import Irc, Work, numerics
 
 SERVER = "irc.test"
@@ -313,18 +313,7 @@ class BigRoomTests(SynchronousTestCase):
     bystander's PING waited 4.8 s; its NAMES 0.9 s)."""
 
     def setUp(self) -> None:
-        names = [f"user{i:03d}" for i in range(300)]
-        records = tuple(UserRecord(name, 1.0, 1.0) for name in [*names, "mallory"])
-        limits = Limits(max_send_queue=64 * 1024, max_per_ip=400)
-        self.harness = ServerHarness(limits, max_clients=400, records=records)
-        for i, name in enumerate(names):
-            protocol, _ = self.harness.register(name, host=f"10.0.{i}.1", version=12)
-            protocol.dataReceived(b"JOIN #big\r\n")
-            if i < 60:  # and 60 rooms with a long topic each
-                protocol.dataReceived(f"JOIN #r{i}\r\nTOPIC #r{i} :{'t' * 390}\r\n".encode())
-            if i == 0:  # and #big's bans (96: the rest of its line burst), of long masks
-                protocol.dataReceived(b"".join(b"MODE #big +b %03d%s!*@*\r\n" % (n, b"x" * 120) for n in range(100)))
-            self.harness.end_of_pass()
+        self.harness = big_room()
         self.attacker = Irc(self.harness, IrcFactory(self.harness.clients, SERVER))
         self.attacker.register("mallory")
 

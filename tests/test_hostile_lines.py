@@ -34,6 +34,7 @@ from .support.hostile import (
     assert_reads_bounded,
     assert_still_served,
     assert_vault_untouched,
+    big_room,
     assert_well_formed,
     attack,
     failures_logged,
@@ -229,18 +230,7 @@ class BigRoomTests(SynchronousTestCase):
     bystander's PING waited 1.7 s; MEMBERS #all 3.3 s)."""
 
     def setUp(self) -> None:
-        names = [f"user{i:03d}" for i in range(300)]
-        records = tuple(UserRecord(name, 1.0, 1.0) for name in [*names, "mallory"])
-        limits = Limits(max_send_queue=64 * 1024, max_per_ip=400)
-        self.harness = ServerHarness(limits, max_clients=400, records=records)
-        for i, name in enumerate(names):
-            protocol, _ = self.harness.register(name, host=f"10.0.{i}.1", version=12)
-            protocol.dataReceived(b"JOIN #big\r\n")
-            if i < 60:  # and 60 rooms with a long topic each
-                protocol.dataReceived(f"JOIN #r{i}\r\nTOPIC #r{i} :{'t' * 390}\r\n".encode())
-            if i == 0:  # and #big's bans (96: the rest of its line burst), of long masks
-                protocol.dataReceived(b"".join(b"MODE #big +b %03d%s!*@*\r\n" % (n, b"x" * 120) for n in range(100)))
-            self.harness.end_of_pass()
+        self.harness = big_room()
         self.attacker, self.transport = self.harness.register("mallory", version=12)
 
     def asked_100_times(self, line: bytes) -> int:

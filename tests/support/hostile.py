@@ -23,7 +23,7 @@ from zope.interface import implementer
 
 from msgsvc import wire
 from msgsvc.fronts.lines import ServerProtocol
-from msgsvc.hub.contracts import HistoryPolicy, Kind, Stored
+from msgsvc.hub.contracts import HistoryPolicy, Kind, Stored, UserRecord
 from msgsvc.hub.conversations import ALL, participants
 from msgsvc.hub.history import History
 from msgsvc.hub.ids import MessageIds
@@ -91,6 +91,26 @@ OPENINGS = st.sampled_from(
 )
 #: The attacker's account: an opening that claims it has another session, its phone.
 ACCOUNT = "password1"
+
+
+def big_room() -> ServerHarness:
+    """A server whose room #big has 300 members (user000 to user299, each from its own address) and 96
+    bans of long masks (the rest of its line burst), beside 60 rooms with a 390-character topic each,
+    and a 64 KiB send queue: listings that a burst asks for make megabytes unless they are held
+    (attack35); "mallory" is in the log, not yet connected."""
+    names = [f"user{i:03d}" for i in range(300)]
+    records = tuple(UserRecord(name, 1.0, 1.0) for name in [*names, "mallory"])
+    limits = Limits(max_send_queue=64 * 1024, max_per_ip=400)
+    harness = ServerHarness(limits, max_clients=400, records=records)
+    for i, name in enumerate(names):
+        protocol, _ = harness.register(name, host=f"10.0.{i}.1", version=12)
+        protocol.dataReceived(b"JOIN #big\r\n")
+        if i < 60:
+            protocol.dataReceived(f"JOIN #r{i}\r\nTOPIC #r{i} :{'t' * 390}\r\n".encode())
+        if i == 0:
+            protocol.dataReceived(b"".join(b"MODE #big +b %03d%s!*@*\r\n" % (n, b"x" * 120) for n in range(100)))
+        harness.end_of_pass()
+    return harness
 
 
 def with_history(harness: ServerHarness) -> None:
