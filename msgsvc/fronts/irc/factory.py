@@ -114,8 +114,8 @@ class IrcFactory(Factory["IrcSession"]):
 
     def _kept_rooms(self, name: str) -> frozenset[str]:
         """The rooms (keys) ``name`` stays in while offline: a protected name's; none for another."""
-        user = self.clients.hub.user(name)
-        return self.clients.hub.rooms.rooms_of(name) if user is not None and user.protected else frozenset()
+        hub = self.clients.hub
+        return hub.rooms.rooms_of(name) if hub.account(name) is not None else frozenset()
 
     def _away_in(self, rooms: frozenset[str], name: str, message: str | None) -> None:
         """``away-notify``: tell the sessions here of others in ``rooms`` that ``name`` is away with
