@@ -643,6 +643,23 @@ class SuiteTests(SynchronousTestCase):
         self.assertIn(("ngircd", 100), [(s.server, s.clients) for s in ran])
 
 
+    def test_a_peer_that_accepts_slowly_is_left_out_of_rows_it_would_take_minutes_to_ramp(self) -> None:
+        ran: list[Scenario] = []
+
+        def fake(scenario: Scenario, python: str) -> Measurement:
+            ran.append(scenario)
+            return Measurement(scenario, delivered=100, expected=100, seconds=1.0)
+
+        said = io.StringIO()
+        self.patch(sys, "stderr", said)
+        suite.standard(["msgsvc", "ngircd"], 1.0, "python", repeat=1, run=fake)
+        ngircd = {(s.workload, s.clients, s.rate is None) for s in ran if s.server == "ngircd"}
+        self.assertIn(("unicast", 100, True), ngircd)  # 100 / 12 a second: within the budget
+        self.assertIn(("broadcast", 1001, True), ngircd)  # a target compares with it there
+        self.assertFalse({("unicast", 1000, True), ("broadcast", 1001, False), ("idle", 10_000, True)} & ngircd)
+        self.assertIn("ngircd left out of {'workload': 'idle', 'clients': 10000}", said.getvalue())
+
+
 def run_bench(case: SynchronousTestCase, *argv: str) -> tuple[list[Scenario], str, str]:
     """``python -m msgsvc.bench run`` with ``argv``, measuring nothing: what it ran, what it said
     (stderr), what it printed (stdout)."""
