@@ -7,7 +7,14 @@ from twisted.trial import unittest
 
 from msgsvc.hub.contracts import Kind, Refusal, Refused
 from msgsvc.hub.conversations import ALL, conversation_key, conversation_named, participants
-from msgsvc.hub.ids import MessageIds, message_id, message_id_floor, message_id_time
+from msgsvc.hub.ids import (
+    MessageIds,
+    message_id,
+    message_id_floor,
+    message_id_text,
+    message_id_time,
+    message_id_value,
+)
 
 # 2026-12-02T08:14:03.116Z
 WHEN = 1796199243.116
@@ -52,6 +59,15 @@ class MessageIdTests(unittest.TestCase):
         self.assertLessEqual(message_id_floor(at), made)
         self.assertLess(made, message_id_floor(at + 0.001))
         self.assertEqual(message_id_time(message_id_floor(at)), at)
+
+    def test_an_id_is_its_128_bits_in_the_same_order(self) -> None:
+        made = [counting(start).make()[0] for start in (0, 1, 1 << 64, (1 << 80) - 1)]
+        made += [message_id_floor(0.0), "7" + "Z" * 25]
+        values = [message_id_value(id) for id in made]
+        self.assertEqual([message_id_text(value) for value in values], made)
+        self.assertEqual(sorted(values), [message_id_value(id) for id in sorted(made)])
+        self.assertEqual((values[-2], values[-1]), (0, (1 << 128) - 1))
+        self.assertEqual(values[0] >> 80, round(WHEN * 1000))
 
     def test_what_is_not_an_id(self) -> None:
         made = counting(0).make()[0]

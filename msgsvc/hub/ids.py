@@ -12,11 +12,24 @@ from twisted.internet.interfaces import IReactorTime
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _MESSAGE_ID = re.compile("[0-7][0-9A-HJKMNP-TV-Z]{25}")
 _RANDOM_BITS = 80
+# Crockford's digits as int()'s base-32 digits.
+_TO_INT_DIGITS = str.maketrans(_CROCKFORD, "0123456789abcdefghijklmnopqrstuv")
 
 
 def _encode_id(value: int) -> str:
     """``value`` (128 bits) as 26 characters of Crockford's base 32, the most significant first."""
     return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+
+
+def message_id_value(position: str) -> int:
+    """A message id (or :func:`message_id_floor`) as its 128 bits: ids and their values are in the same
+    order."""
+    return int(position.translate(_TO_INT_DIGITS), 32)
+
+
+def message_id_text(value: int) -> str:
+    """The message id whose value (:func:`message_id_value`) is ``value``."""
+    return _encode_id(value)
 
 
 def message_id(text: str) -> str | None:

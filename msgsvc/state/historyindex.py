@@ -1,0 +1,237 @@
+"""The SQLite history's index, in memory: each conversation's entries in order, and each name's direct
+conversations by their newest entry (docs/performance.rst, "The history's index in memory").
+
+SQLite keeps the history as one table in id order, so that appending writes at its end; what the
+reads need besides is here, built from that table when the server starts (:meth:`HistoryIndex.built`,
+one scan) and kept exact by every append and drop.  An entry is its id's 128 bits
+(:func:`msgsvc.hub.ids.message_id_value`), a conversation's entries one array of their 64-bit halves,
+high then low: 16 bytes an entry.  What is changed between :meth:`~HistoryIndex.begin` and
+:meth:`~HistoryIndex.commit` is journaled, so that a transaction rolled back
+(:meth:`~HistoryIndex.rollback`) leaves the index as its table is.
+"""
+
+from __future__ import annotations
+
+import sys
+from array import array
+from collections.abc import Iterable, Iterator
+
+from msgsvc.hub.conversations import participants
+
+_HALF = 64
+_LOW = (1 << _HALF) - 1
+
+
+def _at(values: array[int], i: int) -> int:
+    """The ``i``-th value of a conversation's array."""
+    return values[2 * i] << _HALF | values[2 * i + 1]
+
+
+def _newest(values: array[int]) -> int:
+    return values[-2] << _HALF | values[-1]
+
+
+def _below(values: array[int], value: int) -> int:
+    """How many of a conversation's values are below ``value`` (any integer)."""
+    low, high = 0, len(values) >> 1
+    while low < high:
+        middle = (low + high) >> 1
+        if (values[2 * middle] << _HALF | values[2 * middle + 1]) < value:
+            low = middle + 1
+        else:
+            high = middle
+    return low
+
+
+class _Listing:
+    """A name's direct conversations (their keys) in the order their newest entries came: that of their
+    newest entries while ``ordered`` (else sorted when next read); ``top``, the newest entry put (at
+    least every conversation's newest)."""
+
+    __slots__ = ("conversations", "top", "ordered")
+
+    def __init__(self) -> None:
+        self.conversations: dict[str, None] = {}
+        self.top = -1
+        self.ordered = True
+
+
+class HistoryIndex:
+    """Each conversation's entries (their ids' values, ascending) and each name key's direct
+    conversations by their newest entry; how many entries in all (:attr:`size`).  Conversations are
+    held by one (interned) string each, shared by the listings."""
+
+    def __init__(self) -> None:
+        self._conversations: dict[str, array[int]] = {}
+        self._listings: dict[str, _Listing] = {}
+        self._journal: list[tuple[str, int, bool]] | None = None  # (conversation, value, added)
+        self.size = 0
+
+    @classmethod
+    def built(cls, entries: Iterable[tuple[int, str]]) -> HistoryIndex:
+        """The index of ``entries``, each a value and its conversation, in ascending order of value (a
+        scan of the table): each conversation's array appended to, the listings sorted at the end."""
+        index = cls()
+        conversations = index._conversations
+        for value, conversation in entries:
+            values = conversations.get(conversation)
+            if values is None:
+                values = conversations[sys.intern(conversation)] = array("Q")
+            values.append(value >> _HALF)
+            values.append(value & _LOW)
+        index.size = sum(len(values) for values in conversations.values()) >> 1
+        for conversation in conversations:
+            for member in participants(conversation):
+                listing = index._listings.get(member)
+                if listing is None:
+                    listing = index._listings[member] = _Listing()
+                listing.conversations[conversation] = None
+                listing.ordered = False
+        return index
+
+    # -- transactions --------------------------------------------------------
+
+    def begin(self) -> None:
+        """Journal what changes from now on, until :meth:`commit` or :meth:`rollback`."""
+        self._journal = []
+
+    def commit(self) -> None:
+        self._journal = None
+
+    def rollback(self) -> None:
+        """Undo what changed since :meth:`begin`, the latest first."""
+        journal, self._journal = self._journal, None
+        for conversation, value, added in reversed(journal or []):
+            if added:
+                self.drop(conversation, (value,))
+            else:
+                self.add(conversation, value)
+
+    # -- changes --------------------------------------------------------------
+
+    def add(self, conversation: str, value: int) -> int:
+        """Add an entry; how many ``conversation`` holds now (0: it had it already, nothing changed)."""
+        values = self._conversations.get(conversation)
+        if values is None:
+            conversation = sys.intern(conversation)
+            values = self._conversations[conversation] = array("Q", (value >> _HALF, value & _LOW))
+            self._listed(conversation, value, False)
+        elif value > _newest(values):
+            values.append(value >> _HALF)
+            values.append(value & _LOW)
+            self._listed(sys.intern(conversation), value, True)
+        else:
+            i = _below(values, value)
+            if _at(values, i) == value:
+                return 0
+            values[2 * i : 2 * i] = array("Q", (value >> _HALF, value & _LOW))
+        self.size += 1
+        if self._journal is not None:
+            self._journal.append((conversation, value, True))
+        return len(values) >> 1
+
+    def _listed(self, conversation: str, newest: int, listed: bool) -> None:
+        """Put ``conversation`` (in them already if ``listed``), whose newest entry is now ``newest``, last
+        in its members' listings."""
+        for member in participants(conversation):
+            listing = self._listings.get(member)
+            if listing is None:
+                listing = self._listings[member] = _Listing()
+            if listed:
+                del listing.conversations[conversation]
+            listing.conversations[conversation] = None
+            if newest > listing.top:
+                listing.top = newest
+            else:  # came late (a clock set back, a rollback)
+                listing.ordered = False
+
+    def drop(self, conversation: str, dropped: Iterable[int]) -> int:
+        """Drop those entries of ``conversation`` (any not in it passed over); how many."""
+        values = self._conversations.get(conversation)
+        if values is None:
+            return 0
+        newest, count = _newest(values), 0
+        for value in dropped:
+            i = _below(values, value)
+            if 2 * i < len(values) and _at(values, i) == value:
+                del values[2 * i : 2 * i + 2]
+                count += 1
+                if self._journal is not None:
+                    self._journal.append((conversation, value, False))
+        self._dropped(conversation, values, newest, count)
+        return count
+
+    def drop_below(self, conversation: str, bound: int) -> int:
+        """Drop the entries of ``conversation`` below ``bound``; how many."""
+        values = self._conversations.get(conversation)
+        return 0 if values is None else len(self.drop_oldest(conversation, _below(values, bound)))
+
+    def drop_oldest(self, conversation: str, count: int) -> list[int]:
+        """Drop the ``count`` oldest entries of ``conversation``; their values."""
+        values = self._conversations.get(conversation)
+        if values is None or count <= 0:
+            return []
+        newest = _newest(values)
+        first = [_at(values, i) for i in range(min(count, len(values) >> 1))]
+        del values[: 2 * len(first)]
+        if self._journal is not None:
+            self._journal += ((conversation, value, False) for value in first)
+        self._dropped(conversation, values, newest, len(first))
+        return first
+
+    def _dropped(self, conversation: str, values: array[int], newest: int, count: int) -> None:
+        """After ``count`` entries of ``conversation`` went (its newest was ``newest``): forget it if
+        empty; if its newest went, its members' listings are sorted again when next read."""
+        self.size -= count
+        if not values:
+            del self._conversations[conversation]
+        for member in participants(conversation) if count else ():
+            listing = self._listings[member]
+            if not values:
+                del listing.conversations[conversation]
+                if not listing.conversations:
+                    del self._listings[member]
+            elif _newest(values) != newest:
+                listing.ordered = False
+
+    # -- reads ------------------------------------------------------------------
+
+    def count(self, conversation: str) -> int:
+        return len(self._conversations.get(conversation, ())) >> 1
+
+    def over(self, keep: int) -> list[tuple[str, int]]:
+        """Each conversation holding more than ``keep`` entries, with how many more (a look at each)."""
+        return [(c, n - keep) for c, values in self._conversations.items() if (n := len(values) >> 1) > keep]
+
+    def below(self, conversation: str, bound: int, lowest: int, count: int) -> list[int]:
+        """The newest ``count`` entries of ``conversation`` below ``bound`` and not below ``lowest``,
+        oldest first."""
+        values = self._conversations.get(conversation)
+        if values is None:
+            return []
+        stop = _below(values, bound)
+        return [_at(values, i) for i in range(max(_below(values, lowest), stop - count, 0), stop)]
+
+    def since(self, conversation: str, lowest: int, count: int) -> list[int]:
+        """The oldest ``count`` entries of ``conversation`` not below ``lowest``, oldest first."""
+        values = self._conversations.get(conversation)
+        if values is None:
+            return []
+        start = _below(values, lowest)
+        return [_at(values, i) for i in range(start, min(start + count, len(values) >> 1))]
+
+    def latest(self, member: str, lowest: int) -> Iterator[int]:
+        """The newest entry of each direct conversation of the name key ``member``, newest first, down to
+        ``lowest``: one step a conversation listed."""
+        listing = self._listings.get(member)
+        if listing is None:
+            return
+        if not listing.ordered:
+            ordered = sorted(listing.conversations, key=lambda c: _newest(self._conversations[c]))
+            listing.conversations = dict.fromkeys(ordered)
+            listing.top, listing.ordered = _newest(self._conversations[ordered[-1]]), True
+        for conversation in reversed(listing.conversations):
+            newest = _newest(self._conversations[conversation])
+            if newest < lowest:
+                return
+            yield newest

@@ -1,0 +1,192 @@
+"""The SQLite history's index in memory (msgsvc.state.historyindex): what each read answers, after every
+kind of change, against a plain model of it; and a transaction rolled back leaves it as it was."""
+
+from __future__ import annotations
+
+import random
+from itertools import islice
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from msgsvc.hub.conversations import ALL
+from msgsvc.state.historyindex import HistoryIndex
+
+_BELOW_EVERY = -1
+_ABOVE_EVERY = 1 << 128
+
+
+def _value(millis: int, low: int = 0) -> int:
+    """An id's value: ``millis`` milliseconds, then 80 bits."""
+    return millis << 80 | low
+
+
+class _Model:
+    """What the index holds, plainly: each conversation's values, sorted."""
+
+    def __init__(self) -> None:
+        self.conversations: dict[str, list[int]] = {}
+
+    def reads(self, member: str) -> list[int]:
+        """``member``'s conversations' newest values, newest first."""
+        direct = [v for c, v in self.conversations.items() if v and member in c.split(",") and c[0] != "#"]
+        newest = [values[-1] for values in direct]
+        return sorted(newest, reverse=True)
+
+
+class HistoryIndexTests(SynchronousTestCase):
+    def assertReadsAs(self, index: HistoryIndex, model: _Model, members: list[str]) -> None:
+        """Every read of ``index`` answers as ``model``."""
+        for conversation, values in model.conversations.items():
+            self.assertEqual(index.count(conversation), len(values))
+            self.assertEqual(index.since(conversation, _BELOW_EVERY, len(values) + 1), values)
+            self.assertEqual(index.below(conversation, _ABOVE_EVERY, _BELOW_EVERY, len(values) + 1), values)
+        self.assertEqual(index.size, sum(map(len, model.conversations.values())))
+        for member in members:
+            self.assertEqual(list(index.latest(member, _BELOW_EVERY)), model.reads(member))
+
+    def test_a_conversation_reads_its_ids_in_order_between_positions(self) -> None:
+        index = HistoryIndex()
+        for millis in (5, 1, 3, 9, 7):  # out of order too (a clock set back across a restart)
+            self.assertTrue(index.add("alice,bob", _value(millis)))
+        self.assertEqual(index.add("alice,bob", _value(3)), 0)  # kept already: nothing changes
+        self.assertEqual((index.count("alice,bob"), index.size), (5, 5))
+        self.assertEqual(index.add("alice,carol", _value(2)), 1)  # how many it holds now
+        ids = [_value(m) for m in (1, 3, 5, 7, 9)]
+        index.drop("alice,carol", [_value(2)])
+        self.assertEqual(index.below("alice,bob", _value(7), _BELOW_EVERY, 2), ids[1:3])
+        self.assertEqual(index.below("alice,bob", _value(7), _value(4), 10), ids[2:3])
+        self.assertEqual(index.below("alice,bob", _ABOVE_EVERY, _BELOW_EVERY, 0), [])
+        self.assertEqual(index.since("alice,bob", _value(3), 2), ids[1:3])
+        self.assertEqual(index.since("alice,bob", _value(3, 1), 10), ids[2:])
+        self.assertEqual(index.since("alice,carol", _BELOW_EVERY, 10), [])
+        self.assertEqual(index.below("alice,carol", _ABOVE_EVERY, _BELOW_EVERY, 10), [])
+
+    def test_ids_of_one_millisecond_are_ordered_by_their_low_bits(self) -> None:
+        index = HistoryIndex()
+        high_low = [_value(8, 1 << 70), _value(8, 1), _value(8, (1 << 70) + 5), _value(8, 1 << 64)]
+        for value in high_low:
+            index.add(ALL, value)
+        self.assertEqual(index.since(ALL, _BELOW_EVERY, 10), sorted(high_low))
+        self.assertEqual(index.below(ALL, _value(8, 1 << 70), _BELOW_EVERY, 10), sorted(high_low)[:2])
+
+    def test_a_member_lists_its_direct_conversations_by_their_newest_entry(self) -> None:
+        index = HistoryIndex()
+        index.add("alice,bob", _value(1))
+        index.add("alice,carol", _value(2))
+        index.add(ALL, _value(3))  # no member's
+        index.add("#dev", _value(4))  # a room's: no member's either
+        index.add("alice,bob,carol", _value(5))
+        index.add("alice,bob", _value(6))
+        self.assertEqual(list(index.latest("alice", _BELOW_EVERY)), [_value(6), _value(5), _value(2)])
+        self.assertEqual(list(index.latest("carol", _BELOW_EVERY)), [_value(5), _value(2)])
+        self.assertEqual(list(index.latest("alice", _value(5))), [_value(6), _value(5)])
+        self.assertEqual(list(index.latest("dave", _BELOW_EVERY)), [])
+
+    def test_a_listing_reads_one_place_per_conversation_however_often_each_moved(self) -> None:
+        index = HistoryIndex()
+        for n in range(2000):
+            index.add(f"mallory,n{n % 20:02d}", _value(n))
+        listed = index.latest("mallory", _BELOW_EVERY)
+        self.assertEqual(list(islice(listed, 3)), [_value(1999), _value(1998), _value(1997)])
+        self.assertEqual(len(list(index.latest("mallory", _BELOW_EVERY))), 20)
+
+    def test_dropping_a_conversations_newest_lists_it_by_its_newest_left(self) -> None:
+        index = HistoryIndex()
+        for millis, conversation in enumerate(["alice,bob", "alice,carol", "alice,bob", "alice,dave"]):
+            index.add(conversation, _value(millis))
+        self.assertEqual(index.drop("alice,bob", [_value(2), _value(99)]), 1)  # 99 is not in it
+        self.assertEqual(list(index.latest("alice", _BELOW_EVERY)), [_value(3), _value(1), _value(0)])
+        self.assertEqual(index.drop("alice,bob", [_value(0)]), 1)
+        self.assertEqual(list(index.latest("bob", _BELOW_EVERY)), [])
+        self.assertEqual(index.count("alice,bob"), 0)
+        self.assertEqual(index.size, 2)
+
+    def test_the_oldest_go_by_count_or_below_a_bound(self) -> None:
+        index = HistoryIndex()
+        for millis in range(10):
+            index.add("alice,bob", _value(millis))
+        self.assertEqual(index.drop_oldest("alice,bob", 3), [_value(0), _value(1), _value(2)])
+        self.assertEqual(index.drop_below("alice,bob", _value(5)), 2)
+        self.assertEqual(index.drop_below("alice,carol", _value(5)), 0)
+        self.assertEqual(index.over(3), [("alice,bob", 2)])
+        self.assertEqual(index.drop_oldest("alice,bob", 10), [_value(m) for m in range(5, 10)])
+        self.assertEqual((index.size, index.over(0)), (0, []))
+        self.assertEqual(list(index.latest("alice", _BELOW_EVERY)), [])
+
+    def test_built_from_a_scan_it_reads_as_when_added_to(self) -> None:
+        added, rows = HistoryIndex(), []
+        chooser = random.Random(30)
+        for millis in range(3000):
+            conversation = ",".join(sorted(chooser.sample(["alice", "bob", "carol", "dave", "erin"], 2)))
+            conversation = ALL if millis % 7 == 0 else conversation
+            added.add(conversation, _value(millis))
+            rows.append((_value(millis), conversation))
+        built = HistoryIndex.built(rows)
+        model = _Model()
+        for value, conversation in rows:
+            model.conversations.setdefault(conversation, []).append(value)
+        self.assertReadsAs(built, model, ["alice", "bob", "erin"])
+        self.assertReadsAs(added, model, ["alice", "bob", "erin"])
+
+    def test_a_rollback_undoes_what_changed_since_begin_and_a_commit_keeps_it(self) -> None:
+        kept = [(_value(1), "alice,bob"), (_value(2), "alice,carol"), (_value(3), "alice,bob")]
+        index = HistoryIndex.built(kept)
+        index.begin()
+        index.add("alice,dave", _value(4))
+        index.add("alice,carol", _value(5))
+        index.drop("alice,bob", [_value(3)])
+        index.drop_oldest("alice,bob", 1)
+        index.rollback()
+        model = _Model()
+        model.conversations = {"alice,bob": [_value(1), _value(3)], "alice,carol": [_value(2)]}
+        self.assertReadsAs(index, model, ["alice", "bob", "carol", "dave"])
+        index.begin()
+        index.add("alice,dave", _value(4))
+        index.commit()
+        index.rollback()  # nothing journaled since the commit
+        model.conversations["alice,dave"] = [_value(4)]
+        self.assertReadsAs(index, model, ["alice", "bob", "carol", "dave"])
+
+    def test_any_sequence_of_changes_reads_as_a_plain_model(self) -> None:
+        """Random adds, drops, trims, expiries and transactions (committed or rolled back), each read
+        checked against the model after every change."""
+        names = ["alice", "bob", "carol", "dave"]
+        conversations = [ALL, "alice,bob", "alice,carol", "alice,bob,carol", "bob,dave", "dave"]
+        for seed in range(20):
+            chooser = random.Random(seed)
+            index, model = HistoryIndex(), _Model()
+            saved: dict[str, list[int]] | None = None
+            for _ in range(150):
+                conversation = chooser.choice(conversations)
+                values = model.conversations.setdefault(conversation, [])
+                step = chooser.random()
+                if step < 0.5:
+                    value = _value(chooser.randrange(40), chooser.choice([0, 1, 1 << 70]))
+                    held = 0 if value in values else len(values) + 1
+                    self.assertEqual(index.add(conversation, value), held)
+                    values[:] = sorted({*values, value})
+                elif step < 0.65:
+                    dropped = chooser.sample(values, min(len(values), 2)) + [_value(99)]
+                    self.assertEqual(index.drop(conversation, dropped), len(dropped) - 1)
+                    values[:] = [v for v in values if v not in dropped]
+                elif step < 0.75:
+                    count = chooser.randrange(3)
+                    self.assertEqual(index.drop_oldest(conversation, count), values[:count])
+                    del values[:count]
+                elif step < 0.85:
+                    bound = _value(chooser.randrange(40))
+                    below = [v for v in values if v < bound]
+                    self.assertEqual(index.drop_below(conversation, bound), len(below))
+                    values[:] = [v for v in values if v >= bound]
+                elif saved is None:
+                    index.begin()
+                    saved = {c: list(v) for c, v in model.conversations.items()}
+                elif step < 0.93:
+                    index.commit()
+                    saved = None
+                else:
+                    index.rollback()
+                    model.conversations, saved = saved, None
+                model.conversations = {c: v for c, v in model.conversations.items() if v}
+                self.assertReadsAs(index, model, names)
+
