@@ -292,13 +292,40 @@ class KilledDuringAPasswordChangeTests(SynchronousTestCase):
             self.assertTrue(HASHER.verify(stored, "new password" if writes % 2 else "old password"))
 
 
-# Takes a file at schema version 11 back to version 10 (less its user_version).
-_BACK_TO_10 = "ALTER TABLE rooms DROP COLUMN version; ALTER TABLE room_members DROP COLUMN version;"
+# Takes a file at schema version 12 back to version 11 (less its user_version): the history as version 11
+# kept it, its conversations numbered with their counts and newest, and each name's conversations.
+_BACK_TO_11 = (
+    "DROP TABLE history_purges;"
+    " CREATE TABLE conversations (key TEXT PRIMARY KEY, id INTEGER NOT NULL UNIQUE,"
+    " entries INTEGER NOT NULL, newest TEXT NOT NULL) WITHOUT ROWID;"
+    " INSERT INTO conversations SELECT conversation, row_number() OVER (ORDER BY conversation),"
+    " count(*), max(id) FROM history GROUP BY conversation;"
+    " CREATE TABLE history11 (id TEXT PRIMARY KEY, conversation INTEGER NOT NULL, at REAL NOT NULL,"
+    " sender TEXT NOT NULL, kind TEXT NOT NULL, recipients TEXT NOT NULL, text TEXT NOT NULL) WITHOUT ROWID;"
+    " INSERT INTO history11 SELECT h.id, c.id, h.at, h.sender, h.kind, h.recipients, h.text"
+    " FROM history AS h JOIN conversations AS c ON c.key = h.conversation;"
+    " DROP TABLE history; ALTER TABLE history11 RENAME TO history;"
+    " CREATE INDEX history_by_conversation ON history (conversation, id);"
+    " CREATE TRIGGER history_removed AFTER DELETE ON history BEGIN"
+    " UPDATE conversations SET entries = entries - 1 WHERE id = old.conversation; END;"
+    " CREATE TABLE history_members (member TEXT NOT NULL, newest TEXT NOT NULL,"
+    " conversation INTEGER NOT NULL, PRIMARY KEY (member, newest, conversation)) WITHOUT ROWID;"
+    " INSERT INTO history_members SELECT j.value, c.newest, c.id"
+    " FROM conversations AS c, json_each('[\"' || replace(c.key, ',', '\",\"') || '\"]') AS j"
+    " WHERE c.key NOT LIKE '#%';"
+)
 
-# Takes a file at schema version 11 back to version 7 (less its user_version).
-_BACK_TO_7 = "DROP TABLE ready; DROP TABLE rooms; DROP TABLE room_members; DROP TABLE room_bans;"
+# Takes a file at schema version 12 back to version 10 (less its user_version).
+_BACK_TO_10 = _BACK_TO_11 + (
+    "ALTER TABLE rooms DROP COLUMN version; ALTER TABLE room_members DROP COLUMN version;"
+)
 
-# Takes a file at schema version 11 back to version 4 (less its user_version).
+# Takes a file at schema version 12 back to version 7 (less its user_version).
+_BACK_TO_7 = _BACK_TO_11 + (
+    "DROP TABLE ready; DROP TABLE rooms; DROP TABLE room_members; DROP TABLE room_bans;"
+)
+
+# Takes a file at schema version 12 back to version 4 (less its user_version).
 _BACK_TO_4 = _BACK_TO_7 + (
     "DROP TABLE reads; DROP TABLE history; DROP TABLE conversations; DROP TABLE history_members;"
     " ALTER TABLE accounts DROP COLUMN protected_since; ALTER TABLE queue DROP COLUMN message_id;"
@@ -378,6 +405,29 @@ class QueueTests(SynchronousTestCase):
         self.assertEqual(db.batch([lambda d: d.set_read("alice", "alice,bob", said.id)]), [said.id])
         self.assertEqual(db.read_positions("ALICE", ["alice,bob"]), {"alice,bob": said.id})
         self.assertEqual(db.batch([lambda d: d.unread("alice,bob", said.id, "alice", 10)]), [0])
+
+    def test_a_version_11_files_history_is_one_table_read_through_its_index_in_memory(self) -> None:
+        path = self.mktemp()
+        db = Database(path)
+        said = [
+            _direct(1.0, "alice,bob"),
+            _entry(2.0, "to all"),
+            _direct(3.0, "alice,bob,carol"),
+            _direct(4.0, "alice,bob", "again"),
+        ]
+        db.batch([lambda d: d.append(said, 10)])
+        db._db.executescript(_BACK_TO_11 + "PRAGMA user_version = 11")
+        self.assertEqual(db._db.execute("SELECT count(*) FROM history_members").fetchone(), (5,))
+        db.close()
+        db = Database(path)
+        self.addCleanup(db.close)
+        tables = {name for (name,) in db._db.execute("SELECT name FROM sqlite_master")}
+        self.assertLessEqual({"history", "history_purges"}, tables)
+        self.assertFalse(tables & {"conversations", "history_members", "history_by_conversation"})
+        self.assertEqual(db.history(), said)
+        self.assertEqual(db.latest("bob", 0.0, 10), [said[3], said[2]])
+        self.assertEqual(db.page_before("alice,bob", None, 10, 0.0), ([said[0], said[3]], False))
+        self.assertEqual(db.history_size(), 4)
 
     def test_a_version_7_file_is_given_rooms_and_keeps_its_history_and_accounts(self) -> None:
         path = self.mktemp()
@@ -506,7 +556,7 @@ class Version5HistoryTests(SynchronousTestCase):
         self.assertEqual(db.page_before("alice,bob", None, 10, 0.0), ([entries[0], entries[3]], False))
         self.assertEqual(db.history_size(), 4)
         later = [_direct(5.0, "bob,dave"), _direct(6.0, "alice,bob"), _direct(7.0, "alice,bob")]
-        db.batch([lambda d: d.append(later, 2)])  # a new conversation numbered after the others; a trim
+        db.batch([lambda d: d.append(later, 2)])  # a new conversation; a trim
         self.assertEqual(db.latest("bob", 0.0, 2), [later[2], later[0]])
         self.assertEqual(db.page_before("alice,bob", None, 10, 0.0), (later[1:], False))
         self.assertEqual(db.history_size(), 5)
@@ -573,10 +623,57 @@ class HistoryTests(SynchronousTestCase):
         direct = Stored(message_id_floor(1.0), 1.0, "alice,bob", "alice", Kind.UNICAST, ("bob",), "hi")
         self.db.batch([lambda db: db.append([direct], 10)])
         self.assertEqual(self.db.batch([lambda db: db.purge_history("ALICE")]), [1])
-        self.assertEqual(self.db._db.execute("SELECT * FROM history_members").fetchall(), [])
+        self.assertEqual(list(self.db.history_index().latest("bob", -1)), [])
         self.db.batch([lambda db: db.append([direct], 10)])
         self.assertEqual(self.db.batch([lambda db: db.expire_history(2.0, 10)]), [1])
-        self.assertEqual(self.db._db.execute("SELECT * FROM history_members").fetchall(), [])
+        self.assertEqual(list(self.db.history_index().latest("bob", -1)), [])
+        self.assertEqual(self.db._db.execute("SELECT count(*) FROM history").fetchone(), (0,))
+
+    def test_a_transaction_that_fails_leaves_the_index_as_the_file(self) -> None:
+        kept = _direct(1.0, "alice,bob")
+        self.db.batch([lambda db: db.append([kept], 10)])
+
+        def fails(db: Database) -> None:
+            db._db.execute("SELECT * FROM no_such_table")
+
+        def raises(db: Database) -> None:
+            raise ValueError("a bug")
+
+        later = [_direct(2.0, "alice,carol"), _direct(3.0, "alice,bob"), _direct(4.0, "bob,dave")]
+        self.assertRaises(StoreError, self.db.batch, [lambda db: db.append(later, 10), fails])
+        appended_and_purged = [lambda db: db.append(later, 1), lambda db: db.purge_history("alice"), raises]
+        self.assertRaises(ValueError, self.db.batch, appended_and_purged)
+        self.assertEqual(self.db.latest("alice", 0.0, 10), [kept])
+        self.assertEqual(self.db.latest("dave", 0.0, 10), [])
+        self.assertEqual(self.db.page_before("alice,bob", None, 10, 0.0), ([kept], False))
+        self.assertEqual(self.size(), 1)
+
+    def test_an_id_kept_already_in_another_conversation_stays_there(self) -> None:
+        kept = _direct(1.0, "alice,bob")
+        again = Stored(kept.id, 1.0, "carol,dave", "carol", Kind.UNICAST, ("dave",), "the same id")
+        self.db.batch([lambda db: db.append([kept], 10), lambda db: db.append([again], 10)])
+        self.assertEqual(self.db.latest("carol", 0.0, 10), [])
+        self.assertEqual(self.db.latest("bob", 0.0, 10), [kept])
+        self.assertEqual(self.size(), 1)
+
+    def test_a_purge_by_another_connection_is_seen_at_the_next_transaction(self) -> None:
+        """The operator's ``history purge`` writes the file while the server runs: the server's index
+        is built again at its next transaction; other writes (a reset) leave it as it is."""
+        said = [_direct(1.0, "alice,bob"), _direct(2.0, "bob,carol"), _direct(3.0, "alice,bob")]
+        self.db.batch([lambda db: db.append(said, 10)])
+        index = self.db.history_index()
+        operator = Database(self.db.path)
+        self.addCleanup(operator.close)
+        operator.set_password_hash("bob", "h", 1.0)
+        operator.reset("bob", "forgot", 2.0)
+        self.assertEqual(self.size(), 3)
+        self.assertIs(self.db.history_index(), index)  # not built again
+        self.assertEqual(operator.purge_history("alice"), 2)
+        self.assertEqual(self.size(), 1)
+        [latest] = self.db.batch([lambda db: db.latest("bob", 0.0, 10)])
+        self.assertEqual(latest, [said[1]])
+        [page] = self.db.batch([lambda db: db.page_before("alice,bob", None, 10, 0.0)])
+        self.assertEqual(page, ([], False))
 
     def test_every_entry_is_read_oldest_first_for_a_migration(self) -> None:
         direct = Stored(message_id_floor(1.0), 1.0, "alice,bob", "Alice", Kind.UNICAST, ("bob",), "hi")

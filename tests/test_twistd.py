@@ -274,6 +274,11 @@ class TwistdTests(SynchronousTestCase):
         self.assertEqual((purged.returncode, purged.stdout), (0, "purged 2 messages sent by bob\n"))
         left = self.admin("history", "export", "alice,bob").stdout.splitlines()
         self.assertEqual([json.loads(line)["text"] for line in left], ["protected"])
+        alice.send("HISTORY bob")  # the running server's index learnt of the purge
+        answer = alice.until("ENDHISTORY")
+        histmsgs = [line for line in answer if line.startswith("HISTMSG ")]
+        self.assertEqual([line.rsplit(" :", 1)[-1] for line in histmsgs], ["protected"])
+        self.assertEqual(answer[-1], "ENDHISTORY alice,bob 1 start")
         refused = self.admin("history", "export", "alice", "--user", "bob")
         self.assertEqual((refused.returncode, refused.stdout), (2, ""))
         server.send_signal(signal.SIGTERM)

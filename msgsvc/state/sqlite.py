@@ -11,6 +11,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Sequence
 from functools import partial
+from itertools import islice
 from typing import Any, TypeVar
 
 from twisted.application.service import Service
@@ -36,12 +37,12 @@ from msgsvc.hub.contracts import (
     changed_modes,
     topic_stamp,
 )
-from msgsvc.hub.conversations import participants
-from msgsvc.hub.ids import message_id_floor
+from msgsvc.hub.ids import message_id_floor, message_id_text, message_id_value
 from msgsvc.hub.rules import mask_key, room_key, username_key
 from msgsvc.state import Snapshot, StoreError
+from msgsvc.state.historyindex import HistoryIndex
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 
 _T = TypeVar("_T")
 
@@ -201,6 +202,29 @@ _SCHEMA: dict[int, tuple[str, ...]] = {
         "ALTER TABLE rooms ADD COLUMN version INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE room_members ADD COLUMN version INTEGER NOT NULL DEFAULT 0",
     ),
+    12: (
+        # The history is one B-tree in id order (ids grow with time: an entry goes at its end), each
+        # entry with its conversation's key; each conversation's entries, count and newest and each
+        # name's conversations are in memory (msgsvc.state.historyindex), built from it at start-up.
+        "CREATE TABLE history12 ("
+        " id TEXT PRIMARY KEY,"
+        " at REAL NOT NULL,"
+        " conversation TEXT NOT NULL,"
+        " sender TEXT NOT NULL,"
+        " kind TEXT NOT NULL,"
+        " recipients TEXT NOT NULL,"
+        " text TEXT NOT NULL) WITHOUT ROWID",
+        "INSERT INTO history12 SELECT h.id, h.at, c.key, h.sender, h.kind, h.recipients, h.text"
+        " FROM history AS h JOIN conversations AS c ON c.id = h.conversation ORDER BY h.id",
+        "DROP TABLE history",
+        "DROP TABLE history_members",
+        "DROP TABLE conversations",
+        "ALTER TABLE history12 RENAME TO history",
+        # How many purges the history has had (Database.purge_history): how a server on the file learns
+        # of the operator's (msgsvc.admin, another process), whose entries its index must drop.
+        "CREATE TABLE history_purges (count INTEGER NOT NULL)",
+        "INSERT INTO history_purges VALUES (0)",
+    ),
 }
 
 #: The longest the history's entries wait for a transaction (sooner if anything else is written or read):
@@ -210,8 +234,11 @@ HISTORY_INTERVAL = 1.0
 #: The bytes readiness's probe writes (:meth:`Database.ready`): past one page of 4 KiB, so it needs pages.
 READY_PROBE = 8192
 
-# Above every message id (they begin with 0-7): page_before()'s position for "the newest".
-_AFTER_EVERY_ID = "8"
+# Above every message id's value (128 bits): page_before()'s position for "the newest".
+_AFTER_EVERY_ID = 1 << 128
+
+_ENTRY = "SELECT id, at, conversation, sender, kind, recipients, text FROM history"
+_IDS = "(SELECT value FROM json_each(?))"  # the ids in a JSON array: each row found by its key
 
 
 class Database:
@@ -219,7 +246,9 @@ class Database:
 
     Every write is one transaction, durable once the method returns: not
     even a power cut loses it, and a process killed in the middle leaves
-    the state from before it, never half of it.
+    the state from before it, never half of it.  The history is one table
+    in id order; its index (each conversation's entries, each name's
+    conversations) is in memory (:meth:`history_index`), built from it.
     """
 
     def __init__(self, path: str) -> None:
@@ -229,6 +258,9 @@ class Database:
         except sqlite3.Error as e:
             raise StoreError(f"cannot open the username log {path!r}: {e}") from None
         self._data_version = -1  # what PRAGMA data_version said when resets_after() last looked
+        self._index: HistoryIndex | None = None  # built when first needed: history_index()
+        self._index_purges = -1  # the history's purges it knows of
+        self._in_batch = False
         try:
             self._setup()
         except sqlite3.Error as e:
@@ -286,13 +318,45 @@ class Database:
         )
 
     def batch(self, work: Sequence[Callable[[Database], object]]) -> list[object]:
-        """Run each of ``work`` in one transaction, in order; their results.  One fsync for the lot."""
+        """Run each of ``work`` in one transaction, in order; their results.  One fsync for the lot.
+
+        The history's index follows: what the jobs changed of it is undone if the transaction fails, and
+        it is built again (when next needed) after a purge by another connection (the operator's
+        ``python -m msgsvc.admin history purge``, while the server runs)."""
         try:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
-                return [job(self) for job in work]
-        except sqlite3.Error as e:
-            raise StoreError(f"cannot write to {self.path!r}: {e}") from None
+                self._in_batch = True
+                if self._index is not None:
+                    if self._purges() != self._index_purges:
+                        self._index = None
+                    else:
+                        self._index.begin()
+                results = [job(self) for job in work]
+        except BaseException as e:
+            if self._index is not None:
+                self._index.rollback()
+            if isinstance(e, sqlite3.Error):
+                raise StoreError(f"cannot write to {self.path!r}: {e}") from None
+            raise
+        finally:
+            self._in_batch = False
+        if self._index is not None:
+            self._index.commit()
+        return results
+
+    def history_index(self) -> HistoryIndex:
+        """The history's index, built from the history (a scan of it) if it is not yet (or no longer)."""
+        if self._index is None:
+            self._index_purges = self._purges()
+            rows = self._db.execute("SELECT id, conversation FROM history ORDER BY id")
+            self._index = HistoryIndex.built((message_id_value(id), key) for id, key in rows)
+            if self._in_batch:
+                self._index.begin()
+        return self._index
+
+    def _purges(self) -> int:
+        return int(self._db.execute("SELECT count FROM history_purges").fetchone()[0])
 
     def ready(self) -> str | None:
         """Readiness's probe (call within batch()): write :data:`READY_PROBE` bytes (or one more: a value of
@@ -387,167 +451,114 @@ class Database:
         """Keep ``entries``; trim each of their conversations to its newest ``keep`` once it is 1% (at
         least one entry) over, so that a trim is one delete per hundred appends, not one each.  An entry
         kept already is left as it is: it must not fail the queue's writes in the same transaction."""
-        batches: dict[str, list[Stored]] = {}
-        for entry in entries:
-            batches.setdefault(entry.conversation, []).append(entry)
-        known = {
-            key: (number, count, newest)
-            for key, number, count, newest in self._db.execute(
-                "SELECT key, id, entries, newest FROM conversations WHERE key IN (SELECT value FROM json_each(?))",
-                (json.dumps(list(batches)),),
-            )
-        }
-        (last,) = self._db.execute("SELECT coalesce(max(id), 0) FROM conversations").fetchone()
-        conversations: list[tuple[str, int, int, str]] = []  # key, number, entries, newest
-        moved: list[tuple[str, str, int]] = []  # members' rows at a newest passed
-        members: list[tuple[str, str, int]] = []
-        for key, batch in batches.items():
-            newest = max(entry.id for entry in batch)
-            if key in known:
-                number, count, before = known[key]
-                if newest <= before:
-                    conversations.append((key, number, count + len(batch), before))
-                    continue
-                moved += [(member, before, number) for member in participants(key)]
-            else:
-                last += 1
-                number, count = last, 0
-            conversations.append((key, number, count + len(batch), newest))
-            members += [(member, newest, number) for member in participants(key)]
-        numbers = {key: number for key, number, _, _ in conversations}
+        index, most = self.history_index(), keep + max(keep // 100, 1)
+        rows: list[tuple[str, float, str, str, str, str, str]] = []
+        over: dict[str, None] = {}  # the conversations to trim
+        for e in entries:
+            count = index.add(e.conversation, message_id_value(e.id))
+            if count:
+                recipients = ",".join(e.recipients)
+                rows.append((e.id, e.at, e.conversation, e.sender, e.kind.value, recipients, e.text))
+                if count > most:
+                    over[e.conversation] = None
         added = self._db.executemany(
-            "INSERT OR IGNORE INTO history (id, at, conversation, sender, kind, recipients, text)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [
-                (e.id, e.at, numbers[e.conversation], e.sender, e.kind.value, ",".join(e.recipients), e.text)
-                for e in entries
-            ],
+            "INSERT OR IGNORE INTO history VALUES (?, ?, ?, ?, ?, ?, ?)", rows
         ).rowcount
-        self._db.executemany(
-            "INSERT INTO conversations VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (key) DO UPDATE SET entries = excluded.entries, newest = excluded.newest",
-            conversations,
-        )
-        if added != len(entries):  # some were kept already: count again
-            self._db.execute(
-                "UPDATE conversations SET entries ="
-                " (SELECT count(*) FROM history WHERE conversation = conversations.id)"
-                " WHERE key IN (SELECT value FROM json_each(?))",
-                (json.dumps(list(batches)),),
-            )
-            conversations = [
-                (key, number, self._entries(number), newest) for key, number, _, newest in conversations
-            ]
-        self._db.executemany(
-            "DELETE FROM history_members WHERE member = ? AND newest = ? AND conversation = ?", moved
-        )
-        self._db.executemany("INSERT OR IGNORE INTO history_members VALUES (?, ?, ?)", members)
-        for _, number, count, _ in conversations:
-            if count > keep + max(keep // 100, 1):
-                self._trim(number, count - keep)
+        if added != len(rows):  # some ids were kept already, in another conversation: those stay
+            for id, _, conversation, *_ in rows:
+                (kept,) = self._db.execute("SELECT conversation FROM history WHERE id = ?", (id,)).fetchone()
+                if kept != conversation:
+                    index.drop(conversation, (message_id_value(id),))
+        for conversation in over:
+            self._trim(conversation, index.count(conversation) - keep)
 
-    def _entries(self, number: int) -> int:
-        (entries,) = self._db.execute("SELECT entries FROM conversations WHERE id = ?", (number,)).fetchone()
-        return int(entries)
-
-    def _trim(self, number: int, over: int) -> int:
-        """Drop the ``over`` oldest entries of conversation ``number``; how many were dropped."""
-        return self._db.execute(
-            "DELETE FROM history WHERE id IN"
-            " (SELECT id FROM history WHERE conversation = ? ORDER BY id LIMIT ?)",
-            (number, over),
-        ).rowcount
+    def _trim(self, conversation: str, over: int) -> int:
+        """Drop the ``over`` oldest entries of ``conversation``; how many were dropped."""
+        dropped = [message_id_text(value) for value in self.history_index().drop_oldest(conversation, over)]
+        self._db.execute(f"DELETE FROM history WHERE id IN {_IDS}", (json.dumps(dropped),))
+        return len(dropped)
 
     def page_before(
         self, conversation: str, before: str | None, limit: int, since: float
     ) -> tuple[list[Stored], bool]:
-        """See :meth:`msgsvc.hub.contracts.HistoryStore.page_before`."""
-        # An entry at or after ``since`` has an id at or above its millisecond's floor: the index's bound.
-        rows = self._history(
-            "c.key = ? AND h.id < ? AND h.id >= ? AND h.at >= ? ORDER BY h.id DESC LIMIT ?",
-            (conversation, before or _AFTER_EVERY_ID, message_id_floor(since), since, limit + 1),
-        )
-        return rows[:limit][::-1], len(rows) > limit
+        """See :meth:`msgsvc.hub.contracts.HistoryStore.page_before`: the index's newest ids below
+        ``before``, their rows read, until ``limit`` + 1 are at or after ``since``."""
+        index, lowest = self.history_index(), message_id_value(message_id_floor(since))
+        bound = _AFTER_EVERY_ID if before is None else _position(before)
+        found: list[Stored] = []
+        while len(found) <= limit:
+            values = index.below(conversation, bound, lowest, limit + 1 - len(found))
+            if not values:
+                break
+            found[:0] = [e for e in self._entries(values) if e.at >= since]
+            bound = values[0]
+        return found[max(len(found) - limit, 0) :], len(found) > limit
 
     def page_after(
         self, conversation: str, after: str, limit: int, since: float
     ) -> tuple[list[Stored], bool]:
         """See :meth:`msgsvc.hub.contracts.HistoryStore.page_after`."""
-        rows = self._history(
-            "c.key = ? AND h.id > ? AND h.id >= ? AND h.at >= ? ORDER BY h.id LIMIT ?",
-            (conversation, after, message_id_floor(since), since, limit + 1),
-        )
-        return rows[:limit], len(rows) > limit
+        index = self.history_index()
+        lowest = max(_position(after) + 1, message_id_value(message_id_floor(since)))
+        found: list[Stored] = []
+        while len(found) <= limit:
+            values = index.since(conversation, lowest, limit + 1 - len(found))
+            if not values:
+                break
+            found += [e for e in self._entries(values) if e.at >= since]
+            lowest = values[-1] + 1
+        return found[:limit], len(found) > limit
 
     def latest(self, member: str, since: float, limit: int) -> list[Stored]:
-        """See :meth:`msgsvc.hub.contracts.HistoryStore.latest`: the member's conversations read newest
-        first, ``limit`` of them."""
-        return self._history(
-            "m.member = ? AND m.newest >= ? AND h.at >= ? ORDER BY m.newest DESC LIMIT ?",
-            (username_key(member), message_id_floor(since), since, limit),
-            "history_members AS m JOIN history AS h ON h.id = m.newest",
-        )
+        """See :meth:`msgsvc.hub.contracts.HistoryStore.latest`: the member's conversations newest
+        first, from the index, ``limit`` of them read."""
+        newest = self.history_index().latest(username_key(member), message_id_value(message_id_floor(since)))
+        found: list[Stored] = []
+        while len(found) < limit:
+            values = list(islice(newest, limit - len(found)))
+            if not values:
+                break
+            found += [e for e in self._entries(values) if e.at >= since]
+        return found
+
+    def _entries(self, values: Sequence[int]) -> list[Stored]:
+        """The entries of those ids' values, in that order, each read by its id."""
+        ids = [message_id_text(value) for value in values]
+        rows = self._db.execute(f"{_ENTRY} WHERE id IN {_IDS}", (json.dumps(ids),))
+        found = {row[0]: row for row in rows}
+        return [_stored(found[id]) for id in ids if id in found]
 
     def history(self) -> list[Stored]:
         """Every entry kept, oldest first (what msgsvc.state.migrate copies)."""
-        return self._history("1 ORDER BY h.id", ())
-
-    def _history(
-        self, where: str, parameters: Sequence[object], tables: str = "history AS h"
-    ) -> list[Stored]:
-        """The entries that ``where`` (SQL, on ``tables`` and their conversations ``c``) selects, in its
-        order."""
-        rows = self._db.execute(
-            "SELECT h.id, h.at, c.key, h.sender, h.kind, h.recipients, h.text"
-            f" FROM {tables} JOIN conversations AS c ON c.id = h.conversation WHERE {where}",
-            parameters,
-        )
-        return [
-            Stored(id, at, conversation, sender, Kind(kind), tuple(group.split(",")) if group else (), text)
-            for id, at, conversation, sender, kind, group, text in rows
-        ]
+        return [_stored(row) for row in self._db.execute(f"{_ENTRY} ORDER BY id")]
 
     def expire_history(self, oldest: float, keep: int) -> int:
         """Drop the entries sent before ``oldest`` and each conversation's past its newest ``keep``; how
-        many."""
-        dropped = self._db.execute("DELETE FROM history WHERE id < ?", (message_id_floor(oldest),)).rowcount
-        over = self._db.execute(
-            "SELECT id, entries - ? FROM conversations WHERE entries > ?", (keep, keep)
-        ).fetchall()
-        dropped += sum(self._trim(number, count) for number, count in over)
-        self._settle()
-        return dropped
+        many (the history's oldest end, then a look at each conversation's count)."""
+        index, floor = self.history_index(), message_id_floor(oldest)
+        expired = self._db.execute("DELETE FROM history WHERE id < ? RETURNING conversation", (floor,))
+        bound = message_id_value(floor)
+        dropped = sum(index.drop_below(conversation, bound) for conversation in {c for (c,) in expired})
+        return dropped + sum(self._trim(conversation, over) for conversation, over in index.over(keep))
 
     def purge_history(self, sender: str) -> int:
         """Drop every entry ``sender`` sent; how many (a scan of the whole history: the operator's)."""
-        dropped = self._db.execute(
-            "DELETE FROM history WHERE lower(sender) = ?", (username_key(sender),)
-        ).rowcount
-        self._settle()
-        return dropped
-
-    def _settle(self) -> None:
-        """After entries were dropped: forget the conversations left empty, and give those whose newest
-        entry went their newest again (a scan of the conversations)."""
-        self._db.execute(
-            "DELETE FROM history_members WHERE conversation IN (SELECT id FROM conversations WHERE entries <= 0)"
-        )
-        self._db.execute("DELETE FROM conversations WHERE entries <= 0")
-        stale = self._db.execute(
-            "SELECT key, id, newest, (SELECT max(id) FROM history WHERE conversation = c.id)"
-            " FROM conversations AS c WHERE newest NOT IN (SELECT id FROM history)"
+        rows = self._db.execute(
+            "DELETE FROM history WHERE lower(sender) = ? RETURNING conversation, id", (username_key(sender),)
         ).fetchall()
-        for key, number, before, newest in stale:
-            self._db.execute("UPDATE conversations SET newest = ? WHERE id = ?", (newest, number))
-            for member in participants(key):
-                self._db.execute(
-                    "UPDATE history_members SET newest = ? WHERE member = ? AND newest = ? AND conversation = ?",
-                    (newest, member, before, number),
-                )
+        (purges,) = self._db.execute("UPDATE history_purges SET count = count + 1 RETURNING count").fetchone()
+        if self._index is not None:  # else it is built from what is left, when needed
+            self._index_purges = purges
+            purged: dict[str, list[int]] = {}
+            for conversation, id in rows:
+                purged.setdefault(conversation, []).append(message_id_value(id))
+            for conversation, values in purged.items():
+                self._index.drop(conversation, values)
+        return len(rows)
 
     def history_size(self) -> int:
         """How many entries are kept, in all."""
-        return int(self._db.execute("SELECT coalesce(sum(entries), 0) FROM conversations").fetchone()[0])
+        return self.history_index().size
 
     # -- read positions ------------------------------------------------------------
 
@@ -575,15 +586,21 @@ class Database:
         return [(str(key), str(conversation), str(position)) for key, conversation, position in rows]
 
     def unread(self, conversation: str, after: str, reader: str, cap: int) -> int:
-        """See :meth:`msgsvc.hub.contracts.HistoryStore.unread`: the index's rows after ``after``, until
-        ``cap`` of them are others'."""
-        (count,) = self._db.execute(
-            "SELECT count(*) FROM (SELECT 1 FROM history"
-            " WHERE conversation = (SELECT id FROM conversations WHERE key = ?) AND id > ?"
-            " AND lower(sender) != ? ORDER BY id LIMIT ?)",
-            (conversation, after, username_key(reader), max(cap, 0)),
-        ).fetchone()
-        return int(count)
+        """See :meth:`msgsvc.hub.contracts.HistoryStore.unread`: the index's ids after ``after``, their
+        senders read, until ``cap`` of them are others'."""
+        index, key = self.history_index(), username_key(reader)
+        count, lowest = 0, _position(after) + 1
+        while count < cap:
+            values = index.since(conversation, lowest, cap - count)
+            if not values:
+                break
+            (others,) = self._db.execute(
+                f"SELECT count(*) FROM history WHERE id IN {_IDS} AND lower(sender) != ?",
+                (json.dumps([message_id_text(value) for value in values]), key),
+            ).fetchone()
+            count += others
+            lowest = values[-1] + 1
+        return count
 
     # -- rooms (msgsvc.hub.contracts.RoomStore; the writes within batch()) ---------------
 
@@ -880,6 +897,17 @@ class Database:
         self._db.close()
 
 
+def _position(position: str) -> int:
+    """A position (a message id, or :func:`message_id_floor`; "": before the first) as a value."""
+    return message_id_value(position) if position else -1
+
+
+def _stored(row: Sequence[Any]) -> Stored:
+    """An entry from its row in the history."""
+    id, at, conversation, sender, kind, group, text = row
+    return Stored(id, at, conversation, sender, Kind(kind), tuple(group.split(",")) if group else (), text)
+
+
 class SqliteStore(Service):
     """The state as a service: the username log loaded at once, then all work on one worker thread.
 
@@ -922,9 +950,11 @@ class SqliteStore(Service):
         return succeed(self._snapshot)
 
     def startService(self) -> None:
-        """Open the database (after twistd forks: a connection must not cross a fork)."""
+        """Open the database (after twistd forks: a connection must not cross a fork) and build the
+        history's index (a scan of the history: docs/performance.rst says how long it takes)."""
         Service.startService(self)
         self._database = Database(self.path)
+        self._database.history_index()
         self._pool = ThreadPool(minthreads=1, maxthreads=1, name="msgsvc-store")
         self._pool.start()
 
