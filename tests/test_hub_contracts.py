@@ -36,6 +36,14 @@ class MessageIdTests(unittest.TestCase):
         self.assertEqual(at, 1796199243.116)
         self.assertEqual(message_id_time(made), at)
 
+    def test_an_id_is_its_millisecond_then_its_count_digit_by_digit(self) -> None:
+        low = 0xFEDCBA9876543210 << 10 | 1022  # its last two digits wrap round at the third id
+        ids = counting(low << 1)
+        for count in range(3):
+            value = 1796199243116 << 80 | low + count
+            digits = "".join("0123456789ABCDEFGHJKMNPQRSTVWXYZ"[(value >> s) & 31] for s in range(125, -1, -5))
+            self.assertEqual(ids.make()[0], digits)
+
     def test_ids_of_one_millisecond_count_on_from_random_bits(self) -> None:
         ids = counting((1 << 80) - 1)  # the top bit is cleared: room to count on
         first, second = ids.make()[0], ids.make()[0]

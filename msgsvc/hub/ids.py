@@ -16,9 +16,20 @@ _RANDOM_BITS = 80
 _TO_INT_DIGITS = str.maketrans(_CROCKFORD, "0123456789abcdefghijklmnopqrstuv")
 
 
+#: Every two digits, by the 10 bits they stand for.
+_PAIRS = [high + low for high in _CROCKFORD for low in _CROCKFORD]
+_LOW_40 = (1 << 40) - 1
+
+
+def _digits(value: int, count: int) -> str:
+    """The last ``count`` digits of ``value`` in Crockford's base 32, the most significant first:
+    ``count`` even, and at most 12, so that the compiled build shifts machine integers."""
+    return "".join([_PAIRS[(value >> shift) & 1023] for shift in range(5 * count - 10, -1, -10)])
+
+
 def _encode_id(value: int) -> str:
     """``value`` (128 bits) as 26 characters of Crockford's base 32, the most significant first."""
-    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+    return _digits(value >> 80, 10) + _digits(value >> 40 & _LOW_40, 8) + _digits(value & _LOW_40, 8)
 
 
 def message_id_value(position: str) -> int:
@@ -82,20 +93,30 @@ class MessageIds:
         self._random = random
         self._millis = -1
         self._low = 0
+        self._stem = ""  # the id but its last two digits: its millisecond, then _low but its last 10 bits
 
     def make(self) -> tuple[str, float]:
         """A new id, and its time (seconds since the epoch, to the millisecond): the message's."""
         millis = _millis(self._clock.seconds())
         if millis > self._millis:
-            self._millis = millis
-            self._low = self._fresh()
+            self._start(millis)
         else:
             self._low += 1
-            if self._low >> _RANDOM_BITS:  # 2**79 ids in one millisecond: never, but stay unique
-                self._millis += 1
-                self._low = self._fresh()
-        return _encode_id(self._millis << _RANDOM_BITS | self._low), self._millis / 1000
+            if not self._low & 1023:  # the last two digits wrap round: the ones before them change
+                if self._low >> _RANDOM_BITS:  # 2**79 ids in one millisecond: never, but stay unique
+                    self._start(self._millis + 1)
+                else:
+                    self._restem(self._stem[:10])
+        return self._stem + _PAIRS[self._low & 1023], self._millis / 1000
 
-    def _fresh(self) -> int:
-        """80 random bits with the top one clear: room to count on within the millisecond."""
-        return int.from_bytes(self._random(_RANDOM_BITS // 8), "big") >> 1
+    def _start(self, millis: int) -> None:
+        """Make the ids of millisecond ``millis`` from now on, counting from 79 random bits."""
+        self._millis = millis
+        self._low = int.from_bytes(self._random(_RANDOM_BITS // 8), "big") >> 1
+        self._restem(_digits(millis, 10))
+
+    def _restem(self, prefix: str) -> None:
+        """The id but its last two digits: ``prefix`` (its millisecond's 10), then those of ``_low``
+        but its last 10 bits."""
+        low = self._low
+        self._stem = prefix + _digits(low >> 40, 8) + _digits(low >> 10 & 0x3FFFFFFF, 6)
