@@ -73,6 +73,9 @@ CODES: dict[Refusal | Limit, Code] = {
 }
 CODES.update(REFUSAL_CODES.items())
 
+#: Each kind's word on the wire: a look-up, where ``kind.value`` (an Enum's property) is two calls in Python.
+KIND_WORDS: dict[Kind, str] = {kind: kind.value for kind in Kind}
+
 
 def encode_message(message: Message) -> bytes:
     """The ``MSG`` line for ``message``.
@@ -81,7 +84,7 @@ def encode_message(message: Message) -> bytes:
     text came in as (part of) one line.
     """
     recipients = ",".join(message.recipients) or "*"
-    return f"MSG {message.sender} {message.kind.value} {recipients} :{message.text}\r\n".encode()
+    return f"MSG {message.sender} {KIND_WORDS[message.kind]} {recipients} :{message.text}\r\n".encode()
 
 
 #: A message to several is encoded once, however many receive it.
@@ -92,7 +95,7 @@ def encode_message_9(message: Message) -> bytes:
     """The version 9 ``MSG`` line for ``message``: with its id and time before the text."""
     recipients = ",".join(message.recipients) or "*"
     return (
-        f"MSG {message.sender} {message.kind.value} {recipients} {message.id}"
+        f"MSG {message.sender} {KIND_WORDS[message.kind]} {recipients} {message.id}"
         f" {wire.format_millis(message.at)} :{message.text}\r\n"
     ).encode()
 
@@ -104,7 +107,7 @@ def encode_history(entry: Stored) -> bytes:
     """The ``HISTMSG`` line for an entry of the history."""
     recipients = ",".join(entry.recipients) or "*"
     return (
-        f"HISTMSG {entry.conversation} {entry.sender} {entry.kind.value} {recipients} {entry.id}"
+        f"HISTMSG {entry.conversation} {entry.sender} {KIND_WORDS[entry.kind]} {recipients} {entry.id}"
         f" {wire.format_millis(entry.at)} :{entry.text}\r\n"
     ).encode()
 
