@@ -542,10 +542,11 @@ class Hub:
         group: list[str] = []  # the names in the log, as it spells them
         offline: list[str] = []
         absent: list[UserRecord] = []  # offline protected recipients: their messages wait
+        on_nodes = self._remote  # read here, not through Nodes.nodes_of: a call into interpreted code
         for name in names:
             key = username_key(name)
             account = self._online_account(key)
-            for node in self.nodes.nodes_of(key):  # its sessions on other nodes (an account's too)
+            for node in on_nodes.get(key, ()):  # its sessions on other nodes (an account's too)
                 elsewhere.setdefault(node, []).append(key)
             if account is not None:
                 targets.append(account)
@@ -562,11 +563,12 @@ class Hub:
                     absent.append(record)
             offline.append(record.name if record is not None else name)
         own = username_key(sender.record.name)
-        for node in self.nodes.nodes_of(own):  # the sender's sessions elsewhere see what it sent
+        for node in on_nodes.get(own, ()):  # the sender's sessions elsewhere see what it sent
             if own not in elsewhere.get(node, ()):
                 elsewhere.setdefault(node, []).append(own)
         kind = Kind.UNICAST if len(names) == 1 else Kind.MULTICAST
-        message = Message(sender.record.name, kind, tuple(group), text, *self._ids.make())
+        message_id, at = self._ids.make()
+        message = Message(sender.record.name, kind, tuple(group), text, message_id, at)
         if elsewhere or sender.outgoing:
             return self.nodes.route(sender, message, targets, elsewhere, offline, absent, queue)
         deliver(message, targets, sender)
