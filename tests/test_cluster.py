@@ -16,6 +16,8 @@ from collections.abc import Iterable, Sequence
 from types import SimpleNamespace
 from typing import Any
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
@@ -1071,6 +1073,23 @@ class RouteTests(SynchronousTestCase):
         for [failure] in routed:
             assert isinstance(failure, Failure)
             self.assertTrue(failure.check(ValueError))
+
+    @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(
+        st.text(min_size=1),
+        st.sampled_from(Kind),
+        st.lists(st.text(min_size=1), max_size=3),
+        st.text(),
+        st.floats(min_value=0, max_value=2**47 / 1000, allow_nan=False),
+        st.dictionaries(st.text(min_size=1), st.lists(st.text(min_size=1), max_size=3), max_size=3),
+    )
+    def test_a_message_is_written_as_compact_json_dumps_writes_it(
+        self, sender: str, kind: Kind, group: list[str], text: str, at: float, keys: dict[str, list[str]]
+    ) -> None:
+        """encode_message writes the JSON by hand: exactly json.dumps's, which every node reads."""
+        message = Message(sender, kind, tuple(group), text, message_id_floor(at), at)
+        written = json.dumps([sender, kind.value, group, text, message.id, at, keys], separators=(",", ":"))
+        self.assertEqual(encode_message(message, keys), written)
 
 
 class InboxScriptTests(RedisCase):

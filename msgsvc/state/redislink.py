@@ -18,9 +18,10 @@ module (URLs are read with :mod:`msgsvc.state.redisurl`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import txredisapi
@@ -87,6 +88,15 @@ class _Protocol(txredisapi.RedisProtocol):  # type: ignore[misc]
     def connectionLost(self, why: Failure) -> None:
         super().connectionLost(why)
         self.owner.lost(self, why)
+
+    def run(self, script: Script, keys: list[str], args: list[str]) -> Deferred[Any]:
+        """txredisapi's ``eval`` (by the script's hash once Redis knows it, else its source), with the
+        hash made once for the script, not at every call."""
+        if script.sha in self.script_hashes:
+            ran: Deferred[Any] = self.evalsha(script.sha, keys, args)
+            return ran.addErrback(self._evalsha_failed, script.code, script.sha, keys, args)
+        source: Deferred[Any] = self._eval(script.code, script.sha, keys, args)
+        return source
 
 
 class _Subscriber(_Protocol, txredisapi.SubscriberProtocol):  # type: ignore[misc]
@@ -241,7 +251,7 @@ class Commands(_Connection):
         """Run a Lua script (by its hash once Redis knows it)."""
         if self._protocol is None:
             return fail(self.unavailable())
-        return self._checked(self._protocol.eval(script.source, list(keys), [_arg(a) for a in args]))
+        return self._checked(self._protocol.run(script, list(keys), [_arg(a) for a in args]))
 
     def _checked(self, reply: Deferred[Any]) -> Deferred[Any]:
         def failed(failure: Failure) -> Failure:
@@ -301,6 +311,15 @@ class Script:
     """A Lua script run atomically in Redis."""
 
     source: str
+    #: the source as sent, and its SHA-1, by which Redis runs it once it knows it: made once, not at
+    #: each call (txredisapi's ``eval`` hashes the source every time)
+    code: bytes = field(init=False, repr=False)
+    sha: str = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        code = self.source.encode()
+        object.__setattr__(self, "code", code)
+        object.__setattr__(self, "sha", hashlib.sha1(code).hexdigest())
 
 
 def _arg(value: object) -> str:
