@@ -46,6 +46,10 @@ from msgsvc.state.redisurl import RedisURL
 REPLY_TIMEOUT = 5.0
 #: seconds between attempts to connect, at most
 MAX_RETRY_DELAY = 5.0
+#: bytes a connection to Redis may hand the kernel in one reactor pass (as much as it takes): a busy pass's
+#: history and routed messages go at once.  Twisted's own limit, 128 KiB a pass, left the rest of a pass
+#: bigger than that to later passes, and at a few passes a second the writes fell behind without bound.
+SEND_LIMIT = 1 << 30
 
 
 class RedisUnavailable(StoreError):
@@ -78,6 +82,10 @@ class _Protocol(txredisapi.RedisProtocol):  # type: ignore[misc]
     owner: _Connection
 
     def connectionMade(self) -> Deferred[None]:
+        transports: tuple[Any, ...] = (self.transport, getattr(self.transport, "transport", None))
+        for transport in transports:  # TCP, or TLS and the TCP under it
+            if hasattr(transport, "SEND_LIMIT"):
+                transport.SEND_LIMIT = SEND_LIMIT
         made: Deferred[None] = super().connectionMade()
         self.whenConnected().addCallback(lambda _: self.ping()).addCallbacks(
             lambda _: self.owner.usable(self),
