@@ -892,9 +892,9 @@ def history_entry(entry: Stored) -> str:
     """An entry as its history's member holds it: its id first, so that members sort as ids; then the
     JSON of ``[at, sender, kind, recipients, text]``, written here as ``json.dumps`` writes it (one is
     made for every message kept: json.dumps made a list and an encoder for each, twice the time)."""
-    names = ", ".join(map(_json_string, entry.recipients))
-    text = _json_string(entry.text)
-    return f'{entry.id}|[{entry.at!r}, {_json_string(entry.sender)}, "{entry.kind.value}", [{names}], {text}]'
+    s = _json_string
+    names = ", ".join(map(s, entry.recipients))
+    return f'{entry.id}|[{entry.at!r}, {s(entry.sender)}, "{entry.kind._value_}", [{names}], {s(entry.text)}]'
 
 
 def _stored(conversation: str, member: str) -> Stored:
@@ -1170,7 +1170,7 @@ class RedisState(Service):
         """One script (:data:`APPEND`) for them all, in one argument (a line each: no conversation has
         a tab or a line break, nor has the JSON of an entry); those dated too far ahead of Redis's clock
         are not kept, and said so."""
-        lines = "\n".join(f"{entry.conversation}\t{history_entry(entry)}" for entry in entries)
+        lines = "\n".join([f"{entry.conversation}\t{history_entry(entry)}" for entry in entries])
 
         def kept(reply: list[int]) -> None:
             _, too_new = reply
