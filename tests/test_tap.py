@@ -222,7 +222,15 @@ class MakeServiceTests(SynchronousTestCase):
         settle.startService()
         self.assertGreater(gc.get_freeze_count(), 0)
 
-    def test_unusable_database(self) -> None:
+    def test_started_last_it_collects_the_young_generation_every_10000_allocations(self) -> None:
+        db = self.mktemp()
+        Database(db).close()
+        settle = list(tap.makeService(parse("--db", db)))[-1]
+        self.addCleanup(gc.unfreeze)
+        self.addCleanup(gc.set_threshold, *gc.get_threshold())
+        settle.startService()
+        self.assertEqual(gc.get_threshold()[0], 10_000)
+
         db = self.mktemp()
         with open(db, "wb") as f:
             f.write(b"not a database at all" * 100)
