@@ -90,7 +90,7 @@ def away_key(node: str) -> str:
 def encode_message(message: Message, keys_by_node: dict[str, list[str]]) -> str:
     """``message`` as the nodes pass it: ``[from, kind, group, text, id, at, {node: [keys]}]``, JSON written
     here as ``json.dumps`` with compact separators writes it (one is made for every message that crosses
-    nodes: ``JSONEncoder.encode`` builds a C encoder each call, a third of the time)."""
+    nodes: ``JSONEncoder.encode`` builds a C encoder at every call)."""
     s = _json_string
     nodes = ",".join([f"{s(node)}:[{','.join(map(s, keys))}]" for node, keys in keys_by_node.items()])
     m = message
