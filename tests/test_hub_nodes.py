@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from twisted.internet import reactor
 from twisted.internet.defer import Deferred
-from twisted.internet.task import Clock
+from twisted.internet.task import Clock, deferLater
 from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -23,6 +24,7 @@ from msgsvc.hub.contracts import (
     Refused,
     RemoteUser,
     RoomRecord,
+    RoomView,
     TopicSet,
     UserRecord,
 )
@@ -45,6 +47,7 @@ from msgsvc.state.redislink import RedisUnavailable
 
 from .support.fakes import FakeNetwork, MemoryStore, RecordingParticipant
 from .support.harness import admitted, outcome
+from .support.redisserver import RedisStateCase
 from .test_hub_rooms import START, RoomsTestCase
 
 
@@ -452,6 +455,7 @@ class RoomRaceTests(RoomsTestCase):
         self.hub.nodes.remote_room(Parted("#ops", "bob", ""))
         carol.events.clear()
         changes = (("+s", None), ("+i", None), ("+k", "s3"), ("+v", "bob"))
+        self.successResultOf(self.store.set_modes("#ops", changes))  # on zed's node
         kept = ModesKept("inst", "s3", None, 1, (Member("bob", voice=True, since=START, version=1),))
         self.hub.nodes.remote_room(ModeSet("#ops", "zed", changes, kept))
         self.assertEqual(self.refusal(alice.user.join, "#ops", None), Refusal.INVITE_ONLY)
@@ -582,3 +586,99 @@ class BacklogAcrossNodesTests(SynchronousTestCase):
         del self.network.receivers["carol"]  # its node's lease lapsed: its claim is void
         self.hub.nodes.remote_left("carol", "there", 130.0, dead=True)
         self.assertEqual(self.delivered(self.laptop), [["while away"]])
+
+
+class AdmissionAcrossNodesTests(RedisStateCase):
+    """Two nodes' hubs on one redis-server, node b hearing of node a only what the test passes on: whether
+    a JOIN on b gets in is for Redis to decide, from the room as a changed it a moment before (attack35:
+    b checked its own copy of the room, and 1 JOIN of 30 got in past the +ik just set on a)."""
+
+    async def two_nodes(self) -> tuple[RecordingParticipant, RecordingParticipant, Hub, FakeNetwork]:
+        """alice on node a, who made #r, b having heard it; mallory on b, from 192.0.2.7; a's network."""
+        hubs, networks = [], []
+        for _ in "ab":
+            store = self.started()
+            await store.redis.ready()
+            clock = Clock()
+            clock.advance(START)
+            networks.append(FakeNetwork())
+            hubs.append(Hub(clock, store, [], 100, network=networks[-1]))
+        a, b = hubs
+        alice, mallory = RecordingParticipant(), RecordingParticipant()
+        mallory.host = "192.0.2.7"
+        await admitted(a, alice, "alice", "peer-a")
+        await admitted(b, mallory, "mallory", "peer-b")
+        a.nodes.remote_joined(RemoteUser("mallory", "b", "192.0.2.7:5000", "tcp", START), START, False, False)
+        await alice.user.join("#r", None)
+        await self.hear(networks[0], b)
+        return alice, mallory, b, networks[0]
+
+    async def hear(self, network: FakeNetwork, node: Hub | None) -> None:
+        """``node`` hears what was published on ``network`` so far (None: nobody), a mode change once
+        answered (published after its asker's answer, in the same reactor pass)."""
+        await deferLater(reactor, 0, lambda: None)
+        for event in network.room_changes if node is not None else ():
+            node.nodes.remote_room(event)
+        network.room_changes.clear()
+
+    async def refusal(self, joining: Deferred[RoomView]) -> Refusal:
+        try:
+            await joining
+        except Refused as e:
+            return e.refusal
+        self.fail("let in")
+
+    async def members(self) -> list[str]:
+        """#r's members, as Redis keeps them."""
+        record = await self.state.room("#r")
+        assert record is not None
+        return sorted(record.members)
+
+    def modes(self, node: Hub) -> tuple[str, str | None, int | None, int]:
+        view = node.rooms.find("#r")
+        assert view is not None
+        return view.modes, view.key, view.limit, len(view.bans)
+
+    async def test_a_join_past_invite_only_set_a_moment_ago_on_another_node_is_refused(self) -> None:
+        alice, mallory, b, _ = await self.two_nodes()
+        await alice.user.mode("#r", [("+i", None)])
+        self.assertEqual(self.modes(b), ("nt", None, None, 0))  # not heard yet
+        self.assertEqual(await self.refusal(mallory.user.join("#r", None)), Refusal.INVITE_ONLY)
+        self.assertEqual(await self.members(), ["alice"])
+
+    async def test_a_join_without_the_key_set_a_moment_ago_on_another_node_is_refused(self) -> None:
+        alice, mallory, b, _ = await self.two_nodes()
+        await alice.user.mode("#r", [("+k", "sekrit")])
+        self.assertEqual(await self.refusal(mallory.user.join("#r", None)), Refusal.BAD_KEY)
+        self.assertEqual(await self.refusal(mallory.user.join("#r", "guess")), Refusal.BAD_KEY)
+        self.assertEqual(self.modes(b), ("nt", None, None, 0))
+        await mallory.user.join("#r", "sekrit")
+        self.assertEqual(await self.members(), ["alice", "mallory"])
+
+    async def test_a_join_a_ban_set_a_moment_ago_on_another_node_matches_is_refused(self) -> None:
+        """Matched in Redis against her masks (her address here), unless an operator invited her."""
+        alice, mallory, b, network = await self.two_nodes()
+        await alice.user.mode("#r", [("+b", "*!*@192.0.2.*")])
+        self.assertEqual(await self.refusal(mallory.user.join("#r", None)), Refusal.BANNED)
+        self.assertEqual((self.modes(b), await self.members()), (("nt", None, None, 0), ["alice"]))
+        await self.hear(network, None)  # b does not hear the ban
+        await alice.user.invite("#r", "mallory")
+        await self.hear(network, b)  # but the invitation
+        await mallory.user.join("#r", None)
+        self.assertEqual(await self.members(), ["alice", "mallory"])
+
+    async def test_a_join_past_a_limit_set_a_moment_ago_on_another_node_is_refused(self) -> None:
+        alice, mallory, b, _ = await self.two_nodes()
+        await alice.user.mode("#r", [("+l", "1")])
+        self.assertEqual(await self.refusal(mallory.user.join("#r", None)), Refusal.ROOM_FULL)
+        self.assertEqual((self.modes(b), await self.members()), (("nt", None, None, 0), ["alice"]))
+
+    async def test_a_join_of_a_room_made_open_a_moment_ago_on_another_node_gets_in(self) -> None:
+        """The other way: b still holds #r +ik, which a has just made open."""
+        alice, mallory, b, network = await self.two_nodes()
+        await alice.user.mode("#r", [("+i", None), ("+k", "sekrit")])
+        await self.hear(network, b)
+        await alice.user.mode("#r", [("-i", None), ("-k", None)])
+        self.assertEqual(self.modes(b), ("int", "sekrit", None, 0))
+        await mallory.user.join("#r", None)
+        self.assertEqual(await self.members(), ["alice", "mallory"])

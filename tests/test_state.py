@@ -23,6 +23,7 @@ from msgsvc.hub.contracts import (
     Ban,
     Enqueue,
     HistoryPolicy,
+    Joining,
     Kind,
     Member,
     Queued,
@@ -34,6 +35,7 @@ from msgsvc.hub.contracts import (
 )
 from msgsvc.hub.history import History
 from msgsvc.hub.conversations import ALL, participants
+from msgsvc.hub.globs import glob_match
 from msgsvc.hub.ids import MessageIds, message_id_floor
 from msgsvc.hub.rules import username_key
 from msgsvc.state import Snapshot, State
@@ -481,8 +483,8 @@ class RoomContract(_Base):
 
     async def test_members_come_in_and_go_out_with_op_and_voice(self) -> None:
         await self.state.create_room(dev(), 50)
-        self.assertIsNone(await self.state.enter("#dev", Member("bob", since=12.0), 10, 50))
-        self.assertIsNone(await self.state.enter("#dev", Member("Carol", voice=True, since=13.25), 10, 50))
+        self.assertEqual(await self.state.enter("#dev", Joining("bob", 12.0), 10, 50), Member("bob", since=12.0))
+        self.assertEqual(await self.state.enter("#dev", Joining("Carol", 13.25), 10, 50), Member("Carol", since=13.25))
         kept = await self.state.set_modes("#dev", [("+o", "bob"), ("-o", "Alice")])  # made operator; no longer
         await self.state.remove_member("#dev", "carol")
         assert kept is not None
@@ -580,12 +582,13 @@ class RoomContract(_Base):
         """Joins on several nodes at once: the store's count decides (+l, --max-rooms-per-user)."""
         await self.state.create_room(dev(Member("bob", since=11.0)), 50)
         await self.state.create_room(RoomRecord("#ops", 11.0, "bob", members={"bob": Member("bob", since=11.0)}), 50)
-        carol, dave = Member("Carol", since=12.0), Member("dave", since=12.0)
+        carol, dave = Joining("Carol", 12.0), Joining("dave", 12.0)
         self.assertIs(await self.state.enter("#dev", carol, 2, 50), Refusal.ROOM_FULL)
-        self.assertIsNone(await self.state.enter("#dev", carol, 3, 50))
+        self.assertEqual(await self.state.enter("#dev", carol, 3, 50), Member("Carol", since=12.0))
         self.assertIs(await self.state.enter("#dev", dave, 3, 50), Refusal.ROOM_FULL)
-        self.assertIsNone(await self.state.enter("#dev", Member("BOB", since=14.0), 3, 50))  # kept already
-        bob = Member("bob", since=13.0)
+        kept = await self.state.enter("#dev", Joining("BOB", 14.0), 3, 50)
+        self.assertEqual(kept, Member("bob", since=11.0))  # kept already: as kept
+        bob = Joining("bob", 13.0)
         self.assertIs(await self.state.enter("#new", bob, 10, 2), Refusal.NO_SUCH_ROOM)  # nothing kept
         await self.state.create_room(RoomRecord("#new", 13.0, "dave", members={"dave": Member("dave")}), 50)
         self.assertIs(await self.state.enter("#new", bob, 10, 2), Refusal.TOO_MANY_ROOMS)
@@ -593,12 +596,90 @@ class RoomContract(_Base):
         self.assertEqual([sorted(r.members) for r in rooms], [["alice", "bob", "carol"], ["dave"], ["bob"]])
         self.assertEqual(rooms[0].members["bob"], Member("bob", since=11.0))
 
+    async def test_a_join_is_decided_by_the_rooms_bans_modes_key_and_limit_as_kept(self) -> None:
+        """Set a moment ago on another node, not heard yet on the joiner's: what the store keeps decides,
+        and a refused join writes nothing (attack35: 1 JOIN of 30 got past +ik set on another node)."""
+        await self.state.create_room(dev(Member("bob", since=11.0)), 50)
+        erin = Joining("erin", 12.0, masks=("erin!~e@msgsvc", "erin!~e@192.0.2.7"))
+        await self.state.set_modes("#dev", [("+i", None)])
+        self.assertIs(await self.state.enter("#dev", erin, 10, 50), Refusal.INVITE_ONLY)
+        await self.state.set_modes("#dev", [("-i", None), ("+k", "sekrit")])
+        self.assertIs(await self.state.enter("#dev", erin, 10, 50), Refusal.BAD_KEY)
+        self.assertIs(await self.state.enter("#dev", replace(erin, key="Sekrit"), 10, 50), Refusal.BAD_KEY)
+        await self.state.set_modes("#dev", [("+l", "2")])
+        self.assertIs(await self.state.enter("#dev", replace(erin, key="sekrit"), 10, 50), Refusal.ROOM_FULL)
+        await self.state.set_modes("#dev", [("-l", None), ("+i", None)])
+        await self.state.put_ban("#dev", Ban("*!*@192.0.2.*", "Alice", 20.0))
+        let_in = replace(erin, key="sekrit", invited=True)  # an operator's invitation, pending on her node
+        self.assertIs(await self.state.enter("#dev", replace(erin, key="sekrit"), 10, 50), Refusal.BANNED)
+        self.assertIs(await self.state.enter("#dev", replace(let_in, key=None), 10, 50), Refusal.BAD_KEY)
+        self.assertEqual([sorted(r.members) for r in await self.state.rooms()], [["alice", "bob"]])
+        self.assertEqual(await self.state.enter("#dev", let_in, 10, 50), Member("erin", since=12.0))
+        self.assertIs(await self.state.enter("#dev", Joining("zed", 13.0, masks=("zed!z@msgsvc",)), 10, 50), Refusal.INVITE_ONLY)
+        self.assertEqual([sorted(r.members) for r in await (await self.reopened()).rooms()], [["alice", "bob", "erin"]])
+
+    async def test_the_rooms_protected_founder_enters_it_as_its_operator_past_invite_only_key_and_limit(self) -> None:
+        await self.state.create_room(dev(Member("bob", since=11.0)), 50)
+        await self.state.set_modes("#dev", [("+i", None), ("+k", "sekrit"), ("+l", "2")])
+        await self.state.remove_member("#dev", "alice")
+        await self.state.enter("#dev", Joining("carol", 11.5, "sekrit", invited=True), 10, 50)
+        alice = Joining("Alice", 13.0, masks=("alice!alice@msgsvc",))
+        self.assertIs(await self.state.enter("#dev", alice, 10, 50), Refusal.INVITE_ONLY)  # not protected
+        await self.state.record_seen("Alice", 1.0)
+        await self.state.set_password_hash("Alice", "$h", 2.0)
+        self.assertIs(await self.state.enter("#dev", alice, 2, 50), Refusal.ROOM_FULL)  # the server's limit holds
+        await self.state.put_ban("#dev", Ban("alice!*@*", "bob", 14.0))
+        self.assertIs(await self.state.enter("#dev", alice, 3, 50), Refusal.BANNED)  # a ban too
+        await self.state.remove_ban("#dev", "alice!*@*")
+        self.assertEqual(await self.state.enter("#dev", alice, 3, 50), Member("Alice", op=True, since=13.0))
+        self.assertIs(await self.state.enter("#dev", Joining("dave", 14.0, "sekrit", invited=True), 10, 50), Refusal.ROOM_FULL)
+        rooms = await (await self.reopened()).rooms()
+        self.assertEqual(rooms[0].members["alice"], Member("Alice", op=True, since=13.0))
+
+    async def test_a_ban_matches_as_the_hubs_globs_do(self) -> None:
+        """Whatever matches a mask in the store (Redis's in Lua, whose patterns are no globs): as
+        msgsvc.hub.globs, a character at a time, ``*`` and ``?`` only."""
+        cases = [
+            ("eve!*@*", "eve!e@msgsvc"),
+            ("eve!*@*", "evel!e@msgsvc"),
+            ("e?e!*@*", "eve!e@msgsvc"),
+            ("e?e!*@*", "ee!e@msgsvc"),
+            ("*", "eve!e@msgsvc"),
+            ("**", "x"),
+            ("?*?", "x"),
+            ("?*?", "xy"),
+            ("*a*a*a*a*a*a*b", "a" * 60),
+            ("*a*a*b", "xaxaxb"),
+            ("*!*@192.0.2.*", "eve!e@192.0.2.77"),
+            ("*!*@192.0.2.*", "eve!e@192.0.20.7"),
+            ("*!*@2001:db8:1:2::/64", "eve!e@2001:db8:1:2::/64"),
+            ("%a+!*@*", "eve!e@msgsvc"),  # Lua's pattern characters are themselves
+            ("%a+!*@*", "%a+!e@msgsvc"),
+            (".*", "eve!e@msgsvc"),
+            ("[ev]*", "eve!e@msgsvc"),
+            ("[ev]*", "[ev]x!e@msgsvc"),
+            ("eve!e@msgsvc", "eve!e@msgsvc"),
+            ("eve!e@msgsvc", "eve!e@msgsvcx"),
+            ("?ve!*@*", "\u00e9ve!e@h"),  # one character, two bytes of UTF-8
+            ("\u00e9*", "\u00e9ve!e@h"),
+            ("\u00e9?", "\u00e9\u00e9"),
+        ]
+        verdicts = []
+        for n, (mask, identity) in enumerate(cases):
+            room = f"#r{n}"
+            record = RoomRecord(room, 10.0, None, bans={mask: Ban(mask, "op", 10.0)})
+            await self.state.create_room(record, 50)
+            entered = await self.state.enter(room, Joining("eve", 11.0, masks=(identity,)), 10, 50)
+            verdicts.append(entered is Refusal.BANNED)
+        self.assertEqual(verdicts, [glob_match(mask, identity) for mask, identity in cases])
+        self.assertEqual(verdicts.count(True), 14)
+
     async def test_creating_counts_the_founders_rooms_as_kept(self) -> None:
         """Rooms created at once on several nodes by one name: the store's count decides (--max-rooms-per-user)."""
         await self.state.create_room(dev(), 2)
         bob = Member("bob", op=True, since=11.0)
         await self.state.create_room(RoomRecord("#ops", 11.0, "bob", members={"bob": bob}), 2)
-        self.assertIsNone(await self.state.enter("#ops", Member("alice", since=12.0), 10, 2))
+        self.assertEqual(await self.state.enter("#ops", Joining("alice", 12.0), 10, 2), Member("alice", since=12.0))
         alices = RoomRecord("#new", 13.0, "alice", members={"alice": Member("alice", op=True, since=13.0)})
         self.assertIs(await self.state.create_room(alices, 2), Refusal.TOO_MANY_ROOMS)  # nothing kept
         self.assertIs(await self.state.create_room(alices, 3), True)
@@ -612,7 +693,7 @@ class RoomContract(_Base):
         await self.state.delete_room("#dev")
         self.assertEqual(await self.state.rooms(), [])
         # Whatever comes for it after its deletion (from another node, late) makes nothing again.
-        self.assertIs(await self.state.enter("#dev", Member("bob", since=13.0), 10, 50), Refusal.NO_SUCH_ROOM)
+        self.assertIs(await self.state.enter("#dev", Joining("bob", 13.0), 10, 50), Refusal.NO_SUCH_ROOM)
         await self.state.put_ban("#dev", Ban("eve!*@*", "Alice", 32.0))
         await self.state.set_room(replace(dev(), topic="late"))
         self.assertIsNone(await self.state.set_modes("#dev", [("+i", None), ("+o", "bob")]))
@@ -629,7 +710,7 @@ class RoomContract(_Base):
         await self.state.create_room(record, 50)
         await self.state.put_ban("#dev", Ban("eve!*@*", "Alice", 31.0))
         bob = Member("bob", since=12.0)
-        self.assertIsNone(await self.state.enter("#dev", bob, 10, 50))
+        self.assertEqual(await self.state.enter("#dev", Joining("bob", 12.0, "sekrit", invited=True), 10, 50), bob)
         await self.state.remove_member("#dev", "alice")
         self.assertTrue(await self.state.vacate_room("#dev"))  # alice's node saw it empty: it stays
         kept = replace(record, members={"bob": bob}, bans={"eve!*@*": Ban("eve!*@*", "Alice", 31.0)})
@@ -638,7 +719,7 @@ class RoomContract(_Base):
         await self.state.remove_member("#dev", "bob")
         self.assertFalse(await self.state.vacate_room("#dev"))
         self.assertIsNone(await self.state.room("#dev"))
-        self.assertIs(await self.state.enter("#dev", bob, 10, 50), Refusal.NO_SUCH_ROOM)
+        self.assertIs(await self.state.enter("#dev", Joining("bob", 12.0, "sekrit", invited=True), 10, 50), Refusal.NO_SUCH_ROOM)
         self.assertEqual(await (await self.reopened()).rooms(), [])
 
     async def test_a_reset_or_a_removal_drops_the_names_memberships(self) -> None:
@@ -648,7 +729,7 @@ class RoomContract(_Base):
         await self.state.create_room(dev(Member("bob", since=12.0)), 50)
         ops = RoomRecord("#ops", 11.0, "bob", members={"bob": Member("bob", op=True, since=11.0)})
         await self.state.create_room(ops, 50)
-        await self.state.enter("#ops", Member("Alice", since=13.0), 10, 50)
+        await self.state.enter("#ops", Joining("Alice", 13.0), 10, 50)
         await self.state.put_ban("#ops", Ban("alice!*@*", "bob", 14.0))
         await self.state.reset("ALICE", "forgot it", 3.0)
         without_alice = dev(Member("bob", since=12.0))

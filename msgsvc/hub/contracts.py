@@ -341,6 +341,21 @@ def changed_modes(
 
 
 @dataclass(frozen=True)
+class Joining:
+    """A name asking to enter a room, as its node knows it: what :meth:`RoomStore.enter` decides by,
+    with what the store keeps (:func:`~msgsvc.hub.rules.admission`)."""
+
+    name: str  # as the log spells it
+    since: float  # when it asked: its membership's start
+    key: str | None = None  # the key it gave
+    #: What a ban may match: ``nick!user@host`` (:func:`~msgsvc.hub.rules.mask_key`), a host each
+    masks: tuple[str, ...] = ()
+    #: An operator's invitation to the room is pending for it (the nodes keep invitations, the store does
+    #: not): it lets the name in past +i and the bans, once
+    invited: bool = False
+
+
+@dataclass(frozen=True)
 class ModesKept:
     """A room's modes as its store keeps them once a change of them is written (:meth:`RoomStore.set_modes`):
     its flags, key and limit and their version, and the members the change named (op, voice, version)."""
@@ -733,12 +748,14 @@ class RoomStore(Protocol):
         several nodes, the changes are ordered by their versions: a node takes what is newer than it
         holds, and all end alike."""
 
-    def enter(self, room: str, member: Member, limit: int, most: int) -> Deferred[Refusal | None]:
-        """Keep ``member``, new in ``room``, unless the room has ``limit`` members or the name is in ``most``
-        rooms already, as kept (the joins of every node counted): None, or ROOM_FULL or TOO_MANY_ROOMS.
-        A room no longer kept (emptied or deleted meanwhile on another node) is not made again:
-        NO_SUCH_ROOM.  A member kept already (joined on another node) stays as kept: None, nothing
-        written."""
+    def enter(self, room: str, joining: Joining, limit: int, most: int) -> Deferred[Refusal | Member]:
+        """Keep ``joining`` a member of ``room`` if it may enter it, as :func:`~msgsvc.hub.rules.admission`
+        decides from what is kept at that moment (the room's bans, flags, key, +l and founder, whether
+        the name is protected, its members and the name's rooms, as every node wrote them; ``limit``:
+        members a room may have, ``most``: rooms a name may be in): the member kept (its room's protected
+        founder an operator), or the refusal (nothing written).  A room no longer kept (emptied or deleted
+        meanwhile on another node) is not made again: NO_SUCH_ROOM.  A member kept already (joined on
+        another node) stays as kept: that member, nothing written."""
 
     def remove_member(self, room: str, name: str) -> Deferred[None]:
         """Forget a member of ``room``."""

@@ -1,11 +1,12 @@
 """Rooms (docs/protocol.rst "Rooms"): named conversations with members, operators, a topic and modes.
 
 The hub's :class:`Rooms` holds every room in memory (read from its :class:`RoomStore` at start, as the
-username log is), checks each request against the room's modes and the server's limits, changes the
-room at once, tells the other sessions of its members (:meth:`Participant.room_event`), and writes the
-change to the store: the asker's answer comes once it is kept.  A message to a room reaches the online
-sessions of its members (here, and on other nodes by their name keys); offline members read it in the
-room's history, never through the offline queue.
+username log is), checks each request against the room's modes and the server's limits (but who may
+enter a room: its store decides, from the room as every node changed it: :meth:`RoomStore.enter`),
+changes the room at once, tells the other sessions of its members (:meth:`Participant.room_event`), and
+writes the change to the store: the asker's answer comes once it is kept.  A message to a room reaches
+the online sessions of its members (here, and on other nodes by their name keys); offline members read
+it in the room's history, never through the offline queue.
 
 A protected name stays a member until it leaves; an unprotected one's memberships end when its last
 session leaves.  A room left without members is removed, unless its founder is a protected name.
@@ -32,6 +33,7 @@ from msgsvc.hub.contracts import (
     Ban,
     Entered,
     Invited,
+    Joining,
     Kicked,
     Kind,
     Member,
@@ -84,8 +86,17 @@ TOPIC_STEP = 0.001
 DISCONNECTED = "disconnected"
 #: Identities (of its sessions) a member's ban verdicts are kept for in a room, at most.
 VERDICTS_KEPT = 8
-#: What a ban is matched against: a session's name, user part and host (:func:`_banned`).
+#: What a ban is matched against: a session's name, user part and host (:func:`_masks`).
 Identity = tuple[str, str, str]
+#: What a JOIN the store refused is told, by refusal (of the room ``room``, ``most`` rooms a name's limit).
+_REFUSED = {
+    Refusal.BANNED: "you are banned from {room}",
+    Refusal.INVITE_ONLY: "{room} is invite-only",
+    Refusal.BAD_KEY: "{room} needs its key",
+    Refusal.ROOM_FULL: "{room} is full",
+    Refusal.TOO_MANY_ROOMS: "you are in {most} rooms, the limit",
+    Refusal.NO_SUCH_ROOM: "there is no room {room}",
+}
 
 
 @dataclass(frozen=True)
@@ -263,34 +274,21 @@ class Rooms:
                 return self.join(session, name, key)
 
             return self._store.create_room(made, most).addErrback(self._unkept).addCallback(created)
-        founder = _founded(record, user) and self._protected(user)  # an unprotected name's next holder: no
-        if not record.invites.get(user) and _banned(record, session):  # an operator's invitation: once
-            raise Refused(Refusal.BANNED, f"you are banned from {record.name}")
-        if "i" in record.modes and not founder and not record.invites.get(user):
-            raise Refused(Refusal.INVITE_ONLY, f"{record.name} is invite-only")
-        if record.key is not None and key != record.key and not founder:
-            raise Refused(Refusal.BAD_KEY, f"{record.name} needs its key")
-        limit = record.limit if record.limit is not None and not founder else self.policy.max_members
-        if len(record.members) >= min(limit, self.policy.max_members):
-            raise Refused(Refusal.ROOM_FULL, f"{record.name} is full")
-        member, room = Member(spelled, op=founder, since=now), room_key(record.name)
-        spelled_room = record.name
+        room, spelled_room = room_key(record.name), record.name
+        # The store decides, from the room as every node changed it (its bans, modes, key and limit, its
+        # members, the name's rooms): this node's copy may not have heard the latest change yet.
+        joining = Joining(spelled, now, key, _masks(session), bool(record.invites.get(user)))
 
-        def entered(refusal: Refusal | None) -> RoomView | Deferred[RoomView]:
-            """Kept unless the store, which counts every node's joins, found the room full or the name in
-            too many rooms, or has it no more (emptied or deleted meanwhile on another node); the room as
-            it is here now."""
-            if refusal is Refusal.ROOM_FULL:
-                raise Refused(refusal, f"{spelled_room} is full")
-            if refusal is Refusal.NO_SUCH_ROOM:
-                raise Refused(refusal, f"there is no room {spelled_room}")
-            if refusal is not None:
-                raise Refused(refusal, f"you are in {most} rooms, the limit")
+        def entered(kept: Refusal | Member) -> RoomView | Deferred[RoomView]:
+            """Kept unless the store refused it (:func:`~msgsvc.hub.rules.admission`), or has the room no
+            more (emptied or deleted meanwhile on another node); the room as it is here now."""
+            if isinstance(kept, Refusal):
+                raise Refused(kept, _REFUSED[kept].format(room=spelled_room, most=most))
             now_kept = self._rooms.get(room)
             if now_kept is None:  # its last member here left it meanwhile: the store has the room, and the join
                 return self._reread(room).addCallback(told)
             if user not in now_kept.members:
-                self._apply(now_kept, Entered(now_kept.name, member))  # its write made
+                self._apply(now_kept, Entered(now_kept.name, kept))  # its write made
                 return told(now_kept)
             if now_kept is not record:  # read again meanwhile (emptied here), the join in it: nobody told yet
                 return told(now_kept)
@@ -303,8 +301,8 @@ class Rooms:
             self._announce(now_kept, Entered(now_kept.name, now_kept.members[user]), session)
             return self.view(now_kept, user)
 
-        kept = self._store.enter(room, member, min(limit, self.policy.max_members), most)
-        return kept.addErrback(self._unkept).addCallback(entered)
+        answer = self._store.enter(room, joining, self.policy.max_members, most)
+        return answer.addErrback(self._unkept).addCallback(entered)
 
     def part(self, session: Session, name: str, reason: str) -> Deferred[Parted]:
         if room_key(name) == ALL:
@@ -945,13 +943,18 @@ def _news(record: RoomRecord, kept: ModesKept) -> tuple[ModeChange, ...]:
     return tuple(changes)
 
 
-def _banned(record: RoomRecord, session: Session) -> bool:
-    """Whether a ban of ``record`` matches ``session``: ``name!user@host``, the user its ident (the name
-    on a front without one), the host the one every mask shows or its address."""
+def _masks(session: Session) -> tuple[str, ...]:
+    """What a ban matches ``session`` by: ``name!user@host`` (folded), the user its ident (the name on a
+    front without one), the host the one every mask shows, and its address."""
     name = session.record.name
     user = session.participant.ident or name
-    identities = [mask_key(f"{name}!{user}@{host}") for host in (SHOWN_HOST, session.participant.host)]
-    return any(mask_matches(key, identity) for key in record.bans for identity in identities)
+    return tuple(mask_key(f"{name}!{user}@{host}") for host in (SHOWN_HOST, session.participant.host))
+
+
+def _banned(record: RoomRecord, session: Session) -> bool:
+    """Whether a ban of ``record`` matches ``session`` (:func:`_masks`)."""
+    masks = _masks(session)
+    return any(mask_matches(key, mask) for key in record.bans for mask in masks)
 
 
 def _founded(record: RoomRecord, key: str) -> bool:

@@ -1,5 +1,6 @@
 """The rules every front checks what a client says against (here, once): usernames and room names and
-their case-insensitive keys, ban masks, passwords, a message's text and its recipients.  What breaks one is
+their case-insensitive keys, ban masks, passwords, a message's text and its recipients; and who enters a
+room, which its store decides (:func:`admission`).  What breaks one is
 :class:`~msgsvc.hub.contracts.Refused`, in no front's words."""
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 
-from msgsvc.hub.contracts import Refusal, Refused
+from msgsvc.hub.contracts import Joining, Member, Refusal, Refused, RoomRecord
 from msgsvc.hub.globs import glob_match
 
 USERNAME_MAX = 32
@@ -82,6 +83,31 @@ def mask_matches(key: str, identity: str) -> bool:
     """Whether the mask of ``key`` (:func:`mask_key`) matches ``identity`` (``nick!user@host``, folded
     by :func:`mask_key` too): ``*`` any characters, ``?`` one; in O(len(key) * len(identity)) steps."""
     return glob_match(key, identity)
+
+
+def admission(
+    joining: Joining, room: RoomRecord, protected: bool, members: int, rooms: int, limit: int, most: int
+) -> Refusal | Member:
+    """Whether ``joining`` enters ``room`` (its founder, flags, key, +l and bans as its store keeps them;
+    its ``members`` counted), ``protected`` telling whether the name has a password and ``rooms`` how many
+    rooms it is in: the member to keep (an operator if it is the room's protected founder), or the
+    refusal, in this order: BANNED (a ban matches one of its masks, unless it is invited), INVITE_ONLY
+    (+i, unless invited or the protected founder), BAD_KEY (+k not given, unless the protected founder),
+    ROOM_FULL (+l reached, unless the protected founder; or ``limit``), TOO_MANY_ROOMS (``most``).  What
+    every store decides a join by (Redis's ``ENTER`` script says it in Lua)."""
+    name = username_key(joining.name)
+    founder = protected and room.founder is not None and username_key(room.founder) == name
+    if not joining.invited and any(mask_matches(key, mask) for key in room.bans for mask in joining.masks):
+        return Refusal.BANNED
+    if "i" in room.modes and not founder and not joining.invited:
+        return Refusal.INVITE_ONLY
+    if room.key is not None and joining.key != room.key and not founder:
+        return Refusal.BAD_KEY
+    if members >= (limit if room.limit is None or founder else min(room.limit, limit)):
+        return Refusal.ROOM_FULL
+    if rooms >= most:
+        return Refusal.TOO_MANY_ROOMS
+    return Member(joining.name, op=founder, since=joining.since)
 
 
 def check_password_rules(password: str) -> str:

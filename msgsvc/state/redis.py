@@ -71,6 +71,7 @@ from msgsvc.auth.store import Reset, StillOnline
 from msgsvc.hub.contracts import (
     Ban,
     Enqueue,
+    Joining,
     Kind,
     Member,
     ModeChange,
@@ -812,17 +813,72 @@ return {written, members}
 """
 )
 
+# glob(mask, name): whether `name` matches the ban `mask` ('*' any run, '?' one character), as
+# msgsvc.hub.globs.glob_match does, character by character (of UTF-8), in O(#mask * #name) steps.
+GLOB = """
+local function characters(s)
+  local out = {}
+  for c in string.gmatch(s, '[^\\128-\\191][\\128-\\191]*') do out[#out + 1] = c end
+  return out
+end
+local function glob(mask, name)
+  local m, n, star, from = 1, 1, 0, 1
+  while n <= #name do
+    if mask[m] == '*' then
+      star, from, m = m, n, m + 1
+    elseif mask[m] ~= nil and (mask[m] == '?' or mask[m] == name[n]) then
+      m, n = m + 1, n + 1
+    elseif star > 0 then  -- the last '*' takes one more character, and matching goes on after it
+      from = from + 1
+      m, n = star + 1, from
+    else
+      return false
+    end
+  end
+  for i = m, #mask do
+    if mask[i] ~= '*' then return false end
+  end
+  return true
+end
+"""
+
+# Who enters a room, decided from what Redis keeps at that moment, as msgsvc.hub.rules.admission decides.
 ENTER = Script(
-    """
--- KEYS: the rooms, the room's members, the name's memberships; ARGV: room, name key, member, limit, most.
--- Returns 'ok', or 'gone' / 'full' / 'many' (nothing kept).
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 'gone' end
-if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return 'ok' end
-if redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[4]) then return 'full' end
-if redis.call('SCARD', KEYS[3]) >= tonumber(ARGV[5]) then return 'many' end
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
-redis.call('SADD', KEYS[3], ARGV[1])
-return 'ok'
+    ENTRIES
+    + GLOB
+    + """
+-- KEYS: the rooms, their settings, the room's members, its bans, the name's memberships, the accounts.
+-- ARGV: room, name key, JSON [name, since, key given, invited, [mask...]], limit, most.
+-- Returns {member} (kept now, or already), or 'gone' / 'banned' / 'invite' / 'key' / 'full' / 'many'
+-- (nothing kept).
+local entry = redis.call('HGET', KEYS[1], ARGV[1])
+if not entry then return 'gone' end
+local kept = redis.call('HGET', KEYS[3], ARGV[2])
+if kept then return {kept} end
+local j, s = cjson.decode(ARGV[3]), cjson.decode(redis.call('HGET', KEYS[2], ARGV[1]))
+local founder = cjson.decode(entry)[3]
+local founded = type(founder) == 'string' and string.lower(founder) == ARGV[2]
+  and redis.call('HEXISTS', KEYS[6], ARGV[2]) == 1
+if not j[4] then
+  local masks = {}
+  for i, mask in ipairs(j[5]) do masks[i] = characters(mask) end
+  for _, ban in ipairs(redis.call('HKEYS', KEYS[4])) do
+    local b = characters(ban)
+    for _, mask in ipairs(masks) do
+      if glob(b, mask) then return 'banned' end
+    end
+  end
+end
+if not founded and string.find(s[4], 'i', 1, true) and not j[4] then return 'invite' end
+if not founded and type(s[5]) == 'string' and s[5] ~= j[3] then return 'key' end
+local limit = tonumber(ARGV[4])
+if not founded and type(s[6]) == 'number' then limit = math.min(limit, s[6]) end
+if redis.call('HLEN', KEYS[3]) >= limit then return 'full' end
+if redis.call('SCARD', KEYS[5]) >= tonumber(ARGV[5]) then return 'many' end
+local m = member({j[1], founded, false, j[2], 0})
+redis.call('HSET', KEYS[3], ARGV[2], m)
+redis.call('SADD', KEYS[5], ARGV[1])
+return {m}
 """
 )
 
@@ -843,10 +899,12 @@ return redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 )
 
 
-#: ENTER's answers.
-_ENTERED: dict[str, Refusal | None] = {
-    "ok": None,
+#: ENTER's refusals.
+_REFUSED: dict[str, Refusal] = {
     "gone": Refusal.NO_SUCH_ROOM,
+    "banned": Refusal.BANNED,
+    "invite": Refusal.INVITE_ONLY,
+    "key": Refusal.BAD_KEY,
     "full": Refusal.ROOM_FULL,
     "many": Refusal.TOO_MANY_ROOMS,
 }
@@ -1341,13 +1399,18 @@ class RedisState(Service):
         keys = [ROOMS, ROOM_SETTINGS, members_key(room), ROOMS_VERSION]
         return self.redis.script(SET_MODES, keys, [room, named]).addCallback(read)
 
-    def enter(self, room: str, member: Member, limit: int, most: int) -> Deferred[Refusal | None]:
-        key = username_key(member.name)
+    def enter(self, room: str, joining: Joining, limit: int, most: int) -> Deferred[Refusal | Member]:
+        key = username_key(joining.name)
+        asked = [joining.name, joining.since, joining.key, joining.invited, list(joining.masks)]
+
+        def answered(answer: str | list[str]) -> Refusal | Member:
+            return Member(*json.loads(answer[0])) if isinstance(answer, list) else _REFUSED[answer]
+
         return self.redis.script(
             ENTER,
-            [ROOMS, members_key(room), memberships_key(key)],
-            [room, key, member_entry(member), limit, most],
-        ).addCallback(lambda answer: _ENTERED[answer])
+            [ROOMS, ROOM_SETTINGS, members_key(room), bans_key(room), memberships_key(key), ACCOUNTS],
+            [room, key, json.dumps(asked), limit, most],
+        ).addCallback(answered)
 
     def remove_member(self, room: str, name: str) -> Deferred[None]:
         key = username_key(name)

@@ -25,6 +25,7 @@ from msgsvc.auth.store import Reset
 from msgsvc.hub.contracts import (
     Ban,
     Enqueue,
+    Joining,
     Kind,
     Member,
     ModeChange,
@@ -38,7 +39,7 @@ from msgsvc.hub.contracts import (
     topic_stamp,
 )
 from msgsvc.hub.ids import message_id_floor, message_id_text, message_id_value
-from msgsvc.hub.rules import mask_key, room_key, username_key
+from msgsvc.hub.rules import admission, mask_key, room_key, username_key
 from msgsvc.state import Snapshot, StoreError
 from msgsvc.state.historyindex import HistoryIndex
 
@@ -722,21 +723,30 @@ class Database:
             + (member.version, room),
         )
 
-    def enter(self, room: str, member: Member, limit: int, most: int) -> Refusal | None:
-        """RoomStore.enter."""
-        if self._db.execute("SELECT 1 FROM rooms WHERE key = ?", (room,)).fetchone() is None:
+    def enter(self, room: str, joining: Joining, limit: int, most: int) -> Refusal | Member:
+        """RoomStore.enter: as :func:`~msgsvc.hub.rules.admission` decides from what is kept."""
+        settings = self._db.execute(
+            "SELECT name, created, founder, modes, password, max_members FROM rooms WHERE key = ?", (room,)
+        ).fetchone()
+        if settings is None:
             return Refusal.NO_SUCH_ROOM
-        if self._db.execute(
-            "SELECT 1 FROM room_members WHERE room = ? AND key = ?", (room, username_key(member.name))
-        ).fetchone():
-            return None
+        key = username_key(joining.name)
+        kept = self._db.execute(
+            "SELECT name, op, voice, since, version FROM room_members WHERE room = ? AND key = ?", (room, key)
+        ).fetchone()
+        if kept is not None:
+            name, op, voice, since, version = kept
+            return Member(name, bool(op), bool(voice), since, version)
+        name, created, founder, modes, password, max_members = settings
+        record = RoomRecord(name, created, founder, modes=modes, key=password, limit=max_members)
+        bans = self._db.execute("SELECT key, mask, by, at FROM room_bans WHERE room = ?", (room,))
+        record.bans = {str(folded): Ban(mask, by, at) for folded, mask, by, at in bans}
         members = self._db.execute("SELECT count(*) FROM room_members WHERE room = ?", (room,)).fetchone()[0]
-        if members >= limit:
-            return Refusal.ROOM_FULL
-        if self._in_rooms(username_key(member.name), room) >= most:
-            return Refusal.TOO_MANY_ROOMS
-        self._put_member(room, member)
-        return None
+        protected = self._db.execute("SELECT 1 FROM accounts WHERE key = ?", (key,)).fetchone() is not None
+        answer = admission(joining, record, protected, members, self._in_rooms(key, room), limit, most)
+        if isinstance(answer, Member):
+            self._put_member(room, answer)
+        return answer
 
     def remove_member(self, room: str, name: str) -> None:
         self._db.execute("DELETE FROM room_members WHERE room = ? AND key = ?", (room, username_key(name)))
@@ -1071,8 +1081,8 @@ class SqliteStore(Service):
     def set_modes(self, room: str, changes: Sequence[ModeChange]) -> Deferred[ModesKept | None]:
         return self._batched(lambda db: db.set_modes(room, changes))
 
-    def enter(self, room: str, member: Member, limit: int, most: int) -> Deferred[Refusal | None]:
-        return self._batched(lambda db: db.enter(room, member, limit, most))
+    def enter(self, room: str, joining: Joining, limit: int, most: int) -> Deferred[Refusal | Member]:
+        return self._batched(lambda db: db.enter(room, joining, limit, most))
 
     def remove_member(self, room: str, name: str) -> Deferred[None]:
         return self._batched(lambda db: db.remove_member(room, name))

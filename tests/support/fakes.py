@@ -19,6 +19,7 @@ from msgsvc.hub.contracts import (
     Ban,
     Enqueue,
     IUser,
+    Joining,
     Member,
     Message,
     ModeChange,
@@ -35,7 +36,7 @@ from msgsvc.hub.contracts import (
 )
 from msgsvc.hub.conversations import participants
 from msgsvc.hub.ids import message_id_floor
-from msgsvc.hub.rules import mask_key, room_key, username_key
+from msgsvc.hub.rules import admission, mask_key, room_key, username_key
 from msgsvc.hub.user import UNREGISTERED
 from msgsvc.state import Snapshot
 from msgsvc.state.redislink import RedisUnavailable
@@ -326,18 +327,20 @@ class MemoryStore(Service):
         written = tuple(replace(m) for m in named.values())
         return succeed(ModesKept(kept.modes, kept.key, kept.limit, kept.version, written))
 
-    def enter(self, room: str, member: Member, limit: int, most: int) -> Deferred[Refusal | None]:
+    def enter(self, room: str, joining: Joining, limit: int, most: int) -> Deferred[Refusal | Member]:
         kept = self.rooms_kept.get(room)
         if kept is None:
             return succeed(Refusal.NO_SUCH_ROOM)
-        if username_key(member.name) in kept.members:
-            return succeed(None)
-        if len(kept.members) >= limit:
-            return succeed(Refusal.ROOM_FULL)
-        if self._in_rooms(username_key(member.name), room) >= most:
-            return succeed(Refusal.TOO_MANY_ROOMS)
-        made = replace(member)
-        return self._in_room(room, lambda record: record.members.__setitem__(username_key(member.name), made))
+        key = username_key(joining.name)
+        if key in kept.members:
+            return succeed(replace(kept.members[key]))
+        rooms = self._in_rooms(key, room)
+        answer = admission(joining, kept, key in self.hashes, len(kept.members), rooms, limit, most)
+        if isinstance(answer, Refusal):
+            return succeed(answer)
+        member = answer
+        entered = self._in_room(room, lambda record: record.members.__setitem__(key, replace(member)))
+        return entered.addCallback(lambda _: member)
 
     def remove_member(self, room: str, name: str) -> Deferred[None]:
         return self._in_room(room, lambda kept: kept.members.pop(username_key(name), None))
