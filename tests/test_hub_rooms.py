@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -127,6 +127,33 @@ class MembershipTests(RoomsTestCase):
         self.assertEqual((kept.name, kept.founder, list(kept.members)), ("#Dev", "alice", ["alice"]))
         self.assertEqual(self.room_events(alice), [[]])  # the asker gets the answer, not the event
         self.assertIn(RoomChanged("#Dev"), self.events)
+
+    def test_joins_of_a_room_while_its_creation_is_kept_wait_and_are_no_creations(self) -> None:
+        """The bench's room row: 100 clients JOIN #bench at once from one address; the first creates it, the
+        others wait for the store's answer and join it (each took the creation path, was counted against
+        the address's new rooms an hour, and past them was refused RATE_LIMITED)."""
+        joiners = [self.join(name) for name in ("alice", "bob", "carol", "dave", "erin")]
+        create = self.store.create_room
+        answers: list[Deferred[None]] = []
+
+        def held(*args: Any) -> Deferred[Refusal | bool]:
+            """Kept now, answered once the test says."""
+            kept = self.successResultOf(create(*args))
+            answers.append(Deferred())
+            return answers[-1].addCallback(lambda _: kept)
+
+        self.patch(self.store, "create_room", held)
+        joining = [maybeDeferred(p.user.join, "#bench", None) for p in joiners]
+        for waiting in joining:
+            self.assertNoResult(waiting)
+        self.assertEqual(len(answers), 1)
+        answers[0].callback(None)
+        views = [self.successResultOf(joined) for joined in joining]
+        self.assertEqual(self.names(views[-1])[:2], [("alice", True, True, False), ("bob", True, False, False)])
+        self.assertEqual(len(views[-1].members), 5)
+        self.patch(self.store, "create_room", create)
+        self.successResultOf(joiners[0].user.join("#b", None))  # two of three an hour left
+        self.successResultOf(joiners[0].user.join("#c", None))
 
     def test_a_join_is_told_to_the_members_and_the_joiners_other_sessions(self) -> None:
         self.protect("Carol")

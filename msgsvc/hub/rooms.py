@@ -153,6 +153,9 @@ class Rooms:
         #: dropped it emptied; the store may keep it, joined on another node meanwhile: :meth:`_vacated`).
         self._vacating: dict[str, list[Deferred[None]]] = {}
         self._removals: dict[str, int] = {}  # by room key: those removals not answered yet
+        #: By room key: the JOINs waiting till the store answers this node's creation of the room (then
+        #: joining it as any room, not counted as creations).
+        self._creating: dict[str, list[Deferred[None]]] = {}
         nodes.rooms = self
 
     # -- start -----------------------------------------------------------
@@ -234,9 +237,10 @@ class Rooms:
         record = self._rooms.get(room_key(room_name(name)))
         if record is not None and user in record.members:
             return _now(self.view(record, user))
-        if record is None and room_key(name) in self._vacating:
+        waits = self._vacating.get(room_key(name), self._creating.get(room_key(name)))
+        if record is None and waits is not None:
             answered: Deferred[None] = Deferred()
-            self._vacating[room_key(name)].append(answered)
+            waits.append(answered)
             return answered.addCallback(lambda _: self.join(session, name, key))
         if len(self._of.get(user, ())) >= self.policy.max_per_user:
             raise Refused(Refusal.TOO_MANY_ROOMS, f"you are in {self.policy.max_per_user} rooms, the limit")
@@ -273,7 +277,16 @@ class Rooms:
                     raise Refused(Refusal.NO_SUCH_ROOM, f"there is no room {made.name}")
                 return self.join(session, name, key)
 
-            return self._store.create_room(made, most).addErrback(self._unkept).addCallback(created)
+            def release(result: T) -> T:
+                """The JOINs that waited for the creation join the room as any (or create it, if it was
+                not made)."""
+                for waiting in self._creating.pop(room_key(made.name)):
+                    waiting.callback(None)
+                return result
+
+            self._creating[room_key(made.name)] = []
+            creating = self._store.create_room(made, most).addErrback(self._unkept).addCallback(created)
+            return creating.addCallbacks(release, release)
         room, spelled_room = room_key(record.name), record.name
         # The store decides, from the room as every node changed it (its bans, modes, key and limit, its
         # members, the name's rooms): this node's copy may not have heard the latest change yet.
