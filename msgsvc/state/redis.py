@@ -814,31 +814,27 @@ return {written, members}
 )
 
 # glob(mask, name): whether `name` matches the ban `mask` ('*' any run, '?' one character), as
-# msgsvc.hub.globs.glob_match does, character by character (of UTF-8), in O(#mask * #name) steps.
+# msgsvc.hub.globs.glob_match does: the mask's parts between its '*'s, each a Lua pattern of its
+# characters as themselves ('%'-escaped) and '?' as one UTF-8 character, found in turn each at its first
+# place (the first at the start, the last at the end), in C: a mask's bans cost no Lua step a character.
 GLOB = """
-local function characters(s)
-  local out = {}
-  for c in string.gmatch(s, '[^\\128-\\191][\\128-\\191]*') do out[#out + 1] = c end
-  return out
+local function pattern(part)
+  local escaped = string.gsub(part, '[^%w?]', '%%%0')
+  return (string.gsub(escaped, '%?', '[^\\128-\\191][\\128-\\191]*'))
 end
 local function glob(mask, name)
-  local m, n, star, from = 1, 1, 0, 1
-  while n <= #name do
-    if mask[m] == '*' then
-      star, from, m = m, n, m + 1
-    elseif mask[m] ~= nil and (mask[m] == '?' or mask[m] == name[n]) then
-      m, n = m + 1, n + 1
-    elseif star > 0 then  -- the last '*' takes one more character, and matching goes on after it
-      from = from + 1
-      m, n = star + 1, from
-    else
-      return false
+  local parts = {}
+  for part in string.gmatch(mask .. '*', '([^*]*)%*') do parts[#parts + 1] = pattern(part) end
+  if #parts == 1 then return string.find(name, '^' .. parts[1] .. '$') ~= nil end
+  local _, last = string.find(name, '^' .. parts[1])
+  if not last then return false end
+  for i = 2, #parts - 1 do
+    if parts[i] ~= '' then
+      _, last = string.find(name, parts[i], last + 1)
+      if not last then return false end
     end
   end
-  for i = m, #mask do
-    if mask[i] ~= '*' then return false end
-  end
-  return true
+  return string.find(name, parts[#parts] .. '$', last + 1) ~= nil
 end
 """
 
@@ -860,12 +856,9 @@ local founder = cjson.decode(entry)[3]
 local founded = type(founder) == 'string' and string.lower(founder) == ARGV[2]
   and redis.call('HEXISTS', KEYS[6], ARGV[2]) == 1
 if not j[4] then
-  local masks = {}
-  for i, mask in ipairs(j[5]) do masks[i] = characters(mask) end
   for _, ban in ipairs(redis.call('HKEYS', KEYS[4])) do
-    local b = characters(ban)
-    for _, mask in ipairs(masks) do
-      if glob(b, mask) then return 'banned' end
+    for _, mask in ipairs(j[5]) do
+      if glob(ban, mask) then return 'banned' end
     end
   end
 end
