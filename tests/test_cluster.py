@@ -28,6 +28,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.hub.contracts import (
+    Ban,
     Entered,
     Invited,
     Kicked,
@@ -714,6 +715,33 @@ class ClusterTests(RedisCase):
                 break
             time.sleep(0.05)
         self.assertEqual(modes, [f"MODE #dev - +iklmnt {settings[5]} {settings[4]}"] * 2)
+
+    def test_a_ban_lifted_and_set_again_at_once_on_two_nodes_ends_as_redis_has_it_everywhere(self) -> None:
+        """alice lifts eve's ban on one node as bob lifts and sets it again on the other (Redis paused
+        meanwhile, so neither has heard the other's): each node applied its own, then the other's, and
+        ended with the other's, one banning eve and one not; now both end with the bans Redis keeps."""
+        alice, bob = self.operators_of_dev()
+        alice.send("MODE #dev +b eve")
+        alice.until("MODE #dev alice +b eve")
+        bob.until("MODE #dev alice +b eve")
+        redis_call(self.redis.port, "CLIENT", "PAUSE", "600", "WRITE")
+        alice.send("MODE #dev -b eve")
+        bob.send("MODE #dev -b+b eve eve")
+        alice.until("MODE #dev alice ")
+        bob.until("MODE #dev bob ")
+        bans_kept = [json.loads(ban) for ban in redis_call(self.redis.port, "HVALS", "msgsvc:bans:#dev")]
+        kept = [[mask.removesuffix("!*@*"), by] for mask, by, _ in bans_kept]  # a name's, as version 11 shows it
+        self.assertIn(kept, ([], [["eve", "bob"]]))
+        deadline = time.monotonic() + 10  # another node's change comes a moment later
+        while True:
+            bans = []
+            for peer in (alice, bob):
+                peer.send("MODE #dev b")
+                bans.append([line.split()[2:4] for line in peer.until("ENDBANS ") if line.startswith("BAN ")])
+            if bans == [kept] * 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        self.assertEqual(bans, [kept] * 2)
 
     def test_rooms_created_at_once_by_one_account_on_two_nodes_count_against_its_limit(self) -> None:
         """--max-rooms-per-user 3: alice's sessions on two nodes create three rooms each at once; three
@@ -1409,7 +1437,14 @@ class SessionsAcrossNodesTests(_TwoNodes):
                 "#Dev",
                 "Alice",
                 (("+k", "sesame"), ("+i", None), ("+o", "bob"), ("+b", "eve!*@*")),
-                ModesKept("iknt", "sesame", None, 7, (Member("bob", True, False, 1.0 / 3, 7),)),
+                ModesKept(
+                    "iknt",
+                    "sesame",
+                    None,
+                    7,
+                    (Member("bob", True, False, 1.0 / 3, 7),),
+                    (Ban("eve!*@*", "Alice", 1.0 / 3),),
+                ),
             ),
             TopicSet("#Dev", "Ship it", "Alice", 2.0 / 3),
             Kicked("#Dev", "bob", "Alice", "bye"),

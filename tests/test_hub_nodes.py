@@ -9,9 +9,11 @@ from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.hub.contracts import (
+    Ban,
     Enqueue,
     Entered,
     HistoryPolicy,
+    Joining,
     Kind,
     Member,
     Message,
@@ -445,6 +447,47 @@ class RoomRaceTests(RoomsTestCase):
         self.assertEqual((view.name, view.founder, view.created), ("#RACE", "zed", START - 1))
         self.assertEqual([m.name for m in view.members], ["alice", "zed"])
 
+    def banned_dev(self) -> tuple[RecordingParticipant, RecordingParticipant]:
+        """#dev, made here by alice, zed (on another node) an operator of it too, eve a member here and
+        banned (eve!*@*): alice and eve."""
+        alice, eve = self.join("alice"), self.join("eve")
+        self.successResultOf(alice.user.join("#dev", None))
+        self.successResultOf(eve.user.join("#dev", None))
+        zed = self.successResultOf(self.store.enter("#dev", Joining("zed", START), 1000, 50))  # on zed's node
+        assert isinstance(zed, Member)
+        self.hub.nodes.remote_room(Entered("#dev", zed))
+        self.successResultOf(alice.user.mode("#dev", [("+o", "zed"), ("+b", "eve")]))
+        alice.events.clear()
+        return alice, eve
+
+    def test_a_ban_lifted_here_as_zed_sets_it_again_elsewhere_ends_as_the_store_wrote_last(self) -> None:
+        """alice lifts eve's ban here as zed, on his node, lifts and sets it again (one MODE): the store
+        wrote zed's change first, then alice's; this node passes zed's over when it hears it, and eve
+        speaks, here as in the store (each node kept the other's change: banned again here by zed)."""
+        alice, eve = self.banned_dev()
+        again = (("-b", "eve!*@*"), ("+b", "eve!*@*"))
+        zeds = self.successResultOf(self.store.set_modes("#dev", again, "zed", START + 1))  # on zed's node
+        self.successResultOf(alice.user.mode("#dev", [("-b", "eve!*@*")]))
+        self.hub.nodes.remote_room(ModeSet("#dev", "zed", again, zeds))
+        self.assertEqual((self.view(alice, "#dev").bans, self.store.rooms_kept["#dev"].bans), ((), {}))
+        self.assertEqual(self.room_events(alice), [[]])
+        self.assertEqual(outcome(eve.user.send_room("#dev", "free")), (1, (), ()))
+
+    def test_a_ban_set_again_elsewhere_just_after_it_is_lifted_here_silences_again(self) -> None:
+        """As above, the store writing alice's change first: zed's, heard later, is newer; this node takes
+        the bans as the store has them then, tells alice what that changed, and eve's verdict, kept while
+        she spoke unbanned, is dropped: she is banned again, by zed."""
+        alice, eve = self.banned_dev()
+        self.successResultOf(alice.user.mode("#dev", [("-b", "eve!*@*")]))
+        self.assertEqual(outcome(eve.user.send_room("#dev", "free")), (1, (), ()))
+        again = (("-b", "eve!*@*"), ("+b", "eve!*@*"))
+        zeds = self.successResultOf(self.store.set_modes("#dev", again, "zed", START + 1))  # on zed's node
+        alice.events.clear()
+        self.hub.nodes.remote_room(ModeSet("#dev", "zed", again, zeds))
+        self.assertEqual(self.room_events(alice), [[ModeSet("#dev", "zed", (("+b", "eve!*@*"),))]])
+        self.assertEqual(self.view(alice, "#dev").bans, (Ban("eve!*@*", "zed", START + 1),))
+        self.assertEqual(self.refusal(eve.user.send_room, "#dev", "x"), Refusal.BANNED)
+
     def test_a_mode_change_naming_a_member_who_left_meanwhile_keeps_its_other_changes(self) -> None:
         """zed (another node) makes #ops +sik while voicing bob, who parted on his node at the same moment:
         this node hears the part first, and still applies +s, +i and +k (and tells them, without +v)."""
@@ -455,7 +498,7 @@ class RoomRaceTests(RoomsTestCase):
         self.hub.nodes.remote_room(Parted("#ops", "bob", ""))
         carol.events.clear()
         changes = (("+s", None), ("+i", None), ("+k", "s3"), ("+v", "bob"))
-        self.successResultOf(self.store.set_modes("#ops", changes))  # on zed's node
+        self.successResultOf(self.store.set_modes("#ops", changes, "zed", START))  # on zed's node
         kept = ModesKept("inst", "s3", None, 1, (Member("bob", voice=True, since=START, version=1),))
         self.hub.nodes.remote_room(ModeSet("#ops", "zed", changes, kept))
         self.assertEqual(self.refusal(alice.user.join, "#ops", None), Refusal.INVITE_ONLY)

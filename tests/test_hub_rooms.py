@@ -35,7 +35,7 @@ from msgsvc.hub.core import Hub
 from msgsvc.hub.events import Event, RoomChanged
 from msgsvc.hub.history import History
 from msgsvc.hub.rooms import RoomPolicy
-from msgsvc.hub.rules import mask_matches, username_key
+from msgsvc.hub.rules import mask_matches, oldest_first, username_key
 from msgsvc.ratelimit import AddressRate, Rate
 
 from .support.fakes import FakeNetwork, MemoryStore, RecordingParticipant
@@ -631,7 +631,7 @@ class NodesTests(RoomsTestCase):
         self.hub.nodes.remote_joined(zed, START, False, False)
         self.made_elsewhere("#ops", Member("zed", op=True, since=START))
         self.successResultOf(alice.user.join("#ops", None))
-        kept = self.successResultOf(self.store.set_modes("#ops", [("+i", None)]))  # on zed's node
+        kept = self.successResultOf(self.store.set_modes("#ops", [("+i", None)], "zed", START))  # on zed's node
         self.hub.nodes.remote_room(ModeSet("#ops", "zed", (("+i", None),), kept))
         self.successResultOf(alice.user.invite("#dev", "zed"))
         self.hub.nodes.remote_room(Parted("#ops", "zed", "disconnected", quit=True))
@@ -680,14 +680,23 @@ class NodesTests(RoomsTestCase):
         alice = self.join("alice")
         self.made_elsewhere("#ops", Member("zed", op=True, since=START))
         self.successResultOf(alice.user.join("#ops", None))
-        self.hub.nodes.remote_room(ModeSet("#ops", "zed", (("+b", "bob"),)))
+        bob, al = Ban("bob!*@*", "zed", START), Ban("al*!*@*", "zed", START + 1)
+
+        def banned(version: int, change: str, *bans: Ban) -> ModeSet:
+            """zed's ``change`` (of al*), as his node publishes it: with every ban kept then."""
+            return ModeSet("#ops", "zed", ((change, al.mask),), ModesKept("nt", None, None, version, (), bans))
+
+        self.hub.nodes.remote_room(ModeSet("#ops", "zed", (("+b", bob.mask),), ModesKept("nt", None, None, 1, (), (bob,))))
         self.assertEqual(outcome(alice.user.send_room("#ops", "not banned")), (0, (), ()))  # its verdict kept
-        self.hub.nodes.remote_room(ModeSet("#ops", "zed", (("+b", "al*!*@*"),)))
+        self.hub.nodes.remote_room(banned(2, "+b", bob, al))
         self.assertEqual(self.refusal(alice.user.send_room, "#ops", "x"), Refusal.BANNED)
-        self.hub.nodes.remote_room(ModeSet("#ops", "zed", (("-b", "al*!*@*"),)))
+        self.hub.nodes.remote_room(banned(3, "-b", bob))
         self.assertEqual(outcome(alice.user.send_room("#ops", "unbanned")), (0, (), ()))
-        self.hub.nodes.remote_room(ModeSet("#ops", "zed", (("+b", "al*!*@*"),)))
-        voiced = ModesKept("nt", None, None, 2, (Member("alice", voice=True, since=START, version=2),))
+        self.hub.nodes.remote_room(banned(2, "+b", bob, al))  # heard late (or again): older than what is held
+        self.assertEqual(outcome(alice.user.send_room("#ops", "still unbanned")), (0, (), ()))
+        self.hub.nodes.remote_room(banned(4, "+b", bob, al))
+        self.assertEqual(self.view(alice, "#ops").bans, (bob, al))
+        voiced = ModesKept("nt", None, None, 5, (Member("alice", voice=True, since=START, version=5),), (bob, al))
         self.hub.nodes.remote_room(ModeSet("#ops", "zed", (("+v", "alice"),), voiced))
         self.assertEqual(outcome(alice.user.send_room("#ops", "voiced")), (0, (), ()))  # zed is online on no node
 
@@ -957,6 +966,41 @@ class TwoNodesTests(SynchronousTestCase):
         self.assertEqual(self.room_events(bob, carol), [[told], [ModeSet("#r", "bob", (("+k", "b"), ("+m", None))), told]])
         # a wrote its own after b's, unheard yet: it takes b's with its own (told as alice's)
         self.assertEqual(self.room_events(alice), [[ModeSet("#r", "alice", (("+m", None),))]])
+
+    def bans(self, node: str) -> tuple[Ban, ...]:
+        view = self.hubs[node].rooms.find("#r")
+        assert view is not None
+        return view.bans
+
+    def banned(self) -> tuple[RecordingParticipant, RecordingParticipant]:
+        """As :meth:`two_operators`, with eve!*@* banned by alice and heard on b: alice and bob."""
+        alice, bob, _ = self.two_operators()
+        self.successResultOf(alice.user.mode("#r", [("+b", "eve")]))
+        self.hear("a")
+        return alice, bob
+
+    def test_a_ban_lifted_on_one_node_as_it_is_set_again_on_the_other_ends_as_the_store_wrote_last(self) -> None:
+        """alice lifts eve's ban on a, then bob lifts and sets it again on b, before either hears the other:
+        each node ended with the other's change (a banning eve, b not); now both end as the store has it,
+        banned by bob, in whichever order they hear each other."""
+        alice, bob = self.banned()
+        self.successResultOf(alice.user.mode("#r", [("-b", "eve")]))
+        self.clock.advance(1)
+        self.successResultOf(bob.user.mode("#r", [("-b", "eve"), ("+b", "eve")]))
+        self.hear("b")
+        self.hear("a")
+        kept = (Ban("eve!*@*", "bob", START + 1),)
+        self.assertEqual(oldest_first(self.store.rooms_kept["#r"].bans.values()), kept)
+        self.assertEqual((self.bans("a"), self.bans("b")), (kept, kept))
+
+    def test_a_ban_set_again_on_one_node_as_it_is_lifted_on_the_other_ends_as_the_store_wrote_last(self) -> None:
+        """As above, bob's change written first: both end with no ban, as alice's came last."""
+        alice, bob = self.banned()
+        self.successResultOf(bob.user.mode("#r", [("-b", "eve"), ("+b", "eve")]))
+        self.successResultOf(alice.user.mode("#r", [("-b", "eve")]))
+        self.hear("a")
+        self.hear("b")
+        self.assertEqual((self.store.rooms_kept["#r"].bans, self.bans("a"), self.bans("b")), ({}, (), ()))
 
     def test_a_room_created_at_once_on_two_nodes_is_the_first_kept_and_the_other_creator_joins_it(self) -> None:
         """alice creates #r on a, kept first; bob's creation of it on b, before b hears of alice's, finds it

@@ -37,7 +37,7 @@ from msgsvc.hub.history import History
 from msgsvc.hub.conversations import ALL, participants
 from msgsvc.hub.globs import glob_match
 from msgsvc.hub.ids import MessageIds, message_id_floor
-from msgsvc.hub.rules import username_key
+from msgsvc.hub.rules import mask_key, username_key
 from msgsvc.state import Snapshot, State
 from msgsvc.state.sqlite import HISTORY_INTERVAL, Database, SqliteStore
 
@@ -485,7 +485,7 @@ class RoomContract(_Base):
         await self.state.create_room(dev(), 50)
         self.assertEqual(await self.state.enter("#dev", Joining("bob", 12.0), 10, 50), Member("bob", since=12.0))
         self.assertEqual(await self.state.enter("#dev", Joining("Carol", 13.25), 10, 50), Member("Carol", since=13.25))
-        kept = await self.state.set_modes("#dev", [("+o", "bob"), ("-o", "Alice")])  # made operator; no longer
+        kept = await self.state.set_modes("#dev", [("+o", "bob"), ("-o", "Alice")], "Alice", 14.0)  # and no longer
         await self.state.remove_member("#dev", "carol")
         assert kept is not None
         expected = replace(dev(Member("bob", op=True, since=12.0, version=kept.version)), version=kept.version)
@@ -504,50 +504,55 @@ class RoomContract(_Base):
         self.assertEqual(await self.state.rooms(), [cleared])
 
     async def test_mode_changes_are_made_in_turn_each_with_a_newer_version(self) -> None:
-        """Set at once on several nodes, the store orders them: each node takes the newer (RoomStore.set_modes)."""
+        """Set at once on several nodes, the store orders them: each node takes the newer (RoomStore.set_modes),
+        the bans with the rest."""
         await self.state.create_room(dev(Member("bob", since=12.0)), 50)
-        changes = [("+i", None), ("+k", "a"), ("+l", "5"), ("+o", "BOB"), ("+b", "eve"), ("-t", None)]
-        first = await self.state.set_modes("#dev", changes)
+        changes = [("+i", None), ("+k", "a"), ("+l", "5"), ("+o", "BOB"), ("+b", "eve!*@*"), ("-t", None)]
+        first = await self.state.set_modes("#dev", changes, "Alice", 20.5)
         assert first is not None
         self.assertEqual((first.modes, first.key, first.limit), ("in", "a", 5))
         self.assertGreater(first.version, 0)
         self.assertEqual(first.members, (Member("bob", op=True, since=12.0, version=first.version),))
+        self.assertEqual(first.bans, (Ban("eve!*@*", "Alice", 20.5),))
         changes = [("+k", "b"), ("+m", None), ("-l", None), ("+v", "bob"), ("-o", "alice"), ("+o", "zed"), ("-i", None)]
-        second = await self.state.set_modes("#dev", changes)
+        changes += [("-b", "EVE!*@*"), ("+b", "*!*@192.0.2.*")]
+        second = await self.state.set_modes("#dev", changes, "bob", 21.5)
         assert second is not None
         self.assertGreater(second.version, first.version)
         self.assertEqual((second.modes, second.key, second.limit), ("mn", "b", None))
         bob, alice = Member("bob", True, True, 12.0, second.version), Member("Alice", False, False, 10.0, second.version)
         self.assertEqual(second.members, (bob, alice))  # each named once, zed (no member) passed over
-        expected = replace(dev(), modes="mn", key="b", version=second.version)
+        ban = Ban("*!*@192.0.2.*", "bob", 21.5)
+        self.assertEqual(second.bans, (ban,))
+        expected = replace(dev(), modes="mn", key="b", version=second.version, bans={ban.mask: ban})
         expected.members.update(alice=alice, bob=bob)
         self.assertEqual(await (await self.reopened()).rooms(), [expected])
-        self.assertIsNone(await self.state.set_modes("#nowhere", [("+i", None)]))
+        self.assertIsNone(await self.state.set_modes("#nowhere", [("+i", None), ("+b", "x!*@*")], "bob", 22.0))
         self.assertEqual(await self.state.rooms(), [expected])
         await self.state.create_room(RoomRecord("#copied", 11.0, None, version=second.version + 5), 50)
-        copied = await self.state.set_modes("#copied", [("+i", None)])  # from another store, with its numbers
+        copied = await self.state.set_modes("#copied", [("+i", None)], "bob", 22.0)  # another store's numbers
         assert copied is not None
         self.assertGreater(copied.version, second.version + 5)
 
     async def test_setting_the_topic_keeps_the_modes_set_meanwhile(self) -> None:
         """A topic written from a room's record does not undo a mode change another node made meanwhile."""
         await self.state.create_room(dev(), 50)
-        kept = await self.state.set_modes("#dev", [("+k", "a"), ("+s", None)])
+        kept = await self.state.set_modes("#dev", [("+k", "a"), ("+s", None)], "Alice", 15.0)
         assert kept is not None
         await self.state.set_room(replace(dev(), topic="t", topic_by="Alice", topic_at=20.0))
         expected = replace(dev(), topic="t", topic_by="Alice", topic_at=20.0, modes="nst", key="a", version=kept.version)
         self.assertEqual(await (await self.reopened()).rooms(), [expected])
 
     async def test_bans_are_kept_by_mask_until_lifted(self) -> None:
+        """Each write answers every ban kept, oldest first (then by mask key)."""
         await self.state.create_room(dev(), 50)
-        await self.state.put_ban("#dev", Ban("Mallory!*@*", "Alice", 30.0))
-        await self.state.put_ban("#dev", Ban("eve!*@*", "Alice", 31.0))
-        await self.state.put_ban("#dev", Ban("EVE!*@*", "bob", 32.0))  # again, in another case: replaced
-        await self.state.put_ban("#dev", Ban("*!~x@192.0.2.*", "bob", 33.0))
-        await self.state.remove_ban("#dev", "mallory!*@*")
-        expected = dev()
-        expected.bans["eve!*@*"] = Ban("EVE!*@*", "bob", 32.0)
-        expected.bans["*!~x@192.0.2.*"] = Ban("*!~x@192.0.2.*", "bob", 33.0)
+        await self.state.set_modes("#dev", [("+b", "Mallory!*@*"), ("+b", "eve!*@*")], "Alice", 30.0)
+        await self.state.set_modes("#dev", [("+b", "EVE!*@*"), ("+b", "*!~x@192.0.2.*")], "bob", 32.0)  # eve replaced
+        kept = await self.state.set_modes("#dev", [("-b", "mallory!*@*"), ("-b", "nobody!*@*")], "Alice", 33.0)
+        assert kept is not None
+        bans = (Ban("*!~x@192.0.2.*", "bob", 32.0), Ban("EVE!*@*", "bob", 32.0))
+        self.assertEqual(kept.bans, bans)
+        expected = replace(dev(), version=kept.version, bans={mask_key(ban.mask): ban for ban in bans})
         self.assertEqual(await (await self.reopened()).rooms(), [expected])
 
     async def test_a_room_kept_already_is_not_created_again_and_its_creator_is_no_member(self) -> None:
@@ -555,13 +560,14 @@ class RoomContract(_Base):
         even counted; the creator joins it as any room (attack35: an operator of a kept +ik room)."""
         record = replace(dev(), modes="i", key="sekrit")
         await self.state.create_room(record, 50)
-        await self.state.put_ban("#dev", Ban("eve!*@*", "Alice", 31.0))
+        banned = await self.state.set_modes("#dev", [("+b", "eve!*@*")], "Alice", 31.0)
+        assert banned is not None
         await self.state.set_room(replace(record, topic="kept"))
         zed = Member("zed", op=True, since=9.5)
         earlier = RoomRecord("#DEV", 9.5, "zed", modes="", members={"zed": zed}, bans={"x": Ban("x", "zed", 9.5)})
         self.assertIs(await self.state.create_room(earlier, 50), False)
         self.assertIs(await self.state.create_room(earlier, 0), False)
-        expected = replace(record, topic="kept", bans={"eve!*@*": Ban("eve!*@*", "Alice", 31.0)})
+        expected = replace(record, topic="kept", version=banned.version, bans={"eve!*@*": Ban("eve!*@*", "Alice", 31.0)})
         self.assertEqual(await (await self.reopened()).rooms(), [expected])
         self.assertEqual(await self.state.room("#dev"), expected)
 
@@ -601,15 +607,14 @@ class RoomContract(_Base):
         and a refused join writes nothing (attack35: 1 JOIN of 30 got past +ik set on another node)."""
         await self.state.create_room(dev(Member("bob", since=11.0)), 50)
         erin = Joining("erin", 12.0, masks=("erin!~e@msgsvc", "erin!~e@192.0.2.7"))
-        await self.state.set_modes("#dev", [("+i", None)])
+        await self.state.set_modes("#dev", [("+i", None)], "Alice", 12.5)
         self.assertIs(await self.state.enter("#dev", erin, 10, 50), Refusal.INVITE_ONLY)
-        await self.state.set_modes("#dev", [("-i", None), ("+k", "sekrit")])
+        await self.state.set_modes("#dev", [("-i", None), ("+k", "sekrit")], "Alice", 12.5)
         self.assertIs(await self.state.enter("#dev", erin, 10, 50), Refusal.BAD_KEY)
         self.assertIs(await self.state.enter("#dev", replace(erin, key="Sekrit"), 10, 50), Refusal.BAD_KEY)
-        await self.state.set_modes("#dev", [("+l", "2")])
+        await self.state.set_modes("#dev", [("+l", "2")], "Alice", 12.5)
         self.assertIs(await self.state.enter("#dev", replace(erin, key="sekrit"), 10, 50), Refusal.ROOM_FULL)
-        await self.state.set_modes("#dev", [("-l", None), ("+i", None)])
-        await self.state.put_ban("#dev", Ban("*!*@192.0.2.*", "Alice", 20.0))
+        await self.state.set_modes("#dev", [("-l", None), ("+i", None), ("+b", "*!*@192.0.2.*")], "Alice", 20.0)
         let_in = replace(erin, key="sekrit", invited=True)  # an operator's invitation, pending on her node
         self.assertIs(await self.state.enter("#dev", replace(erin, key="sekrit"), 10, 50), Refusal.BANNED)
         self.assertIs(await self.state.enter("#dev", replace(let_in, key=None), 10, 50), Refusal.BAD_KEY)
@@ -620,7 +625,7 @@ class RoomContract(_Base):
 
     async def test_the_rooms_protected_founder_enters_it_as_its_operator_past_invite_only_key_and_limit(self) -> None:
         await self.state.create_room(dev(Member("bob", since=11.0)), 50)
-        await self.state.set_modes("#dev", [("+i", None), ("+k", "sekrit"), ("+l", "2")])
+        await self.state.set_modes("#dev", [("+i", None), ("+k", "sekrit"), ("+l", "2")], "Alice", 11.0)
         await self.state.remove_member("#dev", "alice")
         await self.state.enter("#dev", Joining("carol", 11.5, "sekrit", invited=True), 10, 50)
         alice = Joining("Alice", 13.0, masks=("alice!alice@msgsvc",))
@@ -628,9 +633,9 @@ class RoomContract(_Base):
         await self.state.record_seen("Alice", 1.0)
         await self.state.set_password_hash("Alice", "$h", 2.0)
         self.assertIs(await self.state.enter("#dev", alice, 2, 50), Refusal.ROOM_FULL)  # the server's limit holds
-        await self.state.put_ban("#dev", Ban("alice!*@*", "bob", 14.0))
+        await self.state.set_modes("#dev", [("+b", "alice!*@*")], "bob", 14.0)
         self.assertIs(await self.state.enter("#dev", alice, 3, 50), Refusal.BANNED)  # a ban too
-        await self.state.remove_ban("#dev", "alice!*@*")
+        await self.state.set_modes("#dev", [("-b", "alice!*@*")], "bob", 14.5)
         self.assertEqual(await self.state.enter("#dev", alice, 3, 50), Member("Alice", op=True, since=13.0))
         self.assertIs(await self.state.enter("#dev", Joining("dave", 14.0, "sekrit", invited=True), 10, 50), Refusal.ROOM_FULL)
         rooms = await (await self.reopened()).rooms()
@@ -695,14 +700,13 @@ class RoomContract(_Base):
 
     async def test_a_deleted_room_goes_with_its_members_and_bans(self) -> None:
         await self.state.create_room(dev(Member("bob", since=12.0)), 50)
-        await self.state.put_ban("#dev", Ban("eve!*@*", "Alice", 31.0))
+        await self.state.set_modes("#dev", [("+b", "eve!*@*")], "Alice", 31.0)
         await self.state.delete_room("#dev")
         self.assertEqual(await self.state.rooms(), [])
         # Whatever comes for it after its deletion (from another node, late) makes nothing again.
         self.assertIs(await self.state.enter("#dev", Joining("bob", 13.0), 10, 50), Refusal.NO_SUCH_ROOM)
-        await self.state.put_ban("#dev", Ban("eve!*@*", "Alice", 32.0))
         await self.state.set_room(replace(dev(), topic="late"))
-        self.assertIsNone(await self.state.set_modes("#dev", [("+i", None), ("+o", "bob")]))
+        self.assertIsNone(await self.state.set_modes("#dev", [("+i", None), ("+o", "bob"), ("+b", "x!*@*")], "bob", 32.0))
         self.assertEqual(await (await self.reopened()).rooms(), [])
         again = RoomRecord("#dev", 40.0, "carol", members={"carol": Member("carol", op=True, since=40.0)})
         await self.state.create_room(again, 50)
@@ -714,12 +718,13 @@ class RoomContract(_Base):
         record = dev()
         record.modes, record.key = "i", "sekrit"
         await self.state.create_room(record, 50)
-        await self.state.put_ban("#dev", Ban("eve!*@*", "Alice", 31.0))
+        banned = await self.state.set_modes("#dev", [("+b", "eve!*@*")], "Alice", 31.0)
+        assert banned is not None
         bob = Member("bob", since=12.0)
         self.assertEqual(await self.state.enter("#dev", Joining("bob", 12.0, "sekrit", invited=True), 10, 50), bob)
         await self.state.remove_member("#dev", "alice")
         self.assertTrue(await self.state.vacate_room("#dev"))  # alice's node saw it empty: it stays
-        kept = replace(record, members={"bob": bob}, bans={"eve!*@*": Ban("eve!*@*", "Alice", 31.0)})
+        kept = replace(record, version=banned.version, members={"bob": bob}, bans={"eve!*@*": Ban("eve!*@*", "Alice", 31.0)})
         self.assertEqual(await (await self.reopened()).rooms(), [kept])
         self.assertEqual(await self.state.room("#dev"), kept)
         await self.state.remove_member("#dev", "bob")
@@ -736,7 +741,9 @@ class RoomContract(_Base):
         ops = RoomRecord("#ops", 11.0, "bob", members={"bob": Member("bob", op=True, since=11.0)})
         await self.state.create_room(ops, 50)
         await self.state.enter("#ops", Joining("Alice", 13.0), 10, 50)
-        await self.state.put_ban("#ops", Ban("alice!*@*", "bob", 14.0))
+        banned = await self.state.set_modes("#ops", [("+b", "alice!*@*")], "bob", 14.0)
+        assert banned is not None
+        ops.version = banned.version
         await self.state.reset("ALICE", "forgot it", 3.0)
         without_alice = dev(Member("bob", since=12.0))
         del without_alice.members["alice"]

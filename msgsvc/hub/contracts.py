@@ -303,7 +303,7 @@ class RoomRecord:
     modes: str = ROOM_DEFAULT_MODES  # letters of ROOM_FLAGS, in alphabetical order
     key: str | None = None  # +k
     limit: int | None = None  # +l
-    #: The version its store gave the last change of its modes, key and limit (RoomStore.set_modes)
+    #: The version its store gave the last change of its modes, key, limit and bans (RoomStore.set_modes)
     version: int = 0
     members: dict[str, Member] = field(default_factory=dict)  # by name key
     bans: dict[str, Ban] = field(default_factory=dict)  # by mask key (msgsvc.hub.rules.mask_key)
@@ -358,13 +358,15 @@ class Joining:
 @dataclass(frozen=True)
 class ModesKept:
     """A room's modes as its store keeps them once a change of them is written (:meth:`RoomStore.set_modes`):
-    its flags, key and limit and their version, and the members the change named (op, voice, version)."""
+    its flags, key, limit and bans (every one, oldest first) and their version, and the members the change
+    named (op, voice, version)."""
 
     modes: str
     key: str | None
     limit: int | None
     version: int
     members: tuple[Member, ...] = ()
+    bans: tuple[Ban, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -455,8 +457,8 @@ ModeChange = tuple[str, str | None]
 @dataclass(frozen=True)
 class ModeSet:
     """``by`` changed ``room``'s modes: ``changes`` in order, each applied.  Between nodes, ``kept`` is
-    what the store kept of the flags, key, limit, ops and voices, taken where newer than a node holds
-    (docs/scaling.rst "How it works"); without it, a node takes the bans only."""
+    what the store kept of the flags, key, limit, bans, ops and voices, taken where newer than a node
+    holds (docs/scaling.rst "How it works"); a node hears a change once it is kept, with it."""
 
     room: str
     by: str
@@ -737,16 +739,19 @@ class RoomStore(Protocol):
 
     def set_room(self, record: RoomRecord) -> Deferred[None]:
         """Keep ``record``'s topic (topic, topic_by, topic_at) and its founder (None once the name is
-        free: :meth:`msgsvc.hub.rooms.Rooms.left`); not its modes (:meth:`set_modes`), members, bans or
-        invites.  A topic kept that is later (:func:`topic_stamp`: set at once on another node) stays."""
+        free: :meth:`msgsvc.hub.rooms.Rooms.left`); not its modes and bans (:meth:`set_modes`), members
+        or invites.  A topic kept that is later (:func:`topic_stamp`: set at once on another node) stays."""
 
-    def set_modes(self, room: str, changes: Sequence[ModeChange]) -> Deferred[ModesKept | None]:
-        """Make ``changes`` to the flags, key and limit (:func:`changed_modes`) and to the op and voice of
-        members (o, v: one not kept passed over; b passed over: :meth:`put_ban`) of ``room`` as kept, in
-        turn, as one write given a version greater than any the room had; the room's modes then, with
-        the members named, as kept.  None: the room is not kept (nothing written).  Made at once on
-        several nodes, the changes are ordered by their versions: a node takes what is newer than it
-        holds, and all end alike."""
+    def set_modes(
+        self, room: str, changes: Sequence[ModeChange], by: str, at: float
+    ) -> Deferred[ModesKept | None]:
+        """Make ``changes`` to the flags, key and limit (:func:`changed_modes`), to the bans (+b keeps
+        ``Ban(mask, by, at)`` in place of any of its mask's key, -b forgets that key's) and to the op
+        and voice of members (o, v: one not kept passed over) of ``room`` as kept, in turn, as one write
+        given a version greater than any the room had; the room's modes and bans then, with the members
+        named, as kept.  None: the room is not kept (nothing written).  Made at once on several nodes,
+        the changes are ordered by their versions: a node takes what is newer than it holds, and all end
+        alike."""
 
     def enter(self, room: str, joining: Joining, limit: int, most: int) -> Deferred[Refusal | Member]:
         """Keep ``joining`` a member of ``room`` if it may enter it, as :func:`~msgsvc.hub.rules.admission`
@@ -759,12 +764,6 @@ class RoomStore(Protocol):
 
     def remove_member(self, room: str, name: str) -> Deferred[None]:
         """Forget a member of ``room``."""
-
-    def put_ban(self, room: str, ban: Ban) -> Deferred[None]:
-        """Keep a ban."""
-
-    def remove_ban(self, room: str, mask: str) -> Deferred[None]:
-        """Forget the ban of ``mask`` (its key: any case)."""
 
 
 class HubStore(Store, RoomStore, Protocol):

@@ -519,8 +519,9 @@ class Rooms:
             case TopicSet(_, _, by, at) if record is not None:
                 if topic_stamp(at, by) < topic_stamp(record.topic_at, record.topic_by):
                     return  # set at once with a later one, heard first: the later stands on every node
-            case ModeSet(_, by, changes, kept) if record is not None:
-                self._take_modes(record, by, tuple((c, a) for c, a in changes if c[1] == "b"), kept)
+            case ModeSet(_, by, _, kept) if record is not None:
+                if kept is not None:  # as another node publishes it (:meth:`_modes_kept`)
+                    self._take_modes(record, by, kept)
                 return
         if record is None or isinstance(event, RoomGone) and event.name is None:
             return
@@ -701,10 +702,9 @@ class Rooms:
         return writes
 
     def _apply_modes(self, record: RoomRecord, event: ModeSet) -> list[Write]:
-        """Make ``event``'s changes to ``record``; the writes: its bans, then the rest as one change of the
-        room's modes (:meth:`RoomStore.set_modes`) whose version orders it among those of every node."""
-        store, room = self._store, room_key(record.name)
-        writes: list[Write] = []
+        """Make ``event``'s changes (asked here) to ``record``; the write: one change of the room's modes
+        and bans (:meth:`RoomStore.set_modes`) whose version orders it among those of every node."""
+        room, at = room_key(record.name), self._clock.seconds()
         modes = changed_modes(record.modes, record.key, record.limit, event.changes)
         record.modes, record.key, record.limit = modes
         for change, arg in event.changes:
@@ -718,27 +718,22 @@ class Rooms:
             elif letter == "b" and arg is not None:
                 self._verdicts.pop(room, None)
                 if on:
-                    ban = record.bans[mask_key(arg)] = Ban(arg, event.by, self._clock.seconds())
-                    writes.append(partial(store.put_ban, room, ban))
+                    record.bans[mask_key(arg)] = Ban(arg, event.by, at)
                 else:
                     record.bans.pop(mask_key(arg), None)
-                    writes.append(partial(store.remove_ban, room, arg))
-        if event.changes:
-            writes.append(partial(self._set_modes, room, event))
-        return writes
+        return [partial(self._set_modes, room, event, at)] if event.changes else []
 
-    def _set_modes(self, room: str, event: ModeSet) -> Deferred[None]:
-        """Write ``event``'s changes but its bans (written before it: this write is answered last); fires
-        once kept, before this node takes what was kept (:meth:`_modes_kept`): the asker has its answer
-        before it hears of a change made at once on another node."""
+    def _set_modes(self, room: str, event: ModeSet, at: float) -> Deferred[None]:
+        """Write ``event``'s changes (its bans set at ``at``); fires once kept, before this node takes what
+        was kept (:meth:`_modes_kept`): the asker has its answer before it hears of a change made at
+        once on another node."""
         written: Deferred[None] = Deferred()
 
         def kept(modes: ModesKept | None) -> None:
             written.callback(None)
             self._modes_kept(room, event, modes)
 
-        settable = [(change, arg) for change, arg in event.changes if change[1] != "b"]
-        self._store.set_modes(room, settable).addCallbacks(kept, written.errback)
+        self._store.set_modes(room, event.changes, event.by, at).addCallbacks(kept, written.errback)
         return written
 
     def _modes_kept(self, room: str, event: ModeSet, kept: ModesKept | None) -> None:
@@ -749,26 +744,30 @@ class Rooms:
             return
         record = self._rooms.get(room)
         if record is not None:
-            self._take_modes(record, event.by, (), kept)
+            self._take_modes(record, event.by, kept)
         self._nodes.network.room_changed(replace(event, kept=kept))
 
-    def _take_modes(
-        self, record: RoomRecord, by: str, bans: tuple[ModeChange, ...], kept: ModesKept | None
-    ) -> None:
-        """Take ``bans`` (b changes), and of ``kept`` what is newer than ``record`` holds (by version: the
-        modes, key and limit as one, each member's op and voice); the members here are told what changed
-        (as ``by``'s ModeSet)."""
-        news = bans + (() if kept is None else _news(record, kept))
+    def _take_modes(self, record: RoomRecord, by: str, kept: ModesKept) -> None:
+        """Take of ``kept`` what is newer than ``record`` holds, by version: the modes, key, limit and bans
+        as one; each member's op and voice.  The members here are told what changed (as ``by``'s
+        ModeSet); a change of the bans drops the room's verdicts (:meth:`_silenced`)."""
+        news = _news(record, kept)
         if news:
-            event = ModeSet(record.name, by, news)
-            self._tell(record, event, None)
-            self._apply(record, event)  # its writes not made: kept already
-        if kept is not None:
-            record.version = max(record.version, kept.version)
-            for member in kept.members:
-                held = record.members.get(username_key(member.name))
-                if held is not None:
-                    held.version = max(held.version, member.version)
+            self._tell(record, ModeSet(record.name, by, news), None)
+        changed = bool(news)
+        if kept.version > record.version:
+            record.modes, record.key, record.limit = kept.modes, kept.key, kept.limit
+            record.version = kept.version
+            bans = {mask_key(ban.mask): ban for ban in kept.bans}
+            if bans != record.bans:  # its masks, or who set one and when
+                record.bans, changed = bans, True
+                self._verdicts.pop(room_key(record.name), None)
+        for member in kept.members:
+            held = record.members.get(username_key(member.name))
+            if held is not None and member.version > held.version:
+                held.op, held.voice, held.version = member.op, member.voice, member.version
+        if changed:
+            self._emit(RoomChanged(record.name))
 
     def _add(self, record: RoomRecord, member: Member) -> None:
         key = username_key(member.name)
@@ -936,8 +935,8 @@ def _checked(change: str, arg: str | None) -> str | None:
 
 
 def _news(record: RoomRecord, kept: ModesKept) -> tuple[ModeChange, ...]:
-    """The changes that make ``record`` as ``kept`` where ``kept`` is newer: its modes, key and limit as
-    one; each member's op and voice (a member not here passed over)."""
+    """The changes that make ``record`` as ``kept`` where ``kept`` is newer: its modes, key, limit and bans
+    as one; each member's op and voice (a member not here passed over)."""
     changes: list[ModeChange] = []
     if kept.version > record.version:
         for letter in ROOM_FLAGS:
@@ -947,6 +946,9 @@ def _news(record: RoomRecord, kept: ModesKept) -> tuple[ModeChange, ...]:
             changes.append(("-k", None) if kept.key is None else ("+k", kept.key))
         if kept.limit != record.limit:
             changes.append(("-l", None) if kept.limit is None else ("+l", str(kept.limit)))
+        bans = {mask_key(ban.mask): ban for ban in kept.bans}
+        changes += [("-b", ban.mask) for key, ban in record.bans.items() if key not in bans]
+        changes += [("+b", ban.mask) for key, ban in bans.items() if key not in record.bans]
     for member in kept.members:
         held = record.members.get(username_key(member.name))
         if held is not None and member.version > held.version:

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
-from msgsvc.hub.contracts import Joining, Member, Refusal, Refused, RoomRecord
+from msgsvc.hub.contracts import Ban, Joining, Member, Refusal, Refused, RoomRecord
 from msgsvc.hub.globs import glob_match
 
 USERNAME_MAX = 32
@@ -77,6 +77,11 @@ def ban_mask(text: str) -> str | None:
 def mask_key(mask: str) -> str:
     """The case-insensitive identity of a ban mask, as IRC's ``CASEMAPPING=ascii`` folds it."""
     return mask.translate(_ASCII_FOLD)
+
+
+def oldest_first(bans: Iterable[Ban]) -> tuple[Ban, ...]:
+    """``bans`` as a room shows them and its store answers them: oldest first, then by mask key."""
+    return tuple(sorted(bans, key=lambda ban: (ban.at, mask_key(ban.mask))))
 
 
 def mask_matches(key: str, identity: str) -> bool:

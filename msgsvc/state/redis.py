@@ -32,8 +32,8 @@ second).  The keys, all under ``msgsvc:``:
                                    by mask)
 ``msgsvc:rooms``           hash    room key -> JSON ``[name, created, founder]``: every room
 ``msgsvc:rooms:settings``  hash    room key -> JSON ``[topic, topic_by, topic_at, modes, key, limit, version]``
-                                   (version: of the modes, key and limit; 0 if absent)
-``msgsvc:rooms:version``   string  the last version given a change of a room's modes (:data:`SET_MODES`)
+                                   (version: of the modes, key, limit and bans; 0 if absent)
+``msgsvc:rooms:version``   string  the last version given a change of a room's modes and bans (:data:`SET_MODES`)
 ``msgsvc:members:ROOM``    hash    name key -> JSON ``[name, op, voice, since, version]``: the room's members
                                    (version: of the op and voice; 0 if absent)
 ``msgsvc:bans:ROOM``       hash    mask key -> JSON ``[mask, by, at]``: the room's bans
@@ -83,7 +83,7 @@ from msgsvc.hub.contracts import (
     UserRecord,
 )
 from msgsvc.hub.ids import message_id_floor
-from msgsvc.hub.rules import mask_key, room_key, username_key
+from msgsvc.hub.rules import mask_key, oldest_first, room_key, username_key
 from msgsvc.state import Snapshot
 from msgsvc.state.redislink import Commands, Script
 from msgsvc.state.redisurl import RedisURL
@@ -760,13 +760,15 @@ return redis.call('HSET', KEYS[2], ARGV[1], settings(kept))
 """
 )
 
-# A change of a room's flags, key, limit and members' op and voice, given the next version of the rooms'.
+# A change of a room's flags, key, limit, bans and members' op and voice, given the next version of the
+# rooms'.
 SET_MODES = Script(
     ENTRIES
     + """
--- KEYS: the rooms, their settings, the room's members, the rooms' version.  ARGV: room, JSON
--- [[change, argument, name key (o, v)]...].  Returns false (no such room), or {settings, {member...}}:
--- as kept now, the members named (those kept) once each.
+-- KEYS: the rooms, their settings, the room's members, the rooms' version, the room's bans.  ARGV: room,
+-- JSON [[change, argument, name key (o, v) or mask key (b), ban (+b)]...].  Returns false (no such
+-- room), or {settings, {member...}, {ban...}}: as kept now, the members named (those kept) once each,
+-- every ban.
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return false end
 local s, named, order = cjson.decode(redis.call('HGET', KEYS[2], ARGV[1])), {}, {}
 local version = redis.call('INCR', KEYS[4])
@@ -791,6 +793,8 @@ for _, c in ipairs(cjson.decode(ARGV[2])) do
       end
     end
     if m and letter == 'o' then m[2] = on elseif m then m[3] = on end
+  elseif letter == 'b' then
+    if on then redis.call('HSET', KEYS[5], c[3], c[4]) else redis.call('HDEL', KEYS[5], c[3]) end
   elseif string.find('imnst', letter, 1, true) then
     local letters = {}
     for l in string.gmatch(string.gsub(s[4], letter, ''), '.') do table.insert(letters, l) end
@@ -809,7 +813,7 @@ for _, key in ipairs(order) do
   redis.call('HSET', KEYS[3], key, entry)
   table.insert(members, entry)
 end
-return {written, members}
+return {written, members, redis.call('HVALS', KEYS[5])}
 """
 )
 
@@ -882,15 +886,6 @@ redis.call('HDEL', KEYS[1], ARGV[2])
 return redis.call('SREM', KEYS[2], ARGV[1])
 """
 )
-
-PUT_BAN = Script(
-    """
--- KEYS: the rooms, the room's bans; ARGV: room, mask key, ban
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
-return redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
-"""
-)
-
 
 #: ENTER's refusals.
 _REFUSED: dict[str, Refusal] = {
@@ -1377,19 +1372,27 @@ class RedisState(Service):
         settings = [room, room_settings(record), room_entry(record)]
         return self.redis.script(SET_ROOM, [ROOMS, ROOM_SETTINGS], settings).addCallback(lambda _: None)
 
-    def set_modes(self, room: str, changes: Sequence[ModeChange]) -> Deferred[ModesKept | None]:
-        named = [
-            [change, arg, username_key(arg) if change[1] in "ov" and arg else None] for change, arg in changes
-        ]
+    def set_modes(
+        self, room: str, changes: Sequence[ModeChange], by: str, at: float
+    ) -> Deferred[ModesKept | None]:
+        named: list[list[str | None]] = []
+        for change, arg in changes:
+            if change[1] == "b" and arg:
+                ban = ban_entry(Ban(arg, by, at)) if change[0] == "+" else None
+                named.append([change, arg, mask_key(arg), ban])
+            else:
+                named.append([change, arg, username_key(arg) if change[1] in "ov" and arg else None, None])
 
         def read(reply: list[Any] | None) -> ModesKept | None:
             if reply is None:
                 return None
-            settings, members = reply
+            settings, members, bans = reply
             modes, key, limit, version = json.loads(settings)[3:]
-            return ModesKept(modes, key, limit, version, tuple(Member(*json.loads(m)) for m in members))
+            kept = tuple(Member(*json.loads(m)) for m in members)
+            every = oldest_first(Ban(*json.loads(b)) for b in bans)
+            return ModesKept(modes, key, limit, version, kept, every)
 
-        keys = [ROOMS, ROOM_SETTINGS, members_key(room), ROOMS_VERSION]
+        keys = [ROOMS, ROOM_SETTINGS, members_key(room), ROOMS_VERSION, bans_key(room)]
         return self.redis.script(SET_MODES, keys, [room, named]).addCallback(read)
 
     def enter(self, room: str, joining: Joining, limit: int, most: int) -> Deferred[Refusal | Member]:
@@ -1410,12 +1413,3 @@ class RedisState(Service):
         return self.redis.script(
             REMOVE_MEMBER, [members_key(room), memberships_key(key)], [room, key]
         ).addCallback(lambda _: None)
-
-    def put_ban(self, room: str, ban: Ban) -> Deferred[None]:
-        key = mask_key(ban.mask)
-        return self.redis.script(PUT_BAN, [ROOMS, bans_key(room)], [room, key, ban_entry(ban)]).addCallback(
-            lambda _: None
-        )
-
-    def remove_ban(self, room: str, mask: str) -> Deferred[None]:
-        return self.redis.execute("HDEL", bans_key(room), mask_key(mask)).addCallback(lambda _: None)

@@ -8,6 +8,7 @@ from dataclasses import astuple, fields
 from typing import Any
 
 from msgsvc.hub.contracts import (
+    Ban,
     Entered,
     Invited,
     Kicked,
@@ -32,7 +33,8 @@ def encode(event: RoomEvent) -> dict[str, Any]:
         data["member"] = astuple(event.member)
     elif isinstance(event, ModeSet) and event.kept is not None:
         kept = event.kept
-        data["kept"] = [kept.modes, kept.key, kept.limit, kept.version, [astuple(m) for m in kept.members]]
+        members, bans = [astuple(m) for m in kept.members], [astuple(b) for b in kept.bans]
+        data["kept"] = [kept.modes, kept.key, kept.limit, kept.version, members, bans]
     return {"kind": type(event).__name__, **data}
 
 
@@ -45,6 +47,7 @@ def decode(data: dict[str, Any]) -> RoomEvent:
     elif kind is ModeSet:
         data["changes"] = tuple((change, arg) for change, arg in data["changes"])
         if data["kept"] is not None:
-            modes, key, limit, version, members = data["kept"]
-            data["kept"] = ModesKept(modes, key, limit, version, tuple(Member(*m) for m in members))
+            modes, key, limit, version, members, bans = data["kept"]
+            named, every = tuple(Member(*m) for m in members), tuple(Ban(*b) for b in bans)
+            data["kept"] = ModesKept(modes, key, limit, version, named, every)
     return kind(**data)

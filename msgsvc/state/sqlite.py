@@ -648,7 +648,7 @@ class Database:
         for member in record.members.values():
             self._put_member(key, member)
         for ban in record.bans.values():
-            self.put_ban(key, ban)
+            self._put_ban(key, ban)
         return True
 
     def _in_rooms(self, name: str, room: str) -> int:
@@ -679,7 +679,7 @@ class Database:
             topic + (record.founder, key),
         )
 
-    def set_modes(self, room: str, changes: Sequence[ModeChange]) -> ModesKept | None:
+    def set_modes(self, room: str, changes: Sequence[ModeChange], by: str, at: float) -> ModesKept | None:
         """RoomStore.set_modes: the room's next version is one more than its own."""
         kept = self._db.execute(
             "SELECT modes, password, max_members, version FROM rooms WHERE key = ?", (room,)
@@ -694,6 +694,10 @@ class Database:
         )
         members: dict[str, Member] = {}
         for change, arg in changes:
+            if change == "+b" and arg:
+                self._put_ban(room, Ban(arg, by, at))
+            elif change == "-b" and arg:
+                self._db.execute("DELETE FROM room_bans WHERE room = ? AND key = ?", (room, mask_key(arg)))
             if change[1] not in "ov" or not arg:
                 continue
             name = username_key(arg)
@@ -713,7 +717,9 @@ class Database:
                 "UPDATE room_members SET op = ?, voice = ?, version = ? WHERE room = ? AND key = ?",
                 (member.op, member.voice, version, room, name),
             )
-        return ModesKept(modes, key, limit, version, tuple(members.values()))
+        rows = self._db.execute("SELECT mask, by, at FROM room_bans WHERE room = ? ORDER BY at, key", (room,))
+        bans = tuple(Ban(mask, by, at) for mask, by, at in rows)
+        return ModesKept(modes, key, limit, version, tuple(members.values()), bans)
 
     def _put_member(self, room: str, member: Member) -> None:
         """Keep ``member`` of ``room``, if the room is still kept."""
@@ -751,15 +757,12 @@ class Database:
     def remove_member(self, room: str, name: str) -> None:
         self._db.execute("DELETE FROM room_members WHERE room = ? AND key = ?", (room, username_key(name)))
 
-    def put_ban(self, room: str, ban: Ban) -> None:
+    def _put_ban(self, room: str, ban: Ban) -> None:
         """Keep ``ban`` in ``room``, if the room is still kept."""
         self._db.execute(
             "INSERT OR REPLACE INTO room_bans SELECT key, ?, ?, ?, ? FROM rooms WHERE key = ?",
             (mask_key(ban.mask), ban.mask, ban.by, ban.at, room),
         )
-
-    def remove_ban(self, room: str, mask: str) -> None:
-        self._db.execute("DELETE FROM room_bans WHERE room = ? AND key = ?", (room, mask_key(mask)))
 
     # -- accounts ------------------------------------------------------------------
 
@@ -1078,20 +1081,16 @@ class SqliteStore(Service):
     def set_room(self, record: RoomRecord) -> Deferred[None]:
         return self._batched(lambda db: db.set_room(record))
 
-    def set_modes(self, room: str, changes: Sequence[ModeChange]) -> Deferred[ModesKept | None]:
-        return self._batched(lambda db: db.set_modes(room, changes))
+    def set_modes(
+        self, room: str, changes: Sequence[ModeChange], by: str, at: float
+    ) -> Deferred[ModesKept | None]:
+        return self._batched(lambda db: db.set_modes(room, changes, by, at))
 
     def enter(self, room: str, joining: Joining, limit: int, most: int) -> Deferred[Refusal | Member]:
         return self._batched(lambda db: db.enter(room, joining, limit, most))
 
     def remove_member(self, room: str, name: str) -> Deferred[None]:
         return self._batched(lambda db: db.remove_member(room, name))
-
-    def put_ban(self, room: str, ban: Ban) -> Deferred[None]:
-        return self._batched(lambda db: db.put_ban(room, ban))
-
-    def remove_ban(self, room: str, mask: str) -> Deferred[None]:
-        return self._batched(lambda db: db.remove_ban(room, mask))
 
     def _batched(self, job: Callable[[Database], _T]) -> Deferred[_T]:
         """Run ``job`` in the next transaction; fires with its result once that is on disk.

@@ -36,7 +36,7 @@ from msgsvc.hub.contracts import (
 )
 from msgsvc.hub.conversations import participants
 from msgsvc.hub.ids import message_id_floor
-from msgsvc.hub.rules import admission, mask_key, room_key, username_key
+from msgsvc.hub.rules import admission, mask_key, oldest_first, room_key, username_key
 from msgsvc.hub.user import UNREGISTERED
 from msgsvc.state import Snapshot
 from msgsvc.state.redislink import RedisUnavailable
@@ -306,7 +306,9 @@ class MemoryStore(Service):
 
         return self._room_write(change)
 
-    def set_modes(self, room: str, changes: Sequence[ModeChange]) -> Deferred[ModesKept | None]:
+    def set_modes(
+        self, room: str, changes: Sequence[ModeChange], by: str, at: float
+    ) -> Deferred[ModesKept | None]:
         if self.fail_rooms:
             return fail(OSError("disk full"))
         kept = self.rooms_kept.get(room)
@@ -316,6 +318,10 @@ class MemoryStore(Service):
         kept.modes, kept.key, kept.limit = changed_modes(kept.modes, kept.key, kept.limit, changes)
         named: dict[str, Member] = {}
         for change, arg in changes:
+            if change == "+b" and arg:
+                kept.bans[mask_key(arg)] = Ban(arg, by, at)
+            elif change == "-b" and arg:
+                kept.bans.pop(mask_key(arg), None)
             member = kept.members.get(username_key(arg)) if change[1] in "ov" and arg else None
             if member is not None:
                 if change[1] == "o":
@@ -325,7 +331,8 @@ class MemoryStore(Service):
                 member.version = kept.version
                 named[username_key(member.name)] = member
         written = tuple(replace(m) for m in named.values())
-        return succeed(ModesKept(kept.modes, kept.key, kept.limit, kept.version, written))
+        bans = oldest_first(kept.bans.values())
+        return succeed(ModesKept(kept.modes, kept.key, kept.limit, kept.version, written, bans))
 
     def enter(self, room: str, joining: Joining, limit: int, most: int) -> Deferred[Refusal | Member]:
         kept = self.rooms_kept.get(room)
@@ -344,12 +351,6 @@ class MemoryStore(Service):
 
     def remove_member(self, room: str, name: str) -> Deferred[None]:
         return self._in_room(room, lambda kept: kept.members.pop(username_key(name), None))
-
-    def put_ban(self, room: str, ban: Ban) -> Deferred[None]:
-        return self._in_room(room, lambda kept: kept.bans.__setitem__(mask_key(ban.mask), ban))
-
-    def remove_ban(self, room: str, mask: str) -> Deferred[None]:
-        return self._in_room(room, lambda kept: kept.bans.pop(mask_key(mask), None))
 
     def _in_room(self, room: str, change: Callable[[RoomRecord], object]) -> Deferred[None]:
         return self._room_write(lambda: room in self.rooms_kept and change(self.rooms_kept[room]))
