@@ -312,12 +312,6 @@ class RoomRecord:
     invites: dict[str, bool] = field(default_factory=dict)
 
 
-def founding(record: RoomRecord) -> tuple[float, str]:
-    """Which of two creations of one room a node heard of made it (the store keeps one only:
-    :meth:`RoomStore.create_room`): the earlier, then the founder's name first in code-point order."""
-    return record.created, record.founder or ""
-
-
 def topic_stamp(at: float | None, by: str | None) -> tuple[float, str]:
     """What orders two topics of a room set at once on two nodes: the later stands (its time, then the
     setter's name in code-point order), on every node and in the store alike."""

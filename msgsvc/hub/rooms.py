@@ -55,7 +55,6 @@ from msgsvc.hub.contracts import (
     TopicSet,
     UserRecord,
     changed_modes,
-    founding,
     topic_stamp,
 )
 from msgsvc.hub.conversations import ALL
@@ -548,18 +547,12 @@ class Rooms:
                 self._tell(read, event, None)
 
     def _found(self, event: Entered) -> RoomRecord:
-        """The room ``event`` created, here or on another node: new, or the one held (read here already
-        for a join of it, or heard of out of order), whose founding is the earlier of the two
-        (:func:`founding`)."""
+        """The room ``event`` created, here or on another node: new, or the one held, read here already
+        (for a join of it): the store keeps one creation of a room (:meth:`RoomStore.create_room`)."""
         key, member = room_key(event.room), event.member
-        made = RoomRecord(event.room, member.since, member.name)
-        record = self._rooms.setdefault(key, made)
-        if record is made:
-            self._claim(username_key(member.name), key)
-        elif founding(made) < founding(record):
-            if record.founder is not None and username_key(record.founder) not in record.invites:
-                self._release(username_key(record.founder), key)
-            record.name, record.created, record.founder = made.name, made.created, made.founder
+        record = self._rooms.get(key)
+        if record is None:
+            record = self._rooms[key] = RoomRecord(event.room, member.since, member.name)
             self._claim(username_key(member.name), key)
         return record
 
