@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock, deferLater
@@ -13,6 +15,7 @@ from msgsvc.hub.contracts import (
     Enqueue,
     Entered,
     HistoryPolicy,
+    Invited,
     Joining,
     Kind,
     Member,
@@ -463,6 +466,35 @@ class RoomRaceTests(RoomsTestCase):
         kept = self.store.rooms_kept["#race"]
         self.assertEqual({key: m.op for key, m in kept.members.items()}, {"zed": True, "alice": False})
         self.assertEqual(self.network.room_changes, [Entered("#Race", kept.members["alice"])])
+
+    def test_what_another_node_does_while_a_room_is_read_again_here_is_taken_after_the_read(self) -> None:
+        """alice, #r's last member here, parts it as bob joins it on his node: this node reads #r again (the
+        store keeps it, with bob).  bob's join, his topic (written after that read) and his invitation of
+        mallory (never written), heard before the read's answer, are taken after it, in turn (roomsync35:
+        dropped, as of a room this node did not have: the topic stayed unset here, mallory was never
+        told)."""
+        alice, mallory = self.join("alice"), self.join("mallory")
+        self.successResultOf(alice.user.join("#r", None))
+        self.successResultOf(alice.user.mode("#r", [("-t", None)]))
+        bob = self.successResultOf(self.store.enter("#r", Joining("bob", START + 1), 1000, 50))  # on bob's node
+        assert isinstance(bob, Member)
+        reads = self.held_reads()
+        parted = alice.user.part("#r", "")  # the store keeps #r: read again
+        self.assertIsNone(self.hub.rooms.find("#r"))
+        self.hub.nodes.remote_room(Entered("#r", bob))
+        topic = TopicSet("#r", "bob's", "bob", START + 2)
+        kept = self.store.rooms_kept["#r"]
+        self.successResultOf(self.store.set_room(replace(kept, topic="bob's", topic_by="bob", topic_at=START + 2)))
+        self.hub.nodes.remote_room(topic)
+        invited = Invited("#r", "mallory", "bob")
+        self.hub.nodes.remote_room(invited)
+        for read in list(reads):
+            read.callback(None)
+        self.successResultOf(parted)
+        view = self.hub.rooms.find("#r")
+        assert view is not None
+        self.assertEqual((self.names(view), view.topic, view.topic_by), ([("bob", False, False, False)], "bob's", "bob"))
+        self.assertEqual(self.room_events(mallory), [[invited]])
 
     def banned_dev(self) -> tuple[RecordingParticipant, RecordingParticipant]:
         """#dev, made here by alice, zed (on another node) an operator of it too, eve a member here and

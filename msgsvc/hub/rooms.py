@@ -155,6 +155,9 @@ class Rooms:
         #: By room key: the JOINs waiting till the store answers this node's creation of the room (then
         #: joining it as any room, not counted as creations).
         self._creating: dict[str, list[Deferred[None]]] = {}
+        self._reads: dict[str, int] = {}  # by room key: the reads of it in flight (:meth:`_read_room`)
+        #: By room key: the other nodes' events of it heard while it was read, to take after the read.
+        self._held: dict[str, list[RoomEvent]] = {}
         nodes.rooms = self
 
     # -- start -----------------------------------------------------------
@@ -211,7 +214,23 @@ class Rooms:
                 self._read(record)
             return self._rooms.get(room)
 
-        return self._store.room(room).addCallback(read)
+        return self._read_room(room, read)
+
+    def _read_room(self, room: str, take: Callable[[RoomRecord | None], T]) -> Deferred[T]:
+        """``take`` of the room ``room`` (a key) as the store has it now (None: not kept).  What the other
+        nodes tell of it meanwhile waits (:meth:`remote`) and is applied after ``take``, in turn, as any
+        of their events (by version, stamp or membership: the read may have it already)."""
+        self._reads[room] = self._reads.get(room, 0) + 1
+
+        def done(result: T | Failure) -> T | Failure:
+            self._reads[room] -= 1
+            if not self._reads[room]:
+                del self._reads[room]
+            for event in self._held.pop(room, []):
+                self.remote(event)
+            return result
+
+        return self._store.room(room).addCallback(take).addBoth(done)
 
     def _read(self, record: RoomRecord) -> None:
         """Hold ``record``, read from the store, as a room this node did not hold."""
@@ -497,10 +516,13 @@ class Rooms:
         the invitee).  A room it leaves empty here is removed from the store too (:meth:`_vacate`): its
         last two members may have left at once here and there, each node seeing the other's leave last."""
         key = room_key(event.room)
+        if key in self._reads:  # taken after the read, in turn (:meth:`_read_room`)
+            self._held.setdefault(key, []).append(event)
+            return
         record = self._rooms.get(key)
         match event:
             case Entered(_, _, False) if record is None:  # emptied here, or being created here: the store has it
-                self._quietly(self._store.room(key).addCallback(self._reentered, event))
+                self._quietly(self._read_room(key, partial(self._reentered, event)))
                 return
             case Entered(_, _, True):
                 record = self._found(event)
@@ -524,27 +546,33 @@ class Rooms:
                 return
         if record is None or isinstance(event, RoomGone) and event.name is None:
             return
-        if isinstance(event, Entered):  # the joiner's own sessions here are told too
-            self._apply(record, event)
-            self._tell(record, event, None)
+        if isinstance(event, Entered):
+            self._joined(record, event)
             return
         self._tell(record, event, None)
         self._apply(record, event)
         self._quietly(self._write(self._vacate(record)))  # its last members left at once here and there
 
-    def _reentered(self, read: RoomRecord | None, event: Entered) -> None:
+    def _reentered(self, event: Entered, read: RoomRecord | None) -> None:
         """``event``, from another node, of a room not held here, and the room as the store has it since
         (``read``): held here meanwhile (its creation here kept first, or read for another join), the join
         is taken as any; else ``read`` is held, and its members here told of the join.  Neither if the
         joiner left it meanwhile."""
         joined = read is not None and username_key(event.member.name) in read.members
-        if room_key(event.room) in self._rooms:
+        record = self._rooms.get(room_key(event.room))
+        if record is not None:
             if joined:
-                self.remote(event)
+                self._joined(record, event)
         elif read is not None:
             self._read(read)
             if joined:
                 self._tell(read, event, None)
+
+    def _joined(self, record: RoomRecord, event: Entered) -> None:
+        """``event``, from another node, applied to ``record``, then told to its members here: the
+        joiner's own sessions here among them."""
+        self._apply(record, event)
+        self._tell(record, event, None)
 
     def _found(self, event: Entered) -> RoomRecord:
         """The room ``event`` created, here or on another node: new, or the one held, read here already
