@@ -640,7 +640,13 @@ class Rooms:
         if member is None:
             return _banned(record, session)
         identity = (session.record.name, session.participant.ident, session.participant.host)
-        verdicts = self._verdicts.setdefault(room_key(record.name), {}).setdefault(user, {})
+        room = room_key(record.name)
+        kept = self._verdicts.get(room)
+        if kept is None:
+            kept = self._verdicts[room] = {}
+        verdicts = kept.get(user)
+        if verdicts is None:
+            verdicts = kept[user] = {}
         verdict = verdicts.get(identity)
         if verdict is None:
             if len(verdicts) >= VERDICTS_KEPT:
