@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import replace
 
 from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.base import DelayedCall
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import StringTransport
@@ -42,6 +44,15 @@ class ServerTestCase(SynchronousTestCase):
 
 
 class RegistrationTests(ServerTestCase):
+    def test_a_login_sets_no_attribute_the_connection_had_not(self) -> None:
+        # CPython 3.11 gives an instance a dict of its own for a name its class's first instances did not set
+        protocol, transport = self.server.connect()
+        connected = set(vars(protocol))
+        protocol.dataReceived(b"HELLO alice\r\nUSERS\r\nPING\r\n")
+        self.server.end_of_pass()
+        self.assertIn("ENDUSERS", transport.value().decode())
+        self.assertEqual(set(vars(protocol)) - connected, set())
+
     def test_welcome_then_the_username_log(self) -> None:
         self.server.register("bob")
         protocol, transport = self.server.connect()
@@ -550,6 +561,22 @@ class TimeoutTests(ServerTestCase):
         self.assertEqual(lines(a), ["BYE :ping timeout"])
         self.assertTrue(a.disconnecting)
         self.assertIn("LEFT alice", lines(b))
+
+    def test_welcome_moves_the_registration_deadline_rather_than_making_a_timer(self) -> None:
+        # a reactor keeps a cancelled call until cancelled ones are half its calls: one an idle client
+        made: list[tuple[Callable[..., object], DelayedCall]] = []
+        call_later = self.server.clock.callLater
+
+        def recorded(delay: float, f: Callable[..., object], *args: object) -> DelayedCall:
+            made.append((f, call_later(delay, f, *args)))
+            return made[-1][1]
+
+        self.patch(self.server.clock, "callLater", recorded)
+        alice, a = self.server.register("alice")
+        [timer] = [call for f, call in made if f == alice._timed_out]
+        self.assertEqual(timer.getTime(), self.server.clock.seconds() + 60)
+        self.server.clock.advance(60)
+        self.assertRegex(lines(a)[-1], r"^PING :\d+$")
 
     def test_timers_end_with_the_connection(self) -> None:
         protocol, _ = self.server.connect()

@@ -166,8 +166,8 @@ class ServerProtocol(Session):
     version = VERSION_8  # the version its lines are in: VERSION 9 (or 10) before HELLO asks for its own
     front = "tcp"  # "web" under WebSocket
     registration = "HELLO"
-    _hello = ""  # the name of its latest HELLO
-    _own = ""  # its name once logged in, as the log spells it
+    _hello: str  # the name of its latest HELLO
+    _own: str  # its name once logged in, as the log spells it
     _sending: LogSending | None = None  # the username log, being sent
     #: A long answer's parts not yet written; meanwhile what else is written waits (held, its bytes).
     _awaited: tuple[str, ...] = ()
@@ -178,6 +178,7 @@ class ServerProtocol(Session):
     def __init__(self, clients: Clients, presence: Presence) -> None:
         super().__init__(clients)
         self.presence = presence
+        self._hello = self._own = ""  # set here, as Session's (Session.__init__ says why)
 
     # -- Session: the line protocol's way of saying things ----------------
 

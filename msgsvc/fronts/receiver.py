@@ -32,10 +32,12 @@ class LineProtocol(LineReceiver):
     #: :meth:`dataReceived` (WebSocket messages, :mod:`msgsvc.fronts.web`).
     framing: type[LineFramer] | type[FrameFramer] = LineFramer
     _framer: LineFramer | FrameFramer
-    _draining = False
+    _draining: bool
 
     def makeConnection(self, transport: ITransport) -> None:
         self._framer = self.framing(self.MAX_LENGTH)
+        # set on connecting, not first on reading (msgsvc.fronts.session.Session.__init__ says why)
+        self._draining = self.paused = False
         LineReceiver.makeConnection(self, transport)
 
     def dataReceived(self, data: bytes) -> None:

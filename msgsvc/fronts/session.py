@@ -112,19 +112,19 @@ class Session(LineProtocol):
     _dropped = False
     _pinged = 0  # the token of an unanswered PING, or 0
     _quit = ""  # why the client said it quits
-    _welcomed = False
+    _welcomed: bool
     # Why reading is paused (empty: it is not): a tuple, which costs an idle client nothing.
-    _holds: tuple[str, ...] = ()
+    _holds: tuple[str, ...]
     _flooding_since: float | None = None
     _unthrottle: IDelayedCall | None = None
     _timer: IDelayedCall | None = None  # the one timer: the registration's deadline, or the PING's
     _timer_seconds = 0.0
     #: its handle on the hub once logged in: sends, acknowledgements and its name go through it
-    user: IUser = UNREGISTERED
+    user: IUser
     tally: Tally  # its front's counts (:meth:`Clients.tally`), from connectionMade on
     _pacer: Pacer  # its listings' bytes a reactor pass, from connectionMade on
-    _login: Deferred[LoggedIn | None] | None = None  # a login being checked
-    _logout: Callable[[], None] | None = None  # cred's logout of :attr:`user`, once logged in
+    _login: Deferred[LoggedIn | None] | None  # a login being checked
+    _logout: Callable[[], None] | None  # cred's logout of :attr:`user`, once logged in
     #: answers in the order of the lines they answer: each a list, empty until its answer has come
     _answers: deque[list[Callable[[], None]]] | None = None
     _held_line: bytes | None = None  # a line that waits until every earlier one is answered
@@ -132,9 +132,19 @@ class Session(LineProtocol):
     IN_FLIGHT = 64
 
     def __init__(self, clients: Clients) -> None:
-        """``clients``: what the sessions of every front share; a line is at most its ``limits.max_line``."""
+        """``clients``: what the sessions of every front share; a line is at most its ``limits.max_line``.
+
+        What a logged-in client comes to hold is set here, not first at its login: CPython 3.11 keeps a
+        class's instance attributes in one shared key table, which stops taking names once thousands of
+        instances exist, and a name set first then gives every instance a dict of its own
+        (docs/performance.rst, "Idle memory")."""
         self.clients = clients
         self.MAX_LENGTH = clients.limits.max_line
+        self.user = UNREGISTERED
+        self._welcomed = False
+        self._holds = ()
+        self._login = None
+        self._logout = None
 
     # -- what each front says its own way --------------------------------
 
@@ -346,17 +356,28 @@ class Session(LineProtocol):
             self._release("answering")
 
     def _watch(self, seconds: float | None) -> None:
-        """Call :meth:`_timed_out` after ``seconds`` (each read restarts it, once welcomed); None stops it."""
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
-        if seconds is not None:
-            self._timer_seconds = seconds
+        """Call :meth:`_timed_out` after ``seconds`` (each read restarts it, once welcomed); None stops it.
+
+        A running timer is reset, not replaced: the reactor keeps a cancelled call until cancelled ones
+        are half its calls, so replacing it left one such call an idle client (docs/performance.rst,
+        "Idle memory")."""
+        timer = self._timer if self._timer is not None and self._timer.active() else None
+        if seconds is None:
+            if timer is not None:
+                timer.cancel()
+            self._timer = None
+            return
+        self._timer_seconds = seconds
+        if timer is not None:
+            timer.reset(seconds)
+        else:
             self._timer = self.clients.clock.callLater(seconds, self._timed_out)
 
     def _timed_out(self) -> None:
         self._timer = None
         limits = self.clients.limits
+        if self._login is not None:  # it came in time: the check (and a throttled wait) may take longer
+            return
         if self.user is UNREGISTERED:
             self._drop(f"no {self.registration} within {limits.hello_timeout:g} s", "registration timed out")
         elif not self._pinged:
@@ -385,7 +406,6 @@ class Session(LineProtocol):
     def log_in(self, username: str, password: str | None) -> None:
         """Check ``username`` and ``password`` through the accounts; the client's lines wait for the answer."""
         self._hold("registering")
-        self._watch(None)  # it came in time: the check (and a throttled wait) may take longer
         self._login = self.clients.accounts.login(self, username, password, self.peer, self.host)
         self._login.addCallbacks(self._logged_in, self._not_logged_in)
         self._login.addBoth(self._login_done)
@@ -460,7 +480,9 @@ class Session(LineProtocol):
         self._close(reason)
 
     def _close(self, reason: str, abort: bool = False) -> None:
-        """Write the farewell after what is pending (or instead of it, if ``abort``), and close."""
+        """Write the farewell after what is pending (or instead of it, if ``abort``), and close: no
+        deadline is watched from then on."""
+        self._watch(None)
         if abort:
             self.clients.outbox.discard(self.transport)
         else:
