@@ -48,6 +48,7 @@ from msgsvc.hub.events import (
 )
 from msgsvc.hub.ids import MessageIds, message_id_floor
 from msgsvc.hub.rooms import RoomPolicy
+from msgsvc.state.redis import verdicts_key
 from msgsvc.state.redislink import RedisUnavailable
 
 from .support.fakes import FakeNetwork, MemoryStore, RecordingParticipant
@@ -797,6 +798,27 @@ class AdmissionAcrossNodesTests(RedisStateCase):
         await joiner.user.join("#r", None)
         self.assertEqual(await self.members(), ["a" * 32, "alice"])
         self.assertEqual(await redis.execute("SLOWLOG", "LEN"), 0)
+
+    async def test_a_ban_set_or_lifted_on_another_node_after_a_joiners_verdict_was_kept_decides_its_next_join(
+        self,
+    ) -> None:
+        """Redis keeps ENTER's verdict of a room's bans by the joiner's masks (attack36 F5: a JOIN/PART loop
+        costs an HGET, not every ban matched again); a change of the bans, b hearing nothing of it, drops
+        the verdicts: the next JOIN is decided by the bans as they are."""
+        alice, mallory, b, network = await self.two_nodes()
+        await alice.user.mode("#r", [("+b", "eve!*@*")])
+        await self.hear(network, None)
+        await mallory.user.join("#r", None)
+        self.assertEqual(await self.state.redis.execute("HVALS", verdicts_key("#r")), ["in"])
+        await mallory.user.part("#r", "")
+        await alice.user.mode("#r", [("+b", "*!*@192.0.2.*")])
+        await self.hear(network, None)
+        self.assertEqual(await self.refusal(mallory.user.join("#r", None)), Refusal.BANNED)
+        self.assertEqual(await self.refusal(mallory.user.join("#r", None)), Refusal.BANNED)  # as kept
+        await alice.user.mode("#r", [("-b", "*!*@192.0.2.*")])
+        await self.hear(network, None)
+        await mallory.user.join("#r", None)
+        self.assertEqual((self.modes(b), await self.members()), (("nt", None, None, 0), ["alice", "mallory"]))
 
     async def test_a_join_of_a_room_with_bans_of_many_question_marks_does_not_hold_redis(self) -> None:
         """attack36 F5: 05a9434 (F3's fix) finds a mask's parts between its ``*``s as Lua patterns, each

@@ -701,6 +701,8 @@ class RoomContract(_Base):
     async def test_a_deleted_room_goes_with_its_members_and_bans(self) -> None:
         await self.state.create_room(dev(Member("bob", since=12.0)), 50)
         await self.state.set_modes("#dev", [("+b", "eve!*@*")], "Alice", 31.0)
+        eve = Joining("eve", 31.5, masks=("eve!e@h",))
+        self.assertIs(await self.state.enter("#dev", eve, 10, 50), Refusal.BANNED)
         await self.state.delete_room("#dev")
         self.assertEqual(await self.state.rooms(), [])
         # Whatever comes for it after its deletion (from another node, late) makes nothing again.
@@ -711,6 +713,7 @@ class RoomContract(_Base):
         again = RoomRecord("#dev", 40.0, "carol", members={"carol": Member("carol", op=True, since=40.0)})
         await self.state.create_room(again, 50)
         self.assertEqual(await self.state.rooms(), [again])  # nothing of the room before
+        self.assertEqual(await self.state.enter("#dev", eve, 10, 50), Member("eve", since=31.5))  # nor a ban
 
     async def test_a_room_emptied_on_one_node_as_a_name_joins_it_on_another_is_kept_with_the_joiner(self) -> None:
         """Its last member's node vacates it; the join the store kept first stands, with the room as it was,

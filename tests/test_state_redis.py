@@ -20,7 +20,18 @@ from twisted.logger import LogEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.auth.store import Reset, StillOnline
-from msgsvc.hub.contracts import Ban, Enqueue, Kind, Member, Queued, RoomRecord, Stored, UserRecord
+from msgsvc.hub.contracts import (
+    Ban,
+    Enqueue,
+    Joining,
+    Kind,
+    Member,
+    Queued,
+    Refusal,
+    RoomRecord,
+    Stored,
+    UserRecord,
+)
 from msgsvc.hub.conversations import ALL
 from msgsvc.hub.ids import MessageIds
 from msgsvc.state import cluster, inbox, redis
@@ -40,6 +51,7 @@ from msgsvc.state.redis import (
     QUEUE_ID,
     QUEUE_SENDERS,
     ROOMS,
+    VERDICTS_MAX,
     RedisState,
     bans_key,
     conversations_key,
@@ -47,6 +59,7 @@ from msgsvc.state.redis import (
     history_key,
     queue_entry,
     sessions_key,
+    verdicts_key,
 )
 from msgsvc.state.redislink import RedisUnavailable
 from msgsvc.state.redisurl import RedisURL
@@ -331,6 +344,28 @@ def entry(conversation: str, sender: str, at: float) -> Stored:
     if conversation == ALL:
         return Stored(id, at, ALL, sender, Kind.BROADCAST, (), "hi")
     return Stored(id, at, conversation, sender, Kind.UNICAST, ("bob",), "hi")
+
+
+class RedisVerdictsTests(RedisStateCase):
+    async def test_a_rooms_ban_verdicts_are_kept_for_so_many_identities_then_start_again(self) -> None:
+        """ENTER keeps its verdict of the bans by the joiner's masks (attack36 F5), VERDICTS_MAX at most:
+        one more drops them all first.  A room without bans keeps none."""
+        await self.state.create_room(RoomRecord("#open", 10.0, None), 50)
+        bans = {"*!*@192.0.2.*": Ban("*!*@192.0.2.*", "op", 10.0)}
+        await self.state.create_room(RoomRecord("#r", 10.0, None, bans=bans), 50)
+
+        def joined(room: str, n: int) -> Deferred[Refusal | Member]:
+            return self.state.enter(room, Joining(f"eve{n}", 11.0, masks=(f"eve{n}!e@192.0.2.7",)), 10, 50)
+
+        self.assertIsInstance(await joined("#open", 0), Member)
+        refused = await gatherResults([joined("#r", n) for n in range(VERDICTS_MAX)])
+        self.assertEqual(set(refused), {Refusal.BANNED})
+        redis = self.state.redis
+        self.assertEqual(await redis.execute("HLEN", verdicts_key("#r")), VERDICTS_MAX)
+        self.assertIs(await joined("#r", VERDICTS_MAX), Refusal.BANNED)
+        last = json.dumps([f"eve{VERDICTS_MAX}!e@192.0.2.7"])
+        self.assertEqual(await redis.execute("HKEYS", verdicts_key("#r")), [last])
+        self.assertEqual(await redis.execute("EXISTS", verdicts_key("#open")), 0)
 
 
 def newest(*entries: Stored) -> dict[str, float]:

@@ -37,6 +37,9 @@ second).  The keys, all under ``msgsvc:``:
 ``msgsvc:members:ROOM``    hash    name key -> JSON ``[name, op, voice, since, version]``: the room's members
                                    (version: of the op and voice; 0 if absent)
 ``msgsvc:bans:ROOM``       hash    mask key -> JSON ``[mask, by, at]``: the room's bans
+``msgsvc:verdicts:ROOM``   hash    JSON of a joiner's masks -> ``banned`` or ``in``: :data:`ENTER`'s verdicts
+                                   of the room's bans, gone with any change of them (at most
+                                   :data:`VERDICTS_MAX`)
 ``msgsvc:memberships:KEY``  set    the room keys the name is a member of (what a reset or a removal drops)
 =========================  ======  =================================================
 
@@ -103,12 +106,23 @@ LAYOUT = f"{PREFIX}layout"
 ROOMS, ROOM_SETTINGS, ROOMS_VERSION = f"{PREFIX}rooms", f"{PREFIX}rooms:settings", f"{PREFIX}rooms:version"
 
 #: The prefixes of the keys made of a name, a conversation or a room: no other key starts with one.
-NAMED = QUEUE, HISTORY, CONVERSATIONS, READS, MEMBERS, BANS, MEMBERSHIPS, SESSIONS, RECEIVER = (
+NAMED = QUEUE, HISTORY, CONVERSATIONS, READS, MEMBERS, BANS, VERDICTS, MEMBERSHIPS, SESSIONS, RECEIVER = (
     f"{PREFIX}{family}:"
     for family in (
-        "queue", "history", "conversations", "reads", "members", "bans", "memberships", "sessions", "receiver"
+        "queue",
+        "history",
+        "conversations",
+        "reads",
+        "members",
+        "bans",
+        "verdicts",
+        "memberships",
+        "sessions",
+        "receiver",
     )
 )
+#: The most identities a room's ban verdicts are kept for (``msgsvc:verdicts:ROOM``): then they start again.
+VERDICTS_MAX = 1024
 
 
 def queue_key(key: str) -> str:
@@ -144,6 +158,10 @@ def members_key(room: str) -> str:
 
 def bans_key(room: str) -> str:
     return f"{BANS}{room}"
+
+
+def verdicts_key(room: str) -> str:
+    return f"{VERDICTS}{room}"
 
 
 def memberships_key(key: str) -> str:
@@ -632,14 +650,15 @@ return count
 )
 
 
-# drop_room(room): a room forgotten, with its members (and their memberships of it) and its bans.
+# drop_room(room): a room forgotten, with its members (and their memberships of it), its bans and their
+# verdicts.
 DROP_ROOM = """
 local function drop_room(room)
   local members = 'msgsvc:members:' .. room
   for _, key in ipairs(redis.call('HKEYS', members)) do
     redis.call('SREM', 'msgsvc:memberships:' .. key, room)
   end
-  redis.call('DEL', members, 'msgsvc:bans:' .. room)
+  redis.call('DEL', members, 'msgsvc:bans:' .. room, 'msgsvc:verdicts:' .. room)
   redis.call('HDEL', 'msgsvc:rooms', room)
   redis.call('HDEL', 'msgsvc:rooms:settings', room)
 end
@@ -765,10 +784,10 @@ return redis.call('HSET', KEYS[2], ARGV[1], settings(kept))
 SET_MODES = Script(
     ENTRIES
     + """
--- KEYS: the rooms, their settings, the room's members, the rooms' version, the room's bans.  ARGV: room,
--- JSON [[change, argument, name key (o, v) or mask key (b), ban (+b)]...].  Returns false (no such
--- room), or {settings, {member...}, {ban...}}: as kept now, the members named (those kept) once each,
--- every ban.
+-- KEYS: the rooms, their settings, the room's members, the rooms' version, the room's bans, their
+-- verdicts (ENTER's: a b change drops them).  ARGV: room, JSON [[change, argument, name key (o, v) or
+-- mask key (b), ban (+b)]...].  Returns false (no such room), or {settings, {member...}, {ban...}}: as
+-- kept now, the members named (those kept) once each, every ban.
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return false end
 local s, named, order = cjson.decode(redis.call('HGET', KEYS[2], ARGV[1])), {}, {}
 local version = redis.call('INCR', KEYS[4])
@@ -795,6 +814,7 @@ for _, c in ipairs(cjson.decode(ARGV[2])) do
     if m and letter == 'o' then m[2] = on elseif m then m[3] = on end
   elseif letter == 'b' then
     if on then redis.call('HSET', KEYS[5], c[3], c[4]) else redis.call('HDEL', KEYS[5], c[3]) end
+    redis.call('DEL', KEYS[6])
   elseif string.find('imnst', letter, 1, true) then
     local letters = {}
     for l in string.gmatch(string.gsub(s[4], letter, ''), '.') do table.insert(letters, l) end
@@ -817,28 +837,75 @@ return {written, members, redis.call('HVALS', KEYS[5])}
 """
 )
 
-# glob(mask, name): whether `name` matches the ban `mask` ('*' any run, '?' one character), as
-# msgsvc.hub.globs.glob_match does: the mask's parts between its '*'s, each a Lua pattern of its
-# characters as themselves ('%'-escaped) and '?' as one UTF-8 character, found in turn each at its first
-# place (the first at the start, the last at the end), in C: a mask's bans cost no Lua step a character.
+# banned(bans, identities): whether a ban matches an identity ('*' any run, '?' one character), as
+# msgsvc.hub.globs.glob_match does, in C's steps and few of them.  A ban of more characters besides
+# '*' than the identity has is out at once; a ban's parts between '*'s are its leading '?'s, skipped by
+# count, then a Lua pattern of the rest (its characters '%'-escaped, '?' one UTF-8 character): the
+# first tried at the start only, the last at its one place from the end, each between found in turn at
+# its first place.  Each ban that may fit is parsed once a JOIN, whatever the identities.
 GLOB = """
-local function pattern(part)
-  local escaped = string.gsub(part, '[^%w?]', '%%%0')
-  return (string.gsub(escaped, '%?', '[^\\128-\\191][\\128-\\191]*'))
+local ONE = '[^\\128-\\191][\\128-\\191]*'
+local function length(text) return #(string.gsub(text, '[\\128-\\191]', '')) end
+local function fixed(mask) return length(mask) - #(string.gsub(mask, '[^*]', '')) end
+local function parse(mask)  -- its characters besides '*', its parts: {'?'s leading, characters, pattern}
+  local ban = {fixed = fixed(mask), parts = {}}
+  for part in string.gmatch(mask .. '*', '([^*]*)%*') do
+    local skip, rest = string.match(part, '^(%?*)(.*)$')
+    local escaped = string.gsub(rest, '[^%w?]', '%%%0')
+    local pattern = string.gsub(escaped, '%?', ONE)
+    ban.parts[#ban.parts + 1] = {skip = #skip, chars = length(part), pattern = pattern}
+  end
+  return ban
 end
-local function glob(mask, name)
-  local parts = {}
-  for part in string.gmatch(mask .. '*', '([^*]*)%*') do parts[#parts + 1] = pattern(part) end
-  if #parts == 1 then return string.find(name, '^' .. parts[1] .. '$') ~= nil end
-  local _, last = string.find(name, '^' .. parts[1])
+local function subject(name)  -- the name, the byte each character starts at, each such byte's character
+  local s = {name = name, starts = {}, at = {}}
+  for p in string.gmatch(name, '()[^\\128-\\191]') do
+    s.starts[#s.starts + 1] = p
+    s.at[p] = #s.starts
+  end
+  s.starts[#s.starts + 1] = #name + 1
+  s.at[#name + 1] = #s.starts
+  return s
+end
+local function glob(ban, s)
+  local chars, parts = #s.starts - 1, ban.parts
+  if ban.fixed > chars then return false end
+  local p = parts[1]
+  if #parts == 1 then
+    return p.chars == chars and string.find(s.name, '^' .. p.pattern .. '$', s.starts[p.skip + 1]) ~= nil
+  end
+  local _, last = string.find(s.name, '^' .. p.pattern, s.starts[p.skip + 1])
   if not last then return false end
   for i = 2, #parts - 1 do
-    if parts[i] ~= '' then
-      _, last = string.find(name, parts[i], last + 1)
+    p = parts[i]
+    local from = s.starts[s.at[last + 1] + p.skip]
+    if not from then return false end
+    last = from - 1
+    if p.pattern ~= '' then
+      _, last = string.find(s.name, p.pattern, from)
       if not last then return false end
     end
   end
-  return string.find(name, parts[#parts] .. '$', last + 1) ~= nil
+  p = parts[#parts]
+  local from = s.starts[chars + 1 - p.chars]
+  if not from or from <= last then return false end
+  return string.find(s.name, '^' .. p.pattern .. '$', s.starts[s.at[from] + p.skip]) ~= nil
+end
+local function banned(bans, identities)
+  local subjects, most = {}, 0
+  for i, identity in ipairs(identities) do
+    subjects[i] = subject(identity)
+    most = math.max(most, #subjects[i].starts - 1)
+  end
+  for _, mask in ipairs(bans) do
+    if fixed(mask) <= most then
+      local ban = parse(mask)
+      for _, s in ipairs(subjects) do
+        if glob(ban, s) then return true end
+      end
+    end
+  end
+  return false
 end
 """
 
@@ -847,8 +914,10 @@ ENTER = Script(
     ENTRIES
     + GLOB
     + """
--- KEYS: the rooms, their settings, the room's members, its bans, the name's memberships, the accounts.
--- ARGV: room, name key, JSON [name, since, key given, invited, [mask...]], limit, most.
+-- KEYS: the rooms, their settings, the room's members, its bans, the name's memberships, the accounts,
+-- the bans' verdicts.  ARGV: room, name key, JSON [name, since, key given, invited, [mask...]], limit,
+-- most, the verdicts kept at most.  The bans' verdict on the masks is kept (a JOIN/PART loop costs an
+-- HGET), until the bans change or the verdicts of as many identities are kept (then they start again).
 -- Returns {member} (kept now, or already), or 'gone' / 'banned' / 'invite' / 'key' / 'full' / 'many'
 -- (nothing kept).
 local entry = redis.call('HGET', KEYS[1], ARGV[1])
@@ -860,11 +929,17 @@ local founder = cjson.decode(entry)[3]
 local founded = type(founder) == 'string' and string.lower(founder) == ARGV[2]
   and redis.call('HEXISTS', KEYS[6], ARGV[2]) == 1
 if not j[4] then
-  for _, ban in ipairs(redis.call('HKEYS', KEYS[4])) do
-    for _, mask in ipairs(j[5]) do
-      if glob(ban, mask) then return 'banned' end
+  local masks = cjson.encode(j[5])
+  local verdict = redis.call('HGET', KEYS[7], masks)
+  if not verdict then
+    local bans = redis.call('HKEYS', KEYS[4])
+    verdict = banned(bans, j[5]) and 'banned' or 'in'
+    if #bans > 0 then
+      if redis.call('HLEN', KEYS[7]) >= tonumber(ARGV[6]) then redis.call('DEL', KEYS[7]) end
+      redis.call('HSET', KEYS[7], masks, verdict)
     end
   end
+  if verdict == 'banned' then return 'banned' end
 end
 if not founded and string.find(s[4], 'i', 1, true) and not j[4] then return 'invite' end
 if not founded and type(s[5]) == 'string' and s[5] ~= j[3] then return 'key' end
@@ -1392,7 +1467,7 @@ class RedisState(Service):
             every = oldest_first(Ban(*json.loads(b)) for b in bans)
             return ModesKept(modes, key, limit, version, kept, every)
 
-        keys = [ROOMS, ROOM_SETTINGS, members_key(room), ROOMS_VERSION, bans_key(room)]
+        keys = [ROOMS, ROOM_SETTINGS, members_key(room), ROOMS_VERSION, bans_key(room), verdicts_key(room)]
         return self.redis.script(SET_MODES, keys, [room, named]).addCallback(read)
 
     def enter(self, room: str, joining: Joining, limit: int, most: int) -> Deferred[Refusal | Member]:
@@ -1404,8 +1479,16 @@ class RedisState(Service):
 
         return self.redis.script(
             ENTER,
-            [ROOMS, ROOM_SETTINGS, members_key(room), bans_key(room), memberships_key(key), ACCOUNTS],
-            [room, key, json.dumps(asked), limit, most],
+            [
+                ROOMS,
+                ROOM_SETTINGS,
+                members_key(room),
+                bans_key(room),
+                memberships_key(key),
+                ACCOUNTS,
+                verdicts_key(room),
+            ],
+            [room, key, json.dumps(asked), limit, most, VERDICTS_MAX],
         ).addCallback(answered)
 
     def remove_member(self, room: str, name: str) -> Deferred[None]:
