@@ -674,6 +674,15 @@ class RoomContract(_Base):
             ("?ve!*@*", "\u00e9ve!e@h"),  # one character, two bytes of UTF-8
             ("\u00e9*", "\u00e9ve!e@h"),
             ("\u00e9?", "\u00e9\u00e9"),
+            ("*??!*", "eve!e@h"),  # leading '?'s skipped by count
+            ("*????!*", "eve!e@h"),
+            ("*???", "ab"),  # more characters besides '*' than the name
+            ("*???", "abc"),
+            ("a*??*c", "abc"),  # the last part after the '?'s
+            ("a*??*c", "abxc"),
+            ("*\u00e9?*", "x\u00e9\u00e9y"),
+            ("*??\u00e9", "\u00e9\u00e9\u00e9"),
+            ("???", "\u00e9\u00e9"),
         ]
         verdicts = []
         for n, (mask, identity) in enumerate(cases):
@@ -683,7 +692,7 @@ class RoomContract(_Base):
             entered = await self.state.enter(room, Joining("eve", 11.0, masks=(identity,)), 10, 50)
             verdicts.append(entered is Refusal.BANNED)
         self.assertEqual(verdicts, [glob_match(mask, identity) for mask, identity in cases])
-        self.assertEqual(verdicts.count(True), 18)
+        self.assertEqual(verdicts.count(True), 23)
 
     async def test_creating_counts_the_founders_rooms_as_kept(self) -> None:
         """Rooms created at once on several nodes by one name: the store's count decides (--max-rooms-per-user)."""
