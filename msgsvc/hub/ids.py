@@ -27,11 +27,6 @@ def _digits(value: int, count: int) -> str:
     return "".join([_PAIRS[(value >> shift) & 1023] for shift in range(5 * count - 10, -1, -10)])
 
 
-def _encode_id(value: int) -> str:
-    """``value`` (128 bits) as 26 characters of Crockford's base 32, the most significant first."""
-    return _digits(value >> 80, 10) + _digits(value >> 40 & _LOW_40, 8) + _digits(value & _LOW_40, 8)
-
-
 def message_id_value(position: str) -> int:
     """A message id (or :func:`message_id_floor`) as its 128 bits: ids and their values are in the same
     order."""
@@ -39,8 +34,9 @@ def message_id_value(position: str) -> int:
 
 
 def message_id_text(value: int) -> str:
-    """The message id whose value (:func:`message_id_value`) is ``value``."""
-    return _encode_id(value)
+    """The message id whose value (:func:`message_id_value`) is ``value``: its 128 bits as 26
+    characters of Crockford's base 32, the most significant first."""
+    return _digits(value >> 80, 10) + _digits(value >> 40 & _LOW_40, 8) + _digits(value & _LOW_40, 8)
 
 
 def message_id(text: str) -> str | None:
@@ -65,7 +61,7 @@ def _millis(when: float) -> int:
 def message_id_floor(when: float) -> str:
     """The least id of the millisecond ``when`` falls in: every message of an earlier millisecond has
     a smaller id, every one of it or later one at least this (how a time becomes a position)."""
-    return _encode_id(_millis(when) << _RANDOM_BITS)
+    return message_id_text(_millis(when) << _RANDOM_BITS)
 
 
 def message_id_below(position: str) -> str:
