@@ -142,6 +142,18 @@ def answer(peer: Peer) -> str:
     return line
 
 
+def invite_only(op: Peer, invitee: Peer, room: str) -> None:
+    """alice (``op``) makes ``room``, sets it +ik with the key ``sekrit`` and invites bob (``invitee``),
+    who is told (so its node has the modes too)."""
+    op.send(f"JOIN {room}")
+    op.until("ENDMEMBERS")
+    op.send(f"MODE {room} +ik sekrit")
+    op.until(f"MODE {room} alice +ik")
+    op.send(f"INVITE {room} bob")
+    op.until(f"INVITED {room} bob")
+    invitee.until(f"INVITATION {room} alice")
+
+
 def redis_call(port: int, *args: object) -> Any:
     """One command to the redis-server on ``port``, and its reply (bulk strings as text)."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
@@ -799,13 +811,7 @@ class ClusterTests(RedisCase):
 
         for trial in range(20):
             room = f"#r{trial}"
-            alice.send(f"JOIN {room}")
-            alice.until("ENDMEMBERS")
-            alice.send(f"MODE {room} +ik sekrit")
-            alice.until(f"MODE {room} alice +ik")
-            alice.send(f"INVITE {room} bob")
-            alice.until(f"INVITED {room} bob")
-            bob.until(f"INVITATION {room} alice")  # after the modes: node two has them
+            invite_only(alice, bob, room)
             alice.send(f"PART {room}")
             bob.send(f"JOIN {room} :sekrit")
             alice.until(f"PARTED {room} alice")
@@ -908,13 +914,7 @@ class ClusterTests(RedisCase):
         for trial in range(30):
             room = f"#c{trial}"
             mallory = self.room_user(one, f"mallory{trial}")  # a line burst of her own
-            alice.send(f"JOIN {room}")
-            alice.until("ENDMEMBERS")
-            alice.send(f"MODE {room} +ik sekrit")
-            alice.until(f"MODE {room} alice +ik")
-            alice.send(f"INVITE {room} bob")
-            alice.until(f"INVITED {room} bob")
-            bob.until(f"INVITATION {room} alice")
+            invite_only(alice, bob, room)
             alice.send(f"PART {room}")
             bob.send(f"JOIN {room} :sekrit")
             for _ in range(20):
