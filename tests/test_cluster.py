@@ -396,6 +396,10 @@ class ClusterTests(RedisCase):
             return peer
 
         alice, bob = protected(one, "alice"), protected(two, "bob")
+        # Kept only if node one knows a participant is protected (docs/protocol.rst "History"), and sent
+        # after the millisecond bob was protected in: one of that millisecond counts as before it.
+        alice.until("ACCOUNT bob protected")
+        time.sleep(0.002)
         sent = []
         for line, text in (("SEND bob", "hi bob"), ("BROADCAST", "hi all")):
             alice.send(f"{line} :{text}")

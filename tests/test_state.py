@@ -268,6 +268,14 @@ class HistoryContract(_Base):
         self.assertEqual(await self.state.page_after("alice,bob", "", 1, 250.0), (e[2:3], True))
         self.assertEqual(await self.state.page_after("alice,bob", "", 2, 250.0), (e[2:], False))
 
+    async def test_an_entry_of_the_millisecond_since_falls_in_counts_as_before_it(self) -> None:
+        """A message's time is its id's millisecond: one of the protection's own millisecond is not
+        after it, so it is hidden; from the next millisecond on, it is readable."""
+        e = await self.kept(*(stored("alice,bob", "alice", at) for at in (200.0, 200.0009, 200.001)))
+        self.assertEqual(await self.conversation("alice,bob", since=200.0004), e[2:])
+        self.assertEqual(await self.state.page_after("alice,bob", "", 10, 200.0004), (e[2:], False))
+        self.assertEqual(await self.state.latest("alice", 200.0004, 10), e[2:])
+
     async def test_any_id_or_time_is_a_position_and_conversations_stay_apart(self) -> None:
         first, last = await self.kept(stored("alice,bob", "alice", 100.0), stored("alice,bob", "bob", 300.0))
         (other,) = await self.kept(stored("alice,carol", "carol", 200.0))
