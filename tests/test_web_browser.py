@@ -512,7 +512,12 @@ class PageTests(PageTestCase):
         self.driver.set_window_size(390, 844)
         wait(self.driver, lambda d: self.in_sight("bob to you: after the turn"), "still in sight, turned back")
 
-        self.driver.execute_script("document.getElementById('conversation').scrollTop = 0")  # reading back
+        # reading back: the page hears of a scroll at its next frame, so the script returns after two
+        self.driver.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "document.getElementById('conversation').scrollTop = 0;"
+            "requestAnimationFrame(() => requestAnimationFrame(done));"
+        )
         wait(self.driver, lambda d: not self.in_sight("bob to you: after the turn"), "scrolled up")
         self.assertFalse(self.element("new-messages").is_displayed())
         bob.send("SEND alice :while you read")
