@@ -536,6 +536,35 @@ class ClusterTests(RedisCase):
         self.assertEqual(alice.line(), "SENT 1 - -")
         self.assertEqual(bob.line(), "MSG alice unicast bob :back")
 
+    def test_what_is_said_while_redis_is_away_is_in_the_history_once_it_is_back(self) -> None:
+        """The node asks Redis again (0.2 s, doubling to 5 s) for what it could not keep in the history."""
+        one = self.node(lease=30)
+        alice, carol = one.connect(), one.connect()
+        for peer, name in ((alice, "alice"), (carol, "carol")):
+            peer.send("VERSION 12")
+            peer.send(f"HELLO {name}")
+            peer.until("ENDHISTORY #all")
+        self.assertEqual(alice.until("JOINED carol")[-1], "JOINED carol")
+        self.redis.stop()
+        one.wait_logged("lost Redis")
+        alice.send("BROADCAST :while Redis was away")
+        said = alice.until("SENT ")[-1].split()
+        self.assertEqual(said[:4], ["SENT", "1", "-", "-"])
+        one.wait_logged("could not keep 1 messages in the history")
+        self.redis.start()
+        line = f"HISTMSG #all alice broadcast * {said[4]} {said[5]} :while Redis was away"
+        deadline = time.monotonic() + 15
+        while True:
+            carol.send("HISTORY #all")
+            page = [carol.line()]  # or ERROR UNAVAILABLE, until the node has Redis again
+            while not page[-1].startswith(("ENDHISTORY", "ERROR")):
+                page.append(carol.line())
+            if line in page or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        self.assertIn(line, page)
+        one.wait_logged("history: the store takes messages again")
+
     def test_a_name_taken_elsewhere_while_its_node_was_cut_off_stays_with_its_new_holder(self) -> None:
         """Redis lost its data while node one was stopped (within its lease), and alice registered
         anew on node two: node one, back, claims its alice again, is refused and disconnects her."""

@@ -178,18 +178,105 @@ class KeepingTests(HistoryTestCase):
         self.pass_ends()
         self.assertEqual([m.text for m in self.bob.messages()], ["hi"])
 
-    def test_a_failed_write_is_logged_and_told_nobody(self) -> None:
-        self.store.append = lambda entries, keep: fail(OSError("disk full"))  # type: ignore[method-assign]
+    def failing_appends(self, failures: int) -> list[tuple[float, list[str]]]:
+        """The store fails its next ``failures`` appends (all, with -1), then takes them: when each was
+        asked, with the texts asked."""
+        asked: list[tuple[float, list[str]]] = []
+        append = self.store.append
+
+        def appending(entries: Sequence[Stored], keep: int) -> Deferred[None]:
+            asked.append((round(self.clock.seconds() - START, 3), [e.text for e in entries]))
+            if failures < 0 or len(asked) <= failures:
+                return fail(OSError("disk full"))
+            return append(entries, keep)
+
+        self.store.append = appending  # type: ignore[method-assign]
+        self.history.startService()
+        self.addCleanup(self.history.stopService)
+        return asked
+
+    def test_a_failed_write_is_logged_told_nobody_and_asked_again_with_what_came_since(self) -> None:
+        asked = self.failing_appends(2)
         with capturedLogs() as events:
-            report = self.alice.user.send(["bob"], "hi")
-            self.bob.user.send(["alice"], "hello")
+            report = self.alice.user.send(["bob"], "1")
+            self.bob.user.send(["alice"], "2")
             self.pass_ends()
+            self.bob.user.send(["alice"], "3")  # waits with the others
+            self.pass_ends()
+            self.tick(0.2)
+            self.tick(0.4)
         self.assertEqual(outcome(report), (1, (), ()))
-        [logged] = events
-        [first] = self.bob.messages()
-        [last] = self.alice.messages()
-        why = f"could not keep 2 messages ({first.id} to {last.id}) in the history: disk full"
-        self.assertEqual(formatEvent(logged), why)
+        self.assertEqual(asked, [(0.0, ["1", "2"]), (0.2, ["1", "2", "3"]), (0.6, ["1", "2", "3"])])
+        self.assertEqual(self.kept(), {"alice,bob": ["1", "2", "3"]})
+        self.assertEqual(
+            [formatEvent(e) for e in events],
+            [
+                "could not keep 2 messages in the history: disk full; trying again in 0.2 s",
+                "could not keep 3 messages in the history: disk full; trying again in 0.4 s",
+                "history: the store takes messages again (3 written late)",
+            ],
+        )
+        self.bob.user.send(["alice"], "4")
+        self.pass_ends()  # at the end of the pass again
+        self.assertEqual(asked[-1], (0.6, ["4"]))
+
+    def test_the_wait_before_asking_again_doubles_up_to_five_seconds(self) -> None:
+        asked = self.failing_appends(-1)
+        self.alice.user.send(["bob"], "hi")
+        self.pass_ends()
+        for wait in (0.2, 0.4, 0.8, 1.6, 3.2, 5, 5):
+            self.tick(wait - 0.01)
+            before = len(asked)
+            self.tick(0.01)
+            self.assertEqual(len(asked), before + 1, f"asked again after {wait} s")
+
+    def test_what_was_sent_over_a_minute_ago_is_given_up_and_logged(self) -> None:
+        asked = self.failing_appends(-1)
+        self.alice.user.send(["bob"], "old")
+        self.pass_ends()
+        self.tick(50)
+        self.alice.user.send(["bob"], "new")
+        with capturedLogs() as events:
+            self.clock.pump([1] * 20)
+        [old] = self.bob.messages()[:1]
+        self.assertEqual(asked[-1][1], ["new"])
+        gave_up = f"history: gave up 1 messages ({old.id} to {old.id}), sent over 60 s ago: they are not kept"
+        self.assertIn(gave_up, [formatEvent(e) for e in events])
+
+    def test_what_waits_to_be_asked_again_is_the_newest_of_the_backlog(self) -> None:
+        self.history = History(self.clock, self.store, HistoryPolicy(backlog=3))
+        hub = self.make_hub()
+        carol, dave = self.join("carol", hub), self.join("dave", hub)
+        self.protect("carol", hub)
+        asked = self.failing_appends(-1)
+        with capturedLogs() as events:
+            for text in "12345":
+                carol.user.send(["dave"], text)
+            self.pass_ends()
+            for text in "6789abc":  # while it waits: past twice the backlog, back to the backlog
+                carol.user.send(["dave"], text)
+            self.tick(0.2)
+            self.tick(0.4)
+        self.assertEqual([texts for _, texts in asked], [list("12345"), list("345abc"), list("abc")])
+        gave_up = [formatEvent(e) for e in events if "gave up" in formatEvent(e)]
+        counts = [line.split(" (")[0] for line in gave_up]
+        self.assertEqual(counts, [f"history: gave up {n} messages" for n in (2, 4, 3)])
+
+    def test_a_stopped_history_does_not_ask_again(self) -> None:
+        asked = self.failing_appends(-1)
+        self.alice.user.send(["bob"], "last words")
+        with capturedLogs() as events:
+            self.history.stopService()
+        [message] = self.bob.messages()
+        self.assertEqual(
+            [formatEvent(e) for e in events],
+            [
+                f"history: gave up 1 messages ({message.id} to {message.id}), the store failed (disk full)"
+                " and the history stopped: they are not kept"
+            ],
+        )
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(len(asked), 1)
 
     def test_a_conversation_keeps_its_newest_as_the_policy_says(self) -> None:
         self.history = History(self.clock, self.store, HistoryPolicy(keep=2))

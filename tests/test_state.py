@@ -268,6 +268,14 @@ class HistoryContract(_Base):
         self.assertEqual(await self.state.page_after("alice,bob", "", 1, 250.0), (e[2:3], True))
         self.assertEqual(await self.state.page_after("alice,bob", "", 2, 250.0), (e[2:], False))
 
+    async def test_an_append_asked_again_keeps_each_entry_once(self) -> None:
+        """The hub asks again what an append failed to keep, whatever of it was written."""
+        e = await self.kept(stored("alice,bob", "alice", 100.0, "a"), stored(ALL, "bob", 101.0, "b"))
+        await self.kept(*e, stored("alice,bob", "bob", 102.0, "c"))
+        self.assertEqual([x.text for x in await self.conversation("alice,bob")], ["a", "c"])
+        self.assertEqual(await self.conversation(ALL), e[1:])
+        self.assertEqual(await self.state.history_size(), 3)
+
     async def test_an_entry_of_the_millisecond_since_falls_in_counts_as_before_it(self) -> None:
         """A message's time is its id's millisecond: one of the protection's own millisecond is not
         after it, so it is hidden; from the next millisecond on, it is readable."""

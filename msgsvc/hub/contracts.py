@@ -243,6 +243,8 @@ class HistoryPolicy:
     catch_up: int = 50  # most entries per conversation at login
     conversations: int = 100  # most conversations CONVERSATIONS lists
     expire_every: float = 3600.0  # seconds between expiries
+    backlog: int = 10_000  # entries the store failed to take, kept to ask again (the newest)
+    retry_for: float = 60.0  # seconds after its sending an entry the store failed to take is asked again
 
     @property
     def kept(self) -> bool:
@@ -657,7 +659,8 @@ class HistoryStore(Protocol):
         """Keep ``entries`` (one reactor pass's, in order) each in its conversation, in the next group
         commit; each conversation keeps its newest ``keep`` entries (trimmed at once, or in steps of a
         few percent at most until the next :meth:`expire_history`).  Fires once all are durable; the hub
-        does not wait for it to deliver."""
+        does not wait for it to deliver.  An entry whose id is kept already is kept once: a failed
+        append is asked again, whatever of it was written."""
 
     def page_before(
         self, conversation: str, before: str | None, limit: int, since: float

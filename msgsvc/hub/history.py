@@ -3,11 +3,15 @@
 
 The hub hands :meth:`History.keep` each message once delivered; the messages of one reactor pass go to
 the store together, in one append at the pass's end, which it writes in its next group commit; nobody
-waits for that.  Reads go through the privacy rules here, never straight to the store: ``#all`` for
-everyone, a room's for its current members (the reader's ``rooms``, as the hub's rooms have them:
-all of it), a direct conversation only for its participants, only while protected, and only from the
-time the name was last protected (the store's ``protected_since``, read at each request: it is the
-truth across nodes and after the operator's resets).
+waits for that.  What the store fails to take (Redis away, SQLite's file locked) is asked again, with
+the messages since, after 0.2 s, doubling to 5 s, for ``policy.retry_for`` seconds after each was sent
+and ``policy.backlog`` entries at most (the newest); what is given up is logged.
+
+Reads go through the privacy rules here, never straight to the store: ``#all`` for everyone, a room's
+for its current members (the reader's ``rooms``, as the hub's rooms have them: all of it), a direct
+conversation only for its participants, only while protected, and only from the time the name was
+last protected (the store's ``protected_since``, read at each request: it is the truth across nodes and
+after the operator's resets).
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from msgsvc.hub.rules import is_valid_username, username_key
 UNREAD_CAP = 100
 #: Direct conversations a version 10 catch-up brings at most (the newest with unread entries).
 CATCH_UP_CONVERSATIONS = 20
+#: Seconds before a failed append is asked again, doubling each time it fails, up to the most.
+RETRY_FIRST, RETRY_MOST = 0.2, 5.0
 
 
 class History(Service):
@@ -48,8 +54,10 @@ class History(Service):
         self.policy = policy
         self._sweep = LoopingCall(self.expire)
         self._sweep.clock = clock
-        self._keeping: list[Stored] = []  # this reactor pass's messages, written at its end
+        self._keeping: list[Stored] = []  # this pass's messages (after a failure, all since), written at its end
         self._write_call: IDelayedCall | None = None
+        self._unwritten: list[Stored] = []  # what the store failed to take, oldest first
+        self._retry = 0.0  # seconds to wait before the next append while the store fails; 0: it does not
 
     # -- writing ---------------------------------------------------------
 
@@ -62,7 +70,11 @@ class History(Service):
         m = message
         self._keeping.append(Stored(m.id, m.at, conversation, m.sender, m.kind, m.recipients, m.text))
         if self._write_call is None:
-            self._write_call = self._clock.callLater(0, self._write)
+            self._write_call = self._clock.callLater(self._retry, self._write)
+        elif self._retry and len(self._keeping) > 2 * self.policy.backlog:  # waiting to try again
+            over = len(self._keeping) - self.policy.backlog
+            self._give_up(self._keeping[:over], f"over the {self.policy.backlog} kept to try again")
+            del self._keeping[:over]
 
     def write_now(self) -> Deferred[None] | None:
         """Hand the store what waits for the end of the pass now (None if nothing waits): a message about
@@ -73,20 +85,51 @@ class History(Service):
         return self._write()
 
     def _write(self) -> Deferred[None]:
-        """Hand the store what :meth:`keep` was given since the last pass, in one append."""
+        """Hand the store what :meth:`keep` was given since the last pass, after what it failed to take
+        before, in one append; if it fails, try again later (:data:`RETRY_FIRST`)."""
         self._write_call = None
-        batch, self._keeping = self._keeping, []
+        batch, self._keeping = [*self._unwritten, *self._keeping], []
+        self._unwritten = []
+
+        def written(_: None) -> None:
+            if self._retry:
+                self.log.info("history: the store takes messages again ({n} written late)", n=len(batch))
+                self._retry = 0.0
 
         def failed(failure: Failure) -> None:
+            if not self.running:  # stopped (or never started): no later try
+                why = failure.getErrorMessage()
+                self._give_up(batch, f"the store failed ({why}) and the history stopped")
+                return
+            oldest = self._clock.seconds() - self.policy.retry_for
+            recent = [entry for entry in batch if entry.at >= oldest]
+            self._give_up(batch[: len(batch) - len(recent)], f"sent over {self.policy.retry_for:g} s ago")
+            unwritten = sorted([*self._unwritten, *recent], key=lambda entry: entry.id)
+            over = len(unwritten) - self.policy.backlog
+            self._give_up(unwritten[:over], f"over the {self.policy.backlog} kept to try again")
+            self._unwritten = unwritten[max(over, 0) :]
+            self._retry = min(2 * self._retry, RETRY_MOST) if self._retry else RETRY_FIRST
             self.log.warn(
-                "could not keep {count} messages ({first} to {last}) in the history: {why}",
-                count=len(batch),
-                first=batch[0].id,
-                last=batch[-1].id,
+                "could not keep {count} messages in the history: {why}; trying again in {retry:g} s",
+                count=len(self._unwritten),
                 why=failure.getErrorMessage(),
+                retry=self._retry,
             )
+            if self._write_call is not None:
+                self._write_call.cancel()
+            self._write_call = self._clock.callLater(self._retry, self._write)
 
-        return self._store.append(batch, self.policy.keep).addErrback(failed)
+        return self._store.append(batch, self.policy.keep).addCallbacks(written, failed)
+
+    def _give_up(self, entries: list[Stored], why: str) -> None:
+        if entries:
+            self.log.warn(
+                "history: gave up {count} messages ({first} to {last}), {why}: they are not kept",
+                count=len(entries),
+                first=entries[0].id,
+                last=entries[-1].id,
+                why=why,
+            )
 
     def expire(self) -> Deferred[None]:
         """Drop the entries older than the policy keeps, and each conversation's past its newest ``keep``."""

@@ -190,8 +190,9 @@ class MemoryStore(Service):
     def append(self, entries: Sequence[Stored], keep: int) -> Deferred[None]:
         for entry in entries:
             kept = self.history.setdefault(entry.conversation, [])
-            kept.append(entry)
-            del kept[:-keep]
+            if entry not in kept:  # asked again after a failure: kept once
+                kept.append(entry)
+                del kept[:-keep]
         return succeed(None)
 
     def page_before(
