@@ -21,10 +21,16 @@ def _value(millis: int, low: int = 0) -> int:
 
 
 class _Model:
-    """What the index holds, plainly: each conversation's values, sorted."""
+    """What the index holds, plainly: each conversation's values, sorted, and each entry's sender."""
 
     def __init__(self) -> None:
         self.conversations: dict[str, list[int]] = {}
+        self.senders: dict[tuple[str, int], str] = {}  # (conversation, value): its sender
+
+    def unread(self, conversation: str, lowest: int, reader: str, cap: int) -> int:
+        """How many of ``conversation``'s entries from ``lowest`` on others sent, up to ``cap``."""
+        values = self.conversations.get(conversation, [])
+        return min(sum(v >= lowest and self.senders[conversation, v] != reader for v in values), cap)
 
     def reads(self, member: str) -> list[int]:
         """``member``'s conversations' newest values, newest first."""
@@ -43,14 +49,19 @@ class HistoryIndexTests(SynchronousTestCase):
         self.assertEqual(index.size, sum(map(len, model.conversations.values())))
         for member in members:
             self.assertEqual(list(index.latest(member, _BELOW_EVERY)), model.reads(member))
+            for conversation, values in model.conversations.items():
+                for lowest in (_BELOW_EVERY, *values[::2]):
+                    for cap in (1, 100):
+                        unread = model.unread(conversation, lowest, member, cap)
+                        self.assertEqual(index.unread(conversation, lowest, member, cap), unread)
 
     def test_a_conversation_reads_its_ids_in_order_between_positions(self) -> None:
         index = HistoryIndex()
         for millis in (5, 1, 3, 9, 7):  # out of order too (a clock set back across a restart)
-            self.assertTrue(index.add("alice,bob", _value(millis)))
-        self.assertEqual(index.add("alice,bob", _value(3)), 0)  # kept already: nothing changes
+            self.assertTrue(index.add("alice,bob", _value(millis), "alice"))
+        self.assertEqual(index.add("alice,bob", _value(3), "alice"), 0)  # kept already: nothing changes
         self.assertEqual((index.count("alice,bob"), index.size), (5, 5))
-        self.assertEqual(index.add("alice,carol", _value(2)), 1)  # how many it holds now
+        self.assertEqual(index.add("alice,carol", _value(2), "alice"), 1)  # how many it holds now
         ids = [_value(m) for m in (1, 3, 5, 7, 9)]
         index.drop("alice,carol", [_value(2)])
         self.assertEqual(index.below("alice,bob", _value(7), _BELOW_EVERY, 2), ids[1:3])
@@ -65,18 +76,18 @@ class HistoryIndexTests(SynchronousTestCase):
         index = HistoryIndex()
         high_low = [_value(8, 1 << 70), _value(8, 1), _value(8, (1 << 70) + 5), _value(8, 1 << 64)]
         for value in high_low:
-            index.add(ALL, value)
+            index.add(ALL, value, "alice")
         self.assertEqual(index.since(ALL, _BELOW_EVERY, 10), sorted(high_low))
         self.assertEqual(index.below(ALL, _value(8, 1 << 70), _BELOW_EVERY, 10), sorted(high_low)[:2])
 
     def test_a_member_lists_its_direct_conversations_by_their_newest_entry(self) -> None:
         index = HistoryIndex()
-        index.add("alice,bob", _value(1))
-        index.add("alice,carol", _value(2))
-        index.add(ALL, _value(3))  # no member's
-        index.add("#dev", _value(4))  # a room's: no member's either
-        index.add("alice,bob,carol", _value(5))
-        index.add("alice,bob", _value(6))
+        index.add("alice,bob", _value(1), "alice")
+        index.add("alice,carol", _value(2), "alice")
+        index.add(ALL, _value(3), "alice")  # no member's
+        index.add("#dev", _value(4), "alice")  # a room's: no member's either
+        index.add("alice,bob,carol", _value(5), "alice")
+        index.add("alice,bob", _value(6), "alice")
         self.assertEqual(list(index.latest("alice", _BELOW_EVERY)), [_value(6), _value(5), _value(2)])
         self.assertEqual(list(index.latest("carol", _BELOW_EVERY)), [_value(5), _value(2)])
         self.assertEqual(list(index.latest("alice", _value(5))), [_value(6), _value(5)])
@@ -85,7 +96,7 @@ class HistoryIndexTests(SynchronousTestCase):
     def test_a_listing_reads_one_place_per_conversation_however_often_each_moved(self) -> None:
         index = HistoryIndex()
         for n in range(2000):
-            index.add(f"mallory,n{n % 20:02d}", _value(n))
+            index.add(f"mallory,n{n % 20:02d}", _value(n), "mallory")
         listed = index.latest("mallory", _BELOW_EVERY)
         self.assertEqual(list(islice(listed, 3)), [_value(1999), _value(1998), _value(1997)])
         self.assertEqual(len(list(index.latest("mallory", _BELOW_EVERY))), 20)
@@ -93,7 +104,7 @@ class HistoryIndexTests(SynchronousTestCase):
     def test_dropping_a_conversations_newest_lists_it_by_its_newest_left(self) -> None:
         index = HistoryIndex()
         for millis, conversation in enumerate(["alice,bob", "alice,carol", "alice,bob", "alice,dave"]):
-            index.add(conversation, _value(millis))
+            index.add(conversation, _value(millis), "alice")
         self.assertEqual(index.drop("alice,bob", [_value(2), _value(99)]), 1)  # 99 is not in it
         self.assertEqual(list(index.latest("alice", _BELOW_EVERY)), [_value(3), _value(1), _value(0)])
         self.assertEqual(index.drop("alice,bob", [_value(0)]), 1)
@@ -104,7 +115,7 @@ class HistoryIndexTests(SynchronousTestCase):
     def test_the_oldest_go_by_count_or_below_a_bound(self) -> None:
         index = HistoryIndex()
         for millis in range(10):
-            index.add("alice,bob", _value(millis))
+            index.add("alice,bob", _value(millis), "alice")
         self.assertEqual(index.drop_oldest("alice,bob", 3), [_value(0), _value(1), _value(2)])
         self.assertEqual(index.drop_below("alice,bob", _value(5)), 2)
         self.assertEqual(index.drop_below("alice,carol", _value(5)), 0)
@@ -119,29 +130,33 @@ class HistoryIndexTests(SynchronousTestCase):
         for millis in range(3000):
             conversation = ",".join(sorted(chooser.sample(["alice", "bob", "carol", "dave", "erin"], 2)))
             conversation = ALL if millis % 7 == 0 else conversation
-            added.add(conversation, _value(millis))
-            rows.append((_value(millis), conversation))
+            sender = chooser.choice(["alice", "bob", "erin"])
+            added.add(conversation, _value(millis), sender)
+            rows.append((_value(millis), conversation, sender))
         built = HistoryIndex.built(rows)
         model = _Model()
-        for value, conversation in rows:
+        for value, conversation, sender in rows:
             model.conversations.setdefault(conversation, []).append(value)
+            model.senders[conversation, value] = sender
         self.assertReadsAs(built, model, ["alice", "bob", "erin"])
         self.assertReadsAs(added, model, ["alice", "bob", "erin"])
 
     def test_a_rollback_undoes_what_changed_since_begin_and_a_commit_keeps_it(self) -> None:
-        kept = [(_value(1), "alice,bob"), (_value(2), "alice,carol"), (_value(3), "alice,bob")]
+        kept = [(_value(1), "alice,bob", "bob"), (_value(2), "alice,carol", "alice"), (_value(3), "alice,bob", "alice")]
         index = HistoryIndex.built(kept)
         index.begin()
-        index.add("alice,dave", _value(4))
-        index.add("alice,carol", _value(5))
+        index.add("alice,dave", _value(4), "alice")
+        index.add("alice,carol", _value(5), "alice")
         index.drop("alice,bob", [_value(3)])
         index.drop_oldest("alice,bob", 1)
         index.rollback()
         model = _Model()
         model.conversations = {"alice,bob": [_value(1), _value(3)], "alice,carol": [_value(2)]}
+        model.senders = {("alice,bob", _value(1)): "bob", ("alice,bob", _value(3)): "alice"}
+        model.senders |= {("alice,carol", _value(2)): "alice", ("alice,dave", _value(4)): "alice"}
         self.assertReadsAs(index, model, ["alice", "bob", "carol", "dave"])
         index.begin()
-        index.add("alice,dave", _value(4))
+        index.add("alice,dave", _value(4), "alice")
         index.commit()
         index.rollback()  # nothing journaled since the commit
         model.conversations["alice,dave"] = [_value(4)]
@@ -155,7 +170,7 @@ class HistoryIndexTests(SynchronousTestCase):
         for seed in range(20):
             chooser = random.Random(seed)
             index, model = HistoryIndex(), _Model()
-            saved: dict[str, list[int]] | None = None
+            saved: tuple[dict[str, list[int]], dict[tuple[str, int], str]] | None = None
             for _ in range(150):
                 conversation = chooser.choice(conversations)
                 values = model.conversations.setdefault(conversation, [])
@@ -163,7 +178,10 @@ class HistoryIndexTests(SynchronousTestCase):
                 if step < 0.5:
                     value = _value(chooser.randrange(40), chooser.choice([0, 1, 1 << 70]))
                     held = 0 if value in values else len(values) + 1
-                    self.assertEqual(index.add(conversation, value), held)
+                    sender = chooser.choice(names)
+                    self.assertEqual(index.add(conversation, value, sender), held)
+                    if held:
+                        model.senders[conversation, value] = sender
                     values[:] = sorted({*values, value})
                 elif step < 0.65:
                     dropped = chooser.sample(values, min(len(values), 2)) + [_value(99)]
@@ -180,13 +198,13 @@ class HistoryIndexTests(SynchronousTestCase):
                     values[:] = [v for v in values if v >= bound]
                 elif saved is None:
                     index.begin()
-                    saved = {c: list(v) for c, v in model.conversations.items()}
+                    saved = ({c: list(v) for c, v in model.conversations.items()}, dict(model.senders))
                 elif step < 0.93:
                     index.commit()
                     saved = None
                 else:
                     index.rollback()
-                    model.conversations, saved = saved, None
+                    (model.conversations, model.senders), saved = saved, None
                 model.conversations = {c: v for c, v in model.conversations.items() if v}
                 self.assertReadsAs(index, model, names)
 

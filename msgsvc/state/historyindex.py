@@ -4,8 +4,9 @@ conversations by their newest entry (docs/performance.rst, "The history's index 
 SQLite keeps the history as one table in id order, so that appending writes at its end; what the
 reads need besides is here, built from that table when the server starts (:meth:`HistoryIndex.built`,
 one scan) and kept exact by every append and drop.  An entry is its id's 128 bits
-(:func:`msgsvc.hub.ids.message_id_value`), a conversation's entries one array of their 64-bit halves,
-high then low: 16 bytes an entry.  What is changed between :meth:`~HistoryIndex.begin` and
+(:func:`msgsvc.hub.ids.message_id_value`) and its sender, a conversation's entries one array of three
+64-bit words each: the id's halves, high then low, and the sender's number (a name key's, numbered as
+first seen): 24 bytes an entry.  What is changed between :meth:`~HistoryIndex.begin` and
 :meth:`~HistoryIndex.commit` is journaled, so that a transaction rolled back
 (:meth:`~HistoryIndex.rollback`) leaves the index as its table is.
 """
@@ -20,23 +21,24 @@ from msgsvc.hub.conversations import participants
 
 _HALF = 64
 _LOW = (1 << _HALF) - 1
+_WORDS = 3  # an entry's words: its id's high and low halves, its sender's number
 
 
 def _at(values: array[int], i: int) -> int:
     """The ``i``-th value of a conversation's array."""
-    return values[2 * i] << _HALF | values[2 * i + 1]
+    return values[_WORDS * i] << _HALF | values[_WORDS * i + 1]
 
 
 def _newest(values: array[int]) -> int:
-    return values[-2] << _HALF | values[-1]
+    return values[-3] << _HALF | values[-2]
 
 
 def _below(values: array[int], value: int) -> int:
     """How many of a conversation's values are below ``value`` (any integer)."""
-    low, high = 0, len(values) >> 1
+    low, high = 0, len(values) // _WORDS
     while low < high:
         middle = (low + high) >> 1
-        if (values[2 * middle] << _HALF | values[2 * middle + 1]) < value:
+        if (values[_WORDS * middle] << _HALF | values[_WORDS * middle + 1]) < value:
             low = middle + 1
         else:
             high = middle
@@ -57,29 +59,39 @@ class _Listing:
 
 
 class HistoryIndex:
-    """Each conversation's entries (their ids' values, ascending) and each name key's direct
-    conversations by their newest entry; how many entries in all (:attr:`size`).  Conversations are
-    held by one (interned) string each, shared by the listings."""
+    """Each conversation's entries (their ids' values, ascending, with their senders) and each name key's
+    direct conversations by their newest entry; how many entries in all (:attr:`size`).  Conversations
+    are held by one (interned) string each, shared by the listings."""
 
     def __init__(self) -> None:
         self._conversations: dict[str, array[int]] = {}
         self._listings: dict[str, _Listing] = {}
-        self._journal: list[tuple[str, int, bool]] | None = None  # (conversation, value, added)
+        self._senders: dict[str, int] = {}  # each sender's name key: its number
+        self._journal: list[tuple[str, int, int, bool]] | None = None  # (conversation, value, sender, added)
         self.size = 0
 
+    def _sender(self, key: str) -> int:
+        """The number of the sender ``key`` (a name key), numbered when first seen."""
+        number = self._senders.get(key)
+        if number is None:
+            number = self._senders[key] = len(self._senders)
+        return number
+
     @classmethod
-    def built(cls, entries: Iterable[tuple[int, str]]) -> HistoryIndex:
-        """The index of ``entries``, each a value and its conversation, in ascending order of value (a
-        scan of the table): each conversation's array appended to, the listings sorted at the end."""
+    def built(cls, entries: Iterable[tuple[int, str, str]]) -> HistoryIndex:
+        """The index of ``entries``, each a value, its conversation and its sender's name key, in
+        ascending order of value (a scan of the table): each conversation's array appended to, the
+        listings sorted at the end."""
         index = cls()
-        conversations = index._conversations
-        for value, conversation in entries:
+        conversations, sender = index._conversations, index._sender
+        for value, conversation, key in entries:
             values = conversations.get(conversation)
             if values is None:
                 values = conversations[sys.intern(conversation)] = array("Q")
             values.append(value >> _HALF)
             values.append(value & _LOW)
-        index.size = sum(len(values) for values in conversations.values()) >> 1
+            values.append(sender(key))
+        index.size = sum(len(values) for values in conversations.values()) // _WORDS
         for conversation in conversations:
             for member in participants(conversation):
                 listing = index._listings.get(member)
@@ -101,34 +113,39 @@ class HistoryIndex:
     def rollback(self) -> None:
         """Undo what changed since :meth:`begin`, the latest first."""
         journal, self._journal = self._journal, None
-        for conversation, value, added in reversed(journal or []):
+        for conversation, value, sender, added in reversed(journal or []):
             if added:
                 self.drop(conversation, (value,))
             else:
-                self.add(conversation, value)
+                self._add(conversation, value, sender)
 
     # -- changes --------------------------------------------------------------
 
-    def add(self, conversation: str, value: int) -> int:
-        """Add an entry; how many ``conversation`` holds now (0: it had it already, nothing changed)."""
+    def add(self, conversation: str, value: int, sender: str) -> int:
+        """Add an entry sent by the name key ``sender``; how many ``conversation`` holds now (0: it had it
+        already, nothing changed)."""
+        return self._add(conversation, value, self._sender(sender))
+
+    def _add(self, conversation: str, value: int, sender: int) -> int:
         values = self._conversations.get(conversation)
         if values is None:
             conversation = sys.intern(conversation)
-            values = self._conversations[conversation] = array("Q", (value >> _HALF, value & _LOW))
+            values = self._conversations[conversation] = array("Q", (value >> _HALF, value & _LOW, sender))
             self._listed(conversation, value, False)
         elif value > _newest(values):
             values.append(value >> _HALF)
             values.append(value & _LOW)
+            values.append(sender)
             self._listed(sys.intern(conversation), value, True)
         else:
             i = _below(values, value)
             if _at(values, i) == value:
                 return 0
-            values[2 * i : 2 * i] = array("Q", (value >> _HALF, value & _LOW))
+            values[_WORDS * i : _WORDS * i] = array("Q", (value >> _HALF, value & _LOW, sender))
         self.size += 1
         if self._journal is not None:
-            self._journal.append((conversation, value, True))
-        return len(values) >> 1
+            self._journal.append((conversation, value, sender, True))
+        return len(values) // _WORDS
 
     def _listed(self, conversation: str, newest: int, listed: bool) -> None:
         """Put ``conversation`` (in them already if ``listed``), whose newest entry is now ``newest``, last
@@ -153,11 +170,12 @@ class HistoryIndex:
         newest, count = _newest(values), 0
         for value in dropped:
             i = _below(values, value)
-            if 2 * i < len(values) and _at(values, i) == value:
-                del values[2 * i : 2 * i + 2]
+            if _WORDS * i < len(values) and _at(values, i) == value:
+                sender = values[_WORDS * i + 2]
+                del values[_WORDS * i : _WORDS * i + _WORDS]
                 count += 1
                 if self._journal is not None:
-                    self._journal.append((conversation, value, False))
+                    self._journal.append((conversation, value, sender, False))
         self._dropped(conversation, values, newest, count)
         return count
 
@@ -172,10 +190,11 @@ class HistoryIndex:
         if values is None or count <= 0:
             return []
         newest = _newest(values)
-        first = [_at(values, i) for i in range(min(count, len(values) >> 1))]
-        del values[: 2 * len(first)]
+        first = [_at(values, i) for i in range(min(count, len(values) // _WORDS))]
         if self._journal is not None:
-            self._journal += ((conversation, value, False) for value in first)
+            senders = values[2 : _WORDS * len(first) : _WORDS]
+            self._journal += ((conversation, value, sender, False) for value, sender in zip(first, senders))
+        del values[: _WORDS * len(first)]
         self._dropped(conversation, values, newest, len(first))
         return first
 
@@ -197,11 +216,11 @@ class HistoryIndex:
     # -- reads ------------------------------------------------------------------
 
     def count(self, conversation: str) -> int:
-        return len(self._conversations.get(conversation, ())) >> 1
+        return len(self._conversations.get(conversation, ())) // _WORDS
 
     def over(self, keep: int) -> list[tuple[str, int]]:
         """Each conversation holding more than ``keep`` entries, with how many more (a look at each)."""
-        return [(c, n - keep) for c, values in self._conversations.items() if (n := len(values) >> 1) > keep]
+        return [(c, n - keep) for c, values in self._conversations.items() if (n := len(values) // _WORDS) > keep]
 
     def below(self, conversation: str, bound: int, lowest: int, count: int) -> list[int]:
         """The newest ``count`` entries of ``conversation`` below ``bound`` and not below ``lowest``,
@@ -218,7 +237,19 @@ class HistoryIndex:
         if values is None:
             return []
         start = _below(values, lowest)
-        return [_at(values, i) for i in range(start, min(start + count, len(values) >> 1))]
+        return [_at(values, i) for i in range(start, min(start + count, len(values) // _WORDS))]
+
+    def unread(self, conversation: str, lowest: int, reader: str, cap: int) -> int:
+        """How many entries of ``conversation`` not below ``lowest`` others than the name key ``reader``
+        sent, up to ``cap``: one look-up and the count of the reader's number among their senders."""
+        values = self._conversations.get(conversation)
+        if values is None:
+            return 0
+        start = _below(values, lowest)
+        after = len(values) // _WORDS - start
+        sender = self._senders.get(reader)
+        own = 0 if sender is None else values[_WORDS * start + 2 :: _WORDS].count(sender)
+        return min(after - own, cap)
 
     def latest(self, member: str, lowest: int) -> Iterator[int]:
         """The newest entry of each direct conversation of the name key ``member``, newest first, down to

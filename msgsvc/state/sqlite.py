@@ -350,8 +350,10 @@ class Database:
         """The history's index, built from the history (a scan of it) if it is not yet (or no longer)."""
         if self._index is None:
             self._index_purges = self._purges()
-            rows = self._db.execute("SELECT id, conversation FROM history ORDER BY id")
-            self._index = HistoryIndex.built((message_id_value(id), key) for id, key in rows)
+            rows = self._db.execute("SELECT id, conversation, sender FROM history ORDER BY id")
+            self._index = HistoryIndex.built(
+                (message_id_value(id), key, username_key(sender)) for id, key, sender in rows
+            )
             if self._in_batch:
                 self._index.begin()
         return self._index
@@ -456,7 +458,7 @@ class Database:
         rows: list[tuple[str, float, str, str, str, str, str]] = []
         over: dict[str, None] = {}  # the conversations to trim
         for e in entries:
-            count = index.add(e.conversation, message_id_value(e.id))
+            count = index.add(e.conversation, message_id_value(e.id), username_key(e.sender))
             if count:
                 recipients = ",".join(e.recipients)
                 rows.append((e.id, e.at, e.conversation, e.sender, e.kind.value, recipients, e.text))
@@ -587,21 +589,9 @@ class Database:
         return [(str(key), str(conversation), str(position)) for key, conversation, position in rows]
 
     def unread(self, conversation: str, after: str, reader: str, cap: int) -> int:
-        """See :meth:`msgsvc.hub.contracts.HistoryStore.unread`: the index's ids after ``after``, their
-        senders read, until ``cap`` of them are others'."""
-        index, key = self.history_index(), username_key(reader)
-        count, lowest = 0, _position(after) + 1
-        while count < cap:
-            values = index.since(conversation, lowest, cap - count)
-            if not values:
-                break
-            (others,) = self._db.execute(
-                f"SELECT count(*) FROM history WHERE id IN {_IDS} AND lower(sender) != ?",
-                (json.dumps([message_id_text(value) for value in values]), key),
-            ).fetchone()
-            count += others
-            lowest = values[-1] + 1
-        return count
+        """See :meth:`msgsvc.hub.contracts.HistoryStore.unread`: from the index alone (its entries'
+        senders), no statement."""
+        return self.history_index().unread(conversation, _position(after) + 1, username_key(reader), cap)
 
     # -- rooms (msgsvc.hub.contracts.RoomStore; the writes within batch()) ---------------
 
