@@ -45,15 +45,25 @@ def _below(values: array[int], value: int) -> int:
     return low
 
 
-class _Listing:
-    """A name's direct conversations (their keys) in the order their newest entries came: that of their
-    newest entries while ``ordered`` (else sorted when next read); ``top``, the newest entry put (at
-    least every conversation's newest)."""
+#: Places a listing may hold besides one for each of its conversations (those of conversations whose
+#: newest moved since, or that are gone) before it is compacted.
+_SPARE = 16
 
-    __slots__ = ("conversations", "top", "ordered")
+
+class _Listing:
+    """A name's direct conversations, ``count`` of them: their keys (shared with the index) in the order
+    their newest entries came, a key put again at the end each time its newest moves there (unless it is
+    there already), so that a key's last place is its conversation's; in the order of their newest
+    entries while ``ordered`` (else sorted when next read); ``top``, the newest entry put (at least every
+    conversation's newest).  Eight bytes a place; compacted (each key once, at its last place; those of
+    conversations gone left out) past twice its count and :data:`_SPARE`, and when read with places to
+    spare."""
+
+    __slots__ = ("keys", "count", "top", "ordered")
 
     def __init__(self) -> None:
-        self.conversations: dict[str, None] = {}
+        self.keys: list[str] = []
+        self.count = 0
         self.top = -1
         self.ordered = True
 
@@ -97,7 +107,8 @@ class HistoryIndex:
                 listing = index._listings.get(member)
                 if listing is None:
                     listing = index._listings[member] = _Listing()
-                listing.conversations[conversation] = None
+                listing.keys.append(conversation)
+                listing.count += 1
                 listing.ordered = False
         return index
 
@@ -154,9 +165,13 @@ class HistoryIndex:
             listing = self._listings.get(member)
             if listing is None:
                 listing = self._listings[member] = _Listing()
-            if listed:
-                del listing.conversations[conversation]
-            listing.conversations[conversation] = None
+            keys = listing.keys
+            if not listed:
+                listing.count += 1
+            if not keys or keys[-1] is not conversation:
+                keys.append(conversation)
+                if len(keys) > 2 * listing.count + _SPARE:
+                    self._compact(listing)
             if newest > listing.top:
                 listing.top = newest
             else:  # came late (a clock set back, a rollback)
@@ -206,9 +221,9 @@ class HistoryIndex:
             del self._conversations[conversation]
         for member in participants(conversation) if count else ():
             listing = self._listings[member]
-            if not values:
-                del listing.conversations[conversation]
-                if not listing.conversations:
+            if not values:  # its places are left out when the listing is next compacted
+                listing.count -= 1
+                if not listing.count:
                     del self._listings[member]
             elif _newest(values) != newest:
                 listing.ordered = False
@@ -253,16 +268,32 @@ class HistoryIndex:
 
     def latest(self, member: str, lowest: int) -> Iterator[int]:
         """The newest entry of each direct conversation of the name key ``member``, newest first, down to
-        ``lowest``: one step a conversation listed."""
+        ``lowest``: one step a conversation listed, and at most :data:`_SPARE` more (else the listing is
+        compacted first)."""
         listing = self._listings.get(member)
         if listing is None:
             return
-        if not listing.ordered:
-            ordered = sorted(listing.conversations, key=lambda c: _newest(self._conversations[c]))
-            listing.conversations = dict.fromkeys(ordered)
-            listing.top, listing.ordered = _newest(self._conversations[ordered[-1]]), True
-        for conversation in reversed(listing.conversations):
-            newest = _newest(self._conversations[conversation])
+        if not listing.ordered or len(listing.keys) > listing.count + _SPARE:
+            self._compact(listing)
+        conversations, seen = self._conversations, set()
+        for conversation in reversed(listing.keys):
+            values = conversations.get(conversation)
+            if values is None or conversation in seen:  # gone, or an earlier place of one listed
+                continue
+            seen.add(conversation)
+            newest = _newest(values)
             if newest < lowest:
                 return
             yield newest
+
+    def _compact(self, listing: _Listing) -> None:
+        """Each of ``listing``'s conversations once, at its last place (sorted by newest entry unless it
+        was ``ordered``), those gone left out."""
+        conversations = self._conversations
+        keys = [key for key in dict.fromkeys(reversed(listing.keys)) if key in conversations]
+        if listing.ordered:
+            keys.reverse()
+        else:
+            keys.sort(key=lambda c: _newest(conversations[c]))
+            listing.top, listing.ordered = _newest(conversations[keys[-1]]), True
+        listing.keys = keys
