@@ -456,6 +456,29 @@ class RedisHistoryTests(RedisStateCase):
         self.assertEqual(await self.commands_of(lambda: self.state.latest("alice", 0.0, 10)), 2 + 10)
         self.assertEqual(await self.commands_of(lambda: self.state.latest("bob", 0.0, 10)), 2 + 10)
 
+    async def test_a_pass_costs_a_command_a_conversation_and_a_name_not_seven_an_entry(self) -> None:
+        first = [entry(f"alice,u{i:04}", "alice", 100.0 + i) for i in range(500)]
+        # 500 new conversations: a ZADD each, alice's index and each u's (a ZADD each), the newest ids
+        # (an HMGET and an HSET), the size (an INCRBY) and Redis's clock (a TIME).
+        self.assertEqual(await self.commands_of(lambda: self.state.append(first, 100)), 500 + 501 + 2 + 2)
+        again = [entry(f"alice,u{i:04}", "u", 1000.0 + i) for i in range(500)]
+        # They had entries: a ZCARD each too, for --history-max.
+        self.assertEqual(await self.commands_of(lambda: self.state.append(again, 100)), 1000 + 501 + 2 + 2)
+        self.assertEqual(await self.state.history_size(), 1000)
+        self.assertEqual(await self.state.latest("alice", 0.0, 2), again[:-3:-1])
+
+    async def test_a_pass_of_thousands_in_a_conversation_and_of_thousands_of_conversations_is_kept(
+        self,
+    ) -> None:
+        broadcasts = [entry(ALL, "bob", 100.0 + i / 1000) for i in range(5000)]
+        conversations = [entry(f"alice,u{i:04}", "alice", 200.0 + i / 1000) for i in range(5000)]
+        await self.state.append([*broadcasts, *conversations], 4500)  # Lua's unpack takes under 8,000
+        self.assertEqual(await self.state.history_size(), 4500 + 5000)
+        self.assertEqual(await self.state.page_before(ALL, None, 1, 0.0), ([broadcasts[-1]], True))
+        self.assertEqual(await self.state.redis.execute("ZCARD", conversations_key("alice")), 5000)
+        self.assertEqual(await self.state.redis.execute("HLEN", HISTORIES), 5001)
+        self.assertEqual(await self.state.latest("alice", 0.0, 1), conversations[-1:])
+
     async def test_a_listing_cut_within_a_millisecond_lists_the_newest_ids(self) -> None:
         clock = Clock()
         clock.advance(100.0)

@@ -454,10 +454,12 @@ end
 
 # Appends the entries of one reactor pass, each trimmed to its conversation's newest `keep` at once;
 # then moves each conversation's newest id in its participants' indexes.  An entry whose id is dated more
-# than CLOCK_MARGIN ahead of Redis's clock is not kept: its node's clock is wrong.
+# than CLOCK_MARGIN ahead of Redis's clock is not kept: its node's clock is wrong.  Commands go by the
+# pass, not by the entry: one ZADD a conversation (its entries together), the newest ids read and written
+# in one HMGET and one HSET, one ZADD a participant's index; a ZCARD only where the conversation had
+# entries before (a conversation not in msgsvc:histories has none) or got more than `keep` now.
 APPEND = Script(
-    INDEX
-    + NOW
+    NOW
     + """
 -- KEYS: the size; ARGV: the margin, keep, the entries (a line each: conversation, tab, member).  Returns
 -- the change in entries, and how many were too new to keep.
@@ -468,26 +470,83 @@ for _ = 1, 10 do  -- the first 10 characters of the ids of that millisecond (its
   latest = string.sub(crockford, digit + 1, digit + 1) .. latest
   millis = (millis - digit) / 32
 end
-local keep, added, too_new, newest = tonumber(ARGV[2]), 0, 0, {}
+-- call(command, key, option, args): the command with `option` (unless false) and then `args`, a thousand
+-- at a time (unpack's bound); the sum of its answers.
+local function call(command, key, option, args)
+  local sum = 0
+  for first = 1, #args, 1000 do
+    local last = math.min(first + 999, #args)
+    if option then
+      sum = sum + redis.call(command, key, option, unpack(args, first, last))
+    else
+      sum = sum + redis.call(command, key, unpack(args, first, last))
+    end
+  end
+  return sum
+end
+-- list(lists, keys, key): lists[key], made (and key put last in keys) if there is none yet.
+local function list(lists, keys, key)
+  local found = lists[key]
+  if not found then
+    found = {}
+    lists[key] = found
+    keys[#keys + 1] = key
+  end
+  return found
+end
+local keep, added, too_new = tonumber(ARGV[2]), 0, 0
+local convs, entries = {}, {}  -- the conversations in order; each one's ZADD arguments ('0', member...)
 for conv, member in string.gmatch(ARGV[3], '([^\\t\\n]*)\\t([^\\n]*)') do
-  local history = 'msgsvc:history:' .. conv
   if string.sub(member, 1, 10) > latest then
     too_new = too_new + 1
-  elseif redis.call('ZADD', history, 'NX', 0, member) == 1 then
-    added = added + 1
-    local over = redis.call('ZCARD', history) - keep
-    if over > 0 then added = added - redis.call('ZREMRANGEBYRANK', history, 0, over - 1) end
-    local id = string.sub(member, 1, 26)
-    if not newest[conv] or id > newest[conv] then newest[conv] = id end
+  else
+    local own = list(entries, convs, conv)
+    own[#own + 1] = '0'  -- a string: Redis writes a number given it with sprintf
+    own[#own + 1] = member
   end
 end
-for conv, id in pairs(newest) do
-  local old = redis.call('HGET', 'msgsvc:histories', conv)
-  if not old or id > old then
-    redis.call('HSET', 'msgsvc:histories', conv, id)
-    index(conv, id)
+local olds = {}
+for first = 1, #convs, 1000 do
+  local read = redis.call('HMGET', 'msgsvc:histories', unpack(convs, first, math.min(first + 999, #convs)))
+  for i = 1, #read do olds[first + i - 1] = read[i] end
+end
+local newest, indexes, names = {}, {}, {}  -- HSET's arguments; each name's ZADD arguments, the names
+local scores = {}  -- each time's score in the indexes (the time as a string, made once a pass)
+for i, conv in ipairs(convs) do
+  local own, history = entries[conv], 'msgsvc:history:' .. conv
+  local new = call('ZADD', history, 'NX', own)
+  if new > 0 then
+    added = added + new
+    if olds[i] or #own > 2 * keep then
+      local over = redis.call('ZCARD', history) - keep
+      if over > 0 then added = added - redis.call('ZREMRANGEBYRANK', history, 0, over - 1) end
+    end
+    local id = olds[i] or ''
+    for j = 2, #own, 2 do
+      local mine = string.sub(own[j], 1, 26)
+      if mine > id then id = mine end
+    end
+    if id ~= olds[i] then
+      newest[#newest + 1] = conv
+      newest[#newest + 1] = id
+      if conv ~= '#all' then
+        local time = string.sub(id, 1, 10)
+        local score = scores[time]
+        if not score then
+          score = tostring(tonumber(time, 36))
+          scores[time] = score
+        end
+        for name in string.gmatch(conv, '[^,]+') do
+          local index = list(indexes, names, name)
+          index[#index + 1] = score
+          index[#index + 1] = conv
+        end
+      end
+    end
   end
 end
+if #newest > 0 then call('HSET', 'msgsvc:histories', false, newest) end
+for _, name in ipairs(names) do call('ZADD', 'msgsvc:conversations:' .. name, false, indexes[name]) end
 if added ~= 0 then redis.call('INCRBY', KEYS[1], added) end
 return {added, too_new}
 """
