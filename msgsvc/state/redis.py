@@ -60,7 +60,8 @@ from several nodes' clocks, out of order by a little, which a Stream (ids only g
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import lru_cache
 from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any
 
@@ -1068,13 +1069,19 @@ def queue_entry(
     return f"{sent_at!r}|{json.dumps([sender, kind, list(group), text, message_id])}"
 
 
+#: A time as JSON writes it (``repr``), for the times of the last few passes: a pass's messages share a
+#: few milliseconds, and ``repr`` of a float was a quarter of an entry's line.
+_seconds: Callable[[float], str] = lru_cache(maxsize=256, typed=True)(repr)
+
+
 def history_entry(entry: Stored) -> str:
     """An entry as its history's member holds it: its id first, so that members sort as ids; then the
     JSON of ``[at, sender, kind, recipients, text]``, written here as ``json.dumps`` writes it (one is
     made for every message kept: json.dumps made a list and an encoder for each, twice the time)."""
     s = _json_string
     names = ", ".join(map(s, entry.recipients))
-    return f'{entry.id}|[{entry.at!r}, {s(entry.sender)}, "{entry.kind._value_}", [{names}], {s(entry.text)}]'
+    at = _seconds(entry.at)
+    return f'{entry.id}|[{at}, {s(entry.sender)}, "{entry.kind._value_}", [{names}], {s(entry.text)}]'
 
 
 def _stored(conversation: str, member: str) -> Stored:
