@@ -837,3 +837,18 @@ class AdmissionAcrossNodesTests(RedisStateCase):
         Now a run of ``?`` is skipped by count (SLOWLOG: 0.6 ms the first JOIN, docs/scaling.rst) and a
         JOIN/PART loop reads the verdict kept (25 us)."""
         await self.judged_once(["*" + "?" * 50 + f"b{i:03d}" for i in range(96)])
+
+    async def test_a_send_by_a_member_banned_a_moment_ago_on_another_node_is_refused(self) -> None:
+        """attack36 F6: whether a plain member may speak is checked against its node's copy of the room's
+        bans, so a SEND on b just after alice's +b of it was answered on a reaches the room.  On real
+        sockets (two nodes): SEND right after the op's +b answer got through 19 of 30 (main at 3bd78ed),
+        5 of 30 with roomrace32's ordered bans; after -b, refused BANNED 22 of 30 (15 of 30)."""
+        alice, mallory, b, network = await self.two_nodes()
+        await mallory.user.join("#r", None)
+        await alice.user.mode("#r", [("+b", "mallory")])  # b does not hear it
+        try:
+            mallory.user.send(["#r"], "still here")  # answered at once: the node's verdict
+        except Refused as e:
+            self.assertEqual(e.refusal, Refusal.BANNED)
+        else:
+            self.fail("spoke in #r, banned there")
