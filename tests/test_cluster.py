@@ -1466,19 +1466,6 @@ class SessionsAcrossNodesTests(_TwoNodes):
         a, hub_a, b, hub_b = await self.two()
         events: list[RoomEvent] = [
             Entered("#Dev", Member("Alice", op=True, since=1.0 / 3), created=True),
-            ModeSet(
-                "#Dev",
-                "Alice",
-                (("+k", "sesame"), ("+i", None), ("+o", "bob"), ("+b", "eve!*@*")),
-                ModesKept(
-                    "iknt",
-                    "sesame",
-                    None,
-                    7,
-                    (Member("bob", True, False, 1.0 / 3, 7),),
-                    (Ban("eve!*@*", "Alice", 1.0 / 3),),
-                ),
-            ),
             TopicSet("#Dev", "Ship it", "Alice", 2.0 / 3),
             Kicked("#Dev", "bob", "Alice", "bye"),
             Invited("#Dev", "carol", "Alice"),
@@ -1490,6 +1477,30 @@ class SessionsAcrossNodesTests(_TwoNodes):
             a.room_changed(event)
         await self.until(lambda: len(hub_b.presence) == len(events))
         self.assertEqual(hub_b.presence, [("room", event) for event in events])
+        self.assertEqual(hub_a.presence, [])  # not told its own
+
+    async def test_a_change_of_a_rooms_modes_reaches_the_others_from_redis_as_it_was_kept(self) -> None:
+        """``SET_MODES`` publishes the change with what it kept, before its answer to the node that made it
+        (attack36 F6: the node published it after answering its asker, whose next line on another node
+        was read first); that node publishes none of its own (:meth:`RedisCluster.room_changed`)."""
+        (a, state_a, hub_a), (b, _, hub_b) = self.node("A"), self.node("B")
+        await self.until(lambda: a.reachable() and b.reachable())
+        await deferLater(reactor, 0.1, lambda: None)  # both subscribed
+        dev = RoomRecord("#Dev", 1.0, "Alice")
+        dev.members = {"alice": Member("Alice", op=True, since=1.0), "bob": Member("bob", since=1.0 / 3)}
+        await state_a.create_room(dev, 50)
+        changes = (("+k", "sesame"), ("+i", None), ("+o", "bob"), ("+b", "eve!*@*"))
+        kept = await state_a.set_modes("#dev", changes, "Alice", 2.0 / 3)
+        assert kept is not None
+        bob = Member("bob", True, False, 1.0 / 3, 1)
+        self.assertEqual((kept.modes, kept.key, kept.members), ("int", "sesame", (bob,)))
+        self.assertEqual(kept.bans, (Ban("eve!*@*", "Alice", 2.0 / 3),))
+        modes = ModeSet("#Dev", "Alice", changes, kept)
+        topic = TopicSet("#Dev", "Ship it", "Alice", 3.0)
+        a.room_changed(modes)
+        a.room_changed(topic)
+        await self.until(lambda: len(hub_b.presence) == 2)
+        self.assertEqual(hub_b.presence, [("room", modes), ("room", topic)])
         self.assertEqual(hub_a.presence, [])  # not told its own
 
     async def test_the_operators_command_lists_rooms_and_deletes_one_for_every_node(self) -> None:

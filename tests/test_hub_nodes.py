@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import socket
 from dataclasses import replace
 
 from twisted.internet import reactor
@@ -50,6 +52,7 @@ from msgsvc.hub.ids import MessageIds, message_id_floor
 from msgsvc.hub.rooms import RoomPolicy
 from msgsvc.state.redis import verdicts_key
 from msgsvc.state.redislink import RedisUnavailable
+from msgsvc.state.roomevents import decode
 
 from .support.fakes import FakeNetwork, MemoryStore, RecordingParticipant
 from .support.harness import admitted, outcome
@@ -838,17 +841,45 @@ class AdmissionAcrossNodesTests(RedisStateCase):
         JOIN/PART loop reads the verdict kept (25 us)."""
         await self.judged_once(["*" + "?" * 50 + f"b{i:03d}" for i in range(96)])
 
+    def subscription(self) -> socket.socket:
+        """A connection subscribed to ``msgsvc:presence``, as a node's subscription is."""
+        connection = socket.create_connection(("127.0.0.1", self.server.port), timeout=10)
+        self.addCleanup(connection.close)
+        connection.sendall(b"SUBSCRIBE msgsvc:presence\r\n")
+        confirmed = b"*3\r\n$9\r\nsubscribe\r\n$15\r\nmsgsvc:presence\r\n:1\r\n"
+        got = b""
+        while len(got) < len(confirmed):
+            got += connection.recv(len(confirmed) - len(got))
+        self.assertEqual(got, confirmed)
+        return connection
+
+    def hear_published(self, subscription: socket.socket, node: Hub) -> None:
+        """``node`` hears the next message on ``subscription``: a room event (blocking: Redis wrote it
+        before its answer to the node that changed the room, or is writing it)."""
+        data = b""
+        while data.count(b"\r\n") < 7 or not data.endswith(b"\r\n"):  # *3, then 3 sizes and values
+            data += subscription.recv(65536)
+        message = data.split(b"\r\n")[6]  # after *3, $7 message, $15 msgsvc:presence, $N
+        published = json.loads(message)
+        self.assertEqual(published["e"], "room")
+        node.nodes.remote_room(decode(published["event"]))
+
     async def test_a_send_by_a_member_banned_a_moment_ago_on_another_node_is_refused(self) -> None:
         """attack36 F6: whether a plain member may speak is checked against its node's copy of the room's
-        bans, so a SEND on b just after alice's +b of it was answered on a reaches the room.  On real
-        sockets (two nodes): SEND right after the op's +b answer got through 19 of 30 (main at 3bd78ed),
-        5 of 30 with roomrace32's ordered bans; after -b, refused BANNED 22 of 30 (15 of 30)."""
-        alice, mallory, b, network = await self.two_nodes()
+        bans, so a SEND on b just after alice's +b of it was answered on a reached the room: on real
+        sockets (two nodes), SEND right after the op's +b answer got through 19 of 30 (main at 3bd78ed),
+        5 of 30 with roomrace32's ordered bans; after -b, refused BANNED 22 of 30 (15 of 30).  Node a
+        published the change after its answer, and Redis passed it on after that.  Now Redis publishes
+        it as it keeps it (SET_MODES), before its answer to a: b's subscription has it by the time alice
+        is told, and a line her answer prompts comes after it (docs/scaling.rst)."""
+        alice, mallory, b, _ = await self.two_nodes()
         await mallory.user.join("#r", None)
-        await alice.user.mode("#r", [("+b", "mallory")])  # b does not hear it
-        try:
-            mallory.user.send(["#r"], "still here")  # answered at once: the node's verdict
-        except Refused as e:
-            self.assertEqual(e.refusal, Refusal.BANNED)
-        else:
-            self.fail("spoke in #r, banned there")
+        subscription = self.subscription()
+        await alice.user.mode("#r", [("+b", "mallory")])
+        self.hear_published(subscription, b)
+        with self.assertRaises(Refused) as refused:
+            mallory.user.send_room("#r", "still here")
+        self.assertEqual(refused.exception.refusal, Refusal.BANNED)
+        await alice.user.mode("#r", [("-b", "mallory")])
+        self.hear_published(subscription, b)
+        mallory.user.send_room("#r", "back")  # not refused

@@ -53,7 +53,16 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from msgsvc.hub.contracts import Kind, Message, NetworkListener, Refusal, Refused, RemoteUser, RoomEvent
+from msgsvc.hub.contracts import (
+    Kind,
+    Message,
+    ModeSet,
+    NetworkListener,
+    Refusal,
+    Refused,
+    RemoteUser,
+    RoomEvent,
+)
 from msgsvc.hub.rules import username_key
 from msgsvc.state.inbox import ROUTE, Inbox, inbox_key, waiting_key
 from msgsvc.state.redis import (
@@ -622,7 +631,10 @@ class RedisCluster(Service):
         )
 
     def room_changed(self, event: RoomEvent) -> None:
-        """Publish ``event`` on ``msgsvc:presence``: every other node applies it to its rooms."""
+        """Publish ``event`` on ``msgsvc:presence``: every other node applies it to its rooms (a ModeSet
+        the store's ``SET_MODES`` published, as it kept it: before this node's answer to its asker)."""
+        if isinstance(event, ModeSet):
+            return
         publish_room_event(self._redis, event, self.node).addErrback(
             lambda f: self.log.warn(
                 "could not tell the other nodes of a change of {room}: {why}",

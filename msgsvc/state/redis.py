@@ -840,14 +840,17 @@ return redis.call('HSET', KEYS[2], ARGV[1], settings(kept))
 )
 
 # A change of a room's flags, key, limit, bans and members' op and voice, given the next version of the
-# rooms'.
+# rooms'; published to the other nodes (msgsvc.state.cluster) as the ModeSet with what was kept
+# (msgsvc.state.roomevents), before the answer: by the time its node answers the asker, every node's
+# subscription has it (docs/scaling.rst, "Rooms across nodes").
 SET_MODES = Script(
     ENTRIES
     + """
 -- KEYS: the rooms, their settings, the room's members, the rooms' version, the room's bans, their
 -- verdicts (ENTER's: a b change drops them).  ARGV: room, JSON [[change, argument, name key (o, v) or
--- mask key (b), ban (+b)]...].  Returns false (no such room), or {settings, {member...}, {ban...}}: as
--- kept now, the members named (those kept) once each, every ban.
+-- mask key (b), ban (+b)]...], the node, who, JSON [[change, argument]...].  Returns false (no such
+-- room), or {settings, {member...}, {ban...}}: as kept now, the members named (those kept) once each,
+-- every ban.
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return false end
 local s, named, order = cjson.decode(redis.call('HGET', KEYS[2], ARGV[1])), {}, {}
 local version = redis.call('INCR', KEYS[4])
@@ -893,7 +896,14 @@ for _, key in ipairs(order) do
   redis.call('HSET', KEYS[3], key, entry)
   table.insert(members, entry)
 end
-return {written, members, redis.call('HVALS', KEYS[5])}
+local bans = redis.call('HVALS', KEYS[5])
+local name = cjson.decode(redis.call('HGET', KEYS[1], ARGV[1]))[1]
+redis.call('PUBLISH', 'msgsvc:presence', '{"e":"room","node":' .. cjson.encode(ARGV[3])
+  .. ',"event":{"kind":"ModeSet","room":' .. cjson.encode(name) .. ',"by":' .. cjson.encode(ARGV[4])
+  .. ',"changes":' .. ARGV[5] .. ',"kept":[' .. cjson.encode(s[4]) .. ',' .. cjson.encode(s[5]) .. ','
+  .. cjson.encode(s[6]) .. ',' .. version .. ',[' .. table.concat(members, ',') .. '],['
+  .. table.concat(bans, ',') .. ']]}}')
+return {written, members, bans}
 """
 )
 
@@ -1534,7 +1544,8 @@ class RedisState(Service):
             return ModesKept(modes, key, limit, version, kept, every)
 
         keys = [ROOMS, ROOM_SETTINGS, members_key(room), ROOMS_VERSION, bans_key(room), verdicts_key(room)]
-        return self.redis.script(SET_MODES, keys, [room, named]).addCallback(read)
+        told = [[change, arg] for change, arg in changes]
+        return self.redis.script(SET_MODES, keys, [room, named, self.node, by, told]).addCallback(read)
 
     def enter(self, room: str, joining: Joining, limit: int, most: int) -> Deferred[Refusal | Member]:
         key = username_key(joining.name)
