@@ -497,7 +497,12 @@ local function list(lists, keys, key)
 end
 local keep, added, too_new = tonumber(ARGV[2]), 0, 0
 local convs, entries = {}, {}  -- the conversations in order; each one's ZADD arguments ('0', member...)
-for conv, member in string.gmatch(ARGV[3], '([^\\t\\n]*)\\t([^\\n]*)') do
+local lines, at = ARGV[3], 1  -- read by plain finds: a pattern's classes go a character at a time
+while at <= #lines do
+  local tab = string.find(lines, '\\t', at, true)
+  local stop = string.find(lines, '\\n', tab, true) or #lines + 1
+  local conv, member = string.sub(lines, at, tab - 1), string.sub(lines, tab + 1, stop - 1)
+  at = stop + 1
   if string.sub(member, 1, 10) > latest then
     too_new = too_new + 1
   else
