@@ -779,6 +779,21 @@ class AdmissionAcrossNodesTests(RedisStateCase):
         await mallory.user.join("#r", None)
         self.assertEqual(await self.members(), ["alice", "mallory"])
 
+    async def test_a_join_an_operators_invitation_made_a_moment_ago_on_another_node_lets_in_gets_in(
+        self,
+    ) -> None:
+        """attack36 F4: the invitation is the nodes' (the joining node says whether one is pending), so a
+        JOIN on b right after alice's INVITE was answered on a is refused INVITE_ONLY, the store having
+        the invitation's room +i.  On real sockets (two nodes): invitee JOINing on b at once after the
+        inviter's INVITED, 12 of 15 refused; the invitee's own session on a told INVITATION, its session on
+        b JOINing then (two devices), 8 of 15 refused; waiting for INVITATION on b, 0 of 15."""
+        alice, mallory, b, network = await self.two_nodes()
+        await alice.user.mode("#r", [("+i", None)])
+        await self.hear(network, b)
+        await alice.user.invite("#r", "mallory")  # b does not hear it yet
+        await mallory.user.join("#r", None)
+        self.assertEqual(await self.members(), ["alice", "mallory"])
+
     async def judged_once(self, masks: list[str]) -> None:
         """#r with ``masks`` banned; a 32-letter name JOINs on b: let in, the bans' verdict kept for its
         masks, and its next JOIN answered from that verdict, the bans not matched again (the verdict
