@@ -690,7 +690,8 @@ class AdmissionAcrossNodesTests(RedisStateCase):
     b checked its own copy of the room, and 1 JOIN of 30 got in past the +ik just set on a)."""
 
     async def two_nodes(self) -> tuple[RecordingParticipant, RecordingParticipant, Hub, FakeNetwork]:
-        """alice on node a, who made #r, b having heard it; mallory on b, from 192.0.2.7; a's network."""
+        """alice on node a, who made #r, b having heard it; mallory on b, from 192.0.2.7; a's network.
+        Node a is ``self.a``."""
         hubs, networks = [], []
         for _ in "ab":
             store = self.started()
@@ -700,6 +701,7 @@ class AdmissionAcrossNodesTests(RedisStateCase):
             networks.append(FakeNetwork())
             hubs.append(Hub(clock, store, [], 100, network=networks[-1]))
         a, b = hubs
+        self.a = a
         alice, mallory = RecordingParticipant(), RecordingParticipant()
         mallory.host = "192.0.2.7"
         await admitted(a, alice, "alice", "peer-a")
@@ -793,6 +795,25 @@ class AdmissionAcrossNodesTests(RedisStateCase):
         await alice.user.invite("#r", "mallory")  # b does not hear it yet
         await mallory.user.join("#r", None)
         self.assertEqual(await self.members(), ["alice", "mallory"])
+
+    async def test_an_invitation_used_on_one_node_lets_in_again_on_none(self) -> None:
+        """Redis's ENTER uses the invitation up: after a PART, a JOIN needs a new one on either node, a not
+        having heard the join yet (the nodes kept invitations, each ending its own as it heard the join:
+        a JOIN on a right after one on b got in again)."""
+        alice, mallory, b, network = await self.two_nodes()
+        self.a.nodes.remote_protected("mallory")  # an account, with a session on a too
+        other = RecordingParticipant()
+        other.host = "192.0.2.7"
+        other.user = self.a.register(other, "mallory", "peer-a2", attach=True)
+        await self.a.admit(other.user)
+        await alice.user.mode("#r", [("+i", None)])
+        await alice.user.invite("#r", "mallory")
+        await self.hear(network, b)
+        await mallory.user.join("#r", None)
+        await mallory.user.part("#r", "")  # a hears neither
+        for session in (other, mallory):
+            self.assertEqual(await self.refusal(session.user.join("#r", None)), Refusal.INVITE_ONLY)
+        self.assertEqual(await self.members(), ["alice"])
 
     async def judged_once(self, masks: list[str]) -> None:
         """#r with ``masks`` banned; a 32-letter name JOINs on b: let in, the bans' verdict kept for its

@@ -409,6 +409,19 @@ class ControlTests(RoomsTestCase):
         self.successResultOf(self.alice.user.kick("#dev", "dave", ""))
         self.assertEqual(self.refusal(self.dave.user.join, "#dev", None), Refusal.BANNED)  # used
 
+    def test_an_invitation_is_told_once_the_store_keeps_it(self) -> None:
+        """Its invitee hears of it once a JOIN on any node would find it in the store; one the store could
+        not keep is refused, and nobody is told."""
+        erin = self.join("erin")
+        self.store.fail_rooms = True
+        self.assertEqual(self.refusal(self.alice.user.invite, "#dev", "erin"), Refusal.UNAVAILABLE)
+        self.flushLoggedErrors(OSError)
+        self.assertEqual((self.room_events(erin), self.store.invites.get("#dev", {})), ([[]], {}))
+        self.store.fail_rooms = False
+        del self.store.rooms_kept["#dev"]  # the operator deleted it on another node, not heard here yet
+        self.assertEqual(self.refusal(self.alice.user.invite, "#dev", "erin"), Refusal.NO_SUCH_ROOM)
+        self.assertEqual((self.room_events(erin), self.store.invites), ([[]], {}))
+
     def test_an_invitation_pending_is_not_told_again_and_a_room_holds_100(self) -> None:
         """Attack 32: five members delivered 500 INVITATION lines to two names in 19 s."""
         erin = self.join("erin")
@@ -423,7 +436,9 @@ class ControlTests(RoomsTestCase):
         for n in range(100):  # names in the log, offline
             self.join(f"u{n}").user.log_out()
         for n in range(100):  # a hundred more: the oldest, erin's, ends
+            self.clock.advance(1)
             self.successResultOf(self.bob.user.invite("#dev", f"u{n}"))
+        self.assertEqual(len(self.store.invites["#dev"]), 100)
         self.assertEqual(self.refusal(erin.user.join, "#dev", None), Refusal.BANNED)
         self.successResultOf(self.alice.user.invite("#dev", "erin"))
         self.assertEqual(self.room_events(erin), [[Invited("#dev", "erin", "alice")]])
@@ -622,8 +637,8 @@ class NodesTests(RoomsTestCase):
         )
 
     def test_a_name_gone_from_another_node_is_free_here_too(self) -> None:
-        """zed, unprotected, founded #ops and was invited to #dev on its node, and left the service there:
-        the next zed here is neither #ops's founder nor invited (that node wrote it; nothing here)."""
+        """zed, unprotected, founded #ops and was invited to #dev, and left the service on its node: the next
+        zed here is neither #ops's founder nor invited (that node wrote it; nothing here)."""
         alice = self.join("alice")
         self.successResultOf(alice.user.join("#dev", None))
         self.successResultOf(alice.user.mode("#dev", [("+i", None)]))
@@ -638,8 +653,10 @@ class NodesTests(RoomsTestCase):
         self.hub.nodes.remote_left("zed", "there", START + 1)
         self.assertEqual(self.view(alice, "#ops").founder, None)
         self.assertEqual(self.store.rooms_kept["#ops"].founder, "zed")  # zed's node writes it, not this one
+        self.assertIn("zed", self.store.invites["#dev"])
         self.store.rooms_kept["#ops"].founder = None  # as it does, with his part
         self.successResultOf(self.store.remove_member("#ops", "zed"))
+        self.successResultOf(self.store.uninvite("zed"))
         self.protect("zed")
         again = self.join("zed")
         self.assertEqual(self.refusal(again.user.join, "#ops", None), Refusal.INVITE_ONLY)
@@ -720,7 +737,8 @@ class NodesTests(RoomsTestCase):
         self.successResultOf(alice.user.join("#r", None))
         self.successResultOf(alice.user.mode("#r", [("+i", None), ("+k", "sekrit"), ("+b", "eve!*@*")]))
         bob = Member("bob", since=START + 1)
-        entered = self.store.enter("#r", Joining("bob", START + 1, "sekrit", invited=True), 1000, 50)
+        self.successResultOf(self.store.invite("#r", "bob", True, START))  # alice's
+        entered = self.store.enter("#r", Joining("bob", START + 1, "sekrit"), 1000, 50)
         self.assertEqual(self.successResultOf(entered), bob)  # on bob's node
         answer: Deferred[None] = Deferred()
         vacate = self.store.vacate_room
@@ -751,7 +769,8 @@ class NodesTests(RoomsTestCase):
         alice, mallory = self.join("alice"), self.join("mallory")
         self.successResultOf(alice.user.join("#r", None))
         self.successResultOf(alice.user.mode("#r", [("+i", None)]))
-        self.successResultOf(self.store.enter("#r", Joining("bob", START + 1, invited=True), 1000, 50))  # on bob's node
+        self.successResultOf(self.store.invite("#r", "bob", True, START))  # alice's
+        self.successResultOf(self.store.enter("#r", Joining("bob", START + 1), 1000, 50))  # on bob's node
         self.successResultOf(alice.user.part("#r", ""))
         self.assertEqual(self.refusal(mallory.user.join, "#r", None), Refusal.INVITE_ONLY)
         self.assertEqual(list(self.store.rooms_kept["#r"].members), ["bob"])
@@ -765,6 +784,7 @@ class NodesTests(RoomsTestCase):
         self.successResultOf(self.store.create_room(made, 50))
         self.hub.nodes.remote_room(Entered("#r", Member("zed", op=True), created=True))
         self.hub.nodes.remote_room(ModeSet("#r", "zed", (("+i", None), ("+k", "sekrit"))))
+        self.successResultOf(self.store.invite("#r", "bob", True, START))  # zed's node keeps it, then tells
         self.hub.nodes.remote_room(Invited("#r", "bob", "zed"))
         answer: Deferred[None] = Deferred()
         enter = self.store.enter
@@ -808,7 +828,6 @@ class NodesTests(RoomsTestCase):
         alice, _ = self.join("alice"), self.join("bob")
         self.successResultOf(alice.user.join("#dev", None))
         self.successResultOf(alice.user.join("#gone", None))
-        self.successResultOf(alice.user.invite("#dev", "bob"))
         rooms = self.hub.rooms
         # Meanwhile, unheard: zed (another node) joined #dev, #gone was deleted, #ops created.
         dev = RoomRecord("#dev", START, "alice", members={"alice": Member("alice", op=True, since=START)})
@@ -822,7 +841,6 @@ class NodesTests(RoomsTestCase):
         self.assertEqual([m.name for m in self.view(alice, "#dev").members], ["alice", "zed"])
         self.assertEqual(rooms.rooms_of("zed"), {"#dev", "#ops"})
         self.assertEqual(rooms.rooms_of("alice"), {"#dev"})
-        self.assertEqual(dev.invites, {"bob": True})  # kept
         self.assertEqual(
             [e for e in changed if isinstance(e, RoomChanged)],
             [RoomChanged("#dev"), RoomChanged("#gone"), RoomChanged("#ops")],

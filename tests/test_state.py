@@ -485,9 +485,7 @@ class RoomContract(_Base):
 
     async def test_a_room_is_kept_with_its_founder_and_read_back_after_a_restart(self) -> None:
         self.assertEqual(await self.state.rooms(), [])
-        record = dev()
-        record.invites["bob"] = True  # not kept
-        await self.state.create_room(record, 50)
+        await self.state.create_room(dev(), 50)
         await self.state.create_room(RoomRecord("#ops", 11.5, None, modes="", limit=3), 50)
         expected = [dev(), RoomRecord("#ops", 11.5, None, modes="", limit=3)]
         self.assertEqual(await self.state.rooms(), expected)
@@ -631,9 +629,10 @@ class RoomContract(_Base):
         await self.state.set_modes("#dev", [("+l", "2")], "Alice", 12.5)
         self.assertIs(await self.state.enter("#dev", replace(erin, key="sekrit"), 10, 50), Refusal.ROOM_FULL)
         await self.state.set_modes("#dev", [("-l", None), ("+i", None), ("+b", "*!*@192.0.2.*")], "Alice", 20.0)
-        let_in = replace(erin, key="sekrit", invited=True)  # an operator's invitation, pending on her node
-        self.assertIs(await self.state.enter("#dev", replace(erin, key="sekrit"), 10, 50), Refusal.BANNED)
-        self.assertIs(await self.state.enter("#dev", replace(let_in, key=None), 10, 50), Refusal.BAD_KEY)
+        let_in = replace(erin, key="sekrit")
+        self.assertIs(await self.state.enter("#dev", let_in, 10, 50), Refusal.BANNED)
+        self.assertIs(await self.state.invite("#dev", "erin", True, 20.5), True)  # an operator's, on another node
+        self.assertIs(await self.state.enter("#dev", erin, 10, 50), Refusal.BAD_KEY)  # refused: not used up
         self.assertEqual([sorted(r.members) for r in await self.state.rooms()], [["alice", "bob"]])
         self.assertEqual(await self.state.enter("#dev", let_in, 10, 50), Member("erin", since=12.0))
         self.assertIs(await self.state.enter("#dev", Joining("zed", 13.0, masks=("zed!z@msgsvc",)), 10, 50), Refusal.INVITE_ONLY)
@@ -643,7 +642,8 @@ class RoomContract(_Base):
         await self.state.create_room(dev(Member("bob", since=11.0)), 50)
         await self.state.set_modes("#dev", [("+i", None), ("+k", "sekrit"), ("+l", "2")], "Alice", 11.0)
         await self.state.remove_member("#dev", "alice")
-        await self.state.enter("#dev", Joining("carol", 11.5, "sekrit", invited=True), 10, 50)
+        await self.state.invite("#dev", "carol", True, 11.25)
+        await self.state.enter("#dev", Joining("carol", 11.5, "sekrit"), 10, 50)
         alice = Joining("Alice", 13.0, masks=("alice!alice@msgsvc",))
         self.assertIs(await self.state.enter("#dev", alice, 10, 50), Refusal.INVITE_ONLY)  # not protected
         await self.state.record_seen("Alice", 1.0)
@@ -653,7 +653,8 @@ class RoomContract(_Base):
         self.assertIs(await self.state.enter("#dev", alice, 3, 50), Refusal.BANNED)  # a ban too
         await self.state.set_modes("#dev", [("-b", "alice!*@*")], "bob", 14.5)
         self.assertEqual(await self.state.enter("#dev", alice, 3, 50), Member("Alice", op=True, since=13.0))
-        self.assertIs(await self.state.enter("#dev", Joining("dave", 14.0, "sekrit", invited=True), 10, 50), Refusal.ROOM_FULL)
+        await self.state.invite("#dev", "dave", True, 13.5)
+        self.assertIs(await self.state.enter("#dev", Joining("dave", 14.0, "sekrit"), 10, 50), Refusal.ROOM_FULL)
         rooms = await (await self.reopened()).rooms()
         self.assertEqual(rooms[0].members["alice"], Member("Alice", op=True, since=13.0))
 
@@ -749,7 +750,8 @@ class RoomContract(_Base):
         banned = await self.state.set_modes("#dev", [("+b", "eve!*@*")], "Alice", 31.0)
         assert banned is not None
         bob = Member("bob", since=12.0)
-        self.assertEqual(await self.state.enter("#dev", Joining("bob", 12.0, "sekrit", invited=True), 10, 50), bob)
+        await self.state.invite("#dev", "bob", True, 11.5)
+        self.assertEqual(await self.state.enter("#dev", Joining("bob", 12.0, "sekrit"), 10, 50), bob)
         await self.state.remove_member("#dev", "alice")
         self.assertTrue(await self.state.vacate_room("#dev"))  # alice's node saw it empty: it stays
         kept = replace(record, version=banned.version, members={"bob": bob}, bans={"eve!*@*": Ban("eve!*@*", "Alice", 31.0)})
@@ -758,8 +760,61 @@ class RoomContract(_Base):
         await self.state.remove_member("#dev", "bob")
         self.assertFalse(await self.state.vacate_room("#dev"))
         self.assertIsNone(await self.state.room("#dev"))
-        self.assertIs(await self.state.enter("#dev", Joining("bob", 12.0, "sekrit", invited=True), 10, 50), Refusal.NO_SUCH_ROOM)
+        self.assertIsNone(await self.state.invite("#dev", "bob", True, 32.0))  # nothing kept
+        self.assertIs(await self.state.enter("#dev", Joining("bob", 12.0, "sekrit"), 10, 50), Refusal.NO_SUCH_ROOM)
         self.assertEqual(await (await self.reopened()).rooms(), [])
+
+    async def test_an_operators_invitation_lets_its_name_in_once_past_invite_only_and_the_bans(self) -> None:
+        """An invitation is the store's: made on one node, used by a JOIN on any (attack36 F4: the nodes
+        kept them, and a JOIN on another node right after the INVITE was refused); another member's lets
+        nobody in; one pending as much is not kept again; entering uses it up; it is its name's only."""
+        await self.state.create_room(dev(Member("bob", since=11.0)), 50)
+        await self.state.set_modes("#dev", [("+i", None), ("+b", "eve!*@*")], "Alice", 12.0)
+        eve, mallory = Joining("eve", 13.0, masks=("eve!e@msgsvc",)), Joining("mallory", 13.0, masks=("mallory!m@h",))
+        self.assertIs(await self.state.invite("#dev", "eve", False, 12.5), True)  # bob's
+        self.assertIs(await self.state.invite("#dev", "eve", False, 12.6), False)  # pending already
+        self.assertIs(await self.state.enter("#dev", eve, 10, 50), Refusal.BANNED)
+        self.assertIs(await self.state.invite("#dev", "eve", True, 12.7), True)  # an operator's: lets her in
+        self.assertIs(await self.state.invite("#dev", "eve", True, 12.8), False)
+        self.assertIs(await self.state.invite("#dev", "eve", False, 12.9), False)
+        self.assertIs(await self.state.enter("#dev", mallory, 10, 50), Refusal.INVITE_ONLY)  # not hers
+        self.assertEqual(await self.state.enter("#dev", eve, 10, 50), Member("eve", since=13.0))
+        await self.state.remove_member("#dev", "eve")
+        self.assertIs(await self.state.enter("#dev", eve, 10, 50), Refusal.BANNED)  # used up
+        self.assertIs(await self.state.invite("#dev", "eve", True, 14.0), True)  # a new one
+        self.assertEqual(await self.state.enter("#dev", eve, 10, 50), Member("eve", since=13.0))
+        self.assertIs(await self.state.enter("#dev", mallory, 10, 50), Refusal.INVITE_ONLY)
+
+    async def test_invitations_go_with_their_room_and_when_their_name_is_free(self) -> None:
+        await self.state.create_room(dev(), 50)
+        await self.state.create_room(RoomRecord("#ops", 11.0, "bob", modes="i", members={"bob": Member("bob")}), 50)
+        await self.state.set_modes("#dev", [("+i", None)], "Alice", 12.0)
+        for room in ("#dev", "#ops"):
+            for name in ("carol", "dave"):
+                await self.state.invite(room, name, True, 12.5)
+        await self.state.uninvite("carol")  # an unprotected carol left: the next carol is not invited
+        for room in ("#dev", "#ops"):
+            self.assertIs(await self.state.enter(room, Joining("carol", 13.0), 10, 50), Refusal.INVITE_ONLY)
+        await self.state.delete_room("#dev")
+        await self.state.remove_member("#ops", "bob")
+        self.assertFalse(await self.state.vacate_room("#ops"))
+        for room in ("#dev", "#ops"):  # made anew: none of the invitations before
+            await self.state.create_room(RoomRecord(room, 20.0, "bob", modes="i", members={"bob": Member("bob")}), 50)
+            self.assertIs(await self.state.enter(room, Joining("dave", 21.0), 10, 50), Refusal.INVITE_ONLY)
+
+    async def test_a_room_keeps_100_invitations_a_new_one_ending_the_oldest(self) -> None:
+        """An operator inviting name after name: the room keeps the newest 100 (by time, then name key)."""
+        await self.state.create_room(RoomRecord("#dev", 10.0, "bob", modes="i", members={"bob": Member("bob")}), 50)
+        for n in range(150):
+            self.assertIs(await self.state.invite("#dev", f"u{n:03d}", True, 11.0 + n), True)
+        self.assertIs(await self.state.invite("#dev", "u149", True, 300.0), False)
+        refused = [n for n in (0, 49, 50, 149) if await self.state.enter("#dev", Joining(f"u{n:03d}", 400.0), 1000, 50) is Refusal.INVITE_ONLY]
+        self.assertEqual(refused, [0, 49])
+        await self.state.create_room(RoomRecord("#ops", 10.0, "bob", modes="i", members={"bob": Member("bob")}), 50)
+        for n in reversed(range(101)):  # invited at once: the first name key is the oldest
+            await self.state.invite("#ops", f"v{n:03d}", True, 500.0)
+        refused = [n for n in (0, 1, 100) if await self.state.enter("#ops", Joining(f"v{n:03d}", 502.0), 1000, 50) is Refusal.INVITE_ONLY]
+        self.assertEqual(refused, [0])
 
     async def test_a_reset_or_a_removal_drops_the_names_memberships(self) -> None:
         for name in ("alice", "bob"):
@@ -804,12 +859,27 @@ class SqliteContractTests(StateContract, HistoryContract, ReadContract, RoomCont
     async def reopened(self) -> State:
         return self.started()
 
+    async def test_invitations_end_with_the_server(self) -> None:
+        """Kept in the server's memory (docs/protocol.rst "Rooms"), as an IRC server's: a restart ends them."""
+        await self.state.create_room(RoomRecord("#dev", 10.0, "bob", modes="i", members={"bob": Member("bob")}), 50)
+        self.assertIs(await self.state.invite("#dev", "carol", True, 11.0), True)
+        again = await self.reopened()
+        self.assertIs(await again.enter("#dev", Joining("carol", 12.0), 10, 50), Refusal.INVITE_ONLY)
+        self.assertEqual(await self.state.enter("#dev", Joining("carol", 12.0), 10, 50), Member("carol", since=12.0))
+
 
 class RedisContractTests(StateContract, HistoryContract, ReadContract, RoomContract, RedisStateCase):
     async def reopened(self) -> State:
         again = self.started()
         await again.redis.ready()
         return again
+
+    async def test_invitations_outlive_a_nodes_restart(self) -> None:
+        """Redis keeps them for the service (docs/scaling.rst): a node started again finds them."""
+        await self.state.create_room(RoomRecord("#dev", 10.0, "bob", modes="i", members={"bob": Member("bob")}), 50)
+        self.assertIs(await self.state.invite("#dev", "carol", True, 11.0), True)
+        again = await self.reopened()
+        self.assertEqual(await again.enter("#dev", Joining("carol", 12.0), 10, 50), Member("carol", since=12.0))
 
 
 class MemoryContractTests(StateContract, HistoryContract, ReadContract, RoomContract, TestCase):

@@ -285,7 +285,7 @@ ROOM_FLAGS = "imnst"
 ROOM_DEFAULT_MODES = "nt"
 #: The greatest member limit (``+l``).
 ROOM_LIMIT_MAX = 1_000_000
-#: The most invitations pending in a room: past it, a new one ends the oldest.
+#: The most invitations pending in a room, as its store keeps them: past it, a new one ends the oldest.
 ROOM_INVITES_MAX = 100
 #: The most bans a room holds (IRC's ``MAXLIST=b:100``): past it, ``+b`` is refused (``BAN_LIST_FULL``).
 ROOM_BANS_MAX = 100
@@ -309,9 +309,6 @@ class RoomRecord:
     version: int = 0
     members: dict[str, Member] = field(default_factory=dict)  # by name key
     bans: dict[str, Ban] = field(default_factory=dict)  # by mask key (msgsvc.hub.rules.mask_key)
-    #: Invitations pending, oldest first: name key -> whether an operator's (it lets the name in past +i
-    #: and a ban, once); not persisted.
-    invites: dict[str, bool] = field(default_factory=dict)
 
 
 def topic_stamp(at: float | None, by: str | None) -> tuple[float, str]:
@@ -346,9 +343,6 @@ class Joining:
     key: str | None = None  # the key it gave
     #: What a ban may match: ``nick!user@host`` (:func:`~msgsvc.hub.rules.mask_key`), a host each
     masks: tuple[str, ...] = ()
-    #: An operator's invitation to the room is pending for it (the nodes keep invitations, the store does
-    #: not): it lets the name in past +i and the bans, once
-    invited: bool = False
 
 
 @dataclass(frozen=True)
@@ -714,7 +708,7 @@ class RoomStore(Protocol):
     go with its password (``reset``) or its name (``remove``), as its read positions do."""
 
     def rooms(self) -> Deferred[list[RoomRecord]]:
-        """Every room, with its members and bans (``invites`` empty)."""
+        """Every room, with its members and bans."""
 
     def room(self, room: str) -> Deferred[RoomRecord | None]:
         """The room ``room`` as :meth:`rooms` reads it; None if none is kept."""
@@ -727,7 +721,7 @@ class RoomStore(Protocol):
         of it; the node reads it (:meth:`room`) and joins it as any room (:meth:`enter`)."""
 
     def delete_room(self, room: str) -> Deferred[None]:
-        """Forget a room, its members and its bans."""
+        """Forget a room, its members, its bans and its invitations."""
 
     def vacate_room(self, room: str) -> Deferred[bool]:
         """Forget ``room`` as :meth:`delete_room` does if it has no member kept: its last member left on
@@ -735,9 +729,9 @@ class RoomStore(Protocol):
         a member."""
 
     def set_room(self, record: RoomRecord) -> Deferred[None]:
-        """Keep ``record``'s topic (topic, topic_by, topic_at) and its founder (None once the name is
-        free: :meth:`msgsvc.hub.rooms.Rooms.left`); not its modes and bans (:meth:`set_modes`), members
-        or invites.  A topic kept that is later (:func:`topic_stamp`: set at once on another node) stays."""
+        """Keep ``record``'s topic (topic, topic_by, topic_at) and its founder (None once the name is free:
+        :meth:`msgsvc.hub.rooms.Rooms.left`); not its modes and bans (:meth:`set_modes`), members or
+        invitations.  A topic kept that is later (:func:`topic_stamp`: set at once on another node) stays."""
 
     def set_modes(
         self, room: str, changes: Sequence[ModeChange], by: str, at: float
@@ -750,14 +744,28 @@ class RoomStore(Protocol):
         the changes are ordered by their versions: a node takes what is newer than it holds, and all end
         alike."""
 
+    def invite(self, room: str, name: str, op: bool, at: float) -> Deferred[bool | None]:
+        """Keep an invitation of the name key ``name`` to ``room``, made at ``at`` by an operator
+        (``op``: it lets the name past +i and the bans, once) or another member, unless one is pending
+        already that does as much: True if kept (new, or an operator's in place of a member's), False
+        (nothing written) if not, None if the room is not kept.  A room keeps
+        :data:`ROOM_INVITES_MAX` pending: a new one past them ends the oldest.  An invitation ends when
+        its name enters the room (:meth:`enter`), when the name is free (:meth:`uninvite`) or with the
+        room."""
+
+    def uninvite(self, name: str) -> Deferred[None]:
+        """The name key ``name`` is free (an unprotected name gone, or its password or itself removed):
+        its invitations to every room end, so that whoever takes the name next has none."""
+
     def enter(self, room: str, joining: Joining, limit: int, most: int) -> Deferred[Refusal | Member]:
         """Keep ``joining`` a member of ``room`` if it may enter it, as :func:`~msgsvc.hub.rules.admission`
-        decides from what is kept at that moment (the room's bans, flags, key, +l and founder, whether
-        the name is protected, its members and the name's rooms, as every node wrote them; ``limit``:
-        members a room may have, ``most``: rooms a name may be in): the member kept (its room's protected
-        founder an operator), or the refusal (nothing written).  A room no longer kept (emptied or deleted
-        meanwhile on another node) is not made again: NO_SUCH_ROOM.  A member kept already (joined on
-        another node) stays as kept: that member, nothing written."""
+        decides from what is kept at that moment (the room's bans, flags, key, +l and founder, an operator's
+        invitation of the name pending, whether the name is protected, its members and the name's rooms, as
+        every node wrote them; ``limit``: members a room may have, ``most``: rooms a name may be in): the
+        member kept (its room's protected founder an operator), its invitation to the room ended in the same
+        write (used up), or the refusal (nothing written).  A room no longer kept (emptied or deleted
+        meanwhile on another node) is not made again: NO_SUCH_ROOM.  A member kept already (joined on another
+        node) stays as kept: that member, nothing written."""
 
     def remove_member(self, room: str, name: str) -> Deferred[None]:
         """Forget a member of ``room``."""

@@ -1,12 +1,12 @@
 """Rooms (docs/protocol.rst "Rooms"): named conversations with members, operators, a topic and modes.
 
 The hub's :class:`Rooms` holds every room in memory (read from its :class:`RoomStore` at start, as the
-username log is), checks each request against the room's modes and the server's limits (but who may
-enter a room: its store decides, from the room as every node changed it: :meth:`RoomStore.enter`),
-changes the room at once, tells the other sessions of its members (:meth:`Participant.room_event`), and
-writes the change to the store: the asker's answer comes once it is kept.  A message to a room reaches
-the online sessions of its members (here, and on other nodes by their name keys); offline members read
-it in the room's history, never through the offline queue.
+username log is), checks each request against the room's modes and the server's limits (but who may enter a
+room: its store decides, from the room as every node changed it and the invitations it keeps:
+:meth:`RoomStore.enter`), changes the room at once, tells the other sessions of its members
+(:meth:`Participant.room_event`), and writes the change to the store: the asker's answer comes once it is
+kept.  A message to a room reaches the online sessions of its members (here, and on other nodes by their name
+keys); offline members read it in the room's history, never through the offline queue.
 
 A protected name stays a member until it leaves; an unprotected one's memberships end when its last
 session leaves.  A room left without members is removed, unless its founder is a protected name.
@@ -28,7 +28,6 @@ from twisted.python.failure import Failure
 from msgsvc.hub.contracts import (
     ROOM_FLAGS,
     ROOM_BANS_MAX,
-    ROOM_INVITES_MAX,
     ROOM_LIMIT_MAX,
     Ban,
     Entered,
@@ -144,7 +143,7 @@ class Rooms:
         self.policy = policy
         self._rooms: dict[str, RoomRecord] = {}  # by room key
         self._of: dict[str, set[str]] = {}  # each name key's rooms (keys)
-        self._claims: dict[str, set[str]] = {}  # each name key's rooms it founded or is invited to (keys)
+        self._claims: dict[str, set[str]] = {}  # each name key's rooms it founded (keys)
         #: By room key, member key and identity: whether a ban of the room matches (:meth:`_silenced`).
         self._verdicts: dict[str, dict[str, dict[Identity, bool]]] = {}
         self._creations = creations
@@ -173,16 +172,10 @@ class Rooms:
     def resync(self, records: Iterable[RoomRecord]) -> None:
         """Take the rooms as the store has them now, on a node of several once it has read who is online
         on the others: at start, or after it could not hear them for a while (its subscription was lost).
-        What changed meanwhile is not told to the sessions here; the invitations of the rooms still there
-        are kept.  The memberships of unprotected names online nowhere end (their node stopped before it
-        could end them)."""
+        What changed meanwhile is not told to the sessions here.  The memberships of unprotected names
+        online nowhere end (their node stopped before it could end them)."""
         before = dict(self._rooms)
         self._take(records)
-        for key, record in self._rooms.items():
-            if key in before:
-                record.invites = before[key].invites
-                for name in record.invites:
-                    self._claim(name, key)
         for key in sorted(before.keys() | self._rooms.keys()):
             self._emit(RoomChanged((self._rooms.get(key) or before[key]).name))
         self._end_absent()
@@ -307,8 +300,9 @@ class Rooms:
             return creating.addCallbacks(release, release)
         room, spelled_room = room_key(record.name), record.name
         # The store decides, from the room as every node changed it (its bans, modes, key and limit, its
-        # members, the name's rooms): this node's copy may not have heard the latest change yet.
-        joining = Joining(spelled, now, key, _masks(session), bool(record.invites.get(user)))
+        # members, the name's rooms, its invitations): this node's copy may not have heard the latest
+        # change yet.
+        joining = Joining(spelled, now, key, _masks(session))
 
         def entered(kept: Refusal | Member) -> RoomView | Deferred[RoomView]:
             """Kept unless the store refused it (:func:`~msgsvc.hub.rules.admission`), or has the room no
@@ -407,13 +401,20 @@ class Rooms:
         if username_key(target.name) in record.members:
             raise Refused(Refusal.ALREADY_IN_ROOM, f"{target.name} is in {record.name}")
         event = Invited(record.name, target.name, session.record.name)
-        pending = record.invites.get(username_key(target.name))
-        if pending or pending is not None and not record.members[user].op:
-            return _now(event)  # pending already (as much): not told again
-        self._apply(record, event)
-        self._invited(event, session)
-        self._nodes.network.room_changed(event)
-        return _now(event)
+        room, op = room_key(record.name), record.members[user].op
+
+        def kept(new: bool | None) -> Invited:
+            """Told to the invitee's sessions, once the store keeps it (a JOIN of it on any node finds it),
+            unless one was pending already that did as much."""
+            if new is None:  # deleted or emptied meanwhile on another node
+                raise Refused(Refusal.NO_SUCH_ROOM, f"there is no room {event.room}")
+            if new:
+                self._invited(event, session)
+                self._nodes.network.room_changed(event)
+            return event
+
+        invited = self._store.invite(room, username_key(target.name), op, self._clock.seconds())
+        return invited.addErrback(self._unkept).addCallback(kept)
 
     def kick(self, session: Session, name: str, target: str, reason: str) -> Deferred[Kicked]:
         user = _key(session)
@@ -530,8 +531,7 @@ class Rooms:
                 self._tell(record, event, None)
                 self._drop(record)
                 return
-            case Invited() if record is not None:
-                self._apply(record, event)
+            case Invited() if record is not None:  # kept by its node
                 self._invited(event, None)
                 return
             case Parted(_, name) | Kicked(_, name) | RoomGone(_, _, str(name)) if record is not None:
@@ -704,16 +704,8 @@ class Rooms:
             case TopicSet(_, topic, by, at):
                 record.topic, record.topic_by, record.topic_at = topic, by, at
                 writes.append(lambda: store.set_room(record))
-            case Invited(_, name, by):  # pending; an operator's lets the name in
-                inviter = record.members.get(username_key(by))
-                key = username_key(name)
-                record.invites[key] = record.invites.get(key, False) or (inviter is not None and inviter.op)
-                self._claim(key, room)
-                if len(record.invites) > ROOM_INVITES_MAX:
-                    self._uninvite(record, next(iter(record.invites)))
             case Entered(_, member):  # written by the store's enter or create_room
                 self._add(record, member)
-                self._uninvite(record, username_key(member.name))
             case Parted(_, name) | Kicked(_, name) | RoomGone(_, _, str(name)):
                 key = username_key(name)
                 del record.members[key]
@@ -810,11 +802,8 @@ class Rooms:
         return self._write(writes)
 
     def _write_freed(self, key: str) -> None:
-        """Free ``key`` (:meth:`_free`) and write what that changes, if anything (most names founded
-        nothing and hold no invitation: then no write, and no Deferred, on each departure)."""
-        writes = self._free(key)
-        if writes:
-            self._quietly(self._write(writes))
+        """Free ``key`` (:meth:`_free`) and write what that changes."""
+        self._quietly(self._write(self._free(key)))
 
     def _vacate(self, record: RoomRecord) -> list[Write]:
         """Remove ``record`` if it has no members and its founder is not a protected name."""
@@ -854,19 +843,13 @@ class Rooms:
             if not rooms:
                 del self._of[key]
         self._verdicts.pop(room_key(record.name), None)
-        founder = () if record.founder is None else (username_key(record.founder),)
-        for key in (*record.invites, *founder):
-            self._release(key, room_key(record.name))
+        if record.founder is not None:
+            self._release(username_key(record.founder), room_key(record.name))
         del self._rooms[room_key(record.name)]
         self._emit(RoomChanged(record.name))
 
     def _claim(self, key: str, room: str) -> None:
         self._claims.setdefault(key, set()).add(room)
-
-    def _uninvite(self, record: RoomRecord, key: str) -> None:
-        """The invitation of ``key`` to ``record`` ends (used, or the oldest of too many)."""
-        if record.invites.pop(key, None) is not None and not _founded(record, key):
-            self._release(key, room_key(record.name))
 
     def _release(self, key: str, room: str) -> None:
         rooms = self._claims.get(key)
@@ -879,13 +862,10 @@ class Rooms:
         """The name ``key`` is free (an unprotected name gone, or its password or itself removed): whoever
         takes it next inherits none of it, so its invitations end and the rooms it founded have no
         founder (docs/security.rst "Rooms"); the store writes that needs."""
-        writes: list[Write] = []
+        writes: list[Write] = [partial(self._store.uninvite, key)]
         for room in sorted(self._claims.pop(key, ())):
             record = self._rooms.get(room)
-            if record is None:
-                continue
-            record.invites.pop(key, None)
-            if _founded(record, key):
+            if record is not None and _founded(record, key):
                 record.founder = None
                 writes.append(partial(self._store.set_room, record))
                 self._emit(RoomChanged(record.name))

@@ -91,20 +91,28 @@ def mask_matches(key: str, identity: str) -> bool:
 
 
 def admission(
-    joining: Joining, room: RoomRecord, protected: bool, members: int, rooms: int, limit: int, most: int
+    joining: Joining,
+    room: RoomRecord,
+    invited: bool,
+    protected: bool,
+    members: int,
+    rooms: int,
+    limit: int,
+    most: int,
 ) -> Refusal | Member:
-    """Whether ``joining`` enters ``room`` (its founder, flags, key, +l and bans as its store keeps them;
-    its ``members`` counted), ``protected`` telling whether the name has a password and ``rooms`` how many
-    rooms it is in: the member to keep (an operator if it is the room's protected founder), or the
-    refusal, in this order: BANNED (a ban matches one of its masks, unless it is invited), INVITE_ONLY
-    (+i, unless invited or the protected founder), BAD_KEY (+k not given, unless the protected founder),
-    ROOM_FULL (+l reached, unless the protected founder; or ``limit``), TOO_MANY_ROOMS (``most``).  What
-    every store decides a join by (Redis's ``ENTER`` script says it in Lua)."""
+    """Whether ``joining`` enters ``room`` (its founder, flags, key, +l and bans as its store keeps them; its
+    ``members`` counted), ``invited`` telling whether an operator's invitation of the name to it is kept,
+    ``protected`` whether the name has a password and ``rooms`` how many rooms it is in: the member to keep
+    (an operator if it is the room's protected founder), or the refusal, in this order: BANNED (a ban matches
+    one of its masks, unless it is invited), INVITE_ONLY (+i, unless invited or the protected founder),
+    BAD_KEY (+k not given, unless the protected founder), ROOM_FULL (+l reached, unless the protected founder;
+    or ``limit``), TOO_MANY_ROOMS (``most``).  What every store decides a join by (Redis's ``ENTER`` script
+    says it in Lua)."""
     name = username_key(joining.name)
     founder = protected and room.founder is not None and username_key(room.founder) == name
-    if not joining.invited and any(mask_matches(key, mask) for key in room.bans for mask in joining.masks):
+    if not invited and any(mask_matches(key, mask) for key in room.bans for mask in joining.masks):
         return Refusal.BANNED
-    if "i" in room.modes and not founder and not joining.invited:
+    if "i" in room.modes and not founder and not invited:
         return Refusal.INVITE_ONLY
     if room.key is not None and joining.key != room.key and not founder:
         return Refusal.BAD_KEY
@@ -113,6 +121,13 @@ def admission(
     if rooms >= most:
         return Refusal.TOO_MANY_ROOMS
     return Member(joining.name, op=founder, since=joining.since)
+
+
+def invites_anew(pending: bool | None, op: bool) -> bool:
+    """Whether a store keeps an invitation (``op``: an operator's) where ``pending`` is (whether an
+    operator's; None: none): not where one that does as much is
+    (:meth:`~msgsvc.hub.contracts.RoomStore.invite`)."""
+    return pending is None or (op and not pending)
 
 
 def check_password_rules(password: str) -> str:

@@ -41,6 +41,10 @@ second).  The keys, all under ``msgsvc:``:
                                    of the room's bans, gone with any change of them (at most
                                    :data:`VERDICTS_MAX`)
 ``msgsvc:memberships:KEY``  set    the room keys the name is a member of (what a reset or a removal drops)
+``msgsvc:invites:ROOM``    hash    name key -> JSON ``[op, at]``: the invitations pending (an operator's
+                                   or not, made when), used up by :data:`ENTER` (at most
+                                   :data:`~msgsvc.hub.contracts.ROOM_INVITES_MAX`: a new one ends the oldest)
+``msgsvc:invited:KEY``     set     the room keys the name is invited to (what :data:`UNINVITE` ends)
 =========================  ======  =================================================
 
 A key made of a name (``KEY``), a conversation (``CONV``) or a room (``ROOM``: ``#`` and its name, lower
@@ -73,6 +77,7 @@ from twisted.python.failure import Failure
 
 from msgsvc.auth.store import Reset, StillOnline
 from msgsvc.hub.contracts import (
+    ROOM_INVITES_MAX,
     Ban,
     Enqueue,
     Joining,
@@ -107,7 +112,20 @@ LAYOUT = f"{PREFIX}layout"
 ROOMS, ROOM_SETTINGS, ROOMS_VERSION = f"{PREFIX}rooms", f"{PREFIX}rooms:settings", f"{PREFIX}rooms:version"
 
 #: The prefixes of the keys made of a name, a conversation or a room: no other key starts with one.
-NAMED = QUEUE, HISTORY, CONVERSATIONS, READS, MEMBERS, BANS, VERDICTS, MEMBERSHIPS, SESSIONS, RECEIVER = (
+NAMED = (
+    QUEUE,
+    HISTORY,
+    CONVERSATIONS,
+    READS,
+    MEMBERS,
+    BANS,
+    VERDICTS,
+    MEMBERSHIPS,
+    INVITES,
+    INVITED,
+    SESSIONS,
+    RECEIVER,
+) = (
     f"{PREFIX}{family}:"
     for family in (
         "queue",
@@ -118,6 +136,8 @@ NAMED = QUEUE, HISTORY, CONVERSATIONS, READS, MEMBERS, BANS, VERDICTS, MEMBERSHI
         "bans",
         "verdicts",
         "memberships",
+        "invites",
+        "invited",
         "sessions",
         "receiver",
     )
@@ -167,6 +187,14 @@ def verdicts_key(room: str) -> str:
 
 def memberships_key(key: str) -> str:
     return f"{MEMBERSHIPS}{key}"
+
+
+def invites_key(room: str) -> str:
+    return f"{INVITES}{room}"
+
+
+def invited_key(key: str) -> str:
+    return f"{INVITED}{key}"
 
 
 # sender_of(member): the name key of a queued message's sender (names are ASCII: lower case is the key).
@@ -716,14 +744,17 @@ return count
 
 
 # drop_room(room): a room forgotten, with its members (and their memberships of it), its bans and their
-# verdicts.
+# verdicts, its invitations (and the names' of it).
 DROP_ROOM = """
 local function drop_room(room)
-  local members = 'msgsvc:members:' .. room
+  local members, invites = 'msgsvc:members:' .. room, 'msgsvc:invites:' .. room
   for _, key in ipairs(redis.call('HKEYS', members)) do
     redis.call('SREM', 'msgsvc:memberships:' .. key, room)
   end
-  redis.call('DEL', members, 'msgsvc:bans:' .. room, 'msgsvc:verdicts:' .. room)
+  for _, key in ipairs(redis.call('HKEYS', invites)) do
+    redis.call('SREM', 'msgsvc:invited:' .. key, room)
+  end
+  redis.call('DEL', members, invites, 'msgsvc:bans:' .. room, 'msgsvc:verdicts:' .. room)
   redis.call('HDEL', 'msgsvc:rooms', room)
   redis.call('HDEL', 'msgsvc:rooms:settings', room)
 end
@@ -984,17 +1015,52 @@ local function banned(bans, identities)
 end
 """
 
+# Keeps an invitation to a room, unless one that does as much is pending (msgsvc.hub.rules.invites_anew);
+# past `most` of the room's, the oldest (by time, then name key) ends.
+INVITE = Script(
+    """
+-- KEYS: the rooms, the room's invitations, the name's.  ARGV: room, name key, JSON [op, at], most.
+-- Returns 1 (kept), 0 (pending already: nothing written) or -1 (no such room).
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return -1 end
+local op, pending = cjson.decode(ARGV[3])[1], redis.call('HGET', KEYS[2], ARGV[2])
+if pending and (cjson.decode(pending)[1] or not op) then return 0 end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+redis.call('SADD', KEYS[3], ARGV[1])
+if redis.call('HLEN', KEYS[2]) > tonumber(ARGV[4]) then
+  local flat, oldest, at = redis.call('HGETALL', KEYS[2]), nil, nil
+  for i = 1, #flat, 2 do
+    local t = cjson.decode(flat[i + 1])[2]
+    if not oldest or t < at or (t == at and flat[i] < oldest) then oldest, at = flat[i], t end
+  end
+  redis.call('HDEL', KEYS[2], oldest)
+  redis.call('SREM', 'msgsvc:invited:' .. oldest, ARGV[1])
+end
+return 1
+"""
+)
+
+# A name is free: its invitations to every room end.  KEYS: the name's invitations; ARGV: name key.
+UNINVITE = Script(
+    """
+for _, room in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  redis.call('HDEL', 'msgsvc:invites:' .. room, ARGV[1])
+end
+return redis.call('DEL', KEYS[1])
+"""
+)
+
 # Who enters a room, decided from what Redis keeps at that moment, as msgsvc.hub.rules.admission decides.
 ENTER = Script(
     ENTRIES
     + GLOB
     + """
 -- KEYS: the rooms, their settings, the room's members, its bans, the name's memberships, the accounts,
--- the bans' verdicts.  ARGV: room, name key, JSON [name, since, key given, invited, [mask...]], limit,
--- most, the verdicts kept at most.  The bans' verdict on the masks is kept (a JOIN/PART loop costs an
--- HGET), until the bans change or the verdicts of as many identities are kept (then they start again).
--- Returns {member} (kept now, or already), or 'gone' / 'banned' / 'invite' / 'key' / 'full' / 'many'
--- (nothing kept).
+-- the bans' verdicts, the room's invitations, the name's.  ARGV: room, name key, JSON [name, since, key
+-- given, [mask...]], limit, most, the verdicts kept at most.  The bans' verdict on the masks is kept (a
+-- JOIN/PART loop costs an HGET), until the bans change or the verdicts of as many identities are kept
+-- (then they start again).  An operator's invitation pending lets the name past the bans and +i; any
+-- invitation of the name ends as it enters.  Returns {member} (kept now, or already), or 'gone' /
+-- 'banned' / 'invite' / 'key' / 'full' / 'many' (nothing kept).
 local entry = redis.call('HGET', KEYS[1], ARGV[1])
 if not entry then return 'gone' end
 local kept = redis.call('HGET', KEYS[3], ARGV[2])
@@ -1003,12 +1069,14 @@ local j, s = cjson.decode(ARGV[3]), cjson.decode(redis.call('HGET', KEYS[2], ARG
 local founder = cjson.decode(entry)[3]
 local founded = type(founder) == 'string' and string.lower(founder) == ARGV[2]
   and redis.call('HEXISTS', KEYS[6], ARGV[2]) == 1
-if not j[4] then
-  local masks = cjson.encode(j[5])
+local invite = redis.call('HGET', KEYS[8], ARGV[2])
+local invited = invite and cjson.decode(invite)[1]
+if not invited then
+  local masks = cjson.encode(j[4])
   local verdict = redis.call('HGET', KEYS[7], masks)
   if not verdict then
     local bans = redis.call('HKEYS', KEYS[4])
-    verdict = banned(bans, j[5]) and 'banned' or 'in'
+    verdict = banned(bans, j[4]) and 'banned' or 'in'
     if #bans > 0 then
       if redis.call('HLEN', KEYS[7]) >= tonumber(ARGV[6]) then redis.call('DEL', KEYS[7]) end
       redis.call('HSET', KEYS[7], masks, verdict)
@@ -1016,7 +1084,7 @@ if not j[4] then
   end
   if verdict == 'banned' then return 'banned' end
 end
-if not founded and string.find(s[4], 'i', 1, true) and not j[4] then return 'invite' end
+if not founded and string.find(s[4], 'i', 1, true) and not invited then return 'invite' end
 if not founded and type(s[5]) == 'string' and s[5] ~= j[3] then return 'key' end
 local limit = tonumber(ARGV[4])
 if not founded and type(s[6]) == 'number' then limit = math.min(limit, s[6]) end
@@ -1025,6 +1093,10 @@ if redis.call('SCARD', KEYS[5]) >= tonumber(ARGV[5]) then return 'many' end
 local m = member({j[1], founded, false, j[2], 0})
 redis.call('HSET', KEYS[3], ARGV[2], m)
 redis.call('SADD', KEYS[5], ARGV[1])
+if invite then
+  redis.call('HDEL', KEYS[8], ARGV[2])
+  redis.call('SREM', KEYS[9], ARGV[1])
+end
 return {m}
 """
 )
@@ -1552,9 +1624,17 @@ class RedisState(Service):
         told = [[change, arg] for change, arg in changes]
         return self.redis.script(SET_MODES, keys, [room, named, self.node, by, told]).addCallback(read)
 
+    def invite(self, room: str, name: str, op: bool, at: float) -> Deferred[bool | None]:
+        keys = [ROOMS, invites_key(room), invited_key(name)]
+        invited = self.redis.script(INVITE, keys, [room, name, json.dumps([op, at]), ROOM_INVITES_MAX])
+        return invited.addCallback(lambda kept: None if int(kept) < 0 else bool(int(kept)))
+
+    def uninvite(self, name: str) -> Deferred[None]:
+        return self.redis.script(UNINVITE, [invited_key(name)], [name]).addCallback(lambda _: None)
+
     def enter(self, room: str, joining: Joining, limit: int, most: int) -> Deferred[Refusal | Member]:
         key = username_key(joining.name)
-        asked = [joining.name, joining.since, joining.key, joining.invited, list(joining.masks)]
+        asked = [joining.name, joining.since, joining.key, list(joining.masks)]
 
         def answered(answer: str | list[str]) -> Refusal | Member:
             return Member(*json.loads(answer[0])) if isinstance(answer, list) else _REFUSED[answer]
@@ -1569,6 +1649,8 @@ class RedisState(Service):
                 memberships_key(key),
                 ACCOUNTS,
                 verdicts_key(room),
+                invites_key(room),
+                invited_key(key),
             ],
             [room, key, json.dumps(asked), limit, most, VERDICTS_MAX],
         ).addCallback(answered)

@@ -23,6 +23,7 @@ from twisted.python.threadpool import ThreadPool
 
 from msgsvc.auth.store import Reset
 from msgsvc.hub.contracts import (
+    ROOM_INVITES_MAX,
     Ban,
     Enqueue,
     Joining,
@@ -39,7 +40,7 @@ from msgsvc.hub.contracts import (
     topic_stamp,
 )
 from msgsvc.hub.ids import message_id_floor, message_id_text, message_id_value
-from msgsvc.hub.rules import admission, mask_key, room_key, username_key
+from msgsvc.hub.rules import admission, invites_anew, mask_key, room_key, username_key
 from msgsvc.state import Snapshot, StoreError
 from msgsvc.state.historyindex import HistoryIndex
 
@@ -285,6 +286,12 @@ class Database:
         check = db.execute("PRAGMA quick_check").fetchone()[0]
         if check != "ok":
             raise sqlite3.DatabaseError(f"integrity check failed: {check}")
+        # The rooms' invitations: this connection's own (a TEMP table), written in the rooms' transactions
+        # and gone with the server, as an IRC server's are (RoomStore.invite).
+        db.execute(
+            "CREATE TEMP TABLE room_invites (room TEXT, key TEXT, op INTEGER, at REAL, PRIMARY KEY (room, key))"
+        )
+        db.execute("CREATE INDEX temp.room_invites_by_name ON room_invites (key)")
 
     def _migrate(self, version: int) -> None:
         """Bring a file at schema ``version`` (0: new) to :data:`SCHEMA_VERSION`, all or nothing."""
@@ -647,7 +654,8 @@ class Database:
         return 0 if (room,) in rooms else len(rooms)
 
     def delete_room(self, room: str) -> None:
-        for table, column in (("rooms", "key"), ("room_members", "room"), ("room_bans", "room")):
+        tables = (("rooms", "key"), ("room_members", "room"), ("room_bans", "room"), ("room_invites", "room"))
+        for table, column in tables:
             self._db.execute(f"DELETE FROM {table} WHERE {column} = ?", (room,))
 
     def vacate_room(self, room: str) -> bool:
@@ -719,6 +727,27 @@ class Database:
             + (member.version, room),
         )
 
+    def invite(self, room: str, name: str, op: bool, at: float) -> bool | None:
+        """RoomStore.invite: the oldest (by ``at``, then name key) of more than :data:`ROOM_INVITES_MAX` ends."""
+        db = self._db
+        if db.execute("SELECT 1 FROM rooms WHERE key = ?", (room,)).fetchone() is None:
+            return None
+        kept = db.execute("SELECT op FROM room_invites WHERE room = ? AND key = ?", (room, name)).fetchone()
+        if not invites_anew(None if kept is None else bool(kept[0]), op):
+            return False
+        db.execute("INSERT OR REPLACE INTO room_invites VALUES (?, ?, ?, ?)", (room, name, op, at))
+        count = db.execute("SELECT count(*) FROM room_invites WHERE room = ?", (room,)).fetchone()[0]
+        if count > ROOM_INVITES_MAX:
+            db.execute(
+                "DELETE FROM room_invites WHERE room = ?1 AND key = "
+                "(SELECT key FROM room_invites WHERE room = ?1 ORDER BY at, key LIMIT 1)",
+                (room,),
+            )
+        return True
+
+    def uninvite(self, name: str) -> None:
+        self._db.execute("DELETE FROM room_invites WHERE key = ?", (name,))
+
     def enter(self, room: str, joining: Joining, limit: int, most: int) -> Refusal | Member:
         """RoomStore.enter: as :func:`~msgsvc.hub.rules.admission` decides from what is kept."""
         settings = self._db.execute(
@@ -739,9 +768,13 @@ class Database:
         record.bans = {str(folded): Ban(mask, by, at) for folded, mask, by, at in bans}
         members = self._db.execute("SELECT count(*) FROM room_members WHERE room = ?", (room,)).fetchone()[0]
         protected = self._db.execute("SELECT 1 FROM accounts WHERE key = ?", (key,)).fetchone() is not None
-        answer = admission(joining, record, protected, members, self._in_rooms(key, room), limit, most)
+        invites = self._db.execute("SELECT op FROM room_invites WHERE room = ? AND key = ?", (room, key))
+        invited = bool((invites.fetchone() or (False,))[0])
+        rooms = self._in_rooms(key, room)
+        answer = admission(joining, record, invited, protected, members, rooms, limit, most)
         if isinstance(answer, Member):
             self._put_member(room, answer)
+            self._db.execute("DELETE FROM room_invites WHERE room = ? AND key = ?", (room, key))  # used up
         return answer
 
     def remove_member(self, room: str, name: str) -> None:
@@ -1075,6 +1108,12 @@ class SqliteStore(Service):
         self, room: str, changes: Sequence[ModeChange], by: str, at: float
     ) -> Deferred[ModesKept | None]:
         return self._batched(lambda db: db.set_modes(room, changes, by, at))
+
+    def invite(self, room: str, name: str, op: bool, at: float) -> Deferred[bool | None]:
+        return self._batched(lambda db: db.invite(room, name, op, at))
+
+    def uninvite(self, name: str) -> Deferred[None]:
+        return self._batched(lambda db: db.uninvite(name))
 
     def enter(self, room: str, joining: Joining, limit: int, most: int) -> Deferred[Refusal | Member]:
         return self._batched(lambda db: db.enter(room, joining, limit, most))

@@ -16,6 +16,7 @@ from twisted.python.failure import Failure
 from msgsvc.auth.store import Reset
 from msgsvc.client.protocol import ClientListener, ClientProtocol
 from msgsvc.hub.contracts import (
+    ROOM_INVITES_MAX,
     Ban,
     Enqueue,
     IUser,
@@ -36,7 +37,7 @@ from msgsvc.hub.contracts import (
 )
 from msgsvc.hub.conversations import participants
 from msgsvc.hub.ids import message_id_floor
-from msgsvc.hub.rules import admission, mask_key, oldest_first, room_key, username_key
+from msgsvc.hub.rules import admission, invites_anew, mask_key, oldest_first, room_key, username_key
 from msgsvc.hub.user import UNREGISTERED
 from msgsvc.state import Snapshot
 from msgsvc.state.redislink import RedisUnavailable
@@ -52,7 +53,8 @@ class MemoryStore(Service):
     operator reset; ``history`` the history by conversation, oldest first (entries are appended in id
     order, as one node makes them); ``since`` when each name key was last protected; ``reads`` each name
     key's read positions by conversation; ``rooms_kept`` the rooms by key (copies: what the hub changes
-    in its own records is not kept until it says so); with ``fail_rooms`` each room write fails.
+    in its own records is not kept until it says so), ``invites`` their invitations (room key -> name key
+    -> whether an operator's, when); with ``fail_rooms`` each room write fails.
     """
 
     where = "memory"
@@ -75,6 +77,7 @@ class MemoryStore(Service):
         self.since: dict[str, float] = {}
         self.reads: dict[str, dict[str, str]] = {}
         self.rooms_kept: dict[str, RoomRecord] = {}  # by room key, as written (copies)
+        self.invites: dict[str, dict[str, tuple[bool, float]]] = {}
         self.fail_rooms = False  # each room write fails
 
     def enqueue(self, message: Enqueue) -> Deferred[tuple[str, ...]]:
@@ -281,8 +284,11 @@ class MemoryStore(Service):
             return succeed(False)
         if any(self._in_rooms(name, room) >= most for name in record.members):
             return succeed(Refusal.TOO_MANY_ROOMS)
-        made = replace(deepcopy(record), invites={})
-        return self._room_write(lambda: self.rooms_kept.setdefault(room, made)).addCallback(lambda _: True)
+        def made() -> None:
+            self.rooms_kept[room] = deepcopy(record)
+            self.invites.pop(room, None)  # what a late write left of a room deleted
+
+        return self._room_write(made).addCallback(lambda _: True)
 
     def _in_rooms(self, name: str, room: str) -> int:
         """How many rooms the name key ``name`` is kept in; none if ``room`` is one of them."""
@@ -290,12 +296,16 @@ class MemoryStore(Service):
         return 0 if room in rooms else len(rooms)
 
     def delete_room(self, room: str) -> Deferred[None]:
-        return self._room_write(lambda: self.rooms_kept.pop(room, None))
+        return self._room_write(lambda: self._drop_room(room))
 
     def vacate_room(self, room: str) -> Deferred[bool]:
         kept = self.rooms_kept.get(room)
         stays = kept is not None and bool(kept.members)
-        return self._room_write(lambda: stays or self.rooms_kept.pop(room, None)).addCallback(lambda _: stays)
+        return self._room_write(lambda: stays or self._drop_room(room)).addCallback(lambda _: stays)
+
+    def _drop_room(self, room: str) -> None:
+        self.rooms_kept.pop(room, None)
+        self.invites.pop(room, None)
 
     def set_room(self, record: RoomRecord) -> Deferred[None]:
         def change() -> None:
@@ -335,6 +345,28 @@ class MemoryStore(Service):
         bans = oldest_first(kept.bans.values())
         return succeed(ModesKept(kept.modes, kept.key, kept.limit, kept.version, written, bans))
 
+    def invite(self, room: str, name: str, op: bool, at: float) -> Deferred[bool | None]:
+        if room not in self.rooms_kept:
+            return succeed(None)
+        pending = self.invites.get(room, {}).get(name)
+        if not invites_anew(None if pending is None else pending[0], op):
+            return succeed(False)
+
+        def kept() -> None:
+            invites = self.invites.setdefault(room, {})
+            invites[name] = (op, at)
+            if len(invites) > ROOM_INVITES_MAX:
+                del invites[min(invites, key=lambda k: (invites[k][1], k))]
+
+        return self._room_write(kept).addCallback(lambda _: True)
+
+    def uninvite(self, name: str) -> Deferred[None]:
+        def ended() -> None:
+            for invites in self.invites.values():
+                invites.pop(name, None)
+
+        return self._room_write(ended)
+
     def enter(self, room: str, joining: Joining, limit: int, most: int) -> Deferred[Refusal | Member]:
         kept = self.rooms_kept.get(room)
         if kept is None:
@@ -343,12 +375,17 @@ class MemoryStore(Service):
         if key in kept.members:
             return succeed(replace(kept.members[key]))
         rooms = self._in_rooms(key, room)
-        answer = admission(joining, kept, key in self.hashes, len(kept.members), rooms, limit, most)
+        invited = self.invites.get(room, {}).get(key, (False, 0.0))[0]
+        answer = admission(joining, kept, invited, key in self.hashes, len(kept.members), rooms, limit, most)
         if isinstance(answer, Refusal):
             return succeed(answer)
         member = answer
-        entered = self._in_room(room, lambda record: record.members.__setitem__(key, replace(member)))
-        return entered.addCallback(lambda _: member)
+
+        def entered(record: RoomRecord) -> None:
+            record.members[key] = replace(member)
+            self.invites.get(room, {}).pop(key, None)  # used up
+
+        return self._in_room(room, entered).addCallback(lambda _: member)
 
     def remove_member(self, room: str, name: str) -> Deferred[None]:
         return self._in_room(room, lambda kept: kept.members.pop(username_key(name), None))
