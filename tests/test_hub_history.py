@@ -262,6 +262,26 @@ class KeepingTests(HistoryTestCase):
         counts = [line.split(" (")[0] for line in gave_up]
         self.assertEqual(counts, [f"history: gave up {n} messages" for n in (2, 4, 3)])
 
+    def test_messages_queued_while_the_store_fails_do_not_each_hand_it_the_whole_backlog(self) -> None:
+        """attack37 F1: while the history waits to ask the store again (Redis away), each message to an
+        offline protected name (write_now, before its queueing) handed the store every message waiting
+        again at once and logged a warning: 6.4 ms of the reactor a SEND with 10,000 waiting (pure
+        build), one warning line a SEND (18 a second from one client, real sockets, Redis stopped).
+        What waits goes to the store once a try; a queued message's own entry goes with the next."""
+        self.protect("Old")
+        asked = self.failing_appends(-1)
+        for text in "123":
+            self.alice.user.send(["bob"], text)
+        self.pass_ends()  # fails: asked again in 0.2 s
+        with capturedLogs() as events:
+            for text in "abcde":
+                self.alice.user.send(["old"], text)  # each queued, each write_now
+            self.tick(0.1)
+        handed = sum(len(texts) for _, texts in asked[1:])
+        self.assertLessEqual(handed, 3 + 5, f"the store was handed {handed} entries in {len(asked) - 1} appends")
+        warnings = [formatEvent(e) for e in events if "could not keep" in formatEvent(e)]
+        self.assertLessEqual(len(warnings), 1, warnings)
+
     def test_a_stopped_history_does_not_ask_again(self) -> None:
         asked = self.failing_appends(-1)
         self.alice.user.send(["bob"], "last words")
