@@ -78,9 +78,13 @@ class History(Service):
 
     def write_now(self) -> Deferred[None] | None:
         """Hand the store what waits for the end of the pass now (None if nothing waits): a message about
-        to be queued has its history in the same group commit as its queueing, or an earlier one."""
+        to be queued has its history in the same group commit as its queueing, or an earlier one.  While
+        the store fails, only this pass's messages: what it failed to take waits for its next try."""
         if self._write_call is None:
             return None
+        if self._retry:
+            batch, self._keeping = self._keeping, []
+            return self._append(batch, paced=False)
         self._write_call.cancel()
         return self._write()
 
@@ -90,9 +94,14 @@ class History(Service):
         self._write_call = None
         batch, self._keeping = [*self._unwritten, *self._keeping], []
         self._unwritten = []
+        return self._append(batch, paced=True)
+
+    def _append(self, batch: list[Stored], paced: bool) -> Deferred[None]:
+        """Append ``batch``; if the store fails, what is still recent waits for the next try, which a
+        ``paced`` append (not one of :meth:`write_now`'s while the store fails) sets, and says so."""
 
         def written(_: None) -> None:
-            if self._retry:
+            if paced and self._retry:
                 self.log.info("history: the store takes messages again ({n} written late)", n=len(batch))
                 self._retry = 0.0
 
@@ -108,6 +117,8 @@ class History(Service):
             over = len(unwritten) - self.policy.backlog
             self._give_up(unwritten[:over], f"over the {self.policy.backlog} kept to try again")
             self._unwritten = unwritten[max(over, 0) :]
+            if not paced and self._retry:  # the next try is set already
+                return
             self._retry = min(2 * self._retry, RETRY_MOST) if self._retry else RETRY_FIRST
             self.log.warn(
                 "could not keep {count} messages in the history: {why}; trying again in {retry:g} s",
