@@ -278,7 +278,7 @@ class KeepingTests(HistoryTestCase):
                 self.alice.user.send(["old"], text)  # each queued, each write_now
             self.tick(0.1)
         handed = sum(len(texts) for _, texts in asked[1:])
-        self.assertLessEqual(handed, 3 + 5, f"the store was handed {handed} entries in {len(asked) - 1} appends")
+        self.assertLessEqual(handed, 3 + 5, f"handed {handed} entries in {len(asked) - 1} appends")
         warnings = [formatEvent(e) for e in events if "could not keep" in formatEvent(e)]
         self.assertLessEqual(len(warnings), 1, warnings)
 

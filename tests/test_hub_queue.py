@@ -105,6 +105,26 @@ class DeliveryTests(OfflineTestCase):
         self.lose(bob)
         self.assertEqual(self.bob_logs_in()[2], [])  # nothing twice
 
+    def test_what_waited_comes_once_the_store_answers_again_after_it_failed_at_login(self) -> None:
+        """attack37 F2: a protected name that logs in while the store fails to read its queue (SQLite's
+        file locked by another program) never gets what waited for it in that session, however long it
+        stays: real sockets, a 70 s lock, a login 23 s into it: no DELAYED in the 38 s after the lock
+        ended; its 10 queued messages came only at the next login."""
+        sent_at = self.server.clock.seconds()
+        self.send("SEND bob :first")
+        backlog = self.server.store.backlog
+        locked = OSError("database is locked")
+        self.server.store.backlog = lambda *a: fail(locked)  # type: ignore[method-assign]
+        bob, b, after_log = self.bob_logs_in()
+        self.assertEqual(after_log, [])
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+        self.server.store.backlog = backlog  # type: ignore[method-assign]
+        for _ in range(60):
+            self.server.clock.advance(1)
+            self.server.end_of_pass()
+        delayed = f"DELAYED 1 {format_time(sent_at)} alice unicast bob :first"
+        self.assertEqual(lines(b)[-2:], [delayed, "ENDDELAYED 0"])
+
     def test_unacknowledged_messages_come_again(self) -> None:
         self.send("SEND bob :first")
         bob, _, after_log = self.bob_logs_in()
