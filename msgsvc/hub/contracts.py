@@ -232,6 +232,16 @@ class Page:
     more: bool
 
 
+#: The store's failed write or read that the hub asks again: after RETRY_FIRST seconds, then after twice as
+#: long each time it fails, up to RETRY_MOST (:func:`retry_after`).
+RETRY_FIRST, RETRY_MOST = 0.2, 5.0
+
+
+def retry_after(waited: float) -> float:
+    """Seconds before the next try of what failed again after ``waited`` seconds (0: at its first try)."""
+    return min(2 * waited, RETRY_MOST) if waited else RETRY_FIRST
+
+
 @dataclass(frozen=True)
 class HistoryPolicy:
     """What the history keeps and serves (the documented defaults)."""

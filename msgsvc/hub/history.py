@@ -27,7 +27,17 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from msgsvc.hub.contracts import HistoryPolicy, HistoryStore, Message, Page, Refusal, Refused, Stored, Summary
+from msgsvc.hub.contracts import (
+    HistoryPolicy,
+    HistoryStore,
+    Message,
+    Page,
+    Refusal,
+    Refused,
+    Stored,
+    Summary,
+    retry_after,
+)
 from msgsvc.hub.conversations import ALL, conversation_key, participants
 from msgsvc.hub.ids import message_id_floor
 from msgsvc.hub.rules import is_valid_username, username_key
@@ -36,8 +46,6 @@ from msgsvc.hub.rules import is_valid_username, username_key
 UNREAD_CAP = 100
 #: Direct conversations a version 10 catch-up brings at most (the newest with unread entries).
 CATCH_UP_CONVERSATIONS = 20
-#: Seconds before a failed append is asked again, doubling each time it fails, up to the most.
-RETRY_FIRST, RETRY_MOST = 0.2, 5.0
 
 
 class History(Service):
@@ -90,7 +98,7 @@ class History(Service):
 
     def _write(self) -> Deferred[None]:
         """Hand the store what :meth:`keep` was given since the last pass, after what it failed to take
-        before, in one append; if it fails, try again later (:data:`RETRY_FIRST`)."""
+        before, in one append; if it fails, try again later (:func:`~msgsvc.hub.contracts.retry_after`)."""
         self._write_call = None
         batch, self._keeping = [*self._unwritten, *self._keeping], []
         self._unwritten = []
@@ -119,7 +127,7 @@ class History(Service):
             self._unwritten = unwritten[max(over, 0) :]
             if not paced and self._retry:  # the next try is set already
                 return
-            self._retry = min(2 * self._retry, RETRY_MOST) if self._retry else RETRY_FIRST
+            self._retry = retry_after(self._retry)
             self.log.warn(
                 "could not keep {count} messages in the history: {why}; trying again in {retry:g} s",
                 count=len(self._unwritten),

@@ -9,7 +9,17 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from msgsvc.hub.contracts import Enqueue, Message, Network, Queued, QueuePolicy, Report, Store, UserRecord
+from msgsvc.hub.contracts import (
+    Enqueue,
+    Message,
+    Network,
+    Queued,
+    QueuePolicy,
+    Report,
+    Store,
+    UserRecord,
+    retry_after,
+)
 from msgsvc.hub.events import Event, QueueChanged
 from msgsvc.hub.rules import username_key
 from msgsvc.hub.session import Account, Session
@@ -73,11 +83,12 @@ class OfflineQueue:
 
         return self._store.enqueue(request).addCallbacks(queued, failed)
 
-    def deliver_backlog(self, session: Session) -> None:
+    def deliver_backlog(self, session: Session, waited: float = 0.0) -> None:
         """Send the online ``session`` the next page of what waited for its name (none: nothing, and it
-        lets the backlog go), unless another session of the name, here or on another node, receives it."""
+        lets the backlog go), unless another session of the name, here or on another node, receives it.
+        If the store cannot read it, asked again (``waited``: the wait before this try) while it is online."""
         account = session.account
-        if session.reading or session.unacknowledged or not account.record.protected:
+        if session.gone or session.reading or session.unacknowledged or not account.record.protected:
             return
         if account.receiver not in (None, session):
             return
@@ -109,7 +120,10 @@ class OfflineQueue:
             session.reading = False
             if account.receiver is session:
                 account.receiver = None
-            self.log.failure("could not read the messages waiting for {name}", failure, name=name)
+            wait = retry_after(waited)
+            why = "could not read the messages waiting for {name}; trying again in {wait:g} s"
+            self.log.failure(why, failure, name=name, wait=wait)
+            self._clock.callLater(wait, self.deliver_backlog, session, wait)
 
         read = self._store.backlog(name, session.delivered_through, now - self.policy.age, self.policy.page)
         read.addCallback(got).addErrback(failed)
@@ -138,20 +152,32 @@ class OfflineQueue:
             return
 
     def acknowledge(self, session: Session, up_to: int) -> None:
-        """``session`` has the queued messages up to id ``up_to``: drop them; send the next page."""
+        """``session`` has the queued messages up to id ``up_to``: drop them; send the next page.  If the
+        store cannot drop them, asked again while the session is online."""
         name = session.record.name
         whole_page = session.unacknowledged and up_to >= session.delivered_through
         if whole_page:
             session.unacknowledged = False  # a second ACK of it brings nothing more
+        through = min(up_to, session.delivered_through)
 
-        def dropped(left: int) -> None:
-            self.set_waiting(name, left)
-            if whole_page and not session.gone:
-                self.deliver_backlog(session)
+        def drop(waited: float) -> None:
+            if waited and session.gone:  # its next login gets what was not dropped, again
+                return
 
-        self._store.acknowledge(name, min(up_to, session.delivered_through)).addCallbacks(
-            dropped, lambda f: self.log.failure("could not drop what {name} received", f, name=name)
-        )
+            def dropped(left: int) -> None:
+                self.set_waiting(name, left)
+                if whole_page:
+                    self.deliver_backlog(session)
+
+            def failed(failure: Failure) -> None:
+                wait = retry_after(waited)
+                why = "could not drop what {name} received; trying again in {wait:g} s"
+                self.log.failure(why, failure, name=name, wait=wait)
+                self._clock.callLater(wait, drop, wait)
+
+            self._store.acknowledge(name, through).addCallbacks(dropped, failed)
+
+        drop(0.0)
 
     def set_waiting(self, name: str, count: int) -> None:
         """Note that ``count`` messages wait for ``name``, telling the observers if that changed."""
