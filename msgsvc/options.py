@@ -276,6 +276,13 @@ class Options(usage.Options):
             _positive,
         ],
         [
+            "new-groups-per-day",
+            None,
+            HistoryPolicy.new_groups,
+            "Group conversations (three names or more) one name may open a day; a multicast past it is refused.",
+            _positive,
+        ],
+        [
             "queue-max",
             None,
             QueuePolicy.limit,
@@ -437,7 +444,7 @@ class Options(usage.Options):
         return hourly_rate(self["new-rooms-per-hour"])
 
     def history(self) -> HistoryPolicy:
-        return HistoryPolicy(days=self["history-days"], keep=self["history-max"])
+        return HistoryPolicy(days=self["history-days"], keep=self["history-max"], new_groups=self["new-groups-per-day"])
 
     def limits(self) -> Limits:
         return Limits(

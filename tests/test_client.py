@@ -52,7 +52,7 @@ class ProtocolTestCase(SynchronousTestCase):
 
 class ClientProtocolTests(ProtocolTestCase):
     def test_says_hello_on_connect(self) -> None:
-        self.assertEqual(self.transport.value(), b"VERSION 12\r\nHELLO alice\r\n")
+        self.assertEqual(self.transport.value(), b"VERSION 13\r\nHELLO alice\r\n")
 
     def test_events(self) -> None:
         self.feed(
@@ -154,7 +154,7 @@ class LoginTests(PresenterTestCase):
     def test_connecting_then_connected(self) -> None:
         self.presenter.login(" alice ", "tcp:example.org:8123")
         self.assertEqual(self.view.last("show_status"), ("Connecting to example.org:8123 as alice…", False))
-        self.assertEqual(self.connection.sent(), ["VERSION 12", "HELLO alice"])
+        self.assertEqual(self.connection.sent(), ["VERSION 13", "HELLO alice"])
         self.connection.server_says(
             "WELCOME alice :hi", "USER alice online", "USER bob offline", "ENDUSERS 2"
         )
@@ -498,7 +498,7 @@ class ClientProtocolAccountTests(SynchronousTestCase):
         protocol = ClientProtocol("alice", listener, " two words ")  # type: ignore[arg-type]
         transport = StringTransport()
         protocol.makeConnection(transport)
-        self.assertEqual(transport.value(), b"VERSION 12\r\nHELLO alice : two words \r\n")
+        self.assertEqual(transport.value(), b"VERSION 13\r\nHELLO alice : two words \r\n")
         transport.clear()
         protocol.set_password("a new password")
         self.assertEqual(transport.value(), b"PASSWORD :a new password\r\n")
@@ -514,7 +514,7 @@ class ClientProtocolAccountTests(SynchronousTestCase):
 class AccountTests(PresenterTestCase):
     def test_a_password_goes_with_hello(self) -> None:
         self.presenter.login("alice", "tcp:127.0.0.1:8123", "alice's secret")
-        self.assertEqual(self.connection.sent(), ["VERSION 12", "HELLO alice :alice's secret"])
+        self.assertEqual(self.connection.sent(), ["VERSION 13", "HELLO alice :alice's secret"])
 
     def test_plain_tcp_to_another_host_warns_once_before_a_password_is_sent(self) -> None:
         self.presenter.login("alice", "tcp:example.org:8123", "alice's secret")
@@ -977,7 +977,7 @@ class HistoryTests(PresenterTestCase):
             "USER Carol online",
             "ENDUSERS 3",
         )
-        self.assertEqual(self.connection.sent(), ["VERSION 12", "HELLO alice", "CONVERSATIONS"])
+        self.assertEqual(self.connection.sent(), ["VERSION 13", "HELLO alice", "CONVERSATIONS"])
         self.connection.server_says(
             "ENDHISTORY #all 0 start",
             f"CONVERSATION alice,carol 01C {_millis(2026, 12, 2, 8, 43)}",
@@ -1086,7 +1086,7 @@ class HistoryTests(PresenterTestCase):
     def test_no_conversations_asked_of_a_server_keeping_no_history(self) -> None:
         self.presenter.login("alice", "tcp:example.org:8123")
         self.connection.server_says("VERSION 9 0", "WELCOME alice :hi", "USER alice online", "ENDUSERS 1")
-        self.assertEqual(self.connection.sent(), ["VERSION 12", "HELLO alice"])
+        self.assertEqual(self.connection.sent(), ["VERSION 13", "HELLO alice"])
 
     def test_days_as_headings_say_them(self) -> None:
         now = time.mktime((2026, 12, 2, 9, 30, 0, 0, 0, -1))

@@ -70,7 +70,7 @@ class ClientProtocolRoomTests(ProtocolTestCase):
     def test_a_version_12_servers_bans_are_masks(self) -> None:
         at = _millis(2026, 12, 2, 9, 0)
         self.feed(
-            "VERSION 12",
+            "VERSION 13",
             f"BAN #Dev *!*@192.0.2.* alice {at}",
             f"BAN #Dev bob!*@* alice {at}",
             f"BAN #Dev a!b!c alice {at}",  # no mask: skipped

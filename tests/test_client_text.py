@@ -100,7 +100,7 @@ class TextClientTests(SynchronousTestCase):
 
     def test_typed_ahead_lines_wait_for_the_welcome(self) -> None:
         self.type("bob", "b", "early bird")
-        self.assertEqual(self.connection.sent(), ["VERSION 12", "HELLO bob"])
+        self.assertEqual(self.connection.sent(), ["VERSION 13", "HELLO bob"])
         self.connection.server_says("WELCOME bob :hi", "USER bob online", "ENDUSERS 1")
         self.assertEqual(self.connection.sent(), ["BROADCAST :early bird"])
 
@@ -314,7 +314,7 @@ class TextAccountTests(SynchronousTestCase):
         self.assertTrue(self.view.hides_input())
         self.assertEqual(self.view.completions("/he"), [])  # nothing to complete in a password
         self.view.line(" /all spaces count ")  # as typed: not a command, not stripped
-        self.assertEqual(self.connection.sent(), ["VERSION 12", "HELLO alice : /all spaces count "])
+        self.assertEqual(self.connection.sent(), ["VERSION 13", "HELLO alice : /all spaces count "])
         self.assertEqual(self.view.prompt(), "(connecting) ")
 
     def test_a_refused_password_is_asked_again(self) -> None:

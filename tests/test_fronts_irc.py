@@ -1239,3 +1239,22 @@ class GlobTests(SynchronousTestCase):
             sys.settrace(tracing)
         self.assertGreater(steps, len(name))
         self.assertLess(steps, 10 * len(mask) * len(name))  # lines run: O(len(mask) * len(name))
+
+
+class NewGroupsTests(IrcTestCase):
+    """``--new-groups-per-day`` on IRC (attack36 F2): a PRIVMSG to nicks opening a group past it is
+    ``FAIL PRIVMSG TOO_MANY_NEW_GROUPS`` (IRCv3 standard replies, as CHATHISTORY's), and reaches nobody."""
+
+    def test_a_privmsg_opening_a_group_past_the_bound_fails(self) -> None:
+        self.harness.hub.history = History(self.harness.clock, self.harness.store, HistoryPolicy(new_groups=1))
+        self.harness.store.since["dave"] = 0.0
+        _, b = self.harness.register("bob")
+        self.harness.register("carol")
+        self.harness.register("erin")
+        dave = self.irc()
+        dave.register("dave", f"PASS :{PASSWORD}")
+        self.assertEqual(dave.send("PRIVMSG bob,carol :one"), [])
+        text = "you opened 1 new group conversations in a day, the most this server allows: send to a group you have, or try again later"
+        self.assertEqual(dave.send("PRIVMSG bob,erin :two"), [f":{SERVER} FAIL PRIVMSG TOO_MANY_NEW_GROUPS :{text}"])
+        self.assertEqual(dave.send("PRIVMSG carol,bob :three"), [])
+        self.assertEqual([line.rsplit(":", 1)[1] for line in lines(b) if line.startswith("MSG ")], ["one", "three"])

@@ -742,8 +742,8 @@ class Version9Tests(SynchronousTestCase):
 
     def test_version_is_answered_with_the_lower_version_and_the_days_kept(self) -> None:
         protocol, transport = self.server.connect()
-        protocol.dataReceived(b"VERSION 13\r\nVERSION 11\r\nVERSION 9\r\nVERSION 8\r\nversion 1\r\n")
-        self.assertEqual(lines(transport), ["VERSION 12 90", "VERSION 11 90", "VERSION 9 90", "VERSION 8 90", "VERSION 1 90"])
+        protocol.dataReceived(b"VERSION 14\r\nVERSION 11\r\nVERSION 9\r\nVERSION 8\r\nversion 1\r\n")
+        self.assertEqual(lines(transport), ["VERSION 13 90", "VERSION 11 90", "VERSION 9 90", "VERSION 8 90", "VERSION 1 90"])
         off = ServerHarness()
         protocol, transport = off.connect()
         protocol.dataReceived(b"VERSION 9\r\n")
@@ -1473,3 +1473,29 @@ class RoomLineTests(SynchronousTestCase):
         self.assertEqual(codes, ["ERROR INVITE_ONLY", "ERROR INVITE_ONLY"] + ["ERROR NO_SUCH_ROOM"] * 10 + ["ERROR HISTORY_FORBIDDEN"] * 2)
         self.assertEqual(got[len(said) :], ["ROOMINFO #dev 2 :", "ENDROOMS 1"])
         self.assertEqual(lines(self.a), [])
+
+
+class NewGroupsTests(SynchronousTestCase):
+    """``--new-groups-per-day`` on the line front (attack36 F2): a multicast opening a group past it is
+    ``ERROR TOO_MANY_NEW_GROUPS`` for a version 13 client, ``RATE_LIMITED`` (a code it knows) for an
+    older one, and reaches nobody."""
+
+    def test_a_multicast_past_the_senders_new_groups_is_refused_in_the_clients_version(self) -> None:
+        server = ServerHarness(history=HistoryPolicy(new_groups=1))
+        alice, a = server.register("alice", PASSWORD, version=13)
+        older, o = server.register("alice", PASSWORD, version=12)  # another session of the account
+        _, b = server.register("bob")
+        _, c = server.register("carol")
+        server.register("dave")
+        for transport in (a, o, b):
+            lines(transport)
+        alice.dataReceived(b"SEND bob,carol :first\r\nSEND bob,dave :second\r\n")
+        server.end_of_pass()
+        text = "you opened 1 new group conversations in a day, the most this server allows: send to a group you have, or try again later"
+        self.assertEqual(lines(a)[1:], [f"ERROR TOO_MANY_NEW_GROUPS :{text}"])
+        older.dataReceived(b"SEND carol,dave :third\r\nSEND bob,carol :to the group opened\r\n")
+        server.end_of_pass()
+        said = lines(o)
+        self.assertIn(f"ERROR RATE_LIMITED :{text}", said)
+        self.assertTrue(said[-1].startswith("SENT 2 "), said)
+        self.assertEqual([line.rsplit(":", 1)[1] for line in lines(b)], ["first", "to the group opened"])

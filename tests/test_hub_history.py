@@ -18,6 +18,7 @@ from msgsvc.hub.contracts import (
     Refusal,
     Refused,
     RemoteUser,
+    Report,
     Stored,
     UserRecord,
 )
@@ -324,6 +325,49 @@ class KeepingTests(HistoryTestCase):
             dave.user.catch_up(False),
         ):
             self.assertEqual(self.refusal(asked), Refusal.HISTORY_OFF)
+
+
+class NewGroupsTests(HistoryTestCase):
+    """attack36 F2 (issue 30): what one name adds to the history is bounded: it opens at most
+    ``--new-groups-per-day`` group conversations (three names or more) a day, counted by the store (so on
+    every node of a Redis service); past it a multicast to a new group is refused and reaches nobody."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.history = History(self.clock, self.store, HistoryPolicy(new_groups=2))
+        self.hub = self.make_hub()
+        self.alice, self.bob, self.carol, self.dave = (self.join(n) for n in ("alice", "bob", "carol", "dave"))
+        self.protect("alice")
+
+    def sent(self, sender: RecordingParticipant, names: list[str], text: str) -> Deferred[Report]:
+        report = sender.user.send(names, text)
+        return succeed(report) if isinstance(report, Report) else report
+
+    def test_a_name_past_its_new_groups_a_day_is_refused_a_new_one_and_nobody_gets_it(self) -> None:
+        for group in (["bob", "carol"], ["bob", "dave"]):
+            self.assertIsInstance(self.successResultOf(self.sent(self.alice, group, "hi")), Report)
+        self.assertEqual(self.refusal(self.sent(self.alice, ["carol", "dave"], "one more")), Refusal.TOO_MANY_NEW_GROUPS)
+        self.pass_ends()
+        self.assertEqual([m.text for m in self.carol.messages()], ["hi"])
+        self.assertEqual(self.kept(), {"alice,bob,carol": ["hi"], "alice,bob,dave": ["hi"]})
+        # A group it has, a unicast, and a group none of whose names is protected (nothing kept) go.
+        for names in (["carol", "bob"], ["dave"]):
+            self.successResultOf(self.sent(self.alice, names, "again"))
+        self.successResultOf(self.sent(self.bob, ["carol", "dave"], "unprotected"))
+        self.successResultOf(self.sent(self.bob, ["alice", "dave"], "bob's own count"))
+        self.tick(86_399.0)
+        self.assertEqual(self.refusal(self.sent(self.alice, ["carol", "dave"], "not yet")), Refusal.TOO_MANY_NEW_GROUPS)
+        self.tick(1.5)
+        self.successResultOf(self.sent(self.alice, ["carol", "dave"], "a day later"))
+
+    def test_the_count_is_the_stores_whichever_node_asks(self) -> None:
+        other = History(self.clock, self.store, HistoryPolicy(new_groups=2))
+        self.assertIsNone(self.successResultOf(self.history.open_group("alice", {"alice", "bob", "carol"})))
+        self.assertIsNone(self.successResultOf(other.open_group("Alice", {"alice", "bob", "dave"})))
+        refused = other.open_group("alice", {"alice", "carol", "dave"})
+        assert refused is not None
+        self.assertEqual(self.refusal(refused), Refusal.TOO_MANY_NEW_GROUPS)
+        self.assertIsNone(other.open_group("alice", {"alice", "bob"}))  # not a group
 
 
 class NodesTests(HistoryTestCase):

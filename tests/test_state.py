@@ -365,6 +365,24 @@ class HistoryContract(_Base):
         await self.state.remove("alice", "gone", LATER + 50.0)
         self.assertIsNone(await self.state.protected_since("alice"))
 
+    async def test_a_name_opens_at_most_its_bound_of_groups_a_day_and_may_send_to_any_with_a_history(self) -> None:
+        day = 86_400.0
+
+        async def opens(conversation: str, opener: str, at: float, most: int = 2) -> bool:
+            return await self.state.open_group(conversation, opener, at, at - day, most)
+
+        self.assertTrue(await opens("a,b,m", "m", 1000.0))
+        self.assertTrue(await opens("a,c,m", "m", 1001.0))
+        self.assertTrue(await opens("a,b,m", "m", 1002.0))  # opened already: not again
+        self.assertFalse(await opens("b,c,m", "m", 1003.0))  # a third
+        self.assertFalse(await opens("b,c,m", "m", 1003.0, most=0))
+        self.assertTrue(await opens("b,c,m", "x", 1003.0))  # each name its own
+        await self.kept(stored("b,c,d,m", "d", 1004.0))
+        self.assertTrue(await opens("b,c,d,m", "m", 1005.0))  # it has a history
+        self.assertTrue(await opens("b,c,m", "m", 1000.5 + day))  # a,b,m's day is over, not a,c,m's
+        self.assertFalse(await opens("c,d,m", "m", 1000.5 + day))
+        self.assertTrue(await opens("c,d,m", "m", 1001.5 + day))
+
     async def test_a_queued_message_keeps_its_id(self) -> None:
         id = message_id_floor(100.0)
         message = Enqueue(("bob",), "alice", "unicast", ("bob",), "hi", 100.0, 10, 0.0, *ROOM, message_id=id)

@@ -18,7 +18,7 @@ from msgsvc.wire import ProtocolError
 
 
 #: The protocol version this client speaks.
-VERSION = 12
+VERSION = 13
 #: The most ``CONVERSATION`` lines one answer holds (the protocol's limit): more are skipped.
 MAX_CONVERSATIONS = 100
 #: The most unread messages a ``CONVERSATION`` line counts (the server's cap): a larger count is this.

@@ -58,7 +58,8 @@ T = TypeVar("T")
 WELCOME_TEXT = "welcome to msgsvc"
 #: The protocol version this server speaks (docs/protocol.rst); a connection that does not say
 #: ``VERSION`` (or says less) speaks :data:`VERSION_8`'s lines.
-VERSION = 12
+VERSION = 13
+VERSION_13 = 13  # TOO_MANY_NEW_GROUPS (an older client gets RATE_LIMITED)
 VERSION_12 = 12  # room bans shown as masks
 VERSION_11 = 11  # rooms
 VERSION_10 = 10  # several sessions: read positions
@@ -209,7 +210,10 @@ class ServerProtocol(Session):
         return line.startswith((b"SEND ", b"BROADCAST "))  # answered by SENT or ERROR, in turn (a room's too)
 
     def refuse(self, reason: Refusal | Limit, text: str) -> None:
-        self._error(CODES[reason], self._in_words(reason, text))
+        code = CODES[reason]
+        if code is Code.TOO_MANY_NEW_GROUPS and self.version < VERSION_13:
+            code = Code.RATE_LIMITED  # a code it knows; the text says why
+        self._error(code, self._in_words(reason, text))
 
     def login_refused(self, refused: Refused) -> None:
         """Say why; then close, unless the server failed (UNAVAILABLE): the client may say HELLO again."""

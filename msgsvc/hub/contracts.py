@@ -51,6 +51,7 @@ class Refusal(Enum):
     HISTORY_OFF = auto()  # the server keeps no history (--history-days 0)
     HISTORY_FORBIDDEN = auto()  # a direct conversation's history, asked by an unprotected name or an outsider
     SESSIONS_FULL = auto()  # an account with --max-sessions sessions open
+    TOO_MANY_NEW_GROUPS = auto()  # a multicast opening a group past --new-groups-per-day of its sender's
     # Rooms (docs/protocol.rst "Rooms"):
     ROOM_INVALID = auto()  # not a room name
     NO_SUCH_ROOM = auto()  # no such room (or a secret one, asked by an outsider)
@@ -255,6 +256,7 @@ class HistoryPolicy:
     expire_every: float = 3600.0  # seconds between expiries
     backlog: int = 10_000  # entries the store failed to take, kept to ask again (the newest)
     retry_for: float = 60.0  # seconds after its sending an entry the store failed to take is asked again
+    new_groups: int = 100  # --new-groups-per-day: group conversations one name may open in a day
 
     @property
     def kept(self) -> bool:
@@ -696,6 +698,13 @@ class HistoryStore(Protocol):
 
     def history_size(self) -> Deferred[int]:
         """How many entries are kept, in all."""
+
+    def open_group(self, conversation: str, opener: str, at: float, since: float, most: int) -> Deferred[bool]:
+        """Whether the name key ``opener`` may send to the group ``conversation`` (a direct conversation
+        of three or more): True if it has a history, or was opened by ``opener`` at or after ``since``,
+        or ``opener`` opened fewer than ``most`` others since: then it counts as opened by ``opener`` at
+        ``at``; else False.  Opened groups are counted where every node sees them (they need not survive
+        a restart of the store); what was opened before ``since`` may be forgotten."""
 
     # Read positions: how far a protected name has read each conversation (an id, or any position); kept
     # until its password is dropped (``reset``) or the name is (``remove``), with the rest of its account.

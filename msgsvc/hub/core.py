@@ -536,7 +536,38 @@ class Hub:
         that answer, and if the network cannot answer, nobody gets it: the
         Deferred fails with Refused(UNAVAILABLE), as the call does at
         once when the network is known to be unreachable.
+
+        A multicast to a group (three names or more in the log, the sender's
+        with them) that has a protected one and that the sender did not send
+        to lately waits for the history to let it through
+        (:meth:`~msgsvc.hub.history.History.open_group`): then the report
+        comes as a Deferred, which fails with Refused(TOO_MANY_NEW_GROUPS)
+        if the group is new and the sender opened ``--new-groups-per-day``
+        groups in the last day: nobody gets it.
         """
+        if len(names) > 1:
+            keys = self._group_keys(sender, names)
+            opening = self.history.open_group(sender.record.name, keys) if self._protected_among(keys) else None
+            if opening is not None:
+
+                def opened(_: None) -> Report | Deferred[Report]:
+                    return self._send(sender, names, text, queue)
+
+                return opening.addCallback(opened)
+        return self._send(sender, names, text, queue)
+
+    def _group_keys(self, sender: Session, names: Sequence[str]) -> set[str]:
+        """The name keys of the conversation ``sender``'s message to ``names`` is kept in: the sender's
+        and those of the names online here or elsewhere or in the log (as :meth:`_send` finds them)."""
+        keys = {username_key(sender.record.name)}
+        for name in names:
+            key = username_key(name)
+            if key in self._log or self._online_account(key) is not None or self.nodes.elsewhere(key) is not None:
+                keys.add(key)
+        return keys
+
+    def _send(self, sender: Session, names: Sequence[str], text: str, queue: bool) -> Report | Deferred[Report]:
+        """:meth:`send`, the group let through."""
         targets: list[Account] = []
         elsewhere: dict[str, list[str]] = {}  # keys of recipients on other nodes, by node
         group: list[str] = []  # the names in the log, as it spells them
@@ -582,19 +613,19 @@ class Hub:
         through :meth:`Nodes.route`): its history goes to the store first, so what SENT calls queued is in
         the history after a crash (in the same group commit as its queueing, or an earlier one).  A direct
         conversation with no protected participant is not kept: nobody may ever read it."""
-        if message.kind is Kind.ROOM or self._protected_among(message):
+        if message.kind is Kind.ROOM or self._protected_among((message.sender, *message.recipients)):
             self.history.keep(message)
         if not absent:
             return report
         self.history.write_now()
         return self._queue.enqueue(message, absent, report)
 
-    def _protected_among(self, message: Message) -> bool:
-        """Whether a participant of ``message`` (a unicast or multicast) is protected, as this node knows:
-        only such a name may read a direct conversation's history, and only from its protection on
+    def _protected_among(self, names: Iterable[str]) -> bool:
+        """Whether one of ``names`` (a unicast's or multicast's participants) is protected, as this node
+        knows: only such a name may read a direct conversation's history, and only from its protection on
         (docs/protocol.rst "History"), so without one the history would keep what nobody may read."""
         log = self._log
-        for name in (message.sender, *message.recipients):
+        for name in names:
             record = log.get(username_key(name))
             if record is not None and record.protected:
                 return True

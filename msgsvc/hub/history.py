@@ -16,7 +16,7 @@ after the operator's resets).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -46,6 +46,10 @@ from msgsvc.hub.rules import is_valid_username, username_key
 UNREAD_CAP = 100
 #: Direct conversations a version 10 catch-up brings at most (the newest with unread entries).
 CATCH_UP_CONVERSATIONS = 20
+#: Seconds in which a name opens at most ``HistoryPolicy.new_groups`` groups (--new-groups-per-day).
+GROUP_WINDOW = 86_400.0
+#: Groups (sender, conversation) sent to lately that are let through again without asking the store.
+ADMITTED_MOST = 4096
 
 
 class History(Service):
@@ -66,6 +70,7 @@ class History(Service):
         self._write_call: IDelayedCall | None = None
         self._unwritten: list[Stored] = []  # what the store failed to take, oldest first
         self._retry = 0.0  # seconds to wait before the next append while the store fails; 0: it does not
+        self._admitted: dict[tuple[str, str], None] = {}  # groups let through lately, the oldest first
 
     # -- writing ---------------------------------------------------------
 
@@ -149,6 +154,37 @@ class History(Service):
                 last=entries[-1].id,
                 why=why,
             )
+
+    def open_group(self, sender: str, keys: Collection[str]) -> Deferred[None] | None:
+        """Whether ``sender`` may send to the group of the name keys ``keys`` (its own among them): None
+        if it may at once (not a group: two names or fewer; or a group let through lately); else a
+        Deferred that fires once the store says it may (:meth:`HistoryStore.open_group`: a group with
+        no history counts as opened by ``sender``), or fails with Refused: TOO_MANY_NEW_GROUPS past
+        ``policy.new_groups`` opened in :data:`GROUP_WINDOW`, UNAVAILABLE if the store cannot say."""
+        if len(keys) < 3:
+            return None
+        opener, most = username_key(sender), self.policy.new_groups
+        admitted = (opener, ",".join(sorted(keys)))
+        if admitted in self._admitted:
+            return None
+        at = self._clock.seconds()
+
+        def said(allowed: bool) -> None:
+            if not allowed:
+                raise Refused(
+                    Refusal.TOO_MANY_NEW_GROUPS,
+                    f"you opened {most} new group conversations in a day, the most this server allows:"
+                    " send to a group you have, or try again later",
+                )
+            self._admitted[admitted] = None
+            if len(self._admitted) > ADMITTED_MOST:
+                del self._admitted[next(iter(self._admitted))]
+
+        def failed(failure: Failure) -> None:
+            self.log.warn("could not count the groups {sender} opened: {why}", sender=sender, why=failure.getErrorMessage())
+            raise Refused(Refusal.UNAVAILABLE, "the server cannot send to a group now; try again later")
+
+        return self._store.open_group(admitted[1], opener, at, at - GROUP_WINDOW, most).addCallbacks(said, failed)
 
     def expire(self) -> Deferred[None]:
         """Drop the entries older than the policy keeps, and each conversation's past its newest ``keep``."""
@@ -344,6 +380,9 @@ class NoHistory(Service):
 
     def write_now(self) -> None:
         """Nothing waits."""
+
+    def open_group(self, sender: str, keys: Collection[str]) -> None:
+        """Any group: nothing is kept of it."""
 
     def size(self) -> Deferred[int]:
         return succeed(0)

@@ -28,6 +28,8 @@ second).  The keys, all under ``msgsvc:``:
 ``msgsvc:conversations:KEY``  zset  conversation -> its newest id's time (:func:`id_time_score`):
                                    the direct conversations of a name that have a history
 ``msgsvc:reads:KEY``       hash    conversation -> the name's read position in it (a message id)
+``msgsvc:opened:KEY``      zset    group conversation -> when the name opened it (:data:`OPEN_GROUP`), the
+                                   last day's (the key expires a day after the last)
 ``msgsvc:layout``          string  the keys' layout (2: the names' conversations by newest time; 3: bans
                                    by mask)
 ``msgsvc:rooms``           hash    room key -> JSON ``[name, created, founder]``: every room
@@ -64,6 +66,7 @@ from several nodes' clocks, out of order by a little, which a Stream (ids only g
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from json.encoder import encode_basestring_ascii as _json_string
@@ -125,6 +128,7 @@ NAMED = (
     INVITED,
     SESSIONS,
     RECEIVER,
+    OPENED,
 ) = (
     f"{PREFIX}{family}:"
     for family in (
@@ -140,6 +144,7 @@ NAMED = (
         "invited",
         "sessions",
         "receiver",
+        "opened",
     )
 )
 #: The most identities a room's ban verdicts are kept for (``msgsvc:verdicts:ROOM``): then they start again.
@@ -739,6 +744,24 @@ while count < cap do
   lower = '(' .. page[#page]
 end
 return count
+"""
+)
+
+
+# Whether a name may send to a group (a direct conversation of three or more): yes if it has a history,
+# or the name opened it in the window, or opened fewer than `most` others in it (then counted as opened).
+OPEN_GROUP = Script(
+    """
+-- KEYS: the newest ids, the name's groups opened; ARGV: conversation, at, since, most, seconds to keep.
+-- Returns 1 (may send) or 0.
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 1 end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[3])
+if not redis.call('ZSCORE', KEYS[2], ARGV[1]) then
+  if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then return 0 end
+  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+end
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+return 1
 """
 )
 
@@ -1545,6 +1568,11 @@ class RedisState(Service):
 
     def history_size(self) -> Deferred[int]:
         return self.redis.execute("GET", HISTORY_SIZE).addCallback(lambda n: int(n or 0))
+
+    def open_group(self, conversation: str, opener: str, at: float, since: float, most: int) -> Deferred[bool]:
+        keys = [HISTORIES, f"{OPENED}{opener}"]
+        args = [conversation, repr(at), repr(since), most, math.ceil(at - since) + 1]
+        return self.redis.script(OPEN_GROUP, keys, args).addCallback(lambda allowed: allowed == 1)
 
     # -- read positions (msgsvc.hub.contracts.HistoryStore) -----------------------------------
 

@@ -262,6 +262,8 @@ class Database:
         self._data_version = -1  # what PRAGMA data_version said when resets_after() last looked
         self._index: HistoryIndex | None = None  # built when first needed: history_index()
         self._index_purges = -1  # the history's purges it knows of
+        self._opened: dict[str, dict[str, float]] = {}  # each name key's groups opened: when (open_group)
+        self._opened_since = 0.0  # what open_group was last asked since: older openings are forgotten
         self._in_batch = False
         try:
             self._setup()
@@ -544,7 +546,10 @@ class Database:
 
     def expire_history(self, oldest: float, keep: int) -> int:
         """Drop the entries sent before ``oldest`` and each conversation's past its newest ``keep``; how
-        many (the history's oldest end, then a look at each conversation's count)."""
+        many (the history's oldest end, then a look at each conversation's count).  The names that opened
+        no group since what :meth:`open_group` was last asked are forgotten."""
+        since = self._opened_since
+        self._opened = {k: o for k, o in self._opened.items() if any(when >= since for when in o.values())}
         index, floor = self.history_index(), message_id_floor(oldest)
         expired = self._db.execute("DELETE FROM history WHERE id < ? RETURNING conversation", (floor,))
         bound = message_id_value(floor)
@@ -569,6 +574,22 @@ class Database:
     def history_size(self) -> int:
         """How many entries are kept, in all."""
         return self.history_index().size
+
+    def open_group(self, conversation: str, opener: str, at: float, since: float, most: int) -> bool:
+        """See :meth:`msgsvc.hub.contracts.HistoryStore.open_group`: from the index and the openings
+        since the server started (in memory: at most ``most`` a name, forgotten after ``since``)."""
+        if self.history_index().count(conversation):
+            return True
+        self._opened_since = since
+        opened = {c: when for c, when in self._opened.get(opener, {}).items() if when >= since}
+        allowed = conversation in opened or len(opened) < most
+        if allowed:
+            opened.setdefault(conversation, at)
+        if opened:
+            self._opened[opener] = opened
+        else:
+            self._opened.pop(opener, None)
+        return allowed
 
     # -- read positions ------------------------------------------------------------
 
@@ -1083,6 +1104,9 @@ class SqliteStore(Service):
 
     def unread(self, conversation: str, after: str, reader: str, cap: int) -> Deferred[int]:
         return self._batched(lambda db: db.unread(conversation, after, reader, cap))
+
+    def open_group(self, conversation: str, opener: str, at: float, since: float, most: int) -> Deferred[bool]:
+        return self._batched(lambda db: db.open_group(conversation, opener, at, since, most))
 
     # -- rooms (msgsvc.hub.contracts.RoomStore) ---------------------------------------
 

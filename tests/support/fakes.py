@@ -76,6 +76,7 @@ class MemoryStore(Service):
         self.history: dict[str, list[Stored]] = {}
         self.since: dict[str, float] = {}
         self.reads: dict[str, dict[str, str]] = {}
+        self.opened: dict[str, dict[str, float]] = {}  # each name key's groups opened: when
         self.rooms_kept: dict[str, RoomRecord] = {}  # by room key, as written (copies)
         self.invites: dict[str, dict[str, tuple[bool, float]]] = {}
         self.fail_rooms = False  # each room write fails
@@ -241,6 +242,16 @@ class MemoryStore(Service):
 
     def history_size(self) -> Deferred[int]:
         return succeed(self._size())
+
+    def open_group(self, conversation: str, opener: str, at: float, since: float, most: int) -> Deferred[bool]:
+        if self.history.get(conversation):
+            return succeed(True)
+        opened = {c: when for c, when in self.opened.get(opener, {}).items() if when >= since}
+        allowed = conversation in opened or len(opened) < most
+        if allowed:
+            opened.setdefault(conversation, at)
+        self.opened[opener] = opened
+        return succeed(allowed)
 
     def set_read(self, name: str, conversation: str, position: str) -> Deferred[str]:
         positions = self.reads.setdefault(username_key(name), {})

@@ -10,7 +10,7 @@ const PASSWORD_CODES = new Set(["AUTH_REQUIRED", "AUTH_FAILED", "PASSWORD_INVALI
 const SESSIONS_FULL = "{name} is connected on as many devices as this server allows at once. Log out on one of them " +
   "(or close it), then connect again.";
 const BACKOFF_MAX = 30; // seconds between reconnect attempts, at most
-const VERSION = 12; // the protocol version the page speaks; a version 8 server refuses VERSION, then it speaks 8
+const VERSION = 13; // the protocol version the page speaks; a version 8 server refuses VERSION, then it speaks 8
 const MAX_CONVERSATIONS = 100; // CONVERSATION lines an answer holds at most (the protocol's limit): more are left out
 const READ_EVERY = 1000; // ms between two READ of the page at least (conversations read meanwhile share one)
 const MAX_UNREAD = 100; // the most unread messages a CONVERSATION line counts (the server's cap)
