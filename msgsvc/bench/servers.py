@@ -368,8 +368,12 @@ def seed_msgsvc(path: Path, protected: Sequence[str], others: Sequence[str]) -> 
         database.close()
 
 
-#: Redis as docs/scaling.rst advises a deployment: AOF, written to disk every second
-REDIS_OPTIONS = ["--save", "", "--appendonly", "yes", "--appendfsync", "everysec"]
+#: Redis as docs/scaling.rst advises a deployment: AOF, written to disk every second, and the history's
+#: sorted sets compact (``zset-max-listpack-value``).
+REDIS_OPTIONS = [
+    *("--save", "", "--appendonly", "yes", "--appendfsync", "everysec"),
+    *("--zset-max-listpack-value", "1024"),
+]
 
 
 def deploy(
