@@ -51,6 +51,7 @@ from msgsvc.state.redis import (
     QUEUE_ID,
     QUEUE_SENDERS,
     ROOMS,
+    SENT,
     VERDICTS_MAX,
     RedisState,
     bans_key,
@@ -216,6 +217,8 @@ class RedisStateTests(RedisStateCase):
         self.assertEqual((yield self.state.page_after(ALL, "", 10, 0.0)), ([said[1]], False))
         self.assertEqual((yield self.state.latest("alice", 0.0, 10)), [said[2]])
         self.assertEqual((yield self.state.history_size()), 3)
+        self.assertEqual((yield self.state.unread("alice,bob", "", "alice", 100)), 1)  # placed by sender
+        self.assertEqual((yield self.state.unread(ALL, "", "bob", 100)), 0)
         positions = yield self.state.read_positions("ALICE", ["alice,bob", ALL])
         self.assertEqual(positions, {"alice,bob": said[0].id, ALL: said[1].id})
         self.assertEqual((yield self.state.resets_after(0)), [Reset(1, "bob", 15.0, "forgot it")])
@@ -456,14 +459,31 @@ class RedisHistoryTests(RedisStateCase):
         self.assertEqual(await self.commands_of(lambda: self.state.latest("alice", 0.0, 10)), 2 + 10)
         self.assertEqual(await self.commands_of(lambda: self.state.latest("bob", 0.0, 10)), 2 + 10)
 
+    async def test_the_places_by_sender_go_with_their_entries_trimmed_expired_or_purged(self) -> None:
+        async def places() -> int:
+            self.assertEqual(await self.state.redis.execute("ZCARD", SENT), await self.state.history_size())
+            return await self.state.unread("alice,bob", "", "alice", 100)
+
+        said = [entry("alice,bob", "bob" if i % 2 else "Alice", 100.0 + i) for i in range(20)]
+        await self.state.append(said, 10)  # trimmed at once to the newest 10: 5 of bob's
+        self.assertEqual(await places(), 5)
+        await self.state.append([entry("alice,bob", "bob", 200.0 + i) for i in range(5)], 100)
+        self.assertEqual(await places(), 10)
+        self.assertEqual(await self.state.expire_history(115.0, 8), 7)  # 110-114, then 115-116 past 8
+        self.assertEqual(await places(), 7)
+        self.assertEqual(await self.state.purge_history("BOB"), 7)
+        self.assertEqual(await places(), 0)
+        self.assertEqual(await self.state.history_size(), 1)
+
     async def test_a_pass_costs_a_command_a_conversation_and_a_name_not_seven_an_entry(self) -> None:
         first = [entry(f"alice,u{i:04}", "alice", 100.0 + i) for i in range(500)]
         # 500 new conversations: a ZADD each, alice's index and each u's (a ZADD each), the newest ids
-        # (an HMGET and an HSET), the size (an INCRBY) and Redis's clock (a TIME).
-        self.assertEqual(await self.commands_of(lambda: self.state.append(first, 100)), 500 + 501 + 2 + 2)
+        # (an HMGET and an HSET), the entries' places by sender (a ZADD), the size (an INCRBY) and Redis's
+        # clock (a TIME).
+        self.assertEqual(await self.commands_of(lambda: self.state.append(first, 100)), 500 + 501 + 2 + 3)
         again = [entry(f"alice,u{i:04}", "u", 1000.0 + i) for i in range(500)]
         # They had entries: a ZCARD each too, for --history-max.
-        self.assertEqual(await self.commands_of(lambda: self.state.append(again, 100)), 1000 + 501 + 2 + 2)
+        self.assertEqual(await self.commands_of(lambda: self.state.append(again, 100)), 1000 + 501 + 2 + 3)
         self.assertEqual(await self.state.history_size(), 1000)
         self.assertEqual(await self.state.latest("alice", 0.0, 2), again[:-3:-1])
 
@@ -489,14 +509,21 @@ class RedisHistoryTests(RedisStateCase):
         await self.state.append(made, 100)
         self.assertEqual(await self.state.latest("alice", 0.0, 3), made[:-4:-1])
 
-    async def test_an_unread_count_reads_its_cap_of_entries_however_long_the_conversation(self) -> None:
+    async def test_an_unread_count_costs_the_same_however_long_the_conversation_and_the_readers_own(self) -> None:
+        """attack36 F1 on Redis: UNREAD read the entries after the position in pages of the cap, the
+        reader's own a page a cap of them, in one script holding Redis (101 pages for 10,000 of its own).
+        Counted in Redis's commands (INFO commandstats), not timed."""
         said = [entry("alice,bob", "bob", 100.0 + i) for i in range(2000)]
-        own = [entry("alice,bob", "alice", 3000.0 + i) for i in range(25)]
-        await self.state.append([*said, *own, entry("alice,bob", "bob", 4000.0)], 10_000)
-        # One page of the cap's entries; the reader's own cost a page a cap of them.
+        own = [entry("alice,bob", "alice", 3000.0 + i) for i in range(10_000)]
+        few = [entry("alice,carol", "alice", 3000.0 + i) for i in range(10)]
+        await self.state.append([*said, *own, *few, entry("alice,bob", "bob", 20_000.0)], 20_000)
+        await self.state.append([entry("alice,carol", "carol", 20_000.0)], 20_000)
         unread = self.state.unread
-        self.assertEqual(await self.commands_of(lambda: unread("alice,bob", "", "alice", 100)), 1)
-        self.assertEqual(await self.commands_of(lambda: unread("alice,bob", said[-1].id, "alice", 10)), 3)
+        many = await self.commands_of(lambda: unread("alice,bob", said[-1].id, "alice", 100))
+        self.assertEqual(await unread("alice,bob", said[-1].id, "alice", 100), 1)
+        self.assertEqual(await unread("alice,carol", "", "alice", 100), 1)
+        self.assertEqual(many, await self.commands_of(lambda: unread("alice,carol", "", "alice", 100)))
+        self.assertEqual(many, await self.commands_of(lambda: unread("alice,bob", "", "alice", 100)))
 
     async def three_nodes_start(self) -> tuple[list[RedisState], list[LogEvent]]:
         """Three nodes started at once on this Redis, each having read the log; what they logged."""
@@ -545,7 +572,23 @@ class RedisHistoryTests(RedisStateCase):
         self.assertEqual(
             dev.bans, {"mallory!*@*": Ban("Mallory!*@*", "alice", 19.25), "eve!*@*": Ban("eve!*@*", "bob", 20.5)}
         )
-        self.assertEqual(await self.state.redis.execute("GET", LAYOUT), "3")
+        self.assertEqual(await self.state.redis.execute("GET", LAYOUT), "4")
+
+    async def test_an_older_msgsvcs_entries_are_placed_by_sender_once_by_whichever_node_starts_first(
+        self,
+    ) -> None:
+        said = [entry("alice,bob", "Alice", 100.0), entry("alice,bob", "bob", 101.0), entry(ALL, "alice", 102.0)]
+        for e in said:  # as a msgsvc of keys layout 3 kept them: no places
+            await self.state.redis.execute("ZADD", history_key(e.conversation), 0, history_entry(e))
+            await self.state.redis.execute("HSET", HISTORIES, e.conversation, e.id)
+        await self.state.redis.execute("DEL", SENT)
+        await self.state.redis.execute("SET", LAYOUT, 3)
+        nodes, logged = await self.three_nodes_start()
+        self.assertEqual([e["entries"] for e in logged if "placed by sender" in e.get("log_format", "")], [3])
+        self.assertEqual(await self.state.redis.execute("GET", LAYOUT), "4")
+        self.assertEqual(await nodes[1].unread("alice,bob", "", "alice", 100), 1)
+        self.assertEqual(await nodes[2].unread("alice,bob", "", "bob", 100), 1)
+        self.assertEqual(await nodes[0].unread(ALL, "", "bob", 100), 1)
 
     async def test_an_append_under_way_is_answered_before_the_state_stops(self) -> None:
         stopping = RedisState(reactor, RedisURL.parse(self.server.url))

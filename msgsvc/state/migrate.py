@@ -33,6 +33,7 @@ from msgsvc.state.redis import (
     LOG_FIRST,
     LOG_LAST,
     LOG_NAME,
+    PLACES,
     QUEUE_COUNT,
     QUEUE_ID,
     QUEUE_SENDERS,
@@ -64,6 +65,7 @@ from msgsvc.state.sqlite import Database
 IMPORT = Script(
     SENDER_OF
     + INDEX
+    + PLACES
     + """
 if redis.call('HLEN', KEYS[1]) > 0 then
   return redis.error_reply('this Redis database already holds a msgsvc username log')
@@ -97,11 +99,12 @@ redis.call('SET', KEYS[11], #data.queue)
 local conversations = {}
 for _, h in ipairs(data.history) do
   redis.call('ZADD', 'msgsvc:history:' .. h[1], 0, h[2])
+  redis.call('ZADD', 'msgsvc:sent', 0, sent_of(h[1], h[2]))
   conversations[h[1]] = true
 end
 for conv in pairs(conversations) do settle(conv) end
 redis.call('SET', KEYS[13], #data.history)
-redis.call('SET', KEYS[14], 3)
+redis.call('SET', KEYS[14], 4)
 for _, r in ipairs(data.reads) do redis.call('HSET', 'msgsvc:reads:' .. r[1], r[2], r[3]) end
 for _, r in ipairs(data.rooms) do
   redis.call('HSET', KEYS[15], r[1], r[2])

@@ -25,13 +25,15 @@ second).  The keys, all under ``msgsvc:``:
 ``msgsvc:history:CONV``    zset    score 0, ``MSGID|JSON [at, sender, kind, recipients, text]``
 ``msgsvc:histories``       hash    conversation -> its newest message id
 ``msgsvc:histories:size``  string  entries in all the histories
+``msgsvc:sent``            zset    score 0, ``KEY|CONV|MSGID``: each entry's place by its sender's name key,
+                                   what an unread count counts the reader's own by
 ``msgsvc:conversations:KEY``  zset  conversation -> its newest id's time (:func:`id_time_score`):
                                    the direct conversations of a name that have a history
 ``msgsvc:reads:KEY``       hash    conversation -> the name's read position in it (a message id)
 ``msgsvc:opened:KEY``      zset    group conversation -> when the name opened it (:data:`OPEN_GROUP`), the
                                    last day's (the key expires a day after the last)
 ``msgsvc:layout``          string  the keys' layout (2: the names' conversations by newest time; 3: bans
-                                   by mask)
+                                   by mask; 4: ``msgsvc:sent``)
 ``msgsvc:rooms``           hash    room key -> JSON ``[name, created, founder]``: every room
 ``msgsvc:rooms:settings``  hash    room key -> JSON ``[topic, topic_by, topic_at, modes, key, limit, version]``
                                    (version: of the modes, key, limit and bans; 0 if absent)
@@ -109,6 +111,7 @@ QUEUES = f"{PREFIX}queues"
 QUEUE_ID, QUEUE_SENDERS, QUEUE_COUNT = (f"{QUEUES}:{field}" for field in ("id", "senders", "count"))
 ONLINE = f"{PREFIX}online"  # each online name's holder, one of its sessions (msgsvc.state.cluster)
 HISTORIES, HISTORY_SIZE = f"{PREFIX}histories", f"{PREFIX}histories:size"
+SENT = f"{PREFIX}sent"  # each entry's place by its sender: what UNREAD counts the reader's own by
 LAYOUT = f"{PREFIX}layout"
 
 
@@ -486,6 +489,22 @@ local function settle(conv)
 end
 """
 
+# sent_of(conv, member): an entry's place in msgsvc:sent (its sender's name key, its conversation, its id),
+# from its member of the history (``ID|[at, "sender", ...``: the first quote opens the sender's name).
+# unsend(places): those places out of msgsvc:sent, a thousand at a time (unpack's bound).
+PLACES = """
+local function sent_of(conv, member)
+  local open = string.find(member, '"', 28, true)
+  local close = string.find(member, '"', open + 1, true)
+  return string.lower(string.sub(member, open + 1, close - 1)) .. '|' .. conv .. '|' .. string.sub(member, 1, 26)
+end
+local function unsend(places)
+  for first = 1, #places, 1000 do
+    redis.call('ZREM', 'msgsvc:sent', unpack(places, first, math.min(first + 999, #places)))
+  end
+end
+"""
+
 # Appends the entries of one reactor pass, each trimmed to its conversation's newest `keep` at once;
 # then moves each conversation's newest id in its participants' indexes.  An entry whose id is dated more
 # than CLOCK_MARGIN ahead of Redis's clock is not kept: its node's clock is wrong.  Commands go by the
@@ -494,6 +513,7 @@ end
 # entries before (a conversation not in msgsvc:histories has none) or got more than `keep` now.
 APPEND = Script(
     NOW
+    + PLACES
     + """
 -- KEYS: the size; ARGV: the margin, keep, the entries (a line each: conversation, tab, member).  Returns
 -- the change in entries, and how many were too new to keep.
@@ -530,6 +550,7 @@ local function list(lists, keys, key)
 end
 local keep, added, too_new = tonumber(ARGV[2]), 0, 0
 local convs, entries = {}, {}  -- the conversations in order; each one's ZADD arguments ('0', member...)
+local sent, unsent = {}, {}  -- msgsvc:sent's ZADD arguments ('0', place...); the places of entries trimmed
 local lines, at = ARGV[3], 1  -- read by plain finds: a pattern's classes go a character at a time
 while at <= #lines do
   local tab = string.find(lines, '\\t', at, true)
@@ -542,6 +563,8 @@ while at <= #lines do
     local own = list(entries, convs, conv)
     own[#own + 1] = '0'  -- a string: Redis writes a number given it with sprintf
     own[#own + 1] = member
+    sent[#sent + 1] = '0'
+    sent[#sent + 1] = sent_of(conv, member)
   end
 end
 local olds = {}
@@ -558,7 +581,12 @@ for i, conv in ipairs(convs) do
     added = added + new
     if olds[i] or #own > 2 * keep then
       local over = redis.call('ZCARD', history) - keep
-      if over > 0 then added = added - redis.call('ZREMRANGEBYRANK', history, 0, over - 1) end
+      if over > 0 then
+        for _, member in ipairs(redis.call('ZRANGE', history, 0, over - 1)) do
+          unsent[#unsent + 1] = sent_of(conv, member)
+        end
+        added = added - redis.call('ZREMRANGEBYRANK', history, 0, over - 1)
+      end
     end
     local id = olds[i] or ''
     for j = 2, #own, 2 do
@@ -584,6 +612,8 @@ for i, conv in ipairs(convs) do
     end
   end
 end
+if #sent > 0 then call('ZADD', 'msgsvc:sent', false, sent) end
+unsend(unsent)
 if #newest > 0 then call('HSET', 'msgsvc:histories', false, newest) end
 for _, name in ipairs(names) do call('ZADD', 'msgsvc:conversations:' .. name, false, indexes[name]) end
 if added ~= 0 then redis.call('INCRBY', KEYS[1], added) end
@@ -639,22 +669,54 @@ return rewritten
 """
 )
 
+# Each entry's place in msgsvc:sent, which an older msgsvc did not keep, from the histories: once,
+# however many nodes start at once.
+UPGRADE_SENT = Script(
+    PLACES
+    + """
+-- KEYS: the layout's version, the newest ids, msgsvc:sent.  Returns the entries placed.
+if tonumber(redis.call('GET', KEYS[1]) or 0) >= 4 then return 0 end
+local placed = 0
+for _, conv in ipairs(redis.call('HKEYS', KEYS[2])) do
+  local places = {}
+  for _, member in ipairs(redis.call('ZRANGE', 'msgsvc:history:' .. conv, 0, -1)) do
+    places[#places + 1] = '0'
+    places[#places + 1] = sent_of(conv, member)
+  end
+  for first = 1, #places, 1000 do
+    redis.call('ZADD', KEYS[3], unpack(places, first, math.min(first + 999, #places)))
+  end
+  placed = placed + #places / 2
+end
+redis.call('SET', KEYS[1], 4)
+return placed
+"""
+)
+
 # Drops a conversation's entries sent before `oldest` (by id up to its millisecond, then by time),
 # and its oldest past `keep`.
 TRIM = Script(
     INDEX
+    + PLACES
     + """
 -- KEYS: the history, the size; ARGV: conversation, message_id_floor(oldest), oldest, keep
-local oldest = tonumber(ARGV[3])
-local dropped = redis.call('ZREMRANGEBYLEX', KEYS[1], '-', '(' .. ARGV[2])
+local oldest, gone = tonumber(ARGV[3]), {}
+for _, member in ipairs(redis.call('ZRANGEBYLEX', KEYS[1], '-', '(' .. ARGV[2])) do gone[#gone + 1] = member end
+redis.call('ZREMRANGEBYLEX', KEYS[1], '-', '(' .. ARGV[2])
 while true do
   local head = redis.call('ZRANGE', KEYS[1], 0, 0)[1]
   if not head or tonumber(string.match(head, '^[^|]*|%[([^,]+),')) >= oldest then break end
   redis.call('ZREM', KEYS[1], head)
-  dropped = dropped + 1
+  gone[#gone + 1] = head
 end
 local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[4])
-if over > 0 then dropped = dropped + redis.call('ZREMRANGEBYRANK', KEYS[1], 0, over - 1) end
+if over > 0 then
+  for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, over - 1)) do gone[#gone + 1] = member end
+  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, over - 1)
+end
+local dropped, places = #gone, {}
+for i, member in ipairs(gone) do places[i] = sent_of(ARGV[1], member) end
+unsend(places)
 if dropped > 0 then
   redis.call('DECRBY', KEYS[2], dropped)
   settle(ARGV[1])
@@ -666,15 +728,18 @@ return dropped
 # Drops what one sender sent in one conversation: every entry read (the operator's command only).
 PURGE = Script(
     INDEX
+    + PLACES
     + """
 -- KEYS: the history, the size; ARGV: conversation, the sender's name key
-local dropped = 0
+local dropped, places = 0, {}
 for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   if string.lower(cjson.decode(string.match(member, '^[^|]*|(.*)$'))[2]) == ARGV[2] then
     redis.call('ZREM', KEYS[1], member)
     dropped = dropped + 1
+    places[dropped] = sent_of(ARGV[1], member)
   end
 end
+unsend(places)
 if dropped > 0 then
   redis.call('DECRBY', KEYS[2], dropped)
   settle(ARGV[1])
@@ -725,25 +790,21 @@ return ARGV[2]
 """
 )
 
-# Counts the entries of a history after a position sent by others than the reader, up to a cap: read in
-# pages of `cap` from the position, so the cost is the cap and the reader's own entries among them.
+# Counts the entries of a history after a position sent by others than the reader, up to a cap: those after
+# it, less the reader's own after it (its places in msgsvc:sent, ``reader|conversation|id``), two counts
+# of a range, however many either holds.
 UNREAD = Script(
     """
--- KEYS: the history; ARGV: after, the reader's name key, cap
-local cap, count, lower = tonumber(ARGV[3]), 0, '-'
-if ARGV[1] ~= '' then lower = '(' .. ARGV[1] .. '}' end  -- the members of the id `after` are below
-while count < cap do
-  local page = redis.call('ZRANGEBYLEX', KEYS[1], lower, '+', 'LIMIT', 0, cap)
-  for _, member in ipairs(page) do
-    if string.lower(string.match(member, '^[^|]*|%[[^,]*, *"([^"]*)"')) ~= ARGV[2] then
-      count = count + 1
-      if count == cap then return count end
-    end
-  end
-  if #page < cap then return count end
-  lower = '(' .. page[#page]
+-- KEYS: the history, msgsvc:sent; ARGV: after, the reader's name key, cap, conversation
+local lower, own = '-', ARGV[2] .. '|' .. ARGV[4] .. '|'  -- own: the reader's places in the conversation
+local first = '[' .. own
+if ARGV[1] ~= '' then
+  lower = '(' .. ARGV[1] .. '}'  -- the members of the id `after` are below
+  first = '(' .. own .. ARGV[1]
 end
-return count
+local after = redis.call('ZLEXCOUNT', KEYS[1], lower, '+')
+local mine = redis.call('ZLEXCOUNT', KEYS[2], first, '(' .. ARGV[2] .. '|' .. ARGV[4] .. '}')
+return math.min(after - mine, tonumber(ARGV[3]))
 """
 )
 
@@ -1303,14 +1364,23 @@ class RedisState(Service):
                     "{where}: {bans} bans of names kept as masks (keys layout 3)", where=self.where, bans=bans
                 )
 
+        def placed(entries: int) -> None:
+            if entries:
+                self.log.info(
+                    "{where}: {entries} history entries placed by sender (keys layout 4)", where=self.where, entries=entries
+                )
+
         def layout_3(_: object) -> Deferred[None]:
             return self.redis.script(UPGRADE_BANS, [LAYOUT, ROOMS], []).addCallback(masked)
+
+        def layout_4(_: object) -> Deferred[None]:
+            return self.redis.script(UPGRADE_SENT, [LAYOUT, HISTORIES, SENT], []).addCallback(placed)
 
         old = [queue_key(field) for field in ("id", "count", "senders")]
         counters = self.redis.script(UPGRADE, [*old, QUEUE_ID, QUEUE_COUNT, QUEUE_SENDERS, QUEUES], [])
         layout = self.redis.script(UPGRADE_INDEX, [LAYOUT, HISTORIES], []).addCallback(indexed)  # layout 2
         return gatherResults(
-            [counters.addCallback(moved), layout.addCallback(layout_3)], consumeErrors=True
+            [counters.addCallback(moved), layout.addCallback(layout_3).addCallback(layout_4)], consumeErrors=True
         ).addCallback(lambda _: None)
 
     def load(self) -> Deferred[list[UserRecord]]:
@@ -1590,7 +1660,7 @@ class RedisState(Service):
     def unread(self, conversation: str, after: str, reader: str, cap: int) -> Deferred[int]:
         if cap <= 0:
             return succeed(0)
-        return self.redis.script(UNREAD, [history_key(conversation)], [after, username_key(reader), cap])
+        return self.redis.script(UNREAD, [history_key(conversation), SENT], [after, username_key(reader), cap, conversation])
 
     # -- rooms (msgsvc.hub.contracts.RoomStore) -------------------------------------------
 
