@@ -809,6 +809,32 @@ class ClusterTests(RedisCase):
         self.assertEqual(redis_call(self.redis.port, "SCARD", "msgsvc:memberships:alice"), 3)
         self.assertEqual(len(redis_call(self.redis.port, "HKEYS", "msgsvc:rooms")), 3)
 
+    def test_the_groups_a_name_opens_a_day_are_counted_across_nodes(self) -> None:
+        """--new-groups-per-day 2 (attack36 F2): alice opens two groups from node one; from node two her
+        third new group is refused and reaches nobody, as Redis counts them, and a group she has goes."""
+        extra = ["--new-groups-per-day", "2"]
+        one, two = self.node(extra=extra), self.node(extra=extra)
+        laptop, phone = one.connect(), two.connect()
+        for peer in (laptop, phone):
+            peer.send("VERSION 13")
+            peer.send("HELLO alice :alice's password")
+            peer.send("PING :logged in")
+            peer.until("PONG :logged in")
+        bob, _ = one.register("bob")
+        carol, _ = two.register("carol")
+        dave, _ = two.register("dave")
+        for group in ("bob,carol", "bob,dave"):
+            laptop.send(f"SEND {group} :hi {group}")
+            self.assertTrue(laptop.until("SENT ")[-1].startswith("SENT 2 "))
+        phone.send("SEND carol,dave :a third")
+        refused = phone.until("ERROR ")[-1]
+        self.assertTrue(refused.startswith("ERROR TOO_MANY_NEW_GROUPS :you opened 2 new group"), refused)
+        phone.send("SEND bob,carol :again")
+        self.assertTrue(phone.until("SENT ")[-1].startswith("SENT 2 "))
+        got = carol.until("MSG alice multicast bob,carol :again")
+        self.assertEqual([line.split(" :", 1)[1] for line in got if line.startswith("MSG ")], ["hi bob,carol", "again"])
+        self.assertEqual(redis_call(self.redis.port, "ZCARD", "msgsvc:opened:alice"), 2)
+
     def test_a_member_limit_holds_for_joins_at_once_on_two_nodes(self) -> None:
         """#dev +l 3: six joins sent at once, three a node, admit two (attack 32 saw five members)."""
         one, two = self.node(), self.node()
