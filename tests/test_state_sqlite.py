@@ -22,7 +22,19 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from msgsvc.auth.hashing import HASHER
 from msgsvc.auth.store import Reset
-from msgsvc.hub.contracts import Ban, Enqueue, Kind, Member, ModesKept, Queued, RoomRecord, Stored, UserRecord
+from msgsvc.hub.contracts import (
+    Ban,
+    Enqueue,
+    Joining,
+    Kind,
+    Member,
+    ModesKept,
+    Queued,
+    Refusal,
+    RoomRecord,
+    Stored,
+    UserRecord,
+)
 from msgsvc.hub.conversations import ALL, participants
 from msgsvc.hub.ids import message_id_floor
 from msgsvc.state import StoreError
@@ -118,6 +130,21 @@ class SqliteStoreTests(TestCase):
 
     def test_refuses_to_write_when_not_running(self) -> None:
         self.failureResultOf(self.log.record_seen("x", 1.0), StoreError)
+
+    async def test_a_name_never_invited_is_freed_without_a_transaction(self) -> None:
+        """Every unprotected departure frees its name (RoomStore.uninvite); most were never invited: no job
+        on the worker thread for them (a transaction a departure cost 100,000 instructions more)."""
+        self.log.startService()
+        self.addCleanup(self.log.stopService)
+        self.assertIsNone(self.successResultOf(self.log.uninvite("zoe")))  # answered at once
+        room = RoomRecord("#dev", 1.0, "zoe", modes="i", members={"zoe": Member("zoe", op=True)})
+        await self.log.create_room(room, 50)
+        await self.log.invite("#dev", "bob", True, 2.0)
+        freed = self.log.uninvite("bob")
+        self.assertNoResult(freed)  # a job: bob was invited
+        await freed
+        self.assertIs(await self.log.enter("#dev", Joining("bob", 3.0), 10, 50), Refusal.INVITE_ONLY)
+        self.assertIsNone(self.successResultOf(self.log.uninvite("bob")))  # freed already
 
     async def test_writes_on_a_worker_thread_and_flushes_on_stop(self) -> None:
         self.log.startService()

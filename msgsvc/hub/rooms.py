@@ -802,8 +802,13 @@ class Rooms:
         return self._write(writes)
 
     def _write_freed(self, key: str) -> None:
-        """Free ``key`` (:meth:`_free`) and write what that changes."""
-        self._quietly(self._write(self._free(key)))
+        """Free ``key`` (:meth:`_free`) and write what that changes: its invitations end in the store (most
+        names hold none: a store that knows answers at once), and the rooms it founded have no founder
+        (most names founded none: then no write, and no DeferredList, on each departure)."""
+        self._quietly(self._store.uninvite(key))
+        writes = self._free(key)
+        if writes:
+            self._quietly(self._write(writes))
 
     def _vacate(self, record: RoomRecord) -> list[Write]:
         """Remove ``record`` if it has no members and its founder is not a protected name."""
@@ -860,9 +865,9 @@ class Rooms:
 
     def _free(self, key: str) -> list[Write]:
         """The name ``key`` is free (an unprotected name gone, or its password or itself removed): whoever
-        takes it next inherits none of it, so its invitations end and the rooms it founded have no
-        founder (docs/security.rst "Rooms"); the store writes that needs."""
-        writes: list[Write] = [partial(self._store.uninvite, key)]
+        takes it next inherits none of it, so the rooms it founded have no founder (docs/security.rst
+        "Rooms"); the store writes that needs (its invitations, the store's, end: :meth:`_write_freed`)."""
+        writes: list[Write] = []
         for room in sorted(self._claims.pop(key, ())):
             record = self._rooms.get(room)
             if record is not None and _founded(record, key):

@@ -997,6 +997,9 @@ class SqliteStore(Service):
         self._history_timer: IDelayedCall | None = None
         self._history_due = False  # the appends waited HISTORY_INTERVAL: the next transaction is theirs
         self._writing = False
+        #: The name keys invited since they were last freed: only these may hold an invitation (most names
+        #: freed hold none, and are freed with no transaction).
+        self._invitees: set[str] = set()
 
     @property
     def where(self) -> str:
@@ -1134,9 +1137,13 @@ class SqliteStore(Service):
         return self._batched(lambda db: db.set_modes(room, changes, by, at))
 
     def invite(self, room: str, name: str, op: bool, at: float) -> Deferred[bool | None]:
+        self._invitees.add(name)
         return self._batched(lambda db: db.invite(room, name, op, at))
 
     def uninvite(self, name: str) -> Deferred[None]:
+        if name not in self._invitees:
+            return succeed(None)
+        self._invitees.discard(name)
         return self._batched(lambda db: db.uninvite(name))
 
     def enter(self, room: str, joining: Joining, limit: int, most: int) -> Deferred[Refusal | Member]:
