@@ -748,6 +748,20 @@ class HistoryTests(SynchronousTestCase):
         self.assertEqual(self.db.batch(twice), [None, ("bob",), None, ("bob",)])
         self.assertEqual(self.size(), 1)
 
+    def test_a_long_append_keeps_each_new_entry_once_and_leaves_those_kept_in_another_conversation(self) -> None:
+        """The rows go in by the hundred, the rest one by one: an id kept already in another conversation,
+        among the hundreds or the rest, stays there, and every other entry is kept."""
+        elsewhere = [_direct(float(i), "alice,bob") for i in (10, 240)]
+        self.db.batch([lambda db: db.append(elsewhere, 1000)])
+        entries = [_entry(float(i), str(i)) for i in range(250)]
+        self.db.batch([lambda db: db.append(entries, 1000)])
+        self.assertEqual(self.size(), 250)
+        [(all_, _), (direct, _)] = self.db.batch(
+            [lambda db: db.page_after(ALL, "", 1000, 0.0), lambda db: db.page_after("alice,bob", "", 10, 0.0)]
+        )
+        self.assertEqual(all_, [e for e in entries if e.at not in (10.0, 240.0)])
+        self.assertEqual(direct, elsewhere)
+
 
 _APPENDER = """
 import sys
