@@ -11,6 +11,9 @@ from msgsvc.hub.rules import recipient_names, room_key, room_name, username_key
 
 #: The conversation of broadcasts.
 ALL = "#all"
+# Two kinds by name here: an enum's member looked up on its class costs as much as the rest of a
+# unicast's key (docs/performance.rst, "Where a kept message's instructions go").
+_BROADCAST, _ROOM = Kind.BROADCAST, Kind.ROOM
 
 
 def conversation_key(sender: str, kind: Kind, recipients: Sequence[str]) -> str | None:
@@ -19,9 +22,9 @@ def conversation_key(sender: str, kind: Kind, recipients: Sequence[str]) -> str 
     ``recipients`` (as :attr:`~msgsvc.hub.contracts.Message.recipients`: names in the log) and its
     ``sender``, each once, sorted and joined by commas; None for a unicast or multicast that named
     nobody in the log."""
-    if kind is Kind.BROADCAST:
+    if kind is _BROADCAST:
         return ALL
-    if kind is Kind.ROOM:
+    if kind is _ROOM:
         return room_key(recipients[0])
     if len(recipients) == 1:  # the commonest: two keys (one for a message to oneself), no set, no sort
         one, other = username_key(sender), username_key(recipients[0])
