@@ -322,6 +322,30 @@ class KeepingTests(HistoryTestCase):
         self.assertEqual(self.kept(), {"alice,bob": ["1", "2"]}, asked)
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
+    def test_one_append_is_in_flight_and_a_read_meanwhile_sees_what_was_delivered(self) -> None:
+        answer: Deferred[None] = Deferred()
+        calls: list[list[str]] = []
+        append = self.store.append
+
+        def appending(entries: Sequence[Stored], keep: int) -> Deferred[None]:
+            calls.append([e.text for e in entries])
+            kept = append(entries, keep)  # kept at once; the first answered when the test says
+            return answer if len(calls) == 1 else kept
+
+        self.store.append = appending  # type: ignore[method-assign]
+        self.alice.user.send(["bob"], "1")
+        self.pass_ends()
+        self.alice.user.send(["bob"], "2")
+        self.alice.user.send(["bob"], "3")
+        self.pass_ends()
+        self.assertEqual(calls, [["1"]])  # 2 and 3 wait for the first's answer
+        self.assertEqual(self.texts(self.alice.user.history("alice,bob", None, 10)), (["1", "2", "3"], False))
+        self.assertEqual(calls, [["1"], ["2", "3"]])  # handed before the read
+        answer.callback(None)
+        self.alice.user.send(["bob"], "4")
+        self.pass_ends()
+        self.assertEqual(calls, [["1"], ["2", "3"], ["4"]])
+
     def test_a_stopped_history_does_not_ask_again(self) -> None:
         asked = self.failing_appends(-1)
         self.alice.user.send(["bob"], "last words")

@@ -2,7 +2,8 @@
 "History").
 
 The hub hands :meth:`History.keep` each message once delivered; the messages of one reactor pass go to
-the store together, in one append at the pass's end, which it writes in its next group commit; nobody
+the store together, in one append at the pass's end (or, while one is in flight, once it is answered,
+with those since; a read hands them over first), which it writes in its next group commit; nobody
 waits for that.  What the store fails to take (Redis away, SQLite's file locked) is asked again, with
 the messages since, after 0.2 s, doubling to 5 s, for ``policy.retry_for`` seconds after each was sent
 and ``policy.backlog`` entries at most (the newest); what is given up is logged.
@@ -70,6 +71,7 @@ class History(Service):
         self._write_call: IDelayedCall | None = None
         self._unwritten: list[Stored] = []  # what the store failed to take, oldest first
         self._retry = 0.0  # seconds to wait before the next append while the store fails; 0: it does not
+        self._writing = False  # an append of _write's is in flight: the next waits for its answer
         self._admitted: dict[tuple[str, str], None] = {}  # groups let through lately, the oldest first
 
     # -- writing ---------------------------------------------------------
@@ -82,7 +84,7 @@ class History(Service):
             return
         m = message
         self._keeping.append(Stored(m.id, m.at, conversation, m.sender, m.kind, m.recipients, m.text))
-        if self._write_call is None:
+        if self._write_call is None and not self._writing:
             self._write_call = self._clock.callLater(self._retry, self._write)
         elif self._retry and len(self._keeping) > 2 * self.policy.backlog:  # waiting to try again
             over = len(self._keeping) - self.policy.backlog
@@ -92,55 +94,67 @@ class History(Service):
     def write_now(self) -> Deferred[None] | None:
         """Hand the store what waits for the end of the pass now (None if nothing waits): a message about
         to be queued has its history in the same group commit as its queueing, or an earlier one.  While
-        the store fails, only this pass's messages: what it failed to take waits for its next try."""
-        if self._write_call is None:
+        an append is in flight or the store fails, only this pass's messages, on their own."""
+        if not self._keeping:
             return None
-        if self._retry:
+        if self._writing or self._retry:
             batch, self._keeping = self._keeping, []
             return self._append(batch, paced=False)
-        self._write_call.cancel()
+        if self._write_call is not None:
+            self._write_call.cancel()
         return self._write()
 
     def _write(self) -> Deferred[None]:
-        """Hand the store what :meth:`keep` was given since the last pass, after what it failed to take
-        before, in one append; if it fails, try again later (:func:`~msgsvc.hub.contracts.retry_after`)."""
+        """Hand the store what :meth:`keep` was given since the last append, after what it failed to take
+        before, in one append, the only one of its kind in flight; if it fails, try again later
+        (:func:`~msgsvc.hub.contracts.retry_after`)."""
         self._write_call = None
-        batch, self._keeping = [*self._unwritten, *self._keeping], []
-        self._unwritten = []
+        batch = [*self._unwritten, *self._keeping]
+        self._keeping, self._unwritten = [], []
+        self._writing = True
         return self._append(batch, paced=True)
 
     def _append(self, batch: list[Stored], paced: bool) -> Deferred[None]:
-        """Append ``batch``; if the store fails, what is still recent waits for the next try, which a
-        ``paced`` append (not one of :meth:`write_now`'s while the store fails) sets, and says so."""
+        """Append ``batch``: :meth:`_write`'s (``paced``: it sets the pace of the next), or
+        :meth:`write_now`'s beside it.  If the store fails, what is still recent waits for the next try,
+        which the first failure with none coming sets (and says so); once stopped, nothing waits."""
 
         def written(_: None) -> None:
-            if paced and self._retry:
+            if not paced:
+                return
+            self._writing = False
+            if self._retry:
                 self.log.info("history: the store takes messages again ({n} written late)", n=len(batch))
                 self._retry = 0.0
+            if (self._keeping or self._unwritten) and self._write_call is None and self.running:
+                self._write_call = self._clock.callLater(0, self._write)
 
         def failed(failure: Failure) -> None:
+            if paced:
+                self._writing = False
+            why = failure.getErrorMessage()
             if not self.running:  # stopped (or never started): no later try
-                why = failure.getErrorMessage()
-                self._give_up(batch, f"the store failed ({why}) and the history stopped")
+                self._give_up([*self._unwritten, *batch], f"the store failed ({why}) and the history stopped")
+                self._unwritten = []
                 return
             oldest = self._clock.seconds() - self.policy.retry_for
             recent = [entry for entry in batch if entry.at >= oldest]
             self._give_up(batch[: len(batch) - len(recent)], f"sent over {self.policy.retry_for:g} s ago")
-            unwritten = sorted([*self._unwritten, *recent], key=lambda entry: entry.id)
+            unwritten = [*self._unwritten, *recent]
+            if self._unwritten and recent and recent[0].id < self._unwritten[-1].id:
+                unwritten.sort(key=lambda entry: entry.id)
             over = len(unwritten) - self.policy.backlog
             self._give_up(unwritten[:over], f"over the {self.policy.backlog} kept to try again")
             self._unwritten = unwritten[max(over, 0) :]
-            if not paced and self._retry:  # the next try is set already
+            if self._writing or self._write_call is not None:  # a try is coming: it sets the pace
                 return
             self._retry = retry_after(self._retry)
             self.log.warn(
                 "could not keep {count} messages in the history: {why}; trying again in {retry:g} s",
                 count=len(self._unwritten),
-                why=failure.getErrorMessage(),
+                why=why,
                 retry=self._retry,
             )
-            if self._write_call is not None:
-                self._write_call.cancel()
             self._write_call = self._clock.callLater(self._retry, self._write)
 
         return self._store.append(batch, self.policy.keep).addCallbacks(written, failed)
@@ -208,26 +222,35 @@ class History(Service):
         self._sweep.start(self.policy.expire_every, now=False)  # the state may not be reachable yet
 
     def stopService(self) -> Deferred[None] | None:
-        """Stop the sweep; what waits for the end of this pass goes to the store now (before it stops)."""
+        """Stop the sweep; what waits for the end of this pass, or to be asked again, goes to the store
+        now (before it stops), once: what it fails to take is given up."""
         Service.stopService(self)
         if self._sweep.running:
             self._sweep.stop()
-        return self.write_now()
+        if self._write_call is not None:
+            self._write_call.cancel()
+            self._write_call = None
+        if not (self._keeping or self._unwritten):
+            return None
+        return self._write()
 
     # -- reading, as a reader may ----------------------------------------
 
-    # ``rooms``: the keys of the rooms ``reader`` is in now, whose histories it may read.
+    # ``rooms``: the keys of the rooms ``reader`` is in now, whose histories it may read.  Each read
+    # hands the store what waits for the next append first: a reader sees what was delivered.
 
     def page_before(
         self, reader: str, conversation: str, before: str | None, limit: int, rooms: frozenset[str]
     ) -> Deferred[Page]:
         """What ``reader`` may read of ``conversation`` before ``before`` (None: up to the newest)."""
+        self.write_now()
         return Deferred.fromCoroutine(self._page(reader, conversation, before, None, limit, rooms))
 
     def page_after(
         self, reader: str, conversation: str, after: str, limit: int, rooms: frozenset[str]
     ) -> Deferred[Page]:
         """What ``reader`` may read of ``conversation`` after ``after``."""
+        self.write_now()
         return Deferred.fromCoroutine(self._page(reader, conversation, None, after, limit, rooms))
 
     def conversations(
@@ -237,6 +260,7 @@ class History(Service):
         its rooms, and (if it is protected) its direct conversations; with ``counts``, their unread
         counts and read positions (a store read each), else neither read (None)."""
         limit = min(limit, self.policy.conversations)
+        self.write_now()
         return Deferred.fromCoroutine(self._conversations(reader, limit, rooms, counts))
 
     def catch_up(self, reader: str, since: float, from_reads: bool, rooms: frozenset[str]) -> Deferred[list[Page]]:
@@ -246,6 +270,7 @@ class History(Service):
         its read position there if it has one, then its rooms and direct conversations with others'
         entries after its read positions (:data:`CATCH_UP_CONVERSATIONS` of them, newest first), each
         after it."""
+        self.write_now()
         return Deferred.fromCoroutine(self._catch_up(reader, since, from_reads, rooms))
 
     def mark_read(self, reader: str, conversation: str, position: str, rooms: frozenset[str]) -> Deferred[str]:
@@ -253,10 +278,12 @@ class History(Service):
         ``reader``'s read position in ``conversation`` if it is later than the one kept; fires with the
         one kept.  Refused (HISTORY_FORBIDDEN) where no entry it may read is kept: a position needs a
         conversation of the history, so made-up ones keep nothing."""
+        self.write_now()
         return Deferred.fromCoroutine(self._mark_read(reader, conversation, position, rooms))
 
     def read_position(self, reader: str, conversation: str, rooms: frozenset[str]) -> Deferred[str | None]:
         """``reader``'s read position in ``conversation``; None: none kept."""
+        self.write_now()
         return Deferred.fromCoroutine(self._read_position(reader, conversation, rooms))
 
     async def _page(
