@@ -451,6 +451,21 @@ class PageTests(PageTestCase):
         self.assertIn("not connected, did not get it: dave", self.conversation())
         self.assertNotIn("not connected, did not get it: dave, nobodyhome", self.conversation())
 
+    def test_a_multicast_past_the_new_groups_a_day_says_why_it_was_not_sent(self) -> None:
+        """--new-groups-per-day (attack36 F2): the page says the server's words (ERROR TOO_MANY_NEW_GROUPS)."""
+        self.start("tcp", "", "--new-groups-per-day", "1")
+        for name in ("bob", "carol", "dave"):
+            self.tcp_user(name)
+        self.open_page()
+        self.log_in("alice", "alice's password")  # protected: her groups are kept, and counted
+        self.wait_connected("alice")
+        self.driver.execute_script("session.sendMessage('multicast', ['bob', 'carol'], 'one')")
+        wait(self.driver, lambda d: self.receipts() == ["delivered to 2"], "the first receipt")
+        self.driver.execute_script("session.sendMessage('multicast', ['bob', 'dave'], 'two')")
+        wait(self.driver, lambda d: self.receipts() == ["delivered to 2", "not sent"], "the refusal")
+        why = "not sent: you opened 1 new group conversations in a day, the most this server allows"
+        self.assertTrue(any(entry.startswith(why) for entry in self.conversation()), self.conversation())
+
     def test_delivered_to_after_every_kind_of_send(self) -> None:
         self.start()
         bob = self.tcp_user("bob")
