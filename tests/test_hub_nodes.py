@@ -13,6 +13,7 @@ from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.hub.contracts import (
+    ROOM_BANS_MAX,
     Ban,
     Enqueue,
     Entered,
@@ -876,6 +877,28 @@ class AdmissionAcrossNodesTests(RedisStateCase):
         Now a run of ``?`` is skipped by count (SLOWLOG: 0.6 ms the first JOIN, docs/scaling.rst) and a
         JOIN/PART loop reads the verdict kept (25 us)."""
         await self.judged_once(["*" + "?" * 50 + f"b{i:03d}" for i in range(96)])
+
+    async def test_bans_set_at_once_on_two_nodes_stop_at_the_most_a_room_holds(self) -> None:
+        """Each node sees room for one more ban: Redis's SET_MODES keeps the first and refuses the second
+        (BAN_LIST_FULL); the node that asked it reads the room and holds its bans as Redis has them."""
+        alice, mallory, b, network = await self.two_nodes()
+        await mallory.user.join("#r", None)
+        network_b = b.nodes.network
+        assert isinstance(network_b, FakeNetwork)
+        await self.hear(network_b, self.a)
+        await alice.user.mode("#r", [("+o", "mallory")])
+        for at in range(0, ROOM_BANS_MAX - 1, 12):
+            await alice.user.mode("#r", [("+b", f"m{i:02d}") for i in range(at, min(at + 12, ROOM_BANS_MAX - 1))])
+        await self.hear(network, b)
+        self.assertEqual(self.modes(b), ("nt", None, None, ROOM_BANS_MAX - 1))
+        await alice.user.mode("#r", [("+b", "first")])  # b does not hear it
+        self.assertEqual(await self.refusal(mallory.user.mode("#r", [("+b", "second")])), Refusal.BAN_LIST_FULL)
+        kept = await self.state.room("#r")
+        assert kept is not None
+        self.assertEqual((len(kept.bans), "first!*@*" in kept.bans, "second!*@*" in kept.bans), (ROOM_BANS_MAX, True, False))
+        view = b.rooms.find("#r")
+        assert view is not None
+        self.assertEqual({ban.mask: ban for ban in view.bans}, {ban.mask: ban for ban in kept.bans.values()})
 
     def subscription(self) -> socket.socket:
         """A connection subscribed to ``msgsvc:presence``, as a node's subscription is."""

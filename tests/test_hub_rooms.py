@@ -969,6 +969,27 @@ class TwoNodesTests(SynchronousTestCase):
         self.assertEqual(self.room("a"), self.kept())
         self.assertEqual(self.room("b"), self.kept())
 
+    def test_bans_set_at_once_on_two_nodes_stop_at_the_most_a_room_holds(self) -> None:
+        """Each node sees room for one more ban: the store, which has both, keeps the first and refuses the
+        second (BAN_LIST_FULL, nothing of it written); the node that asked it reads the room and takes its
+        bans as kept, its members told what that changes."""
+        alice, bob, carol = self.two_operators()
+        self.successResultOf(alice.user.mode("#r", [("+b", f"m{i:02d}") for i in range(ROOM_BANS_MAX - 1)]))
+        self.hear("a")
+        carol.events.clear()
+        self.successResultOf(alice.user.mode("#r", [("+b", "first")]))  # b not told yet
+        refused = self.failureResultOf(bob.user.mode("#r", [("+b", "second"), ("+m", None)]), Refused)
+        self.assertEqual(refused.value.refusal, Refusal.BAN_LIST_FULL)  # type: ignore[attr-defined]
+        undone = (("-m", None), ("-b", "second!*@*"), ("+b", "first!*@*"))
+        told = [ModeSet("#r", "bob", (("+b", "second!*@*"), ("+m", None))), ModeSet("#r", "bob", undone)]
+        self.assertEqual(carol.room_events(), told)
+        kept = oldest_first(self.store.rooms_kept["#r"].bans.values())
+        masks = {ban.mask for ban in kept}
+        self.assertEqual((len(kept), "first!*@*" in masks, "second!*@*" in masks), (ROOM_BANS_MAX, True, False))
+        self.hear("a")
+        self.assertEqual((set(self.bans("a")), set(self.bans("b"))), (set(kept), set(kept)))
+        self.assertEqual((self.room("a"), self.room("b")), (self.kept(), self.kept()))
+
     def test_changes_heard_in_either_order_end_alike_and_the_members_are_told_what_changed(self) -> None:
         alice, bob, carol = self.two_operators()
         bob.events.clear()

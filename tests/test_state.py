@@ -20,6 +20,7 @@ from twisted.trial.unittest import TestCase
 
 from msgsvc.auth.store import Reset
 from msgsvc.hub.contracts import (
+    ROOM_BANS_MAX,
     Ban,
     Enqueue,
     HistoryPolicy,
@@ -586,6 +587,23 @@ class RoomContract(_Base):
         self.assertEqual(kept.bans, bans)
         expected = replace(dev(), version=kept.version, bans={mask_key(ban.mask): ban for ban in bans})
         self.assertEqual(await (await self.reopened()).rooms(), [expected])
+
+    async def test_a_ban_past_the_most_a_room_holds_is_refused_and_nothing_of_its_change_written(self) -> None:
+        """Nodes banning at once may each see room for one more ban: the store, which has them all, keeps
+        at most ROOM_BANS_MAX (BAN_LIST_FULL, as the hub refuses; the changes taken in turn: a mask lifted
+        first makes room, one banned again takes none)."""
+        await self.state.create_room(dev(), 50)
+        full = [("+b", f"m{i}!*@*") for i in range(ROOM_BANS_MAX)]
+        kept = await self.state.set_modes("#dev", full, "Alice", 30.0)
+        assert kept is not None and not isinstance(kept, Refusal)
+        expected = replace(dev(), version=kept.version, bans={f"m{i}!*@*": Ban(f"m{i}!*@*", "Alice", 30.0) for i in range(ROOM_BANS_MAX)})
+        refused = [("+i", None), ("+o", "Alice"), ("+b", "M0!*@*"), ("+b", "new!*@*")]  # m0 banned again: no room
+        self.assertEqual(await self.state.set_modes("#dev", refused, "bob", 31.0), Refusal.BAN_LIST_FULL)
+        self.assertEqual(await self.state.rooms(), [expected])
+        kept = await self.state.set_modes("#dev", [("-b", "m0!*@*"), ("+b", "new!*@*"), ("+b", "m1!*@*")], "bob", 32.0)
+        assert kept is not None and not isinstance(kept, Refusal)
+        self.assertEqual(len(kept.bans), ROOM_BANS_MAX)
+        self.assertEqual(kept.bans[-2:], (Ban("m1!*@*", "bob", 32.0), Ban("new!*@*", "bob", 32.0)))
 
     async def test_a_room_kept_already_is_not_created_again_and_its_creator_is_no_member(self) -> None:
         """Created on another node a moment before, or not read on this one: False, nothing written, not

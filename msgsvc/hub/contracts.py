@@ -754,12 +754,14 @@ class RoomStore(Protocol):
 
     def set_modes(
         self, room: str, changes: Sequence[ModeChange], by: str, at: float
-    ) -> Deferred[ModesKept | None]:
+    ) -> Deferred[ModesKept | Refusal | None]:
         """Make ``changes`` to the flags, key and limit (:func:`changed_modes`), to the bans (+b keeps
         ``Ban(mask, by, at)`` in place of any of its mask's key, -b forgets that key's) and to the op
         and voice of members (o, v: one not kept passed over) of ``room`` as kept, in turn, as one write
         given a version greater than any the room had; the room's modes and bans then, with the members
-        named, as kept.  None: the room is not kept (nothing written).  Made at once on several nodes,
+        named, as kept.  None: the room is not kept; BAN_LIST_FULL: a ``+b`` would ban past
+        :data:`ROOM_BANS_MAX` (:func:`~msgsvc.hub.rules.bans_overflow`, as kept: bans set at once on
+        another node count); nothing written either way.  Made at once on several nodes,
         the changes are ordered by their versions: a node takes what is newer than it holds, and all end
         alike."""
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.defer import Deferred, FirstError, gatherResults
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -63,9 +63,11 @@ from msgsvc.hub.nodes import Nodes
 from msgsvc.hub.rules import (
     SHOWN_HOST,
     ban_mask,
+    bans_overflow,
     is_valid_username,
     mask_key,
     mask_matches,
+    oldest_first,
     room_key,
     room_name,
     username_key,
@@ -689,10 +691,10 @@ class Rooms:
                     effective.append((change, record.members[target].name))
             elif letter == "b" and arg is not None:
                 if (mask_key(arg) in bans) != on:
-                    if on and len(bans) >= ROOM_BANS_MAX:
-                        raise Refused(Refusal.BAN_LIST_FULL, f"{record.name} holds {ROOM_BANS_MAX} bans at most")
                     bans.symmetric_difference_update({mask_key(arg)})
                     effective.append((change, arg))
+        if bans_overflow(record.bans, effective):
+            raise Refused(Refusal.BAN_LIST_FULL, f"{record.name} holds {ROOM_BANS_MAX} bans at most")
         return tuple(effective)
 
     def _apply(self, record: RoomRecord, event: RoomEvent) -> list[Write]:
@@ -745,10 +747,20 @@ class Rooms:
     def _set_modes(self, room: str, event: ModeSet, at: float) -> Deferred[None]:
         """Write ``event``'s changes (its bans set at ``at``); fires once kept, before this node takes what
         was kept (:meth:`_modes_kept`): the asker has its answer before it hears of a change made at
-        once on another node."""
+        once on another node.  Refused(BAN_LIST_FULL) if the store found the room's bans full (bans set
+        at once on another node, not heard here), once the room is read again and taken as kept."""
         written: Deferred[None] = Deferred()
 
-        def kept(modes: ModesKept | None) -> None:
+        def kept(modes: ModesKept | Refusal | None) -> None:
+            if isinstance(modes, Refusal):
+                refused = Refused(modes, f"{event.room} holds {ROOM_BANS_MAX} bans at most")
+
+                def answered(result: T) -> T:
+                    written.errback(refused)
+                    return result
+
+                self._quietly(self._read_room(room, partial(self._retaken, room, event.by)).addBoth(answered))
+                return
             written.callback(None)
             self._modes_kept(room, event, modes)
 
@@ -766,15 +778,26 @@ class Rooms:
             self._take_modes(record, event.by, kept)
         self._nodes.network.room_changed(replace(event, kept=kept))
 
-    def _take_modes(self, record: RoomRecord, by: str, kept: ModesKept) -> None:
-        """Take of ``kept`` what is newer than ``record`` holds, by version: the modes, key, limit and bans
-        as one; each member's op and voice.  The members here are told what changed (as ``by``'s
-        ModeSet); a change of the bans drops the room's verdicts (:meth:`_silenced`)."""
-        news = _news(record, kept)
+    def _retaken(self, room: str, by: str, read: RoomRecord | None) -> None:
+        """The store refused ``by``'s change of the room ``room`` (a key), made here: the room's modes,
+        key, limit, bans and members' op and voice are taken as the store has them (``read``), whatever
+        this node holds (:meth:`_take_modes`)."""
+        record = self._rooms.get(room)
+        if record is None or read is None:
+            return
+        members, bans = tuple(read.members.values()), oldest_first(read.bans.values())
+        kept = ModesKept(read.modes, read.key, read.limit, read.version, members, bans)
+        self._take_modes(record, by, kept, forced=True)
+
+    def _take_modes(self, record: RoomRecord, by: str, kept: ModesKept, forced: bool = False) -> None:
+        """Take of ``kept`` what is newer than ``record`` holds, by version (``forced``: all of it): the
+        modes, key, limit and bans as one; each member's op and voice.  The members here are told what
+        changed (as ``by``'s ModeSet); a change of the bans drops the room's verdicts (:meth:`_silenced`)."""
+        news = _news(record, kept, forced)
         if news:
             self._tell(record, ModeSet(record.name, by, news), None)
         changed = bool(news)
-        if kept.version > record.version:
+        if forced or kept.version > record.version:
             record.modes, record.key, record.limit = kept.modes, kept.key, kept.limit
             record.version = kept.version
             bans = {mask_key(ban.mask): ban for ban in kept.bans}
@@ -783,7 +806,7 @@ class Rooms:
                 self._verdicts.pop(room_key(record.name), None)
         for member in kept.members:
             held = record.members.get(username_key(member.name))
-            if held is not None and member.version > held.version:
+            if held is not None and (forced or member.version > held.version):
                 held.op, held.voice, held.version = member.op, member.voice, member.version
         if changed:
             self._emit(RoomChanged(record.name))
@@ -838,8 +861,9 @@ class Rooms:
         return self._store.vacate_room(room).addCallback(answered).addBoth(done).addCallback(lambda _: None)
 
     def _write(self, writes: list[Write]) -> Deferred[None]:
-        """Make ``writes``; fires once all are kept (or the first fails)."""
-        return gatherResults([write() for write in writes], consumeErrors=True).addCallback(lambda _: None)
+        """Make ``writes``; fires once all are kept (or fails as the first that fails)."""
+        written = gatherResults([write() for write in writes], consumeErrors=True)
+        return written.addCallbacks(lambda _: None, lambda f: f.value.subFailure if f.check(FirstError) else f)
 
     def _drop(self, record: RoomRecord) -> None:
         for key in record.members:
@@ -919,7 +943,10 @@ class Rooms:
         return written.addCallbacks(lambda _: answer, self._unkept)
 
     def _unkept(self, failure: Failure) -> Failure:
-        """A store's ``failure`` (logged) as Refused(UNAVAILABLE)."""
+        """A store's ``failure`` (logged) as Refused(UNAVAILABLE); its refusal as it is (BAN_LIST_FULL:
+        :meth:`_set_modes`)."""
+        if failure.check(Refused):
+            return failure
         self.log.failure("could not keep a change of a room", failure)
         return Failure(Refused(Refusal.UNAVAILABLE, "the server could not keep that change; try again later"))
 
@@ -946,11 +973,12 @@ def _checked(change: str, arg: str | None) -> str | None:
     return ban_mask(arg) if change[1] == "b" and arg is not None else arg
 
 
-def _news(record: RoomRecord, kept: ModesKept) -> tuple[ModeChange, ...]:
-    """The changes that make ``record`` as ``kept`` where ``kept`` is newer: its modes, key, limit and bans
-    as one; each member's op and voice (a member not here passed over)."""
+def _news(record: RoomRecord, kept: ModesKept, forced: bool) -> tuple[ModeChange, ...]:
+    """The changes that make ``record`` as ``kept`` where ``kept`` is newer (``forced``: wherever it
+    differs): its modes, key, limit and bans as one; each member's op and voice (a member not here passed
+    over)."""
     changes: list[ModeChange] = []
-    if kept.version > record.version:
+    if forced or kept.version > record.version:
         for letter in ROOM_FLAGS:
             if (letter in kept.modes) != (letter in record.modes):
                 changes.append((("+" if letter in kept.modes else "-") + letter, None))
@@ -963,7 +991,7 @@ def _news(record: RoomRecord, kept: ModesKept) -> tuple[ModeChange, ...]:
         changes += [("+b", ban.mask) for key, ban in bans.items() if key not in record.bans]
     for member in kept.members:
         held = record.members.get(username_key(member.name))
-        if held is not None and member.version > held.version:
+        if held is not None and (forced or member.version > held.version):
             for letter, was, now in (("o", held.op, member.op), ("v", held.voice, member.voice)):
                 if was != now:
                     changes.append((("+" if now else "-") + letter, held.name))

@@ -9,7 +9,16 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 
-from msgsvc.hub.contracts import Ban, Joining, Member, Refusal, Refused, RoomRecord
+from msgsvc.hub.contracts import (
+    ROOM_BANS_MAX,
+    Ban,
+    Joining,
+    Member,
+    ModeChange,
+    Refusal,
+    Refused,
+    RoomRecord,
+)
 from msgsvc.hub.globs import glob_match
 
 USERNAME_MAX = 32
@@ -128,6 +137,24 @@ def invites_anew(pending: bool | None, op: bool) -> bool:
     operator's; None: none): not where one that does as much is
     (:meth:`~msgsvc.hub.contracts.RoomStore.invite`)."""
     return pending is None or (op and not pending)
+
+
+def bans_overflow(bans: Iterable[str], changes: Sequence[ModeChange]) -> bool:
+    """Whether ``changes``, in turn, ban a mask past :data:`ROOM_BANS_MAX` in a room whose bans are the
+    mask keys ``bans`` (a ``+b`` of a mask not banned while it holds that many; a room kept with more
+    takes none till under it): what a store refuses a change of the modes for (BAN_LIST_FULL), as the hub
+    does (Redis's ``SET_MODES`` says it in Lua)."""
+    banned = set(bans)
+    for change, arg in changes:
+        if change[1] == "b" and arg is not None:
+            key = mask_key(arg)
+            if change[0] == "-":
+                banned.discard(key)
+            elif key not in banned:
+                if len(banned) >= ROOM_BANS_MAX:
+                    return True
+                banned.add(key)
+    return False
 
 
 def check_password_rules(password: str) -> str:

@@ -82,6 +82,7 @@ from twisted.python.failure import Failure
 
 from msgsvc.auth.store import Reset, StillOnline
 from msgsvc.hub.contracts import (
+    ROOM_BANS_MAX,
     ROOM_INVITES_MAX,
     Ban,
     Enqueue,
@@ -968,17 +969,32 @@ SET_MODES = Script(
     + """
 -- KEYS: the rooms, their settings, the room's members, the rooms' version, the room's bans, their
 -- verdicts (ENTER's: a b change drops them).  ARGV: room, JSON [[change, argument, name key (o, v) or
--- mask key (b), ban (+b)]...], the node, who, JSON [[change, argument]...].  Returns false (no such
--- room), or {settings, {member...}, {ban...}}: as kept now, the members named (those kept) once each,
--- every ban.
+-- mask key (b), ban (+b)]...], the node, who, JSON [[change, argument]...], the most bans a room holds.
+-- Returns false (no such room), 'full' (a +b of a mask not banned while the room holds the most, the
+-- changes before it in turn: msgsvc.hub.rules.bans_overflow; nothing written), or {settings,
+-- {member...}, {ban...}}: as kept now, the members named (those kept) once each, every ban.
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return false end
+local changes, count, banned = cjson.decode(ARGV[2]), redis.call('HLEN', KEYS[5]), {}
+for _, c in ipairs(changes) do
+  if string.sub(c[1], 2, 2) == 'b' then
+    local on, was = string.sub(c[1], 1, 1) == '+', banned[c[3]]
+    if was == nil then was = redis.call('HEXISTS', KEYS[5], c[3]) == 1 end
+    if on and not was then
+      if count >= tonumber(ARGV[6]) then return 'full' end
+      count = count + 1
+    elseif was and not on then
+      count = count - 1
+    end
+    banned[c[3]] = on
+  end
+end
 local s, named, order = cjson.decode(redis.call('HGET', KEYS[2], ARGV[1])), {}, {}
 local version = redis.call('INCR', KEYS[4])
 if version <= (s[7] or 0) then  -- a room copied in (msgsvc.state.migrate) with its own numbers
   version = s[7] + 1
   redis.call('SET', KEYS[4], version)
 end
-for _, c in ipairs(cjson.decode(ARGV[2])) do
+for _, c in ipairs(changes) do
   local on, letter = string.sub(c[1], 1, 1) == '+', string.sub(c[1], 2, 2)
   if letter == 'k' then
     s[5] = on and c[2] or cjson.null
@@ -1700,7 +1716,7 @@ class RedisState(Service):
 
     def set_modes(
         self, room: str, changes: Sequence[ModeChange], by: str, at: float
-    ) -> Deferred[ModesKept | None]:
+    ) -> Deferred[ModesKept | Refusal | None]:
         named: list[list[str | None]] = []
         for change, arg in changes:
             if change[1] == "b" and arg:
@@ -1709,9 +1725,11 @@ class RedisState(Service):
             else:
                 named.append([change, arg, username_key(arg) if change[1] in "ov" and arg else None, None])
 
-        def read(reply: list[Any] | None) -> ModesKept | None:
+        def read(reply: list[Any] | str | None) -> ModesKept | Refusal | None:
             if reply is None:
                 return None
+            if isinstance(reply, str):  # 'full'
+                return Refusal.BAN_LIST_FULL
             settings, members, bans = reply
             modes, key, limit, version = json.loads(settings)[3:]
             kept = tuple(Member(*json.loads(m)) for m in members)
@@ -1720,7 +1738,8 @@ class RedisState(Service):
 
         keys = [ROOMS, ROOM_SETTINGS, members_key(room), ROOMS_VERSION, bans_key(room), verdicts_key(room)]
         told = [[change, arg] for change, arg in changes]
-        return self.redis.script(SET_MODES, keys, [room, named, self.node, by, told]).addCallback(read)
+        asked = [room, named, self.node, by, told, ROOM_BANS_MAX]
+        return self.redis.script(SET_MODES, keys, asked).addCallback(read)
 
     def invite(self, room: str, name: str, op: bool, at: float) -> Deferred[bool | None]:
         keys = [ROOMS, invites_key(room), invited_key(name)]

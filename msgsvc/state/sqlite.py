@@ -40,7 +40,7 @@ from msgsvc.hub.contracts import (
     topic_stamp,
 )
 from msgsvc.hub.ids import message_id_floor, message_id_text, message_id_value
-from msgsvc.hub.rules import admission, invites_anew, mask_key, room_key, username_key
+from msgsvc.hub.rules import admission, bans_overflow, invites_anew, mask_key, room_key, username_key
 from msgsvc.state import Snapshot, StoreError
 from msgsvc.state.historyindex import HistoryIndex
 
@@ -713,13 +713,19 @@ class Database:
             topic + (record.founder, key),
         )
 
-    def set_modes(self, room: str, changes: Sequence[ModeChange], by: str, at: float) -> ModesKept | None:
+    def set_modes(
+        self, room: str, changes: Sequence[ModeChange], by: str, at: float
+    ) -> ModesKept | Refusal | None:
         """RoomStore.set_modes: the room's next version is one more than its own."""
         kept = self._db.execute(
             "SELECT modes, password, max_members, version FROM rooms WHERE key = ?", (room,)
         ).fetchone()
         if kept is None:
             return None
+        if any(change[1] == "b" for change, _ in changes):
+            banned = self._db.execute("SELECT key FROM room_bans WHERE room = ?", (room,))
+            if bans_overflow((key for key, in banned), changes):
+                return Refusal.BAN_LIST_FULL
         modes, key, limit = changed_modes(kept[0], kept[1], kept[2], changes)
         version = kept[3] + 1
         self._db.execute(
@@ -1148,7 +1154,7 @@ class SqliteStore(Service):
 
     def set_modes(
         self, room: str, changes: Sequence[ModeChange], by: str, at: float
-    ) -> Deferred[ModesKept | None]:
+    ) -> Deferred[ModesKept | Refusal | None]:
         return self._batched(lambda db: db.set_modes(room, changes, by, at))
 
     def invite(self, room: str, name: str, op: bool, at: float) -> Deferred[bool | None]:

@@ -37,7 +37,15 @@ from msgsvc.hub.contracts import (
 )
 from msgsvc.hub.conversations import participants
 from msgsvc.hub.ids import message_id_floor
-from msgsvc.hub.rules import admission, invites_anew, mask_key, oldest_first, room_key, username_key
+from msgsvc.hub.rules import (
+    admission,
+    bans_overflow,
+    invites_anew,
+    mask_key,
+    oldest_first,
+    room_key,
+    username_key,
+)
 from msgsvc.hub.user import UNREGISTERED
 from msgsvc.state import Snapshot
 from msgsvc.state.redislink import RedisUnavailable
@@ -330,12 +338,14 @@ class MemoryStore(Service):
 
     def set_modes(
         self, room: str, changes: Sequence[ModeChange], by: str, at: float
-    ) -> Deferred[ModesKept | None]:
+    ) -> Deferred[ModesKept | Refusal | None]:
         if self.fail_rooms:
             return fail(OSError("disk full"))
         kept = self.rooms_kept.get(room)
         if kept is None:
             return succeed(None)
+        if bans_overflow(kept.bans, changes):
+            return succeed(Refusal.BAN_LIST_FULL)
         kept.version += 1
         kept.modes, kept.key, kept.limit = changed_modes(kept.modes, kept.key, kept.limit, changes)
         named: dict[str, Member] = {}
