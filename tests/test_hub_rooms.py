@@ -299,6 +299,20 @@ class MembershipTests(RoomsTestCase):
         self.successResultOf(alice.user.mode("#dev", [("-b", "erin")]))
         self.assertEqual(self.refusal(mallory.user.join, "#dev", None), Refusal.INVITE_ONLY)
 
+    def test_an_invitation_to_an_unprotected_name_nobody_holds_lets_no_next_holder_in(self) -> None:
+        """attack37 F10: an operator's INVITE of an unprotected name that is offline (free: anyone may take
+        it) was kept, and whoever took the name next used it, past +i and a ban on the name (real
+        sockets: 3/3 SQLite, 3/3 two Redis nodes, with and without +b): the next holder inherits the
+        invitation, which docs/security.rst says it never does (attack 32)."""
+        alice, erin = self.join("alice"), self.join("erin")
+        erin.user.log_out()  # in the log, free
+        self.successResultOf(alice.user.join("#dev", None))
+        self.successResultOf(alice.user.mode("#dev", [("+i", None), ("+b", "erin")]))
+        invited = alice.user.invite("#dev", "erin")
+        invited.addErrback(lambda failure: failure.trap(Refused))  # refusing it would do too
+        mallory = self.join("ERIN")
+        self.assertEqual(self.refusal(mallory.user.join, "#dev", None), Refusal.BANNED)
+
     def test_a_founder_whose_password_is_removed_is_founder_no_more(self) -> None:
         self.protect("Carol")
         carol, bob = self.join("Carol"), self.join("bob")
