@@ -1299,7 +1299,11 @@ class RoomExampleTests(ExamplePlayer):
 
     def setUp(self) -> None:
         randoms = [(int("0f3a9c2b7d15e8a4c601", 16) << 1).to_bytes(10, "big")]
-        records = (UserRecord("alice", 1.0, 2.0, protected=True), UserRecord("bob", 1.0, 2.0), UserRecord("carol", 1.0, 2.0))
+        records = (
+            UserRecord("alice", 1.0, 2.0, protected=True),
+            UserRecord("bob", 1.0, 2.0),
+            UserRecord("carol", 1.0, 2.0, protected=True),
+        )
         self.server = ServerHarness(
             Limits(ping_interval=1e9),
             records=records,
@@ -1318,7 +1322,7 @@ class RoomExampleTests(ExamplePlayer):
     def test_the_version_12_example(self) -> None:
         alice = self.server.register("alice", PASSWORD, version=12)
         bob = self.server.register("bob", version=12)
-        carol = self.server.register("carol", version=11)
+        carol = self.server.register("carol", PASSWORD, version=11)
         for protocol, _ in (alice, bob, carol):
             protocol.dataReceived(b"JOIN #ops\r\n")
             self.server.end_of_pass()

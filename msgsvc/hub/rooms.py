@@ -400,6 +400,8 @@ class Rooms:
         target = self._users.get(username_key(invitee))
         if target is None:
             raise Refused(Refusal.RECIPIENT_INVALID, f"nobody is named {invitee}")
+        if not target.protected and not self._online(username_key(target.name)):  # its next holder: anyone
+            raise Refused(Refusal.RECIPIENT_INVALID, f"{target.name} is not connected (and has no password)")
         if username_key(target.name) in record.members:
             raise Refused(Refusal.ALREADY_IN_ROOM, f"{target.name} is in {record.name}")
         event = Invited(record.name, target.name, session.record.name)
