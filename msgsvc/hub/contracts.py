@@ -844,7 +844,9 @@ class Network(Protocol):
 
     def room_changed(self, event: RoomEvent) -> None:
         """Tell the other nodes what happened in a room here (they apply it to their view of it, and tell
-        its members' sessions there); the store has it, or will, from this node."""
+        its members' sessions there); the store has it, or will, from this node.  A ModeSet comes with
+        what the store kept: a network whose store told the others as it kept it (Redis's ``SET_MODES``,
+        before its answer) tells them nothing more."""
 
     def route(
         self, message: Message, keys_by_node: dict[str, list[str]], answer: Callable[[set[str] | Failure], None]
