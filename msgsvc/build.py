@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from importlib.machinery import EXTENSION_SUFFIXES
 
 #: The modules compiled with mypyc: the codec, the hub's routing and what it calls a message, the
-#: outbox and the rate limits.  Their classes are native: no attribute set from outside that the class
+#: outbox, the rate limits and the SQLite history's index (which every message kept goes through).  Their classes are native: no attribute set from outside that the class
 #: does not declare, no method patched on an instance or a class, no subclass outside them.
 COMPILED = (
     "msgsvc.wire",
@@ -26,6 +26,7 @@ COMPILED = (
     "msgsvc.hub.core",
     "msgsvc.fronts.outbox",
     "msgsvc.ratelimit",
+    "msgsvc.state.historyindex",
 )
 
 #: What :func:`running` says of each build.
