@@ -426,7 +426,7 @@ class NewGroupsTests(HistoryTestCase):
     def test_the_count_is_the_stores_whichever_node_asks(self) -> None:
         other = History(self.clock, self.store, HistoryPolicy(new_groups=2))
         self.assertIsNone(self.successResultOf(self.history.open_group("alice", {"alice", "bob", "carol"})))
-        self.assertIsNone(self.successResultOf(other.open_group("Alice", {"alice", "bob", "dave"})))
+        self.assertIsNone(self.successResultOf(other.open_group("alice", {"alice", "bob", "dave"})))
         refused = other.open_group("alice", {"alice", "carol", "dave"})
         assert refused is not None
         self.assertEqual(self.refusal(refused), Refusal.TOO_MANY_NEW_GROUPS)

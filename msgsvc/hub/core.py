@@ -546,8 +546,7 @@ class Hub:
         groups in the last day: nobody gets it.
         """
         if len(names) > 1:
-            keys = self._group_keys(sender, names)
-            opening = self.history.open_group(sender.record.name, keys) if self._protected_among(keys) else None
+            opening = self._opening(sender, names)
             if opening is not None:
 
                 def opened(_: None) -> Report | Deferred[Report]:
@@ -556,15 +555,25 @@ class Hub:
                 return opening.addCallback(opened)
         return self._send(sender, names, text, queue)
 
-    def _group_keys(self, sender: Session, names: Sequence[str]) -> set[str]:
-        """The name keys of the conversation ``sender``'s message to ``names`` is kept in: the sender's
-        and those of the names online here or elsewhere or in the log (as :meth:`_send` finds them)."""
-        keys = {username_key(sender.record.name)}
+    def _opening(self, sender: Session, names: Sequence[str]) -> Deferred[None] | None:
+        """What ``sender``'s multicast to ``names`` waits for: the history's leave to send to its group
+        (:meth:`~msgsvc.hub.history.History.open_group`), if the group (the name keys of the sender and of
+        the names online here or elsewhere or in the log, as :meth:`_send` finds them) has a protected
+        name, as this node knows; else None (its history is not kept)."""
+        log = self._log
+        own = username_key(sender.record.name)
+        record = log.get(own)
+        protected = record is not None and record.protected
+        keys = {own}
         for name in names:
             key = username_key(name)
-            if key in self._log or self._online_account(key) is not None or self.nodes.elsewhere(key) is not None:
-                keys.add(key)
-        return keys
+            record = log.get(key)
+            if record is not None:
+                protected = protected or record.protected
+            elif self._online_account(key) is None and self.nodes.elsewhere(key) is None:
+                continue
+            keys.add(key)
+        return self.history.open_group(own, keys) if protected else None
 
     def _send(self, sender: Session, names: Sequence[str], text: str, queue: bool) -> Report | Deferred[Report]:
         """:meth:`send`, the group let through."""
@@ -613,19 +622,19 @@ class Hub:
         through :meth:`Nodes.route`): its history goes to the store first, so what SENT calls queued is in
         the history after a crash (in the same group commit as its queueing, or an earlier one).  A direct
         conversation with no protected participant is not kept: nobody may ever read it."""
-        if message.kind is Kind.ROOM or self._protected_among((message.sender, *message.recipients)):
+        if message.kind is Kind.ROOM or self._protected_among(message):
             self.history.keep(message)
         if not absent:
             return report
         self.history.write_now()
         return self._queue.enqueue(message, absent, report)
 
-    def _protected_among(self, names: Iterable[str]) -> bool:
-        """Whether one of ``names`` (a unicast's or multicast's participants) is protected, as this node
-        knows: only such a name may read a direct conversation's history, and only from its protection on
+    def _protected_among(self, message: Message) -> bool:
+        """Whether a participant of ``message`` (a unicast or multicast) is protected, as this node knows:
+        only such a name may read a direct conversation's history, and only from its protection on
         (docs/protocol.rst "History"), so without one the history would keep what nobody may read."""
         log = self._log
-        for name in names:
+        for name in (message.sender, *message.recipients):
             record = log.get(username_key(name))
             if record is not None and record.protected:
                 return True

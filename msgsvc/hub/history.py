@@ -169,15 +169,16 @@ class History(Service):
                 why=why,
             )
 
-    def open_group(self, sender: str, keys: Collection[str]) -> Deferred[None] | None:
-        """Whether ``sender`` may send to the group of the name keys ``keys`` (its own among them): None
-        if it may at once (not a group: two names or fewer; or a group let through lately); else a
-        Deferred that fires once the store says it may (:meth:`HistoryStore.open_group`: a group with
-        no history counts as opened by ``sender``), or fails with Refused: TOO_MANY_NEW_GROUPS past
-        ``policy.new_groups`` opened in :data:`GROUP_WINDOW`, UNAVAILABLE if the store cannot say."""
+    def open_group(self, opener: str, keys: Collection[str]) -> Deferred[None] | None:
+        """Whether the name key ``opener`` may send to the group of the distinct name keys ``keys`` (its
+        own among them): None if it may at once (not a group: two names or fewer; or a group let through
+        lately); else a Deferred that fires once the store says it may (:meth:`HistoryStore.open_group`:
+        a group with no history counts as opened by ``opener``), or fails with Refused:
+        TOO_MANY_NEW_GROUPS past ``policy.new_groups`` opened in :data:`GROUP_WINDOW`, UNAVAILABLE if the
+        store cannot say."""
         if len(keys) < 3:
             return None
-        opener, most = username_key(sender), self.policy.new_groups
+        most = self.policy.new_groups
         admitted = (opener, ",".join(sorted(keys)))
         if admitted in self._admitted:
             return None
@@ -195,7 +196,7 @@ class History(Service):
                 del self._admitted[next(iter(self._admitted))]
 
         def failed(failure: Failure) -> None:
-            self.log.warn("could not count the groups {sender} opened: {why}", sender=sender, why=failure.getErrorMessage())
+            self.log.warn("could not count the groups {opener} opened: {why}", opener=opener, why=failure.getErrorMessage())
             raise Refused(Refusal.UNAVAILABLE, "the server cannot send to a group now; try again later")
 
         return self._store.open_group(admitted[1], opener, at, at - GROUP_WINDOW, most).addCallbacks(said, failed)
@@ -408,7 +409,7 @@ class NoHistory(Service):
     def write_now(self) -> None:
         """Nothing waits."""
 
-    def open_group(self, sender: str, keys: Collection[str]) -> None:
+    def open_group(self, opener: str, keys: Collection[str]) -> None:
         """Any group: nothing is kept of it."""
 
     def size(self) -> Deferred[int]:
