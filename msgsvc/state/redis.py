@@ -490,19 +490,31 @@ local function settle(conv)
 end
 """
 
+# call(command, key, option, args): the command with `option` (unless false) and then `args`, a thousand at
+# a time (unpack's bound); the sum of its answers.
 # sent_of(conv, member): an entry's place in msgsvc:sent (its sender's name key, its conversation, its id),
 # from its member of the history (``ID|[at, "sender", ...``: the first quote opens the sender's name).
-# unsend(places): those places out of msgsvc:sent, a thousand at a time (unpack's bound).
+# unsend(places): those places out of msgsvc:sent.
 PLACES = """
+local function call(command, key, option, args)
+  local sum = 0
+  for first = 1, #args, 1000 do
+    local last = math.min(first + 999, #args)
+    if option then
+      sum = sum + redis.call(command, key, option, unpack(args, first, last))
+    else
+      sum = sum + redis.call(command, key, unpack(args, first, last))
+    end
+  end
+  return sum
+end
 local function sent_of(conv, member)
   local open = string.find(member, '"', 28, true)
   local close = string.find(member, '"', open + 1, true)
   return string.lower(string.sub(member, open + 1, close - 1)) .. '|' .. conv .. '|' .. string.sub(member, 1, 26)
 end
 local function unsend(places)
-  for first = 1, #places, 1000 do
-    redis.call('ZREM', 'msgsvc:sent', unpack(places, first, math.min(first + 999, #places)))
-  end
+  call('ZREM', 'msgsvc:sent', false, places)
 end
 """
 
@@ -524,20 +536,6 @@ for _ = 1, 10 do  -- the first 10 characters of the ids of that millisecond (its
   local digit = millis % 32
   latest = string.sub(crockford, digit + 1, digit + 1) .. latest
   millis = (millis - digit) / 32
-end
--- call(command, key, option, args): the command with `option` (unless false) and then `args`, a thousand
--- at a time (unpack's bound); the sum of its answers.
-local function call(command, key, option, args)
-  local sum = 0
-  for first = 1, #args, 1000 do
-    local last = math.min(first + 999, #args)
-    if option then
-      sum = sum + redis.call(command, key, option, unpack(args, first, last))
-    else
-      sum = sum + redis.call(command, key, unpack(args, first, last))
-    end
-  end
-  return sum
 end
 -- list(lists, keys, key): lists[key], made (and key put last in keys) if there is none yet.
 local function list(lists, keys, key)
@@ -684,9 +682,7 @@ for _, conv in ipairs(redis.call('HKEYS', KEYS[2])) do
     places[#places + 1] = '0'
     places[#places + 1] = sent_of(conv, member)
   end
-  for first = 1, #places, 1000 do
-    redis.call('ZADD', KEYS[3], unpack(places, first, math.min(first + 999, #places)))
-  end
+  call('ZADD', KEYS[3], false, places)
   placed = placed + #places / 2
 end
 redis.call('SET', KEYS[1], 4)
