@@ -148,6 +148,37 @@ class RedisStateTests(RedisStateCase):
         records = yield self.state.load()
         self.assertEqual([r.name for r in records], ["alice", "carol"])
 
+    @inlineCallbacks
+    def test_a_connection_made_while_redis_loads_its_file_is_made_again_once_it_has(self) -> object:
+        """attack37 F11: a connection made while Redis loads its append-only file after a restart has its
+        PING answered ``-LOADING``; that answer was passed over, the connection left open and never
+        usable, and never made again: the node had no Redis until restarted.  Real sockets, two nodes,
+        Redis stopped 5 s mid-flood and started (1 s of loading): one node's commands connection never
+        came back, its lease ended, its users were disconnected, every history write failed from then."""
+        names = [f"k{i}" for i in range(30000)]
+        yield self.state.redis.execute("MSET", *[part for name in names for part in (name, "x")])
+        yield self.state.redis.execute("BGREWRITEAOF")  # the keys in the file's base: loaded key by key
+        while "aof_rewrite_in_progress:0" not in (yield self.state.redis.execute("INFO", "persistence")):
+            yield wait(0.1)
+        yield wait(0.5)
+        self.server.stop()
+        while self.state.redis.connected:
+            yield wait(0.05)
+        server = self.server
+        argv = [server.binary, "--port", str(server.port), "--bind", "127.0.0.1", "--dir", server.directory]
+        argv += ["--save", "", "--appendonly", "yes", "--key-load-delay", "300"]  # ~9 s of loading, during
+        argv += ["--loading-process-events-interval-bytes", "1024"]  # which it answers -LOADING
+        loading = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+        self.addCleanup(loading.wait)
+        self.addCleanup(loading.kill)
+        yield wait(1.0)
+        while not server._ping().startswith(b"+PONG"):  # loaded
+            yield wait(0.2)
+        yield self.state.redis.ready(timeout=10)  # made again once loaded, whatever it was told meanwhile
+        self.assertEqual((yield self.state.redis.execute("GET", "k1")), "x")
+
+    test_a_connection_made_while_redis_loads_its_file_is_made_again_once_it_has.timeout = 60  # type: ignore[attr-defined]
+
     def test_a_reactor_pass_hands_the_kernel_all_its_commands_not_128_KiB_of_them(self) -> None:
         """Twisted's TCP transport sends at most 128 KiB a reactor pass; a node's busy pass writes more
         (its history: about 200 bytes a message, thousands a pass), so the rest waited for later passes,
