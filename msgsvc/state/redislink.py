@@ -76,7 +76,8 @@ class _Protocol(txredisapi.RedisProtocol):  # type: ignore[misc]
     """txredisapi's protocol, told who owns it and on which clock its replies time out.
 
     It tells its owner once usable: after ``AUTH`` and ``SELECT``, and a ``PING`` answered (over
-    TLS, only the answer shows that the handshake succeeded).
+    TLS, only the answer shows that the handshake succeeded).  A ``PING`` answered with an error
+    (``-LOADING``: Redis reads its file after a restart) closes the connection, which is made again.
     """
 
     owner: _Connection
@@ -89,7 +90,7 @@ class _Protocol(txredisapi.RedisProtocol):  # type: ignore[misc]
         made: Deferred[None] = super().connectionMade()
         self.whenConnected().addCallback(lambda _: self.ping()).addCallbacks(
             lambda _: self.owner.usable(self),
-            lambda _: None,  # lost first: connectionLost tells
+            lambda why: self.owner.not_ready(self, why) if self.connected else None,  # lost: connectionLost tells
         )
         return made
 
@@ -205,6 +206,20 @@ class _Connection:
             if not d.called:  # not timed out
                 d.callback(None)
         self.up()
+
+    def not_ready(self, protocol: Any, why: Failure) -> None:
+        """``protocol``'s ``PING`` was answered with an error (``-LOADING``: Redis reads its file after a
+        restart): say so (the first time, and when the reason changes) and close it, to be made again."""
+        problem = why.getErrorMessage()
+        if problem != self._problem:
+            self._problem = problem
+            self.log.warn(
+                "{what}: Redis at {url} is not ready: {why}; trying again",
+                what=self._what,
+                url=str(self.url),
+                why=problem,
+            )
+        protocol.transport.loseConnection()  # lost() counts the attempt
 
     def up(self) -> None:
         """The connection is usable (again)."""
