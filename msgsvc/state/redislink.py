@@ -209,16 +209,8 @@ class _Connection:
 
     def not_ready(self, protocol: Any, why: Failure) -> None:
         """``protocol``'s ``PING`` was answered with an error (``-LOADING``: Redis reads its file after a
-        restart): say so (the first time, and when the reason changes) and close it, to be made again."""
-        problem = why.getErrorMessage()
-        if problem != self._problem:
-            self._problem = problem
-            self.log.warn(
-                "{what}: Redis at {url} is not ready: {why}; trying again",
-                what=self._what,
-                url=str(self.url),
-                why=problem,
-            )
+        restart): say so, and close it, to be made again."""
+        self._report(why.getErrorMessage())
         protocol.transport.loseConnection()  # lost() counts the attempt
 
     def up(self) -> None:
@@ -239,9 +231,11 @@ class _Connection:
         """The connection went away; the service is making another."""
 
     def _attempt_failed(self, failure: Failure) -> None:
-        """Log why Redis cannot be reached: the first time, and when the reason changes."""
         self._failed_attempts += 1
-        problem = failure.getErrorMessage()
+        self._report(failure.getErrorMessage())
+
+    def _report(self, problem: str) -> None:
+        """Log why Redis cannot be used: the first time, and when the reason changes."""
         if problem != self._problem:
             self._problem = problem
             self.log.warn(
