@@ -346,6 +346,21 @@ class KeepingTests(HistoryTestCase):
         self.pass_ends()
         self.assertEqual(calls, [["1"], ["2", "3"], ["4"]])
 
+    def test_the_operators_purge_is_not_undone_by_what_waited_to_be_asked_again(self) -> None:
+        """attack37 F3: the operator's ``history purge --user`` (another process, once the store is back)
+        was undone by the server's next try: what the purged name sent while the store failed went in
+        after the purge.  Real sockets, 20 unicasts sent while the store failed, purge, 12 s later:
+        SQLite (file locked 8 s) 10 of them in the history, Redis (stopped 4 s) all 20."""
+        asked = self.failing_appends(1)
+        self.alice.user.send(["bob"], "spam 1")
+        self.alice.user.send(["bob"], "spam 2")
+        self.bob.user.send(["alice"], "stop it")
+        self.pass_ends()  # fails: asked again in 0.2 s
+        self.assertEqual(self.successResultOf(self.store.purge_history("Alice")), 0)  # the operator's
+        self.tick(0.2)
+        self.assertEqual(len(asked), 2)
+        self.assertEqual(self.kept(), {"alice,bob": ["stop it"]})
+
     def test_a_stopped_history_does_not_ask_again(self) -> None:
         asked = self.failing_appends(-1)
         self.alice.user.send(["bob"], "last words")
