@@ -96,7 +96,7 @@ class _History(Protocol):
 
     def latest(self, member: str, since: float, limit: int) -> Deferred[list[Stored]]: ...
 
-    def purge_history(self, sender: str) -> Deferred[int]: ...
+    def purge_history(self, sender: str, at: float) -> Deferred[int]: ...
 
 
 class _Now:
@@ -113,9 +113,10 @@ class _Now:
     def latest(self, member: str, since: float, limit: int) -> Deferred[list[Stored]]:
         return succeed(self._database.latest(member, since, limit))
 
-    def purge_history(self, sender: str) -> Deferred[int]:
-        # One transaction: the rows and the count of purges a server on the file looks at go together.
-        [dropped] = self._database.batch([lambda db: db.purge_history(sender)])
+    def purge_history(self, sender: str, at: float) -> Deferred[int]:
+        # One transaction: the rows, the purge's time and the count of purges a server on the file looks
+        # at go together.
+        [dropped] = self._database.batch([lambda db: db.purge_history(sender, at)])
         assert isinstance(dropped, int)
         return succeed(dropped)
 
@@ -147,7 +148,7 @@ def _conversation(text: str) -> str:
 async def _history(store: _History, args: argparse.Namespace) -> int:
     """``history export`` or ``history purge``, on ``store``; the exit status."""
     if args.action == "purge":
-        dropped = await store.purge_history(args.user)
+        dropped = await store.purge_history(args.user, time.time())
         print(f"purged {dropped} messages sent by {args.user}")
         return 0
     if (args.conversation is None) == (args.user is None):

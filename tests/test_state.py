@@ -344,13 +344,27 @@ class HistoryContract(_Base):
             stored(ALL, "ALICE", 400.0),
             stored(ALL, "carol", 500.0),
         )
-        self.assertEqual(await self.state.purge_history("alice"), 3)
+        self.assertEqual(await self.state.purge_history("alice", 600.0), 3)
         self.assertEqual(await self.conversation("alice,bob"), [bob_said])
         self.assertEqual(await self.conversation("alice,carol"), [])
         self.assertEqual(await self.conversation(ALL), [carol_said])
         self.assertEqual(await self.state.latest("alice", 0.0, 10), [bob_said])
         self.assertEqual(await self.state.history_size(), 2)
-        self.assertEqual(await self.state.purge_history("alice"), 0)
+        self.assertEqual(await self.state.purge_history("alice", 600.0), 0)
+
+    async def test_an_entry_sent_before_its_senders_purge_appended_after_it_is_not_kept(self) -> None:
+        """attack37 F3: a purge holds against late writes (the hub's retry, another node's slow append):
+        what its sender sent at or before the purge's time is left out, what it sent after is kept, and
+        so is what others sent; a later purge dated earlier moves nothing back."""
+        self.assertEqual(await self.state.purge_history("ALICE", 200.0), 0)
+        self.assertEqual(await self.state.purge_history("alice", 150.0), 0)
+        before, at_it = stored("alice,bob", "Alice", 100.0), stored(ALL, "alice", 200.0)
+        bob_said, after = stored("alice,bob", "bob", 150.0), stored("alice,bob", "alice", 300.0)
+        await self.kept(before, at_it, bob_said, after)
+        self.assertEqual(await self.conversation("alice,bob"), [bob_said, after])
+        self.assertEqual(await self.conversation(ALL), [])
+        self.assertEqual(await self.state.latest("alice", 0.0, 10), [after])
+        self.assertEqual(await self.state.history_size(), 2)
 
     async def test_protected_since_is_when_a_name_last_gained_a_password(self) -> None:
         # Times to come (2096): Redis's state takes none before its own clock (tests/test_state_redis.py).

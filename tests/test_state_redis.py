@@ -47,6 +47,7 @@ from msgsvc.state.redis import (
     LAYOUT,
     NAMED,
     ONLINE,
+    PURGED,
     QUEUE_COUNT,
     QUEUE_ID,
     QUEUE_SENDERS,
@@ -217,6 +218,7 @@ class RedisStateTests(RedisStateCase):
         dev.members["bob"] = Member("bob", voice=True, since=18.0)
         dev.bans = {"mallory!*@*": Ban("mallory!*@*", "Alice", 19.0)}
         db.batch([lambda d: d.create_room(dev, 50)])
+        db.batch([lambda d: d.purge_history("Mallory", 16.75)])
         db.close()
 
         def migrate() -> subprocess.CompletedProcess[str]:
@@ -269,6 +271,9 @@ class RedisStateTests(RedisStateCase):
         self.assertEqual((yield self.state.enqueue(over)), ())  # the copied message counts for bob
         page, _ = yield self.state.backlog("alice", 1, 0.0, 10)
         self.assertEqual([q.id for q in page], [2])  # ids go on after the copied ones
+        late = [entry("bob,mallory", "mallory", 16.5), entry("bob,mallory", "bob", 16.5)]
+        yield self.state.append(late, 100)
+        self.assertEqual((yield self.state.history_size()), 4)  # the purge of mallory copied: bob's only
         again = migrate()
         self.assertEqual(again.returncode, 1)
         self.assertIn("this Redis database already holds a msgsvc username log", again.stderr)
@@ -448,7 +453,8 @@ class RedisHistoryTests(RedisStateCase):
         )
         self.assertEqual(await self.state.page_before("alice,bob", None, 10, 0.0), ([ab1, ab2], False))
         self.assertEqual(await self.state.history_size(), 5)
-        self.assertEqual(await self.state.purge_history("bob"), 2)  # ab2 and all1: alice,bob's newest is ab1
+        purged = await self.state.purge_history("bob", 500.0)
+        self.assertEqual(purged, 2)  # ab2 and all1: alice,bob's newest is ab1
         histories = (await self.keys())["histories"]
         self.assertEqual(histories, sorted(["alice,bob", ab1.id, "alice,carol", ac2.id]))
         self.assertEqual(await self.index("alice"), newest(ab1, ac2))
@@ -502,19 +508,19 @@ class RedisHistoryTests(RedisStateCase):
         self.assertEqual(await places(), 10)
         self.assertEqual(await self.state.expire_history(115.0, 8), 7)  # 110-114, then 115-116 past 8
         self.assertEqual(await places(), 7)
-        self.assertEqual(await self.state.purge_history("BOB"), 7)
+        self.assertEqual(await self.state.purge_history("BOB", 300.0), 7)
         self.assertEqual(await places(), 0)
         self.assertEqual(await self.state.history_size(), 1)
 
     async def test_a_pass_costs_a_command_a_conversation_and_a_name_not_seven_an_entry(self) -> None:
         first = [entry(f"alice,u{i:04}", "alice", 100.0 + i) for i in range(500)]
         # 500 new conversations: a ZADD each, alice's index and each u's (a ZADD each), the newest ids
-        # (an HMGET and an HSET), the entries' places by sender (a ZADD), the size (an INCRBY) and Redis's
-        # clock (a TIME).
-        self.assertEqual(await self.commands_of(lambda: self.state.append(first, 100)), 500 + 501 + 2 + 3)
+        # (an HMGET and an HSET), the entries' places by sender (a ZADD), the size (an INCRBY), Redis's
+        # clock (a TIME) and when the senders were purged (an HMGET).
+        self.assertEqual(await self.commands_of(lambda: self.state.append(first, 100)), 500 + 501 + 2 + 4)
         again = [entry(f"alice,u{i:04}", "u", 1000.0 + i) for i in range(500)]
         # They had entries: a ZCARD each too, for --history-max.
-        self.assertEqual(await self.commands_of(lambda: self.state.append(again, 100)), 1000 + 501 + 2 + 3)
+        self.assertEqual(await self.commands_of(lambda: self.state.append(again, 100)), 1000 + 501 + 2 + 4)
         self.assertEqual(await self.state.history_size(), 1000)
         self.assertEqual(await self.state.latest("alice", 0.0, 2), again[:-3:-1])
 
@@ -736,7 +742,7 @@ class AppendTests(SynchronousTestCase):
     def test_one_script_with_each_entry_in_order_a_line_each(self) -> None:
         appended = self.state.append(self.entries, 10)
         ((script, keys, args, answer),) = self.redis.calls
-        self.assertEqual((script, keys), (APPEND, [HISTORY_SIZE]))
+        self.assertEqual((script, keys), (APPEND, [HISTORY_SIZE, PURGED]))
         members = [history_entry(e) for e in self.entries]
         self.assertEqual(args, [CLOCK_MARGIN, 10, f"alice,bob\t{members[0]}\n{ALL}\t{members[1]}"])
         self.assertNoResult(appended)

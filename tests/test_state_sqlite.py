@@ -323,10 +323,13 @@ class KilledDuringAPasswordChangeTests(SynchronousTestCase):
             self.assertTrue(HASHER.verify(stored, "new password" if writes % 2 else "old password"))
 
 
-# Takes a file at schema version 12 back to version 11 (less its user_version): the history as version 11
+# Takes a file at schema version 13 back to version 12 (less its user_version): no purge's time kept.
+_BACK_TO_12 = "DROP TABLE history_purged;"
+
+# Takes a file at schema version 13 back to version 11 (less its user_version): the history as version 11
 # kept it, its conversations numbered with their counts and newest, and each name's conversations.
-_BACK_TO_11 = (
-    "DROP TABLE history_purges;"
+_BACK_TO_11 = _BACK_TO_12 + (
+    " DROP TABLE history_purges;"
     " CREATE TABLE conversations (key TEXT PRIMARY KEY, id INTEGER NOT NULL UNIQUE,"
     " entries INTEGER NOT NULL, newest TEXT NOT NULL) WITHOUT ROWID;"
     " INSERT INTO conversations SELECT conversation, row_number() OVER (ORDER BY conversation),"
@@ -346,17 +349,17 @@ _BACK_TO_11 = (
     " WHERE c.key NOT LIKE '#%';"
 )
 
-# Takes a file at schema version 12 back to version 10 (less its user_version).
+# Takes a file at schema version 13 back to version 10 (less its user_version).
 _BACK_TO_10 = _BACK_TO_11 + (
     "ALTER TABLE rooms DROP COLUMN version; ALTER TABLE room_members DROP COLUMN version;"
 )
 
-# Takes a file at schema version 12 back to version 7 (less its user_version).
+# Takes a file at schema version 13 back to version 7 (less its user_version).
 _BACK_TO_7 = _BACK_TO_11 + (
     "DROP TABLE ready; DROP TABLE rooms; DROP TABLE room_members; DROP TABLE room_bans;"
 )
 
-# Takes a file at schema version 12 back to version 4 (less its user_version).
+# Takes a file at schema version 13 back to version 4 (less its user_version).
 _BACK_TO_4 = _BACK_TO_7 + (
     "DROP TABLE reads; DROP TABLE history; DROP TABLE conversations; DROP TABLE history_members;"
     " ALTER TABLE accounts DROP COLUMN protected_since; ALTER TABLE queue DROP COLUMN message_id;"
@@ -453,7 +456,7 @@ class QueueTests(SynchronousTestCase):
         db = Database(path)
         self.addCleanup(db.close)
         tables = {name for (name,) in db._db.execute("SELECT name FROM sqlite_master")}
-        self.assertLessEqual({"history", "history_purges"}, tables)
+        self.assertLessEqual({"history", "history_purges", "history_purged"}, tables)
         self.assertFalse(tables & {"conversations", "history_members", "history_by_conversation"})
         self.assertEqual(db.history(), said)
         self.assertEqual(db.latest("bob", 0.0, 10), [said[3], said[2]])
@@ -684,7 +687,7 @@ class HistoryTests(SynchronousTestCase):
     def test_a_conversation_emptied_leaves_no_trace_of_its_members(self) -> None:
         direct = Stored(message_id_floor(1.0), 1.0, "alice,bob", "alice", Kind.UNICAST, ("bob",), "hi")
         self.db.batch([lambda db: db.append([direct], 10)])
-        self.assertEqual(self.db.batch([lambda db: db.purge_history("ALICE")]), [1])
+        self.assertEqual(self.db.batch([lambda db: db.purge_history("ALICE", 0.5)]), [1])
         self.assertEqual(list(self.db.history_index().latest("bob", -1)), [])
         self.db.batch([lambda db: db.append([direct], 10)])
         self.assertEqual(self.db.batch([lambda db: db.expire_history(2.0, 10)]), [1])
@@ -703,7 +706,11 @@ class HistoryTests(SynchronousTestCase):
 
         later = [_direct(2.0, "alice,carol"), _direct(3.0, "alice,bob"), _direct(4.0, "bob,dave")]
         self.assertRaises(StoreError, self.db.batch, [lambda db: db.append(later, 10), fails])
-        appended_and_purged = [lambda db: db.append(later, 1), lambda db: db.purge_history("alice"), raises]
+        appended_and_purged = [
+            lambda db: db.append(later, 1),
+            lambda db: db.purge_history("alice", 5.0),
+            raises,
+        ]
         self.assertRaises(ValueError, self.db.batch, appended_and_purged)
         self.assertEqual(self.db.latest("alice", 0.0, 10), [kept])
         self.assertEqual(self.db.latest("dave", 0.0, 10), [])
@@ -730,12 +737,16 @@ class HistoryTests(SynchronousTestCase):
         operator.reset("bob", "forgot", 2.0)
         self.assertEqual(self.size(), 3)
         self.assertIs(self.db.history_index(), index)  # not built again
-        self.assertEqual(operator.purge_history("alice"), 2)
+        self.assertEqual(operator.purge_history("alice", 3.0), 2)
         self.assertEqual(self.size(), 1)
         [latest] = self.db.batch([lambda db: db.latest("bob", 0.0, 10)])
         self.assertEqual(latest, [said[1]])
         [page] = self.db.batch([lambda db: db.page_before("alice,bob", None, 10, 0.0)])
         self.assertEqual(page, ([], False))
+        late, after = _direct(2.5, "alice,bob", "written late"), _direct(4.0, "alice,bob", "after")
+        self.db.batch([lambda db: db.append([late, after], 10)])  # what alice sent before the purge: left out
+        [page] = self.db.batch([lambda db: db.page_before("alice,bob", None, 10, 0.0)])
+        self.assertEqual(page, ([after], False))
 
     def test_every_entry_is_read_oldest_first_for_a_migration(self) -> None:
         direct = Stored(message_id_floor(1.0), 1.0, "alice,bob", "Alice", Kind.UNICAST, ("bob",), "hi")

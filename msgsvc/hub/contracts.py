@@ -693,8 +693,10 @@ class HistoryStore(Protocol):
         """Drop the entries sent before ``oldest``, and each conversation's past its newest ``keep``;
         how many were dropped."""
 
-    def purge_history(self, sender: str) -> Deferred[int]:
-        """Drop every entry ``sender`` sent, in every conversation (``#all`` too); how many."""
+    def purge_history(self, sender: str, at: float) -> Deferred[int]:
+        """Drop every entry ``sender`` sent, in every conversation (``#all`` too); how many.  The purge
+        holds against late writes: an entry of ``sender`` dated at or before ``at`` (the purge's time)
+        that is appended after it (a retry, another node's slow append) is not kept."""
 
     def history_size(self) -> Deferred[int]:
         """How many entries are kept, in all."""

@@ -34,6 +34,7 @@ from msgsvc.state.redis import (
     LOG_LAST,
     LOG_NAME,
     PLACES,
+    PURGED,
     QUEUE_COUNT,
     QUEUE_ID,
     QUEUE_SENDERS,
@@ -56,9 +57,10 @@ from msgsvc.state.redisurl import RedisURL
 from msgsvc.state.sqlite import Database
 
 # KEYS: log name, first, last, accounts, changed, resets, reset id, queue id, queues, senders' counts, total,
-# since, the history's size, the keys' layout, the rooms, their settings
+# since, the history's size, the keys' layout, the rooms, their settings, the purged names
 # ARGV: JSON {users: [[key, name, first, last]], accounts: [[key, hash, changed, since]],
 #             resets: [[id, member]], queue: [[key, id, member]], history: [[conversation, member]],
+#             purged: [[key, at]],
 #             reads: [[key, conversation, position]],
 #             rooms: [[room key, room, settings, [[name key, member]...], [[mask key, ban]...]]]},
 #       every number as a string
@@ -104,6 +106,7 @@ for _, h in ipairs(data.history) do
 end
 for conv in pairs(conversations) do settle(conv) end
 redis.call('SET', KEYS[13], #data.history)
+for _, p in ipairs(data.purged) do redis.call('HSET', KEYS[17], p[1], p[2]) end
 redis.call('SET', KEYS[14], 4)
 for _, r in ipairs(data.reads) do redis.call('HSET', 'msgsvc:reads:' .. r[1], r[2], r[3]) end
 for _, r in ipairs(data.rooms) do
@@ -143,6 +146,7 @@ def export(database: Database) -> dict[str, list[list[Any]]]:
         "resets": [[str(r.id), reset_member(r)] for r in database.resets_after(0) or ()],
         "queue": [[key, str(q.id), f"{q.id}|{_queued_entry(q)}"] for key, q in database.queued()],
         "history": [[e.conversation, history_entry(e)] for e in database.history()],
+        "purged": [[key, repr(at)] for key, at in database.purged()],
         "reads": [list(read) for read in database.reads()],
         "rooms": [_room(record) for record in database.rooms()],
     }
@@ -155,6 +159,7 @@ async def _copy(reactor: Any, data: dict[str, list[list[Any]]], url: RedisURL) -
         await redis.ready(REPLY_TIMEOUT)
         keys = [LOG_NAME, LOG_FIRST, LOG_LAST, ACCOUNTS, ACCOUNTS_CHANGED, RESETS, RESET_ID, QUEUE_ID, QUEUES]
         keys += [QUEUE_SENDERS, QUEUE_COUNT, ACCOUNTS_SINCE, HISTORY_SIZE, LAYOUT, ROOMS, ROOM_SETTINGS]
+        keys += [PURGED]
         counts: list[int] = await redis.script(IMPORT, keys, [json.dumps(data)])
         return counts
     finally:

@@ -25,6 +25,8 @@ second).  The keys, all under ``msgsvc:``:
 ``msgsvc:history:CONV``    zset    score 0, ``MSGID|JSON [at, sender, kind, recipients, text]``
 ``msgsvc:histories``       hash    conversation -> its newest message id
 ``msgsvc:histories:size``  string  entries in all the histories
+``msgsvc:purged``          hash    name key -> when its history was last purged: :data:`APPEND` leaves out
+                                   an entry it sent before then
 ``msgsvc:sent``            zset    score 0, ``KEY|CONV|MSGID``: each entry's place by its sender's name key,
                                    what an unread count counts the reader's own by
 ``msgsvc:conversations:KEY``  zset  conversation -> its newest id's time (:func:`id_time_score`):
@@ -113,6 +115,7 @@ QUEUE_ID, QUEUE_SENDERS, QUEUE_COUNT = (f"{QUEUES}:{field}" for field in ("id", 
 ONLINE = f"{PREFIX}online"  # each online name's holder, one of its sessions (msgsvc.state.cluster)
 HISTORIES, HISTORY_SIZE = f"{PREFIX}histories", f"{PREFIX}histories:size"
 SENT = f"{PREFIX}sent"  # each entry's place by its sender: what UNREAD counts the reader's own by
+PURGED = f"{PREFIX}purged"  # when each name key's history was last purged
 LAYOUT = f"{PREFIX}layout"
 
 
@@ -492,8 +495,9 @@ end
 
 # call(command, key, option, args): the command with `option` (unless false) and then `args`, a thousand at
 # a time (unpack's bound); the sum of its answers.
-# sent_of(conv, member): an entry's place in msgsvc:sent (its sender's name key, its conversation, its id),
-# from its member of the history (``ID|[at, "sender", ...``: the first quote opens the sender's name).
+# sender_key(member): the name key of a history entry's sender, from its member (``ID|[at, "sender", ...``:
+# the first quote opens the sender's name).
+# sent_of(conv, member): an entry's place in msgsvc:sent (its sender's name key, its conversation, its id).
 # unsend(places): those places out of msgsvc:sent.
 PLACES = """
 local function call(command, key, option, args)
@@ -508,10 +512,12 @@ local function call(command, key, option, args)
   end
   return sum
 end
-local function sent_of(conv, member)
+local function sender_key(member)
   local open = string.find(member, '"', 28, true)
-  local close = string.find(member, '"', open + 1, true)
-  return string.lower(string.sub(member, open + 1, close - 1)) .. '|' .. conv .. '|' .. string.sub(member, 1, 26)
+  return string.lower(string.sub(member, open + 1, string.find(member, '"', open + 1, true) - 1))
+end
+local function sent_of(conv, member)
+  return sender_key(member) .. '|' .. conv .. '|' .. string.sub(member, 1, 26)
 end
 local function unsend(places)
   call('ZREM', 'msgsvc:sent', false, places)
@@ -523,13 +529,15 @@ end
 # than CLOCK_MARGIN ahead of Redis's clock is not kept: its node's clock is wrong.  Commands go by the
 # pass, not by the entry: one ZADD a conversation (its entries together), the newest ids read and written
 # in one HMGET and one HSET, one ZADD a participant's index; a ZCARD only where the conversation had
-# entries before (a conversation not in msgsvc:histories has none) or got more than `keep` now.
+# entries before (a conversation not in msgsvc:histories has none) or got more than `keep` now.  An
+# entry whose sender was purged at or after its time (msgsvc:purged, one HMGET of the pass's senders) is
+# left out: written late (a node's retry, a slow append), it would undo the purge.
 APPEND = Script(
     NOW
     + PLACES
     + """
--- KEYS: the size; ARGV: the margin, keep, the entries (a line each: conversation, tab, member).  Returns
--- the change in entries, and how many were too new to keep.
+-- KEYS: the size, the purged; ARGV: the margin, keep, the entries (a line each: conversation, tab,
+-- member).  Returns the change in entries, and how many were too new to keep.
 local crockford, millis = '0123456789ABCDEFGHJKMNPQRSTVWXYZ', math.floor((now() + tonumber(ARGV[1])) * 1000)
 local latest = ''
 for _ = 1, 10 do  -- the first 10 characters of the ids of that millisecond (its time)
@@ -550,6 +558,7 @@ end
 local keep, added, too_new = tonumber(ARGV[2]), 0, 0
 local convs, entries = {}, {}  -- the conversations in order; each one's ZADD arguments ('0', member...)
 local sent, unsent = {}, {}  -- msgsvc:sent's ZADD arguments ('0', place...); the places of entries trimmed
+local senders, seen = {}, {}  -- the senders' name keys, each once
 local lines, at = ARGV[3], 1  -- read by plain finds: a pattern's classes go a character at a time
 while at <= #lines do
   local tab = string.find(lines, '\\t', at, true)
@@ -559,12 +568,46 @@ while at <= #lines do
   if string.sub(member, 1, 10) > latest then
     too_new = too_new + 1
   else
-    local own = list(entries, convs, conv)
+    local own, sender = list(entries, convs, conv), sender_key(member)
     own[#own + 1] = '0'  -- a string: Redis writes a number given it with sprintf
     own[#own + 1] = member
     sent[#sent + 1] = '0'
-    sent[#sent + 1] = sent_of(conv, member)
+    sent[#sent + 1] = sender .. '|' .. conv .. '|' .. string.sub(member, 1, 26)
+    if not seen[sender] then
+      seen[sender] = true
+      senders[#senders + 1] = sender
+    end
   end
+end
+local purged, any = {}, false  -- each purged sender's purge time
+for first = 1, #senders, 1000 do
+  local read = redis.call('HMGET', KEYS[2], unpack(senders, first, math.min(first + 999, #senders)))
+  for i = 1, #read do
+    if read[i] then
+      purged[senders[first + i - 1]] = tonumber(read[i])
+      any = true
+    end
+  end
+end
+if any then  -- again without the entries sent before their sender's purge
+  local left_convs = {}
+  sent = {}
+  for _, conv in ipairs(convs) do
+    local own, left = entries[conv], {}
+    for j = 2, #own, 2 do
+      local sender = sender_key(own[j])
+      local purge = purged[sender]
+      if not purge or purge < tonumber(string.match(own[j], '^[^|]*|%[([^,]+),')) then
+        left[#left + 1] = '0'
+        left[#left + 1] = own[j]
+        sent[#sent + 1] = '0'
+        sent[#sent + 1] = sender .. '|' .. conv .. '|' .. string.sub(own[j], 1, 26)
+      end
+    end
+    entries[conv] = left
+    if #left > 0 then left_convs[#left_convs + 1] = conv end
+  end
+  convs = left_convs
 end
 local olds = {}
 for first = 1, #convs, 1000 do
@@ -742,6 +785,15 @@ if dropped > 0 then
   settle(ARGV[1])
 end
 return dropped
+"""
+)
+
+# Keeps when a name key's history was purged (the latest of its purges' times).
+PURGED_AT = Script(
+    """
+-- KEYS: the purged; ARGV: the name key, the purge's time
+local kept = redis.call('HGET', KEYS[1], ARGV[1])
+if not kept or tonumber(kept) < tonumber(ARGV[2]) then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
 """
 )
 
@@ -1562,7 +1614,8 @@ class RedisState(Service):
                     where=self.where,
                 )
 
-        appended = self.redis.script(APPEND, [HISTORY_SIZE], [CLOCK_MARGIN, keep, lines]).addCallback(kept)
+        appended = self.redis.script(APPEND, [HISTORY_SIZE, PURGED], [CLOCK_MARGIN, keep, lines])
+        appended.addCallback(kept)
         self._appending.add(appended)
 
         def answered(result: object) -> object:
@@ -1644,9 +1697,12 @@ class RedisState(Service):
     def expire_history(self, oldest: float, keep: int) -> Deferred[int]:
         return self._each_history(TRIM, [message_id_floor(oldest), oldest, keep])
 
-    def purge_history(self, sender: str) -> Deferred[int]:
-        """Reads every entry of every conversation (:data:`PURGE`): the operator's command, not the hub's."""
-        return self._each_history(PURGE, [username_key(sender)])
+    def purge_history(self, sender: str, at: float) -> Deferred[int]:
+        """Reads every entry of every conversation (:data:`PURGE`): the operator's command, not the hub's.
+        When is kept first (:data:`PURGED_AT`), so that an append after it leaves out what came before."""
+        key = username_key(sender)
+        kept = self.redis.script(PURGED_AT, [PURGED], [key, repr(at)])
+        return kept.addCallback(lambda _: self._each_history(PURGE, [key]))
 
     def history_size(self) -> Deferred[int]:
         return self.redis.execute("GET", HISTORY_SIZE).addCallback(lambda n: int(n or 0))

@@ -44,7 +44,7 @@ from msgsvc.hub.rules import admission, bans_overflow, invites_anew, mask_key, r
 from msgsvc.state import Snapshot, StoreError
 from msgsvc.state.historyindex import HistoryIndex
 
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 
 _T = TypeVar("_T")
 
@@ -227,6 +227,11 @@ _SCHEMA: dict[int, tuple[str, ...]] = {
         "CREATE TABLE history_purges (count INTEGER NOT NULL)",
         "INSERT INTO history_purges VALUES (0)",
     ),
+    13: (
+        # When each name key's history was last purged (Database.purge_history): an append leaves out an
+        # entry it sent before then, written late (the hub's retry, a slow append).
+        "CREATE TABLE history_purged (key TEXT PRIMARY KEY, at REAL NOT NULL) WITHOUT ROWID",
+    ),
 }
 
 #: The longest the history's entries wait for a transaction (sooner if anything else is written or read):
@@ -269,6 +274,7 @@ class Database:
         self._data_version = -1  # what PRAGMA data_version said when resets_after() last looked
         self._index: HistoryIndex | None = None  # built when first needed: history_index()
         self._index_purges = -1  # the history's purges it knows of
+        self._purged: dict[str, float] = {}  # when each name key was last purged, read with the index
         self._opened: dict[str, dict[str, float]] = {}  # each name key's groups opened: when (open_group)
         self._opened_since = 0.0  # what open_group was last asked since: older openings are forgotten
         self._in_batch = False
@@ -363,9 +369,12 @@ class Database:
         return results
 
     def history_index(self) -> HistoryIndex:
-        """The history's index, built from the history (a scan of it) if it is not yet (or no longer)."""
+        """The history's index, built from the history (a scan of it) if it is not yet (or no longer);
+        when each name was purged is read again with it."""
         if self._index is None:
             self._index_purges = self._purges()
+            purged = self._db.execute("SELECT key, at FROM history_purged")
+            self._purged = {str(key): float(at) for key, at in purged}
             rows = self._db.execute("SELECT id, conversation, sender FROM history ORDER BY id")
             self._index = HistoryIndex.built(
                 (message_id_value(id), key, username_key(sender)) for id, key, sender in rows
@@ -469,12 +478,16 @@ class Database:
     def append(self, entries: Sequence[Stored], keep: int) -> None:
         """Keep ``entries``; trim each of their conversations to its newest ``keep`` once it is 1% (at
         least one entry) over, so that a trim is one delete per hundred appends, not one each.  An entry
-        kept already is left as it is: it must not fail the queue's writes in the same transaction."""
-        index, most = self.history_index(), keep + max(keep // 100, 1)
+        kept already is left as it is: it must not fail the queue's writes in the same transaction.  An
+        entry whose sender was purged at or after its time is left out (written late: a retry)."""
+        index, most, purged = self.history_index(), keep + max(keep // 100, 1), self._purged
         columns: list[str | float] = []  # the new rows' columns, one row after another
         over: dict[str, None] = {}  # the conversations to trim
         for e in entries:
-            count = index.add(e.conversation, message_id_value(e.id), username_key(e.sender))
+            sender = username_key(e.sender)
+            if purged and purged.get(sender, -1.0) >= e.at:
+                continue
+            count = index.add(e.conversation, message_id_value(e.id), sender)
             if count:
                 recipients = ",".join(e.recipients)
                 columns += (e.id, e.at, e.conversation, e.sender, _KIND_TEXT[e.kind], recipients, e.text)
@@ -571,20 +584,32 @@ class Database:
         dropped = sum(index.drop_below(conversation, bound) for conversation in {c for (c,) in expired})
         return dropped + sum(self._trim(conversation, over) for conversation, over in index.over(keep))
 
-    def purge_history(self, sender: str) -> int:
-        """Drop every entry ``sender`` sent; how many (a scan of the whole history: the operator's)."""
+    def purge_history(self, sender: str, at: float) -> int:
+        """Drop every entry ``sender`` sent; how many (a scan of the whole history: the operator's).
+        Kept: that it was purged ``at``, so that no later append keeps what it sent before."""
+        key = username_key(sender)
         rows = self._db.execute(
-            "DELETE FROM history WHERE lower(sender) = ? RETURNING conversation, id", (username_key(sender),)
+            "DELETE FROM history WHERE lower(sender) = ? RETURNING conversation, id", (key,)
         ).fetchall()
+        self._db.execute(
+            "INSERT INTO history_purged VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET at = max(at, excluded.at)",
+            (key, at),
+        )
         (purges,) = self._db.execute("UPDATE history_purges SET count = count + 1 RETURNING count").fetchone()
         if self._index is not None:  # else it is built from what is left, when needed
             self._index_purges = purges
+            self._purged[key] = max(self._purged.get(key, at), at)
             purged: dict[str, list[int]] = {}
             for conversation, id in rows:
                 purged.setdefault(conversation, []).append(message_id_value(id))
             for conversation, values in purged.items():
                 self._index.drop(conversation, values)
         return len(rows)
+
+    def purged(self) -> list[tuple[str, float]]:
+        """When each name key's history was last purged (what msgsvc.state.migrate copies)."""
+        rows = self._db.execute("SELECT key, at FROM history_purged ORDER BY key")
+        return [(str(key), float(at)) for key, at in rows]
 
     def history_size(self) -> int:
         """How many entries are kept, in all."""
@@ -1114,8 +1139,8 @@ class SqliteStore(Service):
     def expire_history(self, oldest: float, keep: int) -> Deferred[int]:
         return self._batched(lambda db: db.expire_history(oldest, keep))
 
-    def purge_history(self, sender: str) -> Deferred[int]:
-        return self._batched(lambda db: db.purge_history(sender))
+    def purge_history(self, sender: str, at: float) -> Deferred[int]:
+        return self._batched(lambda db: db.purge_history(sender, at))
 
     def history_size(self) -> Deferred[int]:
         return self._batched(lambda db: db.history_size())

@@ -82,6 +82,7 @@ class MemoryStore(Service):
         self.hold_lookups = False  # password_hash() waits in pending_lookups until the test fires it
         self.pending_lookups: list[Deferred[None]] = []
         self.history: dict[str, list[Stored]] = {}
+        self.purged: dict[str, float] = {}  # name key -> when its history was last purged
         self.since: dict[str, float] = {}
         self.reads: dict[str, dict[str, str]] = {}
         self.opened: dict[str, dict[str, float]] = {}  # each name key's groups opened: when
@@ -201,6 +202,8 @@ class MemoryStore(Service):
 
     def append(self, entries: Sequence[Stored], keep: int) -> Deferred[None]:
         for entry in entries:
+            if self.purged.get(username_key(entry.sender), -1.0) >= entry.at:
+                continue
             kept = self.history.setdefault(entry.conversation, [])
             if entry not in kept:  # asked again after a failure: kept once
                 kept.append(entry)
@@ -238,8 +241,9 @@ class MemoryStore(Service):
         floor = message_id_floor(oldest)
         return self._drop(lambda kept: [e for e in kept if e.id >= floor][-keep:])
 
-    def purge_history(self, sender: str) -> Deferred[int]:
+    def purge_history(self, sender: str, at: float) -> Deferred[int]:
         key = username_key(sender)
+        self.purged[key] = max(self.purged.get(key, at), at)
         return self._drop(lambda kept: [e for e in kept if username_key(e.sender) != key])
 
     def _drop(self, keeping: Callable[[list[Stored]], list[Stored]]) -> Deferred[int]:
