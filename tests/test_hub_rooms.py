@@ -394,6 +394,32 @@ class ControlTests(RoomsTestCase):
         self.successResultOf(self.alice.user.mode("#dev", [("-b", "Dave"), ("-k", None), ("-l", None)]))
         self.assertEqual((kept.key, kept.limit, kept.bans), (None, None, {}))
 
+    def test_bans_asked_one_after_another_before_the_store_answers_are_told_once_each(self) -> None:
+        """attack37 F12: an operator's MODE +b lines sent one after another (the next before the store
+        answered the one before) had each store answer taken as newer than the node's copy: the copy
+        lost the later bans for a moment and every member was told ``-b`` of bans nobody lifted, then
+        ``+b`` again.  Real sockets (one SQLite server, and two Redis nodes; as at 50e907e): four
+        ``MODE #r +b aN`` pipelined gave 8 MODE lines: +b a0, -b a1, +b a1, -b+b a2 a1, +b a2, -b+b a3
+        a2, +b a3, +b a3."""
+        set_modes, held = self.store.set_modes, []
+
+        def holding(*args: object) -> Deferred[object]:
+            answer: Deferred[object] = Deferred()
+            held.append((set_modes(*args), answer))  # type: ignore[arg-type]
+            return answer
+
+        self.store.set_modes = holding  # type: ignore[method-assign]
+        asked = [self.alice.user.mode("#dev", [("+b", name)]) for name in ("a1", "a2", "a3")]
+        for kept, answer in held:
+            kept.chainDeferred(answer)
+        for each in asked:
+            self.successResultOf(each)
+        [told] = self.room_events(self.bob)
+        changes = [change for event in told for change in event.changes]  # type: ignore[attr-defined]
+        self.assertEqual(changes, [("+b", "a1!*@*"), ("+b", "a2!*@*"), ("+b", "a3!*@*")])
+        bans = [b.mask for b in self.view(self.alice, "#dev").bans]
+        self.assertEqual(bans, ["a1!*@*", "a2!*@*", "a3!*@*"])
+
     def test_joining_past_a_rooms_modes(self) -> None:
         erin = self.join("erin")
         self.successResultOf(self.alice.user.mode("#dev", [("+b", "dave"), ("+k", "s3")]))
