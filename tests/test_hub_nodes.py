@@ -56,7 +56,7 @@ from msgsvc.state.redislink import RedisUnavailable
 from msgsvc.state.roomevents import decode
 
 from .support.fakes import FakeNetwork, MemoryStore, RecordingParticipant
-from .support.harness import admitted, outcome
+from .support.harness import admitted, held_modes, outcome
 from .support.redisserver import RedisStateCase
 from .test_hub_rooms import START, RoomsTestCase
 
@@ -540,6 +540,32 @@ class RoomRaceTests(RoomsTestCase):
         self.hub.nodes.remote_room(ModeSet("#dev", "zed", again, zeds))
         self.assertEqual(self.room_events(alice), [[ModeSet("#dev", "zed", (("+b", "eve!*@*"),))]])
         self.assertEqual(self.view(alice, "#dev").bans, (Ban("eve!*@*", "zed", START + 1),))
+        self.assertEqual(self.refusal(eve.user.send_room, "#dev", "x"), Refusal.BANNED)
+
+    def test_a_change_elsewhere_written_between_two_asked_here_ends_as_the_store_has_them(self) -> None:
+        """alice asks ``+k s1``, then ``+b mallory`` before the store answered the first; zed's ``-k`` on
+        his node is written between them and heard here before either answer (Redis publishes a change
+        before it answers).  zed's change is taken under alice's pending ones, her first answer (older
+        than zed's) leaves zed's ``-k`` standing, and this node ends as the store has the room: no key,
+        eve and mallory banned; mallory's ban, asked here, is never told lifted (attack37 F12: it was,
+        each answer taken as the whole room)."""
+        alice, eve = self.banned_dev()
+        answers = held_modes(self.store)
+        first = alice.user.mode("#dev", [("+k", "s1")])
+        zeds = self.store.set_modes("#dev", (("-k", None),), "zed", START + 1)  # on zed's node
+        second = alice.user.mode("#dev", [("+b", "mallory")])
+        answers[1]()
+        kept = self.successResultOf(zeds)
+        assert isinstance(kept, ModesKept)
+        self.hub.nodes.remote_room(ModeSet("#dev", "zed", (("-k", None),), kept))
+        self.assertEqual(self.room_events(alice), [[]])
+        answers[0]()
+        answers[2]()
+        self.successResultOf(first), self.successResultOf(second)
+        self.assertEqual(self.room_events(alice), [[ModeSet("#dev", "alice", (("-k", None),))]])
+        view, room = self.view(alice, "#dev"), self.store.rooms_kept["#dev"]
+        self.assertEqual((view.key, [b.mask for b in view.bans]), (None, ["eve!*@*", "mallory!*@*"]))
+        self.assertEqual((room.key, list(room.bans.values())), (None, list(view.bans)))
         self.assertEqual(self.refusal(eve.user.send_room, "#dev", "x"), Refusal.BANNED)
 
     def test_a_mode_change_naming_a_member_who_left_meanwhile_keeps_its_other_changes(self) -> None:

@@ -39,7 +39,7 @@ from msgsvc.hub.rules import mask_matches, oldest_first, username_key
 from msgsvc.ratelimit import AddressRate, Rate
 
 from .support.fakes import FakeNetwork, MemoryStore, RecordingParticipant
-from .support.harness import admitted, outcome
+from .support.harness import admitted, held_modes, outcome
 
 START = 1_764_000_000.0
 
@@ -394,6 +394,18 @@ class ControlTests(RoomsTestCase):
         self.successResultOf(self.alice.user.mode("#dev", [("-b", "Dave"), ("-k", None), ("-l", None)]))
         self.assertEqual((kept.key, kept.limit, kept.bans), (None, None, {}))
 
+    def pipelined(self, *asked: tuple[str, str | None]) -> list[object]:
+        """alice's MODE changes of #dev, each asked before the store answered the one before, then answered
+        in turn: every change bob is told meanwhile."""
+        answers = held_modes(self.store)
+        modes = [self.alice.user.mode("#dev", [change]) for change in asked]
+        for answer in answers:
+            answer()
+        for each in modes:
+            self.successResultOf(each)
+        [told] = self.room_events(self.bob)
+        return [change for event in told for change in event.changes]  # type: ignore[attr-defined]
+
     def test_bans_asked_one_after_another_before_the_store_answers_are_told_once_each(self) -> None:
         """attack37 F12: an operator's MODE +b lines sent one after another (the next before the store
         answered the one before) had each store answer taken as newer than the node's copy: the copy
@@ -401,24 +413,33 @@ class ControlTests(RoomsTestCase):
         ``+b`` again.  Real sockets (one SQLite server, and two Redis nodes; as at 50e907e): four
         ``MODE #r +b aN`` pipelined gave 8 MODE lines: +b a0, -b a1, +b a1, -b+b a2 a1, +b a2, -b+b a3
         a2, +b a3, +b a3."""
-        set_modes, held = self.store.set_modes, []
-
-        def holding(*args: object) -> Deferred[object]:
-            answer: Deferred[object] = Deferred()
-            held.append((set_modes(*args), answer))  # type: ignore[arg-type]
-            return answer
-
-        self.store.set_modes = holding  # type: ignore[method-assign]
-        asked = [self.alice.user.mode("#dev", [("+b", name)]) for name in ("a1", "a2", "a3")]
-        for kept, answer in held:
-            kept.chainDeferred(answer)
-        for each in asked:
-            self.successResultOf(each)
-        [told] = self.room_events(self.bob)
-        changes = [change for event in told for change in event.changes]  # type: ignore[attr-defined]
+        changes = self.pipelined(("+b", "a1"), ("+b", "a2"), ("+b", "a3"))
         self.assertEqual(changes, [("+b", "a1!*@*"), ("+b", "a2!*@*"), ("+b", "a3!*@*")])
         bans = [b.mask for b in self.view(self.alice, "#dev").bans]
         self.assertEqual(bans, ["a1!*@*", "a2!*@*", "a3!*@*"])
+
+    def test_a_key_set_lifted_and_set_again_before_the_store_answers_is_told_once_each(self) -> None:
+        """As F12 for a key: the store's answer to ``+k s1`` (or ``-k``) does not undo the changes asked
+        after it, here or in what the members are told."""
+        changes = self.pipelined(("+k", "s1"), ("-k", None), ("+k", "s2"), ("-k", None), ("+k", "s3"))
+        self.assertEqual(changes, [("+k", "s1"), ("-k", None), ("+k", "s2"), ("-k", None), ("+k", "s3")])
+        self.assertEqual((self.view(self.alice, "#dev").key, self.store.rooms_kept["#dev"].key), ("s3", "s3"))
+
+    def test_a_member_opped_and_deopped_before_the_store_answers_is_told_once_each(self) -> None:
+        """As F12 for a member's op and voice (each with a version of its own)."""
+        changes = self.pipelined(("+o", "bob"), ("-o", "bob"), ("+v", "bob"), ("+o", "bob"))
+        self.assertEqual(changes, [("+o", "bob"), ("-o", "bob"), ("+v", "bob"), ("+o", "bob")])
+        self.assertEqual(self.names(self.view(self.alice, "#dev"))[1], ("bob", True, True, True))
+        kept = self.store.rooms_kept["#dev"].members["bob"]
+        self.assertEqual((kept.op, kept.voice), (True, True))
+
+    def test_limits_and_flags_set_before_the_store_answers_are_told_once_each(self) -> None:
+        """As F12 for a limit and the flags."""
+        changes = self.pipelined(("+l", "5"), ("+m", None), ("+l", "6"), ("-l", None), ("+l", "7"), ("-m", None))
+        self.assertEqual(changes, [("+l", "5"), ("+m", None), ("+l", "6"), ("-l", None), ("+l", "7"), ("-m", None)])
+        view, kept = self.view(self.alice, "#dev"), self.store.rooms_kept["#dev"]
+        self.assertEqual((view.limit, view.modes), (7, "nt"))
+        self.assertEqual((kept.limit, kept.modes), (7, "nt"))
 
     def test_joining_past_a_rooms_modes(self) -> None:
         erin = self.join("erin")

@@ -60,6 +60,7 @@ from msgsvc.hub.conversations import ALL
 from msgsvc.hub.events import Event, RoomChanged
 from msgsvc.hub.ids import MessageIds
 from msgsvc.hub.nodes import Nodes
+from msgsvc.hub.roommodes import Asked, Pending
 from msgsvc.hub.rules import (
     SHOWN_HOST,
     ban_mask,
@@ -159,6 +160,8 @@ class Rooms:
         self._reads: dict[str, int] = {}  # by room key: the reads of it in flight (:meth:`_read_room`)
         #: By room key: the other nodes' events of it heard while it was read, to take after the read.
         self._held: dict[str, list[RoomEvent]] = {}
+        #: By room key: its mode changes asked here that the store has not answered yet.
+        self._pending: dict[str, Pending] = {}
         nodes.rooms = self
 
     # -- start -----------------------------------------------------------
@@ -188,6 +191,7 @@ class Rooms:
         self._of.clear()
         self._claims.clear()
         self._verdicts.clear()
+        self._pending.clear()
         for record in records:
             self._hold(record)
 
@@ -714,6 +718,8 @@ class Rooms:
                 key = username_key(name)
                 del record.members[key]
                 self._verdicts.get(room, {}).pop(key, None)
+                if room in self._pending:
+                    self._pending[room].forget(key)
                 rooms = self._of[key]
                 rooms.discard(room)
                 if not rooms:
@@ -726,8 +732,14 @@ class Rooms:
 
     def _apply_modes(self, record: RoomRecord, event: ModeSet) -> list[Write]:
         """Make ``event``'s changes (asked here) to ``record``; the write: one change of the room's modes
-        and bans (:meth:`RoomStore.set_modes`) whose version orders it among those of every node."""
+        and bans (:meth:`RoomStore.set_modes`) whose version orders it among those of every node.  Till
+        the store answers, ``event`` is pending (:mod:`msgsvc.hub.roommodes`): what the store answers or
+        tells meanwhile is taken under it."""
         room, at = room_key(record.name), self._clock.seconds()
+        if not event.changes:
+            return []
+        asked = Asked(event, at)
+        self._pending.setdefault(room, Pending.of(record)).asked.append(asked)
         modes = changed_modes(record.modes, record.key, record.limit, event.changes)
         record.modes, record.key, record.limit = modes
         for change, arg in event.changes:
@@ -744,13 +756,14 @@ class Rooms:
                     record.bans[mask_key(arg)] = Ban(arg, event.by, at)
                 else:
                     record.bans.pop(mask_key(arg), None)
-        return [partial(self._set_modes, room, event, at)] if event.changes else []
+        return [partial(self._set_modes, room, asked)]
 
-    def _set_modes(self, room: str, event: ModeSet, at: float) -> Deferred[None]:
-        """Write ``event``'s changes (its bans set at ``at``); fires once kept, before this node takes what
-        was kept (:meth:`_modes_kept`): the asker has its answer before it hears of a change made at
-        once on another node.  Refused(BAN_LIST_FULL) if the store found the room's bans full (bans set
-        at once on another node, not heard here), once the room is read again and taken as kept."""
+    def _set_modes(self, room: str, asked: Asked) -> Deferred[None]:
+        """Write ``asked``; fires once kept, before this node takes what was kept (:meth:`_modes_kept`):
+        the asker has its answer before it hears of a change made at once on another node.
+        Refused(BAN_LIST_FULL) if the store found the room's bans full (bans set at once on another node,
+        not heard here), once the room is read again and taken as kept."""
+        event = asked.event
         written: Deferred[None] = Deferred()
 
         def kept(modes: ModesKept | Refusal | None) -> None:
@@ -761,23 +774,45 @@ class Rooms:
                     written.errback(refused)
                     return result
 
+                self._unpend(room, asked, Pending.refused)
                 self._quietly(self._read_room(room, partial(self._retaken, room, event.by)).addBoth(answered))
                 return
             written.callback(None)
-            self._modes_kept(room, event, modes)
+            self._modes_kept(room, asked, modes)
 
-        self._store.set_modes(room, event.changes, event.by, at).addCallbacks(kept, written.errback)
+        def failed(failure: Failure) -> None:
+            self._unpend(room, asked, Pending.failed)
+            written.errback(failure)
+
+        self._store.set_modes(room, event.changes, event.by, asked.at).addCallbacks(kept, failed)
         return written
 
-    def _modes_kept(self, room: str, event: ModeSet, kept: ModesKept | None) -> None:
-        """The store kept ``event`` (made here) as ``kept`` (None: the room is gone): this node takes what
-        a change made at once on another node and written first changed besides, and the other nodes
-        hear ``event`` with ``kept``."""
+    def _unpend(self, room: str, asked: Asked, how: Callable[[Pending, Asked], None]) -> Pending | None:
+        """``asked`` (of the room ``room``, a key) is answered, ``how`` says: no more pending; the room's
+        pending changes, or None if none wait now (or the room was read anew since ``asked``)."""
+        pending = self._pending.get(room)
+        if pending is None or asked not in pending.asked:
+            return None
+        how(pending, asked)
+        if not pending.asked:
+            del self._pending[room]
+        return pending
+
+    def _modes_kept(self, room: str, asked: Asked, kept: ModesKept | None) -> None:
+        """The store kept ``asked`` (made here) as ``kept`` (None: the room is gone): this node takes what
+        a change made at once on another node and written first changed besides, under its own changes
+        still pending, and the other nodes hear ``asked`` with ``kept``."""
         if kept is None:
+            self._unpend(room, asked, Pending.refused)
             return
+        event = asked.event
+        pending = self._unpend(room, asked, partial(Pending.answered, kept=kept))
         record = self._rooms.get(room)
         if record is not None:
-            self._take_modes(record, event.by, kept)
+            if pending is None:
+                self._take_modes(record, event.by, kept)
+            else:
+                self._show(record, event.by, pending.shown())
         self._nodes.network.room_changed(replace(event, kept=kept))
 
     def _retaken(self, room: str, by: str, read: RoomRecord | None) -> None:
@@ -792,7 +827,17 @@ class Rooms:
         self._take_modes(record, by, kept, forced=True)
 
     def _take_modes(self, record: RoomRecord, by: str, kept: ModesKept, forced: bool = False) -> None:
-        """Take of ``kept`` what is newer than ``record`` holds, by version (``forced``: all of it): the
+        """Take of ``kept`` what is newer than ``record`` holds, by version (``forced``: all of it), under
+        this node's changes still pending (:mod:`msgsvc.hub.roommodes`)."""
+        pending = self._pending.get(room_key(record.name))
+        if pending is None:
+            self._show(record, by, kept, forced)
+            return
+        pending.take(kept, forced)
+        self._show(record, by, pending.shown())
+
+    def _show(self, record: RoomRecord, by: str, kept: ModesKept, forced: bool = True) -> None:
+        """Make ``record`` as ``kept`` where it is newer, by version (``forced``: wherever it differs): the
         modes, key, limit and bans as one; each member's op and voice.  The members here are told what
         changed (as ``by``'s ModeSet); a change of the bans drops the room's verdicts (:meth:`_silenced`)."""
         news = _news(record, kept, forced)
@@ -874,6 +919,7 @@ class Rooms:
             if not rooms:
                 del self._of[key]
         self._verdicts.pop(room_key(record.name), None)
+        self._pending.pop(room_key(record.name), None)
         if record.founder is not None:
             self._release(username_key(record.founder), room_key(record.name))
         del self._rooms[room_key(record.name)]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from functools import partial
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
@@ -13,7 +14,7 @@ from msgsvc.auth.accounts import Accounts
 from msgsvc.fronts.clients import Clients
 from msgsvc.fronts.lines import ServerFactory, ServerProtocol
 from msgsvc.fronts.presence import Presence
-from msgsvc.hub.contracts import HistoryPolicy, QueuePolicy, Report, UserRecord
+from msgsvc.hub.contracts import HistoryPolicy, ModeChange, ModesKept, QueuePolicy, Refusal, Report, UserRecord
 from msgsvc.hub.core import Hub
 from msgsvc.hub.history import History
 from msgsvc.hub.ids import MessageIds
@@ -24,6 +25,8 @@ from msgsvc.wire import Limits
 
 from .fakes import FakeHashing, FakeNetwork, MemoryStore, RecordingParticipant
 
+#: What a store answers a change of a room's modes (:meth:`~msgsvc.hub.contracts.RoomStore.set_modes`).
+Kept = ModesKept | Refusal | None
 #: The password of every protected record a ServerHarness starts with.
 PASSWORD = "correct horse"
 
@@ -35,6 +38,21 @@ def admitted(hub: Hub, participant: RecordingParticipant, name: str, peer: str) 
     user from the start, to log out even before it is online."""
     user = participant.user = hub.register(participant, name, peer)
     return hub.admit(user).addCallback(lambda online: None if online is None else online.name)
+
+
+def held_modes(store: MemoryStore) -> list[Callable[[], object]]:
+    """From now on, each of ``store``'s set_modes is written at once and answered when the test calls the
+    function it added to the list returned (in whatever order the test calls them)."""
+    set_modes = store.set_modes
+    answers: list[Callable[[], object]] = []
+
+    def holding(room: str, changes: Sequence[ModeChange], by: str, at: float) -> Deferred[Kept]:
+        kept, answer = set_modes(room, changes, by, at), Deferred[Kept]()
+        answers.append(partial(kept.chainDeferred, answer))
+        return answer
+
+    store.set_modes = holding  # type: ignore[method-assign]
+    return answers
 
 
 def outcome(report: Report | Deferred[Report]) -> tuple[int, tuple[str, ...], tuple[str, ...]]:

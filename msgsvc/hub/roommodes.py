@@ -1,0 +1,96 @@
+"""A room's mode changes asked on this node that its store has not answered yet (docs/scaling.rst "Rooms
+across nodes"), with the room's modes as the store last answered or told them.
+
+A node shows a change at once, and its store's answer to it (or another node's change, heard) is the
+room as the store wrote it then: without this node's changes asked after it.  :meth:`Pending.shown` is
+what the node shows meanwhile: what the store told last (by version, :meth:`Pending.take`) with the
+changes not answered yet made on it, in the order they were asked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from msgsvc.hub.contracts import Ban, ModeSet, ModesKept, RoomRecord, changed_modes
+from msgsvc.hub.rules import mask_key, oldest_first, username_key
+
+
+@dataclass(eq=False)
+class Asked:
+    """A change of a room's modes asked on this node (its bans set at ``at``), not answered yet."""
+
+    event: ModeSet
+    at: float
+
+
+@dataclass
+class Pending:
+    """The changes of a room's modes asked here and not answered (oldest first), and ``kept``: the room's
+    modes as the store answered or told them last (each member's op and voice by its own version)."""
+
+    kept: ModesKept
+    asked: list[Asked] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, record: RoomRecord) -> Pending:
+        """``record``'s modes, as the store answered them last (no change asked here unanswered)."""
+        members = tuple(replace(member) for member in record.members.values())
+        bans = oldest_first(record.bans.values())
+        return cls(ModesKept(record.modes, record.key, record.limit, record.version, members, bans))
+
+    def take(self, kept: ModesKept, forced: bool = False) -> None:
+        """Take of ``kept`` (the store's) what is newer than held, by version (``forced``: all of it): the
+        flags, key, limit and bans as one; each member's op and voice."""
+        room = kept if forced or kept.version > self.kept.version else self.kept
+        members = {username_key(member.name): member for member in self.kept.members}
+        for member in kept.members:
+            held = members.get(username_key(member.name))
+            if forced or held is None or member.version > held.version:
+                members[username_key(member.name)] = member
+        self.kept = replace(room, members=tuple(members.values()))
+
+    def answered(self, asked: Asked, kept: ModesKept) -> None:
+        """The store kept ``asked`` as ``kept`` (:meth:`take`)."""
+        self.asked.remove(asked)
+        self.take(kept)
+
+    def failed(self, asked: Asked) -> None:
+        """The store failed to answer ``asked``: it stays as asked (as this node showed it)."""
+        self.asked.remove(asked)
+        self.kept = _made(self.kept, [asked])
+
+    def refused(self, asked: Asked) -> None:
+        """The store refused ``asked``: nothing of it was kept."""
+        self.asked.remove(asked)
+
+    def forget(self, key: str) -> None:
+        """The member ``key`` left: its op and voice, if it joins again, are as its new membership has them."""
+        members = tuple(member for member in self.kept.members if username_key(member.name) != key)
+        self.kept = replace(self.kept, members=members)
+
+    def shown(self) -> ModesKept:
+        """The room's modes as this node shows them: :attr:`kept` with the changes not answered made on it."""
+        return _made(self.kept, self.asked)
+
+
+def _made(kept: ModesKept, asked: list[Asked]) -> ModesKept:
+    """``kept`` with the changes ``asked`` made on it, in turn (an op or voice of a member not held, or a
+    ban held already, passed over); its version as ``kept``'s."""
+    modes, key, limit = kept.modes, kept.key, kept.limit
+    members = {username_key(member.name): member for member in kept.members}
+    bans = {mask_key(ban.mask): ban for ban in kept.bans}
+    for each in asked:
+        event = each.event
+        modes, key, limit = changed_modes(modes, key, limit, event.changes)
+        for change, arg in event.changes:
+            on, letter = change[0] == "+", change[1]
+            member = members.get(username_key(arg)) if letter in "ov" and arg is not None else None
+            if member is not None:
+                opped = replace(member, op=on) if letter == "o" else replace(member, voice=on)
+                members[username_key(member.name)] = opped
+            elif letter == "b" and arg is not None:
+                if not on:
+                    bans.pop(mask_key(arg), None)
+                elif mask_key(arg) not in bans:
+                    bans[mask_key(arg)] = Ban(arg, event.by, each.at)
+    return ModesKept(modes, key, limit, kept.version, tuple(members.values()), tuple(bans.values()))
