@@ -789,7 +789,7 @@ class Rooms:
 
     def _unpend(self, room: str, asked: Asked, how: Callable[[Pending, Asked], None]) -> Pending | None:
         """``asked`` (of the room ``room``, a key) is answered, ``how`` says: no more pending; the room's
-        pending changes, or None if none wait now (or the room was read anew since ``asked``)."""
+        pending changes (none may wait now), or None if ``asked`` was not pending (the room read anew)."""
         pending = self._pending.get(room)
         if pending is None or asked not in pending.asked:
             return None
@@ -812,7 +812,7 @@ class Rooms:
             if pending is None:
                 self._take_modes(record, event.by, kept)
             else:
-                self._show(record, event.by, pending.shown())
+                self._show(record, event.by, pending.shown(), True)
         self._nodes.network.room_changed(replace(event, kept=kept))
 
     def _retaken(self, room: str, by: str, read: RoomRecord | None) -> None:
@@ -834,9 +834,9 @@ class Rooms:
             self._show(record, by, kept, forced)
             return
         pending.take(kept, forced)
-        self._show(record, by, pending.shown())
+        self._show(record, by, pending.shown(), True)
 
-    def _show(self, record: RoomRecord, by: str, kept: ModesKept, forced: bool = True) -> None:
+    def _show(self, record: RoomRecord, by: str, kept: ModesKept, forced: bool) -> None:
         """Make ``record`` as ``kept`` where it is newer, by version (``forced``: wherever it differs): the
         modes, key, limit and bans as one; each member's op and voice.  The members here are told what
         changed (as ``by``'s ModeSet); a change of the bans drops the room's verdicts (:meth:`_silenced`)."""
