@@ -453,6 +453,27 @@ class NewGroupsTests(HistoryTestCase):
         self.assertIsInstance(self.successResultOf(report), Report)
         self.assertEqual([m.text for m in self.carol.messages()], ["opening", "in the group"])
 
+    def test_while_the_store_cannot_count_a_name_opens_as_many_new_groups_counted_here_alone(self) -> None:
+        self.store.open_group = lambda *a: fail(OSError("database is locked"))  # type: ignore[method-assign]
+        for group in (["bob", "carol"], ["bob", "dave"]):
+            self.assertIsInstance(self.successResultOf(self.sent(self.alice, group, "uncounted")), Report)
+        self.assertEqual(self.refusal(self.sent(self.alice, ["carol", "dave"], "one more")), Refusal.UNAVAILABLE)
+        self.successResultOf(self.sent(self.alice, ["carol", "bob"], "a group it has"))
+        self.tick(86_401.0)
+        self.history.expire()
+        self.successResultOf(self.sent(self.alice, ["carol", "dave"], "a day later"))
+        self.assertEqual([m.text for m in self.dave.messages()], ["uncounted", "a day later"])
+
+    def test_while_the_history_waits_to_ask_the_store_again_no_group_waits_for_its_count(self) -> None:
+        self.store.append = lambda entries, keep: fail(OSError("database is locked"))  # type: ignore[method-assign]
+        self.history.startService()
+        self.addCleanup(self.history.stopService)
+        self.successResultOf(self.sent(self.alice, ["bob"], "the store fails this"))
+        self.pass_ends()
+        self.store.open_group = lambda *a: Deferred()  # type: ignore[method-assign]
+        self.assertIsInstance(self.alice.user.send(["bob", "carol"], "at once"), Report)
+        self.assertEqual([m.text for m in self.carol.messages()], ["at once"])
+
     def test_the_count_is_the_stores_whichever_node_asks(self) -> None:
         other = History(self.clock, self.store, HistoryPolicy(new_groups=2))
         self.assertIsNone(self.successResultOf(self.history.open_group("alice", {"alice", "bob", "carol"})))

@@ -49,7 +49,7 @@ UNREAD_CAP = 100
 CATCH_UP_CONVERSATIONS = 20
 #: Seconds in which a name opens at most ``HistoryPolicy.new_groups`` groups (--new-groups-per-day).
 GROUP_WINDOW = 86_400.0
-#: Groups (sender, conversation) sent to lately that are let through again without asking the store.
+#: Groups (conversations) sent to lately that are let through again, whoever sends, without asking the store.
 ADMITTED_MOST = 4096
 
 
@@ -72,7 +72,8 @@ class History(Service):
         self._unwritten: list[Stored] = []  # what the store failed to take, oldest first
         self._retry = 0.0  # seconds to wait before the next append while the store fails; 0: it does not
         self._writing = False  # an append of _write's is in flight: the next waits for its answer
-        self._admitted: dict[tuple[str, str], None] = {}  # groups let through lately, the oldest first
+        self._groups: dict[str, None] = {}  # groups let through lately, the oldest first
+        self._uncounted: dict[str, dict[str, float]] = {}  # by name key: groups sent to while the store could not count
 
     # -- writing ---------------------------------------------------------
 
@@ -171,17 +172,21 @@ class History(Service):
 
     def open_group(self, opener: str, keys: Collection[str]) -> Deferred[None] | None:
         """Whether the name key ``opener`` may send to the group of the distinct name keys ``keys`` (its
-        own among them): None if it may at once (not a group: two names or fewer; or a group let through
-        lately); else a Deferred that fires once the store says it may (:meth:`HistoryStore.open_group`:
-        a group with no history counts as opened by ``opener``), or fails with Refused:
-        TOO_MANY_NEW_GROUPS past ``policy.new_groups`` opened in :data:`GROUP_WINDOW`, UNAVAILABLE if the
-        store cannot say."""
+        own among them): None if it may at once (not a group: two names or fewer; a group let through
+        lately, which has a history; or, while the store fails, as :meth:`_open_uncounted` says); else a
+        Deferred that fires once the store says it may (:meth:`HistoryStore.open_group`: a group with no
+        history counts as opened by ``opener``), or fails with Refused: TOO_MANY_NEW_GROUPS past
+        ``policy.new_groups`` opened in :data:`GROUP_WINDOW`.  If the store cannot say, the group goes
+        as :meth:`_open_uncounted` says."""
         if len(keys) < 3:
             return None
-        most = self.policy.new_groups
-        admitted = (opener, ",".join(sorted(keys)))
-        if admitted in self._admitted:
+        group = ",".join(sorted(keys))
+        if group in self._groups:
             return None
+        if self._retry:  # the store fails the history's appends: it would fail this, maybe after seconds
+            refused = self._open_uncounted(opener, group)
+            return None if refused is None else fail(refused)
+        most = self.policy.new_groups
         at = self._clock.seconds()
 
         def said(allowed: bool) -> None:
@@ -191,18 +196,46 @@ class History(Service):
                     f"you opened {most} new group conversations in a day, the most this server allows:"
                     " send to a group you have, or try again later",
                 )
-            self._admitted[admitted] = None
-            if len(self._admitted) > ADMITTED_MOST:
-                del self._admitted[next(iter(self._admitted))]
+            self._let_through(group)
 
         def failed(failure: Failure) -> None:
             self.log.warn("could not count the groups {opener} opened: {why}", opener=opener, why=failure.getErrorMessage())
-            raise Refused(Refusal.UNAVAILABLE, "the server cannot send to a group now; try again later")
+            refused = self._open_uncounted(opener, group)
+            if refused is not None:
+                raise refused
 
-        return self._store.open_group(admitted[1], opener, at, at - GROUP_WINDOW, most).addCallbacks(said, failed)
+        return self._store.open_group(group, opener, at, at - GROUP_WINDOW, most).addCallbacks(said, failed)
+
+    def _open_uncounted(self, opener: str, group: str) -> Refused | None:
+        """While the store cannot count, ``opener`` sends to ``group`` (with or without a history: only
+        the store knows) counted in this node's memory alone: None, or past ``policy.new_groups`` such
+        groups in :data:`GROUP_WINDOW`, UNAVAILABLE (at once: nothing waits for the store)."""
+        now = self._clock.seconds()
+        since = now - GROUP_WINDOW
+        opened = {g: at for g, at in self._uncounted.get(opener, {}).items() if at >= since}
+        if group not in opened and len(opened) >= self.policy.new_groups:
+            return Refused(
+                Refusal.UNAVAILABLE,
+                "the server cannot count new group conversations now: send to a group you sent to lately,"
+                " or try again later",
+            )
+        opened.setdefault(group, now)
+        self._uncounted[opener] = opened
+        self._let_through(group)
+        return None
+
+    def _let_through(self, group: str) -> None:
+        """Remember ``group`` as let through (its history is kept from now on): the oldest is forgotten
+        past :data:`ADMITTED_MOST`."""
+        self._groups[group] = None
+        if len(self._groups) > ADMITTED_MOST:
+            del self._groups[next(iter(self._groups))]
 
     def expire(self) -> Deferred[None]:
-        """Drop the entries older than the policy keeps, and each conversation's past its newest ``keep``."""
+        """Drop the entries older than the policy keeps, and each conversation's past its newest ``keep``;
+        forget the names that sent to no group uncounted within :data:`GROUP_WINDOW`."""
+        since = self._clock.seconds() - GROUP_WINDOW
+        self._uncounted = {k: o for k, o in self._uncounted.items() if any(at >= since for at in o.values())}
 
         def dropped(count: int) -> None:
             if count:
