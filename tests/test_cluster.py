@@ -1254,6 +1254,7 @@ class _Hub:
         self.messages: list[tuple[Message, tuple[str, ...]]] = []
         self.presence: list[tuple[object, ...]] = []
         self.rooms: list[RoomRecord] | None = None  # as the last resync read them
+        self.resynced: list[int] = []  # how many presence events had come at each resync
         self.away: list[tuple[str, str, str]] = []  # as the last resync read them
 
     def remote_message(self, message: Message, keys: Sequence[str]) -> None:
@@ -1289,6 +1290,7 @@ class _Hub:
     ) -> None:
         self.rooms = list(rooms)
         self.away = list(away)
+        self.resynced.append(len(self.presence))
 
     def local_users(self) -> list[tuple[str, int, int, str, str, float]]:
         return []
@@ -1559,6 +1561,32 @@ class SessionsAcrossNodesTests(_TwoNodes):
         await self.until(lambda: len(hub_b.presence) == 2)
         self.assertEqual(hub_b.presence, [("room", modes), ("room", topic)])
         self.assertEqual(hub_a.presence, [])  # not told its own
+
+    async def test_a_room_event_heard_while_the_rooms_are_read_again_is_taken_after_them(self) -> None:
+        """A node reads the rooms again when its subscription or its lease comes back; Redis may answer
+        before a change whose event reaches the subscription before the answer reaches the node.  That
+        event is given to the hub after the rooms read, not before, where the rooms read would undo it
+        (a topic heard so was lost: the node kept the earlier one, unlike Redis and the other nodes)."""
+        (a, _, _), (b, state_b, hub_b) = self.node("A"), self.node("B")
+        await self.until(lambda: a.reachable() and b.reachable() and hub_b.resynced != [])
+        await deferLater(reactor, 0.1, lambda: None)  # both subscribed
+        before = await state_b.rooms()
+        asked: list[Deferred[list[RoomRecord]]] = []
+
+        def rooms() -> Deferred[list[RoomRecord]]:
+            asked.append(Deferred())
+            return asked[-1]
+
+        state_b.rooms = rooms  # type: ignore[method-assign]  # answered when the test says
+        b._reclaim()  # as when its subscription or lease comes back
+        await self.until(lambda: asked != [])
+        topic = TopicSet("#Dev", "Ship it", "Alice", 2.0 / 3)
+        a.room_changed(topic)
+        a.read_moved("alice", "#all", "0")  # comes after it: the topic has reached b by then
+        await self.until(lambda: ("read", "alice", "#all", "0") in hub_b.presence)
+        asked[0].callback(before)  # as Redis had them before the topic
+        await self.until(lambda: len(hub_b.resynced) == 2)
+        self.assertIn(("room", topic), hub_b.presence[hub_b.resynced[-1] :])
 
     async def test_the_operators_command_lists_rooms_and_deletes_one_for_every_node(self) -> None:
         a, hub_a, b, hub_b = await self.two()

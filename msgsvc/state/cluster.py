@@ -423,6 +423,8 @@ class RedisCluster(Service):
         self._routing: list[tuple[Message, dict[str, list[str]], Callable[[set[str] | Failure], None]]] = []
         self._route_call: IDelayedCall | None = None
         self._full: set[str] = set()  # nodes whose inbox refused messages, until one takes a message again
+        self._reading_rooms = 0  # reads of the rooms under way (:meth:`_reclaim`)
+        self._heard_meanwhile: list[RoomEvent] = []  # the room events heard meanwhile, for after them
         self._about = json.dumps({"node": self.node, "started": reactor.seconds()})
         self._subscription = Subscription(
             reactor,
@@ -732,7 +734,10 @@ class RedisCluster(Service):
             elif event["e"] == "away" and event["node"] != self.node:
                 self.nodes.remote_away(event["key"], event["node"], event["message"] or None)
             elif event["e"] == "room" and event["node"] != self.node:
-                self.nodes.remote_room(decode(event["event"]))
+                if self._reading_rooms:
+                    self._heard_meanwhile.append(decode(event["event"]))
+                else:
+                    self.nodes.remote_room(decode(event["event"]))
         except Exception:
             self.log.failure("could not take {data!r} from {channel}", data=data, channel=on)
 
@@ -778,6 +783,11 @@ class RedisCluster(Service):
         )
 
         def read(_: object) -> Deferred[None]:
+            # The rooms as Redis has them when it answers, which may be before a change whose event
+            # reaches the subscription before the answer reaches this node: the events heard meanwhile
+            # are taken after the rooms, in turn (each by number, stamp or membership: the rooms read may
+            # have it already), lest the rooms read undo them.
+            self._reading_rooms += 1
             return gatherResults(
                 [
                     self._state.load(),
@@ -786,7 +796,15 @@ class RedisCluster(Service):
                     self._redis.script(AWAY_NOW, [NODES], [self.node]),
                 ],
                 consumeErrors=True,
-            ).addCallback(apply)
+            ).addCallback(apply).addBoth(rooms_read)
+
+        def rooms_read(result: object) -> object:
+            self._reading_rooms -= 1
+            if not self._reading_rooms:
+                heard, self._heard_meanwhile = self._heard_meanwhile, []
+                for event in heard:
+                    self.nodes.remote_room(event)
+            return result
 
         def apply(replies: list[Any]) -> None:
             records, flat, rooms, away_flat = replies
