@@ -1258,3 +1258,18 @@ class NewGroupsTests(IrcTestCase):
         self.assertEqual(dave.send("PRIVMSG bob,erin :two"), [f":{SERVER} FAIL PRIVMSG TOO_MANY_NEW_GROUPS :{text}"])
         self.assertEqual(dave.send("PRIVMSG carol,bob :three"), [])
         self.assertEqual([line.rsplit(":", 1)[1] for line in lines(b) if line.startswith("MSG ")], ["one", "three"])
+
+    def test_a_notice_opening_a_group_past_the_bound_is_not_answered(self) -> None:
+        """attack37 F5: a NOTICE is never answered with an error (RFC 2812; docs/irc.rst), but one to
+        nicks opening a group past --new-groups-per-day got ``FAIL PRIVMSG TOO_MANY_NEW_GROUPS`` (real
+        sockets: 30 of 30 NOTICEs past the 100th new group answered so, naming a PRIVMSG)."""
+        self.harness.hub.history = History(self.harness.clock, self.harness.store, HistoryPolicy(new_groups=1))
+        self.harness.store.since["dave"] = 0.0
+        _, b = self.harness.register("bob")
+        self.harness.register("carol")
+        self.harness.register("erin")
+        dave = self.irc()
+        dave.register("dave", f"PASS :{PASSWORD}")
+        self.assertEqual(dave.send("NOTICE bob,carol :one"), [])
+        self.assertEqual(dave.send("NOTICE bob,erin :two"), [])
+        self.assertEqual([line.rsplit(":", 1)[1] for line in lines(b) if line.startswith("MSG ")], ["one"])
