@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.error import ConnectionDone
+from twisted.internet.testing import StringTransport
 from twisted.logger import capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
@@ -1245,7 +1246,9 @@ class NewGroupsTests(IrcTestCase):
     """``--new-groups-per-day`` on IRC (attack36 F2): a PRIVMSG to nicks opening a group past it is
     ``FAIL PRIVMSG TOO_MANY_NEW_GROUPS`` (IRCv3 standard replies, as CHATHISTORY's), and reaches nobody."""
 
-    def test_a_privmsg_opening_a_group_past_the_bound_fails(self) -> None:
+    def bob_and_dave(self) -> tuple[StringTransport, Irc]:
+        """Bob's line client's transport and dave's IRC client (protected; carol and erin online too),
+        where a name opens one group a day."""
         self.harness.hub.history = History(self.harness.clock, self.harness.store, HistoryPolicy(new_groups=1))
         self.harness.store.since["dave"] = 0.0
         _, b = self.harness.register("bob")
@@ -1253,6 +1256,10 @@ class NewGroupsTests(IrcTestCase):
         self.harness.register("erin")
         dave = self.irc()
         dave.register("dave", f"PASS :{PASSWORD}")
+        return b, dave
+
+    def test_a_privmsg_opening_a_group_past_the_bound_fails(self) -> None:
+        b, dave = self.bob_and_dave()
         self.assertEqual(dave.send("PRIVMSG bob,carol :one"), [])
         text = "you opened 1 new group conversations in a day, the most this server allows: send to a group you have, or try again later"
         self.assertEqual(dave.send("PRIVMSG bob,erin :two"), [f":{SERVER} FAIL PRIVMSG TOO_MANY_NEW_GROUPS :{text}"])
@@ -1263,13 +1270,18 @@ class NewGroupsTests(IrcTestCase):
         """attack37 F5: a NOTICE is never answered with an error (RFC 2812; docs/irc.rst), but one to
         nicks opening a group past --new-groups-per-day got ``FAIL PRIVMSG TOO_MANY_NEW_GROUPS`` (real
         sockets: 30 of 30 NOTICEs past the 100th new group answered so, naming a PRIVMSG)."""
-        self.harness.hub.history = History(self.harness.clock, self.harness.store, HistoryPolicy(new_groups=1))
-        self.harness.store.since["dave"] = 0.0
-        _, b = self.harness.register("bob")
-        self.harness.register("carol")
-        self.harness.register("erin")
-        dave = self.irc()
-        dave.register("dave", f"PASS :{PASSWORD}")
+        b, dave = self.bob_and_dave()
         self.assertEqual(dave.send("NOTICE bob,carol :one"), [])
         self.assertEqual(dave.send("NOTICE bob,erin :two"), [])
+        self.assertEqual([line.rsplit(":", 1)[1] for line in lines(b) if line.startswith("MSG ")], ["one"])
+
+    def test_a_notice_to_a_group_the_server_cannot_count_now_is_not_answered(self) -> None:
+        """The other refusal a NOTICE to nicks meets there: past the groups a name opens while the
+        state cannot count (UNAVAILABLE), which a PRIVMSG is told as a server NOTICE."""
+        self.harness.store.open_group = lambda *a: fail(OSError("database is locked"))  # type: ignore[method-assign]
+        b, dave = self.bob_and_dave()
+        self.assertEqual(dave.send("NOTICE bob,carol :one"), [])
+        self.assertEqual(dave.send("NOTICE bob,erin :two"), [])
+        text = "the server cannot count new group conversations now: send to a group you sent to lately, or try again later"
+        self.assertEqual(dave.send("PRIVMSG bob,erin :three"), [f":{SERVER} NOTICE dave :{text}"])
         self.assertEqual([line.rsplit(":", 1)[1] for line in lines(b) if line.startswith("MSG ")], ["one"])

@@ -272,39 +272,49 @@ class Session(LineProtocol):
             lambda: self.refuse(Limit.LINE_TOO_LONG, f"a line may hold at most {self.MAX_LENGTH} bytes")
         )
 
-    def send_to(self, names: Sequence[str] | None, text: str, answer: Callable[[Report], None]) -> None:
+    def send_to(
+        self, names: Sequence[str] | None, text: str, answer: Callable[[Report], None], quiet: bool = False
+    ) -> None:
         """Send ``text`` to ``names`` (None: to everyone) through the hub, and ``answer`` with its report:
         at once when it is there and no earlier line awaits its answer (the common case), else in turn
-        (:meth:`_report_later`).  What waits for offline users counts against this client's address,
-        and once past its rate, nothing more waits (the report says so)."""
-        if names is None:
-            report = self.tally.count(BROADCAST, self.user.broadcast(text))
-        else:
-            report = self.user.send(names, text, self.clients.queued_from.allows(self.host))
-            self.tally.count(UNICAST if len(names) == 1 else MULTICAST, report)
-            if not isinstance(report, Report):
-                report.addCallback(self._count_queued)
-        self.answer_report(report, answer)
+        (:meth:`_report_later`); ``quiet``: a refusal is told nobody (an IRC NOTICE).  What waits for
+        offline users counts against this client's address, and once past its rate, nothing more waits
+        (the report says so)."""
+        try:
+            if names is None:
+                report = self.tally.count(BROADCAST, self.user.broadcast(text))
+            else:
+                report = self.user.send(names, text, self.clients.queued_from.allows(self.host))
+                self.tally.count(UNICAST if len(names) == 1 else MULTICAST, report)
+                if not isinstance(report, Report):
+                    report.addCallback(self._count_queued)
+        except Refused:
+            if quiet:
+                return
+            raise
+        self.answer_report(report, answer, quiet)
 
-    def answer_report(self, report: Report | Deferred[Report], answer: Callable[[Report], None]) -> None:
+    def answer_report(
+        self, report: Report | Deferred[Report], answer: Callable[[Report], None], quiet: bool = False
+    ) -> None:
         """``answer`` with a send's ``report``: at once when it is there and no earlier line awaits its
         answer, else in turn (:meth:`_report_later`)."""
         if self._answers is None and type(report) is Report:
             answer(report)
         else:
-            self._report_later(report, answer)
+            self._report_later(report, answer, quiet)
 
     def _count_queued(self, report: Report) -> Report:
         if report.queued:
             self.clients.queued_from.spend(self.host, len(report.queued))
         return report
 
-    def _report_later(self, report: Report | Deferred[Report], sent: Callable[[Report], None]) -> None:
+    def _report_later(self, report: Report | Deferred[Report], sent: Callable[[Report], None], quiet: bool) -> None:
         """Call ``sent`` with ``report`` once it comes, after the answers to the client's earlier lines.
 
         Meanwhile the client's next sends run (up to :attr:`IN_FLIGHT`); its other lines wait.
-        ``report`` fails with Refused (UNAVAILABLE: the other nodes unreachable) when nobody got
-        the message: the client is told so.
+        ``report`` fails with Refused (UNAVAILABLE: the other nodes unreachable or the state; or
+        TOO_MANY_NEW_GROUPS) when nobody got the message: the client is told so, unless ``quiet``.
         """
         if isinstance(report, Report):
             report = succeed(report)
@@ -324,7 +334,7 @@ class Session(LineProtocol):
             if not isinstance(refused, Refused):
                 self.log.failure("could not send for {peer}", failure, peer=self.peer)
                 refused = Refused(Refusal.UNAVAILABLE, "the server could not send it")
-            slot.append(lambda: self.refuse(refused.refusal, refused.text))
+            slot.append(_untold if quiet else lambda: self.refuse(refused.refusal, refused.text))
             self._answered()
 
         report.addCallbacks(done, failed)
@@ -537,3 +547,7 @@ class Session(LineProtocol):
     def drop(self, reason: str) -> None:
         """hub.Participant: the server disconnects this client, its name lost (the service's state away)."""
         self.bye(reason)
+
+
+def _untold() -> None:
+    """A refusal told nobody."""

@@ -296,7 +296,7 @@ class IrcBase(Session):
             self.numeric(rfc.ERR_NOTEXTTOSEND, "No text to send")
         elif refusal is Refusal.TEXT_TOO_LONG:
             self.server_notice(f"not sent: a message may hold at most {self.clients.limits.max_text} bytes")
-        elif refusal is Refusal.TOO_MANY_NEW_GROUPS:  # a PRIVMSG (or NOTICE) to nicks opening a group
+        elif refusal is Refusal.TOO_MANY_NEW_GROUPS:  # a PRIVMSG to nicks opening a group
             self._write(line("FAIL", "PRIVMSG", "TOO_MANY_NEW_GROUPS", text, prefix=self.factory.server_name))
         elif refusal is Limit.TOO_MANY_CONNECTIONS or self._registered:  # a send (only sends once registered)
             self.server_notice(text)

@@ -101,7 +101,7 @@ class Messaging(IrcBase):
                     continue
                 echo = self._echo(verb, self.channel, text, client)
                 with self.factory.relay(self.nick_key, client):
-                    self.send_to(None, text, self._later(echo or _unanswered))
+                    self.send_to(None, text, self._later(echo or _unanswered), quiet)
             elif target.startswith("#"):
                 self._to_room(verb, target, text, client, quiet)
             elif not is_valid_username(target):
@@ -121,7 +121,7 @@ class Messaging(IrcBase):
         if echo is not None:
             answer = _echoed(echo, answer)
         with self.factory.relay(self.nick_key, client):
-            self.send_to(names, text, self._later(answer))
+            self.send_to(names, text, self._later(answer), quiet)
 
     def _to_room(self, verb: str, target: str, text: str, client: str, quiet: bool) -> None:
         """A message to a room: the hub sends it to its members; 404 if +n, a ban or +m keeps it out."""
