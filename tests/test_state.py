@@ -364,7 +364,9 @@ class HistoryContract(_Base):
         self.assertEqual(await self.conversation("alice,bob"), [bob_said, after])
         self.assertEqual(await self.conversation(ALL), [])
         self.assertEqual(await self.state.latest("alice", 0.0, 10), [after])
-        self.assertEqual(await self.state.history_size(), 2)
+        later = (await self.kept(stored(ALL, "alice", 400.0)))[0]  # a pass all after the purge
+        self.assertEqual(await self.conversation(ALL), [later])
+        self.assertEqual(await self.state.history_size(), 3)
 
     async def test_protected_since_is_when_a_name_last_gained_a_password(self) -> None:
         # Times to come (2096): Redis's state takes none before its own clock (tests/test_state_redis.py).

@@ -538,13 +538,19 @@ APPEND = Script(
     + """
 -- KEYS: the size, the purged; ARGV: the margin, keep, the entries (a line each: conversation, tab,
 -- member).  Returns the change in entries, and how many were too new to keep.
-local crockford, millis = '0123456789ABCDEFGHJKMNPQRSTVWXYZ', math.floor((now() + tonumber(ARGV[1])) * 1000)
-local latest = ''
-for _ = 1, 10 do  -- the first 10 characters of the ids of that millisecond (its time)
-  local digit = millis % 32
-  latest = string.sub(crockford, digit + 1, digit + 1) .. latest
-  millis = (millis - digit) / 32
+local crockford = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
+-- stamp(seconds): the first 10 characters of the ids of that time's millisecond (its time)
+local function stamp(seconds)
+  local millis, text = math.floor(seconds * 1000), ''
+  for _ = 1, 10 do
+    local digit = millis % 32
+    text = string.sub(crockford, digit + 1, digit + 1) .. text
+    millis = (millis - digit) / 32
+  end
+  return text
 end
+local latest = stamp(now() + tonumber(ARGV[1]))
+local oldest = latest  -- the oldest kept entry's stamp
 -- list(lists, keys, key): lists[key], made (and key put last in keys) if there is none yet.
 local function list(lists, keys, key)
   local found = lists[key]
@@ -565,9 +571,11 @@ while at <= #lines do
   local stop = string.find(lines, '\\n', tab, true) or #lines + 1
   local conv, member = string.sub(lines, at, tab - 1), string.sub(lines, tab + 1, stop - 1)
   at = stop + 1
-  if string.sub(member, 1, 10) > latest then
+  local time = string.sub(member, 1, 10)
+  if time > latest then
     too_new = too_new + 1
   else
+    if time < oldest then oldest = time end
     local own, sender = list(entries, convs, conv), sender_key(member)
     own[#own + 1] = '0'  -- a string: Redis writes a number given it with sprintf
     own[#own + 1] = member
@@ -579,11 +587,11 @@ while at <= #lines do
     end
   end
 end
-local purged, any = {}, false  -- each purged sender's purge time
+local purged, any = {}, false  -- each sender's purge time, if after the pass's oldest entry's millisecond
 for first = 1, #senders, 1000 do
   local read = redis.call('HMGET', KEYS[2], unpack(senders, first, math.min(first + 999, #senders)))
   for i = 1, #read do
-    if read[i] then
+    if read[i] and stamp(tonumber(read[i]) + 0.001) >= oldest then
       purged[senders[first + i - 1]] = tonumber(read[i])
       any = true
     end
