@@ -283,6 +283,13 @@ class Options(usage.Options):
             _positive,
         ],
         [
+            "new-groups-per-address",
+            None,
+            HistoryPolicy.address_groups,
+            "Group conversations the names of one address may open a day together (each server counts its own).",
+            _positive,
+        ],
+        [
             "queue-max",
             None,
             QueuePolicy.limit,
@@ -444,7 +451,12 @@ class Options(usage.Options):
         return hourly_rate(self["new-rooms-per-hour"])
 
     def history(self) -> HistoryPolicy:
-        return HistoryPolicy(days=self["history-days"], keep=self["history-max"], new_groups=self["new-groups-per-day"])
+        return HistoryPolicy(
+            days=self["history-days"],
+            keep=self["history-max"],
+            new_groups=self["new-groups-per-day"],
+            address_groups=self["new-groups-per-address"],
+        )
 
     def limits(self) -> Limits:
         return Limits(

@@ -1503,3 +1503,28 @@ class NewGroupsTests(SynchronousTestCase):
         self.assertIn(f"ERROR RATE_LIMITED :{text}", said)
         self.assertTrue(said[-1].startswith("SENT 2 "), said)
         self.assertEqual([line.rsplit(":", 1)[1] for line in lines(b)], ["first", "to the group opened"])
+
+    def test_the_names_of_one_address_share_its_new_groups(self) -> None:
+        """attack37 F6 through the front: what is counted is the address each session came from (a new
+        name's, and a protected name's whose password the realm checked)."""
+        server = ServerHarness(history=HistoryPolicy(new_groups=5, address_groups=1))
+        server.register("alice", PASSWORD)
+        mallory, m = server.register("mallory", host="198.51.100.7")
+        server.register("trudy", PASSWORD, host="192.0.2.1")
+        trudy, t = server.register("trudy", PASSWORD, host="198.51.100.7", version=13)  # its password checked
+        carol, c = server.register("carol", host="203.0.113.9")
+        for transport in (m, t, c):
+            lines(transport)
+        mallory.dataReceived(b"SEND alice,carol :first\r\n")
+        trudy.dataReceived(b"SEND alice,carol :second\r\n")
+        carol.dataReceived(b"SEND alice,trudy :another address\r\n")
+        server.end_of_pass()
+        text = (
+            "the names of your address opened 1 new group conversations in a day, the most this server allows:"
+            " send to a group you have, or try again later"
+        )
+        self.assertEqual(lines(m), ["SENT 2 - -"])
+        said = lines(t)
+        self.assertEqual(said[0], f"ERROR TOO_MANY_NEW_GROUPS :{text}")
+        self.assertEqual([line.rsplit(":", 1)[1] for line in said[1:]], ["another address"])
+        self.assertEqual(lines(c), ["MSG mallory multicast alice,carol :first", "SENT 2 - -"])

@@ -480,7 +480,8 @@ class NewGroupsTests(HistoryTestCase):
         opening --new-groups-per-day.  Real sockets, SQLite: 20 new unprotected names from one address
         opened 2,000 groups of 33 in seconds (+1.43 KiB RSS a group): at the defaults ~8,660 names and
         ~866,000 groups a day an address (~1.2 GiB a day, kept --history-days); docs/security.rst
-        speaks of accounts only.  One address's names share the bound here (new_groups=2)."""
+        speaks of accounts only.  One address's names share a bound (--new-groups-per-address) here 2."""
+        self.history.policy = HistoryPolicy(new_groups=2, address_groups=2)
         opened = 0
         for k in range(5):
             mallory = RecordingParticipant()
@@ -491,14 +492,28 @@ class NewGroupsTests(HistoryTestCase):
                     opened += 1
         self.assertLessEqual(opened, 2)
 
+    def test_a_group_the_store_refuses_is_not_counted_against_the_address(self) -> None:
+        self.history.policy = HistoryPolicy(new_groups=1, address_groups=2)
+        erin, frank, gina = (RecordingParticipant() for _ in range(3))
+        for participant, name in ((erin, "erin"), (frank, "frank"), (gina, "gina")):
+            self.successResultOf(admitted(self.hub, participant, name, "203.0.113.9"))
+        self.successResultOf(self.sent(erin, ["alice", "gina"], "erin's one"))
+        self.assertEqual(self.refusal(self.sent(erin, ["alice", "carol"], "past erin's")), Refusal.TOO_MANY_NEW_GROUPS)
+        self.successResultOf(self.sent(frank, ["alice", "carol"], "the address's second"))
+        self.assertEqual(self.refusal(self.sent(gina, ["alice", "dave"], "its third")), Refusal.TOO_MANY_NEW_GROUPS)
+        self.successResultOf(self.sent(gina, ["alice", "erin"], "to the group erin opened"))
+        self.successResultOf(self.sent(self.bob, ["alice", "dave"], "another address"))
+        self.tick(86_401.0)
+        self.successResultOf(self.sent(gina, ["alice", "bob"], "a day later"))
+
     def test_the_count_is_the_stores_whichever_node_asks(self) -> None:
         other = History(self.clock, self.store, HistoryPolicy(new_groups=2))
-        self.assertIsNone(self.successResultOf(self.history.open_group("alice", {"alice", "bob", "carol"})))
-        self.assertIsNone(self.successResultOf(other.open_group("alice", {"alice", "bob", "dave"})))
-        refused = other.open_group("alice", {"alice", "carol", "dave"})
+        self.assertIsNone(self.successResultOf(self.history.open_group("alice", {"alice", "bob", "carol"}, "peer")))
+        self.assertIsNone(self.successResultOf(other.open_group("alice", {"alice", "bob", "dave"}, "peer")))
+        refused = other.open_group("alice", {"alice", "carol", "dave"}, "peer")
         assert refused is not None
         self.assertEqual(self.refusal(refused), Refusal.TOO_MANY_NEW_GROUPS)
-        self.assertIsNone(other.open_group("alice", {"alice", "bob"}))  # not a group
+        self.assertIsNone(other.open_group("alice", {"alice", "bob"}, "peer"))  # not a group
 
 
 class NodesTests(HistoryTestCase):

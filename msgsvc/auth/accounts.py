@@ -167,7 +167,7 @@ class Accounts(Service):
         owned: bool,
         guessable: bool,
     ) -> Deferred[LoggedIn | None]:
-        mind = Mind(participant, peer, Login(name, password))
+        mind = Mind(participant, peer, host, Login(name, password))
         counted: list[AddressRate] = []
 
         def undo(failure: Failure) -> Failure:
@@ -181,7 +181,7 @@ class Accounts(Service):
 
         try:
             if not owned:
-                mind.user = self._hub.register(participant, name, peer)
+                mind.user = self._hub.register(participant, name, peer, host=host)
             if mind.user is not None:
                 counted = self._count_new(name, known, password, peer, host)
         except Exception:  # refused (or failed) as the login's Deferred, as everything after

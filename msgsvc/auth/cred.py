@@ -68,7 +68,8 @@ class NotHeld(LoginFailed):
 
 @dataclass
 class Mind:
-    """Whom the realm brings online: ``participant``, connected from ``peer``, logging in with ``login``.
+    """Whom the realm brings online: ``participant``, connected from ``peer`` (counted by the per-address
+    bounds as ``host``), logging in with ``login``.
 
     ``user``: the name is held for it already, by this user; else the realm
     holds it once the checker has passed, unless the login has ended
@@ -77,6 +78,7 @@ class Mind:
 
     participant: Participant
     peer: str
+    host: str
     login: Login
     user: User | None = None
     gone: bool = False
@@ -181,7 +183,9 @@ class HubRealm:
                 raise Abandoned(f"the client logging in as {name} left")
             try:
                 attach = mind.login.first is None  # a name without a password is one session's
-                user = mind.user = self._hub.register(mind.participant, name, mind.peer, attach=attach)
+                user = mind.user = self._hub.register(
+                    mind.participant, name, mind.peer, attach=attach, host=mind.host
+                )
             except Refused as e:
                 raise NotHeld(e) from None
         return user

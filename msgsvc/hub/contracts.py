@@ -257,6 +257,7 @@ class HistoryPolicy:
     backlog: int = 10_000  # entries the store failed to take, kept to ask again (the newest)
     retry_for: float = 60.0  # seconds after its sending an entry the store failed to take is asked again
     new_groups: int = 100  # --new-groups-per-day: group conversations one name may open in a day
+    address_groups: int = 500  # --new-groups-per-address: those the names of one address may open in a day
 
     @property
     def kept(self) -> bool:

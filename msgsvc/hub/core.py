@@ -152,8 +152,12 @@ class Hub:
 
     # -- registration ----------------------------------------------------
 
-    def register(self, participant: Participant, name: str, peer: str, attach: bool = False) -> User:
-        """Hold ``name`` for ``participant`` until :meth:`admit` or the user's :meth:`~User.log_out`.
+    def register(
+        self, participant: Participant, name: str, peer: str, attach: bool = False, host: str | None = None
+    ) -> User:
+        """Hold ``name`` for ``participant`` (connected from ``peer``, counted by the per-address bounds as
+        ``host``: :func:`~msgsvc.fronts.clients.host_of`; ``peer`` if None) until :meth:`admit` or the
+        user's :meth:`~User.log_out`.
 
         Raises :class:`Refused` if the name is invalid or taken (held,
         or online) or the server is full.  While it is held, the accounts
@@ -198,7 +202,7 @@ class Hub:
         if account is None:
             account = self._sessions[key] = Account(self._log.get(key) or UserRecord(name, now, now))
         self._session_ids += 1
-        session = Session(participant, account, peer, now, self._session_ids)
+        session = Session(participant, account, peer, peer if host is None else host, now, self._session_ids)
         account.sessions.append(session)
         self._registered[participant] = session
         return User(self, session)
@@ -573,7 +577,7 @@ class Hub:
             elif self._online_account(key) is None and self.nodes.elsewhere(key) is None:
                 continue
             keys.add(key)
-        return self.history.open_group(own, keys) if protected else None
+        return self.history.open_group(own, keys, sender.host) if protected else None
 
     def _send(self, sender: Session, names: Sequence[str], text: str, queue: bool) -> Report | Deferred[Report]:
         """:meth:`send`, the group let through."""

@@ -74,6 +74,7 @@ class History(Service):
         self._writing = False  # an append of _write's is in flight: the next waits for its answer
         self._groups: dict[str, None] = {}  # groups let through lately, the oldest first
         self._uncounted: dict[str, dict[str, float]] = {}  # by name key: groups sent to while the store could not count
+        self._by_address: dict[str, dict[str, float]] = {}  # by address: groups its names opened lately
 
     # -- writing ---------------------------------------------------------
 
@@ -170,19 +171,32 @@ class History(Service):
                 why=why,
             )
 
-    def open_group(self, opener: str, keys: Collection[str]) -> Deferred[None] | None:
-        """Whether the name key ``opener`` may send to the group of the distinct name keys ``keys`` (its
-        own among them): None if it may at once (not a group: two names or fewer; a group let through
-        lately, which has a history; or, while the store fails, as :meth:`_open_uncounted` says); else a
-        Deferred that fires once the store says it may (:meth:`HistoryStore.open_group`: a group with no
-        history counts as opened by ``opener``), or fails with Refused: TOO_MANY_NEW_GROUPS past
-        ``policy.new_groups`` opened in :data:`GROUP_WINDOW`.  If the store cannot say, the group goes
-        as :meth:`_open_uncounted` says."""
+    def open_group(self, opener: str, keys: Collection[str], address: str) -> Deferred[None] | None:
+        """Whether the name key ``opener``, connected from ``address``, may send to the group of the
+        distinct name keys ``keys`` (its own among them): None if it may at once (not a group: two names
+        or fewer; a group let through lately, which has a history; or, while the store fails, as
+        :meth:`_open_uncounted` says); else a Deferred that fires once the store says it may
+        (:meth:`HistoryStore.open_group`: a group with no history counts as opened by ``opener``), or
+        fails with Refused: TOO_MANY_NEW_GROUPS past ``policy.new_groups`` opened in
+        :data:`GROUP_WINDOW`.  Either way the group counts against ``address`` first, in this node's
+        memory: past ``policy.address_groups`` groups not let through lately, TOO_MANY_NEW_GROUPS at
+        once, the store not asked.  If the store cannot say, the group goes as :meth:`_open_uncounted`
+        says."""
         if len(keys) < 3:
             return None
         group = ",".join(sorted(keys))
         if group in self._groups:
             return None
+        by_address = self.policy.address_groups
+        fresh = self._count(self._by_address, address, group, by_address)
+        if fresh is None:
+            return fail(
+                Refused(
+                    Refusal.TOO_MANY_NEW_GROUPS,
+                    f"the names of your address opened {by_address} new group conversations in a day,"
+                    " the most this server allows: send to a group you have, or try again later",
+                )
+            )
         if self._retry:  # the store fails the history's appends: it would fail this, maybe after seconds
             refused = self._open_uncounted(opener, group)
             return None if refused is None else fail(refused)
@@ -191,6 +205,8 @@ class History(Service):
 
         def said(allowed: bool) -> None:
             if not allowed:
+                if fresh:  # counted for this group alone: it did not open
+                    self._by_address.get(address, {}).pop(group, None)
                 raise Refused(
                     Refusal.TOO_MANY_NEW_GROUPS,
                     f"you opened {most} new group conversations in a day, the most this server allows:"
@@ -210,19 +226,28 @@ class History(Service):
         """While the store cannot count, ``opener`` sends to ``group`` (with or without a history: only
         the store knows) counted in this node's memory alone: None, or past ``policy.new_groups`` such
         groups in :data:`GROUP_WINDOW`, UNAVAILABLE (at once: nothing waits for the store)."""
-        now = self._clock.seconds()
-        since = now - GROUP_WINDOW
-        opened = {g: at for g, at in self._uncounted.get(opener, {}).items() if at >= since}
-        if group not in opened and len(opened) >= self.policy.new_groups:
+        if self._count(self._uncounted, opener, group, self.policy.new_groups) is None:
             return Refused(
                 Refusal.UNAVAILABLE,
                 "the server cannot count new group conversations now: send to a group you sent to lately,"
                 " or try again later",
             )
-        opened.setdefault(group, now)
-        self._uncounted[opener] = opened
         self._let_through(group)
         return None
+
+    def _count(self, opened: dict[str, dict[str, float]], by: str, group: str, most: int) -> bool | None:
+        """Count ``group`` among those ``by`` opened in :data:`GROUP_WINDOW` (``opened[by]``: when each
+        was first): True if counted now, False if it was already; None, counting nothing, past ``most``."""
+        now = self._clock.seconds()
+        since = now - GROUP_WINDOW
+        lately = {g: at for g, at in opened.get(by, {}).items() if at >= since}
+        opened[by] = lately
+        if group in lately:
+            return False
+        if len(lately) >= most:
+            return None
+        lately[group] = now
+        return True
 
     def _let_through(self, group: str) -> None:
         """Remember ``group`` as let through (its history is kept from now on): the oldest is forgotten
@@ -233,9 +258,10 @@ class History(Service):
 
     def expire(self) -> Deferred[None]:
         """Drop the entries older than the policy keeps, and each conversation's past its newest ``keep``;
-        forget the names that sent to no group uncounted within :data:`GROUP_WINDOW`."""
+        forget the names and addresses that opened no group within :data:`GROUP_WINDOW`."""
         since = self._clock.seconds() - GROUP_WINDOW
-        self._uncounted = {k: o for k, o in self._uncounted.items() if any(at >= since for at in o.values())}
+        self._uncounted = _opened_since(self._uncounted, since)
+        self._by_address = _opened_since(self._by_address, since)
 
         def dropped(count: int) -> None:
             if count:
@@ -442,7 +468,7 @@ class NoHistory(Service):
     def write_now(self) -> None:
         """Nothing waits."""
 
-    def open_group(self, opener: str, keys: Collection[str]) -> None:
+    def open_group(self, opener: str, keys: Collection[str], address: str) -> None:
         """Any group: nothing is kept of it."""
 
     def size(self) -> Deferred[int]:
@@ -465,6 +491,11 @@ class NoHistory(Service):
 
     def read_position(self, reader: str, conversation: str, rooms: frozenset[str]) -> Deferred[str | None]:
         return _off()
+
+
+def _opened_since(opened: dict[str, dict[str, float]], since: float) -> dict[str, dict[str, float]]:
+    """``opened`` without those that opened nothing since ``since``."""
+    return {by: groups for by, groups in opened.items() if any(at >= since for at in groups.values())}
 
 
 def _off() -> Deferred[Any]:

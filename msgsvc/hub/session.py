@@ -20,6 +20,7 @@ class Session:
     participant: Participant
     account: Account
     peer: str
+    host: str  # what the per-address bounds count it by (msgsvc.fronts.clients.host_of)
     since: float
     id: int  # names it to the operator (SessionView)
     online: bool = False  # False while the store write is pending
