@@ -587,7 +587,9 @@ while at <= #lines do
     end
   end
 end
-local purged, any = {}, false  -- each sender's purge time, if after the pass's oldest entry's millisecond
+-- Each sender's purge time, if at or after the pass's oldest entry's millisecond (and a millisecond's
+-- grace: an id's millisecond is its time's, a microsecond rounded up).
+local purged, any = {}, false
 for first = 1, #senders, 1000 do
   local read = redis.call('HMGET', KEYS[2], unpack(senders, first, math.min(first + 999, #senders)))
   for i = 1, #read do
