@@ -21,7 +21,7 @@ from msgsvc.client.gui import ChatWindow
 from msgsvc.client.presenter import ChatPresenter
 from msgsvc.hub.contracts import Kind
 
-from .support.browser import chromium
+from .support.browser import chromium, steady
 from .support.display import collect_windows, need_display
 from .support.processes import Peer, free_port, run_msgsvc
 
@@ -83,14 +83,16 @@ class PhoneAndLaptopTests(TestCase):
     # -- the phone -----------------------------------------------------------
 
     def on_phone(self) -> list[str]:
-        return [e.text for e in self.phone.find_elements(By.CSS_SELECTOR, "#conversation li .text")]
+        return steady(self.phone, lambda: [
+            e.text for e in self.phone.find_elements(By.CSS_SELECTOR, "#conversation li .text")
+        ])
 
     def phone_unread(self) -> dict[str, str]:
-        return {
+        return steady(self.phone, lambda: {
             button.get_attribute("data-conversation") or "": button.find_element(By.CLASS_NAME, "unread").text
             for button in self.phone.find_elements(By.CSS_SELECTOR, "#conversations button")
             if button.find_elements(By.CLASS_NAME, "unread")
-        }
+        })
 
     def phone_choose(self, kind: str, *names: str) -> None:
         """Pick on the phone as its user does: the people panel opens on demand at a phone's width."""

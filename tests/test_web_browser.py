@@ -18,7 +18,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from twisted.trial.unittest import SynchronousTestCase
 
-from .support.browser import ELSEWHERE, chromium, wait
+from .support.browser import ELSEWHERE, chromium, steady, wait
 from .support.processes import ROOT, Peer, free_port, run_msgsvc
 from .support.tls import make_certificate
 
@@ -932,8 +932,14 @@ class RoomPageTests(PageTestCase):
 
     def entries(self) -> list[str]:
         """The accessible names of the entries of the list of conversations."""
-        return [button.accessible_name for button in self.conversations().find_elements(By.TAG_NAME, "button")
-                if button.get_attribute("data-conversation")]
+        return steady(self.driver, lambda: [
+            button.accessible_name for button in self.conversations().find_elements(By.TAG_NAME, "button")
+            if button.get_attribute("data-conversation")
+        ])
+
+    def press(self, css: str, name: str) -> None:
+        """Click the displayed element matching ``css`` named ``name`` (found again if the page redrew it)."""
+        wait(self.driver, lambda d: self.named(css, name).click() is None, f"{name} clicked")
 
     def open_log(self) -> WebElement:
         """The open conversation: a log, named after it."""
@@ -942,7 +948,7 @@ class RoomPageTests(PageTestCase):
         return logs[0]
 
     def join(self, room: str) -> None:
-        self.named("button", "Join room").click()
+        self.press("button", "Join room")
         field = self.named("input", "Room name")
         self.assertEqual(self.driver.switch_to.active_element, field)
         field.send_keys(room, Keys.ENTER)
@@ -968,7 +974,7 @@ class RoomPageTests(PageTestCase):
         bob.send("SEND #dev :thanks alice")
         self.wait_said("bob in #dev: thanks alice")
 
-        self.named("button", "#all, everyone, 0 unread").click()  # another conversation open
+        self.press("button", "#all, everyone, 0 unread")  # another conversation open
         wait(self.driver, lambda d: self.open_log().accessible_name == "#all (everyone)", "everyone's log")
         bob.send("SEND #dev :are you there?")
         wait(self.driver, lambda d: any(e.startswith("#dev, 1 unread") for e in self.entries()), "#dev 1 unread")
@@ -977,8 +983,10 @@ class RoomPageTests(PageTestCase):
         self.log_in("alice", "correct horse")
         self.wait_connected("alice")
         wait(self.driver, lambda d: any(e.startswith("#dev, 1 unread") for e in self.entries()), "#dev after reload")
-        next(b for b in self.conversations().find_elements(By.TAG_NAME, "button")
-             if (b.accessible_name or "").startswith("#dev")).click()
+        wait(self.driver, lambda d: next(
+            b for b in self.conversations().find_elements(By.TAG_NAME, "button")
+            if (b.accessible_name or "").startswith("#dev")
+        ).click() is None, "#dev opened")
         wait(self.driver, lambda d: self.open_log().accessible_name == "#dev", "the log named #dev again")
         self.wait_said("bob in #dev: are you there?")  # its history
         wait(self.driver, lambda d: any(e.startswith("#dev, 0 unread") for e in self.entries()), "read")
@@ -992,29 +1000,29 @@ class RoomPageTests(PageTestCase):
         operator = self.named("form", "Operator")
         field = self.named("input", "Topic, name or modes")
         field.send_keys("on call this week")
-        self.named("button", "Set topic").click()
+        self.press("button", "Set topic")
         wait(self.driver, lambda d: self.element("room-topic").text == "Topic: on call this week", "the topic")
         field.send_keys("bob")
-        self.named("button", "Invite").click()
+        self.press("button", "Invite")
         self.wait_said("You invited bob to #ops.")
         self.assertTrue(any(line.startswith("INVITATION #ops alice") for line in bob.until("INVITATION")))
         bob.send("JOIN #ops")
         self.wait_said("bob joined #ops")
         field.send_keys("+v bob")
-        self.named("button", "Set modes").click()
+        self.press("button", "Set modes")
         wait(self.driver, lambda d: self.element("room-members").text == "@alice\n+bob", "bob voiced")
         self.assertEqual(self.named("li", "bob, online, voice").text, "+bob")
         field.send_keys("bob enough")
-        self.named("button", "Kick").click()
+        self.press("button", "Kick")
         self.wait_said("alice removed bob from #ops: enough")
         field.send_keys("+bb bob *!*@192.0.2.*")  # the page speaks version 12: bans are masks
-        self.named("button", "Set modes").click()
+        self.press("button", "Set modes")
         self.wait_said("alice set +bb bob!*@* *!*@192.0.2.* in #ops")
         field.send_keys("b")
-        self.named("button", "Set modes").click()
+        self.press("button", "Set modes")
         self.wait_said("Banned from #ops: bob!*@* (by alice), *!*@192.0.2.* (by alice)")
         self.assertTrue(operator.is_displayed())
-        self.named("button", "Leave room").click()
+        self.press("button", "Leave room")
         self.wait_said("You left #ops")
         wait(self.driver, lambda d: not any(e.startswith("#ops") for e in self.entries()), "#ops gone from the list")
         self.assertEqual(self.open_log().accessible_name, "#all (everyone)")

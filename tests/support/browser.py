@@ -61,6 +61,11 @@ def _quit(driver: WebDriver, profile: str) -> None:
     shutil.rmtree(profile, ignore_errors=True)
 
 
+def steady(driver: WebDriver, read: Callable[[], T]) -> T:
+    """What ``read`` finds on the page, read again if the page redrew an element it was reading (stale)."""
+    return wait(driver, lambda d: (read(),), "a read of the page between two redraws")[0]
+
+
 def wait(driver: WebDriver, condition: Callable[[WebDriver], T], what: str, seconds: float = 15) -> T:
     """Wait until ``condition`` is true-ish; its value. Fails naming ``what`` and showing the page's text.
 
