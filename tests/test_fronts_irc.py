@@ -1266,6 +1266,29 @@ class NewGroupsTests(IrcTestCase):
         self.assertEqual(dave.send("PRIVMSG carol,bob :three"), [])
         self.assertEqual([line.rsplit(":", 1)[1] for line in lines(b) if line.startswith("MSG ")], ["one", "three"])
 
+    def test_a_labeled_privmsg_refused_once_the_store_answers_ends_its_reply(self) -> None:
+        """IRCv3 labeled-response: the FAIL of a PRIVMSG refused after the store's count came ends the
+        line's batch (it stayed open until the client's next line)."""
+        b, dave = self.bob_and_dave()
+        count, held = self.harness.store.open_group, []
+
+        def later(*asked: object) -> Deferred[object]:
+            answer: Deferred[object] = Deferred()
+            held.append((count(*asked), answer))  # type: ignore[arg-type]
+            return answer
+
+        self.harness.store.open_group = later  # type: ignore[method-assign]
+        dave.send("CAP REQ :batch labeled-response")
+        self.assertEqual(dave.send("@label=a PRIVMSG bob,carol :one"), [f"@label=a :{SERVER} BATCH +1 labeled-response"])
+        kept, answer = held.pop()
+        kept.chainDeferred(answer)
+        self.assertEqual(dave.read(), [f":{SERVER} BATCH -1"])
+        self.assertEqual(dave.send("@label=b PRIVMSG bob,erin :two"), [f"@label=b :{SERVER} BATCH +2 labeled-response"])
+        kept, answer = held.pop()
+        kept.chainDeferred(answer)
+        text = "you opened 1 new group conversations in a day, the most this server allows: send to a group you have, or try again later"
+        self.assertEqual(dave.read(), [f"@batch=2 :{SERVER} FAIL PRIVMSG TOO_MANY_NEW_GROUPS :{text}", f":{SERVER} BATCH -2"])
+
     def test_a_notice_opening_a_group_past_the_bound_is_not_answered(self) -> None:
         """attack37 F5: a NOTICE is never answered with an error (RFC 2812; docs/irc.rst), but one to
         nicks opening a group past --new-groups-per-day got ``FAIL PRIVMSG TOO_MANY_NEW_GROUPS`` (real

@@ -273,13 +273,18 @@ class Session(LineProtocol):
         )
 
     def send_to(
-        self, names: Sequence[str] | None, text: str, answer: Callable[[Report], None], quiet: bool = False
+        self,
+        names: Sequence[str] | None,
+        text: str,
+        answer: Callable[[Report], None],
+        refused: Callable[[Refused], None] | None = None,
     ) -> None:
         """Send ``text`` to ``names`` (None: to everyone) through the hub, and ``answer`` with its report:
         at once when it is there and no earlier line awaits its answer (the common case), else in turn
-        (:meth:`_report_later`); ``quiet``: a refusal is told nobody (an IRC NOTICE).  What waits for
-        offline users counts against this client's address, and once past its rate, nothing more waits
-        (the report says so)."""
+        (:meth:`_report_later`).  ``refused`` is told a refusal, at once or later (the IRC front's: a
+        NOTICE's is told nothing); None: a refusal at once is raised, one later :meth:`refuse`\ d.  What
+        waits for offline users counts against this client's address, and once past its rate, nothing
+        more waits (the report says so)."""
         try:
             if names is None:
                 report = self.tally.count(BROADCAST, self.user.broadcast(text))
@@ -288,33 +293,41 @@ class Session(LineProtocol):
                 self.tally.count(UNICAST if len(names) == 1 else MULTICAST, report)
                 if not isinstance(report, Report):
                     report.addCallback(self._count_queued)
-        except Refused:
-            if quiet:
-                return
-            raise
-        self.answer_report(report, answer, quiet)
+        except Refused as e:
+            if refused is None:
+                raise
+            no, tell = e, refused
+            self._answer(lambda: tell(no))  # after the answers to earlier lines
+            return
+        self.answer_report(report, answer, refused)
 
     def answer_report(
-        self, report: Report | Deferred[Report], answer: Callable[[Report], None], quiet: bool = False
+        self,
+        report: Report | Deferred[Report],
+        answer: Callable[[Report], None],
+        refused: Callable[[Refused], None] | None = None,
     ) -> None:
         """``answer`` with a send's ``report``: at once when it is there and no earlier line awaits its
         answer, else in turn (:meth:`_report_later`)."""
         if self._answers is None and type(report) is Report:
             answer(report)
         else:
-            self._report_later(report, answer, quiet)
+            self._report_later(report, answer, refused)
 
     def _count_queued(self, report: Report) -> Report:
         if report.queued:
             self.clients.queued_from.spend(self.host, len(report.queued))
         return report
 
-    def _report_later(self, report: Report | Deferred[Report], sent: Callable[[Report], None], quiet: bool) -> None:
+    def _report_later(
+        self, report: Report | Deferred[Report], sent: Callable[[Report], None], refused: Callable[[Refused], None] | None
+    ) -> None:
         """Call ``sent`` with ``report`` once it comes, after the answers to the client's earlier lines.
 
         Meanwhile the client's next sends run (up to :attr:`IN_FLIGHT`); its other lines wait.
         ``report`` fails with Refused (UNAVAILABLE: the other nodes unreachable or the state; or
-        TOO_MANY_NEW_GROUPS) when nobody got the message: the client is told so, unless ``quiet``.
+        TOO_MANY_NEW_GROUPS) when nobody got the message: ``refused`` is told (None: the client, by
+        :meth:`refuse`).
         """
         if isinstance(report, Report):
             report = succeed(report)
@@ -330,11 +343,11 @@ class Session(LineProtocol):
             self._answered()
 
         def failed(failure: Failure) -> None:
-            refused = failure.value
-            if not isinstance(refused, Refused):
+            no = failure.value
+            if not isinstance(no, Refused):
                 self.log.failure("could not send for {peer}", failure, peer=self.peer)
-                refused = Refused(Refusal.UNAVAILABLE, "the server could not send it")
-            slot.append(_untold if quiet else lambda: self.refuse(refused.refusal, refused.text))
+                no = Refused(Refusal.UNAVAILABLE, "the server could not send it")
+            slot.append(lambda: refused(no) if refused is not None else self.refuse(no.refusal, no.text))
             self._answered()
 
         report.addCallbacks(done, failed)
@@ -547,7 +560,3 @@ class Session(LineProtocol):
     def drop(self, reason: str) -> None:
         """hub.Participant: the server disconnects this client, its name lost (the service's state away)."""
         self.bye(reason)
-
-
-def _untold() -> None:
-    """A refusal told nobody."""

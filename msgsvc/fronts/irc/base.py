@@ -153,7 +153,7 @@ class IrcBase(Session):
             value = result
             self._answer(lambda: then(value))
             return
-        finish: Callable[[Callable[[], None]], None] = self._later(_run)
+        finish: Callable[[Callable[[], None]], None] = self._later(run_now)
         slot: list[Callable[[], None]] = []
         if self._answers is None:
             self._answers = deque()
@@ -334,5 +334,6 @@ class IrcBase(Session):
         return list(targets.values())
 
 
-def _run(answer: Callable[[], None]) -> None:
+def run_now(answer: Callable[[], None]) -> None:
+    """Give ``answer``, a part of a reply whose value has come."""
     answer()

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from twisted.words.protocols import irc as rfc
 
-from msgsvc.fronts.irc.base import IrcBase
+from msgsvc.fronts.irc.base import IrcBase, run_now
 from msgsvc.fronts.irc.numerics import SEND_REFUSED
 from msgsvc.fronts.irc.tags import client_tags
 from msgsvc.fronts.tally import ROOM
@@ -101,7 +101,7 @@ class Messaging(IrcBase):
                     continue
                 echo = self._echo(verb, self.channel, text, client)
                 with self.factory.relay(self.nick_key, client):
-                    self.send_to(None, text, self._later(echo or _unanswered), quiet)
+                    self._send_message(None, text, echo or _unanswered, quiet)
             elif target.startswith("#"):
                 self._to_room(verb, target, text, client, quiet)
             elif not is_valid_username(target):
@@ -121,7 +121,19 @@ class Messaging(IrcBase):
         if echo is not None:
             answer = _echoed(echo, answer)
         with self.factory.relay(self.nick_key, client):
-            self.send_to(names, text, self._later(answer), quiet)
+            self._send_message(names, text, answer, quiet)
+
+    def _send_message(
+        self, names: list[str] | None, text: str, answer: Callable[[Report], None], quiet: bool
+    ) -> None:
+        """Send through the session (None: to everyone); ``answer`` its report, or say its refusal (not a
+        NOTICE's), either way as a part of the line's reply (labeled-response) when it comes."""
+        finish: Callable[[Callable[[], None]], None] = self._later(run_now)
+
+        def refused(no: Refused) -> None:
+            finish((lambda: None) if quiet else lambda: self.refuse(no.refusal, no.text))
+
+        self.send_to(names, text, lambda report: finish(lambda: answer(report)), refused)
 
     def _to_room(self, verb: str, target: str, text: str, client: str, quiet: bool) -> None:
         """A message to a room: the hub sends it to its members; 404 if +n, a ban or +m keeps it out."""
