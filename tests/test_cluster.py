@@ -154,6 +154,18 @@ def invite_only(op: Peer, invitee: Peer, room: str) -> None:
     invitee.until(f"INVITATION {room} alice")
 
 
+def alice_on(one: Node, two: Node, version: int) -> tuple[Peer, Peer]:
+    """alice's sessions (protected, "alice's password") on nodes ``one`` and ``two``, speaking
+    ``version``, each logged in (a PING answered after its HELLO)."""
+    laptop, phone = one.connect(), two.connect()
+    for peer in (laptop, phone):
+        peer.send(f"VERSION {version}")
+        peer.send("HELLO alice :alice's password")
+        peer.send("PING :logged in")
+        peer.until("PONG :logged in")
+    return laptop, phone
+
+
 def redis_call(port: int, *args: object) -> Any:
     """One command to the redis-server on ``port``, and its reply (bulk strings as text)."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
@@ -489,12 +501,7 @@ class ClusterTests(RedisCase):
 
     def test_a_read_position_moved_on_one_node_reaches_the_accounts_session_on_another(self) -> None:
         one, two = self.node(), self.node()
-        laptop, phone = one.connect(), two.connect()
-        for peer in (laptop, phone):
-            peer.send("VERSION 10")
-            peer.send("HELLO alice :alice's password")
-            peer.send("PING :logged in")
-            peer.until("PONG :logged in")
+        laptop, phone = alice_on(one, two, 10)
         bob, _ = one.register("bob")
         bob.send("SEND alice :hi")
         self.assertEqual(bob.line(), "SENT 1 - -")
@@ -845,12 +852,7 @@ class ClusterTests(RedisCase):
         third new group is refused and reaches nobody, as Redis counts them, and a group she has goes."""
         extra = ["--new-groups-per-day", "2"]
         one, two = self.node(extra=extra), self.node(extra=extra)
-        laptop, phone = one.connect(), two.connect()
-        for peer in (laptop, phone):
-            peer.send("VERSION 13")
-            peer.send("HELLO alice :alice's password")
-            peer.send("PING :logged in")
-            peer.until("PONG :logged in")
+        laptop, phone = alice_on(one, two, 13)
         bob, _ = one.register("bob")
         carol, _ = two.register("carol")
         dave, _ = two.register("dave")
