@@ -281,10 +281,11 @@ class Session(LineProtocol):
     ) -> None:
         """Send ``text`` to ``names`` (None: to everyone) through the hub, and ``answer`` with its report:
         at once when it is there and no earlier line awaits its answer (the common case), else in turn
-        (:meth:`_report_later`).  ``refused`` is told a refusal, at once or later (the IRC front's: a
-        NOTICE's is told nothing); None: a refusal at once is raised, one later :meth:`refuse`\ d.  What
+        (:meth:`_report_later`).  ``refused`` is told a refusal, at once or later, after the answers to
+        earlier lines (None: :meth:`refuse`; the IRC front's own: a NOTICE's is told nothing).  What
         waits for offline users counts against this client's address, and once past its rate, nothing
         more waits (the report says so)."""
+        tell = refused or self._tell_refused
         try:
             if names is None:
                 report = self.tally.count(BROADCAST, self.user.broadcast(text))
@@ -294,12 +295,10 @@ class Session(LineProtocol):
                 if not isinstance(report, Report):
                     report.addCallback(self._count_queued)
         except Refused as e:
-            if refused is None:
-                raise
-            no, tell = e, refused
-            self._answer(lambda: tell(no))  # after the answers to earlier lines
+            no = e
+            self._answer(lambda: tell(no))
             return
-        self.answer_report(report, answer, refused)
+        self.answer_report(report, answer, tell)
 
     def answer_report(
         self,
@@ -312,7 +311,11 @@ class Session(LineProtocol):
         if self._answers is None and type(report) is Report:
             answer(report)
         else:
-            self._report_later(report, answer, refused)
+            self._report_later(report, answer, refused or self._tell_refused)
+
+    def _tell_refused(self, no: Refused) -> None:
+        """Tell the client ``no``, a refusal of what it sent (the default of :meth:`send_to`)."""
+        self.refuse(no.refusal, no.text)
 
     def _count_queued(self, report: Report) -> Report:
         if report.queued:
@@ -320,14 +323,13 @@ class Session(LineProtocol):
         return report
 
     def _report_later(
-        self, report: Report | Deferred[Report], sent: Callable[[Report], None], refused: Callable[[Refused], None] | None
+        self, report: Report | Deferred[Report], sent: Callable[[Report], None], refused: Callable[[Refused], None]
     ) -> None:
         """Call ``sent`` with ``report`` once it comes, after the answers to the client's earlier lines.
 
         Meanwhile the client's next sends run (up to :attr:`IN_FLIGHT`); its other lines wait.
         ``report`` fails with Refused (UNAVAILABLE: the other nodes unreachable or the state; or
-        TOO_MANY_NEW_GROUPS) when nobody got the message: ``refused`` is told (None: the client, by
-        :meth:`refuse`).
+        TOO_MANY_NEW_GROUPS) when nobody got the message: ``refused`` is told.
         """
         if isinstance(report, Report):
             report = succeed(report)
@@ -347,7 +349,7 @@ class Session(LineProtocol):
             if not isinstance(no, Refused):
                 self.log.failure("could not send for {peer}", failure, peer=self.peer)
                 no = Refused(Refusal.UNAVAILABLE, "the server could not send it")
-            slot.append(lambda: refused(no) if refused is not None else self.refuse(no.refusal, no.text))
+            slot.append(lambda: refused(no))
             self._answered()
 
         report.addCallbacks(done, failed)
