@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -473,17 +474,21 @@ class RedisHistoryTests(RedisStateCase):
         self.assertEqual(gone, 0)
         self.assertEqual(await self.state.history_size(), 2)
 
-    async def commands_of(self, call: Callable[[], Deferred[Any]]) -> int:
-        """How many commands Redis ran (its own count, INFO commandstats) for ``call()``."""
+    async def calls_of(self, call: Callable[[], Deferred[Any]]) -> Counter[str]:
+        """The commands Redis ran (its own count, INFO commandstats) for ``call()``, by name."""
 
-        async def ran() -> int:
+        async def ran() -> Counter[str]:
             stats = await self.state.redis.execute("INFO", "commandstats")
             calls = re.findall(r"^cmdstat_([a-z|]+):calls=(\d+)", stats, re.MULTILINE)
-            return sum(int(n) for command, n in calls if command not in {"info", "evalsha", "eval", "ping"})
+            return Counter({c: int(n) for c, n in calls if c not in {"info", "evalsha", "eval", "ping"}})
 
         before = await ran()
         await call()
         return await ran() - before
+
+    async def commands_of(self, call: Callable[[], Deferred[Any]]) -> int:
+        """How many commands Redis ran for ``call()``."""
+        return (await self.calls_of(call)).total()
 
     async def test_a_listing_of_conversations_reads_those_it_lists_however_many_there_are(self) -> None:
         many = [entry(f"alice,u{i:04}", "alice", 100.0 + i) for i in range(2000)]
@@ -516,13 +521,21 @@ class RedisHistoryTests(RedisStateCase):
         first = [entry(f"alice,u{i:04}", "alice", 100.0 + i) for i in range(500)]
         # 500 new conversations: a ZADD each, alice's index and each u's (a ZADD each), the newest ids
         # (an HMGET and an HSET), the entries' places by sender (a ZADD), the size (an INCRBY), Redis's
-        # clock (a TIME) and when the senders were purged (an HMGET).
+        # clock (a TIME) and whether anyone was ever purged (an EXISTS).
         self.assertEqual(await self.commands_of(lambda: self.state.append(first, 100)), 500 + 501 + 2 + 4)
         again = [entry(f"alice,u{i:04}", "u", 1000.0 + i) for i in range(500)]
         # They had entries: a ZCARD each too, for --history-max.
         self.assertEqual(await self.commands_of(lambda: self.state.append(again, 100)), 1000 + 501 + 2 + 4)
         self.assertEqual(await self.state.history_size(), 1000)
         self.assertEqual(await self.state.latest("alice", 0.0, 2), again[:-3:-1])
+
+    async def test_a_pass_reads_when_its_senders_were_purged_only_once_someone_was(self) -> None:
+        """The HMGET of ``msgsvc:purged`` (a field a sender) is left out while the hash does not exist."""
+        said = [entry(f"alice,u{i:04}", f"u{i:04}", 100.0 + i) for i in range(100)]
+        self.assertEqual((await self.calls_of(lambda: self.state.append(said[:50], 100)))["hmget"], 1)
+        await self.state.purge_history("carol", 50.0)
+        self.assertEqual((await self.calls_of(lambda: self.state.append(said[50:], 100)))["hmget"], 2)
+        self.assertEqual(await self.state.history_size(), 100)
 
     async def test_a_pass_of_thousands_in_a_conversation_and_of_thousands_of_conversations_is_kept(
         self,

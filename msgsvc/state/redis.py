@@ -530,8 +530,9 @@ end
 # pass, not by the entry: one ZADD a conversation (its entries together), the newest ids read and written
 # in one HMGET and one HSET, one ZADD a participant's index; a ZCARD only where the conversation had
 # entries before (a conversation not in msgsvc:histories has none) or got more than `keep` now.  An
-# entry whose sender was purged at or after its time (msgsvc:purged, one HMGET of the pass's senders) is
-# left out: written late (a node's retry, a slow append), it would undo the purge.
+# entry whose sender was purged at or after its time (msgsvc:purged, one HMGET of the pass's senders, none
+# if nobody was ever purged) is left out: written late (a node's retry, a slow append), it would undo the
+# purge.
 APPEND = Script(
     NOW
     + PLACES
@@ -589,8 +590,9 @@ while at <= #lines do
 end
 -- Each sender's purge time, if at or after the pass's oldest entry's millisecond (and a millisecond's
 -- grace: an id's millisecond is its time's, a microsecond rounded up).
+-- None if nobody was ever purged (the key absent): one EXISTS, not an HMGET of every sender.
 local purged, any = {}, false
-for first = 1, #senders, 1000 do
+for first = 1, redis.call('EXISTS', KEYS[2]) == 1 and #senders or 0, 1000 do
   local read = redis.call('HMGET', KEYS[2], unpack(senders, first, math.min(first + 999, #senders)))
   for i = 1, #read do
     if read[i] and stamp(tonumber(read[i]) + 0.001) >= oldest then
