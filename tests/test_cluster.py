@@ -1564,14 +1564,17 @@ class SessionsAcrossNodesTests(_TwoNodes):
         self.assertEqual(hub_b.presence, [("room", modes), ("room", topic)])
         self.assertEqual(hub_a.presence, [])  # not told its own
 
-    async def test_a_room_event_heard_while_the_rooms_are_read_again_is_taken_after_them(self) -> None:
-        """A node reads the rooms again when its subscription or its lease comes back; Redis may answer
-        before a change whose event reaches the subscription before the answer reaches the node.  That
-        event is given to the hub after the rooms read, not before, where the rooms read would undo it
-        (a topic heard so was lost: the node kept the earlier one, unlike Redis and the other nodes)."""
+    async def test_every_event_heard_while_a_node_reads_again_is_taken_after_the_read(self) -> None:
+        """A node reads the log, who is online, the rooms and who is away again when its subscription or its
+        lease comes back; Redis may answer before a change whose event reaches the subscription before the
+        answer reaches the node.  Every event heard from then to the read's end (joined, away, left, a
+        room's) is given to the hub after the read, in turn, not before, where the read would undo it (a
+        name joined meanwhile dropped, one left meanwhile kept online, a topic lost: on that node only)."""
         (a, _, _), (b, state_b, hub_b) = self.node("A"), self.node("B")
         await self.until(lambda: a.reachable() and b.reachable() and hub_b.resynced != [])
         await deferLater(reactor, 0.1, lambda: None)  # both subscribed
+        await a.claim("carol", "10.0.0.3:5000", "lines", 1.0, False, 2, 1)
+        await self.until(lambda: ("joined", "carol", "A") in hub_b.presence)
         before = await state_b.rooms()
         asked: list[Deferred[list[RoomRecord]]] = []
 
@@ -1580,15 +1583,25 @@ class SessionsAcrossNodesTests(_TwoNodes):
             return asked[-1]
 
         state_b.rooms = rooms  # type: ignore[method-assign]  # answered when the test says
+        heard = len(hub_b.presence)
         b._reclaim()  # as when its subscription or lease comes back
         await self.until(lambda: asked != [])
         topic = TopicSet("#Dev", "Ship it", "Alice", 2.0 / 3)
+        await a.claim("alice", "10.0.0.1:5000", "lines", 1.0, False, 1, 1)
+        a.away_changed("alice", "at lunch")
+        a.release("carol", 2, 5.0)
         a.room_changed(topic)
-        a.read_moved("alice", "#all", "0")  # comes after it: the topic has reached b by then
-        await self.until(lambda: ("read", "alice", "#all", "0") in hub_b.presence)
+        events = [
+            ("joined", "alice", "A"),
+            ("away", "alice", "A", "at lunch"),
+            ("left", "carol", "A"),
+            ("room", topic),
+        ]
+        await self.until(lambda: len(b._heard_meanwhile) + len(hub_b.presence) - heard == len(events))
         asked[0].callback(before)  # as Redis had them before the topic
         await self.until(lambda: len(hub_b.resynced) == 2)
-        self.assertIn(("room", topic), hub_b.presence[hub_b.resynced[-1] :])
+        self.assertEqual(hub_b.resynced[-1], heard)  # nothing taken before the read
+        self.assertEqual(hub_b.presence[heard:], events)
 
     async def test_the_operators_command_lists_rooms_and_deletes_one_for_every_node(self) -> None:
         a, hub_a, b, hub_b = await self.two()

@@ -710,6 +710,17 @@ class BacklogAcrossNodesTests(SynchronousTestCase):
         self.hub.nodes.remote_left("carol", "there", 130.0, dead=True)
         self.assertEqual(self.delivered(self.laptop), [["while away"]])
 
+    def test_a_dead_nodes_left_after_a_read_without_the_name_there_still_hands_its_queue_over(self) -> None:
+        """A node reading who is online again takes the events heard meanwhile after the read (cluster's
+        _reclaim): the read may have the name gone from the dead node already, its left comes next."""
+        self.network.receivers["carol"] = "there/1"
+        self.laptop.user.deliver_backlog()
+        del self.network.receivers["carol"]  # its node's lease lapsed: its claim is void
+        self.hub.nodes.resync([], [], [], [])  # carol online on no other node
+        self.assertEqual(self.delivered(self.laptop), [])
+        self.hub.nodes.remote_left("carol", "there", 130.0, dead=True)
+        self.assertEqual(self.delivered(self.laptop), [["while away"]])
+
 
 class AdmissionAcrossNodesTests(RedisStateCase):
     """Two nodes' hubs on one redis-server, node b hearing of node a only what the test passes on: whether

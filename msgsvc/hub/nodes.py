@@ -378,6 +378,8 @@ class Nodes:
     def remote_left(self, key: str, node: str, when: float, dead: bool = False) -> None:
         """The last session of name ``key`` on ``node`` left it (or the node died) at ``when``: LEFT if the
         name is online nowhere else; its away message there goes."""
+        if dead:  # it may have had the name's offline queue: a session here takes what is left (also if a
+            self.remote_backlog(key)  # read of who is online, taken first, had the name gone from there)
         nodes = self.remote.get(key, {})
         user = nodes.pop(node, None)
         if user is None:
@@ -385,8 +387,6 @@ class Nodes:
         before = self.away(key)
         self._put_away_elsewhere(key, node, None)
         self._away_shown(key, before)
-        if dead:  # it may have had the name's offline queue: a session here takes what is left
-            self.remote_backlog(key)
         if not nodes:
             del self.remote[key]
         if nodes or self._online_here(key):

@@ -423,8 +423,8 @@ class RedisCluster(Service):
         self._routing: list[tuple[Message, dict[str, list[str]], Callable[[set[str] | Failure], None]]] = []
         self._route_call: IDelayedCall | None = None
         self._full: set[str] = set()  # nodes whose inbox refused messages, until one takes a message again
-        self._reading_rooms = 0  # reads of the rooms under way (:meth:`_reclaim`)
-        self._heard_meanwhile: list[RoomEvent] = []  # the room events heard meanwhile, for after them
+        self._rereads = 0  # re-reads under way (:meth:`_reclaim`)
+        self._heard_meanwhile: list[dict[str, Any]] = []  # presence events heard meanwhile, taken after
         self._about = json.dumps({"node": self.node, "started": reactor.seconds()})
         self._subscription = Subscription(
             reactor,
@@ -711,8 +711,20 @@ class RedisCluster(Service):
                 self.log.failure("could not deliver a message from {sender}", sender=sender)
 
     def _presence(self, on: str, data: str) -> None:
+        """An event of ``msgsvc:presence``: taken now, or after the re-read under way (:meth:`_reclaim`)."""
         try:
             event = json.loads(data)
+        except ValueError:
+            self.log.failure("could not read {data!r} from {channel}", data=data, channel=on)
+            return
+        if self._rereads:
+            self._heard_meanwhile.append(event)
+        else:
+            self._take(event)
+
+    def _take(self, event: dict[str, Any]) -> None:
+        """Tell the hub what another node said (its own events are not for it)."""
+        try:
             if event["e"] == "joined":
                 holder = json.loads(event["holder"])  # as the claim stored it: cjson would round its time
                 if holder["node"] == self.node:
@@ -734,12 +746,9 @@ class RedisCluster(Service):
             elif event["e"] == "away" and event["node"] != self.node:
                 self.nodes.remote_away(event["key"], event["node"], event["message"] or None)
             elif event["e"] == "room" and event["node"] != self.node:
-                if self._reading_rooms:
-                    self._heard_meanwhile.append(decode(event["event"]))
-                else:
-                    self.nodes.remote_room(decode(event["event"]))
+                self.nodes.remote_room(decode(event["event"]))
         except Exception:
-            self.log.failure("could not take {data!r} from {channel}", data=data, channel=on)
+            self.log.failure("could not take {event!r} from {channel}", event=event, channel=PRESENCE)
 
     def _subscription_up(self) -> None:
         self._subscribed = True
@@ -765,7 +774,14 @@ class RedisCluster(Service):
 
     def _reclaim(self) -> None:
         """Forget the sessions this node no longer has, claim those it has again, then read the log, who
-        is online and the rooms."""
+        is online, the rooms and who is away.
+
+        Redis may answer the read before a change whose event reaches the subscription before the answer
+        reaches this node: every event heard from the start to the read's end is taken after the read, in
+        turn (as any event: by node, number, stamp or membership, the read may have it already), lest the
+        read undo it.
+        """
+        self._rereads += 1
         nodes = self.nodes
         local = nodes.local_users()
         fields = [self._field(session) for _, session, _, _, _, _ in local]
@@ -783,11 +799,6 @@ class RedisCluster(Service):
         )
 
         def read(_: object) -> Deferred[None]:
-            # The rooms as Redis has them when it answers, which may be before a change whose event
-            # reaches the subscription before the answer reaches this node: the events heard meanwhile
-            # are taken after the rooms, in turn (each by number, stamp or membership: the rooms read may
-            # have it already), lest the rooms read undo them.
-            self._reading_rooms += 1
             return gatherResults(
                 [
                     self._state.load(),
@@ -796,15 +807,7 @@ class RedisCluster(Service):
                     self._redis.script(AWAY_NOW, [NODES], [self.node]),
                 ],
                 consumeErrors=True,
-            ).addCallback(apply).addBoth(rooms_read)
-
-        def rooms_read(result: object) -> object:
-            self._reading_rooms -= 1
-            if not self._reading_rooms:
-                heard, self._heard_meanwhile = self._heard_meanwhile, []
-                for event in heard:
-                    self.nodes.remote_room(event)
-            return result
+            ).addCallback(apply)
 
         def apply(replies: list[Any]) -> None:
             records, flat, rooms, away_flat = replies
@@ -829,7 +832,14 @@ class RedisCluster(Service):
             if not self._redis.connected:
                 self._resync()  # once Redis answers again
 
-        gatherResults([forgotten, *claims, again]).addCallback(read).addErrback(failed)
+        def done(_: None) -> None:
+            self._rereads -= 1
+            if not self._rereads:
+                heard, self._heard_meanwhile = self._heard_meanwhile, []
+                for event in heard:
+                    self._take(event)
+
+        gatherResults([forgotten, *claims, again]).addCallback(read).addErrback(failed).addCallback(done)
 
     def _resync_when_ready(self, _: None) -> None:
         self._resync_waiting = False
