@@ -40,6 +40,7 @@ from msgsvc.hub.globs import glob_match
 from msgsvc.hub.ids import MessageIds, message_id_floor
 from msgsvc.hub.rules import mask_key, username_key
 from msgsvc.state import Snapshot, State
+from msgsvc.state.redis import PURGED
 from msgsvc.state.sqlite import HISTORY_INTERVAL, Database, SqliteStore
 
 from .support.fakes import MemoryStore
@@ -223,6 +224,11 @@ class HistoryContract(_Base):
     async def reopened(self) -> State:
         raise NotImplementedError
 
+    async def purge_time(self, name: str, at: float) -> float:
+        """When ``name``'s history was last purged, by a purge dated ``at`` by its caller: ``at``, but
+        for a store dating its purges by a clock of its own."""
+        return at
+
     async def kept(self, *entries: Stored, keep: int = KEEP) -> list[Stored]:
         """Append ``entries`` (asked all at once, in order); them, once durable."""
         await self.state.append(entries, keep)
@@ -358,13 +364,14 @@ class HistoryContract(_Base):
         so is what others sent; a later purge dated earlier moves nothing back."""
         self.assertEqual(await self.state.purge_history("ALICE", 200.0), 0)
         self.assertEqual(await self.state.purge_history("alice", 150.0), 0)
-        before, at_it = stored("alice,bob", "Alice", 100.0), stored(ALL, "alice", 200.0)
-        bob_said, after = stored("alice,bob", "bob", 150.0), stored("alice,bob", "alice", 300.0)
+        at = await self.purge_time("alice", 200.0)
+        before, at_it = stored("alice,bob", "Alice", at - 100.0), stored(ALL, "alice", at)
+        bob_said, after = stored("alice,bob", "bob", at - 50.0), stored("alice,bob", "alice", at + 0.1)
         await self.kept(before, at_it, bob_said, after)
         self.assertEqual(await self.conversation("alice,bob"), [bob_said, after])
         self.assertEqual(await self.conversation(ALL), [])
         self.assertEqual(await self.state.latest("alice", 0.0, 10), [after])
-        later = (await self.kept(stored(ALL, "alice", 400.0)))[0]  # a pass all after the purge
+        later = (await self.kept(stored(ALL, "alice", at + 0.2)))[0]  # a pass all after the purge
         self.assertEqual(await self.conversation(ALL), [later])
         self.assertEqual(await self.state.history_size(), 3)
 
@@ -426,6 +433,11 @@ class ReadContract(_Base):
 
     async def reopened(self) -> State:
         raise NotImplementedError
+
+    async def purge_time(self, name: str, at: float) -> float:
+        """When ``name``'s history was last purged, by a purge dated ``at`` by its caller: ``at``, but
+        for a store dating its purges by a clock of its own."""
+        return at
 
     async def kept(self, *entries: Stored, keep: int = KEEP) -> list[Stored]:
         raise NotImplementedError  # HistoryContract's: each store says when the entries are durable
@@ -925,6 +937,10 @@ class RedisContractTests(StateContract, HistoryContract, ReadContract, RoomContr
         again = self.started()
         await again.redis.ready()
         return again
+
+    async def purge_time(self, name: str, at: float) -> float:
+        """Redis's clock's, as ``msgsvc:purged`` keeps it (not ``at``: tests/test_state_redis.py)."""
+        return float(await self.state.redis.execute("HGET", PURGED, username_key(name)))
 
     async def test_invitations_outlive_a_nodes_restart(self) -> None:
         """Redis keeps them for the service (docs/scaling.rst): a node started again finds them."""

@@ -719,6 +719,21 @@ class ClockTests(RedisStateCase):
         self.assertGreaterEqual(since, before)
         self.assertLessEqual(since, await self.redis_time())
 
+    async def test_a_purge_is_dated_by_redis_not_by_the_operators_clock(self) -> None:
+        """An operator's machine an hour behind or ahead: the purge holds from Redis's time, the one the
+        nodes' entries are judged by; what the name sent before it, written late, is left out, and what it
+        sends after it is kept."""
+        for operators in (-3600.0, 3600.0):
+            before = await self.redis_time()
+            await self.state.purge_history("alice", before + operators)
+            at = float(await self.state.redis.execute("HGET", PURGED, "alice"))
+            self.assertGreaterEqual(at, before)
+            self.assertLessEqual(at, await self.redis_time())
+            late, after = entry("alice,bob", "alice", at - 1.0), entry("alice,bob", "alice", at + 0.5)
+            await self.state.append([late, after], 100)
+            self.assertEqual(await self.state.page_before("alice,bob", None, 10, 0.0), ([after], False))
+        self.assertEqual(await self.state.history_size(), 1)  # the first pass's `after` went with the second purge
+
     async def test_an_entry_dated_beyond_the_margin_ahead_of_redis_is_not_kept_and_said(self) -> None:
         said: list[LogEvent] = []
         globalLogPublisher.addObserver(said.append)

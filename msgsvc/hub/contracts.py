@@ -696,8 +696,10 @@ class HistoryStore(Protocol):
 
     def purge_history(self, sender: str, at: float) -> Deferred[int]:
         """Drop every entry ``sender`` sent, in every conversation (``#all`` too); how many.  The purge
-        holds against late writes: an entry of ``sender`` dated at or before ``at`` (the purge's time)
-        that is appended after it (a retry, another node's slow append) is not kept."""
+        holds against late writes: an entry of ``sender`` dated at or before the purge's time that is
+        appended after it (a retry, another node's slow append) is not kept.  The purge's time is ``at``
+        (the caller's clock) in a store on the server's machine; a store shared by nodes dates it by the
+        clock it judges their entries by (Redis: its own)."""
 
     def history_size(self) -> Deferred[int]:
         """How many entries are kept, in all."""

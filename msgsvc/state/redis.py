@@ -800,12 +800,14 @@ return dropped
 """
 )
 
-# Keeps when a name key's history was purged (the latest of its purges' times).
+# Keeps when a name key's history was purged, by Redis's clock (the one APPEND judges entries by, not the
+# operator's machine's): the latest of its purges' times.
 PURGED_AT = Script(
-    """
--- KEYS: the purged; ARGV: the name key, the purge's time
-local kept = redis.call('HGET', KEYS[1], ARGV[1])
-if not kept or tonumber(kept) < tonumber(ARGV[2]) then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+    NOW
+    + """
+-- KEYS: the purged; ARGV: the name key
+local kept, at = redis.call('HGET', KEYS[1], ARGV[1]), now()
+if not kept or tonumber(kept) < at then redis.call('HSET', KEYS[1], ARGV[1], string.format('%.17g', at)) end
 """
 )
 
@@ -1711,9 +1713,11 @@ class RedisState(Service):
 
     def purge_history(self, sender: str, at: float) -> Deferred[int]:
         """Reads every entry of every conversation (:data:`PURGE`): the operator's command, not the hub's.
-        When is kept first (:data:`PURGED_AT`), so that an append after it leaves out what came before."""
+        When is kept first (:data:`PURGED_AT`), so that an append after it leaves out what came before:
+        Redis's time, not ``at`` (the operator's machine's clock, which the nodes' entries are not judged
+        by)."""
         key = username_key(sender)
-        kept = self.redis.script(PURGED_AT, [PURGED], [key, repr(at)])
+        kept = self.redis.script(PURGED_AT, [PURGED], [key])
         return kept.addCallback(lambda _: self._each_history(PURGE, [key]))
 
     def history_size(self) -> Deferred[int]:
