@@ -1258,6 +1258,7 @@ class _Hub:
         self.rooms: list[RoomRecord] | None = None  # as the last resync read them
         self.resynced: list[int] = []  # how many presence events had come at each resync
         self.away: list[tuple[str, str, str]] = []  # as the last resync read them
+        self.away_here: dict[str, str] = {}  # this node's away names, by key
 
     def remote_message(self, message: Message, keys: Sequence[str]) -> None:
         self.messages.append((message, tuple(keys)))
@@ -1298,7 +1299,7 @@ class _Hub:
         return []
 
     def local_away(self) -> dict[str, str]:
-        return {}
+        return dict(self.away_here)
 
     def drop_local(self, name: str | None, reason: str) -> None:
         pass
@@ -1313,9 +1314,9 @@ class _TwoNodes(RedisStateCase):
             self.assertLess(time.monotonic(), deadline, "not within 10 s")
             await deferLater(reactor, 0.02, lambda: None)
 
-    def node(self, name: str) -> tuple[RedisCluster, RedisState, _Hub]:
+    def node(self, name: str, lease: float = LEASE) -> tuple[RedisCluster, RedisState, _Hub]:
         state = self.started()
-        cluster = RedisCluster(reactor, state, LEASE, 1 << 20, node=name)
+        cluster = RedisCluster(reactor, state, lease, 1 << 20, node=name)
         hub = _Hub()
         cluster.attach(hub)
         cluster.startService()
@@ -1602,6 +1603,23 @@ class SessionsAcrossNodesTests(_TwoNodes):
         await self.until(lambda: len(hub_b.resynced) == 2)
         self.assertEqual(hub_b.resynced[-1], heard)  # nothing taken before the read
         self.assertEqual(hub_b.presence[heard:], events)
+
+    async def test_an_away_redis_did_not_take_reaches_the_other_nodes_once_it_answers(self) -> None:
+        """An AWAY set while this node's commands connection is down (Redis stopped, hung, a connection
+        dropped) fails; its subscription and lease may hold all along, so the node never reads again.  The
+        other nodes heard it only at the node's next re-read; now at its next renewal (a quarter lease).
+        The lease outlasts the reconnection (up to 1.2 s: 0.2 s and up to 1 s of jitter)."""
+        (a, _, hub_a), (b, _, hub_b) = self.node("A", lease=8.0), self.node("B")
+        await self.until(lambda: a.reachable() and b.reachable() and hub_a.resynced != [])
+        await deferLater(reactor, 0.1, lambda: None)  # both subscribed
+        await a.claim("alice", "10.0.0.1:5000", "lines", 1.0, False, 1, 1)
+        a._redis._protocol.transport.loseConnection()
+        await self.until(lambda: not a._redis.connected)
+        hub_a.away_here["alice"] = "at lunch"
+        a.away_changed("alice", "at lunch")  # fails at once
+        await self.until(lambda: ("away", "alice", "A", "at lunch") in hub_b.presence)
+        self.assertEqual(len(hub_a.resynced), 1)  # not read again: its subscription stayed
+        self.assertEqual(await self.state.redis.execute("HGETALL", away_key("A")), ["alice", "at lunch"])
 
     async def test_the_operators_command_lists_rooms_and_deletes_one_for_every_node(self) -> None:
         a, hub_a, b, hub_b = await self.two()

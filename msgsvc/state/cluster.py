@@ -423,6 +423,7 @@ class RedisCluster(Service):
         self._routing: list[tuple[Message, dict[str, list[str]], Callable[[set[str] | Failure], None]]] = []
         self._route_call: IDelayedCall | None = None
         self._full: set[str] = set()  # nodes whose inbox refused messages, until one takes a message again
+        self._away_owed = False  # an away change Redis did not take: :meth:`_say_away` at the next renewal
         self._rereads = 0  # re-reads under way (:meth:`_reclaim`)
         self._heard_meanwhile: list[dict[str, Any]] = []  # presence events heard meanwhile, taken after
         self._about = json.dumps({"node": self.node, "started": reactor.seconds()})
@@ -492,6 +493,8 @@ class RedisCluster(Service):
                 self.log.info("node {node}: lease held ({lease:g} s)", node=self.node, lease=self.lease)
                 if self._subscribed:
                     self._reclaim()
+            elif self._away_owed:  # Redis answers again: what it missed (the others heard nothing of it)
+                self._say_away()
 
         def failed(failure: Failure) -> None:
             if self.holds_lease():
@@ -624,12 +627,23 @@ class RedisCluster(Service):
         key = username_key(name)
         self._redis.script(
             AWAY, [users_key(self.node), away_key(self.node)], [key, self.node, message or ""]
-        ).addErrback(
-            lambda f: self.log.warn(
-                "could not tell the other nodes that {name} is away or back: {why}",
-                name=name,
-                why=f.getErrorMessage(),
-            )
+        ).addErrback(self._away_failed)
+
+    def _say_away(self) -> Deferred[None]:
+        """Give Redis this node's away names whole (what changed is published, as :meth:`away_changed`)."""
+        self._away_owed = False
+        away = [part for key, message in self.nodes.local_away().items() for part in (key, message)]
+        said: Deferred[None] = self._redis.script(
+            AWAY_AGAIN, [users_key(self.node), away_key(self.node)], [self.node, *away]
+        )
+        return said.addErrback(self._away_failed)
+
+    def _away_failed(self, failure: Failure) -> None:
+        """Redis did not take an away change: this node's away names are given whole at the next renewal."""
+        self._away_owed = True
+        self.log.warn(
+            "could not tell the other nodes who is away here: {why} (told once Redis answers again)",
+            why=failure.getErrorMessage(),
         )
 
     def room_changed(self, event: RoomEvent) -> None:
@@ -792,11 +806,7 @@ class RedisCluster(Service):
             self.claim(name, peer, front, since, True, session, sessions).addErrback(self._lost_claim, name)
             for name, session, sessions, peer, front, since in local
         ]
-        away = [part for key, message in nodes.local_away().items() for part in (key, message)]
-        # after the claims (sent before it on the same connection): a name claimed again may be away
-        again = self._redis.script(
-            AWAY_AGAIN, [users_key(self.node), away_key(self.node)], [self.node, *away]
-        )
+        again = self._say_away()  # after the claims (sent before it): a name claimed again may be away
 
         def read(_: object) -> Deferred[None]:
             return gatherResults(
