@@ -1314,6 +1314,18 @@ class _TwoNodes(RedisStateCase):
             self.assertLess(time.monotonic(), deadline, "not within 10 s")
             await deferLater(reactor, 0.02, lambda: None)
 
+    def held_rooms(self, state: RedisState) -> list[Deferred[list[RoomRecord]]]:
+        """From now on, ``state``'s reads of the rooms are answered when the test fires the Deferreds
+        added to the list returned."""
+        asked: list[Deferred[list[RoomRecord]]] = []
+
+        def rooms() -> Deferred[list[RoomRecord]]:
+            asked.append(Deferred())
+            return asked[-1]
+
+        state.rooms = rooms  # type: ignore[method-assign]
+        return asked
+
     def node(self, name: str, lease: float = LEASE) -> tuple[RedisCluster, RedisState, _Hub]:
         state = self.started()
         cluster = RedisCluster(reactor, state, lease, 1 << 20, node=name)
@@ -1577,13 +1589,7 @@ class SessionsAcrossNodesTests(_TwoNodes):
         await a.claim("carol", "10.0.0.3:5000", "lines", 1.0, False, 2, 1)
         await self.until(lambda: ("joined", "carol", "A") in hub_b.presence)
         before = await state_b.rooms()
-        asked: list[Deferred[list[RoomRecord]]] = []
-
-        def rooms() -> Deferred[list[RoomRecord]]:
-            asked.append(Deferred())
-            return asked[-1]
-
-        state_b.rooms = rooms  # type: ignore[method-assign]  # answered when the test says
+        asked = self.held_rooms(state_b)
         heard = len(hub_b.presence)
         b._reclaim()  # as when its subscription or lease comes back
         await self.until(lambda: asked != [])
@@ -1603,6 +1609,20 @@ class SessionsAcrossNodesTests(_TwoNodes):
         await self.until(lambda: len(hub_b.resynced) == 2)
         self.assertEqual(hub_b.resynced[-1], heard)  # nothing taken before the read
         self.assertEqual(hub_b.presence[heard:], events)
+
+    async def test_a_node_says_it_reads_again_from_the_start_of_a_reclaim_to_the_reads_end(self) -> None:
+        """What its hub refuses room SENDs by (UNAVAILABLE: its rooms may be behind) while it holds."""
+        b, state_b, hub_b = self.node("B")
+        await self.until(lambda: b.reachable() and hub_b.resynced != [])
+        self.assertFalse(b.rereading())
+        before = await state_b.rooms()
+        asked = self.held_rooms(state_b)
+        b._reclaim()  # as when its subscription or lease comes back
+        self.assertTrue(b.rereading())
+        await self.until(lambda: asked != [])
+        asked[0].callback(before)
+        await self.until(lambda: len(hub_b.resynced) == 2)
+        self.assertFalse(b.rereading())
 
     async def test_an_away_redis_did_not_take_reaches_the_other_nodes_once_it_answers(self) -> None:
         """An AWAY set while this node's commands connection is down (Redis stopped, hung, a connection

@@ -451,6 +451,20 @@ class RoomRaceTests(RoomsTestCase):
         self.patch(self.store, "room", held)
         return reads
 
+    def test_a_send_to_a_room_while_the_node_reads_again_is_refused_until_it_has(self) -> None:
+        """A node reading the service's state again (its subscription or lease back, cluster's _reclaim)
+        may hold a room behind the other nodes (a ban, +m set meanwhile): a SEND to a room is refused
+        UNAVAILABLE until the read is taken (nobody gets it), then judged on what was read."""
+        alice, bob = self.join("alice"), self.join("bob")
+        self.successResultOf(alice.user.join("#dev", None))
+        self.successResultOf(bob.user.join("#dev", None))
+        self.network.reading = True
+        self.assertEqual(self.refusal(bob.user.send_room, "#dev", "too soon"), Refusal.UNAVAILABLE)
+        self.assertEqual([m.text for m in alice.messages()], [])
+        self.network.reading = False
+        self.assertEqual(outcome(bob.user.send_room("#dev", "now")), (1, (), ()))
+        self.assertEqual([m.text for m in alice.messages()], ["now"])
+
     def test_a_room_created_on_two_nodes_at_once_is_the_one_the_store_kept_first(self) -> None:
         """zed creates #Race on his node as alice creates #race here; the store kept zed's first, so
         alice's creation writes nothing: this node reads the room (zed's creation, heard meanwhile, taken

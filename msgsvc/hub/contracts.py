@@ -869,6 +869,10 @@ class Network(Protocol):
     def reachable(self) -> bool:
         """Whether the service's state is reachable now: without it, only this node's users are."""
 
+    def rereading(self) -> bool:
+        """Whether this node is reading the service's state again (its subscription or lease back): until
+        it has, what it holds (the rooms, who is online elsewhere) may be behind the other nodes."""
+
 
 class NetworkListener(Protocol):
     """What a :class:`Network` of several nodes tells the hub of what happens elsewhere, and asks of

@@ -116,6 +116,9 @@ class Alone:
     def reachable(self) -> bool:
         return True
 
+    def rereading(self) -> bool:
+        return False  # nothing read from elsewhere
+
 
 class Nodes:
     """This node's users' messages to other nodes' users, in order, and what the other nodes tell it:

@@ -344,7 +344,10 @@ class Rooms:
         return self._kept(self._remove(record, user, event, session), event)
 
     def send(self, session: Session, name: str, text: str) -> Report | Deferred[Report]:
-        """A message to the room ``name`` (not ``#all``: the hub's broadcast)."""
+        """A message to the room ``name`` (not ``#all``: the hub's broadcast); refused UNAVAILABLE while
+        this node reads the service's state again (a ban or ``+m`` set meanwhile elsewhere not known yet)."""
+        if self._nodes.network.rereading():
+            raise Refused(Refusal.UNAVAILABLE, "this server is reading the rooms again; try again soon")
         user = _key(session)
         record = self._visible(name, user)
         member = record.members.get(user)

@@ -548,6 +548,9 @@ class RedisCluster(Service):
         # Sending needs the commands connection and our lease; the subscription is for receiving.
         return self._redis.connected and self.holds_lease()
 
+    def rereading(self) -> bool:
+        return bool(self._rereads)
+
     def claim(
         self, name: str, peer: str, front: str, since: float, known: bool, session: int, sessions: int
     ) -> Deferred[tuple[str, bool]]:

@@ -495,6 +495,7 @@ class FakeNetwork:
 
     def __init__(self) -> None:
         self.up = True
+        self.reading = False  # :meth:`rereading`
         self.claims: list[str] = []
         self.taken: set[str] = set()
         self.released: list[str] = []
@@ -554,6 +555,9 @@ class FakeNetwork:
 
     def reachable(self) -> bool:
         return self.up
+
+    def rereading(self) -> bool:
+        return self.reading
 
 
 class FakeConnection:
