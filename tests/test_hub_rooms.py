@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred, maybeDeferred
@@ -1170,6 +1171,70 @@ class TwoNodesTests(SynchronousTestCase):
 
     def room_events(self, *participants: RecordingParticipant) -> list[list[object]]:
         return [[e for e in p.room_events() if isinstance(e, ModeSet)] for p in participants]
+
+    def rejoined(self) -> tuple[RecordingParticipant, RecordingParticipant]:
+        """alice (node a) made #r, bob (node b) joined it, both heard: alice and bob."""
+        alice, bob = self.join("a", "alice"), self.join("b", "bob")
+        self.successResultOf(alice.user.join("#r", None))
+        self.hear("a")
+        self.successResultOf(bob.user.join("#r", None))
+        self.hear("b")
+        return alice, bob
+
+    def part_and_join(self, bob: RecordingParticipant) -> None:
+        """bob parts #r and joins it again on b (its new membership: no status)."""
+        self.successResultOf(bob.user.part("#r", ""))
+        self.successResultOf(bob.user.join("#r", None))
+
+    def alike(self) -> None:
+        """The store and both nodes hold bob as a plain member of #r."""
+        members = [("alice", True, False), ("bob", False, False)]
+        self.assertEqual(self.kept(), ("nt", None, None, members))
+        self.assertEqual((self.room("a"), self.room("b")), (self.kept(), self.kept()))
+
+    def test_an_op_asked_before_a_part_and_rejoin_but_written_after_does_not_land_on_the_new_membership(self) -> None:
+        """alice's +o bob (a) reaches the store after bob parted and joined again (b): the store made the
+        new member an operator, and both nodes followed it; now the change passes over it."""
+        alice, bob = self.rejoined()
+        writes: list[Callable[[], object]] = []
+        set_modes = self.store.set_modes
+
+        def later(*args: Any) -> Deferred[Any]:
+            answer: Deferred[Any] = Deferred()
+            writes.append(lambda: set_modes(*args).chainDeferred(answer))
+            return answer
+
+        self.patch(self.store, "set_modes", later)
+        opped = alice.user.mode("#r", [("+o", "bob")])
+        self.part_and_join(bob)
+        self.hear("b")
+        writes.pop()()
+        self.successResultOf(opped)
+        self.hear("a")
+        self.alike()
+
+    def test_an_op_written_before_a_part_and_rejoin_but_heard_after_it_is_passed_over(self) -> None:
+        """alice's +o bob (a) is kept before bob parts and joins again (b), which hears of it after: b took
+        it for the new member, which the store and a hold as plain."""
+        alice, bob = self.rejoined()
+        self.successResultOf(alice.user.mode("#r", [("+o", "bob")]))
+        self.part_and_join(bob)
+        self.hear("a")
+        self.hear("b")
+        self.alike()
+
+    def test_an_op_answered_after_its_node_heard_the_part_and_rejoin_is_passed_over(self) -> None:
+        """alice's +o bob (a) is kept before bob parts and joins again (b); a hears both before the store's
+        answer, which names the old membership: a took it for the new member."""
+        alice, bob = self.rejoined()
+        answers = held_modes(self.store)
+        opped = alice.user.mode("#r", [("+o", "bob")])
+        self.part_and_join(bob)
+        self.hear("b")
+        answers.pop()()
+        self.successResultOf(opped)
+        self.hear("a")
+        self.alike()
 
     def test_rooms_created_at_once_by_one_name_on_two_nodes_count_against_its_limit(self) -> None:
         """--max-rooms-per-user 2: alice, on both nodes, has #a; she creates #b on a and #c on b at once."""

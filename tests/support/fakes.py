@@ -537,7 +537,8 @@ class FakeNetwork:
         self.away.append((name, message))
 
     def room_changed(self, event: RoomEvent) -> None:
-        self.room_changes.append(event)
+        """Kept as it is now, as the wire carries it: the node may change its objects after."""
+        self.room_changes.append(deepcopy(event))
 
     def route(
         self, message: Message, keys_by_node: dict[str, list[str]], answer: Callable[[set[str] | Failure], None]
