@@ -1564,7 +1564,7 @@ class SessionsAcrossNodesTests(_TwoNodes):
         dev.members = {"alice": Member("Alice", op=True, since=1.0), "bob": Member("bob", since=1.0 / 3)}
         await state_a.create_room(dev, 50)
         changes = (("+k", "sesame"), ("+i", None), ("+o", "bob"), ("+b", "eve!*@*"))
-        kept = await state_a.set_modes("#dev", changes, "Alice", 2.0 / 3)
+        kept = await state_a.set_modes("#dev", changes, "Alice", 2.0 / 3, {"bob": 0})
         assert kept is not None
         bob = Member("bob", True, False, 1.0 / 3, 1)
         self.assertEqual((kept.modes, kept.key, kept.members), ("int", "sesame", (bob,)))

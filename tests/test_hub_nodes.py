@@ -534,7 +534,7 @@ class RoomRaceTests(RoomsTestCase):
         speaks, here as in the store (each node kept the other's change: banned again here by zed)."""
         alice, eve = self.banned_dev()
         again = (("-b", "eve!*@*"), ("+b", "eve!*@*"))
-        zeds = self.successResultOf(self.store.set_modes("#dev", again, "zed", START + 1))  # on zed's node
+        zeds = self.successResultOf(self.store.set_modes("#dev", again, "zed", START + 1, {}))  # on zed's node
         self.successResultOf(alice.user.mode("#dev", [("-b", "eve!*@*")]))
         self.hub.nodes.remote_room(ModeSet("#dev", "zed", again, zeds))
         self.assertEqual((self.view(alice, "#dev").bans, self.store.rooms_kept["#dev"].bans), ((), {}))
@@ -549,7 +549,7 @@ class RoomRaceTests(RoomsTestCase):
         self.successResultOf(alice.user.mode("#dev", [("-b", "eve!*@*")]))
         self.assertEqual(outcome(eve.user.send_room("#dev", "free")), (1, (), ()))
         again = (("-b", "eve!*@*"), ("+b", "eve!*@*"))
-        zeds = self.successResultOf(self.store.set_modes("#dev", again, "zed", START + 1))  # on zed's node
+        zeds = self.successResultOf(self.store.set_modes("#dev", again, "zed", START + 1, {}))  # on zed's node
         alice.events.clear()
         self.hub.nodes.remote_room(ModeSet("#dev", "zed", again, zeds))
         self.assertEqual(self.room_events(alice), [[ModeSet("#dev", "zed", (("+b", "eve!*@*"),))]])
@@ -566,7 +566,7 @@ class RoomRaceTests(RoomsTestCase):
         alice, eve = self.banned_dev()
         answers = held_modes(self.store)
         first = alice.user.mode("#dev", [("+k", "s1")])
-        zeds = self.store.set_modes("#dev", (("-k", None),), "zed", START + 1)  # on zed's node
+        zeds = self.store.set_modes("#dev", (("-k", None),), "zed", START + 1, {})  # on zed's node
         second = alice.user.mode("#dev", [("+b", "mallory")])
         answers[1]()
         kept = self.successResultOf(zeds)
@@ -592,7 +592,7 @@ class RoomRaceTests(RoomsTestCase):
         self.hub.nodes.remote_room(Parted("#ops", "bob", ""))
         carol.events.clear()
         changes = (("+s", None), ("+i", None), ("+k", "s3"), ("+v", "bob"))
-        self.successResultOf(self.store.set_modes("#ops", changes, "zed", START))  # on zed's node
+        self.successResultOf(self.store.set_modes("#ops", changes, "zed", START, {}))  # on zed's node
         kept = ModesKept("inst", "s3", None, 1, (Member("bob", voice=True, since=START, version=1),))
         self.hub.nodes.remote_room(ModeSet("#ops", "zed", changes, kept))
         self.assertEqual(self.refusal(alice.user.join, "#ops", None), Refusal.INVITE_ONLY)

@@ -166,7 +166,7 @@ class MembershipTests(RoomsTestCase):
         view = self.successResultOf(carol.user.join("#DEV", None))
         self.assertEqual(view.name, "#dev")  # spelled as created
         self.assertEqual(self.names(view), [("alice", True, True, False), ("Carol", True, False, False)])
-        entered = Entered("#dev", Member("Carol", since=START))
+        entered = Entered("#dev", Member("Carol", since=START, joined=1))
         self.assertEqual(self.room_events(alice, bob, carol, phone), [[entered], [], [], [entered]])
         self.assertEqual(self.successResultOf(carol.user.join("#dev", None)), view)  # again: nobody told
         self.assertEqual(self.room_events(alice, phone), [[], []])
@@ -710,7 +710,7 @@ class NodesTests(RoomsTestCase):
         self.hub.nodes.remote_joined(zed, START, False, False)
         self.made_elsewhere("#ops", Member("zed", op=True, since=START))
         self.successResultOf(alice.user.join("#ops", None))
-        kept = self.successResultOf(self.store.set_modes("#ops", [("+i", None)], "zed", START))  # on zed's node
+        kept = self.successResultOf(self.store.set_modes("#ops", [("+i", None)], "zed", START, {}))  # on zed's node
         self.hub.nodes.remote_room(ModeSet("#ops", "zed", (("+i", None),), kept))
         self.successResultOf(alice.user.invite("#dev", "zed"))
         self.hub.nodes.remote_room(Parted("#ops", "zed", "disconnected", quit=True))
@@ -777,7 +777,7 @@ class NodesTests(RoomsTestCase):
         self.assertEqual(outcome(alice.user.send_room("#ops", "still unbanned")), (0, (), ()))
         self.hub.nodes.remote_room(banned(4, "+b", bob, al))
         self.assertEqual(self.view(alice, "#ops").bans, (bob, al))
-        voiced = ModesKept("nt", None, None, 5, (Member("alice", voice=True, since=START, version=5),), (bob, al))
+        voiced = ModesKept("nt", None, None, 5, (Member("alice", voice=True, since=START, version=5, joined=1),), (bob, al))
         self.hub.nodes.remote_room(ModeSet("#ops", "zed", (("+v", "alice"),), voiced))
         self.assertEqual(outcome(alice.user.send_room("#ops", "voiced")), (0, (), ()))  # zed is online on no node
 
@@ -800,7 +800,7 @@ class NodesTests(RoomsTestCase):
         alice, mallory = self.join("alice"), self.join("mallory")
         self.successResultOf(alice.user.join("#r", None))
         self.successResultOf(alice.user.mode("#r", [("+i", None), ("+k", "sekrit"), ("+b", "eve!*@*")]))
-        bob = Member("bob", since=START + 1)
+        bob = Member("bob", since=START + 1, joined=2)
         self.successResultOf(self.store.invite("#r", "bob", True, START))  # alice's
         entered = self.store.enter("#r", Joining("bob", START + 1, "sekrit"), 1000, 50)
         self.assertEqual(self.successResultOf(entered), bob)  # on bob's node
@@ -1113,14 +1113,14 @@ class TwoNodesTests(SynchronousTestCase):
         self.successResultOf(alice.user.join("#r", None))
         view = self.successResultOf(bob.user.join("#r", None))
         self.assertEqual([(m.name, m.op) for m in view.members], [("alice", True), ("bob", False)])
-        self.assertEqual(self.networks["b"].room_changes, [Entered("#r", Member("bob", since=START))])
+        self.assertEqual(self.networks["b"].room_changes, [Entered("#r", Member("bob", since=START, joined=1))])
         self.hear("a")
         self.hear("b")
         members = [("alice", True, False), ("bob", False, False)]
         self.assertEqual(self.kept(), ("nt", None, None, members))
         self.assertEqual((self.room("a"), self.room("b")), (self.kept(), self.kept()))
         self.assertEqual([view.founder for view in (self.hubs[n].rooms.find("#r") for n in "ab") if view], ["alice"] * 2)
-        self.assertEqual([e for e in alice.room_events() if isinstance(e, Entered)], [Entered("#r", Member("bob", since=START))])
+        self.assertEqual([e for e in alice.room_events() if isinstance(e, Entered)], [Entered("#r", Member("bob", since=START, joined=1))])
 
     def test_a_join_heard_while_this_nodes_creation_of_the_room_is_answered_is_kept(self) -> None:
         """bob's creation of #r on b is kept first; alice's on a finds it kept and joins it; b hears her join
@@ -1150,7 +1150,7 @@ class TwoNodesTests(SynchronousTestCase):
         self.assertEqual([m.name for m in self.successResultOf(joined).members], ["bob"])
         read.callback(None)
         self.assertEqual(self.room("b"), ("nt", None, None, [("alice", False, False), ("bob", True, False)]))
-        self.assertEqual([e for e in bob.room_events() if isinstance(e, Entered)], [Entered("#r", Member("alice", since=START))])
+        self.assertEqual([e for e in bob.room_events() if isinstance(e, Entered)], [Entered("#r", Member("alice", since=START, joined=1))])
 
     def test_a_join_of_a_room_kept_but_not_heard_of_here_is_checked_as_any_join(self) -> None:
         """alice made #r +ik on a, unheard on b: mallory's JOIN on b, which does not hold it, finds it kept;

@@ -323,10 +323,13 @@ class KilledDuringAPasswordChangeTests(SynchronousTestCase):
             self.assertTrue(HASHER.verify(stored, "new password" if writes % 2 else "old password"))
 
 
-# Takes a file at schema version 13 back to version 12 (less its user_version): no purge's time kept.
-_BACK_TO_12 = "DROP TABLE history_purged;"
+# Takes a file at schema version 14 back to version 13 (less its user_version): memberships not numbered.
+_BACK_TO_13 = "ALTER TABLE room_members DROP COLUMN joined;"
 
-# Takes a file at schema version 13 back to version 11 (less its user_version): the history as version 11
+# Takes a file at schema version 14 back to version 12 (less its user_version): no purge's time kept.
+_BACK_TO_12 = _BACK_TO_13 + " DROP TABLE history_purged;"
+
+# Takes a file at schema version 14 back to version 11 (less its user_version): the history as version 11
 # kept it, its conversations numbered with their counts and newest, and each name's conversations.
 _BACK_TO_11 = _BACK_TO_12 + (
     " DROP TABLE history_purges;"
@@ -349,17 +352,17 @@ _BACK_TO_11 = _BACK_TO_12 + (
     " WHERE c.key NOT LIKE '#%';"
 )
 
-# Takes a file at schema version 13 back to version 10 (less its user_version).
+# Takes a file at schema version 14 back to version 10 (less its user_version).
 _BACK_TO_10 = _BACK_TO_11 + (
     "ALTER TABLE rooms DROP COLUMN version; ALTER TABLE room_members DROP COLUMN version;"
 )
 
-# Takes a file at schema version 13 back to version 7 (less its user_version).
+# Takes a file at schema version 14 back to version 7 (less its user_version).
 _BACK_TO_7 = _BACK_TO_11 + (
     "DROP TABLE ready; DROP TABLE rooms; DROP TABLE room_members; DROP TABLE room_bans;"
 )
 
-# Takes a file at schema version 13 back to version 4 (less its user_version).
+# Takes a file at schema version 14 back to version 4 (less its user_version).
 _BACK_TO_4 = _BACK_TO_7 + (
     "DROP TABLE reads; DROP TABLE history; DROP TABLE conversations; DROP TABLE history_members;"
     " ALTER TABLE accounts DROP COLUMN protected_since; ALTER TABLE queue DROP COLUMN message_id;"
@@ -491,9 +494,23 @@ class QueueTests(SynchronousTestCase):
         db = Database(path)
         self.addCleanup(db.close)
         self.assertEqual(db.rooms(), [dev])
-        [kept] = db.batch([lambda d: d.set_modes("#dev", [("-i", None), ("+v", "bob")], "alice", 20.0)])
+        [kept] = db.batch([lambda d: d.set_modes("#dev", [("-i", None), ("+v", "bob")], "alice", 20.0, {"bob": 0})])
         self.assertEqual(kept, ModesKept("nt", None, None, 1, (Member("bob", voice=True, since=11.0, version=1),)))
         self.assertEqual(db.rooms()[0].members["bob"].version, 1)
+
+    def test_a_version_13_files_members_are_memberships_0_and_an_entry_gets_the_next_version(self) -> None:
+        path = self.mktemp()
+        db = Database(path)
+        dev = RoomRecord("#dev", 10.0, "alice", version=4, members={"alice": Member("alice", op=True, since=10.0)})
+        db.batch([lambda d: d.create_room(dev, 50)])
+        db._db.executescript(_BACK_TO_13 + "PRAGMA user_version = 13")
+        db.close()
+        db = Database(path)
+        self.addCleanup(db.close)
+        self.assertEqual(db.rooms(), [dev])
+        [bob] = db.batch([lambda d: d.enter("#dev", Joining("bob", 11.0), 10, 50)])
+        self.assertEqual(bob, Member("bob", since=11.0, joined=5))
+        self.assertEqual(db.rooms()[0].members["bob"], bob)
 
     def test_a_version_8_files_bans_of_names_become_masks(self) -> None:
         path = self.mktemp()
@@ -510,7 +527,7 @@ class QueueTests(SynchronousTestCase):
         self.addCleanup(db.close)
         (dev,) = db.rooms()
         self.assertEqual(dev.bans, {"mallory!*@*": Ban("Mallory!*@*", "alice", 19.25)})
-        db.batch([lambda d: d.set_modes("#dev", [("-b", "MALLORY!*@*")], "alice", 20.0)])  # any case, as the hub lifts it
+        db.batch([lambda d: d.set_modes("#dev", [("-b", "MALLORY!*@*")], "alice", 20.0, {})])  # any case, as the hub lifts it
         self.assertEqual(db.rooms()[0].bans, {})
 
     def test_an_unread_count_reads_its_cap_of_entries_however_long_the_conversation(self) -> None:

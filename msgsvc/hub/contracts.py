@@ -21,7 +21,7 @@ Rooms (docs/protocol.rst "Rooms"; :mod:`msgsvc.hub.rooms`): a :class:`RoomRecord
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum, auto
 from typing import Protocol
@@ -279,6 +279,9 @@ class Member:
     since: float = 0.0  # when it joined
     #: The room's version (RoomRecord.version) its op and voice were last set at; 0: never
     version: int = 0
+    #: Which of the name's memberships of the room this is: the version the store gave its entry, later
+    #: than any the room had (RoomStore.enter); 0: its creator's, or entered before entries were numbered
+    joined: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,6 +322,7 @@ class RoomRecord:
     key: str | None = None  # +k
     limit: int | None = None  # +l
     #: The version its store gave the last change of its modes, key, limit and bans (RoomStore.set_modes)
+    #: or entry of a member (RoomStore.enter)
     version: int = 0
     members: dict[str, Member] = field(default_factory=dict)  # by name key
     bans: dict[str, Ban] = field(default_factory=dict)  # by mask key (msgsvc.hub.rules.mask_key)
@@ -758,11 +762,13 @@ class RoomStore(Protocol):
         invitations.  A topic kept that is later (:func:`topic_stamp`: set at once on another node) stays."""
 
     def set_modes(
-        self, room: str, changes: Sequence[ModeChange], by: str, at: float
+        self, room: str, changes: Sequence[ModeChange], by: str, at: float, memberships: Mapping[str, int]
     ) -> Deferred[ModesKept | Refusal | None]:
         """Make ``changes`` to the flags, key and limit (:func:`changed_modes`), to the bans (+b keeps
         ``Ban(mask, by, at)`` in place of any of its mask's key, -b forgets that key's) and to the op
-        and voice of members (o, v: one not kept passed over) of ``room`` as kept, in turn, as one write
+        and voice of members (o, v: of the membership ``memberships`` gives by name key, its
+        :attr:`Member.joined`, as the asker saw it; a member not kept, or kept by another membership,
+        passed over: it left and entered again meanwhile) of ``room`` as kept, in turn, as one write
         given a version greater than any the room had; the room's modes and bans then, with the members
         named, as kept.  None: the room is not kept; BAN_LIST_FULL: a ``+b`` would ban past
         :data:`ROOM_BANS_MAX` (:func:`~msgsvc.hub.rules.bans_overflow`, as kept: bans set at once on
@@ -788,8 +794,9 @@ class RoomStore(Protocol):
         decides from what is kept at that moment (the room's bans, flags, key, +l and founder, an operator's
         invitation of the name pending, whether the name is protected, its members and the name's rooms, as
         every node wrote them; ``limit``: members a room may have, ``most``: rooms a name may be in): the
-        member kept (its room's protected founder an operator), its invitation to the room ended in the same
-        write (used up), or the refusal (nothing written).  A room no longer kept (emptied or deleted
+        member kept (its room's protected founder an operator; :attr:`Member.joined` a version later than
+        any the room had), its invitation to the room ended in the same write (used up), or the refusal
+        (nothing written).  A room no longer kept (emptied or deleted
         meanwhile on another node) is not made again: NO_SUCH_ROOM.  A member kept already (joined on another
         node) stays as kept: that member, nothing written."""
 

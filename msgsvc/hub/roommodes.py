@@ -17,10 +17,12 @@ from msgsvc.hub.rules import mask_key, oldest_first, username_key
 
 @dataclass(eq=False)
 class Asked:
-    """A change of a room's modes asked on this node (its bans set at ``at``), not answered yet."""
+    """A change of a room's modes asked on this node (its bans set at ``at``), not answered yet; the
+    memberships (:attr:`~msgsvc.hub.contracts.Member.joined`, by name key) its o and v changes are of."""
 
     event: ModeSet
     at: float
+    memberships: dict[str, int]
 
 
 @dataclass
@@ -40,12 +42,12 @@ class Pending:
 
     def take(self, kept: ModesKept, forced: bool = False) -> None:
         """Take of ``kept`` (the store's) what is newer than held, by version (``forced``: all of it): the
-        flags, key, limit and bans as one; each member's op and voice."""
+        flags, key, limit and bans as one; each member's op and voice (of a later membership: all of it)."""
         room = kept if forced or kept.version > self.kept.version else self.kept
         members = {username_key(member.name): member for member in self.kept.members}
         for member in kept.members:
             held = members.get(username_key(member.name))
-            if forced or held is None or member.version > held.version:
+            if forced or held is None or (member.joined, member.version) > (held.joined, held.version):
                 members[username_key(member.name)] = member
         self.kept = replace(room, members=tuple(members.values()))
 
@@ -74,8 +76,8 @@ class Pending:
 
 
 def _made(kept: ModesKept, asked: list[Asked]) -> ModesKept:
-    """``kept`` with the changes ``asked`` made on it, in turn (an op or voice of a member not held, or a
-    ban held already, passed over); its version as ``kept``'s."""
+    """``kept`` with the changes ``asked`` made on it, in turn (an op or voice of a member not held, or of
+    another membership than asked, or a ban held already, passed over); its version as ``kept``'s."""
     modes, key, limit = kept.modes, kept.key, kept.limit
     members = {username_key(member.name): member for member in kept.members}
     bans = {mask_key(ban.mask): ban for ban in kept.bans}
@@ -85,7 +87,7 @@ def _made(kept: ModesKept, asked: list[Asked]) -> ModesKept:
         for change, arg in event.changes:
             on, letter = change[0] == "+", change[1]
             member = members.get(username_key(arg)) if letter in "ov" and arg is not None else None
-            if member is not None:
+            if member is not None and member.joined == each.memberships.get(username_key(member.name)):
                 opped = replace(member, op=on) if letter == "o" else replace(member, voice=on)
                 members[username_key(member.name)] = opped
             elif letter == "b" and arg is not None:

@@ -18,7 +18,7 @@ import math
 from functools import partial
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import TypeVar
+from typing import TypeGuard, TypeVar
 
 from twisted.internet.defer import Deferred, FirstError, gatherResults
 from twisted.internet.interfaces import IReactorTime
@@ -741,7 +741,8 @@ class Rooms:
         room, at = room_key(record.name), self._clock.seconds()
         if not event.changes:
             return []
-        asked = Asked(event, at)
+        named = (username_key(arg) for change, arg in event.changes if change[1] in "ov" and arg is not None)
+        asked = Asked(event, at, {key: record.members[key].joined for key in named})
         self._pending.setdefault(room, Pending.of(record)).asked.append(asked)
         modes = changed_modes(record.modes, record.key, record.limit, event.changes)
         record.modes, record.key, record.limit = modes
@@ -787,7 +788,7 @@ class Rooms:
             self._unpend(room, asked, Pending.failed)
             written.errback(failure)
 
-        self._store.set_modes(room, event.changes, event.by, asked.at).addCallbacks(kept, failed)
+        self._store.set_modes(room, event.changes, event.by, asked.at, asked.memberships).addCallbacks(kept, failed)
         return written
 
     def _unpend(self, room: str, asked: Asked, how: Callable[[Pending, Asked], None]) -> Pending | None:
@@ -842,7 +843,8 @@ class Rooms:
     def _show(self, record: RoomRecord, by: str, kept: ModesKept, forced: bool) -> None:
         """Make ``record`` as ``kept`` where it is newer, by version (``forced``: wherever it differs): the
         modes, key, limit and bans as one; each member's op and voice.  The members here are told what
-        changed (as ``by``'s ModeSet); a change of the bans drops the room's verdicts (:meth:`_silenced`)."""
+        changed (as ``by``'s ModeSet); a change of the bans drops the room's verdicts (:meth:`_silenced`).
+        A member's op and voice are taken only for the membership held (:func:`_newer`)."""
         news = _news(record, kept, forced)
         if news:
             self._tell(record, ModeSet(record.name, by, news), None)
@@ -856,7 +858,7 @@ class Rooms:
                 self._verdicts.pop(room_key(record.name), None)
         for member in kept.members:
             held = record.members.get(username_key(member.name))
-            if held is not None and (forced or member.version > held.version):
+            if _newer(held, member, forced):
                 held.op, held.voice, held.version = member.op, member.voice, member.version
         if changed:
             self._emit(RoomChanged(record.name))
@@ -1042,11 +1044,17 @@ def _news(record: RoomRecord, kept: ModesKept, forced: bool) -> tuple[ModeChange
         changes += [("+b", ban.mask) for key, ban in bans.items() if key not in record.bans]
     for member in kept.members:
         held = record.members.get(username_key(member.name))
-        if held is not None and (forced or member.version > held.version):
+        if _newer(held, member, forced):
             for letter, was, now in (("o", held.op, member.op), ("v", held.voice, member.voice)):
                 if was != now:
                     changes.append((("+" if now else "-") + letter, held.name))
     return tuple(changes)
+
+
+def _newer(held: Member | None, member: Member, forced: bool) -> TypeGuard[Member]:
+    """Whether ``member``'s op and voice (as a store kept them) are newer than ``held``'s (``forced``:
+    whatever their versions): of the same membership (one that left and entered again passed over)."""
+    return held is not None and held.joined == member.joined and (forced or member.version > held.version)
 
 
 def _masks(session: Session) -> tuple[str, ...]:

@@ -40,8 +40,9 @@ second).  The keys, all under ``msgsvc:``:
 ``msgsvc:rooms:settings``  hash    room key -> JSON ``[topic, topic_by, topic_at, modes, key, limit, version]``
                                    (version: of the modes, key, limit and bans; 0 if absent)
 ``msgsvc:rooms:version``   string  the last version given a change of a room's modes and bans (:data:`SET_MODES`)
-``msgsvc:members:ROOM``    hash    name key -> JSON ``[name, op, voice, since, version]``: the room's members
-                                   (version: of the op and voice; 0 if absent)
+                                   or a member's entry (:data:`ENTER`: the room's version too)
+``msgsvc:members:ROOM``    hash    name key -> JSON ``[name, op, voice, since, version, joined]``: the room's
+                                   members (version: of the op and voice; joined: of the entry; 0 if absent)
 ``msgsvc:bans:ROOM``       hash    mask key -> JSON ``[mask, by, at]``: the room's bans
 ``msgsvc:verdicts:ROOM``   hash    JSON of a joiner's masks -> ``banned`` or ``in``: :data:`ENTER`'s verdicts
                                    of the room's bans, gone with any change of them (at most
@@ -71,7 +72,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any
@@ -995,7 +996,7 @@ local function settings(s)
 end
 local function member(m)
   return '[' .. cjson.encode(m[1]) .. ',' .. tostring(m[2]) .. ',' .. tostring(m[3]) .. ',' .. number(m[4])
-    .. ',' .. (m[5] or 0) .. ']'
+    .. ',' .. (m[5] or 0) .. ',' .. (m[6] or 0) .. ']'
 end
 """
 
@@ -1031,7 +1032,9 @@ SET_MODES = Script(
     + """
 -- KEYS: the rooms, their settings, the room's members, the rooms' version, the room's bans, their
 -- verdicts (ENTER's: a b change drops them).  ARGV: room, JSON [[change, argument, name key (o, v) or
--- mask key (b), ban (+b)]...], the node, who, JSON [[change, argument]...], the most bans a room holds.
+-- mask key (b), ban (+b) or the membership (o, v: its number, as the asker saw it)]...], the node, who,
+-- JSON [[change, argument]...], the most bans a room holds.  An o or v of a member kept by another
+-- membership (it left and entered again since) is passed over, as one not kept.
 -- Returns false (no such room), 'full' (a +b of a mask not banned while the room holds the most, the
 -- changes before it in turn: msgsvc.hub.rules.bans_overflow; nothing written), or {settings,
 -- {member...}, {ban...}}: as kept now, the members named (those kept) once each, every ban.
@@ -1066,10 +1069,12 @@ for _, c in ipairs(changes) do
     local m = named[c[3]]
     if not m then
       local entry = redis.call('HGET', KEYS[3], c[3])
-      if entry then
-        m = cjson.decode(entry)
+      m = entry and cjson.decode(entry)
+      if m and (m[6] or 0) == c[4] then
         named[c[3]] = m
         table.insert(order, c[3])
+      else
+        m = nil
       end
     end
     if m and letter == 'o' then m[2] = on elseif m then m[3] = on end
@@ -1217,7 +1222,8 @@ ENTER = Script(
     + GLOB
     + """
 -- KEYS: the rooms, their settings, the room's members, its bans, the name's memberships, the accounts,
--- the bans' verdicts, the room's invitations, the name's.  ARGV: room, name key, JSON [name, since, key
+-- the bans' verdicts, the room's invitations, the name's, the rooms' version (the new membership's
+-- number, Member.joined, and the room's version).  ARGV: room, name key, JSON [name, since, key
 -- given, [mask...]], limit, most, the verdicts kept at most.  The bans' verdict on the masks is kept (a
 -- JOIN/PART loop costs an HGET), until the bans change or the verdicts of as many identities are kept
 -- (then they start again).  An operator's invitation pending lets the name past the bans and +i; any
@@ -1252,7 +1258,14 @@ local limit = tonumber(ARGV[4])
 if not founded and type(s[6]) == 'number' then limit = math.min(limit, s[6]) end
 if redis.call('HLEN', KEYS[3]) >= limit then return 'full' end
 if redis.call('SCARD', KEYS[5]) >= tonumber(ARGV[5]) then return 'many' end
-local m = member({j[1], founded, false, j[2], 0})
+local joined = redis.call('INCR', KEYS[10])
+if joined <= (s[7] or 0) then  -- a room copied in (msgsvc.state.migrate) with its own numbers
+  joined = s[7] + 1
+  redis.call('SET', KEYS[10], joined)
+end
+s[7] = joined
+redis.call('HSET', KEYS[2], ARGV[1], settings(s))
+local m = member({j[1], founded, false, j[2], 0, joined})
 redis.call('HSET', KEYS[3], ARGV[2], m)
 redis.call('SADD', KEYS[5], ARGV[1])
 if invite then
@@ -1297,7 +1310,7 @@ def room_settings(record: RoomRecord) -> str:
 
 
 def member_entry(member: Member) -> str:
-    return json.dumps([member.name, member.op, member.voice, member.since, member.version])
+    return json.dumps([member.name, member.op, member.voice, member.since, member.version, member.joined])
 
 
 def ban_entry(ban: Ban) -> str:
@@ -1783,15 +1796,16 @@ class RedisState(Service):
         return self.redis.script(SET_ROOM, [ROOMS, ROOM_SETTINGS], settings).addCallback(lambda _: None)
 
     def set_modes(
-        self, room: str, changes: Sequence[ModeChange], by: str, at: float
+        self, room: str, changes: Sequence[ModeChange], by: str, at: float, memberships: Mapping[str, int]
     ) -> Deferred[ModesKept | Refusal | None]:
-        named: list[list[str | None]] = []
+        named: list[list[str | int | None]] = []
         for change, arg in changes:
             if change[1] == "b" and arg:
                 ban = ban_entry(Ban(arg, by, at)) if change[0] == "+" else None
                 named.append([change, arg, mask_key(arg), ban])
             else:
-                named.append([change, arg, username_key(arg) if change[1] in "ov" and arg else None, None])
+                key = username_key(arg) if change[1] in "ov" and arg else None
+                named.append([change, arg, key, None if key is None else memberships.get(key)])
 
         def read(reply: list[Any] | str | None) -> ModesKept | Refusal | None:
             if reply is None:
@@ -1836,6 +1850,7 @@ class RedisState(Service):
                 verdicts_key(room),
                 invites_key(room),
                 invited_key(key),
+                ROOMS_VERSION,
             ],
             [room, key, json.dumps(asked), limit, most, VERDICTS_MAX],
         ).addCallback(answered)

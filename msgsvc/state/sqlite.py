@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from itertools import islice
 from typing import Any, TypeVar
@@ -44,7 +44,7 @@ from msgsvc.hub.rules import admission, bans_overflow, invites_anew, mask_key, r
 from msgsvc.state import Snapshot, StoreError
 from msgsvc.state.historyindex import HistoryIndex
 
-SCHEMA_VERSION = 13
+SCHEMA_VERSION = 14
 
 _T = TypeVar("_T")
 
@@ -231,6 +231,11 @@ _SCHEMA: dict[int, tuple[str, ...]] = {
         # When each name key's history was last purged (Database.purge_history): an append leaves out an
         # entry it sent before then, written late (the hub's retry, a slow append).
         "CREATE TABLE history_purged (key TEXT PRIMARY KEY, at REAL NOT NULL) WITHOUT ROWID",
+    ),
+    14: (
+        # Which of a name's memberships of a room a member is (Member.joined): a change of its op or voice
+        # asked before it left and entered again is not made on the new one (RoomStore.set_modes).
+        "ALTER TABLE room_members ADD COLUMN joined INTEGER NOT NULL DEFAULT 0",
     ),
 }
 
@@ -680,9 +685,11 @@ class Database:
             args,
         )
         records = {str(key): RoomRecord(*settings) for key, *settings in rooms}
-        members = f"SELECT room, key, name, op, voice, since, version FROM room_members{where.format('room')}"
-        for room, key, name, op, voice, since, version in self._db.execute(members + " ORDER BY room, since, key", args):
-            records[room].members[key] = Member(name, bool(op), bool(voice), since, version)
+        members = f"SELECT room, key, name, op, voice, since, version, joined FROM room_members{where.format('room')}"
+        for room, key, name, op, voice, since, version, joined in self._db.execute(
+            members + " ORDER BY room, since, key", args
+        ):
+            records[room].members[key] = Member(name, bool(op), bool(voice), since, version, joined)
         bans = f"SELECT room, key, mask, by, at FROM room_bans{where.format('room')} ORDER BY room, at, key"
         for room, key, mask, by, at in self._db.execute(bans, args):
             records[room].bans[key] = Ban(mask, by, at)
@@ -739,7 +746,7 @@ class Database:
         )
 
     def set_modes(
-        self, room: str, changes: Sequence[ModeChange], by: str, at: float
+        self, room: str, changes: Sequence[ModeChange], by: str, at: float, memberships: Mapping[str, int]
     ) -> ModesKept | Refusal | None:
         """RoomStore.set_modes: the room's next version is one more than its own."""
         kept = self._db.execute(
@@ -768,11 +775,11 @@ class Database:
             name = username_key(arg)
             if name not in members:
                 row = self._db.execute(
-                    "SELECT name, op, voice, since FROM room_members WHERE room = ? AND key = ?", (room, name)
+                    "SELECT name, op, voice, since, joined FROM room_members WHERE room = ? AND key = ?", (room, name)
                 ).fetchone()
-                if row is None:
+                if row is None or row[4] != memberships.get(name):
                     continue
-                members[name] = Member(row[0], bool(row[1]), bool(row[2]), row[3], version)
+                members[name] = Member(row[0], bool(row[1]), bool(row[2]), row[3], version, row[4])
             if change[1] == "o":
                 members[name].op = change[0] == "+"
             else:
@@ -789,9 +796,9 @@ class Database:
     def _put_member(self, room: str, member: Member) -> None:
         """Keep ``member`` of ``room``, if the room is still kept."""
         self._db.execute(
-            "INSERT OR REPLACE INTO room_members SELECT key, ?, ?, ?, ?, ?, ? FROM rooms WHERE key = ?",
+            "INSERT OR REPLACE INTO room_members SELECT key, ?, ?, ?, ?, ?, ?, ? FROM rooms WHERE key = ?",
             (username_key(member.name), member.name, member.op, member.voice, member.since)
-            + (member.version, room),
+            + (member.version, member.joined, room),
         )
 
     def invite(self, room: str, name: str, op: bool, at: float) -> bool | None:
@@ -818,18 +825,18 @@ class Database:
     def enter(self, room: str, joining: Joining, limit: int, most: int) -> Refusal | Member:
         """RoomStore.enter: as :func:`~msgsvc.hub.rules.admission` decides from what is kept."""
         settings = self._db.execute(
-            "SELECT name, created, founder, modes, password, max_members FROM rooms WHERE key = ?", (room,)
+            "SELECT name, created, founder, modes, password, max_members, version FROM rooms WHERE key = ?", (room,)
         ).fetchone()
         if settings is None:
             return Refusal.NO_SUCH_ROOM
         key = username_key(joining.name)
         kept = self._db.execute(
-            "SELECT name, op, voice, since, version FROM room_members WHERE room = ? AND key = ?", (room, key)
+            "SELECT name, op, voice, since, version, joined FROM room_members WHERE room = ? AND key = ?", (room, key)
         ).fetchone()
         if kept is not None:
-            name, op, voice, since, version = kept
-            return Member(name, bool(op), bool(voice), since, version)
-        name, created, founder, modes, password, max_members = settings
+            name, op, voice, since, version, joined = kept
+            return Member(name, bool(op), bool(voice), since, version, joined)
+        name, created, founder, modes, password, max_members, version = settings
         record = RoomRecord(name, created, founder, modes=modes, key=password, limit=max_members)
         bans = self._db.execute("SELECT key, mask, by, at FROM room_bans WHERE room = ?", (room,))
         record.bans = {str(folded): Ban(mask, by, at) for folded, mask, by, at in bans}
@@ -840,6 +847,8 @@ class Database:
         rooms = self._in_rooms(key, room)
         answer = admission(joining, record, invited, protected, members, rooms, limit, most)
         if isinstance(answer, Member):
+            answer.joined = version + 1
+            self._db.execute("UPDATE rooms SET version = ? WHERE key = ?", (answer.joined, room))
             self._put_member(room, answer)
             self._db.execute("DELETE FROM room_invites WHERE room = ? AND key = ?", (room, key))  # used up
         return answer
@@ -1178,9 +1187,9 @@ class SqliteStore(Service):
         return self._batched(lambda db: db.set_room(record))
 
     def set_modes(
-        self, room: str, changes: Sequence[ModeChange], by: str, at: float
+        self, room: str, changes: Sequence[ModeChange], by: str, at: float, memberships: Mapping[str, int]
     ) -> Deferred[ModesKept | Refusal | None]:
-        return self._batched(lambda db: db.set_modes(room, changes, by, at))
+        return self._batched(lambda db: db.set_modes(room, changes, by, at, memberships))
 
     def invite(self, room: str, name: str, op: bool, at: float) -> Deferred[bool | None]:
         self._invitees.add(name)

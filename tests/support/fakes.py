@@ -3,7 +3,7 @@ listeners."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from copy import deepcopy
 from dataclasses import replace
 
@@ -341,7 +341,7 @@ class MemoryStore(Service):
         return self._room_write(change)
 
     def set_modes(
-        self, room: str, changes: Sequence[ModeChange], by: str, at: float
+        self, room: str, changes: Sequence[ModeChange], by: str, at: float, memberships: Mapping[str, int]
     ) -> Deferred[ModesKept | Refusal | None]:
         if self.fail_rooms:
             return fail(OSError("disk full"))
@@ -359,7 +359,7 @@ class MemoryStore(Service):
             elif change == "-b" and arg:
                 kept.bans.pop(mask_key(arg), None)
             member = kept.members.get(username_key(arg)) if change[1] in "ov" and arg else None
-            if member is not None:
+            if member is not None and member.joined == memberships.get(username_key(member.name)):
                 if change[1] == "o":
                     member.op = change[0] == "+"
                 else:
@@ -407,6 +407,8 @@ class MemoryStore(Service):
         member = answer
 
         def entered(record: RoomRecord) -> None:
+            record.version += 1
+            member.joined = record.version
             record.members[key] = replace(member)
             self.invites.get(room, {}).pop(key, None)  # used up
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 
 from twisted.internet.address import IPv4Address
@@ -46,8 +46,10 @@ def held_modes(store: MemoryStore) -> list[Callable[[], object]]:
     set_modes = store.set_modes
     answers: list[Callable[[], object]] = []
 
-    def holding(room: str, changes: Sequence[ModeChange], by: str, at: float) -> Deferred[Kept]:
-        kept, answer = set_modes(room, changes, by, at), Deferred[Kept]()
+    def holding(
+        room: str, changes: Sequence[ModeChange], by: str, at: float, memberships: Mapping[str, int]
+    ) -> Deferred[Kept]:
+        kept, answer = set_modes(room, changes, by, at, memberships), Deferred[Kept]()
         answers.append(partial(kept.chainDeferred, answer))
         return answer
 
