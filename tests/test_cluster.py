@@ -23,7 +23,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import Logger
+from twisted.logger import Logger, capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -50,7 +50,16 @@ from msgsvc.hub.conversations import conversation_key
 from msgsvc.hub.ids import MessageIds, message_id_floor
 from msgsvc.auth.store import StillOnline
 from msgsvc.hub.contracts import Refusal, Refused
-from msgsvc.state.cluster import AWAY_AGAIN, NODES, RedisCluster, away_key, encode_message, users_key
+from msgsvc.state.cluster import (
+    AWAY_AGAIN,
+    FORMAT,
+    NODES,
+    RedisCluster,
+    away_key,
+    encode_message,
+    node_key,
+    users_key,
+)
 from msgsvc.state.inbox import BLOCK_MS, READ_COUNT, RETRY, ROUTE, TAKEN, Inbox, inbox_key, waiting_key
 from msgsvc.state.redis import LOG_LAST, ONLINE, RedisState, sessions_key
 from msgsvc.state.redislink import RedisUnavailable
@@ -1640,6 +1649,39 @@ class SessionsAcrossNodesTests(_TwoNodes):
         await self.until(lambda: ("away", "alice", "A", "at lunch") in hub_b.presence)
         self.assertEqual(len(hub_a.resynced), 1)  # not read again: its subscription stayed
         self.assertEqual(await self.state.redis.execute("HGETALL", away_key("A")), ["alice", "at lunch"])
+
+    async def test_a_node_does_not_join_a_service_whose_nodes_run_another_event_format(self) -> None:
+        """Nodes of two event formats would drop each other's events (a MODE from a newer node not
+        understood by an older one: rooms diverged, silently).  A node takes no lease while a node of
+        another format holds one, says why once, and joins once that node has gone."""
+        lease = json.dumps({"node": "old", "started": 1.0, "format": FORMAT + 1})
+        await self.state.redis.execute("SET", node_key("old"), lease, "PX", 60_000)
+        await self.state.redis.execute("SADD", NODES, "old")
+        with capturedLogs() as logged:
+            b, _, _ = self.node("B")
+            await deferLater(reactor, 1.5, lambda: None)  # three renewals tried
+        refusals = [formatEvent(e) for e in logged if "not joining" in (e.get("log_format") or "")]
+        self.assertEqual(
+            refusals,
+            [
+                f"node B: not joining the service: node old runs event format {FORMAT + 1}, this one "
+                f"{FORMAT}: nodes of two formats do not understand each other's events; this node joins once "
+                'no node of another format runs (docs/scaling.rst, "Upgrades")'
+            ],
+        )
+        self.assertFalse(b.holds_lease())
+        self.assertIn("runs event format", self.failureResultOf(b.check()).getErrorMessage())
+        await self.state.redis.execute("DEL", node_key("old"))  # it stopped
+        await self.until(b.holds_lease)
+
+    async def test_a_node_without_a_format_in_its_lease_runs_the_first(self) -> None:
+        """Nodes from before the formats were said run format 1: a node of format 1 joins them."""
+        lease = '{"node": "old", "started": 1.0}'
+        await self.state.redis.execute("SET", node_key("old"), lease, "PX", 60_000)
+        await self.state.redis.execute("SADD", NODES, "old")
+        b, _, _ = self.node("B")
+        await self.until(b.holds_lease)
+        self.assertEqual(FORMAT, 1)
 
     async def test_the_operators_command_lists_rooms_and_deletes_one_for_every_node(self) -> None:
         a, hub_a, b, hub_b = await self.two()

@@ -81,6 +81,10 @@ from msgsvc.state.roomevents import decode, encode
 
 NODES = f"{PREFIX}nodes"
 PRESENCE = f"{PREFIX}presence"
+#: The format of what the nodes pass each other (the events of ``msgsvc:presence``, room events among them
+#: (:mod:`msgsvc.state.roomevents`), and inbox entries, :func:`encode_message`): one more at any change of
+#: them.  A node does not join a service whose nodes run another (docs/scaling.rst, "Upgrades").
+FORMAT = 1
 
 
 def node_key(node: str) -> str:
@@ -275,20 +279,28 @@ return 1
 
 # Renews this node's lease (and says how much may wait in its inbox), and sweeps the nodes whose
 # lease is gone: their sessions go, and a name held by none any more is offline.  A node taking its lease
-# anew has dropped every user: its sessions left in Redis go too.  KEYS: nodes; ARGV: node, lease in ms,
-# about (JSON), now, inbox limit in bytes, 1 if the lease is taken anew.  Returns the nodes alive.
+# anew has dropped every user: its sessions left in Redis go too; it takes none while a node of another
+# event format holds one (one without a format in its lease is of format 1).  KEYS: nodes; ARGV: node,
+# lease in ms, about (JSON), now, inbox limit in bytes, 1 if the lease is taken anew, event format.
+# Returns {'held'}, or {'format', a node of another format, its format}.
 HEARTBEAT = Script(
     SESSIONS
     + """
+if ARGV[6] == '1' then
+  for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+    local about = redis.call('GET', 'msgsvc:node:' .. id)
+    if about and id ~= ARGV[1] then
+      local format = cjson.decode(about).format or 1
+      if format ~= tonumber(ARGV[7]) then return {'format', id, format} end
+    end
+  end
+end
 redis.call('SET', 'msgsvc:node:' .. ARGV[1], ARGV[3], 'PX', ARGV[2])
 redis.call('HSET', 'msgsvc:node:' .. ARGV[1] .. ':waiting', 'limit', ARGV[5])
 redis.call('SADD', KEYS[1], ARGV[1])
 if ARGV[6] == '1' then forget_mine('msgsvc:node:' .. ARGV[1] .. ':users', ARGV[1], {}, ARGV[4]) end
-local nodes = {}
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  if alive(id) then
-    table.insert(nodes, id)
-  else
+  if not alive(id) then
     for _, key in ipairs(redis.call('SMEMBERS', 'msgsvc:node:' .. id .. ':users')) do
       local sessions = 'msgsvc:sessions:' .. key
       local flat = redis.call('HGETALL', sessions)
@@ -302,7 +314,7 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
     redis.call('SREM', KEYS[1], id)
   end
 end
-return nodes
+return {'held'}
 """
 )
 
@@ -426,7 +438,8 @@ class RedisCluster(Service):
         self._away_owed = False  # an away change Redis did not take: :meth:`_say_away` at the next renewal
         self._rereads = 0  # re-reads under way (:meth:`_reclaim`)
         self._heard_meanwhile: list[dict[str, Any]] = []  # presence events heard meanwhile, taken after
-        self._about = json.dumps({"node": self.node, "started": reactor.seconds()})
+        self._about = json.dumps({"node": self.node, "started": reactor.seconds(), "format": FORMAT})
+        self._refused: str | None = None  # why this node takes no lease (:meth:`_refuse`)
         self._subscription = Subscription(
             reactor,
             state.url,
@@ -480,8 +493,12 @@ class RedisCluster(Service):
         sent = self._clock.seconds()
         ttl = self.lease * 0.75  # with a sweep every quarter lease, a dead node's users are gone within one
 
-        def renewed(alive: list[str]) -> None:
+        def renewed(reply: list[Any]) -> None:
             self.rtt = self._clock.seconds() - sent
+            if reply[0] == "format":
+                self._refuse(str(reply[1]), int(reply[2]))
+                return
+            self._refused = None
             had = self.holds_lease()
             # Redis counts the lease from when it ran the script, after we sent it: by our clock it
             # holds at least until sent + ttl.  We stop relying on it a tenth before that.
@@ -490,7 +507,12 @@ class RedisCluster(Service):
                 self._expiry.cancel()
             self._expiry = self._clock.callLater(self._held_until - self._clock.seconds(), self._lease_lost)
             if not had:
-                self.log.info("node {node}: lease held ({lease:g} s)", node=self.node, lease=self.lease)
+                self.log.info(
+                    "node {node}: lease held ({lease:g} s, event format {events})",
+                    node=self.node,
+                    lease=self.lease,
+                    events=FORMAT,
+                )
                 if self._subscribed:
                     self._reclaim()
             elif self._away_owed:  # Redis answers again: what it missed (the others heard nothing of it)
@@ -508,11 +530,20 @@ class RedisCluster(Service):
                 self._waiting_for_redis = True
                 self._redis.ready().addCallback(self._redis_back)
 
-        return self._redis.script(
-            HEARTBEAT,
-            [NODES],
-            [self.node, int(ttl * 1000), self._about, sent, self._inbox_limit, int(not self.holds_lease())],
-        ).addCallbacks(renewed, failed)
+        anew = int(not self.holds_lease())
+        args = [self.node, int(ttl * 1000), self._about, sent, self._inbox_limit, anew, FORMAT]
+        return self._redis.script(HEARTBEAT, [NODES], args).addCallbacks(renewed, failed)
+
+    def _refuse(self, node: str, theirs: int) -> None:
+        """Take no lease while ``node`` (alive) runs event format ``theirs``, not this one's: say so once."""
+        why = (
+            f"node {node} runs event format {theirs}, this one {FORMAT}: nodes of two formats do not "
+            "understand each other's events; this node joins once no node of another format runs "
+            '(docs/scaling.rst, "Upgrades")'
+        )
+        if why != self._refused:
+            self._refused = why
+            self.log.error("node {node}: not joining the service: {why}", node=self.node, why=why)
 
     def _redis_back(self, _: None) -> None:
         self._waiting_for_redis = False
@@ -539,7 +570,7 @@ class RedisCluster(Service):
         if not self._redis.connected:
             return fail(self._redis.unavailable())
         if not self.holds_lease():
-            return fail(RedisUnavailable("this node holds no lease in Redis now"))
+            return fail(RedisUnavailable(self._refused or "this node holds no lease in Redis now"))
         return succeed(None)
 
     # -- the hub's Network ----------------------------------------------------------------

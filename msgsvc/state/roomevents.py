@@ -1,6 +1,7 @@
 """A room's event (:data:`msgsvc.hub.contracts.RoomEvent`) as the nodes pass it to each other: JSON, with
 its kind and its fields (a member's as a list), read back exactly (times are JSON numbers as Python writes
-them, never through Lua's)."""
+them, never through Lua's).  A change of it (or of Redis's ``SET_MODES``, which writes ModeSet so) is a
+change of :data:`msgsvc.state.cluster.FORMAT`."""
 
 from __future__ import annotations
 
