@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from functools import partial
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TypeGuard, TypeVar
 
 from twisted.internet.defer import Deferred, FirstError, gatherResults
@@ -76,6 +76,7 @@ from msgsvc.hub.rules import (
 from msgsvc.hub.session import Account, Session, deliver
 
 T = TypeVar("T")
+_R = TypeVar("_R")
 #: A store write, made once the change is known to be this node's to write.
 Write = Callable[[], Deferred[None]]
 
@@ -98,6 +99,15 @@ _REFUSED = {
     Refusal.TOO_MANY_ROOMS: "you are in {most} rooms, the limit",
     Refusal.NO_SUCH_ROOM: "there is no room {room}",
 }
+
+
+@dataclass
+class _Unanswered:
+    """This node's creation or removals of a room its store has not answered (``count``), and the JOINs
+    of the room waiting till it has answered them all."""
+
+    count: int = 0
+    joins: list[Deferred[None]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -150,13 +160,9 @@ class Rooms:
         #: By room key, member key and identity: whether a ban of the room matches (:meth:`_silenced`).
         self._verdicts: dict[str, dict[str, dict[Identity, bool]]] = {}
         self._creations = creations
-        #: By room key: the JOINs waiting till the store answers this node's removals of the room (it
-        #: dropped it emptied; the store may keep it, joined on another node meanwhile: :meth:`_vacated`).
-        self._vacating: dict[str, list[Deferred[None]]] = {}
-        self._removals: dict[str, int] = {}  # by room key: those removals not answered yet
-        #: By room key: the JOINs waiting till the store answers this node's creation of the room (then
-        #: joining it as any room, not counted as creations).
-        self._creating: dict[str, list[Deferred[None]]] = {}
+        #: By room key: this node's creation or removals of the room the store has not answered, and the
+        #: JOINs of it waiting till it has (:meth:`_awaiting`).
+        self._unanswered: dict[str, _Unanswered] = {}
         self._reads: dict[str, int] = {}  # by room key: the reads of it in flight (:meth:`_read_room`)
         #: By room key: the other nodes' events of it heard while it was read, to take after the read.
         self._held: dict[str, list[RoomEvent]] = {}
@@ -254,10 +260,10 @@ class Rooms:
         record = self._rooms.get(room_key(room_name(name)))
         if record is not None and user in record.members:
             return _now(self.view(record, user))
-        waits = self._vacating.get(room_key(name), self._creating.get(room_key(name)))
-        if record is None and waits is not None:
+        unanswered = self._unanswered.get(room_key(name))
+        if record is None and unanswered is not None:
             answered: Deferred[None] = Deferred()
-            waits.append(answered)
+            unanswered.joins.append(answered)
             return answered.addCallback(lambda _: self.join(session, name, key))
         if len(self._of.get(user, ())) >= self.policy.max_per_user:
             raise Refused(Refusal.TOO_MANY_ROOMS, f"you are in {self.policy.max_per_user} rooms, the limit")
@@ -294,16 +300,12 @@ class Rooms:
                     raise Refused(Refusal.NO_SUCH_ROOM, f"there is no room {made.name}")
                 return self.join(session, name, key)
 
-            def release(result: T) -> T:
-                """The JOINs that waited for the creation join the room as any (or create it, if it was
-                not made)."""
-                for waiting in self._creating.pop(room_key(made.name)):
-                    waiting.callback(None)
-                return result
-
-            self._creating[room_key(made.name)] = []
-            creating = self._store.create_room(made, most).addErrback(self._unkept).addCallback(created)
-            return creating.addCallbacks(release, release)
+            # The JOINs that wait for the creation then join the room as any (not counted as creations),
+            # or create it if it was not made.
+            return self._awaiting(
+                room_key(made.name),
+                lambda: self._store.create_room(made, most).addErrback(self._unkept).addCallback(created),
+            )
         room, spelled_room = room_key(record.name), record.name
         # The store decides, from the room as every node changed it (its bans, modes, key and limit, its
         # members, the name's rooms, its invitations): this node's copy may not have heard the latest
@@ -896,21 +898,29 @@ class Rooms:
         """Remove the room ``room`` (a key), dropped here as emptied, from the store, which keeps it if a
         member joined it on another node meanwhile: then it is read again.  A JOIN of it here waits till
         then, lest it create anew a room the store keeps with its settings (its user made an operator)."""
-        self._removals[room] = self._removals.get(room, 0) + 1
-        self._vacating.setdefault(room, [])
 
         def answered(stays: bool) -> Deferred[RoomRecord | None] | None:
             return self._reread(room) if stays else None
 
-        def done(result: object) -> object:
-            self._removals[room] -= 1
-            if not self._removals[room]:
-                del self._removals[room]
-                for waiting in self._vacating.pop(room):
+        return self._awaiting(room, lambda: self._store.vacate_room(room).addCallback(answered)).addCallback(
+            lambda _: None
+        )
+
+    def _awaiting(self, room: str, answer: Callable[[], Deferred[T]]) -> Deferred[T]:
+        """``answer()``: the store's answer to this node's creation or a removal of the room ``room`` (a
+        key), and what is made of it; a JOIN of the room here waits till every such answer is taken."""
+        unanswered = self._unanswered.setdefault(room, _Unanswered())
+        unanswered.count += 1
+
+        def taken(result: _R) -> _R:
+            unanswered.count -= 1
+            if not unanswered.count:
+                del self._unanswered[room]
+                for waiting in unanswered.joins:
                     waiting.callback(None)
             return result
 
-        return self._store.vacate_room(room).addCallback(answered).addBoth(done).addCallback(lambda _: None)
+        return answer().addCallbacks(taken, taken)
 
     def _write(self, writes: list[Write]) -> Deferred[None]:
         """Make ``writes``; fires once all are kept (or fails as the first that fails)."""
