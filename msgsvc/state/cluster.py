@@ -83,8 +83,9 @@ NODES = f"{PREFIX}nodes"
 PRESENCE = f"{PREFIX}presence"
 #: The format of what the nodes pass each other (the events of ``msgsvc:presence``, room events among them
 #: (:mod:`msgsvc.state.roomevents`), and inbox entries, :func:`encode_message`): one more at any change of
-#: them.  A node does not join a service whose nodes run another (docs/scaling.rst, "Upgrades").
-FORMAT = 1
+#: them.  A node does not join a service whose nodes run another (docs/scaling.rst, "Upgrades").  1: the
+#: nodes of before the numbers (none in their lease); 2: a room's member carries its membership (joined).
+FORMAT = 2
 
 
 def node_key(node: str) -> str:
