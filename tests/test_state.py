@@ -505,6 +505,17 @@ class ReadContract(_Base):
         self.assertEqual(await unread("bob,carol", "", "bob", 100), 0)
         self.assertEqual(await unread(ALL, "", "alice", 100), 1)
 
+    async def test_an_entry_kept_late_takes_its_place_by_id_before_a_position_moved_past_it(self) -> None:
+        """Issue 30: a node's message kept late (its store away: the hub's append retry) has the id of when
+        it was sent, before what another node kept meanwhile: a reader whose position moved past it does
+        not count it unread, and the history has it in its place (docs/protocol.rst, "Durability")."""
+        late, meanwhile = stored(ALL, "carol", 100.0, "kept late"), stored(ALL, "bob", 101.0)
+        await self.kept(meanwhile)
+        position = await self.state.set_read("alice", ALL, meanwhile.id)
+        await self.kept(late)
+        self.assertEqual(await self.state.unread(ALL, position, "alice", 100), 0)
+        self.assertEqual(await self.state.page_before(ALL, None, 10, 0.0), ([late, meanwhile], False))
+
     async def test_unread_passes_the_readers_own_entries_beyond_the_cap(self) -> None:
         own = [stored("alice,bob", "alice", 100.0 + i) for i in range(25)]
         others = [stored("alice,bob", "bob", 200.0 + i) for i in range(3)]

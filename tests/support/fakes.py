@@ -3,6 +3,7 @@ listeners."""
 
 from __future__ import annotations
 
+from bisect import insort
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from copy import deepcopy
 from dataclasses import replace
@@ -205,8 +206,8 @@ class MemoryStore(Service):
             if self.purged.get(username_key(entry.sender), -1.0) >= entry.at:
                 continue
             kept = self.history.setdefault(entry.conversation, [])
-            if entry not in kept:  # asked again after a failure: kept once
-                kept.append(entry)
+            if entry not in kept:  # asked again after a failure: kept once; in its place by id, if late
+                insort(kept, entry, key=lambda e: e.id)
                 del kept[:-keep]
         return succeed(None)
 
