@@ -721,6 +721,18 @@ class EchoTests(IrcTestCase):
         (echo,) = self.alice.send("@label=2;+typing=active TAGMSG bob")
         self.assertRegex(echo, r"^@label=2;time=.*;\+typing=active :alice!alice@msgsvc TAGMSG :bob$")
 
+    def test_a_tagmsg_to_oneself_is_delivered_and_echoed_as_a_privmsg_is(self) -> None:
+        """irctest's testLabeledTagMsgResponsesToSelf: the delivery and the echo, the label on the echo
+        alone (one line each: no batch); without echo-message, the delivery alone."""
+        self.alice.send("CAP REQ :batch labeled-response")
+        delivered, echo = self.alice.send("@label=3;+draft/react=x TAGMSG alice")
+        self.assertRegex(delivered, r"^@time=[^;]*;msgid=(\S{26});\+draft/react=x :alice!alice@msgsvc TAGMSG :alice$")
+        self.assertEqual(echo, "@label=3;" + delivered[1:])
+        self.bob.send("CAP REQ :batch labeled-response")
+        delivered, ack = self.bob.send("@label=4;+draft/react=y TAGMSG bob")
+        self.assertRegex(delivered, r"^@msgid=\S{26};\+draft/react=y :bob!bob@msgsvc TAGMSG :bob$")
+        self.assertEqual(ack, f"@label=4 :{SERVER} ACK")
+
 
 class ChatHistoryTests(IrcTestCase):
     """IRCv3 draft/chathistory on the hub's history (MemoryStore): dave (protected) reads."""
