@@ -166,7 +166,8 @@ class Messaging(IrcBase):
 
     def irc_TAGMSG(self, params: list[str]) -> None:
         """IRCv3 message-tags: tags alone, to nicks or #all, for those of this server's IRC clients
-        that asked for ``message-tags`` (the hub carries text, and no other front takes tags)."""
+        that asked for ``message-tags`` (the hub carries text, and no other front takes tags); to one's
+        own nick, delivered to the sending session too."""
         if not params or not params[0]:
             self.numeric(rfc.ERR_NORECIPIENT, "No recipient given (TAGMSG)")
             return
@@ -187,9 +188,10 @@ class Messaging(IrcBase):
                     )
                     continue
                 target = sessions[0].nick
-                # Each IRC session of the nick, and of the sender's (as a PRIVMSG reaches them).
-                mine = [s for s in self.factory.sessions_of(self.nick_key) if s not in sessions]
-                receivers = [s for s in sessions + mine if s is not self]
+                # Each IRC session of the nick (the sender's own too, if it is the sender's: a delivery as
+                # well as the echo, as a PRIVMSG), and of the sender's (as a PRIVMSG reaches them).
+                mine = [s for s in self.factory.sessions_of(self.nick_key) if s not in sessions and s is not self]
+                receivers = sessions + mine
             sender = self.factory.mask(self.nick)
             for receiver in receivers:
                 if "message-tags" in receiver.caps:
