@@ -3,6 +3,7 @@ kind of change, against a plain model of it; and a transaction rolled back leave
 
 from __future__ import annotations
 
+import gc
 import random
 from itertools import islice
 
@@ -208,3 +209,20 @@ class HistoryIndexTests(SynchronousTestCase):
                 model.conversations = {c: v for c, v in model.conversations.items() if v}
                 self.assertReadsAs(index, model, names)
 
+
+    def test_its_conversations_add_nothing_the_garbage_collector_walks(self) -> None:
+        """A conversation's entries hold no references, so the collector does not track them: a full
+        collection walks each tracked object, and with one for each of the hundreds of thousands of
+        conversations a run of new pairs makes, each walked them all (docs/performance.rst, "What
+        callgrind missed").  What is tracked grows with the names (their listings), not the conversations."""
+        index = HistoryIndex()
+        names = [f"n{i:02d}" for i in range(40)]
+        pairs = [f"{a},{b}" for a in names for b in names if a < b]  # 780 conversations
+        index.add(pairs[0], _value(1), names[0])  # the index's first listing, sender and dict made
+        gc.collect()
+        before = len(gc.get_objects())
+        for n, pair in enumerate(pairs[1:], start=2):
+            index.add(pair, _value(n), pair.split(",")[0])
+        gc.collect()
+        added = len(gc.get_objects()) - before  # a listing and its list of keys a name
+        self.assertLessEqual(added, 2 * len(names), "tracked objects added")

@@ -4,9 +4,12 @@ conversations by their newest entry (docs/performance.rst, "The history's index 
 SQLite keeps the history as one table in id order, so that appending writes at its end; what the
 reads need besides is here, built from that table when the server starts (:meth:`HistoryIndex.built`,
 one scan) and kept exact by every append and drop.  An entry is its id's 128 bits
-(:func:`msgsvc.hub.ids.message_id_value`) and its sender, a conversation's entries one array of three
-64-bit words each: the id's halves, high then low, and the sender's number (a name key's, numbered as
-first seen): 24 bytes an entry.  What is changed between :meth:`~HistoryIndex.begin` and
+(:func:`msgsvc.hub.ids.message_id_value`) and its sender, a conversation's entries one ``bytearray`` of
+24 bytes each: the id's 16 bytes, most significant first (so that they sort as the values do), and the
+sender's number (a name key's, numbered as first seen) as a machine word.  A ``bytearray`` holds no
+references, so Python's garbage collector does not track it: an ``array`` is tracked, and with one a
+conversation every full collection walked them all (0.13 s for 400,000; docs/performance.rst, "What
+callgrind missed").  What is changed between :meth:`~HistoryIndex.begin` and
 :meth:`~HistoryIndex.commit` is journaled, so that a transaction rolled back
 (:meth:`~HistoryIndex.rollback`) leaves the index as its table is.
 """
@@ -14,31 +17,41 @@ first seen): 24 bytes an entry.  What is changed between :meth:`~HistoryIndex.be
 from __future__ import annotations
 
 import sys
-from array import array
 from collections.abc import Iterable, Iterator
 
 from msgsvc.hub.conversations import participants
 
-_HALF = 64
-_LOW = (1 << _HALF) - 1
-_WORDS = 3  # an entry's words: its id's high and low halves, its sender's number
+_ID = 16  # an entry's bytes: its id's value, big-endian
+_SIZE = 24  # and its sender's number, a machine word
+_WORDS = 3  # words an entry (what its sender's number is the last of)
+_ORDER = sys.byteorder  # a sender's number as memoryview.cast("Q") reads it
 
 
-def _at(values: array[int], i: int) -> int:
-    """The ``i``-th value of a conversation's array."""
-    return values[_WORDS * i] << _HALF | values[_WORDS * i + 1]
+def _entry(value: int, sender: int) -> bytes:
+    return value.to_bytes(_ID, "big") + sender.to_bytes(_SIZE - _ID, _ORDER)
 
 
-def _newest(values: array[int]) -> int:
-    return values[-3] << _HALF | values[-2]
+def _at(values: bytearray, i: int) -> int:
+    """The ``i``-th value of a conversation's entries."""
+    return int.from_bytes(values[_SIZE * i : _SIZE * i + _ID], "big")
 
 
-def _below(values: array[int], value: int) -> int:
+def _newest(values: bytearray) -> int:
+    return int.from_bytes(values[-_SIZE : _ID - _SIZE], "big")
+
+
+def _senders(values: bytearray, start: int) -> list[int]:
+    """The senders' numbers of a conversation's entries from the ``start``-th on."""
+    with memoryview(values) as view, view.cast("Q") as words:  # released at once: the bytearray may grow
+        return words[_WORDS * start + 2 :: _WORDS].tolist()
+
+
+def _below(values: bytearray, value: int) -> int:
     """How many of a conversation's values are below ``value`` (any integer)."""
-    low, high = 0, len(values) // _WORDS
+    low, high = 0, len(values) // _SIZE
     while low < high:
         middle = (low + high) >> 1
-        if (values[_WORDS * middle] << _HALF | values[_WORDS * middle + 1]) < value:
+        if int.from_bytes(values[_SIZE * middle : _SIZE * middle + _ID], "big") < value:
             low = middle + 1
         else:
             high = middle
@@ -74,7 +87,7 @@ class HistoryIndex:
     are held by one (interned) string each, shared by the listings."""
 
     def __init__(self) -> None:
-        self._conversations: dict[str, array[int]] = {}
+        self._conversations: dict[str, bytearray] = {}
         self._listings: dict[str, _Listing] = {}
         self._senders: dict[str, int] = {}  # each sender's name key: its number
         self._journal: list[tuple[str, int, int, bool]] | None = None  # (conversation, value, sender, added)
@@ -90,18 +103,16 @@ class HistoryIndex:
     @classmethod
     def built(cls, entries: Iterable[tuple[int, str, str]]) -> HistoryIndex:
         """The index of ``entries``, each a value, its conversation and its sender's name key, in
-        ascending order of value (a scan of the table): each conversation's array appended to, the
+        ascending order of value (a scan of the table): each conversation's entries appended to, the
         listings sorted at the end."""
         index = cls()
         conversations, sender = index._conversations, index._sender
         for value, conversation, key in entries:
             values = conversations.get(conversation)
             if values is None:
-                values = conversations[sys.intern(conversation)] = array("Q")
-            values.append(value >> _HALF)
-            values.append(value & _LOW)
-            values.append(sender(key))
-        index.size = sum(len(values) for values in conversations.values()) // _WORDS
+                values = conversations[sys.intern(conversation)] = bytearray()
+            values += _entry(value, sender(key))
+        index.size = sum(len(values) for values in conversations.values()) // _SIZE
         for conversation in conversations:
             for member in participants(conversation):
                 listing = index._listings.get(member)
@@ -141,26 +152,24 @@ class HistoryIndex:
     def _add(self, conversation: str, value: int, sender: int) -> int:
         # Every message kept comes through here: no call it can do without (docs/performance.rst, "Where
         # a kept message's instructions go").
-        high, low = value >> _HALF, value & _LOW
+        entry = _entry(value, sender)
         values = self._conversations.get(conversation)
         if values is None:
             conversation = sys.intern(conversation)
-            values = self._conversations[conversation] = array("Q", (high, low, sender))
+            values = self._conversations[conversation] = bytearray(entry)
             self._listed(conversation, value, False)
-        elif value > (values[-3] << _HALF | values[-2]):  # after its newest
-            values.append(high)
-            values.append(low)
-            values.append(sender)
+        elif value > _newest(values):
+            values += entry
             self._listed(sys.intern(conversation), value, True)
         else:
             i = _below(values, value)
             if _at(values, i) == value:
                 return 0
-            values[_WORDS * i : _WORDS * i] = array("Q", (high, low, sender))
+            values[_SIZE * i : _SIZE * i] = entry
         self.size += 1
         if self._journal is not None:
             self._journal.append((conversation, value, sender, True))
-        return len(values) // _WORDS
+        return len(values) // _SIZE
 
     def _listed(self, conversation: str, newest: int, listed: bool) -> None:
         """Put ``conversation`` (in them already if ``listed``), whose newest entry is now ``newest``, last
@@ -192,9 +201,9 @@ class HistoryIndex:
         newest, count = _newest(values), 0
         for value in dropped:
             i = _below(values, value)
-            if _WORDS * i < len(values) and _at(values, i) == value:
-                sender = values[_WORDS * i + 2]
-                del values[_WORDS * i : _WORDS * i + _WORDS]
+            if _SIZE * i < len(values) and _at(values, i) == value:
+                sender = int.from_bytes(values[_SIZE * i + _ID : _SIZE * (i + 1)], _ORDER)
+                del values[_SIZE * i : _SIZE * (i + 1)]
                 count += 1
                 if self._journal is not None:
                     self._journal.append((conversation, value, sender, False))
@@ -212,15 +221,15 @@ class HistoryIndex:
         if values is None or count <= 0:
             return []
         newest = _newest(values)
-        first = [_at(values, i) for i in range(min(count, len(values) // _WORDS))]
+        first = [_at(values, i) for i in range(min(count, len(values) // _SIZE))]
         if self._journal is not None:
-            senders = values[2 : _WORDS * len(first) : _WORDS]
+            senders = _senders(values, 0)
             self._journal += ((conversation, value, sender, False) for value, sender in zip(first, senders))
-        del values[: _WORDS * len(first)]
+        del values[: _SIZE * len(first)]
         self._dropped(conversation, values, newest, len(first))
         return first
 
-    def _dropped(self, conversation: str, values: array[int], newest: int, count: int) -> None:
+    def _dropped(self, conversation: str, values: bytearray, newest: int, count: int) -> None:
         """After ``count`` entries of ``conversation`` went (its newest was ``newest``): forget it if
         empty; if its newest went, its members' listings are sorted again when next read."""
         self.size -= count
@@ -238,11 +247,11 @@ class HistoryIndex:
     # -- reads ------------------------------------------------------------------
 
     def count(self, conversation: str) -> int:
-        return len(self._conversations.get(conversation, ())) // _WORDS
+        return len(self._conversations.get(conversation, b"")) // _SIZE
 
     def over(self, keep: int) -> list[tuple[str, int]]:
         """Each conversation holding more than ``keep`` entries, with how many more (a look at each)."""
-        return [(c, n - keep) for c, values in self._conversations.items() if (n := len(values) // _WORDS) > keep]
+        return [(c, n - keep) for c, values in self._conversations.items() if (n := len(values) // _SIZE) > keep]
 
     def below(self, conversation: str, bound: int, lowest: int, count: int) -> list[int]:
         """The newest ``count`` entries of ``conversation`` below ``bound`` and not below ``lowest``,
@@ -259,7 +268,7 @@ class HistoryIndex:
         if values is None:
             return []
         start = _below(values, lowest)
-        return [_at(values, i) for i in range(start, min(start + count, len(values) // _WORDS))]
+        return [_at(values, i) for i in range(start, min(start + count, len(values) // _SIZE))]
 
     def unread(self, conversation: str, lowest: int, reader: str, cap: int) -> int:
         """How many entries of ``conversation`` not below ``lowest`` others than the name key ``reader``
@@ -268,9 +277,9 @@ class HistoryIndex:
         if values is None:
             return 0
         start = _below(values, lowest)
-        after = len(values) // _WORDS - start
+        after = len(values) // _SIZE - start
         sender = self._senders.get(reader)
-        own = 0 if sender is None else values[_WORDS * start + 2 :: _WORDS].count(sender)
+        own = 0 if sender is None or not after else _senders(values, start).count(sender)
         return min(after - own, cap)
 
     def latest(self, member: str, lowest: int) -> Iterator[int]:
