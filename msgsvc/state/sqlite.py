@@ -486,7 +486,7 @@ class Database:
         kept already is left as it is: it must not fail the queue's writes in the same transaction.  An
         entry whose sender was purged at or after its time is left out (written late: a retry)."""
         index, most, purged = self.history_index(), keep + max(keep // 100, 1), self._purged
-        columns: list[str | float] = []  # the new rows' columns, one row after another
+        columns: list[str | float] = []  # the next rows' columns, one row after another
         over: dict[str, None] = {}  # the conversations to trim
         for e in entries:
             sender = username_key(e.sender)
@@ -498,24 +498,28 @@ class Database:
                 columns += (e.id, e.at, e.conversation, e.sender, _KIND_TEXT[e.kind], recipients, e.text)
                 if count > most:
                     over[e.conversation] = None
-        if self._insert_history(columns) != len(columns) // _COLUMNS:  # some ids were kept already, in
-            for id, conversation in zip(columns[::_COLUMNS], columns[2::_COLUMNS]):  # another conversation
-                (kept,) = self._db.execute("SELECT conversation FROM history WHERE id = ?", (id,)).fetchone()
-                if kept != conversation:  # that one stays
-                    index.drop(str(conversation), (message_id_value(str(id)),))
+                if len(columns) == _COLUMNS * _ROWS_AT_ONCE:
+                    self._insert_history(columns)
+                    columns = []
+        self._insert_history(columns)
         for conversation in over:
             self._trim(conversation, index.count(conversation) - keep)
 
-    def _insert_history(self, columns: list[str | float]) -> int:
-        """Insert the rows whose ``columns`` follow one another (those of ids kept already left out),
-        :data:`_ROWS_AT_ONCE` a statement; how many were new."""
-        whole = len(columns) - len(columns) % (_COLUMNS * _ROWS_AT_ONCE)
-        added = 0
-        for start in range(0, whole, _COLUMNS * _ROWS_AT_ONCE):
-            added += self._db.execute(_INSERT_MANY, columns[start : start + _COLUMNS * _ROWS_AT_ONCE]).rowcount
-        rest = columns[whole:]
-        rows = [rest[start : start + _COLUMNS] for start in range(0, len(rest), _COLUMNS)]
-        return added + self._db.executemany(_INSERT, rows).rowcount
+    def _insert_history(self, columns: list[str | float]) -> None:
+        """Insert the rows whose ``columns`` follow one another: :data:`_ROWS_AT_ONCE` in one statement,
+        fewer one by one.  A row whose id is kept already, in another conversation, is not: the index
+        forgets it again.  (A transaction's rows a statement at a time, not in one list: a list of them all
+        is young to the garbage collector, which walked it whole at each collection.)"""
+        if len(columns) == _COLUMNS * _ROWS_AT_ONCE:
+            added = self._db.execute(_INSERT_MANY, columns).rowcount
+        else:
+            rows = [columns[start : start + _COLUMNS] for start in range(0, len(columns), _COLUMNS)]
+            added = self._db.executemany(_INSERT, rows).rowcount
+        if added != len(columns) // _COLUMNS:  # some ids were kept already, maybe in another conversation
+            for id, conversation in zip(columns[::_COLUMNS], columns[2::_COLUMNS]):
+                (kept,) = self._db.execute("SELECT conversation FROM history WHERE id = ?", (id,)).fetchone()
+                if kept != conversation:  # that one stays
+                    self.history_index().drop(str(conversation), (message_id_value(str(id)),))
 
     def _trim(self, conversation: str, over: int) -> int:
         """Drop the ``over`` oldest entries of ``conversation``; how many were dropped."""
