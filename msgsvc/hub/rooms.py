@@ -601,14 +601,10 @@ class Rooms:
 
     def left(self, name: str) -> None:
         """The last session of ``name`` in the service left: an unprotected name's memberships end, and it
-        is free (:meth:`_free`)."""
+        is free (:meth:`forget`)."""
         key = username_key(name)
-        if self._protected(key):
-            return
-        for record in [self._rooms[r] for r in sorted(self._of.get(key, ()))]:
-            event = Parted(record.name, record.members[key].name, DISCONNECTED, quit=True)
-            self._quietly(self._remove(record, key, event, None))
-        self._write_freed(key)
+        if not self._protected(key):
+            self.forget(key, DISCONNECTED)
 
     def left_elsewhere(self, name: str) -> None:
         """The last session of ``name`` in the service left on another node, which ended its memberships
