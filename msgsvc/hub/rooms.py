@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TypeGuard, TypeVar
 
-from twisted.internet.defer import Deferred, FirstError, gatherResults
+from twisted.internet.defer import Deferred, FirstError, gatherResults, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -256,10 +256,10 @@ class Rooms:
     def join(self, session: Session, name: str, key: str | None) -> Deferred[RoomView]:
         user = _key(session)
         if room_key(name) == ALL:
-            return _now(self._everyone())
+            return succeed(self._everyone())
         record = self._rooms.get(room_key(room_name(name)))
         if record is not None and user in record.members:
-            return _now(self.view(record, user))
+            return succeed(self.view(record, user))
         unanswered = self._unanswered.get(room_key(name))
         if record is None and unanswered is not None:
             answered: Deferred[None] = Deferred()
@@ -384,10 +384,10 @@ class Rooms:
         if room_key(name) == ALL:
             if text is not None:
                 raise Refused(Refusal.NOT_ROOM_OPERATOR, "#all's topic cannot be set")
-            return _now(TopicSet(ALL, "", None, None))
+            return succeed(TopicSet(ALL, "", None, None))
         if text is None:
             record = self._visible(name, user)
-            return _now(TopicSet(record.name, record.topic, record.topic_by, record.topic_at))
+            return succeed(TopicSet(record.name, record.topic, record.topic_by, record.topic_at))
         record = self._member_of(name, user)
         if "t" in record.modes and not record.members[user].op:
             raise Refused(Refusal.NOT_ROOM_OPERATOR, f"only {record.name}'s operators set its topic")
@@ -453,8 +453,8 @@ class Rooms:
     def members(self, session: Session, name: str) -> Deferred[RoomView]:
         user = _key(session)
         if room_key(name) == ALL:
-            return _now(self._everyone())
-        return _now(self.view(self._visible(name, user), user))
+            return succeed(self._everyone())
+        return succeed(self.view(self._visible(name, user), user))
 
     def rooms(self, session: Session, mine: bool) -> Deferred[list[RoomInfo]]:
         user = _key(session)
@@ -463,7 +463,7 @@ class Rooms:
         else:
             listed = [self._rooms[key] for key in sorted(self._rooms)]
             listed = [r for r in listed if "s" not in r.modes or user in r.members]
-        return _now([RoomInfo(r.name, len(r.members), r.topic) for r in listed])
+        return succeed([RoomInfo(r.name, len(r.members), r.topic) for r in listed])
 
     def rooms_of(self, name: str) -> frozenset[str]:
         """The keys of the rooms ``name`` is in (what of the history it may read)."""
@@ -507,7 +507,7 @@ class Rooms:
         """Delete the room ``name``: its members are told ROOMGONE; False if there is none."""
         record = self._rooms.get(room_key(name))
         if record is None:
-            return _now(False)
+            return succeed(False)
         self._announce(record, RoomGone(record.name, reason), None)
         self._drop(record)
         return self._kept(self._store.delete_room(room_key(record.name)), True)
@@ -518,7 +518,7 @@ class Rooms:
         record = self._rooms.get(room_key(name))
         key = username_key(member)
         if record is None or key not in record.members:
-            return _now(False)
+            return succeed(False)
         event = RoomGone(record.name, reason, record.members[key].name)
         return self._kept(self._remove(record, key, event, None), True)
 
@@ -1084,9 +1084,3 @@ def _founded(record: RoomRecord, key: str) -> bool:
 
 def _key(session: Session) -> str:
     return username_key(session.record.name)
-
-
-def _now(value: T) -> Deferred[T]:
-    done: Deferred[T] = Deferred()
-    done.callback(value)
-    return done
