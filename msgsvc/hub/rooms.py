@@ -721,10 +721,7 @@ class Rooms:
                 self._verdicts.get(room, {}).pop(key, None)
                 if room in self._pending:
                     self._pending[room].forget(key)
-                rooms = self._of[key]
-                rooms.discard(room)
-                if not rooms:
-                    del self._of[key]
+                _unindex(self._of, key, room)
                 writes.append(lambda: store.remove_member(room, key))
             case ModeSet():
                 writes = self._apply_modes(record, event)
@@ -925,26 +922,16 @@ class Rooms:
 
     def _drop(self, record: RoomRecord) -> None:
         for key in record.members:
-            rooms = self._of[key]
-            rooms.discard(room_key(record.name))
-            if not rooms:
-                del self._of[key]
+            _unindex(self._of, key, room_key(record.name))
         self._verdicts.pop(room_key(record.name), None)
         self._pending.pop(room_key(record.name), None)
         if record.founder is not None:
-            self._release(username_key(record.founder), room_key(record.name))
+            _unindex(self._claims, username_key(record.founder), room_key(record.name))
         del self._rooms[room_key(record.name)]
         self._emit(RoomChanged(record.name))
 
     def _claim(self, key: str, room: str) -> None:
         self._claims.setdefault(key, set()).add(room)
-
-    def _release(self, key: str, room: str) -> None:
-        rooms = self._claims.get(key)
-        if rooms is not None:
-            rooms.discard(room)
-            if not rooms:
-                del self._claims[key]
 
     def _free(self, key: str) -> list[Write]:
         """The name ``key`` is free (an unprotected name gone, or its password or itself removed): whoever
@@ -1075,6 +1062,16 @@ def _banned(record: RoomRecord, session: Session) -> bool:
     """Whether a ban of ``record`` matches ``session`` (:func:`_masks`)."""
     masks = _masks(session)
     return any(mask_matches(key, mask) for key in record.bans for mask in masks)
+
+
+def _unindex(index: dict[str, set[str]], key: str, room: str) -> None:
+    """Take the room ``room`` out of the name ``key``'s rooms in ``index`` (the name out of it with its
+    last)."""
+    rooms = index.get(key)
+    if rooms is not None:
+        rooms.discard(room)
+        if not rooms:
+            del index[key]
 
 
 def _founded(record: RoomRecord, key: str) -> bool:
