@@ -557,7 +557,7 @@ class Rooms:
                 if kept is not None:  # as another node publishes it (:meth:`_modes_kept`)
                     self._take_modes(record, by, kept)
                 return
-        if record is None or isinstance(event, RoomGone) and event.name is None:
+        if record is None:  # a room not held here (a deletion of one held: above)
             return
         if isinstance(event, Entered):
             self._joined(record, event)
