@@ -65,11 +65,6 @@ class Pending:
         """The store refused ``asked``: nothing of it was kept."""
         self.asked.remove(asked)
 
-    def forget(self, key: str) -> None:
-        """The member ``key`` left: its op and voice, if it joins again, are as its new membership has them."""
-        members = tuple(member for member in self.kept.members if username_key(member.name) != key)
-        self.kept = replace(self.kept, members=members)
-
     def shown(self) -> ModesKept:
         """The room's modes as this node shows them: :attr:`kept` with the changes not answered made on it."""
         return _made(self.kept, self.asked)

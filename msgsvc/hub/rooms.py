@@ -719,8 +719,6 @@ class Rooms:
                 key = username_key(name)
                 del record.members[key]
                 self._verdicts.get(room, {}).pop(key, None)
-                if room in self._pending:
-                    self._pending[room].forget(key)
                 _unindex(self._of, key, room)
                 writes.append(lambda: store.remove_member(room, key))
             case ModeSet():
