@@ -872,14 +872,15 @@ class Rooms:
     def _write_freed(self, key: str) -> None:
         """Free ``key`` (:meth:`_free`) and write what that changes: its invitations end in the store (most
         names hold none: a store that knows answers at once), and the rooms it founded have no founder
-        (most names founded none: then no write, and no DeferredList, on each departure)."""
+        (most names founded none: then nothing written, and nothing gathered, on each departure)."""
         self._quietly(self._store.uninvite(key))
         writes = self._free(key)
         if writes:
             self._quietly(self._write(writes))
 
     def _vacate(self, record: RoomRecord) -> list[Write]:
-        """Remove ``record`` if it has no members and its founder is not a protected name."""
+        """Drop ``record`` here if it has no members and its founder is not a protected name; the store's
+        removal of it to write then (:meth:`_vacated`)."""
         if record.members or (record.founder is not None and self._protected(username_key(record.founder))):
             return []
         self._drop(record)
@@ -983,7 +984,6 @@ class Rooms:
 
     def _kept(self, written: Deferred[None], answer: T) -> Deferred[T]:
         """``answer`` once ``written`` is kept; Refused(UNAVAILABLE) if the store failed (logged)."""
-
         return written.addCallbacks(lambda _: answer, self._unkept)
 
     def _unkept(self, failure: Failure) -> Failure:
