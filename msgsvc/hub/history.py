@@ -111,8 +111,9 @@ class History(Service):
         before, in one append, the only one of its kind in flight; if it fails, try again later
         (:func:`~msgsvc.hub.contracts.retry_after`)."""
         self._write_call = None
-        batch = [*self._unwritten, *self._keeping]
-        self._keeping, self._unwritten = [], []
+        batch, self._keeping = self._keeping, []  # not copied: a new list is young to the garbage
+        if self._unwritten:  # collector, which walks it whole at each collection until it is old
+            batch[:0], self._unwritten = self._unwritten, []
         self._writing = True
         return self._append(batch, paced=True)
 

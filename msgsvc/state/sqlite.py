@@ -1234,9 +1234,9 @@ class SqliteStore(Service):
         if self._history_timer is not None:
             self._history_timer.cancel()
         self._history_timer, self._history_due = None, False
-        kept: dict[int, list[Stored]] = {}
+        kept: dict[int, Sequence[Stored]] = {}  # one append's entries not copied (see History._write)
         for entries, keep, _ in appends:
-            kept.setdefault(keep, []).extend(entries)
+            kept[keep] = [*kept[keep], *entries] if keep in kept else entries
         batch: list[tuple[Callable[[Database], Any], Deferred[Any] | None]] = [
             *((partial(Database.append, entries=entries, keep=keep), None) for keep, entries in kept.items()),
             *self._waiting,
