@@ -1684,6 +1684,24 @@ class SessionsAcrossNodesTests(_TwoNodes):
         b, _, _ = self.node("B")
         await self.until(b.holds_lease)
 
+    async def test_a_name_released_while_redis_did_not_answer_leaves_for_the_other_nodes_once_it_answers(self) -> None:
+        """attack38 F1: a session that ends while this node's commands connection is down (Redis stopped,
+        hung, a connection dropped) is not released in Redis ('its claim ends with this node's lease'), and
+        the lease is renewed all along once Redis answers: the other nodes keep the name online for as long
+        as this node runs, and a message sent there to it is answered delivered (real sockets: ``SENT 1 - -``
+        to a name that had quit 30 s before; its node queued it).  The release must be told once Redis
+        answers, as an AWAY it did not take is."""
+        (a, _, hub_a), (b, _, hub_b) = self.node("A", lease=8.0), self.node("B")
+        await self.until(lambda: a.reachable() and b.reachable() and hub_a.resynced != [])
+        await deferLater(reactor, 0.1, lambda: None)  # both subscribed
+        await a.claim("alice", "10.0.0.1:5000", "lines", 1.0, False, 1, 1)
+        await self.until(lambda: ("joined", "alice", "A") in hub_b.presence)
+        a._redis._protocol.transport.loseConnection()
+        await self.until(lambda: not a._redis.connected)
+        a.release("alice", 1, 5.0)  # fails at once; alice is no longer among A's local users
+        await self.until(lambda: ("left", "alice", "A") in hub_b.presence)
+        self.assertEqual(await self.online(), {})
+
     async def test_the_operators_command_lists_rooms_and_deletes_one_for_every_node(self) -> None:
         a, hub_a, b, hub_b = await self.two()
         dev = RoomRecord("#Dev", 1.0, "alice", "Ship it", "alice", 2.0, "nt", None, None)
