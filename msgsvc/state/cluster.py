@@ -436,7 +436,7 @@ class RedisCluster(Service):
         self._routing: list[tuple[Message, dict[str, list[str]], Callable[[set[str] | Failure], None]]] = []
         self._route_call: IDelayedCall | None = None
         self._full: set[str] = set()  # nodes whose inbox refused messages, until one takes a message again
-        self._away_owed = False  # an away change Redis did not take: :meth:`_say_away` at the next renewal
+        self._owed = False  # Redis did not take a release or an away change: :meth:`_reclaim` when it answers
         self._rereads = 0  # re-reads under way (:meth:`_reclaim`)
         self._heard_meanwhile: list[dict[str, Any]] = []  # presence events heard meanwhile, taken after
         self._about = json.dumps({"node": self.node, "started": reactor.seconds(), "format": FORMAT})
@@ -516,8 +516,8 @@ class RedisCluster(Service):
                 )
                 if self._subscribed:
                     self._reclaim()
-            elif self._away_owed:  # Redis answers again: what it missed (the others heard nothing of it)
-                self._say_away()
+            elif self._owed and self._subscribed:  # Redis answers again: what it missed, and what changed
+                self._reclaim()
 
         def failed(failure: Failure) -> None:
             if self.holds_lease():
@@ -619,13 +619,7 @@ class RedisCluster(Service):
         key = username_key(name)
         self._redis.script(
             RELEASE, [users_key(self.node), sessions_key(key)], [key, self.node, when, self._field(session)]
-        ).addErrback(
-            lambda f: self.log.warn(
-                "could not release {name} in Redis: {why} (its claim ends with this node's lease)",
-                name=name,
-                why=f.getErrorMessage(),
-            )
-        )
+        ).addErrback(self._not_taken, f"release {name}")
 
     def take_backlog(self, name: str, session: int) -> Deferred[bool]:
         key = username_key(name)
@@ -662,24 +656,15 @@ class RedisCluster(Service):
         key = username_key(name)
         self._redis.script(
             AWAY, [users_key(self.node), away_key(self.node)], [key, self.node, message or ""]
-        ).addErrback(self._away_failed)
+        ).addErrback(self._not_taken, f"tell the other nodes that {name} is away or back")
 
-    def _say_away(self) -> Deferred[None]:
-        """Give Redis this node's away names whole (what changed is published, as :meth:`away_changed`)."""
-        self._away_owed = False
-        away = [part for key, message in self.nodes.local_away().items() for part in (key, message)]
-        said: Deferred[None] = self._redis.script(
-            AWAY_AGAIN, [users_key(self.node), away_key(self.node)], [self.node, *away]
-        )
-        return said.addErrback(self._away_failed)
-
-    def _away_failed(self, failure: Failure) -> None:
-        """Redis did not take an away change: this node's away names are given whole at the next renewal."""
-        self._away_owed = True
-        self.log.warn(
-            "could not tell the other nodes who is away here: {why} (told once Redis answers again)",
-            why=failure.getErrorMessage(),
-        )
+    def _not_taken(self, failure: Failure, what: str) -> None:
+        """Redis did not take a release or an away change (Redis away, the commands connection dropped,
+        while the subscription and the lease may hold): the next renewal reads again (:meth:`_reclaim`),
+        which gives this node's sessions and away names whole."""
+        self._owed = True
+        why = failure.getErrorMessage()
+        self.log.warn("could not {what} in Redis: {why} (done once Redis answers again)", what=what, why=why)
 
     def room_changed(self, event: RoomEvent) -> None:
         """Publish ``event`` on ``msgsvc:presence``: every other node applies it to its rooms (a ModeSet
@@ -831,6 +816,7 @@ class RedisCluster(Service):
         read undo it.
         """
         self._rereads += 1
+        self._owed = False
         nodes = self.nodes
         local = nodes.local_users()
         fields = [self._field(session) for _, session, _, _, _, _ in local]
@@ -841,7 +827,11 @@ class RedisCluster(Service):
             self.claim(name, peer, front, since, True, session, sessions).addErrback(self._lost_claim, name)
             for name, session, sessions, peer, front, since in local
         ]
-        again = self._say_away()  # after the claims (sent before it): a name claimed again may be away
+        away = [part for key, message in nodes.local_away().items() for part in (key, message)]
+        # after the claims (sent before it on the same connection): a name claimed again may be away
+        again = self._redis.script(
+            AWAY_AGAIN, [users_key(self.node), away_key(self.node)], [self.node, *away]
+        ).addErrback(self._not_taken, "give who is away here")
 
         def read(_: object) -> Deferred[None]:
             return gatherResults(
