@@ -1703,6 +1703,15 @@ class SessionsAcrossNodesTests(_TwoNodes):
         await self.until(lambda: ("left", "alice", "A") in hub_b.presence)
         self.assertEqual(await self.online(), {})
 
+    async def test_a_renewal_answered_after_the_node_stopped_leaves_nothing_to_run(self) -> None:
+        """A renewal in flight as the node stops scheduled the lease's end after stopService had cancelled
+        it (a DirtyReactorAggregateError in a full run of the suite)."""
+        a, _, hub_a = self.node("A")
+        await self.until(lambda: a.reachable() and hub_a.resynced != [])
+        a._renew()
+        await a.stopService()  # its DEL goes after the renewal, on the same connection
+        self.assertFalse(a._expiry is not None and a._expiry.active())
+
     async def test_the_operators_command_lists_rooms_and_deletes_one_for_every_node(self) -> None:
         a, hub_a, b, hub_b = await self.two()
         dev = RoomRecord("#Dev", 1.0, "alice", "Ship it", "alice", 2.0, "nt", None, None)

@@ -495,6 +495,8 @@ class RedisCluster(Service):
         ttl = self.lease * 0.75  # with a sweep every quarter lease, a dead node's users are gone within one
 
         def renewed(reply: list[Any]) -> None:
+            if not self.running:  # stopped meanwhile: its lease is ended
+                return
             self.rtt = self._clock.seconds() - sent
             if reply[0] == "format":
                 self._refuse(str(reply[1]), int(reply[2]))
