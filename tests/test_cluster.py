@@ -1703,6 +1703,20 @@ class SessionsAcrossNodesTests(_TwoNodes):
         await self.until(lambda: ("left", "alice", "A") in hub_b.presence)
         self.assertEqual(await self.online(), {})
 
+    async def test_a_room_change_redis_did_not_take_makes_the_node_read_the_rooms_again(self) -> None:
+        """A room change made here is published just before its write, on the commands connection: with it
+        down, neither is kept, and the node held its own copy (the change applied, its asker told
+        UNAVAILABLE) unlike Redis and the other nodes, until some later re-read.  Now the next renewal
+        reads the rooms again, as Redis has them."""
+        (a, state_a, hub_a), _ = self.node("A", lease=8.0), self.node("B")
+        await self.until(lambda: a.reachable() and hub_a.resynced != [])
+        await deferLater(reactor, 0.1, lambda: None)  # subscribed
+        a._redis._protocol.transport.loseConnection()
+        await self.until(lambda: not a._redis.connected)
+        a.room_changed(TopicSet("#Dev", "Ship it", "alice", 2.0))  # fails at once
+        await self.until(lambda: len(hub_a.resynced) == 2)
+        self.assertEqual(hub_a.rooms, await state_a.rooms())
+
     async def test_a_renewal_answered_after_the_node_stopped_leaves_nothing_to_run(self) -> None:
         """A renewal in flight as the node stops scheduled the lease's end after stopService had cancelled
         it (a DirtyReactorAggregateError in a full run of the suite)."""

@@ -436,7 +436,7 @@ class RedisCluster(Service):
         self._routing: list[tuple[Message, dict[str, list[str]], Callable[[set[str] | Failure], None]]] = []
         self._route_call: IDelayedCall | None = None
         self._full: set[str] = set()  # nodes whose inbox refused messages, until one takes a message again
-        self._owed = False  # Redis did not take a release or an away change: :meth:`_reclaim` when it answers
+        self._owed = False  # Redis did not take something of this node's: :meth:`_not_taken`
         self._rereads = 0  # re-reads under way (:meth:`_reclaim`)
         self._heard_meanwhile: list[dict[str, Any]] = []  # presence events heard meanwhile, taken after
         self._about = json.dumps({"node": self.node, "started": reactor.seconds(), "format": FORMAT})
@@ -661,9 +661,10 @@ class RedisCluster(Service):
         ).addErrback(self._not_taken, f"tell the other nodes that {name} is away or back")
 
     def _not_taken(self, failure: Failure, what: str) -> None:
-        """Redis did not take a release or an away change (Redis away, the commands connection dropped,
-        while the subscription and the lease may hold): the next renewal reads again (:meth:`_reclaim`),
-        which gives this node's sessions and away names whole."""
+        """Redis did not take a release, an away change or a room's change (Redis away, the commands
+        connection dropped, while the subscription and the lease may hold): the next renewal reads again
+        (:meth:`_reclaim`), which gives this node's sessions and away names whole and takes the rooms as
+        the store has them (a change published here just before its write: the write failed too)."""
         self._owed = True
         why = failure.getErrorMessage()
         self.log.warn("could not {what} in Redis: {why} (done once Redis answers again)", what=what, why=why)
@@ -673,13 +674,8 @@ class RedisCluster(Service):
         the store's ``SET_MODES`` published, as it kept it: before this node's answer to its asker)."""
         if isinstance(event, ModeSet):
             return
-        publish_room_event(self._redis, event, self.node).addErrback(
-            lambda f: self.log.warn(
-                "could not tell the other nodes of a change of {room}: {why}",
-                room=event.room,
-                why=f.getErrorMessage(),
-            )
-        )
+        told = publish_room_event(self._redis, event, self.node)
+        told.addErrback(self._not_taken, f"tell the other nodes of a change of {event.room}")
 
     def route(
         self, message: Message, keys_by_node: dict[str, list[str]], answer: Callable[[set[str] | Failure], None]
