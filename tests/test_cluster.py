@@ -1635,6 +1635,22 @@ class SessionsAcrossNodesTests(_TwoNodes):
         await self.until(lambda: len(hub_b.resynced) == 2)
         self.assertFalse(b.rereading())
 
+    async def test_a_node_whose_read_failed_says_it_reads_again_until_a_read_is_taken(self) -> None:
+        """A re-read that fails (Redis away again) leaves what the node holds behind: it says so (its hub
+        refuses room SENDs) until the read it makes again at its next renewal is taken."""
+        b, state_b, hub_b = self.node("B")
+        await self.until(lambda: b.reachable() and hub_b.resynced != [])
+        before = await state_b.rooms()
+        asked = self.held_rooms(state_b)
+        b._reclaim()
+        await self.until(lambda: asked != [])
+        asked[0].errback(RedisUnavailable("Redis went away again"))
+        await self.until(lambda: len(asked) == 2)  # asked again at the next renewal
+        self.assertTrue(b.rereading())
+        asked[1].callback(before)
+        await self.until(lambda: len(hub_b.resynced) == 2)
+        self.assertFalse(b.rereading())
+
     async def test_an_away_redis_did_not_take_reaches_the_other_nodes_once_it_answers(self) -> None:
         """An AWAY set while this node's commands connection is down (Redis stopped, hung, a connection
         dropped) fails; its subscription and lease may hold all along, so the node never reads again.  The

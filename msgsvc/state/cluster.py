@@ -438,6 +438,7 @@ class RedisCluster(Service):
         self._full: set[str] = set()  # nodes whose inbox refused messages, until one takes a message again
         self._owed = False  # Redis did not take something of this node's: :meth:`_not_taken`
         self._rereads = 0  # re-reads under way (:meth:`_reclaim`)
+        self._behind = False  # the last re-read failed: what this node holds may be behind
         self._heard_meanwhile: list[dict[str, Any]] = []  # presence events heard meanwhile, taken after
         self._about = json.dumps({"node": self.node, "started": reactor.seconds(), "format": FORMAT})
         self._refused: str | None = None  # why this node takes no lease (:meth:`_refuse`)
@@ -583,7 +584,7 @@ class RedisCluster(Service):
         return self._redis.connected and self.holds_lease()
 
     def rereading(self) -> bool:
-        return bool(self._rereads)
+        return bool(self._rereads) or self._behind
 
     def claim(
         self, name: str, peer: str, front: str, since: float, known: bool, session: int, sessions: int
@@ -855,6 +856,7 @@ class RedisCluster(Service):
                     online.append(user)
             away = list(zip(away_flat[::3], away_flat[1::3], away_flat[2::3], strict=True))
             nodes.resync(records, online, rooms, away)
+            self._behind = False
 
         def failed(failure: Failure) -> None:
             self.log.warn(
@@ -862,6 +864,8 @@ class RedisCluster(Service):
                 node=self.node,
                 why=failure.getErrorMessage(),
             )
+            self._behind = True  # till a read is taken: at the next renewal Redis answers, if not before
+            self._owed = True
             if not self._redis.connected:
                 self._resync()  # once Redis answers again
 
