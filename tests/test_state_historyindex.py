@@ -94,10 +94,13 @@ class HistoryIndexTests(SynchronousTestCase):
         self.assertEqual(list(index.latest("alice", _value(5))), [_value(6), _value(5)])
         self.assertEqual(list(index.latest("dave", _BELOW_EVERY)), [])
 
-    def test_a_listing_reads_one_place_per_conversation_however_often_each_moved(self) -> None:
+    def test_a_listing_holds_one_place_per_conversation_however_often_each_moved(self) -> None:
+        """An entry of a conversation the index has touches no listing (a read orders them): the
+        listing's places are its conversations, however many entries each took."""
         index = HistoryIndex()
         for n in range(2000):
             index.add(f"mallory,n{n % 20:02d}", _value(n), "mallory")
+        self.assertEqual(len(index._listings["mallory"].keys), 20)
         listed = index.latest("mallory", _BELOW_EVERY)
         self.assertEqual(list(islice(listed, 3)), [_value(1999), _value(1998), _value(1997)])
         self.assertEqual(len(list(index.latest("mallory", _BELOW_EVERY))), 20)

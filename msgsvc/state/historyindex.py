@@ -58,33 +58,29 @@ def _below(values: bytearray, value: int) -> int:
     return low
 
 
-#: Places a listing may hold besides one for each of its conversations (those of conversations whose
-#: newest moved since, or that are gone) before it is compacted.
+#: Places a listing may hold besides one for each of its conversations (those of conversations gone)
+#: before it is compacted.
 _SPARE = 16
 
 
 class _Listing:
-    """A name's direct conversations, ``count`` of them: their keys (shared with the index) in the order
-    their newest entries came, a key put again at the end each time its newest moves there (unless it is
-    there already), so that a key's last place is its conversation's; in the order of their newest
-    entries while ``ordered`` (else sorted when next read); ``top``, the newest entry put (at least every
-    conversation's newest).  Eight bytes a place; compacted (each key once, at its last place; those of
+    """A name's direct conversations, ``count`` of them: their keys (shared with the index), each put once,
+    when its conversation's first entry is kept, and never moved: a read orders them by their newest
+    entries (reads are rare, appends are not).  Eight bytes a place; compacted (each key once, those of
     conversations gone left out) past twice its count and :data:`_SPARE`, and when read with places to
     spare."""
 
-    __slots__ = ("keys", "count", "top", "ordered")
+    __slots__ = ("keys", "count")
 
     def __init__(self) -> None:
         self.keys: list[str] = []
         self.count = 0
-        self.top = -1
-        self.ordered = True
 
 
 class HistoryIndex:
     """Each conversation's entries (their ids' values, ascending, with their senders) and each name key's
     direct conversations by their newest entry; how many entries in all (:attr:`size`).  Conversations
-    are held by one (interned) string each, shared by the listings."""
+    are held by one string each, shared by the listings."""
 
     def __init__(self) -> None:
         self._conversations: dict[str, bytearray] = {}
@@ -110,7 +106,7 @@ class HistoryIndex:
         for value, conversation, key in entries:
             values = conversations.get(conversation)
             if values is None:
-                values = conversations[sys.intern(conversation)] = bytearray()
+                values = conversations[conversation] = bytearray()
             values += _entry(value, sender(key))
         index.size = sum(len(values) for values in conversations.values()) // _SIZE
         for conversation in conversations:
@@ -120,7 +116,6 @@ class HistoryIndex:
                     listing = index._listings[member] = _Listing()
                 listing.keys.append(conversation)
                 listing.count += 1
-                listing.ordered = False
         return index
 
     # -- transactions --------------------------------------------------------
@@ -155,12 +150,10 @@ class HistoryIndex:
         entry = _entry(value, sender)
         values = self._conversations.get(conversation)
         if values is None:
-            conversation = sys.intern(conversation)
             values = self._conversations[conversation] = bytearray(entry)
-            self._listed(conversation, value, False)
+            self._listed(conversation)
         elif value > _newest(values):
             values += entry
-            self._listed(sys.intern(conversation), value, True)
         else:
             i = _below(values, value)
             if _at(values, i) == value:
@@ -171,9 +164,8 @@ class HistoryIndex:
             self._journal.append((conversation, value, sender, True))
         return len(values) // _SIZE
 
-    def _listed(self, conversation: str, newest: int, listed: bool) -> None:
-        """Put ``conversation`` (in them already if ``listed``), whose newest entry is now ``newest``, last
-        in its members' listings."""
+    def _listed(self, conversation: str) -> None:
+        """Put ``conversation``, new, in its members' listings."""
         if conversation.startswith("#"):  # #all, a room: no participants (as participants() has it)
             return
         listings = self._listings
@@ -181,24 +173,17 @@ class HistoryIndex:
             listing = listings.get(member)
             if listing is None:
                 listing = listings[member] = _Listing()
-            keys = listing.keys
-            if not listed:
-                listing.count += 1
-            if not keys or keys[-1] is not conversation:
-                keys.append(conversation)
-                if len(keys) > 2 * listing.count + _SPARE:
-                    self._compact(listing)
-            if newest > listing.top:
-                listing.top = newest
-            else:  # came late (a clock set back, a rollback)
-                listing.ordered = False
+            listing.keys.append(conversation)
+            listing.count += 1
+            if len(listing.keys) > 2 * listing.count + _SPARE:  # of conversations gone (and made again)
+                self._compact(listing)
 
     def drop(self, conversation: str, dropped: Iterable[int]) -> int:
         """Drop those entries of ``conversation`` (any not in it passed over); how many."""
         values = self._conversations.get(conversation)
         if values is None:
             return 0
-        newest, count = _newest(values), 0
+        count = 0
         for value in dropped:
             i = _below(values, value)
             if _SIZE * i < len(values) and _at(values, i) == value:
@@ -207,7 +192,7 @@ class HistoryIndex:
                 count += 1
                 if self._journal is not None:
                     self._journal.append((conversation, value, sender, False))
-        self._dropped(conversation, values, newest, count)
+        self._dropped(conversation, values, count)
         return count
 
     def drop_below(self, conversation: str, bound: int) -> int:
@@ -220,29 +205,26 @@ class HistoryIndex:
         values = self._conversations.get(conversation)
         if values is None or count <= 0:
             return []
-        newest = _newest(values)
         first = [_at(values, i) for i in range(min(count, len(values) // _SIZE))]
         if self._journal is not None:
             senders = _senders(values, 0)
             self._journal += ((conversation, value, sender, False) for value, sender in zip(first, senders))
         del values[: _SIZE * len(first)]
-        self._dropped(conversation, values, newest, len(first))
+        self._dropped(conversation, values, len(first))
         return first
 
-    def _dropped(self, conversation: str, values: bytearray, newest: int, count: int) -> None:
-        """After ``count`` entries of ``conversation`` went (its newest was ``newest``): forget it if
-        empty; if its newest went, its members' listings are sorted again when next read."""
+    def _dropped(self, conversation: str, values: bytearray, count: int) -> None:
+        """After ``count`` entries of ``conversation`` went: forget it if empty (its places in its members'
+        listings are left out when each is next compacted)."""
         self.size -= count
-        if not values:
-            del self._conversations[conversation]
-        for member in participants(conversation) if count else ():
+        if values or not count:
+            return
+        del self._conversations[conversation]
+        for member in participants(conversation):
             listing = self._listings[member]
-            if not values:  # its places are left out when the listing is next compacted
-                listing.count -= 1
-                if not listing.count:
-                    del self._listings[member]
-            elif _newest(values) != newest:
-                listing.ordered = False
+            listing.count -= 1
+            if not listing.count:
+                del self._listings[member]
 
     # -- reads ------------------------------------------------------------------
 
@@ -284,32 +266,20 @@ class HistoryIndex:
 
     def latest(self, member: str, lowest: int) -> Iterator[int]:
         """The newest entry of each direct conversation of the name key ``member``, newest first, down to
-        ``lowest``: one step a conversation listed, and at most :data:`_SPARE` more (else the listing is
-        compacted first)."""
+        ``lowest``: a look at each of its conversations and a sort of their newest ids' bytes (the listing
+        compacted first if it holds places of conversations gone)."""
         listing = self._listings.get(member)
         if listing is None:
             return
-        if not listing.ordered or len(listing.keys) > listing.count + _SPARE:
+        if len(listing.keys) > listing.count:
             self._compact(listing)
-        conversations, seen = self._conversations, set()
-        for conversation in reversed(listing.keys):
-            values = conversations.get(conversation)
-            if values is None or conversation in seen:  # gone, or an earlier place of one listed
-                continue
-            seen.add(conversation)
-            newest = _newest(values)
-            if newest < lowest:
-                return
-            yield newest
+        conversations, bound = self._conversations, lowest.to_bytes(_ID, "big") if lowest > 0 else b""
+        newest = [n for key in listing.keys if (n := bytes(conversations[key][-_SIZE : _ID - _SIZE])) >= bound]
+        newest.sort(reverse=True)
+        for n in newest:
+            yield int.from_bytes(n, "big")
 
     def _compact(self, listing: _Listing) -> None:
-        """Each of ``listing``'s conversations once, at its last place (sorted by newest entry unless it
-        was ``ordered``), those gone left out."""
+        """Each of ``listing``'s conversations once, those gone left out."""
         conversations = self._conversations
-        keys = [key for key in dict.fromkeys(reversed(listing.keys)) if key in conversations]
-        if listing.ordered:
-            keys.reverse()
-        else:
-            keys.sort(key=lambda c: _newest(conversations[c]))
-            listing.top, listing.ordered = _newest(conversations[keys[-1]]), True
-        listing.keys = keys
+        listing.keys = [key for key in dict.fromkeys(listing.keys) if key in conversations]
