@@ -9,6 +9,7 @@ changes not answered yet made on it, in the order they were asked.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from msgsvc.hub.contracts import Ban, ModeSet, ModesKept, RoomRecord, changed_modes
@@ -33,13 +34,6 @@ class Pending:
     kept: ModesKept
     asked: list[Asked] = field(default_factory=list)
 
-    @classmethod
-    def of(cls, record: RoomRecord) -> Pending:
-        """``record``'s modes, as the store answered them last (no change asked here unanswered)."""
-        members = tuple(replace(member) for member in record.members.values())
-        bans = oldest_first(record.bans.values())
-        return cls(ModesKept(record.modes, record.key, record.limit, record.version, members, bans))
-
     def take(self, kept: ModesKept, forced: bool = False) -> None:
         """Take of ``kept`` (the store's) what is newer than held, by version (``forced``: all of it): the
         flags, key, limit and bans as one; each member's op and voice (of a later membership: all of it)."""
@@ -59,7 +53,7 @@ class Pending:
     def failed(self, asked: Asked) -> None:
         """The store failed to answer ``asked``: it stays as asked (as this node showed it)."""
         self.asked.remove(asked)
-        self.kept = _made(self.kept, [asked])
+        self.kept = made(self.kept, [asked])
 
     def refused(self, asked: Asked) -> None:
         """The store refused ``asked``: nothing of it was kept."""
@@ -67,12 +61,22 @@ class Pending:
 
     def shown(self) -> ModesKept:
         """The room's modes as this node shows them: :attr:`kept` with the changes not answered made on it."""
-        return _made(self.kept, self.asked)
+        return made(self.kept, self.asked)
 
 
-def _made(kept: ModesKept, asked: list[Asked]) -> ModesKept:
+def modes_of(record: RoomRecord) -> ModesKept:
+    """``record``'s modes as a store answers them: its flags, key, limit, version, members (copies: a
+    record's members change in place) and bans (oldest first)."""
+    members = tuple(replace(member) for member in record.members.values())
+    bans = oldest_first(record.bans.values())
+    return ModesKept(record.modes, record.key, record.limit, record.version, members, bans)
+
+
+def made(kept: ModesKept, asked: Iterable[Asked]) -> ModesKept:
     """``kept`` with the changes ``asked`` made on it, in turn (an op or voice of a member not held, or of
-    another membership than asked, or a ban held already, passed over); its version as ``kept``'s."""
+    another membership than asked, or a ban held already, passed over); its version as ``kept``'s: what
+    a node shows (:meth:`Pending.shown`), and a record takes of a change asked on it
+    (:meth:`~msgsvc.hub.rooms.Rooms.mode`)."""
     modes, key, limit = kept.modes, kept.key, kept.limit
     members = {username_key(member.name): member for member in kept.members}
     bans = {mask_key(ban.mask): ban for ban in kept.bans}

@@ -29,7 +29,6 @@ from msgsvc.hub.contracts import (
     ROOM_FLAGS,
     ROOM_BANS_MAX,
     ROOM_LIMIT_MAX,
-    Ban,
     Entered,
     Invited,
     Joining,
@@ -53,14 +52,13 @@ from msgsvc.hub.contracts import (
     RoomView,
     TopicSet,
     UserRecord,
-    changed_modes,
     topic_stamp,
 )
 from msgsvc.hub.conversations import ALL
 from msgsvc.hub.events import Event, RoomChanged
 from msgsvc.hub.ids import MessageIds
 from msgsvc.hub.nodes import Nodes
-from msgsvc.hub.roommodes import Asked, Pending
+from msgsvc.hub.roommodes import Asked, Pending, made, modes_of
 from msgsvc.hub.rules import (
     SHOWN_HOST,
     ban_mask,
@@ -68,7 +66,6 @@ from msgsvc.hub.rules import (
     is_valid_username,
     mask_key,
     mask_matches,
-    oldest_first,
     room_key,
     room_name,
     username_key,
@@ -727,32 +724,19 @@ class Rooms:
         return writes
 
     def _apply_modes(self, record: RoomRecord, event: ModeSet) -> list[Write]:
-        """Make ``event``'s changes (asked here) to ``record``; the write: one change of the room's modes
-        and bans (:meth:`RoomStore.set_modes`) whose version orders it among those of every node.  Till
-        the store answers, ``event`` is pending (:mod:`msgsvc.hub.roommodes`): what the store answers or
-        tells meanwhile is taken under it."""
+        """Make ``event``'s changes (asked here) to ``record``, as this node shows them
+        (:func:`~msgsvc.hub.roommodes.made`); the write: one change of the room's modes and bans
+        (:meth:`RoomStore.set_modes`) whose version orders it among those of every node.  Till the store
+        answers, ``event`` is pending (:mod:`msgsvc.hub.roommodes`): what the store answers or tells
+        meanwhile is taken under it."""
         room, at = room_key(record.name), self._clock.seconds()
         if not event.changes:
             return []
         named = (username_key(arg) for change, arg in event.changes if change[1] in "ov" and arg is not None)
         asked = Asked(event, at, {key: record.members[key].joined for key in named})
-        self._pending.setdefault(room, Pending.of(record)).asked.append(asked)
-        modes = changed_modes(record.modes, record.key, record.limit, event.changes)
-        record.modes, record.key, record.limit = modes
-        for change, arg in event.changes:
-            on, letter = change[0] == "+", change[1]
-            if letter in "ov" and arg is not None:
-                member = record.members[username_key(arg)]
-                if letter == "o":
-                    member.op = on
-                else:
-                    member.voice = on
-            elif letter == "b" and arg is not None:
-                self._verdicts.pop(room, None)
-                if on:
-                    record.bans[mask_key(arg)] = Ban(arg, event.by, at)
-                else:
-                    record.bans.pop(mask_key(arg), None)
+        before = modes_of(record)
+        self._pending.setdefault(room, Pending(before)).asked.append(asked)
+        self._make(record, made(before, [asked]), forced=True)
         return [partial(self._set_modes, room, asked)]
 
     def _set_modes(self, room: str, asked: Asked) -> Deferred[None]:
@@ -819,9 +803,7 @@ class Rooms:
         record = self._rooms.get(room)
         if record is None or read is None:
             return
-        members, bans = tuple(read.members.values()), oldest_first(read.bans.values())
-        kept = ModesKept(read.modes, read.key, read.limit, read.version, members, bans)
-        self._take_modes(record, by, kept, forced=True)
+        self._take_modes(record, by, modes_of(read), forced=True)
 
     def _take_modes(self, record: RoomRecord, by: str, kept: ModesKept, forced: bool = False) -> None:
         """Take of ``kept`` what is newer than ``record`` holds, by version (``forced``: all of it), under
@@ -834,14 +816,19 @@ class Rooms:
         self._show(record, by, pending.shown(), True)
 
     def _show(self, record: RoomRecord, by: str, kept: ModesKept, forced: bool) -> None:
-        """Make ``record`` as ``kept`` where it is newer, by version (``forced``: wherever it differs): the
-        modes, key, limit and bans as one; each member's op and voice.  The members here are told what
-        changed (as ``by``'s ModeSet); a change of the bans drops the room's verdicts (:meth:`_silenced`).
-        A member's op and voice are taken only for the membership held (:func:`_newer`)."""
+        """Make ``record`` as ``kept`` where it is newer (:meth:`_make`); the members here are told what
+        changed (as ``by``'s ModeSet)."""
         news = _news(record, kept, forced)
         if news:
             self._tell(record, ModeSet(record.name, by, news), None)
-        changed = bool(news)
+        if self._make(record, kept, forced) or news:
+            self._emit(RoomChanged(record.name))
+
+    def _make(self, record: RoomRecord, kept: ModesKept, forced: bool) -> bool:
+        """Make ``record`` as ``kept`` where it is newer, by version (``forced``: all of it): the modes,
+        key, limit and bans as one; each member's op and voice (:func:`_newer`).  Whether its bans changed
+        (the room's verdicts then dropped: :meth:`_silenced`)."""
+        changed = False
         if forced or kept.version > record.version:
             record.modes, record.key, record.limit = kept.modes, kept.key, kept.limit
             record.version = kept.version
@@ -853,8 +840,7 @@ class Rooms:
             held = record.members.get(username_key(member.name))
             if _newer(held, member, forced):
                 held.op, held.voice, held.version = member.op, member.voice, member.version
-        if changed:
-            self._emit(RoomChanged(record.name))
+        return changed
 
     def _add(self, record: RoomRecord, member: Member) -> None:
         key = username_key(member.name)
