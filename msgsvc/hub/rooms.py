@@ -18,7 +18,7 @@ import math
 from functools import partial
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TypeGuard, TypeVar
+from typing import TypeVar
 
 from twisted.internet.defer import Deferred, FirstError, gatherResults, succeed
 from twisted.internet.interfaces import IReactorTime
@@ -85,6 +85,8 @@ TOPIC_STEP = 0.001
 DISCONNECTED = "disconnected"
 #: Identities (of its sessions) a member's ban verdicts are kept for in a room, at most.
 VERDICTS_KEPT = 8
+#: Members held, each with a member as a store kept it whose op and voice are newer (:func:`_newer`).
+Newer = list[tuple[Member, Member]]
 #: What a ban is matched against: a session's name, user part and host (:func:`_masks`).
 Identity = tuple[str, str, str]
 #: What a JOIN the store refused is told, by refusal (of the room ``room``, ``most`` rooms a name's limit).
@@ -736,7 +738,7 @@ class Rooms:
         asked = Asked(event, at, {key: record.members[key].joined for key in named})
         before = modes_of(record)
         self._pending.setdefault(room, Pending(before)).asked.append(asked)
-        self._make(record, made(before, [asked]), forced=True)
+        self._make(record, *_newer(record, made(before, [asked]), forced=True))
         return [partial(self._set_modes, room, asked)]
 
     def _set_modes(self, room: str, asked: Asked) -> Deferred[None]:
@@ -816,30 +818,29 @@ class Rooms:
         self._show(record, by, pending.shown(), True)
 
     def _show(self, record: RoomRecord, by: str, kept: ModesKept, forced: bool) -> None:
-        """Make ``record`` as ``kept`` where it is newer (:meth:`_make`); the members here are told what
-        changed (as ``by``'s ModeSet)."""
-        news = _news(record, kept, forced)
+        """Make ``record`` as ``kept`` where it is newer (:func:`_newer`, :meth:`_make`); the members here
+        are told what changed (as ``by``'s ModeSet)."""
+        settings, members = _newer(record, kept, forced)
+        news = _news(record, settings, members)
         if news:
             self._tell(record, ModeSet(record.name, by, news), None)
-        if self._make(record, kept, forced) or news:
+        if self._make(record, settings, members) or news:
             self._emit(RoomChanged(record.name))
 
-    def _make(self, record: RoomRecord, kept: ModesKept, forced: bool) -> bool:
-        """Make ``record`` as ``kept`` where it is newer, by version (``forced``: all of it): the modes,
-        key, limit and bans as one; each member's op and voice (:func:`_newer`).  Whether its bans changed
-        (the room's verdicts then dropped: :meth:`_silenced`)."""
+    def _make(self, record: RoomRecord, settings: ModesKept | None, members: Newer) -> bool:
+        """Make ``record``'s modes, key, limit, version and bans as ``settings``'s (None: not them), and
+        each member held as its pair's op and voice (:func:`_newer`).  Whether its bans changed (the room's
+        verdicts then dropped: :meth:`_silenced`)."""
         changed = False
-        if forced or kept.version > record.version:
-            record.modes, record.key, record.limit = kept.modes, kept.key, kept.limit
-            record.version = kept.version
-            bans = {mask_key(ban.mask): ban for ban in kept.bans}
+        if settings is not None:
+            record.modes, record.key, record.limit = settings.modes, settings.key, settings.limit
+            record.version = settings.version
+            bans = {mask_key(ban.mask): ban for ban in settings.bans}
             if bans != record.bans:  # its masks, or who set one and when
                 record.bans, changed = bans, True
                 self._verdicts.pop(room_key(record.name), None)
-        for member in kept.members:
-            held = record.members.get(username_key(member.name))
-            if _newer(held, member, forced):
-                held.op, held.voice, held.version = member.op, member.voice, member.version
+        for held, member in members:
+            held.op, held.voice, held.version = member.op, member.voice, member.version
         return changed
 
     def _add(self, record: RoomRecord, member: Member) -> None:
@@ -1003,35 +1004,40 @@ def _checked(change: str, arg: str | None) -> str | None:
     return ban_mask(arg) if change[1] == "b" and arg is not None else arg
 
 
-def _news(record: RoomRecord, kept: ModesKept, forced: bool) -> tuple[ModeChange, ...]:
-    """The changes that make ``record`` as ``kept`` where ``kept`` is newer (``forced``: wherever it
-    differs): its modes, key, limit and bans as one; each member's op and voice (a member not here passed
-    over)."""
-    changes: list[ModeChange] = []
-    if forced or kept.version > record.version:
-        for letter in ROOM_FLAGS:
-            if (letter in kept.modes) != (letter in record.modes):
-                changes.append((("+" if letter in kept.modes else "-") + letter, None))
-        if kept.key != record.key:
-            changes.append(("-k", None) if kept.key is None else ("+k", kept.key))
-        if kept.limit != record.limit:
-            changes.append(("-l", None) if kept.limit is None else ("+l", str(kept.limit)))
-        bans = {mask_key(ban.mask): ban for ban in kept.bans}
-        changes += [("-b", ban.mask) for key, ban in record.bans.items() if key not in bans]
-        changes += [("+b", ban.mask) for key, ban in bans.items() if key not in record.bans]
+def _newer(record: RoomRecord, kept: ModesKept, forced: bool) -> tuple[ModesKept | None, Newer]:
+    """What of ``kept`` (as a store kept it) is newer than ``record`` holds (``forced``: whatever the
+    versions): its modes, key, limit and bans as one, by the room's version (None: not newer); and each
+    member held whose op and voice are newer by the member's, with them (of the same membership: one that
+    left and entered again, or a member not here, passed over)."""
+    settings = kept if forced or kept.version > record.version else None
+    members: Newer = []
     for member in kept.members:
         held = record.members.get(username_key(member.name))
-        if _newer(held, member, forced):
-            for letter, was, now in (("o", held.op, member.op), ("v", held.voice, member.voice)):
-                if was != now:
-                    changes.append((("+" if now else "-") + letter, held.name))
+        if held is not None and held.joined == member.joined and (forced or member.version > held.version):
+            members.append((held, member))
+    return settings, members
+
+
+def _news(record: RoomRecord, settings: ModesKept | None, members: Newer) -> tuple[ModeChange, ...]:
+    """The changes that make ``record`` as what is newer (:func:`_newer`): its modes, key, limit and bans
+    as ``settings`` (None: as they are); each member held's op and voice as its pair's."""
+    changes: list[ModeChange] = []
+    if settings is not None:
+        for letter in ROOM_FLAGS:
+            if (letter in settings.modes) != (letter in record.modes):
+                changes.append((("+" if letter in settings.modes else "-") + letter, None))
+        if settings.key != record.key:
+            changes.append(("-k", None) if settings.key is None else ("+k", settings.key))
+        if settings.limit != record.limit:
+            changes.append(("-l", None) if settings.limit is None else ("+l", str(settings.limit)))
+        bans = {mask_key(ban.mask): ban for ban in settings.bans}
+        changes += [("-b", ban.mask) for key, ban in record.bans.items() if key not in bans]
+        changes += [("+b", ban.mask) for key, ban in bans.items() if key not in record.bans]
+    for held, member in members:
+        for letter, was, now in (("o", held.op, member.op), ("v", held.voice, member.voice)):
+            if was != now:
+                changes.append((("+" if now else "-") + letter, held.name))
     return tuple(changes)
-
-
-def _newer(held: Member | None, member: Member, forced: bool) -> TypeGuard[Member]:
-    """Whether ``member``'s op and voice (as a store kept them) are newer than ``held``'s (``forced``:
-    whatever their versions): of the same membership (one that left and entered again passed over)."""
-    return held is not None and held.joined == member.joined and (forced or member.version > held.version)
 
 
 def _masks(session: Session) -> tuple[str, ...]:
