@@ -52,6 +52,7 @@ from msgsvc.hub.contracts import (
     RoomView,
     TopicSet,
     UserRecord,
+    changed_modes,
     topic_stamp,
 )
 from msgsvc.hub.conversations import ALL
@@ -666,27 +667,18 @@ class Rooms:
         """Those of ``changes`` that change something, in turn, their names spelled as the log has them and
         bans as whole masks; or Refused: USER_NOT_IN_ROOM for an o or v of no member, BAN_LIST_FULL for a
         ban past :data:`ROOM_BANS_MAX` (a room read with more keeps them, and takes none till under it)."""
-        modes, key, limit = set(record.modes), record.key, record.limit
+        settings = ("".join(sorted(record.modes)), record.key, record.limit)  # as changed_modes gives them
         members = {k: (m.op, m.voice) for k, m in record.members.items()}
         bans = set(record.bans)
         effective: list[ModeChange] = []
         for change, arg in changes:
             arg = _checked(change, arg)
             on, letter = change[0] == "+", change[1]
-            if letter in ROOM_FLAGS:
-                if (letter in modes) != on:
-                    modes.symmetric_difference_update(letter)
-                    effective.append((change, None))
-            elif letter == "k":
-                value = arg if on else None
-                if value != key:
-                    key = value
-                    effective.append((change, value))
-            elif letter == "l":
-                number = int(arg) if on and arg is not None else None
-                if number != limit:
-                    limit = number
-                    effective.append((change, arg if on else None))
+            if letter in ROOM_FLAGS + "kl":
+                now = changed_modes(*settings, [(change, arg)])
+                if now != settings:
+                    settings = now
+                    effective.append((change, arg if on and letter in "kl" else None))
             elif letter in "ov" and arg is not None:
                 target = username_key(arg)
                 if target not in members:
