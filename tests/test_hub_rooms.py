@@ -395,6 +395,18 @@ class ControlTests(RoomsTestCase):
         self.successResultOf(self.alice.user.mode("#dev", [("-b", "Dave"), ("-k", None), ("-l", None)]))
         self.assertEqual((kept.key, kept.limit, kept.bans), (None, None, {}))
 
+    def test_a_mode_change_that_changes_nothing_is_answered_and_changes_nothing_anywhere(self) -> None:
+        """Its answer has no changes (the line protocol's ``MODE #dev alice +``); no member is told, nothing
+        is written, and the room is not said to have changed (RoomChanged: the server window's Rooms view
+        reads it again)."""
+        version = self.store.rooms_kept["#dev"].version
+        self.events.clear()
+        asked = [("+n", None), ("+o", "alice"), ("-b", "eve"), ("-k", None)]
+        self.assertEqual(self.successResultOf(self.alice.user.mode("#dev", asked)), ModeSet("#dev", "alice", ()))
+        self.assertEqual(self.room_events(self.alice, self.bob), [[], []])
+        self.assertEqual(self.store.rooms_kept["#dev"].version, version)
+        self.assertEqual([e for e in self.events if isinstance(e, RoomChanged)], [])
+
     def pipelined(self, *asked: tuple[str, str | None]) -> list[object]:
         """alice's MODE changes of #dev, each asked before the store answered the one before, then answered
         in turn: every change bob is told meanwhile."""

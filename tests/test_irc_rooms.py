@@ -515,6 +515,18 @@ class OnTheHubTests(IrcTestCase):
         self.alice.register("alice")
         self.bob.register("bob")
 
+    def test_a_mode_line_that_changes_nothing_says_nothing(self) -> None:
+        """As IRC servers do: ``+n`` on a ``+n`` channel, ``+o`` of an operator or ``-b`` of no ban is no
+        ``MODE`` line, to the asker (a labeled one is ``ACK``) or to the others."""
+        alice, bob = self.alice, self.bob
+        alice.send("JOIN #dev", "CAP REQ :batch labeled-response", "CAP END")
+        bob.send("JOIN #dev")
+        alice.read()
+        self.assertEqual(alice.send("MODE #dev +n", "MODE #dev +o-b alice eve"), [])
+        self.assertEqual(alice.send("@label=m MODE #dev +t"), [f"@label=m :{SERVER} ACK"])
+        self.assertEqual(bob.read(), [])
+        self.assertEqual(alice.send("MODE #dev +nm"), [":alice!alice@msgsvc MODE #dev :+m"])  # what changed
+
     def test_create_join_talk_topic_mode_kick(self) -> None:
         alice, bob = self.alice, self.bob
         got = alice.send("JOIN #Dev")
