@@ -443,11 +443,11 @@ class Rooms:
         if room_key(name) == ALL:
             raise Refused(Refusal.NOT_ROOM_OPERATOR, "#all's modes cannot be changed")
         record = self._operated(name, user)
-        effective = self._effective(record, changes)
-        event = ModeSet(record.name, session.record.name, effective)
+        event = ModeSet(record.name, session.record.name, self._effective(record, changes))
+        if not event.changes:  # nothing changed: nothing made, written or told
+            return succeed(event)
         writes = self._apply(record, event)  # the other nodes hear it once kept (_modes_kept)
-        if effective:
-            self._tell(record, event, session)
+        self._tell(record, event, session)
         return self._kept(self._write(writes), event)
 
     def members(self, session: Session, name: str) -> Deferred[RoomView]:
@@ -718,14 +718,12 @@ class Rooms:
         return writes
 
     def _apply_modes(self, record: RoomRecord, event: ModeSet) -> list[Write]:
-        """Make ``event``'s changes (asked here) to ``record``, as this node shows them
+        """Make ``event``'s changes (asked here: one at least) to ``record``, as this node shows them
         (:func:`~msgsvc.hub.roommodes.made`); the write: one change of the room's modes and bans
         (:meth:`RoomStore.set_modes`) whose version orders it among those of every node.  Till the store
         answers, ``event`` is pending (:mod:`msgsvc.hub.roommodes`): what the store answers or tells
         meanwhile is taken under it."""
         room, at = room_key(record.name), self._clock.seconds()
-        if not event.changes:
-            return []
         named = (username_key(arg) for change, arg in event.changes if change[1] in "ov" and arg is not None)
         asked = Asked(event, at, {key: record.members[key].joined for key in named})
         before = modes_of(record)

@@ -414,7 +414,9 @@ class Rooms(Channel):
         return arg
 
     def _mode_set(self, mode: ModeSet) -> None:
-        self._write(self._mode_line(mode))
+        """The asker's ``MODE`` line of what changed; none if nothing did (as IRC servers do)."""
+        if mode.changes:
+            self._write(self._mode_line(mode))
 
     def _mode_line(self, mode: ModeSet) -> bytes:
         """MODE #room +o-v+b bob carol eve!*@*: the changes."""
