@@ -452,6 +452,16 @@ class MessageTests(IrcTestCase):
         self.assertEqual(got, ["ERROR :Closing Link: 127.0.0.1:40002 (Quit: off to lunch)"])
         self.assertTrue(self.client.transport.disconnecting)
 
+    def test_a_message_to_a_client_that_has_quit_is_not_answered_delivered(self) -> None:
+        """attack38 F2: alice leaves with her QUIT's ERROR, not at the close: bob is told she is not
+        connected, and nothing is written to her after it."""
+        self.client.send("QUIT :off to lunch")
+        self.assertTrue(self.client.transport.disconnecting)
+        self.bob.dataReceived(b"SEND alice :still there?\r\n")
+        self.harness.end_of_pass()
+        self.assertEqual(lines(self.bob_transport), ["LEFT alice", "SENT 0 alice -"])
+        self.assertEqual(self.client.read(), [])
+
     def test_unknown_command_and_too_long_text(self) -> None:
         self.assertEqual(numerics(self.client.send("FROB")), ["421"])
         got = self.client.send("PRIVMSG bob :" + "x" * 5000)

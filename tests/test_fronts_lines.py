@@ -19,10 +19,11 @@ from msgsvc import wire
 from msgsvc.eventlog import HubEventLogger
 from msgsvc.fronts.clients import host_of
 from msgsvc.fronts.lines import ServerProtocol
-from msgsvc.hub.contracts import HistoryPolicy, RemoteUser, Stored, UserRecord
+from msgsvc.hub.contracts import HistoryPolicy, Kind, Message, RemoteUser, Stored, UserRecord
 from msgsvc.hub.conversations import ALL
 from msgsvc.hub.events import ClientError, Connected, Disconnected
 from msgsvc.hub.history import History
+from msgsvc.hub.ids import MessageIds
 from msgsvc.state.redislink import RedisUnavailable
 from msgsvc.wire import Code, Limits
 
@@ -277,6 +278,26 @@ class MessagingTests(ServerTestCase):
         self.alice.dataReceived(b"SEND carol :are you there?\r\n")
         self.server.end_of_pass()
         self.assertNotIn("SENT 1 - -", lines(self.a))
+        self.assertEqual(lines(self.c), [])
+
+    def test_a_protected_client_that_has_quit_gets_what_comes_after_its_bye_at_its_next_login(self) -> None:
+        """A protected name leaves with its ``BYE``: what is sent to it from then on is queued for it."""
+        dave, d = self.server.register("dave", PASSWORD)
+        lines(self.a)
+        dave.dataReceived(b"QUIT\r\n")
+        self.assertEqual(lines(d), ["BYE :goodbye"])
+        self.alice.dataReceived(b"SEND dave :later then\r\n")
+        self.server.end_of_pass()
+        self.assertEqual(lines(self.a), ["LEFT dave", "SENT 0 dave dave"])
+        self.assertEqual(lines(d), [])
+        self.assertEqual([(key, q.text) for key, q in self.server.store.queue], [("dave", "later then")])
+
+    def test_a_client_the_operator_disconnects_is_offline_from_its_bye(self) -> None:
+        self.server.hub.kick("carol", "enough")
+        self.assertEqual(lines(self.c), ["BYE :disconnected by the operator: enough"])
+        self.alice.dataReceived(b"SEND carol :still there?\r\n")
+        self.server.end_of_pass()
+        self.assertEqual(lines(self.a), ["LEFT carol", "SENT 0 carol -"])
         self.assertEqual(lines(self.c), [])
 
     def test_multicast(self) -> None:
@@ -647,6 +668,21 @@ class ShutdownTests(ServerTestCase):
         self.lose(unregistered)
         self.successResultOf(done)
 
+    def test_a_login_checked_while_the_server_said_bye_is_not_online(self) -> None:
+        """Its password checked after its ``BYE``: the client reads nothing more, so it is not let in."""
+        self.server.hashing.hold = True
+        dave, d = self.server.connect()
+        dave.dataReceived(f"HELLO dave :{PASSWORD}\r\n".encode())
+        self.server.clients.disconnect_all("server shutting down")
+        self.assertEqual(lines(d), ["BYE :server shutting down"])
+        self.server.hashing.hold = False
+        while self.server.hashing.pending:
+            self.server.hashing.pending.pop(0).callback(None)
+        self.server.end_of_pass()
+        self.assertEqual(lines(d), [])
+        view = self.server.hub.user("dave")
+        self.assertFalse(view is None or view.online)
+
     def test_nothing_to_close(self) -> None:
         self.successResultOf(self.server.clients.disconnect_all("bye"))
 
@@ -740,6 +776,23 @@ class PipelineTests(SynchronousTestCase):
         self.assertEqual([a.split(" ")[:2] for a in answers], [["ERROR", "SERVER_ERROR"], ["SENT", "1"]])
         self.assertEqual(lines(self.c), ["MSG alice unicast carol :after"])
         self.flushLoggedErrors(RedisUnavailable)
+
+
+class QuitOnNodesTests(SynchronousTestCase):
+    """attack38 F2 on a node of several: a client leaves the service with its ``BYE``, not at the close."""
+
+    def test_the_other_nodes_hear_it_leave_and_what_they_route_to_it_after_waits_for_it(self) -> None:
+        network = FakeNetwork()
+        server = ServerHarness(network=network)
+        dave, d = server.register("dave", PASSWORD)
+        dave.dataReceived(b"QUIT\r\n")
+        self.assertEqual(lines(d), ["BYE :goodbye"])
+        self.assertEqual(network.released, ["dave"])  # the other nodes count it offline from now on
+        late = Message("bob", Kind.UNICAST, ("dave",), "late", *MessageIds(server.clock).make())
+        server.hub.nodes.remote_message(late, ["dave"])  # routed before that node heard it
+        server.end_of_pass()
+        self.assertEqual(lines(d), [])
+        self.assertEqual([(key, q.text) for key, q in server.store.queue], [("dave", "late")])
 
 
 class Version9Tests(SynchronousTestCase):

@@ -45,7 +45,8 @@ class AccountLineTests(SynchronousTestCase):
         self.assertEqual(
             lines(alices), ["ACCOUNT alice unprotected", "BYE :the operator removed your name's password: she forgot it"]
         )
-        self.assertEqual(lines(self.bobs), ["ACCOUNT alice unprotected"])
+        self.server.end_of_pass()
+        self.assertEqual(lines(self.bobs), ["ACCOUNT alice unprotected", "LEFT alice"])  # gone with her BYE
 
     def test_a_name_claimed_at_login_joins_protected(self) -> None:
         self.server.register("carol", PASSWORD)

@@ -110,6 +110,9 @@ class Reader:
     def overflow(self) -> None:
         self.said.append("overflow")
 
+    def closing(self) -> None:
+        self.said.append("closing")
+
 
 class FrameGuardTests(SynchronousTestCase):
     def guard(self, limit: int = 10) -> tuple[FrameGuard, bytearray, list[str]]:
@@ -350,9 +353,10 @@ class LineSocketTests(SynchronousTestCase):
         harness.end_of_pass()
         self.assertEqual(lines(bob_transport), ["LEFT alice"])
 
-    def test_a_room_event_for_a_closing_socket_is_dropped_and_the_sender_answered(self) -> None:
+    def test_a_member_whose_page_closes_leaves_with_its_close_and_the_others_are_answered(self) -> None:
         """A member parts while another member's page is closing (its Close frame answered, the TCP
-        connection not yet lost): nothing may be sent after a Close, and the parting member is answered."""
+        connection not yet lost): the closing page has left (unprotected: its rooms too), nothing is sent
+        to it after its Close, and the parting member is answered."""
         harness = ServerHarness()
         bob, bob_transport = harness.register("bob", version=12)
         browser = Browser(harness)
@@ -365,9 +369,31 @@ class LineSocketTests(SynchronousTestCase):
         browser.raw(browser.ws.send(CloseConnection(1000)))
         self.assertTrue(browser.transport.disconnecting)
         bob.dataReceived(b"PART #r :bye\r\n")
-        self.assertEqual(lines(bob_transport), ["PARTED #r bob :bye"])
+        harness.end_of_pass()
+        self.assertEqual(
+            lines(bob_transport), ["LEFT alice", "PARTED #r alice :disconnected", "PARTED #r bob :bye"]
+        )
         self.assertEqual(self.flushLoggedErrors(), [])
         self.assertFalse(bob_transport.disconnecting)
+
+    def test_a_message_to_a_page_that_has_quit_is_not_answered_delivered(self) -> None:
+        """attack38 F2: alice leaves with her ``BYE``, not at the close: bob is told she is not connected."""
+        harness, bob, bob_transport, browser = bob_and_alice()
+        browser.send("QUIT :done")
+        self.assertEqual(browser.lines(), ["BYE :goodbye"])
+        bob.dataReceived(b"SEND alice :still there?\r\n")
+        harness.end_of_pass()
+        self.assertEqual(lines(bob_transport), ["LEFT alice", "SENT 0 alice -"])
+
+    def test_a_message_to_a_page_that_closes_its_socket_is_not_answered_delivered(self) -> None:
+        """attack38 F2: the page closed (its Close frame read, the TCP connection not yet lost): alice
+        has left, and a message to her is not counted delivered (nothing is sent after a Close)."""
+        harness, bob, bob_transport, browser = bob_and_alice()
+        browser.raw(browser.ws.send(CloseConnection(1001)))
+        self.assertTrue(browser.transport.disconnecting)
+        bob.dataReceived(b"SEND alice :still there?\r\n")
+        harness.end_of_pass()
+        self.assertEqual(lines(bob_transport), ["LEFT alice", "SENT 0 alice -"])
 
     def test_a_message_holding_a_line_break_is_refused_whole(self) -> None:
         _, _, bob_transport, browser = bob_and_alice()

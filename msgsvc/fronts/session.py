@@ -424,7 +424,6 @@ class Session(LineProtocol):
         self._dropped = True
         self.clients.hub.announce(ClientDropped(self.peer, why, bye))
         self._close(bye, abort)
-        self._log_out()  # the others hear it left now, not at the close
 
     # -- logging in --------------------------------------------------------
 
@@ -442,7 +441,11 @@ class Session(LineProtocol):
     def _logged_in(self, login: LoggedIn | None) -> None:
         if login is None or self._gone:
             return
-        user, self._logout = login
+        user, logout = login
+        if self.transport.disconnecting:  # told BYE meanwhile: it reads nothing more
+            logout()
+            return
+        self._logout = logout
         self.user = user
         self._welcomed = True
         self._watch(self.clients.limits.ping_interval)
@@ -505,8 +508,10 @@ class Session(LineProtocol):
         self._close(reason)
 
     def _close(self, reason: str, abort: bool = False) -> None:
-        """Write the farewell after what is pending (or instead of it, if ``abort``), and close: no
-        deadline is watched from then on."""
+        """Write the farewell after what is pending (or instead of it, if ``abort``), close, and leave
+        the hub: no deadline is watched from then on, and the client, which reads nothing after its
+        farewell, is offline to the others from it (a message for it is queued or not delivered, never
+        counted as delivered), not from the close."""
         self._watch(None)
         if abort:
             self.clients.outbox.discard(self.transport)
@@ -521,6 +526,7 @@ class Session(LineProtocol):
             # TLS holds back its close while a producer is registered: unregister the send queue first.
             self.transport.unregisterProducer()
             self.transport.loseConnection()
+        self._log_out()
 
     def _write(self, data: bytes) -> None:
         """Write, unless this client has stopped reading: past the limit it is dropped."""
@@ -549,6 +555,11 @@ class Session(LineProtocol):
         unless this client is on its way out."""
         if not self.transport.disconnecting:
             self._write(data)
+
+    def closing(self) -> None:
+        """The client closes its connection (a WebSocket's Close frame) and reads nothing more: it leaves
+        the hub now, not once the connection is lost."""
+        self._log_out()
 
     def quit(self, reason: str | None, farewell: str) -> None:
         """The client quits, saying ``reason`` (maybe nothing), which the log shows; it is told ``farewell``."""

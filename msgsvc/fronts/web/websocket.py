@@ -41,6 +41,9 @@ class FrameReader(Protocol):
     def overflow(self) -> None:
         """A fragmented message grew past the limit after some of it was passed on: nothing more is."""
 
+    def closing(self) -> None:
+        """A Close frame comes, before the parser reads it (and answers it): the client reads nothing more."""
+
 
 class FrameGuard:
     """Reads a WebSocket's frame headers before its parser, a frame at a time while its reader reads.
@@ -51,7 +54,7 @@ class FrameGuard:
     only once the one before it has been (and the reader may have stopped
     reading: its line rate, say), and the rest waits; every frame that ends
     no line is counted against the line rate; every ping is told, with the
-    size of its pong.  A message whose first frame is over ``limit`` is
+    size of its pong, and a Close before the parser answers it.  A message whose first frame is over ``limit`` is
     dropped with all its frames, and the connection reads on: ``too_long``
     is called in its turn.  A fragmented message that grows past the limit
     after some of it was passed on cannot be taken back: ``overflow`` is
@@ -161,6 +164,8 @@ class FrameGuard:
             self._reader.not_a_line()
             if opcode == 0x9 and length <= 125:  # the parser refuses a longer one, unanswered
                 self._reader.pinged(2 + length)
+            elif opcode == 0x8:
+                self._reader.closing()
             return "pass"
         if opcode:  # the first frame of a message
             self._size = length
@@ -306,6 +311,9 @@ class LineSocket:
 
     def too_long(self) -> None:
         self._protocol.lineDropped()
+
+    def closing(self) -> None:
+        self._protocol.closing()
 
     def overflow(self) -> None:
         limit = self._protocol.MAX_LENGTH
