@@ -866,8 +866,6 @@ class RedisCluster(Service):
             )
             self._behind = True  # till a read is taken: at the next renewal Redis answers, if not before
             self._owed = True
-            if not self._redis.connected:
-                self._resync()  # once Redis answers again
 
         def done(_: None) -> None:
             self._rereads -= 1
