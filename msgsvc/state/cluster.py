@@ -34,7 +34,11 @@ other nodes stays online), and its inbox deleted.  A node that cannot renew
 its lease in time (Redis away) disconnects its own users before the lease
 can end, so that no name is ever held twice; when Redis is back it forgets
 the sessions it no longer has, claims its remaining ones again (one taken
-meanwhile elsewhere is disconnected here) and reads who is online anew.
+meanwhile elsewhere is disconnected here) and reads who is online anew.  It
+does so too at the first renewal after Redis did not take a release, an
+away change or a room's change of its own (its lease and subscription may
+have held all along), and after a read that failed.  Nodes of two event
+formats (:data:`FORMAT`) never serve together.
 """
 
 from __future__ import annotations
