@@ -12,6 +12,7 @@ import time
 
 from .support.processes import ROOT, TWISTD, Peer, free_port, reap, wait_listening
 from .support.redisserver import RedisCase
+from .support.roomexport import exports_rooms
 from .support.tls import make_certificate
 
 
@@ -222,15 +223,7 @@ class RedisServerTests(RedisServerCase):
         for peer in (alice, bob, bob):
             peer.until("SENT")
         time.sleep(0.5)  # written at the end of the server's reactor pass
-
-        def admin(*args: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run(
-                [sys.executable, "-m", "msgsvc.admin", "--redis", self.redis.url, "history", *args],
-                env=dict(os.environ, PYTHONPATH=ROOT),
-                capture_output=True,
-                text=True,
-                timeout=30,
-            )
+        admin = self.history_admin
 
         def texts(*args: str) -> list[str]:
             done = admin("export", *args)
@@ -244,6 +237,20 @@ class RedisServerTests(RedisServerCase):
         self.assertEqual((purged.returncode, purged.stdout), (0, "purged 2 messages sent by bob\n"))
         self.assertEqual(texts("alice,bob"), ["hi bob"])
         self.assertEqual(texts("#all"), [])
+
+    def test_the_admin_command_exports_a_room_and_the_rooms_of_a_member_from_redis(self) -> None:
+        self.start()
+        exports_rooms(self, self.port, lambda *args: self.history_admin("export", *args))
+
+    def history_admin(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """``python -m msgsvc.admin --redis URL history ARGS``, done."""
+        return subprocess.run(
+            [sys.executable, "-m", "msgsvc.admin", "--redis", self.redis.url, "history", *args],
+            env=dict(os.environ, PYTHONPATH=ROOT),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
 
     def test_with_redis_away_at_start_hello_is_a_server_error_until_it_comes(self) -> None:
         self.redis.stop()

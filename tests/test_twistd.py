@@ -21,6 +21,7 @@ from msgsvc.bench.servers import cpu_seconds
 
 from .support.display import need_display
 from .support.processes import ROOT, TWISTD, Peer, free_port, reap, wait_listening
+from .support.roomexport import exports_rooms
 
 
 class Output:
@@ -283,6 +284,10 @@ class TwistdTests(SynchronousTestCase):
         self.assertEqual((refused.returncode, refused.stdout), (2, ""))
         server.send_signal(signal.SIGTERM)
         server.wait()
+
+    def test_the_admin_command_exports_a_room_and_the_rooms_of_a_member(self) -> None:
+        self.start()
+        exports_rooms(self, self.port, lambda *args: self.admin("history", "export", *args))
 
     def test_the_admin_command_lists_the_rooms_of_a_running_server_and_deletes_one_for_its_next_start(self) -> None:
         server = self.start()
