@@ -7,9 +7,11 @@ seconds, and tells the owner of a reset name, if online, why.  With Redis, a
 name online on a node is not removed; an SQLite file does not know who is
 online on a server using it: a name online there stays in its log.
 
-``history export`` writes a conversation (``#all``, or its participants'
-names, comma-separated), or every direct conversation a name takes part in
-(``--user``), as JSON Lines: one message a line, oldest first; on the SQLite
+``history export`` writes a conversation (``#all``, a room, or its
+participants' names, comma-separated), or every conversation a name takes part
+in (``--user``: its direct conversations and the rooms it is a member of, each
+whole; not ``#all``, nor rooms it has left: export those by name), as JSON
+Lines: one message a line, oldest first; on the SQLite
 file it first reads the whole history once (to build the index a server keeps
 in memory: 1 to 3 seconds a million entries).  ``history purge --user`` drops
 every message a name sent, in every conversation (a scan of the history); a
@@ -40,8 +42,7 @@ from twisted.internet.defer import Deferred, ensureDeferred, succeed
 
 from msgsvc.auth.store import Reset, StillOnline
 from msgsvc.hub.contracts import RoomGone, RoomRecord, Stored
-from msgsvc.hub.conversations import ALL
-from msgsvc.hub.rules import is_valid_username, room_key, username_key
+from msgsvc.hub.rules import is_valid_room, is_valid_username, room_key, username_key
 from msgsvc.options import DEFAULT_DB
 from msgsvc.state import StoreError
 from msgsvc.state.sqlite import Database
@@ -74,8 +75,12 @@ def _parser() -> argparse.ArgumentParser:
     export = actions.add_parser(
         "export", help="a conversation, or a name's conversations, one message a line"
     )
-    export.add_argument("conversation", nargs="?", help="#all, or the participants' names: alice,bob")
-    export.add_argument("--user", help="every direct conversation this name takes part in")
+    export.add_argument(
+        "conversation", nargs="?", help="#all, a room (#dev), or the participants' names: alice,bob"
+    )
+    export.add_argument(
+        "--user", help="its direct conversations and the rooms it is a member of (not #all, nor rooms left)"
+    )
     purge = actions.add_parser("purge", help="drop every message a name sent, in every conversation")
     purge.add_argument("--user", required=True)
     rooms = commands.add_parser("rooms", help="list the rooms, or delete one")
@@ -97,6 +102,8 @@ class _History(Protocol):
     def latest(self, member: str, since: float, limit: int) -> Deferred[list[Stored]]: ...
 
     def purge_history(self, sender: str, at: float) -> Deferred[int]: ...
+
+    def rooms(self) -> Deferred[list[RoomRecord]]: ...
 
 
 class _Now:
@@ -120,6 +127,9 @@ class _Now:
         assert isinstance(dropped, int)
         return succeed(dropped)
 
+    def rooms(self) -> Deferred[list[RoomRecord]]:
+        return succeed(self._database.rooms())
+
 
 def _at_once(work: Coroutine[Any, Any, int]) -> int:
     """What ``work`` returns (or raises), when all it awaits has fired already (:class:`_Now`'s)."""
@@ -135,9 +145,11 @@ _ALL_CONVERSATIONS = 1_000_000_000
 
 
 def _conversation(text: str) -> str:
-    """The key of the conversation the operator named, or ValueError."""
-    if text.casefold() == ALL:
-        return ALL
+    """The key of the conversation the operator named (``#all`` is a room's), or ValueError."""
+    if text.startswith("#"):
+        if not is_valid_room(text):
+            raise ValueError(f"not a room name: {text!r}")
+        return room_key(text)
     names = text.split(",")
     bad = [name for name in names if not is_valid_username(name)]
     if bad:
@@ -161,6 +173,8 @@ async def _history(store: _History, args: argparse.Namespace) -> int:
         return 2
     if args.user is not None:
         conversations = [e.conversation for e in await store.latest(args.user, 0.0, _ALL_CONVERSATIONS)]
+        member = username_key(args.user)
+        conversations += [room_key(r.name) for r in await store.rooms() if member in r.members]
     for conversation in conversations:
         after, more = "", True
         while more:
