@@ -40,10 +40,10 @@ def _newest(values: bytearray) -> int:
     return int.from_bytes(values[-_SIZE : _ID - _SIZE], "big")
 
 
-def _senders(values: bytearray, start: int) -> list[int]:
-    """The senders' numbers of a conversation's entries from the ``start``-th on."""
+def _senders(values: bytearray, start: int, stop: int) -> list[int]:
+    """The senders' numbers of a conversation's entries from the ``start``-th to before the ``stop``-th."""
     with memoryview(values) as view, view.cast("Q") as words:  # released at once: the bytearray may grow
-        return words[_WORDS * start + 2 :: _WORDS].tolist()
+        return words[_WORDS * start + 2 : _WORDS * stop : _WORDS].tolist()
 
 
 def _below(values: bytearray, value: int) -> int:
@@ -207,7 +207,7 @@ class HistoryIndex:
             return []
         first = [_at(values, i) for i in range(min(count, len(values) // _SIZE))]
         if self._journal is not None:
-            senders = _senders(values, 0)
+            senders = _senders(values, 0, len(first))
             self._journal += ((conversation, value, sender, False) for value, sender in zip(first, senders))
         del values[: _SIZE * len(first)]
         self._dropped(conversation, values, len(first))
@@ -261,7 +261,7 @@ class HistoryIndex:
         start = _below(values, lowest)
         after = len(values) // _SIZE - start
         sender = self._senders.get(reader)
-        own = 0 if sender is None or not after else _senders(values, start).count(sender)
+        own = 0 if sender is None or not after else _senders(values, start, len(values) // _SIZE).count(sender)
         return min(after - own, cap)
 
     def latest(self, member: str, lowest: int) -> Iterator[int]:
@@ -274,7 +274,7 @@ class HistoryIndex:
         if len(listing.keys) > listing.count:
             self._compact(listing)
         conversations, bound = self._conversations, lowest.to_bytes(_ID, "big") if lowest > 0 else b""
-        newest = [n for key in listing.keys if (n := bytes(conversations[key][-_SIZE : _ID - _SIZE])) >= bound]
+        newest = [n for key in listing.keys if (n := conversations[key][-_SIZE : _ID - _SIZE]) >= bound]
         newest.sort(reverse=True)
         for n in newest:
             yield int.from_bytes(n, "big")
