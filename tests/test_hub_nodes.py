@@ -11,6 +11,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock, deferLater
 from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
+from txredisapi import ResponseError
 
 from msgsvc.hub.contracts import (
     ROOM_BANS_MAX,
@@ -124,6 +125,26 @@ class NodeTests(SynchronousTestCase):
         self.assertEqual(outcome(told), (2, ("zed",), ()))
         self.assertEqual((told.id, told.at), (message.id, 100.0))
         self.assertEqual(erin.messages(), [message])
+
+    def test_messages_redis_refuses_to_route_log_a_few_lines_not_a_traceback_each(self) -> None:
+        """attack38 F3: Redis connected but refusing writes (its ``maxmemory`` reached, which
+        docs/scaling.rst tells the operator to set; a replica's READONLY) fails each message's route
+        script: each is refused UNAVAILABLE, as it should, and each logs a critical 'could not route a
+        message' with the whole traceback.  Real sockets, 6 senders on one node, 5 s of OOM: 1,450
+        SERVER_ERRORs and 13,051 log lines (1,450 critical), about 2,600 lines a second from 6 clients.
+        Refused sends of one outage are logged a few times, as the history's failed appends are."""
+        refusal = ResponseError("OOM command not allowed when used memory > 'maxmemory'.")  # as Redis says it
+        with capturedLogs() as logged:
+            for n in range(100):
+                report = self.alice.user.send(["bob"], f"m{n}")
+                assert isinstance(report, Deferred)
+                self.network.answers[-1].errback(refusal)
+                self.assertEqual(self.failureResultOf(report, Refused).value.refusal, Refusal.UNAVAILABLE)
+                report = self.alice.user.broadcast(f"b{n}")
+                self.network.answers[-1].errback(refusal)
+                self.successResultOf(report)  # delivered here only
+        self.flushLoggedErrors(ResponseError)
+        self.assertLessEqual(len(logged), 5, [formatEvent(e) for e in logged[:3]])
 
     def test_a_senders_messages_reach_each_local_user_in_order_while_earlier_ones_are_routed(self) -> None:
         erin = self.join("erin")
