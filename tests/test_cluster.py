@@ -1667,6 +1667,7 @@ class SessionsAcrossNodesTests(_TwoNodes):
         a.away_changed("alice", "at lunch")  # fails at once
         await self.until(lambda: ("away", "alice", "A", "at lunch") in hub_b.presence)
         self.assertEqual(await self.state.redis.execute("HGETALL", away_key("A")), ["alice", "at lunch"])
+        self.flushLoggedErrors(RedisUnavailable)  # the outage's first failure, logged whole
 
     async def test_a_node_does_not_join_a_service_whose_nodes_run_another_event_format(self) -> None:
         """Nodes of two event formats would drop each other's events (a MODE from a newer node not
@@ -1718,6 +1719,7 @@ class SessionsAcrossNodesTests(_TwoNodes):
         a.release("alice", 1, 5.0)  # fails at once; alice is no longer among A's local users
         await self.until(lambda: ("left", "alice", "A") in hub_b.presence)
         self.assertEqual(await self.online(), {})
+        self.flushLoggedErrors(RedisUnavailable)  # the outage's first failure, logged whole
 
     async def test_a_room_change_redis_did_not_take_makes_the_node_read_the_rooms_again(self) -> None:
         """A room change made here is published just before its write, on the commands connection: with it
@@ -1732,6 +1734,7 @@ class SessionsAcrossNodesTests(_TwoNodes):
         a.room_changed(TopicSet("#Dev", "Ship it", "alice", 2.0))  # fails at once
         await self.until(lambda: len(hub_a.resynced) == 2)
         self.assertEqual(hub_a.rooms, await state_a.rooms())
+        self.flushLoggedErrors(RedisUnavailable)  # the outage's first failure, logged whole
 
     async def test_a_renewal_answered_after_the_node_stopped_leaves_nothing_to_run(self) -> None:
         """A renewal in flight as the node stops scheduled the lease's end after stopService had cancelled

@@ -193,8 +193,8 @@ class PagingTests(OfflineTestCase):
         bob.dataReceived(b"ACK 3\r\n")
         self.assertEqual(lines(b), [])
         self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
-        self.server.clock.advance(0.2)  # fails again: 0.4 s more
-        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+        self.server.clock.advance(0.2)  # fails again: 0.4 s more, counted, not logged again
+        self.assertEqual(self.flushLoggedErrors(OSError), [])
         self.server.clock.advance(0.4)
         self.assertEqual([line.split()[1] for line in lines(b)], ["4", "5", "0"])
         self.assertEqual(self.server.hub.user("bob").queued, 2)  # type: ignore[union-attr]

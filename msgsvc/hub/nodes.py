@@ -28,6 +28,7 @@ from msgsvc.hub.contracts import (
     UserRecord,
 )
 from msgsvc.hub.events import AwayChanged, Event, LogLoaded, SessionsElsewhere, UserJoined, UserLeft
+from msgsvc.hub.outage import Outage
 from msgsvc.hub.queue import OfflineQueue
 from msgsvc.hub.rules import username_key
 from msgsvc.hub.session import Account, Outgoing, Session, deliver
@@ -157,6 +158,12 @@ class Nodes:
         self.remote: dict[str, dict[str, RemoteUser]] = {}
         self._away_here: dict[str, str] = {}  # by name key: the away message of a name online here
         self._away_elsewhere: dict[str, dict[str, str]] = {}  # by name key, then node: as there
+        self._passing = Outage(
+            self.log,
+            clock,
+            "pass a message to another node",
+            "its sender is refused UNAVAILABLE; a broadcast reaches this node's users only",
+        )
 
     # -- away ------------------------------------------------------------------------------
 
@@ -273,13 +280,12 @@ class Nodes:
                 delivered = len(got.intersection(username_key(name) for name in message.recipients))
             return self._settle(message, Report(message.id, message.at, delivered, tuple(offline)), absent)
 
-        def failed(failure: Failure) -> Failure:
-            self.log.failure("could not route a message from {sender}", failure, sender=message.sender)
+        def failed(failure: Failure) -> Failure:  # logged by _heard
             return Failure(_unreachable())
 
         item = Outgoing(sender, routed, failed)  # its report in turn, after the sender's earlier ones
         if elsewhere:
-            self.network.route(message, elsewhere, item.answer)
+            self.network.route(message, elsewhere, self._heard(item.answer))
         else:
             item.answer(set())
         return item.report
@@ -302,8 +308,7 @@ class Nodes:
             )
             return Report(message.id, message.at, delivered + reached_there, ())
 
-        def failed(failure: Failure, delivered: int) -> Report:
-            self.log.failure("could not pass a broadcast from {sender} on", failure, sender=message.sender)
+        def failed(failure: Failure, delivered: int) -> Report:  # logged by _heard
             return Report(message.id, message.at, delivered, ())
 
         reachable = self.network.reachable()
@@ -311,14 +316,29 @@ class Nodes:
             item = Outgoing(
                 sender, lambda reached: counted(reached, deliver_here()), lambda f: failed(f, deliver_here())
             )
-            if not (reachable and self.network.broadcast(message, item.answer)):
+            if not (reachable and self.network.broadcast(message, self._heard(item.answer))):
                 item.answer(set())
             return item.report
         delivered = deliver_here()
         report: Deferred[set[str]] = Deferred()
-        if not (reachable and self.network.broadcast(message, lambda outcome: _fire(report, outcome))):
+        told = self._heard(lambda outcome: _fire(report, outcome))
+        if not (reachable and self.network.broadcast(message, told)):
             return Report(message.id, message.at, delivered, ())
         return report.addCallbacks(counted, failed, callbackArgs=(delivered,), errbackArgs=(delivered,))
+
+    def _heard(
+        self, answer: Callable[[set[str] | Failure], None]
+    ) -> Callable[[set[str] | Failure], None]:
+        """``answer``, with the network's failures logged a few lines an outage (:class:`Outage`)."""
+
+        def heard(outcome: set[str] | Failure) -> None:
+            if isinstance(outcome, Failure):
+                self._passing.failed(outcome)
+            else:
+                self._passing.over()
+            answer(outcome)
+
+        return heard
 
     # -- what the other nodes say ------------------------------------------------------
 

@@ -15,12 +15,14 @@ from msgsvc.hub.contracts import (
     Network,
     Queued,
     QueuePolicy,
+    RETRY_MOST,
     Report,
     Store,
     UserRecord,
     retry_after,
 )
 from msgsvc.hub.events import Event, QueueChanged
+from msgsvc.hub.outage import Outage
 from msgsvc.hub.rules import username_key
 from msgsvc.hub.session import Account, Session
 
@@ -49,6 +51,10 @@ class OfflineQueue:
         self._users = users
         self._emit = emit
         self.waiting: dict[str, int] = {}  # queued messages by recipient key
+        self._queueing = Outage(self.log, clock, "queue a message", "its sender is told it did not wait")
+        again = f"asked again, at most every {RETRY_MOST:g} s, while its session is online"
+        self._reading = Outage(self.log, clock, "read an offline queue", again)
+        self._dropping = Outage(self.log, clock, "drop what a session received", again)
 
     def enqueue(self, message: Message, absent: list[UserRecord], report: Report) -> Deferred[Report]:
         """Queue ``message`` for ``absent``; ``report`` comes back naming those it was queued for."""
@@ -75,10 +81,11 @@ class OfflineQueue:
                 if key in done:
                     self.set_waiting(record.name, self.waiting.get(key, 0) + 1)
             report.queued = tuple(r.name for r in absent if username_key(r.name) in done)
+            self._queueing.over()
             return report
 
         def failed(failure: Failure) -> Report:
-            self.log.failure("could not queue a message from {sender}", failure, sender=message.sender)
+            self._queueing.failed(failure)
             return report
 
         return self._store.enqueue(request).addCallbacks(queued, failed)
@@ -98,6 +105,7 @@ class OfflineQueue:
         name = session.record.name
 
         def got(page: tuple[list[Queued], int]) -> Deferred[None] | None:
+            self._reading.over()
             if not page[0] or session.gone:
                 session.reading = False
                 self._let_go(session)
@@ -120,9 +128,8 @@ class OfflineQueue:
             session.reading = False
             if account.receiver is session:
                 account.receiver = None
+            self._reading.failed(failure)
             wait = retry_after(waited)
-            why = "could not read the messages waiting for {name}; trying again in {wait:g} s"
-            self.log.failure(why, failure, name=name, wait=wait)
             self._clock.callLater(wait, self.deliver_backlog, session, wait)
 
         read = self._store.backlog(name, session.delivered_through, now - self.policy.age, self.policy.page)
@@ -165,14 +172,14 @@ class OfflineQueue:
                 return
 
             def dropped(left: int) -> None:
+                self._dropping.over()
                 self.set_waiting(name, left)
                 if whole_page:
                     self.deliver_backlog(session)
 
             def failed(failure: Failure) -> None:
+                self._dropping.failed(failure)
                 wait = retry_after(waited)
-                why = "could not drop what {name} received; trying again in {wait:g} s"
-                self.log.failure(why, failure, name=name, wait=wait)
                 self._clock.callLater(wait, drop, wait)
 
             self._store.acknowledge(name, through).addCallbacks(dropped, failed)

@@ -67,6 +67,7 @@ from msgsvc.hub.contracts import (
     RemoteUser,
     RoomEvent,
 )
+from msgsvc.hub.outage import Outage
 from msgsvc.hub.rules import username_key
 from msgsvc.state.inbox import ROUTE, Inbox, inbox_key, waiting_key
 from msgsvc.state.redis import (
@@ -441,6 +442,12 @@ class RedisCluster(Service):
         self._route_call: IDelayedCall | None = None
         self._full: set[str] = set()  # nodes whose inbox refused messages, until one takes a message again
         self._owed = False  # Redis did not take something of this node's: :meth:`_not_taken`
+        self._untaken = Outage(
+            self.log,
+            reactor,
+            "give Redis a change of this node's (a release, an away change, a room's change)",
+            "this node reads the service's state again at the next renewal Redis answers",
+        )
         self._rereads = 0  # re-reads under way (:meth:`_reclaim`)
         self._behind = False  # the last re-read failed: what this node holds may be behind
         self._heard_meanwhile: list[dict[str, Any]] = []  # presence events heard meanwhile, taken after
@@ -626,7 +633,7 @@ class RedisCluster(Service):
         key = username_key(name)
         self._redis.script(
             RELEASE, [users_key(self.node), sessions_key(key)], [key, self.node, when, self._field(session)]
-        ).addErrback(self._not_taken, f"release {name}")
+        ).addErrback(self._not_taken)
 
     def take_backlog(self, name: str, session: int) -> Deferred[bool]:
         key = username_key(name)
@@ -663,16 +670,15 @@ class RedisCluster(Service):
         key = username_key(name)
         self._redis.script(
             AWAY, [users_key(self.node), away_key(self.node)], [key, self.node, message or ""]
-        ).addErrback(self._not_taken, f"tell the other nodes that {name} is away or back")
+        ).addErrback(self._not_taken)
 
-    def _not_taken(self, failure: Failure, what: str) -> None:
+    def _not_taken(self, failure: Failure) -> None:
         """Redis did not take a release, an away change or a room's change (Redis away, the commands
         connection dropped, while the subscription and the lease may hold): the next renewal reads again
         (:meth:`_reclaim`), which gives this node's sessions and away names whole and takes the rooms as
         the store has them (a change published here just before its write: the write failed too)."""
         self._owed = True
-        why = failure.getErrorMessage()
-        self.log.warn("could not {what} in Redis: {why} (done once Redis answers again)", what=what, why=why)
+        self._untaken.failed(failure)
 
     def room_changed(self, event: RoomEvent) -> None:
         """Publish ``event`` on ``msgsvc:presence``: every other node applies it to its rooms (a ModeSet
@@ -680,7 +686,7 @@ class RedisCluster(Service):
         if isinstance(event, ModeSet):
             return
         told = publish_room_event(self._redis, event, self.node)
-        told.addErrback(self._not_taken, f"tell the other nodes of a change of {event.room}")
+        told.addErrback(self._not_taken)
 
     def route(
         self, message: Message, keys_by_node: dict[str, list[str]], answer: Callable[[set[str] | Failure], None]
@@ -834,7 +840,7 @@ class RedisCluster(Service):
         # after the claims (sent before it on the same connection): a name claimed again may be away
         again = self._redis.script(
             AWAY_AGAIN, [users_key(self.node), away_key(self.node)], [self.node, *away]
-        ).addErrback(self._not_taken, "give who is away here")
+        ).addErrback(self._not_taken)
 
         def read(_: object) -> Deferred[None]:
             return gatherResults(
@@ -861,6 +867,8 @@ class RedisCluster(Service):
             away = list(zip(away_flat[::3], away_flat[1::3], away_flat[2::3], strict=True))
             nodes.resync(records, online, rooms, away)
             self._behind = False
+            if not self._owed:  # what Redis did not take is given whole
+                self._untaken.over()
 
         def failed(failure: Failure) -> None:
             self.log.warn(

@@ -30,6 +30,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from msgsvc.hub.outage import Outage
 from msgsvc.state.redis import PREFIX
 from msgsvc.state.redislink import Commands, RedisUnavailable, Script
 from msgsvc.state.redisurl import RedisURL
@@ -153,6 +154,9 @@ class Inbox:
         self._running = False
         self._retry: IDelayedCall | None = None
         self._problem = ""  # why the last read failed, if it did
+        self._deleting = Outage(
+            self.log, reactor, "delete what this node delivered from its inbox", "asked with the next read"
+        )
 
     @property
     def connection(self) -> Commands:
@@ -176,8 +180,8 @@ class Inbox:
         self._reading = True
         if self._taken:
             taken, self._taken = self._taken, []
-            self._connection.script(TAKEN, [self._key, self._waiting], taken).addErrback(
-                self._not_taken, taken
+            self._connection.script(TAKEN, [self._key, self._waiting], taken).addCallbacks(
+                lambda _: self._deleting.over(), self._not_taken, errbackArgs=(taken,)
             )
         self._connection.execute(
             "XREAD", "COUNT", READ_COUNT, "BLOCK", BLOCK_MS, "STREAMS", self._key, self._last
@@ -212,4 +216,4 @@ class Inbox:
         """Not deleted: try with the next read (deleting twice counts once)."""
         self._taken[:0] = taken
         if not failure.check(RedisUnavailable):
-            self.log.warn("could not delete what this node delivered: {why}", why=failure.getErrorMessage())
+            self._deleting.failed(failure)
