@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -64,7 +65,7 @@ from msgsvc.state.redis import (
     sessions_key,
     verdicts_key,
 )
-from msgsvc.state.redislink import RedisUnavailable
+from msgsvc.state.redislink import REPLY_TIMEOUT, RedisUnavailable
 from msgsvc.state.redisurl import RedisURL
 from msgsvc.state.sqlite import Database
 
@@ -136,6 +137,35 @@ class ParserTests(SynchronousTestCase):
         self.assertTrue(issubclass(_Protocol, txredisapi.HiredisProtocol))
 
 
+class ReplyTimeoutTests(SynchronousTestCase):
+    """txredisapi's reply timeout on :class:`msgsvc.state.redislink._Overdue`."""
+
+    def setUp(self) -> None:
+        from msgsvc.state.redislink import _Overdue
+
+        self.clock = Clock()
+        self.fired: list[str] = []
+        self.call = _Overdue(self.clock, REPLY_TIMEOUT, self.fired.append, "timed out")
+
+    def test_a_reactor_on_time_times_out_when_due(self) -> None:
+        self.clock.advance(REPLY_TIMEOUT - 0.01)
+        self.assertEqual((self.fired, self.call.active()), ([], True))
+        self.clock.advance(0.01)
+        self.assertEqual((self.fired, self.call.active()), (["timed out"], False))
+
+    def test_a_reactor_come_late_waits_once_more_then_times_out(self) -> None:
+        self.clock.advance(REPLY_TIMEOUT + 3)  # one pass held the reactor past the timeout
+        self.assertEqual((self.fired, self.call.active()), ([], True))
+        self.clock.advance(REPLY_TIMEOUT + 3)  # late again: a silent Redis is still found out
+        self.assertEqual((self.fired, self.call.active()), (["timed out"], False))
+
+    def test_an_answer_cancels_it(self) -> None:
+        self.clock.advance(REPLY_TIMEOUT + 3)
+        self.call.cancel()
+        self.clock.advance(REPLY_TIMEOUT)
+        self.assertEqual((self.fired, self.call.active()), ([], False))
+
+
 class RedisStateTests(RedisStateCase):
     @inlineCallbacks
     def test_while_redis_is_down_each_call_fails_at_once_and_it_reconnects_by_itself(self) -> object:
@@ -180,6 +210,18 @@ class RedisStateTests(RedisStateCase):
         self.assertEqual((yield self.state.redis.execute("GET", "k1")), "x")
 
     test_a_connection_made_while_redis_loads_its_file_is_made_again_once_it_has.timeout = 60  # type: ignore[attr-defined]
+
+    @inlineCallbacks
+    def test_an_answer_that_came_while_the_reactor_was_busy_is_read_not_timed_out(self) -> object:
+        """lease38: a node's reactor held by one pass for longer than the reply timeout (the bench's login
+        ramp on a loaded core) failed, in the first pass after, every command still waiting, though Redis
+        had answered them, and dropped the connection: the logins under way were refused, and the lease's
+        renewal sent in that pass failed with them."""
+        answered = self.state.redis.execute("PING")
+        time.sleep(REPLY_TIMEOUT + 0.5)  # this pass holds the reactor; Redis answers meanwhile
+        self.assertEqual((yield answered), "PONG")
+        self.assertTrue(self.state.redis.connected)
+        self.assertEqual(self.state.redis.connections, 1)
 
     def test_a_reactor_pass_hands_the_kernel_all_its_commands_not_128_KiB_of_them(self) -> None:
         """Twisted's TCP transport sends at most 128 KiB a reactor pass; a node's busy pass writes more
