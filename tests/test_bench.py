@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -27,7 +28,7 @@ from msgsvc import build
 from msgsvc.auth.hashing import HASHER
 from msgsvc.bench import cload, dialects, report, servers, suite, worker
 from msgsvc.bench.loadclient import LoadClient, Tally
-from msgsvc.bench.run import Measurement, Scenario, _cpus, plans
+from msgsvc.bench.run import Measurement, Scenario, WorkerProcess, _cpus, plans
 from msgsvc.bench.scrape import Scraper
 from msgsvc.bench.stats import LatencyHistogram, bucket
 from msgsvc.bench.websocket import WebSocketLines
@@ -576,6 +577,39 @@ class CLoadTests(SynchronousTestCase):
         (plan, _) = plans(Scenario("msgsvc-redis", "unicast", clients=8, nodes=2), [4567, 4568])
         arguments = cload.arguments(plan)
         self.assertEqual(arguments[:3], ["msgsvc", "127.0.0.1", "4567,4568"])
+
+    def test_clients_refused_or_cut_off_while_registering_end_the_ramp_with_why(self) -> None:
+        """lease38: a node that dropped its users during the login ramp (its lease lost) answered the next
+        HELLOs SERVER_ERROR; the C load waited for every client to be in, forever, and the bench with it.
+        Now it answers ``ready`` with the clients in and why the others are not: the run fails saying so."""
+        listener = socket.create_server(("127.0.0.1", 0))
+        self.addCleanup(listener.close)
+
+        def serve() -> None:
+            for _ in range(3):
+                connection, _ = listener.accept()
+                hello = connection.makefile("rb").readline()
+                if b"b0u1 " in hello:
+                    connection.sendall(b"ERROR SERVER_ERROR :Redis is unreachable\r\n")  # stays open
+                    self.addCleanup(connection.close)
+                elif b"b0u2 " in hello:
+                    connection.close()
+                else:
+                    connection.sendall(b"WELCOME b0u0\r\nENDUSERS\r\n")
+                    self.addCleanup(connection.close)
+
+        threading.Thread(target=serve, daemon=True).start()
+        names = ["b0u0", "b0u1", "b0u2"]
+        plan = Plan("msgsvc", [listener.getsockname()[1]], names, "unicast", 1.0, password="pw")
+        load = WorkerProcess(plan, None, sys.executable, cload.build())
+        self.addCleanup(load.quit)
+        connected, refusals = load.answer("ready", 20)
+        self.assertEqual(connected, 1)
+        [why] = refusals
+        self.assertTrue(why.startswith("2 refused or cut off during the ramp; the first, b0u"), why)
+        self.assertTrue(
+            why.endswith(("b0u1: ERROR SERVER_ERROR :Redis is unreachable", "b0u2: closed during the ramp")), why
+        )
 
     def test_it_builds_with_the_machines_compiler(self) -> None:
         binary = cload.build()

@@ -12,7 +12,8 @@
  * deliveries in flight allow; COUNT_LIMIT 0 for none; PASSWORD (msgsvc: "" for none) every name's
  * account's, given to HELLO; AT_ONCE the most clients registering at a time (logins with a password: the
  * server's throttle makes those past a few at once from one address wait).  It speaks to its parent as the
- * Python worker does: {"ready": [n, []]} once every client is registered, then "warm", "go" and "quit" on stdin,
+ * Python worker does: {"ready": [n, []]} once every client is registered (else once each is in, refused or cut off:
+ * [in, [why]]), then "warm", "go" and "quit" on stdin,
  * answered with {"warm": true} and {"result": {...}} (msgsvc.bench.worker.Result) on stdout.
  * Message texts carry the sending time as the Python load's do (msgsvc.bench.dialects.stamp), on
  * CLOCK_MONOTONIC, the clock of Python's time.monotonic_ns.  Churn: COUNT/2 clients at a time connect,
@@ -39,7 +40,7 @@
 
 enum dialect { MSGSVC, WORDS, NGIRCD, MSGSVC_IRC }; /* the server spoken to, as msgsvc.bench.dialects.make */
 enum workload { UNICAST, MULTICAST, BROADCAST, ROOM, CONNECT, IDLE };
-enum state { CLOSED, REGISTERING, JOINING, READY, QUITTING };
+enum state { CLOSED, REGISTERING, JOINING, READY, QUITTING, REFUSED };
 
 typedef struct {
     int fd;
@@ -66,6 +67,9 @@ static uint64_t rng = 88172645463325252ULL;
 /* the measured phase's tally */
 static long sent, expected, delivered, lost_connections;
 static int64_t start_ns, last_delivery_ns;
+/* the ramp (connect_all): clients refused or cut off meanwhile, and what the first was told (JSON-safe) */
+static int ramping, refused;
+static char refusal[256];
 /* latency histogram, as msgsvc.bench.stats: exact below 1024 us, then 10 significant bits */
 #define SHIFTS 54
 static uint64_t hist[SHIFTS + 1][1024];
@@ -154,6 +158,17 @@ static const char *find(const char *hay, size_t len, const char *needle) {
     return memmem(hay, len, needle, strlen(needle));
 }
 
+/* A client refused or cut off during the ramp (it will not be in): counted, the first one's reason kept. */
+static void refuse(client_t *c, const char *why, size_t len) {
+    if (workload == CONNECT || c->state == REFUSED) return; /* churn counts its own */
+    c->state = REFUSED;
+    if (refused++) return;
+    size_t n = (size_t)snprintf(refusal, sizeof refusal, "%s: ", c->name);
+    for (size_t i = 0; i < len && n < sizeof refusal - 1; i++)
+        refusal[n++] = why[i] == '"' || why[i] == '\\' || (unsigned char)why[i] < ' ' || (unsigned char)why[i] > '~' ? '?' : why[i];
+    refusal[n] = 0;
+}
+
 /* One line from the server (without LF): a delivery, or what registration and PING need. */
 static void on_line(client_t *c, const char *line, size_t len, int64_t now) {
     const char *stamp = find(line, len, " :@");
@@ -201,6 +216,7 @@ static void on_line(client_t *c, const char *line, size_t len, int64_t now) {
                       memcmp(space, " 433 ", 5) == 0;
     if (c->state != QUITTING && (line_starts(line, len, "ERROR") || line_starts(line, len, "BYE") || nick_in_use)) {
         fprintf(stderr, "loadc: %s refused: %.*s\n", c->name, (int)len, line);
+        if (ramping) refuse(c, line, len);
     }
 }
 
@@ -209,11 +225,12 @@ static void start_cycle(client_t *c);
 /* The server closed the connection: a loss, unless the client had quit (churn: its slot goes again). */
 static void on_closed(client_t *c) {
     if (c->state != QUITTING) lost_connections++;
+    if (ramping) refuse(c, "closed during the ramp", 22);
     epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     c->fd = -1;
     c->in_len = c->out_len = 0;
-    c->state = CLOSED;
+    if (c->state != REFUSED) c->state = CLOSED;
     if (workload == CONNECT) {
         pool[(pool_head + pool_len++) % npool] = c->name_index;
         if (churning) start_cycle(c);
@@ -299,16 +316,21 @@ static void poll_once(int timeout_ms) {
         if (clients[i].fd >= 0 && clients[i].out_len) flush_out(&clients[i]);
 }
 
-/* Connect every client, 25 a poll (no accept queue overflows), at most AT_ONCE registering, until all are in. */
-static void connect_all(void) {
+/* Connect every client, 25 a poll (no accept queue overflows), at most AT_ONCE registering, until each is in
+   or refused or cut off (the parent then says so: such a client never gets in by waiting); how many are in. */
+static int connect_all(void) {
     int opened = 0;
+    ramping = 1;
     for (;;) {
         int ready = 0;
         for (int i = 0; i < opened; i++) ready += clients[i].state == READY;
-        if (ready == nclients) return;
-        int room = at_once - (opened - ready);
+        if (ready + refused == nclients) {
+            ramping = 0;
+            return ready;
+        }
+        int room = at_once - (opened - ready - refused);
         for (int k = 0; k < 25 && k < room && opened < nclients; k++) open_client(&clients[opened++]);
-        poll_once(opened < nclients && opened - ready < at_once ? 0 : 100);
+        poll_once(opened < nclients && opened - ready - refused < at_once ? 0 : 100);
     }
 }
 
@@ -533,8 +555,12 @@ int main(int argc, char **argv) {
         clients[i].name_index = i;
         snprintf(clients[i].name, sizeof clients[i].name, "%s%d", prefix, i);
     }
-    if (workload != CONNECT) connect_all();
-    printf("{\"ready\": [%d, []]}\n", workload == CONNECT ? 0 : nclients);
+    int in = workload == CONNECT ? 0 : connect_all();
+    if (refused)
+        printf("{\"ready\": [%d, [\"%d refused or cut off during the ramp; the first, %s\"]]}\n", in, refused,
+               refusal);
+    else
+        printf("{\"ready\": [%d, []]}\n", in);
     fflush(stdout);
     char command[64];
     while (fgets(command, sizeof command, stdin)) {
