@@ -1721,6 +1721,64 @@ class SessionsAcrossNodesTests(_TwoNodes):
         self.assertEqual(await self.online(), {})
         self.flushLoggedErrors(RedisUnavailable)  # the outage's first failure, logged whole
 
+    async def test_an_offline_queue_let_go_while_redis_did_not_answer_is_freed_once_it_answers(self) -> None:
+        """reclaim38: a session that lets its account's offline queue go while this node's commands
+        connection is down (it has it all, or it left) leaves it held in Redis, and the other nodes are not
+        told it is free: another session of the account got what waits only at its next login or ACK.  Now
+        the next renewal Redis answers lets it go, and says so."""
+        (a, _, hub_a), (b, _, hub_b) = self.node("A", lease=8.0), self.node("B")
+        await self.until(lambda: a.reachable() and b.reachable() and hub_a.resynced != [])
+        await deferLater(reactor, 0.1, lambda: None)  # both subscribed
+        await a.claim("alice", "10.0.0.1:5000", "lines", 1.0, False, 1, 2)
+        hub_a.local.append(("alice", 1, 2, "10.0.0.1:5000", "lines", 1.0))
+        self.assertTrue(await a.take_backlog("alice", 1))
+        a._redis._protocol.transport.loseConnection()
+        await self.until(lambda: not a._redis.connected)
+        a.drop_backlog("alice", 1)  # fails at once
+        await self.until(lambda: ("backlog", "alice") in hub_b.presence)
+        self.assertTrue(await b.take_backlog("alice", 1))
+        self.flushLoggedErrors(RedisUnavailable)  # the outage's first failure, logged whole
+
+    async def test_an_offline_queue_taken_again_after_a_failed_let_go_is_not_let_go_by_the_read(self) -> None:
+        """A let-go Redis did not take, then the same session taking the queue again: the read after does
+        not let go what it holds now."""
+        (a, _, hub_a), (b, _, hub_b) = self.node("A", lease=8.0), self.node("B")
+        await self.until(lambda: a.reachable() and b.reachable() and hub_a.resynced != [])
+        await deferLater(reactor, 0.1, lambda: None)  # both subscribed
+        await a.claim("alice", "10.0.0.1:5000", "lines", 1.0, False, 1, 2)
+        hub_a.local.append(("alice", 1, 2, "10.0.0.1:5000", "lines", 1.0))
+        self.assertTrue(await a.take_backlog("alice", 1))
+        a._redis._protocol.transport.loseConnection()
+        await self.until(lambda: not a._redis.connected)
+        a.drop_backlog("alice", 1)  # fails at once
+        await self.until(lambda: a._redis.connected)
+        self.assertTrue(await a.take_backlog("alice", 1))
+        await self.until(lambda: len(hub_a.resynced) == 2)  # the renewal's read
+        self.assertFalse(await b.take_backlog("alice", 1))
+        self.assertNotIn(("backlog", "alice"), hub_b.presence)
+        self.flushLoggedErrors(RedisUnavailable)
+
+    async def test_a_read_position_redis_did_not_take_reaches_the_other_nodes_once_it_answers(self) -> None:
+        """reclaim38: a read position published while this node's commands connection is down was lost:
+        the name's sessions on other nodes kept showing the conversation unread.  Now the next renewal Redis
+        answers publishes the newest of each conversation (one published since, taken, is not said again)."""
+        (a, _, hub_a), (b, _, hub_b) = self.node("A", lease=8.0), self.node("B")
+        await self.until(lambda: a.reachable() and b.reachable() and hub_a.resynced != [])
+        await deferLater(reactor, 0.1, lambda: None)  # both subscribed
+        a._redis._protocol.transport.loseConnection()
+        await self.until(lambda: not a._redis.connected)
+        a.read_moved("Alice", "alice,bob", "0001")  # each fails at once
+        a.read_moved("Alice", "alice,bob", "0002")
+        a.read_moved("Alice", "#dev", "0003")
+        await self.until(lambda: a._redis.connected)
+        a.read_moved("alice", "#dev", "0004")
+        await self.until(lambda: len(hub_a.resynced) == 2)
+        await self.until(lambda: len([e for e in hub_b.presence if e[0] == "read"]) >= 2)
+        await deferLater(reactor, 0.1, lambda: None)  # nothing more comes
+        reads = sorted(e for e in hub_b.presence if e[0] == "read")
+        self.assertEqual(reads, [("read", "alice", "#dev", "0004"), ("read", "alice", "alice,bob", "0002")])
+        self.flushLoggedErrors(RedisUnavailable)
+
     async def test_a_room_change_redis_did_not_take_makes_the_node_read_the_rooms_again(self) -> None:
         """A room change made here is published just before its write, on the commands connection: with it
         down, neither is kept, and the node held its own copy (the change applied, its asker told
