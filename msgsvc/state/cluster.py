@@ -36,8 +36,10 @@ can end, so that no name is ever held twice; when Redis is back it forgets
 the sessions it no longer has, claims its remaining ones again (one taken
 meanwhile elsewhere is disconnected here) and reads who is online anew.  It
 does so too at the first renewal after Redis did not take a release, an
-away change or a room's change of its own (its lease and subscription may
-have held all along), and after a read that failed.  Nodes of two event
+away change, a room's change, a let-go of an offline queue or a read
+position of its own (its lease and subscription may have held all along;
+the let-go and the newest position of each conversation are made again),
+and after a read that failed.  Nodes of two event
 formats (:data:`FORMAT`) never serve together.
 """
 
@@ -442,6 +444,8 @@ class RedisCluster(Service):
         self._route_call: IDelayedCall | None = None
         self._full: set[str] = set()  # nodes whose inbox refused messages, until one takes a message again
         self._owed = False  # Redis did not take something of this node's: :meth:`_not_taken`
+        self._undropped: set[tuple[str, str]] = set()  # (name key, session field): a let-go not taken
+        self._unread: dict[tuple[str, str], str] = {}  # (name key, conversation) -> a position not told
         self._untaken = Outage(
             self.log,
             reactor,
@@ -637,32 +641,47 @@ class RedisCluster(Service):
 
     def take_backlog(self, name: str, session: int) -> Deferred[bool]:
         key = username_key(name)
+        field = self._field(session)
+
+        def answered(taken: Any) -> bool:
+            if int(taken):  # a let-go not taken before is not made by the next read: it has it now
+                self._undropped.discard((key, field))
+            return bool(int(taken))
+
         return self._redis.script(
-            TAKE_BACKLOG, [receiver_key(key), sessions_key(key)], [self._field(session)]
-        ).addCallback(lambda taken: bool(int(taken)))
+            TAKE_BACKLOG, [receiver_key(key), sessions_key(key)], [field]
+        ).addCallback(answered)
 
     def drop_backlog(self, name: str, session: int) -> None:
-        key = username_key(name)
-        field = self._field(session)
-        dropped = self._redis.script(DROP_BACKLOG, [receiver_key(key)], [key, self.node, field])
-        dropped.addErrback(
-            lambda f: self.log.warn(
-                "could not let {name}'s offline queue go in Redis: {why} (it goes with the session's claim)",
-                name=name,
-                why=f.getErrorMessage(),
-            )
+        self._drop_backlog(username_key(name), self._field(session))
+
+    def _drop_backlog(self, key: str, field: str) -> None:
+        """Let the offline queue of the name ``key`` go if the session ``field`` has it; if Redis does
+        not take it, made again by the next renewal's read (:meth:`_not_taken`)."""
+
+        def failed(failure: Failure) -> None:
+            self._undropped.add((key, field))
+            self._not_taken(failure)
+
+        self._redis.script(DROP_BACKLOG, [receiver_key(key)], [key, self.node, field]).addCallbacks(
+            lambda _: self._undropped.discard((key, field)), failed
         )
 
     def read_moved(self, name: str, conversation: str, position: str) -> None:
         """Publish the move on ``msgsvc:presence``: the nodes with sessions of ``name`` tell them."""
-        key = username_key(name)
+        self._tell_read(username_key(name), conversation, position)
+
+    def _tell_read(self, key: str, conversation: str, position: str) -> None:
+        """Publish where the name ``key`` has read ``conversation``; if Redis does not take it, the newest
+        position not told of each conversation is published by the next renewal's read."""
         event = {"e": "read", "key": key, "conv": conversation, "pos": position, "node": self.node}
-        self._redis.execute("PUBLISH", PRESENCE, json.dumps(event)).addErrback(
-            lambda f: self.log.warn(
-                "could not tell the other nodes where {name} has read: {why}",
-                name=name,
-                why=f.getErrorMessage(),
-            )
+
+        def failed(failure: Failure) -> None:
+            self._unread[key, conversation] = position
+            self._not_taken(failure)
+
+        self._redis.execute("PUBLISH", PRESENCE, json.dumps(event)).addCallbacks(
+            lambda _: self._unread.pop((key, conversation), None), failed
         )
 
     def away_changed(self, name: str, message: str | None) -> None:
@@ -673,9 +692,10 @@ class RedisCluster(Service):
         ).addErrback(self._not_taken)
 
     def _not_taken(self, failure: Failure) -> None:
-        """Redis did not take a release, an away change or a room's change (Redis away, the commands
-        connection dropped, while the subscription and the lease may hold): the next renewal reads again
-        (:meth:`_reclaim`), which gives this node's sessions and away names whole and takes the rooms as
+        """Redis did not take a release, an away change, a room's change, a let-go of an offline queue or
+        a read position (Redis away, the commands connection dropped, while the subscription and the lease
+        may hold): the next renewal reads again (:meth:`_reclaim`), which gives this node's sessions and
+        away names whole, lets go the queues and tells the read positions not taken, and takes the rooms as
         the store has them (a change published here just before its write: the write failed too)."""
         self._owed = True
         self._untaken.failed(failure)
@@ -841,6 +861,12 @@ class RedisCluster(Service):
         again = self._redis.script(
             AWAY_AGAIN, [users_key(self.node), away_key(self.node)], [self.node, *away]
         ).addErrback(self._not_taken)
+        undropped, self._undropped = self._undropped, set()
+        for key, field in undropped:
+            self._drop_backlog(key, field)
+        unread, self._unread = self._unread, {}
+        for (key, conversation), position in unread.items():
+            self._tell_read(key, conversation, position)
 
         def read(_: object) -> Deferred[None]:
             return gatherResults(
