@@ -1721,11 +1721,9 @@ class SessionsAcrossNodesTests(_TwoNodes):
         self.assertEqual(await self.online(), {})
         self.flushLoggedErrors(RedisUnavailable)  # the outage's first failure, logged whole
 
-    async def test_an_offline_queue_let_go_while_redis_did_not_answer_is_freed_once_it_answers(self) -> None:
-        """reclaim38: a session that lets its account's offline queue go while this node's commands
-        connection is down (it has it all, or it left) leaves it held in Redis, and the other nodes are not
-        told it is free: another session of the account got what waits only at its next login or ACK.  Now
-        the next renewal Redis answers lets it go, and says so."""
+    async def queue_let_go_unanswered(self) -> tuple[RedisCluster, _Hub, RedisCluster, _Hub]:
+        """Nodes A and B; alice's session 1 on A takes her offline queue, and lets it go while A's commands
+        connection is down."""
         (a, _, hub_a), (b, _, hub_b) = self.node("A", lease=8.0), self.node("B")
         await self.until(lambda: a.reachable() and b.reachable() and hub_a.resynced != [])
         await deferLater(reactor, 0.1, lambda: None)  # both subscribed
@@ -1735,6 +1733,14 @@ class SessionsAcrossNodesTests(_TwoNodes):
         a._redis._protocol.transport.loseConnection()
         await self.until(lambda: not a._redis.connected)
         a.drop_backlog("alice", 1)  # fails at once
+        return a, hub_a, b, hub_b
+
+    async def test_an_offline_queue_let_go_while_redis_did_not_answer_is_freed_once_it_answers(self) -> None:
+        """reclaim38: a session that lets its account's offline queue go while this node's commands
+        connection is down (it has it all, or it left) leaves it held in Redis, and the other nodes are not
+        told it is free: another session of the account got what waits only at its next login or ACK.  Now
+        the next renewal Redis answers lets it go, and says so."""
+        a, hub_a, b, hub_b = await self.queue_let_go_unanswered()
         await self.until(lambda: ("backlog", "alice") in hub_b.presence)
         self.assertTrue(await b.take_backlog("alice", 1))
         self.flushLoggedErrors(RedisUnavailable)  # the outage's first failure, logged whole
@@ -1742,15 +1748,7 @@ class SessionsAcrossNodesTests(_TwoNodes):
     async def test_an_offline_queue_taken_again_after_a_failed_let_go_is_not_let_go_by_the_read(self) -> None:
         """A let-go Redis did not take, then the same session taking the queue again: the read after does
         not let go what it holds now."""
-        (a, _, hub_a), (b, _, hub_b) = self.node("A", lease=8.0), self.node("B")
-        await self.until(lambda: a.reachable() and b.reachable() and hub_a.resynced != [])
-        await deferLater(reactor, 0.1, lambda: None)  # both subscribed
-        await a.claim("alice", "10.0.0.1:5000", "lines", 1.0, False, 1, 2)
-        hub_a.local.append(("alice", 1, 2, "10.0.0.1:5000", "lines", 1.0))
-        self.assertTrue(await a.take_backlog("alice", 1))
-        a._redis._protocol.transport.loseConnection()
-        await self.until(lambda: not a._redis.connected)
-        a.drop_backlog("alice", 1)  # fails at once
+        a, hub_a, b, hub_b = await self.queue_let_go_unanswered()
         await self.until(lambda: a._redis.connected)
         self.assertTrue(await a.take_backlog("alice", 1))
         await self.until(lambda: len(hub_a.resynced) == 2)  # the renewal's read
