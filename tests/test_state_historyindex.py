@@ -94,7 +94,7 @@ class HistoryIndexTests(SynchronousTestCase):
         self.assertEqual(list(index.latest("alice", _value(5))), [_value(6), _value(5)])
         self.assertEqual(list(index.latest("dave", _BELOW_EVERY)), [])
 
-    def test_a_listing_holds_one_place_per_conversation_however_often_each_moved(self) -> None:
+    def test_a_listing_holds_one_place_per_conversation_however_many_entries_each_takes(self) -> None:
         """An entry of a conversation the index has touches no listing (a read orders them): the
         listing's places are its conversations, however many entries each took."""
         index = HistoryIndex()
