@@ -111,8 +111,10 @@ class History(Service):
         before, in one append, the only one of its kind in flight; if it fails, try again later
         (:func:`~msgsvc.hub.contracts.retry_after`)."""
         self._write_call = None
-        batch, self._keeping = self._keeping, []  # not copied: a new list is young to the garbage
-        if self._unwritten:  # collector, which walks it whole at each collection until it is old
+        # The list keep() filled is handed on, not copied: a new list is young to the garbage collector,
+        # which walks it whole at each collection until it is old.
+        batch, self._keeping = self._keeping, []
+        if self._unwritten:
             batch[:0], self._unwritten = self._unwritten, []
         self._writing = True
         return self._append(batch, paced=True)
