@@ -127,12 +127,11 @@ class NodeTests(SynchronousTestCase):
         self.assertEqual(erin.messages(), [message])
 
     def test_messages_redis_refuses_to_route_log_a_few_lines_not_a_traceback_each(self) -> None:
-        """attack38 F3: Redis connected but refusing writes (its ``maxmemory`` reached, which
-        docs/scaling.rst tells the operator to set; a replica's READONLY) fails each message's route
-        script: each is refused UNAVAILABLE, as it should, and each logs a critical 'could not route a
-        message' with the whole traceback.  Real sockets, 6 senders on one node, 5 s of OOM: 1,450
-        SERVER_ERRORs and 13,051 log lines (1,450 critical), about 2,600 lines a second from 6 clients.
-        Refused sends of one outage are logged a few times, as the history's failed appends are."""
+        """Redis connected but refusing writes (its ``maxmemory`` reached, which docs/scaling.rst tells the
+        operator to set; a replica's READONLY) fails each message's route script: each is refused
+        UNAVAILABLE, and the refusals of one outage are logged a few lines in all, as the history's failed
+        appends are.  (attack38 F3: each logged a critical with its traceback: on real sockets, 6 senders
+        on one node, 5 s of OOM, 1,450 SERVER_ERRORs made 13,051 log lines.)"""
         refusal = ResponseError("OOM command not allowed when used memory > 'maxmemory'.")  # as Redis says it
         with capturedLogs() as logged:
             for n in range(100):
