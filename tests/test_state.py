@@ -434,11 +434,6 @@ class ReadContract(_Base):
     async def reopened(self) -> State:
         raise NotImplementedError
 
-    async def purge_time(self, name: str, at: float) -> float:
-        """When ``name``'s history was last purged, by a purge dated ``at`` by its caller: ``at``, but
-        for a store dating its purges by a clock of its own."""
-        return at
-
     async def kept(self, *entries: Stored, keep: int = KEEP) -> list[Stored]:
         raise NotImplementedError  # HistoryContract's: each store says when the entries are durable
 
