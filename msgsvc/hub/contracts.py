@@ -877,8 +877,9 @@ class Network(Protocol):
         """Whether the service's state is reachable now: without it, only this node's users are."""
 
     def rereading(self) -> bool:
-        """Whether this node is reading the service's state again (its subscription or lease back): until
-        it has, what it holds (the rooms, who is online elsewhere) may be behind the other nodes."""
+        """Whether this node is reading the service's state again (its subscription or lease back, or a
+        write of its own the state did not take), or its last such read failed: until one is taken, what it
+        holds (the rooms, who is online elsewhere) may be behind the other nodes."""
 
 
 class NetworkListener(Protocol):
