@@ -53,7 +53,6 @@ from msgsvc.state.redis import (
     QUEUE_COUNT,
     QUEUE_ID,
     QUEUE_SENDERS,
-    ROOMS,
     SENT,
     VERDICTS_MAX,
     RedisState,
