@@ -9,8 +9,8 @@ no connection a command fails at once with :class:`RedisUnavailable`
 rather than waiting: the server answers its client ``SERVER_ERROR`` and
 the client may try again.  A command unanswered for :data:`REPLY_TIMEOUT`
 seconds fails the same way and drops the connection, which is then made
-again; a node whose reactor was busy meanwhile waits once more
-(:class:`_Overdue`), so it fails nothing Redis answered.
+again; the time counts only while Redis is silent and the node listens
+(:class:`_Overdue`), so a busy node fails nothing Redis answered.
 
 txredisapi imports Twisted's global reactor when it is imported; only the
 plugin's ``makeService``, the Redis commands and the tests import this
@@ -83,10 +83,15 @@ class _Protocol(txredisapi.RedisProtocol):  # type: ignore[misc]
 
     owner: _Connection
     clock: IReactorTime
+    reads = 0  # how many times the connection was read (:class:`_Overdue`)
 
     def callLater(self, delay: float, f: Callable[..., object], *args: object) -> _Overdue:
-        """txredisapi's clock (its reply timeout): the owner's reactor, patient with itself."""
-        return _Overdue(self.clock, delay, f, *args)
+        """txredisapi's clock (its reply timeout): the owner's reactor, counting silence only."""
+        return _Overdue(self, delay, f, *args)
+
+    def dataReceived(self, data: bytes, unpause: bool = False) -> None:
+        self.reads += 1
+        super().dataReceived(data, unpause)
 
     def connectionMade(self) -> Deferred[None]:
         transports: tuple[Any, ...] = (self.transport, getattr(self.transport, "transport", None))
@@ -115,34 +120,39 @@ class _Protocol(txredisapi.RedisProtocol):  # type: ignore[misc]
 
 
 class _Overdue:
-    """A call due after ``delay``, which waits once more if the reactor comes to it late: busy, it could
-    neither send the command nor read the answer meanwhile.
+    """txredisapi's reply timeout: due after ``delay`` of silence from Redis, as this node could hear it.
 
-    A reactor runs its timed calls at the start of a pass, before it reads or writes its sockets: after a
-    pass that held it longer than the reply timeout (a busy node), txredisapi's timeout failed every
-    command then waiting and dropped the connection, though Redis had answered them (lease38, the bench's
-    login ramp on a loaded core: the logins under way refused, and the lease's renewal sent in that pass
-    failed with them, leaving 9 s of the lease).  Come to later than a tenth of ``delay`` after its time,
-    it waits ``delay`` again from then, once: a Redis that does not answer is still found out.
+    Due, it waits ``delay`` more if the connection was read meanwhile (Redis answers in order: a long
+    reply, or many, ahead of the command's), or, once, if the reactor came to it late.  A reactor runs
+    its timed calls at the start of a pass, before it reads or writes its sockets: after a pass that held
+    it past the timeout (a busy or starved node), every command waiting was failed and the connection
+    dropped though Redis had answered them (lease38, the bench's login ramp on a loaded core: the logins
+    under way refused, and the lease's renewal sent in that pass failed with them, leaving 9 s of the
+    lease); and a command behind a reply that took the node longer than ``delay`` to read (a username log
+    of 300,000 names) failed with the connection.  A silent Redis is still found out.
     """
 
-    def __init__(self, clock: IReactorTime, delay: float, f: Callable[..., object], *args: object) -> None:
-        self._clock = clock
+    def __init__(self, protocol: _Protocol, delay: float, f: Callable[..., object], *args: object) -> None:
+        self._protocol = protocol
+        self._clock = protocol.clock
         self._delay = delay
         self._f = f
         self._args = args
-        self._waited = False
-        self._at = clock.seconds() + delay
-        self._call = clock.callLater(delay, self._due)
+        self._reads = protocol.reads
+        self._waited_late = False
+        self._at = self._clock.seconds() + delay
+        self._call = self._clock.callLater(delay, self._due)
 
     def _due(self) -> None:
         now = self._clock.seconds()
-        if self._waited or now - self._at < self._delay / 10:
+        late = now - self._at >= self._delay / 50 and not self._waited_late
+        if self._protocol.reads == self._reads and not late:
             self._f(*self._args)
-        else:
-            self._waited = True
-            self._at = now + self._delay
-            self._call = self._clock.callLater(self._delay, self._due)
+            return
+        self._waited_late = self._waited_late or late
+        self._reads = self._protocol.reads
+        self._at = now + self._delay
+        self._call = self._clock.callLater(self._delay, self._due)
 
     def active(self) -> bool:
         return bool(self._call.active())
