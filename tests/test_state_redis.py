@@ -19,7 +19,7 @@ from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
 from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import LogEvent, globalLogPublisher
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from msgsvc.auth.store import Reset, StillOnline
 from msgsvc.hub.contracts import (
@@ -183,6 +183,26 @@ class ReplyTimeoutTests(SynchronousTestCase):
         self.call.cancel()
         self.clock.advance(REPLY_TIMEOUT)
         self.assertEqual((self.fired, self.call.active()), ([], False))
+
+
+class ProtocolClockTests(TestCase):
+    def test_a_call_for_now_runs_in_the_next_pass_as_the_reactors_own(self) -> Deferred[None]:
+        """review38: txredisapi's ``callLater(0, ...)`` (its line receiver's) went through the reply timeout's
+        patience and ran a pass later than the reactor's own."""
+        from msgsvc.state.redislink import _Protocol
+
+        protocol = _Protocol(charset="utf-8")
+        protocol.clock = reactor
+        order: list[str] = []
+        done: Deferred[None] = Deferred()
+
+        def next_pass() -> None:
+            order.append("next pass")
+            done.callback(None)
+
+        reactor.callLater(0, reactor.callLater, 0, next_pass)
+        protocol.callLater(0, order.append, "txredisapi's")
+        return done.addCallback(lambda _: self.assertEqual(order, ["txredisapi's", "next pass"]))
 
 
 class RedisStateTests(RedisStateCase):

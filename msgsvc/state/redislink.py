@@ -30,6 +30,7 @@ from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import (
+    IDelayedCall,
     IProtocol,
     IProtocolFactory,
     IReactorTime,
@@ -85,9 +86,10 @@ class _Protocol(txredisapi.RedisProtocol):  # type: ignore[misc]
     clock: IReactorTime
     reads = 0  # how many times the connection was read (:class:`_Overdue`)
 
-    def callLater(self, delay: float, f: Callable[..., object], *args: object) -> _Overdue:
-        """txredisapi's clock (its reply timeout): the owner's reactor, counting silence only."""
-        return _Overdue(self, delay, f, *args)
+    def callLater(self, delay: float, f: Callable[..., object], *args: object) -> IDelayedCall | _Overdue:
+        """txredisapi's clock, the owner's reactor; its reply timeout (the one call with a delay) counts
+        Redis's silence only."""
+        return _Overdue(self, delay, f, *args) if delay > 0 else self.clock.callLater(delay, f, *args)
 
     def dataReceived(self, data: bytes, unpause: bool = False) -> None:
         self.reads += 1
