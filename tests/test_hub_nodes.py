@@ -485,6 +485,31 @@ class RoomRaceTests(RoomsTestCase):
         self.assertEqual(outcome(bob.user.send_room("#dev", "now")), (1, (), ()))
         self.assertEqual([m.text for m in alice.messages()], ["now"])
 
+    def test_a_rooms_controls_while_the_node_reads_again_are_refused_until_it_has(self) -> None:
+        """Its rooms may be behind while the node reads again: an op de-opped meanwhile on another node is
+        still an op here, and would KICK, set MODEs, a TOPIC under +t or INVITE to +i on that stale copy.
+        Every change of a room is refused UNAVAILABLE until the read is taken (nothing changes, nobody is
+        told); reading the topic, the members or the rooms still works."""
+        alice, bob = self.join("alice"), self.join("bob")
+        self.successResultOf(alice.user.join("#dev", None))
+        self.successResultOf(bob.user.join("#dev", None))
+        self.join("erin")
+        told = len(bob.room_events())
+        self.network.reading = True
+        refused = [
+            self.refusal(alice.user.kick, "#dev", "bob", "out"),
+            self.refusal(alice.user.mode, "#dev", [("+i", None)]),
+            self.refusal(alice.user.topic, "#dev", "stale"),
+            self.refusal(alice.user.invite, "#dev", "erin"),
+        ]
+        self.assertEqual(refused, [Refusal.UNAVAILABLE] * 4)
+        self.assertEqual(len(bob.room_events()), told)
+        self.assertEqual(self.successResultOf(alice.user.topic("#dev", None)).topic, "")
+        self.assertEqual(len(self.successResultOf(alice.user.members("#dev")).members), 2)
+        self.network.reading = False
+        self.successResultOf(alice.user.topic("#dev", "fresh"))
+        self.successResultOf(alice.user.kick("#dev", "bob", "out"))
+
     def test_a_room_created_on_two_nodes_at_once_is_the_one_the_store_kept_first(self) -> None:
         """zed creates #Race on his node as alice creates #race here; the store kept zed's first, so
         alice's creation writes nothing: this node reads the room (zed's creation, heard meanwhile, taken
