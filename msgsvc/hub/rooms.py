@@ -346,10 +346,9 @@ class Rooms:
         return self._kept(self._remove(record, user, event, session), event)
 
     def send(self, session: Session, name: str, text: str) -> Report | Deferred[Report]:
-        """A message to the room ``name`` (not ``#all``: the hub's broadcast); refused UNAVAILABLE while
-        this node reads the service's state again (a ban or ``+m`` set meanwhile elsewhere not known yet)."""
-        if self._nodes.network.rereading():
-            raise Refused(Refusal.UNAVAILABLE, "this server is reading the rooms again; try again soon")
+        """A message to the room ``name`` (not ``#all``: the hub's broadcast); refused while this node
+        reads again (:meth:`_current`)."""
+        self._current()
         user = _key(session)
         record = self._visible(name, user)
         member = record.members.get(user)
@@ -388,6 +387,7 @@ class Rooms:
         if text is None:
             record = self._visible(name, user)
             return succeed(TopicSet(record.name, record.topic, record.topic_by, record.topic_at))
+        self._current()
         record = self._member_of(name, user)
         if "t" in record.modes and not record.members[user].op:
             raise Refused(Refusal.NOT_ROOM_OPERATOR, f"only {record.name}'s operators set its topic")
@@ -402,6 +402,7 @@ class Rooms:
         return self._kept(self._write(writes), event)
 
     def invite(self, session: Session, name: str, invitee: str) -> Deferred[Invited]:
+        self._current()
         user = _key(session)
         record = self._member_of(name, user)
         if "i" in record.modes and not record.members[user].op:
@@ -430,6 +431,7 @@ class Rooms:
         return invited.addErrback(self._unkept).addCallback(kept)
 
     def kick(self, session: Session, name: str, target: str, reason: str) -> Deferred[Kicked]:
+        self._current()
         user = _key(session)
         record = self._operated(name, user)
         kicked = record.members.get(username_key(target))
@@ -442,6 +444,7 @@ class Rooms:
         user = _key(session)
         if room_key(name) == ALL:
             raise Refused(Refusal.NOT_ROOM_OPERATOR, "#all's modes cannot be changed")
+        self._current()
         record = self._operated(name, user)
         event = ModeSet(record.name, session.record.name, self._effective(record, changes))
         if not event.changes:  # nothing changed: nothing made, written or told
@@ -623,6 +626,13 @@ class Rooms:
         self._write_freed(key)
 
     # -- inside ------------------------------------------------------------
+
+    def _current(self) -> None:
+        """Refused UNAVAILABLE while this node reads the service's state again: its rooms may be behind (a
+        ban, ``+m``, an operator's status taken away elsewhere not known yet), so neither a message to a
+        room nor a change of one is judged on them.  A JOIN is judged by the store."""
+        if self._nodes.network.rereading():
+            raise Refused(Refusal.UNAVAILABLE, "this server is reading the rooms again; try again soon")
 
     def _visible(self, name: str, user: str) -> RoomRecord:
         """The room ``name``, or Refused (NO_SUCH_ROOM: none, or a secret one ``user`` is not in)."""
