@@ -1,4 +1,4 @@
-"""Failures of one kind logged a few lines an outage (msgsvc.hub.outage)."""
+"""Failures of one kind logged a few lines an outage (msgsvc.hub.contracts.Outage)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from twisted.logger import Logger, LogLevel, capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from msgsvc.hub.outage import EVERY, Outage
+from msgsvc.hub.contracts import OUTAGE_EVERY as EVERY, Outage
 
 
 class OutageTests(SynchronousTestCase):

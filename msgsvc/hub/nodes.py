@@ -18,6 +18,7 @@ from msgsvc.hub.contracts import (
     Kind,
     Message,
     Network,
+    Outage,
     Refusal,
     Refused,
     RemoteUser,
@@ -28,7 +29,6 @@ from msgsvc.hub.contracts import (
     UserRecord,
 )
 from msgsvc.hub.events import AwayChanged, Event, LogLoaded, SessionsElsewhere, UserJoined, UserLeft
-from msgsvc.hub.outage import Outage
 from msgsvc.hub.queue import OfflineQueue
 from msgsvc.hub.rules import username_key
 from msgsvc.hub.session import Account, Outgoing, Session, deliver

@@ -10,19 +10,19 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from msgsvc.hub.contracts import (
+    RETRY_MOST,
     Enqueue,
     Message,
     Network,
+    Outage,
     Queued,
     QueuePolicy,
-    RETRY_MOST,
     Report,
     Store,
     UserRecord,
     retry_after,
 )
 from msgsvc.hub.events import Event, QueueChanged
-from msgsvc.hub.outage import Outage
 from msgsvc.hub.rules import username_key
 from msgsvc.hub.session import Account, Session
 

@@ -64,12 +64,12 @@ from msgsvc.hub.contracts import (
     Message,
     ModeSet,
     NetworkListener,
+    Outage,
     Refusal,
     Refused,
     RemoteUser,
     RoomEvent,
 )
-from msgsvc.hub.outage import Outage
 from msgsvc.hub.rules import username_key
 from msgsvc.state.inbox import ROUTE, Inbox, inbox_key, waiting_key
 from msgsvc.state.redis import (

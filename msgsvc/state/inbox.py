@@ -30,7 +30,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from msgsvc.hub.outage import Outage
+from msgsvc.hub.contracts import Outage
 from msgsvc.state.redis import PREFIX
 from msgsvc.state.redislink import Commands, RedisUnavailable, Script
 from msgsvc.state.redisurl import RedisURL
