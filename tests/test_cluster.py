@@ -19,7 +19,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 from twisted.internet.testing import MemoryReactorClock
@@ -1719,6 +1719,26 @@ class SessionsAcrossNodesTests(_TwoNodes):
         a.release("alice", 1, 5.0)  # fails at once; alice is no longer among A's local users
         await self.until(lambda: ("left", "alice", "A") in hub_b.presence)
         self.assertEqual(await self.online(), {})
+        self.flushLoggedErrors(RedisUnavailable)  # the outage's first failure, logged whole
+
+    async def test_a_claim_redis_did_not_take_while_reading_again_is_made_again_at_the_next_renewal(self) -> None:
+        """A node reading again claims its sessions again; one claim Redis did not take (a reply timeout,
+        the connection dropped mid-read) was only logged, a line a name: the session stayed here unclaimed
+        in Redis (offline on the other nodes, its unprotected name free for another node) until some later
+        re-read.  Now it is a change Redis did not take: the next renewal reads and claims again."""
+        (a, _, hub_a), (b, _, hub_b) = self.node("A", lease=8.0), self.node("B")
+        await self.until(lambda: a.reachable() and b.reachable() and hub_a.resynced != [])
+        await deferLater(reactor, 0.1, lambda: None)  # both subscribed
+        await a.claim("alice", "10.0.0.1:5000", "lines", 1.0, False, 1, 1)
+        hub_a.local.append(("alice", 1, 1, "10.0.0.1:5000", "lines", 1.0))
+        joined = ("joined", "alice", "A")
+        await self.until(lambda: joined in hub_b.presence)
+        await self.state.redis.execute("DEL", "msgsvc:sessions:alice")  # as if Redis lost it
+        claim = a.claim
+        self.patch(a, "claim", lambda *args: fail(RedisUnavailable("the reply timed out")))
+        a._reclaim()
+        self.patch(a, "claim", claim)
+        await self.until(lambda: hub_b.presence.count(joined) == 2)  # claimed again
         self.flushLoggedErrors(RedisUnavailable)  # the outage's first failure, logged whole
 
     async def queue_let_go_unanswered(self) -> tuple[RedisCluster, _Hub, RedisCluster, _Hub]:
