@@ -36,10 +36,10 @@ can end, so that no name is ever held twice; when Redis is back it forgets
 the sessions it no longer has, claims its remaining ones again (one taken
 meanwhile elsewhere is disconnected here) and reads who is online anew.  It
 does so too at the first renewal after Redis did not take a release, an
-away change, a room's change, a let-go of an offline queue or a read
-position of its own (its lease and subscription may have held all along;
-the let-go and the newest position of each conversation are made again),
-and after a read that failed.  Nodes of two event
+away change, a room's change, a let-go of an offline queue, a read
+position or a claim made again of its own (its lease and subscription may
+have held all along; the let-go and the newest position of each
+conversation are made again), and after a read that failed.  Nodes of two event
 formats (:data:`FORMAT`) never serve together.
 """
 
@@ -449,7 +449,7 @@ class RedisCluster(Service):
         self._untaken = Outage(
             self.log,
             reactor,
-            "give Redis a change of this node's (a release, an away change, a room's change)",
+            "give Redis a change of this node's (a session's claim or release, an away, a room, a read)",
             "this node reads the service's state again at the next renewal Redis answers",
         )
         self._rereads = 0  # re-reads under way (:meth:`_reclaim`)
@@ -692,11 +692,12 @@ class RedisCluster(Service):
         ).addErrback(self._not_taken)
 
     def _not_taken(self, failure: Failure) -> None:
-        """Redis did not take a release, an away change, a room's change, a let-go of an offline queue or
-        a read position (Redis away, the commands connection dropped, while the subscription and the lease
-        may hold): the next renewal reads again (:meth:`_reclaim`), which gives this node's sessions and
-        away names whole, lets go the queues and tells the read positions not taken, and takes the rooms as
-        the store has them (a change published here just before its write: the write failed too)."""
+        """Redis did not take a release, an away change, a room's change, a let-go of an offline queue, a
+        read position or a claim made again (Redis away, the commands connection dropped, while the
+        subscription and the lease may hold): the next renewal reads again (:meth:`_reclaim`), which gives
+        this node's sessions and away names whole, lets go the queues and tells the read positions not
+        taken, and takes the rooms as the store has them (a change published here just before its write:
+        the write failed too)."""
         self._owed = True
         self._untaken.failed(failure)
 
@@ -920,7 +921,9 @@ class RedisCluster(Service):
             self._resync()
 
     def _lost_claim(self, failure: Failure, name: str) -> None:
+        """A claim made again (:meth:`_reclaim`) refused: the name was taken elsewhere; failed: Redis did
+        not take it, and the next renewal reads and claims again (:meth:`_not_taken`)."""
         if failure.check(Refused):
             self.nodes.drop_local(name, f"{name} was taken on another server while this one was cut off")
         else:
-            self.log.warn("could not claim {name} again: {why}", name=name, why=failure.getErrorMessage())
+            self._not_taken(failure)
