@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
@@ -1668,6 +1669,22 @@ class SessionsAcrossNodesTests(_TwoNodes):
         await self.until(lambda: ("away", "alice", "A", "at lunch") in hub_b.presence)
         self.assertEqual(await self.state.redis.execute("HGETALL", away_key("A")), ["alice", "at lunch"])
         self.flushLoggedErrors(RedisUnavailable)  # the outage's first failure, logged whole
+
+    async def test_a_re_read_redis_cannot_take_fails_once_not_also_unhandled(self) -> None:
+        """A re-read made while the commands connection is down: the forgetting of ended sessions fails
+        with the claims, and the re-read says so once (read again at the next renewal); its failure is not
+        also an 'Unhandled error in Deferred' when the forgetting's Deferred is collected (review38)."""
+        b, _, hub_b = self.node("B")
+        await self.until(lambda: b.reachable() and hub_b.resynced != [])
+        b._redis._protocol.transport.loseConnection()
+        await self.until(lambda: not b._redis.connected)
+        with capturedLogs() as logged:
+            b._reclaim()
+            gc.collect()
+        told = [formatEvent(e) for e in logged]
+        self.assertEqual([line for line in told if "Unhandled error" in line], [])
+        self.assertEqual(len([line for line in told if "could not read who is online" in line]), 1)
+        self.flushLoggedErrors(RedisUnavailable)
 
     async def test_a_node_does_not_join_a_service_whose_nodes_run_another_event_format(self) -> None:
         """Nodes of two event formats would drop each other's events (a MODE from a newer node not

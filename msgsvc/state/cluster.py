@@ -913,7 +913,9 @@ class RedisCluster(Service):
                 for event in heard:
                     self._take(event)
 
-        gatherResults([forgotten, *claims, again]).addCallback(read).addErrback(failed).addCallback(done)
+        gatherResults([forgotten, *claims, again], consumeErrors=True).addCallback(read).addErrback(
+            failed
+        ).addCallback(done)
 
     def _resync_when_ready(self, _: None) -> None:
         self._resync_waiting = False
