@@ -1686,6 +1686,27 @@ class SessionsAcrossNodesTests(_TwoNodes):
         self.assertEqual(len([line for line in told if "could not read who is online" in line]), 1)
         self.flushLoggedErrors(RedisUnavailable)
 
+    async def test_a_renewal_whose_answer_breaks_leaves_the_heartbeat_beating(self) -> None:
+        """A fault raised while a renewal's answer is taken (here the re-read it starts) is logged, and the
+        next beat renews: the heartbeat's LoopingCall, which stops for good at a failure, never sees it
+        (before: the lease was let run out, the node's users dropped, and no lease taken again)."""
+        b, _, hub_b = self.node("B")
+        await self.until(lambda: b.reachable() and hub_b.resynced != [])
+        reclaim = b._reclaim
+
+        def broken() -> None:
+            b._reclaim = reclaim  # type: ignore[method-assign]
+            raise RuntimeError("a fault in the re-read")
+
+        b._reclaim = broken  # type: ignore[method-assign]
+        b._owed = True  # the next renewal reads again
+        await self.until(lambda: b._reclaim is reclaim)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertTrue(b._heartbeat.running)
+        renewed = b._held_until
+        await self.until(lambda: b._held_until > renewed)  # the next beat renewed
+        self.assertTrue(b.holds_lease())
+
     async def test_a_node_does_not_join_a_service_whose_nodes_run_another_event_format(self) -> None:
         """Nodes of two event formats would drop each other's events (a MODE from a newer node not
         understood by an older one: rooms diverged, silently).  A node takes no lease while a node of

@@ -549,9 +549,13 @@ class RedisCluster(Service):
                 self._waiting_for_redis = True
                 self._redis.ready().addCallback(self._redis_back)
 
+        def broke(failure: Failure) -> None:
+            # the heartbeat's LoopingCall stops for good at a failure: log the fault, renew at the next beat
+            self.log.failure("node {node}: a lease renewal's answer broke", failure, node=self.node)
+
         anew = int(not self.holds_lease())
         args = [self.node, int(ttl * 1000), self._about, sent, self._inbox_limit, anew, FORMAT]
-        return self._redis.script(HEARTBEAT, [NODES], args).addCallbacks(renewed, failed)
+        return self._redis.script(HEARTBEAT, [NODES], args).addCallbacks(renewed, failed).addErrback(broke)
 
     def _refuse(self, node: str, theirs: int) -> None:
         """Take no lease while ``node`` (alive) runs event format ``theirs``, not this one's: say so once."""
