@@ -415,6 +415,15 @@ class QueueTests(SynchronousTestCase):
         to_two = Enqueue(("x", "y"), "erin", "multicast", ("x", "y"), "hi", 2.0, 10, 0.0, 3, 5, NO_ID)
         self.assertEqual(db.batch([lambda d: d.enqueue(to_two)]), [("x",)])  # 4 waited in all
 
+    def reopened_at(self, version: int, back: str, db: Database, path: str) -> Database:
+        """``db``'s file at ``path`` taken back to schema ``version`` by the script ``back``, then opened
+        again (so upgraded), closed at the test's end."""
+        db._db.executescript(back + f"PRAGMA user_version = {version}")
+        db.close()
+        db = Database(path)
+        self.addCleanup(db.close)
+        return db
+
     def test_a_version_4_file_is_given_protection_times_and_empty_message_ids(self) -> None:
         path = self.mktemp()
         db = Database(path)
@@ -422,10 +431,7 @@ class QueueTests(SynchronousTestCase):
         db.set_password_hash("alice", "h2", 9.0)  # before version 5, only this time was kept
         message = Enqueue(("alice",), "bob", "unicast", ("alice",), "hi", 1.0, 10, 0.0, *ROOM, message_id="X")
         db.batch([lambda d: d.enqueue(message)])
-        db._db.executescript(_BACK_TO_4 + "PRAGMA user_version = 4")
-        db.close()
-        db = Database(path)
-        self.addCleanup(db.close)
+        db = self.reopened_at(4, _BACK_TO_4, db, path)
         self.assertEqual(db.protected_since("alice"), 9.0)  # later than the truth: hides more, never less
         [(page, _)] = db.batch([lambda d: d.backlog("alice", 0, 0.0, 10)])  # type: ignore[misc]
         self.assertEqual([q.message_id for q in page], [""])
@@ -472,10 +478,7 @@ class QueueTests(SynchronousTestCase):
         db.set_password_hash("alice", "h", 7.0)
         said = Stored(message_id_floor(100.0), 100.0, "alice,bob", "bob", Kind.UNICAST, ("alice",), "hi")
         db.batch([lambda d: d.append([said], 10)])
-        db._db.executescript(_BACK_TO_7 + "PRAGMA user_version = 7")
-        db.close()
-        db = Database(path)
-        self.addCleanup(db.close)
+        db = self.reopened_at(7, _BACK_TO_7, db, path)
         self.assertEqual(db.rooms(), [])
         dev = RoomRecord("#dev", 10.0, "alice", members={"alice": Member("alice", op=True, since=10.0)})
         db.batch([lambda d: d.create_room(dev, 50)])
@@ -489,10 +492,7 @@ class QueueTests(SynchronousTestCase):
         dev = RoomRecord("#dev", 10.0, "alice", modes="int", members={"alice": Member("alice", op=True, since=10.0)})
         dev.members["bob"] = Member("bob", since=11.0)
         db.batch([lambda d: d.create_room(dev, 50)])
-        db._db.executescript(_BACK_TO_10 + "PRAGMA user_version = 10")
-        db.close()
-        db = Database(path)
-        self.addCleanup(db.close)
+        db = self.reopened_at(10, _BACK_TO_10, db, path)
         self.assertEqual(db.rooms(), [dev])
         [kept] = db.batch([lambda d: d.set_modes("#dev", [("-i", None), ("+v", "bob")], "alice", 20.0, {"bob": 0})])
         self.assertEqual(kept, ModesKept("nt", None, None, 1, (Member("bob", voice=True, since=11.0, version=1),)))
@@ -503,10 +503,7 @@ class QueueTests(SynchronousTestCase):
         db = Database(path)
         dev = RoomRecord("#dev", 10.0, "alice", version=4, members={"alice": Member("alice", op=True, since=10.0)})
         db.batch([lambda d: d.create_room(dev, 50)])
-        db._db.executescript(_BACK_TO_13 + "PRAGMA user_version = 13")
-        db.close()
-        db = Database(path)
-        self.addCleanup(db.close)
+        db = self.reopened_at(13, _BACK_TO_13, db, path)
         self.assertEqual(db.rooms(), [dev])
         [bob] = db.batch([lambda d: d.enter("#dev", Joining("bob", 11.0), 10, 50)])
         self.assertEqual(bob, Member("bob", since=11.0, joined=5))
