@@ -323,6 +323,22 @@ class KilledDuringAPasswordChangeTests(SynchronousTestCase):
             self.assertTrue(HASHER.verify(stored, "new password" if writes % 2 else "old password"))
 
 
+def _taken_back(db: Database, script: str) -> None:
+    """``db``'s file taken back to schema version 14 (its history as one table of rows, the index and
+    pass rows gone), then by ``script`` (a ``_BACK_TO_*`` and its user_version) further."""
+    entries = db.history()
+    db._db.executescript(
+        "DROP TABLE history_passes; DROP TABLE history_floors;"
+        " CREATE TABLE history (id TEXT PRIMARY KEY, at REAL NOT NULL, conversation TEXT NOT NULL,"
+        " sender TEXT NOT NULL, kind TEXT NOT NULL, recipients TEXT NOT NULL, text TEXT NOT NULL) WITHOUT ROWID;"
+    )
+    db._db.executemany(
+        "INSERT INTO history VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(e.id, e.at, e.conversation, e.sender, e.kind.value, ",".join(e.recipients), e.text) for e in entries],
+    )
+    db._db.executescript(script)
+
+
 # Takes a file at schema version 14 back to version 13 (less its user_version): memberships not numbered.
 _BACK_TO_13 = "ALTER TABLE room_members DROP COLUMN joined;"
 
@@ -403,7 +419,8 @@ class QueueTests(SynchronousTestCase):
         for sender in ("alice", "Alice", "bob"):
             message = Enqueue(("carol",), sender, "unicast", ("carol",), "hi", 1.0, 10, 0.0, *ROOM, NO_ID)
             db.batch([lambda d: d.enqueue(message)])  # noqa: B023 - run at once
-        db._db.executescript(
+        _taken_back(
+            db,
             _BACK_TO_4 + "DROP TRIGGER queue_added; DROP TRIGGER queue_removed; DROP TABLE queue_senders;"
             " DROP TABLE queue_total; ALTER TABLE resets DROP COLUMN removed; PRAGMA user_version = 3"
         )
@@ -418,7 +435,7 @@ class QueueTests(SynchronousTestCase):
     def reopened_at(self, version: int, back: str, db: Database, path: str) -> Database:
         """``db``'s file at ``path`` taken back to schema ``version`` by the script ``back``, then opened
         again (so upgraded), closed at the test's end."""
-        db._db.executescript(back + f"PRAGMA user_version = {version}")
+        _taken_back(db, back + f"PRAGMA user_version = {version}")
         db.close()
         db = Database(path)
         self.addCleanup(db.close)
@@ -459,14 +476,14 @@ class QueueTests(SynchronousTestCase):
             _direct(4.0, "alice,bob", "again"),
         ]
         db.batch([lambda d: d.append(said, 10)])
-        db._db.executescript(_BACK_TO_11 + "PRAGMA user_version = 11")
+        _taken_back(db, _BACK_TO_11 + "PRAGMA user_version = 11")
         self.assertEqual(db._db.execute("SELECT count(*) FROM history_members").fetchone(), (5,))
         db.close()
         db = Database(path)
         self.addCleanup(db.close)
         tables = {name for (name,) in db._db.execute("SELECT name FROM sqlite_master")}
-        self.assertLessEqual({"history", "history_purges", "history_purged"}, tables)
-        self.assertFalse(tables & {"conversations", "history_members", "history_by_conversation"})
+        self.assertLessEqual({"history_passes", "history_purges", "history_purged"}, tables)
+        self.assertFalse(tables & {"history", "conversations", "history_members", "history_by_conversation"})
         self.assertEqual(db.history(), said)
         self.assertEqual(db.latest("bob", 0.0, 10), [said[3], said[2]])
         self.assertEqual(db.page_before("alice,bob", None, 10, 0.0), ([said[0], said[3]], False))
@@ -513,7 +530,8 @@ class QueueTests(SynchronousTestCase):
         path = self.mktemp()
         db = Database(path)
         db.batch([lambda d: d.create_room(RoomRecord("#dev", 10.0, "alice"), 50)])
-        db._db.executescript(
+        _taken_back(
+            db,
             _BACK_TO_10 + "DROP TABLE ready; DROP TABLE room_bans; CREATE TABLE room_bans (room TEXT NOT NULL, key TEXT NOT NULL,"
             " name TEXT NOT NULL, by TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (room, key)) WITHOUT ROWID;"
             " INSERT INTO room_bans VALUES ('#dev', 'mallory', 'Mallory', 'alice', 19.25);"
@@ -706,7 +724,7 @@ class HistoryTests(SynchronousTestCase):
         self.db.batch([lambda db: db.append([direct], 10)])
         self.assertEqual(self.db.batch([lambda db: db.expire_history(2.0, 10)]), [1])
         self.assertEqual(list(self.db.history_index().latest("bob", -1)), [])
-        self.assertEqual(self.db._db.execute("SELECT count(*) FROM history").fetchone(), (0,))
+        self.assertEqual(self.db._db.execute("SELECT count(*) FROM history_passes").fetchone(), (0,))
 
     def test_a_transaction_that_fails_leaves_the_index_as_the_file(self) -> None:
         kept = _direct(1.0, "alice,bob")
@@ -729,14 +747,6 @@ class HistoryTests(SynchronousTestCase):
         self.assertEqual(self.db.latest("alice", 0.0, 10), [kept])
         self.assertEqual(self.db.latest("dave", 0.0, 10), [])
         self.assertEqual(self.db.page_before("alice,bob", None, 10, 0.0), ([kept], False))
-        self.assertEqual(self.size(), 1)
-
-    def test_an_id_kept_already_in_another_conversation_stays_there(self) -> None:
-        kept = _direct(1.0, "alice,bob")
-        again = Stored(kept.id, 1.0, "carol,dave", "carol", Kind.UNICAST, ("dave",), "the same id")
-        self.db.batch([lambda db: db.append([kept], 10), lambda db: db.append([again], 10)])
-        self.assertEqual(self.db.latest("carol", 0.0, 10), [])
-        self.assertEqual(self.db.latest("bob", 0.0, 10), [kept])
         self.assertEqual(self.size(), 1)
 
     def test_a_purge_by_another_connection_is_seen_at_the_next_transaction(self) -> None:
@@ -773,19 +783,24 @@ class HistoryTests(SynchronousTestCase):
         self.assertEqual(self.db.batch(twice), [None, ("bob",), None, ("bob",)])
         self.assertEqual(self.size(), 1)
 
-    def test_a_long_append_keeps_each_new_entry_once_and_leaves_those_kept_in_another_conversation(self) -> None:
-        """The rows go in by the hundred, the rest one by one: an id kept already in another conversation,
-        among the hundreds or the rest, stays there, and every other entry is kept."""
-        elsewhere = [_direct(float(i), "alice,bob") for i in (10, 240)]
-        self.db.batch([lambda db: db.append(elsewhere, 1000)])
-        entries = [_entry(float(i), str(i)) for i in range(250)]
+    def test_a_long_append_spans_rows_and_keeps_each_new_entry_once(self) -> None:
+        """An append's records go into a row until it holds 256 or 32 KiB, then into the next: every entry
+        kept once (those kept already left out), each read back whole, after the index is built again
+        from the rows too; texts hold any character, the record's separator among them."""
+        kept = [_entry(float(i), f"kept {i}") for i in (10, 240)]
+        self.db.batch([lambda db: db.append(kept, 1000)])
+        texts = ["\x1f\x01 é ✓ \t" + "x" * (i % 7 * 1000) for i in range(600)]
+        entries = [_entry(float(i), f"{i} {text}") for i, text in enumerate(texts)]
         self.db.batch([lambda db: db.append(entries, 1000)])
-        self.assertEqual(self.size(), 250)
-        [(all_, _), (direct, _)] = self.db.batch(
-            [lambda db: db.page_after(ALL, "", 1000, 0.0), lambda db: db.page_after("alice,bob", "", 10, 0.0)]
-        )
-        self.assertEqual(all_, [e for e in entries if e.at not in (10.0, 240.0)])
-        self.assertEqual(direct, elsewhere)
+        self.assertGreater(self.db._db.execute("SELECT count(*) FROM history_passes").fetchone()[0], 3)
+        expected = sorted({e.id: e for e in [*entries, *kept]}.values(), key=lambda e: e.id)
+        expected = [kept[0] if e.id == kept[0].id else kept[1] if e.id == kept[1].id else e for e in expected]
+        for built_again in (False, True):
+            if built_again:
+                self.db._index = None
+            self.assertEqual(self.size(), 600)
+            [(all_, more)] = self.db.batch([lambda db: db.page_after(ALL, "", 1000, 0.0)])  # type: ignore[misc]
+            self.assertEqual((all_, more), (expected, False))
 
 
 _APPENDER = """
@@ -827,11 +842,11 @@ class KilledDuringAppendsTests(SynchronousTestCase):
             appender.stdout.close()
             db = Database(path)  # opens: the file is not broken
             try:
-                kept = int(db._db.execute("SELECT count(*) FROM history").fetchone()[0])
+                kept = len(db.history())
                 size = db.history_size()
             finally:
                 db.close()
-            self.assertEqual(size, kept)  # the counts moved with the rows
+            self.assertEqual(size, kept)  # the index holds what the rows do
             self.assertEqual(kept % 5, 0)
             self.assertGreaterEqual(kept, committed)
             self.assertGreater(committed, 0)
@@ -897,7 +912,7 @@ class AdminRoomsTests(SynchronousTestCase):
 class IndexMemoryTests(SynchronousTestCase):
     """attack36 F2 (issue 30, schema 12): what one sender's messages to new conversations add to the
     history's index in memory, as docs/security.rst and docs/performance.rst ("The history's index in
-    memory") state it: under 255 bytes a two-person conversation and under 620 bytes one of 33
+    memory") state it: under 270 bytes a two-person conversation and under 640 bytes one of 33
     participants (a multicast to 32 names), with 3-letter names: its key, its entries' bytearray, a place in
     each participant's listing (it was 1,378 bytes, a dict entry a participant).  How many one sender
     makes is bounded by the hub (tests.test_hub_history).  Measured with tracemalloc on Database.append
@@ -933,8 +948,8 @@ class IndexMemoryTests(SynchronousTestCase):
 
     def test_a_two_person_conversation_costs_what_the_docs_say(self) -> None:
         each = self.each(2, 100)
-        self.assertLessEqual(each, 255, f"{each:.0f} bytes a conversation")
+        self.assertLessEqual(each, 270, f"{each:.0f} bytes a conversation")
 
     def test_a_senders_multicasts_to_new_groups_cost_what_the_docs_say_a_conversation_costs(self) -> None:
         each = self.each(33, 40)
-        self.assertLessEqual(each, 620, f"{each:.0f} bytes a conversation")
+        self.assertLessEqual(each, 640, f"{each:.0f} bytes a conversation")

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from array import array
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from itertools import islice
 from typing import Any, TypeVar
@@ -42,9 +43,9 @@ from msgsvc.hub.contracts import (
 from msgsvc.hub.ids import message_id_floor, message_id_text, message_id_value
 from msgsvc.hub.rules import admission, bans_overflow, invites_anew, mask_key, room_key, username_key
 from msgsvc.state import Snapshot, StoreError
-from msgsvc.state.historyindex import HistoryIndex
+from msgsvc.state.historyindex import ABOVE, HistoryIndex, Place
 
-SCHEMA_VERSION = 14
+SCHEMA_VERSION = 15
 
 _T = TypeVar("_T")
 
@@ -237,6 +238,20 @@ _SCHEMA: dict[int, tuple[str, ...]] = {
         # asked before it left and entered again is not made on the new one (RoomStore.set_modes).
         "ALTER TABLE room_members ADD COLUMN joined INTEGER NOT NULL DEFAULT 0",
     ),
+    15: (
+        # The history by the pass: a row holds the records of the entries one append kept (at most
+        # _PASS_ENTRIES of them, _PASS_BYTES), one after another, their sizes (each 4 bytes, the machine's
+        # order) and its newest id; the index in memory says where each entry's record is
+        # (msgsvc.state.historyindex).  A record is UTF-8: the id, then the conversation, sender, kind,
+        # recipients (joined by commas) and text, each after a \x1f (the text last: it may hold one).
+        # The rows of version 14 are copied into such rows by _UPGRADES[15].
+        "CREATE TABLE history_passes (id INTEGER PRIMARY KEY, newest TEXT NOT NULL, sizes BLOB NOT NULL,"
+        " entries BLOB NOT NULL)",
+        # Below which id a conversation's entries were dropped (its oldest past --history-max; '': every
+        # conversation's, past --history-days): their records may stay in rows that hold others, and are
+        # left out when the index is built.
+        "CREATE TABLE history_floors (conversation TEXT PRIMARY KEY, floor TEXT NOT NULL) WITHOUT ROWID",
+    ),
 }
 
 #: The longest the history's entries wait for a transaction (sooner if anything else is written or read):
@@ -246,18 +261,13 @@ HISTORY_INTERVAL = 1.0
 #: The bytes readiness's probe writes (:meth:`Database.ready`): past one page of 4 KiB, so it needs pages.
 READY_PROBE = 8192
 
-# Above every message id's value (128 bits): page_before()'s position for "the newest".
-_AFTER_EVERY_ID = 1 << 128
 
-_ENTRY = "SELECT id, at, conversation, sender, kind, recipients, text FROM history"
 _IDS = "(SELECT value FROM json_each(?))"  # the ids in a JSON array: each row found by its key
-_COLUMNS = 7  # of a history row
-_KIND_TEXT = {kind: kind.value for kind in Kind}  # a row's kind: a look-up here costs an eighth of .value
-_INSERT = "INSERT OR IGNORE INTO history VALUES (?, ?, ?, ?, ?, ?, ?)"
-# History rows an insert takes at once: one statement step for them all, where executemany steps (and
-# lets go of the GIL) for each row: about a third fewer instructions a row (docs/performance.rst).
-_ROWS_AT_ONCE = 100
-_INSERT_MANY = "INSERT OR IGNORE INTO history VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * _ROWS_AT_ONCE)
+_KIND_TEXT = {kind: kind.value for kind in Kind}  # a record's kind: a look-up here costs an eighth of .value
+#: The most records a pass row holds, and the bytes past which it holds no more: a read of one entry
+#: reads its whole row.
+_PASS_ENTRIES = 256
+_PASS_BYTES = 32768
 
 
 class Database:
@@ -265,9 +275,10 @@ class Database:
 
     Every write is one transaction, durable once the method returns: not
     even a power cut loses it, and a process killed in the middle leaves
-    the state from before it, never half of it.  The history is one table
-    in id order; its index (each conversation's entries, each name's
-    conversations) is in memory (:meth:`history_index`), built from it.
+    the state from before it, never half of it.  The history is a row of
+    records a pass (an append); its index (each conversation's entries and
+    where each is, each name's conversations) is in memory
+    (:meth:`history_index`), built from the rows.
     """
 
     def __init__(self, path: str) -> None:
@@ -282,7 +293,7 @@ class Database:
         self._purged: dict[str, float] = {}  # when each name key was last purged, read with the index
         self._opened: dict[str, dict[str, float]] = {}  # each name key's groups opened: when (open_group)
         self._opened_since = 0.0  # what open_group was last asked since: older openings are forgotten
-        self._in_batch = False
+        self._next_row = 1  # the id of the next pass row (known with the index)
         try:
             self._setup()
         except sqlite3.Error as e:
@@ -320,6 +331,8 @@ class Database:
             for step in range(version + 1, SCHEMA_VERSION + 1):
                 for statement in _SCHEMA[step]:
                     self._db.execute(statement)
+                if step in _UPGRADES:
+                    _UPGRADES[step](self._db)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def load(self) -> list[UserRecord]:
@@ -348,29 +361,19 @@ class Database:
     def batch(self, work: Sequence[Callable[[Database], object]]) -> list[object]:
         """Run each of ``work`` in one transaction, in order; their results.  One fsync for the lot.
 
-        The history's index follows: what the jobs changed of it is undone if the transaction fails, and
-        it is built again (when next needed) after a purge by another connection (the operator's
-        ``python -m msgsvc.admin history purge``, while the server runs)."""
+        The history's index follows: it is built again (when next needed) after a purge by another connection (the operator's
+        ``python -m msgsvc.admin history purge``, while the server runs), and if the transaction fails."""
         try:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
-                self._in_batch = True
-                if self._index is not None:
-                    if self._purges() != self._index_purges:
-                        self._index = None
-                    else:
-                        self._index.begin()
+                if self._index is not None and self._purges() != self._index_purges:
+                    self._index = None
                 results = [job(self) for job in work]
         except BaseException as e:
-            if self._index is not None:
-                self._index.rollback()
+            self._index = None  # it may hold what the rows do not: built again from them when next needed
             if isinstance(e, sqlite3.Error):
                 raise StoreError(f"cannot write to {self.path!r}: {e}") from None
             raise
-        finally:
-            self._in_batch = False
-        if self._index is not None:
-            self._index.commit()
         return results
 
     def history_index(self) -> HistoryIndex:
@@ -380,12 +383,15 @@ class Database:
             self._index_purges = self._purges()
             purged = self._db.execute("SELECT key, at FROM history_purged")
             self._purged = {str(key): float(at) for key, at in purged}
-            rows = self._db.execute("SELECT id, conversation, sender FROM history ORDER BY id")
-            self._index = HistoryIndex.built(
-                (message_id_value(id), key, username_key(sender)) for id, key, sender in rows
-            )
-            if self._in_batch:
-                self._index.begin()
+            floors = dict(self._db.execute("SELECT conversation, floor FROM history_floors").fetchall())
+            everyone = floors.pop("", "")
+            index, self._next_row = HistoryIndex(), 1
+            for row, sizes, entries in self._db.execute("SELECT id, sizes, entries FROM history_passes ORDER BY id"):
+                for offset, size, conversation, id, sender in _headers(sizes, entries):
+                    if id >= everyone and id >= floors.get(conversation, ""):
+                        index.add(conversation, id, sender, row, offset, size)
+                self._next_row = row + 1
+            self._index = index
         return self._index
 
     def _purges(self) -> int:
@@ -481,66 +487,72 @@ class Database:
     # -- the history (call these within batch()) -----------------------------------
 
     def append(self, entries: Sequence[Stored], keep: int) -> None:
-        """Keep ``entries``; trim each of their conversations to its newest ``keep`` once it is 1% (at
-        least one entry) over, so that a trim is one delete per hundred appends, not one each.  An entry
-        kept already is left as it is: it must not fail the queue's writes in the same transaction.  An
-        entry whose sender was purged at or after its time is left out (written late: a retry)."""
+        """Keep ``entries``, their records in a pass row (or a few, past :data:`_PASS_ENTRIES` or
+        :data:`_PASS_BYTES`); trim each of their conversations to its newest ``keep`` once it is 1% (at
+        least one entry) over, so that a trim is one floor written per hundred appends, not one each.  An
+        entry kept already is left as it is: it must not fail the queue's writes in the same transaction.
+        An entry whose sender was purged at or after its time is left out (written late: a retry)."""
         index, most, purged = self.history_index(), keep + max(keep // 100, 1), self._purged
-        columns: list[str | float] = []  # the next rows' columns, one row after another
+        records: list[str] = []  # the row's records so far
+        sizes = array("I")  # their sizes in UTF-8
+        offset, newest = 0, ""  # the next record's offset in the row; the row's newest id
         over: dict[str, None] = {}  # the conversations to trim
         for e in entries:
-            sender = username_key(e.sender)
-            if purged and purged.get(sender, -1.0) >= e.at:
+            if purged and purged.get(username_key(e.sender), -1.0) >= e.at:
                 continue
-            count = index.add(e.conversation, message_id_value(e.id), sender)
+            record = f"{e.id}{e.conversation}\x1f{e.sender}\x1f{_KIND_TEXT[e.kind]}\x1f{','.join(e.recipients)}\x1f{e.text}"
+            size = len(record) if record.isascii() else len(record.encode())
+            count = index.add(e.conversation, e.id, e.sender, self._next_row, offset, size)
             if count:
-                recipients = ",".join(e.recipients)
-                columns += (e.id, e.at, e.conversation, e.sender, _KIND_TEXT[e.kind], recipients, e.text)
+                records.append(record)
+                sizes.append(size)
+                offset += size
+                if e.id > newest:
+                    newest = e.id
                 if count > most:
                     over[e.conversation] = None
-                if len(columns) == _COLUMNS * _ROWS_AT_ONCE:
-                    self._insert_history(columns)
-                    columns = []
-        self._insert_history(columns)
+                if len(records) == _PASS_ENTRIES or offset >= _PASS_BYTES:
+                    self._insert_pass(records, sizes, newest)
+                    records, sizes, offset, newest = [], array("I"), 0, ""
+        if records:
+            self._insert_pass(records, sizes, newest)
         for conversation in over:
             self._trim(conversation, index.count(conversation) - keep)
 
-    def _insert_history(self, columns: list[str | float]) -> None:
-        """Insert the rows whose ``columns`` follow one another: :data:`_ROWS_AT_ONCE` in one statement,
-        fewer one by one.  A row whose id is kept already, in another conversation, is not: the index
-        forgets it again.  (A transaction's rows a statement at a time, not in one list: a list of them all
-        is young to the garbage collector, which walked it whole at each collection.)"""
-        if len(columns) == _COLUMNS * _ROWS_AT_ONCE:
-            added = self._db.execute(_INSERT_MANY, columns).rowcount
-        else:
-            rows = [columns[start : start + _COLUMNS] for start in range(0, len(columns), _COLUMNS)]
-            added = self._db.executemany(_INSERT, rows).rowcount
-        if added != len(columns) // _COLUMNS:  # some ids were kept already, maybe in another conversation
-            for id, conversation in zip(columns[::_COLUMNS], columns[2::_COLUMNS]):
-                (kept,) = self._db.execute("SELECT conversation FROM history WHERE id = ?", (id,)).fetchone()
-                if kept != conversation:  # that one stays
-                    self.history_index().drop(str(conversation), (message_id_value(str(id)),))
+    def _insert_pass(self, records: list[str], sizes: array[int], newest: str) -> None:
+        """Write the row :attr:`_next_row` of ``records``, whose ``sizes`` they are and whose newest id is
+        ``newest``."""
+        row = (self._next_row, newest, sizes.tobytes(), "".join(records).encode())
+        self._db.execute("INSERT INTO history_passes VALUES (?, ?, ?, ?)", row)
+        self._next_row += 1
 
     def _trim(self, conversation: str, over: int) -> int:
-        """Drop the ``over`` oldest entries of ``conversation``; how many were dropped."""
-        dropped = [message_id_text(value) for value in self.history_index().drop_oldest(conversation, over)]
-        self._db.execute(f"DELETE FROM history WHERE id IN {_IDS}", (json.dumps(dropped),))
-        return len(dropped)
+        """Drop the ``over`` oldest entries of ``conversation``, and keep below which id they are (their
+        records go with the last live entry of their rows: :meth:`expire_history`); how many."""
+        index = self.history_index()
+        dropped = index.drop_oldest(conversation, over)
+        oldest = index.since(conversation, "", 1)
+        if dropped and oldest:
+            self._db.execute(
+                "INSERT INTO history_floors VALUES (?, ?) ON CONFLICT (conversation) DO UPDATE SET floor = excluded.floor",
+                (conversation, oldest[0][0]),
+            )
+        return dropped
 
     def page_before(
         self, conversation: str, before: str | None, limit: int, since: float
     ) -> tuple[list[Stored], bool]:
-        """See :meth:`msgsvc.hub.contracts.HistoryStore.page_before`: the index's newest ids below
-        ``before``, their rows read, until ``limit`` + 1 are at or after ``since``."""
-        index, lowest = self.history_index(), message_id_value(message_id_floor(since))
-        bound = _AFTER_EVERY_ID if before is None else _position(before)
+        """See :meth:`msgsvc.hub.contracts.HistoryStore.page_before`: the index's newest entries below
+        ``before``, their records read, until ``limit`` + 1 are at or after ``since``."""
+        index, lowest = self.history_index(), message_id_floor(since)
+        bound = ABOVE if before is None else before
         found: list[Stored] = []
         while len(found) <= limit:
-            values = index.below(conversation, bound, lowest, limit + 1 - len(found))
-            if not values:
+            places = index.below(conversation, bound, lowest, limit + 1 - len(found))
+            if not places:
                 break
-            found[:0] = [e for e in self._entries(values) if e.at >= since]
-            bound = values[0]
+            found[:0] = [e for e in self._entries(places) if e.at >= since]
+            bound = places[0][0]
         return found[max(len(found) - limit, 0) :], len(found) > limit
 
     def page_after(
@@ -548,72 +560,97 @@ class Database:
     ) -> tuple[list[Stored], bool]:
         """See :meth:`msgsvc.hub.contracts.HistoryStore.page_after`."""
         index = self.history_index()
-        lowest = max(_position(after) + 1, message_id_value(message_id_floor(since)))
+        lowest = max(_just_after(after), message_id_floor(since))
         found: list[Stored] = []
         while len(found) <= limit:
-            values = index.since(conversation, lowest, limit + 1 - len(found))
-            if not values:
+            places = index.since(conversation, lowest, limit + 1 - len(found))
+            if not places:
                 break
-            found += [e for e in self._entries(values) if e.at >= since]
-            lowest = values[-1] + 1
+            found += [e for e in self._entries(places) if e.at >= since]
+            lowest = _just_after(places[-1][0])
         return found[:limit], len(found) > limit
 
     def latest(self, member: str, since: float, limit: int) -> list[Stored]:
         """See :meth:`msgsvc.hub.contracts.HistoryStore.latest`: the member's conversations newest
         first, from the index, ``limit`` of them read."""
-        newest = self.history_index().latest(username_key(member), message_id_value(message_id_floor(since)))
+        newest = self.history_index().latest(username_key(member), message_id_floor(since))
         found: list[Stored] = []
         while len(found) < limit:
-            values = list(islice(newest, limit - len(found)))
-            if not values:
+            places = list(islice(newest, limit - len(found)))
+            if not places:
                 break
-            found += [e for e in self._entries(values) if e.at >= since]
+            found += [e for e in self._entries(places) if e.at >= since]
         return found
 
-    def _entries(self, values: Sequence[int]) -> list[Stored]:
-        """The entries of those ids' values, in that order, each read by its id."""
-        ids = [message_id_text(value) for value in values]
-        rows = self._db.execute(f"{_ENTRY} WHERE id IN {_IDS}", (json.dumps(ids),))
-        found = {row[0]: row for row in rows}
-        return [_stored(found[id]) for id in ids if id in found]
+    def _entries(self, places: Sequence[Place]) -> list[Stored]:
+        """The entries kept at those places, in that order: each pass row read once."""
+        rows = {row for _, row, _, _ in places}
+        read = self._db.execute(f"SELECT id, entries FROM history_passes WHERE id IN {_IDS}", (json.dumps(list(rows)),))
+        kept: dict[int, bytes] = dict(read.fetchall())
+        found = []
+        for id, row, offset, size in places:  # a record not where the index says (a row purged meanwhile) left out
+            record = kept.get(row, b"")[offset : offset + size]
+            if record[:26] == id.encode():
+                found.append(_record(record))
+        return found
 
     def history(self) -> list[Stored]:
         """Every entry kept, oldest first (what msgsvc.state.migrate copies)."""
-        return [_stored(row) for row in self._db.execute(f"{_ENTRY} ORDER BY id")]
+        index, found = self.history_index(), []
+        for sizes, entries in self._db.execute("SELECT sizes, entries FROM history_passes"):
+            for offset, size, conversation, id, _ in _headers(sizes, entries):
+                if index.holds(conversation, id):
+                    found.append(_record(entries[offset : offset + size]))
+        return sorted(found, key=lambda entry: entry.id)
 
     def expire_history(self, oldest: float, keep: int) -> int:
         """Drop the entries sent before ``oldest`` and each conversation's past its newest ``keep``; how
-        many (the history's oldest end, then a look at each conversation's count).  The names that opened
-        no group since what :meth:`open_group` was last asked are forgotten."""
+        many (a look at each conversation), and the rows no entry is kept in any more (a look at every
+        entry).  The names that opened no group since what :meth:`open_group` was last asked are
+        forgotten."""
         since = self._opened_since
         self._opened = {k: o for k, o in self._opened.items() if any(when >= since for when in o.values())}
         index, floor = self.history_index(), message_id_floor(oldest)
-        expired = self._db.execute("DELETE FROM history WHERE id < ? RETURNING conversation", (floor,))
-        bound = message_id_value(floor)
-        dropped = sum(index.drop_below(conversation, bound) for conversation in {c for (c,) in expired})
-        return dropped + sum(self._trim(conversation, over) for conversation, over in index.over(keep))
+        dropped = index.drop_below(floor)
+        dropped += sum(self._trim(conversation, over) for conversation, over in index.over(keep))
+        self._db.execute(
+            "INSERT INTO history_floors VALUES ('', ?) ON CONFLICT (conversation) DO UPDATE SET floor = excluded.floor",
+            (floor,),
+        )
+        self._db.execute("DELETE FROM history_floors WHERE floor < ?", (floor,))
+        rows = index.rows()
+        lowest = min(rows, default=self._next_row)
+        gone = sorted(set(range(lowest, self._next_row)) - rows)
+        self._db.execute("DELETE FROM history_passes WHERE id < ?", (lowest,))
+        self._db.execute(f"DELETE FROM history_passes WHERE id IN {_IDS}", (json.dumps(gone),))
+        return dropped
 
     def purge_history(self, sender: str, at: float) -> int:
-        """Drop every entry ``sender`` sent; how many (a scan of the whole history: the operator's).
-        Kept: that it was purged ``at``, so that no later append keeps what it sent before."""
-        key = username_key(sender)
-        rows = self._db.execute(
-            "DELETE FROM history WHERE lower(sender) = ? RETURNING conversation, id", (key,)
-        ).fetchall()
+        """Drop every entry ``sender`` sent; how many (a scan of the whole history: the operator's): each
+        row that holds one written again without it, the index built again.  Kept: that it was purged
+        ``at``, so that no later append keeps what it sent before."""
+        key, index, count = username_key(sender), self.history_index(), 0
+        rewritten: list[tuple[bytes, bytes, str, int]] = []
+        for row, sizes, entries in self._db.execute("SELECT id, sizes, entries FROM history_passes"):
+            records, left, newest = [], array("I"), ""
+            for offset, size, conversation, id, by in _headers(sizes, entries):
+                if username_key(by) == key:
+                    count += index.holds(conversation, id)
+                else:
+                    records.append(entries[offset : offset + size])
+                    left.append(size)
+                    newest = max(newest, id)
+            if len(left) * left.itemsize != len(sizes):
+                rewritten.append((left.tobytes(), b"".join(records), newest, row))
+        self._db.executemany("UPDATE history_passes SET sizes = ?, entries = ?, newest = ? WHERE id = ?", rewritten)
+        self._db.execute("DELETE FROM history_passes WHERE sizes = x''")
         self._db.execute(
             "INSERT INTO history_purged VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET at = max(at, excluded.at)",
             (key, at),
         )
-        (purges,) = self._db.execute("UPDATE history_purges SET count = count + 1 RETURNING count").fetchone()
-        if self._index is not None:  # else it is built from what is left, when needed
-            self._index_purges = purges
-            self._purged[key] = max(self._purged.get(key, at), at)
-            purged: dict[str, list[int]] = {}
-            for conversation, id in rows:
-                purged.setdefault(conversation, []).append(message_id_value(id))
-            for conversation, values in purged.items():
-                self._index.drop(conversation, values)
-        return len(rows)
+        self._db.execute("UPDATE history_purges SET count = count + 1")
+        self._index = None  # the records moved: built again from the rows when next needed
+        return count
 
     def purged(self) -> list[tuple[str, float]]:
         """When each name key's history was last purged (what msgsvc.state.migrate copies)."""
@@ -668,7 +705,7 @@ class Database:
     def unread(self, conversation: str, after: str, reader: str, cap: int) -> int:
         """See :meth:`msgsvc.hub.contracts.HistoryStore.unread`: from the index alone (its entries'
         senders), no statement."""
-        return self.history_index().unread(conversation, _position(after) + 1, username_key(reader), cap)
+        return self.history_index().unread(conversation, _just_after(after), username_key(reader), cap)
 
     # -- rooms (msgsvc.hub.contracts.RoomStore; the writes within batch()) ---------------
 
@@ -1013,15 +1050,53 @@ class Database:
         self._db.close()
 
 
-def _position(position: str) -> int:
-    """A position (a message id, or :func:`message_id_floor`; "": before the first) as a value."""
-    return message_id_value(position) if position else -1
+def _just_after(position: str) -> str:
+    """The position just after ``position`` (an id, a floor; "": before the first id), as the index has
+    them (msgsvc.state.historyindex)."""
+    return position + "\0" if position else ""
 
 
-def _stored(row: Sequence[Any]) -> Stored:
-    """An entry from its row in the history."""
-    id, at, conversation, sender, kind, group, text = row
-    return Stored(id, at, conversation, sender, Kind(kind), tuple(group.split(",")) if group else (), text)
+def _record(record: bytes) -> Stored:
+    """An entry from its record in a pass row (:meth:`Database.append`): its time its id's."""
+    text = record.decode()
+    id, (conversation, sender, kind, group, body) = text[:26], text[26:].split("\x1f", 4)
+    recipients = tuple(group.split(",")) if group else ()
+    return Stored(id, (message_id_value(id) >> 80) / 1000, conversation, sender, Kind(kind), recipients, body)
+
+
+def _headers(sizes: bytes, entries: bytes) -> Iterator[tuple[int, int, str, str, str]]:
+    """Each record of a pass row (``sizes``, then ``entries``): its offset and size, its conversation, id
+    and sender."""
+    offset = 0
+    for size in array("I", sizes):
+        end = offset + size
+        conversation = entries.find(b"\x1f", offset + 26, end)
+        sender = entries.find(b"\x1f", conversation + 1, end)
+        yield (
+            offset,
+            size,
+            entries[offset + 26 : conversation].decode(),
+            entries[offset : offset + 26].decode(),
+            entries[conversation + 1 : sender].decode(),
+        )
+        offset = end
+
+
+def _copy_rows_into_passes(db: sqlite3.Connection) -> None:
+    """Schema 15: the history's rows of version 14, in id order, as pass rows; their table dropped."""
+    database = Database.__new__(Database)
+    database._db, database._index, database._next_row, database._purged = db, HistoryIndex(), 1, {}
+    rows = db.execute("SELECT id, at, conversation, sender, kind, recipients, text FROM history ORDER BY id")
+    while chunk := rows.fetchmany(_PASS_ENTRIES):
+        database.append(
+            [Stored(id, at, c, sender, Kind(kind), tuple(group.split(",")) if group else (), text) for id, at, c, sender, kind, group, text in chunk],
+            1 << 62,
+        )
+    db.execute("DROP TABLE history")
+
+
+#: Python's part of a schema version's step, after its statements (an upgrade, not a new file).
+_UPGRADES: dict[int, Callable[[sqlite3.Connection], None]] = {15: _copy_rows_into_passes}
 
 
 class SqliteStore(Service):
