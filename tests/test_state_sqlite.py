@@ -737,7 +737,10 @@ class HistoryTests(SynchronousTestCase):
             raise ValueError("a bug")
 
         later = [_direct(2.0, "alice,carol"), _direct(3.0, "alice,bob"), _direct(4.0, "bob,dave")]
+        index = self.db.history_index()
         self.assertRaises(StoreError, self.db.batch, [lambda db: db.append(later, 10), fails])
+        self.assertIs(self.db.history_index(), index)  # what the appends added taken out, not built again
+        self.assertEqual(self.size(), 1)
         appended_and_purged = [
             lambda db: db.append(later, 1),
             lambda db: db.purge_history("alice", 5.0),

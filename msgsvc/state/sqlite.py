@@ -294,6 +294,7 @@ class Database:
         self._opened: dict[str, dict[str, float]] = {}  # each name key's groups opened: when (open_group)
         self._opened_since = 0.0  # what open_group was last asked since: older openings are forgotten
         self._next_row = 1  # the id of the next pass row (known with the index)
+        self._added: list[tuple[Records, bytearray]] | None = None  # this transaction's appends, while undoable
         try:
             self._setup()
         except sqlite3.Error as e:
@@ -332,7 +333,7 @@ class Database:
                 for statement in _SCHEMA[step]:
                     self._db.execute(statement)
                 if step in _UPGRADES:
-                    _UPGRADES[step](self._db)
+                    _UPGRADES[step](self)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def load(self) -> list[UserRecord]:
@@ -361,20 +362,36 @@ class Database:
     def batch(self, work: Sequence[Callable[[Database], object]]) -> list[object]:
         """Run each of ``work`` in one transaction, in order; their results.  One fsync for the lot.
 
-        The history's index follows: it is built again (when next needed) after a purge by another connection (the operator's
-        ``python -m msgsvc.admin history purge``, while the server runs), and if the transaction fails."""
+        The history's index follows: if the transaction fails, what its appends added is taken out (or,
+        if anything else changed it, it is built again when next needed); it is built again after a purge
+        by another connection (the operator's ``python -m msgsvc.admin history purge``, while the server
+        runs)."""
         try:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
                 if self._index is not None and self._purges() != self._index_purges:
                     self._index = None
+                self._added = []
                 results = [job(self) for job in work]
         except BaseException as e:
-            self._index = None  # it may hold what the rows do not: built again from them when next needed
+            self._taken_back()
             if isinstance(e, sqlite3.Error):
                 raise StoreError(f"cannot write to {self.path!r}: {e}") from None
             raise
+        finally:
+            self._added = None
         return results
+
+    def _taken_back(self) -> None:
+        """After a failed transaction: the index without what its appends added, or (if anything else
+        changed it: a trim, an expiry, a purge) none, built again from the rows when next needed."""
+        if self._index is None or self._added is None:
+            self._index = None
+            return
+        for kept, added in reversed(self._added):
+            for conversation, id, took in zip(kept.conversations, kept.ids, added):
+                if took:
+                    self._index.drop(conversation, (id,))
 
     def history_index(self) -> HistoryIndex:
         """The history's index, built from the history (a scan of it) if it is not yet (or no longer);
@@ -487,33 +504,43 @@ class Database:
     # -- the history (call these within batch()) -----------------------------------
 
     def append(self, entries: Sequence[Stored], keep: int) -> None:
-        """Keep ``entries``, their records in a pass row (or a few, past :data:`_PASS_ENTRIES` or
-        :data:`_PASS_BYTES`); trim each of their conversations to its newest ``keep`` once it is 1% (at
+        """Keep ``entries`` (:meth:`append_records` of their records)."""
+        self.append_records([Records(entries)], keep)
+
+    def append_records(self, appends: Sequence[Records], keep: int) -> None:
+        """Keep the entries of ``appends``, their records in a pass row (or a few, past
+        :data:`_PASS_ENTRIES` or :data:`_PASS_BYTES`); trim each of their conversations to its newest ``keep`` once it is 1% (at
         least one entry) over, so that a trim is one floor written per hundred appends, not one each.  An
         entry kept already is left as it is: it must not fail the queue's writes in the same transaction.
-        An entry whose sender was purged at or after its time is left out (written late: a retry)."""
+        An entry whose sender was purged at or after its time is left out (written late: a retry).  What
+        the index took is noted (:attr:`_added`), so that a failed transaction takes it back."""
         index, most, purged = self.history_index(), keep + max(keep // 100, 1), self._purged
         records: list[str] = []  # the row's records so far
         sizes = array("I")  # their sizes in UTF-8
         offset, newest = 0, ""  # the next record's offset in the row; the row's newest id
         over: dict[str, None] = {}  # the conversations to trim
-        for e in entries:
-            if purged and purged.get(username_key(e.sender), -1.0) >= e.at:
-                continue
-            record = f"{e.id}{e.conversation}\x1f{e.sender}\x1f{_KIND_TEXT[e.kind]}\x1f{','.join(e.recipients)}\x1f{e.text}"
-            size = len(record) if record.isascii() else len(record.encode())
-            count = index.add(e.conversation, e.id, e.sender, self._next_row, offset, size)
-            if count:
-                records.append(record)
-                sizes.append(size)
-                offset += size
-                if e.id > newest:
-                    newest = e.id
-                if count > most:
-                    over[e.conversation] = None
-                if len(records) == _PASS_ENTRIES or offset >= _PASS_BYTES:
-                    self._insert_pass(records, sizes, newest)
-                    records, sizes, offset, newest = [], array("I"), 0, ""
+        for kept in appends:
+            added = bytearray(len(kept.ids))  # 1 for each entry the index took
+            for i, (conversation, id, sender, record, size) in enumerate(
+                zip(kept.conversations, kept.ids, kept.senders, kept.records, kept.sizes)
+            ):
+                if purged and purged.get(username_key(sender), -1.0) >= _time(id):
+                    continue
+                count = index.add(conversation, id, sender, self._next_row, offset, size)
+                if count:
+                    added[i] = 1
+                    records.append(record)
+                    sizes.append(size)
+                    offset += size
+                    if id > newest:
+                        newest = id
+                    if count > most:
+                        over[conversation] = None
+                    if len(records) == _PASS_ENTRIES or offset >= _PASS_BYTES:
+                        self._insert_pass(records, sizes, newest)
+                        records, sizes, offset, newest = [], array("I"), 0, ""
+            if self._added is not None:
+                self._added.append((kept, added))
         if records:
             self._insert_pass(records, sizes, newest)
         for conversation in over:
@@ -531,6 +558,7 @@ class Database:
         records go with the last live entry of their rows: :meth:`expire_history`); how many."""
         index = self.history_index()
         dropped = index.drop_oldest(conversation, over)
+        self._added = None  # dropped: a failed transaction builds the index again
         oldest = index.since(conversation, "", 1)
         if dropped and oldest:
             self._db.execute(
@@ -612,6 +640,7 @@ class Database:
         self._opened = {k: o for k, o in self._opened.items() if any(when >= since for when in o.values())}
         index, floor = self.history_index(), message_id_floor(oldest)
         dropped = index.drop_below(floor)
+        self._added = None
         dropped += sum(self._trim(conversation, over) for conversation, over in index.over(keep))
         self._db.execute(
             "INSERT INTO history_floors VALUES ('', ?) ON CONFLICT (conversation) DO UPDATE SET floor = excluded.floor",
@@ -644,6 +673,7 @@ class Database:
                 rewritten.append((left.tobytes(), b"".join(records), newest, row))
         self._db.executemany("UPDATE history_passes SET sizes = ?, entries = ?, newest = ? WHERE id = ?", rewritten)
         self._db.execute("DELETE FROM history_passes WHERE sizes = x''")
+        self._added = None
         self._db.execute(
             "INSERT INTO history_purged VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET at = max(at, excluded.at)",
             (key, at),
@@ -1050,6 +1080,31 @@ class Database:
         self._db.close()
 
 
+class Records:
+    """Entries as :meth:`Database.append_records` keeps them: each one's record, made at once (by
+    :meth:`SqliteStore.append`, when the hub hands them over at its pass's end), its size in UTF-8, its
+    conversation, id and sender.  So the entries themselves are let go at once, not held until their
+    transaction (up to :data:`HISTORY_INTERVAL`): a million objects a second that the garbage collector
+    would walk (docs/performance.rst, "What callgrind missed"); this holds five lists."""
+
+    __slots__ = ("records", "sizes", "conversations", "ids", "senders")
+
+    def __init__(self, entries: Sequence[Stored]) -> None:
+        self.records = [
+            f"{e.id}{e.conversation}\x1f{e.sender}\x1f{_KIND_TEXT[e.kind]}\x1f{','.join(e.recipients)}\x1f{e.text}"
+            for e in entries
+        ]
+        self.sizes = array("I", [len(r) if r.isascii() else len(r.encode()) for r in self.records])
+        self.conversations = [e.conversation for e in entries]
+        self.ids = [e.id for e in entries]
+        self.senders = [e.sender for e in entries]
+
+
+def _time(id: str) -> float:
+    """The time of the message ``id`` (its millisecond's)."""
+    return (message_id_value(id) >> 80) / 1000
+
+
 def _just_after(position: str) -> str:
     """The position just after ``position`` (an id, a floor; "": before the first id), as the index has
     them (msgsvc.state.historyindex)."""
@@ -1061,7 +1116,7 @@ def _record(record: bytes) -> Stored:
     text = record.decode()
     id, (conversation, sender, kind, group, body) = text[:26], text[26:].split("\x1f", 4)
     recipients = tuple(group.split(",")) if group else ()
-    return Stored(id, (message_id_value(id) >> 80) / 1000, conversation, sender, Kind(kind), recipients, body)
+    return Stored(id, _time(id), conversation, sender, Kind(kind), recipients, body)
 
 
 def _headers(sizes: bytes, entries: bytes) -> Iterator[tuple[int, int, str, str, str]]:
@@ -1082,21 +1137,20 @@ def _headers(sizes: bytes, entries: bytes) -> Iterator[tuple[int, int, str, str,
         offset = end
 
 
-def _copy_rows_into_passes(db: sqlite3.Connection) -> None:
-    """Schema 15: the history's rows of version 14, in id order, as pass rows; their table dropped."""
-    database = Database.__new__(Database)
-    database._db, database._index, database._next_row, database._purged = db, HistoryIndex(), 1, {}
-    rows = db.execute("SELECT id, at, conversation, sender, kind, recipients, text FROM history ORDER BY id")
+def _copy_rows_into_passes(database: Database) -> None:
+    """Schema 15: the history's rows of version 14, in id order, as pass rows (the index they are added
+    to let go after: it is built from the rows when needed); their table dropped."""
+    database._index = HistoryIndex()
+    rows = database._db.execute("SELECT id, at, conversation, sender, kind, recipients, text FROM history ORDER BY id")
     while chunk := rows.fetchmany(_PASS_ENTRIES):
-        database.append(
-            [Stored(id, at, c, sender, Kind(kind), tuple(group.split(",")) if group else (), text) for id, at, c, sender, kind, group, text in chunk],
-            1 << 62,
-        )
-    db.execute("DROP TABLE history")
+        entries = [Stored(id, at, c, by, Kind(kind), tuple(to.split(",")) if to else (), text) for id, at, c, by, kind, to, text in chunk]
+        database.append(entries, 1 << 62)
+    database._db.execute("DROP TABLE history")
+    database._index = None
 
 
-#: Python's part of a schema version's step, after its statements (an upgrade, not a new file).
-_UPGRADES: dict[int, Callable[[sqlite3.Connection], None]] = {15: _copy_rows_into_passes}
+#: Python's part of a schema version's step, after its statements.
+_UPGRADES: dict[int, Callable[[Database], None]] = {15: _copy_rows_into_passes}
 
 
 class SqliteStore(Service):
@@ -1127,7 +1181,7 @@ class SqliteStore(Service):
         self._database: Database | None = None
         self._pool: ThreadPool | None = None
         self._waiting: list[tuple[Callable[[Database], Any], Deferred[Any]]] = []
-        self._appends: list[tuple[Sequence[Stored], int, Deferred[None]]] = []  # for the next transaction
+        self._appends: list[tuple[Records, int, Deferred[None]]] = []  # for the next transaction
         self._history_timer: IDelayedCall | None = None
         self._history_due = False  # the appends waited HISTORY_INTERVAL: the next transaction is theirs
         self._writing = False
@@ -1195,12 +1249,12 @@ class SqliteStore(Service):
     # -- the history (msgsvc.hub.contracts.HistoryStore) ---------------------------
 
     def append(self, entries: Sequence[Stored], keep: int) -> Deferred[None]:
-        """Keep ``entries`` in the next transaction, at most :data:`HISTORY_INTERVAL` away and before
+        """Keep ``entries`` (their :class:`Records`, made now) in the next transaction, at most :data:`HISTORY_INTERVAL` away and before
         whatever is asked next (a queueing, a read); fires once on disk."""
         if self._pool is None or self._database is None:
             return fail(StoreError("the store is not running"))
         done: Deferred[None] = Deferred()
-        self._appends.append((entries, keep, done))
+        self._appends.append((Records(entries), keep, done))
         if self._history_timer is None:
             self._history_timer = self._clock.callLater(HISTORY_INTERVAL, self._appends_waited)
         return done
@@ -1309,11 +1363,11 @@ class SqliteStore(Service):
         if self._history_timer is not None:
             self._history_timer.cancel()
         self._history_timer, self._history_due = None, False
-        kept: dict[int, Sequence[Stored]] = {}  # one append's entries not copied (see History._write)
-        for entries, keep, _ in appends:
-            kept[keep] = [*kept[keep], *entries] if keep in kept else entries
+        kept: dict[int, list[Records]] = {}  # the appends by their keep, each's rows filled in turn
+        for records, keep, _ in appends:
+            kept.setdefault(keep, []).append(records)
         batch: list[tuple[Callable[[Database], Any], Deferred[Any] | None]] = [
-            *((partial(Database.append, entries=entries, keep=keep), None) for keep, entries in kept.items()),
+            *((partial(Database.append_records, appends=each, keep=keep), None) for keep, each in kept.items()),
             *self._waiting,
         ]
         self._waiting = []
