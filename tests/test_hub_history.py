@@ -14,6 +14,7 @@ from msgsvc.hub.contracts import (
     Enqueue,
     HistoryPolicy,
     Kind,
+    Message,
     Page,
     Refusal,
     Refused,
@@ -79,7 +80,7 @@ class HistoryTestCase(SynchronousTestCase):
         asked: list[str] = []
         append, enqueue = self.store.append, self.store.enqueue
 
-        def appending(entries: Sequence[Stored], keep: int) -> Deferred[None]:
+        def appending(entries: Sequence[Message], keep: int) -> Deferred[None]:
             asked.append("append")
             return append(entries, keep)
 
@@ -140,7 +141,7 @@ class KeepingTests(HistoryTestCase):
     def test_the_messages_of_one_reactor_pass_are_one_append_in_order(self) -> None:
         appended: list[tuple[list[str], int]] = []
 
-        def append(entries: Sequence[Stored], keep: int) -> Deferred[None]:
+        def append(entries: Sequence[Message], keep: int) -> Deferred[None]:
             appended.append(([e.text for e in entries], keep))
             return succeed(None)
 
@@ -185,7 +186,7 @@ class KeepingTests(HistoryTestCase):
         asked: list[tuple[float, list[str]]] = []
         append = self.store.append
 
-        def appending(entries: Sequence[Stored], keep: int) -> Deferred[None]:
+        def appending(entries: Sequence[Message], keep: int) -> Deferred[None]:
             asked.append((round(self.clock.seconds() - START, 3), [e.text for e in entries]))
             if failures < 0 or len(asked) <= failures:
                 return fail(OSError("disk full"))
@@ -292,7 +293,7 @@ class KeepingTests(HistoryTestCase):
         (0 lines and 0.56 s with the same flood and no lock)."""
         held: list[Deferred[None]] = []
 
-        def append(entries: Sequence[Stored], keep: int) -> Deferred[None]:
+        def append(entries: Sequence[Message], keep: int) -> Deferred[None]:
             held.append(Deferred())
             return held[-1]
 
@@ -327,7 +328,7 @@ class KeepingTests(HistoryTestCase):
         calls: list[list[str]] = []
         append = self.store.append
 
-        def appending(entries: Sequence[Stored], keep: int) -> Deferred[None]:
+        def appending(entries: Sequence[Message], keep: int) -> Deferred[None]:
             calls.append([e.text for e in entries])
             kept = append(entries, keep)  # kept at once; the first answered when the test says
             return answer if len(calls) == 1 else kept

@@ -28,6 +28,7 @@ from msgsvc.hub.contracts import (
     Joining,
     Kind,
     Member,
+    Message,
     ModesKept,
     Queued,
     Refusal,
@@ -40,6 +41,7 @@ from msgsvc.hub.ids import message_id_floor
 from msgsvc.state import StoreError
 from msgsvc.state.sqlite import _SCHEMA, HISTORY_INTERVAL, SCHEMA_VERSION, Database, SqliteStore
 
+from .support.fakes import messages
 from .support.logs import VERSION_1
 from .support.queue import NO_ID, ROOM
 from .support.processes import ROOT
@@ -177,14 +179,14 @@ class SqliteStoreTests(TestCase):
         neither)."""
         self.log.startService()
         self.addCleanup(self.log.stopService)
-        first = self.log.append([_entry(1.0)], 10)
-        second = self.log.append([_entry(2.0)], 10)
+        first = self.log.append(messages([_entry(1.0)]), 10)
+        second = self.log.append(messages([_entry(2.0)]), 10)
         self.clock.advance(HISTORY_INTERVAL - 0.001)
         self.assertNoResult(first)
         self.clock.advance(0.001)
         await gatherResults([first, second])
         self.assertEqual(self.clock.getDelayedCalls(), [])
-        third = self.log.append([_entry(3.0)], 10)
+        third = self.log.append(messages([_entry(3.0)]), 10)
         message = Enqueue(("bob",), "alice", "unicast", ("bob",), "hi", 1.0, 10, 0.0, *ROOM, NO_ID)
         self.assertEqual(await self.log.enqueue(message), ("bob",))
         await third  # no time passed: it went with the queueing
@@ -475,7 +477,7 @@ class QueueTests(SynchronousTestCase):
             _direct(3.0, "alice,bob,carol"),
             _direct(4.0, "alice,bob", "again"),
         ]
-        db.batch([lambda d: d.append(said, 10)])
+        db.batch([lambda d: d.append(messages(said), 10)])
         _taken_back(db, _BACK_TO_11 + "PRAGMA user_version = 11")
         self.assertEqual(db._db.execute("SELECT count(*) FROM history_members").fetchone(), (5,))
         db.close()
@@ -494,7 +496,7 @@ class QueueTests(SynchronousTestCase):
         db = Database(path)
         db.set_password_hash("alice", "h", 7.0)
         said = Stored(message_id_floor(100.0), 100.0, "alice,bob", "bob", Kind.UNICAST, ("alice",), "hi")
-        db.batch([lambda d: d.append([said], 10)])
+        db.batch([lambda d: d.append(messages([said]), 10)])
         db = self.reopened_at(7, _BACK_TO_7, db, path)
         self.assertEqual(db.rooms(), [])
         dev = RoomRecord("#dev", 10.0, "alice", members={"alice": Member("alice", op=True, since=10.0)})
@@ -548,10 +550,10 @@ class QueueTests(SynchronousTestCase):
     def test_an_unread_count_reads_its_cap_of_entries_however_long_the_conversation(self) -> None:
         def said(conversation: str, start: float, count: int) -> list[Stored]:
             ids = [message_id_floor(start + i) for i in range(count)]
-            return [Stored(id, 0.0, conversation, "bob", Kind.UNICAST, ("alice",), "hi") for id in ids]
+            return [Stored(id, start + i, conversation, conversation[6:], Kind.UNICAST, ("alice",), "hi") for i, id in enumerate(ids)]
 
         many, few = said("alice,bob", 100.0, 2000), said("alice,carol", 5000.0, 20)
-        self.db.batch([lambda d: d.append([*many, *few], 10_000)])
+        self.db.batch([lambda d: d.append(messages([*many, *few]), 10_000)])
 
         def steps(conversation: str) -> int:
             """SQLite's virtual machine steps for one unread count of ``conversation``, capped at 10."""
@@ -622,7 +624,7 @@ class Version5HistoryTests(SynchronousTestCase):
         self.assertEqual(db.page_before("alice,bob", None, 10, 0.0), ([entries[0], entries[3]], False))
         self.assertEqual(db.history_size(), 4)
         later = [_direct(5.0, "bob,dave"), _direct(6.0, "alice,bob"), _direct(7.0, "alice,bob")]
-        db.batch([lambda d: d.append(later, 2)])  # a new conversation; a trim
+        db.batch([lambda d: d.append(messages(later), 2)])  # a new conversation; a trim
         self.assertEqual(db.latest("bob", 0.0, 2), [later[2], later[0]])
         self.assertEqual(db.page_before("alice,bob", None, 10, 0.0), (later[1:], False))
         self.assertEqual(db.history_size(), 5)
@@ -648,7 +650,7 @@ class UnreadCostTests(SynchronousTestCase):
             for n in range(own)
         ]
         theirs = Stored(message_id_floor(50_000.0), 50_000.0, "bob,mallory", "bob", Kind.UNICAST, ("mallory",), "hi")
-        db.batch([lambda d: d.append([*mine, theirs], 100_000)])
+        db.batch([lambda d: d.append(messages([*mine, theirs]), 100_000)])
         counted: list[str] = []
         db._db.set_trace_callback(counted.append)
         self.assertEqual(db.unread("bob,mallory", "", "mallory", 100), 1)
@@ -669,7 +671,7 @@ class LatestCostTests(SynchronousTestCase):
         db = Database(self.mktemp())
         self.addCleanup(db.close)
         entries = [_direct(1.0 + n, f"mallory,n{n:05d}") for n in range(conversations)]
-        db.batch([lambda d: d.append(entries, 10)])
+        db.batch([lambda d: d.append(messages(entries), 10)])
         counted = [0]
 
         def step() -> int:
@@ -687,7 +689,7 @@ class LatestCostTests(SynchronousTestCase):
         db = Database(self.mktemp())
         self.addCleanup(db.close)
         old = [_direct(1.0 + n, f"mallory,n{n:05d}") for n in range(20_000)]
-        db.batch([lambda d: d.append([*old, _direct(50_000.0, "alice,mallory")], 10)])
+        db.batch([lambda d: d.append(messages([*old, _direct(50_000.0, "alice,mallory")]), 10)])
         counted = [0]
 
         def step() -> int:
@@ -709,26 +711,26 @@ class HistoryTests(SynchronousTestCase):
         return size  # type: ignore[return-value]
 
     def test_a_conversation_is_trimmed_when_one_percent_over_what_it_keeps(self) -> None:
-        self.db.batch([lambda db: db.append([_entry(float(i)) for i in range(202)], 200)])
+        self.db.batch([lambda db: db.append(messages([_entry(float(i)) for i in range(202)]), 200)])
         self.assertEqual(self.size(), 202)  # 200 kept, and 1% over
-        self.db.batch([lambda db: db.append([_entry(202.0)], 200)])
+        self.db.batch([lambda db: db.append(messages([_entry(202.0)]), 200)])
         self.assertEqual(self.size(), 200)
         [(page, more)] = self.db.batch([lambda db: db.page_after(ALL, "", 1, 0.0)])  # type: ignore[misc]
         self.assertEqual((page, more), ([_entry(3.0)], True))  # the oldest three went
 
     def test_a_conversation_emptied_leaves_no_trace_of_its_members(self) -> None:
         direct = Stored(message_id_floor(1.0), 1.0, "alice,bob", "alice", Kind.UNICAST, ("bob",), "hi")
-        self.db.batch([lambda db: db.append([direct], 10)])
+        self.db.batch([lambda db: db.append(messages([direct]), 10)])
         self.assertEqual(self.db.batch([lambda db: db.purge_history("ALICE", 0.5)]), [1])
         self.assertEqual(list(self.db.history_index().latest("bob", -1)), [])
-        self.db.batch([lambda db: db.append([direct], 10)])
+        self.db.batch([lambda db: db.append(messages([direct]), 10)])
         self.assertEqual(self.db.batch([lambda db: db.expire_history(2.0, 10)]), [1])
         self.assertEqual(list(self.db.history_index().latest("bob", -1)), [])
         self.assertEqual(self.db._db.execute("SELECT count(*) FROM history_passes").fetchone(), (0,))
 
     def test_a_transaction_that_fails_leaves_the_index_as_the_file(self) -> None:
         kept = _direct(1.0, "alice,bob")
-        self.db.batch([lambda db: db.append([kept], 10)])
+        self.db.batch([lambda db: db.append(messages([kept]), 10)])
 
         def fails(db: Database) -> None:
             db._db.execute("SELECT * FROM no_such_table")
@@ -738,11 +740,11 @@ class HistoryTests(SynchronousTestCase):
 
         later = [_direct(2.0, "alice,carol"), _direct(3.0, "alice,bob"), _direct(4.0, "bob,dave")]
         index = self.db.history_index()
-        self.assertRaises(StoreError, self.db.batch, [lambda db: db.append(later, 10), fails])
+        self.assertRaises(StoreError, self.db.batch, [lambda db: db.append(messages(later), 10), fails])
         self.assertIs(self.db.history_index(), index)  # what the appends added taken out, not built again
         self.assertEqual(self.size(), 1)
         appended_and_purged = [
-            lambda db: db.append(later, 1),
+            lambda db: db.append(messages(later), 1),
             lambda db: db.purge_history("alice", 5.0),
             raises,
         ]
@@ -756,7 +758,7 @@ class HistoryTests(SynchronousTestCase):
         """The operator's ``history purge`` writes the file while the server runs: the server's index
         is built again at its next transaction; other writes (a reset) leave it as it is."""
         said = [_direct(1.0, "alice,bob"), _direct(2.0, "bob,carol"), _direct(3.0, "alice,bob")]
-        self.db.batch([lambda db: db.append(said, 10)])
+        self.db.batch([lambda db: db.append(messages(said), 10)])
         index = self.db.history_index()
         operator = Database(self.db.path)
         self.addCleanup(operator.close)
@@ -771,18 +773,18 @@ class HistoryTests(SynchronousTestCase):
         [page] = self.db.batch([lambda db: db.page_before("alice,bob", None, 10, 0.0)])
         self.assertEqual(page, ([], False))
         late, after = _direct(2.5, "alice,bob", "written late"), _direct(4.0, "alice,bob", "after")
-        self.db.batch([lambda db: db.append([late, after], 10)])  # what alice sent before the purge: left out
+        self.db.batch([lambda db: db.append(messages([late, after]), 10)])  # what alice sent before the purge: left out
         [page] = self.db.batch([lambda db: db.page_before("alice,bob", None, 10, 0.0)])
         self.assertEqual(page, ([after], False))
 
     def test_every_entry_is_read_oldest_first_for_a_migration(self) -> None:
         direct = Stored(message_id_floor(1.0), 1.0, "alice,bob", "Alice", Kind.UNICAST, ("bob",), "hi")
-        self.db.batch([lambda db: db.append([_entry(2.0, "all")], 10), lambda db: db.append([direct], 10)])
+        self.db.batch([lambda db: db.append(messages([_entry(2.0, "all")]), 10), lambda db: db.append(messages([direct]), 10)])
         self.assertEqual(self.db.history(), [direct, _entry(2.0, "all")])
 
     def test_an_entry_appended_twice_is_kept_once_and_fails_no_other_write(self) -> None:
         message = Enqueue(("bob",), "alice", "unicast", ("bob",), "hi", 1.0, 10, 0.0, *ROOM, NO_ID)
-        twice = [lambda db: db.append([_entry(1.0)], 10), lambda db: db.enqueue(message)] * 2
+        twice = [lambda db: db.append(messages([_entry(1.0)]), 10), lambda db: db.enqueue(message)] * 2
         self.assertEqual(self.db.batch(twice), [None, ("bob",), None, ("bob",)])
         self.assertEqual(self.size(), 1)
 
@@ -791,10 +793,10 @@ class HistoryTests(SynchronousTestCase):
         kept once (those kept already left out), each read back whole, after the index is built again
         from the rows too; texts hold any character, the record's separator among them."""
         kept = [_entry(float(i), f"kept {i}") for i in (10, 240)]
-        self.db.batch([lambda db: db.append(kept, 1000)])
+        self.db.batch([lambda db: db.append(messages(kept), 1000)])
         texts = ["\x1f\x01 é ✓ \t" + "x" * (i % 7 * 1000) for i in range(600)]
         entries = [_entry(float(i), f"{i} {text}") for i, text in enumerate(texts)]
-        self.db.batch([lambda db: db.append(entries, 1000)])
+        self.db.batch([lambda db: db.append(messages(entries), 1000)])
         self.assertGreater(self.db._db.execute("SELECT count(*) FROM history_passes").fetchone()[0], 3)
         expected = sorted({e.id: e for e in [*entries, *kept]}.values(), key=lambda e: e.id)
         expected = [kept[0] if e.id == kept[0].id else kept[1] if e.id == kept[1].id else e for e in expected]
@@ -808,14 +810,13 @@ class HistoryTests(SynchronousTestCase):
 
 _APPENDER = """
 import sys
-from msgsvc.hub.contracts import Kind, Stored
-from msgsvc.hub.conversations import ALL
+from msgsvc.hub.contracts import Kind, Message
 from msgsvc.hub.ids import message_id_floor
 from msgsvc.state.sqlite import Database
 db = Database(sys.argv[1])
 start = n = float(sys.argv[2])
 while True:
-    batch = [Stored(message_id_floor(n + i), n + i, ALL, "alice", Kind.BROADCAST, (), "hi") for i in range(5)]
+    batch = [Message("alice", Kind.BROADCAST, (), "hi", message_id_floor(n + i), n + i) for i in range(5)]
     db.batch([lambda d: d.append(batch, 1_000_000)])
     n += 5
     print(int(n - start), flush=True)  # how many this process appended: on disk
@@ -923,31 +924,29 @@ class IndexMemoryTests(SynchronousTestCase):
 
     def each(self, size: int, pool: int) -> float:
         """The bytes a new conversation of ``size`` participants among ``pool`` names costs: what
-        tracemalloc sees the appends add, and each key's own size.  The keys are made, and interned (as
-        the index interns them), before it looks: the interpreter's table of interned strings, which
-        every module and test fills, grows by doubling (1.9 MB at once, seen when run after
-        tests.test_cluster and others), and whether that falls among the appends depended on the order
-        (2,386 bytes a conversation, not 260)."""
+        tracemalloc sees the appends add (the conversation's key among it: the store makes it).  The
+        messages are made before it looks, and the interpreter's table of interned strings (which every
+        module and test fills, and which grows by doubling: 1.9 MB at once, seen when run after
+        tests.test_cluster and others) is not touched while it does."""
         db = Database(self.mktemp())
         self.addCleanup(db.close)
         db.history_index()
         names = [f"p{i:03d}" for i in range(pool)]
         rnd = random.Random(36)
         groups = list(dict.fromkeys(tuple(sorted(rnd.sample(names, size))) for _ in range(1000)))  # each new
-        keys = [sys.intern(",".join(group)) for group in groups]
-        entries = [
-            Stored(message_id_floor(1.0 + n), 1.0 + n, key, sender, Kind.MULTICAST, tuple(group), "x")
-            for n, (key, (sender, *group)) in enumerate(zip(keys, groups))
+        sent = [
+            [Message(sender, Kind.MULTICAST, tuple(group), "x", message_id_floor(1.0 + n), 1.0 + n)]
+            for n, (sender, *group) in enumerate(groups)
         ]
         gc.collect()
         tracemalloc.start()
         self.addCleanup(tracemalloc.stop)
         before = tracemalloc.get_traced_memory()[0]
-        for entry in entries:
-            db.batch([partial(Database.append, entries=[entry], keep=10_000)])
+        for one in sent:
+            db.batch([partial(Database.append, messages=one, keep=10_000)])
         gc.collect()
         added = tracemalloc.get_traced_memory()[0] - before
-        return (added + sum(sys.getsizeof(key) for key in keys)) / len(groups)
+        return added / len(groups)
 
     def test_a_two_person_conversation_costs_what_the_docs_say(self) -> None:
         each = self.each(2, 100)

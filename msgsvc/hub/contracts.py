@@ -729,9 +729,9 @@ class HistoryStore(Protocol):
     are :func:`~msgsvc.hub.conversations.conversation_key` keys.
     """
 
-    def append(self, entries: Sequence[Stored], keep: int) -> Deferred[None]:
-        """Keep ``entries`` (one reactor pass's, in order) each in its conversation, in the next group
-        commit; each conversation keeps its newest ``keep`` entries (trimmed at once, or in steps of a
+    def append(self, messages: Sequence[Message], keep: int) -> Deferred[None]:
+        """Keep ``messages`` (one reactor pass's, in order, each naming someone) each in its conversation
+        (:func:`~msgsvc.hub.conversations.conversation_key`), in the next group commit; each conversation keeps its newest ``keep`` entries (trimmed at once, or in steps of a
         few percent at most until the next :meth:`expire_history`).  Fires once all are durable; the hub
         does not wait for it to deliver.  An entry whose id is kept already is kept once: a failed
         append is asked again, whatever of it was written."""

@@ -31,18 +31,19 @@ from twisted.python.failure import Failure
 from msgsvc.hub.contracts import (
     HistoryPolicy,
     HistoryStore,
+    Kind,
     Message,
     Page,
     Refusal,
     Refused,
-    Stored,
     Summary,
     retry_after,
 )
-from msgsvc.hub.conversations import ALL, conversation_key, participants
+from msgsvc.hub.conversations import ALL, participants
 from msgsvc.hub.ids import message_id_floor
 from msgsvc.hub.rules import is_valid_username, username_key
 
+_BROADCAST = Kind.BROADCAST  # looked up once (an enum's member looked up on its class costs)
 #: Unread entries are counted up to this (docs/protocol.rst: ``CONVERSATION``'s ``100`` means 100 or more).
 UNREAD_CAP = 100
 #: Direct conversations a version 10 catch-up brings at most (the newest with unread entries).
@@ -67,9 +68,9 @@ class History(Service):
         self.policy = policy
         self._sweep = LoopingCall(self.expire)
         self._sweep.clock = clock
-        self._keeping: list[Stored] = []  # this pass's messages (after a failure, all since), written at its end
+        self._keeping: list[Message] = []  # this pass's messages (after a failure, all since), written at its end
         self._write_call: IDelayedCall | None = None
-        self._unwritten: list[Stored] = []  # what the store failed to take, oldest first
+        self._unwritten: list[Message] = []  # what the store failed to take, oldest first
         self._retry = 0.0  # seconds to wait before the next append while the store fails; 0: it does not
         self._writing = False  # an append of _write's is in flight: the next waits for its answer
         self._groups: dict[str, None] = {}  # groups let through lately, the oldest first
@@ -80,12 +81,11 @@ class History(Service):
 
     def keep(self, message: Message) -> None:
         """Write ``message`` (delivered) to its conversation's history, with the others of this reactor
-        pass; a failure is logged."""
-        conversation = conversation_key(message.sender, message.kind, message.recipients)
-        if conversation is None:  # it named nobody in the log
+        pass (the store finds its conversation); a failure is logged.  Every message kept comes through
+        here: a look at it and a list's append (docs/performance.rst, "The history by the pass")."""
+        if not message.recipients and message.kind is not _BROADCAST:  # it named nobody in the log
             return
-        m = message
-        self._keeping.append(Stored(m.id, m.at, conversation, m.sender, m.kind, m.recipients, m.text))
+        self._keeping.append(message)
         if self._write_call is None and not self._writing:
             self._write_call = self._clock.callLater(self._retry, self._write)
         elif self._retry and len(self._keeping) > 2 * self.policy.backlog:  # waiting to try again
@@ -119,7 +119,7 @@ class History(Service):
         self._writing = True
         return self._append(batch, paced=True)
 
-    def _append(self, batch: list[Stored], paced: bool) -> Deferred[None]:
+    def _append(self, batch: list[Message], paced: bool) -> Deferred[None]:
         """Append ``batch``: :meth:`_write`'s (``paced``: it sets the pace of the next), or
         :meth:`write_now`'s beside it.  If the store fails, what is still recent waits for the next try,
         which the first failure with none coming sets (and says so); once stopped, nothing waits."""
@@ -164,7 +164,7 @@ class History(Service):
 
         return self._store.append(batch, self.policy.keep).addCallbacks(written, failed)
 
-    def _give_up(self, entries: list[Stored], why: str) -> None:
+    def _give_up(self, entries: list[Message], why: str) -> None:
         if entries:
             self.log.warn(
                 "history: gave up {count} messages ({first} to {last}), {why}: they are not kept",

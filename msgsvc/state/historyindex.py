@@ -18,10 +18,12 @@ floor (:func:`msgsvc.hub.ids.message_id_floor`) at a time's first, an id and ``"
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from struct import Struct
 
-from msgsvc.hub.conversations import participants
+from msgsvc.hub.contracts import Kind, Message
+from msgsvc.hub.conversations import conversation_key, participants
 from msgsvc.hub.rules import username_key
 
 #: An entry's bytes.
@@ -33,6 +35,17 @@ _SENDER = 7
 
 #: A position above every id.
 ABOVE = "~"
+
+#: The most records a pass row holds, and the bytes past which it holds no more: a read of one entry
+#: reads its whole row.
+PASS_ENTRIES = 256
+PASS_BYTES = 32768
+
+_KIND_TEXT = {kind: kind.value for kind in Kind}  # a record's kind: a look-up here costs an eighth of .value
+
+#: A pass row as :meth:`HistoryIndex.take` makes it: its id, its newest entry's id, its records' sizes
+#: (each 4 bytes, the machine's order) and its records (UTF-8).
+Row = tuple[int, str, bytes, bytes]
 
 #: Where an entry is kept: its id, its pass's row id, its record's offset and size there.
 Place = tuple[str, int, int, int]
@@ -66,6 +79,51 @@ def _below(values: bytearray, position: bytes) -> int:
         else:
             high = middle
     return low
+
+
+class Records:
+    """Entries as the SQLite history keeps them: each one's record, its size in UTF-8, its conversation,
+    id and sender.  A record is the id, then the conversation, sender, kind, recipients (joined by
+    commas) and text, each after a ``\\x1f`` (the text last: it may hold one).  Made when the hub hands
+    the entries over (``SqliteStore.append``, at its pass's end), so that the entries themselves are let
+    go at once, not held until their transaction (up to a second): a million objects a second that the
+    garbage collector would walk (docs/performance.rst, "What callgrind missed"); this holds five lists."""
+
+    def __init__(self, records: list[str], sizes: list[int], conversations: list[str], ids: list[str], senders: list[str]) -> None:
+        self.records = records
+        self.sizes = sizes
+        self.conversations = conversations
+        self.ids = ids
+        self.senders = senders
+
+    @staticmethod
+    def of(messages: Sequence[Message]) -> Records:
+        """The records of ``messages``, each of which names someone (has a conversation)."""
+        records: list[str] = []
+        sizes: list[int] = []
+        conversations: list[str] = []
+        ids: list[str] = []
+        senders: list[str] = []
+        for m in messages:
+            conversation = conversation_key(m.sender, m.kind, m.recipients)
+            assert conversation is not None, m
+            record = f"{m.id}{conversation}\x1f{m.sender}\x1f{_KIND_TEXT[m.kind]}\x1f{','.join(m.recipients)}\x1f{m.text}"
+            records.append(record)
+            sizes.append(len(record) if record.isascii() else len(record.encode()))
+            conversations.append(conversation)
+            ids.append(m.id)
+            senders.append(m.sender)
+        return Records(records, sizes, conversations, ids, senders)
+
+
+class Taken:
+    """What :meth:`HistoryIndex.take` took: the pass rows to write, for each of its appends a flag an
+    entry (1: added), and the conversations that hold more than it was asked to keep."""
+
+    def __init__(self, rows: list[Row], added: list[bytearray], over: list[str]) -> None:
+        self.rows = rows
+        self.added = added
+        self.over = over
 
 
 #: Places a listing may hold besides one for each of its conversations (those of conversations gone)
@@ -111,12 +169,17 @@ class HistoryIndex:
         number = self._numbers.get(sender)
         if number is None:
             number = self._number(sender)
-        entry = _ENTRY.pack(id.encode(), number, size, offset, row)
         values = self._conversations.get(conversation)
-        if values is None:
-            self._conversations[conversation] = values = bytearray(entry)
+        if values is None:  # a bytearray of the entry's size (calloc), packed in place: no copy
+            self._conversations[conversation] = values = bytearray(SIZE)
+            _ENTRY.pack_into(values, 0, id.encode(), number, size, offset, row)
             self._listed(conversation)
-        elif id > self._newest:
+            if id > self._newest:
+                self._newest = id
+            self.size += 1
+            return 1
+        entry = _ENTRY.pack(id.encode(), number, size, offset, row)
+        if id > self._newest:
             values += entry
         else:
             i = _below(values, entry[:_ID])
@@ -127,6 +190,39 @@ class HistoryIndex:
             self._newest = id
         self.size += 1
         return len(values) // SIZE
+
+    def take(self, appends: Sequence[Records], row: int, most: int) -> Taken:
+        """Add the entries of ``appends``, their records in pass rows from ``row`` on (the next after
+        :data:`PASS_ENTRIES` records or :data:`PASS_BYTES`), those it holds already left out."""
+        rows: list[Row] = []
+        flags: list[bytearray] = []
+        over: dict[str, None] = {}
+        records: list[str] = []  # the row's records so far
+        sizes: list[int] = []  # and their sizes
+        offset, newest = 0, ""  # the next record's offset in the row; the row's newest id
+        for kept in appends:
+            added = bytearray(len(kept.ids))
+            conversations, ids, senders, sized = kept.conversations, kept.ids, kept.senders, kept.sizes
+            for i in range(len(ids)):
+                id, size = ids[i], sized[i]
+                count = self.add(conversations[i], id, senders[i], row, offset, size)
+                if not count:
+                    continue
+                added[i] = 1
+                records.append(kept.records[i])
+                sizes.append(size)
+                offset += size
+                if id > newest:
+                    newest = id
+                if count > most:
+                    over[conversations[i]] = None
+                if len(records) == PASS_ENTRIES or offset >= PASS_BYTES:
+                    rows.append((row, newest, array("I", sizes).tobytes(), "".join(records).encode()))
+                    row, records, sizes, offset, newest = row + 1, [], [], 0, ""
+            flags.append(added)
+        if records:
+            rows.append((row, newest, array("I", sizes).tobytes(), "".join(records).encode()))
+        return Taken(rows, flags, list(over))
 
     def _number(self, sender: str) -> int:
         """The number of the name ``sender``, its name key's (numbered now if new)."""
@@ -139,7 +235,7 @@ class HistoryIndex:
 
     def _listed(self, conversation: str) -> None:
         """Put ``conversation``, new, in its members' listings."""
-        if conversation.startswith("#"):  # #all, a room: no participants (as participants() has it)
+        if conversation[0] == "#":  # #all, a room: no participants (as participants() has it)
             return
         listings = self._listings
         for member in conversation.split(","):

@@ -92,6 +92,7 @@ from msgsvc.hub.contracts import (
     Joining,
     Kind,
     Member,
+    Message,
     ModeChange,
     ModesKept,
     Queued,
@@ -100,6 +101,7 @@ from msgsvc.hub.contracts import (
     Stored,
     UserRecord,
 )
+from msgsvc.hub.conversations import conversation_key
 from msgsvc.hub.ids import message_id_floor
 from msgsvc.hub.rules import mask_key, oldest_first, room_key, username_key
 from msgsvc.state import Snapshot
@@ -1336,7 +1338,7 @@ def queue_entry(
 _seconds: Callable[[float], str] = lru_cache(maxsize=256, typed=True)(repr)
 
 
-def history_entry(entry: Stored) -> str:
+def history_entry(entry: Stored | Message) -> str:
     """An entry as its history's member holds it: its id first, so that members sort as ids; then the
     JSON of ``[at, sender, kind, recipients, text]``, written here as ``json.dumps`` writes it (one is
     made for every message kept: json.dumps made a list and an encoder for each, twice the time)."""
@@ -1624,11 +1626,11 @@ class RedisState(Service):
 
     # -- history (msgsvc.hub.contracts.HistoryStore) -----------------------------------------
 
-    def append(self, entries: Sequence[Stored], keep: int) -> Deferred[None]:
-        """One script (:data:`APPEND`) for them all, in one argument (a line each: no conversation has
-        a tab or a line break, nor has the JSON of an entry); those dated too far ahead of Redis's clock
-        are not kept, and said so."""
-        lines = "\n".join([f"{entry.conversation}\t{history_entry(entry)}" for entry in entries])
+    def append(self, messages: Sequence[Message], keep: int) -> Deferred[None]:
+        """One script (:data:`APPEND`) for them all, in one argument (a line each, its conversation's key
+        first: no conversation has a tab or a line break, nor has the JSON of an entry); those dated too
+        far ahead of Redis's clock are not kept, and said so."""
+        lines = "\n".join([f"{conversation_key(m.sender, m.kind, m.recipients)}\t{history_entry(m)}" for m in messages])
 
         def kept(reply: list[int]) -> None:
             _, too_new = reply

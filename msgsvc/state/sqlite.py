@@ -30,6 +30,7 @@ from msgsvc.hub.contracts import (
     Joining,
     Kind,
     Member,
+    Message,
     ModeChange,
     ModesKept,
     Queued,
@@ -40,10 +41,10 @@ from msgsvc.hub.contracts import (
     changed_modes,
     topic_stamp,
 )
-from msgsvc.hub.ids import message_id_floor, message_id_text, message_id_value
+from msgsvc.hub.ids import message_id_floor, message_id_value
 from msgsvc.hub.rules import admission, bans_overflow, invites_anew, mask_key, room_key, username_key
 from msgsvc.state import Snapshot, StoreError
-from msgsvc.state.historyindex import ABOVE, HistoryIndex, Place
+from msgsvc.state.historyindex import ABOVE, PASS_ENTRIES, HistoryIndex, Place, Records
 
 SCHEMA_VERSION = 15
 
@@ -240,10 +241,9 @@ _SCHEMA: dict[int, tuple[str, ...]] = {
     ),
     15: (
         # The history by the pass: a row holds the records of the entries one append kept (at most
-        # _PASS_ENTRIES of them, _PASS_BYTES), one after another, their sizes (each 4 bytes, the machine's
+        # PASS_ENTRIES of them, PASS_BYTES), one after another, their sizes (each 4 bytes, the machine's
         # order) and its newest id; the index in memory says where each entry's record is
-        # (msgsvc.state.historyindex).  A record is UTF-8: the id, then the conversation, sender, kind,
-        # recipients (joined by commas) and text, each after a \x1f (the text last: it may hold one).
+        # (msgsvc.state.historyindex, which makes the records: Records).
         # The rows of version 14 are copied into such rows by _UPGRADES[15].
         "CREATE TABLE history_passes (id INTEGER PRIMARY KEY, newest TEXT NOT NULL, sizes BLOB NOT NULL,"
         " entries BLOB NOT NULL)",
@@ -263,11 +263,6 @@ READY_PROBE = 8192
 
 
 _IDS = "(SELECT value FROM json_each(?))"  # the ids in a JSON array: each row found by its key
-_KIND_TEXT = {kind: kind.value for kind in Kind}  # a record's kind: a look-up here costs an eighth of .value
-#: The most records a pass row holds, and the bytes past which it holds no more: a read of one entry
-#: reads its whole row.
-_PASS_ENTRIES = 256
-_PASS_BYTES = 32768
 
 
 class Database:
@@ -503,55 +498,39 @@ class Database:
 
     # -- the history (call these within batch()) -----------------------------------
 
-    def append(self, entries: Sequence[Stored], keep: int) -> None:
-        """Keep ``entries`` (:meth:`append_records` of their records)."""
-        self.append_records([Records(entries)], keep)
+    def append(self, messages: Sequence[Message], keep: int) -> None:
+        """Keep ``messages`` (:meth:`append_records` of their records)."""
+        self.append_records([Records.of(messages)], keep)
 
     def append_records(self, appends: Sequence[Records], keep: int) -> None:
-        """Keep the entries of ``appends``, their records in a pass row (or a few, past
-        :data:`_PASS_ENTRIES` or :data:`_PASS_BYTES`); trim each of their conversations to its newest ``keep`` once it is 1% (at
-        least one entry) over, so that a trim is one floor written per hundred appends, not one each.  An
-        entry kept already is left as it is: it must not fail the queue's writes in the same transaction.
-        An entry whose sender was purged at or after its time is left out (written late: a retry).  What
-        the index took is noted (:attr:`_added`), so that a failed transaction takes it back."""
-        index, most, purged = self.history_index(), keep + max(keep // 100, 1), self._purged
-        records: list[str] = []  # the row's records so far
-        sizes = array("I")  # their sizes in UTF-8
-        offset, newest = 0, ""  # the next record's offset in the row; the row's newest id
-        over: dict[str, None] = {}  # the conversations to trim
-        for kept in appends:
-            added = bytearray(len(kept.ids))  # 1 for each entry the index took
-            for i, (conversation, id, sender, record, size) in enumerate(
-                zip(kept.conversations, kept.ids, kept.senders, kept.records, kept.sizes)
-            ):
-                if purged and purged.get(username_key(sender), -1.0) >= _time(id):
-                    continue
-                count = index.add(conversation, id, sender, self._next_row, offset, size)
-                if count:
-                    added[i] = 1
-                    records.append(record)
-                    sizes.append(size)
-                    offset += size
-                    if id > newest:
-                        newest = id
-                    if count > most:
-                        over[conversation] = None
-                    if len(records) == _PASS_ENTRIES or offset >= _PASS_BYTES:
-                        self._insert_pass(records, sizes, newest)
-                        records, sizes, offset, newest = [], array("I"), 0, ""
-            if self._added is not None:
-                self._added.append((kept, added))
-        if records:
-            self._insert_pass(records, sizes, newest)
-        for conversation in over:
+        """Keep the entries of ``appends``, their records in pass rows (:meth:`HistoryIndex.take`); trim
+        each of their conversations to its newest ``keep`` once it is 1% (at least one entry) over, so
+        that a trim is one floor written per hundred appends, not one each.  An entry kept already is left
+        as it is: it must not fail the queue's writes in the same transaction.  An entry whose sender was
+        purged at or after its time is left out (written late: a retry).  What the index took is noted
+        (:attr:`_added`), so that a failed transaction takes it back."""
+        index = self.history_index()
+        if self._purged:
+            appends = [self._unpurged(kept) for kept in appends]
+        taken = index.take(appends, self._next_row, keep + max(keep // 100, 1))
+        if self._added is not None:
+            self._added += zip(appends, taken.added)
+        self._db.executemany("INSERT INTO history_passes VALUES (?, ?, ?, ?)", taken.rows)
+        self._next_row += len(taken.rows)
+        for conversation in taken.over:
             self._trim(conversation, index.count(conversation) - keep)
 
-    def _insert_pass(self, records: list[str], sizes: array[int], newest: str) -> None:
-        """Write the row :attr:`_next_row` of ``records``, whose ``sizes`` they are and whose newest id is
-        ``newest``."""
-        row = (self._next_row, newest, sizes.tobytes(), "".join(records).encode())
-        self._db.execute("INSERT INTO history_passes VALUES (?, ?, ?, ?)", row)
-        self._next_row += 1
+    def _unpurged(self, kept: Records) -> Records:
+        """``kept`` without the entries whose sender was purged at or after their time."""
+        purged = self._purged
+        left = [i for i, (id, sender) in enumerate(zip(kept.ids, kept.senders)) if purged.get(username_key(sender), -1.0) < _time(id)]
+        return Records(
+            [kept.records[i] for i in left],
+            [kept.sizes[i] for i in left],
+            [kept.conversations[i] for i in left],
+            [kept.ids[i] for i in left],
+            [kept.senders[i] for i in left],
+        )
 
     def _trim(self, conversation: str, over: int) -> int:
         """Drop the ``over`` oldest entries of ``conversation``, and keep below which id they are (their
@@ -1080,26 +1059,6 @@ class Database:
         self._db.close()
 
 
-class Records:
-    """Entries as :meth:`Database.append_records` keeps them: each one's record, made at once (by
-    :meth:`SqliteStore.append`, when the hub hands them over at its pass's end), its size in UTF-8, its
-    conversation, id and sender.  So the entries themselves are let go at once, not held until their
-    transaction (up to :data:`HISTORY_INTERVAL`): a million objects a second that the garbage collector
-    would walk (docs/performance.rst, "What callgrind missed"); this holds five lists."""
-
-    __slots__ = ("records", "sizes", "conversations", "ids", "senders")
-
-    def __init__(self, entries: Sequence[Stored]) -> None:
-        self.records = [
-            f"{e.id}{e.conversation}\x1f{e.sender}\x1f{_KIND_TEXT[e.kind]}\x1f{','.join(e.recipients)}\x1f{e.text}"
-            for e in entries
-        ]
-        self.sizes = array("I", [len(r) if r.isascii() else len(r.encode()) for r in self.records])
-        self.conversations = [e.conversation for e in entries]
-        self.ids = [e.id for e in entries]
-        self.senders = [e.sender for e in entries]
-
-
 def _time(id: str) -> float:
     """The time of the message ``id`` (its millisecond's)."""
     return (message_id_value(id) >> 80) / 1000
@@ -1142,9 +1101,9 @@ def _copy_rows_into_passes(database: Database) -> None:
     to let go after: it is built from the rows when needed); their table dropped."""
     database._index = HistoryIndex()
     rows = database._db.execute("SELECT id, at, conversation, sender, kind, recipients, text FROM history ORDER BY id")
-    while chunk := rows.fetchmany(_PASS_ENTRIES):
-        entries = [Stored(id, at, c, by, Kind(kind), tuple(to.split(",")) if to else (), text) for id, at, c, by, kind, to, text in chunk]
-        database.append(entries, 1 << 62)
+    while chunk := rows.fetchmany(PASS_ENTRIES):
+        sent = [Message(by, Kind(kind), tuple(to.split(",")) if to else (), text, id, at) for id, at, _, by, kind, to, text in chunk]
+        database.append(sent, 1 << 62)
     database._db.execute("DROP TABLE history")
     database._index = None
 
@@ -1248,13 +1207,13 @@ class SqliteStore(Service):
 
     # -- the history (msgsvc.hub.contracts.HistoryStore) ---------------------------
 
-    def append(self, entries: Sequence[Stored], keep: int) -> Deferred[None]:
-        """Keep ``entries`` (their :class:`Records`, made now) in the next transaction, at most :data:`HISTORY_INTERVAL` away and before
+    def append(self, messages: Sequence[Message], keep: int) -> Deferred[None]:
+        """Keep ``messages`` (their :class:`Records`, made now) in the next transaction, at most :data:`HISTORY_INTERVAL` away and before
         whatever is asked next (a queueing, a read); fires once on disk."""
         if self._pool is None or self._database is None:
             return fail(StoreError("the store is not running"))
         done: Deferred[None] = Deferred()
-        self._appends.append((Records(entries), keep, done))
+        self._appends.append((Records.of(messages), keep, done))
         if self._history_timer is None:
             self._history_timer = self._clock.callLater(HISTORY_INTERVAL, self._appends_waited)
         return done

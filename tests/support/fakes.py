@@ -36,7 +36,7 @@ from msgsvc.hub.contracts import (
     changed_modes,
     topic_stamp,
 )
-from msgsvc.hub.conversations import participants
+from msgsvc.hub.conversations import conversation_key, participants
 from msgsvc.hub.ids import message_id_floor
 from msgsvc.hub.rules import (
     admission,
@@ -51,6 +51,19 @@ from msgsvc.hub.user import UNREGISTERED
 from msgsvc.state import Snapshot
 from msgsvc.state.redislink import RedisUnavailable
 
+
+
+def messages(entries: Iterable[Stored]) -> list[Message]:
+    """The messages ``entries`` are the history of (what HistoryStore.append takes)."""
+    return [Message(e.sender, e.kind, e.recipients, e.text, e.id, e.at) for e in entries]
+
+
+def stored(sent: Iterable[Message]) -> list[Stored]:
+    """The history's entries of the messages ``sent``, each in its conversation."""
+    return [
+        Stored(m.id, m.at, conversation_key(m.sender, m.kind, m.recipients) or "", m.sender, m.kind, m.recipients, m.text)
+        for m in sent
+    ]
 
 class MemoryStore(Service):
     """A :class:`msgsvc.state.State` in memory, held to the real states' contract (tests/test_state.py).
@@ -201,8 +214,8 @@ class MemoryStore(Service):
 
     # -- the history (msgsvc.hub.contracts.HistoryStore)
 
-    def append(self, entries: Sequence[Stored], keep: int) -> Deferred[None]:
-        for entry in entries:
+    def append(self, messages: Sequence[Message], keep: int) -> Deferred[None]:
+        for entry in stored(messages):
             if self.purged.get(username_key(entry.sender), -1.0) >= entry.at:
                 continue
             kept = self.history.setdefault(entry.conversation, [])
