@@ -553,52 +553,59 @@ local function stamp(seconds)
   end
   return text
 end
-local latest = stamp(now() + tonumber(ARGV[1]))
-local oldest = latest  -- the oldest kept entry's stamp
--- list(lists, keys, key): lists[key], made (and key put last in keys) if there is none yet.
-local function list(lists, keys, key)
-  local found = lists[key]
-  if not found then
-    found = {}
-    lists[key] = found
-    keys[#keys + 1] = key
-  end
-  return found
-end
+-- The greatest id of the millisecond CLOCK_MARGIN ahead of Redis's clock: a later one is too new.
+local latest = stamp(now() + tonumber(ARGV[1])) .. 'ZZZZZZZZZZZZZZZZ'
+local oldest = latest  -- the oldest kept entry's id
+local find, sub, lower = string.find, string.sub, string.lower
 local keep, added, too_new = tonumber(ARGV[2]), 0, 0
-local convs, entries = {}, {}  -- the conversations in order; each one's ZADD arguments ('0', member...)
-local sent, unsent = {}, {}  -- msgsvc:sent's ZADD arguments ('0', place...); the places of entries trimmed
-local senders, seen = {}, {}  -- the senders' name keys, each once
-local lines, at = ARGV[3], 1  -- read by plain finds: a pattern's classes go a character at a time
-while at <= #lines do
-  local tab = string.find(lines, '\\t', at, true)
-  local stop = string.find(lines, '\\n', tab, true) or #lines + 1
-  local conv, member = string.sub(lines, at, tab - 1), string.sub(lines, tab + 1, stop - 1)
-  at = stop + 1
-  local time = string.sub(member, 1, 10)
-  if time > latest then
+-- The conversations in order (nconvs), each one's ZADD arguments ('0', member...) and newest id; the
+-- places of msgsvc:sent's ZADD arguments ('0', place...: nsent), the places of entries trimmed; the
+-- senders' name keys, each once.  Counted as they grow: a table's # is a search.
+local convs, nconvs, entries, newest_of = {}, 0, {}, {}
+local sent, nsent, unsent = {}, 0, {}
+local senders, seen = {}, {}
+local lines, at, size = ARGV[3], 1, #ARGV[3]  -- read by plain finds: a pattern's classes go a character at a time
+while at <= size do
+  local tab = find(lines, '\\t', at, true)
+  local stop = find(lines, '\\n', tab, true) or size + 1
+  local member = sub(lines, tab + 1, stop - 1)
+  local id = sub(member, 1, 26)
+  if id > latest then
     too_new = too_new + 1
   else
-    if time < oldest then oldest = time end
-    local own, sender = list(entries, convs, conv), sender_key(member)
-    own[#own + 1] = '0'  -- a string: Redis writes a number given it with sprintf
-    own[#own + 1] = member
-    sent[#sent + 1] = '0'
-    sent[#sent + 1] = sender .. '|' .. conv .. '|' .. string.sub(member, 1, 26)
+    local conv = sub(lines, at, tab - 1)
+    if id < oldest then oldest = id end
+    local open = find(member, '"', 28, true)  -- the sender's name: the first quoted string
+    local sender = lower(sub(member, open + 1, find(member, '"', open + 1, true) - 1))
+    local own = entries[conv]
+    if own then
+      if id > newest_of[conv] then newest_of[conv] = id end
+      own[#own + 1] = '0'  -- a string: Redis writes a number given it with sprintf
+      own[#own + 1] = member
+    else
+      entries[conv] = {'0', member}
+      nconvs = nconvs + 1
+      convs[nconvs] = conv
+      newest_of[conv] = id
+    end
+    sent[nsent + 1] = '0'
+    sent[nsent + 2] = sender .. '|' .. conv .. '|' .. id
+    nsent = nsent + 2
     if not seen[sender] then
       seen[sender] = true
       senders[#senders + 1] = sender
     end
   end
+  at = stop + 1
 end
 -- Each sender's purge time, if at or after the pass's oldest entry's millisecond (and a millisecond's
 -- grace: an id's millisecond is its time's, a microsecond rounded up).
 -- None if nobody was ever purged (the key absent): one EXISTS, not an HMGET of every sender.
-local purged, any = {}, false
+local purged, any, first_time = {}, false, sub(oldest, 1, 10)
 for first = 1, redis.call('EXISTS', KEYS[2]) == 1 and #senders or 0, 1000 do
   local read = redis.call('HMGET', KEYS[2], unpack(senders, first, math.min(first + 999, #senders)))
   for i = 1, #read do
-    if read[i] and stamp(tonumber(read[i]) + 0.001) >= oldest then
+    if read[i] and stamp(tonumber(read[i]) + 0.001) >= first_time then
       purged[senders[first + i - 1]] = tonumber(read[i])
       any = true
     end
@@ -608,7 +615,7 @@ if any then  -- again without the entries sent before their sender's purge
   local left_convs = {}
   sent = {}
   for _, conv in ipairs(convs) do
-    local own, left = entries[conv], {}
+    local own, left, id = entries[conv], {}, ''
     for j = 2, #own, 2 do
       local sender = sender_key(own[j])
       local purge = purged[sender]
@@ -616,10 +623,11 @@ if any then  -- again without the entries sent before their sender's purge
         left[#left + 1] = '0'
         left[#left + 1] = own[j]
         sent[#sent + 1] = '0'
-        sent[#sent + 1] = sender .. '|' .. conv .. '|' .. string.sub(own[j], 1, 26)
+        sent[#sent + 1] = sent_of(conv, own[j])
+        if sub(own[j], 1, 26) > id then id = sub(own[j], 1, 26) end
       end
     end
-    entries[conv] = left
+    entries[conv], newest_of[conv] = left, id
     if #left > 0 then left_convs[#left_convs + 1] = conv end
   end
   convs = left_convs
@@ -629,14 +637,20 @@ for first = 1, #convs, 1000 do
   local read = redis.call('HMGET', 'msgsvc:histories', unpack(convs, first, math.min(first + 999, #convs)))
   for i = 1, #read do olds[first + i - 1] = read[i] end
 end
-local newest, indexes, names = {}, {}, {}  -- HSET's arguments; each name's ZADD arguments, the names
+local newest, nnewest, indexes, names, nnames = {}, 0, {}, {}, 0  -- HSET's arguments; each name's ZADD
+-- arguments, the names
 local scores = {}  -- each time's score in the indexes (the time as a string, made once a pass)
 for i, conv in ipairs(convs) do
-  local own, history = entries[conv], 'msgsvc:history:' .. conv
-  local new = call('ZADD', history, 'NX', own)
+  local own, history, old = entries[conv], 'msgsvc:history:' .. conv, olds[i]
+  local new
+  if #own == 2 then
+    new = redis.call('ZADD', history, 'NX', '0', own[2])
+  else
+    new = call('ZADD', history, 'NX', own)
+  end
   if new > 0 then
     added = added + new
-    if olds[i] or #own > 2 * keep then
+    if old or #own > 2 * keep then
       local over = redis.call('ZCARD', history) - keep
       if over > 0 then
         for _, member in ipairs(redis.call('ZRANGE', history, 0, over - 1)) do
@@ -645,26 +659,33 @@ for i, conv in ipairs(convs) do
         added = added - redis.call('ZREMRANGEBYRANK', history, 0, over - 1)
       end
     end
-    local id = olds[i] or ''
-    for j = 2, #own, 2 do
-      local mine = string.sub(own[j], 1, 26)
-      if mine > id then id = mine end
-    end
-    if id ~= olds[i] then
-      newest[#newest + 1] = conv
-      newest[#newest + 1] = id
+    local id = newest_of[conv]
+    if not old or id > old then
+      newest[nnewest + 1] = conv
+      newest[nnewest + 2] = id
+      nnewest = nnewest + 2
       if conv ~= '#all' then
-        local time = string.sub(id, 1, 10)
+        local time = sub(id, 1, 10)
         local score = scores[time]
         if not score then
           score = tostring(tonumber(time, 36))
           scores[time] = score
         end
-        for name in string.gmatch(conv, '[^,]+') do
-          local index = list(indexes, names, name)
-          index[#index + 1] = score
-          index[#index + 1] = conv
-        end
+        local from = 1
+        repeat  -- each participant's name key: conv is them joined by commas
+          local comma = find(conv, ',', from, true)
+          local name = sub(conv, from, (comma or 0) - 1)
+          local index = indexes[name]
+          if index then
+            index[#index + 1] = score
+            index[#index + 1] = conv
+          else
+            indexes[name] = {score, conv}
+            nnames = nnames + 1
+            names[nnames] = name
+          end
+          from = (comma or 0) + 1
+        until not comma
       end
     end
   end
@@ -672,7 +693,15 @@ end
 if #sent > 0 then call('ZADD', 'msgsvc:sent', false, sent) end
 unsend(unsent)
 if #newest > 0 then call('HSET', 'msgsvc:histories', false, newest) end
-for _, name in ipairs(names) do call('ZADD', 'msgsvc:conversations:' .. name, false, indexes[name]) end
+for i = 1, nnames do
+  local name = names[i]
+  local index = indexes[name]
+  if #index == 2 then  -- the commonest: one conversation
+    redis.call('ZADD', 'msgsvc:conversations:' .. name, index[1], index[2])
+  else
+    call('ZADD', 'msgsvc:conversations:' .. name, false, index)
+  end
+end
 if added ~= 0 then redis.call('INCRBY', KEYS[1], added) end
 return {added, too_new}
 """
