@@ -150,16 +150,20 @@ class HistoryIndexTests(SynchronousTestCase):
         self.assertEqual((index.size, index.over(0)), (0, []))
         self.assertEqual(_values(index.latest("alice", _BELOW_EVERY)), [])
 
-    def test_it_says_which_entries_it_holds_and_which_rows_they_are_in(self) -> None:
+    def test_it_says_where_each_entry_is_how_many_each_row_holds_and_takes_a_move(self) -> None:
         index = HistoryIndex()
         for millis in range(1, 6):
             _add(index, "alice,bob" if millis % 2 else ALL, _value(millis), "alice")
-        self.assertTrue(index.holds("alice,bob", _value(3)))
-        self.assertFalse(index.holds("alice,bob", _value(2)))  # #all's
-        self.assertFalse(index.holds("carol,dave", _value(3)))
-        self.assertEqual(index.rows(), {_where(_value(m))[0] for m in range(1, 6)})
+        row, offset, _ = _where(_value(3))
+        self.assertTrue(index.kept_at("alice,bob", _value(3), row, offset))
+        self.assertFalse(index.kept_at("alice,bob", _value(3), row + 1, offset))  # a copy elsewhere
+        self.assertFalse(index.kept_at("alice,bob", _value(2), *_where(_value(2))[:2]))  # #all's
+        self.assertFalse(index.kept_at("carol,dave", _value(3), row, offset))
+        self.assertEqual(index.rows(), {_where(_value(m))[0]: 1 for m in range(1, 6)})
         index.drop_oldest("alice,bob", 2)
-        self.assertEqual(index.rows(), {_where(_value(m))[0] for m in (2, 4, 5)})
+        self.assertEqual(index.rows(), {_where(_value(m))[0]: 1 for m in (2, 4, 5)})
+        index.moved("alice,bob", _value(5), 7, 99)
+        self.assertEqual(index.since("alice,bob", _value(5), 1), [(_value(5), 7, 99, _where(_value(5))[2])])
 
     def test_any_sequence_of_changes_reads_as_a_plain_model(self) -> None:
         """Random adds, drops, trims and expiries, each read checked against the model after every change."""

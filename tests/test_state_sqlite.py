@@ -718,6 +718,28 @@ class HistoryTests(SynchronousTestCase):
         [(page, more)] = self.db.batch([lambda db: db.page_after(ALL, "", 1, 0.0)])  # type: ignore[misc]
         self.assertEqual((page, more), ([_entry(3.0)], True))  # the oldest three went
 
+    def test_an_expiry_takes_what_was_dropped_out_of_the_file_and_moves_what_is_kept(self) -> None:
+        """A trim drops entries from the index at once; the hourly expiry then writes a row that holds
+        more records of dropped entries than of kept ones again with the kept alone (the index told where
+        each moved), and deletes a row that holds none kept: the dropped texts leave the file, and every
+        read answers as before, also from an index built again from the rows."""
+        said = [_direct(1000.0 + i, "alice,bob", f"secret {i}") if i % 2 else _entry(1000.0 + i, f"all {i}") for i in range(200)]
+        self.db.batch([lambda db: db.append(messages([_direct(1.0, "carol,dave", "gone")]), 1000)])
+        self.db.batch([lambda db: db.append(messages(said), 1000)])
+        self.assertEqual(self.db.batch([lambda db: db.expire_history(500.0, 10)]), [181])  # carol's by age, 90 + 90
+        kept = [(page, more) for page, more in (self.db.page_before(c, None, 100, 0.0) for c in ("alice,bob", ALL))]
+        self.assertEqual(kept, [(said[181::2], False), (said[180::2], False)])
+        rows = [entries for (entries,) in self.db._db.execute("SELECT entries FROM history_passes")]
+        self.assertEqual(len(rows), 1)  # carol's row deleted, the other written again
+        self.assertNotIn(b"secret 179", rows[0])
+        self.assertNotIn(b"gone", rows[0])
+        self.assertIn(b"secret 199", rows[0])
+        for built_again in (False, True):
+            if built_again:
+                self.db._index = None
+            self.assertEqual([self.db.page_before(c, None, 100, 0.0) for c in ("alice,bob", ALL)], kept)
+            self.assertEqual(self.size(), 20)
+
     def test_a_conversation_emptied_leaves_no_trace_of_its_members(self) -> None:
         direct = Stored(message_id_floor(1.0), 1.0, "alice,bob", "alice", Kind.UNICAST, ("bob",), "hi")
         self.db.batch([lambda db: db.append(messages([direct]), 10)])

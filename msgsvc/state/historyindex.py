@@ -301,24 +301,38 @@ class HistoryIndex:
     def count(self, conversation: str) -> int:
         return len(self._conversations.get(conversation, b"")) // SIZE
 
-    def holds(self, conversation: str, id: str) -> bool:
-        """Whether ``conversation`` holds the entry ``id``."""
+    def kept_at(self, conversation: str, id: str, row: int, offset: int) -> bool:
+        """Whether ``conversation`` holds the entry ``id`` with its record at ``offset`` in the row
+        ``row`` (not a copy elsewhere: one written twice, say)."""
+        i = self._at(conversation, id)
+        return i >= 0 and _place(self._conversations[conversation], i)[1:3] == (row, offset)
+
+    def moved(self, conversation: str, id: str, row: int, offset: int) -> None:
+        """The record of ``conversation``'s entry ``id`` is at ``offset`` in the row ``row`` now."""
+        i = self._at(conversation, id)
+        values = self._conversations[conversation]
+        _, number, size, _, _ = _ENTRY.unpack_from(values, SIZE * i)
+        _ENTRY.pack_into(values, SIZE * i, id.encode(), number, size, offset, row)
+
+    def _at(self, conversation: str, id: str) -> int:
+        """Where ``conversation``'s entry ``id`` is among its entries; -1: it holds none."""
         values = self._conversations.get(conversation)
         if values is None:
-            return False
+            return -1
         key = id.encode()
         i = _below(values, key)
-        return values[SIZE * i : SIZE * i + _ID] == key
+        return i if values[SIZE * i : SIZE * i + _ID] == key else -1
 
     def over(self, keep: int) -> list[tuple[str, int]]:
         """Each conversation holding more than ``keep`` entries, with how many more (a look at each)."""
         return [(c, n - keep) for c, values in self._conversations.items() if (n := len(values) // SIZE) > keep]
 
-    def rows(self) -> set[int]:
-        """The pass rows some entry is kept in (a look at every entry)."""
-        rows: set[int] = set()
+    def rows(self) -> dict[int, int]:
+        """How many entries each pass row holds a record of (a look at every entry)."""
+        rows: dict[int, int] = {}
         for values in self._conversations.values():
-            rows.update(_words(values, _WORDS - 1, 0, len(values) // SIZE))
+            for row in _words(values, _WORDS - 1, 0, len(values) // SIZE):
+                rows[row] = rows.get(row, 0) + 1
         return rows
 
     def below(self, conversation: str, bound: str, lowest: str, count: int) -> list[Place]:

@@ -604,17 +604,19 @@ class Database:
     def history(self) -> list[Stored]:
         """Every entry kept, oldest first (what msgsvc.state.migrate copies)."""
         index, found = self.history_index(), []
-        for sizes, entries in self._db.execute("SELECT sizes, entries FROM history_passes"):
+        for row, sizes, entries in self._db.execute("SELECT id, sizes, entries FROM history_passes"):
             for offset, size, conversation, id, _ in _headers(sizes, entries):
-                if index.holds(conversation, id):
+                if index.kept_at(conversation, id, row, offset):
                     found.append(_record(entries[offset : offset + size]))
         return sorted(found, key=lambda entry: entry.id)
 
     def expire_history(self, oldest: float, keep: int) -> int:
         """Drop the entries sent before ``oldest`` and each conversation's past its newest ``keep``; how
-        many (a look at each conversation), and the rows no entry is kept in any more (a look at every
-        entry).  The names that opened no group since what :meth:`open_group` was last asked are
-        forgotten."""
+        many (a look at each conversation).  Then the rows, so that what was dropped leaves the file: a
+        row no entry is kept in any more is deleted, and one that holds more records of entries dropped
+        than kept is written again with those kept alone, the index told where each moved (a look at
+        every entry; each such row read and written).  The names that opened no group since what
+        :meth:`open_group` was last asked are forgotten."""
         since = self._opened_since
         self._opened = {k: o for k, o in self._opened.items() if any(when >= since for when in o.values())}
         index, floor = self.history_index(), message_id_floor(oldest)
@@ -626,11 +628,25 @@ class Database:
             (floor,),
         )
         self._db.execute("DELETE FROM history_floors WHERE floor < ?", (floor,))
-        rows = index.rows()
-        lowest = min(rows, default=self._next_row)
-        gone = sorted(set(range(lowest, self._next_row)) - rows)
-        self._db.execute("DELETE FROM history_passes WHERE id < ?", (lowest,))
-        self._db.execute(f"DELETE FROM history_passes WHERE id IN {_IDS}", (json.dumps(gone),))
+        live = index.rows()
+        sparse = [row for row, sizes in self._db.execute("SELECT id, sizes FROM history_passes") if 2 * live.get(row, 0) < len(sizes) // 4]
+        for row in sparse:
+            if not live.get(row):
+                self._db.execute("DELETE FROM history_passes WHERE id = ?", (row,))
+                continue
+            (sizes, entries), newest = self._db.execute("SELECT sizes, entries FROM history_passes WHERE id = ?", (row,)).fetchone(), ""
+            records, left, moved_to = [], array("I"), 0
+            for offset, size, conversation, id, _ in _headers(sizes, entries):
+                if index.kept_at(conversation, id, row, offset):
+                    index.moved(conversation, id, row, moved_to)
+                    records.append(entries[offset : offset + size])
+                    left.append(size)
+                    moved_to += size
+                    newest = max(newest, id)
+            self._db.execute(
+                "UPDATE history_passes SET sizes = ?, entries = ?, newest = ? WHERE id = ?",
+                (left.tobytes(), b"".join(records), newest, row),
+            )
         return dropped
 
     def purge_history(self, sender: str, at: float) -> int:
@@ -643,7 +659,7 @@ class Database:
             records, left, newest = [], array("I"), ""
             for offset, size, conversation, id, by in _headers(sizes, entries):
                 if username_key(by) == key:
-                    count += index.holds(conversation, id)
+                    count += index.kept_at(conversation, id, row, offset)
                 else:
                     records.append(entries[offset : offset + size])
                     left.append(size)
