@@ -8,9 +8,9 @@ from those rows when the server starts (a scan) and kept exact by every append a
 :data:`SIZE` bytes: its id's 26 characters (ids sort as their characters do), then its sender's number
 (numbered as first seen), the size of its record, its offset in its pass's row and that row's id, in
 the machine's order.  A conversation's entries are one ``bytearray``, which holds no references, so
-Python's garbage collector does not track it (docs/performance.rst, "What callgrind missed").  The
-index is not journaled: if a transaction that changed it fails, the database builds it again from the
-rows (``Database.batch``).
+Python's garbage collector does not track it (docs/performance.rst, "What callgrind missed").  If a
+transaction that changed the index fails, the database takes out what its appends added, or builds it
+again from the rows (``Database.batch``).
 
 A position is an id, or what sorts among them: ``""`` below every id, :data:`ABOVE` above every id, a
 floor (:func:`msgsvc.hub.ids.message_id_floor`) at a time's first, an id and ``"\\0"`` just after it.
@@ -85,9 +85,9 @@ class Records:
     """Entries as the SQLite history keeps them: each one's record, its size in UTF-8, its conversation,
     id and sender.  A record is the id, then the conversation, sender, kind, recipients (joined by
     commas) and text, each after a ``\\x1f`` (the text last: it may hold one).  Made when the hub hands
-    the entries over (``SqliteStore.append``, at its pass's end), so that the entries themselves are let
-    go at once, not held until their transaction (up to a second): a million objects a second that the
-    garbage collector would walk (docs/performance.rst, "What callgrind missed"); this holds five lists."""
+    the messages over (``SqliteStore.append``, at its pass's end), so that they are let go at once, not
+    held until their transaction (up to a second): objects the garbage collector would walk
+    (docs/performance.rst, "What callgrind missed"); this holds five lists."""
 
     def __init__(self, records: list[str], sizes: list[int], conversations: list[str], ids: list[str], senders: list[str]) -> None:
         self.records = records

@@ -534,7 +534,7 @@ class Database:
 
     def _trim(self, conversation: str, over: int) -> int:
         """Drop the ``over`` oldest entries of ``conversation``, and keep below which id they are (their
-        records go with the last live entry of their rows: :meth:`expire_history`); how many."""
+        records leave the file at the next :meth:`expire_history`); how many."""
         index = self.history_index()
         dropped = index.drop_oldest(conversation, over)
         self._added = None  # dropped: a failed transaction builds the index again
