@@ -740,6 +740,18 @@ class HistoryTests(SynchronousTestCase):
             self.assertEqual([self.db.page_before(c, None, 100, 0.0) for c in ("alice,bob", ALL)], kept)
             self.assertEqual(self.size(), 20)
 
+    def test_an_expiry_of_an_earlier_time_brings_nothing_dropped_back(self) -> None:
+        """An expiry asked for an earlier time than the last (--history-days raised at a restart, the
+        clock set back) drops nothing more, and what was dropped stays dropped when the index is built
+        again from the rows, though a row that holds more kept records keeps its bytes."""
+        said = [_entry(1000.0 + i, f"all {i}") for i in range(10)]
+        self.db.batch([lambda db: db.append(messages(said), 1000)])
+        self.assertEqual(self.db.batch([lambda db: db.expire_history(1003.0, 1000)]), [3])
+        self.assertEqual(self.db.batch([lambda db: db.expire_history(500.0, 1000)]), [0])
+        self.db._index = None  # a restart
+        self.assertEqual(self.size(), 7)
+        self.assertEqual(self.db.page_before(ALL, None, 100, 0.0), (said[3:], False))
+
     def test_a_conversation_emptied_leaves_no_trace_of_its_members(self) -> None:
         direct = Stored(message_id_floor(1.0), 1.0, "alice,bob", "alice", Kind.UNICAST, ("bob",), "hi")
         self.db.batch([lambda db: db.append(messages([direct]), 10)])

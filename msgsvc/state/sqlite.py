@@ -624,10 +624,13 @@ class Database:
         self._added = None
         dropped += sum(self._trim(conversation, over) for conversation, over in index.over(keep))
         self._db.execute(
-            "INSERT INTO history_floors VALUES ('', ?) ON CONFLICT (conversation) DO UPDATE SET floor = excluded.floor",
+            "INSERT INTO history_floors VALUES ('', ?)"
+            " ON CONFLICT (conversation) DO UPDATE SET floor = max(floor, excluded.floor)",
             (floor,),
+        )  # never lowered (asked for an earlier time: --history-days raised, the clock set back)
+        self._db.execute(
+            "DELETE FROM history_floors WHERE floor < (SELECT floor FROM history_floors WHERE conversation = '')"
         )
-        self._db.execute("DELETE FROM history_floors WHERE floor < ?", (floor,))
         live = index.rows()
         sparse = [row for row, sizes in self._db.execute("SELECT id, sizes FROM history_passes") if 2 * live.get(row, 0) < len(sizes) // 4]
         for row in sparse:
