@@ -104,15 +104,17 @@ class Records:
         conversations: list[str] = []
         ids: list[str] = []
         senders: list[str] = []
-        for m in messages:
-            conversation = conversation_key(m.sender, m.kind, m.recipients)
+        for m in messages:  # each attribute read once: a Message is not native, each read is a look-up
+            id, sender, kind, recipients = m.id, m.sender, m.kind, m.recipients
+            conversation = conversation_key(sender, kind, recipients)
             assert conversation is not None, m
-            record = f"{m.id}{conversation}\x1f{m.sender}\x1f{_KIND_TEXT[m.kind]}\x1f{','.join(m.recipients)}\x1f{m.text}"
+            to = recipients[0] if len(recipients) == 1 else ",".join(recipients)
+            record = f"{id}{conversation}\x1f{sender}\x1f{_KIND_TEXT[kind]}\x1f{to}\x1f{m.text}"
             records.append(record)
             sizes.append(len(record) if record.isascii() else len(record.encode()))
             conversations.append(conversation)
-            ids.append(m.id)
-            senders.append(m.sender)
+            ids.append(id)
+            senders.append(sender)
         return Records(records, sizes, conversations, ids, senders)
 
 
