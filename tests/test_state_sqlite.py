@@ -41,7 +41,7 @@ from msgsvc.hub.ids import message_id_floor
 from msgsvc.state import StoreError
 from msgsvc.state.sqlite import _SCHEMA, HISTORY_INTERVAL, SCHEMA_VERSION, Database, SqliteStore
 
-from .support.fakes import messages
+from .support.fakes import messages, stored
 from .support.logs import VERSION_1
 from .support.queue import NO_ID, ROOM
 from .support.processes import ROOT
@@ -756,10 +756,10 @@ class HistoryTests(SynchronousTestCase):
         direct = Stored(message_id_floor(1.0), 1.0, "alice,bob", "alice", Kind.UNICAST, ("bob",), "hi")
         self.db.batch([lambda db: db.append(messages([direct]), 10)])
         self.assertEqual(self.db.batch([lambda db: db.purge_history("ALICE", 0.5)]), [1])
-        self.assertEqual(list(self.db.history_index().latest("bob", -1)), [])
+        self.assertEqual(list(self.db.history_index().latest("bob", "")), [])
         self.db.batch([lambda db: db.append(messages([direct]), 10)])
         self.assertEqual(self.db.batch([lambda db: db.expire_history(2.0, 10)]), [1])
-        self.assertEqual(list(self.db.history_index().latest("bob", -1)), [])
+        self.assertEqual(list(self.db.history_index().latest("bob", "")), [])
         self.assertEqual(self.db._db.execute("SELECT count(*) FROM history_passes").fetchone(), (0,))
 
     def test_a_transaction_that_fails_leaves_the_index_as_the_file(self) -> None:
@@ -840,6 +840,94 @@ class HistoryTests(SynchronousTestCase):
             self.assertEqual(self.size(), 600)
             [(all_, more)] = self.db.batch([lambda db: db.page_after(ALL, "", 1000, 0.0)])  # type: ignore[misc]
             self.assertEqual((all_, more), (expected, False))
+
+
+class RandomHistoryTests(SynchronousTestCase):
+    """The history against a model of it, at random: appends (an entry of them sent again now and then,
+    a transaction that fails), trims, expiries (some asked for an earlier time than the last), purges by
+    another connection and restarts; after each, every read answers as the model says."""
+
+    NAMES = ("alice", "Bob", "carol", "dave", "BOB")
+    TEXTS = ("hi", "\x1f\x01 \u00e9\t", "\u65e5\u672c" * 100, "x" * 4000, "\U0001f600" * 1000)
+
+    def test_random_runs_read_as_their_model(self) -> None:
+        for seed in range(3):
+            self.run_once(random.Random(seed), self.mktemp())
+
+    def message(self, rnd: random.Random, millis: int) -> Message:
+        sender, text = rnd.choice(self.NAMES), rnd.choice(self.TEXTS)
+        kind, recipients = rnd.choice(
+            [
+                (Kind.BROADCAST, ()),
+                (Kind.ROOM, ("#Dev",)),
+                (Kind.UNICAST, (rnd.choice(self.NAMES),)),
+                (Kind.MULTICAST, tuple(rnd.sample(self.NAMES, 3))),
+            ]
+        )
+        return Message(sender, kind, recipients, text, message_id_floor(millis / 1000), millis / 1000)
+
+    def run_once(self, rnd: random.Random, path: str) -> None:
+        db, model, purged, millis = Database(path), dict[str, Stored](), dict[str, float](), 1_000_000
+        for _ in range(80):
+            step = rnd.random()
+            if step < 0.6:
+                keep, sent = rnd.choice((5, 10**6)), []
+                for _ in range(rnd.choice((1, 40, 300))):
+                    millis += rnd.choice((1, 300, 5000, 100000))
+                    sent.append(self.message(rnd, millis))
+                again = [model[rnd.choice(list(model))]] if model and rnd.random() < 0.2 else []
+                jobs: list[Callable[[Database], object]] = [lambda db: db.append([*messages(again), *sent], keep)]
+                if rnd.random() < 0.2:
+                    self.assertRaises(StoreError, db.batch, [*jobs, lambda db: db._db.execute("SELECT * FROM none")])
+                    continue
+                db.batch(jobs)
+                new = [e for e in stored(sent) if purged.get(e.sender.lower(), -1.0) < e.at]
+                model.update((e.id, e) for e in new)
+                for conversation in {e.conversation for e in new}:
+                    self.trim(model, conversation, keep, keep + max(keep // 100, 1))  # 1% over
+            elif step < 0.75:
+                oldest, keep = millis / 1000 - rnd.choice((0, 50, 500, 10**6)), rnd.choice((2, 10**6))
+                db.batch([lambda db: db.expire_history(oldest, keep)])
+                for id in [id for id in model if id < message_id_floor(oldest)]:
+                    del model[id]
+                for conversation in {e.conversation for e in model.values()}:
+                    self.trim(model, conversation, keep, keep)
+            elif step < 0.85:
+                name, operator = rnd.choice(self.NAMES), Database(path)
+                operator.purge_history(name, millis / 1000)
+                operator.close()
+                purged[name.lower()] = millis / 1000
+                model = {id: e for id, e in model.items() if e.sender.lower() != name.lower()}
+            else:
+                db.close()
+                db = Database(path)
+            self.assertRead(db, model)
+        db.close()
+
+    def trim(self, model: dict[str, Stored], conversation: str, keep: int, most: int) -> None:
+        """The model's ``conversation`` trimmed to its newest ``keep`` if it holds more than ``most``."""
+        ids = sorted(id for id, e in model.items() if e.conversation == conversation)
+        for id in ids[: len(ids) - keep] if len(ids) > most else ():
+            del model[id]
+
+    def assertRead(self, db: Database, model: dict[str, Stored]) -> None:
+        kept = sorted(model.values(), key=lambda e: e.id)
+        [history, size] = db.batch([lambda db: db.history(), lambda db: db.history_size()])
+        self.assertEqual((history, size), (kept, len(kept)))
+        for conversation in {e.conversation for e in kept}:
+            entries = [e for e in kept if e.conversation == conversation]
+            self.assertEqual(db.page_before(conversation, None, 10000, 0.0), (entries, False))
+            middle = entries[len(entries) // 2].id
+            self.assertEqual(db.page_after(conversation, middle, 5, 0.0)[0], [e for e in entries if e.id > middle][:5])
+            for name in participants(conversation):
+                others = [e for e in entries if e.id > middle and e.sender.lower() != name]
+                self.assertEqual(db.unread(conversation, middle, name, 10000), len(others))
+        for name in ("alice", "bob", "carol", "dave"):
+            newest: dict[str, Stored] = {}
+            for e in kept:
+                if name in participants(e.conversation):
+                    newest[e.conversation] = e
+            self.assertEqual(db.latest(name, 0.0, 100), sorted(newest.values(), key=lambda e: e.id, reverse=True))
 
 
 _APPENDER = """
