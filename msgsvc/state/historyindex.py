@@ -7,7 +7,7 @@ or a few), so that a kept message costs a share of one row; what the reads need 
 from those rows when the server starts (a scan) and kept exact by every append and drop.  An entry is
 :data:`SIZE` bytes: its id's 26 characters (ids sort as their characters do), then its sender's number
 (numbered as first seen), the size of its record, its offset in its pass's row and that row's id, in
-the machine's order.  A conversation's entries are one ``bytearray``, which holds no references, so
+the machine's order.  A conversation's entries are one ``bytes`` or ``bytearray``, which holds no references, so
 Python's garbage collector does not track it (docs/performance.rst, "What callgrind missed").  If a
 transaction that changed the index fails, the database takes out what its appends added, or builds it
 again from the rows (``Database.batch``).
@@ -50,26 +50,31 @@ Row = tuple[int, str, bytes, bytes]
 #: Where an entry is kept: its id, its pass's row id, its record's offset and size there.
 Place = tuple[str, int, int, int]
 
+#: A conversation's entries: ``bytes`` while it holds one (one object where a ``bytearray`` is two: a
+#: conversation's first entry is most of the bench's, and of a new pair's), a ``bytearray`` once it holds
+#: more or is changed.
+Entries = bytes | bytearray
 
-def _id(values: bytearray, i: int) -> bytes:
+
+def _id(values: Entries, i: int) -> bytes:
     """The ``i``-th id of a conversation's entries."""
     return bytes(values[SIZE * i : SIZE * i + _ID])
 
 
-def _place(values: bytearray, i: int) -> Place:
+def _place(values: Entries, i: int) -> Place:
     """The ``i``-th entry of a conversation: its id and where it is kept."""
     id, _, size, offset, row = _ENTRY.unpack_from(values, SIZE * i)
     return id.decode(), row, offset, size
 
 
-def _words(values: bytearray, first: int, start: int, stop: int) -> list[int]:
+def _words(values: Entries, first: int, start: int, stop: int) -> list[int]:
     """The ``first``-th word of each of a conversation's entries from the ``start``-th to before the
     ``stop``-th."""
     with memoryview(values) as view, view.cast("I") as words:  # released at once: the bytearray may grow
         return words[_WORDS * start + first : _WORDS * stop : _WORDS].tolist()
 
 
-def _below(values: bytearray, position: bytes) -> int:
+def _below(values: Entries, position: bytes) -> int:
     """How many of a conversation's ids are below ``position``."""
     low, high = 0, len(values) // SIZE
     while low < high:
@@ -153,7 +158,7 @@ class HistoryIndex:
     Conversations are held by one string each, shared by the listings."""
 
     def __init__(self) -> None:
-        self._conversations: dict[str, bytearray] = {}
+        self._conversations: dict[str, Entries] = {}
         self._listings: dict[str, _Listing] = {}
         self._numbers: dict[str, int] = {}  # each sender's number, by its name as sent and by its name key
         self._newest = ""  # the newest id ever added: one newer goes at its conversation's end
@@ -171,16 +176,16 @@ class HistoryIndex:
         number = self._numbers.get(sender)
         if number is None:
             number = self._number(sender)
-        values = self._conversations.get(conversation)
-        if values is None:  # a bytearray of the entry's size (calloc), packed in place: no copy
-            self._conversations[conversation] = values = bytearray(SIZE)
-            _ENTRY.pack_into(values, 0, id.encode(), number, size, offset, row)
+        entry = _ENTRY.pack(id.encode(), number, size, offset, row)
+        held = self._conversations.get(conversation)
+        if held is None:
+            self._conversations[conversation] = entry
             self._listed(conversation)
             if id > self._newest:
                 self._newest = id
             self.size += 1
             return 1
-        entry = _ENTRY.pack(id.encode(), number, size, offset, row)
+        values = held if isinstance(held, bytearray) else self._mutable(conversation, held)
         if id > self._newest:
             values += entry
         else:
@@ -226,6 +231,13 @@ class HistoryIndex:
             rows.append((row, newest, array("I", sizes).tobytes(), "".join(records).encode()))
         return Taken(rows, flags, list(over))
 
+    def _mutable(self, conversation: str, held: Entries) -> bytearray:
+        """``conversation``'s entries ``held`` as a ``bytearray``, from now on."""
+        if isinstance(held, bytearray):
+            return held
+        self._conversations[conversation] = values = bytearray(held)
+        return values
+
     def _number(self, sender: str) -> int:
         """The number of the name ``sender``, its name key's (numbered now if new)."""
         key = username_key(sender)
@@ -251,10 +263,10 @@ class HistoryIndex:
 
     def drop(self, conversation: str, dropped: Iterable[str]) -> int:
         """Drop those entries of ``conversation`` (any not in it passed over); how many."""
-        values = self._conversations.get(conversation)
-        if values is None:
+        held = self._conversations.get(conversation)
+        if held is None:
             return 0
-        count = 0
+        values, count = self._mutable(conversation, held), 0
         for id in dropped:
             key = id.encode()
             i = _below(values, key)
@@ -267,8 +279,9 @@ class HistoryIndex:
     def drop_below(self, position: str) -> int:
         """Drop every entry below ``position``; how many (a look at each conversation's oldest)."""
         bound, dropped = position.encode(), 0
-        for conversation, values in list(self._conversations.items()):
-            if values[:_ID] < bound:
+        for conversation, held in list(self._conversations.items()):
+            if held[:_ID] < bound:
+                values = self._mutable(conversation, held)
                 count = _below(values, bound)
                 del values[: SIZE * count]
                 self._dropped(conversation, values, count)
@@ -277,15 +290,16 @@ class HistoryIndex:
 
     def drop_oldest(self, conversation: str, count: int) -> int:
         """Drop the ``count`` oldest entries of ``conversation``; how many."""
-        values = self._conversations.get(conversation)
-        if values is None or count <= 0:
+        held = self._conversations.get(conversation)
+        if held is None or count <= 0:
             return 0
+        values = self._mutable(conversation, held)
         count = min(count, len(values) // SIZE)
         del values[: SIZE * count]
         self._dropped(conversation, values, count)
         return count
 
-    def _dropped(self, conversation: str, values: bytearray, count: int) -> None:
+    def _dropped(self, conversation: str, values: Entries, count: int) -> None:
         """After ``count`` entries of ``conversation`` went: forget it if empty (its places in its members'
         listings are left out when each is next compacted)."""
         self.size -= count
@@ -312,7 +326,7 @@ class HistoryIndex:
     def moved(self, conversation: str, id: str, row: int, offset: int) -> None:
         """The record of ``conversation``'s entry ``id`` is at ``offset`` in the row ``row`` now."""
         i = self._at(conversation, id)
-        values = self._conversations[conversation]
+        values = self._mutable(conversation, self._conversations[conversation])
         _, number, size, _, _ = _ENTRY.unpack_from(values, SIZE * i)
         _ENTRY.pack_into(values, SIZE * i, id.encode(), number, size, offset, row)
 
