@@ -731,8 +731,9 @@ class HistoryStore(Protocol):
 
     def append(self, messages: Sequence[Message], keep: int) -> Deferred[None]:
         """Keep ``messages`` (one reactor pass's, in order, each naming someone) each in its conversation
-        (:func:`~msgsvc.hub.conversations.conversation_key`), in the next group commit; each conversation keeps its newest ``keep`` entries (trimmed at once, or in steps of a
-        few percent at most until the next :meth:`expire_history`).  Fires once all are durable; the hub
+        (:func:`~msgsvc.hub.conversations.conversation_key`), in the next group commit; each conversation
+        keeps its newest ``keep`` entries (trimmed at once, or in steps of a few percent at most until the
+        next :meth:`expire_history`).  Fires once all are durable; the hub
         does not wait for it to deliver.  An entry whose id is kept already is kept once: a failed
         append is asked again, whatever of it was written."""
 
