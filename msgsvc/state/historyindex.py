@@ -94,7 +94,9 @@ class Records:
     held until their transaction (up to a second): objects the garbage collector would walk
     (docs/performance.rst, "What callgrind missed"); this holds five lists."""
 
-    def __init__(self, records: list[str], sizes: list[int], conversations: list[str], ids: list[str], senders: list[str]) -> None:
+    def __init__(
+        self, records: list[str], sizes: list[int], conversations: list[str], ids: list[str], senders: list[str]
+    ) -> None:
         self.records = records
         self.sizes = sizes
         self.conversations = conversations

@@ -523,7 +523,8 @@ class Database:
     def _unpurged(self, kept: Records) -> Records:
         """``kept`` without the entries whose sender was purged at or after their time."""
         purged = self._purged
-        left = [i for i, (id, sender) in enumerate(zip(kept.ids, kept.senders)) if purged.get(username_key(sender), -1.0) < _time(id)]
+        senders = zip(kept.ids, kept.senders)
+        left = [i for i, (id, sender) in enumerate(senders) if purged.get(username_key(sender), -1.0) < _time(id)]
         return Records(
             [kept.records[i] for i in left],
             [kept.sizes[i] for i in left],
@@ -632,12 +633,14 @@ class Database:
             "DELETE FROM history_floors WHERE floor < (SELECT floor FROM history_floors WHERE conversation = '')"
         )
         live = index.rows()
-        sparse = [row for row, sizes in self._db.execute("SELECT id, sizes FROM history_passes") if 2 * live.get(row, 0) < len(sizes) // 4]
+        rows = self._db.execute("SELECT id, sizes FROM history_passes").fetchall()
+        sparse = [row for row, sizes in rows if 2 * live.get(row, 0) < len(sizes) // 4]
         for row in sparse:
             if not live.get(row):
                 self._db.execute("DELETE FROM history_passes WHERE id = ?", (row,))
                 continue
-            (sizes, entries), newest = self._db.execute("SELECT sizes, entries FROM history_passes WHERE id = ?", (row,)).fetchone(), ""
+            sizes, entries = self._db.execute("SELECT sizes, entries FROM history_passes WHERE id = ?", (row,)).fetchone()
+            newest = ""
             records, left, moved_to = [], array("I"), 0
             for offset, size, conversation, id, _ in _headers(sizes, entries):
                 if index.kept_at(conversation, id, row, offset):
@@ -1129,7 +1132,10 @@ def _copy_rows_into_passes(database: Database) -> None:
     database._index = HistoryIndex()
     rows = database._db.execute("SELECT id, at, conversation, sender, kind, recipients, text FROM history ORDER BY id")
     while chunk := rows.fetchmany(PASS_ENTRIES):
-        sent = [Message(by, Kind(kind), tuple(to.split(",")) if to else (), text, id, at) for id, at, _, by, kind, to, text in chunk]
+        sent = [
+            Message(by, Kind(kind), tuple(to.split(",")) if to else (), text, id, at)
+            for id, at, _, by, kind, to, text in chunk
+        ]
         database.append(sent, 1 << 62)
     database._db.execute("DROP TABLE history")
     database._index = None
@@ -1235,8 +1241,9 @@ class SqliteStore(Service):
     # -- the history (msgsvc.hub.contracts.HistoryStore) ---------------------------
 
     def append(self, messages: Sequence[Message], keep: int) -> Deferred[None]:
-        """Keep ``messages`` (their :class:`Records`, made now) in the next transaction, at most :data:`HISTORY_INTERVAL` away and before
-        whatever is asked next (a queueing, a read); fires once on disk."""
+        """Keep ``messages`` (their :class:`Records`, made now) in the next transaction, at most
+        :data:`HISTORY_INTERVAL` away and before whatever is asked next (a queueing, a read); fires once
+        on disk."""
         if self._pool is None or self._database is None:
             return fail(StoreError("the store is not running"))
         done: Deferred[None] = Deferred()
