@@ -86,6 +86,11 @@ def _below(values: Entries, position: bytes) -> int:
     return low
 
 
+def _row(row: int, newest: str, sizes: list[int], records: list[str]) -> Row:
+    """The pass row ``row`` of ``records``, whose ``sizes`` they are and whose newest id is ``newest``."""
+    return row, newest, array("I", sizes).tobytes(), "".join(records).encode()
+
+
 class Records:
     """Entries as the SQLite history keeps them: each one's record, its size in UTF-8, its conversation,
     id and sender.  A record is the id, then the conversation, sender, kind, recipients (joined by
@@ -179,24 +184,23 @@ class HistoryIndex:
         if number is None:
             number = self._number(sender)
         entry = _ENTRY.pack(id.encode(), number, size, offset, row)
+        newer = id > self._newest  # so at its conversation's end, and held by none
+        if newer:
+            self._newest = id
         held = self._conversations.get(conversation)
         if held is None:
             self._conversations[conversation] = entry
             self._listed(conversation)
-            if id > self._newest:
-                self._newest = id
             self.size += 1
             return 1
-        values = held if isinstance(held, bytearray) else self._mutable(conversation, held)
-        if id > self._newest:
+        values = self._mutable(conversation, held)
+        if newer:
             values += entry
         else:
             i = _below(values, entry[:_ID])
             if values[SIZE * i : SIZE * i + _ID] == entry[:_ID]:
                 return 0
             values[SIZE * i : SIZE * i] = entry
-        if id > self._newest:
-            self._newest = id
         self.size += 1
         return len(values) // SIZE
 
@@ -226,11 +230,11 @@ class HistoryIndex:
                 if count > most:
                     over[conversations[i]] = None
                 if len(records) == PASS_ENTRIES or offset >= PASS_BYTES:
-                    rows.append((row, newest, array("I", sizes).tobytes(), "".join(records).encode()))
+                    rows.append(_row(row, newest, sizes, records))
                     row, records, sizes, offset, newest = row + 1, [], [], 0, ""
             flags.append(added)
         if records:
-            rows.append((row, newest, array("I", sizes).tobytes(), "".join(records).encode()))
+            rows.append(_row(row, newest, sizes, records))
         return Taken(rows, flags, list(over))
 
     def _mutable(self, conversation: str, held: Entries) -> bytearray:
