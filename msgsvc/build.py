@@ -16,14 +16,16 @@ from collections.abc import Mapping
 from importlib.machinery import EXTENSION_SUFFIXES
 
 #: The modules compiled with mypyc: the codec, the hub's routing and what it calls a message, a message's
-#: conversation, the outbox, the rate limits and the SQLite history's index and records (which every
-#: message kept goes through).  Their classes are native: no attribute set from outside that the class
-#: does not declare, no method patched on an instance or a class, no subclass outside them.
+#: conversation and what the history is handed of it, the outbox, the rate limits and the SQLite
+#: history's index and records (which every message kept goes through).  Their classes are native: no
+#: attribute set from outside that the class does not declare, no method patched on an instance or a
+#: class, no subclass outside them.
 COMPILED = (
     "msgsvc.wire",
     "msgsvc.hub.rules",
     "msgsvc.hub.ids",
     "msgsvc.hub.conversations",
+    "msgsvc.hub.kept",
     "msgsvc.hub.session",
     "msgsvc.hub.core",
     "msgsvc.fronts.outbox",

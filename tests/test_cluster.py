@@ -67,7 +67,7 @@ from msgsvc.state.redis import LOG_LAST, ONLINE, RedisState, sessions_key
 from msgsvc.state.redislink import RedisUnavailable
 from msgsvc.state.redisurl import RedisURL
 
-from .support.fakes import messages
+from .support.fakes import to_keep
 from .support.processes import ROOT, TWISTD, Peer, free_port, reap, wait_listening
 from .support.redisserver import RedisCase, RedisStateCase
 
@@ -1372,7 +1372,7 @@ class TwoNodesHistoryTests(_TwoNodes):
         conversation = conversation_key("alice", Kind.UNICAST, ("bob",))
         assert conversation is not None
         entry = Stored(unicast.id, unicast.at, conversation, "alice", Kind.UNICAST, ("bob",), "hi")
-        await on_a.append(messages([entry]), 100)
+        await on_a.append(to_keep([entry]), 100)
         self.assertEqual(await on_b.page_before("alice,bob", None, 10, 0.0), ([entry], False))
 
 

@@ -31,7 +31,7 @@ from msgsvc.hub.history import History
 from msgsvc.hub.ids import MessageIds
 from msgsvc.wire import Limits
 
-from .support.fakes import messages
+from .support.fakes import to_keep
 from .support.harness import PASSWORD, ServerHarness, lines, one_pass
 from .support.hostile import assert_reads_bounded, big_room
 from .support.irc import Irc, Work, numerics
@@ -162,7 +162,7 @@ class HostileIrcTests(SynchronousTestCase):
                 conversation = "user0001,user0007"
                 entry = Stored(message_id, at, conversation, "user0007", Kind.UNICAST, ("user0001",), "hi")
             entries.append(entry)
-        store.append(messages(entries), 10_000)
+        store.append(to_keep(entries), 10_000)
         self.factory = IrcFactory(self.harness.clients, SERVER)
         self.bystanders = [self.harness.register(f"user{i:04}") for i in range(1, BYSTANDERS + 1)]
         self.watcher = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.2", 1))

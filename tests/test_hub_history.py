@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
@@ -14,7 +13,6 @@ from msgsvc.hub.contracts import (
     Enqueue,
     HistoryPolicy,
     Kind,
-    Message,
     Page,
     Refusal,
     Refused,
@@ -27,6 +25,7 @@ from msgsvc.hub.conversations import ALL
 from msgsvc.hub.core import Hub
 from msgsvc.hub.history import History
 from msgsvc.hub.ids import message_id_floor
+from msgsvc.hub.kept import Kept
 
 from .support.fakes import FakeNetwork, MemoryStore, RecordingParticipant
 from .support.harness import admitted, outcome
@@ -80,7 +79,7 @@ class HistoryTestCase(SynchronousTestCase):
         asked: list[str] = []
         append, enqueue = self.store.append, self.store.enqueue
 
-        def appending(entries: Sequence[Message], keep: int) -> Deferred[None]:
+        def appending(entries: Kept, keep: int) -> Deferred[None]:
             asked.append("append")
             return append(entries, keep)
 
@@ -141,8 +140,8 @@ class KeepingTests(HistoryTestCase):
     def test_the_messages_of_one_reactor_pass_are_one_append_in_order(self) -> None:
         appended: list[tuple[list[str], int]] = []
 
-        def append(entries: Sequence[Message], keep: int) -> Deferred[None]:
-            appended.append(([e.text for e in entries], keep))
+        def append(entries: Kept, keep: int) -> Deferred[None]:
+            appended.append((list(entries.texts), keep))
             return succeed(None)
 
         self.store.append = append  # type: ignore[method-assign]
@@ -186,8 +185,8 @@ class KeepingTests(HistoryTestCase):
         asked: list[tuple[float, list[str]]] = []
         append = self.store.append
 
-        def appending(entries: Sequence[Message], keep: int) -> Deferred[None]:
-            asked.append((round(self.clock.seconds() - START, 3), [e.text for e in entries]))
+        def appending(entries: Kept, keep: int) -> Deferred[None]:
+            asked.append((round(self.clock.seconds() - START, 3), list(entries.texts)))
             if failures < 0 or len(asked) <= failures:
                 return fail(OSError("disk full"))
             return append(entries, keep)
@@ -293,7 +292,7 @@ class KeepingTests(HistoryTestCase):
         (0 lines and 0.56 s with the same flood and no lock)."""
         held: list[Deferred[None]] = []
 
-        def append(entries: Sequence[Message], keep: int) -> Deferred[None]:
+        def append(entries: Kept, keep: int) -> Deferred[None]:
             held.append(Deferred())
             return held[-1]
 
@@ -328,8 +327,8 @@ class KeepingTests(HistoryTestCase):
         calls: list[list[str]] = []
         append = self.store.append
 
-        def appending(entries: Sequence[Message], keep: int) -> Deferred[None]:
-            calls.append([e.text for e in entries])
+        def appending(entries: Kept, keep: int) -> Deferred[None]:
+            calls.append(list(entries.texts))
             kept = append(entries, keep)  # kept at once; the first answered when the test says
             return answer if len(calls) == 1 else kept
 

@@ -28,7 +28,13 @@ SHARED_PROTOCOLS = {("msgsvc.fronts.web", "msgsvc.fronts.lines"): {"ServerProtoc
 
 
 #: What the state may import of the hub (see test_the_state_knows_only_the_hub_s_contracts).
-STATE_MAY_IMPORT = {"msgsvc.hub.contracts", "msgsvc.hub.rules", "msgsvc.hub.ids", "msgsvc.hub.conversations"}
+STATE_MAY_IMPORT = {
+    "msgsvc.hub.contracts",
+    "msgsvc.hub.rules",
+    "msgsvc.hub.ids",
+    "msgsvc.hub.conversations",
+    "msgsvc.hub.kept",
+}
 
 
 @dataclass(frozen=True)
@@ -160,10 +166,11 @@ class ImportGraphTests(SynchronousTestCase):
 
     def test_the_state_knows_only_the_hub_s_contracts(self) -> None:
         """The state implements the hub's ports and calls it back through them (a cluster's
-        NetworkListener): of the hub it imports the contracts, and the three modules that define the
+        NetworkListener): of the hub it imports the contracts, and the four modules that define the
         values crossing them, which it must compute as the hub does (one definition each, so a row's
-        keys never drift from the hub's): name keys (rules), message ids (ids) and conversation keys
-        (conversations).  None of the hub's behaviour (core, nodes, queue, history, events)."""
+        keys never drift from the hub's): name keys (rules), message ids (ids), conversation keys
+        (conversations) and the messages the history is handed (kept).  None of the hub's behaviour
+        (core, nodes, queue, history, events)."""
         wrong = [
             str(i)
             for i in IMPORTS

@@ -43,7 +43,7 @@ from msgsvc.state import Snapshot, State
 from msgsvc.state.redis import PURGED
 from msgsvc.state.sqlite import HISTORY_INTERVAL, Database, SqliteStore
 
-from .support.fakes import MemoryStore, messages
+from .support.fakes import MemoryStore, to_keep
 from .support.queue import NO_ID, ROOM
 from .support.redisserver import RedisStateCase
 
@@ -231,7 +231,7 @@ class HistoryContract(_Base):
 
     async def kept(self, *entries: Stored, keep: int = KEEP) -> list[Stored]:
         """Append ``entries`` (asked all at once, in order); them, once durable."""
-        await self.state.append(messages(entries), keep)
+        await self.state.append(to_keep(entries), keep)
         return list(entries)
 
     async def conversation(self, conversation: str, since: float = 0.0) -> list[Stored]:
@@ -957,7 +957,7 @@ class SqliteContractTests(StateContract, HistoryContract, ReadContract, RoomCont
         return store
 
     async def kept(self, *entries: Stored, keep: int = KEEP) -> list[Stored]:
-        appended = self.state.append(messages(entries), keep)
+        appended = self.state.append(to_keep(entries), keep)
         self.clock.advance(HISTORY_INTERVAL)  # what waited that long is written
         await appended
         return list(entries)

@@ -69,7 +69,7 @@ from msgsvc.state.redislink import REPLY_TIMEOUT, RedisUnavailable
 from msgsvc.state.redisurl import RedisURL
 from msgsvc.state.sqlite import Database
 
-from .support.fakes import messages
+from .support.fakes import to_keep
 from .support.processes import ROOT
 from .support.queue import NO_ID, ROOM
 from .support.redisserver import RedisStateCase
@@ -294,7 +294,7 @@ class RedisStateTests(RedisStateCase):
             NO_ID,
         )
         said = [entry("alice,bob", "Alice", 16.0), entry(ALL, "bob", 16.25), entry("alice,bob", "bob", 16.5)]
-        db.batch([lambda d: d.enqueue(message), lambda d: d.append(messages(said), 100)])
+        db.batch([lambda d: d.enqueue(message), lambda d: d.append(to_keep(said), 100)])
         db.batch([lambda d: d.set_read("Alice", "alice,bob", said[0].id)])
         db.batch([lambda d: d.set_read("alice", ALL, said[1].id)])
         dev = RoomRecord("#Dev", 17.0, "Alice", "Ship it", "Alice", 17.5, "iknt", "sesame", 20)
@@ -356,7 +356,7 @@ class RedisStateTests(RedisStateCase):
         page, _ = yield self.state.backlog("alice", 1, 0.0, 10)
         self.assertEqual([q.id for q in page], [2])  # ids go on after the copied ones
         late = [entry("bob,mallory", "mallory", 16.5), entry("bob,mallory", "bob", 16.5)]
-        yield self.state.append(messages(late), 100)
+        yield self.state.append(to_keep(late), 100)
         self.assertEqual((yield self.state.history_size()), 4)  # the purge of mallory copied: bob's only
         again = migrate()
         self.assertEqual(again.returncode, 1)
@@ -525,8 +525,8 @@ class RedisHistoryTests(RedisStateCase):
             entry(ALL, "bob", 400.0),
         )
         # Appended out of order (two nodes' clocks), in a pass and across passes: the newest id stays.
-        await self.state.append(messages([ab2, ab1, ac2]), 100)
-        await self.state.append(messages([ac1, all1, ab1]), 100)
+        await self.state.append(to_keep([ab2, ab1, ac2]), 100)
+        await self.state.append(to_keep([ac1, all1, ab1]), 100)
         self.assertEqual(
             await self.keys(),
             {
@@ -577,7 +577,7 @@ class RedisHistoryTests(RedisStateCase):
     async def test_a_listing_of_conversations_reads_those_it_lists_however_many_there_are(self) -> None:
         many = [entry(f"alice,u{i:04}", "alice", 100.0 + i) for i in range(2000)]
         few = [entry(f"bob,u{i:04}", "bob", 100.0 + i) for i in range(20)]
-        await self.state.append(messages([*many, *few]), 100)
+        await self.state.append(to_keep([*many, *few]), 100)
         self.assertEqual(await self.state.latest("alice", 0.0, 3), many[:-4:-1])
         self.assertEqual(await self.state.latest("bob", 0.0, 3), few[:-4:-1])
         # Two reads of the index (the newest 10, those of the 10th's millisecond), and the newest entry
@@ -591,9 +591,9 @@ class RedisHistoryTests(RedisStateCase):
             return await self.state.unread("alice,bob", "", "alice", 100)
 
         said = [entry("alice,bob", "bob" if i % 2 else "Alice", 100.0 + i) for i in range(20)]
-        await self.state.append(messages(said), 10)  # trimmed at once to the newest 10: 5 of bob's
+        await self.state.append(to_keep(said), 10)  # trimmed at once to the newest 10: 5 of bob's
         self.assertEqual(await places(), 5)
-        await self.state.append(messages([entry("alice,bob", "bob", 200.0 + i) for i in range(5)]), 100)
+        await self.state.append(to_keep([entry("alice,bob", "bob", 200.0 + i) for i in range(5)]), 100)
         self.assertEqual(await places(), 10)
         self.assertEqual(await self.state.expire_history(115.0, 8), 7)  # 110-114, then 115-116 past 8
         self.assertEqual(await places(), 7)
@@ -606,19 +606,19 @@ class RedisHistoryTests(RedisStateCase):
         # 500 new conversations: a ZADD each, alice's index and each u's (a ZADD each), the newest ids
         # (an HMGET and an HSET), the entries' places by sender (a ZADD), the size (an INCRBY), Redis's
         # clock (a TIME) and whether anyone was ever purged (an EXISTS).
-        self.assertEqual(await self.commands_of(lambda: self.state.append(messages(first), 100)), 500 + 501 + 2 + 4)
+        self.assertEqual(await self.commands_of(lambda: self.state.append(to_keep(first), 100)), 500 + 501 + 2 + 4)
         again = [entry(f"alice,u{i:04}", f"u{i:04}", 1000.0 + i) for i in range(500)]
         # They had entries: a ZCARD each too, for --history-max.
-        self.assertEqual(await self.commands_of(lambda: self.state.append(messages(again), 100)), 1000 + 501 + 2 + 4)
+        self.assertEqual(await self.commands_of(lambda: self.state.append(to_keep(again), 100)), 1000 + 501 + 2 + 4)
         self.assertEqual(await self.state.history_size(), 1000)
         self.assertEqual(await self.state.latest("alice", 0.0, 2), again[:-3:-1])
 
     async def test_a_pass_reads_when_its_senders_were_purged_only_once_someone_was(self) -> None:
         """The HMGET of ``msgsvc:purged`` (a field a sender) is left out while the hash does not exist."""
         said = [entry(f"alice,u{i:04}", f"u{i:04}", 100.0 + i) for i in range(100)]
-        self.assertEqual((await self.calls_of(lambda: self.state.append(messages(said[:50]), 100)))["hmget"], 1)
+        self.assertEqual((await self.calls_of(lambda: self.state.append(to_keep(said[:50]), 100)))["hmget"], 1)
         await self.state.purge_history("carol", 50.0)
-        self.assertEqual((await self.calls_of(lambda: self.state.append(messages(said[50:]), 100)))["hmget"], 2)
+        self.assertEqual((await self.calls_of(lambda: self.state.append(to_keep(said[50:]), 100)))["hmget"], 2)
         self.assertEqual(await self.state.history_size(), 100)
 
     async def test_a_pass_of_thousands_in_a_conversation_and_of_thousands_of_conversations_is_kept(
@@ -626,7 +626,7 @@ class RedisHistoryTests(RedisStateCase):
     ) -> None:
         broadcasts = [entry(ALL, "bob", 100.0 + i / 1000) for i in range(5000)]
         conversations = [entry(f"alice,u{i:04}", "alice", 200.0 + i / 1000) for i in range(5000)]
-        await self.state.append(messages([*broadcasts, *conversations]), 4500)  # Lua's unpack takes under 8,000
+        await self.state.append(to_keep([*broadcasts, *conversations]), 4500)  # Lua's unpack takes under 8,000
         self.assertEqual(await self.state.history_size(), 4500 + 5000)
         self.assertEqual(await self.state.page_before(ALL, None, 1, 0.0), ([broadcasts[-1]], True))
         self.assertEqual(await self.state.redis.execute("ZCARD", conversations_key("alice")), 5000)
@@ -640,7 +640,7 @@ class RedisHistoryTests(RedisStateCase):
         made = [
             Stored(ids.make()[0], 100.0, f"alice,u{i}", "alice", Kind.UNICAST, (f"u{i}",), "hi") for i in range(9, 0, -1)
         ]  # alice,u9 first: the oldest id, yet the last conversation of the millisecond by name
-        await self.state.append(messages(made), 100)
+        await self.state.append(to_keep(made), 100)
         self.assertEqual(await self.state.latest("alice", 0.0, 3), made[:-4:-1])
 
     async def test_an_unread_count_costs_the_same_however_long_the_conversation_and_the_readers_own(self) -> None:
@@ -650,8 +650,8 @@ class RedisHistoryTests(RedisStateCase):
         said = [entry("alice,bob", "bob", 100.0 + i) for i in range(2000)]
         own = [entry("alice,bob", "alice", 3000.0 + i) for i in range(10_000)]
         few = [entry("alice,carol", "alice", 3000.0 + i) for i in range(10)]
-        await self.state.append(messages([*said, *own, *few, entry("alice,bob", "bob", 20_000.0)]), 20_000)
-        await self.state.append(messages([entry("alice,carol", "carol", 20_000.0)]), 20_000)
+        await self.state.append(to_keep([*said, *own, *few, entry("alice,bob", "bob", 20_000.0)]), 20_000)
+        await self.state.append(to_keep([entry("alice,carol", "carol", 20_000.0)]), 20_000)
         unread = self.state.unread
         many = await self.commands_of(lambda: unread("alice,bob", said[-1].id, "alice", 100))
         self.assertEqual(await unread("alice,bob", said[-1].id, "alice", 100), 1)
@@ -688,7 +688,7 @@ class RedisHistoryTests(RedisStateCase):
         self.assertEqual(await nodes[1].latest("alice", 0.0, 10), [ac, ab])
         self.assertEqual(await nodes[2].latest("bob", 0.0, 10), [ab])
         later = entry("alice,bob", "alice", 300.0)
-        await nodes[0].append(messages([later]), 100)
+        await nodes[0].append(to_keep([later]), 100)
         self.assertEqual(await self.state.latest("alice", 0.0, 10), [later, ac])
 
     async def test_an_older_msgsvcs_bans_of_names_become_masks_once_by_whichever_node_starts_first(
@@ -729,7 +729,7 @@ class RedisHistoryTests(RedisStateCase):
         stopping.startService()
         await stopping.redis.ready()
         e = entry("alice,bob", "alice", 100.0)
-        appended = stopping.append(messages([e]), 100)
+        appended = stopping.append(to_keep([e]), 100)
         await stopping.stopService()
         await appended
         self.assertEqual(await self.state.page_before("alice,bob", None, 10, 0.0), ([e], False))
@@ -737,19 +737,19 @@ class RedisHistoryTests(RedisStateCase):
     async def test_a_text_with_tabs_and_line_breaks_is_kept_as_it_is(self) -> None:
         e = entry("alice,bob", "alice", 100.0)
         odd = Stored(e.id, e.at, e.conversation, e.sender, e.kind, e.recipients, "a\tb\nc\r\n")
-        await self.state.append(messages([odd, entry(ALL, "bob", 101.0)]), 100)
+        await self.state.append(to_keep([odd, entry(ALL, "bob", 101.0)]), 100)
         self.assertEqual(await self.state.page_before("alice,bob", None, 10, 0.0), ([odd], False))
         self.assertEqual(await self.state.history_size(), 2)
 
     async def test_appending_an_entry_twice_keeps_it_once(self) -> None:
         e = entry("alice,bob", "alice", 100.0)
-        await gatherResults([self.state.append(messages([e]), 100), self.state.append(messages([e]), 100)])
+        await gatherResults([self.state.append(to_keep([e]), 100), self.state.append(to_keep([e]), 100)])
         self.assertEqual(await self.state.page_before("alice,bob", None, 10, 0.0), ([e], False))
         self.assertEqual(await self.state.history_size(), 1)
 
     async def test_a_time_within_an_entrys_millisecond_cuts_it_exactly(self) -> None:
         e = entry("alice,bob", "alice", 100.25)  # ids are by the millisecond: 100.2505 falls in e's
-        await self.state.append(messages([e]), 100)
+        await self.state.append(to_keep([e]), 100)
         self.assertEqual(await self.state.page_before("alice,bob", None, 10, 100.2505), ([], False))
         self.assertEqual(await self.state.page_after("alice,bob", "", 10, 100.2505), ([], False))
         self.assertEqual(await self.state.latest("bob", 100.2505, 10), [])
@@ -785,7 +785,7 @@ class ClockTests(RedisStateCase):
         await behind.set_password_hash("alice", "$old", 0.0)
         now = await self.redis_time()
         taken = entry("alice,bob", "bob", now + 0.5)  # taken by `ahead` now, for the old owner
-        await ahead.append(messages([taken]), 100)
+        await ahead.append(to_keep([taken]), 100)
         self.assertEqual(await ahead.page_before("alice,bob", None, 10, 0.0), ([taken], False))
         await behind.reset("alice", "forgot it", now - 3.0)
         await behind.set_password_hash("alice", "$new", now - 3.0)  # the next owner, at once
@@ -814,7 +814,7 @@ class ClockTests(RedisStateCase):
             self.assertGreaterEqual(at, before)
             self.assertLessEqual(at, await self.redis_time())
             late, after = entry("alice,bob", "alice", at - 1.0), entry("alice,bob", "alice", at + 0.5)
-            await self.state.append(messages([late, after]), 100)
+            await self.state.append(to_keep([late, after]), 100)
             self.assertEqual(await self.state.page_before("alice,bob", None, 10, 0.0), ([after], False))
         self.assertEqual(await self.state.history_size(), 1)  # the first pass's `after` went with the second purge
 
@@ -824,7 +824,7 @@ class ClockTests(RedisStateCase):
         self.addCleanup(globalLogPublisher.removeObserver, said.append)
         now = await self.redis_time()
         soon, future = entry("alice,bob", "bob", now), entry("alice,bob", "alice", now + CLOCK_MARGIN + 60)
-        await self.state.append(messages([soon, future]), 100)
+        await self.state.append(to_keep([soon, future]), 100)
         self.assertEqual(await self.state.page_before("alice,bob", None, 10, 0.0), ([soon], False))
         self.assertEqual(await self.state.history_size(), 1)
         self.assertEqual([e["too_new"] for e in said if "not kept" in e.get("log_format", "")], [1])
@@ -852,7 +852,7 @@ class AppendTests(SynchronousTestCase):
         self.entries = [entry("alice,bob", "alice", 100.0), entry(ALL, "bob", 101.0)]
 
     def test_one_script_with_each_entry_in_order_a_line_each(self) -> None:
-        appended = self.state.append(messages(self.entries), 10)
+        appended = self.state.append(to_keep(self.entries), 10)
         ((script, keys, args, answer),) = self.redis.calls
         self.assertEqual((script, keys), (APPEND, [HISTORY_SIZE, PURGED]))
         members = [history_entry(e) for e in self.entries]
@@ -877,6 +877,6 @@ class AppendTests(SynchronousTestCase):
         self.assertEqual(history_entry(e), f"{e.id}|{payload}")
 
     def test_when_redis_fails_the_append_fails(self) -> None:
-        appended = self.state.append(messages(self.entries), 10)
+        appended = self.state.append(to_keep(self.entries), 10)
         self.redis.calls[0][3].errback(RedisUnavailable("gone"))
         self.failureResultOf(appended, RedisUnavailable)

@@ -38,10 +38,11 @@ from msgsvc.hub.contracts import (
 )
 from msgsvc.hub.conversations import ALL, participants
 from msgsvc.hub.ids import message_id_floor
+from msgsvc.hub.kept import Kept
 from msgsvc.state import StoreError
 from msgsvc.state.sqlite import _SCHEMA, HISTORY_INTERVAL, SCHEMA_VERSION, Database, SqliteStore
 
-from .support.fakes import messages, stored
+from .support.fakes import stored, to_keep
 from .support.logs import VERSION_1
 from .support.queue import NO_ID, ROOM
 from .support.processes import ROOT
@@ -179,14 +180,14 @@ class SqliteStoreTests(TestCase):
         neither)."""
         self.log.startService()
         self.addCleanup(self.log.stopService)
-        first = self.log.append(messages([_entry(1.0)]), 10)
-        second = self.log.append(messages([_entry(2.0)]), 10)
+        first = self.log.append(to_keep([_entry(1.0)]), 10)
+        second = self.log.append(to_keep([_entry(2.0)]), 10)
         self.clock.advance(HISTORY_INTERVAL - 0.001)
         self.assertNoResult(first)
         self.clock.advance(0.001)
         await gatherResults([first, second])
         self.assertEqual(self.clock.getDelayedCalls(), [])
-        third = self.log.append(messages([_entry(3.0)]), 10)
+        third = self.log.append(to_keep([_entry(3.0)]), 10)
         message = Enqueue(("bob",), "alice", "unicast", ("bob",), "hi", 1.0, 10, 0.0, *ROOM, NO_ID)
         self.assertEqual(await self.log.enqueue(message), ("bob",))
         await third  # no time passed: it went with the queueing
@@ -477,7 +478,7 @@ class QueueTests(SynchronousTestCase):
             _direct(3.0, "alice,bob,carol"),
             _direct(4.0, "alice,bob", "again"),
         ]
-        db.batch([lambda d: d.append(messages(said), 10)])
+        db.batch([lambda d: d.append(to_keep(said), 10)])
         _taken_back(db, _BACK_TO_11 + "PRAGMA user_version = 11")
         self.assertEqual(db._db.execute("SELECT count(*) FROM history_members").fetchone(), (5,))
         db.close()
@@ -496,7 +497,7 @@ class QueueTests(SynchronousTestCase):
         db = Database(path)
         db.set_password_hash("alice", "h", 7.0)
         said = Stored(message_id_floor(100.0), 100.0, "alice,bob", "bob", Kind.UNICAST, ("alice",), "hi")
-        db.batch([lambda d: d.append(messages([said]), 10)])
+        db.batch([lambda d: d.append(to_keep([said]), 10)])
         db = self.reopened_at(7, _BACK_TO_7, db, path)
         self.assertEqual(db.rooms(), [])
         dev = RoomRecord("#dev", 10.0, "alice", members={"alice": Member("alice", op=True, since=10.0)})
@@ -553,7 +554,7 @@ class QueueTests(SynchronousTestCase):
             return [Stored(id, start + i, conversation, conversation[6:], Kind.UNICAST, ("alice",), "hi") for i, id in enumerate(ids)]
 
         many, few = said("alice,bob", 100.0, 2000), said("alice,carol", 5000.0, 20)
-        self.db.batch([lambda d: d.append(messages([*many, *few]), 10_000)])
+        self.db.batch([lambda d: d.append(to_keep([*many, *few]), 10_000)])
 
         def steps(conversation: str) -> int:
             """SQLite's virtual machine steps for one unread count of ``conversation``, capped at 10."""
@@ -624,7 +625,7 @@ class Version5HistoryTests(SynchronousTestCase):
         self.assertEqual(db.page_before("alice,bob", None, 10, 0.0), ([entries[0], entries[3]], False))
         self.assertEqual(db.history_size(), 4)
         later = [_direct(5.0, "bob,dave"), _direct(6.0, "alice,bob"), _direct(7.0, "alice,bob")]
-        db.batch([lambda d: d.append(messages(later), 2)])  # a new conversation; a trim
+        db.batch([lambda d: d.append(to_keep(later), 2)])  # a new conversation; a trim
         self.assertEqual(db.latest("bob", 0.0, 2), [later[2], later[0]])
         self.assertEqual(db.page_before("alice,bob", None, 10, 0.0), (later[1:], False))
         self.assertEqual(db.history_size(), 5)
@@ -650,7 +651,7 @@ class UnreadCostTests(SynchronousTestCase):
             for n in range(own)
         ]
         theirs = Stored(message_id_floor(50_000.0), 50_000.0, "bob,mallory", "bob", Kind.UNICAST, ("mallory",), "hi")
-        db.batch([lambda d: d.append(messages([*mine, theirs]), 100_000)])
+        db.batch([lambda d: d.append(to_keep([*mine, theirs]), 100_000)])
         counted: list[str] = []
         db._db.set_trace_callback(counted.append)
         self.assertEqual(db.unread("bob,mallory", "", "mallory", 100), 1)
@@ -671,7 +672,7 @@ class LatestCostTests(SynchronousTestCase):
         db = Database(self.mktemp())
         self.addCleanup(db.close)
         entries = [_direct(1.0 + n, f"mallory,n{n:05d}") for n in range(conversations)]
-        db.batch([lambda d: d.append(messages(entries), 10)])
+        db.batch([lambda d: d.append(to_keep(entries), 10)])
         counted = [0]
 
         def step() -> int:
@@ -689,7 +690,7 @@ class LatestCostTests(SynchronousTestCase):
         db = Database(self.mktemp())
         self.addCleanup(db.close)
         old = [_direct(1.0 + n, f"mallory,n{n:05d}") for n in range(20_000)]
-        db.batch([lambda d: d.append(messages([*old, _direct(50_000.0, "alice,mallory")]), 10)])
+        db.batch([lambda d: d.append(to_keep([*old, _direct(50_000.0, "alice,mallory")]), 10)])
         counted = [0]
 
         def step() -> int:
@@ -711,9 +712,9 @@ class HistoryTests(SynchronousTestCase):
         return size  # type: ignore[return-value]
 
     def test_a_conversation_is_trimmed_when_one_percent_over_what_it_keeps(self) -> None:
-        self.db.batch([lambda db: db.append(messages([_entry(float(i)) for i in range(202)]), 200)])
+        self.db.batch([lambda db: db.append(to_keep([_entry(float(i)) for i in range(202)]), 200)])
         self.assertEqual(self.size(), 202)  # 200 kept, and 1% over
-        self.db.batch([lambda db: db.append(messages([_entry(202.0)]), 200)])
+        self.db.batch([lambda db: db.append(to_keep([_entry(202.0)]), 200)])
         self.assertEqual(self.size(), 200)
         [(page, more)] = self.db.batch([lambda db: db.page_after(ALL, "", 1, 0.0)])  # type: ignore[misc]
         self.assertEqual((page, more), ([_entry(3.0)], True))  # the oldest three went
@@ -724,8 +725,8 @@ class HistoryTests(SynchronousTestCase):
         each moved), and deletes a row that holds none kept: the dropped texts leave the file, and every
         read answers as before, also from an index built again from the rows."""
         said = [_direct(1000.0 + i, "alice,bob", f"secret {i}") if i % 2 else _entry(1000.0 + i, f"all {i}") for i in range(200)]
-        self.db.batch([lambda db: db.append(messages([_direct(1.0, "carol,dave", "gone")]), 1000)])
-        self.db.batch([lambda db: db.append(messages(said), 1000)])
+        self.db.batch([lambda db: db.append(to_keep([_direct(1.0, "carol,dave", "gone")]), 1000)])
+        self.db.batch([lambda db: db.append(to_keep(said), 1000)])
         self.assertEqual(self.db.batch([lambda db: db.expire_history(500.0, 10)]), [181])  # carol's by age, 90 + 90
         kept = [(page, more) for page, more in (self.db.page_before(c, None, 100, 0.0) for c in ("alice,bob", ALL))]
         self.assertEqual(kept, [(said[181::2], False), (said[180::2], False)])
@@ -745,7 +746,7 @@ class HistoryTests(SynchronousTestCase):
         clock set back) drops nothing more, and what was dropped stays dropped when the index is built
         again from the rows, though a row that holds more kept records keeps its bytes."""
         said = [_entry(1000.0 + i, f"all {i}") for i in range(10)]
-        self.db.batch([lambda db: db.append(messages(said), 1000)])
+        self.db.batch([lambda db: db.append(to_keep(said), 1000)])
         self.assertEqual(self.db.batch([lambda db: db.expire_history(1003.0, 1000)]), [3])
         self.assertEqual(self.db.batch([lambda db: db.expire_history(500.0, 1000)]), [0])
         self.db._index = None  # a restart
@@ -754,17 +755,17 @@ class HistoryTests(SynchronousTestCase):
 
     def test_a_conversation_emptied_leaves_no_trace_of_its_members(self) -> None:
         direct = Stored(message_id_floor(1.0), 1.0, "alice,bob", "alice", Kind.UNICAST, ("bob",), "hi")
-        self.db.batch([lambda db: db.append(messages([direct]), 10)])
+        self.db.batch([lambda db: db.append(to_keep([direct]), 10)])
         self.assertEqual(self.db.batch([lambda db: db.purge_history("ALICE", 0.5)]), [1])
         self.assertEqual(list(self.db.history_index().latest("bob", "")), [])
-        self.db.batch([lambda db: db.append(messages([direct]), 10)])
+        self.db.batch([lambda db: db.append(to_keep([direct]), 10)])
         self.assertEqual(self.db.batch([lambda db: db.expire_history(2.0, 10)]), [1])
         self.assertEqual(list(self.db.history_index().latest("bob", "")), [])
         self.assertEqual(self.db._db.execute("SELECT count(*) FROM history_passes").fetchone(), (0,))
 
     def test_a_transaction_that_fails_leaves_the_index_as_the_file(self) -> None:
         kept = _direct(1.0, "alice,bob")
-        self.db.batch([lambda db: db.append(messages([kept]), 10)])
+        self.db.batch([lambda db: db.append(to_keep([kept]), 10)])
 
         def fails(db: Database) -> None:
             db._db.execute("SELECT * FROM no_such_table")
@@ -774,11 +775,11 @@ class HistoryTests(SynchronousTestCase):
 
         later = [_direct(2.0, "alice,carol"), _direct(3.0, "alice,bob"), _direct(4.0, "bob,dave")]
         index = self.db.history_index()
-        self.assertRaises(StoreError, self.db.batch, [lambda db: db.append(messages(later), 10), fails])
+        self.assertRaises(StoreError, self.db.batch, [lambda db: db.append(to_keep(later), 10), fails])
         self.assertIs(self.db.history_index(), index)  # what the appends added taken out, not built again
         self.assertEqual(self.size(), 1)
         appended_and_purged = [
-            lambda db: db.append(messages(later), 1),
+            lambda db: db.append(to_keep(later), 1),
             lambda db: db.purge_history("alice", 5.0),
             raises,
         ]
@@ -792,7 +793,7 @@ class HistoryTests(SynchronousTestCase):
         """The operator's ``history purge`` writes the file while the server runs: the server's index
         is built again at its next transaction; other writes (a reset) leave it as it is."""
         said = [_direct(1.0, "alice,bob"), _direct(2.0, "bob,carol"), _direct(3.0, "alice,bob")]
-        self.db.batch([lambda db: db.append(messages(said), 10)])
+        self.db.batch([lambda db: db.append(to_keep(said), 10)])
         index = self.db.history_index()
         operator = Database(self.db.path)
         self.addCleanup(operator.close)
@@ -807,18 +808,18 @@ class HistoryTests(SynchronousTestCase):
         [page] = self.db.batch([lambda db: db.page_before("alice,bob", None, 10, 0.0)])
         self.assertEqual(page, ([], False))
         late, after = _direct(2.5, "alice,bob", "written late"), _direct(4.0, "alice,bob", "after")
-        self.db.batch([lambda db: db.append(messages([late, after]), 10)])  # what alice sent before the purge: left out
+        self.db.batch([lambda db: db.append(to_keep([late, after]), 10)])  # what alice sent before the purge: left out
         [page] = self.db.batch([lambda db: db.page_before("alice,bob", None, 10, 0.0)])
         self.assertEqual(page, ([after], False))
 
     def test_every_entry_is_read_oldest_first_for_a_migration(self) -> None:
         direct = Stored(message_id_floor(1.0), 1.0, "alice,bob", "Alice", Kind.UNICAST, ("bob",), "hi")
-        self.db.batch([lambda db: db.append(messages([_entry(2.0, "all")]), 10), lambda db: db.append(messages([direct]), 10)])
+        self.db.batch([lambda db: db.append(to_keep([_entry(2.0, "all")]), 10), lambda db: db.append(to_keep([direct]), 10)])
         self.assertEqual(self.db.history(), [direct, _entry(2.0, "all")])
 
     def test_an_entry_appended_twice_is_kept_once_and_fails_no_other_write(self) -> None:
         message = Enqueue(("bob",), "alice", "unicast", ("bob",), "hi", 1.0, 10, 0.0, *ROOM, NO_ID)
-        twice = [lambda db: db.append(messages([_entry(1.0)]), 10), lambda db: db.enqueue(message)] * 2
+        twice = [lambda db: db.append(to_keep([_entry(1.0)]), 10), lambda db: db.enqueue(message)] * 2
         self.assertEqual(self.db.batch(twice), [None, ("bob",), None, ("bob",)])
         self.assertEqual(self.size(), 1)
 
@@ -827,10 +828,10 @@ class HistoryTests(SynchronousTestCase):
         kept once (those kept already left out), each read back whole, after the index is built again
         from the rows too; texts hold any character, the record's separator among them."""
         kept = [_entry(float(i), f"kept {i}") for i in (10, 240)]
-        self.db.batch([lambda db: db.append(messages(kept), 1000)])
+        self.db.batch([lambda db: db.append(to_keep(kept), 1000)])
         texts = ["\x1f\x01 é ✓ \t" + "x" * (i % 7 * 1000) for i in range(600)]
         entries = [_entry(float(i), f"{i} {text}") for i, text in enumerate(texts)]
-        self.db.batch([lambda db: db.append(messages(entries), 1000)])
+        self.db.batch([lambda db: db.append(to_keep(entries), 1000)])
         self.assertGreater(self.db._db.execute("SELECT count(*) FROM history_passes").fetchone()[0], 3)
         expected = sorted({e.id: e for e in [*entries, *kept]}.values(), key=lambda e: e.id)
         expected = [kept[0] if e.id == kept[0].id else kept[1] if e.id == kept[1].id else e for e in expected]
@@ -876,7 +877,9 @@ class RandomHistoryTests(SynchronousTestCase):
                     millis += rnd.choice((1, 300, 5000, 100000))
                     sent.append(self.message(rnd, millis))
                 again = [model[rnd.choice(list(model))]] if model and rnd.random() < 0.2 else []
-                jobs: list[Callable[[Database], object]] = [lambda db: db.append([*messages(again), *sent], keep)]
+                kept = to_keep(again)
+                kept.extend(Kept.of(sent))
+                jobs: list[Callable[[Database], object]] = [lambda db: db.append(kept, keep)]
                 if rnd.random() < 0.2:
                     self.assertRaises(StoreError, db.batch, [*jobs, lambda db: db._db.execute("SELECT * FROM none")])
                     continue
@@ -934,11 +937,12 @@ _APPENDER = """
 import sys
 from msgsvc.hub.contracts import Kind, Message
 from msgsvc.hub.ids import message_id_floor
+from msgsvc.hub.kept import Kept
 from msgsvc.state.sqlite import Database
 db = Database(sys.argv[1])
 start = n = float(sys.argv[2])
 while True:
-    batch = [Message("alice", Kind.BROADCAST, (), "hi", message_id_floor(n + i), n + i) for i in range(5)]
+    batch = Kept.of(Message("alice", Kind.BROADCAST, (), "hi", message_id_floor(n + i), n + i) for i in range(5))
     db.batch([lambda d: d.append(batch, 1_000_000)])
     n += 5
     print(int(n - start), flush=True)  # how many this process appended: on disk
@@ -1057,7 +1061,7 @@ class IndexMemoryTests(SynchronousTestCase):
         rnd = random.Random(36)
         groups = list(dict.fromkeys(tuple(sorted(rnd.sample(names, size))) for _ in range(1000)))  # each new
         sent = [
-            [Message(sender, Kind.MULTICAST, tuple(group), "x", message_id_floor(1.0 + n), 1.0 + n)]
+            Kept.of([Message(sender, Kind.MULTICAST, tuple(group), "x", message_id_floor(1.0 + n), 1.0 + n)])
             for n, (sender, *group) in enumerate(groups)
         ]
         gc.collect()
@@ -1065,7 +1069,7 @@ class IndexMemoryTests(SynchronousTestCase):
         self.addCleanup(tracemalloc.stop)
         before = tracemalloc.get_traced_memory()[0]
         for one in sent:
-            db.batch([partial(Database.append, messages=one, keep=10_000)])
+            db.batch([partial(Database.append, kept=one, keep=10_000)])
         gc.collect()
         added = tracemalloc.get_traced_memory()[0] - before
         return added / len(groups)

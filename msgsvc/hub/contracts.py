@@ -24,13 +24,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum, auto
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface
+
+if TYPE_CHECKING:
+    from msgsvc.hub.kept import Kept
 
 
 class Refusal(Enum):
@@ -729,9 +732,9 @@ class HistoryStore(Protocol):
     are :func:`~msgsvc.hub.conversations.conversation_key` keys.
     """
 
-    def append(self, messages: Sequence[Message], keep: int) -> Deferred[None]:
-        """Keep ``messages`` (one reactor pass's, in order, each naming someone) each in its conversation
-        (:func:`~msgsvc.hub.conversations.conversation_key`), in the next group commit; each conversation
+    def append(self, kept: Kept, keep: int) -> Deferred[None]:
+        """Keep the messages of ``kept`` (a reactor pass's, or more, in order) each in its conversation
+        (as ``kept`` has it), in the next group commit; each conversation
         keeps its newest ``keep`` entries (trimmed at once, or in steps of a few percent at most until the
         next :meth:`expire_history`).  Fires once all are durable; the hub
         does not wait for it to deliver.  An entry whose id is kept already is kept once: a failed

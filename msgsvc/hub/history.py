@@ -31,7 +31,6 @@ from twisted.python.failure import Failure
 from msgsvc.hub.contracts import (
     HistoryPolicy,
     HistoryStore,
-    Kind,
     Message,
     Page,
     Refusal,
@@ -41,9 +40,9 @@ from msgsvc.hub.contracts import (
 )
 from msgsvc.hub.conversations import ALL, participants
 from msgsvc.hub.ids import message_id_floor
+from msgsvc.hub.kept import Kept
 from msgsvc.hub.rules import is_valid_username, username_key
 
-_BROADCAST = Kind.BROADCAST  # looked up once (an enum's member looked up on its class costs)
 #: Unread entries are counted up to this (docs/protocol.rst: ``CONVERSATION``'s ``100`` means 100 or more).
 UNREAD_CAP = 100
 #: Direct conversations a version 10 catch-up brings at most (the newest with unread entries).
@@ -68,9 +67,9 @@ class History(Service):
         self.policy = policy
         self._sweep = LoopingCall(self.expire)
         self._sweep.clock = clock
-        self._keeping: list[Message] = []  # this pass's messages (after a failure, all since), written at its end
+        self._keeping = Kept()  # this pass's messages (after a failure, all since), written at its end
         self._write_call: IDelayedCall | None = None
-        self._unwritten: list[Message] = []  # what the store failed to take, oldest first
+        self._unwritten = Kept()  # what the store failed to take, oldest first
         self._retry = 0.0  # seconds to wait before the next append while the store fails; 0: it does not
         self._writing = False  # an append of _write's is in flight: the next waits for its answer
         self._groups: dict[str, None] = {}  # groups let through lately, the oldest first
@@ -81,26 +80,26 @@ class History(Service):
 
     def keep(self, message: Message) -> None:
         """Write ``message`` (delivered) to its conversation's history, with the others of this reactor
-        pass (the store finds its conversation); a failure is logged.  Every message kept comes through
-        here: a look at it and a list's append (docs/performance.rst, "The history by the pass")."""
-        if not message.recipients and message.kind is not _BROADCAST:  # it named nobody in the log
+        pass; a failure is logged.  Every message kept comes through here: its strings added to
+        :class:`Kept`'s columns (docs/performance.rst, "The history's hand-over")."""
+        keeping = self._keeping
+        if not keeping.add(message):  # it named nobody in the log
             return
-        self._keeping.append(message)
         if self._write_call is None and not self._writing:
             self._write_call = self._clock.callLater(self._retry, self._write)
-        elif self._retry and len(self._keeping) > 2 * self.policy.backlog:  # waiting to try again
-            over = len(self._keeping) - self.policy.backlog
-            self._give_up(self._keeping[:over], f"over the {self.policy.backlog} kept to try again")
-            del self._keeping[:over]
+        elif self._retry and len(keeping) > 2 * self.policy.backlog:  # waiting to try again
+            over = len(keeping) - self.policy.backlog
+            self._give_up(keeping.select(range(over)), f"over the {self.policy.backlog} kept to try again")
+            self._keeping = keeping.select(range(over, len(keeping)))
 
     def write_now(self) -> Deferred[None] | None:
         """Hand the store what waits for the end of the pass now (None if nothing waits): a message about
         to be queued has its history in the same group commit as its queueing, or an earlier one.  While
         an append is in flight or the store fails, only this pass's messages, on their own."""
-        if not self._keeping:
+        if not len(self._keeping):
             return None
         if self._writing or self._retry:
-            batch, self._keeping = self._keeping, []
+            batch, self._keeping = self._keeping, Kept()
             return self._append(batch, paced=False)
         if self._write_call is not None:
             self._write_call.cancel()
@@ -111,15 +110,14 @@ class History(Service):
         before, in one append, the only one of its kind in flight; if it fails, try again later
         (:func:`~msgsvc.hub.contracts.retry_after`)."""
         self._write_call = None
-        # The list keep() filled is handed on, not copied: a new list is young to the garbage collector,
-        # which walks it whole at each collection until it is old.
-        batch, self._keeping = self._keeping, []
-        if self._unwritten:
-            batch[:0], self._unwritten = self._unwritten, []
+        batch, self._keeping = self._keeping, Kept()
+        if len(self._unwritten):
+            self._unwritten.extend(batch)
+            batch, self._unwritten = self._unwritten, Kept()
         self._writing = True
         return self._append(batch, paced=True)
 
-    def _append(self, batch: list[Message], paced: bool) -> Deferred[None]:
+    def _append(self, batch: Kept, paced: bool) -> Deferred[None]:
         """Append ``batch``: :meth:`_write`'s (``paced``: it sets the pace of the next), or
         :meth:`write_now`'s beside it.  If the store fails, what is still recent waits for the next try,
         which the first failure with none coming sets (and says so); once stopped, nothing waits."""
@@ -131,26 +129,30 @@ class History(Service):
             if self._retry:
                 self.log.info("history: the store takes messages again ({n} written late)", n=len(batch))
                 self._retry = 0.0
-            if (self._keeping or self._unwritten) and self._write_call is None and self.running:
+            if (len(self._keeping) or len(self._unwritten)) and self._write_call is None and self.running:
                 self._write_call = self._clock.callLater(0, self._write)
 
         def failed(failure: Failure) -> None:
             if paced:
                 self._writing = False
             why = failure.getErrorMessage()
+            unwritten, self._unwritten = self._unwritten, Kept()
             if not self.running:  # stopped (or never started): no later try
-                self._give_up([*self._unwritten, *batch], f"the store failed ({why}) and the history stopped")
-                self._unwritten = []
+                unwritten.extend(batch)
+                self._give_up(unwritten, f"the store failed ({why}) and the history stopped")
                 return
             oldest = self._clock.seconds() - self.policy.retry_for
-            recent = [entry for entry in batch if entry.at >= oldest]
-            self._give_up(batch[: len(batch) - len(recent)], f"sent over {self.policy.retry_for:g} s ago")
-            unwritten = [*self._unwritten, *recent]
-            if self._unwritten and recent and recent[0].id < self._unwritten[-1].id:
-                unwritten.sort(key=lambda entry: entry.id)
-            over = len(unwritten) - self.policy.backlog
-            self._give_up(unwritten[:over], f"over the {self.policy.backlog} kept to try again")
-            self._unwritten = unwritten[max(over, 0) :]
+            ats = batch.ats
+            old = batch.select([i for i, at in enumerate(ats) if at < oldest])
+            self._give_up(old, f"sent over {self.policy.retry_for:g} s ago")
+            recent = batch.select([i for i, at in enumerate(ats) if at >= oldest])
+            late = len(unwritten) and len(recent) and recent.ids[0] < unwritten.ids[-1]
+            unwritten.extend(recent)
+            if late:
+                unwritten = unwritten.select(sorted(range(len(unwritten)), key=unwritten.ids.__getitem__))
+            over = max(len(unwritten) - self.policy.backlog, 0)
+            self._give_up(unwritten.select(range(over)), f"over the {self.policy.backlog} kept to try again")
+            self._unwritten = unwritten.select(range(over, len(unwritten)))
             if self._writing or self._write_call is not None:  # a try is coming: it sets the pace
                 return
             self._retry = retry_after(self._retry)
@@ -164,13 +166,13 @@ class History(Service):
 
         return self._store.append(batch, self.policy.keep).addCallbacks(written, failed)
 
-    def _give_up(self, entries: list[Message], why: str) -> None:
-        if entries:
+    def _give_up(self, entries: Kept, why: str) -> None:
+        if len(entries):
             self.log.warn(
                 "history: gave up {count} messages ({first} to {last}), {why}: they are not kept",
                 count=len(entries),
-                first=entries[0].id,
-                last=entries[-1].id,
+                first=entries.ids[0],
+                last=entries.ids[-1],
                 why=why,
             )
 
@@ -293,7 +295,7 @@ class History(Service):
         if self._write_call is not None:
             self._write_call.cancel()
             self._write_call = None
-        if not (self._keeping or self._unwritten):
+        if not (len(self._keeping) or len(self._unwritten)):
             return None
         return self._write()
 

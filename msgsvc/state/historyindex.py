@@ -22,8 +22,9 @@ from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from struct import Struct
 
-from msgsvc.hub.contracts import Kind, Message
-from msgsvc.hub.conversations import conversation_key, participants
+from msgsvc.hub.contracts import Kind
+from msgsvc.hub.conversations import participants
+from msgsvc.hub.kept import Kept
 from msgsvc.hub.rules import username_key
 
 #: An entry's bytes.
@@ -95,9 +96,9 @@ class Records:
     """Entries as the SQLite history keeps them: each one's record, its size in UTF-8, its conversation,
     id and sender.  A record is the id, then the conversation, sender, kind, recipients (joined by
     commas) and text, each after a ``\\x1f`` (the text last: it may hold one).  Made when the hub hands
-    the messages over (``SqliteStore.append``, at its pass's end), so that they are let go at once, not
-    held until their transaction (up to a second): objects the garbage collector would walk
-    (docs/performance.rst, "What callgrind missed"); this holds five lists."""
+    the messages over (``SqliteStore.append``), from :class:`~msgsvc.hub.kept.Kept`'s columns (three of
+    its lists shared): five lists of strings and numbers, five objects to the garbage collector where
+    a Message each would be thousands (docs/performance.rst, "The history's hand-over")."""
 
     def __init__(
         self, records: list[str], sizes: list[int], conversations: list[str], ids: list[str], senders: list[str]
@@ -109,25 +110,17 @@ class Records:
         self.senders = senders
 
     @staticmethod
-    def of(messages: Sequence[Message]) -> Records:
-        """The records of ``messages``, each of which names someone (has a conversation)."""
+    def of(kept: Kept) -> Records:
+        """The records of the messages ``kept`` (its lists of conversations, ids and senders shared)."""
         records: list[str] = []
         sizes: list[int] = []
-        conversations: list[str] = []
-        ids: list[str] = []
-        senders: list[str] = []
-        for m in messages:  # each attribute read once: a Message is not native, each read is a look-up
-            id, sender, kind, recipients = m.id, m.sender, m.kind, m.recipients
-            conversation = conversation_key(sender, kind, recipients)
-            assert conversation is not None, m
-            to = recipients[0] if len(recipients) == 1 else ",".join(recipients)
-            record = f"{id}{conversation}\x1f{sender}\x1f{_KIND_TEXT[kind]}\x1f{to}\x1f{m.text}"
+        for id, conversation, sender, kind, to, text in zip(
+            kept.ids, kept.conversations, kept.senders, kept.kinds, kept.recipients, kept.texts
+        ):
+            record = f"{id}{conversation}\x1f{sender}\x1f{_KIND_TEXT[kind]}\x1f{to}\x1f{text}"
             records.append(record)
             sizes.append(len(record) if record.isascii() else len(record.encode()))
-            conversations.append(conversation)
-            ids.append(id)
-            senders.append(sender)
-        return Records(records, sizes, conversations, ids, senders)
+        return Records(records, sizes, kept.conversations, kept.ids, kept.senders)
 
 
 class Taken:

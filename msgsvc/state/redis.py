@@ -72,7 +72,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
 from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any
@@ -92,7 +92,6 @@ from msgsvc.hub.contracts import (
     Joining,
     Kind,
     Member,
-    Message,
     ModeChange,
     ModesKept,
     Queued,
@@ -101,7 +100,7 @@ from msgsvc.hub.contracts import (
     Stored,
     UserRecord,
 )
-from msgsvc.hub.conversations import conversation_key
+from msgsvc.hub.kept import Kept
 from msgsvc.hub.ids import message_id_floor
 from msgsvc.hub.rules import mask_key, oldest_first, room_key, username_key
 from msgsvc.state import Snapshot
@@ -1367,14 +1366,17 @@ def queue_entry(
 _seconds: Callable[[float], str] = lru_cache(maxsize=256, typed=True)(repr)
 
 
-def history_entry(entry: Stored | Message) -> str:
+def history_entry(entry: Stored) -> str:
     """An entry as its history's member holds it: its id first, so that members sort as ids; then the
     JSON of ``[at, sender, kind, recipients, text]``, written here as ``json.dumps`` writes it (one is
     made for every message kept: json.dumps made a list and an encoder for each, twice the time)."""
+    return _history_member(entry.id, entry.at, entry.sender, entry.kind, entry.recipients, entry.text)
+
+
+def _history_member(id: str, at: float, sender: str, kind: Kind, recipients: Iterable[str], text: str) -> str:
     s = _json_string
-    names = ", ".join(map(s, entry.recipients))
-    at = _seconds(entry.at)
-    return f'{entry.id}|[{at}, {s(entry.sender)}, "{entry.kind._value_}", [{names}], {s(entry.text)}]'
+    names = ", ".join(map(s, recipients))
+    return f'{id}|[{_seconds(at)}, {s(sender)}, "{kind._value_}", [{names}], {s(text)}]'
 
 
 def _stored(conversation: str, member: str) -> Stored:
@@ -1655,13 +1657,26 @@ class RedisState(Service):
 
     # -- history (msgsvc.hub.contracts.HistoryStore) -----------------------------------------
 
-    def append(self, messages: Sequence[Message], keep: int) -> Deferred[None]:
+    def append(self, kept: Kept, keep: int) -> Deferred[None]:
         """One script (:data:`APPEND`) for them all, in one argument (a line each, its conversation's key
         first: no conversation has a tab or a line break, nor has the JSON of an entry); those dated too
         far ahead of Redis's clock are not kept, and said so."""
-        lines = "\n".join([f"{conversation_key(m.sender, m.kind, m.recipients)}\t{history_entry(m)}" for m in messages])
+        lines = "\n".join(
+            [
+                f"{conversation}\t{_history_member(id, at, sender, kind, to.split(',') if to else (), text)}"
+                for conversation, id, at, sender, kind, to, text in zip(
+                    kept.conversations,
+                    kept.ids,
+                    kept.ats,
+                    kept.senders,
+                    kept.kinds,
+                    kept.recipients,
+                    kept.texts,
+                )
+            ]
+        )
 
-        def kept(reply: list[int]) -> None:
+        def told(reply: list[int]) -> None:
             _, too_new = reply
             if too_new:
                 self.log.warn(
@@ -1673,7 +1688,7 @@ class RedisState(Service):
                 )
 
         appended = self.redis.script(APPEND, [HISTORY_SIZE, PURGED], [CLOCK_MARGIN, keep, lines])
-        appended.addCallback(kept)
+        appended.addCallback(told)
         self._appending.add(appended)
 
         def answered(result: object) -> object:

@@ -42,6 +42,7 @@ from msgsvc.hub.contracts import (
     topic_stamp,
 )
 from msgsvc.hub.ids import message_id_floor, message_id_value
+from msgsvc.hub.kept import Kept
 from msgsvc.hub.rules import admission, bans_overflow, invites_anew, mask_key, room_key, username_key
 from msgsvc.state import Snapshot, StoreError
 from msgsvc.state.historyindex import ABOVE, PASS_ENTRIES, HistoryIndex, Place, Records
@@ -498,9 +499,9 @@ class Database:
 
     # -- the history (call these within batch()) -----------------------------------
 
-    def append(self, messages: Sequence[Message], keep: int) -> None:
-        """Keep ``messages`` (:meth:`append_records` of their records)."""
-        self.append_records([Records.of(messages)], keep)
+    def append(self, kept: Kept, keep: int) -> None:
+        """Keep the messages of ``kept`` (:meth:`append_records` of their records)."""
+        self.append_records([Records.of(kept)], keep)
 
     def append_records(self, appends: Sequence[Records], keep: int) -> None:
         """Keep the entries of ``appends``, their records in pass rows (:meth:`HistoryIndex.take`); trim
@@ -1132,11 +1133,11 @@ def _copy_rows_into_passes(database: Database) -> None:
     database._index = HistoryIndex()
     rows = database._db.execute("SELECT id, at, conversation, sender, kind, recipients, text FROM history ORDER BY id")
     while chunk := rows.fetchmany(PASS_ENTRIES):
-        sent = [
+        sent = (
             Message(by, Kind(kind), tuple(to.split(",")) if to else (), text, id, at)
             for id, at, _, by, kind, to, text in chunk
-        ]
-        database.append(sent, 1 << 62)
+        )
+        database.append(Kept.of(sent), 1 << 62)
     database._db.execute("DROP TABLE history")
     database._index = None
 
@@ -1240,14 +1241,14 @@ class SqliteStore(Service):
 
     # -- the history (msgsvc.hub.contracts.HistoryStore) ---------------------------
 
-    def append(self, messages: Sequence[Message], keep: int) -> Deferred[None]:
-        """Keep ``messages`` (their :class:`Records`, made now) in the next transaction, at most
+    def append(self, kept: Kept, keep: int) -> Deferred[None]:
+        """Keep the messages of ``kept`` (their :class:`Records`, made now) in the next transaction, at most
         :data:`HISTORY_INTERVAL` away and before whatever is asked next (a queueing, a read); fires once
         on disk."""
         if self._pool is None or self._database is None:
             return fail(StoreError("the store is not running"))
         done: Deferred[None] = Deferred()
-        self._appends.append((Records.of(messages), keep, done))
+        self._appends.append((Records.of(kept), keep, done))
         if self._history_timer is None:
             self._history_timer = self._clock.callLater(HISTORY_INTERVAL, self._appends_waited)
         return done

@@ -38,6 +38,7 @@ from msgsvc.hub.contracts import (
 )
 from msgsvc.hub.conversations import conversation_key, participants
 from msgsvc.hub.ids import message_id_floor
+from msgsvc.hub.kept import Kept
 from msgsvc.hub.rules import (
     admission,
     bans_overflow,
@@ -53,9 +54,9 @@ from msgsvc.state.redislink import RedisUnavailable
 
 
 
-def messages(entries: Iterable[Stored]) -> list[Message]:
-    """The messages ``entries`` are the history of (what HistoryStore.append takes)."""
-    return [Message(e.sender, e.kind, e.recipients, e.text, e.id, e.at) for e in entries]
+def to_keep(entries: Iterable[Stored]) -> Kept:
+    """The messages ``entries`` are the history of, as HistoryStore.append takes them."""
+    return Kept.of(Message(e.sender, e.kind, e.recipients, e.text, e.id, e.at) for e in entries)
 
 
 def stored(sent: Iterable[Message]) -> list[Stored]:
@@ -214,8 +215,8 @@ class MemoryStore(Service):
 
     # -- the history (msgsvc.hub.contracts.HistoryStore)
 
-    def append(self, messages: Sequence[Message], keep: int) -> Deferred[None]:
-        for entry in stored(messages):
+    def append(self, kept: Kept, keep: int) -> Deferred[None]:
+        for entry in kept.entries():
             if self.purged.get(username_key(entry.sender), -1.0) >= entry.at:
                 continue
             kept = self.history.setdefault(entry.conversation, [])

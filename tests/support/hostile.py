@@ -29,7 +29,7 @@ from msgsvc.hub.history import History
 from msgsvc.hub.ids import MessageIds
 from msgsvc.wire import Limits
 
-from .fakes import MemoryStore, messages
+from .fakes import MemoryStore, to_keep
 from .harness import ServerHarness
 
 #: The attackers' addresses; the bystanders connect from 127.0.0.1, so --max-per-ip keeps them apart.
@@ -126,7 +126,7 @@ def with_history(harness: ServerHarness) -> None:
         else:
             entry = Stored(message_id, at - 1000, "alice,bob", "alice", Kind.UNICAST, ("bob",), SECRET)
         entries.append(entry)
-    harness.store.append(messages(entries), HISTORY.keep)
+    harness.store.append(to_keep(entries), HISTORY.keep)
     harness.store.since["alice"] = harness.store.since["bob"] = 0.0
 
 
