@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import gc
 import random
+from array import array
 from collections.abc import Iterable
 from itertools import islice
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from msgsvc.hub.contracts import Kind, Message, Stored
 from msgsvc.hub.conversations import ALL
 from msgsvc.hub.ids import message_id_text, message_id_value
-from msgsvc.state.historyindex import ABOVE, HistoryIndex, Place
+from msgsvc.hub.kept import Kept
+from msgsvc.state.historyindex import ABOVE, PASS_ENTRIES, HistoryIndex, Place, Records
 
 _BELOW_EVERY = ""
 _ABOVE_EVERY = ABOVE
@@ -31,6 +34,25 @@ def _where(id: str) -> tuple[int, int, int]:
 
 def _add(index: HistoryIndex, conversation: str, id: str, sender: str) -> int:
     return index.add(conversation, id, sender, *_where(id))
+
+
+def _unicasts(numbers: Iterable[int]) -> list[Message]:
+    """Unicasts between alice and bob, numbered (their texts say it, some not in ASCII), ids in order."""
+    return [Message("alice", Kind.UNICAST, ("bob",), f"héllo {n}", _value(n + 1), (n + 1) / 1000) for n in numbers]
+
+
+def _record(entry: Stored) -> bytes:
+    to = ",".join(entry.recipients)
+    return f"{entry.id}{entry.conversation}\x1f{entry.sender}\x1f{entry.kind.value}\x1f{to}\x1f{entry.text}".encode()
+
+
+def _split(sizes: bytes, data: bytes) -> list[bytes]:
+    """A pass row's records."""
+    records, at = [], 0
+    for size in array("I", sizes):
+        records.append(data[at : at + size])
+        at += size
+    return records
 
 
 def _values(places: Iterable[Place]) -> list[str]:
@@ -164,6 +186,23 @@ class HistoryIndexTests(SynchronousTestCase):
         self.assertEqual(index.rows(), {_where(_value(m))[0]: 1 for m in (2, 4, 5)})
         index.moved("alice,bob", _value(5), 7, 99)
         self.assertEqual(index.since("alice,bob", _value(5), 1), [(_value(5), 7, 99, _where(_value(5))[2])])
+
+    def test_a_take_writes_the_records_of_the_entries_it_added_in_rows_of_their_bytes(self) -> None:
+        """Rows of at most PASS_ENTRIES records, each row the added entries' records one after another
+        (some not ASCII), the entries the index held already left out wherever they fall: at a row's
+        start, inside it, at its end, across two appends."""
+        index = HistoryIndex()
+        held = Kept.of(_unicasts(range(0, 600, 7)))
+        index.take([Records.of(held)], 1, 10**9)
+        appends = [Kept.of(_unicasts(range(0, 400))), Kept.of(_unicasts(range(400, 600)))]
+        taken = index.take([Records.of(kept) for kept in appends], 100, 10**9)
+        added = [m for kept in appends for m in kept.entries() if int(m.text.split()[-1]) % 7]
+        self.assertEqual([len(flags) - sum(flags) for flags in taken.added], [58, 28])
+        self.assertEqual([row for row, *_ in taken.rows], [100, 101, 102])
+        records = [r for _, _, sizes, data in taken.rows for r in _split(sizes, data)]
+        self.assertEqual(records, [_record(m) for m in added])
+        self.assertEqual([len(_split(sizes, data)) for _, _, sizes, data in taken.rows], [PASS_ENTRIES, 256, 2])
+        self.assertEqual([newest for _, newest, _, _ in taken.rows], [added[255].id, added[511].id, added[-1].id])
 
     def test_any_sequence_of_changes_reads_as_a_plain_model(self) -> None:
         """Random adds, drops, trims and expiries, each read checked against the model after every change."""

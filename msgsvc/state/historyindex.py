@@ -87,23 +87,26 @@ def _below(values: Entries, position: bytes) -> int:
     return low
 
 
-def _row(row: int, newest: str, sizes: list[int], records: list[str]) -> Row:
-    """The pass row ``row`` of ``records``, whose ``sizes`` they are and whose newest id is ``newest``."""
-    return row, newest, array("I", sizes).tobytes(), "".join(records).encode()
+def _row(row: int, newest: str, sizes: list[int], pieces: list[bytes]) -> Row:
+    """The pass row ``row`` of the records in ``pieces`` (UTF-8, one after another), whose ``sizes`` they
+    are and whose newest id is ``newest``."""
+    return row, newest, array("I", sizes).tobytes(), pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
 
 class Records:
-    """Entries as the SQLite history keeps them: each one's record, its size in UTF-8, its conversation,
-    id and sender.  A record is the id, then the conversation, sender, kind, recipients (joined by
-    commas) and text, each after a ``\\x1f`` (the text last: it may hold one).  Made when the hub hands
-    the messages over (``SqliteStore.append``), from :class:`~msgsvc.hub.kept.Kept`'s columns (three of
-    its lists shared): five lists of strings and numbers, five objects to the garbage collector where
-    a Message each would be thousands (docs/performance.rst, "The history's hand-over")."""
+    """Entries as the SQLite history keeps them: their records one after another in ``data`` (UTF-8),
+    each one's size there, conversation, id and sender.  A record is the id, then the conversation,
+    sender, kind, recipients (joined by commas) and text, each after a ``\\x1f`` (the text last: it may
+    hold one).  Made when the hub hands the messages over (``SqliteStore.append``), from
+    :class:`~msgsvc.hub.kept.Kept`'s columns (three of its lists shared): one ``bytes`` and four lists,
+    a few objects to the garbage collector where a Message each would be thousands, and no record an
+    object of its own while it waits for its transaction (docs/performance.rst, "The history's
+    hand-over")."""
 
     def __init__(
-        self, records: list[str], sizes: list[int], conversations: list[str], ids: list[str], senders: list[str]
+        self, data: bytes, sizes: list[int], conversations: list[str], ids: list[str], senders: list[str]
     ) -> None:
-        self.records = records
+        self.data = data
         self.sizes = sizes
         self.conversations = conversations
         self.ids = ids
@@ -120,7 +123,22 @@ class Records:
             record = f"{id}{conversation}\x1f{sender}\x1f{_KIND_TEXT[kind]}\x1f{to}\x1f{text}"
             records.append(record)
             sizes.append(len(record) if record.isascii() else len(record.encode()))
-        return Records(records, sizes, kept.conversations, kept.ids, kept.senders)
+        return Records("".join(records).encode(), sizes, kept.conversations, kept.ids, kept.senders)
+
+    def select(self, which: Sequence[int]) -> Records:
+        """The entries at the positions ``which`` (in order), alone."""
+        starts, at = [], 0
+        for size in self.sizes:
+            starts.append(at)
+            at += size
+        data, sizes = self.data, self.sizes
+        return Records(
+            b"".join([data[starts[i] : starts[i] + sizes[i]] for i in which]),
+            [sizes[i] for i in which],
+            [self.conversations[i] for i in which],
+            [self.ids[i] for i in which],
+            [self.senders[i] for i in which],
+        )
 
 
 class Taken:
@@ -203,31 +221,40 @@ class HistoryIndex:
         rows: list[Row] = []
         flags: list[bytearray] = []
         over: dict[str, None] = {}
-        records: list[str] = []  # the row's records so far
+        pieces: list[bytes] = []  # the row's records so far, but for those of the run being read
         sizes: list[int] = []  # and their sizes
         offset, newest = 0, ""  # the next record's offset in the row; the row's newest id
         for kept in appends:
             added = bytearray(len(kept.ids))
             conversations, ids, senders, sized = kept.conversations, kept.ids, kept.senders, kept.sizes
+            data = kept.data
+            at = run = 0  # where the next record starts in data; where the row's run of records there does
             for i in range(len(ids)):
                 id, size = ids[i], sized[i]
                 count = self.add(conversations[i], id, senders[i], row, offset, size)
-                if not count:
+                if not count:  # the run ends before it
+                    if run < at:
+                        pieces.append(data[run:at])
+                    at += size
+                    run = at
                     continue
                 added[i] = 1
-                records.append(kept.records[i])
+                at += size
                 sizes.append(size)
                 offset += size
                 if id > newest:
                     newest = id
                 if count > most:
                     over[conversations[i]] = None
-                if len(records) == PASS_ENTRIES or offset >= PASS_BYTES:
-                    rows.append(_row(row, newest, sizes, records))
-                    row, records, sizes, offset, newest = row + 1, [], [], 0, ""
+                if len(sizes) == PASS_ENTRIES or offset >= PASS_BYTES:
+                    pieces.append(data[run:at])
+                    rows.append(_row(row, newest, sizes, pieces))
+                    row, pieces, sizes, offset, newest, run = row + 1, [], [], 0, "", at
+            if run < at:
+                pieces.append(data[run:at])
             flags.append(added)
-        if records:
-            rows.append(_row(row, newest, sizes, records))
+        if sizes:
+            rows.append(_row(row, newest, sizes, pieces))
         return Taken(rows, flags, list(over))
 
     def _mutable(self, conversation: str, held: Entries) -> bytearray:

@@ -526,13 +526,7 @@ class Database:
         purged = self._purged
         senders = zip(kept.ids, kept.senders)
         left = [i for i, (id, sender) in enumerate(senders) if purged.get(username_key(sender), -1.0) < _time(id)]
-        return Records(
-            [kept.records[i] for i in left],
-            [kept.sizes[i] for i in left],
-            [kept.conversations[i] for i in left],
-            [kept.ids[i] for i in left],
-            [kept.senders[i] for i in left],
-        )
+        return kept.select(left)
 
     def _trim(self, conversation: str, over: int) -> int:
         """Drop the ``over`` oldest entries of ``conversation``, and keep below which id they are (their
