@@ -22,8 +22,9 @@ from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from struct import Struct
 
-from msgsvc.hub.contracts import Kind
+from msgsvc.hub.contracts import Kind, Stored
 from msgsvc.hub.conversations import participants
+from msgsvc.hub.ids import message_id_time
 from msgsvc.hub.kept import Kept
 from msgsvc.hub.rules import username_key
 
@@ -91,6 +92,32 @@ def _row(row: int, newest: str, sizes: list[int], pieces: list[bytes]) -> Row:
     """The pass row ``row`` of the records in ``pieces`` (UTF-8, one after another), whose ``sizes`` they
     are and whose newest id is ``newest``."""
     return row, newest, array("I", sizes).tobytes(), pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+
+def stored(record: bytes) -> Stored:
+    """An entry from its record in a pass row (:class:`Records`): its time its id's."""
+    text = record.decode()
+    id, (conversation, sender, kind, group, body) = text[:_ID], text[_ID:].split("\x1f", 4)
+    recipients = tuple(group.split(",")) if group else ()
+    return Stored(id, message_id_time(id), conversation, sender, Kind(kind), recipients, body)
+
+
+def headers(sizes: bytes, records: bytes) -> Iterator[tuple[int, int, str, str, str]]:
+    """Each record of a pass row (its ``sizes``, then its ``records``): its offset and size, its
+    conversation, id and sender."""
+    offset = 0
+    for size in array("I", sizes):
+        end = offset + size
+        conversation = records.find(b"\x1f", offset + _ID, end)
+        sender = records.find(b"\x1f", conversation + 1, end)
+        yield (
+            offset,
+            size,
+            records[offset + _ID : conversation].decode(),
+            records[offset : offset + _ID].decode(),
+            records[conversation + 1 : sender].decode(),
+        )
+        offset = end
 
 
 class Records:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from array import array
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from itertools import islice
 from typing import Any, TypeVar
@@ -41,11 +41,11 @@ from msgsvc.hub.contracts import (
     changed_modes,
     topic_stamp,
 )
-from msgsvc.hub.ids import message_id_floor, message_id_value
+from msgsvc.hub.ids import message_id_floor, message_id_time
 from msgsvc.hub.kept import Kept
 from msgsvc.hub.rules import admission, bans_overflow, invites_anew, mask_key, room_key, username_key
 from msgsvc.state import Snapshot, StoreError
-from msgsvc.state.historyindex import ABOVE, PASS_ENTRIES, HistoryIndex, Place, Records
+from msgsvc.state.historyindex import ABOVE, PASS_ENTRIES, HistoryIndex, Place, Records, headers, stored
 
 SCHEMA_VERSION = 15
 
@@ -400,7 +400,7 @@ class Database:
             everyone = floors.pop("", "")
             index, self._next_row = HistoryIndex(), 1
             for row, sizes, entries in self._db.execute("SELECT id, sizes, entries FROM history_passes ORDER BY id"):
-                for offset, size, conversation, id, sender in _headers(sizes, entries):
+                for offset, size, conversation, id, sender in headers(sizes, entries):
                     if id >= everyone and id >= floors.get(conversation, ""):
                         index.add(conversation, id, sender, row, offset, size)
                 self._next_row = row + 1
@@ -524,8 +524,8 @@ class Database:
     def _unpurged(self, kept: Records) -> Records:
         """``kept`` without the entries whose sender was purged at or after their time."""
         purged = self._purged
-        senders = zip(kept.ids, kept.senders)
-        left = [i for i, (id, sender) in enumerate(senders) if purged.get(username_key(sender), -1.0) < _time(id)]
+        senders = enumerate(zip(kept.ids, kept.senders))
+        left = [i for i, (id, by) in senders if purged.get(username_key(by), -1.0) < message_id_time(id)]
         return kept.select(left)
 
     def _trim(self, conversation: str, over: int) -> int:
@@ -594,16 +594,16 @@ class Database:
         for id, row, offset, size in places:  # a record not where the index says (a row purged meanwhile) left out
             record = kept.get(row, b"")[offset : offset + size]
             if record[:26] == id.encode():
-                found.append(_record(record))
+                found.append(stored(record))
         return found
 
     def history(self) -> list[Stored]:
         """Every entry kept, oldest first (what msgsvc.state.migrate copies)."""
         index, found = self.history_index(), []
         for row, sizes, entries in self._db.execute("SELECT id, sizes, entries FROM history_passes"):
-            for offset, size, conversation, id, _ in _headers(sizes, entries):
+            for offset, size, conversation, id, _ in headers(sizes, entries):
                 if index.kept_at(conversation, id, row, offset):
-                    found.append(_record(entries[offset : offset + size]))
+                    found.append(stored(entries[offset : offset + size]))
         return sorted(found, key=lambda entry: entry.id)
 
     def expire_history(self, oldest: float, keep: int) -> int:
@@ -637,7 +637,7 @@ class Database:
             sizes, entries = self._db.execute("SELECT sizes, entries FROM history_passes WHERE id = ?", (row,)).fetchone()
             newest = ""
             records, left, moved_to = [], array("I"), 0
-            for offset, size, conversation, id, _ in _headers(sizes, entries):
+            for offset, size, conversation, id, _ in headers(sizes, entries):
                 if index.kept_at(conversation, id, row, offset):
                     index.moved(conversation, id, row, moved_to)
                     records.append(entries[offset : offset + size])
@@ -666,7 +666,7 @@ class Database:
             if named not in entries.lower():  # names are ASCII: lower() is their key
                 continue
             records, left, newest = [], array("I"), ""
-            for offset, size, conversation, id, by in _headers(sizes, entries):
+            for offset, size, conversation, id, by in headers(sizes, entries):
                 if username_key(by) == key:
                     count += id >= everyone and id >= floors.get(conversation, "")
                 else:
@@ -1084,41 +1084,10 @@ class Database:
         self._db.close()
 
 
-def _time(id: str) -> float:
-    """The time of the message ``id`` (its millisecond's)."""
-    return (message_id_value(id) >> 80) / 1000
-
-
 def _just_after(position: str) -> str:
     """The position just after ``position`` (an id, a floor; "": before the first id), as the index has
     them (msgsvc.state.historyindex)."""
     return position + "\0" if position else ""
-
-
-def _record(record: bytes) -> Stored:
-    """An entry from its record in a pass row (:meth:`Database.append`): its time its id's."""
-    text = record.decode()
-    id, (conversation, sender, kind, group, body) = text[:26], text[26:].split("\x1f", 4)
-    recipients = tuple(group.split(",")) if group else ()
-    return Stored(id, _time(id), conversation, sender, Kind(kind), recipients, body)
-
-
-def _headers(sizes: bytes, entries: bytes) -> Iterator[tuple[int, int, str, str, str]]:
-    """Each record of a pass row (``sizes``, then ``entries``): its offset and size, its conversation, id
-    and sender."""
-    offset = 0
-    for size in array("I", sizes):
-        end = offset + size
-        conversation = entries.find(b"\x1f", offset + 26, end)
-        sender = entries.find(b"\x1f", conversation + 1, end)
-        yield (
-            offset,
-            size,
-            entries[offset + 26 : conversation].decode(),
-            entries[offset : offset + 26].decode(),
-            entries[conversation + 1 : sender].decode(),
-        )
-        offset = end
 
 
 def _copy_rows_into_passes(database: Database) -> None:
