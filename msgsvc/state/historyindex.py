@@ -19,7 +19,7 @@ floor (:func:`msgsvc.hub.ids.message_id_floor`) at a time's first, an id and ``"
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from struct import Struct
 
 from msgsvc.hub.contracts import Kind, Stored
@@ -118,6 +118,26 @@ def headers(sizes: bytes, records: bytes) -> Iterator[tuple[int, int, str, str, 
             records[conversation + 1 : sender].decode(),
         )
         offset = end
+
+
+def rewritten(
+    sizes: bytes, records: bytes, keeps: Callable[[int, str, str, str], bool]
+) -> tuple[bytes, bytes, str, list[tuple[str, str, int]], list[tuple[str, str]]]:
+    """A pass row (its ``sizes``, then its ``records``) with only the records ``keeps`` keeps (asked with
+    each one's offset, conversation, id and sender): its sizes, records and newest id then; where each
+    kept one is then (its conversation, id and offset); and the conversation and id of each left out."""
+    left, kept, moved, dropped = array("I"), [], [], []
+    newest, at = "", 0
+    for offset, size, conversation, id, sender in headers(sizes, records):
+        if not keeps(offset, conversation, id, sender):
+            dropped.append((conversation, id))
+            continue
+        kept.append(records[offset : offset + size])
+        left.append(size)
+        moved.append((conversation, id, at))
+        at += size
+        newest = max(newest, id)
+    return left.tobytes(), b"".join(kept), newest, moved, dropped
 
 
 class Records:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from array import array
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from itertools import islice
@@ -45,7 +44,16 @@ from msgsvc.hub.ids import message_id_floor, message_id_time
 from msgsvc.hub.kept import Kept
 from msgsvc.hub.rules import admission, bans_overflow, invites_anew, mask_key, room_key, username_key
 from msgsvc.state import Snapshot, StoreError
-from msgsvc.state.historyindex import ABOVE, PASS_ENTRIES, HistoryIndex, Place, Records, headers, stored
+from msgsvc.state.historyindex import (
+    ABOVE,
+    PASS_ENTRIES,
+    HistoryIndex,
+    Place,
+    Records,
+    headers,
+    rewritten,
+    stored,
+)
 
 SCHEMA_VERSION = 15
 
@@ -635,18 +643,14 @@ class Database:
                 self._db.execute("DELETE FROM history_passes WHERE id = ?", (row,))
                 continue
             sizes, entries = self._db.execute("SELECT sizes, entries FROM history_passes WHERE id = ?", (row,)).fetchone()
-            newest = ""
-            records, left, moved_to = [], array("I"), 0
-            for offset, size, conversation, id, _ in headers(sizes, entries):
-                if index.kept_at(conversation, id, row, offset):
-                    index.moved(conversation, id, row, moved_to)
-                    records.append(entries[offset : offset + size])
-                    left.append(size)
-                    moved_to += size
-                    newest = max(newest, id)
+            left, records, newest, moved, _ = rewritten(
+                sizes, entries, lambda at, conversation, id, _: index.kept_at(conversation, id, row, at)
+            )
+            for conversation, id, offset in moved:
+                index.moved(conversation, id, row, offset)
             self._db.execute(
                 "UPDATE history_passes SET sizes = ?, entries = ?, newest = ? WHERE id = ?",
-                (left.tobytes(), b"".join(records), newest, row),
+                (left, records, newest, row),
             )
         return dropped
 
@@ -661,21 +665,19 @@ class Database:
         named = f"\x1f{key}\x1f".encode()
         floors = dict(self._db.execute("SELECT conversation, floor FROM history_floors").fetchall())
         everyone = floors.pop("", "")
-        rewritten: list[tuple[bytes, bytes, str, int]] = []
+        rows: list[tuple[bytes, bytes, str, int]] = []  # each rewritten
         for row, sizes, entries in self._db.execute("SELECT id, sizes, entries FROM history_passes"):
             if named not in entries.lower():  # names are ASCII: lower() is their key
                 continue
-            records, left, newest = [], array("I"), ""
-            for offset, size, conversation, id, by in headers(sizes, entries):
-                if username_key(by) == key:
-                    count += id >= everyone and id >= floors.get(conversation, "")
-                else:
-                    records.append(entries[offset : offset + size])
-                    left.append(size)
-                    newest = max(newest, id)
-            if len(left) * left.itemsize != len(sizes):
-                rewritten.append((left.tobytes(), b"".join(records), newest, row))
-        self._db.executemany("UPDATE history_passes SET sizes = ?, entries = ?, newest = ? WHERE id = ?", rewritten)
+            left, records, newest, _, dropped = rewritten(
+                sizes, entries, lambda offset, conversation, id, by: username_key(by) != key
+            )
+            count += sum(id >= everyone and id >= floors.get(c, "") for c, id in dropped)
+            if dropped:
+                rows.append((left, records, newest, row))
+        self._db.executemany(
+            "UPDATE history_passes SET sizes = ?, entries = ?, newest = ? WHERE id = ?", rows
+        )
         self._db.execute("DELETE FROM history_passes WHERE sizes = x''")
         self._added = None
         self._db.execute(
