@@ -3,7 +3,9 @@ each name's direct conversations by their newest entry (docs/performance.rst, "T
 memory", "The history by the pass").
 
 SQLite keeps the history as rows of a pass's records each (``history_passes``: an append writes one row,
-or a few), so that a kept message costs a share of one row; what the reads need besides is here, built
+or a few), so that a kept message costs a share of one row; the records are written (:class:`Records`,
+:meth:`HistoryIndex.take`), read (:func:`stored`, :func:`headers`) and written again (:func:`rewritten`)
+here, in one place.  What the reads need besides the rows is here too, built
 from those rows when the server starts (a scan) and kept exact by every append and drop.  An entry is
 :data:`SIZE` bytes: its id's 26 characters (ids sort as their characters do), then its sender's number
 (numbered as first seen), the size of its record, its offset in its pass's row and that row's id, in
