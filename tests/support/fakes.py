@@ -215,8 +215,8 @@ class MemoryStore(Service):
 
     # -- the history (msgsvc.hub.contracts.HistoryStore)
 
-    def append(self, kept: Kept, keep: int) -> Deferred[None]:
-        for entry in kept.entries():
+    def append(self, batch: Kept, keep: int) -> Deferred[None]:
+        for entry in batch.entries():
             if self.purged.get(username_key(entry.sender), -1.0) >= entry.at:
                 continue
             kept = self.history.setdefault(entry.conversation, [])
