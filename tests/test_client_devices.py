@@ -23,7 +23,7 @@ from msgsvc.hub.contracts import Kind
 
 from .support.browser import chromium, steady
 from .support.display import collect_windows, need_display
-from .support.processes import Peer, free_port, run_msgsvc
+from .support.processes import Peer, free_ports, run_msgsvc
 
 PASSWORD = "alice's secret"
 
@@ -33,7 +33,7 @@ class PhoneAndLaptopTests(TestCase):
         need_display()
         folder = os.path.abspath(self.mktemp())
         os.makedirs(folder)
-        self.port, self.web = free_port(), free_port()
+        self.port, self.web = free_ports(2)
         listen = ["--listen", f"tcp:{self.port}:interface=127.0.0.1"]
         web = ["--web", f"tcp:{self.web}:interface=127.0.0.1"]
         run_msgsvc(self, folder, ["--db", os.path.join(folder, "names.sqlite3"), *listen, *web], [self.port, self.web])

@@ -68,7 +68,7 @@ from msgsvc.state.redislink import RedisUnavailable
 from msgsvc.state.redisurl import RedisURL
 
 from .support.fakes import to_keep
-from .support.processes import ROOT, TWISTD, Peer, free_port, reap, wait_listening
+from .support.processes import ROOT, TWISTD, Peer, free_ports, reap, wait_listening
 from .support.redisserver import RedisCase, RedisStateCase
 
 LEASE = 2.0  # seconds: short, so that the tests of a dead node are quick
@@ -87,8 +87,8 @@ class Node:
         extra: Sequence[str] = (),
     ) -> None:
         self.case = case
-        self.port = free_port()
-        self.irc_port = free_port() if irc else 0
+        self.port, irc_port = free_ports(2)
+        self.irc_port = irc_port if irc else 0
         fronts = ["--irc", f"tcp:{self.irc_port}:interface=127.0.0.1", "--irc-server-name", "irc.test"]
         self.log_path = os.path.join(folder, f"node-{self.port}.log")
         with open(self.log_path, "ab") as log:

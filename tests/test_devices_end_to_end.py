@@ -8,7 +8,7 @@ import re
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from .support.processes import Peer, WebPeer, free_port, run_msgsvc
+from .support.processes import Peer, WebPeer, free_ports, run_msgsvc
 
 SERVER = "irc.msgsvc.test"
 PASSWORD = "correct horse"
@@ -19,7 +19,7 @@ class DevicesEndToEndTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.dir = os.path.abspath(self.mktemp())
         os.makedirs(self.dir)
-        self.port, self.web_port, self.irc_port = free_port(), free_port(), free_port()
+        self.port, self.web_port, self.irc_port = free_ports(3)
         args = ["--db", os.path.join(self.dir, "names.sqlite3"), "--irc-server-name", SERVER]
         args += ["--listen", f"tcp:{self.port}:interface=127.0.0.1"]
         args += ["--web", f"tcp:{self.web_port}:interface=127.0.0.1"]

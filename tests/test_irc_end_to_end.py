@@ -14,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.state.sqlite import Database
 
-from .support.processes import Peer, free_port, run_msgsvc
+from .support.processes import Peer, free_ports, run_msgsvc
 from .support.tls import make_certificate
 
 SERVER = "irc.msgsvc.test"
@@ -25,7 +25,7 @@ class IrcEndToEndTests(SynchronousTestCase):
         self.dir = os.path.abspath(self.mktemp())
         os.makedirs(self.dir)
         self.db = os.path.join(self.dir, "names.sqlite3")
-        self.port, self.irc_port = free_port(), free_port()
+        self.port, self.irc_port = free_ports(2)
 
     def start(self, irc: str = "tcp", options: str = "") -> subprocess.Popen[bytes]:
         """Run the server; its --irc endpoint is ``irc`` (tcp or ssl) with ``options``."""

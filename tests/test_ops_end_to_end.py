@@ -16,7 +16,7 @@ from typing import TypeVar
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.support.processes import ROOT, Peer, WebPeer, free_port, run_msgsvc
+from tests.support.processes import ROOT, Peer, WebPeer, free_port, free_ports, run_msgsvc
 from tests.support.redisserver import RedisCase
 
 #: Names and a text no metric may ever show.
@@ -112,7 +112,7 @@ class MetricsEndToEnd:
 
     def start(self: MetricsEndToEnd | SynchronousTestCase) -> None:
         assert isinstance(self, SynchronousTestCase) and isinstance(self, MetricsEndToEnd)
-        self.port, self.web_port, self.irc_port, self.metrics = (free_port() for _ in range(4))
+        self.port, self.web_port, self.irc_port, self.metrics = free_ports(4)
         args = ["--db", os.path.join(self.dir, "names.sqlite3"), *self.redis_args]
         args += ["--listen", f"tcp:{self.port}:interface=127.0.0.1"]
         args += ["--web", f"tcp:{self.web_port}:interface=127.0.0.1"]

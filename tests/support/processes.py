@@ -21,9 +21,21 @@ TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    (port,) = free_ports(1)
+    return port
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` different free loopback ports: each socket held until all are bound, so that the kernel
+    cannot give one port twice (it did: a server's two listeners asked for one port, and it failed)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def wait_listening(
