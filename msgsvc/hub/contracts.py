@@ -734,11 +734,11 @@ class HistoryStore(Protocol):
 
     def append(self, kept: Kept, keep: int) -> Deferred[None]:
         """Keep the messages of ``kept`` (a reactor pass's, or more, in order) each in its conversation
-        (as ``kept`` has it), in the next group commit; each conversation
-        keeps its newest ``keep`` entries (trimmed at once, or in steps of a few percent at most until the
-        next :meth:`expire_history`).  Fires once all are durable; the hub
-        does not wait for it to deliver.  An entry whose id is kept already is kept once: a failed
-        append is asked again, whatever of it was written."""
+        (as ``kept`` has it), in the next group commit; each conversation keeps its newest ``keep``
+        entries (trimmed at once, or in steps of a few percent at most until the next
+        :meth:`expire_history`).  Fires once all are durable; the hub does not wait for it to deliver.
+        An entry whose id is kept already is kept once: a failed append is asked again, whatever of it
+        was written."""
 
     def page_before(
         self, conversation: str, before: str | None, limit: int, since: float

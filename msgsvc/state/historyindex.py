@@ -93,7 +93,7 @@ def _below(values: Entries, position: bytes) -> int:
 def _row(row: int, newest: str, sizes: list[int], pieces: list[bytes]) -> Row:
     """The pass row ``row`` of the records in ``pieces`` (UTF-8, one after another), whose ``sizes`` they
     are and whose newest id is ``newest``."""
-    return row, newest, array("I", sizes).tobytes(), pieces[0] if len(pieces) == 1 else b"".join(pieces)
+    return row, newest, array("I", sizes).tobytes(), b"".join(pieces)  # one piece: that piece, not a copy
 
 
 def stored(record: bytes) -> Stored:
