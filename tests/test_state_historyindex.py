@@ -15,7 +15,7 @@ from msgsvc.hub.contracts import Kind, Message, Stored
 from msgsvc.hub.conversations import ALL
 from msgsvc.hub.ids import message_id_text, message_id_value
 from msgsvc.hub.kept import Kept
-from msgsvc.state.historyindex import ABOVE, PASS_ENTRIES, HistoryIndex, Place, Records
+from msgsvc.state.historyindex import ABOVE, PASS_ENTRIES, STRETCH, HistoryIndex, Place, Records
 
 _BELOW_EVERY = ""
 _ABOVE_EVERY = ABOVE
@@ -203,6 +203,29 @@ class HistoryIndexTests(SynchronousTestCase):
         self.assertEqual(records, [_record(m) for m in added])
         self.assertEqual([len(_split(sizes, data)) for _, _, sizes, data in taken.rows], [PASS_ENTRIES, 256, 2])
         self.assertEqual([newest for _, newest, _, _ in taken.rows], [added[255].id, added[511].id, added[-1].id])
+
+    def test_what_goes_through_all_or_a_hand_over_pauses_after_each_stretch(self) -> None:
+        """Making records, a take, and each look at every conversation call the pause after each
+        STRETCH of what they go through, so the store's thread lets the reactor's run (compiled code
+        never lets go of the GIL by itself); a shorter one never."""
+        pauses: list[str] = []
+        index = HistoryIndex(lambda: pauses.append("index"))
+        kept = Kept.of(_unicasts(range(3 * STRETCH + 5)))
+        records = Records.of(kept, lambda: pauses.append("records"))
+        self.assertEqual(pauses, ["records"] * 3)
+        index.take([records], 1, 10**9)
+        self.assertEqual(pauses, ["records"] * 3 + ["index"] * 3)
+        for n in range(2 * STRETCH + 1):  # conversations besides alice,bob
+            _add(index, f"alice,n{n}", _value(n), "alice")
+        del pauses[:]
+        self.assertEqual(index.over(10**9), [])
+        self.assertEqual(sum(index.rows().values()), index.size)
+        self.assertEqual(index.drop_below(_value(1)), 1)
+        self.assertEqual(pauses, ["index"] * 6)
+        short = HistoryIndex(lambda: pauses.append("short"))
+        short.take([Records.of(Kept.of(_unicasts(range(STRETCH - 1))), lambda: pauses.append("short"))], 1, 10**9)
+        self.assertEqual(short.size, STRETCH - 1)
+        self.assertNotIn("short", pauses)
 
     def test_any_sequence_of_changes_reads_as_a_plain_model(self) -> None:
         """Random adds, drops, trims and expiries, each read checked against the model after every change."""

@@ -738,7 +738,8 @@ class HistoryStore(Protocol):
         entries (trimmed at once, or in steps of a few percent at most until the next
         :meth:`expire_history`).  Fires once all are durable; the hub does not wait for it to deliver.
         An entry whose id is kept already is kept once: a failed append is asked again, whatever of it
-        was written."""
+        was written.  ``kept`` is the store's to read until then (SQLite's worker thread makes its
+        records): the hub changes it no more."""
 
     def page_before(
         self, conversation: str, before: str | None, limit: int, since: float

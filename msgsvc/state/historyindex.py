@@ -23,6 +23,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from struct import Struct
+from time import sleep
 
 from msgsvc.hub.contracts import Kind, Stored
 from msgsvc.hub.conversations import participants
@@ -45,6 +46,10 @@ ABOVE = "~"
 PASS_ENTRIES = 256
 PASS_BYTES = 32768
 
+#: The records or conversations the store's thread goes through between two of :func:`let_go`: about
+#: 2 ms of a hand-over's records on the bench's machine.
+STRETCH = 1024
+
 _KIND_TEXT = {kind: kind.value for kind in Kind}  # a record's kind: a look-up here costs an eighth of .value
 
 #: A pass row as :meth:`HistoryIndex.take` makes it: its id, its newest entry's id, its records' sizes
@@ -58,6 +63,15 @@ Place = tuple[str, int, int, int]
 #: conversation's first entry is most of the bench's, and of a new pair's), a ``bytearray`` once it holds
 #: more or is changed.
 Entries = bytes | bytearray
+
+
+def let_go() -> None:
+    """Let go of the GIL for a moment, so that the reactor's thread runs if it waits.  Compiled code
+    never lets go of it by itself (interpreted code does, each ``sys.getswitchinterval()``): without this,
+    a second's hand-over (60,000 messages through :meth:`Records.of` and :meth:`HistoryIndex.take`, over
+    100 ms) held back every delivery for as long (docs/performance.rst, "The reactor held by the
+    history's thread")."""
+    sleep(0)
 
 
 def _id(values: Entries, i: int) -> bytes:
@@ -162,13 +176,16 @@ class Records:
         self.senders = senders
 
     @staticmethod
-    def of(kept: Kept) -> Records:
-        """The records of the messages ``kept`` (its lists of conversations, ids and senders shared)."""
+    def of(kept: Kept, pause: Callable[[], None] = let_go) -> Records:
+        """The records of the messages ``kept`` (its lists of conversations, ids and senders shared),
+        ``pause`` called after each :data:`STRETCH` of them."""
         records: list[str] = []
         sizes: list[int] = []
         for id, conversation, sender, kind, to, text in zip(
             kept.ids, kept.conversations, kept.senders, kept.kinds, kept.recipients, kept.texts
         ):
+            if len(records) % STRETCH == STRETCH - 1:
+                pause()
             record = f"{id}{conversation}\x1f{sender}\x1f{_KIND_TEXT[kind]}\x1f{to}\x1f{text}"
             records.append(record)
             sizes.append(len(record) if record.isascii() else len(record.encode()))
@@ -222,9 +239,12 @@ class _Listing:
 class HistoryIndex:
     """Each conversation's entries (their ids, ascending, with their senders and where each is kept) and
     each name key's direct conversations by their newest entry; how many entries in all (:attr:`size`).
-    Conversations are held by one string each, shared by the listings."""
+    Conversations are held by one string each, shared by the listings.  What goes through all of them,
+    or through a hand-over, calls ``pause`` after each :data:`STRETCH` (:func:`let_go`: the store's
+    thread lets the reactor's run)."""
 
-    def __init__(self) -> None:
+    def __init__(self, pause: Callable[[], None] = let_go) -> None:
+        self._pause = pause
         self._conversations: dict[str, Entries] = {}
         self._listings: dict[str, _Listing] = {}
         self._numbers: dict[str, int] = {}  # each sender's number, by its name as sent and by its name key
@@ -267,6 +287,7 @@ class HistoryIndex:
     def take(self, appends: Sequence[Records], row: int, most: int) -> Taken:
         """Add the entries of ``appends``, their records in pass rows from ``row`` on (the next after
         :data:`PASS_ENTRIES` records or :data:`PASS_BYTES`), those it holds already left out."""
+        pause = self._pause
         rows: list[Row] = []
         flags: list[bytearray] = []
         over: dict[str, None] = {}
@@ -279,6 +300,8 @@ class HistoryIndex:
             data = kept.data
             at = run = 0  # where the next record starts in data; where the row's run of records there does
             for i in range(len(ids)):
+                if i % STRETCH == STRETCH - 1:
+                    pause()
                 id, size = ids[i], sized[i]
                 count = self.add(conversations[i], id, senders[i], row, offset, size)
                 if not count:  # the run ends before it
@@ -354,7 +377,9 @@ class HistoryIndex:
     def drop_below(self, position: str) -> int:
         """Drop every entry below ``position``; how many (a look at each conversation's oldest)."""
         bound, dropped = position.encode(), 0
-        for conversation, held in list(self._conversations.items()):
+        for i, (conversation, held) in enumerate(list(self._conversations.items())):
+            if i % STRETCH == STRETCH - 1:
+                self._pause()
             if held[:_ID] < bound:
                 values = self._mutable(conversation, held)
                 count = _below(values, bound)
@@ -416,12 +441,20 @@ class HistoryIndex:
 
     def over(self, keep: int) -> list[tuple[str, int]]:
         """Each conversation holding more than ``keep`` entries, with how many more (a look at each)."""
-        return [(c, n - keep) for c, values in self._conversations.items() if (n := len(values) // SIZE) > keep]
+        found = []
+        for i, (conversation, values) in enumerate(self._conversations.items()):
+            if i % STRETCH == STRETCH - 1:
+                self._pause()
+            if (count := len(values) // SIZE) > keep:
+                found.append((conversation, count - keep))
+        return found
 
     def rows(self) -> dict[int, int]:
         """How many entries each pass row holds a record of (a look at every entry)."""
         rows: dict[int, int] = {}
-        for values in self._conversations.values():
+        for i, values in enumerate(self._conversations.values()):
+            if i % STRETCH == STRETCH - 1:
+                self._pause()
             for row in _words(values, _WORDS - 1, 0, len(values) // SIZE):
                 rows[row] = rows.get(row, 0) + 1
         return rows

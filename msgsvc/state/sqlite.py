@@ -508,19 +508,21 @@ class Database:
     # -- the history (call these within batch()) -----------------------------------
 
     def append(self, kept: Kept, keep: int) -> None:
-        """Keep the messages of ``kept`` (:meth:`append_records` of their records)."""
-        self.append_records([Records.of(kept)], keep)
+        """Keep the messages of ``kept`` (:meth:`append_all` of it alone)."""
+        self.append_all([kept], keep)
 
-    def append_records(self, appends: Sequence[Records], keep: int) -> None:
-        """Keep the entries of ``appends``, their records in pass rows (:meth:`HistoryIndex.take`); trim
-        each of their conversations to its newest ``keep`` once it is 1% (at least one entry) over, so
-        that a trim is one floor written per hundred appends, not one each.  An entry kept already is left
-        as it is: it must not fail the queue's writes in the same transaction.  An entry whose sender was
-        purged at or after its time is left out (written late: a retry).  What the index took is noted
-        (:attr:`_added`), so that a failed transaction takes it back."""
+    def append_all(self, kept: Sequence[Kept], keep: int) -> None:
+        """Keep the messages of each of ``kept``, their records (:meth:`Records.of`, made here: on the
+        worker thread) in pass rows (:meth:`HistoryIndex.take`); trim each of their conversations to its
+        newest ``keep`` once it is 1% (at least one entry) over, so that a trim is one floor written per
+        hundred appends, not one each.  An entry kept already is left as it is: it must not fail the
+        queue's writes in the same transaction.  An entry whose sender was purged at or after its time is
+        left out (written late: a retry).  What the index took is noted (:attr:`_added`), so that a failed
+        transaction takes it back."""
         index = self.history_index()
+        appends = [Records.of(each) for each in kept]
         if self._purged:
-            appends = [self._unpurged(kept) for kept in appends]
+            appends = [self._unpurged(records) for records in appends]
         taken = index.take(appends, self._next_row, keep + max(keep // 100, 1))
         if self._added is not None:
             self._added += zip(appends, taken.added)
@@ -1139,7 +1141,7 @@ class SqliteStore(Service):
         self._database: Database | None = None
         self._pool: ThreadPool | None = None
         self._waiting: list[tuple[Callable[[Database], Any], Deferred[Any]]] = []
-        self._appends: list[tuple[Records, int, Deferred[None]]] = []  # for the next transaction
+        self._appends: list[tuple[Kept, int, Deferred[None]]] = []  # for the next transaction
         self._history_timer: IDelayedCall | None = None
         self._history_due = False  # the appends waited HISTORY_INTERVAL: the next transaction is theirs
         self._writing = False
@@ -1207,13 +1209,13 @@ class SqliteStore(Service):
     # -- the history (msgsvc.hub.contracts.HistoryStore) ---------------------------
 
     def append(self, kept: Kept, keep: int) -> Deferred[None]:
-        """Keep the messages of ``kept`` (their :class:`Records`, made now) in the next transaction, at most
-        :data:`HISTORY_INTERVAL` away and before whatever is asked next (a queueing, a read); fires once
-        on disk."""
+        """Keep the messages of ``kept`` (their :class:`Records`, made on the worker thread) in the next
+        transaction, at most :data:`HISTORY_INTERVAL` away and before whatever is asked next (a queueing,
+        a read); fires once on disk.  The hub changes ``kept`` no more."""
         if self._pool is None or self._database is None:
             return fail(StoreError("the store is not running"))
         done: Deferred[None] = Deferred()
-        self._appends.append((Records.of(kept), keep, done))
+        self._appends.append((kept, keep, done))
         if self._history_timer is None:
             self._history_timer = self._clock.callLater(HISTORY_INTERVAL, self._appends_waited)
         return done
@@ -1322,11 +1324,11 @@ class SqliteStore(Service):
         if self._history_timer is not None:
             self._history_timer.cancel()
         self._history_timer, self._history_due = None, False
-        kept: dict[int, list[Records]] = {}  # the appends by their keep, each's rows filled in turn
-        for records, keep, _ in appends:
-            kept.setdefault(keep, []).append(records)
+        kept: dict[int, list[Kept]] = {}  # the appends by their keep, each's rows filled in turn
+        for each, keep, _ in appends:
+            kept.setdefault(keep, []).append(each)
         batch: list[tuple[Callable[[Database], Any], Deferred[Any] | None]] = [
-            *((partial(Database.append_records, appends=each, keep=keep), None) for keep, each in kept.items()),
+            *((partial(Database.append_all, kept=each, keep=keep), None) for keep, each in kept.items()),
             *self._waiting,
         ]
         self._waiting = []
