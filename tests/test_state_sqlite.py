@@ -205,12 +205,13 @@ class SqliteStoreTests(TestCase):
         database = self.log._database
         assert database is not None
         original = database.batch
-        handed: list[object] = []
+        handed: list[list[Kept]] = []  # what each transaction's appends were given
         threads: list[threading.Thread] = []
 
         def spy(work: list[Callable[[Database], object]]) -> list[object]:
             threads.append(threading.current_thread())
-            handed.extend(job.keywords["kept"] for job in work if isinstance(job, partial) and "kept" in job.keywords)
+            appends = [job for job in work if isinstance(job, partial) and "kept" in job.keywords]
+            handed.extend(job.keywords["kept"] for job in appends)
             return original(work)
 
         database.batch = spy  # type: ignore[method-assign]
