@@ -5,14 +5,14 @@ memory", "The history by the pass").
 SQLite keeps the history as rows of a pass's records each (``history_passes``: an append writes one row,
 or a few), so that a kept message costs a share of one row; the records are written (:class:`Records`,
 :meth:`HistoryIndex.take`), read (:func:`stored`, :func:`headers`) and written again (:func:`rewritten`)
-here, in one place.  What the reads need besides the rows is here too, built
-from those rows when the server starts (a scan) and kept exact by every append and drop.  An entry is
-:data:`SIZE` bytes: its id's 26 characters (ids sort as their characters do), then its sender's number
-(numbered as first seen), the size of its record, its offset in its pass's row and that row's id, in
-the machine's order.  A conversation's entries are one ``bytes`` or ``bytearray``, which holds no references, so
-Python's garbage collector does not track it (docs/performance.rst, "What callgrind missed").  If a
-transaction that changed the index fails, the database takes out what its appends added, or builds it
-again from the rows (``Database.batch``).
+here, in one place.  What the reads need besides the rows is here too, built from those rows when the
+server starts (a scan) and kept exact by every append and drop.  An entry is :data:`SIZE` bytes: its id's
+26 characters (ids sort as their characters do), then its sender's number (numbered as first seen), the
+size of its record, its offset in its pass's row and that row's id, in the machine's order.  A
+conversation's entries are one ``bytes`` or ``bytearray``, which holds no references, so Python's
+garbage collector does not track it (docs/performance.rst, "What callgrind missed").  If a transaction
+that changed the index fails, the database takes out what its appends added, or builds it again from the
+rows (``Database.batch``).
 
 A position is an id, or what sorts among them: ``""`` below every id, :data:`ABOVE` above every id, a
 floor (:func:`msgsvc.hub.ids.message_id_floor`) at a time's first, an id and ``"\\0"`` just after it.
@@ -24,6 +24,7 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from struct import Struct
 from time import sleep
+from typing import TypeVar
 
 from msgsvc.hub.contracts import Kind, Stored
 from msgsvc.hub.conversations import participants
@@ -72,6 +73,17 @@ def let_go() -> None:
     100 ms) held back every delivery for as long (docs/performance.rst, "The reactor held by the
     history's thread")."""
     sleep(0)
+
+
+_T = TypeVar("_T")
+
+
+def _paced(items: Iterable[_T], pause: Callable[[], None]) -> Iterator[_T]:
+    """``items``, ``pause`` called after each :data:`STRETCH` of them."""
+    for i, item in enumerate(items):
+        if i % STRETCH == STRETCH - 1:
+            pause()
+        yield item
 
 
 def _id(values: Entries, i: int) -> bytes:
@@ -181,12 +193,12 @@ class Records:
         ``pause`` called after each :data:`STRETCH` of them."""
         records: list[str] = []
         sizes: list[int] = []
-        for id, conversation, sender, kind, to, text in zip(
+        ids, conversations, senders, kinds, to, texts = (
             kept.ids, kept.conversations, kept.senders, kept.kinds, kept.recipients, kept.texts
-        ):
-            if len(records) % STRETCH == STRETCH - 1:
-                pause()
-            record = f"{id}{conversation}\x1f{sender}\x1f{_KIND_TEXT[kind]}\x1f{to}\x1f{text}"
+        )
+        for i in _paced(range(len(ids)), pause):
+            kind = _KIND_TEXT[kinds[i]]
+            record = f"{ids[i]}{conversations[i]}\x1f{senders[i]}\x1f{kind}\x1f{to[i]}\x1f{texts[i]}"
             records.append(record)
             sizes.append(len(record) if record.isascii() else len(record.encode()))
         return Records("".join(records).encode(), sizes, kept.conversations, kept.ids, kept.senders)
@@ -287,7 +299,6 @@ class HistoryIndex:
     def take(self, appends: Sequence[Records], row: int, most: int) -> Taken:
         """Add the entries of ``appends``, their records in pass rows from ``row`` on (the next after
         :data:`PASS_ENTRIES` records or :data:`PASS_BYTES`), those it holds already left out."""
-        pause = self._pause
         rows: list[Row] = []
         flags: list[bytearray] = []
         over: dict[str, None] = {}
@@ -299,9 +310,7 @@ class HistoryIndex:
             conversations, ids, senders, sized = kept.conversations, kept.ids, kept.senders, kept.sizes
             data = kept.data
             at = run = 0  # where the next record starts in data; where the row's run of records there does
-            for i in range(len(ids)):
-                if i % STRETCH == STRETCH - 1:
-                    pause()
+            for i in _paced(range(len(ids)), self._pause):
                 id, size = ids[i], sized[i]
                 count = self.add(conversations[i], id, senders[i], row, offset, size)
                 if not count:  # the run ends before it
@@ -377,9 +386,7 @@ class HistoryIndex:
     def drop_below(self, position: str) -> int:
         """Drop every entry below ``position``; how many (a look at each conversation's oldest)."""
         bound, dropped = position.encode(), 0
-        for i, (conversation, held) in enumerate(list(self._conversations.items())):
-            if i % STRETCH == STRETCH - 1:
-                self._pause()
+        for conversation, held in _paced(list(self._conversations.items()), self._pause):
             if held[:_ID] < bound:
                 values = self._mutable(conversation, held)
                 count = _below(values, bound)
@@ -441,20 +448,13 @@ class HistoryIndex:
 
     def over(self, keep: int) -> list[tuple[str, int]]:
         """Each conversation holding more than ``keep`` entries, with how many more (a look at each)."""
-        found = []
-        for i, (conversation, values) in enumerate(self._conversations.items()):
-            if i % STRETCH == STRETCH - 1:
-                self._pause()
-            if (count := len(values) // SIZE) > keep:
-                found.append((conversation, count - keep))
-        return found
+        conversations = _paced(self._conversations.items(), self._pause)
+        return [(c, n - keep) for c, values in conversations if (n := len(values) // SIZE) > keep]
 
     def rows(self) -> dict[int, int]:
         """How many entries each pass row holds a record of (a look at every entry)."""
         rows: dict[int, int] = {}
-        for i, values in enumerate(self._conversations.values()):
-            if i % STRETCH == STRETCH - 1:
-                self._pause()
+        for values in _paced(self._conversations.values(), self._pause):
             for row in _words(values, _WORDS - 1, 0, len(values) // SIZE):
                 rows[row] = rows.get(row, 0) + 1
         return rows
